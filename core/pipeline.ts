@@ -1,0 +1,214 @@
+/**
+ * The core, as sources see it: slim each change on arrival, drop MODIFIEDs that change
+ * nothing in the slim copy, route, number, and commit in batches. It owns no I/O: the
+ * store it is handed does the writing, and `onCommit` tells the log what landed.
+ */
+import type { ChangeSink, Relist, Store, StoreState, ObjectDigest } from "./contract.ts";
+import type { Logger } from "./logger.ts";
+import type { Metrics } from "./metrics.ts";
+import type { ChangeType, KubeObject, Update } from "./types.ts";
+import { Backoff, sleep } from "./backoff.ts";
+import { digest, slim, type SlimOptions } from "./slim.ts";
+import { nodeOf, streamOf } from "./route.ts";
+
+export interface PipelineOptions {
+  store: Store;
+  state: StoreState;
+  /** Digests of the store's current objects: what a change is diffed against. */
+  digests: ObjectDigest[];
+  logger: Logger;
+  metrics: Metrics;
+  /** Called with each committed batch, in version order. */
+  onCommit(updates: Update[]): void;
+  slim?: SlimOptions;
+  /** apply() asks its caller to wait once this many updates are pending. */
+  highWater?: number;
+}
+
+export interface Pipeline extends ChangeSink {
+  /** Commits what is pending, then refuses nothing but stops retrying failed commits. */
+  stop(): Promise<void>;
+}
+
+interface Known {
+  digest: number;
+  stream: string | null;
+}
+
+interface OpenRelist {
+  kind: string;
+  seen: Set<string>;
+}
+
+const keyOf = (kind: string, uid: string) => `${kind}/${uid}`;
+
+export function createPipeline(options: PipelineOptions): Pipeline {
+  const { store, state, logger, metrics } = options;
+  const highWater = options.highWater ?? 5000;
+  const known = new Map<string, Known>();
+  for (const d of options.digests) known.set(keyOf(d.kind, d.uid), { digest: d.digest, stream: d.stream });
+  const resumePoints = new Map(state.resumePoints);
+  const streamHeads = new Map(state.streamHeads);
+  const relists = new Map<string, OpenRelist>();
+  let nextVersion = state.head + 1;
+
+  let pending: Update[] = [];
+  let pendingDigests: number[] = [];
+  let pendingResume = new Map<string, string>();
+  let flushing: Promise<void> | undefined;
+  let stopping = false;
+
+  const committed = metrics.counter("kubemeta_updates_committed_total", "Updates committed to the store, by kind and type.");
+  const suppressed = metrics.counter("kubemeta_updates_suppressed_total", "Changes that left the slim copy unchanged, by kind.");
+  const rejected = metrics.counter("kubemeta_changes_rejected_total", "Changes skipped because they were malformed, by reason.");
+  const commitFailures = metrics.counter("kubemeta_commit_failures_total", "Store commits that failed and were retried.");
+  const trackedObjects = metrics.gauge("kubemeta_tracked_objects", "Objects in the current state.");
+  trackedObjects.set(known.size);
+
+  function enqueue(type: ChangeType, kind: string, uid: string, object: Record<string, unknown>, rv: string, stream: string | null, objectDigest: number) {
+    const version = nextVersion++;
+    const streamPrev = stream ? (streamHeads.get(stream) ?? 0) : 0;
+    if (stream) streamHeads.set(stream, version);
+    const metadata = (object.metadata ?? {}) as { namespace?: string; name?: string };
+    pending.push({
+      version,
+      stream,
+      streamPrev,
+      type,
+      kind,
+      uid,
+      namespace: metadata.namespace ?? null,
+      name: metadata.name ?? "",
+      node: nodeOf(kind, object),
+      resourceVersion: rv,
+      time: new Date().toISOString(),
+      object,
+    });
+    pendingDigests.push(objectDigest);
+  }
+
+  function apply(resource: string, type: ChangeType, raw: KubeObject): void | Promise<void> {
+    const kind = raw?.kind;
+    const uid = raw?.metadata?.uid;
+    if (!kind || !uid) {
+      rejected.inc({ reason: kind ? "no_uid" : "no_kind" });
+      logger.warn("skipped a change without kind or uid", { resource, type });
+      return;
+    }
+    const rv = raw.metadata?.resourceVersion ?? "";
+    const key = keyOf(kind, uid);
+    const relist = relists.get(resource);
+    if (relist) relist.seen.add(key);
+    else if (rv) pendingResume.set(resource, rv);
+
+    const slimmed = slim(kind, raw, options.slim);
+    const before = known.get(key);
+    if (type === "DELETED") {
+      if (!before) return scheduleFlush();
+      known.delete(key);
+      enqueue("DELETED", kind, uid, slimmed, rv, before.stream, 0);
+      return scheduleFlush();
+    }
+    const objectDigest = digest(slimmed);
+    if (before?.digest === objectDigest) {
+      suppressed.inc({ kind });
+      return scheduleFlush();
+    }
+    const stream = streamOf(kind, slimmed);
+    known.set(key, { digest: objectDigest, stream });
+    enqueue(before ? "MODIFIED" : "ADDED", kind, uid, slimmed, rv, stream, objectDigest);
+    return scheduleFlush();
+  }
+
+  function scheduleFlush(): void | Promise<void> {
+    if (!flushing) flushing = Promise.resolve().then(drain);
+    if (pending.length >= highWater) return flush();
+  }
+
+  async function drain(): Promise<void> {
+    const backoff = new Backoff({ initialMs: 100, maxMs: 10_000 });
+    while (pending.length > 0 || pendingResume.size > 0) {
+      const updates = pending;
+      const digests = pendingDigests;
+      const resume = pendingResume;
+      pending = [];
+      pendingDigests = [];
+      pendingResume = new Map();
+      for (;;) {
+        try {
+          await store.commit({ updates, digests, resumePoints: resume });
+          break;
+        } catch (error) {
+          commitFailures.inc();
+          logger.error("store commit failed; retrying", { error, updates: updates.length });
+          if (stopping) throw error;
+          await sleep(backoff.next());
+        }
+      }
+      backoff.reset();
+      for (const [resource, rv] of resume) resumePoints.set(resource, rv);
+      for (const u of updates) committed.inc({ kind: u.kind, type: u.type });
+      trackedObjects.set(known.size);
+      if (updates.length > 0) options.onCommit(updates);
+    }
+    flushing = undefined;
+  }
+
+  async function flush(): Promise<void> {
+    while (flushing) await flushing;
+  }
+
+  function relist(resource: string, kind: string): Relist {
+    const open: OpenRelist = { kind, seen: new Set() };
+    relists.set(resource, open);
+    return {
+      abort() {
+        if (relists.get(resource) === open) relists.delete(resource);
+      },
+      async end(resourceVersion) {
+        await flush();
+        if (relists.get(resource) !== open) return;
+        relists.delete(resource);
+        const vanished: string[] = [];
+        const prefix = `${kind}/`;
+        for (const key of known.keys()) {
+          if (key.startsWith(prefix) && !open.seen.has(key)) vanished.push(key.slice(prefix.length));
+        }
+        await emitTombstones(kind, vanished, resourceVersion);
+        pendingResume.set(resource, resourceVersion);
+        scheduleFlush();
+        await flush();
+        logger.info("relist done", { resource, kind, seen: open.seen.size, deleted: vanished.length });
+      },
+    };
+  }
+
+  /** DELETED for objects that vanished while nobody watched: their last stored state is the tombstone. */
+  async function emitTombstones(kind: string, uids: string[], rv: string): Promise<void> {
+    for (let i = 0; i < uids.length; i += 500) {
+      const chunk = uids.slice(i, i + 500);
+      const { objects } = await store.snapshot({ kind, uids: chunk });
+      for (const object of objects) {
+        if (!known.delete(keyOf(kind, object.uid))) continue;
+        enqueue("DELETED", kind, object.uid, object.object, rv, object.stream, 0);
+      }
+      for (const uid of chunk) known.delete(keyOf(kind, uid));
+    }
+  }
+
+  return {
+    resumePoint: (resource) => resumePoints.get(resource),
+    apply,
+    bookmark(resource, resourceVersion) {
+      if (relists.has(resource)) return;
+      pendingResume.set(resource, resourceVersion);
+      return scheduleFlush();
+    },
+    relist,
+    flush,
+    async stop() {
+      await flush();
+      stopping = true;
+    },
+  };
+}

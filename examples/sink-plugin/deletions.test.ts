@@ -1,0 +1,35 @@
+/**
+ * How to test a sink plugin: run a real kubemeta host (a libSQL file in a temp dir, HTTP
+ * on loopback) with your plugin in its config, feed it changes the way the Kubernetes
+ * source would, and check what your plugin did. Adjust the harness path to your checkout.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { join } from "node:path";
+import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../../tests/harness.ts";
+
+const plugin = join(import.meta.dir, "deletions.ts");
+let host: TestHost | undefined;
+afterEach(() => host?.destroy());
+
+async function lines(file: string): Promise<string[]> {
+  const audit = Bun.file(file);
+  return (await audit.exists()) ? (await audit.text()).trim().split("\n") : [];
+}
+
+test("records each deleted pod once, and resumes after a restart", async () => {
+  const dir = await tempDir();
+  const file = join(dir, "deletions.log");
+  const sinks = [{ type: plugin, file, kinds: ["Pod"] }];
+  host = await startTestHost({ dir, sinks });
+  host.changes.apply("pods", "ADDED", rawPod("web-1", { node: "n1" }));
+  host.changes.apply("pods", "ADDED", rawPod("web-2", { node: "n1" }));
+  host.changes.apply("pods", "DELETED", rawPod("web-1", { node: "n1" }));
+  await waitFor(async () => (await lines(file)).length === 1, 5_000, "the first deletion");
+  expect((await lines(file))[0]).toMatch(/ DELETED Pod default\/web-1 uid=uid-web-1$/);
+
+  await host.stop();
+  host = await startTestHost({ dir, sinks });
+  host.changes.apply("pods", "DELETED", rawPod("web-2", { node: "n1" }));
+  await waitFor(async () => (await lines(file)).length === 2, 5_000, "the second deletion");
+  expect((await lines(file))[1]).toContain("DELETED Pod default/web-2");
+});

@@ -1,0 +1,88 @@
+/**
+ * kubemeta: `bun run main.ts [--config kubemeta.yaml] [--check]`.
+ * Validates the whole config before anything starts, then runs until SIGTERM/SIGINT.
+ */
+import { parseArgs } from "node:util";
+import { ConfigError, loadConfig, resolveConfig, type Config } from "./core/config.ts";
+import { startHost } from "./core/host.ts";
+import { createLogger } from "./core/logger.ts";
+import { startDemo } from "./demo/demo.ts";
+
+const USAGE = `Usage: bun run main.ts [options]
+
+  --config <file>   YAML or JSON config (default: ./kubemeta.yaml if present, else built-in defaults:
+                    the kubernetes source with your kubeconfig, a libSQL file in ./data, SSE on :8080)
+  --check           validate the config and exit (0 valid, 1 with every error and its path)
+  --port <n>        HTTP port, overriding the config's http.port (0 picks a free one)
+  --demo            run against a built-in simulated cluster (no cluster or config needed; store in ./data/demo)
+  --help            this text
+`;
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      config: { type: "string" },
+      check: { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+      port: { type: "string" },
+      demo: { type: "boolean", default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const port = values.port === undefined ? undefined : /^\d{1,5}$/.test(values.port) ? Number(values.port) : NaN;
+  if (port !== undefined && !(port >= 0 && port <= 65535)) {
+    process.stderr.write(`--port: expected a port number (0-65535), got "${values.port}"\n`);
+    return 1;
+  }
+  if (values.demo) {
+    const demo = await startDemo({ port: port ?? 8080, dataDir: "data/demo" });
+    await stopSignal();
+    await demo.stop();
+    return 0;
+  }
+
+  let config: Config;
+  try {
+    config = await readConfig(values.config);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`invalid config:\n${error.issues.map((i) => `  ${i.path || "(root)"}: ${i.message}`).join("\n")}\n`);
+    return 1;
+  }
+  if (port !== undefined) config.http.port = port;
+  if (values.check) {
+    process.stdout.write("config is valid\n");
+    return 0;
+  }
+
+  const logger = createLogger({ level: config.logLevel });
+  const host = await startHost(config, { logger });
+  await stopSignal();
+  logger.info("shutting down");
+  await host.stop();
+  return 0;
+}
+
+function stopSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once("SIGTERM", resolve);
+    process.once("SIGINT", resolve);
+  });
+}
+
+async function readConfig(path: string | undefined): Promise<Config> {
+  if (path) return loadConfig(path);
+  if (await Bun.file("kubemeta.yaml").exists()) return loadConfig("kubemeta.yaml");
+  return resolveConfig({ sources: [{ type: "kubernetes" }], sinks: [{ type: "sse" }] }, { baseDir: process.cwd() });
+}
+
+try {
+  process.exit(await main());
+} catch (error) {
+  process.stderr.write(`kubemeta: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+}

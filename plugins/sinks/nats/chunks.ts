@@ -1,0 +1,87 @@
+/**
+ * Packs envelopes (already JSON) into replay chunks that each fit the server's
+ * max_payload, as replay-protocol.ts defines them. Built by concatenation: the
+ * envelopes are serialized once, and sizes are counted in UTF-8 bytes, which is what
+ * the server limits.
+ */
+import type { ResetReason } from "./replay-protocol.ts";
+
+/** Room kept for the final chunk's `],"last":true,"through":<version>}`. */
+const TAIL_RESERVE = 64;
+
+export class ChunkWriter {
+  private parts: string[] = [];
+  private partBytes = 0;
+  private oversized: number[] = [];
+  private seq = 0;
+  private reset: ResetReason | undefined;
+
+  constructor(
+    private readonly epoch: string,
+    private readonly maxBytes: number,
+    private readonly send: (chunk: string) => Promise<void>,
+  ) {}
+
+  /** Starts the reply with a reset marker (only before anything is sent). */
+  markReset(reason: ResetReason): void {
+    if (this.seq > 0) throw new Error("a reset marker goes on the first chunk");
+    this.reset = reason;
+  }
+
+  async add(envelopeJson: string, version: number): Promise<void> {
+    const bytes = Buffer.byteLength(envelopeJson);
+    if (this.size() + 1 + bytes <= this.maxBytes) return this.push(envelopeJson, bytes);
+    const fitsAlone = Buffer.byteLength(this.head(this.seq + 1)) + 1 + TAIL_RESERVE + bytes <= this.maxBytes;
+    if (fitsAlone) {
+      await this.flush();
+      return this.push(envelopeJson, bytes);
+    }
+    if (this.size() + String(version).length + 16 > this.maxBytes) await this.flush();
+    this.oversized.push(version);
+  }
+
+  private push(envelopeJson: string, bytes: number): void {
+    this.parts.push(envelopeJson);
+    this.partBytes += bytes;
+  }
+
+  /** Sends what is left as the final chunk: the requester holds the stream up to `through`. */
+  finish(through: number): Promise<void> {
+    return this.flush(`,"last":true,"through":${through}`);
+  }
+
+  /** Ends the reply with an error (after whatever was sent). */
+  fail(message: string): Promise<void> {
+    this.parts = [];
+    this.partBytes = 0;
+    return this.flush(`,"error":${JSON.stringify(message)},"last":true`);
+  }
+
+  private head(seq = this.seq): string {
+    const reset = this.reset && seq === 0 ? `,"reset":"${this.reset}"` : "";
+    return `{"epoch":${JSON.stringify(this.epoch)},"seq":${seq}${reset},"updates":[`;
+  }
+
+  private oversizedJson(): string {
+    return this.oversized.length > 0 ? `,"oversized":[${this.oversized.join(",")}]` : "";
+  }
+
+  /** Bytes of a chunk without envelopes. */
+  private fixedBytes(): number {
+    return Buffer.byteLength(this.head()) + 1 + this.oversizedJson().length + TAIL_RESERVE;
+  }
+
+  /** Bytes of the chunk as it stands, with room for its tail. */
+  private size(): number {
+    return this.fixedBytes() + this.partBytes + Math.max(0, this.parts.length - 1);
+  }
+
+  private async flush(tail = ""): Promise<void> {
+    const chunk = `${this.head()}${this.parts.join(",")}]${this.oversizedJson()}${tail}}`;
+    this.parts = [];
+    this.partBytes = 0;
+    this.oversized = [];
+    this.seq++;
+    await this.send(chunk);
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * One NATS connection at a time, forever: connect with backoff until it works, let the
+ * client reconnect (without limit, with growing delays) when it drops, and start over
+ * when the client gives up for good (it does after repeated auth failures).
+ *
+ * What the publisher needs to know is exposed as a "session": it ends at each disconnect,
+ * and a flush that spans a disconnect proves nothing about what was published before it
+ * (bytes written to the dead socket are lost while the flush may succeed after the
+ * reconnect), hence the generation counter.
+ */
+import { connect, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
+import { Backoff, sleep } from "../../../core/backoff.ts";
+import type { Logger } from "../../../core/logger.ts";
+import type { Gauge, Counter } from "../../../core/metrics.ts";
+
+export interface ConnectionTelemetry {
+  logger: Logger;
+  connected: Gauge;
+  reconnects: Counter;
+  /** Connection attempts that failed before the client had a connection to keep alive. */
+  connectFailures: Counter;
+  labels: Record<string, string>;
+}
+
+export interface Connection {
+  readonly nc: NatsConnection;
+  /** True while connected (false while reconnecting and once closed). */
+  isConnected(): boolean;
+  /** Grows at each disconnect. */
+  generation(): number;
+  /** Resolves true once connected (at once when it is), false when closed for good or aborted. */
+  ready(signal: AbortSignal): Promise<boolean>;
+  /** Aborts at the next disconnect (or close). */
+  session(): AbortSignal;
+  /** Resolves when the client has closed for good. */
+  readonly closed: Promise<void>;
+}
+
+/** A promise that resolves when the signal aborts (at once if it already has). */
+export function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+}
+
+/**
+ * Connects, retrying with backoff until it works; undefined when `signal` aborts first.
+ * `options` is called before every attempt: it reads credential files and is handed the
+ * reconnect delay of the connection it will make.
+ */
+export async function openConnection(
+  options: (reconnectWaitMs: () => number) => Promise<NodeConnectionOptions>,
+  backoffOptions: { initialMs: number; maxMs: number },
+  telemetry: ConnectionTelemetry,
+  signal: AbortSignal,
+): Promise<Connection | undefined> {
+  const { logger } = telemetry;
+  const backoff = new Backoff(backoffOptions);
+  const stopped = aborted(signal).then(() => undefined);
+  while (!signal.aborted) {
+    const reconnect = new Backoff(backoffOptions);
+    let reconnectWait = backoffOptions.initialMs;
+    try {
+      const attempt = options(() => reconnectWait).then(connect);
+      const nc = await Promise.race([attempt, stopped]);
+      if (!nc) {
+        attempt.then((late) => late.close()).catch(() => {});
+        return undefined;
+      }
+      return watch(nc, telemetry, {
+        attempting: () => (reconnectWait = reconnect.next()),
+        succeeded: () => reconnect.reset(),
+      });
+    } catch (error) {
+      telemetry.connectFailures.inc(telemetry.labels);
+      const delay = backoff.next();
+      logger.warn("cannot connect to NATS; retrying", { error, retryInMs: delay });
+      await sleep(delay, signal);
+    }
+  }
+  return undefined;
+}
+
+function watch(nc: NatsConnection, telemetry: ConnectionTelemetry, reconnect: { attempting(): void; succeeded(): void }): Connection {
+  const { logger, labels } = telemetry;
+  let generation = 0;
+  let isConnected = true;
+  let session = new AbortController();
+  let waiters = Promise.withResolvers<boolean>();
+  telemetry.connected.set(1, labels);
+  logger.info("connected to NATS", { server: nc.getServer(), maxPayload: nc.info?.max_payload });
+
+  const closed = (async () => {
+    for await (const status of nc.status()) {
+      switch (status.type) {
+        case "disconnect":
+          generation++;
+          isConnected = false;
+          session.abort();
+          telemetry.connected.set(0, labels);
+          logger.warn("disconnected from NATS; reconnecting", { server: status.server });
+          break;
+        case "reconnecting":
+          reconnect.attempting();
+          break;
+        case "reconnect":
+          isConnected = true;
+          session = new AbortController();
+          reconnect.succeeded();
+          telemetry.connected.set(1, labels);
+          telemetry.reconnects.inc(labels);
+          logger.info("reconnected to NATS", { server: status.server });
+          waiters.resolve(true);
+          waiters = Promise.withResolvers<boolean>();
+          break;
+        case "error":
+        case "slowConsumer":
+        case "ldm":
+          logger.warn(`NATS: ${status.type}`, status.type === "error" ? { error: status.error } : { server: "server" in status ? status.server : undefined });
+          break;
+      }
+    }
+    await nc.closed();
+  })().finally(() => {
+    isConnected = false;
+    session.abort();
+    telemetry.connected.set(0, labels);
+    waiters.resolve(false);
+  });
+
+  return {
+    nc,
+    closed,
+    isConnected: () => isConnected,
+    generation: () => generation,
+    session: () => session.signal,
+    async ready(signal) {
+      if (isConnected) return true;
+      if (nc.isClosed()) return false;
+      return Promise.race([waiters.promise, aborted(signal).then(() => false)]);
+    },
+  };
+}

@@ -1,0 +1,157 @@
+/**
+ * `GET /v1/watch`: streams of updates over Server-Sent Events (DESIGN.md, "HTTP").
+ * Each subscriber is its own reader of the committed log; see sse/session.ts for the
+ * protocol and sse/wire.ts for the event ids that make EventSource reconnects resume.
+ *
+ * `kubemeta_sink_lag_versions` is not exported for this sink: every subscriber has its
+ * own position, and the bounded buffer caps how far one can lag before it is closed
+ * (counted in `kubemeta_sse_overflows_total`).
+ */
+import * as v from "valibot";
+import type { Context, Hono } from "hono";
+import { defineSink } from "../../core/contract.ts";
+import { exemptFromIdleTimeout } from "../../core/http.ts";
+import { kindsParam, nonEmptyParam, parsePosition, parseQuery, positionParam, streamParam } from "../../core/http-api.ts";
+import { duration, positiveInt } from "../../core/schema.ts";
+import { SseChannel } from "./sse/channel.ts";
+import { runSession } from "./sse/session.ts";
+import { HEARTBEAT, OPENING, UpdateEvents } from "./sse/wire.ts";
+
+const watchQuery = v.object({
+  stream: streamParam,
+  kinds: v.optional(kindsParam),
+  namespace: v.optional(nonEmptyParam),
+  since: v.optional(positionParam),
+});
+
+type Handler = (c: Context) => Response;
+
+/**
+ * Hono cannot unmount a route, and the host may create a sink again (after a delivery
+ * failure) on the same app: the route is mounted once per app and serves whichever
+ * instance is running.
+ */
+const watchRoutes = new WeakMap<Hono, { serve?: Handler }>();
+
+function watchRoute(app: Hono): { serve?: Handler } {
+  let route = watchRoutes.get(app);
+  if (!route) {
+    const mounted: { serve?: Handler } = {};
+    app.get("/v1/watch", (c) => mounted.serve?.(c) ?? c.json({ error: "the SSE sink is not running" }, 503));
+    watchRoutes.set(app, (route = mounted));
+  }
+  return route;
+}
+
+const HEADERS = {
+  "content-type": "text/event-stream; charset=utf-8",
+  "cache-control": "no-cache",
+  // Proxies such as nginx would otherwise hold events back in their buffers.
+  "x-accel-buffering": "no",
+};
+
+export default defineSink({
+  type: "sse",
+  description: "Serves GET /v1/watch: a stream's updates over Server-Sent Events, with resume by Last-Event-ID.",
+  schema: v.strictObject({
+    /** Concurrent streams accepted; past it a subscribe gets 503. */
+    maxStreams: v.optional(positiveInt, 1000),
+    /** A comment line this often keeps idle streams (and proxies on the way) open. */
+    heartbeat: v.optional(v.pipe(duration, v.minValue(10, "at least 10ms")), "15s"),
+    /** Bytes buffered per subscriber; a live subscriber that fills it is closed with OVERFLOW. */
+    bufferBytes: v.optional(v.pipe(positiveInt, v.minValue(4096, "at least 4096")), 1_048_576),
+    /** Updates read from the log at once. */
+    batchSize: v.optional(v.pipe(positiveInt, v.maxValue(5000)), 500),
+  }),
+  example: { maxStreams: 1000, heartbeat: "15s" },
+  create(config, ctx) {
+    const subscribers = ctx.metrics.gauge("kubemeta_sse_subscribers", "Open /v1/watch streams, by stream.");
+    const rejected = ctx.metrics.counter("kubemeta_sse_rejected_total", "Subscriptions refused because maxStreams streams were open.");
+    const overflows = ctx.metrics.counter("kubemeta_sse_overflows_total", "Subscribers closed because they could not keep up (their buffer was full).");
+    const resets = ctx.metrics.counter("kubemeta_sse_resets_total", "Streams that began with RESET and a snapshot.");
+    const events = new UpdateEvents(ctx.log.epoch);
+    const sessions = new Map<AbortController, { channel: SseChannel; done: Promise<void> }>();
+    const perStream = new Map<string, number>();
+    let running = false;
+    let heartbeat: ReturnType<typeof setInterval> | undefined;
+
+    const count = (stream: string, by: number) => {
+      const n = (perStream.get(stream) ?? 0) + by;
+      if (n > 0) {
+        perStream.set(stream, n);
+        subscribers.set(n, { stream });
+        return;
+      }
+      perStream.delete(stream);
+      subscribers.remove({ stream });
+      events.forget(stream);
+    };
+
+    function watch(c: Context): Response {
+      const query = parseQuery(c, watchQuery);
+      if (!query.ok) return query.response;
+      if (sessions.size >= config.maxStreams) {
+        rejected.inc();
+        c.header("retry-after", "5");
+        return c.json({ error: `too many streams (maxStreams is ${config.maxStreams}); retry later` }, 503);
+      }
+      const { stream, kinds, namespace, since } = query.value;
+      // The header is the progress of this very EventSource, whose URL keeps its first `since`.
+      const lastEventId = c.req.header("last-event-id");
+      const resume = lastEventId ? parsePosition(lastEventId) : since;
+
+      const abort = new AbortController();
+      const channel = new SseChannel(config.bufferBytes, () => abort.abort());
+      c.req.raw.signal.addEventListener("abort", () => channel.close(), { once: true });
+      exemptFromIdleTimeout(c);
+      channel.write(OPENING);
+      count(stream, 1);
+      const done = runSession({
+        log: ctx.log,
+        stream,
+        filter: { kinds, namespace },
+        resume,
+        batchSize: config.batchSize,
+        channel,
+        events,
+        signal: abort.signal,
+        onReset: (reason) => {
+          resets.inc();
+          ctx.logger.debug("stream reset", { stream, reason });
+        },
+        onOverflow: () => {
+          overflows.inc();
+          ctx.logger.warn("subscriber too slow; closed with OVERFLOW", { stream });
+        },
+      })
+        .catch((error: unknown) => ctx.logger.error("stream failed", { stream, error }))
+        .finally(() => {
+          channel.close();
+          sessions.delete(abort);
+          count(stream, -1);
+        });
+      sessions.set(abort, { channel, done });
+      return new Response(channel.body, { headers: HEADERS });
+    }
+
+    return {
+      async start() {
+        if (running) return;
+        running = true;
+        watchRoute(ctx.http).serve = watch;
+        heartbeat = setInterval(() => {
+          for (const { channel } of sessions.values()) if (channel.hasRoom()) channel.write(HEARTBEAT);
+        }, config.heartbeat);
+      },
+      async stop() {
+        running = false;
+        const route = watchRoutes.get(ctx.http);
+        if (route?.serve === watch) route.serve = undefined;
+        clearInterval(heartbeat);
+        const open = [...sessions.values()];
+        for (const { channel } of open) channel.close();
+        await Promise.all(open.map((s) => s.done));
+      },
+    };
+  },
+});

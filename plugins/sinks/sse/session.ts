@@ -1,0 +1,102 @@
+/**
+ * One /v1/watch subscriber: from its resume point (or a RESET and the current state) to
+ * SYNCED, then live. Catch-up and snapshot go at the subscriber's pace (the buffer never
+ * holds more than its bound); live updates do not wait for it: a subscriber whose buffer
+ * is full when a batch arrives is closed with an OVERFLOW event naming where to resume.
+ */
+import { BehindRetentionError, type CommittedLog } from "../../../core/contract.ts";
+import { readObjects, type Position } from "../../../core/http-api.ts";
+import type { SseChannel } from "./channel.ts";
+import { overflowEvent, resetEvent, snapshotEvents, syncedEvent, type Filter, type UpdateEvents } from "./wire.ts";
+
+export interface Session {
+  log: CommittedLog;
+  stream: string;
+  filter: Filter;
+  resume: Position | undefined;
+  batchSize: number;
+  channel: SseChannel;
+  events: UpdateEvents;
+  signal: AbortSignal;
+  onReset(reason: string): void;
+  onOverflow(): void;
+}
+
+export const BEHIND_RETENTION = "resume point is older than retention";
+
+/** Why a resume point cannot be used, or undefined when it can. */
+export function resumeProblem(log: CommittedLog, resume: Position | undefined): string | undefined {
+  if (!resume) return "no resume point";
+  if (resume.epoch !== log.epoch) return `resume point is of epoch ${resume.epoch}, the store's is ${log.epoch} (the store was recreated)`;
+  if (resume.version > log.head()) return `resume point ${resume.version} is ahead of the log (head ${log.head()})`;
+  if (resume.version < log.oldest() - 1) return BEHIND_RETENTION;
+  return undefined;
+}
+
+export async function runSession(session: Session): Promise<void> {
+  let problem = resumeProblem(session.log, session.resume);
+  while (isOpen(session)) {
+    try {
+      const position = problem === undefined ? await catchUp(session, session.resume!.version) : await reset(session, problem);
+      await live(session, position);
+      return;
+    } catch (error) {
+      if (!(error instanceof BehindRetentionError)) throw error;
+      problem = BEHIND_RETENTION;
+    }
+  }
+}
+
+function isOpen(session: Session): boolean {
+  return !session.signal.aborted && !session.channel.isClosed;
+}
+
+async function paced(session: Session, chunk: string | Uint8Array): Promise<void> {
+  await session.channel.waitForRoom();
+  session.channel.write(chunk);
+}
+
+/** The missed updates, then SYNCED at the head the catch-up started from. */
+async function catchUp(session: Session, after: number): Promise<number> {
+  const { log, stream, batchSize, filter } = session;
+  const target = log.head();
+  let position = after;
+  while (position < target && isOpen(session)) {
+    const updates = await log.read({ stream, after: position, to: target, limit: batchSize });
+    if (updates.length === 0) break;
+    await paced(session, session.events.encode(stream, updates, filter));
+    position = updates[updates.length - 1]!.version;
+    if (updates.length < batchSize) break;
+  }
+  await paced(session, syncedEvent(log.epoch, stream, target));
+  return target;
+}
+
+/** RESET, the current state as ADDED events, then SYNCED at the version that state is consistent with. */
+async function reset(session: Session, reason: string): Promise<number> {
+  const { log, stream, batchSize, filter } = session;
+  session.onReset(reason);
+  await paced(session, resetEvent(log.epoch, stream, reason));
+  const { version, objects } = await readObjects(log, { stream, namespace: filter.namespace }, filter.kinds);
+  const time = new Date().toISOString();
+  for (let i = 0; i < objects.length && isOpen(session); i += batchSize) {
+    await paced(session, snapshotEvents(log.epoch, stream, objects.slice(i, i + batchSize), time));
+  }
+  await paced(session, syncedEvent(log.epoch, stream, version));
+  return version;
+}
+
+async function live(session: Session, after: number): Promise<void> {
+  const { log, stream, batchSize, filter, channel, signal } = session;
+  let position = after;
+  for await (const batch of log.follow({ stream, after, batchSize, signal })) {
+    if (!channel.hasRoom()) {
+      channel.write(overflowEvent(log.epoch, stream, position));
+      channel.close();
+      session.onOverflow();
+      return;
+    }
+    channel.write(session.events.encode(stream, batch, filter));
+    position = batch[batch.length - 1]!.version;
+  }
+}

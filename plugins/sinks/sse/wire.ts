@@ -1,0 +1,111 @@
+/**
+ * The SSE wire format of /v1/watch (DESIGN.md, "HTTP"). Event ids are chosen so that a
+ * standard EventSource, which reconnects with the id of the last event it received as
+ * `Last-Event-ID`, always resumes correctly:
+ *
+ * - live and replayed updates: `<epoch>:<version>`;
+ * - RESET: an empty `id:`, which clears the client's last event id;
+ * - snapshot ADDED events: no id, so the cleared id stays; a client cut off mid-snapshot
+ *   reconnects without a resume point and gets a whole new RESET and snapshot (giving them
+ *   the snapshot version would make it resume after that version and skip the objects
+ *   not yet sent);
+ * - SYNCED: `<epoch>:<version the state is consistent with>`;
+ * - OVERFLOW (the last event to a subscriber too slow to keep up): `<epoch>:<version>` of
+ *   the last update it was sent, where its reconnect picks up.
+ */
+import { formatPosition } from "../../../core/http-api.ts";
+import { toEnvelope, type CurrentObject, type Update } from "../../../core/types.ts";
+
+export interface Filter {
+  kinds?: Set<string>;
+  namespace?: string;
+}
+
+export function matches(filter: Filter, item: Pick<Update, "kind" | "namespace">): boolean {
+  return (!filter.kinds || filter.kinds.has(item.kind)) && (filter.namespace === undefined || item.namespace === filter.namespace);
+}
+
+function event(type: string, data: unknown, id: string | undefined): string {
+  const idLine = id === undefined ? "" : `id: ${id}\n`;
+  return `${idLine}event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Formats updates as events, once per update and stream: every subscriber of a stream
+ * reads the same Update objects from the log's tail, so the JSON is shared, not redone
+ * per subscriber. Live subscribers without filters also share the bytes of the latest
+ * batch (they all wake on the same commit and read the same range). Entries go when the
+ * log drops the updates.
+ */
+export class UpdateEvents {
+  private readonly byStream = new Map<string, WeakMap<Update, string>>();
+  private readonly latestBatch = new Map<string, { key: string; bytes: Uint8Array }>();
+
+  constructor(private readonly epoch: string) {}
+
+  /** The matching updates of a batch, as the bytes of their events. */
+  encode(stream: string, updates: Update[], filter: Filter): Uint8Array {
+    if (filter.kinds || filter.namespace !== undefined) return encoder.encode(this.format(stream, updates, filter));
+    const key = `${updates[0]?.version}-${updates.at(-1)?.version}-${updates.length}`;
+    const latest = this.latestBatch.get(stream);
+    if (latest?.key === key) return latest.bytes;
+    const bytes = encoder.encode(this.format(stream, updates, filter));
+    this.latestBatch.set(stream, { key, bytes });
+    return bytes;
+  }
+
+  private format(stream: string, updates: Update[], filter: Filter): string {
+    let cache = this.byStream.get(stream);
+    if (!cache) this.byStream.set(stream, (cache = new WeakMap()));
+    let text = "";
+    for (const update of updates) {
+      if (!matches(filter, update)) continue;
+      let formatted = cache.get(update);
+      if (formatted === undefined) {
+        formatted = event(update.type, toEnvelope(this.epoch, update, stream), formatPosition(this.epoch, update.version));
+        cache.set(update, formatted);
+      }
+      text += formatted;
+    }
+    return text;
+  }
+
+  /** Forgets a stream nobody follows any more. */
+  forget(stream: string): void {
+    this.byStream.delete(stream);
+    this.latestBatch.delete(stream);
+  }
+}
+
+/**
+ * Snapshot objects as ADDED envelopes. `version` is the version of the update that
+ * produced the object's state; `prev` is 0 (the objects of a snapshot are no chain:
+ * a consumer checks `prev` from SYNCED on); `time` is when the snapshot was taken.
+ */
+export function snapshotEvents(epoch: string, stream: string, objects: CurrentObject[], time: string): string {
+  let text = "";
+  for (const object of objects) {
+    const envelope = toEnvelope(epoch, { ...object, type: "ADDED", streamPrev: 0, time }, stream);
+    text += event("ADDED", { ...envelope, prev: 0 }, undefined);
+  }
+  return text;
+}
+
+export function resetEvent(epoch: string, stream: string, reason: string): string {
+  return `id:\n${event("RESET", { epoch, stream, reason }, undefined)}`;
+}
+
+export function syncedEvent(epoch: string, stream: string, version: number): string {
+  return event("SYNCED", { epoch, stream, version }, formatPosition(epoch, version));
+}
+
+export function overflowEvent(epoch: string, stream: string, version: number): string {
+  const resume = formatPosition(epoch, version);
+  return event("OVERFLOW", { epoch, stream, version, resume, reason: "subscriber too slow; reconnect with Last-Event-ID to resume" }, resume);
+}
+
+/** Sent first: Bun.serve sends no response headers before the first body byte. */
+export const OPENING = ": kubemeta\n\n";
+export const HEARTBEAT = ": heartbeat\n\n";

@@ -1,0 +1,140 @@
+/**
+ * One batch to the receiver, retried until it is accepted: 2xx delivers; 429 waits for
+ * Retry-After; 5xx, 408, redirects, timeouts and network errors back off exponentially
+ * with jitter; any other 4xx follows `on4xx` (retry, or skip and count). Retries go on
+ * forever unless `maxRetries` says otherwise.
+ */
+import { Backoff, sleep } from "../../../core/backoff.ts";
+import type { Logger } from "../../../core/logger.ts";
+import type { Metrics } from "../../../core/metrics.ts";
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, sign } from "./sign.ts";
+
+export const ID_HEADER = "X-Kubemeta-Id";
+
+/** Longest Retry-After honoured, so a receiver cannot park the sink for days. */
+const MAX_RETRY_AFTER_MS = 3_600_000;
+
+export interface DeliveryOptions {
+  sink: string;
+  url: string;
+  secret: string;
+  headers: Record<string, string>;
+  timeoutMs: number;
+  /** Retries after the first attempt; Infinity retries forever. */
+  maxRetries: number;
+  on4xx: "retry" | "skip";
+  backoff: { initialMs: number; maxMs: number };
+  logger: Logger;
+  metrics: Metrics;
+}
+
+/** A batch ready to send: its id (the same on every retry) and its JSON body. */
+export interface Request {
+  id: string;
+  body: string;
+  updates: number;
+}
+
+export type Outcome = "delivered" | "skipped" | "stopped";
+
+type Attempt =
+  | { ok: true }
+  | { ok: false; reason: "timeout" | "network" | "stopped" }
+  | { ok: false; reason: "status_3xx" | "status_408" | "status_4xx" | "status_429" | "status_5xx"; status: number; retryAfterMs?: number; detail: string };
+
+export interface Delivery {
+  /** Sends until delivered, skipped by policy, or stopped by `signal`. */
+  send(request: Request, signal: AbortSignal): Promise<Outcome>;
+}
+
+export function createDelivery(options: DeliveryOptions): Delivery {
+  const { sink, logger, metrics } = options;
+  const labels = { sink };
+  const deliveries = metrics.counter("kubemeta_webhook_deliveries_total", "Webhook batches the receiver accepted (2xx).");
+  const deliveredUpdates = metrics.counter("kubemeta_webhook_delivered_updates_total", "Updates in webhook batches the receiver accepted.");
+  const failures = metrics.counter("kubemeta_webhook_failures_total", "Failed webhook requests, by reason (timeout, network, status_3xx, status_408, status_4xx, status_429, status_5xx).");
+  const skipped = metrics.counter("kubemeta_webhook_skipped_updates_total", "Updates a webhook gave up on, by reason (status_4xx with on4xx: skip, max_retries).");
+  const duration = metrics.histogram("kubemeta_webhook_request_seconds", "Webhook request duration, by outcome.");
+
+  async function attempt(request: Request, signal: AbortSignal): Promise<Attempt> {
+    const timestamp = Math.floor(Date.now() / 1000);
+    const timeout = AbortSignal.timeout(options.timeoutMs);
+    const started = performance.now();
+    try {
+      const response = await fetch(options.url, {
+        method: "POST",
+        body: request.body,
+        redirect: "manual",
+        signal: AbortSignal.any([signal, timeout]),
+        headers: {
+          ...options.headers,
+          "content-type": "application/json",
+          "user-agent": "kubemeta-webhook",
+          [ID_HEADER]: request.id,
+          [TIMESTAMP_HEADER]: String(timestamp),
+          [SIGNATURE_HEADER]: sign(options.secret, timestamp, request.body),
+        },
+      });
+      const detail = (await response.text()).slice(0, 200);
+      duration.observe((performance.now() - started) / 1000, { sink, outcome: String(response.status) });
+      return classify(response, detail);
+    } catch (error) {
+      duration.observe((performance.now() - started) / 1000, { sink, outcome: "error" });
+      if (signal.aborted) return { ok: false, reason: "stopped" };
+      if (timeout.aborted) return { ok: false, reason: "timeout" };
+      logger.debug("webhook request failed", { error });
+      return { ok: false, reason: "network" };
+    }
+  }
+
+  return {
+    async send(request, signal) {
+      const backoff = new Backoff(options.backoff);
+      for (let retries = 0; ; retries++) {
+        const result = await attempt(request, signal);
+        if (result.ok) {
+          deliveries.inc(labels);
+          deliveredUpdates.inc(labels, request.updates);
+          if (retries > 0) logger.info("webhook delivered after retrying", { id: request.id, retries });
+          return "delivered";
+        }
+        if (result.reason === "stopped") return "stopped";
+        failures.inc({ sink, reason: result.reason });
+        const failure = { id: request.id, reason: result.reason, ...("status" in result ? { status: result.status, detail: result.detail } : {}) };
+        if (result.reason === "status_4xx" && options.on4xx === "skip") {
+          skipped.inc({ sink, reason: "status_4xx" }, request.updates);
+          logger.error("webhook receiver rejected a batch; skipping it (on4xx: skip)", { ...failure, updates: request.updates });
+          return "skipped";
+        }
+        if (retries >= options.maxRetries) {
+          skipped.inc({ sink, reason: "max_retries" }, request.updates);
+          logger.error("webhook gave up on a batch after maxRetries", { ...failure, retries, updates: request.updates });
+          return "skipped";
+        }
+        const delay = ("retryAfterMs" in result ? result.retryAfterMs : undefined) ?? backoff.next();
+        logger.warn("webhook delivery failed; retrying", { ...failure, retries, retryInMs: delay });
+        await sleep(delay, signal);
+        if (signal.aborted) return "stopped";
+      }
+    },
+  };
+}
+
+function classify(response: Response, detail: string): Attempt {
+  const { status } = response;
+  if (status >= 200 && status < 300) return { ok: true };
+  if (status === 429) return { ok: false, reason: "status_429", status, detail, retryAfterMs: retryAfter(response.headers.get("retry-after")) };
+  if (status >= 500) return { ok: false, reason: "status_5xx", status, detail };
+  // 408 is the receiver timing out: an outage, not a verdict on the batch, so it is retried like a 5xx.
+  if (status === 408) return { ok: false, reason: "status_408", status, detail };
+  if (status >= 400) return { ok: false, reason: "status_4xx", status, detail };
+  return { ok: false, reason: "status_3xx", status, detail };
+}
+
+/** Retry-After as delay-seconds or an HTTP date (RFC 9110 §10.2.3), in ms; undefined when absent or unreadable. */
+export function retryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const ms = /^\d+$/.test(value.trim()) ? Number(value.trim()) * 1000 : Date.parse(value) - now;
+  if (!Number.isFinite(ms)) return undefined;
+  return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
+}

@@ -1,0 +1,229 @@
+/**
+ * The list/watch loop of one resource. It keeps no objects: each watch line or list
+ * item is parsed, handed to the core and dropped. Its only state is the
+ * resourceVersion to resume from.
+ */
+import type { ChangeSink } from "../../../core/contract.ts";
+import type { Logger } from "../../../core/logger.ts";
+import type { KubeObject } from "../../../core/types.ts";
+import { Backoff, sleep } from "../../../core/backoff.ts";
+import { ApiError, InactivityError, unlessStopped, type Requester } from "./request.ts";
+import { apiVersionOf, collectionPath, selectorParams, type ResourceType, type Scope } from "./resources.ts";
+import type { SourceMetrics } from "./telemetry.ts";
+import { consumeWatch, StreamingListIgnored, type WatchResult } from "./watch.ts";
+
+export type StreamingListMode = "auto" | "always" | "never";
+
+export interface ReflectorConfig {
+  type: ResourceType;
+  scope: Scope;
+  /** The resume-point key (see resumeKey). */
+  key: string;
+  pageSize: number;
+  streamingList: StreamingListMode;
+  watchTimeoutMs: number;
+  backoff: { initialMs: number; maxMs: number };
+}
+
+export interface ReflectorDeps {
+  changes: ChangeSink;
+  requester: Requester;
+  metrics: SourceMetrics;
+  logger: Logger;
+  /** Called once, when the resource's state is known (initial list done, or resumed). */
+  onSynced(): void;
+}
+
+interface ListPage {
+  metadata?: { resourceVersion?: string; continue?: string };
+  items?: KubeObject[];
+}
+
+/** A watch that ends this fast with nothing in it is a failure (a proxy cutting it), not a timeout. */
+const SHORT_WATCH_MS = 1000;
+
+export class Reflector {
+  /** Where the next watch starts; undefined means the state must be listed first. */
+  private resourceVersion: string | undefined;
+  private streaming: boolean;
+  private synced = false;
+  private readonly backoff: Backoff;
+  private readonly logger: Logger;
+
+  constructor(
+    private readonly config: ReflectorConfig,
+    private readonly deps: ReflectorDeps,
+  ) {
+    this.resourceVersion = deps.changes.resumePoint(config.key);
+    this.streaming = config.streamingList !== "never";
+    this.backoff = new Backoff({ initialMs: config.backoff.initialMs, maxMs: config.backoff.maxMs });
+    this.logger = deps.logger.child({ resource: config.type.resource });
+  }
+
+  /** Runs until the signal aborts; never throws. */
+  async run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        const result = await this.cycle(signal);
+        if (result.progressed) this.backoff.reset();
+        else if (result.elapsedMs < SHORT_WATCH_MS) throw new Error("the watch ended at once without events");
+        this.restarted("end");
+      } catch (err) {
+        if (signal.aborted) return;
+        await this.recover(err, signal);
+      }
+    }
+  }
+
+  /** Lists if needed, then watches until the watch ends normally. */
+  private async cycle(signal: AbortSignal): Promise<WatchResult> {
+    if (this.resourceVersion === undefined && this.streaming) {
+      try {
+        return await this.watch(signal, true);
+      } catch (err) {
+        if (!this.streamingRefused(err)) throw err;
+        this.streaming = false;
+        this.logger.info("the API server does not serve streaming lists; using paginated LIST", { detail: (err as Error).message });
+      }
+    }
+    if (this.resourceVersion === undefined) this.resourceVersion = await this.list(signal);
+    return this.watch(signal, false);
+  }
+
+  /**
+   * With `auto`, how a server says it does not serve streaming lists: 422 Invalid
+   * (v1.19–v1.26 forbid `resourceVersionMatch` on a watch; v1.27–v1.31 forbid
+   * `sendInitialEvents` while the WatchList feature gate is off, its default), or a
+   * plain watch in answer (older servers, some proxies), which consumeWatch reports as
+   * StreamingListIgnored. A 400 is not one of them: it means a bad selector, which a
+   * LIST would not fix.
+   */
+  private streamingRefused(err: unknown): boolean {
+    if (this.config.streamingList !== "auto") return false;
+    if (err instanceof StreamingListIgnored) return true;
+    return err instanceof ApiError && err.code === 422;
+  }
+
+  private watch(signal: AbortSignal, initial: boolean): Promise<WatchResult> {
+    const { type, scope, watchTimeoutMs, key } = this.config;
+    const params = selectorParams(scope);
+    params.set("watch", "1");
+    params.set("allowWatchBookmarks", "true");
+    // ±10 %, so that the watches of all resources do not re-open at the same moment.
+    const timeoutSeconds = Math.max(1, Math.round((watchTimeoutMs / 1000) * (0.9 + Math.random() * 0.2)));
+    params.set("timeoutSeconds", String(timeoutSeconds));
+    if (initial) {
+      params.set("sendInitialEvents", "true");
+      params.set("resourceVersionMatch", "NotOlderThan");
+    } else {
+      params.set("resourceVersion", this.resourceVersion!);
+    }
+    return consumeWatch({
+      path: `${collectionPath(type, scope)}?${params}`,
+      type,
+      key,
+      initial,
+      timeoutSeconds,
+      deps: this.deps,
+      signal,
+      onResourceVersion: (rv) => void (this.resourceVersion = rv),
+      onSynced: () => this.markSynced(),
+    });
+  }
+
+  /** Paginated LIST inside a relist; returns the list's resourceVersion. */
+  private async list(signal: AbortSignal): Promise<string> {
+    const { type, key } = this.config;
+    const { changes, metrics } = this.deps;
+    const apiVersion = apiVersionOf(type);
+    for (;;) {
+      metrics.relists.inc({ resource: type.resource });
+      const relist = changes.relist(key, type.kind);
+      let token: string | undefined;
+      try {
+        let resourceVersion = "";
+        do {
+          const page = await this.listPage(token, signal);
+          const items = page.items ?? [];
+          metrics.events.inc({ resource: type.resource, type: "ADDED" }, items.length);
+          for (const item of items) {
+            // List items carry no kind or apiVersion; the core needs them.
+            item.kind = type.kind;
+            item.apiVersion = apiVersion;
+            const pending = changes.apply(key, "ADDED", item);
+            if (pending) await unlessStopped(pending, signal);
+          }
+          token = page.metadata?.continue || undefined;
+          resourceVersion = page.metadata?.resourceVersion ?? "";
+        } while (token);
+        await unlessStopped(relist.end(resourceVersion), signal);
+        this.markSynced();
+        return resourceVersion;
+      } catch (err) {
+        relist.abort();
+        // The continue token outlived etcd's compaction window: list again from the start.
+        if (err instanceof ApiError && err.code === 410 && token !== undefined && !signal.aborted) {
+          this.logger.info("continue token expired; listing again", { detail: err.message });
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  /** One page; throttling and transient failures retry the same page (its token stays valid). */
+  private async listPage(token: string | undefined, signal: AbortSignal): Promise<ListPage> {
+    const { type, scope, pageSize } = this.config;
+    const params = selectorParams(scope);
+    params.set("limit", String(pageSize));
+    if (token) params.set("continue", token);
+    const request = { verb: "list" as const, resource: type.resource, path: `${collectionPath(type, scope)}?${params}`, continuation: token !== undefined };
+    for (;;) {
+      try {
+        return await this.deps.requester.json<ListPage>(request, signal);
+      } catch (err) {
+        request.continuation = false;
+        if (signal.aborted || !transient(err)) throw err;
+        const { delayMs } = this.delayAfter(err);
+        this.logger.warn("list page failed; retrying it", { error: err, delayMs });
+        await sleep(delayMs, signal);
+      }
+    }
+  }
+
+  private async recover(err: unknown, signal: AbortSignal): Promise<void> {
+    if (err instanceof ApiError && err.needsRelist) {
+      this.logger.info("the server cannot resume from our resourceVersion; relisting", { resourceVersion: this.resourceVersion, detail: err.message });
+      this.resourceVersion = undefined;
+      this.restarted(err.code === 410 ? "expired" : "too-large");
+      return;
+    }
+    const { delayMs, reason } = this.delayAfter(err);
+    this.restarted(reason);
+    this.logger.warn("list/watch failed; retrying", { error: err, reason, delayMs });
+    await sleep(delayMs, signal);
+  }
+
+  /** Retry-After when the server sent one (429, and 503 from overloaded servers), else backoff with jitter. */
+  private delayAfter(err: unknown): { delayMs: number; reason: string } {
+    if (err instanceof ApiError && err.retryAfterMs !== undefined && (err.code === 429 || err.code >= 500)) {
+      return { delayMs: err.retryAfterMs, reason: err.code === 429 ? "throttled" : "error" };
+    }
+    return { delayMs: this.backoff.next(), reason: err instanceof InactivityError ? "inactivity" : "error" };
+  }
+
+  private restarted(reason: string) {
+    this.deps.metrics.watchRestarts.inc({ resource: this.config.type.resource, reason });
+  }
+
+  private markSynced() {
+    if (this.synced) return;
+    this.synced = true;
+    this.deps.onSynced();
+  }
+}
+
+/** Worth retrying as it is: throttling, server errors, network failures, silence. */
+function transient(err: unknown): boolean {
+  return !(err instanceof ApiError) || err.code === 429 || err.code >= 500;
+}

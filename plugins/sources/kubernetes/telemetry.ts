@@ -1,0 +1,22 @@
+/** The source's Prometheus series. */
+import type { Counter, Metrics } from "../../../core/metrics.ts";
+
+export interface SourceMetrics {
+  /** `{verb, resource, code}`: code is the HTTP status, or `error` when no response came. */
+  requests: Counter;
+  /** `{resource, reason}`: why a watch was re-opened (`end`, `expired`, `too-large`, `throttled`, `inactivity`, `error`). */
+  watchRestarts: Counter;
+  /** `{resource, type}`: watch and list events received. */
+  events: Counter;
+  /** `{resource}`: relists started (initial state, 410 Gone, expired continue token). */
+  relists: Counter;
+}
+
+export function sourceMetrics(metrics: Metrics): SourceMetrics {
+  return {
+    requests: metrics.counter("kubemeta_source_requests_total", "Requests to the Kubernetes API server, by verb, resource and HTTP status."),
+    watchRestarts: metrics.counter("kubemeta_source_watch_restarts_total", "Watches re-opened, by resource and reason."),
+    events: metrics.counter("kubemeta_source_events_total", "Events received from the Kubernetes API server, by resource and type."),
+    relists: metrics.counter("kubemeta_source_relists_total", "Relists started, by resource."),
+  };
+}

@@ -1,0 +1,205 @@
+/**
+ * The libSQL store: the update log, the current state of every object, the epoch, stream
+ * heads, source resume points and sink cursors, in one embedded SQLite file (`file:`) or
+ * a remote libSQL server. Tables and migrations: ./libsql/schema.ts.
+ */
+import * as v from "valibot";
+import type { InStatement } from "@libsql/client";
+import { defineStore, type Store } from "../../core/contract.ts";
+import { checkContiguous, commitStatements, GUARD_FAILURE } from "./libsql/commit.ts";
+import { isFileUrl, openConnections, yieldToEventLoop, type Connections } from "./libsql/connection.ts";
+import { prune } from "./libsql/prune.ts";
+import { digests, loadState, readUpdates, snapshot } from "./libsql/read.ts";
+import { migrate } from "./libsql/schema.ts";
+
+/** A commit of many updates yields to the event loop after this long (its transaction stays open). */
+const YIELD_AFTER_MS = 10;
+
+/** `file:<path>`, or a remote scheme with a host. */
+const URL_PATTERN = /^(?:file:.+|(?:libsql|https?|wss?):\/\/[^/?#]+)/i;
+
+/**
+ * Embedded (default):
+ * ```yaml
+ * store:
+ *   type: libsql
+ *   url: file:/var/lib/kubemeta/kubemeta.db   # relative paths are relative to the working directory
+ * ```
+ * The parent directory is created. Keep the file on a persistent volume: a lost file
+ * means a new epoch, and every consumer resets.
+ *
+ * Remote libSQL server (sqld, Turso), when the store must outlive the node or be shared:
+ * ```yaml
+ * store:
+ *   type: libsql
+ *   url: libsql://kubemeta-myorg.turso.io     # or https://…, http://host:8080, wss://…, ws://…
+ *   authToken: ${LIBSQL_AUTH_TOKEN}            # a JWT; omit for a server without auth
+ * ```
+ * `libsql://` speaks HTTPS (`?tls=0` and an explicit port for plain HTTP). One kubemeta
+ * per store: two writers make commits fail rather than fork the log.
+ */
+const schema = v.strictObject({
+  url: v.optional(
+    v.pipe(
+      v.string(),
+      v.check(
+        (url) => URL_PATTERN.test(url),
+        (issue) => `unsupported store url ${JSON.stringify(issue.input)}: use file:<path>, libsql://<host>, http(s)://<host> or ws(s)://<host>`,
+      ),
+    ),
+    "file:./data/kubemeta.db",
+  ),
+  /** Token for a remote server; ignored for `file:`. */
+  authToken: v.optional(v.string()),
+});
+
+function newEpoch(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(8)), (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+export default defineStore({
+  type: "libsql",
+  description: "libSQL: an embedded SQLite file (file:) or a remote libSQL server (libsql://, https://).",
+  schema,
+  example: { url: "file:./data/kubemeta.db" },
+  create(config, ctx): Store {
+    const commitSeconds = ctx.metrics.histogram("kubemeta_store_commit_seconds", "Time to commit one batch of updates to the store.");
+    const pruned = ctx.metrics.counter("kubemeta_store_pruned_updates_total", "Updates removed from the log by retention.");
+    let opening: Promise<Connections> | undefined;
+    let connections: Connections | undefined;
+    /** Highest committed version, as this (only) writer left it. */
+    let head = 0;
+    /** Writes run one at a time: the gap check reads `head`, and the file writer has one connection. */
+    let writes: Promise<unknown> = Promise.resolve();
+
+    async function serially<T>(work: (c: Connections) => Promise<T>): Promise<T> {
+      const c = open();
+      const run = writes.then(async () => {
+        await c.beforeWrite();
+        return work(c);
+      });
+      writes = run.catch(() => {});
+      return run;
+    }
+
+    function open(): Connections {
+      if (!connections) throw new Error("the libsql store is not started");
+      return connections;
+    }
+
+    async function connect(): Promise<Connections> {
+      const c = await openConnections(config.url, ctx.logger, config.authToken);
+      try {
+        if (c.journalMode !== undefined && c.journalMode !== "wal") {
+          ctx.logger.warn("the file system refused WAL mode: readers will block commits", { journalMode: c.journalMode });
+        }
+        await migrate(c.writer);
+        await c.writer.execute({ sql: "INSERT INTO meta (id, epoch, head) VALUES (1, ?, 0) ON CONFLICT (id) DO NOTHING", args: [newEpoch()] });
+        return c;
+      } catch (error) {
+        await c.close();
+        throw error;
+      }
+    }
+
+    /** One transaction. On a file it yields between groups so a big batch does not stall the process. */
+    async function write(c: Connections, groups: InStatement[][]): Promise<void> {
+      if (!c.local) {
+        await c.writer.batch(groups.flat(), "write");
+        return;
+      }
+      const tx = await c.writer.transaction("write");
+      try {
+        let lastYield = performance.now();
+        for (const group of groups) {
+          await tx.batch(group);
+          if (performance.now() - lastYield > YIELD_AFTER_MS) {
+            await yieldToEventLoop();
+            lastYield = performance.now();
+          }
+        }
+        await tx.commit();
+      } finally {
+        tx.close();
+      }
+    }
+
+    return {
+      async start() {
+        opening ??= connect().catch((error) => {
+          opening = undefined;
+          throw error;
+        });
+        connections = await opening;
+        const state = await loadState(connections.reader);
+        head = state.head;
+        ctx.logger.info("libsql store open", { url: isFileUrl(config.url) ? config.url : new URL(config.url).host, epoch: state.epoch, head });
+        return state;
+      },
+
+      async stop() {
+        const pending = opening;
+        opening = undefined;
+        if (!pending) return;
+        const c = await pending.catch(() => undefined);
+        await writes;
+        connections = undefined;
+        await c?.close();
+      },
+
+      commit(batch) {
+        return serially(async (c) => {
+          checkContiguous(batch, head);
+          const groups = commitStatements(batch, head);
+          if (groups.length === 0) return;
+          const started = performance.now();
+          try {
+            await write(c, groups);
+          } catch (error) {
+            if ((error as Error).message?.includes(GUARD_FAILURE)) {
+              throw new Error(`commit refused: the stored head is no longer ${head} (is another kubemeta writing to this store?)`);
+            }
+            throw error;
+          }
+          commitSeconds.observe((performance.now() - started) / 1000);
+          head += batch.updates.length;
+        });
+      },
+
+      readUpdates: async (query) => readUpdates(open().reader, query),
+      snapshot: async (query) => snapshot(open().reader, query),
+      digests: async () => digests(open().reader),
+
+      async cursor(name) {
+        const row = (await open().reader.execute({ sql: "SELECT version FROM cursors WHERE name = ?", args: [name] })).rows[0];
+        return row ? Number(row.version) : undefined;
+      },
+
+      async saveCursor(name, version) {
+        await serially((c) =>
+          c.writer.execute({
+            sql: "INSERT INTO cursors (name, version) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET version = excluded.version",
+            args: [name, version],
+          }),
+        );
+      },
+
+      async prune(policy) {
+        const result = await prune(
+          {
+            reader: open().reader,
+            deleteBelow: (version) =>
+              serially(async (c) => (await c.writer.execute({ sql: "DELETE FROM updates WHERE version < ?", args: [version] })).rowsAffected),
+          },
+          policy,
+        );
+        pruned.inc(undefined, result.removed);
+        return result;
+      },
+
+      async checkWritable() {
+        await serially((c) => c.writer.batch(["UPDATE meta SET head = head WHERE id = 1"], "write"));
+      },
+    };
+  },
+});

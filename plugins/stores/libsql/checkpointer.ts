@@ -1,0 +1,99 @@
+/**
+ * WAL checkpoints off the event loop. Left to SQLite, the committing connection copies
+ * the WAL into the database file (and fsyncs it) inside a commit: measured here, most of
+ * the cost of a commit during churn, and stalls of hundreds of milliseconds. A worker
+ * thread does it instead, with PASSIVE checkpoints that block neither writer nor readers.
+ *
+ * Under constant commits a PASSIVE checkpoint never catches up with the last frame, so
+ * the WAL never restarts and would grow. Before a commit, the store calls `bound()`: when
+ * the WAL is past `truncateBytes`, the worker runs a TRUNCATE checkpoint while the
+ * store holds its commits back (awaiting, so the event loop stays free).
+ */
+import { statSync } from "node:fs";
+import type { Logger } from "../../../core/logger.ts";
+
+const CHECKPOINT_INTERVAL_MS = 200;
+/** WAL size that makes the next commit wait for a TRUNCATE checkpoint. */
+const WAL_TRUNCATE_BYTES = 64 * 1024 * 1024;
+/** A worker that does not answer within this long is not waited for (the writer's backstop checkpoint remains). */
+const REPLY_TIMEOUT_MS = 10_000;
+
+export type CheckpointerRequest =
+  | { type: "start"; url: string; intervalMs: number; busyTimeoutMs: number }
+  | { type: "truncate" }
+  | { type: "stop" };
+
+export type CheckpointerReply = { checkpointed: "PASSIVE" | "TRUNCATE"; busy: boolean } | { error: string } | { stopped: true };
+
+export interface CheckpointerOptions {
+  url: string;
+  walPath: string;
+  busyTimeoutMs: number;
+  truncateBytes?: number;
+  logger: Logger;
+}
+
+export interface Checkpointer {
+  /** Keeps the WAL bounded; call with no write transaction open. */
+  bound(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
+  const { url, walPath, busyTimeoutMs, logger } = options;
+  const truncateBytes = options.truncateBytes ?? WAL_TRUNCATE_BYTES;
+  const worker = new Worker(new URL("./checkpoint-worker.ts", import.meta.url).href);
+  worker.unref();
+  let listeners: ((reply: CheckpointerReply) => void)[] = [];
+  let lastError = "";
+  worker.addEventListener("message", (event: MessageEvent<CheckpointerReply>) => {
+    const reply = event.data;
+    if ("error" in reply && reply.error !== lastError) logger.warn("WAL checkpoint failed", { error: reply.error });
+    lastError = "error" in reply ? reply.error : "";
+    const waiting = listeners;
+    listeners = [];
+    for (const listener of waiting) listener(reply);
+  });
+  worker.addEventListener("error", (event) => logger.error("WAL checkpoint worker failed", { error: event.message }));
+  const send = (request: CheckpointerRequest) => worker.postMessage(request);
+
+  function until(accept: (reply: CheckpointerReply) => boolean): Promise<CheckpointerReply | undefined> {
+    return new Promise((resolve) => {
+      const deadline = setTimeout(() => resolve(undefined), REPLY_TIMEOUT_MS);
+      const listen = (reply: CheckpointerReply) => {
+        if (!accept(reply)) return void listeners.push(listen);
+        clearTimeout(deadline);
+        resolve(reply);
+      };
+      listeners.push(listen);
+    });
+  }
+
+  function walSize(): number {
+    try {
+      return statSync(walPath).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  send({ type: "start", url, intervalMs: CHECKPOINT_INTERVAL_MS, busyTimeoutMs });
+  let stopping: Promise<void> | undefined;
+  return {
+    async bound() {
+      if (stopping || walSize() <= truncateBytes) return;
+      const done = until((reply) => !("checkpointed" in reply) || reply.checkpointed === "TRUNCATE");
+      send({ type: "truncate" });
+      if (!(await done)) logger.warn("WAL checkpoint worker did not answer; committing anyway", { walBytes: walSize() });
+    },
+    stop() {
+      stopping ??= (async () => {
+        const stopped = until((reply) => "stopped" in reply);
+        send({ type: "stop" });
+        await stopped;
+        worker.terminate();
+      })();
+      return stopping;
+    },
+  };
+}

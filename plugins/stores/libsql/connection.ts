@@ -1,0 +1,95 @@
+/**
+ * Opening libSQL the way the store needs it.
+ *
+ * Pitfall (@libsql/client 0.18, `file:`): the client keeps a pool of connections and opens
+ * a new one whenever every pooled one is borrowed, e.g. while a `transaction()` holds one.
+ * A PRAGMA run with `execute()` reaches one connection only, so `synchronous` set that way
+ * silently falls back to FULL on the next connection. Hence:
+ * - `journal_mode=WAL` persists in the file: set once, it holds for every connection.
+ * - `busy_timeout` goes through the client's `timeout` option, which it applies to every
+ *   connection it opens.
+ * - `synchronous=NORMAL` cannot be persisted nor set inside a transaction, so every write
+ *   goes through a writer client limited to ONE connection, set up once here; the store
+ *   serialises its writes, so a transaction never leaves that client short of a connection.
+ *   Reads use a second client, which WAL lets run beside the writer.
+ */
+import { createClient, type Client } from "@libsql/client";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import type { Logger } from "../../../core/logger.ts";
+import { startCheckpointer } from "./checkpointer.ts";
+
+/** How long a statement waits for another process's lock before failing with SQLITE_BUSY. */
+export const BUSY_TIMEOUT_MS = 5_000;
+/** The writer's page cache (KiB): churn rewrites random pages of a 100 MB table; re-reading them costs. */
+const WRITER_CACHE_KIB = 65_536;
+
+/** How long a WAL truncation waits for open read transactions; commits wait for it, so keep it short. */
+const TRUNCATE_WAIT_MS = 1_000;
+/** The writer checkpoints by itself only if the checkpoint worker fails (see checkpointer.ts). */
+const BACKSTOP_CHECKPOINT_PAGES = 50_000;
+/** A WAL that grew in a burst is truncated back to this once it restarts. */
+const WAL_SIZE_LIMIT = 32 * 1024 * 1024;
+
+export interface Connections {
+  /** Every write. On `file:`: one connection, synchronous=NORMAL. */
+  writer: Client;
+  /** Reads and read transactions. The writer itself when remote. */
+  reader: Client;
+  /** `file:`: statements run on this thread, so long work must yield to the event loop. */
+  local: boolean;
+  /** The journal mode in force (`wal` unless the file system refused it); undefined when remote. */
+  journalMode?: string;
+  /** Call before a write transaction: may wait for the WAL to be truncated. */
+  beforeWrite(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Lets timers and I/O run between blocking statements. */
+export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+export function isFileUrl(url: string): boolean {
+  return url.toLowerCase().startsWith("file:");
+}
+
+/** The path of a `file:` URL: `file:./rel.db`, `file:/abs.db`, `file:///abs.db`, `file://localhost/abs.db`. */
+export function filePathOf(url: string): string {
+  const rest = url.slice("file:".length).split(/[?#]/)[0]!;
+  const path = rest.startsWith("//") ? rest.slice(rest.indexOf("/", 2)) : rest;
+  return decodeURIComponent(path);
+}
+
+export async function openConnections(url: string, logger: Logger, authToken?: string): Promise<Connections> {
+  if (!isFileUrl(url)) {
+    const client = createClient({ url, authToken: authToken || undefined });
+    return { writer: client, reader: client, local: false, beforeWrite: async () => {}, close: async () => client.close() };
+  }
+  const path = filePathOf(url);
+  mkdirSync(dirname(path), { recursive: true });
+  const writer = createClient({ url, concurrency: 1, timeout: BUSY_TIMEOUT_MS });
+  let journalMode: string;
+  try {
+    journalMode = String((await writer.execute("PRAGMA journal_mode = WAL")).rows[0]?.[0] ?? "").toLowerCase();
+    await writer.execute("PRAGMA synchronous = NORMAL");
+    await writer.execute(`PRAGMA wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`);
+    await writer.execute(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT}`);
+    await writer.execute(`PRAGMA cache_size = -${WRITER_CACHE_KIB}`);
+  } catch (error) {
+    writer.close();
+    throw error;
+  }
+  const reader = createClient({ url, timeout: BUSY_TIMEOUT_MS });
+  const checkpointer = startCheckpointer({ url, walPath: `${path}-wal`, busyTimeoutMs: TRUNCATE_WAIT_MS, logger });
+  return {
+    writer,
+    reader,
+    local: true,
+    journalMode,
+    beforeWrite: () => checkpointer.bound(),
+    async close() {
+      await checkpointer.stop();
+      reader.close();
+      writer.close();
+    },
+  };
+}

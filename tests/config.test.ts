@@ -1,0 +1,89 @@
+/** The declarative config: validation with paths, env interpolation, and the CLI's --check. */
+import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { ConfigError, loadConfig, resolveConfig } from "../core/config.ts";
+import { tempDir } from "./harness.ts";
+
+async function issuesOf(raw: unknown, env: Record<string, string> = {}): Promise<string[]> {
+  try {
+    await resolveConfig(raw, { baseDir: "/", env });
+  } catch (error) {
+    if (error instanceof ConfigError) return error.issues.map((i) => `${i.path}: ${i.message}`);
+    throw error;
+  }
+  return [];
+}
+
+describe("config", () => {
+  test("an empty config is valid and gets the documented defaults", async () => {
+    const config = await resolveConfig({}, { baseDir: "/" });
+    expect(config.cluster).toBe("default");
+    expect(config.store.declaration.type).toBe("libsql");
+    expect(config.store.retention).toEqual({ maxAgeMs: 86_400_000, maxUpdates: 1_000_000 });
+    expect(config.http.port).toBe(8080);
+  });
+
+  test("unknown keys are errors that name their path", async () => {
+    expect(await issuesOf({ clster: {} })).toEqual([expect.stringMatching(/^clster: /)]);
+    expect(await issuesOf({ cluster: { nmae: "x" } })).toEqual([expect.stringMatching(/^cluster\.nmae: /)]);
+    expect(await issuesOf({ store: { type: "libsql", retention: { maxAge: "5 days" } } })).toEqual([
+      expect.stringMatching(/^store\.retention\.maxAge: expected a duration/),
+    ]);
+    expect(await issuesOf({ sources: [{ type: "kubernetes", resoures: ["pods"] }] })).toEqual([expect.stringMatching(/^sources\[0\]\.resoures: /)]);
+  });
+
+  test("every error is reported at once", async () => {
+    const issues = await issuesOf({ sources: [{ type: "nope" }], store: { type: "libsql", url: 3 } });
+    expect(issues).toContainEqual(expect.stringMatching(/^sources\[0\]\.type: unknown source type "nope"/));
+    expect(issues).toContainEqual(expect.stringMatching(/^store\.url: /));
+  });
+
+  test("${VAR} is interpolated; a missing variable names itself and its path; $${ is a literal", async () => {
+    const config = await resolveConfig({ cluster: { name: "${CLUSTER}-eu" } }, { baseDir: "/", env: { CLUSTER: "prod" } });
+    expect(config.cluster).toBe("prod-eu");
+    expect(await issuesOf({ cluster: { name: "${MISSING_VAR}" } })).toContainEqual("cluster.name: environment variable MISSING_VAR is not set");
+    const literal = await resolveConfig({ cluster: { name: "a$${B}" } }, { baseDir: "/" });
+    expect(literal.cluster).toBe("a${B}");
+  });
+
+  test("two entries with one name are refused", async () => {
+    const issues = await issuesOf({ sources: [{ type: "kubernetes" }, { type: "kubernetes" }] });
+    expect(issues).toContainEqual(expect.stringMatching(/^sources\[1\]\.name: "kubernetes" is used twice/));
+  });
+
+  test("YAML and JSON files load; a missing or unparsable file is a clear error", async () => {
+    const dir = await tempDir();
+    await Bun.write(join(dir, "a.yaml"), "cluster:\n  name: from-yaml\n");
+    await Bun.write(join(dir, "a.json"), JSON.stringify({ cluster: { name: "from-json" } }));
+    await Bun.write(join(dir, "bad.yaml"), "cluster: [unclosed\n");
+    expect((await loadConfig(join(dir, "a.yaml"))).cluster).toBe("from-yaml");
+    expect((await loadConfig(join(dir, "a.json"))).cluster).toBe("from-json");
+    await expect(loadConfig(join(dir, "missing.yaml"))).rejects.toThrow(/config file not found/);
+    await expect(loadConfig(join(dir, "bad.yaml"))).rejects.toThrow(/cannot parse/);
+  });
+});
+
+describe("main.ts --check", () => {
+  async function check(yaml: string) {
+    const dir = await tempDir();
+    await Bun.write(join(dir, "kubemeta.yaml"), yaml);
+    const proc = Bun.spawn([process.execPath, "run", "main.ts", "--check", "--config", join(dir, "kubemeta.yaml")], {
+      cwd: join(import.meta.dir, ".."),
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [code, stdout, stderr] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+    return { code, stdout, stderr };
+  }
+
+  test("a valid config exits 0", async () => {
+    const result = await check("cluster:\n  name: dev\nsources:\n  - type: kubernetes\n");
+    expect(result).toMatchObject({ code: 0, stdout: "config is valid\n" });
+  });
+
+  test("a typo exits 1 and names the path", async () => {
+    const result = await check("cluster:\n  name: dev\nsources:\n  - type: kubernetes\n    namespce: default\n");
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("sources[0].namespce");
+  });
+});

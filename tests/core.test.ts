@@ -1,0 +1,203 @@
+/**
+ * The core through a real host: versions, streams and prev chains, no-op suppression,
+ * relist diffs, restarts, and the committed log's reads.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { BehindRetentionError } from "../core/contract.ts";
+import { ALL, SHARED, type Update } from "../core/types.ts";
+import { rawPod, startTestHost, waitFor, type TestHost } from "./harness.ts";
+
+const hosts: TestHost[] = [];
+async function host(options: Parameters<typeof startTestHost>[0] = {}) {
+  const th = await startTestHost(options);
+  hosts.push(th);
+  return th;
+}
+afterEach(async () => {
+  for (const th of hosts.splice(0).reverse()) await th.destroy();
+});
+
+async function everything(th: TestHost, stream = ALL): Promise<Update[]> {
+  return th.host.log.read({ stream, after: 0, limit: 1_000_000 });
+}
+
+function rawNamespace(name: string) {
+  return { kind: "Namespace", apiVersion: "v1", metadata: { name, uid: `ns-${name}`, resourceVersion: "1" }, status: { phase: "Active" } };
+}
+
+/** Every stream's prev chain is unbroken: each update's prev is the previous update of its stream. */
+function expectChainsWhole(updates: Update[]) {
+  const last = new Map<string, number>();
+  updates.forEach((u, i) => {
+    expect(u.version).toBe(i + 1);
+    if (u.stream) {
+      expect(u.streamPrev).toBe(last.get(u.stream) ?? 0);
+      last.set(u.stream, u.version);
+    }
+  });
+}
+
+describe("versions, streams and prev", () => {
+  test("updates are numbered gap-free and routed to all, shared and node streams", async () => {
+    const th = await host();
+    th.changes.apply("namespaces", "ADDED", rawNamespace("payments"));
+    th.changes.apply("pods", "ADDED", rawPod("web-1", { node: "ip-10-0-1-23.eu-west-1.compute.internal" }));
+    th.changes.apply("pods", "ADDED", rawPod("web-2", { node: "n2" }));
+    th.changes.apply("pods", "ADDED", rawPod("pending-1"));
+    await th.changes.flush();
+
+    const all = await everything(th);
+    expect(all.map((u) => [u.version, u.name, u.stream])).toEqual([
+      [1, "payments", SHARED],
+      [2, "web-1", "node/ip-10-0-1-23.eu-west-1.compute.internal"],
+      [3, "web-2", "node/n2"],
+      [4, "pending-1", null],
+    ]);
+    expect((await everything(th, "node/n2")).map((u) => u.name)).toEqual(["web-2"]);
+    expect((await everything(th, SHARED)).map((u) => u.name)).toEqual(["payments"]);
+    expectChainsWhole(all);
+  });
+
+  test("a MODIFIED that changes nothing in the slim copy is not an update", async () => {
+    const th = await host();
+    th.changes.apply("pods", "ADDED", rawPod("web-1", { node: "n1", rv: "10" }));
+    th.changes.apply("pods", "MODIFIED", rawPod("web-1", { node: "n1", rv: "11" }));
+    th.changes.apply("pods", "MODIFIED", rawPod("web-1", { node: "n1", rv: "12", phase: "Succeeded" }));
+    await th.changes.flush();
+    expect((await everything(th)).map((u) => [u.type, u.resourceVersion])).toEqual([
+      ["ADDED", "10"],
+      ["MODIFIED", "12"],
+    ]);
+    expect(th.host.metrics.render()).toContain('kubemeta_updates_suppressed_total{kind="Pod"} 1');
+  });
+
+  test("the type says what happened to kubemeta's state, whatever the event said", async () => {
+    const th = await host();
+    th.changes.apply("pods", "MODIFIED", rawPod("a", { node: "n1" }));
+    th.changes.apply("pods", "ADDED", rawPod("a", { node: "n1", phase: "Failed" }));
+    th.changes.apply("pods", "DELETED", rawPod("never-seen", { node: "n1" }));
+    th.changes.apply("pods", "DELETED", rawPod("a", { node: "n1", phase: "Failed" }));
+    await th.changes.flush();
+    expect((await everything(th)).map((u) => `${u.type} ${u.name}`)).toEqual(["ADDED a", "MODIFIED a", "DELETED a"]);
+  });
+
+  test("an unscheduled pod joins its node stream when it is scheduled", async () => {
+    const th = await host();
+    th.changes.apply("pods", "ADDED", rawPod("p"));
+    th.changes.apply("pods", "MODIFIED", rawPod("p", { node: "n1" }));
+    await th.changes.flush();
+    const node = await everything(th, "node/n1");
+    expect(node.map((u) => [u.type, u.version, u.streamPrev])).toEqual([["MODIFIED", 2, 0]]);
+  });
+
+  test("malformed changes are counted and skipped, not fatal", async () => {
+    const th = await host();
+    th.changes.apply("pods", "ADDED", { kind: "Pod", metadata: { name: "no-uid" } });
+    th.changes.apply("pods", "ADDED", rawPod("ok", { node: "n1" }));
+    await th.changes.flush();
+    expect((await everything(th)).map((u) => u.name)).toEqual(["ok"]);
+    expect(th.host.metrics.render()).toContain('kubemeta_changes_rejected_total{reason="no_uid"} 1');
+  });
+});
+
+describe("relist", () => {
+  test("only true differences become updates, DELETED included for what vanished", async () => {
+    const th = await host();
+    for (const name of ["keep", "change", "vanish"]) th.changes.apply("pods", "ADDED", rawPod(name, { node: "n1", rv: "5" }));
+    th.changes.apply("namespaces", "ADDED", rawNamespace("other-kind-untouched"));
+    await th.changes.flush();
+
+    const relist = th.changes.relist("pods", "Pod");
+    th.changes.apply("pods", "ADDED", rawPod("keep", { node: "n1", rv: "5" }));
+    th.changes.apply("pods", "ADDED", rawPod("change", { node: "n1", rv: "9", phase: "Failed" }));
+    th.changes.apply("pods", "ADDED", rawPod("new", { node: "n2", rv: "9" }));
+    await relist.end("10");
+
+    const after = (await everything(th)).slice(4);
+    expect(after.map((u) => `${u.type} ${u.name}`)).toEqual(["MODIFIED change", "ADDED new", "DELETED vanish"]);
+    const tombstone = after[2]!;
+    expect(tombstone.stream).toBe("node/n1");
+    expect((tombstone.object.metadata as { name: string }).name).toBe("vanish");
+    expect(th.changes.resumePoint("pods")).toBe("10");
+  });
+
+  test("items of a relist do not move the resume point until it ends; an aborted relist deletes nothing", async () => {
+    const th = await host();
+    th.changes.apply("pods", "ADDED", rawPod("a", { node: "n1", rv: "3" }));
+    await th.changes.flush();
+    expect(th.changes.resumePoint("pods")).toBe("3");
+    const relist = th.changes.relist("pods", "Pod");
+    th.changes.apply("pods", "ADDED", rawPod("b", { node: "n1", rv: "7" }));
+    await th.changes.flush();
+    expect(th.changes.resumePoint("pods")).toBe("3");
+    relist.abort();
+    th.changes.bookmark("pods", "8");
+    await th.changes.flush();
+    expect(th.changes.resumePoint("pods")).toBe("8");
+    expect((await everything(th)).map((u) => `${u.type} ${u.name}`)).toEqual(["ADDED a", "ADDED b"]);
+  });
+});
+
+describe("restart", () => {
+  test("versions, prev chains, resume points and the no-op diff survive a restart", async () => {
+    const first = await startTestHost();
+    first.changes.apply("pods", "ADDED", rawPod("a", { node: "n1", rv: "4" }));
+    first.changes.apply("pods", "ADDED", rawPod("b", { node: "n1", rv: "5" }));
+    await first.changes.flush();
+    const epoch = first.host.epoch;
+    await first.stop();
+
+    const second = await host({ dir: first.dir });
+    expect(second.host.epoch).toBe(epoch);
+    expect(second.changes.resumePoint("pods")).toBe("5");
+    second.changes.apply("pods", "MODIFIED", rawPod("a", { node: "n1", rv: "6" }));
+    second.changes.apply("pods", "MODIFIED", rawPod("b", { node: "n1", rv: "7", phase: "Failed" }));
+    await second.changes.flush();
+    const all = await everything(second);
+    expect(all.map((u) => `${u.version} ${u.type} ${u.name}`)).toEqual(["1 ADDED a", "2 ADDED b", "3 MODIFIED b"]);
+    expectChainsWhole(all);
+  });
+});
+
+describe("committed log", () => {
+  test("follow delivers the backlog, then live commits, in order", async () => {
+    const th = await host();
+    th.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+    await th.changes.flush();
+    const seen: number[] = [];
+    const ac = new AbortController();
+    const following = (async () => {
+      for await (const batch of th.host.log.follow({ stream: "node/n1", after: 0, signal: ac.signal })) {
+        seen.push(...batch.map((u) => u.version));
+      }
+    })();
+    await waitFor(() => seen.length === 1);
+    th.changes.apply("pods", "ADDED", rawPod("other-node", { node: "n2" }));
+    th.changes.apply("pods", "ADDED", rawPod("b", { node: "n1" }));
+    await waitFor(() => seen.length === 2);
+    ac.abort();
+    await following;
+    expect(seen).toEqual([1, 3]);
+  });
+
+  test("a reader behind retention is told so (and counted)", async () => {
+    const th = await host({ retention: { maxUpdates: 2, interval: "50ms" } });
+    for (let i = 0; i < 5; i++) th.changes.apply("pods", "ADDED", rawPod(`p${i}`, { node: "n1" }));
+    await th.changes.flush();
+    await waitFor(() => th.host.log.oldest() === 4, 5000, "retention to prune");
+    await expect(th.host.log.read({ stream: ALL, after: 1, limit: 10 })).rejects.toBeInstanceOf(BehindRetentionError);
+    expect((await th.host.log.read({ stream: ALL, after: 3, limit: 10 })).map((u) => u.version)).toEqual([4, 5]);
+    expect(th.host.metrics.render()).toContain('kubemeta_reader_resets_total{stream="all"} 1');
+  });
+
+  test("reads older than the in-memory tail come from the store, identical", async () => {
+    const th = await host();
+    for (let i = 0; i < 20; i++) th.changes.apply("pods", "ADDED", rawPod(`p${i}`, { node: `n${i % 3}` }));
+    await th.changes.flush();
+    const fromMemory = await th.host.log.read({ stream: "node/n1", after: 0, limit: 100 });
+    await th.stop();
+    const restarted = await host({ dir: th.dir });
+    const fromStore = await restarted.host.log.read({ stream: "node/n1", after: 0, limit: 100 });
+    expect(fromStore).toEqual(fromMemory);
+  });
+});

@@ -1,0 +1,123 @@
+/** GET /v1/objects and GET /v1/updates over real HTTP. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { rawPod, startTestHost, waitFor, type TestHost } from "./harness.ts";
+import type { Envelope } from "../core/types.ts";
+
+let th: TestHost;
+beforeAll(async () => {
+  th = await startTestHost();
+  const node = { kind: "Node", apiVersion: "v1", metadata: { name: "n1", uid: "uid-n1", resourceVersion: "1" } };
+  await th.changes.apply("nodes", "ADDED", node);
+  for (let i = 0; i < 10; i++) await th.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: i % 2 ? "n1" : "n2", namespace: i < 6 ? "shop" : "ops" }));
+  await th.changes.apply("pods", "DELETED", rawPod("web-9", { node: "n1", namespace: "ops" }));
+  await th.changes.flush();
+});
+afterAll(() => th.destroy());
+
+async function get<T = Record<string, unknown>>(path: string): Promise<{ status: number; body: T }> {
+  const response = await fetch(`${th.url}${path}`);
+  return { status: response.status, body: (await response.json()) as T };
+}
+
+interface Page {
+  epoch: string;
+  stream: string;
+  items: Envelope[];
+  next: string;
+  more: boolean;
+}
+
+describe("GET /v1/objects", () => {
+  test("the current state, with the version it is consistent with", async () => {
+    const { status, body } = await get<{ epoch: string; version: number; items: { kind: string; name: string }[] }>("/v1/objects");
+    expect(status).toBe(200);
+    expect(body.epoch).toBe(th.host.epoch);
+    expect(body.version).toBe(12);
+    expect(body.items).toHaveLength(10);
+    expect(body.items.map((o) => o.name)).not.toContain("web-9");
+  });
+
+  test("kind, namespace, node and stream filters", async () => {
+    const names = async (query: string) => ((await get<{ items: { name: string }[] }>(`/v1/objects?${query}`)).body.items.map((o) => o.name).toSorted());
+    expect(await names("kind=Node")).toEqual(["n1"]);
+    expect(await names("kind=Pod&namespace=ops")).toEqual(["web-6", "web-7", "web-8"]);
+    expect(await names("kind=Pod&node=n1")).toEqual(["web-1", "web-3", "web-5", "web-7"]);
+    expect(await names("kind=Node,Pod&namespace=ops&node=n1")).toEqual(["web-7"]);
+    expect(await names("stream=node/n1")).toEqual(["n1", "web-1", "web-3", "web-5", "web-7"]);
+  });
+
+  test("bad values: 400 naming the parameter; unknown stream 404", async () => {
+    expect(await get("/v1/objects?kind=pods")).toMatchObject({ status: 400, body: { parameter: "kind" } });
+    expect(await get("/v1/objects?namespace=")).toMatchObject({ status: 400, body: { parameter: "namespace" } });
+    expect(await get("/v1/objects?stream=nodes")).toMatchObject({ status: 404, body: { parameter: "stream" } });
+  });
+});
+
+describe("GET /v1/updates", () => {
+  test("pages through a stream with the next cursor until it is caught up", async () => {
+    const seen: number[] = [];
+    let path = "/v1/updates?stream=all&limit=5";
+    for (let pages = 0; ; pages++) {
+      expect(pages).toBeLessThan(5);
+      const { status, body } = await get<Page>(path);
+      expect(status).toBe(200);
+      seen.push(...body.items.map((u) => u.version));
+      for (const u of body.items) expect(u).toMatchObject({ epoch: th.host.epoch, stream: "all", prev: u.version - 1 });
+      if (!body.more) {
+        expect(body.next).toBe(`${th.host.epoch}:12`);
+        break;
+      }
+      path = `/v1/updates?stream=all&limit=5&since=${body.next}`;
+    }
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+  });
+
+  test("a node stream: its updates and its prev chain; an empty page still moves the cursor to the head", async () => {
+    const { body } = await get<Page>("/v1/updates?stream=node/n1");
+    expect(body.items.map((u) => [u.version, u.prev, u.type])).toEqual([
+      [1, 0, "ADDED"],
+      [3, 1, "ADDED"],
+      [5, 3, "ADDED"],
+      [7, 5, "ADDED"],
+      [9, 7, "ADDED"],
+      [11, 9, "ADDED"],
+      [12, 11, "DELETED"],
+    ]);
+    const empty = await get<Page>(`/v1/updates?stream=node/n1&since=${th.host.epoch}:12`);
+    expect(empty.body).toMatchObject({ items: [], more: false, next: `${th.host.epoch}:12` });
+    const quiet = await get<Page>(`/v1/updates?stream=node/nobody&since=${th.host.epoch}:3`);
+    expect(quiet.body).toMatchObject({ items: [], next: `${th.host.epoch}:12` });
+  });
+
+  test("limit has an upper bound; bad values are 400 naming the parameter; unknown stream 404", async () => {
+    expect((await get<Page>("/v1/updates?limit=5000")).status).toBe(200);
+    for (const [query, parameter] of [
+      ["limit=5001", "limit"],
+      ["limit=0", "limit"],
+      ["limit=ten", "limit"],
+      ["since=5", "since"],
+      ["since=:5", "since"],
+    ]) {
+      expect(await get(`/v1/updates?${query}`)).toMatchObject({ status: 400, body: { parameter } });
+    }
+    expect(await get("/v1/updates?stream=node/")).toMatchObject({ status: 404, body: { parameter: "stream" } });
+  });
+
+  test("a cursor of another epoch, ahead of the log or past retention is 410 Gone: take /v1/objects instead", async () => {
+    expect(await get("/v1/updates?since=0123456789abcdef:3")).toMatchObject({ status: 410, body: { parameter: "since", epoch: th.host.epoch } });
+    expect(await get(`/v1/updates?since=${th.host.epoch}:13`)).toMatchObject({ status: 410 });
+    const pruned = await startTestHost({ retention: { maxUpdates: 2, interval: 50 } });
+    try {
+      for (let i = 0; i < 5; i++) await pruned.changes.apply("pods", "ADDED", rawPod(`p${i}`));
+      await pruned.changes.flush();
+      await waitFor(() => pruned.host.log.oldest() > 1, 5000, "retention to prune");
+      const gone = await fetch(`${pruned.url}/v1/updates?since=${pruned.host.epoch}:0`);
+      expect(gone.status).toBe(410);
+      expect(((await gone.json()) as { error: string }).error).toContain("older than retention");
+      const fromOldest = (await (await fetch(`${pruned.url}/v1/updates`)).json()) as Page;
+      expect(fromOldest.items[0]!.version).toBe(pruned.host.log.oldest());
+    } finally {
+      await pruned.destroy();
+    }
+  });
+});

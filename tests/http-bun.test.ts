@@ -1,0 +1,66 @@
+/**
+ * Bun.serve quirks (1.4.4) that /v1/watch works around, shown on a bare server so a Bun
+ * upgrade that changes them is noticed: no response headers before the first body byte,
+ * and the idle timeout cutting a streaming response that is quiet but still wanted.
+ */
+import { afterEach, expect, test } from "bun:test";
+
+const servers: ReturnType<typeof Bun.serve>[] = [];
+afterEach(() => {
+  for (const server of servers.splice(0)) server.stop(true);
+});
+
+function serve(options: Parameters<typeof Bun.serve>[0]): ReturnType<typeof Bun.serve> {
+  const server = Bun.serve(options);
+  servers.push(server);
+  return server;
+}
+
+function quietStream(firstByte: string | undefined): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(controller) {
+      if (firstByte !== undefined) controller.enqueue(new TextEncoder().encode(firstByte));
+    },
+  });
+}
+
+test("Bun.serve sends no headers until the first body byte: an SSE stream must write at once", async () => {
+  const silentServer = serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response(quietStream(undefined)) });
+  const speakingServer = serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response(quietStream(": opening\n\n")) });
+  const headersWithin = (url: URL) => Promise.race([fetch(url).then(() => "headers", () => "failed"), Bun.sleep(1000).then(() => "nothing")]);
+  const [silent, speaking] = await Promise.all([headersWithin(silentServer.url), headersWithin(speakingServer.url)]);
+  expect(silent).toBe("nothing");
+  expect(speaking).toBe("headers");
+});
+
+async function secondsUntilCut(exempt: boolean, holdMs: number): Promise<number | "open"> {
+  const server = serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    idleTimeout: 1,
+    fetch(request, srv) {
+      if (exempt) srv.timeout(request, 0);
+      return new Response(quietStream(": opening\n\n"));
+    },
+  });
+  const started = Date.now();
+  const response = await fetch(server.url);
+  const reading = (async () => {
+    try {
+      for await (const _ of response.body!) {
+        // only the opening comment ever comes
+      }
+    } catch {
+      // the cut shows as ECONNRESET
+    }
+    return (Date.now() - started) / 1000;
+  })();
+  return Promise.race([reading, Bun.sleep(holdMs).then(() => "open" as const)]);
+}
+
+test("Bun.serve's idleTimeout cuts a quiet streaming response; server.timeout(request, 0) exempts it", async () => {
+  // idleTimeout: 1 fires after about 4 s here (Bun's timer granularity).
+  const [cut, exempt] = await Promise.all([secondsUntilCut(false, 6500), secondsUntilCut(true, 6500)]);
+  expect(cut).toBeLessThan(6.5);
+  expect(exempt).toBe("open");
+}, 30_000);

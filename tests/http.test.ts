@@ -1,0 +1,129 @@
+/** The shared listener: bearer tokens, TLS, CORS for a browser's EventSource, and its config. */
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { ConfigError, resolveConfig } from "../core/config.ts";
+import { testPki } from "./apiserver/certs.ts";
+import { rawPod, startTestHost, type TestHost } from "./harness.ts";
+import { watch } from "./sse-client.ts";
+
+const TOKEN_A = "token-a-0123456789abcdef";
+const TOKEN_B = "token-b-fedcba9876543210";
+process.env.KUBEMETA_TEST_TOKEN_A = TOKEN_A;
+process.env.KUBEMETA_TEST_TOKEN_B = TOKEN_B;
+afterAll(() => {
+  delete process.env.KUBEMETA_TEST_TOKEN_A;
+  delete process.env.KUBEMETA_TEST_TOKEN_B;
+});
+
+const hosts: TestHost[] = [];
+afterEach(async () => {
+  for (const th of hosts.splice(0)) await th.destroy();
+});
+
+async function host(http: Record<string, unknown>): Promise<TestHost> {
+  const th = await startTestHost({ sinks: [{ type: "sse" }], http });
+  hosts.push(th);
+  return th;
+}
+
+describe("bearer tokens (from the environment through ${VAR})", () => {
+  test("guard /v1 and /metrics with any configured token; /healthz and /readyz stay open", async () => {
+    const th = await host({ tokens: ["${KUBEMETA_TEST_TOKEN_A}", "${KUBEMETA_TEST_TOKEN_B}"] });
+    const status = async (path: string, headers: Record<string, string> = {}) => (await fetch(`${th.url}${path}`, { headers })).status;
+    const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+    for (const path of ["/v1/objects", "/v1/updates", "/v1/watch", "/metrics", "/v1/nothing-here"]) {
+      expect([path, await status(path)]).toEqual([path, 401]);
+      expect([path, await status(path, bearer("wrong-token-0123456789"))]).toEqual([path, 401]);
+      expect([path, await status(path, { authorization: "Basic dXNlcjpwYXNz" })]).toEqual([path, 401]);
+    }
+    expect(await status("/v1/objects", bearer(TOKEN_A))).toBe(200);
+    expect(await status("/metrics", bearer(TOKEN_B))).toBe(200);
+    expect(await status("/v1/nothing-here", bearer(TOKEN_A))).toBe(404);
+    expect(await status(`/v1/objects?access_token=${TOKEN_B}`)).toBe(200);
+    expect(await status("/healthz")).toBe(200);
+    expect(await status("/readyz")).toBe(200);
+
+    const refused = await fetch(`${th.url}/v1/watch`);
+    expect(refused.headers.get("www-authenticate")).toStartWith("Bearer");
+    expect(await refused.json()).toEqual({ error: "missing bearer token" });
+    const c = await watch(th.url, {}, { headers: bearer(TOKEN_A) });
+    expect((await c.next()).type).toBe("RESET");
+    c.close();
+  });
+
+  test("an unset variable or a short token is a config error naming its path", async () => {
+    const resolve = (tokens: string[]) => resolveConfig({ http: { tokens } }, { baseDir: "/", env: {} });
+    await expect(resolve(["${KUBEMETA_NO_SUCH_VAR}"])).rejects.toThrow(ConfigError);
+    const short = await resolve(["short"]).catch((error: ConfigError) => error);
+    expect((short as ConfigError).issues[0]!.path).toBe("http.tokens[0]");
+  });
+});
+
+describe("TLS", () => {
+  test("serves https with the configured certificate and key, SSE included", async () => {
+    const pki = await testPki();
+    const th = await host({ tls: { cert: join(pki.dir, "server.crt"), key: join(pki.dir, "server.key") }, tokens: [TOKEN_A] });
+    expect(th.url).toStartWith("https://127.0.0.1:");
+    await expect(fetch(`${th.url}/healthz`)).rejects.toThrow();
+    const health = await fetch(`${th.url}/healthz`, { tls: { ca: pki.caPem } });
+    expect(await health.text()).toBe("ok\n");
+
+    await th.changes.apply("pods", "ADDED", rawPod("web-1", { node: "n1" }));
+    await th.changes.flush();
+    const c = await watch(th.url, {}, { tls: { ca: pki.caPem }, headers: { authorization: `Bearer ${TOKEN_A}` } });
+    expect((await c.takeUntil("SYNCED")).map((e) => e.type)).toEqual(["RESET", "ADDED", "SYNCED"]);
+    c.close();
+  });
+
+  test("a missing certificate file is a config error", async () => {
+    const error = await resolveConfig({ http: { tls: { cert: "/nonexistent/cert.pem", key: "/nonexistent/key.pem" } } }, { baseDir: "/" }).catch((e: ConfigError) => e);
+    expect((error as ConfigError).issues.map((i) => i.path)).toEqual(["http.tls.cert", "http.tls.key"]);
+  });
+});
+
+describe("CORS", () => {
+  const ORIGIN = "https://dashboard.example.com";
+
+  test("a preflight from an allowed origin passes even with auth on, and the stream carries the CORS header", async () => {
+    const th = await host({ corsOrigins: [ORIGIN], tokens: [TOKEN_A] });
+    const preflight = await fetch(`${th.url}/v1/watch?stream=all`, {
+      method: "OPTIONS",
+      headers: { origin: ORIGIN, "access-control-request-method": "GET", "access-control-request-headers": "last-event-id, authorization" },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-origin")).toBe(ORIGIN);
+    expect(preflight.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("last-event-id");
+    expect(preflight.headers.get("access-control-allow-methods")).toContain("GET");
+
+    const c = await watch(th.url, {}, { headers: { origin: ORIGIN, authorization: `Bearer ${TOKEN_A}` } });
+    expect(c.response.headers.get("access-control-allow-origin")).toBe(ORIGIN);
+    expect(c.response.headers.get("content-type")).toStartWith("text/event-stream");
+    expect((await c.next()).type).toBe("RESET");
+    c.close();
+
+    const other = await fetch(`${th.url}/v1/watch`, { method: "OPTIONS", headers: { origin: "https://evil.example.com", "access-control-request-method": "GET" } });
+    expect(other.headers.get("access-control-allow-origin")).toBeNull();
+  });
+
+  test("an origin must be scheme://host[:port] or *", async () => {
+    const error = await resolveConfig({ http: { corsOrigins: ["dashboard.example.com/"] } }, { baseDir: "/" }).catch((e: ConfigError) => e);
+    expect((error as ConfigError).issues[0]!.path).toBe("http.corsOrigins[0]");
+  });
+});
+
+describe("listener", () => {
+  test("idleTimeout is a duration within Bun.serve's limit, in whole seconds", async () => {
+    expect((await resolveConfig({ http: { idleTimeout: "90s" } }, { baseDir: "/" })).http.idleTimeout).toBe(90);
+    expect((await resolveConfig({}, { baseDir: "/" })).http.idleTimeout).toBe(30);
+    const error = await resolveConfig({ http: { idleTimeout: "5m" } }, { baseDir: "/" }).catch((e: ConfigError) => e);
+    expect((error as ConfigError).issues[0]!.path).toBe("http.idleTimeout");
+  });
+
+  test("an unknown route is a JSON 404", async () => {
+    const th = await host({});
+    const response = await fetch(`${th.url}/nope`);
+    expect(response.status).toBe(404);
+    expect(await response.json()).toEqual({ error: "no route for GET /nope" });
+  });
+});

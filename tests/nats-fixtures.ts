@@ -1,0 +1,114 @@
+/**
+ * What the NATS tests share: a host with the NATS sink pointed at a test nats-server,
+ * raw cluster objects, churn, and the comparison of a follower with the store.
+ */
+import { afterAll, beforeAll, expect } from "bun:test";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { ChangeSink } from "../core/contract.ts";
+import { ALL, type KubeObject } from "../core/types.ts";
+import { rawPod, startTestHost, type TestHost } from "./harness.ts";
+import type { Follower } from "./nats-consumer.ts";
+import { startNatsServer, type NatsServerOptions, type TestNatsServer } from "./nats-server.ts";
+
+/** A cluster name that is not a NATS token as it is: the default prefix encodes it. */
+export const CLUSTER = "test.eu-west-1";
+export const PREFIX = "kubemeta.test_eu-west-1";
+
+/** Node names as clouds make them, dots included. */
+export function nodeNames(count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `ip-10-0-${i >> 8}-${i & 255}.eu-west-1.compute.internal`);
+}
+
+export function rawNode(name: string, ready = "True"): KubeObject {
+  return {
+    kind: "Node",
+    apiVersion: "v1",
+    metadata: { name, uid: `node-${name}`, resourceVersion: "1", labels: { "kubernetes.io/hostname": name } },
+    status: { addresses: [{ type: "InternalIP", address: "10.0.0.1" }], conditions: [{ type: "Ready", status: ready }] },
+  };
+}
+
+export function rawNamespace(name: string): KubeObject {
+  return { kind: "Namespace", apiVersion: "v1", metadata: { name, uid: `ns-${name}`, resourceVersion: "1" }, status: { phase: "Active" } };
+}
+
+export function rawService(name: string, port = 80): KubeObject {
+  return {
+    kind: "Service",
+    apiVersion: "v1",
+    metadata: { name, namespace: "default", uid: `svc-${name}`, resourceVersion: "1" },
+    spec: { type: "ClusterIP", clusterIP: "10.96.0.10", ports: [{ port, protocol: "TCP" }], selector: { app: name } },
+  };
+}
+
+/** Sink config entry with fast reconnects, for tests. */
+export function natsSink(server: TestNatsServer, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { type: "nats", servers: [server.url], reconnect: { initial: "20ms", max: "200ms" }, cursorSaveInterval: "50ms", ...extra };
+}
+
+export async function startNatsHost(server: TestNatsServer, options: { dir?: string; sink?: Record<string, unknown>; retention?: Record<string, unknown> } = {}): Promise<TestHost> {
+  return startTestHost({ cluster: CLUSTER, dir: options.dir, retention: options.retention, sinks: [natsSink(server, options.sink)] });
+}
+
+export interface NatsSuite {
+  server: TestNatsServer;
+  th: TestHost;
+  /** A client connection of the test's own. */
+  nc: NatsConnection;
+}
+
+/** One server, one host with the sink and one client for a whole test file (started in beforeAll, destroyed in afterAll). */
+export function natsSuite(serverOptions: NatsServerOptions = {}): NatsSuite {
+  const suite = {} as NatsSuite;
+  beforeAll(async () => {
+    suite.server = await startNatsServer(serverOptions);
+    suite.th = await startNatsHost(suite.server);
+    suite.nc = await client(suite.server);
+  });
+  afterAll(async () => {
+    await suite.nc?.close();
+    await suite.th?.destroy();
+    await suite.server?.destroy();
+  });
+  return suite;
+}
+
+export async function client(server: TestNatsServer, extra: Record<string, unknown> = {}): Promise<NatsConnection> {
+  return connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 50, ...extra });
+}
+
+/**
+ * One round of churn on every node: a new pod, a change to an older one, a deletion of an
+ * even older one, a Node status flip, and some shared objects. Deterministic in `round`.
+ */
+export async function churn(changes: ChangeSink, nodes: string[], round: number): Promise<void> {
+  for (const [i, node] of nodes.entries()) {
+    await changes.apply("pods", "ADDED", rawPod(`web-${i}-${round}`, { node, rv: String(round) }));
+    if (round >= 1) await changes.apply("pods", "MODIFIED", rawPod(`web-${i}-${round - 1}`, { node, phase: "Succeeded", rv: String(round) }));
+    if (round >= 2) await changes.apply("pods", "DELETED", rawPod(`web-${i}-${round - 2}`, { node, phase: "Succeeded", rv: String(round) }));
+    if (i % 10 === round % 10) await changes.apply("nodes", "MODIFIED", rawNode(node, round % 2 ? "False" : "True"));
+  }
+  await changes.apply("services", "ADDED", rawService(`svc-${round}`));
+  await changes.apply("pods", "ADDED", rawPod(`pending-${round}`));
+}
+
+/** The store's current objects of a stream, uid → version. */
+export async function truth(th: TestHost, stream: string): Promise<Map<string, number>> {
+  const { objects } = await th.host.log.snapshot(stream === ALL ? {} : { stream });
+  return new Map(objects.map((o) => [o.uid, o.version]));
+}
+
+/** True once the follower holds exactly what the store holds for its stream. */
+export async function converged(th: TestHost, follower: Follower, stream: string): Promise<boolean> {
+  await follower.settled();
+  const expected = await truth(th, stream);
+  const actual = follower.state();
+  if (expected.size !== actual.size) return false;
+  for (const [uid, version] of expected) if (actual.get(uid) !== version) return false;
+  return true;
+}
+
+export async function expectConverged(th: TestHost, follower: Follower, stream: string): Promise<void> {
+  await follower.settled();
+  expect(follower.state()).toEqual(await truth(th, stream));
+}

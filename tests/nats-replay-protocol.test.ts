@@ -1,0 +1,87 @@
+import { describe, expect, test } from "bun:test";
+import { ChunkWriter } from "../plugins/sinks/nats/chunks.ts";
+import { MalformedRequestError, parseReplayRequest, type ReplayChunk } from "../plugins/sinks/nats/replay-protocol.ts";
+
+describe("replay request", () => {
+  test("reads stream, from and to as the README documents them", () => {
+    expect(parseReplayRequest('{"stream":"node/ip-10-0-1-23.eu-west-1.compute.internal","from":"c0a8f3e1:48190","to":48213}')).toEqual({
+      stream: "node/ip-10-0-1-23.eu-west-1.compute.internal",
+      from: { epoch: "c0a8f3e1", version: 48190 },
+      to: 48213,
+    });
+    expect(parseReplayRequest('{"stream":"shared"}')).toEqual({ stream: "shared", to: undefined });
+    expect(parseReplayRequest('{"stream":"all","from":null,"future":"ignored"}')).toEqual({ stream: "all", to: undefined });
+    expect(parseReplayRequest('{"stream":"all","from":"e:0"}').from).toEqual({ epoch: "e", version: 0 });
+  });
+
+  test("says what is wrong with a malformed request", () => {
+    const cases: [string, RegExp][] = [
+      ["not json", /not JSON/],
+      ["[]", /stream|object/i],
+      ["{}", /stream/],
+      ['{"stream":"node/"}', /stream must be/],
+      ['{"stream":"node/Bad_Name"}', /stream must be/],
+      ['{"stream":"pods"}', /stream must be/],
+      ['{"stream":"all","from":42}', /from must be a string/],
+      ['{"stream":"all","from":"42"}', /from must be "<epoch>:<version>"/],
+      ['{"stream":"all","from":"e:-1"}', /from must be/],
+      ['{"stream":"all","from":"e:1","to":1.5}', /to must be an integer/],
+      ['{"stream":"all","from":"e:10","to":9}', /to is before from/],
+    ];
+    for (const [payload, message] of cases) {
+      let error: unknown;
+      try {
+        parseReplayRequest(payload);
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error).toBeInstanceOf(MalformedRequestError);
+      expect((error as Error).message).toMatch(message);
+    }
+  });
+});
+
+async function writeAll(maxBytes: number, envelopes: { version: number; json: string }[], reset = false): Promise<string[]> {
+  const sent: string[] = [];
+  const writer = new ChunkWriter("ep0", maxBytes, async (chunk) => void sent.push(chunk));
+  if (reset) writer.markReset("behind-retention");
+  for (const e of envelopes) await writer.add(e.json, e.version);
+  await writer.finish(999_999);
+  return sent;
+}
+
+describe("replay chunks", () => {
+  test("every chunk fits max_payload in UTF-8 bytes, in order, numbered, the last one marked", async () => {
+    const envelopes = Array.from({ length: 300 }, (_, i) => ({
+      version: i + 1,
+      json: JSON.stringify({ version: i + 1, object: { note: "é漢😀".repeat(i % 37), pad: "x".repeat((i * 7) % 120) } }),
+    }));
+    const sent = await writeAll(1_000, envelopes, true);
+    expect(sent.length).toBeGreaterThan(10);
+    const chunks = sent.map((raw) => {
+      expect(Buffer.byteLength(raw)).toBeLessThanOrEqual(1_000);
+      return JSON.parse(raw) as ReplayChunk & { updates: { version: number }[] };
+    });
+    expect(chunks.map((c) => c.seq)).toEqual(chunks.map((_, i) => i));
+    expect(chunks.map((c) => c.reset)).toEqual(chunks.map((_, i) => (i === 0 ? "behind-retention" : undefined)));
+    expect(chunks.map((c) => c.last ?? false)).toEqual(chunks.map((_, i) => i === chunks.length - 1));
+    expect(chunks.at(-1)!.through).toBe(999_999);
+    expect(chunks.every((c) => c.epoch === "ep0")).toBe(true);
+    expect(chunks.flatMap((c) => c.updates.map((u) => u.version))).toEqual(envelopes.map((e) => e.version));
+  });
+
+  test("an envelope larger than max_payload alone is listed as oversized, not sent", async () => {
+    const envelopes = [
+      { version: 1, json: '{"version":1}' },
+      { version: 2, json: JSON.stringify({ version: 2, big: "x".repeat(600) }) },
+      { version: 3, json: '{"version":3}' },
+    ];
+    const chunks = (await writeAll(400, envelopes)).map((raw) => JSON.parse(raw) as ReplayChunk & { updates: { version: number }[] });
+    expect(chunks.flatMap((c) => c.updates.map((u) => u.version))).toEqual([1, 3]);
+    expect(chunks.flatMap((c) => c.oversized ?? [])).toEqual([2]);
+  });
+
+  test("an empty replay is one final chunk", async () => {
+    expect((await writeAll(1_000, [])).map((raw) => JSON.parse(raw))).toEqual([{ epoch: "ep0", seq: 0, updates: [], last: true, through: 999_999 }]);
+  });
+});

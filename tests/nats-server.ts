@@ -1,0 +1,135 @@
+/**
+ * A real `nats-server` for tests: its own temp config file, a port of its own (never
+ * 4222, where a system server may run), and stop()/restart() on that same port so a
+ * test can cut NATS in the middle of churn and bring it back.
+ */
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { connect as tcpConnect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export interface NatsServerOptions {
+  /** Largest message the server accepts, in bytes (the server's default is 1 MiB). */
+  maxPayload?: number;
+  /** Enables JetStream with a store in the server's temp dir. */
+  jetstream?: boolean;
+  auth?: { user: string; password: string } | { token: string } | { nkey: string };
+  /** Serve TLS with this certificate; `verify` requires client certificates signed by `caFile`. */
+  tls?: { certFile: string; keyFile: string; caFile?: string; verify?: boolean };
+}
+
+export interface TestNatsServer {
+  readonly port: number;
+  /** `nats://127.0.0.1:<port>` (or `tls://…` when TLS is on). */
+  readonly url: string;
+  readonly dir: string;
+  /** True between start/restart and stop. */
+  running(): boolean;
+  /** Kills the server (the port stays reserved for restart). Safe twice. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port, with the same config and store. */
+  restart(): Promise<void>;
+  /** Stops and removes the temp dir. */
+  destroy(): Promise<void>;
+}
+
+const BINARY = process.env.NATS_SERVER_BIN ?? "nats-server";
+const START_DEADLINE_MS = 10_000;
+
+function renderConfig(options: NatsServerOptions, dir: string, port: number): string {
+  const lines = ["host: 127.0.0.1", `port: ${port}`, `ports_file_dir: "${dir}"`];
+  if (options.maxPayload) lines.push(`max_payload: ${options.maxPayload}`);
+  if (options.jetstream) lines.push(`jetstream { store_dir: "${join(dir, "jetstream")}", max_memory_store: 64MB, max_file_store: 256MB }`);
+  const { auth, tls } = options;
+  if (auth && "token" in auth) lines.push(`authorization { token: ${JSON.stringify(auth.token)} }`);
+  if (auth && "user" in auth) lines.push(`authorization { users: [ { user: ${JSON.stringify(auth.user)}, password: ${JSON.stringify(auth.password)} } ] }`);
+  if (auth && "nkey" in auth) lines.push(`authorization { users: [ { nkey: ${JSON.stringify(auth.nkey)} } ] }`);
+  if (tls) {
+    const ca = tls.caFile ? `, ca_file: "${tls.caFile}"` : "";
+    lines.push(`tls { cert_file: "${tls.certFile}", key_file: "${tls.keyFile}"${ca}, verify: ${tls.verify ? "true" : "false"}, timeout: 5 }`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/** Resolves when something accepts TCP connections on the port. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tcpConnect({ host: "127.0.0.1", port }, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.on("error", () => resolve(false));
+  });
+}
+
+/** The port the server chose, from the ports file it writes once it listens (`port: -1`); undefined until it is whole. */
+async function readPortsFile(dir: string, pid: number): Promise<number | undefined> {
+  const name = (await readdir(dir)).find((f) => f.endsWith(`_${pid}.ports`));
+  if (!name) return undefined;
+  const text = await readFile(join(dir, name), "utf8");
+  const url = /"nats"\s*:\s*\[\s*"([^"]+)"/.exec(text)?.[1];
+  const port = url ? Number(new URL(url).port) : NaN;
+  return Number.isInteger(port) && port > 0 ? port : undefined;
+}
+
+async function until<T>(check: () => Promise<T | undefined | false>, what: string, exited: () => string | undefined): Promise<T> {
+  const deadline = Date.now() + START_DEADLINE_MS;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    const failure = exited();
+    if (failure) throw new Error(`nats-server exited while ${what}: ${failure}`);
+    if (Date.now() > deadline) throw new Error(`nats-server: timed out ${what}`);
+    await Bun.sleep(10);
+  }
+}
+
+/** Starts a nats-server on a free port chosen by the server itself. */
+export async function startNatsServer(options: NatsServerOptions = {}): Promise<TestNatsServer> {
+  const dir = await mkdtemp(join(tmpdir(), "kubemeta-nats-"));
+  const configFile = join(dir, "nats.conf");
+  let port = -1;
+  let proc: ReturnType<typeof Bun.spawn> | undefined;
+  let stderr = "";
+
+  async function launch(): Promise<void> {
+    await writeFile(configFile, renderConfig(options, dir, port));
+    stderr = "";
+    const child = Bun.spawn([BINARY, "-c", configFile], { stdout: "ignore", stderr: "pipe" });
+    proc = child;
+    void (async () => {
+      for await (const chunk of child.stderr as ReadableStream<Uint8Array>) stderr += new TextDecoder().decode(chunk);
+    })();
+    const exited = () => (child.exitCode !== null || child.signalCode !== null ? stderr.trim().split("\n").slice(-3).join(" | ") || `code ${child.exitCode}` : undefined);
+    if (port === -1) port = await until(() => readPortsFile(dir, child.pid), "choosing a port", exited);
+    await until(() => accepts(port), `listening on ${port}`, exited);
+  }
+
+  async function stop(): Promise<void> {
+    const child = proc;
+    proc = undefined;
+    if (!child) return;
+    child.kill("SIGKILL");
+    await child.exited;
+  }
+
+  await launch();
+  const scheme = options.tls ? "tls" : "nats";
+  return {
+    get port() {
+      return port;
+    },
+    url: `${scheme}://127.0.0.1:${port}`,
+    dir,
+    running: () => proc !== undefined,
+    stop,
+    async restart() {
+      await stop();
+      await launch();
+    },
+    async destroy() {
+      await stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,107 @@
+/**
+ * The host's isolation of a plugin's lifecycle (core/supervise.ts): a start that throws is
+ * retried with backoff and counted; a start or stop that hangs holds up nobody; and
+ * guardProcess keeps a plugin's stray exception from ending the server.
+ */
+import { expect, test } from "bun:test";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { createLogger, silentLogger } from "../core/logger.ts";
+import { createMetrics } from "../core/metrics.ts";
+import { supervise, type SuperviseOptions } from "../core/supervise.ts";
+import { tempDir, waitFor } from "./harness.ts";
+
+const repo = join(import.meta.dir, "..");
+
+function options(name: string, extra: Partial<SuperviseOptions> = {}): SuperviseOptions & { failures(phase: string): number } {
+  const metrics = extra.metrics ?? createMetrics();
+  return {
+    name,
+    kind: "sink",
+    logger: silentLogger,
+    metrics,
+    deadlineMs: 100,
+    ...extra,
+    failures: (phase) => metrics.counter("kubemeta_plugin_failures_total", "").get({ plugin: name, kind: "sink", phase }),
+  };
+}
+
+test("a start that throws is logged, counted and retried with backoff in the background until it works", async () => {
+  const logged: string[] = [];
+  const opts = options("late", { logger: createLogger({ write: (line) => void logged.push(line) }) });
+  let attempts = 0;
+  let started = false;
+  const plugin = supervise(
+    {
+      async start() {
+        if (++attempts < 3) throw new Error("backend down");
+        started = true;
+      },
+      async stop() {},
+    },
+    opts,
+  );
+  await plugin.start();
+  expect(attempts).toBe(1);
+  await waitFor(() => started, 5_000, "the third attempt");
+  expect(opts.failures("start")).toBe(2);
+  expect(logged.filter((line) => line.includes('"msg":"sink failed to start; retrying"') && line.includes("backend down"))).toHaveLength(2);
+  await plugin.stop();
+});
+
+test("a start that hangs, and a stop that hangs, hold up the caller no longer than the deadline", async () => {
+  const opts = options("never");
+  const plugin = supervise({ start: () => new Promise(() => {}), stop: () => new Promise(() => {}) }, opts);
+  let began = performance.now();
+  await plugin.start();
+  expect(performance.now() - began).toBeLessThan(1_000);
+  began = performance.now();
+  await plugin.stop();
+  expect(performance.now() - began).toBeLessThan(1_000);
+  expect(opts.failures("stop")).toBe(1);
+});
+
+test("a stop that throws, even synchronously, is counted and not thrown", async () => {
+  const opts = options("clumsy");
+  const plugin = supervise(
+    {
+      async start() {},
+      stop() {
+        throw new Error("already closed");
+      },
+    },
+    opts,
+  );
+  await plugin.start();
+  await plugin.stop();
+  expect(opts.failures("stop")).toBe(1);
+});
+
+/** Runs `script` with `bun run` (a child process: the quirk ends the process), its imports resolved against the repository. */
+async function runScript(script: string): Promise<{ exitCode: number; stdout: string }> {
+  const dir = await tempDir("kubemeta-child-");
+  const file = join(dir, "child.ts");
+  await Bun.write(file, script.replaceAll("REPO", repo));
+  const child = Bun.spawn([process.execPath, "run", file], { stdout: "pipe", stderr: "pipe" });
+  const [stdout, exitCode] = await Promise.all([new Response(child.stdout).text(), child.exited]);
+  await rm(dir, { recursive: true, force: true });
+  return { exitCode, stdout };
+}
+
+test("Bun quirk: an exception thrown from a timer ends the process; guardProcess logs it and keeps running", async () => {
+  const script = (guarded: boolean) => `
+    import { guardProcess } from "REPO/core/supervise.ts";
+    import { createLogger } from "REPO/core/logger.ts";
+    import { createMetrics } from "REPO/core/metrics.ts";
+    if (${guarded}) guardProcess(createLogger(), createMetrics());
+    setTimeout(() => { throw new Error("a plugin's timer failed"); }, 1);
+    setTimeout(() => console.log("still running"), 50);
+  `;
+  const bare = await runScript(script(false));
+  expect(bare.exitCode).not.toBe(0);
+  expect(bare.stdout).not.toContain("still running");
+  const guarded = await runScript(script(true));
+  expect(guarded.exitCode).toBe(0);
+  expect(guarded.stdout).toContain("still running");
+  expect(guarded.stdout).toContain('"msg":"uncaught exception; kubemeta keeps running"');
+});

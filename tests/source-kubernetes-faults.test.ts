@@ -1,0 +1,173 @@
+/**
+ * The kubernetes source under a misbehaving API server: throttling, errors, dropped
+ * and stalled watches, watch timeouts, and stops in the middle of everything.
+ */
+import { describe, expect, test } from "bun:test";
+import type { Metrics } from "../core/metrics.ts";
+import { makePod, startChurn } from "./apiserver/population.ts";
+import { count, inSync, RecordingSink, until, withCluster, within } from "./source-kubernetes-recorder.ts";
+
+const newPod = (name: string) => makePod({ name, namespace: "default", node: "ip-10-0-0-1.eu-west-1.compute.internal" });
+const restarts = (metrics: Metrics, reason: string) => count(metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason });
+const requests = (metrics: Metrics, verb: string, code: string) => count(metrics, "kubemeta_source_requests_total", { verb, resource: "pods", code });
+
+describe("throttling and errors", () => {
+  test("429 on a watch waits Retry-After, not the (much shorter) backoff", () =>
+    withCluster(async ({ server, start }) => {
+      server.failNext({ verb: "watch", resource: "pods", status: 429, retryAfterSeconds: 1 });
+      const sink = new RecordingSink();
+      const started = performance.now();
+      const running = await start(sink);
+      await within(running.synced, 5000, "sync");
+      expect(performance.now() - started).toBeGreaterThanOrEqual(1000);
+      expect(restarts(running.metrics, "throttled")).toBe(1);
+      expect(server.requests()["watchlist pods"]).toBe(2);
+      expect(inSync(sink, server, "Pod")).toBe(true);
+    }));
+
+  test("429 on a list page retries that page after Retry-After, in the same relist", () =>
+    withCluster(
+      async ({ server, start }) => {
+        const sink = new RecordingSink();
+        let throttledAt = 0;
+        sink.onApply = (n) => {
+          // The first page is in: the request for the next one is throttled.
+          if (n !== 5) return;
+          server.failNext({ verb: "list", resource: "pods", status: 429, retryAfterSeconds: 1 });
+          throttledAt = performance.now();
+        };
+        const running = await start(sink, { pageSize: 5 });
+        await within(running.synced, 5000, "sync");
+        expect(performance.now() - throttledAt).toBeGreaterThanOrEqual(1000);
+        expect(server.requests()["list pods"]).toBe(4 + 1);
+        expect(sink.relists.map((r) => r.state)).toEqual(["ended"]);
+        expect(inSync(sink, server, "Pod")).toBe(true);
+      },
+      { streamingList: false },
+      { nodes: 2, podsPerNode: 10 },
+    ));
+
+  test("5xx responses and ERROR events are retried with backoff until the watch succeeds", () =>
+    withCluster(async ({ server, start }) => {
+      server.failNext({ verb: "watch", resource: "pods", status: 500, count: 2 });
+      server.failNext({ verb: "watch", resource: "pods", status: 503 });
+      server.failNext({ verb: "watch", resource: "pods", status: 500, as: "event" });
+      const sink = new RecordingSink();
+      const running = await start(sink);
+      await within(running.synced, 5000, "sync");
+      expect(requests(running.metrics, "watch", "500")).toBe(2);
+      expect(requests(running.metrics, "watch", "503")).toBe(1);
+      expect(requests(running.metrics, "watch", "200")).toBe(2);
+      expect(restarts(running.metrics, "error")).toBe(4);
+      expect(sink.relists.map((r) => r.state)).toEqual(["aborted", "ended"]);
+      expect(inSync(sink, server, "Pod")).toBe(true);
+    }));
+
+  test("the request budget caps a crash loop, whatever the backoff says", () =>
+    withCluster(async ({ server, start }) => {
+      server.failNext({ verb: "watch", status: 500, count: 10_000 });
+      await start(new RecordingSink(), {
+        resources: ["pods", "nodes", "namespaces"],
+        backoff: { initial: "1ms", max: "1ms" },
+        requestBudget: { qps: 10, burst: 3 },
+      });
+      const started = performance.now();
+      await Bun.sleep(1000);
+      const seconds = (performance.now() - started) / 1000;
+      const sent = Object.values(server.requests()).reduce((a, b) => a + b, 0);
+      expect(sent).toBeGreaterThanOrEqual(5);
+      expect(sent).toBeLessThanOrEqual(3 + Math.ceil(10 * seconds) + 1);
+    }));
+});
+
+describe("watch connections", () => {
+  test("a watch that reaches its timeout is re-opened at once from where it was, without relisting", () =>
+    withCluster(async ({ server, start }) => {
+      const sink = new RecordingSink();
+      const running = await start(sink, { watchTimeout: "1s" });
+      await within(running.synced, 5000, "sync");
+      server.create(newPod("before-timeout"));
+      await until(() => restarts(running.metrics, "end") >= 1, "the watch timeout");
+      server.create(newPod("after-timeout"));
+      await until(() => inSync(sink, server, "Pod"), "the pod created after the timeout");
+      expect(sink.relists).toHaveLength(1);
+      expect(restarts(running.metrics, "error")).toBe(0);
+    }));
+
+  test("dropped watches under churn reconnect from the last resourceVersion and lose no event", () =>
+    withCluster(
+      async ({ server, start }) => {
+        const sink = new RecordingSink();
+        const running = await start(sink);
+        await within(running.synced, 5000, "sync");
+        const churn = startChurn(server, { perSecond: 400 });
+        for (let i = 0; i < 5; i++) {
+          await until(() => server.openWatches() === 1, "the watch to be re-opened");
+          await Bun.sleep(50);
+          server.dropWatches();
+        }
+        churn.stop();
+        await until(() => inSync(sink, server, "Pod"), "the sink to catch up with the server");
+        expect(churn.changes()).toBeGreaterThan(50);
+        expect(sink.relists).toHaveLength(1);
+        // Resumed watches neither replay nor skip: resourceVersions only go up.
+        const watched = sink.events.filter((e) => e.via === "watch").map((e) => Number(e.resourceVersion));
+        expect(watched.every((rv, i) => i === 0 || rv > watched[i - 1]!)).toBe(true);
+        await until(() => restarts(running.metrics, "error") + restarts(running.metrics, "end") >= 5, "a restart per dropped watch");
+      },
+      {},
+      { nodes: 5, podsPerNode: 10 },
+    ));
+
+  test("a stalled watch trips the inactivity timeout, reconnects, and resumes when the server does", () =>
+    withCluster(async ({ server, start }) => {
+      const sink = new RecordingSink();
+      const running = await start(sink, { inactivityTimeout: "300ms" });
+      await within(running.synced, 5000, "sync");
+      server.stallWatches(true);
+      await until(() => restarts(running.metrics, "inactivity") >= 2, "two inactivity timeouts (the open watch, then a new one that never answers)");
+      server.stallWatches(false);
+      server.create(newPod("after-stall"));
+      await until(() => sink.events.some((e) => e.name === "after-stall"), "the pod created after the stall");
+      expect(inSync(sink, server, "Pod")).toBe(true);
+      expect(sink.relists).toHaveLength(1);
+      await until(() => server.openWatches() === 1, "the abandoned watches to be closed");
+    }));
+});
+
+describe("stop", () => {
+  test("stop() during a list returns at once, even with the core pushing back, and abandons the relist", () =>
+    withCluster(
+      async ({ start }) => {
+        const sink = new RecordingSink();
+        let blocked = false;
+        sink.onApply = (n) => {
+          if (n < 7) return;
+          blocked = true;
+          return new Promise<void>(() => {});
+        };
+        const running = await start(sink, { pageSize: 5 });
+        await until(() => blocked, "the list to be under way");
+        await within(running.stop(), 1000, "stop during a list");
+        expect(sink.relists.map((r) => r.state)).toEqual(["aborted"]);
+        expect(running.isSynced()).toBe(false);
+      },
+      { streamingList: false },
+      { nodes: 4, podsPerNode: 10 },
+    ));
+
+  test("stop() during a watch closes it and applies nothing after", () =>
+    withCluster(async ({ server, start }) => {
+      const sink = new RecordingSink();
+      // resources: undefined = the default, every resource.
+      const running = await start(sink, { resources: undefined });
+      await within(running.synced, 5000, "sync");
+      expect(server.openWatches()).toBe(11);
+      await within(running.stop(), 1000, "stop during a watch");
+      await running.stop();
+      const seen = sink.events.length;
+      server.create(newPod("after-stop"));
+      await until(() => server.openWatches() === 0, "the server to see the watches closed");
+      expect(sink.events.length).toBe(seen);
+    }));
+});

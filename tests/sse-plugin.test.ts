@@ -1,0 +1,73 @@
+/**
+ * The sse sink on its own, with a log held back on purpose (which no real store does on
+ * demand): Bun.serve sends no response headers before the first body byte (see
+ * http-bun.test.ts), so a subscriber whose first event is slow to come (a long catch-up
+ * from the store) would wait for the headers as long; /v1/watch writes an SSE comment at
+ * once. And the host may create the sink again on the same app.
+ */
+import { afterAll, expect, test } from "bun:test";
+import * as v from "valibot";
+import { createHttpServer } from "../core/http.ts";
+import { httpSchema } from "../core/http-config.ts";
+import type { CommittedLog } from "../core/contract.ts";
+import { silentLogger } from "../core/logger.ts";
+import { createMetrics } from "../core/metrics.ts";
+import type { Update } from "../core/types.ts";
+import sse from "../plugins/sinks/sse.ts";
+import { watch } from "./sse-client.ts";
+
+const held = Promise.withResolvers<Update[]>();
+const heldLog: CommittedLog = {
+  epoch: "e0",
+  head: () => 10,
+  oldest: () => 1,
+  read: () => held.promise,
+  async *follow() {},
+  snapshot: async () => ({ version: 10, objects: [] }),
+};
+const metrics = createMetrics();
+const http = createHttpServer({ config: v.parse(httpSchema, { address: "127.0.0.1", port: 0 }), logger: silentLogger, metrics, readiness: async () => ({ ready: true, waiting: [] }) });
+const createSink = () =>
+  sse.create(v.parse(sse.schema, {}), {
+    name: "sse",
+    cluster: "test",
+    logger: silentLogger,
+    metrics,
+    log: heldLog,
+    http: http.app,
+    cursor: { load: async () => undefined, save: async () => {} },
+  });
+let sink = createSink();
+afterAll(async () => {
+  held.resolve([]);
+  await sink.stop();
+  await http.stop();
+});
+
+test("the response headers come at once, while the catch-up is still reading the log", async () => {
+  await sink.start();
+  await http.start();
+  const opened = watch(http.url(), {}, { lastEventId: "e0:5" });
+  const outcome = await Promise.race([opened.then((c) => c), Bun.sleep(2000).then(() => undefined)]);
+  expect(outcome).toBeDefined();
+  const c = outcome!;
+  expect(c.status).toBe(200);
+  await c.until(() => c.comments > 0, 2000, "the opening comment");
+  expect(c.events).toEqual([]);
+
+  held.resolve([]);
+  expect((await c.next()).type).toBe("SYNCED");
+  c.close();
+});
+
+test("a sink created again on the same app serves /v1/watch; a stopped one answers 503", async () => {
+  await sink.stop();
+  await sink.stop();
+  expect((await fetch(`${http.url()}/v1/watch`)).status).toBe(503);
+  sink = createSink();
+  await sink.start();
+  await sink.start();
+  const c = await watch(http.url(), {}, { lastEventId: "e0:10" });
+  expect((await c.next()).type).toBe("SYNCED");
+  c.close();
+});

@@ -1,0 +1,95 @@
+/** A real webhook receiver on 127.0.0.1 (Bun.serve) that records every request and answers as the test says. */
+import type { Envelope } from "../core/types.ts";
+
+export interface WebhookBody {
+  id: string;
+  cluster: string;
+  epoch: string;
+  stream: string;
+  first: number;
+  last: number;
+  updates: Envelope[];
+}
+
+export interface Received {
+  raw: string;
+  body: WebhookBody;
+  headers: Headers;
+  at: number;
+  /** The status the receiver answered; 0 while it has not answered. */
+  status: number;
+}
+
+export type Responder = (request: Received) => Response | Promise<Response>;
+
+export interface Receiver {
+  url: string;
+  /** Every request, in arrival order. */
+  requests: Received[];
+  /** Requests answered 2xx, in arrival order. */
+  accepted(): Received[];
+  /** How the next requests are answered (200 by default). */
+  respond: Responder;
+  /** Takes the receiver down: connections are refused until `start`. */
+  stop(): Promise<void>;
+  /** Listens again, on the same port. */
+  start(): Promise<void>;
+}
+
+export async function startReceiver(respond: Responder = () => new Response("ok")): Promise<Receiver> {
+  let server: ReturnType<typeof Bun.serve> | undefined;
+  let port = 0;
+  const receiver: Receiver = {
+    url: "",
+    requests: [],
+    accepted: () => receiver.requests.filter((r) => r.status >= 200 && r.status < 300),
+    respond,
+    async stop() {
+      await server?.stop(true);
+      server = undefined;
+    },
+    async start() {
+      server = Bun.serve({
+        hostname: "127.0.0.1",
+        port,
+        fetch: async (request) => {
+          const raw = await request.text();
+          const received: Received = { raw, body: JSON.parse(raw) as WebhookBody, headers: request.headers, at: Date.now(), status: 0 };
+          receiver.requests.push(received);
+          const response = await receiver.respond(received);
+          received.status = response.status;
+          return response;
+        },
+      });
+      port = server.port!;
+      receiver.url = `http://127.0.0.1:${port}/hook`;
+    },
+  };
+  await receiver.start();
+  return receiver;
+}
+
+/**
+ * What a de-duplicating receiver keeps, given the accepted requests in arrival order:
+ * each update whose version is above the highest kept so far. Throws on a gap, so an
+ * equality with 1..n proves "in order, none missing" for an unfiltered stream.
+ */
+export function deduplicated(accepted: Received[]): number[] {
+  const kept: number[] = [];
+  for (const request of accepted) {
+    for (const update of request.body.updates) {
+      const last = kept[kept.length - 1] ?? 0;
+      if (update.version <= last) continue;
+      if (update.version !== last + 1) throw new Error(`gap: version ${update.version} after ${last}`);
+      kept.push(update.version);
+    }
+  }
+  return kept;
+}
+
+export const SECRET = "test-secret-0123456789";
+
+/** A webhook sink entry with fast retries, for tests. */
+export function webhookSink(url: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { type: "webhook", url, secret: SECRET, linger: "20ms", timeout: "2s", backoff: { initial: "10ms", max: "100ms" }, ...extra };
+}

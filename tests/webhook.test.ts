@@ -1,0 +1,198 @@
+/**
+ * The webhook sink against a real receiver on loopback: body, signature, batching,
+ * filters, retry policy, and losing nothing through a receiver outage or a restart.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { sign, verify } from "../plugins/sinks/webhook/sign.ts";
+import { retryAfter } from "../plugins/sinks/webhook/delivery.ts";
+import type { KubeObject } from "../core/types.ts";
+import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "./harness.ts";
+import { deduplicated, SECRET, startReceiver, webhookSink, type Receiver } from "./webhook-receiver.ts";
+
+let host: TestHost | undefined;
+let receiver: Receiver | undefined;
+afterEach(async () => {
+  await host?.destroy();
+  await receiver?.stop();
+  host = receiver = undefined;
+});
+
+function rawService(name: string, namespace = "default"): KubeObject {
+  return { kind: "Service", apiVersion: "v1", metadata: { name, namespace, uid: `uid-svc-${name}`, resourceVersion: "1" }, spec: { type: "ClusterIP", clusterIP: "10.96.0.10" } };
+}
+
+const counter = (th: TestHost, name: string, labels: Record<string, string>) => th.host.metrics.counter(name, "").get(labels);
+const names = (r: Receiver) => r.accepted().flatMap((request) => request.body.updates.map((u) => u.name));
+const failures = (th: TestHost) =>
+  ["network", "status_5xx"].reduce((sum, reason) => sum + counter(th, "kubemeta_webhook_failures_total", { sink: "webhook", reason }), 0);
+const metricsText = async (th: TestHost) => (await fetch(`${th.url}/metrics`)).text();
+const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
+/** Adds, modifies and deletes pods: `rounds` * 3 updates. */
+function churn(th: TestHost, rounds: number, offset = 0): void {
+  for (let i = offset; i < offset + rounds; i++) {
+    th.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: `n${i % 3}` }));
+    th.changes.apply("pods", "MODIFIED", rawPod(`web-${i}`, { node: `n${i % 3}`, phase: "Succeeded" }));
+    th.changes.apply("pods", "DELETED", rawPod(`web-${i}`, { node: `n${i % 3}` }));
+  }
+}
+
+test("a request carries the batch and its signature: it verifies, and a tampered body or a stale timestamp does not", async () => {
+  receiver = await startReceiver();
+  host = await startTestHost({ cluster: "prod-eu", sinks: [webhookSink(receiver.url, { headers: { Authorization: "Bearer gw" } })] });
+  for (const name of ["web-1", "web-2", "web-3"]) host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
+  await waitFor(() => deduplicated(receiver!.accepted()).length === 3, 5_000, "three updates");
+
+  const request = receiver.accepted()[0]!;
+  const { body, headers, raw } = request;
+  expect(body).toMatchObject({ cluster: "prod-eu", epoch: host.host.epoch, stream: "all", first: body.updates[0]!.version });
+  expect(body.last).toBe(body.updates[body.updates.length - 1]!.version);
+  expect(body.id).toBe(`${host.host.epoch}:${body.first}-${body.last}`);
+  expect(body.updates[0]).toMatchObject({ epoch: host.host.epoch, stream: "all", type: "ADDED", kind: "Pod", name: "web-1", node: "n1" });
+  expect(headers.get("x-kubemeta-id")).toBe(body.id);
+  expect(headers.get("content-type")).toBe("application/json");
+  expect(headers.get("authorization")).toBe("Bearer gw");
+
+  const timestamp = headers.get("x-kubemeta-timestamp");
+  const signature = headers.get("x-kubemeta-signature");
+  expect(signature).toMatch(/^sha256=[0-9a-f]{64}$/);
+  expect(verify(SECRET, timestamp, signature, raw)).toBe(true);
+  expect(verify(SECRET, timestamp, signature, raw.replace("web-1", "web-9"))).toBe(false);
+  expect(verify("another-secret", timestamp, signature, raw)).toBe(false);
+  const stale = Number(timestamp) - 600;
+  expect(verify(SECRET, String(stale), sign(SECRET, stale, raw), raw)).toBe(false);
+});
+
+test("batches hold at most batchSize updates, a partial batch leaves after linger, and the order is the log's", async () => {
+  receiver = await startReceiver();
+  host = await startTestHost({ sinks: [webhookSink(receiver.url, { batchSize: 5, linger: "100ms" })] });
+  for (let i = 0; i < 12; i++) host.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: "n1" }));
+  await waitFor(() => deduplicated(receiver!.accepted()).length === 12, 5_000, "twelve updates");
+  expect(receiver.requests.every((r) => r.body.updates.length <= 5)).toBe(true);
+  expect(receiver.requests.length).toBeGreaterThanOrEqual(3);
+  expect(deduplicated(receiver.accepted())).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+});
+
+test("stream, kind and namespace filters send only what matches, and the cursor moves past the rest", async () => {
+  receiver = await startReceiver();
+  const sink = webhookSink(receiver.url, { stream: "node/n1", kinds: ["Pod"], namespaces: ["prod"] });
+  host = await startTestHost({ sinks: [sink] });
+  host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1", namespace: "prod" }));
+  host.changes.apply("pods", "ADDED", rawPod("b", { node: "n2", namespace: "prod" }));
+  host.changes.apply("pods", "ADDED", rawPod("c", { node: "n1", namespace: "dev" }));
+  host.changes.apply("services", "ADDED", rawService("d", "prod"));
+  host.changes.apply("pods", "ADDED", rawPod("e", { node: "n1", namespace: "prod" }));
+  await waitFor(() => names(receiver!).length === 2, 5_000, "two matching updates");
+  const updates = receiver.accepted().flatMap((r) => r.body.updates);
+  expect(updates.map((u) => [u.name, u.stream, u.version, u.prev])).toEqual([
+    ["a", "node/n1", 1, 0],
+    ["e", "node/n1", 5, 3],
+  ]);
+  // Everything after "e" was filtered out or delivered: /metrics shows no lag.
+  await waitFor(async () => (await metricsText(host!)).includes('kubemeta_sink_lag_versions{sink="webhook"} 0'), 5_000, "lag 0");
+});
+
+test("on4xx: skip drops a rejected batch, counts it, and delivers the next", async () => {
+  receiver = await startReceiver((r) => (r.raw.includes('"poison"') ? new Response("bad", { status: 400 }) : new Response("ok")));
+  host = await startTestHost({ sinks: [webhookSink(receiver.url, { batchSize: 1, on4xx: "skip" })] });
+  for (const name of ["a", "poison", "b"]) host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
+  await waitFor(() => names(receiver!).includes("b"), 5_000, "the batch after the rejected one");
+  expect(names(receiver)).toEqual(["a", "b"]);
+  expect(receiver.requests.filter((r) => r.raw.includes('"poison"'))).toHaveLength(1);
+  expect(counter(host, "kubemeta_webhook_skipped_updates_total", { sink: "webhook", reason: "status_4xx" })).toBe(1);
+});
+
+test("on4xx: retry (the default) holds the line until the receiver accepts, so nothing overtakes", async () => {
+  let rejections = 3;
+  receiver = await startReceiver((r) => (r.raw.includes('"poison"') && rejections-- > 0 ? new Response("no", { status: 422 }) : new Response("ok")));
+  host = await startTestHost({ sinks: [webhookSink(receiver.url, { batchSize: 1 })] });
+  for (const name of ["a", "poison", "b"]) host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
+  await waitFor(() => names(receiver!).includes("b"), 5_000, "every batch");
+  expect(names(receiver)).toEqual(["a", "poison", "b"]);
+  expect(receiver.requests.filter((r) => r.raw.includes('"poison"'))).toHaveLength(4);
+  expect(counter(host, "kubemeta_webhook_failures_total", { sink: "webhook", reason: "status_4xx" })).toBe(3);
+});
+
+test("429 waits for Retry-After, not for the (much shorter) backoff", async () => {
+  let limited = true;
+  receiver = await startReceiver(() => {
+    if (!limited) return new Response("ok");
+    limited = false;
+    return new Response("slow down", { status: 429, headers: { "Retry-After": "1" } });
+  });
+  host = await startTestHost({ sinks: [webhookSink(receiver.url)] });
+  host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  await waitFor(() => receiver!.accepted().length === 1, 5_000, "the retried batch");
+  const [first, second] = receiver.requests;
+  expect(second!.at - first!.at).toBeGreaterThanOrEqual(950);
+  expect(counter(host, "kubemeta_webhook_failures_total", { sink: "webhook", reason: "status_429" })).toBe(1);
+});
+
+test("maxRetries gives up on a batch after that many retries, counts it, and goes on", async () => {
+  receiver = await startReceiver((r) => (r.raw.includes('"poison"') ? new Response("down", { status: 503 }) : new Response("ok")));
+  host = await startTestHost({ sinks: [webhookSink(receiver.url, { batchSize: 1, maxRetries: 2 })] });
+  for (const name of ["poison", "b"]) host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
+  await waitFor(() => names(receiver!).includes("b"), 5_000, "the batch after the abandoned one");
+  expect(receiver.requests.filter((r) => r.raw.includes('"poison"'))).toHaveLength(3);
+  expect(counter(host, "kubemeta_webhook_failures_total", { sink: "webhook", reason: "status_5xx" })).toBe(3);
+  expect(counter(host, "kubemeta_webhook_skipped_updates_total", { sink: "webhook", reason: "max_retries" })).toBe(1);
+});
+
+test("a receiver that does not answer in time is retried", async () => {
+  let hang = true;
+  receiver = await startReceiver(async () => {
+    if (!hang) return new Response("ok");
+    hang = false;
+    await Bun.sleep(1_000);
+    return new Response("too late");
+  });
+  host = await startTestHost({ sinks: [webhookSink(receiver.url, { timeout: "150ms" })] });
+  host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  await waitFor(() => receiver!.requests.length === 2 && receiver!.requests[1]!.status === 200, 5_000, "the retry");
+  expect(counter(host, "kubemeta_webhook_failures_total", { sink: "webhook", reason: "timeout" })).toBe(1);
+});
+
+test("Retry-After is read as seconds or as an HTTP date", () => {
+  const now = Date.parse("2026-11-28T04:00:00Z");
+  expect(retryAfter("120", now)).toBe(120_000);
+  expect(retryAfter("Sat, 28 Nov 2026 04:00:30 GMT", now)).toBe(30_000);
+  expect(retryAfter("Sat, 28 Nov 2026 03:00:00 GMT", now)).toBe(0);
+  expect(retryAfter("soon", now)).toBeUndefined();
+  expect(retryAfter(null, now)).toBeUndefined();
+});
+
+test("a receiver down during churn gets every update once it is back, in order, none missing", async () => {
+  receiver = await startReceiver();
+  await receiver.stop();
+  host = await startTestHost({ sinks: [webhookSink(receiver.url, { batchSize: 50 })] });
+  churn(host, 100);
+  await host.changes.flush();
+  await waitFor(() => failures(host!) >= 3, 5_000, "failed deliveries while the receiver is down");
+  await waitFor(async () => (await metricsText(host!)).includes('kubemeta_sink_lag_versions{sink="webhook"} 300'), 5_000, "a lag of 300 in /metrics");
+
+  churn(host, 50, 100);
+  await receiver.start();
+  await waitFor(() => deduplicated(receiver!.accepted()).length === 450, 10_000, "all 450 updates");
+  expect(deduplicated(receiver.accepted())).toEqual(upTo(450));
+  await waitFor(async () => (await metricsText(host!)).includes('kubemeta_sink_lag_versions{sink="webhook"} 0'), 5_000, "lag back to 0");
+});
+
+test("a kubemeta restart mid-delivery resumes after the cursor: no update lost, no replay from the start", async () => {
+  const dir = await tempDir();
+  let open = 2;
+  receiver = await startReceiver(() => (open-- > 0 ? new Response("ok") : new Response("busy", { status: 503 })));
+  const sinks = [webhookSink(receiver.url, { batchSize: 10 })];
+  host = await startTestHost({ dir, sinks });
+  churn(host, 20);
+  await waitFor(() => receiver!.accepted().length === 2 && failures(host!) >= 2, 5_000, "two batches in, then failures");
+  await host.stop();
+  const lastAccepted = deduplicated(receiver.accepted()).at(-1)!;
+  expect(lastAccepted).toBe(20);
+
+  const before = receiver.requests.length;
+  receiver.respond = () => new Response("ok");
+  host = await startTestHost({ dir, sinks });
+  await waitFor(() => deduplicated(receiver!.accepted()).length === 60, 10_000, "all 60 updates");
+  expect(receiver.requests[before]!.body.first).toBe(lastAccepted + 1);
+  expect(deduplicated(receiver.accepted())).toEqual(upTo(60));
+});
