@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, resolveConfig, type Config } from "./core/config.ts";
 import { startHost } from "./core/host.ts";
 import { createLogger } from "./core/logger.ts";
+import { guardProcess } from "./core/supervise.ts";
 import { startDemo } from "./demo/demo.ts";
 
 const USAGE = `Usage: bun run main.ts [options]
@@ -61,6 +62,7 @@ async function main(): Promise<number> {
 
   const logger = createLogger({ level: config.logLevel });
   const host = await startHost(config, { logger });
+  guardProcess(logger, host.metrics);
   await stopSignal();
   logger.info("shutting down");
   await host.stop();

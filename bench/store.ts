@@ -5,6 +5,7 @@
  *
  *   bun bench/store.ts [--pods 150000] [--nodes 5000] [--batch 1000] [--churn 60000]
  */
+import { existsSync, statSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -91,12 +92,14 @@ function stallMeter() {
 async function commitAll(store: Store, label: string, count: number, make: (from: number, to: number) => Update[]) {
   const stop = stallMeter();
   const started = performance.now();
+  let peakWal = 0;
   for (let from = 0; from < count; from += batchSize) {
     const updates = make(from, Math.min(count, from + batchSize));
     await store.commit({ updates, digests: updates.map((u) => u.version), resumePoints: new Map([["pods", updates[updates.length - 1]!.resourceVersion]]) });
+    peakWal = Math.max(peakWal, walBytes());
   }
   const seconds = (performance.now() - started) / 1000;
-  report(`commit ${label}`, count, seconds, `longest event-loop stall ${stop().toFixed(0)} ms`);
+  report(`commit ${label}`, count, seconds, `longest event-loop stall ${stop().toFixed(0)} ms, peak WAL ${(peakWal / 2 ** 20).toFixed(0)} MiB`);
 }
 
 function report(what: string, count: number, seconds: number, extra = "") {
@@ -115,6 +118,7 @@ console.log(`machine: nproc ${nproc}, ${cpus()[0]?.model ?? "unknown cpu"}, Bun 
 console.log(`pods ${pods}, nodes ${nodes}, batch ${batchSize}, churn ${churn}`);
 
 const dir = await mkdtemp(join(tmpdir(), "kubemeta-bench-store-"));
+const walBytes = () => (existsSync(join(dir, "kubemeta.db-wal")) ? statSync(join(dir, "kubemeta.db-wal")).size : 0);
 const store = libsql.create({ url: `file:${join(dir, "kubemeta.db")}` }, { name: "libsql", cluster: "bench", logger: silentLogger, metrics: createMetrics() });
 try {
   await store.start();

@@ -6,59 +6,38 @@
  * `defineSink` and import from `core/` only, never from another plugin.
  *
  * A custom plugin lives anywhere and is named by path in the config
- * (`type: ./plugins/my-sink.ts`, relative to the config file). It needs nothing from
- * kubemeta at run time: `import type` this file (Bun erases it), write `kind: "sink"`
- * yourself, and check the object with `satisfies SinkDeclaration<typeof schema>`.
- * Its one package is valibot. examples/sink-plugin/ is a complete one, with its test.
+ * (`type: ./plugins/my-sink.ts`, relative to the config file). It imports this file and
+ * core/consume.ts from the kubemeta it runs in: by relative path inside the repository,
+ * by absolute path elsewhere (`/app/core/…` in the container image). Its one package is
+ * valibot. examples/sink-plugin/ is a complete one, with its test.
  *
- * What the host does for a sink (core/supervise.ts, core/supervise-sink.ts): a start
- * that throws is retried with backoff; a start or stop that hangs is given up on after
- * 10 s; an exception that escapes the sink's `follow()` loop unhandled is logged and
- * counted (`kubemeta_plugin_failures_total{phase="deliver"}`), the instance is stopped,
- * and a fresh one is created with `create()` after a backoff; it resumes from its
- * cursor. A sink that holds one batch for a minute is reported as stalled. Each sink
- * reads the log on its own, so a slow or stuck sink delays nobody else.
+ * A sink writes only its output: `consume(ctx, { deliver })` (core/consume.ts) reads the
+ * log from the sink's cursor, calls `deliver` with each batch, saves the cursor after it,
+ * retries a batch whose `deliver` throws (backoff, counted), goes on after retention, keeps
+ * `kubemeta_sink_lag_versions` and reports a batch held too long. The host
+ * (core/supervise.ts) retries a start that throws with backoff and gives up on a start or
+ * stop that hangs after 10 s. Each sink reads the log on its own, so a slow or stuck sink
+ * delays nobody else.
  *
  * @example A sink that writes each update of a stream to stdout, at least once, in order:
  * ```ts
  * import * as v from "valibot";
- * // Types only (erased at run time): the path matters to your editor, not to kubemeta.
- * import type { BehindRetentionError, SinkDeclaration } from "../kubemeta/core/contract.ts";
+ * // Inside the repository; elsewhere, the absolute path of your kubemeta checkout or image.
+ * import { defineSink } from "../kubemeta/core/contract.ts";
+ * import { consume } from "../kubemeta/core/consume.ts";
  *
- * const schema = v.strictObject({ stream: v.optional(v.string(), "all") });
- *
- * export default {
- *   kind: "sink",
+ * export default defineSink({
  *   type: "stdout",
  *   description: "Prints updates.",
- *   schema,
- *   create(config, ctx) {
- *     const stopping = new AbortController();
- *     let running: Promise<void> | undefined;
- *     async function run(position: number) {
- *       while (!stopping.signal.aborted) {
- *         try {
- *           for await (const batch of ctx.log.follow({ stream: config.stream, after: position, signal: stopping.signal })) {
- *             for (const update of batch) console.log(JSON.stringify(update));
- *             position = batch[batch.length - 1]!.version;
- *             await ctx.cursor.save(position); // after delivery: at least once
- *           }
- *         } catch (error) {
- *           if ((error as Error).name !== "BehindRetentionError") throw error; // the host restarts the sink
- *           position = (error as BehindRetentionError).oldest - 1; // the store pruned what came after
- *         }
- *       }
- *     }
- *     return {
- *       async start() {
- *         if (running) return;
- *         const position = (await ctx.cursor.load()) ?? ctx.log.head();
- *         running ??= run(position);
+ *   schema: v.strictObject({ stream: v.optional(v.string(), "all") }),
+ *   create: (config, ctx) =>
+ *     consume(ctx, {
+ *       stream: config.stream,
+ *       async deliver(updates) {
+ *         for (const update of updates) console.log(JSON.stringify(update));
  *       },
- *       async stop() { stopping.abort(); await running; },
- *     };
- *   },
- * } satisfies SinkDeclaration<typeof schema>;
+ *     }),
+ * });
  * ```
  */
 import type * as v from "valibot";
@@ -242,8 +221,8 @@ export interface FollowOptions {
   batchSize?: number;
   /**
    * Aborting it ends the reader: the loop over `follow()` finishes at its next wait.
-   * That is how a sink stops reading; an exception that leaves the loop unhandled is
-   * taken as the sink failing (see the host's supervision, above).
+   * That is how a sink stops reading. A sink that runs its own loop (not `consume`)
+   * handles its own errors: nothing restarts a loop that died.
    */
   signal: AbortSignal;
 }

@@ -10,8 +10,9 @@ import { connect, nkeyAuthenticator, nkeys, type NodeConnectionOptions } from "@
 import type { Envelope } from "../core/types.ts";
 import { rawPod, waitFor } from "./harness.ts";
 import { testPki } from "./apiserver/certs.ts";
-import { PREFIX, startNatsHost } from "./nats-fixtures.ts";
+import { PREFIX, startNatsHost, SLOW_MS } from "./nats-fixtures.ts";
 import { startNatsServer, type NatsServerOptions } from "./nats-server.ts";
+
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -37,23 +38,23 @@ async function expectDelivery(serverOptions: NatsServerOptions, sink: Record<str
 
 test("token", async () => {
   await expectDelivery({ auth: { token: "s3cret-token" } }, { token: "s3cret-token" }, { token: "s3cret-token" });
-});
+}, SLOW_MS);
 
 test("user and password", async () => {
   await expectDelivery({ auth: { user: "kubemeta", password: "pa:ss word" } }, { user: "kubemeta", password: "pa:ss word" }, { user: "kubemeta", pass: "pa:ss word" });
-});
+}, SLOW_MS);
 
 test("nkey seed", async () => {
   const user = nkeys.createUser();
   const seed = new TextDecoder().decode(user.getSeed());
   await expectDelivery({ auth: { nkey: user.getPublicKey() } }, { nkeySeed: seed }, { authenticator: nkeyAuthenticator(user.getSeed()) });
-});
+}, SLOW_MS);
 
 test("TLS with a CA and a client certificate the server verifies", async () => {
   const pki = await testPki();
   const tls = { caFile: pki.caFile, certFile: pki.clientCertFile, keyFile: pki.clientKeyFile };
   await expectDelivery({ tls: { certFile: join(pki.dir, "server.crt"), keyFile: join(pki.dir, "server.key"), caFile: pki.caFile, verify: true } }, { tls }, { tls });
-});
+}, SLOW_MS);
 
 test("wrong credentials: the sink keeps trying with backoff and the host stays up and stops promptly", async () => {
   const server = await startNatsServer({ auth: { token: "right" } });
@@ -67,4 +68,4 @@ test("wrong credentials: the sink keeps trying with backoff and the host stays u
   const started = Date.now();
   await th.stop();
   expect(Date.now() - started).toBeLessThan(1_000);
-});
+}, SLOW_MS);

@@ -10,6 +10,9 @@ import { rawPod, startTestHost, type TestHost } from "./harness.ts";
 import type { Follower } from "./nats-consumer.ts";
 import { startNatsServer, type NatsServerOptions, type TestNatsServer } from "./nats-server.ts";
 
+/** Test timeout: these take under a second alone; the whole suite on 2 cores may slow them down, and their waits say what is late. */
+export const SLOW_MS = 30_000;
+
 /** A cluster name that is not a NATS token as it is: the default prefix encodes it. */
 export const CLUSTER = "test.eu-west-1";
 export const PREFIX = "kubemeta.test_eu-west-1";
@@ -64,7 +67,7 @@ export function natsSuite(serverOptions: NatsServerOptions = {}): NatsSuite {
     suite.server = await startNatsServer(serverOptions);
     suite.th = await startNatsHost(suite.server);
     suite.nc = await client(suite.server);
-  });
+  }, SLOW_MS);
   afterAll(async () => {
     await suite.nc?.close();
     await suite.th?.destroy();

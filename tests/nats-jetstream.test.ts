@@ -10,8 +10,9 @@ import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { Envelope } from "../core/types.ts";
 import { startTestHost, waitFor, type TestHost } from "./harness.ts";
 import { replay } from "./nats-consumer.ts";
-import { churn, client, CLUSTER, natsSink, nodeNames, PREFIX, rawNode } from "./nats-fixtures.ts";
+import { churn, client, CLUSTER, natsSink, nodeNames, PREFIX, rawNode, SLOW_MS } from "./nats-fixtures.ts";
 import { startNatsServer, type TestNatsServer } from "./nats-server.ts";
+
 
 const STREAM = "KUBEMETA";
 
@@ -27,7 +28,7 @@ beforeAll(async () => {
   await jsm.streams.add({ name: STREAM, subjects: [`${PREFIX}.all`, `${PREFIX}.shared`, `${PREFIX}.node.*`], duplicate_window: 120_000_000_000 });
   // Two sinks publish the same log: every update reaches the server four times.
   th = await startTestHost({ cluster: CLUSTER, sinks: [natsSink(server, { name: "a" }), natsSink(server, { name: "b" })] });
-});
+}, SLOW_MS);
 
 afterAll(async () => {
   await nc?.close();
@@ -67,7 +68,7 @@ test("a stream bound to all, shared and node subjects stores each update once, i
   const stored = await storedVersions();
   expect(stored.map((m) => m.version)).toEqual(Array.from({ length: head }, (_, i) => i + 1));
   expect(stored.every((m) => m.subject === `${PREFIX}.all` && m.id === `${th.host.epoch}:${m.version}`)).toBe(true);
-});
+}, SLOW_MS);
 
 test("killed and restarted during churn, the server still ends with every update once, in order", async () => {
   const nodes = nodeNames(4);
@@ -81,7 +82,7 @@ test("killed and restarted during churn, the server still ends with every update
   const head = th.host.log.head();
   await waitFor(async () => (await storedCount()) >= head, 5_000, "the stream to fill");
   expect((await storedVersions()).map((m) => m.version)).toEqual(Array.from({ length: head }, (_, i) => i + 1));
-});
+}, SLOW_MS);
 
 test("two sinks answer replay in one queue group: one reply per request", async () => {
   const received: string[] = [];
@@ -99,4 +100,4 @@ test("two sinks answer replay in one queue group: one reply per request", async 
   }, 2_000, "each request answered by exactly one sink");
   sub.unsubscribe();
   expect(received.filter((r) => r.includes('"last":true'))).toHaveLength(20);
-});
+}, SLOW_MS);

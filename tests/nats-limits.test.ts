@@ -8,8 +8,9 @@ import { encodeNodeToken } from "../core/node-token.ts";
 import { ALL, type Envelope } from "../core/types.ts";
 import { rawPod, waitFor } from "./harness.ts";
 import { Follower } from "./nats-consumer.ts";
-import { converged, expectConverged, natsSuite, PREFIX } from "./nats-fixtures.ts";
+import { converged, expectConverged, natsSuite, PREFIX, SLOW_MS } from "./nats-fixtures.ts";
 import type { ReplayChunk } from "../plugins/sinks/nats/replay-protocol.ts";
+
 
 const MAX_PAYLOAD = 4096;
 const NODE = "ip-10-0-9-9.eu-west-1.compute.internal";
@@ -61,7 +62,7 @@ test("large objects under a small max_payload: live messages fit, replies come i
   const late = new Follower({ nc, prefix: PREFIX, stream: `node/${NODE}`, subject: `${PREFIX}.node.${encodeNodeToken(NODE)}` });
   await late.start();
   await expectConverged(th, late, `node/${NODE}`);
-});
+}, SLOW_MS);
 
 test("an update no message can hold is skipped live and listed as oversized in replays; what follows still flows", async () => {
   const { th, nc } = suite;
@@ -81,7 +82,7 @@ test("an update no message can hold is skipped live and listed as oversized in r
   const chunks = (await rawReplay({ stream: `node/${NODE}`, from: `${th.host.epoch}:${huge - 1}` })).map((d) => JSON.parse(new TextDecoder().decode(d)) as ReplayChunk);
   expect(chunks.flatMap((c) => c.oversized ?? [])).toEqual([huge]);
   expect(chunks.flatMap((c) => c.updates.map((u) => u.name))).toEqual(["after-huge"]);
-});
+}, SLOW_MS);
 
 test("a pod bound to a name that is not a legal node name goes to `all` only, counted", async () => {
   const { th, nc } = suite;
@@ -99,4 +100,4 @@ test("a pod bound to a name that is not a legal node name goes to `all` only, co
     ["marker", `node/${NODE}`],
   ]);
   expect(th.host.metrics.render()).toContain('kubemeta_nats_skipped_total{reason="illegal_node_name",sink="nats"} 1');
-});
+}, SLOW_MS);

@@ -9,8 +9,9 @@ import { encodeNodeToken } from "../core/node-token.ts";
 import { ALL, SHARED, type Envelope } from "../core/types.ts";
 import { waitFor, type TestHost } from "./harness.ts";
 import { Follower } from "./nats-consumer.ts";
-import { churn, client, converged, expectConverged, nodeNames, PREFIX, rawNode, startNatsHost } from "./nats-fixtures.ts";
+import { churn, client, converged, expectConverged, nodeNames, PREFIX, rawNode, startNatsHost, SLOW_MS } from "./nats-fixtures.ts";
 import { startNatsServer, type TestNatsServer } from "./nats-server.ts";
+
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -73,7 +74,7 @@ test("nats-server killed and restarted during churn: the store keeps committing,
   }
   await waitFor(() => th.host.metrics.render().includes('kubemeta_sink_lag_versions{sink="nats"} 0'), 5_000, "lag back to 0");
   expect(th.host.metrics.render()).toMatch(/kubemeta_nats_reconnects_total\{sink="nats"\} [1-9]/);
-});
+}, SLOW_MS);
 
 test("a sink started while NATS is down keeps trying, and publishes everything once NATS is up", async () => {
   const { server, th, connections } = await setup();
@@ -91,7 +92,7 @@ test("a sink started while NATS is down keeps trying, and publishes everything o
 
   await waitFor(() => converged(again, follower, ALL), 10_000, "the follower to converge");
   await expectWholeChain(again, follower, ALL, 0);
-});
+}, SLOW_MS);
 
 test("the cursor is durable: a restarted kubemeta publishes from where it stopped, not from the start", async () => {
   const { server, th, connections } = await setup();
@@ -113,7 +114,7 @@ test("the cursor is durable: a restarted kubemeta publishes from where it stoppe
   await waitFor(() => seen.length >= again.host.log.head() - published, 5_000, "the new updates");
   sub.unsubscribe();
   expect(seen.map((e) => e.version)).toEqual(Array.from({ length: again.host.log.head() - published }, (_, i) => published + 1 + i));
-});
+}, SLOW_MS);
 
 test("NATS down for longer than retention: the sink goes on from the head, consumers reset and converge", async () => {
   const server = await startNatsServer();
@@ -145,4 +146,4 @@ test("NATS down for longer than retention: the sink goes on from the head, consu
   await th.changes.flush();
   const next = th.host.log.head();
   await waitFor(() => follower.received.some((e) => e.version === next), 5_000, "the next update, live");
-});
+}, SLOW_MS);

@@ -7,7 +7,8 @@ import { encodeNodeToken } from "../core/node-token.ts";
 import { ALL, SHARED, type Envelope } from "../core/types.ts";
 import { waitFor } from "./harness.ts";
 import { Follower, replay } from "./nats-consumer.ts";
-import { churn, client, converged, expectConverged, nodeNames, PREFIX, rawNode, natsSuite, startNatsHost, truth } from "./nats-fixtures.ts";
+import { churn, client, converged, expectConverged, nodeNames, PREFIX, rawNode, natsSuite, startNatsHost, truth, SLOW_MS } from "./nats-fixtures.ts";
+
 
 const REPLAY = `${PREFIX}.replay`;
 const NODES = nodeNames(5);
@@ -19,7 +20,7 @@ beforeAll(async () => {
   for (const node of NODES) await th.changes.apply("nodes", "ADDED", rawNode(node));
   for (let round = 0; round < 4; round++) await churn(th.changes, NODES, round);
   await th.changes.flush();
-});
+}, SLOW_MS);
 
 const envelopes = (chunks: { updates: Envelope[] }[]) => chunks.flatMap((c) => c.updates);
 
@@ -45,7 +46,7 @@ describe("replay", () => {
     expect(follower.resets).toBe(1);
     expect(follower.position).toBeGreaterThan(before);
     await back.close();
-  });
+  }, SLOW_MS);
 
   test("updates after `from` up to `to`, prev chain intact, `through` the new position", async () => {
     const { th, nc } = suite;
@@ -59,7 +60,7 @@ describe("replay", () => {
     got.forEach((e, i) => expect(e.prev).toBe(i === 0 ? from : got[i - 1]!.version));
     expect(got.every((e) => e.stream === SHARED && e.epoch === th.host.epoch)).toBe(true);
     expect(chunks.at(-1)).toMatchObject({ last: true, through: to });
-  });
+  }, SLOW_MS);
 
   test("without `from`, from another epoch or ahead of the log: a reset and the stream's current state", async () => {
     const { th, nc } = suite;
@@ -78,7 +79,7 @@ describe("replay", () => {
       expect(state.every((e) => e.type === "ADDED" && e.stream === stream && e.node === NODES[0])).toBe(true);
       expect(chunks.at(-1)!.through).toBe(head);
     }
-  });
+  }, SLOW_MS);
 
   test("the all stream replays as a whole chain", async () => {
     const { th, nc } = suite;
@@ -86,7 +87,7 @@ describe("replay", () => {
     const got = envelopes(chunks);
     expect(got.map((e) => e.version)).toEqual(Array.from({ length: th.host.log.head() }, (_, i) => i + 1));
     expect(got.every((e) => e.prev === e.version - 1)).toBe(true);
-  });
+  }, SLOW_MS);
 
   test("malformed requests get an error reply, are counted, and the responder keeps answering", async () => {
     const { th, nc } = suite;
@@ -102,7 +103,7 @@ describe("replay", () => {
     const chunks = await replay(nc, REPLAY, { stream: SHARED });
     expect(chunks[0]!.reset).toBe("no-resume-point");
     expect(chunks.at(-1)!.last).toBe(true);
-  });
+  }, SLOW_MS);
 });
 
 describe("retention", () => {
@@ -120,5 +121,5 @@ describe("retention", () => {
     } finally {
       await small.destroy();
     }
-  });
+  }, SLOW_MS);
 });

@@ -8,7 +8,8 @@ import { encodeNodeToken } from "../core/node-token.ts";
 import { ALL, SHARED, type Envelope } from "../core/types.ts";
 import { waitFor } from "./harness.ts";
 import { Follower } from "./nats-consumer.ts";
-import { churn, converged, expectConverged, nodeNames, PREFIX, rawNamespace, rawNode, natsSuite } from "./nats-fixtures.ts";
+import { churn, converged, expectConverged, nodeNames, PREFIX, rawNamespace, rawNode, natsSuite, SLOW_MS } from "./nats-fixtures.ts";
+
 
 const suite = natsSuite();
 
@@ -56,7 +57,7 @@ test("100 node subscribers each see only their node's pods and Node; shared and 
   raw.unsubscribe();
   expect(headers.every((h) => h.id === `${th.host.epoch}:${h.version}`)).toBe(true);
   expect(headers.filter((h) => h.subject === `${PREFIX}.all`).length).toBe(head);
-});
+}, SLOW_MS);
 
 test("the sink's cursor follows what it published, and the lag gauge reaches zero", async () => {
   const { th } = suite;
@@ -64,4 +65,4 @@ test("the sink's cursor follows what it published, and the lag gauge reaches zer
   const metrics = th.host.metrics.render();
   expect(metrics).toContain('kubemeta_nats_connected{sink="nats"} 1');
   expect(metrics).toMatch(/kubemeta_nats_published_total\{sink="nats"\} \d+/);
-});
+}, SLOW_MS);

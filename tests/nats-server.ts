@@ -101,8 +101,14 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       for await (const chunk of child.stderr as ReadableStream<Uint8Array>) stderr += new TextDecoder().decode(chunk);
     })();
     const exited = () => (child.exitCode !== null || child.signalCode !== null ? stderr.trim().split("\n").slice(-3).join(" | ") || `code ${child.exitCode}` : undefined);
-    if (port === -1) port = await until(() => readPortsFile(dir, child.pid), "choosing a port", exited);
-    await until(() => accepts(port), `listening on ${port}`, exited);
+    try {
+      if (port === -1) port = await until(() => readPortsFile(dir, child.pid), "choosing a port", exited);
+      await until(() => accepts(port), `listening on ${port}`, exited);
+    } catch (error) {
+      // Nobody gets a handle on a server that failed to start: it must not outlive the test.
+      await stop();
+      throw error;
+    }
   }
 
   async function stop(): Promise<void> {
@@ -113,7 +119,12 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     await child.exited;
   }
 
-  await launch();
+  try {
+    await launch();
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
   const scheme = options.tls ? "tls" : "nats";
   return {
     get port() {

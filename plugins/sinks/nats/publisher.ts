@@ -19,7 +19,7 @@ import { ALL, toEnvelope, type Update } from "../../../core/types.ts";
 import { aborted, type Connection } from "./connection.ts";
 import type { Subjects } from "./subjects.ts";
 
-export const MSG_ID_HEADER = "Nats-Msg-Id";
+const MSG_ID_HEADER = "Nats-Msg-Id";
 
 export interface PublisherOptions {
   ctx: SinkContext;

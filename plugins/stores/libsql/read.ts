@@ -1,7 +1,7 @@
 /**
  * Reads. SQLite builds each row's JSON and joins a page into one string, so a page costs
  * one JSON.parse in JavaScript instead of a row object and a parse per row (measured:
- * about 1.5x the replay throughput). Large results are read in pages by rowid inside one
+ * 1.2-1.5x the replay throughput). Large results are read in pages by rowid inside one
  * read transaction, yielding to the event loop between pages (statements block it).
  */
 import { yieldToEventLoop } from "./connection.ts";
