@@ -45,20 +45,10 @@ export interface Update {
 }
 
 /** The JSON a consumer receives. `stream` and `prev` are those of the stream it follows. */
-export interface Envelope {
+export interface Envelope extends Omit<Update, "stream" | "streamPrev"> {
   epoch: string;
-  version: number;
   prev: number;
   stream: string;
-  type: ChangeType;
-  kind: string;
-  uid: string;
-  namespace: string | null;
-  name: string;
-  node: string | null;
-  resourceVersion: string;
-  time: string;
-  object: SlimObject;
 }
 
 /** The current state of one object, as the store keeps it (for snapshots and diffs). */

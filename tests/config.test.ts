@@ -81,6 +81,16 @@ describe("main.ts --check", () => {
     expect(result).toMatchObject({ code: 0, stdout: "config is valid\n" });
   });
 
+  test("the example config in examples/ is valid", async () => {
+    const proc = Bun.spawn([process.execPath, "run", "main.ts", "--check", "--config", "examples/kubemeta.yaml"], {
+      cwd: join(import.meta.dir, ".."),
+      env: { ...process.env, WEBHOOK_SECRET: "a-secret-for-the-check" },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    expect(await proc.exited).toBe(0);
+  });
+
   test("a typo exits 1 and names the path", async () => {
     const result = await check("cluster:\n  name: dev\nsources:\n  - type: kubernetes\n    namespce: default\n");
     expect(result.code).toBe(1);

@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { BehindRetentionError } from "../core/contract.ts";
 import { ALL, SHARED, type Update } from "../core/types.ts";
-import { rawPod, startTestHost, waitFor, type TestHost } from "./harness.ts";
+import { rawPod, startTestHost, waitFor, type TestHost, expectGapFreeWithWholeChains } from "./harness.ts";
 
 const hosts: TestHost[] = [];
 async function host(options: Parameters<typeof startTestHost>[0] = {}) {
@@ -23,18 +23,6 @@ async function everything(th: TestHost, stream = ALL): Promise<Update[]> {
 
 function rawNamespace(name: string) {
   return { kind: "Namespace", apiVersion: "v1", metadata: { name, uid: `ns-${name}`, resourceVersion: "1" }, status: { phase: "Active" } };
-}
-
-/** Every stream's prev chain is unbroken: each update's prev is the previous update of its stream. */
-function expectChainsWhole(updates: Update[]) {
-  const last = new Map<string, number>();
-  updates.forEach((u, i) => {
-    expect(u.version).toBe(i + 1);
-    if (u.stream) {
-      expect(u.streamPrev).toBe(last.get(u.stream) ?? 0);
-      last.set(u.stream, u.version);
-    }
-  });
 }
 
 describe("versions, streams and prev", () => {
@@ -55,7 +43,7 @@ describe("versions, streams and prev", () => {
     ]);
     expect((await everything(th, "node/n2")).map((u) => u.name)).toEqual(["web-2"]);
     expect((await everything(th, SHARED)).map((u) => u.name)).toEqual(["payments"]);
-    expectChainsWhole(all);
+    expectGapFreeWithWholeChains(all);
   });
 
   test("a MODIFIED that changes nothing in the slim copy is not an update", async () => {
@@ -155,7 +143,7 @@ describe("restart", () => {
     await second.changes.flush();
     const all = await everything(second);
     expect(all.map((u) => `${u.version} ${u.type} ${u.name}`)).toEqual(["1 ADDED a", "2 ADDED b", "3 MODIFIED b"]);
-    expectChainsWhole(all);
+    expectGapFreeWithWholeChains(all);
   });
 });
 

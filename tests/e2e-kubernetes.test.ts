@@ -15,7 +15,7 @@ import { digest, slim } from "../core/slim.ts";
 import type { KubeObject, Update } from "../core/types.ts";
 import { startTestApiServer, type TestApiServer } from "./apiserver/index.ts";
 import { populate, startChurn } from "./apiserver/population.ts";
-import { tempDir, waitFor } from "./harness.ts";
+import { tempDir, waitFor, expectGapFreeWithWholeChains } from "./harness.ts";
 
 const KINDS = ["Pod", "Node", "Namespace", "Service", "EndpointSlice", "ReplicaSet", "Deployment"];
 const ROOT = join(import.meta.dir, "..");
@@ -83,17 +83,6 @@ async function storeMatchesServer(): Promise<boolean> {
 
 async function allUpdates(): Promise<Update[]> {
   return withStore((store) => store.readUpdates({ stream: "all", after: 0, limit: 10_000_000 }));
-}
-
-function expectGapFreeWithWholeChains(updates: Update[]) {
-  const last = new Map<string, number>();
-  updates.forEach((u, i) => {
-    expect(u.version).toBe(i + 1);
-    if (u.stream) {
-      expect(u.streamPrev).toBe(last.get(u.stream) ?? 0);
-      last.set(u.stream, u.version);
-    }
-  });
 }
 
 beforeAll(async () => {

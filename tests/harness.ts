@@ -2,6 +2,7 @@
  * A real host (real libSQL file, real HTTP on loopback) whose one source is driven by
  * the test: `changes` is the core's ChangeSink, exactly what the kubernetes source feeds.
  */
+import { expect } from "bun:test";
 import * as v from "valibot";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -10,7 +11,7 @@ import { defineSource, type ChangeSink } from "../core/contract.ts";
 import { resolveConfig } from "../core/config.ts";
 import { startHost, type Host } from "../core/host.ts";
 import { createLogger, silentLogger, type Logger } from "../core/logger.ts";
-import type { KubeObject } from "../core/types.ts";
+import type { KubeObject, Update } from "../core/types.ts";
 
 export interface TestHostOptions {
   /** Keep the store in this directory (to restart on the same data); a new temp dir otherwise. */
@@ -108,4 +109,16 @@ export function rawPod(name: string, options: { node?: string; namespace?: strin
     spec: { nodeName: options.node, containers: [{ name: "main", image: "nginx:1.27" }] },
     status: { phase: options.phase ?? "Running", podIP: "10.0.0.1" },
   };
+}
+
+/** The whole log from version 1: gap-free, and each update's prev is the previous update of its stream. */
+export function expectGapFreeWithWholeChains(updates: Update[]): void {
+  const last = new Map<string, number>();
+  updates.forEach((u, i) => {
+    expect(u.version).toBe(i + 1);
+    if (u.stream) {
+      expect(u.streamPrev).toBe(last.get(u.stream) ?? 0);
+      last.set(u.stream, u.version);
+    }
+  });
 }
