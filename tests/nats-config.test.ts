@@ -1,7 +1,7 @@
 /** The NATS sink's config as a user writes it: defaults, errors with their paths, the default prefix. */
 import { expect, test } from "bun:test";
 import { ConfigError, resolveConfig } from "../core/config.ts";
-import { defaultPrefix, PREFIX_PATTERN, subjectsFor } from "../plugins/sinks/nats/subjects.ts";
+import { defaultPrefix, PREFIX_PATTERN, subjectsFor } from "../core/subjects.ts";
 
 async function natsConfig(entry: Record<string, unknown>): Promise<Record<string, unknown>> {
   const config = await resolveConfig({ sinks: [{ type: "nats", ...entry }] }, { baseDir: "/" });

@@ -5,7 +5,7 @@
  */
 import { createInbox, type NatsConnection } from "@nats-io/transport-node";
 import type { Envelope } from "../core/types.ts";
-import type { ReplayChunk } from "../plugins/sinks/nats/replay-protocol.ts";
+import type { ReplayChunk } from "../core/replay-protocol.ts";
 
 /**
  * Sends one replay request and collects its chunks up to the one marked last. While

@@ -9,7 +9,7 @@ import { ALL, type Envelope } from "../core/types.ts";
 import { rawPod, waitFor } from "./harness.ts";
 import { Follower } from "./nats-consumer.ts";
 import { converged, expectConverged, natsSuite, PREFIX, SLOW_MS } from "./nats-fixtures.ts";
-import type { ReplayChunk } from "../plugins/sinks/nats/replay-protocol.ts";
+import type { ReplayChunk } from "../core/replay-protocol.ts";
 
 
 const MAX_PAYLOAD = 4096;

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { ChunkWriter } from "../plugins/sinks/nats/chunks.ts";
-import { MalformedRequestError, parseReplayRequest, type ReplayChunk } from "../plugins/sinks/nats/replay-protocol.ts";
+import { MalformedRequestError, parseReplayRequest, type ReplayChunk } from "../core/replay-protocol.ts";
 
 describe("replay request", () => {
   test("reads stream, from and to as the README documents them", () => {

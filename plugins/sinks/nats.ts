@@ -9,7 +9,7 @@ import { connectionOptions, natsSinkSchema } from "./nats/options.ts";
 import { openConnection, type Connection } from "./nats/connection.ts";
 import { createPublisher } from "./nats/publisher.ts";
 import { serveReplay, type Responder } from "./nats/replay.ts";
-import { defaultPrefix, subjectsFor } from "./nats/subjects.ts";
+import { defaultPrefix, subjectsFor } from "../../core/subjects.ts";
 
 /** How often the lag gauge follows the head of the log while nothing is published. */
 const LAG_REFRESH_MS = 1_000;

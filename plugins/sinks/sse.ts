@@ -27,9 +27,9 @@ const watchQuery = v.object({
 type Handler = (c: Context) => Response;
 
 /**
- * Hono cannot unmount a route, and the host may create a sink again (after a delivery
- * failure) on the same app: the route is mounted once per app and serves whichever
- * instance is running.
+ * Hono cannot unmount a route, and a sink may be started again after a stop (or two
+ * instances may share an app in tests): the route is mounted once per app and serves
+ * whichever instance is running.
  */
 const watchRoutes = new WeakMap<Hono, { serve?: Handler }>();
 

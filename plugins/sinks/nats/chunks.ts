@@ -1,10 +1,10 @@
 /**
  * Packs envelopes (already JSON) into replay chunks that each fit the server's
- * max_payload, as replay-protocol.ts defines them. Built by concatenation: the
+ * max_payload, as core/replay-protocol.ts defines them. Built by concatenation: the
  * envelopes are serialized once, and sizes are counted in UTF-8 bytes, which is what
  * the server limits.
  */
-import type { ResetReason } from "./replay-protocol.ts";
+import type { ResetReason } from "../../../core/replay-protocol.ts";
 
 /** Room kept for the final chunk's `],"last":true,"through":<version>}`. */
 const TAIL_RESERVE = 64;

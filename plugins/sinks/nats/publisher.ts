@@ -17,7 +17,7 @@ import { BehindRetentionError, type SinkContext } from "../../../core/contract.t
 import { Backoff, sleep } from "../../../core/backoff.ts";
 import { ALL, toEnvelope, type Update } from "../../../core/types.ts";
 import { aborted, type Connection } from "./connection.ts";
-import type { Subjects } from "./subjects.ts";
+import type { Subjects } from "../../../core/subjects.ts";
 
 const MSG_ID_HEADER = "Nats-Msg-Id";
 

@@ -1,5 +1,5 @@
 /**
- * Answers `<prefix>.replay` requests (protocol in replay-protocol.ts) in a queue group,
+ * Answers `<prefix>.replay` requests (protocol in core/replay-protocol.ts) in a queue group,
  * a few at a time. Nothing a requester sends can stop it: a malformed request gets an
  * error reply and is counted, a failure while answering ends that reply with an error.
  */
@@ -9,7 +9,7 @@ import type { Logger } from "../../../core/logger.ts";
 import type { Counter } from "../../../core/metrics.ts";
 import { ALL, toEnvelope, type CurrentObject, type Envelope } from "../../../core/types.ts";
 import { ChunkWriter } from "./chunks.ts";
-import { MalformedRequestError, parseReplayRequest, type ReplayRequest, type ResetReason } from "./replay-protocol.ts";
+import { MalformedRequestError, parseReplayRequest, type ReplayRequest, type ResetReason } from "../../../core/replay-protocol.ts";
 
 export interface ResponderOptions {
   nc: NatsConnection;

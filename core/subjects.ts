@@ -2,8 +2,8 @@
  * The NATS subjects of one cluster (DESIGN.md, "NATS"): `<prefix>.all`, `<prefix>.shared`,
  * `<prefix>.node.<token>` carry envelopes; `<prefix>.replay` answers replay requests.
  */
-import { encodeNodeToken, isNodeName } from "../../../core/node-token.ts";
-import { ALL, NODE_PREFIX, SHARED } from "../../../core/types.ts";
+import { encodeNodeToken, isNodeName } from "./node-token.ts";
+import { ALL, NODE_PREFIX, SHARED } from "./types.ts";
 
 /** Dot-separated tokens of letters, digits, `_` and `-`: no wildcards, no empty token. */
 export const PREFIX_PATTERN = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/;

@@ -26,8 +26,8 @@
  * the whole log, so a stream's next `prev` may be below it: hence `<=`, not `===`.)
  */
 import * as v from "valibot";
-import { isNodeName } from "../../../core/node-token.ts";
-import { ALL, NODE_PREFIX, SHARED, type Envelope } from "../../../core/types.ts";
+import { isNodeName } from "./node-token.ts";
+import { ALL, NODE_PREFIX, SHARED, type Envelope } from "./types.ts";
 
 export type ResetReason = "no-resume-point" | "other-epoch" | "behind-retention" | "ahead-of-log";
 
@@ -54,6 +54,15 @@ const requestSchema = v.object({
   to: v.optional(v.pipe(v.number("to must be a number"), v.safeInteger("to must be an integer"), v.minValue(0, "to must be >= 0"))),
 });
 
+/** A request as a consumer sends it (JSON). */
+export interface ReplayRequestMessage {
+  stream: string;
+  /** `<epoch>:<version>` of the last update held; absent or null when nothing is held. */
+  from?: string | null;
+  to?: number;
+}
+
+/** A request as the responder reads it. */
 export interface ReplayRequest {
   stream: string;
   /** Undefined: the requester holds nothing. */

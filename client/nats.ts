@@ -1,0 +1,245 @@
+/**
+ * Following streams over NATS: a subscription per stream subject, the gap rule on each
+ * message, and `<prefix>.replay` requests (core/replay-protocol.ts) to start, to fill a
+ * gap, after a reconnect, and when the epoch changes. The NatsConnection is the caller's:
+ * servers, credentials, TLS and reconnect policy stay in its hands, and this module loads
+ * no NATS package at run time (any NatsConnection of the v3 line will do: node, bun, ws).
+ */
+import type { Msg, NatsConnection, Subscription as NatsSubscription } from "@nats-io/transport-node";
+import { Backoff, sleep } from "../core/backoff.ts";
+import type { ReplayChunk, ReplayRequestMessage } from "../core/replay-protocol.ts";
+import { defaultPrefix, subjectsFor } from "../core/subjects.ts";
+import type { Envelope } from "../core/types.ts";
+import { StreamCaches, type InformerHandlers, type StreamCache, type Subscription } from "./cache.ts";
+
+export interface NatsSubscribeOptions extends InformerHandlers {
+  /** An open connection; it stays yours (stop() leaves it open). Reconnecting forever is advised. */
+  nc: NatsConnection;
+  /** The sink's subject prefix; or give `cluster` for the default `kubemeta.<cluster>`. */
+  prefix?: string;
+  cluster?: string;
+  /** `all`, `shared` or `node/<node name>`: a node agent takes `node/<its name>` and `shared`. */
+  streams: string[];
+  /** A replay that sends nothing for this long is asked again (default 5 s). */
+  replayTimeoutMs?: number;
+  /** Delays between replay attempts while kubemeta does not answer (defaults 100 ms to 5 s). */
+  retry?: { initialMs?: number; maxMs?: number };
+  /** The inbox prefix of the connection, when it is not `_INBOX` (accounts with restricted inboxes). */
+  inboxPrefix?: string;
+}
+
+/** Messages held while a replay runs; past this the oldest half is dropped (a replay brings them back). */
+const MAX_PENDING = 100_000;
+
+/** A replay to ask for: from the position held, up to `to` (inclusive) when set. */
+interface Wanted {
+  to?: number;
+}
+
+export function subscribeNats(options: NatsSubscribeOptions): Subscription {
+  const { nc } = options;
+  const prefix = options.prefix ?? (options.cluster !== undefined ? defaultPrefix(options.cluster) : undefined);
+  if (prefix === undefined) throw new TypeError("give the sink's subject `prefix`, or the `cluster` name it defaults from");
+  const subjects = subjectsFor(prefix);
+  const caches = new StreamCaches(options.streams, options);
+  const stopped = new AbortController();
+
+  class Follower {
+    private readonly pending: Envelope[] = [];
+    private wanted: Wanted | undefined = {};
+    private wake: (() => void) | undefined;
+    /**
+     * The `prev` a gap replay was last asked up to. The log has every version a message
+     * carries (it is published after its commit), so a replay covers the gap; should it
+     * not, the message applies anyway rather than asking the same forever.
+     */
+    private askedUpTo: number | undefined;
+    private readonly subscription: NatsSubscription;
+
+    constructor(private readonly cache: StreamCache) {
+      const subject = subjects.of(cache.stream);
+      if (!subject) throw new RangeError(`not a stream: ${cache.stream} (expected "all", "shared" or "node/<legal node name>")`);
+      // Subscribed before the first replay is sent on the same connection: nothing falls in between.
+      this.subscription = nc.subscribe(subject, { callback: (error, msg) => this.receive(error, msg) });
+    }
+
+    want(wanted: Wanted): void {
+      const queued = this.wanted;
+      // A replay up to the head covers any bounded one.
+      if (!queued || wanted.to === undefined) this.wanted = wanted;
+      else if (queued.to !== undefined) this.wanted = { to: Math.max(queued.to, wanted.to) };
+      this.notify();
+    }
+
+    async run(): Promise<void> {
+      while (!stopped.signal.aborted && !nc.isClosed()) {
+        const wanted = this.wanted;
+        if (wanted) {
+          this.wanted = undefined;
+          await this.replay(wanted);
+          continue;
+        }
+        if (this.pending.length > 0) {
+          this.drain();
+          continue;
+        }
+        await new Promise<void>((resolve) => (this.wake = resolve));
+      }
+      this.subscription.unsubscribe();
+    }
+
+    notify(): void {
+      const wake = this.wake;
+      this.wake = undefined;
+      wake?.();
+    }
+
+    private receive(error: Error | null, msg: Msg): void {
+      if (error) return this.cache.report(error);
+      try {
+        this.pending.push(msg.json<Envelope>());
+      } catch (failure) {
+        return this.cache.report(new Error(`unreadable message on ${msg.subject}`, { cause: failure }));
+      }
+      if (this.pending.length > MAX_PENDING) {
+        // Replays go unanswered (kubemeta away, or its replay disabled) while updates flow:
+        // the older half goes, and a replay up to the head will bring it back.
+        this.pending.splice(0, MAX_PENDING / 2);
+        this.want({});
+      }
+      this.notify();
+    }
+
+    /** Applies pending messages by the gap rule until one needs a replay. */
+    private drain(): void {
+      const { cache, pending } = this;
+      let taken = 0;
+      try {
+        for (; taken < pending.length; taken++) {
+          const envelope = pending[taken]!;
+          if (cache.isDuplicate(envelope)) continue;
+          if (envelope.epoch !== cache.epoch) {
+            // The replay from a position of the old epoch answers with a reset to the new state.
+            return this.want({});
+          }
+          if (cache.revealsGap(envelope)) {
+            if (this.askedUpTo !== envelope.prev) {
+              this.askedUpTo = envelope.prev;
+              return this.want({ to: envelope.prev });
+            }
+            cache.report(new Error(`a replay of ${cache.stream} did not reach version ${envelope.prev}; applying ${envelope.version} over the gap`));
+          }
+          cache.apply(envelope);
+        }
+      } finally {
+        pending.splice(0, taken);
+      }
+    }
+
+    /** Asks until it gets a whole reply (or the subscription stops). */
+    private async replay(wanted: Wanted): Promise<void> {
+      const backoff = new Backoff({ initialMs: options.retry?.initialMs ?? 100, maxMs: options.retry?.maxMs ?? 5_000 });
+      const { cache } = this;
+      while (!stopped.signal.aborted && !nc.isClosed()) {
+        if (wanted.to !== undefined && wanted.to <= cache.position) return;
+        const request: ReplayRequestMessage = { stream: cache.stream, from: cache.hasPosition ? `${cache.epoch}:${cache.position}` : null, to: wanted.to };
+        try {
+          await requestReplay(JSON.stringify(request), (chunk) => this.take(chunk));
+          // Messages of another epoch still waiting were sent before the state the replay brought.
+          this.pending.splice(0, this.pending.length, ...this.pending.filter((e) => e.epoch === cache.epoch));
+          caches.markSynced(cache);
+          return;
+        } catch (error) {
+          cache.abandonReset();
+          if (stopped.signal.aborted) return;
+          cache.report(error);
+          await sleep(backoff.next(), stopped.signal);
+        }
+      }
+    }
+
+    private take(chunk: ReplayChunk): void {
+      const { cache } = this;
+      if (chunk.seq === 0 && chunk.reset) cache.beginReset(chunk.reset);
+      if (chunk.oversized?.length) cache.report(new Error(`versions ${chunk.oversized.join(", ")} exceed the server's max_payload and were left out`));
+      for (const envelope of chunk.updates) {
+        if (cache.resetting) cache.stage(envelope);
+        else if (!cache.isDuplicate(envelope)) cache.apply(envelope);
+      }
+      if (!chunk.last) return;
+      if (cache.resetting) cache.completeReset(chunk.epoch, chunk.through!);
+      else cache.advance(chunk.epoch, chunk.through!);
+    }
+  }
+
+  const followers = caches.caches.map((cache) => new Follower(cache));
+  const statuses = nc.status();
+  const watching = watchReconnects();
+  const runs = followers.map((f) => f.run());
+
+  /** A gap shows only when a later message comes; after a reconnect every stream asks at once. */
+  async function watchReconnects(): Promise<void> {
+    for await (const status of statuses) {
+      if (status.type === "reconnect") for (const follower of followers) follower.want({});
+    }
+  }
+
+  /** Sends one request and feeds its chunks, in order, to `take`; rejects on silence, a lost chunk or an error reply. */
+  function requestReplay(payload: string, take: (chunk: ReplayChunk) => void): Promise<void> {
+    const silenceMs = options.replayTimeoutMs ?? 5_000;
+    const inbox = `${options.inboxPrefix ?? "_INBOX"}.${crypto.randomUUID().replaceAll("-", "")}`;
+    return new Promise<void>((resolve, reject) => {
+      let expected = 0;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const finish = (error?: Error) => {
+        clearTimeout(timer);
+        stopped.signal.removeEventListener("abort", onStop);
+        sub.unsubscribe();
+        if (error) reject(error);
+        else resolve();
+      };
+      const onStop = () => finish(new Error("stopped"));
+      const arm = () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => finish(new Error(`no replay chunk for ${silenceMs} ms; asking again`)), silenceMs);
+      };
+      const sub = nc.subscribe(inbox, {
+        callback(error, msg) {
+          if (error) return finish(error);
+          if (msg.headers?.code === 503) return finish(new Error("no responders on the replay subject: kubemeta is not connected to NATS"));
+          let chunk: ReplayChunk;
+          try {
+            chunk = msg.json<ReplayChunk>();
+          } catch (failure) {
+            return finish(new Error("unreadable replay chunk", { cause: failure }));
+          }
+          if (chunk.error) return finish(new Error(`replay refused: ${chunk.error}`));
+          if (chunk.seq !== expected) return finish(new Error(`replay chunk ${expected} was lost; asking again`));
+          expected++;
+          arm();
+          try {
+            take(chunk);
+          } catch (failure) {
+            return finish(failure instanceof Error ? failure : new Error(String(failure)));
+          }
+          if (chunk.last) finish();
+        },
+      });
+      stopped.signal.addEventListener("abort", onStop, { once: true });
+      arm();
+      nc.publish(subjects.replay, payload, { reply: inbox });
+    });
+  }
+
+  return {
+    synced: caches.synced,
+    objects: (stream) => caches.objects(stream),
+    async stop() {
+      if (stopped.signal.aborted) return;
+      stopped.abort();
+      for (const follower of followers) follower.notify();
+      (statuses as { stop?(): void }).stop?.();
+      await Promise.all([...runs, watching]);
+    },
+  };
+}

@@ -1,0 +1,167 @@
+/**
+ * Following streams over `GET /v1/watch` (Server-Sent Events) with fetch, so it runs in
+ * Bun, Node and browsers alike, and can send `Authorization` (an EventSource cannot).
+ *
+ * One connection per stream. It resumes with `Last-Event-ID: <epoch>:<position>`; the
+ * server answers with the missed updates and SYNCED, or, when it cannot resume (another
+ * epoch, behind retention), with RESET, the stream's state as ADDED events and SYNCED,
+ * which the cache turns into the adds, updates and deletes that reach that state.
+ */
+import { Backoff, sleep } from "../core/backoff.ts";
+import type { Envelope } from "../core/types.ts";
+import { StreamCaches, type InformerHandlers, type StreamCache, type Subscription } from "./cache.ts";
+import { SseLineReader, type SseMessage } from "./sse-parser.ts";
+
+export interface SseSubscribeOptions extends InformerHandlers {
+  /** kubemeta's HTTP base URL, e.g. `https://kubemeta.example.com`. */
+  url: string;
+  /** `all`, `shared` or `node/<node name>`; one connection each. */
+  streams: string[];
+  /** Only these kinds (`Pod`, `Node`, …). A filtered stream's `prev` finds no gaps: resume points do the work. */
+  kinds?: string[];
+  /** Only objects of this namespace (same caveat as `kinds`). */
+  namespace?: string;
+  /** Bearer token (`http.tokens` on the server). */
+  token?: string;
+  /** More request headers. */
+  headers?: Record<string, string>;
+  /** More fetch options, e.g. Bun's `tls: { ca }`. */
+  fetchInit?: RequestInit;
+  /** Delays between reconnects: exponential with jitter (defaults 250 ms to 10 s). */
+  reconnect?: { initialMs?: number; maxMs?: number };
+  /** Nothing received for this long (heartbeats come every 15 s by default): the connection is dead. Default 45 s. */
+  idleTimeoutMs?: number;
+}
+
+interface SyncedData {
+  epoch: string;
+  version: number;
+}
+
+interface ResetData {
+  reason?: string;
+}
+
+/** Why a connection was cut by the client itself (a gap): reconnect from the position held. */
+class Resume extends Error {}
+
+export function subscribeSse(options: SseSubscribeOptions): Subscription {
+  const caches = new StreamCaches(options.streams, options);
+  const stopped = new AbortController();
+  const filtered = options.kinds !== undefined || options.namespace !== undefined;
+  const runs = caches.caches.map((cache) => follow(cache));
+
+  function watchUrl(stream: string): string {
+    const query = new URLSearchParams({ stream });
+    if (options.kinds) query.set("kinds", options.kinds.join(","));
+    if (options.namespace !== undefined) query.set("namespace", options.namespace);
+    return `${options.url.replace(/\/+$/, "")}/v1/watch?${query}`;
+  }
+
+  function headersFor(cache: StreamCache): Record<string, string> {
+    const headers: Record<string, string> = { accept: "text/event-stream", ...options.headers };
+    if (options.token) headers.authorization = `Bearer ${options.token}`;
+    if (cache.hasPosition) headers["last-event-id"] = `${cache.epoch}:${cache.position}`;
+    return headers;
+  }
+
+  async function follow(cache: StreamCache): Promise<void> {
+    const backoff = new Backoff({ initialMs: options.reconnect?.initialMs ?? 250, maxMs: options.reconnect?.maxMs ?? 10_000 });
+    while (!stopped.signal.aborted) {
+      let delay = backoff.next();
+      try {
+        delay = (await connect(cache, () => backoff.reset())) ?? delay;
+      } catch (error) {
+        // A gap was reported when found; anything else is news.
+        if (!(error instanceof Resume) && !stopped.signal.aborted) cache.report(error);
+      }
+      // A reset cut short left no usable position: the reconnect starts one afresh.
+      cache.abandonReset();
+      await sleep(delay, stopped.signal);
+    }
+  }
+
+  /** One connection, until it ends; returns a delay the server asked for, if any. */
+  async function connect(cache: StreamCache, onSynced: () => void): Promise<number | undefined> {
+    const connection = new AbortController();
+    const cut = (reason: unknown) => connection.abort(reason);
+    const onStop = () => cut(new Error("stopped"));
+    stopped.signal.addEventListener("abort", onStop, { once: true });
+    const idleMs = options.idleTimeoutMs ?? 45_000;
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const touch = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => cut(new Error(`nothing received for ${idleMs} ms; reconnecting`)), idleMs);
+    };
+    try {
+      touch();
+      const response = await fetch(watchUrl(cache.stream), { ...options.fetchInit, headers: headersFor(cache), signal: connection.signal });
+      if (!response.ok || !response.body) {
+        const retryAfter = Number(response.headers.get("retry-after"));
+        const body = await response.text().catch(() => "");
+        cache.report(new Error(`GET /v1/watch answered ${response.status}: ${body.slice(0, 200)}`));
+        return Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined;
+      }
+      // Events already read after a cut (a gap) must not move the position past the gap.
+      const reader = new SseLineReader((message) => connection.signal.aborted || handle(cache, message, onSynced, cut));
+      const body = response.body.getReader();
+      try {
+        for (;;) {
+          const { done, value } = await body.read();
+          if (done) return undefined;
+          touch();
+          reader.push(value);
+        }
+      } catch (error) {
+        throw connection.signal.aborted ? connection.signal.reason : error;
+      } finally {
+        body.releaseLock();
+      }
+    } finally {
+      clearTimeout(idle);
+      stopped.signal.removeEventListener("abort", onStop);
+      connection.abort();
+    }
+  }
+
+  function handle(cache: StreamCache, message: SseMessage, onSynced: () => void, cut: (reason: unknown) => void): void {
+    switch (message.event) {
+      case "RESET":
+        return cache.beginReset((JSON.parse(message.data) as ResetData).reason ?? "reset");
+      case "SYNCED": {
+        const { epoch, version } = JSON.parse(message.data) as SyncedData;
+        if (cache.resetting) cache.completeReset(epoch, version);
+        else cache.advance(epoch, version);
+        caches.markSynced(cache);
+        onSynced();
+        return;
+      }
+      case "ADDED":
+      case "MODIFIED":
+      case "DELETED":
+        return update(cache, JSON.parse(message.data) as Envelope, cut);
+      default:
+        // OVERFLOW (the server closes next; the reconnect resumes), and events of later versions.
+        return;
+    }
+  }
+
+  function update(cache: StreamCache, envelope: Envelope, cut: (reason: unknown) => void): void {
+    if (cache.resetting) return cache.stage(envelope);
+    if (cache.isDuplicate(envelope)) return;
+    if (!filtered && cache.revealsGap(envelope)) {
+      cache.report(new Error(`missed updates of ${cache.stream} between ${cache.position} and ${envelope.prev}; resuming`));
+      return cut(new Resume());
+    }
+    cache.apply(envelope);
+  }
+
+  return {
+    synced: caches.synced,
+    objects: (stream) => caches.objects(stream),
+    async stop() {
+      stopped.abort();
+      await Promise.all(runs);
+    },
+  };
+}
