@@ -167,4 +167,14 @@ describe("kubemeta against a 1,000-pod cluster", () => {
     expect(since.map((u) => `${u.type} ${u.uid}`).sort()).toEqual(deleted.map((uid) => `DELETED ${uid}`).sort());
     expectGapFreeWithWholeChains(await allUpdates());
   }, 90_000);
+
+  test("SIGTERM stops sources, commits, drains sinks, closes the store, and exits 0", async () => {
+    const { proc, url } = kubemeta!;
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
+    proc.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+    kubemeta = undefined;
+    await startKubemeta();
+    expect(await storeMatchesServer()).toBe(true);
+  }, 60_000);
 });
