@@ -13,6 +13,7 @@ import { join } from "node:path";
 import libsql from "../plugins/stores/libsql.ts";
 import { BUSY_TIMEOUT_MS, filePathOf, openConnections, type Connections } from "../plugins/stores/libsql/connection.ts";
 import { startCheckpointer } from "../plugins/stores/libsql/checkpointer.ts";
+import { migrate } from "../plugins/stores/libsql/schema.ts";
 import { createMetrics, type Metrics } from "../core/metrics.ts";
 import { silentLogger } from "../core/logger.ts";
 import type { CommitBatch, Store } from "../core/contract.ts";
@@ -244,6 +245,17 @@ describe("current objects", () => {
     ]);
   });
 
+  test("53-bit digests and stream names that need JSON escaping round-trip", async () => {
+    const store = makeStore(newDir());
+    await store.start();
+    const odd = 'node/"quoted"\\ünïcode';
+    await store.commit({ updates: [update(1, { uid: "big", stream: odd })], digests: [Number.MAX_SAFE_INTEGER], resumePoints: new Map([['pods"x', "9"]]) });
+    expect(await store.digests()).toEqual([{ kind: "Pod", uid: "big", digest: Number.MAX_SAFE_INTEGER, stream: odd }]);
+    expect((await store.readUpdates({ stream: odd, after: 0, limit: 10 })).map((u) => u.stream)).toEqual([odd]);
+    await store.stop();
+    expect((await store.start()).resumePoints.get('pods"x')).toBe("9");
+  });
+
   test("snapshot filters by stream, kind, namespace, node and uids", async () => {
     const store = makeStore(newDir());
     await store.start();
@@ -304,17 +316,40 @@ describe("current objects", () => {
 });
 
 describe("retention", () => {
-  test("prune by count keeps the newest updates, reports oldest, never touches objects", async () => {
+  /** Versions from..to changing the objects uid-1..uid-<objects> in turn. */
+  const churn = (from: number, to: number, objects: number) =>
+    run(from, to, (version) => ({ uid: `uid-${((version - 1) % objects) + 1}`, type: version > objects ? "MODIFIED" : "ADDED" }));
+
+  test("prune by count keeps the newest updates and the current state of every object, reports oldest", async () => {
     const metrics = createMetrics();
     const store = makeStore(newDir(), metrics);
     await store.start();
-    await store.commit(batch(run(1, 12_000)));
+    await store.commit(batch(churn(1, 12_000, 3_000)));
+    const before = await store.snapshot({});
     expect(await store.prune({ maxAgeMs: 0, maxUpdates: 0 })).toEqual({ removed: 0, oldest: 1 });
-    expect(await store.prune({ maxAgeMs: 0, maxUpdates: 1000 })).toEqual({ removed: 11_000, oldest: 11_001 });
-    expect(metrics.render()).toContain("kubemeta_store_pruned_updates_total 11000");
+    // Versions 9,001..12,000 are each object's current state: retention keeps all of them.
+    expect(await store.prune({ maxAgeMs: 0, maxUpdates: 1000 })).toEqual({ removed: 9_000, oldest: 11_001 });
+    expect(metrics.render()).toContain("kubemeta_store_pruned_updates_total 9000");
     expect((await store.readUpdates({ stream: "all", after: 0, limit: 2 })).map((u) => u.version)).toEqual([11_001, 11_002]);
-    expect((await store.snapshot({})).objects.length).toBe(12_000);
+    expect((await store.readUpdates({ stream: "shared", after: 0, limit: 1 })).map((u) => u.version)).toEqual([11_001]);
+    expect(await store.snapshot({})).toEqual(before);
     expect(await store.prune({ maxAgeMs: 0, maxUpdates: 1000 })).toEqual({ removed: 0, oldest: 11_001 });
+  });
+
+  test("an update kept for its object goes once the object changes or is deleted", async () => {
+    const dir = newDir();
+    const store = makeStore(dir);
+    await store.start();
+    await store.commit(batch([update(1, { uid: "kept" }), update(2, { uid: "changed" }), update(3, { uid: "deleted" }), ...run(4, 10)]));
+    expect(await store.prune({ maxAgeMs: 0, maxUpdates: 2 })).toEqual({ removed: 0, oldest: 9 });
+    await store.commit(batch([update(11, { uid: "changed", type: "MODIFIED" }), update(12, { uid: "deleted", type: "DELETED" })]));
+    expect(await store.prune({ maxAgeMs: 0, maxUpdates: 2 })).toEqual({ removed: 2, oldest: 11 });
+    const objects = (await store.snapshot({})).objects;
+    expect(objects.find((o) => o.uid === "kept")).toMatchObject({ version: 1, name: "name-kept", resourceVersion: "1001", object: update(1, { uid: "kept" }).object });
+    expect(objects.find((o) => o.uid === "changed")).toMatchObject({ version: 11, resourceVersion: "1011" });
+    expect(objects.map((o) => o.uid)).not.toContain("deleted");
+    await store.stop();
+    expect(await makeStore(dir).start()).toMatchObject({ head: 12, oldest: 11 });
   });
 
   test("prune by age removes what is older, and an emptied log has oldest = head + 1", async () => {
@@ -322,9 +357,11 @@ describe("retention", () => {
     const store = makeStore(dir);
     await store.start();
     const hoursAgo = (h: number) => new Date(Date.now() - h * 3_600_000).toISOString();
-    await store.commit(batch(run(1, 10, (version) => ({ time: hoursAgo(version <= 6 ? 48 : 1) }))));
+    await store.commit(batch(churn(1, 10, 2).map((u) => ({ ...u, time: hoursAgo(u.version <= 6 ? 48 : 1) }))));
     expect(await store.prune({ maxAgeMs: 24 * 3_600_000, maxUpdates: 0 })).toEqual({ removed: 6, oldest: 7 });
-    expect(await store.prune({ maxAgeMs: 30 * 60_000, maxUpdates: 0 })).toEqual({ removed: 4, oldest: 11 });
+    expect(await store.prune({ maxAgeMs: 30 * 60_000, maxUpdates: 0 })).toEqual({ removed: 2, oldest: 11 });
+    expect(await store.readUpdates({ stream: "all", after: 0, limit: 10 })).toEqual([]);
+    expect((await store.snapshot({})).objects.map((o) => o.version).sort()).toEqual([10, 9]);
     await store.stop();
     expect(await makeStore(dir).start()).toMatchObject({ head: 10, oldest: 11 });
   });
@@ -373,6 +410,24 @@ describe("config", () => {
 describe("libSQL file: pitfalls", () => {
   const pragma = async (client: { execute(sql: string): Promise<{ rows: ArrayLike<unknown>[] }> }, name: string) =>
     (await client.execute(`PRAGMA ${name}`)).rows[0]![0];
+
+  test("the pitfall: UPDATE … FROM json_each scans every object, an upsert fed by json_each looks each one up", async () => {
+    const dir = newDir();
+    await mkdir(dir, { recursive: true });
+    const client = createClient({ url: `file:${join(dir, "plan.db")}` });
+    try {
+      await migrate(client);
+      const plan = async (sql: string) => (await client.execute({ sql: `EXPLAIN QUERY PLAN ${sql}`, args: ["[]"] })).rows.map((r) => String(r.detail));
+      const rows = "json_each(?) AS f CROSS JOIN updates AS u ON u.version = f.value ->> 0";
+      const update = await plan(`UPDATE objects SET node = u.node FROM ${rows} WHERE objects.kind = u.kind AND objects.uid = u.uid`);
+      expect(update.some((step) => step.startsWith("SCAN objects"))).toBe(true);
+      const upsert = await plan(`INSERT INTO objects (kind, uid, version, digest) SELECT u.kind, u.uid, u.version, 0 FROM ${rows} WHERE true
+        ON CONFLICT (kind, uid) DO UPDATE SET node = excluded.node WHERE objects.node IS NOT excluded.node`);
+      expect(upsert.some((step) => step.startsWith("SCAN objects"))).toBe(false);
+    } finally {
+      client.close();
+    }
+  });
 
   test("the pitfall: a PRAGMA set with execute() is lost on the connection opened while a transaction holds one", async () => {
     const dir = newDir();

@@ -6,10 +6,10 @@
 import * as v from "valibot";
 import type { InStatement } from "@libsql/client";
 import { defineStore, type Store } from "../../core/contract.ts";
-import { checkContiguous, commitStatements, GUARD_FAILURE } from "./libsql/commit.ts";
+import { checkContiguous, commitStatements, GUARD_FAILURE, StreamIds } from "./libsql/commit.ts";
 import { isFileUrl, openConnections, yieldToEventLoop, type Connections } from "./libsql/connection.ts";
-import { prune } from "./libsql/prune.ts";
-import { digests, loadState, readUpdates, snapshot } from "./libsql/read.ts";
+import { DELETE_UNPINNED, prune, RAISE_HORIZON } from "./libsql/prune.ts";
+import { digests, loadState, loadStreamIds, readUpdates, snapshot } from "./libsql/read.ts";
 import { migrate } from "./libsql/schema.ts";
 
 /** A commit of many updates yields to the event loop after this long (its transaction stays open). */
@@ -69,6 +69,7 @@ export default defineStore({
     let connections: Connections | undefined;
     /** Highest committed version, as this (only) writer left it. */
     let head = 0;
+    let streamIds = new StreamIds([]);
     /** Writes run one at a time: the gap check reads `head`, and the file writer has one connection. */
     let writes: Promise<unknown> = Promise.resolve();
 
@@ -133,6 +134,7 @@ export default defineStore({
         connections = await opening;
         const state = await loadState(connections.reader);
         head = state.head;
+        streamIds = new StreamIds(await loadStreamIds(connections.reader));
         ctx.logger.info("libsql store open", { url: isFileUrl(config.url) ? config.url : new URL(config.url).host, epoch: state.epoch, head });
         return state;
       },
@@ -150,12 +152,14 @@ export default defineStore({
       commit(batch) {
         return serially(async (c) => {
           checkContiguous(batch, head);
-          const groups = commitStatements(batch, head);
+          const groups = commitStatements(batch, head, streamIds);
           if (groups.length === 0) return;
           const started = performance.now();
           try {
             await write(c, groups);
+            streamIds.settle(true);
           } catch (error) {
+            streamIds.settle(false);
             if ((error as Error).message?.includes(GUARD_FAILURE)) {
               throw new Error(`commit refused: the stored head is no longer ${head} (is another kubemeta writing to this store?)`);
             }
@@ -188,8 +192,17 @@ export default defineStore({
         const result = await prune(
           {
             reader: open().reader,
-            deleteBelow: (version) =>
-              serially(async (c) => (await c.writer.execute({ sql: "DELETE FROM updates WHERE version < ?", args: [version] })).rowsAffected),
+            deleteThrough: (after, through) =>
+              serially(async (c) => {
+                const [deleted] = await c.writer.batch(
+                  [
+                    { sql: DELETE_UNPINNED, args: [after, through] },
+                    { sql: RAISE_HORIZON, args: [through] },
+                  ],
+                  "write",
+                );
+                return deleted!.rowsAffected;
+              }),
           },
           policy,
         );

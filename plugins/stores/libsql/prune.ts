@@ -1,25 +1,31 @@
 /**
- * Retention: deletes the oldest updates, in chunks so that no single statement blocks the
- * event loop for long and commits can interleave. Deletes only a prefix of the log, so
- * it stays gap-free from its new oldest version. Never touches current objects.
+ * Retention: advances the log's horizon (meta.pruned_through) and deletes the updates at
+ * or below it, in chunks so that no single statement blocks the event loop for long and
+ * commits can interleave. An update that is still some object's current state stays (a
+ * snapshot reads it), below the horizon, where readers of the log do not see it; once
+ * its object changes, a later prune deletes it.
  */
 import { yieldToEventLoop } from "./connection.ts";
 import type { Client } from "@libsql/client";
 import type { RetentionPolicy } from "../../../core/contract.ts";
 
-/** Updates deleted per statement: each also removes scattered entries of the stream index, so keep it small. */
+/** Updates looked at per statement: each also removes scattered entries of the stream index, so keep it small. */
 const PRUNE_CHUNK = 2_000;
+
+/** Deletes the updates in (after, through] that no object points at. */
+export const DELETE_UNPINNED = `DELETE FROM updates WHERE version > ? AND version <= ?
+  AND NOT EXISTS (SELECT 1 FROM objects AS o WHERE o.kind = updates.kind AND o.uid = updates.uid AND o.version = updates.version)`;
+export const RAISE_HORIZON = "UPDATE meta SET pruned_through = max(pruned_through, ?) WHERE id = 1";
 
 export interface PruneTarget {
   reader: Client;
-  /** Deletes the updates below `version` as one serialised write; returns how many. */
-  deleteBelow(version: number): Promise<number>;
+  /** DELETE_UNPINNED, then RAISE_HORIZON to `through`, as one serialised write; returns how many it deleted. */
+  deleteThrough(after: number, through: number): Promise<number>;
 }
 
 async function bounds(reader: Client): Promise<{ oldest: number; head: number }> {
-  const row = (await reader.execute("SELECT (SELECT min(version) FROM updates) AS oldest, head FROM meta WHERE id = 1")).rows[0];
-  const head = Number(row?.head ?? 0);
-  return { oldest: row?.oldest == null ? head + 1 : Number(row.oldest), head };
+  const row = (await reader.execute("SELECT pruned_through, head FROM meta WHERE id = 1")).rows[0];
+  return { oldest: Number(row?.pruned_through ?? 0) + 1, head: Number(row?.head ?? 0) };
 }
 
 /**
@@ -39,20 +45,34 @@ async function firstAtOrAfter(reader: Client, from: number, head: number, cutoff
   return low;
 }
 
+/** The version that ends the next chunk of stored updates in (after, through]; undefined when there are none. */
+async function chunkEnd(reader: Client, after: number, through: number): Promise<number | undefined> {
+  const sql = "SELECT max(version) AS last FROM (SELECT version FROM updates WHERE version > ? AND version <= ? ORDER BY version LIMIT ?)";
+  const last = (await reader.execute({ sql, args: [after, through, PRUNE_CHUNK] })).rows[0]?.last;
+  return last == null ? undefined : Number(last);
+}
+
 export async function prune(target: PruneTarget, policy: RetentionPolicy): Promise<{ removed: number; oldest: number }> {
-  let { oldest, head } = await bounds(target.reader);
+  const { oldest, head } = await bounds(target.reader);
   let keepFrom = oldest;
   if (policy.maxUpdates > 0) keepFrom = Math.max(keepFrom, head - policy.maxUpdates + 1);
   if (policy.maxAgeMs > 0) {
     const cutoff = new Date(Date.now() - policy.maxAgeMs).toISOString();
     keepFrom = Math.max(keepFrom, await firstAtOrAfter(target.reader, oldest, head, cutoff));
   }
+  // From the start: below the old horizon lie updates kept for objects that have changed since.
+  const through = keepFrom - 1;
   let removed = 0;
-  while (oldest < keepFrom) {
-    const below = Math.min(keepFrom, oldest + PRUNE_CHUNK);
-    removed += await target.deleteBelow(below);
-    oldest = below;
-    if (oldest < keepFrom) await yieldToEventLoop();
+  let after = 0;
+  for (;;) {
+    const end = await chunkEnd(target.reader, after, through);
+    if (end === undefined) {
+      if (through >= oldest) await target.deleteThrough(after, through);
+      break;
+    }
+    removed += await target.deleteThrough(after, end);
+    after = end;
+    await yieldToEventLoop();
   }
   return { removed, oldest: (await bounds(target.reader)).oldest };
 }

@@ -14,20 +14,32 @@ interface Executor {
 }
 
 interface Selection {
-  table: "updates" | "objects";
-  /** A JSON object expression over the table's columns. */
+  /** Tables and joins; the first is the one paged by rowid, named `t`. */
+  from: string;
+  /** A JSON object expression over the tables' columns. */
   json: string;
   /** Conditions ANDed with the rowid bound. */
   where: string[];
   args: InValue[];
+  /** An SQL expression: rows at or below it are never read (default: none). */
+  floor?: string;
 }
 
-const UPDATE_JSON = `json_object('version', version, 'stream', stream, 'streamPrev', stream_prev, 'type', type, 'kind', kind,
-  'uid', uid, 'namespace', namespace, 'name', name, 'node', node, 'resourceVersion', resource_version, 'time', time,
-  'object', json(object))`;
-const OBJECT_JSON = `json_object('kind', kind, 'uid', uid, 'namespace', namespace, 'name', name, 'node', node, 'stream', stream,
-  'version', version, 'resourceVersion', resource_version, 'object', json(object))`;
-const DIGEST_JSON = "json_object('kind', kind, 'uid', uid, 'digest', digest, 'stream', stream)";
+/** The id of the stream named by a parameter (NULL, matching nothing, when it has none). */
+const STREAM_ID = "(SELECT id FROM streams WHERE name = ?)";
+/** Versions at or below it are pruned or kept only as the current state of an object. */
+const PRUNED_THROUGH = "(SELECT pruned_through FROM meta WHERE id = 1)";
+
+const UPDATES = "updates AS t LEFT JOIN streams AS s ON s.id = t.stream_id";
+const UPDATE_JSON = `json_object('version', t.version, 'stream', s.name, 'streamPrev', t.stream_prev, 'type', t.type, 'kind', t.kind,
+  'uid', t.uid, 'namespace', t.namespace, 'name', t.name, 'node', t.node, 'resourceVersion', t.resource_version, 'time', t.time,
+  'object', json(t.object))`;
+/** An object's state is its latest update; CROSS JOIN keeps objects the outer loop, in rowid order. */
+const OBJECTS = "objects AS t CROSS JOIN updates AS u ON u.version = t.version LEFT JOIN streams AS s ON s.id = t.stream_id";
+const OBJECT_JSON = `json_object('kind', t.kind, 'uid', t.uid, 'namespace', u.namespace, 'name', u.name, 'node', t.node, 'stream', s.name,
+  'version', t.version, 'resourceVersion', u.resource_version, 'object', json(u.object))`;
+const DIGESTS = "objects AS t LEFT JOIN streams AS s ON s.id = t.stream_id";
+const DIGEST_JSON = "json_object('kind', t.kind, 'uid', t.uid, 'digest', t.digest, 'stream', s.name)";
 
 /** Objects per page of a snapshot: a few milliseconds of blocking each. */
 const SNAPSHOT_PAGE = 2_000;
@@ -60,9 +72,10 @@ async function withReadSlot<T>(reader: Client, work: () => Promise<T>): Promise<
  * a sort (a fifth of replay throughput), so readers that need the order check it instead.
  */
 async function readPage<T>(db: Executor, selection: Selection, after: number, limit: number): Promise<{ items: T[]; last: number }> {
-  const where = ["rowid > ?", ...selection.where].join(" AND ");
+  const floor = selection.floor ? `max(?, ${selection.floor})` : "?";
+  const where = [`t.rowid > ${floor}`, ...selection.where].join(" AND ");
   const sql = `SELECT max(rid) AS last, '[' || group_concat(j, ',') || ']' AS items
-    FROM (SELECT rowid AS rid, ${selection.json} AS j FROM ${selection.table} WHERE ${where} ORDER BY rowid LIMIT ?)`;
+    FROM (SELECT t.rowid AS rid, ${selection.json} AS j FROM ${selection.from} WHERE ${where} ORDER BY t.rowid LIMIT ?)`;
   const row = (await db.execute({ sql, args: [after, ...selection.args, limit] })).rows[0];
   if (!row || row.items === null) return { items: [], last: after };
   return { items: JSON.parse(row.items as string) as T[], last: Number(row.last) };
@@ -93,13 +106,14 @@ async function readAllNow<T>(reader: Client, selection: Selection): Promise<{ he
 
 export async function readUpdates(reader: Client, query: UpdateQuery): Promise<Update[]> {
   if (query.limit <= 0) return [];
-  const where = ["rowid <= ?"];
+  const where = ["t.rowid <= ?"];
   const args: InValue[] = [query.to ?? Number.MAX_SAFE_INTEGER];
   if (query.stream !== ALL) {
-    where.push("stream = ?");
+    where.push(`t.stream_id = ${STREAM_ID}`);
     args.push(query.stream);
   }
-  const { items } = await readPage<Update>(reader, { table: "updates", json: UPDATE_JSON, where, args }, query.after, query.limit);
+  const selection = { from: UPDATES, json: UPDATE_JSON, where, args, floor: PRUNED_THROUGH };
+  const { items } = await readPage<Update>(reader, selection, query.after, query.limit);
   const ordered = items.every((update, i) => i === 0 || items[i - 1]!.version < update.version);
   return ordered ? items : items.sort((a, b) => a.version - b.version);
 }
@@ -107,46 +121,49 @@ export async function readUpdates(reader: Client, query: UpdateQuery): Promise<U
 export async function snapshot(reader: Client, query: ObjectQuery): Promise<{ version: number; objects: CurrentObject[] }> {
   const where: string[] = [];
   const args: InValue[] = [];
-  const equal = (column: string, value: string | undefined) => {
+  const equal = (condition: string, value: string | undefined) => {
     if (value === undefined) return;
-    where.push(`${column} = ?`);
+    where.push(condition);
     args.push(value);
   };
-  if (query.stream !== ALL) equal("stream", query.stream);
-  equal("kind", query.kind);
-  equal("namespace", query.namespace);
-  equal("node", query.node);
+  if (query.stream !== ALL) equal(`t.stream_id = ${STREAM_ID}`, query.stream);
+  equal("t.kind = ?", query.kind);
+  equal("t.namespace = ?", query.namespace);
+  equal("t.node = ?", query.node);
   if (query.uids) {
-    where.push("uid IN (SELECT value FROM json_each(?))");
+    where.push("t.uid IN (SELECT value FROM json_each(?))");
     args.push(JSON.stringify(query.uids));
   }
-  const { head, items } = await readAll<CurrentObject>(reader, { table: "objects", json: OBJECT_JSON, where, args });
+  const { head, items } = await readAll<CurrentObject>(reader, { from: OBJECTS, json: OBJECT_JSON, where, args });
   return { version: head, objects: items };
 }
 
 export async function digests(reader: Client): Promise<ObjectDigest[]> {
-  return (await readAll<ObjectDigest>(reader, { table: "objects", json: DIGEST_JSON, where: [], args: [] })).items;
+  return (await readAll<ObjectDigest>(reader, { from: DIGESTS, json: DIGEST_JSON, where: [], args: [] })).items;
 }
 
 /** What the store holds, read in one transaction. */
 export async function loadState(reader: Client): Promise<StoreState> {
-  const [meta, oldest, streams, resumePoints] = await reader.batch(
+  const [meta, streams, resumePoints] = await reader.batch(
     [
-      "SELECT epoch, head FROM meta WHERE id = 1",
-      "SELECT min(version) AS oldest FROM updates",
-      "SELECT stream, head FROM streams",
+      "SELECT epoch, head, pruned_through FROM meta WHERE id = 1",
+      "SELECT name, head FROM streams",
       "SELECT resource, resource_version FROM resume_points",
     ],
     "read",
   );
   const row = meta!.rows[0];
   if (!row) throw new Error("the store has no meta row (not initialised)");
-  const head = Number(row.head);
   return {
     epoch: String(row.epoch),
-    head,
-    oldest: oldest!.rows[0]?.oldest == null ? head + 1 : Number(oldest!.rows[0].oldest),
-    streamHeads: new Map(streams!.rows.map((r) => [String(r.stream), Number(r.head)])),
+    head: Number(row.head),
+    oldest: Number(row.pruned_through) + 1,
+    streamHeads: new Map(streams!.rows.map((r) => [String(r.name), Number(r.head)])),
     resumePoints: new Map(resumePoints!.rows.map((r) => [String(r.resource), String(r.resource_version)])),
   };
+}
+
+/** The id of every stream, for the writer that hands out new ones. */
+export async function loadStreamIds(reader: Client): Promise<[string, number][]> {
+  return (await reader.execute("SELECT name, id FROM streams")).rows.map((r) => [String(r.name), Number(r.id)]);
 }

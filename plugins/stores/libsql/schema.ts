@@ -51,19 +51,83 @@ const MIGRATIONS: readonly (readonly string[])[] = [
     "CREATE TABLE resume_points (resource TEXT PRIMARY KEY, resource_version TEXT NOT NULL) WITHOUT ROWID",
     "CREATE TABLE cursors (name TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID",
   ],
+  // Each update's JSON written once: an object's current state is its latest update, so
+  // `objects` keeps only what queries filter on and points at that update by version.
+  // Streams get integer ids, which keep the stream index and the objects rows small.
+  [
+    // Retention keeps the updates current objects point at, so min(version) no longer
+    // tells where the log is complete: the horizon is kept here instead.
+    "ALTER TABLE meta ADD COLUMN pruned_through INTEGER NOT NULL DEFAULT 0",
+    "UPDATE meta SET pruned_through = coalesce((SELECT min(version) - 1 FROM updates), head)",
+    "ALTER TABLE streams RENAME TO streams_v1",
+    `CREATE TABLE streams (
+      id INTEGER PRIMARY KEY,
+      name TEXT NOT NULL UNIQUE,
+      head INTEGER NOT NULL
+    )`,
+    "INSERT INTO streams (name, head) SELECT stream, head FROM streams_v1",
+    `INSERT INTO streams (name, head) SELECT stream, max(version) FROM updates
+      WHERE stream IS NOT NULL AND stream NOT IN (SELECT name FROM streams) GROUP BY stream`,
+    `INSERT INTO streams (name, head) SELECT DISTINCT stream, 0 FROM objects
+      WHERE stream IS NOT NULL AND stream NOT IN (SELECT name FROM streams)`,
+    "ALTER TABLE updates RENAME TO updates_v1",
+    `CREATE TABLE updates (
+      version INTEGER PRIMARY KEY,
+      stream_id INTEGER,
+      stream_prev INTEGER NOT NULL,
+      type TEXT NOT NULL,
+      kind TEXT NOT NULL,
+      uid TEXT NOT NULL,
+      namespace TEXT,
+      name TEXT NOT NULL,
+      node TEXT,
+      resource_version TEXT NOT NULL,
+      time TEXT NOT NULL,
+      object TEXT NOT NULL
+    )`,
+    `INSERT INTO updates SELECT u.version, s.id, u.stream_prev, u.type, u.kind, u.uid, u.namespace, u.name, u.node,
+      u.resource_version, u.time, u.object FROM updates_v1 AS u LEFT JOIN streams AS s ON s.name = u.stream`,
+    // Objects whose update v1 retention already deleted: their state becomes that update
+    // again, below the horizon, where no reader of the log sees it.
+    `INSERT INTO updates SELECT o.version, s.id, 0, 'MODIFIED', o.kind, o.uid, o.namespace, o.name, o.node,
+      o.resource_version, '', o.object FROM objects AS o LEFT JOIN streams AS s ON s.name = o.stream
+      WHERE o.version NOT IN (SELECT version FROM updates)`,
+    "ALTER TABLE objects RENAME TO objects_v1",
+    `CREATE TABLE objects (
+      kind TEXT NOT NULL,
+      uid TEXT NOT NULL,
+      namespace TEXT,
+      node TEXT,
+      stream_id INTEGER,
+      version INTEGER NOT NULL,
+      digest INTEGER NOT NULL,
+      PRIMARY KEY (kind, uid)
+    )`,
+    `INSERT INTO objects SELECT o.kind, o.uid, o.namespace, o.node, s.id, o.version, o.digest
+      FROM objects_v1 AS o LEFT JOIN streams AS s ON s.name = o.stream ORDER BY o.rowid`,
+    "DROP TABLE objects_v1",
+    "DROP TABLE updates_v1",
+    "DROP TABLE streams_v1",
+    // Renamed tables keep their indexes (and names): these come after the drops.
+    "CREATE INDEX updates_by_stream ON updates (stream_id)",
+    "CREATE INDEX objects_by_kind ON objects (kind)",
+    "CREATE INDEX objects_by_stream ON objects (stream_id)",
+    "CREATE INDEX objects_by_namespace ON objects (namespace)",
+    "CREATE INDEX objects_by_node ON objects (node) WHERE node IS NOT NULL",
+  ],
 ];
 
 /** The schema version this build writes. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-/** Brings the store's schema to SCHEMA_VERSION; refuses a store written by a newer kubemeta. */
-export async function migrate(client: Client): Promise<void> {
+/** Brings the store's schema to `target` (tests build older stores with it); refuses a store written by a newer kubemeta. */
+export async function migrate(client: Client, target = SCHEMA_VERSION): Promise<void> {
   await client.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)");
   const found = Number((await client.execute("SELECT coalesce(max(version), 0) AS version FROM schema_version")).rows[0]?.version ?? 0);
   if (found > SCHEMA_VERSION) {
     throw new Error(`the store has schema version ${found}, newer than this kubemeta supports (${SCHEMA_VERSION}); upgrade kubemeta or use another store`);
   }
-  for (let version = found + 1; version <= SCHEMA_VERSION; version++) {
+  for (let version = found + 1; version <= target; version++) {
     await client.batch(
       [
         ...MIGRATIONS[version - 1]!,
