@@ -22,7 +22,7 @@ export interface LogOptions {
   oldest: number;
   logger: Logger;
   metrics: Metrics;
-  /** Updates kept in memory for live readers (default 50,000). */
+  /** Updates kept in memory for live readers (default 10,000; older reads go to the store). */
   tailSize?: number;
 }
 
@@ -41,7 +41,7 @@ interface Scan {
 
 export function createLog(options: LogOptions): HostLog {
   const { store, epoch } = options;
-  const tailSize = options.tailSize ?? 50_000;
+  const tailSize = options.tailSize ?? 10_000;
   let tail: Update[] = [];
   let head = options.head;
   let oldest = options.oldest;
