@@ -26,7 +26,7 @@ export interface PipelineOptions {
 }
 
 export interface Pipeline extends ChangeSink {
-  /** Commits what is pending, then refuses nothing but stops retrying failed commits. */
+  /** Commits what is pending; after it, a failing commit is thrown instead of retried. */
   stop(): Promise<void>;
 }
 
