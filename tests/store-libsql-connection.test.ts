@@ -1,0 +1,130 @@
+/** The libsql store's config validation and the connection pitfalls of @libsql/client on `file:`. */
+import { describe, expect, test } from "bun:test";
+import * as v from "valibot";
+import { createClient } from "@libsql/client";
+import { statSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import libsql from "../plugins/stores/libsql.ts";
+import { BUSY_TIMEOUT_MS, filePathOf, openConnections, type Connections } from "../plugins/stores/libsql/connection.ts";
+import { startCheckpointer } from "../plugins/stores/libsql/checkpointer.ts";
+import { migrate } from "../plugins/stores/libsql/schema.ts";
+import { silentLogger } from "../core/logger.ts";
+import { storeSandbox } from "./store-libsql-setup.ts";
+
+const { newDir } = storeSandbox();
+
+describe("config", () => {
+  test("defaults to file:./data/kubemeta.db and accepts remote URLs with a token", () => {
+    expect(v.parse(libsql.schema, {})).toEqual({ url: "file:./data/kubemeta.db" });
+    for (const url of ["libsql://db-org.turso.io", "https://db.example.com", "http://127.0.0.1:8080", "wss://db.example.com", "file:///var/lib/k.db"]) {
+      expect(v.safeParse(libsql.schema, { url, authToken: "t" }).success).toBe(true);
+    }
+    expect(v.safeParse(libsql.schema, libsql.example).success).toBe(true);
+  });
+
+  test("rejects other schemes and unknown keys with a clear message", () => {
+    const bad = v.safeParse(libsql.schema, { url: "postgres://db:5432/k" });
+    expect(bad.success).toBe(false);
+    expect(bad.issues?.[0]?.message).toContain("use file:<path>, libsql://<host>");
+    expect(v.safeParse(libsql.schema, { url: "libsql://" }).success).toBe(false);
+    expect(v.safeParse(libsql.schema, { url: "file:" }).success).toBe(false);
+    expect(v.safeParse(libsql.schema, { url: "file:x.db", batchSize: 10 }).success).toBe(false);
+  });
+
+  test("file URL paths", () => {
+    expect(filePathOf("file:./data/k.db")).toBe("./data/k.db");
+    expect(filePathOf("file:/abs/k.db")).toBe("/abs/k.db");
+    expect(filePathOf("file:///abs/k.db")).toBe("/abs/k.db");
+    expect(filePathOf("file://localhost/abs/my%20k.db")).toBe("/abs/my k.db");
+  });
+});
+
+describe("libSQL file: pitfalls", () => {
+  const pragma = async (client: { execute(sql: string): Promise<{ rows: ArrayLike<unknown>[] }> }, name: string) =>
+    (await client.execute(`PRAGMA ${name}`)).rows[0]![0];
+
+  test("the pitfall: UPDATE … FROM json_each scans every object, an upsert fed by json_each looks each one up", async () => {
+    const dir = newDir();
+    await mkdir(dir, { recursive: true });
+    const client = createClient({ url: `file:${join(dir, "plan.db")}` });
+    try {
+      await migrate(client);
+      const plan = async (sql: string) => (await client.execute({ sql: `EXPLAIN QUERY PLAN ${sql}`, args: ["[]"] })).rows.map((r) => String(r.detail));
+      const rows = "json_each(?) AS f CROSS JOIN updates AS u ON u.version = f.value ->> 0";
+      const update = await plan(`UPDATE objects SET node = u.node FROM ${rows} WHERE objects.kind = u.kind AND objects.uid = u.uid`);
+      expect(update.some((step) => step.startsWith("SCAN objects"))).toBe(true);
+      const upsert = await plan(`INSERT INTO objects (kind, uid, version, digest) SELECT u.kind, u.uid, u.version, 0 FROM ${rows} WHERE true
+        ON CONFLICT (kind, uid) DO UPDATE SET node = excluded.node WHERE objects.node IS NOT excluded.node`);
+      expect(upsert.some((step) => step.startsWith("SCAN objects"))).toBe(false);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("the pitfall: a PRAGMA set with execute() is lost on the connection opened while a transaction holds one", async () => {
+    const dir = newDir();
+    const url = `file:${join(dir, "plain.db")}`;
+    await mkdir(dir, { recursive: true });
+    const client = createClient({ url });
+    try {
+      await client.execute("PRAGMA synchronous = NORMAL");
+      expect(await pragma(client, "synchronous")).toBe(1);
+      const tx = await client.transaction("write");
+      expect(await pragma(client, "synchronous")).toBe(2);
+      await tx.rollback();
+      await expect(client.batch(["PRAGMA synchronous = NORMAL"], "write")).rejects.toThrow(/inside a transaction/);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("the store's connections: one writer keeps synchronous=NORMAL, WAL persists, every connection has busy_timeout", async () => {
+    const dir = newDir();
+    const url = `file:${join(dir, "k.db")}`;
+    const c: Connections = await openConnections(url, silentLogger);
+    try {
+      expect(c.journalMode).toBe("wal");
+      const tx = await c.writer.transaction("write");
+      await tx.execute("CREATE TABLE t (x)");
+      await tx.commit();
+      await c.writer.batch(["INSERT INTO t VALUES (1)"], "write");
+      expect(await pragma(c.writer, "synchronous")).toBe(1);
+      expect(await pragma(c.writer, "busy_timeout")).toBe(BUSY_TIMEOUT_MS);
+
+      const held = await c.reader.transaction("read");
+      expect(await pragma(c.reader, "journal_mode")).toBe("wal");
+      expect(await pragma(c.reader, "busy_timeout")).toBe(BUSY_TIMEOUT_MS);
+      held.close();
+    } finally {
+      await c.close();
+    }
+  });
+
+  test("the checkpoint worker copies the WAL into the file and truncates a WAL past its bound", async () => {
+    const dir = newDir();
+    const path = join(dir, "k.db");
+    const c = await openConnections(`file:${path}`, silentLogger);
+    await c.close();
+    const writer = createClient({ url: `file:${path}` });
+    await writer.execute("PRAGMA wal_autocheckpoint = 0");
+    await writer.execute("CREATE TABLE t (x)");
+    await writer.execute({ sql: "INSERT INTO t SELECT randomblob(1000) FROM json_each(?)", args: [JSON.stringify(Array(2000).fill(0))] });
+    const fileBefore = statSync(path).size;
+    const walBefore = statSync(`${path}-wal`).size;
+    expect(walBefore).toBeGreaterThan(1_000_000);
+
+    const checkpointer = startCheckpointer({ url: `file:${path}`, walPath: `${path}-wal`, busyTimeoutMs: 1000, truncateBytes: 100_000, logger: silentLogger });
+    try {
+      const deadline = Date.now() + 10_000;
+      while (statSync(path).size <= fileBefore && Date.now() < deadline) await Bun.sleep(20);
+      expect(statSync(path).size).toBeGreaterThan(fileBefore);
+      await checkpointer.bound();
+      expect(statSync(`${path}-wal`).size).toBe(0);
+      expect((await writer.execute("SELECT count(*) AS n FROM t")).rows[0]!.n).toBe(2000);
+    } finally {
+      await checkpointer.stop();
+      writer.close();
+    }
+  });
+});

@@ -1,0 +1,78 @@
+/** What the libsql store tests share: a temp dir per file, stores that stop after each test, and updates to commit. */
+import { afterAll, afterEach } from "bun:test";
+import * as v from "valibot";
+import { mkdtempSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import libsql from "../plugins/stores/libsql.ts";
+import { createMetrics, type Metrics } from "../core/metrics.ts";
+import { silentLogger } from "../core/logger.ts";
+import type { CommitBatch, Store } from "../core/contract.ts";
+import type { ChangeType, Update } from "../core/types.ts";
+
+/**
+ * Call at the top of each test file. A function, not module-level hooks: Bun evaluates this
+ * module once per `bun test` run, so hooks registered at its top level would attach only to
+ * the first test file that imports it.
+ */
+export function storeSandbox() {
+  const root = mkdtempSync(join(tmpdir(), "kubemeta-store-test-"));
+  afterAll(() => rm(root, { recursive: true, force: true }));
+
+  let dirs = 0;
+  const newDir = () => join(root, `case-${++dirs}`);
+  /** Every store made here, in order; each test's stores are stopped after it. */
+  const open: Store[] = [];
+  afterEach(async () => {
+    for (const store of open.splice(0)) await store.stop();
+  });
+
+  function makeStore(dir: string, metrics: Metrics = createMetrics()): Store {
+    const config = v.parse(libsql.schema, { url: `file:${join(dir, "nested", "kubemeta.db")}` });
+    const store = libsql.create(config, { name: "libsql", cluster: "test", logger: silentLogger, metrics });
+    open.push(store);
+    return store;
+  }
+
+  return { newDir, makeStore, open };
+}
+
+interface Spec {
+  type?: ChangeType;
+  kind?: string;
+  uid?: string;
+  stream?: string | null;
+  namespace?: string | null;
+  node?: string | null;
+  time?: string;
+}
+
+export function update(version: number, spec: Spec = {}): Update {
+  const uid = spec.uid ?? `uid-${version}`;
+  const stream = spec.stream === undefined ? "shared" : spec.stream;
+  return {
+    version,
+    stream,
+    streamPrev: 0,
+    type: spec.type ?? "ADDED",
+    kind: spec.kind ?? "Pod",
+    uid,
+    namespace: spec.namespace === undefined ? "default" : spec.namespace,
+    name: `name-${uid}`,
+    node: spec.node === undefined ? (stream?.startsWith("node/") ? stream.slice(5) : null) : spec.node,
+    resourceVersion: String(1000 + version),
+    time: spec.time ?? new Date().toISOString(),
+    object: { metadata: { name: `name-${uid}`, labels: { app: "web", version: String(version) } }, nested: [1, "two", null, { three: true }] },
+  };
+}
+
+export function batch(updates: Update[], resumePoints: Record<string, string> = {}): CommitBatch {
+  return { updates, digests: updates.map((u) => u.version * 10), resumePoints: new Map(Object.entries(resumePoints)) };
+}
+
+/** Versions from..to, each its own object, cycling over three streams. */
+export function run(from: number, to: number, spec: (version: number) => Spec = () => ({})): Update[] {
+  const streams = ["shared", "node/a", "node/b"];
+  return Array.from({ length: to - from + 1 }, (_, i) => update(from + i, { stream: streams[(from + i) % 3], ...spec(from + i) }));
+}
