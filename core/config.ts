@@ -38,7 +38,7 @@ const retentionSchema = v.strictObject({
   /** At most this many updates are kept (0: no count limit). */
   maxUpdates: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 1_000_000),
   /** How often retention runs. */
-  interval: v.optional(duration, "1m"),
+  interval: v.optional(v.pipe(duration, v.minValue(1, "must be more than 0 (retention cannot be turned off; use maxAge and maxUpdates)")), "1m"),
 });
 
 export const hostSchema = v.strictObject({

@@ -92,7 +92,10 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   await http.start();
   for (const source of sources) await source.start();
 
-  const pruneTimer = setInterval(async () => {
+  // Each run is scheduled when the previous one is over: a slow prune never overlaps the next.
+  let pruneTimer: Timer | undefined;
+  let pruning: Promise<void> = Promise.resolve();
+  const prune = async () => {
     try {
       const { removed, oldest } = await store.prune(config.store.retention);
       log.setOldest(oldest);
@@ -100,7 +103,15 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
     } catch (error) {
       logger.error("retention failed", { error });
     }
-  }, config.store.pruneIntervalMs);
+  };
+  const schedulePrune = () => {
+    pruneTimer = setTimeout(() => {
+      pruning = prune().then(() => {
+        if (pruneTimer) schedulePrune();
+      });
+    }, config.store.pruneIntervalMs);
+  };
+  schedulePrune();
 
   let stopping: Promise<void> | undefined;
   return {
@@ -111,7 +122,9 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
     readiness,
     stop() {
       stopping ??= (async () => {
-        clearInterval(pruneTimer);
+        clearTimeout(pruneTimer);
+        pruneTimer = undefined;
+        await pruning;
         for (const source of sources) await source.stop();
         await pipeline.stop();
         for (const sink of sinks) await sink.stop();

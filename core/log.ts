@@ -13,7 +13,7 @@ import {
 } from "./contract.ts";
 import type { Logger } from "./logger.ts";
 import type { Metrics } from "./metrics.ts";
-import { inStream, type Update } from "./types.ts";
+import { ALL, inStream, type Update } from "./types.ts";
 
 export interface LogOptions {
   store: Store;
@@ -79,7 +79,27 @@ export function createLog(options: LogOptions): HostLog {
     const updates = await store.readUpdates({ stream, after, to: upTo, limit });
     const through = updates.length < limit ? upTo : updates[updates.length - 1]!.version;
     checkRetained(stream, after);
+    await checkStoreHeld(stream, after, updates);
     return { updates, through };
+  }
+
+  /**
+   * The store hides pruned updates chunk by chunk while `oldest` moves only once the
+   * whole prune is over (setOldest): a read in between would skip them unnoticed. The
+   * log is gap-free, so version `after + 1` is missing only if it was pruned.
+   */
+  async function checkStoreHeld(stream: string, after: number, read: Update[]): Promise<void> {
+    const next = stream === ALL ? read[0] : (await store.readUpdates({ stream: ALL, after, to: after + 1, limit: 1 }))[0];
+    if (next?.version === after + 1) return;
+    const [first] = await store.readUpdates({ stream: ALL, after, limit: 1 });
+    moveOldest(Math.max(oldest, first?.version ?? head + 1));
+    checkRetained(stream, after);
+  }
+
+  function moveOldest(value: number): void {
+    oldest = value;
+    const cut = tailIndex(value);
+    if (cut > 0) tail = tail.slice(cut);
   }
 
   function waitForCommit(signal: AbortSignal): Promise<void> {
@@ -120,10 +140,6 @@ export function createLog(options: LogOptions): HostLog {
       wake = Promise.withResolvers<void>();
       woken.resolve();
     },
-    setOldest(value) {
-      oldest = value;
-      const cut = tailIndex(value);
-      if (cut > 0) tail = tail.slice(cut);
-    },
+    setOldest: moveOldest,
   };
 }

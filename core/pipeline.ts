@@ -90,12 +90,14 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   function apply(resource: string, type: ChangeType, raw: KubeObject): void | Promise<void> {
     const kind = raw?.kind;
     const uid = raw?.metadata?.uid;
-    if (!kind || !uid) {
-      rejected.inc({ reason: kind ? "no_uid" : "no_kind" });
+    // Anything but a string would make every commit fail, and the ones behind it wait forever.
+    if (typeof kind !== "string" || kind === "" || typeof uid !== "string" || uid === "") {
+      rejected.inc({ reason: typeof kind === "string" && kind !== "" ? "no_uid" : "no_kind" });
       logger.warn("skipped a change without kind or uid", { resource, type });
       return;
     }
-    const rv = raw.metadata?.resourceVersion ?? "";
+    const rawRv = raw.metadata?.resourceVersion;
+    const rv = typeof rawRv === "string" ? rawRv : "";
     const key = keyOf(kind, uid);
     const relist = relists.get(resource);
     if (relist) relist.seen.add(key);
