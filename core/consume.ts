@@ -153,7 +153,10 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Sink {
     }
   }
 
-  async function run(): Promise<void> {
+  async function run(firstStart: boolean): Promise<void> {
+    // Without a saved starting point, a restart before the first delivery would start again
+    // from a later head and skip what was committed in between.
+    if (firstStart) await save();
     const readRetries = new Backoff({ initialMs: 200, maxMs: 10_000 });
     const lingerMs = options.lingerMs ?? 0;
     const batchSize = options.batchSize ?? 500;
@@ -195,7 +198,7 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Sink {
       showLag();
       lagTimer = setInterval(showLag, REFRESH_MS);
       lagTimer.unref();
-      running = run();
+      running = run(cursor === undefined);
     },
     async stop() {
       stopping.abort();

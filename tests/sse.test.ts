@@ -190,4 +190,16 @@ describe("GET /v1/watch", () => {
     const accepted = await open(th);
     expect((await accepted.next()).type).toBe("RESET");
   });
+
+  test("HEAD /v1/watch answers the headers and holds no stream (its body is never read)", async () => {
+    const th = await host({ sinks: [{ type: "sse", maxStreams: 1 }] });
+    const head = await fetch(`${th.url}/v1/watch`, { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("content-type")).toStartWith("text/event-stream");
+    const metrics = await (await fetch(`${th.url}/metrics`)).text();
+    expect(metrics).not.toContain("kubemeta_sse_subscribers{");
+    const c = await open(th);
+    expect(c.status).toBe(200);
+    expect((await c.next()).type).toBe("RESET");
+  });
 });

@@ -128,6 +128,18 @@ test("429 waits for Retry-After, not for the (much shorter) backoff", async () =
   expect(counter(host, "kubemeta_webhook_failures_total", { sink: "webhook", reason: "status_429" })).toBe(1);
 });
 
+test("429 with Retry-After: 0 (or a past date) backs off instead of retrying at once, over and over", async () => {
+  const limitedUntil = Date.now() + 500;
+  receiver = await startReceiver(() =>
+    Date.now() < limitedUntil ? new Response("slow down", { status: 429, headers: { "Retry-After": "0" } }) : new Response("ok"),
+  );
+  host = await startTestHost({ sinks: [webhookSink(receiver.url, { backoff: { initial: "100ms", max: "100ms" } })] });
+  host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  await waitFor(() => receiver!.accepted().length === 1, 5_000, "the retried batch");
+  // Full jitter over 100 ms: about ten attempts in 500 ms; a retry loop without a delay makes hundreds.
+  expect(receiver.requests.length).toBeLessThan(40);
+});
+
 test("maxRetries gives up on a batch after that many retries, counts it, and goes on", async () => {
   receiver = await startReceiver((r) => (r.raw.includes('"poison"') ? new Response("down", { status: 503 }) : new Response("ok")));
   host = await startTestHost({ sinks: [webhookSink(receiver.url, { batchSize: 1, maxRetries: 2 })] });
@@ -195,4 +207,21 @@ test("a kubemeta restart mid-delivery resumes after the cursor: no update lost, 
   await waitFor(() => deduplicated(receiver!.accepted()).length === 60, 10_000, "all 60 updates");
   expect(receiver.requests[before]!.body.first).toBe(lastAccepted + 1);
   expect(deduplicated(receiver.accepted())).toEqual(upTo(60));
+});
+
+test("from: head keeps its starting point across a restart: what was committed while the receiver was down still arrives", async () => {
+  const dir = await tempDir();
+  receiver = await startReceiver(() => new Response("down", { status: 503 }));
+  const sinks = [webhookSink(receiver.url, { from: "head" })];
+  host = await startTestHost({ dir, sinks });
+  await waitFor(async () => (await metricsText(host!)).includes('kubemeta_sink_lag_versions{sink="webhook"}'), 5_000, "the sink started");
+  host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  await waitFor(() => receiver!.requests.length >= 1, 5_000, "a refused attempt");
+  await host.stop();
+
+  receiver.respond = () => new Response("ok");
+  host = await startTestHost({ dir, sinks });
+  host.changes.apply("pods", "ADDED", rawPod("b", { node: "n1" }));
+  await waitFor(() => names(receiver!).includes("b"), 5_000, "the update after the restart");
+  expect(deduplicated(receiver.accepted())).toEqual([1, 2]);
 });

@@ -90,6 +90,8 @@ export default defineSink({
     function watch(c: Context): Response {
       const query = parseQuery(c, watchQuery);
       if (!query.ok) return query.response;
+      // Hono answers HEAD with the GET handler's headers and drops its body unread: a session would never end.
+      if (c.req.method === "HEAD") return new Response(null, { headers: HEADERS });
       if (sessions.size >= config.maxStreams) {
         rejected.inc();
         c.header("retry-after", "5");

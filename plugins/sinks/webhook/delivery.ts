@@ -111,7 +111,8 @@ export function createDelivery(options: DeliveryOptions): Delivery {
           logger.error("webhook gave up on a batch after maxRetries", { ...failure, retries, updates: request.updates });
           return "skipped";
         }
-        const delay = ("retryAfterMs" in result ? result.retryAfterMs : undefined) ?? backoff.next();
+        // A Retry-After of 0 (or a past date) is no delay at all: back off rather than spin on the receiver.
+        const delay = ("retryAfterMs" in result ? result.retryAfterMs : undefined) || backoff.next();
         logger.warn("webhook delivery failed; retrying", { ...failure, retries, retryInMs: delay });
         await sleep(delay, signal);
         if (signal.aborted) return "stopped";
