@@ -41,6 +41,10 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
   const prefix = options.prefix ?? (options.cluster !== undefined ? defaultPrefix(options.cluster) : undefined);
   if (prefix === undefined) throw new TypeError("give the sink's subject `prefix`, or the `cluster` name it defaults from");
   const subjects = subjectsFor(prefix);
+  // Every stream is checked before any is subscribed: a bad one leaves nothing open behind it.
+  for (const stream of options.streams) {
+    if (!subjects.of(stream)) throw new RangeError(`not a stream: ${stream} (expected "all", "shared" or "node/<legal node name>")`);
+  }
   const caches = new StreamCaches(options.streams, options);
   const stopped = new AbortController();
 
@@ -57,8 +61,7 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
     private readonly subscription: NatsSubscription;
 
     constructor(private readonly cache: StreamCache) {
-      const subject = subjects.of(cache.stream);
-      if (!subject) throw new RangeError(`not a stream: ${cache.stream} (expected "all", "shared" or "node/<legal node name>")`);
+      const subject = subjects.of(cache.stream)!;
       // Subscribed before the first replay is sent on the same connection: nothing falls in between.
       this.subscription = nc.subscribe(subject, { callback: (error, msg) => this.receive(error, msg) });
     }

@@ -10,7 +10,7 @@ import { subscribeNats, type Subscription } from "../client.ts";
 import { SHARED, type Envelope } from "../core/types.ts";
 import { matchesStore, recorder, type Recorder } from "./client-recorder.ts";
 import { tempDir, waitFor, type TestHost } from "./harness.ts";
-import { churn, client, CLUSTER, nodeNames, rawNode, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
+import { churn, client, CLUSTER, nodeNames, PREFIX, rawNode, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
 import { startNatsServer, type TestNatsServer } from "./nats-server.ts";
 
 const NODES = nodeNames(4);
@@ -141,3 +141,17 @@ test("the store is recreated (new epoch): a reset rebuilds the cache and reports
   expect(r.calls).toContain("ADDED web-1-5");
   for (const stream of STREAMS) expect([...subscription.objects(stream).values()].every((e) => e.epoch === second.host.epoch)).toBe(true);
 }, SLOW_MS);
+
+test("streams are checked before anything is subscribed: an illegal node name leaves no subscription open", async () => {
+  const nc = await client(server);
+  const publisher = await client(server);
+  connections.push(nc, publisher);
+  expect(() => subscribeNats({ nc, cluster: CLUSTER, streams: [SHARED, "node/Not_A_Node"] })).toThrow(RangeError);
+  await nc.flush();
+  const received = nc.stats().inMsgs;
+  publisher.publish(`${PREFIX}.shared`, "{}");
+  await publisher.flush();
+  // The server routes the message before it answers this ping: had `shared` been subscribed, it would be counted.
+  await nc.flush();
+  expect(nc.stats().inMsgs).toBe(received);
+});
