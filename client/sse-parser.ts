@@ -1,47 +1,72 @@
 /**
- * The part of the Server-Sent Events format (WHATWG HTML, "Server-sent events") that
- * /v1/watch uses: `event:` and `data:` fields, comments, any line ending, any chunking.
- * Event ids are not kept: the client resumes from the position of its own cache.
+ * The Server-Sent Events format: the WHATWG "event stream interpretation" algorithm
+ * (html.spec.whatwg.org, "Server-sent events"): `event`, `data`, `id` and `retry` fields,
+ * comments, a leading BOM, any line ending, any chunking. The client library reads
+ * /v1/watch with it, and the tests check the server against it.
  */
 
-export interface SseMessage {
-  /** The `event:` field ("message" when absent). */
-  event: string;
+export interface SseEvent {
+  /** The `event:` field, "message" when absent. */
+  type: string;
   data: string;
+  /** The connection's last event id when this event was dispatched (what a reconnect sends). */
+  lastEventId: string;
 }
 
-export class SseLineReader {
-  private readonly decoder = new TextDecoder();
-  private carry = "";
-  private event = "";
-  private data: string[] = [];
+/** The parsing half: feed it decoded text in any chunking. */
+export class SseParser {
+  lastEventId = "";
+  retryMs: number | undefined;
+  private pending = "";
+  private sawFirstChunk = false;
+  private data = "";
+  private eventType = "";
+  private idBuffer = "";
 
-  constructor(private readonly dispatch: (message: SseMessage) => unknown) {}
+  constructor(
+    private readonly onEvent: (event: SseEvent) => void,
+    private readonly onComment: (text: string) => void = () => {},
+  ) {}
 
-  push(bytes: Uint8Array): void {
-    const text = this.carry + this.decoder.decode(bytes, { stream: true });
-    const lines = text.split(/\r\n|\n|\r/);
-    // The last piece has no line end yet; a lone CR at the end may be half of a CRLF.
-    this.carry = lines.pop() ?? "";
-    if (text.endsWith("\r")) this.carry = lines.pop()! + "\r";
-    for (const line of lines) this.line(line);
+  push(chunk: string): void {
+    let text = this.pending + chunk;
+    if (!this.sawFirstChunk) {
+      this.sawFirstChunk = true;
+      if (text.startsWith("\uFEFF")) text = text.slice(1);
+    }
+    const lineBreak = /\r\n|\r|\n/g;
+    let start = 0;
+    for (let found = lineBreak.exec(text); found; found = lineBreak.exec(text)) {
+      // A CR at the very end may be the first half of CRLF: wait for the next chunk.
+      if (found[0] === "\r" && found.index === text.length - 1) break;
+      this.line(text.slice(start, found.index));
+      start = lineBreak.lastIndex;
+    }
+    this.pending = text.slice(start);
   }
 
   private line(line: string): void {
-    if (line === "") return this.flush();
-    if (line.startsWith(":")) return;
+    if (line === "") return this.dispatch();
+    if (line.startsWith(":")) return this.onComment(line.slice(1).trimStart());
     const colon = line.indexOf(":");
-    const field = colon < 0 ? line : line.slice(0, colon);
-    const value = colon < 0 ? "" : line.slice(line[colon + 1] === " " ? colon + 2 : colon + 1);
-    if (field === "event") this.event = value;
-    else if (field === "data") this.data.push(value);
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "event") this.eventType = value;
+    else if (field === "data") this.data += `${value}\n`;
+    else if (field === "id" && !value.includes("\0")) this.idBuffer = value;
+    else if (field === "retry" && /^\d+$/.test(value)) this.retryMs = Number(value);
   }
 
-  private flush(): void {
-    const message = { event: this.event || "message", data: this.data.join("\n") };
-    const hasData = this.data.length > 0;
-    this.event = "";
-    this.data = [];
-    if (hasData) this.dispatch(message);
+  private dispatch(): void {
+    this.lastEventId = this.idBuffer;
+    if (this.data === "") {
+      this.eventType = "";
+      return;
+    }
+    const event = { type: this.eventType || "message", data: this.data.slice(0, -1), lastEventId: this.lastEventId };
+    this.data = "";
+    this.eventType = "";
+    this.onEvent(event);
   }
 }

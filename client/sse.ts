@@ -10,7 +10,7 @@
 import { Backoff, sleep } from "../core/backoff.ts";
 import type { Envelope } from "../core/types.ts";
 import { StreamCaches, type InformerHandlers, type StreamCache, type Subscription } from "./cache.ts";
-import { SseLineReader, type SseMessage } from "./sse-parser.ts";
+import { SseParser, type SseEvent } from "./sse-parser.ts";
 
 export interface SseSubscribeOptions extends InformerHandlers {
   /** kubemeta's HTTP base URL, e.g. `https://kubemeta.example.com`. */
@@ -103,14 +103,15 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
         return Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined;
       }
       // Events already read after a cut (a gap) must not move the position past the gap.
-      const reader = new SseLineReader((message) => connection.signal.aborted || handle(cache, message, onSynced, cut));
+      const parser = new SseParser((event) => connection.signal.aborted || handle(cache, event, onSynced, cut));
+      const decoder = new TextDecoder();
       const body = response.body.getReader();
       try {
         for (;;) {
           const { done, value } = await body.read();
           if (done) return undefined;
           touch();
-          reader.push(value);
+          parser.push(decoder.decode(value, { stream: true }));
         }
       } catch (error) {
         throw connection.signal.aborted ? connection.signal.reason : error;
@@ -124,8 +125,8 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
     }
   }
 
-  function handle(cache: StreamCache, message: SseMessage, onSynced: () => void, cut: (reason: unknown) => void): void {
-    switch (message.event) {
+  function handle(cache: StreamCache, message: SseEvent, onSynced: () => void, cut: (reason: unknown) => void): void {
+    switch (message.type) {
       case "RESET":
         return cache.beginReset((JSON.parse(message.data) as ResetData).reason ?? "reset");
       case "SYNCED": {

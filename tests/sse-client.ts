@@ -1,77 +1,15 @@
 /**
- * A Server-Sent Events client for tests and benchmarks: the WHATWG "event stream
- * interpretation" algorithm (html.spec.whatwg.org, "Server-sent events") over Bun's fetch.
- * Written here rather than taking the `eventsource` package because tests need what an
- * EventSource hides: response status and headers, comment lines (heartbeats), reading
- * slowly or not at all, and reconnecting at a moment the test chooses, while keeping the
- * exact `Last-Event-ID` semantics a browser has.
+ * A Server-Sent Events client for tests and benchmarks, over Bun's fetch, parsing with the
+ * client library's WHATWG parser (client/sse-parser.ts). Written here rather than taking
+ * the `eventsource` package because tests need what an EventSource hides: response status
+ * and headers, comment lines (heartbeats), reading slowly or not at all, and reconnecting
+ * at a moment the test chooses, while keeping the exact `Last-Event-ID` semantics a
+ * browser has.
  */
 
-export interface SseEvent {
-  /** The `event:` field, "message" when absent. */
-  type: string;
-  data: string;
-  /** The connection's last event id when this event was dispatched (what a reconnect sends). */
-  lastEventId: string;
-}
+import { SseParser, type SseEvent } from "../client/sse-parser.ts";
 
-/** The parsing half: feed it decoded text in any chunking. */
-export class SseParser {
-  lastEventId = "";
-  retryMs: number | undefined;
-  private pending = "";
-  private sawFirstChunk = false;
-  private data = "";
-  private eventType = "";
-  private idBuffer = "";
-
-  constructor(
-    private readonly onEvent: (event: SseEvent) => void,
-    private readonly onComment: (text: string) => void = () => {},
-  ) {}
-
-  push(chunk: string): void {
-    let text = this.pending + chunk;
-    if (!this.sawFirstChunk) {
-      this.sawFirstChunk = true;
-      if (text.startsWith("\uFEFF")) text = text.slice(1);
-    }
-    const lineBreak = /\r\n|\r|\n/g;
-    let start = 0;
-    for (let found = lineBreak.exec(text); found; found = lineBreak.exec(text)) {
-      // A CR at the very end may be the first half of CRLF: wait for the next chunk.
-      if (found[0] === "\r" && found.index === text.length - 1) break;
-      this.line(text.slice(start, found.index));
-      start = lineBreak.lastIndex;
-    }
-    this.pending = text.slice(start);
-  }
-
-  private line(line: string): void {
-    if (line === "") return this.dispatch();
-    if (line.startsWith(":")) return this.onComment(line.slice(1).trimStart());
-    const colon = line.indexOf(":");
-    const field = colon === -1 ? line : line.slice(0, colon);
-    let value = colon === -1 ? "" : line.slice(colon + 1);
-    if (value.startsWith(" ")) value = value.slice(1);
-    if (field === "event") this.eventType = value;
-    else if (field === "data") this.data += `${value}\n`;
-    else if (field === "id" && !value.includes("\0")) this.idBuffer = value;
-    else if (field === "retry" && /^\d+$/.test(value)) this.retryMs = Number(value);
-  }
-
-  private dispatch(): void {
-    this.lastEventId = this.idBuffer;
-    if (this.data === "") {
-      this.eventType = "";
-      return;
-    }
-    const event = { type: this.eventType || "message", data: this.data.slice(0, -1), lastEventId: this.lastEventId };
-    this.data = "";
-    this.eventType = "";
-    this.onEvent(event);
-  }
-}
+export { SseParser, type SseEvent };
 
 export interface SseConnectOptions {
   /** Sent as `Last-Event-ID`, as an EventSource does when it reconnects. */
