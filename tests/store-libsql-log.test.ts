@@ -113,6 +113,20 @@ describe("commit and the log", () => {
     expect((await first.readUpdates({ stream: "all", after: 0, limit: 10 })).map((u) => u.uid)).toEqual(["uid-1", "uid-2"]);
   });
 
+  test("a retried commit that had landed (a cut after COMMIT) is recognised as done, not refused", async () => {
+    const dir = newDir();
+    const writer = makeStore(dir);
+    const landed = makeStore(dir);
+    await writer.start();
+    await landed.start();
+    const updates = batch(run(1, 2));
+    // `landed` stands for the server side of a commit whose answer never reached `writer`.
+    await landed.commit(updates);
+    await writer.commit(updates);
+    await writer.commit(batch(run(3, 3)));
+    expect((await writer.readUpdates({ stream: "all", after: 0, limit: 10 })).map((u) => u.uid)).toEqual(["uid-1", "uid-2", "uid-3"]);
+  });
+
   test("a batch of only resume points (bookmarks) commits", async () => {
     const dir = newDir();
     const store = makeStore(dir);

@@ -5,7 +5,7 @@
  */
 import * as v from "valibot";
 import type { InStatement } from "@libsql/client";
-import { defineStore, type Store } from "../../core/contract.ts";
+import { defineStore, type CommitBatch, type Store } from "../../core/contract.ts";
 import { checkContiguous, commitStatements, GUARD_FAILURE, StreamIds } from "./libsql/commit.ts";
 import { isFileUrl, openConnections, yieldToEventLoop, type Connections } from "./libsql/connection.ts";
 import { DELETE_UNPINNED, prune, RAISE_HORIZON } from "./libsql/prune.ts";
@@ -125,6 +125,18 @@ export default defineStore({
       }
     }
 
+    /** True when the store's head is the batch's last version and that version is the batch's last update. */
+    async function alreadyStored(c: Connections, batch: CommitBatch): Promise<boolean> {
+      const last = batch.updates[batch.updates.length - 1];
+      if (!last) return false;
+      const { rows } = await c.writer.execute({
+        sql: "SELECT u.kind, u.uid, u.type FROM meta JOIN updates AS u ON u.version = meta.head WHERE meta.id = 1 AND meta.head = ?",
+        args: [last.version],
+      });
+      const row = rows[0];
+      return row !== undefined && row.kind === last.kind && row.uid === last.uid && row.type === last.type;
+    }
+
     return {
       async start() {
         opening ??= connect().catch((error) => {
@@ -159,11 +171,16 @@ export default defineStore({
             await write(c, groups);
             streamIds.settle(true);
           } catch (error) {
-            streamIds.settle(false);
-            if ((error as Error).message?.includes(GUARD_FAILURE)) {
-              throw new Error(`commit refused: the stored head is no longer ${head} (is another kubemeta writing to this store?)`);
+            const refused = (error as Error).message?.includes(GUARD_FAILURE);
+            // A remote commit can land and still be reported failed (the connection cut after COMMIT):
+            // its retry finds exactly this batch stored, which is success, not a second writer.
+            if (refused && (await alreadyStored(c, batch))) {
+              streamIds.settle(true);
+            } else {
+              streamIds.settle(false);
+              if (refused) throw new Error(`commit refused: the stored head is no longer ${head} (is another kubemeta writing to this store?)`);
+              throw error;
             }
-            throw error;
           }
           commitSeconds.observe((performance.now() - started) / 1000);
           head += batch.updates.length;
