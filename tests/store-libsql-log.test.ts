@@ -102,23 +102,23 @@ describe("commit and the log", () => {
     expect((await store.readUpdates({ stream: "all", after: 3, limit: 100 })).map((u) => u.version)).toEqual([4]);
   });
 
-  test("a second writer on the same file makes the first one's next commit fail, never fork the log", async () => {
+  /** Two started stores on one file: two writers, or both sides of one commit. */
+  async function twoStoresOnOneFile() {
     const dir = newDir();
-    const first = makeStore(dir);
-    const second = makeStore(dir);
-    await first.start();
-    await second.start();
+    const stores = [makeStore(dir), makeStore(dir)] as const;
+    for (const store of stores) await store.start();
+    return stores;
+  }
+
+  test("a second writer on the same file makes the first one's next commit fail, never fork the log", async () => {
+    const [first, second] = await twoStoresOnOneFile();
     await second.commit(batch(run(1, 2)));
     await expect(first.commit(batch(run(1, 1)))).rejects.toThrow(/another kubemeta/);
     expect((await first.readUpdates({ stream: "all", after: 0, limit: 10 })).map((u) => u.uid)).toEqual(["uid-1", "uid-2"]);
   });
 
   test("a retried commit that had landed (a cut after COMMIT) is recognised as done, not refused", async () => {
-    const dir = newDir();
-    const writer = makeStore(dir);
-    const landed = makeStore(dir);
-    await writer.start();
-    await landed.start();
+    const [writer, landed] = await twoStoresOnOneFile();
     const updates = batch(run(1, 2));
     // `landed` stands for the server side of a commit whose answer never reached `writer`.
     await landed.commit(updates);
