@@ -3,11 +3,12 @@
  * Validates the whole config before anything starts, then runs until SIGTERM/SIGINT.
  */
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig, resolveConfig, type Config } from "./core/config.ts";
-import { startHost } from "./core/host.ts";
-import { createLogger } from "./core/logger.ts";
-import { guardProcess } from "./core/supervise.ts";
-import { startDemo } from "./demo/demo.ts";
+import { ConfigError, loadConfig, resolveConfig, type Config } from "./host/config.ts";
+import { startHost } from "./host/host.ts";
+import { createLogger } from "./host/logger.ts";
+import { guardProcess } from "./host/supervise.ts";
+import { startDemo } from "./cli/demo.ts";
+import { builtins } from "./plugins/index.ts";
 
 const USAGE = `Usage: bun run main.ts [options]
 
@@ -77,9 +78,9 @@ function stopSignal(): Promise<void> {
 }
 
 async function readConfig(path: string | undefined): Promise<Config> {
-  if (path) return loadConfig(path);
-  if (await Bun.file("kubemeta.yaml").exists()) return loadConfig("kubemeta.yaml");
-  return resolveConfig({ sources: [{ type: "kubernetes" }], sinks: [{ type: "sse" }] }, { baseDir: process.cwd() });
+  if (path) return loadConfig(path, { registry: builtins });
+  if (await Bun.file("kubemeta.yaml").exists()) return loadConfig("kubemeta.yaml", { registry: builtins });
+  return resolveConfig({ sources: [{ type: "kubernetes" }], sinks: [{ type: "sse" }] }, { baseDir: process.cwd(), registry: builtins });
 }
 
 try {

@@ -12,10 +12,11 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { mkdtemp, rm } from "node:fs/promises";
-import { resolveConfig } from "../core/config.ts";
-import { startHost } from "../core/host.ts";
-import { silentLogger } from "../core/logger.ts";
+import { resolveConfig } from "../host/config.ts";
+import { startHost } from "../host/host.ts";
+import { silentLogger } from "../host/logger.ts";
 import { startNatsServer } from "../tests/nats-server.ts";
+import { builtins } from "../plugins/index.ts";
 
 const { values } = parseArgs({
   options: {
@@ -32,7 +33,7 @@ const nats = await startNatsServer();
 const cluster = Bun.spawn(
   [
     process.execPath,
-    join(import.meta.dir, "../tests/apiserver/cli.ts"),
+    join(import.meta.dir, "../simulator/cli.ts"),
     "--nodes",
     values.nodes!,
     "--pods-per-node",
@@ -54,7 +55,7 @@ const config = await resolveConfig(
     sinks: [{ type: "nats", servers: [nats.url] }],
     http: { address: "127.0.0.1", port: 0 },
   },
-  { baseDir: dir },
+  { baseDir: dir, registry: builtins },
 );
 const host = await startHost(config, { logger: silentLogger });
 while (!(await host.readiness()).ready) await Bun.sleep(20);

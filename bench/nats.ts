@@ -15,9 +15,9 @@
 import { availableParallelism, cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { connect } from "@nats-io/transport-node";
-import type { Envelope } from "../core/types.ts";
-import { encodeNodeToken } from "../core/node-token.ts";
-import { rawPod, startTestHost, waitFor, type TestHost } from "../tests/harness.ts";
+import type { Envelope } from "../protocol/envelope.ts";
+import { encodeNodeToken } from "../protocol/node-token.ts";
+import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
 import { startNatsServer } from "../tests/nats-server.ts";
 
 const PREFIX = "kubemeta.bench";

@@ -1,6 +1,6 @@
 /**
  * How fast the kubernetes source takes a cluster's initial state: the test API server
- * runs as its own process (tests/apiserver/cli.ts), the source reads it over TLS into a
+ * runs as its own process (simulator/cli.ts), the source reads it over TLS into a
  * ChangeSink that only counts, so the figures are the source's own (fetch, TLS, line
  * splitting, JSON.parse) plus the server's share of the 2 cores.
  *
@@ -9,9 +9,9 @@
 import { parseArgs } from "node:util";
 import { availableParallelism, cpus } from "node:os";
 import * as v from "valibot";
-import type { ChangeSink } from "../core/contract.ts";
-import { silentLogger } from "../core/logger.ts";
-import { createMetrics } from "../core/metrics.ts";
+import type { ChangeSink } from "../sdk/contract.ts";
+import { silentLogger } from "../host/logger.ts";
+import { createMetrics } from "../host/metrics.ts";
 import kubernetes from "../plugins/sources/kubernetes.ts";
 
 const { values } = parseArgs({
@@ -22,7 +22,7 @@ const { values } = parseArgs({
   },
 });
 
-const server = Bun.spawn([process.execPath, "tests/apiserver/cli.ts", "--nodes", values.nodes, "--pods-per-node", values["pods-per-node"]], {
+const server = Bun.spawn([process.execPath, "simulator/cli.ts", "--nodes", values.nodes, "--pods-per-node", values["pods-per-node"]], {
   cwd: `${import.meta.dir}/..`,
   stdout: "pipe",
   stderr: "inherit",

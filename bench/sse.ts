@@ -11,7 +11,7 @@
  * before the commit) to the event's arrival, so it includes the commit.
  */
 import { parseArgs } from "node:util";
-import { rawPod, startTestHost } from "../tests/harness.ts";
+import { rawPod, startTestHost } from "../testing/index.ts";
 import { SseParser } from "../tests/sse-client.ts";
 
 const NODES = 50;

@@ -12,10 +12,11 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import libsql from "../plugins/stores/libsql.ts";
-import { createMetrics } from "../core/metrics.ts";
-import { silentLogger } from "../core/logger.ts";
-import type { Store } from "../core/contract.ts";
-import type { ChangeType, Update } from "../core/types.ts";
+import { createMetrics } from "../host/metrics.ts";
+import { silentLogger } from "../host/logger.ts";
+import type { Store } from "../sdk/contract.ts";
+import type { ChangeType } from "../protocol/envelope.ts";
+import type { Update } from "../sdk/model.ts";
 
 const { values } = parseArgs({
   options: {

@@ -11,9 +11,10 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { cpus, tmpdir } from "node:os";
 import { mkdtemp, rm } from "node:fs/promises";
-import { resolveConfig } from "../core/config.ts";
-import { startHost, type Host } from "../core/host.ts";
-import { silentLogger } from "../core/logger.ts";
+import { resolveConfig } from "../host/config.ts";
+import { startHost, type Host } from "../host/host.ts";
+import { silentLogger } from "../host/logger.ts";
+import { builtins } from "../plugins/index.ts";
 
 const { values } = parseArgs({
   options: {
@@ -26,7 +27,7 @@ const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
 const dir = await mkdtemp(join(tmpdir(), "kubemeta-bench-sync-"));
 
 const cluster = Bun.spawn(
-  [process.execPath, join(import.meta.dir, "../tests/apiserver/cli.ts"), "--nodes", values.nodes!, "--pods-per-node", values["pods-per-node"]!, "--kubeconfig", join(dir, "kubeconfig")],
+  [process.execPath, join(import.meta.dir, "../simulator/cli.ts"), "--nodes", values.nodes!, "--pods-per-node", values["pods-per-node"]!, "--kubeconfig", join(dir, "kubeconfig")],
   { stdout: "pipe", stderr: "inherit" },
 );
 const firstLine = (await new Response(cluster.stdout).body!.getReader().read()).value;
@@ -41,7 +42,7 @@ async function startKubemeta(): Promise<Host> {
       sources: [{ type: "kubernetes", kubeconfig: join(dir, "kubeconfig") }],
       http: { address: "127.0.0.1", port: 0 },
     },
-    { baseDir: dir },
+    { baseDir: dir, registry: builtins },
   );
   return startHost(config, { logger: silentLogger });
 }

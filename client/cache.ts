@@ -3,7 +3,7 @@
  * informer-style callbacks it drives. Transport-free: client/sse.ts and client/nats.ts
  * feed it live updates, replays and resets.
  */
-import type { Envelope } from "../core/types.ts";
+import type { Envelope } from "../protocol/envelope.ts";
 
 export interface SyncedInfo {
   stream: string;

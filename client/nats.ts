@@ -6,10 +6,10 @@
  * no NATS package at run time (any NatsConnection of the v3 line will do: node, bun, ws).
  */
 import type { Msg, NatsConnection, Subscription as NatsSubscription } from "@nats-io/transport-node";
-import { Backoff, sleep } from "../core/backoff.ts";
-import type { ReplayChunk, ReplayRequestMessage } from "../core/replay-protocol.ts";
-import { defaultPrefix, subjectsFor } from "../core/subjects.ts";
-import type { Envelope } from "../core/types.ts";
+import { Backoff, sleep } from "../protocol/retry.ts";
+import type { ReplayChunk, ReplayRequestMessage } from "../protocol/replay.ts";
+import { defaultPrefix, subjectsFor } from "../protocol/subjects.ts";
+import type { Envelope } from "../protocol/envelope.ts";
 import { StreamCaches, type InformerHandlers, type StreamCache, type Subscription } from "./cache.ts";
 
 export interface NatsSubscribeOptions extends InformerHandlers {

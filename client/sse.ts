@@ -7,8 +7,8 @@
  * epoch, behind retention), with RESET, the stream's state as ADDED events and SYNCED,
  * which the cache turns into the adds, updates and deletes that reach that state.
  */
-import { Backoff, sleep } from "../core/backoff.ts";
-import type { Envelope } from "../core/types.ts";
+import { Backoff, parseRetryAfter, sleep } from "../protocol/retry.ts";
+import type { Envelope } from "../protocol/envelope.ts";
 import { StreamCaches, type InformerHandlers, type StreamCache, type Subscription } from "./cache.ts";
 import { SseParser, type SseEvent } from "./sse-parser.ts";
 
@@ -97,10 +97,10 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
       touch();
       const response = await fetch(watchUrl(cache.stream), { ...options.fetchInit, headers: headersFor(cache), signal: connection.signal });
       if (!response.ok || !response.body) {
-        const retryAfter = Number(response.headers.get("retry-after"));
+        const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
         const body = await response.text().catch(() => "");
         cache.report(new Error(`GET /v1/watch answered ${response.status}: ${body.slice(0, 200)}`));
-        return Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined;
+        return retryAfter || undefined;
       }
       // Events already read after a cut (a gap) must not move the position past the gap.
       const parser = new SseParser((event) => connection.signal.aborted || handle(cache, event, onSynced, cut));

@@ -3,11 +3,12 @@
  * nothing in the slim copy, route, number, and commit in batches. It owns no I/O: the
  * store it is handed does the writing, and `onCommit` tells the log what landed.
  */
-import type { ChangeSink, Relist, Store, StoreState, ObjectDigest } from "./contract.ts";
-import type { Logger } from "./logger.ts";
-import type { Metrics } from "./metrics.ts";
-import type { ChangeType, KubeObject, Update } from "./types.ts";
-import { Backoff, sleep } from "./backoff.ts";
+import type { ChangeSink, Relist, Store, StoreState, ObjectDigest } from "../sdk/contract.ts";
+import type { Logger } from "../sdk/telemetry.ts";
+import type { Metrics } from "../sdk/telemetry.ts";
+import type { ChangeType } from "../protocol/envelope.ts";
+import type { KubeObject, Update } from "../sdk/model.ts";
+import { Backoff, sleep } from "../protocol/retry.ts";
 import { digest, slim, type SlimOptions } from "./slim.ts";
 import { nodeOf, streamOf } from "./route.ts";
 

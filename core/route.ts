@@ -3,7 +3,8 @@
  * follows `node/<its node>` for its Pods and its Node, and `shared` for the cluster
  * context every node needs.
  */
-import { NODE_PREFIX, SHARED, type SlimObject } from "./types.ts";
+import { NODE_PREFIX, SHARED } from "../protocol/streams.ts";
+import { type SlimObject } from "../protocol/envelope.ts";
 import { record } from "./slim/read.ts";
 
 /** The stream of an object besides `all`: "node/<name>" for a scheduled Pod and a Node, "shared" for any other kind, null for an unscheduled Pod. */

@@ -12,7 +12,8 @@
  * key-sorted, and a list item (which comes without kind/apiVersion) slims exactly like
  * the same object from a watch event.
  */
-import type { KubeObject, SlimObject } from "./types.ts";
+import type { KubeObject } from "../sdk/model.ts";
+import type { SlimObject } from "../protocol/envelope.ts";
 import { put, record, scalarList, scalars, stringMap, text, type Json } from "./slim/read.ts";
 import { slimPod } from "./slim/pod.ts";
 import { slimEndpointSlice, slimNamespace, slimNode, slimService } from "./slim/cluster.ts";

@@ -6,10 +6,11 @@
  */
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { subscribeNats, type Subscription } from "../client.ts";
-import { SHARED, type Envelope } from "../core/types.ts";
+import { subscribeNats, type Subscription } from "../client/index.ts";
+import { SHARED } from "../protocol/streams.ts";
+import { type Envelope } from "../protocol/envelope.ts";
 import { matchesStore, recorder, type Recorder } from "./client-recorder.ts";
-import { tempDir, waitFor, type TestHost } from "./harness.ts";
+import { tempDir, waitFor, type TestHost } from "../testing/index.ts";
 import { churn, client, CLUSTER, nodeNames, PREFIX, rawNode, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
 import { startNatsServer, type TestNatsServer } from "./nats-server.ts";
 

@@ -2,9 +2,9 @@
  * What the client tests share: handlers that record every callback, and the comparison
  * of a subscription's cache with the store's current state.
  */
-import type { Envelope, InformerHandlers, ResetInfo, Subscription, SyncedInfo } from "../client.ts";
-import { ALL } from "../core/types.ts";
-import type { TestHost } from "./harness.ts";
+import type { Envelope, InformerHandlers, ResetInfo, Subscription, SyncedInfo } from "../client/index.ts";
+import { ALL } from "../protocol/streams.ts";
+import type { TestHost } from "../testing/index.ts";
 
 export interface Recorder extends Required<InformerHandlers> {
   /** `ADDED web-1`, `UPDATED web-1`, `DELETED web-1`, in order. */

@@ -3,10 +3,10 @@
  * initial sync then live, a kubemeta restart mid-stream, an epoch change.
  */
 import { afterEach, expect, test } from "bun:test";
-import { subscribeSse, type Subscription } from "../client.ts";
-import type { KubeObject } from "../core/types.ts";
+import { subscribeSse, type Subscription } from "../client/index.ts";
+import type { KubeObject } from "../sdk/model.ts";
 import { matchesStore, recorder } from "./client-recorder.ts";
-import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "./harness.ts";
+import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
 
 const hosts: TestHost[] = [];
 const subscriptions: Subscription[] = [];

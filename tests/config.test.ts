@@ -1,12 +1,13 @@
 /** The declarative config: validation with paths, env interpolation, and the CLI's --check. */
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { ConfigError, loadConfig, resolveConfig } from "../core/config.ts";
-import { tempDir } from "./harness.ts";
+import { ConfigError, loadConfig, resolveConfig } from "../host/config.ts";
+import { tempDir } from "../testing/index.ts";
+import { builtins } from "../plugins/index.ts";
 
 async function issuesOf(raw: unknown, env: Record<string, string> = {}): Promise<string[]> {
   try {
-    await resolveConfig(raw, { baseDir: "/", env });
+    await resolveConfig(raw, { baseDir: "/", env, registry: builtins });
   } catch (error) {
     if (error instanceof ConfigError) return error.issues.map((i) => `${i.path}: ${i.message}`);
     throw error;
@@ -16,7 +17,7 @@ async function issuesOf(raw: unknown, env: Record<string, string> = {}): Promise
 
 describe("config", () => {
   test("an empty config is valid and gets the documented defaults", async () => {
-    const config = await resolveConfig({}, { baseDir: "/" });
+    const config = await resolveConfig({}, { baseDir: "/", registry: builtins });
     expect(config.cluster).toBe("default");
     expect(config.store.declaration.type).toBe("libsql");
     expect(config.store.retention).toEqual({ maxAgeMs: 86_400_000, maxUpdates: 1_000_000 });
@@ -39,10 +40,10 @@ describe("config", () => {
   });
 
   test("${VAR} is interpolated; a missing variable names itself and its path; $${ is a literal", async () => {
-    const config = await resolveConfig({ cluster: { name: "${CLUSTER}-eu" } }, { baseDir: "/", env: { CLUSTER: "prod" } });
+    const config = await resolveConfig({ cluster: { name: "${CLUSTER}-eu" } }, { baseDir: "/", env: { CLUSTER: "prod" }, registry: builtins });
     expect(config.cluster).toBe("prod-eu");
     expect(await issuesOf({ cluster: { name: "${MISSING_VAR}" } })).toContainEqual("cluster.name: environment variable MISSING_VAR is not set");
-    const literal = await resolveConfig({ cluster: { name: "a$${B}" } }, { baseDir: "/" });
+    const literal = await resolveConfig({ cluster: { name: "a$${B}" } }, { baseDir: "/", registry: builtins });
     expect(literal.cluster).toBe("a${B}");
   });
 
@@ -56,10 +57,10 @@ describe("config", () => {
     await Bun.write(join(dir, "a.yaml"), "cluster:\n  name: from-yaml\n");
     await Bun.write(join(dir, "a.json"), JSON.stringify({ cluster: { name: "from-json" } }));
     await Bun.write(join(dir, "bad.yaml"), "cluster: [unclosed\n");
-    expect((await loadConfig(join(dir, "a.yaml"))).cluster).toBe("from-yaml");
-    expect((await loadConfig(join(dir, "a.json"))).cluster).toBe("from-json");
-    await expect(loadConfig(join(dir, "missing.yaml"))).rejects.toThrow(/config file not found/);
-    await expect(loadConfig(join(dir, "bad.yaml"))).rejects.toThrow(/cannot parse/);
+    expect((await loadConfig(join(dir, "a.yaml"), { registry: builtins })).cluster).toBe("from-yaml");
+    expect((await loadConfig(join(dir, "a.json"), { registry: builtins })).cluster).toBe("from-json");
+    await expect(loadConfig(join(dir, "missing.yaml"), { registry: builtins })).rejects.toThrow(/config file not found/);
+    await expect(loadConfig(join(dir, "bad.yaml"), { registry: builtins })).rejects.toThrow(/cannot parse/);
   });
 });
 

@@ -13,11 +13,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
 import * as v from "valibot";
-import type { AnyDeclaration, PluginContext } from "../core/contract.ts";
-import { silentLogger } from "../core/logger.ts";
-import { createMetrics } from "../core/metrics.ts";
+import type { AnyDeclaration, PluginContext } from "../sdk/contract.ts";
+import { silentLogger } from "../host/logger.ts";
+import { createMetrics } from "../host/metrics.ts";
 import { builtins } from "../plugins/index.ts";
-import { startTestHost, tempDir, type TestHost } from "./harness.ts";
+import { startTestHost, tempDir, type TestHost } from "../testing/index.ts";
 
 const SETTLE_MS = 5_000;
 const ISOLATED_ENV = ["HOME", "KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"] as const;

@@ -3,9 +3,10 @@
  * relist diffs, restarts, and the committed log's reads.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { BehindRetentionError } from "../core/contract.ts";
-import { ALL, SHARED, type Update } from "../core/types.ts";
-import { rawPod, startTestHost, waitFor, type TestHost, expectGapFreeWithWholeChains } from "./harness.ts";
+import { BehindRetentionError } from "../sdk/contract.ts";
+import { ALL, SHARED } from "../protocol/streams.ts";
+import { type Update } from "../sdk/model.ts";
+import { rawPod, startTestHost, waitFor, type TestHost, expectGapFreeWithWholeChains } from "../testing/index.ts";
 
 const hosts: TestHost[] = [];
 async function host(options: Parameters<typeof startTestHost>[0] = {}) {

@@ -5,7 +5,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { tempDir } from "./harness.ts";
+import { tempDir } from "../testing/index.ts";
 import { json, SseConnection } from "./sse-client.ts";
 
 const MAIN = join(import.meta.dir, "..", "main.ts");

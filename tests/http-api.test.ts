@@ -1,7 +1,7 @@
 /** GET /v1/objects and GET /v1/updates over real HTTP. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { rawPod, startTestHost, waitFor, type TestHost } from "./harness.ts";
-import type { Envelope } from "../core/types.ts";
+import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
+import type { Envelope } from "../protocol/envelope.ts";
 
 let th: TestHost;
 beforeAll(async () => {

@@ -1,10 +1,11 @@
 /** The shared listener: bearer tokens, TLS, CORS for a browser's EventSource, and its config. */
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { ConfigError, resolveConfig } from "../core/config.ts";
-import { testPki } from "./apiserver/certs.ts";
-import { rawPod, startTestHost, type TestHost } from "./harness.ts";
+import { ConfigError, resolveConfig } from "../host/config.ts";
+import { testPki } from "../simulator/certs.ts";
+import { rawPod, startTestHost, type TestHost } from "../testing/index.ts";
 import { watch } from "./sse-client.ts";
+import { builtins } from "../plugins/index.ts";
 
 const TOKEN_A = "token-a-0123456789abcdef";
 const TOKEN_B = "token-b-fedcba9876543210";
@@ -53,7 +54,7 @@ describe("bearer tokens (from the environment through ${VAR})", () => {
   });
 
   test("an unset variable or a short token is a config error naming its path", async () => {
-    const resolve = (tokens: string[]) => resolveConfig({ http: { tokens } }, { baseDir: "/", env: {} });
+    const resolve = (tokens: string[]) => resolveConfig({ http: { tokens } }, { baseDir: "/", env: {}, registry: builtins });
     await expect(resolve(["${KUBEMETA_NO_SUCH_VAR}"])).rejects.toThrow(ConfigError);
     const short = await resolve(["short"]).catch((error: ConfigError) => error);
     expect((short as ConfigError).issues[0]!.path).toBe("http.tokens[0]");
@@ -77,7 +78,7 @@ describe("TLS", () => {
   });
 
   test("a missing certificate file is a config error", async () => {
-    const error = await resolveConfig({ http: { tls: { cert: "/nonexistent/cert.pem", key: "/nonexistent/key.pem" } } }, { baseDir: "/" }).catch((e: ConfigError) => e);
+    const error = await resolveConfig({ http: { tls: { cert: "/nonexistent/cert.pem", key: "/nonexistent/key.pem" } } }, { baseDir: "/", registry: builtins }).catch((e: ConfigError) => e);
     expect((error as ConfigError).issues.map((i) => i.path)).toEqual(["http.tls.cert", "http.tls.key"]);
   });
 });
@@ -107,16 +108,16 @@ describe("CORS", () => {
   });
 
   test("an origin must be scheme://host[:port] or *", async () => {
-    const error = await resolveConfig({ http: { corsOrigins: ["dashboard.example.com/"] } }, { baseDir: "/" }).catch((e: ConfigError) => e);
+    const error = await resolveConfig({ http: { corsOrigins: ["dashboard.example.com/"] } }, { baseDir: "/", registry: builtins }).catch((e: ConfigError) => e);
     expect((error as ConfigError).issues[0]!.path).toBe("http.corsOrigins[0]");
   });
 });
 
 describe("listener", () => {
   test("idleTimeout is a duration within Bun.serve's limit, in whole seconds", async () => {
-    expect((await resolveConfig({ http: { idleTimeout: "90s" } }, { baseDir: "/" })).http.idleTimeout).toBe(90);
-    expect((await resolveConfig({}, { baseDir: "/" })).http.idleTimeout).toBe(30);
-    const error = await resolveConfig({ http: { idleTimeout: "5m" } }, { baseDir: "/" }).catch((e: ConfigError) => e);
+    expect((await resolveConfig({ http: { idleTimeout: "90s" } }, { baseDir: "/", registry: builtins })).http.idleTimeout).toBe(90);
+    expect((await resolveConfig({}, { baseDir: "/", registry: builtins })).http.idleTimeout).toBe(30);
+    const error = await resolveConfig({ http: { idleTimeout: "5m" } }, { baseDir: "/", registry: builtins }).catch((e: ConfigError) => e);
     expect((error as ConfigError).issues[0]!.path).toBe("http.idleTimeout");
   });
 

@@ -7,9 +7,9 @@
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
 import { connect, nkeyAuthenticator, nkeys, type NodeConnectionOptions } from "@nats-io/transport-node";
-import type { Envelope } from "../core/types.ts";
-import { rawPod, waitFor } from "./harness.ts";
-import { testPki } from "./apiserver/certs.ts";
+import type { Envelope } from "../protocol/envelope.ts";
+import { rawPod, waitFor } from "../testing/index.ts";
+import { testPki } from "../simulator/certs.ts";
 import { PREFIX, startNatsHost, SLOW_MS } from "./nats-fixtures.ts";
 import { startNatsServer, type NatsServerOptions } from "./nats-server.ts";
 

@@ -1,10 +1,11 @@
 /** The NATS sink's config as a user writes it: defaults, errors with their paths, the default prefix. */
 import { expect, test } from "bun:test";
-import { ConfigError, resolveConfig } from "../core/config.ts";
-import { defaultPrefix, PREFIX_PATTERN, subjectsFor } from "../core/subjects.ts";
+import { ConfigError, resolveConfig } from "../host/config.ts";
+import { defaultPrefix, PREFIX_PATTERN, subjectsFor } from "../protocol/subjects.ts";
+import { builtins } from "../plugins/index.ts";
 
 async function natsConfig(entry: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const config = await resolveConfig({ sinks: [{ type: "nats", ...entry }] }, { baseDir: "/" });
+  const config = await resolveConfig({ sinks: [{ type: "nats", ...entry }] }, { baseDir: "/", registry: builtins });
   return config.sinks[0]!.config as Record<string, unknown>;
 }
 

@@ -4,8 +4,8 @@
  * reveals a gap (or to start), take resets. Tests compare what it ends up with to the store.
  */
 import { createInbox, type NatsConnection } from "@nats-io/transport-node";
-import type { Envelope } from "../core/types.ts";
-import type { ReplayChunk } from "../core/replay-protocol.ts";
+import type { Envelope } from "../protocol/envelope.ts";
+import type { ReplayChunk } from "../protocol/replay.ts";
 
 /**
  * Sends one replay request and collects its chunks up to the one marked last. While

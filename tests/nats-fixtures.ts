@@ -4,9 +4,10 @@
  */
 import { afterAll, beforeAll, expect } from "bun:test";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import type { ChangeSink } from "../core/contract.ts";
-import { ALL, type KubeObject } from "../core/types.ts";
-import { rawPod, startTestHost, type TestHost } from "./harness.ts";
+import type { ChangeSink } from "../sdk/contract.ts";
+import { ALL } from "../protocol/streams.ts";
+import { type KubeObject } from "../sdk/model.ts";
+import { rawPod, startTestHost, type TestHost } from "../testing/index.ts";
 import type { Follower } from "./nats-consumer.ts";
 import { startNatsServer, type NatsServerOptions, type TestNatsServer } from "./nats-server.ts";
 

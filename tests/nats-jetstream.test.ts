@@ -7,8 +7,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
-import type { Envelope } from "../core/types.ts";
-import { startTestHost, waitFor, type TestHost } from "./harness.ts";
+import type { Envelope } from "../protocol/envelope.ts";
+import { startTestHost, waitFor, type TestHost } from "../testing/index.ts";
 import { replay } from "./nats-consumer.ts";
 import { churn, client, CLUSTER, natsSink, nodeNames, PREFIX, rawNode, SLOW_MS } from "./nats-fixtures.ts";
 import { startNatsServer, type TestNatsServer } from "./nats-server.ts";

@@ -4,12 +4,13 @@
  */
 import { expect, test } from "bun:test";
 import { createInbox } from "@nats-io/transport-node";
-import { encodeNodeToken } from "../core/node-token.ts";
-import { ALL, type Envelope } from "../core/types.ts";
-import { rawPod, waitFor } from "./harness.ts";
+import { encodeNodeToken } from "../protocol/node-token.ts";
+import { ALL } from "../protocol/streams.ts";
+import { type Envelope } from "../protocol/envelope.ts";
+import { rawPod, waitFor } from "../testing/index.ts";
 import { Follower } from "./nats-consumer.ts";
 import { converged, expectConverged, natsSuite, PREFIX, SLOW_MS } from "./nats-fixtures.ts";
-import type { ReplayChunk } from "../core/replay-protocol.ts";
+import type { ReplayChunk } from "../protocol/replay.ts";
 
 
 const MAX_PAYLOAD = 4096;

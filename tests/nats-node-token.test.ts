@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { decodeNodeToken, encodeNodeToken, isNodeName } from "../core/node-token.ts";
-import { seededRandom } from "./apiserver/population.ts";
+import { decodeNodeToken, encodeNodeToken, isNodeName } from "../protocol/node-token.ts";
+import { seededRandom } from "../simulator/population.ts";
 
 /** What a NATS server accepts as one subject token (no separator, wildcard or whitespace). */
 const ONE_NATS_TOKEN = /^[^.*>\s]+$/;

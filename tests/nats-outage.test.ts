@@ -5,9 +5,10 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { encodeNodeToken } from "../core/node-token.ts";
-import { ALL, SHARED, type Envelope } from "../core/types.ts";
-import { waitFor, type TestHost } from "./harness.ts";
+import { encodeNodeToken } from "../protocol/node-token.ts";
+import { ALL, SHARED } from "../protocol/streams.ts";
+import { type Envelope } from "../protocol/envelope.ts";
+import { waitFor, type TestHost } from "../testing/index.ts";
 import { Follower } from "./nats-consumer.ts";
 import { churn, client, converged, expectConverged, nodeNames, PREFIX, rawNode, startNatsHost, SLOW_MS } from "./nats-fixtures.ts";
 import { startNatsServer, type TestNatsServer } from "./nats-server.ts";

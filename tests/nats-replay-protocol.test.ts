@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { ChunkWriter } from "../plugins/sinks/nats/chunks.ts";
-import { MalformedRequestError, parseReplayRequest, type ReplayChunk } from "../core/replay-protocol.ts";
+import { MalformedRequestError, parseReplayRequest, type ReplayChunk } from "../protocol/replay.ts";
 
 describe("replay request", () => {
   test("reads stream, from and to as the README documents them", () => {

@@ -3,9 +3,10 @@
  * epoch, ahead of the log, behind retention), bounds, malformed requests.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { encodeNodeToken } from "../core/node-token.ts";
-import { ALL, SHARED, type Envelope } from "../core/types.ts";
-import { waitFor } from "./harness.ts";
+import { encodeNodeToken } from "../protocol/node-token.ts";
+import { ALL, SHARED } from "../protocol/streams.ts";
+import { type Envelope } from "../protocol/envelope.ts";
+import { waitFor } from "../testing/index.ts";
 import { Follower, replay } from "./nats-consumer.ts";
 import { churn, client, converged, expectConverged, nodeNames, PREFIX, rawNode, natsSuite, startNatsHost, truth, SLOW_MS } from "./nats-fixtures.ts";
 

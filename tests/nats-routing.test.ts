@@ -4,9 +4,10 @@
  * and the de-duplication header.
  */
 import { expect, test } from "bun:test";
-import { encodeNodeToken } from "../core/node-token.ts";
-import { ALL, SHARED, type Envelope } from "../core/types.ts";
-import { waitFor } from "./harness.ts";
+import { encodeNodeToken } from "../protocol/node-token.ts";
+import { ALL, SHARED } from "../protocol/streams.ts";
+import { type Envelope } from "../protocol/envelope.ts";
+import { waitFor } from "../testing/index.ts";
 import { Follower } from "./nats-consumer.ts";
 import { churn, converged, expectConverged, nodeNames, PREFIX, rawNamespace, rawNode, natsSuite, SLOW_MS } from "./nats-fixtures.ts";
 

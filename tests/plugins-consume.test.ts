@@ -4,9 +4,9 @@
  * behind retention goes on from the oldest retained update and counts what it lost.
  */
 import { afterEach, expect, test } from "bun:test";
-import { consume, type ConsumeOptions } from "../core/consume.ts";
-import type { Sink } from "../core/contract.ts";
-import { rawPod, startTestHost, waitFor, type TestHost } from "./harness.ts";
+import { consume, type ConsumeOptions } from "../sdk/consume.ts";
+import type { Sink } from "../sdk/contract.ts";
+import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
 import { addPods, contextOn, sinkMetric, upTo, type Logged } from "./plugins-fixtures.ts";
 
 let host: TestHost | undefined;

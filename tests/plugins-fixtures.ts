@@ -1,7 +1,8 @@
 /** Contexts and readings for the sink tests (tests/plugins-consume.test.ts, tests/plugins.test.ts). */
-import type { SinkContext } from "../core/contract.ts";
-import { createLogger, type LogFields } from "../core/logger.ts";
-import { rawPod, type TestHost } from "./harness.ts";
+import type { SinkContext } from "../sdk/contract.ts";
+import { createLogger } from "../host/logger.ts";
+import { type LogFields } from "../sdk/telemetry.ts";
+import { rawPod, type TestHost } from "../testing/index.ts";
 
 export interface Logged extends LogFields {
   level: string;

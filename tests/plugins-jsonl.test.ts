@@ -1,8 +1,8 @@
 /** The reference sink `jsonl`: one envelope per line, the stream a user names, a cursor that survives restarts. */
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
-import type { Envelope } from "../core/types.ts";
-import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "./harness.ts";
+import type { Envelope } from "../protocol/envelope.ts";
+import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
 
 let host: TestHost | undefined;
 afterEach(async () => {

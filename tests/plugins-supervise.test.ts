@@ -6,10 +6,10 @@
 import { expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { createLogger, silentLogger } from "../core/logger.ts";
-import { createMetrics } from "../core/metrics.ts";
-import { supervise, type SuperviseOptions } from "../core/supervise.ts";
-import { tempDir, waitFor } from "./harness.ts";
+import { createLogger, silentLogger } from "../host/logger.ts";
+import { createMetrics } from "../host/metrics.ts";
+import { supervise, type SuperviseOptions } from "../host/supervise.ts";
+import { tempDir, waitFor } from "../testing/index.ts";
 
 const repo = join(import.meta.dir, "..");
 
@@ -90,9 +90,9 @@ async function runScript(script: string): Promise<{ exitCode: number; stdout: st
 
 test("Bun quirk: an exception thrown from a timer ends the process; guardProcess logs it and keeps running", async () => {
   const script = (guarded: boolean) => `
-    import { guardProcess } from "REPO/core/supervise.ts";
-    import { createLogger } from "REPO/core/logger.ts";
-    import { createMetrics } from "REPO/core/metrics.ts";
+    import { guardProcess } from "REPO/host/supervise.ts";
+    import { createLogger } from "REPO/host/logger.ts";
+    import { createMetrics } from "REPO/host/metrics.ts";
     if (${guarded}) guardProcess(createLogger(), createMetrics());
     setTimeout(() => { throw new Error("a plugin's timer failed"); }, 1);
     setTimeout(() => console.log("still running"), 50);

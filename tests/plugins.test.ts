@@ -6,7 +6,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { mkdir, rm, symlink } from "node:fs/promises";
 import { join } from "node:path";
-import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "./harness.ts";
+import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
 import { sinkMetric, upTo } from "./plugins-fixtures.ts";
 import { deduplicated, startReceiver, webhookSink, type Receiver } from "./webhook-receiver.ts";
 
@@ -40,8 +40,8 @@ async function lines(file: string): Promise<string[]> {
 /** The example plugin as a user keeps it outside the repository: kubemeta's files imported by absolute path. */
 async function copyExample(to: string): Promise<void> {
   const source = await Bun.file(join(repo, "examples/sink-plugin/deletions.ts")).text();
-  expect(source).toContain('from "../../core/consume.ts"');
-  await Bun.write(to, source.replaceAll('from "../../core/', `from "${repo}/core/`));
+  expect(source).toContain('from "../../sdk/consume.ts"');
+  await Bun.write(to, source.replaceAll('from "../../sdk/', `from "${repo}/sdk/`));
 }
 
 test("the example sink, kept in a folder outside the repository and named by path in the config, receives updates", async () => {
@@ -67,8 +67,8 @@ export default {
 const throwsOnDelivery = `
 import * as v from "valibot";
 import { appendFile } from "node:fs/promises";
-import { defineSink } from "REPO/core/contract.ts";
-import { consume } from "REPO/core/consume.ts";
+import { defineSink } from "REPO/sdk/contract.ts";
+import { consume } from "REPO/sdk/consume.ts";
 export default defineSink({
   type: "throws-on-delivery", description: "Throws on its first two batches.", schema: v.strictObject({ file: v.string() }),
   create(config, ctx) {
@@ -87,8 +87,8 @@ export default defineSink({
 const hangsOnDelivery = `
 import * as v from "valibot";
 import { appendFile } from "node:fs/promises";
-import { defineSink } from "REPO/core/contract.ts";
-import { consume } from "REPO/core/consume.ts";
+import { defineSink } from "REPO/sdk/contract.ts";
+import { consume } from "REPO/sdk/consume.ts";
 export default defineSink({
   type: "hangs-on-delivery", description: "Hangs on its first batch.", schema: v.strictObject({ marker: v.string() }),
   create: (config, ctx) =>

@@ -6,13 +6,14 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import libsql from "../plugins/stores/libsql.ts";
-import { BehindRetentionError, type Store } from "../core/contract.ts";
-import { createLog, type HostLog } from "../core/log.ts";
-import { silentLogger } from "../core/logger.ts";
-import { createMetrics } from "../core/metrics.ts";
+import { BehindRetentionError, type Store } from "../sdk/contract.ts";
+import { createLog, type HostLog } from "../core/committed-log.ts";
+import { silentLogger } from "../host/logger.ts";
+import { createMetrics } from "../host/metrics.ts";
 import { createPipeline, type Pipeline } from "../core/pipeline.ts";
-import { ALL } from "../core/types.ts";
-import { rawPod, tempDir } from "./harness.ts";
+import { ALL } from "../protocol/streams.ts";
+import { rawPod, tempDir } from "../testing/index.ts";
+import { builtins } from "../plugins/index.ts";
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -93,8 +94,8 @@ describe("bad input", () => {
 
 describe("config", () => {
   test("a retention interval of 0 is refused, naming its path (it would prune back to back, not never)", async () => {
-    const { resolveConfig, ConfigError } = await import("../core/config.ts");
-    const resolving = resolveConfig({ store: { type: "libsql", retention: { interval: 0 } } }, { baseDir: "/tmp" });
+    const { resolveConfig, ConfigError } = await import("../host/config.ts");
+    const resolving = resolveConfig({ store: { type: "libsql", retention: { interval: 0 } } }, { baseDir: "/tmp", registry: builtins });
     await expect(resolving).rejects.toBeInstanceOf(ConfigError);
     await expect(resolving).rejects.toThrow(/^store\.retention\.interval: /);
   });

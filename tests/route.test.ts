@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { slim } from "../core/slim.ts";
 import { nodeOf, streamOf } from "../core/route.ts";
-import { isStreamName, type KubeObject } from "../core/types.ts";
+import { isStreamName } from "../protocol/streams.ts";
+import { type KubeObject } from "../sdk/model.ts";
 import { CANONICAL_FILES, fixture, realPods, watchEvents } from "./fixtures/k8s/load.ts";
 
 /** Routes a raw object the way the core does: slim first, then route the slim copy. */

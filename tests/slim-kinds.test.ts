@@ -1,7 +1,7 @@
 /** slim keeps, per kind, what telemetry needs: identity, placement, addresses, readiness, replica counts. */
 import { describe, expect, test } from "bun:test";
 import { slim } from "../core/slim.ts";
-import type { KubeObject } from "../core/types.ts";
+import type { KubeObject } from "../sdk/model.ts";
 import { fixture, listItems, watchEvents } from "./fixtures/k8s/load.ts";
 import { REAL_NODE, REAL_POD } from "./slim-fixtures.ts";
 

@@ -1,7 +1,8 @@
 /** slim never lets through what churns (it defeats no-op suppression) or leaks (secrets, env), whatever the input. */
 import { describe, expect, test } from "bun:test";
 import { slim } from "../core/slim.ts";
-import type { KubeObject, SlimObject } from "../core/types.ts";
+import type { KubeObject } from "../sdk/model.ts";
+import type { SlimObject } from "../protocol/envelope.ts";
 import { CANONICAL_FILES, fixture, listItems, realPods, watchEvents } from "./fixtures/k8s/load.ts";
 import { REAL_NODE } from "./slim-fixtures.ts";
 

@@ -8,11 +8,11 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import * as v from "valibot";
-import { silentLogger } from "../core/logger.ts";
-import { createMetrics } from "../core/metrics.ts";
+import { silentLogger } from "../host/logger.ts";
+import { createMetrics } from "../host/metrics.ts";
 import kubernetes from "../plugins/sources/kubernetes.ts";
-import { startTestApiServer, type TestApiServer } from "./apiserver/index.ts";
-import { populate } from "./apiserver/population.ts";
+import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
+import { populate } from "../simulator/population.ts";
 import { inSync, RecordingSink, runSource, scratchDir, until, within } from "./source-kubernetes-recorder.ts";
 
 let server: TestApiServer;

@@ -3,8 +3,8 @@
  * and stalled watches, watch timeouts, and stops in the middle of everything.
  */
 import { describe, expect, test } from "bun:test";
-import type { Metrics } from "../core/metrics.ts";
-import { makePod, startChurn } from "./apiserver/population.ts";
+import type { Metrics } from "../sdk/telemetry.ts";
+import { makePod, startChurn } from "../simulator/population.ts";
 import { count, inSync, RecordingSink, until, withCluster, within } from "./source-kubernetes-recorder.ts";
 
 const newPod = (name: string) => makePod({ name, namespace: "default", node: "ip-10-0-0-1.eu-west-1.compute.internal" });

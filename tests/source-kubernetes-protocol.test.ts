@@ -3,7 +3,7 @@
  * list, paginated fallback, resume without LIST, relist on 410, expired continue tokens.
  */
 import { describe, expect, test } from "bun:test";
-import { makePod } from "./apiserver/population.ts";
+import { makePod } from "../simulator/population.ts";
 import { count, inSync, RecordingSink, until, withCluster, within } from "./source-kubernetes-recorder.ts";
 
 const newPod = (name: string) => makePod({ name, namespace: "default", node: "ip-10-0-0-1.eu-west-1.compute.internal" });

@@ -8,13 +8,16 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as v from "valibot";
-import type { ChangeSink, Relist, Source } from "../core/contract.ts";
-import { silentLogger, type Logger } from "../core/logger.ts";
-import { createMetrics, type Metrics } from "../core/metrics.ts";
-import type { ChangeType, KubeObject } from "../core/types.ts";
+import type { ChangeSink, Relist, Source } from "../sdk/contract.ts";
+import { silentLogger } from "../host/logger.ts";
+import { type Logger } from "../sdk/telemetry.ts";
+import { createMetrics } from "../host/metrics.ts";
+import { type Metrics } from "../sdk/telemetry.ts";
+import type { ChangeType } from "../protocol/envelope.ts";
+import type { KubeObject } from "../sdk/model.ts";
 import kubernetes from "../plugins/sources/kubernetes.ts";
-import { startTestApiServer, type TestApiServer, type TestApiServerOptions } from "./apiserver/index.ts";
-import { populate } from "./apiserver/population.ts";
+import { startTestApiServer, type TestApiServer, type TestApiServerOptions } from "../simulator/index.ts";
+import { populate } from "../simulator/population.ts";
 
 export interface Recorded {
   resource: string;

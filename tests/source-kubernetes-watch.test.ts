@@ -4,9 +4,9 @@
  * Requester stands in for HTTP; the Reflector and the watch reader are the real ones.
  */
 import { describe, expect, test } from "bun:test";
-import { silentLogger } from "../core/logger.ts";
-import { createMetrics } from "../core/metrics.ts";
-import type { KubeObject } from "../core/types.ts";
+import { silentLogger } from "../host/logger.ts";
+import { createMetrics } from "../host/metrics.ts";
+import type { KubeObject } from "../sdk/model.ts";
 import { Reflector, type StreamingListMode } from "../plugins/sources/kubernetes/reflector.ts";
 import { ApiError, type Requester, type RequestSpec, type StreamHandlers } from "../plugins/sources/kubernetes/request.ts";
 import { resourceType } from "../plugins/sources/kubernetes/resources.ts";

@@ -4,7 +4,7 @@
  * is exempt from it, and heartbeat comments keep proxies on the way from cutting it.
  */
 import { afterAll, expect, test } from "bun:test";
-import { startTestHost, type TestHost } from "./harness.ts";
+import { startTestHost, type TestHost } from "../testing/index.ts";
 import { json, watch } from "./sse-client.ts";
 
 let th: TestHost | undefined;

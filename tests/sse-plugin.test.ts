@@ -7,12 +7,12 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import * as v from "valibot";
-import { createHttpServer } from "../core/http.ts";
-import { httpSchema } from "../core/http-config.ts";
-import type { CommittedLog } from "../core/contract.ts";
-import { silentLogger } from "../core/logger.ts";
-import { createMetrics } from "../core/metrics.ts";
-import type { Update } from "../core/types.ts";
+import { createHttpServer } from "../host/http.ts";
+import { httpSchema } from "../host/http-config.ts";
+import type { CommittedLog } from "../sdk/contract.ts";
+import { silentLogger } from "../host/logger.ts";
+import { createMetrics } from "../host/metrics.ts";
+import type { Update } from "../sdk/model.ts";
 import sse from "../plugins/sinks/sse.ts";
 import { watch } from "./sse-client.ts";
 

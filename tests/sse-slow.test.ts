@@ -8,7 +8,7 @@
  * enough for this: with one body left unread, the other stalled at times in our runs.)
  */
 import { afterAll, expect, test } from "bun:test";
-import { rawPod, startTestHost, waitFor, type TestHost } from "./harness.ts";
+import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
 import { json, SseParser, versionsOf, watch, type SseEvent } from "./sse-client.ts";
 
 let th: TestHost | undefined;

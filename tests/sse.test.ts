@@ -1,8 +1,8 @@
 /** GET /v1/watch over real HTTP on loopback, read by a WHATWG-compliant SSE client. */
 import { afterEach, describe, expect, test } from "bun:test";
-import { rawPod, startTestHost, waitFor, type TestHost } from "./harness.ts";
+import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
 import { json, versionsOf, watch, type SseConnection, type SseEvent } from "./sse-client.ts";
-import type { KubeObject } from "../core/types.ts";
+import type { KubeObject } from "../sdk/model.ts";
 
 const hosts: TestHost[] = [];
 const connections: SseConnection[] = [];

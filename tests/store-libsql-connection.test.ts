@@ -9,7 +9,7 @@ import libsql from "../plugins/stores/libsql.ts";
 import { BUSY_TIMEOUT_MS, filePathOf, openConnections, type Connections } from "../plugins/stores/libsql/connection.ts";
 import { startCheckpointer } from "../plugins/stores/libsql/checkpointer.ts";
 import { migrate } from "../plugins/stores/libsql/schema.ts";
-import { silentLogger } from "../core/logger.ts";
+import { silentLogger } from "../host/logger.ts";
 import { storeSandbox } from "./store-libsql-setup.ts";
 
 const { newDir } = storeSandbox();

@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { createMetrics } from "../core/metrics.ts";
+import { createMetrics } from "../host/metrics.ts";
 import { batch, run, storeSandbox, update } from "./store-libsql-setup.ts";
 
 const { newDir, makeStore, open } = storeSandbox();

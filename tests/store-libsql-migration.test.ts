@@ -10,9 +10,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import libsql from "../plugins/stores/libsql.ts";
 import { migrate, SCHEMA_VERSION } from "../plugins/stores/libsql/schema.ts";
-import { createMetrics } from "../core/metrics.ts";
-import { silentLogger } from "../core/logger.ts";
-import type { Update } from "../core/types.ts";
+import { createMetrics } from "../host/metrics.ts";
+import { silentLogger } from "../host/logger.ts";
+import type { Update } from "../sdk/model.ts";
 
 const root = await mkdtemp(join(tmpdir(), "kubemeta-store-migration-"));
 afterAll(() => rm(root, { recursive: true, force: true }));

@@ -1,7 +1,7 @@
 /** The libsql store's current objects and snapshots, digests, and retention that never loses an object's current state. */
 import { describe, expect, test } from "bun:test";
-import { createMetrics } from "../core/metrics.ts";
-import type { Store } from "../core/contract.ts";
+import { createMetrics } from "../host/metrics.ts";
+import type { Store } from "../sdk/contract.ts";
 import { batch, run, storeSandbox, update } from "./store-libsql-setup.ts";
 
 const { newDir, makeStore } = storeSandbox();

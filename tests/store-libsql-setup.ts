@@ -6,10 +6,12 @@ import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import libsql from "../plugins/stores/libsql.ts";
-import { createMetrics, type Metrics } from "../core/metrics.ts";
-import { silentLogger } from "../core/logger.ts";
-import type { CommitBatch, Store } from "../core/contract.ts";
-import type { ChangeType, Update } from "../core/types.ts";
+import { createMetrics } from "../host/metrics.ts";
+import { type Metrics } from "../sdk/telemetry.ts";
+import { silentLogger } from "../host/logger.ts";
+import type { CommitBatch, Store } from "../sdk/contract.ts";
+import type { ChangeType } from "../protocol/envelope.ts";
+import type { Update } from "../sdk/model.ts";
 
 /**
  * Call at the top of each test file. A function, not module-level hooks: Bun evaluates this

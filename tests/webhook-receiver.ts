@@ -1,5 +1,5 @@
 /** A real webhook receiver on 127.0.0.1 (Bun.serve) that records every request and answers as the test says. */
-import type { Envelope } from "../core/types.ts";
+import type { Envelope } from "../protocol/envelope.ts";
 
 export interface WebhookBody {
   id: string;

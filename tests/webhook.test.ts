@@ -4,9 +4,9 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { sign, verify } from "../plugins/sinks/webhook/sign.ts";
-import { retryAfter } from "../plugins/sinks/webhook/delivery.ts";
-import type { KubeObject } from "../core/types.ts";
-import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "./harness.ts";
+import { parseRetryAfter } from "../protocol/retry.ts";
+import type { KubeObject } from "../sdk/model.ts";
+import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
 import { deduplicated, SECRET, startReceiver, webhookSink, type Receiver } from "./webhook-receiver.ts";
 
 let host: TestHost | undefined;
@@ -166,11 +166,11 @@ test("a receiver that does not answer in time is retried", async () => {
 
 test("Retry-After is read as seconds or as an HTTP date", () => {
   const now = Date.parse("2026-11-28T04:00:00Z");
-  expect(retryAfter("120", now)).toBe(120_000);
-  expect(retryAfter("Sat, 28 Nov 2026 04:00:30 GMT", now)).toBe(30_000);
-  expect(retryAfter("Sat, 28 Nov 2026 03:00:00 GMT", now)).toBe(0);
-  expect(retryAfter("soon", now)).toBeUndefined();
-  expect(retryAfter(null, now)).toBeUndefined();
+  expect(parseRetryAfter("120", now)).toBe(120_000);
+  expect(parseRetryAfter("Sat, 28 Nov 2026 04:00:30 GMT", now)).toBe(30_000);
+  expect(parseRetryAfter("Sat, 28 Nov 2026 03:00:00 GMT", now)).toBe(0);
+  expect(parseRetryAfter("soon", now)).toBeUndefined();
+  expect(parseRetryAfter(null, now)).toBeUndefined();
 });
 
 test("a receiver down during churn gets every update once it is back, in order, none missing", async () => {

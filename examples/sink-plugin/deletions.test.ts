@@ -5,7 +5,7 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
-import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../../tests/harness.ts";
+import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../../testing/index.ts";
 
 const plugin = join(import.meta.dir, "deletions.ts");
 let host: TestHost | undefined;

@@ -19,8 +19,8 @@
  */
 import * as v from "valibot";
 import { appendFile } from "node:fs/promises";
-import { defineSink } from "../../core/contract.ts";
-import { consume } from "../../core/consume.ts";
+import { defineSink } from "../../sdk/contract.ts";
+import { consume } from "../../sdk/consume.ts";
 
 export default defineSink({
   type: "deletions",

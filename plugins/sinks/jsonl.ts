@@ -18,9 +18,10 @@
  */
 import * as v from "valibot";
 import { appendFile } from "node:fs/promises";
-import { defineSink } from "../../core/contract.ts";
-import { consume } from "../../core/consume.ts";
-import { isStreamName, toEnvelope } from "../../core/types.ts";
+import { defineSink } from "../../sdk/contract.ts";
+import { consume } from "../../sdk/consume.ts";
+import { isStreamName } from "../../protocol/streams.ts";
+import { toEnvelope } from "../../sdk/model.ts";
 
 export default defineSink({
   type: "jsonl",

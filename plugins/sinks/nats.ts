@@ -4,12 +4,12 @@
  * `<prefix>.replay` requests (DESIGN.md, "NATS"). NATS may go away at any time: the
  * store keeps committing, and on reconnect the sink publishes everything from its cursor.
  */
-import { defineSink } from "../../core/contract.ts";
+import { defineSink } from "../../sdk/contract.ts";
 import { connectionOptions, natsSinkSchema } from "./nats/options.ts";
 import { openConnection, type Connection } from "./nats/connection.ts";
 import { createPublisher } from "./nats/publisher.ts";
 import { serveReplay, type Responder } from "./nats/replay.ts";
-import { defaultPrefix, subjectsFor } from "../../core/subjects.ts";
+import { defaultPrefix, subjectsFor } from "../../protocol/subjects.ts";
 
 /** How often the lag gauge follows the head of the log while nothing is published. */
 const LAG_REFRESH_MS = 1_000;

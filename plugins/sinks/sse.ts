@@ -9,10 +9,11 @@
  */
 import * as v from "valibot";
 import type { Context, Hono } from "hono";
-import { defineSink } from "../../core/contract.ts";
-import { exemptFromIdleTimeout } from "../../core/http.ts";
-import { kindsParam, nonEmptyParam, parsePosition, parseQuery, positionParam, streamParam } from "../../core/http-api.ts";
-import { duration, positiveInt } from "../../core/schema.ts";
+import { defineSink } from "../../sdk/contract.ts";
+import { exemptFromIdleTimeout } from "../../sdk/http.ts";
+import { kindsParam, nonEmptyParam, parseQuery, positionParam, streamParam } from "../../sdk/http.ts";
+import { parsePosition } from "../../protocol/position.ts";
+import { duration, positiveInt } from "../../sdk/schema.ts";
 import { SseChannel } from "./sse/channel.ts";
 import { runSession } from "./sse/session.ts";
 import { HEARTBEAT, OPENING, UpdateEvents } from "./sse/wire.ts";

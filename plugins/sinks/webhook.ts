@@ -15,10 +15,11 @@
  * its retry policy are webhook/delivery.ts.
  */
 import * as v from "valibot";
-import { defineSink } from "../../core/contract.ts";
-import { consume } from "../../core/consume.ts";
-import { duration, positiveInt } from "../../core/schema.ts";
-import { isStreamName, toEnvelope, type Update } from "../../core/types.ts";
+import { defineSink } from "../../sdk/contract.ts";
+import { consume } from "../../sdk/consume.ts";
+import { duration, positiveInt } from "../../sdk/schema.ts";
+import { isStreamName } from "../../protocol/streams.ts";
+import { toEnvelope, type Update } from "../../sdk/model.ts";
 import { createDelivery, type Request } from "./webhook/delivery.ts";
 
 const schema = v.strictObject({

@@ -5,8 +5,8 @@
  * stored resourceVersion; relist on 410 Gone, diffed by the core.
  */
 import * as v from "valibot";
-import { defineSource } from "../../core/contract.ts";
-import { duration, positiveInt } from "../../core/schema.ts";
+import { defineSource } from "../../sdk/contract.ts";
+import { duration, positiveInt } from "../../sdk/schema.ts";
 import { createRequestBudget } from "./kubernetes/budget.ts";
 import { Reflector } from "./kubernetes/reflector.ts";
 import { createRequester } from "./kubernetes/request.ts";

@@ -5,7 +5,7 @@
  */
 import * as v from "valibot";
 import type { InStatement } from "@libsql/client";
-import { defineStore, type CommitBatch, type Store } from "../../core/contract.ts";
+import { defineStore, type CommitBatch, type Store } from "../../sdk/contract.ts";
 import { checkContiguous, commitStatements, GUARD_FAILURE, StreamIds } from "./libsql/commit.ts";
 import { isFileUrl, openConnections, yieldToEventLoop, type Connections } from "./libsql/connection.ts";
 import { DELETE_UNPINNED, prune, RAISE_HORIZON } from "./libsql/prune.ts";

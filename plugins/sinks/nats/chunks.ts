@@ -4,7 +4,7 @@
  * envelopes are serialized once, and sizes are counted in UTF-8 bytes, which is what
  * the server limits.
  */
-import type { ResetReason } from "../../../core/replay-protocol.ts";
+import type { ResetReason } from "../../../protocol/replay.ts";
 
 /** Room kept for the final chunk's `],"last":true,"through":<version>}`. */
 const TAIL_RESERVE = 64;

@@ -9,9 +9,9 @@
  * reconnect), hence the generation counter.
  */
 import { connect, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
-import { Backoff, sleep } from "../../../core/backoff.ts";
-import type { Logger } from "../../../core/logger.ts";
-import type { Gauge, Counter } from "../../../core/metrics.ts";
+import { Backoff, sleep } from "../../../protocol/retry.ts";
+import type { Logger } from "../../../sdk/telemetry.ts";
+import type { Gauge, Counter } from "../../../sdk/telemetry.ts";
 
 export interface ConnectionTelemetry {
   logger: Logger;

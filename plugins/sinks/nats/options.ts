@@ -5,8 +5,8 @@
 import * as v from "valibot";
 import { readFile } from "node:fs/promises";
 import { credsAuthenticator, nkeyAuthenticator, type NodeConnectionOptions } from "@nats-io/transport-node";
-import { duration, positiveInt } from "../../../core/schema.ts";
-import { PREFIX_PATTERN } from "../../../core/subjects.ts";
+import { duration, positiveInt } from "../../../sdk/schema.ts";
+import { PREFIX_PATTERN } from "../../../protocol/subjects.ts";
 
 const nonEmpty = v.pipe(v.string(), v.minLength(1));
 

@@ -13,11 +13,12 @@
  * twice (they drop versions they hold) but never miss one.
  */
 import { errors, headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
-import { BehindRetentionError, type SinkContext } from "../../../core/contract.ts";
-import { Backoff, sleep } from "../../../core/backoff.ts";
-import { ALL, toEnvelope, type Update } from "../../../core/types.ts";
+import { BehindRetentionError, type SinkContext } from "../../../sdk/contract.ts";
+import { Backoff, sleep } from "../../../protocol/retry.ts";
+import { ALL } from "../../../protocol/streams.ts";
+import { toEnvelope, type Update } from "../../../sdk/model.ts";
 import { aborted, type Connection } from "./connection.ts";
-import type { Subjects } from "../../../core/subjects.ts";
+import type { Subjects } from "../../../protocol/subjects.ts";
 
 const MSG_ID_HEADER = "Nats-Msg-Id";
 

@@ -4,12 +4,14 @@
  * error reply and is counted, a failure while answering ends that reply with an error.
  */
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
-import { BehindRetentionError, type CommittedLog } from "../../../core/contract.ts";
-import type { Logger } from "../../../core/logger.ts";
-import type { Counter } from "../../../core/metrics.ts";
-import { ALL, toEnvelope, type CurrentObject, type Envelope } from "../../../core/types.ts";
+import { BehindRetentionError, type CommittedLog } from "../../../sdk/contract.ts";
+import type { Logger } from "../../../sdk/telemetry.ts";
+import type { Counter } from "../../../sdk/telemetry.ts";
+import { ALL } from "../../../protocol/streams.ts";
+import { toEnvelope, type CurrentObject } from "../../../sdk/model.ts";
+import { type Envelope } from "../../../protocol/envelope.ts";
 import { ChunkWriter } from "./chunks.ts";
-import { MalformedRequestError, parseReplayRequest, type ReplayRequest, type ResetReason } from "../../../core/replay-protocol.ts";
+import { MalformedRequestError, parseReplayRequest, type ReplayRequest, type ResetReason } from "../../../protocol/replay.ts";
 
 export interface ResponderOptions {
   nc: NatsConnection;

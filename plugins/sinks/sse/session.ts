@@ -4,8 +4,9 @@
  * holds more than its bound); live updates do not wait for it: a subscriber whose buffer
  * is full when a batch arrives is closed with an OVERFLOW event naming where to resume.
  */
-import { BehindRetentionError, type CommittedLog } from "../../../core/contract.ts";
-import { readObjects, type Position } from "../../../core/http-api.ts";
+import { BehindRetentionError, type CommittedLog } from "../../../sdk/contract.ts";
+import { readObjects } from "../../../sdk/http.ts";
+import { type Position } from "../../../protocol/position.ts";
 import type { SseChannel } from "./channel.ts";
 import { overflowEvent, resetEvent, snapshotEvents, syncedEvent, type Filter, type UpdateEvents } from "./wire.ts";
 

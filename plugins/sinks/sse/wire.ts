@@ -13,8 +13,8 @@
  * - OVERFLOW (the last event to a subscriber too slow to keep up): `<epoch>:<version>` of
  *   the last update it was sent, where its reconnect picks up.
  */
-import { formatPosition } from "../../../core/http-api.ts";
-import { toEnvelope, type CurrentObject, type Update } from "../../../core/types.ts";
+import { formatPosition } from "../../../protocol/position.ts";
+import { toEnvelope, type CurrentObject, type Update } from "../../../sdk/model.ts";
 
 export interface Filter {
   kinds?: Set<string>;

@@ -4,15 +4,12 @@
  * with jitter; any other 4xx follows `on4xx` (retry, or skip and count). Retries go on
  * forever unless `maxRetries` says otherwise.
  */
-import { Backoff, sleep } from "../../../core/backoff.ts";
-import type { Logger } from "../../../core/logger.ts";
-import type { Metrics } from "../../../core/metrics.ts";
+import { Backoff, parseRetryAfter, sleep } from "../../../protocol/retry.ts";
+import type { Logger } from "../../../sdk/telemetry.ts";
+import type { Metrics } from "../../../sdk/telemetry.ts";
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, sign } from "./sign.ts";
 
 export const ID_HEADER = "X-Kubemeta-Id";
-
-/** Longest Retry-After honoured, so a receiver cannot park the sink for days. */
-const MAX_RETRY_AFTER_MS = 3_600_000;
 
 export interface DeliveryOptions {
   sink: string;
@@ -124,18 +121,10 @@ export function createDelivery(options: DeliveryOptions): Delivery {
 function classify(response: Response, detail: string): Attempt {
   const { status } = response;
   if (status >= 200 && status < 300) return { ok: true };
-  if (status === 429) return { ok: false, reason: "status_429", status, detail, retryAfterMs: retryAfter(response.headers.get("retry-after")) };
+  if (status === 429) return { ok: false, reason: "status_429", status, detail, retryAfterMs: parseRetryAfter(response.headers.get("retry-after")) };
   if (status >= 500) return { ok: false, reason: "status_5xx", status, detail };
   // 408 is the receiver timing out: an outage, not a verdict on the batch, so it is retried like a 5xx.
   if (status === 408) return { ok: false, reason: "status_408", status, detail };
   if (status >= 400) return { ok: false, reason: "status_4xx", status, detail };
   return { ok: false, reason: "status_3xx", status, detail };
-}
-
-/** Retry-After as delay-seconds or an HTTP date (RFC 9110 §10.2.3), in ms; undefined when absent or unreadable. */
-export function retryAfter(value: string | null, now = Date.now()): number | undefined {
-  if (!value) return undefined;
-  const ms = /^\d+$/.test(value.trim()) ? Number(value.trim()) * 1000 : Date.parse(value) - now;
-  if (!Number.isFinite(ms)) return undefined;
-  return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
 }

@@ -3,7 +3,7 @@
  * so that a crash loop (every reflector failing and retrying at once) can never send
  * the API server more than `qps` requests per second after the first `burst`.
  */
-import { sleep } from "../../../core/backoff.ts";
+import { sleep } from "../../../protocol/retry.ts";
 
 export interface RequestBudget {
   /** Resolves when the caller may send one request (or early, when the signal aborts). */

@@ -3,10 +3,10 @@
  * item is parsed, handed to the core and dropped. Its only state is the
  * resourceVersion to resume from.
  */
-import type { ChangeSink } from "../../../core/contract.ts";
-import type { Logger } from "../../../core/logger.ts";
-import type { KubeObject } from "../../../core/types.ts";
-import { Backoff, sleep } from "../../../core/backoff.ts";
+import type { ChangeSink } from "../../../sdk/contract.ts";
+import type { Logger } from "../../../sdk/telemetry.ts";
+import type { KubeObject } from "../../../sdk/model.ts";
+import { Backoff, sleep } from "../../../protocol/retry.ts";
 import { ApiError, InactivityError, unlessStopped, type Requester } from "./request.ts";
 import { apiVersionOf, collectionPath, selectorParams, type ResourceType, type Scope } from "./resources.ts";
 import type { SourceMetrics } from "./telemetry.ts";

@@ -3,7 +3,8 @@
  * when no byte arrives for the inactivity timeout (half-open connections), counted,
  * and turned into an `ApiError` when the server answers with a Status.
  */
-import type { Logger } from "../../../core/logger.ts";
+import { parseRetryAfter } from "../../../protocol/retry.ts";
+import type { Logger } from "../../../sdk/telemetry.ts";
 import type { RequestBudget } from "./budget.ts";
 import type { SourceMetrics } from "./telemetry.ts";
 import type { KubeTransport } from "./transport.ts";
@@ -50,18 +51,14 @@ export interface KubeStatus {
 
 export function statusError(status: KubeStatus, httpStatus: number, retryAfterHeader?: string | null): ApiError {
   const code = typeof status.code === "number" && status.code > 0 ? status.code : httpStatus;
-  const retryAfterSeconds = retryAfterHeader ? parseRetryAfter(retryAfterHeader) : status.details?.retryAfterSeconds;
-  const retryAfterMs = retryAfterSeconds === undefined ? undefined : retryAfterSeconds * 1000;
+  const fromStatus = status.details?.retryAfterSeconds;
+  const retryAfterMs = retryAfterHeader
+    ? parseRetryAfter(retryAfterHeader)
+    : typeof fromStatus === "number"
+      ? parseRetryAfter(String(Math.ceil(fromStatus)))
+      : undefined;
   const causes = (status.details?.causes ?? []).flatMap((cause) => (cause.reason ? [cause.reason] : []));
   return new ApiError(code, status.reason ?? "Unknown", status.message ?? "", retryAfterMs, causes);
-}
-
-/** Seconds, or an HTTP date (both are valid Retry-After values). */
-function parseRetryAfter(value: string): number | undefined {
-  const seconds = Number(value);
-  if (Number.isFinite(seconds) && seconds >= 0) return seconds;
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, (date - Date.now()) / 1000);
 }
 
 export interface StreamHandlers {

@@ -1,5 +1,5 @@
 /** The source's Prometheus series. */
-import type { Counter, Metrics } from "../../../core/metrics.ts";
+import type { Counter, Metrics } from "../../../sdk/telemetry.ts";
 
 export interface SourceMetrics {
   /** `{verb, resource, code}`: code is the HTTP status, or `error` when no response came. */

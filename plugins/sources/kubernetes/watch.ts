@@ -4,8 +4,9 @@
  * same request first carries the initial state, inside a relist that the
  * initial-events-end BOOKMARK closes.
  */
-import type { ChangeSink, Relist } from "../../../core/contract.ts";
-import type { ChangeType, KubeObject } from "../../../core/types.ts";
+import type { ChangeSink, Relist } from "../../../sdk/contract.ts";
+import type { ChangeType } from "../../../protocol/envelope.ts";
+import type { KubeObject } from "../../../sdk/model.ts";
 import { LineSplitter } from "./lines.ts";
 import { statusError, unlessStopped, type KubeStatus, type Requester } from "./request.ts";
 import { apiVersionOf, type ResourceType } from "./resources.ts";

@@ -10,7 +10,7 @@
  * store holds its commits back (awaiting, so the event loop stays free).
  */
 import { statSync } from "node:fs";
-import type { Logger } from "../../../core/logger.ts";
+import type { Logger } from "../../../sdk/telemetry.ts";
 
 /** How often the worker checkpoints: small WAL increments measured faster than 200 ms or 1 s (churn 7.1k vs 5.4k vs 4.8k/s). */
 const CHECKPOINT_INTERVAL_MS = 50;

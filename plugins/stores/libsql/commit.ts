@@ -10,8 +10,8 @@
  * bound: extracting their objects from JSON costs more than compiling their rows.
  */
 import type { InStatement, InValue } from "@libsql/client";
-import type { CommitBatch } from "../../../core/contract.ts";
-import type { Update } from "../../../core/types.ts";
+import type { CommitBatch } from "../../../sdk/contract.ts";
+import type { Update } from "../../../sdk/model.ts";
 
 /** Rows per statement: each is one group, so this bounds how long a commit blocks between yields (~10 ms here). */
 const ROWS_PER_STATEMENT = 250;

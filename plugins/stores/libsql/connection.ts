@@ -16,7 +16,7 @@
 import { createClient, type Client } from "@libsql/client";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import type { Logger } from "../../../core/logger.ts";
+import type { Logger } from "../../../sdk/telemetry.ts";
 import { startCheckpointer } from "./checkpointer.ts";
 
 /** How long a statement waits for another process's lock before failing with SQLITE_BUSY. */

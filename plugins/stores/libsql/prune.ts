@@ -7,7 +7,7 @@
  */
 import { yieldToEventLoop } from "./connection.ts";
 import type { Client } from "@libsql/client";
-import type { RetentionPolicy } from "../../../core/contract.ts";
+import type { RetentionPolicy } from "../../../sdk/contract.ts";
 
 /** Updates looked at per statement: each also removes scattered entries of the stream index, so keep it small. */
 const PRUNE_CHUNK = 2_000;

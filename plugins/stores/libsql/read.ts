@@ -6,8 +6,9 @@
  */
 import { yieldToEventLoop } from "./connection.ts";
 import type { Client, InStatement, InValue, ResultSet } from "@libsql/client";
-import type { ObjectDigest, ObjectQuery, StoreState, UpdateQuery } from "../../../core/contract.ts";
-import { ALL, type CurrentObject, type Update } from "../../../core/types.ts";
+import type { ObjectDigest, ObjectQuery, StoreState, UpdateQuery } from "../../../sdk/contract.ts";
+import { ALL } from "../../../protocol/streams.ts";
+import { type CurrentObject, type Update } from "../../../sdk/model.ts";
 
 interface Executor {
   execute(statement: InStatement): Promise<ResultSet>;

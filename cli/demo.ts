@@ -1,0 +1,109 @@
+/**
+ * `bun run main.ts --demo`: the whole flow on a machine without a cluster. A simulated
+ * API server (the one the tests use: a realistic population and a steady churn of pod
+ * changes) is watched by the kubernetes source through a kubeconfig written for it,
+ * exactly as a real cluster would be; updates go to a libSQL store in a data directory
+ * and out over HTTP, and the commands to watch them are printed.
+ */
+import { mkdir, rm } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { resolveConfig } from "../host/config.ts";
+import { startHost, type Host } from "../host/host.ts";
+import { createLogger } from "../host/logger.ts";
+import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
+import { populate, startChurn } from "../simulator/population.ts";
+import { builtins } from "../plugins/index.ts";
+
+export interface DemoOptions {
+  /** HTTP port of kubemeta; 0 picks a free one. */
+  port: number;
+  /** Where the store and the simulated cluster's kubeconfig live. */
+  dataDir: string;
+  nodes?: number;
+  podsPerNode?: number;
+  changesPerSecond?: number;
+  /** Where the instructions go (stdout by default). */
+  print?: (text: string) => void;
+}
+
+export interface Demo {
+  host: Host;
+  /** kubemeta's base URL. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+const SYNC_TIMEOUT_MS = 60_000;
+
+export async function startDemo(options: DemoOptions): Promise<Demo> {
+  const { nodes = 20, podsPerNode = 15, changesPerSecond = 3 } = options;
+  const print = options.print ?? ((text: string) => process.stdout.write(text));
+  const dataDir = resolve(options.dataDir);
+  // The simulated cluster is new on every run, so a store kept from an earlier run would describe another cluster.
+  await rm(dataDir, { recursive: true, force: true });
+  await mkdir(dataDir, { recursive: true });
+
+  // Plain HTTP: TLS would need the openssl CLI, which a fresh machine may lack.
+  const cluster: TestApiServer = await startTestApiServer({ tls: false });
+  populate(cluster, { nodes, podsPerNode, namespaces: 5 });
+  const churn = startChurn(cluster, { perSecond: changesPerSecond });
+  const kubeconfig = join(dataDir, "kubeconfig.yaml");
+  await cluster.writeKubeconfig(kubeconfig, "token");
+
+  let host: Host | undefined;
+  const stop = async () => {
+    churn.stop();
+    await host?.stop();
+    await cluster.stop();
+  };
+  try {
+    const config = await resolveConfig(
+      {
+        cluster: { name: "demo" },
+        log: { level: "warn" },
+        store: { type: "libsql", url: `file:${join(dataDir, "kubemeta.db")}` },
+        sources: [{ type: "kubernetes", kubeconfig }],
+        sinks: [{ type: "sse" }],
+        http: { address: "127.0.0.1", port: options.port },
+      },
+      { baseDir: dataDir, registry: builtins },
+    );
+    host = await startHost(config, { logger: createLogger({ level: config.logLevel }) });
+    await waitUntilReady(host);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+
+  const url = host.http.url();
+  const node = cluster.names("Node")[0]?.name ?? "<node>";
+  const pods = cluster.names("Pod").length;
+  print(`
+kubemeta demo: a simulated cluster of ${nodes} nodes and ${pods} pods (${changesPerSecond} pod changes/s) at ${cluster.url},
+watched by kubemeta at ${url}; store in ${join(dataDir, "kubemeta.db")}.
+
+  Every update: RESET, the current state as ADDED, SYNCED, then live changes:
+    curl -N '${url}/v1/watch?stream=all'
+  What the agent of one node needs (its node's stream, and the shared one):
+    curl -N '${url}/v1/watch?stream=node/${node}'
+    curl -N '${url}/v1/watch?stream=shared&kinds=Service,EndpointSlice'
+  The current state, and a replay page:
+    curl '${url}/v1/objects?kind=Pod&namespace=payments'
+    curl '${url}/v1/updates?stream=all&limit=10'
+  Metrics:
+    curl ${url}/metrics
+
+Ctrl-C stops.
+`);
+  return { host, url, stop };
+}
+
+async function waitUntilReady(host: Host): Promise<void> {
+  const deadline = Date.now() + SYNC_TIMEOUT_MS;
+  for (;;) {
+    const readiness = await host.readiness();
+    if (readiness.ready) return;
+    if (Date.now() > deadline) throw new Error(`the demo did not become ready in ${SYNC_TIMEOUT_MS / 1000}s: ${readiness.waiting.join("; ")}`);
+    await Bun.sleep(50);
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * The committed log that sinks read. The newest updates stay in a bounded in-memory tail,
+ * so live readers never touch the store; a reader further behind reads the store, through
+ * the same call. Only committed updates ever enter the tail.
+ */
+import {
+  BehindRetentionError,
+  type CommittedLog,
+  type FollowOptions,
+  type ObjectQuery,
+  type Store,
+  type UpdateQuery,
+} from "../sdk/contract.ts";
+import type { Logger } from "../sdk/telemetry.ts";
+import type { Metrics } from "../sdk/telemetry.ts";
+import { ALL } from "../protocol/streams.ts";
+import { inStream, type Update } from "../sdk/model.ts";
+
+export interface LogOptions {
+  store: Store;
+  epoch: string;
+  head: number;
+  oldest: number;
+  logger: Logger;
+  metrics: Metrics;
+  /** Updates kept in memory for live readers (default 10,000; older reads go to the store). */
+  tailSize?: number;
+}
+
+export interface HostLog extends CommittedLog {
+  /** Adds a committed batch (contiguous, in version order) and wakes followers. */
+  append(updates: Update[]): void;
+  /** Records what retention left in the store. */
+  setOldest(oldest: number): void;
+}
+
+interface Scan {
+  updates: Update[];
+  /** Every version up to this one has been looked at. */
+  through: number;
+}
+
+export function createLog(options: LogOptions): HostLog {
+  const { store, epoch } = options;
+  const tailSize = options.tailSize ?? 10_000;
+  let tail: Update[] = [];
+  let head = options.head;
+  let oldest = options.oldest;
+  let wake: { promise: Promise<void>; resolve: () => void } = Promise.withResolvers<void>();
+  const resets = options.metrics.counter("kubemeta_reader_resets_total", "Readers whose position fell behind retention, by stream.");
+
+  function checkRetained(stream: string, after: number): void {
+    if (after >= oldest - 1) return;
+    resets.inc({ stream });
+    options.logger.warn("reader is behind retention; it gets a reset", { stream, after, oldest });
+    throw new BehindRetentionError(after, oldest);
+  }
+
+  function tailIndex(version: number): number {
+    const first = tail[0];
+    return first ? version - first.version : -1;
+  }
+
+  async function scan(query: UpdateQuery): Promise<Scan> {
+    const { stream, after, limit } = query;
+    checkRetained(stream, after);
+    const upTo = Math.min(query.to ?? head, head);
+    if (after >= upTo) return { updates: [], through: Math.max(after, upTo) };
+    const start = tailIndex(after + 1);
+    if (start >= 0) {
+      const updates: Update[] = [];
+      let i = start;
+      for (; i < tail.length && updates.length < limit; i++) {
+        const update = tail[i]!;
+        if (update.version > upTo) break;
+        if (inStream(update, stream)) updates.push(update);
+      }
+      return { updates, through: tail[i - 1]?.version ?? after };
+    }
+    const updates = await store.readUpdates({ stream, after, to: upTo, limit });
+    const through = updates.length < limit ? upTo : updates[updates.length - 1]!.version;
+    checkRetained(stream, after);
+    await checkStoreHeld(stream, after, updates);
+    return { updates, through };
+  }
+
+  /**
+   * The store hides pruned updates chunk by chunk while `oldest` moves only once the
+   * whole prune is over (setOldest): a read in between would skip them unnoticed. The
+   * log is gap-free, so version `after + 1` is missing only if it was pruned.
+   */
+  async function checkStoreHeld(stream: string, after: number, read: Update[]): Promise<void> {
+    const next = stream === ALL ? read[0] : (await store.readUpdates({ stream: ALL, after, to: after + 1, limit: 1 }))[0];
+    if (next?.version === after + 1) return;
+    const [first] = await store.readUpdates({ stream: ALL, after, limit: 1 });
+    moveOldest(Math.max(oldest, first?.version ?? head + 1));
+    checkRetained(stream, after);
+  }
+
+  function moveOldest(value: number): void {
+    oldest = value;
+    const cut = tailIndex(value);
+    if (cut > 0) tail = tail.slice(cut);
+  }
+
+  function waitForCommit(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      signal.addEventListener("abort", done, { once: true });
+      wake.promise.then(done);
+    });
+  }
+
+  return {
+    epoch,
+    head: () => head,
+    oldest: () => oldest,
+    async read(query) {
+      return (await scan(query)).updates;
+    },
+    async *follow({ stream, after, batchSize = 500, signal }: FollowOptions) {
+      let position = after;
+      while (!signal.aborted) {
+        const { updates, through } = await scan({ stream, after: position, limit: batchSize });
+        position = through;
+        if (updates.length > 0) yield updates;
+        else if (position >= head) await waitForCommit(signal);
+      }
+    },
+    snapshot: (query: ObjectQuery) => store.snapshot(query),
+    append(updates) {
+      if (updates.length === 0) return;
+      tail.push(...updates);
+      if (tail.length > tailSize * 1.5) tail = tail.slice(tail.length - tailSize);
+      head = updates[updates.length - 1]!.version;
+      const woken = wake;
+      wake = Promise.withResolvers<void>();
+      woken.resolve();
+    },
+    setOldest: moveOldest,
+  };
+}

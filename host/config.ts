@@ -1,0 +1,191 @@
+/**
+ * The one declarative config: read (YAML or JSON), `${ENV}` interpolated, validated
+ * against the host schema and each plugin's own schema before anything starts. Every
+ * error names its path, e.g. `sinks[1].url`.
+ */
+import * as v from "valibot";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import type { AnyDeclaration, PluginRegistry, RetentionPolicy, SinkDeclaration, SourceDeclaration, StoreDeclaration } from "../sdk/contract.ts";
+import { LOG_LEVELS } from "./logger.ts";
+import { duration } from "../sdk/schema.ts";
+import { httpSchema, type HttpConfig } from "./http-config.ts";
+
+export interface ConfigIssue {
+  path: string;
+  message: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly issues: ConfigIssue[]) {
+    super(issues.map((i) => `${i.path || "(root)"}: ${i.message}`).join("\n"));
+    this.name = "ConfigError";
+  }
+}
+
+/** Keys the host reads from every plugin entry; the rest goes to the plugin's schema. */
+const pluginEntry = v.looseObject({
+  type: v.pipe(v.string(), v.minLength(1, "names a built-in type or a path to a plugin module")),
+  name: v.optional(v.pipe(v.string(), v.regex(/^[a-zA-Z0-9_.-]+$/, "letters, digits, '_', '.', '-' only"))),
+});
+
+type PluginEntry = v.InferOutput<typeof pluginEntry>;
+
+const retentionSchema = v.strictObject({
+  /** Updates older than this are pruned ("0" keeps them by age). */
+  maxAge: v.optional(duration, "24h"),
+  /** At most this many updates are kept (0: no count limit). */
+  maxUpdates: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 1_000_000),
+  /** How often retention runs. */
+  interval: v.optional(v.pipe(duration, v.minValue(1, "must be more than 0 (retention cannot be turned off; use maxAge and maxUpdates)")), "1m"),
+});
+
+export const hostSchema = v.strictObject({
+  cluster: v.optional(v.strictObject({ name: v.optional(v.pipe(v.string(), v.minLength(1)), "default") }), {}),
+  log: v.optional(v.strictObject({ level: v.optional(v.picklist(LOG_LEVELS), "info") }), {}),
+  store: v.optional(v.looseObject({ ...pluginEntry.entries, retention: v.optional(retentionSchema, {}) }), { type: "libsql" }),
+  sources: v.optional(v.array(pluginEntry), []),
+  sinks: v.optional(v.array(pluginEntry), []),
+  http: v.optional(httpSchema, {}),
+});
+
+export interface Resolved<D extends AnyDeclaration> {
+  declaration: D;
+  name: string;
+  config: unknown;
+}
+
+export interface Config {
+  cluster: string;
+  logLevel: (typeof LOG_LEVELS)[number];
+  store: Resolved<StoreDeclaration> & { retention: RetentionPolicy; pruneIntervalMs: number };
+  sources: Resolved<SourceDeclaration>[];
+  sinks: Resolved<SinkDeclaration>[];
+  http: HttpConfig;
+}
+
+/** Reads, interpolates and validates a config file. Throws ConfigError. */
+export async function loadConfig(path: string, options: { registry: PluginRegistry; env?: Record<string, string | undefined> }): Promise<Config> {
+  const file = Bun.file(path);
+  if (!(await file.exists())) throw new ConfigError([{ path: "", message: `config file not found: ${path}` }]);
+  const text = await file.text();
+  let raw: unknown;
+  try {
+    raw = path.endsWith(".json") ? JSON.parse(text) : Bun.YAML.parse(text);
+  } catch (error) {
+    throw new ConfigError([{ path: "", message: `cannot parse ${path}: ${(error as Error).message}` }]);
+  }
+  return resolveConfig(raw ?? {}, { ...options, baseDir: dirname(resolve(path)) });
+}
+
+export interface ResolveOptions {
+  /** Plugin module paths are relative to it. */
+  baseDir: string;
+  /** The built-in plugins a `type` may name (main.ts hands in plugins/index.ts). */
+  registry: PluginRegistry;
+  env?: Record<string, string | undefined>;
+}
+
+/** Validates an already parsed config. */
+export async function resolveConfig(raw: unknown, options: ResolveOptions): Promise<Config> {
+  const issues: ConfigIssue[] = [];
+  const interpolated = interpolate(raw, options.env ?? process.env, "", issues);
+  const host = v.safeParse(hostSchema, interpolated);
+  if (!host.success) throw new ConfigError([...issues, ...host.issues.map((i) => toIssue("", i))]);
+  const { cluster, log, store, sources, sinks, http } = host.output;
+
+  const resolveEntry = async <D extends AnyDeclaration>(kind: D["kind"], path: string, entry: PluginEntry) => {
+    const { type, name, ...rest } = entry;
+    const declaration = await findDeclaration(kind, type, options, path, issues);
+    if (!declaration) return undefined;
+    const parsed = v.safeParse(declaration.schema, rest);
+    if (!parsed.success) {
+      issues.push(...parsed.issues.map((i) => toIssue(path, i)));
+      return undefined;
+    }
+    return { declaration: declaration as D, name: name ?? declaration.type, config: parsed.output };
+  };
+
+  const { retention: storeRetention, ...storeEntry } = store;
+  const storeResolved = await resolveEntry<StoreDeclaration>("store", "store", storeEntry);
+  const sourcesResolved = await Promise.all(sources.map((e, i) => resolveEntry<SourceDeclaration>("source", `sources[${i}]`, e)));
+  const sinksResolved = await Promise.all(sinks.map((e, i) => resolveEntry<SinkDeclaration>("sink", `sinks[${i}]`, e)));
+  checkUniqueNames("sources", sourcesResolved, issues);
+  checkUniqueNames("sinks", sinksResolved, issues);
+  if (issues.length > 0 || !storeResolved) throw new ConfigError(issues);
+
+  return {
+    cluster: cluster.name,
+    logLevel: log.level,
+    store: {
+      ...storeResolved,
+      retention: { maxAgeMs: storeRetention.maxAge, maxUpdates: storeRetention.maxUpdates },
+      pruneIntervalMs: storeRetention.interval,
+    },
+    sources: sourcesResolved.filter((r) => r !== undefined),
+    sinks: sinksResolved.filter((r) => r !== undefined),
+    http,
+  };
+}
+
+function toIssue(prefix: string, issue: v.BaseIssue<unknown>): ConfigIssue {
+  let path = prefix;
+  for (const item of issue.path ?? []) {
+    const key = (item as { key: unknown }).key;
+    path += typeof key === "number" ? `[${key}]` : path ? `.${String(key)}` : String(key);
+  }
+  return { path, message: issue.message };
+}
+
+function checkUniqueNames(section: string, entries: ({ name: string } | undefined)[], issues: ConfigIssue[]) {
+  const seen = new Set<string>();
+  entries.forEach((entry, i) => {
+    if (!entry) return;
+    if (seen.has(entry.name)) issues.push({ path: `${section}[${i}].name`, message: `"${entry.name}" is used twice; give each entry its own name` });
+    seen.add(entry.name);
+  });
+}
+
+/** A `type` with a slash or a file extension is a module path; anything else a built-in. */
+async function findDeclaration(kind: AnyDeclaration["kind"], type: string, { baseDir, registry }: ResolveOptions, path: string, issues: ConfigIssue[]) {
+  const isPath = type.includes("/") || /\.(ts|js|mjs)$/.test(type);
+  if (!isPath) {
+    const found = registry[kind].find((d) => d.type === type);
+    if (!found) {
+      const known = registry[kind].map((d) => d.type).join(", ");
+      issues.push({ path: `${path}.type`, message: `unknown ${kind} type "${type}" (built-in: ${known}; or a path to a plugin module)` });
+    }
+    return found;
+  }
+  const file = isAbsolute(type) ? type : resolve(baseDir, type);
+  let declaration: unknown;
+  try {
+    declaration = (await import(pathToFileURL(file).href)).default;
+  } catch (error) {
+    issues.push({ path: `${path}.type`, message: `cannot load plugin module ${file}: ${(error as Error).message}` });
+    return undefined;
+  }
+  const d = declaration as Partial<AnyDeclaration> | undefined;
+  if (!d || d.kind !== kind || typeof d.type !== "string" || typeof d.create !== "function" || !d.schema) {
+    issues.push({ path: `${path}.type`, message: `${file} must default-export a ${kind} declaration (define${kind[0]!.toUpperCase()}${kind.slice(1)}({ type, schema, create }))` });
+    return undefined;
+  }
+  return d as AnyDeclaration;
+}
+
+/** Replaces `${NAME}` in every string with the environment's value; `$${` stands for a literal `${`. */
+function interpolate(value: unknown, env: Record<string, string | undefined>, path: string, issues: ConfigIssue[]): unknown {
+  if (typeof value === "string") {
+    return value.replace(/\$(\$?)\{([^}]*)\}/g, (match, escaped: string, name: string) => {
+      if (escaped) return match.slice(1);
+      const found = env[name];
+      if (found === undefined) issues.push({ path, message: `environment variable ${name} is not set` });
+      return found ?? "";
+    });
+  }
+  if (Array.isArray(value)) return value.map((item, i) => interpolate(item, env, `${path}[${i}]`, issues));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, item]) => [k, interpolate(item, env, path ? `${path}.${k}` : k, issues)]));
+  }
+  return value;
+}

@@ -1,0 +1,105 @@
+/**
+ * The one HTTP listener (Hono on Bun.serve). The host mounts health, readiness and
+ * metrics; plugins mount their routes on `app` before `start`. CORS, then bearer-token
+ * auth, guard /v1 and /metrics; /healthz and /readyz stay open for probes.
+ */
+import { Hono, type MiddlewareHandler } from "hono";
+import { cors } from "hono/cors";
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { HttpConfig } from "./http-config.ts";
+import type { Logger } from "../sdk/telemetry.ts";
+import type { Metrics } from "../sdk/telemetry.ts";
+
+export interface Readiness {
+  ready: boolean;
+  /** Why it is not ready, for people reading /readyz. */
+  waiting: string[];
+}
+
+export interface HttpServerOptions {
+  config: HttpConfig;
+  logger: Logger;
+  metrics: Metrics;
+  readiness(): Promise<Readiness>;
+}
+
+export interface HttpServer {
+  app: Hono;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** The listening URL (after start), e.g. http://127.0.0.1:8080. */
+  url(): string;
+}
+
+const GUARDED_PATHS = ["/v1", "/v1/*", "/metrics"];
+
+export function createHttpServer(options: HttpServerOptions): HttpServer {
+  const { config, logger, metrics } = options;
+  const app = new Hono();
+  let server: ReturnType<typeof Bun.serve> | undefined;
+
+  app.onError((error, c) => {
+    logger.error("http handler failed", { path: c.req.path, error });
+    return c.json({ error: "internal error" }, 500);
+  });
+  app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
+  if (config.corsOrigins.length > 0) {
+    const origin = config.corsOrigins.includes("*") ? "*" : config.corsOrigins;
+    // Last-Event-ID is what a reconnecting EventSource sends; Authorization is for fetch-based clients.
+    app.use("*", cors({ origin, allowMethods: ["GET", "HEAD", "OPTIONS"], allowHeaders: ["Authorization", "Last-Event-ID"], maxAge: 600 }));
+  }
+  if (config.tokens.length > 0) {
+    const guard = bearerAuth(config.tokens);
+    for (const path of GUARDED_PATHS) app.use(path, guard);
+  }
+
+  app.get("/healthz", (c) => c.text("ok\n"));
+  app.get("/readyz", async (c) => {
+    const readiness = await options.readiness();
+    return c.json(readiness, readiness.ready ? 200 : 503);
+  });
+  app.get("/metrics", (c) => c.text(metrics.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
+
+  return {
+    app,
+    async start() {
+      if (server) return;
+      server = Bun.serve({
+        hostname: config.address,
+        port: config.port,
+        idleTimeout: config.idleTimeout,
+        tls: config.tls && { cert: Bun.file(config.tls.cert), key: Bun.file(config.tls.key) },
+        fetch: app.fetch,
+      });
+      logger.info("http listening", { url: server.url.href, tls: Boolean(config.tls), auth: config.tokens.length > 0 });
+    },
+    async stop() {
+      const running = server;
+      server = undefined;
+      await running?.stop(true);
+    },
+    url() {
+      if (!server) throw new Error("http server is not started");
+      return server.url.href.replace(/\/$/, "");
+    },
+  };
+}
+
+/**
+ * Accepts `Authorization: Bearer <token>`, or `?access_token=<token>` (RFC 6750 §2.3)
+ * because a browser's EventSource cannot set headers. Compares digests in constant time.
+ */
+function bearerAuth(tokens: string[]): MiddlewareHandler {
+  const digest = (token: string) => createHash("sha256").update(token).digest();
+  const accepted = tokens.map(digest);
+  return async (c, next) => {
+    const header = c.req.header("authorization");
+    const presented = header ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : c.req.query("access_token");
+    if (presented !== undefined) {
+      const candidate = digest(presented);
+      if (accepted.some((token) => timingSafeEqual(token, candidate))) return next();
+    }
+    c.header("WWW-Authenticate", 'Bearer realm="kubemeta"');
+    return c.json({ error: presented === undefined ? "missing bearer token" : "invalid bearer token" }, 401);
+  };
+}

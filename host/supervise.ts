@@ -1,0 +1,113 @@
+/**
+ * Isolation for plugins: one plugin's failure is logged, counted and retried, and never
+ * crashes the host or holds up anything but itself.
+ *
+ * - A start that throws is retried with backoff in the background; a start or stop that
+ *   hangs is given up on after a deadline.
+ * - A sink's delivery is isolated by `consume` (core/consume.ts): a batch that fails is
+ *   retried, one held too long is reported, and each sink reads the log on its own.
+ * - `guardProcess` keeps an exception thrown from a plugin's timer from ending the process.
+ */
+import type { Lifecycle } from "../sdk/contract.ts";
+import { Backoff, sleep } from "../protocol/retry.ts";
+import type { Logger } from "../sdk/telemetry.ts";
+import type { Metrics } from "../sdk/telemetry.ts";
+
+export interface SuperviseOptions {
+  name: string;
+  kind: "source" | "sink";
+  logger: Logger;
+  metrics: Metrics;
+  /** How long start or stop may take before the host moves on (default 10 s). */
+  deadlineMs?: number;
+}
+
+const TIMED_OUT = Symbol("timed out");
+
+function withDeadline<T>(work: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  let timer: Timer | undefined;
+  const deadline = new Promise<typeof TIMED_OUT>((resolve) => (timer = setTimeout(resolve, ms, TIMED_OUT)));
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Supervises a plugin's lifecycle. `start` retries the plugin's start with backoff until
+ * it works, in the background, and returns once the first attempt is over or the deadline
+ * passed: a plugin that cannot start, or is slow to, holds up neither the host nor the
+ * other plugins. `stop` is bounded by the deadline too. Failures and hangs are logged and
+ * counted (`kubemeta_plugin_failures_total{plugin, kind, phase="start"|"stop"}`), never thrown.
+ */
+export function supervise(inner: Lifecycle, options: SuperviseOptions): Lifecycle {
+  const { name, kind, logger } = options;
+  const deadlineMs = options.deadlineMs ?? 10_000;
+  const failures = options.metrics.counter("kubemeta_plugin_failures_total", "Plugin failures, by plugin, kind and phase (start, stop).");
+  const stopped = new AbortController();
+  let starting: Promise<void> | undefined;
+
+  function startUntilItWorks(): Promise<void> {
+    const firstAttempt = Promise.withResolvers<void>();
+    void (async () => {
+      const backoff = new Backoff({ initialMs: 500, maxMs: 60_000 });
+      while (!stopped.signal.aborted) {
+        try {
+          await inner.start();
+          break;
+        } catch (error) {
+          failures.inc({ plugin: name, kind, phase: "start" });
+          const delay = backoff.next();
+          logger.error(`${kind} failed to start; retrying`, { error, retryInMs: delay });
+          firstAttempt.resolve();
+          await sleep(delay, stopped.signal);
+        }
+      }
+      firstAttempt.resolve();
+    })();
+    return firstAttempt.promise;
+  }
+
+  return {
+    async start() {
+      starting ??= startUntilItWorks();
+      if ((await withDeadline(starting, deadlineMs)) === TIMED_OUT) {
+        logger.warn(`${kind} is slow to start; going on without waiting`, { deadlineMs });
+      }
+    },
+    async stop() {
+      stopped.abort();
+      try {
+        // A synchronous throw counts as a failure to stop too.
+        if ((await withDeadline((async () => inner.stop())(), deadlineMs)) === TIMED_OUT) {
+          failures.inc({ plugin: name, kind, phase: "stop" });
+          logger.error(`${kind} did not stop in time; abandoning it`, { deadlineMs });
+        }
+      } catch (error) {
+        failures.inc({ plugin: name, kind, phase: "stop" });
+        logger.error(`${kind} failed to stop`, { error });
+      }
+    },
+  };
+}
+
+/**
+ * Logs and counts what escapes every plugin's handlers instead of letting it end the
+ * process: under Bun an exception thrown from a timer callback exits the process, and an
+ * unhandled rejection makes it exit non-zero later. For the server process only (main.ts):
+ * in tests it would hide failures. Returns a function that removes the guard.
+ */
+export function guardProcess(logger: Logger, metrics: Metrics): () => void {
+  const escaped = metrics.counter("kubemeta_unhandled_errors_total", "Errors no handler caught (logged, then ignored), by type.");
+  const onException = (error: unknown) => {
+    escaped.inc({ type: "exception" });
+    logger.error("uncaught exception; kubemeta keeps running", { error });
+  };
+  const onRejection = (error: unknown) => {
+    escaped.inc({ type: "rejection" });
+    logger.error("unhandled promise rejection; kubemeta keeps running", { error });
+  };
+  process.on("uncaughtException", onException);
+  process.on("unhandledRejection", onRejection);
+  return () => {
+    process.off("uncaughtException", onException);
+    process.off("unhandledRejection", onRejection);
+  };
+}

@@ -1,0 +1,87 @@
+/**
+ * The replay protocol on `<prefix>.replay` (NATS request/reply), as consumers see it.
+ *
+ * Request (JSON): `{"stream": "node/<name>" | "shared" | "all", "from"?: "<epoch>:<version>", "to"?: <version>}`
+ * - `from` is the requester's position: the last version of the stream it holds (exclusive).
+ *   Absent or null: it holds nothing, and gets a reset. Unknown keys are ignored.
+ * - `to` (inclusive) bounds the replay, e.g. the `prev` of the message that revealed a gap;
+ *   by default the replay runs up to the head of the log at the time of the request.
+ *
+ * Reply: one or more chunks to the request's reply subject, each a JSON object
+ * `{epoch, seq, updates, reset?, oversized?, last?, through?, error?}` under the server's
+ * max_payload. `seq` counts from 0: a hole means a chunk was lost, so ask again.
+ * - Replay: `updates` are the stream's envelopes after `from`, in order, prev chain intact.
+ * - Reset (no `from`, `from` of another epoch, older than retention or ahead of the log):
+ *   chunk 0 has `reset: "<reason>"`; the requester drops its state for the stream and
+ *   takes the `updates` that follow as the stream's current state (`ADDED` envelopes,
+ *   `prev` 0, `version` that of the update that produced each object).
+ * - The final chunk has `last: true` and `through`: the requester now holds the stream up
+ *   to that version (its new position, which may be above the last envelope's version).
+ * - `oversized`: versions left out because one envelope alone exceeds max_payload.
+ * - A malformed request gets one chunk `{error, last: true}`.
+ *
+ * Gap rule for consumers: holding position `p`, a message with `version <= p` is a
+ * duplicate (drop it); one with `prev <= p` applies (`p = version`); one with `prev > p`
+ * reveals a gap: replay `from` p `to` prev. (After a reset `p` is `through`, a version of
+ * the whole log, so a stream's next `prev` may be below it: hence `<=`, not `===`.)
+ */
+import * as v from "valibot";
+import { isStreamName, STREAM_NAME_RULE } from "./streams.ts";
+import { parsePosition, type Position } from "./position.ts";
+import type { Envelope } from "./envelope.ts";
+
+export type ResetReason = "no-resume-point" | "other-epoch" | "behind-retention" | "ahead-of-log";
+
+export interface ReplayChunk {
+  epoch: string;
+  seq: number;
+  updates: Envelope[];
+  reset?: ResetReason;
+  oversized?: number[];
+  last?: true;
+  through?: number;
+  error?: string;
+}
+
+const requestSchema = v.object({
+  stream: v.pipe(v.string("stream must be a string"), v.check(isStreamName, `stream must be ${STREAM_NAME_RULE}`)),
+  from: v.optional(v.nullable(v.pipe(v.string("from must be a string"), v.check((text) => parsePosition(text) !== undefined, 'from must be "<epoch>:<version>"')))),
+  to: v.optional(v.pipe(v.number("to must be a number"), v.safeInteger("to must be an integer"), v.minValue(0, "to must be >= 0"))),
+});
+
+/** A request as a consumer sends it (JSON). */
+export interface ReplayRequestMessage {
+  stream: string;
+  /** `<epoch>:<version>` of the last update held; absent or null when nothing is held. */
+  from?: string | null;
+  to?: number;
+}
+
+/** A request as the responder reads it. */
+export interface ReplayRequest {
+  stream: string;
+  /** Undefined: the requester holds nothing. */
+  from?: Position;
+  to?: number;
+}
+
+export class MalformedRequestError extends Error {
+  override name = "MalformedRequestError";
+}
+
+/** Parses a request payload; throws MalformedRequestError saying what is wrong. */
+export function parseReplayRequest(payload: string): ReplayRequest {
+  let json: unknown;
+  try {
+    json = JSON.parse(payload);
+  } catch {
+    throw new MalformedRequestError("request is not JSON");
+  }
+  const result = v.safeParse(requestSchema, json);
+  if (!result.success) throw new MalformedRequestError(result.issues.map((i) => i.message).join("; "));
+  const { stream, from, to } = result.output;
+  const request: ReplayRequest = { stream, to };
+  if (from) request.from = parsePosition(from);
+  if (request.from && to !== undefined && to < request.from.version) throw new MalformedRequestError("to is before from");
+  return request;
+}

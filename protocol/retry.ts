@@ -1,0 +1,63 @@
+/**
+ * How every party retries, server and client alike: exponential backoff with full jitter
+ * (AWS architecture blog's "full jitter"), and a server's `Retry-After` honoured.
+ */
+
+export interface BackoffOptions {
+  initialMs?: number;
+  maxMs?: number;
+  factor?: number;
+}
+
+export class Backoff {
+  private attempt = 0;
+  private readonly initialMs: number;
+  private readonly maxMs: number;
+  private readonly factor: number;
+
+  constructor(options: BackoffOptions = {}) {
+    this.initialMs = options.initialMs ?? 200;
+    this.maxMs = options.maxMs ?? 30_000;
+    this.factor = options.factor ?? 2;
+  }
+
+  /** The next delay: random in [0, min(max, initial * factor^attempt)]. */
+  next(): number {
+    const ceiling = Math.min(this.maxMs, this.initialMs * this.factor ** this.attempt);
+    this.attempt++;
+    return Math.round(Math.random() * ceiling);
+  }
+
+  reset(): void {
+    this.attempt = 0;
+  }
+}
+
+/** Resolves after `ms`, or early (without throwing) when the signal aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** Longest Retry-After honoured, so that a server cannot park a client for days. */
+export const MAX_RETRY_AFTER_MS = 3_600_000;
+
+/**
+ * Retry-After as delay-seconds or an HTTP date (RFC 9110 §10.2.3), in ms, at most
+ * MAX_RETRY_AFTER_MS; undefined when absent or unreadable. A date in the past is 0.
+ */
+export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
+  const text = value?.trim();
+  if (!text) return undefined;
+  const ms = /^\d+$/.test(text) ? Number(text) * 1000 : Date.parse(text) - now;
+  if (!Number.isFinite(ms)) return undefined;
+  return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
+}

@@ -1,0 +1,42 @@
+/**
+ * The NATS subjects of one cluster (DESIGN.md, "NATS"): `<prefix>.all`, `<prefix>.shared`,
+ * `<prefix>.node.<token>` carry envelopes; `<prefix>.replay` answers replay requests.
+ */
+import { encodeNodeToken, isNodeName } from "./node-token.ts";
+import { ALL, NODE_PREFIX, SHARED } from "./streams.ts";
+
+/** Dot-separated tokens of letters, digits, `_` and `-`: no wildcards, no empty token. */
+export const PREFIX_PATTERN = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/;
+
+/**
+ * `kubemeta.<cluster>`, where every character of the cluster name other than a letter,
+ * digit, `_` or `-` becomes `_` (cluster `prod.eu-west-1` → `kubemeta.prod_eu-west-1`),
+ * so that the cluster stays one token whatever its name.
+ */
+export function defaultPrefix(cluster: string): string {
+  return `kubemeta.${cluster.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+}
+
+export interface Subjects {
+  readonly all: string;
+  readonly shared: string;
+  readonly replay: string;
+  /** The subject of a stream; undefined for a node stream whose name is not a legal node name. */
+  of(stream: string): string | undefined;
+}
+
+export function subjectsFor(prefix: string): Subjects {
+  const all = `${prefix}.${ALL}`;
+  const shared = `${prefix}.${SHARED}`;
+  return {
+    all,
+    shared,
+    replay: `${prefix}.replay`,
+    of(stream) {
+      if (stream === ALL) return all;
+      if (stream === SHARED) return shared;
+      const node = stream.startsWith(NODE_PREFIX) ? stream.slice(NODE_PREFIX.length) : "";
+      return isNodeName(node) ? `${prefix}.node.${encodeNodeToken(node)}` : undefined;
+    },
+  };
+}

@@ -1,0 +1,319 @@
+/**
+ * The plugin contract: what a source, a store and a sink declare, and what the host
+ * hands each of them. A plugin is one module whose default export is a declaration:
+ * its `type`, a valibot schema for its config, and `create(config, ctx)` returning
+ * `{ start, stop }`. Built-ins (plugins/) use `defineSource`, `defineStore` or
+ * `defineSink` and import from `core/` only, never from another plugin.
+ *
+ * A custom plugin lives anywhere and is named by path in the config
+ * (`type: ./plugins/my-sink.ts`, relative to the config file). It imports this file and
+ * core/consume.ts from the kubemeta it runs in: by relative path inside the repository,
+ * by absolute path elsewhere (`/app/core/…` in the container image). Its one package is
+ * valibot. examples/sink-plugin/ is a complete one, with its test.
+ *
+ * A sink writes only its output: `consume(ctx, { deliver })` (core/consume.ts) reads the
+ * log from the sink's cursor, calls `deliver` with each batch, saves the cursor after it,
+ * retries a batch whose `deliver` throws (backoff, counted), goes on after retention, keeps
+ * `kubemeta_sink_lag_versions` and reports a batch held too long. The host
+ * (core/supervise.ts) retries a start that throws with backoff and gives up on a start or
+ * stop that hangs after 10 s. Each sink reads the log on its own, so a slow or stuck sink
+ * delays nobody else.
+ *
+ * @example A sink that writes each update of a stream to stdout, at least once, in order:
+ * ```ts
+ * import * as v from "valibot";
+ * // Inside the repository; elsewhere, the absolute path of your kubemeta checkout or image.
+ * import { defineSink } from "../kubemeta/core/contract.ts";
+ * import { consume } from "../kubemeta/core/consume.ts";
+ *
+ * export default defineSink({
+ *   type: "stdout",
+ *   description: "Prints updates.",
+ *   schema: v.strictObject({ stream: v.optional(v.string(), "all") }),
+ *   create: (config, ctx) =>
+ *     consume(ctx, {
+ *       stream: config.stream,
+ *       async deliver(updates) {
+ *         for (const update of updates) console.log(JSON.stringify(update));
+ *       },
+ *     }),
+ * });
+ * ```
+ */
+import type * as v from "valibot";
+import type { Hono } from "hono";
+import type { Logger } from "./telemetry.ts";
+import type { Metrics } from "./telemetry.ts";
+import type { ChangeType } from "../protocol/envelope.ts";
+import type { CurrentObject, KubeObject, Update } from "./model.ts";
+
+/**
+ * Start and stop. Both are safe to call twice; stop is safe without start.
+ *
+ * `start` resolves once the plugin runs (a sink's loop runs in the background; do not
+ * await it there); when it throws, the host retries it with backoff. `stop` ends all
+ * the plugin started (abort your signals, clear your timers) and should await its loops,
+ * so that an error they ended on is reported.
+ */
+export interface Lifecycle {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** What every plugin receives. */
+export interface PluginContext {
+  /** The instance name from the config (defaults to the type); unique per kind. */
+  name: string;
+  /** The cluster name from the config. */
+  cluster: string;
+  /** JSON lines, already labelled with the plugin's kind and name. */
+  logger: Logger;
+  /**
+   * The one Prometheus registry (/metrics). Registering a name again returns the same
+   * metric. Label your series with `{ sink: ctx.name }` (or `source`, `store`) so two
+   * instances of one plugin stay apart.
+   */
+  metrics: Metrics;
+}
+
+// ---------------------------------------------------------------- sources
+
+/**
+ * The core, as a source sees it. Events are applied in order; the core slims them on
+ * arrival, suppresses no-op MODIFIEDs, versions and commits them in batches.
+ */
+export interface ChangeSink {
+  /** The resourceVersion last committed for `resource` (a key the source chooses), if any. */
+  resumePoint(resource: string): string | undefined;
+  /**
+   * Applies one watch or list event. Outside a relist, the object's resourceVersion
+   * becomes `resource`'s resume point, committed in the same transaction as the update.
+   * Returns a promise only when the core's queue is full: await it (backpressure).
+   */
+  apply(resource: string, type: ChangeType, object: KubeObject): void | Promise<void>;
+  /** Records a watch BOOKMARK's resourceVersion as `resource`'s resume point. */
+  bookmark(resource: string, resourceVersion: string): void | Promise<void>;
+  /**
+   * Starts a relist of `kind` for `resource`. Until `end`, apply() calls carry the
+   * listed state and do not move the resume point. `end` emits DELETED for every
+   * stored object of `kind` the relist did not contain, records `resourceVersion`
+   * as the resume point, and resolves when all of it is committed.
+   */
+  relist(resource: string, kind: string): Relist;
+  /** Resolves when everything applied so far is committed. */
+  flush(): Promise<void>;
+}
+
+export interface Relist {
+  end(resourceVersion: string): Promise<void>;
+  /** Abandons the relist (the list failed): nothing is deleted, the resume point is kept. */
+  abort(): void;
+}
+
+export interface SourceContext extends PluginContext {
+  changes: ChangeSink;
+  /** Tells the host this source has delivered its initial state (for /readyz). */
+  synced(): void;
+}
+
+export type Source = Lifecycle;
+
+// ---------------------------------------------------------------- stores
+
+/** What the store knows when it opens. */
+export interface StoreState {
+  /** Random id created with the store; a wiped store has a new one. */
+  epoch: string;
+  /** Highest committed version, 0 when empty. */
+  head: number;
+  /** Lowest version still in the log; head + 1 when the log is empty. */
+  oldest: number;
+  /** Last committed version of each stream (`shared`, `node/<name>`). */
+  streamHeads: Map<string, number>;
+  /** Committed resume points of sources, by resource key. */
+  resumePoints: Map<string, string>;
+}
+
+/** One transaction: updates in version order, contiguous from the last commit, and resume points. */
+export interface CommitBatch {
+  updates: Update[];
+  /** Content digest of each update's object, parallel to `updates` (kept with the current object). */
+  digests: number[];
+  resumePoints: Map<string, string>;
+}
+
+export interface ObjectQuery {
+  /** `all`, `shared` or `node/<name>`; omitted means all. */
+  stream?: string;
+  kind?: string;
+  namespace?: string;
+  node?: string;
+  uids?: string[];
+}
+
+/** Enough of a current object to diff against and to route a tombstone. */
+export interface ObjectDigest {
+  kind: string;
+  uid: string;
+  digest: number;
+  stream: string | null;
+}
+
+export interface UpdateQuery {
+  /** `all`, `shared` or `node/<name>`. */
+  stream: string;
+  /** Exclusive lower bound. */
+  after: number;
+  /** Inclusive upper bound, if any. */
+  to?: number;
+  limit: number;
+}
+
+export interface RetentionPolicy {
+  /** Updates older than this are pruned (ms); 0 keeps them by age. */
+  maxAgeMs: number;
+  /** At most this many updates are kept; 0 keeps them by count. */
+  maxUpdates: number;
+}
+
+export interface Store {
+  /** Opens (creating or migrating as needed) and returns what the store holds. */
+  start(): Promise<StoreState>;
+  stop(): Promise<void>;
+  commit(batch: CommitBatch): Promise<void>;
+  readUpdates(query: UpdateQuery): Promise<Update[]>;
+  /** Current objects matching the query, with the version they are consistent with. */
+  snapshot(query: ObjectQuery): Promise<{ version: number; objects: CurrentObject[] }>;
+  /** Digests of every current object (loaded once at start). */
+  digests(): Promise<ObjectDigest[]>;
+  cursor(name: string): Promise<number | undefined>;
+  saveCursor(name: string, version: number): Promise<void>;
+  /** Prunes the log; returns the new oldest version. */
+  prune(policy: RetentionPolicy): Promise<{ removed: number; oldest: number }>;
+  /** Throws when the store cannot take a write (for /readyz). */
+  checkWritable(): Promise<void>;
+}
+
+export type StoreContext = PluginContext;
+
+// ---------------------------------------------------------------- sinks
+
+/**
+ * Thrown by the log when a reader's position is older than retention or of another
+ * epoch: the updates after it are gone. A durable sink goes on after `oldest - 1`, and
+ * says so (those updates are lost to it); one that serves state can send a snapshot
+ * (`log.snapshot`). Outside the repository, test `error.name === "BehindRetentionError"`.
+ */
+export class BehindRetentionError extends Error {
+  constructor(
+    readonly after: number,
+    readonly oldest: number,
+  ) {
+    super(`position ${after} is older than retention (oldest version ${oldest})`);
+    this.name = "BehindRetentionError";
+  }
+}
+
+export interface FollowOptions {
+  stream: string;
+  /** Exclusive: the first batch starts after this version (0 for the beginning of the log). */
+  after: number;
+  /** Maximum updates per batch (default 500). */
+  batchSize?: number;
+  /**
+   * Aborting it ends the reader: the loop over `follow()` finishes at its next wait.
+   * That is how a sink stops reading. A sink that runs its own loop (not `consume`)
+   * handles its own errors: nothing restarts a loop that died.
+   */
+  signal: AbortSignal;
+}
+
+/**
+ * The committed log, as sinks read it. Live delivery and catch-up are the same call:
+ * recent updates come from memory, older ones from the store.
+ */
+export interface CommittedLog {
+  readonly epoch: string;
+  /** Highest committed version. */
+  head(): number;
+  /** Lowest version still retained. */
+  oldest(): number;
+  /** Updates of `stream` after `after` (up to `to`), at most `limit`. Throws BehindRetentionError. */
+  read(query: UpdateQuery): Promise<Update[]>;
+  /**
+   * Batches of `stream` after `after`, in version order, waiting for commits when
+   * caught up; ends when the signal aborts. Throws BehindRetentionError when the
+   * position falls behind. Batches are shared with other readers: do not modify them.
+   * To deliver exactly the `stream` a user named, follow it; to move a position past
+   * updates you filter out (so lag and cursor stay exact), follow `all` and filter
+   * with `inStream` (core/types.ts).
+   */
+  follow(options: FollowOptions): AsyncIterable<Update[]>;
+  /** The current objects of a stream and the version they are consistent with. */
+  snapshot(query: ObjectQuery): Promise<{ version: number; objects: CurrentObject[] }>;
+}
+
+export interface SinkContext extends PluginContext {
+  log: CommittedLog;
+  /**
+   * This sink's durable position in the log, kept in the store under the sink's name,
+   * so it survives restarts. Save a version once it is delivered (at least once);
+   * `load` gives undefined the first time. A wiped store has a new epoch and no cursors.
+   */
+  cursor: {
+    load(): Promise<number | undefined>;
+    save(version: number): Promise<void>;
+  };
+  /**
+   * The one shared HTTP app; mount routes under /v1 (or a path of the plugin's own)
+   * in `create`, before the listener starts. Routes stay for the life of the process,
+   * so a sink with routes handles its own errors: a fresh instance would add them again.
+   */
+  http: Hono;
+}
+
+export type Sink = Lifecycle;
+
+// ---------------------------------------------------------------- declarations
+
+export interface Declaration<K extends string, S extends v.GenericSchema, C, I> {
+  kind: K;
+  /** The `type` a config entry names. */
+  type: string;
+  /** One line for docs and `--help`. */
+  description: string;
+  /** Single source of truth for the config: defaults, validation, docs. Use v.strictObject. */
+  schema: S;
+  /**
+   * A config that validates, for docs and the contract test (defaults to `{}`).
+   * tests/contract.test.ts checks it and the lifecycle of every built-in.
+   */
+  example?: v.InferInput<S>;
+  /**
+   * Makes an instance: no I/O here, that is `start`'s. The host may call it again for a
+   * sink that failed, with the same config and context.
+   */
+  create(config: v.InferOutput<S>, context: C): I;
+}
+
+export type SourceDeclaration<S extends v.GenericSchema = v.GenericSchema> = Declaration<"source", S, SourceContext, Source>;
+export type StoreDeclaration<S extends v.GenericSchema = v.GenericSchema> = Declaration<"store", S, StoreContext, Store>;
+export type SinkDeclaration<S extends v.GenericSchema = v.GenericSchema> = Declaration<"sink", S, SinkContext, Sink>;
+export type AnyDeclaration = SourceDeclaration | StoreDeclaration | SinkDeclaration;
+
+export function defineSource<S extends v.GenericSchema>(d: Omit<SourceDeclaration<S>, "kind">): SourceDeclaration<S> {
+  return { kind: "source", ...d };
+}
+export function defineStore<S extends v.GenericSchema>(d: Omit<StoreDeclaration<S>, "kind">): StoreDeclaration<S> {
+  return { kind: "store", ...d };
+}
+export function defineSink<S extends v.GenericSchema>(d: Omit<SinkDeclaration<S>, "kind">): SinkDeclaration<S> {
+  return { kind: "sink", ...d };
+}
+
+/** The plugins a config's `type` may name, by kind. */
+export interface PluginRegistry {
+  source: SourceDeclaration[];
+  store: StoreDeclaration[];
+  sink: SinkDeclaration[];
+}

@@ -1,0 +1,45 @@
+/**
+ * What the host gives every plugin to report with: a logger (JSON lines) and the one
+ * Prometheus registry behind /metrics. The host implements them (host/logger.ts,
+ * host/metrics.ts); plugins and the core see only these interfaces.
+ */
+
+export type LogFields = Record<string, unknown>;
+
+export interface Logger {
+  debug(msg: string, fields?: LogFields): void;
+  info(msg: string, fields?: LogFields): void;
+  warn(msg: string, fields?: LogFields): void;
+  error(msg: string, fields?: LogFields): void;
+  /** A logger that adds `fields` to every line. */
+  child(fields: LogFields): Logger;
+}
+
+export type Labels = Record<string, string>;
+
+export interface Counter {
+  inc(labels?: Labels, by?: number): void;
+  get(labels?: Labels): number;
+}
+
+export interface Gauge {
+  set(value: number, labels?: Labels): void;
+  inc(labels?: Labels, by?: number): void;
+  dec(labels?: Labels, by?: number): void;
+  get(labels?: Labels): number;
+  /** Removes one labelled series (a subscriber that left). */
+  remove(labels: Labels): void;
+}
+
+export interface Histogram {
+  observe(value: number, labels?: Labels): void;
+}
+
+export interface Metrics {
+  counter(name: string, help: string): Counter;
+  gauge(name: string, help: string): Gauge;
+  histogram(name: string, help: string, buckets?: number[]): Histogram;
+  /** Prometheus text format. */
+  render(): string;
+}
+

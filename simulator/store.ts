@@ -1,0 +1,257 @@
+/**
+ * The object store behind the test API server: etcd's role. One global
+ * resourceVersion that grows by 1 per write, objects kept only as their serialized
+ * JSON (a 150,000-pod cluster must not hold 150,000 parsed object graphs, and a LIST
+ * must not re-stringify them), a bounded history of events for watches that resume
+ * from a resourceVersion, and synchronous fan-out to open watches so that a snapshot
+ * plus "events after it" is always consistent.
+ */
+import type { ChangeType } from "../protocol/envelope.ts";
+import type { KubeObject } from "../sdk/model.ts";
+import { typeOfKind, type ResourceType } from "./resources.ts";
+import { selectableFields, type Labels } from "./selectors.ts";
+import { kubeTime, serialize, type Serialized } from "./serialize.ts";
+
+export interface Entry {
+  type: ResourceType;
+  /** etcd key order: `<namespace>/<name>` or `<name>`. */
+  key: string;
+  namespace: string | null;
+  name: string;
+  uid: string;
+  creationTimestamp: string;
+  generation: number | undefined;
+  rv: number;
+  /** The whole object, `kind` and `apiVersion` first (what GET and watch events carry). */
+  json: string;
+  labels: Labels;
+  fields: Labels;
+  /** Digest of everything but metadata and status: a change bumps metadata.generation. */
+  specDigest: number | bigint;
+}
+
+export interface StoredEvent {
+  rv: number;
+  type: ChangeType;
+  entry: Entry;
+  /** The object before a MODIFIED: filtered watches turn it into ADDED or DELETED. */
+  previous?: Entry;
+  /** The serialized event, made by the first watch that sends it and shared by the others. */
+  line?: string;
+}
+
+export interface Subscriber {
+  offer(event: StoredEvent): void;
+}
+
+/** Kinds whose registry strategy maintains metadata.generation. */
+const GENERATION_KINDS = new Set(["Pod", "EndpointSlice", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob"]);
+
+function keyOf(namespace: string | null, name: string): string {
+  return namespace === null ? name : `${namespace}/${name}`;
+}
+
+class Table {
+  readonly entries = new Map<string, Entry>();
+  readonly subscribers = new Set<Subscriber>();
+  /** Keys in etcd (byte) order as of the last `sortedKeys()`; creates and deletes since are merged lazily. */
+  private sorted: string[] = [];
+  private added: string[] = [];
+  private dirty = false;
+
+  add(key: string, entry: Entry): void {
+    this.entries.set(key, entry);
+    this.added.push(key);
+    this.dirty = true;
+  }
+
+  remove(key: string): void {
+    this.entries.delete(key);
+    this.dirty = true;
+  }
+
+  /** Merging beats keeping the array sorted on every write: a splice per create is O(n), O(n²) to populate. */
+  sortedKeys(): string[] {
+    if (!this.dirty) return this.sorted;
+    const kept = this.sorted.filter((key) => this.entries.has(key));
+    const added = this.added.filter((key) => this.entries.has(key)).sort();
+    const merged: string[] = [];
+    let i = 0;
+    let j = 0;
+    while (i < kept.length || j < added.length) {
+      const next = j >= added.length || (i < kept.length && kept[i]! <= added[j]!) ? kept[i++]! : added[j++]!;
+      if (merged.at(-1) !== next) merged.push(next); // a key deleted and created again is in both
+    }
+    this.sorted = merged;
+    this.added = [];
+    this.dirty = false;
+    return merged;
+  }
+}
+
+export class ObjectStore {
+  private rv = 0;
+  private readonly tables = new Map<string, Table>();
+  /** Ring buffer of the last `capacity` events, all kinds together as in etcd. */
+  private readonly history: StoredEvent[] = [];
+  private historyHead = 0;
+  /** Every event with rv > historyStart is in `history`. */
+  private historyStart = 0;
+
+  constructor(private readonly capacity: number) {}
+
+  resourceVersion(): number {
+    return this.rv;
+  }
+
+  private table(kind: string): Table {
+    let table = this.tables.get(kind);
+    if (!table) this.tables.set(kind, (table = new Table()));
+    return table;
+  }
+
+  private locate(object: KubeObject): { type: ResourceType; namespace: string | null; name: string } {
+    const type = typeOfKind(object.kind ?? "");
+    const name = object.metadata?.name;
+    if (!name) throw new Error(`${type.kind} without metadata.name`);
+    const namespace = type.namespaced ? (object.metadata?.namespace ?? "default") : null;
+    return { type, namespace, name };
+  }
+
+  private entryOf(type: ResourceType, namespace: string | null, name: string, rv: number, serialized: Serialized): Entry {
+    const { object, json, specDigest } = serialized;
+    const metadata = object.metadata!;
+    return {
+      type,
+      key: keyOf(namespace, name),
+      namespace,
+      name,
+      uid: metadata.uid!,
+      creationTimestamp: metadata.creationTimestamp as string,
+      generation: metadata.generation as number | undefined,
+      rv,
+      json,
+      labels: { ...(metadata.labels as Labels | undefined) },
+      fields: selectableFields(object, type),
+      specDigest,
+    };
+  }
+
+  create(input: KubeObject): KubeObject {
+    const { type, namespace, name } = this.locate(input);
+    const table = this.table(type.kind);
+    const key = keyOf(namespace, name);
+    if (table.entries.has(key)) throw new Error(`${type.resource} "${name}" already exists`);
+    const rv = this.rv + 1;
+    const given = input.metadata ?? {};
+    const hasGeneration = GENERATION_KINDS.has(type.kind);
+    const serialized = serialize(
+      type,
+      input,
+      {
+        ...given,
+        namespace: namespace ?? undefined,
+        uid: given.uid ?? crypto.randomUUID(),
+        resourceVersion: String(rv),
+        creationTimestamp: given.creationTimestamp ?? kubeTime(),
+      },
+      () => (hasGeneration ? ((given.generation as number | undefined) ?? 1) : undefined),
+    );
+    const entry = this.entryOf(type, namespace, name, rv, serialized);
+    this.rv = rv;
+    table.add(key, entry);
+    this.record({ rv, type: "ADDED", entry });
+    return serialized.object;
+  }
+
+  update(input: KubeObject): KubeObject {
+    const { type, namespace, name } = this.locate(input);
+    const table = this.table(type.kind);
+    const key = keyOf(namespace, name);
+    const previous = table.entries.get(key);
+    if (!previous) throw new Error(`${type.resource} "${name}" not found`);
+    const rv = this.rv + 1;
+    const serialized = serialize(
+      type,
+      input,
+      { ...input.metadata, namespace: namespace ?? undefined, uid: previous.uid, resourceVersion: String(rv), creationTimestamp: previous.creationTimestamp },
+      (digest) => (previous.generation === undefined ? undefined : previous.generation + (digest === previous.specDigest ? 0 : 1)),
+    );
+    const entry = this.entryOf(type, namespace, name, rv, serialized);
+    this.rv = rv;
+    table.entries.set(key, entry);
+    this.record({ rv, type: "MODIFIED", entry, previous });
+    return serialized.object;
+  }
+
+  delete(kind: string, namespace: string | null, name: string): KubeObject | undefined {
+    const type = typeOfKind(kind);
+    const table = this.table(kind);
+    const key = keyOf(type.namespaced ? namespace : null, name);
+    const current = table.entries.get(key);
+    if (!current) return undefined;
+    const rv = this.rv + 1;
+    // The DELETED event carries the last state stamped with the deletion's revision.
+    const object = JSON.parse(current.json) as KubeObject;
+    object.metadata!.resourceVersion = String(rv);
+    const entry: Entry = { ...current, rv, json: JSON.stringify(object) };
+    this.rv = rv;
+    table.remove(key);
+    this.record({ rv, type: "DELETED", entry });
+    return object;
+  }
+
+  entry(kind: string, namespace: string | null, name: string): Entry | undefined {
+    const type = typeOfKind(kind);
+    return this.table(kind).entries.get(keyOf(type.namespaced ? namespace : null, name));
+  }
+
+  /** The current objects of a kind in key order, consistent with `rv`. */
+  snapshot(kind: string): { rv: number; entries: Entry[] } {
+    const table = this.table(kind);
+    return { rv: this.rv, entries: table.sortedKeys().map((key) => table.entries.get(key)!) };
+  }
+
+  subscribe(kind: string, subscriber: Subscriber): () => void {
+    const subscribers = this.table(kind).subscribers;
+    subscribers.add(subscriber);
+    return () => subscribers.delete(subscriber);
+  }
+
+  /** Events of `kind` after `rv`, "too-old" when history no longer covers it, "too-large" when it is in the future. */
+  eventsAfter(kind: string, rv: number): StoredEvent[] | "too-old" | "too-large" {
+    if (rv > this.rv) return "too-large";
+    if (rv < this.historyStart) return "too-old";
+    const events: StoredEvent[] = [];
+    const size = this.history.length;
+    for (let i = 0; i < size; i++) {
+      const event = this.history[(this.historyHead + i) % size]!;
+      if (event.rv > rv && event.entry.type.kind === kind) events.push(event);
+    }
+    return events;
+  }
+
+  /** The resourceVersion a 410 names as the oldest one still served. */
+  oldestServed(): number {
+    return this.historyStart;
+  }
+
+  /** Forgets the history, like an etcd compaction: watches from any older resourceVersion get 410. */
+  compact(): void {
+    this.history.length = 0;
+    this.historyHead = 0;
+    this.historyStart = this.rv;
+  }
+
+  private record(event: StoredEvent): void {
+    if (this.capacity > 0) {
+      if (this.history.length < this.capacity) this.history.push(event);
+      else {
+        this.historyStart = this.history[this.historyHead]!.rv;
+        this.history[this.historyHead] = event;
+        this.historyHead = (this.historyHead + 1) % this.capacity;
+      }
+    } else this.historyStart = event.rv;
+    for (const subscriber of this.table(event.entry.type.kind).subscribers) subscriber.offer(event);
+  }
+}
