@@ -8,8 +8,7 @@ import { BehindRetentionError, type CommittedLog } from "../../../sdk/contract.t
 import type { Logger } from "../../../sdk/telemetry.ts";
 import type { Counter } from "../../../sdk/telemetry.ts";
 import { ALL } from "../../../protocol/streams.ts";
-import { toEnvelope, type CurrentObject } from "../../../sdk/model.ts";
-import { type Envelope } from "../../../protocol/envelope.ts";
+import { snapshotEnvelope, toEnvelope } from "../../../sdk/model.ts";
 import { ChunkWriter } from "./chunks.ts";
 import { MalformedRequestError, parseReplayRequest, type ReplayRequest, type ResetReason } from "../../../protocol/replay.ts";
 
@@ -37,12 +36,6 @@ const PAGE = 2_000;
 /** A flush (a round trip to the server) after this many bytes keeps the client's buffer bounded. */
 const FLUSH_EVERY_BYTES = 4 << 20;
 const DEFAULT_MAX_PAYLOAD = 1 << 20;
-
-/** A current object as a reset carries it: an ADDED envelope outside any prev chain. */
-function stateEnvelope(epoch: string, stream: string, object: CurrentObject, time: string): Envelope {
-  const { kind, uid, namespace, name, node, version, resourceVersion } = object;
-  return { epoch, version, prev: 0, stream, type: "ADDED", kind, uid, namespace, name, node, resourceVersion, time, object: object.object };
-}
 
 export function serveReplay(options: ResponderOptions): Responder {
   const { nc, log, logger, requests, labels } = options;
@@ -77,7 +70,7 @@ export function serveReplay(options: ResponderOptions): Responder {
     writer.markReset(reason);
     const { version, objects } = await log.snapshot(request.stream === ALL ? {} : { stream: request.stream });
     const time = new Date().toISOString();
-    for (const object of objects) await writer.add(JSON.stringify(stateEnvelope(log.epoch, request.stream, object, time)), object.version);
+    for (const object of objects) await writer.add(JSON.stringify(snapshotEnvelope(log.epoch, request.stream, object, time)), object.version);
     await writer.finish(version);
     count("reset");
   }

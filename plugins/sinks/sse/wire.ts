@@ -14,7 +14,7 @@
  *   the last update it was sent, where its reconnect picks up.
  */
 import { formatPosition } from "../../../protocol/position.ts";
-import { toEnvelope, type CurrentObject, type Update } from "../../../sdk/model.ts";
+import { snapshotEnvelope, toEnvelope, type CurrentObject, type Update } from "../../../sdk/model.ts";
 
 export interface Filter {
   kinds?: Set<string>;
@@ -79,17 +79,10 @@ export class UpdateEvents {
   }
 }
 
-/**
- * Snapshot objects as ADDED envelopes. `version` is the version of the update that
- * produced the object's state; `prev` is 0 (the objects of a snapshot are no chain:
- * a consumer checks `prev` from SYNCED on); `time` is when the snapshot was taken.
- */
+/** Snapshot objects as ADDED events (sdk/model.ts snapshotEnvelope), without ids. */
 export function snapshotEvents(epoch: string, stream: string, objects: CurrentObject[], time: string): string {
   let text = "";
-  for (const object of objects) {
-    const envelope = toEnvelope(epoch, { ...object, type: "ADDED", streamPrev: 0, time }, stream);
-    text += event("ADDED", { ...envelope, prev: 0 }, undefined);
-  }
+  for (const object of objects) text += event("ADDED", snapshotEnvelope(epoch, stream, object, time), undefined);
   return text;
 }
 
