@@ -1,11 +1,12 @@
-/** GET /v1/objects and GET /v1/updates over real HTTP. */
+/** GET /v1/objects and GET /v1/updates over real HTTP (and the stream rule they share with /v1/watch). */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { parseReplayRequest } from "../protocol/replay.ts";
 import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
 import type { Envelope } from "../protocol/envelope.ts";
 
 let th: TestHost;
 beforeAll(async () => {
-  th = await startTestHost();
+  th = await startTestHost({ sinks: [{ type: "sse" }] });
   const node = { kind: "Node", apiVersion: "v1", metadata: { name: "n1", uid: "uid-n1", resourceVersion: "1" } };
   await th.changes.apply("nodes", "ADDED", node);
   for (let i = 0; i < 10; i++) await th.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: i % 2 ? "n1" : "n2", namespace: i < 6 ? "shop" : "ops" }));
@@ -101,6 +102,17 @@ describe("GET /v1/updates", () => {
       expect(await get(`/v1/updates?${query}`)).toMatchObject({ status: 400, body: { parameter } });
     }
     expect(await get("/v1/updates?stream=node/")).toMatchObject({ status: 404, body: { parameter: "stream" } });
+  });
+
+  test("one stream-name rule for every entry point: a node stream must name a legal node name", async () => {
+    const illegal = ["node/a%0Ab", "node/a%00b", `node/${"a".repeat(254)}`, "node/Upper.Case", "node/a_b", "node/-a"];
+    for (const stream of illegal) {
+      for (const path of ["/v1/objects", "/v1/updates", "/v1/watch"]) {
+        expect({ path, stream, ...(await get(`${path}?stream=${stream}`)) }).toMatchObject({ status: 404, body: { parameter: "stream" } });
+      }
+      expect(() => parseReplayRequest(JSON.stringify({ stream: decodeURIComponent(stream) }))).toThrow(/stream must be/);
+    }
+    expect((await get(`/v1/updates?stream=node/${"a".repeat(63)}.example.com`)).status).toBe(200);
   });
 
   test("a cursor of another epoch, ahead of the log or past retention is 410 Gone: take /v1/objects instead", async () => {
