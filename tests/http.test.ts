@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { ConfigError, resolveConfig } from "../host/config.ts";
 import { testPki } from "../simulator/certs.ts";
 import { rawPod, startTestHost, type TestHost } from "../testing/index.ts";
-import { watch } from "./sse-client.ts";
+import { openSse } from "./sse-client.ts";
 import { builtins } from "../plugins/index.ts";
 
 const TOKEN_A = "token-a-0123456789abcdef";
@@ -48,7 +48,7 @@ describe("bearer tokens (from the environment through ${VAR})", () => {
     const refused = await fetch(`${th.url}/v1/watch`);
     expect(refused.headers.get("www-authenticate")).toStartWith("Bearer");
     expect(await refused.json()).toEqual({ error: "missing bearer token" });
-    const c = await watch(th.url, {}, { headers: bearer(TOKEN_A) });
+    const c = await openSse(th.url, {}, { headers: bearer(TOKEN_A) });
     expect((await c.next()).type).toBe("RESET");
     c.close();
   });
@@ -72,7 +72,7 @@ describe("TLS", () => {
 
     await th.changes.apply("pods", "ADDED", rawPod("web-1", { node: "n1" }));
     await th.changes.flush();
-    const c = await watch(th.url, {}, { tls: { ca: pki.caPem }, headers: { authorization: `Bearer ${TOKEN_A}` } });
+    const c = await openSse(th.url, {}, { tls: { ca: pki.caPem }, headers: { authorization: `Bearer ${TOKEN_A}` } });
     expect((await c.takeUntil("SYNCED")).map((e) => e.type)).toEqual(["RESET", "ADDED", "SYNCED"]);
     c.close();
   });
@@ -97,7 +97,7 @@ describe("CORS", () => {
     expect(preflight.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("last-event-id");
     expect(preflight.headers.get("access-control-allow-methods")).toContain("GET");
 
-    const c = await watch(th.url, {}, { headers: { origin: ORIGIN, authorization: `Bearer ${TOKEN_A}` } });
+    const c = await openSse(th.url, {}, { headers: { origin: ORIGIN, authorization: `Bearer ${TOKEN_A}` } });
     expect(c.response.headers.get("access-control-allow-origin")).toBe(ORIGIN);
     expect(c.response.headers.get("content-type")).toStartWith("text/event-stream");
     expect((await c.next()).type).toBe("RESET");

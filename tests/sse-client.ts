@@ -143,7 +143,7 @@ export function json<T = Record<string, unknown>>(event: SseEvent): T {
 }
 
 /** Opens `<baseUrl>/v1/watch` with the given query. */
-export function watch(baseUrl: string, query: Record<string, string> = {}, options: SseConnectOptions = {}): Promise<SseConnection> {
+export function openSse(baseUrl: string, query: Record<string, string> = {}, options: SseConnectOptions = {}): Promise<SseConnection> {
   return SseConnection.open(`${baseUrl}/v1/watch?${new URLSearchParams(query)}`, options);
 }
 

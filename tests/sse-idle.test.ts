@@ -5,7 +5,7 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import { startTestHost, type TestHost } from "../testing/index.ts";
-import { json, watch } from "./sse-client.ts";
+import { json, openSse } from "./sse-client.ts";
 
 let th: TestHost | undefined;
 afterAll(() => th?.destroy());
@@ -15,7 +15,7 @@ const HOLD_MS = 30_000;
 test("an idle stream survives 30 s with heartbeats, then still gets live updates", async () => {
   // The heartbeat is longer than the listener's idle timeout: only the exemption keeps the stream open between beats.
   th = await startTestHost({ sinks: [{ type: "sse", heartbeat: "12s" }], http: { idleTimeout: "2s" } });
-  const c = await watch(th.url, { stream: "shared" });
+  const c = await openSse(th.url, { stream: "shared" });
   expect((await c.takeUntil("SYNCED")).map((e) => e.type)).toEqual(["RESET", "SYNCED"]);
   const opening = c.comments;
 
@@ -39,7 +39,7 @@ test("an idle stream survives 30 s with heartbeats, then still gets live updates
 test("the heartbeat interval is configurable", async () => {
   const quick = await startTestHost({ sinks: [{ type: "sse", heartbeat: "50ms" }] });
   try {
-    const c = await watch(quick.url);
+    const c = await openSse(quick.url);
     await c.until(() => c.comments >= 4, 2000, "four heartbeats");
     c.close();
   } finally {

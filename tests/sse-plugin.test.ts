@@ -14,7 +14,7 @@ import { silentLogger } from "../host/logger.ts";
 import { createMetrics } from "../host/metrics.ts";
 import type { Update } from "../sdk/model.ts";
 import sse from "../plugins/sinks/sse.ts";
-import { watch } from "./sse-client.ts";
+import { openSse } from "./sse-client.ts";
 
 const held = Promise.withResolvers<Update[]>();
 const heldLog: CommittedLog = {
@@ -47,7 +47,7 @@ afterAll(async () => {
 test("the response headers come at once, while the catch-up is still reading the log", async () => {
   await sink.start();
   await http.start();
-  const opened = watch(http.url(), {}, { lastEventId: "e0:5" });
+  const opened = openSse(http.url(), {}, { lastEventId: "e0:5" });
   const outcome = await Promise.race([opened.then((c) => c), Bun.sleep(2000).then(() => undefined)]);
   expect(outcome).toBeDefined();
   const c = outcome!;
@@ -67,7 +67,7 @@ test("a sink created again on the same app serves /v1/watch; a stopped one answe
   sink = createSink();
   await sink.start();
   await sink.start();
-  const c = await watch(http.url(), {}, { lastEventId: "e0:10" });
+  const c = await openSse(http.url(), {}, { lastEventId: "e0:10" });
   expect((await c.next()).type).toBe("SYNCED");
   c.close();
 });

@@ -9,7 +9,7 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
-import { json, SseParser, versionsOf, watch, type SseEvent } from "./sse-client.ts";
+import { json, SseParser, versionsOf, openSse, type SseEvent } from "./sse-client.ts";
 
 let th: TestHost | undefined;
 afterAll(() => th?.destroy());
@@ -31,7 +31,7 @@ test("a subscriber that cannot keep up is closed with OVERFLOW; resuming from it
   const overflows = () => host.host.metrics.counter("kubemeta_sse_overflows_total", "").get();
   const slowFile = `${host.dir}/slow.sse`;
   const slow = Bun.spawn(["curl", "-sN", "-o", slowFile, `${host.url}/v1/watch?stream=node/n1`], { stdout: "ignore", stderr: "ignore" });
-  const fast = await watch(host.url, { stream: "node/n1" });
+  const fast = await openSse(host.url, { stream: "node/n1" });
   await waitFor(async () => (await Bun.file(slowFile).exists()) && (await Bun.file(slowFile).text()).includes("SYNCED"), 5000, "curl to sync");
   slow.kill("SIGSTOP");
 
@@ -68,7 +68,7 @@ test("a subscriber that cannot keep up is closed with OVERFLOW; resuming from it
   expect(resumeAt).toBeLessThan(head);
 
   // An EventSource reconnects with the OVERFLOW's id and gets the rest, without gap or duplicate.
-  const resumed = await watch(host.url, { stream: "node/n1" }, { lastEventId: last.lastEventId });
+  const resumed = await openSse(host.url, { stream: "node/n1" }, { lastEventId: last.lastEventId });
   const rest = await resumed.takeUntil("SYNCED", 20_000);
   expect(rest[0]!.type).not.toBe("RESET");
   expect([...received, ...versionsOf(rest)]).toEqual(all);

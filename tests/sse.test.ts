@@ -1,7 +1,7 @@
 /** GET /v1/watch over real HTTP on loopback, read by a WHATWG-compliant SSE client. */
 import { afterEach, describe, expect, test } from "bun:test";
 import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
-import { json, versionsOf, watch, type SseConnection, type SseEvent } from "./sse-client.ts";
+import { json, versionsOf, openSse, type SseConnection, type SseEvent } from "./sse-client.ts";
 import type { KubeObject } from "../sdk/model.ts";
 
 const hosts: TestHost[] = [];
@@ -18,7 +18,7 @@ async function host(options: Parameters<typeof startTestHost>[0] = {}): Promise<
 }
 
 async function open(th: TestHost, query: Record<string, string> = {}, lastEventId?: string): Promise<SseConnection> {
-  const connection = await watch(th.url, query, { lastEventId });
+  const connection = await openSse(th.url, query, { lastEventId });
   connections.push(connection);
   return connection;
 }
