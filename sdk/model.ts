@@ -2,7 +2,7 @@
  * The data model inside kubemeta: a change as it comes in, an update as the store keeps
  * it, and the envelope a consumer gets from it (protocol/envelope.ts).
  */
-import type { ChangeType, Envelope, SlimObject } from "../protocol/envelope.ts";
+import type { Envelope, SlimObject } from "../protocol/envelope.ts";
 import { ALL } from "../protocol/streams.ts";
 
 /** Raw Kubernetes object as parsed from the API server. Never kept after slimming. */
@@ -24,21 +24,10 @@ export interface KubeObject {
  * `stream` (0 when it is the first); the `all` stream's prev is derived (version - 1,
  * the log being gap-free).
  */
-export interface Update {
-  version: number;
+export interface Update extends Omit<Envelope, "epoch" | "prev" | "stream"> {
   /** `shared`, `node/<name>`, or null for an update that is in `all` only (unscheduled pod). */
   stream: string | null;
   streamPrev: number;
-  type: ChangeType;
-  kind: string;
-  uid: string;
-  namespace: string | null;
-  name: string;
-  node: string | null;
-  resourceVersion: string;
-  /** ISO-8601 time of commit. */
-  time: string;
-  object: SlimObject;
 }
 
 /** The current state of one object, as the store keeps it (for snapshots and diffs). */
