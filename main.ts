@@ -1,5 +1,5 @@
 /**
- * kubemeta: `bun run main.ts [--config kubemeta.yaml] [--check]`.
+ * kubemeta: `bun run main.ts [--config kubemeta.yaml] [--check]`, or `bun run main.ts tail …`.
  * Validates the whole config before anything starts, then runs until SIGTERM/SIGINT.
  */
 import { parseArgs } from "node:util";
@@ -8,9 +8,13 @@ import { startHost } from "./host/host.ts";
 import { createLogger } from "./host/logger.ts";
 import { guardProcess } from "./host/supervise.ts";
 import { startDemo } from "./cli/demo.ts";
+import { runTail } from "./cli/tail.ts";
 import { builtins } from "./plugins/index.ts";
 
 const USAGE = `Usage: bun run main.ts [options]
+       bun run main.ts tail (--url <url> | --nats <servers> --cluster <name>) [--stream <name>] [--json]
+
+  tail              follow streams from the terminal, as readable lines or JSON (tail --help: every option)
 
   --config <file>   YAML or JSON config (default: ./kubemeta.yaml if present, else built-in defaults:
                     the kubernetes source with your kubeconfig, a libSQL file in ./data, SSE on :8080)
@@ -21,6 +25,8 @@ const USAGE = `Usage: bun run main.ts [options]
 `;
 
 async function main(): Promise<number> {
+  const [command, ...rest] = process.argv.slice(2);
+  if (command === "tail") return runTail(rest);
   const { values } = parseArgs({
     options: {
       config: { type: "string" },
@@ -52,7 +58,9 @@ async function main(): Promise<number> {
     config = await readConfig(values.config);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`invalid config:\n${error.issues.map((i) => `  ${i.path || "(root)"}: ${i.message}`).join("\n")}\n`);
+    process.stderr.write(
+      `invalid config:\n${error.issues.map((i) => `  ${i.path || "(root)"}: ${i.message}`).join("\n")}\n`,
+    );
     return 1;
   }
   if (port !== undefined) config.http.port = port;
@@ -80,7 +88,10 @@ function stopSignal(): Promise<void> {
 async function readConfig(path: string | undefined): Promise<Config> {
   if (path) return loadConfig(path, { registry: builtins });
   if (await Bun.file("kubemeta.yaml").exists()) return loadConfig("kubemeta.yaml", { registry: builtins });
-  return resolveConfig({ sources: [{ type: "kubernetes" }], sinks: [{ type: "sse" }] }, { baseDir: process.cwd(), registry: builtins });
+  return resolveConfig(
+    { sources: [{ type: "kubernetes" }], sinks: [{ type: "sse" }] },
+    { baseDir: process.cwd(), registry: builtins },
+  );
 }
 
 try {

@@ -64,11 +64,16 @@ while (!(await host.readiness()).ready) await Bun.sleep(20);
 function total(metric: string): number {
   let sum = 0;
   for (const line of host.metrics.render().split("\n")) {
-    if (line.startsWith(`${metric}{`) || line.startsWith(`${metric} `)) sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+    if (line.startsWith(`${metric}{`) || line.startsWith(`${metric} `))
+      sum += Number(line.slice(line.lastIndexOf(" ") + 1));
   }
   return sum;
 }
-const sample = () => ({ events: total("kubemeta_source_events_total"), committed: host.log.head(), published: total("kubemeta_nats_published_total") });
+const sample = () => ({
+  events: total("kubemeta_source_events_total"),
+  committed: host.log.head(),
+  published: total("kubemeta_nats_published_total"),
+});
 
 await Bun.sleep(2000);
 const before = sample();
@@ -78,8 +83,13 @@ const after = sample();
 const elapsed = (performance.now() - started) / 1000;
 const rate = (a: number, b: number) => Math.round((b - a) / elapsed).toLocaleString("en-US");
 
-console.log(`machine: ${cpus().length} cores, ${cpus()[0]?.model}, Bun ${Bun.version}, load average ${loadavg()[0]!.toFixed(2)}`);
-console.log(`churn asked of the simulated API server: ${Number(values.rate).toLocaleString("en-US")} pod changes/s, over ${elapsed.toFixed(1)} s`);
+console.log(
+  `machine: ${cpus().length} cores, ${cpus()[0]?.model}, Bun ${Bun.version}, load average ${loadavg()[0]!.toFixed(2)}`,
+);
+console.log(
+  `churn asked of the simulated API server: ${Number(values.rate).toLocaleString("en-US")} pod changes/s, ` +
+    `over ${elapsed.toFixed(1)} s`,
+);
 console.log(`watch events received:  ${rate(before.events, after.events)} /s`);
 console.log(`updates committed:      ${rate(before.committed, after.committed)} /s (no-op changes suppressed)`);
 console.log(`NATS messages published: ${rate(before.published, after.published)} /s (two per update: all + node)`);

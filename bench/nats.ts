@@ -37,7 +37,10 @@ const { values, positionals } = parseArgs({
 if (positionals[0] === "subscribe") await subscriber(positionals[1]!, Number(values.nodes), Number(values.connections));
 else await main();
 
-/** Child process: one subscription per node over `connections` connections, plus `all`; reports latencies when told the run is over. */
+/**
+ * Child process: one subscription per node over `connections` connections, plus `all`; reports latencies when told the
+ * run is over.
+ */
 async function subscriber(url: string, nodes: number, connections: number): Promise<void> {
   const ncs = await Promise.all(Array.from({ length: connections }, () => connect({ servers: url })));
   const arrivals: [version: number, arrivedAt: number, sinceNumbered: number][] = [];
@@ -75,7 +78,11 @@ function summary(latencies: number[]): string {
 }
 
 async function lagZero(th: TestHost, timeoutMs: number): Promise<void> {
-  await waitFor(() => th.host.metrics.render().includes('kubemeta_sink_lag_versions{sink="nats"} 0'), timeoutMs, "the sink to catch up");
+  await waitFor(
+    () => th.host.metrics.render().includes('kubemeta_sink_lag_versions{sink="nats"} 0'),
+    timeoutMs,
+    "the sink to catch up",
+  );
 }
 
 async function main(): Promise<void> {
@@ -83,10 +90,15 @@ async function main(): Promise<void> {
   const rate = Number(values.rate);
   const seconds = Number(values.seconds);
   const nodes = Number(values.nodes);
-  console.log(`machine: ${availableParallelism()} CPUs, ${cpus()[0]?.model ?? "unknown CPU"}; Bun ${Bun.version}; load average ${loadavg()[0]!.toFixed(2)} at start`);
+  console.log(
+    `machine: ${availableParallelism()} CPUs, ${cpus()[0]?.model ?? "unknown CPU"}; Bun ${Bun.version}; ` +
+      `load average ${loadavg()[0]!.toFixed(2)} at start`,
+  );
 
   const server = await startNatsServer();
-  const th = await startTestHost({ sinks: [{ type: "nats", servers: [server.url], prefix: PREFIX, reconnect: { initial: "20ms", max: "100ms" } }] });
+  const th = await startTestHost({
+    sinks: [{ type: "nats", servers: [server.url], prefix: PREFIX, reconnect: { initial: "20ms", max: "100ms" } }],
+  });
   try {
     await bareClient(server.url);
     await publishThroughput(th, server, backlog, nodes);
@@ -108,13 +120,21 @@ async function bareClient(url: string): Promise<void> {
   }
   await nc.flush();
   const ms = performance.now() - start;
-  console.log(`bare client publish: ${Math.round((count / ms) * 1000).toLocaleString("en-US")} msgs/s of ${payload.length} B`);
+  console.log(
+    `bare client publish: ${Math.round((count / ms) * 1000).toLocaleString("en-US")} msgs/s of ${payload.length} B`,
+  );
   await nc.close();
 }
 
-async function publishThroughput(th: TestHost, server: Awaited<ReturnType<typeof startNatsServer>>, backlog: number, nodes: number): Promise<void> {
+async function publishThroughput(
+  th: TestHost,
+  server: Awaited<ReturnType<typeof startNatsServer>>,
+  backlog: number,
+  nodes: number,
+): Promise<void> {
   await server.stop();
-  for (let i = 0; i < backlog; i++) await th.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: nodeName(i % nodes), rv: String(i) }));
+  for (let i = 0; i < backlog; i++)
+    await th.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: nodeName(i % nodes), rv: String(i) }));
   await th.changes.flush();
   const head = th.host.log.head();
   const start = performance.now();
@@ -122,12 +142,18 @@ async function publishThroughput(th: TestHost, server: Awaited<ReturnType<typeof
   await lagZero(th, 120_000);
   const ms = performance.now() - start;
   const updates = Math.round((head / ms) * 1000);
-  console.log(`sink catch-up: ${head.toLocaleString("en-US")} updates in ${Math.round(ms)} ms = ${updates.toLocaleString("en-US")} updates/s (${(updates * 2).toLocaleString("en-US")} msgs/s), including reconnect`);
+  console.log(
+    `sink catch-up: ${head.toLocaleString("en-US")} updates in ${Math.round(ms)} ms = ` +
+      `${updates.toLocaleString("en-US")} updates/s (${(updates * 2).toLocaleString("en-US")} msgs/s), including reconnect`,
+  );
 }
 
 async function latency(th: TestHost, url: string, rate: number, seconds: number, nodes: number): Promise<void> {
   const connections = Number(values.connections);
-  const child = Bun.spawn(["bun", import.meta.path, "subscribe", url, "--nodes", String(nodes), "--connections", String(connections)], { stdout: "pipe", stderr: "inherit" });
+  const child = Bun.spawn(
+    ["bun", import.meta.path, "subscribe", url, "--nodes", String(nodes), "--connections", String(connections)],
+    { stdout: "pipe", stderr: "inherit" },
+  );
   const reader = child.stdout.getReader();
   const { value } = await reader.read();
   if (!new TextDecoder().decode(value).includes("ready")) throw new Error("subscriber process did not start");
@@ -148,7 +174,11 @@ async function latency(th: TestHost, url: string, rate: number, seconds: number,
   for (let t = 0; t < ticks; t++) {
     for (let j = 0; j < perTick; j++, sent++) {
       const i = sent % nodes;
-      await th.changes.apply("pods", "MODIFIED", rawPod(`web-${i}`, { node: nodeName(i), labels: { round: String(sent) }, rv: String(sent) }));
+      await th.changes.apply(
+        "pods",
+        "MODIFIED",
+        rawPod(`web-${i}`, { node: nodeName(i), labels: { round: String(sent) }, rv: String(sent) }),
+      );
     }
     const next = begin + (t + 1) * tickMs;
     await Bun.sleep(Math.max(0, next - performance.now()));
@@ -159,15 +189,23 @@ async function latency(th: TestHost, url: string, rate: number, seconds: number,
 
   const nc = await connect({ servers: url });
   const reply = await nc.request("bench.control", String(sent), { timeout: 15_000 });
-  const { arrivals, onAll, misrouted } = reply.json<{ arrivals: [number, number, number][]; onAll: number; misrouted: number }>();
+  const { arrivals, onAll, misrouted } = reply.json<{
+    arrivals: [number, number, number][];
+    onAll: number;
+    misrouted: number;
+  }>();
   await nc.close();
   await child.exited;
   console.log(
-    `latency at ${Math.round(sent / elapsed).toLocaleString("en-US")} updates/s for ${elapsed.toFixed(1)} s, ${nodes} node subscribers on ${connections} connections (+1 on all): ` +
+    `latency at ${Math.round(sent / elapsed).toLocaleString("en-US")} updates/s for ${elapsed.toFixed(1)} s, ` +
+      `${nodes} node subscribers on ${connections} connections (+1 on all): ` +
       `received ${arrivals.length}/${sent} on node subjects, ${onAll} on all, ${misrouted} misrouted`,
   );
   const sinceCommit = arrivals.map(([version, arrivedAt]) => arrivedAt - committedAt.get(version)!);
   console.log(`  commit → subscriber:   ${summary(sinceCommit)}`);
   console.log(`  numbered → subscriber: ${summary(arrivals.map(([, , sinceNumbered]) => sinceNumbered))}`);
-  console.log(`  numbered → committed:  ${summary(arrivals.map(([, , sinceNumbered], i) => sinceNumbered - sinceCommit[i]!))} (the core and the store)`);
+  console.log(
+    `  numbered → committed:  ${summary(arrivals.map(([, , sinceNumbered], i) => sinceNumbered - sinceCommit[i]!))} ` +
+      "(the core and the store)",
+  );
 }

@@ -22,11 +22,14 @@ const { values } = parseArgs({
   },
 });
 
-const server = Bun.spawn([process.execPath, "simulator/cli.ts", "--nodes", values.nodes, "--pods-per-node", values["pods-per-node"]], {
-  cwd: `${import.meta.dir}/..`,
-  stdout: "pipe",
-  stderr: "inherit",
-});
+const server = Bun.spawn(
+  [process.execPath, "simulator/cli.ts", "--nodes", values.nodes, "--pods-per-node", values["pods-per-node"]],
+  {
+    cwd: `${import.meta.dir}/..`,
+    stdout: "pipe",
+    stderr: "inherit",
+  },
+);
 const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
 let firstLine = "";
 while (!firstLine.includes("\n")) {
@@ -34,9 +37,16 @@ while (!firstLine.includes("\n")) {
   if (done) throw new Error("the test API server exited before it was ready");
   firstLine += value;
 }
-const cluster = JSON.parse(firstLine.slice(0, firstLine.indexOf("\n"))) as { kubeconfig: string; objects: number; populateMs: number };
+const cluster = JSON.parse(firstLine.slice(0, firstLine.indexOf("\n"))) as {
+  kubeconfig: string;
+  objects: number;
+  populateMs: number;
+};
 console.log(`machine: ${availableParallelism()} CPUs, ${cpus()[0]?.model ?? "unknown CPU"}; Bun ${Bun.version}`);
-console.log(`cluster: ${cluster.objects.toLocaleString("en-US")} objects (populated in ${cluster.populateMs} ms, server in its own process)`);
+console.log(
+  `cluster: ${cluster.objects.toLocaleString("en-US")} objects ` +
+    `(populated in ${cluster.populateMs} ms, server in its own process)`,
+);
 
 async function initialSync(streamingList: "always" | "never"): Promise<void> {
   let events = 0;
@@ -51,7 +61,14 @@ async function initialSync(streamingList: "always" | "never"): Promise<void> {
   const config = v.parse(kubernetes.schema, { kubeconfig: cluster.kubeconfig, streamingList });
   let synced = () => {};
   const done = new Promise<void>((resolve) => (synced = resolve));
-  const source = kubernetes.create(config, { name: "bench", cluster: "bench", logger: silentLogger, metrics: createMetrics(), changes: sink, synced: () => synced() });
+  const source = kubernetes.create(config, {
+    name: "bench",
+    cluster: "bench",
+    logger: silentLogger,
+    metrics: createMetrics(),
+    changes: sink,
+    synced: () => synced(),
+  });
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 50);
   const started = performance.now();
   await source.start();
@@ -61,7 +78,8 @@ async function initialSync(streamingList: "always" | "never"): Promise<void> {
   await source.stop();
   const label = streamingList === "always" ? "streaming list" : "paginated LIST (500/page)";
   console.log(
-    `${label.padEnd(26)} ${events.toLocaleString("en-US")} objects in ${seconds.toFixed(2)} s = ${Math.round(events / seconds).toLocaleString("en-US")} events/s, peak RSS ${Math.round(peakRss / 2 ** 20)} MiB`,
+    `${label.padEnd(26)} ${events.toLocaleString("en-US")} objects in ${seconds.toFixed(2)} s = ` +
+      `${Math.round(events / seconds).toLocaleString("en-US")} events/s, peak RSS ${Math.round(peakRss / 2 ** 20)} MiB`,
   );
 }
 

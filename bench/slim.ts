@@ -26,10 +26,16 @@ function measure(label: string, work: (index: number) => number): void {
   const start = Bun.nanoseconds();
   for (let i = 0; i < count; i++) sink ^= work(i % bodies.length);
   const seconds = (Bun.nanoseconds() - start) / 1e9;
-  console.log(`${label.padEnd(30)} ${Math.round(count / seconds).toLocaleString("en-US").padStart(10)} ops/s  (${(seconds * 1e6 / count).toFixed(2)} µs/op, ${sink & 1})`);
+  console.log(
+    `${label.padEnd(30)} ${Math.round(count / seconds)
+      .toLocaleString("en-US")
+      .padStart(10)} ops/s  (${((seconds * 1e6) / count).toFixed(2)} µs/op, ${sink & 1})`,
+  );
 }
 
-const slimBytes = Math.round(bodies.reduce((sum, body) => sum + JSON.stringify(slim("Pod", JSON.parse(body))).length, 0) / bodies.length);
+const slimBytes = Math.round(
+  bodies.reduce((sum, body) => sum + JSON.stringify(slim("Pod", JSON.parse(body))).length, 0) / bodies.length,
+);
 console.log(`machine: ${availableParallelism()} CPUs, ${cpus()[0]?.model ?? "unknown CPU"}; Bun ${Bun.version}`);
 console.log(`${count} pods from ${bodies.length} real ones, ${averageBytes} B raw → ${slimBytes} B slim on average`);
 measure("JSON.parse", (i) => (JSON.parse(bodies[i]!) === null ? 1 : 0));

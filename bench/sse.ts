@@ -38,7 +38,9 @@ interface Report {
   seconds: number;
 }
 
-/** Child process: opens the subscribers, says "ready" once all are SYNCED, reports when stdin gives the last version. */
+/**
+ * Child process: opens the subscribers, says "ready" once all are SYNCED, reports when stdin gives the last version.
+ */
 async function subscribers(url: string, count: number): Promise<void> {
   const commitTimes = new Map<string, number>();
   const latencies: number[] = [];
@@ -70,7 +72,8 @@ async function subscribers(url: string, count: number): Promise<void> {
     const decoder = new TextDecoder();
     for await (const chunk of response.body!) parser.push(decoder.decode(chunk, { stream: true }));
   };
-  for (let i = 0; i < count; i++) void open(i).catch((error: unknown) => process.stderr.write(`subscriber ${i}: ${String(error)}\n`));
+  for (let i = 0; i < count; i++)
+    void open(i).catch((error: unknown) => process.stderr.write(`subscriber ${i}: ${String(error)}\n`));
   while (synced < count) await Bun.sleep(20);
   process.stdout.write("ready\n");
 
@@ -94,7 +97,12 @@ async function main(): Promise<void> {
   const rate = Number(values.rate);
   const seconds = Number(values.seconds);
   const th = await startTestHost({ sinks: [{ type: "sse", maxStreams: count + 10 }] });
-  const pod = (i: number, generation: number) => rawPod(`bench-${i}`, { node: `node-${i % NODES}`, labels: { app: "bench", generation: String(generation) }, rv: String(generation + 1) });
+  const pod = (i: number, generation: number) =>
+    rawPod(`bench-${i}`, {
+      node: `node-${i % NODES}`,
+      labels: { app: "bench", generation: String(generation) },
+      rv: String(generation + 1),
+    });
   for (let i = 0; i < PODS; i++) await th.changes.apply("pods", "ADDED", pod(i, 0));
   await th.changes.flush();
 
@@ -129,8 +137,16 @@ async function main(): Promise<void> {
   await th.destroy();
 
   const { p50, p99, max } = report.latencies;
-  console.log(`SSE fan-out: ${count} subscribers on "${values.stream}", ${changes} pod changes in ${produceSeconds.toFixed(1)} s (${Math.round(changes / produceSeconds)}/s committed)`);
-  console.log(`  delivered ${report.delivered} events, ${Math.round(report.delivered / report.seconds)} events/s to subscribers`);
+  console.log(
+    `SSE fan-out: ${count} subscribers on "${values.stream}", ${changes} pod changes in ${produceSeconds.toFixed(1)} s ` +
+      `(${Math.round(changes / produceSeconds)}/s committed)`,
+  );
+  console.log(
+    `  delivered ${report.delivered} events, ${Math.round(report.delivered / report.seconds)} events/s to subscribers`,
+  );
   console.log(`  latency commit → subscriber: p50 ${p50} ms, p99 ${p99} ms, max ${max} ms`);
-  console.log(`  subscribers missing updates at the end: ${report.incomplete}; peak RSS of the host process ${Math.round(process.memoryUsage().rss / 2 ** 20)} MiB`);
+  console.log(
+    `  subscribers missing updates at the end: ${report.incomplete}; ` +
+      `peak RSS of the host process ${Math.round(process.memoryUsage().rss / 2 ** 20)} MiB`,
+  );
 }

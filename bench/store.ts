@@ -48,7 +48,9 @@ function pod(i: number, generation: number) {
         namespace: `team-${i % 40}`,
         uid: `4f9c0a1e-8a51-4d3b-9b36-${i.toString(16).padStart(12, "0")}`,
         labels: { app: `web-${i % 997}`, "pod-template-hash": "7d9f8c6b5", generation: String(generation) },
-        ownerReferences: [{ kind: "ReplicaSet", name: `web-${i % 997}-7d9f8c6b5`, uid: "0b6e7c1a-2d4f-4a8e-9c3b-5f1d2e3a4b5c" }],
+        ownerReferences: [
+          { kind: "ReplicaSet", name: `web-${i % 997}-7d9f8c6b5`, uid: "0b6e7c1a-2d4f-4a8e-9c3b-5f1d2e3a4b5c" },
+        ],
         creationTimestamp: "2026-11-28T04:05:06Z",
       },
       spec: { nodeName: nodeName(i % nodes) },
@@ -58,7 +60,13 @@ function pod(i: number, generation: number) {
         hostIP: "10.0.1.23",
         qosClass: "Burstable",
         ready: true,
-        containers: [{ name: "web", containerID: `containerd://${i.toString(16).padStart(16, "0")}`, image: "registry.example.com/web:1.27.3" }],
+        containers: [
+          {
+            name: "web",
+            containerID: `containerd://${i.toString(16).padStart(16, "0")}`,
+            image: "registry.example.com/web:1.27.3",
+          },
+        ],
       },
     },
   };
@@ -70,7 +78,15 @@ function batchOf(indexes: number[], type: ChangeType, generation: number): Updat
   return indexes.map((i) => {
     const p = pod(i, generation);
     const stream = `node/${p.node}`;
-    const update: Update = { version: ++version, stream, streamPrev: streamHeads.get(stream) ?? 0, type, resourceVersion: String(1_000_000 + version), time: new Date().toISOString(), ...p };
+    const update: Update = {
+      version: ++version,
+      stream,
+      streamPrev: streamHeads.get(stream) ?? 0,
+      type,
+      resourceVersion: String(1_000_000 + version),
+      time: new Date().toISOString(),
+      ...p,
+    };
     streamHeads.set(stream, update.version);
     return update;
   });
@@ -97,15 +113,27 @@ async function commitAll(store: Store, label: string, count: number, make: (from
   let peakWal = 0;
   for (let from = 0; from < count; from += batchSize) {
     const updates = make(from, Math.min(count, from + batchSize));
-    await store.commit({ updates, digests: updates.map((u) => u.version), resumePoints: new Map([["pods", updates[updates.length - 1]!.resourceVersion]]) });
+    await store.commit({
+      updates,
+      digests: updates.map((u) => u.version),
+      resumePoints: new Map([["pods", updates[updates.length - 1]!.resourceVersion]]),
+    });
     peakWal = Math.max(peakWal, walBytes());
   }
   const seconds = (performance.now() - started) / 1000;
-  report(`commit ${label}`, count, seconds, `longest event-loop stall ${stop().toFixed(0)} ms, peak WAL ${(peakWal / 2 ** 20).toFixed(0)} MiB`);
+  report(
+    `commit ${label}`,
+    count,
+    seconds,
+    `longest event-loop stall ${stop().toFixed(0)} ms, peak WAL ${(peakWal / 2 ** 20).toFixed(0)} MiB`,
+  );
 }
 
 function report(what: string, count: number, seconds: number, extra = "") {
-  console.log(`${what.padEnd(34)} ${String(Math.round(count / seconds)).padStart(8)} /s  (${count} in ${seconds.toFixed(2)} s)  ${extra}`);
+  console.log(
+    `${what.padEnd(34)} ${String(Math.round(count / seconds)).padStart(8)} /s  ` +
+      `(${count} in ${seconds.toFixed(2)} s)  ${extra}`,
+  );
 }
 
 async function timed<T>(work: () => Promise<T>): Promise<[T, number]> {
@@ -115,18 +143,32 @@ async function timed<T>(work: () => Promise<T>): Promise<[T, number]> {
 }
 
 const nproc = new TextDecoder().decode(Bun.spawnSync(["nproc"]).stdout).trim();
-const load = () => loadavg().map((l) => l.toFixed(2)).join(" ");
-console.log(`machine: nproc ${nproc}, ${cpus()[0]?.model ?? "unknown cpu"}, Bun ${Bun.version}, load average ${load()}`);
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ");
+console.log(
+  `machine: nproc ${nproc}, ${cpus()[0]?.model ?? "unknown cpu"}, Bun ${Bun.version}, load average ${load()}`,
+);
 console.log(`pods ${pods}, nodes ${nodes}, batch ${batchSize}, churn ${churn}`);
 
 const dir = await mkdtemp(join(tmpdir(), "kubemeta-bench-store-"));
 const walBytes = () => (existsSync(join(dir, "kubemeta.db-wal")) ? statSync(join(dir, "kubemeta.db-wal")).size : 0);
-const store = libsql.create({ url: `file:${join(dir, "kubemeta.db")}` }, { name: "libsql", cluster: "bench", logger: silentLogger, metrics: createMetrics() });
+const store = libsql.create(
+  { url: `file:${join(dir, "kubemeta.db")}` },
+  { name: "libsql", cluster: "bench", logger: silentLogger, metrics: createMetrics() },
+);
 try {
   await store.start();
   const range = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => from + k);
   await commitAll(store, "initial sync (ADDED)", pods, (from, to) => batchOf(range(from, to), "ADDED", 0));
-  await commitAll(store, "churn (MODIFIED)", churn, (from, to) => batchOf(range(from, to).map((k) => (k * 7919) % pods), "MODIFIED", 1));
+  await commitAll(store, "churn (MODIFIED)", churn, (from, to) =>
+    batchOf(
+      range(from, to).map((k) => (k * 7919) % pods),
+      "MODIFIED",
+      1,
+    ),
+  );
 
   for (const page of [1000, 5000]) {
     const [count, seconds] = await timed(async () => {

@@ -27,7 +27,16 @@ const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
 const dir = await mkdtemp(join(tmpdir(), "kubemeta-bench-sync-"));
 
 const cluster = Bun.spawn(
-  [process.execPath, join(import.meta.dir, "../simulator/cli.ts"), "--nodes", values.nodes!, "--pods-per-node", values["pods-per-node"]!, "--kubeconfig", join(dir, "kubeconfig")],
+  [
+    process.execPath,
+    join(import.meta.dir, "../simulator/cli.ts"),
+    "--nodes",
+    values.nodes!,
+    "--pods-per-node",
+    values["pods-per-node"]!,
+    "--kubeconfig",
+    join(dir, "kubeconfig"),
+  ],
   { stdout: "pipe", stderr: "inherit" },
 );
 const firstLine = (await new Response(cluster.stdout).body!.getReader().read()).value;
@@ -75,9 +84,18 @@ await restarted.stop();
 clearInterval(sampler);
 
 console.log(`machine: ${cpus().length} cores, ${cpus()[0]?.model}, Bun ${Bun.version}`);
-console.log(`initial sync: ${updates} updates in ${(syncMs / 1000).toFixed(2)} s (${Math.round(updates / (syncMs / 1000))} updates/s), to SYNCED`);
-console.log(`peak RSS: ${mib(peakRss)}; RSS after sync (GC'd): ${mib(rssSynced)}, of which tracking ${updates} objects: ${mib(rssSynced - rssBefore)}`);
-console.log(`resident memory per tracked object: ${Math.round((rssSynced - rssBefore) / updates)} B (JS heap in use: ${mib(heapSynced)})`);
+console.log(
+  `initial sync: ${updates} updates in ${(syncMs / 1000).toFixed(2)} s ` +
+    `(${Math.round(updates / (syncMs / 1000))} updates/s), to SYNCED`,
+);
+console.log(
+  `peak RSS: ${mib(peakRss)}; RSS after sync (GC'd): ${mib(rssSynced)}, ` +
+    `of which tracking ${updates} objects: ${mib(rssSynced - rssBefore)}`,
+);
+console.log(
+  `resident memory per tracked object: ${Math.round((rssSynced - rssBefore) / updates)} B ` +
+    `(JS heap in use: ${mib(heapSynced)})`,
+);
 console.log(`restart on the same store: ready in ${(restartMs / 1000).toFixed(2)} s, ${restartUpdates} new updates`);
 
 cluster.kill("SIGTERM");

@@ -78,8 +78,9 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
   const url = host.http.url();
   const node = cluster.names("Node")[0]?.name ?? "<node>";
   const pods = cluster.names("Pod").length;
+  const size = `${nodes} nodes and ${pods} pods (${changesPerSecond} pod changes/s)`;
   print(`
-kubemeta demo: a simulated cluster of ${nodes} nodes and ${pods} pods (${changesPerSecond} pod changes/s) at ${cluster.url},
+kubemeta demo: a simulated cluster of ${size} at ${cluster.url},
 watched by kubemeta at ${url}; store in ${join(dataDir, "kubemeta.db")}.
 
   Every update: RESET, the current state as ADDED, SYNCED, then live changes:
@@ -103,7 +104,8 @@ async function waitUntilReady(host: Host): Promise<void> {
   for (;;) {
     const readiness = await host.readiness();
     if (readiness.ready) return;
-    if (Date.now() > deadline) throw new Error(`the demo did not become ready in ${SYNC_TIMEOUT_MS / 1000}s: ${readiness.waiting.join("; ")}`);
+    if (Date.now() > deadline)
+      throw new Error(`the demo did not become ready in ${SYNC_TIMEOUT_MS / 1000}s: ${readiness.waiting.join("; ")}`);
     await Bun.sleep(50);
   }
 }

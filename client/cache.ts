@@ -147,7 +147,8 @@ export class StreamCache {
 
   reportSynced(): void {
     const { stream, epoch, position } = this;
-    if (epoch !== undefined) this.call("onSynced", () => this.handlers.onSynced?.({ stream, epoch, version: position }));
+    if (epoch !== undefined)
+      this.call("onSynced", () => this.handlers.onSynced?.({ stream, epoch, version: position }));
   }
 
   report(error: unknown): void {
@@ -163,7 +164,11 @@ export class StreamCache {
     try {
       callback();
     } catch (error) {
-      this.report(new Error(`${name} callback threw: ${error instanceof Error ? error.message : String(error)}`, { cause: error }));
+      this.report(
+        new Error(`${name} callback threw: ${error instanceof Error ? error.message : String(error)}`, {
+          cause: error,
+        }),
+      );
     }
   }
 }

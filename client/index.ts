@@ -36,4 +36,4 @@ export { decodeNodeToken, encodeNodeToken, isNodeName } from "../protocol/node-t
 export { defaultPrefix } from "../protocol/subjects.ts";
 export type { ReplayChunk, ReplayRequestMessage, ResetReason } from "../protocol/replay.ts";
 export { ALL, NODE_PREFIX, SHARED } from "../protocol/streams.ts";
-export { type ChangeType, type Envelope, type SlimObject } from "../protocol/envelope.ts";
+export type { ChangeType, Envelope, SlimObject } from "../protocol/envelope.ts";

@@ -39,11 +39,13 @@ interface Wanted {
 export function subscribeNats(options: NatsSubscribeOptions): Subscription {
   const { nc } = options;
   const prefix = options.prefix ?? (options.cluster !== undefined ? defaultPrefix(options.cluster) : undefined);
-  if (prefix === undefined) throw new TypeError("give the sink's subject `prefix`, or the `cluster` name it defaults from");
+  if (prefix === undefined)
+    throw new TypeError("give the sink's subject `prefix`, or the `cluster` name it defaults from");
   const subjects = subjectsFor(prefix);
   // Every stream is checked before any is subscribed: a bad one leaves nothing open behind it.
   for (const stream of options.streams) {
-    if (!subjects.of(stream)) throw new RangeError(`not a stream: ${stream} (expected "all", "shared" or "node/<legal node name>")`);
+    if (!subjects.of(stream))
+      throw new RangeError(`not a stream: ${stream} (expected "all", "shared" or "node/<legal node name>")`);
   }
   const caches = new StreamCaches(options.streams, options);
   const stopped = new AbortController();
@@ -98,11 +100,15 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
     }
 
     private receive(error: Error | null, msg: Msg): void {
-      if (error) return this.cache.report(error);
+      if (error) {
+        this.cache.report(error);
+        return;
+      }
       try {
         this.pending.push(msg.json<Envelope>());
       } catch (failure) {
-        return this.cache.report(new Error(`unreadable message on ${msg.subject}`, { cause: failure }));
+        this.cache.report(new Error(`unreadable message on ${msg.subject}`, { cause: failure }));
+        return;
       }
       if (this.pending.length > MAX_PENDING) {
         // Replays go unanswered (kubemeta away, or its replay disabled) while updates flow:
@@ -123,14 +129,21 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
           if (cache.isDuplicate(envelope)) continue;
           if (envelope.epoch !== cache.epoch) {
             // The replay from a position of the old epoch answers with a reset to the new state.
-            return this.want({});
+            this.want({});
+            return;
           }
           if (cache.revealsGap(envelope)) {
             if (this.askedUpTo !== envelope.prev) {
               this.askedUpTo = envelope.prev;
-              return this.want({ to: envelope.prev });
+              this.want({ to: envelope.prev });
+              return;
             }
-            cache.report(new Error(`a replay of ${cache.stream} did not reach version ${envelope.prev}; applying ${envelope.version} over the gap`));
+            cache.report(
+              new Error(
+                `a replay of ${cache.stream} did not reach version ${envelope.prev}; ` +
+                  `applying ${envelope.version} over the gap`,
+              ),
+            );
           }
           cache.apply(envelope);
         }
@@ -145,7 +158,11 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
       const { cache } = this;
       while (!stopped.signal.aborted && !nc.isClosed()) {
         if (wanted.to !== undefined && wanted.to <= cache.position) return;
-        const request: ReplayRequestMessage = { stream: cache.stream, from: cache.hasPosition ? `${cache.epoch}:${cache.position}` : null, to: wanted.to };
+        const request: ReplayRequestMessage = {
+          stream: cache.stream,
+          from: cache.hasPosition ? `${cache.epoch}:${cache.position}` : null,
+          to: wanted.to,
+        };
         try {
           await requestReplay(JSON.stringify(request), (chunk) => this.take(chunk));
           // Messages of another epoch still waiting were sent before the state the replay brought.
@@ -164,7 +181,10 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
     private take(chunk: ReplayChunk): void {
       const { cache } = this;
       if (chunk.seq === 0 && chunk.reset) cache.beginReset(chunk.reset);
-      if (chunk.oversized?.length) cache.report(new Error(`versions ${chunk.oversized.join(", ")} exceed the server's max_payload and were left out`));
+      if (chunk.oversized?.length)
+        cache.report(
+          new Error(`versions ${chunk.oversized.join(", ")} exceed the server's max_payload and were left out`),
+        );
       for (const envelope of chunk.updates) {
         if (cache.resetting) cache.stage(envelope);
         else if (!cache.isDuplicate(envelope)) cache.apply(envelope);
@@ -187,7 +207,9 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
     }
   }
 
-  /** Sends one request and feeds its chunks, in order, to `take`; rejects on silence, a lost chunk or an error reply. */
+  /**
+   * Sends one request and feeds its chunks, in order, to `take`; rejects on silence, a lost chunk or an error reply.
+   */
   function requestReplay(payload: string, take: (chunk: ReplayChunk) => void): Promise<void> {
     const silenceMs = options.replayTimeoutMs ?? 5_000;
     const inbox = `${options.inboxPrefix ?? "_INBOX"}.${crypto.randomUUID().replaceAll("-", "")}`;
@@ -209,7 +231,8 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
       const sub = nc.subscribe(inbox, {
         callback(error, msg) {
           if (error) return finish(error);
-          if (msg.headers?.code === 503) return finish(new Error("no responders on the replay subject: kubemeta is not connected to NATS"));
+          if (msg.headers?.code === 503)
+            return finish(new Error("no responders on the replay subject: kubemeta is not connected to NATS"));
           let chunk: ReplayChunk;
           try {
             chunk = msg.json<ReplayChunk>();

@@ -46,8 +46,14 @@ export class SseParser {
   }
 
   private line(line: string): void {
-    if (line === "") return this.dispatch();
-    if (line.startsWith(":")) return this.onComment(line.slice(1).trimStart());
+    if (line === "") {
+      this.dispatch();
+      return;
+    }
+    if (line.startsWith(":")) {
+      this.onComment(line.slice(1).trimStart());
+      return;
+    }
     const colon = line.indexOf(":");
     const field = colon === -1 ? line : line.slice(0, colon);
     let value = colon === -1 ? "" : line.slice(colon + 1);

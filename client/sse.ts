@@ -66,7 +66,10 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
   }
 
   async function follow(cache: StreamCache): Promise<void> {
-    const backoff = new Backoff({ initialMs: options.reconnect?.initialMs ?? 250, maxMs: options.reconnect?.maxMs ?? 10_000 });
+    const backoff = new Backoff({
+      initialMs: options.reconnect?.initialMs ?? 250,
+      maxMs: options.reconnect?.maxMs ?? 10_000,
+    });
     while (!stopped.signal.aborted) {
       let delay = backoff.next();
       try {
@@ -95,7 +98,11 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
     };
     try {
       touch();
-      const response = await fetch(watchUrl(cache.stream), { ...options.fetchInit, headers: headersFor(cache), signal: connection.signal });
+      const response = await fetch(watchUrl(cache.stream), {
+        ...options.fetchInit,
+        headers: headersFor(cache),
+        signal: connection.signal,
+      });
       if (!response.ok || !response.body) {
         const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
         const body = await response.text().catch(() => "");
@@ -128,7 +135,8 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
   function handle(cache: StreamCache, message: SseEvent, onSynced: () => void, cut: (reason: unknown) => void): void {
     switch (message.type) {
       case "RESET":
-        return cache.beginReset((JSON.parse(message.data) as ResetData).reason ?? "reset");
+        cache.beginReset((JSON.parse(message.data) as ResetData).reason ?? "reset");
+        return;
       case "SYNCED": {
         const { epoch, version } = JSON.parse(message.data) as SyncedData;
         if (cache.resetting) cache.completeReset(epoch, version);
@@ -140,7 +148,8 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
       case "ADDED":
       case "MODIFIED":
       case "DELETED":
-        return update(cache, JSON.parse(message.data) as Envelope, cut);
+        update(cache, JSON.parse(message.data) as Envelope, cut);
+        return;
       default:
         // OVERFLOW (the server closes next; the reconnect resumes), and events of later versions.
         return;
@@ -148,11 +157,17 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
   }
 
   function update(cache: StreamCache, envelope: Envelope, cut: (reason: unknown) => void): void {
-    if (cache.resetting) return cache.stage(envelope);
+    if (cache.resetting) {
+      cache.stage(envelope);
+      return;
+    }
     if (cache.isDuplicate(envelope)) return;
     if (!filtered && cache.revealsGap(envelope)) {
-      cache.report(new Error(`missed updates of ${cache.stream} between ${cache.position} and ${envelope.prev}; resuming`));
-      return cut(new Resume());
+      cache.report(
+        new Error(`missed updates of ${cache.stream} between ${cache.position} and ${envelope.prev}; resuming`),
+      );
+      cut(new Resume());
+      return;
     }
     cache.apply(envelope);
   }

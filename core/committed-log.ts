@@ -47,7 +47,10 @@ export function createLog(options: LogOptions): HostLog {
   let head = options.head;
   let oldest = options.oldest;
   let wake: { promise: Promise<void>; resolve: () => void } = Promise.withResolvers<void>();
-  const resets = options.metrics.counter("kubemeta_reader_resets_total", "Readers whose position fell behind retention, by stream.");
+  const resets = options.metrics.counter(
+    "kubemeta_reader_resets_total",
+    "Readers whose position fell behind retention, by stream.",
+  );
 
   function checkRetained(stream: string, after: number): void {
     if (after >= oldest - 1) return;
@@ -90,7 +93,8 @@ export function createLog(options: LogOptions): HostLog {
    * log is gap-free, so version `after + 1` is missing only if it was pruned.
    */
   async function checkStoreHeld(stream: string, after: number, read: Update[]): Promise<void> {
-    const next = stream === ALL ? read[0] : (await store.readUpdates({ stream: ALL, after, to: after + 1, limit: 1 }))[0];
+    const next =
+      stream === ALL ? read[0] : (await store.readUpdates({ stream: ALL, after, to: after + 1, limit: 1 }))[0];
     if (next?.version === after + 1) return;
     const [first] = await store.readUpdates({ stream: ALL, after, limit: 1 });
     moveOldest(Math.max(oldest, first?.version ?? head + 1));

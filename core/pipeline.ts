@@ -59,14 +59,34 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   let flushing: Promise<void> | undefined;
   let stopping = false;
 
-  const committed = metrics.counter("kubemeta_updates_committed_total", "Updates committed to the store, by kind and type.");
-  const suppressed = metrics.counter("kubemeta_updates_suppressed_total", "Changes that left the slim copy unchanged, by kind.");
-  const rejected = metrics.counter("kubemeta_changes_rejected_total", "Changes skipped because they were malformed, by reason.");
-  const commitFailures = metrics.counter("kubemeta_commit_failures_total", "Store commits that failed and were retried.");
+  const committed = metrics.counter(
+    "kubemeta_updates_committed_total",
+    "Updates committed to the store, by kind and type.",
+  );
+  const suppressed = metrics.counter(
+    "kubemeta_updates_suppressed_total",
+    "Changes that left the slim copy unchanged, by kind.",
+  );
+  const rejected = metrics.counter(
+    "kubemeta_changes_rejected_total",
+    "Changes skipped because they were malformed, by reason.",
+  );
+  const commitFailures = metrics.counter(
+    "kubemeta_commit_failures_total",
+    "Store commits that failed and were retried.",
+  );
   const trackedObjects = metrics.gauge("kubemeta_tracked_objects", "Objects in the current state.");
   trackedObjects.set(known.size);
 
-  function enqueue(type: ChangeType, kind: string, uid: string, object: Record<string, unknown>, rv: string, stream: string | null, objectDigest: number) {
+  function enqueue(
+    type: ChangeType,
+    kind: string,
+    uid: string,
+    object: Record<string, unknown>,
+    rv: string,
+    stream: string | null,
+    objectDigest: number,
+  ) {
     const version = nextVersion++;
     const streamPrev = stream ? (streamHeads.get(stream) ?? 0) : 0;
     if (stream) streamHeads.set(stream, version);

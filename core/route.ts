@@ -4,10 +4,13 @@
  * context every node needs.
  */
 import { NODE_PREFIX, SHARED } from "../protocol/streams.ts";
-import { type SlimObject } from "../protocol/envelope.ts";
+import type { SlimObject } from "../protocol/envelope.ts";
 import { record } from "./slim/read.ts";
 
-/** The stream of an object besides `all`: "node/<name>" for a scheduled Pod and a Node, "shared" for any other kind, null for an unscheduled Pod. */
+/**
+ * The stream of an object besides `all`: "node/<name>" for a scheduled Pod and a Node, "shared" for any other kind,
+ * null for an unscheduled Pod.
+ */
 export function streamOf(kind: string, slimObject: SlimObject): string | null {
   const node = nodeOf(kind, slimObject);
   if (node !== null) return NODE_PREFIX + node;

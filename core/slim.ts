@@ -17,7 +17,14 @@ import type { SlimObject } from "../protocol/envelope.ts";
 import { put, record, scalarList, scalars, stringMap, text, type Json } from "./slim/read.ts";
 import { slimPod } from "./slim/pod.ts";
 import { slimEndpointSlice, slimNamespace, slimNode, slimService } from "./slim/cluster.ts";
-import { slimCronJob, slimDaemonSet, slimDeployment, slimJob, slimReplicaSet, slimStatefulSet } from "./slim/workloads.ts";
+import {
+  slimCronJob,
+  slimDaemonSet,
+  slimDeployment,
+  slimJob,
+  slimReplicaSet,
+  slimStatefulSet,
+} from "./slim/workloads.ts";
 
 export interface SlimOptions {
   /** Annotation keys kept in the slim copy: exact keys, or prefixes ending in "/" or "*" ("*" alone keeps all). */
@@ -72,7 +79,10 @@ const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
 const METADATA_FIELDS = ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp"] as const;
 const OWNER_FIELDS = ["kind", "name", "uid", "controller"] as const;
 
-/** The slim copy of a raw object of `kind` (the API kind, e.g. "Pod"). Never throws on odd input: missing fields are simply absent. */
+/**
+ * The slim copy of a raw object of `kind` (the API kind, e.g. "Pod"). Never throws on odd input: missing fields are
+ * simply absent.
+ */
 export function slim(kind: string, raw: KubeObject, options?: SlimOptions): SlimObject {
   const from = record(raw) ?? {};
   const object: Json = { kind };

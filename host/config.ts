@@ -6,7 +6,14 @@
 import * as v from "valibot";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { AnyDeclaration, PluginRegistry, RetentionPolicy, SinkDeclaration, SourceDeclaration, StoreDeclaration } from "../sdk/contract.ts";
+import type {
+  AnyDeclaration,
+  PluginRegistry,
+  RetentionPolicy,
+  SinkDeclaration,
+  SourceDeclaration,
+  StoreDeclaration,
+} from "../sdk/contract.ts";
 import { LOG_LEVELS } from "./logger.ts";
 import { duration } from "../sdk/schema.ts";
 import { httpSchema, type HttpConfig } from "./http-config.ts";
@@ -25,28 +32,100 @@ export class ConfigError extends Error {
 
 /** Keys the host reads from every plugin entry; the rest goes to the plugin's schema. */
 const pluginEntry = v.looseObject({
-  type: v.pipe(v.string(), v.minLength(1, "names a built-in type or a path to a plugin module")),
-  name: v.optional(v.pipe(v.string(), v.regex(/^[a-zA-Z0-9_.-]+$/, "letters, digits, '_', '.', '-' only"))),
+  type: v.pipe(
+    v.string(),
+    v.minLength(1, "names a built-in type or a path to a plugin module"),
+    v.description(
+      "A built-in type, or the path to a plugin module: anything with a `/` or ending in `.ts`, `.js` or `.mjs`, " +
+        "relative to the config file.",
+    ),
+  ),
+  name: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(/^[a-zA-Z0-9_.-]+$/, "letters, digits, '_', '.', '-' only"),
+      v.metadata({ default: "<type>" }),
+      v.description(
+        "The entry's name, unique in its section (letters, digits, `_`, `.`, `-`); a sink's cursor is kept under it.",
+      ),
+    ),
+  ),
 });
 
 type PluginEntry = v.InferOutput<typeof pluginEntry>;
 
 const retentionSchema = v.strictObject({
-  /** Updates older than this are pruned ("0" keeps them by age). */
-  maxAge: v.optional(duration, "24h"),
-  /** At most this many updates are kept (0: no count limit). */
-  maxUpdates: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 1_000_000),
-  /** How often retention runs. */
-  interval: v.optional(v.pipe(duration, v.minValue(1, "must be more than 0 (retention cannot be turned off; use maxAge and maxUpdates)")), "1m"),
+  maxAge: v.optional(v.pipe(duration, v.description("Updates older than this are pruned (`0`: no age limit).")), "24h"),
+  maxUpdates: v.optional(
+    v.pipe(
+      v.number(),
+      v.integer(),
+      v.minValue(0),
+      v.description("At most this many updates are kept (`0`: no count limit)."),
+    ),
+    1_000_000,
+  ),
+  interval: v.optional(
+    v.pipe(
+      duration,
+      v.minValue(1, "must be more than 0 (retention cannot be turned off; use maxAge and maxUpdates)"),
+      v.description("How often retention runs."),
+    ),
+    "1m",
+  ),
 });
 
 export const hostSchema = v.strictObject({
-  cluster: v.optional(v.strictObject({ name: v.optional(v.pipe(v.string(), v.minLength(1)), "default") }), {}),
-  log: v.optional(v.strictObject({ level: v.optional(v.picklist(LOG_LEVELS), "info") }), {}),
-  store: v.optional(v.looseObject({ ...pluginEntry.entries, retention: v.optional(retentionSchema, {}) }), { type: "libsql" }),
-  sources: v.optional(v.array(pluginEntry), []),
-  sinks: v.optional(v.array(pluginEntry), []),
-  http: v.optional(httpSchema, {}),
+  cluster: v.optional(
+    v.pipe(
+      v.strictObject({
+        name: v.optional(
+          v.pipe(
+            v.string(),
+            v.minLength(1),
+            v.description("Names the cluster in the NATS subject prefix, webhook bodies and logs."),
+          ),
+          "default",
+        ),
+      }),
+      v.description("The cluster kubemeta watches."),
+    ),
+    {},
+  ),
+  log: v.optional(
+    v.pipe(
+      v.strictObject({
+        level: v.optional(
+          v.pipe(
+            v.picklist(LOG_LEVELS),
+            v.description("Least severe level written: `debug`, `info`, `warn` or `error`."),
+          ),
+          "info",
+        ),
+      }),
+      v.description("The process's own log: JSON lines on stdout."),
+    ),
+    {},
+  ),
+  store: v.optional(
+    v.pipe(
+      v.looseObject({
+        ...pluginEntry.entries,
+        retention: v.optional(
+          v.pipe(
+            retentionSchema,
+            v.description("Pruning of the update log (never of the current state), whatever the store."),
+          ),
+          {},
+        ),
+      }),
+      v.description("The store: a plugin entry (`type`, `name`, the plugin's own keys) and `retention`."),
+    ),
+    { type: "libsql" },
+  ),
+  sources: v.optional(v.pipe(v.array(pluginEntry), v.description("The sources, each a plugin entry.")), []),
+  sinks: v.optional(v.pipe(v.array(pluginEntry), v.description("The sinks, each a plugin entry.")), []),
+  http: v.optional(v.pipe(httpSchema, v.description("The HTTP listener, shared by the host and every plugin.")), {}),
 });
 
 export interface Resolved<D extends AnyDeclaration> {
@@ -65,7 +144,10 @@ export interface Config {
 }
 
 /** Reads, interpolates and validates a config file. Throws ConfigError. */
-export async function loadConfig(path: string, options: { registry: PluginRegistry; env?: Record<string, string | undefined> }): Promise<Config> {
+export async function loadConfig(
+  path: string,
+  options: { registry: PluginRegistry; env?: Record<string, string | undefined> },
+): Promise<Config> {
   const file = Bun.file(path);
   if (!(await file.exists())) throw new ConfigError([{ path: "", message: `config file not found: ${path}` }]);
   const text = await file.text();
@@ -108,7 +190,9 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
 
   const { retention: storeRetention, ...storeEntry } = store;
   const storeResolved = await resolveEntry<StoreDeclaration>("store", "store", storeEntry);
-  const sourcesResolved = await Promise.all(sources.map((e, i) => resolveEntry<SourceDeclaration>("source", `sources[${i}]`, e)));
+  const sourcesResolved = await Promise.all(
+    sources.map((e, i) => resolveEntry<SourceDeclaration>("source", `sources[${i}]`, e)),
+  );
   const sinksResolved = await Promise.all(sinks.map((e, i) => resolveEntry<SinkDeclaration>("sink", `sinks[${i}]`, e)));
   checkUniqueNames("sources", sourcesResolved, issues);
   checkUniqueNames("sinks", sinksResolved, issues);
@@ -141,19 +225,32 @@ function checkUniqueNames(section: string, entries: ({ name: string } | undefine
   const seen = new Set<string>();
   entries.forEach((entry, i) => {
     if (!entry) return;
-    if (seen.has(entry.name)) issues.push({ path: `${section}[${i}].name`, message: `"${entry.name}" is used twice; give each entry its own name` });
+    if (seen.has(entry.name))
+      issues.push({
+        path: `${section}[${i}].name`,
+        message: `"${entry.name}" is used twice; give each entry its own name`,
+      });
     seen.add(entry.name);
   });
 }
 
 /** A `type` with a slash or a file extension is a module path; anything else a built-in. */
-async function findDeclaration(kind: AnyDeclaration["kind"], type: string, { baseDir, registry }: ResolveOptions, path: string, issues: ConfigIssue[]) {
+async function findDeclaration(
+  kind: AnyDeclaration["kind"],
+  type: string,
+  { baseDir, registry }: ResolveOptions,
+  path: string,
+  issues: ConfigIssue[],
+) {
   const isPath = type.includes("/") || /\.(ts|js|mjs)$/.test(type);
   if (!isPath) {
     const found = registry[kind].find((d) => d.type === type);
     if (!found) {
       const known = registry[kind].map((d) => d.type).join(", ");
-      issues.push({ path: `${path}.type`, message: `unknown ${kind} type "${type}" (built-in: ${known}; or a path to a plugin module)` });
+      issues.push({
+        path: `${path}.type`,
+        message: `unknown ${kind} type "${type}" (built-in: ${known}; or a path to a plugin module)`,
+      });
     }
     return found;
   }
@@ -167,14 +264,24 @@ async function findDeclaration(kind: AnyDeclaration["kind"], type: string, { bas
   }
   const d = declaration as Partial<AnyDeclaration> | undefined;
   if (!d || d.kind !== kind || typeof d.type !== "string" || typeof d.create !== "function" || !d.schema) {
-    issues.push({ path: `${path}.type`, message: `${file} must default-export a ${kind} declaration (define${kind[0]!.toUpperCase()}${kind.slice(1)}({ type, schema, create }))` });
+    issues.push({
+      path: `${path}.type`,
+      message:
+        `${file} must default-export a ${kind} declaration ` +
+        `(define${kind[0]!.toUpperCase()}${kind.slice(1)}({ type, schema, create }))`,
+    });
     return undefined;
   }
   return d as AnyDeclaration;
 }
 
 /** Replaces `${NAME}` in every string with the environment's value; `$${` stands for a literal `${`. */
-function interpolate(value: unknown, env: Record<string, string | undefined>, path: string, issues: ConfigIssue[]): unknown {
+function interpolate(
+  value: unknown,
+  env: Record<string, string | undefined>,
+  path: string,
+  issues: ConfigIssue[],
+): unknown {
   if (typeof value === "string") {
     return value.replace(/\$(\$?)\{([^}]*)\}/g, (match, escaped: string, name: string) => {
       if (escaped) return match.slice(1);
@@ -185,7 +292,9 @@ function interpolate(value: unknown, env: Record<string, string | undefined>, pa
   }
   if (Array.isArray(value)) return value.map((item, i) => interpolate(item, env, `${path}[${i}]`, issues));
   if (value && typeof value === "object") {
-    return Object.fromEntries(Object.entries(value).map(([k, item]) => [k, interpolate(item, env, path ? `${path}.${k}` : k, issues)]));
+    return Object.fromEntries(
+      Object.entries(value).map(([k, item]) => [k, interpolate(item, env, path ? `${path}.${k}` : k, issues)]),
+    );
   }
   return value;
 }

@@ -9,9 +9,9 @@ import { createHttpServer, type HttpServer, type Readiness } from "./http.ts";
 import { mountApi } from "./read-api.ts";
 import { createLog, type HostLog } from "../core/committed-log.ts";
 import { createLogger } from "./logger.ts";
-import { type Logger } from "../sdk/telemetry.ts";
+import type { Logger } from "../sdk/telemetry.ts";
 import { createMetrics } from "./metrics.ts";
-import { type Metrics } from "../sdk/telemetry.ts";
+import type { Metrics } from "../sdk/telemetry.ts";
 import { createPipeline, type Pipeline } from "../core/pipeline.ts";
 import { supervise } from "./supervise.ts";
 

@@ -17,24 +17,52 @@ const idleTimeout = v.pipe(
 );
 
 export const httpSchema = v.strictObject({
-  /** Interface to listen on. */
-  address: v.optional(v.string(), "0.0.0.0"),
-  /** TCP port; 0 picks a free one. */
-  port: v.optional(port, 8080),
-  /** Serve HTTPS with this PEM certificate chain and key. */
-  tls: v.optional(v.strictObject({ cert: readableFile, key: readableFile })),
-  /**
-   * Bearer tokens accepted on /v1 and /metrics (health endpoints stay open). Any one of
-   * them is enough, so tokens can be rotated without downtime. Empty: no auth.
-   */
-  tokens: v.optional(v.array(v.pipe(v.string(), v.minLength(16, "a token needs at least 16 characters; use a long random value"))), []),
-  /** Origins allowed to call the API from a browser (e.g. an EventSource on a dashboard); "*" for any. */
-  corsOrigins: v.optional(v.array(v.pipe(v.string(), v.regex(/^(\*|https?:\/\/[^/\s]+)$/, 'an origin such as "https://ui.example.com", or "*"'))), []),
-  /**
-   * A request or response that sends nothing for this long is closed. Streams (SSE)
-   * are exempt: they keep themselves alive with heartbeats. 0 disables it.
-   */
-  idleTimeout: v.optional(idleTimeout, "30s"),
+  address: v.optional(v.pipe(v.string(), v.description("Interface to listen on.")), "0.0.0.0"),
+  port: v.optional(v.pipe(port, v.description("TCP port; `0` picks a free one.")), 8080),
+  tls: v.optional(
+    v.pipe(
+      v.strictObject({
+        cert: v.pipe(
+          readableFile,
+          v.description("PEM certificate chain file; it must exist when the config is checked."),
+        ),
+        key: v.pipe(readableFile, v.description("PEM private key file; it must exist when the config is checked.")),
+      }),
+      v.description("Serve HTTPS with this certificate and key; without it, plain HTTP."),
+    ),
+  ),
+  tokens: v.optional(
+    v.pipe(
+      v.array(v.pipe(v.string(), v.minLength(16, "a token needs at least 16 characters; use a long random value"))),
+      v.description(
+        "Bearer tokens accepted on `/v1` and `/metrics` (health endpoints stay open), at least 16 characters each, " +
+          "typically `${ENV_VAR}`s. Any one of them is enough, so a token can be rotated without downtime. Empty: no auth.",
+      ),
+    ),
+    [],
+  ),
+  corsOrigins: v.optional(
+    v.pipe(
+      v.array(
+        v.pipe(v.string(), v.regex(/^(\*|https?:\/\/[^/\s]+)$/, 'an origin such as "https://ui.example.com", or "*"')),
+      ),
+      v.description(
+        "Origins allowed to call the API from a browser (e.g. an `EventSource` on a dashboard), " +
+          'such as `https://ui.example.com`; `"*"` for any.',
+      ),
+    ),
+    [],
+  ),
+  idleTimeout: v.optional(
+    v.pipe(
+      idleTimeout,
+      v.description(
+        "A plain request or response that sends nothing for this long is closed (at most `255s`, Bun's limit; " +
+          "`0` disables it). SSE streams are exempt: they keep themselves alive with heartbeats.",
+      ),
+    ),
+    "30s",
+  ),
 });
 
 export type HttpConfig = v.InferOutput<typeof httpSchema>;

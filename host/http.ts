@@ -46,7 +46,15 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   if (config.corsOrigins.length > 0) {
     const origin = config.corsOrigins.includes("*") ? "*" : config.corsOrigins;
     // Last-Event-ID is what a reconnecting EventSource sends; Authorization is for fetch-based clients.
-    app.use("*", cors({ origin, allowMethods: ["GET", "HEAD", "OPTIONS"], allowHeaders: ["Authorization", "Last-Event-ID"], maxAge: 600 }));
+    app.use(
+      "*",
+      cors({
+        origin,
+        allowMethods: ["GET", "HEAD", "OPTIONS"],
+        allowHeaders: ["Authorization", "Last-Event-ID"],
+        maxAge: 600,
+      }),
+    );
   }
   if (config.tokens.length > 0) {
     const guard = bearerAuth(config.tokens);
@@ -58,7 +66,9 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     const readiness = await options.readiness();
     return c.json(readiness, readiness.ready ? 200 : 503);
   });
-  app.get("/metrics", (c) => c.text(metrics.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }));
+  app.get("/metrics", (c) =>
+    c.text(metrics.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }),
+  );
 
   return {
     app,

@@ -53,7 +53,10 @@ function histogramFamily(help: string, buckets: number[]) {
     observe(value, labels) {
       const key = labelKey(labels);
       let state = states.get(key);
-      if (!state) states.set(key, (state = { counts: buckets.map(() => 0), sum: 0, count: 0 }));
+      if (!state) {
+        state = { counts: buckets.map(() => 0), sum: 0, count: 0 };
+        states.set(key, state);
+      }
       buckets.forEach((bound, i) => {
         if (value <= bound) state.counts[i]!++;
       });
@@ -64,7 +67,9 @@ function histogramFamily(help: string, buckets: number[]) {
       const lines: string[] = [];
       for (const [key, state] of states) {
         const sep = key ? `${key},` : "";
-        buckets.forEach((bound, i) => lines.push(`${name}_bucket{${sep}le="${bound}"} ${state.counts[i]}`));
+        buckets.forEach((bound, i) => {
+          lines.push(`${name}_bucket{${sep}le="${bound}"} ${state.counts[i]}`);
+        });
         lines.push(`${name}_bucket{${sep}le="+Inf"} ${state.count}`);
         lines.push(series(`${name}_sum`, key, state.sum));
         lines.push(series(`${name}_count`, key, state.count));

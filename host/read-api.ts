@@ -52,7 +52,15 @@ export function mountApi(app: Hono, log: CommittedLog): void {
     if (!query.ok) return query.response;
     const { stream, since, limit } = query.value;
     const gone = (reason: string) =>
-      c.json({ error: `since: ${reason}; take the current state from /v1/objects and continue from its version`, parameter: "since", epoch: log.epoch, oldest: log.oldest() }, 410);
+      c.json(
+        {
+          error: `since: ${reason}; take the current state from /v1/objects and continue from its version`,
+          parameter: "since",
+          epoch: log.epoch,
+          oldest: log.oldest(),
+        },
+        410,
+      );
     if (since && since.epoch !== log.epoch) return gone(`epoch ${since.epoch} is not this store's (${log.epoch})`);
     const head = log.head();
     const after = since?.version ?? log.oldest() - 1;
@@ -69,7 +77,8 @@ export function mountApi(app: Hono, log: CommittedLog): void {
         more,
       });
     } catch (error) {
-      if (error instanceof BehindRetentionError) return gone(`version ${error.after} is older than retention (oldest ${error.oldest})`);
+      if (error instanceof BehindRetentionError)
+        return gone(`version ${error.after} is older than retention (oldest ${error.oldest})`);
       throw error;
     }
   });

@@ -40,7 +40,10 @@ function withDeadline<T>(work: Promise<T>, ms: number): Promise<T | typeof TIMED
 export function supervise(inner: Lifecycle, options: SuperviseOptions): Lifecycle {
   const { name, kind, logger } = options;
   const deadlineMs = options.deadlineMs ?? 10_000;
-  const failures = options.metrics.counter("kubemeta_plugin_failures_total", "Plugin failures, by plugin, kind and phase (start, stop).");
+  const failures = options.metrics.counter(
+    "kubemeta_plugin_failures_total",
+    "Plugin failures, by plugin, kind and phase (start, stop).",
+  );
   const stopped = new AbortController();
   let starting: Promise<void> | undefined;
 
@@ -95,7 +98,10 @@ export function supervise(inner: Lifecycle, options: SuperviseOptions): Lifecycl
  * in tests it would hide failures. Returns a function that removes the guard.
  */
 export function guardProcess(logger: Logger, metrics: Metrics): () => void {
-  const escaped = metrics.counter("kubemeta_unhandled_errors_total", "Errors no handler caught (logged, then ignored), by type.");
+  const escaped = metrics.counter(
+    "kubemeta_unhandled_errors_total",
+    "Errors no handler caught (logged, then ignored), by type.",
+  );
   const onException = (error: unknown) => {
     escaped.inc({ type: "exception" });
     logger.error("uncaught exception; kubemeta keeps running", { error });

@@ -45,8 +45,17 @@ export interface ReplayChunk {
 
 const requestSchema = v.object({
   stream: v.pipe(v.string("stream must be a string"), v.check(isStreamName, `stream must be ${STREAM_NAME_RULE}`)),
-  from: v.optional(v.nullable(v.pipe(v.string("from must be a string"), v.check((text) => parsePosition(text) !== undefined, 'from must be "<epoch>:<version>"')))),
-  to: v.optional(v.pipe(v.number("to must be a number"), v.safeInteger("to must be an integer"), v.minValue(0, "to must be >= 0"))),
+  from: v.optional(
+    v.nullable(
+      v.pipe(
+        v.string("from must be a string"),
+        v.check((text) => parsePosition(text) !== undefined, 'from must be "<epoch>:<version>"'),
+      ),
+    ),
+  ),
+  to: v.optional(
+    v.pipe(v.number("to must be a number"), v.safeInteger("to must be an integer"), v.minValue(0, "to must be >= 0")),
+  ),
 });
 
 /** A request as a consumer sends it (JSON). */
@@ -82,6 +91,7 @@ export function parseReplayRequest(payload: string): ReplayRequest {
   const { stream, from, to } = result.output;
   const request: ReplayRequest = { stream, to };
   if (from) request.from = parsePosition(from);
-  if (request.from && to !== undefined && to < request.from.version) throw new MalformedRequestError("to is before from");
+  if (request.from && to !== undefined && to < request.from.version)
+    throw new MalformedRequestError("to is before from");
   return request;
 }

@@ -1,32 +1,38 @@
 /**
- * Cuts the committed log into delivery batches for `consume` (core/consume.ts). It reads
+ * Cuts the committed log into delivery batches for `consume` (sdk/consume.ts). It reads
  * `all`, so that a sink's position covers every version and moves past the updates its
- * stream and filter drop, and keeps the updates that match. A batch leaves when it holds
- * `batchSize` updates, or `lingerMs` after its first update arrived, whichever comes first.
+ * stream and filter drop, and keeps the envelopes `collect` makes of the others. A batch
+ * leaves when it holds `size` updates, or `lingerMs` after its first update arrived,
+ * whichever comes first.
  */
 import type { BehindRetentionError, CommittedLog } from "./contract.ts";
+import type { Envelope } from "../protocol/envelope.ts";
 import { ALL } from "../protocol/streams.ts";
-import { type Update } from "./model.ts";
+import type { Update } from "./model.ts";
 
 export interface Batch {
-  /** The updates that matched, in version order; empty when nothing that was read matched. */
-  updates: Update[];
+  /** The envelopes of the updates that matched, in version order; empty when nothing that was read matched. */
+  envelopes: Envelope[];
   /** Every version up to this one is in this batch, in an earlier one, or did not match. */
   through: number;
-  /** Versions the log no longer held when the reader came to them (it fell behind retention). */
+  /** Versions skipped because the reader fell behind retention: those the log no longer held, and with `behindRetention: "head"` the rest up to the head. */
   lost: number;
 }
 
 export interface BatchOptions {
   /** Exclusive: the first batch starts after this version. */
   after: number;
-  batchSize: number;
+  /** Most updates in one batch (an update may make more than one envelope). */
+  size: number;
   lingerMs: number;
-  matches(update: Update): boolean;
+  /** Appends the envelopes that deliver `update` to `into`; none when it does not match. */
+  collect(update: Update, into: Envelope[]): void;
+  /** Where reading goes on after the log pruned what was not read yet: its oldest update, or its head. */
+  behindRetention: "oldest" | "head";
   signal: AbortSignal;
 }
 
-const LINGER_OVER = Symbol("linger over");
+export const TIMED_OUT = Symbol("timed out");
 
 /**
  * By name, not `instanceof`: a plugin outside the repository may load this file from
@@ -36,23 +42,25 @@ export function isBehindRetention(error: unknown): error is BehindRetentionError
   return (error as Error | undefined)?.name === "BehindRetentionError";
 }
 
-/** Resolves with `work`, or with LINGER_OVER once `deadline` (epoch ms) has passed. */
-function until<T>(work: Promise<T>, deadline: number): Promise<T | typeof LINGER_OVER> {
-  let timer: Timer | undefined;
-  const over = new Promise<typeof LINGER_OVER>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()), LINGER_OVER)));
-  return Promise.race([work, over]).finally(() => clearTimeout(timer));
+/** Resolves with `work`, or with TIMED_OUT once `deadline` (epoch ms) has passed. */
+export function until<T>(work: Promise<T>, deadline: number): Promise<T | typeof TIMED_OUT> {
+  const over = Promise.withResolvers<typeof TIMED_OUT>();
+  const timer = setTimeout(over.resolve, Math.max(0, deadline - Date.now()), TIMED_OUT);
+  return Promise.race([work, over.promise]).finally(() => clearTimeout(timer));
 }
 
 /** Batches until the signal aborts. A failed read of the log is thrown: follow again from the last `through`. */
 export async function* batches(log: CommittedLog, options: BatchOptions): AsyncGenerator<Batch> {
-  const { batchSize, lingerMs, matches, signal } = options;
+  const { size, lingerMs, collect, signal } = options;
   let scanned = options.after;
-  let pending: Update[] = [];
+  let pending: Envelope[] = [];
+  let pendingUpdates = 0;
   let lingerEnds = 0;
   const take = (through: number): Batch => {
-    const updates = pending;
+    const envelopes = pending;
     pending = [];
-    return { updates, through, lost: 0 };
+    pendingUpdates = 0;
+    return { envelopes, through, lost: 0 };
   };
 
   while (!signal.aborted) {
@@ -67,7 +75,7 @@ export async function* batches(log: CommittedLog, options: BatchOptions): AsyncG
           next.catch(() => {});
         }
         const result = pending.length > 0 ? await until(next, lingerEnds) : await next;
-        if (result === LINGER_OVER) {
+        if (result === TIMED_OUT) {
           yield take(scanned);
           continue;
         }
@@ -75,19 +83,21 @@ export async function* batches(log: CommittedLog, options: BatchOptions): AsyncG
         if (result.done) break;
         for (const update of result.value) {
           scanned = update.version;
-          if (!matches(update)) continue;
-          if (pending.length === 0) lingerEnds = Date.now() + lingerMs;
-          pending.push(update);
-          if (pending.length >= batchSize) yield take(update.version);
+          const before = pending.length;
+          collect(update, pending);
+          if (pending.length === before) continue;
+          if (before === 0) lingerEnds = Date.now() + lingerMs;
+          if (++pendingUpdates >= size) yield take(update.version);
         }
-        if (pending.length === 0) yield take(scanned);
+        // Without a linger, what was read leaves now rather than after a timer's turn.
+        if (pending.length === 0 || lingerMs === 0) yield take(scanned);
       }
     } catch (error) {
       if (!isBehindRetention(error)) throw error;
       // What was read before the log moved on is still delivered; then the position jumps.
       if (pending.length > 0) yield take(scanned);
-      const skipTo = error.oldest - 1;
-      yield { updates: [], through: skipTo, lost: skipTo - scanned };
+      const skipTo = options.behindRetention === "head" ? log.head() : error.oldest - 1;
+      yield { envelopes: [], through: skipTo, lost: skipTo - scanned };
       scanned = skipTo;
     } finally {
       void reader.return?.();

@@ -1,99 +1,171 @@
 /**
  * `consume`: the delivery loop of a sink, written once. A sink supplies `deliver`, the
- * function that sends one batch somewhere; `consume` does the rest:
+ * function that sends one batch of envelopes somewhere; `consume` does the rest:
  *
  * - reads its stream from the sink's durable cursor (or, the first time, from the oldest
- *   retained update or the head), filtered, in batches of at most `batchSize`;
+ *   retained update or the head), filtered, in batches of at most `batch.size` updates,
+ *   each as the envelope consumers see on that stream (protocol/envelope.ts);
  * - calls `deliver` with one batch at a time and saves the cursor once it resolves: at
  *   least once, in order;
  * - retries a batch whose `deliver` throws, the same batch, with exponential backoff and
  *   jitter, logging and counting each failure; nothing behind it overtakes it;
- * - goes on from the oldest retained update when the store pruned what the sink had not
- *   delivered yet, and logs and counts the versions lost;
+ * - goes on from the oldest retained update (or the head) when the store pruned what the
+ *   sink had not delivered yet, and logs and counts the versions lost;
  * - reports a batch held longer than `stallAfterMs`; each sink reads the log on its own,
  *   so a stalled sink delays neither the source nor the other sinks.
+ *
+ * `batch` and `retry` come from the sink's config: its schema has the standard keys
+ * `batch: batchSchema()` and `retry: retrySchema()` (sdk/schema.ts), whose output is what
+ * these options take.
  *
  * Metrics, labelled `{ sink: ctx.name }`: `kubemeta_sink_lag_versions`,
  * `kubemeta_sink_delivery_failures_total{step="deliver"|"read"|"save"}`,
  * `kubemeta_sink_stalled` (1 while a batch is stalled) and `kubemeta_sink_lost_versions_total`.
  *
- * @example A sink that prints each update of a stream, as an envelope:
+ * @example A sink that prints each update of a stream as a JSON line:
  * ```ts
- * import * as v from "valibot";
- * import { defineSink } from "./contract.ts";
- * import { consume } from "./consume.ts";
- * import { toEnvelope } from "./model.ts";
+ * import { batchSchema, consume, defineSink, retrySchema, streamName, v } from "kubemeta/sdk";
  *
  * export default defineSink({
  *   type: "stdout",
  *   description: "Prints each update as a JSON line.",
- *   schema: v.strictObject({ stream: v.optional(v.string(), "all") }),
+ *   schema: v.strictObject({ stream: v.optional(streamName, "all"), batch: batchSchema(), retry: retrySchema() }),
  *   create: (config, ctx) =>
  *     consume(ctx, {
  *       stream: config.stream,
- *       async deliver(updates) {
- *         for (const update of updates) console.log(JSON.stringify(toEnvelope(ctx.log.epoch, update, config.stream)));
+ *       batch: config.batch,
+ *       retry: config.retry,
+ *       async deliver(envelopes) {
+ *         for (const envelope of envelopes) console.log(JSON.stringify(envelope));
  *       },
  *     }),
  * });
  * ```
  */
+import * as v from "valibot";
 import type { Sink, SinkContext } from "./contract.ts";
-import { Backoff, sleep, type BackoffOptions } from "../protocol/retry.ts";
-import { batches } from "./batches.ts";
+import type { Envelope } from "../protocol/envelope.ts";
+import { Backoff, sleep } from "../protocol/retry.ts";
+import { batches, TIMED_OUT, until } from "./batches.ts";
 import { ALL } from "../protocol/streams.ts";
-import { inStream, type Update } from "./model.ts";
+import { inStream, toEnvelope, type Update } from "./model.ts";
+import { batchSchema, retrySchema } from "./schema.ts";
+
+/** `consume`'s `batch` option: the output of the `batch` config key (`batchSchema`). */
+export interface BatchSettings {
+  /** Most updates in one `deliver` call. */
+  size: number;
+  /** How long a batch that is not full waits for more updates after its first (0: it leaves at once). */
+  lingerMs: number;
+}
+
+/** `consume`'s `retry` option: the output of the `retry` config key (`retrySchema`). */
+export interface RetrySettings {
+  /** Ceiling of the first delay; it doubles at each attempt (full jitter). */
+  initialMs: number;
+  /** Largest ceiling of a delay. */
+  maxMs: number;
+}
+
+/** The defaults of a sink whose schema leaves the keys out: one source of truth, the schemas. */
+const DEFAULT_BATCH: BatchSettings = v.parse(batchSchema(), undefined);
+const DEFAULT_RETRY: RetrySettings = v.parse(retrySchema(), undefined);
 
 export interface ConsumeOptions {
   /** The stream to deliver: "all" (the default), "shared" or "node/<name>". */
   stream?: string;
-  /** Keeps only the updates it returns true for; the cursor moves past the others all the same. */
-  filter?(update: Update): boolean;
-  /** Most updates in one `deliver` call (default 500). */
-  batchSize?: number;
-  /** How long a batch that is not full waits for more updates after its first (default 0: it leaves at once). */
-  lingerMs?: number;
+  /**
+   * With stream "all": each update is delivered once per stream it is in, its `all`
+   * envelope followed by its envelope on its own stream (`shared` or `node/<name>`) if it
+   * has one, each with that stream's `prev`. For a sink that publishes every stream at once.
+   */
+  fanOut?: boolean;
+  /**
+   * Keeps only the updates whose envelope on `stream` it returns true for (with `fanOut`,
+   * both envelopes go or neither); the cursor moves past the others all the same.
+   */
+  filter?(envelope: Envelope): boolean;
+  /** Batch size and linger (default 500 updates, 0 ms): the `batch` config key. */
+  batch?: BatchSettings;
+  /** Delays between attempts at a batch whose `deliver` threw (default 1 s doubling to 60 s, full jitter): the `retry` config key. */
+  retry?: RetrySettings;
   /** Where a sink with no cursor yet starts: the oldest update the store retains (the default), or the next one committed. */
   from?: "oldest" | "head";
+  /**
+   * Where a sink goes on when the store pruned updates it had not delivered: the oldest
+   * retained update (the default: it delivers all that is left), or the head, for a sink
+   * whose consumers resynchronise from a snapshot anyway once they see the gap.
+   */
+  behindRetention?: "oldest" | "head";
   /** A batch not delivered after this long is reported as stalled (default 60 s). */
   stallAfterMs?: number;
-  /** Delays between attempts at a batch whose `deliver` threw (default 1 s doubling to 60 s, full jitter). */
-  retry?: BackoffOptions;
+  /**
+   * Least time between two saves of the cursor after deliveries (default 0: after every
+   * batch). A longer one spares the store a write per batch of a busy sink, at the price
+   * of delivering again up to that much after a crash; stop saves the cursor all the same.
+   */
+  saveIntervalMs?: number;
   /**
    * On stop, how long a batch in `deliver` may take to finish (default 5 s). After that
    * `stop` returns without it; the batch is delivered again after the next start.
    */
   stopWaitMs?: number;
   /**
-   * Sends one batch (never empty; shared with other readers: do not modify it). Resolve
-   * once it is delivered: the cursor then moves past it. Throw to have it retried.
-   * `signal` aborts when the sink stops: give up then, by throwing (e.g.
+   * Sends one batch of envelopes (never empty; shared with other readers: do not modify
+   * it). Resolve once it is delivered: the cursor then moves past it. Throw to have it
+   * retried. `signal` aborts when the sink stops: give up then, by throwing (e.g.
    * `signal.throwIfAborted()`); the batch is sent again after the next start.
    */
-  deliver(updates: Update[], signal: AbortSignal): Promise<void>;
+  deliver(envelopes: Envelope[], signal: AbortSignal): Promise<void>;
+}
+
+/** A sink run by `consume`. */
+export interface Consumer extends Sink {
+  /**
+   * Resolves true once every version committed when it was called is delivered (or
+   * filtered out), false if that takes longer than `timeoutMs`: for a stop that lets what
+   * is committed out first.
+   */
+  caughtUp(timeoutMs: number): Promise<boolean>;
 }
 
 /** How often the lag is refreshed while a batch is in delivery, and how often a cursor moved only past non-matching updates is saved. */
 const REFRESH_MS = 1_000;
-const GAVE_UP = Symbol("gave up");
 
 /** A sink (start/stop) running `options.deliver` over the log. start and stop are safe twice; stop is safe without start. */
-export function consume(ctx: SinkContext, options: ConsumeOptions): Sink {
+export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
   const { name, logger, metrics, log } = ctx;
   const labels = { sink: name };
   const stream = options.stream ?? ALL;
-  const matches = (update: Update) => inStream(update, stream) && (options.filter?.(update) ?? true);
+  if (options.fanOut && stream !== ALL)
+    throw new Error(`consume: fanOut delivers every stream, so it follows "all", not "${stream}"`);
+  const { filter, fanOut } = options;
   const stallAfterMs = options.stallAfterMs ?? 60_000;
-  const lag = metrics.gauge("kubemeta_sink_lag_versions", "Versions committed but not yet delivered by a sink (log head minus the sink's position).");
-  const failures = metrics.counter("kubemeta_sink_delivery_failures_total", "Failures of a sink's delivery loop, by sink and step (deliver, read, save); each is retried.");
-  const stalled = metrics.gauge("kubemeta_sink_stalled", "1 while a sink has held one batch longer than its stall threshold.");
-  const lost = metrics.counter("kubemeta_sink_lost_versions_total", "Versions a sink never delivered: the store pruned them before it got there.");
+  const saveIntervalMs = options.saveIntervalMs ?? 0;
+  const lag = metrics.gauge(
+    "kubemeta_sink_lag_versions",
+    "Versions committed but not yet delivered by a sink (log head minus the sink's position).",
+  );
+  const failures = metrics.counter(
+    "kubemeta_sink_delivery_failures_total",
+    "Failures of a sink's delivery loop, by sink and step (deliver, read, save); each is retried.",
+  );
+  const stalled = metrics.gauge(
+    "kubemeta_sink_stalled",
+    "1 while a sink has held one batch longer than its stall threshold.",
+  );
+  const lost = metrics.counter(
+    "kubemeta_sink_lost_versions_total",
+    "Versions a sink never delivered: the store pruned them before it got there.",
+  );
 
   const stopping = new AbortController();
   const { signal } = stopping;
   /** Resolves `stopWaitMs` after stop: the longest stop waits for a batch in delivery. */
-  const givenUp = new Promise<typeof GAVE_UP>((resolve) =>
-    signal.addEventListener("abort", () => setTimeout(resolve, options.stopWaitMs ?? 5_000, GAVE_UP).unref(), { once: true }),
+  const givenUp = new Promise<typeof TIMED_OUT>((resolve) =>
+    signal.addEventListener("abort", () => setTimeout(resolve, options.stopWaitMs ?? 5_000, TIMED_OUT).unref(), {
+      once: true,
+    }),
   );
   let running: Promise<void> | undefined;
   let lagTimer: Timer | undefined;
@@ -101,8 +173,23 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Sink {
   let delivered = 0;
   let saved = 0;
   let savedAt = 0;
+  let moved = Promise.withResolvers<void>();
 
   const showLag = () => lag.set(Math.max(0, log.head() - delivered), labels);
+
+  function collect(update: Update, into: Envelope[]): void {
+    if (!inStream(update, stream)) return;
+    const envelope = toEnvelope(log.epoch, update, stream);
+    if (filter && !filter(envelope)) return;
+    into.push(envelope);
+    if (fanOut && update.stream !== null) into.push(toEnvelope(log.epoch, update, update.stream));
+  }
+
+  function advance(through: number): void {
+    delivered = through;
+    moved.resolve();
+    moved = Promise.withResolvers<void>();
+  }
 
   function fail(step: "deliver" | "read" | "save", message: string, fields: Record<string, unknown>): void {
     failures.inc({ ...labels, step });
@@ -122,10 +209,10 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Sink {
   }
 
   /** Delivers one batch, retrying until it works; false when the sink stopped first. */
-  async function deliverBatch(updates: Update[]): Promise<boolean> {
-    const first = updates[0]!.version;
-    const last = updates[updates.length - 1]!.version;
-    const backoff = new Backoff({ initialMs: 1_000, maxMs: 60_000, ...options.retry });
+  async function deliverBatch(envelopes: Envelope[]): Promise<boolean> {
+    const first = envelopes[0]!.version;
+    const last = envelopes[envelopes.length - 1]!.version;
+    const backoff = new Backoff(options.retry ?? DEFAULT_RETRY);
     const stallTimer = setTimeout(() => {
       stalled.set(1, labels);
       logger.warn("sink has held one batch too long; it delays only itself", { first, last, heldMs: stallAfterMs });
@@ -134,15 +221,21 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Sink {
       for (let attempt = 1; !signal.aborted; attempt++) {
         try {
           // Called in a promise, so that a synchronous throw is a failure like any other.
-          const delivering = (async () => options.deliver(updates, signal))();
+          const delivering = (async () => options.deliver(envelopes, signal))();
           // A deliver that ignores the signal is left behind when stop gives up on it.
           delivering.catch(() => {});
-          if ((await Promise.race([delivering, givenUp])) === GAVE_UP) return false;
+          if ((await Promise.race([delivering, givenUp])) === TIMED_OUT) return false;
           return true;
         } catch (error) {
           if (signal.aborted) return false;
           const delay = backoff.next();
-          fail("deliver", "sink failed to deliver a batch; retrying it", { error, first, last, attempt, retryInMs: delay });
+          fail("deliver", "sink failed to deliver a batch; retrying it", {
+            error,
+            first,
+            last,
+            attempt,
+            retryInMs: delay,
+          });
           await sleep(delay, signal);
         }
       }
@@ -154,28 +247,38 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Sink {
     }
   }
 
-  async function run(firstStart: boolean): Promise<void> {
+  async function run(saveFirst: boolean): Promise<void> {
     // Without a saved starting point, a restart before the first delivery would start again
     // from a later head and skip what was committed in between.
-    if (firstStart) await save();
+    if (saveFirst) await save();
     const readRetries = new Backoff({ initialMs: 200, maxMs: 10_000 });
-    const lingerMs = options.lingerMs ?? 0;
-    const batchSize = options.batchSize ?? 500;
+    const { size, lingerMs } = options.batch ?? DEFAULT_BATCH;
+    const behindRetention = options.behindRetention ?? "oldest";
     while (!signal.aborted) {
       try {
-        for await (const batch of batches(log, { after: delivered, batchSize, lingerMs, matches, signal })) {
+        for await (const batch of batches(log, {
+          after: delivered,
+          size,
+          lingerMs,
+          collect,
+          behindRetention,
+          signal,
+        })) {
           readRetries.reset();
           if (batch.lost > 0) {
             lost.inc(labels, batch.lost);
-            logger.error("sink fell behind retention; the versions in between are lost to it", { lost: batch.lost, resumeAfter: batch.through });
+            logger.error("sink fell behind retention; the versions in between are lost to it", {
+              lost: batch.lost,
+              resumeAfter: batch.through,
+            });
           }
-          if (batch.updates.length > 0) {
-            if (!(await deliverBatch(batch.updates))) break;
-            delivered = batch.through;
-            await save();
+          if (batch.envelopes.length > 0) {
+            if (!(await deliverBatch(batch.envelopes))) break;
+            advance(batch.through);
+            if (Date.now() - savedAt >= saveIntervalMs) await save();
           } else {
-            delivered = batch.through;
-            if (Date.now() - savedAt >= REFRESH_MS) await save();
+            advance(batch.through);
+            if (Date.now() - savedAt >= Math.max(REFRESH_MS, saveIntervalMs)) await save();
           }
           showLag();
         }
@@ -194,17 +297,30 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Sink {
       // A throw here (the store failing) makes the host retry start with backoff.
       const cursor = await ctx.cursor.load();
       if (running || signal.aborted) return;
-      delivered = saved = cursor ?? (options.from === "head" ? log.head() : log.oldest() - 1);
+      const head = log.head();
+      // Only a store restored or edited behind kubemeta's back holds a cursor past its log.
+      if (cursor !== undefined && cursor > head)
+        logger.warn("the sink's cursor is ahead of the log; starting at its head", { cursor, head });
+      delivered = saved =
+        cursor === undefined ? (options.from === "head" ? head : log.oldest() - 1) : Math.min(cursor, head);
       stalled.set(0, labels);
       showLag();
       lagTimer = setInterval(showLag, REFRESH_MS);
       lagTimer.unref();
-      running = run(cursor === undefined);
+      running = run(cursor === undefined || cursor > head);
     },
     async stop() {
       stopping.abort();
       clearInterval(lagTimer);
       await running;
+    },
+    async caughtUp(timeoutMs) {
+      const target = log.head();
+      const deadline = Date.now() + timeoutMs;
+      while (delivered < target) {
+        if ((await until(moved.promise, deadline)) === TIMED_OUT) return false;
+      }
+      return true;
     },
   };
 }

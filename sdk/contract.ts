@@ -3,38 +3,36 @@
  * hands each of them. A plugin is one module whose default export is a declaration:
  * its `type`, a valibot schema for its config, and `create(config, ctx)` returning
  * `{ start, stop }`. Built-ins (plugins/) use `defineSource`, `defineStore` or
- * `defineSink` and import from `core/` only, never from another plugin.
+ * `defineSink` and import from sdk/ and protocol/ only, never from another plugin.
  *
  * A custom plugin lives anywhere and is named by path in the config
- * (`type: ./plugins/my-sink.ts`, relative to the config file). It imports this file and
- * core/consume.ts from the kubemeta it runs in: by relative path inside the repository,
- * by absolute path elsewhere (`/app/core/…` in the container image). Its one package is
- * valibot. examples/sink-plugin/ is a complete one, with its test.
+ * (`type: ./plugins/my-sink.ts`, relative to the config file). It imports
+ * `kubemeta/sdk` (sdk/index.ts: this contract, `consume`, the schema pieces and `v`,
+ * kubemeta's own valibot), which resolves to the kubemeta that loads it: inside the
+ * repository, from a folder where kubemeta is installed, or in the container image.
+ * examples/sink-plugin/ is a complete one, with its test.
  *
- * A sink writes only its output: `consume(ctx, { deliver })` (core/consume.ts) reads the
- * log from the sink's cursor, calls `deliver` with each batch, saves the cursor after it,
- * retries a batch whose `deliver` throws (backoff, counted), goes on after retention, keeps
- * `kubemeta_sink_lag_versions` and reports a batch held too long. The host
- * (core/supervise.ts) retries a start that throws with backoff and gives up on a start or
- * stop that hangs after 10 s. Each sink reads the log on its own, so a slow or stuck sink
- * delays nobody else.
+ * A sink writes only its output: `consume(ctx, { deliver })` (sdk/consume.ts) reads the
+ * log from the sink's cursor, calls `deliver` with each batch of envelopes, saves the
+ * cursor after it, retries a batch whose `deliver` throws (backoff, counted), goes on
+ * after retention, keeps `kubemeta_sink_lag_versions` and reports a batch held too long.
+ * The host (host/supervise.ts) retries a start that throws with backoff and gives up on a
+ * start or stop that hangs after 10 s. Each sink reads the log on its own, so a slow or
+ * stuck sink delays nobody else.
  *
  * @example A sink that writes each update of a stream to stdout, at least once, in order:
  * ```ts
- * import * as v from "valibot";
- * // Inside the repository; elsewhere, the absolute path of your kubemeta checkout or image.
- * import { defineSink } from "../kubemeta/core/contract.ts";
- * import { consume } from "../kubemeta/core/consume.ts";
+ * import { consume, defineSink, streamName, v } from "kubemeta/sdk";
  *
  * export default defineSink({
  *   type: "stdout",
  *   description: "Prints updates.",
- *   schema: v.strictObject({ stream: v.optional(v.string(), "all") }),
+ *   schema: v.strictObject({ stream: v.optional(streamName, "all") }),
  *   create: (config, ctx) =>
  *     consume(ctx, {
  *       stream: config.stream,
- *       async deliver(updates) {
- *         for (const update of updates) console.log(JSON.stringify(update));
+ *       async deliver(envelopes) {
+ *         for (const envelope of envelopes) console.log(JSON.stringify(envelope));
  *       },
  *     }),
  * });
@@ -246,7 +244,7 @@ export interface CommittedLog {
    * position falls behind. Batches are shared with other readers: do not modify them.
    * To deliver exactly the `stream` a user named, follow it; to move a position past
    * updates you filter out (so lag and cursor stay exact), follow `all` and filter
-   * with `inStream` (core/types.ts).
+   * with `inStream` (kubemeta/sdk), as `consume` does.
    */
   follow(options: FollowOptions): AsyncIterable<Update[]>;
   /** The current objects of a stream and the version they are consistent with. */
@@ -296,8 +294,18 @@ export interface Declaration<K extends string, S extends v.GenericSchema, C, I> 
   create(config: v.InferOutput<S>, context: C): I;
 }
 
-export type SourceDeclaration<S extends v.GenericSchema = v.GenericSchema> = Declaration<"source", S, SourceContext, Source>;
-export type StoreDeclaration<S extends v.GenericSchema = v.GenericSchema> = Declaration<"store", S, StoreContext, Store>;
+export type SourceDeclaration<S extends v.GenericSchema = v.GenericSchema> = Declaration<
+  "source",
+  S,
+  SourceContext,
+  Source
+>;
+export type StoreDeclaration<S extends v.GenericSchema = v.GenericSchema> = Declaration<
+  "store",
+  S,
+  StoreContext,
+  Store
+>;
 export type SinkDeclaration<S extends v.GenericSchema = v.GenericSchema> = Declaration<"sink", S, SinkContext, Sink>;
 export type AnyDeclaration = SourceDeclaration | StoreDeclaration | SinkDeclaration;
 

@@ -17,7 +17,10 @@ export const streamParam = v.optional(
 
 export const positionParam = v.pipe(
   v.string(),
-  v.check((text) => parsePosition(text) !== undefined, 'expected "<epoch>:<version>", as in an event id or a "next" cursor'),
+  v.check(
+    (text) => parsePosition(text) !== undefined,
+    'expected "<epoch>:<version>", as in an event id or a "next" cursor',
+  ),
   v.transform((text) => parsePosition(text)!),
 );
 
@@ -25,7 +28,12 @@ export const positionParam = v.pipe(
 export const kindsParam = v.pipe(
   v.string(),
   v.transform((text) => text.split(",").map((kind) => kind.trim())),
-  v.array(v.pipe(v.string(), v.regex(/^[A-Z][A-Za-z0-9]*$/, 'expected API kinds such as "Pod,Node" (not resource names like "pods")'))),
+  v.array(
+    v.pipe(
+      v.string(),
+      v.regex(/^[A-Z][A-Za-z0-9]*$/, 'expected API kinds such as "Pod,Node" (not resource names like "pods")'),
+    ),
+  ),
   v.transform((kinds) => new Set(kinds)),
 );
 
@@ -44,7 +52,11 @@ export function parseQuery<S extends v.GenericSchema>(c: Context, schema: S): Pa
 }
 
 /** Reads current objects with the kind filter applied: one kind goes to the store, several are filtered here. */
-export async function readObjects(log: CommittedLog, query: Omit<ObjectQuery, "kind">, kinds: Set<string> | undefined): Promise<{ version: number; objects: CurrentObject[] }> {
+export async function readObjects(
+  log: CommittedLog,
+  query: Omit<ObjectQuery, "kind">,
+  kinds: Set<string> | undefined,
+): Promise<{ version: number; objects: CurrentObject[] }> {
   const single = kinds?.size === 1 ? [...kinds][0] : undefined;
   const snapshot = await log.snapshot({ ...query, ...(single ? { kind: single } : {}) });
   if (!kinds || single) return snapshot;

@@ -69,7 +69,6 @@ export function toEnvelope(epoch: string, update: Update, stream: string): Envel
   };
 }
 
-
 /**
  * A current object as a snapshot (an SSE RESET, a NATS reset) delivers it: an `ADDED`
  * envelope whose `version` is that of the update that produced its state and whose `prev`
@@ -78,5 +77,19 @@ export function toEnvelope(epoch: string, update: Update, stream: string): Envel
  */
 export function snapshotEnvelope(epoch: string, stream: string, current: CurrentObject, time: string): Envelope {
   const { kind, uid, namespace, name, node, version, resourceVersion, object } = current;
-  return { epoch, version, prev: 0, stream, type: "ADDED", kind, uid, namespace, name, node, resourceVersion, time, object };
+  return {
+    epoch,
+    version,
+    prev: 0,
+    stream,
+    type: "ADDED",
+    kind,
+    uid,
+    namespace,
+    name,
+    node,
+    resourceVersion,
+    time,
+    object,
+  };
 }

@@ -1,5 +1,11 @@
-/** Valibot pieces that plugin schemas share. */
+/**
+ * Valibot pieces that plugin schemas share. Each key documents itself with
+ * `v.description` (the README's tables are generated from these), so a sink that uses
+ * `batchSchema`, `retrySchema` or `streamName` gets the same words as every other.
+ */
 import * as v from "valibot";
+import { isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
+import type { Logger } from "./telemetry.ts";
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -14,7 +20,10 @@ export function parseDuration(input: string | number): number | undefined {
 /** A duration in config: "10s", "5m", "24h", "7d", or milliseconds as a number. Outputs milliseconds. */
 export const duration = v.pipe(
   v.union([v.string(), v.number()]),
-  v.check((input) => parseDuration(input) !== undefined, 'expected a duration such as "500ms", "10s", "5m", "24h" or "7d"'),
+  v.check(
+    (input) => parseDuration(input) !== undefined,
+    'expected a duration such as "500ms", "10s", "5m", "24h" or "7d"',
+  ),
   v.transform((input) => parseDuration(input)!),
 );
 
@@ -23,3 +32,111 @@ export const port = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65
 
 /** A positive integer. */
 export const positiveInt = v.pipe(v.number(), v.integer(), v.minValue(1));
+
+/** A stream name for a `stream` key, with the rule every entry point states when it refuses one. */
+export const streamName = v.pipe(
+  v.string(),
+  v.check(isStreamName, `must be ${STREAM_NAME_RULE}`),
+  v.description("A stream: `all`, `shared` or `node/<node name>`."),
+);
+
+/** A config duration as written (`"500ms"`) or in milliseconds. */
+type DurationInput = string | number;
+
+export interface BatchSchemaOptions {
+  /** Default `batch.size` (500). */
+  size?: number;
+  /** Default `batch.linger` (`"0ms"`: a batch leaves as soon as what is committed is read). */
+  linger?: DurationInput;
+  /** Largest `batch.size` accepted, for a receiver with a limit of its own. */
+  maxSize?: number;
+}
+
+/**
+ * The standard `batch: { size, linger }` key of a sink built on `consume`; its output is
+ * `consume`'s `batch` option. `batch: batchSchema({ size: 100, linger: "500ms" })` sets
+ * the sink's own defaults.
+ */
+export function batchSchema(options: BatchSchemaOptions = {}) {
+  const { size = 500, linger = "0ms", maxSize } = options;
+  const range = maxSize === undefined ? "" : ` (1–${maxSize.toLocaleString("en-US")})`;
+  return v.optional(
+    v.pipe(
+      v.strictObject({
+        size: v.optional(
+          v.pipe(
+            positiveInt,
+            v.maxValue(maxSize ?? Number.MAX_SAFE_INTEGER),
+            v.description(`Most updates in one batch${range}.`),
+          ),
+          size,
+        ),
+        linger: v.optional(
+          v.pipe(duration, v.description("Longest wait for a batch to fill once it holds an update.")),
+          linger,
+        ),
+      }),
+      v.transform(({ size, linger }) => ({ size, lingerMs: linger })),
+      v.description("How updates are grouped into batches: one batch is one delivery (a request, a write, a flush)."),
+    ),
+    {},
+  );
+}
+
+export interface RetrySchemaOptions {
+  /** Default `retry.initial` (`"1s"`). */
+  initial?: DurationInput;
+  /** Default `retry.max` (`"60s"`). */
+  max?: DurationInput;
+}
+
+/**
+ * The standard `retry: { initial, max }` key of a sink built on `consume`; its output is
+ * `consume`'s `retry` option.
+ */
+export function retrySchema(options: RetrySchemaOptions = {}) {
+  const { initial = "1s", max = "60s" } = options;
+  return v.optional(
+    v.pipe(
+      v.strictObject({
+        initial: v.optional(
+          v.pipe(duration, v.description("Delay before the first retry of a batch that failed.")),
+          initial,
+        ),
+        max: v.optional(v.pipe(duration, v.description("Longest delay between two attempts at a batch.")), max),
+      }),
+      v.transform(({ initial, max }) => ({ initialMs: initial, maxMs: max })),
+      v.description("Exponential backoff with full jitter between retries of a batch: `initial` doubling up to `max`."),
+    ),
+    {},
+  );
+}
+
+/** A config key still accepted under its old name: the old name, and the key that replaced it. */
+export interface DeprecatedKey {
+  key: string;
+  use: string;
+}
+
+/** An optional key kept for configs written before it was renamed to `use`. */
+export function deprecatedKey<S extends v.GenericSchema>(schema: S, use: string) {
+  return v.optional(v.pipe(schema, v.metadata({ deprecated: use }), v.description(`Deprecated: use \`${use}\`.`)));
+}
+
+/**
+ * For a schema's final transform: the value of an old key when the config has it (and
+ * then it is noted in `used`, to be warned about), else that of the key that replaced it.
+ * The old key wins when both are there: a new key's default cannot be told from a value
+ * the user wrote.
+ */
+export function alias<T>(old: T | undefined, current: T, key: DeprecatedKey, used: DeprecatedKey[]): T {
+  if (old === undefined) return current;
+  used.push(key);
+  return old;
+}
+
+/** Logs one warning per deprecated key a config used, naming the key to write instead. */
+export function warnDeprecated(logger: Logger, used: readonly DeprecatedKey[]): void {
+  for (const { key, use } of used)
+    logger.warn(`config key "${key}" is deprecated and will be removed; write "${use}" instead`, { key, use });
+}

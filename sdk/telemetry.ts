@@ -42,4 +42,3 @@ export interface Metrics {
   /** Prometheus text format. */
   render(): string;
 }
-

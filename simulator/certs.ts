@@ -60,21 +60,69 @@ async function openssl(args: string[], cwd: string): Promise<void> {
 
 async function issue(dir: string, name: string, subject: string, extensions: string): Promise<void> {
   await writeFile(join(dir, `${name}.ext`), extensions);
-  await openssl(["req", "-new", ...KEY, "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", subject], dir);
   await openssl(
-    ["x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-set_serial", serial(), "-days", "3650", "-sha256", "-extfile", `${name}.ext`, "-out", `${name}.crt`],
+    ["req", "-new", ...KEY, "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", subject],
+    dir,
+  );
+  await openssl(
+    [
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      "-set_serial",
+      serial(),
+      "-days",
+      "3650",
+      "-sha256",
+      "-extfile",
+      `${name}.ext`,
+      "-out",
+      `${name}.crt`,
+    ],
     dir,
   );
 }
 
 async function generate(dir: string): Promise<void> {
   await openssl(
-    ["req", "-x509", ...KEY, "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "3650", "-subj", "/CN=kubemeta-test-ca", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+    [
+      "req",
+      "-x509",
+      ...KEY,
+      "-nodes",
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.crt",
+      "-days",
+      "3650",
+      "-subj",
+      "/CN=kubemeta-test-ca",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign",
+    ],
     dir,
   );
   await Promise.all([
-    issue(dir, "server", "/CN=kube-apiserver", "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n"),
-    issue(dir, "client", CLIENT_CERT_SUBJECT, "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n"),
+    issue(
+      dir,
+      "server",
+      "/CN=kube-apiserver",
+      "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    ),
+    issue(
+      dir,
+      "client",
+      CLIENT_CERT_SUBJECT,
+      "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
+    ),
   ]);
 }
 
@@ -82,7 +130,13 @@ async function generate(dir: string): Promise<void> {
 async function read(dir: string): Promise<TestPki | undefined> {
   const pems = await Promise.all(FILES.map((file) => readFile(join(dir, file), "utf8").catch(() => "")));
   if (pems.some((pem) => !pem.includes("-----BEGIN"))) return undefined;
-  const [caPem, serverCertPem, serverKeyPem, clientCertPem, clientKeyPem] = pems as [string, string, string, string, string];
+  const [caPem, serverCertPem, serverKeyPem, clientCertPem, clientKeyPem] = pems as [
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   return {
     dir,
     caPem,
@@ -104,7 +158,10 @@ async function createPki(): Promise<TestPki> {
   const dir = await mkdtemp(join(tmpdir(), "kubemeta-test-pki-"));
   await generate(dir);
   // Publish atomically; if another process published first, use theirs.
-  const published = await rename(dir, SHARED_DIR).then(() => true, () => false);
+  const published = await rename(dir, SHARED_DIR).then(
+    () => true,
+    () => false,
+  );
   const shared = await read(SHARED_DIR);
   if (shared) {
     if (!published) await rm(dir, { recursive: true, force: true });

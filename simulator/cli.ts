@@ -46,7 +46,15 @@ Bun.gc(true);
 const kubeconfig = values.kubeconfig ?? join(tmpdir(), `kubemeta-test-apiserver-${process.pid}.kubeconfig`);
 await server.writeKubeconfig(kubeconfig, "token");
 const churn = Number(values.churn) > 0 ? startChurn(server, { perSecond: Number(values.churn) }) : undefined;
-console.log(JSON.stringify({ url: server.url, token: server.token, kubeconfig, objects: Number(server.resourceVersion()), populateMs }));
+console.log(
+  JSON.stringify({
+    url: server.url,
+    token: server.token,
+    kubeconfig,
+    objects: Number(server.resourceVersion()),
+    populateMs,
+  }),
+);
 
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.on(signal, () => {

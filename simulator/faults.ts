@@ -33,7 +33,9 @@ export class Faults {
   /** The failure for this request, if an injected fault matches it (and is used up by it). */
   take(verb: Verb, resource: string, watchFrom: () => { requested: number; oldest: number }): Failure | undefined {
     if (verb === "get") return undefined;
-    const fault = this.pending.find((f) => (f.verb === undefined || f.verb === verb) && (f.resource === undefined || f.resource === resource));
+    const fault = this.pending.find(
+      (f) => (f.verb === undefined || f.verb === verb) && (f.resource === undefined || f.resource === resource),
+    );
     if (!fault) return undefined;
     if (--fault.remaining <= 0) this.pending = this.pending.filter((f) => f !== fault);
     const asEvent = verb === "watch" && (fault.as ?? (fault.status === 410 ? "event" : "status")) === "event";

@@ -83,7 +83,9 @@ function kubeconfigYaml(server: string, caPem: string | undefined, user: Record<
   const b64 = (text: string) => Buffer.from(text).toString("base64");
   // client-node refuses a plain-http server unless told to skip TLS verification.
   const cluster = caPem ? `    certificate-authority-data: ${b64(caPem)}\n` : "    insecure-skip-tls-verify: true\n";
-  const userLines = Object.entries(user).map(([key, value]) => `    ${key}: ${key.endsWith("-data") ? b64(value) : value}\n`);
+  const userLines = Object.entries(user).map(
+    ([key, value]) => `    ${key}: ${key.endsWith("-data") ? b64(value) : value}\n`,
+  );
   return [
     "apiVersion: v1\nkind: Config\n",
     `clusters:\n- cluster:\n${cluster}    server: ${server}\n  name: kubemeta-test\n`,
@@ -113,7 +115,10 @@ export async function startTestApiServer(options: TestApiServerOptions = {}): Pr
 
   const kubeconfig = (auth: "token" | "cert") => {
     if (auth === "cert" && !pki) throw new Error("client-certificate auth needs tls");
-    const user: Record<string, string> = auth === "token" ? { token: tokens[0] ?? "" } : { "client-certificate-data": pki!.clientCertPem, "client-key-data": pki!.clientKeyPem };
+    const user: Record<string, string> =
+      auth === "token"
+        ? { token: tokens[0] ?? "" }
+        : { "client-certificate-data": pki!.clientCertPem, "client-key-data": pki!.clientKeyPem };
     return kubeconfigYaml(url, pki?.caPem, user);
   };
 

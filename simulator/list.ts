@@ -26,9 +26,19 @@ function encodeContinue(key: ContinueKey): string {
 
 function decodeContinue(token: string): ContinueKey | Status {
   try {
-    const key = JSON.parse(Buffer.from(token, "base64url").toString()) as { v?: unknown; rv?: unknown; start?: unknown };
-    if (key.v !== "meta.k8s.io/v1") return badRequest(`continue key is not valid: continue key is not valid: server does not recognize this encoded key`);
-    if (typeof key.rv !== "number" || typeof key.start !== "string" || key.start === "") return badRequest("continue key is not valid: continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    const key = JSON.parse(Buffer.from(token, "base64url").toString()) as {
+      v?: unknown;
+      rv?: unknown;
+      start?: unknown;
+    };
+    if (key.v !== "meta.k8s.io/v1")
+      return badRequest(
+        `continue key is not valid: continue key is not valid: server does not recognize this encoded key`,
+      );
+    if (typeof key.rv !== "number" || typeof key.start !== "string" || key.start === "")
+      return badRequest(
+        "continue key is not valid: continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+      );
     return { rv: key.rv, start: key.start };
   } catch {
     return badRequest("continue key is not valid: illegal base64 data at input byte 0");
@@ -79,7 +89,11 @@ function lowerBound(entries: Entry[], key: string): number {
 }
 
 /** Picks the snapshot and start position, or the Status to answer instead. */
-function resolvePage(store: ObjectStore, snapshots: ListSnapshots, request: ListRequest): { rv: number; entries: Entry[]; start: string } | Status {
+function resolvePage(
+  store: ObjectStore,
+  snapshots: ListSnapshots,
+  request: ListRequest,
+): { rv: number; entries: Entry[]; start: string } | Status {
   const { type, options } = request;
   if (options.continueToken) {
     const key = decodeContinue(options.continueToken);
@@ -103,7 +117,12 @@ function resolvePage(store: ObjectStore, snapshots: ListSnapshots, request: List
 }
 
 /** Serves one LIST page, or returns the Status to send when it cannot. */
-export function serveList(res: ServerResponse, store: ObjectStore, snapshots: ListSnapshots, request: ListRequest): Promise<void> | Status {
+export function serveList(
+  res: ServerResponse,
+  store: ObjectStore,
+  snapshots: ListSnapshots,
+  request: ListRequest,
+): Promise<void> | Status {
   const page = resolvePage(store, snapshots, request);
   if ("kind" in page) return page;
   const { type, filter, limit, options } = request;

@@ -21,7 +21,7 @@ export function nodeIp(node: string): string {
   const match = /^ip-(\d+)-(\d+)-(\d+)-(\d+)\./.exec(node);
   if (match) return match.slice(1, 5).join(".");
   const hash = Number(Bun.hash(node) % 65_536n);
-  return `172.18.${hash >> 8}.${(hash & 255) || 1}`;
+  return `172.18.${hash >> 8}.${hash & 255 || 1}`;
 }
 
 /** The name of the i-th node of a simulated EKS cluster. */
@@ -42,14 +42,34 @@ export interface PodOptions {
   labels?: Record<string, string>;
 }
 
-const OWNER_API_VERSION: Record<string, string> = { ReplicaSet: "apps/v1", StatefulSet: "apps/v1", DaemonSet: "apps/v1", Job: "batch/v1", Node: "v1" };
+const OWNER_API_VERSION: Record<string, string> = {
+  ReplicaSet: "apps/v1",
+  StatefulSet: "apps/v1",
+  DaemonSet: "apps/v1",
+  Job: "batch/v1",
+  Node: "v1",
+};
 
 function podConditions(scheduled: boolean, time: string): object[] {
   if (!scheduled) {
-    return [{ type: "PodScheduled", status: "False", lastProbeTime: null, lastTransitionTime: time, reason: "Unschedulable", message: "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod." }];
+    return [
+      {
+        type: "PodScheduled",
+        status: "False",
+        lastProbeTime: null,
+        lastTransitionTime: time,
+        reason: "Unschedulable",
+        message:
+          "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.",
+      },
+    ];
   }
   return ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"].map((type) => ({
-    type, observedGeneration: 1, status: "True", lastProbeTime: null, lastTransitionTime: time,
+    type,
+    observedGeneration: 1,
+    status: "True",
+    lastProbeTime: null,
+    lastTransitionTime: time,
   }));
 }
 
@@ -62,7 +82,8 @@ export function makePod(opts: PodOptions): KubeObject {
   const ip = podIp();
   const databaseUrl = { name: "DATABASE_URL", value: `postgres://${app}:hunter2@db.${namespace}:5432/${app}` };
   const lastApplied = JSON.stringify({
-    apiVersion: "v1", kind: "Pod",
+    apiVersion: "v1",
+    kind: "Pod",
     metadata: { annotations: {}, labels, name, namespace },
     spec: { containers: [{ env: [databaseUrl], image, name: "app" }] },
   });
@@ -75,22 +96,87 @@ export function makePod(opts: PodOptions): KubeObject {
       namespace,
       uid: crypto.randomUUID(),
       labels,
-      annotations: { "kubectl.kubernetes.io/last-applied-configuration": `${lastApplied}\n`, "prometheus.io/scrape": "true", "prometheus.io/port": "9090" },
-      ...(owner ? { ownerReferences: [{ apiVersion: OWNER_API_VERSION[owner.kind] ?? "apps/v1", kind: owner.kind, name: owner.name, uid: owner.uid, controller: true, blockOwnerDeletion: true }] } : {}),
+      annotations: {
+        "kubectl.kubernetes.io/last-applied-configuration": `${lastApplied}\n`,
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9090",
+      },
+      ...(owner
+        ? {
+            ownerReferences: [
+              {
+                apiVersion: OWNER_API_VERSION[owner.kind] ?? "apps/v1",
+                kind: owner.kind,
+                name: owner.name,
+                uid: owner.uid,
+                controller: true,
+                blockOwnerDeletion: true,
+              },
+            ],
+          }
+        : {}),
       managedFields: [
         {
-          manager: "kube-controller-manager", operation: "Update", apiVersion: "v1", time, fieldsType: "FieldsV1",
-          fieldsV1: { "f:metadata": { "f:generateName": {}, "f:labels": { ".": {}, "f:app": {} }, "f:ownerReferences": { ".": {} } }, "f:spec": { "f:containers": { 'k:{"name":"app"}': { ".": {}, "f:env": {}, "f:image": {}, "f:name": {}, "f:ports": {}, "f:resources": {} } }, "f:dnsPolicy": {}, "f:restartPolicy": {} } },
+          manager: "kube-controller-manager",
+          operation: "Update",
+          apiVersion: "v1",
+          time,
+          fieldsType: "FieldsV1",
+          fieldsV1: {
+            "f:metadata": {
+              "f:generateName": {},
+              "f:labels": { ".": {}, "f:app": {} },
+              "f:ownerReferences": { ".": {} },
+            },
+            "f:spec": {
+              "f:containers": {
+                'k:{"name":"app"}': {
+                  ".": {},
+                  "f:env": {},
+                  "f:image": {},
+                  "f:name": {},
+                  "f:ports": {},
+                  "f:resources": {},
+                },
+              },
+              "f:dnsPolicy": {},
+              "f:restartPolicy": {},
+            },
+          },
         },
         {
-          manager: "kubelet", operation: "Update", apiVersion: "v1", time, fieldsType: "FieldsV1",
-          fieldsV1: { "f:status": { "f:conditions": {}, "f:containerStatuses": {}, "f:hostIP": {}, "f:phase": {}, "f:podIP": {}, "f:startTime": {} } },
+          manager: "kubelet",
+          operation: "Update",
+          apiVersion: "v1",
+          time,
+          fieldsType: "FieldsV1",
+          fieldsV1: {
+            "f:status": {
+              "f:conditions": {},
+              "f:containerStatuses": {},
+              "f:hostIP": {},
+              "f:phase": {},
+              "f:podIP": {},
+              "f:startTime": {},
+            },
+          },
           subresource: "status",
         },
       ],
     },
     spec: {
-      volumes: [{ name: "kube-api-access-x7k2p", projected: { sources: [{ serviceAccountToken: { expirationSeconds: 3607, path: "token" } }, { configMap: { name: "kube-root-ca.crt", items: [{ key: "ca.crt", path: "ca.crt" }] } }], defaultMode: 420 } }],
+      volumes: [
+        {
+          name: "kube-api-access-x7k2p",
+          projected: {
+            sources: [
+              { serviceAccountToken: { expirationSeconds: 3607, path: "token" } },
+              { configMap: { name: "kube-root-ca.crt", items: [{ key: "ca.crt", path: "ca.crt" }] } },
+            ],
+            defaultMode: 420,
+          },
+        },
+      ],
       containers: [
         appContainer(image, {
           env: [
@@ -99,8 +185,20 @@ export function makePod(opts: PodOptions): KubeObject {
             { name: "LOG_LEVEL", value: "info" },
             { name: "POD_IP", valueFrom: { fieldRef: { apiVersion: "v1", fieldPath: "status.podIP" } } },
           ],
-          volumeMounts: [{ name: "kube-api-access-x7k2p", readOnly: true, mountPath: "/var/run/secrets/kubernetes.io/serviceaccount" }],
-          readinessProbe: { httpGet: { path: "/ready", port: "http", scheme: "HTTP" }, timeoutSeconds: 1, periodSeconds: 10, successThreshold: 1, failureThreshold: 3 },
+          volumeMounts: [
+            {
+              name: "kube-api-access-x7k2p",
+              readOnly: true,
+              mountPath: "/var/run/secrets/kubernetes.io/serviceaccount",
+            },
+          ],
+          readinessProbe: {
+            httpGet: { path: "/ready", port: "http", scheme: "HTTP" },
+            timeoutSeconds: 1,
+            periodSeconds: 10,
+            successThreshold: 1,
+            failureThreshold: 3,
+          },
         }),
       ],
       restartPolicy: "Always",
@@ -154,27 +252,80 @@ export function makeNode(name: string): KubeObject {
   const zone = `eu-west-1${"abc"[index % 3]}`;
   const time = kubeTime();
   const instanceId = `i-0${hex(8)}`;
-  const condition = (type: string, status: string, reason: string, message: string) => ({ type, status, lastHeartbeatTime: time, lastTransitionTime: time, reason, message });
+  const condition = (type: string, status: string, reason: string, message: string) => ({
+    type,
+    status,
+    lastHeartbeatTime: time,
+    lastTransitionTime: time,
+    reason,
+    message,
+  });
   return {
     kind: "Node",
     apiVersion: "v1",
     metadata: {
       name,
       labels: {
-        "beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-        "node.kubernetes.io/instance-type": "m6i.2xlarge", "topology.kubernetes.io/region": "eu-west-1", "topology.kubernetes.io/zone": zone,
+        "beta.kubernetes.io/arch": "amd64",
+        "beta.kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "node.kubernetes.io/instance-type": "m6i.2xlarge",
+        "topology.kubernetes.io/region": "eu-west-1",
+        "topology.kubernetes.io/zone": zone,
         "eks.amazonaws.com/nodegroup": "general-purpose",
       },
-      annotations: { "alpha.kubernetes.io/provided-node-ip": ip, "node.alpha.kubernetes.io/ttl": "0", "volumes.kubernetes.io/controller-managed-attach-detach": "true" },
+      annotations: {
+        "alpha.kubernetes.io/provided-node-ip": ip,
+        "node.alpha.kubernetes.io/ttl": "0",
+        "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+      },
       managedFields: [
-        { manager: "kubelet", operation: "Update", apiVersion: "v1", time, fieldsType: "FieldsV1", fieldsV1: { "f:metadata": { "f:annotations": { ".": {} }, "f:labels": { ".": {} } }, "f:spec": { "f:providerID": {} } } },
-        { manager: "kubelet", operation: "Update", apiVersion: "v1", time, fieldsType: "FieldsV1", fieldsV1: { "f:status": { "f:conditions": {}, "f:images": {}, "f:nodeInfo": {} } }, subresource: "status" },
+        {
+          manager: "kubelet",
+          operation: "Update",
+          apiVersion: "v1",
+          time,
+          fieldsType: "FieldsV1",
+          fieldsV1: {
+            "f:metadata": { "f:annotations": { ".": {} }, "f:labels": { ".": {} } },
+            "f:spec": { "f:providerID": {} },
+          },
+        },
+        {
+          manager: "kubelet",
+          operation: "Update",
+          apiVersion: "v1",
+          time,
+          fieldsType: "FieldsV1",
+          fieldsV1: { "f:status": { "f:conditions": {}, "f:images": {}, "f:nodeInfo": {} } },
+          subresource: "status",
+        },
       ],
     },
-    spec: { podCIDR: `10.${100 + (index >> 8)}.${index & 255}.0/24`, podCIDRs: [`10.${100 + (index >> 8)}.${index & 255}.0/24`], providerID: `aws:///${zone}/${instanceId}` },
+    spec: {
+      podCIDR: `10.${100 + (index >> 8)}.${index & 255}.0/24`,
+      podCIDRs: [`10.${100 + (index >> 8)}.${index & 255}.0/24`],
+      providerID: `aws:///${zone}/${instanceId}`,
+    },
     status: {
-      capacity: { cpu: "8", "ephemeral-storage": "104845292Ki", "hugepages-1Gi": "0", "hugepages-2Mi": "0", memory: "32329540Ki", pods: "110" },
-      allocatable: { cpu: "7910m", "ephemeral-storage": "95551679124", "hugepages-1Gi": "0", "hugepages-2Mi": "0", memory: "31312708Ki", pods: "110" },
+      capacity: {
+        cpu: "8",
+        "ephemeral-storage": "104845292Ki",
+        "hugepages-1Gi": "0",
+        "hugepages-2Mi": "0",
+        memory: "32329540Ki",
+        pods: "110",
+      },
+      allocatable: {
+        cpu: "7910m",
+        "ephemeral-storage": "95551679124",
+        "hugepages-1Gi": "0",
+        "hugepages-2Mi": "0",
+        memory: "31312708Ki",
+        pods: "110",
+      },
       conditions: [
         condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
         condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
@@ -188,12 +339,32 @@ export function makeNode(name: string): KubeObject {
       ],
       daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
       nodeInfo: {
-        machineID: hex(16), systemUUID: `ec2${hex(14)}`, bootID: crypto.randomUUID(), kernelVersion: "6.1.119-129.201.amzn2023.x86_64", osImage: "Amazon Linux 2023.6.20241212",
-        containerRuntimeVersion: "containerd://1.7.25", kubeletVersion: "v1.36.2-eks-1a2b3c4", kubeProxyVersion: "", operatingSystem: "linux", architecture: "amd64",
+        machineID: hex(16),
+        systemUUID: `ec2${hex(14)}`,
+        bootID: crypto.randomUUID(),
+        kernelVersion: "6.1.119-129.201.amzn2023.x86_64",
+        osImage: "Amazon Linux 2023.6.20241212",
+        containerRuntimeVersion: "containerd://1.7.25",
+        kubeletVersion: "v1.36.2-eks-1a2b3c4",
+        kubeProxyVersion: "",
+        operatingSystem: "linux",
+        architecture: "amd64",
       },
       images: [
-        { names: ["602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon-k8s-cni@sha256:4a5d3bd4b2a0b8c0e1e5f5f0d3f6c7b8a9e0d1c2b3a4f5e6d7c8b9a0f1e2d3c4", "602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon-k8s-cni:v1.19.2"], sizeBytes: 48_921_338 },
-        { names: ["registry.k8s.io/kube-proxy@sha256:0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c", "registry.k8s.io/kube-proxy:v1.36.2"], sizeBytes: 30_412_774 },
+        {
+          names: [
+            "602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon-k8s-cni@sha256:4a5d3bd4b2a0b8c0e1e5f5f0d3f6c7b8a9e0d1c2b3a4f5e6d7c8b9a0f1e2d3c4",
+            "602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon-k8s-cni:v1.19.2",
+          ],
+          sizeBytes: 48_921_338,
+        },
+        {
+          names: [
+            "registry.k8s.io/kube-proxy@sha256:0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c",
+            "registry.k8s.io/kube-proxy:v1.36.2",
+          ],
+          sizeBytes: 30_412_774,
+        },
         { names: ["registry.k8s.io/pause:3.10"], sizeBytes: 320_368 },
       ],
     },

@@ -32,7 +32,8 @@ function parseInt64(name: string, value: string | null): number | undefined | St
   return Number(value);
 }
 
-const isStatus = (value: unknown): value is Status => typeof value === "object" && value !== null && (value as Status).kind === "Status";
+const isStatus = (value: unknown): value is Status =>
+  typeof value === "object" && value !== null && (value as Status).kind === "Status";
 
 export function parseListOptions(params: URLSearchParams): ListOptions | Status {
   const watch = parseBool("watch", params.get("watch"));
@@ -55,7 +56,11 @@ export function parseListOptions(params: URLSearchParams): ListOptions | Status 
   };
 }
 
-const forbidden = (field: string, detail: string): FieldError => ({ field, reason: "FieldValueForbidden", message: `Forbidden: ${detail}` });
+const forbidden = (field: string, detail: string): FieldError => ({
+  field,
+  reason: "FieldValueForbidden",
+  message: `Forbidden: ${detail}`,
+});
 
 const notSupported = (field: string, value: string, supported: string[]): FieldError => ({
   field,
@@ -78,22 +83,47 @@ export function validateListOptions(options: ListOptions, watchListEnabled: bool
   const match = options.resourceVersionMatch;
   if (options.watch) {
     if (options.sendInitialEvents !== undefined) {
-      if (match !== "NotOlderThan") errors.push(forbidden("resourceVersionMatch", "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"));
-      if (!watchListEnabled) errors.push(forbidden("sendInitialEvents", "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled"));
+      if (match !== "NotOlderThan")
+        errors.push(
+          forbidden("resourceVersionMatch", "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"),
+        );
+      if (!watchListEnabled)
+        errors.push(
+          forbidden(
+            "sendInitialEvents",
+            "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
+          ),
+        );
     }
     if (match) {
-      if (options.sendInitialEvents === undefined) errors.push(forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"));
+      if (options.sendInitialEvents === undefined)
+        errors.push(
+          forbidden(
+            "resourceVersionMatch",
+            "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+          ),
+        );
       if (match !== "NotOlderThan") errors.push(notSupported("resourceVersionMatch", match, ["NotOlderThan"]));
-      if (options.continueToken) errors.push(forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided"));
+      if (options.continueToken)
+        errors.push(forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided"));
     }
   } else {
     if (match) {
-      if (!options.resourceVersion) errors.push(forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden unless resourceVersion is provided"));
-      if (options.continueToken) errors.push(forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided"));
-      if (match !== "Exact" && match !== "NotOlderThan") errors.push(notSupported("resourceVersionMatch", match, ["Exact", "NotOlderThan", ""]));
-      if (match === "Exact" && options.resourceVersion === "0") errors.push(forbidden("resourceVersionMatch", 'resourceVersionMatch "exact" is forbidden for resourceVersion "0"'));
+      if (!options.resourceVersion)
+        errors.push(
+          forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden unless resourceVersion is provided"),
+        );
+      if (options.continueToken)
+        errors.push(forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided"));
+      if (match !== "Exact" && match !== "NotOlderThan")
+        errors.push(notSupported("resourceVersionMatch", match, ["Exact", "NotOlderThan", ""]));
+      if (match === "Exact" && options.resourceVersion === "0")
+        errors.push(
+          forbidden("resourceVersionMatch", 'resourceVersionMatch "exact" is forbidden for resourceVersion "0"'),
+        );
     }
-    if (options.sendInitialEvents !== undefined) errors.push(forbidden("sendInitialEvents", "sendInitialEvents is forbidden for list"));
+    if (options.sendInitialEvents !== undefined)
+      errors.push(forbidden("sendInitialEvents", "sendInitialEvents is forbidden for list"));
   }
   return errors.length > 0 ? invalidListOptions(errors) : undefined;
 }

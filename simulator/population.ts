@@ -7,13 +7,36 @@
 import type { KubeObject } from "../sdk/model.ts";
 import type { TestApiServer } from "./index.ts";
 import { makeNode, makePod, nodeName } from "./objects.ts";
-import { makeCronJob, makeDaemonSet, makeDeployment, makeEndpointSlice, makeJob, makeNamespace, makeReplicaSet, makeService, makeStatefulSet, type Endpoint, type Owner } from "./workloads.ts";
+import {
+  makeCronJob,
+  makeDaemonSet,
+  makeDeployment,
+  makeEndpointSlice,
+  makeJob,
+  makeNamespace,
+  makeReplicaSet,
+  makeService,
+  makeStatefulSet,
+  type Endpoint,
+  type Owner,
+} from "./workloads.ts";
 
 export { makeNode, makePod };
 
 /** Replicas per workload: 150,000 pods give ~7,500 workloads, i.e. ~30,000 other objects. */
 const WORKLOAD_SIZE = 20;
-const NAMESPACE_WORDS = ["payments", "checkout", "search", "catalog", "identity", "billing", "shipping", "analytics", "messaging", "platform"];
+const NAMESPACE_WORDS = [
+  "payments",
+  "checkout",
+  "search",
+  "catalog",
+  "identity",
+  "billing",
+  "shipping",
+  "analytics",
+  "messaging",
+  "platform",
+];
 const APP_WORDS = ["api", "web", "worker", "cache", "gateway", "auth", "indexer", "ledger", "notifier", "scheduler"];
 
 /** mulberry32: a small seeded PRNG, so a churn run can be replayed. */
@@ -68,7 +91,10 @@ function namespaceNames(count: number): string[] {
  * (one kube-proxy pod per node, the rest from workloads of 20 replicas spread over
  * `namespaces` namespaces, default 10), plus their owners, Services and EndpointSlices.
  */
-export function populate(server: TestApiServer, opts: { nodes: number; podsPerNode: number; namespaces?: number }): void {
+export function populate(
+  server: TestApiServer,
+  opts: { nodes: number; podsPerNode: number; namespaces?: number },
+): void {
   // Offsets let a second call add to the cluster instead of colliding with the first.
   const firstNode = server.names("Node").length;
   const firstGroup = server.names("Service").length;
@@ -83,7 +109,15 @@ export function populate(server: TestApiServer, opts: { nodes: number; podsPerNo
   const existingProxy = server.get("DaemonSet", "kube-system", "kube-proxy");
   const proxy = ownerOf(existingProxy ?? server.create(makeDaemonSet("kube-proxy", "kube-system", nodes.length)));
   for (const node of nodes) {
-    server.create(makePod({ name: `kube-proxy-${suffix(5)}`, namespace: "kube-system", node, owner: proxy, labels: { "k8s-app": "kube-proxy", "pod-template-generation": "1" } }));
+    server.create(
+      makePod({
+        name: `kube-proxy-${suffix(5)}`,
+        namespace: "kube-system",
+        node,
+        owner: proxy,
+        labels: { "k8s-app": "kube-proxy", "pod-template-generation": "1" },
+      }),
+    );
   }
 
   let placed = 0;
@@ -98,13 +132,34 @@ export function populate(server: TestApiServer, opts: { nodes: number; podsPerNo
     const place = () => nodes[placed++ % nodes.length]!;
     if (group % 10 === 9) {
       const set = ownerOf(server.create(makeStatefulSet(app, namespace, size)));
-      for (let i = 0; i < size; i++) pods.push(server.create(makePod({ name: `${app}-${i}`, namespace, node: place(), owner: set, labels: { app, "apps.kubernetes.io/pod-index": String(i) } })));
+      for (let i = 0; i < size; i++)
+        pods.push(
+          server.create(
+            makePod({
+              name: `${app}-${i}`,
+              namespace,
+              node: place(),
+              owner: set,
+              labels: { app, "apps.kubernetes.io/pod-index": String(i) },
+            }),
+          ),
+        );
     } else {
       const deployment = ownerOf(server.create(makeDeployment(app, namespace, size)));
       const hash = suffix(9);
       const replicaSet = ownerOf(server.create(makeReplicaSet(`${app}-${hash}`, namespace, size, deployment, hash)));
       for (let i = 0; i < size; i++) {
-        pods.push(server.create(makePod({ name: `${app}-${hash}-${suffix(5)}`, namespace, node: place(), owner: replicaSet, labels: { app, "pod-template-hash": hash } })));
+        pods.push(
+          server.create(
+            makePod({
+              name: `${app}-${hash}-${suffix(5)}`,
+              namespace,
+              node: place(),
+              owner: replicaSet,
+              labels: { app, "pod-template-hash": hash },
+            }),
+          ),
+        );
       }
     }
     const n = serviceIps++;
@@ -126,10 +181,15 @@ type PodRef = { namespace: string; name: string };
  * (readiness, restarts) and of fields kubemeta ignores (managedFields times)), keeping
  * the pod count within ±10% of where it started.
  */
-export function startChurn(server: TestApiServer, opts: { perSecond: number; seed?: number }): { stop(): void; changes(): number } {
+export function startChurn(
+  server: TestApiServer,
+  opts: { perSecond: number; seed?: number },
+): { stop(): void; changes(): number } {
   const random = seededRandom(opts.seed ?? 1);
   const pick = <T>(items: T[]): T => items[Math.floor(random() * items.length)]!;
-  const pods: PodRef[] = server.names("Pod").map(({ namespace, name }) => ({ namespace: namespace ?? "default", name }));
+  const pods: PodRef[] = server
+    .names("Pod")
+    .map(({ namespace, name }) => ({ namespace: namespace ?? "default", name }));
   const nodes = server.names("Node").map(({ name }) => name);
   const namespaces = [...new Set(pods.map((pod) => pod.namespace))];
   if (namespaces.length === 0) namespaces.push("default");
@@ -142,9 +202,15 @@ export function startChurn(server: TestApiServer, opts: { perSecond: number; see
     const choice = random();
     const metadata = pod.metadata!;
     if (choice < 1 / 3) {
-      metadata.labels = { ...(metadata.labels as Record<string, string>), "churn.kubemeta.dev/generation": String(changes) };
+      metadata.labels = {
+        ...(metadata.labels as Record<string, string>),
+        "churn.kubemeta.dev/generation": String(changes),
+      };
     } else if (choice < 2 / 3) {
-      const status = pod.status as { conditions?: Array<{ type: string; status: string }>; containerStatuses?: Array<{ ready: boolean; restartCount: number }> };
+      const status = pod.status as {
+        conditions?: Array<{ type: string; status: string }>;
+        containerStatuses?: Array<{ ready: boolean; restartCount: number }>;
+      };
       const ready = status.conditions?.find((condition) => condition.type === "Ready");
       if (ready) ready.status = ready.status === "True" ? "False" : "True";
       for (const container of status.containerStatuses ?? []) {
@@ -152,7 +218,8 @@ export function startChurn(server: TestApiServer, opts: { perSecond: number; see
         container.restartCount++;
       }
     } else {
-      for (const entry of (metadata.managedFields as Array<{ time: string }> | undefined) ?? []) entry.time = new Date().toISOString().slice(0, 19) + "Z";
+      for (const entry of (metadata.managedFields as Array<{ time: string }> | undefined) ?? [])
+        entry.time = `${new Date().toISOString().slice(0, 19)}Z`;
     }
   };
 
@@ -161,7 +228,9 @@ export function startChurn(server: TestApiServer, opts: { perSecond: number; see
     if (grow) {
       const namespace = pick(namespaces);
       const name = `churn-${(opts.seed ?? 1).toString(36)}-${(created++).toString(36)}`;
-      server.create(makePod({ name, namespace, node: nodes.length > 0 ? pick(nodes) : undefined, labels: { app: "churn" } }));
+      server.create(
+        makePod({ name, namespace, node: nodes.length > 0 ? pick(nodes) : undefined, labels: { app: "churn" } }),
+      );
       pods.push({ namespace, name });
       return;
     }

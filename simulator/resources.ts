@@ -28,57 +28,132 @@ const POD_TEMPLATE_ZERO = `"template":{"metadata":{},"spec":{"containers":null}}
 
 export const RESOURCE_TYPES: ResourceType[] = [
   {
-    resource: "pods", singular: "pod", kind: "Pod", group: "", version: "v1", namespaced: true, shortNames: ["po"],
+    resource: "pods",
+    singular: "pod",
+    kind: "Pod",
+    group: "",
+    version: "v1",
+    namespaced: true,
+    shortNames: ["po"],
     bookmarkBody: `"spec":{"containers":null},"status":{}`,
-    fieldLabels: ["spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName", "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"],
+    fieldLabels: [
+      "spec.nodeName",
+      "spec.restartPolicy",
+      "spec.schedulerName",
+      "spec.serviceAccountName",
+      "spec.hostNetwork",
+      "status.phase",
+      "status.podIP",
+      "status.nominatedNodeName",
+    ],
   },
   {
-    resource: "nodes", singular: "node", kind: "Node", group: "", version: "v1", namespaced: false, shortNames: ["no"],
+    resource: "nodes",
+    singular: "node",
+    kind: "Node",
+    group: "",
+    version: "v1",
+    namespaced: false,
+    shortNames: ["no"],
     bookmarkBody: `"spec":{},"status":{"daemonEndpoints":{"kubeletEndpoint":{"Port":0}},"nodeInfo":{"machineID":"","systemUUID":"","bootID":"","kernelVersion":"","osImage":"","containerRuntimeVersion":"","kubeletVersion":"","kubeProxyVersion":"","operatingSystem":"","architecture":""}}`,
     fieldLabels: ["spec.unschedulable"],
   },
   {
-    resource: "namespaces", singular: "namespace", kind: "Namespace", group: "", version: "v1", namespaced: false, shortNames: ["ns"],
+    resource: "namespaces",
+    singular: "namespace",
+    kind: "Namespace",
+    group: "",
+    version: "v1",
+    namespaced: false,
+    shortNames: ["ns"],
     bookmarkBody: `"spec":{},"status":{}`,
     fieldLabels: ["status.phase"],
   },
   {
-    resource: "services", singular: "service", kind: "Service", group: "", version: "v1", namespaced: true, shortNames: ["svc"],
+    resource: "services",
+    singular: "service",
+    kind: "Service",
+    group: "",
+    version: "v1",
+    namespaced: true,
+    shortNames: ["svc"],
     bookmarkBody: `"spec":{},"status":{"loadBalancer":{}}`,
     fieldLabels: ["spec.clusterIP", "spec.type"],
   },
   {
-    resource: "endpointslices", singular: "endpointslice", kind: "EndpointSlice", group: "discovery.k8s.io", version: "v1", namespaced: true, shortNames: [],
+    resource: "endpointslices",
+    singular: "endpointslice",
+    kind: "EndpointSlice",
+    group: "discovery.k8s.io",
+    version: "v1",
+    namespaced: true,
+    shortNames: [],
     bookmarkBody: `"addressType":"","endpoints":null,"ports":null`,
     fieldLabels: [],
   },
   {
-    resource: "deployments", singular: "deployment", kind: "Deployment", group: "apps", version: "v1", namespaced: true, shortNames: ["deploy"],
+    resource: "deployments",
+    singular: "deployment",
+    kind: "Deployment",
+    group: "apps",
+    version: "v1",
+    namespaced: true,
+    shortNames: ["deploy"],
     bookmarkBody: `"spec":{"selector":null,${POD_TEMPLATE_ZERO},"strategy":{}},"status":{}`,
     fieldLabels: [],
   },
   {
-    resource: "replicasets", singular: "replicaset", kind: "ReplicaSet", group: "apps", version: "v1", namespaced: true, shortNames: ["rs"],
+    resource: "replicasets",
+    singular: "replicaset",
+    kind: "ReplicaSet",
+    group: "apps",
+    version: "v1",
+    namespaced: true,
+    shortNames: ["rs"],
     bookmarkBody: `"spec":{"selector":null,${POD_TEMPLATE_ZERO}},"status":{"replicas":0}`,
     fieldLabels: ["status.replicas"],
   },
   {
-    resource: "statefulsets", singular: "statefulset", kind: "StatefulSet", group: "apps", version: "v1", namespaced: true, shortNames: ["sts"],
+    resource: "statefulsets",
+    singular: "statefulset",
+    kind: "StatefulSet",
+    group: "apps",
+    version: "v1",
+    namespaced: true,
+    shortNames: ["sts"],
     bookmarkBody: `"spec":{"selector":null,${POD_TEMPLATE_ZERO},"serviceName":"","updateStrategy":{}},"status":{"replicas":0,"availableReplicas":0}`,
     fieldLabels: [],
   },
   {
-    resource: "daemonsets", singular: "daemonset", kind: "DaemonSet", group: "apps", version: "v1", namespaced: true, shortNames: ["ds"],
+    resource: "daemonsets",
+    singular: "daemonset",
+    kind: "DaemonSet",
+    group: "apps",
+    version: "v1",
+    namespaced: true,
+    shortNames: ["ds"],
     bookmarkBody: `"spec":{"selector":null,${POD_TEMPLATE_ZERO},"updateStrategy":{}},"status":{"currentNumberScheduled":0,"numberMisscheduled":0,"desiredNumberScheduled":0,"numberReady":0}`,
     fieldLabels: [],
   },
   {
-    resource: "jobs", singular: "job", kind: "Job", group: "batch", version: "v1", namespaced: true, shortNames: [],
+    resource: "jobs",
+    singular: "job",
+    kind: "Job",
+    group: "batch",
+    version: "v1",
+    namespaced: true,
+    shortNames: [],
     bookmarkBody: `"spec":{${POD_TEMPLATE_ZERO}},"status":{}`,
     fieldLabels: ["status.successful"],
   },
   {
-    resource: "cronjobs", singular: "cronjob", kind: "CronJob", group: "batch", version: "v1", namespaced: true, shortNames: ["cj"],
+    resource: "cronjobs",
+    singular: "cronjob",
+    kind: "CronJob",
+    group: "batch",
+    version: "v1",
+    namespaced: true,
+    shortNames: ["cj"],
     bookmarkBody: `"spec":{"schedule":"","jobTemplate":{"spec":{${POD_TEMPLATE_ZERO}}}},"status":{}`,
     fieldLabels: [],
   },
@@ -107,7 +182,11 @@ const CLUSTER_VERBS = VERBS.filter((verb) => verb !== "deletecollection");
 
 /** GET /api */
 export function apiVersions(serverAddress: string): object {
-  return { kind: "APIVersions", versions: ["v1"], serverAddressByClientCIDRs: [{ clientCIDR: "0.0.0.0/0", serverAddress }] };
+  return {
+    kind: "APIVersions",
+    versions: ["v1"],
+    serverAddressByClientCIDRs: [{ clientCIDR: "0.0.0.0/0", serverAddress }],
+  };
 }
 
 function groupVersions(): Map<string, string[]> {
@@ -129,7 +208,11 @@ function apiGroup(name: string, versions: string[]): object {
 
 /** GET /apis */
 export function apiGroupList(): object {
-  return { kind: "APIGroupList", apiVersion: "v1", groups: [...groupVersions()].map(([name, versions]) => apiGroup(name, versions)) };
+  return {
+    kind: "APIGroupList",
+    apiVersion: "v1",
+    groups: [...groupVersions()].map(([name, versions]) => apiGroup(name, versions)),
+  };
 }
 
 /** GET /apis/<group>, or undefined when the group is not served. */

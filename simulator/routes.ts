@@ -1,5 +1,13 @@
 /** URL paths of the Kubernetes REST API, mapped to what the test server serves there. */
-import { apiGroupDocument, apiGroupList, apiResourceList, apiVersions, typeAtPath, VERSION_INFO, type ResourceType } from "./resources.ts";
+import {
+  apiGroupDocument,
+  apiGroupList,
+  apiResourceList,
+  apiVersions,
+  typeAtPath,
+  VERSION_INFO,
+  type ResourceType,
+} from "./resources.ts";
 
 export type Route =
   | { kind: "discovery"; body: object }
@@ -30,7 +38,10 @@ function resourceRoute(groupVersion: string, rest: string[]): Route {
 }
 
 export function route(path: string, serverAddress: string): Route {
-  const parts = path.split("/").filter((part) => part !== "").map(decodeURIComponent);
+  const parts = path
+    .split("/")
+    .filter((part) => part !== "")
+    .map(decodeURIComponent);
   if (parts.length === 1 && parts[0] === "version") return { kind: "discovery", body: VERSION_INFO };
   if (parts[0] === "api") {
     if (parts.length === 1) return { kind: "discovery", body: apiVersions(serverAddress) };

@@ -12,8 +12,8 @@ export type Matcher = (values: Labels) => boolean;
 /** A selector that cannot be parsed or names an unsupported field: the API server answers 400. */
 export class SelectorError extends Error {}
 
-const KEY = String.raw`[A-Za-z0-9][-A-Za-z0-9_./]*`;
-const VALUE = String.raw`[-A-Za-z0-9_.]*`;
+const KEY = "[A-Za-z0-9][-A-Za-z0-9_./]*";
+const VALUE = "[-A-Za-z0-9_.]*";
 const EXISTS = new RegExp(`^(${KEY})$`);
 const NOT_EXISTS = new RegExp(`^!\\s*(${KEY})$`);
 const EQUALITY = new RegExp(`^(${KEY})\\s*(==|=|!=)\\s*(${VALUE})$`);
@@ -39,26 +39,32 @@ function requirements(selector: string): string[] {
 }
 
 function labelRequirement(text: string): Matcher {
-  let match = EQUALITY.exec(text);
-  if (match) {
-    const [, key, op, value] = match as unknown as [string, string, string, string];
+  const equality = EQUALITY.exec(text);
+  if (equality) {
+    const [, key, op, value] = equality as unknown as [string, string, string, string];
     return op === "!=" ? (labels) => labels[key] !== value : (labels) => labels[key] === value;
   }
-  if ((match = SET.exec(text))) {
-    const [, key, op, list] = match as unknown as [string, string, string, string];
+  const membership = SET.exec(text);
+  if (membership) {
+    const [, key, op, list] = membership as unknown as [string, string, string, string];
     const values = new Set(list.split(",").map((value) => value.trim()));
-    return op === "in" ? (labels) => labels[key] !== undefined && values.has(labels[key]) : (labels) => labels[key] === undefined || !values.has(labels[key]);
+    return op === "in"
+      ? (labels) => labels[key] !== undefined && values.has(labels[key])
+      : (labels) => labels[key] === undefined || !values.has(labels[key]);
   }
-  if ((match = NOT_EXISTS.exec(text))) {
-    const key = match[1]!;
+  const notExists = NOT_EXISTS.exec(text);
+  if (notExists) {
+    const key = notExists[1]!;
     return (labels) => labels[key] === undefined;
   }
-  if ((match = EXISTS.exec(text))) {
-    const key = match[1]!;
+  const exists = EXISTS.exec(text);
+  if (exists) {
+    const key = exists[1]!;
     return (labels) => labels[key] !== undefined;
   }
-  if ((match = NUMERIC.exec(text))) {
-    const [, key, op, bound] = match as unknown as [string, string, string, string];
+  const numeric = NUMERIC.exec(text);
+  if (numeric) {
+    const [, key, op, bound] = numeric as unknown as [string, string, string, string];
     const limit = Number(bound);
     return (labels) => {
       const value = labels[key];
@@ -111,7 +117,8 @@ export function selectableFields(object: KubeObject, type: ResourceType): Labels
   };
   for (const label of type.fieldLabels) {
     const value = at(object, label);
-    fields[label] = label === "spec.hostNetwork" || label === "spec.unschedulable" ? String(value === true) : fieldText(value);
+    fields[label] =
+      label === "spec.hostNetwork" || label === "spec.unschedulable" ? String(value === true) : fieldText(value);
   }
   return fields;
 }

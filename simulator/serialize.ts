@@ -7,8 +7,21 @@ import { apiVersionOf, type ResourceType } from "./resources.ts";
 import type { Entry } from "./store.ts";
 
 const METADATA_ORDER = [
-  "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
-  "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences", "finalizers", "managedFields",
+  "name",
+  "generateName",
+  "namespace",
+  "selfLink",
+  "uid",
+  "resourceVersion",
+  "generation",
+  "creationTimestamp",
+  "deletionTimestamp",
+  "deletionGracePeriodSeconds",
+  "labels",
+  "annotations",
+  "ownerReferences",
+  "finalizers",
+  "managedFields",
 ];
 
 const listPrefixLength = new Map<ResourceType, number>();
@@ -17,7 +30,8 @@ const listPrefixLength = new Map<ResourceType, number>();
 export function itemJson(entry: Entry): string {
   let length = listPrefixLength.get(entry.type);
   if (length === undefined) {
-    length = `{"kind":${JSON.stringify(entry.type.kind)},"apiVersion":${JSON.stringify(apiVersionOf(entry.type))},`.length;
+    length = `{"kind":${JSON.stringify(entry.type.kind)},"apiVersion":${JSON.stringify(apiVersionOf(entry.type))},`
+      .length;
     listPrefixLength.set(entry.type, length);
   }
   return `{${entry.json.slice(length)}`;
@@ -35,7 +49,8 @@ export function kubeTime(date = new Date()): string {
 function orderedMetadata(metadata: Record<string, unknown>): Record<string, unknown> {
   const ordered: Record<string, unknown> = {};
   for (const field of METADATA_ORDER) if (metadata[field] !== undefined) ordered[field] = metadata[field];
-  for (const [field, value] of Object.entries(metadata)) if (!(field in ordered) && value !== undefined) ordered[field] = value;
+  for (const [field, value] of Object.entries(metadata))
+    if (!(field in ordered) && value !== undefined) ordered[field] = value;
   return ordered;
 }
 
@@ -51,12 +66,22 @@ export interface Serialized {
  * so its digest (for metadata.generation) costs no second JSON.stringify.
  * `generation` gets the body's digest and returns metadata.generation.
  */
-export function serialize(type: ResourceType, input: KubeObject, metadata: Record<string, unknown>, generation: (digest: number | bigint) => number | undefined): Serialized {
+export function serialize(
+  type: ResourceType,
+  input: KubeObject,
+  metadata: Record<string, unknown>,
+  generation: (digest: number | bigint) => number | undefined,
+): Serialized {
   const { kind: _kind, apiVersion: _apiVersion, metadata: _metadata, status, ...body } = input;
   const bodyJson = JSON.stringify(body);
   const specDigest = Bun.hash(bodyJson);
   const ordered = orderedMetadata({ ...metadata, generation: generation(specDigest) });
-  const object: KubeObject = { kind: type.kind, apiVersion: apiVersionOf(type), metadata: ordered as KubeObject["metadata"], ...body };
+  const object: KubeObject = {
+    kind: type.kind,
+    apiVersion: apiVersionOf(type),
+    metadata: ordered as KubeObject["metadata"],
+    ...body,
+  };
   if (status !== undefined) object.status = status;
   const parts = [`{"kind":"${type.kind}","apiVersion":"${apiVersionOf(type)}","metadata":${JSON.stringify(ordered)}`];
   if (bodyJson !== "{}") parts.push(bodyJson.slice(1, -1));

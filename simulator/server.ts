@@ -23,7 +23,16 @@ import { parseListOptions, parseResourceVersion, validateListOptions, type ListO
 import type { ResourceType } from "./resources.ts";
 import { route } from "./routes.ts";
 import { parseFieldSelector, parseLabelSelector, SelectorError } from "./selectors.ts";
-import { badRequest, methodNotAllowed, objectNotFound, pathNotFound, tooLargeResourceVersion, unauthorized, watchTooOld, type Status } from "./status.ts";
+import {
+  badRequest,
+  methodNotAllowed,
+  objectNotFound,
+  pathNotFound,
+  tooLargeResourceVersion,
+  unauthorized,
+  watchTooOld,
+  type Status,
+} from "./status.ts";
 import { ObjectStore, type StoredEvent } from "./store.ts";
 import { errorEventLine, WatchConnection, type InitialEvents, type WatchFilter } from "./watch.ts";
 
@@ -60,7 +69,16 @@ export class ApiServerCore {
     const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
     const { pki } = config;
     this.server = pki
-      ? createHttpsServer({ key: pki.serverKeyPem, cert: pki.serverCertPem, ca: pki.caPem, requestCert: config.clientCertAuth, rejectUnauthorized: false }, handler)
+      ? createHttpsServer(
+          {
+            key: pki.serverKeyPem,
+            cert: pki.serverCertPem,
+            ca: pki.caPem,
+            requestCert: config.clientCertAuth,
+            rejectUnauthorized: false,
+          },
+          handler,
+        )
       : createHttpServer(handler);
     // Go's http.Server keeps idle connections far longer than node's 5 s default; a short
     // server-side idle close races clients reusing the connection.
@@ -126,30 +144,58 @@ export class ApiServerCore {
     const url = new URL(req.url ?? "/", "http://localhost");
     const target = route(url.pathname, this.address);
     const watching = ["1", "t", "T", "TRUE", "true", "True"].includes(url.searchParams.get("watch") ?? "");
-    const verb: Verb | "discovery" = target.kind === "object" ? "get" : target.kind === "collection" ? (watching ? "watch" : "list") : "discovery";
+    const verb: Verb | "discovery" =
+      target.kind === "object" ? "get" : target.kind === "collection" ? (watching ? "watch" : "list") : "discovery";
     // A streaming list (KEP-3157) costs the server a full list: counted apart from plain watches.
     const streamingList = watching && ["1", "true"].includes(url.searchParams.get("sendInitialEvents") ?? "");
-    if (target.kind === "collection" || target.kind === "object") this.count(streamingList ? "watchlist" : verb, target.type.resource);
+    if (target.kind === "collection" || target.kind === "object")
+      this.count(streamingList ? "watchlist" : verb, target.type.resource);
     else if (target.kind === "discovery") this.count("discovery", url.pathname);
 
-    if (!this.authenticated(req)) return sendStatus(res, unauthorized());
-    if (target.kind === "notFound") return sendStatus(res, pathNotFound());
-    if (req.method !== "GET") return sendStatus(res, methodNotAllowed());
-    if (target.kind === "discovery") return sendJson(res, 200, target.body);
+    if (!this.authenticated(req)) {
+      sendStatus(res, unauthorized());
+      return;
+    }
+    if (target.kind === "notFound") {
+      sendStatus(res, pathNotFound());
+      return;
+    }
+    if (req.method !== "GET") {
+      sendStatus(res, methodNotAllowed());
+      return;
+    }
+    if (target.kind === "discovery") {
+      sendJson(res, 200, target.body);
+      return;
+    }
     if (target.kind === "object") {
       const entry = this.store.entry(target.type.kind, target.namespace, target.name);
-      return entry ? sendJson(res, 200, entry.json) : sendStatus(res, objectNotFound(target.type.resource, target.type.group, target.name));
+      if (entry) sendJson(res, 200, entry.json);
+      else sendStatus(res, objectNotFound(target.type.resource, target.type.group, target.name));
+      return;
     }
     const options = parseListOptions(url.searchParams);
-    if ("kind" in options) return sendStatus(res, options);
+    if ("kind" in options) {
+      sendStatus(res, options);
+      return;
+    }
     const failure = this.faults.take(verb as Verb, target.type.resource, () => ({
       requested: Number(options.resourceVersion) || 0,
       oldest: this.store.oldestServed(),
     }));
-    if (failure?.asEvent) return this.sendErrorEvent(res, failure.status);
-    if (failure) return sendStatus(res, failure.status);
+    if (failure?.asEvent) {
+      this.sendErrorEvent(res, failure.status);
+      return;
+    }
+    if (failure) {
+      sendStatus(res, failure.status);
+      return;
+    }
     const invalid = validateListOptions(options, this.config.streamingList);
-    if (invalid) return sendStatus(res, invalid);
+    if (invalid) {
+      sendStatus(res, invalid);
+      return;
+    }
     let filter: WatchFilter;
     try {
       filter = {
@@ -158,13 +204,23 @@ export class ApiServerCore {
         fields: parseFieldSelector(options.fieldSelector, target.type),
       };
     } catch (error) {
-      if (error instanceof SelectorError) return sendStatus(res, badRequest(error.message));
+      if (error instanceof SelectorError) {
+        sendStatus(res, badRequest(error.message));
+        return;
+      }
       throw error;
     }
-    if (options.watch) return this.startWatch(res, target.type, filter, options);
-    const limit = this.config.maxPageSize && options.limit > 0 ? Math.min(options.limit, this.config.maxPageSize) : options.limit;
+    if (options.watch) {
+      this.startWatch(res, target.type, filter, options);
+      return;
+    }
+    const limit =
+      this.config.maxPageSize && options.limit > 0 ? Math.min(options.limit, this.config.maxPageSize) : options.limit;
     const served = serveList(res, this.store, this.snapshots, { type: target.type, filter, options, limit });
-    if ("kind" in served) return sendStatus(res, served);
+    if ("kind" in served) {
+      sendStatus(res, served);
+      return;
+    }
     served.catch(() => res.destroy());
   }
 
@@ -176,9 +232,15 @@ export class ApiServerCore {
 
   private startWatch(res: ServerResponse, type: ResourceType, filter: WatchFilter, options: ListOptions): void {
     const requested = parseResourceVersion(options.resourceVersion);
-    if (typeof requested === "object") return sendStatus(res, requested);
+    if (typeof requested === "object") {
+      sendStatus(res, requested);
+      return;
+    }
     const current = this.store.resourceVersion();
-    if (requested !== undefined && requested > current) return this.sendErrorEvent(res, tooLargeResourceVersion(requested, current));
+    if (requested !== undefined && requested > current) {
+      this.sendErrorEvent(res, tooLargeResourceVersion(requested, current));
+      return;
+    }
     let initial: InitialEvents | undefined;
     let replay: StoredEvent[] = [];
     const legacyInitialState = options.sendInitialEvents === undefined && (requested === undefined || requested === 0);
@@ -190,8 +252,14 @@ export class ApiServerCore {
       initial = { entries: snapshot.entries, endBookmarkRv: marked ? snapshot.rv : undefined };
     } else if (requested !== undefined) {
       const events = this.store.eventsAfter(type.kind, requested);
-      if (events === "too-old") return this.sendErrorEvent(res, watchTooOld(requested, this.store.oldestServed()));
-      if (events === "too-large") return this.sendErrorEvent(res, tooLargeResourceVersion(requested, current));
+      if (events === "too-old") {
+        this.sendErrorEvent(res, watchTooOld(requested, this.store.oldestServed()));
+        return;
+      }
+      if (events === "too-large") {
+        this.sendErrorEvent(res, tooLargeResourceVersion(requested, current));
+        return;
+      }
       replay = events;
     }
     const watch = new WatchConnection(

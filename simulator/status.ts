@@ -29,8 +29,23 @@ export interface Status {
   code: number;
 }
 
-export function failure(code: number, reason: string, message: string, details?: StatusDetails, metadata: Status["metadata"] = {}): Status {
-  return { kind: "Status", apiVersion: "v1", metadata, status: "Failure", message, reason, ...(details ? { details } : {}), code };
+export function failure(
+  code: number,
+  reason: string,
+  message: string,
+  details?: StatusDetails,
+  metadata: Status["metadata"] = {},
+): Status {
+  return {
+    kind: "Status",
+    apiVersion: "v1",
+    metadata,
+    status: "Failure",
+    message,
+    reason,
+    ...(details ? { details } : {}),
+    code,
+  };
 }
 
 export const unauthorized = () => failure(401, "Unauthorized", "Unauthorized");
@@ -41,9 +56,14 @@ export const badRequest = (message: string) => failure(400, "BadRequest", messag
 export const pathNotFound = () => failure(404, "NotFound", "the server could not find the requested resource", {});
 
 export const objectNotFound = (resource: string, group: string, name: string) =>
-  failure(404, "NotFound", `${group ? `${resource}.${group}` : resource} "${name}" not found`, { name, ...(group ? { group } : {}), kind: resource });
+  failure(404, "NotFound", `${group ? `${resource}.${group}` : resource} "${name}" not found`, {
+    name,
+    ...(group ? { group } : {}),
+    kind: resource,
+  });
 
-export const methodNotAllowed = () => failure(405, "MethodNotAllowed", "the server does not allow this method on the requested resource", {});
+export const methodNotAllowed = () =>
+  failure(405, "MethodNotAllowed", "the server does not allow this method on the requested resource", {});
 
 /** A watch from a resourceVersion the watch cache no longer holds (watch_cache.go). */
 export const watchTooOld = (requested: number, oldest: number) =>
@@ -80,7 +100,12 @@ export const internalError = (message: string) =>
   failure(500, "InternalError", `Internal error occurred: ${message}`, { causes: [{ message }] });
 
 export const serviceUnavailable = (retryAfterSeconds?: number) =>
-  failure(503, "ServiceUnavailable", "the server is currently unable to handle the request", retryAfterSeconds ? { retryAfterSeconds } : {});
+  failure(
+    503,
+    "ServiceUnavailable",
+    "the server is currently unable to handle the request",
+    retryAfterSeconds ? { retryAfterSeconds } : {},
+  );
 
 export interface FieldError {
   field: string;

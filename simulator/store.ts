@@ -45,7 +45,16 @@ export interface Subscriber {
 }
 
 /** Kinds whose registry strategy maintains metadata.generation. */
-const GENERATION_KINDS = new Set(["Pod", "EndpointSlice", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob"]);
+const GENERATION_KINDS = new Set([
+  "Pod",
+  "EndpointSlice",
+  "Deployment",
+  "ReplicaSet",
+  "StatefulSet",
+  "DaemonSet",
+  "Job",
+  "CronJob",
+]);
 
 function keyOf(namespace: string | null, name: string): string {
   return namespace === null ? name : `${namespace}/${name}`;
@@ -106,7 +115,10 @@ export class ObjectStore {
 
   private table(kind: string): Table {
     let table = this.tables.get(kind);
-    if (!table) this.tables.set(kind, (table = new Table()));
+    if (!table) {
+      table = new Table();
+      this.tables.set(kind, table);
+    }
     return table;
   }
 
@@ -118,7 +130,13 @@ export class ObjectStore {
     return { type, namespace, name };
   }
 
-  private entryOf(type: ResourceType, namespace: string | null, name: string, rv: number, serialized: Serialized): Entry {
+  private entryOf(
+    type: ResourceType,
+    namespace: string | null,
+    name: string,
+    rv: number,
+    serialized: Serialized,
+  ): Entry {
     const { object, json, specDigest } = serialized;
     const metadata = object.metadata!;
     return {
@@ -174,8 +192,15 @@ export class ObjectStore {
     const serialized = serialize(
       type,
       input,
-      { ...input.metadata, namespace: namespace ?? undefined, uid: previous.uid, resourceVersion: String(rv), creationTimestamp: previous.creationTimestamp },
-      (digest) => (previous.generation === undefined ? undefined : previous.generation + (digest === previous.specDigest ? 0 : 1)),
+      {
+        ...input.metadata,
+        namespace: namespace ?? undefined,
+        uid: previous.uid,
+        resourceVersion: String(rv),
+        creationTimestamp: previous.creationTimestamp,
+      },
+      (digest) =>
+        previous.generation === undefined ? undefined : previous.generation + (digest === previous.specDigest ? 0 : 1),
     );
     const entry = this.entryOf(type, namespace, name, rv, serialized);
     this.rv = rv;

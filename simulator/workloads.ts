@@ -12,13 +12,32 @@ export interface Owner {
   uid: string;
 }
 
-function metadata(name: string, namespace: string | undefined, labels: Record<string, string>, owner?: Owner, apiVersion = "apps/v1") {
+function metadata(
+  name: string,
+  namespace: string | undefined,
+  labels: Record<string, string>,
+  owner?: Owner,
+  apiVersion = "apps/v1",
+) {
   return {
     name,
     ...(namespace ? { namespace } : {}),
     uid: crypto.randomUUID(),
     labels,
-    ...(owner ? { ownerReferences: [{ apiVersion, kind: owner.kind, name: owner.name, uid: owner.uid, controller: true, blockOwnerDeletion: true }] } : {}),
+    ...(owner
+      ? {
+          ownerReferences: [
+            {
+              apiVersion,
+              kind: owner.kind,
+              name: owner.name,
+              uid: owner.uid,
+              controller: true,
+              blockOwnerDeletion: true,
+            },
+          ],
+        }
+      : {}),
   };
 }
 
@@ -33,7 +52,10 @@ export function appContainer(image: string, extras: ContainerExtras = {}): Recor
   return {
     name: "app",
     image,
-    ports: [{ name: "http", containerPort: 8080, protocol: "TCP" }, { name: "metrics", containerPort: 9090, protocol: "TCP" }],
+    ports: [
+      { name: "http", containerPort: 8080, protocol: "TCP" },
+      { name: "metrics", containerPort: 9090, protocol: "TCP" },
+    ],
     ...(extras.env ? { env: extras.env } : {}),
     resources: { limits: { memory: "512Mi" }, requests: { cpu: "250m", memory: "256Mi" } },
     ...(extras.volumeMounts ? { volumeMounts: extras.volumeMounts } : {}),
@@ -92,26 +114,64 @@ export function makeDeployment(name: string, namespace: string, replicas: number
       progressDeadlineSeconds: 600,
     },
     status: {
-      observedGeneration: 1, replicas, updatedReplicas: replicas, readyReplicas: replicas, availableReplicas: replicas,
+      observedGeneration: 1,
+      replicas,
+      updatedReplicas: replicas,
+      readyReplicas: replicas,
+      availableReplicas: replicas,
       conditions: [
-        { type: "Available", status: "True", lastUpdateTime: kubeTime(), lastTransitionTime: kubeTime(), reason: "MinimumReplicasAvailable", message: "Deployment has minimum availability." },
-        { type: "Progressing", status: "True", lastUpdateTime: kubeTime(), lastTransitionTime: kubeTime(), reason: "NewReplicaSetAvailable", message: `ReplicaSet "${name}" has successfully progressed.` },
+        {
+          type: "Available",
+          status: "True",
+          lastUpdateTime: kubeTime(),
+          lastTransitionTime: kubeTime(),
+          reason: "MinimumReplicasAvailable",
+          message: "Deployment has minimum availability.",
+        },
+        {
+          type: "Progressing",
+          status: "True",
+          lastUpdateTime: kubeTime(),
+          lastTransitionTime: kubeTime(),
+          reason: "NewReplicaSetAvailable",
+          message: `ReplicaSet "${name}" has successfully progressed.`,
+        },
       ],
     },
   };
 }
 
-export function makeReplicaSet(name: string, namespace: string, replicas: number, owner: Owner, hash: string): KubeObject {
+export function makeReplicaSet(
+  name: string,
+  namespace: string,
+  replicas: number,
+  owner: Owner,
+  hash: string,
+): KubeObject {
   const app = owner.name;
   return {
     kind: "ReplicaSet",
     apiVersion: "apps/v1",
     metadata: {
       ...metadata(name, namespace, { app, "pod-template-hash": hash }, owner),
-      annotations: { "deployment.kubernetes.io/desired-replicas": String(replicas), "deployment.kubernetes.io/max-replicas": String(replicas + 1), "deployment.kubernetes.io/revision": "1" },
+      annotations: {
+        "deployment.kubernetes.io/desired-replicas": String(replicas),
+        "deployment.kubernetes.io/max-replicas": String(replicas + 1),
+        "deployment.kubernetes.io/revision": "1",
+      },
     },
-    spec: { replicas, selector: { matchLabels: { app, "pod-template-hash": hash } }, template: podTemplate(app, namespace, { "pod-template-hash": hash }) },
-    status: { replicas, fullyLabeledReplicas: replicas, readyReplicas: replicas, availableReplicas: replicas, observedGeneration: 1 },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app, "pod-template-hash": hash } },
+      template: podTemplate(app, namespace, { "pod-template-hash": hash }),
+    },
+    status: {
+      replicas,
+      fullyLabeledReplicas: replicas,
+      readyReplicas: replicas,
+      availableReplicas: replicas,
+      observedGeneration: 1,
+    },
   };
 }
 
@@ -129,7 +189,17 @@ export function makeStatefulSet(name: string, namespace: string, replicas: numbe
       updateStrategy: { type: "RollingUpdate", rollingUpdate: { partition: 0 } },
       revisionHistoryLimit: 10,
     },
-    status: { observedGeneration: 1, replicas, readyReplicas: replicas, currentReplicas: replicas, updatedReplicas: replicas, currentRevision: `${name}-7d4b9c8f6`, updateRevision: `${name}-7d4b9c8f6`, collisionCount: 0, availableReplicas: replicas },
+    status: {
+      observedGeneration: 1,
+      replicas,
+      readyReplicas: replicas,
+      currentReplicas: replicas,
+      updatedReplicas: replicas,
+      currentRevision: `${name}-7d4b9c8f6`,
+      updateRevision: `${name}-7d4b9c8f6`,
+      collisionCount: 0,
+      availableReplicas: replicas,
+    },
   };
 }
 
@@ -137,14 +207,25 @@ export function makeDaemonSet(name: string, namespace: string, nodes: number): K
   return {
     kind: "DaemonSet",
     apiVersion: "apps/v1",
-    metadata: { ...metadata(name, namespace, { "k8s-app": name }), annotations: { "deprecated.daemonset.template.generation": "1" } },
+    metadata: {
+      ...metadata(name, namespace, { "k8s-app": name }),
+      annotations: { "deprecated.daemonset.template.generation": "1" },
+    },
     spec: {
       selector: { matchLabels: { "k8s-app": name } },
       template: podTemplate(name, namespace, { "k8s-app": name }),
       updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } },
       revisionHistoryLimit: 10,
     },
-    status: { currentNumberScheduled: nodes, numberMisscheduled: 0, desiredNumberScheduled: nodes, numberReady: nodes, observedGeneration: 1, updatedNumberScheduled: nodes, numberAvailable: nodes },
+    status: {
+      currentNumberScheduled: nodes,
+      numberMisscheduled: 0,
+      desiredNumberScheduled: nodes,
+      numberReady: nodes,
+      observedGeneration: 1,
+      updatedNumberScheduled: nodes,
+      numberAvailable: nodes,
+    },
   };
 }
 
@@ -157,7 +238,16 @@ export function makeCronJob(name: string, namespace: string): KubeObject {
       schedule: "*/15 * * * *",
       concurrencyPolicy: "Forbid",
       suspend: false,
-      jobTemplate: { metadata: {}, spec: { backoffLimit: 2, template: { ...podTemplate(name, namespace), spec: { ...podTemplate(name, namespace).spec, restartPolicy: "OnFailure" } } } },
+      jobTemplate: {
+        metadata: {},
+        spec: {
+          backoffLimit: 2,
+          template: {
+            ...podTemplate(name, namespace),
+            spec: { ...podTemplate(name, namespace).spec, restartPolicy: "OnFailure" },
+          },
+        },
+      },
       successfulJobsHistoryLimit: 3,
       failedJobsHistoryLimit: 1,
     },
@@ -172,16 +262,40 @@ export function makeJob(name: string, namespace: string, owner: Owner): KubeObje
     apiVersion: "batch/v1",
     metadata: metadata(name, namespace, { "batch.kubernetes.io/job-name": name, "job-name": name }, owner, "batch/v1"),
     spec: {
-      parallelism: 1, completions: 1, backoffLimit: 2, manualSelector: false,
+      parallelism: 1,
+      completions: 1,
+      backoffLimit: 2,
+      manualSelector: false,
       template: { ...template, spec: { ...template.spec, restartPolicy: "OnFailure" } },
-      completionMode: "NonIndexed", suspend: false, podReplacementPolicy: "TerminatingOrFailed",
+      completionMode: "NonIndexed",
+      suspend: false,
+      podReplacementPolicy: "TerminatingOrFailed",
     },
     status: {
       conditions: [
-        { type: "SuccessCriteriaMet", status: "True", lastProbeTime: kubeTime(), lastTransitionTime: kubeTime(), reason: "CompletionsReached", message: "Reached expected number of succeeded pods" },
-        { type: "Complete", status: "True", lastProbeTime: kubeTime(), lastTransitionTime: kubeTime(), reason: "CompletionsReached", message: "Reached expected number of succeeded pods" },
+        {
+          type: "SuccessCriteriaMet",
+          status: "True",
+          lastProbeTime: kubeTime(),
+          lastTransitionTime: kubeTime(),
+          reason: "CompletionsReached",
+          message: "Reached expected number of succeeded pods",
+        },
+        {
+          type: "Complete",
+          status: "True",
+          lastProbeTime: kubeTime(),
+          lastTransitionTime: kubeTime(),
+          reason: "CompletionsReached",
+          message: "Reached expected number of succeeded pods",
+        },
       ],
-      startTime: kubeTime(), completionTime: kubeTime(), succeeded: 1, terminating: 0, uncountedTerminatedPods: {}, ready: 0,
+      startTime: kubeTime(),
+      completionTime: kubeTime(),
+      succeeded: 1,
+      terminating: 0,
+      uncountedTerminatedPods: {},
+      ready: 0,
     },
   };
 }
@@ -217,10 +331,16 @@ export function makeEndpointSlice(service: Owner, namespace: string, endpoints: 
     kind: "EndpointSlice",
     apiVersion: "discovery.k8s.io/v1",
     metadata: {
-      ...metadata(`${service.name}-${Bun.hash(service.uid).toString(36).slice(0, 5)}`, namespace, {
-        "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
-        "kubernetes.io/service-name": service.name,
-      }, service, "v1"),
+      ...metadata(
+        `${service.name}-${Bun.hash(service.uid).toString(36).slice(0, 5)}`,
+        namespace,
+        {
+          "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+          "kubernetes.io/service-name": service.name,
+        },
+        service,
+        "v1",
+      ),
       generateName: `${service.name}-`,
     },
     addressType: "IPv4",

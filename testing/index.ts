@@ -1,8 +1,9 @@
 /**
- * A real host (real libSQL file, real HTTP on loopback) whose one source is driven by
- * the test: `changes` is the core's ChangeSink, exactly what the kubernetes source feeds.
+ * `kubemeta/testing`: runs plugins against a real host (real libSQL file, real HTTP on
+ * loopback) whose one source is synthetic, driven by the caller: `changes` is the core's
+ * ChangeSink, exactly what the kubernetes source feeds. It asserts nothing itself and
+ * imports no test runner, so any test runner (or a plain script) can use it.
  */
-import { expect } from "bun:test";
 import * as v from "valibot";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -11,7 +12,7 @@ import { defineSource, type ChangeSink } from "../sdk/contract.ts";
 import { resolveConfig } from "../host/config.ts";
 import { startHost, type Host } from "../host/host.ts";
 import { createLogger, silentLogger } from "../host/logger.ts";
-import { type Logger } from "../sdk/telemetry.ts";
+import type { Logger } from "../sdk/telemetry.ts";
 import type { KubeObject, Update } from "../sdk/model.ts";
 import { builtins } from "../plugins/index.ts";
 
@@ -70,7 +71,9 @@ export async function startTestHost(options: TestHostOptions = {}): Promise<Test
     { baseDir: dir, registry: builtins },
   );
   config.sources.push({ declaration: testSource, name: "test", config: {} });
-  const host = await startHost(config, { logger: options.logger ?? (process.env.KUBEMETA_TEST_LOG ? createLogger({ level: "debug" }) : silentLogger) });
+  const host = await startHost(config, {
+    logger: options.logger ?? (process.env.KUBEMETA_TEST_LOG ? createLogger({ level: "debug" }) : silentLogger),
+  });
   if (!changes) throw new Error("test source did not start");
   return {
     host,
@@ -86,7 +89,11 @@ export async function startTestHost(options: TestHostOptions = {}): Promise<Test
 }
 
 /** Waits until `check` returns a truthy value, or fails after `timeoutMs`. */
-export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 10_000, what = "condition"): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  check: () => T | Promise<T>,
+  timeoutMs = 10_000,
+  what = "condition",
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
@@ -97,7 +104,17 @@ export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 10_000
 }
 
 /** A minimal raw Pod, as the API server would send it. */
-export function rawPod(name: string, options: { node?: string; namespace?: string; uid?: string; labels?: Record<string, string>; phase?: string; rv?: string } = {}): KubeObject {
+export function rawPod(
+  name: string,
+  options: {
+    node?: string;
+    namespace?: string;
+    uid?: string;
+    labels?: Record<string, string>;
+    phase?: string;
+    rv?: string;
+  } = {},
+): KubeObject {
   return {
     kind: "Pod",
     apiVersion: "v1",
@@ -113,13 +130,17 @@ export function rawPod(name: string, options: { node?: string; namespace?: strin
   };
 }
 
-/** The whole log from version 1: gap-free, and each update's prev is the previous update of its stream. */
+/** Throws unless `updates` are the whole log from version 1: gap-free, and each update's prev the previous update of its stream. */
 export function expectGapFreeWithWholeChains(updates: Update[]): void {
   const last = new Map<string, number>();
   updates.forEach((u, i) => {
-    expect(u.version).toBe(i + 1);
+    if (u.version !== i + 1) throw new Error(`the log has a gap: version ${u.version} at position ${i + 1}`);
     if (u.stream) {
-      expect(u.streamPrev).toBe(last.get(u.stream) ?? 0);
+      const prev = last.get(u.stream) ?? 0;
+      if (u.streamPrev !== prev)
+        throw new Error(
+          `broken prev chain on ${u.stream}: version ${u.version} has prev ${u.streamPrev}, expected ${prev}`,
+        );
       last.set(u.stream, u.version);
     }
   });

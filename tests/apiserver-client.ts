@@ -21,18 +21,34 @@ export async function realFixture<T = Record<string, unknown>>(path: string): Pr
 export const keysOf = (value: unknown): string[] => Object.keys(value as object);
 
 /** A running pod on a fixed node, for tests that only care about names and labels. */
-export function testPod(name: string, namespace = "default", labels: Record<string, string> = { app: "web" }, node = "ip-10-0-1-23.eu-west-1.compute.internal"): KubeObject {
+export function testPod(
+  name: string,
+  namespace = "default",
+  labels: Record<string, string> = { app: "web" },
+  node = "ip-10-0-1-23.eu-west-1.compute.internal",
+): KubeObject {
   return makePod({ name, namespace, node, labels });
 }
 
 export async function listJson(server: TestApiServer, path: string) {
   const response = await apiFetch(server, path);
-  return { status: response.status, body: (await response.json()) as { metadata: Record<string, unknown>; items: KubeObject[] } & Record<string, unknown> };
+  return {
+    status: response.status,
+    body: (await response.json()) as { metadata: Record<string, unknown>; items: KubeObject[] } & Record<
+      string,
+      unknown
+    >,
+  };
 }
 
 export type Auth = "token" | "cert" | "none";
 
-export function apiFetch(server: TestApiServer, path: string, auth: Auth = "token", signal?: AbortSignal): Promise<Response> {
+export function apiFetch(
+  server: TestApiServer,
+  path: string,
+  auth: Auth = "token",
+  signal?: AbortSignal,
+): Promise<Response> {
   const tls = server.caPem
     ? { ca: server.caPem, ...(auth === "cert" ? { cert: server.clientCertPem, key: server.clientKeyPem } : {}) }
     : undefined;
@@ -111,7 +127,8 @@ export class WatchReader {
   async rest(timeoutMs = 5000): Promise<WatchEvent[]> {
     const deadline = Date.now() + timeoutMs;
     const events: WatchEvent[] = [];
-    for (let event = await this.next(timeoutMs); event; event = await this.next(Math.max(1, deadline - Date.now()))) events.push(event);
+    for (let event = await this.next(timeoutMs); event; event = await this.next(Math.max(1, deadline - Date.now())))
+      events.push(event);
     return events;
   }
 

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { subscribeNats, type Subscription } from "../client/index.ts";
 import { SHARED } from "../protocol/streams.ts";
-import { type Envelope } from "../protocol/envelope.ts";
+import type { Envelope } from "../protocol/envelope.ts";
 import { matchesStore, recorder, type Recorder } from "./client-recorder.ts";
 import { tempDir, waitFor, type TestHost } from "../testing/index.ts";
 import { churn, client, CLUSTER, nodeNames, PREFIX, rawNode, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
@@ -64,84 +64,115 @@ async function syncedAgent(th: TestHost, rounds: number[]): Promise<{ r: Recorde
   const r = recorder();
   const nc = await client(server);
   connections.push(nc);
-  const subscription = subscribeNats({ nc, cluster: CLUSTER, streams: STREAMS, replayTimeoutMs: 1_000, retry: { initialMs: 20, maxMs: 200 }, ...r });
+  const subscription = subscribeNats({
+    nc,
+    cluster: CLUSTER,
+    streams: STREAMS,
+    replayTimeoutMs: 1_000,
+    retry: { initialMs: 20, maxMs: 200 },
+    ...r,
+  });
   subscriptions.push(subscription);
   await subscription.synced;
   return { r, subscription };
 }
 
-const converged = (th: TestHost, subscription: Subscription, r: Recorder) => () => matchesStore(th, subscription, STREAMS, r.view);
+const converged = (th: TestHost, subscription: Subscription, r: Recorder) => () =>
+  matchesStore(th, subscription, STREAMS, r.view);
 
-test("a node agent syncs both its streams, then follows live updates", async () => {
-  const th = await host();
-  const { r, subscription } = await syncedAgent(th, [0, 1]);
-  expect(await matchesStore(th, subscription, STREAMS, r.view)).toBe(true);
-  expect(r.resets.map((info) => [info.stream, info.reason])).toEqual(expect.arrayContaining(STREAMS.map((s) => [s, "no-resume-point"])));
-  expect([...subscription.objects(STREAMS[0]!).values()].every((e) => e.node === AGENT_NODE)).toBe(true);
+test(
+  "a node agent syncs both its streams, then follows live updates",
+  async () => {
+    const th = await host();
+    const { r, subscription } = await syncedAgent(th, [0, 1]);
+    expect(await matchesStore(th, subscription, STREAMS, r.view)).toBe(true);
+    expect(r.resets.map((info) => [info.stream, info.reason])).toEqual(
+      expect.arrayContaining(STREAMS.map((s) => [s, "no-resume-point"])),
+    );
+    expect([...subscription.objects(STREAMS[0]!).values()].every((e) => e.node === AGENT_NODE)).toBe(true);
 
-  await round(th, 2);
-  await waitFor(converged(th, subscription, r), 5_000, "the live updates");
-  expect(r.calls).toContain("DELETED web-1-0");
-  expect(r.resets).toHaveLength(2);
-  // The only trouble: replays asked before the sink had connected (reported, then asked again).
-  expect(r.errors.filter((e) => !e.message.startsWith("no responders"))).toEqual([]);
-}, SLOW_MS);
+    await round(th, 2);
+    await waitFor(converged(th, subscription, r), 5_000, "the live updates");
+    expect(r.calls).toContain("DELETED web-1-0");
+    expect(r.resets).toHaveLength(2);
+    // The only trouble: replays asked before the sink had connected (reported, then asked again).
+    expect(r.errors.filter((e) => !e.message.startsWith("no responders"))).toEqual([]);
+  },
+  SLOW_MS,
+);
 
-test("a gap (updates published where the agent was not listening, over a kubemeta restart) is filled by a replay", async () => {
-  const first = await host();
-  const { r, subscription } = await syncedAgent(first, [0]);
+test(
+  "a gap (updates published where the agent was not listening, over a kubemeta restart) is filled by a replay",
+  async () => {
+    const first = await host();
+    const { r, subscription } = await syncedAgent(first, [0]);
 
-  // The sink's cursor moves past updates the agent never receives: they go under another prefix.
-  await stopHost(first);
-  const watcher = await client(server);
-  connections.push(watcher);
-  let published = 0;
-  watcher.subscribe("elsewhere.all", { callback: (_error, msg) => void (published = msg.json<Envelope>().version) });
-  await watcher.flush();
-  const elsewhere = await host({ dir: first.dir, sink: { prefix: "elsewhere" } });
-  await round(elsewhere, 1);
-  await waitFor(() => published === elsewhere.host.log.head(), 5_000, "the sink to publish the round elsewhere");
-  await stopHost(elsewhere);
-  const missed = r.calls.length;
+    // The sink's cursor moves past updates the agent never receives: they go under another prefix.
+    await stopHost(first);
+    const watcher = await client(server);
+    connections.push(watcher);
+    let published = 0;
+    watcher.subscribe("elsewhere.all", {
+      callback: (_error, msg) => {
+        published = msg.json<Envelope>().version;
+      },
+    });
+    await watcher.flush();
+    const elsewhere = await host({ dir: first.dir, sink: { prefix: "elsewhere" } });
+    await round(elsewhere, 1);
+    await waitFor(() => published === elsewhere.host.log.head(), 5_000, "the sink to publish the round elsewhere");
+    await stopHost(elsewhere);
+    const missed = r.calls.length;
 
-  const third = await host({ dir: first.dir });
-  await round(third, 2);
-  await waitFor(converged(third, subscription, r), 10_000, "the agent to fill the gap");
-  // web-1-1 was added in the round the agent never saw: only the replay brought it.
-  expect(r.calls.slice(missed)).toContain("ADDED web-1-1");
-  expect(r.calls.slice(missed)).toContain("ADDED svc-1");
-  expect(r.resets).toHaveLength(2);
-}, SLOW_MS);
+    const third = await host({ dir: first.dir });
+    await round(third, 2);
+    await waitFor(converged(third, subscription, r), 10_000, "the agent to fill the gap");
+    // web-1-1 was added in the round the agent never saw: only the replay brought it.
+    expect(r.calls.slice(missed)).toContain("ADDED web-1-1");
+    expect(r.calls.slice(missed)).toContain("ADDED svc-1");
+    expect(r.resets).toHaveLength(2);
+  },
+  SLOW_MS,
+);
 
-test("a nats-server restart during churn: the agent catches up when its connection comes back", async () => {
-  const th = await host();
-  const { r, subscription } = await syncedAgent(th, [0]);
+test(
+  "a nats-server restart during churn: the agent catches up when its connection comes back",
+  async () => {
+    const th = await host();
+    const { r, subscription } = await syncedAgent(th, [0]);
 
-  await server.stop();
-  await round(th, 1);
-  await server.restart();
-  await waitFor(converged(th, subscription, r), 10_000, "the agent to catch up after the restart");
-  await round(th, 2);
-  await waitFor(converged(th, subscription, r), 10_000, "live updates after the restart");
-  expect(r.resets).toHaveLength(2);
-}, SLOW_MS);
+    await server.stop();
+    await round(th, 1);
+    await server.restart();
+    await waitFor(converged(th, subscription, r), 10_000, "the agent to catch up after the restart");
+    await round(th, 2);
+    await waitFor(converged(th, subscription, r), 10_000, "live updates after the restart");
+    expect(r.resets).toHaveLength(2);
+  },
+  SLOW_MS,
+);
 
-test("the store is recreated (new epoch): a reset rebuilds the cache and reports vanished objects as deletes", async () => {
-  const first = await host();
-  const { r, subscription } = await syncedAgent(first, [0, 1]);
-  const oldEpoch = first.host.epoch;
+test(
+  "the store is recreated (new epoch): a reset rebuilds the cache and reports vanished objects as deletes",
+  async () => {
+    const first = await host();
+    const { r, subscription } = await syncedAgent(first, [0, 1]);
+    const oldEpoch = first.host.epoch;
 
-  await stopHost(first);
-  const second = await host({ dir: await tempDir() });
-  await seed(second, [5]);
-  await waitFor(converged(second, subscription, r), 10_000, "the agent to take the new epoch");
-  expect(r.resets.slice(2).map((info) => [info.stream, info.reason, info.previousEpoch, info.epoch])).toEqual(
-    expect.arrayContaining(STREAMS.map((s) => [s, "other-epoch", oldEpoch, second.host.epoch])),
-  );
-  expect(r.calls).toContain("DELETED web-1-0");
-  expect(r.calls).toContain("ADDED web-1-5");
-  for (const stream of STREAMS) expect([...subscription.objects(stream).values()].every((e) => e.epoch === second.host.epoch)).toBe(true);
-}, SLOW_MS);
+    await stopHost(first);
+    const second = await host({ dir: await tempDir() });
+    await seed(second, [5]);
+    await waitFor(converged(second, subscription, r), 10_000, "the agent to take the new epoch");
+    expect(r.resets.slice(2).map((info) => [info.stream, info.reason, info.previousEpoch, info.epoch])).toEqual(
+      expect.arrayContaining(STREAMS.map((s) => [s, "other-epoch", oldEpoch, second.host.epoch])),
+    );
+    expect(r.calls).toContain("DELETED web-1-0");
+    expect(r.calls).toContain("ADDED web-1-5");
+    for (const stream of STREAMS)
+      expect([...subscription.objects(stream).values()].every((e) => e.epoch === second.host.epoch)).toBe(true);
+  },
+  SLOW_MS,
+);
 
 test("streams are checked before anything is subscribed: an illegal node name leaves no subscription open", async () => {
   const nc = await client(server);

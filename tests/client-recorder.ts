@@ -60,7 +60,12 @@ export function cacheState(subscription: Subscription, stream: string): Map<stri
  * callbacks alone holds the same objects (its versions may be older: an object that is
  * the same in a new epoch gets no callback).
  */
-export async function matchesStore(th: TestHost, subscription: Subscription, streams: string[], view?: Map<string, number>): Promise<boolean> {
+export async function matchesStore(
+  th: TestHost,
+  subscription: Subscription,
+  streams: string[],
+  view?: Map<string, number>,
+): Promise<boolean> {
   const uids = new Set<string>();
   for (const stream of streams) {
     const truth = await storeState(th, stream);

@@ -45,7 +45,12 @@ test("initial sync, then live updates as informer callbacks; the cache equals th
   expect(r.synced).toEqual([{ stream: "all", epoch: th.host.epoch, version: th.host.log.head() }]);
 
   r.calls.length = 0;
-  await commit(th, ["MODIFIED", rawPod("web-1", { node: "n1", phase: "Failed", rv: "2" })], ["DELETED", rawPod("web-2", { node: "n2" })], ["ADDED", rawPod("web-3")]);
+  await commit(
+    th,
+    ["MODIFIED", rawPod("web-1", { node: "n1", phase: "Failed", rv: "2" })],
+    ["DELETED", rawPod("web-2", { node: "n2" })],
+    ["ADDED", rawPod("web-3")],
+  );
   await waitFor(() => r.calls.length === 3, 5_000, "three live callbacks");
   expect(r.calls).toEqual(["UPDATED web-1", "DELETED web-2", "ADDED web-3"]);
   expect(subscription.objects("all").get("uid-web-1")?.object).toMatchObject({ status: { phase: "Failed" } });
@@ -56,7 +61,11 @@ test("initial sync, then live updates as informer callbacks; the cache equals th
 test("a node agent's two streams: each cache holds its stream only", async () => {
   const th = await host();
   await commit(th, ["ADDED", rawPod("web-1", { node: "n1" })], ["ADDED", rawPod("web-2", { node: "n2" })]);
-  await th.changes.apply("namespaces", "ADDED", { kind: "Namespace", apiVersion: "v1", metadata: { name: "payments", uid: "ns-payments", resourceVersion: "1" } });
+  await th.changes.apply("namespaces", "ADDED", {
+    kind: "Namespace",
+    apiVersion: "v1",
+    metadata: { name: "payments", uid: "ns-payments", resourceVersion: "1" },
+  });
   await th.changes.flush();
   const r = recorder();
   const subscription = subscribe(th, r, ["node/n1", "shared"]);
@@ -81,7 +90,11 @@ test("kubemeta restarts mid-stream: the client resumes where it was, without a r
   expect(second.host.epoch).toBe(first.host.epoch);
   await commit(second, ["DELETED", rawPod("web-1", { node: "n1" })], ["ADDED", rawPod("web-3", { node: "n2" })]);
 
-  await waitFor(() => matchesStore(second, subscription, ["all"], r.view), 10_000, "the cache to catch up after the restart");
+  await waitFor(
+    () => matchesStore(second, subscription, ["all"], r.view),
+    10_000,
+    "the cache to catch up after the restart",
+  );
   expect(r.calls).toEqual(["ADDED web-1", "ADDED web-2", "DELETED web-1", "ADDED web-3"]);
   expect(r.resets).toHaveLength(1);
   expect(r.synced.length).toBeGreaterThanOrEqual(2);
@@ -99,10 +112,20 @@ test("the store is recreated (new epoch): a reset rebuilds the cache and reports
   hosts.splice(hosts.indexOf(first), 1);
   const second = await host({ dir: await tempDir(), port: portOf(first) });
   expect(second.host.epoch).not.toBe(oldEpoch);
-  await commit(second, ["ADDED", rawPod("changed", { phase: "Failed", rv: "2" })], ["ADDED", rawPod("kept")], ["ADDED", rawPod("new")]);
+  await commit(
+    second,
+    ["ADDED", rawPod("changed", { phase: "Failed", rv: "2" })],
+    ["ADDED", rawPod("kept")],
+    ["ADDED", rawPod("new")],
+  );
 
   await waitFor(() => r.resets.length === 2, 10_000, "the second reset");
-  expect(r.resets[1]).toEqual({ stream: "all", epoch: second.host.epoch, previousEpoch: oldEpoch, reason: expect.stringContaining("epoch") });
+  expect(r.resets[1]).toEqual({
+    stream: "all",
+    epoch: second.host.epoch,
+    previousEpoch: oldEpoch,
+    reason: expect.stringContaining("epoch"),
+  });
   expect(r.calls.slice(3).sort()).toEqual(["ADDED new", "DELETED vanished", "UPDATED changed"]);
   expect(await matchesStore(second, subscription, ["all"], r.view)).toBe(true);
   expect([...subscription.objects("all").values()].every((e) => e.epoch === second.host.epoch)).toBe(true);
@@ -114,7 +137,12 @@ test("stop() ends the connections: the server sees its subscriber go", async () 
   await subscription.synced;
   await subscription.stop();
   await subscription.stop();
-  await waitFor(async () => (await (await fetch(`${th.url}/metrics`)).text()).includes('kubemeta_sse_subscribers{stream="all"}') === false, 5_000, "the subscriber gauge to drop");
+  await waitFor(
+    async () =>
+      (await (await fetch(`${th.url}/metrics`)).text()).includes('kubemeta_sse_subscribers{stream="all"}') === false,
+    5_000,
+    "the subscriber gauge to drop",
+  );
 });
 
 /** A stand-in for /v1/watch that writes each connection's chunks (the last script serves any later one), then stays silent. */
@@ -141,20 +169,43 @@ function scriptedWatch(scripts: Uint8Array[][]): { url: string; lastEventIds: (s
 }
 
 function pod(version: number, prev: number, name = `p${version}`) {
-  return { epoch: "e1", version, prev, stream: "all", type: "ADDED", kind: "Pod", uid: `u-${name}`, namespace: "default", name, node: null, resourceVersion: "1", time: "t", object: {} };
+  return {
+    epoch: "e1",
+    version,
+    prev,
+    stream: "all",
+    type: "ADDED",
+    kind: "Pod",
+    uid: `u-${name}`,
+    namespace: "default",
+    name,
+    node: null,
+    resourceVersion: "1",
+    time: "t",
+    object: {},
+  };
 }
 
-const sse = (event: string, data: unknown, id?: string) => `${id === undefined ? "" : `id: ${id}\r\n`}event: ${event}\r\ndata: ${JSON.stringify(data)}\r\n\r\n`;
+const sse = (event: string, data: unknown, id?: string) =>
+  `${id === undefined ? "" : `id: ${id}\r\n`}event: ${event}\r\ndata: ${JSON.stringify(data)}\r\n\r\n`;
 const encode = (text: string) => new TextEncoder().encode(text);
 const synced = (version: number) => sse("SYNCED", { epoch: "e1", stream: "all", version }, `e1:${version}`);
 
 test("events split anywhere (CRLF, multi-byte characters) parse; a silent connection is cut and resumed from the cache's position", async () => {
-  const wire = encode(`: hi\r\n\r\nid:\r\n${sse("RESET", { reason: "no resume point" })}${sse("ADDED", pod(7, 0, "café-ü"))}${synced(9)}`);
+  const wire = encode(
+    `: hi\r\n\r\nid:\r\n${sse("RESET", { reason: "no resume point" })}${sse("ADDED", pod(7, 0, "café-ü"))}${synced(9)}`,
+  );
   const cuts = [0, 3, 4, 40, wire.indexOf(0xc3) + 1, wire.lastIndexOf(0x0d) + 1, wire.length];
   const server = scriptedWatch([cuts.slice(1).map((cut, i) => wire.slice(cuts[i], cut))]);
   try {
     const r = recorder();
-    const subscription = subscribeSse({ url: server.url, streams: ["all"], idleTimeoutMs: 300, reconnect: { initialMs: 10, maxMs: 20 }, ...r });
+    const subscription = subscribeSse({
+      url: server.url,
+      streams: ["all"],
+      idleTimeoutMs: 300,
+      reconnect: { initialMs: 10, maxMs: 20 },
+      ...r,
+    });
     subscriptions.push(subscription);
     await subscription.synced;
     expect(subscription.objects("all").get("u-café-ü")?.name).toBe("café-ü");
@@ -170,12 +221,25 @@ test("events split anywhere (CRLF, multi-byte characters) parse; a silent connec
 test("a prev that skips versions: the client cuts the connection and resumes from the last version it holds", async () => {
   const server = scriptedWatch([
     // 11 comes with 10 missing (prev 10 > position 9); what follows in the same read must not move the position.
-    [encode(`${sse("RESET", { reason: "no resume point" })}${synced(9)}${sse("ADDED", pod(11, 10), "e1:11")}${sse("ADDED", pod(12, 11), "e1:12")}${synced(12)}`)],
-    [encode(`${sse("ADDED", pod(10, 9), "e1:10")}${sse("ADDED", pod(11, 10), "e1:11")}${sse("ADDED", pod(12, 11), "e1:12")}${synced(12)}`)],
+    [
+      encode(
+        `${sse("RESET", { reason: "no resume point" })}${synced(9)}${sse("ADDED", pod(11, 10), "e1:11")}${sse("ADDED", pod(12, 11), "e1:12")}${synced(12)}`,
+      ),
+    ],
+    [
+      encode(
+        `${sse("ADDED", pod(10, 9), "e1:10")}${sse("ADDED", pod(11, 10), "e1:11")}${sse("ADDED", pod(12, 11), "e1:12")}${synced(12)}`,
+      ),
+    ],
   ]);
   try {
     const r = recorder();
-    const subscription = subscribeSse({ url: server.url, streams: ["all"], reconnect: { initialMs: 10, maxMs: 20 }, ...r });
+    const subscription = subscribeSse({
+      url: server.url,
+      streams: ["all"],
+      reconnect: { initialMs: 10, maxMs: 20 },
+      ...r,
+    });
     subscriptions.push(subscription);
     await waitFor(() => r.synced.length === 2, 5_000, "the resumed connection's SYNCED");
     expect(server.lastEventIds).toEqual([null, "e1:9"]);

@@ -30,7 +30,9 @@ describe("config", () => {
     expect(await issuesOf({ store: { type: "libsql", retention: { maxAge: "5 days" } } })).toEqual([
       expect.stringMatching(/^store\.retention\.maxAge: expected a duration/),
     ]);
-    expect(await issuesOf({ sources: [{ type: "kubernetes", resoures: ["pods"] }] })).toEqual([expect.stringMatching(/^sources\[0\]\.resoures: /)]);
+    expect(await issuesOf({ sources: [{ type: "kubernetes", resoures: ["pods"] }] })).toEqual([
+      expect.stringMatching(/^sources\[0\]\.resoures: /),
+    ]);
   });
 
   test("every error is reported at once", async () => {
@@ -40,9 +42,14 @@ describe("config", () => {
   });
 
   test("${VAR} is interpolated; a missing variable names itself and its path; $${ is a literal", async () => {
-    const config = await resolveConfig({ cluster: { name: "${CLUSTER}-eu" } }, { baseDir: "/", env: { CLUSTER: "prod" }, registry: builtins });
+    const config = await resolveConfig(
+      { cluster: { name: "${CLUSTER}-eu" } },
+      { baseDir: "/", env: { CLUSTER: "prod" }, registry: builtins },
+    );
     expect(config.cluster).toBe("prod-eu");
-    expect(await issuesOf({ cluster: { name: "${MISSING_VAR}" } })).toContainEqual("cluster.name: environment variable MISSING_VAR is not set");
+    expect(await issuesOf({ cluster: { name: "${MISSING_VAR}" } })).toContainEqual(
+      "cluster.name: environment variable MISSING_VAR is not set",
+    );
     const literal = await resolveConfig({ cluster: { name: "a$${B}" } }, { baseDir: "/", registry: builtins });
     expect(literal.cluster).toBe("a${B}");
   });
@@ -59,7 +66,9 @@ describe("config", () => {
     await Bun.write(join(dir, "bad.yaml"), "cluster: [unclosed\n");
     expect((await loadConfig(join(dir, "a.yaml"), { registry: builtins })).cluster).toBe("from-yaml");
     expect((await loadConfig(join(dir, "a.json"), { registry: builtins })).cluster).toBe("from-json");
-    await expect(loadConfig(join(dir, "missing.yaml"), { registry: builtins })).rejects.toThrow(/config file not found/);
+    await expect(loadConfig(join(dir, "missing.yaml"), { registry: builtins })).rejects.toThrow(
+      /config file not found/,
+    );
     await expect(loadConfig(join(dir, "bad.yaml"), { registry: builtins })).rejects.toThrow(/cannot parse/);
   });
 });
@@ -73,7 +82,11 @@ describe("main.ts --check", () => {
       stdout: "pipe",
       stderr: "pipe",
     });
-    const [code, stdout, stderr] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+    const [code, stdout, stderr] = await Promise.all([
+      proc.exited,
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+    ]);
     return { code, stdout, stderr };
   }
 

@@ -69,7 +69,12 @@ function lifecycleConfig(declaration: AnyDeclaration): unknown {
 
 /** A real context for the plugin's kind: the test host's pipeline, log and HTTP app. */
 function instantiate(declaration: AnyDeclaration) {
-  const base: PluginContext = { name: `contract-${declaration.type}`, cluster: "contract", logger: silentLogger, metrics: createMetrics() };
+  const base: PluginContext = {
+    name: `contract-${declaration.type}`,
+    cluster: "contract",
+    logger: silentLogger,
+    metrics: createMetrics(),
+  };
   const config = lifecycleConfig(declaration);
   switch (declaration.kind) {
     case "store":
@@ -78,7 +83,12 @@ function instantiate(declaration: AnyDeclaration) {
       return declaration.create(config, { ...base, changes: host.changes, synced() {} });
     case "sink": {
       let cursor: number | undefined;
-      const cursorStore = { load: async () => cursor, save: async (version: number) => void (cursor = version) };
+      const cursorStore = {
+        load: async () => cursor,
+        save: async (version: number) => {
+          cursor = version;
+        },
+      };
       return declaration.create(config, { ...base, log: host.host.log, http: host.host.http.app, cursor: cursorStore });
     }
   }
@@ -106,13 +116,17 @@ describe.each(declarations.map((d) => [`${d.kind} ${d.type}`, d] as const))("%s"
     expect(await settle(() => plugin.stop())).toEqual({ state: "resolved" });
   });
 
-  test("start settles (works, or fails with an Error); start twice, then stop twice, is safe", async () => {
-    const plugin = instantiate(declaration);
-    const first = await settle(() => plugin.start());
-    expect(first.state).not.toBe("pending");
-    if (first.state === "rejected") expect(first.error).toBeInstanceOf(Error);
-    else expect((await settle(() => plugin.start())).state).toBe("resolved");
-    expect(await settle(() => plugin.stop())).toEqual({ state: "resolved" });
-    expect(await settle(() => plugin.stop())).toEqual({ state: "resolved" });
-  }, 4 * SETTLE_MS);
+  test(
+    "start settles (works, or fails with an Error); start twice, then stop twice, is safe",
+    async () => {
+      const plugin = instantiate(declaration);
+      const first = await settle(() => plugin.start());
+      expect(first.state).not.toBe("pending");
+      if (first.state === "rejected") expect(first.error).toBeInstanceOf(Error);
+      else expect((await settle(() => plugin.start())).state).toBe("resolved");
+      expect(await settle(() => plugin.stop())).toEqual({ state: "resolved" });
+      expect(await settle(() => plugin.stop())).toEqual({ state: "resolved" });
+    },
+    4 * SETTLE_MS,
+  );
 });

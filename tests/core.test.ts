@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { BehindRetentionError } from "../sdk/contract.ts";
 import { ALL, SHARED } from "../protocol/streams.ts";
-import { type Update } from "../sdk/model.ts";
+import type { Update } from "../sdk/model.ts";
 import { rawPod, startTestHost, waitFor, type TestHost, expectGapFreeWithWholeChains } from "../testing/index.ts";
 
 const hosts: TestHost[] = [];
@@ -23,7 +23,12 @@ async function everything(th: TestHost, stream = ALL): Promise<Update[]> {
 }
 
 function rawNamespace(name: string) {
-  return { kind: "Namespace", apiVersion: "v1", metadata: { name, uid: `ns-${name}`, resourceVersion: "1" }, status: { phase: "Active" } };
+  return {
+    kind: "Namespace",
+    apiVersion: "v1",
+    metadata: { name, uid: `ns-${name}`, resourceVersion: "1" },
+    status: { phase: "Active" },
+  };
 }
 
 describe("versions, streams and prev", () => {
@@ -92,7 +97,8 @@ describe("versions, streams and prev", () => {
 describe("relist", () => {
   test("only true differences become updates, DELETED included for what vanished", async () => {
     const th = await host();
-    for (const name of ["keep", "change", "vanish"]) th.changes.apply("pods", "ADDED", rawPod(name, { node: "n1", rv: "5" }));
+    for (const name of ["keep", "change", "vanish"])
+      th.changes.apply("pods", "ADDED", rawPod(name, { node: "n1", rv: "5" }));
     th.changes.apply("namespaces", "ADDED", rawNamespace("other-kind-untouched"));
     await th.changes.flush();
 

@@ -17,7 +17,11 @@ afterAll(async () => {
 });
 
 /** Reads stdout until `pattern` matches; fails on exit or after the deadline. */
-async function readUntil(stdout: ReadableStream<Uint8Array>, pattern: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
+async function readUntil(
+  stdout: ReadableStream<Uint8Array>,
+  pattern: RegExp,
+  timeoutMs: number,
+): Promise<RegExpExecArray> {
   const reader = stdout.getReader();
   const decoder = new TextDecoder();
   const deadline = Date.now() + timeoutMs;
@@ -41,7 +45,12 @@ test("--demo serves a simulated cluster: the printed watch command streams RESET
   dir = await tempDir("kubemeta-demo-");
   const env = { ...process.env };
   delete env.KUBECONFIG;
-  const child = Bun.spawn([process.execPath, "run", MAIN, "--demo", "--port", "0"], { cwd: dir, env: { ...env, HOME: dir }, stdout: "pipe", stderr: "inherit" });
+  const child = Bun.spawn([process.execPath, "run", MAIN, "--demo", "--port", "0"], {
+    cwd: dir,
+    env: { ...env, HOME: dir },
+    stdout: "pipe",
+    stderr: "inherit",
+  });
   demo = child;
   const match = await readUntil(child.stdout, /curl -N '(http:\/\/127\.0\.0\.1:\d+\/v1\/watch\?stream=all)'/, 60_000);
   const url = match[1]!;
@@ -50,7 +59,8 @@ test("--demo serves a simulated cluster: the printed watch command streams RESET
   const initial = await c.takeUntil("SYNCED", 20_000);
   expect(initial[0]!.type).toBe("RESET");
   const kinds = new Set(initial.filter((e) => e.type === "ADDED").map((e) => json(e).kind));
-  for (const kind of ["Node", "Namespace", "Pod", "Deployment", "ReplicaSet", "Service", "EndpointSlice"]) expect(kinds).toContain(kind);
+  for (const kind of ["Node", "Namespace", "Pod", "Deployment", "ReplicaSet", "Service", "EndpointSlice"])
+    expect(kinds).toContain(kind);
   expect(initial.filter((e) => json(e).kind === "Node")).toHaveLength(20);
   expect(initial.filter((e) => json(e).kind === "Pod").length).toBeGreaterThanOrEqual(280);
   const synced = json<{ version: number }>(initial.at(-1)!).version;

@@ -74,7 +74,8 @@ async function withStore<T>(work: (store: Store) => Promise<T>): Promise<T> {
 async function storeMatchesServer(): Promise<boolean> {
   const expected = new Map<string, number>();
   for (const kind of KINDS) {
-    for (const object of server.list(kind)) expected.set(`${kind}/${object.metadata!.uid}`, digest(slim(kind, object as KubeObject)));
+    for (const object of server.list(kind))
+      expected.set(`${kind}/${object.metadata!.uid}`, digest(slim(kind, object as KubeObject)));
   }
   const { objects } = await withStore((store) => store.snapshot({}));
   if (objects.length !== expected.size) return false;
@@ -131,7 +132,9 @@ describe("kubemeta against a 1,000-pod cluster", () => {
     const headBefore = (await allUpdates()).length;
 
     const pods = server.list("Pod");
-    const deleted = pods.slice(0, 5).map((p) => server.delete("Pod", p.metadata!.namespace!, p.metadata!.name!)!.metadata!.uid!);
+    const deleted = pods
+      .slice(0, 5)
+      .map((p) => server.delete("Pod", p.metadata!.namespace!, p.metadata!.name!)!.metadata!.uid!);
     const relabelled = pods.slice(5, 8).map((p) => {
       server.patch("Pod", p.metadata!.namespace!, p.metadata!.name!, (o) => {
         (o.metadata!.labels as Record<string, string>)["kubemeta.test/relabelled"] = "yes";
@@ -148,8 +151,18 @@ describe("kubemeta against a 1,000-pod cluster", () => {
     expect(requests["watch pods"]).toBeGreaterThanOrEqual(1);
 
     const since = (await allUpdates()).slice(headBefore);
-    expect(since.filter((u) => u.type === "DELETED").map((u) => u.uid).sort()).toEqual([...deleted].sort());
-    expect(since.filter((u) => u.type === "MODIFIED").map((u) => u.uid).sort()).toEqual([...relabelled].sort());
+    expect(
+      since
+        .filter((u) => u.type === "DELETED")
+        .map((u) => u.uid)
+        .sort(),
+    ).toEqual([...deleted].sort());
+    expect(
+      since
+        .filter((u) => u.type === "MODIFIED")
+        .map((u) => u.uid)
+        .sort(),
+    ).toEqual([...relabelled].sort());
     expect(since.length).toBe(deleted.length + relabelled.length);
     expectGapFreeWithWholeChains(await allUpdates());
   }, 90_000);
@@ -158,7 +171,10 @@ describe("kubemeta against a 1,000-pod cluster", () => {
     kubemeta!.proc.kill("SIGKILL");
     await kubemeta!.proc.exited;
     const headBefore = (await allUpdates()).length;
-    const deleted = server.list("Pod").slice(0, 3).map((p) => server.delete("Pod", p.metadata!.namespace!, p.metadata!.name!)!.metadata!.uid!);
+    const deleted = server
+      .list("Pod")
+      .slice(0, 3)
+      .map((p) => server.delete("Pod", p.metadata!.namespace!, p.metadata!.name!)!.metadata!.uid!);
     server.compact();
 
     await startKubemeta();

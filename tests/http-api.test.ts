@@ -9,7 +9,12 @@ beforeAll(async () => {
   th = await startTestHost({ sinks: [{ type: "sse" }] });
   const node = { kind: "Node", apiVersion: "v1", metadata: { name: "n1", uid: "uid-n1", resourceVersion: "1" } };
   await th.changes.apply("nodes", "ADDED", node);
-  for (let i = 0; i < 10; i++) await th.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: i % 2 ? "n1" : "n2", namespace: i < 6 ? "shop" : "ops" }));
+  for (let i = 0; i < 10; i++)
+    await th.changes.apply(
+      "pods",
+      "ADDED",
+      rawPod(`web-${i}`, { node: i % 2 ? "n1" : "n2", namespace: i < 6 ? "shop" : "ops" }),
+    );
   await th.changes.apply("pods", "DELETED", rawPod("web-9", { node: "n1", namespace: "ops" }));
   await th.changes.flush();
 });
@@ -30,7 +35,9 @@ interface Page {
 
 describe("GET /v1/objects", () => {
   test("the current state, with the version it is consistent with", async () => {
-    const { status, body } = await get<{ epoch: string; version: number; items: { kind: string; name: string }[] }>("/v1/objects");
+    const { status, body } = await get<{ epoch: string; version: number; items: { kind: string; name: string }[] }>(
+      "/v1/objects",
+    );
     expect(status).toBe(200);
     expect(body.epoch).toBe(th.host.epoch);
     expect(body.version).toBe(12);
@@ -39,7 +46,8 @@ describe("GET /v1/objects", () => {
   });
 
   test("kind, namespace, node and stream filters", async () => {
-    const names = async (query: string) => ((await get<{ items: { name: string }[] }>(`/v1/objects?${query}`)).body.items.map((o) => o.name).toSorted());
+    const names = async (query: string) =>
+      (await get<{ items: { name: string }[] }>(`/v1/objects?${query}`)).body.items.map((o) => o.name).toSorted();
     expect(await names("kind=Node")).toEqual(["n1"]);
     expect(await names("kind=Pod&namespace=ops")).toEqual(["web-6", "web-7", "web-8"]);
     expect(await names("kind=Pod&node=n1")).toEqual(["web-1", "web-3", "web-5", "web-7"]);
@@ -108,15 +116,23 @@ describe("GET /v1/updates", () => {
     const illegal = ["node/a%0Ab", "node/a%00b", `node/${"a".repeat(254)}`, "node/Upper.Case", "node/a_b", "node/-a"];
     for (const stream of illegal) {
       for (const path of ["/v1/objects", "/v1/updates", "/v1/watch"]) {
-        expect({ path, stream, ...(await get(`${path}?stream=${stream}`)) }).toMatchObject({ status: 404, body: { parameter: "stream" } });
+        expect({ path, stream, ...(await get(`${path}?stream=${stream}`)) }).toMatchObject({
+          status: 404,
+          body: { parameter: "stream" },
+        });
       }
-      expect(() => parseReplayRequest(JSON.stringify({ stream: decodeURIComponent(stream) }))).toThrow(/stream must be/);
+      expect(() => parseReplayRequest(JSON.stringify({ stream: decodeURIComponent(stream) }))).toThrow(
+        /stream must be/,
+      );
     }
     expect((await get(`/v1/updates?stream=node/${"a".repeat(63)}.example.com`)).status).toBe(200);
   });
 
   test("a cursor of another epoch, ahead of the log or past retention is 410 Gone: take /v1/objects instead", async () => {
-    expect(await get("/v1/updates?since=0123456789abcdef:3")).toMatchObject({ status: 410, body: { parameter: "since", epoch: th.host.epoch } });
+    expect(await get("/v1/updates?since=0123456789abcdef:3")).toMatchObject({
+      status: 410,
+      body: { parameter: "since", epoch: th.host.epoch },
+    });
     expect(await get(`/v1/updates?since=${th.host.epoch}:13`)).toMatchObject({ status: 410 });
     const pruned = await startTestHost({ retention: { maxUpdates: 2, interval: 50 } });
     try {

@@ -26,8 +26,19 @@ function quietStream(firstByte: string | undefined): ReadableStream<Uint8Array> 
 
 test("Bun.serve sends no headers until the first body byte: an SSE stream must write at once", async () => {
   const silentServer = serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response(quietStream(undefined)) });
-  const speakingServer = serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response(quietStream(": opening\n\n")) });
-  const headersWithin = (url: URL) => Promise.race([fetch(url).then(() => "headers", () => "failed"), Bun.sleep(1000).then(() => "nothing")]);
+  const speakingServer = serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: () => new Response(quietStream(": opening\n\n")),
+  });
+  const headersWithin = (url: URL) =>
+    Promise.race([
+      fetch(url).then(
+        () => "headers",
+        () => "failed",
+      ),
+      Bun.sleep(1000).then(() => "nothing"),
+    ]);
   const [silent, speaking] = await Promise.all([headersWithin(silentServer.url), headersWithin(speakingServer.url)]);
   expect(silent).toBe("nothing");
   expect(speaking).toBe("headers");

@@ -30,7 +30,8 @@ async function host(http: Record<string, unknown>): Promise<TestHost> {
 describe("bearer tokens (from the environment through ${VAR})", () => {
   test("guard /v1 and /metrics with any configured token; /healthz and /readyz stay open", async () => {
     const th = await host({ tokens: ["${KUBEMETA_TEST_TOKEN_A}", "${KUBEMETA_TEST_TOKEN_B}"] });
-    const status = async (path: string, headers: Record<string, string> = {}) => (await fetch(`${th.url}${path}`, { headers })).status;
+    const status = async (path: string, headers: Record<string, string> = {}) =>
+      (await fetch(`${th.url}${path}`, { headers })).status;
     const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
     for (const path of ["/v1/objects", "/v1/updates", "/v1/watch", "/metrics", "/v1/nothing-here"]) {
@@ -54,7 +55,8 @@ describe("bearer tokens (from the environment through ${VAR})", () => {
   });
 
   test("an unset variable or a short token is a config error naming its path", async () => {
-    const resolve = (tokens: string[]) => resolveConfig({ http: { tokens } }, { baseDir: "/", env: {}, registry: builtins });
+    const resolve = (tokens: string[]) =>
+      resolveConfig({ http: { tokens } }, { baseDir: "/", env: {}, registry: builtins });
     await expect(resolve(["${KUBEMETA_NO_SUCH_VAR}"])).rejects.toThrow(ConfigError);
     const short = await resolve(["short"]).catch((error: ConfigError) => error);
     expect((short as ConfigError).issues[0]!.path).toBe("http.tokens[0]");
@@ -64,7 +66,10 @@ describe("bearer tokens (from the environment through ${VAR})", () => {
 describe("TLS", () => {
   test("serves https with the configured certificate and key, SSE included", async () => {
     const pki = await testPki();
-    const th = await host({ tls: { cert: join(pki.dir, "server.crt"), key: join(pki.dir, "server.key") }, tokens: [TOKEN_A] });
+    const th = await host({
+      tls: { cert: join(pki.dir, "server.crt"), key: join(pki.dir, "server.key") },
+      tokens: [TOKEN_A],
+    });
     expect(th.url).toStartWith("https://127.0.0.1:");
     await expect(fetch(`${th.url}/healthz`)).rejects.toThrow();
     const health = await fetch(`${th.url}/healthz`, { tls: { ca: pki.caPem } });
@@ -78,7 +83,10 @@ describe("TLS", () => {
   });
 
   test("a missing certificate file is a config error", async () => {
-    const error = await resolveConfig({ http: { tls: { cert: "/nonexistent/cert.pem", key: "/nonexistent/key.pem" } } }, { baseDir: "/", registry: builtins }).catch((e: ConfigError) => e);
+    const error = await resolveConfig(
+      { http: { tls: { cert: "/nonexistent/cert.pem", key: "/nonexistent/key.pem" } } },
+      { baseDir: "/", registry: builtins },
+    ).catch((e: ConfigError) => e);
     expect((error as ConfigError).issues.map((i) => i.path)).toEqual(["http.tls.cert", "http.tls.key"]);
   });
 });
@@ -90,7 +98,11 @@ describe("CORS", () => {
     const th = await host({ corsOrigins: [ORIGIN], tokens: [TOKEN_A] });
     const preflight = await fetch(`${th.url}/v1/watch?stream=all`, {
       method: "OPTIONS",
-      headers: { origin: ORIGIN, "access-control-request-method": "GET", "access-control-request-headers": "last-event-id, authorization" },
+      headers: {
+        origin: ORIGIN,
+        "access-control-request-method": "GET",
+        "access-control-request-headers": "last-event-id, authorization",
+      },
     });
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get("access-control-allow-origin")).toBe(ORIGIN);
@@ -103,21 +115,31 @@ describe("CORS", () => {
     expect((await c.next()).type).toBe("RESET");
     c.close();
 
-    const other = await fetch(`${th.url}/v1/watch`, { method: "OPTIONS", headers: { origin: "https://evil.example.com", "access-control-request-method": "GET" } });
+    const other = await fetch(`${th.url}/v1/watch`, {
+      method: "OPTIONS",
+      headers: { origin: "https://evil.example.com", "access-control-request-method": "GET" },
+    });
     expect(other.headers.get("access-control-allow-origin")).toBeNull();
   });
 
   test("an origin must be scheme://host[:port] or *", async () => {
-    const error = await resolveConfig({ http: { corsOrigins: ["dashboard.example.com/"] } }, { baseDir: "/", registry: builtins }).catch((e: ConfigError) => e);
+    const error = await resolveConfig(
+      { http: { corsOrigins: ["dashboard.example.com/"] } },
+      { baseDir: "/", registry: builtins },
+    ).catch((e: ConfigError) => e);
     expect((error as ConfigError).issues[0]!.path).toBe("http.corsOrigins[0]");
   });
 });
 
 describe("listener", () => {
   test("idleTimeout is a duration within Bun.serve's limit, in whole seconds", async () => {
-    expect((await resolveConfig({ http: { idleTimeout: "90s" } }, { baseDir: "/", registry: builtins })).http.idleTimeout).toBe(90);
+    expect(
+      (await resolveConfig({ http: { idleTimeout: "90s" } }, { baseDir: "/", registry: builtins })).http.idleTimeout,
+    ).toBe(90);
     expect((await resolveConfig({}, { baseDir: "/", registry: builtins })).http.idleTimeout).toBe(30);
-    const error = await resolveConfig({ http: { idleTimeout: "5m" } }, { baseDir: "/", registry: builtins }).catch((e: ConfigError) => e);
+    const error = await resolveConfig({ http: { idleTimeout: "5m" } }, { baseDir: "/", registry: builtins }).catch(
+      (e: ConfigError) => e,
+    );
     expect((error as ConfigError).issues[0]!.path).toBe("http.idleTimeout");
   });
 

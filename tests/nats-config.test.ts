@@ -1,6 +1,8 @@
-/** The NATS sink's config as a user writes it: defaults, errors with their paths, the default prefix. */
+/** The NATS sink's config as a user writes it: defaults, errors with their paths, the default prefix, old keys. */
 import { expect, test } from "bun:test";
 import { ConfigError, resolveConfig } from "../host/config.ts";
+import { createLogger } from "../host/logger.ts";
+import { startTestHost } from "../testing/index.ts";
 import { defaultPrefix, PREFIX_PATTERN, subjectsFor } from "../protocol/subjects.ts";
 import { builtins } from "../plugins/index.ts";
 
@@ -24,21 +26,58 @@ test("a server is all it needs; the rest has defaults", async () => {
     reconnect: { initial: 250, max: 10_000 },
     connectTimeout: 5_000,
     pingInterval: 20_000,
-    batchSize: 500,
+    batch: { size: 500, lingerMs: 0 },
+    retry: { initialMs: 100, maxMs: 5_000 },
     cursorSaveInterval: 1_000,
     replay: { enabled: true, queue: "kubemeta", concurrency: 4 },
+    deprecated: [],
   });
+});
+
+test("the old key batchSize still sets batch.size, with one warning at start naming the new key", async () => {
+  expect(await natsConfig({ servers: "nats://nats:4222", batch: { size: 50, linger: "5ms" } })).toMatchObject({
+    batch: { size: 50, lingerMs: 5 },
+    deprecated: [],
+  });
+  expect(await natsConfig({ servers: "nats://nats:4222", batchSize: 50 })).toMatchObject({
+    batch: { size: 50, lingerMs: 0 },
+  });
+  expect(await issuesOf({ servers: "nats://n", batchSize: 0 })).toEqual([
+    expect.stringMatching(/^sinks\[0\]\.batchSize: /),
+  ]);
+
+  const logged: Record<string, unknown>[] = [];
+  const logger = createLogger({ write: (line) => void logged.push(JSON.parse(line) as Record<string, unknown>) });
+  // Nothing listens there: the sink keeps trying to connect until the host stops.
+  const th = await startTestHost({ logger, sinks: [{ type: "nats", servers: "nats://127.0.0.1:1", batchSize: 50 }] });
+  await th.destroy();
+  const warnings = logged.filter((line) => line.level === "warn" && String(line.msg).includes("deprecated"));
+  expect(warnings.map((line) => [line.key, line.use])).toEqual([["batchSize", "batch.size"]]);
 });
 
 test("mistakes are reported with their path", async () => {
   expect(await issuesOf({})).toEqual([expect.stringMatching(/^sinks\[0\]\.servers: Invalid key: Expected "servers"/)]);
-  expect(await issuesOf({ servers: 4222 })).toEqual([expect.stringMatching(/^sinks\[0\]\.servers: list the NATS server URLs/)]);
-  expect(await issuesOf({ servers: [] })).toEqual([expect.stringMatching(/^sinks\[0\]\.servers: list at least one server/)]);
-  expect(await issuesOf({ servers: "nats://n", prefix: "kubemeta.*" })).toEqual([expect.stringMatching(/^sinks\[0\]\.prefix: dot-separated tokens/)]);
-  expect(await issuesOf({ servers: "nats://n", token: "t", user: "u", password: "p" })).toEqual([expect.stringMatching(/use one of user, token/)]);
-  expect(await issuesOf({ servers: "nats://n", user: "u" })).toEqual([expect.stringMatching(/user and password go together/)]);
-  expect(await issuesOf({ servers: "nats://n", tls: { certFile: "/c.pem" } })).toEqual([expect.stringMatching(/^sinks\[0\]\.tls: tls.certFile and tls.keyFile go together/)]);
-  expect(await issuesOf({ servers: "nats://n", reconect: {} })).toEqual([expect.stringMatching(/^sinks\[0\]\.reconect: /)]);
+  expect(await issuesOf({ servers: 4222 })).toEqual([
+    expect.stringMatching(/^sinks\[0\]\.servers: list the NATS server URLs/),
+  ]);
+  expect(await issuesOf({ servers: [] })).toEqual([
+    expect.stringMatching(/^sinks\[0\]\.servers: list at least one server/),
+  ]);
+  expect(await issuesOf({ servers: "nats://n", prefix: "kubemeta.*" })).toEqual([
+    expect.stringMatching(/^sinks\[0\]\.prefix: dot-separated tokens/),
+  ]);
+  expect(await issuesOf({ servers: "nats://n", token: "t", user: "u", password: "p" })).toEqual([
+    expect.stringMatching(/use one of user, token/),
+  ]);
+  expect(await issuesOf({ servers: "nats://n", user: "u" })).toEqual([
+    expect.stringMatching(/user and password go together/),
+  ]);
+  expect(await issuesOf({ servers: "nats://n", tls: { certFile: "/c.pem" } })).toEqual([
+    expect.stringMatching(/^sinks\[0\]\.tls: tls.certFile and tls.keyFile go together/),
+  ]);
+  expect(await issuesOf({ servers: "nats://n", reconect: {} })).toEqual([
+    expect.stringMatching(/^sinks\[0\]\.reconect: /),
+  ]);
 });
 
 test("the default prefix keeps any cluster name one token", () => {
@@ -48,7 +87,13 @@ test("the default prefix keeps any cluster name one token", () => {
   expect(defaultPrefix("my cluster*>")).toBe("kubemeta.my_cluster__");
   for (const cluster of ["a.b.c", "ünïcode", " ", "x>y"]) expect(defaultPrefix(cluster)).toMatch(PREFIX_PATTERN);
   const subjects = subjectsFor("kubemeta.prod");
-  expect([subjects.all, subjects.shared, subjects.replay, subjects.of("node/ip-10-0-1-23.ec2.internal"), subjects.of("node/Bad_Name")]).toEqual([
+  expect([
+    subjects.all,
+    subjects.shared,
+    subjects.replay,
+    subjects.of("node/ip-10-0-1-23.ec2.internal"),
+    subjects.of("node/Bad_Name"),
+  ]).toEqual([
     "kubemeta.prod.all",
     "kubemeta.prod.shared",
     "kubemeta.prod.replay",

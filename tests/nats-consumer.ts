@@ -13,7 +13,13 @@ import type { ReplayChunk } from "../protocol/replay.ts";
  * status 503); a request can also be lost on a connection that is going down, which
  * silence for `silenceMs` reveals. Either way: ask again, a few times.
  */
-export async function replay(nc: NatsConnection, subject: string, request: unknown, silenceMs = 1_000, attempts = 5): Promise<ReplayChunk[]> {
+export async function replay(
+  nc: NatsConnection,
+  subject: string,
+  request: unknown,
+  silenceMs = 1_000,
+  attempts = 5,
+): Promise<ReplayChunk[]> {
   for (let attempt = 1; ; attempt++) {
     const inbox = createInbox();
     const sub = nc.subscribe(inbox);
@@ -109,7 +115,11 @@ export class Follower {
 
   private sync(mode: "reset" | "catch-up", to?: number): Promise<void> {
     this.replaysQueued++;
-    this.syncing = this.syncing.then(() => this.replayInto(mode, to)).catch((error: unknown) => void (this.failure = error));
+    this.syncing = this.syncing
+      .then(() => this.replayInto(mode, to))
+      .catch((error: unknown) => {
+        this.failure = error;
+      });
     return this.syncing;
   }
 
@@ -118,7 +128,11 @@ export class Follower {
     this.replaysQueued--;
     if (mode === "catch-up" && to !== undefined && to <= this.position) return this.handlePending();
     const from = mode === "catch-up" && this.epoch ? `${this.epoch}:${this.position}` : undefined;
-    const chunks = await replay(this.options.nc, `${this.options.prefix}.replay`, { stream: this.options.stream, from, to });
+    const chunks = await replay(this.options.nc, `${this.options.prefix}.replay`, {
+      stream: this.options.stream,
+      from,
+      to,
+    });
     const first = chunks[0]!;
     if (first.error) throw new Error(`replay error: ${first.error}`);
     chunks.forEach((chunk, i) => {

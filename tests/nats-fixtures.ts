@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect } from "bun:test";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { ChangeSink } from "../sdk/contract.ts";
 import { ALL } from "../protocol/streams.ts";
-import { type KubeObject } from "../sdk/model.ts";
+import type { KubeObject } from "../sdk/model.ts";
 import { rawPod, startTestHost, type TestHost } from "../testing/index.ts";
 import type { Follower } from "./nats-consumer.ts";
 import { startNatsServer, type NatsServerOptions, type TestNatsServer } from "./nats-server.ts";
@@ -28,12 +28,20 @@ export function rawNode(name: string, ready = "True"): KubeObject {
     kind: "Node",
     apiVersion: "v1",
     metadata: { name, uid: `node-${name}`, resourceVersion: "1", labels: { "kubernetes.io/hostname": name } },
-    status: { addresses: [{ type: "InternalIP", address: "10.0.0.1" }], conditions: [{ type: "Ready", status: ready }] },
+    status: {
+      addresses: [{ type: "InternalIP", address: "10.0.0.1" }],
+      conditions: [{ type: "Ready", status: ready }],
+    },
   };
 }
 
 export function rawNamespace(name: string): KubeObject {
-  return { kind: "Namespace", apiVersion: "v1", metadata: { name, uid: `ns-${name}`, resourceVersion: "1" }, status: { phase: "Active" } };
+  return {
+    kind: "Namespace",
+    apiVersion: "v1",
+    metadata: { name, uid: `ns-${name}`, resourceVersion: "1" },
+    status: { phase: "Active" },
+  };
 }
 
 export function rawService(name: string, port = 80): KubeObject {
@@ -45,13 +53,32 @@ export function rawService(name: string, port = 80): KubeObject {
   };
 }
 
-/** Sink config entry with fast reconnects, for tests. */
+/**
+ * Sink config entry with fast reconnects and retries, for tests: an outage here lasts
+ * milliseconds, so a retry must not wait out the reconnect (the sink would then come
+ * back later than its consumers).
+ */
 export function natsSink(server: TestNatsServer, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { type: "nats", servers: [server.url], reconnect: { initial: "20ms", max: "200ms" }, cursorSaveInterval: "50ms", ...extra };
+  return {
+    type: "nats",
+    servers: [server.url],
+    reconnect: { initial: "20ms", max: "200ms" },
+    retry: { initial: "5ms", max: "50ms" },
+    cursorSaveInterval: "50ms",
+    ...extra,
+  };
 }
 
-export async function startNatsHost(server: TestNatsServer, options: { dir?: string; sink?: Record<string, unknown>; retention?: Record<string, unknown> } = {}): Promise<TestHost> {
-  return startTestHost({ cluster: CLUSTER, dir: options.dir, retention: options.retention, sinks: [natsSink(server, options.sink)] });
+export async function startNatsHost(
+  server: TestNatsServer,
+  options: { dir?: string; sink?: Record<string, unknown>; retention?: Record<string, unknown> } = {},
+): Promise<TestHost> {
+  return startTestHost({
+    cluster: CLUSTER,
+    dir: options.dir,
+    retention: options.retention,
+    sinks: [natsSink(server, options.sink)],
+  });
 }
 
 export interface NatsSuite {
@@ -88,8 +115,18 @@ export async function client(server: TestNatsServer, extra: Record<string, unkno
 export async function churn(changes: ChangeSink, nodes: string[], round: number): Promise<void> {
   for (const [i, node] of nodes.entries()) {
     await changes.apply("pods", "ADDED", rawPod(`web-${i}-${round}`, { node, rv: String(round) }));
-    if (round >= 1) await changes.apply("pods", "MODIFIED", rawPod(`web-${i}-${round - 1}`, { node, phase: "Succeeded", rv: String(round) }));
-    if (round >= 2) await changes.apply("pods", "DELETED", rawPod(`web-${i}-${round - 2}`, { node, phase: "Succeeded", rv: String(round) }));
+    if (round >= 1)
+      await changes.apply(
+        "pods",
+        "MODIFIED",
+        rawPod(`web-${i}-${round - 1}`, { node, phase: "Succeeded", rv: String(round) }),
+      );
+    if (round >= 2)
+      await changes.apply(
+        "pods",
+        "DELETED",
+        rawPod(`web-${i}-${round - 2}`, { node, phase: "Succeeded", rv: String(round) }),
+      );
     if (i % 10 === round % 10) await changes.apply("nodes", "MODIFIED", rawNode(node, round % 2 ? "False" : "True"));
   }
   await changes.apply("services", "ADDED", rawService(`svc-${round}`));

@@ -6,19 +6,20 @@ import { expect, test } from "bun:test";
 import { createInbox } from "@nats-io/transport-node";
 import { encodeNodeToken } from "../protocol/node-token.ts";
 import { ALL } from "../protocol/streams.ts";
-import { type Envelope } from "../protocol/envelope.ts";
+import type { Envelope } from "../protocol/envelope.ts";
 import { rawPod, waitFor } from "../testing/index.ts";
 import { Follower } from "./nats-consumer.ts";
 import { converged, expectConverged, natsSuite, PREFIX, SLOW_MS } from "./nats-fixtures.ts";
 import type { ReplayChunk } from "../protocol/replay.ts";
-
 
 const MAX_PAYLOAD = 4096;
 const NODE = "ip-10-0-9-9.eu-west-1.compute.internal";
 
 /** Labels worth about `bytes` of JSON. */
 function labels(bytes: number): Record<string, string> {
-  return Object.fromEntries(Array.from({ length: Math.ceil(bytes / 80) }, (_, i) => [`example.com/label-${i}`, `value-${"v".repeat(50)}-${i}`]));
+  return Object.fromEntries(
+    Array.from({ length: Math.ceil(bytes / 80) }, (_, i) => [`example.com/label-${i}`, `value-${"v".repeat(50)}-${i}`]),
+  );
 }
 
 const suite = natsSuite({ maxPayload: MAX_PAYLOAD });
@@ -41,64 +42,97 @@ async function rawReplay(request: unknown): Promise<Uint8Array[]> {
   return messages;
 }
 
-test("large objects under a small max_payload: live messages fit, replies come in chunks under the limit", async () => {
-  const { th, nc } = suite;
-  const follower = new Follower({ nc, prefix: PREFIX, stream: `node/${NODE}`, subject: `${PREFIX}.node.${encodeNodeToken(NODE)}` });
-  await follower.start();
-  for (let i = 0; i < 40; i++) await th.changes.apply("pods", "ADDED", rawPod(`big-${i}`, { node: NODE, labels: labels(1_500 + (i % 5) * 300) }));
-  await th.changes.flush();
-  await waitFor(() => converged(th, follower, `node/${NODE}`), 5_000, "the follower to converge");
-  expect(follower.gaps).toBe(0);
+test(
+  "large objects under a small max_payload: live messages fit, replies come in chunks under the limit",
+  async () => {
+    const { th, nc } = suite;
+    const follower = new Follower({
+      nc,
+      prefix: PREFIX,
+      stream: `node/${NODE}`,
+      subject: `${PREFIX}.node.${encodeNodeToken(NODE)}`,
+    });
+    await follower.start();
+    for (let i = 0; i < 40; i++)
+      await th.changes.apply(
+        "pods",
+        "ADDED",
+        rawPod(`big-${i}`, { node: NODE, labels: labels(1_500 + (i % 5) * 300) }),
+      );
+    await th.changes.flush();
+    await waitFor(() => converged(th, follower, `node/${NODE}`), 5_000, "the follower to converge");
+    expect(follower.gaps).toBe(0);
 
-  for (const request of [{ stream: ALL, from: `${th.host.epoch}:0` }, { stream: `node/${NODE}` }]) {
-    const messages = await rawReplay(request);
-    expect(messages.length).toBeGreaterThan(10);
-    for (const data of messages) expect(data.length).toBeLessThanOrEqual(MAX_PAYLOAD);
-    const chunks = messages.map((data) => JSON.parse(new TextDecoder().decode(data)) as ReplayChunk);
-    expect(chunks.map((c) => c.seq)).toEqual(chunks.map((_, i) => i));
-    expect(chunks.flatMap((c) => c.updates).length).toBe(40);
-  }
+    for (const request of [{ stream: ALL, from: `${th.host.epoch}:0` }, { stream: `node/${NODE}` }]) {
+      const messages = await rawReplay(request);
+      expect(messages.length).toBeGreaterThan(10);
+      for (const data of messages) expect(data.length).toBeLessThanOrEqual(MAX_PAYLOAD);
+      const chunks = messages.map((data) => JSON.parse(new TextDecoder().decode(data)) as ReplayChunk);
+      expect(chunks.map((c) => c.seq)).toEqual(chunks.map((_, i) => i));
+      expect(chunks.flatMap((c) => c.updates).length).toBe(40);
+    }
 
-  // A late subscriber takes the whole state through a chunked reset.
-  const late = new Follower({ nc, prefix: PREFIX, stream: `node/${NODE}`, subject: `${PREFIX}.node.${encodeNodeToken(NODE)}` });
-  await late.start();
-  await expectConverged(th, late, `node/${NODE}`);
-}, SLOW_MS);
+    // A late subscriber takes the whole state through a chunked reset.
+    const late = new Follower({
+      nc,
+      prefix: PREFIX,
+      stream: `node/${NODE}`,
+      subject: `${PREFIX}.node.${encodeNodeToken(NODE)}`,
+    });
+    await late.start();
+    await expectConverged(th, late, `node/${NODE}`);
+  },
+  SLOW_MS,
+);
 
-test("an update no message can hold is skipped live and listed as oversized in replays; what follows still flows", async () => {
-  const { th, nc } = suite;
-  const seen: Envelope[] = [];
-  const sub = nc.subscribe(`${PREFIX}.all`, { callback: (_e, msg) => void seen.push(msg.json<Envelope>()) });
-  await nc.flush();
-  await th.changes.apply("pods", "ADDED", rawPod("huge", { node: NODE, labels: labels(MAX_PAYLOAD * 2) }));
-  await th.changes.apply("pods", "ADDED", rawPod("after-huge", { node: NODE }));
-  await th.changes.flush();
-  const huge = th.host.log.head() - 1;
-  await waitFor(() => seen.some((e) => e.name === "after-huge"), 5_000, "the next update");
-  sub.unsubscribe();
-  expect(seen.map((e) => e.name)).toEqual(["after-huge"]);
-  expect(seen[0]!.prev).toBe(huge);
-  expect(th.host.metrics.render()).toContain('kubemeta_nats_skipped_total{reason="oversized",sink="nats"} 2');
+test(
+  "an update no message can hold is skipped live and listed as oversized in replays; what follows still flows",
+  async () => {
+    const { th, nc } = suite;
+    const seen: Envelope[] = [];
+    const sub = nc.subscribe(`${PREFIX}.all`, { callback: (_e, msg) => void seen.push(msg.json<Envelope>()) });
+    await nc.flush();
+    await th.changes.apply("pods", "ADDED", rawPod("huge", { node: NODE, labels: labels(MAX_PAYLOAD * 2) }));
+    await th.changes.apply("pods", "ADDED", rawPod("after-huge", { node: NODE }));
+    await th.changes.flush();
+    const huge = th.host.log.head() - 1;
+    await waitFor(() => seen.some((e) => e.name === "after-huge"), 5_000, "the next update");
+    sub.unsubscribe();
+    expect(seen.map((e) => e.name)).toEqual(["after-huge"]);
+    expect(seen[0]!.prev).toBe(huge);
+    expect(th.host.metrics.render()).toContain('kubemeta_nats_skipped_total{reason="oversized",sink="nats"} 2');
 
-  const chunks = (await rawReplay({ stream: `node/${NODE}`, from: `${th.host.epoch}:${huge - 1}` })).map((d) => JSON.parse(new TextDecoder().decode(d)) as ReplayChunk);
-  expect(chunks.flatMap((c) => c.oversized ?? [])).toEqual([huge]);
-  expect(chunks.flatMap((c) => c.updates.map((u) => u.name))).toEqual(["after-huge"]);
-}, SLOW_MS);
+    const chunks = (await rawReplay({ stream: `node/${NODE}`, from: `${th.host.epoch}:${huge - 1}` })).map(
+      (d) => JSON.parse(new TextDecoder().decode(d)) as ReplayChunk,
+    );
+    expect(chunks.flatMap((c) => c.oversized ?? [])).toEqual([huge]);
+    expect(chunks.flatMap((c) => c.updates.map((u) => u.name))).toEqual(["after-huge"]);
+  },
+  SLOW_MS,
+);
 
-test("a pod bound to a name that is not a legal node name goes to `all` only, counted", async () => {
-  const { th, nc } = suite;
-  const seen: Envelope[] = [];
-  const sub = nc.subscribe(`${PREFIX}.>`, { callback: (_e, msg) => void seen.push(msg.json<Envelope>()) });
-  await nc.flush();
-  await th.changes.apply("pods", "ADDED", rawPod("odd", { node: "Not_A_Node" }));
-  await th.changes.apply("pods", "ADDED", rawPod("marker", { node: NODE }));
-  await th.changes.flush();
-  await waitFor(() => seen.some((e) => e.name === "marker" && e.stream !== ALL), 5_000, "the next update on its node subject");
-  sub.unsubscribe();
-  expect(seen.map((e) => [e.name, e.stream])).toEqual([
-    ["odd", ALL],
-    ["marker", ALL],
-    ["marker", `node/${NODE}`],
-  ]);
-  expect(th.host.metrics.render()).toContain('kubemeta_nats_skipped_total{reason="illegal_node_name",sink="nats"} 1');
-}, SLOW_MS);
+test(
+  "a pod bound to a name that is not a legal node name goes to `all` only, counted",
+  async () => {
+    const { th, nc } = suite;
+    const seen: Envelope[] = [];
+    const sub = nc.subscribe(`${PREFIX}.>`, { callback: (_e, msg) => void seen.push(msg.json<Envelope>()) });
+    await nc.flush();
+    await th.changes.apply("pods", "ADDED", rawPod("odd", { node: "Not_A_Node" }));
+    await th.changes.apply("pods", "ADDED", rawPod("marker", { node: NODE }));
+    await th.changes.flush();
+    await waitFor(
+      () => seen.some((e) => e.name === "marker" && e.stream !== ALL),
+      5_000,
+      "the next update on its node subject",
+    );
+    sub.unsubscribe();
+    expect(seen.map((e) => [e.name, e.stream])).toEqual([
+      ["odd", ALL],
+      ["marker", ALL],
+      ["marker", `node/${NODE}`],
+    ]);
+    expect(th.host.metrics.render()).toContain('kubemeta_nats_skipped_total{reason="illegal_node_name",sink="nats"} 1');
+  },
+  SLOW_MS,
+);

@@ -36,7 +36,16 @@ describe("node token", () => {
     const random = seededRandom(20261128);
     const tokens = new Set<string>();
     const names = new Set<string>();
-    const edge = ["a", "0", "a-b", "1.2.3.4", "x".repeat(253), `${"a".repeat(63)}.${"b".repeat(63)}`, "a0.0b", "a--b.c---d"];
+    const edge = [
+      "a",
+      "0",
+      "a-b",
+      "1.2.3.4",
+      "x".repeat(253),
+      `${"a".repeat(63)}.${"b".repeat(63)}`,
+      "a0.0b",
+      "a--b.c---d",
+    ];
     for (let i = 0; i < 20_000; i++) names.add(legalName(random));
     for (const name of edge) names.add(name);
     for (const name of names) {
@@ -50,7 +59,23 @@ describe("node token", () => {
   });
 
   test("refuses what Kubernetes would refuse as a node name, and tokens no legal name produces", () => {
-    for (const illegal of ["", "A", "Node-1", "a_b", "-a", "a-", "a..b", ".a", "a.", "a*b", "a>b", "a b", "a/b", "x".repeat(254), "é"]) {
+    for (const illegal of [
+      "",
+      "A",
+      "Node-1",
+      "a_b",
+      "-a",
+      "a-",
+      "a..b",
+      ".a",
+      "a.",
+      "a*b",
+      "a>b",
+      "a b",
+      "a/b",
+      "x".repeat(254),
+      "é",
+    ]) {
       expect(isNodeName(illegal)).toBe(false);
       expect(() => encodeNodeToken(illegal)).toThrow(RangeError);
     }

@@ -7,12 +7,21 @@ import { afterEach, expect, test } from "bun:test";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { encodeNodeToken } from "../protocol/node-token.ts";
 import { ALL, SHARED } from "../protocol/streams.ts";
-import { type Envelope } from "../protocol/envelope.ts";
+import type { Envelope } from "../protocol/envelope.ts";
 import { waitFor, type TestHost } from "../testing/index.ts";
 import { Follower } from "./nats-consumer.ts";
-import { churn, client, converged, expectConverged, nodeNames, PREFIX, rawNode, startNatsHost, SLOW_MS } from "./nats-fixtures.ts";
+import {
+  churn,
+  client,
+  converged,
+  expectConverged,
+  nodeNames,
+  PREFIX,
+  rawNode,
+  startNatsHost,
+  SLOW_MS,
+} from "./nats-fixtures.ts";
 import { startNatsServer, type TestNatsServer } from "./nats-server.ts";
-
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -33,9 +42,20 @@ function followersFor(nodes: string[], connections: NatsConnection[]): Map<strin
   const followers = new Map<string, Follower>();
   nodes.forEach((node, i) => {
     const stream = `node/${node}`;
-    followers.set(stream, new Follower({ nc: connections[i % connections.length]!, prefix: PREFIX, stream, subject: `${PREFIX}.node.${encodeNodeToken(node)}` }));
+    followers.set(
+      stream,
+      new Follower({
+        nc: connections[i % connections.length]!,
+        prefix: PREFIX,
+        stream,
+        subject: `${PREFIX}.node.${encodeNodeToken(node)}`,
+      }),
+    );
   });
-  followers.set(SHARED, new Follower({ nc: connections[0]!, prefix: PREFIX, stream: SHARED, subject: `${PREFIX}.shared` }));
+  followers.set(
+    SHARED,
+    new Follower({ nc: connections[0]!, prefix: PREFIX, stream: SHARED, subject: `${PREFIX}.shared` }),
+  );
   followers.set(ALL, new Follower({ nc: connections[1]!, prefix: PREFIX, stream: ALL, subject: `${PREFIX}.all` }));
   return followers;
 }
@@ -46,105 +66,147 @@ async function expectWholeChain(th: TestHost, follower: Follower, stream: string
   expect(follower.chain).toEqual(updates.map((u) => u.version));
 }
 
-test("nats-server killed and restarted during churn: the store keeps committing, every subscriber converges with whole chains", async () => {
-  const { server, th, connections } = await setup();
-  const nodes = nodeNames(20);
-  for (const node of nodes) await th.changes.apply("nodes", "ADDED", rawNode(node));
-  await th.changes.flush();
-  const followers = followersFor(nodes, connections);
-  await Promise.all([...followers.values()].map((f) => f.start()));
-  const startedAt = new Map([...followers].map(([stream, f]) => [stream, f.position]));
+test(
+  "nats-server killed and restarted during churn: the store keeps committing, every subscriber converges with whole chains",
+  async () => {
+    const { server, th, connections } = await setup();
+    const nodes = nodeNames(20);
+    for (const node of nodes) await th.changes.apply("nodes", "ADDED", rawNode(node));
+    await th.changes.flush();
+    const followers = followersFor(nodes, connections);
+    await Promise.all([...followers.values()].map((f) => f.start()));
+    const startedAt = new Map([...followers].map(([stream, f]) => [stream, f.position]));
 
-  await churn(th.changes, nodes, 0);
-  await th.changes.flush();
-  await server.stop();
-  const headBefore = th.host.log.head();
-  for (let round = 1; round < 4; round++) await churn(th.changes, nodes, round);
-  await th.changes.flush();
-  expect(th.host.log.head()).toBeGreaterThan(headBefore);
-  await waitFor(() => th.host.metrics.render().includes('kubemeta_nats_connected{sink="nats"} 0'), 5_000, "the sink to see the outage");
+    await churn(th.changes, nodes, 0);
+    await th.changes.flush();
+    await server.stop();
+    const headBefore = th.host.log.head();
+    for (let round = 1; round < 4; round++) await churn(th.changes, nodes, round);
+    await th.changes.flush();
+    expect(th.host.log.head()).toBeGreaterThan(headBefore);
+    await waitFor(
+      () => th.host.metrics.render().includes('kubemeta_nats_connected{sink="nats"} 0'),
+      5_000,
+      "the sink to see the outage",
+    );
 
-  await server.restart();
-  for (let round = 4; round < 6; round++) await churn(th.changes, nodes, round);
-  await th.changes.flush();
+    await server.restart();
+    for (let round = 4; round < 6; round++) await churn(th.changes, nodes, round);
+    await th.changes.flush();
 
-  for (const [stream, follower] of followers) await waitFor(() => converged(th, follower, stream), 10_000, `${stream} to converge`);
-  for (const [stream, follower] of followers) {
-    await expectConverged(th, follower, stream);
-    await expectWholeChain(th, follower, stream, startedAt.get(stream)!);
-  }
-  await waitFor(() => th.host.metrics.render().includes('kubemeta_sink_lag_versions{sink="nats"} 0'), 5_000, "lag back to 0");
-  expect(th.host.metrics.render()).toMatch(/kubemeta_nats_reconnects_total\{sink="nats"\} [1-9]/);
-}, SLOW_MS);
+    for (const [stream, follower] of followers)
+      await waitFor(() => converged(th, follower, stream), 10_000, `${stream} to converge`);
+    for (const [stream, follower] of followers) {
+      await expectConverged(th, follower, stream);
+      await expectWholeChain(th, follower, stream, startedAt.get(stream)!);
+    }
+    await waitFor(
+      () => th.host.metrics.render().includes('kubemeta_sink_lag_versions{sink="nats"} 0'),
+      5_000,
+      "lag back to 0",
+    );
+    expect(th.host.metrics.render()).toMatch(/kubemeta_nats_reconnects_total\{sink="nats"\} [1-9]/);
+  },
+  SLOW_MS,
+);
 
-test("a sink started while NATS is down keeps trying, and publishes everything once NATS is up", async () => {
-  const { server, th, connections } = await setup();
-  const follower = new Follower({ nc: connections[0]!, prefix: PREFIX, stream: ALL, subject: `${PREFIX}.all` });
-  await follower.start();
-  await server.stop();
-  await th.stop();
+test(
+  "a sink started while NATS is down keeps trying, and publishes everything once NATS is up",
+  async () => {
+    const { server, th, connections } = await setup();
+    const follower = new Follower({ nc: connections[0]!, prefix: PREFIX, stream: ALL, subject: `${PREFIX}.all` });
+    await follower.start();
+    await server.stop();
+    await th.stop();
 
-  const again = await startNatsHost(server, { dir: th.dir });
-  cleanups.push(() => again.destroy());
-  for (let round = 0; round < 3; round++) await churn(again.changes, nodeNames(3), round);
-  await again.changes.flush();
-  await waitFor(() => /kubemeta_nats_connect_failures_total\{sink="nats"\} ([3-9]|\d\d)/.test(again.host.metrics.render()), 5_000, "several failed attempts");
-  await server.restart();
+    const again = await startNatsHost(server, { dir: th.dir });
+    cleanups.push(() => again.destroy());
+    for (let round = 0; round < 3; round++) await churn(again.changes, nodeNames(3), round);
+    await again.changes.flush();
+    await waitFor(
+      () => /kubemeta_nats_connect_failures_total\{sink="nats"\} ([3-9]|\d\d)/.test(again.host.metrics.render()),
+      5_000,
+      "several failed attempts",
+    );
+    await server.restart();
 
-  await waitFor(() => converged(again, follower, ALL), 10_000, "the follower to converge");
-  await expectWholeChain(again, follower, ALL, 0);
-}, SLOW_MS);
+    await waitFor(() => converged(again, follower, ALL), 10_000, "the follower to converge");
+    await expectWholeChain(again, follower, ALL, 0);
+  },
+  SLOW_MS,
+);
 
-test("the cursor is durable: a restarted kubemeta publishes from where it stopped, not from the start", async () => {
-  const { server, th, connections } = await setup();
-  const seen: Envelope[] = [];
-  const sub = connections[0]!.subscribe(`${PREFIX}.all`, { callback: (_e, msg) => void seen.push(msg.json<Envelope>()) });
-  await connections[0]!.flush();
-  const nodes = nodeNames(3);
-  for (let round = 0; round < 2; round++) await churn(th.changes, nodes, round);
-  await th.changes.flush();
-  const published = th.host.log.head();
-  await waitFor(() => seen.at(-1)?.version === published, 5_000, "everything published");
-  await th.stop();
+test(
+  "the cursor is durable: a restarted kubemeta publishes from where it stopped, not from the start",
+  async () => {
+    const { server, th, connections } = await setup();
+    const seen: Envelope[] = [];
+    const sub = connections[0]!.subscribe(`${PREFIX}.all`, {
+      callback: (_e, msg) => void seen.push(msg.json<Envelope>()),
+    });
+    await connections[0]!.flush();
+    const nodes = nodeNames(3);
+    for (let round = 0; round < 2; round++) await churn(th.changes, nodes, round);
+    await th.changes.flush();
+    const published = th.host.log.head();
+    await waitFor(() => seen.at(-1)?.version === published, 5_000, "everything published");
+    await th.stop();
 
-  seen.length = 0;
-  const again = await startNatsHost(server, { dir: th.dir });
-  cleanups.push(() => again.destroy());
-  await churn(again.changes, nodes, 2);
-  await again.changes.flush();
-  await waitFor(() => seen.length >= again.host.log.head() - published, 5_000, "the new updates");
-  sub.unsubscribe();
-  expect(seen.map((e) => e.version)).toEqual(Array.from({ length: again.host.log.head() - published }, (_, i) => published + 1 + i));
-}, SLOW_MS);
+    seen.length = 0;
+    const again = await startNatsHost(server, { dir: th.dir });
+    cleanups.push(() => again.destroy());
+    await churn(again.changes, nodes, 2);
+    await again.changes.flush();
+    await waitFor(() => seen.length >= again.host.log.head() - published, 5_000, "the new updates");
+    sub.unsubscribe();
+    expect(seen.map((e) => e.version)).toEqual(
+      Array.from({ length: again.host.log.head() - published }, (_, i) => published + 1 + i),
+    );
+  },
+  SLOW_MS,
+);
 
-test("NATS down for longer than retention: the sink goes on from the head, consumers reset and converge", async () => {
-  const server = await startNatsServer();
-  cleanups.push(() => server.destroy());
-  const th = await startNatsHost(server, { retention: { maxUpdates: 30, interval: "20ms" } });
-  cleanups.push(() => th.destroy());
-  const nc = await client(server);
-  cleanups.push(() => nc.close());
-  const nodes = nodeNames(3);
-  const stream = `node/${nodes[0]}`;
-  const follower = new Follower({ nc, prefix: PREFIX, stream, subject: `${PREFIX}.node.${encodeNodeToken(nodes[0]!)}` });
-  await follower.start();
-  await churn(th.changes, nodes, 0);
-  await th.changes.flush();
-  await waitFor(() => converged(th, follower, stream), 5_000, "the follower to converge");
+test(
+  "NATS down for longer than retention: the sink goes on from the head, consumers reset and converge",
+  async () => {
+    const server = await startNatsServer();
+    cleanups.push(() => server.destroy());
+    const th = await startNatsHost(server, { retention: { maxUpdates: 30, interval: "20ms" } });
+    cleanups.push(() => th.destroy());
+    const nc = await client(server);
+    cleanups.push(() => nc.close());
+    const nodes = nodeNames(3);
+    const stream = `node/${nodes[0]}`;
+    const follower = new Follower({
+      nc,
+      prefix: PREFIX,
+      stream,
+      subject: `${PREFIX}.node.${encodeNodeToken(nodes[0]!)}`,
+    });
+    await follower.start();
+    await churn(th.changes, nodes, 0);
+    await th.changes.flush();
+    await waitFor(() => converged(th, follower, stream), 5_000, "the follower to converge");
 
-  await server.stop();
-  for (let round = 1; round < 8; round++) await churn(th.changes, nodes, round);
-  await th.changes.flush();
-  await waitFor(() => th.host.log.oldest() > follower.position + 1, 5_000, "retention to prune past the sink's cursor");
-  await server.restart();
-  await churn(th.changes, nodes, 8);
-  await th.changes.flush();
+    await server.stop();
+    for (let round = 1; round < 8; round++) await churn(th.changes, nodes, round);
+    await th.changes.flush();
+    await waitFor(
+      () => th.host.log.oldest() > follower.position + 1,
+      5_000,
+      "retention to prune past the sink's cursor",
+    );
+    await server.restart();
+    await churn(th.changes, nodes, 8);
+    await th.changes.flush();
 
-  await waitFor(() => converged(th, follower, stream), 10_000, "the follower to converge after a reset");
-  expect(follower.resets).toBe(2);
-  // The sink publishes again: what comes next reaches the follower live.
-  await th.changes.apply("nodes", "MODIFIED", rawNode(nodes[0]!, "Unknown"));
-  await th.changes.flush();
-  const next = th.host.log.head();
-  await waitFor(() => follower.received.some((e) => e.version === next), 5_000, "the next update, live");
-}, SLOW_MS);
+    await waitFor(() => converged(th, follower, stream), 10_000, "the follower to converge after a reset");
+    expect(follower.resets).toBe(2);
+    // The sink publishes again: what comes next reaches the follower live.
+    await th.changes.apply("nodes", "MODIFIED", rawNode(nodes[0]!, "Unknown"));
+    await th.changes.flush();
+    const next = th.host.log.head();
+    await waitFor(() => follower.received.some((e) => e.version === next), 5_000, "the next update, live");
+  },
+  SLOW_MS,
+);

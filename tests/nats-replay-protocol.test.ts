@@ -4,13 +4,20 @@ import { MalformedRequestError, parseReplayRequest, type ReplayChunk } from "../
 
 describe("replay request", () => {
   test("reads stream, from and to as the README documents them", () => {
-    expect(parseReplayRequest('{"stream":"node/ip-10-0-1-23.eu-west-1.compute.internal","from":"c0a8f3e1:48190","to":48213}')).toEqual({
+    expect(
+      parseReplayRequest(
+        '{"stream":"node/ip-10-0-1-23.eu-west-1.compute.internal","from":"c0a8f3e1:48190","to":48213}',
+      ),
+    ).toEqual({
       stream: "node/ip-10-0-1-23.eu-west-1.compute.internal",
       from: { epoch: "c0a8f3e1", version: 48190 },
       to: 48213,
     });
     expect(parseReplayRequest('{"stream":"shared"}')).toEqual({ stream: "shared", to: undefined });
-    expect(parseReplayRequest('{"stream":"all","from":null,"future":"ignored"}')).toEqual({ stream: "all", to: undefined });
+    expect(parseReplayRequest('{"stream":"all","from":null,"future":"ignored"}')).toEqual({
+      stream: "all",
+      to: undefined,
+    });
     expect(parseReplayRequest('{"stream":"all","from":"e:0"}').from).toEqual({ epoch: "e", version: 0 });
   });
 
@@ -41,7 +48,11 @@ describe("replay request", () => {
   });
 });
 
-async function writeAll(maxBytes: number, envelopes: { version: number; json: string }[], reset = false): Promise<string[]> {
+async function writeAll(
+  maxBytes: number,
+  envelopes: { version: number; json: string }[],
+  reset = false,
+): Promise<string[]> {
   const sent: string[] = [];
   const writer = new ChunkWriter("ep0", maxBytes, async (chunk) => void sent.push(chunk));
   if (reset) writer.markReset("behind-retention");
@@ -54,7 +65,10 @@ describe("replay chunks", () => {
   test("every chunk fits max_payload in UTF-8 bytes, in order, numbered, the last one marked", async () => {
     const envelopes = Array.from({ length: 300 }, (_, i) => ({
       version: i + 1,
-      json: JSON.stringify({ version: i + 1, object: { note: "é漢😀".repeat(i % 37), pad: "x".repeat((i * 7) % 120) } }),
+      json: JSON.stringify({
+        version: i + 1,
+        object: { note: "é漢😀".repeat(i % 37), pad: "x".repeat((i * 7) % 120) },
+      }),
     }));
     const sent = await writeAll(1_000, envelopes, true);
     expect(sent.length).toBeGreaterThan(10);
@@ -76,12 +90,16 @@ describe("replay chunks", () => {
       { version: 2, json: JSON.stringify({ version: 2, big: "x".repeat(600) }) },
       { version: 3, json: '{"version":3}' },
     ];
-    const chunks = (await writeAll(400, envelopes)).map((raw) => JSON.parse(raw) as ReplayChunk & { updates: { version: number }[] });
+    const chunks = (await writeAll(400, envelopes)).map(
+      (raw) => JSON.parse(raw) as ReplayChunk & { updates: { version: number }[] },
+    );
     expect(chunks.flatMap((c) => c.updates.map((u) => u.version))).toEqual([1, 3]);
     expect(chunks.flatMap((c) => c.oversized ?? [])).toEqual([2]);
   });
 
   test("an empty replay is one final chunk", async () => {
-    expect((await writeAll(1_000, [])).map((raw) => JSON.parse(raw))).toEqual([{ epoch: "ep0", seq: 0, updates: [], last: true, through: 999_999 }]);
+    expect((await writeAll(1_000, [])).map((raw) => JSON.parse(raw))).toEqual([
+      { epoch: "ep0", seq: 0, updates: [], last: true, through: 999_999 },
+    ]);
   });
 });

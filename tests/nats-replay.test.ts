@@ -5,11 +5,22 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { encodeNodeToken } from "../protocol/node-token.ts";
 import { ALL, SHARED } from "../protocol/streams.ts";
-import { type Envelope } from "../protocol/envelope.ts";
+import type { Envelope } from "../protocol/envelope.ts";
 import { waitFor } from "../testing/index.ts";
 import { Follower, replay } from "./nats-consumer.ts";
-import { churn, client, converged, expectConverged, nodeNames, PREFIX, rawNode, natsSuite, startNatsHost, truth, SLOW_MS } from "./nats-fixtures.ts";
-
+import {
+  churn,
+  client,
+  converged,
+  expectConverged,
+  nodeNames,
+  PREFIX,
+  rawNode,
+  natsSuite,
+  startNatsHost,
+  truth,
+  SLOW_MS,
+} from "./nats-fixtures.ts";
 
 const REPLAY = `${PREFIX}.replay`;
 const NODES = nodeNames(5);
@@ -26,101 +37,145 @@ beforeAll(async () => {
 const envelopes = (chunks: { updates: Envelope[] }[]) => chunks.flatMap((c) => c.updates);
 
 describe("replay", () => {
-  test("a subscriber offline during churn fills its gap by replay and ends equal to the store", async () => {
-    const { server, th } = suite;
-    const stream = `node/${NODES[2]}`;
-    const subject = `${PREFIX}.node.${encodeNodeToken(NODES[2]!)}`;
-    const own = await client(server);
-    const follower = new Follower({ nc: own, prefix: PREFIX, stream, subject });
-    await follower.start();
-    await expectConverged(th, follower, stream);
-    const before = follower.position;
+  test(
+    "a subscriber offline during churn fills its gap by replay and ends equal to the store",
+    async () => {
+      const { server, th } = suite;
+      const stream = `node/${NODES[2]}`;
+      const subject = `${PREFIX}.node.${encodeNodeToken(NODES[2]!)}`;
+      const own = await client(server);
+      const follower = new Follower({ nc: own, prefix: PREFIX, stream, subject });
+      await follower.start();
+      await expectConverged(th, follower, stream);
+      const before = follower.position;
 
-    await own.close();
-    for (let round = 4; round < 8; round++) await churn(th.changes, NODES, round);
-    await th.changes.flush();
+      await own.close();
+      for (let round = 4; round < 8; round++) await churn(th.changes, NODES, round);
+      await th.changes.flush();
 
-    const back = await client(server);
-    await follower.resume(back);
-    await waitFor(() => converged(th, follower, stream), 5_000, "the follower to catch up");
-    await expectConverged(th, follower, stream);
-    expect(follower.resets).toBe(1);
-    expect(follower.position).toBeGreaterThan(before);
-    await back.close();
-  }, SLOW_MS);
+      const back = await client(server);
+      await follower.resume(back);
+      await waitFor(() => converged(th, follower, stream), 5_000, "the follower to catch up");
+      await expectConverged(th, follower, stream);
+      expect(follower.resets).toBe(1);
+      expect(follower.position).toBeGreaterThan(before);
+      await back.close();
+    },
+    SLOW_MS,
+  );
 
-  test("updates after `from` up to `to`, prev chain intact, `through` the new position", async () => {
-    const { th, nc } = suite;
-    const all = await th.host.log.read({ stream: SHARED, after: 0, limit: 1_000 });
-    const from = all[1]!.version;
-    const to = all[all.length - 2]!.version;
-    const chunks = await replay(nc, REPLAY, { stream: SHARED, from: `${th.host.epoch}:${from}`, to });
-    expect(chunks[0]!.reset).toBeUndefined();
-    const got = envelopes(chunks);
-    expect(got.map((e) => e.version)).toEqual(all.filter((u) => u.version > from && u.version <= to).map((u) => u.version));
-    got.forEach((e, i) => expect(e.prev).toBe(i === 0 ? from : got[i - 1]!.version));
-    expect(got.every((e) => e.stream === SHARED && e.epoch === th.host.epoch)).toBe(true);
-    expect(chunks.at(-1)).toMatchObject({ last: true, through: to });
-  }, SLOW_MS);
+  test(
+    "updates after `from` up to `to`, prev chain intact, `through` the new position",
+    async () => {
+      const { th, nc } = suite;
+      const all = await th.host.log.read({ stream: SHARED, after: 0, limit: 1_000 });
+      const from = all[1]!.version;
+      const to = all[all.length - 2]!.version;
+      const chunks = await replay(nc, REPLAY, { stream: SHARED, from: `${th.host.epoch}:${from}`, to });
+      expect(chunks[0]!.reset).toBeUndefined();
+      const got = envelopes(chunks);
+      expect(got.map((e) => e.version)).toEqual(
+        all.filter((u) => u.version > from && u.version <= to).map((u) => u.version),
+      );
+      got.forEach((e, i) => {
+        expect(e.prev).toBe(i === 0 ? from : got[i - 1]!.version);
+      });
+      expect(got.every((e) => e.stream === SHARED && e.epoch === th.host.epoch)).toBe(true);
+      expect(chunks.at(-1)).toMatchObject({ last: true, through: to });
+    },
+    SLOW_MS,
+  );
 
-  test("without `from`, from another epoch or ahead of the log: a reset and the stream's current state", async () => {
-    const { th, nc } = suite;
-    const stream = `node/${NODES[0]}`;
-    const expected = await truth(th, stream);
-    const head = th.host.log.head();
-    for (const [from, reason] of [
-      [undefined, "no-resume-point"],
-      ["0123456789abcdef:5", "other-epoch"],
-      [`${th.host.epoch}:${head + 1000}`, "ahead-of-log"],
-    ] as const) {
-      const chunks = await replay(nc, REPLAY, { stream, from });
-      expect(chunks[0]!.reset).toBe(reason);
-      const state = envelopes(chunks);
-      expect(new Map(state.map((e) => [e.uid, e.version]))).toEqual(expected);
-      expect(state.every((e) => e.type === "ADDED" && e.stream === stream && e.node === NODES[0])).toBe(true);
-      expect(chunks.at(-1)!.through).toBe(head);
-    }
-  }, SLOW_MS);
+  test(
+    "without `from`, from another epoch or ahead of the log: a reset and the stream's current state",
+    async () => {
+      const { th, nc } = suite;
+      const stream = `node/${NODES[0]}`;
+      const expected = await truth(th, stream);
+      const head = th.host.log.head();
+      for (const [from, reason] of [
+        [undefined, "no-resume-point"],
+        ["0123456789abcdef:5", "other-epoch"],
+        [`${th.host.epoch}:${head + 1000}`, "ahead-of-log"],
+      ] as const) {
+        const chunks = await replay(nc, REPLAY, { stream, from });
+        expect(chunks[0]!.reset).toBe(reason);
+        const state = envelopes(chunks);
+        expect(new Map(state.map((e) => [e.uid, e.version]))).toEqual(expected);
+        expect(state.every((e) => e.type === "ADDED" && e.stream === stream && e.node === NODES[0])).toBe(true);
+        expect(chunks.at(-1)!.through).toBe(head);
+      }
+    },
+    SLOW_MS,
+  );
 
-  test("the all stream replays as a whole chain", async () => {
-    const { th, nc } = suite;
-    const chunks = await replay(nc, REPLAY, { stream: ALL, from: `${th.host.epoch}:0` });
-    const got = envelopes(chunks);
-    expect(got.map((e) => e.version)).toEqual(Array.from({ length: th.host.log.head() }, (_, i) => i + 1));
-    expect(got.every((e) => e.prev === e.version - 1)).toBe(true);
-  }, SLOW_MS);
+  test(
+    "the all stream replays as a whole chain",
+    async () => {
+      const { th, nc } = suite;
+      const chunks = await replay(nc, REPLAY, { stream: ALL, from: `${th.host.epoch}:0` });
+      const got = envelopes(chunks);
+      expect(got.map((e) => e.version)).toEqual(Array.from({ length: th.host.log.head() }, (_, i) => i + 1));
+      expect(got.every((e) => e.prev === e.version - 1)).toBe(true);
+    },
+    SLOW_MS,
+  );
 
-  test("malformed requests get an error reply, are counted, and the responder keeps answering", async () => {
-    const { th, nc } = suite;
-    const bad = ["not json", "{}", '{"stream":"node/Bad_Name"}', '{"stream":"all","from":"nope"}', '{"stream":"all","from":"x:9","to":3}'];
-    for (const payload of bad) {
-      const chunks = await replay(nc, REPLAY, payload);
-      expect(chunks).toHaveLength(1);
-      expect(chunks[0]).toMatchObject({ last: true, epoch: th.host.epoch });
-      expect(chunks[0]!.error).toBeString();
-    }
-    nc.publish(REPLAY, '{"stream":"all"}');
-    await waitFor(() => th.host.metrics.render().includes(`kubemeta_nats_replay_requests_total{result="malformed",sink="nats"} ${bad.length + 1}`), 2_000, "malformed count");
-    const chunks = await replay(nc, REPLAY, { stream: SHARED });
-    expect(chunks[0]!.reset).toBe("no-resume-point");
-    expect(chunks.at(-1)!.last).toBe(true);
-  }, SLOW_MS);
+  test(
+    "malformed requests get an error reply, are counted, and the responder keeps answering",
+    async () => {
+      const { th, nc } = suite;
+      const bad = [
+        "not json",
+        "{}",
+        '{"stream":"node/Bad_Name"}',
+        '{"stream":"all","from":"nope"}',
+        '{"stream":"all","from":"x:9","to":3}',
+      ];
+      for (const payload of bad) {
+        const chunks = await replay(nc, REPLAY, payload);
+        expect(chunks).toHaveLength(1);
+        expect(chunks[0]).toMatchObject({ last: true, epoch: th.host.epoch });
+        expect(chunks[0]!.error).toBeString();
+      }
+      nc.publish(REPLAY, '{"stream":"all"}');
+      await waitFor(
+        () =>
+          th.host.metrics
+            .render()
+            .includes(`kubemeta_nats_replay_requests_total{result="malformed",sink="nats"} ${bad.length + 1}`),
+        2_000,
+        "malformed count",
+      );
+      const chunks = await replay(nc, REPLAY, { stream: SHARED });
+      expect(chunks[0]!.reset).toBe("no-resume-point");
+      expect(chunks.at(-1)!.last).toBe(true);
+    },
+    SLOW_MS,
+  );
 });
 
 describe("retention", () => {
-  test("`from` older than retention: a reset with the current state", async () => {
-    const { server, nc } = suite;
-    const small = await startNatsHost(server, { retention: { maxUpdates: 20, interval: "20ms" }, sink: { prefix: "kubemeta.small" } });
-    try {
-      for (let round = 0; round < 4; round++) await churn(small.changes, NODES, round);
-      await small.changes.flush();
-      await waitFor(() => small.host.log.oldest() > 2, 5_000, "retention to prune");
-      const stream = `node/${NODES[1]}`;
-      const chunks = await replay(nc, "kubemeta.small.replay", { stream, from: `${small.host.epoch}:1` });
-      expect(chunks[0]!.reset).toBe("behind-retention");
-      expect(new Map(envelopes(chunks).map((e) => [e.uid, e.version]))).toEqual(await truth(small, stream));
-    } finally {
-      await small.destroy();
-    }
-  }, SLOW_MS);
+  test(
+    "`from` older than retention: a reset with the current state",
+    async () => {
+      const { server, nc } = suite;
+      const small = await startNatsHost(server, {
+        retention: { maxUpdates: 20, interval: "20ms" },
+        sink: { prefix: "kubemeta.small" },
+      });
+      try {
+        for (let round = 0; round < 4; round++) await churn(small.changes, NODES, round);
+        await small.changes.flush();
+        await waitFor(() => small.host.log.oldest() > 2, 5_000, "retention to prune");
+        const stream = `node/${NODES[1]}`;
+        const chunks = await replay(nc, "kubemeta.small.replay", { stream, from: `${small.host.epoch}:1` });
+        expect(chunks[0]!.reset).toBe("behind-retention");
+        expect(new Map(envelopes(chunks).map((e) => [e.uid, e.version]))).toEqual(await truth(small, stream));
+      } finally {
+        await small.destroy();
+      }
+    },
+    SLOW_MS,
+  );
 });

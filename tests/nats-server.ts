@@ -39,14 +39,20 @@ const START_DEADLINE_MS = 10_000;
 function renderConfig(options: NatsServerOptions, dir: string, port: number): string {
   const lines = ["host: 127.0.0.1", `port: ${port}`, `ports_file_dir: "${dir}"`];
   if (options.maxPayload) lines.push(`max_payload: ${options.maxPayload}`);
-  if (options.jetstream) lines.push(`jetstream { store_dir: "${join(dir, "jetstream")}", max_memory_store: 64MB, max_file_store: 256MB }`);
+  if (options.jetstream)
+    lines.push(`jetstream { store_dir: "${join(dir, "jetstream")}", max_memory_store: 64MB, max_file_store: 256MB }`);
   const { auth, tls } = options;
   if (auth && "token" in auth) lines.push(`authorization { token: ${JSON.stringify(auth.token)} }`);
-  if (auth && "user" in auth) lines.push(`authorization { users: [ { user: ${JSON.stringify(auth.user)}, password: ${JSON.stringify(auth.password)} } ] }`);
+  if (auth && "user" in auth)
+    lines.push(
+      `authorization { users: [ { user: ${JSON.stringify(auth.user)}, password: ${JSON.stringify(auth.password)} } ] }`,
+    );
   if (auth && "nkey" in auth) lines.push(`authorization { users: [ { nkey: ${JSON.stringify(auth.nkey)} } ] }`);
   if (tls) {
     const ca = tls.caFile ? `, ca_file: "${tls.caFile}"` : "";
-    lines.push(`tls { cert_file: "${tls.certFile}", key_file: "${tls.keyFile}"${ca}, verify: ${tls.verify ? "true" : "false"}, timeout: 5 }`);
+    lines.push(
+      `tls { cert_file: "${tls.certFile}", key_file: "${tls.keyFile}"${ca}, verify: ${tls.verify ? "true" : "false"}, timeout: 5 }`,
+    );
   }
   return `${lines.join("\n")}\n`;
 }
@@ -72,7 +78,11 @@ async function readPortsFile(dir: string, pid: number): Promise<number | undefin
   return Number.isInteger(port) && port > 0 ? port : undefined;
 }
 
-async function until<T>(check: () => Promise<T | undefined | false>, what: string, exited: () => string | undefined): Promise<T> {
+async function until<T>(
+  check: () => Promise<T | undefined | false>,
+  what: string,
+  exited: () => string | undefined,
+): Promise<T> {
   const deadline = Date.now() + START_DEADLINE_MS;
   for (;;) {
     const value = await check();
@@ -100,7 +110,10 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     void (async () => {
       for await (const chunk of child.stderr as ReadableStream<Uint8Array>) stderr += new TextDecoder().decode(chunk);
     })();
-    const exited = () => (child.exitCode !== null || child.signalCode !== null ? stderr.trim().split("\n").slice(-3).join(" | ") || `code ${child.exitCode}` : undefined);
+    const exited = () =>
+      child.exitCode !== null || child.signalCode !== null
+        ? stderr.trim().split("\n").slice(-3).join(" | ") || `code ${child.exitCode}`
+        : undefined;
     try {
       if (port === -1) port = await until(() => readPortsFile(dir, child.pid), "choosing a port", exited);
       await until(() => accepts(port), `listening on ${port}`, exited);

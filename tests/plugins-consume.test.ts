@@ -1,11 +1,16 @@
 /**
- * `consume` (core/consume.ts) on a real host's log: a deliver that throws is retried and
+ * `consume` (sdk/consume.ts) on a real host's log: a deliver that throws is retried and
  * counted, in order; one that hangs is reported and stalls only its own sink; a sink
- * behind retention goes on from the oldest retained update and counts what it lost.
+ * behind retention goes on from the oldest retained update (or the head) and counts what
+ * it lost; deliver gets envelopes, once per stream with fanOut; the batch and retry
+ * settings come from the standard config keys.
  */
 import { afterEach, expect, test } from "bun:test";
+import * as v from "valibot";
 import { consume, type ConsumeOptions } from "../sdk/consume.ts";
 import type { Sink } from "../sdk/contract.ts";
+import type { Envelope } from "../protocol/envelope.ts";
+import { batchSchema, retrySchema, streamName } from "../sdk/schema.ts";
 import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
 import { addPods, contextOn, sinkMetric, upTo, type Logged } from "./plugins-fixtures.ts";
 
@@ -74,14 +79,26 @@ test("a deliver that hangs is reported as stalled, delays no other sink, and sto
   host = await startTestHost();
   const logged: Logged[] = [];
   const healthy: number[] = [];
-  const { sink: stuck, ctx } = await start("stuck", { stallAfterMs: 50, stopWaitMs: 100, deliver: () => new Promise(() => {}) }, logged);
+  const { sink: stuck, ctx } = await start(
+    "stuck",
+    { stallAfterMs: 50, stopWaitMs: 100, deliver: () => new Promise(() => {}) },
+    logged,
+  );
   await start("healthy", { deliver: async (updates) => void healthy.push(...updates.map((u) => u.version)) });
   addPods(host, 10);
   await waitFor(() => healthy.length === 10, 5_000, "the healthy sink's updates");
   await waitFor(() => sinkMetric(host!, "gauge", "kubemeta_sink_stalled", "stuck") === 1, 5_000, "the stall gauge");
-  expect(logged.some((line) => line.level === "warn" && line.msg === "sink has held one batch too long; it delays only itself")).toBe(true);
+  expect(
+    logged.some(
+      (line) => line.level === "warn" && line.msg === "sink has held one batch too long; it delays only itself",
+    ),
+  ).toBe(true);
   expect(sinkMetric(host, "gauge", "kubemeta_sink_stalled", "healthy")).toBe(0);
-  await waitFor(() => sinkMetric(host!, "gauge", "kubemeta_sink_lag_versions", "stuck") === 10, 5_000, "the stuck sink's lag");
+  await waitFor(
+    () => sinkMetric(host!, "gauge", "kubemeta_sink_lag_versions", "stuck") === 10,
+    5_000,
+    "the stuck sink's lag",
+  );
 
   const began = performance.now();
   await stuck.stop();
@@ -90,38 +107,61 @@ test("a deliver that hangs is reported as stalled, delays no other sink, and sto
   expect(sinkMetric(host, "gauge", "kubemeta_sink_stalled", "stuck")).toBe(0);
 });
 
-test("a sink behind retention goes on from the oldest retained update, and counts the versions it lost", async () => {
-  host = await startTestHost({ retention: { maxUpdates: 5, interval: "20ms" } });
-  const logged: Logged[] = [];
+/**
+ * A sink held on its first batch while 30 more updates are committed and retention keeps
+ * 5 of them; `release` lets its delivery go on.
+ */
+async function heldBehindRetention(options: Partial<ConsumeOptions>, logged: Logged[]) {
+  const th = await startTestHost({ retention: { maxUpdates: 5, interval: "20ms" } });
+  host = th;
   const delivered: number[] = [];
   const gate = Promise.withResolvers<void>();
   await start(
     "late",
     {
-      async deliver(updates) {
+      ...options,
+      async deliver(envelopes) {
         await gate.promise;
-        delivered.push(...updates.map((u) => u.version));
+        delivered.push(...envelopes.map((e) => e.version));
       },
     },
     logged,
   );
-  addPods(host, 1);
-  await waitFor(() => host!.host.log.head() === 1, 5_000, "the first update");
+  addPods(th, 1);
+  await waitFor(() => th.host.log.head() === 1, 5_000, "the first update");
   // Several commits, so that the sink, held on its first batch, has read at most the next one ahead.
   for (let round = 0; round < 3; round++) {
-    addPods(host, 10, 1 + round * 10);
-    await host.changes.flush();
+    addPods(th, 10, 1 + round * 10);
+    await th.changes.flush();
   }
-  await waitFor(() => host!.host.log.oldest() >= 25, 5_000, "retention pruning the log");
-  gate.resolve();
+  await waitFor(() => th.host.log.oldest() >= 25, 5_000, "retention pruning the log");
+  return { th, delivered, release: () => gate.resolve() };
+}
+
+test("a sink behind retention goes on from the oldest retained update, and counts the versions it lost", async () => {
+  const logged: Logged[] = [];
+  const { th, delivered, release } = await heldBehindRetention({}, logged);
+  release();
   await waitFor(() => delivered.at(-1) === 31, 5_000, "the last update");
 
-  const lost = sinkMetric(host, "counter", "kubemeta_sink_lost_versions_total", "late");
+  const lost = sinkMetric(th, "counter", "kubemeta_sink_lost_versions_total", "late");
   expect(lost).toBeGreaterThan(0);
   expect(delivered.length + lost).toBe(31);
   expect([...delivered].sort((a, b) => a - b)).toEqual(delivered);
   expect(delivered.slice(-5)).toEqual([27, 28, 29, 30, 31]);
-  expect(logged.some((line) => line.level === "error" && line.msg.includes("fell behind retention") && line.lost === lost)).toBe(true);
+  expect(
+    logged.some((line) => line.level === "error" && line.msg.includes("fell behind retention") && line.lost === lost),
+  ).toBe(true);
+});
+
+test("behindRetention: head goes on from the head instead, and counts everything it skipped as lost", async () => {
+  const { th, delivered, release } = await heldBehindRetention({ behindRetention: "head" }, []);
+  release();
+  await waitFor(() => sinkMetric(th, "counter", "kubemeta_sink_lost_versions_total", "late") > 0, 5_000, "the jump");
+  addPods(th, 1, 100);
+  await waitFor(() => delivered.at(-1) === 32, 5_000, "the next update");
+  expect(delivered.filter((version) => version > 1 && version < 32).length).toBeLessThanOrEqual(10);
+  expect(delivered.length - 1 + sinkMetric(th, "counter", "kubemeta_sink_lost_versions_total", "late")).toBe(31);
 });
 
 test("filter and stream select what deliver gets; the cursor and the lag move past the rest", async () => {
@@ -129,17 +169,102 @@ test("filter and stream select what deliver gets; the cursor and the lag move pa
   const batches: string[][] = [];
   const { ctx } = await start("filtered", {
     stream: "node/n1",
-    filter: (update) => update.name !== "skip-me",
-    batchSize: 2,
-    deliver: async (updates) => void batches.push(updates.map((u) => u.name)),
+    filter: (envelope) => envelope.name !== "skip-me",
+    batch: { size: 2, lingerMs: 0 },
+    deliver: async (envelopes) => void batches.push(envelopes.map((e) => e.name)),
   });
   addPods(host, 3);
   host.changes.apply("pods", "ADDED", rawPod("skip-me", { node: "n1" }));
   host.changes.apply("pods", "ADDED", rawPod("elsewhere", { node: "n2" }));
   await host.changes.flush();
-  await waitFor(() => batches.flat().length === 3 && sinkMetric(host!, "gauge", "kubemeta_sink_lag_versions", "filtered") === 0, 5_000, "lag 0");
+  await waitFor(
+    () => batches.flat().length === 3 && sinkMetric(host!, "gauge", "kubemeta_sink_lag_versions", "filtered") === 0,
+    5_000,
+    "lag 0",
+  );
   expect(batches.flat()).toEqual(["web-0", "web-1", "web-2"]);
   expect(batches.every((batch) => batch.length <= 2)).toBe(true);
   await running.pop()!.stop();
   expect(ctx.saved()).toBe(5);
+});
+
+test("deliver gets the envelopes of the followed stream; with fanOut, each update on `all` and then on its own stream", async () => {
+  host = await startTestHost();
+  const onNode: Envelope[] = [];
+  const fannedOut: Envelope[] = [];
+  await start("node", { stream: "node/n1", deliver: async (envelopes) => void onNode.push(...envelopes) });
+  await start("fan", {
+    fanOut: true,
+    filter: (e) => e.stream === "all" && e.name !== "skip-me",
+    deliver: async (envelopes) => void fannedOut.push(...envelopes),
+  });
+  host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  host.changes.apply("pods", "ADDED", rawPod("pending"));
+  host.changes.apply("pods", "ADDED", rawPod("skip-me", { node: "n2" }));
+  host.changes.apply("pods", "ADDED", rawPod("b", { node: "n1" }));
+  await waitFor(() => onNode.length === 2 && fannedOut.length === 5, 5_000, "every envelope");
+  expect(onNode.map((e) => [e.name, e.stream, e.version, e.prev, e.epoch])).toEqual([
+    ["a", "node/n1", 1, 0, host.host.epoch],
+    ["b", "node/n1", 4, 1, host.host.epoch],
+  ]);
+  expect(fannedOut.map((e) => [e.name, e.stream, e.version, e.prev])).toEqual([
+    ["a", "all", 1, 0],
+    ["a", "node/n1", 1, 0],
+    ["pending", "all", 2, 1],
+    ["b", "all", 4, 3],
+    ["b", "node/n1", 4, 1],
+  ]);
+  expect(() => consume(contextOn(host!, "wrong"), { stream: "shared", fanOut: true, deliver: async () => {} })).toThrow(
+    /fanOut/,
+  );
+});
+
+test("batch and retry come from the standard config keys, with the SDK's defaults or the sink's own", () => {
+  const schema = v.strictObject({ stream: v.optional(streamName, "all"), batch: batchSchema(), retry: retrySchema() });
+  expect(v.parse(schema, {})).toEqual({
+    stream: "all",
+    batch: { size: 500, lingerMs: 0 },
+    retry: { initialMs: 1_000, maxMs: 60_000 },
+  });
+  expect(v.parse(schema, { batch: { size: 10, linger: "250ms" }, retry: { initial: "5ms", max: "1m" } })).toEqual({
+    stream: "all",
+    batch: { size: 10, lingerMs: 250 },
+    retry: { initialMs: 5, maxMs: 60_000 },
+  });
+  const own = v.strictObject({
+    batch: batchSchema({ size: 100, linger: "500ms", maxSize: 1_000 }),
+    retry: retrySchema({ initial: "100ms", max: "5s" }),
+  });
+  expect(v.parse(own, {})).toEqual({ batch: { size: 100, lingerMs: 500 }, retry: { initialMs: 100, maxMs: 5_000 } });
+  expect(v.safeParse(own, { batch: { size: 1_001 } }).success).toBe(false);
+  expect(v.safeParse(schema, { batch: { sise: 10 } }).success).toBe(false);
+  expect(v.safeParse(schema, { stream: "node/Not_A_Node" }).issues?.[0]?.message).toMatch(
+    /^must be "all", "shared" or "node\/<node name>"/,
+  );
+});
+
+test("saveIntervalMs spares cursor saves between deliveries, and stop saves where the sink got to", async () => {
+  host = await startTestHost();
+  const delivered: number[] = [];
+  const { ctx } = await start("sparing", {
+    saveIntervalMs: 60_000,
+    batch: { size: 1, lingerMs: 0 },
+    deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)),
+  });
+  addPods(host, 5);
+  await waitFor(() => delivered.length === 5, 5_000, "five batches");
+  expect(ctx.saved()).toBe(0); // the starting point, saved at the first start
+  await running.pop()!.stop();
+  expect(ctx.saved()).toBe(5);
+});
+
+test("caughtUp resolves once what was committed is delivered, or says it was not in time", async () => {
+  host = await startTestHost();
+  const gate = Promise.withResolvers<void>();
+  const { sink } = await start("slow", { deliver: () => gate.promise });
+  addPods(host, 3);
+  await host.changes.flush();
+  expect(await sink.caughtUp(50)).toBe(false);
+  gate.resolve();
+  expect(await sink.caughtUp(5_000)).toBe(true);
 });

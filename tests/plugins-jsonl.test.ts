@@ -12,7 +12,12 @@ afterEach(async () => {
 
 async function envelopes(file: string): Promise<Envelope[]> {
   const f = Bun.file(file);
-  return (await f.exists()) ? (await f.text()).trim().split("\n").map((line) => JSON.parse(line) as Envelope) : [];
+  return (await f.exists())
+    ? (await f.text())
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line) as Envelope)
+    : [];
 }
 
 test("appends the named stream's envelopes, and a restart goes on after the cursor without repeating a line", async () => {
@@ -24,7 +29,12 @@ test("appends the named stream's envelopes, and a restart goes on after the curs
   host.changes.apply("pods", "ADDED", rawPod("b", { node: "n2" }));
   host.changes.apply("pods", "ADDED", rawPod("c", { node: "n1" }));
   await waitFor(async () => (await envelopes(file)).length === 2, 5_000, "two lines");
-  await waitFor(async () => (await (await fetch(`${host!.url}/metrics`)).text()).includes('kubemeta_sink_lag_versions{sink="jsonl"} 0'), 5_000, "lag 0");
+  await waitFor(
+    async () =>
+      (await (await fetch(`${host!.url}/metrics`)).text()).includes('kubemeta_sink_lag_versions{sink="jsonl"} 0'),
+    5_000,
+    "lag 0",
+  );
 
   await host.stop();
   host = await startTestHost({ dir, sinks });

@@ -13,7 +13,10 @@ import { tempDir, waitFor } from "../testing/index.ts";
 
 const repo = join(import.meta.dir, "..");
 
-function options(name: string, extra: Partial<SuperviseOptions> = {}): SuperviseOptions & { failures(phase: string): number } {
+function options(
+  name: string,
+  extra: Partial<SuperviseOptions> = {},
+): SuperviseOptions & { failures(phase: string): number } {
   const metrics = extra.metrics ?? createMetrics();
   return {
     name,
@@ -22,7 +25,8 @@ function options(name: string, extra: Partial<SuperviseOptions> = {}): Supervise
     metrics,
     deadlineMs: 100,
     ...extra,
-    failures: (phase) => metrics.counter("kubemeta_plugin_failures_total", "").get({ plugin: name, kind: "sink", phase }),
+    failures: (phase) =>
+      metrics.counter("kubemeta_plugin_failures_total", "").get({ plugin: name, kind: "sink", phase }),
   };
 }
 
@@ -45,7 +49,9 @@ test("a start that throws is logged, counted and retried with backoff in the bac
   expect(attempts).toBe(1);
   await waitFor(() => started, 5_000, "the third attempt");
   expect(opts.failures("start")).toBe(2);
-  expect(logged.filter((line) => line.includes('"msg":"sink failed to start; retrying"') && line.includes("backend down"))).toHaveLength(2);
+  expect(
+    logged.filter((line) => line.includes('"msg":"sink failed to start; retrying"') && line.includes("backend down")),
+  ).toHaveLength(2);
   await plugin.stop();
 });
 

@@ -1,11 +1,17 @@
 /**
  * Custom plugins from the config: a module in a folder outside the repository, loaded by
- * path, receives updates; plugins that throw (on start or on delivery) or hang leave the
- * other sinks working.
+ * path, imports `kubemeta/sdk` and receives updates, whether kubemeta is installed in the
+ * plugin's folder or in an ancestor's (the container image); it gets the host's own
+ * modules. Plugins that throw (on start or on delivery) or hang leave the other sinks working.
  */
 import { afterEach, expect, test } from "bun:test";
 import { mkdir, rm, symlink } from "node:fs/promises";
 import { join } from "node:path";
+import * as valibot from "valibot";
+import { consume } from "../sdk/consume.ts";
+import { BehindRetentionError } from "../sdk/contract.ts";
+import { ConfigError, resolveConfig } from "../host/config.ts";
+import { builtins } from "../plugins/index.ts";
 import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
 import { sinkMetric, upTo } from "./plugins-fixtures.ts";
 import { deduplicated, startReceiver, webhookSink, type Receiver } from "./webhook-receiver.ts";
@@ -21,14 +27,17 @@ afterEach(async () => {
   host = receiver = folder = undefined;
 });
 
-/**
- * A plugin folder of the user's own, outside the repository. Its one package, valibot,
- * comes from a node_modules link (as `bun add valibot` there would provide it).
- */
+/** Links `<dir>/node_modules/kubemeta` to the repository, as `npm install /path/to/kubemeta` in `dir` does. */
+async function installKubemeta(dir: string): Promise<void> {
+  await mkdir(join(dir, "node_modules"), { recursive: true });
+  await symlink(repo, join(dir, "node_modules/kubemeta"));
+}
+
+/** A plugin folder of the user's own, outside the repository, with kubemeta installed in it. */
 async function pluginFolder(): Promise<string> {
   const dir = await tempDir("kubemeta-plugins-");
   await mkdir(join(dir, "plugins"));
-  await symlink(join(repo, "node_modules"), join(dir, "node_modules"));
+  await installKubemeta(dir);
   return dir;
 }
 
@@ -37,27 +46,94 @@ async function lines(file: string): Promise<string[]> {
   return (await f.exists()) ? (await f.text()).trim().split("\n") : [];
 }
 
-/** The example plugin as a user keeps it outside the repository: kubemeta's files imported by absolute path. */
+/** The example plugin, copied unchanged: it imports nothing of kubemeta's but `kubemeta/sdk`. */
 async function copyExample(to: string): Promise<void> {
   const source = await Bun.file(join(repo, "examples/sink-plugin/deletions.ts")).text();
-  expect(source).toContain('from "../../sdk/consume.ts"');
-  await Bun.write(to, source.replaceAll('from "../../sdk/', `from "${repo}/sdk/`));
+  expect([...source.matchAll(/from "([^"]+)"/g)].map((m) => m[1])).toEqual(["node:fs/promises", "kubemeta/sdk"]);
+  await Bun.write(to, source);
 }
 
-test("the example sink, kept in a folder outside the repository and named by path in the config, receives updates", async () => {
-  folder = await pluginFolder();
-  await copyExample(join(folder, "plugins/deletions.ts"));
-  const audit = join(folder, "audit.log");
-  host = await startTestHost({ dir: folder, sinks: [{ type: "./plugins/deletions.ts", name: "audit", file: audit }] });
+/** A module that hands out what `kubemeta/sdk` resolved to, to compare with the host's own modules. */
+const probe = `export { v, consume, BehindRetentionError } from "kubemeta/sdk";`;
+
+async function expectHostModules(file: string): Promise<void> {
+  await Bun.write(file, probe);
+  const resolved = (await import(file)) as { v: typeof valibot; consume: unknown; BehindRetentionError: unknown };
+  expect(resolved.v.parse).toBe(valibot.parse);
+  expect(resolved.consume).toBe(consume);
+  expect(resolved.BehindRetentionError).toBe(BehindRetentionError);
+}
+
+/** Runs the example plugin from `dir`/`path` on a host: a deletion reaches its audit file. */
+async function expectExampleWorks(dir: string, path: string): Promise<void> {
+  const audit = join(dir, "audit.log");
+  host = await startTestHost({ dir, sinks: [{ type: path, name: "audit", file: audit }] });
   host.changes.apply("pods", "ADDED", rawPod("web-1", { node: "n1" }));
   host.changes.apply("pods", "DELETED", rawPod("web-1", { node: "n1" }));
   await waitFor(async () => (await lines(audit)).length === 1, 5_000, "the audit line");
   expect((await lines(audit))[0]).toContain("DELETED Pod default/web-1 uid=uid-web-1");
+}
+
+test("the example sink, in a folder outside the repository where kubemeta is installed, imports kubemeta/sdk and receives updates", async () => {
+  folder = await pluginFolder();
+  await copyExample(join(folder, "plugins/deletions.ts"));
+  await expectHostModules(join(folder, "plugins/probe.ts"));
+  await expectExampleWorks(folder, "./plugins/deletions.ts");
+});
+
+test("a plugin folder without node_modules resolves kubemeta/sdk from an ancestor's, as a plugin mounted in the container image does", async () => {
+  // The image's layout: /node_modules/kubemeta -> /app, a plugin mounted at /plugins/….
+  folder = await tempDir("kubemeta-image-");
+  await installKubemeta(folder);
+  const mounted = join(folder, "mnt/plugins");
+  await mkdir(mounted, { recursive: true });
+  await copyExample(join(mounted, "deletions.ts"));
+  await expectHostModules(join(mounted, "probe.ts"));
+  await expectExampleWorks(folder, join(mounted, "deletions.ts"));
+});
+
+test("the host validates an outside plugin's config with the schema it built from the SDK's valibot", async () => {
+  folder = await pluginFolder();
+  await copyExample(join(folder, "plugins/deletions.ts"));
+  const error = await resolveConfig(
+    { sinks: [{ type: "./plugins/deletions.ts", kinds: "Pod", batch: { size: 0 } }] },
+    { baseDir: folder, registry: builtins },
+  ).catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(ConfigError);
+  expect((error as ConfigError).issues.map((issue) => issue.path).sort()).toEqual([
+    "sinks[0].batch.size",
+    "sinks[0].file",
+    "sinks[0].kinds",
+  ]);
+});
+
+test("kubemeta/testing runs a plugin against a host with a synthetic source in a plain script, with no test runner", async () => {
+  folder = await pluginFolder();
+  await copyExample(join(folder, "plugins/deletions.ts"));
+  const script = `
+    import { rawPod, startTestHost, waitFor } from "kubemeta/testing";
+    const file = "${join(folder, "audit.log")}";
+    const host = await startTestHost({ dir: "${folder}", sinks: [{ type: "./plugins/deletions.ts", file }] });
+    host.changes.apply("pods", "ADDED", rawPod("web-1", { node: "n1" }));
+    host.changes.apply("pods", "DELETED", rawPod("web-1", { node: "n1" }));
+    await waitFor(async () => (await Bun.file(file).exists()) && (await Bun.file(file).text()).includes("web-1"), 5_000, "the audit line");
+    await host.stop();
+    console.log("audited:", (await Bun.file(file).text()).trim());
+  `;
+  await Bun.write(join(folder, "run.ts"), script);
+  const child = Bun.spawn([process.execPath, "run", "run.ts"], { cwd: folder, stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, exitCode] = await Promise.all([
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+    child.exited,
+  ]);
+  expect({ exitCode, stderr }).toEqual({ exitCode: 0, stderr: "" });
+  expect(stdout).toMatch(/^audited: .* DELETED Pod default\/web-1 uid=uid-web-1$/m);
 });
 
 /** A sink module whose start always throws. */
 const throwsOnStart = `
-import * as v from "valibot";
+import { v } from "kubemeta/sdk";
 export default {
   kind: "sink", type: "throws-on-start", description: "Fails to start.", schema: v.strictObject({}),
   create: () => ({ async start() { throw new Error("cannot reach its backend"); }, async stop() {} }),
@@ -65,19 +141,17 @@ export default {
 
 /** A consume-based sink module whose deliver throws on its first two batches, then appends the versions it gets to a file. */
 const throwsOnDelivery = `
-import * as v from "valibot";
 import { appendFile } from "node:fs/promises";
-import { defineSink } from "REPO/sdk/contract.ts";
-import { consume } from "REPO/sdk/consume.ts";
+import { consume, defineSink, retrySchema, v } from "kubemeta/sdk";
 export default defineSink({
-  type: "throws-on-delivery", description: "Throws on its first two batches.", schema: v.strictObject({ file: v.string() }),
+  type: "throws-on-delivery", description: "Throws on its first two batches.", schema: v.strictObject({ file: v.string(), retry: retrySchema() }),
   create(config, ctx) {
     let throwsLeft = 2;
     return consume(ctx, {
-      retry: { initialMs: 10, maxMs: 50 },
-      async deliver(updates) {
+      retry: config.retry,
+      async deliver(envelopes) {
         if (throwsLeft-- > 0) throw new Error("receiver exploded");
-        await appendFile(config.file, updates.map((u) => u.version + "\\n").join(""));
+        await appendFile(config.file, envelopes.map((e) => e.version + "\\n").join(""));
       },
     });
   },
@@ -85,18 +159,16 @@ export default defineSink({
 
 /** A consume-based sink module that takes one batch, notes it in a file, and never finishes delivering it. */
 const hangsOnDelivery = `
-import * as v from "valibot";
 import { appendFile } from "node:fs/promises";
-import { defineSink } from "REPO/sdk/contract.ts";
-import { consume } from "REPO/sdk/consume.ts";
+import { consume, defineSink, v } from "kubemeta/sdk";
 export default defineSink({
   type: "hangs-on-delivery", description: "Hangs on its first batch.", schema: v.strictObject({ marker: v.string() }),
   create: (config, ctx) =>
     consume(ctx, {
       stallAfterMs: 100,
       stopWaitMs: 100,
-      async deliver(updates) {
-        await appendFile(config.marker, "got " + updates.length + "\\n");
+      async deliver(envelopes) {
+        await appendFile(config.marker, "got " + envelopes.length + "\\n");
         await new Promise(() => {});
       },
     }),
@@ -105,8 +177,8 @@ export default defineSink({
 test("sinks that throw on start, throw on delivery or hang on delivery leave the other sinks working", async () => {
   folder = await pluginFolder();
   await Bun.write(join(folder, "plugins/throws-on-start.ts"), throwsOnStart);
-  await Bun.write(join(folder, "plugins/throws-on-delivery.ts"), throwsOnDelivery.replaceAll("REPO", repo));
-  await Bun.write(join(folder, "plugins/hangs-on-delivery.ts"), hangsOnDelivery.replaceAll("REPO", repo));
+  await Bun.write(join(folder, "plugins/throws-on-delivery.ts"), throwsOnDelivery);
+  await Bun.write(join(folder, "plugins/hangs-on-delivery.ts"), hangsOnDelivery);
   receiver = await startReceiver();
   const file = join(folder, "updates.jsonl");
   const flaky = join(folder, "flaky.txt");
@@ -115,7 +187,7 @@ test("sinks that throw on start, throw on delivery or hang on delivery leave the
     dir: folder,
     sinks: [
       { type: "./plugins/throws-on-start.ts", name: "broken" },
-      { type: "./plugins/throws-on-delivery.ts", name: "flaky", file: flaky },
+      { type: "./plugins/throws-on-delivery.ts", name: "flaky", file: flaky, retry: { initial: "10ms", max: "50ms" } },
       { type: "./plugins/hangs-on-delivery.ts", name: "stuck", marker },
       { type: "jsonl", path: file },
       webhookSink(receiver.url),

@@ -21,14 +21,34 @@ afterEach(async () => {
 });
 
 /** A real store, pipeline and log, wired like the host, with a tiny in-memory tail so that reads go to the store. */
-async function core(): Promise<{ store: Store; pipeline: Pipeline; log: HostLog; metrics: ReturnType<typeof createMetrics> }> {
+async function core(): Promise<{
+  store: Store;
+  pipeline: Pipeline;
+  log: HostLog;
+  metrics: ReturnType<typeof createMetrics>;
+}> {
   const dir = await tempDir();
   const metrics = createMetrics();
   const context = { name: "libsql", cluster: "test", logger: silentLogger, metrics };
   const store = libsql.create({ url: `file:${join(dir, "kubemeta.db")}` } as never, context);
   const state = await store.start();
-  const log = createLog({ store, epoch: state.epoch, head: state.head, oldest: state.oldest, logger: silentLogger, metrics, tailSize: 1 });
-  const pipeline = createPipeline({ store, state, digests: await store.digests(), logger: silentLogger, metrics, onCommit: (updates) => log.append(updates) });
+  const log = createLog({
+    store,
+    epoch: state.epoch,
+    head: state.head,
+    oldest: state.oldest,
+    logger: silentLogger,
+    metrics,
+    tailSize: 1,
+  });
+  const pipeline = createPipeline({
+    store,
+    state,
+    digests: await store.digests(),
+    logger: silentLogger,
+    metrics,
+    onCommit: (updates) => log.append(updates),
+  });
   cleanups.push(async () => {
     await pipeline.stop();
     await store.stop();
@@ -41,7 +61,8 @@ describe("retention horizon", () => {
   test("a store read while a prune is under way is not told it is complete when the prune took what it needs", async () => {
     const { store, pipeline, log } = await core();
     // 20 changes of one pod: versions 1..20, only the last is the pod's current state.
-    for (let i = 1; i <= 20; i++) pipeline.apply("pods", "MODIFIED", rawPod("web-1", { node: "n1", rv: String(i), labels: { step: String(i) } }));
+    for (let i = 1; i <= 20; i++)
+      pipeline.apply("pods", "MODIFIED", rawPod("web-1", { node: "n1", rv: String(i), labels: { step: String(i) } }));
     await pipeline.flush();
     expect(log.head()).toBe(20);
 
@@ -57,17 +78,21 @@ describe("retention horizon", () => {
     }
     expect(log.oldest()).toBe(16);
     // A reader at the horizon still reads on.
-    expect((await log.read({ stream: "node/n1", after: 15, limit: 100 })).map((u) => u.version)).toEqual([16, 17, 18, 19, 20]);
+    expect((await log.read({ stream: "node/n1", after: 15, limit: 100 })).map((u) => u.version)).toEqual([
+      16, 17, 18, 19, 20,
+    ]);
   });
 
   test("a follower behind a prune under way gets BehindRetentionError, not a silent jump", async () => {
     const { store, pipeline, log } = await core();
-    for (let i = 1; i <= 20; i++) pipeline.apply("pods", "MODIFIED", rawPod("web-1", { node: "n1", rv: String(i), labels: { step: String(i) } }));
+    for (let i = 1; i <= 20; i++)
+      pipeline.apply("pods", "MODIFIED", rawPod("web-1", { node: "n1", rv: String(i), labels: { step: String(i) } }));
     await pipeline.flush();
     await store.prune({ maxAgeMs: 0, maxUpdates: 5 });
     const seen: number[] = [];
     const follow = (async () => {
-      for await (const batch of log.follow({ stream: "node/n1", after: 0, signal: AbortSignal.timeout(2_000) })) seen.push(...batch.map((u) => u.version));
+      for await (const batch of log.follow({ stream: "node/n1", after: 0, signal: AbortSignal.timeout(2_000) }))
+        seen.push(...batch.map((u) => u.version));
     })();
     await expect(follow).rejects.toMatchObject({ name: "BehindRetentionError", oldest: 16 });
     expect(seen).toEqual([]);
@@ -95,7 +120,10 @@ describe("bad input", () => {
 describe("config", () => {
   test("a retention interval of 0 is refused, naming its path (it would prune back to back, not never)", async () => {
     const { resolveConfig, ConfigError } = await import("../host/config.ts");
-    const resolving = resolveConfig({ store: { type: "libsql", retention: { interval: 0 } } }, { baseDir: "/tmp", registry: builtins });
+    const resolving = resolveConfig(
+      { store: { type: "libsql", retention: { interval: 0 } } },
+      { baseDir: "/tmp", registry: builtins },
+    );
     await expect(resolving).rejects.toBeInstanceOf(ConfigError);
     await expect(resolving).rejects.toThrow(/^store\.retention\.interval: /);
   });

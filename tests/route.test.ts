@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { slim } from "../core/slim.ts";
 import { nodeOf, streamOf } from "../core/route.ts";
 import { isStreamName } from "../protocol/streams.ts";
-import { type KubeObject } from "../sdk/model.ts";
+import type { KubeObject } from "../sdk/model.ts";
 import { CANONICAL_FILES, fixture, realPods, watchEvents } from "./fixtures/k8s/load.ts";
 
 /** Routes a raw object the way the core does: slim first, then route the slim copy. */
@@ -36,7 +36,10 @@ describe("routing", () => {
   });
 
   test("a Node goes to its own stream", async () => {
-    expect(route("Node", await fixture("real/minikube-v1.15.2-2019/core.v1.Node.json"))).toEqual({ stream: "node/minikube", node: "minikube" });
+    expect(route("Node", await fixture("real/minikube-v1.15.2-2019/core.v1.Node.json"))).toEqual({
+      stream: "node/minikube",
+      node: "minikube",
+    });
     const name = "ip-10-0-1-23.eu-west-1.compute.internal";
     expect(route("Node", { metadata: { name, uid: "n-1" } })).toEqual({ stream: `node/${name}`, node: name });
     expect(route("Node", { metadata: { uid: "nameless" } })).toEqual({ stream: null, node: null });
@@ -49,7 +52,8 @@ describe("routing", () => {
       // The canonical EndpointSlice names a node in its endpoints: still cluster context.
       expect(route(raw.kind!, raw)).toEqual({ stream: "shared", node: null });
     }
-    for (const kind of ["CronJob", "Secret"]) expect(route(kind, { metadata: { name: "x", uid: "u" } })).toEqual({ stream: "shared", node: null });
+    for (const kind of ["CronJob", "Secret"])
+      expect(route(kind, { metadata: { name: "x", uid: "u" } })).toEqual({ stream: "shared", node: null });
     const [fooBar] = await watchEvents("real/kind-v1.36.2/watch.cr.foobars.ndjson");
     expect(route("FooBar", fooBar!.object)).toEqual({ stream: "shared", node: null });
   });

@@ -13,9 +13,28 @@ import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
 /** A client certificate the server's CA did not sign. */
 async function selfSignedCertificate(): Promise<{ cert: string; key: string }> {
   const dir = await mkdtemp(join(tmpdir(), "kubemeta-intruder-"));
-  const args = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "key.pem", "-out", "cert.pem", "-days", "1", "-subj", "/CN=intruder"];
+  const args = [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    "key.pem",
+    "-out",
+    "cert.pem",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=intruder",
+  ];
   expect(await Bun.spawn(["openssl", ...args], { cwd: dir, stdout: "ignore", stderr: "ignore" }).exited).toBe(0);
-  const [cert, key] = await Promise.all([Bun.file(join(dir, "cert.pem")).text(), Bun.file(join(dir, "key.pem")).text()]);
+  const [cert, key] = await Promise.all([
+    Bun.file(join(dir, "cert.pem")).text(),
+    Bun.file(join(dir, "key.pem")).text(),
+  ]);
   await rm(dir, { recursive: true });
   return { cert, key };
 }
@@ -34,7 +53,12 @@ describe("errors, auth, accounting", () => {
       const limited = await apiFetch(server, "/api/v1/pods");
       expect(limited.status).toBe(429);
       expect(limited.headers.get("retry-after")).toBe("7");
-      expect(await limited.json()).toMatchObject({ kind: "Status", reason: "TooManyRequests", code: 429, details: { retryAfterSeconds: 7 } });
+      expect(await limited.json()).toMatchObject({
+        kind: "Status",
+        reason: "TooManyRequests",
+        code: 429,
+        details: { retryAfterSeconds: 7 },
+      });
     }
     expect((await apiFetch(server, "/api/v1/pods")).status).toBe(200);
   });
@@ -44,8 +68,19 @@ describe("errors, auth, accounting", () => {
     expect((await apiFetch(server, "/api/v1/nodes", "cert")).status).toBe(200);
     const anonymous = await apiFetch(server, "/api/v1/nodes", "none");
     expect(anonymous.status).toBe(401);
-    expect(await anonymous.json()).toEqual({ kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message: "Unauthorized", reason: "Unauthorized", code: 401 });
-    const wrongToken = await fetch(`${server.url}/api/v1/nodes`, { headers: { authorization: "Bearer nope" }, tls: { ca: server.caPem } });
+    expect(await anonymous.json()).toEqual({
+      kind: "Status",
+      apiVersion: "v1",
+      metadata: {},
+      status: "Failure",
+      message: "Unauthorized",
+      reason: "Unauthorized",
+      code: 401,
+    });
+    const wrongToken = await fetch(`${server.url}/api/v1/nodes`, {
+      headers: { authorization: "Bearer nope" },
+      tls: { ca: server.caPem },
+    });
     expect(wrongToken.status).toBe(401);
     const foreign = await startTestApiServer({ tls: false });
     const open = await startTestApiServer({ anonymous: true });
@@ -62,15 +97,20 @@ describe("errors, auth, accounting", () => {
   test("Bun quirk: a node:https request socket says whether the client certificate verified, but has no getPeerCertificate", async () => {
     const pki = await testPki();
     let seen: { authorized: boolean; getPeerCertificate: string } | undefined;
-    const https = createHttpsServer({ key: pki.serverKeyPem, cert: pki.serverCertPem, ca: pki.caPem, requestCert: true, rejectUnauthorized: false }, (req, res) => {
-      const socket = req.socket as TLSSocket;
-      seen = { authorized: socket.authorized, getPeerCertificate: typeof socket.getPeerCertificate };
-      res.end();
-    });
+    const https = createHttpsServer(
+      { key: pki.serverKeyPem, cert: pki.serverCertPem, ca: pki.caPem, requestCert: true, rejectUnauthorized: false },
+      (req, res) => {
+        const socket = req.socket as TLSSocket;
+        seen = { authorized: socket.authorized, getPeerCertificate: typeof socket.getPeerCertificate };
+        res.end();
+      },
+    );
     await new Promise<void>((resolve) => https.listen(0, "127.0.0.1", resolve));
     try {
       const { port } = https.address() as { port: number };
-      await fetch(`https://127.0.0.1:${port}/`, { tls: { ca: pki.caPem, cert: pki.clientCertPem, key: pki.clientKeyPem } });
+      await fetch(`https://127.0.0.1:${port}/`, {
+        tls: { ca: pki.caPem, cert: pki.clientCertPem, key: pki.clientKeyPem },
+      });
       expect(seen).toEqual({ authorized: true, getPeerCertificate: "undefined" }); // so the server cannot read the user's CN
     } finally {
       https.closeAllConnections();
@@ -95,7 +135,10 @@ describe("errors, auth, accounting", () => {
     expect(unknown.status).toBe(404);
     expect(await unknown.json()).toMatchObject({ kind: "Status", reason: "NotFound", code: 404 });
     const missing = await apiFetch(server, "/apis/apps/v1/namespaces/x/deployments/nope");
-    expect(await missing.json()).toMatchObject({ message: 'deployments.apps "nope" not found', details: { name: "nope", group: "apps", kind: "deployments" } });
+    expect(await missing.json()).toMatchObject({
+      message: 'deployments.apps "nope" not found',
+      details: { name: "nope", group: "apps", kind: "deployments" },
+    });
   });
 });
 
@@ -104,8 +147,13 @@ describe("@kubernetes/client-node against the test server", () => {
     const config = new KubeConfig();
     config.loadFromString(server.kubeconfig("token"));
     const api = config.makeApiClient(CoreV1Api);
-    const failure = await api.listNamespacedPod({ namespace: "default" }).then(() => undefined, (error: unknown) => error);
-    expect(String((failure as { code?: string })?.code ?? failure)).toMatch(/UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED|certificate/i);
+    const failure = await api.listNamespacedPod({ namespace: "default" }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(String((failure as { code?: string })?.code ?? failure)).toMatch(
+      /UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED|certificate/i,
+    );
   });
 
   test("without TLS, client-node's typed LIST and its informer (list + watch) work against the server", async () => {
@@ -119,7 +167,9 @@ describe("@kubernetes/client-node against the test server", () => {
       expect(list.items.map((p) => p.metadata?.name)).toEqual(["typed-1"]);
       expect(list.items[0]!.spec?.nodeName).toBe("ip-10-0-1-23.eu-west-1.compute.internal");
 
-      const informer = makeInformer<V1Pod>(config, "/api/v1/namespaces/typed/pods", () => api.listNamespacedPod({ namespace: "typed" }));
+      const informer = makeInformer<V1Pod>(config, "/api/v1/namespaces/typed/pods", () =>
+        api.listNamespacedPod({ namespace: "typed" }),
+      );
       const added: string[] = [];
       informer.on("add", (p) => added.push(p.metadata!.name!));
       await informer.start();
@@ -141,4 +191,3 @@ describe("@kubernetes/client-node against the test server", () => {
     expect(config.getCurrentCluster()!.server).toBe(server.url);
   });
 });
-

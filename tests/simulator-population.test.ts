@@ -14,18 +14,28 @@ afterAll(() => server.stop());
 describe("payload shapes match the real captures", () => {
   test("PodList, Pod, Deployment list, discovery", async () => {
     populate(server, { nodes: 3, podsPerNode: 4, namespaces: 2 });
-    const real = await realFixture<{ metadata: object; items: Array<Record<string, { [k: string]: unknown }>> }>("kind-v1.36.2/core.v1.PodList.json");
+    const real = await realFixture<{ metadata: object; items: Array<Record<string, { [k: string]: unknown }>> }>(
+      "kind-v1.36.2/core.v1.PodList.json",
+    );
     const ours = (await listJson(server, "/api/v1/namespaces/kube-system/pods")).body;
     expect(keysOf(ours)).toEqual(keysOf(real));
     expect(keysOf(ours.metadata)).toEqual(keysOf(real.metadata));
     const [item] = ours.items as unknown as Array<Record<string, Record<string, unknown>>>;
     expect(keysOf(item)).toEqual(keysOf(real.items[0])); // no kind/apiVersion on items
-    expect(keysOf(item!.status)).toEqual(expect.arrayContaining(["phase", "conditions", "hostIP", "podIP", "podIPs", "containerStatuses", "qosClass"]));
+    expect(keysOf(item!.status)).toEqual(
+      expect.arrayContaining(["phase", "conditions", "hostIP", "podIP", "podIPs", "containerStatuses", "qosClass"]),
+    );
     const order = keysOf(real.items[0]!.metadata).filter((key) => key in item!.metadata!);
     expect(keysOf(item!.metadata).filter((key) => order.includes(key))).toEqual(order);
 
     const paged = (await listJson(server, "/api/v1/pods?limit=2")).body;
-    expect(keysOf(paged.metadata)).toEqual(expect.arrayContaining(keysOf((await realFixture<{ metadata: object }>("openshift-3.11-2018/core.v1.PodList.page1.json")).metadata).filter((k) => k !== "selfLink")));
+    expect(keysOf(paged.metadata)).toEqual(
+      expect.arrayContaining(
+        keysOf(
+          (await realFixture<{ metadata: object }>("openshift-3.11-2018/core.v1.PodList.page1.json")).metadata,
+        ).filter((k) => k !== "selfLink"),
+      ),
+    );
 
     const deployments = (await listJson(server, "/apis/apps/v1/deployments")).body;
     const realDeployments = await realFixture<{ items: object[] }>("kind-v1.36.2/apps.v1.DeploymentList.json");
@@ -40,7 +50,12 @@ describe("payload shapes match the real captures", () => {
   });
 
   test("makePod is a 3–6 KB pod with what kubemeta must strip", () => {
-    const made = makePod({ name: "web-1", namespace: "payments", node: "ip-10-0-1-23.eu-west-1.compute.internal", owner: { kind: "ReplicaSet", name: "web-7d9f8c6b5", uid: "u" } });
+    const made = makePod({
+      name: "web-1",
+      namespace: "payments",
+      node: "ip-10-0-1-23.eu-west-1.compute.internal",
+      owner: { kind: "ReplicaSet", name: "web-7d9f8c6b5", uid: "u" },
+    });
     const size = JSON.stringify(made).length;
     expect(size).toBeGreaterThan(3000);
     expect(size).toBeLessThan(6500);
@@ -63,14 +78,23 @@ describe("population and churn", () => {
       expect(nodes.every((name) => /^ip-10-0-\d+-\d+\.eu-west-1\.compute\.internal$/.test(name))).toBe(true);
       const pods = cluster.list("Pod") as Array<KubeObject & { spec: { nodeName: string } }>;
       for (const node of nodes) expect(pods.filter((p) => p.spec.nodeName === node)).toHaveLength(6);
-      const uids = new Map(["ReplicaSet", "StatefulSet", "DaemonSet", "Deployment"].flatMap((kind) => cluster.list(kind).map((o) => [o.metadata!.uid!, o] as const)));
+      const uids = new Map(
+        ["ReplicaSet", "StatefulSet", "DaemonSet", "Deployment"].flatMap((kind) =>
+          cluster.list(kind).map((o) => [o.metadata!.uid!, o] as const),
+        ),
+      );
       for (const p of pods) {
         const owner = uids.get((p.metadata!.ownerReferences as Array<{ uid: string }>)[0]!.uid);
         expect(owner).toBeDefined();
-        if (owner!.kind === "ReplicaSet") expect(uids.get((owner!.metadata!.ownerReferences as Array<{ uid: string }>)[0]!.uid)?.kind).toBe("Deployment");
+        if (owner!.kind === "ReplicaSet")
+          expect(uids.get((owner!.metadata!.ownerReferences as Array<{ uid: string }>)[0]!.uid)?.kind).toBe(
+            "Deployment",
+          );
       }
       const podUids = new Set(pods.map((p) => p.metadata!.uid));
-      const slices = cluster.list("EndpointSlice") as Array<KubeObject & { endpoints: Array<{ targetRef: { uid: string } }> }>;
+      const slices = cluster.list("EndpointSlice") as Array<
+        KubeObject & { endpoints: Array<{ targetRef: { uid: string } }> }
+      >;
       expect(slices.length).toBe(cluster.list("Service").length);
       expect(slices.every((s) => s.endpoints.every((e) => podUids.has(e.targetRef.uid)))).toBe(true);
     } finally {
@@ -83,10 +107,16 @@ describe("population and churn", () => {
     try {
       populate(cluster, { nodes: 2, podsPerNode: 10 });
       const initial = cluster.names("Pod").length;
-      const watch = await WatchReader.open(cluster, `/api/v1/pods?watch=1&resourceVersion=${cluster.resourceVersion()}`);
+      const watch = await WatchReader.open(
+        cluster,
+        `/api/v1/pods?watch=1&resourceVersion=${cluster.resourceVersion()}`,
+      );
       const churn = startChurn(cluster, { perSecond: 500, seed: 7 });
       const seen = new Set<string>();
-      await watch.until((e) => (seen.add(e.type), seen.size === 3), 10_000);
+      await watch.until((e) => {
+        seen.add(e.type);
+        return seen.size === 3;
+      }, 10_000);
       churn.stop();
       expect(churn.changes()).toBeGreaterThan(0);
       const count = cluster.names("Pod").length;
@@ -100,7 +130,18 @@ describe("population and churn", () => {
 });
 
 test("cli.ts serves a populated cluster from its own process, says where, and cleans up on SIGTERM", async () => {
-  const child = Bun.spawn([process.execPath, new URL("../simulator/cli.ts", import.meta.url).pathname, "--nodes", "2", "--pods-per-node", "3", "--no-tls"], { stdout: "pipe", stderr: "inherit" });
+  const child = Bun.spawn(
+    [
+      process.execPath,
+      new URL("../simulator/cli.ts", import.meta.url).pathname,
+      "--nodes",
+      "2",
+      "--pods-per-node",
+      "3",
+      "--no-tls",
+    ],
+    { stdout: "pipe", stderr: "inherit" },
+  );
   let kubeconfig = "";
   try {
     const chunks = child.stdout[Symbol.asyncIterator]();
@@ -109,7 +150,9 @@ test("cli.ts serves a populated cluster from its own process, says where, and cl
     const started = JSON.parse(line) as { url: string; token: string; kubeconfig: string };
     kubeconfig = started.kubeconfig;
     expect(await Bun.file(kubeconfig).text()).toContain(`server: ${started.url}`);
-    const pods = (await (await fetch(`${started.url}/api/v1/pods`, { headers: { authorization: `Bearer ${started.token}` } })).json()) as { items: unknown[] };
+    const pods = (await (
+      await fetch(`${started.url}/api/v1/pods`, { headers: { authorization: `Bearer ${started.token}` } })
+    ).json()) as { items: unknown[] };
     expect(pods.items).toHaveLength(6);
   } finally {
     child.kill();
@@ -137,7 +180,10 @@ describe("throughput", () => {
       populate(big, { nodes: 500, podsPerNode: 20 });
       for (const [path, stop] of [
         ["/api/v1/pods", undefined],
-        ["/api/v1/pods?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true", (tail: string) => tail.includes("initial-events-end")],
+        [
+          "/api/v1/pods?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true",
+          (tail: string) => tail.includes("initial-events-end"),
+        ],
       ] as const) {
         // CPU time, not wall time: other processes on a shared 2-core machine must not fail this.
         const started = process.cpuUsage();
@@ -152,4 +198,3 @@ describe("throughput", () => {
     }
   }, 30_000);
 });
-

@@ -6,7 +6,16 @@
  * throughput: apiserver/population.test.ts.)
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { apiFetch, keysOf, listJson, realFixture, realFixtureText, testPod, waitFor, WatchReader } from "./apiserver-client.ts";
+import {
+  apiFetch,
+  keysOf,
+  listJson,
+  realFixture,
+  realFixtureText,
+  testPod,
+  waitFor,
+  WatchReader,
+} from "./apiserver-client.ts";
 import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
 
 let server: TestApiServer;
@@ -20,18 +29,26 @@ describe("LIST", () => {
     for (let i = 0; i < 25; i++) server.create(testPod(`page-${String(i).padStart(2, "0")}`, "paging"));
     const first = await listJson(server, "/api/v1/namespaces/paging/pods?limit=10");
     const snapshotRv = first.body.metadata.resourceVersion;
-    expect(first.body.items.map((p) => p.metadata!.name)).toEqual(Array.from({ length: 10 }, (_, i) => `page-${String(i).padStart(2, "0")}`));
+    expect(first.body.items.map((p) => p.metadata!.name)).toEqual(
+      Array.from({ length: 10 }, (_, i) => `page-${String(i).padStart(2, "0")}`),
+    );
     expect(first.body.metadata.remainingItemCount).toBe(15);
     // Changes after page 1 must not show up in page 2: same revision, as etcd serves it.
     server.delete("Pod", "paging", "page-12");
     server.create(testPod("page-10a", "paging"));
-    const second = await listJson(server, `/api/v1/namespaces/paging/pods?limit=10&continue=${first.body.metadata.continue}`);
+    const second = await listJson(
+      server,
+      `/api/v1/namespaces/paging/pods?limit=10&continue=${first.body.metadata.continue}`,
+    );
     expect(second.body.metadata.resourceVersion).toBe(snapshotRv);
     expect(second.body.items.map((p) => p.metadata!.name)).toContain("page-12");
     expect(second.body.items.map((p) => p.metadata!.name)).not.toContain("page-10a");
 
     server.expireContinueTokens();
-    const expired = await apiFetch(server, `/api/v1/namespaces/paging/pods?limit=10&continue=${second.body.metadata.continue}`);
+    const expired = await apiFetch(
+      server,
+      `/api/v1/namespaces/paging/pods?limit=10&continue=${second.body.metadata.continue}`,
+    );
     expect(expired.status).toBe(410);
     const status = (await expired.json()) as { reason: string; code: number; metadata: { continue?: string } };
     const real = await realFixture("openshift-3.11-2018/core.v1.Status.Expired-410.json");
@@ -39,7 +56,13 @@ describe("LIST", () => {
     expect(status).toMatchObject({ kind: "Status", status: "Failure", reason: "Expired", code: 410 });
     // The token in the Status continues, inconsistently, over the current state.
     const rest = await listJson(server, `/api/v1/namespaces/paging/pods?limit=10&continue=${status.metadata.continue}`);
-    expect(rest.body.items.map((p) => p.metadata!.name)).toEqual(["page-20", "page-21", "page-22", "page-23", "page-24"]);
+    expect(rest.body.items.map((p) => p.metadata!.name)).toEqual([
+      "page-20",
+      "page-21",
+      "page-22",
+      "page-23",
+      "page-24",
+    ]);
     expect(rest.body.metadata.resourceVersion).toBe(server.resourceVersion());
   });
 
@@ -47,7 +70,8 @@ describe("LIST", () => {
     server.create(testPod("sel-a", "selectors", { app: "web", tier: "front" }, "node-a"));
     server.create(testPod("sel-b", "selectors", { app: "web", tier: "db" }, "node-b"));
     server.create(testPod("sel-c", "selectors", { team: "x" }, "node-a"));
-    const names = async (query: string) => (await listJson(server, `/api/v1/namespaces/selectors/pods?${query}`)).body.items.map((p) => p.metadata!.name);
+    const names = async (query: string) =>
+      (await listJson(server, `/api/v1/namespaces/selectors/pods?${query}`)).body.items.map((p) => p.metadata!.name);
     expect(await names("labelSelector=app%3Dweb,tier!%3Ddb")).toEqual(["sel-a"]);
     expect(await names("labelSelector=tier")).toEqual(["sel-a", "sel-b"]);
     expect(await names("labelSelector=!tier")).toEqual(["sel-c"]);
@@ -63,7 +87,10 @@ describe("LIST", () => {
     const ahead = Number(server.resourceVersion()) + 100;
     const response = await apiFetch(server, `/api/v1/pods?resourceVersion=${ahead}&resourceVersionMatch=NotOlderThan`);
     expect(response.status).toBe(504);
-    expect(await response.json()).toMatchObject({ reason: "Timeout", details: { causes: [{ reason: "ResourceVersionTooLarge" }] } });
+    expect(await response.json()).toMatchObject({
+      reason: "Timeout",
+      details: { causes: [{ reason: "ResourceVersionTooLarge" }] },
+    });
   });
 });
 
@@ -72,12 +99,18 @@ describe("WATCH", () => {
     server.create(testPod("w-1", "watching"));
     server.create(testPod("w-2", "watching"));
     const from = server.resourceVersion();
-    server.patch("Pod", "watching", "w-1", (p) => void (p.metadata!.labels = { app: "web", version: "2" }));
+    server.patch("Pod", "watching", "w-1", (p) => {
+      p.metadata!.labels = { app: "web", version: "2" };
+    });
     server.delete("Pod", "watching", "w-2");
     const watch = await WatchReader.open(server, `/api/v1/namespaces/watching/pods?watch=1&resourceVersion=${from}`);
     server.create(testPod("w-3", "watching"));
     const events = await watch.until((e) => e.object.metadata!.name === "w-3");
-    expect(events.map((e) => `${e.type} ${e.object.metadata!.name}`)).toEqual(["MODIFIED w-1", "DELETED w-2", "ADDED w-3"]);
+    expect(events.map((e) => `${e.type} ${e.object.metadata!.name}`)).toEqual([
+      "MODIFIED w-1",
+      "DELETED w-2",
+      "ADDED w-3",
+    ]);
     const rvs = events.map((e) => Number(e.object.metadata!.resourceVersion));
     expect(rvs).toEqual([Number(from) + 1, Number(from) + 2, Number(from) + 3]);
     await watch.close();
@@ -85,8 +118,13 @@ describe("WATCH", () => {
 
   test("a label-selected watch sees an object leave its selection as DELETED", async () => {
     server.create(testPod("leaving", "filtered", { app: "web" }));
-    const watch = await WatchReader.open(server, `/api/v1/namespaces/filtered/pods?watch=1&labelSelector=app%3Dweb&resourceVersion=${server.resourceVersion()}`);
-    server.patch("Pod", "filtered", "leaving", (p) => void (p.metadata!.labels = { app: "api" }));
+    const watch = await WatchReader.open(
+      server,
+      `/api/v1/namespaces/filtered/pods?watch=1&labelSelector=app%3Dweb&resourceVersion=${server.resourceVersion()}`,
+    );
+    server.patch("Pod", "filtered", "leaving", (p) => {
+      p.metadata!.labels = { app: "api" };
+    });
     expect((await watch.next())?.type).toBe("DELETED");
     await watch.close();
   });
@@ -99,7 +137,12 @@ describe("WATCH", () => {
     const events = await watch.rest();
     expect(events).toHaveLength(1);
     expect(events[0]!.type).toBe("ERROR");
-    expect(events[0]!.object).toMatchObject({ kind: "Status", reason: "Expired", code: 410, message: `too old resource version: ${old} (${old + 1})` });
+    expect(events[0]!.object).toMatchObject({
+      kind: "Status",
+      reason: "Expired",
+      code: 410,
+      message: `too old resource version: ${old} (${old + 1})`,
+    });
 
     server.failNext({ verb: "watch", resource: "pods", status: 410, as: "status" });
     const asStatus = await apiFetch(server, `/api/v1/pods?watch=1&resourceVersion=${server.resourceVersion()}`);
@@ -115,8 +158,13 @@ describe("WATCH", () => {
       for (let i = 0; i < 5; i++) small.create(testPod(`h-${i}`));
       const stale = await WatchReader.open(small, `/api/v1/pods?watch=1&resourceVersion=${from}`);
       expect((await stale.rest())[0]!.object).toMatchObject({ code: 410 });
-      const fresh = await WatchReader.open(small, `/api/v1/pods?watch=1&resourceVersion=${Number(small.resourceVersion()) - 3}`);
-      expect((await fresh.until((e) => e.object.metadata!.name === "h-4")).map((e) => e.object.metadata!.name)).toEqual(["h-2", "h-3", "h-4"]);
+      const fresh = await WatchReader.open(
+        small,
+        `/api/v1/pods?watch=1&resourceVersion=${Number(small.resourceVersion()) - 3}`,
+      );
+      expect((await fresh.until((e) => e.object.metadata!.name === "h-4")).map((e) => e.object.metadata!.name)).toEqual(
+        ["h-2", "h-3", "h-4"],
+      );
       await fresh.close();
     } finally {
       await small.stop();
@@ -125,14 +173,26 @@ describe("WATCH", () => {
 
   test("allowWatchBookmarks brings periodic BOOKMARKs of the real shape; without it, none", async () => {
     const plain = await WatchReader.open(server, `/api/v1/pods?watch=1&resourceVersion=${server.resourceVersion()}`);
-    const watch = await WatchReader.open(server, `/api/v1/pods?watch=1&allowWatchBookmarks=true&resourceVersion=${server.resourceVersion()}`);
+    const watch = await WatchReader.open(
+      server,
+      `/api/v1/pods?watch=1&allowWatchBookmarks=true&resourceVersion=${server.resourceVersion()}`,
+    );
     const [first] = await watch.until((e) => e.type === "BOOKMARK");
     await watch.until((e) => e.type === "BOOKMARK");
-    expect(first!.raw).toBe(`{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"${server.resourceVersion()}"},"spec":{"containers":null},"status":{}}}`);
+    expect(first!.raw).toBe(
+      `{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"${server.resourceVersion()}"},"spec":{"containers":null},"status":{}}}`,
+    );
     server.create(testPod("after-bookmarks", "bookmarks"));
-    expect((await plain.next())?.object.metadata!.name).toBe("after-bookmarks"); // and no BOOKMARK before it
-    const nodes = await WatchReader.open(server, `/api/v1/nodes?watch=1&allowWatchBookmarks=1&resourceVersion=${server.resourceVersion()}`);
-    expect((await nodes.next())?.object).toMatchObject({ kind: "Node", apiVersion: "v1", metadata: { resourceVersion: server.resourceVersion() } });
+    expect((await plain.next())?.object.metadata?.name).toBe("after-bookmarks"); // and no BOOKMARK before it
+    const nodes = await WatchReader.open(
+      server,
+      `/api/v1/nodes?watch=1&allowWatchBookmarks=1&resourceVersion=${server.resourceVersion()}`,
+    );
+    expect((await nodes.next())?.object).toMatchObject({
+      kind: "Node",
+      apiVersion: "v1",
+      metadata: { resourceVersion: server.resourceVersion() },
+    });
     await Promise.all([plain.close(), watch.close(), nodes.close()]);
   });
 
@@ -141,9 +201,18 @@ describe("WATCH", () => {
     const query = "watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true";
     const watch = await WatchReader.open(server, `/api/v1/namespaces/streaming/pods?${query}`);
     const events = await watch.until((e) => e.type === "BOOKMARK");
-    expect(events.map((e) => `${e.type} ${e.object.metadata!.name ?? ""}`)).toEqual(["ADDED s-1", "ADDED s-2", "ADDED s-3", "BOOKMARK "]);
-    const realLines = (await realFixtureText("kind-v1.36.2/watch.core.v1.pods.sendInitialEvents.ndjson")).trimEnd().split("\n");
-    const realEnd = realLines.at(-1)!.replace('"resourceVersion":"550"', `"resourceVersion":"${server.resourceVersion()}"`);
+    expect(events.map((e) => `${e.type} ${e.object.metadata!.name ?? ""}`)).toEqual([
+      "ADDED s-1",
+      "ADDED s-2",
+      "ADDED s-3",
+      "BOOKMARK ",
+    ]);
+    const realLines = (await realFixtureText("kind-v1.36.2/watch.core.v1.pods.sendInitialEvents.ndjson"))
+      .trimEnd()
+      .split("\n");
+    const realEnd = realLines
+      .at(-1)!
+      .replace('"resourceVersion":"550"', `"resourceVersion":"${server.resourceVersion()}"`);
     expect(events.at(-1)!.raw).toBe(realEnd);
     expect(keysOf(events[0]!.object)).toEqual(keysOf(JSON.parse(realLines[0]!).object));
     server.create(testPod("s-4", "streaming"));
@@ -156,11 +225,17 @@ describe("WATCH", () => {
     expect(invalid.status).toBe(422);
     const body = await invalid.json();
     expect(keysOf(body)).toEqual(keysOf(await realFixture("kind-v1.36.2/core.v1.Status.Invalid-422.json")));
-    expect(body).toMatchObject({ reason: "Invalid", details: { kind: "ListOptions", causes: [{ field: "resourceVersionMatch" }] } });
+    expect(body).toMatchObject({
+      reason: "Invalid",
+      details: { kind: "ListOptions", causes: [{ field: "resourceVersionMatch" }] },
+    });
 
     const old = await startTestApiServer({ streamingList: false });
     try {
-      const refused = await apiFetch(old, "/api/v1/pods?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true");
+      const refused = await apiFetch(
+        old,
+        "/api/v1/pods?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true",
+      );
       expect(refused.status).toBe(422);
       expect(((await refused.json()) as { message: string }).message).toBe(
         'ListOptions.meta.k8s.io "" is invalid: sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled',
@@ -171,19 +246,29 @@ describe("WATCH", () => {
   });
 
   test("timeoutSeconds ends the stream cleanly", async () => {
-    const watch = await WatchReader.open(server, `/api/v1/pods?watch=1&timeoutSeconds=1&resourceVersion=${server.resourceVersion()}`);
+    const watch = await WatchReader.open(
+      server,
+      `/api/v1/pods?watch=1&timeoutSeconds=1&resourceVersion=${server.resourceVersion()}`,
+    );
     expect(await watch.rest(3000)).toEqual([]);
   });
 
   test("a quiet watch gets its headers at once (Bun.serve would hold them back until the first byte)", async () => {
     // The Bun 1.4.4 quirk the server avoids by using node:https with flushHeaders():
-    const bunServe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response(new ReadableStream({ start() {} })) });
+    const bunServe = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: () => new Response(new ReadableStream({ start() {} })),
+    });
     const held = fetch(`http://127.0.0.1:${bunServe.port}/`, { signal: AbortSignal.timeout(500) });
     await expect(held).rejects.toThrow();
     bunServe.stop(true);
 
     const started = performance.now();
-    const quiet = await apiFetch(server, `/api/v1/namespaces/nothing-here/pods?watch=1&resourceVersion=${server.resourceVersion()}`);
+    const quiet = await apiFetch(
+      server,
+      `/api/v1/namespaces/nothing-here/pods?watch=1&resourceVersion=${server.resourceVersion()}`,
+    );
     expect(quiet.status).toBe(200);
     expect(quiet.headers.get("content-type")).toBe("application/json");
     expect(performance.now() - started).toBeLessThan(500);
@@ -204,10 +289,9 @@ describe("WATCH", () => {
     const nothing = await Promise.race([during.then(() => "headers"), before.next(300).catch(() => "nothing")]);
     expect(nothing).toBe("nothing");
     server.stallWatches(false);
-    expect((await before.next())?.object.metadata!.name).toBe("stalled");
+    expect((await before.next())?.object.metadata?.name).toBe("stalled");
     const after = new WatchReader(await during);
-    expect((await after.next())?.object.metadata!.name).toBe("stalled");
+    expect((await after.next())?.object.metadata?.name).toBe("stalled");
     await Promise.all([before.close(), after.close()]);
   });
 });
-

@@ -5,6 +5,16 @@ import type { KubeObject } from "../sdk/model.ts";
 import { fixture, listItems, watchEvents } from "./fixtures/k8s/load.ts";
 import { REAL_NODE, REAL_POD } from "./slim-fixtures.ts";
 
+/** The parts of a raw pod's status the change tests below rewrite. */
+type RawPod = KubeObject & {
+  status: {
+    phase?: string;
+    podIP?: string;
+    conditions: { type: string; status: string }[];
+    containerStatuses: { ready: boolean }[];
+  };
+};
+
 function clone<T>(value: T): T {
   return structuredClone(value);
 }
@@ -32,7 +42,10 @@ describe("digest", () => {
     const node = await fixture(REAL_NODE);
     const heartbeat = clone(node);
     heartbeat.metadata!.resourceVersion = "500999";
-    const nodeStatus = heartbeat.status as { conditions: { lastHeartbeatTime: string }[]; allocatable: Record<string, string> };
+    const nodeStatus = heartbeat.status as {
+      conditions: { lastHeartbeatTime: string }[];
+      allocatable: Record<string, string>;
+    };
     for (const condition of nodeStatus.conditions) condition.lastHeartbeatTime = "2019-08-31T04:43:21Z";
     nodeStatus.allocatable.memory = "8063000Ki";
     expect(digest(slim("Node", heartbeat))).toBe(digest(slim("Node", node)));
@@ -51,7 +64,11 @@ describe("digest", () => {
   test("a waiting container's reason flapping is not an update; leaving waiting is", () => {
     const waiting = (reason: string, state = "waiting") => ({
       metadata: { name: "p", uid: "u" },
-      status: { containerStatuses: [{ name: "c", ready: false, state: { [state]: { reason, message: `Back-off pulling image (${reason})` } } }] },
+      status: {
+        containerStatuses: [
+          { name: "c", ready: false, state: { [state]: { reason, message: `Back-off pulling image (${reason})` } } },
+        ],
+      },
     });
     expect(digest(slim("Pod", waiting("ErrImagePull")))).toBe(digest(slim("Pod", waiting("ImagePullBackOff"))));
     expect(digest(slim("Pod", waiting("ImagePullBackOff")))).not.toBe(digest(slim("Pod", waiting("", "running"))));
@@ -67,17 +84,17 @@ describe("digest", () => {
   test("a label, phase, IP, readiness or deletion change gives another digest", async () => {
     const pod = await fixture(REAL_POD);
     const before = digest(slim("Pod", pod));
-    const changes: ((raw: KubeObject & { status: Record<string, any> }) => void)[] = [
+    const changes: ((raw: RawPod) => void)[] = [
       (raw) => ((raw.metadata!.labels as Record<string, string>)["k8s-app"] = "kube-dns-v2"),
       (raw) => (raw.status.phase = "Succeeded"),
       (raw) => (raw.status.podIP = "10.244.0.4"),
-      (raw) => (raw.status.conditions.find((c: { type: string }) => c.type === "Ready").status = "False"),
-      (raw) => (raw.status.containerStatuses[0].ready = false),
+      (raw) => (raw.status.conditions.find((c) => c.type === "Ready")!.status = "False"),
+      (raw) => (raw.status.containerStatuses[0]!.ready = false),
       (raw) => (raw.metadata!.deletionTimestamp = "2026-06-15T06:00:00Z"),
     ];
     const digests = new Set([before]);
     for (const change of changes) {
-      const changed = clone(pod) as KubeObject & { status: Record<string, any> };
+      const changed = clone(pod) as RawPod;
       change(changed);
       digests.add(digest(slim("Pod", changed)));
     }

@@ -17,7 +17,12 @@ describe("slim", () => {
         creationTimestamp: "2026-06-15T04:14:53Z",
         labels: { "k8s-app": "kube-dns", "pod-template-hash": "589f44dc88" },
         ownerReferences: [
-          { kind: "ReplicaSet", name: "coredns-589f44dc88", uid: "57cc966c-798b-4b89-9fbe-543ed85b5981", controller: true },
+          {
+            kind: "ReplicaSet",
+            name: "coredns-589f44dc88",
+            uid: "57cc966c-798b-4b89-9fbe-543ed85b5981",
+            controller: true,
+          },
         ],
       },
       spec: {
@@ -110,7 +115,11 @@ describe("slim", () => {
       },
     });
     const canonical = slim("Node", await fixture("core.v1.Node.json"));
-    expect(canonical.spec).toEqual({ podCIDR: "podCIDRValue", providerID: "providerIDValue", podCIDRs: ["podCIDRsValue"] });
+    expect(canonical.spec).toEqual({
+      podCIDR: "podCIDRValue",
+      providerID: "providerIDValue",
+      podCIDRs: ["podCIDRsValue"],
+    });
   });
 
   test("Service: type, IPs, ports, selector and load-balancer ingress", async () => {
@@ -148,17 +157,31 @@ describe("slim", () => {
     const [coredns] = await listItems("real/kind-v1.36.2/apps.v1.DeploymentList.json");
     expect(slim("Deployment", coredns!)).toMatchObject({
       apiVersion: "apps/v1",
-      spec: { replicas: 2, selector: { matchLabels: { "k8s-app": "kube-dns" } }, template: { metadata: { labels: { "k8s-app": "kube-dns" } } } },
+      spec: {
+        replicas: 2,
+        selector: { matchLabels: { "k8s-app": "kube-dns" } },
+        template: { metadata: { labels: { "k8s-app": "kube-dns" } } },
+      },
       status: { replicas: 2, readyReplicas: 2, availableReplicas: 2 },
     });
-    expect(slim("Job", await fixture("real/kind-v1.36.2/batch.v1.Job.json")).status).toEqual({ failed: 1, startTime: "2026-06-15T04:15:57Z" });
+    expect(slim("Job", await fixture("real/kind-v1.36.2/batch.v1.Job.json")).status).toEqual({
+      failed: 1,
+      startTime: "2026-06-15T04:15:57Z",
+    });
     expect(slim("DaemonSet", await fixture("apps.v1.DaemonSet.json")).status).toEqual({
       desiredNumberScheduled: 3,
       currentNumberScheduled: 1,
       numberReady: 4,
     });
-    expect(slim("StatefulSet", await fixture("apps.v1.StatefulSet.json")).spec).toMatchObject({ replicas: 1, serviceName: "serviceNameValue" });
-    expect(slim("ReplicaSet", await fixture("apps.v1.ReplicaSet.json")).status).toEqual({ replicas: 1, readyReplicas: 4, availableReplicas: 5 });
+    expect(slim("StatefulSet", await fixture("apps.v1.StatefulSet.json")).spec).toMatchObject({
+      replicas: 1,
+      serviceName: "serviceNameValue",
+    });
+    expect(slim("ReplicaSet", await fixture("apps.v1.ReplicaSet.json")).status).toEqual({
+      replicas: 1,
+      readyReplicas: 4,
+      availableReplicas: 5,
+    });
     const cronJob: KubeObject = {
       kind: "CronJob",
       apiVersion: "batch/v1",
@@ -168,15 +191,28 @@ describe("slim", () => {
         timeZone: "Etc/UTC",
         suspend: false,
         concurrencyPolicy: "Forbid",
-        jobTemplate: { spec: { template: { metadata: { labels: { app: "backup" } }, spec: { containers: [{ name: "b", image: "b" }] } } } },
+        jobTemplate: {
+          spec: {
+            template: { metadata: { labels: { app: "backup" } }, spec: { containers: [{ name: "b", image: "b" }] } },
+          },
+        },
       },
-      status: { lastScheduleTime: "2026-06-15T03:00:00Z", lastSuccessfulTime: "2026-06-15T03:01:00Z", active: [{ kind: "Job", name: "backup-1" }] },
+      status: {
+        lastScheduleTime: "2026-06-15T03:00:00Z",
+        lastSuccessfulTime: "2026-06-15T03:01:00Z",
+        active: [{ kind: "Job", name: "backup-1" }],
+      },
     };
     expect(slim("CronJob", cronJob)).toEqual({
       kind: "CronJob",
       apiVersion: "batch/v1",
       metadata: { name: "backup", namespace: "ops", uid: "c-1" },
-      spec: { schedule: "0 3 * * *", timeZone: "Etc/UTC", suspend: false, jobTemplate: { spec: { template: { metadata: { labels: { app: "backup" } } } } } },
+      spec: {
+        schedule: "0 3 * * *",
+        timeZone: "Etc/UTC",
+        suspend: false,
+        jobTemplate: { spec: { template: { metadata: { labels: { app: "backup" } } } } },
+      },
       status: { lastScheduleTime: "2026-06-15T03:00:00Z" },
     });
   });
@@ -186,7 +222,12 @@ describe("slim", () => {
     expect(slim("ConfigMap", await fixture("real/kubectl-edit-2017/core.v1.ConfigMap.json"))).toEqual({
       kind: "ConfigMap",
       apiVersion: "v1",
-      metadata: { name: "cm1", namespace: "edit-test", uid: "b09bffab-e9d7-11e6-8c3b-acbc32c1ca87", creationTimestamp: "2017-02-03T06:12:07Z" },
+      metadata: {
+        name: "cm1",
+        namespace: "edit-test",
+        uid: "b09bffab-e9d7-11e6-8c3b-acbc32c1ca87",
+        creationTimestamp: "2017-02-03T06:12:07Z",
+      },
     });
     const [fooBar] = await watchEvents("real/kind-v1.36.2/watch.cr.foobars.ndjson");
     expect(Object.keys(slim("FooBar", fooBar!.object))).toEqual(["kind", "apiVersion", "metadata"]);
@@ -197,6 +238,9 @@ describe("slim", () => {
     const pod = await fixture(REAL_POD);
     const status = pod.status as Record<string, unknown>;
     status.podIPs = [{ ip: "10.244.0.3" }, { ip: "fd00:10:244::3" }];
-    expect((slim("Pod", pod).status as Record<string, unknown>).podIPs).toEqual([{ ip: "10.244.0.3" }, { ip: "fd00:10:244::3" }]);
+    expect((slim("Pod", pod).status as Record<string, unknown>).podIPs).toEqual([
+      { ip: "10.244.0.3" },
+      { ip: "fd00:10:244::3" },
+    ]);
   });
 });

@@ -36,7 +36,10 @@ async function realObjects(): Promise<KubeObject[]> {
     ...(await realPods()),
     ...(await watchEvents("real/kind-v1.36.2/watch.core.v1.pods.ndjson")).map((event) => event.object),
     await fixture("real/kind-v1.36.2/apps.v1.Deployment.json"),
-    ...(await listItems("real/kind-v1.36.2/apps.v1.DeploymentList.json")).map((item) => ({ ...item, kind: "Deployment" })),
+    ...(await listItems("real/kind-v1.36.2/apps.v1.DeploymentList.json")).map((item) => ({
+      ...item,
+      kind: "Deployment",
+    })),
     await fixture("real/kind-v1.36.2/batch.v1.Job.json"),
     ...(await watchEvents("real/kind-v1.36.2/watch.cr.foobars.ndjson")).map((event) => event.object),
     await fixture(REAL_NODE),
@@ -69,7 +72,9 @@ describe("slim", () => {
   });
 
   test("env values never appear, whatever the container", async () => {
-    const kindnet = (await listItems("real/kind-v1.36.2/core.v1.PodList.json")).find((pod) => pod.metadata?.name?.startsWith("kindnet"))!;
+    const kindnet = (await listItems("real/kind-v1.36.2/core.v1.PodList.json")).find((pod) =>
+      pod.metadata?.name?.startsWith("kindnet"),
+    )!;
     expect(JSON.stringify(kindnet)).toContain("v1.36-control-plane:6443");
     const json = JSON.stringify(slim("Pod", kindnet, EVERY_ANNOTATION));
     for (const leaked of ["CONTROL_PLANE_ENDPOINT", "v1.36-control-plane:6443", "POD_SUBNET", "10.244.0.0/16"]) {
@@ -102,7 +107,8 @@ describe("slim", () => {
       apiVersion: "v1",
       metadata: { name: "db", namespace: "payments", uid: "u-1", labels: { app: "db" } },
     });
-    for (const leaked of ["aHVudGVyMg==", "hunter2", "token-in-annotation"]) expect(JSON.stringify(slimObject)).not.toContain(leaked);
+    for (const leaked of ["aHVudGVyMg==", "hunter2", "token-in-annotation"])
+      expect(JSON.stringify(slimObject)).not.toContain(leaked);
   });
 
   test("annotations: only allow-listed ones, by exact key or prefix, never last-applied-configuration", async () => {
@@ -116,7 +122,10 @@ describe("slim", () => {
       team: "payments",
     };
     const annotationsWith = (annotationAllowList?: string[]) =>
-      Object.keys((slim("Deployment", deployment, { annotationAllowList }).metadata as { annotations?: object }).annotations ?? {});
+      Object.keys(
+        (slim("Deployment", deployment, { annotationAllowList }).metadata as { annotations?: object }).annotations ??
+          {},
+      );
     expect(annotationsWith(undefined)).toEqual([]);
     expect(annotationsWith([])).toEqual([]);
     expect(annotationsWith(["*"])).toEqual([
@@ -131,11 +140,29 @@ describe("slim", () => {
       "kubectl.kubernetes.io/restartedAt",
     ]);
     expect(annotationsWith(["prometheus.io/", "team"])).toEqual(["prometheus.io/port", "prometheus.io/scrape", "team"]);
-    expect(annotationsWith(["deployment.kubernetes.io/rev*", "tea", "prometheus.io"])).toEqual(["deployment.kubernetes.io/revision"]);
+    expect(annotationsWith(["deployment.kubernetes.io/rev*", "tea", "prometheus.io"])).toEqual([
+      "deployment.kubernetes.io/revision",
+    ]);
   });
 
   test("odd input and tombstones never throw; what is there is kept", () => {
-    const kinds = ["Pod", "Node", "Service", "EndpointSlice", "Namespace", "ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Secret", "Widget", "__defineGetter__", "toString"];
+    const kinds = [
+      "Pod",
+      "Node",
+      "Service",
+      "EndpointSlice",
+      "Namespace",
+      "ReplicaSet",
+      "Deployment",
+      "StatefulSet",
+      "DaemonSet",
+      "Job",
+      "CronJob",
+      "Secret",
+      "Widget",
+      "__defineGetter__",
+      "toString",
+    ];
     const odd: unknown[] = [
       null,
       undefined,
@@ -143,9 +170,26 @@ describe("slim", () => {
       42,
       [],
       { metadata: "x", spec: [], status: 5 },
-      { metadata: { labels: ["a"], ownerReferences: {}, annotations: null }, spec: { containers: "c", selector: [] }, status: { conditions: {} } },
-      { spec: { containers: [null, "x", { name: 5, ports: [1, { containerPort: "53" }] }], template: 3, jobTemplate: [] }, endpoints: [null] },
-      { status: { containerStatuses: [{ name: "c", state: { running: null, waiting: "w" } }], podIPs: [{ ip: {} }], addresses: [[]] } },
+      {
+        metadata: { labels: ["a"], ownerReferences: {}, annotations: null },
+        spec: { containers: "c", selector: [] },
+        status: { conditions: {} },
+      },
+      {
+        spec: {
+          containers: [null, "x", { name: 5, ports: [1, { containerPort: "53" }] }],
+          template: 3,
+          jobTemplate: [],
+        },
+        endpoints: [null],
+      },
+      {
+        status: {
+          containerStatuses: [{ name: "c", state: { running: null, waiting: "w" } }],
+          podIPs: [{ ip: {} }],
+          addresses: [[]],
+        },
+      },
     ];
     for (const kind of kinds) {
       for (const raw of odd) {
@@ -156,7 +200,15 @@ describe("slim", () => {
       const tombstone = { metadata: { name: "gone", namespace: "ns", uid: "u-9", resourceVersion: "12" } };
       expect(slim(kind, tombstone).metadata).toEqual({ name: "gone", namespace: "ns", uid: "u-9" });
     }
-    const mixed = slim("Pod", { metadata: { name: "p", labels: { good: "yes", bad: 1 } }, spec: { containers: [null, { name: "c", ports: [1, { containerPort: 53 }] }] } });
-    expect(mixed).toEqual({ kind: "Pod", apiVersion: "v1", metadata: { name: "p", labels: { good: "yes" } }, spec: { containers: [{ name: "c", ports: [{ containerPort: 53 }] }] } });
+    const mixed = slim("Pod", {
+      metadata: { name: "p", labels: { good: "yes", bad: 1 } },
+      spec: { containers: [null, { name: "c", ports: [1, { containerPort: 53 }] }] },
+    });
+    expect(mixed).toEqual({
+      kind: "Pod",
+      apiVersion: "v1",
+      metadata: { name: "p", labels: { good: "yes" } },
+      spec: { containers: [{ name: "c", ports: [{ containerPort: 53 }] }] },
+    });
   });
 });

@@ -38,11 +38,26 @@ describe("authentication and TLS under Bun", () => {
       const running = await runSource(sink, { kubeconfig });
       try {
         await within(running.synced, 5000, "sync");
-        for (const kind of ["Pod", "Node", "Namespace", "Service", "EndpointSlice", "ReplicaSet", "Deployment", "DaemonSet", "Job", "CronJob"]) {
+        for (const kind of [
+          "Pod",
+          "Node",
+          "Namespace",
+          "Service",
+          "EndpointSlice",
+          "ReplicaSet",
+          "Deployment",
+          "DaemonSet",
+          "Job",
+          "CronJob",
+        ]) {
           expect(inSync(sink, server, kind)).toBe(true);
         }
         expect(sink.violations).toEqual([]);
-        expect(running.metrics.counter("kubemeta_source_requests_total", "").get({ verb: "watch", resource: "pods", code: "200" })).toBeGreaterThanOrEqual(1);
+        expect(
+          running.metrics
+            .counter("kubemeta_source_requests_total", "")
+            .get({ verb: "watch", resource: "pods", code: "200" }),
+        ).toBeGreaterThanOrEqual(1);
       } finally {
         await running.stop();
       }

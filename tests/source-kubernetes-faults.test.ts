@@ -7,9 +7,12 @@ import type { Metrics } from "../sdk/telemetry.ts";
 import { makePod, startChurn } from "../simulator/population.ts";
 import { count, inSync, RecordingSink, until, withCluster, within } from "./source-kubernetes-recorder.ts";
 
-const newPod = (name: string) => makePod({ name, namespace: "default", node: "ip-10-0-0-1.eu-west-1.compute.internal" });
-const restarts = (metrics: Metrics, reason: string) => count(metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason });
-const requests = (metrics: Metrics, verb: string, code: string) => count(metrics, "kubemeta_source_requests_total", { verb, resource: "pods", code });
+const newPod = (name: string) =>
+  makePod({ name, namespace: "default", node: "ip-10-0-0-1.eu-west-1.compute.internal" });
+const restarts = (metrics: Metrics, reason: string) =>
+  count(metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason });
+const requests = (metrics: Metrics, verb: string, code: string) =>
+  count(metrics, "kubemeta_source_requests_total", { verb, resource: "pods", code });
 
 describe("throttling and errors", () => {
   test("429 on a watch waits Retry-After, not the (much shorter) backoff", () =>
@@ -113,7 +116,10 @@ describe("watch connections", () => {
         // Resumed watches neither replay nor skip: resourceVersions only go up.
         const watched = sink.events.filter((e) => e.via === "watch").map((e) => Number(e.resourceVersion));
         expect(watched.every((rv, i) => i === 0 || rv > watched[i - 1]!)).toBe(true);
-        await until(() => restarts(running.metrics, "error") + restarts(running.metrics, "end") >= 5, "a restart per dropped watch");
+        await until(
+          () => restarts(running.metrics, "error") + restarts(running.metrics, "end") >= 5,
+          "a restart per dropped watch",
+        );
       },
       {},
       { nodes: 5, podsPerNode: 10 },
@@ -125,7 +131,10 @@ describe("watch connections", () => {
       const running = await start(sink, { inactivityTimeout: "300ms" });
       await within(running.synced, 5000, "sync");
       server.stallWatches(true);
-      await until(() => restarts(running.metrics, "inactivity") >= 2, "two inactivity timeouts (the open watch, then a new one that never answers)");
+      await until(
+        () => restarts(running.metrics, "inactivity") >= 2,
+        "two inactivity timeouts (the open watch, then a new one that never answers)",
+      );
       server.stallWatches(false);
       server.create(newPod("after-stall"));
       await until(() => sink.events.some((e) => e.name === "after-stall"), "the pod created after the stall");

@@ -6,7 +6,8 @@ import { describe, expect, test } from "bun:test";
 import { makePod } from "../simulator/population.ts";
 import { count, inSync, RecordingSink, until, withCluster, within } from "./source-kubernetes-recorder.ts";
 
-const newPod = (name: string) => makePod({ name, namespace: "default", node: "ip-10-0-0-1.eu-west-1.compute.internal" });
+const newPod = (name: string) =>
+  makePod({ name, namespace: "default", node: "ip-10-0-0-1.eu-west-1.compute.internal" });
 const forty = { nodes: 4, podsPerNode: 10 };
 
 describe("initial state", () => {
@@ -19,10 +20,14 @@ describe("initial state", () => {
       expect(inSync(sink, server, "Pod")).toBe(true);
       const podRelists = sink.relists.filter((r) => r.kind === "Pod");
       expect(podRelists.map((r) => r.state)).toEqual(["ended"]);
-      expect(sink.events.filter((e) => e.kind === "Pod").every((e) => e.via === "relist" && e.type === "ADDED")).toBe(true);
+      expect(sink.events.filter((e) => e.kind === "Pod").every((e) => e.via === "relist" && e.type === "ADDED")).toBe(
+        true,
+      );
 
       const created = server.create(newPod("live-1"));
-      server.patch("Pod", "default", "live-1", (pod) => void (pod.metadata!.labels = { changed: "yes" }));
+      server.patch("Pod", "default", "live-1", (pod) => {
+        pod.metadata!.labels = { changed: "yes" };
+      });
       server.delete("Pod", "default", "live-1");
       await until(() => sink.events.some((e) => e.name === "live-1" && e.type === "DELETED"), "the live DELETED");
       const live = sink.events.filter((e) => e.name === "live-1");
@@ -48,7 +53,10 @@ describe("initial state", () => {
         expect(sink.relists.map((r) => r.state)).toEqual(["ended"]);
 
         server.create(newPod("after-list"));
-        await until(() => sink.events.some((e) => e.name === "after-list" && e.via === "watch"), "the ADDED after the list");
+        await until(
+          () => sink.events.some((e) => e.name === "after-list" && e.via === "watch"),
+          "the ADDED after the list",
+        );
         expect(inSync(sink, server, "Pod")).toBe(true);
       },
       { streamingList: false },
@@ -70,7 +78,11 @@ describe("initial state", () => {
       server.create(makePod({ name: "other-team", namespace: "default", node: "n1", labels: { team: "b" } }));
       server.create(makePod({ name: "other-namespace", namespace: "kube-system", node: "n1", labels: { team: "a" } }));
       const sink = new RecordingSink();
-      const running = await start(sink, { resources: ["pods", "nodes", "namespaces"], namespace: "default", labelSelector: "team=a" });
+      const running = await start(sink, {
+        resources: ["pods", "nodes", "namespaces"],
+        namespace: "default",
+        labelSelector: "team=a",
+      });
       await within(running.synced, 5000, "sync");
       expect([...sink.state("Pod").keys()]).toEqual([server.get("Pod", "default", "picked")!.metadata!.uid!]);
       expect(sink.state("Node").size).toBe(0);
@@ -105,7 +117,9 @@ describe("initial state", () => {
         expect(sink.relists.map((r) => r.state)).toEqual(["aborted", "ended"]);
         expect(sink.events.some((e) => e.via === "relist-end")).toBe(false);
         expect(inSync(sink, server, "Pod")).toBe(true);
-        expect(count(running.metrics, "kubemeta_source_requests_total", { verb: "list", resource: "pods", code: "410" })).toBe(1);
+        expect(
+          count(running.metrics, "kubemeta_source_requests_total", { verb: "list", resource: "pods", code: "410" }),
+        ).toBe(1);
       },
       { streamingList: false },
       forty,
@@ -119,7 +133,9 @@ describe("resume and relist", () => {
       await syncAndStop(sink);
       const [victim, changed] = server.names("Pod");
       server.delete("Pod", victim!.namespace, victim!.name);
-      server.patch("Pod", changed!.namespace, changed!.name, (pod) => void (pod.metadata!.labels = { changed: "yes" }));
+      server.patch("Pod", changed!.namespace, changed!.name, (pod) => {
+        pod.metadata!.labels = { changed: "yes" };
+      });
       server.create(newPod("while-down"));
       server.resetRequests();
       const relistsBefore = sink.relists.length;
@@ -130,7 +146,11 @@ describe("resume and relist", () => {
       expect(server.requests()).toEqual({ "watch pods": 1 });
       expect(sink.relists.length).toBe(relistsBefore);
       const resumed = sink.events.slice(-3).map((e) => `${e.type} ${e.name} ${e.via}`);
-      expect(resumed).toEqual([`DELETED ${victim!.name} watch`, `MODIFIED ${changed!.name} watch`, "ADDED while-down watch"]);
+      expect(resumed).toEqual([
+        `DELETED ${victim!.name} watch`,
+        `MODIFIED ${changed!.name} watch`,
+        "ADDED while-down watch",
+      ]);
     }));
 
   for (const as of ["event", "status"] as const) {
@@ -147,7 +167,9 @@ describe("resume and relist", () => {
         expect(inSync(sink, server, "Pod")).toBe(true);
         const vanished = sink.events.filter((e) => e.via === "relist-end");
         expect(vanished.map((e) => `${e.type} ${e.name}`)).toEqual([`DELETED ${gone!.name}`]);
-        expect(count(second.metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason: "expired" })).toBe(1);
+        expect(
+          count(second.metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason: "expired" }),
+        ).toBe(1);
         expect(count(second.metrics, "kubemeta_source_relists_total", { resource: "pods" })).toBe(1);
         expect(sink.violations).toEqual([]);
       }));
@@ -161,7 +183,9 @@ describe("resume and relist", () => {
       await within(running.synced, 5000, "sync");
       await until(() => sink.relists.some((r) => r.state === "ended"), "the relist");
       expect(inSync(sink, server, "Pod")).toBe(true);
-      expect(count(running.metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason: "too-large" })).toBe(1);
+      expect(
+        count(running.metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason: "too-large" }),
+      ).toBe(1);
     }));
 
   test("a resourceVersion older than the server's history (compaction) relists", () =>

@@ -10,9 +10,9 @@ import { join } from "node:path";
 import * as v from "valibot";
 import type { ChangeSink, Relist, Source } from "../sdk/contract.ts";
 import { silentLogger } from "../host/logger.ts";
-import { type Logger } from "../sdk/telemetry.ts";
+import type { Logger } from "../sdk/telemetry.ts";
 import { createMetrics } from "../host/metrics.ts";
-import { type Metrics } from "../sdk/telemetry.ts";
+import type { Metrics } from "../sdk/telemetry.ts";
 import type { ChangeType } from "../protocol/envelope.ts";
 import type { KubeObject } from "../sdk/model.ts";
 import kubernetes from "../plugins/sources/kubernetes.ts";
@@ -73,7 +73,15 @@ export class RecordingSink implements ChangeSink {
     if (type === "DELETED") byUid.delete(uid);
     else byUid.set(uid, { name: object.metadata?.name ?? "", resourceVersion });
     if (!relist) this.resumePoints.set(resource, resourceVersion);
-    this.events.push({ resource, type, kind, uid, name: object.metadata?.name ?? "", resourceVersion, via: relist ? "relist" : "watch" });
+    this.events.push({
+      resource,
+      type,
+      kind,
+      uid,
+      name: object.metadata?.name ?? "",
+      resourceVersion,
+      via: relist ? "relist" : "watch",
+    });
     return this.onApply?.(this.events.length, object);
   }
 
@@ -98,7 +106,15 @@ export class RecordingSink implements ChangeSink {
           if (open.seen.has(uid)) continue;
           byUid.delete(uid);
           record.deleted++;
-          this.events.push({ resource, type: "DELETED", kind, uid, name: current.name, resourceVersion, via: "relist-end" });
+          this.events.push({
+            resource,
+            type: "DELETED",
+            kind,
+            uid,
+            name: current.name,
+            resourceVersion,
+            via: "relist-end",
+          });
         }
         this.resumePoints.set(resource, resourceVersion);
         record.state = "ended";
@@ -121,7 +137,10 @@ export class RecordingSink implements ChangeSink {
 
   private kind(kind: string): Map<string, Current> {
     let byUid = this.objects.get(kind);
-    if (!byUid) this.objects.set(kind, (byUid = new Map()));
+    if (!byUid) {
+      byUid = new Map();
+      this.objects.set(kind, byUid);
+    }
     return byUid;
   }
 }
@@ -150,12 +169,20 @@ export interface RunningSource {
 }
 
 /** Creates and starts the kubernetes source with a config that keeps tests fast. */
-export async function runSource(sink: ChangeSink, config: Record<string, unknown>, logger: Logger = silentLogger): Promise<RunningSource> {
+export async function runSource(
+  sink: ChangeSink,
+  config: Record<string, unknown>,
+  logger: Logger = silentLogger,
+): Promise<RunningSource> {
   const metrics = createMetrics();
   let markSynced = () => {};
   let synced = false;
   const syncedPromise = new Promise<void>((resolve) => (markSynced = resolve));
-  const parsed = v.parse(kubernetes.schema, { backoff: { initial: "20ms", max: "200ms" }, requestBudget: { qps: 100, burst: 100 }, ...config });
+  const parsed = v.parse(kubernetes.schema, {
+    backoff: { initial: "20ms", max: "200ms" },
+    requestBudget: { qps: 100, burst: 100 },
+    ...config,
+  });
   const source = kubernetes.create(parsed, {
     name: "kubernetes",
     cluster: "test",
@@ -183,7 +210,9 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
 /** Rejects when `promise` takes longer than `timeoutMs`. */
 export async function within<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
   let timer: Timer | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took longer than ${timeoutMs} ms`)), timeoutMs)));
+  const timeout = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took longer than ${timeoutMs} ms`)), timeoutMs)),
+  );
   try {
     return await Promise.race([promise, timeout]);
   } finally {

@@ -32,7 +32,19 @@ function withEnv<T>(vars: Record<string, string | undefined>, work: () => T): T 
 describe("config", () => {
   test("defaults are the documented ones", () => {
     const config = v.parse(kubernetes.schema, {});
-    expect(config.resources).toEqual(["pods", "nodes", "namespaces", "services", "endpointslices", "replicasets", "deployments", "statefulsets", "daemonsets", "jobs", "cronjobs"]);
+    expect(config.resources).toEqual([
+      "pods",
+      "nodes",
+      "namespaces",
+      "services",
+      "endpointslices",
+      "replicasets",
+      "deployments",
+      "statefulsets",
+      "daemonsets",
+      "jobs",
+      "cronjobs",
+    ]);
     expect(config.pageSize).toBe(500);
     expect(config.streamingList).toBe("auto");
     expect(config.watchTimeout).toBe(300_000);
@@ -111,7 +123,9 @@ describe("request budget", () => {
     const signal = new AbortController().signal;
     const started = performance.now();
     const done: number[] = [];
-    await Promise.all([0, 1, 2, 3, 4].map(() => budget.take(signal).then(() => done.push(performance.now() - started))));
+    await Promise.all(
+      [0, 1, 2, 3, 4].map(() => budget.take(signal).then(() => done.push(performance.now() - started))),
+    );
     done.sort((a, b) => a - b);
     expect(done[0]!).toBeLessThan(15);
     expect(done[4]!).toBeGreaterThanOrEqual(75);
@@ -148,14 +162,18 @@ ${extraUser}
 `;
 
   test("a missing file is a clear error", () => {
-    expect(() => loadKubeConfig({ kubeconfig: "/nonexistent/kubeconfig" })).toThrow(/cannot load kubeconfig \/nonexistent\/kubeconfig: .*(ENOENT|no such file)/);
+    expect(() => loadKubeConfig({ kubeconfig: "/nonexistent/kubeconfig" })).toThrow(
+      /cannot load kubeconfig \/nonexistent\/kubeconfig: .*(ENOENT|no such file)/,
+    );
   });
 
   test("no kubeconfig anywhere is a clear error, not a silent localhost:8080", async () => {
     const home = await tempDir();
     try {
       withEnv({ HOME: home, KUBECONFIG: undefined, KUBERNETES_SERVICE_HOST: undefined }, () => {
-        expect(() => loadKubeConfig({}, home)).toThrow(/no kubeconfig found: not running in a cluster, KUBECONFIG is not set and \S+\/\.kube\/config does not exist/);
+        expect(() => loadKubeConfig({}, home)).toThrow(
+          /no kubeconfig found: not running in a cluster, KUBECONFIG is not set and \S+\/\.kube\/config does not exist/,
+        );
         expect(() => loadKubeConfig({}, home)).toThrow(`${home}/.kube/config`);
       });
     } finally {
@@ -168,7 +186,9 @@ ${extraUser}
     try {
       await writeFile(join(dir, "config"), kubeconfig("    token: abc"));
       await writeFile(join(dir, "ca.pem"), "CA PEM");
-      expect(() => loadKubeConfig({ kubeconfig: join(dir, "config"), context: "prod" })).toThrow('has no context "prod" (contexts: main, other)');
+      expect(() => loadKubeConfig({ kubeconfig: join(dir, "config"), context: "prod" })).toThrow(
+        'has no context "prod" (contexts: main, other)',
+      );
     } finally {
       await rm(dir, { recursive: true });
     }
@@ -185,7 +205,13 @@ ${extraUser}
       expect(withToken.tls.ca).toBe("CA PEM");
       expect(withToken.tls.rejectUnauthorized).toBeUndefined();
 
-      await writeFile(join(dir, "config"), kubeconfig("    username: admin\n    password: secret").replace("certificate-authority: ca.pem", "insecure-skip-tls-verify: true"));
+      await writeFile(
+        join(dir, "config"),
+        kubeconfig("    username: admin\n    password: secret").replace(
+          "certificate-authority: ca.pem",
+          "insecure-skip-tls-verify: true",
+        ),
+      );
       const basic = await fetchOptions(loadKubeConfig({ kubeconfig: join(dir, "config") }).kc);
       expect(basic.headers.get("authorization")).toBe(`Basic ${btoa("admin:secret")}`);
       expect(basic.tls.rejectUnauthorized).toBe(false);

@@ -8,15 +8,31 @@ import { silentLogger } from "../host/logger.ts";
 import { createMetrics } from "../host/metrics.ts";
 import type { KubeObject } from "../sdk/model.ts";
 import { Reflector, type StreamingListMode } from "../plugins/sources/kubernetes/reflector.ts";
-import { ApiError, type Requester, type RequestSpec, type StreamHandlers } from "../plugins/sources/kubernetes/request.ts";
+import {
+  ApiError,
+  type Requester,
+  type RequestSpec,
+  type StreamHandlers,
+} from "../plugins/sources/kubernetes/request.ts";
 import { resourceType } from "../plugins/sources/kubernetes/resources.ts";
 import { sourceMetrics } from "../plugins/sources/kubernetes/telemetry.ts";
 import { RecordingSink, until } from "./source-kubernetes-recorder.ts";
 
-const pod = (name: string, rv: string): KubeObject => ({ kind: "Pod", apiVersion: "v1", metadata: { name, namespace: "default", uid: `uid-${name}`, resourceVersion: rv } });
+const pod = (name: string, rv: string): KubeObject => ({
+  kind: "Pod",
+  apiVersion: "v1",
+  metadata: { name, namespace: "default", uid: `uid-${name}`, resourceVersion: rv },
+});
 const line = (type: string, object: KubeObject) => `${JSON.stringify({ type, object })}\n`;
 const bookmark = (rv: string, initialEventsEnd = false) =>
-  line("BOOKMARK", { kind: "Pod", apiVersion: "v1", metadata: { resourceVersion: rv, ...(initialEventsEnd ? { annotations: { "k8s.io/initial-events-end": "true" } } : {}) } });
+  line("BOOKMARK", {
+    kind: "Pod",
+    apiVersion: "v1",
+    metadata: {
+      resourceVersion: rv,
+      ...(initialEventsEnd ? { annotations: { "k8s.io/initial-events-end": "true" } } : {}),
+    },
+  });
 
 /** What the scripted server answers to one watch request: an error, or chunks then (optionally) silence until aborted. */
 type WatchAnswer = { error: Error } | { chunks: string[]; thenHang?: boolean };
@@ -55,8 +71,22 @@ function reflect(api: ScriptedApi, streamingList: StreamingListMode, sink = new 
   const type = resourceType("pods");
   let synced = 0;
   const reflector = new Reflector(
-    { type, scope: {}, key: "pods", pageSize: 500, streamingList, watchTimeoutMs: 60_000, backoff: { initialMs: 10, maxMs: 20 } },
-    { changes: sink, requester: api, metrics: sourceMetrics(createMetrics()), logger: silentLogger, onSynced: () => synced++ },
+    {
+      type,
+      scope: {},
+      key: "pods",
+      pageSize: 500,
+      streamingList,
+      watchTimeoutMs: 60_000,
+      backoff: { initialMs: 10, maxMs: 20 },
+    },
+    {
+      changes: sink,
+      requester: api,
+      metrics: sourceMetrics(createMetrics()),
+      logger: silentLogger,
+      onSynced: () => synced++,
+    },
   );
   const controller = new AbortController();
   const running = reflector.run(controller.signal);
@@ -76,11 +106,17 @@ const resumesFrom = (rv: string) => (path: string) => path.includes(`resourceVer
 describe("a server that ignores sendInitialEvents", () => {
   const cases: Array<[string, string[]]> = [
     ["a BOOKMARK without the initial-events-end annotation", [line("ADDED", pod("a", "3")), bookmark("5")]],
-    ["a MODIFIED before the initial-events-end bookmark", [line("ADDED", pod("a", "3")), line("MODIFIED", pod("a", "6"))]],
+    [
+      "a MODIFIED before the initial-events-end bookmark",
+      [line("ADDED", pod("a", "3")), line("MODIFIED", pod("a", "6"))],
+    ],
   ];
   for (const [what, chunks] of cases) {
     test(`is detected by ${what}; auto falls back to paginated LIST`, async () => {
-      const api = new ScriptedApi((path) => (isStreamingList(path) ? { chunks, thenHang: true } : { chunks: [], thenHang: true }), [pod("a", "3"), pod("b", "4")]);
+      const api = new ScriptedApi(
+        (path) => (isStreamingList(path) ? { chunks, thenHang: true } : { chunks: [], thenHang: true }),
+        [pod("a", "3"), pod("b", "4")],
+      );
       const run = reflect(api, "auto");
       try {
         await until(() => api.watches.some(resumesFrom("100")), "the watch from the list's resourceVersion");
@@ -128,7 +164,11 @@ describe("watch framing", () => {
     try {
       await until(() => api.watches.length === 2, "the re-watch after the stream ended");
       expect(api.watches[1]).toContain("resourceVersion=6");
-      expect(run.sink.events.map((e) => `${e.type} ${e.resourceVersion} ${e.via}`)).toEqual(["ADDED 3 relist", "MODIFIED 5 watch", "DELETED 6 watch"]);
+      expect(run.sink.events.map((e) => `${e.type} ${e.resourceVersion} ${e.via}`)).toEqual([
+        "ADDED 3 relist",
+        "MODIFIED 5 watch",
+        "DELETED 6 watch",
+      ]);
       expect(run.sink.relists.map((r) => `${r.state} ${r.resourceVersion}`)).toEqual(["ended 4"]);
       expect(run.sink.resumePoints.get("pods")).toBe("6");
     } finally {
@@ -137,7 +177,11 @@ describe("watch framing", () => {
   });
 
   test("a watch that ends at once with nothing in it is retried with backoff, not in a hot loop", async () => {
-    const api = new ScriptedApi((path) => (isStreamingList(path) ? { chunks: [line("ADDED", pod("a", "3")), bookmark("4", true)], thenHang: false } : { chunks: [] }));
+    const api = new ScriptedApi((path) =>
+      isStreamingList(path)
+        ? { chunks: [line("ADDED", pod("a", "3")), bookmark("4", true)], thenHang: false }
+        : { chunks: [] },
+    );
     const run = reflect(api, "auto");
     try {
       await Bun.sleep(200);

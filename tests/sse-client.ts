@@ -50,10 +50,12 @@ export class SseConnection {
       },
     );
     const paused = options.paused ? new Promise<void>((resolve) => (this.unpause = resolve)) : Promise.resolve();
-    this.ended = paused.then(() => this.read()).finally(() => {
-      this.hasEnded = true;
-      this.notify();
-    });
+    this.ended = paused
+      .then(() => this.read())
+      .finally(() => {
+        this.hasEnded = true;
+        this.notify();
+      });
   }
 
   static async open(url: string, options: SseConnectOptions = {}): Promise<SseConnection> {
@@ -143,11 +145,17 @@ export function json<T = Record<string, unknown>>(event: SseEvent): T {
 }
 
 /** Opens `<baseUrl>/v1/watch` with the given query. */
-export function openSse(baseUrl: string, query: Record<string, string> = {}, options: SseConnectOptions = {}): Promise<SseConnection> {
+export function openSse(
+  baseUrl: string,
+  query: Record<string, string> = {},
+  options: SseConnectOptions = {},
+): Promise<SseConnection> {
   return SseConnection.open(`${baseUrl}/v1/watch?${new URLSearchParams(query)}`, options);
 }
 
 /** The versions of update events (those with an `<epoch>:<version>` id), in order. */
 export function versionsOf(events: SseEvent[]): number[] {
-  return events.filter((e) => e.type === "ADDED" || e.type === "MODIFIED" || e.type === "DELETED").map((e) => json<{ version: number }>(e).version);
+  return events
+    .filter((e) => e.type === "ADDED" || e.type === "MODIFIED" || e.type === "DELETED")
+    .map((e) => json<{ version: number }>(e).version);
 }

@@ -12,29 +12,35 @@ afterAll(() => th?.destroy());
 
 const HOLD_MS = 30_000;
 
-test("an idle stream survives 30 s with heartbeats, then still gets live updates", async () => {
-  // The heartbeat is longer than the listener's idle timeout: only the exemption keeps the stream open between beats.
-  th = await startTestHost({ sinks: [{ type: "sse", heartbeat: "12s" }], http: { idleTimeout: "2s" } });
-  const c = await openSse(th.url, { stream: "shared" });
-  expect((await c.takeUntil("SYNCED")).map((e) => e.type)).toEqual(["RESET", "SYNCED"]);
-  const opening = c.comments;
+test(
+  "an idle stream survives 30 s with heartbeats, then still gets live updates",
+  async () => {
+    // The heartbeat is longer than the listener's idle timeout: only the exemption keeps the stream open between beats.
+    th = await startTestHost({ sinks: [{ type: "sse", heartbeat: "12s" }], http: { idleTimeout: "2s" } });
+    const c = await openSse(th.url, { stream: "shared" });
+    expect((await c.takeUntil("SYNCED")).map((e) => e.type)).toEqual(["RESET", "SYNCED"]);
+    const opening = c.comments;
 
-  const outcome = await c.until(() => c.isEnded, HOLD_MS, "the stream to end").then(
-    () => "ended",
-    () => "open",
-  );
-  expect(outcome).toBe("open");
-  expect(c.comments - opening).toBeGreaterThanOrEqual(2);
+    const outcome = await c
+      .until(() => c.isEnded, HOLD_MS, "the stream to end")
+      .then(
+        () => "ended",
+        () => "open",
+      );
+    expect(outcome).toBe("open");
+    expect(c.comments - opening).toBeGreaterThanOrEqual(2);
 
-  await th.changes.apply("services", "ADDED", {
-    kind: "Service",
-    apiVersion: "v1",
-    metadata: { name: "api", namespace: "default", uid: "uid-svc", resourceVersion: "7" },
-    spec: { type: "ClusterIP", clusterIP: "10.96.0.10" },
-  });
-  expect(json(await c.next())).toMatchObject({ type: "ADDED", kind: "Service", name: "api", stream: "shared" });
-  c.close();
-}, HOLD_MS + 15_000);
+    await th.changes.apply("services", "ADDED", {
+      kind: "Service",
+      apiVersion: "v1",
+      metadata: { name: "api", namespace: "default", uid: "uid-svc", resourceVersion: "7" },
+      spec: { type: "ClusterIP", clusterIP: "10.96.0.10" },
+    });
+    expect(json(await c.next())).toMatchObject({ type: "ADDED", kind: "Service", name: "api", stream: "shared" });
+    c.close();
+  },
+  HOLD_MS + 15_000,
+);
 
 test("the heartbeat interval is configurable", async () => {
   const quick = await startTestHost({ sinks: [{ type: "sse", heartbeat: "50ms" }] });

@@ -5,14 +5,17 @@ import { SseParser, type SseEvent } from "./sse-client.ts";
 function parse(chunks: string[]): { events: SseEvent[]; comments: string[]; parser: SseParser } {
   const events: SseEvent[] = [];
   const comments: string[] = [];
-  const parser = new SseParser((e) => events.push(e), (c) => comments.push(c));
+  const parser = new SseParser(
+    (e) => events.push(e),
+    (c) => comments.push(c),
+  );
   for (const chunk of chunks) parser.push(chunk);
   return { events, comments, parser };
 }
 
 describe("SSE parser (WHATWG event stream interpretation)", () => {
   test("fields, multi-line data, default type, comments", () => {
-    const { events, comments } = parse([": hello\n\nid: e:1\nevent: ADDED\ndata: {\"a\":1}\n\ndata: x\ndata: y\n\n"]);
+    const { events, comments } = parse([': hello\n\nid: e:1\nevent: ADDED\ndata: {"a":1}\n\ndata: x\ndata: y\n\n']);
     expect(comments).toEqual(["hello"]);
     expect(events).toEqual([
       { type: "ADDED", data: '{"a":1}', lastEventId: "e:1" },
@@ -29,7 +32,12 @@ describe("SSE parser (WHATWG event stream interpretation)", () => {
   });
 
   test("an empty id clears the last event id; an event without id keeps it; no data dispatches nothing", () => {
-    const { events, parser } = parse(["id: e:5\ndata: a\n\n", "id:\nevent: RESET\ndata: r\n\n", "event: ADDED\ndata: b\n\n", "id: e:9\n\n"]);
+    const { events, parser } = parse([
+      "id: e:5\ndata: a\n\n",
+      "id:\nevent: RESET\ndata: r\n\n",
+      "event: ADDED\ndata: b\n\n",
+      "id: e:9\n\n",
+    ]);
     expect(events.map((e) => [e.type, e.lastEventId])).toEqual([
       ["message", "e:5"],
       ["RESET", ""],

@@ -26,7 +26,12 @@ const heldLog: CommittedLog = {
   snapshot: async () => ({ version: 10, objects: [] }),
 };
 const metrics = createMetrics();
-const http = createHttpServer({ config: v.parse(httpSchema, { address: "127.0.0.1", port: 0 }), logger: silentLogger, metrics, readiness: async () => ({ ready: true, waiting: [] }) });
+const http = createHttpServer({
+  config: v.parse(httpSchema, { address: "127.0.0.1", port: 0 }),
+  logger: silentLogger,
+  metrics,
+  readiness: async () => ({ ready: true, waiting: [] }),
+});
 const createSink = () =>
   sse.create(v.parse(sse.schema, {}), {
     name: "sse",

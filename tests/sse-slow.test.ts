@@ -30,16 +30,31 @@ test("a subscriber that cannot keep up is closed with OVERFLOW; resuming from it
   const epoch = host.host.epoch;
   const overflows = () => host.host.metrics.counter("kubemeta_sse_overflows_total", "").get();
   const slowFile = `${host.dir}/slow.sse`;
-  const slow = Bun.spawn(["curl", "-sN", "-o", slowFile, `${host.url}/v1/watch?stream=node/n1`], { stdout: "ignore", stderr: "ignore" });
+  const slow = Bun.spawn(["curl", "-sN", "-o", slowFile, `${host.url}/v1/watch?stream=node/n1`], {
+    stdout: "ignore",
+    stderr: "ignore",
+  });
   const fast = await openSse(host.url, { stream: "node/n1" });
-  await waitFor(async () => (await Bun.file(slowFile).exists()) && (await Bun.file(slowFile).text()).includes("SYNCED"), 5000, "curl to sync");
+  await waitFor(
+    async () => (await Bun.file(slowFile).exists()) && (await Bun.file(slowFile).text()).includes("SYNCED"),
+    5000,
+    "curl to sync",
+  );
   slow.kill("SIGSTOP");
 
   let produced = 0;
   while (overflows() === 0) {
     if (produced >= 4000) throw new Error(`no overflow after ${produced} updates of ${LABEL.length} bytes`);
     for (let i = 0; i < BATCH; i++, produced++) {
-      await host.changes.apply("pods", produced < 100 ? "ADDED" : "MODIFIED", rawPod(`big-${produced % 100}`, { node: "n1", labels: { big: LABEL, n: String(produced) }, rv: String(produced + 1) }));
+      await host.changes.apply(
+        "pods",
+        produced < 100 ? "ADDED" : "MODIFIED",
+        rawPod(`big-${produced % 100}`, {
+          node: "n1",
+          labels: { big: LABEL, n: String(produced) },
+          rv: String(produced + 1),
+        }),
+      );
     }
     await host.changes.flush();
     // Lets the fast subscriber, in this same process, read between batches.

@@ -29,15 +29,26 @@ async function commit(th: TestHost, ...changes: ["ADDED" | "MODIFIED" | "DELETED
 }
 
 function rawNode(name: string): KubeObject {
-  return { kind: "Node", apiVersion: "v1", metadata: { name, uid: `uid-${name}`, resourceVersion: "1" }, status: { addresses: [{ type: "InternalIP", address: "10.1.0.1" }] } };
+  return {
+    kind: "Node",
+    apiVersion: "v1",
+    metadata: { name, uid: `uid-${name}`, resourceVersion: "1" },
+    status: { addresses: [{ type: "InternalIP", address: "10.1.0.1" }] },
+  };
 }
 
-const names = (events: SseEvent[]) => events.filter((e) => e.type !== "RESET" && e.type !== "SYNCED").map((e) => `${e.type} ${json(e).name}`);
+const names = (events: SseEvent[]) =>
+  events.filter((e) => e.type !== "RESET" && e.type !== "SYNCED").map((e) => `${e.type} ${json(e).name}`);
 
 describe("GET /v1/watch", () => {
   test("without a resume point: RESET, the current state as ADDED, SYNCED, then live updates", async () => {
     const th = await host();
-    await commit(th, ["ADDED", rawPod("web-1", { node: "n1" })], ["ADDED", rawPod("web-2", { node: "n2" })], ["MODIFIED", rawPod("web-1", { node: "n1", phase: "Failed", rv: "2" })]);
+    await commit(
+      th,
+      ["ADDED", rawPod("web-1", { node: "n1" })],
+      ["ADDED", rawPod("web-2", { node: "n2" })],
+      ["MODIFIED", rawPod("web-1", { node: "n1", phase: "Failed", rv: "2" })],
+    );
     const c = await open(th);
     expect(c.status).toBe(200);
     expect(c.response.headers.get("content-type")).toStartWith("text/event-stream");
@@ -64,7 +75,10 @@ describe("GET /v1/watch", () => {
 
   test("a reconnect in the middle of the snapshot gets a whole new snapshot", async () => {
     const th = await host();
-    await commit(th, ...Array.from({ length: 20 }, (_, i) => ["ADDED", rawPod(`web-${i}`, { node: "n1" })] as ["ADDED", KubeObject]));
+    await commit(
+      th,
+      ...Array.from({ length: 20 }, (_, i) => ["ADDED", rawPod(`web-${i}`, { node: "n1" })] as ["ADDED", KubeObject]),
+    );
     const first = await open(th);
     await first.next();
     const { lastEventId } = await first.next();
@@ -78,7 +92,13 @@ describe("GET /v1/watch", () => {
 
   test("a node stream and the kinds and namespace filters, in the snapshot and live", async () => {
     const th = await host();
-    await commit(th, ["ADDED", rawNode("n1")], ["ADDED", rawPod("a", { node: "n1" })], ["ADDED", rawPod("b", { node: "n2" })], ["ADDED", rawPod("c", { node: "n1", namespace: "kube-system" })]);
+    await commit(
+      th,
+      ["ADDED", rawNode("n1")],
+      ["ADDED", rawPod("a", { node: "n1" })],
+      ["ADDED", rawPod("b", { node: "n2" })],
+      ["ADDED", rawPod("c", { node: "n1", namespace: "kube-system" })],
+    );
     const node = await open(th, { stream: "node/n1" });
     const nodePods = await open(th, { stream: "node/n1", kinds: "Pod", namespace: "default" });
     const nodes = await open(th, { kinds: "Node,Namespace" });
@@ -86,12 +106,20 @@ describe("GET /v1/watch", () => {
     expect(names(await nodePods.takeUntil("SYNCED"))).toEqual(["ADDED a"]);
     expect(names(await nodes.takeUntil("SYNCED"))).toEqual(["ADDED n1"]);
 
-    await commit(th, ["ADDED", rawPod("d", { node: "n2" })], ["ADDED", rawPod("e", { node: "n1", namespace: "kube-system" })], ["ADDED", rawPod("f", { node: "n1" })]);
+    await commit(
+      th,
+      ["ADDED", rawPod("d", { node: "n2" })],
+      ["ADDED", rawPod("e", { node: "n1", namespace: "kube-system" })],
+      ["ADDED", rawPod("f", { node: "n1" })],
+    );
     const e = await node.next();
     expect(json(e)).toMatchObject({ name: "e", stream: "node/n1", version: 6, prev: 4 });
     expect(json(await node.next())).toMatchObject({ name: "f", version: 7, prev: 6 });
     expect(json(await nodePods.next())).toMatchObject({ name: "f" });
-    await commit(th, ["MODIFIED", { ...rawNode("n1"), metadata: { name: "n1", uid: "uid-n1", resourceVersion: "2", labels: { zone: "a" } } }]);
+    await commit(th, [
+      "MODIFIED",
+      { ...rawNode("n1"), metadata: { name: "n1", uid: "uid-n1", resourceVersion: "2", labels: { zone: "a" } } },
+    ]);
     expect(json(await nodes.next())).toMatchObject({ kind: "Node", type: "MODIFIED", version: 8 });
     // Updates arrive in version order: what the filters dropped would have come before.
     expect(names(nodePods.events)).toEqual(["ADDED a", "ADDED f"]);
@@ -99,7 +127,12 @@ describe("GET /v1/watch", () => {
 
   test("a resume point (Last-Event-ID, or ?since=) gets the missed updates, SYNCED, then live", async () => {
     const th = await host();
-    await commit(th, ["ADDED", rawPod("a", { node: "n1" })], ["ADDED", rawPod("b", { node: "n1" })], ["ADDED", rawPod("c", { node: "n1" })]);
+    await commit(
+      th,
+      ["ADDED", rawPod("a", { node: "n1" })],
+      ["ADDED", rawPod("b", { node: "n1" })],
+      ["ADDED", rawPod("c", { node: "n1" })],
+    );
     const epoch = th.host.epoch;
     const byHeader = await open(th, { since: `${epoch}:0` }, `${epoch}:1`);
     const bySince = await open(th, { since: `${epoch}:2` });
@@ -133,12 +166,17 @@ describe("GET /v1/watch", () => {
     await commit(restarted, ["ADDED", rawPod("d", { node: "n1" })]);
     const live = await after.next();
     expect(json(live)).toMatchObject({ version: 6, prev: 5, name: "d" });
-    expect([...versionsOf(before.events), ...versionsOf(after.events)].toSorted((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect([...versionsOf(before.events), ...versionsOf(after.events)].toSorted((x, y) => x - y)).toEqual([
+      1, 2, 3, 4, 5, 6,
+    ]);
   });
 
   test("a resume point of another epoch, ahead of the log, or older than retention gets RESET", async () => {
     const th = await host({ retention: { maxUpdates: 2, interval: 50 } });
-    await commit(th, ...Array.from({ length: 6 }, (_, i) => ["ADDED", rawPod(`p${i}`, { node: "n1" })] as ["ADDED", KubeObject]));
+    await commit(
+      th,
+      ...Array.from({ length: 6 }, (_, i) => ["ADDED", rawPod(`p${i}`, { node: "n1" })] as ["ADDED", KubeObject]),
+    );
     await waitFor(() => th.host.log.oldest() > 2, 5000, "retention to prune");
     const epoch = th.host.epoch;
     const cases: [string, string][] = [
@@ -160,7 +198,10 @@ describe("GET /v1/watch", () => {
     const th = await host();
     const get = async (query: string, headers: Record<string, string> = {}) => {
       const response = await fetch(`${th.url}/v1/watch?${query}`, { headers });
-      return [response.status, response.status === 200 ? "" : ((await response.json()) as { parameter: string }).parameter];
+      return [
+        response.status,
+        response.status === 200 ? "" : ((await response.json()) as { parameter: string }).parameter,
+      ];
     };
     expect(await get("stream=everything")).toEqual([404, "stream"]);
     expect(await get("stream=node/")).toEqual([404, "stream"]);
@@ -176,11 +217,17 @@ describe("GET /v1/watch", () => {
 
   test("past maxStreams a subscribe gets 503 until a stream closes; the subscribers gauge follows", async () => {
     const th = await host({ sinks: [{ type: "sse", maxStreams: 2 }] });
-    const gauge = async () => (await (await fetch(`${th.url}/metrics`)).text()).split("\n").filter((l) => l.startsWith("kubemeta_sse_subscribers{"));
+    const gauge = async () =>
+      (await (await fetch(`${th.url}/metrics`)).text())
+        .split("\n")
+        .filter((l) => l.startsWith("kubemeta_sse_subscribers{"));
     const a = await open(th, { stream: "node/n1" });
     await open(th);
     await a.takeUntil("SYNCED");
-    expect(await gauge()).toEqual(['kubemeta_sse_subscribers{stream="node/n1"} 1', 'kubemeta_sse_subscribers{stream="all"} 1']);
+    expect(await gauge()).toEqual([
+      'kubemeta_sse_subscribers{stream="node/n1"} 1',
+      'kubemeta_sse_subscribers{stream="all"} 1',
+    ]);
     const refused = await fetch(`${th.url}/v1/watch`);
     expect(refused.status).toBe(503);
     expect(refused.headers.get("retry-after")).toBe("5");

@@ -17,7 +17,13 @@ const { newDir } = storeSandbox();
 describe("config", () => {
   test("defaults to file:./data/kubemeta.db and accepts remote URLs with a token", () => {
     expect(v.parse(libsql.schema, {})).toEqual({ url: "file:./data/kubemeta.db" });
-    for (const url of ["libsql://db-org.turso.io", "https://db.example.com", "http://127.0.0.1:8080", "wss://db.example.com", "file:///var/lib/k.db"]) {
+    for (const url of [
+      "libsql://db-org.turso.io",
+      "https://db.example.com",
+      "http://127.0.0.1:8080",
+      "wss://db.example.com",
+      "file:///var/lib/k.db",
+    ]) {
       expect(v.safeParse(libsql.schema, { url, authToken: "t" }).success).toBe(true);
     }
     expect(v.safeParse(libsql.schema, libsql.example).success).toBe(true);
@@ -50,11 +56,15 @@ describe("libSQL file: pitfalls", () => {
     const client = createClient({ url: `file:${join(dir, "plan.db")}` });
     try {
       await migrate(client);
-      const plan = async (sql: string) => (await client.execute({ sql: `EXPLAIN QUERY PLAN ${sql}`, args: ["[]"] })).rows.map((r) => String(r.detail));
+      const plan = async (sql: string) =>
+        (await client.execute({ sql: `EXPLAIN QUERY PLAN ${sql}`, args: ["[]"] })).rows.map((r) => String(r.detail));
       const rows = "json_each(?) AS f CROSS JOIN updates AS u ON u.version = f.value ->> 0";
-      const update = await plan(`UPDATE objects SET node = u.node FROM ${rows} WHERE objects.kind = u.kind AND objects.uid = u.uid`);
+      const update = await plan(
+        `UPDATE objects SET node = u.node FROM ${rows} WHERE objects.kind = u.kind AND objects.uid = u.uid`,
+      );
       expect(update.some((step) => step.startsWith("SCAN objects"))).toBe(true);
-      const upsert = await plan(`INSERT INTO objects (kind, uid, version, digest) SELECT u.kind, u.uid, u.version, 0 FROM ${rows} WHERE true
+      const upsert =
+        await plan(`INSERT INTO objects (kind, uid, version, digest) SELECT u.kind, u.uid, u.version, 0 FROM ${rows} WHERE true
         ON CONFLICT (kind, uid) DO UPDATE SET node = excluded.node WHERE objects.node IS NOT excluded.node`);
       expect(upsert.some((step) => step.startsWith("SCAN objects"))).toBe(false);
     } finally {
@@ -109,12 +119,21 @@ describe("libSQL file: pitfalls", () => {
     const writer = createClient({ url: `file:${path}` });
     await writer.execute("PRAGMA wal_autocheckpoint = 0");
     await writer.execute("CREATE TABLE t (x)");
-    await writer.execute({ sql: "INSERT INTO t SELECT randomblob(1000) FROM json_each(?)", args: [JSON.stringify(Array(2000).fill(0))] });
+    await writer.execute({
+      sql: "INSERT INTO t SELECT randomblob(1000) FROM json_each(?)",
+      args: [JSON.stringify(Array(2000).fill(0))],
+    });
     const fileBefore = statSync(path).size;
     const walBefore = statSync(`${path}-wal`).size;
     expect(walBefore).toBeGreaterThan(1_000_000);
 
-    const checkpointer = startCheckpointer({ url: `file:${path}`, walPath: `${path}-wal`, busyTimeoutMs: 1000, truncateBytes: 100_000, logger: silentLogger });
+    const checkpointer = startCheckpointer({
+      url: `file:${path}`,
+      walPath: `${path}-wal`,
+      busyTimeoutMs: 1000,
+      truncateBytes: 100_000,
+      logger: silentLogger,
+    });
     try {
       const deadline = Date.now() + 10_000;
       while (statSync(path).size <= fileBefore && Date.now() < deadline) await Bun.sleep(20);

@@ -114,7 +114,10 @@ describe("commit and the log", () => {
     const [first, second] = await twoStoresOnOneFile();
     await second.commit(batch(run(1, 2)));
     await expect(first.commit(batch(run(1, 1)))).rejects.toThrow(/another kubemeta/);
-    expect((await first.readUpdates({ stream: "all", after: 0, limit: 10 })).map((u) => u.uid)).toEqual(["uid-1", "uid-2"]);
+    expect((await first.readUpdates({ stream: "all", after: 0, limit: 10 })).map((u) => u.uid)).toEqual([
+      "uid-1",
+      "uid-2",
+    ]);
   });
 
   test("a retried commit that had landed (a cut after COMMIT) is recognised as done, not refused", async () => {
@@ -124,7 +127,11 @@ describe("commit and the log", () => {
     await landed.commit(updates);
     await writer.commit(updates);
     await writer.commit(batch(run(3, 3)));
-    expect((await writer.readUpdates({ stream: "all", after: 0, limit: 10 })).map((u) => u.uid)).toEqual(["uid-1", "uid-2", "uid-3"]);
+    expect((await writer.readUpdates({ stream: "all", after: 0, limit: 10 })).map((u) => u.uid)).toEqual([
+      "uid-1",
+      "uid-2",
+      "uid-3",
+    ]);
   });
 
   test("a batch of only resume points (bookmarks) commits", async () => {

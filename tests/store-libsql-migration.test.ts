@@ -32,7 +32,16 @@ async function writeVersion1Store(path: string): Promise<void> {
     const object = (version: number, stream: string | null, uid: string, node: string | null) => ({
       sql: `INSERT INTO objects (kind, uid, namespace, name, node, stream, version, resource_version, digest, object)
         VALUES ('Pod', ?, 'default', ?, ?, ?, ?, ?, ?, ?)`,
-      args: [uid, `pod-${version}`, node, stream, version, String(100 + version), version * 7, JSON.stringify(objectOf(version))],
+      args: [
+        uid,
+        `pod-${version}`,
+        node,
+        stream,
+        version,
+        String(100 + version),
+        version * 7,
+        JSON.stringify(objectOf(version)),
+      ],
     });
     await client.batch(
       [
@@ -57,7 +66,10 @@ async function writeVersion1Store(path: string): Promise<void> {
 test("a version-1 store opens migrated: same epoch, head, horizon, log, objects, streams, cursors; commits go on", async () => {
   const path = join(root, "v1.db");
   await writeVersion1Store(path);
-  const store = libsql.create({ url: `file:${path}` }, { name: "libsql", cluster: "test", logger: silentLogger, metrics: createMetrics() });
+  const store = libsql.create(
+    { url: `file:${path}` },
+    { name: "libsql", cluster: "test", logger: silentLogger, metrics: createMetrics() },
+  );
   try {
     const state = await store.start();
     expect(state).toMatchObject({ epoch: "00112233aabbccdd", head: 5, oldest: 3 });
@@ -76,7 +88,15 @@ test("a version-1 store opens migrated: same epoch, head, horizon, log, objects,
     const { version, objects } = await store.snapshot({});
     expect(version).toBe(5);
     expect(objects.find((o) => o.uid === "a")).toEqual({
-      kind: "Pod", uid: "a", namespace: "default", name: "pod-1", node: "z", stream: "node/z", version: 1, resourceVersion: "101", object: objectOf(1),
+      kind: "Pod",
+      uid: "a",
+      namespace: "default",
+      name: "pod-1",
+      node: "z",
+      stream: "node/z",
+      version: 1,
+      resourceVersion: "101",
+      object: objectOf(1),
     });
     expect(objects.map((o) => o.uid).sort()).toEqual(["a", "c", "d"]);
     expect((await store.snapshot({ stream: "node/a" })).objects.map((o) => o.uid)).toEqual(["d"]);
@@ -86,8 +106,25 @@ test("a version-1 store opens migrated: same epoch, head, horizon, log, objects,
       ["d", 35, "node/a"],
     ]);
 
-    const next: Update = { ...log[2]!, version: 6, streamPrev: 5, type: "MODIFIED", uid: "a", name: "pod-1", node: "a", object: objectOf(6) };
-    const fresh: Update = { ...next, version: 7, streamPrev: 0, stream: "node/new", node: "new", uid: "e", type: "ADDED" };
+    const next: Update = {
+      ...log[2]!,
+      version: 6,
+      streamPrev: 5,
+      type: "MODIFIED",
+      uid: "a",
+      name: "pod-1",
+      node: "a",
+      object: objectOf(6),
+    };
+    const fresh: Update = {
+      ...next,
+      version: 7,
+      streamPrev: 0,
+      stream: "node/new",
+      node: "new",
+      uid: "e",
+      type: "ADDED",
+    };
     await store.commit({ updates: [next, fresh], digests: [60, 70], resumePoints: new Map() });
     expect((await store.readUpdates({ stream: "node/a", after: 4, limit: 10 })).map((u) => u.version)).toEqual([5, 6]);
     expect((await store.readUpdates({ stream: "node/new", after: 0, limit: 10 })).map((u) => u.uid)).toEqual(["e"]);

@@ -54,7 +54,11 @@ describe("current objects", () => {
     const store = makeStore(newDir());
     await store.start();
     const odd = 'node/"quoted"\\ünïcode';
-    await store.commit({ updates: [update(1, { uid: "big", stream: odd })], digests: [Number.MAX_SAFE_INTEGER], resumePoints: new Map([['pods"x', "9"]]) });
+    await store.commit({
+      updates: [update(1, { uid: "big", stream: odd })],
+      digests: [Number.MAX_SAFE_INTEGER],
+      resumePoints: new Map([['pods"x', "9"]]),
+    });
     expect(await store.digests()).toEqual([{ kind: "Pod", uid: "big", digest: Number.MAX_SAFE_INTEGER, stream: odd }]);
     expect((await store.readUpdates({ stream: odd, after: 0, limit: 10 })).map((u) => u.stream)).toEqual([odd]);
     await store.stop();
@@ -74,7 +78,8 @@ describe("current objects", () => {
         update(6, { uid: "n-a", kind: "Node", stream: "node/a", namespace: null }),
       ]),
     );
-    const uids = async (query: Parameters<Store["snapshot"]>[0]) => (await store.snapshot(query)).objects.map((o) => o.uid).sort();
+    const uids = async (query: Parameters<Store["snapshot"]>[0]) =>
+      (await store.snapshot(query)).objects.map((o) => o.uid).sort();
     expect(await uids({ stream: "all" })).toEqual(["a1", "a2", "b1", "n-a", "ns", "pending"]);
     expect(await uids({ stream: "node/a" })).toEqual(["a1", "a2", "n-a"]);
     expect(await uids({ stream: "shared" })).toEqual(["ns"]);
@@ -123,7 +128,10 @@ describe("current objects", () => {
 describe("retention", () => {
   /** Versions from..to changing the objects uid-1..uid-<objects> in turn. */
   const churn = (from: number, to: number, objects: number) =>
-    run(from, to, (version) => ({ uid: `uid-${((version - 1) % objects) + 1}`, type: version > objects ? "MODIFIED" : "ADDED" }));
+    run(from, to, (version) => ({
+      uid: `uid-${((version - 1) % objects) + 1}`,
+      type: version > objects ? "MODIFIED" : "ADDED",
+    }));
 
   test("prune by count keeps the newest updates and the current state of every object, reports oldest", async () => {
     const metrics = createMetrics();
@@ -135,7 +143,9 @@ describe("retention", () => {
     // Versions 9,001..12,000 are each object's current state: retention keeps all of them.
     expect(await store.prune({ maxAgeMs: 0, maxUpdates: 1000 })).toEqual({ removed: 9_000, oldest: 11_001 });
     expect(metrics.render()).toContain("kubemeta_store_pruned_updates_total 9000");
-    expect((await store.readUpdates({ stream: "all", after: 0, limit: 2 })).map((u) => u.version)).toEqual([11_001, 11_002]);
+    expect((await store.readUpdates({ stream: "all", after: 0, limit: 2 })).map((u) => u.version)).toEqual([
+      11_001, 11_002,
+    ]);
     expect((await store.readUpdates({ stream: "shared", after: 0, limit: 1 })).map((u) => u.version)).toEqual([11_001]);
     expect(await store.snapshot({})).toEqual(before);
     expect(await store.prune({ maxAgeMs: 0, maxUpdates: 1000 })).toEqual({ removed: 0, oldest: 11_001 });
@@ -145,12 +155,21 @@ describe("retention", () => {
     const dir = newDir();
     const store = makeStore(dir);
     await store.start();
-    await store.commit(batch([update(1, { uid: "kept" }), update(2, { uid: "changed" }), update(3, { uid: "deleted" }), ...run(4, 10)]));
+    await store.commit(
+      batch([update(1, { uid: "kept" }), update(2, { uid: "changed" }), update(3, { uid: "deleted" }), ...run(4, 10)]),
+    );
     expect(await store.prune({ maxAgeMs: 0, maxUpdates: 2 })).toEqual({ removed: 0, oldest: 9 });
-    await store.commit(batch([update(11, { uid: "changed", type: "MODIFIED" }), update(12, { uid: "deleted", type: "DELETED" })]));
+    await store.commit(
+      batch([update(11, { uid: "changed", type: "MODIFIED" }), update(12, { uid: "deleted", type: "DELETED" })]),
+    );
     expect(await store.prune({ maxAgeMs: 0, maxUpdates: 2 })).toEqual({ removed: 2, oldest: 11 });
     const objects = (await store.snapshot({})).objects;
-    expect(objects.find((o) => o.uid === "kept")).toMatchObject({ version: 1, name: "name-kept", resourceVersion: "1001", object: update(1, { uid: "kept" }).object });
+    expect(objects.find((o) => o.uid === "kept")).toMatchObject({
+      version: 1,
+      name: "name-kept",
+      resourceVersion: "1001",
+      object: update(1, { uid: "kept" }).object,
+    });
     expect(objects.find((o) => o.uid === "changed")).toMatchObject({ version: 11, resourceVersion: "1011" });
     expect(objects.map((o) => o.uid)).not.toContain("deleted");
     await store.stop();

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import libsql from "../plugins/stores/libsql.ts";
 import { createMetrics } from "../host/metrics.ts";
-import { type Metrics } from "../sdk/telemetry.ts";
+import type { Metrics } from "../sdk/telemetry.ts";
 import { silentLogger } from "../host/logger.ts";
 import type { CommitBatch, Store } from "../sdk/contract.ts";
 import type { ChangeType } from "../protocol/envelope.ts";
@@ -65,7 +65,10 @@ export function update(version: number, spec: Spec = {}): Update {
     node: spec.node === undefined ? (stream?.startsWith("node/") ? stream.slice(5) : null) : spec.node,
     resourceVersion: String(1000 + version),
     time: spec.time ?? new Date().toISOString(),
-    object: { metadata: { name: `name-${uid}`, labels: { app: "web", version: String(version) } }, nested: [1, "two", null, { three: true }] },
+    object: {
+      metadata: { name: `name-${uid}`, labels: { app: "web", version: String(version) } },
+      nested: [1, "two", null, { three: true }],
+    },
   };
 }
 
@@ -76,5 +79,7 @@ export function batch(updates: Update[], resumePoints: Record<string, string> = 
 /** Versions from..to, each its own object, cycling over three streams. */
 export function run(from: number, to: number, spec: (version: number) => Spec = () => ({})): Update[] {
   const streams = ["shared", "node/a", "node/b"];
-  return Array.from({ length: to - from + 1 }, (_, i) => update(from + i, { stream: streams[(from + i) % 3], ...spec(from + i) }));
+  return Array.from({ length: to - from + 1 }, (_, i) =>
+    update(from + i, { stream: streams[(from + i) % 3], ...spec(from + i) }),
+  );
 }

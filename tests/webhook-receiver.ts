@@ -54,7 +54,13 @@ export async function startReceiver(respond: Responder = () => new Response("ok"
         port,
         fetch: async (request) => {
           const raw = await request.text();
-          const received: Received = { raw, body: JSON.parse(raw) as WebhookBody, headers: request.headers, at: Date.now(), status: 0 };
+          const received: Received = {
+            raw,
+            body: JSON.parse(raw) as WebhookBody,
+            headers: request.headers,
+            at: Date.now(),
+            status: 0,
+          };
           receiver.requests.push(received);
           const response = await receiver.respond(received);
           received.status = response.status;
@@ -89,7 +95,19 @@ export function deduplicated(accepted: Received[]): number[] {
 
 export const SECRET = "test-secret-0123456789";
 
-/** A webhook sink entry with fast retries, for tests. */
-export function webhookSink(url: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { type: "webhook", url, secret: SECRET, linger: "20ms", timeout: "2s", backoff: { initial: "10ms", max: "100ms" }, ...extra };
+/** A webhook sink entry with a short linger and fast retries, for tests; `batch` and `retry` in `extra` are merged into those. */
+export function webhookSink(
+  url: string,
+  extra: { batch?: object; retry?: object; [key: string]: unknown } = {},
+): Record<string, unknown> {
+  const { batch, retry, ...rest } = extra;
+  return {
+    type: "webhook",
+    url,
+    secret: SECRET,
+    timeout: "2s",
+    batch: { linger: "20ms", ...batch },
+    retry: { initial: "10ms", max: "100ms", ...retry },
+    ...rest,
+  };
 }

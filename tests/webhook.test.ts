@@ -1,8 +1,12 @@
 /**
  * The webhook sink against a real receiver on loopback: body, signature, batching,
- * filters, retry policy, and losing nothing through a receiver outage or a restart.
+ * filters, retry policy, losing nothing through a receiver outage or a restart, and the
+ * keys of older configs.
  */
 import { afterEach, expect, test } from "bun:test";
+import { resolveConfig } from "../host/config.ts";
+import { createLogger } from "../host/logger.ts";
+import { builtins } from "../plugins/index.ts";
 import { sign, verify } from "../plugins/sinks/webhook/sign.ts";
 import { parseRetryAfter } from "../protocol/retry.ts";
 import type { KubeObject } from "../sdk/model.ts";
@@ -18,13 +22,22 @@ afterEach(async () => {
 });
 
 function rawService(name: string, namespace = "default"): KubeObject {
-  return { kind: "Service", apiVersion: "v1", metadata: { name, namespace, uid: `uid-svc-${name}`, resourceVersion: "1" }, spec: { type: "ClusterIP", clusterIP: "10.96.0.10" } };
+  return {
+    kind: "Service",
+    apiVersion: "v1",
+    metadata: { name, namespace, uid: `uid-svc-${name}`, resourceVersion: "1" },
+    spec: { type: "ClusterIP", clusterIP: "10.96.0.10" },
+  };
 }
 
-const counter = (th: TestHost, name: string, labels: Record<string, string>) => th.host.metrics.counter(name, "").get(labels);
+const counter = (th: TestHost, name: string, labels: Record<string, string>) =>
+  th.host.metrics.counter(name, "").get(labels);
 const names = (r: Receiver) => r.accepted().flatMap((request) => request.body.updates.map((u) => u.name));
 const failures = (th: TestHost) =>
-  ["network", "status_5xx"].reduce((sum, reason) => sum + counter(th, "kubemeta_webhook_failures_total", { sink: "webhook", reason }), 0);
+  ["network", "status_5xx"].reduce(
+    (sum, reason) => sum + counter(th, "kubemeta_webhook_failures_total", { sink: "webhook", reason }),
+    0,
+  );
 const metricsText = async (th: TestHost) => (await fetch(`${th.url}/metrics`)).text();
 const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 
@@ -39,16 +52,31 @@ function churn(th: TestHost, rounds: number, offset = 0): void {
 
 test("a request carries the batch and its signature: it verifies, and a tampered body or a stale timestamp does not", async () => {
   receiver = await startReceiver();
-  host = await startTestHost({ cluster: "prod-eu", sinks: [webhookSink(receiver.url, { headers: { Authorization: "Bearer gw" } })] });
+  host = await startTestHost({
+    cluster: "prod-eu",
+    sinks: [webhookSink(receiver.url, { headers: { Authorization: "Bearer gw" } })],
+  });
   for (const name of ["web-1", "web-2", "web-3"]) host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
   await waitFor(() => deduplicated(receiver!.accepted()).length === 3, 5_000, "three updates");
 
   const request = receiver.accepted()[0]!;
   const { body, headers, raw } = request;
-  expect(body).toMatchObject({ cluster: "prod-eu", epoch: host.host.epoch, stream: "all", first: body.updates[0]!.version });
+  expect(body).toMatchObject({
+    cluster: "prod-eu",
+    epoch: host.host.epoch,
+    stream: "all",
+    first: body.updates[0]!.version,
+  });
   expect(body.last).toBe(body.updates[body.updates.length - 1]!.version);
   expect(body.id).toBe(`${host.host.epoch}:${body.first}-${body.last}`);
-  expect(body.updates[0]).toMatchObject({ epoch: host.host.epoch, stream: "all", type: "ADDED", kind: "Pod", name: "web-1", node: "n1" });
+  expect(body.updates[0]).toMatchObject({
+    epoch: host.host.epoch,
+    stream: "all",
+    type: "ADDED",
+    kind: "Pod",
+    name: "web-1",
+    node: "n1",
+  });
   expect(headers.get("x-kubemeta-id")).toBe(body.id);
   expect(headers.get("content-type")).toBe("application/json");
   expect(headers.get("authorization")).toBe("Bearer gw");
@@ -63,9 +91,9 @@ test("a request carries the batch and its signature: it verifies, and a tampered
   expect(verify(SECRET, String(stale), sign(SECRET, stale, raw), raw)).toBe(false);
 });
 
-test("batches hold at most batchSize updates, a partial batch leaves after linger, and the order is the log's", async () => {
+test("batches hold at most batch.size updates, a partial batch leaves after batch.linger, and the order is the log's", async () => {
   receiver = await startReceiver();
-  host = await startTestHost({ sinks: [webhookSink(receiver.url, { batchSize: 5, linger: "100ms" })] });
+  host = await startTestHost({ sinks: [webhookSink(receiver.url, { batch: { size: 5, linger: "100ms" } })] });
   for (let i = 0; i < 12; i++) host.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: "n1" }));
   await waitFor(() => deduplicated(receiver!.accepted()).length === 12, 5_000, "twelve updates");
   expect(receiver.requests.every((r) => r.body.updates.length <= 5)).toBe(true);
@@ -89,12 +117,18 @@ test("stream, kind and namespace filters send only what matches, and the cursor 
     ["e", "node/n1", 5, 3],
   ]);
   // Everything after "e" was filtered out or delivered: /metrics shows no lag.
-  await waitFor(async () => (await metricsText(host!)).includes('kubemeta_sink_lag_versions{sink="webhook"} 0'), 5_000, "lag 0");
+  await waitFor(
+    async () => (await metricsText(host!)).includes('kubemeta_sink_lag_versions{sink="webhook"} 0'),
+    5_000,
+    "lag 0",
+  );
 });
 
 test("on4xx: skip drops a rejected batch, counts it, and delivers the next", async () => {
-  receiver = await startReceiver((r) => (r.raw.includes('"poison"') ? new Response("bad", { status: 400 }) : new Response("ok")));
-  host = await startTestHost({ sinks: [webhookSink(receiver.url, { batchSize: 1, on4xx: "skip" })] });
+  receiver = await startReceiver((r) =>
+    r.raw.includes('"poison"') ? new Response("bad", { status: 400 }) : new Response("ok"),
+  );
+  host = await startTestHost({ sinks: [webhookSink(receiver.url, { batch: { size: 1 }, on4xx: "skip" })] });
   for (const name of ["a", "poison", "b"]) host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
   await waitFor(() => names(receiver!).includes("b"), 5_000, "the batch after the rejected one");
   expect(names(receiver)).toEqual(["a", "b"]);
@@ -104,8 +138,10 @@ test("on4xx: skip drops a rejected batch, counts it, and delivers the next", asy
 
 test("on4xx: retry (the default) holds the line until the receiver accepts, so nothing overtakes", async () => {
   let rejections = 3;
-  receiver = await startReceiver((r) => (r.raw.includes('"poison"') && rejections-- > 0 ? new Response("no", { status: 422 }) : new Response("ok")));
-  host = await startTestHost({ sinks: [webhookSink(receiver.url, { batchSize: 1 })] });
+  receiver = await startReceiver((r) =>
+    r.raw.includes('"poison"') && rejections-- > 0 ? new Response("no", { status: 422 }) : new Response("ok"),
+  );
+  host = await startTestHost({ sinks: [webhookSink(receiver.url, { batch: { size: 1 } })] });
   for (const name of ["a", "poison", "b"]) host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
   await waitFor(() => names(receiver!).includes("b"), 5_000, "every batch");
   expect(names(receiver)).toEqual(["a", "poison", "b"]);
@@ -131,9 +167,11 @@ test("429 waits for Retry-After, not for the (much shorter) backoff", async () =
 test("429 with Retry-After: 0 (or a past date) backs off instead of retrying at once, over and over", async () => {
   const limitedUntil = Date.now() + 500;
   receiver = await startReceiver(() =>
-    Date.now() < limitedUntil ? new Response("slow down", { status: 429, headers: { "Retry-After": "0" } }) : new Response("ok"),
+    Date.now() < limitedUntil
+      ? new Response("slow down", { status: 429, headers: { "Retry-After": "0" } })
+      : new Response("ok"),
   );
-  host = await startTestHost({ sinks: [webhookSink(receiver.url, { backoff: { initial: "100ms", max: "100ms" } })] });
+  host = await startTestHost({ sinks: [webhookSink(receiver.url, { retry: { initial: "100ms", max: "100ms" } })] });
   host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
   await waitFor(() => receiver!.accepted().length === 1, 5_000, "the retried batch");
   // Full jitter over 100 ms: about ten attempts in 500 ms; a retry loop without a delay makes hundreds.
@@ -141,8 +179,10 @@ test("429 with Retry-After: 0 (or a past date) backs off instead of retrying at 
 });
 
 test("maxRetries gives up on a batch after that many retries, counts it, and goes on", async () => {
-  receiver = await startReceiver((r) => (r.raw.includes('"poison"') ? new Response("down", { status: 503 }) : new Response("ok")));
-  host = await startTestHost({ sinks: [webhookSink(receiver.url, { batchSize: 1, maxRetries: 2 })] });
+  receiver = await startReceiver((r) =>
+    r.raw.includes('"poison"') ? new Response("down", { status: 503 }) : new Response("ok"),
+  );
+  host = await startTestHost({ sinks: [webhookSink(receiver.url, { batch: { size: 1 }, maxRetries: 2 })] });
   for (const name of ["poison", "b"]) host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
   await waitFor(() => names(receiver!).includes("b"), 5_000, "the batch after the abandoned one");
   expect(receiver.requests.filter((r) => r.raw.includes('"poison"'))).toHaveLength(3);
@@ -176,27 +216,39 @@ test("Retry-After is read as seconds or as an HTTP date", () => {
 test("a receiver down during churn gets every update once it is back, in order, none missing", async () => {
   receiver = await startReceiver();
   await receiver.stop();
-  host = await startTestHost({ sinks: [webhookSink(receiver.url, { batchSize: 50 })] });
+  host = await startTestHost({ sinks: [webhookSink(receiver.url, { batch: { size: 50 } })] });
   churn(host, 100);
   await host.changes.flush();
   await waitFor(() => failures(host!) >= 3, 5_000, "failed deliveries while the receiver is down");
-  await waitFor(async () => (await metricsText(host!)).includes('kubemeta_sink_lag_versions{sink="webhook"} 300'), 5_000, "a lag of 300 in /metrics");
+  await waitFor(
+    async () => (await metricsText(host!)).includes('kubemeta_sink_lag_versions{sink="webhook"} 300'),
+    5_000,
+    "a lag of 300 in /metrics",
+  );
 
   churn(host, 50, 100);
   await receiver.start();
   await waitFor(() => deduplicated(receiver!.accepted()).length === 450, 10_000, "all 450 updates");
   expect(deduplicated(receiver.accepted())).toEqual(upTo(450));
-  await waitFor(async () => (await metricsText(host!)).includes('kubemeta_sink_lag_versions{sink="webhook"} 0'), 5_000, "lag back to 0");
+  await waitFor(
+    async () => (await metricsText(host!)).includes('kubemeta_sink_lag_versions{sink="webhook"} 0'),
+    5_000,
+    "lag back to 0",
+  );
 });
 
 test("a kubemeta restart mid-delivery resumes after the cursor: no update lost, no replay from the start", async () => {
   const dir = await tempDir();
   let open = 2;
   receiver = await startReceiver(() => (open-- > 0 ? new Response("ok") : new Response("busy", { status: 503 })));
-  const sinks = [webhookSink(receiver.url, { batchSize: 10 })];
+  const sinks = [webhookSink(receiver.url, { batch: { size: 10 } })];
   host = await startTestHost({ dir, sinks });
   churn(host, 20);
-  await waitFor(() => receiver!.accepted().length === 2 && failures(host!) >= 2, 5_000, "two batches in, then failures");
+  await waitFor(
+    () => receiver!.accepted().length === 2 && failures(host!) >= 2,
+    5_000,
+    "two batches in, then failures",
+  );
   await host.stop();
   const lastAccepted = deduplicated(receiver.accepted()).at(-1)!;
   expect(lastAccepted).toBe(20);
@@ -214,7 +266,11 @@ test("from: head keeps its starting point across a restart: what was committed w
   receiver = await startReceiver(() => new Response("down", { status: 503 }));
   const sinks = [webhookSink(receiver.url, { from: "head" })];
   host = await startTestHost({ dir, sinks });
-  await waitFor(async () => (await metricsText(host!)).includes('kubemeta_sink_lag_versions{sink="webhook"}'), 5_000, "the sink started");
+  await waitFor(
+    async () => (await metricsText(host!)).includes('kubemeta_sink_lag_versions{sink="webhook"}'),
+    5_000,
+    "the sink started",
+  );
   host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
   await waitFor(() => receiver!.requests.length >= 1, 5_000, "a refused attempt");
   await host.stop();
@@ -224,4 +280,58 @@ test("from: head keeps its starting point across a restart: what was committed w
   host.changes.apply("pods", "ADDED", rawPod("b", { node: "n1" }));
   await waitFor(() => names(receiver!).includes("b"), 5_000, "the update after the restart");
   expect(deduplicated(receiver.accepted())).toEqual([1, 2]);
+});
+
+async function webhookConfig(entry: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const config = await resolveConfig(
+    { sinks: [{ type: "webhook", url: "https://receiver.example.com/", secret: "s", ...entry }] },
+    { baseDir: "/", registry: builtins },
+  );
+  return config.sinks[0]!.config as Record<string, unknown>;
+}
+
+test("batch.size, batch.linger, retry.initial and retry.max configure the sink, with their defaults", async () => {
+  expect(await webhookConfig({})).toMatchObject({
+    batch: { size: 100, lingerMs: 500 },
+    retry: { initialMs: 1_000, maxMs: 300_000 },
+    deprecated: [],
+  });
+  expect(
+    await webhookConfig({ batch: { size: 7, linger: "30ms" }, retry: { initial: "20ms", max: "2m" } }),
+  ).toMatchObject({
+    batch: { size: 7, lingerMs: 30 },
+    retry: { initialMs: 20, maxMs: 120_000 },
+    deprecated: [],
+  });
+  await expect(webhookConfig({ batch: { size: 10_001 } })).rejects.toThrow(/^sinks\[0\]\.batch\.size: /);
+});
+
+test("the old keys batchSize, linger and backoff still work, each with one warning at start naming the key that replaces it", async () => {
+  const old = { batchSize: 2, linger: "20ms", backoff: { initial: "10ms", max: "2m" } };
+  expect(await webhookConfig(old)).toMatchObject({
+    batch: { size: 2, lingerMs: 20 },
+    retry: { initialMs: 10, maxMs: 120_000 },
+  });
+  expect(await webhookConfig({ backoff: { max: "2m" } })).toMatchObject({
+    retry: { initialMs: 1_000, maxMs: 120_000 },
+  });
+
+  receiver = await startReceiver();
+  const logged: Record<string, unknown>[] = [];
+  const logger = createLogger({ write: (line) => void logged.push(JSON.parse(line) as Record<string, unknown>) });
+  host = await startTestHost({
+    logger,
+    sinks: [{ type: "webhook", url: receiver.url, secret: SECRET, timeout: "2s", ...old }],
+  });
+  for (let i = 0; i < 5; i++) host.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: "n1" }));
+  await waitFor(() => deduplicated(receiver!.accepted()).length === 5, 5_000, "five updates");
+  expect(receiver.requests.every((r) => r.body.updates.length <= 2)).toBe(true);
+  const warnings = logged.filter((line) => line.level === "warn" && String(line.msg).includes("deprecated"));
+  expect(warnings.map((line) => [line.key, line.use])).toEqual([
+    ["batchSize", "batch.size"],
+    ["linger", "batch.linger"],
+    ["backoff.initial", "retry.initial"],
+    ["backoff.max", "retry.max"],
+  ]);
+  expect(warnings[0]!.msg).toBe('config key "batchSize" is deprecated and will be removed; write "batch.size" instead');
 });

@@ -1,5 +1,16 @@
 /** Slim copies of the cluster context: Node, Service, EndpointSlice, Namespace. */
-import { conditions, objectList, portList, put, record, scalarList, scalars, stringList, stringMap, type Json } from "./read.ts";
+import {
+  conditions,
+  objectList,
+  portList,
+  put,
+  record,
+  scalarList,
+  scalars,
+  stringList,
+  stringMap,
+  type Json,
+} from "./read.ts";
 
 const NODE_SPEC_FIELDS = ["podCIDR", "providerID"] as const;
 const NODE_ADDRESS_FIELDS = ["type", "address"] as const;

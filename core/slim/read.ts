@@ -28,7 +28,8 @@ function isScalar(value: unknown): boolean {
 /** Sets `key` unless `value` is undefined, an empty list or an empty map. */
 export function put(target: Json, key: string, value: unknown): void {
   if (value === undefined) return;
-  if (Array.isArray(value) ? value.length === 0 : typeof value === "object" && value !== null && isEmpty(value as Json)) return;
+  if (Array.isArray(value) ? value.length === 0 : typeof value === "object" && value !== null && isEmpty(value as Json))
+    return;
   target[key] = value;
 }
 
@@ -59,7 +60,8 @@ export function stringMap(value: unknown, keep?: (key: string) => boolean): Reco
   for (const key of sortedKeys(from)) {
     const entry = from[key];
     if (typeof entry !== "string" || (keep !== undefined && !keep(key))) continue;
-    (result ??= {})[key] = entry;
+    result ??= {};
+    result[key] = entry;
   }
   return result;
 }
@@ -115,7 +117,9 @@ export function portList(value: unknown, keys: readonly string[]): Json[] | unde
  * messages move on every heartbeat or probe without the condition changing.
  */
 export function conditions(value: unknown, types: readonly string[]): Json[] | undefined {
-  return objectList(value, (item) => (typeof item.type === "string" && types.includes(item.type) ? scalars(item, CONDITION_FIELDS) : {}));
+  return objectList(value, (item) =>
+    typeof item.type === "string" && types.includes(item.type) ? scalars(item, CONDITION_FIELDS) : {},
+  );
 }
 const CONDITION_FIELDS = ["type", "status"] as const;
 

@@ -1,11 +1,12 @@
 /**
  * How to test a sink plugin: run a real kubemeta host (a libSQL file in a temp dir, HTTP
  * on loopback) with your plugin in its config, feed it changes the way the Kubernetes
- * source would, and check what your plugin did. Adjust the harness path to your checkout.
+ * source would, and check what your plugin did. `kubemeta/testing` is the harness; it
+ * resolves like `kubemeta/sdk`.
  */
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
-import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../../testing/index.ts";
+import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "kubemeta/testing";
 
 const plugin = join(import.meta.dir, "deletions.ts");
 let host: TestHost | undefined;

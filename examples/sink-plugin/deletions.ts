@@ -11,25 +11,23 @@
  *         file: /var/log/kubemeta/deletions.log
  *         kinds: [Pod, Deployment]
  *
- * It imports two files of the kubemeta it runs in: the contract (core/contract.ts) and
- * `consume` (core/consume.ts), which runs the delivery loop: cursor, retries, lag. The
- * paths below hold inside the repository; a plugin kept elsewhere imports the same files
- * by absolute path from the kubemeta checkout or image (`/app/core/consume.ts` in the
- * container). Its one package is valibot, for the config schema.
+ * It imports one module, `kubemeta/sdk`, which resolves to the kubemeta that loads it:
+ * inside the repository, from a folder where kubemeta is installed, or in the container
+ * image (README, "Write a sink plugin"). `consume` runs the delivery loop: cursor,
+ * retries, lag; `v` is kubemeta's own valibot, for the config schema.
  */
-import * as v from "valibot";
 import { appendFile } from "node:fs/promises";
-import { defineSink } from "../../sdk/contract.ts";
-import { consume } from "../../sdk/consume.ts";
+import { batchSchema, consume, defineSink, retrySchema, v } from "kubemeta/sdk";
 
 export default defineSink({
   type: "deletions",
   description: "Appends one line per deleted object to a file.",
   schema: v.strictObject({
-    /** The audit file, appended to. */
-    file: v.pipe(v.string(), v.minLength(1)),
-    /** Kinds to record; empty records every kind. */
-    kinds: v.optional(v.array(v.string()), []),
+    file: v.pipe(v.string(), v.minLength(1), v.description("The audit file, appended to.")),
+    kinds: v.optional(v.pipe(v.array(v.string()), v.description("Kinds to record; empty records every kind.")), []),
+    // The standard keys `batch: { size, linger }` and `retry: { initial, max }`, with kubemeta's defaults.
+    batch: batchSchema(),
+    retry: retrySchema(),
   }),
   example: { file: "deletions.log", kinds: ["Pod"] },
   create(config, ctx) {
@@ -37,9 +35,13 @@ export default defineSink({
     return consume(ctx, {
       // The first start records deletions from now on; later ones resume after the cursor.
       from: "head",
-      filter: (u) => u.type === "DELETED" && (kinds.size === 0 || kinds.has(u.kind)),
-      async deliver(updates) {
-        const lines = updates.map((u) => `${u.time} DELETED ${u.kind} ${u.namespace ? `${u.namespace}/` : ""}${u.name} uid=${u.uid}\n`);
+      filter: (e) => e.type === "DELETED" && (kinds.size === 0 || kinds.has(e.kind)),
+      batch: config.batch,
+      retry: config.retry,
+      async deliver(envelopes) {
+        const lines = envelopes.map(
+          (e) => `${e.time} DELETED ${e.kind} ${e.namespace ? `${e.namespace}/` : ""}${e.name} uid=${e.uid}\n`,
+        );
         await appendFile(config.file, lines.join(""));
       },
     });

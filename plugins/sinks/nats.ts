@@ -3,16 +3,18 @@
  * `<prefix>.shared` or `<prefix>.node.<token>`, from a durable cursor, and answers
  * `<prefix>.replay` requests (DESIGN.md, "NATS"). NATS may go away at any time: the
  * store keeps committing, and on reconnect the sink publishes everything from its cursor.
+ *
+ * The publishing loop is `consume`'s (fanOut over `all`), whose `deliver` publishes on
+ * whatever connection is current (nats/publisher.ts); this file keeps one connection open
+ * at a time, with its replay responder.
  */
-import { defineSink } from "../../sdk/contract.ts";
+import { consume, defineSink, warnDeprecated } from "../../sdk/index.ts";
 import { connectionOptions, natsSinkSchema } from "./nats/options.ts";
-import { openConnection, type Connection } from "./nats/connection.ts";
+import { aborted, openConnection, type Connection } from "./nats/connection.ts";
 import { createPublisher } from "./nats/publisher.ts";
 import { serveReplay, type Responder } from "./nats/replay.ts";
 import { defaultPrefix, subjectsFor } from "../../protocol/subjects.ts";
 
-/** How often the lag gauge follows the head of the log while nothing is published. */
-const LAG_REFRESH_MS = 1_000;
 /** How long stop() waits for what is committed to be published, then for the client to drain. */
 const DRAIN_DEADLINE_MS = 2_000;
 
@@ -31,29 +33,68 @@ export default defineSink({
     const subjects = subjectsFor(prefix);
     const labels = { sink: ctx.name };
     const logger = ctx.logger.child({ prefix });
-    const publisher = createPublisher({ ctx: { ...ctx, logger }, subjects, batchSize: config.batchSize, cursorSaveIntervalMs: config.cursorSaveInterval });
+    warnDeprecated(logger, config.deprecated);
     const telemetry = {
       logger,
       labels,
       connected: ctx.metrics.gauge("kubemeta_nats_connected", "1 while the sink is connected to a NATS server."),
       reconnects: ctx.metrics.counter("kubemeta_nats_reconnects_total", "Reconnections to NATS after a disconnect."),
-      connectFailures: ctx.metrics.counter("kubemeta_nats_connect_failures_total", "Failed attempts to open a NATS connection (retried with backoff)."),
+      connectFailures: ctx.metrics.counter(
+        "kubemeta_nats_connect_failures_total",
+        "Failed attempts to open a NATS connection (retried with backoff).",
+      ),
     };
-    const replayRequests = ctx.metrics.counter("kubemeta_nats_replay_requests_total", "Replay requests, by result (replay, reset, malformed, failed, busy).");
+    const replayRequests = ctx.metrics.counter(
+      "kubemeta_nats_replay_requests_total",
+      "Replay requests, by result (replay, reset, malformed, failed, busy).",
+    );
     const stopped = new AbortController();
     let running: Promise<void> | undefined;
-    let lagTimer: Timer | undefined;
     let current: Connection | undefined;
+    /** Resolves when `current` is replaced by a new connection. */
+    let replaced = Promise.withResolvers<void>();
+
+    async function connected(signal: AbortSignal): Promise<Connection> {
+      for (;;) {
+        signal.throwIfAborted();
+        const connection = current;
+        const next = replaced.promise;
+        if (connection && (await connection.ready(signal))) return connection;
+        // No connection yet, or one closed for good: the next one is on its way.
+        if (!signal.aborted) await Promise.race([next, aborted(signal)]);
+      }
+    }
+
+    const sinkCtx = { ...ctx, logger };
+    const consumer = consume(sinkCtx, {
+      fanOut: true,
+      // Consumers get the state through a replay: publishing the whole retained log to them would repeat it.
+      from: "head",
+      // Past retention, consumers see the gap and reset anyway: what is left of the backlog would be wasted on them.
+      behindRetention: "head",
+      batch: config.batch,
+      retry: config.retry,
+      saveIntervalMs: config.cursorSaveInterval,
+      deliver: createPublisher({ ctx: sinkCtx, subjects, connected }),
+    });
 
     async function serve(connection: Connection): Promise<void> {
       const responder: Responder | undefined = config.replay.enabled
-        ? serveReplay({ nc: connection.nc, subject: subjects.replay, queue: config.replay.queue, concurrency: config.replay.concurrency, log: ctx.log, logger, requests: replayRequests, labels })
+        ? serveReplay({
+            nc: connection.nc,
+            subject: subjects.replay,
+            queue: config.replay.queue,
+            concurrency: config.replay.concurrency,
+            log: ctx.log,
+            logger,
+            requests: replayRequests,
+            labels,
+          })
         : undefined;
       try {
-        await publisher.run(connection, stopped.signal);
+        await Promise.race([connection.closed, aborted(stopped.signal)]);
       } finally {
         await responder?.stop();
-        await publisher.saveCursor();
         await close(connection);
       }
     }
@@ -61,9 +102,15 @@ export default defineSink({
     async function close(connection: Connection): Promise<void> {
       const { nc } = connection;
       if (nc.isClosed()) return;
-      let timer: Timer | undefined;
-      const deadline = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, DRAIN_DEADLINE_MS, false)));
-      const drained = await Promise.race([nc.drain().then(() => true, () => false), deadline]).finally(() => clearTimeout(timer));
+      const deadline = Promise.withResolvers<boolean>();
+      const timer = setTimeout(deadline.resolve, DRAIN_DEADLINE_MS, false);
+      const drained = await Promise.race([
+        nc.drain().then(
+          () => true,
+          () => false,
+        ),
+        deadline.promise,
+      ]).finally(() => clearTimeout(timer));
       if (!drained) await nc.close().catch(() => {});
       await connection.closed;
     }
@@ -72,9 +119,16 @@ export default defineSink({
       const backoff = { initialMs: config.reconnect.initial, maxMs: config.reconnect.max };
       const name = config.connectionName ?? `kubemeta-${ctx.cluster}`;
       while (!stopped.signal.aborted) {
-        const connection = await openConnection((waitMs) => connectionOptions(config, name, waitMs), backoff, telemetry, stopped.signal);
+        const connection = await openConnection(
+          (waitMs) => connectionOptions(config, name, waitMs),
+          backoff,
+          telemetry,
+          stopped.signal,
+        );
         if (!connection) break;
         current = connection;
+        replaced.resolve();
+        replaced = Promise.withResolvers<void>();
         await serve(connection);
         if (!stopped.signal.aborted) logger.warn("NATS connection closed for good; connecting again");
       }
@@ -83,19 +137,23 @@ export default defineSink({
     return {
       async start() {
         if (running) return;
-        await publisher.init();
+        await consumer.start();
         if (running || stopped.signal.aborted) return;
-        logger.info("NATS sink starting", { servers: config.servers, replay: config.replay.enabled ? subjects.replay : "off" });
-        publisher.refreshLag();
-        lagTimer = setInterval(publisher.refreshLag, LAG_REFRESH_MS);
+        logger.info("NATS sink starting", {
+          servers: config.servers,
+          replay: config.replay.enabled ? subjects.replay : "off",
+        });
         running = run().catch((error: unknown) => logger.error("NATS sink stopped on an error", { error }));
       },
       async stop() {
-        if (current?.isConnected() && !stopped.signal.aborted && !(await publisher.reached(ctx.log.head(), DRAIN_DEADLINE_MS))) {
-          logger.warn("stopping before everything committed was published; the cursor keeps the rest for the next start");
+        if (!stopped.signal.aborted && current?.isConnected() && !(await consumer.caughtUp(DRAIN_DEADLINE_MS))) {
+          logger.warn(
+            "stopping before everything committed was published; the cursor keeps the rest for the next start",
+          );
         }
+        // Publishing stops first, so that the batch in flight is confirmed (or abandoned) on an open connection.
+        await consumer.stop();
         stopped.abort();
-        clearInterval(lagTimer);
         await running;
       },
     };

@@ -39,7 +39,8 @@ function watchRoute(app: Hono): { serve?: Handler } {
   if (!route) {
     const mounted: { serve?: Handler } = {};
     app.get("/v1/watch", (c) => mounted.serve?.(c) ?? c.json({ error: "the SSE sink is not running" }, 503));
-    watchRoutes.set(app, (route = mounted));
+    route = mounted;
+    watchRoutes.set(app, route);
   }
   return route;
 }
@@ -55,20 +56,44 @@ export default defineSink({
   type: "sse",
   description: "Serves GET /v1/watch: a stream's updates over Server-Sent Events, with resume by Last-Event-ID.",
   schema: v.strictObject({
-    /** Concurrent streams accepted; past it a subscribe gets 503. */
-    maxStreams: v.optional(positiveInt, 1000),
-    /** A comment line this often keeps idle streams (and proxies on the way) open. */
-    heartbeat: v.optional(v.pipe(duration, v.minValue(10, "at least 10ms")), "15s"),
-    /** Bytes buffered per subscriber; a live subscriber that fills it is closed with OVERFLOW. */
-    bufferBytes: v.optional(v.pipe(positiveInt, v.minValue(4096, "at least 4096")), 1_048_576),
-    /** Updates read from the log at once. */
-    batchSize: v.optional(v.pipe(positiveInt, v.maxValue(5000)), 500),
+    maxStreams: v.optional(
+      v.pipe(positiveInt, v.description("Concurrent streams; past it, a subscribe gets `503`.")),
+      1000,
+    ),
+    heartbeat: v.optional(
+      v.pipe(
+        duration,
+        v.minValue(10, "at least 10ms"),
+        v.description("A comment line this often keeps idle streams (and the proxies on their way) open."),
+      ),
+      "15s",
+    ),
+    bufferBytes: v.optional(
+      v.pipe(
+        positiveInt,
+        v.minValue(4096, "at least 4096"),
+        v.description(
+          "Bytes buffered per subscriber (at least 4096); a live subscriber that fills it is closed with `OVERFLOW`.",
+        ),
+      ),
+      1_048_576,
+    ),
+    batchSize: v.optional(
+      v.pipe(positiveInt, v.maxValue(5000), v.description("Updates read from the log at once (at most 5000).")),
+      500,
+    ),
   }),
   example: { maxStreams: 1000, heartbeat: "15s" },
   create(config, ctx) {
     const subscribers = ctx.metrics.gauge("kubemeta_sse_subscribers", "Open /v1/watch streams, by stream.");
-    const rejected = ctx.metrics.counter("kubemeta_sse_rejected_total", "Subscriptions refused because maxStreams streams were open.");
-    const overflows = ctx.metrics.counter("kubemeta_sse_overflows_total", "Subscribers closed because they could not keep up (their buffer was full).");
+    const rejected = ctx.metrics.counter(
+      "kubemeta_sse_rejected_total",
+      "Subscriptions refused because maxStreams streams were open.",
+    );
+    const overflows = ctx.metrics.counter(
+      "kubemeta_sse_overflows_total",
+      "Subscribers closed because they could not keep up (their buffer was full).",
+    );
     const resets = ctx.metrics.counter("kubemeta_sse_resets_total", "Streams that began with RESET and a snapshot.");
     const events = new UpdateEvents(ctx.log.epoch);
     const sessions = new Map<AbortController, { channel: SseChannel; done: Promise<void> }>();

@@ -11,45 +11,112 @@
  * the store) moves only when the receiver answered 2xx, or when a batch was given up by
  * policy (`on4xx: skip`, `maxRetries`). After a restart the sink resumes after its
  * cursor, so a receiver may see a batch again: it de-duplicates by version. The loop
- * (cursor, batching, lag, retention) is `consume`'s (core/consume.ts); the request and
+ * (cursor, batching, lag, retention) is `consume`'s (sdk/consume.ts); the request and
  * its retry policy are webhook/delivery.ts.
  */
-import * as v from "valibot";
-import { defineSink } from "../../sdk/contract.ts";
-import { consume } from "../../sdk/consume.ts";
-import { duration, positiveInt } from "../../sdk/schema.ts";
-import { isStreamName } from "../../protocol/streams.ts";
-import { toEnvelope, type Update } from "../../sdk/model.ts";
+import {
+  alias,
+  batchSchema,
+  consume,
+  defineSink,
+  deprecatedKey,
+  duration,
+  positiveInt,
+  retrySchema,
+  streamName,
+  v,
+  warnDeprecated,
+  type DeprecatedKey,
+  type Envelope,
+} from "../../sdk/index.ts";
 import { createDelivery, type Request } from "./webhook/delivery.ts";
 
-const schema = v.strictObject({
-  /** The receiver (http or https). */
-  url: v.pipe(v.string(), v.url("must be a URL"), v.regex(/^https?:\/\//i, "must be an http:// or https:// URL")),
-  /** Key of the HMAC-SHA256 signature; use `${ENV_VAR}` to keep it out of the file. */
-  secret: v.pipe(v.string(), v.minLength(1, "must not be empty: every request is signed")),
-  /** The stream to send: `all`, `shared` or `node/<name>`. */
-  stream: v.optional(v.pipe(v.string(), v.check(isStreamName, 'must be "all", "shared" or "node/<name>"')), "all"),
-  /** Only these kinds (e.g. Pod, Service); empty sends every kind. */
-  kinds: v.optional(v.array(v.pipe(v.string(), v.minLength(1))), []),
-  /** Only objects in these namespaces (so no cluster-scoped objects); empty sends all. */
-  namespaces: v.optional(v.array(v.pipe(v.string(), v.minLength(1))), []),
-  /** Most updates in one request. */
-  batchSize: v.optional(v.pipe(positiveInt, v.maxValue(10_000)), 100),
-  /** Longest wait for a batch to fill once it holds an update. */
-  linger: v.optional(duration, "500ms"),
-  /** Per request; a request that takes longer is retried. */
-  timeout: v.optional(duration, "10s"),
-  /** Extra request headers (e.g. an Authorization for a gateway). */
-  headers: v.optional(v.record(v.string(), v.string()), {}),
-  /** Retries of one batch before it is skipped and counted; "forever" never gives up. */
-  maxRetries: v.optional(v.union([v.literal("forever"), v.pipe(v.number(), v.integer(), v.minValue(0))]), "forever"),
-  /** A 4xx other than 408 and 429: retry the batch, or skip it (counted in kubemeta_webhook_skipped_updates_total). */
-  on4xx: v.optional(v.picklist(["retry", "skip"]), "retry"),
-  /** Exponential backoff with full jitter between retries. */
-  backoff: v.optional(v.strictObject({ initial: v.optional(duration, "1s"), max: v.optional(duration, "5m") }), {}),
-  /** Where a webhook without a cursor starts: the oldest update the store retains, or the next one committed. */
-  from: v.optional(v.picklist(["oldest", "head"]), "oldest"),
-});
+const MAX_BATCH = 10_000;
+
+const names = (description: string) =>
+  v.optional(v.pipe(v.array(v.pipe(v.string(), v.minLength(1))), v.description(description)), []);
+
+const schema = v.pipe(
+  v.strictObject({
+    url: v.pipe(
+      v.string(),
+      v.url("must be a URL"),
+      v.regex(/^https?:\/\//i, "must be an http:// or https:// URL"),
+      v.description("The receiver, `http://` or `https://`."),
+    ),
+    secret: v.pipe(
+      v.string(),
+      v.minLength(1, "must not be empty: every request is signed"),
+      v.description("Key of the HMAC-SHA256 signature. Use `${ENV_VAR}`."),
+    ),
+    stream: v.optional(
+      v.pipe(streamName, v.description("The stream to send: `all`, `shared` or `node/<name>`.")),
+      "all",
+    ),
+    kinds: names("Only these kinds (`Pod`, `Service`, …); empty sends all."),
+    namespaces: names("Only objects in these namespaces (so no cluster-scoped objects); empty sends all."),
+    batch: batchSchema({ size: 100, linger: "500ms", maxSize: MAX_BATCH }),
+    timeout: v.optional(v.pipe(duration, v.description("Per request; a request that takes longer is retried.")), "10s"),
+    headers: v.optional(
+      v.pipe(
+        v.record(v.string(), v.string()),
+        v.description("Extra request headers, e.g. `Authorization` for a gateway."),
+      ),
+      {},
+    ),
+    maxRetries: v.optional(
+      v.pipe(
+        v.union([v.literal("forever"), v.pipe(v.number(), v.integer(), v.minValue(0))]),
+        v.description("Retries of one batch before it is skipped and counted."),
+      ),
+      "forever",
+    ),
+    on4xx: v.optional(
+      v.pipe(
+        v.picklist(["retry", "skip"]),
+        v.description("A 4xx other than 408 and 429: `retry` the batch, or `skip` it (counted)."),
+      ),
+      "retry",
+    ),
+    retry: retrySchema({ initial: "1s", max: "5m" }),
+    from: v.optional(
+      v.pipe(
+        v.picklist(["oldest", "head"]),
+        v.description(
+          "Where a webhook with no cursor yet starts: the oldest update the store keeps, " +
+            "or `head` (only what comes next).",
+        ),
+      ),
+      "oldest",
+    ),
+    batchSize: deprecatedKey(v.pipe(positiveInt, v.maxValue(MAX_BATCH)), "batch.size"),
+    linger: deprecatedKey(duration, "batch.linger"),
+    backoff: deprecatedKey(
+      v.strictObject({
+        initial: deprecatedKey(duration, "retry.initial"),
+        max: deprecatedKey(duration, "retry.max"),
+      }),
+      "retry",
+    ),
+  }),
+  v.transform(({ batchSize, linger, backoff, ...config }) => {
+    const deprecated: DeprecatedKey[] = [];
+    const batch = {
+      size: alias(batchSize, config.batch.size, { key: "batchSize", use: "batch.size" }, deprecated),
+      lingerMs: alias(linger, config.batch.lingerMs, { key: "linger", use: "batch.linger" }, deprecated),
+    };
+    const retry = {
+      initialMs: alias(
+        backoff?.initial,
+        config.retry.initialMs,
+        { key: "backoff.initial", use: "retry.initial" },
+        deprecated,
+      ),
+      maxMs: alias(backoff?.max, config.retry.maxMs, { key: "backoff.max", use: "retry.max" }, deprecated),
+    };
+    return { ...config, batch, retry, deprecated };
+  }),
+);
 
 export default defineSink({
   type: "webhook",
@@ -59,12 +126,12 @@ export default defineSink({
     url: "https://receiver.example.com/kubemeta",
     secret: "${WEBHOOK_SECRET}",
     kinds: ["Pod", "Service"],
-    batchSize: 100,
-    linger: "500ms",
+    batch: { size: 100, linger: "500ms" },
     headers: { Authorization: "Bearer gateway-token" },
     on4xx: "skip",
   },
   create(config, ctx) {
+    warnDeprecated(ctx.logger, config.deprecated);
     const kinds = new Set(config.kinds);
     const namespaces = new Set(config.namespaces);
     const delivery = createDelivery({
@@ -75,30 +142,43 @@ export default defineSink({
       timeoutMs: config.timeout,
       maxRetries: config.maxRetries === "forever" ? Infinity : config.maxRetries,
       on4xx: config.on4xx,
-      backoff: { initialMs: config.backoff.initial, maxMs: config.backoff.max },
+      retry: config.retry,
       logger: ctx.logger,
       metrics: ctx.metrics,
     });
 
-    function request(updates: Update[]): Request {
+    function request(envelopes: Envelope[]): Request {
       const epoch = ctx.log.epoch;
-      const first = updates[0]!.version;
-      const last = updates[updates.length - 1]!.version;
+      const first = envelopes[0]!.version;
+      const last = envelopes[envelopes.length - 1]!.version;
       const id = `${epoch}:${first}-${last}`;
-      const envelopes = updates.map((update) => toEnvelope(epoch, update, config.stream));
-      return { id, updates: updates.length, body: JSON.stringify({ id, cluster: ctx.cluster, epoch, stream: config.stream, first, last, updates: envelopes }) };
+      return {
+        id,
+        updates: envelopes.length,
+        body: JSON.stringify({
+          id,
+          cluster: ctx.cluster,
+          epoch,
+          stream: config.stream,
+          first,
+          last,
+          updates: envelopes,
+        }),
+      };
     }
 
     return consume(ctx, {
       stream: config.stream,
-      filter: (update) =>
-        (kinds.size === 0 || kinds.has(update.kind)) && (namespaces.size === 0 || (update.namespace !== null && namespaces.has(update.namespace))),
-      batchSize: config.batchSize,
-      lingerMs: config.linger,
+      filter: (envelope) =>
+        (kinds.size === 0 || kinds.has(envelope.kind)) &&
+        (namespaces.size === 0 || (envelope.namespace !== null && namespaces.has(envelope.namespace))),
+      batch: config.batch,
+      retry: config.retry,
       from: config.from,
-      // Its own retry policy (Retry-After, on4xx, maxRetries) runs inside send(): it returns once the batch is delivered or given up.
-      async deliver(updates, signal) {
-        if ((await delivery.send(request(updates), signal)) === "stopped") signal.throwIfAborted();
+      // Its own retry policy (Retry-After, on4xx, maxRetries) runs inside send(): it returns once the batch is
+      // delivered or given up.
+      async deliver(envelopes, signal) {
+        if ((await delivery.send(request(envelopes), signal)) === "stopped") signal.throwIfAborted();
       },
     });
   },

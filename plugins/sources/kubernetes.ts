@@ -14,49 +14,105 @@ import { RESOURCE_NAMES, resourceType, resumeKey } from "./kubernetes/resources.
 import { sourceMetrics } from "./kubernetes/telemetry.ts";
 import { createTransport, loadKubeConfig } from "./kubernetes/transport.ts";
 
-const resourceName = v.picklist(RESOURCE_NAMES, (issue) => `unknown resource ${issue.received}; valid resources: ${RESOURCE_NAMES.join(", ")}`);
+const resourceName = v.picklist(
+  RESOURCE_NAMES,
+  (issue) => `unknown resource ${issue.received}; valid resources: ${RESOURCE_NAMES.join(", ")}`,
+);
 
 const schema = v.strictObject({
-  /** A kubeconfig file; by default in-cluster service account, else KUBECONFIG, else ~/.kube/config. */
-  kubeconfig: v.optional(v.pipe(v.string(), v.minLength(1))),
-  /** A kubeconfig context other than its current one. */
-  context: v.optional(v.pipe(v.string(), v.minLength(1))),
+  kubeconfig: v.optional(
+    v.pipe(
+      v.string(),
+      v.minLength(1),
+      v.description(
+        "A kubeconfig file; without it, the in-cluster service account, else `KUBECONFIG`, else `~/.kube/config`.",
+      ),
+    ),
+  ),
+  context: v.optional(
+    v.pipe(v.string(), v.minLength(1), v.description("A context of the kubeconfig other than its current one.")),
+  ),
   resources: v.optional(
     v.pipe(
       v.array(resourceName),
       v.minLength(1, "list at least one resource"),
       v.transform((names) => [...new Set(names)]),
+      v.description("The resources to watch: any of the default's."),
     ),
     [...RESOURCE_NAMES],
   ),
-  /** Watch one namespace (cluster-scoped resources, nodes and namespaces, are watched cluster-wide). */
-  namespace: v.optional(v.pipe(v.string(), v.minLength(1))),
-  /** Applied to every resource. */
-  labelSelector: v.optional(v.string()),
-  /** Applied to every resource. */
-  fieldSelector: v.optional(v.string()),
-  /** Items per page of a paginated LIST (when the server does not serve streaming lists). */
-  pageSize: v.optional(positiveInt, 500),
-  /** `auto` uses streaming lists (Kubernetes 1.32+) and falls back to paginated LIST where they are refused. */
-  streamingList: v.optional(v.picklist(["auto", "always", "never"]), "auto"),
-  /** Server-side watch timeout (timeoutSeconds, ±10 %); a watch that ends is re-opened from where it was. */
-  watchTimeout: v.optional(v.pipe(duration, v.minValue(1000, "watchTimeout must be at least 1s")), "5m"),
-  /** No byte at all for this long on a watch (which gets bookmarks) means a half-open connection: reconnect. */
-  inactivityTimeout: v.optional(v.pipe(duration, v.minValue(1, "inactivityTimeout must be positive")), "90s"),
-  /** Token bucket shared by all of the source's requests. */
+  namespace: v.optional(
+    v.pipe(
+      v.string(),
+      v.minLength(1),
+      v.description(
+        "Watch only this namespace (the cluster-scoped resources, nodes and namespaces, stay cluster-wide).",
+      ),
+    ),
+  ),
+  labelSelector: v.optional(v.pipe(v.string(), v.description("Label selector applied to every resource."))),
+  fieldSelector: v.optional(v.pipe(v.string(), v.description("Field selector applied to every resource."))),
+  pageSize: v.optional(
+    v.pipe(
+      positiveInt,
+      v.description("Items per page of a paginated LIST (when the server does not serve streaming lists)."),
+    ),
+    500,
+  ),
+  streamingList: v.optional(
+    v.pipe(
+      v.picklist(["auto", "always", "never"]),
+      v.description(
+        "`auto`: streaming lists (Kubernetes 1.32+), falling back to paginated LIST where the server refuses them " +
+          "(422); `always`; `never`.",
+      ),
+    ),
+    "auto",
+  ),
+  watchTimeout: v.optional(
+    v.pipe(
+      duration,
+      v.minValue(1000, "watchTimeout must be at least 1s"),
+      v.description(
+        "Server-side watch timeout (`timeoutSeconds`, ±10 %); a watch that ends is re-opened where it was.",
+      ),
+    ),
+    "5m",
+  ),
+  inactivityTimeout: v.optional(
+    v.pipe(
+      duration,
+      v.minValue(1, "inactivityTimeout must be positive"),
+      v.description(
+        "No byte at all for this long on a watch (bookmarks arrive about every minute) " +
+          "means a half-open connection: reconnect.",
+      ),
+    ),
+    "90s",
+  ),
   requestBudget: v.optional(
-    v.strictObject({
-      qps: v.optional(v.pipe(v.number(), v.gtValue(0)), 5),
-      burst: v.optional(positiveInt, 20),
-    }),
+    v.pipe(
+      v.strictObject({
+        qps: v.optional(v.pipe(v.number(), v.gtValue(0), v.description("Requests per second, sustained.")), 5),
+        burst: v.optional(v.pipe(positiveInt, v.description("Requests allowed at once after a quiet spell.")), 20),
+      }),
+      v.description("Token bucket shared by all of the source's requests (continuation pages of one LIST are free)."),
+    ),
     {},
   ),
-  /** Exponential backoff with full jitter between failed attempts. */
   backoff: v.optional(
-    v.strictObject({
-      initial: v.optional(duration, "500ms"),
-      max: v.optional(duration, "30s"),
-    }),
+    v.pipe(
+      v.strictObject({
+        initial: v.optional(
+          v.pipe(duration, v.description("Ceiling of the first delay; it doubles with each failure in a row.")),
+          "500ms",
+        ),
+        max: v.optional(v.pipe(duration, v.description("Ceiling of any delay.")), "30s"),
+      }),
+      v.description(
+        "Exponential backoff with full jitter between failed attempts; `429` and `503` wait `Retry-After` instead.",
+      ),
+    ),
     {},
   ),
 });
@@ -83,7 +139,11 @@ export default defineSource({
           logger: ctx.logger,
           inactivityTimeoutMs: config.inactivityTimeout,
         });
-        const scope = { namespace: config.namespace, labelSelector: config.labelSelector, fieldSelector: config.fieldSelector };
+        const scope = {
+          namespace: config.namespace,
+          labelSelector: config.labelSelector,
+          fieldSelector: config.fieldSelector,
+        };
         let unsynced = config.resources.length;
         const onSynced = () => {
           if (--unsynced === 0) {
@@ -93,7 +153,11 @@ export default defineSource({
         };
         controller = new AbortController();
         const signal = controller.signal;
-        ctx.logger.info("kubernetes source starting", { server: transport.server, kubeconfig: origin, resources: config.resources });
+        ctx.logger.info("kubernetes source starting", {
+          server: transport.server,
+          kubeconfig: origin,
+          resources: config.resources,
+        });
         loops = config.resources.map((name) => {
           const type = resourceType(name);
           const reflector = new Reflector(

@@ -44,13 +44,20 @@ const schema = v.strictObject({
       v.string(),
       v.check(
         (url) => URL_PATTERN.test(url),
-        (issue) => `unsupported store url ${JSON.stringify(issue.input)}: use file:<path>, libsql://<host>, http(s)://<host> or ws(s)://<host>`,
+        (issue) =>
+          `unsupported store url ${JSON.stringify(issue.input)}: ` +
+          "use file:<path>, libsql://<host>, http(s)://<host> or ws(s)://<host>",
+      ),
+      v.description(
+        "`file:<path>` (embedded; its directory is created) on a persistent volume, " +
+          "or a remote libSQL server: `libsql://…`, `https://…`, `wss://…`.",
       ),
     ),
     "file:./data/kubemeta.db",
   ),
-  /** Token for a remote server; ignored for `file:`. */
-  authToken: v.optional(v.string()),
+  authToken: v.optional(
+    v.pipe(v.string(), v.description("Token of a remote server, e.g. `${LIBSQL_AUTH_TOKEN}`; ignored for `file:`.")),
+  ),
 });
 
 function newEpoch(): string {
@@ -63,8 +70,14 @@ export default defineStore({
   schema,
   example: { url: "file:./data/kubemeta.db" },
   create(config, ctx): Store {
-    const commitSeconds = ctx.metrics.histogram("kubemeta_store_commit_seconds", "Time to commit one batch of updates to the store.");
-    const pruned = ctx.metrics.counter("kubemeta_store_pruned_updates_total", "Updates removed from the log by retention.");
+    const commitSeconds = ctx.metrics.histogram(
+      "kubemeta_store_commit_seconds",
+      "Time to commit one batch of updates to the store.",
+    );
+    const pruned = ctx.metrics.counter(
+      "kubemeta_store_pruned_updates_total",
+      "Updates removed from the log by retention.",
+    );
     let opening: Promise<Connections> | undefined;
     let connections: Connections | undefined;
     /** Highest committed version, as this (only) writer left it. */
@@ -92,10 +105,15 @@ export default defineStore({
       const c = await openConnections(config.url, ctx.logger, config.authToken);
       try {
         if (c.journalMode !== undefined && c.journalMode !== "wal") {
-          ctx.logger.warn("the file system refused WAL mode: readers will block commits", { journalMode: c.journalMode });
+          ctx.logger.warn("the file system refused WAL mode: readers will block commits", {
+            journalMode: c.journalMode,
+          });
         }
         await migrate(c.writer);
-        await c.writer.execute({ sql: "INSERT INTO meta (id, epoch, head) VALUES (1, ?, 0) ON CONFLICT (id) DO NOTHING", args: [newEpoch()] });
+        await c.writer.execute({
+          sql: "INSERT INTO meta (id, epoch, head) VALUES (1, ?, 0) ON CONFLICT (id) DO NOTHING",
+          args: [newEpoch()],
+        });
         return c;
       } catch (error) {
         await c.close();
@@ -130,7 +148,9 @@ export default defineStore({
       const last = batch.updates[batch.updates.length - 1];
       if (!last) return false;
       const { rows } = await c.writer.execute({
-        sql: "SELECT u.kind, u.uid, u.type FROM meta JOIN updates AS u ON u.version = meta.head WHERE meta.id = 1 AND meta.head = ?",
+        sql:
+          "SELECT u.kind, u.uid, u.type FROM meta JOIN updates AS u ON u.version = meta.head " +
+          "WHERE meta.id = 1 AND meta.head = ?",
         args: [last.version],
       });
       const row = rows[0];
@@ -147,7 +167,11 @@ export default defineStore({
         const state = await loadState(connections.reader);
         head = state.head;
         streamIds = new StreamIds(await loadStreamIds(connections.reader));
-        ctx.logger.info("libsql store open", { url: isFileUrl(config.url) ? config.url : new URL(config.url).host, epoch: state.epoch, head });
+        ctx.logger.info("libsql store open", {
+          url: isFileUrl(config.url) ? config.url : new URL(config.url).host,
+          epoch: state.epoch,
+          head,
+        });
         return state;
       },
 
@@ -178,7 +202,10 @@ export default defineStore({
               streamIds.settle(true);
             } else {
               streamIds.settle(false);
-              if (refused) throw new Error(`commit refused: the stored head is no longer ${head} (is another kubemeta writing to this store?)`);
+              if (refused)
+                throw new Error(
+                  `commit refused: the stored head is no longer ${head} (is another kubemeta writing to this store?)`,
+                );
               throw error;
             }
           }
@@ -192,14 +219,17 @@ export default defineStore({
       digests: async () => digests(open().reader),
 
       async cursor(name) {
-        const row = (await open().reader.execute({ sql: "SELECT version FROM cursors WHERE name = ?", args: [name] })).rows[0];
+        const row = (await open().reader.execute({ sql: "SELECT version FROM cursors WHERE name = ?", args: [name] }))
+          .rows[0];
         return row ? Number(row.version) : undefined;
       },
 
       async saveCursor(name, version) {
         await serially((c) =>
           c.writer.execute({
-            sql: "INSERT INTO cursors (name, version) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET version = excluded.version",
+            sql:
+              "INSERT INTO cursors (name, version) VALUES (?, ?) " +
+              "ON CONFLICT (name) DO UPDATE SET version = excluded.version",
             args: [name, version],
           }),
         );

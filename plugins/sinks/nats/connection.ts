@@ -82,7 +82,11 @@ export async function openConnection(
   return undefined;
 }
 
-function watch(nc: NatsConnection, telemetry: ConnectionTelemetry, reconnect: { attempting(): void; succeeded(): void }): Connection {
+function watch(
+  nc: NatsConnection,
+  telemetry: ConnectionTelemetry,
+  reconnect: { attempting(): void; succeeded(): void },
+): Connection {
   const { logger, labels } = telemetry;
   let generation = 0;
   let isConnected = true;
@@ -117,7 +121,12 @@ function watch(nc: NatsConnection, telemetry: ConnectionTelemetry, reconnect: { 
         case "error":
         case "slowConsumer":
         case "ldm":
-          logger.warn(`NATS: ${status.type}`, status.type === "error" ? { error: status.error } : { server: "server" in status ? status.server : undefined });
+          logger.warn(
+            `NATS: ${status.type}`,
+            status.type === "error"
+              ? { error: status.error }
+              : { server: "server" in status ? status.server : undefined },
+          );
           break;
       }
     }

@@ -2,75 +2,124 @@
  * The NATS sink's config (the single source of truth for its defaults) and its
  * translation into the NATS client's connection options: servers, credentials, TLS.
  */
-import * as v from "valibot";
 import { readFile } from "node:fs/promises";
 import { credsAuthenticator, nkeyAuthenticator, type NodeConnectionOptions } from "@nats-io/transport-node";
-import { duration, positiveInt } from "../../../sdk/schema.ts";
+import {
+  alias,
+  batchSchema,
+  deprecatedKey,
+  duration,
+  positiveInt,
+  retrySchema,
+  v,
+  type DeprecatedKey,
+} from "../../../sdk/index.ts";
 import { PREFIX_PATTERN } from "../../../protocol/subjects.ts";
 
 const nonEmpty = v.pipe(v.string(), v.minLength(1));
 
 const AUTH_KEYS = ["user", "token", "nkeySeed", "nkeySeedFile", "credsFile"] as const;
 
+const described = <S extends v.GenericSchema>(schema: S, description: string) =>
+  v.optional(v.pipe(schema, v.description(description)));
+
 export const natsSinkSchema = v.pipe(
   v.strictObject({
-    /** NATS URLs (`nats://`, `tls://`); the client picks among them and fails over. Required: no NATS is assumed. */
+    // Required: no NATS is assumed.
     servers: v.pipe(
       v.union([nonEmpty, v.array(nonEmpty)], 'list the NATS server URLs, e.g. ["nats://nats:4222"]'),
       v.transform((s) => (Array.isArray(s) ? s : [s])),
       v.minLength(1, "list at least one server"),
+      v.description("NATS URLs (`nats://`, `tls://`), one or a list; the client fails over between them."),
     ),
-    /** Subject prefix; `kubemeta.<cluster>` by default (see the README for how a cluster name becomes one token). */
-    prefix: v.optional(v.pipe(v.string(), v.regex(PREFIX_PATTERN, "dot-separated tokens of letters, digits, '_' and '-' (no wildcards)"))),
-    /** Connection name shown by the server's monitoring; `kubemeta-<cluster>` by default. */
-    connectionName: v.optional(nonEmpty),
-    user: v.optional(nonEmpty),
-    password: v.optional(v.string()),
-    token: v.optional(nonEmpty),
-    /** An nkey seed (`SU…`), e.g. `${NATS_NKEY_SEED}`. */
-    nkeySeed: v.optional(nonEmpty),
-    /** A file holding an nkey seed. */
-    nkeySeedFile: v.optional(nonEmpty),
-    /** A `.creds` file (user JWT and nkey seed, decentralized auth). */
-    credsFile: v.optional(nonEmpty),
+    // The default depends on the cluster name (see the README for how it becomes one token).
+    prefix: v.optional(
+      v.pipe(
+        v.string(),
+        v.regex(PREFIX_PATTERN, "dot-separated tokens of letters, digits, '_' and '-' (no wildcards)"),
+        v.metadata({ default: "kubemeta.<cluster>" }),
+        v.description("Subject prefix: dot-separated tokens of letters, digits, `_`, `-`."),
+      ),
+    ),
+    connectionName: v.optional(
+      v.pipe(
+        nonEmpty,
+        v.metadata({ default: "kubemeta-<cluster>" }),
+        v.description("Name shown in the server's monitoring."),
+      ),
+    ),
+    user: described(nonEmpty, "User and password (together)."),
+    password: described(v.string(), "User and password (together)."),
+    token: described(nonEmpty, "Token authentication."),
+    nkeySeed: described(nonEmpty, "An nkey seed (`SU…`), e.g. `${NATS_NKEY_SEED}`."),
+    nkeySeedFile: described(nonEmpty, "A file holding an nkey seed."),
+    credsFile: described(
+      nonEmpty,
+      "A `.creds` file (JWT + seed, decentralized auth). Files are read when a connection is opened.",
+    ),
     tls: v.optional(
       v.pipe(
         v.strictObject({
-          /** CA bundle that signed the server's certificate (the system's roots otherwise). */
-          caFile: v.optional(nonEmpty),
-          /** Client certificate, for servers that verify clients. */
-          certFile: v.optional(nonEmpty),
-          keyFile: v.optional(nonEmpty),
-          /** TLS before the NATS INFO (servers configured with `handshake_first`). */
-          handshakeFirst: v.optional(v.boolean(), false),
+          caFile: described(nonEmpty, "CA that signed the server's certificate (system roots otherwise)."),
+          certFile: described(nonEmpty, "Client certificate and key, for servers that verify clients."),
+          keyFile: described(nonEmpty, "Client certificate and key, for servers that verify clients."),
+          handshakeFirst: v.optional(
+            v.pipe(v.boolean(), v.description("TLS before the server's INFO (servers with `handshake_first`).")),
+            false,
+          ),
         }),
         v.check((t) => !t.certFile === !t.keyFile, "tls.certFile and tls.keyFile go together"),
+        v.description("TLS to the servers (implied by `tls://` URLs)."),
       ),
     ),
-    /** Delay before a reconnect attempt grows from `initial` to `max` (exponential, jittered); attempts never stop. */
-    reconnect: v.optional(v.strictObject({ initial: v.optional(duration, "250ms"), max: v.optional(duration, "10s") }), {}),
-    /** Handshake deadline of one connection attempt. */
-    connectTimeout: v.optional(duration, "5s"),
-    /** Client pings: two unanswered ones mean a dead connection. */
-    pingInterval: v.optional(duration, "20s"),
-    /** Updates per publish batch (one flush each). */
-    batchSize: v.optional(positiveInt, 500),
-    /** Longest time between two saves of the sink's cursor while it publishes. */
-    cursorSaveInterval: v.optional(duration, "1s"),
-    replay: v.optional(
-      v.strictObject({
-        /** Answer `<prefix>.replay` requests. */
-        enabled: v.optional(v.boolean(), true),
-        /** Queue group: several kubemeta instances share the requests. */
-        queue: v.optional(nonEmpty, "kubemeta"),
-        /** Requests answered at once; others wait their turn. */
-        concurrency: v.optional(positiveInt, 4),
-      }),
+    reconnect: v.optional(
+      v.pipe(
+        v.strictObject({
+          initial: v.optional(v.pipe(duration, v.description("First delay between connection attempts.")), "250ms"),
+          max: v.optional(v.pipe(duration, v.description("Longest delay between connection attempts.")), "10s"),
+        }),
+        v.description("Delay between connection attempts: exponential, jittered, never giving up."),
+      ),
       {},
     ),
+    connectTimeout: v.optional(v.pipe(duration, v.description("Handshake deadline of one attempt.")), "5s"),
+    pingInterval: v.optional(
+      v.pipe(duration, v.description("Client pings; two unanswered ones mean a dead connection.")),
+      "20s",
+    ),
+    batch: batchSchema({ size: 500 }),
+    // A batch fails when the connection drops before its flush: it is published again once NATS is back.
+    retry: retrySchema({ initial: "100ms", max: "5s" }),
+    cursorSaveInterval: v.optional(
+      v.pipe(duration, v.description("Longest time between two saves of the cursor while publishing.")),
+      "1s",
+    ),
+    replay: v.optional(
+      v.pipe(
+        v.strictObject({
+          enabled: v.optional(v.pipe(v.boolean(), v.description("Answer `<prefix>.replay`.")), true),
+          queue: v.optional(v.pipe(nonEmpty, v.description("Queue group of the responders.")), "kubemeta"),
+          concurrency: v.optional(v.pipe(positiveInt, v.description("Requests answered at once; the others wait.")), 4),
+        }),
+        v.description("The replay responder (`<prefix>.replay`)."),
+      ),
+      {},
+    ),
+    batchSize: deprecatedKey(positiveInt, "batch.size"),
   }),
-  v.check((c) => AUTH_KEYS.filter((k) => c[k] !== undefined).length <= 1, `use one of ${AUTH_KEYS.join(", ")} (user with password)`),
+  v.check(
+    (c) => AUTH_KEYS.filter((k) => c[k] !== undefined).length <= 1,
+    `use one of ${AUTH_KEYS.join(", ")} (user with password)`,
+  ),
   v.check((c) => (c.user === undefined) === (c.password === undefined), "user and password go together"),
+  v.transform(({ batchSize, ...config }) => {
+    const deprecated: DeprecatedKey[] = [];
+    const batch = {
+      ...config.batch,
+      size: alias(batchSize, config.batch.size, { key: "batchSize", use: "batch.size" }, deprecated),
+    };
+    return { ...config, batch, deprecated };
+  }),
 );
 
 export type NatsSinkConfig = v.InferOutput<typeof natsSinkSchema>;
@@ -79,7 +128,11 @@ export type NatsSinkConfig = v.InferOutput<typeof natsSinkSchema>;
  * The client's options; reads the credential files (so a rotated file is picked up on the
  * next connection). `reconnectWaitMs` is asked before every reconnect attempt.
  */
-export async function connectionOptions(config: NatsSinkConfig, name: string, reconnectWaitMs: () => number): Promise<NodeConnectionOptions> {
+export async function connectionOptions(
+  config: NatsSinkConfig,
+  name: string,
+  reconnectWaitMs: () => number,
+): Promise<NodeConnectionOptions> {
   const options: NodeConnectionOptions = {
     servers: config.servers,
     name,
@@ -93,7 +146,8 @@ export async function connectionOptions(config: NatsSinkConfig, name: string, re
   options.user = config.user;
   options.pass = config.password;
   options.token = config.token;
-  const seed = config.nkeySeed ?? (config.nkeySeedFile ? (await readFile(config.nkeySeedFile, "utf8")).trim() : undefined);
+  const seed =
+    config.nkeySeed ?? (config.nkeySeedFile ? (await readFile(config.nkeySeedFile, "utf8")).trim() : undefined);
   if (seed) options.authenticator = nkeyAuthenticator(new TextEncoder().encode(seed));
   if (config.credsFile) options.authenticator = credsAuthenticator(await readFile(config.credsFile));
   if (config.tls) {

@@ -8,9 +8,14 @@ import { BehindRetentionError, type CommittedLog } from "../../../sdk/contract.t
 import type { Logger } from "../../../sdk/telemetry.ts";
 import type { Counter } from "../../../sdk/telemetry.ts";
 import { ALL } from "../../../protocol/streams.ts";
-import { snapshotEnvelope, toEnvelope } from "../../../sdk/model.ts";
+import { snapshotEnvelope, toEnvelope, type Update } from "../../../sdk/model.ts";
 import { ChunkWriter } from "./chunks.ts";
-import { MalformedRequestError, parseReplayRequest, type ReplayRequest, type ResetReason } from "../../../protocol/replay.ts";
+import {
+  MalformedRequestError,
+  parseReplayRequest,
+  type ReplayRequest,
+  type ResetReason,
+} from "../../../protocol/replay.ts";
 
 export interface ResponderOptions {
   nc: NatsConnection;
@@ -70,7 +75,8 @@ export function serveReplay(options: ResponderOptions): Responder {
     writer.markReset(reason);
     const { version, objects } = await log.snapshot(request.stream === ALL ? {} : { stream: request.stream });
     const time = new Date().toISOString();
-    for (const object of objects) await writer.add(JSON.stringify(snapshotEnvelope(log.epoch, request.stream, object, time)), object.version);
+    for (const object of objects)
+      await writer.add(JSON.stringify(snapshotEnvelope(log.epoch, request.stream, object, time)), object.version);
     await writer.finish(version);
     count("reset");
   }
@@ -80,14 +86,16 @@ export function serveReplay(options: ResponderOptions): Responder {
     const through = Math.min(request.to ?? log.head(), log.head());
     let after = from;
     for (;;) {
-      let page;
+      let page: Update[];
       try {
         page = await log.read({ stream, after, to: through, limit: PAGE });
       } catch (error) {
-        if (error instanceof BehindRetentionError && after === from) return sendState(request, "behind-retention", writer);
+        if (error instanceof BehindRetentionError && after === from)
+          return sendState(request, "behind-retention", writer);
         throw error;
       }
-      for (const update of page) await writer.add(JSON.stringify(toEnvelope(log.epoch, update, stream)), update.version);
+      for (const update of page)
+        await writer.add(JSON.stringify(toEnvelope(log.epoch, update, stream)), update.version);
       if (page.length < PAGE) break;
       after = page[page.length - 1]!.version;
     }
@@ -112,7 +120,9 @@ export function serveReplay(options: ResponderOptions): Responder {
       count(malformed ? "malformed" : "failed");
       if (malformed) logger.warn("malformed replay request", { error, payload: msg.string().slice(0, 200) });
       else logger.error("replay failed", { error });
-      await writer.fail(malformed ? (error as Error).message : `replay failed: ${(error as Error).message}; ask again`).catch(() => {});
+      await writer
+        .fail(malformed ? (error as Error).message : `replay failed: ${(error as Error).message}; ask again`)
+        .catch(() => {});
     }
   }
 
@@ -133,7 +143,10 @@ export function serveReplay(options: ResponderOptions): Responder {
       if (answering.size < options.concurrency) return begin(msg);
       if (waiting.length < MAX_WAITING) return void waiting.push(msg);
       count("busy");
-      if (msg.reply) void writerFor(msg.reply).fail("busy; ask again later").catch(() => {});
+      if (msg.reply)
+        void writerFor(msg.reply)
+          .fail("busy; ask again later")
+          .catch(() => {});
     },
   });
 

@@ -14,7 +14,10 @@ export class SseChannel {
   private closed = false;
 
   /** `onGone` runs once when the client goes away (or the stream is closed). */
-  constructor(bufferBytes: number, private readonly onGone: () => void) {
+  constructor(
+    bufferBytes: number,
+    private readonly onGone: () => void,
+  ) {
     this.body = new ReadableStream<Uint8Array>(
       {
         start: (controller) => {

@@ -6,7 +6,7 @@
  */
 import { BehindRetentionError, type CommittedLog } from "../../../sdk/contract.ts";
 import { readObjects } from "../../../sdk/http.ts";
-import { type Position } from "../../../protocol/position.ts";
+import type { Position } from "../../../protocol/position.ts";
 import type { SseChannel } from "./channel.ts";
 import { overflowEvent, resetEvent, snapshotEvents, syncedEvent, type Filter, type UpdateEvents } from "./wire.ts";
 
@@ -28,7 +28,8 @@ export const BEHIND_RETENTION = "resume point is older than retention";
 /** Why a resume point cannot be used, or undefined when it can. */
 export function resumeProblem(log: CommittedLog, resume: Position | undefined): string | undefined {
   if (!resume) return "no resume point";
-  if (resume.epoch !== log.epoch) return `resume point is of epoch ${resume.epoch}, the store's is ${log.epoch} (the store was recreated)`;
+  if (resume.epoch !== log.epoch)
+    return `resume point is of epoch ${resume.epoch}, the store's is ${log.epoch} (the store was recreated)`;
   if (resume.version > log.head()) return `resume point ${resume.version} is ahead of the log (head ${log.head()})`;
   if (resume.version < log.oldest() - 1) return BEHIND_RETENTION;
   return undefined;
@@ -38,7 +39,8 @@ export async function runSession(session: Session): Promise<void> {
   let problem = resumeProblem(session.log, session.resume);
   while (isOpen(session)) {
     try {
-      const position = problem === undefined ? await catchUp(session, session.resume!.version) : await reset(session, problem);
+      const position =
+        problem === undefined ? await catchUp(session, session.resume!.version) : await reset(session, problem);
       await live(session, position);
       return;
     } catch (error) {

@@ -22,7 +22,10 @@ export interface Filter {
 }
 
 export function matches(filter: Filter, item: Pick<Update, "kind" | "namespace">): boolean {
-  return (!filter.kinds || filter.kinds.has(item.kind)) && (filter.namespace === undefined || item.namespace === filter.namespace);
+  return (
+    (!filter.kinds || filter.kinds.has(item.kind)) &&
+    (filter.namespace === undefined || item.namespace === filter.namespace)
+  );
 }
 
 function event(type: string, data: unknown, id: string | undefined): string {
@@ -58,13 +61,20 @@ export class UpdateEvents {
 
   private format(stream: string, updates: Update[], filter: Filter): string {
     let cache = this.byStream.get(stream);
-    if (!cache) this.byStream.set(stream, (cache = new WeakMap()));
+    if (!cache) {
+      cache = new WeakMap();
+      this.byStream.set(stream, cache);
+    }
     let text = "";
     for (const update of updates) {
       if (!matches(filter, update)) continue;
       let formatted = cache.get(update);
       if (formatted === undefined) {
-        formatted = event(update.type, toEnvelope(this.epoch, update, stream), formatPosition(this.epoch, update.version));
+        formatted = event(
+          update.type,
+          toEnvelope(this.epoch, update, stream),
+          formatPosition(this.epoch, update.version),
+        );
         cache.set(update, formatted);
       }
       text += formatted;
@@ -96,7 +106,11 @@ export function syncedEvent(epoch: string, stream: string, version: number): str
 
 export function overflowEvent(epoch: string, stream: string, version: number): string {
   const resume = formatPosition(epoch, version);
-  return event("OVERFLOW", { epoch, stream, version, resume, reason: "subscriber too slow; reconnect with Last-Event-ID to resume" }, resume);
+  return event(
+    "OVERFLOW",
+    { epoch, stream, version, resume, reason: "subscriber too slow; reconnect with Last-Event-ID to resume" },
+    resume,
+  );
 }
 
 /** Sent first: Bun.serve sends no response headers before the first body byte. */

@@ -5,8 +5,7 @@
  * forever unless `maxRetries` says otherwise.
  */
 import { Backoff, parseRetryAfter, sleep } from "../../../protocol/retry.ts";
-import type { Logger } from "../../../sdk/telemetry.ts";
-import type { Metrics } from "../../../sdk/telemetry.ts";
+import type { Logger, Metrics, RetrySettings } from "../../../sdk/index.ts";
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, sign } from "./sign.ts";
 
 export const ID_HEADER = "X-Kubemeta-Id";
@@ -20,7 +19,8 @@ export interface DeliveryOptions {
   /** Retries after the first attempt; Infinity retries forever. */
   maxRetries: number;
   on4xx: "retry" | "skip";
-  backoff: { initialMs: number; maxMs: number };
+  /** Delays between attempts, unless the receiver says how long to wait (429 with Retry-After). */
+  retry: RetrySettings;
   logger: Logger;
   metrics: Metrics;
 }
@@ -37,7 +37,13 @@ export type Outcome = "delivered" | "skipped" | "stopped";
 type Attempt =
   | { ok: true }
   | { ok: false; reason: "timeout" | "network" | "stopped" }
-  | { ok: false; reason: "status_3xx" | "status_408" | "status_4xx" | "status_429" | "status_5xx"; status: number; retryAfterMs?: number; detail: string };
+  | {
+      ok: false;
+      reason: "status_3xx" | "status_408" | "status_4xx" | "status_429" | "status_5xx";
+      status: number;
+      retryAfterMs?: number;
+      detail: string;
+    };
 
 export interface Delivery {
   /** Sends until delivered, skipped by policy, or stopped by `signal`. */
@@ -47,10 +53,23 @@ export interface Delivery {
 export function createDelivery(options: DeliveryOptions): Delivery {
   const { sink, logger, metrics } = options;
   const labels = { sink };
-  const deliveries = metrics.counter("kubemeta_webhook_deliveries_total", "Webhook batches the receiver accepted (2xx).");
-  const deliveredUpdates = metrics.counter("kubemeta_webhook_delivered_updates_total", "Updates in webhook batches the receiver accepted.");
-  const failures = metrics.counter("kubemeta_webhook_failures_total", "Failed webhook requests, by reason (timeout, network, status_3xx, status_408, status_4xx, status_429, status_5xx).");
-  const skipped = metrics.counter("kubemeta_webhook_skipped_updates_total", "Updates a webhook gave up on, by reason (status_4xx with on4xx: skip, max_retries).");
+  const deliveries = metrics.counter(
+    "kubemeta_webhook_deliveries_total",
+    "Webhook batches the receiver accepted (2xx).",
+  );
+  const deliveredUpdates = metrics.counter(
+    "kubemeta_webhook_delivered_updates_total",
+    "Updates in webhook batches the receiver accepted.",
+  );
+  const failures = metrics.counter(
+    "kubemeta_webhook_failures_total",
+    "Failed webhook requests, by reason " +
+      "(timeout, network, status_3xx, status_408, status_4xx, status_429, status_5xx).",
+  );
+  const skipped = metrics.counter(
+    "kubemeta_webhook_skipped_updates_total",
+    "Updates a webhook gave up on, by reason (status_4xx with on4xx: skip, max_retries).",
+  );
   const duration = metrics.histogram("kubemeta_webhook_request_seconds", "Webhook request duration, by outcome.");
 
   async function attempt(request: Request, signal: AbortSignal): Promise<Attempt> {
@@ -86,7 +105,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
 
   return {
     async send(request, signal) {
-      const backoff = new Backoff(options.backoff);
+      const backoff = new Backoff(options.retry);
       for (let retries = 0; ; retries++) {
         const result = await attempt(request, signal);
         if (result.ok) {
@@ -97,15 +116,26 @@ export function createDelivery(options: DeliveryOptions): Delivery {
         }
         if (result.reason === "stopped") return "stopped";
         failures.inc({ sink, reason: result.reason });
-        const failure = { id: request.id, reason: result.reason, ...("status" in result ? { status: result.status, detail: result.detail } : {}) };
+        const failure = {
+          id: request.id,
+          reason: result.reason,
+          ...("status" in result ? { status: result.status, detail: result.detail } : {}),
+        };
         if (result.reason === "status_4xx" && options.on4xx === "skip") {
           skipped.inc({ sink, reason: "status_4xx" }, request.updates);
-          logger.error("webhook receiver rejected a batch; skipping it (on4xx: skip)", { ...failure, updates: request.updates });
+          logger.error("webhook receiver rejected a batch; skipping it (on4xx: skip)", {
+            ...failure,
+            updates: request.updates,
+          });
           return "skipped";
         }
         if (retries >= options.maxRetries) {
           skipped.inc({ sink, reason: "max_retries" }, request.updates);
-          logger.error("webhook gave up on a batch after maxRetries", { ...failure, retries, updates: request.updates });
+          logger.error("webhook gave up on a batch after maxRetries", {
+            ...failure,
+            retries,
+            updates: request.updates,
+          });
           return "skipped";
         }
         // A Retry-After of 0 (or a past date) is no delay at all: back off rather than spin on the receiver.
@@ -121,7 +151,14 @@ export function createDelivery(options: DeliveryOptions): Delivery {
 function classify(response: Response, detail: string): Attempt {
   const { status } = response;
   if (status >= 200 && status < 300) return { ok: true };
-  if (status === 429) return { ok: false, reason: "status_429", status, detail, retryAfterMs: parseRetryAfter(response.headers.get("retry-after")) };
+  if (status === 429)
+    return {
+      ok: false,
+      reason: "status_429",
+      status,
+      detail,
+      retryAfterMs: parseRetryAfter(response.headers.get("retry-after")),
+    };
   if (status >= 500) return { ok: false, reason: "status_5xx", status, detail };
   // 408 is the receiver timing out: an outage, not a verdict on the batch, so it is retried like a 5xx.
   if (status === 408) return { ok: false, reason: "status_408", status, detail };

@@ -17,7 +17,13 @@ export function sign(secret: string, timestamp: number, body: string): string {
  * What a receiver runs (the README shows the same lines): true when `signature` is the
  * body's signature at `timestamp` and the timestamp is within `toleranceSeconds` of now.
  */
-export function verify(secret: string, timestamp: string | null, signature: string | null, body: string, toleranceSeconds = 300): boolean {
+export function verify(
+  secret: string,
+  timestamp: string | null,
+  signature: string | null,
+  body: string,
+  toleranceSeconds = 300,
+): boolean {
   const sentAt = Number(timestamp);
   if (!timestamp || !Number.isInteger(sentAt) || Math.abs(Date.now() / 1000 - sentAt) > toleranceSeconds) return false;
   const expected = Buffer.from(sign(secret, sentAt, body));

@@ -10,7 +10,11 @@ export interface RequestBudget {
   take(signal: AbortSignal): Promise<void>;
 }
 
-export function createRequestBudget(qps: number, burst: number, now: () => number = performance.now.bind(performance)): RequestBudget {
+export function createRequestBudget(
+  qps: number,
+  burst: number,
+  now: () => number = performance.now.bind(performance),
+): RequestBudget {
   let tokens = burst;
   let refilledAt = now();
   return {

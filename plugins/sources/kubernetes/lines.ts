@@ -19,7 +19,8 @@ export class LineSplitter {
       return [];
     }
     const head = chunk.subarray(0, last);
-    const text = this.carry.length === 0 ? this.decoder.decode(head) : this.decoder.decode(Buffer.concat([...this.carry, head]));
+    const text =
+      this.carry.length === 0 ? this.decoder.decode(head) : this.decoder.decode(Buffer.concat([...this.carry, head]));
     this.carry = last + 1 < chunk.length ? [chunk.subarray(last + 1)] : [];
     return text.split("\n");
   }

@@ -83,7 +83,9 @@ export class Reflector {
       } catch (err) {
         if (!this.streamingRefused(err)) throw err;
         this.streaming = false;
-        this.logger.info("the API server does not serve streaming lists; using paginated LIST", { detail: (err as Error).message });
+        this.logger.info("the API server does not serve streaming lists; using paginated LIST", {
+          detail: (err as Error).message,
+        });
       }
     }
     if (this.resourceVersion === undefined) this.resourceVersion = await this.list(signal);
@@ -126,7 +128,9 @@ export class Reflector {
       timeoutSeconds,
       deps: this.deps,
       signal,
-      onResourceVersion: (rv) => void (this.resourceVersion = rv),
+      onResourceVersion: (rv) => {
+        this.resourceVersion = rv;
+      },
       onSynced: () => this.markSynced(),
     });
   }
@@ -177,7 +181,12 @@ export class Reflector {
     const params = selectorParams(scope);
     params.set("limit", String(pageSize));
     if (token) params.set("continue", token);
-    const request = { verb: "list" as const, resource: type.resource, path: `${collectionPath(type, scope)}?${params}`, continuation: token !== undefined };
+    const request = {
+      verb: "list" as const,
+      resource: type.resource,
+      path: `${collectionPath(type, scope)}?${params}`,
+      continuation: token !== undefined,
+    };
     for (;;) {
       try {
         return await this.deps.requester.json<ListPage>(request, signal);
@@ -193,7 +202,10 @@ export class Reflector {
 
   private async recover(err: unknown, signal: AbortSignal): Promise<void> {
     if (err instanceof ApiError && err.needsRelist) {
-      this.logger.info("the server cannot resume from our resourceVersion; relisting", { resourceVersion: this.resourceVersion, detail: err.message });
+      this.logger.info("the server cannot resume from our resourceVersion; relisting", {
+        resourceVersion: this.resourceVersion,
+        detail: err.message,
+      });
       this.resourceVersion = undefined;
       this.restarted(err.code === 410 ? "expired" : "too-large");
       return;

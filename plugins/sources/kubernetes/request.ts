@@ -99,7 +99,11 @@ export interface RequesterOptions {
 export function createRequester(options: RequesterOptions): Requester {
   const { transport, budget, metrics, logger, inactivityTimeoutMs } = options;
 
-  async function stream({ verb, resource, path, continuation }: RequestSpec, signal: AbortSignal, handlers: StreamHandlers) {
+  async function stream(
+    { verb, resource, path, continuation }: RequestSpec,
+    signal: AbortSignal,
+    handlers: StreamHandlers,
+  ) {
     if (!continuation) await budget.take(signal);
     signal.throwIfAborted();
     const request = new AbortController();

@@ -4,7 +4,10 @@ import type { Counter, Metrics } from "../../../sdk/telemetry.ts";
 export interface SourceMetrics {
   /** `{verb, resource, code}`: code is the HTTP status, or `error` when no response came. */
   requests: Counter;
-  /** `{resource, reason}`: why a watch was re-opened (`end`, `expired`, `too-large`, `throttled`, `inactivity`, `error`). */
+  /**
+   * `{resource, reason}`: why a watch was re-opened (`end`, `expired`, `too-large`, `throttled`, `inactivity`,
+   * `error`).
+   */
   watchRestarts: Counter;
   /** `{resource, type}`: watch and list events received. */
   events: Counter;
@@ -14,9 +17,18 @@ export interface SourceMetrics {
 
 export function sourceMetrics(metrics: Metrics): SourceMetrics {
   return {
-    requests: metrics.counter("kubemeta_source_requests_total", "Requests to the Kubernetes API server, by verb, resource and HTTP status."),
-    watchRestarts: metrics.counter("kubemeta_source_watch_restarts_total", "Watches re-opened, by resource and reason."),
-    events: metrics.counter("kubemeta_source_events_total", "Events received from the Kubernetes API server, by resource and type."),
+    requests: metrics.counter(
+      "kubemeta_source_requests_total",
+      "Requests to the Kubernetes API server, by verb, resource and HTTP status.",
+    ),
+    watchRestarts: metrics.counter(
+      "kubemeta_source_watch_restarts_total",
+      "Watches re-opened, by resource and reason.",
+    ),
+    events: metrics.counter(
+      "kubemeta_source_events_total",
+      "Events received from the Kubernetes API server, by resource and type.",
+    ),
     relists: metrics.counter("kubemeta_source_relists_total", "Relists started, by resource."),
   };
 }

@@ -32,13 +32,17 @@ export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): 
   if (options.context) {
     if (!kc.getContextObject(options.context)) {
       const known = kc.getContexts().map((c) => c.name);
-      throw new Error(`kubeconfig ${origin} has no context "${options.context}" (contexts: ${known.join(", ") || "none"})`);
+      throw new Error(
+        `kubeconfig ${origin} has no context "${options.context}" (contexts: ${known.join(", ") || "none"})`,
+      );
     }
     kc.setCurrentContext(options.context);
   }
   const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error(`kubeconfig ${origin}: current context "${kc.getCurrentContext() ?? ""}" names no cluster`);
-  if (cluster.proxyUrl?.startsWith("socks")) throw new Error(`kubeconfig ${origin}: SOCKS proxy-url is not supported (Bun's fetch speaks HTTP proxies only)`);
+  if (!cluster)
+    throw new Error(`kubeconfig ${origin}: current context "${kc.getCurrentContext() ?? ""}" names no cluster`);
+  if (cluster.proxyUrl?.startsWith("socks"))
+    throw new Error(`kubeconfig ${origin}: SOCKS proxy-url is not supported (Bun's fetch speaks HTTP proxies only)`);
   return { kc, origin };
 }
 
@@ -50,11 +54,16 @@ function resolve(kc: KubeConfig, options: KubeconfigOptions, inClusterRoot: stri
     const file = options.kubeconfig.startsWith("~/") ? join(home, options.kubeconfig.slice(2)) : options.kubeconfig;
     return loadFile(kc, file, () => kc.loadFromFile(file));
   }
-  if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT && existsSync(`${inClusterRoot}${SERVICE_ACCOUNT_DIR}/token`)) {
+  if (
+    env.KUBERNETES_SERVICE_HOST &&
+    env.KUBERNETES_SERVICE_PORT &&
+    existsSync(`${inClusterRoot}${SERVICE_ACCOUNT_DIR}/token`)
+  ) {
     kc.loadFromCluster(inClusterRoot);
     return "in-cluster service account";
   }
-  if (env.KUBECONFIG?.split(delimiter).some(Boolean)) return loadFile(kc, `KUBECONFIG=${env.KUBECONFIG}`, () => kc.loadFromDefault());
+  if (env.KUBECONFIG?.split(delimiter).some(Boolean))
+    return loadFile(kc, `KUBECONFIG=${env.KUBECONFIG}`, () => kc.loadFromDefault());
   const file = join(home, ".kube", "config");
   if (!existsSync(file)) {
     throw new Error(`no kubeconfig found: not running in a cluster, KUBECONFIG is not set and ${file} does not exist`);
@@ -95,7 +104,11 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
     async get(pathAndQuery, signal) {
       const cluster = kc.getCurrentCluster()!;
       const init = await fetchOptions(kc);
-      return fetch(`${server}${pathAndQuery}`, { ...init, signal, ...(cluster.proxyUrl ? { proxy: cluster.proxyUrl } : {}) });
+      return fetch(`${server}${pathAndQuery}`, {
+        ...init,
+        signal,
+        ...(cluster.proxyUrl ? { proxy: cluster.proxyUrl } : {}),
+      });
     },
     reloadCredentials() {
       kc = reload();
@@ -118,7 +131,8 @@ export async function fetchOptions(kc: KubeConfig): Promise<{ headers: Headers; 
     // For a plain http:// server (kubectl proxy, --demo) without insecure-skip-tls-verify,
     // client-node refuses to build its https.Agent, the last step, once the options are
     // complete. The agent is not used here, and kubectl speaks plain HTTP too.
-    if (!(kc.getCurrentCluster()?.server.startsWith("http:") && /HTTP protocol is not allowed/.test(String(err)))) throw err;
+    if (!(kc.getCurrentCluster()?.server.startsWith("http:") && /HTTP protocol is not allowed/.test(String(err))))
+      throw err;
   }
   const headers = new Headers({ Accept: "application/json", "User-Agent": "kubemeta" });
   for (const [name, value] of Object.entries(options.headers ?? {})) {

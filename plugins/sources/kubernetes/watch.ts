@@ -84,7 +84,8 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
 
   function change(changeType: ChangeType, object: KubeObject): void | Promise<void> {
     // A streaming list sends only ADDED before its initial-events-end bookmark.
-    if (initialPending && changeType !== "ADDED") throw new StreamingListIgnored(`${changeType} event before the initial-events-end bookmark`);
+    if (initialPending && changeType !== "ADDED")
+      throw new StreamingListIgnored(`${changeType} event before the initial-events-end bookmark`);
     object.kind ??= type.kind;
     object.apiVersion ??= apiVersion;
     progressed = true;
@@ -101,7 +102,8 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
     progressed = true;
     if (initialPending) {
       const annotations = metadata.annotations as Record<string, string> | undefined;
-      if (annotations?.[INITIAL_EVENTS_END] !== "true") throw new StreamingListIgnored("BOOKMARK without the initial-events-end annotation");
+      if (annotations?.[INITIAL_EVENTS_END] !== "true")
+        throw new StreamingListIgnored("BOOKMARK without the initial-events-end annotation");
       return endInitialState(resourceVersion);
     }
     options.onResourceVersion(resourceVersion);
@@ -150,7 +152,8 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
     if (initialPending) {
       // A server that honours sendInitialEvents sends the bookmark before anything else
       // can end the watch; one that ignores it keeps a plain watch open until timeoutSeconds.
-      if (elapsedMs >= options.timeoutSeconds * 900) throw new StreamingListIgnored("the watch timed out without an initial-events-end bookmark");
+      if (elapsedMs >= options.timeoutSeconds * 900)
+        throw new StreamingListIgnored("the watch timed out without an initial-events-end bookmark");
       throw new Error("the streaming list ended before its initial-events-end bookmark");
     }
     return { progressed, elapsedMs };

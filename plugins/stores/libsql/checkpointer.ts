@@ -12,7 +12,10 @@
 import { statSync } from "node:fs";
 import type { Logger } from "../../../sdk/telemetry.ts";
 
-/** How often the worker checkpoints: small WAL increments measured faster than 200 ms or 1 s (churn 7.1k vs 5.4k vs 4.8k/s). */
+/**
+ * How often the worker checkpoints: small WAL increments measured faster than 200 ms or 1 s (churn 7.1k vs 5.4k vs
+ * 4.8k/s).
+ */
 const CHECKPOINT_INTERVAL_MS = 50;
 /** WAL size that makes the next commit wait for a TRUNCATE checkpoint. */
 const WAL_TRUNCATE_BYTES = 64 * 1024 * 1024;
@@ -24,7 +27,10 @@ export type CheckpointerRequest =
   | { type: "truncate" }
   | { type: "stop" };
 
-export type CheckpointerReply = { checkpointed: "PASSIVE" | "TRUNCATE"; busy: boolean } | { error: string } | { stopped: true };
+export type CheckpointerReply =
+  | { checkpointed: "PASSIVE" | "TRUNCATE"; busy: boolean }
+  | { error: string }
+  | { stopped: true };
 
 export interface CheckpointerOptions {
   url: string;
@@ -59,7 +65,9 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
   let failed = false;
   worker.addEventListener("error", (event) => {
     failed = true;
-    logger.error("WAL checkpoint worker failed; the writer checkpoints by itself from now on", { error: event.message });
+    logger.error("WAL checkpoint worker failed; the writer checkpoints by itself from now on", {
+      error: event.message,
+    });
   });
   const send = (request: CheckpointerRequest) => worker.postMessage(request);
 
@@ -93,8 +101,11 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
       const reply = await done;
       if (!reply) {
         failed = true;
-        logger.error("WAL checkpoint worker does not answer; the writer checkpoints by itself from now on", { walBytes: walSize() });
-      } else if ("busy" in reply && reply.busy) logger.debug("WAL not truncated: a read transaction outlasted the wait", { walBytes: walSize() });
+        logger.error("WAL checkpoint worker does not answer; the writer checkpoints by itself from now on", {
+          walBytes: walSize(),
+        });
+      } else if ("busy" in reply && reply.busy)
+        logger.debug("WAL not truncated: a read transaction outlasted the wait", { walBytes: walSize() });
     },
     stop() {
       stopping ??= (async () => {

@@ -16,7 +16,8 @@ import type { Update } from "../../../sdk/model.ts";
 /** Rows per statement: each is one group, so this bounds how long a commit blocks between yields (~10 ms here). */
 const ROWS_PER_STATEMENT = 250;
 
-const UPDATE_COLUMNS = "version, stream_id, stream_prev, type, kind, uid, namespace, name, node, resource_version, time, object";
+const UPDATE_COLUMNS =
+  "version, stream_id, stream_prev, type, kind, uid, namespace, name, node, resource_version, time, object";
 
 /**
  * Moves meta.head from `before` to `after`, or fails the transaction: when head is not
@@ -45,9 +46,11 @@ const UPSERT_OBJECTS = `${UPSERT_FINAL}
   WHERE objects.version IS NOT excluded.version`;
 const DELETE_OBJECTS = "DELETE FROM objects WHERE (kind, uid) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))";
 /** New streams get their row, known ones a new head. */
-const UPSERT_STREAMS = `INSERT INTO streams (id, name, head) SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true
+const UPSERT_STREAMS = `INSERT INTO streams (id, name, head)
+  SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true
   ON CONFLICT (id) DO UPDATE SET head = excluded.head`;
-const UPSERT_RESUME_POINTS = `INSERT INTO resume_points (resource, resource_version) SELECT value ->> 0, value ->> 1 FROM json_each(?) WHERE true
+const UPSERT_RESUME_POINTS = `INSERT INTO resume_points (resource, resource_version)
+  SELECT value ->> 0, value ->> 1 FROM json_each(?) WHERE true
   ON CONFLICT (resource) DO UPDATE SET resource_version = excluded.resource_version`;
 
 const placeholderCache = new Map<string, string>();
@@ -98,7 +101,10 @@ export class StreamIds {
 
   idOf(stream: string): number {
     let id = this.ids.get(stream) ?? this.pending.get(stream);
-    if (id === undefined) this.pending.set(stream, (id = this.next + this.pending.size));
+    if (id === undefined) {
+      id = this.next + this.pending.size;
+      this.pending.set(stream, id);
+    }
     return id;
   }
 
@@ -113,16 +119,33 @@ export class StreamIds {
 }
 
 function updateRow(u: Update, streamIds: StreamIds): InValue[] {
-  return [u.version, u.stream === null ? null : streamIds.idOf(u.stream), u.streamPrev, u.type, u.kind, u.uid, u.namespace, u.name, u.node, u.resourceVersion, u.time, JSON.stringify(u.object)];
+  return [
+    u.version,
+    u.stream === null ? null : streamIds.idOf(u.stream),
+    u.streamPrev,
+    u.type,
+    u.kind,
+    u.uid,
+    u.namespace,
+    u.name,
+    u.node,
+    u.resourceVersion,
+    u.time,
+    JSON.stringify(u.object),
+  ];
 }
 
 /** Throws unless the batch continues the log at `head` with consecutive versions. */
 export function checkContiguous(batch: CommitBatch, head: number): void {
   const { updates, digests } = batch;
-  if (digests.length !== updates.length) throw new Error(`commit refused: ${updates.length} updates but ${digests.length} digests`);
+  if (digests.length !== updates.length)
+    throw new Error(`commit refused: ${updates.length} updates but ${digests.length} digests`);
   updates.forEach((update, i) => {
     if (update.version !== head + 1 + i) {
-      throw new Error(`commit refused: version ${update.version} at position ${i} does not continue the log at head ${head} (the log must stay gap-free)`);
+      throw new Error(
+        `commit refused: version ${update.version} at position ${i} does not continue the log at head ${head} ` +
+          "(the log must stay gap-free)",
+      );
     }
   });
 }
@@ -136,13 +159,23 @@ export function commitStatements(batch: CommitBatch, head: number, streamIds: St
     groups.push([{ sql: GUARD_SQL, args: [head, last] }]);
     const streamHeads = new Map<string, number>();
     for (const u of updates) if (u.stream !== null) streamHeads.set(u.stream, u.version);
-    groups.push(chunkedJson([...streamHeads].map(([stream, version]) => [streamIds.idOf(stream), stream, version]), UPSERT_STREAMS));
-    for (const statement of chunked(updates.map((u) => updateRow(u, streamIds)), (n) => `INSERT INTO updates (${UPDATE_COLUMNS}) VALUES ${placeholders(n, 12)}`)) {
+    groups.push(
+      chunkedJson(
+        [...streamHeads].map(([stream, version]) => [streamIds.idOf(stream), stream, version]),
+        UPSERT_STREAMS,
+      ),
+    );
+    for (const statement of chunked(
+      updates.map((u) => updateRow(u, streamIds)),
+      (n) => `INSERT INTO updates (${UPDATE_COLUMNS}) VALUES ${placeholders(n, 12)}`,
+    )) {
       groups.push([statement]);
     }
     // An object changed twice in one batch ends in its last state.
     const finalIndex = new Map<string, number>();
-    updates.forEach((u, i) => finalIndex.set(`${u.kind}\u0000${u.uid}`, i));
+    updates.forEach((u, i) => {
+      finalIndex.set(`${u.kind}\u0000${u.uid}`, i);
+    });
     const upserts: InValue[][] = [];
     const deletes: InValue[][] = [];
     for (const i of finalIndex.values()) {

@@ -62,7 +62,13 @@ export function filePathOf(url: string): string {
 export async function openConnections(url: string, logger: Logger, authToken?: string): Promise<Connections> {
   if (!isFileUrl(url)) {
     const client = createClient({ url, authToken: authToken || undefined });
-    return { writer: client, reader: client, local: false, beforeWrite: async () => {}, close: async () => client.close() };
+    return {
+      writer: client,
+      reader: client,
+      local: false,
+      beforeWrite: async () => {},
+      close: async () => client.close(),
+    };
   }
   const path = filePathOf(url);
   mkdirSync(dirname(path), { recursive: true });

@@ -14,7 +14,8 @@ const PRUNE_CHUNK = 2_000;
 
 /** Deletes the updates in (after, through] that no object points at. */
 export const DELETE_UNPINNED = `DELETE FROM updates WHERE version > ? AND version <= ?
-  AND NOT EXISTS (SELECT 1 FROM objects AS o WHERE o.kind = updates.kind AND o.uid = updates.uid AND o.version = updates.version)`;
+  AND NOT EXISTS (SELECT 1 FROM objects AS o
+    WHERE o.kind = updates.kind AND o.uid = updates.uid AND o.version = updates.version)`;
 export const RAISE_HORIZON = "UPDATE meta SET pruned_through = max(pruned_through, ?) WHERE id = 1";
 
 export interface PruneTarget {
@@ -38,7 +39,8 @@ async function firstAtOrAfter(reader: Client, from: number, head: number, cutoff
   let high = head + 1;
   while (low < high) {
     const middle = Math.floor((low + high) / 2);
-    const time = (await reader.execute({ sql: "SELECT time FROM updates WHERE version = ?", args: [middle] })).rows[0]?.time;
+    const time = (await reader.execute({ sql: "SELECT time FROM updates WHERE version = ?", args: [middle] })).rows[0]
+      ?.time;
     if (time == null || String(time) < cutoff) low = middle + 1;
     else high = middle;
   }
@@ -47,12 +49,17 @@ async function firstAtOrAfter(reader: Client, from: number, head: number, cutoff
 
 /** The version that ends the next chunk of stored updates in (after, through]; undefined when there are none. */
 async function chunkEnd(reader: Client, after: number, through: number): Promise<number | undefined> {
-  const sql = "SELECT max(version) AS last FROM (SELECT version FROM updates WHERE version > ? AND version <= ? ORDER BY version LIMIT ?)";
+  const sql =
+    "SELECT max(version) AS last " +
+    "FROM (SELECT version FROM updates WHERE version > ? AND version <= ? ORDER BY version LIMIT ?)";
   const last = (await reader.execute({ sql, args: [after, through, PRUNE_CHUNK] })).rows[0]?.last;
   return last == null ? undefined : Number(last);
 }
 
-export async function prune(target: PruneTarget, policy: RetentionPolicy): Promise<{ removed: number; oldest: number }> {
+export async function prune(
+  target: PruneTarget,
+  policy: RetentionPolicy,
+): Promise<{ removed: number; oldest: number }> {
   const { oldest, head } = await bounds(target.reader);
   let keepFrom = oldest;
   if (policy.maxUpdates > 0) keepFrom = Math.max(keepFrom, head - policy.maxUpdates + 1);

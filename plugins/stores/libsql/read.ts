@@ -8,7 +8,7 @@ import { yieldToEventLoop } from "./connection.ts";
 import type { Client, InStatement, InValue, ResultSet } from "@libsql/client";
 import type { ObjectDigest, ObjectQuery, StoreState, UpdateQuery } from "../../../sdk/contract.ts";
 import { ALL } from "../../../protocol/streams.ts";
-import { type CurrentObject, type Update } from "../../../sdk/model.ts";
+import type { CurrentObject, Update } from "../../../sdk/model.ts";
 
 interface Executor {
   execute(statement: InStatement): Promise<ResultSet>;
@@ -32,13 +32,15 @@ const STREAM_ID = "(SELECT id FROM streams WHERE name = ?)";
 const PRUNED_THROUGH = "(SELECT pruned_through FROM meta WHERE id = 1)";
 
 const UPDATES = "updates AS t LEFT JOIN streams AS s ON s.id = t.stream_id";
-const UPDATE_JSON = `json_object('version', t.version, 'stream', s.name, 'streamPrev', t.stream_prev, 'type', t.type, 'kind', t.kind,
-  'uid', t.uid, 'namespace', t.namespace, 'name', t.name, 'node', t.node, 'resourceVersion', t.resource_version, 'time', t.time,
-  'object', json(t.object))`;
+const UPDATE_JSON = `json_object('version', t.version, 'stream', s.name, 'streamPrev', t.stream_prev,
+  'type', t.type, 'kind', t.kind, 'uid', t.uid, 'namespace', t.namespace, 'name', t.name, 'node', t.node,
+  'resourceVersion', t.resource_version, 'time', t.time, 'object', json(t.object))`;
 /** An object's state is its latest update; CROSS JOIN keeps objects the outer loop, in rowid order. */
-const OBJECTS = "objects AS t CROSS JOIN updates AS u ON u.version = t.version LEFT JOIN streams AS s ON s.id = t.stream_id";
-const OBJECT_JSON = `json_object('kind', t.kind, 'uid', t.uid, 'namespace', u.namespace, 'name', u.name, 'node', t.node, 'stream', s.name,
-  'version', t.version, 'resourceVersion', u.resource_version, 'object', json(u.object))`;
+const OBJECTS =
+  "objects AS t CROSS JOIN updates AS u ON u.version = t.version LEFT JOIN streams AS s ON s.id = t.stream_id";
+const OBJECT_JSON = `json_object('kind', t.kind, 'uid', t.uid, 'namespace', u.namespace, 'name', u.name,
+  'node', t.node, 'stream', s.name, 'version', t.version, 'resourceVersion', u.resource_version,
+  'object', json(u.object))`;
 const DIGESTS = "objects AS t LEFT JOIN streams AS s ON s.id = t.stream_id";
 const DIGEST_JSON = "json_object('kind', t.kind, 'uid', t.uid, 'digest', t.digest, 'stream', s.name)";
 
@@ -55,7 +57,10 @@ const waitingForTransaction = new WeakMap<Client, { active: number; queue: (() =
 
 async function withReadSlot<T>(reader: Client, work: () => Promise<T>): Promise<T> {
   let slots = waitingForTransaction.get(reader);
-  if (!slots) waitingForTransaction.set(reader, (slots = { active: 0, queue: [] }));
+  if (!slots) {
+    slots = { active: 0, queue: [] };
+    waitingForTransaction.set(reader, slots);
+  }
   if (slots.active < READ_TRANSACTIONS) slots.active++;
   else await new Promise<void>((resolve) => slots.queue.push(resolve));
   try {
@@ -72,11 +77,17 @@ async function withReadSlot<T>(reader: Client, work: () => Promise<T>): Promise<
  * the ordered subquery in its order; `group_concat(… ORDER BY rid)` would say so but costs
  * a sort (a fifth of replay throughput), so readers that need the order check it instead.
  */
-async function readPage<T>(db: Executor, selection: Selection, after: number, limit: number): Promise<{ items: T[]; last: number }> {
+async function readPage<T>(
+  db: Executor,
+  selection: Selection,
+  after: number,
+  limit: number,
+): Promise<{ items: T[]; last: number }> {
   const floor = selection.floor ? `max(?, ${selection.floor})` : "?";
   const where = [`t.rowid > ${floor}`, ...selection.where].join(" AND ");
   const sql = `SELECT max(rid) AS last, '[' || group_concat(j, ',') || ']' AS items
-    FROM (SELECT t.rowid AS rid, ${selection.json} AS j FROM ${selection.from} WHERE ${where} ORDER BY t.rowid LIMIT ?)`;
+    FROM (SELECT t.rowid AS rid, ${selection.json} AS j FROM ${selection.from}
+      WHERE ${where} ORDER BY t.rowid LIMIT ?)`;
   const row = (await db.execute({ sql, args: [after, ...selection.args, limit] })).rows[0];
   if (!row || row.items === null) return { items: [], last: after };
   return { items: JSON.parse(row.items as string) as T[], last: Number(row.last) };
@@ -119,7 +130,10 @@ export async function readUpdates(reader: Client, query: UpdateQuery): Promise<U
   return ordered ? items : items.sort((a, b) => a.version - b.version);
 }
 
-export async function snapshot(reader: Client, query: ObjectQuery): Promise<{ version: number; objects: CurrentObject[] }> {
+export async function snapshot(
+  reader: Client,
+  query: ObjectQuery,
+): Promise<{ version: number; objects: CurrentObject[] }> {
   const where: string[] = [];
   const args: InValue[] = [];
   const equal = (condition: string, value: string | undefined) => {

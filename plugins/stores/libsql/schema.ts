@@ -120,18 +120,31 @@ const MIGRATIONS: readonly (readonly string[])[] = [
 /** The schema version this build writes. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-/** Brings the store's schema to `target` (tests build older stores with it); refuses a store written by a newer kubemeta. */
+/**
+ * Brings the store's schema to `target` (tests build older stores with it); refuses a store written by a newer
+ * kubemeta.
+ */
 export async function migrate(client: Client, target = SCHEMA_VERSION): Promise<void> {
-  await client.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)");
-  const found = Number((await client.execute("SELECT coalesce(max(version), 0) AS version FROM schema_version")).rows[0]?.version ?? 0);
+  await client.execute(
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+  );
+  const found = Number(
+    (await client.execute("SELECT coalesce(max(version), 0) AS version FROM schema_version")).rows[0]?.version ?? 0,
+  );
   if (found > SCHEMA_VERSION) {
-    throw new Error(`the store has schema version ${found}, newer than this kubemeta supports (${SCHEMA_VERSION}); upgrade kubemeta or use another store`);
+    throw new Error(
+      `the store has schema version ${found}, newer than this kubemeta supports (${SCHEMA_VERSION}); ` +
+        "upgrade kubemeta or use another store",
+    );
   }
   for (let version = found + 1; version <= target; version++) {
     await client.batch(
       [
         ...MIGRATIONS[version - 1]!,
-        { sql: "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", args: [version, new Date().toISOString()] },
+        {
+          sql: "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+          args: [version, new Date().toISOString()],
+        },
       ],
       "write",
     );

@@ -1,0 +1,65 @@
+/**
+ * The plugin SDK, `kubemeta/sdk`: everything a plugin module imports from kubemeta. A
+ * plugin in any folder imports it by package name, so it runs against the kubemeta that
+ * loads it (README, "Write a sink plugin": inside the repository, from an installed
+ * package, in the container image).
+ *
+ * `v` is kubemeta's own valibot: a plugin's schema built with it is validated by the
+ * host's copy, whatever version the plugin's folder may hold.
+ *
+ * @example
+ * ```ts
+ * import { batchSchema, consume, defineSink, retrySchema, v } from "kubemeta/sdk";
+ * ```
+ */
+export * as v from "valibot";
+
+export {
+  BehindRetentionError,
+  defineSink,
+  defineSource,
+  defineStore,
+  type AnyDeclaration,
+  type ChangeSink,
+  type CommitBatch,
+  type CommittedLog,
+  type Declaration,
+  type FollowOptions,
+  type Lifecycle,
+  type ObjectDigest,
+  type ObjectQuery,
+  type PluginContext,
+  type Relist,
+  type RetentionPolicy,
+  type Sink,
+  type SinkContext,
+  type SinkDeclaration,
+  type Source,
+  type SourceContext,
+  type SourceDeclaration,
+  type Store,
+  type StoreContext,
+  type StoreDeclaration,
+  type StoreState,
+  type UpdateQuery,
+} from "./contract.ts";
+export { consume, type BatchSettings, type Consumer, type ConsumeOptions, type RetrySettings } from "./consume.ts";
+export { inStream, toEnvelope, type CurrentObject, type KubeObject, type Update } from "./model.ts";
+export type { Counter, Gauge, Histogram, Labels, LogFields, Logger, Metrics } from "./telemetry.ts";
+export {
+  alias,
+  batchSchema,
+  deprecatedKey,
+  duration,
+  parseDuration,
+  port,
+  positiveInt,
+  retrySchema,
+  streamName,
+  warnDeprecated,
+  type BatchSchemaOptions,
+  type DeprecatedKey,
+  type RetrySchemaOptions,
+} from "./schema.ts";
+export type { ChangeType, Envelope, SlimObject } from "../protocol/envelope.ts";
+export { ALL, isStreamName, NODE_PREFIX, nodeOfStream, SHARED, STREAM_NAME_RULE } from "../protocol/streams.ts";

@@ -1,0 +1,381 @@
+/**
+ * `bun run main.ts tail` as a user runs it, a subprocess against a real host: over SSE
+ * (envelopes with --json, readable lines, filters, tokens, https with its own CA, a store
+ * recreated under it), over NATS with a real nats-server, bad input, signals, and a
+ * reader that goes away (`| head`).
+ */
+import { afterEach, expect, test } from "bun:test";
+import { join } from "node:path";
+import type { Envelope } from "../protocol/envelope.ts";
+import type { KubeObject } from "../sdk/model.ts";
+import { testPki } from "../simulator/certs.ts";
+import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
+import { CLUSTER, nodeNames, rawNode, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
+import { startNatsServer } from "./nats-server.ts";
+
+const MAIN = join(import.meta.dir, "..", "main.ts");
+const TOKEN = "tail-test-token-0123456789";
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function host(options: Parameters<typeof startTestHost>[0] = {}): Promise<TestHost> {
+  const th = await startTestHost({ sinks: [{ type: "sse" }], ...options });
+  cleanups.push(() => th.destroy());
+  return th;
+}
+
+async function commit(th: TestHost, ...changes: ["ADDED" | "MODIFIED" | "DELETED", KubeObject][]): Promise<void> {
+  for (const [type, object] of changes) await th.changes.apply(object.kind === "Node" ? "nodes" : "pods", type, object);
+  await th.changes.flush();
+}
+
+/** A running `tail`, its output collected as it comes. */
+class Tail {
+  readonly lines: string[] = [];
+  stderr = "";
+  private partial = "";
+  private readonly drained: Promise<unknown>;
+
+  constructor(readonly proc: Bun.Subprocess<"ignore", "pipe", "pipe">) {
+    this.drained = Promise.all([
+      collect(proc.stdout, (text) => {
+        const parts = (this.partial + text).split("\n");
+        this.partial = parts.pop()!;
+        this.lines.push(...parts);
+      }),
+      collect(proc.stderr, (text) => (this.stderr += text)),
+    ]);
+  }
+
+  envelopes(): Envelope[] {
+    return this.lines.map((line) => JSON.parse(line) as Envelope);
+  }
+
+  /** Waits for `check`; a timeout shows what the process printed. */
+  async until<T>(check: () => T, what: string, timeoutMs = 10_000): Promise<NonNullable<T>> {
+    try {
+      return await waitFor(check, timeoutMs, what);
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\nstdout:\n${this.lines.join("\n")}\nstderr:\n${this.stderr}`);
+    }
+  }
+
+  /** Exit code and stderr of a process that ends by itself. */
+  async exit(): Promise<{ code: number; stderr: string }> {
+    const code = await this.proc.exited;
+    // The pipes may still hold the last bytes when the exit is reported.
+    await this.drained;
+    return { code, stderr: this.stderr };
+  }
+
+  /** Exit code after a signal, with everything it printed collected. */
+  async stop(signal: "SIGINT" | "SIGTERM"): Promise<number> {
+    this.proc.kill(signal);
+    return (await this.exit()).code;
+  }
+}
+
+async function collect(stream: ReadableStream<Uint8Array>, take: (text: string) => void): Promise<void> {
+  const decoder = new TextDecoder();
+  for await (const chunk of stream) take(decoder.decode(chunk, { stream: true }));
+}
+
+function tail(args: string[], env: Record<string, string> = {}): Tail {
+  const base = { ...process.env };
+  delete base.KUBEMETA_TOKEN;
+  const proc = Bun.spawn([process.execPath, "run", MAIN, "tail", ...args], {
+    env: { ...base, ...env },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  cleanups.push(async () => {
+    proc.kill("SIGKILL");
+    await proc.exited;
+  });
+  return new Tail(proc);
+}
+
+/** `   12 MODIFIED Pod   default/web-1   node=n1  [node/n1]`: version, type, kind, namespace/name, node, stream. */
+function updateLine(type: string, kind: string, ref: string, rest = ""): RegExp {
+  const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+  return new RegExp(`^ *\\d+ ${type} +${kind} +${literal(ref)}${rest ? ` +${literal(rest)}` : ""}$`);
+}
+
+const matching = (lines: string[], pattern: RegExp) => lines.filter((line) => pattern.test(line));
+
+test(
+  "--json over SSE: exactly the envelopes, RESET and SYNCED on stderr; SIGTERM exits 0",
+  async () => {
+    const th = await host();
+    await commit(
+      th,
+      ["ADDED", rawNode("n1")],
+      ["ADDED", rawPod("web-1", { node: "n1" })],
+      ["ADDED", rawPod("web-2", { node: "n2" })],
+    );
+    const t = tail(["--url", th.url, "--stream", "node/n1", "--json"]);
+    await t.until(() => /SYNCED +node\/n1/.test(t.stderr), "SYNCED");
+    expect(t.stderr).toMatch(new RegExp(`^ +- RESET +node/n1  reason=no resume point  epoch=${th.host.epoch}$`, "m"));
+    expect(
+      t
+        .envelopes()
+        .map((e) => [e.type, e.kind, e.name, e.stream])
+        .sort(),
+    ).toEqual([
+      ["ADDED", "Node", "n1", "node/n1"],
+      ["ADDED", "Pod", "web-1", "node/n1"],
+    ]);
+
+    await commit(
+      th,
+      ["MODIFIED", rawPod("web-1", { node: "n1", phase: "Failed", rv: "2" })],
+      ["DELETED", rawPod("web-1", { node: "n1", phase: "Failed", rv: "3" })],
+    );
+    await t.until(() => t.lines.length === 4, "the live updates");
+    const page = (await (await fetch(`${th.url}/v1/updates?stream=node/n1`)).json()) as { items: Envelope[] };
+    expect(t.envelopes().slice(2)).toEqual(page.items.slice(-2));
+    expect(
+      t
+        .envelopes()
+        .slice(2)
+        .map((e) => e.type),
+    ).toEqual(["MODIFIED", "DELETED"]);
+    expect(await t.stop("SIGTERM")).toBe(0);
+  },
+  SLOW_MS,
+);
+
+test(
+  "readable lines over SSE: two streams tagged, --kinds filtered by the server; SIGINT exits 0",
+  async () => {
+    const th = await host();
+    await commit(
+      th,
+      ["ADDED", rawNode("n1")],
+      ["ADDED", rawPod("web-1", { node: "n1", namespace: "payments" })],
+      ["ADDED", rawPod("web-2", { node: "n2" })],
+    );
+    const t = tail(["--url", th.url, "--stream", "node/n1,all", "--kinds", "Pod"]);
+    await t.until(() => matching(t.lines, /^ +3 SYNCED /).length === 2, "both streams SYNCED");
+    expect(matching(t.lines, /^ +- RESET +(node\/n1|all) {2}reason=no resume point {2}epoch=\w+$/)).toHaveLength(2);
+    expect(matching(t.lines, updateLine("ADDED", "Pod", "payments/web-1", "node=n1  [node/n1]"))).toHaveLength(1);
+    expect(matching(t.lines, updateLine("ADDED", "Pod", "payments/web-1", "node=n1  [all]"))).toHaveLength(1);
+    expect(matching(t.lines, updateLine("ADDED", "Pod", "default/web-2", "node=n2  [all]"))).toHaveLength(1);
+    expect(t.lines.filter((line) => line.includes("Node"))).toEqual([]);
+    expect(t.lines).toHaveLength(7);
+
+    await commit(th, ["MODIFIED", rawPod("web-1", { node: "n1", namespace: "payments", phase: "Failed", rv: "2" })]);
+    await t.until(
+      () => matching(t.lines, / 4 MODIFIED Pod +payments\/web-1 +node=n1 +\[(node\/n1|all)\]$/).length === 2,
+      "the MODIFIED on both streams",
+    );
+    expect(await t.stop("SIGINT")).toBe(0);
+    expect(t.stderr).toBe("");
+  },
+  SLOW_MS,
+);
+
+test(
+  "a token from --token or KUBEMETA_TOKEN; a wrong one is reported on stderr",
+  async () => {
+    const th = await host({ http: { tokens: [TOKEN] } });
+    await commit(th, ["ADDED", rawPod("web-1", { node: "n1" })]);
+    const byFlag = tail(["--url", th.url, "--token", TOKEN]);
+    const byEnv = tail(["--url", th.url], { KUBEMETA_TOKEN: TOKEN });
+    const wrong = tail(["--url", th.url], { KUBEMETA_TOKEN: "not-the-token-at-all" });
+    for (const t of [byFlag, byEnv]) await t.until(() => matching(t.lines, /SYNCED +all/).length === 1, "SYNCED");
+    await wrong.until(() => wrong.stderr.includes("401"), "the refusal on stderr");
+    expect(wrong.stderr).toMatch(/^kubemeta tail: all: GET \/v1\/watch answered 401/m);
+    expect(wrong.lines).toEqual([]);
+    for (const t of [byFlag, byEnv, wrong]) expect(await t.stop("SIGTERM")).toBe(0);
+  },
+  SLOW_MS,
+);
+
+test(
+  "https with its own CA through --ca",
+  async () => {
+    const pki = await testPki();
+    const th = await host({ http: { tls: { cert: pki.serverCertFile, key: pki.serverKeyFile } } });
+    await commit(th, ["ADDED", rawPod("web-1", { node: "n1" })]);
+    const t = tail(["--url", th.url, "--ca", pki.caFile, "--json"]);
+    await t.until(() => t.stderr.includes("SYNCED"), "SYNCED");
+    expect(t.envelopes().map((e) => e.name)).toEqual(["web-1"]);
+    expect(await t.stop("SIGTERM")).toBe(0);
+  },
+  SLOW_MS,
+);
+
+test(
+  "a recreated store: RESET naming the old epoch, deletes of what vanished, only true changes",
+  async () => {
+    const first = await host();
+    await commit(first, ["ADDED", rawPod("web-1", { node: "n1" })], ["ADDED", rawPod("web-2", { node: "n1" })]);
+    const readable = tail(["--url", first.url]);
+    const json = tail(["--url", first.url, "--json"]);
+    await readable.until(() => matching(readable.lines, /SYNCED +all/).length === 1, "SYNCED");
+    await json.until(() => json.stderr.includes("SYNCED"), "SYNCED");
+    const oldEpoch = first.host.epoch;
+
+    await first.stop();
+    // The same address, a new store: the clients reconnect to another epoch.
+    const second = await host({ http: { port: Number(new URL(first.url).port) } });
+    expect(second.host.epoch).not.toBe(oldEpoch);
+    await commit(second, ["ADDED", rawPod("web-2", { node: "n1" })], ["ADDED", rawPod("web-3", { node: "n1" })]);
+
+    await readable.until(() => matching(readable.lines, /SYNCED +all/).length === 2, "the second SYNCED");
+    const afterReset = readable.lines.slice(readable.lines.findIndex((line) => line.includes(`was=${oldEpoch}`)));
+    expect(afterReset[0]).toMatch(
+      new RegExp(`^ +- RESET +all  reason=.+  epoch=${second.host.epoch}  was=${oldEpoch}$`),
+    );
+    // Deletes come before adds; web-2 is the same object in both stores: no line for it.
+    expect(afterReset.slice(1, -1)).toEqual([
+      expect.stringMatching(updateLine("DELETED", "Pod", "default/web-1", "node=n1  (gone at reset)")),
+      expect.stringMatching(updateLine("ADDED", "Pod", "default/web-3", "node=n1")),
+    ]);
+
+    await json.until(() => json.lines.length === 4, "the reset's envelopes");
+    expect(
+      json
+        .envelopes()
+        .slice(2)
+        .map((e) => [e.type, e.name, e.epoch === oldEpoch])
+        .sort(),
+    ).toEqual([
+      ["ADDED", "web-3", false],
+      ["DELETED", "web-1", true],
+    ]);
+  },
+  SLOW_MS,
+);
+
+test(
+  "over NATS with a token: lines arrive, --kinds filters locally; a wrong token exits 1",
+  async () => {
+    const natsToken = "nats-tail-token";
+    const server = await startNatsServer({ auth: { token: natsToken } });
+    cleanups.push(() => server.destroy());
+    const th = await startNatsHost(server, { sink: { token: natsToken } });
+    cleanups.push(() => th.destroy());
+    const [node, other] = nodeNames(2) as [string, string];
+    await commit(
+      th,
+      ["ADDED", rawNode(node)],
+      ["ADDED", rawPod("web-1", { node })],
+      ["ADDED", rawPod("web-2", { node: other })],
+    );
+
+    const t = tail(["--nats", server.url, "--cluster", CLUSTER, "--stream", `node/${node}`, "--kinds", "Pod"], {
+      KUBEMETA_TOKEN: natsToken,
+    });
+    await t.until(() => matching(t.lines, /SYNCED +node\//).length === 1, "SYNCED", 20_000);
+    expect(matching(t.lines, updateLine("ADDED", "Pod", "default/web-1", `node=${node}`))).toHaveLength(1);
+    expect(t.lines.filter((line) => line.includes("Node") || line.includes("web-2"))).toEqual([]);
+
+    await commit(
+      th,
+      ["MODIFIED", rawNode(node, "False")],
+      ["MODIFIED", rawPod("web-1", { node, phase: "Failed", rv: "2" })],
+    );
+    await t.until(
+      () => matching(t.lines, updateLine("MODIFIED", "Pod", "default/web-1", `node=${node}`)).length === 1,
+      "the live MODIFIED",
+    );
+    expect(t.lines.filter((line) => line.includes("Node"))).toEqual([]);
+
+    // A NATS restart is said on stderr, and the tail goes on.
+    await server.restart();
+    await t.until(() => /NATS: reconnected/.test(t.stderr), "the reconnect", 20_000);
+    expect(t.stderr).toMatch(/^kubemeta tail: NATS: disconnected from .+; reconnecting$/m);
+    await commit(th, ["ADDED", rawPod("web-3", { node })]);
+    await t.until(
+      () => matching(t.lines, updateLine("ADDED", "Pod", "default/web-3", `node=${node}`)).length === 1,
+      "an update after the restart",
+      20_000,
+    );
+    const before = t.stderr;
+    expect(await t.stop("SIGINT")).toBe(0);
+    expect(t.stderr).toBe(before);
+
+    const refused = tail(["--nats", server.url, "--cluster", CLUSTER, "--token", "wrong"]);
+    const { code, stderr } = await refused.exit();
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/^kubemeta tail: cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+: .*authorization/im);
+  },
+  SLOW_MS,
+);
+
+test(
+  "NATS over TLS with its own CA through --ca",
+  async () => {
+    const pki = await testPki();
+    const server = await startNatsServer({ tls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile } });
+    cleanups.push(() => server.destroy());
+    const th = await startNatsHost(server, { sink: { tls: { caFile: pki.caFile } } });
+    cleanups.push(() => th.destroy());
+    await commit(th, ["ADDED", rawPod("web-1", { node: "n1" })]);
+    const t = tail(["--nats", server.url, "--cluster", CLUSTER, "--ca", pki.caFile]);
+    await t.until(
+      () => matching(t.lines, updateLine("ADDED", "Pod", "default/web-1", "node=n1")).length === 1,
+      "the pod",
+      20_000,
+    );
+    expect(await t.stop("SIGTERM")).toBe(0);
+  },
+  SLOW_MS,
+);
+
+test(
+  "bad input: one line on stderr, exit 2",
+  async () => {
+    const cases: [string[], RegExp][] = [
+      [["--url", "http://127.0.0.1:9", "--stream", "node/Not_A_Node"], /--stream: "node\/Not_A_Node" is not a stream/],
+      [["--stream", "all"], /give one of --url .* or --nats/],
+      [["--url", "http://127.0.0.1:9", "--bogus"], /'--bogus'/],
+      [["--nats", "nats://127.0.0.1:9"], /--nats needs one of --cluster/],
+      [["--url", "http://127.0.0.1:9", "--kinds", "pods"], /--kinds: expected API kinds/],
+    ];
+    const results = await Promise.all(cases.map(([args]) => tail(args).exit()));
+    results.forEach(({ code, stderr }, i) => {
+      expect(code).toBe(2);
+      expect(stderr).toMatch(cases[i]![1]);
+      expect(stderr.trimEnd().split("\n")).toHaveLength(1);
+    });
+  },
+  SLOW_MS,
+);
+
+test(
+  "a reader that goes away (| head) ends it quietly",
+  async () => {
+    const th = await host();
+    await commit(th, ["ADDED", rawPod("web-0", { node: "n1" })]);
+    const script = '"$BUN" run "$MAIN" tail --url "$URL" | head -n 1; echo "tail exited ${PIPESTATUS[0]}" >&2';
+    const pipeline = Bun.spawn(["bash", "-c", script], {
+      env: { ...process.env, BUN: process.execPath, MAIN, URL: th.url },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    cleanups.push(async () => {
+      pipeline.kill("SIGKILL");
+      await pipeline.exited;
+    });
+    let round = 0;
+    // It notices on its next write: keep the stream moving until it has ended.
+    await waitFor(
+      async () => {
+        await commit(th, ["ADDED", rawPod(`web-${++round}`, { node: "n1" })]);
+        return pipeline.exitCode !== null;
+      },
+      15_000,
+      "the pipeline to end",
+    );
+    expect(await new Response(pipeline.stdout).text()).toMatch(/^ +- RESET +all/);
+    expect(await new Response(pipeline.stderr).text()).toBe("tail exited 0\n");
+  },
+  SLOW_MS,
+);
