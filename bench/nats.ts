@@ -144,7 +144,8 @@ async function publishThroughput(
   const updates = Math.round((head / ms) * 1000);
   console.log(
     `sink catch-up: ${head.toLocaleString("en-US")} updates in ${Math.round(ms)} ms = ` +
-      `${updates.toLocaleString("en-US")} updates/s (${(updates * 2).toLocaleString("en-US")} msgs/s), including reconnect`,
+      `${updates.toLocaleString("en-US")} updates/s (${(updates * 2).toLocaleString("en-US")} msgs/s), ` +
+      "including reconnect",
   );
 }
 

@@ -138,7 +138,8 @@ async function main(): Promise<void> {
 
   const { p50, p99, max } = report.latencies;
   console.log(
-    `SSE fan-out: ${count} subscribers on "${values.stream}", ${changes} pod changes in ${produceSeconds.toFixed(1)} s ` +
+    `SSE fan-out: ${count} subscribers on "${values.stream}", ` +
+      `${changes} pod changes in ${produceSeconds.toFixed(1)} s ` +
       `(${Math.round(changes / produceSeconds)}/s committed)`,
   );
   console.log(

@@ -36,7 +36,8 @@ export const httpSchema = v.strictObject({
       v.array(v.pipe(v.string(), v.minLength(16, "a token needs at least 16 characters; use a long random value"))),
       v.description(
         "Bearer tokens accepted on `/v1` and `/metrics` (health endpoints stay open), at least 16 characters each, " +
-          "typically `${ENV_VAR}`s. Any one of them is enough, so a token can be rotated without downtime. Empty: no auth.",
+          "typically `${ENV_VAR}`s. Any one of them is enough, so a token can be rotated without downtime. " +
+          "Empty: no auth.",
       ),
     ),
     [],

@@ -15,7 +15,10 @@ export interface Batch {
   envelopes: Envelope[];
   /** Every version up to this one is in this batch, in an earlier one, or did not match. */
   through: number;
-  /** Versions skipped because the reader fell behind retention: those the log no longer held, and with `behindRetention: "head"` the rest up to the head. */
+  /**
+   * Versions skipped because the reader fell behind retention: those the log no longer held, and with
+   * `behindRetention: "head"` the rest up to the head.
+   */
   lost: number;
 }
 

@@ -87,9 +87,15 @@ export interface ConsumeOptions {
   filter?(envelope: Envelope): boolean;
   /** Batch size and linger (default 500 updates, 0 ms): the `batch` config key. */
   batch?: BatchSettings;
-  /** Delays between attempts at a batch whose `deliver` threw (default 1 s doubling to 60 s, full jitter): the `retry` config key. */
+  /**
+   * Delays between attempts at a batch whose `deliver` threw (default 1 s doubling to 60 s, full jitter): the `retry`
+   * config key.
+   */
   retry?: RetrySettings;
-  /** Where a sink with no cursor yet starts: the oldest update the store retains (the default), or the next one committed. */
+  /**
+   * Where a sink with no cursor yet starts: the oldest update the store retains (the default), or the next one
+   * committed.
+   */
   from?: "oldest" | "head";
   /**
    * Where a sink goes on when the store pruned updates it had not delivered: the oldest
@@ -129,10 +135,16 @@ export interface Consumer extends Sink {
   caughtUp(timeoutMs: number): Promise<boolean>;
 }
 
-/** How often the lag is refreshed while a batch is in delivery, and how often a cursor moved only past non-matching updates is saved. */
+/**
+ * How often the lag is refreshed while a batch is in delivery, and how often a cursor moved only past non-matching
+ * updates is saved.
+ */
 const REFRESH_MS = 1_000;
 
-/** A sink (start/stop) running `options.deliver` over the log. start and stop are safe twice; stop is safe without start. */
+/**
+ * A sink (start/stop) running `options.deliver` over the log. start and stop are safe twice; stop is safe without
+ * start.
+ */
 export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
   const { name, logger, metrics, log } = ctx;
   const labels = { sink: name };

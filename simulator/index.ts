@@ -47,7 +47,9 @@ export interface TestApiServer {
   token: string;
   clientCertPem: string;
   clientKeyPem: string;
-  /** A kubeconfig YAML for this server: CA as certificate-authority-data, and a token or client-certificate-data user. */
+  /**
+   * A kubeconfig YAML for this server: CA as certificate-authority-data, and a token or client-certificate-data user.
+   */
   kubeconfig(auth: "token" | "cert"): string;
   writeKubeconfig(path: string, auth: "token" | "cert"): Promise<void>;
   /** Assigns uid (unless given), resourceVersion, creationTimestamp, generation; emits ADDED. Throws if it exists. */
@@ -72,7 +74,10 @@ export interface TestApiServer {
   dropWatches(): void;
   /** While true, watches (open or new) send nothing at all, not even headers; false sends what was held back. */
   stallWatches(stalled: boolean): void;
-  /** Requests by `${verb} ${resource}`: verb list|watch|watchlist (a streaming list)|get, resource like "pods"; discovery as `discovery <path>`. */
+  /**
+   * Requests by `${verb} ${resource}`: verb list|watch|watchlist (a streaming list)|get, resource like "pods";
+   * discovery as `discovery <path>`.
+   */
   requests(): Record<string, number>;
   resetRequests(): void;
   openWatches(): number;

@@ -37,7 +37,8 @@ function decodeContinue(token: string): ContinueKey | Status {
       );
     if (typeof key.rv !== "number" || typeof key.start !== "string" || key.start === "")
       return badRequest(
-        "continue key is not valid: continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        "continue key is not valid: continue key is not valid: " +
+          "incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
       );
     return { rv: key.rv, start: key.start };
   } catch {
@@ -142,7 +143,9 @@ export function serveList(
     if (!options.labelSelector && !options.fieldSelector) metadata.remainingItemCount = end - next;
     snapshots.keep(type.kind, rv, entries);
   }
-  const head = `{"kind":"${type.kind}List","apiVersion":"${apiVersionOf(type)}","metadata":${JSON.stringify(metadata)},"items":[`;
+  const head =
+    `{"kind":"${type.kind}List","apiVersion":"${apiVersionOf(type)}",` +
+    `"metadata":${JSON.stringify(metadata)},"items":[`;
   function* body(): Generator<string> {
     yield head;
     for (let i = 0; i < items.length; i++) yield i === 0 ? itemJson(items[i]!) : `,${itemJson(items[i]!)}`;

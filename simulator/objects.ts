@@ -60,7 +60,8 @@ function podConditions(scheduled: boolean, time: string): object[] {
         lastTransitionTime: time,
         reason: "Unschedulable",
         message:
-          "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.",
+          "0/3 nodes are available: 3 Insufficient cpu. " +
+          "preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.",
       },
     ];
   }
@@ -235,7 +236,9 @@ export function makePod(opts: PodOptions): KubeObject {
               ready: true,
               restartCount: 0,
               image,
-              imageID: `${image.replace(/:[^:]+$/, "")}@sha256:${Bun.hash(image).toString(16).padStart(16, "0").repeat(4)}`,
+              imageID:
+                `${image.replace(/:[^:]+$/, "")}@sha256:` +
+                `${Bun.hash(image).toString(16).padStart(16, "0").repeat(4)}`,
               containerID: `containerd://${hex(32)}`,
               started: true,
             },
@@ -353,7 +356,8 @@ export function makeNode(name: string): KubeObject {
       images: [
         {
           names: [
-            "602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon-k8s-cni@sha256:4a5d3bd4b2a0b8c0e1e5f5f0d3f6c7b8a9e0d1c2b3a4f5e6d7c8b9a0f1e2d3c4",
+            "602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon-k8s-cni" +
+              "@sha256:4a5d3bd4b2a0b8c0e1e5f5f0d3f6c7b8a9e0d1c2b3a4f5e6d7c8b9a0f1e2d3c4",
             "602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon-k8s-cni:v1.19.2",
           ],
           sizeBytes: 48_921_338,

@@ -55,7 +55,10 @@ export const RESOURCE_TYPES: ResourceType[] = [
     version: "v1",
     namespaced: false,
     shortNames: ["no"],
-    bookmarkBody: `"spec":{},"status":{"daemonEndpoints":{"kubeletEndpoint":{"Port":0}},"nodeInfo":{"machineID":"","systemUUID":"","bootID":"","kernelVersion":"","osImage":"","containerRuntimeVersion":"","kubeletVersion":"","kubeProxyVersion":"","operatingSystem":"","architecture":""}}`,
+    bookmarkBody:
+      `"spec":{},"status":{"daemonEndpoints":{"kubeletEndpoint":{"Port":0}},` +
+      `"nodeInfo":{"machineID":"","systemUUID":"","bootID":"","kernelVersion":"","osImage":"",` +
+      `"containerRuntimeVersion":"","kubeletVersion":"","kubeProxyVersion":"","operatingSystem":"","architecture":""}}`,
     fieldLabels: ["spec.unschedulable"],
   },
   {
@@ -121,7 +124,9 @@ export const RESOURCE_TYPES: ResourceType[] = [
     version: "v1",
     namespaced: true,
     shortNames: ["sts"],
-    bookmarkBody: `"spec":{"selector":null,${POD_TEMPLATE_ZERO},"serviceName":"","updateStrategy":{}},"status":{"replicas":0,"availableReplicas":0}`,
+    bookmarkBody:
+      `"spec":{"selector":null,${POD_TEMPLATE_ZERO},"serviceName":"","updateStrategy":{}},` +
+      `"status":{"replicas":0,"availableReplicas":0}`,
     fieldLabels: [],
   },
   {
@@ -132,7 +137,9 @@ export const RESOURCE_TYPES: ResourceType[] = [
     version: "v1",
     namespaced: true,
     shortNames: ["ds"],
-    bookmarkBody: `"spec":{"selector":null,${POD_TEMPLATE_ZERO},"updateStrategy":{}},"status":{"currentNumberScheduled":0,"numberMisscheduled":0,"desiredNumberScheduled":0,"numberReady":0}`,
+    bookmarkBody:
+      `"spec":{"selector":null,${POD_TEMPLATE_ZERO},"updateStrategy":{}},` +
+      `"status":{"currentNumberScheduled":0,"numberMisscheduled":0,"desiredNumberScheduled":0,"numberReady":0}`,
     fieldLabels: [],
   },
   {

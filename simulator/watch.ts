@@ -41,7 +41,10 @@ export interface InitialEvents {
 
 function bookmarkLine(type: ResourceType, rv: number, initialEventsEnd: boolean): string {
   const annotations = initialEventsEnd ? `,"annotations":{"k8s.io/initial-events-end":"true"}` : "";
-  return `{"type":"BOOKMARK","object":{"kind":"${type.kind}","apiVersion":"${apiVersionOf(type)}","metadata":{"resourceVersion":"${rv}"${annotations}},${type.bookmarkBody}}}\n`;
+  return (
+    `{"type":"BOOKMARK","object":{"kind":"${type.kind}","apiVersion":"${apiVersionOf(type)}",` +
+    `"metadata":{"resourceVersion":"${rv}"${annotations}},${type.bookmarkBody}}}\n`
+  );
 }
 
 /** An ERROR event carrying a Status, the way the real server reports a failed watch after the 200. */

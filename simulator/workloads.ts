@@ -95,6 +95,12 @@ export function makeNamespace(name: string): KubeObject {
 }
 
 export function makeDeployment(name: string, namespace: string, replicas: number): KubeObject {
+  const lastApplied = JSON.stringify({
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name, namespace },
+    spec: { replicas },
+  });
   return {
     kind: "Deployment",
     apiVersion: "apps/v1",
@@ -102,7 +108,7 @@ export function makeDeployment(name: string, namespace: string, replicas: number
       ...metadata(name, namespace, { app: name }),
       annotations: {
         "deployment.kubernetes.io/revision": "1",
-        "kubectl.kubernetes.io/last-applied-configuration": `${JSON.stringify({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name, namespace }, spec: { replicas } })}\n`,
+        "kubectl.kubernetes.io/last-applied-configuration": `${lastApplied}\n`,
       },
     },
     spec: {

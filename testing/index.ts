@@ -130,7 +130,10 @@ export function rawPod(
   };
 }
 
-/** Throws unless `updates` are the whole log from version 1: gap-free, and each update's prev the previous update of its stream. */
+/**
+ * Throws unless `updates` are the whole log from version 1: gap-free, and each update's prev the previous update of
+ * its stream.
+ */
 export function expectGapFreeWithWholeChains(updates: Update[]): void {
   const last = new Map<string, number>();
   updates.forEach((u, i) => {

@@ -56,18 +56,22 @@ async function sourceFiles(dir: string): Promise<string[]> {
   return entries.filter((name) => name.endsWith(".ts")).map((name) => join(dir, name));
 }
 
-test("imports keep to the layers: the core imports neither host nor plugins, plugins only the SDK and protocol, the client only the protocol", async () => {
-  const violations: string[] = [];
-  for (const [layer, allowed] of Object.entries(ALLOWED)) {
-    for (const file of await sourceFiles(layer)) {
-      const text = await Bun.file(join(ROOT, file)).text();
-      for (const [, specifier] of text.matchAll(/^(?:import|export)[^"]*?from "(\.[^"]+)"/gm)) {
-        const target = relative(ROOT, resolve(ROOT, dirname(file), specifier!));
-        const top = `${target.split("/")[0]}/`;
-        const own = layer === "plugins/" ? file === REGISTRY || pluginOf(target) === pluginOf(file) : top === layer;
-        if (!own && !allowed.includes(top)) violations.push(`${file} imports ${target}`);
+test(
+  "imports keep to the layers: the core imports neither host nor plugins, " +
+    "plugins only the SDK and protocol, the client only the protocol",
+  async () => {
+    const violations: string[] = [];
+    for (const [layer, allowed] of Object.entries(ALLOWED)) {
+      for (const file of await sourceFiles(layer)) {
+        const text = await Bun.file(join(ROOT, file)).text();
+        for (const [, specifier] of text.matchAll(/^(?:import|export)[^"]*?from "(\.[^"]+)"/gm)) {
+          const target = relative(ROOT, resolve(ROOT, dirname(file), specifier!));
+          const top = `${target.split("/")[0]}/`;
+          const own = layer === "plugins/" ? file === REGISTRY || pluginOf(target) === pluginOf(file) : top === layer;
+          if (!own && !allowed.includes(top)) violations.push(`${file} imports ${target}`);
+        }
       }
     }
-  }
-  expect(violations).toEqual([]);
-});
+    expect(violations).toEqual([]);
+  },
+);

@@ -58,7 +58,9 @@ async function round(th: TestHost, n: number): Promise<void> {
   await th.changes.flush();
 }
 
-/** Seeds the host with nodes and `rounds` of churn, then starts an agent on its own connection and waits for its sync. */
+/**
+ * Seeds the host with nodes and `rounds` of churn, then starts an agent on its own connection and waits for its sync.
+ */
 async function syncedAgent(th: TestHost, rounds: number[]): Promise<{ r: Recorder; subscription: Subscription }> {
   await seed(th, rounds);
   const r = recorder();
@@ -174,16 +176,19 @@ test(
   SLOW_MS,
 );
 
-test("streams are checked before anything is subscribed: an illegal node name leaves no subscription open", async () => {
-  const nc = await client(server);
-  const publisher = await client(server);
-  connections.push(nc, publisher);
-  expect(() => subscribeNats({ nc, cluster: CLUSTER, streams: [SHARED, "node/Not_A_Node"] })).toThrow(RangeError);
-  await nc.flush();
-  const received = nc.stats().inMsgs;
-  publisher.publish(`${PREFIX}.shared`, "{}");
-  await publisher.flush();
-  // The server routes the message before it answers this ping: had `shared` been subscribed, it would be counted.
-  await nc.flush();
-  expect(nc.stats().inMsgs).toBe(received);
-});
+test(
+  "streams are checked before anything is subscribed: " + "an illegal node name leaves no subscription open",
+  async () => {
+    const nc = await client(server);
+    const publisher = await client(server);
+    connections.push(nc, publisher);
+    expect(() => subscribeNats({ nc, cluster: CLUSTER, streams: [SHARED, "node/Not_A_Node"] })).toThrow(RangeError);
+    await nc.flush();
+    const received = nc.stats().inMsgs;
+    publisher.publish(`${PREFIX}.shared`, "{}");
+    await publisher.flush();
+    // The server routes the message before it answers this ping: had `shared` been subscribed, it would be counted.
+    await nc.flush();
+    expect(nc.stats().inMsgs).toBe(received);
+  },
+);

@@ -100,36 +100,40 @@ test("kubemeta restarts mid-stream: the client resumes where it was, without a r
   expect(r.synced.length).toBeGreaterThanOrEqual(2);
 });
 
-test("the store is recreated (new epoch): a reset rebuilds the cache and reports what changed, vanished objects as deletes", async () => {
-  const first = await host();
-  await commit(first, ["ADDED", rawPod("kept")], ["ADDED", rawPod("changed")], ["ADDED", rawPod("vanished")]);
-  const r = recorder();
-  const subscription = subscribe(first, r);
-  await subscription.synced;
-  const oldEpoch = first.host.epoch;
+test(
+  "the store is recreated (new epoch): " +
+    "a reset rebuilds the cache and reports what changed, vanished objects as deletes",
+  async () => {
+    const first = await host();
+    await commit(first, ["ADDED", rawPod("kept")], ["ADDED", rawPod("changed")], ["ADDED", rawPod("vanished")]);
+    const r = recorder();
+    const subscription = subscribe(first, r);
+    await subscription.synced;
+    const oldEpoch = first.host.epoch;
 
-  await first.stop();
-  hosts.splice(hosts.indexOf(first), 1);
-  const second = await host({ dir: await tempDir(), port: portOf(first) });
-  expect(second.host.epoch).not.toBe(oldEpoch);
-  await commit(
-    second,
-    ["ADDED", rawPod("changed", { phase: "Failed", rv: "2" })],
-    ["ADDED", rawPod("kept")],
-    ["ADDED", rawPod("new")],
-  );
+    await first.stop();
+    hosts.splice(hosts.indexOf(first), 1);
+    const second = await host({ dir: await tempDir(), port: portOf(first) });
+    expect(second.host.epoch).not.toBe(oldEpoch);
+    await commit(
+      second,
+      ["ADDED", rawPod("changed", { phase: "Failed", rv: "2" })],
+      ["ADDED", rawPod("kept")],
+      ["ADDED", rawPod("new")],
+    );
 
-  await waitFor(() => r.resets.length === 2, 10_000, "the second reset");
-  expect(r.resets[1]).toEqual({
-    stream: "all",
-    epoch: second.host.epoch,
-    previousEpoch: oldEpoch,
-    reason: expect.stringContaining("epoch"),
-  });
-  expect(r.calls.slice(3).sort()).toEqual(["ADDED new", "DELETED vanished", "UPDATED changed"]);
-  expect(await matchesStore(second, subscription, ["all"], r.view)).toBe(true);
-  expect([...subscription.objects("all").values()].every((e) => e.epoch === second.host.epoch)).toBe(true);
-});
+    await waitFor(() => r.resets.length === 2, 10_000, "the second reset");
+    expect(r.resets[1]).toEqual({
+      stream: "all",
+      epoch: second.host.epoch,
+      previousEpoch: oldEpoch,
+      reason: expect.stringContaining("epoch"),
+    });
+    expect(r.calls.slice(3).sort()).toEqual(["ADDED new", "DELETED vanished", "UPDATED changed"]);
+    expect(await matchesStore(second, subscription, ["all"], r.view)).toBe(true);
+    expect([...subscription.objects("all").values()].every((e) => e.epoch === second.host.epoch)).toBe(true);
+  },
+);
 
 test("stop() ends the connections: the server sees its subscriber go", async () => {
   const th = await host();
@@ -145,7 +149,10 @@ test("stop() ends the connections: the server sees its subscriber go", async () 
   );
 });
 
-/** A stand-in for /v1/watch that writes each connection's chunks (the last script serves any later one), then stays silent. */
+/**
+ * A stand-in for /v1/watch that writes each connection's chunks (the last script serves any later one), then stays
+ * silent.
+ */
 function scriptedWatch(scripts: Uint8Array[][]): { url: string; lastEventIds: (string | null)[]; stop(): void } {
   const lastEventIds: (string | null)[] = [];
   const server = Bun.serve({
@@ -191,62 +198,74 @@ const sse = (event: string, data: unknown, id?: string) =>
 const encode = (text: string) => new TextEncoder().encode(text);
 const synced = (version: number) => sse("SYNCED", { epoch: "e1", stream: "all", version }, `e1:${version}`);
 
-test("events split anywhere (CRLF, multi-byte characters) parse; a silent connection is cut and resumed from the cache's position", async () => {
-  const wire = encode(
-    `: hi\r\n\r\nid:\r\n${sse("RESET", { reason: "no resume point" })}${sse("ADDED", pod(7, 0, "café-ü"))}${synced(9)}`,
-  );
-  const cuts = [0, 3, 4, 40, wire.indexOf(0xc3) + 1, wire.lastIndexOf(0x0d) + 1, wire.length];
-  const server = scriptedWatch([cuts.slice(1).map((cut, i) => wire.slice(cuts[i], cut))]);
-  try {
-    const r = recorder();
-    const subscription = subscribeSse({
-      url: server.url,
-      streams: ["all"],
-      idleTimeoutMs: 300,
-      reconnect: { initialMs: 10, maxMs: 20 },
-      ...r,
-    });
-    subscriptions.push(subscription);
-    await subscription.synced;
-    expect(subscription.objects("all").get("u-café-ü")?.name).toBe("café-ü");
-    await waitFor(() => server.lastEventIds.length >= 2, 5_000, "a reconnect after the silence");
-    expect(server.lastEventIds.slice(0, 2)).toEqual([null, "e1:9"]);
-    expect(r.errors[0]?.message).toContain("nothing received for 300 ms");
-  } finally {
-    for (const s of subscriptions.splice(0)) await s.stop();
-    server.stop();
-  }
-});
+test(
+  "events split anywhere (CRLF, multi-byte characters) parse; " +
+    "a silent connection is cut and resumed from the cache's position",
+  async () => {
+    const wire = encode(
+      `: hi\r\n\r\nid:\r\n${sse("RESET", { reason: "no resume point" })}` +
+        `${sse("ADDED", pod(7, 0, "café-ü"))}${synced(9)}`,
+    );
+    const cuts = [0, 3, 4, 40, wire.indexOf(0xc3) + 1, wire.lastIndexOf(0x0d) + 1, wire.length];
+    const server = scriptedWatch([cuts.slice(1).map((cut, i) => wire.slice(cuts[i], cut))]);
+    try {
+      const r = recorder();
+      const subscription = subscribeSse({
+        url: server.url,
+        streams: ["all"],
+        idleTimeoutMs: 300,
+        reconnect: { initialMs: 10, maxMs: 20 },
+        ...r,
+      });
+      subscriptions.push(subscription);
+      await subscription.synced;
+      expect(subscription.objects("all").get("u-café-ü")?.name).toBe("café-ü");
+      await waitFor(() => server.lastEventIds.length >= 2, 5_000, "a reconnect after the silence");
+      expect(server.lastEventIds.slice(0, 2)).toEqual([null, "e1:9"]);
+      expect(r.errors[0]?.message).toContain("nothing received for 300 ms");
+    } finally {
+      for (const s of subscriptions.splice(0)) await s.stop();
+      server.stop();
+    }
+  },
+);
 
-test("a prev that skips versions: the client cuts the connection and resumes from the last version it holds", async () => {
-  const server = scriptedWatch([
-    // 11 comes with 10 missing (prev 10 > position 9); what follows in the same read must not move the position.
-    [
-      encode(
-        `${sse("RESET", { reason: "no resume point" })}${synced(9)}${sse("ADDED", pod(11, 10), "e1:11")}${sse("ADDED", pod(12, 11), "e1:12")}${synced(12)}`,
-      ),
-    ],
-    [
-      encode(
-        `${sse("ADDED", pod(10, 9), "e1:10")}${sse("ADDED", pod(11, 10), "e1:11")}${sse("ADDED", pod(12, 11), "e1:12")}${synced(12)}`,
-      ),
-    ],
-  ]);
-  try {
-    const r = recorder();
-    const subscription = subscribeSse({
-      url: server.url,
-      streams: ["all"],
-      reconnect: { initialMs: 10, maxMs: 20 },
-      ...r,
-    });
-    subscriptions.push(subscription);
-    await waitFor(() => r.synced.length === 2, 5_000, "the resumed connection's SYNCED");
-    expect(server.lastEventIds).toEqual([null, "e1:9"]);
-    expect(r.calls).toEqual(["ADDED p10", "ADDED p11", "ADDED p12"]);
-    expect(r.errors.map((e) => e.message)).toEqual([expect.stringContaining("missed updates of all between 9 and 10")]);
-  } finally {
-    for (const s of subscriptions.splice(0)) await s.stop();
-    server.stop();
-  }
-});
+test(
+  "a prev that skips versions: " + "the client cuts the connection and resumes from the last version it holds",
+  async () => {
+    const server = scriptedWatch([
+      // 11 comes with 10 missing (prev 10 > position 9); what follows in the same read must not move the position.
+      [
+        encode(
+          `${sse("RESET", { reason: "no resume point" })}${synced(9)}` +
+            `${sse("ADDED", pod(11, 10), "e1:11")}${sse("ADDED", pod(12, 11), "e1:12")}${synced(12)}`,
+        ),
+      ],
+      [
+        encode(
+          `${sse("ADDED", pod(10, 9), "e1:10")}${sse("ADDED", pod(11, 10), "e1:11")}` +
+            `${sse("ADDED", pod(12, 11), "e1:12")}${synced(12)}`,
+        ),
+      ],
+    ]);
+    try {
+      const r = recorder();
+      const subscription = subscribeSse({
+        url: server.url,
+        streams: ["all"],
+        reconnect: { initialMs: 10, maxMs: 20 },
+        ...r,
+      });
+      subscriptions.push(subscription);
+      await waitFor(() => r.synced.length === 2, 5_000, "the resumed connection's SYNCED");
+      expect(server.lastEventIds).toEqual([null, "e1:9"]);
+      expect(r.calls).toEqual(["ADDED p10", "ADDED p11", "ADDED p12"]);
+      expect(r.errors.map((e) => e.message)).toEqual([
+        expect.stringContaining("missed updates of all between 9 and 10"),
+      ]);
+    } finally {
+      for (const s of subscriptions.splice(0)) await s.stop();
+      server.stop();
+    }
+  },
+);

@@ -42,20 +42,24 @@ const sample = v.strictObject({
   ),
 });
 
-test("a schema renders as a table: required keys, literal and metadata defaults, nested objects as parent.child, deprecated keys as one row", () => {
-  expect(renderTable("sink/sample", sample).split("\n")).toEqual([
-    "| key | default | meaning |",
-    "| --- | --- | --- |",
-    "| `url` | required | The receiver. |",
-    "| `mode` | `a` | `a\\|b` or a\\|b. |",
-    "| `token` | — | No default. |",
-    "| `prefix` | `kubemeta.<cluster>` | Shown differently. |",
-    "| `retry` | `{}` | Backoff. |",
-    "| `retry.initial` | `1s` | First delay. |",
-    "| `retry.kinds` | `[Pod, Node]` | A list. |",
-    "| `backoff` | — | Deprecated: use `retry`. |",
-  ]);
-});
+test(
+  "a schema renders as a table: required keys, literal and metadata defaults, " +
+    "nested objects as parent.child, deprecated keys as one row",
+  () => {
+    expect(renderTable("sink/sample", sample).split("\n")).toEqual([
+      "| key | default | meaning |",
+      "| --- | --- | --- |",
+      "| `url` | required | The receiver. |",
+      "| `mode` | `a` | `a\\|b` or a\\|b. |",
+      "| `token` | — | No default. |",
+      "| `prefix` | `kubemeta.<cluster>` | Shown differently. |",
+      "| `retry` | `{}` | Backoff. |",
+      "| `retry.initial` | `1s` | First delay. |",
+      "| `retry.kinds` | `[Pod, Node]` | A list. |",
+      "| `backoff` | — | Deprecated: use `retry`. |",
+    ]);
+  },
+);
 
 test("a key without a description fails the table, naming the schema and every such key", () => {
   const undocumented = v.strictObject({
@@ -83,10 +87,12 @@ test("the README update rewrites marked tables, and names tables that differ, la
   expect(result.differing).toEqual(["sink/one"]);
   expect(result.problems).toEqual([
     'README.md has a table for "sink/gone", which no schema has',
-    'README.md has no table for "sink/two": add <!-- config-table:sink/two --> and <!-- /config-table --> where it belongs',
+    'README.md has no table for "sink/two": ' +
+      "add <!-- config-table:sink/two --> and <!-- /config-table --> where it belongs",
   ]);
   expect(result.readme).toContain(
-    "<!-- config-table:sink/one -->\n| key | default | meaning |\n| --- | --- | --- |\n| `url` | required | The receiver. |\n<!-- /config-table -->",
+    "<!-- config-table:sink/one -->\n| key | default | meaning |\n| --- | --- | --- |\n" +
+      "| `url` | required | The receiver. |\n<!-- /config-table -->",
   );
   expect(updateReadme(result.readme, [{ id: "sink/one", schema: small }]).differing).toEqual([]);
 });

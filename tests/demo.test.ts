@@ -41,7 +41,8 @@ async function readUntil(
   }
 }
 
-test("--demo serves a simulated cluster: the printed watch command streams RESET, the state, SYNCED, live changes; SIGTERM exits 0", async () => {
+test("--demo serves a simulated cluster: " +
+  "the printed watch command streams RESET, the state, SYNCED, live changes; SIGTERM exits 0", async () => {
   dir = await tempDir("kubemeta-demo-");
   const env = { ...process.env };
   delete env.KUBECONFIG;

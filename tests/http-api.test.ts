@@ -128,24 +128,27 @@ describe("GET /v1/updates", () => {
     expect((await get(`/v1/updates?stream=node/${"a".repeat(63)}.example.com`)).status).toBe(200);
   });
 
-  test("a cursor of another epoch, ahead of the log or past retention is 410 Gone: take /v1/objects instead", async () => {
-    expect(await get("/v1/updates?since=0123456789abcdef:3")).toMatchObject({
-      status: 410,
-      body: { parameter: "since", epoch: th.host.epoch },
-    });
-    expect(await get(`/v1/updates?since=${th.host.epoch}:13`)).toMatchObject({ status: 410 });
-    const pruned = await startTestHost({ retention: { maxUpdates: 2, interval: 50 } });
-    try {
-      for (let i = 0; i < 5; i++) await pruned.changes.apply("pods", "ADDED", rawPod(`p${i}`));
-      await pruned.changes.flush();
-      await waitFor(() => pruned.host.log.oldest() > 1, 5000, "retention to prune");
-      const gone = await fetch(`${pruned.url}/v1/updates?since=${pruned.host.epoch}:0`);
-      expect(gone.status).toBe(410);
-      expect(((await gone.json()) as { error: string }).error).toContain("older than retention");
-      const fromOldest = (await (await fetch(`${pruned.url}/v1/updates`)).json()) as Page;
-      expect(fromOldest.items[0]!.version).toBe(pruned.host.log.oldest());
-    } finally {
-      await pruned.destroy();
-    }
-  });
+  test(
+    "a cursor of another epoch, ahead of the log or past retention is 410 Gone: " + "take /v1/objects instead",
+    async () => {
+      expect(await get("/v1/updates?since=0123456789abcdef:3")).toMatchObject({
+        status: 410,
+        body: { parameter: "since", epoch: th.host.epoch },
+      });
+      expect(await get(`/v1/updates?since=${th.host.epoch}:13`)).toMatchObject({ status: 410 });
+      const pruned = await startTestHost({ retention: { maxUpdates: 2, interval: 50 } });
+      try {
+        for (let i = 0; i < 5; i++) await pruned.changes.apply("pods", "ADDED", rawPod(`p${i}`));
+        await pruned.changes.flush();
+        await waitFor(() => pruned.host.log.oldest() > 1, 5000, "retention to prune");
+        const gone = await fetch(`${pruned.url}/v1/updates?since=${pruned.host.epoch}:0`);
+        expect(gone.status).toBe(410);
+        expect(((await gone.json()) as { error: string }).error).toContain("older than retention");
+        const fromOldest = (await (await fetch(`${pruned.url}/v1/updates`)).json()) as Page;
+        expect(fromOldest.items[0]!.version).toBe(pruned.host.log.oldest());
+      } finally {
+        await pruned.destroy();
+      }
+    },
+  );
 });

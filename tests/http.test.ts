@@ -94,33 +94,36 @@ describe("TLS", () => {
 describe("CORS", () => {
   const ORIGIN = "https://dashboard.example.com";
 
-  test("a preflight from an allowed origin passes even with auth on, and the stream carries the CORS header", async () => {
-    const th = await host({ corsOrigins: [ORIGIN], tokens: [TOKEN_A] });
-    const preflight = await fetch(`${th.url}/v1/watch?stream=all`, {
-      method: "OPTIONS",
-      headers: {
-        origin: ORIGIN,
-        "access-control-request-method": "GET",
-        "access-control-request-headers": "last-event-id, authorization",
-      },
-    });
-    expect(preflight.status).toBe(204);
-    expect(preflight.headers.get("access-control-allow-origin")).toBe(ORIGIN);
-    expect(preflight.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("last-event-id");
-    expect(preflight.headers.get("access-control-allow-methods")).toContain("GET");
+  test(
+    "a preflight from an allowed origin passes even with auth on, " + "and the stream carries the CORS header",
+    async () => {
+      const th = await host({ corsOrigins: [ORIGIN], tokens: [TOKEN_A] });
+      const preflight = await fetch(`${th.url}/v1/watch?stream=all`, {
+        method: "OPTIONS",
+        headers: {
+          origin: ORIGIN,
+          "access-control-request-method": "GET",
+          "access-control-request-headers": "last-event-id, authorization",
+        },
+      });
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers.get("access-control-allow-origin")).toBe(ORIGIN);
+      expect(preflight.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("last-event-id");
+      expect(preflight.headers.get("access-control-allow-methods")).toContain("GET");
 
-    const c = await openSse(th.url, {}, { headers: { origin: ORIGIN, authorization: `Bearer ${TOKEN_A}` } });
-    expect(c.response.headers.get("access-control-allow-origin")).toBe(ORIGIN);
-    expect(c.response.headers.get("content-type")).toStartWith("text/event-stream");
-    expect((await c.next()).type).toBe("RESET");
-    c.close();
+      const c = await openSse(th.url, {}, { headers: { origin: ORIGIN, authorization: `Bearer ${TOKEN_A}` } });
+      expect(c.response.headers.get("access-control-allow-origin")).toBe(ORIGIN);
+      expect(c.response.headers.get("content-type")).toStartWith("text/event-stream");
+      expect((await c.next()).type).toBe("RESET");
+      c.close();
 
-    const other = await fetch(`${th.url}/v1/watch`, {
-      method: "OPTIONS",
-      headers: { origin: "https://evil.example.com", "access-control-request-method": "GET" },
-    });
-    expect(other.headers.get("access-control-allow-origin")).toBeNull();
-  });
+      const other = await fetch(`${th.url}/v1/watch`, {
+        method: "OPTIONS",
+        headers: { origin: "https://evil.example.com", "access-control-request-method": "GET" },
+      });
+      expect(other.headers.get("access-control-allow-origin")).toBeNull();
+    },
+  );
 
   test("an origin must be scheme://host[:port] or *", async () => {
     const error = await resolveConfig(

@@ -18,7 +18,10 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** Starts a server and a host whose sink uses `sink` options; resolves once an update reaches a client using `clientOptions`. */
+/**
+ * Starts a server and a host whose sink uses `sink` options; resolves once an update reaches a client using
+ * `clientOptions`.
+ */
 async function expectDelivery(
   serverOptions: NatsServerOptions,
   sink: Record<string, unknown>,

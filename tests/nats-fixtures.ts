@@ -11,7 +11,10 @@ import { rawPod, startTestHost, type TestHost } from "../testing/index.ts";
 import type { Follower } from "./nats-consumer.ts";
 import { startNatsServer, type NatsServerOptions, type TestNatsServer } from "./nats-server.ts";
 
-/** Test timeout: these take under a second alone; the whole suite on 2 cores may slow them down, and their waits say what is late. */
+/**
+ * Test timeout: these take under a second alone; the whole suite on 2 cores may slow them down, and their waits say
+ * what is late.
+ */
 export const SLOW_MS = 30_000;
 
 /** A cluster name that is not a NATS token as it is: the default prefix encodes it. */
@@ -88,7 +91,10 @@ export interface NatsSuite {
   nc: NatsConnection;
 }
 
-/** One server, one host with the sink and one client for a whole test file (started in beforeAll, destroyed in afterAll). */
+/**
+ * One server, one host with the sink and one client for a whole test file (started in beforeAll, destroyed in
+ * afterAll).
+ */
 export function natsSuite(serverOptions: NatsServerOptions = {}): NatsSuite {
   const suite = {} as NatsSuite;
   beforeAll(async () => {

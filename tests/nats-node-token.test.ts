@@ -32,31 +32,34 @@ describe("node token", () => {
     expect(decodeNodeToken("ip-10-0-1-23_eu-west-1_compute_internal")).toBe(name);
   });
 
-  test("round-trips 20,000 generated legal names (dots, dashes, digits, up to 253 chars) into single NATS tokens", () => {
-    const random = seededRandom(20261128);
-    const tokens = new Set<string>();
-    const names = new Set<string>();
-    const edge = [
-      "a",
-      "0",
-      "a-b",
-      "1.2.3.4",
-      "x".repeat(253),
-      `${"a".repeat(63)}.${"b".repeat(63)}`,
-      "a0.0b",
-      "a--b.c---d",
-    ];
-    for (let i = 0; i < 20_000; i++) names.add(legalName(random));
-    for (const name of edge) names.add(name);
-    for (const name of names) {
-      expect(isNodeName(name)).toBe(true);
-      const token = encodeNodeToken(name);
-      expect(token).toMatch(ONE_NATS_TOKEN);
-      expect(decodeNodeToken(token)).toBe(name);
-      tokens.add(token);
-    }
-    expect(tokens.size).toBe(names.size);
-  });
+  test(
+    "round-trips 20,000 generated legal names (dots, dashes, digits, up to 253 chars) " + "into single NATS tokens",
+    () => {
+      const random = seededRandom(20261128);
+      const tokens = new Set<string>();
+      const names = new Set<string>();
+      const edge = [
+        "a",
+        "0",
+        "a-b",
+        "1.2.3.4",
+        "x".repeat(253),
+        `${"a".repeat(63)}.${"b".repeat(63)}`,
+        "a0.0b",
+        "a--b.c---d",
+      ];
+      for (let i = 0; i < 20_000; i++) names.add(legalName(random));
+      for (const name of edge) names.add(name);
+      for (const name of names) {
+        expect(isNodeName(name)).toBe(true);
+        const token = encodeNodeToken(name);
+        expect(token).toMatch(ONE_NATS_TOKEN);
+        expect(decodeNodeToken(token)).toBe(name);
+        tokens.add(token);
+      }
+      expect(tokens.size).toBe(names.size);
+    },
+  );
 
   test("refuses what Kubernetes would refuse as a node name, and tokens no legal name produces", () => {
     for (const illegal of [

@@ -67,7 +67,8 @@ async function expectWholeChain(th: TestHost, follower: Follower, stream: string
 }
 
 test(
-  "nats-server killed and restarted during churn: the store keeps committing, every subscriber converges with whole chains",
+  "nats-server killed and restarted during churn: " +
+    "the store keeps committing, every subscriber converges with whole chains",
   async () => {
     const { server, th, connections } = await setup();
     const nodes = nodeNames(20);

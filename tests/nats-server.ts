@@ -51,7 +51,8 @@ function renderConfig(options: NatsServerOptions, dir: string, port: number): st
   if (tls) {
     const ca = tls.caFile ? `, ca_file: "${tls.caFile}"` : "";
     lines.push(
-      `tls { cert_file: "${tls.certFile}", key_file: "${tls.keyFile}"${ca}, verify: ${tls.verify ? "true" : "false"}, timeout: 5 }`,
+      `tls { cert_file: "${tls.certFile}", key_file: "${tls.keyFile}"${ca}, ` +
+        `verify: ${tls.verify ? "true" : "false"}, timeout: 5 }`,
     );
   }
   return `${lines.join("\n")}\n`;
@@ -68,7 +69,9 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
-/** The port the server chose, from the ports file it writes once it listens (`port: -1`); undefined until it is whole. */
+/**
+ * The port the server chose, from the ports file it writes once it listens (`port: -1`); undefined until it is whole.
+ */
 async function readPortsFile(dir: string, pid: number): Promise<number | undefined> {
   const name = (await readdir(dir)).find((f) => f.endsWith(`_${pid}.ports`));
   if (!name) return undefined;

@@ -30,32 +30,35 @@ async function start(name: string, options: ConsumeOptions, logged: Logged[] = [
   return { sink, ctx };
 }
 
-test("a deliver that throws is logged, counted and retried with the same batch; nothing is skipped or reordered", async () => {
-  host = await startTestHost();
-  const logged: Logged[] = [];
-  const delivered: number[] = [];
-  let throwsLeft = 2;
-  const { ctx } = await start(
-    "flaky",
-    {
-      async deliver(updates) {
-        if (throwsLeft-- > 0) throw new Error("receiver exploded");
-        delivered.push(...updates.map((u) => u.version));
+test(
+  "a deliver that throws is logged, counted and retried with the same batch; " + "nothing is skipped or reordered",
+  async () => {
+    host = await startTestHost();
+    const logged: Logged[] = [];
+    const delivered: number[] = [];
+    let throwsLeft = 2;
+    const { ctx } = await start(
+      "flaky",
+      {
+        async deliver(updates) {
+          if (throwsLeft-- > 0) throw new Error("receiver exploded");
+          delivered.push(...updates.map((u) => u.version));
+        },
       },
-    },
-    logged,
-  );
-  addPods(host, 5);
-  await waitFor(() => delivered.length === 5, 5_000, "every update after two failures");
-  expect(delivered).toEqual(upTo(5));
-  expect(sinkMetric(host, "counter", "kubemeta_sink_delivery_failures_total", "flaky", { step: "deliver" })).toBe(2);
-  const failures = logged.filter((line) => line.msg === "sink failed to deliver a batch; retrying it");
-  expect(failures.map((line) => [line.level, line.attempt, line.error])).toEqual([
-    ["error", 1, { name: "Error", message: "receiver exploded" }],
-    ["error", 2, { name: "Error", message: "receiver exploded" }],
-  ]);
-  await waitFor(() => ctx.saved() === 5, 5_000, "the cursor after the last batch");
-});
+      logged,
+    );
+    addPods(host, 5);
+    await waitFor(() => delivered.length === 5, 5_000, "every update after two failures");
+    expect(delivered).toEqual(upTo(5));
+    expect(sinkMetric(host, "counter", "kubemeta_sink_delivery_failures_total", "flaky", { step: "deliver" })).toBe(2);
+    const failures = logged.filter((line) => line.msg === "sink failed to deliver a batch; retrying it");
+    expect(failures.map((line) => [line.level, line.attempt, line.error])).toEqual([
+      ["error", 1, { name: "Error", message: "receiver exploded" }],
+      ["error", 2, { name: "Error", message: "receiver exploded" }],
+    ]);
+    await waitFor(() => ctx.saved() === 5, 5_000, "the cursor after the last batch");
+  },
+);
 
 test("a deliver that keeps failing holds its cursor, and stop ends the retries at once", async () => {
   host = await startTestHost();
@@ -188,36 +191,40 @@ test("filter and stream select what deliver gets; the cursor and the lag move pa
   expect(ctx.saved()).toBe(5);
 });
 
-test("deliver gets the envelopes of the followed stream; with fanOut, each update on `all` and then on its own stream", async () => {
-  host = await startTestHost();
-  const onNode: Envelope[] = [];
-  const fannedOut: Envelope[] = [];
-  await start("node", { stream: "node/n1", deliver: async (envelopes) => void onNode.push(...envelopes) });
-  await start("fan", {
-    fanOut: true,
-    filter: (e) => e.stream === "all" && e.name !== "skip-me",
-    deliver: async (envelopes) => void fannedOut.push(...envelopes),
-  });
-  host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
-  host.changes.apply("pods", "ADDED", rawPod("pending"));
-  host.changes.apply("pods", "ADDED", rawPod("skip-me", { node: "n2" }));
-  host.changes.apply("pods", "ADDED", rawPod("b", { node: "n1" }));
-  await waitFor(() => onNode.length === 2 && fannedOut.length === 5, 5_000, "every envelope");
-  expect(onNode.map((e) => [e.name, e.stream, e.version, e.prev, e.epoch])).toEqual([
-    ["a", "node/n1", 1, 0, host.host.epoch],
-    ["b", "node/n1", 4, 1, host.host.epoch],
-  ]);
-  expect(fannedOut.map((e) => [e.name, e.stream, e.version, e.prev])).toEqual([
-    ["a", "all", 1, 0],
-    ["a", "node/n1", 1, 0],
-    ["pending", "all", 2, 1],
-    ["b", "all", 4, 3],
-    ["b", "node/n1", 4, 1],
-  ]);
-  expect(() => consume(contextOn(host!, "wrong"), { stream: "shared", fanOut: true, deliver: async () => {} })).toThrow(
-    /fanOut/,
-  );
-});
+test(
+  "deliver gets the envelopes of the followed stream; " +
+    "with fanOut, each update on `all` and then on its own stream",
+  async () => {
+    host = await startTestHost();
+    const onNode: Envelope[] = [];
+    const fannedOut: Envelope[] = [];
+    await start("node", { stream: "node/n1", deliver: async (envelopes) => void onNode.push(...envelopes) });
+    await start("fan", {
+      fanOut: true,
+      filter: (e) => e.stream === "all" && e.name !== "skip-me",
+      deliver: async (envelopes) => void fannedOut.push(...envelopes),
+    });
+    host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+    host.changes.apply("pods", "ADDED", rawPod("pending"));
+    host.changes.apply("pods", "ADDED", rawPod("skip-me", { node: "n2" }));
+    host.changes.apply("pods", "ADDED", rawPod("b", { node: "n1" }));
+    await waitFor(() => onNode.length === 2 && fannedOut.length === 5, 5_000, "every envelope");
+    expect(onNode.map((e) => [e.name, e.stream, e.version, e.prev, e.epoch])).toEqual([
+      ["a", "node/n1", 1, 0, host.host.epoch],
+      ["b", "node/n1", 4, 1, host.host.epoch],
+    ]);
+    expect(fannedOut.map((e) => [e.name, e.stream, e.version, e.prev])).toEqual([
+      ["a", "all", 1, 0],
+      ["a", "node/n1", 1, 0],
+      ["pending", "all", 2, 1],
+      ["b", "all", 4, 3],
+      ["b", "node/n1", 4, 1],
+    ]);
+    expect(() =>
+      consume(contextOn(host!, "wrong"), { stream: "shared", fanOut: true, deliver: async () => {} }),
+    ).toThrow(/fanOut/);
+  },
+);
 
 test("batch and retry come from the standard config keys, with the SDK's defaults or the sink's own", () => {
   const schema = v.strictObject({ stream: v.optional(streamName, "all"), batch: batchSchema(), retry: retrySchema() });

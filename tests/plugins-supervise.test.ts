@@ -83,7 +83,10 @@ test("a stop that throws, even synchronously, is counted and not thrown", async 
   expect(opts.failures("stop")).toBe(1);
 });
 
-/** Runs `script` with `bun run` (a child process: the quirk ends the process), its imports resolved against the repository. */
+/**
+ * Runs `script` with `bun run` (a child process: the quirk ends the process), its imports resolved against the
+ * repository.
+ */
 async function runScript(script: string): Promise<{ exitCode: number; stdout: string }> {
   const dir = await tempDir("kubemeta-child-");
   const file = join(dir, "child.ts");
@@ -94,8 +97,10 @@ async function runScript(script: string): Promise<{ exitCode: number; stdout: st
   return { exitCode, stdout };
 }
 
-test("Bun quirk: an exception thrown from a timer ends the process; guardProcess logs it and keeps running", async () => {
-  const script = (guarded: boolean) => `
+test(
+  "Bun quirk: an exception thrown from a timer ends the process; " + "guardProcess logs it and keeps running",
+  async () => {
+    const script = (guarded: boolean) => `
     import { guardProcess } from "REPO/host/supervise.ts";
     import { createLogger } from "REPO/host/logger.ts";
     import { createMetrics } from "REPO/host/metrics.ts";
@@ -103,11 +108,12 @@ test("Bun quirk: an exception thrown from a timer ends the process; guardProcess
     setTimeout(() => { throw new Error("a plugin's timer failed"); }, 1);
     setTimeout(() => console.log("still running"), 50);
   `;
-  const bare = await runScript(script(false));
-  expect(bare.exitCode).not.toBe(0);
-  expect(bare.stdout).not.toContain("still running");
-  const guarded = await runScript(script(true));
-  expect(guarded.exitCode).toBe(0);
-  expect(guarded.stdout).toContain("still running");
-  expect(guarded.stdout).toContain('"msg":"uncaught exception; kubemeta keeps running"');
-});
+    const bare = await runScript(script(false));
+    expect(bare.exitCode).not.toBe(0);
+    expect(bare.stdout).not.toContain("still running");
+    const guarded = await runScript(script(true));
+    expect(guarded.exitCode).toBe(0);
+    expect(guarded.stdout).toContain("still running");
+    expect(guarded.stdout).toContain('"msg":"uncaught exception; kubemeta keeps running"');
+  },
+);

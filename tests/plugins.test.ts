@@ -74,23 +74,31 @@ async function expectExampleWorks(dir: string, path: string): Promise<void> {
   expect((await lines(audit))[0]).toContain("DELETED Pod default/web-1 uid=uid-web-1");
 }
 
-test("the example sink, in a folder outside the repository where kubemeta is installed, imports kubemeta/sdk and receives updates", async () => {
-  folder = await pluginFolder();
-  await copyExample(join(folder, "plugins/deletions.ts"));
-  await expectHostModules(join(folder, "plugins/probe.ts"));
-  await expectExampleWorks(folder, "./plugins/deletions.ts");
-});
+test(
+  "the example sink, in a folder outside the repository where kubemeta is installed, " +
+    "imports kubemeta/sdk and receives updates",
+  async () => {
+    folder = await pluginFolder();
+    await copyExample(join(folder, "plugins/deletions.ts"));
+    await expectHostModules(join(folder, "plugins/probe.ts"));
+    await expectExampleWorks(folder, "./plugins/deletions.ts");
+  },
+);
 
-test("a plugin folder without node_modules resolves kubemeta/sdk from an ancestor's, as a plugin mounted in the container image does", async () => {
-  // The image's layout: /node_modules/kubemeta -> /app, a plugin mounted at /plugins/….
-  folder = await tempDir("kubemeta-image-");
-  await installKubemeta(folder);
-  const mounted = join(folder, "mnt/plugins");
-  await mkdir(mounted, { recursive: true });
-  await copyExample(join(mounted, "deletions.ts"));
-  await expectHostModules(join(mounted, "probe.ts"));
-  await expectExampleWorks(folder, join(mounted, "deletions.ts"));
-});
+test(
+  "a plugin folder without node_modules resolves kubemeta/sdk from an ancestor's, " +
+    "as a plugin mounted in the container image does",
+  async () => {
+    // The image's layout: /node_modules/kubemeta -> /app, a plugin mounted at /plugins/….
+    folder = await tempDir("kubemeta-image-");
+    await installKubemeta(folder);
+    const mounted = join(folder, "mnt/plugins");
+    await mkdir(mounted, { recursive: true });
+    await copyExample(join(mounted, "deletions.ts"));
+    await expectHostModules(join(mounted, "probe.ts"));
+    await expectExampleWorks(folder, join(mounted, "deletions.ts"));
+  },
+);
 
 test("the host validates an outside plugin's config with the schema it built from the SDK's valibot", async () => {
   folder = await pluginFolder();
@@ -107,29 +115,36 @@ test("the host validates an outside plugin's config with the schema it built fro
   ]);
 });
 
-test("kubemeta/testing runs a plugin against a host with a synthetic source in a plain script, with no test runner", async () => {
-  folder = await pluginFolder();
-  await copyExample(join(folder, "plugins/deletions.ts"));
-  const script = `
+test(
+  "kubemeta/testing runs a plugin against a host with a synthetic source in a plain script, " + "with no test runner",
+  async () => {
+    folder = await pluginFolder();
+    await copyExample(join(folder, "plugins/deletions.ts"));
+    const script = `
     import { rawPod, startTestHost, waitFor } from "kubemeta/testing";
     const file = "${join(folder, "audit.log")}";
     const host = await startTestHost({ dir: "${folder}", sinks: [{ type: "./plugins/deletions.ts", file }] });
     host.changes.apply("pods", "ADDED", rawPod("web-1", { node: "n1" }));
     host.changes.apply("pods", "DELETED", rawPod("web-1", { node: "n1" }));
-    await waitFor(async () => (await Bun.file(file).exists()) && (await Bun.file(file).text()).includes("web-1"), 5_000, "the audit line");
+    await waitFor(
+      async () => (await Bun.file(file).exists()) && (await Bun.file(file).text()).includes("web-1"),
+      5_000,
+      "the audit line",
+    );
     await host.stop();
     console.log("audited:", (await Bun.file(file).text()).trim());
   `;
-  await Bun.write(join(folder, "run.ts"), script);
-  const child = Bun.spawn([process.execPath, "run", "run.ts"], { cwd: folder, stdout: "pipe", stderr: "pipe" });
-  const [stdout, stderr, exitCode] = await Promise.all([
-    new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
-    child.exited,
-  ]);
-  expect({ exitCode, stderr }).toEqual({ exitCode: 0, stderr: "" });
-  expect(stdout).toMatch(/^audited: .* DELETED Pod default\/web-1 uid=uid-web-1$/m);
-});
+    await Bun.write(join(folder, "run.ts"), script);
+    const child = Bun.spawn([process.execPath, "run", "run.ts"], { cwd: folder, stdout: "pipe", stderr: "pipe" });
+    const [stdout, stderr, exitCode] = await Promise.all([
+      new Response(child.stdout).text(),
+      new Response(child.stderr).text(),
+      child.exited,
+    ]);
+    expect({ exitCode, stderr }).toEqual({ exitCode: 0, stderr: "" });
+    expect(stdout).toMatch(/^audited: .* DELETED Pod default\/web-1 uid=uid-web-1$/m);
+  },
+);
 
 /** A sink module whose start always throws. */
 const throwsOnStart = `
@@ -139,12 +154,16 @@ export default {
   create: () => ({ async start() { throw new Error("cannot reach its backend"); }, async stop() {} }),
 };`;
 
-/** A consume-based sink module whose deliver throws on its first two batches, then appends the versions it gets to a file. */
+/**
+ * A consume-based sink module whose deliver throws on its first two batches, then appends the versions it gets to a
+ * file.
+ */
 const throwsOnDelivery = `
 import { appendFile } from "node:fs/promises";
 import { consume, defineSink, retrySchema, v } from "kubemeta/sdk";
 export default defineSink({
-  type: "throws-on-delivery", description: "Throws on its first two batches.", schema: v.strictObject({ file: v.string(), retry: retrySchema() }),
+  type: "throws-on-delivery", description: "Throws on its first two batches.",
+  schema: v.strictObject({ file: v.string(), retry: retrySchema() }),
   create(config, ctx) {
     let throwsLeft = 2;
     return consume(ctx, {

@@ -58,30 +58,33 @@ async function core(): Promise<{
 }
 
 describe("retention horizon", () => {
-  test("a store read while a prune is under way is not told it is complete when the prune took what it needs", async () => {
-    const { store, pipeline, log } = await core();
-    // 20 changes of one pod: versions 1..20, only the last is the pod's current state.
-    for (let i = 1; i <= 20; i++)
-      pipeline.apply("pods", "MODIFIED", rawPod("web-1", { node: "n1", rv: String(i), labels: { step: String(i) } }));
-    await pipeline.flush();
-    expect(log.head()).toBe(20);
+  test(
+    "a store read while a prune is under way " + "is not told it is complete when the prune took what it needs",
+    async () => {
+      const { store, pipeline, log } = await core();
+      // 20 changes of one pod: versions 1..20, only the last is the pod's current state.
+      for (let i = 1; i <= 20; i++)
+        pipeline.apply("pods", "MODIFIED", rawPod("web-1", { node: "n1", rv: String(i), labels: { step: String(i) } }));
+      await pipeline.flush();
+      expect(log.head()).toBe(20);
 
-    // The host calls log.setOldest only once the whole prune is over; the store hides
-    // pruned updates chunk by chunk before that. This is the moment in between.
-    expect(await store.prune({ maxAgeMs: 0, maxUpdates: 5 })).toMatchObject({ oldest: 16 });
-    expect(log.oldest()).toBe(1);
+      // The host calls log.setOldest only once the whole prune is over; the store hides
+      // pruned updates chunk by chunk before that. This is the moment in between.
+      expect(await store.prune({ maxAgeMs: 0, maxUpdates: 5 })).toMatchObject({ oldest: 16 });
+      expect(log.oldest()).toBe(1);
 
-    for (const stream of [ALL, "node/n1"]) {
-      const read = log.read({ stream, after: 3, limit: 100 });
-      await expect(read).rejects.toBeInstanceOf(BehindRetentionError);
-      await expect(read).rejects.toMatchObject({ after: 3, oldest: 16 });
-    }
-    expect(log.oldest()).toBe(16);
-    // A reader at the horizon still reads on.
-    expect((await log.read({ stream: "node/n1", after: 15, limit: 100 })).map((u) => u.version)).toEqual([
-      16, 17, 18, 19, 20,
-    ]);
-  });
+      for (const stream of [ALL, "node/n1"]) {
+        const read = log.read({ stream, after: 3, limit: 100 });
+        await expect(read).rejects.toBeInstanceOf(BehindRetentionError);
+        await expect(read).rejects.toMatchObject({ after: 3, oldest: 16 });
+      }
+      expect(log.oldest()).toBe(16);
+      // A reader at the horizon still reads on.
+      expect((await log.read({ stream: "node/n1", after: 15, limit: 100 })).map((u) => u.version)).toEqual([
+        16, 17, 18, 19, 20,
+      ]);
+    },
+  );
 
   test("a follower behind a prune under way gets BehindRetentionError, not a silent jump", async () => {
     const { store, pipeline, log } = await core();
@@ -100,21 +103,28 @@ describe("retention horizon", () => {
 });
 
 describe("bad input", () => {
-  test("a change whose kind, uid or resourceVersion is not a string is skipped and counted, and does not wedge the commits behind it", async () => {
-    const { pipeline, log, metrics } = await core();
-    const bad = [
-      { ...rawPod("odd-uid"), metadata: { name: "odd-uid", uid: { nested: true }, resourceVersion: "1" } },
-      { ...rawPod("odd-kind"), kind: 42 },
-      { ...rawPod("odd-rv"), metadata: { name: "odd-rv", uid: "uid-odd-rv", resourceVersion: { v: 1 } } },
-    ];
-    for (const object of bad) pipeline.apply("pods", "ADDED", object as never);
-    pipeline.apply("pods", "ADDED", rawPod("web-1", { node: "n1", rv: "7" }));
-    const flushed = await Promise.race([pipeline.flush().then(() => "flushed"), Bun.sleep(3_000).then(() => "wedged")]);
-    expect(flushed).toBe("flushed");
-    expect((await log.read({ stream: ALL, after: 0, limit: 10 })).map((u) => u.name)).toEqual(["odd-rv", "web-1"]);
-    expect(pipeline.resumePoint("pods")).toBe("7");
-    expect(metrics.render()).toMatch(/kubemeta_changes_rejected_total\{reason="[a-z_]+"\} 1/);
-  });
+  test(
+    "a change whose kind, uid or resourceVersion is not a string is skipped and counted, " +
+      "and does not wedge the commits behind it",
+    async () => {
+      const { pipeline, log, metrics } = await core();
+      const bad = [
+        { ...rawPod("odd-uid"), metadata: { name: "odd-uid", uid: { nested: true }, resourceVersion: "1" } },
+        { ...rawPod("odd-kind"), kind: 42 },
+        { ...rawPod("odd-rv"), metadata: { name: "odd-rv", uid: "uid-odd-rv", resourceVersion: { v: 1 } } },
+      ];
+      for (const object of bad) pipeline.apply("pods", "ADDED", object as never);
+      pipeline.apply("pods", "ADDED", rawPod("web-1", { node: "n1", rv: "7" }));
+      const flushed = await Promise.race([
+        pipeline.flush().then(() => "flushed"),
+        Bun.sleep(3_000).then(() => "wedged"),
+      ]);
+      expect(flushed).toBe("flushed");
+      expect((await log.read({ stream: ALL, after: 0, limit: 10 })).map((u) => u.name)).toEqual(["odd-rv", "web-1"]);
+      expect(pipeline.resumePoint("pods")).toBe("7");
+      expect(metrics.render()).toMatch(/kubemeta_changes_rejected_total\{reason="[a-z_]+"\} 1/);
+    },
+  );
 });
 
 describe("config", () => {

@@ -94,29 +94,34 @@ describe("errors, auth, accounting", () => {
     }
   });
 
-  test("Bun quirk: a node:https request socket says whether the client certificate verified, but has no getPeerCertificate", async () => {
-    const pki = await testPki();
-    let seen: { authorized: boolean; getPeerCertificate: string } | undefined;
-    const https = createHttpsServer(
-      { key: pki.serverKeyPem, cert: pki.serverCertPem, ca: pki.caPem, requestCert: true, rejectUnauthorized: false },
-      (req, res) => {
-        const socket = req.socket as TLSSocket;
-        seen = { authorized: socket.authorized, getPeerCertificate: typeof socket.getPeerCertificate };
-        res.end();
-      },
-    );
-    await new Promise<void>((resolve) => https.listen(0, "127.0.0.1", resolve));
-    try {
-      const { port } = https.address() as { port: number };
-      await fetch(`https://127.0.0.1:${port}/`, {
-        tls: { ca: pki.caPem, cert: pki.clientCertPem, key: pki.clientKeyPem },
-      });
-      expect(seen).toEqual({ authorized: true, getPeerCertificate: "undefined" }); // so the server cannot read the user's CN
-    } finally {
-      https.closeAllConnections();
-      https.close();
-    }
-  });
+  test(
+    "Bun quirk: a node:https request socket says whether the client certificate verified, " +
+      "but has no getPeerCertificate",
+    async () => {
+      const pki = await testPki();
+      let seen: { authorized: boolean; getPeerCertificate: string } | undefined;
+      const https = createHttpsServer(
+        { key: pki.serverKeyPem, cert: pki.serverCertPem, ca: pki.caPem, requestCert: true, rejectUnauthorized: false },
+        (req, res) => {
+          const socket = req.socket as TLSSocket;
+          seen = { authorized: socket.authorized, getPeerCertificate: typeof socket.getPeerCertificate };
+          res.end();
+        },
+      );
+      await new Promise<void>((resolve) => https.listen(0, "127.0.0.1", resolve));
+      try {
+        const { port } = https.address() as { port: number };
+        await fetch(`https://127.0.0.1:${port}/`, {
+          tls: { ca: pki.caPem, cert: pki.clientCertPem, key: pki.clientKeyPem },
+        });
+        // so the server cannot read the user's CN
+        expect(seen).toEqual({ authorized: true, getPeerCertificate: "undefined" });
+      } finally {
+        https.closeAllConnections();
+        https.close();
+      }
+    },
+  );
 
   test("requests are counted by verb and resource", async () => {
     server.resetRequests();
@@ -143,18 +148,21 @@ describe("errors, auth, accounting", () => {
 });
 
 describe("@kubernetes/client-node against the test server", () => {
-  test("under Bun, client-node ignores the kubeconfig CA: listNamespacedPod over TLS fails with a certificate error", async () => {
-    const config = new KubeConfig();
-    config.loadFromString(server.kubeconfig("token"));
-    const api = config.makeApiClient(CoreV1Api);
-    const failure = await api.listNamespacedPod({ namespace: "default" }).then(
-      () => undefined,
-      (error: unknown) => error,
-    );
-    expect(String((failure as { code?: string })?.code ?? failure)).toMatch(
-      /UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED|certificate/i,
-    );
-  });
+  test(
+    "under Bun, client-node ignores the kubeconfig CA: " + "listNamespacedPod over TLS fails with a certificate error",
+    async () => {
+      const config = new KubeConfig();
+      config.loadFromString(server.kubeconfig("token"));
+      const api = config.makeApiClient(CoreV1Api);
+      const failure = await api.listNamespacedPod({ namespace: "default" }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(String((failure as { code?: string })?.code ?? failure)).toMatch(
+        /UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED|certificate/i,
+      );
+    },
+  );
 
   test("without TLS, client-node's typed LIST and its informer (list + watch) work against the server", async () => {
     const plain = await startTestApiServer({ tls: false });

@@ -174,7 +174,8 @@ describe("throughput", () => {
     return bytes;
   }
 
-  test("streams pods at ≥ 50 MB per CPU-second over TLS, server and client together, LIST and streaming list alike", async () => {
+  test("streams pods at ≥ 50 MB per CPU-second over TLS, server and client together, " +
+    "LIST and streaming list alike", async () => {
     const big = await startTestApiServer();
     try {
       populate(big, { nodes: 500, podsPerNode: 20 });

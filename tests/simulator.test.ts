@@ -25,46 +25,52 @@ beforeAll(async () => {
 afterAll(() => server.stop());
 
 describe("LIST", () => {
-  test("pages come from the first page's snapshot; an expired continue token gets the real 410 Expired Status", async () => {
-    for (let i = 0; i < 25; i++) server.create(testPod(`page-${String(i).padStart(2, "0")}`, "paging"));
-    const first = await listJson(server, "/api/v1/namespaces/paging/pods?limit=10");
-    const snapshotRv = first.body.metadata.resourceVersion;
-    expect(first.body.items.map((p) => p.metadata!.name)).toEqual(
-      Array.from({ length: 10 }, (_, i) => `page-${String(i).padStart(2, "0")}`),
-    );
-    expect(first.body.metadata.remainingItemCount).toBe(15);
-    // Changes after page 1 must not show up in page 2: same revision, as etcd serves it.
-    server.delete("Pod", "paging", "page-12");
-    server.create(testPod("page-10a", "paging"));
-    const second = await listJson(
-      server,
-      `/api/v1/namespaces/paging/pods?limit=10&continue=${first.body.metadata.continue}`,
-    );
-    expect(second.body.metadata.resourceVersion).toBe(snapshotRv);
-    expect(second.body.items.map((p) => p.metadata!.name)).toContain("page-12");
-    expect(second.body.items.map((p) => p.metadata!.name)).not.toContain("page-10a");
+  test(
+    "pages come from the first page's snapshot; " + "an expired continue token gets the real 410 Expired Status",
+    async () => {
+      for (let i = 0; i < 25; i++) server.create(testPod(`page-${String(i).padStart(2, "0")}`, "paging"));
+      const first = await listJson(server, "/api/v1/namespaces/paging/pods?limit=10");
+      const snapshotRv = first.body.metadata.resourceVersion;
+      expect(first.body.items.map((p) => p.metadata!.name)).toEqual(
+        Array.from({ length: 10 }, (_, i) => `page-${String(i).padStart(2, "0")}`),
+      );
+      expect(first.body.metadata.remainingItemCount).toBe(15);
+      // Changes after page 1 must not show up in page 2: same revision, as etcd serves it.
+      server.delete("Pod", "paging", "page-12");
+      server.create(testPod("page-10a", "paging"));
+      const second = await listJson(
+        server,
+        `/api/v1/namespaces/paging/pods?limit=10&continue=${first.body.metadata.continue}`,
+      );
+      expect(second.body.metadata.resourceVersion).toBe(snapshotRv);
+      expect(second.body.items.map((p) => p.metadata!.name)).toContain("page-12");
+      expect(second.body.items.map((p) => p.metadata!.name)).not.toContain("page-10a");
 
-    server.expireContinueTokens();
-    const expired = await apiFetch(
-      server,
-      `/api/v1/namespaces/paging/pods?limit=10&continue=${second.body.metadata.continue}`,
-    );
-    expect(expired.status).toBe(410);
-    const status = (await expired.json()) as { reason: string; code: number; metadata: { continue?: string } };
-    const real = await realFixture("openshift-3.11-2018/core.v1.Status.Expired-410.json");
-    expect(keysOf(status)).toEqual(keysOf(real));
-    expect(status).toMatchObject({ kind: "Status", status: "Failure", reason: "Expired", code: 410 });
-    // The token in the Status continues, inconsistently, over the current state.
-    const rest = await listJson(server, `/api/v1/namespaces/paging/pods?limit=10&continue=${status.metadata.continue}`);
-    expect(rest.body.items.map((p) => p.metadata!.name)).toEqual([
-      "page-20",
-      "page-21",
-      "page-22",
-      "page-23",
-      "page-24",
-    ]);
-    expect(rest.body.metadata.resourceVersion).toBe(server.resourceVersion());
-  });
+      server.expireContinueTokens();
+      const expired = await apiFetch(
+        server,
+        `/api/v1/namespaces/paging/pods?limit=10&continue=${second.body.metadata.continue}`,
+      );
+      expect(expired.status).toBe(410);
+      const status = (await expired.json()) as { reason: string; code: number; metadata: { continue?: string } };
+      const real = await realFixture("openshift-3.11-2018/core.v1.Status.Expired-410.json");
+      expect(keysOf(status)).toEqual(keysOf(real));
+      expect(status).toMatchObject({ kind: "Status", status: "Failure", reason: "Expired", code: 410 });
+      // The token in the Status continues, inconsistently, over the current state.
+      const rest = await listJson(
+        server,
+        `/api/v1/namespaces/paging/pods?limit=10&continue=${status.metadata.continue}`,
+      );
+      expect(rest.body.items.map((p) => p.metadata!.name)).toEqual([
+        "page-20",
+        "page-21",
+        "page-22",
+        "page-23",
+        "page-24",
+      ]);
+      expect(rest.body.metadata.resourceVersion).toBe(server.resourceVersion());
+    },
+  );
 
   test("label and field selectors: equality, inequality, existence; unsupported fields are a 400", async () => {
     server.create(testPod("sel-a", "selectors", { app: "web", tier: "front" }, "node-a"));
@@ -129,26 +135,29 @@ describe("WATCH", () => {
     await watch.close();
   });
 
-  test("from a compacted resourceVersion: one ERROR event with a 410 Expired Status, then the stream ends", async () => {
-    const old = Number(server.resourceVersion());
-    server.create(testPod("after-compaction", "compacted"));
-    server.compact();
-    const watch = await WatchReader.open(server, `/api/v1/pods?watch=1&resourceVersion=${old}`);
-    const events = await watch.rest();
-    expect(events).toHaveLength(1);
-    expect(events[0]!.type).toBe("ERROR");
-    expect(events[0]!.object).toMatchObject({
-      kind: "Status",
-      reason: "Expired",
-      code: 410,
-      message: `too old resource version: ${old} (${old + 1})`,
-    });
+  test(
+    "from a compacted resourceVersion: " + "one ERROR event with a 410 Expired Status, then the stream ends",
+    async () => {
+      const old = Number(server.resourceVersion());
+      server.create(testPod("after-compaction", "compacted"));
+      server.compact();
+      const watch = await WatchReader.open(server, `/api/v1/pods?watch=1&resourceVersion=${old}`);
+      const events = await watch.rest();
+      expect(events).toHaveLength(1);
+      expect(events[0]!.type).toBe("ERROR");
+      expect(events[0]!.object).toMatchObject({
+        kind: "Status",
+        reason: "Expired",
+        code: 410,
+        message: `too old resource version: ${old} (${old + 1})`,
+      });
 
-    server.failNext({ verb: "watch", resource: "pods", status: 410, as: "status" });
-    const asStatus = await apiFetch(server, `/api/v1/pods?watch=1&resourceVersion=${server.resourceVersion()}`);
-    expect(asStatus.status).toBe(410);
-    expect(await asStatus.json()).toMatchObject({ reason: "Expired", code: 410 });
-  });
+      server.failNext({ verb: "watch", resource: "pods", status: 410, as: "status" });
+      const asStatus = await apiFetch(server, `/api/v1/pods?watch=1&resourceVersion=${server.resourceVersion()}`);
+      expect(asStatus.status).toBe(410);
+      expect(await asStatus.json()).toMatchObject({ reason: "Expired", code: 410 });
+    },
+  );
 
   test("history is bounded: resuming from before the last `watchHistory` events is 410", async () => {
     const small = await startTestApiServer({ watchHistory: 3 });
@@ -180,7 +189,8 @@ describe("WATCH", () => {
     const [first] = await watch.until((e) => e.type === "BOOKMARK");
     await watch.until((e) => e.type === "BOOKMARK");
     expect(first!.raw).toBe(
-      `{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"${server.resourceVersion()}"},"spec":{"containers":null},"status":{}}}`,
+      `{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1",` +
+        `"metadata":{"resourceVersion":"${server.resourceVersion()}"},"spec":{"containers":null},"status":{}}}`,
     );
     server.create(testPod("after-bookmarks", "bookmarks"));
     expect((await plain.next())?.object.metadata?.name).toBe("after-bookmarks"); // and no BOOKMARK before it
@@ -196,54 +206,63 @@ describe("WATCH", () => {
     await Promise.all([plain.close(), watch.close(), nodes.close()]);
   });
 
-  test("streaming list: every object as ADDED, then the initial-events-end BOOKMARK of the real capture, then live events", async () => {
-    for (const name of ["s-1", "s-2", "s-3"]) server.create(testPod(name, "streaming"));
-    const query = "watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true";
-    const watch = await WatchReader.open(server, `/api/v1/namespaces/streaming/pods?${query}`);
-    const events = await watch.until((e) => e.type === "BOOKMARK");
-    expect(events.map((e) => `${e.type} ${e.object.metadata!.name ?? ""}`)).toEqual([
-      "ADDED s-1",
-      "ADDED s-2",
-      "ADDED s-3",
-      "BOOKMARK ",
-    ]);
-    const realLines = (await realFixtureText("kind-v1.36.2/watch.core.v1.pods.sendInitialEvents.ndjson"))
-      .trimEnd()
-      .split("\n");
-    const realEnd = realLines
-      .at(-1)!
-      .replace('"resourceVersion":"550"', `"resourceVersion":"${server.resourceVersion()}"`);
-    expect(events.at(-1)!.raw).toBe(realEnd);
-    expect(keysOf(events[0]!.object)).toEqual(keysOf(JSON.parse(realLines[0]!).object));
-    server.create(testPod("s-4", "streaming"));
-    expect((await watch.next())?.type).toBe("ADDED");
-    await watch.close();
-  });
+  test(
+    "streaming list: every object as ADDED, " +
+      "then the initial-events-end BOOKMARK of the real capture, then live events",
+    async () => {
+      for (const name of ["s-1", "s-2", "s-3"]) server.create(testPod(name, "streaming"));
+      const query = "watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true";
+      const watch = await WatchReader.open(server, `/api/v1/namespaces/streaming/pods?${query}`);
+      const events = await watch.until((e) => e.type === "BOOKMARK");
+      expect(events.map((e) => `${e.type} ${e.object.metadata!.name ?? ""}`)).toEqual([
+        "ADDED s-1",
+        "ADDED s-2",
+        "ADDED s-3",
+        "BOOKMARK ",
+      ]);
+      const realLines = (await realFixtureText("kind-v1.36.2/watch.core.v1.pods.sendInitialEvents.ndjson"))
+        .trimEnd()
+        .split("\n");
+      const realEnd = realLines
+        .at(-1)!
+        .replace('"resourceVersion":"550"', `"resourceVersion":"${server.resourceVersion()}"`);
+      expect(events.at(-1)!.raw).toBe(realEnd);
+      expect(keysOf(events[0]!.object)).toEqual(keysOf(JSON.parse(realLines[0]!).object));
+      server.create(testPod("s-4", "streaming"));
+      expect((await watch.next())?.type).toBe("ADDED");
+      await watch.close();
+    },
+  );
 
-  test("streaming list options are validated like kube-apiserver; streamingList:false answers like a WatchList-disabled server", async () => {
-    const invalid = await apiFetch(server, "/api/v1/pods?watch=1&sendInitialEvents=true");
-    expect(invalid.status).toBe(422);
-    const body = await invalid.json();
-    expect(keysOf(body)).toEqual(keysOf(await realFixture("kind-v1.36.2/core.v1.Status.Invalid-422.json")));
-    expect(body).toMatchObject({
-      reason: "Invalid",
-      details: { kind: "ListOptions", causes: [{ field: "resourceVersionMatch" }] },
-    });
+  test(
+    "streaming list options are validated like kube-apiserver; " +
+      "streamingList:false answers like a WatchList-disabled server",
+    async () => {
+      const invalid = await apiFetch(server, "/api/v1/pods?watch=1&sendInitialEvents=true");
+      expect(invalid.status).toBe(422);
+      const body = await invalid.json();
+      expect(keysOf(body)).toEqual(keysOf(await realFixture("kind-v1.36.2/core.v1.Status.Invalid-422.json")));
+      expect(body).toMatchObject({
+        reason: "Invalid",
+        details: { kind: "ListOptions", causes: [{ field: "resourceVersionMatch" }] },
+      });
 
-    const old = await startTestApiServer({ streamingList: false });
-    try {
-      const refused = await apiFetch(
-        old,
-        "/api/v1/pods?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true",
-      );
-      expect(refused.status).toBe(422);
-      expect(((await refused.json()) as { message: string }).message).toBe(
-        'ListOptions.meta.k8s.io "" is invalid: sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled',
-      );
-    } finally {
-      await old.stop();
-    }
-  });
+      const old = await startTestApiServer({ streamingList: false });
+      try {
+        const refused = await apiFetch(
+          old,
+          "/api/v1/pods?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true",
+        );
+        expect(refused.status).toBe(422);
+        expect(((await refused.json()) as { message: string }).message).toBe(
+          'ListOptions.meta.k8s.io "" is invalid: sendInitialEvents: Forbidden: ' +
+            "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
+        );
+      } finally {
+        await old.stop();
+      }
+    },
+  );
 
   test("timeoutSeconds ends the stream cleanly", async () => {
     const watch = await WatchReader.open(

@@ -1,4 +1,7 @@
-/** digest is what no-op suppression compares: stable across processes and list/watch, blind to churn, sensitive to real changes. */
+/**
+ * digest is what no-op suppression compares: stable across processes and list/watch, blind to churn, sensitive to real
+ * changes.
+ */
 import { describe, expect, test } from "bun:test";
 import { digest, slim } from "../core/slim.ts";
 import type { KubeObject } from "../sdk/model.ts";

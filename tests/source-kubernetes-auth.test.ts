@@ -64,25 +64,28 @@ describe("authentication and TLS under Bun", () => {
     });
   }
 
-  test("a plain http:// server (kubectl proxy, --demo) works with a token and no insecure-skip-tls-verify", async () => {
-    const plain = await startTestApiServer({ tls: false });
-    try {
-      populate(plain, { nodes: 2, podsPerNode: 3 });
-      const kubeconfig = join(scratch.dir, "plain.yaml");
-      // As `kubectl proxy` users write it: kubectl needs no insecure-skip-tls-verify for http://.
-      await writeFile(kubeconfig, plain.kubeconfig("token").replace(/\n\s*insecure-skip-tls-verify: true/, ""));
-      const sink = new RecordingSink();
-      const running = await runSource(sink, { kubeconfig, resources: ["pods"] });
+  test(
+    "a plain http:// server (kubectl proxy, --demo) " + "works with a token and no insecure-skip-tls-verify",
+    async () => {
+      const plain = await startTestApiServer({ tls: false });
       try {
-        await within(running.synced, 5000, "sync over plain HTTP");
-        expect(inSync(sink, plain, "Pod")).toBe(true);
+        populate(plain, { nodes: 2, podsPerNode: 3 });
+        const kubeconfig = join(scratch.dir, "plain.yaml");
+        // As `kubectl proxy` users write it: kubectl needs no insecure-skip-tls-verify for http://.
+        await writeFile(kubeconfig, plain.kubeconfig("token").replace(/\n\s*insecure-skip-tls-verify: true/, ""));
+        const sink = new RecordingSink();
+        const running = await runSource(sink, { kubeconfig, resources: ["pods"] });
+        try {
+          await within(running.synced, 5000, "sync over plain HTTP");
+          expect(inSync(sink, plain, "Pod")).toBe(true);
+        } finally {
+          await running.stop();
+        }
       } finally {
-        await running.stop();
+        await plain.stop();
       }
-    } finally {
-      await plain.stop();
-    }
-  });
+    },
+  );
 
   test("Bun quirk: client-node's own requests drop the kubeconfig's CA, the source's do not", async () => {
     const kc = new KubeConfig();

@@ -11,57 +11,64 @@ const newPod = (name: string) =>
 const forty = { nodes: 4, podsPerNode: 10 };
 
 describe("initial state", () => {
-  test("streaming list: state inside one relist ended at the initial-events-end bookmark, no LIST, then live events", () =>
-    withCluster(async ({ server, start }) => {
-      const sink = new RecordingSink();
-      const running = await start(sink, { resources: ["pods", "nodes"] });
-      await within(running.synced, 5000, "sync");
-      expect(server.requests()["list pods"]).toBeUndefined();
-      expect(inSync(sink, server, "Pod")).toBe(true);
-      const podRelists = sink.relists.filter((r) => r.kind === "Pod");
-      expect(podRelists.map((r) => r.state)).toEqual(["ended"]);
-      expect(sink.events.filter((e) => e.kind === "Pod").every((e) => e.via === "relist" && e.type === "ADDED")).toBe(
-        true,
-      );
-
-      const created = server.create(newPod("live-1"));
-      server.patch("Pod", "default", "live-1", (pod) => {
-        pod.metadata!.labels = { changed: "yes" };
-      });
-      server.delete("Pod", "default", "live-1");
-      await until(() => sink.events.some((e) => e.name === "live-1" && e.type === "DELETED"), "the live DELETED");
-      const live = sink.events.filter((e) => e.name === "live-1");
-      expect(live.map((e) => `${e.type}/${e.via}`)).toEqual(["ADDED/watch", "MODIFIED/watch", "DELETED/watch"]);
-      expect(live[0]!.uid).toBe(created.metadata!.uid!);
-      // Outside a relist the resume point follows the events, then the bookmarks.
-      await until(() => sink.bookmarks.some((b) => b.resource === "kubernetes/core/v1/pods"), "a bookmark");
-      expect(count(running.metrics, "kubemeta_source_events_total", { resource: "pods", type: "MODIFIED" })).toBe(1);
-      expect(sink.violations).toEqual([]);
-    }));
-
-  test("paginated fallback when the server refuses streaming lists: pages, kinds set on items, then watch from the list's resourceVersion", () =>
-    withCluster(
-      async ({ server, start }) => {
+  test(
+    "streaming list: state inside one relist ended at the initial-events-end bookmark, " + "no LIST, then live events",
+    () =>
+      withCluster(async ({ server, start }) => {
         const sink = new RecordingSink();
-        // One token a second: if pages were charged to the budget, six would take five seconds.
-        const running = await start(sink, { pageSize: 7, requestBudget: { qps: 1, burst: 2 } });
-        await within(running.synced, 1500, "sync");
-        expect(server.requests()["list pods"]).toBe(Math.ceil(40 / 7));
+        const running = await start(sink, { resources: ["pods", "nodes"] });
+        await within(running.synced, 5000, "sync");
+        expect(server.requests()["list pods"]).toBeUndefined();
         expect(inSync(sink, server, "Pod")).toBe(true);
-        // List items come without kind/apiVersion; the recorder flags any apply that lacks them.
-        expect(sink.violations).toEqual([]);
-        expect(sink.relists.map((r) => r.state)).toEqual(["ended"]);
-
-        server.create(newPod("after-list"));
-        await until(
-          () => sink.events.some((e) => e.name === "after-list" && e.via === "watch"),
-          "the ADDED after the list",
+        const podRelists = sink.relists.filter((r) => r.kind === "Pod");
+        expect(podRelists.map((r) => r.state)).toEqual(["ended"]);
+        expect(sink.events.filter((e) => e.kind === "Pod").every((e) => e.via === "relist" && e.type === "ADDED")).toBe(
+          true,
         );
-        expect(inSync(sink, server, "Pod")).toBe(true);
-      },
-      { streamingList: false },
-      forty,
-    ));
+
+        const created = server.create(newPod("live-1"));
+        server.patch("Pod", "default", "live-1", (pod) => {
+          pod.metadata!.labels = { changed: "yes" };
+        });
+        server.delete("Pod", "default", "live-1");
+        await until(() => sink.events.some((e) => e.name === "live-1" && e.type === "DELETED"), "the live DELETED");
+        const live = sink.events.filter((e) => e.name === "live-1");
+        expect(live.map((e) => `${e.type}/${e.via}`)).toEqual(["ADDED/watch", "MODIFIED/watch", "DELETED/watch"]);
+        expect(live[0]!.uid).toBe(created.metadata!.uid!);
+        // Outside a relist the resume point follows the events, then the bookmarks.
+        await until(() => sink.bookmarks.some((b) => b.resource === "kubernetes/core/v1/pods"), "a bookmark");
+        expect(count(running.metrics, "kubemeta_source_events_total", { resource: "pods", type: "MODIFIED" })).toBe(1);
+        expect(sink.violations).toEqual([]);
+      }),
+  );
+
+  test(
+    "paginated fallback when the server refuses streaming lists: " +
+      "pages, kinds set on items, then watch from the list's resourceVersion",
+    () =>
+      withCluster(
+        async ({ server, start }) => {
+          const sink = new RecordingSink();
+          // One token a second: if pages were charged to the budget, six would take five seconds.
+          const running = await start(sink, { pageSize: 7, requestBudget: { qps: 1, burst: 2 } });
+          await within(running.synced, 1500, "sync");
+          expect(server.requests()["list pods"]).toBe(Math.ceil(40 / 7));
+          expect(inSync(sink, server, "Pod")).toBe(true);
+          // List items come without kind/apiVersion; the recorder flags any apply that lacks them.
+          expect(sink.violations).toEqual([]);
+          expect(sink.relists.map((r) => r.state)).toEqual(["ended"]);
+
+          server.create(newPod("after-list"));
+          await until(
+            () => sink.events.some((e) => e.name === "after-list" && e.via === "watch"),
+            "the ADDED after the list",
+          );
+          expect(inSync(sink, server, "Pod")).toBe(true);
+        },
+        { streamingList: false },
+        forty,
+      ),
+  );
 
   test("streamingList: never takes the initial state with LIST even where streaming lists are served", () =>
     withCluster(async ({ server, start }) => {
@@ -154,39 +161,47 @@ describe("resume and relist", () => {
     }));
 
   for (const as of ["event", "status"] as const) {
-    test(`410 Gone as ${as === "event" ? "an ERROR event" : "an HTTP status"} relists, and the relist reports what vanished`, () =>
-      withCluster(async ({ server, start, syncAndStop }) => {
-        const sink = new RecordingSink();
-        await syncAndStop(sink);
-        const [gone] = server.names("Pod");
-        server.delete("Pod", gone!.namespace, gone!.name);
-        server.failNext({ verb: "watch", resource: "pods", status: 410, as });
+    test(
+      `410 Gone as ${as === "event" ? "an ERROR event" : "an HTTP status"} relists, ` +
+        "and the relist reports what vanished",
+      () =>
+        withCluster(async ({ server, start, syncAndStop }) => {
+          const sink = new RecordingSink();
+          await syncAndStop(sink);
+          const [gone] = server.names("Pod");
+          server.delete("Pod", gone!.namespace, gone!.name);
+          server.failNext({ verb: "watch", resource: "pods", status: 410, as });
 
-        const second = await start(sink);
-        await until(() => sink.relists.length === 2 && sink.relists[1]!.state === "ended", "the relist");
-        expect(inSync(sink, server, "Pod")).toBe(true);
-        const vanished = sink.events.filter((e) => e.via === "relist-end");
-        expect(vanished.map((e) => `${e.type} ${e.name}`)).toEqual([`DELETED ${gone!.name}`]);
-        expect(
-          count(second.metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason: "expired" }),
-        ).toBe(1);
-        expect(count(second.metrics, "kubemeta_source_relists_total", { resource: "pods" })).toBe(1);
-        expect(sink.violations).toEqual([]);
-      }));
+          const second = await start(sink);
+          await until(() => sink.relists.length === 2 && sink.relists[1]!.state === "ended", "the relist");
+          expect(inSync(sink, server, "Pod")).toBe(true);
+          const vanished = sink.events.filter((e) => e.via === "relist-end");
+          expect(vanished.map((e) => `${e.type} ${e.name}`)).toEqual([`DELETED ${gone!.name}`]);
+          expect(
+            count(second.metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason: "expired" }),
+          ).toBe(1);
+          expect(count(second.metrics, "kubemeta_source_relists_total", { resource: "pods" })).toBe(1);
+          expect(sink.violations).toEqual([]);
+        }),
+    );
   }
 
-  test("a resourceVersion newer than the server's (a restored store, another cluster's store) relists instead of retrying forever", () =>
-    withCluster(async ({ server, start }) => {
-      const sink = new RecordingSink();
-      sink.resumePoints.set("kubernetes/core/v1/pods", String(Number(server.resourceVersion()) + 1000));
-      const running = await start(sink);
-      await within(running.synced, 5000, "sync");
-      await until(() => sink.relists.some((r) => r.state === "ended"), "the relist");
-      expect(inSync(sink, server, "Pod")).toBe(true);
-      expect(
-        count(running.metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason: "too-large" }),
-      ).toBe(1);
-    }));
+  test(
+    "a resourceVersion newer than the server's (a restored store, another cluster's store) " +
+      "relists instead of retrying forever",
+    () =>
+      withCluster(async ({ server, start }) => {
+        const sink = new RecordingSink();
+        sink.resumePoints.set("kubernetes/core/v1/pods", String(Number(server.resourceVersion()) + 1000));
+        const running = await start(sink);
+        await within(running.synced, 5000, "sync");
+        await until(() => sink.relists.some((r) => r.state === "ended"), "the relist");
+        expect(inSync(sink, server, "Pod")).toBe(true);
+        expect(
+          count(running.metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason: "too-large" }),
+        ).toBe(1);
+      }),
+  );
 
   test("a resourceVersion older than the server's history (compaction) relists", () =>
     withCluster(async ({ server, start, syncAndStop }) => {

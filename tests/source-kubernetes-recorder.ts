@@ -230,7 +230,9 @@ export interface TestCluster {
   server: TestApiServer;
   /** A token kubeconfig file for the server. */
   kubeconfig: string;
-  /** Starts the source on this cluster (pods only unless `config` says otherwise); stopped at the end of withCluster. */
+  /**
+   * Starts the source on this cluster (pods only unless `config` says otherwise); stopped at the end of withCluster.
+   */
   start(sink: ChangeSink, config?: Record<string, unknown>): Promise<RunningSource>;
   /** Starts the source, waits for its sync and stops it: a first run before a restart. */
   syncAndStop(sink: ChangeSink, config?: Record<string, unknown>): Promise<void>;

@@ -194,31 +194,34 @@ ${extraUser}
     }
   });
 
-  test("token, CA file relative to the kubeconfig, insecure flag and basic auth reach Bun's fetch options", async () => {
-    const dir = await tempDir();
-    try {
-      await writeFile(join(dir, "ca.pem"), "CA PEM");
-      await writeFile(join(dir, "config"), kubeconfig("    token: abc"));
-      const { kc } = loadKubeConfig({ kubeconfig: join(dir, "config") });
-      const withToken = await fetchOptions(kc);
-      expect(withToken.headers.get("authorization")).toBe("Bearer abc");
-      expect(withToken.tls.ca).toBe("CA PEM");
-      expect(withToken.tls.rejectUnauthorized).toBeUndefined();
+  test(
+    "token, CA file relative to the kubeconfig, insecure flag and basic auth " + "reach Bun's fetch options",
+    async () => {
+      const dir = await tempDir();
+      try {
+        await writeFile(join(dir, "ca.pem"), "CA PEM");
+        await writeFile(join(dir, "config"), kubeconfig("    token: abc"));
+        const { kc } = loadKubeConfig({ kubeconfig: join(dir, "config") });
+        const withToken = await fetchOptions(kc);
+        expect(withToken.headers.get("authorization")).toBe("Bearer abc");
+        expect(withToken.tls.ca).toBe("CA PEM");
+        expect(withToken.tls.rejectUnauthorized).toBeUndefined();
 
-      await writeFile(
-        join(dir, "config"),
-        kubeconfig("    username: admin\n    password: secret").replace(
-          "certificate-authority: ca.pem",
-          "insecure-skip-tls-verify: true",
-        ),
-      );
-      const basic = await fetchOptions(loadKubeConfig({ kubeconfig: join(dir, "config") }).kc);
-      expect(basic.headers.get("authorization")).toBe(`Basic ${btoa("admin:secret")}`);
-      expect(basic.tls.rejectUnauthorized).toBe(false);
-    } finally {
-      await rm(dir, { recursive: true });
-    }
-  });
+        await writeFile(
+          join(dir, "config"),
+          kubeconfig("    username: admin\n    password: secret").replace(
+            "certificate-authority: ca.pem",
+            "insecure-skip-tls-verify: true",
+          ),
+        );
+        const basic = await fetchOptions(loadKubeConfig({ kubeconfig: join(dir, "config") }).kc);
+        expect(basic.headers.get("authorization")).toBe(`Basic ${btoa("admin:secret")}`);
+        expect(basic.tls.rejectUnauthorized).toBe(false);
+      } finally {
+        await rm(dir, { recursive: true });
+      }
+    },
+  );
 
   test("in-cluster: the service account comes before KUBECONFIG, and a rotated token is read again", async () => {
     const root = await tempDir();

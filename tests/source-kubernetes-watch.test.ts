@@ -34,7 +34,9 @@ const bookmark = (rv: string, initialEventsEnd = false) =>
     },
   });
 
-/** What the scripted server answers to one watch request: an error, or chunks then (optionally) silence until aborted. */
+/**
+ * What the scripted server answers to one watch request: an error, or chunks then (optionally) silence until aborted.
+ */
 type WatchAnswer = { error: Error } | { chunks: string[]; thenHang?: boolean };
 
 class ScriptedApi implements Requester {
@@ -149,32 +151,35 @@ describe("a server that ignores sendInitialEvents", () => {
 });
 
 describe("watch framing", () => {
-  test("keep-alive whitespace, lines cut anywhere, a last line without newline, and events after the initial state", async () => {
-    const stream = [
-      " \n",
-      line("ADDED", pod("a", "3")),
-      bookmark("4", true),
-      line("MODIFIED", pod("a", "5")),
-      line("DELETED", pod("a", "6")).trimEnd(),
-    ].join("");
-    // Cut into 7-byte chunks: through JSON strings, between lines, inside the newline runs.
-    const chunks = stream.match(/[\s\S]{1,7}/g)!;
-    const api = new ScriptedApi((_path, index) => (index === 0 ? { chunks } : { chunks: [], thenHang: true }));
-    const run = reflect(api, "auto");
-    try {
-      await until(() => api.watches.length === 2, "the re-watch after the stream ended");
-      expect(api.watches[1]).toContain("resourceVersion=6");
-      expect(run.sink.events.map((e) => `${e.type} ${e.resourceVersion} ${e.via}`)).toEqual([
-        "ADDED 3 relist",
-        "MODIFIED 5 watch",
-        "DELETED 6 watch",
-      ]);
-      expect(run.sink.relists.map((r) => `${r.state} ${r.resourceVersion}`)).toEqual(["ended 4"]);
-      expect(run.sink.resumePoints.get("pods")).toBe("6");
-    } finally {
-      await run.stop();
-    }
-  });
+  test(
+    "keep-alive whitespace, lines cut anywhere, a last line without newline, " + "and events after the initial state",
+    async () => {
+      const stream = [
+        " \n",
+        line("ADDED", pod("a", "3")),
+        bookmark("4", true),
+        line("MODIFIED", pod("a", "5")),
+        line("DELETED", pod("a", "6")).trimEnd(),
+      ].join("");
+      // Cut into 7-byte chunks: through JSON strings, between lines, inside the newline runs.
+      const chunks = stream.match(/[\s\S]{1,7}/g)!;
+      const api = new ScriptedApi((_path, index) => (index === 0 ? { chunks } : { chunks: [], thenHang: true }));
+      const run = reflect(api, "auto");
+      try {
+        await until(() => api.watches.length === 2, "the re-watch after the stream ended");
+        expect(api.watches[1]).toContain("resourceVersion=6");
+        expect(run.sink.events.map((e) => `${e.type} ${e.resourceVersion} ${e.via}`)).toEqual([
+          "ADDED 3 relist",
+          "MODIFIED 5 watch",
+          "DELETED 6 watch",
+        ]);
+        expect(run.sink.relists.map((r) => `${r.state} ${r.resourceVersion}`)).toEqual(["ended 4"]);
+        expect(run.sink.resumePoints.get("pods")).toBe("6");
+      } finally {
+        await run.stop();
+      }
+    },
+  );
 
   test("a watch that ends at once with nothing in it is retried with backoff, not in a hot loop", async () => {
     const api = new ScriptedApi((path) =>

@@ -46,9 +46,12 @@ describe("SSE parser (WHATWG event stream interpretation)", () => {
     expect(parser.lastEventId).toBe("e:9");
   });
 
-  test("one space after the colon is dropped, a field without colon has an empty value, retry takes digits only", () => {
-    const { events, parser } = parse(["data:  two spaces\nretry: 1500\nretry: x\ndata\n\n"]);
-    expect(events[0]!.data).toBe(" two spaces\n");
-    expect(parser.retryMs).toBe(1500);
-  });
+  test(
+    "one space after the colon is dropped, a field without colon has an empty value, " + "retry takes digits only",
+    () => {
+      const { events, parser } = parse(["data:  two spaces\nretry: 1500\nretry: x\ndata\n\n"]);
+      expect(events[0]!.data).toBe(" two spaces\n");
+      expect(parser.retryMs).toBe(1500);
+    },
+  );
 });

@@ -210,7 +210,8 @@ describe("GET /v1/watch", () => {
     expect(await get("kinds=pods")).toEqual([400, "kinds"]);
     expect(await get("kinds=Pod,,Node")).toEqual([400, "kinds"]);
     expect(await get("namespace=")).toEqual([400, "namespace"]);
-    // An unreadable Last-Event-ID is no resume point: the EventSource gets a RESET rather than an error it cannot recover from.
+    // An unreadable Last-Event-ID is no resume point: the EventSource gets a RESET rather than an error it cannot
+    // recover from.
     const c = await open(th, {}, "garbage");
     expect((await c.next()).type).toBe("RESET");
   });

@@ -50,66 +50,76 @@ describe("libSQL file: pitfalls", () => {
   const pragma = async (client: { execute(sql: string): Promise<{ rows: ArrayLike<unknown>[] }> }, name: string) =>
     (await client.execute(`PRAGMA ${name}`)).rows[0]![0];
 
-  test("the pitfall: UPDATE … FROM json_each scans every object, an upsert fed by json_each looks each one up", async () => {
-    const dir = newDir();
-    await mkdir(dir, { recursive: true });
-    const client = createClient({ url: `file:${join(dir, "plan.db")}` });
-    try {
-      await migrate(client);
-      const plan = async (sql: string) =>
-        (await client.execute({ sql: `EXPLAIN QUERY PLAN ${sql}`, args: ["[]"] })).rows.map((r) => String(r.detail));
-      const rows = "json_each(?) AS f CROSS JOIN updates AS u ON u.version = f.value ->> 0";
-      const update = await plan(
-        `UPDATE objects SET node = u.node FROM ${rows} WHERE objects.kind = u.kind AND objects.uid = u.uid`,
-      );
-      expect(update.some((step) => step.startsWith("SCAN objects"))).toBe(true);
-      const upsert =
-        await plan(`INSERT INTO objects (kind, uid, version, digest) SELECT u.kind, u.uid, u.version, 0 FROM ${rows} WHERE true
+  test(
+    "the pitfall: UPDATE … FROM json_each scans every object, " + "an upsert fed by json_each looks each one up",
+    async () => {
+      const dir = newDir();
+      await mkdir(dir, { recursive: true });
+      const client = createClient({ url: `file:${join(dir, "plan.db")}` });
+      try {
+        await migrate(client);
+        const plan = async (sql: string) =>
+          (await client.execute({ sql: `EXPLAIN QUERY PLAN ${sql}`, args: ["[]"] })).rows.map((r) => String(r.detail));
+        const rows = "json_each(?) AS f CROSS JOIN updates AS u ON u.version = f.value ->> 0";
+        const update = await plan(
+          `UPDATE objects SET node = u.node FROM ${rows} WHERE objects.kind = u.kind AND objects.uid = u.uid`,
+        );
+        expect(update.some((step) => step.startsWith("SCAN objects"))).toBe(true);
+        const upsert = await plan(`INSERT INTO objects (kind, uid, version, digest)
+        SELECT u.kind, u.uid, u.version, 0 FROM ${rows} WHERE true
         ON CONFLICT (kind, uid) DO UPDATE SET node = excluded.node WHERE objects.node IS NOT excluded.node`);
-      expect(upsert.some((step) => step.startsWith("SCAN objects"))).toBe(false);
-    } finally {
-      client.close();
-    }
-  });
+        expect(upsert.some((step) => step.startsWith("SCAN objects"))).toBe(false);
+      } finally {
+        client.close();
+      }
+    },
+  );
 
-  test("the pitfall: a PRAGMA set with execute() is lost on the connection opened while a transaction holds one", async () => {
-    const dir = newDir();
-    const url = `file:${join(dir, "plain.db")}`;
-    await mkdir(dir, { recursive: true });
-    const client = createClient({ url });
-    try {
-      await client.execute("PRAGMA synchronous = NORMAL");
-      expect(await pragma(client, "synchronous")).toBe(1);
-      const tx = await client.transaction("write");
-      expect(await pragma(client, "synchronous")).toBe(2);
-      await tx.rollback();
-      await expect(client.batch(["PRAGMA synchronous = NORMAL"], "write")).rejects.toThrow(/inside a transaction/);
-    } finally {
-      client.close();
-    }
-  });
+  test(
+    "the pitfall: a PRAGMA set with execute() is lost " + "on the connection opened while a transaction holds one",
+    async () => {
+      const dir = newDir();
+      const url = `file:${join(dir, "plain.db")}`;
+      await mkdir(dir, { recursive: true });
+      const client = createClient({ url });
+      try {
+        await client.execute("PRAGMA synchronous = NORMAL");
+        expect(await pragma(client, "synchronous")).toBe(1);
+        const tx = await client.transaction("write");
+        expect(await pragma(client, "synchronous")).toBe(2);
+        await tx.rollback();
+        await expect(client.batch(["PRAGMA synchronous = NORMAL"], "write")).rejects.toThrow(/inside a transaction/);
+      } finally {
+        client.close();
+      }
+    },
+  );
 
-  test("the store's connections: one writer keeps synchronous=NORMAL, WAL persists, every connection has busy_timeout", async () => {
-    const dir = newDir();
-    const url = `file:${join(dir, "k.db")}`;
-    const c: Connections = await openConnections(url, silentLogger);
-    try {
-      expect(c.journalMode).toBe("wal");
-      const tx = await c.writer.transaction("write");
-      await tx.execute("CREATE TABLE t (x)");
-      await tx.commit();
-      await c.writer.batch(["INSERT INTO t VALUES (1)"], "write");
-      expect(await pragma(c.writer, "synchronous")).toBe(1);
-      expect(await pragma(c.writer, "busy_timeout")).toBe(BUSY_TIMEOUT_MS);
+  test(
+    "the store's connections: one writer keeps synchronous=NORMAL, WAL persists, " +
+      "every connection has busy_timeout",
+    async () => {
+      const dir = newDir();
+      const url = `file:${join(dir, "k.db")}`;
+      const c: Connections = await openConnections(url, silentLogger);
+      try {
+        expect(c.journalMode).toBe("wal");
+        const tx = await c.writer.transaction("write");
+        await tx.execute("CREATE TABLE t (x)");
+        await tx.commit();
+        await c.writer.batch(["INSERT INTO t VALUES (1)"], "write");
+        expect(await pragma(c.writer, "synchronous")).toBe(1);
+        expect(await pragma(c.writer, "busy_timeout")).toBe(BUSY_TIMEOUT_MS);
 
-      const held = await c.reader.transaction("read");
-      expect(await pragma(c.reader, "journal_mode")).toBe("wal");
-      expect(await pragma(c.reader, "busy_timeout")).toBe(BUSY_TIMEOUT_MS);
-      held.close();
-    } finally {
-      await c.close();
-    }
-  });
+        const held = await c.reader.transaction("read");
+        expect(await pragma(c.reader, "journal_mode")).toBe("wal");
+        expect(await pragma(c.reader, "busy_timeout")).toBe(BUSY_TIMEOUT_MS);
+        held.close();
+      } finally {
+        await c.close();
+      }
+    },
+  );
 
   test("the checkpoint worker copies the WAL into the file and truncates a WAL past its bound", async () => {
     const dir = newDir();

@@ -25,7 +25,8 @@ async function writeVersion1Store(path: string): Promise<void> {
   try {
     await migrate(client, 1);
     const update = (version: number, stream: string | null, uid: string, node: string | null) => ({
-      sql: `INSERT INTO updates (version, stream, stream_prev, type, kind, uid, namespace, name, node, resource_version, time, object)
+      sql: `INSERT INTO updates
+        (version, stream, stream_prev, type, kind, uid, namespace, name, node, resource_version, time, object)
         VALUES (?, ?, 0, 'ADDED', 'Pod', ?, 'default', ?, ?, ?, '2026-11-28T06:00:00.000Z', ?)`,
       args: [version, stream, uid, `pod-${version}`, node, String(100 + version), JSON.stringify(objectOf(version))],
     });
@@ -63,82 +64,87 @@ async function writeVersion1Store(path: string): Promise<void> {
   }
 }
 
-test("a version-1 store opens migrated: same epoch, head, horizon, log, objects, streams, cursors; commits go on", async () => {
-  const path = join(root, "v1.db");
-  await writeVersion1Store(path);
-  const store = libsql.create(
-    { url: `file:${path}` },
-    { name: "libsql", cluster: "test", logger: silentLogger, metrics: createMetrics() },
-  );
-  try {
-    const state = await store.start();
-    expect(state).toMatchObject({ epoch: "00112233aabbccdd", head: 5, oldest: 3 });
-    expect(Object.fromEntries(state.streamHeads)).toEqual({ "node/z": 1, "node/a": 5, shared: 4 });
-    expect(Object.fromEntries(state.resumePoints)).toEqual({ pods: "105" });
-    expect(await store.cursor("sink/nats")).toBe(4);
+test(
+  "a version-1 store opens migrated: " + "same epoch, head, horizon, log, objects, streams, cursors; commits go on",
+  async () => {
+    const path = join(root, "v1.db");
+    await writeVersion1Store(path);
+    const store = libsql.create(
+      { url: `file:${path}` },
+      { name: "libsql", cluster: "test", logger: silentLogger, metrics: createMetrics() },
+    );
+    try {
+      const state = await store.start();
+      expect(state).toMatchObject({ epoch: "00112233aabbccdd", head: 5, oldest: 3 });
+      expect(Object.fromEntries(state.streamHeads)).toEqual({ "node/z": 1, "node/a": 5, shared: 4 });
+      expect(Object.fromEntries(state.resumePoints)).toEqual({ pods: "105" });
+      expect(await store.cursor("sink/nats")).toBe(4);
 
-    const log = await store.readUpdates({ stream: "all", after: 0, limit: 10 });
-    expect(log.map((u) => [u.version, u.stream, u.uid])).toEqual([
-      [3, "node/a", "b"],
-      [4, "shared", "c"],
-      [5, "node/a", "d"],
-    ]);
-    expect(log[0]!.object).toEqual(objectOf(3));
+      const log = await store.readUpdates({ stream: "all", after: 0, limit: 10 });
+      expect(log.map((u) => [u.version, u.stream, u.uid])).toEqual([
+        [3, "node/a", "b"],
+        [4, "shared", "c"],
+        [5, "node/a", "d"],
+      ]);
+      expect(log[0]!.object).toEqual(objectOf(3));
 
-    const { version, objects } = await store.snapshot({});
-    expect(version).toBe(5);
-    expect(objects.find((o) => o.uid === "a")).toEqual({
-      kind: "Pod",
-      uid: "a",
-      namespace: "default",
-      name: "pod-1",
-      node: "z",
-      stream: "node/z",
-      version: 1,
-      resourceVersion: "101",
-      object: objectOf(1),
-    });
-    expect(objects.map((o) => o.uid).sort()).toEqual(["a", "c", "d"]);
-    expect((await store.snapshot({ stream: "node/a" })).objects.map((o) => o.uid)).toEqual(["d"]);
-    expect((await store.digests()).map((d) => [d.uid, d.digest, d.stream]).sort()).toEqual([
-      ["a", 7, "node/z"],
-      ["c", 28, "shared"],
-      ["d", 35, "node/a"],
-    ]);
+      const { version, objects } = await store.snapshot({});
+      expect(version).toBe(5);
+      expect(objects.find((o) => o.uid === "a")).toEqual({
+        kind: "Pod",
+        uid: "a",
+        namespace: "default",
+        name: "pod-1",
+        node: "z",
+        stream: "node/z",
+        version: 1,
+        resourceVersion: "101",
+        object: objectOf(1),
+      });
+      expect(objects.map((o) => o.uid).sort()).toEqual(["a", "c", "d"]);
+      expect((await store.snapshot({ stream: "node/a" })).objects.map((o) => o.uid)).toEqual(["d"]);
+      expect((await store.digests()).map((d) => [d.uid, d.digest, d.stream]).sort()).toEqual([
+        ["a", 7, "node/z"],
+        ["c", 28, "shared"],
+        ["d", 35, "node/a"],
+      ]);
 
-    const next: Update = {
-      ...log[2]!,
-      version: 6,
-      streamPrev: 5,
-      type: "MODIFIED",
-      uid: "a",
-      name: "pod-1",
-      node: "a",
-      object: objectOf(6),
-    };
-    const fresh: Update = {
-      ...next,
-      version: 7,
-      streamPrev: 0,
-      stream: "node/new",
-      node: "new",
-      uid: "e",
-      type: "ADDED",
-    };
-    await store.commit({ updates: [next, fresh], digests: [60, 70], resumePoints: new Map() });
-    expect((await store.readUpdates({ stream: "node/a", after: 4, limit: 10 })).map((u) => u.version)).toEqual([5, 6]);
-    expect((await store.readUpdates({ stream: "node/new", after: 0, limit: 10 })).map((u) => u.uid)).toEqual(["e"]);
-    expect((await store.snapshot({ stream: "node/a" })).objects.map((o) => o.uid).sort()).toEqual(["a", "d"]);
-    // The migrated horizon: versions 1 and 2 were pruned; a's old state goes once it changed.
-    expect(await store.prune({ maxAgeMs: 0, maxUpdates: 3 })).toEqual({ removed: 2, oldest: 5 });
-  } finally {
-    await store.stop();
-  }
-  const check = createClient({ url: `file:${path}` });
-  try {
-    expect((await check.execute("SELECT max(version) AS v FROM schema_version")).rows[0]!.v).toBe(SCHEMA_VERSION);
-    expect((await check.execute("SELECT name FROM sqlite_master WHERE name LIKE '%_v1'")).rows).toEqual([]);
-  } finally {
-    check.close();
-  }
-});
+      const next: Update = {
+        ...log[2]!,
+        version: 6,
+        streamPrev: 5,
+        type: "MODIFIED",
+        uid: "a",
+        name: "pod-1",
+        node: "a",
+        object: objectOf(6),
+      };
+      const fresh: Update = {
+        ...next,
+        version: 7,
+        streamPrev: 0,
+        stream: "node/new",
+        node: "new",
+        uid: "e",
+        type: "ADDED",
+      };
+      await store.commit({ updates: [next, fresh], digests: [60, 70], resumePoints: new Map() });
+      expect((await store.readUpdates({ stream: "node/a", after: 4, limit: 10 })).map((u) => u.version)).toEqual([
+        5, 6,
+      ]);
+      expect((await store.readUpdates({ stream: "node/new", after: 0, limit: 10 })).map((u) => u.uid)).toEqual(["e"]);
+      expect((await store.snapshot({ stream: "node/a" })).objects.map((o) => o.uid).sort()).toEqual(["a", "d"]);
+      // The migrated horizon: versions 1 and 2 were pruned; a's old state goes once it changed.
+      expect(await store.prune({ maxAgeMs: 0, maxUpdates: 3 })).toEqual({ removed: 2, oldest: 5 });
+    } finally {
+      await store.stop();
+    }
+    const check = createClient({ url: `file:${path}` });
+    try {
+      expect((await check.execute("SELECT max(version) AS v FROM schema_version")).rows[0]!.v).toBe(SCHEMA_VERSION);
+      expect((await check.execute("SELECT name FROM sqlite_master WHERE name LIKE '%_v1'")).rows).toEqual([]);
+    } finally {
+      check.close();
+    }
+  },
+);

@@ -1,4 +1,6 @@
-/** The libsql store's current objects and snapshots, digests, and retention that never loses an object's current state. */
+/**
+ * The libsql store's current objects and snapshots, digests, and retention that never loses an object's current state.
+ */
 import { describe, expect, test } from "bun:test";
 import { createMetrics } from "../host/metrics.ts";
 import type { Store } from "../sdk/contract.ts";

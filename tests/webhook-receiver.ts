@@ -95,7 +95,10 @@ export function deduplicated(accepted: Received[]): number[] {
 
 export const SECRET = "test-secret-0123456789";
 
-/** A webhook sink entry with a short linger and fast retries, for tests; `batch` and `retry` in `extra` are merged into those. */
+/**
+ * A webhook sink entry with a short linger and fast retries, for tests; `batch` and `retry` in `extra` are merged into
+ * those.
+ */
 export function webhookSink(
   url: string,
   extra: { batch?: object; retry?: object; [key: string]: unknown } = {},

@@ -50,56 +50,62 @@ function churn(th: TestHost, rounds: number, offset = 0): void {
   }
 }
 
-test("a request carries the batch and its signature: it verifies, and a tampered body or a stale timestamp does not", async () => {
-  receiver = await startReceiver();
-  host = await startTestHost({
-    cluster: "prod-eu",
-    sinks: [webhookSink(receiver.url, { headers: { Authorization: "Bearer gw" } })],
-  });
-  for (const name of ["web-1", "web-2", "web-3"]) host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
-  await waitFor(() => deduplicated(receiver!.accepted()).length === 3, 5_000, "three updates");
+test(
+  "a request carries the batch and its signature: " + "it verifies, and a tampered body or a stale timestamp does not",
+  async () => {
+    receiver = await startReceiver();
+    host = await startTestHost({
+      cluster: "prod-eu",
+      sinks: [webhookSink(receiver.url, { headers: { Authorization: "Bearer gw" } })],
+    });
+    for (const name of ["web-1", "web-2", "web-3"]) host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
+    await waitFor(() => deduplicated(receiver!.accepted()).length === 3, 5_000, "three updates");
 
-  const request = receiver.accepted()[0]!;
-  const { body, headers, raw } = request;
-  expect(body).toMatchObject({
-    cluster: "prod-eu",
-    epoch: host.host.epoch,
-    stream: "all",
-    first: body.updates[0]!.version,
-  });
-  expect(body.last).toBe(body.updates[body.updates.length - 1]!.version);
-  expect(body.id).toBe(`${host.host.epoch}:${body.first}-${body.last}`);
-  expect(body.updates[0]).toMatchObject({
-    epoch: host.host.epoch,
-    stream: "all",
-    type: "ADDED",
-    kind: "Pod",
-    name: "web-1",
-    node: "n1",
-  });
-  expect(headers.get("x-kubemeta-id")).toBe(body.id);
-  expect(headers.get("content-type")).toBe("application/json");
-  expect(headers.get("authorization")).toBe("Bearer gw");
+    const request = receiver.accepted()[0]!;
+    const { body, headers, raw } = request;
+    expect(body).toMatchObject({
+      cluster: "prod-eu",
+      epoch: host.host.epoch,
+      stream: "all",
+      first: body.updates[0]!.version,
+    });
+    expect(body.last).toBe(body.updates[body.updates.length - 1]!.version);
+    expect(body.id).toBe(`${host.host.epoch}:${body.first}-${body.last}`);
+    expect(body.updates[0]).toMatchObject({
+      epoch: host.host.epoch,
+      stream: "all",
+      type: "ADDED",
+      kind: "Pod",
+      name: "web-1",
+      node: "n1",
+    });
+    expect(headers.get("x-kubemeta-id")).toBe(body.id);
+    expect(headers.get("content-type")).toBe("application/json");
+    expect(headers.get("authorization")).toBe("Bearer gw");
 
-  const timestamp = headers.get("x-kubemeta-timestamp");
-  const signature = headers.get("x-kubemeta-signature");
-  expect(signature).toMatch(/^sha256=[0-9a-f]{64}$/);
-  expect(verify(SECRET, timestamp, signature, raw)).toBe(true);
-  expect(verify(SECRET, timestamp, signature, raw.replace("web-1", "web-9"))).toBe(false);
-  expect(verify("another-secret", timestamp, signature, raw)).toBe(false);
-  const stale = Number(timestamp) - 600;
-  expect(verify(SECRET, String(stale), sign(SECRET, stale, raw), raw)).toBe(false);
-});
+    const timestamp = headers.get("x-kubemeta-timestamp");
+    const signature = headers.get("x-kubemeta-signature");
+    expect(signature).toMatch(/^sha256=[0-9a-f]{64}$/);
+    expect(verify(SECRET, timestamp, signature, raw)).toBe(true);
+    expect(verify(SECRET, timestamp, signature, raw.replace("web-1", "web-9"))).toBe(false);
+    expect(verify("another-secret", timestamp, signature, raw)).toBe(false);
+    const stale = Number(timestamp) - 600;
+    expect(verify(SECRET, String(stale), sign(SECRET, stale, raw), raw)).toBe(false);
+  },
+);
 
-test("batches hold at most batch.size updates, a partial batch leaves after batch.linger, and the order is the log's", async () => {
-  receiver = await startReceiver();
-  host = await startTestHost({ sinks: [webhookSink(receiver.url, { batch: { size: 5, linger: "100ms" } })] });
-  for (let i = 0; i < 12; i++) host.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: "n1" }));
-  await waitFor(() => deduplicated(receiver!.accepted()).length === 12, 5_000, "twelve updates");
-  expect(receiver.requests.every((r) => r.body.updates.length <= 5)).toBe(true);
-  expect(receiver.requests.length).toBeGreaterThanOrEqual(3);
-  expect(deduplicated(receiver.accepted())).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
-});
+test(
+  "batches hold at most batch.size updates, a partial batch leaves after batch.linger, " + "and the order is the log's",
+  async () => {
+    receiver = await startReceiver();
+    host = await startTestHost({ sinks: [webhookSink(receiver.url, { batch: { size: 5, linger: "100ms" } })] });
+    for (let i = 0; i < 12; i++) host.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: "n1" }));
+    await waitFor(() => deduplicated(receiver!.accepted()).length === 12, 5_000, "twelve updates");
+    expect(receiver.requests.every((r) => r.body.updates.length <= 5)).toBe(true);
+    expect(receiver.requests.length).toBeGreaterThanOrEqual(3);
+    expect(deduplicated(receiver.accepted())).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+  },
+);
 
 test("stream, kind and namespace filters send only what matches, and the cursor moves past the rest", async () => {
   receiver = await startReceiver();
@@ -261,26 +267,30 @@ test("a kubemeta restart mid-delivery resumes after the cursor: no update lost, 
   expect(deduplicated(receiver.accepted())).toEqual(upTo(60));
 });
 
-test("from: head keeps its starting point across a restart: what was committed while the receiver was down still arrives", async () => {
-  const dir = await tempDir();
-  receiver = await startReceiver(() => new Response("down", { status: 503 }));
-  const sinks = [webhookSink(receiver.url, { from: "head" })];
-  host = await startTestHost({ dir, sinks });
-  await waitFor(
-    async () => (await metricsText(host!)).includes('kubemeta_sink_lag_versions{sink="webhook"}'),
-    5_000,
-    "the sink started",
-  );
-  host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
-  await waitFor(() => receiver!.requests.length >= 1, 5_000, "a refused attempt");
-  await host.stop();
+test(
+  "from: head keeps its starting point across a restart: " +
+    "what was committed while the receiver was down still arrives",
+  async () => {
+    const dir = await tempDir();
+    receiver = await startReceiver(() => new Response("down", { status: 503 }));
+    const sinks = [webhookSink(receiver.url, { from: "head" })];
+    host = await startTestHost({ dir, sinks });
+    await waitFor(
+      async () => (await metricsText(host!)).includes('kubemeta_sink_lag_versions{sink="webhook"}'),
+      5_000,
+      "the sink started",
+    );
+    host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+    await waitFor(() => receiver!.requests.length >= 1, 5_000, "a refused attempt");
+    await host.stop();
 
-  receiver.respond = () => new Response("ok");
-  host = await startTestHost({ dir, sinks });
-  host.changes.apply("pods", "ADDED", rawPod("b", { node: "n1" }));
-  await waitFor(() => names(receiver!).includes("b"), 5_000, "the update after the restart");
-  expect(deduplicated(receiver.accepted())).toEqual([1, 2]);
-});
+    receiver.respond = () => new Response("ok");
+    host = await startTestHost({ dir, sinks });
+    host.changes.apply("pods", "ADDED", rawPod("b", { node: "n1" }));
+    await waitFor(() => names(receiver!).includes("b"), 5_000, "the update after the restart");
+    expect(deduplicated(receiver.accepted())).toEqual([1, 2]);
+  },
+);
 
 async function webhookConfig(entry: Record<string, unknown>): Promise<Record<string, unknown>> {
   const config = await resolveConfig(
@@ -306,32 +316,38 @@ test("batch.size, batch.linger, retry.initial and retry.max configure the sink, 
   await expect(webhookConfig({ batch: { size: 10_001 } })).rejects.toThrow(/^sinks\[0\]\.batch\.size: /);
 });
 
-test("the old keys batchSize, linger and backoff still work, each with one warning at start naming the key that replaces it", async () => {
-  const old = { batchSize: 2, linger: "20ms", backoff: { initial: "10ms", max: "2m" } };
-  expect(await webhookConfig(old)).toMatchObject({
-    batch: { size: 2, lingerMs: 20 },
-    retry: { initialMs: 10, maxMs: 120_000 },
-  });
-  expect(await webhookConfig({ backoff: { max: "2m" } })).toMatchObject({
-    retry: { initialMs: 1_000, maxMs: 120_000 },
-  });
+test(
+  "the old keys batchSize, linger and backoff still work, " +
+    "each with one warning at start naming the key that replaces it",
+  async () => {
+    const old = { batchSize: 2, linger: "20ms", backoff: { initial: "10ms", max: "2m" } };
+    expect(await webhookConfig(old)).toMatchObject({
+      batch: { size: 2, lingerMs: 20 },
+      retry: { initialMs: 10, maxMs: 120_000 },
+    });
+    expect(await webhookConfig({ backoff: { max: "2m" } })).toMatchObject({
+      retry: { initialMs: 1_000, maxMs: 120_000 },
+    });
 
-  receiver = await startReceiver();
-  const logged: Record<string, unknown>[] = [];
-  const logger = createLogger({ write: (line) => void logged.push(JSON.parse(line) as Record<string, unknown>) });
-  host = await startTestHost({
-    logger,
-    sinks: [{ type: "webhook", url: receiver.url, secret: SECRET, timeout: "2s", ...old }],
-  });
-  for (let i = 0; i < 5; i++) host.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: "n1" }));
-  await waitFor(() => deduplicated(receiver!.accepted()).length === 5, 5_000, "five updates");
-  expect(receiver.requests.every((r) => r.body.updates.length <= 2)).toBe(true);
-  const warnings = logged.filter((line) => line.level === "warn" && String(line.msg).includes("deprecated"));
-  expect(warnings.map((line) => [line.key, line.use])).toEqual([
-    ["batchSize", "batch.size"],
-    ["linger", "batch.linger"],
-    ["backoff.initial", "retry.initial"],
-    ["backoff.max", "retry.max"],
-  ]);
-  expect(warnings[0]!.msg).toBe('config key "batchSize" is deprecated and will be removed; write "batch.size" instead');
-});
+    receiver = await startReceiver();
+    const logged: Record<string, unknown>[] = [];
+    const logger = createLogger({ write: (line) => void logged.push(JSON.parse(line) as Record<string, unknown>) });
+    host = await startTestHost({
+      logger,
+      sinks: [{ type: "webhook", url: receiver.url, secret: SECRET, timeout: "2s", ...old }],
+    });
+    for (let i = 0; i < 5; i++) host.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: "n1" }));
+    await waitFor(() => deduplicated(receiver!.accepted()).length === 5, 5_000, "five updates");
+    expect(receiver.requests.every((r) => r.body.updates.length <= 2)).toBe(true);
+    const warnings = logged.filter((line) => line.level === "warn" && String(line.msg).includes("deprecated"));
+    expect(warnings.map((line) => [line.key, line.use])).toEqual([
+      ["batchSize", "batch.size"],
+      ["linger", "batch.linger"],
+      ["backoff.initial", "retry.initial"],
+      ["backoff.max", "retry.max"],
+    ]);
+    expect(warnings[0]!.msg).toBe(
+      'config key "batchSize" is deprecated and will be removed; write "batch.size" instead',
+    );
+  },
+);
