@@ -8,13 +8,16 @@ import { startHost } from "./host/host.ts";
 import { createLogger } from "./host/logger.ts";
 import { guardProcess } from "./host/supervise.ts";
 import { startDemo } from "./cli/demo.ts";
+import { clusterRoleYaml } from "./cli/rbac.ts";
 import { runTail } from "./cli/tail.ts";
 import { builtins } from "./plugins/index.ts";
 
 const USAGE = `Usage: bun run main.ts [options]
        bun run main.ts tail (--url <url> | --nats <servers> --cluster <name>) [--stream <name>] [--json]
+       bun run main.ts rbac [--config <file>]
 
   tail              follow streams from the terminal, as readable lines or JSON (tail --help: every option)
+  rbac              print the ClusterRole the config needs (get, list, watch on what it watches)
 
   --config <file>   YAML or JSON config (default: ./kubemeta.yaml if present, else built-in defaults:
                     the kubernetes source with your kubeconfig, a libSQL file in ./data, SSE on :8080)
@@ -27,7 +30,9 @@ const USAGE = `Usage: bun run main.ts [options]
 async function main(): Promise<number> {
   const [command, ...rest] = process.argv.slice(2);
   if (command === "tail") return runTail(rest);
+  const rbac = command === "rbac";
   const { values } = parseArgs({
+    args: rbac ? rest : process.argv.slice(2),
     options: {
       config: { type: "string" },
       check: { type: "boolean", default: false },
@@ -64,6 +69,10 @@ async function main(): Promise<number> {
     return 1;
   }
   if (port !== undefined) config.http.port = port;
+  if (rbac) {
+    process.stdout.write(clusterRoleYaml(config));
+    return 0;
+  }
   if (values.check) {
     process.stdout.write("config is valid\n");
     return 0;

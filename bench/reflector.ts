@@ -68,6 +68,7 @@ async function initialSync(streamingList: "always" | "never"): Promise<void> {
     metrics: createMetrics(),
     changes: sink,
     synced: () => synced(),
+    waiting() {},
   });
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 50);
   const started = performance.now();

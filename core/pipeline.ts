@@ -9,8 +9,10 @@ import type { Metrics } from "../sdk/telemetry.ts";
 import type { ChangeType } from "../protocol/envelope.ts";
 import type { KubeObject, Update } from "../sdk/model.ts";
 import { Backoff, sleep } from "../protocol/retry.ts";
+import { nodeOfStream } from "../protocol/streams.ts";
 import { digest, slim, type SlimOptions } from "./slim.ts";
-import { nodeOf, streamOf } from "./route.ts";
+import { isPublished } from "./slim/rules.ts";
+import { streamOf } from "./route.ts";
 
 export interface PipelineOptions {
   store: Store;
@@ -21,6 +23,7 @@ export interface PipelineOptions {
   metrics: Metrics;
   /** Called with each committed batch, in version order. */
   onCommit(updates: Update[]): void;
+  /** The config's slim rules: what each kind's slim copy keeps, its route, and whether Secrets and ConfigMaps pass. */
   slim?: SlimOptions;
   /** apply() asks its caller to wait once this many updates are pending. */
   highWater?: number;
@@ -69,8 +72,10 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   );
   const rejected = metrics.counter(
     "kubemeta_changes_rejected_total",
-    "Changes skipped because they were malformed, by reason.",
+    "Changes skipped because they were malformed or of a kind no slim rule publishes, by reason.",
   );
+  /** Kinds already logged as dropped: once per kind, not once per change. */
+  const droppedKinds = new Set<string>();
   const commitFailures = metrics.counter(
     "kubemeta_commit_failures_total",
     "Store commits that failed and were retried.",
@@ -100,7 +105,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       uid,
       namespace: metadata.namespace ?? null,
       name: metadata.name ?? "",
-      node: nodeOf(kind, object),
+      node: (stream && nodeOfStream(stream)) ?? null,
       resourceVersion: rv,
       time: new Date().toISOString(),
       object,
@@ -124,23 +129,34 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     if (relist) relist.seen.add(key);
     else if (rv) pendingResume.set(resource, rv);
 
-    const slimmed = slim(kind, raw, options.slim);
     const before = known.get(key);
-    if (type === "DELETED") {
+    const published = isPublished(kind, options.slim);
+    if (!published) drop(kind, resource);
+    // An object of a kind no rule publishes any more (its rule was removed) is retracted on its next change.
+    if (type === "DELETED" || !published) {
       if (!before) return scheduleFlush();
       known.delete(key);
-      enqueue("DELETED", kind, uid, slimmed, rv, before.stream, 0);
+      enqueue("DELETED", kind, uid, slim(kind, raw, options.slim), rv, before.stream, 0);
       return scheduleFlush();
     }
+    const slimmed = slim(kind, raw, options.slim);
     const objectDigest = digest(slimmed);
     if (before?.digest === objectDigest) {
       suppressed.inc({ kind });
       return scheduleFlush();
     }
-    const stream = streamOf(kind, slimmed);
+    const stream = streamOf(kind, slimmed, options.slim);
     known.set(key, { digest: objectDigest, stream });
     enqueue(before ? "MODIFIED" : "ADDED", kind, uid, slimmed, rv, stream, objectDigest);
     return scheduleFlush();
+  }
+
+  /** Secrets and ConfigMaps hold configuration and credentials: they pass only when a slim rule names their kind. */
+  function drop(kind: string, resource: string): void {
+    rejected.inc({ reason: "kind_not_allowed" });
+    if (droppedKinds.has(kind)) return;
+    droppedKinds.add(kind);
+    logger.warn("dropping every change of a kind no slim rule names (slim.kinds)", { kind, resource });
   }
 
   function scheduleFlush(): void | Promise<void> {

@@ -1,7 +1,8 @@
 /**
  * The slim copy of a Kubernetes object: what identifies and labels a workload, plus per
- * kind the fields telemetry needs (DESIGN.md, "The update envelope"). Raw objects are
- * never kept: a slim pod is ~0.5 KB against 3–9 KB raw.
+ * kind the fields telemetry needs (DESIGN.md, "The update envelope"), plus what the
+ * config's rules add (core/slim/rules.ts). Raw objects are never kept: a slim pod is
+ * ~0.5 KB against 3–9 KB raw.
  *
  * The slim copy is a projection: every field sits at the same path and with the same
  * meaning as in the raw object, so code written for Kubernetes objects reads it as is.
@@ -15,8 +16,12 @@
 import type { KubeObject } from "../sdk/model.ts";
 import type { SlimObject } from "../protocol/envelope.ts";
 import { put, record, scalarList, scalars, stringMap, text, type Json } from "./slim/read.ts";
+import { compileRules, keepPaths } from "./slim/rules.ts";
 import { slimPod } from "./slim/pod.ts";
 import { slimEndpointSlice, slimNamespace, slimNode, slimService } from "./slim/cluster.ts";
+import { slimGateway, slimHTTPRoute, slimIngress } from "./slim/networking.ts";
+import { slimHorizontalPodAutoscaler } from "./slim/autoscaling.ts";
+import { slimPersistentVolumeClaim } from "./slim/storage.ts";
 import {
   slimCronJob,
   slimDaemonSet,
@@ -29,6 +34,17 @@ import {
 export interface SlimOptions {
   /** Annotation keys kept in the slim copy: exact keys, or prefixes ending in "/" or "*" ("*" alone keeps all). */
   annotationAllowList?: string[];
+  /** Rules by API kind ("Pod", "Rollout"); core/slim/rules.ts says what they can and cannot do. */
+  kinds?: Record<string, SlimRule>;
+}
+
+export interface SlimRule {
+  /** Dot paths ("spec.strategy.canary.steps") whose subtrees are copied as they are to the same paths. */
+  keep?: string[];
+  /** Annotation keys kept besides the global allow-list, in the same form. */
+  annotations?: string[];
+  /** Dot path of the node name the object is bound to: it goes to `node/<value>`, and the path is kept. */
+  node?: string;
 }
 
 type KindSlimmer = (raw: Json, into: Json) => void;
@@ -46,6 +62,11 @@ const KIND_SLIMMERS = new Map<string, KindSlimmer>([
   ["DaemonSet", slimDaemonSet],
   ["Job", slimJob],
   ["CronJob", slimCronJob],
+  ["Ingress", slimIngress],
+  ["Gateway", slimGateway],
+  ["HTTPRoute", slimHTTPRoute],
+  ["HorizontalPodAutoscaler", slimHorizontalPodAutoscaler],
+  ["PersistentVolumeClaim", slimPersistentVolumeClaim],
 ]);
 
 /**
@@ -71,10 +92,10 @@ const BUILT_IN_API_VERSIONS = new Map<string, string>([
   ["Job", "batch/v1"],
   ["CronJob", "batch/v1"],
   ["Ingress", "networking.k8s.io/v1"],
+  ["HorizontalPodAutoscaler", "autoscaling/v2"],
+  ["Gateway", "gateway.networking.k8s.io/v1"],
+  ["HTTPRoute", "gateway.networking.k8s.io/v1"],
 ]);
-
-/** Holds the whole applied manifest, Secret data and env values included: never published. */
-const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
 
 const METADATA_FIELDS = ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp"] as const;
 const OWNER_FIELDS = ["kind", "name", "uid", "controller"] as const;
@@ -88,11 +109,14 @@ export function slim(kind: string, raw: KubeObject, options?: SlimOptions): Slim
   const object: Json = { kind };
   const apiVersion = BUILT_IN_API_VERSIONS.get(kind) ?? text(from.apiVersion);
   if (apiVersion !== undefined) object.apiVersion = apiVersion;
+  const rules = compileRules(options);
+  const rule = rules.kinds.get(kind);
   // A Secret keeps no annotations at all: tools store credentials there too
   // (e.g. OpenShift's openshift.io/token-secret.value), whatever the allow-list says.
-  const keepAnnotation = kind === "Secret" ? undefined : annotationFilter(options?.annotationAllowList);
+  const keepAnnotation = kind === "Secret" ? undefined : rule === undefined ? rules.annotations : rule.annotations;
   put(object, "metadata", slimMetadata(from.metadata, keepAnnotation));
   KIND_SLIMMERS.get(kind)?.(from, object);
+  if (rule !== undefined) keepPaths(from, object, rule.keep);
   return object;
 }
 
@@ -104,26 +128,6 @@ function slimMetadata(value: unknown, keepAnnotation: ((key: string) => boolean)
   if (keepAnnotation !== undefined) put(metadata, "annotations", stringMap(from.annotations, keepAnnotation));
   put(metadata, "ownerReferences", scalarList(from.ownerReferences, OWNER_FIELDS));
   return metadata;
-}
-
-const compiledAllowLists = new WeakMap<readonly string[], (key: string) => boolean>();
-
-/** The annotation filter of an allow-list, compiled once per list (callers pass the same options object). */
-function annotationFilter(allowList: readonly string[] | undefined): ((key: string) => boolean) | undefined {
-  if (allowList === undefined || allowList.length === 0) return undefined;
-  let filter = compiledAllowLists.get(allowList);
-  if (filter === undefined) {
-    const exact = new Set<string>();
-    const prefixes: string[] = [];
-    for (const entry of allowList) {
-      if (entry.endsWith("*")) prefixes.push(entry.slice(0, -1));
-      else if (entry.endsWith("/")) prefixes.push(entry);
-      else exact.add(entry);
-    }
-    filter = (key) => key !== LAST_APPLIED && (exact.has(key) || prefixes.some((prefix) => key.startsWith(prefix)));
-    compiledAllowLists.set(allowList, filter);
-  }
-  return filter;
 }
 
 const DIGEST_BITS = 53;

@@ -17,6 +17,8 @@ import type {
 import { LOG_LEVELS } from "./logger.ts";
 import { duration } from "../sdk/schema.ts";
 import { httpSchema, type HttpConfig } from "./http-config.ts";
+import type { SlimOptions } from "../core/slim.ts";
+import { ruleProblems } from "../core/slim/rules.ts";
 
 export interface ConfigIssue {
   path: string;
@@ -75,6 +77,66 @@ const retentionSchema = v.strictObject({
   ),
 });
 
+/** An annotation allow-list: exact keys, or prefixes ending in "/" or "*". */
+function annotationList(description: string) {
+  return v.optional(
+    v.pipe(
+      v.array(v.pipe(v.string(), v.minLength(1, 'must be an annotation key, or a prefix ending in "/" or "*"'))),
+      v.description(description),
+    ),
+    [],
+  );
+}
+
+/** What config rules may keep is checked by the core's ruleProblems in resolveConfig: one rule for both. */
+const slimRuleSchema = v.strictObject({
+  keep: v.optional(
+    v.pipe(
+      v.array(v.string()),
+      v.description(
+        "Dot paths (`spec.strategy.canary.steps`) whose subtrees are kept as they are, at the same paths, " +
+          "besides the kind's built-in fields.",
+      ),
+    ),
+    [],
+  ),
+  annotations: annotationList("Annotations this kind keeps besides `slim.annotations`, written the same way."),
+  node: v.optional(
+    v.pipe(
+      v.string(),
+      v.description(
+        "Dot path of the node the object is bound to: it goes to `node/<value>` like a Pod (to `all` only while the " +
+          "value is not a legal node name), and the path is kept. Not for Pod and Node.",
+      ),
+    ),
+  ),
+});
+
+const slimSchema = v.strictObject({
+  annotations: annotationList(
+    "Annotations every kind keeps (a Secret none): exact keys, or prefixes ending in `/` or `*` (`*` alone: all). " +
+      "Never `kubectl.kubernetes.io/last-applied-configuration`.",
+  ),
+  kinds: v.optional(
+    v.pipe(
+      v.record(
+        v.pipe(
+          v.string(),
+          v.regex(/^[A-Z][A-Za-z0-9]*$/, "must be an API kind such as Pod or Rollout (not a resource such as pods)"),
+        ),
+        slimRuleSchema,
+      ),
+      v.metadata({ key: "<Kind>" }),
+      v.description(
+        "Rules by API kind: a built-in kind keeps its own fields plus the rule's, any other kind (custom resources) " +
+          "its metadata plus the rule's. Secrets and ConfigMaps are published only when named here (`Secret: {}`), " +
+          "never their data.",
+      ),
+    ),
+    {},
+  ),
+});
+
 export const hostSchema = v.strictObject({
   cluster: v.optional(
     v.pipe(
@@ -126,6 +188,13 @@ export const hostSchema = v.strictObject({
   sources: v.optional(v.pipe(v.array(pluginEntry), v.description("The sources, each a plugin entry.")), []),
   sinks: v.optional(v.pipe(v.array(pluginEntry), v.description("The sinks, each a plugin entry.")), []),
   http: v.optional(v.pipe(httpSchema, v.description("The HTTP listener, shared by the host and every plugin.")), {}),
+  slim: v.optional(
+    v.pipe(
+      slimSchema,
+      v.description("What slim copies keep besides each kind's built-in fields ([Slim rules](#slim-rules))."),
+    ),
+    {},
+  ),
 });
 
 export interface Resolved<D extends AnyDeclaration> {
@@ -141,6 +210,7 @@ export interface Config {
   sources: Resolved<SourceDeclaration>[];
   sinks: Resolved<SinkDeclaration>[];
   http: HttpConfig;
+  slim: SlimOptions;
 }
 
 /** Reads, interpolates and validates a config file. Throws ConfigError. */
@@ -174,7 +244,10 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
   const interpolated = interpolate(raw, options.env ?? process.env, "", issues);
   const host = v.safeParse(hostSchema, interpolated);
   if (!host.success) throw new ConfigError([...issues, ...host.issues.map((i) => toIssue("", i))]);
-  const { cluster, log, store, sources, sinks, http } = host.output;
+  const { cluster, log, store, sources, sinks, http, slim } = host.output;
+  for (const [kind, rule] of Object.entries(slim.kinds))
+    for (const problem of ruleProblems(kind, rule))
+      issues.push({ ...problem, path: `slim.kinds.${kind}.${problem.path}` });
 
   const resolveEntry = async <D extends AnyDeclaration>(kind: D["kind"], path: string, entry: PluginEntry) => {
     const { type, name, ...rest } = entry;
@@ -209,6 +282,7 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
     sources: sourcesResolved.filter((r) => r !== undefined),
     sinks: sinksResolved.filter((r) => r !== undefined),
     http,
+    slim: { annotationAllowList: slim.annotations, kinds: slim.kinds },
   };
 }
 

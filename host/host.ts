@@ -49,12 +49,16 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
     logger,
     metrics,
     onCommit: (updates) => log.append(updates),
+    slim: config.slim,
   });
   logger.info("store open", { epoch: state.epoch, head: state.head, oldest: state.oldest });
 
-  const unsynced = new Set(config.sources.map((s) => s.name));
+  // The sources not synced yet, with the reason each gave, if any.
+  const unsynced = new Map(config.sources.map((s) => [s.name, undefined as string | undefined]));
   const readiness = async (): Promise<Readiness> => {
-    const waiting = [...unsynced].map((name) => `source ${name} not synced`);
+    const waiting = [...unsynced].map(([name, reason]) =>
+      reason ? `source ${name}: ${reason}` : `source ${name} not synced`,
+    );
     try {
       await store.checkWritable();
     } catch (error) {
@@ -85,6 +89,9 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
       changes: pipeline,
       synced: () => {
         if (unsynced.delete(name)) base.logger.info("source synced");
+      },
+      waiting: (reason) => {
+        if (unsynced.has(name)) unsynced.set(name, reason);
       },
     });
     return supervise(source, { name, kind: "source", logger: base.logger, metrics });

@@ -7,6 +7,11 @@ export interface BackoffOptions {
   initialMs?: number;
   maxMs?: number;
   factor?: number;
+  /**
+   * `full` (default): a delay anywhere in [0, ceiling], to spread retries after a failure. `equal`: in
+   * [ceiling / 2, ceiling], for polling that must keep a minimum interval (the same blog's "equal jitter").
+   */
+  jitter?: "full" | "equal";
 }
 
 export class Backoff {
@@ -14,18 +19,20 @@ export class Backoff {
   private readonly initialMs: number;
   private readonly maxMs: number;
   private readonly factor: number;
+  private readonly floor: number;
 
   constructor(options: BackoffOptions = {}) {
     this.initialMs = options.initialMs ?? 200;
     this.maxMs = options.maxMs ?? 30_000;
     this.factor = options.factor ?? 2;
+    this.floor = options.jitter === "equal" ? 0.5 : 0;
   }
 
-  /** The next delay: random in [0, min(max, initial * factor^attempt)]. */
+  /** The next delay: random in [0, min(max, initial * factor^attempt)], or its upper half with equal jitter. */
   next(): number {
     const ceiling = Math.min(this.maxMs, this.initialMs * this.factor ** this.attempt);
     this.attempt++;
-    return Math.round(Math.random() * ceiling);
+    return Math.round(ceiling * (this.floor + Math.random() * (1 - this.floor)));
   }
 
   reset(): void {

@@ -73,9 +73,15 @@ function describeKeys(entries: unknown, prefix: string, undocumented: string[]):
     const row = { key, shownDefault: shownDefault(optional, metadata), meaning: meaning ?? "" };
     // A pipe spreads its first schema, so a piped object still has its `entries`. A deprecated
     // key (sdk/schema.ts deprecatedKey) is one row naming its replacement, whatever it holds.
-    return "entries" in inner && !("deprecated" in metadata)
-      ? [row, ...describeKeys(inner.entries, `${key}.`, undocumented)]
-      : [row];
+    if ("deprecated" in metadata) return [row];
+    if ("entries" in inner) return [row, ...describeKeys(inner.entries, `${key}.`, undocumented)];
+    // A record of objects documents its values' keys once, under a placeholder: `kinds.<Kind>.keep`.
+    const value = inner.type === "record" ? (inner as unknown as { value: v.GenericSchema }).value : undefined;
+    if (value !== undefined && "entries" in value) {
+      const placeholder = typeof metadata.key === "string" ? metadata.key : "<key>";
+      return [row, ...describeKeys(value.entries, `${key}.${placeholder}.`, undocumented)];
+    }
+    return [row];
   });
 }
 

@@ -112,6 +112,11 @@ export interface SourceContext extends PluginContext {
   changes: ChangeSink;
   /** Tells the host this source has delivered its initial state (for /readyz). */
   synced(): void;
+  /**
+   * Says why the source is not synced yet, e.g. "waiting for argoproj.io/v1alpha1/rollouts (…)": /readyz shows
+   * `source <name>: <reason>` instead of `source <name> not synced`. Undefined clears it; after synced() it is ignored.
+   */
+  waiting(reason: string | undefined): void;
 }
 
 export type Source = Lifecycle;
@@ -274,6 +279,14 @@ export type Sink = Lifecycle;
 
 // ---------------------------------------------------------------- declarations
 
+/** One rule of a Kubernetes ClusterRole (rbac.authorization.k8s.io/v1 PolicyRule). */
+export interface PolicyRule {
+  /** API groups; "" is the core group. */
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+}
+
 export interface Declaration<K extends string, S extends v.GenericSchema, C, I> {
   kind: K;
   /** The `type` a config entry names. */
@@ -292,6 +305,11 @@ export interface Declaration<K extends string, S extends v.GenericSchema, C, I> 
    * sink that failed, with the same config and context.
    */
   create(config: v.InferOutput<S>, context: C): I;
+  /**
+   * The Kubernetes RBAC rules this plugin's config needs, for a plugin that talks to the
+   * API server: `bun run main.ts rbac` prints the ClusterRole of every plugin's rules.
+   */
+  rbac?(config: v.InferOutput<S>): PolicyRule[];
 }
 
 export type SourceDeclaration<S extends v.GenericSchema = v.GenericSchema> = Declaration<

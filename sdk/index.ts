@@ -29,6 +29,7 @@ export {
   type ObjectDigest,
   type ObjectQuery,
   type PluginContext,
+  type PolicyRule,
   type Relist,
   type RetentionPolicy,
   type Sink,

@@ -2,14 +2,14 @@
  * A Kubernetes API server for tests, benchmarks and `--demo`: it speaks the wire
  * protocol of kube-apiserver v1.36 (paths, LIST pagination, WATCH streams, bookmarks,
  * streaming lists, Status errors, bearer-token and client-certificate auth over TLS)
- * for the resource types kubemeta watches, with its state driven from TypeScript and
- * failures injectable on demand.
+ * for the resource types kubemeta watches and for custom resources installed at run time,
+ * with its state driven from TypeScript and failures injectable on demand.
  */
 import { writeFile } from "node:fs/promises";
 import type { KubeObject } from "../sdk/model.ts";
 import { testPki } from "./certs.ts";
 import type { FaultSpec } from "./faults.ts";
-import { typeOfKind } from "./resources.ts";
+import type { CustomResourceSpec } from "./resources.ts";
 import { ApiServerCore } from "./server.ts";
 
 export interface TestApiServerOptions {
@@ -38,7 +38,8 @@ export interface TestApiServerOptions {
   maxPageSize?: number;
 }
 
-export type { FaultSpec };
+export type { CustomResourceSpec, FaultSpec };
+export { GATEWAY_API } from "./resources.ts";
 
 export interface TestApiServer {
   /** e.g. https://127.0.0.1:43123 */
@@ -52,10 +53,21 @@ export interface TestApiServer {
    */
   kubeconfig(auth: "token" | "cert"): string;
   writeKubeconfig(path: string, auth: "token" | "cert"): Promise<void>;
-  /** Assigns uid (unless given), resourceVersion, creationTimestamp, generation; emits ADDED. Throws if it exists. */
+  /**
+   * Serves a custom resource from now on, as installing its CRD does: discovery lists it (its group and version
+   * answer 404 before), LIST, WATCH and GET serve it, and create, update, patch and delete take its objects.
+   */
+  installResource(spec: CustomResourceSpec): void;
+  /** Deletes every object of an installed custom resource (DELETED events), ends its watches, stops serving it. */
+  uninstallResource(group: string, version: string, resource: string): void;
+  /**
+   * Assigns uid (unless given), resourceVersion, creationTimestamp, generation; emits ADDED. Throws if it exists.
+   * The type is found by kind, and by apiVersion too when the object has one.
+   */
   create(obj: KubeObject): KubeObject;
   /** Replaces by kind/namespace/name, keeping uid and creationTimestamp; bumps resourceVersion; emits MODIFIED. */
   update(obj: KubeObject): KubeObject;
+  /** `kind` as `Kind`, or `Kind.group` where two groups serve the kind (so for delete, get, list and names too). */
   patch(kind: string, namespace: string | null, name: string, mutate: (o: KubeObject) => void): KubeObject;
   /** Emits DELETED with the final object (stamped with the deletion's resourceVersion). */
   delete(kind: string, namespace: string | null, name: string): KubeObject | undefined;
@@ -76,7 +88,7 @@ export interface TestApiServer {
   stallWatches(stalled: boolean): void;
   /**
    * Requests by `${verb} ${resource}`: verb list|watch|watchlist (a streaming list)|get, resource like "pods";
-   * discovery as `discovery <path>`.
+   * discovery as `discovery <path>` (a 404 for a group or group version not served too).
    */
   requests(): Record<string, number>;
   resetRequests(): void;
@@ -116,7 +128,7 @@ export async function startTestApiServer(options: TestApiServerOptions = {}): Pr
     maxPageSize: options.maxPageSize,
   });
   const url = await core.listen(options.port ?? 0);
-  const { store } = core;
+  const { store, resources } = core;
 
   const kubeconfig = (auth: "token" | "cert") => {
     if (auth === "cert" && !pki) throw new Error("client-certificate auth needs tls");
@@ -135,22 +147,25 @@ export async function startTestApiServer(options: TestApiServerOptions = {}): Pr
     clientKeyPem: pki?.clientKeyPem ?? "",
     kubeconfig,
     writeKubeconfig: (path, auth) => writeFile(path, kubeconfig(auth), { mode: 0o600 }),
+    installResource: (spec) => resources.install(spec),
+    uninstallResource: (group, version, resource) => core.uninstallResource(group, version, resource),
     create: (obj) => store.create(obj),
     update: (obj) => store.update(obj),
     patch(kind, namespace, name, mutate) {
-      const current = store.entry(kind, namespace, name);
-      if (!current) throw new Error(`${typeOfKind(kind).resource} "${name}" not found`);
+      const type = resources.ofKind(kind);
+      const current = store.entry(type, namespace, name);
+      if (!current) throw new Error(`${type.resource} "${name}" not found`);
       const object = JSON.parse(current.json) as KubeObject;
       mutate(object);
       return store.update(object);
     },
-    delete: (kind, namespace, name) => store.delete(kind, namespace, name),
+    delete: (kind, namespace, name) => store.delete(resources.ofKind(kind), namespace, name),
     get(kind, namespace, name) {
-      const entry = store.entry(kind, namespace, name);
+      const entry = store.entry(resources.ofKind(kind), namespace, name);
       return entry && (JSON.parse(entry.json) as KubeObject);
     },
-    list: (kind) => store.snapshot(kind).entries.map((entry) => JSON.parse(entry.json) as KubeObject),
-    names: (kind) => store.snapshot(kind).entries.map(({ namespace, name }) => ({ namespace, name })),
+    list: (kind) => store.snapshot(resources.ofKind(kind)).entries.map((entry) => JSON.parse(entry.json) as KubeObject),
+    names: (kind) => store.snapshot(resources.ofKind(kind)).entries.map(({ namespace, name }) => ({ namespace, name })),
     resourceVersion: () => String(store.resourceVersion()),
     compact: () => store.compact(),
     expireContinueTokens: () => core.expireContinueTokens(),

@@ -3,14 +3,15 @@
  * comes from the snapshot taken for the first page (list resourceVersion stays that
  * of page one), tokens are base64url JSON `{"v","rv","start"}`, and a token whose
  * snapshot is gone gets 410 Expired with a fresh "inconsistent" token (rv -1) that
- * continues from the same key over the current state.
+ * continues from the same key over the current state. A custom resource's list is
+ * unstructured: keys sorted, `metadata.continue` always present (see cr.FooBarList.json).
  */
 import type { ServerResponse } from "node:http";
 import { kubeHeaders, streamBody } from "./http.ts";
 import type { ListOptions } from "./options.ts";
 import { apiVersionOf, type ResourceType } from "./resources.ts";
 import { badRequest, continueExpired, listTooOld, tooLargeResourceVersion, type Status } from "./status.ts";
-import { itemJson } from "./serialize.ts";
+import { itemJson, sortedJson } from "./serialize.ts";
 import type { Entry, ObjectStore } from "./store.ts";
 import { matches, type WatchFilter } from "./watch.ts";
 
@@ -46,20 +47,23 @@ function decodeContinue(token: string): ContinueKey | Status {
   }
 }
 
+const snapshotKey = (type: ResourceType, rv: number) => `${apiVersionOf(type)}/${type.resource}@${rv}`;
+
 /** The snapshots behind outstanding continue tokens; dropping one is etcd compacting its revision. */
 export class ListSnapshots {
   private readonly snapshots = new Map<string, { entries: Entry[]; takenAt: number }>();
 
   constructor(private readonly ttlMs: number) {}
 
-  keep(kind: string, rv: number, entries: Entry[]): void {
+  keep(type: ResourceType, rv: number, entries: Entry[]): void {
     const now = Date.now();
     for (const [key, snapshot] of this.snapshots) if (now - snapshot.takenAt > this.ttlMs) this.snapshots.delete(key);
-    if (!this.snapshots.has(`${kind}@${rv}`)) this.snapshots.set(`${kind}@${rv}`, { entries, takenAt: now });
+    const key = snapshotKey(type, rv);
+    if (!this.snapshots.has(key)) this.snapshots.set(key, { entries, takenAt: now });
   }
 
-  find(kind: string, rv: number): Entry[] | undefined {
-    const snapshot = this.snapshots.get(`${kind}@${rv}`);
+  find(type: ResourceType, rv: number): Entry[] | undefined {
+    const snapshot = this.snapshots.get(snapshotKey(type, rv));
     if (!snapshot || Date.now() - snapshot.takenAt > this.ttlMs) return undefined;
     return snapshot.entries;
   }
@@ -99,8 +103,8 @@ function resolvePage(
   if (options.continueToken) {
     const key = decodeContinue(options.continueToken);
     if ("kind" in key) return key;
-    if (key.rv === -1) return { ...store.snapshot(type.kind), start: key.start };
-    const entries = snapshots.find(type.kind, key.rv);
+    if (key.rv === -1) return { ...store.snapshot(type), start: key.start };
+    const entries = snapshots.find(type, key.rv);
     if (!entries) return continueExpired(encodeContinue({ rv: -1, start: key.start }));
     return { rv: key.rv, entries, start: key.start };
   }
@@ -114,7 +118,26 @@ function resolvePage(
     // the revision is compacted. (A real server also reads legacy `limit` + RV exactly.)
     if (options.resourceVersionMatch === "Exact" && requested < current) return listTooOld();
   }
-  return { ...store.snapshot(type.kind), start: "" };
+  return { ...store.snapshot(type), start: "" };
+}
+
+/**
+ * What a list body has before and after its items: a built-in type's in the Go struct's field order, a custom
+ * resource's with sorted keys and `continue` even when empty, as the unstructured list is written.
+ */
+function listFrame(
+  type: ResourceType,
+  resourceVersion: string,
+  token: string | undefined,
+  remainingItemCount: number | undefined,
+): [string, string] {
+  const apiVersion = apiVersionOf(type);
+  if (type.custom) {
+    const metadata = sortedJson({ continue: token ?? "", remainingItemCount, resourceVersion });
+    return [`{"apiVersion":"${apiVersion}","items":[`, `],"kind":"${type.kind}List","metadata":${metadata}}\n`];
+  }
+  const metadata = JSON.stringify({ resourceVersion, continue: token, remainingItemCount });
+  return [`{"kind":"${type.kind}List","apiVersion":"${apiVersion}","metadata":${metadata},"items":[`, "]}\n"];
 }
 
 /** Serves one LIST page, or returns the Status to send when it cannot. */
@@ -137,19 +160,18 @@ export function serveList(
     const entry = entries[next]!;
     if (matches(filter, entry)) items.push(entry);
   }
-  const metadata: Record<string, unknown> = { resourceVersion: String(rv) };
+  let token: string | undefined;
+  let remainingItemCount: number | undefined;
   if (next < end) {
-    metadata.continue = encodeContinue({ rv, start: `${items.at(-1)!.key.slice(prefix.length)}\u0000` });
-    if (!options.labelSelector && !options.fieldSelector) metadata.remainingItemCount = end - next;
-    snapshots.keep(type.kind, rv, entries);
+    token = encodeContinue({ rv, start: `${items.at(-1)!.key.slice(prefix.length)}\u0000` });
+    if (!options.labelSelector && !options.fieldSelector) remainingItemCount = end - next;
+    snapshots.keep(type, rv, entries);
   }
-  const head =
-    `{"kind":"${type.kind}List","apiVersion":"${apiVersionOf(type)}",` +
-    `"metadata":${JSON.stringify(metadata)},"items":[`;
+  const [head, tail] = listFrame(type, String(rv), token, remainingItemCount);
   function* body(): Generator<string> {
     yield head;
     for (let i = 0; i < items.length; i++) yield i === 0 ? itemJson(items[i]!) : `,${itemJson(items[i]!)}`;
-    yield "]}\n";
+    yield tail;
   }
   res.writeHead(200, kubeHeaders());
   return streamBody(res, body());

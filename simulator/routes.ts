@@ -1,16 +1,9 @@
 /** URL paths of the Kubernetes REST API, mapped to what the test server serves there. */
-import {
-  apiGroupDocument,
-  apiGroupList,
-  apiResourceList,
-  apiVersions,
-  typeAtPath,
-  VERSION_INFO,
-  type ResourceType,
-} from "./resources.ts";
+import { apiVersions, VERSION_INFO, type ResourceType, type ServedResources } from "./resources.ts";
 
 export type Route =
-  | { kind: "discovery"; body: object }
+  /** No body: a discovery path of a group or group version not served (404, and counted as discovery). */
+  | { kind: "discovery"; body: object | undefined }
   | { kind: "collection"; type: ResourceType; namespace: string | null }
   | { kind: "object"; type: ResourceType; namespace: string | null; name: string }
   | { kind: "notFound" };
@@ -18,26 +11,25 @@ export type Route =
 const NOT_FOUND: Route = { kind: "notFound" };
 
 /** `rest` is what follows `/api/v1` or `/apis/<group>/<version>`. */
-function resourceRoute(groupVersion: string, rest: string[]): Route {
+function resourceRoute(resources: ServedResources, groupVersion: string, rest: string[]): Route {
   if (rest.length === 0) {
-    const body = apiResourceList(groupVersion);
-    return body ? { kind: "discovery", body } : NOT_FOUND;
+    return { kind: "discovery", body: resources.apiResourceList(groupVersion) };
   }
   // /namespaces/<ns>/<resource>[/<name>]; "/namespaces/<ns>" alone is GET of a Namespace.
   if (rest[0] === "namespaces" && rest.length >= 3) {
-    const type = typeAtPath(groupVersion, rest[2]!);
+    const type = resources.atPath(groupVersion, rest[2]!);
     if (!type?.namespaced) return NOT_FOUND;
     if (rest.length === 3) return { kind: "collection", type, namespace: rest[1]! };
     return rest.length === 4 ? { kind: "object", type, namespace: rest[1]!, name: rest[3]! } : NOT_FOUND;
   }
-  const type = typeAtPath(groupVersion, rest[0]!);
+  const type = resources.atPath(groupVersion, rest[0]!);
   if (!type) return NOT_FOUND;
   if (rest.length === 1) return { kind: "collection", type, namespace: null };
   // A namespaced resource has no cluster-wide GET by name.
   return rest.length === 2 && !type.namespaced ? { kind: "object", type, namespace: null, name: rest[1]! } : NOT_FOUND;
 }
 
-export function route(path: string, serverAddress: string): Route {
+export function route(path: string, serverAddress: string, resources: ServedResources): Route {
   const parts = path
     .split("/")
     .filter((part) => part !== "")
@@ -45,15 +37,14 @@ export function route(path: string, serverAddress: string): Route {
   if (parts.length === 1 && parts[0] === "version") return { kind: "discovery", body: VERSION_INFO };
   if (parts[0] === "api") {
     if (parts.length === 1) return { kind: "discovery", body: apiVersions(serverAddress) };
-    return parts[1] === "v1" ? resourceRoute("v1", parts.slice(2)) : NOT_FOUND;
+    return parts[1] === "v1" ? resourceRoute(resources, "v1", parts.slice(2)) : NOT_FOUND;
   }
   if (parts[0] === "apis") {
-    if (parts.length === 1) return { kind: "discovery", body: apiGroupList() };
+    if (parts.length === 1) return { kind: "discovery", body: resources.apiGroupList() };
     if (parts.length === 2) {
-      const body = apiGroupDocument(parts[1]!);
-      return body ? { kind: "discovery", body } : NOT_FOUND;
+      return { kind: "discovery", body: resources.apiGroupDocument(parts[1]!) };
     }
-    return resourceRoute(`${parts[1]}/${parts[2]}`, parts.slice(3));
+    return resourceRoute(resources, `${parts[1]}/${parts[2]}`, parts.slice(3));
   }
   return NOT_FOUND;
 }

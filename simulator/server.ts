@@ -20,7 +20,7 @@ import { Faults, type Verb } from "./faults.ts";
 import { kubeHeaders, sendJson, sendStatus } from "./http.ts";
 import { ListSnapshots, serveList } from "./list.ts";
 import { parseListOptions, parseResourceVersion, validateListOptions, type ListOptions } from "./options.ts";
-import type { ResourceType } from "./resources.ts";
+import { ServedResources, type ResourceType } from "./resources.ts";
 import { route } from "./routes.ts";
 import { parseFieldSelector, parseLabelSelector, SelectorError } from "./selectors.ts";
 import {
@@ -54,6 +54,7 @@ function defaultWatchTimeoutMs(): number {
 }
 
 export class ApiServerCore {
+  readonly resources = new ServedResources();
   readonly store: ObjectStore;
   readonly faults = new Faults();
   readonly counts = new Map<string, number>();
@@ -64,7 +65,7 @@ export class ApiServerCore {
   private address = "";
 
   constructor(private readonly config: ServerConfig) {
-    this.store = new ObjectStore(config.watchHistory);
+    this.store = new ObjectStore(config.watchHistory, this.resources);
     this.snapshots = new ListSnapshots(config.continueTtlMs);
     const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
     const { pki } = config;
@@ -114,6 +115,13 @@ export class ApiServerCore {
     if (!stalled) for (const watch of this.watches.keys()) watch.resume();
   }
 
+  /** Deletes every object of the resource, ends its watches, and stops serving it, like deleting its CRD. */
+  uninstallResource(group: string, version: string, resource: string): void {
+    const type = this.resources.uninstall(group, version, resource);
+    this.store.drop(type);
+    for (const watch of [...this.watches.keys()]) if (watch.type === type) watch.end();
+  }
+
   expireContinueTokens(): void {
     this.snapshots.expireAll();
   }
@@ -142,7 +150,7 @@ export class ApiServerCore {
 
   private dispatch(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? "/", "http://localhost");
-    const target = route(url.pathname, this.address);
+    const target = route(url.pathname, this.address, this.resources);
     const watching = ["1", "t", "T", "TRUE", "true", "True"].includes(url.searchParams.get("watch") ?? "");
     const verb: Verb | "discovery" =
       target.kind === "object" ? "get" : target.kind === "collection" ? (watching ? "watch" : "list") : "discovery";
@@ -165,11 +173,12 @@ export class ApiServerCore {
       return;
     }
     if (target.kind === "discovery") {
-      sendJson(res, 200, target.body);
+      if (target.body) sendJson(res, 200, target.body);
+      else sendStatus(res, pathNotFound());
       return;
     }
     if (target.kind === "object") {
-      const entry = this.store.entry(target.type.kind, target.namespace, target.name);
+      const entry = this.store.entry(target.type, target.namespace, target.name);
       if (entry) sendJson(res, 200, entry.json);
       else sendStatus(res, objectNotFound(target.type.resource, target.type.group, target.name));
       return;
@@ -247,11 +256,11 @@ export class ApiServerCore {
     if (options.sendInitialEvents === true || legacyInitialState) {
       // Streaming list (KEP-3157) or a watch without a resourceVersion: the current
       // state as ADDED events; only the streaming list ends it with a marked BOOKMARK.
-      const snapshot = this.store.snapshot(type.kind);
+      const snapshot = this.store.snapshot(type);
       const marked = options.sendInitialEvents === true && options.allowWatchBookmarks;
       initial = { entries: snapshot.entries, endBookmarkRv: marked ? snapshot.rv : undefined };
     } else if (requested !== undefined) {
-      const events = this.store.eventsAfter(type.kind, requested);
+      const events = this.store.eventsAfter(type, requested);
       if (events === "too-old") {
         this.sendErrorEvent(res, watchTooOld(requested, this.store.oldestServed()));
         return;
@@ -280,7 +289,7 @@ export class ApiServerCore {
         },
       },
     );
-    this.watches.set(watch, this.store.subscribe(type.kind, watch));
+    this.watches.set(watch, this.store.subscribe(type, watch));
     watch.start(initial, replay);
   }
 }

@@ -8,9 +8,9 @@
  */
 import type { ChangeType } from "../protocol/envelope.ts";
 import type { KubeObject } from "../sdk/model.ts";
-import { typeOfKind, type ResourceType } from "./resources.ts";
+import type { ResourceType, ServedResources } from "./resources.ts";
 import { selectableFields, type Labels } from "./selectors.ts";
-import { kubeTime, serialize, type Serialized } from "./serialize.ts";
+import { kubeTime, serialize, serializeObject, type Serialized } from "./serialize.ts";
 
 export interface Entry {
   type: ResourceType;
@@ -44,7 +44,7 @@ export interface Subscriber {
   offer(event: StoredEvent): void;
 }
 
-/** Kinds whose registry strategy maintains metadata.generation. */
+/** Built-in kinds whose registry strategy maintains metadata.generation (custom resources' strategy does too). */
 const GENERATION_KINDS = new Set([
   "Pod",
   "EndpointSlice",
@@ -54,6 +54,8 @@ const GENERATION_KINDS = new Set([
   "DaemonSet",
   "Job",
   "CronJob",
+  "Ingress",
+  "HorizontalPodAutoscaler",
 ]);
 
 function keyOf(namespace: string | null, name: string): string {
@@ -100,30 +102,33 @@ class Table {
 
 export class ObjectStore {
   private rv = 0;
-  private readonly tables = new Map<string, Table>();
+  private readonly tables = new Map<ResourceType, Table>();
   /** Ring buffer of the last `capacity` events, all kinds together as in etcd. */
   private readonly history: StoredEvent[] = [];
   private historyHead = 0;
   /** Every event with rv > historyStart is in `history`. */
   private historyStart = 0;
 
-  constructor(private readonly capacity: number) {}
+  constructor(
+    private readonly capacity: number,
+    private readonly resources: ServedResources,
+  ) {}
 
   resourceVersion(): number {
     return this.rv;
   }
 
-  private table(kind: string): Table {
-    let table = this.tables.get(kind);
+  private table(type: ResourceType): Table {
+    let table = this.tables.get(type);
     if (!table) {
       table = new Table();
-      this.tables.set(kind, table);
+      this.tables.set(type, table);
     }
     return table;
   }
 
   private locate(object: KubeObject): { type: ResourceType; namespace: string | null; name: string } {
-    const type = typeOfKind(object.kind ?? "");
+    const type = this.resources.ofKind(object.kind ?? "", object.apiVersion);
     const name = object.metadata?.name;
     if (!name) throw new Error(`${type.kind} without metadata.name`);
     const namespace = type.namespaced ? (object.metadata?.namespace ?? "default") : null;
@@ -157,12 +162,12 @@ export class ObjectStore {
 
   create(input: KubeObject): KubeObject {
     const { type, namespace, name } = this.locate(input);
-    const table = this.table(type.kind);
+    const table = this.table(type);
     const key = keyOf(namespace, name);
     if (table.entries.has(key)) throw new Error(`${type.resource} "${name}" already exists`);
     const rv = this.rv + 1;
     const given = input.metadata ?? {};
-    const hasGeneration = GENERATION_KINDS.has(type.kind);
+    const hasGeneration = type.custom === true || GENERATION_KINDS.has(type.kind);
     const serialized = serialize(
       type,
       input,
@@ -184,7 +189,7 @@ export class ObjectStore {
 
   update(input: KubeObject): KubeObject {
     const { type, namespace, name } = this.locate(input);
-    const table = this.table(type.kind);
+    const table = this.table(type);
     const key = keyOf(namespace, name);
     const previous = table.entries.get(key);
     if (!previous) throw new Error(`${type.resource} "${name}" not found`);
@@ -209,9 +214,8 @@ export class ObjectStore {
     return serialized.object;
   }
 
-  delete(kind: string, namespace: string | null, name: string): KubeObject | undefined {
-    const type = typeOfKind(kind);
-    const table = this.table(kind);
+  delete(type: ResourceType, namespace: string | null, name: string): KubeObject | undefined {
+    const table = this.table(type);
     const key = keyOf(type.namespaced ? namespace : null, name);
     const current = table.entries.get(key);
     if (!current) return undefined;
@@ -219,39 +223,44 @@ export class ObjectStore {
     // The DELETED event carries the last state stamped with the deletion's revision.
     const object = JSON.parse(current.json) as KubeObject;
     object.metadata!.resourceVersion = String(rv);
-    const entry: Entry = { ...current, rv, json: JSON.stringify(object) };
+    const entry: Entry = { ...current, rv, json: serializeObject(type, object) };
     this.rv = rv;
     table.remove(key);
     this.record({ rv, type: "DELETED", entry });
     return object;
   }
 
-  entry(kind: string, namespace: string | null, name: string): Entry | undefined {
-    const type = typeOfKind(kind);
-    return this.table(kind).entries.get(keyOf(type.namespaced ? namespace : null, name));
+  /** Deletes every object of `type`, a DELETED each, then forgets the type: what deleting its CRD does. */
+  drop(type: ResourceType): void {
+    for (const { namespace, name } of this.snapshot(type).entries) this.delete(type, namespace, name);
+    this.tables.delete(type);
   }
 
-  /** The current objects of a kind in key order, consistent with `rv`. */
-  snapshot(kind: string): { rv: number; entries: Entry[] } {
-    const table = this.table(kind);
+  entry(type: ResourceType, namespace: string | null, name: string): Entry | undefined {
+    return this.table(type).entries.get(keyOf(type.namespaced ? namespace : null, name));
+  }
+
+  /** The current objects of a type in key order, consistent with `rv`. */
+  snapshot(type: ResourceType): { rv: number; entries: Entry[] } {
+    const table = this.table(type);
     return { rv: this.rv, entries: table.sortedKeys().map((key) => table.entries.get(key)!) };
   }
 
-  subscribe(kind: string, subscriber: Subscriber): () => void {
-    const subscribers = this.table(kind).subscribers;
+  subscribe(type: ResourceType, subscriber: Subscriber): () => void {
+    const subscribers = this.table(type).subscribers;
     subscribers.add(subscriber);
     return () => subscribers.delete(subscriber);
   }
 
-  /** Events of `kind` after `rv`, "too-old" when history no longer covers it, "too-large" when it is in the future. */
-  eventsAfter(kind: string, rv: number): StoredEvent[] | "too-old" | "too-large" {
+  /** Events of `type` after `rv`, "too-old" when history no longer covers it, "too-large" when it is in the future. */
+  eventsAfter(type: ResourceType, rv: number): StoredEvent[] | "too-old" | "too-large" {
     if (rv > this.rv) return "too-large";
     if (rv < this.historyStart) return "too-old";
     const events: StoredEvent[] = [];
     const size = this.history.length;
     for (let i = 0; i < size; i++) {
       const event = this.history[(this.historyHead + i) % size]!;
-      if (event.rv > rv && event.entry.type.kind === kind) events.push(event);
+      if (event.rv > rv && event.entry.type === type) events.push(event);
     }
     return events;
   }
@@ -277,6 +286,6 @@ export class ObjectStore {
         this.historyHead = (this.historyHead + 1) % this.capacity;
       }
     } else this.historyStart = event.rv;
-    for (const subscriber of this.table(event.entry.type.kind).subscribers) subscriber.offer(event);
+    for (const subscriber of this.table(event.entry.type).subscribers) subscriber.offer(event);
   }
 }

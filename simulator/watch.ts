@@ -40,6 +40,14 @@ export interface InitialEvents {
 }
 
 function bookmarkLine(type: ResourceType, rv: number, initialEventsEnd: boolean): string {
+  if (type.custom) {
+    // An empty unstructured object of the kind: sorted keys, no body.
+    const annotations = initialEventsEnd ? `"annotations":{"k8s.io/initial-events-end":"true"},` : "";
+    return (
+      `{"type":"BOOKMARK","object":{"apiVersion":"${apiVersionOf(type)}","kind":"${type.kind}",` +
+      `"metadata":{${annotations}"resourceVersion":"${rv}"}}}\n`
+    );
+  }
   const annotations = initialEventsEnd ? `,"annotations":{"k8s.io/initial-events-end":"true"}` : "";
   return (
     `{"type":"BOOKMARK","object":{"kind":"${type.kind}","apiVersion":"${apiVersionOf(type)}",` +
@@ -105,6 +113,10 @@ export class WatchConnection implements Subscriber {
     event.line ??= eventLine(event.type, event.entry.json);
     this.queue.push(event.line);
     this.pump();
+  }
+
+  get type(): ResourceType {
+    return this.options.type;
   }
 
   /** Called when the server stops stalling watches. */

@@ -80,7 +80,7 @@ function instantiate(declaration: AnyDeclaration) {
     case "store":
       return declaration.create(config, base);
     case "source":
-      return declaration.create(config, { ...base, changes: host.changes, synced() {} });
+      return declaration.create(config, { ...base, changes: host.changes, synced() {}, waiting() {} });
     case "sink": {
       let cursor: number | undefined;
       const cursorStore = {

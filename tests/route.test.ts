@@ -52,7 +52,7 @@ describe("routing", () => {
       // The canonical EndpointSlice names a node in its endpoints: still cluster context.
       expect(route(raw.kind!, raw)).toEqual({ stream: "shared", node: null });
     }
-    for (const kind of ["CronJob", "Secret"])
+    for (const kind of ["CronJob", "Secret", "Gateway", "HTTPRoute"])
       expect(route(kind, { metadata: { name: "x", uid: "u" } })).toEqual({ stream: "shared", node: null });
     const [fooBar] = await watchEvents("real/kind-v1.36.2/watch.cr.foobars.ndjson");
     expect(route("FooBar", fooBar!.object)).toEqual({ stream: "shared", node: null });

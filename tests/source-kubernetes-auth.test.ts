@@ -137,6 +137,7 @@ describe("authentication and TLS under Bun", () => {
       metrics: createMetrics(),
       changes: new RecordingSink(),
       synced() {},
+      waiting() {},
     });
     await source.stop();
     await source.start();

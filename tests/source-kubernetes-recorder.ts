@@ -165,6 +165,8 @@ export interface RunningSource {
   /** Resolves when the source called synced(). */
   synced: Promise<void>;
   isSynced(): boolean;
+  /** The reason the source last gave for not being synced yet (ctx.waiting). */
+  waiting(): string | undefined;
   stop(): Promise<void>;
 }
 
@@ -177,6 +179,7 @@ export async function runSource(
   const metrics = createMetrics();
   let markSynced = () => {};
   let synced = false;
+  let reason: string | undefined;
   const syncedPromise = new Promise<void>((resolve) => (markSynced = resolve));
   const parsed = v.parse(kubernetes.schema, {
     backoff: { initial: "20ms", max: "200ms" },
@@ -193,9 +196,19 @@ export async function runSource(
       synced = true;
       markSynced();
     },
+    waiting: (given) => {
+      reason = given;
+    },
   });
   await source.start();
-  return { source, metrics, synced: syncedPromise, isSynced: () => synced, stop: () => source.stop() };
+  return {
+    source,
+    metrics,
+    synced: syncedPromise,
+    isSynced: () => synced,
+    waiting: () => reason,
+    stop: () => source.stop(),
+  };
 }
 
 /** Resolves when `check` holds, polling; fails with `what` after `timeoutMs`. */

@@ -25,12 +25,17 @@ function isScalar(value: unknown): boolean {
   return type === "string" || type === "number" || type === "boolean";
 }
 
+/** False for undefined, an empty list and an empty map: what `put` leaves out. */
+export function present(value: unknown): boolean {
+  if (value === undefined) return false;
+  return Array.isArray(value)
+    ? value.length > 0
+    : typeof value !== "object" || value === null || !isEmpty(value as Json);
+}
+
 /** Sets `key` unless `value` is undefined, an empty list or an empty map. */
 export function put(target: Json, key: string, value: unknown): void {
-  if (value === undefined) return;
-  if (Array.isArray(value) ? value.length === 0 : typeof value === "object" && value !== null && isEmpty(value as Json))
-    return;
-  target[key] = value;
+  if (present(value)) target[key] = value;
 }
 
 function isEmpty(map: Json): boolean {
@@ -67,7 +72,7 @@ export function stringMap(value: unknown, keep?: (key: string) => boolean): Reco
 }
 
 /** Go's encoding/json already sorts map keys, so sorting is rarely needed: check first, it is cheaper. */
-function sortedKeys(map: Json): string[] {
+export function sortedKeys(map: Json): string[] {
   const keys = Object.keys(map);
   for (let i = 1; i < keys.length; i++) if (keys[i - 1]! > keys[i]!) return keys.sort();
   return keys;

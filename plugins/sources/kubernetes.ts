@@ -2,22 +2,51 @@
  * The Kubernetes source: one list/watch per resource type for the whole cluster (or one
  * namespace), over Bun's fetch with the kubeconfig's TLS and credentials. Initial state
  * by streaming list where the server serves it, else paginated LIST; resume from the
- * stored resourceVersion; relist on 410 Gone, diffed by the core.
+ * stored resourceVersion; relist on 410 Gone, diffed by the core. A resource named by
+ * group/version/resource (or a CRD's) is found through API discovery, and waited for
+ * while the server does not serve it.
  */
 import * as v from "valibot";
 import { defineSource } from "../../sdk/contract.ts";
 import { duration, positiveInt } from "../../sdk/schema.ts";
 import { createRequestBudget } from "./kubernetes/budget.ts";
+import { whenServed } from "./kubernetes/discovery.ts";
 import { Reflector } from "./kubernetes/reflector.ts";
 import { createRequester } from "./kubernetes/request.ts";
-import { RESOURCE_NAMES, resourceType, resumeKey } from "./kubernetes/resources.ts";
+import {
+  DEFAULT_RESOURCES,
+  groupResources,
+  parseResource,
+  resumeKey,
+  type ResourceRef,
+} from "./kubernetes/resources.ts";
 import { sourceMetrics } from "./kubernetes/telemetry.ts";
 import { createTransport, loadKubeConfig } from "./kubernetes/transport.ts";
 
-const resourceName = v.picklist(
-  RESOURCE_NAMES,
-  (issue) => `unknown resource ${issue.received}; valid resources: ${RESOURCE_NAMES.join(", ")}`,
+/** One entry of `resources`: a named resource or group/version/resource, with the parser's message when neither. */
+const resourceEntry = v.pipe(
+  v.string(),
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    try {
+      parseResource(dataset.value);
+    } catch (error) {
+      addIssue({ message: (error as Error).message });
+    }
+  }),
 );
+
+/** One watch per group and resource: two versions of one would feed the core every object twice. */
+function oneVersionEach(names: string[]): string | undefined {
+  const seen = new Map<string, ResourceRef>();
+  for (const ref of names.map(parseResource)) {
+    const other = seen.get(`${ref.group}/${ref.resource}`);
+    if (other && other.version !== ref.version)
+      return `${other.name} and ${ref.name} are one resource: list one version`;
+    seen.set(`${ref.group}/${ref.resource}`, ref);
+  }
+  return undefined;
+}
 
 const schema = v.strictObject({
   kubeconfig: v.optional(
@@ -34,19 +63,31 @@ const schema = v.strictObject({
   ),
   resources: v.optional(
     v.pipe(
-      v.array(resourceName),
+      v.array(resourceEntry),
       v.minLength(1, "list at least one resource"),
-      v.transform((names) => [...new Set(names)]),
-      v.description("The resources to watch: any of the default's."),
+      v.rawCheck(({ dataset, addIssue }) => {
+        // Only once every entry parses: an entry's issue does not untype the list.
+        const conflict = dataset.typed && !dataset.issues ? oneVersionEach(dataset.value) : undefined;
+        if (conflict) addIssue({ message: conflict });
+      }),
+      // Named resources by their name, so `v1/pods` and `pods` are one watch with one resume point.
+      v.transform((entries) => [...new Set(entries.map((entry) => parseResource(entry).name))]),
+      v.description(
+        "The resources to watch: the default's, `ingresses`, `horizontalpodautoscalers`, " +
+          "`persistentvolumeclaims`, `gateways`, `httproutes`, or any resource as `group/version/resource` " +
+          "(`argoproj.io/v1alpha1/rollouts`; the core group as `v1/<resource>`), whose kind and scope API " +
+          "discovery tells. One the API server does not serve yet (a CRD not installed) is waited for, " +
+          "and keeps the source unready until it is served.",
+      ),
     ),
-    [...RESOURCE_NAMES],
+    [...DEFAULT_RESOURCES],
   ),
   namespace: v.optional(
     v.pipe(
       v.string(),
       v.minLength(1),
       v.description(
-        "Watch only this namespace (the cluster-scoped resources, nodes and namespaces, stay cluster-wide).",
+        "Watch only this namespace (cluster-scoped resources, such as nodes and namespaces, stay cluster-wide).",
       ),
     ),
   ),
@@ -100,6 +141,22 @@ const schema = v.strictObject({
     ),
     {},
   ),
+  discovery: v.optional(
+    v.pipe(
+      v.strictObject({
+        initial: v.optional(
+          v.pipe(duration, v.description("Wait after the first look that finds the resource not served.")),
+          "5s",
+        ),
+        max: v.optional(v.pipe(duration, v.description("Longest wait; each wait doubles up to it.")), "30s"),
+      }),
+      v.description(
+        "How often API discovery looks again for a resource the API server does not serve yet " +
+          "(each wait between half and all of the current one).",
+      ),
+    ),
+    {},
+  ),
   backoff: v.optional(
     v.pipe(
       v.strictObject({
@@ -119,9 +176,18 @@ const schema = v.strictObject({
 
 export default defineSource({
   type: "kubernetes",
-  description: "Watches a Kubernetes cluster's pods, nodes, namespaces, services, endpoint slices and workloads.",
+  description:
+    "Watches a Kubernetes cluster's pods, nodes, namespaces, services, endpoint slices and workloads, " +
+    "and any resource by group/version/resource.",
   schema,
   example: { context: "kind-kind", resources: ["pods", "nodes", "namespaces", "services"], namespace: "payments" },
+  // Discovery (/api, /apis) needs no rule: every authenticated client may read it (system:discovery).
+  rbac: (config) =>
+    groupResources(config.resources).map(({ group, resource }) => ({
+      apiGroups: [group],
+      resources: [resource],
+      verbs: ["get", "list", "watch"],
+    })),
   create(config, ctx) {
     let controller: AbortController | undefined;
     let loops: Promise<void>[] = [];
@@ -151,6 +217,46 @@ export default defineSource({
             ctx.synced();
           }
         };
+        // Why each resource not served yet is waited for, in the config's order; /readyz shows them all.
+        const reasons = new Map(config.resources.map((name) => [name, undefined as string | undefined]));
+        const waiting = (ref: ResourceRef, reason: string | undefined) => {
+          reasons.set(ref.name, reason);
+          const all = [...reasons.values()].filter((given) => given !== undefined);
+          ctx.waiting(all.length > 0 ? `waiting for ${all.join(", ")}` : undefined);
+        };
+        const backoff = { initialMs: config.backoff.initial, maxMs: config.backoff.max };
+        const interval = { initialMs: config.discovery.initial, maxMs: config.discovery.max };
+        /** Watches one resource: found through discovery unless built in, and looked for again if it goes away. */
+        const follow = async (ref: ResourceRef, signal: AbortSignal) => {
+          let synced = false;
+          const resourceSynced = () => {
+            if (synced) return;
+            synced = true;
+            onSynced();
+          };
+          let type = ref.type;
+          for (;;) {
+            type ??= await whenServed(
+              { ref, requester, logger: ctx.logger, interval, backoff, waiting: (reason) => waiting(ref, reason) },
+              signal,
+            );
+            if (!type) return;
+            const reflector = new Reflector(
+              {
+                type,
+                scope,
+                key: resumeKey(type, scope),
+                pageSize: config.pageSize,
+                streamingList: config.streamingList,
+                watchTimeoutMs: config.watchTimeout,
+                backoff,
+              },
+              { changes: ctx.changes, requester, metrics, logger: ctx.logger, onSynced: resourceSynced },
+            );
+            if ((await reflector.run(signal)) === "stopped") return;
+            type = undefined;
+          }
+        };
         controller = new AbortController();
         const signal = controller.signal;
         ctx.logger.info("kubernetes source starting", {
@@ -158,22 +264,7 @@ export default defineSource({
           kubeconfig: origin,
           resources: config.resources,
         });
-        loops = config.resources.map((name) => {
-          const type = resourceType(name);
-          const reflector = new Reflector(
-            {
-              type,
-              scope,
-              key: resumeKey(type, scope),
-              pageSize: config.pageSize,
-              streamingList: config.streamingList,
-              watchTimeoutMs: config.watchTimeout,
-              backoff: { initialMs: config.backoff.initial, maxMs: config.backoff.max },
-            },
-            { changes: ctx.changes, requester, metrics, logger: ctx.logger, onSynced },
-          );
-          return reflector.run(signal);
-        });
+        loops = config.resources.map((name) => follow(parseResource(name), signal));
       },
       async stop() {
         controller?.abort();

@@ -7,7 +7,7 @@ import type { ChangeSink } from "../../../sdk/contract.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
 import type { KubeObject } from "../../../sdk/model.ts";
 import { Backoff, sleep } from "../../../protocol/retry.ts";
-import { ApiError, InactivityError, unlessStopped, type Requester } from "./request.ts";
+import { ApiError, retryDelay, unlessStopped, type Requester } from "./request.ts";
 import { apiVersionOf, collectionPath, selectorParams, type ResourceType, type Scope } from "./resources.ts";
 import type { SourceMetrics } from "./telemetry.ts";
 import { consumeWatch, StreamingListIgnored, type WatchResult } from "./watch.ts";
@@ -60,8 +60,11 @@ export class Reflector {
     this.logger = deps.logger.child({ resource: config.type.resource });
   }
 
-  /** Runs until the signal aborts; never throws. */
-  async run(signal: AbortSignal): Promise<void> {
+  /**
+   * Runs until the signal aborts ("stopped"), or until the API server answers 404 ("gone": it no longer serves the
+   * resource, e.g. its CRD was deleted; retrying would only repeat the 404). Never throws.
+   */
+  async run(signal: AbortSignal): Promise<"stopped" | "gone"> {
     while (!signal.aborted) {
       try {
         const result = await this.cycle(signal);
@@ -69,10 +72,16 @@ export class Reflector {
         else if (result.elapsedMs < SHORT_WATCH_MS) throw new Error("the watch ended at once without events");
         this.restarted("end");
       } catch (err) {
-        if (signal.aborted) return;
+        if (signal.aborted) break;
+        if (err instanceof ApiError && err.code === 404) {
+          this.restarted("gone");
+          this.logger.warn("the API server no longer serves the resource", { detail: err.message });
+          return "gone";
+        }
         await this.recover(err, signal);
       }
     }
+    return "stopped";
   }
 
   /** Lists if needed, then watches until the watch ends normally. */
@@ -193,7 +202,7 @@ export class Reflector {
       } catch (err) {
         request.continuation = false;
         if (signal.aborted || !transient(err)) throw err;
-        const { delayMs } = this.delayAfter(err);
+        const { delayMs } = retryDelay(err, this.backoff);
         this.logger.warn("list page failed; retrying it", { error: err, delayMs });
         await sleep(delayMs, signal);
       }
@@ -210,18 +219,10 @@ export class Reflector {
       this.restarted(err.code === 410 ? "expired" : "too-large");
       return;
     }
-    const { delayMs, reason } = this.delayAfter(err);
+    const { delayMs, reason } = retryDelay(err, this.backoff);
     this.restarted(reason);
     this.logger.warn("list/watch failed; retrying", { error: err, reason, delayMs });
     await sleep(delayMs, signal);
-  }
-
-  /** Retry-After when the server sent one (429, and 503 from overloaded servers), else backoff with jitter. */
-  private delayAfter(err: unknown): { delayMs: number; reason: string } {
-    if (err instanceof ApiError && err.retryAfterMs !== undefined && (err.code === 429 || err.code >= 500)) {
-      return { delayMs: err.retryAfterMs, reason: err.code === 429 ? "throttled" : "error" };
-    }
-    return { delayMs: this.backoff.next(), reason: err instanceof InactivityError ? "inactivity" : "error" };
   }
 
   private restarted(reason: string) {

@@ -3,7 +3,7 @@
  * when no byte arrives for the inactivity timeout (half-open connections), counted,
  * and turned into an `ApiError` when the server answers with a Status.
  */
-import { parseRetryAfter } from "../../../protocol/retry.ts";
+import { parseRetryAfter, type Backoff } from "../../../protocol/retry.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
 import type { RequestBudget } from "./budget.ts";
 import type { SourceMetrics } from "./telemetry.ts";
@@ -69,7 +69,8 @@ export interface StreamHandlers {
 }
 
 export interface RequestSpec {
-  verb: "list" | "watch";
+  /** `discovery`: the APIResourceList of the resource's group version. */
+  verb: "list" | "watch" | "discovery";
   /** For metrics: `pods`, `deployments`… */
   resource: string;
   /** Path and query. */
@@ -204,6 +205,14 @@ function startWatchdog(timeoutMs: number, onTimeout: () => void) {
   };
   timer = setTimeout(check, timeoutMs);
   return state;
+}
+
+/** Retry-After when the server sent one (429, and 503 from overloaded servers), else the backoff's next delay. */
+export function retryDelay(err: unknown, backoff: Backoff): { delayMs: number; reason: string } {
+  if (err instanceof ApiError && err.retryAfterMs !== undefined && (err.code === 429 || err.code >= 500)) {
+    return { delayMs: err.retryAfterMs, reason: err.code === 429 ? "throttled" : "error" };
+  }
+  return { delayMs: backoff.next(), reason: err instanceof InactivityError ? "inactivity" : "error" };
 }
 
 /**

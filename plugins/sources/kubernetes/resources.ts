@@ -1,7 +1,11 @@
-/** The Kubernetes resources the source can watch, and how to address them. */
+/**
+ * The Kubernetes resources the source can watch, and how to address them: the named ones, and any resource by
+ * group/version/resource (`argoproj.io/v1alpha1/rollouts`; the core group as `v1/<resource>`), whose kind and scope
+ * API discovery tells.
+ */
 
 export interface ResourceType {
-  /** Config name and plural resource name, e.g. `pods`. */
+  /** Plural resource name, as in the URL, e.g. `pods`. */
   resource: string;
   /** API group; "" for the core group. */
   group: string;
@@ -10,35 +14,129 @@ export interface ResourceType {
   namespaced: boolean;
 }
 
-function type(resource: string, group: string, kind: string, namespaced = true): ResourceType {
-  return { resource, group, version: "v1", kind, namespaced };
+/** A resource the config names: where it is served, and its type when that is known without discovery. */
+export interface ResourceRef {
+  /** As the config lists it once parsed: the name of a named resource (`pods`), else `group/version/resource`. */
+  name: string;
+  group: string;
+  version: string;
+  resource: string;
+  /** Kind and scope of a resource every API server serves; undefined when discovery must find them (a CRD). */
+  type?: ResourceType;
 }
 
-/** Everything kubemeta knows how to slim, in the order the config lists them by default. */
-export const RESOURCE_TYPES: readonly ResourceType[] = [
-  type("pods", "", "Pod"),
-  type("nodes", "", "Node", false),
-  type("namespaces", "", "Namespace", false),
-  type("services", "", "Service"),
-  type("endpointslices", "discovery.k8s.io", "EndpointSlice"),
-  type("replicasets", "apps", "ReplicaSet"),
-  type("deployments", "apps", "Deployment"),
-  type("statefulsets", "apps", "StatefulSet"),
-  type("daemonsets", "apps", "DaemonSet"),
-  type("jobs", "batch", "Job"),
-  type("cronjobs", "batch", "CronJob"),
+/** A resource the config may name without its group and version. */
+interface NamedResource extends ResourceType {
+  /** Defined by a CRD, so served only once that is installed: found through discovery like any custom resource. */
+  crd?: boolean;
+}
+
+function named(
+  resource: string,
+  group: string,
+  kind: string,
+  { namespaced = true, version = "v1", crd = false } = {},
+): NamedResource {
+  return { resource, group, version, kind, namespaced, crd };
+}
+
+const NAMED_RESOURCES: readonly NamedResource[] = [
+  named("pods", "", "Pod"),
+  named("nodes", "", "Node", { namespaced: false }),
+  named("namespaces", "", "Namespace", { namespaced: false }),
+  named("services", "", "Service"),
+  named("endpointslices", "discovery.k8s.io", "EndpointSlice"),
+  named("replicasets", "apps", "ReplicaSet"),
+  named("deployments", "apps", "Deployment"),
+  named("statefulsets", "apps", "StatefulSet"),
+  named("daemonsets", "apps", "DaemonSet"),
+  named("jobs", "batch", "Job"),
+  named("cronjobs", "batch", "CronJob"),
+  named("ingresses", "networking.k8s.io", "Ingress"),
+  named("horizontalpodautoscalers", "autoscaling", "HorizontalPodAutoscaler", { version: "v2" }),
+  named("persistentvolumeclaims", "", "PersistentVolumeClaim"),
+  named("gateways", "gateway.networking.k8s.io", "Gateway", { crd: true }),
+  named("httproutes", "gateway.networking.k8s.io", "HTTPRoute", { crd: true }),
 ];
 
-export const RESOURCE_NAMES = RESOURCE_TYPES.map((t) => t.resource) as [string, ...string[]];
+/** Every resource the config may name without group and version. */
+export const RESOURCE_NAMES = NAMED_RESOURCES.map((type) => type.resource);
 
-export function resourceType(name: string): ResourceType {
-  const found = RESOURCE_TYPES.find((t) => t.resource === name);
-  if (!found) throw new Error(`unknown resource "${name}"; valid resources: ${RESOURCE_NAMES.join(", ")}`);
-  return found;
+/**
+ * What the source watches by default: what telemetry needs on every cluster, and nothing a cluster may lack (a
+ * resource the API server does not serve would keep the source unready).
+ */
+export const DEFAULT_RESOURCES = RESOURCE_NAMES.slice(0, 11);
+
+const LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
+const DOMAIN = new RegExp(`^${LABEL}(\\.${LABEL})+$`);
+const VERSION = /^v[1-9][0-9]*((alpha|beta)[1-9][0-9]*)?$/;
+const PLURAL = new RegExp(`^${LABEL}$`);
+/** Kubernetes' own groups without a dot; any other group is a domain, as the API server requires of a CRD's. */
+const DOTLESS_GROUPS = new Set(["apps", "autoscaling", "batch", "policy"]);
+
+/** Parses one entry of the config's `resources`; throws an Error that says what is wrong with it. */
+export function parseResource(text: string): ResourceRef {
+  const byName = NAMED_RESOURCES.find((type) => type.resource === text);
+  if (byName) return refOf(byName);
+  const parts = text.split("/");
+  if (parts.length === 1) {
+    throw new Error(
+      `unknown resource "${text}": name one of ${RESOURCE_NAMES.join(", ")}, ` +
+        "or give group/version/resource (argoproj.io/v1alpha1/rollouts; the core group as v1/<resource>)",
+    );
+  }
+  if (parts.length > 3 || (parts.length === 2 && parts[0] !== "v1")) {
+    throw new Error(
+      `"${text}" is not group/version/resource (e.g. networking.k8s.io/v1/ingresses), ` +
+        "nor v1/<resource> for the core group",
+    );
+  }
+  const [group, version, resource] = (parts.length === 2 ? ["", ...parts] : parts) as [string, string, string];
+  if (group === "core") throw new Error(`"${text}": the core group is written v1/<resource>, without a group`);
+  if (group !== "" && !DOMAIN.test(group) && !DOTLESS_GROUPS.has(group)) {
+    throw new Error(
+      `"${text}": "${group}" is not an API group: a group is a domain with a dot (e.g. argoproj.io), ` +
+        "and the core group is written v1/<resource>",
+    );
+  }
+  if (!VERSION.test(version)) throw new Error(`"${text}": "${version}" is not an API version (v1, v1beta1, v2alpha1…)`);
+  if (!PLURAL.test(resource)) {
+    throw new Error(`"${text}": "${resource}" is not a resource: its plural in lower case, as in the URL (rollouts)`);
+  }
+  const same = NAMED_RESOURCES.find((t) => t.group === group && t.version === version && t.resource === resource);
+  return same ? refOf(same) : { name: text, group, version, resource };
 }
 
-/** `v1` or `apps/v1`: what list items lack and watch events carry. */
-export function apiVersionOf(type: ResourceType): string {
+function refOf(named: NamedResource): ResourceRef {
+  const { crd, ...type } = named;
+  const { resource, group, version } = type;
+  return { name: resource, group, version, resource, type: crd ? undefined : type };
+}
+
+/** `argoproj.io/v1alpha1/rollouts`, `v1/pods`: a resource in full, for messages. */
+export function gvrText(ref: ResourceRef): string {
+  return `${apiVersionOf(ref)}/${ref.resource}`;
+}
+
+/**
+ * The API group and plural of each resource of a (validated) `resources` list, once each: what an RBAC rule names.
+ */
+export function groupResources(resources: readonly string[]): Array<{ group: string; resource: string }> {
+  const seen = new Map<string, { group: string; resource: string }>();
+  for (const { group, resource } of resources.map(parseResource)) seen.set(`${group}/${resource}`, { group, resource });
+  return [...seen.values()];
+}
+
+/** The built-in type of a named resource that every API server serves, e.g. `pods`. */
+export function resourceType(name: string): ResourceType {
+  const { type } = parseResource(name);
+  if (!type) throw new Error(`"${name}" is known through API discovery only`);
+  return type;
+}
+
+/** `v1` or `apps/v1`: what list items lack and watch events carry, and a group version's name. */
+export function apiVersionOf(type: { group: string; version: string }): string {
   return type.group ? `${type.group}/${type.version}` : type.version;
 }
 
@@ -49,11 +147,15 @@ export interface Scope {
   fieldSelector?: string;
 }
 
+/** `/api/v1` or `/apis/<group>/<version>`: where a group version is served, and its discovery document. */
+export function groupVersionPath(ref: { group: string; version: string }): string {
+  return ref.group ? `/apis/${ref.group}/${ref.version}` : `/api/${ref.version}`;
+}
+
 /** The collection path, e.g. `/api/v1/pods` or `/apis/apps/v1/namespaces/web/deployments`. */
 export function collectionPath(type: ResourceType, scope: Scope): string {
-  const prefix = type.group ? `/apis/${type.group}/${type.version}` : `/api/${type.version}`;
   const namespace = type.namespaced && scope.namespace ? `/namespaces/${encodeURIComponent(scope.namespace)}` : "";
-  return `${prefix}${namespace}/${type.resource}`;
+  return `${groupVersionPath(type)}${namespace}/${type.resource}`;
 }
 
 /** The selectors of a request, as query parameters. */

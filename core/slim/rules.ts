@@ -1,0 +1,186 @@
+/**
+ * The slim rules of the config (`slim:` in README "Slim rules"): the annotations every kind
+ * keeps, and per API kind the paths its slim copy keeps besides its built-in fields and the
+ * path that binds it to a node. Rules only ever add to a slim copy; what is never published
+ * stays out whatever they say, checked here once so that the config's validation and the
+ * core refuse the same things:
+ * - kind, apiVersion and metadata are fixed (annotations come from the allow-lists);
+ * - `managedFields` and the last-applied-configuration annotation, anywhere in a kept subtree;
+ * - the `value` and `valueFrom` of every entry of an `env` list in a kept subtree (containers,
+ *   init and ephemeral containers, pod templates of any kind);
+ * - Secret `data`/`stringData`, ConfigMap `data`/`binaryData`, and a Secret's annotations.
+ */
+import type { SlimOptions, SlimRule } from "../slim.ts";
+import { present, record, sortedKeys, type Json } from "./read.ts";
+
+/** Holds the whole applied manifest, Secret data and env values included: never published. */
+const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
+
+/** A rule compiled for the data path: paths split once, allow-lists merged into one filter. */
+export interface CompiledRule {
+  /** The kept paths, node path included, sorted so that the order they were written in changes no digest. */
+  keep: string[][];
+  /** Global and own allow-list; undefined when no annotation is kept. */
+  annotations: ((key: string) => boolean) | undefined;
+  node: string[] | undefined;
+}
+
+export interface CompiledRules {
+  annotations: ((key: string) => boolean) | undefined;
+  kinds: Map<string, CompiledRule>;
+}
+
+/** Kinds that hold configuration and credentials: published only when a rule names them. */
+const ONLY_WHEN_NAMED = new Set(["Secret", "ConfigMap"]);
+/** Top-level fields never kept, by kind: the payloads of Secrets and ConfigMaps. */
+const NEVER_KEPT = new Map([
+  ["Secret", ["data", "stringData"]],
+  ["ConfigMap", ["data", "binaryData"]],
+]);
+/** Every slim copy has these, built the same way for every kind. */
+const FIXED = new Set(["kind", "apiVersion", "metadata"]);
+/** Kinds routed by a node of their own. */
+const SELF_ROUTED = new Set(["Pod", "Node"]);
+/** A JSON field name as Kubernetes and CRDs write them; `__proto__` cannot be one. */
+const KEY = /^[A-Za-z][A-Za-z0-9_-]*$/;
+
+export interface RuleProblem {
+  /** Inside the rule: `keep[1]`, `node`, `annotations`. */
+  path: string;
+  message: string;
+}
+
+/** Why the rule of `kind` cannot be applied as written; empty when it can. */
+export function ruleProblems(kind: string, rule: SlimRule): RuleProblem[] {
+  const problems: RuleProblem[] = [];
+  rule.keep?.forEach((path, i) => {
+    const message = pathProblem(kind, path);
+    if (message !== undefined) problems.push({ path: `keep[${i}]`, message });
+  });
+  if (rule.node !== undefined) {
+    const message = nodeProblem(kind, rule.node);
+    if (message !== undefined) problems.push({ path: "node", message });
+  }
+  if (kind === "Secret" && (rule.annotations?.length ?? 0) > 0)
+    problems.push({ path: "annotations", message: "a Secret keeps no annotations: tools keep credentials there too" });
+  return problems;
+}
+
+function pathProblem(kind: string, path: string): string | undefined {
+  const keys = path.split(".");
+  if (!keys.every((key) => KEY.test(key)))
+    return (
+      `"${path}" is not a dot path of simple keys (each a letter, then letters, digits, "_" or "-"), ` +
+      'such as "spec.replicas"'
+    );
+  const first = keys[0]!;
+  if (FIXED.has(first))
+    return `"${path}": kind, apiVersion and metadata are kept the same way for every kind (annotations: allow-lists)`;
+  if (NEVER_KEPT.get(kind)?.includes(first)) return `"${path}": a ${kind}'s ${first} is never published`;
+  return undefined;
+}
+
+function nodeProblem(kind: string, path: string): string | undefined {
+  if (SELF_ROUTED.has(kind)) return `${kind} is routed by its own node (a Pod's spec.nodeName, a Node's name)`;
+  return pathProblem(kind, path);
+}
+
+const NO_RULES: CompiledRules = { annotations: undefined, kinds: new Map() };
+const compiled = new WeakMap<SlimOptions, CompiledRules>();
+
+/**
+ * The rules of `options`, compiled once per options object (the pipeline passes the same one every time). Parts that
+ * ruleProblems refuses are left out, so options that never went through the config's validation are safe too.
+ */
+export function compileRules(options: SlimOptions | undefined): CompiledRules {
+  if (options === undefined) return NO_RULES;
+  let rules = compiled.get(options);
+  if (rules === undefined) {
+    const global = options.annotationAllowList ?? [];
+    const kinds = new Map<string, CompiledRule>();
+    for (const [kind, rule] of Object.entries(options.kinds ?? {})) {
+      const node = rule.node !== undefined && nodeProblem(kind, rule.node) === undefined ? rule.node : undefined;
+      const paths = new Set([...(rule.keep ?? []), ...(node === undefined ? [] : [node])]);
+      const annotations = kind === "Secret" ? [] : [...global, ...(rule.annotations ?? [])];
+      kinds.set(kind, {
+        keep: [...paths]
+          .filter((path) => pathProblem(kind, path) === undefined)
+          .sort()
+          .map((path) => path.split(".")),
+        annotations: annotationFilter(annotations),
+        node: node?.split("."),
+      });
+    }
+    rules = { annotations: annotationFilter(global), kinds };
+    compiled.set(options, rules);
+  }
+  return rules;
+}
+
+/** False for a Secret or ConfigMap that no rule names: the core drops those. */
+export function isPublished(kind: string, options: SlimOptions | undefined): boolean {
+  return !ONLY_WHEN_NAMED.has(kind) || compileRules(options).kinds.has(kind);
+}
+
+/** The filter of an allow-list: exact keys, or prefixes ending in "/" or "*" ("*" alone keeps all). */
+function annotationFilter(allowList: readonly string[]): ((key: string) => boolean) | undefined {
+  if (allowList.length === 0) return undefined;
+  const exact = new Set<string>();
+  const prefixes: string[] = [];
+  for (const entry of allowList) {
+    if (entry.endsWith("*")) prefixes.push(entry.slice(0, -1));
+    else if (entry.endsWith("/")) prefixes.push(entry);
+    else exact.add(entry);
+  }
+  return (key) => key !== LAST_APPLIED && (exact.has(key) || prefixes.some((prefix) => key.startsWith(prefix)));
+}
+
+/** The value at `path` (own keys of nested maps only), or undefined. */
+export function valueAt(object: Json, path: readonly string[]): unknown {
+  let value: unknown = object;
+  for (const key of path) {
+    const from = record(value);
+    if (from === undefined || !Object.hasOwn(from, key)) return undefined;
+    value = from[key];
+  }
+  return value;
+}
+
+/**
+ * Copies the subtree of `raw` at each path to the same path of `into`, replacing what the built-in slimmer put there.
+ * Like `put`, an absent, empty list or empty map is not kept.
+ */
+export function keepPaths(raw: Json, into: Json, paths: readonly string[][]): void {
+  for (const path of paths) {
+    const last = path[path.length - 1]!;
+    const value = copy(valueAt(raw, path), last, NEVER_COPIED);
+    if (!present(value)) continue;
+    let target = into;
+    for (const key of path.slice(0, -1)) {
+      const next = record(target[key]) ?? {};
+      target[key] = next;
+      target = next;
+    }
+    target[last] = value;
+  }
+}
+
+const NEVER_COPIED: ReadonlySet<string> = new Set(["managedFields", LAST_APPLIED]);
+const NEVER_COPIED_FROM_ENV: ReadonlySet<string> = new Set([...NEVER_COPIED, "value", "valueFrom"]);
+
+/**
+ * A deep copy of raw JSON with every map's keys sorted (a kept subtree may hold maps: labels, selectors, anything of a
+ * custom resource), without what is never published. `key` is the field the value sits in: an `env` list's entries
+ * lose their values.
+ */
+function copy(value: unknown, key: string | undefined, dropped: ReadonlySet<string>): unknown {
+  if (Array.isArray(value)) {
+    const itemDropped = key === "env" ? NEVER_COPIED_FROM_ENV : NEVER_COPIED;
+    return value.map((item) => copy(item, undefined, itemDropped));
+  }
+  const from = record(value);
+  if (from === undefined) return value;
+  const result: Json = {};
+  for (const field of sortedKeys(from)) if (!dropped.has(field)) result[field] = copy(from[field], field, NEVER_COPIED);
+  return result;
+}

@@ -1,0 +1,551 @@
+/**
+ * The config's slim rules: paths kept per kind, annotation allow-lists, node routing of
+ * custom kinds, what stays out whatever they say, Secrets and ConfigMaps only when named,
+ * the config's checks, and a custom kind on its node's stream through a real host. The
+ * built-in slimmers of each kind are in slim-kinds.test.ts.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { digest, slim, type SlimOptions } from "../core/slim.ts";
+import { isPublished } from "../core/slim/rules.ts";
+import { nodeOf, streamOf } from "../core/route.ts";
+import { ConfigError, resolveConfig } from "../host/config.ts";
+import { createLogger } from "../host/logger.ts";
+import { builtins } from "../plugins/index.ts";
+import type { Envelope, SlimObject } from "../protocol/envelope.ts";
+import type { KubeObject } from "../sdk/model.ts";
+import { startTestHost, type TestHost } from "../testing/index.ts";
+import { fixture, listItems, watchEvents } from "./fixtures/k8s/load.ts";
+import { REAL_POD } from "./slim-fixtures.ts";
+
+const NODE = "ip-10-0-1-23.eu-west-1.compute.internal";
+
+/** An Argo Rollout as the API server serves it (custom resources come out key-sorted). */
+function rollout(): KubeObject {
+  return {
+    apiVersion: "argoproj.io/v1alpha1",
+    kind: "Rollout",
+    metadata: {
+      annotations: {
+        "argo-rollouts.argoproj.io/dashboard": "https://rollouts.example.com/shop/checkout",
+        "kubectl.kubernetes.io/last-applied-configuration":
+          '{"spec":{"env":[{"name":"DB_PASSWORD","value":"s3cr3t"}]}}',
+        "prometheus.io/port": "8080",
+        "prometheus.io/scrape": "true",
+        "rollout.argoproj.io/revision": "7",
+        "team.example.com/owner": "checkout",
+      },
+      creationTimestamp: "2026-05-02T09:12:44Z",
+      generation: 7,
+      labels: { app: "checkout" },
+      managedFields: [{ manager: "kubectl-client-side-apply", operation: "Update", fieldsType: "FieldsV1" }],
+      name: "checkout",
+      namespace: "shop",
+      resourceVersion: "48213",
+      uid: "8d1c2f3a-6b0e-4f43-9c7d-2a1b0e9f4c11",
+    },
+    spec: {
+      replicas: 5,
+      revisionHistoryLimit: 3,
+      selector: { matchLabels: { app: "checkout" } },
+      strategy: {
+        canary: {
+          canaryService: "checkout-canary",
+          stableService: "checkout-stable",
+          steps: [{ setWeight: 20 }, { pause: { duration: "10m" } }, { setWeight: 50 }, { pause: {} }],
+        },
+      },
+      template: {
+        metadata: { labels: { app: "checkout" } },
+        spec: {
+          containers: [
+            {
+              env: [
+                { name: "DB_PASSWORD", valueFrom: { secretKeyRef: { key: "password", name: "checkout-db" } } },
+                { name: "LOG_LEVEL", value: "debug" },
+              ],
+              image: "registry.example.com/checkout:2.14.0",
+              name: "checkout",
+            },
+          ],
+        },
+      },
+    },
+    status: {
+      availableReplicas: 5,
+      conditions: [{ lastTransitionTime: "2026-05-02T09:20:01Z", status: "True", type: "Progressing" }],
+      currentStepIndex: 1,
+      observedGeneration: "7",
+      phase: "Paused",
+      readyReplicas: 5,
+      replicas: 5,
+      updatedReplicas: 1,
+    },
+  };
+}
+
+/** A KubeVirt VirtualMachineInstance: a custom kind bound to a node (status.nodeName), like a Pod. */
+function vmi(name: string, nodeName?: unknown): KubeObject {
+  return {
+    apiVersion: "kubevirt.io/v1",
+    kind: "VirtualMachineInstance",
+    metadata: { name, namespace: "vms", uid: `uid-${name}`, resourceVersion: "10", labels: { "kubevirt.io/vm": name } },
+    spec: { domain: { cpu: { cores: 2 }, memory: { guest: "4Gi" } } },
+    status: {
+      phase: nodeName === undefined ? "Scheduling" : "Running",
+      ...(nodeName === undefined ? {} : { nodeName }),
+      interfaces: [{ ipAddress: "10.244.1.17", mac: "52:54:00:2a:1b:3c", name: "default" }],
+    },
+  };
+}
+
+function secret(name: string): KubeObject {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name, namespace: "shop", uid: `uid-${name}`, resourceVersion: "3", labels: { app: "shop" } },
+    type: "Opaque",
+    data: { password: "aHVudGVyMg==" },
+    stringData: { token: "hunter2" },
+  };
+}
+
+function configMap(name: string, rv = "4"): KubeObject {
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name, namespace: "shop", uid: `uid-${name}`, resourceVersion: rv, labels: { app: "shop" } },
+    data: { "application.yaml": "db:\n  password: hunter2\n" },
+    binaryData: { keystore: "AAEC" },
+  };
+}
+
+const ROLLOUT_RULES: SlimOptions = {
+  annotationAllowList: ["team.example.com/*", "prometheus.io/scrape"],
+  kinds: {
+    Rollout: {
+      keep: ["spec.replicas", "status.phase", "spec.strategy.canary.steps"],
+      annotations: ["argo-rollouts.argoproj.io/*"],
+    },
+  },
+};
+
+describe("slim rules: kept paths", () => {
+  test("a custom kind keeps its metadata and its rule's paths, subtrees as they are", () => {
+    expect(slim("Rollout", rollout(), ROLLOUT_RULES)).toEqual({
+      kind: "Rollout",
+      apiVersion: "argoproj.io/v1alpha1",
+      metadata: {
+        name: "checkout",
+        namespace: "shop",
+        uid: "8d1c2f3a-6b0e-4f43-9c7d-2a1b0e9f4c11",
+        creationTimestamp: "2026-05-02T09:12:44Z",
+        labels: { app: "checkout" },
+        annotations: {
+          "argo-rollouts.argoproj.io/dashboard": "https://rollouts.example.com/shop/checkout",
+          "prometheus.io/scrape": "true",
+          "team.example.com/owner": "checkout",
+        },
+      },
+      spec: {
+        replicas: 5,
+        strategy: {
+          canary: { steps: [{ setWeight: 20 }, { pause: { duration: "10m" } }, { setWeight: 50 }, { pause: {} }] },
+        },
+      },
+      status: { phase: "Paused" },
+    });
+    // Without a rule, a custom kind is its metadata: the global allow-list only.
+    expect(slim("Rollout", rollout(), { annotationAllowList: ["team.example.com/*"] })).toEqual({
+      kind: "Rollout",
+      apiVersion: "argoproj.io/v1alpha1",
+      metadata: expect.objectContaining({ annotations: { "team.example.com/owner": "checkout" } }),
+    });
+  });
+
+  test("a built-in kind keeps its own fields plus its rule's paths (Pod: priority class, tolerations)", async () => {
+    const pod = await fixture(REAL_POD);
+    const plain = slim("Pod", pod);
+    const ruled = slim("Pod", pod, {
+      kinds: { Pod: { keep: ["spec.serviceAccountName", "spec.priorityClassName", "spec.tolerations"] } },
+    });
+    const { spec, ...rest } = ruled as { spec: Record<string, unknown> };
+    const { spec: plainSpec, ...plainRest } = plain as { spec: Record<string, unknown> };
+    expect(rest).toEqual(plainRest);
+    expect(spec).toEqual({
+      ...plainSpec,
+      serviceAccountName: "coredns",
+      priorityClassName: "system-cluster-critical",
+      tolerations: [
+        { key: "CriticalAddonsOnly", operator: "Exists" },
+        { effect: "NoSchedule", key: "node-role.kubernetes.io/control-plane" },
+        { effect: "NoExecute", key: "node.kubernetes.io/not-ready", operator: "Exists", tolerationSeconds: 300 },
+        { effect: "NoExecute", key: "node.kubernetes.io/unreachable", operator: "Exists", tolerationSeconds: 300 },
+      ],
+    });
+    // A rule for Pods changes nothing of other kinds.
+    const deployment = await fixture("real/kind-v1.36.2/apps.v1.Deployment.json");
+    expect(slim("Deployment", deployment, { kinds: { Pod: { keep: ["spec.replicas"] } } })).toEqual(
+      slim("Deployment", deployment),
+    );
+  });
+
+  test("paths that are absent or empty leave nothing behind, not even their parents", () => {
+    const raw = rollout();
+    (raw.spec as Record<string, unknown>).paused = [];
+    const slimObject = slim("Rollout", raw, {
+      kinds: { Rollout: { keep: ["spec.analysis.templates", "spec.paused", "status.phase.deeper", "spec.replicas"] } },
+    });
+    expect(slimObject.spec).toEqual({ replicas: 5 });
+    expect(slimObject.status).toBeUndefined();
+  });
+
+  test("digests stay stable: kept maps are key-sorted, and the order of paths does not matter", async () => {
+    const [event] = await watchEvents("real/kind-v1.36.2/watch.cr.foobars.ndjson");
+    const fooBar = event!.object;
+    const spec = fooBar.spec as Record<string, unknown>;
+    // The same object from a serializer that writes its keys in another order (a client re-encoding it).
+    const reencoded = { ...fooBar, spec: Object.fromEntries(Object.entries(spec).toReversed()) };
+    expect(Object.keys(reencoded.spec)).not.toEqual(Object.keys(spec));
+    const options = { kinds: { FooBar: { keep: ["spec"] } } };
+    expect(slim("FooBar", fooBar, options).spec).toEqual(spec);
+    expect(digest(slim("FooBar", reencoded, options))).toBe(digest(slim("FooBar", fooBar, options)));
+
+    const keep = ["spec.template", "status.phase", "spec.replicas"];
+    expect(digest(slim("Rollout", rollout(), { kinds: { Rollout: { keep } } }))).toBe(
+      digest(slim("Rollout", rollout(), { kinds: { Rollout: { keep: keep.toReversed() } } })),
+    );
+  });
+});
+
+describe("slim rules: annotations", () => {
+  const annotations = (kind: string, options: SlimOptions) =>
+    (slim(kind, { ...rollout(), kind }, options).metadata as { annotations?: Record<string, string> }).annotations;
+
+  test("the global allow-list applies to every kind, a kind's own list only to it, by exact key or prefix", () => {
+    const options: SlimOptions = {
+      annotationAllowList: ["prometheus.io/", "team.example.com/owner"],
+      kinds: { Rollout: { annotations: ["rollout.argoproj.io/*"] }, Deployment: {} },
+    };
+    const everyKind = {
+      "prometheus.io/port": "8080",
+      "prometheus.io/scrape": "true",
+      "team.example.com/owner": "checkout",
+    };
+    expect(annotations("Rollout", options)).toEqual({ ...everyKind, "rollout.argoproj.io/revision": "7" });
+    expect(annotations("Deployment", options)).toEqual(everyKind);
+    expect(annotations("Experiment", options)).toEqual(everyKind);
+    expect(
+      annotations("Rollout", { kinds: { Rollout: { annotations: ["argo-rollouts.argoproj.io/dashboard"] } } }),
+    ).toEqual({ "argo-rollouts.argoproj.io/dashboard": "https://rollouts.example.com/shop/checkout" });
+  });
+
+  test("never last-applied-configuration, and a Secret none at all, whatever the lists say", () => {
+    const all: SlimOptions = {
+      annotationAllowList: ["*"],
+      kinds: { Rollout: { annotations: ["kubectl.kubernetes.io/*"] } },
+    };
+    expect(Object.keys(annotations("Rollout", all)!)).not.toContain("kubectl.kubernetes.io/last-applied-configuration");
+    expect(
+      annotations("Secret", { annotationAllowList: ["*"], kinds: { Secret: { annotations: ["*"] } } }),
+    ).toBeUndefined();
+  });
+});
+
+describe("slim rules: routing", () => {
+  const rules: SlimOptions = { kinds: { VirtualMachineInstance: { keep: ["status.phase"], node: "status.nodeName" } } };
+  const route = (raw: KubeObject, options = rules) => {
+    const slimObject = slim(raw.kind!, raw, options);
+    return { stream: streamOf(raw.kind!, slimObject, options), node: nodeOf(raw.kind!, slimObject, options) };
+  };
+
+  test("a kind whose rule names a node path goes to that node's stream, and keeps the path", () => {
+    expect(route(vmi("db-0", NODE))).toEqual({ stream: `node/${NODE}`, node: NODE });
+    expect(slim("VirtualMachineInstance", vmi("db-0", NODE), rules).status).toEqual({
+      phase: "Running",
+      nodeName: NODE,
+    });
+  });
+
+  test("without a legal node name there, it is in `all` only, like an unscheduled Pod", () => {
+    for (const nodeName of [undefined, "", "Not_A_Node", "node/x", 7, { name: NODE }])
+      expect(route(vmi("db-1", nodeName))).toEqual({ stream: null, node: null });
+  });
+
+  test("any other custom kind goes to `shared`; Pods and Nodes keep their own routes", async () => {
+    expect(route(rollout(), ROLLOUT_RULES)).toEqual({ stream: "shared", node: null });
+    expect(route(vmi("db-2", NODE), {})).toEqual({ stream: "shared", node: null });
+    // A node rule for a Pod is refused by the config and ignored by the core.
+    const pod = await fixture(REAL_POD);
+    expect(route(pod, { kinds: { Pod: { node: "spec.schedulerName" } } })).toEqual({
+      stream: "node/v1.36-control-plane",
+      node: "v1.36-control-plane",
+    });
+  });
+});
+
+describe("slim rules: never published, whatever the rules say", () => {
+  test("managedFields, metadata beyond the fixed fields, last-applied-configuration", () => {
+    const raw = rollout();
+    (raw.spec as Record<string, unknown>).template = {
+      metadata: {
+        annotations: { "kubectl.kubernetes.io/last-applied-configuration": "{}", "example.com/a": "b" },
+        managedFields: [{ manager: "x" }],
+      },
+    };
+    const options: SlimOptions = {
+      kinds: {
+        Rollout: {
+          keep: ["metadata", "metadata.managedFields", "metadata.annotations", "metadata.generation", "spec.template"],
+        },
+      },
+    };
+    const slimObject = slim("Rollout", raw, options);
+    const json = JSON.stringify(slimObject);
+    for (const forbidden of ["managedFields", "last-applied-configuration", "s3cr3t", '"generation"'])
+      expect(json).not.toContain(forbidden);
+    expect(slimObject.metadata).toEqual(slim("Rollout", raw).metadata as SlimObject);
+    expect(slimObject.spec).toEqual({ template: { metadata: { annotations: { "example.com/a": "b" } } } });
+  });
+
+  test("env values, wherever containers sit in a kept subtree", async () => {
+    const kindnet = (await listItems("real/kind-v1.36.2/core.v1.PodList.json")).find((pod) =>
+      pod.metadata?.name?.startsWith("kindnet"),
+    )!;
+    const pod = slim("Pod", kindnet, { kinds: { Pod: { keep: ["spec.containers", "spec.initContainers"] } } });
+    const containers = (pod.spec as { containers: { name: string; env: unknown }[] }).containers;
+    expect(containers[0]!.env).toEqual([
+      { name: "HOST_IP" },
+      { name: "POD_IP" },
+      { name: "POD_SUBNET" },
+      { name: "CONTROL_PLANE_ENDPOINT" },
+    ]);
+    for (const leaked of ["v1.36-control-plane:6443", "10.244.0.0/16", "fieldRef"])
+      expect(JSON.stringify(pod)).not.toContain(leaked);
+
+    // A pod template of a workload, and a custom kind's own `env` list kept directly.
+    const rolloutSlim = slim("Rollout", rollout(), { kinds: { Rollout: { keep: ["spec.template"] } } });
+    expect(JSON.stringify(rolloutSlim)).not.toMatch(/debug|checkout-db|secretKeyRef/);
+    const direct = { ...rollout(), spec: { env: [{ name: "A", value: "1" }] } };
+    expect(slim("Rollout", direct, { kinds: { Rollout: { keep: ["spec.env"] } } }).spec).toEqual({
+      env: [{ name: "A" }],
+    });
+    const deployment = await fixture("apps.v1.Deployment.json");
+    const kept = slim("Deployment", deployment, { kinds: { Deployment: { keep: ["spec.template"] } } });
+    const template = JSON.stringify((kept.spec as { template: unknown }).template);
+    expect(template).toContain('"env":[{"name":"nameValue"}]');
+    expect(template).not.toContain("secretKeyRef");
+  });
+
+  test("Secret and ConfigMap payloads, even when a rule names them", async () => {
+    const options: SlimOptions = {
+      kinds: { Secret: { keep: ["data", "stringData", "type"] }, ConfigMap: { keep: ["data", "binaryData.keystore"] } },
+    };
+    expect(slim("Secret", secret("db"), options)).toEqual({
+      kind: "Secret",
+      apiVersion: "v1",
+      metadata: { name: "db", namespace: "shop", uid: "uid-db", labels: { app: "shop" } },
+      type: "Opaque",
+    });
+    expect(slim("ConfigMap", configMap("app"), options)).toEqual({
+      kind: "ConfigMap",
+      apiVersion: "v1",
+      metadata: { name: "app", namespace: "shop", uid: "uid-app", labels: { app: "shop" } },
+    });
+    const canonical = await fixture("core.v1.Secret.json");
+    expect(JSON.stringify(slim("Secret", canonical, options))).not.toMatch(/Ag==|stringDataValue|annotationsValue/);
+  });
+
+  test("Secrets and ConfigMaps are published only when a rule names their kind", () => {
+    for (const kind of ["Secret", "ConfigMap"]) {
+      expect(isPublished(kind, undefined)).toBe(false);
+      expect(isPublished(kind, { annotationAllowList: ["*"], kinds: { Rollout: {} } })).toBe(false);
+      expect(isPublished(kind, { kinds: { [kind]: {} } })).toBe(true);
+    }
+    expect(isPublished("Rollout", undefined)).toBe(true);
+    expect(isPublished("Pod", { kinds: {} })).toBe(true);
+  });
+});
+
+async function configIssues(slimSection: unknown): Promise<string[]> {
+  try {
+    await resolveConfig({ slim: slimSection }, { baseDir: "/", registry: builtins });
+    return [];
+  } catch (error) {
+    if (error instanceof ConfigError) return error.issues.map((i) => `${i.path}: ${i.message}`);
+    throw error;
+  }
+}
+
+describe("slim config", () => {
+  test("the section becomes the core's options; without it, no rules", async () => {
+    const config = await resolveConfig(
+      {
+        slim: {
+          annotations: ["team.example.com/*", "prometheus.io/scrape"],
+          kinds: {
+            Pod: { keep: ["spec.serviceAccountName"] },
+            Rollout: {
+              keep: ["spec.replicas", "status.phase", "spec.strategy.canary.steps"],
+              annotations: ["argo-rollouts.argoproj.io/*"],
+              node: "spec.nodeName",
+            },
+            Secret: {},
+          },
+        },
+      },
+      { baseDir: "/", registry: builtins },
+    );
+    expect(config.slim).toEqual({
+      annotationAllowList: ["team.example.com/*", "prometheus.io/scrape"],
+      kinds: {
+        Pod: { keep: ["spec.serviceAccountName"], annotations: [] },
+        Rollout: {
+          keep: ["spec.replicas", "status.phase", "spec.strategy.canary.steps"],
+          annotations: ["argo-rollouts.argoproj.io/*"],
+          node: "spec.nodeName",
+        },
+        Secret: { keep: [], annotations: [] },
+      },
+    });
+    expect((await resolveConfig({}, { baseDir: "/", registry: builtins })).slim).toEqual({
+      annotationAllowList: [],
+      kinds: {},
+    });
+  });
+
+  test("bad paths, kinds and keys: every error with its path", async () => {
+    expect(
+      await configIssues({
+        kinds: {
+          Rollout: {
+            keep: ["spec..replicas", "", "spec.steps[0]", "metadata.managedFields", "spec.replicas", "__proto__.x"],
+            node: "status.",
+          },
+        },
+      }),
+    ).toEqual([
+      expect.stringMatching(/^slim\.kinds\.Rollout\.keep\[0\]: "spec\.\.replicas" is not a dot path of simple keys/),
+      expect.stringMatching(/^slim\.kinds\.Rollout\.keep\[1\]: "" is not a dot path/),
+      expect.stringMatching(/^slim\.kinds\.Rollout\.keep\[2\]: "spec\.steps\[0\]" is not a dot path/),
+      expect.stringMatching(
+        /^slim\.kinds\.Rollout\.keep\[3\]: "metadata\.managedFields": kind, apiVersion and metadata/,
+      ),
+      expect.stringMatching(/^slim\.kinds\.Rollout\.keep\[5\]: "__proto__\.x" is not a dot path/),
+      expect.stringMatching(/^slim\.kinds\.Rollout\.node: "status\." is not a dot path/),
+    ]);
+    expect(
+      await configIssues({
+        kinds: {
+          Secret: { keep: ["data", "type", "stringData.token"], annotations: ["example.com/"] },
+          ConfigMap: { keep: ["binaryData"] },
+          Pod: { node: "spec.nodeName" },
+        },
+      }),
+    ).toEqual([
+      'slim.kinds.Secret.keep[0]: "data": a Secret\'s data is never published',
+      'slim.kinds.Secret.keep[2]: "stringData.token": a Secret\'s stringData is never published',
+      "slim.kinds.Secret.annotations: a Secret keeps no annotations: tools keep credentials there too",
+      'slim.kinds.ConfigMap.keep[0]: "binaryData": a ConfigMap\'s binaryData is never published',
+      "slim.kinds.Pod.node: Pod is routed by its own node (a Pod's spec.nodeName, a Node's name)",
+    ]);
+    expect(
+      await configIssues({ annotations: [""], kinds: { pods: {}, Rollout: { keeep: [] }, Secret: null } }),
+    ).toEqual([
+      expect.stringMatching(/^slim\.annotations\[0\]: must be an annotation key/),
+      expect.stringMatching(/^slim\.kinds\.pods: must be an API kind such as Pod or Rollout/),
+      expect.stringMatching(/^slim\.kinds\.Rollout\.keeep: /),
+      expect.stringMatching(/^slim\.kinds\.Secret: /),
+    ]);
+    expect(await configIssues({ kind: {} })).toEqual([expect.stringMatching(/^slim\.kind: /)]);
+  });
+});
+
+describe("slim rules through a real host", () => {
+  const logged: string[] = [];
+  let th: TestHost;
+  beforeAll(async () => {
+    th = await startTestHost({
+      sinks: [{ type: "sse" }],
+      logger: createLogger({ write: (line) => void logged.push(line) }),
+      extra: {
+        slim: {
+          annotations: ["team.example.com/*"],
+          kinds: {
+            VirtualMachineInstance: { keep: ["status.phase"], node: "status.nodeName" },
+            ConfigMap: {},
+          },
+        },
+      },
+    });
+  });
+  afterAll(() => th.destroy());
+
+  async function page(stream: string): Promise<Envelope[]> {
+    const response = await fetch(`${th.url}/v1/updates?stream=${stream}`);
+    expect(response.status).toBe(200);
+    return ((await response.json()) as { items: Envelope[] }).items;
+  }
+
+  test("a custom kind with a node rule lands on node/<name>; Secrets dropped, a named ConfigMap slimmed", async () => {
+    await th.changes.apply("virtualmachineinstances", "ADDED", vmi("db-0", NODE));
+    await th.changes.apply("virtualmachineinstances", "ADDED", vmi("db-1"));
+    await th.changes.apply("secrets", "ADDED", secret("db"));
+    await th.changes.apply("secrets", "ADDED", secret("api"));
+    await th.changes.apply("configmaps", "ADDED", configMap("app"));
+    await th.changes.flush();
+
+    const onNode = await page(`node/${NODE}`);
+    expect(onNode).toHaveLength(1);
+    expect(onNode[0]).toMatchObject({
+      stream: `node/${NODE}`,
+      type: "ADDED",
+      kind: "VirtualMachineInstance",
+      name: "db-0",
+      node: NODE,
+      object: {
+        kind: "VirtualMachineInstance",
+        apiVersion: "kubevirt.io/v1",
+        status: { phase: "Running", nodeName: NODE },
+      },
+    });
+    expect(onNode[0]!.object.spec).toBeUndefined();
+
+    expect((await page("all")).map((u) => [u.kind, u.name, u.node])).toEqual([
+      ["VirtualMachineInstance", "db-0", NODE],
+      ["VirtualMachineInstance", "db-1", null],
+      ["ConfigMap", "app", null],
+    ]);
+    const [shared] = await page("shared");
+    expect(shared!.object).toEqual({
+      kind: "ConfigMap",
+      apiVersion: "v1",
+      metadata: { name: "app", namespace: "shop", uid: "uid-app", labels: { app: "shop" } },
+    });
+    expect(th.host.metrics.render()).toContain('kubemeta_changes_rejected_total{reason="kind_not_allowed"} 2');
+    expect(logged.filter((line) => line.includes('"kind":"Secret"'))).toHaveLength(1);
+
+    // Once scheduled, the pending one moves to its node's stream.
+    await th.changes.apply("virtualmachineinstances", "MODIFIED", vmi("db-1", "worker-2"));
+    await th.changes.flush();
+    expect((await page("node/worker-2")).map((u) => [u.type, u.name])).toEqual([["MODIFIED", "db-1"]]);
+  });
+
+  test("when a rule stops naming ConfigMaps, the next change of one retracts it", async () => {
+    await th.stop();
+    const restarted = await startTestHost({ dir: th.dir });
+    try {
+      await restarted.changes.apply("configmaps", "MODIFIED", configMap("app", "5"));
+      await restarted.changes.flush();
+      const response = await fetch(`${restarted.url}/v1/updates?stream=shared`);
+      const { items } = (await response.json()) as { items: Envelope[] };
+      expect(items.map((u) => [u.type, u.kind, u.name])).toEqual([
+        ["ADDED", "ConfigMap", "app"],
+        ["DELETED", "ConfigMap", "app"],
+      ]);
+      const objects = (await (await fetch(`${restarted.url}/v1/objects?kind=ConfigMap`)).json()) as { items: [] };
+      expect(objects.items).toEqual([]);
+    } finally {
+      await restarted.stop();
+    }
+  });
+});
