@@ -4,7 +4,7 @@
  */
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, resolveConfig, type Config } from "./host/config.ts";
-import { startHost } from "./host/host.ts";
+import { checkStore, type Host, ShutdownTimedOut, StoreOpenFailed, startHost } from "./host/host.ts";
 import { createLogger } from "./host/logger.ts";
 import { guardProcess } from "./host/supervise.ts";
 import { startDemo } from "./cli/demo.ts";
@@ -21,7 +21,7 @@ const USAGE = `Usage: bun run main.ts [options]
 
   --config <file>   YAML or JSON config (default: ./kubemeta.yaml if present, else built-in defaults:
                     the kubernetes source with your kubeconfig, a libSQL file in ./data, SSE on :8080)
-  --check           validate the config and exit (0 valid, 1 with every error and its path)
+  --check           validate the config and open (or create) the store, then exit (0 valid, 1 with every error)
   --port <n>        HTTP port, overriding the config's http.port (0 picks a free one)
   --demo            run against a built-in simulated cluster (no cluster or config needed; store in ./data/demo)
   --help            this text
@@ -52,8 +52,9 @@ async function main(): Promise<number> {
     return 1;
   }
   if (values.demo) {
+    const stop = stopSignal();
     const demo = await startDemo({ port: port ?? 8080, dataDir: "data/demo" });
-    await stopSignal();
+    await stop;
     await demo.stop();
     return 0;
   }
@@ -73,17 +74,33 @@ async function main(): Promise<number> {
     process.stdout.write(clusterRoleYaml(config));
     return 0;
   }
-  if (values.check) {
-    process.stdout.write("config is valid\n");
-    return 0;
+  // A check says only what is wrong: the store's info lines while it is opened are not for its reader.
+  const logger = createLogger({ level: values.check ? "error" : config.logLevel });
+  // Listened for from here: a signal while the host starts stops it once started, instead of killing it.
+  const stop = stopSignal();
+  let host: Host;
+  try {
+    if (values.check) {
+      await checkStore(config, logger);
+      process.stdout.write("config is valid\n");
+      return 0;
+    }
+    host = await startHost(config, { logger });
+  } catch (error) {
+    // Already logged, naming the store and the cause.
+    if (error instanceof StoreOpenFailed) return 1;
+    throw error;
   }
-
-  const logger = createLogger({ level: config.logLevel });
-  const host = await startHost(config, { logger });
   guardProcess(logger, host.metrics);
-  await stopSignal();
+  await stop;
   logger.info("shutting down");
-  await host.stop();
+  try {
+    await host.stop();
+  } catch (error) {
+    // Already logged, with what was not committed.
+    if (error instanceof ShutdownTimedOut) return 1;
+    throw error;
+  }
   return 0;
 }
 

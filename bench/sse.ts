@@ -96,7 +96,8 @@ async function main(): Promise<void> {
   const count = Number(values.subscribers);
   const rate = Number(values.rate);
   const seconds = Number(values.seconds);
-  const th = await startTestHost({ sinks: [{ type: "sse", maxStreams: count + 10 }] });
+  // Every subscriber comes from the one child process, so from one address.
+  const th = await startTestHost({ sinks: [{ type: "sse", maxStreams: count + 10, maxStreamsPerClient: count + 10 }] });
   const pod = (i: number, generation: number) =>
     rawPod(`bench-${i}`, {
       node: `node-${i % NODES}`,

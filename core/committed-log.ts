@@ -11,8 +11,7 @@ import {
   type Store,
   type UpdateQuery,
 } from "../sdk/contract.ts";
-import type { Logger } from "../sdk/telemetry.ts";
-import type { Metrics } from "../sdk/telemetry.ts";
+import { type Logger, type Metrics, streamLabel } from "../sdk/telemetry.ts";
 import { ALL } from "../protocol/streams.ts";
 import { inStream, type Update } from "../sdk/model.ts";
 
@@ -49,12 +48,12 @@ export function createLog(options: LogOptions): HostLog {
   let wake: { promise: Promise<void>; resolve: () => void } = Promise.withResolvers<void>();
   const resets = options.metrics.counter(
     "kubemeta_reader_resets_total",
-    "Readers whose position fell behind retention, by stream.",
+    "Readers whose position fell behind retention, by stream class (all, shared, node).",
   );
 
   function checkRetained(stream: string, after: number): void {
     if (after >= oldest - 1) return;
-    resets.inc({ stream });
+    resets.inc({ stream: streamLabel(stream) });
     options.logger.warn("reader is behind retention; it gets a reset", { stream, after, oldest });
     throw new BehindRetentionError(after, oldest);
   }
@@ -136,6 +135,7 @@ export function createLog(options: LogOptions): HostLog {
       }
     },
     snapshot: (query: ObjectQuery) => store.snapshot(query),
+    snapshotPages: (query: ObjectQuery, pageSize: number) => store.snapshotPages(query, pageSize),
     append(updates) {
       if (updates.length === 0) return;
       tail.push(...updates);

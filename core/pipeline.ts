@@ -32,6 +32,20 @@ export interface PipelineOptions {
 export interface Pipeline extends ChangeSink {
   /** Commits what is pending; after it, a failing commit is thrown instead of retried. */
   stop(): Promise<void>;
+  /**
+   * Gives up on what is not committed (the store keeps failing and shutdown cannot wait any longer): the commit
+   * being retried is retried no more, and nothing else is committed. Returns what is given up. Nothing is lost for
+   * good: a resume point is committed with its updates only, so the sources deliver it all again on the next start.
+   */
+  abandon(): Uncommitted;
+  /** Why the last commit failed, while it is being retried; undefined once a commit succeeds (for /readyz). */
+  commitFailure(): Error | undefined;
+}
+
+export interface Uncommitted {
+  updates: number;
+  /** The resume-point keys (`resource` of the ChangeSink) whose newest value was not committed. */
+  resumePoints: string[];
 }
 
 interface Known {
@@ -61,6 +75,11 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   let pendingResume = new Map<string, string>();
   let flushing: Promise<void> | undefined;
   let stopping = false;
+  /** The batch drain() is committing, taken off `pending`: still uncommitted until the store says so. */
+  let committing: { updates: Update[]; resume: Map<string, string> } | undefined;
+  let lastFailure: Error | undefined;
+  /** Set by abandon(): wakes the retry's backoff, and drain() commits nothing more. */
+  const abandoned = new AbortController();
 
   const committed = metrics.counter(
     "kubemeta_updates_committed_total",
@@ -166,24 +185,32 @@ export function createPipeline(options: PipelineOptions): Pipeline {
 
   async function drain(): Promise<void> {
     const backoff = new Backoff({ initialMs: 100, maxMs: 10_000 });
-    while (pending.length > 0 || pendingResume.size > 0) {
+    while ((pending.length > 0 || pendingResume.size > 0) && !abandoned.signal.aborted) {
       const updates = pending;
       const digests = pendingDigests;
       const resume = pendingResume;
       pending = [];
       pendingDigests = [];
       pendingResume = new Map();
+      committing = { updates, resume };
       for (;;) {
         try {
           await store.commit({ updates, digests, resumePoints: resume });
+          lastFailure = undefined;
           break;
         } catch (error) {
+          lastFailure = error instanceof Error ? error : new Error(String(error));
           commitFailures.inc();
           logger.error("store commit failed; retrying", { error, updates: updates.length });
           if (stopping) throw error;
-          await sleep(backoff.next());
+          await sleep(backoff.next(), abandoned.signal);
+          if (abandoned.signal.aborted) {
+            flushing = undefined;
+            return;
+          }
         }
       }
+      committing = undefined;
       backoff.reset();
       for (const [resource, rv] of resume) resumePoints.set(resource, rv);
       for (const u of updates) committed.inc({ kind: u.kind, type: u.type });
@@ -248,6 +275,13 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     async stop() {
       await flush();
       stopping = true;
+    },
+    commitFailure: () => lastFailure,
+    abandon() {
+      abandoned.abort();
+      const updates = (committing?.updates.length ?? 0) + pending.length;
+      const keys = new Set([...(committing?.resume.keys() ?? []), ...pendingResume.keys()]);
+      return { updates, resumePoints: [...keys].sort() };
     },
   };
 }

@@ -188,6 +188,17 @@ export const hostSchema = v.strictObject({
   sources: v.optional(v.pipe(v.array(pluginEntry), v.description("The sources, each a plugin entry.")), []),
   sinks: v.optional(v.pipe(v.array(pluginEntry), v.description("The sinks, each a plugin entry.")), []),
   http: v.optional(v.pipe(httpSchema, v.description("The HTTP listener, shared by the host and every plugin.")), {}),
+  shutdownTimeout: v.optional(
+    v.pipe(
+      duration,
+      v.minValue(1, "must be more than 0"),
+      v.description(
+        "How long shutdown (SIGTERM, SIGINT) may take. Past it, e.g. while the store keeps failing, kubemeta logs " +
+          "what it could not commit and exits 1; the sources deliver that again on the next start.",
+      ),
+    ),
+    "15s",
+  ),
   slim: v.optional(
     v.pipe(
       slimSchema,
@@ -210,6 +221,7 @@ export interface Config {
   sources: Resolved<SourceDeclaration>[];
   sinks: Resolved<SinkDeclaration>[];
   http: HttpConfig;
+  shutdownTimeoutMs: number;
   slim: SlimOptions;
 }
 
@@ -242,31 +254,38 @@ export interface ResolveOptions {
 export async function resolveConfig(raw: unknown, options: ResolveOptions): Promise<Config> {
   const issues: ConfigIssue[] = [];
   const interpolated = interpolate(raw, options.env ?? process.env, "", issues);
-  const host = v.safeParse(hostSchema, interpolated);
-  if (!host.success) throw new ConfigError([...issues, ...host.issues.map((i) => toIssue("", i))]);
-  const { cluster, log, store, sources, sinks, http, slim } = host.output;
+  const host = parseAll(hostSchema, interpolated, "", issues);
+  if (!host) {
+    // Errors elsewhere hide none of the plugins' own: each plugin section that is sound on its own is checked too.
+    const sections = (interpolated ?? {}) as Record<string, unknown>;
+    const section = <K extends "store" | "sources" | "sinks">(key: K) =>
+      v.safeParse(hostSchema.entries[key], sections[key]).output as v.InferOutput<typeof hostSchema>[K] | undefined;
+    const store = section("store");
+    await Promise.all([
+      store && resolveEntry("store", "store", withoutRetention(store), options, issues),
+      ...(section("sources") ?? []).map((e, i) => resolveEntry("source", `sources[${i}]`, e, options, issues)),
+      ...(section("sinks") ?? []).map((e, i) => resolveEntry("sink", `sinks[${i}]`, e, options, issues)),
+    ]);
+    throw new ConfigError(issues);
+  }
+  const { cluster, log, store, sources, sinks, http, shutdownTimeout, slim } = host;
   for (const [kind, rule] of Object.entries(slim.kinds))
     for (const problem of ruleProblems(kind, rule))
       issues.push({ ...problem, path: `slim.kinds.${kind}.${problem.path}` });
 
-  const resolveEntry = async <D extends AnyDeclaration>(kind: D["kind"], path: string, entry: PluginEntry) => {
-    const { type, name, ...rest } = entry;
-    const declaration = await findDeclaration(kind, type, options, path, issues);
-    if (!declaration) return undefined;
-    const parsed = v.safeParse(declaration.schema, rest);
-    if (!parsed.success) {
-      issues.push(...parsed.issues.map((i) => toIssue(path, i)));
-      return undefined;
-    }
-    return { declaration: declaration as D, name: name ?? declaration.type, config: parsed.output };
-  };
-
-  const { retention: storeRetention, ...storeEntry } = store;
-  const storeResolved = await resolveEntry<StoreDeclaration>("store", "store", storeEntry);
-  const sourcesResolved = await Promise.all(
-    sources.map((e, i) => resolveEntry<SourceDeclaration>("source", `sources[${i}]`, e)),
+  const storeResolved = await resolveEntry<StoreDeclaration>(
+    "store",
+    "store",
+    withoutRetention(store),
+    options,
+    issues,
   );
-  const sinksResolved = await Promise.all(sinks.map((e, i) => resolveEntry<SinkDeclaration>("sink", `sinks[${i}]`, e)));
+  const sourcesResolved = await Promise.all(
+    sources.map((e, i) => resolveEntry<SourceDeclaration>("source", `sources[${i}]`, e, options, issues)),
+  );
+  const sinksResolved = await Promise.all(
+    sinks.map((e, i) => resolveEntry<SinkDeclaration>("sink", `sinks[${i}]`, e, options, issues)),
+  );
   checkUniqueNames("sources", sourcesResolved, issues);
   checkUniqueNames("sinks", sinksResolved, issues);
   if (issues.length > 0 || !storeResolved) throw new ConfigError(issues);
@@ -276,14 +295,78 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
     logLevel: log.level,
     store: {
       ...storeResolved,
-      retention: { maxAgeMs: storeRetention.maxAge, maxUpdates: storeRetention.maxUpdates },
-      pruneIntervalMs: storeRetention.interval,
+      retention: { maxAgeMs: store.retention.maxAge, maxUpdates: store.retention.maxUpdates },
+      pruneIntervalMs: store.retention.interval,
     },
     sources: sourcesResolved.filter((r) => r !== undefined),
     sinks: sinksResolved.filter((r) => r !== undefined),
     http,
+    shutdownTimeoutMs: shutdownTimeout,
     slim: { annotationAllowList: slim.annotations, kinds: slim.kinds },
   };
+}
+
+/** The store's entry as its plugin sees it: `retention` is the host's. */
+function withoutRetention({ retention: _, ...entry }: v.InferOutput<typeof hostSchema>["store"]): PluginEntry {
+  return entry;
+}
+
+/** A plugin entry's declaration and its config, parsed by the plugin's schema; undefined after adding its issues. */
+async function resolveEntry<D extends AnyDeclaration>(
+  kind: D["kind"],
+  path: string,
+  entry: PluginEntry,
+  options: ResolveOptions,
+  issues: ConfigIssue[],
+): Promise<Resolved<D> | undefined> {
+  const { type, name, ...rest } = entry;
+  const declaration = await findDeclaration(kind, type, options, path, issues);
+  if (!declaration) return undefined;
+  const config = parseAll(declaration.schema, rest, path, issues);
+  if (config === undefined) return undefined;
+  return { declaration: declaration as D, name: name ?? declaration.type, config };
+}
+
+/**
+ * Parses like v.safeParse, adding every issue to `issues` (with `prefix` before their paths) and returning undefined
+ * on failure. A strict object names only its first unknown key: each one named is removed from a copy of the input
+ * and the copy parsed again, until no new unknown key is named, so that all of them are listed at once, each beside
+ * the others of its object. Issues the removals revealed (checks that ran only on a sound object) come last.
+ */
+function parseAll<S extends v.GenericSchema>(
+  schema: S,
+  input: unknown,
+  prefix: string,
+  issues: ConfigIssue[],
+): v.InferOutput<S> | undefined {
+  const copy = structuredClone(input);
+  const listed: ConfigIssue[] = [];
+  /** The object (its path) of each unknown key listed, by the key's path. */
+  const unknownIn = new Map<string, string>();
+  for (let first = true; ; first = false) {
+    const result = v.safeParse(schema, copy);
+    const found = result.issues ?? [];
+    // An unknown key expects "never"; a missing one has the same type and expects its name. One named again is in an
+    // object the schema made itself, not in the copy: removing it would change nothing.
+    const fresh = found.filter(
+      (i) => i.type === "strict_object" && i.expected === "never" && !unknownIn.has(toIssue(prefix, i).path),
+    );
+    if (fresh.length === 0) {
+      const seen = (issue: ConfigIssue) => listed.some((l) => l.path === issue.path && l.message === issue.message);
+      listed.push(...found.map((i) => toIssue(prefix, i)).filter((issue) => !seen(issue)));
+      issues.push(...listed);
+      return result.success && unknownIn.size === 0 ? result.output : undefined;
+    }
+    if (first) listed.push(...found.map((i) => toIssue(prefix, i)));
+    for (const stray of fresh) {
+      const issue = toIssue(prefix, stray);
+      const object = toIssue(prefix, { ...stray, path: stray.path!.slice(0, -1) }).path;
+      if (!first) listed.splice(listed.findLastIndex((other) => unknownIn.get(other.path) === object) + 1, 0, issue);
+      unknownIn.set(issue.path, object);
+      const { input: parent, key } = stray.path!.at(-1) as { input: Record<string, unknown>; key: string };
+      delete parent[key];
+    }
+  }
 }
 
 function toIssue(prefix: string, issue: v.BaseIssue<unknown>): ConfigIssue {

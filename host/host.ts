@@ -21,26 +21,68 @@ export interface Host {
   readonly http: HttpServer;
   readonly metrics: Metrics;
   readiness(): Promise<Readiness>;
-  /** Stops everything in order; safe twice. */
+  /**
+   * Stops everything in order; safe twice. Throws ShutdownTimedOut, after logging what was not committed, when it
+   * takes longer than the config's shutdownTimeout.
+   */
   stop(): Promise<void>;
+}
+
+/** The shutdown did not finish within shutdownTimeout: what was not committed is logged, the process exits 1. */
+export class ShutdownTimedOut extends Error {
+  constructor(timeoutMs: number) {
+    super(`shutdown did not finish within ${timeoutMs} ms`);
+    this.name = "ShutdownTimedOut";
+  }
 }
 
 export interface HostOptions {
   logger?: Logger;
 }
 
-export async function startHost(config: Config, options: HostOptions = {}): Promise<Host> {
-  const logger = options.logger ?? createLogger({ level: config.logLevel });
-  const metrics = createMetrics();
-  const context = (name: string, kind: string): PluginContext => ({
+/** The store could not be opened; the cause is logged, naming the store. */
+export class StoreOpenFailed extends Error {
+  constructor(storeName: string) {
+    super(`store ${storeName} cannot be opened`);
+    this.name = "StoreOpenFailed";
+  }
+}
+
+function pluginContext(config: Config, logger: Logger, metrics: Metrics) {
+  return (name: string, kind: string): PluginContext => ({
     name,
     cluster: config.cluster,
     logger: logger.child({ [kind]: name }),
     metrics,
   });
+}
 
-  const store: Store = config.store.declaration.create(config.store.config, context(config.store.name, "store"));
-  const state = await store.start();
+/** Opens (creating or migrating) the config's store; one that cannot be opened is one error line, then thrown. */
+async function openStore(config: Config, context: ReturnType<typeof pluginContext>, logger: Logger) {
+  const { declaration, name } = config.store;
+  const store: Store = declaration.create(config.store.config, context(name, "store"));
+  try {
+    return { store, state: await store.start() };
+  } catch (error) {
+    // Closes what the failed start left open; the cause worth reporting is the start's own.
+    await store.stop().catch(() => {});
+    logger.error("store cannot be opened", { store: name, type: declaration.type, error });
+    throw new StoreOpenFailed(name);
+  }
+}
+
+/** For `--check`: proves the store usable by opening it (creating it if new), then closes it. */
+export async function checkStore(config: Config, logger: Logger): Promise<void> {
+  const { store } = await openStore(config, pluginContext(config, logger, createMetrics()), logger);
+  await store.stop();
+}
+
+export async function startHost(config: Config, options: HostOptions = {}): Promise<Host> {
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const metrics = createMetrics();
+  const context = pluginContext(config, logger, metrics);
+
+  const { store, state } = await openStore(config, context, logger);
   const log = createLog({ store, epoch: state.epoch, head: state.head, oldest: state.oldest, logger, metrics });
   const pipeline: Pipeline = createPipeline({
     store,
@@ -55,15 +97,14 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
 
   // The sources not synced yet, with the reason each gave, if any.
   const unsynced = new Map(config.sources.map((s) => [s.name, undefined as string | undefined]));
+  // What the last commit said, not a write per probe: a probe's write would wait for the store's write lock behind
+  // commits (and another process's lock, up to the busy timeout), and a remote store would get a write per probe.
   const readiness = async (): Promise<Readiness> => {
     const waiting = [...unsynced].map(([name, reason]) =>
       reason ? `source ${name}: ${reason}` : `source ${name} not synced`,
     );
-    try {
-      await store.checkWritable();
-    } catch (error) {
-      waiting.push(`store not writable: ${(error as Error).message}`);
-    }
+    const failure = pipeline.commitFailure();
+    if (failure) waiting.push(`store not writable: ${failure.message}`);
     return { ready: waiting.length === 0, waiting };
   };
   const http = createHttpServer({ config: config.http, logger, metrics, readiness });
@@ -133,12 +174,28 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
       stopping ??= (async () => {
         clearTimeout(pruneTimer);
         pruneTimer = undefined;
-        await pruning;
-        for (const source of sources) await source.stop();
-        await pipeline.stop();
-        for (const sink of sinks) await sink.stop();
-        await http.stop();
-        await store.stop();
+        const steps = (async () => {
+          await pruning;
+          for (const source of sources) await source.stop();
+          await pipeline.stop();
+          for (const sink of sinks) await sink.stop();
+          await http.stop();
+          await store.stop();
+        })();
+        // A store that keeps failing holds the pending commit, and every step after it, for as long as it fails.
+        let timer: Timer | undefined;
+        const timedOut = new Promise<true>((resolve) => (timer = setTimeout(resolve, config.shutdownTimeoutMs, true)));
+        if (await Promise.race([steps.then(() => false), timedOut]).finally(() => clearTimeout(timer))) {
+          const { updates, resumePoints } = pipeline.abandon();
+          logger.error("shutdown timed out; exiting without committing what is pending", {
+            timeoutMs: config.shutdownTimeoutMs,
+            uncommittedUpdates: updates,
+            uncommittedResumePoints: resumePoints,
+          });
+          // The steps go on in the background (main.ts exits at once); they log how they end, nothing more.
+          steps.catch((error) => logger.debug("shutdown steps failed after the timeout", { error }));
+          throw new ShutdownTimedOut(config.shutdownTimeoutMs);
+        }
         logger.info("stopped");
       })();
       return stopping;

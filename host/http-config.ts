@@ -35,9 +35,9 @@ export const httpSchema = v.strictObject({
     v.pipe(
       v.array(v.pipe(v.string(), v.minLength(16, "a token needs at least 16 characters; use a long random value"))),
       v.description(
-        "Bearer tokens accepted on `/v1` and `/metrics` (health endpoints stay open), at least 16 characters each, " +
-          "typically `${ENV_VAR}`s. Any one of them is enough, so a token can be rotated without downtime. " +
-          "Empty: no auth.",
+        "Bearer tokens required on every path but `/healthz` and `/readyz` (plugin routes included), " +
+          "at least 16 characters each, typically `${ENV_VAR}`s. Any one of them is enough, " +
+          "so a token can be rotated without downtime. Empty: no auth.",
       ),
     ),
     [],

@@ -1,7 +1,8 @@
 /**
  * The one HTTP listener (Hono on Bun.serve). The host mounts health, readiness and
- * metrics; plugins mount their routes on `app` before `start`. CORS, then bearer-token
- * auth, guard /v1 and /metrics; /healthz and /readyz stay open for probes.
+ * metrics; plugins mount their routes on `app` before `start`. CORS, a refusal of GETs
+ * with a body, then bearer-token auth guard every path, plugin routes included; only
+ * /healthz and /readyz stay open for probes.
  */
 import { Hono, type MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
@@ -31,7 +32,13 @@ export interface HttpServer {
   url(): string;
 }
 
-const GUARDED_PATHS = ["/v1", "/v1/*", "/metrics"];
+/** Probes carry no credentials; everything else, whoever mounted it, needs a token when tokens are configured. */
+const OPEN_PATHS = new Set(["/healthz", "/readyz"]);
+
+/** Addresses only this machine can reach; any other listener without tokens serves whoever reaches the port. */
+function isLoopback(address: string): boolean {
+  return address === "localhost" || address === "::1" || address === "[::1]" || /^127\./.test(address);
+}
 
 export function createHttpServer(options: HttpServerOptions): HttpServer {
   const { config, logger, metrics } = options;
@@ -56,9 +63,16 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       }),
     );
   }
+  // Nothing here reads a GET's body: one that comes with a body is refused before anything reads it.
+  app.use("*", async (c, next) => {
+    const { method, raw } = c.req;
+    const sendsBody = raw.headers.has("transfer-encoding") || Number(raw.headers.get("content-length") ?? 0) !== 0;
+    if ((method === "GET" || method === "HEAD") && sendsBody) return c.json({ error: "a GET takes no body" }, 400);
+    return next();
+  });
   if (config.tokens.length > 0) {
     const guard = bearerAuth(config.tokens);
-    for (const path of GUARDED_PATHS) app.use(path, guard);
+    app.use("*", (c, next) => (OPEN_PATHS.has(c.req.path) ? next() : guard(c, next)));
   }
 
   app.get("/healthz", (c) => c.text("ok\n"));
@@ -82,6 +96,11 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
         fetch: app.fetch,
       });
       logger.info("http listening", { url: server.url.href, tls: Boolean(config.tls), auth: config.tokens.length > 0 });
+      if (config.tokens.length === 0 && !isLoopback(config.address))
+        logger.warn("http has no tokens on a non-loopback address: anyone who reaches the port reads the cluster", {
+          address: config.address,
+          hint: "set http.tokens, or http.address: 127.0.0.1",
+        });
     },
     async stop() {
       const running = server;

@@ -1,6 +1,10 @@
 /**
  * A minimal Prometheus registry (text exposition format 0.0.4). Registering the same
  * name twice returns the same metric, so plugins can register on every start.
+ *
+ * Label values can come from outside (kinds from the API server, custom resources
+ * included): each label of a family keeps its first MAX_LABEL_VALUES values, and counts
+ * any later one as `other`, so that no input grows /metrics without bound.
  */
 import type { Counter, Gauge, Histogram, Labels, Metrics } from "../sdk/telemetry.ts";
 
@@ -12,10 +16,33 @@ interface Family {
 
 const DEFAULT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
-function labelKey(labels: Labels | undefined): string {
-  if (!labels) return "";
-  const keys = Object.keys(labels).sort();
-  return keys.map((k) => `${k}="${escapeLabel(labels[k] ?? "")}"`).join(",");
+/** Distinct values one label of one family keeps (well above the built-in kinds plus a config's custom ones). */
+export const MAX_LABEL_VALUES = 100;
+export const OTHER_LABEL_VALUE = "other";
+
+/**
+ * The series keys of one family. `admit` takes a label value while the label has room; a lookup (`admit: false`)
+ * of a value never admitted finds the `other` series, where that value was counted.
+ */
+function labelKeys() {
+  const admitted = new Map<string, Set<string>>();
+  const bounded = (name: string, value: string, admit: boolean): string => {
+    const values = admitted.get(name) ?? new Set<string>();
+    admitted.set(name, values);
+    if (admit && values.size < MAX_LABEL_VALUES) values.add(value);
+    return values.has(value) ? value : OTHER_LABEL_VALUE;
+  };
+  return {
+    key(labels: Labels | undefined, admit = true): string {
+      if (!labels) return "";
+      const keys = Object.keys(labels).sort();
+      return keys.map((k) => `${k}="${escapeLabel(bounded(k, labels[k] ?? "", admit))}"`).join(",");
+    },
+    /** False when some value was never admitted: its series is `other`, shared with other values. */
+    isOwn(labels: Labels): boolean {
+      return Object.entries(labels).every(([name, value]) => admitted.get(name)?.has(value));
+    },
+  };
 }
 
 function escapeLabel(value: string): string {
@@ -28,8 +55,9 @@ function series(name: string, key: string, value: number): string {
 
 function valueFamily(type: "counter" | "gauge", help: string) {
   const values = new Map<string, number>();
+  const keys = labelKeys();
   const add = (labels: Labels | undefined, by: number) => {
-    const key = labelKey(labels);
+    const key = keys.key(labels);
     values.set(key, (values.get(key) ?? 0) + by);
   };
   const family: Family & Counter & Gauge = {
@@ -38,20 +66,23 @@ function valueFamily(type: "counter" | "gauge", help: string) {
     render: (name) => [...values].map(([key, value]) => series(name, key, value)),
     inc: (labels, by = 1) => add(labels, by),
     dec: (labels, by = 1) => add(labels, -by),
-    set: (value, labels) => void values.set(labelKey(labels), value),
-    get: (labels) => values.get(labelKey(labels)) ?? 0,
-    remove: (labels) => void values.delete(labelKey(labels)),
+    set: (value, labels) => void values.set(keys.key(labels), value),
+    get: (labels) => values.get(keys.key(labels, false)) ?? 0,
+    remove: (labels) => {
+      if (keys.isOwn(labels)) values.delete(keys.key(labels, false));
+    },
   };
   return family;
 }
 
 function histogramFamily(help: string, buckets: number[]) {
   const states = new Map<string, { counts: number[]; sum: number; count: number }>();
+  const keys = labelKeys();
   const family: Family & Histogram = {
     type: "histogram",
     help,
     observe(value, labels) {
-      const key = labelKey(labels);
+      const key = keys.key(labels);
       let state = states.get(key);
       if (!state) {
         state = { counts: buckets.map(() => 0), sum: 0, count: 0 };

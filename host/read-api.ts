@@ -5,7 +5,15 @@
 import * as v from "valibot";
 import type { Hono } from "hono";
 import { BehindRetentionError, type CommittedLog } from "../sdk/contract.ts";
-import { kindsParam, nonEmptyParam, parseQuery, positionParam, readObjects, streamParam } from "../sdk/http.ts";
+import {
+  kindsParam,
+  nonEmptyParam,
+  parseQuery,
+  positionParam,
+  readObjects,
+  streamParam,
+  textParam,
+} from "../sdk/http.ts";
 import { toEnvelope } from "../sdk/model.ts";
 import { formatPosition } from "../protocol/position.ts";
 
@@ -14,7 +22,7 @@ export const UPDATES_MAX_LIMIT = 5000;
 function limitParam(max: number, fallback: number) {
   return v.optional(
     v.pipe(
-      v.string(),
+      textParam,
       v.regex(/^\d+$/, "expected a positive integer"),
       v.transform(Number),
       v.minValue(1, "must be at least 1"),

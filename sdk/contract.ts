@@ -187,14 +187,14 @@ export interface Store {
   readUpdates(query: UpdateQuery): Promise<Update[]>;
   /** Current objects matching the query, with the version they are consistent with. */
   snapshot(query: ObjectQuery): Promise<{ version: number; objects: CurrentObject[] }>;
+  /** The same, at most `pageSize` objects at a time from one consistent read (see CommittedLog.snapshotPages). */
+  snapshotPages(query: ObjectQuery, pageSize: number): AsyncIterable<{ version: number; objects: CurrentObject[] }>;
   /** Digests of every current object (loaded once at start). */
   digests(): Promise<ObjectDigest[]>;
   cursor(name: string): Promise<number | undefined>;
   saveCursor(name: string, version: number): Promise<void>;
   /** Prunes the log; returns the new oldest version. */
   prune(policy: RetentionPolicy): Promise<{ removed: number; oldest: number }>;
-  /** Throws when the store cannot take a write (for /readyz). */
-  checkWritable(): Promise<void>;
 }
 
 export type StoreContext = PluginContext;
@@ -254,6 +254,13 @@ export interface CommittedLog {
   follow(options: FollowOptions): AsyncIterable<Update[]>;
   /** The current objects of a stream and the version they are consistent with. */
   snapshot(query: ObjectQuery): Promise<{ version: number; objects: CurrentObject[] }>;
+  /**
+   * The same objects, at most `pageSize` at a time, so that a reader holds one page rather
+   * than the whole state. Every page comes from one consistent read and carries its version;
+   * the first page comes even when there is no object. The read stays open until the last
+   * page is taken or the loop is left, so leave it rather than abandon it.
+   */
+  snapshotPages(query: ObjectQuery, pageSize: number): AsyncIterable<{ version: number; objects: CurrentObject[] }>;
 }
 
 export interface SinkContext extends PluginContext {

@@ -10,13 +10,21 @@ import type { CurrentObject } from "./model.ts";
 import { parsePosition } from "../protocol/position.ts";
 import { ALL, isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
 
+/** The longest value a parameter may have: well above any legal one, and a bound on what a request costs. */
+export const MAX_PARAM_LENGTH = 2048;
+/** The most kinds one `kinds` list may name (Kubernetes has about 60 built-in kinds). */
+export const MAX_KINDS = 64;
+
+/** Every parameter is a string of bounded length first. */
+export const textParam = v.pipe(v.string(), v.maxLength(MAX_PARAM_LENGTH, `at most ${MAX_PARAM_LENGTH} characters`));
+
 export const streamParam = v.optional(
-  v.pipe(v.string(), v.check(isStreamName, `unknown stream: expected ${STREAM_NAME_RULE}`)),
+  v.pipe(textParam, v.check(isStreamName, `unknown stream: expected ${STREAM_NAME_RULE}`)),
   ALL,
 );
 
 export const positionParam = v.pipe(
-  v.string(),
+  textParam,
   v.check(
     (text) => parsePosition(text) !== undefined,
     'expected "<epoch>:<version>", as in an event id or a "next" cursor',
@@ -26,8 +34,9 @@ export const positionParam = v.pipe(
 
 /** A comma list of API kinds (`Pod,Node`); lowercase resource names are a common slip, so they are refused. */
 export const kindsParam = v.pipe(
-  v.string(),
+  textParam,
   v.transform((text) => text.split(",").map((kind) => kind.trim())),
+  v.maxLength(MAX_KINDS, `at most ${MAX_KINDS} kinds`),
   v.array(
     v.pipe(
       v.string(),
@@ -37,7 +46,7 @@ export const kindsParam = v.pipe(
   v.transform((kinds) => new Set(kinds)),
 );
 
-export const nonEmptyParam = v.pipe(v.string(), v.minLength(1, "must not be empty"));
+export const nonEmptyParam = v.pipe(textParam, v.minLength(1, "must not be empty"));
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; response: Response };
 
@@ -63,11 +72,24 @@ export async function readObjects(
   return { version: snapshot.version, objects: snapshot.objects.filter((object) => kinds.has(object.kind)) };
 }
 
+/** What Hono on Bun.serve passes as `c.env`: the server, which knows more of a request than the request itself. */
+interface BunServer {
+  timeout?(request: Request, seconds: number): void;
+  requestIP?(request: Request): { address: string } | null;
+}
+
 /**
  * Keeps a streaming response open past the listener's idle timeout (Bun.serve closes a
  * response that sends nothing for `idleTimeout`, streams included).
  */
 export function exemptFromIdleTimeout(c: Context): void {
-  const server = c.env as { timeout?: (request: Request, seconds: number) => void } | undefined;
-  server?.timeout?.(c.req.raw, 0);
+  (c.env as BunServer | undefined)?.timeout?.(c.req.raw, 0);
+}
+
+/**
+ * The address the request came from: the peer's, so behind a proxy every client has the proxy's (forwarding
+ * headers are not trusted: anyone can send them). Empty when the server cannot tell.
+ */
+export function clientAddress(c: Context): string {
+  return (c.env as BunServer | undefined)?.requestIP?.(c.req.raw)?.address ?? "";
 }

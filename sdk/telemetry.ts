@@ -3,6 +3,7 @@
  * Prometheus registry behind /metrics. The host implements them (host/logger.ts,
  * host/metrics.ts); plugins and the core see only these interfaces.
  */
+import { ALL, nodeOfStream, SHARED } from "../protocol/streams.ts";
 
 export type LogFields = Record<string, unknown>;
 
@@ -16,6 +17,15 @@ export interface Logger {
 }
 
 export type Labels = Record<string, string>;
+
+/**
+ * A stream as a metric label: its class, `all`, `shared` or `node` (`other` for a name that is none of them).
+ * Clients pick node streams by name, without bound: each name as a label would be a series that never goes away.
+ */
+export function streamLabel(stream: string): string {
+  if (stream === ALL || stream === SHARED) return stream;
+  return nodeOfStream(stream) === undefined ? "other" : "node";
+}
 
 export interface Counter {
   inc(labels?: Labels, by?: number): void;

@@ -22,6 +22,7 @@ describe("config", () => {
     expect(config.store.declaration.type).toBe("libsql");
     expect(config.store.retention).toEqual({ maxAgeMs: 86_400_000, maxUpdates: 1_000_000 });
     expect(config.http.port).toBe(8080);
+    expect(config.shutdownTimeoutMs).toBe(15_000);
   });
 
   test("unknown keys are errors that name their path", async () => {
@@ -33,6 +34,30 @@ describe("config", () => {
     expect(await issuesOf({ sources: [{ type: "kubernetes", resoures: ["pods"] }] })).toEqual([
       expect.stringMatching(/^sources\[0\]\.resoures: /),
     ]);
+  });
+
+  test("every unknown key of an object is named, in the host's sections and in a plugin's", async () => {
+    const issues = await issuesOf({
+      clster: {},
+      lgo: {},
+      http: { prot: 1, adress: "x" },
+      sources: [{ type: "kubernetes", namespce: "a", pageSzie: 5, resources: ["pods"] }],
+    });
+    for (const path of ["clster", "lgo", "http.prot", "http.adress", "sources[0].namespce", "sources[0].pageSzie"])
+      expect(issues).toContainEqual(expect.stringMatching(new RegExp(`^${path.replace(/[.[\]]/g, "\\$&")}: `)));
+    expect(issues).toHaveLength(6);
+  });
+
+  test("an error in the host's sections hides no plugin's error", async () => {
+    const issues = await issuesOf({
+      cluster: { name: 3 },
+      store: { type: "libsql", url: "ftp://x" },
+      sources: [{ type: "kubernetes", pageSize: 0 }],
+      sinks: [{ type: "sse", maxStreams: -1 }],
+    });
+    for (const path of ["cluster.name", "store.url", "sources[0].pageSize", "sinks[0].maxStreams"])
+      expect(issues).toContainEqual(expect.stringMatching(new RegExp(`^${path.replace(/[.[\]]/g, "\\$&")}: `)));
+    expect(issues).toHaveLength(4);
   });
 
   test("every error is reported at once", async () => {
@@ -74,11 +99,14 @@ describe("config", () => {
 });
 
 describe("main.ts --check", () => {
+  const ROOT = join(import.meta.dir, "..");
+  const MAIN = join(ROOT, "main.ts");
   async function check(yaml: string) {
     const dir = await tempDir();
     await Bun.write(join(dir, "kubemeta.yaml"), yaml);
-    const proc = Bun.spawn([process.execPath, "run", "main.ts", "--check", "--config", join(dir, "kubemeta.yaml")], {
-      cwd: join(import.meta.dir, ".."),
+    // The check creates the default store, ./data/kubemeta.db: in the temp dir, not in the repository.
+    const proc = Bun.spawn([process.execPath, "run", MAIN, "--check", "--config", join(dir, "kubemeta.yaml")], {
+      cwd: dir,
       stdout: "pipe",
       stderr: "pipe",
     });
@@ -96,12 +124,15 @@ describe("main.ts --check", () => {
   });
 
   test("the example config in examples/ is valid", async () => {
-    const proc = Bun.spawn([process.execPath, "run", "main.ts", "--check", "--config", "examples/kubemeta.yaml"], {
-      cwd: join(import.meta.dir, ".."),
-      env: { ...process.env, WEBHOOK_SECRET: "a-secret-for-the-check" },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
+    const proc = Bun.spawn(
+      [process.execPath, "run", MAIN, "--check", "--config", join(ROOT, "examples/kubemeta.yaml")],
+      {
+        cwd: await tempDir(),
+        env: { ...process.env, WEBHOOK_SECRET: "a-secret-for-the-check" },
+        stdout: "pipe",
+        stderr: "pipe",
+      },
+    );
     expect(await proc.exited).toBe(0);
   });
 

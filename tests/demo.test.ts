@@ -6,40 +6,15 @@ import { afterAll, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { tempDir } from "../testing/index.ts";
+import { MAIN, Output } from "./reliability-process.ts";
 import { json, SseConnection } from "./sse-client.ts";
 
-const MAIN = join(import.meta.dir, "..", "main.ts");
 let dir: string | undefined;
 let demo: ReturnType<typeof Bun.spawn> | undefined;
 afterAll(async () => {
   demo?.kill("SIGKILL");
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-/** Reads stdout until `pattern` matches; fails on exit or after the deadline. */
-async function readUntil(
-  stdout: ReadableStream<Uint8Array>,
-  pattern: RegExp,
-  timeoutMs: number,
-): Promise<RegExpExecArray> {
-  const reader = stdout.getReader();
-  const decoder = new TextDecoder();
-  const deadline = Date.now() + timeoutMs;
-  let text = "";
-  try {
-    for (;;) {
-      const match = pattern.exec(text);
-      if (match) return match;
-      const left = deadline - Date.now();
-      const chunk = await Promise.race([reader.read(), Bun.sleep(Math.max(0, left)).then(() => undefined)]);
-      if (!chunk) throw new Error(`no match for ${pattern} within ${timeoutMs} ms; output so far:\n${text}`);
-      if (chunk.done) throw new Error(`the demo exited before printing ${pattern}; output:\n${text}`);
-      text += decoder.decode(chunk.value, { stream: true });
-    }
-  } finally {
-    reader.releaseLock();
-  }
-}
 
 test("--demo serves a simulated cluster: " +
   "the printed watch command streams RESET, the state, SYNCED, live changes; SIGTERM exits 0", async () => {
@@ -53,7 +28,10 @@ test("--demo serves a simulated cluster: " +
     stderr: "inherit",
   });
   demo = child;
-  const match = await readUntil(child.stdout, /curl -N '(http:\/\/127\.0\.0\.1:\d+\/v1\/watch\?stream=all)'/, 60_000);
+  const match = await new Output(child.stdout).waitFor(
+    /curl -N '(http:\/\/127\.0\.0\.1:\d+\/v1\/watch\?stream=all)'/,
+    60_000,
+  );
   const url = match[1]!;
 
   const c = await SseConnection.open(url);

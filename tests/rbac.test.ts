@@ -41,7 +41,9 @@ test("deploy/kubemeta.yaml grants what its shipped config needs: get, list, watc
   const role = manifests.find((m) => m.kind === "ClusterRole");
   const shipped = manifests.find((m) => m.kind === "ConfigMap")?.data?.["kubemeta.yaml"];
   expect(shipped).toBeString();
-  const config = await resolveConfig(Bun.YAML.parse(shipped!), { baseDir: ROOT, registry: builtins });
+  // The Deployment passes the token from its Secret (tests/security-auth.test.ts checks that part).
+  const env = { KUBEMETA_TOKEN: "token-from-the-secret-0123456789" };
+  const config = await resolveConfig(Bun.YAML.parse(shipped!), { baseDir: ROOT, registry: builtins, env });
   expect(role?.rules).toEqual(policyRules(config));
 });
 

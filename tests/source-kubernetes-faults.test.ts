@@ -142,6 +142,48 @@ describe("watch connections", () => {
       expect(sink.relists).toHaveLength(1);
       await until(() => server.openWatches() === 1, "the abandoned watches to be closed");
     }));
+
+  test("a stalled watch on a server bookmarking every 2 s is replaced within seconds, not after 90 s", () => {
+    const bookmarkMs = 2000;
+    return withCluster(
+      async ({ server, start }) => {
+        const sink = new RecordingSink();
+        const running = await start(sink);
+        await within(running.synced, 5000, "sync");
+        await until(() => sink.bookmarks.length >= 3, "three bookmarks: two intervals of cadence", 4 * bookmarkMs);
+        expect(restarts(running.metrics, "inactivity")).toBe(0);
+        server.stallWatches(true);
+        const stalledAt = performance.now();
+        // 3× the cadence from the last bookmark, which came at most one interval before the stall.
+        await until(() => restarts(running.metrics, "inactivity") >= 1, "the stalled watch to be replaced", 10_000);
+        expect(performance.now() - stalledAt).toBeLessThan(4 * bookmarkMs + 1000);
+        server.stallWatches(false);
+        server.create(newPod("after-stall"));
+        await until(() => sink.events.some((e) => e.name === "after-stall"), "the pod created after the stall");
+        expect(inSync(sink, server, "Pod")).toBe(true);
+        expect(sink.relists).toHaveLength(1);
+      },
+      { bookmarkIntervalMs: bookmarkMs },
+    );
+  }, 30_000);
+
+  test(
+    "a blocked event loop is no stall: the bytes that came meanwhile are read before the timeout counts",
+    () =>
+      withCluster(async ({ start }) => {
+        const sink = new RecordingSink();
+        const running = await start(sink);
+        await within(running.synced, 5000, "sync");
+        await until(() => sink.bookmarks.length >= 3, "three bookmarks: the cadence (the 5 s floor here)");
+        // Longer than the adaptive timeout: the server's bookmarks wait in the socket meanwhile.
+        const blockedUntil = performance.now() + 6000;
+        while (performance.now() < blockedUntil);
+        const seen = sink.bookmarks.length;
+        await until(() => sink.bookmarks.length > seen + 2, "bookmarks after the block");
+        expect(restarts(running.metrics, "inactivity")).toBe(0);
+      }),
+    30_000,
+  );
 });
 
 describe("stop", () => {

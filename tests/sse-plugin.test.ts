@@ -24,6 +24,9 @@ const heldLog: CommittedLog = {
   read: () => held.promise,
   async *follow() {},
   snapshot: async () => ({ version: 10, objects: [] }),
+  async *snapshotPages() {
+    yield { version: 10, objects: [] };
+  },
 };
 const metrics = createMetrics();
 const http = createHttpServer({

@@ -226,7 +226,7 @@ describe("GET /v1/watch", () => {
     await open(th);
     await a.takeUntil("SYNCED");
     expect(await gauge()).toEqual([
-      'kubemeta_sse_subscribers{stream="node/n1"} 1',
+      'kubemeta_sse_subscribers{stream="node"} 1',
       'kubemeta_sse_subscribers{stream="all"} 1',
     ]);
     const refused = await fetch(`${th.url}/v1/watch`);

@@ -62,7 +62,6 @@ describe("lifecycle and epoch", () => {
     await store.stop();
     await store.stop();
     await expect(store.readUpdates({ stream: "all", after: 0, limit: 10 })).rejects.toThrow(/not started/);
-    await expect(store.checkWritable()).rejects.toThrow(/not started/);
     const again = await store.start();
     expect(again).toMatchObject({ epoch: a.epoch, head: 2 });
   });
@@ -158,7 +157,7 @@ describe("commit and the log", () => {
   });
 });
 
-describe("cursors and writability", () => {
+describe("cursors", () => {
   test("cursors are undefined until saved, then overwritten", async () => {
     const store = makeStore(newDir());
     await store.start();
@@ -168,6 +167,5 @@ describe("cursors and writability", () => {
     await store.saveCursor("sink/webhook", 3);
     expect(await store.cursor("sink/nats")).toBe(12);
     expect(await store.cursor("sink/webhook")).toBe(3);
-    await store.checkWritable();
   });
 });

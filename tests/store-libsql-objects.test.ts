@@ -112,6 +112,24 @@ describe("current objects", () => {
     expect(snapshots.at(-1)!.version).toBe(9000);
   });
 
+  test("snapshotPages: pageSize at a time, one version across a commit between pages; leaving frees it", async () => {
+    const store = makeStore(newDir());
+    await store.start();
+    expect(await Array.fromAsync(store.snapshotPages({}, 100))).toEqual([{ version: 0, objects: [] }]);
+    await store.commit(batch(run(1, 1000)));
+    const pages = [];
+    for await (const page of store.snapshotPages({}, 300)) {
+      pages.push(page);
+      if (pages.length === 1) await store.commit(batch(run(1001, 1500)));
+    }
+    expect(pages.map((p) => p.objects.length)).toEqual([300, 300, 300, 100]);
+    expect(pages.map((p) => p.version)).toEqual([1000, 1000, 1000, 1000]);
+    expect(new Set(pages.flatMap((p) => p.objects.map((o) => o.uid))).size).toBe(1000);
+    // Leaving a loop early ends its read: more of them than there are read slots all finish.
+    for (let i = 0; i < 10; i++) for await (const _ of store.snapshotPages({}, 10)) break;
+    expect((await store.snapshot({})).objects).toHaveLength(1500);
+  });
+
   test("a burst of snapshots beside replays neither fails nor exhausts the reader's connections", async () => {
     const store = makeStore(newDir());
     await store.start();

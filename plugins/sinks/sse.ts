@@ -10,10 +10,11 @@
 import * as v from "valibot";
 import type { Context, Hono } from "hono";
 import { defineSink } from "../../sdk/contract.ts";
-import { exemptFromIdleTimeout } from "../../sdk/http.ts";
+import { clientAddress, exemptFromIdleTimeout } from "../../sdk/http.ts";
 import { kindsParam, nonEmptyParam, parseQuery, positionParam, streamParam } from "../../sdk/http.ts";
 import { parsePosition } from "../../protocol/position.ts";
 import { duration, positiveInt } from "../../sdk/schema.ts";
+import { streamLabel } from "../../sdk/telemetry.ts";
 import { SseChannel } from "./sse/channel.ts";
 import { runSession } from "./sse/session.ts";
 import { HEARTBEAT, OPENING, UpdateEvents } from "./sse/wire.ts";
@@ -60,6 +61,16 @@ export default defineSink({
       v.pipe(positiveInt, v.description("Concurrent streams; past it, a subscribe gets `503`.")),
       1000,
     ),
+    maxStreamsPerClient: v.optional(
+      v.pipe(
+        positiveInt,
+        v.description(
+          "Concurrent streams from one client address; past it, a subscribe gets `429`. " +
+            "Behind a proxy every client has the proxy's address: raise it to `maxStreams` there.",
+        ),
+      ),
+      100,
+    ),
     heartbeat: v.optional(
       v.pipe(
         duration,
@@ -85,10 +96,14 @@ export default defineSink({
   }),
   example: { maxStreams: 1000, heartbeat: "15s" },
   create(config, ctx) {
-    const subscribers = ctx.metrics.gauge("kubemeta_sse_subscribers", "Open /v1/watch streams, by stream.");
+    const subscribers = ctx.metrics.gauge(
+      "kubemeta_sse_subscribers",
+      "Open /v1/watch streams, by stream class (all, shared, node).",
+    );
     const rejected = ctx.metrics.counter(
       "kubemeta_sse_rejected_total",
-      "Subscriptions refused because maxStreams streams were open.",
+      "Subscriptions refused because maxStreams (reason max_streams) or maxStreamsPerClient (max_streams_per_client) " +
+        "streams were open.",
     );
     const overflows = ctx.metrics.counter(
       "kubemeta_sse_overflows_total",
@@ -98,19 +113,24 @@ export default defineSink({
     const events = new UpdateEvents(ctx.log.epoch);
     const sessions = new Map<AbortController, { channel: SseChannel; done: Promise<void> }>();
     const perStream = new Map<string, number>();
+    const perLabel = new Map<string, number>();
+    const perClient = new Map<string, number>();
     let running = false;
     let heartbeat: ReturnType<typeof setInterval> | undefined;
 
+    /** Adds `by` to a count; at zero the key is dropped, so that no name a client picked stays behind. */
+    const tally = (counts: Map<string, number>, key: string, by: number): number => {
+      const n = (counts.get(key) ?? 0) + by;
+      if (n > 0) counts.set(key, n);
+      else counts.delete(key);
+      return n;
+    };
     const count = (stream: string, by: number) => {
-      const n = (perStream.get(stream) ?? 0) + by;
-      if (n > 0) {
-        perStream.set(stream, n);
-        subscribers.set(n, { stream });
-        return;
-      }
-      perStream.delete(stream);
-      subscribers.remove({ stream });
-      events.forget(stream);
+      if (tally(perStream, stream, by) === 0) events.forget(stream);
+      const label = { stream: streamLabel(stream) };
+      const n = tally(perLabel, label.stream, by);
+      if (n > 0) subscribers.set(n, label);
+      else subscribers.remove(label);
     };
 
     function watch(c: Context): Response {
@@ -119,9 +139,16 @@ export default defineSink({
       // Hono answers HEAD with the GET handler's headers and drops its body unread: a session would never end.
       if (c.req.method === "HEAD") return new Response(null, { headers: HEADERS });
       if (sessions.size >= config.maxStreams) {
-        rejected.inc();
+        rejected.inc({ reason: "max_streams" });
         c.header("retry-after", "5");
         return c.json({ error: `too many streams (maxStreams is ${config.maxStreams}); retry later` }, 503);
+      }
+      const client = clientAddress(c);
+      if ((perClient.get(client) ?? 0) >= config.maxStreamsPerClient) {
+        rejected.inc({ reason: "max_streams_per_client" });
+        c.header("retry-after", "5");
+        const limit = `maxStreamsPerClient is ${config.maxStreamsPerClient}`;
+        return c.json({ error: `too many streams from this address (${limit}); close one or retry later` }, 429);
       }
       const { stream, kinds, namespace, since } = query.value;
       // The header is the progress of this very EventSource, whose URL keeps its first `since`.
@@ -134,6 +161,7 @@ export default defineSink({
       exemptFromIdleTimeout(c);
       channel.write(OPENING);
       count(stream, 1);
+      tally(perClient, client, 1);
       const done = runSession({
         log: ctx.log,
         stream,
@@ -157,6 +185,7 @@ export default defineSink({
           channel.close();
           sessions.delete(abort);
           count(stream, -1);
+          tally(perClient, client, -1);
         });
       sessions.set(abort, { channel, done });
       return new Response(channel.body, { headers: HEADERS });

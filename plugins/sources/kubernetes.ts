@@ -125,8 +125,8 @@ const schema = v.strictObject({
       duration,
       v.minValue(1, "inactivityTimeout must be positive"),
       v.description(
-        "No byte at all for this long on a watch (bookmarks arrive about every minute) " +
-          "means a half-open connection: reconnect.",
+        "No byte at all for this long on a watch means a half-open connection: reconnect. The maximum: " +
+          "after two bookmark intervals a watch waits 3× its longest one (at least 5s) if that is shorter.",
       ),
     ),
     "90s",
@@ -195,7 +195,15 @@ export default defineSource({
       async start() {
         if (controller) return;
         const options = { kubeconfig: config.kubeconfig, context: config.context };
-        const { kc, origin } = loadKubeConfig(options);
+        let loaded: ReturnType<typeof loadKubeConfig>;
+        try {
+          loaded = loadKubeConfig(options);
+        } catch (error) {
+          // The host retries the start; meanwhile /readyz says why.
+          ctx.waiting(`cannot load the kubeconfig: ${(error as Error).message}`);
+          throw error;
+        }
+        const { kc, origin } = loaded;
         const transport = createTransport(kc, () => loadKubeConfig(options).kc);
         const metrics = sourceMetrics(ctx.metrics);
         const requester = createRequester({
@@ -217,12 +225,28 @@ export default defineSource({
             ctx.synced();
           }
         };
-        // Why each resource not served yet is waited for, in the config's order; /readyz shows them all.
+        // Why each resource not served yet is waited for, in the config's order, then the last error of each one
+        // not synced yet (resources failing alike as one); /readyz shows them all.
         const reasons = new Map(config.resources.map((name) => [name, undefined as string | undefined]));
+        const errors = new Map<string, string>();
+        const report = () => {
+          const all = [...reasons.values()].filter((given) => given !== undefined);
+          const failing = new Map<string, string[]>();
+          for (const [name, error] of errors) failing.set(error, [...(failing.get(error) ?? []), name]);
+          const parts = [
+            ...(all.length > 0 ? [`waiting for ${all.join(", ")}`] : []),
+            ...[...failing].map(([error, names]) => `${names.join(", ")}: ${error}`),
+          ];
+          ctx.waiting(parts.length > 0 ? parts.join("; ") : undefined);
+        };
         const waiting = (ref: ResourceRef, reason: string | undefined) => {
           reasons.set(ref.name, reason);
-          const all = [...reasons.values()].filter((given) => given !== undefined);
-          ctx.waiting(all.length > 0 ? `waiting for ${all.join(", ")}` : undefined);
+          report();
+        };
+        const failing = (ref: ResourceRef, error: string | undefined) => {
+          if (error === undefined) errors.delete(ref.name);
+          else errors.set(ref.name, error);
+          report();
         };
         const backoff = { initialMs: config.backoff.initial, maxMs: config.backoff.max };
         const interval = { initialMs: config.discovery.initial, maxMs: config.discovery.max };
@@ -251,7 +275,14 @@ export default defineSource({
                 watchTimeoutMs: config.watchTimeout,
                 backoff,
               },
-              { changes: ctx.changes, requester, metrics, logger: ctx.logger, onSynced: resourceSynced },
+              {
+                changes: ctx.changes,
+                requester,
+                metrics,
+                logger: ctx.logger,
+                onSynced: resourceSynced,
+                failing: (error) => failing(ref, error),
+              },
             );
             if ((await reflector.run(signal)) === "stopped") return;
             type = undefined;

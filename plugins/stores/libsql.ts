@@ -9,7 +9,7 @@ import { defineStore, type CommitBatch, type Store } from "../../sdk/contract.ts
 import { checkContiguous, commitStatements, GUARD_FAILURE, StreamIds } from "./libsql/commit.ts";
 import { isFileUrl, openConnections, yieldToEventLoop, type Connections } from "./libsql/connection.ts";
 import { DELETE_UNPINNED, prune, RAISE_HORIZON } from "./libsql/prune.ts";
-import { digests, loadState, loadStreamIds, readUpdates, snapshot } from "./libsql/read.ts";
+import { digests, loadState, loadStreamIds, readUpdates, snapshot, snapshotPages } from "./libsql/read.ts";
 import { migrate } from "./libsql/schema.ts";
 
 /** A commit of many updates yields to the event loop after this long (its transaction stays open). */
@@ -216,6 +216,7 @@ export default defineStore({
 
       readUpdates: async (query) => readUpdates(open().reader, query),
       snapshot: async (query) => snapshot(open().reader, query),
+      snapshotPages: (query, pageSize) => snapshotPages(open().reader, query, pageSize),
       digests: async () => digests(open().reader),
 
       async cursor(name) {
@@ -255,10 +256,6 @@ export default defineStore({
         );
         pruned.inc(undefined, result.removed);
         return result;
-      },
-
-      async checkWritable() {
-        await serially((c) => c.writer.batch(["UPDATE meta SET head = head WHERE id = 1"], "write"));
       },
     };
   },

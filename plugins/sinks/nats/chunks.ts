@@ -19,7 +19,8 @@ export class ChunkWriter {
   constructor(
     private readonly epoch: string,
     private readonly maxBytes: number,
-    private readonly send: (chunk: string) => Promise<void>,
+    /** `last`: the reply's final chunk. */
+    private readonly send: (chunk: string, last: boolean) => Promise<void>,
   ) {}
 
   /** Starts the reply with a reset marker (only before anything is sent). */
@@ -47,14 +48,14 @@ export class ChunkWriter {
 
   /** Sends what is left as the final chunk: the requester holds the stream up to `through`. */
   finish(through: number): Promise<void> {
-    return this.flush(`,"last":true,"through":${through}`);
+    return this.flush(`,"last":true,"through":${through}`, true);
   }
 
   /** Ends the reply with an error (after whatever was sent). */
   fail(message: string): Promise<void> {
     this.parts = [];
     this.partBytes = 0;
-    return this.flush(`,"error":${JSON.stringify(message)},"last":true`);
+    return this.flush(`,"error":${JSON.stringify(message)},"last":true`, true);
   }
 
   private head(seq = this.seq): string {
@@ -76,12 +77,12 @@ export class ChunkWriter {
     return this.fixedBytes() + this.partBytes + Math.max(0, this.parts.length - 1);
   }
 
-  private async flush(tail = ""): Promise<void> {
+  private async flush(tail = "", last = false): Promise<void> {
     const chunk = `${this.head()}${this.parts.join(",")}]${this.oversizedJson()}${tail}}`;
     this.parts = [];
     this.partBytes = 0;
     this.oversized = [];
     this.seq++;
-    await this.send(chunk);
+    await this.send(chunk, last);
   }
 }

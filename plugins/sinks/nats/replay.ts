@@ -38,30 +38,77 @@ export interface Responder {
 const MAX_WAITING = 10_000;
 /** Updates read from the log at a time. */
 const PAGE = 2_000;
-/** A flush (a round trip to the server) after this many bytes keeps the client's buffer bounded. */
-const FLUSH_EVERY_BYTES = 4 << 20;
+/**
+ * Objects of a reset read from the store at a time: an answer holds one page, never the
+ * stream's whole state, so `concurrency` bounds the memory of a flood of resets.
+ */
+const SNAPSHOT_PAGE = 500;
+/**
+ * A flush (a round trip to the server) after this many bytes, and at the end of each reply,
+ * keeps the client's outbound buffer bounded: the client buffers what the socket has not
+ * taken yet, and a reply is done only once the server has it, whoever reads it.
+ */
+const FLUSH_EVERY_BYTES = 1 << 20;
 const DEFAULT_MAX_PAYLOAD = 1 << 20;
+
+/** A request waiting for a slot, with what it asks for takeAlike (undefined when malformed: answered in its turn). */
+interface Waiting {
+  msg: Msg;
+  request: ReplayRequest | undefined;
+}
+
+function parsedOrUndefined(msg: Msg): ReplayRequest | undefined {
+  try {
+    return parseReplayRequest(msg.string());
+  } catch {
+    return undefined;
+  }
+}
 
 export function serveReplay(options: ResponderOptions): Responder {
   const { nc, log, logger, requests, labels } = options;
-  const waiting: Msg[] = [];
+  let waiting: Waiting[] = [];
   const answering = new Set<Promise<void>>();
   let stopping = false;
 
-  function count(result: string): void {
-    requests.inc({ ...labels, result });
+  function count(result: string, requesters = 1): void {
+    requests.inc({ ...labels, result }, requesters);
   }
 
-  function writerFor(reply: string): ChunkWriter {
+  /** Sends each chunk to every reply subject: requesters answered together get the same chunks. */
+  function writerFor(replies: string[]): ChunkWriter {
     let unflushed = 0;
-    return new ChunkWriter(log.epoch, nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD, async (chunk) => {
-      nc.publish(reply, chunk);
-      unflushed += chunk.length;
-      if (unflushed >= FLUSH_EVERY_BYTES) {
+    const encoder = new TextEncoder();
+    return new ChunkWriter(log.epoch, nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD, async (chunk, last) => {
+      const payload = encoder.encode(chunk);
+      for (const reply of replies) {
+        nc.publish(reply, payload);
+        unflushed += payload.length;
+        if (unflushed >= FLUSH_EVERY_BYTES) {
+          unflushed = 0;
+          await nc.flush();
+        }
+      }
+      if (last && unflushed > 0) {
         unflushed = 0;
         await nc.flush();
       }
     });
+  }
+
+  /**
+   * Takes the waiting requests that the same reply answers: resets of `stream` for the same
+   * reason. A flood of resets (agents after a wiped store, or a hostile client) then costs one
+   * read of the state, not one per request. One scan of the queue per reset answered.
+   */
+  function takeAlike(stream: string, reason: ResetReason): string[] {
+    const replies: string[] = [];
+    waiting = waiting.filter(({ msg, request }) => {
+      if (!msg.reply || request?.stream !== stream || resetReason(request) !== reason) return true;
+      replies.push(msg.reply);
+      return false;
+    });
+    return replies;
   }
 
   function resetReason(request: ReplayRequest): ResetReason | undefined {
@@ -71,14 +118,25 @@ export function serveReplay(options: ResponderOptions): Responder {
     return undefined;
   }
 
-  async function sendState(request: ReplayRequest, reason: ResetReason, writer: ChunkWriter): Promise<void> {
+  async function sendState(
+    request: ReplayRequest,
+    reason: ResetReason,
+    writer: ChunkWriter,
+    requesters = 1,
+  ): Promise<void> {
     writer.markReset(reason);
-    const { version, objects } = await log.snapshot(request.stream === ALL ? {} : { stream: request.stream });
     const time = new Date().toISOString();
-    for (const object of objects)
-      await writer.add(JSON.stringify(snapshotEnvelope(log.epoch, request.stream, object, time)), object.version);
+    let version = 0;
+    for await (const page of log.snapshotPages(
+      request.stream === ALL ? {} : { stream: request.stream },
+      SNAPSHOT_PAGE,
+    )) {
+      version = page.version;
+      for (const object of page.objects)
+        await writer.add(JSON.stringify(snapshotEnvelope(log.epoch, request.stream, object, time)), object.version);
+    }
     await writer.finish(version);
-    count("reset");
+    count("reset", requesters);
   }
 
   async function sendUpdates(request: ReplayRequest, from: number, writer: ChunkWriter): Promise<void> {
@@ -109,15 +167,19 @@ export function serveReplay(options: ResponderOptions): Responder {
       logger.warn("replay request without a reply subject; ignored");
       return;
     }
-    const writer = writerFor(msg.reply);
+    let replies = [msg.reply];
+    let writer = writerFor(replies);
     try {
       const request = parseReplayRequest(msg.string());
       const reason = resetReason(request);
-      if (reason) await sendState(request, reason, writer);
-      else await sendUpdates(request, request.from!.version, writer);
+      if (reason) {
+        replies = [msg.reply, ...takeAlike(request.stream, reason)];
+        writer = writerFor(replies);
+        await sendState(request, reason, writer, replies.length);
+      } else await sendUpdates(request, request.from!.version, writer);
     } catch (error) {
       const malformed = error instanceof MalformedRequestError;
-      count(malformed ? "malformed" : "failed");
+      count(malformed ? "malformed" : "failed", replies.length);
       if (malformed) logger.warn("malformed replay request", { error, payload: msg.string().slice(0, 200) });
       else logger.error("replay failed", { error });
       await writer
@@ -130,7 +192,7 @@ export function serveReplay(options: ResponderOptions): Responder {
     const done: Promise<void> = answer(msg).finally(() => {
       answering.delete(done);
       const next = waiting.shift();
-      if (next) begin(next);
+      if (next) begin(next.msg);
     });
     answering.add(done);
   }
@@ -141,10 +203,10 @@ export function serveReplay(options: ResponderOptions): Responder {
       if (error) return logger.warn("replay subscription error", { error });
       if (stopping) return;
       if (answering.size < options.concurrency) return begin(msg);
-      if (waiting.length < MAX_WAITING) return void waiting.push(msg);
+      if (waiting.length < MAX_WAITING) return void waiting.push({ msg, request: parsedOrUndefined(msg) });
       count("busy");
       if (msg.reply)
-        void writerFor(msg.reply)
+        void writerFor([msg.reply])
           .fail("busy; ask again later")
           .catch(() => {});
     },
@@ -154,7 +216,7 @@ export function serveReplay(options: ResponderOptions): Responder {
     async stop() {
       if (stopping) return;
       stopping = true;
-      waiting.length = 0;
+      waiting = [];
       subscription.unsubscribe();
       await Promise.allSettled([...answering]);
     },

@@ -32,6 +32,11 @@ export interface ReflectorDeps {
   logger: Logger;
   /** Called once, when the resource's state is known (initial list done, or resumed). */
   onSynced(): void;
+  /**
+   * Why the resource is not synced yet: its last error while retrying; undefined once synced (for /readyz). Optional:
+   * a reflector run on its own (tests) reports to nobody.
+   */
+  failing?(reason: string | undefined): void;
 }
 
 interface ListPage {
@@ -204,6 +209,7 @@ export class Reflector {
         if (signal.aborted || !transient(err)) throw err;
         const { delayMs } = retryDelay(err, this.backoff);
         this.logger.warn("list page failed; retrying it", { error: err, delayMs });
+        this.failed(err);
         await sleep(delayMs, signal);
       }
     }
@@ -222,7 +228,17 @@ export class Reflector {
     const { delayMs, reason } = retryDelay(err, this.backoff);
     this.restarted(reason);
     this.logger.warn("list/watch failed; retrying", { error: err, reason, delayMs });
+    this.failed(err);
     await sleep(delayMs, signal);
+  }
+
+  /** Until synced, the last error is why the resource is not ready: connection refused, 401, a TLS failure… */
+  private failed(err: unknown) {
+    if (this.synced) return;
+    const { code, message } = err as { code?: unknown; message?: string };
+    // Bun's fetch says only "Unable to connect…" in its message; its code says why (ECONNREFUSED).
+    const detail = typeof code === "string" && !message?.includes(code) ? `${code}: ${message}` : message;
+    this.deps.failing?.(`list/watch failing, retrying: ${detail ?? String(err)}`);
   }
 
   private restarted(reason: string) {
@@ -232,6 +248,7 @@ export class Reflector {
   private markSynced() {
     if (this.synced) return;
     this.synced = true;
+    this.deps.failing?.(undefined);
     this.deps.onSynced();
   }
 }

@@ -8,7 +8,7 @@ import type { ChangeSink, Relist } from "../../../sdk/contract.ts";
 import type { ChangeType } from "../../../protocol/envelope.ts";
 import type { KubeObject } from "../../../sdk/model.ts";
 import { LineSplitter } from "./lines.ts";
-import { statusError, unlessStopped, type KubeStatus, type Requester } from "./request.ts";
+import { BookmarkCadence, statusError, unlessStopped, type KubeStatus, type Requester } from "./request.ts";
 import { apiVersionOf, type ResourceType } from "./resources.ts";
 import type { SourceMetrics } from "./telemetry.ts";
 
@@ -58,6 +58,7 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
   const started = performance.now();
   const splitter = new LineSplitter();
   const counts = new Map<EventType, number>();
+  const cadence = new BookmarkCadence();
   let relist: Relist | undefined;
   let initialPending = options.initial;
   let progressed = false;
@@ -106,6 +107,7 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
         throw new StreamingListIgnored("BOOKMARK without the initial-events-end annotation");
       return endInitialState(resourceVersion);
     }
+    cadence.beat();
     options.onResourceVersion(resourceVersion);
     return changes.bookmark(key, resourceVersion);
   }
@@ -134,6 +136,7 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
 
   try {
     await deps.requester.stream({ verb: "watch", resource: type.resource, path: options.path }, options.signal, {
+      cadence,
       onOpen() {
         if (!options.initial) return options.onSynced();
         metrics.relists.inc({ resource: type.resource });

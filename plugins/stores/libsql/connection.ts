@@ -71,8 +71,28 @@ export async function openConnections(url: string, logger: Logger, authToken?: s
     };
   }
   const path = filePathOf(url);
-  mkdirSync(dirname(path), { recursive: true });
-  const writer = createClient({ url, concurrency: 1, timeout: BUSY_TIMEOUT_MS });
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    throw new Error(
+      code === "EEXIST" || code === "ENOTDIR"
+        ? `cannot create the directory of ${path}: a file is in the way`
+        : `cannot create the directory of ${path}: ${message}`,
+    );
+  }
+  let writer: Client;
+  try {
+    writer = createClient({ url, concurrency: 1, timeout: BUSY_TIMEOUT_MS });
+  } catch (error) {
+    // libSQL says only `ConnectionFailed("Unable to open connection to local database <path>: 14")`.
+    const message = (error as Error).message;
+    throw new Error(
+      /: 14"?\)?$/.test(message)
+        ? `cannot open ${path}: SQLite cannot open or create a database file there (SQLITE_CANTOPEN)`
+        : `cannot open ${path}: ${message}`,
+    );
+  }
   let journalMode: string;
   try {
     journalMode = String((await writer.execute("PRAGMA journal_mode = WAL")).rows[0]?.[0] ?? "").toLowerCase();

@@ -55,7 +55,8 @@ const SNAPSHOT_PAGE = 2_000;
 const READ_TRANSACTIONS = 4;
 const waitingForTransaction = new WeakMap<Client, { active: number; queue: (() => void)[] }>();
 
-async function withReadSlot<T>(reader: Client, work: () => Promise<T>): Promise<T> {
+/** Waits for a read slot; the returned function gives it back. */
+async function takeReadSlot(reader: Client): Promise<() => void> {
   let slots = waitingForTransaction.get(reader);
   if (!slots) {
     slots = { active: 0, queue: [] };
@@ -63,13 +64,12 @@ async function withReadSlot<T>(reader: Client, work: () => Promise<T>): Promise<
   }
   if (slots.active < READ_TRANSACTIONS) slots.active++;
   else await new Promise<void>((resolve) => slots.queue.push(resolve));
-  try {
-    return await work();
-  } finally {
-    const next = slots.queue.shift();
+  const held = slots;
+  return () => {
+    const next = held.queue.shift();
     if (next) next();
-    else slots.active--;
-  }
+    else held.active--;
+  };
 }
 
 /**
@@ -94,25 +94,44 @@ async function readPage<T>(
 }
 
 /** Every row of a selection, page by page, in one read transaction that also reads meta.head first. */
-function readAll<T>(reader: Client, selection: Selection): Promise<{ head: number; items: T[] }> {
-  return withReadSlot(reader, () => readAllNow<T>(reader, selection));
+async function readAll<T>(reader: Client, selection: Selection): Promise<{ head: number; items: T[] }> {
+  let head = 0;
+  const items: T[] = [];
+  for await (const page of readPages<T>(reader, selection, SNAPSHOT_PAGE)) {
+    head = page.head;
+    items.push(...page.items);
+  }
+  return { head, items };
 }
 
-async function readAllNow<T>(reader: Client, selection: Selection): Promise<{ head: number; items: T[] }> {
-  const tx = await reader.transaction("read");
+/**
+ * The rows of a selection `limit` at a time, in one read transaction (one consistent view)
+ * that also reads meta.head first. The first page comes even when it is empty. The read
+ * slot and the transaction are held until the last page is taken or the loop is left.
+ */
+async function* readPages<T>(
+  reader: Client,
+  selection: Selection,
+  limit: number,
+): AsyncGenerator<{ head: number; items: T[] }> {
+  const release = await takeReadSlot(reader);
   try {
-    const head = Number((await tx.execute("SELECT head FROM meta WHERE id = 1")).rows[0]?.head ?? 0);
-    const items: T[] = [];
-    let after = 0;
-    for (;;) {
-      const page = await readPage<T>(tx, selection, after, SNAPSHOT_PAGE);
-      items.push(...page.items);
-      if (page.items.length < SNAPSHOT_PAGE) return { head, items };
-      after = page.last;
-      await yieldToEventLoop();
+    const tx = await reader.transaction("read");
+    try {
+      const head = Number((await tx.execute("SELECT head FROM meta WHERE id = 1")).rows[0]?.head ?? 0);
+      let after = 0;
+      for (;;) {
+        const page = await readPage<T>(tx, selection, after, limit);
+        yield { head, items: page.items };
+        if (page.items.length < limit) return;
+        after = page.last;
+        await yieldToEventLoop();
+      }
+    } finally {
+      tx.close();
     }
   } finally {
-    tx.close();
+    release();
   }
 }
 
@@ -130,10 +149,7 @@ export async function readUpdates(reader: Client, query: UpdateQuery): Promise<U
   return ordered ? items : items.sort((a, b) => a.version - b.version);
 }
 
-export async function snapshot(
-  reader: Client,
-  query: ObjectQuery,
-): Promise<{ version: number; objects: CurrentObject[] }> {
+function objectSelection(query: ObjectQuery): Selection {
   const where: string[] = [];
   const args: InValue[] = [];
   const equal = (condition: string, value: string | undefined) => {
@@ -149,8 +165,24 @@ export async function snapshot(
     where.push("t.uid IN (SELECT value FROM json_each(?))");
     args.push(JSON.stringify(query.uids));
   }
-  const { head, items } = await readAll<CurrentObject>(reader, { from: OBJECTS, json: OBJECT_JSON, where, args });
+  return { from: OBJECTS, json: OBJECT_JSON, where, args };
+}
+
+export async function snapshot(
+  reader: Client,
+  query: ObjectQuery,
+): Promise<{ version: number; objects: CurrentObject[] }> {
+  const { head, items } = await readAll<CurrentObject>(reader, objectSelection(query));
   return { version: head, objects: items };
+}
+
+export async function* snapshotPages(
+  reader: Client,
+  query: ObjectQuery,
+  pageSize: number,
+): AsyncGenerator<{ version: number; objects: CurrentObject[] }> {
+  for await (const { head, items } of readPages<CurrentObject>(reader, objectSelection(query), pageSize))
+    yield { version: head, objects: items };
 }
 
 export async function digests(reader: Client): Promise<ObjectDigest[]> {

@@ -1,0 +1,109 @@
+/**
+ * A flood of replay requests must not cost memory in proportion to its size: 1,000
+ * resets of `all` whose reply subjects nobody reads, against a real nats-server and a
+ * host holding a few thousand objects, leave RSS within a bound; the few requesters of
+ * the flood that do listen get whole replies, and replay still works afterwards.
+ */
+import { expect, test } from "bun:test";
+import { createInbox } from "@nats-io/transport-node";
+import { ALL } from "../protocol/streams.ts";
+import type { ReplayChunk } from "../protocol/replay.ts";
+import { rawPod, waitFor } from "../testing/index.ts";
+import { replay } from "./nats-consumer.ts";
+import { nodeNames, natsSuite, PREFIX, rawNode } from "./nats-fixtures.ts";
+
+const REPLAY = `${PREFIX}.replay`;
+const NODES = nodeNames(20);
+const PODS = 3_000;
+const REQUESTS = 1_000;
+/**
+ * 1,000 queued resets of `all` held a snapshot each before (+216 MiB here); now they add 68–92 MiB, most of it NATS
+ * client buffers awaiting GC. The bound leaves room for a loaded machine and still fails the old code.
+ */
+const MAX_GROWTH_BYTES = 128 << 20;
+
+const suite = natsSuite();
+
+/** A pod about the size of a real slim one (1 KB and more of JSON). */
+function pod(i: number) {
+  const labels: Record<string, string> = { app: `app-${i % 50}`, "pod-template-hash": `${(i * 7919).toString(36)}` };
+  for (let l = 0; l < 12; l++) labels[`example.com/label-${l}`] = `value-${l}-${i}-padding-to-real-size`;
+  return rawPod(`pod-${i}`, { node: NODES[i % NODES.length], namespace: `ns-${i % 10}`, labels });
+}
+
+const replayed = (result: string) =>
+  suite.th.host.metrics.counter("kubemeta_nats_replay_requests_total", "").get({ sink: "nats", result });
+
+/** What a listening requester got, counted as it arrives (keeping the chunks would weigh on the RSS measured). */
+interface Heard {
+  seqs: number[];
+  updates: number;
+  reset?: string;
+  last: boolean;
+}
+
+/** Sends a reset request whose reply is listened to. */
+function listenedRequest(stream: string): Heard {
+  const { nc } = suite;
+  const heard: Heard = { seqs: [], updates: 0, last: false };
+  const inbox = createInbox();
+  const sub = nc.subscribe(inbox, {
+    callback(_, msg) {
+      const chunk = msg.json<ReplayChunk>();
+      heard.seqs.push(chunk.seq);
+      heard.updates += chunk.updates.length;
+      heard.reset ??= chunk.reset;
+      heard.last = chunk.last === true;
+      if (heard.last) sub.unsubscribe();
+    },
+  });
+  nc.publish(REPLAY, JSON.stringify({ stream }), { reply: inbox });
+  return heard;
+}
+
+test("1,000 unread resets of `all` add under 128 MiB; listeners and a later replay get them whole", async () => {
+  const { th, nc } = suite;
+  for (const node of NODES) await th.changes.apply("nodes", "ADDED", rawNode(node));
+  for (let i = 0; i < PODS; i++) await th.changes.apply("pods", "ADDED", pod(i));
+  await th.changes.flush();
+  const objects = NODES.length + PODS;
+  const onNode = 1 + PODS / NODES.length;
+
+  // Warm up the path once, so that what is measured is the flood, not the first use of the code.
+  expect((await replay(nc, REPLAY, { stream: ALL })).flatMap((c) => c.updates)).toHaveLength(objects);
+  Bun.gc(true);
+  const before = process.memoryUsage().rss;
+  let peak = before;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 10);
+  const listened: Array<{ heard: Heard; expected: number }> = [];
+  try {
+    const resetsBefore = replayed("reset");
+    for (let i = 0; i < REQUESTS; i++) {
+      // A few requesters in the flood listen: one for `all`, and one for a node's stream among the others.
+      if (i === REQUESTS / 2) listened.push({ heard: listenedRequest(ALL), expected: objects });
+      else if (i === REQUESTS / 2 + 1) listened.push({ heard: listenedRequest(`node/${NODES[0]}`), expected: onNode });
+      else nc.publish(REPLAY, '{"stream":"all"}', { reply: createInbox() });
+    }
+    await nc.flush();
+    await waitFor(() => replayed("reset") >= resetsBefore + REQUESTS, 60_000, "every request answered");
+    await waitFor(() => listened.every(({ heard }) => heard.last), 10_000, "the listened replies");
+  } finally {
+    clearInterval(sampler);
+  }
+  Bun.gc(true);
+  peak = Math.max(peak, process.memoryUsage().rss);
+  const growth = peak - before;
+  console.log(`RSS ${(before / 2 ** 20).toFixed(0)} MiB, peak +${(growth / 2 ** 20).toFixed(0)} MiB`);
+  expect(growth).toBeLessThan(MAX_GROWTH_BYTES);
+  for (const { heard, expected } of listened) {
+    expect(heard.reset).toBe("no-resume-point");
+    expect(heard.seqs).toEqual(heard.seqs.map((_, i) => i));
+    expect(heard.updates).toBe(expected);
+  }
+
+  const chunks = await replay(nc, REPLAY, { stream: ALL });
+  expect(chunks[0]!.reset).toBe("no-resume-point");
+  expect(chunks.at(-1)!.last).toBe(true);
+  expect(chunks.map((c) => c.seq)).toEqual(chunks.map((_, i) => i));
+  expect(chunks.flatMap((c) => c.updates)).toHaveLength(objects);
+}, 120_000);

@@ -1,0 +1,56 @@
+/** kubemeta as a real process in tests: its output read as it comes, waited on with deadlines. */
+import { join } from "node:path";
+
+export const MAIN = join(import.meta.dir, "..", "main.ts");
+export const SDK = join(import.meta.dir, "..", "sdk", "index.ts");
+
+/** Everything a stream has written so far, read in the background. */
+export class Output {
+  text = "";
+  private readonly done: Promise<void>;
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.done = (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of stream) this.text += decoder.decode(chunk, { stream: true });
+    })();
+  }
+
+  /** Everything, once the stream has ended. */
+  async all(): Promise<string> {
+    await this.done;
+    return this.text;
+  }
+
+  /** The first match of `pattern`; fails after the deadline, or when the stream ends without one. */
+  async waitFor(pattern: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
+    const deadline = Date.now() + timeoutMs;
+    let ended = false;
+    void this.done.then(() => (ended = true));
+    for (;;) {
+      const match = pattern.exec(this.text);
+      if (match) return match;
+      if (ended) throw new Error(`the stream ended without ${pattern}; it said:\n${this.text}`);
+      if (Date.now() > deadline) throw new Error(`no ${pattern} within ${timeoutMs} ms; output so far:\n${this.text}`);
+      await Bun.sleep(20);
+    }
+  }
+
+  /** Every JSON log line whose msg is `msg`. */
+  lines(msg: string): Record<string, unknown>[] {
+    return this.text
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((line) => line.msg === msg);
+  }
+}
+
+/** Resolves with the exit code, or fails after the deadline. */
+export async function exitWithin(child: { exited: Promise<number> }, timeoutMs: number): Promise<number> {
+  let timer: Timer | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the process did not exit within ${timeoutMs} ms`)), timeoutMs);
+  });
+  return Promise.race([child.exited, late]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,108 @@
+/**
+ * SIGTERM while the store keeps failing: kubemeta gives up after shutdownTimeout, logs what it did not commit and
+ * exits 1; the next start resumes from the committed resume point, so nothing is lost.
+ */
+import { afterAll, expect, test } from "bun:test";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { tempDir, waitFor } from "../testing/index.ts";
+import { exitWithin, MAIN, Output, SDK } from "./reliability-process.ts";
+
+const PODS = 3000;
+const children: ReturnType<typeof Bun.spawn>[] = [];
+let dir: string | undefined;
+afterAll(async () => {
+  for (const child of children) child.kill("SIGKILL");
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** Pods 1…PODS, 50 every 5 ms, each with its number as resourceVersion; it goes on after its resume point. */
+const SOURCE = `
+import { defineSource, v } from ${JSON.stringify(SDK)};
+export default defineSource({
+  type: "counting",
+  description: "Counts pods up to ${PODS}.",
+  schema: v.strictObject({}),
+  create: (_config, ctx) => {
+    let timer;
+    return {
+      async start() {
+        let n = Number(ctx.changes.resumePoint("counting/pods") ?? 0);
+        ctx.synced();
+        timer = setInterval(() => {
+          for (let i = 0; i < 50 && n < ${PODS}; i++) {
+            n++;
+            const metadata = { name: "p" + n, namespace: "default", uid: "u" + n, resourceVersion: String(n),
+              labels: { padding: "x".repeat(400) } };
+            ctx.changes.apply("counting/pods", "ADDED", { kind: "Pod", apiVersion: "v1", metadata });
+            if (n === ${PODS}) ctx.logger.info("every pod applied");
+          }
+        }, 5);
+      },
+      async stop() {
+        clearInterval(timer);
+      },
+    };
+  },
+});
+`;
+
+function spawn(command: string[]) {
+  const child = Bun.spawn(command, { cwd: dir, stdout: "pipe", stderr: "pipe" });
+  children.push(child);
+  return { child, stdout: new Output(child.stdout), stderr: new Output(child.stderr) };
+}
+
+test("SIGTERM while commits fail: exit 1 after shutdownTimeout, naming what is uncommitted; nothing lost", async () => {
+  dir = await tempDir("kubemeta-shutdown-");
+  await Bun.write(join(dir, "counting.ts"), SOURCE);
+  await Bun.write(
+    join(dir, "kubemeta.yaml"),
+    [
+      "store: { type: libsql, url: file:./data/kubemeta.db }",
+      "sources: [{ type: ./counting.ts }]",
+      "http: { address: 127.0.0.1, port: 0 }",
+      "shutdownTimeout: 1s",
+    ].join("\n"),
+  );
+  const serve = [process.execPath, "run", MAIN, "--config", "kubemeta.yaml"];
+
+  // No file may grow past 300 KiB, as on a full disk (EFBIG; SIGXFSZ ignored so that the write fails instead of the
+  // signal killing the process). The pods' labels alone are 1.2 MB: once they are all
+  // applied, they can never all be committed.
+  const full = spawn(["bash", "-c", 'trap "" XFSZ; ulimit -f 300; exec "$@"', "bash", ...serve]);
+  await full.stdout.waitFor(/"msg":"every pod applied"/, 30_000);
+  await full.stdout.waitFor(/"msg":"store commit failed; retrying"/, 30_000);
+  // Readiness says so, from the failed commit (a first small batch may still get through between failures).
+  const fullUrl = (await full.stdout.waitFor(/"msg":"http listening","url":"([^"]+)"/, 1_000))[1]!;
+  const readiness = await waitFor(
+    async () => {
+      const response = await fetch(`${fullUrl}readyz`);
+      return response.status === 503 && response.json();
+    },
+    10_000,
+    "/readyz to answer 503",
+  );
+  expect(readiness).toEqual({ ready: false, waiting: [expect.stringMatching(/^store not writable: /)] });
+  full.child.kill("SIGTERM");
+  expect(await exitWithin(full.child, 10_000)).toBe(1);
+  const [given] = full.stdout.lines("shutdown timed out; exiting without committing what is pending");
+  expect(given).toMatchObject({ level: "error", timeoutMs: 1000, uncommittedResumePoints: ["counting/pods"] });
+  expect(given!.uncommittedUpdates).toBeGreaterThan(0);
+  expect(full.stderr.text).toBe("");
+
+  // Without the limit, the source resumes from the committed point and every pod is there, once.
+  const next = spawn(serve);
+  const url = (await next.stdout.waitFor(/"msg":"http listening","url":"([^"]+)"/, 30_000))[1]!;
+  const deadline = Date.now() + 30_000;
+  let names: string[] = [];
+  while (names.length < PODS && Date.now() < deadline) {
+    const body = (await (await fetch(`${url}v1/objects?kind=Pod`)).json()) as { items: { name: string }[] };
+    names = body.items.map((item) => item.name);
+    if (names.length < PODS) await Bun.sleep(50);
+  }
+  expect(new Set(names)).toEqual(new Set(Array.from({ length: PODS }, (_, i) => `p${i + 1}`)));
+  expect((await fetch(`${url}readyz`)).status).toBe(200);
+  next.child.kill("SIGTERM");
+  expect(await exitWithin(next.child, 20_000)).toBe(0);
+}, 90_000);

@@ -1,0 +1,53 @@
+/** A store that cannot be opened fails `--check` and start alike: one error line naming the store and why, exit 1. */
+import { afterAll, expect, test } from "bun:test";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { tempDir } from "../testing/index.ts";
+import { exitWithin, MAIN, Output } from "./reliability-process.ts";
+
+const dirs: string[] = [];
+afterAll(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
+
+async function run(url: string, args: string[]) {
+  const dir = await tempDir("kubemeta-store-open-");
+  dirs.push(dir);
+  await Bun.write(join(dir, "a-file"), "");
+  await Bun.write(
+    join(dir, "kubemeta.yaml"),
+    `store: { type: libsql, url: "${url.replace("<dir>", dir)}" }\nhttp: { address: 127.0.0.1, port: 0 }\n`,
+  );
+  const child = Bun.spawn([process.execPath, "run", MAIN, "--config", "kubemeta.yaml", ...args], {
+    cwd: dir,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const stdout = new Output(child.stdout);
+  const stderr = new Output(child.stderr);
+  const code = await exitWithin(child, 20_000);
+  return { code, stdout: await stdout.all(), stderr: await stderr.all(), dir };
+}
+
+for (const [what, url, cause] of [
+  ["a path under a file", "file:<dir>/a-file/kubemeta.db", /a-file\/kubemeta\.db: a file is in the way/],
+  ["a file system that takes no database", "file:/sys/kubemeta.db", /\/sys\/kubemeta\.db: SQLite cannot open/],
+] as const) {
+  for (const args of [["--check"], []]) {
+    test(`${what}: ${args[0] ?? "start"} logs one line naming the store and the cause, and exits 1`, async () => {
+      const { code, stdout, stderr } = await run(url, args);
+      expect(code).toBe(1);
+      expect(stderr).toBe("");
+      const lines = stdout.trimEnd().split("\n");
+      expect(lines).toHaveLength(1);
+      const line = JSON.parse(lines[0]!);
+      expect(line).toMatchObject({ level: "error", msg: "store cannot be opened", store: "libsql", type: "libsql" });
+      expect(line.error.message).toMatch(cause);
+    });
+  }
+}
+
+test("--check creates a new store, proving it usable", async () => {
+  const { code, stdout, dir } = await run("file:./data/kubemeta.db", ["--check"]);
+  expect(code).toBe(0);
+  expect(stdout).toBe("config is valid\n");
+  expect(await Bun.file(join(dir, "data", "kubemeta.db")).exists()).toBe(true);
+});

@@ -1,0 +1,106 @@
+/**
+ * Issue 10: tokens guard every path but the probes, routes that plugins mount outside /v1
+ * included; a listener that anyone on the network reaches, without tokens, says so at start.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { ConfigError, resolveConfig } from "../host/config.ts";
+import { createLogger } from "../host/logger.ts";
+import { builtins } from "../plugins/index.ts";
+import { startTestHost, tempDir, type TestHost } from "../testing/index.ts";
+
+const TOKEN = "security-token-0123456789abcdef";
+
+const hosts: TestHost[] = [];
+afterEach(async () => {
+  for (const th of hosts.splice(0)) await th.destroy();
+});
+
+/** A sink plugin, loaded by path as any outside plugin is, that mounts a route outside /v1. */
+const HOOK_PLUGIN = `
+import { defineSink, v } from ${JSON.stringify(join(import.meta.dir, "../sdk/index.ts"))};
+export default defineSink({
+  type: "hook",
+  description: "Mounts GET /hooks/status.",
+  schema: v.strictObject({}),
+  create: (_config, ctx) => ({
+    async start() {
+      ctx.http.get("/hooks/status", (c) => c.json({ secret: "plugin data" }));
+    },
+    async stop() {},
+  }),
+});
+`;
+
+test("a plugin's route outside /v1 needs the token; only /healthz and /readyz stay open", async () => {
+  const dir = await tempDir();
+  await writeFile(join(dir, "hook.ts"), HOOK_PLUGIN);
+  const th = await startTestHost({ dir, sinks: [{ type: "./hook.ts" }, { type: "sse" }], http: { tokens: [TOKEN] } });
+  hosts.push(th);
+  const status = async (path: string, token?: string) =>
+    (await fetch(`${th.url}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} })).status;
+
+  for (const path of ["/hooks/status", "/v1/objects", "/metrics", "/elsewhere", "/healthz/", "/readyz/x"]) {
+    expect([path, await status(path)]).toEqual([path, 401]);
+  }
+  expect(await status("/hooks/status", TOKEN)).toBe(200);
+  expect(await (await fetch(`${th.url}/hooks/status?access_token=${TOKEN}`)).json()).toEqual({
+    secret: "plugin data",
+  });
+  expect(await status("/elsewhere", TOKEN)).toBe(404);
+  expect(await status("/healthz")).toBe(200);
+  expect(await status("/readyz")).toBe(200);
+});
+
+async function startWarnings(http: Record<string, unknown>): Promise<string[]> {
+  const logged: { level: string; msg: string }[] = [];
+  const th = await startTestHost({
+    http,
+    logger: createLogger({ write: (line) => void logged.push(JSON.parse(line)) }),
+  });
+  hosts.push(th);
+  return logged.filter((line) => line.level === "warn" && line.msg.startsWith("http ")).map((line) => line.msg);
+}
+
+test("a non-loopback listener without tokens warns at start; with tokens, or on loopback, it does not", async () => {
+  expect(await startWarnings({ address: "0.0.0.0" })).toEqual([
+    "http has no tokens on a non-loopback address: anyone who reaches the port reads the cluster",
+  ]);
+  expect(await startWarnings({ address: "0.0.0.0", tokens: [TOKEN] })).toEqual([]);
+  expect(await startWarnings({ address: "127.0.0.1" })).toEqual([]);
+});
+
+interface Manifest {
+  kind: string;
+  metadata: { name: string };
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+  spec?: { template: { spec: { containers: Container[] } } };
+}
+interface Container {
+  env?: { name: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }[];
+  readinessProbe?: { httpGet: { path: string } };
+  livenessProbe?: { httpGet: { path: string } };
+}
+
+test("deploy/: the shipped config takes its token from the Secret, whose placeholder does not start", async () => {
+  const deploy = join(import.meta.dir, "../deploy");
+  const manifests = Bun.YAML.parse(await Bun.file(join(deploy, "kubemeta.yaml")).text()) as Manifest[];
+  const secret = Bun.YAML.parse(await Bun.file(join(deploy, "kubemeta-token.yaml")).text()) as Manifest;
+  const [container] = manifests.find((m) => m.kind === "Deployment")!.spec!.template.spec.containers;
+  const variable = container!.env!.find((e) => e.valueFrom?.secretKeyRef?.name === secret.metadata.name);
+  expect(variable?.valueFrom?.secretKeyRef?.key).toBe(Object.keys(secret.stringData!)[0]!);
+  expect([container!.readinessProbe?.httpGet.path, container!.livenessProbe?.httpGet.path]).toEqual([
+    "/readyz",
+    "/healthz",
+  ]);
+
+  const shipped = Bun.YAML.parse(manifests.find((m) => m.kind === "ConfigMap")!.data!["kubemeta.yaml"]!);
+  const resolve = (token: string) =>
+    resolveConfig(shipped, { baseDir: deploy, registry: builtins, env: { [variable!.name]: token } });
+  expect((await resolve(TOKEN)).http.tokens).toEqual([TOKEN]);
+  const placeholder = await resolve(Object.values(secret.stringData!)[0]!).catch((error: unknown) => error);
+  expect(placeholder).toBeInstanceOf(ConfigError);
+  expect((placeholder as ConfigError).issues.map((issue) => issue.path)).toEqual(["http.tokens[0]"]);
+});

@@ -1,0 +1,76 @@
+/**
+ * Issue 10: metric labels take values from a bounded set. Clients name node streams without
+ * bound, and kinds come from the API server: neither may add series to /metrics for good.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { MAX_LABEL_VALUES, OTHER_LABEL_VALUE } from "../host/metrics.ts";
+import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
+import { type RawExchange, rawRequest } from "./security-raw.ts";
+
+const hosts: TestHost[] = [];
+afterEach(async () => {
+  for (const th of hosts.splice(0)) await th.destroy();
+});
+
+async function host(options: Parameters<typeof startTestHost>[0] = {}): Promise<TestHost> {
+  const th = await startTestHost(options);
+  hosts.push(th);
+  return th;
+}
+
+async function metricLines(th: TestHost, prefix = ""): Promise<string[]> {
+  const text = await (await fetch(`${th.url}/metrics`)).text();
+  return text.split("\n").filter((line) => line !== "" && line.startsWith(prefix));
+}
+
+test("300 node streams open at once are one subscribers series; /metrics does not grow with them", async () => {
+  const th = await host({ sinks: [{ type: "sse", maxStreamsPerClient: 1000 }] });
+  const streams: RawExchange[] = [];
+  const open = async (node: string) => {
+    const stream = await rawRequest(th.url, `GET /v1/watch?stream=node/${node} HTTP/1.1`);
+    streams.push(stream);
+    await waitFor(() => stream.text().includes("event: SYNCED"), 10_000, `the snapshot of node/${node}`);
+  };
+  try {
+    await open("first");
+    const before = (await metricLines(th)).length;
+    for (let i = 0; i < 300; i++) await open(`node-${i}.example.com`);
+
+    expect(await metricLines(th, "kubemeta_sse_subscribers")).toEqual(['kubemeta_sse_subscribers{stream="node"} 301']);
+    expect((await metricLines(th)).length).toBe(before);
+  } finally {
+    for (const stream of streams) stream.close();
+  }
+  await waitFor(async () => (await metricLines(th, "kubemeta_sse_subscribers{")).length === 0, 10_000, "no subscriber");
+}, 60_000);
+
+test("readers behind retention on many node streams leave one resets series", async () => {
+  const th = await host({ retention: { maxUpdates: 2, interval: "50ms" } });
+  for (let i = 0; i < 5; i++) th.changes.apply("pods", "ADDED", rawPod(`p${i}`, { node: "n1" }));
+  await th.changes.flush();
+  await waitFor(() => th.host.log.oldest() === 4, 5000, "retention to prune");
+  for (let i = 0; i < 50; i++) {
+    const response = await fetch(`${th.url}/v1/updates?stream=node/gone-${i}&since=${th.host.epoch}:1`);
+    expect(response.status).toBe(410);
+  }
+  expect(await metricLines(th, "kubemeta_reader_resets_total")).toEqual([
+    'kubemeta_reader_resets_total{stream="node"} 50',
+  ]);
+});
+
+test("kinds past the bound of label values are counted as other", async () => {
+  const th = await host();
+  const kinds = MAX_LABEL_VALUES + 50;
+  for (let i = 0; i < kinds; i++) {
+    const name = `w${i}`;
+    th.changes.apply("widgets", "ADDED", {
+      kind: `Widget${i}`,
+      apiVersion: "example.com/v1",
+      metadata: { name, uid: name },
+    });
+  }
+  await th.changes.flush();
+  const committed = await metricLines(th, "kubemeta_updates_committed_total{");
+  expect(committed.length).toBe(MAX_LABEL_VALUES + 1);
+  expect(committed).toContain(`kubemeta_updates_committed_total{kind="${OTHER_LABEL_VALUE}",type="ADDED"} 50`);
+});

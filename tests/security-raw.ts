@@ -1,0 +1,39 @@
+/**
+ * HTTP over a plain socket, for what fetch will not do: a GET with a body, a request from another loopback
+ * address, and more connections at once than Bun's fetch holds (256).
+ */
+import { connect } from "node:net";
+import { waitFor } from "../testing/index.ts";
+
+export interface RawExchange {
+  /** What the server sent so far. */
+  text(): string;
+  /** The response's status, once its first line came. */
+  status(): Promise<number>;
+  close(): void;
+}
+
+/** Sends `head` (the request line and headers, without the blank line) and `body` on a new connection. */
+export async function rawRequest(
+  base: string,
+  head: string,
+  options: { body?: string; localAddress?: string } = {},
+): Promise<RawExchange> {
+  const url = new URL(base);
+  const socket = connect({ host: url.hostname, port: Number(url.port), localAddress: options.localAddress });
+  await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+  let text = "";
+  socket.on("data", (chunk) => {
+    text += chunk.toString();
+  });
+  socket.on("error", () => {});
+  socket.write(`${head}\r\nHost: ${url.host}\r\n\r\n${options.body ?? ""}`);
+  return {
+    text: () => text,
+    async status() {
+      const line = await waitFor(() => /^HTTP\/1\.1 (\d{3})/.exec(text), 10_000, `the response to ${head}`);
+      return Number(line[1]);
+    },
+    close: () => void socket.destroy(),
+  };
+}
