@@ -258,8 +258,11 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
   if (!host) {
     // Errors elsewhere hide none of the plugins' own: each plugin section that is sound on its own is checked too.
     const sections = (interpolated ?? {}) as Record<string, unknown>;
-    const section = <K extends "store" | "sources" | "sinks">(key: K) =>
-      v.safeParse(hostSchema.entries[key], sections[key]).output as v.InferOutput<typeof hostSchema>[K] | undefined;
+    // A failed parse's output is the raw input (a string, an entry without `type`): only a sound section is used.
+    const section = <K extends "store" | "sources" | "sinks">(key: K) => {
+      const parsed = v.safeParse(hostSchema.entries[key], sections[key]);
+      return parsed.success ? (parsed.output as v.InferOutput<typeof hostSchema>[K]) : undefined;
+    };
     const store = section("store");
     await Promise.all([
       store && resolveEntry("store", "store", withoutRetention(store), options, issues),
@@ -375,7 +378,21 @@ function toIssue(prefix: string, issue: v.BaseIssue<unknown>): ConfigIssue {
     const key = (item as { key: unknown }).key;
     path += typeof key === "number" ? `[${key}]` : path ? `.${String(key)}` : String(key);
   }
-  return { path, message: issue.message };
+  return { path, message: withoutSecrets(issue) };
+}
+
+/**
+ * A string where another type belongs (`tokens: ${KUBEMETA_TOKEN}` for a list) is often a secret: the message
+ * says "received a string" instead of quoting it. Unknown keys, picklists and literals still quote what they got.
+ */
+function withoutSecrets(issue: v.BaseIssue<unknown>): string {
+  const { input, message, received } = issue;
+  if (typeof input === "string" && !["strict_object", "picklist", "literal"].includes(issue.type))
+    return message.replace(`but received ${received}`, "but received a string");
+  // An unquoted numeric secret (`token: 1234567890123456`) is a number where a string belongs.
+  if (typeof input === "number" && issue.expected === "string")
+    return message.replace(`but received ${received}`, "but received a number");
+  return message;
 }
 
 function checkUniqueNames(section: string, entries: ({ name: string } | undefined)[], issues: ConfigIssue[]) {
@@ -438,6 +455,7 @@ function interpolate(
   env: Record<string, string | undefined>,
   path: string,
   issues: ConfigIssue[],
+  ancestors = new Set<object>(),
 ): unknown {
   if (typeof value === "string") {
     return value.replace(/\$(\$?)\{([^}]*)\}/g, (match, escaped: string, name: string) => {
@@ -447,11 +465,25 @@ function interpolate(
       return found ?? "";
     });
   }
-  if (Array.isArray(value)) return value.map((item, i) => interpolate(item, env, `${path}[${i}]`, issues));
   if (value && typeof value === "object") {
-    return Object.fromEntries(
-      Object.entries(value).map(([k, item]) => [k, interpolate(item, env, path ? `${path}.${k}` : k, issues)]),
-    );
+    // A YAML alias inside its own anchor (`a: &x [*x]`) parses to a cycle.
+    if (ancestors.has(value)) {
+      issues.push({ path, message: "refers to itself (a YAML alias inside its own anchor)" });
+      return null;
+    }
+    ancestors.add(value);
+    try {
+      if (Array.isArray(value))
+        return value.map((item, i) => interpolate(item, env, `${path}[${i}]`, issues, ancestors));
+      return Object.fromEntries(
+        Object.entries(value).map(([k, item]) => [
+          k,
+          interpolate(item, env, path ? `${path}.${k}` : k, issues, ancestors),
+        ]),
+      );
+    } finally {
+      ancestors.delete(value);
+    }
   }
   return value;
 }

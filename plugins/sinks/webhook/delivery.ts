@@ -71,6 +71,12 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     "Updates a webhook gave up on, by reason (status_4xx with on4xx: skip, max_retries).",
   );
   const duration = metrics.histogram("kubemeta_webhook_request_seconds", "Webhook request duration, by outcome.");
+  // A receiver's answer is logged, and some echo the credentials they got: the secret and the extra headers' values
+  // (each word too, so a token without its "Bearer") never reach the log.
+  const hidden = [options.secret, ...Object.values(options.headers).flatMap((value) => [value, ...value.split(/\s+/)])]
+    .filter((value) => value.length >= 8)
+    .sort((a, b) => b.length - a.length);
+  const redact = (text: string) => hidden.reduce((out, value) => out.replaceAll(value, "[redacted]"), text);
 
   async function attempt(request: Request, signal: AbortSignal): Promise<Attempt> {
     const timestamp = Math.floor(Date.now() / 1000);
@@ -91,7 +97,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
           [SIGNATURE_HEADER]: sign(options.secret, timestamp, request.body),
         },
       });
-      const detail = (await response.text()).slice(0, 200);
+      const detail = redact(await response.text()).slice(0, 200);
       duration.observe((performance.now() - started) / 1000, { sink, outcome: String(response.status) });
       return classify(response, detail);
     } catch (error) {

@@ -1,0 +1,143 @@
+/**
+ * Bad input, never a crash or a hang: `<prefix>.replay` requests that are malformed, huge
+ * (1 MiB payloads) or from the future (a version ahead of the head, another epoch), sent
+ * all at once to a real nats-server. Each gets the documented answer (one error chunk, or a
+ * reset with the current state) and the responder keeps serving.
+ */
+import { beforeAll, describe, expect, test } from "bun:test";
+import { ALL, SHARED } from "../protocol/streams.ts";
+import type { ReplayChunk, ResetReason } from "../protocol/replay.ts";
+import { waitFor } from "../testing/index.ts";
+import { replay } from "./nats-consumer.ts";
+import { churn, natsSuite, nodeNames, PREFIX, rawNode, SLOW_MS, truth } from "./nats-fixtures.ts";
+
+const REPLAY = `${PREFIX}.replay`;
+const NODES = nodeNames(3);
+const MiB = 1024 * 1024;
+
+// Requests of 1 MiB need a server that takes them (its default max_payload is 1 MiB, headers included).
+const suite = natsSuite({ maxPayload: 4 * MiB });
+
+beforeAll(async () => {
+  const { th } = suite;
+  for (const node of NODES) await th.changes.apply("nodes", "ADDED", rawNode(node));
+  for (let round = 0; round < 2; round++) await churn(th.changes, NODES, round);
+  await th.changes.flush();
+}, SLOW_MS);
+
+/** Requests that must get exactly one chunk `{error, last: true}`. */
+const MALFORMED: Array<[string, string]> = [
+  ["an empty payload", ""],
+  ["binary garbage", "\u0000\u0001\uffff\ud800 not json"],
+  ["JSON null", "null"],
+  ["a JSON array", "[]"],
+  ["a JSON number", "42"],
+  ["a JSON string", '"all"'],
+  ["a stream that is a number", '{"stream":5}'],
+  ["an empty node name", '{"stream":"node/"}'],
+  ["a stream that is no stream", '{"stream":"everything"}'],
+  ["a unicode node name", '{"stream":"node/nœud-🚀"}'],
+  ["from a number", '{"stream":"all","from":5}'],
+  ["from without a version", '{"stream":"all","from":"abc:"}'],
+  ["from with a version of 16 digits", `{"stream":"all","from":"abc:${Number.MAX_SAFE_INTEGER}"}`],
+  ["from with a negative version", '{"stream":"all","from":"abc:-1"}'],
+  ["to negative", '{"stream":"all","to":-1}'],
+  ["to a fraction", '{"stream":"all","to":1.5}'],
+  ["to a string", '{"stream":"all","to":"3"}'],
+  ["to huge", '{"stream":"all","to":1e300}'],
+  ["to before from", '{"stream":"all","from":"abc:9","to":3}'],
+  ["1 MiB that is not JSON", "x".repeat(MiB)],
+  ["1 MiB of nested arrays", `${"[".repeat(MiB / 2)}${"]".repeat(MiB / 2)}`],
+  ["a 1 MiB stream name", JSON.stringify({ stream: `node/${"a".repeat(MiB)}` })],
+];
+
+const malformedCount = (metrics: string) =>
+  Number(/kubemeta_nats_replay_requests_total\{result="malformed",sink="nats"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+
+function expectWholeReply(chunks: ReplayChunk[]) {
+  expect(chunks.map((chunk) => chunk.seq)).toEqual(chunks.map((_, i) => i));
+  expect(chunks.at(-1)!.last).toBe(true);
+}
+
+describe("bad replay requests", () => {
+  test(
+    "malformed and 1 MiB requests, all at once: one error chunk each, counted, and the responder goes on",
+    async () => {
+      const { th, nc } = suite;
+      const before = malformedCount(th.host.metrics.render());
+      const replies = await Promise.all(MALFORMED.map(([, payload]) => replay(nc, REPLAY, payload)));
+      replies.forEach((chunks, i) => {
+        const what = MALFORMED[i]![0];
+        expect({ what, chunks: chunks.length }).toEqual({ what, chunks: 1 });
+        expect(chunks[0]).toMatchObject({ epoch: th.host.epoch, seq: 0, last: true, updates: [] });
+        expect({ what, error: typeof chunks[0]!.error }).toEqual({ what, error: "string" });
+        // The error says what is wrong without echoing a huge request back.
+        expect(chunks[0]!.error!.length).toBeLessThan(1_000);
+      });
+      await waitFor(
+        () => malformedCount(th.host.metrics.render()) === before + MALFORMED.length,
+        2_000,
+        "every malformed request counted",
+      );
+      const chunks = await replay(nc, REPLAY, { stream: SHARED, from: `${th.host.epoch}:0` });
+      expect(chunks[0]!.reset).toBeUndefined();
+      expectWholeReply(chunks);
+    },
+    SLOW_MS,
+  );
+
+  test(
+    "a valid request padded to 1 MiB with an unknown field is answered as usual",
+    async () => {
+      const { th, nc } = suite;
+      const stream = `node/${NODES[1]}`;
+      const chunks = await replay(nc, REPLAY, { stream, junk: "j".repeat(MiB), nested: { a: [1, { b: "ü🚀" }] } });
+      expect(chunks[0]!.reset).toBe("no-resume-point");
+      expectWholeReply(chunks);
+      expect(new Map(chunks.flatMap((c) => c.updates).map((e) => [e.uid, e.version]))).toEqual(await truth(th, stream));
+    },
+    SLOW_MS,
+  );
+
+  test(
+    "requests from the future (ahead of the head, another epoch) get a reset with the current state",
+    async () => {
+      const { th, nc } = suite;
+      const head = th.host.log.head();
+      const stream = `node/${NODES[0]}`;
+      const expected = await truth(th, stream);
+      const future: Array<[string, ResetReason]> = [
+        [`${th.host.epoch}:${head + 1}`, "ahead-of-log"],
+        [`${th.host.epoch}:999999999999999`, "ahead-of-log"],
+        [`ffffffffffffffff:${head + 5}`, "other-epoch"],
+        [`${th.host.epoch}x:${head}`, "other-epoch"],
+        [`🚀:${head}`, "other-epoch"],
+        // Any text without a colon or a space is an epoch: a 1 MiB one is another epoch, not an error.
+        [`${"e".repeat(MiB)}:1`, "other-epoch"],
+      ];
+      const replies = await Promise.all(future.map(([from]) => replay(nc, REPLAY, { stream, from })));
+      replies.forEach((chunks, i) => {
+        const from = future[i]![0].slice(0, 40);
+        expect({ from, reset: chunks[0]!.reset }).toEqual({ from, reset: future[i]![1] });
+        expectWholeReply(chunks);
+        expect(chunks.at(-1)!.through).toBe(head);
+        expect(new Map(chunks.flatMap((c) => c.updates).map((e) => [e.uid, e.version]))).toEqual(expected);
+      });
+    },
+    SLOW_MS,
+  );
+
+  test(
+    "`to` beyond the head replays up to the head",
+    async () => {
+      const { th, nc } = suite;
+      const head = th.host.log.head();
+      const chunks = await replay(nc, REPLAY, { stream: ALL, from: `${th.host.epoch}:${head - 3}`, to: head + 1_000 });
+      expect(chunks[0]!.reset).toBeUndefined();
+      expectWholeReply(chunks);
+      expect(chunks.flatMap((c) => c.updates).map((e) => e.version)).toEqual([head - 2, head - 1, head]);
+      expect(chunks.at(-1)!.through).toBe(head);
+    },
+    SLOW_MS,
+  );
+});
