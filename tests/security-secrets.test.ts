@@ -11,7 +11,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmod, chown, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { testPki } from "../simulator/certs.ts";
 import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
 import { populate } from "../simulator/population.ts";
@@ -336,22 +336,44 @@ test.skipIf(!isolated)(
       ].join("\n"),
       { mode: 0o644 },
     );
+    // The checkout may sit under a directory nobody cannot enter (mktemp -d is 0700): it is bind-mounted at `app`,
+    // as the image holds it at /app.
+    const app = join(work, "app");
+    await mkdir(app);
+    const inApp = (path: string) => (path.startsWith(`${ROOT}/`) ? join(app, relative(ROOT, path)) : path);
     const env: Record<string, string> = { ...(await containerEnv()), PATH: "/usr/bin:/bin", HOME: home };
     expect(env.BUN_RUNTIME_TRANSPILER_CACHE_PATH).toBe("0");
     env.TMPDIR = tmp; // /tmp in the container
     const script = [
+      'mount --bind "$5" "$6"',
       'for writable in "$1" "$2" "$3"; do mount --bind "$writable" "$writable"; done',
       "mount -o remount,bind,ro /",
       "mount -o remount,bind,ro /dev/shm",
       // Root itself cannot write beside the writable dirs any more.
       '! touch "$4/probe" 2>/dev/null',
-      "shift 4",
+      "shift 6",
       `exec setpriv --reuid=${nobody} --regid=${nobody} --clear-groups --inh-caps=-all env -i "$@"`,
     ].join(" && ");
     const envArgs = Object.entries(env).map(([key, value]) => `${key}=${value}`);
-    const command = [...envArgs, process.execPath, "run", MAIN, "--config", configFile];
+    const command = [...envArgs, inApp(process.execPath), "run", inApp(MAIN), "--config", configFile];
     const child = Bun.spawn(
-      ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", data, tmp, home, work, ...command],
+      [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        data,
+        tmp,
+        home,
+        work,
+        ROOT,
+        app,
+        ...command,
+      ],
       { cwd: work, stdout: "pipe", stderr: "pipe" },
     );
     cleanups.push(() => child.kill("SIGKILL"));
