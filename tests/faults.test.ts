@@ -193,7 +193,7 @@ async function expectFollowedWholly(
   );
 }
 
-test("kill -9 of kubemeta at 12 seeded moments during churn: store equals truth, SSE consumer whole", async () => {
+test("kill -9 of kubemeta at 20 seeded moments during churn: store equals truth, SSE consumer whole", async () => {
   const random = seededRandom(SEED);
   const env = await setup();
   let kubemeta = await env.start();
@@ -209,8 +209,8 @@ test("kill -9 of kubemeta at 12 seeded moments during churn: store equals truth,
   await sub.synced;
   const churn = startChurn(env.server, { perSecond: 80, seed: SEED });
   const kills: number[] = [];
-  for (let i = 0; i < 12; i++) {
-    const delay = 300 + Math.floor(random() * 2_500);
+  for (let i = 0; i < 20; i++) {
+    const delay = 300 + Math.floor(random() * 1_500);
     kills.push(delay);
     await Bun.sleep(delay);
     kubemeta.proc.kill("SIGKILL");
