@@ -4,11 +4,11 @@
  */
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, resolveConfig, type Config } from "./host/config.ts";
-import { checkStore, type Host, ShutdownTimedOut, StoreOpenFailed, startHost } from "./host/host.ts";
+import { checkStore, type Host, ShutdownTimedOut, StartFailed, startHost } from "./host/host.ts";
 import { createLogger } from "./host/logger.ts";
 import { guardProcess } from "./host/supervise.ts";
 import { startDemo } from "./cli/demo.ts";
-import { clusterRoleYaml } from "./cli/rbac.ts";
+import { rbacYaml } from "./cli/rbac.ts";
 import { runTail } from "./cli/tail.ts";
 import { builtins } from "./plugins/index.ts";
 
@@ -17,7 +17,8 @@ const USAGE = `Usage: bun run main.ts [options]
        bun run main.ts rbac [--config <file>]
 
   tail              follow streams from the terminal, as readable lines or JSON (tail --help: every option)
-  rbac              print the ClusterRole the config needs (get, list, watch on what it watches)
+  rbac              print the ClusterRole the config needs (get, list, watch on what it watches) and,
+                    with ha, the Role of its Lease (in the Lease's namespace)
 
   --config <file>   YAML or JSON config (default: ./kubemeta.yaml if present, else built-in defaults:
                     the kubernetes source with your kubeconfig, a libSQL file in ./data, SSE on :8080)
@@ -71,7 +72,7 @@ async function main(): Promise<number> {
   }
   if (port !== undefined) config.http.port = port;
   if (rbac) {
-    process.stdout.write(clusterRoleYaml(config));
+    process.stdout.write(rbacYaml(config));
     return 0;
   }
   // A check says only what is wrong: the store's info lines while it is opened are not for its reader.
@@ -87,8 +88,8 @@ async function main(): Promise<number> {
     }
     host = await startHost(config, { logger });
   } catch (error) {
-    // Already logged, naming the store and the cause.
-    if (error instanceof StoreOpenFailed) return 1;
+    // Already logged, naming what failed (the store, the Lease's kubeconfig) and the cause.
+    if (error instanceof StartFailed) return 1;
     throw error;
   }
   guardProcess(logger, host.metrics);

@@ -1,9 +1,16 @@
 /**
  * `bun run main.ts rbac [--config kubemeta.yaml]`: the ClusterRole a config needs, and no more. Each plugin that
  * talks to the API server declares what it reads (`rbac` in its declaration); rules of one API group are merged.
+ * With `ha` enabled, a Role in the Lease's namespace follows: the election needs its one Lease, nothing cluster-wide.
  */
 import type { Config } from "../host/config.ts";
+import type { HaConfig } from "../host/ha-config.ts";
 import type { PolicyRule } from "../sdk/contract.ts";
+
+/** A PolicyRule that may be narrowed to named objects. */
+export interface NamedPolicyRule extends PolicyRule {
+  resourceNames?: string[];
+}
 
 /** The rules of every plugin of the config, one per API group and verb set, in the order they first appear. */
 export function policyRules(config: Config): PolicyRule[] {
@@ -26,18 +33,53 @@ export function policyRules(config: Config): PolicyRule[] {
 const flow = (items: string[]) =>
   `[${items.map((item) => (/^[a-z0-9][a-z0-9.*/-]*$/.test(item) ? item : JSON.stringify(item))).join(", ")}]`;
 
-/** The ClusterRole as YAML, in the form deploy/kubemeta.yaml writes it. */
-export function clusterRoleYaml(config: Config, name = "kubemeta"): string {
-  const rules = policyRules(config).map(
+/**
+ * What the Lease election does (get, create on first start, update to renew, take over and release) on its one Lease.
+ * `create` cannot be narrowed by name (the API server authorizes it before the object has one), the rest can.
+ */
+export function leaseRules(ha: HaConfig): NamedPolicyRule[] {
+  const group = "coordination.k8s.io";
+  return [
+    { apiGroups: [group], resources: ["leases"], verbs: ["create"] },
+    { apiGroups: [group], resources: ["leases"], resourceNames: [ha.lease.name], verbs: ["get", "update"] },
+  ];
+}
+
+function rulesYaml(rules: NamedPolicyRule[]): string {
+  if (rules.length === 0) return "rules: []\n";
+  const items = rules.map(
     (rule) =>
       `  - apiGroups: ${flow(rule.apiGroups)}\n` +
       `    resources: ${flow(rule.resources)}\n` +
+      (rule.resourceNames ? `    resourceNames: ${flow(rule.resourceNames)}\n` : "") +
       `    verbs: ${flow(rule.verbs)}\n`,
   );
+  return `rules:\n${items.join("")}`;
+}
+
+/** The ClusterRole as YAML, in the form deploy/kubemeta.yaml writes it. */
+export function clusterRoleYaml(config: Config, name = "kubemeta"): string {
   return [
     "apiVersion: rbac.authorization.k8s.io/v1\n",
     "kind: ClusterRole\n",
     `metadata:\n  name: ${name}\n`,
-    rules.length > 0 ? `rules:\n${rules.join("")}` : "rules: []\n",
+    rulesYaml(policyRules(config)),
   ].join("");
+}
+
+/** The Role of the `ha` Lease as YAML, in the form deploy/kubemeta-ha.yaml writes it. */
+export function leaseRoleYaml(ha: HaConfig, name = "kubemeta-lease"): string {
+  return [
+    "apiVersion: rbac.authorization.k8s.io/v1\n",
+    "kind: Role\n",
+    `metadata:\n  name: ${name}\n  namespace: ${ha.lease.namespace}\n`,
+    rulesYaml(leaseRules(ha)),
+  ].join("");
+}
+
+/** Everything `main.ts rbac` prints: the ClusterRole, then (with `ha`) the Lease's Role, as one YAML stream. */
+export function rbacYaml(config: Config): string {
+  const documents = [clusterRoleYaml(config)];
+  if (config.ha) documents.push(leaseRoleYaml(config.ha));
+  return documents.join("---\n");
 }

@@ -27,7 +27,7 @@ export interface LogOptions {
 }
 
 export interface HostLog extends CommittedLog {
-  /** Adds a committed batch (contiguous, in version order) and wakes followers. */
+  /** Adds a committed batch (in version order, contiguous with the head unless pruned in between) and wakes readers. */
   append(updates: Update[]): void;
   /** Records what retention left in the store. */
   setOldest(oldest: number): void;
@@ -138,6 +138,12 @@ export function createLog(options: LogOptions): HostLog {
     snapshotPages: (query: ObjectQuery, pageSize: number) => store.snapshotPages(query, pageSize),
     append(updates) {
       if (updates.length === 0) return;
+      // A replica that follows the store and fell behind its retention skips the pruned versions: the tail must
+      // stay contiguous, so it starts again (readers further back get a reset from checkRetained).
+      if (updates[0]!.version !== head + 1) {
+        tail = [];
+        oldest = Math.max(oldest, updates[0]!.version);
+      }
       tail.push(...updates);
       if (tail.length > tailSize * 1.5) tail = tail.slice(tail.length - tailSize);
       head = updates[updates.length - 1]!.version;

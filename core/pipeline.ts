@@ -27,6 +27,11 @@ export interface PipelineOptions {
   slim?: SlimOptions;
   /** apply() asks its caller to wait once this many updates are pending. */
   highWater?: number;
+  /**
+   * Called when the store refuses a commit because another process now writes to it (WriterFencedError): the
+   * pipeline commits nothing more, as after abandon(); its owner stops the sources.
+   */
+  onFenced?(error: Error): void;
 }
 
 export interface Pipeline extends ChangeSink {
@@ -200,6 +205,16 @@ export function createPipeline(options: PipelineOptions): Pipeline {
           break;
         } catch (error) {
           lastFailure = error instanceof Error ? error : new Error(String(error));
+          if (lastFailure.name === "WriterFencedError") {
+            logger.warn("another kubemeta now writes to the store; this one commits nothing more", {
+              error: lastFailure.message,
+              uncommittedUpdates: updates.length + pending.length,
+            });
+            abandoned.abort();
+            options.onFenced?.(lastFailure);
+            flushing = undefined;
+            return;
+          }
           commitFailures.inc();
           logger.error("store commit failed; retrying", { error, updates: updates.length });
           if (stopping) throw error;

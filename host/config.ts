@@ -17,6 +17,7 @@ import type {
 import { LOG_LEVELS } from "./logger.ts";
 import { duration } from "../sdk/schema.ts";
 import { httpSchema, type HttpConfig } from "./http-config.ts";
+import { haConfig, haSchema, type HaConfig } from "./ha-config.ts";
 import type { SlimOptions } from "../core/slim.ts";
 import { ruleProblems } from "../core/slim/rules.ts";
 
@@ -206,6 +207,13 @@ export const hostSchema = v.strictObject({
     ),
     {},
   ),
+  ha: v.optional(
+    v.pipe(
+      haSchema,
+      v.description("Replicas on a shared store with one elected leader ([High availability](#high-availability))."),
+    ),
+    {},
+  ),
 });
 
 export interface Resolved<D extends AnyDeclaration> {
@@ -223,6 +231,8 @@ export interface Config {
   http: HttpConfig;
   shutdownTimeoutMs: number;
   slim: SlimOptions;
+  /** Undefined: one replica, always the writer. */
+  ha?: HaConfig;
 }
 
 /** Reads, interpolates and validates a config file. Throws ConfigError. */
@@ -272,6 +282,8 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
     throw new ConfigError(issues);
   }
   const { cluster, log, store, sources, sinks, http, shutdownTimeout, slim } = host;
+  const env = options.env ?? process.env;
+  const ha = haConfig(host.ha, env);
   for (const [kind, rule] of Object.entries(slim.kinds))
     for (const problem of ruleProblems(kind, rule))
       issues.push({ ...problem, path: `slim.kinds.${kind}.${problem.path}` });
@@ -291,6 +303,8 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
   );
   checkUniqueNames("sources", sourcesResolved, issues);
   checkUniqueNames("sinks", sinksResolved, issues);
+  const unshared = ha && storeResolved && storeUnshareable(storeResolved);
+  if (unshared) issues.push({ path: "ha.enabled", message: `replicas need a store they all reach: ${unshared}` });
   if (issues.length > 0 || !storeResolved) throw new ConfigError(issues);
 
   return {
@@ -306,7 +320,14 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
     http,
     shutdownTimeoutMs: shutdownTimeout,
     slim: { annotationAllowList: slim.annotations, kinds: slim.kinds },
+    ...(ha ? { ha } : {}),
   };
+}
+
+/** Why the store cannot be shared by replicas; a store plugin that does not say is taken as local. */
+function storeUnshareable({ declaration, config }: Resolved<StoreDeclaration>): string | undefined {
+  if (!declaration.unshareable) return `store ${declaration.type} does not say it can be shared by replicas`;
+  return declaration.unshareable(config);
 }
 
 /** The store's entry as its plugin sees it: `retention` is the host's. */

@@ -1,10 +1,15 @@
 /**
  * The host: wires the config's plugins around the core and runs the lifecycle of
- * DESIGN.md. Start: open store → start sinks → start sources. Stop: stop sources →
+ * DESIGN.md. Start: open store → start sinks → lead (start sources). Stop: stop sources →
  * commit what is pending → stop (drain) sinks → close store.
+ *
+ * With `ha`, every replica opens the shared store, follows its log (host/follower.ts) and
+ * serves readers; the one that holds the Lease leads (host/leader.ts): it writes, runs
+ * the sources and lets the sinks deliver. Losing the Lease, or being fenced out by the
+ * store, ends its term and it follows again.
  */
 import type { Config } from "./config.ts";
-import type { Lifecycle, PluginContext, Sink, Source, Store } from "../sdk/contract.ts";
+import type { Lifecycle, PluginContext, Sink, Store } from "../sdk/contract.ts";
 import { createHttpServer, type HttpServer, type Readiness } from "./http.ts";
 import { mountApi } from "./read-api.ts";
 import { createLog, type HostLog } from "../core/committed-log.ts";
@@ -12,8 +17,10 @@ import { createLogger } from "./logger.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import { createMetrics } from "./metrics.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
-import { createPipeline, type Pipeline } from "../core/pipeline.ts";
 import { supervise } from "./supervise.ts";
+import { startLeaderTerm, type LeaderTerm } from "./leader.ts";
+import { Terms } from "./leadership.ts";
+import { electorFor, startReplication, type Replication } from "./replication.ts";
 
 export interface Host {
   readonly epoch: string;
@@ -40,11 +47,30 @@ export interface HostOptions {
   logger?: Logger;
 }
 
+/** The host could not start; the cause is already logged, in one line that says what failed. */
+export class StartFailed extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StartFailed";
+  }
+}
+
 /** The store could not be opened; the cause is logged, naming the store. */
-export class StoreOpenFailed extends Error {
+export class StoreOpenFailed extends StartFailed {
   constructor(storeName: string) {
     super(`store ${storeName} cannot be opened`);
     this.name = "StoreOpenFailed";
+  }
+}
+
+/** With `ha`, the Lease's elector; a kubeconfig that cannot be loaded is one error line, then thrown. */
+function haElector(config: Config, logger: Logger) {
+  if (!config.ha) return undefined;
+  try {
+    return electorFor(config.ha, logger);
+  } catch (error) {
+    logger.error("ha: the kubeconfig of the Lease cannot be loaded", { error });
+    throw new StartFailed("the kubeconfig of the Lease cannot be loaded");
   }
 }
 
@@ -71,8 +97,12 @@ async function openStore(config: Config, context: ReturnType<typeof pluginContex
   }
 }
 
-/** For `--check`: proves the store usable by opening it (creating it if new), then closes it. */
+/**
+ * For `--check`: proves the store usable by opening it (creating it if new), then closes it; with `ha`, loads the
+ * Lease's kubeconfig first.
+ */
 export async function checkStore(config: Config, logger: Logger): Promise<void> {
+  haElector(config, logger);
   const { store } = await openStore(config, pluginContext(config, logger, createMetrics()), logger);
   await store.stop();
 }
@@ -82,33 +112,24 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   const metrics = createMetrics();
   const context = pluginContext(config, logger, metrics);
 
+  // The kubeconfig of the Lease is loaded before anything starts: a bad one stops nothing half-started.
+  const elector = haElector(config, logger);
   const { store, state } = await openStore(config, context, logger);
   const log = createLog({ store, epoch: state.epoch, head: state.head, oldest: state.oldest, logger, metrics });
-  const pipeline: Pipeline = createPipeline({
-    store,
-    state,
-    digests: await store.digests(),
-    logger,
-    metrics,
-    onCommit: (updates) => log.append(updates),
-    slim: config.slim,
-  });
   logger.info("store open", { epoch: state.epoch, head: state.head, oldest: state.oldest });
 
-  // The sources not synced yet, with the reason each gave, if any.
-  const unsynced = new Map(config.sources.map((s) => [s.name, undefined as string | undefined]));
-  // What the last commit said, not a write per probe: a probe's write would wait for the store's write lock behind
-  // commits (and another process's lock, up to the busy timeout), and a remote store would get a write per probe.
+  const terms = new Terms();
+  let leader: LeaderTerm | undefined;
+  let replication: Replication | undefined;
+  // What the last commit (or poll of the store) said, not a write per probe: a probe's write would wait for the
+  // store's write lock behind commits (and another process's lock, up to the busy timeout), and a remote store
+  // would get a write per probe.
   const readiness = async (): Promise<Readiness> => {
-    const waiting = [...unsynced].map(([name, reason]) =>
-      reason ? `source ${name}: ${reason}` : `source ${name} not synced`,
-    );
-    const failure = pipeline.commitFailure();
-    if (failure) waiting.push(`store not writable: ${failure.message}`);
+    const waiting = replication ? replication.waiting() : (leader?.waiting() ?? ["starting"]);
     return { ready: waiting.length === 0, waiting };
   };
   const http = createHttpServer({ config: config.http, logger, metrics, readiness });
-  mountApi(http.app, log);
+  mountApi(http.app, log, logger);
 
   const sinks: Lifecycle[] = config.sinks.map(({ declaration, name, config: sinkConfig }) => {
     const base = context(name, "sink");
@@ -120,48 +141,22 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
         load: () => store.cursor(`sink/${name}`),
         save: (version) => store.saveCursor(`sink/${name}`, version),
       },
+      ...(config.ha ? { leadership: terms } : {}),
     });
     return supervise(sink, { name, kind: "sink", logger: base.logger, metrics });
-  });
-  const sources: Lifecycle[] = config.sources.map(({ declaration, name, config: sourceConfig }) => {
-    const base = context(name, "source");
-    const source: Source = declaration.create(sourceConfig, {
-      ...base,
-      changes: pipeline,
-      synced: () => {
-        if (unsynced.delete(name)) base.logger.info("source synced");
-      },
-      waiting: (reason) => {
-        if (unsynced.has(name)) unsynced.set(name, reason);
-      },
-    });
-    return supervise(source, { name, kind: "source", logger: base.logger, metrics });
   });
 
   for (const sink of sinks) await sink.start();
   await http.start();
-  for (const source of sources) await source.start();
-
-  // Each run is scheduled when the previous one is over: a slow prune never overlaps the next.
-  let pruneTimer: Timer | undefined;
-  let pruning: Promise<void> = Promise.resolve();
-  const prune = async () => {
-    try {
-      const { removed, oldest } = await store.prune(config.store.retention);
-      log.setOldest(oldest);
-      if (removed > 0) logger.info("retention pruned updates", { removed, oldest });
-    } catch (error) {
-      logger.error("retention failed", { error });
-    }
-  };
-  const schedulePrune = () => {
-    pruneTimer = setTimeout(() => {
-      pruning = prune().then(() => {
-        if (pruneTimer) schedulePrune();
-      });
-    }, config.store.pruneIntervalMs);
-  };
-  schedulePrune();
+  const leaderOptions = { config, store, log, logger, metrics, context };
+  if (config.ha && elector) {
+    replication = startReplication({ ha: config.ha, elector, leaderOptions, terms, logger });
+  } else {
+    leader = await startLeaderTerm({
+      ...leaderOptions,
+      onFenced: () => logger.error("another kubemeta writes to this store; this one is not ready until restarted"),
+    });
+  }
 
   let stopping: Promise<void> | undefined;
   return {
@@ -172,13 +167,11 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
     readiness,
     stop() {
       stopping ??= (async () => {
-        clearTimeout(pruneTimer);
-        pruneTimer = undefined;
         const steps = (async () => {
-          await pruning;
-          for (const source of sources) await source.stop();
-          await pipeline.stop();
+          await replication?.stopLeading();
+          await leader?.stop();
           for (const sink of sinks) await sink.stop();
+          await replication?.stop();
           await http.stop();
           await store.stop();
         })();
@@ -186,7 +179,11 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
         let timer: Timer | undefined;
         const timedOut = new Promise<true>((resolve) => (timer = setTimeout(resolve, config.shutdownTimeoutMs, true)));
         if (await Promise.race([steps.then(() => false), timedOut]).finally(() => clearTimeout(timer))) {
-          const { updates, resumePoints } = pipeline.abandon();
+          const { updates, resumePoints } = replication?.uncommitted() ??
+            leader?.uncommitted() ?? {
+              updates: 0,
+              resumePoints: [],
+            };
           logger.error("shutdown timed out; exiting without committing what is pending", {
             timeoutMs: config.shutdownTimeoutMs,
             uncommittedUpdates: updates,

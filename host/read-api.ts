@@ -1,20 +1,30 @@
 /**
  * The read API over plain HTTP: `GET /v1/objects` (current state) and `GET /v1/updates`
  * (replay pages). Query parsing is shared with the SSE sink (sdk/http.ts).
+ *
+ * `/v1/objects` streams its body: the state is read from the store a page at a time as the
+ * client takes it (sdk/http.ts readObjectPages), and written as the very bytes `c.json` would
+ * write for the whole of it. The pages are one consistent read, so the `version` at the top,
+ * known from the first page, is the one every item is consistent with. That read holds a
+ * store read transaction until the last page: a client that goes away ends it, and one that
+ * takes nothing is closed by `http.idleTimeout` (this response is not exempt from it).
+ * A failure before the first byte gets the status it always had; after it, the response is
+ * aborted, so the client sees a failed read, never a shorter body that still parses.
  */
 import * as v from "valibot";
 import type { Hono } from "hono";
+import type { Logger } from "../sdk/telemetry.ts";
 import { BehindRetentionError, type CommittedLog } from "../sdk/contract.ts";
 import {
   kindsParam,
   nonEmptyParam,
   parseQuery,
   positionParam,
-  readObjects,
+  readObjectPages,
   streamParam,
   textParam,
 } from "../sdk/http.ts";
-import { toEnvelope } from "../sdk/model.ts";
+import { toEnvelope, type CurrentObject } from "../sdk/model.ts";
 import { formatPosition } from "../protocol/position.ts";
 
 export const UPDATES_MAX_LIMIT = 5000;
@@ -45,14 +55,78 @@ const updatesQuery = v.object({
   limit: limitParam(UPDATES_MAX_LIMIT, 500),
 });
 
+/** Objects read from the store, and written to the client, at a time. */
+const OBJECTS_PAGE = 500;
+const encoder = new TextEncoder();
+
+type Page = { version: number; objects: CurrentObject[] };
+
+/**
+ * `{"epoch":…,"version":…,"items":[…]}`, byte for byte as JSON.stringify writes it, pulled a page at a time;
+ * `first` settles once the first page is read. A client gone (`signal`) or a cancelled body ends the read.
+ */
+function objectsBody(epoch: string, pages: AsyncGenerator<Page>, signal: AbortSignal, logger: Logger) {
+  let written = 0;
+  let left = false;
+  const leave = () => {
+    left = true;
+    void pages.return(undefined);
+  };
+  signal.addEventListener("abort", leave, { once: true });
+  const items = (objects: CurrentObject[]) => {
+    let text = "";
+    for (const object of objects) text += (written++ === 0 ? "" : ",") + JSON.stringify(object);
+    return text;
+  };
+  const first = pages.next().then((page) => {
+    if (page.done) throw new Error("the snapshot had no first page");
+    const version = JSON.stringify(page.value.version);
+    return `{"epoch":${JSON.stringify(epoch)},"version":${version},"items":[${items(page.value.objects)}`;
+  });
+  let head: Promise<string> | undefined = first;
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          let text = head ? await head : "";
+          head = undefined;
+          while (text === "") {
+            const next = await pages.next();
+            // Never the closing "]}" after a cut: what was sent must not parse as the whole state.
+            if (left) throw new Error("the client went away");
+            if (next.done) {
+              controller.enqueue(encoder.encode("]}"));
+              return controller.close();
+            }
+            text = items(next.value.objects);
+          }
+          controller.enqueue(encoder.encode(text));
+        } catch (error) {
+          if (!left) logger.warn("/v1/objects failed after its first page; the response is cut short", { error });
+          controller.error(error);
+        }
+      },
+      cancel: leave,
+    },
+    // Pulled only when the client has taken what was enqueued: one page held at a time.
+    { highWaterMark: 0 },
+  );
+  return { first, stream };
+}
+
 /** Mounts /v1/objects and /v1/updates on the shared app. */
-export function mountApi(app: Hono, log: CommittedLog): void {
+export function mountApi(app: Hono, log: CommittedLog, logger: Logger): void {
   app.get("/v1/objects", async (c) => {
     const query = parseQuery(c, objectsQuery);
     if (!query.ok) return query.response;
     const { kind, namespace, node, stream } = query.value;
-    const { version, objects } = await readObjects(log, { stream, namespace, node }, kind);
-    return c.json({ epoch: log.epoch, version, items: objects });
+    const pages = readObjectPages(log, { stream, namespace, node }, kind, OBJECTS_PAGE);
+    const body = objectsBody(log.epoch, pages, c.req.raw.signal, logger);
+    // Read before answering: a store that fails now fails the request with its usual status.
+    await body.first;
+    return new Response(body.stream, {
+      headers: { "content-type": "application/json" },
+    });
   });
 
   app.get("/v1/updates", async (c) => {

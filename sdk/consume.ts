@@ -43,7 +43,7 @@
  * ```
  */
 import * as v from "valibot";
-import type { Sink, SinkContext } from "./contract.ts";
+import type { Leadership, Sink, SinkContext } from "./contract.ts";
 import type { Envelope } from "../protocol/envelope.ts";
 import { Backoff, sleep } from "../protocol/retry.ts";
 import { batches, TIMED_OUT, until } from "./batches.ts";
@@ -119,8 +119,8 @@ export interface ConsumeOptions {
   /**
    * Sends one batch of envelopes (never empty; shared with other readers: do not modify
    * it). Resolve once it is delivered: the cursor then moves past it. Throw to have it
-   * retried. `signal` aborts when the sink stops: give up then, by throwing (e.g.
-   * `signal.throwIfAborted()`); the batch is sent again after the next start.
+   * retried. `signal` aborts when the sink stops (or, with `ha`, this replica stops leading): give up
+   * then, by throwing (e.g. `signal.throwIfAborted()`); the batch is sent again after the next start.
    */
   deliver(envelopes: Envelope[], signal: AbortSignal): Promise<void>;
 }
@@ -187,7 +187,9 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
   let savedAt = 0;
   let moved = Promise.withResolvers<void>();
 
-  const showLag = () => lag.set(Math.max(0, log.head() - delivered), labels);
+  /** False while a replica that does not lead waits for its turn: it has nothing to deliver, so no lag. */
+  let delivering = !ctx.leadership;
+  const showLag = () => lag.set(delivering ? Math.max(0, log.head() - delivered) : 0, labels);
 
   function collect(update: Update, into: Envelope[]): void {
     if (!inStream(update, stream)) return;
@@ -220,8 +222,8 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
     }
   }
 
-  /** Delivers one batch, retrying until it works; false when the sink stopped first. */
-  async function deliverBatch(envelopes: Envelope[]): Promise<boolean> {
+  /** Delivers one batch, retrying until it works; false when the sink stopped (or lost leadership) first. */
+  async function deliverBatch(envelopes: Envelope[], term: AbortSignal): Promise<boolean> {
     const first = envelopes[0]!.version;
     const last = envelopes[envelopes.length - 1]!.version;
     const backoff = new Backoff(options.retry ?? DEFAULT_RETRY);
@@ -230,16 +232,16 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
       logger.warn("sink has held one batch too long; it delays only itself", { first, last, heldMs: stallAfterMs });
     }, stallAfterMs);
     try {
-      for (let attempt = 1; !signal.aborted; attempt++) {
+      for (let attempt = 1; !term.aborted; attempt++) {
         try {
           // Called in a promise, so that a synchronous throw is a failure like any other.
-          const delivering = (async () => options.deliver(envelopes, signal))();
+          const delivering = (async () => options.deliver(envelopes, term))();
           // A deliver that ignores the signal is left behind when stop gives up on it.
           delivering.catch(() => {});
           if ((await Promise.race([delivering, givenUp])) === TIMED_OUT) return false;
           return true;
         } catch (error) {
-          if (signal.aborted) return false;
+          if (term.aborted) return false;
           const delay = backoff.next();
           fail("deliver", "sink failed to deliver a batch; retrying it", {
             error,
@@ -248,7 +250,7 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
             attempt,
             retryInMs: delay,
           });
-          await sleep(delay, signal);
+          await sleep(delay, term);
         }
       }
       return false;
@@ -259,14 +261,15 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
     }
   }
 
-  async function run(saveFirst: boolean): Promise<void> {
+  /** Delivers from `delivered` until `term` aborts: the sink stops, or this replica stops leading. */
+  async function run(saveFirst: boolean, term: AbortSignal): Promise<void> {
     // Without a saved starting point, a restart before the first delivery would start again
     // from a later head and skip what was committed in between.
     if (saveFirst) await save();
     const readRetries = new Backoff({ initialMs: 200, maxMs: 10_000 });
     const { size, lingerMs } = options.batch ?? DEFAULT_BATCH;
     const behindRetention = options.behindRetention ?? "oldest";
-    while (!signal.aborted) {
+    while (!term.aborted) {
       try {
         for await (const batch of batches(log, {
           after: delivered,
@@ -274,7 +277,7 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
           lingerMs,
           collect,
           behindRetention,
-          signal,
+          signal: term,
         })) {
           readRetries.reset();
           if (batch.lost > 0) {
@@ -285,7 +288,7 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
             });
           }
           if (batch.envelopes.length > 0) {
-            if (!(await deliverBatch(batch.envelopes))) break;
+            if (!(await deliverBatch(batch.envelopes, term))) break;
             advance(batch.through);
             if (Date.now() - savedAt >= saveIntervalMs) await save();
           } else {
@@ -297,29 +300,62 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
       } catch (error) {
         const delay = readRetries.next();
         fail("read", "sink failed to read the log; retrying", { error, after: delivered, retryInMs: delay });
-        await sleep(delay, signal);
+        await sleep(delay, term);
       }
     }
     if (delivered > saved) await save();
   }
 
+  /** Starts delivering from the stored cursor; returns whether to save that starting point first. */
+  function resumeFrom(cursor: number | undefined): boolean {
+    const head = log.head();
+    // Only a store restored or edited behind kubemeta's back holds a cursor past its log.
+    if (cursor !== undefined && cursor > head)
+      logger.warn("the sink's cursor is ahead of the log; starting at its head", { cursor, head });
+    delivered = saved =
+      cursor === undefined ? (options.from === "head" ? head : log.oldest() - 1) : Math.min(cursor, head);
+    showLag();
+    return cursor === undefined || cursor > head;
+  }
+
+  /**
+   * With `ha`, one term of delivery per leadership: each starts from the cursor as the store holds it, since the
+   * previous leader moved it.
+   */
+  async function lead(leadership: Leadership): Promise<void> {
+    const retries = new Backoff({ initialMs: 200, maxMs: 10_000 });
+    while (!signal.aborted) {
+      const lost = await leadership.acquire(signal).catch(() => undefined);
+      if (!lost) return;
+      const term = AbortSignal.any([signal, lost]);
+      try {
+        const cursor = await ctx.cursor.load();
+        delivering = true;
+        await run(resumeFrom(cursor), term);
+      } catch (error) {
+        fail("read", "sink failed to load its cursor; retrying", { error });
+        await sleep(retries.next(), term);
+      } finally {
+        delivering = false;
+        showLag();
+      }
+    }
+  }
+
   return {
     async start() {
       if (running || signal.aborted) return;
+      stalled.set(0, labels);
+      lagTimer ??= setInterval(showLag, REFRESH_MS);
+      lagTimer.unref();
+      if (ctx.leadership) {
+        running = lead(ctx.leadership);
+        return;
+      }
       // A throw here (the store failing) makes the host retry start with backoff.
       const cursor = await ctx.cursor.load();
       if (running || signal.aborted) return;
-      const head = log.head();
-      // Only a store restored or edited behind kubemeta's back holds a cursor past its log.
-      if (cursor !== undefined && cursor > head)
-        logger.warn("the sink's cursor is ahead of the log; starting at its head", { cursor, head });
-      delivered = saved =
-        cursor === undefined ? (options.from === "head" ? head : log.oldest() - 1) : Math.min(cursor, head);
-      stalled.set(0, labels);
-      showLag();
-      lagTimer = setInterval(showLag, REFRESH_MS);
-      lagTimer.unref();
-      running = run(cursor === undefined || cursor > head);
+      running = run(resumeFrom(cursor), signal);
     },
     async stop() {
       stopping.abort();

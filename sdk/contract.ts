@@ -183,6 +183,18 @@ export interface Store {
   /** Opens (creating or migrating as needed) and returns what the store holds. */
   start(): Promise<StoreState>;
   stop(): Promise<void>;
+  /**
+   * Makes this process the store's one writer: raises the store's term, so that from now on every commit of an
+   * earlier writer (a deposed leader) is refused, and returns the state as it is after that. The host calls it
+   * before its first commit, and again each time this replica becomes the leader.
+   */
+  lead(): Promise<StoreState>;
+  /** Head and oldest version as stored now: how a replica that does not write follows the log. */
+  position(): Promise<{ head: number; oldest: number }>;
+  /**
+   * Commits the batch if this process is still the writer (its term is the store's, checked in the same
+   * transaction); otherwise throws WriterFencedError and writes nothing.
+   */
   commit(batch: CommitBatch): Promise<void>;
   readUpdates(query: UpdateQuery): Promise<Update[]>;
   /** Current objects matching the query, with the version they are consistent with. */
@@ -198,6 +210,20 @@ export interface Store {
 }
 
 export type StoreContext = PluginContext;
+
+/**
+ * Thrown by `Store.commit` when another process has become the store's writer since this one's `lead()`: this
+ * process was deposed (a replica that lost its Lease, or paused past it) and must stop writing.
+ */
+export class WriterFencedError extends Error {
+  constructor(
+    readonly term: number,
+    readonly storedTerm: number,
+  ) {
+    super(`commit refused: this writer's term ${term} is no longer the store's (term ${storedTerm}); another leads`);
+    this.name = "WriterFencedError";
+  }
+}
 
 // ---------------------------------------------------------------- sinks
 
@@ -280,6 +306,20 @@ export interface SinkContext extends PluginContext {
    * so a sink with routes handles its own errors: a fresh instance would add them again.
    */
   http: Hono;
+  /**
+   * With `ha`, only the leader delivers (publishes, posts, writes out); every replica serves readers. `consume`
+   * waits for it. Absent: this process always leads (one replica).
+   */
+  leadership?: Leadership;
+}
+
+/** When this replica leads (see SinkContext.leadership). */
+export interface Leadership {
+  /**
+   * Resolves once this replica leads, with a signal that aborts when it stops leading; rejects if `signal` aborts
+   * first. After a loss, call it again to wait for the next term.
+   */
+  acquire(signal: AbortSignal): Promise<AbortSignal>;
 }
 
 export type Sink = Lifecycle;
@@ -330,7 +370,13 @@ export type StoreDeclaration<S extends v.GenericSchema = v.GenericSchema> = Decl
   S,
   StoreContext,
   Store
->;
+> & {
+  /**
+   * Why several replicas cannot share this store as configured (e.g. a file on one pod's volume), or undefined
+   * when they can. `ha` needs a store every replica reaches; a store without this method is taken as local.
+   */
+  unshareable?(config: v.InferOutput<S>): string | undefined;
+};
 export type SinkDeclaration<S extends v.GenericSchema = v.GenericSchema> = Declaration<"sink", S, SinkContext, Sink>;
 export type AnyDeclaration = SourceDeclaration | StoreDeclaration | SinkDeclaration;
 

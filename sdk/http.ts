@@ -1,7 +1,8 @@
 /**
  * What a plugin that serves HTTP shares with the host's read API: query parameters
  * validated the same way (a bad value is a 400 naming its parameter, an unknown stream
- * a 404, never a 500), snapshots filtered by kind, and streaming responses kept open.
+ * a 404, never a 500), snapshots filtered by kind and read in pages (a few at a time),
+ * and streaming responses kept open.
  */
 import * as v from "valibot";
 import type { Context } from "hono";
@@ -60,16 +61,67 @@ export function parseQuery<S extends v.GenericSchema>(c: Context, schema: S): Pa
   return { ok: false, response: c.json({ error: `${parameter}: ${issue.message}`, parameter }, status) };
 }
 
+/** One kind goes to the store; several are filtered here (`filter` is undefined when none is needed). */
+function kindQuery(query: Omit<ObjectQuery, "kind">, kinds: Set<string> | undefined) {
+  const single = kinds?.size === 1 ? [...kinds][0] : undefined;
+  const filter = kinds && !single ? kinds : undefined;
+  return { query: single ? { ...query, kind: single } : query, filter };
+}
+
 /** Reads current objects with the kind filter applied: one kind goes to the store, several are filtered here. */
 export async function readObjects(
   log: CommittedLog,
   query: Omit<ObjectQuery, "kind">,
   kinds: Set<string> | undefined,
 ): Promise<{ version: number; objects: CurrentObject[] }> {
-  const single = kinds?.size === 1 ? [...kinds][0] : undefined;
-  const snapshot = await log.snapshot({ ...query, ...(single ? { kind: single } : {}) });
-  if (!kinds || single) return snapshot;
-  return { version: snapshot.version, objects: snapshot.objects.filter((object) => kinds.has(object.kind)) };
+  const { query: stored, filter } = kindQuery(query, kinds);
+  const snapshot = await log.snapshot(stored);
+  if (!filter) return snapshot;
+  return { version: snapshot.version, objects: snapshot.objects.filter((object) => filter.has(object.kind)) };
+}
+
+/**
+ * Snapshot reads that HTTP clients (SSE resets, `/v1/objects`) hold at once per log. Each holds one of the store's
+ * few read transactions (four for libSQL) while its client takes the pages, at the client's pace: two leave the
+ * others to NATS resets and to the core's own reads, whatever HTTP clients do.
+ */
+export const HTTP_SNAPSHOT_READS = 2;
+const turns = new WeakMap<CommittedLog, { reading: number; waiting: (() => void)[] }>();
+
+/** Waits until fewer than HTTP_SNAPSHOT_READS snapshots of this log are read; the function ends the turn. */
+async function snapshotTurn(log: CommittedLog): Promise<() => void> {
+  const state = turns.get(log) ?? { reading: 0, waiting: [] };
+  turns.set(log, state);
+  if (state.reading >= HTTP_SNAPSHOT_READS) await new Promise<void>((resolve) => state.waiting.push(resolve));
+  else state.reading++;
+  return () => {
+    // The turn passes straight to the next in line, which `reading` then still counts.
+    const next = state.waiting.shift();
+    if (next) next();
+    else state.reading--;
+  };
+}
+
+/**
+ * `readObjects` a page at a time (CommittedLog.snapshotPages): every page carries the version of the one consistent
+ * read they all come from; the first comes even when empty. The read, and the turn among HTTP_SNAPSHOT_READS, are
+ * held until the last page is taken or the loop is left: leave it as soon as the client is gone.
+ */
+export async function* readObjectPages(
+  log: CommittedLog,
+  query: Omit<ObjectQuery, "kind">,
+  kinds: Set<string> | undefined,
+  pageSize: number,
+): AsyncGenerator<{ version: number; objects: CurrentObject[] }> {
+  const { query: stored, filter } = kindQuery(query, kinds);
+  const endTurn = await snapshotTurn(log);
+  try {
+    for await (const page of log.snapshotPages(stored, pageSize)) {
+      yield filter ? { version: page.version, objects: page.objects.filter((o) => filter.has(o.kind)) } : page;
+    }
+  } finally {
+    endTurn();
+  }
 }
 
 /** What Hono on Bun.serve passes as `c.env`: the server, which knows more of a request than the request itself. */

@@ -25,6 +25,7 @@ export {
   type CommittedLog,
   type Declaration,
   type FollowOptions,
+  type Leadership,
   type Lifecycle,
   type ObjectDigest,
   type ObjectQuery,
@@ -43,6 +44,7 @@ export {
   type StoreDeclaration,
   type StoreState,
   type UpdateQuery,
+  WriterFencedError,
 } from "./contract.ts";
 export { consume, type BatchSettings, type Consumer, type ConsumeOptions, type RetrySettings } from "./consume.ts";
 export { inStream, toEnvelope, type CurrentObject, type KubeObject, type Update } from "./model.ts";

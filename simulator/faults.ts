@@ -1,4 +1,5 @@
 /** Injected failures: the next matching requests fail the way a loaded or restarting API server fails them. */
+import { expiredContinue } from "./list.ts";
 import { internalError, listTooOld, serviceUnavailable, tooManyRequests, watchTooOld, type Status } from "./status.ts";
 
 export type Verb = "list" | "watch" | "get";
@@ -16,11 +17,23 @@ export interface FaultSpec {
    * "status" otherwise. A LIST always fails with a status.
    */
   as?: "status" | "event";
+  /**
+   * true: only a LIST page after the first (a request with a continue token) matches; false: only a first page.
+   * A 410 on such a page is the token's snapshot compacted away mid-list: the very Status an expired token gets.
+   */
+  continued?: boolean;
 }
 
 export interface Failure {
   status: Status;
   asEvent: boolean;
+}
+
+/** What the server knows of the request, for the Status it fails with. */
+export interface FaultRequest {
+  /** The LIST's continue parameter ("" on a first page and on watches). */
+  continueToken: string;
+  watchFrom(): { requested: number; oldest: number };
 }
 
 export class Faults {
@@ -31,18 +44,22 @@ export class Faults {
   }
 
   /** The failure for this request, if an injected fault matches it (and is used up by it). */
-  take(verb: Verb, resource: string, watchFrom: () => { requested: number; oldest: number }): Failure | undefined {
+  take(verb: Verb, resource: string, request: FaultRequest): Failure | undefined {
     if (verb === "get") return undefined;
+    const continued = verb === "list" && request.continueToken !== "";
     const fault = this.pending.find(
-      (f) => (f.verb === undefined || f.verb === verb) && (f.resource === undefined || f.resource === resource),
+      (f) =>
+        (f.verb === undefined || f.verb === verb) &&
+        (f.resource === undefined || f.resource === resource) &&
+        (f.continued === undefined || f.continued === continued),
     );
     if (!fault) return undefined;
     if (--fault.remaining <= 0) this.pending = this.pending.filter((f) => f !== fault);
     const asEvent = verb === "watch" && (fault.as ?? (fault.status === 410 ? "event" : "status")) === "event";
-    return { status: this.status(fault, verb, watchFrom), asEvent };
+    return { status: this.status(fault, verb, request), asEvent };
   }
 
-  private status(fault: FaultSpec, verb: Verb, watchFrom: () => { requested: number; oldest: number }): Status {
+  private status(fault: FaultSpec, verb: Verb, request: FaultRequest): Status {
     switch (fault.status) {
       case 429:
         return tooManyRequests(fault.retryAfterSeconds ?? 1);
@@ -51,8 +68,8 @@ export class Faults {
       case 503:
         return serviceUnavailable(fault.retryAfterSeconds);
       case 410: {
-        if (verb === "list") return listTooOld();
-        const { requested, oldest } = watchFrom();
+        if (verb === "list") return request.continueToken ? expiredContinue(request.continueToken) : listTooOld();
+        const { requested, oldest } = request.watchFrom();
         return watchTooOld(requested, oldest);
       }
     }

@@ -3,7 +3,9 @@
  * protocol of kube-apiserver v1.36 (paths, LIST pagination, WATCH streams, bookmarks,
  * streaming lists, Status errors, bearer-token and client-certificate auth over TLS)
  * for the resource types kubemeta watches and for custom resources installed at run time,
- * with its state driven from TypeScript and failures injectable on demand.
+ * with its state driven from TypeScript and failures injectable on demand. Leases also take
+ * writes over HTTP (POST, PUT, DELETE, as the real registry answers them: writes.ts), for
+ * leader election.
  */
 import { writeFile } from "node:fs/promises";
 import type { KubeObject } from "../sdk/model.ts";
@@ -87,7 +89,8 @@ export interface TestApiServer {
   /** While true, watches (open or new) send nothing at all, not even headers; false sends what was held back. */
   stallWatches(stalled: boolean): void;
   /**
-   * Requests by `${verb} ${resource}`: verb list|watch|watchlist (a streaming list)|get, resource like "pods";
+   * Requests by `${verb} ${resource}`: verb list|watch|watchlist (a streaming list)|get (and create|update|delete
+   * for Leases), resource like "pods";
    * discovery as `discovery <path>` (a 404 for a group or group version not served too).
    */
   requests(): Record<string, number>;

@@ -47,6 +47,15 @@ function decodeContinue(token: string): ContinueKey | Status {
   }
 }
 
+/**
+ * What a page after the first answers once its token's snapshot is gone: 410 Expired carrying a fresh "inconsistent"
+ * token (rv -1) that continues from the same key over the current state. Also the Status of an injected 410 there.
+ */
+export function expiredContinue(token: string): Status {
+  const key = decodeContinue(token);
+  return "kind" in key ? key : continueExpired(encodeContinue({ rv: -1, start: key.start }));
+}
+
 const snapshotKey = (type: ResourceType, rv: number) => `${apiVersionOf(type)}/${type.resource}@${rv}`;
 
 /** The snapshots behind outstanding continue tokens; dropping one is etcd compacting its revision. */
@@ -105,7 +114,7 @@ function resolvePage(
     if ("kind" in key) return key;
     if (key.rv === -1) return { ...store.snapshot(type), start: key.start };
     const entries = snapshots.find(type, key.rv);
-    if (!entries) return continueExpired(encodeContinue({ rv: -1, start: key.start }));
+    if (!entries) return expiredContinue(options.continueToken);
     return { rv: key.rv, entries, start: key.start };
   }
   const current = store.resourceVersion();

@@ -204,6 +204,18 @@ const RESOURCE_TYPES: readonly ResourceType[] = [
     bookmarkBody: `"spec":{"resources":{}},"status":{}`,
     fieldLabels: [],
   },
+  {
+    // The one type the test API server also takes writes for over HTTP (writes.ts): leader election.
+    resource: "leases",
+    singular: "lease",
+    kind: "Lease",
+    group: "coordination.k8s.io",
+    version: "v1",
+    namespaced: true,
+    shortNames: [],
+    bookmarkBody: `"spec":{}`,
+    fieldLabels: [],
+  },
 ];
 
 export function apiVersionOf(type: { group: string; version: string }): string {

@@ -1,6 +1,6 @@
 /**
  * The HTTP(S) front of the test API server: authentication, routing, request
- * accounting, fault injection, and the GET/LIST/WATCH handlers.
+ * accounting, fault injection, and the GET/LIST/WATCH handlers (Lease writes: writes.ts).
  *
  * Built on node:https rather than Bun.serve, measured under Bun 1.4.4:
  * - Bun.serve sends no status line or headers until the first body byte, so a watch
@@ -35,6 +35,7 @@ import {
 } from "./status.ts";
 import { ObjectStore, type StoredEvent } from "./store.ts";
 import { errorEventLine, WatchConnection, type InitialEvents, type WatchFilter } from "./watch.ts";
+import { writeVerb, Writes } from "./writes.ts";
 
 export interface ServerConfig {
   pki: TestPki | undefined;
@@ -58,6 +59,7 @@ export class ApiServerCore {
   readonly store: ObjectStore;
   readonly faults = new Faults();
   readonly counts = new Map<string, number>();
+  private readonly writes: Writes;
   private readonly snapshots: ListSnapshots;
   private readonly watches = new Map<WatchConnection, () => void>();
   private stalled = false;
@@ -66,6 +68,7 @@ export class ApiServerCore {
 
   constructor(private readonly config: ServerConfig) {
     this.store = new ObjectStore(config.watchHistory, this.resources);
+    this.writes = new Writes(this.store);
     this.snapshots = new ListSnapshots(config.continueTtlMs);
     const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
     const { pki } = config;
@@ -154,10 +157,11 @@ export class ApiServerCore {
     const watching = ["1", "t", "T", "TRUE", "true", "True"].includes(url.searchParams.get("watch") ?? "");
     const verb: Verb | "discovery" =
       target.kind === "object" ? "get" : target.kind === "collection" ? (watching ? "watch" : "list") : "discovery";
+    const write = target.kind === "object" || target.kind === "collection" ? writeVerb(req.method, target) : undefined;
     // A streaming list (KEP-3157) costs the server a full list: counted apart from plain watches.
     const streamingList = watching && ["1", "true"].includes(url.searchParams.get("sendInitialEvents") ?? "");
     if (target.kind === "collection" || target.kind === "object")
-      this.count(streamingList ? "watchlist" : verb, target.type.resource);
+      this.count(write ?? (streamingList ? "watchlist" : verb), target.type.resource);
     else if (target.kind === "discovery") this.count("discovery", url.pathname);
 
     if (!this.authenticated(req)) {
@@ -166,6 +170,10 @@ export class ApiServerCore {
     }
     if (target.kind === "notFound") {
       sendStatus(res, pathNotFound());
+      return;
+    }
+    if (write && target.kind !== "discovery") {
+      this.writes.serve(req, res, write, target).catch(() => res.destroy());
       return;
     }
     if (req.method !== "GET") {
@@ -188,10 +196,10 @@ export class ApiServerCore {
       sendStatus(res, options);
       return;
     }
-    const failure = this.faults.take(verb as Verb, target.type.resource, () => ({
-      requested: Number(options.resourceVersion) || 0,
-      oldest: this.store.oldestServed(),
-    }));
+    const failure = this.faults.take(verb as Verb, target.type.resource, {
+      continueToken: options.continueToken,
+      watchFrom: () => ({ requested: Number(options.resourceVersion) || 0, oldest: this.store.oldestServed() }),
+    });
     if (failure?.asEvent) {
       this.sendErrorEvent(res, failure.status);
       return;

@@ -55,8 +55,11 @@ export const badRequest = (message: string) => failure(400, "BadRequest", messag
 /** An unknown path or resource: the message of the API server's NotFound handler. */
 export const pathNotFound = () => failure(404, "NotFound", "the server could not find the requested resource", {});
 
+/** `leases.coordination.k8s.io`: a resource as apierrors names it (schema.GroupResource.String()). */
+const qualified = (resource: string, group: string) => (group ? `${resource}.${group}` : resource);
+
 export const objectNotFound = (resource: string, group: string, name: string) =>
-  failure(404, "NotFound", `${group ? `${resource}.${group}` : resource} "${name}" not found`, {
+  failure(404, "NotFound", `${qualified(resource, group)} "${name}" not found`, {
     name,
     ...(group ? { group } : {}),
     kind: resource,
@@ -113,18 +116,45 @@ export const serviceUnavailable = (retryAfterSeconds?: number) =>
 
 export interface FieldError {
   field: string;
-  reason: "FieldValueForbidden" | "FieldValueNotSupported";
-  /** As field.Error.ErrorBody() writes it: "Forbidden: …" or "Unsupported value: …". */
+  reason: "FieldValueForbidden" | "FieldValueNotSupported" | "FieldValueInvalid" | "FieldValueRequired";
+  /** As field.Error.ErrorBody() writes it: "Forbidden: …", "Unsupported value: …", "Invalid value: …". */
   message: string;
 }
 
-/** 422 for ListOptions that fail validation (apimachinery metainternalversion/validation). */
-export function invalidListOptions(errors: FieldError[]): Status {
+/** 422 Invalid (apierrors.NewInvalid): `kind` is a Kind, or a resource where the registry names one. */
+export function invalid(group: string, kind: string, name: string, errors: FieldError[]): Status {
   const each = errors.map((e) => `${e.field}: ${e.message}`);
   const aggregate = each.length === 1 ? each[0] : `[${each.join(", ")}]`;
-  return failure(422, "Invalid", `ListOptions.meta.k8s.io "" is invalid: ${aggregate}`, {
-    group: "meta.k8s.io",
-    kind: "ListOptions",
+  return failure(422, "Invalid", `${group ? `${kind}.${group}` : kind} "${name}" is invalid: ${aggregate}`, {
+    ...(name ? { name } : {}),
+    ...(group ? { group } : {}),
+    kind,
     causes: errors.map((e) => ({ reason: e.reason, message: e.message, field: e.field })),
   });
 }
+
+/** 422 for ListOptions that fail validation (apimachinery metainternalversion/validation). */
+export const invalidListOptions = (errors: FieldError[]) => invalid("meta.k8s.io", "ListOptions", "", errors);
+
+/** 409 for a create whose name is taken (apierrors.NewAlreadyExists). */
+export const alreadyExists = (resource: string, group: string, name: string) =>
+  failure(409, "AlreadyExists", `${qualified(resource, group)} "${name}" already exists`, {
+    name,
+    ...(group ? { group } : {}),
+    kind: resource,
+  });
+
+/** The registry's OptimisticLockErrorMsg: an update from a stale resourceVersion. */
+const OPTIMISTIC_LOCK = "the object has been modified; please apply your changes to the latest version and try again";
+
+/** 409 Conflict (apierrors.NewConflict): by default, an update from a stale resourceVersion. */
+export const conflict = (resource: string, group: string, name: string, why = OPTIMISTIC_LOCK) =>
+  failure(409, "Conflict", `Operation cannot be fulfilled on ${qualified(resource, group)} "${name}": ${why}`, {
+    name,
+    ...(group ? { group } : {}),
+    kind: resource,
+  });
+
+/** 413 for a body over the API server's limit (3 MiB, apiserver's MaxRequestBodyBytes). */
+export const requestTooLarge = () =>
+  failure(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728");

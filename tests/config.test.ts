@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { ConfigError, loadConfig, resolveConfig } from "../host/config.ts";
 import { tempDir } from "../testing/index.ts";
 import { builtins } from "../plugins/index.ts";
+import { runMain } from "./reliability-process.ts";
 
 async function issuesOf(raw: unknown, env: Record<string, string> = {}): Promise<string[]> {
   try {
@@ -99,23 +100,11 @@ describe("config", () => {
 });
 
 describe("main.ts --check", () => {
-  const ROOT = join(import.meta.dir, "..");
-  const MAIN = join(ROOT, "main.ts");
   async function check(yaml: string) {
     const dir = await tempDir();
     await Bun.write(join(dir, "kubemeta.yaml"), yaml);
     // The check creates the default store, ./data/kubemeta.db: in the temp dir, not in the repository.
-    const proc = Bun.spawn([process.execPath, "run", MAIN, "--check", "--config", join(dir, "kubemeta.yaml")], {
-      cwd: dir,
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const [code, stdout, stderr] = await Promise.all([
-      proc.exited,
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-    ]);
-    return { code, stdout, stderr };
+    return runMain(["--check", "--config", join(dir, "kubemeta.yaml")], { cwd: dir });
   }
 
   test("a valid config exits 0", async () => {
@@ -124,16 +113,12 @@ describe("main.ts --check", () => {
   });
 
   test("the example config in examples/ is valid", async () => {
-    const proc = Bun.spawn(
-      [process.execPath, "run", MAIN, "--check", "--config", join(ROOT, "examples/kubemeta.yaml")],
-      {
-        cwd: await tempDir(),
-        env: { ...process.env, WEBHOOK_SECRET: "a-secret-for-the-check" },
-        stdout: "pipe",
-        stderr: "pipe",
-      },
-    );
-    expect(await proc.exited).toBe(0);
+    const example = join(import.meta.dir, "..", "examples/kubemeta.yaml");
+    const result = await runMain(["--check", "--config", example], {
+      cwd: await tempDir(),
+      env: { WEBHOOK_SECRET: "a-secret-for-the-check" },
+    });
+    expect(result.code).toBe(0);
   });
 
   test("a typo exits 1 and names the path", async () => {

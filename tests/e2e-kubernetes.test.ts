@@ -7,15 +7,13 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { rm } from "node:fs/promises";
 import type { Subprocess } from "bun";
-import libsql from "../plugins/stores/libsql.ts";
 import type { Store } from "../sdk/contract.ts";
-import { createMetrics } from "../host/metrics.ts";
-import { silentLogger } from "../host/logger.ts";
 import { digest, slim } from "../core/slim.ts";
 import type { KubeObject, Update } from "../sdk/model.ts";
 import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
 import { populate, startChurn } from "../simulator/population.ts";
 import { tempDir, waitFor, expectGapFreeWithWholeChains } from "../testing/index.ts";
+import { clusterChecks } from "./cluster-checks.ts";
 
 const KINDS = ["Pod", "Node", "Namespace", "Service", "EndpointSlice", "ReplicaSet", "Deployment"];
 const ROOT = join(import.meta.dir, "..");
@@ -55,20 +53,8 @@ async function readListeningUrl(stdout: ReadableStream<Uint8Array>): Promise<str
   }
 }
 
-async function withStore<T>(work: (store: Store) => Promise<T>): Promise<T> {
-  const store = libsql.create({ url: `file:${join(dir, "data", "kubemeta.db")}` } as never, {
-    name: "reader",
-    cluster: "e2e",
-    logger: silentLogger,
-    metrics: createMetrics(),
-  });
-  await store.start();
-  try {
-    return await work(store);
-  } finally {
-    await store.stop();
-  }
-}
+const withStore = <T>(work: (store: Store) => Promise<T>): Promise<T> =>
+  clusterChecks(server, { url: `file:${join(dir, "data", "kubemeta.db")}` }).withStore(work);
 
 /** The API server's state, slimmed, against the store's current objects: equal when kubemeta caught up. */
 async function storeMatchesServer(): Promise<boolean> {

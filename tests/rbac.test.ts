@@ -1,8 +1,8 @@
-/** `main.ts rbac`: the ClusterRole a config needs, and deploy/'s ClusterRole kept equal to it. */
+/** `main.ts rbac`: the ClusterRole (and with `ha` the Lease's Role) a config needs, and deploy/'s kept equal to it. */
 import { afterAll, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { policyRules } from "../cli/rbac.ts";
+import { leaseRoleYaml, policyRules } from "../cli/rbac.ts";
 import { resolveConfig } from "../host/config.ts";
 import { builtins } from "../plugins/index.ts";
 import { tempDir } from "../testing/index.ts";
@@ -14,12 +14,42 @@ afterAll(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: t
 
 interface Manifest {
   kind: string;
+  metadata: { name: string; namespace?: string };
   rules?: unknown;
   data?: Record<string, string>;
+  roleRef?: { kind: string; name: string };
+  subjects?: { kind: string; name: string; namespace: string }[];
+  spec?: { replicas?: number; template: { spec: PodSpec } };
+}
+interface PodSpec {
+  serviceAccountName: string;
+  containers: { env?: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[] }[];
+  volumes: { name: string; persistentVolumeClaim?: unknown }[];
 }
 
-async function run(...args: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-  const child = Bun.spawn([process.execPath, MAIN, ...args], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+/** What the Deployment of deploy/kubemeta-ha.yaml gives its pods: Secrets' values, and the downward API's. */
+const HA_ENV = {
+  KUBEMETA_TOKEN: "token-from-the-secret-0123456789",
+  LIBSQL_URL: "libsql://kubemeta-myorg.turso.io",
+  LIBSQL_AUTH_TOKEN: "a-jwt-from-the-secret",
+  POD_NAME: "kubemeta-ha-5d8c7b9f4-x2x7q",
+  POD_NAMESPACE: "kubemeta",
+};
+
+const manifestsOf = async (file: string) =>
+  Bun.YAML.parse(await Bun.file(join(ROOT, "deploy", file)).text()) as Manifest[];
+const shippedConfig = (manifests: Manifest[]) => manifests.find((m) => m.kind === "ConfigMap")?.data?.["kubemeta.yaml"];
+
+async function run(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  const child = Bun.spawn([process.execPath, MAIN, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const [stdout, stderr, exitCode] = await Promise.all([
     new Response(child.stdout).text(),
     new Response(child.stderr).text(),
@@ -37,9 +67,9 @@ async function configFile(text: string): Promise<string> {
 }
 
 test("deploy/kubemeta.yaml grants what its shipped config needs: get, list, watch on its resources", async () => {
-  const manifests = Bun.YAML.parse(await Bun.file(join(ROOT, "deploy/kubemeta.yaml")).text()) as Manifest[];
+  const manifests = await manifestsOf("kubemeta.yaml");
   const role = manifests.find((m) => m.kind === "ClusterRole");
-  const shipped = manifests.find((m) => m.kind === "ConfigMap")?.data?.["kubemeta.yaml"];
+  const shipped = shippedConfig(manifests);
   expect(shipped).toBeString();
   // The Deployment passes the token from its Secret (tests/security-auth.test.ts checks that part).
   const env = { KUBEMETA_TOKEN: "token-from-the-secret-0123456789" };
@@ -56,7 +86,7 @@ test("rbac prints the ClusterRole of the config: custom resources by group, one 
       "      argoproj.io/v1alpha1/rollouts, v1/persistentvolumeclaims]",
     ].join("\n"),
   );
-  const { exitCode, stdout, stderr } = await run("rbac", "--config", file);
+  const { exitCode, stdout, stderr } = await run(["rbac", "--config", file]);
   expect({ exitCode, stderr }).toEqual({ exitCode: 0, stderr: "" });
   expect(Bun.YAML.parse(stdout)).toEqual({
     apiVersion: "rbac.authorization.k8s.io/v1",
@@ -72,8 +102,70 @@ test("rbac prints the ClusterRole of the config: custom resources by group, one 
 
 test("rbac with a config that does not validate prints the errors and exits 1", async () => {
   const file = await configFile("sources:\n  - type: kubernetes\n    resources: [pods, argoproj.io/rollouts]\n");
-  const { exitCode, stdout, stderr } = await run("rbac", "--config", file);
+  const { exitCode, stdout, stderr } = await run(["rbac", "--config", file]);
   expect(exitCode).toBe(1);
   expect(stdout).toBe("");
   expect(stderr).toContain("sources[0].resources");
+});
+
+test("deploy/kubemeta-ha.yaml: its shipped config resolves to ha, and it grants what that config needs", async () => {
+  const manifests = await manifestsOf("kubemeta-ha.yaml");
+  const shipped = shippedConfig(manifests);
+  expect(shipped).toBeString();
+  const deployment = manifests.find((m) => m.kind === "Deployment")!;
+  const pod = deployment.spec!.template.spec;
+  // Every variable the config reads is one the Deployment sets: the pod's name and namespace from the downward API.
+  const env = pod.containers[0]!.env!;
+  for (const [, name] of shipped!.matchAll(/\$\{(\w+)\}/g)) expect(env.map((e) => e.name)).toContain(name!);
+  expect(env.find((e) => e.name === "POD_NAME")?.valueFrom?.fieldRef?.fieldPath).toBe("metadata.name");
+  expect(env.find((e) => e.name === "POD_NAMESPACE")?.valueFrom?.fieldRef?.fieldPath).toBe("metadata.namespace");
+
+  const config = await resolveConfig(Bun.YAML.parse(shipped!), { baseDir: ROOT, registry: builtins, env: HA_ENV });
+  expect(config.store.config).toEqual({ url: HA_ENV.LIBSQL_URL, authToken: HA_ENV.LIBSQL_AUTH_TOKEN });
+  expect(config.ha).toMatchObject({
+    lease: { name: "kubemeta", namespace: deployment.metadata.namespace },
+    identity: HA_ENV.POD_NAME,
+  });
+  expect(deployment.spec!.replicas).toBeGreaterThanOrEqual(2);
+  expect(pod.volumes.filter((volume) => volume.persistentVolumeClaim)).toEqual([]);
+
+  const clusterRole = manifests.find((m) => m.kind === "ClusterRole")!;
+  const role = manifests.find((m) => m.kind === "Role")!;
+  expect(clusterRole.rules).toEqual(policyRules(config));
+  expect(role).toEqual(Bun.YAML.parse(leaseRoleYaml(config.ha!)) as Manifest);
+  // Both are bound to the pods' ServiceAccount.
+  for (const kind of ["ClusterRole", "Role"]) {
+    const binding = manifests.find((m) => m.kind === `${kind}Binding`)!;
+    expect(binding.roleRef).toMatchObject({ kind, name: manifests.find((m) => m.kind === kind)!.metadata.name });
+    expect(binding.subjects).toEqual([
+      { kind: "ServiceAccount", name: pod.serviceAccountName, namespace: deployment.metadata.namespace! },
+    ]);
+  }
+});
+
+test("deploy/kubemeta-ha.yaml overwrites nothing of deploy/kubemeta.yaml but the Namespace they share", async () => {
+  const key = (m: Manifest) => `${m.kind} ${m.metadata.namespace ?? ""}/${m.metadata.name}`;
+  const single = new Set((await manifestsOf("kubemeta.yaml")).map(key));
+  const shared = (await manifestsOf("kubemeta-ha.yaml")).map(key).filter((k) => single.has(k));
+  expect(shared).toEqual(["Namespace /kubemeta"]);
+});
+
+test("rbac with ha prints the Lease's Role after the ClusterRole: deploy/kubemeta-ha.yaml's two", async () => {
+  const manifests = await manifestsOf("kubemeta-ha.yaml");
+  const file = await configFile(shippedConfig(manifests)!);
+  const { exitCode, stdout, stderr } = await run(["rbac", "--config", file], HA_ENV);
+  expect({ exitCode, stderr }).toEqual({ exitCode: 0, stderr: "" });
+  const [clusterRole, role, ...more] = Bun.YAML.parse(stdout) as Manifest[];
+  expect(more).toEqual([]);
+  expect(clusterRole?.rules).toEqual(manifests.find((m) => m.kind === "ClusterRole")?.rules);
+  expect(role).toEqual(manifests.find((m) => m.kind === "Role")!);
+  expect(role?.rules).toEqual([
+    { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
+    {
+      apiGroups: ["coordination.k8s.io"],
+      resources: ["leases"],
+      resourceNames: ["kubemeta"],
+      verbs: ["get", "update"],
+    },
+  ]);
 });

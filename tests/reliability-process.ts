@@ -54,3 +54,22 @@ export async function exitWithin(child: { exited: Promise<number> }, timeoutMs: 
   });
   return Promise.race([child.exited, late]).finally(() => clearTimeout(timer));
 }
+
+/** `main.ts <args>` run to its end: exit code and everything it wrote. */
+export async function runMain(
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const proc = Bun.spawn([process.execPath, "run", MAIN, ...args], {
+    cwd: options.cwd,
+    env: { ...process.env, ...options.env },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [code, stdout, stderr] = await Promise.all([
+    proc.exited,
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+  ]);
+  return { code, stdout, stderr };
+}

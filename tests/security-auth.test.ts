@@ -84,23 +84,29 @@ interface Container {
   livenessProbe?: { httpGet: { path: string } };
 }
 
-test("deploy/: the shipped config takes its token from the Secret, whose placeholder does not start", async () => {
-  const deploy = join(import.meta.dir, "../deploy");
-  const manifests = Bun.YAML.parse(await Bun.file(join(deploy, "kubemeta.yaml")).text()) as Manifest[];
-  const secret = Bun.YAML.parse(await Bun.file(join(deploy, "kubemeta-token.yaml")).text()) as Manifest;
-  const [container] = manifests.find((m) => m.kind === "Deployment")!.spec!.template.spec.containers;
-  const variable = container!.env!.find((e) => e.valueFrom?.secretKeyRef?.name === secret.metadata.name);
-  expect(variable?.valueFrom?.secretKeyRef?.key).toBe(Object.keys(secret.stringData!)[0]!);
-  expect([container!.readinessProbe?.httpGet.path, container!.livenessProbe?.httpGet.path]).toEqual([
-    "/readyz",
-    "/healthz",
-  ]);
+/** What deploy/kubemeta-ha.yaml's config reads besides the token: its store's Secret. */
+const STORE_ENV = { LIBSQL_URL: "libsql://kubemeta-myorg.turso.io", LIBSQL_AUTH_TOKEN: "a-jwt-from-the-secret" };
 
-  const shipped = Bun.YAML.parse(manifests.find((m) => m.kind === "ConfigMap")!.data!["kubemeta.yaml"]!);
-  const resolve = (token: string) =>
-    resolveConfig(shipped, { baseDir: deploy, registry: builtins, env: { [variable!.name]: token } });
-  expect((await resolve(TOKEN)).http.tokens).toEqual([TOKEN]);
-  const placeholder = await resolve(Object.values(secret.stringData!)[0]!).catch((error: unknown) => error);
-  expect(placeholder).toBeInstanceOf(ConfigError);
-  expect((placeholder as ConfigError).issues.map((issue) => issue.path)).toEqual(["http.tokens[0]"]);
-});
+test.each(["kubemeta.yaml", "kubemeta-ha.yaml"])(
+  "deploy/%s: the shipped config takes its token from the Secret, whose placeholder does not start",
+  async (file) => {
+    const deploy = join(import.meta.dir, "../deploy");
+    const manifests = Bun.YAML.parse(await Bun.file(join(deploy, file)).text()) as Manifest[];
+    const secret = Bun.YAML.parse(await Bun.file(join(deploy, "kubemeta-token.yaml")).text()) as Manifest;
+    const [container] = manifests.find((m) => m.kind === "Deployment")!.spec!.template.spec.containers;
+    const variable = container!.env!.find((e) => e.valueFrom?.secretKeyRef?.name === secret.metadata.name);
+    expect(variable?.valueFrom?.secretKeyRef?.key).toBe(Object.keys(secret.stringData!)[0]!);
+    expect([container!.readinessProbe?.httpGet.path, container!.livenessProbe?.httpGet.path]).toEqual([
+      "/readyz",
+      "/healthz",
+    ]);
+
+    const shipped = Bun.YAML.parse(manifests.find((m) => m.kind === "ConfigMap")!.data!["kubemeta.yaml"]!);
+    const resolve = (token: string) =>
+      resolveConfig(shipped, { baseDir: deploy, registry: builtins, env: { ...STORE_ENV, [variable!.name]: token } });
+    expect((await resolve(TOKEN)).http.tokens).toEqual([TOKEN]);
+    const placeholder = await resolve(Object.values(secret.stringData!)[0]!).catch((error: unknown) => error);
+    expect(placeholder).toBeInstanceOf(ConfigError);
+    expect((placeholder as ConfigError).issues.map((issue) => issue.path)).toEqual(["http.tokens[0]"]);
+  },
+);

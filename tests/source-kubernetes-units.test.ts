@@ -8,7 +8,7 @@ import kubernetes from "../plugins/sources/kubernetes.ts";
 import { createRequestBudget } from "../plugins/sources/kubernetes/budget.ts";
 import { LineSplitter } from "../plugins/sources/kubernetes/lines.ts";
 import { collectionPath, resourceType, resumeKey } from "../plugins/sources/kubernetes/resources.ts";
-import { fetchOptions, loadKubeConfig } from "../plugins/sources/kubernetes/transport.ts";
+import { fetchOptions, loadKubeConfig } from "../kube/transport.ts";
 
 const tempDir = () => mkdtemp(join(tmpdir(), "kubemeta-kubeconfig-"));
 

@@ -8,12 +8,8 @@ import { silentLogger } from "../host/logger.ts";
 import { createMetrics } from "../host/metrics.ts";
 import type { KubeObject } from "../sdk/model.ts";
 import { Reflector, type StreamingListMode } from "../plugins/sources/kubernetes/reflector.ts";
-import {
-  ApiError,
-  type Requester,
-  type RequestSpec,
-  type StreamHandlers,
-} from "../plugins/sources/kubernetes/request.ts";
+import { ApiError } from "../kube/status.ts";
+import type { Requester, RequestSpec, StreamHandlers } from "../plugins/sources/kubernetes/request.ts";
 import { resourceType } from "../plugins/sources/kubernetes/resources.ts";
 import { sourceMetrics } from "../plugins/sources/kubernetes/telemetry.ts";
 import { RecordingSink, until } from "./source-kubernetes-recorder.ts";

@@ -1,4 +1,7 @@
-/** What the libsql store tests share: a temp dir per file, stores that stop after each test, and updates to commit. */
+/**
+ * What the libsql store tests share: a temp dir per file, stores that stop after each test, and updates to commit.
+ * A store runs on a `file:` or, `remote`, through a test libSQL server (./hrana-server.ts) over that file.
+ */
 import { afterAll, afterEach } from "bun:test";
 import * as v from "valibot";
 import { mkdtempSync } from "node:fs";
@@ -12,13 +15,18 @@ import { silentLogger } from "../host/logger.ts";
 import type { CommitBatch, Store } from "../sdk/contract.ts";
 import type { ChangeType } from "../protocol/envelope.ts";
 import type { Update } from "../sdk/model.ts";
+import { startHranaServer, type HranaServer } from "./hrana-server.ts";
+
+export type Backend = "file" | "remote";
+/** For `describe.each`: the store suites run on both. */
+export const BACKENDS: Backend[] = ["file", "remote"];
 
 /**
  * Call at the top of each test file. A function, not module-level hooks: Bun evaluates this
  * module once per `bun test` run, so hooks registered at its top level would attach only to
  * the first test file that imports it.
  */
-export function storeSandbox() {
+export function storeSandbox(backend: Backend = "file") {
   const root = mkdtempSync(join(tmpdir(), "kubemeta-store-test-"));
   afterAll(() => rm(root, { recursive: true, force: true }));
 
@@ -26,18 +34,40 @@ export function storeSandbox() {
   const newDir = () => join(root, `case-${++dirs}`);
   /** Every store made here, in order; each test's stores are stopped after it. */
   const open: Store[] = [];
+  /** Remote: one server per dir (per database), started with the dir's first store. */
+  const servers = new Map<string, HranaServer>();
   afterEach(async () => {
     for (const store of open.splice(0)) await store.stop();
+    for (const server of servers.values()) await server.stop();
+    servers.clear();
   });
 
+  function urlOf(dir: string): string {
+    const path = join(dir, "nested", "kubemeta.db");
+    if (backend === "file") return `file:${path}`;
+    let server = servers.get(dir);
+    if (!server) {
+      server = startHranaServer({ path });
+      servers.set(dir, server);
+    }
+    return server.url;
+  }
+
+  /** The store's database is gone (its server too, when remote: the next store gets a new one). */
+  async function wipe(dir: string): Promise<void> {
+    await servers.get(dir)?.stop();
+    servers.delete(dir);
+    await rm(join(dir, "nested"), { recursive: true });
+  }
+
   function makeStore(dir: string, metrics: Metrics = createMetrics()): Store {
-    const config = v.parse(libsql.schema, { url: `file:${join(dir, "nested", "kubemeta.db")}` });
+    const config = v.parse(libsql.schema, { url: urlOf(dir) });
     const store = libsql.create(config, { name: "libsql", cluster: "test", logger: silentLogger, metrics });
     open.push(store);
     return store;
   }
 
-  return { newDir, makeStore, open };
+  return { newDir, makeStore, open, wipe };
 }
 
 interface Spec {

@@ -5,7 +5,8 @@
  *
  * `kubemeta_sink_lag_versions` is not exported for this sink: every subscriber has its
  * own position, and the bounded buffer caps how far one can lag before it is closed
- * (counted in `kubemeta_sse_overflows_total`).
+ * (counted in `kubemeta_sse_overflows_total`, as are subscribers closed for taking nothing
+ * of their snapshot).
  */
 import * as v from "valibot";
 import type { Context, Hono } from "hono";
@@ -45,6 +46,13 @@ function watchRoute(app: Hono): { serve?: Handler } {
   }
   return route;
 }
+
+/**
+ * A subscriber that takes nothing for this many heartbeat intervals while its snapshot is read is closed: the read
+ * holds one of the store's few read transactions (see sse/session.ts). The heartbeat is the interval within which
+ * an open stream shows life, so two of them without taking a byte is a stuck subscriber, not a slow one.
+ */
+const SNAPSHOT_STALL_HEARTBEATS = 2;
 
 const HEADERS = {
   "content-type": "text/event-stream; charset=utf-8",
@@ -107,7 +115,8 @@ export default defineSink({
     );
     const overflows = ctx.metrics.counter(
       "kubemeta_sse_overflows_total",
-      "Subscribers closed because they could not keep up (their buffer was full).",
+      "Subscribers closed because they could not keep up (their buffer was full, or stayed full for two heartbeats " +
+        "during a snapshot).",
     );
     const resets = ctx.metrics.counter("kubemeta_sse_resets_total", "Streams that began with RESET and a snapshot.");
     const events = new UpdateEvents(ctx.log.epoch);
@@ -178,6 +187,11 @@ export default defineSink({
         onOverflow: () => {
           overflows.inc();
           ctx.logger.warn("subscriber too slow; closed with OVERFLOW", { stream });
+        },
+        stallMs: SNAPSHOT_STALL_HEARTBEATS * config.heartbeat,
+        onStall: () => {
+          overflows.inc();
+          ctx.logger.warn("subscriber took nothing of its snapshot; closed, to free the store's read", { stream });
         },
       })
         .catch((error: unknown) => ctx.logger.error("stream failed", { stream, error }))

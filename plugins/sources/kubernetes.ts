@@ -21,7 +21,7 @@ import {
   type ResourceRef,
 } from "./kubernetes/resources.ts";
 import { sourceMetrics } from "./kubernetes/telemetry.ts";
-import { createTransport, loadKubeConfig } from "./kubernetes/transport.ts";
+import { createTransport, loadKubeConfig } from "../../kube/transport.ts";
 
 /** One entry of `resources`: a named resource or group/version/resource, with the parser's message when neither. */
 const resourceEntry = v.pipe(

@@ -5,7 +5,7 @@
  */
 import * as v from "valibot";
 import type { InStatement } from "@libsql/client";
-import { defineStore, type CommitBatch, type Store } from "../../sdk/contract.ts";
+import { defineStore, WriterFencedError, type CommitBatch, type Store } from "../../sdk/contract.ts";
 import { checkContiguous, commitStatements, GUARD_FAILURE, StreamIds } from "./libsql/commit.ts";
 import { isFileUrl, openConnections, yieldToEventLoop, type Connections } from "./libsql/connection.ts";
 import { DELETE_UNPINNED, prune, RAISE_HORIZON } from "./libsql/prune.ts";
@@ -35,8 +35,9 @@ const URL_PATTERN = /^(?:file:.+|(?:libsql|https?|wss?):\/\/[^/?#]+)/i;
  *   url: libsql://kubemeta-myorg.turso.io     # or https://…, http://host:8080, wss://…, ws://…
  *   authToken: ${LIBSQL_AUTH_TOKEN}            # a JWT; omit for a server without auth
  * ```
- * `libsql://` speaks HTTPS (`?tls=0` and an explicit port for plain HTTP). One kubemeta
- * per store: two writers make commits fail rather than fork the log.
+ * `libsql://` speaks HTTPS (`?tls=0` and an explicit port for plain HTTP). Replicas (`ha`)
+ * share a remote store: each leader raises the store's term, and a commit of any other term
+ * is refused in its own transaction, so the log never forks.
  */
 const schema = v.strictObject({
   url: v.optional(
@@ -69,6 +70,10 @@ export default defineStore({
   description: "libSQL: an embedded SQLite file (file:) or a remote libSQL server (libsql://, https://).",
   schema,
   example: { url: "file:./data/kubemeta.db" },
+  unshareable: (config) =>
+    isFileUrl(config.url)
+      ? `${config.url} is a file on one pod's volume; use a remote libSQL server (libsql://, https://)`
+      : undefined,
   create(config, ctx): Store {
     const commitSeconds = ctx.metrics.histogram(
       "kubemeta_store_commit_seconds",
@@ -82,6 +87,8 @@ export default defineStore({
     let connections: Connections | undefined;
     /** Highest committed version, as this (only) writer left it. */
     let head = 0;
+    /** The term this process writes under: the store's when it opened, raised by lead(). */
+    let term = 0;
     let streamIds = new StreamIds([]);
     /** Writes run one at a time: the gap check reads `head`, and the file writer has one connection. */
     let writes: Promise<unknown> = Promise.resolve();
@@ -143,6 +150,24 @@ export default defineStore({
       }
     }
 
+    /** Why a guarded commit was refused: a later writer's term (fenced), or a head another writer moved. */
+    async function refusal(c: Connections): Promise<Error> {
+      const row = (await c.writer.execute("SELECT head, term FROM meta WHERE id = 1")).rows[0];
+      const stored = { head: Number(row?.head), term: Number(row?.term) };
+      if (stored.term !== term) return new WriterFencedError(term, stored.term);
+      return new Error(
+        `commit refused: the stored head is ${stored.head}, not ${head} (is another kubemeta writing to this store?)`,
+      );
+    }
+
+    /** The state as stored, and the writer's view of it brought in line. */
+    async function load(c: Connections) {
+      const state = await loadState(c.reader);
+      head = state.head;
+      streamIds = new StreamIds(await loadStreamIds(c.reader));
+      return state;
+    }
+
     /** True when the store's head is the batch's last version and that version is the batch's last update. */
     async function alreadyStored(c: Connections, batch: CommitBatch): Promise<boolean> {
       const last = batch.updates[batch.updates.length - 1];
@@ -164,9 +189,8 @@ export default defineStore({
           throw error;
         });
         connections = await opening;
-        const state = await loadState(connections.reader);
-        head = state.head;
-        streamIds = new StreamIds(await loadStreamIds(connections.reader));
+        const state = await load(connections);
+        term = Number((await connections.reader.execute("SELECT term FROM meta WHERE id = 1")).rows[0]?.term ?? 0);
         ctx.logger.info("libsql store open", {
           url: isFileUrl(config.url) ? config.url : new URL(config.url).host,
           epoch: state.epoch,
@@ -185,11 +209,26 @@ export default defineStore({
         await c?.close();
       },
 
+      lead() {
+        return serially(async (c) => {
+          const { rows } = await c.writer.execute("UPDATE meta SET term = term + 1 WHERE id = 1 RETURNING term");
+          term = Number(rows[0]?.term);
+          const state = await load(c);
+          ctx.logger.info("writing to the store", { term, head });
+          return state;
+        });
+      },
+
+      async position() {
+        const row = (await open().reader.execute("SELECT head, pruned_through FROM meta WHERE id = 1")).rows[0];
+        return { head: Number(row?.head ?? 0), oldest: Number(row?.pruned_through ?? 0) + 1 };
+      },
+
       commit(batch) {
         return serially(async (c) => {
           checkContiguous(batch, head);
-          const groups = commitStatements(batch, head, streamIds);
-          if (groups.length === 0) return;
+          if (batch.updates.length === 0 && batch.resumePoints.size === 0) return;
+          const groups = commitStatements(batch, head, term, streamIds);
           const started = performance.now();
           try {
             await write(c, groups);
@@ -202,11 +241,7 @@ export default defineStore({
               streamIds.settle(true);
             } else {
               streamIds.settle(false);
-              if (refused)
-                throw new Error(
-                  `commit refused: the stored head is no longer ${head} (is another kubemeta writing to this store?)`,
-                );
-              throw error;
+              throw refused ? await refusal(c) : error;
             }
           }
           commitSeconds.observe((performance.now() - started) / 1000);

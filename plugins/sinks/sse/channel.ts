@@ -45,11 +45,23 @@ export class SseChannel {
     this.controller.enqueue(typeof chunk === "string" ? encoder.encode(chunk) : chunk);
   }
 
-  /** Resolves when the buffer is under its bound again, or the channel is closed. */
-  async waitForRoom(): Promise<void> {
-    while (!this.closed && !this.hasRoom()) {
-      this.drained ??= Promise.withResolvers<void>();
-      await this.drained.promise;
+  /**
+   * Resolves true when the buffer is under its bound again, or the channel is closed; false if `stallMs` pass
+   * first with the subscriber taking nothing (never, without it).
+   */
+  async waitForRoom(stallMs?: number): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stalled = new Promise<false>((resolve) => {
+      if (stallMs !== undefined) timer = setTimeout(() => resolve(false), stallMs);
+    });
+    try {
+      while (!this.closed && !this.hasRoom()) {
+        this.drained ??= Promise.withResolvers<void>();
+        if (!(await Promise.race([this.drained.promise.then(() => true), stalled]))) return false;
+      }
+      return true;
+    } finally {
+      clearTimeout(timer);
     }
   }
 

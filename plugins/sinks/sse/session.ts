@@ -3,9 +3,18 @@
  * SYNCED, then live. Catch-up and snapshot go at the subscriber's pace (the buffer never
  * holds more than its bound); live updates do not wait for it: a subscriber whose buffer
  * is full when a batch arrives is closed with an OVERFLOW event naming where to resume.
+ *
+ * A RESET's snapshot is read from the store a page at a time as the subscriber takes it,
+ * inside one read transaction (CommittedLog.snapshotPages), so SYNCED carries the version
+ * every object sent is consistent with. Pages keyed by rowid in separate reads would hold no
+ * transaction, but objects changed between two pages would be sent at versions past that
+ * one, and objects moved or deleted meanwhile skipped. The price is a read transaction held
+ * at the subscriber's pace; what bounds it: at most two HTTP snapshot reads at once
+ * (sdk/http.ts), leaving the store's other read slots to NATS resets and the core; a
+ * subscriber that goes away leaves the loop; one that takes nothing is closed (`stallMs`).
  */
 import { BehindRetentionError, type CommittedLog } from "../../../sdk/contract.ts";
-import { readObjects } from "../../../sdk/http.ts";
+import { readObjectPages } from "../../../sdk/http.ts";
 import type { Position } from "../../../protocol/position.ts";
 import type { SseChannel } from "./channel.ts";
 import { overflowEvent, resetEvent, snapshotEvents, syncedEvent, type Filter, type UpdateEvents } from "./wire.ts";
@@ -19,8 +28,11 @@ export interface Session {
   channel: SseChannel;
   events: UpdateEvents;
   signal: AbortSignal;
+  /** How long a subscriber may take nothing while its snapshot is read before it is closed. */
+  stallMs: number;
   onReset(reason: string): void;
   onOverflow(): void;
+  onStall(): void;
 }
 
 export const BEHIND_RETENTION = "resume point is older than retention";
@@ -75,15 +87,25 @@ async function catchUp(session: Session, after: number): Promise<number> {
   return target;
 }
 
-/** RESET, the current state as ADDED events, then SYNCED at the version that state is consistent with. */
+/**
+ * RESET, the current state as ADDED events a page (`batchSize` objects) at a time (see above), then SYNCED at the
+ * version that state is consistent with. A subscriber that takes nothing for `stallMs` is closed without SYNCED:
+ * its reconnect starts over with a new RESET.
+ */
 async function reset(session: Session, reason: string): Promise<number> {
-  const { log, stream, batchSize, filter } = session;
+  const { log, stream, batchSize, filter, channel } = session;
   session.onReset(reason);
   await paced(session, resetEvent(log.epoch, stream, reason));
-  const { version, objects } = await readObjects(log, { stream, namespace: filter.namespace }, filter.kinds);
   const time = new Date().toISOString();
-  for (let i = 0; i < objects.length && isOpen(session); i += batchSize) {
-    await paced(session, snapshotEvents(log.epoch, stream, objects.slice(i, i + batchSize), time));
+  let version = 0;
+  for await (const page of readObjectPages(log, { stream, namespace: filter.namespace }, filter.kinds, batchSize)) {
+    version = page.version;
+    if (!(await channel.waitForRoom(session.stallMs))) {
+      channel.close();
+      session.onStall();
+    }
+    if (!isOpen(session)) break;
+    channel.write(snapshotEvents(log.epoch, stream, page.objects, time));
   }
   await paced(session, syncedEvent(log.epoch, stream, version));
   return version;

@@ -7,7 +7,8 @@
  */
 import { Backoff, sleep } from "../../../protocol/retry.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
-import { ApiError, retryDelay, type Requester } from "./request.ts";
+import { ApiError } from "../../../kube/status.ts";
+import { retryDelay, type Requester } from "./request.ts";
 import { groupVersionPath, gvrText, type ResourceRef, type ResourceType } from "./resources.ts";
 
 interface APIResourceList {

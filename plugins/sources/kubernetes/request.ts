@@ -1,38 +1,15 @@
 /**
  * One API request as the reflectors send it: paid for from the request budget, cut off
  * when no byte arrives for the inactivity timeout (half-open connections), counted,
- * and turned into an `ApiError` when the server answers with a Status.
+ * and turned into an `ApiError` (kube/status.ts) when the server answers with a Status.
  */
-import { parseRetryAfter, type Backoff } from "../../../protocol/retry.ts";
+import { ApiError, responseError } from "../../../kube/status.ts";
+import type { Backoff } from "../../../protocol/retry.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
 import type { RequestBudget } from "./budget.ts";
 import type { SourceMetrics } from "./telemetry.ts";
-import type { KubeTransport } from "./transport.ts";
-
-/** A Kubernetes `Status` failure, from an HTTP response or a watch ERROR event. */
-export class ApiError extends Error {
-  constructor(
-    readonly code: number,
-    readonly reason: string,
-    message: string,
-    /** From `Retry-After` or the Status' `details.retryAfterSeconds`. */
-    readonly retryAfterMs?: number,
-    /** `details.causes[].reason` of the Status. */
-    readonly causes: string[] = [],
-  ) {
-    super(`${code} ${reason}: ${message}`);
-    this.name = "ApiError";
-  }
-
-  /**
-   * Our resourceVersion is one the server cannot serve: older than its history (410
-   * Gone), or newer than anything it has seen (the store was restored, or holds another
-   * cluster's versions). Either way only a relist helps, as in client-go's reflector.
-   */
-  get needsRelist(): boolean {
-    return this.code === 410 || this.causes.includes("ResourceVersionTooLarge");
-  }
-}
+import { parseSkimmed } from "./skim.ts";
+import type { KubeTransport } from "../../../kube/transport.ts";
 
 /** No byte arrived for the inactivity timeout. */
 export class InactivityError extends Error {
@@ -40,25 +17,6 @@ export class InactivityError extends Error {
     super(`no data from the API server for ${timeoutMs} ms`);
     this.name = "InactivityError";
   }
-}
-
-export interface KubeStatus {
-  code?: number;
-  reason?: string;
-  message?: string;
-  details?: { retryAfterSeconds?: number; causes?: Array<{ reason?: string }> };
-}
-
-export function statusError(status: KubeStatus, httpStatus: number, retryAfterHeader?: string | null): ApiError {
-  const code = typeof status.code === "number" && status.code > 0 ? status.code : httpStatus;
-  const fromStatus = status.details?.retryAfterSeconds;
-  const retryAfterMs = retryAfterHeader
-    ? parseRetryAfter(retryAfterHeader)
-    : typeof fromStatus === "number"
-      ? parseRetryAfter(String(Math.ceil(fromStatus)))
-      : undefined;
-  const causes = (status.details?.causes ?? []).flatMap((cause) => (cause.reason ? [cause.reason] : []));
-  return new ApiError(code, status.reason ?? "Unknown", status.message ?? "", retryAfterMs, causes);
 }
 
 /** The inactivity timeout never adapts below this: a few seconds of jitter or of a busy event loop are no stall. */
@@ -125,7 +83,7 @@ export interface RequestSpec {
 export interface Requester {
   /** GETs and streams the body; resolves at its end. Throws ApiError, InactivityError or a network error. */
   stream(request: RequestSpec, signal: AbortSignal, handlers: StreamHandlers): Promise<void>;
-  /** GETs and parses the whole body as JSON. */
+  /** GETs and parses the whole body as JSON (a LIST page without its items' metadata.managedFields). */
   json<T>(request: RequestSpec, signal: AbortSignal): Promise<T>;
 }
 
@@ -186,15 +144,8 @@ export function createRequester(options: RequesterOptions): Requester {
   }
 
   async function failure(response: Response): Promise<ApiError> {
-    const body = await response.text();
-    let status: KubeStatus = { message: body.slice(0, 500) };
-    try {
-      status = JSON.parse(body) as KubeStatus;
-    } catch {
-      // Not a Status (a proxy's error page): keep the text as the message.
-    }
     if (response.status === 401) reloadCredentials();
-    return statusError(status, response.status, response.headers.get("retry-after"));
+    return responseError(response);
   }
 
   function reloadCredentials() {
@@ -210,7 +161,9 @@ export function createRequester(options: RequesterOptions): Requester {
     async json<T>(request: RequestSpec, signal: AbortSignal): Promise<T> {
       const chunks: Uint8Array[] = [];
       await stream(request, signal, { onChunk: (chunk) => void chunks.push(chunk) });
-      return JSON.parse(new TextDecoder().decode(Buffer.concat(chunks))) as T;
+      const text = new TextDecoder().decode(Buffer.concat(chunks));
+      // A LIST page's items go to the core, which drops their metadata.managedFields (skim.ts says why).
+      return (request.verb === "list" ? parseSkimmed(text) : JSON.parse(text)) as T;
     },
   };
 }

@@ -8,7 +8,9 @@ import type { ChangeSink, Relist } from "../../../sdk/contract.ts";
 import type { ChangeType } from "../../../protocol/envelope.ts";
 import type { KubeObject } from "../../../sdk/model.ts";
 import { LineSplitter } from "./lines.ts";
-import { BookmarkCadence, statusError, unlessStopped, type KubeStatus, type Requester } from "./request.ts";
+import { parseSkimmed } from "./skim.ts";
+import { statusError, type KubeStatus } from "../../../kube/status.ts";
+import { BookmarkCadence, unlessStopped, type Requester } from "./request.ts";
 import { apiVersionOf, type ResourceType } from "./resources.ts";
 import type { SourceMetrics } from "./telemetry.ts";
 
@@ -66,7 +68,8 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
   function handle(line: string): void | Promise<void> {
     // Blank lines and lone spaces are keep-alives (Bun.serve needs a body byte to send headers).
     if (line.charCodeAt(0) !== 0x7b && line.trim() === "") return;
-    const event = JSON.parse(line) as WatchEvent;
+    // Without metadata.managedFields, which the core would drop anyway (skim.ts says why).
+    const event = parseSkimmed(line) as WatchEvent;
     const object = event.object ?? {};
     counts.set(event.type, (counts.get(event.type) ?? 0) + 1);
     switch (event.type) {

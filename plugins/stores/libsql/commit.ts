@@ -20,11 +20,11 @@ const UPDATE_COLUMNS =
   "version, stream_id, stream_prev, type, kind, uid, namespace, name, node, resource_version, time, object";
 
 /**
- * Moves meta.head from `before` to `after`, or fails the transaction: when head is not
- * `before`, the CASE yields NULL and the NOT NULL constraint aborts. This keeps the log
- * gap-free even against a second writer on the same file.
+ * Moves meta.head from `before` to `after` if the writer's term is still the store's, or
+ * fails the transaction: otherwise the CASE yields NULL and the NOT NULL constraint aborts.
+ * This keeps the log gap-free against a second writer, and fences out a deposed leader.
  */
-const GUARD_SQL = "UPDATE meta SET head = CASE WHEN head = ? THEN ? END WHERE id = 1";
+const GUARD_SQL = "UPDATE meta SET head = CASE WHEN head = ? AND term = ? THEN ? END WHERE id = 1";
 export const GUARD_FAILURE = "NOT NULL constraint failed: meta.head";
 
 /**
@@ -150,13 +150,17 @@ export function checkContiguous(batch: CommitBatch, head: number): void {
   });
 }
 
-/** The statement groups of a batch already checked by checkContiguous. */
-export function commitStatements(batch: CommitBatch, head: number, streamIds: StreamIds): InStatement[][] {
+/** The statement groups of a batch already checked by checkContiguous, written by the writer of `term`. */
+export function commitStatements(
+  batch: CommitBatch,
+  head: number,
+  term: number,
+  streamIds: StreamIds,
+): InStatement[][] {
   const { updates, digests } = batch;
-  const groups: InStatement[][] = [];
+  // Resume points alone are fenced too: a deposed leader must not move the next leader's resume points.
+  const groups: InStatement[][] = [[{ sql: GUARD_SQL, args: [head, term, head + updates.length] }]];
   if (updates.length > 0) {
-    const last = updates[updates.length - 1]!.version;
-    groups.push([{ sql: GUARD_SQL, args: [head, last] }]);
     const streamHeads = new Map<string, number>();
     for (const u of updates) if (u.stream !== null) streamHeads.set(u.stream, u.version);
     groups.push(

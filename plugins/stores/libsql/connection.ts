@@ -59,9 +59,28 @@ export function filePathOf(url: string): string {
   return decodeURIComponent(path);
 }
 
+/**
+ * The first request to a server says more than the client would: @libsql/client reports a
+ * refused token as "SERVER_ERROR: Server returned HTTP status 401" (the token itself is never echoed).
+ */
+function remoteOpenError(url: string, error: unknown): Error {
+  const host = new URL(url).host;
+  const status = (error as { cause?: { status?: number } }).cause?.status;
+  if (status === 401 || status === 403) {
+    return new Error(`the libSQL server at ${host} refused the auth token (HTTP ${status}): check store.authToken`);
+  }
+  return new Error(`cannot reach the libSQL server at ${host}: ${(error as Error).message}`);
+}
+
 export async function openConnections(url: string, logger: Logger, authToken?: string): Promise<Connections> {
   if (!isFileUrl(url)) {
     const client = createClient({ url, authToken: authToken || undefined });
+    try {
+      await client.execute("SELECT 1");
+    } catch (error) {
+      client.close();
+      throw remoteOpenError(url, error);
+    }
     return {
       writer: client,
       reader: client,

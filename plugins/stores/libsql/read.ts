@@ -3,6 +3,12 @@
  * one JSON.parse in JavaScript instead of a row object and a parse per row (measured:
  * 1.2-1.5x the replay throughput). Large results are read in pages by rowid inside one
  * read transaction, yielding to the event loop between pages (statements block it).
+ *
+ * Remote (sqld, Turso): a read transaction is a server stream that the server closes once
+ * idle for 10 s, rolling it back, and the next page fails with STREAM_EXPIRED. While a
+ * page waits for a slow consumer (an SSE client on a slow link), the stream is pinged.
+ * And sqld refuses a statement whose result passes 10 MB (--max-response-size), which one
+ * page string of large objects can: remote pages are also bounded in bytes.
  */
 import { yieldToEventLoop } from "./connection.ts";
 import type { Client, InStatement, InValue, ResultSet } from "@libsql/client";
@@ -53,6 +59,18 @@ const SNAPSHOT_PAGE = 2_000;
  * resetting) would break replays. More than a few gains nothing on one event loop anyway.
  */
 const READ_TRANSACTIONS = 4;
+/** Well inside sqld's 10 s idle limit for streams. */
+const KEEP_ALIVE_MS = 3_000;
+/** Well inside sqld's 10 MB limit on a statement's result; the JSON of one object may pass it alone. */
+const REMOTE_PAGE_BYTES = 4_000_000;
+
+/** A file: client runs statements in this process; anything else is a server with its limits. */
+const isRemote = (reader: Client) => reader.protocol !== "file";
+
+export interface PageOptions {
+  /** How often a remote read transaction is pinged while its consumer holds a page. */
+  keepAliveMs?: number;
+}
 const waitingForTransaction = new WeakMap<Client, { active: number; queue: (() => void)[] }>();
 
 /** Waits for a read slot; the returned function gives it back. */
@@ -76,21 +94,42 @@ async function takeReadSlot(reader: Client): Promise<() => void> {
  * Up to `limit` rows after rowid `after`; `last` is the last rowid read. SQLite aggregates
  * the ordered subquery in its order; `group_concat(… ORDER BY rid)` would say so but costs
  * a sort (a fifth of replay throughput), so readers that need the order check it instead.
+ * With `maxBytes` (remote), each statement returns rows within that many bytes (at least
+ * one), and statements follow until `limit` rows or the end.
  */
 async function readPage<T>(
   db: Executor,
   selection: Selection,
   after: number,
   limit: number,
+  maxBytes?: number,
 ): Promise<{ items: T[]; last: number }> {
   const floor = selection.floor ? `max(?, ${selection.floor})` : "?";
   const where = [`t.rowid > ${floor}`, ...selection.where].join(" AND ");
-  const sql = `SELECT max(rid) AS last, '[' || group_concat(j, ',') || ']' AS items
-    FROM (SELECT t.rowid AS rid, ${selection.json} AS j FROM ${selection.from}
-      WHERE ${where} ORDER BY t.rowid LIMIT ?)`;
-  const row = (await db.execute({ sql, args: [after, ...selection.args, limit] })).rows[0];
-  if (!row || row.items === null) return { items: [], last: after };
-  return { items: JSON.parse(row.items as string) as T[], last: Number(row.last) };
+  const rows = `SELECT t.rowid AS rid, ${selection.json} AS j FROM ${selection.from}
+      WHERE ${where} ORDER BY t.rowid LIMIT ?`;
+  if (maxBytes === undefined) {
+    const sql = `SELECT max(rid) AS last, '[' || group_concat(j, ',') || ']' AS items FROM (${rows})`;
+    const row = (await db.execute({ sql, args: [after, ...selection.args, limit] })).rows[0];
+    if (!row || row.items === null) return { items: [], last: after };
+    return { items: JSON.parse(row.items as string) as T[], last: Number(row.last) };
+  }
+  // `before`: the bytes of the rows ahead of this one; `cut` when rows within `limit` were left out.
+  const sql = `SELECT max(rid) AS last, '[' || group_concat(j, ',') || ']' AS items, max(n) > count(*) AS cut
+    FROM (SELECT rid, j, count(*) OVER () AS n,
+        sum(length(CAST(j AS BLOB))) OVER (ORDER BY rid ROWS UNBOUNDED PRECEDING) - length(CAST(j AS BLOB)) AS before
+      FROM (${rows}))
+    WHERE before < ?`;
+  const items: T[] = [];
+  let last = after;
+  while (items.length < limit) {
+    const row = (await db.execute({ sql, args: [last, ...selection.args, limit - items.length, maxBytes] })).rows[0];
+    if (!row || row.items === null) break;
+    items.push(...(JSON.parse(row.items as string) as T[]));
+    last = Number(row.last);
+    if (!row.cut) break;
+  }
+  return { items, last };
 }
 
 /** Every row of a selection, page by page, in one read transaction that also reads meta.head first. */
@@ -113,16 +152,27 @@ async function* readPages<T>(
   reader: Client,
   selection: Selection,
   limit: number,
+  { keepAliveMs = KEEP_ALIVE_MS }: PageOptions = {},
 ): AsyncGenerator<{ head: number; items: T[] }> {
   const release = await takeReadSlot(reader);
   try {
     const tx = await reader.transaction("read");
+    // A file: transaction is its connection's and never expires.
+    const remote = isRemote(reader);
     try {
       const head = Number((await tx.execute("SELECT head FROM meta WHERE id = 1")).rows[0]?.head ?? 0);
       let after = 0;
       for (;;) {
-        const page = await readPage<T>(tx, selection, after, limit);
-        yield { head, items: page.items };
+        const page = await readPage<T>(tx, selection, after, limit, remote ? REMOTE_PAGE_BYTES : undefined);
+        // The client queues a ping behind a page read and vice versa; a ping cut by tx.close() fails harmlessly.
+        const ping = remote ? setInterval(() => void tx.execute("SELECT 1").catch(() => {}), keepAliveMs) : undefined;
+        // A consumer that never resumes must not keep the process alive.
+        ping?.unref();
+        try {
+          yield { head, items: page.items };
+        } finally {
+          clearInterval(ping);
+        }
         if (page.items.length < limit) return;
         after = page.last;
         await yieldToEventLoop();
@@ -144,7 +194,8 @@ export async function readUpdates(reader: Client, query: UpdateQuery): Promise<U
     args.push(query.stream);
   }
   const selection = { from: UPDATES, json: UPDATE_JSON, where, args, floor: PRUNED_THROUGH };
-  const { items } = await readPage<Update>(reader, selection, query.after, query.limit);
+  const maxBytes = isRemote(reader) ? REMOTE_PAGE_BYTES : undefined;
+  const { items } = await readPage<Update>(reader, selection, query.after, query.limit, maxBytes);
   const ordered = items.every((update, i) => i === 0 || items[i - 1]!.version < update.version);
   return ordered ? items : items.sort((a, b) => a.version - b.version);
 }
@@ -180,8 +231,9 @@ export async function* snapshotPages(
   reader: Client,
   query: ObjectQuery,
   pageSize: number,
+  options?: PageOptions,
 ): AsyncGenerator<{ version: number; objects: CurrentObject[] }> {
-  for await (const { head, items } of readPages<CurrentObject>(reader, objectSelection(query), pageSize))
+  for await (const { head, items } of readPages<CurrentObject>(reader, objectSelection(query), pageSize, options))
     yield { version: head, objects: items };
 }
 

@@ -115,6 +115,8 @@ const MIGRATIONS: readonly (readonly string[])[] = [
     "CREATE INDEX objects_by_namespace ON objects (namespace)",
     "CREATE INDEX objects_by_node ON objects (node) WHERE node IS NOT NULL",
   ],
+  // The writer's term (fencing): each leader raises it, and every commit checks it in its own transaction.
+  ["ALTER TABLE meta ADD COLUMN term INTEGER NOT NULL DEFAULT 0"],
 ];
 
 /** The schema version this build writes. */
@@ -138,6 +140,13 @@ export async function migrate(client: Client, target = SCHEMA_VERSION): Promise<
     );
   }
   for (let version = found + 1; version <= target; version++) {
+    await migrateTo(client, version);
+  }
+}
+
+/** Runs one migration. Replicas opening a new shared store together race here: the loser finds it done. */
+async function migrateTo(client: Client, version: number): Promise<void> {
+  try {
     await client.batch(
       [
         ...MIGRATIONS[version - 1]!,
@@ -148,5 +157,8 @@ export async function migrate(client: Client, target = SCHEMA_VERSION): Promise<
       ],
       "write",
     );
+  } catch (error) {
+    const { rows } = await client.execute({ sql: "SELECT 1 FROM schema_version WHERE version = ?", args: [version] });
+    if (rows.length === 0) throw error;
   }
 }

@@ -1,5 +1,6 @@
 /**
- * kubeconfig → requests. client-node loads the kubeconfig and computes credentials
+ * kubeconfig → requests, for the source's lists and watches and for the leader election's
+ * Lease writes. client-node loads the kubeconfig and computes credentials
  * (tokens, token files, client certificates, exec plugins, in-cluster service
  * account); the requests go out through Bun's own fetch with the TLS settings passed
  * explicitly, because client-node's fetch path puts them on an undici Agent that Bun
@@ -81,11 +82,23 @@ function loadFile(kc: KubeConfig, origin: string, load: () => void): string {
   return origin;
 }
 
+/** What a write sends: a JSON body (serialized here) for POST, PUT and PATCH. */
+export interface KubeRequestInit {
+  body?: unknown;
+  /** Default `application/json`; a PATCH names its kind (e.g. `application/merge-patch+json`). */
+  contentType?: string;
+  signal: AbortSignal;
+}
+
+export type KubeMethod = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+
 export interface KubeTransport {
   /** The API server's base URL. */
   readonly server: string;
   /** Sends a GET for `pathAndQuery` (e.g. `/api/v1/pods?limit=500`) with the current credentials. */
   get(pathAndQuery: string, signal: AbortSignal): Promise<Response>;
+  /** Sends any request with the current credentials; the response is the caller's, whatever its status. */
+  request(method: KubeMethod, pathAndQuery: string, init: KubeRequestInit): Promise<Response>;
   /**
    * Reloads the kubeconfig and forgets cached credentials: after a 401, when a token
    * file was rotated, a client certificate renewed or an exec credential revoked.
@@ -97,19 +110,26 @@ export interface KubeTransport {
 export function createTransport(initial: KubeConfig, reload: () => KubeConfig): KubeTransport {
   let kc = initial;
   let server = kc.getCurrentCluster()!.server;
+  async function request(method: KubeMethod, pathAndQuery: string, init: KubeRequestInit): Promise<Response> {
+    const cluster = kc.getCurrentCluster()!;
+    const { headers, tls } = await fetchOptions(kc);
+    const hasBody = init.body !== undefined;
+    if (hasBody) headers.set("Content-Type", init.contentType ?? "application/json");
+    return fetch(`${server}${pathAndQuery}`, {
+      method,
+      headers,
+      tls,
+      signal: init.signal,
+      ...(hasBody ? { body: JSON.stringify(init.body) } : {}),
+      ...(cluster.proxyUrl ? { proxy: cluster.proxyUrl } : {}),
+    });
+  }
   return {
     get server() {
       return server;
     },
-    async get(pathAndQuery, signal) {
-      const cluster = kc.getCurrentCluster()!;
-      const init = await fetchOptions(kc);
-      return fetch(`${server}${pathAndQuery}`, {
-        ...init,
-        signal,
-        ...(cluster.proxyUrl ? { proxy: cluster.proxyUrl } : {}),
-      });
-    },
+    get: (pathAndQuery, signal) => request("GET", pathAndQuery, { signal }),
+    request,
     reloadCredentials() {
       kc = reload();
       server = kc.getCurrentCluster()!.server;

@@ -1,0 +1,64 @@
+/**
+ * A replica that does not lead follows the shared store: it polls the store's head and appends what the leader
+ * committed to its own committed log, so its readers (SSE, /v1, NATS replay) get every update within a poll of its
+ * commit, and a replica that becomes the leader continues the log where it stands.
+ */
+import type { Store } from "../sdk/contract.ts";
+import type { Logger } from "../sdk/telemetry.ts";
+import type { HostLog } from "../core/committed-log.ts";
+import { ALL } from "../protocol/streams.ts";
+import { sleep } from "../protocol/retry.ts";
+
+/** Updates read from the store at a time while catching up. */
+const PAGE = 1_000;
+
+export interface Follower {
+  /** Ends the polling (after the read in progress); safe twice. */
+  stop(): Promise<void>;
+  /** Why the last poll failed, until one succeeds (for /readyz). */
+  failure(): Error | undefined;
+}
+
+/** Appends to `log` what the store committed after its head, through `head`. */
+export async function catchUp(store: Store, log: HostLog, head: number): Promise<void> {
+  while (log.head() < head) {
+    const updates = await store.readUpdates({ stream: ALL, after: log.head(), to: head, limit: PAGE });
+    // Nothing left to read below `head` means retention pruned it meanwhile: the next poll starts past it.
+    if (updates.length === 0) return;
+    log.append(updates);
+  }
+}
+
+export interface FollowOptions {
+  store: Store;
+  log: HostLog;
+  logger: Logger;
+  intervalMs: number;
+}
+
+export function followStore({ store, log, logger, intervalMs }: FollowOptions): Follower {
+  const stopped = new AbortController();
+  let failure: Error | undefined;
+  const running = (async () => {
+    while (!stopped.signal.aborted) {
+      try {
+        const { head, oldest } = await store.position();
+        if (oldest > log.oldest()) log.setOldest(oldest);
+        await catchUp(store, log, head);
+        if (failure) logger.info("following the store again", { head });
+        failure = undefined;
+      } catch (error) {
+        if (!failure) logger.warn("cannot read the store to follow it; retrying", { error });
+        failure = error instanceof Error ? error : new Error(String(error));
+      }
+      await sleep(intervalMs, stopped.signal);
+    }
+  })();
+  return {
+    async stop() {
+      stopped.abort();
+      await running;
+    },
+    failure: () => failure,
+  };
+}

@@ -1,0 +1,123 @@
+/** The `ha` section: replicas on a shared store, one leader elected with a Kubernetes Lease. */
+import * as v from "valibot";
+import { hostname } from "node:os";
+import { duration } from "../sdk/schema.ts";
+
+/** A Lease's name and namespace: DNS labels / subdomains, as the API server requires. */
+const dnsName = v.pipe(
+  v.string(),
+  v.regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, "must be a lowercase DNS name such as kubemeta-leader"),
+);
+
+export const haSchema = v.pipe(
+  v.strictObject({
+    enabled: v.optional(
+      v.pipe(
+        v.boolean(),
+        v.description(
+          "Run as one of several replicas on a shared remote store: one leader (holding the Lease) writes and runs " +
+            "the sources and delivering sinks; every replica serves readers. Needs a store every replica reaches.",
+        ),
+      ),
+      false,
+    ),
+    lease: v.optional(
+      v.pipe(
+        v.strictObject({
+          name: v.optional(v.pipe(dnsName, v.description("The Lease's name.")), "kubemeta"),
+          namespace: v.optional(
+            v.pipe(dnsName, v.description("The Lease's namespace; default `POD_NAMESPACE`, else `default`.")),
+          ),
+        }),
+        v.description("The coordination.k8s.io/v1 Lease the replicas contend for."),
+      ),
+      {},
+    ),
+    identity: v.optional(
+      v.pipe(
+        v.string(),
+        v.minLength(1),
+        v.description("This replica's name in the Lease; default `POD_NAME`, else `HOSTNAME`, else the host name."),
+      ),
+    ),
+    leaseDuration: v.optional(
+      v.pipe(duration, v.minValue(1, "must be more than 0"), v.description("How long a Lease holds unrenewed.")),
+      "15s",
+    ),
+    renewDeadline: v.optional(
+      v.pipe(
+        duration,
+        v.minValue(1, "must be more than 0"),
+        v.description("How long the leader keeps trying to renew before it steps down; less than leaseDuration."),
+      ),
+      "10s",
+    ),
+    retryPeriod: v.optional(
+      v.pipe(
+        duration,
+        v.minValue(1, "must be more than 0"),
+        v.description(
+          "How often the Lease is renewed, and tried by the others (with up to 1.2× jitter); less than " +
+            "renewDeadline / 1.2.",
+        ),
+      ),
+      "2s",
+    ),
+    followInterval: v.optional(
+      v.pipe(
+        duration,
+        v.minValue(1, "must be more than 0"),
+        v.description("How often a replica that does not lead reads new updates from the store."),
+      ),
+      "250ms",
+    ),
+    kubeconfig: v.optional(
+      v.pipe(
+        v.string(),
+        v.minLength(1),
+        v.description("kubeconfig for the Lease; default as the kubernetes source: in-cluster, `KUBECONFIG`, ~/.kube."),
+      ),
+    ),
+    context: v.optional(
+      v.pipe(v.string(), v.minLength(1), v.description("A kubeconfig context other than its current one.")),
+    ),
+  }),
+  v.forward(
+    v.check((ha) => ha.renewDeadline < ha.leaseDuration, "must be less than leaseDuration"),
+    ["renewDeadline"],
+  ),
+  // client-go's rule: a retry, jittered by up to 1.2 × retryPeriod, must still come before the renew deadline.
+  v.forward(
+    v.check((ha) => ha.retryPeriod * 1.2 < ha.renewDeadline, "must be less than renewDeadline / 1.2"),
+    ["retryPeriod"],
+  ),
+);
+
+export interface HaConfig {
+  lease: { name: string; namespace: string };
+  identity: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  followIntervalMs: number;
+  kubeconfig?: string;
+  context?: string;
+}
+
+/** The section as the host uses it, its defaults taken from the pod's environment; undefined when disabled. */
+export function haConfig(
+  ha: v.InferOutput<typeof haSchema>,
+  env: Record<string, string | undefined>,
+): HaConfig | undefined {
+  if (!ha.enabled) return undefined;
+  return {
+    lease: { name: ha.lease.name, namespace: ha.lease.namespace ?? (env.POD_NAMESPACE || "default") },
+    identity: ha.identity ?? (env.POD_NAME || env.HOSTNAME || hostname()),
+    leaseDurationMs: ha.leaseDuration,
+    renewDeadlineMs: ha.renewDeadline,
+    retryPeriodMs: ha.retryPeriod,
+    followIntervalMs: ha.followInterval,
+    kubeconfig: ha.kubeconfig,
+    context: ha.context,
+  };
+}

@@ -1,0 +1,119 @@
+/**
+ * One term as the store's writer: the pipeline, the sources and retention, from `store.lead()` (which fences out
+ * every earlier writer) until the term ends. Without `ha` a process holds one term for its whole life; with `ha`
+ * each Lease it wins is a term, begun where the log stands in the store: versions continue at head + 1 under the
+ * same epoch, and the sources resume from the stored resourceVersions, so consumers see neither a reset nor a gap.
+ */
+import type { Config } from "./config.ts";
+import type { Lifecycle, PluginContext, Source, Store } from "../sdk/contract.ts";
+import type { Logger, Metrics } from "../sdk/telemetry.ts";
+import type { HostLog } from "../core/committed-log.ts";
+import { createPipeline, type Uncommitted } from "../core/pipeline.ts";
+import { catchUp } from "./follower.ts";
+import { supervise } from "./supervise.ts";
+
+export interface LeaderOptions {
+  config: Config;
+  store: Store;
+  log: HostLog;
+  logger: Logger;
+  metrics: Metrics;
+  context(name: string, kind: string): PluginContext;
+  /** Another process became the store's writer: this term commits nothing more. */
+  onFenced(error: Error): void;
+}
+
+export interface LeaderTerm {
+  /** What keeps this replica from being ready: unsynced sources, a failing commit. */
+  waiting(): string[];
+  /** Stops the sources, commits what is pending and stops retention; safe twice. */
+  stop(): Promise<void>;
+  /** Stops the sources and retention without committing what is pending (leadership lost, or no time left). */
+  abandon(): Promise<Uncommitted>;
+  /** What is not committed, for a shutdown that runs out of time. */
+  uncommitted(): Uncommitted;
+}
+
+export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTerm> {
+  const { config, store, log, logger, metrics, context } = options;
+  const state = await store.lead();
+  await catchUp(store, log, state.head);
+  const pipeline = createPipeline({
+    store,
+    state,
+    digests: await store.digests(),
+    logger,
+    metrics,
+    onCommit: (updates) => log.append(updates),
+    slim: config.slim,
+    onFenced: options.onFenced,
+  });
+
+  // The sources not synced yet, with the reason each gave, if any.
+  const unsynced = new Map(config.sources.map((s) => [s.name, undefined as string | undefined]));
+  const sources: Lifecycle[] = config.sources.map(({ declaration, name, config: sourceConfig }) => {
+    const base = context(name, "source");
+    const source: Source = declaration.create(sourceConfig, {
+      ...base,
+      changes: pipeline,
+      synced: () => {
+        if (unsynced.delete(name)) base.logger.info("source synced");
+      },
+      waiting: (reason) => {
+        if (unsynced.has(name)) unsynced.set(name, reason);
+      },
+    });
+    return supervise(source, { name, kind: "source", logger: base.logger, metrics });
+  });
+  for (const source of sources) await source.start();
+
+  // Each run is scheduled when the previous one is over: a slow prune never overlaps the next.
+  let pruneTimer: Timer | undefined;
+  let pruning: Promise<void> = Promise.resolve();
+  const prune = async () => {
+    try {
+      const { removed, oldest } = await store.prune(config.store.retention);
+      log.setOldest(oldest);
+      if (removed > 0) logger.info("retention pruned updates", { removed, oldest });
+    } catch (error) {
+      logger.error("retention failed", { error });
+    }
+  };
+  const schedulePrune = () => {
+    pruneTimer = setTimeout(() => {
+      pruning = prune().then(() => {
+        if (pruneTimer) schedulePrune();
+      });
+    }, config.store.pruneIntervalMs);
+  };
+  schedulePrune();
+
+  const stopSources = async () => {
+    clearTimeout(pruneTimer);
+    pruneTimer = undefined;
+    await pruning;
+    for (const source of sources) await source.stop();
+  };
+  let stopping: Promise<void> | undefined;
+  return {
+    waiting() {
+      const waiting = [...unsynced].map(([name, reason]) =>
+        reason ? `source ${name}: ${reason}` : `source ${name} not synced`,
+      );
+      const failure = pipeline.commitFailure();
+      if (failure) waiting.push(`store not writable: ${failure.message}`);
+      return waiting;
+    },
+    stop() {
+      stopping ??= stopSources().then(() => pipeline.stop());
+      return stopping;
+    },
+    async abandon() {
+      const uncommitted = pipeline.abandon();
+      stopping ??= stopSources();
+      await stopping;
+      return uncommitted;
+    },
+    uncommitted: () => pipeline.abandon(),
+  };
+}

@@ -1,0 +1,132 @@
+/**
+ * `ha`: several replicas on one shared store. Every replica follows the store's log and serves readers; the one that
+ * holds the Lease (kube/election.ts) leads a term (host/leader.ts). A term ends when the Lease is lost or when the
+ * store refuses a commit because another replica leads now (fencing); the replica then follows again. Sinks that
+ * deliver wait for a term (SinkContext.leadership), so only the leader publishes.
+ */
+import type { HaConfig } from "./ha-config.ts";
+import type { Logger } from "../sdk/telemetry.ts";
+import type { Uncommitted } from "../core/pipeline.ts";
+import { createTransport, loadKubeConfig } from "../kube/transport.ts";
+import { createElector, type Elector } from "../kube/election.ts";
+import { sleep } from "../protocol/retry.ts";
+import { followStore, type Follower } from "./follower.ts";
+import { startLeaderTerm, type LeaderOptions, type LeaderTerm } from "./leader.ts";
+import type { Terms } from "./leadership.ts";
+
+/** The Lease's elector; throws when the kubeconfig cannot be loaded, before anything has started. */
+export function electorFor(ha: HaConfig, logger: Logger): Elector {
+  const kubeconfig = { kubeconfig: ha.kubeconfig, context: ha.context };
+  const transport = createTransport(loadKubeConfig(kubeconfig).kc, () => loadKubeConfig(kubeconfig).kc);
+  return createElector({
+    transport,
+    namespace: ha.lease.namespace,
+    name: ha.lease.name,
+    identity: ha.identity,
+    leaseDurationMs: ha.leaseDurationMs,
+    renewDeadlineMs: ha.renewDeadlineMs,
+    retryPeriodMs: ha.retryPeriodMs,
+    logger: logger.child({ lease: `${ha.lease.namespace}/${ha.lease.name}`, identity: ha.identity }),
+  });
+}
+
+export interface ReplicationOptions {
+  ha: HaConfig;
+  elector: Elector;
+  leaderOptions: Omit<LeaderOptions, "onFenced">;
+  terms: Terms;
+  logger: Logger;
+}
+
+export interface Replication {
+  /** What keeps this replica from being ready: a store it cannot follow, or its term's reasons. */
+  waiting(): string[];
+  /** For shutdown: stops contending; a term in progress stops its sources and commits what is pending. */
+  stopLeading(): Promise<void>;
+  /** Ends the term (after the sinks have drained), stops following and releases the Lease; safe twice. */
+  stop(): Promise<void>;
+  uncommitted(): Uncommitted | undefined;
+}
+
+const aborted = (signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+
+export function startReplication({ ha, elector, leaderOptions, terms, logger }: ReplicationOptions): Replication {
+  const { store, log } = leaderOptions;
+  const stopped = new AbortController();
+  const follow = () => followStore({ store, log, logger, intervalMs: ha.followIntervalMs });
+  let follower: Follower | undefined = follow();
+  let leader: LeaderTerm | undefined;
+
+  /** One term: from winning the Lease to losing it (or being fenced); false when the replica stops meanwhile. */
+  async function lead(lost: AbortSignal): Promise<boolean> {
+    const fenced = Promise.withResolvers<"fenced">();
+    await follower?.stop();
+    follower = undefined;
+    try {
+      leader = await startLeaderTerm({ ...leaderOptions, onFenced: () => fenced.resolve("fenced") });
+    } catch (error) {
+      logger.error("cannot become the store's writer; following again", { error });
+      await elector.release();
+      follower = follow();
+      await sleep(ha.retryPeriodMs, stopped.signal);
+      return true;
+    }
+    terms.begin();
+    logger.info("leading: this replica writes the store and runs the sources", { head: log.head() });
+    const ended = await Promise.race([
+      aborted(lost).then(() => "lease lost" as const),
+      fenced.promise,
+      aborted(stopped.signal).then(() => "stopping" as const),
+    ]);
+    if (ended === "stopping") return false;
+    terms.end();
+    const { updates } = await leader.abandon();
+    leader = undefined;
+    logger.warn("no longer leading; following the store", { reason: ended, uncommittedUpdates: updates });
+    follower = follow();
+    // Fenced while still holding the Lease (another process took the store): let someone else have it, and contend
+    // again only after a standby (trying every retryPeriod, jittered) has had its chance.
+    if (ended === "fenced") {
+      await elector.release();
+      await sleep(ha.leaseDurationMs, stopped.signal);
+    }
+    return true;
+  }
+
+  const electing = (async () => {
+    while (!stopped.signal.aborted) {
+      const lost = await elector.acquire(stopped.signal).catch(() => undefined);
+      if (!lost || !(await lead(lost))) return;
+    }
+  })();
+
+  const stopLeading = async () => {
+    stopped.abort();
+    await electing;
+    await leader?.stop();
+  };
+  let stopping: Promise<void> | undefined;
+  return {
+    waiting() {
+      if (leader) return leader.waiting();
+      const failure = follower?.failure();
+      if (failure) return [`store not readable: ${failure.message}`];
+      return follower ? [] : ["taking over as the leader"];
+    },
+    stopLeading,
+    stop() {
+      stopping ??= (async () => {
+        await stopLeading();
+        terms.end();
+        await follower?.stop();
+        await elector.release();
+      })();
+      return stopping;
+    },
+    uncommitted: () => leader?.uncommitted(),
+  };
+}

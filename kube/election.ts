@@ -1,0 +1,295 @@
+/**
+ * Leader election on a Lease, with the semantics of client-go's tools/leaderelection, so that replicas of kubemeta
+ * agree on one leader the way Kubernetes' own controllers do:
+ * - a contender tries every retryPeriod (jittered) and takes the Lease when it is unheld, held by itself, or
+ *   expired. Expired is judged by the local clock only: leaseDurationSeconds after the moment this replica last
+ *   saw the Lease change, never by comparing its renewTime with our clock (clocks of replicas disagree);
+ * - the leader renews every retryPeriod, and stops leading when it finds the Lease held by someone else, or when
+ *   no renewal succeeded for renewDeadline (shorter than the lease duration, so it stops before anyone may take
+ *   over);
+ * - every write carries the resourceVersion last read: of two contenders, the API server lets one win (409 for
+ *   the other, who reads again); leaseTransitions counts the changes of holder;
+ * - stopping releases the Lease as client-go's ReleaseOnCancel does (holder emptied, duration 1 s), so a standby
+ *   takes over at its next try instead of after the lease duration.
+ */
+import { sleep } from "../protocol/retry.ts";
+import type { Logger } from "../sdk/telemetry.ts";
+import { createLeaseClient, isConflict, type Lease, type LeaseSpec, microTime } from "./lease.ts";
+import type { KubeTransport } from "./transport.ts";
+
+export interface ElectorOptions {
+  transport: KubeTransport;
+  namespace: string;
+  name: string;
+  identity: string;
+  /** Written to the Lease in whole seconds, rounded up. */
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  logger: Logger;
+}
+
+export interface Elector {
+  /**
+   * Resolves once this replica holds the Lease, with a signal that aborts when it stops holding it (lost, or
+   * released). Rejects (AbortError) if `signal` aborts first; `signal` has no say once the Lease is held. Called
+   * while leading, resolves with the current term's signal.
+   */
+  acquire(signal: AbortSignal): Promise<AbortSignal>;
+  /** True while held. */
+  readonly leading: boolean;
+  /**
+   * Stops renewing and releases the Lease if held (the term's signal aborts first), or stops an acquire() under
+   * way; safe twice and without acquire. acquire() may be called again afterwards.
+   */
+  release(): Promise<void>;
+}
+
+/** client-go's JitterFactor: a contender waits retryPeriod × [1, 2.2) between tries. */
+const JITTER_FACTOR = 1.2;
+
+/** The Lease as this replica last saw it, and when (performance.now()) its spec last changed. */
+interface Observed {
+  lease: Lease;
+  spec: string;
+  at: number;
+}
+
+/** One try: done; or the Lease is another's (holder, "" for nobody, when renewing); or a request failed. */
+type Attempt = { ok: true } | { ok: false; holder: string } | { ok: false; error: unknown };
+
+function abortError(signal: AbortSignal): DOMException {
+  const reason: unknown = signal.reason;
+  return reason instanceof DOMException && reason.name === "AbortError"
+    ? reason
+    : new DOMException("stopped before acquiring the Lease", "AbortError");
+}
+
+export function createElector(options: ElectorOptions): Elector {
+  const { identity, leaseDurationMs, renewDeadlineMs, retryPeriodMs, logger } = options;
+  // client-go's checks: the leader must give up before a standby may take over, and retry within the deadline.
+  if (!(leaseDurationMs > renewDeadlineMs && renewDeadlineMs > JITTER_FACTOR * retryPeriodMs && retryPeriodMs > 0)) {
+    throw new Error(
+      `leader election needs leaseDuration > renewDeadline > ${JITTER_FACTOR} × retryPeriod > 0 ` +
+        `(got ${leaseDurationMs} ms, ${renewDeadlineMs} ms, ${retryPeriodMs} ms)`,
+    );
+  }
+  const client = createLeaseClient(options.transport, options.namespace, options.name);
+  const leaseDurationSeconds = Math.ceil(leaseDurationMs / 1000);
+  let observed: Observed | undefined;
+  let leading = false;
+  /** Aborts when this replica stops leading. */
+  let term: AbortController | undefined;
+  let acquiring = false;
+  /** Ends the loop under way (acquiring or renewing). */
+  let stop: AbortController | undefined;
+  let running: Promise<unknown> = Promise.resolve();
+  let releasing: Promise<void> | undefined;
+  let failures = 0;
+
+  const heldBySelf = () => observed?.lease.spec.holderIdentity === identity;
+  const holderOf = (lease: Lease) => lease.spec.holderIdentity ?? "";
+  const unexpired = () =>
+    observed !== undefined && performance.now() < observed.at + (observed.lease.spec.leaseDurationSeconds ?? 0) * 1000;
+
+  /** Our own writes always count as a change (client-go's setObservedRecord); a read only when the spec differs. */
+  function observe(lease: Lease, wrote: boolean): void {
+    const spec = JSON.stringify(lease.spec);
+    observed = wrote || spec !== observed?.spec ? { lease, spec, at: performance.now() } : { ...observed, lease };
+  }
+
+  /** The first failure of a run at warn, the ones after it at debug: a contender retries every few seconds. */
+  function failed(what: string, error: unknown): void {
+    if (failures++ === 0) logger.warn(what, { error, lease: client.describe });
+    else logger.debug(what, { error, lease: client.describe });
+  }
+
+  /** client-go's tryAcquireOrRenew, except that a leader that finds another holder stops without writing. */
+  async function tryAcquireOrRenew(signal: AbortSignal, renewing: boolean): Promise<Attempt> {
+    const now = microTime();
+    const ours: LeaseSpec = { holderIdentity: identity, leaseDurationSeconds, acquireTime: now, renewTime: now };
+    // The leader's fast path: renew from the version it wrote last, without reading first.
+    if (renewing && observed && heldBySelf() && unexpired()) {
+      const { acquireTime, leaseTransitions } = observed.lease.spec;
+      try {
+        observe(await client.update(observed.lease, { ...ours, acquireTime, leaseTransitions }, signal), true);
+        return { ok: true };
+      } catch (error) {
+        if (signal.aborted) return { ok: false, error };
+        logger.debug("cannot renew the Lease from the version last written; reading it", { error });
+      }
+    }
+    try {
+      const current = await client.get(signal);
+      if (!current) {
+        observe(await client.create({ ...ours, leaseTransitions: 0 }, signal), true);
+        return { ok: true };
+      }
+      observe(current, false);
+      const holder = holderOf(current);
+      // A leader that sees another name (even none) was not the holder all along: its term is over.
+      if (renewing && holder !== identity) return { ok: false, holder };
+      if (holder !== "" && holder !== identity && unexpired()) return { ok: false, holder };
+      const transitions = current.spec.leaseTransitions ?? 0;
+      const spec =
+        holder === identity
+          ? { ...ours, acquireTime: current.spec.acquireTime, leaseTransitions: transitions }
+          : { ...ours, leaseTransitions: transitions + 1 };
+      observe(await client.update(current, spec, signal), true);
+      return { ok: true };
+    } catch (error) {
+      return { ok: false, error };
+    }
+  }
+
+  /**
+   * client-go's release(): holder emptied, duration 1 s, transitions kept. A 409 is read again and retried once
+   * if the Lease still names us: a renewal aborted on its way may have landed after all.
+   */
+  async function releaseLease(): Promise<void> {
+    const signal = AbortSignal.timeout(renewDeadlineMs);
+    for (let tries = 0; observed && heldBySelf() && tries < 2; tries++) {
+      const now = microTime();
+      const { leaseTransitions } = observed.lease.spec;
+      const spec = { holderIdentity: "", leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions };
+      try {
+        observe(await client.update(observed.lease, spec, signal), true);
+        logger.info("released the Lease", { lease: client.describe });
+        return;
+      } catch (error) {
+        if (!isConflict(error) || tries > 0) {
+          logger.warn("cannot release the Lease; a standby takes it over once it expires", { error });
+          return;
+        }
+        const current = await client.get(signal).catch(() => undefined);
+        if (!current) return;
+        observe(current, false);
+      }
+    }
+  }
+
+  async function renew(halt: AbortSignal, leadership: AbortController): Promise<void> {
+    let lost: string | undefined;
+    while (lost === undefined) {
+      await sleep(retryPeriodMs, halt);
+      if (halt.aborted) return;
+      // One renewal: tries every retryPeriod until one succeeds or renewDeadline has passed.
+      const deadline = linked([halt], renewDeadlineMs);
+      let attempt: Attempt;
+      for (;;) {
+        attempt = await tryAcquireOrRenew(deadline.signal, true);
+        if (attempt.ok || "holder" in attempt || deadline.signal.aborted) break;
+        failed("cannot renew the Lease", attempt.error);
+        await sleep(retryPeriodMs, deadline.signal);
+        if (deadline.signal.aborted) break;
+      }
+      deadline.dispose();
+      if (halt.aborted) return;
+      if (attempt.ok) failures = 0;
+      else if ("holder" in attempt) lost = `the Lease is held by ${attempt.holder ? `"${attempt.holder}"` : "nobody"}`;
+      else lost = `no renewal succeeded for ${renewDeadlineMs} ms: ${String(attempt.error)}`;
+    }
+    leading = false;
+    logger.warn("lost the Lease; no longer leading", { lease: client.describe, reason: lost });
+    leadership.abort(new Error(`lost the Lease: ${lost}`));
+    // As client-go after a failed renewal: if the Lease still names us, hand it over rather than let it expire.
+    await releaseLease();
+  }
+
+  async function contend(signal: AbortSignal, halt: AbortSignal): Promise<AbortSignal> {
+    const abandon = linked([signal, halt]);
+    try {
+      logger.info("trying to acquire the Lease", { lease: client.describe });
+      let holder: string | undefined;
+      for (;;) {
+        if (abandon.signal.aborted) throw abortError(abandon.signal);
+        const attempt = await tryAcquireOrRenew(abandon.signal, false);
+        if (attempt.ok) break;
+        if (!("holder" in attempt)) {
+          // A 409 is the race being decided: someone else wrote first; the next try reads who.
+          if (isConflict(attempt.error))
+            logger.debug("another replica wrote the Lease first", { lease: client.describe });
+          else if (!abandon.signal.aborted) failed("cannot acquire the Lease", attempt.error);
+        } else if (attempt.holder !== holder) {
+          holder = attempt.holder;
+          failures = 0;
+          logger.info("the Lease is held by another replica", { lease: client.describe, holder });
+        }
+        await sleep(retryPeriodMs * (1 + Math.random() * JITTER_FACTOR), abandon.signal);
+      }
+      failures = 0;
+      if (abandon.signal.aborted) {
+        // Won just as we were told to stop: hand it straight back.
+        await releaseLease();
+        throw abortError(abandon.signal);
+      }
+    } finally {
+      abandon.dispose();
+    }
+    leading = true;
+    const leadership = new AbortController();
+    const { leaseTransitions, acquireTime } = observed!.lease.spec;
+    logger.info("acquired the Lease; leading", { lease: client.describe, leaseTransitions, acquireTime });
+    term = leadership;
+    running = renew(halt, leadership);
+    return leadership.signal;
+  }
+
+  return {
+    get leading() {
+      return leading;
+    },
+    async acquire(signal) {
+      if (leading && term) return term.signal;
+      if (acquiring) throw new Error("acquire() is already under way");
+      acquiring = true;
+      try {
+        // A loss or a release may still be handing the Lease back.
+        await releasing;
+        await running;
+        stop = new AbortController();
+        const contending = contend(signal, stop.signal);
+        running = contending.catch(() => {});
+        return await contending;
+      } finally {
+        acquiring = false;
+      }
+    },
+    release() {
+      releasing ??= (async () => {
+        stop?.abort();
+        await running;
+        if (leading) {
+          leading = false;
+          term?.abort(new Error("released the Lease"));
+        }
+        await releaseLease();
+      })().finally(() => {
+        releasing = undefined;
+      });
+      return releasing;
+    },
+  };
+}
+
+/** A signal that aborts with any of `parents` or after `timeoutMs`; dispose() lets go of them and of the timer. */
+function linked(parents: AbortSignal[], timeoutMs?: number): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const listeners = parents.map((parent) => {
+    const onAbort = () => controller.abort(parent.reason);
+    if (parent.aborted) onAbort();
+    else parent.addEventListener("abort", onAbort, { once: true });
+    return () => parent.removeEventListener("abort", onAbort);
+  });
+  const timer =
+    timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => controller.abort(new DOMException(`no answer in ${timeoutMs} ms`, "TimeoutError")), timeoutMs);
+  return {
+    signal: controller.signal,
+    dispose() {
+      clearTimeout(timer);
+      for (const remove of listeners) remove();
+    },
+  };
+}

@@ -1,0 +1,90 @@
+/**
+ * One coordination.k8s.io/v1 Lease, the lock of leader election (election.ts): read it, create it, replace it
+ * from the version read. The API server refuses a replace from a stale resourceVersion, and a create of a name
+ * that exists, with 409: that refusal is what lets only one contender win.
+ */
+import { ApiError, responseError } from "./status.ts";
+import type { KubeTransport } from "./transport.ts";
+
+/** coordination/v1 LeaseSpec, the fields leader election uses. */
+export interface LeaseSpec {
+  /** Who holds the Lease; empty or absent: nobody. */
+  holderIdentity?: string;
+  /** How long after the holder's last renewal (as each contender observes it) the Lease may be taken. */
+  leaseDurationSeconds?: number;
+  /** MicroTime (see `microTime`) when the current holder acquired the Lease. */
+  acquireTime?: string;
+  /** MicroTime of the holder's last renewal. */
+  renewTime?: string;
+  /** How many times the Lease changed holders. */
+  leaseTransitions?: number;
+}
+
+export interface Lease {
+  apiVersion: "coordination.k8s.io/v1";
+  kind: "Lease";
+  metadata: { name: string; namespace: string; resourceVersion: string; uid?: string; [field: string]: unknown };
+  spec: LeaseSpec;
+}
+
+/** metav1.MicroTime as the API server writes it, "2006-01-02T15:04:05.000000Z" (a Date has milliseconds). */
+export function microTime(date = new Date()): string {
+  return date.toISOString().replace(/Z$/, "000Z");
+}
+
+/** A 409: a create found the Lease existing (AlreadyExists), or a replace came from a stale version (Conflict). */
+export function isConflict(error: unknown): error is ApiError {
+  return error instanceof ApiError && error.code === 409;
+}
+
+export interface LeaseClient {
+  /** `namespace/name`, for logs. */
+  readonly describe: string;
+  /** The Lease, or undefined when it does not exist. Other failures throw an ApiError or a network error. */
+  get(signal: AbortSignal): Promise<Lease | undefined>;
+  /** Creates the Lease; throws an ApiError with code 409 (`isConflict`) when it exists. */
+  create(spec: LeaseSpec, signal: AbortSignal): Promise<Lease>;
+  /**
+   * Replaces the spec of `read`, the Lease as last read or written, on condition that its resourceVersion is still
+   * the current one; throws an ApiError with code 409 (`isConflict`) when someone wrote it since.
+   */
+  update(read: Lease, spec: LeaseSpec, signal: AbortSignal): Promise<Lease>;
+}
+
+export function createLeaseClient(transport: KubeTransport, namespace: string, name: string): LeaseClient {
+  const collection = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
+  const path = `${collection}/${encodeURIComponent(name)}`;
+
+  async function lease(response: Response): Promise<Lease> {
+    if (response.ok) return (await response.json()) as Lease;
+    if (response.status === 401) {
+      // A rotated token or renewed certificate: the next request goes out with the new one.
+      try {
+        transport.reloadCredentials();
+      } catch {
+        // The kubeconfig cannot be read right now; the 401 below says what the server said.
+      }
+    }
+    throw await responseError(response);
+  }
+
+  return {
+    describe: `${namespace}/${name}`,
+    async get(signal) {
+      const response = await transport.get(path, signal);
+      if (response.status === 404) {
+        await response.body?.cancel();
+        return undefined;
+      }
+      return lease(response);
+    },
+    async create(spec, signal) {
+      const body = { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name, namespace }, spec };
+      return lease(await transport.request("POST", collection, { body, signal }));
+    },
+    async update(read, spec, signal) {
+      const body: Lease = { ...read, spec };
+      return lease(await transport.request("PUT", path, { body, signal }));
+    },
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * Kubernetes `Status` failures as errors, one type for every client of the API server: the source's
+ * requests and watch ERROR events, and the Lease client. The code, reason and message are the server's.
+ */
+import { parseRetryAfter } from "../protocol/retry.ts";
+
+/** A Kubernetes `Status` failure, from an HTTP response or a watch ERROR event. */
+export class ApiError extends Error {
+  constructor(
+    readonly code: number,
+    readonly reason: string,
+    message: string,
+    /** From `Retry-After` or the Status' `details.retryAfterSeconds`. */
+    readonly retryAfterMs?: number,
+    /** `details.causes[].reason` of the Status. */
+    readonly causes: string[] = [],
+  ) {
+    super(`${code} ${reason}: ${message}`);
+    this.name = "ApiError";
+  }
+
+  /**
+   * Our resourceVersion is one the server cannot serve: older than its history (410
+   * Gone), or newer than anything it has seen (the store was restored, or holds another
+   * cluster's versions). Either way only a relist helps, as in client-go's reflector.
+   */
+  get needsRelist(): boolean {
+    return this.code === 410 || this.causes.includes("ResourceVersionTooLarge");
+  }
+}
+
+export interface KubeStatus {
+  code?: number;
+  reason?: string;
+  message?: string;
+  details?: { retryAfterSeconds?: number; causes?: Array<{ reason?: string }> };
+}
+
+export function statusError(status: KubeStatus, httpStatus: number, retryAfterHeader?: string | null): ApiError {
+  const code = typeof status.code === "number" && status.code > 0 ? status.code : httpStatus;
+  const fromStatus = status.details?.retryAfterSeconds;
+  const retryAfterMs = retryAfterHeader
+    ? parseRetryAfter(retryAfterHeader)
+    : typeof fromStatus === "number"
+      ? parseRetryAfter(String(Math.ceil(fromStatus)))
+      : undefined;
+  const causes = (status.details?.causes ?? []).flatMap((cause) => (cause.reason ? [cause.reason] : []));
+  return new ApiError(code, status.reason ?? "Unknown", status.message ?? "", retryAfterMs, causes);
+}
+
+/** The error of a response that is not 2xx: its Status, or its text when something else answered (a proxy). */
+export async function responseError(response: Response): Promise<ApiError> {
+  const body = await response.text();
+  let status: KubeStatus = { message: body.slice(0, 500) };
+  try {
+    status = JSON.parse(body) as KubeStatus;
+  } catch {
+    // Not a Status (a proxy's error page): keep the text as the message.
+  }
+  return statusError(status, response.status, response.headers.get("retry-after"));
+}

@@ -1,0 +1,141 @@
+/** The `ha` section: what `--check` refuses and accepts, the durations' order, and the defaults a pod gives it. */
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, resolveConfig } from "../host/config.ts";
+import { builtins } from "../plugins/index.ts";
+import { startHranaServer } from "./hrana-server.ts";
+import { runMain } from "./reliability-process.ts";
+import { startTestApiServer } from "../simulator/index.ts";
+
+const REMOTE = { type: "libsql", url: "http://127.0.0.1:1" };
+const dirs: string[] = [];
+afterAll(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
+
+async function newDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "kubemeta-ha-"));
+  dirs.push(dir);
+  return dir;
+}
+
+/** `main.ts --check` as a process, in a temp dir (a `file:` store would be created there). */
+async function check(yaml: string, env: Record<string, string> = {}, dir?: string) {
+  dir ??= await newDir();
+  await Bun.write(join(dir, "kubemeta.yaml"), yaml);
+  return runMain(["--check", "--config", join(dir, "kubemeta.yaml")], { cwd: dir, env });
+}
+
+const resolve = (raw: unknown, env: Record<string, string> = {}) =>
+  resolveConfig(raw, { baseDir: "/", registry: builtins, env });
+
+async function issuesOf(raw: unknown): Promise<string[]> {
+  const error = await resolve(raw).catch((e: unknown) => e);
+  if (!(error instanceof ConfigError)) throw new Error(`expected a ConfigError, got ${String(error)}`);
+  return error.issues.map((i) => `${i.path}: ${i.message}`);
+}
+
+describe("main.ts --check with ha", () => {
+  test("refuses a file: store, naming ha.enabled and the file, before opening it", async () => {
+    const dir = await newDir();
+    const result = await check('store: { type: libsql, url: "file:./data/ha.db" }\nha: { enabled: true }\n', {}, dir);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toContain("ha.enabled: replicas need a store they all reach: file:./data/ha.db");
+    // Refused by validation: the store was not opened, so its file was not created.
+    expect(await Bun.file(join(dir, "data/ha.db")).exists()).toBe(false);
+  });
+
+  test("accepts a remote store, opening it with the token from the environment", async () => {
+    const dir = await newDir();
+    const token = "a-token-of-the-remote-store";
+    const server = startHranaServer({ path: join(dir, "store.db"), token });
+    const api = await startTestApiServer();
+    try {
+      await api.writeKubeconfig(join(dir, "kubeconfig"), "token");
+      const yaml =
+        'store: { type: libsql, url: "${LIBSQL_URL}", authToken: "${LIBSQL_AUTH_TOKEN}" }\n' +
+        `ha: { enabled: true, kubeconfig: ${join(dir, "kubeconfig")} }\n`;
+      const result = await check(yaml, { LIBSQL_URL: server.url, LIBSQL_AUTH_TOKEN: token });
+      expect(result).toEqual({ code: 0, stdout: "config is valid\n", stderr: "" });
+      // The check did reach the server: a wrong token fails it.
+      const refused = await check(yaml, { LIBSQL_URL: server.url, LIBSQL_AUTH_TOKEN: "not-the-token" });
+      expect(refused.code).toBe(1);
+    } finally {
+      await api.stop();
+      await server.stop();
+    }
+  });
+
+  test("a Lease kubeconfig that cannot be loaded is one error line naming it, not a stack trace", async () => {
+    const dir = await newDir();
+    const server = startHranaServer({ path: join(dir, "store.db") });
+    try {
+      const missing = join(dir, "no-such-kubeconfig");
+      const result = await check(
+        `store: { type: libsql, url: "${server.url}" }\nha: { enabled: true, kubeconfig: ${missing} }\n`,
+      );
+      expect(result.code).toBe(1);
+      const lines = result.stdout.trim().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(JSON.parse(lines[0]!)).toMatchObject({
+        level: "error",
+        msg: "ha: the kubeconfig of the Lease cannot be loaded",
+      });
+      expect(lines[0]).toContain(missing);
+      expect(result.stderr).toBe("");
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe("ha config", () => {
+  test("renewDeadline must be less than leaseDuration, retryPeriod less than renewDeadline / 1.2", async () => {
+    expect(await issuesOf({ store: REMOTE, ha: { enabled: true, leaseDuration: "10s" } })).toEqual([
+      "ha.renewDeadline: must be less than leaseDuration",
+    ]);
+    expect(await issuesOf({ store: REMOTE, ha: { enabled: true, renewDeadline: "3s", retryPeriod: "3s" } })).toEqual([
+      "ha.retryPeriod: must be less than renewDeadline / 1.2",
+    ]);
+    const config = await resolve({
+      store: REMOTE,
+      ha: { enabled: true, leaseDuration: "30s", renewDeadline: "20s", retryPeriod: "5s", followInterval: "1s" },
+    });
+    expect(config.ha).toMatchObject({
+      leaseDurationMs: 30_000,
+      renewDeadlineMs: 20_000,
+      retryPeriodMs: 5_000,
+      followIntervalMs: 1_000,
+    });
+  });
+
+  test("defaults: identity from POD_NAME else HOSTNAME, namespace from POD_NAMESPACE else default", async () => {
+    const enabled = { store: REMOTE, ha: { enabled: true } };
+    expect((await resolve(enabled, { POD_NAME: "kubemeta-7d9f-abc", POD_NAMESPACE: "kubemeta" })).ha).toEqual({
+      lease: { name: "kubemeta", namespace: "kubemeta" },
+      identity: "kubemeta-7d9f-abc",
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      followIntervalMs: 250,
+    });
+    expect((await resolve(enabled, { HOSTNAME: "node-host" })).ha).toMatchObject({
+      lease: { name: "kubemeta", namespace: "default" },
+      identity: "node-host",
+    });
+    const explicit = {
+      store: REMOTE,
+      ha: { enabled: true, identity: "me", lease: { name: "meta", namespace: "ops" } },
+    };
+    expect((await resolve(explicit, { POD_NAME: "pod", POD_NAMESPACE: "kubemeta" })).ha).toMatchObject({
+      lease: { name: "meta", namespace: "ops" },
+      identity: "me",
+    });
+  });
+
+  test("without ha, or with enabled: false, there is no ha (and a file: store is fine)", async () => {
+    expect((await resolve({})).ha).toBeUndefined();
+    expect((await resolve({ ha: { enabled: false, lease: { name: "meta" } } })).ha).toBeUndefined();
+  });
+});

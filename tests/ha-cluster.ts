@@ -1,0 +1,109 @@
+/**
+ * What the HA tests (issue 11) share: kubemeta replicas as real processes (main.ts) on one remote store (the test
+ * libSQL server, tests/hrana-server.ts), electing a leader with a Lease on the simulated API server, which also
+ * serves the churn-able cluster they watch. No bun:test here: bench/failover.ts runs the same cluster.
+ */
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { startTestApiServer } from "../simulator/index.ts";
+import { populate } from "../simulator/population.ts";
+import { tempDir, waitFor } from "../testing/index.ts";
+import { MAIN, Output } from "./reliability-process.ts";
+import { startHranaServer } from "./hrana-server.ts";
+import { clusterChecks, freePort, RESOURCES } from "./cluster-checks.ts";
+
+/** Short Lease durations, so a failover takes seconds: lease 3 s, renew deadline 2 s, retry 0.5 s. */
+export const LEASE_MS = 3_000;
+const STORE_TOKEN = "store-token-0123456789abcdef";
+
+export interface Replica {
+  identity: string;
+  url: string;
+  proc: Subprocess<"ignore", "pipe", "pipe">;
+  out: Output;
+}
+
+export interface HaOptions {
+  replicas: number;
+  /** YAML lines appended under `sinks:` after the SSE sink. */
+  sinks?: string[];
+}
+
+export async function setupHa(options: HaOptions) {
+  const dir = await tempDir("kubemeta-ha-");
+  const server = await startTestApiServer({ bookmarkIntervalMs: 200 });
+  const store = startHranaServer({ path: join(dir, "store", "kubemeta.db"), token: STORE_TOKEN });
+  const running = new Set<Replica>();
+  /** Kills every replica still running and stops the servers. */
+  async function destroy(): Promise<void> {
+    for (const replica of running) replica.proc.kill("SIGKILL");
+    await store.stop();
+    await server.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+  populate(server, { nodes: 10, podsPerNode: 10 });
+  const kubeconfig = join(dir, "kubeconfig");
+  await server.writeKubeconfig(kubeconfig, "token");
+
+  const ports = await Promise.all(Array.from({ length: options.replicas }, freePort));
+  const configs = await Promise.all(
+    ports.map(async (port, i) => {
+      const file = join(dir, `replica-${i}.yaml`);
+      await Bun.write(
+        file,
+        [
+          "cluster: { name: faults }",
+          `http: { address: 127.0.0.1, port: ${port} }`,
+          `store: { type: libsql, url: "${store.url}", authToken: ${STORE_TOKEN} }`,
+          "ha:",
+          "  enabled: true",
+          "  lease: { name: kubemeta, namespace: default }",
+          `  identity: replica-${i}`,
+          `  kubeconfig: ${kubeconfig}`,
+          `  leaseDuration: ${LEASE_MS}ms`,
+          "  renewDeadline: 2s",
+          "  retryPeriod: 500ms",
+          "  followInterval: 100ms",
+          "sources:",
+          "  - type: kubernetes",
+          `    kubeconfig: ${kubeconfig}`,
+          `    resources: [${RESOURCES.join(", ")}]`,
+          "sinks:",
+          "  - { type: sse }",
+          ...(options.sinks ?? []),
+        ].join("\n"),
+      );
+      return file;
+    }),
+  );
+
+  /** Starts replica `i` (again, after a kill) and waits until it listens. */
+  async function start(i: number): Promise<Replica> {
+    const proc = Bun.spawn([process.execPath, "run", MAIN, "--config", configs[i]!], {
+      cwd: dir,
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const replica = {
+      identity: `replica-${i}`,
+      url: `http://127.0.0.1:${ports[i]}`,
+      proc,
+      out: new Output(proc.stdout),
+    };
+    new Output(proc.stderr);
+    running.add(replica);
+    void proc.exited.then(() => running.delete(replica));
+    await replica.out.waitFor(/"msg":"http listening"/, 30_000);
+    return replica;
+  }
+
+  /** Resolves once the replica leads (its log says so), failing after the deadline. */
+  const leading = (replica: Replica, timeoutMs = 30_000) => replica.out.waitFor(/"msg":"leading: /, timeoutMs);
+
+  const ready = (replica: Replica, timeoutMs = 30_000) =>
+    waitFor(async () => (await fetch(`${replica.url}/readyz`).catch(() => undefined))?.ok, timeoutMs, "/readyz 200");
+
+  const checks = clusterChecks(server, { url: store.url, authToken: STORE_TOKEN });
+  return { dir, server, store, start, leading, ready, destroy, ...checks };
+}

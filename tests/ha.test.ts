@@ -1,0 +1,147 @@
+/**
+ * High availability end to end (issue 11): two kubemeta replicas as real processes on one remote store, churn, and
+ * the leader killed (kill -9) or paused past its Lease (SIGSTOP). Each run ends with the store equal to the API
+ * server's truth, its versions gap-free with whole prev chains, and the consumers (SSE on the surviving replica, NATS)
+ * having applied every version once, with no RESET: a failover is invisible to them.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { connect } from "@nats-io/transport-node";
+import { subscribeNats, subscribeSse } from "../client/index.ts";
+import type { Update } from "../sdk/model.ts";
+import { startChurn } from "../simulator/population.ts";
+import { expectGapFreeWithWholeChains, waitFor } from "../testing/index.ts";
+import { cleanups, expectFollowedWholly, recorder, runCleanups } from "./faults-cluster.ts";
+import { LEASE_MS, setupHa, type Replica } from "./ha-cluster.ts";
+import { startNatsServer } from "./nats-server.ts";
+
+afterEach(runCleanups);
+
+/** Two replicas, the first leading, and an SSE consumer of `all` synced on the standby. */
+async function leaderAndStandby(sinks?: string[]) {
+  const env = await setupHa({ replicas: 2, sinks });
+  cleanups.push(env.destroy);
+  const first = await env.start(0);
+  await env.leading(first);
+  const standby = await env.start(1);
+  await env.ready(standby);
+  const sseRec = recorder();
+  const sse = subscribeSse({
+    url: standby.url,
+    streams: ["all"],
+    reconnect: { initialMs: 50, maxMs: 300 },
+    ...sseRec.handlers,
+  });
+  cleanups.push(() => sse.stop());
+  await sse.synced;
+  return { env, first, standby, sseRec, sse };
+}
+
+/** Churn stopped: `replica` equals the API server, the log is whole, and the SSE consumer applied all of it once. */
+async function expectConverged(
+  { env, sseRec, sse }: Awaited<ReturnType<typeof leaderAndStandby>>,
+  replica: Replica,
+): Promise<Update[]> {
+  await waitFor(() => env.matchesTruth(replica.url), 30_000, `${replica.identity} to equal the API server`);
+  const updates = await env.allUpdates();
+  expectGapFreeWithWholeChains(updates);
+  await expectFollowedWholly(sseRec, sse, updates, await env.storeState());
+  return updates;
+}
+
+test("kill -9 of the leader during churn: the standby leads in lease + 5 s; SSE and NATS see no reset", async () => {
+  const nats = await startNatsServer();
+  cleanups.push(() => nats.destroy());
+  const cluster = await leaderAndStandby(["  - type: nats", `    servers: ["${nats.url}"]`]);
+  const { env, first, standby } = cluster;
+  const nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 50 });
+  cleanups.push(() => nc.close());
+  const natsRec = recorder();
+  const natsSub = subscribeNats({
+    nc,
+    cluster: "faults",
+    streams: ["all"],
+    retry: { maxMs: 300 },
+    ...natsRec.handlers,
+  });
+  cleanups.push(() => natsSub.stop());
+  await natsSub.synced;
+
+  const churn = startChurn(env.server, { perSecond: 80, seed: 11 });
+  await Bun.sleep(1_500);
+  // Only the leader publishes; the standby serves readers only, and has nothing to deliver (no lag).
+  expect(await env.metric(first.url, "kubemeta_nats_published_total")).toBeGreaterThan(0);
+  expect((await env.metric(standby.url, "kubemeta_nats_published_total")) ?? 0).toBe(0);
+  expect((await env.metric(standby.url, "kubemeta_sink_lag_versions", { sink: "nats" })) ?? 0).toBe(0);
+  env.server.resetRequests();
+  first.proc.kill("SIGKILL");
+  const killedAt = performance.now();
+  await env.leading(standby, LEASE_MS + 10_000);
+  const failoverMs = performance.now() - killedAt;
+  console.log(`failover after kill -9: ${failoverMs.toFixed(0)} ms (lease ${LEASE_MS} ms)`);
+  expect(failoverMs).toBeLessThan(LEASE_MS + 5_000);
+  await Bun.sleep(1_500);
+  churn.stop();
+
+  const updates = await expectConverged(cluster, standby);
+  await expectFollowedWholly(natsRec, natsSub, updates, await env.storeState());
+  expect(await env.metric(standby.url, "kubemeta_nats_published_total")).toBeGreaterThan(0);
+  // The survivor resumed every watch from the stored resourceVersions: not one LIST after it took over.
+  const lists = Object.keys(env.server.requests()).filter((request) => request.startsWith("list "));
+  expect(lists).toEqual([]);
+  expect(standby.out.text).not.toContain('"level":"error"');
+}, 90_000);
+
+test("the leader paused past its Lease (SIGSTOP) commits nothing once resumed, and steps down to follow", async () => {
+  const cluster = await leaderAndStandby();
+  const { env, first, standby } = cluster;
+  const churn = startChurn(env.server, { perSecond: 80, seed: 12 });
+  await Bun.sleep(1_000);
+  first.proc.kill("SIGSTOP");
+  await env.leading(standby, LEASE_MS + 10_000);
+  // The paused leader still holds changes it received before the pause, and its timers fire as soon as it runs.
+  await Bun.sleep(1_000);
+  first.proc.kill("SIGCONT");
+  const stepDown = await first.out.waitFor(/"msg":"no longer leading; following the store".*/, 15_000);
+  console.log(`the paused leader, resumed: ${stepDown[0]}`);
+  await env.ready(first);
+  await Bun.sleep(1_000);
+  churn.stop();
+
+  await expectConverged(cluster, standby);
+  await waitFor(() => env.matchesTruth(first.url), 10_000, "the deposed leader, following, to equal it too");
+  // Whatever it tried after the pause was refused by the store (fenced) or never tried (the Lease was lost first):
+  // had it committed, the new leader's next commit would have been refused, and either would have logged it.
+  for (const replica of [first, standby]) expect(replica.out.lines("store commit failed; retrying")).toEqual([]);
+}, 90_000);
+
+test("SIGTERM of the leader releases the Lease: the standby leads before the Lease would have expired", async () => {
+  const cluster = await leaderAndStandby();
+  const { env, first, standby } = cluster;
+  const churn = startChurn(env.server, { perSecond: 80, seed: 13 });
+  await Bun.sleep(1_000);
+  first.proc.kill("SIGTERM");
+  const stoppedAt = performance.now();
+  expect(await first.proc.exited).toBe(0);
+  await env.leading(standby, LEASE_MS + 10_000);
+  const takeoverMs = performance.now() - stoppedAt;
+  console.log(`takeover after SIGTERM: ${takeoverMs.toFixed(0)} ms (lease ${LEASE_MS} ms)`);
+  expect(takeoverMs).toBeLessThan(LEASE_MS);
+  await Bun.sleep(1_000);
+  churn.stop();
+  await expectConverged(cluster, standby);
+}, 60_000);
+
+test("a leader fenced out by the store (another writer raised the term) steps down; the standby leads", async () => {
+  const cluster = await leaderAndStandby();
+  const { env, first, standby } = cluster;
+  const churn = startChurn(env.server, { perSecond: 80, seed: 14 });
+  await Bun.sleep(500);
+  // What a deposed leader sees after a pause: someone else has become the store's writer.
+  await env.withStore((store) => store.lead());
+  const stepDown = await first.out.waitFor(/"msg":"no longer leading; following the store".*/, 10_000);
+  expect(stepDown[0]).toContain('"reason":"fenced"');
+  await env.leading(standby, LEASE_MS + 10_000);
+  await Bun.sleep(1_000);
+  churn.stop();
+  await expectConverged(cluster, standby);
+}, 60_000);

@@ -1,0 +1,247 @@
+/**
+ * Leader election (kube/election.ts) against the test API server over real HTTPS: what the replicas of kubemeta
+ * rely on to have one writer. One leader at a time; a released Lease is taken over within a retry period; a
+ * crashed leader's only after the lease duration has passed since its last renewal, never before; a leader that
+ * finds the Lease taken stops at once; two contenders writing from the same resourceVersion cannot both win.
+ * Durations are short (lease 1 s, renew deadline 0.7 s, retry 0.1 s); every wait has a deadline.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { KubeConfig } from "@kubernetes/client-node";
+import { waitFor } from "./apiserver-client.ts";
+import { createLogger } from "../host/logger.ts";
+import { createElector, type Elector } from "../kube/election.ts";
+import type { Lease } from "../kube/lease.ts";
+import { createTransport, type KubeTransport } from "../kube/transport.ts";
+import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
+
+const NAMESPACE = "kube-system";
+const LEASE_MS = 1000;
+const RENEW_DEADLINE_MS = 700;
+const RETRY_MS = 100;
+/** The longest wait of a contender between tries: retryPeriod × (1 + client-go's jitter factor 1.2). */
+const MAX_RETRY_WAIT_MS = RETRY_MS * 2.2;
+
+let server: TestApiServer;
+let kc: KubeConfig;
+const logs: string[] = [];
+const electors: Elector[] = [];
+
+beforeAll(async () => {
+  server = await startTestApiServer();
+  kc = new KubeConfig();
+  kc.loadFromString(server.kubeconfig("token"));
+});
+afterEach(async () => {
+  await Promise.all(electors.splice(0).map((elector) => elector.release()));
+});
+afterAll(async () => {
+  await server.stop();
+  // Acquisitions, losses and failures are logged, and no line carries the credentials.
+  expect(logs.some((line) => line.includes("acquired the Lease"))).toBe(true);
+  expect(logs.some((line) => line.includes("lost the Lease") && line.includes('"reason"'))).toBe(true);
+  expect(logs.filter((line) => line.includes(server.token))).toEqual([]);
+});
+
+/** A transport that can be cut (a crashed or partitioned replica) and that sees every response. */
+function transport(onResponse?: (method: string, response: Response) => Promise<void> | void) {
+  const inner = createTransport(kc, () => kc);
+  let cut = false;
+  const refused = () => Promise.reject(new TypeError("connection refused (cut by the test)"));
+  const through = async (method: string, sent: Promise<Response>) => {
+    const response = await sent;
+    await onResponse?.(method, response);
+    return response;
+  };
+  const wrapped: KubeTransport = {
+    get server() {
+      return inner.server;
+    },
+    get: (path, signal) => (cut ? refused() : through("GET", inner.get(path, signal))),
+    request: (method, path, init) => (cut ? refused() : through(method, inner.request(method, path, init))),
+    reloadCredentials: () => inner.reloadCredentials(),
+  };
+  return {
+    transport: wrapped,
+    cut() {
+      cut = true;
+    },
+  };
+}
+
+function elector(name: string, identity: string, via: KubeTransport = transport().transport): Elector {
+  const logger = createLogger({ level: "debug", write: (line) => void logs.push(line) });
+  const created = createElector({
+    transport: via,
+    namespace: NAMESPACE,
+    name,
+    identity,
+    leaseDurationMs: LEASE_MS,
+    renewDeadlineMs: RENEW_DEADLINE_MS,
+    retryPeriodMs: RETRY_MS,
+    logger: logger.child({ identity }),
+  });
+  electors.push(created);
+  return created;
+}
+
+const leaseOf = (name: string) => server.get("Lease", NAMESPACE, name) as Lease | undefined;
+const micros = (time: string | undefined) => Date.parse(time ?? "");
+const never = new AbortController().signal;
+
+/** Starts every elector's acquire(); resolves with the first to lead, and the promises of all. */
+async function race(contenders: Elector[]) {
+  const acquiring = contenders.map((contender) => contender.acquire(never));
+  const first = await Promise.race(acquiring.map((promise, index) => promise.then(() => index)));
+  return { winner: contenders[first]!, signal: await acquiring[first]!, acquiring };
+}
+
+describe("leader election", () => {
+  test("of three contenders exactly one leads; the Lease names it, and the leader keeps renewing", async () => {
+    const contenders = ["a", "b", "c"].map((identity) => elector("one-of-three", identity));
+    const { winner, signal } = await race(contenders);
+    const identity = ["a", "b", "c"][contenders.indexOf(winner)]!;
+    const first = leaseOf("one-of-three")!;
+    expect(first.spec).toMatchObject({ holderIdentity: identity, leaseDurationSeconds: 1, leaseTransitions: 0 });
+    expect(first.spec.renewTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+    expect(first.spec.acquireTime).toBe(first.spec.renewTime!);
+    // Over several lease durations: always the one leader, renewing, and the standbys never taking over.
+    const until = Date.now() + 2 * LEASE_MS;
+    let renewals = 0;
+    let last = first.spec.renewTime;
+    while (Date.now() < until) {
+      expect(contenders.filter((contender) => contender.leading)).toEqual([winner]);
+      const current = leaseOf("one-of-three")!;
+      expect(current.spec).toMatchObject({ holderIdentity: identity, leaseTransitions: 0 });
+      expect(current.spec.acquireTime).toBe(first.spec.acquireTime!);
+      if (current.spec.renewTime !== last) renewals++;
+      last = current.spec.renewTime;
+      await Bun.sleep(RETRY_MS / 2);
+    }
+    expect(renewals).toBeGreaterThanOrEqual(8);
+    expect(signal.aborted).toBe(false);
+  });
+
+  test("release: the leader's signal aborts, the Lease is left empty, a standby leads within a retry", async () => {
+    const [a, b] = [elector("handover", "a"), elector("handover", "b")];
+    const signal = await a.acquire(never);
+    const standby = b.acquire(never);
+    await Bun.sleep(3 * RETRY_MS); // b has seen a's Lease: it would wait out the lease duration without a release
+    const released = performance.now();
+    const releasing = a.release();
+    await releasing;
+    expect(signal.aborted).toBe(true);
+    expect(a.leading).toBe(false);
+    await standby;
+    const tookMs = performance.now() - released;
+    expect(b.leading).toBe(true);
+    expect(tookMs).toBeLessThan(MAX_RETRY_WAIT_MS + 200);
+    expect(leaseOf("handover")!.spec).toMatchObject({ holderIdentity: "b", leaseTransitions: 1 });
+    await b.release();
+    // client-go's release: nobody holds it, for 1 s, transitions kept.
+    expect(leaseOf("handover")!.spec).toMatchObject({
+      holderIdentity: "",
+      leaseDurationSeconds: 1,
+      leaseTransitions: 1,
+    });
+    await a.release(); // twice, and after a release by the other: harmless
+  });
+
+  test("a leader that crashes is replaced only once the lease duration has passed since its last renewal", async () => {
+    const link = transport();
+    const crashing = elector("crash", "a", link.transport);
+    const lost = await crashing.acquire(never);
+    const standby = elector("crash", "b");
+    const taking = standby.acquire(never);
+    await Bun.sleep(3 * RETRY_MS);
+    link.cut();
+    // It stops leading once renewals have failed for the renew deadline, before anyone may take over.
+    await waitFor(() => lost.aborted, RETRY_MS + RENEW_DEADLINE_MS + 500, "the crashed leader to step down");
+    expect(String(lost.reason)).toContain("no renewal succeeded");
+    const last = leaseOf("crash")!;
+    expect(last.spec.holderIdentity).toBe("a");
+    expect(standby.leading).toBe(false);
+    await taking;
+    const taken = leaseOf("crash")!;
+    expect(taken.spec).toMatchObject({ holderIdentity: "b", leaseTransitions: 1 });
+    const afterMs = micros(taken.spec.acquireTime) - micros(last.spec.renewTime);
+    expect(afterMs).toBeGreaterThanOrEqual(LEASE_MS);
+    expect(afterMs).toBeLessThan(LEASE_MS + MAX_RETRY_WAIT_MS + 300);
+  });
+
+  test("a leader whose Lease someone else writes stops leading at its next renewal, and leaves it be", async () => {
+    const leader = elector("taken", "a");
+    const signal = await leader.acquire(never);
+    server.patch("Lease", NAMESPACE, "taken", (lease) => {
+      Object.assign(lease.spec as object, { holderIdentity: "intruder", leaseTransitions: 1 });
+    });
+    const taken = server.resourceVersion();
+    await waitFor(() => signal.aborted, 2 * RETRY_MS + 500, "the leader to notice");
+    expect(leader.leading).toBe(false);
+    expect(String(signal.reason)).toContain('held by "intruder"');
+    await leader.release();
+    expect(server.resourceVersion()).toBe(taken);
+    expect(leaseOf("taken")!.spec.holderIdentity).toBe("intruder");
+  });
+
+  for (const [what, start] of [
+    ["create (409 AlreadyExists)", "POST"],
+    ["replace of a released Lease (409 Conflict)", "PUT"],
+  ] as const) {
+    test(`two contenders racing on the same ${what}: one wins, the other reads again and waits`, async () => {
+      const name = `race-${start.toLowerCase()}`;
+      if (start === "PUT") {
+        server.create({
+          apiVersion: "coordination.k8s.io/v1",
+          kind: "Lease",
+          metadata: { name, namespace: NAMESPACE },
+          spec: { holderIdentity: "", leaseDurationSeconds: 1, leaseTransitions: 3 },
+        });
+      }
+      // Both have read the Lease before either writes: the writes carry the same version.
+      const read = Promise.withResolvers<void>();
+      let reads = 0;
+      const statuses: Record<string, number[]> = { a: [], b: [] };
+      const gated = (identity: "a" | "b") =>
+        transport(async (method, response) => {
+          if (method === "GET" && ++reads === 2) read.resolve();
+          if (method === "GET") await read.promise;
+          statuses[identity]!.push(response.status);
+        }).transport;
+      const { winner, acquiring } = await race([elector(name, "a", gated("a")), elector(name, "b", gated("b"))]);
+      const loser = winner === electors.at(-2) ? "b" : "a";
+      // The loser's write was answered 409 (it may arrive just after the winner's 2xx).
+      await waitFor(() => statuses[loser]!.includes(409), 1000, "the losing write's 409");
+      expect(winner.leading).toBe(true);
+      expect(electors.at(loser === "a" ? -2 : -1)!.leading).toBe(false);
+      expect(leaseOf(name)!.spec).toMatchObject({
+        holderIdentity: loser === "a" ? "b" : "a",
+        leaseTransitions: start === "PUT" ? 4 : 0,
+      });
+      await Bun.sleep(3 * RETRY_MS);
+      expect(electors.slice(-2).filter((contender) => contender.leading)).toEqual([winner]);
+      // After its 409 the loser read the Lease again (200) rather than writing blind.
+      expect(statuses[loser]!.slice(statuses[loser]!.indexOf(409) + 1)).toContain(200);
+      await winner.release();
+      await Promise.all(acquiring);
+    });
+  }
+
+  test("acquire rejects with an AbortError when its signal aborts first, and works again afterwards", async () => {
+    const holder = elector("abort", "a");
+    await holder.acquire(never);
+    const waiting = elector("abort", "b");
+    const stop = new AbortController();
+    const attempt = waiting.acquire(stop.signal);
+    await Bun.sleep(2 * RETRY_MS);
+    stop.abort();
+    const error = await attempt.catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(DOMException);
+    expect((error as DOMException).name).toBe("AbortError");
+    await waiting.release(); // without ever leading: nothing to write
+    expect(leaseOf("abort")!.spec.holderIdentity).toBe("a");
+    const again = waiting.acquire(never);
+    await holder.release();
+    await again;
+    expect(waiting.leading).toBe(true);
+  });
+});

@@ -1,0 +1,203 @@
+/**
+ * Snapshots streamed from the store in pages (an SSE RESET, GET /v1/objects): the very bytes the whole-snapshot
+ * answers they replace wrote, on a state of a few thousand objects; clients that go away mid-snapshot free the
+ * store's read; a failure after the first byte of /v1/objects aborts the response, never ends it as valid JSON.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import * as v from "valibot";
+import { createHttpServer } from "../host/http.ts";
+import { httpSchema } from "../host/http-config.ts";
+import { silentLogger } from "../host/logger.ts";
+import { createMetrics } from "../host/metrics.ts";
+import { mountApi } from "../host/read-api.ts";
+import { OPENING, resetEvent, snapshotEvents, syncedEvent } from "../plugins/sinks/sse/wire.ts";
+import type { CommittedLog } from "../sdk/contract.ts";
+import { readObjects } from "../sdk/http.ts";
+import type { CurrentObject, KubeObject } from "../sdk/model.ts";
+import { makeNode, makePod, nodeName } from "../simulator/objects.ts";
+import { rawPod, startTestHost, type TestHost } from "../testing/index.ts";
+
+const NODES = 20;
+const PODS = 3_000;
+const decoder = new TextDecoder();
+
+/** A simulator object with a fixed uid and resourceVersion, so that its DELETED matches it. */
+function named(object: KubeObject, uid: string): KubeObject {
+  return { ...object, metadata: { ...object.metadata, uid, resourceVersion: "1" } };
+}
+const pod = (i: number) =>
+  named(makePod({ name: `web-${i}`, namespace: i % 3 ? "shop" : "ops", node: nodeName(i % NODES) }), `pod-${i}`);
+
+let th: TestHost;
+beforeAll(async () => {
+  th = await startTestHost({ sinks: [{ type: "sse" }] });
+  for (let n = 0; n < NODES; n++) await th.changes.apply("nodes", "ADDED", named(makeNode(nodeName(n)), `node-${n}`));
+  for (const name of ["shop", "ops"]) {
+    const namespace = { kind: "Namespace", apiVersion: "v1", metadata: { name, labels: { team: name } } };
+    await th.changes.apply("namespaces", "ADDED", named(namespace, `ns-${name}`));
+  }
+  for (let i = 0; i < PODS; i++) await th.changes.apply("pods", "ADDED", pod(i));
+  // Deleted objects leave holes in the rowids the pages are read by.
+  for (let i = 0; i < PODS; i += 7) await th.changes.apply("pods", "DELETED", pod(i));
+  await th.changes.flush();
+}, 60_000);
+afterAll(() => th.destroy());
+
+/** The raw text of a /v1/watch response up to its SYNCED event, heartbeats left out. */
+async function sseUntilSynced(query: string): Promise<string> {
+  const response = await fetch(`${th.url}/v1/watch?${query}`);
+  let text = "";
+  for await (const chunk of response.body!) {
+    text += decoder.decode(chunk, { stream: true });
+    const synced = text.indexOf("event: SYNCED\n");
+    if (synced >= 0 && text.indexOf("\n\n", synced) >= 0) return text.slice(0, text.indexOf("\n\n", synced) + 2);
+  }
+  throw new Error(`the stream ended before SYNCED: ${text.slice(-200)}`);
+}
+
+/** Reads `url` until its body has at least `bytes` bytes, then goes away. */
+async function leaveAfter(url: string, bytes: number, until = ""): Promise<void> {
+  const abort = new AbortController();
+  const reader = (await fetch(url, { signal: abort.signal })).body!.getReader();
+  let text = "";
+  while (text.length < bytes || !text.includes(until)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("the response ended before the client left");
+    text += decoder.decode(value, { stream: true });
+  }
+  abort.abort();
+}
+
+const CASES: { query: string; stream: string; kinds?: Set<string>; namespace?: string; node?: string }[] = [
+  { query: "stream=all", stream: "all" },
+  { query: "stream=shared", stream: "shared" },
+  { query: `stream=node/${nodeName(3)}`, stream: `node/${nodeName(3)}` },
+  {
+    query: "stream=all&kinds=Node,Pod&namespace=ops",
+    stream: "all",
+    kinds: new Set(["Node", "Pod"]),
+    namespace: "ops",
+  },
+  { query: "stream=all&kinds=Node", stream: "all", kinds: new Set(["Node"]) },
+];
+
+describe("the same output as the whole snapshot", () => {
+  test.each(CASES)("SSE RESET, SYNCED and every ADDED byte for byte: $query", async (c) => {
+    const { version, objects } = await readObjects(th.host.log, { stream: c.stream, namespace: c.namespace }, c.kinds);
+    expect(objects.length).toBeGreaterThan(0);
+    const received = (await sseUntilSynced(c.query)).replaceAll(": heartbeat\n\n", "");
+    const time = /"time":"([^"]+)"/.exec(received)![1]!;
+    const { epoch } = th.host.log;
+    const former =
+      OPENING +
+      resetEvent(epoch, c.stream, "no resume point") +
+      snapshotEvents(epoch, c.stream, objects, time) +
+      syncedEvent(epoch, c.stream, version);
+    expect(received.length).toBe(former.length);
+    expect(received === former).toBe(true);
+  });
+
+  test.each([
+    { query: "", stream: "all" },
+    { query: "kind=Pod&namespace=shop", stream: "all", kinds: new Set(["Pod"]), namespace: "shop" },
+    { query: `kind=Node,Pod&node=${nodeName(5)}`, stream: "all", kinds: new Set(["Node", "Pod"]), node: nodeName(5) },
+    { query: "stream=shared", stream: "shared" },
+  ])("/v1/objects body and content-type: '$query'", async (c) => {
+    const { version, objects } = await readObjects(
+      th.host.log,
+      { stream: c.stream, namespace: c.namespace, node: c.node },
+      c.kinds,
+    );
+    const response = await fetch(`${th.url}/v1/objects?${c.query}`);
+    expect(response.status).toBe(200);
+    // What c.json answers, as an error still is.
+    const json = (await fetch(`${th.url}/v1/objects?kind=pods`)).headers.get("content-type");
+    expect(response.headers.get("content-type")).toBe(json);
+    const body = await response.text();
+    const former = JSON.stringify({ epoch: th.host.log.epoch, version, items: objects });
+    expect(body.length).toBe(former.length);
+    expect(body === former).toBe(true);
+  });
+});
+
+test("20 SSE and 20 /v1/objects clients that leave mid-snapshot free the store's read", async () => {
+  for (let i = 0; i < 20; i++) {
+    // Past the first page: the read is open and the next page waits for this client.
+    await leaveAfter(`${th.url}/v1/watch?stream=all`, 500_000, "event: ADDED");
+    await leaveAfter(`${th.url}/v1/objects`, 500_000);
+  }
+  const settled = (async () => {
+    await th.changes.apply("pods", "ADDED", rawPod("after-the-cuts", { node: nodeName(1) }));
+    await th.changes.flush();
+    const head = th.host.log.head();
+    const [store, sse, objects] = await Promise.all([
+      th.host.log.snapshot({}),
+      sseUntilSynced("stream=all"),
+      fetch(`${th.url}/v1/objects`).then((r) => r.json() as Promise<{ version: number; items: CurrentObject[] }>),
+      Array.fromAsync(th.host.log.snapshotPages({}, 1000)),
+    ]);
+    expect(store.version).toBe(head);
+    expect(objects.version).toBe(head);
+    expect(objects.items).toEqual(store.objects);
+    expect(sse.endsWith(syncedEvent(th.host.log.epoch, "all", head))).toBe(true);
+  })();
+  await Promise.race([settled, Bun.sleep(20_000).then(() => Promise.reject(new Error("a read is still held")))]);
+}, 60_000);
+
+describe("/v1/objects when the store fails", () => {
+  const object = (i: number): CurrentObject => ({
+    kind: "Pod",
+    uid: `u${i}`,
+    namespace: "default",
+    name: `p${i}`,
+    node: null,
+    stream: "all",
+    version: i,
+    resourceVersion: String(i),
+    object: { data: "x".repeat(100_000) },
+  });
+  /** A log whose snapshot fails once `pages` pages are read. */
+  const failingLog = (pages: number): CommittedLog => ({
+    epoch: "e0",
+    head: () => 1,
+    oldest: () => 1,
+    read: async () => [],
+    async *follow() {},
+    snapshot: async () => ({ version: 1, objects: [] }),
+    async *snapshotPages() {
+      for (let i = 0; i < pages; i++) yield { version: 1, objects: [object(i)] };
+      throw new Error("the disk is on fire");
+    },
+  });
+  const serve = async (log: CommittedLog) => {
+    const http = createHttpServer({
+      config: v.parse(httpSchema, { address: "127.0.0.1", port: 0 }),
+      logger: silentLogger,
+      metrics: createMetrics(),
+      readiness: async () => ({ ready: true, waiting: [] }),
+    });
+    mountApi(http.app, log, silentLogger);
+    await http.start();
+    return http;
+  };
+
+  test("before the first byte: a 500, as before", async () => {
+    const http = await serve(failingLog(0));
+    try {
+      expect((await fetch(`${http.url()}/v1/objects`)).status).toBe(500);
+    } finally {
+      await http.stop();
+    }
+  });
+
+  test("after it: the response is aborted, so the client's read fails", async () => {
+    const http = await serve(failingLog(3));
+    try {
+      const response = await fetch(`${http.url()}/v1/objects`);
+      expect(response.status).toBe(200);
+      await expect(response.text()).rejects.toThrow();
+    } finally {
+      await http.stop();
+    }
+  });
+});

@@ -1,0 +1,63 @@
+/**
+ * Fencing: each writer's `lead()` raises the store's term, and a commit of an earlier term is refused in its own
+ * transaction. A deposed leader (paused past its Lease, cut off, or simply still running) writes nothing: no
+ * update, no resume point, no version twice.
+ */
+import { describe, expect, test } from "bun:test";
+import { WriterFencedError } from "../sdk/contract.ts";
+import { BACKENDS, batch, run, storeSandbox } from "./store-libsql-setup.ts";
+
+describe.each(BACKENDS)("libsql store (%s): fencing by term", (backend) => {
+  const { newDir, makeStore } = storeSandbox(backend);
+
+  async function twoWriters() {
+    const dir = newDir();
+    const [old, next] = [makeStore(dir), makeStore(dir)];
+    await old.start();
+    await next.start();
+    await old.lead();
+    await old.commit(batch(run(1, 2), { pods: "100" }));
+    return { old, next };
+  }
+
+  test("a writer deposed by a later lead() commits nothing, and says why", async () => {
+    const { old, next } = await twoWriters();
+    const state = await next.lead();
+    expect(state.head).toBe(2);
+    expect(state.resumePoints.get("pods")).toBe("100");
+
+    const refused = await old.commit(batch(run(3, 4), { pods: "200" })).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(WriterFencedError);
+    expect((refused as Error).message).toMatch(/term 1 is no longer the store's \(term 2\)/);
+    // A bookmark alone (resume points, no update) is fenced as well.
+    await expect(old.commit(batch([], { pods: "300" }))).rejects.toBeInstanceOf(WriterFencedError);
+
+    await next.commit(batch(run(3, 3), { pods: "150" }));
+    expect((await next.readUpdates({ stream: "all", after: 0, limit: 10 })).map((u) => u.version)).toEqual([1, 2, 3]);
+    expect((await next.lead()).resumePoints.get("pods")).toBe("150");
+  });
+
+  test("position() follows what another writer commits; lead() returns the state after the last commit", async () => {
+    const { old, next } = await twoWriters();
+    expect(await next.position()).toEqual({ head: 2, oldest: 1 });
+    await old.commit(batch(run(3, 5)));
+    expect(await next.position()).toEqual({ head: 5, oldest: 1 });
+    await old.prune({ maxAgeMs: 0, maxUpdates: 2 });
+    expect(await next.position()).toEqual({ head: 5, oldest: 4 });
+    const state = await next.lead();
+    expect([state.head, state.oldest]).toEqual([5, 4]);
+    await next.commit(batch(run(6, 6)));
+    expect(await old.position()).toEqual({ head: 6, oldest: 4 });
+  });
+
+  test("the term is stored: a deposed writer that reopens the store is fenced again by the next lead()", async () => {
+    const { old, next } = await twoWriters();
+    await next.lead();
+    await old.stop();
+    await old.start();
+    await next.lead();
+    await expect(old.commit(batch(run(3, 3)))).rejects.toBeInstanceOf(WriterFencedError);
+    await next.commit(batch(run(3, 3)));
+    expect((await old.position()).head).toBe(3);
+  });
+});

@@ -1,0 +1,183 @@
+/**
+ * The libsql store against a libSQL server (./hrana-server.ts) in what only a remote store
+ * meets: a bearer token, a server restarted under it, a restart in the middle of a commit
+ * (landed or not), a read transaction outliving the server's idle limit for streams, and
+ * the server's limit on the size of a statement's result.
+ */
+import { describe, expect, test } from "bun:test";
+import * as v from "valibot";
+import { createClient } from "@libsql/client";
+import { join } from "node:path";
+import libsql from "../plugins/stores/libsql.ts";
+import { snapshotPages } from "../plugins/stores/libsql/read.ts";
+import { createMetrics } from "../host/metrics.ts";
+import { silentLogger } from "../host/logger.ts";
+import type { Store } from "../sdk/contract.ts";
+import { startHranaServer } from "./hrana-server.ts";
+import { exitWithin, Output } from "./reliability-process.ts";
+import { batch, run, storeSandbox } from "./store-libsql-setup.ts";
+
+const { newDir, open } = storeSandbox("remote");
+const CLI = join(import.meta.dir, "hrana-server-cli.ts");
+const TOKEN = "test-token-5f1e";
+
+function remoteStore(url: string, authToken?: string): Store {
+  const config = v.parse(libsql.schema, { url, authToken });
+  const store = libsql.create(config, {
+    name: "libsql",
+    cluster: "test",
+    logger: silentLogger,
+    metrics: createMetrics(),
+  });
+  open.push(store);
+  return store;
+}
+
+/** The server as its own process, killed at the end of the test if still running. */
+async function spawnServer(db: string, port = 0, crashOnCommit?: "before" | "after") {
+  const args = [process.execPath, CLI, "--db", db, "--port", String(port), "--token", TOKEN];
+  if (crashOnCommit) args.push("--crash-on-commit", crashOnCommit);
+  const child = Bun.spawn(args, { stdout: "pipe", stderr: "pipe" });
+  const stderr = new Output(child.stderr);
+  const line = await new Output(child.stdout).waitFor(/^\{.*\}$/m, 10_000).catch((error) => {
+    child.kill("SIGKILL");
+    throw new Error(`${(error as Error).message}\nstderr: ${stderr.text}`);
+  });
+  const { url, port: listening } = JSON.parse(line[0]) as { url: string; port: number };
+  return {
+    url,
+    port: listening,
+    child,
+    async stop() {
+      child.kill("SIGTERM");
+      await exitWithin(child, 5_000);
+    },
+  };
+}
+
+describe("bearer token", () => {
+  test("a wrong or missing token fails start with a clear error; the right one opens the store", async () => {
+    const server = startHranaServer({ path: join(newDir(), "k.db"), token: TOKEN });
+    try {
+      for (const token of ["wrong", undefined]) {
+        const error = await remoteStore(server.url, token)
+          .start()
+          .then(
+            () => undefined,
+            (e: Error) => e,
+          );
+        expect(error?.message).toBe(
+          `the libSQL server at 127.0.0.1:${server.port} refused the auth token (HTTP 401): check store.authToken`,
+        );
+      }
+      const store = remoteStore(server.url, TOKEN);
+      expect(await store.start()).toMatchObject({ head: 0 });
+      await store.commit(batch(run(1, 2)));
+      expect((await store.readUpdates({ stream: "all", after: 0, limit: 10 })).map((u) => u.version)).toEqual([1, 2]);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test("a server that is not there: start names it and fails", async () => {
+    const server = startHranaServer({ path: join(newDir(), "k.db") });
+    await server.stop();
+    await expect(remoteStore(server.url).start()).rejects.toThrow(
+      `cannot reach the libSQL server at 127.0.0.1:${server.port}`,
+    );
+  });
+});
+
+describe("a server restarted in the middle of a commit", () => {
+  test.each([
+    ["after", "landed, its answer lost", 6],
+    ["before", "not landed", 3],
+  ] as const)(
+    "crash %s COMMIT (%s): the commit fails, its retry succeeds exactly once",
+    async (when, _, headAfterCrash) => {
+      const db = join(newDir(), "k.db");
+      let server = await spawnServer(db);
+      const { port } = server;
+      try {
+        const store = remoteStore(server.url, TOKEN);
+        await store.start();
+        await store.commit(batch(run(1, 3), { pods: "103" }));
+
+        // Restarted between commits, the store goes on; then the server dies at the next COMMIT.
+        await server.stop();
+        server = await spawnServer(db, port, when);
+        const interrupted = batch(run(4, 6), { pods: "106" });
+        await expect(store.commit(interrupted)).rejects.toThrow();
+        await exitWithin(server.child, 5_000);
+        expect(server.child.signalCode).toBe("SIGKILL");
+
+        server = await spawnServer(db, port);
+        const log = async () =>
+          (await store.readUpdates({ stream: "all", after: 0, limit: 100 })).map((u) => u.version);
+        expect((await log()).length).toBe(headAfterCrash);
+        await store.commit(interrupted);
+        await store.commit(batch(run(7, 7)));
+        expect(await log()).toEqual([1, 2, 3, 4, 5, 6, 7]);
+        expect((await store.readUpdates({ stream: "all", after: 0, limit: 100 })).map((u) => u.uid)).toEqual(
+          run(1, 7).map((u) => u.uid),
+        );
+        await store.stop();
+        const state = await remoteStore(server.url, TOKEN).start();
+        expect(state).toMatchObject({ head: 7, oldest: 1 });
+        expect(state.resumePoints.get("pods")).toBe("106");
+      } finally {
+        server.child.kill("SIGKILL");
+      }
+    },
+    30_000,
+  );
+});
+
+describe("read transactions", () => {
+  test("a snapshot read page by page outlives the server's stream idle limit while its reader is slow", async () => {
+    const dir = newDir();
+    const server = startHranaServer({ path: join(dir, "k.db"), streamIdleMs: 200 });
+    try {
+      const store = remoteStore(server.url);
+      await store.start();
+      await store.commit(batch(run(1, 20)));
+      const client = createClient({ url: server.url });
+      try {
+        const pages: number[] = [];
+        for await (const page of snapshotPages(client, {}, 10, { keepAliveMs: 50 })) {
+          pages.push(page.objects.length);
+          // A slow consumer (an SSE client behind a slow link): longer than the stream may idle.
+          await Bun.sleep(500);
+        }
+        expect(pages).toEqual([10, 10, 0]);
+      } finally {
+        client.close();
+      }
+      // Leaving the loop closes the transaction's stream (a request the client sends after).
+      const deadline = Date.now() + 5_000;
+      while (server.streamCount() > 0 && Date.now() < deadline) await Bun.sleep(5);
+      expect(server.streamCount()).toBe(0);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test("pages of large objects stay under the server's response limit (sqld: 10 MB per statement)", async () => {
+    const server = startHranaServer({ path: join(newDir(), "k.db") });
+    try {
+      const store = remoteStore(server.url);
+      await store.start();
+      // 2,000 objects of 6 KB: one page of SQLite-built JSON would be 12 MB.
+      const big = run(1, 2_000).map((u) => ({ ...u, object: { data: `${u.uid}:`.padEnd(6_000, "x") } }));
+      await store.commit(batch(big));
+      const { version, objects } = await store.snapshot({});
+      expect([version, objects.length]).toEqual([2_000, 2_000]);
+      expect(objects[1_999]?.version).toBe(2_000);
+      const updates = await store.readUpdates({ stream: "all", after: 0, limit: 2_000 });
+      expect(updates.map((u) => u.version)).toEqual(big.map((u) => u.version));
+      expect(updates[0]).toEqual(big[0]!);
+    } finally {
+      await server.stop();
+    }
+  });
+});
