@@ -1,12 +1,17 @@
 /**
  * Benchmarks the libsql store on a `file:` in a temp dir: commit throughput for an initial
  * sync (ADDED) and for churn (MODIFIED), replay, snapshot, digests, prune and a second
- * prune that only sweeps the updates kept as current state, and the longest event-loop
- * stall during commits.
+ * prune that only sweeps the updates kept as current state. Beside each commit rate: the
+ * longest event-loop stall the commits caused (the bench's own batch making left out) and
+ * how busy the main thread was (the writer runs on a thread of its own, see
+ * plugins/stores/libsql/writer.ts).
  *
- *   bun bench/store.ts [--pods 150000] [--nodes 5000] [--batch 1000] [--churn 60000]
+ *   bun bench/store.ts [--pods 150000] [--nodes 5000] [--batch 1000] [--churn 60000] [--overlap]
+ *
+ * --overlap makes the next batch while the store commits the last one, as a source parses
+ * the next events while the pipeline commits.
  */
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,6 +29,7 @@ const { values } = parseArgs({
     nodes: { type: "string", default: "5000" },
     batch: { type: "string", default: "1000" },
     churn: { type: "string", default: "60000" },
+    overlap: { type: "boolean", default: false },
   },
 });
 const pods = Number(values.pods);
@@ -92,14 +98,25 @@ function batchOf(indexes: number[], type: ChangeType, generation: number): Updat
   });
 }
 
-/** Longest time the event loop did not get to run a 1 ms timer. */
+/** Milliseconds spent making batches (the bench's work, not the store's), so far. */
+let making = 0;
+function timedMake(make: () => Update[]): Update[] {
+  const started = performance.now();
+  const updates = make();
+  making += performance.now() - started;
+  return updates;
+}
+
+/** Longest time the event loop did not get to run a 1 ms timer, less the batch making within it. */
 function stallMeter() {
   let last = performance.now();
+  let makingAtLast = making;
   let worst = 0;
   const timer = setInterval(() => {
     const now = performance.now();
-    worst = Math.max(worst, now - last);
+    worst = Math.max(worst, now - last - (making - makingAtLast));
     last = now;
+    makingAtLast = making;
   }, 1);
   return () => {
     clearInterval(timer);
@@ -107,25 +124,54 @@ function stallMeter() {
   };
 }
 
+/** CPU seconds of this process's main thread (Linux: /proc/self/task/<pid>/stat; utime and stime in ticks). */
+function mainThreadCpu(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 async function commitAll(store: Store, label: string, count: number, make: (from: number, to: number) => Update[]) {
   const stop = stallMeter();
   const started = performance.now();
+  const cpuBefore = mainThreadCpu();
+  const makingBefore = making;
+  const inCommitsBefore = commitSeconds();
   let peakWal = 0;
+  const batchAt = (from: number) => timedMake(() => make(from, Math.min(count, from + batchSize)));
+  let next = batchAt(0);
   for (let from = 0; from < count; from += batchSize) {
-    const updates = make(from, Math.min(count, from + batchSize));
-    await store.commit({
+    const updates = next;
+    const committing = store.commit({
       updates,
       digests: updates.map((u) => u.version),
       resumePoints: new Map([["pods", updates[updates.length - 1]!.resourceVersion]]),
     });
+    const following = from + batchSize;
+    if (values.overlap && following < count) {
+      // The commit posts its statements within microtasks; a source's next bytes come as a later task.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      next = batchAt(following);
+    }
+    await committing;
+    if (!values.overlap && following < count) next = batchAt(following);
     peakWal = Math.max(peakWal, walBytes());
   }
   const seconds = (performance.now() - started) / 1000;
+  const busy = (mainThreadCpu() - cpuBefore) / seconds;
+  const made = (making - makingBefore) / 1000 / seconds;
+  const perCommit = ((commitSeconds() - inCommitsBefore) * 1000) / Math.ceil(count / batchSize);
   report(
     `commit ${label}`,
     count,
     seconds,
-    `longest event-loop stall ${stop().toFixed(0)} ms, peak WAL ${(peakWal / 2 ** 20).toFixed(0)} MiB`,
+    `${perCommit.toFixed(1)} ms a commit, longest event-loop stall ${stop().toFixed(0)} ms, ` +
+      `main thread busy ${(busy * 100).toFixed(0)} % ` +
+      `(making batches ${(made * 100).toFixed(0)} %), peak WAL ${(peakWal / 2 ** 20).toFixed(0)} MiB`,
   );
 }
 
@@ -150,14 +196,17 @@ const load = () =>
 console.log(
   `machine: nproc ${nproc}, ${cpus()[0]?.model ?? "unknown cpu"}, Bun ${Bun.version}, load average ${load()}`,
 );
-console.log(`pods ${pods}, nodes ${nodes}, batch ${batchSize}, churn ${churn}`);
+console.log(`pods ${pods}, nodes ${nodes}, batch ${batchSize}, churn ${churn}${values.overlap ? ", overlap" : ""}`);
 
 const dir = await mkdtemp(join(tmpdir(), "kubemeta-bench-store-"));
 const walBytes = () => (existsSync(join(dir, "kubemeta.db-wal")) ? statSync(join(dir, "kubemeta.db-wal")).size : 0);
+const metrics = createMetrics();
 const store = libsql.create(
   { url: `file:${join(dir, "kubemeta.db")}` },
-  { name: "libsql", cluster: "bench", logger: silentLogger, metrics: createMetrics() },
+  { name: "libsql", cluster: "bench", logger: silentLogger, metrics },
 );
+/** Seconds in commits so far, as the store times them (kubemeta_store_commit_seconds). */
+const commitSeconds = () => Number(/^kubemeta_store_commit_seconds_sum (\S+)$/m.exec(metrics.render())?.[1] ?? 0);
 try {
   await store.start();
   const range = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => from + k);

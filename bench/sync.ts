@@ -1,103 +1,188 @@
 /**
- * Initial sync and restart, end to end: the simulated API server runs in its own process
- * (its memory is not ours), kubemeta runs here with the kubernetes source and a libSQL
- * file store. Prints time to synced, updates/s, peak RSS, resident memory per tracked
- * object, and the time to ready after a restart on the same store.
+ * Initial sync, restart, and a client-node informer for scale, each a real process against one simulated API server
+ * (its own process too, real-size objects over TLS):
  *
- *   bun bench/sync.ts                                   # 100 nodes x 100 pods = 10,000 pods
- *   bun bench/sync.ts --nodes 5000 --pods-per-node 30   # the 150,000-pod target
+ * (a) kubemeta (`bun main.ts --config`, kubernetes source, libSQL file) from start to /readyz 200: time, updates,
+ *     peak RSS (VmHWM), /healthz latency probed every 20 ms throughout, bytes received from the API server;
+ * (b) kill -9 of it and a restart on the same store: time to ready, LIST requests, new updates, bytes;
+ * (c) @kubernetes/client-node's makeInformer on pods alone, nothing stored: time to its initial list done, peak RSS,
+ *     bytes.
+ *
+ *   bun bench/sync.ts                                             # 5,000 nodes, 150,000 pods, ~50,000 others
+ *   bun bench/sync.ts --nodes 1000 --pods-per-node 30 --namespaces 1000
+ *   bun bench/sync.ts --nodes 100 --pods-per-node 30 --namespaces 100 --no-informer
  */
-import { parseArgs } from "node:util";
-import { join } from "node:path";
-import { cpus, tmpdir } from "node:os";
 import { mkdtemp, rm } from "node:fs/promises";
-import { resolveConfig } from "../host/config.ts";
-import { startHost, type Host } from "../host/host.ts";
-import { silentLogger } from "../host/logger.ts";
-import { builtins } from "../plugins/index.ts";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { CoreV1Api, KubeConfig, makeInformer, type V1Pod } from "@kubernetes/client-node";
+import {
+  fmt,
+  Kubemeta,
+  machine,
+  metricSum,
+  mib,
+  peakRss,
+  percentile,
+  probeHealth,
+  requestsBetween,
+  seconds,
+  Simulator,
+  writeConfig,
+  type SimulatorStats,
+} from "./processes.ts";
 
-const { values } = parseArgs({
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
   options: {
-    nodes: { type: "string", default: "100" },
-    "pods-per-node": { type: "string", default: "100" },
+    nodes: { type: "string", default: "5000" },
+    "pods-per-node": { type: "string", default: "30" },
+    // Each namespace adds a CronJob and a Job: 5,000 bring the other objects to ~50,000 at 150,000 pods.
+    namespaces: { type: "string", default: "5000" },
+    "no-informer": { type: "boolean", default: false },
+    "timeout-s": { type: "string", default: "600" },
   },
 });
 
-const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
-const dir = await mkdtemp(join(tmpdir(), "kubemeta-bench-sync-"));
+/** Child process: an informer on every pod; prints when its initial list is done, then waits to be killed. */
+async function informer(kubeconfig: string): Promise<void> {
+  const config = new KubeConfig();
+  config.loadFromFile(kubeconfig);
+  const api = config.makeApiClient(CoreV1Api);
+  const pods = makeInformer<V1Pod>(config, "/api/v1/pods", () => api.listPodForAllNamespaces());
+  const started = performance.now();
+  await pods.start(); // resolves once the list is in its cache and the watch is open
+  console.log(JSON.stringify({ ms: Math.round(performance.now() - started), pods: pods.list().length }));
+  await new Promise(() => {});
+}
 
-const cluster = Bun.spawn(
-  [
-    process.execPath,
-    join(import.meta.dir, "../simulator/cli.ts"),
+function mbps(bytes: number, ms: number): string {
+  return `${fmt(bytes / 1e6)} MB (${fmt(bytes / 1e6 / (ms / 1000))} MB/s)`;
+}
+
+async function main(): Promise<void> {
+  const timeoutMs = Number(values["timeout-s"]) * 1000;
+  console.log(machine());
+  const dir = await mkdtemp(join(tmpdir(), "kubemeta-bench-sync-"));
+  const simulator = await Simulator.start(dir, [
     "--nodes",
     values.nodes!,
     "--pods-per-node",
     values["pods-per-node"]!,
-    "--kubeconfig",
-    join(dir, "kubeconfig"),
-  ],
-  { stdout: "pipe", stderr: "inherit" },
-);
-const firstLine = (await new Response(cluster.stdout).body!.getReader().read()).value;
-const info = JSON.parse(new TextDecoder().decode(firstLine)) as { objects: number; populateMs: number };
-console.log(`simulated cluster: ${info.objects} objects, populated in ${info.populateMs} ms (separate process)`);
-
-async function startKubemeta(): Promise<Host> {
-  const config = await resolveConfig(
-    {
-      cluster: { name: "bench" },
-      store: { type: "libsql", url: `file:${join(dir, "kubemeta.db")}` },
-      sources: [{ type: "kubernetes", kubeconfig: join(dir, "kubeconfig") }],
-      http: { address: "127.0.0.1", port: 0 },
-    },
-    { baseDir: dir, registry: builtins },
+    "--namespaces",
+    values.namespaces!,
+  ]);
+  const pods = Number(values.nodes) * Number(values["pods-per-node"]);
+  const { objects, populateMs } = simulator.info;
+  console.log(
+    `simulated API server (own process, TLS): ${fmt(objects)} objects: ${fmt(Number(values.nodes))} nodes, ` +
+      `${fmt(pods)} pods, ${fmt(objects - pods - Number(values.nodes))} others; populated in ${seconds(populateMs)}`,
   );
-  return startHost(config, { logger: silentLogger });
+  const config = await writeConfig(dir, simulator.kubeconfig);
+  try {
+    const sync = await initialSync(simulator, config, timeoutMs);
+    await restart(simulator, config, sync.kubemeta, timeoutMs);
+    if (!values["no-informer"]) {
+      const theirs = await informerRun(simulator, dir, timeoutMs);
+      console.log(
+        `ratios: the informer took ${(theirs.ms / sync.ms).toFixed(2)}x kubemeta's time to its initial list done; ` +
+          `kubemeta's peak RSS is ${(sync.rss / theirs.rss).toFixed(2)}x the informer's ` +
+          "(kubemeta syncs every default resource and commits it; the informer lists pods alone into memory)",
+      );
+    }
+  } finally {
+    await Kubemeta.killAll();
+    await simulator.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
-async function untilReady(host: Host): Promise<void> {
-  while (!(await host.readiness()).ready) await Bun.sleep(20);
+function bytesBetween(before: SimulatorStats, after: SimulatorStats): number {
+  return after.bytesSent - before.bytesSent;
 }
 
-let peakRss = 0;
-const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 50);
+async function initialSync(simulator: Simulator, config: string, timeoutMs: number) {
+  const before = await simulator.stats();
+  const started = performance.now();
+  const kubemeta = await Kubemeta.start(config);
+  const health = probeHealth(kubemeta.url);
+  await kubemeta.ready(timeoutMs);
+  const ms = performance.now() - started;
+  const rss = await kubemeta.peakRss();
+  const latencies = await health.stop();
+  const after = await simulator.stats();
+  const metrics = await kubemeta.metrics();
+  const updates = metricSum(metrics, "kubemeta_updates_committed_total");
+  const events = metricSum(metrics, "kubemeta_source_events_total");
+  console.log(
+    `(a) initial sync to ready: ${seconds(ms)}, ${fmt(updates)} updates committed ` +
+      `(${fmt(updates / (ms / 1000))} updates/s), ${fmt(events)} events in; peak RSS ${mib(rss)}`,
+  );
+  console.log(
+    `    bytes received: ${mbps(bytesBetween(before, after), ms)}; ` +
+      `requests: ${requestsBetween(before, after, ["watchlist"])} streaming lists, ` +
+      `${requestsBetween(before, after, ["list"])} LIST`,
+  );
+  console.log(
+    `    /healthz during sync (${latencies.length} probes): p50 ${percentile(latencies, 50).toFixed(1)} ms, ` +
+      `p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${Math.max(...latencies).toFixed(1)} ms`,
+  );
+  return { kubemeta, ms, rss };
+}
 
-Bun.gc(true);
-const rssBefore = process.memoryUsage.rss();
-const started = performance.now();
-const host = await startKubemeta();
-await untilReady(host);
-const syncMs = performance.now() - started;
-const updates = host.log.head();
-Bun.gc(true);
-const rssSynced = process.memoryUsage.rss();
-const heapSynced = process.memoryUsage().heapUsed;
-await host.stop();
+async function restart(simulator: Simulator, config: string, previous: Kubemeta, timeoutMs: number) {
+  await previous.kill("SIGKILL");
+  const before = await simulator.stats();
+  const started = performance.now();
+  const kubemeta = await Kubemeta.start(config);
+  await kubemeta.ready(timeoutMs);
+  const ms = performance.now() - started;
+  const rss = await kubemeta.peakRss();
+  const after = await simulator.stats();
+  const updates = metricSum(await kubemeta.metrics(), "kubemeta_updates_committed_total");
+  await kubemeta.kill("SIGTERM");
+  console.log(
+    `(b) kill -9, restart on the same store: ready in ${seconds(ms)}; ` +
+      `${requestsBetween(before, after, ["list", "watchlist"])} LIST (streaming or paged), ` +
+      `${requestsBetween(before, after, ["watch"])} watches resumed, ${fmt(updates)} new updates; ` +
+      `bytes received ${fmt(bytesBetween(before, after) / 1e3)} kB; peak RSS ${mib(rss)}`,
+  );
+}
 
-const restartStarted = performance.now();
-const restarted = await startKubemeta();
-await untilReady(restarted);
-const restartMs = performance.now() - restartStarted;
-const restartUpdates = restarted.log.head() - updates;
-await restarted.stop();
-clearInterval(sampler);
+async function informerRun(simulator: Simulator, dir: string, timeoutMs: number) {
+  const ca = await simulator.writeCa(join(dir, "ca.pem"));
+  const before = await simulator.stats();
+  const started = performance.now();
+  const child = Bun.spawn([process.execPath, import.meta.path, "informer", simulator.kubeconfig], {
+    // client-node under Bun ignores the kubeconfig's CA; this is the one setting it honours (DESIGN.md, pitfalls).
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: ca },
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  try {
+    const first = child.stdout.getReader().read();
+    let timer: Timer | undefined;
+    // A timer, not Bun.sleep: a pending sleep would keep this process alive for timeoutMs after the run.
+    const timedOut = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    const line = await Promise.race([first, timedOut]).finally(() => clearTimeout(timer));
+    if (!line?.value) throw new Error("the informer ended or timed out before its initial list was done");
+    const ms = performance.now() - started;
+    const rss = await peakRss(child.pid);
+    const after = await simulator.stats();
+    const own = JSON.parse(new TextDecoder().decode(line.value)) as { ms: number; pods: number };
+    console.log(
+      `(c) client-node informer on pods (own process, nothing stored): initial list done in ${seconds(ms)} ` +
+        `(${seconds(own.ms)} after its start), ${fmt(own.pods)} pods (${fmt(own.pods / (ms / 1000))}/s); ` +
+        `peak RSS ${mib(rss)}`,
+    );
+    console.log(`    bytes received: ${mbps(bytesBetween(before, after), ms)}`);
+    return { ms, rss };
+  } finally {
+    child.kill("SIGKILL");
+    await child.exited;
+  }
+}
 
-console.log(`machine: ${cpus().length} cores, ${cpus()[0]?.model}, Bun ${Bun.version}`);
-console.log(
-  `initial sync: ${updates} updates in ${(syncMs / 1000).toFixed(2)} s ` +
-    `(${Math.round(updates / (syncMs / 1000))} updates/s), to SYNCED`,
-);
-console.log(
-  `peak RSS: ${mib(peakRss)}; RSS after sync (GC'd): ${mib(rssSynced)}, ` +
-    `of which tracking ${updates} objects: ${mib(rssSynced - rssBefore)}`,
-);
-console.log(
-  `resident memory per tracked object: ${Math.round((rssSynced - rssBefore) / updates)} B ` +
-    `(JS heap in use: ${mib(heapSynced)})`,
-);
-console.log(`restart on the same store: ready in ${(restartMs / 1000).toFixed(2)} s, ${restartUpdates} new updates`);
-
-cluster.kill("SIGTERM");
-await cluster.exited;
-await rm(dir, { recursive: true, force: true });
+if (positionals[0] === "informer") await informer(positionals[1]!);
+else await main();

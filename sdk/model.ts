@@ -2,7 +2,7 @@
  * The data model inside kubemeta: a change as it comes in, an update as the store keeps
  * it, and the envelope a consumer gets from it (protocol/envelope.ts).
  */
-import type { Envelope, SlimObject } from "../protocol/envelope.ts";
+import type { ChangeType, Envelope, SlimObject } from "../protocol/envelope.ts";
 import { ALL } from "../protocol/streams.ts";
 
 /** Raw Kubernetes object as parsed from the API server. Never kept after slimming. */
@@ -47,6 +47,71 @@ export interface CurrentObject {
 /** True when an update belongs to the given stream. */
 export function inStream(update: Pick<Update, "stream">, stream: string): boolean {
   return stream === ALL || update.stream === stream;
+}
+
+/**
+ * The object JSON text as the store keeps it (JSON.stringify of the object, the store's only writer), on what the
+ * store reads back. Replays embed it in envelopes as it is: parsing ~1 KB per update only to stringify it again was
+ * most of a replay's work, and the bytes are the same (JSON.stringify(JSON.parse(text)) is `text` for any text that
+ * JSON.stringify wrote). A symbol, not enumerable: invisible to spreads, JSON.stringify and deep equality.
+ */
+const OBJECT_JSON = Symbol("object JSON");
+
+interface HasObjectJson {
+  [OBJECT_JSON]?: string;
+}
+
+/**
+ * Gives what the store read (an update or a current object, without its `object`) an `object` parsed from its stored
+ * JSON text on first use: a consumer that reads it sees a plain object, one that only serializes the envelope never
+ * parses it. Assigning `object` replaces it, text included.
+ */
+export function withObjectJson<T extends object>(fields: T, objectJson: string): T & { object: SlimObject } {
+  let json: string | undefined = objectJson;
+  let object: SlimObject | undefined;
+  Object.defineProperty(fields, "object", {
+    enumerable: true,
+    configurable: true,
+    get: () => (object ??= JSON.parse(objectJson) as SlimObject),
+    set(value: SlimObject) {
+      object = value;
+      json = undefined;
+    },
+  });
+  Object.defineProperty(fields, OBJECT_JSON, { get: () => json });
+  return fields as T & { object: SlimObject };
+}
+
+/**
+ * An envelope's JSON around its object's JSON text: JSON.stringify of the envelope without `object` (one call, and
+ * JSON.stringify's own output for every field), then `object` put back last, where the Envelope type has it.
+ */
+function withObjectText(envelope: Omit<Envelope, "object">, objectJson: string): string {
+  const head = JSON.stringify(envelope);
+  return `${head.slice(0, -1)},"object":${objectJson}}`;
+}
+
+/**
+ * `JSON.stringify(toEnvelope(epoch, update, stream))`, byte for byte: an update read from the store embeds its stored
+ * object text (see OBJECT_JSON); any other is stringified whole.
+ */
+export function envelopeJson(epoch: string, update: Update, stream: string): string {
+  const objectJson = (update as HasObjectJson)[OBJECT_JSON];
+  if (objectJson === undefined) return JSON.stringify(toEnvelope(epoch, update, stream));
+  const { version, type, kind, uid, namespace, name, node, resourceVersion, time } = update;
+  const prev = stream === ALL ? version - 1 : update.streamPrev;
+  const envelope = { epoch, version, prev, stream, type, kind, uid, namespace, name, node, resourceVersion, time };
+  return withObjectText(envelope, objectJson);
+}
+
+/** `JSON.stringify(snapshotEnvelope(epoch, stream, current, time))`, byte for byte (see envelopeJson). */
+export function snapshotEnvelopeJson(epoch: string, stream: string, current: CurrentObject, time: string): string {
+  const objectJson = (current as HasObjectJson)[OBJECT_JSON];
+  if (objectJson === undefined) return JSON.stringify(snapshotEnvelope(epoch, stream, current, time));
+  const { kind, uid, namespace, name, node, version, resourceVersion } = current;
+  const type: ChangeType = "ADDED";
+  const envelope = { epoch, version, prev: 0, stream, type, kind, uid, namespace, name, node, resourceVersion, time };
+  return withObjectText(envelope, objectJson);
 }
 
 /** The envelope of an update as seen on `stream` (which must contain it). */

@@ -7,13 +7,10 @@ import * as v from "valibot";
 import type { InStatement } from "@libsql/client";
 import { defineStore, WriterFencedError, type CommitBatch, type Store } from "../../sdk/contract.ts";
 import { checkContiguous, commitStatements, GUARD_FAILURE, StreamIds } from "./libsql/commit.ts";
-import { isFileUrl, openConnections, yieldToEventLoop, type Connections } from "./libsql/connection.ts";
+import { isFileUrl, openConnections, type Connections } from "./libsql/connection.ts";
 import { DELETE_UNPINNED, prune, RAISE_HORIZON } from "./libsql/prune.ts";
 import { digests, loadState, loadStreamIds, readUpdates, snapshot, snapshotPages } from "./libsql/read.ts";
 import { migrate } from "./libsql/schema.ts";
-
-/** A commit of many updates yields to the event loop after this long (its transaction stays open). */
-const YIELD_AFTER_MS = 10;
 
 /** `file:<path>`, or a remote scheme with a host. */
 const URL_PATTERN = /^(?:file:.+|(?:libsql|https?|wss?):\/\/[^/?#]+)/i;
@@ -128,26 +125,12 @@ export default defineStore({
       }
     }
 
-    /** One transaction. On a file it yields between groups so a big batch does not stall the process. */
+    /**
+     * One transaction. On `file:` it runs on the writer's thread (libsql/writer.ts), so even a big
+     * batch leaves the event loop free.
+     */
     async function write(c: Connections, groups: InStatement[][]): Promise<void> {
-      if (!c.local) {
-        await c.writer.batch(groups.flat(), "write");
-        return;
-      }
-      const tx = await c.writer.transaction("write");
-      try {
-        let lastYield = performance.now();
-        for (const group of groups) {
-          await tx.batch(group);
-          if (performance.now() - lastYield > YIELD_AFTER_MS) {
-            await yieldToEventLoop();
-            lastYield = performance.now();
-          }
-        }
-        await tx.commit();
-      } finally {
-        tx.close();
-      }
+      await c.writer.batch(groups.flat(), "write");
     }
 
     /** Why a guarded commit was refused: a later writer's term (fenced), or a head another writer moved. */

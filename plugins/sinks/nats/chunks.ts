@@ -15,6 +15,8 @@ export class ChunkWriter {
   private oversized: number[] = [];
   private seq = 0;
   private reset: ResetReason | undefined;
+  /** Bytes of the current chunk without its envelopes (fixedBytes), kept: every add asks for it. */
+  private fixed: number | undefined;
 
   constructor(
     private readonly epoch: string,
@@ -27,11 +29,23 @@ export class ChunkWriter {
   markReset(reason: ResetReason): void {
     if (this.seq > 0) throw new Error("a reset marker goes on the first chunk");
     this.reset = reason;
+    this.fixed = undefined;
   }
 
-  async add(envelopeJson: string, version: number): Promise<void> {
+  /**
+   * Adds an envelope to the chunk, or sends the chunk first when it is full. Returns a promise only then: an await
+   * per envelope of a replay cost more than packing it.
+   */
+  add(envelopeJson: string, version: number): Promise<void> | undefined {
     const bytes = Buffer.byteLength(envelopeJson);
-    if (this.size() + 1 + bytes <= this.maxBytes) return this.push(envelopeJson, bytes);
+    if (this.size() + 1 + bytes <= this.maxBytes) {
+      this.push(envelopeJson, bytes);
+      return undefined;
+    }
+    return this.addAfterFlush(envelopeJson, bytes, version);
+  }
+
+  private async addAfterFlush(envelopeJson: string, bytes: number, version: number): Promise<void> {
     const fitsAlone = Buffer.byteLength(this.head(this.seq + 1)) + 1 + TAIL_RESERVE + bytes <= this.maxBytes;
     if (fitsAlone) {
       await this.flush();
@@ -39,6 +53,7 @@ export class ChunkWriter {
     }
     if (this.size() + String(version).length + 16 > this.maxBytes) await this.flush();
     this.oversized.push(version);
+    this.fixed = undefined;
   }
 
   private push(envelopeJson: string, bytes: number): void {
@@ -69,7 +84,8 @@ export class ChunkWriter {
 
   /** Bytes of a chunk without envelopes. */
   private fixedBytes(): number {
-    return Buffer.byteLength(this.head()) + 1 + this.oversizedJson().length + TAIL_RESERVE;
+    this.fixed ??= Buffer.byteLength(this.head()) + 1 + this.oversizedJson().length + TAIL_RESERVE;
+    return this.fixed;
   }
 
   /** Bytes of the chunk as it stands, with room for its tail. */
@@ -83,6 +99,7 @@ export class ChunkWriter {
     this.partBytes = 0;
     this.oversized = [];
     this.seq++;
+    this.fixed = undefined;
     await this.send(chunk, last);
   }
 }

@@ -8,7 +8,7 @@ import { BehindRetentionError, type CommittedLog } from "../../../sdk/contract.t
 import type { Logger } from "../../../sdk/telemetry.ts";
 import type { Counter } from "../../../sdk/telemetry.ts";
 import { ALL } from "../../../protocol/streams.ts";
-import { snapshotEnvelope, toEnvelope, type Update } from "../../../sdk/model.ts";
+import { envelopeJson, snapshotEnvelopeJson, type Update } from "../../../sdk/model.ts";
 import { ChunkWriter } from "./chunks.ts";
 import {
   MalformedRequestError,
@@ -46,7 +46,10 @@ const SNAPSHOT_PAGE = 500;
 /**
  * A flush (a round trip to the server) after this many bytes, and at the end of each reply,
  * keeps the client's outbound buffer bounded: the client buffers what the socket has not
- * taken yet, and a reply is done only once the server has it, whoever reads it.
+ * taken yet, and a reply is done only once the server has it, whoever reads it. One flush is
+ * awaited only when the next one starts, so the next bytes are read and packed meanwhile
+ * rather than after the round trip (a fifth of a replay's time when it waited): at most about
+ * twice this many bytes are buffered.
  */
 const FLUSH_EVERY_BYTES = 1 << 20;
 const DEFAULT_MAX_PAYLOAD = 1 << 20;
@@ -78,6 +81,7 @@ export function serveReplay(options: ResponderOptions): Responder {
   /** Sends each chunk to every reply subject: requesters answered together get the same chunks. */
   function writerFor(replies: string[]): ChunkWriter {
     let unflushed = 0;
+    let flushing: Promise<void> = Promise.resolve();
     const encoder = new TextEncoder();
     return new ChunkWriter(log.epoch, nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD, async (chunk, last) => {
       const payload = encoder.encode(chunk);
@@ -86,12 +90,18 @@ export function serveReplay(options: ResponderOptions): Responder {
         unflushed += payload.length;
         if (unflushed >= FLUSH_EVERY_BYTES) {
           unflushed = 0;
-          await nc.flush();
+          await flushing;
+          flushing = nc.flush();
+          // Its failure is thrown where it is awaited, with the next flush or at the end.
+          flushing.catch(() => {});
         }
       }
-      if (last && unflushed > 0) {
-        unflushed = 0;
-        await nc.flush();
+      if (last) {
+        await flushing;
+        if (unflushed > 0) {
+          unflushed = 0;
+          await nc.flush();
+        }
       }
     });
   }
@@ -132,8 +142,10 @@ export function serveReplay(options: ResponderOptions): Responder {
       SNAPSHOT_PAGE,
     )) {
       version = page.version;
-      for (const object of page.objects)
-        await writer.add(JSON.stringify(snapshotEnvelope(log.epoch, request.stream, object, time)), object.version);
+      for (const object of page.objects) {
+        const sending = writer.add(snapshotEnvelopeJson(log.epoch, request.stream, object, time), object.version);
+        if (sending) await sending;
+      }
     }
     await writer.finish(version);
     count("reset", requesters);
@@ -152,8 +164,10 @@ export function serveReplay(options: ResponderOptions): Responder {
           return sendState(request, "behind-retention", writer);
         throw error;
       }
-      for (const update of page)
-        await writer.add(JSON.stringify(toEnvelope(log.epoch, update, stream)), update.version);
+      for (const update of page) {
+        const sending = writer.add(envelopeJson(log.epoch, update, stream), update.version);
+        if (sending) await sending;
+      }
       if (page.length < PAGE) break;
       after = page[page.length - 1]!.version;
     }

@@ -14,7 +14,7 @@
  *   the last update it was sent, where its reconnect picks up.
  */
 import { formatPosition } from "../../../protocol/position.ts";
-import { snapshotEnvelope, toEnvelope, type CurrentObject, type Update } from "../../../sdk/model.ts";
+import { envelopeJson, snapshotEnvelopeJson, type CurrentObject, type Update } from "../../../sdk/model.ts";
 
 export interface Filter {
   kinds?: Set<string>;
@@ -28,9 +28,14 @@ export function matches(filter: Filter, item: Pick<Update, "kind" | "namespace">
   );
 }
 
-function event(type: string, data: unknown, id: string | undefined): string {
+/** An event whose data is `json` (one line: JSON.stringify escapes every newline). */
+function eventOf(type: string, json: string, id: string | undefined): string {
   const idLine = id === undefined ? "" : `id: ${id}\n`;
-  return `${idLine}event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
+  return `${idLine}event: ${type}\ndata: ${json}\n\n`;
+}
+
+function event(type: string, data: unknown, id: string | undefined): string {
+  return eventOf(type, JSON.stringify(data), id);
 }
 
 const encoder = new TextEncoder();
@@ -70,9 +75,9 @@ export class UpdateEvents {
       if (!matches(filter, update)) continue;
       let formatted = cache.get(update);
       if (formatted === undefined) {
-        formatted = event(
+        formatted = eventOf(
           update.type,
-          toEnvelope(this.epoch, update, stream),
+          envelopeJson(this.epoch, update, stream),
           formatPosition(this.epoch, update.version),
         );
         cache.set(update, formatted);
@@ -92,7 +97,7 @@ export class UpdateEvents {
 /** Snapshot objects as ADDED events (sdk/model.ts snapshotEnvelope), without ids. */
 export function snapshotEvents(epoch: string, stream: string, objects: CurrentObject[], time: string): string {
   let text = "";
-  for (const object of objects) text += event("ADDED", snapshotEnvelope(epoch, stream, object, time), undefined);
+  for (const object of objects) text += eventOf("ADDED", snapshotEnvelopeJson(epoch, stream, object, time), undefined);
   return text;
 }
 

@@ -11,13 +11,15 @@
  * - `synchronous=NORMAL` cannot be persisted nor set inside a transaction, so every write
  *   goes through a writer client limited to ONE connection, set up once here; the store
  *   serialises its writes, so a transaction never leaves that client short of a connection.
- *   Reads use a second client, which WAL lets run beside the writer.
+ *   That writer runs on its own thread (writer.ts), so commits do not block the event loop.
+ *   Reads use a second client on this thread, which WAL lets run beside the writer.
  */
 import { createClient, type Client } from "@libsql/client";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Logger } from "../../../sdk/telemetry.ts";
 import { startCheckpointer } from "./checkpointer.ts";
+import { startWriterThread, type Writer } from "./writer.ts";
 
 /** How long a statement waits for another process's lock before failing with SQLITE_BUSY. */
 export const BUSY_TIMEOUT_MS = 5_000;
@@ -32,12 +34,10 @@ const BACKSTOP_CHECKPOINT_PAGES = 50_000;
 const WAL_SIZE_LIMIT = 32 * 1024 * 1024;
 
 export interface Connections {
-  /** Every write. On `file:`: one connection, synchronous=NORMAL. */
-  writer: Client;
-  /** Reads and read transactions. The writer itself when remote. */
+  /** Every write. On `file:`: one connection, synchronous=NORMAL, on its own thread. */
+  writer: Writer;
+  /** Reads and read transactions. The writer itself when remote. On `file:`, reads run on this thread. */
   reader: Client;
-  /** `file:`: statements run on this thread, so long work must yield to the event loop. */
-  local: boolean;
   /** The journal mode in force (`wal` unless the file system refused it); undefined when remote. */
   journalMode?: string;
   /** Call before a write transaction: may wait for the WAL to be truncated. */
@@ -45,7 +45,7 @@ export interface Connections {
   close(): Promise<void>;
 }
 
-/** Lets timers and I/O run between blocking statements. */
+/** Lets timers and I/O run between blocking statements (reads, on `file:`). */
 export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export function isFileUrl(url: string): boolean {
@@ -84,7 +84,6 @@ export async function openConnections(url: string, logger: Logger, authToken?: s
     return {
       writer: client,
       reader: client,
-      local: false,
       beforeWrite: async () => {},
       close: async () => client.close(),
     };
@@ -100,9 +99,9 @@ export async function openConnections(url: string, logger: Logger, authToken?: s
         : `cannot create the directory of ${path}: ${message}`,
     );
   }
-  let writer: Client;
+  let writer: Writer;
   try {
-    writer = createClient({ url, concurrency: 1, timeout: BUSY_TIMEOUT_MS });
+    writer = await startWriterThread(url, BUSY_TIMEOUT_MS);
   } catch (error) {
     // libSQL says only `ConnectionFailed("Unable to open connection to local database <path>: 14")`.
     const message = (error as Error).message;
@@ -114,13 +113,14 @@ export async function openConnections(url: string, logger: Logger, authToken?: s
   }
   let journalMode: string;
   try {
-    journalMode = String((await writer.execute("PRAGMA journal_mode = WAL")).rows[0]?.[0] ?? "").toLowerCase();
+    const [mode] = Object.values((await writer.execute("PRAGMA journal_mode = WAL")).rows[0] ?? {});
+    journalMode = String(mode ?? "").toLowerCase();
     await writer.execute("PRAGMA synchronous = NORMAL");
     await writer.execute(`PRAGMA wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`);
     await writer.execute(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT}`);
     await writer.execute(`PRAGMA cache_size = -${WRITER_CACHE_KIB}`);
   } catch (error) {
-    writer.close();
+    await writer.close();
     throw error;
   }
   const reader = createClient({ url, timeout: BUSY_TIMEOUT_MS });
@@ -128,13 +128,12 @@ export async function openConnections(url: string, logger: Logger, authToken?: s
   return {
     writer,
     reader,
-    local: true,
     journalMode,
     beforeWrite: () => checkpointer.bound(),
     async close() {
       await checkpointer.stop();
       reader.close();
-      writer.close();
+      await writer.close();
     },
   };
 }

@@ -1,8 +1,12 @@
 /**
- * Reads. SQLite builds each row's JSON and joins a page into one string, so a page costs
- * one JSON.parse in JavaScript instead of a row object and a parse per row (measured:
- * 1.2-1.5x the replay throughput). Large results are read in pages by rowid inside one
- * read transaction, yielding to the event loop between pages (statements block it).
+ * Reads. SQLite builds each row's fields as a JSON array and joins a page into one string,
+ * so a page costs one JSON.parse in JavaScript instead of a row object per row (@libsql/client
+ * rows are slow). The stored object JSON of the rows comes as a second string, joined by
+ * newlines (JSON.stringify, which wrote them, escapes every newline inside), and is carried
+ * as it is (sdk/model.ts withObjectJson): envelopes embed it, nothing parses it only to
+ * stringify it again (bench/replay.ts, 1,000,000 real-size pods: log reads from the store went
+ * from 81,000 to 155,000 updates/s). Large results are read in pages by rowid inside one read
+ * transaction, yielding to the event loop between pages (statements block it).
  *
  * Remote (sqld, Turso): a read transaction is a server stream that the server closes once
  * idle for 10 s, rolling it back, and the next page fails with STREAM_EXPIRED. While a
@@ -14,17 +18,21 @@ import { yieldToEventLoop } from "./connection.ts";
 import type { Client, InStatement, InValue, ResultSet } from "@libsql/client";
 import type { ObjectDigest, ObjectQuery, StoreState, UpdateQuery } from "../../../sdk/contract.ts";
 import { ALL } from "../../../protocol/streams.ts";
-import type { CurrentObject, Update } from "../../../sdk/model.ts";
+import { type CurrentObject, type Update, withObjectJson } from "../../../sdk/model.ts";
 
 interface Executor {
   execute(statement: InStatement): Promise<ResultSet>;
 }
 
-interface Selection {
+interface Selection<T> {
   /** Tables and joins; the first is the one paged by rowid, named `t`. */
   from: string;
-  /** A JSON object expression over the tables' columns. */
-  json: string;
+  /** A JSON array expression over the tables' columns: the fields `decode` takes. */
+  fields: string;
+  /** An expression for the stored JSON text of each row's object, if the rows have one. */
+  object?: string;
+  /** The item of one row, from its fields and its object's JSON text ("" when the selection has none). */
+  decode(fields: unknown[], objectJson: string): T;
   /** Conditions ANDed with the rowid bound. */
   where: string[];
   args: InValue[];
@@ -38,17 +46,31 @@ const STREAM_ID = "(SELECT id FROM streams WHERE name = ?)";
 const PRUNED_THROUGH = "(SELECT pruned_through FROM meta WHERE id = 1)";
 
 const UPDATES = "updates AS t LEFT JOIN streams AS s ON s.id = t.stream_id";
-const UPDATE_JSON = `json_object('version', t.version, 'stream', s.name, 'streamPrev', t.stream_prev,
-  'type', t.type, 'kind', t.kind, 'uid', t.uid, 'namespace', t.namespace, 'name', t.name, 'node', t.node,
-  'resourceVersion', t.resource_version, 'time', t.time, 'object', json(t.object))`;
+const UPDATE_FIELDS = `json_array(t.version, s.name, t.stream_prev, t.type, t.kind, t.uid, t.namespace, t.name,
+  t.node, t.resource_version, t.time)`;
+/** The store wrote each field from the type the model gives it. */
+function decodeUpdate(row: unknown[], objectJson: string): Update {
+  const [version, stream, streamPrev, type, kind, uid, namespace, name, node, resourceVersion, time] = row;
+  const fields = { version, stream, streamPrev, type, kind, uid, namespace, name, node, resourceVersion, time };
+  return withObjectJson(fields as Omit<Update, "object">, objectJson);
+}
+
 /** An object's state is its latest update; CROSS JOIN keeps objects the outer loop, in rowid order. */
 const OBJECTS =
   "objects AS t CROSS JOIN updates AS u ON u.version = t.version LEFT JOIN streams AS s ON s.id = t.stream_id";
-const OBJECT_JSON = `json_object('kind', t.kind, 'uid', t.uid, 'namespace', u.namespace, 'name', u.name,
-  'node', t.node, 'stream', s.name, 'version', t.version, 'resourceVersion', u.resource_version,
-  'object', json(u.object))`;
+const OBJECT_FIELDS = "json_array(t.kind, t.uid, u.namespace, u.name, t.node, s.name, t.version, u.resource_version)";
+function decodeObject(row: unknown[], objectJson: string): CurrentObject {
+  const [kind, uid, namespace, name, node, stream, version, resourceVersion] = row;
+  const fields = { kind, uid, namespace, name, node, stream, version, resourceVersion };
+  return withObjectJson(fields as Omit<CurrentObject, "object">, objectJson);
+}
+
 const DIGESTS = "objects AS t LEFT JOIN streams AS s ON s.id = t.stream_id";
-const DIGEST_JSON = "json_object('kind', t.kind, 'uid', t.uid, 'digest', t.digest, 'stream', s.name)";
+const DIGEST_FIELDS = "json_array(t.kind, t.uid, t.digest, s.name)";
+function decodeDigest(row: unknown[]): ObjectDigest {
+  const [kind, uid, digest, stream] = row;
+  return { kind, uid, digest, stream } as ObjectDigest;
+}
 
 /** Objects per page of a snapshot: a few milliseconds of blocking each. */
 const SNAPSHOT_PAGE = 2_000;
@@ -90,34 +112,45 @@ async function takeReadSlot(reader: Client): Promise<() => void> {
   };
 }
 
+/** The items of a page's two strings: the rows' field arrays as one JSON array, their objects joined by newlines. */
+function decodePage<T>(selection: Selection<T>, fieldsJson: string, objectsText: string | null): T[] {
+  const rows = JSON.parse(fieldsJson) as unknown[][];
+  const objects = selection.object === undefined ? [] : (objectsText ?? "").split("\n");
+  if (selection.object !== undefined && objects.length !== rows.length)
+    throw new Error(`a page of ${rows.length} rows came with ${objects.length} objects`);
+  return rows.map((fields, i) => selection.decode(fields, objects[i] ?? ""));
+}
+
 /**
  * Up to `limit` rows after rowid `after`; `last` is the last rowid read. SQLite aggregates
- * the ordered subquery in its order; `group_concat(… ORDER BY rid)` would say so but costs
- * a sort (a fifth of replay throughput), so readers that need the order check it instead.
- * With `maxBytes` (remote), each statement returns rows within that many bytes (at least
- * one), and statements follow until `limit` rows or the end.
+ * the ordered subquery in its order, both strings in the same pass; `group_concat(… ORDER BY
+ * rid)` would say so but costs a sort (a fifth of replay throughput), so readers that need
+ * the order check it instead. With `maxBytes` (remote), each statement returns rows within
+ * that many bytes (at least one), and statements follow until `limit` rows or the end.
  */
 async function readPage<T>(
   db: Executor,
-  selection: Selection,
+  selection: Selection<T>,
   after: number,
   limit: number,
   maxBytes?: number,
 ): Promise<{ items: T[]; last: number }> {
   const floor = selection.floor ? `max(?, ${selection.floor})` : "?";
   const where = [`t.rowid > ${floor}`, ...selection.where].join(" AND ");
-  const rows = `SELECT t.rowid AS rid, ${selection.json} AS j FROM ${selection.from}
-      WHERE ${where} ORDER BY t.rowid LIMIT ?`;
+  const rows = `SELECT t.rowid AS rid, ${selection.fields} AS j, ${selection.object ?? "NULL"} AS o
+      FROM ${selection.from} WHERE ${where} ORDER BY t.rowid LIMIT ?`;
+  const columns = "max(rid) AS last, '[' || group_concat(j, ',') || ']' AS items, group_concat(o, char(10)) AS objects";
   if (maxBytes === undefined) {
-    const sql = `SELECT max(rid) AS last, '[' || group_concat(j, ',') || ']' AS items FROM (${rows})`;
+    const sql = `SELECT ${columns} FROM (${rows})`;
     const row = (await db.execute({ sql, args: [after, ...selection.args, limit] })).rows[0];
     if (!row || row.items === null) return { items: [], last: after };
-    return { items: JSON.parse(row.items as string) as T[], last: Number(row.last) };
+    return { items: decodePage(selection, row.items as string, row.objects as string | null), last: Number(row.last) };
   }
   // `before`: the bytes of the rows ahead of this one; `cut` when rows within `limit` were left out.
-  const sql = `SELECT max(rid) AS last, '[' || group_concat(j, ',') || ']' AS items, max(n) > count(*) AS cut
-    FROM (SELECT rid, j, count(*) OVER () AS n,
-        sum(length(CAST(j AS BLOB))) OVER (ORDER BY rid ROWS UNBOUNDED PRECEDING) - length(CAST(j AS BLOB)) AS before
+  const bytes = "(length(CAST(j AS BLOB)) + ifnull(length(CAST(o AS BLOB)), 0))";
+  const sql = `SELECT ${columns}, max(n) > count(*) AS cut
+    FROM (SELECT rid, j, o, count(*) OVER () AS n,
+        sum(${bytes}) OVER (ORDER BY rid ROWS UNBOUNDED PRECEDING) - ${bytes} AS before
       FROM (${rows}))
     WHERE before < ?`;
   const items: T[] = [];
@@ -125,7 +158,7 @@ async function readPage<T>(
   while (items.length < limit) {
     const row = (await db.execute({ sql, args: [last, ...selection.args, limit - items.length, maxBytes] })).rows[0];
     if (!row || row.items === null) break;
-    items.push(...(JSON.parse(row.items as string) as T[]));
+    items.push(...decodePage(selection, row.items as string, row.objects as string | null));
     last = Number(row.last);
     if (!row.cut) break;
   }
@@ -133,7 +166,7 @@ async function readPage<T>(
 }
 
 /** Every row of a selection, page by page, in one read transaction that also reads meta.head first. */
-async function readAll<T>(reader: Client, selection: Selection): Promise<{ head: number; items: T[] }> {
+async function readAll<T>(reader: Client, selection: Selection<T>): Promise<{ head: number; items: T[] }> {
   let head = 0;
   const items: T[] = [];
   for await (const page of readPages<T>(reader, selection, SNAPSHOT_PAGE)) {
@@ -150,7 +183,7 @@ async function readAll<T>(reader: Client, selection: Selection): Promise<{ head:
  */
 async function* readPages<T>(
   reader: Client,
-  selection: Selection,
+  selection: Selection<T>,
   limit: number,
   { keepAliveMs = KEEP_ALIVE_MS }: PageOptions = {},
 ): AsyncGenerator<{ head: number; items: T[] }> {
@@ -193,14 +226,22 @@ export async function readUpdates(reader: Client, query: UpdateQuery): Promise<U
     where.push(`t.stream_id = ${STREAM_ID}`);
     args.push(query.stream);
   }
-  const selection = { from: UPDATES, json: UPDATE_JSON, where, args, floor: PRUNED_THROUGH };
+  const selection = {
+    from: UPDATES,
+    fields: UPDATE_FIELDS,
+    object: "t.object",
+    decode: decodeUpdate,
+    where,
+    args,
+    floor: PRUNED_THROUGH,
+  };
   const maxBytes = isRemote(reader) ? REMOTE_PAGE_BYTES : undefined;
   const { items } = await readPage<Update>(reader, selection, query.after, query.limit, maxBytes);
   const ordered = items.every((update, i) => i === 0 || items[i - 1]!.version < update.version);
   return ordered ? items : items.sort((a, b) => a.version - b.version);
 }
 
-function objectSelection(query: ObjectQuery): Selection {
+function objectSelection(query: ObjectQuery): Selection<CurrentObject> {
   const where: string[] = [];
   const args: InValue[] = [];
   const equal = (condition: string, value: string | undefined) => {
@@ -216,7 +257,7 @@ function objectSelection(query: ObjectQuery): Selection {
     where.push("t.uid IN (SELECT value FROM json_each(?))");
     args.push(JSON.stringify(query.uids));
   }
-  return { from: OBJECTS, json: OBJECT_JSON, where, args };
+  return { from: OBJECTS, fields: OBJECT_FIELDS, object: "u.object", decode: decodeObject, where, args };
 }
 
 export async function snapshot(
@@ -238,7 +279,8 @@ export async function* snapshotPages(
 }
 
 export async function digests(reader: Client): Promise<ObjectDigest[]> {
-  return (await readAll<ObjectDigest>(reader, { from: DIGESTS, json: DIGEST_JSON, where: [], args: [] })).items;
+  return (await readAll(reader, { from: DIGESTS, fields: DIGEST_FIELDS, decode: decodeDigest, where: [], args: [] }))
+    .items;
 }
 
 /** What the store holds, read in one transaction. */

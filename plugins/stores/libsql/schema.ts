@@ -3,7 +3,7 @@
  * `schema_version`; opening runs the ones it has not, each in its own transaction, so a
  * later kubemeta can reshape an existing store. Never edit a released migration: append.
  */
-import type { Client } from "@libsql/client";
+import type { Writer } from "./writer.ts";
 
 const MIGRATIONS: readonly (readonly string[])[] = [
   [
@@ -126,7 +126,7 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
  * Brings the store's schema to `target` (tests build older stores with it); refuses a store written by a newer
  * kubemeta.
  */
-export async function migrate(client: Client, target = SCHEMA_VERSION): Promise<void> {
+export async function migrate(client: Writer, target = SCHEMA_VERSION): Promise<void> {
   await client.execute(
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
   );
@@ -145,7 +145,7 @@ export async function migrate(client: Client, target = SCHEMA_VERSION): Promise<
 }
 
 /** Runs one migration. Replicas opening a new shared store together race here: the loser finds it done. */
-async function migrateTo(client: Client, version: number): Promise<void> {
+async function migrateTo(client: Writer, version: number): Promise<void> {
   try {
     await client.batch(
       [

@@ -1,0 +1,141 @@
+/**
+ * Sustained ingest end to end, from a backlog: kubemeta (a real process: kubernetes source, libSQL file, NATS sink on
+ * a real nats-server) syncs a simulated cluster and stops; the simulated API server (its own process) then makes
+ * `--changes` pod changes (startChurn's mix: mostly MODIFIED, creates and deletes balanced, a third of the
+ * modifications touching only managedFields); kubemeta starts again on its store, resumes its watches from the stored
+ * resourceVersions, and the API server replays its watch history at line speed. Measured from that restart until the
+ * NATS sink's lag is back to 0: watch events in/s, updates committed/s, NATS messages published/s, bytes received,
+ * and the CPU each process used.
+ *
+ *   bun bench/ingest.ts [--changes 100000] [--nodes 200] [--pods-per-node 50]
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { startNatsServer } from "../tests/nats-server.ts";
+import { waitFor } from "../testing/index.ts";
+import {
+  cpuSeconds,
+  fmt,
+  Kubemeta,
+  machine,
+  metricSum,
+  mib,
+  percentile,
+  probeHealth,
+  requestsBetween,
+  seconds,
+  Simulator,
+  writeConfig,
+} from "./processes.ts";
+
+const { values } = parseArgs({
+  options: {
+    changes: { type: "string", default: "100000" },
+    nodes: { type: "string", default: "200" },
+    "pods-per-node": { type: "string", default: "50" },
+    "timeout-s": { type: "string", default: "600" },
+  },
+});
+const changes = Number(values.changes);
+const timeoutMs = Number(values["timeout-s"]) * 1000;
+const LAG = "kubemeta_sink_lag_versions";
+
+console.log(machine());
+const dir = await mkdtemp(join(tmpdir(), "kubemeta-bench-ingest-"));
+const nats = await startNatsServer();
+const simulator = await Simulator.start(dir, [
+  "--nodes",
+  values.nodes!,
+  "--pods-per-node",
+  values["pods-per-node"]!,
+  // The whole backlog must stay in the watch history, or the resume is a 410 and a relist, not a replay.
+  "--watch-history",
+  String(Math.ceil(changes * 1.2) + 10_000),
+]);
+const config = await writeConfig(dir, simulator.kubeconfig, [`  - { type: nats, servers: ["${nats.url}"] }`]);
+
+/** One sample of kubemeta's counters; a restarted process counts from 0. */
+async function sample(kubemeta: Kubemeta) {
+  const text = await kubemeta.metrics();
+  return {
+    at: performance.now(),
+    events: metricSum(text, "kubemeta_source_events_total"),
+    committed: metricSum(text, "kubemeta_updates_committed_total"),
+    published: metricSum(text, "kubemeta_nats_published_total"),
+    lag: metricSum(text, LAG, 'sink="nats"'),
+  };
+}
+
+try {
+  const first = await Kubemeta.start(config);
+  await first.ready(timeoutMs);
+  await waitFor(async () => (await sample(first)).lag === 0, timeoutMs, "the NATS sink to catch up after the sync");
+  console.log(`synced: ${fmt(simulator.info.objects)} objects; kubemeta stopped (SIGTERM) with its NATS sink at lag 0`);
+  await first.kill("SIGTERM");
+
+  const burst = (await simulator.command(`churn ${changes}`)) as { changes: number; ms: number };
+  console.log(
+    `backlog: ${fmt(burst.changes)} pod changes made by the API server in ${seconds(burst.ms)} while kubemeta was down`,
+  );
+
+  const before = await simulator.stats();
+  const simulatorCpu = await cpuSeconds(simulator.pid);
+  const started = performance.now();
+  const kubemeta = await Kubemeta.start(config);
+  const health = probeHealth(kubemeta.url);
+  let firstEventAt: number | undefined;
+  let last = { at: started, events: 0, committed: 0, published: 0, lag: 0 };
+  // Sampled every 100 ms: /metrics is rendered by kubemeta's own event loop, so polling it harder would cost it.
+  for (;;) {
+    last = await sample(kubemeta).catch(() => last);
+    if (last.events > 0) firstEventAt ??= last.at;
+    // Done once every backlog event is in and the sink has published everything committed.
+    if (last.events >= burst.changes && last.lag === 0) break;
+    if (performance.now() - started > timeoutMs)
+      throw new Error(`not caught up in ${timeoutMs} ms: ${JSON.stringify(last)}`);
+    await Bun.sleep(100);
+  }
+  const ms = last.at - started;
+  const kubemetaCpu = await cpuSeconds(kubemeta.proc.pid);
+  const serverCpu = (await cpuSeconds(simulator.pid)) - simulatorCpu;
+  const rss = await kubemeta.peakRss();
+  const latencies = await health.stop();
+  const after = await simulator.stats();
+  const bytes = after.bytesSent - before.bytesSent;
+  const perSecond = (n: number) => `${fmt(n / (ms / 1000))}/s`;
+  console.log(
+    `ingest after restart, to NATS lag 0: ${seconds(ms)} (first event seen ${seconds(firstEventAt! - started)} ` +
+      `after start); ${requestsBetween(before, after, ["list", "watchlist"])} LIST`,
+  );
+  const sinceFirst = last.at - firstEventAt!;
+  console.log(
+    `  watch events in:          ${fmt(last.events)}, ${perSecond(last.events)} ` +
+      `(${fmt(last.events / (sinceFirst / 1000))}/s from the first event seen)`,
+  );
+  console.log(
+    `  updates committed:        ${fmt(last.committed)}, ${perSecond(last.committed)} ` +
+      "(changes to fields kubemeta drops are suppressed)",
+  );
+  console.log(
+    `  NATS messages published:  ${fmt(last.published)}, ${perSecond(last.published)} (all + node or shared)`,
+  );
+  console.log(
+    `  bytes received:           ${fmt(bytes / 1e6)} MB, ${fmt(bytes / 1e6 / (ms / 1000))} MB/s ` +
+      `(${fmt(bytes / Math.max(1, last.events))} B per event)`,
+  );
+  console.log(
+    `  CPU over the window: kubemeta ${fmt((kubemetaCpu / (ms / 1000)) * 100)} % of a core (from its start), ` +
+      `API server ${fmt((serverCpu / (ms / 1000)) * 100)} %; kubemeta peak RSS ${mib(rss)}`,
+  );
+  console.log(
+    `  /healthz (${latencies.length} probes): p99 ${percentile(latencies, 99).toFixed(1)} ms, ` +
+      `max ${Math.max(...latencies).toFixed(1)} ms`,
+  );
+} finally {
+  await Kubemeta.killAll();
+  await simulator.stop();
+  await nats.destroy();
+  await rm(dir, { recursive: true, force: true });
+}

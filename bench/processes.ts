@@ -1,0 +1,239 @@
+/**
+ * What bench/sync.ts and bench/ingest.ts share: the simulated API server and kubemeta each as a
+ * real process (so each one's memory and stalls are its own), the simulator driven over its stdin
+ * (simulator/cli.ts: stats, churn), and the measures taken from outside: peak RSS from the kernel,
+ * /healthz latency, /metrics series.
+ */
+import { cpus, loadavg } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { freePort } from "../tests/cluster-checks.ts";
+import { MAIN, Output } from "../tests/reliability-process.ts";
+import { waitFor } from "../testing/index.ts";
+
+export function machine(): string {
+  return (
+    `machine: ${cpus().length} cores, ${cpus()[0]?.model ?? "unknown CPU"}, Bun ${Bun.version}; ` +
+    `${new Date().toISOString()}; load average ${loadavg()[0]!.toFixed(2)} at start`
+  );
+}
+
+export const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
+export const mib = (bytes: number) => `${fmt(bytes / 1024 / 1024)} MiB`;
+export const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+
+/** Peak resident set of a live process (VmHWM: the kernel's own high-water mark, nothing missed between samples). */
+export async function peakRss(pid: number): Promise<number> {
+  const status = await Bun.file(`/proc/${pid}/status`).text();
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+}
+
+/** CPU time a live process has used so far, user + system, in seconds (/proc/<pid>/stat, clock ticks of 1/100 s). */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await Bun.file(`/proc/${pid}/stat`).text();
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+export interface SimulatorStats {
+  requests: Record<string, number>;
+  bytesSent: number;
+  resourceVersion: string;
+}
+
+/** Requests of some verbs (e.g. ["list", "watchlist"]) between two stats, all resources together. */
+export function requestsBetween(before: SimulatorStats, after: SimulatorStats, verbs: string[]): number {
+  let sum = 0;
+  for (const [key, count] of Object.entries(after.requests))
+    if (verbs.includes(key.split(" ")[0]!)) sum += count - (before.requests[key] ?? 0);
+  return sum;
+}
+
+/** simulator/cli.ts in its own process; `command` writes one stdin line and reads its one-line JSON answer. */
+export class Simulator {
+  private buffer = "";
+  private readonly chunks: AsyncIterator<Uint8Array>;
+  private queue = Promise.resolve();
+  info!: { url: string; objects: number; populateMs: number };
+
+  private constructor(
+    private readonly proc: Subprocess<"pipe", "pipe", "inherit">,
+    readonly kubeconfig: string,
+  ) {
+    this.chunks = proc.stdout[Symbol.asyncIterator]();
+  }
+
+  static async start(dir: string, args: string[]): Promise<Simulator> {
+    const kubeconfig = join(dir, "kubeconfig");
+    const cli = join(import.meta.dir, "../simulator/cli.ts");
+    const proc = Bun.spawn([process.execPath, cli, ...args, "--kubeconfig", kubeconfig], {
+      stdin: "pipe",
+      stdout: "pipe",
+      stderr: "inherit",
+    });
+    const simulator = new Simulator(proc, kubeconfig);
+    simulator.info = (await simulator.line()) as Simulator["info"];
+    return simulator;
+  }
+
+  get pid(): number {
+    return this.proc.pid;
+  }
+
+  /** The kubeconfig's CA as a PEM file, for a client that reads only NODE_EXTRA_CA_CERTS (client-node under Bun). */
+  async writeCa(path: string): Promise<string> {
+    const data = /certificate-authority-data: (\S+)/.exec(await Bun.file(this.kubeconfig).text())?.[1] ?? "";
+    await Bun.write(path, Buffer.from(data, "base64"));
+    return path;
+  }
+
+  private async line(): Promise<unknown> {
+    for (;;) {
+      const at = this.buffer.indexOf("\n");
+      if (at >= 0) {
+        const text = this.buffer.slice(0, at);
+        this.buffer = this.buffer.slice(at + 1);
+        return JSON.parse(text);
+      }
+      const { value, done } = await this.chunks.next();
+      if (done) throw new Error("the simulator exited");
+      this.buffer += new TextDecoder().decode(value);
+    }
+  }
+
+  command(text: string): Promise<unknown> {
+    const answer = this.queue.then(() => {
+      this.proc.stdin.write(`${text}\n`);
+      this.proc.stdin.flush();
+      return this.line();
+    });
+    this.queue = answer.then(
+      () => undefined,
+      () => undefined,
+    );
+    return answer;
+  }
+
+  stats(): Promise<SimulatorStats> {
+    return this.command("stats") as Promise<SimulatorStats>;
+  }
+
+  /** Ends the process and the pipes to it: an open stdin or a pending read of stdout would keep this process alive. */
+  async stop(): Promise<void> {
+    this.proc.stdin.end();
+    this.proc.kill("SIGTERM");
+    await this.proc.exited;
+    await this.chunks.return?.();
+  }
+}
+
+/** kubemeta's config: the kubernetes source on the simulator, a libSQL file, the sinks given as YAML lines. */
+export async function writeConfig(dir: string, kubeconfig: string, sinks: string[] = []): Promise<string> {
+  const path = join(dir, "kubemeta.yaml");
+  await Bun.write(
+    path,
+    [
+      "cluster: { name: bench }",
+      "log: { level: warn }",
+      `http: { address: 127.0.0.1, port: ${await freePort()} }`,
+      `store: { type: libsql, url: "file:${join(dir, "kubemeta.db")}" }`,
+      "sources:",
+      "  - type: kubernetes",
+      `    kubeconfig: ${kubeconfig}`,
+      ...(sinks.length > 0 ? ["sinks:", ...sinks] : []),
+    ].join("\n"),
+  );
+  return path;
+}
+
+/** Every series of a metric summed, from Prometheus text. */
+export function metricSum(text: string, name: string, labels = ""): number {
+  let sum = 0;
+  for (const line of text.split("\n"))
+    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+      if (line.includes(labels)) sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+  return sum;
+}
+
+/** `bun main.ts --config <file>` as a child process: its URL, /readyz, /metrics and its peak RSS. */
+export class Kubemeta {
+  /** Every one started, so that a failed run leaves none behind. */
+  private static readonly started = new Set<Kubemeta>();
+  readonly out: Output;
+  readonly url: string;
+
+  private constructor(
+    readonly proc: Subprocess<"ignore", "pipe", "pipe">,
+    port: number,
+  ) {
+    this.out = new Output(proc.stdout);
+    new Output(proc.stderr);
+    this.url = `http://127.0.0.1:${port}`;
+  }
+
+  static async start(config: string): Promise<Kubemeta> {
+    const port = Number(/port: (\d+)/.exec(await Bun.file(config).text())![1]);
+    const proc = Bun.spawn([process.execPath, "run", MAIN, "--config", config], { stdout: "pipe", stderr: "pipe" });
+    const kubemeta = new Kubemeta(proc, port);
+    Kubemeta.started.add(kubemeta);
+    return kubemeta;
+  }
+
+  static async killAll(): Promise<void> {
+    for (const kubemeta of Kubemeta.started) await kubemeta.kill("SIGKILL");
+  }
+
+  async ready(timeoutMs: number): Promise<void> {
+    await waitFor(
+      async () => (await fetch(`${this.url}/readyz`).catch(() => undefined))?.ok,
+      timeoutMs,
+      "kubemeta /readyz 200",
+    );
+  }
+
+  async metrics(): Promise<string> {
+    return (await fetch(`${this.url}/metrics`)).text();
+  }
+
+  peakRss(): Promise<number> {
+    return peakRss(this.proc.pid);
+  }
+
+  async kill(signal: "SIGKILL" | "SIGTERM"): Promise<void> {
+    Kubemeta.started.delete(this);
+    this.proc.kill(signal);
+    await this.proc.exited;
+  }
+}
+
+/**
+ * Requests /healthz every `everyMs` while running, one at a time: how long kubemeta's event loop keeps a probe
+ * waiting. Probes before its listener is up fail and are not counted.
+ */
+export function probeHealth(url: string, everyMs = 20): { stop(): Promise<number[]> } {
+  const latencies: number[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const due = performance.now();
+      const ok = await fetch(`${url}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (ok) latencies.push(performance.now() - due);
+      await Bun.sleep(Math.max(0, everyMs - (performance.now() - due)));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return latencies;
+    },
+  };
+}
+
+export function percentile(values: number[], p: number): number {
+  const sorted = values.toSorted((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? 0;
+}

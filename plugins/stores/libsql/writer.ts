@@ -1,0 +1,176 @@
+/**
+ * The store's writer: what the store needs of a connection that writes, and for `file:`
+ * that connection on its own thread.
+ *
+ * @libsql/client runs `file:` statements synchronously on the calling thread: a commit of
+ * a thousand updates held the event loop 10–50 ms at a time and took a third of the main
+ * thread during an initial sync. Here a Bun Worker (writer-worker.ts) owns the writer
+ * connection and runs each request whole, a batch as one transaction, while the main
+ * thread goes on parsing and serving. Reads stay on the main thread (their own client).
+ *
+ * A remote @libsql/client `Client` satisfies `Writer` as it is.
+ */
+import type { InStatement, Value } from "@libsql/client";
+
+/** Rows as plain records by column name (no positional access: they crossed a thread). */
+export interface WriteResult {
+  rows: Record<string, Value>[];
+  rowsAffected: number;
+}
+
+export interface Writer {
+  execute(statement: InStatement): Promise<WriteResult>;
+  /** All statements in one transaction: all of them or none. */
+  batch(statements: InStatement[], mode: "write"): Promise<WriteResult[]>;
+  close(): void | Promise<void>;
+}
+
+export type WriterRequest =
+  | { id: number; type: "open"; url: string; busyTimeoutMs: number }
+  | { id: number; type: "execute"; statement: InStatement }
+  /** The first statements of batch `id`, which runs (and answers) once its "batch" request comes. */
+  | { id: number; type: "part"; statements: InStatement[] }
+  | { id: number; type: "batch"; statements: InStatement[] }
+  | { id: number; type: "close" }
+  /** Fails the thread as a bug would, once the requests before it are done (tests). */
+  | { id: number; type: "crash" };
+
+/** An error as SQLite or libSQL worded it: the store matches messages (GUARD_FAILURE, open errors). */
+export interface WriterError {
+  message: string;
+  code?: string;
+  rawCode?: number;
+}
+
+export type WriterReply = { id: number; results: WriteResult[] } | { id: number; error: WriterError };
+
+/**
+ * Arguments cloned per postMessage. Cloning a whole commit of 1,000 updates (~700 KiB in 12,000
+ * arguments) held the event loop 3–13 ms in one go; in slices, the loop runs between them.
+ */
+const ARGS_PER_POST = 1_000;
+/** Slices are posted back to back for this long before the event loop gets a turn (each yield delays the commit). */
+const YIELD_AFTER_MS = 4;
+
+/** Lets timers and I/O run between slices of a batch. */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** The `file:` writer. */
+export interface WriterThread extends Writer {
+  /** For tests: the thread fails as by a bug once the requests before this are done. */
+  crash(): void;
+}
+
+interface Pending {
+  resolve(results: WriteResult[]): void;
+  reject(error: Error): void;
+}
+
+function toError(error: WriterError): Error {
+  return Object.assign(new Error(error.message), { code: error.code, rawCode: error.rawCode });
+}
+
+/**
+ * Bun formats a worker's uncaught error into ErrorEvent.message with the source lines around
+ * it; the log wants the line that names the error (`error: …`, `TypeError: …`).
+ */
+function crashReason(event: ErrorEvent): string {
+  const message = String(event.message ?? event.error);
+  return /^(?:error|[A-Z]\w*Error): .*$/m.exec(message)?.[0] ?? message;
+}
+
+/**
+ * Opens `url` (a `file:` URL) on a new writer thread with one connection. Rejects with the
+ * open error's own message; the caller words it for the operator.
+ */
+export async function startWriterThread(url: string, busyTimeoutMs: number): Promise<WriterThread> {
+  const worker = new Worker(new URL("./writer-worker.ts", import.meta.url).href);
+  // Referenced only while a request is out: an idle writer must not keep the process alive, but an
+  // unreferenced worker lets the process exit (code 0) under an awaited commit (tests/bun-worker.test.ts).
+  worker.unref();
+  const pending = new Map<number, Pending>();
+  let nextId = 0;
+  /** Set once the thread is gone or closing: every request after it fails with this. */
+  let failure: Error | undefined;
+  let closing: Promise<void> | undefined;
+
+  function fail(error: Error): void {
+    failure ??= error;
+    const waiting = [...pending.values()];
+    pending.clear();
+    worker.unref();
+    for (const request of waiting) request.reject(failure);
+  }
+
+  worker.addEventListener("message", (event: MessageEvent<WriterReply>) => {
+    const reply = event.data;
+    const request = pending.get(reply.id);
+    if (!request) return;
+    pending.delete(reply.id);
+    if (pending.size === 0) worker.unref();
+    if ("error" in reply) request.reject(toError(reply.error));
+    else request.resolve(reply.results);
+  });
+  // A crash (an uncaught error, an unhandled rejection, process.exit in the worker) ends in "close",
+  // whose code says nothing reliable (0 after an unhandled rejection): any close not asked for fails.
+  worker.addEventListener("error", (event) => {
+    fail(new Error(`the store's writer thread failed: ${crashReason(event)}`));
+  });
+  worker.addEventListener("close", () => {
+    fail(new Error("the store's writer thread stopped"));
+  });
+
+  type Request = WriterRequest extends infer R ? (R extends { id: number } ? Omit<R, "id"> : never) : never;
+  function send(request: Request, id = ++nextId): Promise<WriteResult[]> {
+    if (failure) return Promise.reject(failure);
+    return new Promise<WriteResult[]>((resolve, reject) => {
+      if (pending.size === 0) worker.ref();
+      pending.set(id, { resolve, reject });
+      worker.postMessage({ ...request, id } as WriterRequest);
+    });
+  }
+
+  const writer: WriterThread = {
+    async execute(statement) {
+      const [result] = await send({ type: "execute", statement });
+      return result!;
+    },
+    async batch(statements) {
+      const id = ++nextId;
+      let from = 0;
+      let args = 0;
+      let lastYield = performance.now();
+      for (let i = 0; i < statements.length; i++) {
+        const statement = statements[i]!;
+        args += typeof statement === "string" ? 0 : Array.isArray(statement.args) ? statement.args.length : 1;
+        if (args < ARGS_PER_POST || i === statements.length - 1) continue;
+        if (failure) throw failure;
+        worker.postMessage({ type: "part", id, statements: statements.slice(from, i + 1) } satisfies WriterRequest);
+        [from, args] = [i + 1, 0];
+        if (performance.now() - lastYield < YIELD_AFTER_MS) continue;
+        await yieldToEventLoop();
+        lastYield = performance.now();
+      }
+      return send({ type: "batch", statements: statements.slice(from) }, id);
+    },
+    close() {
+      closing ??= (async () => {
+        // Queued behind any request still out, so those finish first. Then the thread is idle or gone:
+        // terminate() while it is inside a libSQL call aborts the process (tests/bun-worker.test.ts).
+        await send({ type: "close" }).catch(() => {});
+        fail(new Error("the store's writer is closed"));
+        worker.terminate();
+      })();
+      return closing;
+    },
+    crash: () => worker.postMessage({ id: 0, type: "crash" } satisfies WriterRequest),
+  };
+
+  try {
+    await send({ type: "open", url, busyTimeoutMs });
+  } catch (error) {
+    await writer.close();
+    throw error;
+  }
+  return writer;
+}

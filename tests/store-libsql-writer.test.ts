@@ -1,0 +1,118 @@
+/**
+ * The `file:` store's writer thread (plugins/stores/libsql/writer.ts): plain results, errors worded
+ * as SQLite words them, a batch as one transaction however it is sliced, and a thread that dies
+ * failing what waits on it instead of hanging it.
+ *
+ * Results are awaited, then checked: `expect(promise).rejects` blocks Bun's event loop without
+ * delivering worker replies (tests/bun-worker.test.ts).
+ */
+import { describe, expect, test } from "bun:test";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { startWriterThread, type WriterThread } from "../plugins/stores/libsql/writer.ts";
+import { batch, run, storeSandbox } from "./store-libsql-setup.ts";
+
+const { newDir, makeStore } = storeSandbox();
+
+const failure = (call: Promise<unknown>) =>
+  call.then(
+    () => undefined,
+    (error: unknown) => error as Error,
+  );
+
+async function writerOnNewFile(): Promise<WriterThread> {
+  const dir = newDir();
+  await mkdir(dir, { recursive: true });
+  return startWriterThread(`file:${join(dir, "w.db")}`, 1_000);
+}
+
+describe("the writer thread", () => {
+  test("rows come back as plain records by column name, with rowsAffected", async () => {
+    const writer = await writerOnNewFile();
+    try {
+      await writer.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, data BLOB)");
+      const [inserted] = await writer.batch(
+        [{ sql: "INSERT INTO t (name, data) VALUES (?, ?), (?, ?)", args: ["a", new Uint8Array([1, 2]), "b", null] }],
+        "write",
+      );
+      expect(inserted!.rowsAffected).toBe(2);
+      const { rows } = await writer.execute({
+        sql: "SELECT id, name, data FROM t WHERE id >= ? ORDER BY id",
+        args: [1],
+      });
+      expect(rows.map((row) => Object.getPrototypeOf(row))).toEqual([Object.prototype, Object.prototype]);
+      expect(rows[0]).toEqual({ id: 1, name: "a", data: new Uint8Array([1, 2]).buffer });
+      expect(rows[1]).toEqual({ id: 2, name: "b", data: null });
+    } finally {
+      await writer.close();
+    }
+  });
+
+  test("errors keep SQLite's message; a batch sliced across messages is still one transaction", async () => {
+    const writer = await writerOnNewFile();
+    try {
+      expect((await failure(writer.execute("SELECT * FROM missing")))?.message).toContain("no such table: missing");
+      await writer.execute("CREATE TABLE t (x INTEGER NOT NULL)");
+      // Thousands of arguments: posted in several slices before the last one runs them all.
+      const inserts = Array.from({ length: 20 }, (_, i) => ({ sql: "INSERT INTO t VALUES (?)", args: [i] }));
+      const many = Array.from({ length: 3_000 }, (_, i) => i);
+      const wide = { sql: `INSERT INTO t VALUES ${many.map(() => "(?)").join(",")}`, args: many };
+      const refused = await failure(
+        writer.batch([...inserts, wide, wide, { sql: "INSERT INTO t VALUES (?)", args: [null] }], "write"),
+      );
+      expect(refused?.message).toContain("NOT NULL constraint failed: t.x");
+      expect((await writer.execute("SELECT count(*) AS n FROM t")).rows[0]!.n).toBe(0);
+
+      await writer.batch([...inserts, wide, wide], "write");
+      expect((await writer.execute("SELECT count(*) AS n FROM t")).rows[0]!.n).toBe(6_020);
+    } finally {
+      await writer.close();
+    }
+  });
+
+  test("a thread that fails fails every request waiting on it, at once; close() stays safe", async () => {
+    const writer = await writerOnNewFile();
+    const before = writer.execute("SELECT 1 AS one");
+    writer.crash();
+    const waiting = Array.from({ length: 3 }, () => failure(writer.batch(["SELECT 1"], "write")));
+    expect((await before).rows).toEqual([{ one: 1 }]);
+    for (const error of await Promise.all(waiting)) expect(error?.message).toMatch(/writer thread failed: .*crash/);
+    expect((await failure(writer.execute("SELECT 1")))?.message).toMatch(/writer thread failed/);
+    await writer.close();
+    await writer.close();
+  });
+
+  test("an open error keeps libSQL's wording", async () => {
+    const opened = await failure(startWriterThread(`file:${join(newDir(), "no", "such", "dir", "w.db")}`, 1_000));
+    expect(opened?.message).toMatch(/: 14"?\)?$/);
+  });
+});
+
+describe("the store around it", () => {
+  test("stop() is safe before start() and twice; a stopped store refuses commits instead of hanging", async () => {
+    const idle = makeStore(newDir());
+    await idle.stop();
+    await idle.stop();
+
+    const store = makeStore(newDir());
+    await store.start();
+    await store.commit(batch(run(1, 3)));
+    await Promise.all([store.stop(), store.stop()]);
+    await store.stop();
+    expect((await failure(store.commit(batch(run(4, 4)))))?.message).toMatch(/not started/);
+  });
+
+  test("a commit of many updates runs while the event loop keeps ticking", async () => {
+    const store = makeStore(newDir());
+    await store.start();
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const started = performance.now();
+    await store.commit(batch(run(1, 6_000)));
+    const elapsed = performance.now() - started;
+    clearInterval(timer);
+    // Only the statements are made and posted on this thread; the old in-thread writer ticked a few times at most.
+    expect(ticks).toBeGreaterThan(Math.min(10, elapsed / 20));
+    expect((await store.position()).head).toBe(6_000);
+  });
+});
