@@ -1,7 +1,8 @@
 /**
- * The statements of one commit, in groups that run in one transaction; the store may
- * yield to the event loop between groups. A few multi-row statements per batch instead of
- * one per row: preparing and binding per row is what makes libSQL slow here.
+ * The statements of one commit, in groups (a group per chunk of rows), all run in one
+ * transaction (on the writer's thread for `file:`, libsql/writer.ts). A few multi-row
+ * statements per batch instead of one per row: preparing and binding per row is what makes
+ * libSQL slow here.
  *
  * @libsql/client prepares every statement it runs, and SQLite compiles each row of a
  * multi-row VALUES (measured: 8.5 µs per row of 12 parameters, a third of a commit's
@@ -13,7 +14,7 @@ import type { InStatement, InValue } from "@libsql/client";
 import type { CommitBatch } from "../../../sdk/contract.ts";
 import type { Update } from "../../../sdk/model.ts";
 
-/** Rows per statement: each is one group, so this bounds how long a commit blocks between yields (~10 ms here). */
+/** Rows per statement, each statement its own group. */
 const ROWS_PER_STATEMENT = 250;
 
 const UPDATE_COLUMNS =
