@@ -3,16 +3,15 @@
  * nothing in the slim copy, route, number, and commit in batches. It owns no I/O: the
  * store it is handed does the writing, and `onCommit` tells the log what landed.
  */
-import type { ChangeSink, Relist, Store, StoreState, ObjectDigest } from "../sdk/contract.ts";
+import type { ChangeSink, PreparedChange, Relist, Store, StoreState, ObjectDigest } from "../sdk/contract.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
 import type { ChangeType } from "../protocol/envelope.ts";
-import type { KubeObject, Update } from "../sdk/model.ts";
+import { objectJsonOf, withObjectJson, type KubeObject, type Update } from "../sdk/model.ts";
 import { Backoff, sleep } from "../protocol/retry.ts";
 import { nodeOfStream } from "../protocol/streams.ts";
-import { digest, slim, type SlimOptions } from "./slim.ts";
-import { isPublished } from "./slim/rules.ts";
-import { streamOf } from "./route.ts";
+import type { SlimOptions } from "./slim.ts";
+import { prepareChange } from "./prepare.ts";
 
 export interface PipelineOptions {
   store: Store;
@@ -65,6 +64,8 @@ interface OpenRelist {
 
 const keyOf = (kind: string, uid: string) => `${kind}/${uid}`;
 
+type Prepared = Exclude<PreparedChange, { rejected: unknown }>;
+
 export function createPipeline(options: PipelineOptions): Pipeline {
   const { store, state, logger, metrics } = options;
   const highWater = options.highWater ?? 5000;
@@ -107,11 +108,18 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const trackedObjects = metrics.gauge("kubemeta_tracked_objects", "Objects in the current state.");
   trackedObjects.set(known.size);
 
+  /** Times are ISO strings to the millisecond: one string per millisecond, not one per update. */
+  let timeText = "";
+  let timeMs = 0;
+  function now(): string {
+    const ms = Date.now();
+    if (ms !== timeMs) [timeMs, timeText] = [ms, new Date(ms).toISOString()];
+    return timeText;
+  }
+
   function enqueue(
     type: ChangeType,
-    kind: string,
-    uid: string,
-    object: Record<string, unknown>,
+    change: Pick<Prepared, "kind" | "uid" | "namespace" | "name" | "json" | "object">,
     rv: string,
     stream: string | null,
     objectDigest: number,
@@ -119,59 +127,44 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     const version = nextVersion++;
     const streamPrev = stream ? (streamHeads.get(stream) ?? 0) : 0;
     if (stream) streamHeads.set(stream, version);
-    const metadata = (object.metadata ?? {}) as { namespace?: string; name?: string };
-    pending.push({
-      version,
-      stream,
-      streamPrev,
-      type,
-      kind,
-      uid,
-      namespace: metadata.namespace ?? null,
-      name: metadata.name ?? "",
-      node: (stream && nodeOfStream(stream)) ?? null,
-      resourceVersion: rv,
-      time: new Date().toISOString(),
-      object,
-    });
+    const { kind, uid, namespace, name } = change;
+    const node = (stream && nodeOfStream(stream)) ?? null;
+    const fields = { version, stream, streamPrev, type, kind, uid, namespace, name, node, resourceVersion: rv };
+    pending.push(withObjectJson({ ...fields, time: now() }, change.json, change.object));
     pendingDigests.push(objectDigest);
   }
 
   function apply(resource: string, type: ChangeType, raw: KubeObject): void | Promise<void> {
-    const kind = raw?.kind;
-    const uid = raw?.metadata?.uid;
-    // Anything but a string would make every commit fail, and the ones behind it wait forever.
-    if (typeof kind !== "string" || kind === "" || typeof uid !== "string" || uid === "") {
-      rejected.inc({ reason: typeof kind === "string" && kind !== "" ? "no_uid" : "no_kind" });
+    return applyPrepared(resource, type, prepareChange(raw, options.slim));
+  }
+
+  function applyPrepared(resource: string, type: ChangeType, change: PreparedChange): void | Promise<void> {
+    if ("rejected" in change) {
+      rejected.inc({ reason: change.rejected });
       logger.warn("skipped a change without kind or uid", { resource, type });
       return;
     }
-    const rawRv = raw.metadata?.resourceVersion;
-    const rv = typeof rawRv === "string" ? rawRv : "";
-    const key = keyOf(kind, uid);
+    const { kind, resourceVersion: rv } = change;
+    const key = keyOf(kind, change.uid);
     const relist = relists.get(resource);
     if (relist) relist.seen.add(key);
     else if (rv) pendingResume.set(resource, rv);
 
     const before = known.get(key);
-    const published = isPublished(kind, options.slim);
-    if (!published) drop(kind, resource);
+    if (!change.published) drop(kind, resource);
     // An object of a kind no rule publishes any more (its rule was removed) is retracted on its next change.
-    if (type === "DELETED" || !published) {
+    if (type === "DELETED" || !change.published) {
       if (!before) return scheduleFlush();
       known.delete(key);
-      enqueue("DELETED", kind, uid, slim(kind, raw, options.slim), rv, before.stream, 0);
+      enqueue("DELETED", change, rv, before.stream, 0);
       return scheduleFlush();
     }
-    const slimmed = slim(kind, raw, options.slim);
-    const objectDigest = digest(slimmed);
-    if (before?.digest === objectDigest) {
+    if (before?.digest === change.digest) {
       suppressed.inc({ kind });
       return scheduleFlush();
     }
-    const stream = streamOf(kind, slimmed, options.slim);
-    known.set(key, { digest: objectDigest, stream });
-    enqueue(before ? "MODIFIED" : "ADDED", kind, uid, slimmed, rv, stream, objectDigest);
+    known.set(key, { digest: change.digest, stream: change.stream });
+    enqueue(before ? "MODIFIED" : "ADDED", change, rv, change.stream, change.digest);
     return scheduleFlush();
   }
 
@@ -228,11 +221,21 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       committing = undefined;
       backoff.reset();
       for (const [resource, rv] of resume) resumePoints.set(resource, rv);
-      for (const u of updates) committed.inc({ kind: u.kind, type: u.type });
+      countCommitted(updates);
       trackedObjects.set(known.size);
       if (updates.length > 0) options.onCommit(updates);
     }
     flushing = undefined;
+  }
+
+  /** One increment per kind and type of a batch, not one per update. */
+  function countCommitted(updates: Update[]) {
+    const counts = new Map<string, number>();
+    for (const u of updates) counts.set(`${u.kind} ${u.type}`, (counts.get(`${u.kind} ${u.type}`) ?? 0) + 1);
+    for (const [key, n] of counts) {
+      const [kind, type] = key.split(" ") as [string, string];
+      committed.inc({ kind, type }, n);
+    }
   }
 
   async function flush(): Promise<void> {
@@ -269,9 +272,9 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     for (let i = 0; i < uids.length; i += 500) {
       const chunk = uids.slice(i, i + 500);
       const { objects } = await store.snapshot({ kind, uids: chunk });
-      for (const object of objects) {
-        if (!known.delete(keyOf(kind, object.uid))) continue;
-        enqueue("DELETED", kind, object.uid, object.object, rv, object.stream, 0);
+      for (const current of objects) {
+        if (!known.delete(keyOf(kind, current.uid))) continue;
+        enqueue("DELETED", { ...current, json: objectJsonOf(current) }, rv, current.stream, 0);
       }
       for (const uid of chunk) known.delete(keyOf(kind, uid));
     }
@@ -280,6 +283,10 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   return {
     resumePoint: (resource) => resumePoints.get(resource),
     apply,
+    prepared: {
+      preparer: { module: new URL("./prepare.ts", import.meta.url).href, options: options.slim },
+      apply: applyPrepared,
+    },
     bookmark(resource, resourceVersion) {
       if (relists.has(resource)) return;
       pendingResume.set(resource, resourceVersion);

@@ -138,5 +138,10 @@ const DIGEST_BITS = 53;
  * same number for the same object in every process: wyhash with its fixed seed 0 does.
  */
 export function digest(object: SlimObject): number {
-  return Number(BigInt.asUintN(DIGEST_BITS, BigInt(Bun.hash.wyhash(JSON.stringify(object)))));
+  return digestOfJson(JSON.stringify(object));
+}
+
+/** digest() of the object `json` is the JSON.stringify of. */
+export function digestOfJson(json: string): number {
+  return Number(BigInt.asUintN(DIGEST_BITS, BigInt(Bun.hash.wyhash(json))));
 }

@@ -47,7 +47,7 @@ export {
   WriterFencedError,
 } from "./contract.ts";
 export { consume, type BatchSettings, type Consumer, type ConsumeOptions, type RetrySettings } from "./consume.ts";
-export { inStream, toEnvelope, type CurrentObject, type KubeObject, type Update } from "./model.ts";
+export { jsonText, inStream, toEnvelope, type CurrentObject, type KubeObject, type Update } from "./model.ts";
 export type { Counter, Gauge, Histogram, Labels, LogFields, Logger, Metrics } from "./telemetry.ts";
 export {
   alias,

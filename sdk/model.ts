@@ -62,13 +62,18 @@ interface HasObjectJson {
 }
 
 /**
- * Gives what the store read (an update or a current object, without its `object`) an `object` parsed from its stored
- * JSON text on first use: a consumer that reads it sees a plain object, one that only serializes the envelope never
- * parses it. Assigning `object` replaces it, text included.
+ * Gives an update or a current object without its `object` (what the store read, what the core prepared) an
+ * `object` parsed from its JSON text on first use, unless `parsed` is that object already: a consumer that reads it
+ * sees a plain object, one that only serializes the envelope (or stores the update) never parses it. Assigning
+ * `object` replaces it, text included.
  */
-export function withObjectJson<T extends object>(fields: T, objectJson: string): T & { object: SlimObject } {
+export function withObjectJson<T extends object>(
+  fields: T,
+  objectJson: string,
+  parsed?: SlimObject,
+): T & { object: SlimObject } {
   let json: string | undefined = objectJson;
-  let object: SlimObject | undefined;
+  let object: SlimObject | undefined = parsed;
   Object.defineProperty(fields, "object", {
     enumerable: true,
     configurable: true,
@@ -82,12 +87,17 @@ export function withObjectJson<T extends object>(fields: T, objectJson: string):
   return fields as T & { object: SlimObject };
 }
 
+/** The object's JSON text given by withObjectJson, while `object` was not replaced; else JSON.stringify of it. */
+export function objectJsonOf(holder: { object: SlimObject }): string {
+  return (holder as HasObjectJson)[OBJECT_JSON] ?? JSON.stringify(holder.object);
+}
+
 /**
  * An envelope's JSON around its object's JSON text: JSON.stringify of the envelope without `object` (one call, and
  * JSON.stringify's own output for every field), then `object` put back last, where the Envelope type has it.
  */
-function withObjectText(envelope: Omit<Envelope, "object">, objectJson: string): string {
-  const head = JSON.stringify(envelope);
+function withObjectText(fields: object, objectJson: string): string {
+  const head = JSON.stringify(fields);
   return `${head.slice(0, -1)},"object":${objectJson}}`;
 }
 
@@ -114,24 +124,29 @@ export function snapshotEnvelopeJson(epoch: string, stream: string, current: Cur
   return withObjectText(envelope, objectJson);
 }
 
-/** The envelope of an update as seen on `stream` (which must contain it). */
+/**
+ * The envelope of an update as seen on `stream` (which must contain it). An update that carries its object's JSON
+ * text (withObjectJson) gives an envelope that carries it too: envelopeText() embeds it, `object` parses it on use.
+ */
 export function toEnvelope(epoch: string, update: Update, stream: string): Envelope {
-  const onAll = stream === ALL;
-  return {
-    epoch,
-    version: update.version,
-    prev: onAll ? update.version - 1 : update.streamPrev,
-    stream,
-    type: update.type,
-    kind: update.kind,
-    uid: update.uid,
-    namespace: update.namespace,
-    name: update.name,
-    node: update.node,
-    resourceVersion: update.resourceVersion,
-    time: update.time,
-    object: update.object,
-  };
+  const { version, type, kind, uid, namespace, name, node, resourceVersion, time } = update;
+  const prev = stream === ALL ? version - 1 : update.streamPrev;
+  const fields = { epoch, version, prev, stream, type, kind, uid, namespace, name, node, resourceVersion, time };
+  const objectJson = (update as HasObjectJson)[OBJECT_JSON];
+  if (objectJson === undefined) return { ...fields, object: update.object };
+  return withObjectJson(fields, objectJson);
+}
+
+/**
+ * `JSON.stringify(value)`, byte for byte, for an envelope, update or current object: where it carries its object's JSON
+ * text (withObjectJson, which puts `object` last), that text is embedded as it is instead of parsed and re-serialized.
+ */
+export function jsonText(value: object): string {
+  const objectJson = (value as HasObjectJson)[OBJECT_JSON];
+  if (objectJson === undefined) return JSON.stringify(value);
+  const fields: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) if (key !== "object") fields[key] = (value as Record<string, unknown>)[key];
+  return withObjectText(fields, objectJson);
 }
 
 /**

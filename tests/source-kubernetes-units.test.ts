@@ -6,7 +6,7 @@ import { join } from "node:path";
 import * as v from "valibot";
 import kubernetes from "../plugins/sources/kubernetes.ts";
 import { createRequestBudget } from "../plugins/sources/kubernetes/budget.ts";
-import { LineSplitter } from "../plugins/sources/kubernetes/lines.ts";
+import { LineSplitter, linesOf } from "../plugins/sources/kubernetes/lines.ts";
 import { collectionPath, resourceType, resumeKey } from "../plugins/sources/kubernetes/resources.ts";
 import { fetchOptions, loadKubeConfig } from "../kube/transport.ts";
 
@@ -87,22 +87,23 @@ describe("resources", () => {
 
 describe("LineSplitter", () => {
   const bytes = (s: string) => new TextEncoder().encode(s);
+  const decoder = new TextDecoder();
 
   test("joins lines split across chunks, including inside a multi-byte character", () => {
     const splitter = new LineSplitter();
     const all = bytes('{"a":"é"}\n{"b":"日本"}\n{"c":1}');
     const lines: string[] = [];
     // One byte at a time: every possible cut, including between the bytes of é and 日.
-    for (let i = 0; i < all.length; i++) lines.push(...splitter.push(all.subarray(i, i + 1)));
+    for (let i = 0; i < all.length; i++) lines.push(...linesOf(splitter.push(all.subarray(i, i + 1)), decoder));
     expect(lines).toEqual(['{"a":"é"}', '{"b":"日本"}']);
-    expect(splitter.rest()).toBe('{"c":1}');
+    expect(linesOf(splitter.rest(), decoder)).toEqual(['{"c":1}']);
   });
 
   test("many lines in one chunk", () => {
     const splitter = new LineSplitter();
-    expect(splitter.push(bytes(" \n{}\n{}\n{"))).toEqual([" ", "{}", "{}"]);
-    expect(splitter.push(bytes("}\n"))).toEqual(["{}"]);
-    expect(splitter.rest()).toBe("");
+    expect(linesOf(splitter.push(bytes(" \n{}\n{}\n{")), decoder)).toEqual([" ", "{}", "{}"]);
+    expect(linesOf(splitter.push(bytes("}\n")), decoder)).toEqual(["{}"]);
+    expect(splitter.rest()).toEqual([]);
   });
 });
 

@@ -8,7 +8,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { startWriterThread, type WriterThread } from "../plugins/stores/libsql/writer.ts";
 import { batch, run, storeSandbox } from "./store-libsql-setup.ts";
 
@@ -23,10 +23,18 @@ const failure = (call: Promise<unknown>) =>
 async function writerOnNewFile(): Promise<WriterThread> {
   const dir = newDir();
   await mkdir(dir, { recursive: true });
-  return startWriterThread(`file:${join(dir, "w.db")}`, 1_000);
+  return startWriterThread(join(dir, "w.db"), 1_000);
 }
 
 describe("the writer thread", () => {
+  test("drives the very libsql binding @libsql/client runs on: one SQLite in the process, so its locks hold", () => {
+    // Two copies of SQLite in one process would each keep their own POSIX lock bookkeeping, and closing a file in one
+    // drops the other's locks: readers (the client) and the writer (the binding) must share one.
+    const writerDir = join(import.meta.dir, "../plugins/stores/libsql");
+    const clientDir = dirname(Bun.resolveSync("@libsql/client", writerDir));
+    expect(Bun.resolveSync("libsql", writerDir)).toBe(Bun.resolveSync("libsql", clientDir));
+  });
+
   test("rows come back as plain records by column name, with rowsAffected", async () => {
     const writer = await writerOnNewFile();
     try {
@@ -83,7 +91,7 @@ describe("the writer thread", () => {
   });
 
   test("an open error keeps libSQL's wording", async () => {
-    const opened = await failure(startWriterThread(`file:${join(newDir(), "no", "such", "dir", "w.db")}`, 1_000));
+    const opened = await failure(startWriterThread(join(newDir(), "no", "such", "dir", "w.db"), 1_000));
     expect(opened?.message).toMatch(/: 14"?\)?$/);
   });
 });

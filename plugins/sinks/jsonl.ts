@@ -18,7 +18,7 @@
  * ```
  */
 import { appendFile } from "node:fs/promises";
-import { batchSchema, consume, defineSink, retrySchema, streamName, v } from "../../sdk/index.ts";
+import { batchSchema, consume, defineSink, jsonText, retrySchema, streamName, v } from "../../sdk/index.ts";
 
 export default defineSink({
   type: "jsonl",
@@ -43,7 +43,7 @@ export default defineSink({
       // A write that throws (a full disk) is retried with backoff: a line may be written twice, never skipped.
       retry: config.retry,
       async deliver(envelopes) {
-        await write(envelopes.map((envelope) => `${JSON.stringify(envelope)}\n`).join(""));
+        await write(envelopes.map((envelope) => `${jsonText(envelope)}\n`).join(""));
       },
     });
   },

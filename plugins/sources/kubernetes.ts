@@ -12,6 +12,7 @@ import { duration, positiveInt } from "../../sdk/schema.ts";
 import { createRequestBudget } from "./kubernetes/budget.ts";
 import { whenServed } from "./kubernetes/discovery.ts";
 import { Reflector } from "./kubernetes/reflector.ts";
+import { ParseThreads } from "./kubernetes/parse-threads.ts";
 import { createRequester } from "./kubernetes/request.ts";
 import {
   DEFAULT_RESOURCES,
@@ -99,6 +100,19 @@ const schema = v.strictObject({
       v.description("Items per page of a paginated LIST (when the server does not serve streaming lists)."),
     ),
     500,
+  ),
+  parseThreads: v.optional(
+    v.pipe(
+      v.number(),
+      v.integer(),
+      v.minValue(0, "parseThreads must be 0 or more"),
+      v.maxValue(16, "parseThreads must be at most 16"),
+      v.description(
+        "Threads that parse and slim watch events, so that the main thread only applies them (the initial sync " +
+          "of a large cluster is mostly JSON.parse). `0` parses on the main thread.",
+      ),
+    ),
+    1,
   ),
   streamingList: v.optional(
     v.pipe(
@@ -191,6 +205,7 @@ export default defineSource({
   create(config, ctx) {
     let controller: AbortController | undefined;
     let loops: Promise<void>[] = [];
+    let parseThreads: ParseThreads | undefined;
     return {
       async start() {
         if (controller) return;
@@ -280,6 +295,7 @@ export default defineSource({
                 requester,
                 metrics,
                 logger: ctx.logger,
+                parseThreads,
                 onSynced: resourceSynced,
                 failing: (error) => failing(ref, error),
               },
@@ -288,6 +304,8 @@ export default defineSource({
             type = undefined;
           }
         };
+        if (config.parseThreads > 0 && ctx.changes.prepared)
+          parseThreads = new ParseThreads(config.parseThreads, ctx.changes.prepared.preparer);
         controller = new AbortController();
         const signal = controller.signal;
         ctx.logger.info("kubernetes source starting", {
@@ -300,6 +318,8 @@ export default defineSource({
       async stop() {
         controller?.abort();
         await Promise.all(loops);
+        parseThreads?.close();
+        parseThreads = undefined;
         controller = undefined;
         loops = [];
       },

@@ -15,6 +15,7 @@
  */
 import { errors, headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import type { Envelope, SinkContext } from "../../../sdk/index.ts";
+import { jsonText } from "../../../sdk/model.ts";
 import type { Subjects } from "../../../protocol/subjects.ts";
 import type { Connection } from "./connection.ts";
 
@@ -41,7 +42,7 @@ export function createPublisher(options: PublisherOptions): Publish {
 
   function publishOne(nc: NatsConnection, subject: string, envelope: Envelope, id: MsgHdrs): void {
     try {
-      nc.publish(subject, JSON.stringify(envelope), { headers: id });
+      nc.publish(subject, jsonText(envelope), { headers: id });
       published.inc(labels);
     } catch (error) {
       if (!(error instanceof errors.InvalidArgumentError)) throw error;

@@ -1,34 +1,41 @@
 /**
- * Splits a byte stream into lines without decoding partial characters: a newline byte
- * never occurs inside a UTF-8 sequence, so lines are cut on bytes and each run of
- * complete lines is decoded at once.
+ * Splits a byte stream into runs of complete lines without decoding anything: a newline
+ * byte never occurs inside a UTF-8 sequence, so lines are cut on bytes, and each run can
+ * be decoded whole, here or on a parse thread (parse-threads.ts).
  */
 
 const NEWLINE = 0x0a;
 
 export class LineSplitter {
-  private readonly decoder = new TextDecoder();
   /** Bytes after the last newline seen, in arrival order. */
   private carry: Uint8Array[] = [];
 
-  /** The complete lines in `chunk` (with what was carried over), without their newline. */
-  push(chunk: Uint8Array): string[] {
+  /**
+   * The bytes of the complete lines in `chunk` with what was carried over, newline-separated and without the last
+   * newline, as parts to be read one after the other; none while no newline came.
+   */
+  push(chunk: Uint8Array): Uint8Array[] {
     const last = chunk.lastIndexOf(NEWLINE);
     if (last < 0) {
-      if (chunk.length > 0) this.carry.push(chunk);
+      if (chunk.length > 0) this.carry.push(chunk.slice());
       return [];
     }
-    const head = chunk.subarray(0, last);
-    const text =
-      this.carry.length === 0 ? this.decoder.decode(head) : this.decoder.decode(Buffer.concat([...this.carry, head]));
-    this.carry = last + 1 < chunk.length ? [chunk.subarray(last + 1)] : [];
-    return text.split("\n");
+    const parts = [...this.carry, chunk.subarray(0, last)];
+    // A copy (less than a line): the chunk may be transferred to a parse thread, its buffer with it.
+    this.carry = last + 1 < chunk.length ? [chunk.slice(last + 1)] : [];
+    return parts;
   }
 
   /** What is left after the last newline (a stream may end without one). */
-  rest(): string {
-    const text = this.decoder.decode(Buffer.concat(this.carry));
+  rest(): Uint8Array[] {
+    const parts = this.carry;
     this.carry = [];
-    return text;
+    return parts;
   }
+}
+
+/** The lines of what LineSplitter.push gave (or of rest(): then one line, possibly empty). */
+export function linesOf(parts: Uint8Array[], decoder: TextDecoder): string[] {
+  if (parts.length === 0) return [];
+  return decoder.decode(parts.length === 1 ? parts[0] : Buffer.concat(parts)).split("\n");
 }

@@ -12,6 +12,7 @@ import { retryDelay, unlessStopped, type Requester } from "./request.ts";
 import { apiVersionOf, collectionPath, selectorParams, type ResourceType, type Scope } from "./resources.ts";
 import type { SourceMetrics } from "./telemetry.ts";
 import { consumeWatch, StreamingListIgnored, type WatchResult } from "./watch.ts";
+import type { ParseThreads } from "./parse-threads.ts";
 
 export type StreamingListMode = "auto" | "always" | "never";
 
@@ -33,6 +34,8 @@ export interface ReflectorDeps {
   logger: Logger;
   /** Called once, when the resource's state is known (initial list done, or resumed). */
   onSynced(): void;
+  /** Where watch lines are parsed, when the core takes prepared changes (watch.ts). */
+  parseThreads?: ParseThreads;
   /**
    * Why the resource is not synced yet: its last error while retrying; undefined once synced (for /readyz). Optional:
    * a reflector run on its own (tests) reports to nobody.

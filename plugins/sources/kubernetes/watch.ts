@@ -8,7 +8,8 @@ import type { ChangeSink, Relist } from "../../../sdk/contract.ts";
 import type { ChangeType } from "../../../protocol/envelope.ts";
 import type { KubeObject } from "../../../sdk/model.ts";
 import { LineSplitter } from "./lines.ts";
-import { parseSkimmed } from "./skim.ts";
+import { parseLines, type ParsedEvent } from "./events.ts";
+import { owned, ParsedInOrder, type ParseThreads } from "./parse-threads.ts";
 import { statusError, type KubeStatus } from "../../../kube/status.ts";
 import { BookmarkCadence, unlessStopped, type Requester } from "./request.ts";
 import { apiVersionOf, type ResourceType } from "./resources.ts";
@@ -23,13 +24,6 @@ export class StreamingListIgnored extends Error {
 }
 
 const INITIAL_EVENTS_END = "k8s.io/initial-events-end";
-const EVENT_TYPES = ["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"] as const;
-type EventType = (typeof EVENT_TYPES)[number];
-
-interface WatchEvent {
-  type: EventType;
-  object?: KubeObject;
-}
 
 export interface WatchOptions {
   /** Path and query of the watch request. */
@@ -39,7 +33,13 @@ export interface WatchOptions {
   /** A streaming list: the request has no resourceVersion and asks for the initial events. */
   initial: boolean;
   timeoutSeconds: number;
-  deps: { changes: ChangeSink; requester: Requester; metrics: SourceMetrics };
+  deps: {
+    changes: ChangeSink;
+    requester: Requester;
+    metrics: SourceMetrics;
+    /** Where lines are parsed when the core takes prepared changes; on this thread without. */
+    parseThreads?: ParseThreads;
+  };
   signal: AbortSignal;
   /** The resourceVersion to resume from moved (an event or a bookmark after the initial state). */
   onResourceVersion(resourceVersion: string): void;
@@ -56,45 +56,51 @@ export interface WatchResult {
 export async function consumeWatch(options: WatchOptions): Promise<WatchResult> {
   const { type, key, deps } = options;
   const { changes, metrics } = deps;
-  const apiVersion = apiVersionOf(type);
+  const lineKind = { kind: type.kind, apiVersion: apiVersionOf(type) };
   const started = performance.now();
   const splitter = new LineSplitter();
-  const counts = new Map<EventType, number>();
+  const decoder = new TextDecoder();
+  const counts = new Map<string, number>();
   const cadence = new BookmarkCadence();
+  // Ends the request early when the events of lines already read fail (parse threads apply them after the read).
+  const request = new AbortController();
+  const stop = () => request.abort(options.signal.reason);
+  options.signal.addEventListener("abort", stop, { once: true });
+  const prepared = deps.parseThreads ? changes.prepared : undefined;
+  const threaded = prepared
+    ? new ParsedInOrder(deps.parseThreads!, lineKind, applyEvents, (error) => request.abort(error))
+    : undefined;
   let relist: Relist | undefined;
   let initialPending = options.initial;
   let progressed = false;
 
-  function handle(line: string): void | Promise<void> {
-    // Blank lines and lone spaces are keep-alives (Bun.serve needs a body byte to send headers).
-    if (line.charCodeAt(0) !== 0x7b && line.trim() === "") return;
-    // Without metadata.managedFields, which the core would drop anyway (skim.ts says why).
-    const event = parseSkimmed(line) as WatchEvent;
-    const object = event.object ?? {};
+  function handle(event: ParsedEvent): void | Promise<void> {
+    if (event.type === "invalid") throw new Error(event.message);
     counts.set(event.type, (counts.get(event.type) ?? 0) + 1);
     switch (event.type) {
-      case "ADDED":
-      case "MODIFIED":
-      case "DELETED":
-        return change(event.type, object);
       case "BOOKMARK":
-        return bookmark(object);
+        return bookmark(event.object);
       case "ERROR":
-        throw statusError(object as KubeStatus, 500);
+        throw statusError(event.object as KubeStatus, 500);
       default:
-        throw new Error(`unexpected watch event type ${JSON.stringify(event.type)}`);
+        return change(event);
     }
   }
 
-  function change(changeType: ChangeType, object: KubeObject): void | Promise<void> {
+  function change(event: Extract<ParsedEvent, { type: ChangeType }>): void | Promise<void> {
     // A streaming list sends only ADDED before its initial-events-end bookmark.
-    if (initialPending && changeType !== "ADDED")
-      throw new StreamingListIgnored(`${changeType} event before the initial-events-end bookmark`);
-    object.kind ??= type.kind;
-    object.apiVersion ??= apiVersion;
+    if (initialPending && event.type !== "ADDED")
+      throw new StreamingListIgnored(`${event.type} event before the initial-events-end bookmark`);
     progressed = true;
-    const pending = changes.apply(key, changeType, object);
-    const resourceVersion = object.metadata?.resourceVersion;
+    let pending: void | Promise<void>;
+    let resourceVersion: string | undefined;
+    if (event.change) {
+      pending = prepared!.apply(key, event.type, event.change);
+      if (!("rejected" in event.change)) resourceVersion = event.change.resourceVersion;
+    } else {
+      pending = changes.apply(key, event.type, event.object);
+      resourceVersion = event.object.metadata?.resourceVersion;
+    }
     if (!initialPending && resourceVersion) options.onResourceVersion(resourceVersion);
     return pending;
   }
@@ -124,12 +130,19 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
     options.onSynced();
   }
 
-  function handleLines(lines: string[], from: number): void | Promise<void> {
-    for (let i = from; i < lines.length; i++) {
-      const pending = handle(lines[i]!);
-      // Stay synchronous until the core pushes back: most lines need no await at all.
-      if (pending) return unlessStopped(pending, options.signal).then(() => handleLines(lines, i + 1));
+  /** Applies events in order, synchronously until the core pushes back: most need no await at all. */
+  function applyEvents(events: ParsedEvent[], from = 0): void | Promise<void> {
+    for (let i = from; i < events.length; i++) {
+      const pending = handle(events[i]!);
+      if (pending) return unlessStopped(pending, options.signal).then(() => applyEvents(events, i + 1));
     }
+    flushCounts();
+  }
+
+  /** Lines read: parsed and applied here, or handed to the parse threads. */
+  function take(parts: Uint8Array[]): void | Promise<void> {
+    if (threaded) return threaded.push(parts);
+    return applyEvents(parseLines(parts, decoder, lineKind));
   }
 
   function flushCounts() {
@@ -138,22 +151,24 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
   }
 
   try {
-    await deps.requester.stream({ verb: "watch", resource: type.resource, path: options.path }, options.signal, {
-      cadence,
-      onOpen() {
-        if (!options.initial) return options.onSynced();
-        metrics.relists.inc({ resource: type.resource });
-        relist = changes.relist(key, type.kind);
-      },
-      onChunk(chunk) {
-        const pending = handleLines(splitter.push(chunk), 0);
-        if (!pending) return flushCounts();
-        return pending.then(flushCounts);
-      },
-    });
-    const last = splitter.rest();
-    const pending = last.trim() ? handle(last) : undefined;
-    if (pending) await unlessStopped(pending, options.signal);
+    try {
+      await deps.requester.stream({ verb: "watch", resource: type.resource, path: options.path }, request.signal, {
+        cadence,
+        onOpen() {
+          if (!options.initial) return options.onSynced();
+          metrics.relists.inc({ resource: type.resource });
+          relist = changes.relist(key, type.kind);
+        },
+        onChunk: (chunk) => take(splitter.push(threaded ? owned(chunk) : chunk)),
+      });
+      const pending = take(splitter.rest());
+      if (pending) await unlessStopped(pending, options.signal);
+    } finally {
+      // What was read is applied (or failed) before the watch ends, whatever ended it.
+      await threaded?.finish().catch((error: unknown) => {
+        if (!options.signal.aborted) throw error;
+      });
+    }
     const elapsedMs = performance.now() - started;
     if (initialPending) {
       // A server that honours sendInitialEvents sends the bookmark before anything else
@@ -164,6 +179,7 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
     }
     return { progressed, elapsedMs };
   } finally {
+    options.signal.removeEventListener("abort", stop);
     flushCounts();
     relist?.abort();
   }

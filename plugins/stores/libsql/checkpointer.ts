@@ -13,10 +13,12 @@ import { statSync } from "node:fs";
 import type { Logger } from "../../../sdk/telemetry.ts";
 
 /**
- * How often the worker checkpoints: small WAL increments measured faster than 200 ms or 1 s (churn 7.1k vs 5.4k vs
- * 4.8k/s).
+ * How often the worker checkpoints. Each PASSIVE checkpoint copies the pages written since the last one, so the hot
+ * pages (index interiors, meta) are copied once per checkpoint: at 50 ms the checkpointer took 1.4–1.6 s of CPU during
+ * an initial sync of 198,000 objects, at 500 ms 0.6–0.9 s, the sync ending ~1 s sooner on 2 cores; commits alone
+ * (bench/store.ts) ran at the same rate with either (README, Benchmarks).
  */
-const CHECKPOINT_INTERVAL_MS = 50;
+const CHECKPOINT_INTERVAL_MS = 500;
 /** WAL size that makes the next commit wait for a TRUNCATE checkpoint. */
 const WAL_TRUNCATE_BYTES = 64 * 1024 * 1024;
 /** How long a commit waits for the worker to answer before giving up on it. */

@@ -12,7 +12,7 @@
  */
 import type { InStatement, InValue } from "@libsql/client";
 import type { CommitBatch } from "../../../sdk/contract.ts";
-import type { Update } from "../../../sdk/model.ts";
+import { objectJsonOf, type Update } from "../../../sdk/model.ts";
 
 /** Rows per statement, each statement its own group. */
 const ROWS_PER_STATEMENT = 250;
@@ -132,7 +132,7 @@ function updateRow(u: Update, streamIds: StreamIds): InValue[] {
     u.node,
     u.resourceVersion,
     u.time,
-    JSON.stringify(u.object),
+    objectJsonOf(u),
   ];
 }
 

@@ -101,7 +101,7 @@ export async function openConnections(url: string, logger: Logger, authToken?: s
   }
   let writer: Writer;
   try {
-    writer = await startWriterThread(url, BUSY_TIMEOUT_MS);
+    writer = await startWriterThread(path, BUSY_TIMEOUT_MS);
   } catch (error) {
     // libSQL says only `ConnectionFailed("Unable to open connection to local database <path>: 14")`.
     const message = (error as Error).message;

@@ -6,7 +6,8 @@
  * a thousand updates held the event loop 10–50 ms at a time and took a third of the main
  * thread during an initial sync. Here a Bun Worker (writer-worker.ts) owns the writer
  * connection and runs each request whole, a batch as one transaction, while the main
- * thread goes on parsing and serving. Reads stay on the main thread (their own client).
+ * thread goes on parsing and serving, with the statements it runs kept prepared there.
+ * Reads stay on the main thread (their own client).
  *
  * A remote @libsql/client `Client` satisfies `Writer` as it is.
  */
@@ -26,7 +27,7 @@ export interface Writer {
 }
 
 export type WriterRequest =
-  | { id: number; type: "open"; url: string; busyTimeoutMs: number }
+  | { id: number; type: "open"; path: string; busyTimeoutMs: number }
   | { id: number; type: "execute"; statement: InStatement }
   /** The first statements of batch `id`, which runs (and answers) once its "batch" request comes. */
   | { id: number; type: "part"; statements: InStatement[] }
@@ -80,10 +81,10 @@ function crashReason(event: ErrorEvent): string {
 }
 
 /**
- * Opens `url` (a `file:` URL) on a new writer thread with one connection. Rejects with the
- * open error's own message; the caller words it for the operator.
+ * Opens the database file at `path` on a new writer thread with one connection. Rejects with
+ * the open error's own message; the caller words it for the operator.
  */
-export async function startWriterThread(url: string, busyTimeoutMs: number): Promise<WriterThread> {
+export async function startWriterThread(path: string, busyTimeoutMs: number): Promise<WriterThread> {
   const worker = new Worker(new URL("./writer-worker.ts", import.meta.url).href);
   // Referenced only while a request is out: an idle writer must not keep the process alive, but an
   // unreferenced worker lets the process exit (code 0) under an awaited commit (tests/bun-worker.test.ts).
@@ -167,7 +168,7 @@ export async function startWriterThread(url: string, busyTimeoutMs: number): Pro
   };
 
   try {
-    await send({ type: "open", url, busyTimeoutMs });
+    await send({ type: "open", path, busyTimeoutMs });
   } catch (error) {
     await writer.close();
     throw error;

@@ -1,0 +1,40 @@
+/**
+ * The core's work on one raw object that needs no state: check it, slim it, serialize and digest the slim copy, route
+ * it. Pure and without I/O, so it runs on any thread: the pipeline runs it for apply(), and a source that parses in a
+ * Worker loads this module there (sdk/contract.ts, PreparedChanges) so that the main thread does neither.
+ */
+import type { PreparedChange, PreparerModule } from "../sdk/contract.ts";
+import type { KubeObject } from "../sdk/model.ts";
+import { digestOfJson, slim, type SlimOptions } from "./slim.ts";
+import { isPublished } from "./slim/rules.ts";
+import { streamOf } from "./route.ts";
+
+export function prepareChange(raw: KubeObject, options?: SlimOptions): PreparedChange {
+  const kind = raw?.kind;
+  const uid = raw?.metadata?.uid;
+  // Anything but a string would make every commit fail, and the ones behind it wait forever.
+  if (typeof kind !== "string" || kind === "") return { rejected: "no_kind" };
+  if (typeof uid !== "string" || uid === "") return { rejected: "no_uid" };
+  const resourceVersion = raw.metadata!.resourceVersion;
+  const object = slim(kind, raw, options);
+  const metadata = (object.metadata ?? {}) as { namespace?: string; name?: string };
+  const json = JSON.stringify(object);
+  return {
+    kind,
+    uid,
+    namespace: metadata.namespace ?? null,
+    name: metadata.name ?? "",
+    resourceVersion: typeof resourceVersion === "string" ? resourceVersion : "",
+    published: isPublished(kind, options),
+    json,
+    digest: digestOfJson(json),
+    stream: streamOf(kind, object, options),
+    object,
+  };
+}
+
+/** This module as a PreparerModule: what a Worker calls once with the spec's options. */
+export const createPreparer: PreparerModule["createPreparer"] = (options) => {
+  const slimOptions = options as SlimOptions | undefined;
+  return (raw) => prepareChange(raw, slimOptions);
+};

@@ -1,0 +1,76 @@
+/**
+ * One watch line as the watch loop (watch.ts) takes it, parsed on the main thread or on a
+ * parse thread (parse-threads.ts) alike: a change with its object (or, prepared off the
+ * main thread, what the core makes of it), a BOOKMARK or ERROR with its small object, or a
+ * line that is not a watch event, which ends the watch as an error.
+ */
+import type { PreparedChange } from "../../../sdk/contract.ts";
+import type { ChangeType } from "../../../protocol/envelope.ts";
+import type { KubeObject } from "../../../sdk/model.ts";
+import { linesOf } from "./lines.ts";
+import { parseSkimmed } from "./skim.ts";
+
+export type ParsedEvent =
+  | { type: ChangeType; object: KubeObject; change?: undefined }
+  | { type: ChangeType; change: PreparedChange; object?: undefined }
+  | { type: "BOOKMARK" | "ERROR"; object: KubeObject }
+  | { type: "invalid"; message: string };
+
+/** What a line's object is missing as a list item would (watch events of some servers too). */
+export interface LineKind {
+  kind: string;
+  apiVersion: string;
+}
+
+const CHANGE_TYPES = new Set<string>(["ADDED", "MODIFIED", "DELETED"]);
+
+/**
+ * The event of a non-blank line. A change's object gets `kind` and `apiVersion` if it lacks them, then goes through
+ * `prepare` when given. Throws what JSON.parse throws for a line that is not JSON.
+ */
+export function parseWatchLine(
+  line: string,
+  lineKind: LineKind,
+  prepare?: (raw: KubeObject) => PreparedChange,
+): ParsedEvent {
+  // Without metadata.managedFields, which the core would drop anyway (skim.ts says why).
+  const event = parseSkimmed(line) as { type?: unknown; object?: KubeObject } | null;
+  const type = event?.type;
+  const object = event?.object ?? {};
+  if (typeof type === "string" && CHANGE_TYPES.has(type)) {
+    object.kind ??= lineKind.kind;
+    object.apiVersion ??= lineKind.apiVersion;
+    const changeType = type as ChangeType;
+    return prepare ? { type: changeType, change: prepare(object) } : { type: changeType, object };
+  }
+  if (type === "BOOKMARK" || type === "ERROR") return { type, object };
+  return { type: "invalid", message: `unexpected watch event type ${JSON.stringify(type)}` };
+}
+
+/** Blank lines and lone spaces are keep-alives (Bun.serve needs a body byte to send headers). */
+function isKeepAlive(line: string): boolean {
+  return line.charCodeAt(0) !== 0x7b && line.trim() === "";
+}
+
+/**
+ * The events of a run of lines (LineSplitter), keep-alives left out. A line that is not JSON ends the run with an
+ * `invalid` event: the events before it are still handled, as they would be one by one.
+ */
+export function parseLines(
+  parts: Uint8Array[],
+  decoder: TextDecoder,
+  lineKind: LineKind,
+  prepare?: (raw: KubeObject) => PreparedChange,
+): ParsedEvent[] {
+  const events: ParsedEvent[] = [];
+  for (const line of linesOf(parts, decoder)) {
+    if (isKeepAlive(line)) continue;
+    try {
+      events.push(parseWatchLine(line, lineKind, prepare));
+    } catch (error) {
+      events.push({ type: "invalid", message: error instanceof Error ? error.message : String(error) });
+      break;
+    }
+  }
+  return events;
+}

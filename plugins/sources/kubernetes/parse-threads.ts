@@ -1,0 +1,181 @@
+/**
+ * Parse threads: watch lines are decoded, parsed and prepared (slimmed, serialized, digested, routed: the core's
+ * per-object work, sdk/contract.ts PreparedChanges) on Bun Workers, so that the main thread only applies what they
+ * hand back. JSON.parse of the initial state alone is seconds of one core at 150,000 pods (README, Benchmarks).
+ *
+ * Each watch keeps its order: its runs of lines go to the threads in turn, at most `threads + 1` of them parsed or
+ * waiting to be applied at once, and their events are applied one run after the other. While all of those are out,
+ * new lines gather into the next run (up to BATCH_BYTES, then the stream waits): few messages when the stream is
+ * fast, none held back when it is slow.
+ */
+import type { PreparerSpec } from "../../../sdk/contract.ts";
+import type { LineKind, ParsedEvent } from "./events.ts";
+import type { ParseReply, ParseRequest } from "./parse-worker.ts";
+
+/** A run of lines is posted once this big even while every slot is out; more waits (backpressure). */
+const BATCH_BYTES = 1 << 20;
+
+/**
+ * The buffers the parts view, to be transferred rather than copied: a cloned view copies the whole buffer it views.
+ * Every part views a buffer of its own (ParsedInOrder.push says how), which only the parse thread uses from then on.
+ */
+function buffersOf(parts: Uint8Array[]): ArrayBuffer[] {
+  return [...new Set(parts.map((part) => part.buffer as ArrayBuffer))];
+}
+
+/** `chunk` when it is the whole of its buffer (a response body's chunks are), else a copy: one that may be transferred. */
+export function owned(chunk: Uint8Array): Uint8Array {
+  return chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength ? chunk : chunk.slice();
+}
+
+interface Waiting {
+  resolve(events: ParsedEvent[]): void;
+  reject(error: Error): void;
+}
+
+/** One Worker and its requests; a crashed one fails them all and is replaced on the next request. */
+class ParseThread {
+  private readonly worker: Worker;
+  private readonly waiting = new Map<number, Waiting>();
+  private nextId = 0;
+  failure: Error | undefined;
+
+  constructor(preparer: PreparerSpec) {
+    this.worker = new Worker(new URL("./parse-worker.ts", import.meta.url).href);
+    // Referenced only while a request is out: idle threads must not keep the process alive (see writer.ts).
+    this.worker.unref();
+    this.worker.addEventListener("message", (event: MessageEvent<ParseReply>) => {
+      const reply = event.data;
+      const request = this.waiting.get(reply.id);
+      if (!request) return;
+      this.waiting.delete(reply.id);
+      if (this.waiting.size === 0) this.worker.unref();
+      if ("error" in reply) request.reject(new Error(reply.error));
+      else request.resolve(reply.events);
+    });
+    this.worker.addEventListener("error", (event) => this.fail(`failed: ${event.message}`));
+    this.worker.addEventListener("close", () => this.fail("stopped"));
+    this.worker.postMessage({ type: "init", preparer } satisfies ParseRequest);
+  }
+
+  parse(lineKind: LineKind, parts: Uint8Array[]): Promise<ParsedEvent[]> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = ++this.nextId;
+    return new Promise((resolve, reject) => {
+      if (this.waiting.size === 0) this.worker.ref();
+      this.waiting.set(id, { resolve, reject });
+      this.worker.postMessage({ type: "parse", id, lineKind, parts } satisfies ParseRequest, buffersOf(parts));
+    });
+  }
+
+  terminate(): void {
+    this.fail("stopped");
+    this.worker.terminate();
+  }
+
+  private fail(why: string): void {
+    this.failure ??= new Error(`a parse thread ${why}`);
+    this.worker.unref();
+    for (const request of this.waiting.values()) request.reject(this.failure);
+    this.waiting.clear();
+  }
+}
+
+export class ParseThreads {
+  private readonly threads: ParseThread[] = [];
+  private turn = 0;
+
+  constructor(
+    readonly count: number,
+    private readonly preparer: PreparerSpec,
+  ) {}
+
+  parse(lineKind: LineKind, parts: Uint8Array[]): Promise<ParsedEvent[]> {
+    const index = this.turn++ % this.count;
+    let thread = this.threads[index];
+    if (!thread || thread.failure) {
+      thread?.terminate();
+      thread = this.threads[index] = new ParseThread(this.preparer);
+    }
+    return thread.parse(lineKind, parts);
+  }
+
+  close(): void {
+    for (const thread of this.threads) thread.terminate();
+    this.threads.length = 0;
+  }
+}
+
+/**
+ * One watch's lines through the threads, applied in order by `apply`. A failure (a parse thread crashed, `apply`
+ * threw: an ERROR event, a bad line) stops everything after it; `failed` hears of it at once, finish() throws it.
+ */
+export class ParsedInOrder {
+  private applied: Promise<void> = Promise.resolve();
+  private out = 0;
+  private run: Uint8Array[] = [];
+  private runBytes = 0;
+  private slot = Promise.withResolvers<void>();
+  private failure: { error: unknown } | undefined;
+
+  constructor(
+    private readonly threads: ParseThreads,
+    private readonly lineKind: LineKind,
+    private readonly apply: (events: ParsedEvent[]) => void | Promise<void>,
+    private readonly failed: (error: unknown) => void,
+  ) {}
+
+  /**
+   * Takes complete lines (LineSplitter.push); returns a promise when the stream should wait. The buffers they view go
+   * to a parse thread: they must be of no use here any more, and viewed by nothing else (a response body's chunks
+   * are each a buffer of its own, see owned(), and LineSplitter keeps copies of what it carries over).
+   */
+  push(parts: Uint8Array[]): void | Promise<void> {
+    if (this.failure) throw this.failure.error;
+    if (parts.length === 0) return;
+    if (this.run.length > 0) this.run.push(new Uint8Array([0x0a]));
+    for (const part of parts) {
+      this.run.push(part);
+      this.runBytes += part.length;
+    }
+    if (this.out <= this.threads.count) return this.post();
+    if (this.runBytes >= BATCH_BYTES) return this.slot.promise;
+  }
+
+  /** Resolves once every line pushed is applied; throws the failure that stopped them. */
+  async finish(): Promise<void> {
+    while (this.run.length > 0 || this.out > 0) {
+      if (this.failure) break;
+      if (this.run.length > 0 && this.out <= this.threads.count) this.post();
+      else await this.slot.promise;
+    }
+    if (this.failure) throw this.failure.error;
+  }
+
+  private post(): void {
+    const parsing = this.threads.parse(this.lineKind, this.run);
+    // Its failure is taken up when the runs before it are applied; until then it must not count as unhandled.
+    parsing.catch(() => {});
+    this.run = [];
+    this.runBytes = 0;
+    this.out++;
+    this.applied = this.applied
+      .then(() => parsing)
+      .then((events) => this.apply(events))
+      .then(() => {
+        this.out--;
+        if (this.run.length > 0) this.post();
+        this.freeSlot();
+      });
+    this.applied.catch((error: unknown) => {
+      this.failure ??= { error };
+      this.freeSlot();
+      this.failed(error);
+    });
+  }
+
+  private freeSlot(): void {
+    this.slot.resolve();
+    this.slot = Promise.withResolvers<void>();
+  }
+}
