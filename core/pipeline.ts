@@ -80,6 +80,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   let pendingDigests: number[] = [];
   let pendingResume = new Map<string, string>();
   let flushing: Promise<void> | undefined;
+  /** Resolved when there is room again in the queue (freeRoom). */
+  let roomFreed: PromiseWithResolvers<void> | undefined;
   let stopping = false;
   /** The batch drain() is committing, taken off `pending`: still uncommitted until the store says so. */
   let committing: { updates: Update[]; resume: Map<string, string> } | undefined;
@@ -177,8 +179,17 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   }
 
   function scheduleFlush(): void | Promise<void> {
-    if (!flushing) flushing = Promise.resolve().then(drain);
-    if (pending.length >= highWater) return flush();
+    if (!flushing) flushing = Promise.resolve().then(drain).finally(freeRoom);
+    if (pending.length >= highWater) return (roomFreed ??= Promise.withResolvers()).promise;
+  }
+
+  /**
+   * Sources held back by a full queue go on as soon as a commit takes what is pending, not once everything is
+   * committed: they parse the next batch while the store writes this one.
+   */
+  function freeRoom(): void {
+    roomFreed?.resolve();
+    roomFreed = undefined;
   }
 
   async function drain(): Promise<void> {
@@ -191,6 +202,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       pendingDigests = [];
       pendingResume = new Map();
       committing = { updates, resume };
+      freeRoom();
       for (;;) {
         try {
           await store.commit({ updates, digests, resumePoints: resume });

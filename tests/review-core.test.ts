@@ -21,7 +21,7 @@ afterEach(async () => {
 });
 
 /** A real store, pipeline and log, wired like the host, with a tiny in-memory tail so that reads go to the store. */
-async function core(): Promise<{
+async function core(highWater?: number): Promise<{
   store: Store;
   pipeline: Pipeline;
   log: HostLog;
@@ -48,6 +48,7 @@ async function core(): Promise<{
     logger: silentLogger,
     metrics,
     onCommit: (updates) => log.append(updates),
+    highWater,
   });
   cleanups.push(async () => {
     await pipeline.stop();
@@ -56,6 +57,22 @@ async function core(): Promise<{
   });
   return { store, pipeline, log, metrics };
 }
+
+describe("backpressure", () => {
+  test("a full queue holds the source until a commit takes what is pending, not until it is committed", async () => {
+    const { pipeline, log } = await core(5);
+    const order: string[] = [];
+    let room: void | Promise<void>;
+    for (let i = 1; i <= 5; i++)
+      room = pipeline.apply("pods", "ADDED", rawPod(`web-${i}`, { node: "n1", rv: String(i) }));
+    expect(room).toBeInstanceOf(Promise);
+    void room!.then(() => order.push(`room at head ${log.head()}`));
+    await pipeline.flush();
+    order.push(`committed through ${log.head()}`);
+    // The source parses its next changes while the store writes these.
+    expect(order).toEqual(["room at head 0", "committed through 5"]);
+  });
+});
 
 describe("retention horizon", () => {
   test(

@@ -9,7 +9,13 @@
 import { describe, expect, test } from "bun:test";
 import { mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { startWriterThread, type WriterThread } from "../plugins/stores/libsql/writer.ts";
+import {
+  startWriterThread,
+  type WriterReply,
+  type WriterRequest,
+  type WriterThread,
+} from "../plugins/stores/libsql/writer.ts";
+import { waitFor } from "../testing/index.ts";
 import { batch, run, storeSandbox } from "./store-libsql-setup.ts";
 
 const { newDir, makeStore } = storeSandbox();
@@ -75,6 +81,33 @@ describe("the writer thread", () => {
       expect((await writer.execute("SELECT count(*) AS n FROM t")).rows[0]!.n).toBe(6_020);
     } finally {
       await writer.close();
+    }
+  });
+
+  test("a batch's slices run as they come; a request between them waits for the batch and never joins it", async () => {
+    const dir = newDir();
+    await mkdir(dir, { recursive: true });
+    // The worker's own protocol, so that a request lands between two slices for sure.
+    const worker = new Worker(new URL("../plugins/stores/libsql/writer-worker.ts", import.meta.url).href);
+    const replies: WriterReply[] = [];
+    worker.addEventListener("message", (event: MessageEvent<WriterReply>) => void replies.push(event.data));
+    const post = (request: WriterRequest) => worker.postMessage(request);
+    try {
+      post({ id: 1, type: "open", path: join(dir, "w.db"), busyTimeoutMs: 1_000 });
+      post({ id: 2, type: "execute", statement: "CREATE TABLE t (x INTEGER NOT NULL)" });
+      post({ id: 3, type: "part", statements: [{ sql: "INSERT INTO t VALUES (?)", args: [1] }] });
+      // Saved between two slices of a batch that fails: it must hold, and the batch leave nothing.
+      post({ id: 4, type: "execute", statement: { sql: "INSERT INTO t VALUES (?)", args: [2] } });
+      post({ id: 3, type: "batch", statements: [{ sql: "INSERT INTO t VALUES (?)", args: [null] }] });
+      post({ id: 5, type: "execute", statement: "SELECT x FROM t" });
+      await waitFor(() => replies.length === 5, 5_000, "five replies");
+      expect(replies.map((reply) => reply.id)).toEqual([1, 2, 3, 4, 5]);
+      expect("error" in replies[2]! && replies[2].error.message).toContain("NOT NULL constraint failed: t.x");
+      expect(replies[4]).toEqual({ id: 5, results: [{ rows: [{ x: 2 }], rowsAffected: 0 }] });
+    } finally {
+      post({ id: 6, type: "close" });
+      await waitFor(() => replies.length === 6, 5_000, "the close reply");
+      worker.terminate();
     }
   });
 

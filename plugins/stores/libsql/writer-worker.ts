@@ -21,9 +21,13 @@ const MAX_PREPARED = 256;
 
 let db: Connection | undefined;
 const prepared = new Map<string, Statement>();
+/**
+ * The batch whose slices have come so far: its transaction is open and its statements ran as they came, so that the
+ * writer works while the main thread is still posting the rest. Requests for anything else wait until it ends.
+ */
+let open: { id: number; results: WriteResult[]; error?: unknown } | undefined;
+const held: WriterRequest[] = [];
 let queue: Promise<void> = Promise.resolve();
-/** The statements of batches whose last slice has not come yet, by request id. */
-const parts = new Map<number, InStatement[]>();
 
 function opened(): Connection {
   if (!db) throw new Error("the store's writer is not open");
@@ -48,35 +52,55 @@ function execute(inStatement: InStatement): WriteResult {
   return { rows: [], rowsAffected: statement.run(args).changes };
 }
 
-/** All or none, as @libsql/client's batch in "write" mode: BEGIN IMMEDIATE takes the write lock first. */
-function batch(statements: InStatement[]): WriteResult[] {
-  const connection = opened();
-  connection.exec("BEGIN IMMEDIATE");
+/**
+ * Runs a slice of batch `id`, opening its transaction (BEGIN IMMEDIATE takes the write lock first, as
+ * @libsql/client's batch in "write" mode does). After a failure the rest is skipped; the last slice reports it.
+ */
+function runSlice(id: number, statements: InStatement[]): void {
+  if (!open) {
+    open = { id, results: [] };
+    try {
+      opened().exec("BEGIN IMMEDIATE");
+    } catch (error) {
+      open.error = error;
+    }
+  }
+  if (open.error !== undefined) return;
   try {
-    const results = statements.map(execute);
-    connection.exec("COMMIT");
-    return results;
+    for (const statement of statements) open.results.push(execute(statement));
   } catch (error) {
-    if (connection.inTransaction) connection.exec("ROLLBACK");
+    open.error = error;
+    if (db?.inTransaction) db.exec("ROLLBACK");
+  }
+}
+
+/** The last slice of batch `id`: all of it committed, or none of it and its error thrown. */
+function endBatch(id: number, statements: InStatement[]): WriteResult[] {
+  runSlice(id, statements);
+  const batch = open!;
+  open = undefined;
+  if (batch.error !== undefined) throw batch.error;
+  try {
+    opened().exec("COMMIT");
+  } catch (error) {
+    if (db?.inTransaction) db.exec("ROLLBACK");
     throw error;
   }
+  return batch.results;
 }
 
 function run(request: WriterRequest): WriteResult[] | Promise<WriteResult[]> | undefined {
   switch (request.type) {
     case "part":
-      parts.set(request.id, [...(parts.get(request.id) ?? []), ...request.statements]);
+      runSlice(request.id, request.statements);
       return undefined;
+    case "batch":
+      return endBatch(request.id, request.statements);
     case "open":
       db = new Database(request.path, { timeout: request.busyTimeoutMs });
       return [];
     case "execute":
       return [execute(request.statement)];
-    case "batch": {
-      const statements = [...(parts.get(request.id) ?? []), ...request.statements];
-      parts.delete(request.id);
-      return batch(statements);
-    }
     case "close":
       prepared.clear();
       db?.close();
@@ -92,25 +116,45 @@ function run(request: WriterRequest): WriteResult[] | Promise<WriteResult[]> | u
   }
 }
 
+async function answer(request: WriterRequest): Promise<void> {
+  let reply: WriterReply;
+  try {
+    const results = await run(request);
+    if (!results) return;
+    reply = { id: request.id, results };
+  } catch (error) {
+    const { message, code, rawCode } = error as Error & { code?: unknown; rawCode?: unknown };
+    reply = {
+      id: request.id,
+      error: {
+        message: String(message ?? error),
+        code: typeof code === "string" ? code : undefined,
+        rawCode: typeof rawCode === "number" ? rawCode : undefined,
+      },
+    };
+  }
+  self.postMessage(reply);
+}
+
+/** A cursor saved between two slices of a batch must not join the batch's transaction (nor roll back with it). */
+function mayRun(request: WriterRequest): boolean {
+  return !open || ((request.type === "part" || request.type === "batch") && request.id === open.id);
+}
+
+/** Runs `request`, or holds it while a batch it is not part of is open; then what was held, in order. */
+async function admit(request: WriterRequest): Promise<void> {
+  if (!mayRun(request)) {
+    held.push(request);
+    return;
+  }
+  await answer(request);
+  for (let next = held.findIndex(mayRun); next >= 0; next = held.findIndex(mayRun)) {
+    const [waiting] = held.splice(next, 1);
+    await answer(waiting!);
+  }
+}
+
 self.onmessage = (event: MessageEvent<WriterRequest>) => {
   const request = event.data;
-  queue = queue.then(async () => {
-    let reply: WriterReply;
-    try {
-      const results = await run(request);
-      if (!results) return;
-      reply = { id: request.id, results };
-    } catch (error) {
-      const { message, code, rawCode } = error as Error & { code?: unknown; rawCode?: unknown };
-      reply = {
-        id: request.id,
-        error: {
-          message: String(message ?? error),
-          code: typeof code === "string" ? code : undefined,
-          rawCode: typeof rawCode === "number" ? rawCode : undefined,
-        },
-      };
-    }
-    self.postMessage(reply);
-  });
+  queue = queue.then(() => admit(request));
 };
