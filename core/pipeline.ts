@@ -180,7 +180,9 @@ export function createPipeline(options: PipelineOptions): Pipeline {
 
   function scheduleFlush(): void | Promise<void> {
     if (!flushing) flushing = Promise.resolve().then(drain).finally(freeRoom);
-    if (pending.length >= highWater) return (roomFreed ??= Promise.withResolvers()).promise;
+    if (pending.length < highWater) return;
+    roomFreed ??= Promise.withResolvers();
+    return roomFreed.promise;
   }
 
   /**

@@ -62,7 +62,7 @@ describe("backpressure", () => {
   test("a full queue holds the source until a commit takes what is pending, not until it is committed", async () => {
     const { pipeline, log } = await core(5);
     const order: string[] = [];
-    let room: void | Promise<void>;
+    let room: void | Promise<void> = undefined;
     for (let i = 1; i <= 5; i++)
       room = pipeline.apply("pods", "ADDED", rawPod(`web-${i}`, { node: "n1", rv: String(i) }));
     expect(room).toBeInstanceOf(Promise);
