@@ -62,9 +62,10 @@ describe("backpressure", () => {
   test("a full queue holds the source until a commit takes what is pending, not until it is committed", async () => {
     const { pipeline, log } = await core(5);
     const order: string[] = [];
-    let room: void | Promise<void> = undefined;
-    for (let i = 1; i <= 5; i++)
-      room = pipeline.apply("pods", "ADDED", rawPod(`web-${i}`, { node: "n1", rv: String(i) }));
+    const applied = [1, 2, 3, 4, 5].map((i) =>
+      pipeline.apply("pods", "ADDED", rawPod(`web-${i}`, { node: "n1", rv: String(i) })),
+    );
+    const room = applied.at(-1);
     expect(room).toBeInstanceOf(Promise);
     void room!.then(() => order.push(`room at head ${log.head()}`));
     await pipeline.flush();
