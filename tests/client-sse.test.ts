@@ -113,14 +113,19 @@ test(
 
     await first.stop();
     hosts.splice(hosts.indexOf(first), 1);
-    const second = await host({ dir: await tempDir(), port: portOf(first) });
-    expect(second.host.epoch).not.toBe(oldEpoch);
+    // The new store is filled before the client can reach it (elsewhere), so that its one reset sees all of it.
+    const dir = await tempDir();
+    const filling = await host({ dir });
     await commit(
-      second,
+      filling,
       ["ADDED", rawPod("changed", { phase: "Failed", rv: "2" })],
       ["ADDED", rawPod("kept")],
       ["ADDED", rawPod("new")],
     );
+    await filling.stop();
+    hosts.splice(hosts.indexOf(filling), 1);
+    const second = await host({ dir, port: portOf(first) });
+    expect(second.host.epoch).not.toBe(oldEpoch);
 
     await waitFor(() => r.resets.length === 2, 10_000, "the second reset");
     expect(r.resets[1]).toEqual({
