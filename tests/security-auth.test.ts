@@ -79,7 +79,14 @@ interface Manifest {
   spec?: { template: { spec: { containers: Container[] } } };
 }
 interface Container {
-  env?: { name: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }[];
+  name: string;
+  env?: {
+    name: string;
+    valueFrom?: {
+      secretKeyRef?: { name: string; key: string };
+      resourceFieldRef?: { containerName: string; resource: string };
+    };
+  }[];
   readinessProbe?: { httpGet: { path: string } };
   livenessProbe?: { httpGet: { path: string } };
 }
@@ -88,7 +95,7 @@ interface Container {
 const STORE_ENV = { LIBSQL_URL: "libsql://kubemeta-myorg.turso.io", LIBSQL_AUTH_TOKEN: "a-jwt-from-the-secret" };
 
 test.each(["kubemeta.yaml", "kubemeta-ha.yaml"])(
-  "deploy/%s: the shipped config takes its token from the Secret, whose placeholder does not start",
+  "deploy/%s: the shipped config takes its token from the Secret (its placeholder does not start); GC fits the limit",
   async (file) => {
     const deploy = join(import.meta.dir, "../deploy");
     const manifests = Bun.YAML.parse(await Bun.file(join(deploy, file)).text()) as Manifest[];
@@ -96,6 +103,11 @@ test.each(["kubemeta.yaml", "kubemeta-ha.yaml"])(
     const [container] = manifests.find((m) => m.kind === "Deployment")!.spec!.template.spec.containers;
     const variable = container!.env!.find((e) => e.valueFrom?.secretKeyRef?.name === secret.metadata.name);
     expect(variable?.valueFrom?.secretKeyRef?.key).toBe(Object.keys(secret.stringData!)[0]!);
+    // JavaScriptCore's GC sized to the container's memory limit, not the node's (README, "Memory in a container").
+    expect(container!.env!.find((e) => e.name === "BUN_JSC_forceRAMSize")?.valueFrom?.resourceFieldRef).toEqual({
+      containerName: container!.name,
+      resource: "limits.memory",
+    });
     expect([container!.readinessProbe?.httpGet.path, container!.livenessProbe?.httpGet.path]).toEqual([
       "/readyz",
       "/healthz",

@@ -111,7 +111,7 @@ describe("parse threads", () => {
     }
   });
 
-  test("a line that is not JSON ends the run there: the events before it are applied, the watch fails with why", async () => {
+  test("a line that is not JSON ends the run: the events before it are applied, the watch fails with why", async () => {
     const applied: ParsedEvent[] = [];
     const failures: unknown[] = [];
     const inOrder = new ParsedInOrder(

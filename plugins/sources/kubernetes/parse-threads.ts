@@ -23,7 +23,7 @@ function buffersOf(parts: Uint8Array[]): ArrayBuffer[] {
   return [...new Set(parts.map((part) => part.buffer as ArrayBuffer))];
 }
 
-/** `chunk` when it is the whole of its buffer (a response body's chunks are), else a copy: one that may be transferred. */
+/** `chunk` when it is all of its buffer (a response body's chunks are), else a copy: either may be transferred. */
 export function owned(chunk: Uint8Array): Uint8Array {
   return chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength ? chunk : chunk.slice();
 }
