@@ -16,6 +16,7 @@ import { createLog, type HostLog } from "../core/committed-log.ts";
 import { createLogger } from "./logger.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import { createMetrics } from "./metrics.ts";
+import { watchEventLoop } from "./loop-lag.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
 import { supervise } from "./supervise.ts";
 import { startLeaderTerm, type LeaderTerm } from "./leader.ts";
@@ -111,6 +112,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const metrics = createMetrics();
   const context = pluginContext(config, logger, metrics);
+  const loop = watchEventLoop(metrics);
 
   // The kubeconfig of the Lease is loaded before anything starts: a bad one stops nothing half-started.
   const elector = haElector(config, logger);
@@ -174,6 +176,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
           await replication?.stop();
           await http.stop();
           await store.stop();
+          loop.stop();
         })();
         // A store that keeps failing holds the pending commit, and every step after it, for as long as it fails.
         let timer: Timer | undefined;
