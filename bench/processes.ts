@@ -4,6 +4,7 @@
  * (simulator/cli.ts: stats, churn), and the measures taken from outside: peak RSS from the kernel,
  * /healthz latency, /metrics series.
  */
+import { readdir } from "node:fs/promises";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -33,6 +34,18 @@ export async function cpuSeconds(pid: number): Promise<number> {
   const stat = await Bun.file(`/proc/${pid}/stat`).text();
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** CPU seconds of each thread of a live process by its name (/proc/<pid>/task/<tid>/comm), the busiest first. */
+export async function threadCpu(pid: number): Promise<[string, number][]> {
+  const threads: [string, number][] = [];
+  for (const tid of await readdir(`/proc/${pid}/task`)) {
+    const name = (await Bun.file(`/proc/${pid}/task/${tid}/comm`).text()).trim();
+    const stat = await Bun.file(`/proc/${pid}/task/${tid}/stat`).text();
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    threads.push([name, (Number(fields[11]) + Number(fields[12])) / 100]);
+  }
+  return threads.sort((a, b) => b[1] - a[1]);
 }
 
 export interface SimulatorStats {

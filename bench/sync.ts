@@ -14,11 +14,12 @@
  *   bun bench/sync.ts --nodes 100 --pods-per-node 30 --namespaces 100 --no-informer
  */
 import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { CoreV1Api, KubeConfig, makeInformer, type V1Pod } from "@kubernetes/client-node";
 import {
+  cpuSeconds,
   fmt,
   Kubemeta,
   machine,
@@ -30,6 +31,7 @@ import {
   requestsBetween,
   seconds,
   Simulator,
+  threadCpu,
   writeConfig,
   type SimulatorStats,
 } from "./processes.ts";
@@ -106,11 +108,14 @@ function bytesBetween(before: SimulatorStats, after: SimulatorStats): number {
 async function initialSync(simulator: Simulator, config: string, timeoutMs: number) {
   const before = await simulator.stats();
   const started = performance.now();
+  const serverCpu = await cpuSeconds(simulator.pid);
   const kubemeta = await Kubemeta.start(config);
   const health = probeHealth(kubemeta.url);
   await kubemeta.ready(timeoutMs);
   const ms = performance.now() - started;
   const rss = await kubemeta.peakRss();
+  const threads = (await threadCpu(kubemeta.proc.pid)).filter(([, cpu]) => cpu >= 0.05);
+  const server = (await cpuSeconds(simulator.pid)) - serverCpu;
   const latencies = await health.stop();
   const after = await simulator.stats();
   const metrics = await kubemeta.metrics();
@@ -128,6 +133,12 @@ async function initialSync(simulator: Simulator, config: string, timeoutMs: numb
   console.log(
     `    /healthz during sync (${latencies.length} probes): p50 ${percentile(latencies, 50).toFixed(1)} ms, ` +
       `p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${Math.max(...latencies).toFixed(1)} ms`,
+  );
+  const cpu = threads.reduce((sum, [, seconds]) => sum + seconds, 0);
+  console.log(
+    `    CPU to ready: kubemeta ${cpu.toFixed(1)} s (${threads.map(([name, s]) => `${name} ${s.toFixed(1)}`).join(", ")}), ` +
+      `API server ${server.toFixed(1)} s: ${fmt(((cpu + server) / (ms / 1000) / cpus().length) * 100)} % of ` +
+      `${cpus().length} cores`,
   );
   const lag = (le: string) => metricSum(metrics, "kubemeta_event_loop_lag_seconds_bucket", `le="${le}"`);
   const ticks = metricSum(metrics, "kubemeta_event_loop_lag_seconds_count");
