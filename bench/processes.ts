@@ -140,8 +140,16 @@ export class Simulator {
   }
 }
 
-/** kubemeta's config: the kubernetes source on the simulator, a libSQL file, the sinks given as YAML lines. */
-export async function writeConfig(dir: string, kubeconfig: string, sinks: string[] = []): Promise<string> {
+/**
+ * kubemeta's config: the kubernetes source on the simulator (with `source`, more of its keys as YAML lines), a libSQL
+ * file, the sinks given as YAML lines.
+ */
+export async function writeConfig(
+  dir: string,
+  kubeconfig: string,
+  sinks: string[] = [],
+  source: string[] = [],
+): Promise<string> {
   const path = join(dir, "kubemeta.yaml");
   await Bun.write(
     path,
@@ -153,6 +161,7 @@ export async function writeConfig(dir: string, kubeconfig: string, sinks: string
       "sources:",
       "  - type: kubernetes",
       `    kubeconfig: ${kubeconfig}`,
+      ...source.map((line) => `    ${line}`),
       ...(sinks.length > 0 ? ["sinks:", ...sinks] : []),
     ].join("\n"),
   );

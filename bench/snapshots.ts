@@ -4,6 +4,7 @@
  * from the store a page at a time as each client takes them (issue 9's target: ≤ 200 MiB added at 150,000 pods).
  *
  *   bun bench/snapshots.ts [--pods 150000] [--nodes 5000] [--clients 10] [--pause-ms 0]
+ *   BUN_JSC_forceRAMSize=1610612736 bun bench/snapshots.ts     # the GC sized as deploy/ sizes it (1.5 GiB limit)
  *
  * The state is real-size simulator pods (simulator/objects.ts; slimmed by the core as in production) committed to
  * a libSQL file. The clients live in a child process, so their buffers are not in the measured RSS; `--pause-ms`
@@ -78,6 +79,10 @@ async function main(): Promise<void> {
   }
   await th.changes.flush();
   const loaded = (performance.now() - loading) / 1000;
+  const ram = process.env.BUN_JSC_forceRAMSize;
+  console.log(
+    `BUN_JSC_forceRAMSize: ${ram ? `${Number(ram) / 2 ** 20} MiB` : "unset (JavaScriptCore sizes to the machine)"}`,
+  );
   console.log(`${nodes} nodes, ${pods} pods committed in ${loaded.toFixed(1)} s (head ${th.host.log.head()})`);
 
   for (const [what, path] of [

@@ -12,6 +12,7 @@
  *   bun bench/sync.ts                                             # 5,000 nodes, 150,000 pods, ~50,000 others
  *   bun bench/sync.ts --nodes 1000 --pods-per-node 30 --namespaces 1000
  *   bun bench/sync.ts --nodes 100 --pods-per-node 30 --namespaces 100 --no-informer
+ *   bun bench/sync.ts --no-informer --parse-threads 2               # the source's parseThreads
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
@@ -44,6 +45,8 @@ const { values, positionals } = parseArgs({
     // Each namespace adds a CronJob and a Job: 5,000 bring the other objects to ~50,000 at 150,000 pods.
     namespaces: { type: "string", default: "5000" },
     "no-informer": { type: "boolean", default: false },
+    // The source's parseThreads (its default when not given).
+    "parse-threads": { type: "string" },
     "timeout-s": { type: "string", default: "600" },
   },
 });
@@ -82,7 +85,13 @@ async function main(): Promise<void> {
     `simulated API server (own process, TLS): ${fmt(objects)} objects: ${fmt(Number(values.nodes))} nodes, ` +
       `${fmt(pods)} pods, ${fmt(objects - pods - Number(values.nodes))} others; populated in ${seconds(populateMs)}`,
   );
-  const config = await writeConfig(dir, simulator.kubeconfig);
+  const parseThreads = values["parse-threads"];
+  const config = await writeConfig(
+    dir,
+    simulator.kubeconfig,
+    [],
+    parseThreads ? [`parseThreads: ${parseThreads}`] : [],
+  );
   try {
     const sync = await initialSync(simulator, config, timeoutMs);
     await restart(simulator, config, sync.kubemeta, timeoutMs);
