@@ -40,8 +40,9 @@ class ParseThread {
   private nextId = 0;
   failure: Error | undefined;
 
-  constructor(preparer: PreparerSpec) {
-    this.worker = new Worker(new URL("./parse-worker.ts", import.meta.url).href);
+  constructor(preparer: PreparerSpec, name: string) {
+    // The thread's name, as `ps -L` and /proc show it.
+    this.worker = new Worker(new URL("./parse-worker.ts", import.meta.url).href, { name });
     // Referenced only while a request is out: idle threads must not keep the process alive (see writer.ts).
     this.worker.unref();
     this.worker.addEventListener("message", (event: MessageEvent<ParseReply>) => {
@@ -95,7 +96,7 @@ export class ParseThreads {
     let thread = this.threads[index];
     if (!thread || thread.failure) {
       thread?.terminate();
-      thread = this.threads[index] = new ParseThread(this.preparer);
+      thread = this.threads[index] = new ParseThread(this.preparer, `parse-${index + 1}`);
     }
     return thread.parse(lineKind, parts);
   }

@@ -51,7 +51,7 @@ export interface Checkpointer {
 export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
   const { url, walPath, busyTimeoutMs, logger } = options;
   const truncateBytes = options.truncateBytes ?? WAL_TRUNCATE_BYTES;
-  const worker = new Worker(new URL("./checkpoint-worker.ts", import.meta.url).href);
+  const worker = new Worker(new URL("./checkpoint-worker.ts", import.meta.url).href, { name: "checkpointer" });
   worker.unref();
   let listeners: ((reply: CheckpointerReply) => void)[] = [];
   let lastError = "";

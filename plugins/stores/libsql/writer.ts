@@ -85,7 +85,7 @@ function crashReason(event: ErrorEvent): string {
  * the open error's own message; the caller words it for the operator.
  */
 export async function startWriterThread(path: string, busyTimeoutMs: number): Promise<WriterThread> {
-  const worker = new Worker(new URL("./writer-worker.ts", import.meta.url).href);
+  const worker = new Worker(new URL("./writer-worker.ts", import.meta.url).href, { name: "store-writer" });
   // Referenced only while a request is out: an idle writer must not keep the process alive, but an
   // unreferenced worker lets the process exit (code 0) under an awaited commit (tests/bun-worker.test.ts).
   worker.unref();
