@@ -141,6 +141,24 @@ describe("parse threads", () => {
     expect(() => inOrder.push(splitter.push(owned(new TextEncoder().encode(`${good}\n`))))).toThrow(failed!.message);
   });
 
+  test("a parse thread that dies fails what it had, and the next parse runs on a new thread", async () => {
+    const crashing = new ParseThreads(1, spec(new URL("./fixtures/crashing-preparer.ts", import.meta.url).href));
+    const lineKind = { kind: "Namespace", apiVersion: "v1" };
+    const line = (name: string) =>
+      JSON.stringify({ type: "ADDED", object: { ...server.list("Namespace")[0], metadata: { name, uid: name } } });
+    try {
+      const failed = await crashing.parse(lineKind, [new TextEncoder().encode(line("crash-me"))]).then(
+        () => undefined,
+        (error: Error) => error,
+      );
+      expect(failed?.message).toMatch(/^a parse thread (failed|stopped)/);
+      const events = await crashing.parse(lineKind, [new TextEncoder().encode(line("after"))]);
+      expect(events).toEqual([expectedEvent(line("after"), lineKind)] as ParsedEvent[]);
+    } finally {
+      crashing.close();
+    }
+  });
+
   test("a preparer that cannot be loaded fails every parse with a clear error", async () => {
     const broken = new ParseThreads(1, spec(new URL("./no-such-preparer.ts", import.meta.url).href));
     try {
