@@ -5,9 +5,9 @@
  * @libsql/client runs `file:` statements synchronously on the calling thread: a commit of
  * a thousand updates held the event loop 10–50 ms at a time and took a third of the main
  * thread during an initial sync. Here a Bun Worker (writer-worker.ts) owns the writer
- * connection and runs each request whole, a batch as one transaction, while the main
- * thread goes on parsing and serving, with the statements it runs kept prepared there.
- * Reads stay on the main thread (their own client).
+ * connection and runs the requests in order, a batch as one transaction whose slices run
+ * as they come, while the main thread goes on applying and serving; the statements it
+ * runs stay prepared there. Reads stay on the main thread (their own client).
  *
  * A remote @libsql/client `Client` satisfies `Writer` as it is.
  */
