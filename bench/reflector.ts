@@ -2,17 +2,21 @@
  * How fast the kubernetes source takes a cluster's initial state: the test API server
  * runs as its own process (simulator/cli.ts), the source reads it over TLS into a
  * ChangeSink that only counts, so the figures are the source's own (fetch, TLS, line
- * splitting, JSON.parse) plus the server's share of the 2 cores.
+ * splitting, JSON.parse on the main thread: the ChangeSink takes no prepared changes) plus
+ * the server's share of the 2 cores.
  *
  * Run: bun run bench/reflector.ts [--nodes 5000] [--pods-per-node 30] [--mode streaming|paginated|both]
  */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { availableParallelism, cpus } from "node:os";
 import * as v from "valibot";
 import type { ChangeSink } from "../sdk/contract.ts";
 import { silentLogger } from "../host/logger.ts";
 import { createMetrics } from "../host/metrics.ts";
 import kubernetes from "../plugins/sources/kubernetes.ts";
+import { fmt, machine, mib, seconds, Simulator } from "./processes.ts";
 
 const { values } = parseArgs({
   options: {
@@ -22,30 +26,13 @@ const { values } = parseArgs({
   },
 });
 
-const server = Bun.spawn(
-  [process.execPath, "simulator/cli.ts", "--nodes", values.nodes, "--pods-per-node", values["pods-per-node"]],
-  {
-    cwd: `${import.meta.dir}/..`,
-    stdout: "pipe",
-    stderr: "inherit",
-  },
-);
-const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
-let firstLine = "";
-while (!firstLine.includes("\n")) {
-  const { value, done } = await reader.read();
-  if (done) throw new Error("the test API server exited before it was ready");
-  firstLine += value;
-}
-const cluster = JSON.parse(firstLine.slice(0, firstLine.indexOf("\n"))) as {
-  kubeconfig: string;
-  objects: number;
-  populateMs: number;
-};
-console.log(`machine: ${availableParallelism()} CPUs, ${cpus()[0]?.model ?? "unknown CPU"}; Bun ${Bun.version}`);
+const dir = await mkdtemp(join(tmpdir(), "kubemeta-bench-reflector-"));
+const simulator = await Simulator.start(dir, ["--nodes", values.nodes, "--pods-per-node", values["pods-per-node"]]);
+const kubeconfig = simulator.kubeconfig;
+console.log(machine());
 console.log(
-  `cluster: ${cluster.objects.toLocaleString("en-US")} objects ` +
-    `(populated in ${cluster.populateMs} ms, server in its own process)`,
+  `cluster: ${fmt(simulator.info.objects)} objects (populated in ${seconds(simulator.info.populateMs)}, ` +
+    "server in its own process)",
 );
 
 async function initialSync(streamingList: "always" | "never"): Promise<void> {
@@ -58,7 +45,7 @@ async function initialSync(streamingList: "always" | "never"): Promise<void> {
     relist: () => ({ end: async () => {}, abort() {} }),
     flush: async () => {},
   };
-  const config = v.parse(kubernetes.schema, { kubeconfig: cluster.kubeconfig, streamingList });
+  const config = v.parse(kubernetes.schema, { kubeconfig, streamingList });
   let synced = () => {};
   const done = new Promise<void>((resolve) => (synced = resolve));
   const source = kubernetes.create(config, {
@@ -71,16 +58,18 @@ async function initialSync(streamingList: "always" | "never"): Promise<void> {
     waiting() {},
   });
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 50);
+  const before = await simulator.stats();
   const started = performance.now();
   await source.start();
   await done;
-  const seconds = (performance.now() - started) / 1000;
+  const elapsed = (performance.now() - started) / 1000;
   clearInterval(sampler);
   await source.stop();
+  const bytes = (await simulator.stats()).bytesSent - before.bytesSent;
   const label = streamingList === "always" ? "streaming list" : "paginated LIST (500/page)";
   console.log(
-    `${label.padEnd(26)} ${events.toLocaleString("en-US")} objects in ${seconds.toFixed(2)} s = ` +
-      `${Math.round(events / seconds).toLocaleString("en-US")} events/s, peak RSS ${Math.round(peakRss / 2 ** 20)} MiB`,
+    `${label.padEnd(26)} ${fmt(events)} objects in ${elapsed.toFixed(2)} s = ${fmt(events / elapsed)} events/s, ` +
+      `${fmt(bytes / 1e6)} MB received (${fmt(bytes / 1e6 / elapsed)} MB/s), peak RSS ${mib(peakRss)}`,
   );
 }
 
@@ -88,6 +77,6 @@ try {
   if (values.mode !== "paginated") await initialSync("always");
   if (values.mode !== "streaming") await initialSync("never");
 } finally {
-  server.kill("SIGTERM");
-  await server.exited;
+  await simulator.stop();
+  await rm(dir, { recursive: true, force: true });
 }
