@@ -144,16 +144,18 @@ async function initialSync(simulator: Simulator, config: string, timeoutMs: numb
       `p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${Math.max(...latencies).toFixed(1)} ms`,
   );
   const cpu = threads.reduce((sum, [, seconds]) => sum + seconds, 0);
+  const byThread = threads.map(([name, s]) => `${name} ${s.toFixed(1)}`).join(", ");
+  const busy = fmt(((cpu + server) / (ms / 1000) / cpus().length) * 100);
   console.log(
-    `    CPU to ready: kubemeta ${cpu.toFixed(1)} s (${threads.map(([name, s]) => `${name} ${s.toFixed(1)}`).join(", ")}), ` +
-      `API server ${server.toFixed(1)} s: ${fmt(((cpu + server) / (ms / 1000) / cpus().length) * 100)} % of ` +
-      `${cpus().length} cores`,
+    `    CPU to ready: kubemeta ${cpu.toFixed(1)} s (${byThread}), ` +
+      `API server ${server.toFixed(1)} s: ${busy} % of ${cpus().length} cores`,
   );
   const lag = (le: string) => metricSum(metrics, "kubemeta_event_loop_lag_seconds_bucket", `le="${le}"`);
   const ticks = metricSum(metrics, "kubemeta_event_loop_lag_seconds_count");
   console.log(
-    `    kubemeta's own event loop (a 10 ms timer, ${fmt(ticks)} ticks): ${fmt(ticks - lag("0.025"))} over 25 ms late, ` +
-      `${fmt(ticks - lag("0.05"))} over 50 ms, ${fmt(ticks - lag("0.1"))} over 100 ms`,
+    `    kubemeta's own event loop (a 10 ms timer, ${fmt(ticks)} ticks): ` +
+      `${fmt(ticks - lag("0.025"))} over 25 ms late, ${fmt(ticks - lag("0.05"))} over 50 ms, ` +
+      `${fmt(ticks - lag("0.1"))} over 100 ms`,
   );
   return { kubemeta, ms, rss };
 }
