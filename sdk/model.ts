@@ -101,37 +101,39 @@ function withObjectText(fields: object, objectJson: string): string {
   return `${head.slice(0, -1)},"object":${objectJson}}`;
 }
 
-/**
- * `JSON.stringify(toEnvelope(epoch, update, stream))`, byte for byte: an update read from the store embeds its stored
- * object text (see OBJECT_JSON); any other is stringified whole.
- */
-export function envelopeJson(epoch: string, update: Update, stream: string): string {
-  const objectJson = (update as HasObjectJson)[OBJECT_JSON];
-  if (objectJson === undefined) return JSON.stringify(toEnvelope(epoch, update, stream));
+/** An update's envelope on `stream` without its object: what toEnvelope and envelopeJson share. */
+function envelopeFields(epoch: string, update: Update, stream: string): Omit<Envelope, "object"> {
   const { version, type, kind, uid, namespace, name, node, resourceVersion, time } = update;
   const prev = stream === ALL ? version - 1 : update.streamPrev;
-  const envelope = { epoch, version, prev, stream, type, kind, uid, namespace, name, node, resourceVersion, time };
-  return withObjectText(envelope, objectJson);
+  return { epoch, version, prev, stream, type, kind, uid, namespace, name, node, resourceVersion, time };
+}
+
+/** A current object's snapshot envelope without its object: what snapshotEnvelope and snapshotEnvelopeJson share. */
+function snapshotFields(epoch: string, stream: string, current: CurrentObject, time: string): Omit<Envelope, "object"> {
+  const { kind, uid, namespace, name, node, version, resourceVersion } = current;
+  const type: ChangeType = "ADDED";
+  return { epoch, version, prev: 0, stream, type, kind, uid, namespace, name, node, resourceVersion, time };
+}
+
+/**
+ * `JSON.stringify(toEnvelope(epoch, update, stream))`, byte for byte: an update that carries its object's JSON text
+ * (see OBJECT_JSON) embeds it as it is; any other object is stringified.
+ */
+export function envelopeJson(epoch: string, update: Update, stream: string): string {
+  return withObjectText(envelopeFields(epoch, update, stream), objectJsonOf(update));
 }
 
 /** `JSON.stringify(snapshotEnvelope(epoch, stream, current, time))`, byte for byte (see envelopeJson). */
 export function snapshotEnvelopeJson(epoch: string, stream: string, current: CurrentObject, time: string): string {
-  const objectJson = (current as HasObjectJson)[OBJECT_JSON];
-  if (objectJson === undefined) return JSON.stringify(snapshotEnvelope(epoch, stream, current, time));
-  const { kind, uid, namespace, name, node, version, resourceVersion } = current;
-  const type: ChangeType = "ADDED";
-  const envelope = { epoch, version, prev: 0, stream, type, kind, uid, namespace, name, node, resourceVersion, time };
-  return withObjectText(envelope, objectJson);
+  return withObjectText(snapshotFields(epoch, stream, current, time), objectJsonOf(current));
 }
 
 /**
  * The envelope of an update as seen on `stream` (which must contain it). An update that carries its object's JSON
- * text (withObjectJson) gives an envelope that carries it too: envelopeText() embeds it, `object` parses it on use.
+ * text (withObjectJson) gives an envelope that carries it too: jsonText() embeds it, `object` parses it on use.
  */
 export function toEnvelope(epoch: string, update: Update, stream: string): Envelope {
-  const { version, type, kind, uid, namespace, name, node, resourceVersion, time } = update;
-  const prev = stream === ALL ? version - 1 : update.streamPrev;
-  const fields = { epoch, version, prev, stream, type, kind, uid, namespace, name, node, resourceVersion, time };
+  const fields = envelopeFields(epoch, update, stream);
   const objectJson = (update as HasObjectJson)[OBJECT_JSON];
   if (objectJson === undefined) return { ...fields, object: update.object };
   return withObjectJson(fields, objectJson);
@@ -156,20 +158,5 @@ export function jsonText(value: object): string {
  * snapshot's position on); `time` is when the snapshot was taken.
  */
 export function snapshotEnvelope(epoch: string, stream: string, current: CurrentObject, time: string): Envelope {
-  const { kind, uid, namespace, name, node, version, resourceVersion, object } = current;
-  return {
-    epoch,
-    version,
-    prev: 0,
-    stream,
-    type: "ADDED",
-    kind,
-    uid,
-    namespace,
-    name,
-    node,
-    resourceVersion,
-    time,
-    object,
-  };
+  return { ...snapshotFields(epoch, stream, current, time), object: current.object };
 }
