@@ -1,5 +1,5 @@
 /**
- * Bun Worker quirks (1.4.4) that the store's writer thread (plugins/stores/libsql/writer.ts), the
+ * Bun Worker quirks (1.4.4) that the threads of sdk/thread.ts (the store's writer, the parse threads), the
  * checkpoint worker and their tests work around, shown on bare workers so a Bun upgrade that
  * changes them is noticed.
  * Each runs in a child process: two of them end a process or hang its test file for good.

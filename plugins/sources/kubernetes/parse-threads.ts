@@ -11,6 +11,7 @@
 import type { PreparerSpec } from "../../../sdk/contract.ts";
 import type { LineKind, ParsedEvent } from "./events.ts";
 import type { ParseReply, ParseRequest } from "./parse-worker.ts";
+import { startThread, type Thread } from "../../../sdk/thread.ts";
 
 /** While every run is out, lines gather into the next one up to this size; then the stream waits (backpressure). */
 const BATCH_BYTES = 4 << 20;
@@ -28,62 +29,22 @@ export function owned(chunk: Uint8Array): Uint8Array {
   return chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength ? chunk : chunk.slice();
 }
 
-interface Waiting {
-  resolve(events: ParsedEvent[]): void;
-  reject(error: Error): void;
-}
-
 /** One Worker and its requests; a crashed one fails them all and is replaced on the next request. */
-class ParseThread {
-  private readonly worker: Worker;
-  private readonly waiting = new Map<number, Waiting>();
-  private nextId = 0;
-  failure: Error | undefined;
-
-  constructor(preparer: PreparerSpec, name: string) {
-    // The thread's name, as `ps -L` and /proc show it.
-    this.worker = new Worker(new URL("./parse-worker.ts", import.meta.url).href, { name });
-    // Referenced only while a request is out: idle threads must not keep the process alive (see writer.ts).
-    this.worker.unref();
-    this.worker.addEventListener("message", (event: MessageEvent<ParseReply>) => {
-      const reply = event.data;
-      const request = this.waiting.get(reply.id);
-      if (!request) return;
-      this.waiting.delete(reply.id);
-      if (this.waiting.size === 0) this.worker.unref();
-      if ("error" in reply) request.reject(new Error(reply.error));
-      else request.resolve(reply.events);
-    });
-    this.worker.addEventListener("error", (event) => this.fail(`failed: ${event.message}`));
-    this.worker.addEventListener("close", () => this.fail("stopped"));
-    this.worker.postMessage({ type: "init", preparer } satisfies ParseRequest);
-  }
-
-  parse(lineKind: LineKind, parts: Uint8Array[]): Promise<ParsedEvent[]> {
-    if (this.failure) return Promise.reject(this.failure);
-    const id = ++this.nextId;
-    return new Promise((resolve, reject) => {
-      if (this.waiting.size === 0) this.worker.ref();
-      this.waiting.set(id, { resolve, reject });
-      this.worker.postMessage({ type: "parse", id, lineKind, parts } satisfies ParseRequest, buffersOf(parts));
-    });
-  }
-
-  terminate(): void {
-    this.fail("stopped");
-    this.worker.terminate();
-  }
-
-  private fail(why: string): void {
-    this.failure ??= new Error(`a parse thread ${why}`);
-    this.worker.unref();
-    for (const request of this.waiting.values()) request.reject(this.failure);
-    this.waiting.clear();
-  }
+function startParseThread(preparer: PreparerSpec, name: string): Thread {
+  const thread = startThread<ParseReply>(new URL("./parse-worker.ts", import.meta.url).href, {
+    name,
+    describe: "a parse thread",
+    outcome(reply) {
+      if ("error" in reply) throw new Error(reply.error);
+      return reply.events;
+    },
+  });
+  thread.post({ type: "init", preparer } satisfies ParseRequest);
+  return thread;
 }
 
 export class ParseThreads {
-  private readonly threads: ParseThread[] = [];
+  private readonly threads: Thread[] = [];
   private turn = 0;
 
   constructor(
@@ -96,9 +57,10 @@ export class ParseThreads {
     let thread = this.threads[index];
     if (!thread || thread.failure) {
       thread?.terminate();
-      thread = this.threads[index] = new ParseThread(this.preparer, `parse-${index + 1}`);
+      thread = this.threads[index] = startParseThread(this.preparer, `parse-${index + 1}`);
     }
-    return thread.parse(lineKind, parts);
+    const request: Omit<Extract<ParseRequest, { type: "parse" }>, "id"> = { type: "parse", lineKind, parts };
+    return thread.request<ParsedEvent[]>(request, { transfer: buffersOf(parts) });
   }
 
   close(): void {

@@ -12,6 +12,7 @@
  * A remote @libsql/client `Client` satisfies `Writer` as it is.
  */
 import type { InStatement, Value } from "@libsql/client";
+import { startThread } from "../../../sdk/thread.ts";
 
 /** Rows as plain records by column name (no positional access: they crossed a thread). */
 export interface WriteResult {
@@ -62,22 +63,8 @@ export interface WriterThread extends Writer {
   crash(): void;
 }
 
-interface Pending {
-  resolve(results: WriteResult[]): void;
-  reject(error: Error): void;
-}
-
 function toError(error: WriterError): Error {
   return Object.assign(new Error(error.message), { code: error.code, rawCode: error.rawCode });
-}
-
-/**
- * Bun formats a worker's uncaught error into ErrorEvent.message with the source lines around
- * it; the log wants the line that names the error (`error: …`, `TypeError: …`).
- */
-function crashReason(event: ErrorEvent): string {
-  const message = String(event.message ?? event.error);
-  return /^(?:error|[A-Z]\w*Error): .*$/m.exec(message)?.[0] ?? message;
 }
 
 /**
@@ -85,51 +72,18 @@ function crashReason(event: ErrorEvent): string {
  * the open error's own message; the caller words it for the operator.
  */
 export async function startWriterThread(path: string, busyTimeoutMs: number): Promise<WriterThread> {
-  const worker = new Worker(new URL("./writer-worker.ts", import.meta.url).href, { name: "store-writer" });
-  // Referenced only while a request is out: an idle writer must not keep the process alive, but an
-  // unreferenced worker lets the process exit (code 0) under an awaited commit (tests/bun-worker.test.ts).
-  worker.unref();
-  const pending = new Map<number, Pending>();
-  let nextId = 0;
-  /** Set once the thread is gone or closing: every request after it fails with this. */
-  let failure: Error | undefined;
+  const thread = startThread<WriterReply>(new URL("./writer-worker.ts", import.meta.url).href, {
+    name: "store-writer",
+    describe: "the store's writer thread",
+    outcome(reply) {
+      if ("error" in reply) throw toError(reply.error);
+      return reply.results;
+    },
+  });
   let closing: Promise<void> | undefined;
 
-  function fail(error: Error): void {
-    failure ??= error;
-    const waiting = [...pending.values()];
-    pending.clear();
-    worker.unref();
-    for (const request of waiting) request.reject(failure);
-  }
-
-  worker.addEventListener("message", (event: MessageEvent<WriterReply>) => {
-    const reply = event.data;
-    const request = pending.get(reply.id);
-    if (!request) return;
-    pending.delete(reply.id);
-    if (pending.size === 0) worker.unref();
-    if ("error" in reply) request.reject(toError(reply.error));
-    else request.resolve(reply.results);
-  });
-  // A crash (an uncaught error, an unhandled rejection, process.exit in the worker) ends in "close",
-  // whose code says nothing reliable (0 after an unhandled rejection): any close not asked for fails.
-  worker.addEventListener("error", (event) => {
-    fail(new Error(`the store's writer thread failed: ${crashReason(event)}`));
-  });
-  worker.addEventListener("close", () => {
-    fail(new Error("the store's writer thread stopped"));
-  });
-
   type Request = WriterRequest extends infer R ? (R extends { id: number } ? Omit<R, "id"> : never) : never;
-  function send(request: Request, id = ++nextId): Promise<WriteResult[]> {
-    if (failure) return Promise.reject(failure);
-    return new Promise<WriteResult[]>((resolve, reject) => {
-      if (pending.size === 0) worker.ref();
-      pending.set(id, { resolve, reject });
-      worker.postMessage({ ...request, id } as WriterRequest);
-    });
-  }
+  const send = (request: Request, id?: number) => thread.request<WriteResult[]>(request, { id });
 
   const writer: WriterThread = {
     async execute(statement) {
@@ -137,7 +91,7 @@ export async function startWriterThread(path: string, busyTimeoutMs: number): Pr
       return result!;
     },
     async batch(statements) {
-      const id = ++nextId;
+      const id = thread.nextId();
       let from = 0;
       let args = 0;
       let lastYield = performance.now();
@@ -145,8 +99,7 @@ export async function startWriterThread(path: string, busyTimeoutMs: number): Pr
         const statement = statements[i]!;
         args += typeof statement === "string" ? 0 : Array.isArray(statement.args) ? statement.args.length : 1;
         if (args < ARGS_PER_POST || i === statements.length - 1) continue;
-        if (failure) throw failure;
-        worker.postMessage({ type: "part", id, statements: statements.slice(from, i + 1) } satisfies WriterRequest);
+        thread.post({ type: "part", id, statements: statements.slice(from, i + 1) } satisfies WriterRequest);
         [from, args] = [i + 1, 0];
         if (performance.now() - lastYield < YIELD_AFTER_MS) continue;
         await yieldToEventLoop();
@@ -159,12 +112,12 @@ export async function startWriterThread(path: string, busyTimeoutMs: number): Pr
         // Queued behind any request still out, so those finish first. Then the thread is idle or gone:
         // terminate() while it is inside a libSQL call aborts the process (tests/bun-worker.test.ts).
         await send({ type: "close" }).catch(() => {});
-        fail(new Error("the store's writer is closed"));
-        worker.terminate();
+        thread.fail(new Error("the store's writer is closed"));
+        thread.terminate();
       })();
       return closing;
     },
-    crash: () => worker.postMessage({ id: 0, type: "crash" } satisfies WriterRequest),
+    crash: () => thread.post({ id: 0, type: "crash" } satisfies WriterRequest),
   };
 
   try {
