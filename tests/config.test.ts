@@ -61,6 +61,22 @@ describe("config", () => {
     expect(issues).toHaveLength(4);
   });
 
+  test("parseThreads: a whole number from 0 to 16, each wrong value named at its path", async () => {
+    const issues = await issuesOf({
+      sources: [
+        { type: "kubernetes", name: "a", parseThreads: -1 },
+        { type: "kubernetes", name: "b", parseThreads: 1.5 },
+        { type: "kubernetes", name: "c", parseThreads: "2" },
+        { type: "kubernetes", name: "d", parseThreads: 17 },
+      ],
+    });
+    for (const [i, message] of ["0 or more", "integer", "number", "at most 16"].entries())
+      expect(issues).toContainEqual(
+        expect.stringMatching(new RegExp(`^sources\\[${i}\\]\\.parseThreads: .*${message}`, "i")),
+      );
+    expect(issues).toHaveLength(4);
+  });
+
   test("every error is reported at once", async () => {
     const issues = await issuesOf({ sources: [{ type: "nope" }], store: { type: "libsql", url: 3 } });
     expect(issues).toContainEqual(expect.stringMatching(/^sources\[0\]\.type: unknown source type "nope"/));
