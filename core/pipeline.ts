@@ -3,7 +3,8 @@
  * nothing in the slim copy, route, number, and commit in batches. It owns no I/O: the
  * store it is handed does the writing, and `onCommit` tells the log what landed.
  */
-import type { ChangeSink, PreparedChange, Relist, Store, StoreState, ObjectDigest } from "../sdk/contract.ts";
+import type { ChangeSink, Relist, Store, StoreState, ObjectDigest } from "../sdk/contract.ts";
+import type { PreparedChange } from "../sdk/prepared.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
 import type { ChangeType } from "../protocol/envelope.ts";

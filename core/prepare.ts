@@ -3,7 +3,7 @@
  * it. Pure and without I/O, so it runs on any thread: the pipeline runs it for apply(), and a source that parses in a
  * Worker loads this module there (sdk/contract.ts, PreparedChanges) so that the main thread does neither.
  */
-import type { PreparedChange, PreparerModule } from "../sdk/contract.ts";
+import type { PreparedChange, PreparerModule } from "../sdk/prepared.ts";
 import type { KubeObject } from "../sdk/model.ts";
 import { digestOfJson, slim, type SlimOptions } from "./slim.ts";
 import { isPublished } from "./slim/rules.ts";

@@ -31,10 +31,6 @@ export {
   type ObjectQuery,
   type PluginContext,
   type PolicyRule,
-  type PreparedChange,
-  type PreparedChanges,
-  type PreparerModule,
-  type PreparerSpec,
   type Relist,
   type RetentionPolicy,
   type Sink,
@@ -50,6 +46,7 @@ export {
   type UpdateQuery,
   WriterFencedError,
 } from "./contract.ts";
+export type { PreparedChange, PreparedChanges, PreparerModule, PreparerSpec } from "./prepared.ts";
 export { consume, type BatchSettings, type Consumer, type ConsumeOptions, type RetrySettings } from "./consume.ts";
 export { jsonText, inStream, toEnvelope, type CurrentObject, type KubeObject, type Update } from "./model.ts";
 export type { Counter, Gauge, Histogram, Labels, LogFields, Logger, Metrics } from "./telemetry.ts";

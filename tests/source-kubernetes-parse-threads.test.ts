@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdir } from "node:fs/promises";
-import type { PreparedChange, PreparerSpec } from "../sdk/contract.ts";
+import type { PreparedChange, PreparerSpec } from "../sdk/prepared.ts";
 import type { KubeObject } from "../sdk/model.ts";
 import { prepareChange } from "../core/prepare.ts";
 import type { SlimOptions } from "../core/slim.ts";

@@ -4,7 +4,7 @@
  * main thread, what the core makes of it), a BOOKMARK or ERROR with its small object, or a
  * line that is not a watch event, which ends the watch as an error.
  */
-import type { PreparedChange } from "../../../sdk/contract.ts";
+import type { PreparedChange } from "../../../sdk/prepared.ts";
 import type { ChangeType } from "../../../protocol/envelope.ts";
 import type { KubeObject } from "../../../sdk/model.ts";
 import { linesOf } from "./lines.ts";

@@ -8,7 +8,7 @@
  * new lines gather into the next run (up to BATCH_BYTES, then the stream waits): few messages when the stream is
  * fast, none held back when it is slow.
  */
-import type { PreparerSpec } from "../../../sdk/contract.ts";
+import type { PreparerSpec } from "../../../sdk/prepared.ts";
 import type { LineKind, ParsedEvent } from "./events.ts";
 import type { ParseReply, ParseRequest } from "./parse-worker.ts";
 import { startThread, type Thread } from "../../../sdk/thread.ts";

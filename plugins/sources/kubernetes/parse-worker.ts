@@ -2,7 +2,7 @@
  * A parse thread of parse-threads.ts: decodes runs of watch lines, parses them (skimmed) and prepares each change
  * with the core's preparer, which it loads once from the module the host named. Requests are answered in order.
  */
-import type { PreparedChange, PreparerModule, PreparerSpec } from "../../../sdk/contract.ts";
+import type { PreparedChange, PreparerModule, PreparerSpec } from "../../../sdk/prepared.ts";
 import type { KubeObject } from "../../../sdk/model.ts";
 import { parseLines, type LineKind, type ParsedEvent } from "./events.ts";
 
