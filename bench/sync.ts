@@ -13,6 +13,8 @@
  *   bun bench/sync.ts --nodes 1000 --pods-per-node 30 --namespaces 1000
  *   bun bench/sync.ts --nodes 100 --pods-per-node 30 --namespaces 100 --no-informer
  *   bun bench/sync.ts --no-informer --parse-threads 2               # the source's parseThreads
+ *   bun bench/sync.ts --informer-as-deployed                      # the informer with the image's MIMALLOC_PURGE_DELAY
+ *   MIMALLOC_PURGE_DELAY=10 bun bench/sync.ts                     # every process with mimalloc's default
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
@@ -20,11 +22,13 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { CoreV1Api, KubeConfig, makeInformer, type V1Pod } from "@kubernetes/client-node";
 import {
+  asDeployed,
   cpuSeconds,
   fmt,
   Kubemeta,
   machine,
   metricSum,
+  minorFaults,
   mib,
   peakRss,
   percentile,
@@ -45,6 +49,8 @@ const { values, positionals } = parseArgs({
     // Each namespace adds a CronJob and a Job: 5,000 bring the other objects to ~50,000 at 150,000 pods.
     namespaces: { type: "string", default: "5000" },
     "no-informer": { type: "boolean", default: false },
+    // The informer with kubemeta's allocator setting too; without, with this process's (as a user would run it).
+    "informer-as-deployed": { type: "boolean", default: false },
     // The source's parseThreads (its default when not given).
     "parse-threads": { type: "string" },
     "timeout-s": { type: "string", default: "600" },
@@ -124,6 +130,7 @@ async function initialSync(simulator: Simulator, config: string, timeoutMs: numb
   const ms = performance.now() - started;
   const rss = await kubemeta.peakRss();
   const threads = (await threadCpu(kubemeta.proc.pid)).filter(([, cpu]) => cpu >= 0.05);
+  const faults = await minorFaults(kubemeta.proc.pid);
   const server = (await cpuSeconds(simulator.pid)) - serverCpu;
   const latencies = await health.stop();
   const after = await simulator.stats();
@@ -148,7 +155,8 @@ async function initialSync(simulator: Simulator, config: string, timeoutMs: numb
   const busy = fmt(((cpu + server) / (ms / 1000) / cpus().length) * 100);
   console.log(
     `    CPU to ready: kubemeta ${cpu.toFixed(1)} s (${byThread}), ` +
-      `API server ${server.toFixed(1)} s: ${busy} % of ${cpus().length} cores`,
+      `API server ${server.toFixed(1)} s: ${busy} % of ${cpus().length} cores; ` +
+      `kubemeta's page faults ${fmt(faults)} (${mib(faults * 4096)} of pages touched afresh)`,
   );
   const lag = (le: string) => metricSum(metrics, "kubemeta_event_loop_lag_seconds_bucket", `le="${le}"`);
   const ticks = metricSum(metrics, "kubemeta_event_loop_lag_seconds_count");
@@ -185,7 +193,7 @@ async function informerRun(simulator: Simulator, dir: string, timeoutMs: number)
   const started = performance.now();
   const child = Bun.spawn([process.execPath, import.meta.path, "informer", simulator.kubeconfig], {
     // client-node under Bun ignores the kubeconfig's CA; this is the one setting it honours (DESIGN.md, pitfalls).
-    env: { ...process.env, NODE_EXTRA_CA_CERTS: ca },
+    env: { ...(values["informer-as-deployed"] ? asDeployed : process.env), NODE_EXTRA_CA_CERTS: ca },
     stdout: "pipe",
     stderr: "inherit",
   });
@@ -205,7 +213,11 @@ async function informerRun(simulator: Simulator, dir: string, timeoutMs: number)
         `(${seconds(own.ms)} after its start), ${fmt(own.pods)} pods (${fmt(own.pods / (ms / 1000))}/s); ` +
         `peak RSS ${mib(rss)}`,
     );
-    console.log(`    bytes received: ${mbps(bytesBetween(before, after), ms)}`);
+    const delay = values["informer-as-deployed"] ? asDeployed.MIMALLOC_PURGE_DELAY : process.env.MIMALLOC_PURGE_DELAY;
+    console.log(
+      `    bytes received: ${mbps(bytesBetween(before, after), ms)}; ` +
+        `MIMALLOC_PURGE_DELAY ${delay ?? "not set (mimalloc's default, 10 ms)"}`,
+    );
     return { ms, rss };
   } finally {
     child.kill("SIGKILL");

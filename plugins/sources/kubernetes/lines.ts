@@ -34,8 +34,29 @@ export class LineSplitter {
   }
 }
 
-/** The lines of what LineSplitter.push gave (or of rest(): then one line, possibly empty). */
+/**
+ * The lines of what LineSplitter.push gave (or of rest(): then one line, possibly empty), each decoded on its own:
+ * decoding a whole run at once would allocate it twice more (joined, then as one string), megabytes that are fresh
+ * pages each time (README, "Memory and page faults").
+ */
 export function linesOf(parts: Uint8Array[], decoder: TextDecoder): string[] {
   if (parts.length === 0) return [];
-  return decoder.decode(parts.length === 1 ? parts[0] : Buffer.concat(parts)).split("\n");
+  const lines: string[] = [];
+  let started: Uint8Array[] = [];
+  for (const part of parts) {
+    let start = 0;
+    for (let end = part.indexOf(NEWLINE); end >= 0; end = part.indexOf(NEWLINE, start)) {
+      lines.push(decodeLine(started, part.subarray(start, end), decoder));
+      started = [];
+      start = end + 1;
+    }
+    if (start < part.length) started.push(part.subarray(start));
+  }
+  lines.push(decodeLine(started, new Uint8Array(0), decoder));
+  return lines;
+}
+
+/** A line whose bytes began in earlier parts (`started`) and end with `last`. */
+function decodeLine(started: Uint8Array[], last: Uint8Array, decoder: TextDecoder): string {
+  return decoder.decode(started.length === 0 ? last : Buffer.concat([...started, last]));
 }
