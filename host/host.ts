@@ -131,7 +131,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
     return { ready: waiting.length === 0, waiting };
   };
   const http = createHttpServer({ config: config.http, logger, metrics, readiness });
-  mountApi(http.app, log, logger);
+  mountApi(http.app, log, logger, config.http.idleTimeout);
 
   const sinks: Lifecycle[] = config.sinks.map(({ declaration, name, config: sinkConfig }) => {
     const base = context(name, "sink");

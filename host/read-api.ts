@@ -7,7 +7,9 @@
  * write for the whole of it. The pages are one consistent read, so the `version` at the top,
  * known from the first page, is the one every item is consistent with. That read holds a
  * store read transaction until the last page: a client that goes away ends it, and one that
- * takes nothing is closed by `http.idleTimeout` (this response is not exempt from it).
+ * takes nothing is closed by `http.idleTimeout`. Only while the request waits for its turn
+ * among the snapshots read at once (sdk/http.ts HTTP_SNAPSHOT_READS), sending nothing through
+ * no fault of its client, is it exempt.
  * A failure before the first byte gets the status it always had; after it, the response is
  * aborted, so the client sees a failed read, never a shorter body that still parses.
  */
@@ -16,6 +18,7 @@ import type { Hono } from "hono";
 import type { Logger } from "../sdk/telemetry.ts";
 import { BehindRetentionError, type CommittedLog } from "../sdk/contract.ts";
 import {
+  exemptFromIdleTimeout,
   kindsParam,
   nonEmptyParam,
   parseQuery,
@@ -114,16 +117,17 @@ function objectsBody(epoch: string, pages: AsyncGenerator<Page>, signal: AbortSi
   return { first, stream };
 }
 
-/** Mounts /v1/objects and /v1/updates on the shared app. */
-export function mountApi(app: Hono, log: CommittedLog, logger: Logger): void {
+/** Mounts /v1/objects and /v1/updates on the shared app; `idleTimeout` is the listener's (seconds, 0 for none). */
+export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeout: number): void {
   app.get("/v1/objects", async (c) => {
     const query = parseQuery(c, objectsQuery);
     if (!query.ok) return query.response;
     const { kind, namespace, node, stream } = query.value;
     const pages = readObjectPages(log, { stream, namespace, node }, kind, OBJECTS_PAGE);
     const body = objectsBody(log.epoch, pages, c.req.raw.signal, logger);
+    exemptFromIdleTimeout(c);
     // Read before answering: a store that fails now fails the request with its usual status.
-    await body.first;
+    await body.first.finally(() => exemptFromIdleTimeout(c, idleTimeout));
     return new Response(body.stream, {
       headers: { "content-type": "application/json" },
     });

@@ -132,10 +132,10 @@ interface BunServer {
 
 /**
  * Keeps a streaming response open past the listener's idle timeout (Bun.serve closes a
- * response that sends nothing for `idleTimeout`, streams included).
+ * response that sends nothing for `idleTimeout`, streams included); `seconds` sets it back.
  */
-export function exemptFromIdleTimeout(c: Context): void {
-  (c.env as BunServer | undefined)?.timeout?.(c.req.raw, 0);
+export function exemptFromIdleTimeout(c: Context, seconds = 0): void {
+  (c.env as BunServer | undefined)?.timeout?.(c.req.raw, seconds);
 }
 
 /**

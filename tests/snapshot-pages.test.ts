@@ -12,10 +12,10 @@ import { createMetrics } from "../host/metrics.ts";
 import { mountApi } from "../host/read-api.ts";
 import { OPENING, resetEvent, snapshotEvents, syncedEvent } from "../plugins/sinks/sse/wire.ts";
 import type { CommittedLog } from "../sdk/contract.ts";
-import { readObjects } from "../sdk/http.ts";
+import { HTTP_SNAPSHOT_READS, readObjects } from "../sdk/http.ts";
 import type { CurrentObject, KubeObject } from "../sdk/model.ts";
 import { makeNode, makePod, nodeName } from "../simulator/objects.ts";
-import { rawPod, startTestHost, type TestHost } from "../testing/index.ts";
+import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
 
 const NODES = 20;
 const PODS = 3_000;
@@ -144,7 +144,7 @@ test("20 SSE and 20 /v1/objects clients that leave mid-snapshot free the store's
   await Promise.race([settled, Bun.sleep(20_000).then(() => Promise.reject(new Error("a read is still held")))]);
 }, 60_000);
 
-describe("/v1/objects when the store fails", () => {
+describe("/v1/objects against a log of its own", () => {
   const object = (i: number): CurrentObject => ({
     kind: "Pod",
     uid: `u${i}`,
@@ -169,14 +169,15 @@ describe("/v1/objects when the store fails", () => {
       throw new Error("the disk is on fire");
     },
   });
-  const serve = async (log: CommittedLog) => {
+  const serve = async (log: CommittedLog, idleTimeout = "30s") => {
+    const config = v.parse(httpSchema, { address: "127.0.0.1", port: 0, idleTimeout });
     const http = createHttpServer({
-      config: v.parse(httpSchema, { address: "127.0.0.1", port: 0 }),
+      config,
       logger: silentLogger,
       metrics: createMetrics(),
       readiness: async () => ({ ready: true, waiting: [] }),
     });
-    mountApi(http.app, log, silentLogger);
+    mountApi(http.app, log, silentLogger, config.idleTimeout);
     await http.start();
     return http;
   };
@@ -200,4 +201,35 @@ describe("/v1/objects when the store fails", () => {
       await http.stop();
     }
   });
+
+  test("requests waiting for their turn among the snapshots read at once outlast the idle timeout", async () => {
+    const gate = Promise.withResolvers<void>();
+    let started = 0;
+    const slowLog: CommittedLog = {
+      ...failingLog(0),
+      async *snapshotPages() {
+        started++;
+        await gate.promise;
+        yield { version: 1, objects: [object(1)] };
+      },
+    };
+    const http = await serve(slowLog, "1s");
+    try {
+      // Two hold the turns (HTTP_SNAPSHOT_READS) until the store answers; the third waits for one of them.
+      const responses = Array.from({ length: HTTP_SNAPSHOT_READS + 1 }, () =>
+        fetch(`${http.url()}/v1/objects`).then(async (r) => ({ status: r.status, body: await r.text() })),
+      );
+      await waitFor(() => started === HTTP_SNAPSHOT_READS, 5_000, "the first snapshots to start");
+      // Sent nothing, through no fault of the clients, for longer than the listener closes such requests after: Bun
+      // checks idle timeouts every 4 s, so a timeout of 1 s closes one 4 to 8 s after its last byte (it did at 4 s).
+      await Bun.sleep(9_000);
+      gate.resolve();
+      for (const { status, body } of await Promise.all(responses)) {
+        expect(status).toBe(200);
+        expect(JSON.parse(body)).toMatchObject({ version: 1, items: [{ uid: "u1" }] });
+      }
+    } finally {
+      await http.stop();
+    }
+  }, 20_000);
 });
