@@ -37,7 +37,7 @@ export class LineSplitter {
 /**
  * The lines of what LineSplitter.push gave (or of rest(): then one line, possibly empty), each decoded on its own:
  * decoding a whole run at once would allocate it twice more (joined, then as one string), megabytes that are fresh
- * pages each time (README, "Memory and page faults").
+ * pages each time (README, "Memory in a container").
  */
 export function linesOf(parts: Uint8Array[], decoder: TextDecoder): string[] {
   if (parts.length === 0) return [];
