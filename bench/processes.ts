@@ -15,17 +15,18 @@ import { waitFor } from "../testing/index.ts";
 /**
  * The allocator's setting that the image gives kubemeta (Containerfile; tests/bun-mimalloc-purge.test.ts says why),
  * for the processes started here: kubemeta as deployed, and the simulated API server, whose CPU is taken from the
- * same two cores. A MIMALLOC_PURGE_DELAY of the bench's own environment wins: 10 is mimalloc's default.
+ * same two cores. A MIMALLOC_PURGE_DELAY of the bench's own environment wins; set empty, it is left unset (Bun's own).
  */
 const containerfile = await Bun.file(join(import.meta.dir, "../Containerfile")).text();
 const purgeDelay = process.env.MIMALLOC_PURGE_DELAY ?? /\bMIMALLOC_PURGE_DELAY=(\d+)/.exec(containerfile)![1]!;
-export const asDeployed = { ...process.env, MIMALLOC_PURGE_DELAY: purgeDelay };
+const { MIMALLOC_PURGE_DELAY: _, ...withoutPurgeDelay } = process.env;
+export const asDeployed = purgeDelay === "" ? withoutPurgeDelay : { ...process.env, MIMALLOC_PURGE_DELAY: purgeDelay };
 
 export function machine(): string {
   return (
     `machine: ${cpus().length} cores, ${cpus()[0]?.model ?? "unknown CPU"}, Bun ${Bun.version}; ` +
     `${new Date().toISOString()}; load average ${loadavg()[0]!.toFixed(2)} at start; ` +
-    `kubemeta and the API server run with MIMALLOC_PURGE_DELAY=${purgeDelay}`
+    `kubemeta and the API server run with MIMALLOC_PURGE_DELAY ${purgeDelay || "unset"}`
   );
 }
 

@@ -14,7 +14,7 @@
  *   bun bench/sync.ts --nodes 100 --pods-per-node 30 --namespaces 100 --no-informer
  *   bun bench/sync.ts --no-informer --parse-threads 2               # the source's parseThreads
  *   bun bench/sync.ts --informer-as-deployed                      # the informer with the image's MIMALLOC_PURGE_DELAY
- *   MIMALLOC_PURGE_DELAY=10 bun bench/sync.ts                     # every process with mimalloc's default
+ *   MIMALLOC_PURGE_DELAY= bun bench/sync.ts                       # every process with Bun's default
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
@@ -213,10 +213,10 @@ async function informerRun(simulator: Simulator, dir: string, timeoutMs: number)
         `(${seconds(own.ms)} after its start), ${fmt(own.pods)} pods (${fmt(own.pods / (ms / 1000))}/s); ` +
         `peak RSS ${mib(rss)}`,
     );
-    const delay = values["informer-as-deployed"] ? asDeployed.MIMALLOC_PURGE_DELAY : process.env.MIMALLOC_PURGE_DELAY;
+    const delay = (values["informer-as-deployed"] ? asDeployed : process.env).MIMALLOC_PURGE_DELAY || "unset";
     console.log(
       `    bytes received: ${mbps(bytesBetween(before, after), ms)}; ` +
-        `MIMALLOC_PURGE_DELAY ${delay ?? "not set (mimalloc's default, 10 ms)"}`,
+        `MIMALLOC_PURGE_DELAY ${delay}`,
     );
     return { ms, rss };
   } finally {
