@@ -16,6 +16,7 @@ import { parseArgs } from "node:util";
 import { startNatsServer } from "../tests/nats-server.ts";
 import { waitFor } from "../testing/index.ts";
 import {
+  allocatorLine,
   cpuSeconds,
   fmt,
   Kubemeta,
@@ -43,6 +44,7 @@ const timeoutMs = Number(values["timeout-s"]) * 1000;
 const LAG = "kubemeta_sink_lag_versions";
 
 console.log(machine());
+console.log(allocatorLine());
 const dir = await mkdtemp(join(tmpdir(), "kubemeta-bench-ingest-"));
 const nats = await startNatsServer();
 const simulator = await Simulator.start(dir, [

@@ -25,9 +25,13 @@ export const asDeployed = purgeDelay === "" ? withoutPurgeDelay : { ...process.e
 export function machine(): string {
   return (
     `machine: ${cpus().length} cores, ${cpus()[0]?.model ?? "unknown CPU"}, Bun ${Bun.version}; ` +
-    `${new Date().toISOString()}; load average ${loadavg()[0]!.toFixed(2)} at start; ` +
-    `kubemeta and the API server run with MIMALLOC_PURGE_DELAY ${purgeDelay || "unset"}`
+    `${new Date().toISOString()}; load average ${loadavg()[0]!.toFixed(2)} at start`
   );
+}
+
+/** Says how the processes started here run (asDeployed). */
+export function allocatorLine(): string {
+  return `kubemeta and the API server run with MIMALLOC_PURGE_DELAY ${purgeDelay || "unset"}`;
 }
 
 export const fmt = (n: number) => Math.round(n).toLocaleString("en-US");

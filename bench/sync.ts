@@ -22,6 +22,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { CoreV1Api, KubeConfig, makeInformer, type V1Pod } from "@kubernetes/client-node";
 import {
+  allocatorLine,
   asDeployed,
   cpuSeconds,
   fmt,
@@ -76,6 +77,7 @@ function mbps(bytes: number, ms: number): string {
 async function main(): Promise<void> {
   const timeoutMs = Number(values["timeout-s"]) * 1000;
   console.log(machine());
+  console.log(allocatorLine());
   const dir = await mkdtemp(join(tmpdir(), "kubemeta-bench-sync-"));
   const simulator = await Simulator.start(dir, [
     "--nodes",
