@@ -1,8 +1,8 @@
 /**
- * What touching fresh memory costs on this machine: the one number in which two machines of the same kind
- * (2 cores, 24 GiB) were seen to differ many times over, and with it every memory-heavy benchmark (README,
- * Benchmarks). Each round takes 1 GiB the process has not touched yet and writes one byte per 4 KiB page. How
- * often kubemeta touches memory afresh depends on Bun's allocator: tests/bun-mimalloc-purge.test.ts.
+ * What touching fresh memory costs on this machine: the one number in which two machines of the same kind (2 cores,
+ * 24 GiB) were seen to differ many times over, and with it every memory-heavy benchmark (README, Benchmarks). Each
+ * round takes 1 GiB the process has not touched yet and writes one byte per 4 KiB page. How often kubemeta touches
+ * memory afresh, bench/sync.ts counts (its page faults); tests/bun-mimalloc-purge.test.ts says what the image sets.
  *
  *   bun bench/page-faults.ts
  */

@@ -15,7 +15,7 @@ import { waitFor } from "../testing/index.ts";
 /**
  * The allocator's setting that the image gives kubemeta (Containerfile; tests/bun-mimalloc-purge.test.ts says why),
  * for the processes started here: kubemeta as deployed, and the simulated API server, whose CPU is taken from the
- * same two cores. A MIMALLOC_PURGE_DELAY of the bench's own environment wins; set empty, it is left unset (Bun's own).
+ * same two cores. A MIMALLOC_PURGE_DELAY of the bench's own environment wins; set empty, it is left unset (100 ms).
  */
 const containerfile = await Bun.file(join(import.meta.dir, "../Containerfile")).text();
 const purgeDelay = process.env.MIMALLOC_PURGE_DELAY ?? /\bMIMALLOC_PURGE_DELAY=(\d+)/.exec(containerfile)![1]!;
