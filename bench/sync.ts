@@ -216,10 +216,7 @@ async function informerRun(simulator: Simulator, dir: string, timeoutMs: number)
         `peak RSS ${mib(rss)}`,
     );
     const delay = (values["informer-as-deployed"] ? asDeployed : process.env).MIMALLOC_PURGE_DELAY || "unset";
-    console.log(
-      `    bytes received: ${mbps(bytesBetween(before, after), ms)}; ` +
-        `MIMALLOC_PURGE_DELAY ${delay}`,
-    );
+    console.log(`    bytes received: ${mbps(bytesBetween(before, after), ms)}; ` + `MIMALLOC_PURGE_DELAY ${delay}`);
     return { ms, rss };
   } finally {
     child.kill("SIGKILL");

@@ -5,6 +5,7 @@
 import type { PreparedChange, PreparerModule, PreparerSpec } from "../../../sdk/prepared.ts";
 import type { KubeObject } from "../../../sdk/model.ts";
 import { parseLines, type LineKind, type ParsedEvent } from "./events.ts";
+import { yieldCoresToEventLoop } from "../../../sdk/priority.ts";
 
 export type ParseRequest =
   | { type: "init"; preparer: PreparerSpec }
@@ -14,6 +15,8 @@ export type ParseRequest =
 export type ParseReply = { id: number; events: ParsedEvent[] } | { id: number; error: string };
 
 declare const self: Worker;
+
+yieldCoresToEventLoop();
 
 const decoder = new TextDecoder();
 let prepared: Promise<(raw: KubeObject) => PreparedChange> | undefined;

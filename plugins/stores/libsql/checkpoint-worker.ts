@@ -4,8 +4,11 @@
  */
 import { createClient, type Client } from "@libsql/client";
 import type { CheckpointerReply, CheckpointerRequest } from "./checkpointer.ts";
+import { yieldCoresToEventLoop } from "../../../sdk/priority.ts";
 
 declare const self: Worker;
+
+yieldCoresToEventLoop();
 
 let client: Client | undefined;
 let timer: Timer | undefined;

@@ -10,8 +10,11 @@
 import Database from "libsql";
 import type { InStatement } from "@libsql/client";
 import type { WriteResult, WriterReply, WriterRequest } from "./writer.ts";
+import { yieldCoresToEventLoop } from "../../../sdk/priority.ts";
 
 declare const self: Worker;
+
+yieldCoresToEventLoop();
 
 type Connection = Database.Database;
 type Statement = Database.Statement;
