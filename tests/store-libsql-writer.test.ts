@@ -111,15 +111,49 @@ describe("the writer thread", () => {
     }
   });
 
-  test("a thread that fails fails every request waiting on it, at once; close() stays safe", async () => {
-    const writer = await writerOnNewFile();
+  test("a thread that fails fails the requests waiting on it; the next gets a new thread, set up again", async () => {
+    const dir = newDir();
+    await mkdir(dir, { recursive: true });
+    const setups: boolean[] = [];
+    const writer = await startWriterThread(join(dir, "w.db"), 1_000, async (execute, restarted) => {
+      setups.push(restarted);
+      await execute("PRAGMA cache_size = -1234");
+    });
+    await writer.batch(["CREATE TABLE t (x)", { sql: "INSERT INTO t VALUES (?)", args: [1] }], "write");
     const before = writer.execute("SELECT 1 AS one");
     writer.crash();
     const waiting = Array.from({ length: 3 }, () => failure(writer.batch(["SELECT 1"], "write")));
     expect((await before).rows).toEqual([{ one: 1 }]);
     for (const error of await Promise.all(waiting)) expect(error?.message).toMatch(/writer thread failed: .*crash/);
-    expect((await failure(writer.execute("SELECT 1")))?.message).toMatch(/writer thread failed/);
+
+    // What was committed is there, the connection is set up as the first was, and it writes.
+    await writer.batch([{ sql: "INSERT INTO t VALUES (?)", args: [2] }], "write");
+    expect((await writer.execute("SELECT x FROM t ORDER BY x")).rows).toEqual([{ x: 1 }, { x: 2 }]);
+    expect((await writer.execute("PRAGMA cache_size")).rows).toEqual([{ cache_size: -1234 }]);
+    expect(setups).toEqual([false, true]);
     await writer.close();
+    await writer.close();
+    expect((await failure(writer.execute("SELECT 1")))?.message).toMatch(/writer is closed/);
+  });
+
+  test("a new thread that cannot be set up fails its request, and the next request tries again", async () => {
+    const dir = newDir();
+    await mkdir(dir, { recursive: true });
+    let refuse = false;
+    const writer = await startWriterThread(join(dir, "w.db"), 1_000, async (execute) => {
+      if (refuse) throw new Error("setup refused");
+      await execute("SELECT 1");
+    });
+    refuse = true;
+    writer.crash();
+    // Requests the old thread took fail with its crash; once it is gone, the new thread's setup fails them.
+    await waitFor(
+      async () => (await failure(writer.execute("SELECT 0")))?.message === "setup refused",
+      5_000,
+      "a request failing with the setup's error",
+    );
+    refuse = false;
+    expect((await writer.execute("SELECT 2 AS two")).rows).toEqual([{ two: 2 }]);
     await writer.close();
   });
 

@@ -9,8 +9,9 @@
  * - `busy_timeout` goes through the client's `timeout` option, which it applies to every
  *   connection it opens.
  * - `synchronous=NORMAL` cannot be persisted nor set inside a transaction, so every write
- *   goes through a writer client limited to ONE connection, set up once here; the store
- *   serialises its writes, so a transaction never leaves that client short of a connection.
+ *   goes through a writer client limited to ONE connection, set up here (again on a thread
+ *   that replaces a failed one); the store serialises its writes, so a transaction never
+ *   leaves that client short of a connection.
  *   That writer runs on its own thread (writer.ts), so commits do not block the event loop.
  *   Reads use a second client on this thread, which WAL lets run beside the writer.
  */
@@ -19,7 +20,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Logger } from "../../../sdk/telemetry.ts";
 import { startCheckpointer } from "./checkpointer.ts";
-import { startWriterThread, type Writer } from "./writer.ts";
+import { startWriterThread, type Writer, type WriterSetup } from "./writer.ts";
 
 /** How long a statement waits for another process's lock before failing with SQLITE_BUSY. */
 export const BUSY_TIMEOUT_MS = 5_000;
@@ -99,9 +100,19 @@ export async function openConnections(url: string, logger: Logger, authToken?: s
         : `cannot create the directory of ${path}: ${message}`,
     );
   }
+  let journalMode = "";
+  const setup: WriterSetup = async (execute, restarted) => {
+    if (restarted) logger.warn("the store's writer thread failed; a new one took over the connection", { path });
+    const [mode] = Object.values((await execute("PRAGMA journal_mode = WAL")).rows[0] ?? {});
+    journalMode = String(mode ?? "").toLowerCase();
+    await execute("PRAGMA synchronous = NORMAL");
+    await execute(`PRAGMA wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`);
+    await execute(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT}`);
+    await execute(`PRAGMA cache_size = -${WRITER_CACHE_KIB}`);
+  };
   let writer: Writer;
   try {
-    writer = await startWriterThread(path, BUSY_TIMEOUT_MS);
+    writer = await startWriterThread(path, BUSY_TIMEOUT_MS, setup);
   } catch (error) {
     // libSQL says only `ConnectionFailed("Unable to open connection to local database <path>: 14")`.
     const message = (error as Error).message;
@@ -110,18 +121,6 @@ export async function openConnections(url: string, logger: Logger, authToken?: s
         ? `cannot open ${path}: SQLite cannot open or create a database file there (SQLITE_CANTOPEN)`
         : `cannot open ${path}: ${message}`,
     );
-  }
-  let journalMode: string;
-  try {
-    const [mode] = Object.values((await writer.execute("PRAGMA journal_mode = WAL")).rows[0] ?? {});
-    journalMode = String(mode ?? "").toLowerCase();
-    await writer.execute("PRAGMA synchronous = NORMAL");
-    await writer.execute(`PRAGMA wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`);
-    await writer.execute(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT}`);
-    await writer.execute(`PRAGMA cache_size = -${WRITER_CACHE_KIB}`);
-  } catch (error) {
-    await writer.close();
-    throw error;
   }
   const reader = createClient({ url, timeout: BUSY_TIMEOUT_MS });
   const checkpointer = startCheckpointer({ url, walPath: `${path}-wal`, busyTimeoutMs: TRUNCATE_WAIT_MS, logger });

@@ -67,12 +67,11 @@ function toError(error: WriterError): Error {
   return Object.assign(new Error(error.message), { code: error.code, rawCode: error.rawCode });
 }
 
-/**
- * Opens the database file at `path` on a new writer thread with one connection. Rejects with
- * the open error's own message; the caller words it for the operator.
- */
-export async function startWriterThread(path: string, busyTimeoutMs: number): Promise<WriterThread> {
-  const thread = startThread<WriterReply>(new URL("./writer-worker.ts", import.meta.url).href, {
+/** Sets a new connection up (the PRAGMAs that hold per connection); `restarted` after a thread that failed. */
+export type WriterSetup = (execute: Writer["execute"], restarted: boolean) => Promise<void>;
+
+function startWriterWorker() {
+  return startThread<WriterReply>(new URL("./writer-worker.ts", import.meta.url).href, {
     name: "store-writer",
     describe: "the store's writer thread",
     outcome(reply) {
@@ -80,17 +79,60 @@ export async function startWriterThread(path: string, busyTimeoutMs: number): Pr
       return reply.results;
     },
   });
+}
+
+/**
+ * Opens the database file at `path` on a new writer thread with one connection, set up by `setup`. Rejects with
+ * the open error's own message; the caller words it for the operator. A thread that fails (a bug, not an SQL error)
+ * fails the requests it holds; the next request starts a new one, opened and set up again, so that the store's
+ * retried commit goes through rather than failing for good.
+ */
+export async function startWriterThread(
+  path: string,
+  busyTimeoutMs: number,
+  setup: WriterSetup = async () => {},
+): Promise<WriterThread> {
+  let thread = startWriterWorker();
   let closing: Promise<void> | undefined;
+  let reopening: Promise<void> | undefined;
 
   type Request = WriterRequest extends infer R ? (R extends { id: number } ? Omit<R, "id"> : never) : never;
   const send = (request: Request, id?: number) => thread.request<WriteResult[]>(request, { id });
+  const execute = async (statement: InStatement) => (await send({ type: "execute", statement }))[0]!;
+
+  async function open(restarted: boolean): Promise<void> {
+    try {
+      await send({ type: "open", path, busyTimeoutMs });
+      await setup(execute, restarted);
+    } catch (error) {
+      // Not set up: the next request must open it again.
+      thread.fail(error as Error);
+      throw error;
+    }
+  }
+
+  /** Whether a request must wait for live(): posted at once otherwise, in the order of the calls. */
+  const stale = () => reopening !== undefined || (thread.failure !== undefined && !closing);
+
+  /** A new thread in place of one that failed, unless the writer is closing. */
+  async function live(): Promise<void> {
+    if (!stale()) return;
+    reopening ??= (async () => {
+      thread.terminate();
+      thread = startWriterWorker();
+      await open(true);
+    })().finally(() => {
+      reopening = undefined;
+    });
+    await reopening;
+  }
 
   const writer: WriterThread = {
-    async execute(statement) {
-      const [result] = await send({ type: "execute", statement });
-      return result!;
+    execute(statement) {
+      return stale() ? live().then(() => execute(statement)) : execute(statement);
     },
     async batch(statements) {
+      if (stale()) await live();
       const id = thread.nextId();
       let from = 0;
       let args = 0;
@@ -121,7 +163,7 @@ export async function startWriterThread(path: string, busyTimeoutMs: number): Pr
   };
 
   try {
-    await send({ type: "open", path, busyTimeoutMs });
+    await open(false);
   } catch (error) {
     await writer.close();
     throw error;
