@@ -6,22 +6,19 @@
  *
  *   bun bench/page-faults.ts
  */
-import { readFileSync } from "node:fs";
-import { machine } from "./processes.ts";
+import { machine, minorFaults } from "./processes.ts";
 
 const PAGE = 4096;
 const SIZE = 1 << 30;
 
-const faults = () => Number(readFileSync("/proc/self/stat", "utf8").split(") ")[1]!.split(" ")[7]);
-
 console.log(machine());
 for (let round = 1; round <= 3; round++) {
-  const before = faults();
+  const before = await minorFaults(process.pid);
   const started = performance.now();
   const memory = new Uint8Array(SIZE);
   for (let i = 0; i < SIZE; i += PAGE) memory[i] = 1;
   const ms = performance.now() - started;
-  const count = faults() - before;
+  const count = (await minorFaults(process.pid)) - before;
   console.log(
     `round ${round}: 1 GiB touched afresh in ${ms.toFixed(0)} ms: ${count} page faults, ` +
       `${((ms * 1000) / Math.max(1, count)).toFixed(1)} µs each`,

@@ -53,20 +53,26 @@ export async function peakRss(pid: number): Promise<number> {
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
 }
 
-/** CPU time a live process has used so far, user + system, in seconds (/proc/<pid>/stat, clock ticks of 1/100 s). */
+/** The fields of a /proc/<pid>/stat (or task) line after the command name, from `state` (field 3) on. */
+async function statFields(path: string): Promise<string[]> {
+  const stat = await Bun.file(path).text();
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
+/** CPU seconds in a stat line's fields: utime + stime, clock ticks of 1/100 s. */
+const cpuOf = (fields: string[]) => (Number(fields[11]) + Number(fields[12])) / 100;
+
+/** CPU time a live process has used so far, user + system, in seconds. */
 export async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await Bun.file(`/proc/${pid}/stat`).text();
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return cpuOf(await statFields(`/proc/${pid}/stat`));
 }
 
 /**
- * Page faults a live process has taken that needed no I/O (/proc/<pid>/stat's minflt): each is a page touched for
- * the first time since the allocator took it from the kernel, or since it gave it back.
+ * Page faults a live process has taken that needed no I/O (minflt): each is a page touched for the first time since
+ * the allocator took it from the kernel, or since it gave it back.
  */
 export async function minorFaults(pid: number): Promise<number> {
-  const stat = await Bun.file(`/proc/${pid}/stat`).text();
-  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]);
+  return Number((await statFields(`/proc/${pid}/stat`))[7]);
 }
 
 /** CPU seconds of each thread of a live process by its name (/proc/<pid>/task/<tid>/comm), the busiest first. */
@@ -74,9 +80,7 @@ export async function threadCpu(pid: number): Promise<[string, number][]> {
   const threads: [string, number][] = [];
   for (const tid of await readdir(`/proc/${pid}/task`)) {
     const name = (await Bun.file(`/proc/${pid}/task/${tid}/comm`).text()).trim();
-    const stat = await Bun.file(`/proc/${pid}/task/${tid}/stat`).text();
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    threads.push([name, (Number(fields[11]) + Number(fields[12])) / 100]);
+    threads.push([name, cpuOf(await statFields(`/proc/${pid}/task/${tid}/stat`))]);
   }
   return threads.sort((a, b) => b[1] - a[1]);
 }

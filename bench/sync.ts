@@ -58,6 +58,9 @@ const { values, positionals } = parseArgs({
   },
 });
 
+/** The informer's environment: a user's, or with `--informer-as-deployed` kubemeta's allocator setting too. */
+const informerEnv = values["informer-as-deployed"] ? asDeployed : process.env;
+
 /** Child process: an informer on every pod; prints when its initial list is done, then waits to be killed. */
 async function informer(kubeconfig: string): Promise<void> {
   const config = new KubeConfig();
@@ -195,7 +198,7 @@ async function informerRun(simulator: Simulator, dir: string, timeoutMs: number)
   const started = performance.now();
   const child = Bun.spawn([process.execPath, import.meta.path, "informer", simulator.kubeconfig], {
     // client-node under Bun ignores the kubeconfig's CA; this is the one setting it honours (DESIGN.md, pitfalls).
-    env: { ...(values["informer-as-deployed"] ? asDeployed : process.env), NODE_EXTRA_CA_CERTS: ca },
+    env: { ...informerEnv, NODE_EXTRA_CA_CERTS: ca },
     stdout: "pipe",
     stderr: "inherit",
   });
@@ -215,8 +218,8 @@ async function informerRun(simulator: Simulator, dir: string, timeoutMs: number)
         `(${seconds(own.ms)} after its start), ${fmt(own.pods)} pods (${fmt(own.pods / (ms / 1000))}/s); ` +
         `peak RSS ${mib(rss)}`,
     );
-    const delay = (values["informer-as-deployed"] ? asDeployed : process.env).MIMALLOC_PURGE_DELAY || "unset";
-    console.log(`    bytes received: ${mbps(bytesBetween(before, after), ms)}; ` + `MIMALLOC_PURGE_DELAY ${delay}`);
+    const delay = informerEnv.MIMALLOC_PURGE_DELAY || "unset";
+    console.log(`    bytes received: ${mbps(bytesBetween(before, after), ms)}; MIMALLOC_PURGE_DELAY ${delay}`);
     return { ms, rss };
   } finally {
     child.kill("SIGKILL");

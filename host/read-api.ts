@@ -18,12 +18,12 @@ import type { Hono } from "hono";
 import type { Logger } from "../sdk/telemetry.ts";
 import { BehindRetentionError, type CommittedLog } from "../sdk/contract.ts";
 import {
-  exemptFromIdleTimeout,
   kindsParam,
   nonEmptyParam,
   parseQuery,
   positionParam,
   readObjectPages,
+  setIdleTimeout,
   streamParam,
   textParam,
 } from "../sdk/http.ts";
@@ -125,9 +125,10 @@ export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeo
     const { kind, namespace, node, stream } = query.value;
     const pages = readObjectPages(log, { stream, namespace, node }, kind, OBJECTS_PAGE);
     const body = objectsBody(log.epoch, pages, c.req.raw.signal, logger);
-    exemptFromIdleTimeout(c);
+    // Waiting for its turn among the snapshots read at once, it sends nothing through no fault of its client.
+    setIdleTimeout(c, 0);
     // Read before answering: a store that fails now fails the request with its usual status.
-    await body.first.finally(() => exemptFromIdleTimeout(c, idleTimeout));
+    await body.first.finally(() => setIdleTimeout(c, idleTimeout));
     return new Response(body.stream, {
       headers: { "content-type": "application/json" },
     });

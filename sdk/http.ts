@@ -131,10 +131,10 @@ interface BunServer {
 }
 
 /**
- * Keeps a streaming response open past the listener's idle timeout (Bun.serve closes a
- * response that sends nothing for `idleTimeout`, streams included); `seconds` sets it back.
+ * The idle timeout of this request's connection, in seconds: Bun.serve closes a response that sends nothing for
+ * that long, streams included. 0 keeps it open however quiet (a stream that sends its own heartbeats).
  */
-export function exemptFromIdleTimeout(c: Context, seconds = 0): void {
+export function setIdleTimeout(c: Context, seconds: number): void {
   (c.env as BunServer | undefined)?.timeout?.(c.req.raw, seconds);
 }
 

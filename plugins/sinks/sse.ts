@@ -11,7 +11,7 @@
 import * as v from "valibot";
 import type { Context, Hono } from "hono";
 import { defineSink } from "../../sdk/contract.ts";
-import { clientAddress, exemptFromIdleTimeout } from "../../sdk/http.ts";
+import { clientAddress, setIdleTimeout } from "../../sdk/http.ts";
 import { kindsParam, nonEmptyParam, parseQuery, positionParam, streamParam } from "../../sdk/http.ts";
 import { parsePosition } from "../../protocol/position.ts";
 import { duration, positiveInt } from "../../sdk/schema.ts";
@@ -167,7 +167,7 @@ export default defineSink({
       const abort = new AbortController();
       const channel = new SseChannel(config.bufferBytes, () => abort.abort());
       c.req.raw.signal.addEventListener("abort", () => channel.close(), { once: true });
-      exemptFromIdleTimeout(c);
+      setIdleTimeout(c, 0);
       channel.write(OPENING);
       count(stream, 1);
       tally(perClient, client, 1);
