@@ -111,12 +111,11 @@ export async function startWriterThread(
     }
   }
 
-  /** Whether a request must wait for live(): posted at once otherwise, in the order of the calls. */
+  /** Whether a request must wait for a new thread (replaced()); posted at once otherwise, in the order of calls. */
   const stale = () => reopening !== undefined || (thread.failure !== undefined && !closing);
 
-  /** A new thread in place of one that failed, unless the writer is closing. */
-  async function live(): Promise<void> {
-    if (!stale()) return;
+  /** A new thread in place of the one that failed: the one being opened, if another request started it. */
+  function replaced(): Promise<void> {
     reopening ??= (async () => {
       thread.terminate();
       thread = startWriterWorker();
@@ -124,15 +123,15 @@ export async function startWriterThread(
     })().finally(() => {
       reopening = undefined;
     });
-    await reopening;
+    return reopening;
   }
 
   const writer: WriterThread = {
     execute(statement) {
-      return stale() ? live().then(() => execute(statement)) : execute(statement);
+      return stale() ? replaced().then(() => execute(statement)) : execute(statement);
     },
     async batch(statements) {
-      if (stale()) await live();
+      if (stale()) await replaced();
       const id = thread.nextId();
       let from = 0;
       let args = 0;
