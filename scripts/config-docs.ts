@@ -12,7 +12,7 @@
  */
 import * as v from "valibot";
 import { join } from "node:path";
-import { hostSchema } from "../host/config.ts";
+import { hostSchema } from "../host/config-schema.ts";
 import { httpSchema } from "../host/http-config.ts";
 import { builtins } from "../plugins/index.ts";
 
