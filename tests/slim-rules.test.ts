@@ -2,7 +2,7 @@
  * The config's slim rules: paths kept per kind, annotation allow-lists, node routing of
  * custom kinds, what stays out whatever they say, Secrets and ConfigMaps only when named,
  * the config's checks, and a custom kind on its node's stream through a real host. The
- * built-in slimmers of each kind are in slim-kinds.test.ts.
+ * built-in slimmers of each kind are in slim-kinds.test.ts and slim-kinds-more.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { digest, slim, type SlimOptions } from "../core/slim.ts";
