@@ -6,8 +6,6 @@ export const REAL_NODE = "real/minikube-v1.15.2-2019/core.v1.Node.json";
 
 export const NODE = "ip-10-0-1-23.eu-west-1.compute.internal";
 
-/** An Argo Rollout as the API server serves it (custom resources come out key-sorted). */
-
 /** A KubeVirt VirtualMachineInstance: a custom kind bound to a node (status.nodeName), like a Pod. */
 export function vmi(name: string, nodeName?: unknown): KubeObject {
   return {

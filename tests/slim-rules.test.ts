@@ -13,6 +13,7 @@ import type { KubeObject } from "../sdk/model.ts";
 import { fixture, listItems, watchEvents } from "./fixtures/k8s/load.ts";
 import { configMap, NODE, REAL_POD, secret, vmi } from "./slim-fixtures.ts";
 
+/** An Argo Rollout as the API server serves it (custom resources come out key-sorted). */
 function rollout(): KubeObject {
   return {
     apiVersion: "argoproj.io/v1alpha1",
