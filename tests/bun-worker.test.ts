@@ -132,3 +132,43 @@ worker.postMessage("go");
   expect(output).toMatch(/panicked|abort/);
   expect(output).not.toContain("exit 0");
 });
+
+test("a worker that dies leaves what it still references open: a kept libSQL statement holds its transaction's lock", async () => {
+  const libsql = JSON.stringify(import.meta.resolve("libsql"));
+  const files = {
+    "dying-writer.js": `import Database from ${libsql};
+let db;
+const kept = new Map();
+// What the store's writer does about it (plugins/stores/libsql/writer-worker.ts).
+if (process.argv[2] === "roll-back") self.addEventListener("error", () => db.exec("ROLLBACK"));
+self.onmessage = (event) => {
+  db = new Database(event.data, { timeout: 1000 });
+  db.exec("BEGIN IMMEDIATE");
+  kept.set("insert", db.prepare("INSERT INTO t VALUES (?)"));
+  kept.get("insert").run([1]);
+  setTimeout(() => { throw new Error("a bug"); });
+};
+`,
+    "main.js": `import Database from ${libsql};
+const path = new URL("./" + process.argv[2] + ".db", import.meta.url).pathname;
+const setup = new Database(path);
+setup.exec("PRAGMA journal_mode = WAL");
+setup.exec("CREATE TABLE t (x)");
+setup.close();
+const worker = new Worker(new URL("./dying-writer.js", import.meta.url).href, { argv: [process.argv[2]] });
+await new Promise((resolve) => { worker.addEventListener("close", resolve); worker.postMessage(path); });
+const next = new Database(path, { timeout: 300 });
+try {
+  next.exec("BEGIN IMMEDIATE");
+  next.prepare("INSERT INTO t VALUES (?)").run([2]);
+  next.exec("COMMIT");
+  console.log("next writer: " + JSON.stringify(next.prepare("SELECT x FROM t").all()));
+} catch (error) {
+  console.log("next writer: " + error.message);
+}
+`,
+  };
+  expect(await runIn(files, ["main.js", "as-is"])).toContain("next writer: database is locked");
+  const rolledBack = await runIn(files, ["main.js", "roll-back"]);
+  expect(rolledBack).toContain('next writer: [{"x":2}]');
+});

@@ -136,6 +136,36 @@ describe("the writer thread", () => {
     expect((await failure(writer.execute("SELECT 1")))?.message).toMatch(/writer is closed/);
   });
 
+  test("a thread that dies inside a batch leaves neither its writes nor its lock to the next", async () => {
+    const dir = newDir();
+    await mkdir(dir, { recursive: true });
+    const path = join(dir, "w.db");
+    const setup = await startWriterThread(path, 1_000);
+    await setup.execute("PRAGMA journal_mode = WAL");
+    await setup.execute("CREATE TABLE t (x INTEGER NOT NULL)");
+    await setup.close();
+    // The worker's own protocol, so that the crash comes while the batch's transaction is open for sure.
+    const worker = new Worker(new URL("../plugins/stores/libsql/writer-worker.ts", import.meta.url).href);
+    const replies: WriterReply[] = [];
+    worker.addEventListener("message", (event: MessageEvent<WriterReply>) => void replies.push(event.data));
+    const closed = new Promise((resolve) => worker.addEventListener("close", resolve));
+    const post = (request: WriterRequest) => worker.postMessage(request);
+    post({ id: 1, type: "open", path, busyTimeoutMs: 1_000 });
+    post({ id: 2, type: "part", statements: [{ sql: "INSERT INTO t VALUES (?)", args: [1] }] });
+    post({ id: 3, type: "crash" });
+    await closed;
+    expect(replies).toEqual([{ id: 1, results: [] }]);
+
+    // A lock left behind would make this wait out the busy timeout and fail with "database is locked".
+    const next = await startWriterThread(path, 1_000);
+    try {
+      await next.batch([{ sql: "INSERT INTO t VALUES (?)", args: [2] }], "write");
+      expect((await next.execute("SELECT x FROM t")).rows).toEqual([{ x: 2 }]);
+    } finally {
+      await next.close();
+    }
+  });
+
   test("a new thread that cannot be set up fails its request, and the next request tries again", async () => {
     const dir = newDir();
     await mkdir(dir, { recursive: true });

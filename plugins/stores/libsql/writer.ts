@@ -34,7 +34,7 @@ export type WriterRequest =
   | { id: number; type: "part"; statements: InStatement[] }
   | { id: number; type: "batch"; statements: InStatement[] }
   | { id: number; type: "close" }
-  /** Fails the thread as a bug would, once the requests before it are done (tests). */
+  /** Fails the thread as a bug would, once the requests before it are done, inside a batch too (tests). */
   | { id: number; type: "crash" };
 
 /** An error as SQLite or libSQL worded it: the store matches messages (GUARD_FAILURE, open errors). */
