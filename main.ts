@@ -26,32 +26,30 @@ const USAGE = `Usage: bun run main.ts [options]
   --port <n>        HTTP port, overriding the config's http.port (0 picks a free one)
   --demo            run against a built-in simulated cluster (no cluster or config needed; store in ./data/demo)
   --help            this text
+
+Exit codes: 0 done (a check passed, a shutdown completed), 1 an invalid config or a failed start or shutdown
+(one line says why), 2 bad arguments.
 `;
 
 async function main(): Promise<number> {
   const [command, ...rest] = process.argv.slice(2);
   if (command === "tail") return runTail(rest);
   const rbac = command === "rbac";
-  const { values } = parseArgs({
-    args: rbac ? rest : process.argv.slice(2),
-    options: {
-      config: { type: "string" },
-      check: { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-      port: { type: "string" },
-      demo: { type: "boolean", default: false },
-    },
-    strict: true,
-  });
+  let values: ReturnType<typeof parseOptions>;
+  try {
+    values = parseOptions(rbac ? rest : process.argv.slice(2));
+  } catch (error) {
+    return usageError(error instanceof Error ? error.message : String(error));
+  }
+  if (values.demo && (values.config !== undefined || values.check))
+    return usageError("--demo runs its own cluster and config: it takes --port, not --config or --check");
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
   }
   const port = values.port === undefined ? undefined : /^\d{1,5}$/.test(values.port) ? Number(values.port) : NaN;
-  if (port !== undefined && !(port >= 0 && port <= 65535)) {
-    process.stderr.write(`--port: expected a port number (0-65535), got "${values.port}"\n`);
-    return 1;
-  }
+  if (port !== undefined && !(port >= 0 && port <= 65535))
+    return usageError(`--port: expected a port number (0-65535), got "${values.port}"`);
   if (values.demo) {
     const stop = stopSignal();
     const demo = await startDemo({ port: port ?? 8080, dataDir: "data/demo" });
@@ -103,6 +101,26 @@ async function main(): Promise<number> {
     throw error;
   }
   return 0;
+}
+
+function parseOptions(args: string[]) {
+  return parseArgs({
+    args,
+    options: {
+      config: { type: "string" },
+      check: { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+      port: { type: "string" },
+      demo: { type: "boolean", default: false },
+    },
+    strict: true,
+  }).values;
+}
+
+/** Bad arguments: one line, as `tail` says it, and exit 2. */
+function usageError(message: string): number {
+  process.stderr.write(`kubemeta: ${message} (see --help)\n`);
+  return 2;
 }
 
 function stopSignal(): Promise<void> {

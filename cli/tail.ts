@@ -16,7 +16,7 @@ import {
   type SyncedInfo,
 } from "../client/index.ts";
 import { ALL, isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
-import { PREFIX_PATTERN } from "../protocol/subjects.ts";
+import { isNatsServer, NATS_SERVER_RULE, PREFIX_PATTERN } from "../protocol/subjects.ts";
 import { kindsParam, nonEmptyParam } from "../sdk/http.ts";
 
 export const TAIL_USAGE = `Usage: bun run main.ts tail --url <url> [options]
@@ -120,6 +120,8 @@ function transportOf(values: { url?: string; nats?: string; cluster?: string; pr
     .map((s) => s.trim())
     .filter(Boolean);
   if (servers.length === 0) throw new UsageError("--nats: expected NATS server URLs");
+  const bad = servers.find((server) => !isNatsServer(server));
+  if (bad !== undefined) throw new UsageError(`--nats: "${bad}" is not a NATS server: expected ${NATS_SERVER_RULE}`);
   return { servers, cluster, prefix };
 }
 

@@ -17,7 +17,7 @@ import type {
 import type { LOG_LEVELS } from "./logger.ts";
 import type { HttpConfig } from "./http-config.ts";
 import { haConfig, type HaConfig } from "./ha-config.ts";
-import { hostSchema, type PluginEntry } from "./config-schema.ts";
+import { hostSchema, pluginEntry, type PluginEntry } from "./config-schema.ts";
 import type { SlimOptions } from "../core/slim.ts";
 import { ruleProblems } from "../core/slim/rules.ts";
 
@@ -81,22 +81,29 @@ export interface ResolveOptions {
 export async function resolveConfig(raw: unknown, options: ResolveOptions): Promise<Config> {
   const issues: ConfigIssue[] = [];
   const interpolated = interpolate(raw, options.env ?? process.env, "", issues);
+  // An unset variable's value is left empty: what a schema then says of that value only repeats the cause.
+  const unset = new Set(issues.map((issue) => issue.path));
+  const ownIssues = issues.length;
+  const invalid = () => new ConfigError(issues.filter((issue, i) => i < ownIssues || !unset.has(issue.path)));
   const host = parseAll(hostSchema, interpolated, "", issues);
   if (!host) {
     // Errors elsewhere hide none of the plugins' own: each plugin section that is sound on its own is checked too.
     const sections = (interpolated ?? {}) as Record<string, unknown>;
-    // A failed parse's output is the raw input (a string, an entry without `type`): only a sound section is used.
-    const section = <K extends "store" | "sources" | "sinks">(key: K) => {
-      const parsed = v.safeParse(hostSchema.entries[key], sections[key]);
-      return parsed.success ? (parsed.output as v.InferOutput<typeof hostSchema>[K]) : undefined;
+    // A failed parse's output is the raw input (a string, an entry without `type`): only a sound entry is used, and
+    // each entry of a list on its own (a bad name in one hides nothing of the next).
+    const sound = <S extends v.GenericSchema>(schema: S, entry: unknown) => {
+      const parsed = v.safeParse(schema, entry);
+      return parsed.success ? (parsed.output as v.InferOutput<S>) : undefined;
     };
-    const store = section("store");
+    const entries = (key: "sources" | "sinks") =>
+      (Array.isArray(sections[key]) ? (sections[key] as unknown[]) : []).map((entry) => sound(pluginEntry, entry));
+    const store = sound(hostSchema.entries.store, sections.store);
     await Promise.all([
       store && resolveEntry("store", "store", withoutRetention(store), options, issues),
-      ...(section("sources") ?? []).map((e, i) => resolveEntry("source", `sources[${i}]`, e, options, issues)),
-      ...(section("sinks") ?? []).map((e, i) => resolveEntry("sink", `sinks[${i}]`, e, options, issues)),
+      ...entries("sources").map((e, i) => e && resolveEntry("source", `sources[${i}]`, e, options, issues)),
+      ...entries("sinks").map((e, i) => e && resolveEntry("sink", `sinks[${i}]`, e, options, issues)),
     ]);
-    throw new ConfigError(issues);
+    throw invalid();
   }
   const { cluster, log, store, sources, sinks, http, shutdownTimeout, slim } = host;
   const env = options.env ?? process.env;
@@ -122,7 +129,7 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
   checkUniqueNames("sinks", sinksResolved, issues);
   const unshared = ha && storeResolved && storeUnshareable(storeResolved);
   if (unshared) issues.push({ path: "ha.enabled", message: `replicas need a store they all reach: ${unshared}` });
-  if (issues.length > 0 || !storeResolved) throw new ConfigError(issues);
+  if (issues.length > 0 || !storeResolved) throw invalid();
 
   return {
     cluster: cluster.name,

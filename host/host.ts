@@ -149,7 +149,17 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   });
 
   for (const sink of sinks) await sink.start();
-  await http.start();
+  try {
+    await http.start();
+  } catch (error) {
+    // A port in use, an address not on this host: one error line, and nothing left running.
+    const { address, port } = config.http;
+    logger.error("http cannot listen", { address, port, error });
+    for (const sink of sinks) await sink.stop();
+    await store.stop();
+    loop.stop();
+    throw new StartFailed(`http cannot listen on ${address}:${port}`);
+  }
   const leaderOptions = { config, store, log, logger, metrics, context };
   if (config.ha && elector) {
     replication = startReplication({ ha: config.ha, elector, leaderOptions, terms, logger });

@@ -1,6 +1,7 @@
 /**
  * The NATS subjects of one cluster (DESIGN.md, "NATS"): `<prefix>.all`, `<prefix>.shared`,
- * `<prefix>.node.<token>` carry envelopes; `<prefix>.replay` answers replay requests.
+ * `<prefix>.node.<token>` carry envelopes; `<prefix>.replay` answers replay requests. And what
+ * names a NATS server for the sink and `kubemeta tail`.
  */
 import { encodeNodeToken, isNodeName } from "./node-token.ts";
 import { ALL, NODE_PREFIX, SHARED } from "./streams.ts";
@@ -39,4 +40,22 @@ export function subjectsFor(prefix: string): Subjects {
       return isNodeName(node) ? `${prefix}.node.${encodeNodeToken(node)}` : undefined;
     },
   };
+}
+
+/** How a NATS server must be written, wherever it is given. */
+export const NATS_SERVER_RULE = "nats://host:port or tls://host:port (the scheme may be left out, the port too)";
+
+/**
+ * True for what the NATS client connects to: `nats://` or `tls://` (or no scheme), a host, a numeric port if any,
+ * and no path. The client itself takes anything and retries a bad URL for ever, never saying why.
+ */
+export function isNatsServer(server: string): boolean {
+  const withScheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(server) ? server : `nats://${server}`;
+  if (!URL.canParse(withScheme)) return false;
+  const url = new URL(withScheme);
+  return (
+    (url.protocol === "nats:" || url.protocol === "tls:") &&
+    url.hostname !== "" &&
+    (url.pathname === "" || url.pathname === "/")
+  );
 }

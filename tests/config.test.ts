@@ -61,6 +61,21 @@ describe("config", () => {
     expect(issues).toHaveLength(4);
   });
 
+  test("a bad entry in a list hides none of the other entries' errors", async () => {
+    const issues = await issuesOf({
+      http: { port: "x" },
+      sinks: [
+        { type: "sse", name: "bad name!" },
+        { type: "nats", servers: 5 },
+      ],
+      sources: [{ type: "kubernetes", name: "" }, { type: "kubernetes", pageSize: 0 }, "not an entry"],
+    });
+    for (const path of ["http.port", "sinks[0].name", "sinks[1].servers", "sources[0].name", "sources[1].pageSize"])
+      expect(issues).toContainEqual(expect.stringMatching(new RegExp(`^${path.replace(/[.[\]]/g, "\\$&")}: `)));
+    expect(issues).toContainEqual(expect.stringMatching(/^sources\[2\]: /));
+    expect(issues).toHaveLength(6);
+  });
+
   test("parseThreads: a whole number from 0 to 16, each wrong value named at its path", async () => {
     const issues = await issuesOf({
       sources: [
@@ -92,6 +107,19 @@ describe("config", () => {
     expect(await issuesOf({ cluster: { name: "${MISSING_VAR}" } })).toContainEqual(
       "cluster.name: environment variable MISSING_VAR is not set",
     );
+    // The value left empty is not blamed again by the checks it then fails.
+    expect(
+      await issuesOf({
+        cluster: { name: "${CLUSTER_NAME}" },
+        http: { tokens: ["${TOKEN}"] },
+        sinks: [{ type: "webhook", url: "http://127.0.0.1:9/hook", secret: "${SECRET}${SECRET_2}" }],
+      }),
+    ).toEqual([
+      "cluster.name: environment variable CLUSTER_NAME is not set",
+      "http.tokens[0]: environment variable TOKEN is not set",
+      "sinks[0].secret: environment variable SECRET is not set",
+      "sinks[0].secret: environment variable SECRET_2 is not set",
+    ]);
     const literal = await resolveConfig({ cluster: { name: "a$${B}" } }, { baseDir: "/", registry: builtins });
     expect(literal.cluster).toBe("a${B}");
   });
@@ -141,5 +169,20 @@ describe("main.ts --check", () => {
     const result = await check("cluster:\n  name: dev\nsources:\n  - type: kubernetes\n    namespce: default\n");
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("sources[0].namespce");
+  });
+
+  test("bad arguments exit 2 with one line saying what is wrong, not a stack trace", async () => {
+    const cases: [string[], string][] = [
+      [["--chekc"], "kubemeta: Unknown option '--chekc' (see --help)"],
+      [["rbac", "--bogus"], "kubemeta: Unknown option '--bogus' (see --help)"],
+      [["--port", "http"], 'kubemeta: --port: expected a port number (0-65535), got "http" (see --help)'],
+      [
+        ["--demo", "--config", "kubemeta.yaml"],
+        "kubemeta: --demo runs its own cluster and config: it takes --port, not --config or --check (see --help)",
+      ],
+    ];
+    const cwd = await tempDir();
+    for (const [args, line] of cases)
+      expect(await runMain(args, { cwd })).toMatchObject({ code: 2, stderr: `${line}\n` });
   });
 });

@@ -2,8 +2,8 @@
 import { expect, test } from "bun:test";
 import { ConfigError, resolveConfig } from "../host/config.ts";
 import { createLogger } from "../host/logger.ts";
-import { startTestHost } from "../testing/index.ts";
-import { defaultPrefix, PREFIX_PATTERN, subjectsFor } from "../protocol/subjects.ts";
+import { startTestHost, waitFor } from "../testing/index.ts";
+import { defaultPrefix, NATS_SERVER_RULE, PREFIX_PATTERN, subjectsFor } from "../protocol/subjects.ts";
 import { builtins } from "../plugins/index.ts";
 
 async function natsConfig(entry: Record<string, unknown>): Promise<Record<string, unknown>> {
@@ -78,6 +78,32 @@ test("mistakes are reported with their path", async () => {
   expect(await issuesOf({ servers: "nats://n", reconect: {} })).toEqual([
     expect.stringMatching(/^sinks\[0\]\.reconect: /),
   ]);
+});
+
+test("a server the NATS client could never reach (it would retry it for ever) is refused, naming it", async () => {
+  expect(await issuesOf({ servers: ["nats://a:4222", "tls://b", "c:4222", "d", "nats://e:4222/"] })).toEqual([]);
+  expect(await issuesOf({ servers: ["nats://n:4222", "not a url", "nats://n:port", "http://n:4222"] })).toEqual(
+    ["not a url", "nats://n:port", "http://n:4222"].map(
+      (bad, i) => `sinks[0].servers[${i + 1}]: "${bad}" is not a NATS server: expected ${NATS_SERVER_RULE}`,
+    ),
+  );
+  expect(await issuesOf({ servers: "nats://n:4222/subject" })).toEqual([
+    `sinks[0].servers: "nats://n:4222/subject" is not a NATS server: expected ${NATS_SERVER_RULE}`,
+  ]);
+});
+
+test("kubemeta_nats_connected is 0 while NATS was never reached, not missing until a first connection", async () => {
+  const th = await startTestHost({ sinks: [{ type: "nats", servers: "nats://127.0.0.1:1" }] });
+  try {
+    await waitFor(
+      () => th.host.metrics.render().includes('kubemeta_nats_connect_failures_total{sink="nats"}'),
+      10_000,
+      "a failed connection attempt",
+    );
+    expect(th.host.metrics.render()).toContain('kubemeta_nats_connected{sink="nats"} 0');
+  } finally {
+    await th.destroy();
+  }
 });
 
 test("the default prefix keeps any cluster name one token", () => {

@@ -1,4 +1,7 @@
-/** A store that cannot be opened fails `--check` and start alike: one error line naming the store and why, exit 1. */
+/**
+ * A store that cannot be opened fails `--check` and start alike: one error line naming the store and why, exit 1.
+ * So does a port that is taken, at start.
+ */
 import { afterAll, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -8,13 +11,13 @@ import { exitWithin, MAIN, Output } from "./reliability-process.ts";
 const dirs: string[] = [];
 afterAll(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
 
-async function run(url: string, args: string[]) {
+async function run(url: string, args: string[], port = 0) {
   const dir = await tempDir("kubemeta-store-open-");
   dirs.push(dir);
   await Bun.write(join(dir, "a-file"), "");
   await Bun.write(
     join(dir, "kubemeta.yaml"),
-    `store: { type: libsql, url: "${url.replace("<dir>", dir)}" }\nhttp: { address: 127.0.0.1, port: 0 }\n`,
+    `store: { type: libsql, url: "${url.replace("<dir>", dir)}" }\nhttp: { address: 127.0.0.1, port: ${port} }\n`,
   );
   const child = Bun.spawn([process.execPath, "run", MAIN, "--config", "kubemeta.yaml", ...args], {
     cwd: dir,
@@ -50,4 +53,23 @@ test("--check creates a new store, proving it usable", async () => {
   expect(code).toBe(0);
   expect(stdout).toBe("config is valid\n");
   expect(await Bun.file(join(dir, "data", "kubemeta.db")).exists()).toBe(true);
+});
+
+test("a port that is taken: one error line naming address, port and cause, exit 1, not a stack trace", async () => {
+  const taken = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("taken") });
+  try {
+    const { code, stdout, stderr } = await run("file:./data/kubemeta.db", [], taken.port);
+    expect(code).toBe(1);
+    expect(stderr).toBe("");
+    const errors = stdout
+      .trimEnd()
+      .split("\n")
+      .map((line) => JSON.parse(line))
+      .filter((line) => line.level === "error");
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ msg: "http cannot listen", address: "127.0.0.1", port: taken.port });
+    expect(errors[0].error.message).toMatch(/in use/);
+  } finally {
+    taken.stop(true);
+  }
 });

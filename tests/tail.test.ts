@@ -337,6 +337,10 @@ test(
       [["--stream", "all"], /give one of --url .* or --nats/],
       [["--url", "http://127.0.0.1:9", "--bogus"], /'--bogus'/],
       [["--nats", "nats://127.0.0.1:9"], /--nats needs one of --cluster/],
+      [
+        ["--nats", "nats://127.0.0.1:9,http://n:4222", "--cluster", "c"],
+        /--nats: "http:\/\/n:4222" is not a NATS server/,
+      ],
       [["--url", "http://127.0.0.1:9", "--kinds", "pods"], /--kinds: expected API kinds/],
     ];
     const results = await Promise.all(cases.map(([args]) => tail(args).exit()));

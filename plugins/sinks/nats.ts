@@ -44,6 +44,8 @@ export default defineSink({
         "Failed attempts to open a NATS connection (retried with backoff).",
       ),
     };
+    // 0 from the start: an alert on it must fire when NATS was never reachable, not only after a disconnect.
+    telemetry.connected.set(0, labels);
     const replayRequests = ctx.metrics.counter(
       "kubemeta_nats_replay_requests_total",
       "Replay requests, by result (replay, reset, malformed, failed, busy).",

@@ -14,9 +14,13 @@ import {
   v,
   type DeprecatedKey,
 } from "../../../sdk/index.ts";
-import { PREFIX_PATTERN } from "../../../protocol/subjects.ts";
+import { isNatsServer, NATS_SERVER_RULE, PREFIX_PATTERN } from "../../../protocol/subjects.ts";
 
 const nonEmpty = v.pipe(v.string(), v.minLength(1));
+const server = v.pipe(
+  v.string(),
+  v.check(isNatsServer, (issue) => `${JSON.stringify(issue.input)} is not a NATS server: expected ${NATS_SERVER_RULE}`),
+);
 
 const AUTH_KEYS = ["user", "token", "nkeySeed", "nkeySeedFile", "credsFile"] as const;
 
@@ -27,7 +31,7 @@ export const natsSinkSchema = v.pipe(
   v.strictObject({
     // Required: no NATS is assumed.
     servers: v.pipe(
-      v.union([nonEmpty, v.array(nonEmpty)], 'list the NATS server URLs, e.g. ["nats://nats:4222"]'),
+      v.union([server, v.array(server)], 'list the NATS server URLs, e.g. ["nats://nats:4222"]'),
       v.transform((s) => (Array.isArray(s) ? s : [s])),
       v.minLength(1, "list at least one server"),
       v.description("NATS URLs (`nats://`, `tls://`), one or a list; the client fails over between them."),
