@@ -55,6 +55,7 @@ export {
   batchSchema,
   deprecatedKey,
   duration,
+  initialWithinMax,
   parseDuration,
   port,
   positiveInt,

@@ -94,6 +94,12 @@ export interface RetrySchemaOptions {
  * The standard `retry: { initial, max }` key of a sink built on `consume`; its output is
  * `consume`'s `retry` option.
  */
+/** For a backoff's `{ initial, max }` (parsed durations): a first delay longer than the longest is a mistake. */
+export const initialWithinMax = v.check(
+  ({ initial, max }: { initial: number; max: number }) => initial <= max,
+  "initial must not be longer than max",
+);
+
 export function retrySchema(options: RetrySchemaOptions = {}) {
   const { initial = "1s", max = "60s" } = options;
   return v.optional(
@@ -105,6 +111,7 @@ export function retrySchema(options: RetrySchemaOptions = {}) {
         ),
         max: v.optional(v.pipe(duration, v.description("Longest delay between two attempts at a batch.")), max),
       }),
+      initialWithinMax,
       v.transform(({ initial, max }) => ({ initialMs: initial, maxMs: max })),
       v.description("Exponential backoff with full jitter between retries of a batch: `initial` doubling up to `max`."),
     ),

@@ -76,6 +76,21 @@ describe("config", () => {
     expect(issues).toHaveLength(6);
   });
 
+  test("a backoff whose first delay is longer than its longest is refused, wherever it is", async () => {
+    const issues = await issuesOf({
+      sources: [{ type: "kubernetes", backoff: { initial: "1m" }, discovery: { initial: "40s", max: "30s" } }],
+      sinks: [
+        { type: "nats", servers: "nats://n", reconnect: { initial: "20s", max: "1s" }, retry: { max: "50ms" } },
+        { type: "jsonl", retry: { initial: "2m" } },
+      ],
+    });
+    expect(issues.toSorted()).toEqual(
+      ["sinks[0].reconnect", "sinks[0].retry", "sinks[1].retry", "sources[0].backoff", "sources[0].discovery"].map(
+        (path) => `${path}: initial must not be longer than max`,
+      ),
+    );
+  });
+
   test("parseThreads: a whole number from 0 to 16, each wrong value named at its path", async () => {
     const issues = await issuesOf({
       sources: [

@@ -8,7 +8,7 @@
  */
 import * as v from "valibot";
 import { defineSource } from "../../sdk/contract.ts";
-import { duration, positiveInt } from "../../sdk/schema.ts";
+import { duration, initialWithinMax, positiveInt } from "../../sdk/schema.ts";
 import { createRequestBudget } from "./kubernetes/budget.ts";
 import { whenServed } from "./kubernetes/discovery.ts";
 import { Reflector } from "./kubernetes/reflector.ts";
@@ -164,6 +164,7 @@ const schema = v.strictObject({
         ),
         max: v.optional(v.pipe(duration, v.description("Longest wait; each wait doubles up to it.")), "30s"),
       }),
+      initialWithinMax,
       v.description(
         "How often API discovery looks again for a resource the API server does not serve yet " +
           "(each wait between half and all of the current one).",
@@ -180,6 +181,7 @@ const schema = v.strictObject({
         ),
         max: v.optional(v.pipe(duration, v.description("Ceiling of any delay.")), "30s"),
       }),
+      initialWithinMax,
       v.description(
         "Exponential backoff with full jitter between failed attempts; `429` and `503` wait `Retry-After` instead.",
       ),
