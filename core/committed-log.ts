@@ -54,7 +54,8 @@ export function createLog(options: LogOptions): HostLog {
   function checkRetained(stream: string, after: number): void {
     if (after >= oldest - 1) return;
     resets.inc({ stream: streamLabel(stream) });
-    options.logger.warn("reader is behind retention; it gets a reset", { stream, after, oldest });
+    // A subscriber then gets a reset, a `/v1/updates` client a 410 saying to start over.
+    options.logger.warn("a reader's position is behind retention", { stream, after, oldest });
     throw new BehindRetentionError(after, oldest);
   }
 

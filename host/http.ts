@@ -49,7 +49,16 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     logger.error("http handler failed", { path: c.req.path, error });
     return c.json({ error: "internal error" }, 500);
   });
-  app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
+  app.notFound((c) => {
+    const { method, path } = c.req;
+    // A route that is there for other methods: 405 and what it takes, rather than "no such route".
+    const allowed = new Set(app.routes.filter((r) => r.path === path && r.method !== "ALL").map((r) => r.method));
+    if (allowed.size === 0) return c.json({ error: `no route for ${method} ${path}` }, 404);
+    if (allowed.has("GET")) allowed.add("HEAD");
+    const allow = [...allowed].join(", ");
+    c.header("Allow", allow);
+    return c.json({ error: `${method} is not allowed on ${path}: ${allow}` }, 405);
+  });
   if (config.corsOrigins.length > 0) {
     const origin = config.corsOrigins.includes("*") ? "*" : config.corsOrigins;
     // Last-Event-ID is what a reconnecting EventSource sends; Authorization is for fetch-based clients.

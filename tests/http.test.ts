@@ -152,4 +152,13 @@ describe("listener", () => {
     expect(response.status).toBe(404);
     expect(await response.json()).toEqual({ error: "no route for GET /nope" });
   });
+
+  test("a known route asked with another method is a JSON 405 saying which methods it takes", async () => {
+    const th = await host({});
+    for (const path of ["/v1/objects", "/v1/updates", "/v1/watch", "/healthz", "/metrics"]) {
+      const response = await fetch(`${th.url}${path}`, { method: "POST" });
+      expect([path, response.status, response.headers.get("allow")]).toEqual([path, 405, "GET, HEAD"]);
+      expect(await response.json()).toEqual({ error: `POST is not allowed on ${path}: GET, HEAD` });
+    }
+  });
 });

@@ -192,6 +192,8 @@ describe("GET /v1/watch", () => {
       expect(versionsOf(events)).toHaveLength(6);
       expect(events.at(-1)!.lastEventId).toBe(`${epoch}:6`);
     }
+    // Counted as every reader's that fell behind retention is, and only that one.
+    expect(th.host.metrics.render()).toContain('kubemeta_reader_resets_total{stream="all"} 1');
   });
 
   test("bad input: 400 naming the parameter, 404 for an unknown stream, never 500", async () => {

@@ -37,13 +37,15 @@ export interface Session {
 
 export const BEHIND_RETENTION = "resume point is older than retention";
 
-/** Why a resume point cannot be used, or undefined when it can. */
+/**
+ * Why a resume point cannot be used, or undefined when it may be. One behind retention is found by the log's read
+ * (BehindRetentionError), which logs and counts it as every reader's (`kubemeta_reader_resets_total`).
+ */
 export function resumeProblem(log: CommittedLog, resume: Position | undefined): string | undefined {
   if (!resume) return "no resume point";
   if (resume.epoch !== log.epoch)
     return `resume point is of epoch ${resume.epoch}, the store's is ${log.epoch} (the store was recreated)`;
   if (resume.version > log.head()) return `resume point ${resume.version} is ahead of the log (head ${log.head()})`;
-  if (resume.version < log.oldest() - 1) return BEHIND_RETENTION;
   return undefined;
 }
 
