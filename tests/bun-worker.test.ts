@@ -133,7 +133,7 @@ worker.postMessage("go");
   expect(output).not.toContain("exit 0");
 });
 
-test("a worker that dies leaves what it still references open: a kept libSQL statement holds its transaction's lock", async () => {
+test("a dead worker keeps what it references: a kept libSQL statement holds its transaction's lock", async () => {
   const libsql = JSON.stringify(import.meta.resolve("libsql"));
   const files = {
     "dying-writer.js": `import Database from ${libsql};
