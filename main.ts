@@ -4,7 +4,7 @@
  */
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, resolveConfig, type Config } from "./host/config.ts";
-import { checkStore, type Host, ShutdownTimedOut, StartFailed, startHost } from "./host/host.ts";
+import { checkConfig, type Host, ShutdownTimedOut, StartFailed, startHost } from "./host/host.ts";
 import { createLogger } from "./host/logger.ts";
 import { guardProcess } from "./host/supervise.ts";
 import { startDemo } from "./cli/demo.ts";
@@ -22,7 +22,8 @@ const USAGE = `Usage: bun run main.ts [options]
 
   --config <file>   YAML or JSON config (default: ./kubemeta.yaml if present, else built-in defaults:
                     the kubernetes source with your kubeconfig, a libSQL file in ./data, SSE on :8080)
-  --check           validate the config and open (or create) the store, then exit (0 valid, 1 with every error)
+  --check           validate the config, load the kubeconfig a source names, open (or create) the store,
+                    then exit (0 valid, 1 with every error)
   --port <n>        HTTP port, overriding the config's http.port (0 picks a free one)
   --demo            run against a built-in simulated cluster (no cluster or config needed; store in ./data/demo)
   --help            this text
@@ -80,7 +81,7 @@ async function main(): Promise<number> {
   let host: Host;
   try {
     if (values.check) {
-      await checkStore(config, logger);
+      await checkConfig(config, logger);
       process.stdout.write("config is valid\n");
       return 0;
     }

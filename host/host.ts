@@ -99,13 +99,33 @@ async function openStore(config: Config, context: ReturnType<typeof pluginContex
 }
 
 /**
- * For `--check`: proves the store usable by opening it (creating it if new), then closes it; with `ha`, loads the
- * Lease's kubeconfig first.
+ * For `--check`: with `ha`, loads the Lease's kubeconfig; runs each plugin's own check (Declaration.check); then
+ * proves the store usable by opening it (creating it if new), and closes it. Each failure is one error line.
  */
-export async function checkStore(config: Config, logger: Logger): Promise<void> {
+export async function checkConfig(config: Config, logger: Logger): Promise<void> {
   haElector(config, logger);
+  const failed = await checkPlugins(config, logger);
   const { store } = await openStore(config, pluginContext(config, logger, createMetrics()), logger);
   await store.stop();
+  if (failed > 0) throw new StartFailed(`${failed} of the config's plugins cannot start as configured`);
+}
+
+/** How many plugins failed their check, each logged. */
+async function checkPlugins(config: Config, logger: Logger): Promise<number> {
+  const entries = [
+    ...config.sources.map((entry) => ({ kind: "source", ...entry })),
+    ...config.sinks.map((entry) => ({ kind: "sink", ...entry })),
+  ];
+  let failed = 0;
+  for (const { kind, declaration, name, config: pluginConfig } of entries) {
+    try {
+      await declaration.check?.(pluginConfig);
+    } catch (error) {
+      failed++;
+      logger.error(`${kind} cannot start as configured`, { [kind]: name, type: declaration.type, error });
+    }
+  }
+  return failed;
 }
 
 export async function startHost(config: Config, options: HostOptions = {}): Promise<Host> {

@@ -359,6 +359,11 @@ export interface Declaration<K extends string, S extends v.GenericSchema, C, I> 
    */
   create(config: v.InferOutput<S>, context: C): I;
   /**
+   * What `--check` can prove of a config without starting anything (a file it names loads); throws what is wrong.
+   * Only what the config itself names: a check must pass wherever the config is checked, outside the cluster too.
+   */
+  check?(config: v.InferOutput<S>): void | Promise<void>;
+  /**
    * The Kubernetes RBAC rules this plugin's config needs, for a plugin that talks to the
    * API server: `bun run main.ts rbac` prints the ClusterRole of every plugin's rules.
    */

@@ -171,6 +171,43 @@ describe("main.ts --check", () => {
     expect(result).toMatchObject({ code: 0, stdout: "config is valid\n" });
   });
 
+  test("a kubeconfig a source names must load: one error line for each that does not; the store checked", async () => {
+    const dir = await tempDir();
+    const kubeconfig = [
+      "apiVersion: v1",
+      "kind: Config",
+      "current-context: main",
+      "clusters: [{ name: c, cluster: { server: 'https://127.0.0.1:6443' } }]",
+      "contexts: [{ name: main, context: { cluster: c, user: u } }]",
+      "users: [{ name: u, user: { token: t } }]",
+    ].join("\n");
+    await Bun.write(join(dir, "good.yaml"), kubeconfig);
+    await Bun.write(
+      join(dir, "kubemeta.yaml"),
+      [
+        "sources:",
+        "  - { type: kubernetes, name: a, kubeconfig: ./missing.yaml }",
+        "  - { type: kubernetes, name: b, kubeconfig: ./good.yaml, context: nope }",
+        "  - { type: kubernetes, name: c, kubeconfig: ./good.yaml }",
+        "  - { type: kubernetes, name: d }",
+      ].join("\n"),
+    );
+    // Relative to the working directory, as every path but a plugin module's.
+    const result = await runMain(["--check", "--config", "kubemeta.yaml"], { cwd: dir });
+    expect(result.code).toBe(1);
+    const lines = result.stdout
+      .trimEnd()
+      .split("\n")
+      .map((line) => JSON.parse(line));
+    expect(lines.map(({ level, msg, source }) => [level, msg, source])).toEqual([
+      ["error", "source cannot start as configured", "a"],
+      ["error", "source cannot start as configured", "b"],
+    ]);
+    expect(lines[0].error.message).toContain("cannot load kubeconfig ./missing.yaml");
+    expect(lines[1].error.message).toContain('has no context "nope" (contexts: main)');
+    expect(await Bun.file(join(dir, "data", "kubemeta.db")).exists()).toBe(true);
+  });
+
   test("the example config in examples/ is valid", async () => {
     const example = join(import.meta.dir, "..", "examples/kubemeta.yaml");
     const result = await runMain(["--check", "--config", example], {

@@ -204,6 +204,10 @@ export default defineSource({
       resources: [resource],
       verbs: ["get", "list", "watch"],
     })),
+  check(config) {
+    // Only a kubeconfig the config names: without one it may be the cluster's own, found only inside the cluster.
+    if (config.kubeconfig) loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context });
+  },
   create(config, ctx) {
     let controller: AbortController | undefined;
     let loops: Promise<void>[] = [];
