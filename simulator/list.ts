@@ -9,7 +9,7 @@
 import type { ServerResponse } from "node:http";
 import { kubeHeaders, streamBody } from "./http.ts";
 import type { ListOptions } from "./options.ts";
-import { apiVersionOf, type ResourceType } from "./resources.ts";
+import { apiVersionOf, type ResourceType } from "./resource-types.ts";
 import { badRequest, continueExpired, listTooOld, tooLargeResourceVersion, type Status } from "./status.ts";
 import { itemJson, sortedJson } from "./serialize.ts";
 import type { Entry, ObjectStore } from "./store.ts";

@@ -1,5 +1,6 @@
 /** URL paths of the Kubernetes REST API, mapped to what the test server serves there. */
-import { apiVersions, VERSION_INFO, type ResourceType, type ServedResources } from "./resources.ts";
+import type { ResourceType } from "./resource-types.ts";
+import { apiVersions, VERSION_INFO, type ServedResources } from "./resources.ts";
 
 export type Route =
   /** No body: a discovery path of a group or group version not served (404, and counted as discovery). */

@@ -4,7 +4,7 @@
  * `a<1` for labels; `a=b`, `a==b`, `a!=b` for fields.
  */
 import type { KubeObject } from "../sdk/model.ts";
-import type { ResourceType } from "./resources.ts";
+import type { ResourceType } from "./resource-types.ts";
 
 export type Labels = Record<string, string>;
 export type Matcher = (values: Labels) => boolean;

@@ -3,7 +3,7 @@
  * and list items (which carry no kind/apiVersion, but for custom resources).
  */
 import type { KubeObject } from "../sdk/model.ts";
-import { apiVersionOf, type ResourceType } from "./resources.ts";
+import { apiVersionOf, type ResourceType } from "./resource-types.ts";
 import type { Entry } from "./store.ts";
 
 const METADATA_ORDER = [

@@ -20,7 +20,8 @@ import { Faults, type Verb } from "./faults.ts";
 import { kubeHeaders, sendJson, sendStatus } from "./http.ts";
 import { ListSnapshots, serveList } from "./list.ts";
 import { parseListOptions, parseResourceVersion, validateListOptions, type ListOptions } from "./options.ts";
-import { ServedResources, type ResourceType } from "./resources.ts";
+import type { ResourceType } from "./resource-types.ts";
+import { ServedResources } from "./resources.ts";
 import { route } from "./routes.ts";
 import { parseFieldSelector, parseLabelSelector, SelectorError } from "./selectors.ts";
 import {

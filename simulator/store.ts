@@ -8,7 +8,8 @@
  */
 import type { ChangeType } from "../protocol/envelope.ts";
 import type { KubeObject } from "../sdk/model.ts";
-import type { ResourceType, ServedResources } from "./resources.ts";
+import type { ResourceType } from "./resource-types.ts";
+import type { ServedResources } from "./resources.ts";
 import { selectableFields, type Labels } from "./selectors.ts";
 import { kubeTime, serialize, serializeObject, type Serialized } from "./serialize.ts";
 

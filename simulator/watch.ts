@@ -6,7 +6,7 @@
  */
 import type { ServerResponse } from "node:http";
 import { CHUNK_BYTES, drained, kubeHeaders } from "./http.ts";
-import { apiVersionOf, type ResourceType } from "./resources.ts";
+import { apiVersionOf, type ResourceType } from "./resource-types.ts";
 import type { Matcher } from "./selectors.ts";
 import type { Status } from "./status.ts";
 import { eventLine } from "./serialize.ts";

@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { KubeObject } from "../sdk/model.ts";
 import { sendJson, sendStatus } from "./http.ts";
-import { apiVersionOf, type ResourceType } from "./resources.ts";
+import { apiVersionOf, type ResourceType } from "./resource-types.ts";
 import { serialize } from "./serialize.ts";
 import {
   alreadyExists,
