@@ -125,8 +125,9 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
   const sinksResolved = await Promise.all(
     sinks.map((e, i) => resolveEntry<SinkDeclaration>("sink", `sinks[${i}]`, e, options, issues)),
   );
-  checkUniqueNames("sources", sourcesResolved, issues);
-  checkUniqueNames("sinks", sinksResolved, issues);
+  // A name written is known even of an entry that failed; a default one (its type's) only of one that loaded.
+  checkUniqueNames("sources", sources.map((entry, i) => entry.name ?? sourcesResolved[i]?.name), issues);
+  checkUniqueNames("sinks", sinks.map((entry, i) => entry.name ?? sinksResolved[i]?.name), issues);
   const unshared = ha && storeResolved && storeUnshareable(storeResolved);
   if (unshared) issues.push({ path: "ha.enabled", message: `replicas need a store they all reach: ${unshared}` });
   if (issues.length > 0 || !storeResolved) throw invalid();
@@ -240,16 +241,13 @@ function withoutSecrets(issue: v.BaseIssue<unknown>): string {
   return message;
 }
 
-function checkUniqueNames(section: string, entries: ({ name: string } | undefined)[], issues: ConfigIssue[]) {
+function checkUniqueNames(section: string, names: (string | undefined)[], issues: ConfigIssue[]) {
   const seen = new Set<string>();
-  entries.forEach((entry, i) => {
-    if (!entry) return;
-    if (seen.has(entry.name))
-      issues.push({
-        path: `${section}[${i}].name`,
-        message: `"${entry.name}" is used twice; give each entry its own name`,
-      });
-    seen.add(entry.name);
+  names.forEach((name, i) => {
+    if (name === undefined) return;
+    if (seen.has(name))
+      issues.push({ path: `${section}[${i}].name`, message: `"${name}" is used twice; give each entry its own name` });
+    seen.add(name);
   });
 }
 

@@ -142,6 +142,18 @@ describe("config", () => {
   test("two entries with one name are refused", async () => {
     const issues = await issuesOf({ sources: [{ type: "kubernetes" }, { type: "kubernetes" }] });
     expect(issues).toContainEqual(expect.stringMatching(/^sources\[1\]\.name: "kubernetes" is used twice/));
+    // Said at once, beside what else is wrong with the second entry.
+    expect(
+      await issuesOf({
+        sinks: [
+          { type: "sse", name: "a" },
+          { type: "nats", name: "a", servers: "nats://n", bogus: 1 },
+        ],
+      }),
+    ).toEqual([
+      'sinks[1].bogus: Invalid key: Expected never but received "bogus"',
+      'sinks[1].name: "a" is used twice; give each entry its own name',
+    ]);
   });
 
   test("YAML and JSON files load; a missing or unparsable file is a clear error", async () => {
