@@ -126,8 +126,16 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
     sinks.map((e, i) => resolveEntry<SinkDeclaration>("sink", `sinks[${i}]`, e, options, issues)),
   );
   // A name written is known even of an entry that failed; a default one (its type's) only of one that loaded.
-  checkUniqueNames("sources", sources.map((entry, i) => entry.name ?? sourcesResolved[i]?.name), issues);
-  checkUniqueNames("sinks", sinks.map((entry, i) => entry.name ?? sinksResolved[i]?.name), issues);
+  checkUniqueNames(
+    "sources",
+    sources.map((entry, i) => entry.name ?? sourcesResolved[i]?.name),
+    issues,
+  );
+  checkUniqueNames(
+    "sinks",
+    sinks.map((entry, i) => entry.name ?? sinksResolved[i]?.name),
+    issues,
+  );
   const unshared = ha && storeResolved && storeUnshareable(storeResolved);
   if (unshared) issues.push({ path: "ha.enabled", message: `replicas need a store they all reach: ${unshared}` });
   if (issues.length > 0 || !storeResolved) throw invalid();
