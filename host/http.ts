@@ -52,7 +52,11 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   app.notFound((c) => {
     const { method, path } = c.req;
     // A route that is there for other methods: 405 and what it takes, rather than "no such route".
-    const allowed = new Set(app.routes.filter((r) => r.path === path && r.method !== "ALL").map((r) => r.method));
+    const allowed = new Set(
+      [...new Set(app.routes.map((r) => r.method))].filter(
+        (other) => other !== "ALL" && app.router.match(other, path)[0].some(([[, route]]) => route.method === other),
+      ),
+    );
     if (allowed.size === 0) return c.json({ error: `no route for ${method} ${path}` }, 404);
     if (allowed.has("GET")) allowed.add("HEAD");
     const allow = [...allowed].join(", ");

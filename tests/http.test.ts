@@ -1,9 +1,10 @@
 /** The shared listener: bearer tokens, TLS, CORS for a browser's EventSource, and its config. */
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ConfigError, resolveConfig } from "../host/config.ts";
 import { testPki } from "../simulator/certs.ts";
-import { rawPod, startTestHost, type TestHost } from "../testing/index.ts";
+import { rawPod, startTestHost, tempDir, type TestHost } from "../testing/index.ts";
 import { openSse } from "./sse-client.ts";
 import { builtins } from "../plugins/index.ts";
 
@@ -15,6 +16,23 @@ afterAll(() => {
   delete process.env.KUBEMETA_TEST_TOKEN_A;
   delete process.env.KUBEMETA_TEST_TOKEN_B;
 });
+
+/** A sink plugin, loaded by path, whose routes have a path parameter. */
+const PARAM_ROUTES_PLUGIN = `
+import { defineSink, v } from ${JSON.stringify(join(import.meta.dir, "../sdk/index.ts"))};
+export default defineSink({
+  type: "hook",
+  description: "Mounts POST /hooks/:id and GET /hooks/:id/status.",
+  schema: v.strictObject({}),
+  create: (_config, ctx) => ({
+    async start() {
+      ctx.http.post("/hooks/:id", (c) => c.json({ id: c.req.param("id") }));
+      ctx.http.get("/hooks/:id/status", (c) => c.json({ id: c.req.param("id") }));
+    },
+    async stop() {},
+  }),
+});
+`;
 
 const hosts: TestHost[] = [];
 afterEach(async () => {
@@ -160,5 +178,20 @@ describe("listener", () => {
       expect([path, response.status, response.headers.get("allow")]).toEqual([path, 405, "GET, HEAD"]);
       expect(await response.json()).toEqual({ error: `POST is not allowed on ${path}: GET, HEAD` });
     }
+  });
+
+  test("so is a plugin's route with a path parameter; a path no route has stays a 404", async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, "hook.ts"), PARAM_ROUTES_PLUGIN);
+    const th = await startTestHost({ dir, sinks: [{ type: "./hook.ts" }] });
+    hosts.push(th);
+    const ask = async (method: string, path: string) => {
+      const response = await fetch(`${th.url}${path}`, { method });
+      return [method, path, response.status, response.headers.get("allow")];
+    };
+    expect(await ask("POST", "/hooks/abc")).toEqual(["POST", "/hooks/abc", 200, null]);
+    expect(await ask("GET", "/hooks/abc")).toEqual(["GET", "/hooks/abc", 405, "POST"]);
+    expect(await ask("DELETE", "/hooks/abc/status")).toEqual(["DELETE", "/hooks/abc/status", 405, "GET, HEAD"]);
+    expect(await ask("GET", "/hooks/abc/other")).toEqual(["GET", "/hooks/abc/other", 404, null]);
   });
 });
