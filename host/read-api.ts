@@ -19,6 +19,7 @@ import type { Logger } from "../sdk/telemetry.ts";
 import { BehindRetentionError, type CommittedLog } from "../sdk/contract.ts";
 import {
   kindsParam,
+  nodeParam,
   nonEmptyParam,
   parseQuery,
   positionParam,
@@ -48,7 +49,7 @@ function limitParam(max: number, fallback: number) {
 const objectsQuery = v.object({
   kind: v.optional(kindsParam),
   namespace: v.optional(nonEmptyParam),
-  node: v.optional(nonEmptyParam),
+  node: v.optional(nodeParam),
   stream: streamParam,
 });
 

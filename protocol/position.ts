@@ -1,7 +1,7 @@
 /**
  * A point in the log, `<epoch>:<version>`: SSE event ids, `Last-Event-ID`, `since`,
  * `next` cursors and NATS replay's `from` all spell it so. One grammar for all of them:
- * an epoch without `:` or white space, a version without leading zeros.
+ * an epoch of visible ASCII characters but `:`, a version without leading zeros.
  */
 
 export interface Position {
@@ -9,7 +9,7 @@ export interface Position {
   version: number;
 }
 
-const POSITION = /^([^:\s]+):(0|[1-9]\d{0,14})$/;
+const POSITION = /^([\x21-\x39\x3b-\x7e]+):(0|[1-9]\d{0,14})$/;
 
 export function formatPosition(epoch: string, version: number): string {
   return `${epoch}:${version}`;

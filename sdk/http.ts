@@ -9,6 +9,7 @@ import type { Context } from "hono";
 import type { CommittedLog, ObjectQuery } from "./contract.ts";
 import type { CurrentObject } from "./model.ts";
 import { parsePosition } from "../protocol/position.ts";
+import { isNodeName } from "../protocol/node-token.ts";
 import { ALL, isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
 
 /** The longest value a parameter may have: well above any legal one, and a bound on what a request costs. */
@@ -48,6 +49,9 @@ export const kindsParam = v.pipe(
 );
 
 export const nonEmptyParam = v.pipe(textParam, v.minLength(1, "must not be empty"));
+
+/** A node no object can be on (`Bad_Name`) is a mistake to say, not an empty answer to give. */
+export const nodeParam = v.pipe(textParam, v.check(isNodeName, "expected a legal node name (DNS-1123 subdomain)"));
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; response: Response };
 

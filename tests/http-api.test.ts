@@ -58,6 +58,10 @@ describe("GET /v1/objects", () => {
   test("bad values: 400 naming the parameter; unknown stream 404", async () => {
     expect(await get("/v1/objects?kind=pods")).toMatchObject({ status: 400, body: { parameter: "kind" } });
     expect(await get("/v1/objects?namespace=")).toMatchObject({ status: 400, body: { parameter: "namespace" } });
+    // A node no object can be on is said, not answered with an empty list (its stream is a 404 likewise).
+    for (const node of ["Bad_Name", "", "a%00b"]) {
+      expect(await get(`/v1/objects?node=${node}`)).toMatchObject({ status: 400, body: { parameter: "node" } });
+    }
     expect(await get("/v1/objects?stream=nodes")).toMatchObject({ status: 404, body: { parameter: "stream" } });
   });
 });
@@ -106,6 +110,10 @@ describe("GET /v1/updates", () => {
       ["limit=ten", "limit"],
       ["since=5", "since"],
       ["since=:5", "since"],
+      // An epoch is visible ASCII: a control character is bad input, not an unknown epoch (410).
+      ["since=%00:1", "since"],
+      ["since=ab%09c:1", "since"],
+      ["since=%C3%A9:1", "since"],
     ]) {
       expect(await get(`/v1/updates?${query}`)).toMatchObject({ status: 400, body: { parameter } });
     }
