@@ -20,6 +20,7 @@ import { haConfig, type HaConfig } from "./ha-config.ts";
 import { hostSchema, pluginEntry, type PluginEntry } from "./config-schema.ts";
 import type { SlimOptions } from "../core/slim.ts";
 import { ruleProblems } from "../core/slim/rules.ts";
+import { deprecatedKeysOf, type DeprecatedKey } from "../sdk/schema.ts";
 
 export interface ConfigIssue {
   path: string;
@@ -179,9 +180,27 @@ async function resolveEntry<D extends AnyDeclaration>(
   const { type, name, ...rest } = entry;
   const declaration = await findDeclaration(kind, type, options, path, issues);
   if (!declaration) return undefined;
+  const clashes = bothWritten(declaration.schema, rest);
+  for (const { key, use } of clashes)
+    issues.push({ path: `${path}.${key}`, message: `"${key}" is the old name of "${use}": write only "${use}"` });
   const config = parseAll(declaration.schema, rest, path, issues);
-  if (config === undefined) return undefined;
+  if (config === undefined || clashes.length > 0) return undefined;
   return { declaration: declaration as D, name: name ?? declaration.type, config };
+}
+
+/** The deprecated keys written beside the keys that replaced them (`batchSize` with `batch.size`). */
+function bothWritten(schema: v.GenericSchema, entry: Record<string, unknown>): DeprecatedKey[] {
+  const written = (path: string) => {
+    let value: unknown = entry;
+    for (const key of path.split(".")) {
+      if (typeof value !== "object" || value === null || !Object.hasOwn(value, key)) return false;
+      value = (value as Record<string, unknown>)[key];
+    }
+    return true;
+  };
+  const clashes = deprecatedKeysOf(schema).filter(({ key, use }) => written(key) && written(use));
+  // `backoff` beside `retry` says all: its `initial` beside `retry.initial` is the same mistake.
+  return clashes.filter(({ key }) => !clashes.some((outer) => key.startsWith(`${outer.key}.`)));
 }
 
 /**

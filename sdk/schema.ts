@@ -131,10 +131,24 @@ export function deprecatedKey<S extends v.GenericSchema>(schema: S, use: string)
 }
 
 /**
+ * The deprecated keys of an object schema (`deprecatedKey`), nested ones as `backoff.initial`,
+ * each with the key that replaced it.
+ */
+export function deprecatedKeysOf(schema: v.GenericSchema, prefix = ""): DeprecatedKey[] {
+  if (!("entries" in schema)) return [];
+  return Object.entries(schema.entries as Record<string, v.GenericSchema>).flatMap(([name, field]) => {
+    const inner = field.type === "optional" ? (field as v.OptionalSchema<v.GenericSchema, unknown>).wrapped : field;
+    const use = v.getMetadata(inner).deprecated;
+    const own = typeof use === "string" ? [{ key: prefix + name, use }] : [];
+    return [...own, ...deprecatedKeysOf(inner, `${prefix}${name}.`)];
+  });
+}
+
+/**
  * For a schema's final transform: the value of an old key when the config has it (and
  * then it is noted in `used`, to be warned about), else that of the key that replaced it.
- * The old key wins when both are there: a new key's default cannot be told from a value
- * the user wrote.
+ * The host refuses a config that writes both (host/config.ts): a new key's default cannot
+ * be told from a value the user wrote once the schema has run.
  */
 export function alias<T>(old: T | undefined, current: T, key: DeprecatedKey, used: DeprecatedKey[]): T {
   if (old === undefined) return current;

@@ -45,6 +45,13 @@ test("the old key batchSize still sets batch.size, with one warning at start nam
   expect(await issuesOf({ servers: "nats://n", batchSize: 0 })).toEqual([
     expect.stringMatching(/^sinks\[0\]\.batchSize: /),
   ]);
+  // Both: which one was meant cannot be known, so neither is taken.
+  expect(await issuesOf({ servers: "nats://n", batchSize: 50, batch: { size: 60 } })).toEqual([
+    'sinks[0].batchSize: "batchSize" is the old name of "batch.size": write only "batch.size"',
+  ]);
+  expect(await natsConfig({ servers: "nats://n", batchSize: 50, batch: { linger: "5ms" } })).toMatchObject({
+    batch: { size: 50, lingerMs: 5 },
+  });
 
   const logged: Record<string, unknown>[] = [];
   const logger = createLogger({ write: (line) => void logged.push(JSON.parse(line) as Record<string, unknown>) });

@@ -328,6 +328,12 @@ test(
     expect(await webhookConfig({ backoff: { max: "2m" } })).toMatchObject({
       retry: { initialMs: 1_000, maxMs: 120_000 },
     });
+    // An old key beside its new one is refused, once for a section (`backoff` beside `retry`).
+    const both = { linger: "20ms", batch: { linger: "30ms" }, backoff: { initial: "1s" }, retry: { initial: "2s" } };
+    await expect(webhookConfig(both)).rejects.toThrow(
+      'sinks[0].linger: "linger" is the old name of "batch.linger": write only "batch.linger"\n' +
+        'sinks[0].backoff: "backoff" is the old name of "retry": write only "retry"',
+    );
 
     receiver = await startReceiver();
     const logged: Record<string, unknown>[] = [];
