@@ -51,3 +51,54 @@ test(
     expect(lines[0]!.epoch).toBe(host.host.epoch);
   },
 );
+
+test("to stdout, beside kubemeta's own log lines, every line stays whole while the reader is slow", async () => {
+  const count = 2_000;
+  const child = Bun.spawn([process.execPath, join(import.meta.dir, "jsonl-stdout-host.ts")], {
+    env: { ...process.env, COUNT: String(count) },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  try {
+    // Nothing is read from stdout until every pod is committed: the pipe is full by then and pushes back.
+    const stderr = child.stderr.getReader();
+    let said = "";
+    while (!said.includes("applied\n")) {
+      const chunk = await stderr.read();
+      if (chunk.done) throw new Error(`the host ended before applying its pods: ${said}`);
+      said += new TextDecoder().decode(chunk.value);
+    }
+    // A line lost inside a broken one would leave the loop waiting: ended, the output ends too.
+    const deadline = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const versions = new Set<number>();
+    const broken: string[] = [];
+    let logLines = 0;
+    let rest = "";
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stdout) {
+      const lines = (rest + decoder.decode(chunk, { stream: true })).split("\n");
+      rest = lines.pop()!;
+      for (const line of lines) {
+        let parsed: { version?: number; level?: string };
+        try {
+          parsed = JSON.parse(line) as typeof parsed;
+        } catch {
+          broken.push(line.slice(0, 200));
+          continue;
+        }
+        if (parsed.version !== undefined) versions.add(parsed.version);
+        else if (parsed.level !== undefined) logLines++;
+      }
+      // Versions come in order: past the last one, nothing more is to come.
+      if (versions.has(count)) break;
+    }
+    clearTimeout(deadline);
+    expect(broken).toEqual([]);
+    expect(versions.size).toBe(count);
+    // The webhook's warnings did share the pipe.
+    expect(logLines).toBeGreaterThan(0);
+  } finally {
+    child.kill("SIGTERM");
+    await child.exited;
+  }
+}, 60_000);

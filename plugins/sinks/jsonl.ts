@@ -20,6 +20,14 @@
 import { appendFile } from "node:fs/promises";
 import { batchSchema, consume, defineSink, jsonText, retrySchema, streamName, v } from "../../sdk/index.ts";
 
+/**
+ * Through process.stdout, as kubemeta's log lines are written: two writers of one pipe (Bun.write(Bun.stdout) was
+ * the other) splice each other's lines when its reader is slow. Settles once the text is handed to the pipe.
+ */
+function writeStdout(text: string): Promise<void> {
+  return new Promise((resolve, reject) => process.stdout.write(text, (error) => (error ? reject(error) : resolve())));
+}
+
 export default defineSink({
   type: "jsonl",
   description: "Appends each update as a JSON line (an envelope) to a file or to stdout.",
@@ -33,10 +41,7 @@ export default defineSink({
   example: { path: "/var/lib/kubemeta/updates.jsonl", stream: "all" },
 
   create(config, ctx) {
-    const write =
-      config.path === "-"
-        ? (text: string) => Bun.write(Bun.stdout, text)
-        : (text: string) => appendFile(config.path, text);
+    const write = config.path === "-" ? writeStdout : (text: string) => appendFile(config.path, text);
     return consume(ctx, {
       stream: config.stream,
       batch: config.batch,
