@@ -9,6 +9,7 @@ import type { Msg, NatsConnection, Subscription as NatsSubscription } from "@nat
 import { Backoff, sleep } from "../protocol/retry.ts";
 import type { ReplayChunk, ReplayRequestMessage } from "../protocol/replay.ts";
 import { defaultPrefix, subjectsFor } from "../protocol/subjects.ts";
+import { formatPosition } from "../protocol/position.ts";
 import type { Envelope } from "../protocol/envelope.ts";
 import { StreamCaches, type InformerHandlers, type StreamCache, type Subscription } from "./cache.ts";
 
@@ -55,11 +56,11 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
     private wanted: Wanted | undefined = {};
     private wake: (() => void) | undefined;
     /**
-     * The `prev` a gap replay was last asked up to. The log has every version a message
-     * carries (it is published after its commit), so a replay covers the gap; should it
-     * not, the message applies anyway rather than asking the same forever.
+     * The position (`<epoch>:<prev>`) a gap replay was last asked up to. The log has every version a message
+     * carries (it is published after its commit), so a replay covers the gap; should it not, the message applies
+     * anyway rather than asking the same forever. With its epoch: after a wipe, versions count from 1 again.
      */
-    private askedUpTo: number | undefined;
+    private askedUpTo: string | undefined;
     private readonly subscription: NatsSubscription;
 
     constructor(private readonly cache: StreamCache) {
@@ -133,8 +134,12 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
             return;
           }
           if (cache.revealsGap(envelope)) {
-            if (this.askedUpTo !== envelope.prev) {
-              this.askedUpTo = envelope.prev;
+            const upTo = formatPosition(envelope.epoch, envelope.prev);
+            if (this.askedUpTo !== upTo) {
+              this.askedUpTo = upTo;
+              cache.report(
+                new Error(`missed updates of ${cache.stream} between ${cache.position} and ${envelope.prev}; replaying`),
+              );
               this.want({ to: envelope.prev });
               return;
             }
@@ -160,7 +165,7 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
         if (wanted.to !== undefined && wanted.to <= cache.position) return;
         const request: ReplayRequestMessage = {
           stream: cache.stream,
-          from: cache.hasPosition ? `${cache.epoch}:${cache.position}` : null,
+          from: cache.hasPosition ? formatPosition(cache.epoch, cache.position) : null,
           to: wanted.to,
         };
         try {
