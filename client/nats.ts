@@ -165,7 +165,7 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
         if (wanted.to !== undefined && wanted.to <= cache.position) return;
         const request: ReplayRequestMessage = {
           stream: cache.stream,
-          from: cache.hasPosition ? formatPosition(cache.epoch, cache.position) : null,
+          from: cache.hasPosition ? `${cache.epoch}:${cache.position}` : null,
           to: wanted.to,
         };
         try {

@@ -6,9 +6,9 @@
  * explicitly, because client-node's fetch path puts them on an undici Agent that Bun
  * ignores (DESIGN.md, "Pitfalls": LIST fails with UNABLE_TO_VERIFY_LEAF_SIGNATURE).
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { delimiter, join } from "node:path";
+import { delimiter, dirname, join, resolve as resolvePath } from "node:path";
 import type { RequestOptions } from "node:https";
 import { KubeConfig } from "@kubernetes/client-node";
 
@@ -53,7 +53,7 @@ function resolve(kc: KubeConfig, options: KubeconfigOptions, inClusterRoot: stri
   const home = env.HOME || homedir();
   if (options.kubeconfig) {
     const file = options.kubeconfig.startsWith("~/") ? join(home, options.kubeconfig.slice(2)) : options.kubeconfig;
-    return loadFile(kc, file, () => kc.loadFromFile(file));
+    return loadFile(kc, file, [file], () => kc.loadFromFile(file));
   }
   if (
     env.KUBERNETES_SERVICE_HOST &&
@@ -63,23 +63,43 @@ function resolve(kc: KubeConfig, options: KubeconfigOptions, inClusterRoot: stri
     kc.loadFromCluster(inClusterRoot);
     return "in-cluster service account";
   }
-  if (env.KUBECONFIG?.split(delimiter).some(Boolean))
-    return loadFile(kc, `KUBECONFIG=${env.KUBECONFIG}`, () => kc.loadFromDefault());
+  const listed = env.KUBECONFIG?.split(delimiter).filter(Boolean) ?? [];
+  if (listed.length > 0) return loadFile(kc, `KUBECONFIG=${env.KUBECONFIG}`, listed, () => kc.loadFromDefault());
   const file = join(home, ".kube", "config");
   if (!existsSync(file)) {
     throw new Error(`no kubeconfig found: not running in a cluster, KUBECONFIG is not set and ${file} does not exist`);
   }
-  return loadFile(kc, file, () => kc.loadFromFile(file));
+  return loadFile(kc, file, [file], () => kc.loadFromFile(file));
 }
 
-function loadFile(kc: KubeConfig, origin: string, load: () => void): string {
+function loadFile(kc: KubeConfig, origin: string, files: string[], load: () => void): string {
   try {
     load();
+    readTokenFiles(kc, files);
   } catch (err) {
     throw new Error(`cannot load kubeconfig ${origin}: ${(err as Error).message}`);
   }
   if (kc.getContexts().length === 0) throw new Error(`kubeconfig ${origin} defines no context`);
   return origin;
+}
+
+/**
+ * A user's `tokenFile` (kubectl's key for it, client-go's) is read here: client-node reads only `token-file`, and a
+ * user with `tokenFile` would send no credentials at all. Relative to its kubeconfig and trimmed, as client-go does;
+ * read again with the rest on every reload, so a rotated token is picked up.
+ */
+function readTokenFiles(kc: KubeConfig, files: string[]): void {
+  type RawUsers = { users?: { name?: unknown; user?: { token?: unknown; tokenFile?: unknown } }[] } | null;
+  for (const file of files) {
+    const raw = Bun.YAML.parse(readFileSync(file, "utf8")) as RawUsers;
+    for (const entry of Array.isArray(raw?.users) ? raw.users : []) {
+      const tokenFile = entry?.user?.tokenFile;
+      const index = kc.users.findIndex((user) => user.name === entry?.name);
+      if (typeof tokenFile !== "string" || index < 0 || kc.users[index]!.token) continue;
+      const token = readFileSync(resolvePath(dirname(file), tokenFile), "utf8").trim();
+      kc.users[index] = { ...kc.users[index]!, token };
+    }
+  }
 }
 
 /** What a write sends: a JSON body (serialized here) for POST, PUT and PATCH. */

@@ -4,7 +4,7 @@
  * client-node's own requests cannot do under Bun).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import * as v from "valibot";
@@ -114,6 +114,22 @@ describe("authentication and TLS under Bun", () => {
       expect(running.isSynced()).toBe(false);
       await writeFile(tokenFile, server.token);
       await within(running.synced, 5000, "sync after the token rotated");
+      expect(inSync(sink, server, "Pod")).toBe(true);
+    } finally {
+      await running.stop();
+    }
+  });
+
+  test("kubectl's tokenFile (client-node reads only token-file): relative to its kubeconfig, trimmed", async () => {
+    const dir = join(scratch.dir, "token-file-key");
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, "token"), `${server.token}\n`);
+    const kubeconfig = join(dir, "kubeconfig.yaml");
+    await writeFile(kubeconfig, server.kubeconfig("token").replace(/token: .*/, "tokenFile: token"));
+    const sink = new RecordingSink();
+    const running = await runSource(sink, { kubeconfig, resources: ["pods"] });
+    try {
+      await within(running.synced, 5000, "sync with the token from tokenFile");
       expect(inSync(sink, server, "Pod")).toBe(true);
     } finally {
       await running.stop();
