@@ -138,7 +138,9 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
             if (this.askedUpTo !== upTo) {
               this.askedUpTo = upTo;
               cache.report(
-                new Error(`missed updates of ${cache.stream} between ${cache.position} and ${envelope.prev}; replaying`),
+                new Error(
+                  `missed updates of ${cache.stream} between ${cache.position} and ${envelope.prev}; replaying`,
+                ),
               );
               this.want({ to: envelope.prev });
               return;
