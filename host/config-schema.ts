@@ -4,7 +4,7 @@
  * reference (scripts/config-docs.ts writes the README's tables from them).
  */
 import * as v from "valibot";
-import { duration } from "../sdk/schema.ts";
+import { duration, positiveDuration } from "../sdk/schema.ts";
 import { haSchema } from "./ha-config.ts";
 import { httpSchema } from "./http-config.ts";
 import { LOG_LEVELS } from "./logger.ts";
@@ -167,8 +167,7 @@ export const hostSchema = v.strictObject({
   http: v.optional(v.pipe(httpSchema, v.description("The HTTP listener, shared by the host and every plugin.")), {}),
   shutdownTimeout: v.optional(
     v.pipe(
-      duration,
-      v.minValue(1, "must be more than 0"),
+      positiveDuration,
       v.description(
         "How long shutdown (SIGTERM, SIGINT) may take. Past it, e.g. while the store keeps failing, kubemeta logs " +
           "what it could not commit and exits 1; the sources deliver that again on the next start.",

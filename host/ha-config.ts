@@ -1,7 +1,7 @@
 /** The `ha` section: replicas on a shared store, one leader elected with a Kubernetes Lease. */
 import * as v from "valibot";
 import { hostname } from "node:os";
-import { duration } from "../sdk/schema.ts";
+import { positiveDuration } from "../sdk/schema.ts";
 
 /** A Lease's name and namespace: DNS labels / subdomains, as the API server requires. */
 const dnsName = v.pipe(
@@ -40,22 +40,17 @@ export const haSchema = v.pipe(
         v.description("This replica's name in the Lease; default `POD_NAME`, else `HOSTNAME`, else the host name."),
       ),
     ),
-    leaseDuration: v.optional(
-      v.pipe(duration, v.minValue(1, "must be more than 0"), v.description("How long a Lease holds unrenewed.")),
-      "15s",
-    ),
+    leaseDuration: v.optional(v.pipe(positiveDuration, v.description("How long a Lease holds unrenewed.")), "15s"),
     renewDeadline: v.optional(
       v.pipe(
-        duration,
-        v.minValue(1, "must be more than 0"),
+        positiveDuration,
         v.description("How long the leader keeps trying to renew before it steps down; less than leaseDuration."),
       ),
       "10s",
     ),
     retryPeriod: v.optional(
       v.pipe(
-        duration,
-        v.minValue(1, "must be more than 0"),
+        positiveDuration,
         v.description(
           "How often the Lease is renewed, and tried by the others (with up to 1.2× jitter); less than " +
             "renewDeadline / 1.2.",
@@ -65,8 +60,7 @@ export const haSchema = v.pipe(
     ),
     followInterval: v.optional(
       v.pipe(
-        duration,
-        v.minValue(1, "must be more than 0"),
+        positiveDuration,
         v.description("How often a replica that does not lead reads new updates from the store."),
       ),
       "250ms",

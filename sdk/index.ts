@@ -58,6 +58,7 @@ export {
   initialWithinMax,
   parseDuration,
   port,
+  positiveDuration,
   positiveInt,
   retrySchema,
   streamName,

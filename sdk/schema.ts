@@ -27,6 +27,9 @@ export const duration = v.pipe(
   v.transform((input) => parseDuration(input)!),
 );
 
+/** A duration that must not be 0: a wait, timeout or period of none would spin, or never succeed. */
+export const positiveDuration = v.pipe(duration, v.minValue(1, "must be more than 0"));
+
 /** A TCP port. */
 export const port = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535));
 
@@ -106,7 +109,7 @@ export function retrySchema(options: RetrySchemaOptions = {}) {
     v.pipe(
       v.strictObject({
         initial: v.optional(
-          v.pipe(duration, v.description("Delay before the first retry of a batch that failed.")),
+          v.pipe(positiveDuration, v.description("Delay before the first retry of a batch that failed.")),
           initial,
         ),
         max: v.optional(v.pipe(duration, v.description("Longest delay between two attempts at a batch.")), max),

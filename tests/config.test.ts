@@ -91,6 +91,32 @@ describe("config", () => {
     );
   });
 
+  test("a timeout, period or first delay of 0 (a loop that spins, or a request that never succeeds) is refused", async () => {
+    const issues = await issuesOf({
+      sources: [{ type: "kubernetes", backoff: { initial: 0 }, discovery: { initial: "0s" }, inactivityTimeout: 0 }],
+      sinks: [
+        { type: "nats", servers: "nats://n", reconnect: { initial: 0 }, connectTimeout: 0, pingInterval: "0ms" },
+        { type: "webhook", url: "http://r/", secret: "s", timeout: 0, retry: { initial: 0 } },
+        { type: "webhook", name: "old", url: "http://r/", secret: "s", backoff: { initial: 0 } },
+        { type: "jsonl", retry: { initial: "0s", max: "0s" } },
+      ],
+    });
+    expect(issues.toSorted()).toEqual(
+      [
+        "sinks[0].connectTimeout",
+        "sinks[0].pingInterval",
+        "sinks[0].reconnect.initial",
+        "sinks[1].retry.initial",
+        "sinks[1].timeout",
+        "sinks[2].backoff.initial",
+        "sinks[3].retry.initial",
+        "sources[0].backoff.initial",
+        "sources[0].discovery.initial",
+        "sources[0].inactivityTimeout",
+      ].map((path) => `${path}: must be more than 0`),
+    );
+  });
+
   test("parseThreads: a whole number from 0 to 16, each wrong value named at its path", async () => {
     const issues = await issuesOf({
       sources: [

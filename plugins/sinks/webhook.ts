@@ -22,6 +22,7 @@ import {
   deprecatedKey,
   duration,
   jsonText,
+  positiveDuration,
   positiveInt,
   retrySchema,
   streamName,
@@ -57,7 +58,10 @@ const schema = v.pipe(
     kinds: names("Only these kinds (`Pod`, `Service`, …); empty sends all."),
     namespaces: names("Only objects in these namespaces (so no cluster-scoped objects); empty sends all."),
     batch: batchSchema({ size: 100, linger: "500ms", maxSize: MAX_BATCH }),
-    timeout: v.optional(v.pipe(duration, v.description("Per request; a request that takes longer is retried.")), "10s"),
+    timeout: v.optional(
+      v.pipe(positiveDuration, v.description("Per request; a request that takes longer is retried.")),
+      "10s",
+    ),
     headers: v.optional(
       v.pipe(
         v.record(v.string(), v.string()),
@@ -94,7 +98,7 @@ const schema = v.pipe(
     linger: deprecatedKey(duration, "batch.linger"),
     backoff: deprecatedKey(
       v.strictObject({
-        initial: deprecatedKey(duration, "retry.initial"),
+        initial: deprecatedKey(positiveDuration, "retry.initial"),
         max: deprecatedKey(duration, "retry.max"),
       }),
       "retry",

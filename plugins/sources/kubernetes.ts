@@ -8,7 +8,7 @@
  */
 import * as v from "valibot";
 import { defineSource } from "../../sdk/contract.ts";
-import { duration, initialWithinMax, positiveInt } from "../../sdk/schema.ts";
+import { duration, initialWithinMax, positiveDuration, positiveInt } from "../../sdk/schema.ts";
 import { createRequestBudget } from "./kubernetes/budget.ts";
 import { whenServed } from "./kubernetes/discovery.ts";
 import { Reflector } from "./kubernetes/reflector.ts";
@@ -136,8 +136,7 @@ const schema = v.strictObject({
   ),
   inactivityTimeout: v.optional(
     v.pipe(
-      duration,
-      v.minValue(1, "inactivityTimeout must be positive"),
+      positiveDuration,
       v.description(
         "No byte at all for this long on a watch means a half-open connection: reconnect. The maximum: " +
           "after two bookmark intervals a watch waits 3× its longest one (at least 5s) if that is shorter.",
@@ -159,7 +158,7 @@ const schema = v.strictObject({
     v.pipe(
       v.strictObject({
         initial: v.optional(
-          v.pipe(duration, v.description("Wait after the first look that finds the resource not served.")),
+          v.pipe(positiveDuration, v.description("Wait after the first look that finds the resource not served.")),
           "5s",
         ),
         max: v.optional(v.pipe(duration, v.description("Longest wait; each wait doubles up to it.")), "30s"),
@@ -176,7 +175,7 @@ const schema = v.strictObject({
     v.pipe(
       v.strictObject({
         initial: v.optional(
-          v.pipe(duration, v.description("Ceiling of the first delay; it doubles with each failure in a row.")),
+          v.pipe(positiveDuration, v.description("Ceiling of the first delay; it doubles with each failure in a row.")),
           "500ms",
         ),
         max: v.optional(v.pipe(duration, v.description("Ceiling of any delay.")), "30s"),

@@ -10,6 +10,7 @@ import {
   deprecatedKey,
   duration,
   initialWithinMax,
+  positiveDuration,
   positiveInt,
   retrySchema,
   v,
@@ -80,7 +81,10 @@ export const natsSinkSchema = v.pipe(
     reconnect: v.optional(
       v.pipe(
         v.strictObject({
-          initial: v.optional(v.pipe(duration, v.description("First delay between connection attempts.")), "250ms"),
+          initial: v.optional(
+            v.pipe(positiveDuration, v.description("First delay between connection attempts.")),
+            "250ms",
+          ),
           max: v.optional(v.pipe(duration, v.description("Longest delay between connection attempts.")), "10s"),
         }),
         initialWithinMax,
@@ -88,9 +92,9 @@ export const natsSinkSchema = v.pipe(
       ),
       {},
     ),
-    connectTimeout: v.optional(v.pipe(duration, v.description("Handshake deadline of one attempt.")), "5s"),
+    connectTimeout: v.optional(v.pipe(positiveDuration, v.description("Handshake deadline of one attempt.")), "5s"),
     pingInterval: v.optional(
-      v.pipe(duration, v.description("Client pings; two unanswered ones mean a dead connection.")),
+      v.pipe(positiveDuration, v.description("Client pings; two unanswered ones mean a dead connection.")),
       "20s",
     ),
     batch: batchSchema({ size: 500 }),
