@@ -4,7 +4,7 @@
  * keys of older configs.
  */
 import { afterEach, expect, test } from "bun:test";
-import { resolveConfig } from "../host/config.ts";
+import { type ConfigError, resolveConfig } from "../host/config.ts";
 import { createLogger } from "../host/logger.ts";
 import { builtins } from "../plugins/index.ts";
 import { sign, verify } from "../plugins/sinks/webhook/sign.ts";
@@ -56,7 +56,7 @@ test(
     receiver = await startReceiver();
     host = await startTestHost({
       cluster: "prod-eu",
-      sinks: [webhookSink(receiver.url, { headers: { Authorization: "Bearer gw" } })],
+      sinks: [webhookSink(receiver.url, { headers: { Authorization: "Bearer gw", "User-Agent": "gateway-agent" } })],
     });
     for (const name of ["web-1", "web-2", "web-3"]) host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
     await waitFor(() => deduplicated(receiver!.accepted()).length === 3, 5_000, "three updates");
@@ -82,6 +82,8 @@ test(
     expect(headers.get("x-kubemeta-id")).toBe(body.id);
     expect(headers.get("content-type")).toBe("application/json");
     expect(headers.get("authorization")).toBe("Bearer gw");
+    // Replaced, not joined to kubemeta's ("gateway-agent, kubemeta-webhook").
+    expect(headers.get("user-agent")).toBe("gateway-agent");
 
     const timestamp = headers.get("x-kubemeta-timestamp");
     const signature = headers.get("x-kubemeta-signature");
@@ -314,6 +316,19 @@ test("batch.size, batch.linger, retry.initial and retry.max configure the sink, 
     deprecated: [],
   });
   await expect(webhookConfig({ batch: { size: 10_001 } })).rejects.toThrow(/^sinks\[0\]\.batch\.size: /);
+});
+
+test("headers: a name or value HTTP cannot carry, or a header kubemeta writes itself, is refused", async () => {
+  const issues = async (headers: Record<string, string>) =>
+    webhookConfig({ headers }).then(
+      () => [],
+      (error: ConfigError) => error.issues.map((issue) => issue.message),
+    );
+  expect(await issues({ "Bad Header": "v" })).toEqual(["a header name is letters, digits and !#$%&'*+-.^_`|~"]);
+  expect(await issues({ "X-Ok": "a\r\nX-Injected: 1" })).toEqual(["a header value is one line of visible characters"]);
+  for (const own of ["Content-Type", "content-length", "Host", "X-Kubemeta-Signature"])
+    expect(await issues({ [own]: "v" })).toEqual(["kubemeta sets this header itself"]);
+  expect(await issues({ Authorization: "Bearer t", "User-Agent": "mine", "X-Tenant": "é" })).toEqual([]);
 });
 
 test(

@@ -34,6 +34,11 @@ import {
 import { createDelivery, type Request } from "./webhook/delivery.ts";
 
 const MAX_BATCH = 10_000;
+/** RFC 9110 field names and values (a value without control characters: no CR or LF to split the request). */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** What the request must carry as kubemeta writes it: its body's type and framing, and its signature. */
+const OWN_HEADERS = /^(content-type|content-length|host|connection|transfer-encoding|x-kubemeta-.*)$/i;
 
 const names = (description: string) =>
   v.optional(v.pipe(v.array(v.pipe(v.string(), v.minLength(1))), v.description(description)), []);
@@ -64,8 +69,19 @@ const schema = v.pipe(
     ),
     headers: v.optional(
       v.pipe(
-        v.record(v.string(), v.string()),
-        v.description("Extra request headers, e.g. `Authorization` for a gateway."),
+        v.record(
+          v.pipe(
+            v.string(),
+            v.regex(HEADER_NAME, "a header name is letters, digits and !#$%&'*+-.^_`|~"),
+            v.check((name) => !OWN_HEADERS.test(name), "kubemeta sets this header itself"),
+          ),
+          v.pipe(v.string(), v.regex(HEADER_VALUE, "a header value is one line of visible characters")),
+        ),
+        v.description(
+          "Extra request headers, e.g. `Authorization` for a gateway; `User-Agent` replaces kubemeta's. " +
+            "`Content-Type`, `Content-Length`, `Host`, `Connection`, `Transfer-Encoding` and `X-Kubemeta-*` are " +
+            "kubemeta's own.",
+        ),
       ),
       {},
     ),

@@ -89,9 +89,10 @@ export function createDelivery(options: DeliveryOptions): Delivery {
         redirect: "manual",
         signal: AbortSignal.any([signal, timeout]),
         headers: {
-          ...options.headers,
-          "content-type": "application/json",
           "user-agent": "kubemeta-webhook",
+          // Names are case-insensitive: the config's own `User-Agent` replaces the one above, not joins it.
+          ...lowerCased(options.headers),
+          "content-type": "application/json",
           [ID_HEADER]: request.id,
           [TIMESTAMP_HEADER]: String(timestamp),
           [SIGNATURE_HEADER]: sign(options.secret, timestamp, request.body),
@@ -170,4 +171,8 @@ function classify(response: Response, detail: string): Attempt {
   if (status === 408) return { ok: false, reason: "status_408", status, detail };
   if (status >= 400) return { ok: false, reason: "status_4xx", status, detail };
   return { ok: false, reason: "status_3xx", status, detail };
+}
+
+function lowerCased(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
 }
