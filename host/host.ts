@@ -155,27 +155,30 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
 
   const sinks: Lifecycle[] = config.sinks.map(({ declaration, name, config: sinkConfig }) => {
     const base = context(name, "sink");
-    const sink: Sink = declaration.create(sinkConfig, {
-      ...base,
-      log,
-      http: http.app,
-      cursor: {
-        load: () => store.cursor(`sink/${name}`),
-        save: (version) => store.saveCursor(`sink/${name}`, version),
-      },
-      ...(config.ha ? { leadership: terms } : {}),
-    });
-    return supervise(sink, { name, kind: "sink", logger: base.logger, metrics });
+    const create = (): Sink =>
+      declaration.create(sinkConfig, {
+        ...base,
+        log,
+        http: http.app,
+        cursor: {
+          load: () => store.cursor(`sink/${name}`),
+          save: (version) => store.saveCursor(`sink/${name}`, version),
+        },
+        ...(config.ha ? { leadership: terms } : {}),
+      });
+    return supervise(create, { name, kind: "sink", logger: base.logger, metrics });
   });
+  const stopSinks = () => Promise.all(sinks.map((sink) => sink.stop()));
 
-  for (const sink of sinks) await sink.start();
+  // At once: each waits for its own start only, up to the deadline, so a slow one holds up no other.
+  await Promise.all(sinks.map((sink) => sink.start()));
   try {
     await http.start();
   } catch (error) {
     // A port in use, an address not on this host: one error line, and nothing left running.
     const { address, port } = config.http;
     logger.error("http cannot listen", { address, port, error });
-    for (const sink of sinks) await sink.stop();
+    await stopSinks();
     await store.stop();
     loop.stop();
     throw new StartFailed(`http cannot listen on ${address}:${port}`);
@@ -202,7 +205,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
         const steps = (async () => {
           await replication?.stopLeading();
           await leader?.stop();
-          for (const sink of sinks) await sink.stop();
+          await stopSinks();
           await replication?.stop();
           await http.stop();
           await store.stop();
@@ -217,7 +220,9 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
               updates: 0,
               resumePoints: [],
             };
-          logger.error("shutdown timed out; exiting without committing what is pending", {
+          const pending = updates > 0 || resumePoints.length > 0;
+          const left = pending ? "exiting without committing what is pending" : "nothing was left uncommitted";
+          logger.error(`shutdown timed out; ${left}`, {
             timeoutMs: config.shutdownTimeoutMs,
             uncommittedUpdates: updates,
             uncommittedResumePoints: resumePoints,

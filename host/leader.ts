@@ -53,19 +53,20 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
   const unsynced = new Map(config.sources.map((s) => [s.name, undefined as string | undefined]));
   const sources: Lifecycle[] = config.sources.map(({ declaration, name, config: sourceConfig }) => {
     const base = context(name, "source");
-    const source: Source = declaration.create(sourceConfig, {
-      ...base,
-      changes: pipeline,
-      synced: () => {
-        if (unsynced.delete(name)) base.logger.info("source synced");
-      },
-      waiting: (reason) => {
-        if (unsynced.has(name)) unsynced.set(name, reason);
-      },
-    });
-    return supervise(source, { name, kind: "source", logger: base.logger, metrics });
+    const create = (): Source =>
+      declaration.create(sourceConfig, {
+        ...base,
+        changes: pipeline,
+        synced: () => {
+          if (unsynced.delete(name)) base.logger.info("source synced");
+        },
+        waiting: (reason) => {
+          if (unsynced.has(name)) unsynced.set(name, reason);
+        },
+      });
+    return supervise(create, { name, kind: "source", logger: base.logger, metrics });
   });
-  for (const source of sources) await source.start();
+  await Promise.all(sources.map((source) => source.start()));
 
   // Each run is scheduled when the previous one is over: a slow prune never overlaps the next.
   let pruneTimer: Timer | undefined;
@@ -92,7 +93,7 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
     clearTimeout(pruneTimer);
     pruneTimer = undefined;
     await pruning;
-    for (const source of sources) await source.stop();
+    await Promise.all(sources.map((source) => source.stop()));
   };
   let stopping: Promise<void> | undefined;
   return {

@@ -2,8 +2,8 @@
  * Isolation for plugins: one plugin's failure is logged, counted and retried, and never
  * crashes the host or holds up anything but itself.
  *
- * - A start that throws is retried with backoff in the background; a start or stop that
- *   hangs is given up on after a deadline.
+ * - A create or start that throws is retried with backoff in the background; a start or stop
+ *   that hangs is given up on after a deadline.
  * - A sink's delivery is isolated by `consume` (core/consume.ts): a batch that fails is
  *   retried, one held too long is reported, and each sink reads the log on its own.
  * - `guardProcess` keeps an exception thrown from a plugin's timer from ending the process.
@@ -31,13 +31,13 @@ function withDeadline<T>(work: Promise<T>, ms: number): Promise<T | typeof TIMED
 }
 
 /**
- * Supervises a plugin's lifecycle. `start` retries the plugin's start with backoff until
- * it works, in the background, and returns once the first attempt is over or the deadline
- * passed: a plugin that cannot start, or is slow to, holds up neither the host nor the
- * other plugins. `stop` is bounded by the deadline too. Failures and hangs are logged and
- * counted (`kubemeta_plugin_failures_total{plugin, kind, phase="start"|"stop"}`), never thrown.
+ * Supervises a plugin's lifecycle, from its creation (`create`, the declaration's factory with its config and
+ * context). `start` creates and starts the plugin, retrying with backoff until it works, in the background, and
+ * returns once the first attempt is over or the deadline passed: a plugin that cannot be created or started, or is
+ * slow to start, holds up neither the host nor the other plugins. `stop` is bounded by the deadline too. Failures and
+ * hangs are logged and counted (`kubemeta_plugin_failures_total{plugin, kind, phase="start"|"stop"}`), never thrown.
  */
-export function supervise(inner: Lifecycle, options: SuperviseOptions): Lifecycle {
+export function supervise(create: () => Lifecycle, options: SuperviseOptions): Lifecycle {
   const { name, kind, logger } = options;
   const deadlineMs = options.deadlineMs ?? 10_000;
   const failures = options.metrics.counter(
@@ -46,6 +46,8 @@ export function supervise(inner: Lifecycle, options: SuperviseOptions): Lifecycl
   );
   const stopped = new AbortController();
   let starting: Promise<void> | undefined;
+  /** Once created: a plugin whose factory threw (a config it refuses) is created again at the next attempt. */
+  let inner: Lifecycle | undefined;
 
   function startUntilItWorks(): Promise<void> {
     const firstAttempt = Promise.withResolvers<void>();
@@ -53,6 +55,7 @@ export function supervise(inner: Lifecycle, options: SuperviseOptions): Lifecycl
       const backoff = new Backoff({ initialMs: 500, maxMs: 60_000 });
       while (!stopped.signal.aborted) {
         try {
+          inner ??= create();
           await inner.start();
           break;
         } catch (error) {
@@ -72,14 +75,17 @@ export function supervise(inner: Lifecycle, options: SuperviseOptions): Lifecycl
     async start() {
       starting ??= startUntilItWorks();
       if ((await withDeadline(starting, deadlineMs)) === TIMED_OUT) {
-        logger.warn(`${kind} is slow to start; going on without waiting`, { deadlineMs });
+        failures.inc({ plugin: name, kind, phase: "start" });
+        logger.error(`${kind} is slow to start; going on without waiting`, { deadlineMs });
       }
     },
     async stop() {
       stopped.abort();
+      const plugin = inner;
+      if (!plugin) return;
       try {
         // A synchronous throw counts as a failure to stop too.
-        if ((await withDeadline((async () => inner.stop())(), deadlineMs)) === TIMED_OUT) {
+        if ((await withDeadline((async () => plugin.stop())(), deadlineMs)) === TIMED_OUT) {
           failures.inc({ plugin: name, kind, phase: "stop" });
           logger.error(`${kind} did not stop in time; abandoning it`, { deadlineMs });
         }

@@ -36,13 +36,13 @@ test("a start that throws is logged, counted and retried with backoff in the bac
   let attempts = 0;
   let started = false;
   const plugin = supervise(
-    {
+    () => ({
       async start() {
         if (++attempts < 3) throw new Error("backend down");
         started = true;
       },
       async stop() {},
-    },
+    }),
     opts,
   );
   await plugin.start();
@@ -57,10 +57,11 @@ test("a start that throws is logged, counted and retried with backoff in the bac
 
 test("a start that hangs, and a stop that hangs, hold up the caller no longer than the deadline", async () => {
   const opts = options("never");
-  const plugin = supervise({ start: () => new Promise(() => {}), stop: () => new Promise(() => {}) }, opts);
+  const plugin = supervise(() => ({ start: () => new Promise(() => {}), stop: () => new Promise(() => {}) }), opts);
   let began = performance.now();
   await plugin.start();
   expect(performance.now() - began).toBeLessThan(1_000);
+  expect(opts.failures("start")).toBe(1);
   began = performance.now();
   await plugin.stop();
   expect(performance.now() - began).toBeLessThan(1_000);
@@ -70,17 +71,44 @@ test("a start that hangs, and a stop that hangs, hold up the caller no longer th
 test("a stop that throws, even synchronously, is counted and not thrown", async () => {
   const opts = options("clumsy");
   const plugin = supervise(
-    {
+    () => ({
       async start() {},
       stop() {
         throw new Error("already closed");
       },
-    },
+    }),
     opts,
   );
   await plugin.start();
   await plugin.stop();
   expect(opts.failures("stop")).toBe(1);
+});
+
+test("a plugin whose factory throws is a plugin that cannot start: logged, counted, tried again, never thrown", async () => {
+  const logged: string[] = [];
+  const opts = options("refused", { logger: createLogger({ write: (line) => void logged.push(line) }) });
+  let created = 0;
+  const plugin = supervise(() => {
+    if (++created < 3) throw new Error("consume: fanOut delivers every stream");
+    return { async start() {}, async stop() {} };
+  }, opts);
+  await plugin.start();
+  await waitFor(() => created === 3, 5_000, "the third creation");
+  expect(opts.failures("start")).toBe(2);
+  expect(logged.filter((line) => line.includes("fanOut delivers every stream"))).toHaveLength(2);
+  await plugin.stop();
+  await plugin.stop();
+  expect(opts.failures("stop")).toBe(0);
+});
+
+test("stop before a creation that never succeeded stops nothing and fails nothing", async () => {
+  const opts = options("never-created");
+  const plugin = supervise(() => {
+    throw new Error("bad config");
+  }, opts);
+  await plugin.start();
+  await plugin.stop();
+  expect(opts.failures("stop")).toBe(0);
 });
 
 /**

@@ -154,6 +154,14 @@ export default {
   create: () => ({ async start() { throw new Error("cannot reach its backend"); }, async stop() {} }),
 };`;
 
+/** A sink module whose factory refuses its config (as `consume` does a `fanOut` of another stream than `all`). */
+const throwsOnCreate = `
+import { v } from "kubemeta/sdk";
+export default {
+  kind: "sink", type: "throws-on-create", description: "Refuses to be created.", schema: v.strictObject({}),
+  create: () => { throw new Error("refuses its config"); },
+};`;
+
 /**
  * A consume-based sink module whose deliver throws on its first two batches, then appends the versions it gets to a
  * file.
@@ -193,8 +201,9 @@ export default defineSink({
     }),
 });`;
 
-test("sinks that throw on start, throw on delivery or hang on delivery leave the other sinks working", async () => {
+test("sinks that throw when created, on start, on delivery or hang on delivery leave the other sinks working", async () => {
   folder = await pluginFolder();
+  await Bun.write(join(folder, "plugins/throws-on-create.ts"), throwsOnCreate);
   await Bun.write(join(folder, "plugins/throws-on-start.ts"), throwsOnStart);
   await Bun.write(join(folder, "plugins/throws-on-delivery.ts"), throwsOnDelivery);
   await Bun.write(join(folder, "plugins/hangs-on-delivery.ts"), hangsOnDelivery);
@@ -205,6 +214,7 @@ test("sinks that throw on start, throw on delivery or hang on delivery leave the
   host = await startTestHost({
     dir: folder,
     sinks: [
+      { type: "./plugins/throws-on-create.ts", name: "refused" },
       { type: "./plugins/throws-on-start.ts", name: "broken" },
       { type: "./plugins/throws-on-delivery.ts", name: "flaky", file: flaky, retry: { initial: "10ms", max: "50ms" } },
       { type: "./plugins/hangs-on-delivery.ts", name: "stuck", marker },
@@ -225,6 +235,7 @@ test("sinks that throw on start, throw on delivery or hang on delivery leave the
   expect(sinkMetric(host, "counter", "kubemeta_sink_delivery_failures_total", "flaky", { step: "deliver" })).toBe(2);
   const failures = host.host.metrics.counter("kubemeta_plugin_failures_total", "");
   expect(failures.get({ plugin: "broken", kind: "sink", phase: "start" })).toBeGreaterThanOrEqual(1);
+  expect(failures.get({ plugin: "refused", kind: "sink", phase: "start" })).toBeGreaterThanOrEqual(1);
   expect((await fetch(`${host.url}/readyz`)).status).toBe(200);
   const metrics = await (await fetch(`${host.url}/metrics`)).text();
   expect(metrics).toContain('kubemeta_sink_stalled{sink="stuck"} 1');
