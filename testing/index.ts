@@ -17,7 +17,10 @@ import type { KubeObject, Update } from "../sdk/model.ts";
 import { builtins } from "../plugins/index.ts";
 
 export interface TestHostOptions {
-  /** Keep the store in this directory (to restart on the same data); a new temp dir otherwise. */
+  /**
+   * Keep the store in this directory (to restart on the same data); a new temp dir otherwise. A relative plugin
+   * `type` in `sinks` (`./plugins/x.ts`) is relative to it, or, without it, to the working directory.
+   */
   dir?: string;
   cluster?: string;
   sinks?: Record<string, unknown>[];
@@ -46,6 +49,16 @@ export async function tempDir(prefix = "kubemeta-test-"): Promise<string> {
 
 export async function startTestHost(options: TestHostOptions = {}): Promise<TestHost> {
   const dir = options.dir ?? (await tempDir());
+  try {
+    return await startIn(dir, options);
+  } catch (error) {
+    // A temp dir made for a host that did not start is nobody's to remove but ours.
+    if (options.dir === undefined) await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function startIn(dir: string, options: TestHostOptions): Promise<TestHost> {
   let changes: ChangeSink | undefined;
   const testSource = defineSource({
     type: "test",
@@ -68,7 +81,7 @@ export async function startTestHost(options: TestHostOptions = {}): Promise<Test
       http: { address: "127.0.0.1", port: 0, ...options.http },
       ...options.extra,
     },
-    { baseDir: dir, registry: builtins },
+    { baseDir: options.dir ?? process.cwd(), registry: builtins },
   );
   config.sources.push({ declaration: testSource, name: "test", config: {} });
   const host = await startHost(config, {

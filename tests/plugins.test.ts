@@ -5,8 +5,9 @@
  * modules. Plugins that throw (on start or on delivery) or hang leave the other sinks working.
  */
 import { afterEach, expect, test } from "bun:test";
-import { mkdir, rm, symlink } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, readdir, rm, symlink } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
 import * as valibot from "valibot";
 import { consume } from "../sdk/consume.ts";
 import { BehindRetentionError } from "../sdk/contract.ts";
@@ -145,6 +146,29 @@ test(
     expect(stdout).toMatch(/^audited: .* DELETED Pod default\/web-1 uid=uid-web-1$/m);
   },
 );
+
+test(
+  "startTestHost without a dir: a relative plugin type is the working directory's; a host that cannot start leaves " +
+    "no temp dir behind",
+  async () => {
+    folder = await tempDir();
+    const file = join(folder, "audit.log");
+    const type = `./${relative(process.cwd(), join(repo, "examples/sink-plugin/deletions.ts"))}`;
+    host = await startTestHost({ sinks: [{ type, file }] });
+    host.changes.apply("pods", "ADDED", rawPod("web-1", { node: "n1" }));
+    host.changes.apply("pods", "DELETED", rawPod("web-1", { node: "n1" }));
+    await waitFor(async () => (await Bun.file(file).exists()) && (await Bun.file(file).text()).includes("web-1"));
+
+    const before = await testDirs();
+    await expect(startTestHost({ sinks: [{ type: "./no-such-plugin.ts" }] })).rejects.toThrow(ConfigError);
+    expect(await testDirs()).toEqual(before);
+  },
+);
+
+/** The temp dirs startTestHost made and did not remove. */
+async function testDirs(): Promise<string[]> {
+  return (await readdir(tmpdir())).filter((name) => name.startsWith("kubemeta-test-")).sort();
+}
 
 /** A sink module whose start always throws. */
 const throwsOnStart = `
