@@ -21,20 +21,43 @@ import { tmpdir } from "node:os";
 import { startTestApiServer } from "./index.ts";
 import { populate, startChurn } from "./population.ts";
 
-const { values } = parseArgs({
-  options: {
-    nodes: { type: "string", default: "10" },
-    "pods-per-node": { type: "string", default: "10" },
-    namespaces: { type: "string" },
-    churn: { type: "string", default: "0" },
-    kubeconfig: { type: "string" },
-    "no-tls": { type: "boolean", default: false },
-    anonymous: { type: "boolean", default: false },
-    port: { type: "string", default: "0" },
-    "bookmark-interval-ms": { type: "string", default: "60000" },
-    "watch-history": { type: "string", default: "10000" },
-  },
-});
+const USAGE = `Usage: bun simulator/cli.ts [--nodes 10] [--pods-per-node 10] [--namespaces n] [--churn 0]
+         [--kubeconfig path] [--no-tls] [--anonymous] [--port 0] [--bookmark-interval-ms 60000]
+         [--watch-history 10000]
+
+A simulated Kubernetes API server. Prints one JSON line {"url","token","kubeconfig","objects","populateMs"}
+once the cluster is populated, then serves until SIGTERM/SIGINT; stdin takes "stats" and "churn <count>".
+`;
+
+const OPTIONS = {
+  nodes: { type: "string", default: "10" },
+  "pods-per-node": { type: "string", default: "10" },
+  namespaces: { type: "string" },
+  churn: { type: "string", default: "0" },
+  kubeconfig: { type: "string" },
+  "no-tls": { type: "boolean", default: false },
+  anonymous: { type: "boolean", default: false },
+  port: { type: "string", default: "0" },
+  "bookmark-interval-ms": { type: "string", default: "60000" },
+  "watch-history": { type: "string", default: "10000" },
+  help: { type: "boolean", default: false },
+} as const;
+
+const values = parseOptions();
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+
+/** Bad arguments: one line and exit 2, as kubemeta's own CLI says them. */
+function parseOptions() {
+  try {
+    return parseArgs({ options: OPTIONS }).values;
+  } catch (error) {
+    process.stderr.write(`simulator: ${(error as Error).message} (see --help)\n`);
+    process.exit(2);
+  }
+}
 
 /**
  * Response body bytes sent, all requests together: what clients received. Counted by wrapping

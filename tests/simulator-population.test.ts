@@ -199,3 +199,26 @@ describe("throughput", () => {
     }
   }, 30_000);
 });
+
+test("cli.ts --help says its options; a bad one is one line and exit 2", async () => {
+  const run = async (...args: string[]) => {
+    const child = Bun.spawn([process.execPath, new URL("../simulator/cli.ts", import.meta.url).pathname, ...args], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [stdout, stderr, code] = await Promise.all([
+      new Response(child.stdout).text(),
+      new Response(child.stderr).text(),
+      child.exited,
+    ]);
+    return { stdout, stderr, code };
+  };
+  const help = await run("--help");
+  expect(help).toMatchObject({ code: 0, stderr: "" });
+  expect(help.stdout).toContain("--pods-per-node");
+  expect(await run("--bogus")).toEqual({
+    stdout: "",
+    stderr: "simulator: Unknown option '--bogus' (see --help)\n",
+    code: 2,
+  });
+});
