@@ -213,6 +213,10 @@ export async function runTail(args: string[]): Promise<number> {
     (line) => process.stderr.write(`${line}\n`),
   );
 
+  // From before a first NATS connection: one that hangs is given up on at Ctrl-C, and that is a normal end too.
+  const onSignal = () => done.resolve(0);
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   const { transport, streams, kinds, namespace, token } = options;
   let nc: NatsConnection | undefined;
   let stopping = false;
@@ -230,20 +234,28 @@ export async function runTail(args: string[]): Promise<number> {
       ...handlers,
     });
   } else {
+    const connecting = connect({
+      servers: transport.servers,
+      token,
+      tls: ca === undefined ? undefined : { ca },
+      name: "kubemeta-tail",
+      maxReconnectAttempts: -1,
+    });
     try {
-      nc = await connect({
-        servers: transport.servers,
-        token,
-        tls: ca === undefined ? undefined : { ca },
-        name: "kubemeta-tail",
-        maxReconnectAttempts: -1,
-      });
+      nc = await Promise.race([connecting, done.promise.then(() => undefined)]);
     } catch (error) {
-      return fail(
-        `cannot connect to NATS at ${transport.servers.join(", ")}: ` +
-          `${error instanceof Error ? error.message : String(error)}`,
-        1,
+      done.resolve(
+        fail(
+          `cannot connect to NATS at ${transport.servers.join(", ")}: ` +
+            `${error instanceof Error ? error.message : String(error)}`,
+          1,
+        ),
       );
+    }
+    if (!nc) {
+      // A connection that still comes is closed at once; the process is ending anyway.
+      void connecting.then((late) => late.close()).catch(() => {});
+      return settle(await done.promise);
     }
     void reportConnection(nc, (line) => process.stderr.write(`${line}\n`));
     // Reconnecting forever, it closes by itself only on an error it cannot get past.
@@ -253,17 +265,17 @@ export async function runTail(args: string[]): Promise<number> {
     subscription = subscribeNats({ nc, prefix: transport.prefix, cluster: transport.cluster, streams, ...handlers });
   }
 
-  // Only now: Ctrl-C while a first NATS connection hangs has nothing to stop but the process.
-  const onSignal = () => done.resolve(0);
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
   const code = await done.promise;
   stopping = true;
-  process.off("SIGINT", onSignal);
-  process.off("SIGTERM", onSignal);
   await subscription.stop();
   await nc?.close();
-  return code;
+  return settle(code);
+
+  function settle(exitCode: number): number {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    return exitCode;
+  }
 }
 
 async function readCa(file: string): Promise<string> {

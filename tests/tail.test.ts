@@ -309,6 +309,23 @@ test(
   SLOW_MS,
 );
 
+test("Ctrl-C or SIGTERM while the first NATS connection hangs (a server that never speaks) exits 0 at once", async () => {
+  let accepted = 0;
+  const silent = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: { open: () => void accepted++, data() {} },
+  });
+  cleanups.push(async () => silent.stop(true));
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    const t = tail(["--nats", `nats://127.0.0.1:${silent.port}`, "--cluster", CLUSTER]);
+    const before = accepted;
+    await t.until(() => accepted > before, "the connection to the silent server");
+    expect(await t.stop(signal)).toBe(0);
+    expect(t.stderr).toBe("");
+  }
+});
+
 test(
   "NATS over TLS with its own CA through --ca",
   async () => {
