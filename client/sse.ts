@@ -8,7 +8,7 @@
  * which the cache turns into the adds, updates and deletes that reach that state.
  */
 import { Backoff, parseRetryAfter, sleep } from "../protocol/retry.ts";
-import type { Envelope } from "../protocol/envelope.ts";
+import { KIND_PATTERN, type Envelope } from "../protocol/envelope.ts";
 import { StreamCaches, type InformerHandlers, type StreamCache, type Subscription } from "./cache.ts";
 import { SseParser, type SseEvent } from "./sse-parser.ts";
 
@@ -42,10 +42,30 @@ interface ResetData {
   reason?: string;
 }
 
+/**
+ * What the server would refuse for ever (a 400 or 404 on every reconnect) is refused here at once, as subscribeNats
+ * refuses a stream it cannot follow.
+ */
+function checkOptions({ url, kinds, namespace }: SseSubscribeOptions): void {
+  const protocol = (() => {
+    try {
+      return new URL(url).protocol;
+    } catch {
+      return undefined;
+    }
+  })();
+  if (protocol !== "http:" && protocol !== "https:")
+    throw new TypeError(`url: ${String(url)} is not kubemeta's http:// or https:// base URL`);
+  for (const kind of kinds ?? [])
+    if (!KIND_PATTERN.test(kind)) throw new RangeError(`kinds: ${kind} is not an API kind such as Pod (not pods)`);
+  if (namespace === "") throw new RangeError("namespace: give a namespace, or leave it out for all");
+}
+
 /** Why a connection was cut by the client itself (a gap): reconnect from the position held. */
 class Resume extends Error {}
 
 export function subscribeSse(options: SseSubscribeOptions): Subscription {
+  checkOptions(options);
   const caches = new StreamCaches(options.streams, options);
   const stopped = new AbortController();
   const filtered = options.kinds !== undefined || options.namespace !== undefined;

@@ -4,6 +4,7 @@
  * reference (scripts/config-docs.ts writes the README's tables from them).
  */
 import * as v from "valibot";
+import { KIND_PATTERN } from "../protocol/envelope.ts";
 import { duration, positiveDuration } from "../sdk/schema.ts";
 import { haSchema } from "./ha-config.ts";
 import { httpSchema } from "./http-config.ts";
@@ -99,7 +100,7 @@ const slimSchema = v.strictObject({
       v.record(
         v.pipe(
           v.string(),
-          v.regex(/^[A-Z][A-Za-z0-9]*$/, "must be an API kind such as Pod or Rollout (not a resource such as pods)"),
+          v.regex(KIND_PATTERN, "must be an API kind such as Pod or Rollout (not a resource such as pods)"),
         ),
         slimRuleSchema,
       ),

@@ -5,6 +5,9 @@
 
 export type ChangeType = "ADDED" | "MODIFIED" | "DELETED";
 
+/** An API kind as `kind` spells it (`Pod`, `Rollout`), never a resource name (`pods`): filters name kinds so. */
+export const KIND_PATTERN = /^[A-Z][A-Za-z0-9]*$/;
+
 /** A slim object: only what telemetry needs (see core/slim.ts). Plain JSON. */
 export type SlimObject = Record<string, unknown>;
 

@@ -8,6 +8,7 @@ import * as v from "valibot";
 import type { Context } from "hono";
 import type { CommittedLog, ObjectQuery } from "./contract.ts";
 import type { CurrentObject } from "./model.ts";
+import { KIND_PATTERN } from "../protocol/envelope.ts";
 import { parsePosition } from "../protocol/position.ts";
 import { isNodeName } from "../protocol/node-token.ts";
 import { ALL, isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
@@ -40,10 +41,7 @@ export const kindsParam = v.pipe(
   v.transform((text) => text.split(",").map((kind) => kind.trim())),
   v.maxLength(MAX_KINDS, `at most ${MAX_KINDS} kinds`),
   v.array(
-    v.pipe(
-      v.string(),
-      v.regex(/^[A-Z][A-Za-z0-9]*$/, 'expected API kinds such as "Pod,Node" (not resource names like "pods")'),
-    ),
+    v.pipe(v.string(), v.regex(KIND_PATTERN, 'expected API kinds such as "Pod,Node" (not resource names like "pods")')),
   ),
   v.transform((kinds) => new Set(kinds)),
 );

@@ -183,6 +183,11 @@ test(
     const publisher = await client(server);
     connections.push(nc, publisher);
     expect(() => subscribeNats({ nc, cluster: CLUSTER, streams: [SHARED, "node/Not_A_Node"] })).toThrow(RangeError);
+    // A prefix no subject can start with, or no streams at all, are said as plainly.
+    for (const prefix of ["kubemeta.*", "", "a b"])
+      expect(() => subscribeNats({ nc, prefix, streams: [SHARED] })).toThrow(/^prefix: /);
+    const noStreams = { nc, cluster: CLUSTER } as Parameters<typeof subscribeNats>[0];
+    expect(() => subscribeNats(noStreams)).toThrow(/^streams: give at least one stream/);
     await nc.flush();
     const received = nc.stats().inMsgs;
     publisher.publish(`${PREFIX}.shared`, "{}");

@@ -274,3 +274,23 @@ test(
     }
   },
 );
+
+test("options the server would refuse on every reconnect are refused at once, as over NATS", () => {
+  const handlers = recorder();
+  const bad: [Partial<Parameters<typeof subscribeSse>[0]>, RegExp][] = [
+    [{ url: "localhost:8080" }, /^url: /],
+    [{ url: "ftp://h/" }, /^url: /],
+    [{ streams: [] }, /^streams: /],
+    [{ streams: undefined }, /^streams: /],
+    [{ streams: ["bogus"] }, /^not a stream: bogus/],
+    [{ streams: ["node/Bad_Name"] }, /^not a stream: node\/Bad_Name/],
+    [{ kinds: ["pods"] }, /^kinds: /],
+    [{ namespace: "" }, /^namespace: /],
+  ];
+  for (const [options, message] of bad) {
+    const given = { url: "http://127.0.0.1:9", streams: ["all"], ...handlers, ...options } as Parameters<
+      typeof subscribeSse
+    >[0];
+    expect(() => subscribeSse(given)).toThrow(message);
+  }
+});
