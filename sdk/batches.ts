@@ -33,6 +33,8 @@ export interface BatchOptions {
   /** Where reading goes on after the log pruned what was not read yet: its oldest update, or its head. */
   behindRetention: "oldest" | "head";
   signal: AbortSignal;
+  /** Once aborted, nothing lingers: what was read leaves at once (a sink that drains before it stops). */
+  hurry?: AbortSignal;
 }
 
 export const TIMED_OUT = Symbol("timed out");
@@ -54,7 +56,11 @@ export function until<T>(work: Promise<T>, deadline: number): Promise<T | typeof
 
 /** Batches until the signal aborts. A failed read of the log is thrown: follow again from the last `through`. */
 export async function* batches(log: CommittedLog, options: BatchOptions): AsyncGenerator<Batch> {
-  const { size, lingerMs, collect, signal } = options;
+  const { size, collect, signal, hurry } = options;
+  const lingerMs = () => (hurry?.aborted ? 0 : options.lingerMs);
+  const hurried = new Promise<typeof TIMED_OUT>((resolve) =>
+    hurry?.addEventListener("abort", () => resolve(TIMED_OUT), { once: true }),
+  );
   let scanned = options.after;
   let pending: Envelope[] = [];
   let pendingUpdates = 0;
@@ -77,7 +83,7 @@ export async function* batches(log: CommittedLog, options: BatchOptions): AsyncG
           // It may settle while a batch is being delivered; it is awaited (and any error seen) after that.
           next.catch(() => {});
         }
-        const result = pending.length > 0 ? await until(next, lingerEnds) : await next;
+        const result = pending.length > 0 ? await Promise.race([until(next, lingerEnds), hurried]) : await next;
         if (result === TIMED_OUT) {
           yield take(scanned);
           continue;
@@ -89,11 +95,11 @@ export async function* batches(log: CommittedLog, options: BatchOptions): AsyncG
           const before = pending.length;
           collect(update, pending);
           if (pending.length === before) continue;
-          if (before === 0) lingerEnds = Date.now() + lingerMs;
+          if (before === 0) lingerEnds = Date.now() + lingerMs();
           if (++pendingUpdates >= size) yield take(update.version);
         }
         // Without a linger, what was read leaves now rather than after a timer's turn.
-        if (pending.length === 0 || lingerMs === 0) yield take(scanned);
+        if (pending.length === 0 || lingerMs() === 0) yield take(scanned);
       }
     } catch (error) {
       if (!isBehindRetention(error)) throw error;

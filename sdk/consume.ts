@@ -12,7 +12,9 @@
  * - goes on from the oldest retained update (or the head) when the store pruned what the
  *   sink had not delivered yet, and logs and counts the versions lost;
  * - reports a batch held longer than `stallAfterMs`; each sink reads the log on its own,
- *   so a stalled sink delays neither the source nor the other sinks.
+ *   so a stalled sink delays neither the source nor the other sinks;
+ * - on stop, drains: delivers what is committed first (for up to `drainMs`, nothing
+ *   lingering), unless its deliveries are failing.
  *
  * `batch` and `retry` come from the sink's config: its schema has the standard keys
  * `batch: batchSchema()` and `retry: retrySchema()` (sdk/schema.ts), whose output is what
@@ -112,6 +114,12 @@ export interface ConsumeOptions {
    */
   saveIntervalMs?: number;
   /**
+   * On stop, how long the sink may go on delivering what is committed (a batch's linger cut short) before it stops
+   * (default 3 s; 0: it stops at once). Only a sink whose deliveries work: one retrying a failed batch, or stalled on
+   * one, stops at once, and its cursor keeps the rest for the next start either way.
+   */
+  drainMs?: number;
+  /**
    * On stop, how long a batch in `deliver` may take to finish (default 5 s). After that
    * `stop` returns without it; the batch is delivered again after the next start.
    */
@@ -173,6 +181,8 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
 
   const stopping = new AbortController();
   const { signal } = stopping;
+  /** Aborted when stop drains: batches leave without lingering. */
+  const hurrying = new AbortController();
   /** Resolves `stopWaitMs` after stop: the longest stop waits for a batch in delivery. */
   const givenUp = new Promise<typeof TIMED_OUT>((resolve) =>
     signal.addEventListener("abort", () => setTimeout(resolve, options.stopWaitMs ?? 5_000, TIMED_OUT).unref(), {
@@ -186,6 +196,14 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
   let saved = 0;
   let savedAt = 0;
   let moved = Promise.withResolvers<void>();
+  /** A delivery failed or stalled since the last one that worked: a drain would only wait for it in vain. */
+  let failing = false;
+  let failed = Promise.withResolvers<void>();
+  const struggle = () => {
+    failing = true;
+    failed.resolve();
+    failed = Promise.withResolvers<void>();
+  };
 
   /** False while a replica that does not lead waits for its turn: it has nothing to deliver, so no lag. */
   let delivering = !ctx.leadership;
@@ -229,6 +247,7 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
     const backoff = new Backoff(options.retry ?? DEFAULT_RETRY);
     const stallTimer = setTimeout(() => {
       stalled.set(1, labels);
+      struggle();
       logger.warn("sink has held one batch too long; it delays only itself", { first, last, heldMs: stallAfterMs });
     }, stallAfterMs);
     try {
@@ -239,9 +258,11 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
           // A deliver that ignores the signal is left behind when stop gives up on it.
           delivering.catch(() => {});
           if ((await Promise.race([delivering, givenUp])) === TIMED_OUT) return false;
+          failing = false;
           return true;
         } catch (error) {
           if (term.aborted) return false;
+          struggle();
           const delay = backoff.next();
           fail("deliver", "sink failed to deliver a batch; retrying it", {
             error,
@@ -278,6 +299,7 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
           collect,
           behindRetention,
           signal: term,
+          hurry: hurrying.signal,
         })) {
           readRetries.reset();
           if (batch.lost > 0) {
@@ -342,6 +364,20 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
     }
   }
 
+  /**
+   * True once every version committed now is delivered (or filtered out); false at `deadline`, or, with
+   * `unlessFailing`, as soon as a delivery fails.
+   */
+  async function deliveredAll(deadline: number, unlessFailing: boolean): Promise<boolean> {
+    const target = log.head();
+    while (delivered < target) {
+      if (unlessFailing && failing) return false;
+      const next = unlessFailing ? Promise.race([moved.promise, failed.promise]) : moved.promise;
+      if ((await until(next, deadline)) === TIMED_OUT) return false;
+    }
+    return true;
+  }
+
   return {
     async start() {
       if (running || signal.aborted) return;
@@ -358,17 +394,15 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
       running = run(resumeFrom(cursor), signal);
     },
     async stop() {
+      const drainMs = options.drainMs ?? 3_000;
+      if (running && delivering && !signal.aborted && drainMs > 0) {
+        hurrying.abort();
+        await deliveredAll(Date.now() + drainMs, true);
+      }
       stopping.abort();
       clearInterval(lagTimer);
       await running;
     },
-    async caughtUp(timeoutMs) {
-      const target = log.head();
-      const deadline = Date.now() + timeoutMs;
-      while (delivered < target) {
-        if ((await until(moved.promise, deadline)) === TIMED_OUT) return false;
-      }
-      return true;
-    },
+    caughtUp: (timeoutMs) => deliveredAll(Date.now() + timeoutMs, false),
   };
 }

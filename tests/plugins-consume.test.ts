@@ -275,3 +275,45 @@ test("caughtUp resolves once what was committed is delivered, or says it was not
   gate.resolve();
   expect(await sink.caughtUp(5_000)).toBe(true);
 });
+
+test("stop drains: what is committed is delivered first, nothing lingering, and the cursor saved", async () => {
+  host = await startTestHost();
+  const delivered: number[] = [];
+  const { sink, ctx } = await start("draining", {
+    batch: { size: 100, lingerMs: 60_000 },
+    deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)),
+  });
+  addPods(host, 3);
+  await host.changes.flush();
+  const began = performance.now();
+  await sink.stop();
+  expect(performance.now() - began).toBeLessThan(2_000);
+  expect(delivered).toEqual(upTo(3));
+  expect(ctx.saved()).toBe(3);
+});
+
+test("stop does not drain a sink whose deliveries fail, nor one given drainMs 0", async () => {
+  host = await startTestHost();
+  const { sink: failing } = await start("failing", {
+    retry: { initialMs: 60_000, maxMs: 60_000 },
+    deliver: async () => {
+      throw new Error("receiver down");
+    },
+  });
+  const delivered: number[] = [];
+  const { sink: hasty, ctx } = await start("hasty", {
+    drainMs: 0,
+    batch: { size: 100, lingerMs: 60_000 },
+    deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)),
+  });
+  addPods(host, 3);
+  await host.changes.flush();
+  await waitFor(() =>
+    sinkMetric(host!, "counter", "kubemeta_sink_delivery_failures_total", "failing", { step: "deliver" }),
+  );
+  const began = performance.now();
+  await Promise.all([failing.stop(), hasty.stop()]);
+  expect(performance.now() - began).toBeLessThan(1_000);
+  expect(delivered).toEqual([]);
+  expect(ctx.saved()).toBe(0);
+});

@@ -77,6 +77,8 @@ export default defineSink({
       batch: config.batch,
       retry: config.retry,
       saveIntervalMs: config.cursorSaveInterval,
+      // Its stop drains while connected only (a publish waits for a connection to come back): see stop below.
+      drainMs: 0,
       deliver: createPublisher({ ctx: sinkCtx, subjects, connected }),
     });
 
