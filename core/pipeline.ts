@@ -64,6 +64,11 @@ interface OpenRelist {
 }
 
 const keyOf = (kind: string, uid: string) => `${kind}/${uid}`;
+/**
+ * The resume point that names the resource a kind was last relisted for: kept beside the sources' own keys
+ * (`kubernetes/…`), committed with the relist's end.
+ */
+const relistedKey = (kind: string) => `core/relisted/${kind}`;
 
 type Prepared = Exclude<PreparedChange, { rejected: unknown }>;
 
@@ -108,6 +113,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     "kubemeta_commit_failures_total",
     "Store commits that failed and were retried.",
   );
+  // A sample from the start: an alert on its rate has a series to work on before the first failure.
+  commitFailures.inc({}, 0);
   const trackedObjects = metrics.gauge("kubemeta_tracked_objects", "Objects in the current state.");
   trackedObjects.set(known.size);
 
@@ -275,6 +282,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         }
         await emitTombstones(kind, vanished, resourceVersion);
         pendingResume.set(resource, resourceVersion);
+        // In the same commit: the stored state of `kind` is now this resource's, whatever scope listed it before.
+        pendingResume.set(relistedKey(kind), resource);
         scheduleFlush();
         await flush();
         logger.info("relist done", { resource, kind, seen: open.seen.size, deleted: vanished.length });
@@ -296,7 +305,12 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   }
 
   return {
-    resumePoint: (resource) => resumePoints.get(resource),
+    resumePoint(resource, kind) {
+      const relistedBy = kind === undefined ? undefined : resumePoints.get(relistedKey(kind));
+      // Listed since under another key (another scope): what is stored of the kind is not this resource's view.
+      if (relistedBy !== undefined && relistedBy !== resource) return undefined;
+      return resumePoints.get(resource);
+    },
     apply,
     prepared: {
       preparer: { module: new URL("./prepare.ts", import.meta.url).href, options: options.slim },

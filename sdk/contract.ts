@@ -81,8 +81,12 @@ export interface PluginContext {
  * arrival, suppresses no-op MODIFIEDs, versions and commits them in batches.
  */
 export interface ChangeSink {
-  /** The resourceVersion last committed for `resource` (a key the source chooses), if any. */
-  resumePoint(resource: string): string | undefined;
+  /**
+   * The resourceVersion last committed for `resource` (a key the source chooses), if any. Given the `kind` it
+   * watches, undefined too when `kind` was relisted since under another key (another scope's selectors): the stored
+   * objects of that kind are that scope's, so resuming would keep the ones outside this scope for good. List again.
+   */
+  resumePoint(resource: string, kind?: string): string | undefined;
   /**
    * Applies one watch or list event. Outside a relist, the object's resourceVersion
    * becomes `resource`'s resume point, committed in the same transaction as the update.

@@ -133,6 +133,43 @@ describe("relist", () => {
   });
 });
 
+describe("scopes", () => {
+  test(
+    "a kind relisted under another resource key (another scope) since a key's resume point was recorded: " +
+      "that key lists again, and its relist deletes what the other scope added",
+    async () => {
+      const narrow = "kubernetes/core/v1/pods?namespace=kube-system";
+      const wide = "kubernetes/core/v1/pods";
+      const first = await host();
+      const relist = async (key: string, names: string[], rv: string) => {
+        const listing = first.changes.relist(key, "Pod");
+        for (const name of names) first.changes.apply(key, "ADDED", rawPod(name, { node: "n1", rv }));
+        await listing.end(rv);
+      };
+      await relist(narrow, ["system-1"], "10");
+      expect(first.changes.resumePoint(narrow, "Pod")).toBe("10");
+      await relist(wide, ["system-1", "payments-1"], "20");
+      expect(first.changes.resumePoint(narrow, "Pod")).toBeUndefined();
+      expect(first.changes.resumePoint(wide, "Pod")).toBe("20");
+      // Without a kind, the key's own resume point, as before.
+      expect(first.changes.resumePoint(narrow)).toBe("10");
+      await first.stop();
+
+      // Kept in the store: back to the narrow scope after a restart, it lists again.
+      const second = await host({ dir: first.dir });
+      expect(second.changes.resumePoint(narrow, "Pod")).toBeUndefined();
+      expect(second.changes.resumePoint(wide, "Pod")).toBe("20");
+      const listing = second.changes.relist(narrow, "Pod");
+      second.changes.apply(narrow, "ADDED", rawPod("system-1", { node: "n1", rv: "20" }));
+      await listing.end("30");
+      expect(second.changes.resumePoint(narrow, "Pod")).toBe("30");
+      expect(second.changes.resumePoint(wide, "Pod")).toBeUndefined();
+      const updates = await everything(second);
+      expect(updates.map((u) => `${u.type} ${u.name}`).slice(-1)).toEqual(["DELETED payments-1"]);
+    },
+  );
+});
+
 describe("restart", () => {
   test("versions, prev chains, resume points and the no-op diff survive a restart", async () => {
     const first = await startTestHost();

@@ -63,7 +63,7 @@ export class Reflector {
     private readonly config: ReflectorConfig,
     private readonly deps: ReflectorDeps,
   ) {
-    this.resourceVersion = deps.changes.resumePoint(config.key);
+    this.resourceVersion = deps.changes.resumePoint(config.key, config.type.kind);
     this.streaming = config.streamingList !== "never";
     this.backoff = new Backoff({ initialMs: config.backoff.initialMs, maxMs: config.backoff.maxMs });
     this.logger = deps.logger.child({ resource: config.type.resource });
