@@ -126,13 +126,23 @@ export interface KubeTransport {
   reloadCredentials(): void;
 }
 
+/** No credentials to send (an exec plugin that failed, a token file gone): the request never left. */
+export class CredentialsError extends Error {
+  constructor(cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.name = "CredentialsError";
+  }
+}
+
 /** `reload` loads the kubeconfig again, the way `initial` was loaded. */
 export function createTransport(initial: KubeConfig, reload: () => KubeConfig): KubeTransport {
   let kc = initial;
   let server = kc.getCurrentCluster()!.server;
   async function request(method: KubeMethod, pathAndQuery: string, init: KubeRequestInit): Promise<Response> {
     const cluster = kc.getCurrentCluster()!;
-    const { headers, tls } = await fetchOptions(kc);
+    const { headers, tls } = await fetchOptions(kc).catch((error: unknown) => {
+      throw new CredentialsError(error);
+    });
     const hasBody = init.body !== undefined;
     if (hasBody) headers.set("Content-Type", init.contentType ?? "application/json");
     return fetch(`${server}${pathAndQuery}`, {

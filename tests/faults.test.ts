@@ -240,6 +240,10 @@ test("store unwritable (file size limit) during churn: not ready, no crash, noth
   // Soft limit only (SIGXFSZ ignored: the write fails with EFBIG, as on a full disk), so it can be lifted later.
   kubemeta = await env.start(["bash", "-c", `trap "" XFSZ; ulimit -S -f ${limitKiB}; exec "$@"`, "bash"]);
   await env.ready();
+  const commitFailures = async () =>
+    Number(/^kubemeta_commit_failures_total (\d+)$/m.exec(await (await fetch(`${env.url}/metrics`)).text())?.[1]);
+  // A series from the start, so that an alert on its rate has one before the first failure.
+  expect(await commitFailures()).toBe(0);
   const rec = recorder();
   const sub = subscribeSse({
     url: env.url,
@@ -259,6 +263,7 @@ test("store unwritable (file size limit) during churn: not ready, no crash, noth
     "/readyz to answer 503",
   );
   expect(readiness).toMatchObject({ ready: false, waiting: [expect.stringMatching(/^store not writable: /)] });
+  expect(await commitFailures()).toBeGreaterThan(0);
   await Bun.sleep(2_000);
   expect(await Promise.race([kubemeta.proc.exited.then(() => "exited"), Bun.sleep(10).then(() => "running")])).toBe(
     "running",

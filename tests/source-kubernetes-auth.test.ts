@@ -13,7 +13,7 @@ import { createMetrics } from "../host/metrics.ts";
 import kubernetes from "../plugins/sources/kubernetes.ts";
 import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
 import { populate } from "../simulator/population.ts";
-import { inSync, RecordingSink, runSource, scratchDir, until, within } from "./source-kubernetes-recorder.ts";
+import { count, inSync, RecordingSink, runSource, scratchDir, until, within } from "./source-kubernetes-recorder.ts";
 
 let server: TestApiServer;
 let scratch: Awaited<ReturnType<typeof scratchDir>>;
@@ -131,6 +131,29 @@ describe("authentication and TLS under Bun", () => {
     try {
       await within(running.synced, 5000, "sync with the token from tokenFile");
       expect(inSync(sink, server, "Pod")).toBe(true);
+    } finally {
+      await running.stop();
+    }
+  });
+
+  test("an exec credential plugin that fails: no request leaves, so none is counted; the reason is shown", async () => {
+    const kubeconfig = join(scratch.dir, "exec.yaml");
+    const exec = [
+      "exec:",
+      "      apiVersion: client.authentication.k8s.io/v1",
+      "      command: /nonexistent/credential-helper",
+      "      interactionMode: Never",
+    ].join("\n");
+    await writeFile(kubeconfig, server.kubeconfig("token").replace(/token: .*/, exec));
+    const running = await runSource(new RecordingSink(), { kubeconfig, resources: ["pods"] });
+    try {
+      await until(
+        () =>
+          count(running.metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason: "error" }) >= 2,
+        "two attempts that failed",
+      );
+      expect(running.metrics.render()).not.toContain("kubemeta_source_requests_total{");
+      expect(running.waiting()).toMatch(/credential-helper|ENOENT/);
     } finally {
       await running.stop();
     }

@@ -9,7 +9,7 @@ import type { Logger } from "../../../sdk/telemetry.ts";
 import type { RequestBudget } from "./budget.ts";
 import type { SourceMetrics } from "./telemetry.ts";
 import { parseSkimmed } from "./skim.ts";
-import type { KubeTransport } from "../../../kube/transport.ts";
+import { CredentialsError, type KubeTransport } from "../../../kube/transport.ts";
 
 /** No byte arrived for the inactivity timeout. */
 export class InactivityError extends Error {
@@ -118,7 +118,8 @@ export function createRequester(options: RequesterOptions): Requester {
     let complete = false;
     try {
       const response = await transport.get(path, request.signal).catch((err: unknown) => {
-        metrics.requests.inc({ verb, resource, code: "error" });
+        // A request that never left (no credentials) is not one the API server was sent.
+        if (!(err instanceof CredentialsError)) metrics.requests.inc({ verb, resource, code: "error" });
         return rethrow(err);
       });
       metrics.requests.inc({ verb, resource, code: String(response.status) });
