@@ -45,103 +45,20 @@
  * ```
  */
 import * as v from "valibot";
-import type { Leadership, Sink, SinkContext } from "./contract.ts";
+import type { Leadership, SinkContext } from "./contract.ts";
 import type { Envelope } from "../protocol/envelope.ts";
 import { Backoff, sleep } from "../protocol/retry.ts";
 import { batches, TIMED_OUT, until } from "./batches.ts";
 import { ALL } from "../protocol/streams.ts";
 import { inStream, toEnvelope, type Update } from "./model.ts";
 import { batchSchema, retrySchema } from "./schema.ts";
+import type { BatchSettings, ConsumeOptions, Consumer, RetrySettings } from "./consume-options.ts";
 
-/** `consume`'s `batch` option: the output of the `batch` config key (`batchSchema`). */
-export interface BatchSettings {
-  /** Most updates in one `deliver` call. */
-  size: number;
-  /** How long a batch that is not full waits for more updates after its first (0: it leaves at once). */
-  lingerMs: number;
-}
-
-/** `consume`'s `retry` option: the output of the `retry` config key (`retrySchema`). */
-export interface RetrySettings {
-  /** Ceiling of the first delay; it doubles at each attempt (full jitter). */
-  initialMs: number;
-  /** Largest ceiling of a delay. */
-  maxMs: number;
-}
+export type { BatchSettings, ConsumeOptions, Consumer, RetrySettings } from "./consume-options.ts";
 
 /** The defaults of a sink whose schema leaves the keys out: one source of truth, the schemas. */
 const DEFAULT_BATCH: BatchSettings = v.parse(batchSchema(), undefined);
 const DEFAULT_RETRY: RetrySettings = v.parse(retrySchema(), undefined);
-
-export interface ConsumeOptions {
-  /** The stream to deliver: "all" (the default), "shared" or "node/<name>". */
-  stream?: string;
-  /**
-   * With stream "all": each update is delivered once per stream it is in, its `all`
-   * envelope followed by its envelope on its own stream (`shared` or `node/<name>`) if it
-   * has one, each with that stream's `prev`. For a sink that publishes every stream at once.
-   */
-  fanOut?: boolean;
-  /**
-   * Keeps only the updates whose envelope on `stream` it returns true for (with `fanOut`,
-   * both envelopes go or neither); the cursor moves past the others all the same.
-   */
-  filter?(envelope: Envelope): boolean;
-  /** Batch size and linger (default 500 updates, 0 ms): the `batch` config key. */
-  batch?: BatchSettings;
-  /**
-   * Delays between attempts at a batch whose `deliver` threw (default 1 s doubling to 60 s, full jitter): the `retry`
-   * config key.
-   */
-  retry?: RetrySettings;
-  /**
-   * Where a sink with no cursor yet starts: the oldest update the store retains (the default), or the next one
-   * committed.
-   */
-  from?: "oldest" | "head";
-  /**
-   * Where a sink goes on when the store pruned updates it had not delivered: the oldest
-   * retained update (the default: it delivers all that is left), or the head, for a sink
-   * whose consumers resynchronise from a snapshot anyway once they see the gap.
-   */
-  behindRetention?: "oldest" | "head";
-  /** A batch not delivered after this long is reported as stalled (default 60 s). */
-  stallAfterMs?: number;
-  /**
-   * Least time between two saves of the cursor after deliveries (default 0: after every
-   * batch). A longer one spares the store a write per batch of a busy sink, at the price
-   * of delivering again up to that much after a crash; stop saves the cursor all the same.
-   */
-  saveIntervalMs?: number;
-  /**
-   * On stop, how long the sink may go on delivering what is committed (a batch's linger cut short) before it stops
-   * (default 3 s; 0: it stops at once). Only a sink whose deliveries work: one retrying a failed batch, or stalled on
-   * one, stops at once, and its cursor keeps the rest for the next start either way.
-   */
-  drainMs?: number;
-  /**
-   * On stop, how long a batch in `deliver` may take to finish (default 5 s). After that
-   * `stop` returns without it; the batch is delivered again after the next start.
-   */
-  stopWaitMs?: number;
-  /**
-   * Sends one batch of envelopes (never empty; shared with other readers: do not modify
-   * it). Resolve once it is delivered: the cursor then moves past it. Throw to have it
-   * retried. `signal` aborts when the sink stops (or, with `ha`, this replica stops leading): give up
-   * then, by throwing (e.g. `signal.throwIfAborted()`); the batch is sent again after the next start.
-   */
-  deliver(envelopes: Envelope[], signal: AbortSignal): Promise<void>;
-}
-
-/** A sink run by `consume`. */
-export interface Consumer extends Sink {
-  /**
-   * Resolves true once every version committed when it was called is delivered (or
-   * filtered out), false if that takes longer than `timeoutMs`: for a stop that lets what
-   * is committed out first.
-   */
-  caughtUp(timeoutMs: number): Promise<boolean>;
-}
 
 /**
  * How often the lag is refreshed while a batch is in delivery, and how often a cursor moved only past non-matching
