@@ -21,11 +21,9 @@ import { hostSchema, pluginEntry, type PluginEntry } from "./config-schema.ts";
 import type { SlimOptions } from "../core/slim.ts";
 import { ruleProblems } from "../core/slim/rules.ts";
 import { deprecatedKeysOf, type DeprecatedKey } from "../sdk/schema.ts";
+import { parseAll, type ConfigIssue } from "./config-issues.ts";
 
-export interface ConfigIssue {
-  path: string;
-  message: string;
-}
+export type { ConfigIssue } from "./config-issues.ts";
 
 export class ConfigError extends Error {
   constructor(readonly issues: ConfigIssue[]) {
@@ -201,71 +199,6 @@ function bothWritten(schema: v.GenericSchema, entry: Record<string, unknown>): D
   const clashes = deprecatedKeysOf(schema).filter(({ key, use }) => written(key) && written(use));
   // `backoff` beside `retry` says all: its `initial` beside `retry.initial` is the same mistake.
   return clashes.filter(({ key }) => !clashes.some((outer) => key.startsWith(`${outer.key}.`)));
-}
-
-/**
- * Parses like v.safeParse, adding every issue to `issues` (with `prefix` before their paths) and returning undefined
- * on failure. A strict object names only its first unknown key: each one named is removed from a copy of the input
- * and the copy parsed again, until no new unknown key is named, so that all of them are listed at once, each beside
- * the others of its object. Issues the removals revealed (checks that ran only on a sound object) come last.
- */
-function parseAll<S extends v.GenericSchema>(
-  schema: S,
-  input: unknown,
-  prefix: string,
-  issues: ConfigIssue[],
-): v.InferOutput<S> | undefined {
-  const copy = structuredClone(input);
-  const listed: ConfigIssue[] = [];
-  /** The object (its path) of each unknown key listed, by the key's path. */
-  const unknownIn = new Map<string, string>();
-  for (let first = true; ; first = false) {
-    const result = v.safeParse(schema, copy);
-    const found = result.issues ?? [];
-    // An unknown key expects "never"; a missing one has the same type and expects its name. One named again is in an
-    // object the schema made itself, not in the copy: removing it would change nothing.
-    const fresh = found.filter(
-      (i) => i.type === "strict_object" && i.expected === "never" && !unknownIn.has(toIssue(prefix, i).path),
-    );
-    if (fresh.length === 0) {
-      const seen = (issue: ConfigIssue) => listed.some((l) => l.path === issue.path && l.message === issue.message);
-      listed.push(...found.map((i) => toIssue(prefix, i)).filter((issue) => !seen(issue)));
-      issues.push(...listed);
-      return result.success && unknownIn.size === 0 ? result.output : undefined;
-    }
-    if (first) listed.push(...found.map((i) => toIssue(prefix, i)));
-    for (const stray of fresh) {
-      const issue = toIssue(prefix, stray);
-      const object = toIssue(prefix, { ...stray, path: stray.path!.slice(0, -1) }).path;
-      if (!first) listed.splice(listed.findLastIndex((other) => unknownIn.get(other.path) === object) + 1, 0, issue);
-      unknownIn.set(issue.path, object);
-      const { input: parent, key } = stray.path!.at(-1) as { input: Record<string, unknown>; key: string };
-      delete parent[key];
-    }
-  }
-}
-
-function toIssue(prefix: string, issue: v.BaseIssue<unknown>): ConfigIssue {
-  let path = prefix;
-  for (const item of issue.path ?? []) {
-    const key = (item as { key: unknown }).key;
-    path += typeof key === "number" ? `[${key}]` : path ? `.${String(key)}` : String(key);
-  }
-  return { path, message: withoutSecrets(issue) };
-}
-
-/**
- * A string where another type belongs (`tokens: ${KUBEMETA_TOKEN}` for a list) is often a secret: the message
- * says "received a string" instead of quoting it. Unknown keys, picklists and literals still quote what they got.
- */
-function withoutSecrets(issue: v.BaseIssue<unknown>): string {
-  const { input, message, received } = issue;
-  if (typeof input === "string" && !["strict_object", "picklist", "literal"].includes(issue.type))
-    return message.replace(`but received ${received}`, "but received a string");
-  // An unquoted numeric secret (`token: 1234567890123456`) is a number where a string belongs.
-  if (typeof input === "number" && issue.expected === "string")
-    return message.replace(`but received ${received}`, "but received a number");
-  return message;
 }
 
 function checkUniqueNames(section: string, names: (string | undefined)[], issues: ConfigIssue[]) {
