@@ -106,3 +106,28 @@ test("SIGTERM while commits fail: exit 1 after shutdownTimeout, naming what is u
   next.child.kill("SIGTERM");
   expect(await exitWithin(next.child, 20_000)).toBe(0);
 }, 90_000);
+
+test("SIGTERM while kubemeta still loads its config stops it once started: exit 0, not killed by the signal", async () => {
+  dir ??= await tempDir("kubemeta-shutdown-");
+  const fifo = join(dir, "early.yaml");
+  expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+  await Bun.write(
+    join(dir, "early-config.yaml"),
+    "store: { type: libsql, url: file:./early/kubemeta.db }\nhttp: { address: 127.0.0.1, port: 0 }\n",
+  );
+  const kubemeta = spawn([process.execPath, "run", MAIN, "--config", fifo]);
+  // The writer's open of the FIFO returns once kubemeta opened it to read its config: kubemeta is then loading.
+  const writer = Bun.spawn(
+    ["bash", "-c", 'exec 3>"$1"; echo opened; read -r go; cat "$2" >&3', "bash", fifo, "early-config.yaml"],
+    { cwd: dir, stdin: "pipe", stdout: "pipe" },
+  );
+  children.push(writer);
+  await new Output(writer.stdout).waitFor(/opened/, 10_000);
+  kubemeta.child.kill("SIGTERM");
+  writer.stdin.write("go\n");
+  await writer.stdin.end();
+  expect(await exitWithin(kubemeta.child, 20_000)).toBe(0);
+  const said = await kubemeta.stdout.all();
+  expect(said).toContain('"msg":"http listening"');
+  expect(said).toContain('"msg":"stopped"');
+});

@@ -1,0 +1,140 @@
+/**
+ * The CLI behind main.ts: serve (the default), --check, --demo, rbac and tail. Validates the whole config before
+ * anything starts, then serves until SIGTERM/SIGINT (`signals`, listened for since the process began).
+ */
+import { parseArgs } from "node:util";
+import { ConfigError, loadConfig, resolveConfig, type Config } from "../host/config.ts";
+import { checkConfig, type Host, ShutdownTimedOut, StartFailed, startHost } from "../host/host.ts";
+import { createLogger } from "../host/logger.ts";
+import { guardProcess } from "../host/supervise.ts";
+import { startDemo } from "./demo.ts";
+import { rbacYaml } from "./rbac.ts";
+import { runTail } from "./tail.ts";
+import { builtins } from "../plugins/index.ts";
+import type { EarlySignals } from "./signals.ts";
+
+const USAGE = `Usage: bun run main.ts [options]
+       bun run main.ts tail (--url <url> | --nats <servers> --cluster <name>) [--stream <name>] [--json]
+       bun run main.ts rbac [--config <file>]
+
+  tail              follow streams from the terminal, as readable lines or JSON (tail --help: every option)
+  rbac              print the ClusterRole the config needs (get, list, watch on what it watches) and,
+                    with ha, the Role of its Lease (in the Lease's namespace)
+
+  --config <file>   YAML or JSON config (default: ./kubemeta.yaml if present, else built-in defaults:
+                    the kubernetes source with your kubeconfig, a libSQL file in ./data, SSE on :8080)
+  --check           validate the config, load the kubeconfig a source names, open (or create) the store,
+                    then exit (0 valid, 1 with every error)
+  --port <n>        HTTP port, overriding the config's http.port (0 picks a free one)
+  --demo            run against a built-in simulated cluster (no cluster or config needed; store in ./data/demo)
+  --help            this text
+
+Exit codes: 0 done (a check passed, a shutdown completed), 1 an invalid config or a failed start or shutdown
+(one line says why), 2 bad arguments.
+`;
+
+/** Runs the command `args` name; resolves with the exit code. */
+export async function main(args: string[], signals: EarlySignals): Promise<number> {
+  const [command, ...rest] = args;
+  if (command === "tail") {
+    signals.release();
+    return runTail(rest);
+  }
+  const rbac = command === "rbac";
+  let values: ReturnType<typeof parseOptions>;
+  try {
+    values = parseOptions(rbac ? rest : args);
+  } catch (error) {
+    signals.release();
+    return usageError(error instanceof Error ? error.message : String(error));
+  }
+  // Only serving (and the demo) stops on a signal: anything else ends as a signal ends it.
+  if (rbac || values.help || values.check) signals.release();
+  if (values.demo && (values.config !== undefined || values.check))
+    return usageError("--demo runs its own cluster and config: it takes --port, not --config or --check");
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const port = values.port === undefined ? undefined : /^\d{1,5}$/.test(values.port) ? Number(values.port) : NaN;
+  if (port !== undefined && !(port >= 0 && port <= 65535))
+    return usageError(`--port: expected a port number (0-65535), got "${values.port}"`);
+  if (values.demo) {
+    const demo = await startDemo({ port: port ?? 8080, dataDir: "data/demo" });
+    await signals.stop;
+    await demo.stop();
+    return 0;
+  }
+
+  let config: Config;
+  try {
+    config = await readConfig(values.config);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(
+      `invalid config:\n${error.issues.map((i) => `  ${i.path || "(root)"}: ${i.message}`).join("\n")}\n`,
+    );
+    return 1;
+  }
+  if (port !== undefined) config.http.port = port;
+  if (rbac) {
+    process.stdout.write(rbacYaml(config));
+    return 0;
+  }
+  // A check says only what is wrong: the store's info lines while it is opened are not for its reader.
+  const logger = createLogger({ level: values.check ? "error" : config.logLevel });
+  let host: Host;
+  try {
+    if (values.check) {
+      await checkConfig(config, logger);
+      process.stdout.write("config is valid\n");
+      return 0;
+    }
+    host = await startHost(config, { logger });
+  } catch (error) {
+    // Already logged, naming what failed (the store, the Lease's kubeconfig) and the cause.
+    if (error instanceof StartFailed) return 1;
+    throw error;
+  }
+  guardProcess(logger, host.metrics);
+  // A signal that came while the host started stops it now that it has.
+  await signals.stop;
+  logger.info("shutting down");
+  try {
+    await host.stop();
+  } catch (error) {
+    // Already logged, with what was not committed.
+    if (error instanceof ShutdownTimedOut) return 1;
+    throw error;
+  }
+  return 0;
+}
+
+function parseOptions(args: string[]) {
+  return parseArgs({
+    args,
+    options: {
+      config: { type: "string" },
+      check: { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+      port: { type: "string" },
+      demo: { type: "boolean", default: false },
+    },
+    strict: true,
+  }).values;
+}
+
+/** Bad arguments: one line, as `tail` says it, and exit 2. */
+function usageError(message: string): number {
+  process.stderr.write(`kubemeta: ${message} (see --help)\n`);
+  return 2;
+}
+
+async function readConfig(path: string | undefined): Promise<Config> {
+  if (path) return loadConfig(path, { registry: builtins });
+  if (await Bun.file("kubemeta.yaml").exists()) return loadConfig("kubemeta.yaml", { registry: builtins });
+  return resolveConfig(
+    { sources: [{ type: "kubernetes" }], sinks: [{ type: "sse" }] },
+    { baseDir: process.cwd(), registry: builtins },
+  );
+}

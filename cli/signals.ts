@@ -1,0 +1,30 @@
+/**
+ * SIGTERM and SIGINT, listened for from the first line main.ts runs. Loading kubemeta's modules takes most of a second
+ * on a busy machine, and a signal in that time would end the process as signals do by default (exit 143), instead of
+ * stopping it (exit 0).
+ */
+export interface EarlySignals {
+  /** Resolves at the first SIGTERM or SIGINT: serving (and the demo) stops then. */
+  readonly stop: Promise<void>;
+  /** For commands that do not stop gracefully: signals act as they do by default again, at once if one came. */
+  release(): void;
+}
+
+export function listenEarly(): EarlySignals {
+  let received: NodeJS.Signals | undefined;
+  const stopped = Promise.withResolvers<void>();
+  const onSignal = (signal: NodeJS.Signals) => {
+    received = signal;
+    stopped.resolve();
+  };
+  process.once("SIGTERM", onSignal);
+  process.once("SIGINT", onSignal);
+  return {
+    stop: stopped.promise,
+    release() {
+      process.off("SIGTERM", onSignal);
+      process.off("SIGINT", onSignal);
+      if (received) process.kill(process.pid, received);
+    },
+  };
+}
