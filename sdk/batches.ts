@@ -47,20 +47,27 @@ export function isBehindRetention(error: unknown): error is BehindRetentionError
   return (error as Error | undefined)?.name === "BehindRetentionError";
 }
 
-/** Resolves with `work`, or with TIMED_OUT once `deadline` (epoch ms) has passed. */
-export function until<T>(work: Promise<T>, deadline: number): Promise<T | typeof TIMED_OUT> {
+/**
+ * Resolves with `work`, or with TIMED_OUT once `deadline` (epoch ms; Infinity for none) has passed or `cut` aborts. Everything it waits
+ * on is its own and let go when it settles: a race against a promise that outlives it (one pending until stop) would
+ * keep every result raced against it.
+ */
+export function until<T>(work: Promise<T>, deadline: number, cut?: AbortSignal): Promise<T | typeof TIMED_OUT> {
   const over = Promise.withResolvers<typeof TIMED_OUT>();
-  const timer = setTimeout(over.resolve, Math.max(0, deadline - Date.now()), TIMED_OUT);
-  return Promise.race([work, over.promise]).finally(() => clearTimeout(timer));
+  const end = () => over.resolve(TIMED_OUT);
+  const timer = Number.isFinite(deadline) ? setTimeout(end, Math.max(0, deadline - Date.now())) : undefined;
+  if (cut?.aborted) end();
+  cut?.addEventListener("abort", end, { once: true });
+  return Promise.race([work, over.promise]).finally(() => {
+    clearTimeout(timer);
+    cut?.removeEventListener("abort", end);
+  });
 }
 
 /** Batches until the signal aborts. A failed read of the log is thrown: follow again from the last `through`. */
 export async function* batches(log: CommittedLog, options: BatchOptions): AsyncGenerator<Batch> {
   const { size, collect, signal, hurry } = options;
-  const lingerMs = () => (hurry?.aborted ? 0 : options.lingerMs);
-  const hurried = new Promise<typeof TIMED_OUT>((resolve) =>
-    hurry?.addEventListener("abort", () => resolve(TIMED_OUT), { once: true }),
-  );
+  const currentLinger = () => (hurry?.aborted ? 0 : options.lingerMs);
   let scanned = options.after;
   let pending: Envelope[] = [];
   let pendingUpdates = 0;
@@ -83,7 +90,7 @@ export async function* batches(log: CommittedLog, options: BatchOptions): AsyncG
           // It may settle while a batch is being delivered; it is awaited (and any error seen) after that.
           next.catch(() => {});
         }
-        const result = pending.length > 0 ? await Promise.race([until(next, lingerEnds), hurried]) : await next;
+        const result = pending.length > 0 ? await until(next, lingerEnds, hurry) : await next;
         if (result === TIMED_OUT) {
           yield take(scanned);
           continue;
@@ -95,11 +102,11 @@ export async function* batches(log: CommittedLog, options: BatchOptions): AsyncG
           const before = pending.length;
           collect(update, pending);
           if (pending.length === before) continue;
-          if (before === 0) lingerEnds = Date.now() + lingerMs();
+          if (before === 0) lingerEnds = Date.now() + currentLinger();
           if (++pendingUpdates >= size) yield take(update.version);
         }
         // Without a linger, what was read leaves now rather than after a timer's turn.
-        if (pending.length === 0 || lingerMs() === 0) yield take(scanned);
+        if (pending.length === 0 || currentLinger() === 0) yield take(scanned);
       }
     } catch (error) {
       if (!isBehindRetention(error)) throw error;

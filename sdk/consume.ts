@@ -100,12 +100,11 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
   const { signal } = stopping;
   /** Aborted when stop drains: batches leave without lingering. */
   const hurrying = new AbortController();
-  /** Resolves `stopWaitMs` after stop: the longest stop waits for a batch in delivery. */
-  const givenUp = new Promise<typeof TIMED_OUT>((resolve) =>
-    signal.addEventListener("abort", () => setTimeout(resolve, options.stopWaitMs ?? 5_000, TIMED_OUT).unref(), {
-      once: true,
-    }),
-  );
+  /** Aborts `stopWaitMs` after stop: the longest stop waits for a batch in delivery. */
+  const givenUp = new AbortController();
+  signal.addEventListener("abort", () => setTimeout(() => givenUp.abort(), options.stopWaitMs ?? 5_000).unref(), {
+    once: true,
+  });
   let running: Promise<void> | undefined;
   let lagTimer: Timer | undefined;
   /** Every version up to here is delivered or did not match; `saved` is what the store holds. */
@@ -171,10 +170,10 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
       for (let attempt = 1; !term.aborted; attempt++) {
         try {
           // Called in a promise, so that a synchronous throw is a failure like any other.
-          const delivering = (async () => options.deliver(envelopes, term))();
+          const attempt = (async () => options.deliver(envelopes, term))();
           // A deliver that ignores the signal is left behind when stop gives up on it.
-          delivering.catch(() => {});
-          if ((await Promise.race([delivering, givenUp])) === TIMED_OUT) return false;
+          attempt.catch(() => {});
+          if ((await until(attempt, Infinity, givenUp.signal)) === TIMED_OUT) return false;
           failing = false;
           return true;
         } catch (error) {
