@@ -29,7 +29,7 @@ export interface KubeconfigOptions {
  */
 export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): { kc: KubeConfig; origin: string } {
   const kc = new KubeConfig();
-  const origin = resolve(kc, options, inClusterRoot);
+  const { origin, files } = resolve(kc, options, inClusterRoot);
   if (options.context) {
     if (!kc.getContextObject(options.context)) {
       const known = kc.getContexts().map((c) => c.name);
@@ -44,10 +44,20 @@ export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): 
     throw new Error(`kubeconfig ${origin}: current context "${kc.getCurrentContext() ?? ""}" names no cluster`);
   if (cluster.proxyUrl?.startsWith("socks"))
     throw new Error(`kubeconfig ${origin}: SOCKS proxy-url is not supported (Bun's fetch speaks HTTP proxies only)`);
+  try {
+    readTokenFile(kc, files);
+  } catch (err) {
+    throw new Error(`cannot load kubeconfig ${origin}: ${(err as Error).message}`);
+  }
   return { kc, origin };
 }
 
-function resolve(kc: KubeConfig, options: KubeconfigOptions, inClusterRoot: string): string {
+/** Loads the kubeconfig into `kc`: where from, and the files it was read from (none in a cluster). */
+function resolve(
+  kc: KubeConfig,
+  options: KubeconfigOptions,
+  inClusterRoot: string,
+): { origin: string; files: string[] } {
   const env = process.env;
   // $HOME first, as kubectl and client-node do (Bun's homedir() ignores a changed $HOME).
   const home = env.HOME || homedir();
@@ -61,7 +71,7 @@ function resolve(kc: KubeConfig, options: KubeconfigOptions, inClusterRoot: stri
     existsSync(`${inClusterRoot}${SERVICE_ACCOUNT_DIR}/token`)
   ) {
     kc.loadFromCluster(inClusterRoot);
-    return "in-cluster service account";
+    return { origin: "in-cluster service account", files: [] };
   }
   const listed = env.KUBECONFIG?.split(delimiter).filter(Boolean) ?? [];
   if (listed.length > 0) return loadFile(kc, `KUBECONFIG=${env.KUBECONFIG}`, listed, () => kc.loadFromDefault());
@@ -72,33 +82,36 @@ function resolve(kc: KubeConfig, options: KubeconfigOptions, inClusterRoot: stri
   return loadFile(kc, file, [file], () => kc.loadFromFile(file));
 }
 
-function loadFile(kc: KubeConfig, origin: string, files: string[], load: () => void): string {
+function loadFile(kc: KubeConfig, origin: string, files: string[], load: () => void) {
   try {
     load();
-    readTokenFiles(kc, files);
   } catch (err) {
     throw new Error(`cannot load kubeconfig ${origin}: ${(err as Error).message}`);
   }
   if (kc.getContexts().length === 0) throw new Error(`kubeconfig ${origin} defines no context`);
-  return origin;
+  return { origin, files };
 }
 
 /**
- * A user's `tokenFile` (kubectl's key for it, client-go's) is read here: client-node reads only `token-file`, and a
- * user with `tokenFile` would send no credentials at all. Relative to its kubeconfig and trimmed, as client-go does;
- * read again with the rest on every reload, so a rotated token is picked up.
+ * The current user's `tokenFile` (kubectl's key for it, client-go's) is read here: client-node reads only
+ * `token-file`, and a user with `tokenFile` would send no credentials at all. Only the user the context names, as
+ * client-go reads it (other users may name files long gone), from the first file that defines it (the one whose
+ * definition a merge keeps), relative to that file and trimmed; read again with the rest on every reload, so a
+ * rotated token is picked up.
  */
-function readTokenFiles(kc: KubeConfig, files: string[]): void {
-  type RawUsers = { users?: { name?: unknown; user?: { token?: unknown; tokenFile?: unknown } }[] } | null;
+function readTokenFile(kc: KubeConfig, files: string[]): void {
+  const current = kc.getCurrentUser();
+  if (!current || current.token) return;
+  type RawUsers = { users?: { name?: unknown; user?: { tokenFile?: unknown } }[] } | null;
   for (const file of files) {
     const raw = Bun.YAML.parse(readFileSync(file, "utf8")) as RawUsers;
-    for (const entry of Array.isArray(raw?.users) ? raw.users : []) {
-      const tokenFile = entry?.user?.tokenFile;
-      const index = kc.users.findIndex((user) => user.name === entry?.name);
-      if (typeof tokenFile !== "string" || index < 0 || kc.users[index]!.token) continue;
-      const token = readFileSync(resolvePath(dirname(file), tokenFile), "utf8").trim();
-      kc.users[index] = { ...kc.users[index]!, token };
-    }
+    const entry = (Array.isArray(raw?.users) ? raw.users : []).find((candidate) => candidate?.name === current.name);
+    if (!entry) continue;
+    const tokenFile = entry.user?.tokenFile;
+    if (typeof tokenFile !== "string") return;
+    const token = readFileSync(resolvePath(dirname(file), tokenFile), "utf8").trim();
+    kc.users[kc.users.findIndex((user) => user.name === current.name)] = { ...current, token };
+    return;
   }
 }
 

@@ -120,12 +120,14 @@ describe("authentication and TLS under Bun", () => {
     }
   });
 
-  test("kubectl's tokenFile (client-node reads only token-file): relative to its kubeconfig, trimmed", async () => {
+  test("kubectl's tokenFile (client-node reads only token-file): the context's user's, relative, trimmed", async () => {
     const dir = join(scratch.dir, "token-file-key");
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, "token"), `${server.token}\n`);
     const kubeconfig = join(dir, "kubeconfig.yaml");
-    await writeFile(kubeconfig, server.kubeconfig("token").replace(/token: .*/, "tokenFile: token"));
+    // Another user's token file, long gone, is none of this context's business (client-go never reads it).
+    const stale = "- name: stale\n  user:\n    tokenFile: /nonexistent/token\n";
+    await writeFile(kubeconfig, `${server.kubeconfig("token").replace(/token: .*/, "tokenFile: token")}${stale}`);
     const sink = new RecordingSink();
     const running = await runSource(sink, { kubeconfig, resources: ["pods"] });
     try {
