@@ -36,10 +36,7 @@ Exit codes: 0 done (a check passed, a shutdown completed), 1 an invalid config o
 /** Runs the command `args` name; resolves with the exit code. */
 export async function main(args: string[], signals: EarlySignals): Promise<number> {
   const [command, ...rest] = args;
-  if (command === "tail") {
-    signals.release();
-    return runTail(rest);
-  }
+  if (command === "tail") return runTail(rest, signals.stop);
   const rbac = command === "rbac";
   let values: ReturnType<typeof parseOptions>;
   try {

@@ -180,8 +180,11 @@ function printer(options: TailOptions, out: (line: string) => void, err: (line: 
   };
 }
 
-/** Runs `tail` with the arguments after it; resolves to the exit code. */
-export async function runTail(args: string[]): Promise<number> {
+/**
+ * Runs `tail` with the arguments after it; resolves to the exit code. `stop` resolves at Ctrl-C or SIGTERM (listened
+ * for since the process began, main.ts): a normal end, exit 0, whenever it comes.
+ */
+export async function runTail(args: string[], stop: Promise<void>): Promise<number> {
   const fail = (message: string, code: number) => {
     process.stderr.write(`kubemeta tail: ${message}\n`);
     return code;
@@ -213,10 +216,8 @@ export async function runTail(args: string[]): Promise<number> {
     (line) => process.stderr.write(`${line}\n`),
   );
 
-  // From before a first NATS connection: one that hangs is given up on at Ctrl-C, and that is a normal end too.
-  const onSignal = () => done.resolve(0);
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  // Before a first NATS connection too: one that hangs is given up on at Ctrl-C, and that is a normal end as well.
+  void stop.then(() => done.resolve(0));
   const { transport, streams, kinds, namespace, token } = options;
   let nc: NatsConnection | undefined;
   let stopping = false;
@@ -255,7 +256,7 @@ export async function runTail(args: string[]): Promise<number> {
     if (!nc) {
       // A connection that still comes is closed at once; the process is ending anyway.
       void connecting.then((late) => late.close()).catch(() => {});
-      return settle(await done.promise);
+      return done.promise;
     }
     void reportConnection(nc, (line) => process.stderr.write(`${line}\n`));
     // Reconnecting forever, it closes by itself only on an error it cannot get past.
@@ -269,13 +270,7 @@ export async function runTail(args: string[]): Promise<number> {
   stopping = true;
   await subscription.stop();
   await nc?.close();
-  return settle(code);
-
-  function settle(exitCode: number): number {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-    return exitCode;
-  }
+  return code;
 }
 
 async function readCa(file: string): Promise<string> {

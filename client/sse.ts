@@ -56,6 +56,7 @@ function checkOptions({ url, kinds, namespace }: SseSubscribeOptions): void {
   })();
   if (protocol !== "http:" && protocol !== "https:")
     throw new TypeError(`url: ${String(url)} is not kubemeta's http:// or https:// base URL`);
+  if (kinds !== undefined && !Array.isArray(kinds)) throw new TypeError('kinds: a list of API kinds, e.g. ["Pod"]');
   for (const kind of kinds ?? [])
     if (!KIND_PATTERN.test(kind)) throw new RangeError(`kinds: ${kind} is not an API kind such as Pod (not pods)`);
   if (namespace === "") throw new RangeError("namespace: give a namespace, or leave it out for all");

@@ -48,18 +48,20 @@ export function supervise(create: () => Lifecycle, options: SuperviseOptions): L
   let starting: Promise<void> | undefined;
   /** Once created: a plugin whose factory threw (a config it refuses) is created again at the next attempt. */
   let inner: Lifecycle | undefined;
+  /** The first attempt was counted when it outlived the deadline: its failure, if it comes, is not counted again. */
+  let hangCounted = false;
 
   function startUntilItWorks(): Promise<void> {
     const firstAttempt = Promise.withResolvers<void>();
     void (async () => {
       const backoff = new Backoff({ initialMs: 500, maxMs: 60_000 });
-      while (!stopped.signal.aborted) {
+      for (let attempt = 1; !stopped.signal.aborted; attempt++) {
         try {
           inner ??= create();
           await inner.start();
           break;
         } catch (error) {
-          failures.inc({ plugin: name, kind, phase: "start" });
+          if (!(attempt === 1 && hangCounted)) failures.inc({ plugin: name, kind, phase: "start" });
           const delay = backoff.next();
           logger.error(`${kind} failed to start; retrying`, { error, retryInMs: delay });
           firstAttempt.resolve();
@@ -74,7 +76,8 @@ export function supervise(create: () => Lifecycle, options: SuperviseOptions): L
   return {
     async start() {
       starting ??= startUntilItWorks();
-      if ((await withDeadline(starting, deadlineMs)) === TIMED_OUT) {
+      if ((await withDeadline(starting, deadlineMs)) === TIMED_OUT && !hangCounted) {
+        hangCounted = true;
         failures.inc({ plugin: name, kind, phase: "start" });
         logger.error(`${kind} is slow to start; going on without waiting`, { deadlineMs });
       }

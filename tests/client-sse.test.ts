@@ -285,6 +285,7 @@ test("options the server would refuse on every reconnect are refused at once, as
     [{ streams: ["bogus"] }, /^not a stream: bogus/],
     [{ streams: ["node/Bad_Name"] }, /^not a stream: node\/Bad_Name/],
     [{ kinds: ["pods"] }, /^kinds: /],
+    [{ kinds: "Pod" as unknown as string[] }, /^kinds: a list/],
     [{ namespace: "" }, /^namespace: /],
   ];
   for (const [options, message] of bad) {

@@ -68,6 +68,29 @@ test("a start that hangs, and a stop that hangs, hold up the caller no longer th
   expect(opts.failures("stop")).toBe(1);
 });
 
+test("a start that outlives the deadline and then fails is one failure, not two", async () => {
+  const opts = options("late-failure");
+  const gate = Promise.withResolvers<void>();
+  let attempts = 0;
+  const plugin = supervise(
+    () => ({
+      async start() {
+        if (++attempts > 1) return;
+        await gate.promise;
+        throw new Error("gave up at last");
+      },
+      async stop() {},
+    }),
+    opts,
+  );
+  await plugin.start();
+  expect(opts.failures("start")).toBe(1);
+  gate.resolve();
+  await waitFor(() => attempts === 2, 5_000, "the second attempt");
+  expect(opts.failures("start")).toBe(1);
+  await plugin.stop();
+});
+
 test("a stop that throws, even synchronously, is counted and not thrown", async () => {
   const opts = options("clumsy");
   const plugin = supervise(

@@ -159,16 +159,21 @@ test(
     host.changes.apply("pods", "DELETED", rawPod("web-1", { node: "n1" }));
     await waitFor(async () => (await Bun.file(file).exists()) && (await Bun.file(file).text()).includes("web-1"));
 
-    const before = await testDirs();
-    await expect(startTestHost({ sinks: [{ type: "./no-such-plugin.ts" }] })).rejects.toThrow(ConfigError);
-    expect(await testDirs()).toEqual(before);
+    // A temp dir of its own for the failed start (os.tmpdir() reads TMPDIR at each call): nobody else's dirs count.
+    const isolated = join(folder, "tmp");
+    await mkdir(isolated);
+    const tmp = process.env.TMPDIR;
+    process.env.TMPDIR = isolated;
+    try {
+      await expect(startTestHost({ sinks: [{ type: "./no-such-plugin.ts" }] })).rejects.toThrow(ConfigError);
+      expect(tmpdir()).toBe(isolated);
+    } finally {
+      if (tmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = tmp;
+    }
+    expect(await readdir(isolated)).toEqual([]);
   },
 );
-
-/** The temp dirs startTestHost made and did not remove. */
-async function testDirs(): Promise<string[]> {
-  return (await readdir(tmpdir())).filter((name) => name.startsWith("kubemeta-test-")).sort();
-}
 
 /** A sink module whose start always throws. */
 const throwsOnStart = `

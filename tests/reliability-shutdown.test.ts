@@ -107,6 +107,8 @@ test("SIGTERM while commits fail: exit 1 after shutdownTimeout, naming what is u
   expect(await exitWithin(next.child, 20_000)).toBe(0);
 }, 90_000);
 
+// The window held open here is the config's reading; the modules' loading before it is covered the same way (main.ts
+// listens before it loads anything), but cannot be held open from outside.
 test("SIGTERM while kubemeta still loads its config stops it once started: exit 0, not killed by the signal", async () => {
   dir ??= await tempDir("kubemeta-shutdown-");
   const fifo = join(dir, "early.yaml");

@@ -326,7 +326,10 @@ test("headers: a name or value HTTP cannot carry, or a header kubemeta writes it
     );
   expect(await issues({ "Bad Header": "v" })).toEqual(["a header name is letters, digits and !#$%&'*+-.^_`|~"]);
   expect(await issues({ "X-Ok": "a\r\nX-Injected: 1" })).toEqual(["a header value is one line of visible characters"]);
-  for (const own of ["Content-Type", "content-length", "Host", "X-Kubemeta-Signature"])
+  expect(await issues({ Authorization: "a", authorization: "b" })).toEqual([
+    "a header is named twice (names are case-insensitive)",
+  ]);
+  for (const own of ["Content-Type", "content-length", "Content-Encoding", "Host", "Expect", "X-Kubemeta-Signature"])
     expect(await issues({ [own]: "v" })).toEqual(["kubemeta sets this header itself"]);
   expect(await issues({ Authorization: "Bearer t", "User-Agent": "mine", "X-Tenant": "é" })).toEqual([]);
 });

@@ -38,7 +38,7 @@ const MAX_BATCH = 10_000;
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 /** What the request must carry as kubemeta writes it: its body's type and framing, and its signature. */
-const OWN_HEADERS = /^(content-type|content-length|host|connection|transfer-encoding|x-kubemeta-.*)$/i;
+const OWN_HEADERS = /^(content-.*|host|connection|transfer-encoding|te|trailer|upgrade|expect|x-kubemeta-.*)$/i;
 
 const names = (description: string) =>
   v.optional(v.pipe(v.array(v.pipe(v.string(), v.minLength(1))), v.description(description)), []);
@@ -77,10 +77,15 @@ const schema = v.pipe(
           ),
           v.pipe(v.string(), v.regex(HEADER_VALUE, "a header value is one line of visible characters")),
         ),
+        v.check(
+          (headers) =>
+            new Set(Object.keys(headers).map((name) => name.toLowerCase())).size === Object.keys(headers).length,
+          "a header is named twice (names are case-insensitive)",
+        ),
         v.description(
-          "Extra request headers, e.g. `Authorization` for a gateway; `User-Agent` replaces kubemeta's. " +
-            "`Content-Type`, `Content-Length`, `Host`, `Connection`, `Transfer-Encoding` and `X-Kubemeta-*` are " +
-            "kubemeta's own.",
+          "Extra request headers, e.g. `Authorization` for a gateway; `User-Agent` replaces kubemeta's. Those of " +
+            "the body and its framing (`Content-*`, `Host`, `Connection`, `Transfer-Encoding`, `TE`, `Trailer`, " +
+            "`Upgrade`, `Expect`) and `X-Kubemeta-*` are kubemeta's own.",
         ),
       ),
       {},
