@@ -67,6 +67,11 @@ export interface ConsumeOptions {
    */
   drainMs?: number;
   /**
+   * For a `deliver` that retries inside itself instead of throwing (its own policy, as the webhook's): true while its
+   * attempts fail, so that stop does not drain, as for a deliver that throws.
+   */
+  failing?(): boolean;
+  /**
    * On stop, how long a batch in `deliver` may take to finish (default 5 s). After that
    * `stop` returns without it; the batch is delivered again after the next start.
    */

@@ -311,7 +311,7 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
     },
     async stop() {
       const drainMs = options.drainMs ?? 3_000;
-      if (running && delivering && !signal.aborted && drainMs > 0) {
+      if (running && delivering && !signal.aborted && drainMs > 0 && !options.failing?.()) {
         hurrying.abort();
         await deliveredAll(Date.now() + drainMs, true);
       }

@@ -375,3 +375,24 @@ test(
     );
   },
 );
+
+test("stop drains: a batch still lingering is sent before kubemeta stops; a failing receiver is not waited for", async () => {
+  receiver = await startReceiver();
+  host = await startTestHost({ sinks: [webhookSink(receiver.url, { batch: { size: 100, linger: "1m" } })] });
+  for (const name of ["web-1", "web-2", "web-3"]) host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
+  await host.changes.flush();
+  expect(receiver.requests).toEqual([]);
+  await host.destroy();
+  host = undefined;
+  expect(deduplicated(receiver.accepted())).toEqual([1, 2, 3]);
+
+  const delivered = receiver.requests.length;
+  receiver.respond = () => new Response("down", { status: 503 });
+  host = await startTestHost({ sinks: [webhookSink(receiver.url, { retry: { initial: "1m", max: "1m" } })] });
+  host.changes.apply("pods", "ADDED", rawPod("web-4", { node: "n1" }));
+  await waitFor(() => receiver!.requests.slice(delivered).some((r) => r.status === 503), 5_000, "a refused batch");
+  const began = performance.now();
+  await host.stop();
+  // The drain would wait up to 3 s for a batch the receiver keeps refusing.
+  expect(performance.now() - began).toBeLessThan(2_000);
+});

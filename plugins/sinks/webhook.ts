@@ -196,7 +196,8 @@ export default defineSink({
       retry: config.retry,
       from: config.from,
       // Its own retry policy (Retry-After, on4xx, maxRetries) runs inside send(): it returns once the batch is
-      // delivered or given up.
+      // delivered or given up, and says meanwhile whether the receiver is failing (no drain at stop then).
+      failing: delivery.failing,
       async deliver(envelopes, signal) {
         if ((await delivery.send(request(envelopes), signal)) === "stopped") signal.throwIfAborted();
       },

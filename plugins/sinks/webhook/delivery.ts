@@ -48,6 +48,8 @@ type Attempt =
 export interface Delivery {
   /** Sends until delivered, skipped by policy, or stopped by `signal`. */
   send(request: Request, signal: AbortSignal): Promise<Outcome>;
+  /** True while the receiver's last answer was a failure (none yet: false). */
+  failing(): boolean;
 }
 
 export function createDelivery(options: DeliveryOptions): Delivery {
@@ -110,11 +112,14 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     }
   }
 
+  let failing = false;
   return {
+    failing: () => failing,
     async send(request, signal) {
       const backoff = new Backoff(options.retry);
       for (let retries = 0; ; retries++) {
         const result = await attempt(request, signal);
+        if (result.ok || result.reason !== "stopped") failing = !result.ok;
         if (result.ok) {
           deliveries.inc(labels);
           deliveredUpdates.inc(labels, request.updates);
