@@ -187,10 +187,21 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   if (config.ha && elector) {
     replication = startReplication({ ha: config.ha, elector, leaderOptions, terms, logger });
   } else {
+    let fenced = false;
+    // Another kubemeta writes to the store now: this one stops its sources (no load on the API server for nothing)
+    // and its retention (not its policy on another's log), and is not ready until restarted.
+    const stepAside = () => void leader?.abandon();
     leader = await startLeaderTerm({
       ...leaderOptions,
-      onFenced: () => logger.error("another kubemeta writes to this store; this one is not ready until restarted"),
+      onFenced: () => {
+        fenced = true;
+        logger.error(
+          "another kubemeta writes to this store; this one stops its sources and is not ready until restarted",
+        );
+        stepAside();
+      },
     });
+    if (fenced) stepAside();
   }
 
   let stopping: Promise<void> | undefined;

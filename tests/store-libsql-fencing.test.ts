@@ -47,6 +47,18 @@ describe.each(BACKENDS)("libsql store (%s): fencing by term", (backend) => {
     expect((await next.lead()).resumePoints.get("pods")).toBe("150");
   });
 
+  test("a deposed writer's retention is refused like its commits: the new writer's log keeps what it keeps", async () => {
+    const { old, next } = await twoWriters();
+    await next.lead();
+    await next.commit(batch(run(3, 10)));
+    const refused = await failure(old.prune({ maxAgeMs: 0, maxUpdates: 1 }));
+    expect(refused).toBeInstanceOf(WriterFencedError);
+    expect(await next.position()).toEqual({ head: 10, oldest: 1 });
+    // The writer of the store's term prunes as it always did.
+    await next.prune({ maxAgeMs: 0, maxUpdates: 1 });
+    expect((await next.position()).oldest).toBe(10);
+  });
+
   test("position() follows what another writer commits; lead() returns the state after the last commit", async () => {
     const { old, next } = await twoWriters();
     expect(await next.position()).toEqual({ head: 2, oldest: 1 });

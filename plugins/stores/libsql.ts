@@ -6,7 +6,7 @@
 import * as v from "valibot";
 import type { InStatement } from "@libsql/client";
 import { defineStore, WriterFencedError, type CommitBatch, type Store } from "../../sdk/contract.ts";
-import { checkContiguous, commitStatements, GUARD_FAILURE, StreamIds } from "./libsql/commit.ts";
+import { checkContiguous, commitStatements, GUARD_FAILURE, StreamIds, TERM_GUARD_SQL } from "./libsql/commit.ts";
 import { isFileUrl, openConnections, type Connections } from "./libsql/connection.ts";
 import { DELETE_UNPINNED, prune, RAISE_HORIZON } from "./libsql/prune.ts";
 import { digests, loadState, loadStreamIds, readUpdates, snapshot, snapshotPages } from "./libsql/read.ts";
@@ -258,16 +258,22 @@ export default defineStore({
         const result = await prune(
           {
             reader: open().reader,
+            // Fenced like a commit: a deposed writer's retention (its own policy) must not prune the new one's log.
             deleteThrough: (after, through) =>
               serially(async (c) => {
-                const [deleted] = await c.writer.batch(
-                  [
-                    { sql: DELETE_UNPINNED, args: [after, through] },
-                    { sql: RAISE_HORIZON, args: [through] },
-                  ],
-                  "write",
-                );
-                return deleted!.rowsAffected;
+                try {
+                  const [, deleted] = await c.writer.batch(
+                    [
+                      { sql: TERM_GUARD_SQL, args: [term] },
+                      { sql: DELETE_UNPINNED, args: [after, through] },
+                      { sql: RAISE_HORIZON, args: [through] },
+                    ],
+                    "write",
+                  );
+                  return deleted!.rowsAffected;
+                } catch (error) {
+                  throw (error as Error).message?.includes(GUARD_FAILURE) ? await refusal(c) : error;
+                }
               }),
           },
           policy,

@@ -27,6 +27,8 @@ const UPDATE_COLUMNS =
  */
 const GUARD_SQL = "UPDATE meta SET head = CASE WHEN head = ? AND term = ? THEN ? END WHERE id = 1";
 export const GUARD_FAILURE = "NOT NULL constraint failed: meta.head";
+/** The same guard for a write that moves no head (retention): it fails unless the writer's term is the store's. */
+export const TERM_GUARD_SQL = "UPDATE meta SET head = CASE WHEN term = ? THEN head END WHERE id = 1";
 
 /**
  * Objects take their columns from the updates just inserted, so each object is bound once.

@@ -1,0 +1,51 @@
+/**
+ * One replica (no `ha`) whose store another kubemeta has taken over: it stops its sources (and its retention, which
+ * the store refuses anyway: tests/store-libsql-fencing.test.ts), so that it loads the API server for nothing no more.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { join } from "node:path";
+import { SDK } from "./reliability-process.ts";
+import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
+
+const hosts: TestHost[] = [];
+afterEach(async () => {
+  for (const th of hosts.splice(0).reverse()) await th.destroy();
+});
+
+/** A source that writes "stopped" to its file when stopped. */
+const MARKING_SOURCE = `
+import { appendFile } from "node:fs/promises";
+import { defineSource, v } from ${JSON.stringify(SDK)};
+export default defineSource({
+  type: "marking",
+  description: "Says when it is stopped.",
+  schema: v.strictObject({ file: v.string() }),
+  create: (config, ctx) => ({
+    async start() {
+      ctx.synced();
+    },
+    async stop() {
+      await appendFile(config.file, "stopped\\n");
+    },
+  }),
+});
+`;
+
+test("fenced by a second kubemeta on its store, a replica stops its sources and is not ready", async () => {
+  const dir = await tempDir();
+  const marks = join(dir, "marks");
+  await Bun.write(join(dir, "marking.ts"), MARKING_SOURCE);
+  const first = await startTestHost({
+    dir,
+    extra: { sources: [{ type: "./marking.ts", file: marks }] },
+  });
+  hosts.push(first);
+  const second = await startTestHost({ dir });
+  hosts.push(second);
+
+  // Its next commit is refused: the second took the store's term.
+  first.changes.apply("pods", "ADDED", rawPod("web-1", { node: "n1" }));
+  await waitFor(async () => (await fetch(`${first.url}/readyz`)).status === 503, 5_000, "the first not ready");
+  await waitFor(() => Bun.file(marks).exists(), 5_000, "the first's source to be stopped");
+  expect(await Bun.file(marks).text()).toBe("stopped\n");
+});
