@@ -11,6 +11,7 @@
  * --overlap makes the next batch while the store commits the last one, as a source parses
  * the next events while the pipeline commits.
  */
+import * as v from "valibot";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -201,10 +202,12 @@ console.log(`pods ${pods}, nodes ${nodes}, batch ${batchSize}, churn ${churn}${v
 const dir = await mkdtemp(join(tmpdir(), "kubemeta-bench-store-"));
 const walBytes = () => (existsSync(join(dir, "kubemeta.db-wal")) ? statSync(join(dir, "kubemeta.db-wal")).size : 0);
 const metrics = createMetrics();
-const store = libsql.create(
-  { url: `file:${join(dir, "kubemeta.db")}` },
-  { name: "libsql", cluster: "bench", logger: silentLogger, metrics },
-);
+const store = libsql.create(v.parse(libsql.schema, { url: `file:${join(dir, "kubemeta.db")}` }), {
+  name: "libsql",
+  cluster: "bench",
+  logger: silentLogger,
+  metrics,
+});
 /** Seconds in commits so far, as the store times them (kubemeta_store_commit_seconds). */
 const commitSeconds = () => Number(/^kubemeta_store_commit_seconds_sum (\S+)$/m.exec(metrics.render())?.[1] ?? 0);
 try {

@@ -3,6 +3,7 @@
  * object's JSON in `objects` and stream names in the log; version 2 points objects at their
  * latest update and numbers the streams. Nothing a user sees may change.
  */
+import * as v from "valibot";
 import { afterAll, expect, test } from "bun:test";
 import { createClient } from "@libsql/client";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -69,10 +70,12 @@ test(
   async () => {
     const path = join(root, "v1.db");
     await writeVersion1Store(path);
-    const store = libsql.create(
-      { url: `file:${path}` },
-      { name: "libsql", cluster: "test", logger: silentLogger, metrics: createMetrics() },
-    );
+    const store = libsql.create(v.parse(libsql.schema, { url: `file:${path}` }), {
+      name: "libsql",
+      cluster: "test",
+      logger: silentLogger,
+      metrics: createMetrics(),
+    });
     try {
       const state = await store.start();
       expect(state).toMatchObject({ epoch: "00112233aabbccdd", head: 5, oldest: 3 });

@@ -21,8 +21,8 @@ const { newDir, open } = storeSandbox("remote");
 const CLI = join(import.meta.dir, "hrana-server-cli.ts");
 const TOKEN = "test-token-5f1e";
 
-function remoteStore(url: string, authToken?: string): Store {
-  const config = v.parse(libsql.schema, { url, authToken });
+function remoteStore(url: string, authToken?: string, timeout?: string): Store {
+  const config = v.parse(libsql.schema, { url, authToken, timeout });
   const store = libsql.create(config, {
     name: "libsql",
     cluster: "test",
@@ -85,6 +85,51 @@ describe("bearer token", () => {
     await expect(remoteStore(server.url).start()).rejects.toThrow(
       `cannot reach the libSQL server at 127.0.0.1:${server.port}`,
     );
+  });
+});
+
+describe("a server that accepts connections and never answers", () => {
+  test("start fails after store.timeout, naming the server, instead of waiting for fetch's five minutes", async () => {
+    const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const began = performance.now();
+      const error = await remoteStore(`http://127.0.0.1:${silent.port}`, TOKEN, "300ms")
+        .start()
+        .then(
+          () => undefined,
+          (e: Error) => e,
+        );
+      expect(error?.message).toBe(
+        `cannot reach the libSQL server at 127.0.0.1:${silent.port}: no answer within 300 ms (store.timeout)`,
+      );
+      expect(performance.now() - began).toBeLessThan(5_000);
+    } finally {
+      silent.stop(true);
+    }
+  });
+
+  test("a commit to a server that stops answering fails after store.timeout; once it answers, the retry lands", async () => {
+    const db = join(newDir(), "k.db");
+    const server = await spawnServer(db);
+    try {
+      const store = remoteStore(server.url, TOKEN, "500ms");
+      await store.start();
+      await store.commit(batch(run(1, 2)));
+      server.child.kill("SIGSTOP");
+      const interrupted = batch(run(3, 4));
+      const refused = await store.commit(interrupted).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(refused?.message).toMatch(/no answer within 500 ms/);
+      server.child.kill("SIGCONT");
+      await store.commit(interrupted);
+      expect((await store.readUpdates({ stream: "all", after: 0, limit: 10 })).map((u) => u.version)).toEqual([
+        1, 2, 3, 4,
+      ]);
+    } finally {
+      server.child.kill("SIGKILL");
+    }
   });
 });
 

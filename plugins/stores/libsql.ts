@@ -11,6 +11,7 @@ import { isFileUrl, openConnections, type Connections } from "./libsql/connectio
 import { DELETE_UNPINNED, prune, RAISE_HORIZON } from "./libsql/prune.ts";
 import { digests, loadState, loadStreamIds, readUpdates, snapshot, snapshotPages } from "./libsql/read.ts";
 import { migrate } from "./libsql/schema.ts";
+import { positiveDuration } from "../../sdk/schema.ts";
 
 /** `file:<path>`, or a remote scheme with a host. */
 const URL_PATTERN = /^(?:file:.+|(?:libsql|https?|wss?):\/\/[^/?#]+)/i;
@@ -55,6 +56,16 @@ const schema = v.strictObject({
   ),
   authToken: v.optional(
     v.pipe(v.string(), v.description("Token of a remote server, e.g. `${LIBSQL_AUTH_TOKEN}`; ignored for `file:`.")),
+  ),
+  timeout: v.optional(
+    v.pipe(
+      positiveDuration,
+      v.description(
+        "How long a remote server (over HTTP) may take to answer a request: one that accepts the connection and " +
+          "never answers fails the open, a commit (retried) or a read after this; ignored for `file:`.",
+      ),
+    ),
+    "15s",
   ),
 });
 
@@ -106,7 +117,10 @@ export default defineStore({
     }
 
     async function connect(): Promise<Connections> {
-      const c = await openConnections(config.url, ctx.logger, config.authToken);
+      const c = await openConnections(config.url, ctx.logger, {
+        authToken: config.authToken,
+        timeoutMs: config.timeout,
+      });
       try {
         if (c.journalMode !== undefined && c.journalMode !== "wal") {
           ctx.logger.warn("the file system refused WAL mode: readers will block commits", {

@@ -73,9 +73,38 @@ function remoteOpenError(url: string, error: unknown): Error {
   return new Error(`cannot reach the libSQL server at ${host}: ${(error as Error).message}`);
 }
 
-export async function openConnections(url: string, logger: Logger, authToken?: string): Promise<Connections> {
+/**
+ * Bun's fetch waits about five minutes for a server that accepts the connection and never answers, and
+ * @libsql/client sets no deadline of its own: a request whose answer (its status line) does not come within `ms`
+ * fails instead. Only until the answer: a body read at its reader's pace (a snapshot's pages) is not cut.
+ */
+function answeredWithin(ms: number) {
+  return async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
+    const late = new AbortController();
+    const timer = setTimeout(() => late.abort(new Error(`no answer within ${ms} ms (store.timeout)`)), ms);
+    const given = init.signal ?? (input instanceof Request ? input.signal : undefined);
+    try {
+      return await fetch(input, { ...init, signal: given ? AbortSignal.any([given, late.signal]) : late.signal });
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
+/** For a remote server only. */
+export interface RemoteOptions {
+  authToken?: string;
+  /** How long a request may wait for its answer (none: as long as fetch waits). */
+  timeoutMs?: number;
+}
+
+export async function openConnections(url: string, logger: Logger, remote: RemoteOptions = {}): Promise<Connections> {
   if (!isFileUrl(url)) {
-    const client = createClient({ url, authToken: authToken || undefined });
+    const client = createClient({
+      url,
+      authToken: remote.authToken || undefined,
+      fetch: remote.timeoutMs === undefined ? undefined : answeredWithin(remote.timeoutMs),
+    });
     try {
       await client.execute("SELECT 1");
     } catch (error) {
