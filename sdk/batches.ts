@@ -48,9 +48,9 @@ export function isBehindRetention(error: unknown): error is BehindRetentionError
 }
 
 /**
- * Resolves with `work`, or with TIMED_OUT once `deadline` (epoch ms; Infinity for none) has passed or `cut` aborts. Everything it waits
- * on is its own and let go when it settles: a race against a promise that outlives it (one pending until stop) would
- * keep every result raced against it.
+ * Resolves with `work`, or with TIMED_OUT once `deadline` (epoch ms; Infinity for none) has passed or `cut`
+ * aborts. Everything it waits on is its own and let go when it settles: a race against a promise that outlives it
+ * (one pending until stop) would keep every result raced against it.
  */
 export function until<T>(work: Promise<T>, deadline: number, cut?: AbortSignal): Promise<T | typeof TIMED_OUT> {
   const over = Promise.withResolvers<typeof TIMED_OUT>();

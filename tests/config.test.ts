@@ -91,7 +91,7 @@ describe("config", () => {
     );
   });
 
-  test("a timeout, period or first delay of 0 (a loop that spins, or a request that never succeeds) is refused", async () => {
+  test("a timeout, period or first delay of 0 (a loop that spins, a request never in time) is refused", async () => {
     const issues = await issuesOf({
       sources: [{ type: "kubernetes", backoff: { initial: 0 }, discovery: { initial: "0s" }, inactivityTimeout: 0 }],
       sinks: [

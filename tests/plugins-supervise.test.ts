@@ -107,7 +107,7 @@ test("a stop that throws, even synchronously, is counted and not thrown", async 
   expect(opts.failures("stop")).toBe(1);
 });
 
-test("a plugin whose factory throws is a plugin that cannot start: logged, counted, tried again, never thrown", async () => {
+test("a plugin whose factory throws cannot start: logged, counted, tried again, never thrown", async () => {
   const logged: string[] = [];
   const opts = options("refused", { logger: createLogger({ write: (line) => void logged.push(line) }) });
   let created = 0;

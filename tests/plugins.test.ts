@@ -230,7 +230,7 @@ export default defineSink({
     }),
 });`;
 
-test("sinks that throw when created, on start, on delivery or hang on delivery leave the other sinks working", async () => {
+test("sinks that throw when created, on start or on delivery, or hang, leave the other sinks working", async () => {
   folder = await pluginFolder();
   await Bun.write(join(folder, "plugins/throws-on-create.ts"), throwsOnCreate);
   await Bun.write(join(folder, "plugins/throws-on-start.ts"), throwsOnStart);

@@ -109,7 +109,7 @@ test("SIGTERM while commits fail: exit 1 after shutdownTimeout, naming what is u
 
 // The window held open here is the config's reading; the modules' loading before it is covered the same way (main.ts
 // listens before it loads anything), but cannot be held open from outside.
-test("SIGTERM while kubemeta still loads its config stops it once started: exit 0, not killed by the signal", async () => {
+test("SIGTERM while kubemeta loads its config stops it once started: exit 0, not killed by the signal", async () => {
   dir ??= await tempDir("kubemeta-shutdown-");
   const fifo = join(dir, "early.yaml");
   expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);

@@ -47,7 +47,7 @@ describe.each(BACKENDS)("libsql store (%s): fencing by term", (backend) => {
     expect((await next.lead()).resumePoints.get("pods")).toBe("150");
   });
 
-  test("a deposed writer's retention is refused like its commits: the new writer's log keeps what it keeps", async () => {
+  test("a deposed writer's retention is refused like its commits: the new writer's log stays whole", async () => {
     const { old, next } = await twoWriters();
     await next.lead();
     await next.commit(batch(run(3, 10)));

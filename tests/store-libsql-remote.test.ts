@@ -108,7 +108,7 @@ describe("a server that accepts connections and never answers", () => {
     }
   });
 
-  test("a commit to a server that stops answering fails after store.timeout; once it answers, the retry lands", async () => {
+  test("a commit to a server that stops answering fails after store.timeout; then its retry lands", async () => {
     const db = join(newDir(), "k.db");
     const server = await spawnServer(db);
     try {

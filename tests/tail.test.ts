@@ -309,7 +309,7 @@ test(
   SLOW_MS,
 );
 
-test("Ctrl-C or SIGTERM while the first NATS connection hangs (a server that never speaks) exits 0 at once", async () => {
+test("Ctrl-C or SIGTERM while a first NATS connection hangs (a silent server) exits 0 at once", async () => {
   let accepted = 0;
   const silent = Bun.listen({
     hostname: "127.0.0.1",

@@ -376,7 +376,7 @@ test(
   },
 );
 
-test("stop drains: a batch still lingering is sent before kubemeta stops; a failing receiver is not waited for", async () => {
+test("stop drains: a lingering batch is sent before kubemeta stops; a failing receiver is not waited for", async () => {
   receiver = await startReceiver();
   host = await startTestHost({ sinks: [webhookSink(receiver.url, { batch: { size: 100, linger: "1m" } })] });
   for (const name of ["web-1", "web-2", "web-3"]) host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
