@@ -5,7 +5,7 @@
  * same epoch, and the sources resume from the stored resourceVersions, so consumers see neither a reset nor a gap.
  */
 import type { Config } from "./config.ts";
-import type { Lifecycle, PluginContext, Source, Store } from "../sdk/contract.ts";
+import { WriterFencedError, type Lifecycle, type PluginContext, type Source, type Store } from "../sdk/contract.ts";
 import type { Logger, Metrics } from "../sdk/telemetry.ts";
 import type { HostLog } from "../core/committed-log.ts";
 import { createPipeline, type Uncommitted } from "../core/pipeline.ts";
@@ -38,6 +38,13 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
   const { config, store, log, logger, metrics, context } = options;
   const state = await store.lead();
   await catchUp(store, log, state.head);
+  /** Why another writer's term shut this one out, by a refused commit or a refused retention: told once. */
+  let fencedBy: Error | undefined;
+  const fence = (error: Error) => {
+    if (fencedBy) return;
+    fencedBy = error;
+    options.onFenced(error);
+  };
   const pipeline = createPipeline({
     store,
     state,
@@ -46,7 +53,7 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
     metrics,
     onCommit: (updates) => log.append(updates),
     slim: config.slim,
-    onFenced: options.onFenced,
+    onFenced: (error) => fence(error),
   });
 
   // The sources not synced yet, with the reason each gave, if any.
@@ -77,7 +84,9 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
       log.setOldest(oldest);
       if (removed > 0) logger.info("retention pruned updates", { removed, oldest });
     } catch (error) {
-      logger.error("retention failed", { error });
+      // Refused for the same reason as a commit would be: on a quiet store, retention may be the first to learn it.
+      if (error instanceof WriterFencedError) fence(error);
+      else logger.error("retention failed", { error });
     }
   };
   const schedulePrune = () => {
@@ -101,7 +110,7 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
       const waiting = [...unsynced].map(([name, reason]) =>
         reason ? `source ${name}: ${reason}` : `source ${name} not synced`,
       );
-      const failure = pipeline.commitFailure();
+      const failure = pipeline.commitFailure() ?? fencedBy;
       if (failure) waiting.push(`store not writable: ${failure.message}`);
       return waiting;
     },

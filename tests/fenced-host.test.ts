@@ -49,3 +49,30 @@ test("fenced by a second kubemeta on its store, a replica stops its sources and 
   await waitFor(() => Bun.file(marks).exists(), 5_000, "the first's source to be stopped");
   expect(await Bun.file(marks).text()).toBe("stopped\n");
 });
+
+test("committing nothing itself, it learns from its refused retention, and steps aside all the same", async () => {
+  const dir = await tempDir();
+  const marks = join(dir, "marks");
+  await Bun.write(join(dir, "marking.ts"), MARKING_SOURCE);
+  const first = await startTestHost({
+    dir,
+    extra: { sources: [{ type: "./marking.ts", file: marks }] },
+    retention: { maxUpdates: 1, interval: "20ms" },
+  });
+  hosts.push(first);
+  const second = await startTestHost({ dir });
+  hosts.push(second);
+  for (const name of ["a", "b", "c"]) second.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
+  await second.changes.flush();
+
+  // No commit of its own: its retention, with something to prune by its policy, meets the second's term.
+  await waitFor(async () => (await fetch(`${first.url}/readyz`)).status === 503, 5_000, "the first not ready");
+  const readiness = (await (await fetch(`${first.url}/readyz`)).json()) as { waiting: string[] };
+  expect(readiness.waiting).toEqual([expect.stringMatching(/^store not writable: .*no longer the store's/)]);
+  await waitFor(() => Bun.file(marks).exists(), 5_000, "the first's source to be stopped");
+  // The second's log is whole: the first's policy (one update) pruned none of it.
+  const page = (await (await fetch(`${second.url}/v1/updates?since=${second.host.epoch}:0`)).json()) as {
+    items: { name: string }[];
+  };
+  expect(page.items.map((u) => u.name)).toEqual(["a", "b", "c"]);
+});

@@ -121,7 +121,7 @@ test("deploy/kubemeta-ha.yaml: its shipped config resolves to ha, and it grants 
   expect(env.find((e) => e.name === "POD_NAMESPACE")?.valueFrom?.fieldRef?.fieldPath).toBe("metadata.namespace");
 
   const config = await resolveConfig(Bun.YAML.parse(shipped!), { baseDir: ROOT, registry: builtins, env: HA_ENV });
-  expect(config.store.config).toEqual({ url: HA_ENV.LIBSQL_URL, authToken: HA_ENV.LIBSQL_AUTH_TOKEN, timeout: 15_000 });
+  expect(config.store.config).toEqual({ url: HA_ENV.LIBSQL_URL, authToken: HA_ENV.LIBSQL_AUTH_TOKEN, timeout: 60_000 });
   expect(config.ha).toMatchObject({
     lease: { name: "kubemeta", namespace: deployment.metadata.namespace },
     identity: HA_ENV.POD_NAME,

@@ -16,7 +16,7 @@ const { newDir } = storeSandbox();
 
 describe("config", () => {
   test("defaults to file:./data/kubemeta.db and accepts remote URLs with a token", () => {
-    expect(v.parse(libsql.schema, {})).toEqual({ url: "file:./data/kubemeta.db", timeout: 15_000 });
+    expect(v.parse(libsql.schema, {})).toEqual({ url: "file:./data/kubemeta.db", timeout: 60_000 });
     for (const url of [
       "libsql://db-org.turso.io",
       "https://db.example.com",

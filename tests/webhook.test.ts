@@ -396,3 +396,19 @@ test("stop drains: a lingering batch is sent before kubemeta stops; a failing re
   // The drain would wait up to 3 s for a batch the receiver keeps refusing.
   expect(performance.now() - began).toBeLessThan(2_000);
 });
+
+test("a batch skipped on a 4xx (on4xx: skip) leaves the receiver answering: stop still drains", async () => {
+  let answered = 0;
+  receiver = await startReceiver(
+    () => new Response(answered++ === 0 ? "bad" : "ok", { status: answered === 1 ? 400 : 200 }),
+  );
+  const sink = webhookSink(receiver.url, { on4xx: "skip", batch: { size: 2, linger: "1m" } });
+  host = await startTestHost({ sinks: [sink] });
+  for (const name of ["web-1", "web-2"]) host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
+  await waitFor(() => receiver!.requests.some((r) => r.status === 400), 5_000, "the refused batch");
+  host.changes.apply("pods", "ADDED", rawPod("web-3", { node: "n1" }));
+  await host.changes.flush();
+  await host.destroy();
+  host = undefined;
+  expect(receiver.accepted().flatMap((r) => r.body.updates.map((u) => u.name))).toEqual(["web-3"]);
+});

@@ -61,11 +61,12 @@ const schema = v.strictObject({
     v.pipe(
       positiveDuration,
       v.description(
-        "How long a remote server (over HTTP) may take to answer a request: one that accepts the connection and " +
-          "never answers fails the open, a commit (retried) or a read after this; ignored for `file:`.",
+        "How long a remote server may take to answer a request, its work included: one that accepts the " +
+          "connection and never answers fails the open, a commit (retried) or a read after this; ignored for " +
+          "`file:` and `ws(s)://`.",
       ),
     ),
-    "15s",
+    "60s",
   ),
 });
 

@@ -134,6 +134,8 @@ export function createDelivery(options: DeliveryOptions): Delivery {
           ...("status" in result ? { status: result.status, detail: result.detail } : {}),
         };
         if (result.reason === "status_4xx" && options.on4xx === "skip") {
+          // A verdict on this batch, from a receiver that answers: nothing to hold a drain back.
+          failing = false;
           skipped.inc({ sink, reason: "status_4xx" }, request.updates);
           logger.error("webhook receiver rejected a batch; skipping it (on4xx: skip)", {
             ...failure,
