@@ -221,11 +221,14 @@ test(
     await json.until(() => json.stderr.includes("SYNCED"), "SYNCED");
     const oldEpoch = first.host.epoch;
 
+    // Held still until the new store has its state: a reconnect before its commits would see another reset.
+    for (const t of [readable, json]) t.proc.kill("SIGSTOP");
     await first.stop();
     // The same address, a new store: the clients reconnect to another epoch.
     const second = await host({ http: { port: Number(new URL(first.url).port) } });
     expect(second.host.epoch).not.toBe(oldEpoch);
     await commit(second, ["ADDED", rawPod("web-2", { node: "n1" })], ["ADDED", rawPod("web-3", { node: "n1" })]);
+    for (const t of [readable, json]) t.proc.kill("SIGCONT");
 
     await readable.until(() => matching(readable.lines, /SYNCED +all/).length === 2, "the second SYNCED");
     const afterReset = readable.lines.slice(readable.lines.findIndex((line) => line.includes(`was=${oldEpoch}`)));
