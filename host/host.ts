@@ -187,21 +187,12 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   if (config.ha && elector) {
     replication = startReplication({ ha: config.ha, elector, leaderOptions, terms, logger });
   } else {
-    let fenced = false;
-    // Another kubemeta writes to the store now: this one stops its sources (no load on the API server for nothing)
-    // and its retention (not its policy on another's log), and is not ready until restarted.
-    const stepAside = () => void leader?.abandon();
+    // The term has ended itself (sources and retention stopped); nothing else can write here until a restart.
     leader = await startLeaderTerm({
       ...leaderOptions,
-      onFenced: () => {
-        fenced = true;
-        logger.error(
-          "another kubemeta writes to this store; this one stops its sources and is not ready until restarted",
-        );
-        stepAside();
-      },
+      onFenced: () =>
+        logger.error("another kubemeta writes to this store; this one stopped its sources, not ready until restarted"),
     });
-    if (fenced) stepAside();
   }
 
   let stopping: Promise<void> | undefined;

@@ -38,11 +38,18 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
   const { config, store, log, logger, metrics, context } = options;
   const state = await store.lead();
   await catchUp(store, log, state.head);
-  /** Why another writer's term shut this one out, by a refused commit or a refused retention: told once. */
+  /**
+   * Why another writer's term shut this one out, by a refused commit or a refused retention. The term ends itself
+   * then (its sources would load the API server for nothing, its retention prune another's log), and tells its owner
+   * once.
+   */
   let fencedBy: Error | undefined;
+  /** Set once the term is built: a fence during its start (a source's first commit) ends it right after. */
+  let end: (() => void) | undefined;
   const fence = (error: Error) => {
     if (fencedBy) return;
     fencedBy = error;
+    end?.();
     options.onFenced(error);
   };
   const pipeline = createPipeline({
@@ -105,6 +112,14 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
     await Promise.all(sources.map((source) => source.stop()));
   };
   let stopping: Promise<void> | undefined;
+  const abandon = async () => {
+    const uncommitted = pipeline.abandon();
+    stopping ??= stopSources();
+    await stopping;
+    return uncommitted;
+  };
+  end = () => void abandon();
+  if (fencedBy) end();
   return {
     waiting() {
       const waiting = [...unsynced].map(([name, reason]) =>
@@ -118,12 +133,7 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
       stopping ??= stopSources().then(() => pipeline.stop());
       return stopping;
     },
-    async abandon() {
-      const uncommitted = pipeline.abandon();
-      stopping ??= stopSources();
-      await stopping;
-      return uncommitted;
-    },
+    abandon,
     uncommitted: () => pipeline.abandon(),
   };
 }
