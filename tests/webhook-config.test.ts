@@ -1,0 +1,100 @@
+/**
+ * The webhook sink's config as a user writes it: the standard batch and retry keys with their defaults, the headers
+ * HTTP can carry, and the old keys of earlier configs (each warned about once, refused beside its new one).
+ */
+import { afterEach, expect, test } from "bun:test";
+import { type ConfigError, resolveConfig } from "../host/config.ts";
+import { createLogger } from "../host/logger.ts";
+import { builtins } from "../plugins/index.ts";
+import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
+import { deduplicated, SECRET, startReceiver, type Receiver } from "./webhook-receiver.ts";
+
+let host: TestHost | undefined;
+let receiver: Receiver | undefined;
+afterEach(async () => {
+  await host?.destroy();
+  await receiver?.stop();
+  host = receiver = undefined;
+});
+
+async function webhookConfig(entry: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const config = await resolveConfig(
+    { sinks: [{ type: "webhook", url: "https://receiver.example.com/", secret: "s", ...entry }] },
+    { baseDir: "/", registry: builtins },
+  );
+  return config.sinks[0]!.config as Record<string, unknown>;
+}
+
+test("batch.size, batch.linger, retry.initial and retry.max configure the sink, with their defaults", async () => {
+  expect(await webhookConfig({})).toMatchObject({
+    batch: { size: 100, lingerMs: 500 },
+    retry: { initialMs: 1_000, maxMs: 300_000 },
+    deprecated: [],
+  });
+  expect(
+    await webhookConfig({ batch: { size: 7, linger: "30ms" }, retry: { initial: "20ms", max: "2m" } }),
+  ).toMatchObject({
+    batch: { size: 7, lingerMs: 30 },
+    retry: { initialMs: 20, maxMs: 120_000 },
+    deprecated: [],
+  });
+  await expect(webhookConfig({ batch: { size: 10_001 } })).rejects.toThrow(/^sinks\[0\]\.batch\.size: /);
+});
+
+test("headers: a name or value HTTP cannot carry, or a header kubemeta writes itself, is refused", async () => {
+  const issues = async (headers: Record<string, string>) =>
+    webhookConfig({ headers }).then(
+      () => [],
+      (error: ConfigError) => error.issues.map((issue) => issue.message),
+    );
+  expect(await issues({ "Bad Header": "v" })).toEqual(["a header name is letters, digits and !#$%&'*+-.^_`|~"]);
+  expect(await issues({ "X-Ok": "a\r\nX-Injected: 1" })).toEqual(["a header value is one line of visible characters"]);
+  expect(await issues({ Authorization: "a", authorization: "b" })).toEqual([
+    "a header is named twice (names are case-insensitive)",
+  ]);
+  for (const own of ["Content-Type", "content-length", "Content-Encoding", "Host", "Expect", "X-Kubemeta-Signature"])
+    expect(await issues({ [own]: "v" })).toEqual(["kubemeta sets this header itself"]);
+  expect(await issues({ Authorization: "Bearer t", "User-Agent": "mine", "X-Tenant": "é" })).toEqual([]);
+});
+
+test(
+  "the old keys batchSize, linger and backoff still work, " +
+    "each with one warning at start naming the key that replaces it",
+  async () => {
+    const old = { batchSize: 2, linger: "20ms", backoff: { initial: "10ms", max: "2m" } };
+    expect(await webhookConfig(old)).toMatchObject({
+      batch: { size: 2, lingerMs: 20 },
+      retry: { initialMs: 10, maxMs: 120_000 },
+    });
+    expect(await webhookConfig({ backoff: { max: "2m" } })).toMatchObject({
+      retry: { initialMs: 1_000, maxMs: 120_000 },
+    });
+    // An old key beside its new one is refused, once for a section (`backoff` beside `retry`).
+    const both = { linger: "20ms", batch: { linger: "30ms" }, backoff: { initial: "1s" }, retry: { initial: "2s" } };
+    await expect(webhookConfig(both)).rejects.toThrow(
+      'sinks[0].linger: "linger" is the old name of "batch.linger": write only "batch.linger"\n' +
+        'sinks[0].backoff: "backoff" is the old name of "retry": write only "retry"',
+    );
+
+    receiver = await startReceiver();
+    const logged: Record<string, unknown>[] = [];
+    const logger = createLogger({ write: (line) => void logged.push(JSON.parse(line) as Record<string, unknown>) });
+    host = await startTestHost({
+      logger,
+      sinks: [{ type: "webhook", url: receiver.url, secret: SECRET, timeout: "2s", ...old }],
+    });
+    for (let i = 0; i < 5; i++) host.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: "n1" }));
+    await waitFor(() => deduplicated(receiver!.accepted()).length === 5, 5_000, "five updates");
+    expect(receiver.requests.every((r) => r.body.updates.length <= 2)).toBe(true);
+    const warnings = logged.filter((line) => line.level === "warn" && String(line.msg).includes("deprecated"));
+    expect(warnings.map((line) => [line.key, line.use])).toEqual([
+      ["batchSize", "batch.size"],
+      ["linger", "batch.linger"],
+      ["backoff.initial", "retry.initial"],
+      ["backoff.max", "retry.max"],
+    ]);
+    expect(warnings[0]!.msg).toBe(
+      'config key "batchSize" is deprecated and will be removed; write "batch.size" instead',
+    );
+  },
+);
