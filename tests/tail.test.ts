@@ -5,15 +5,15 @@
  * reader that goes away (`| head`).
  */
 import { afterEach, expect, test } from "bun:test";
-import { join } from "node:path";
 import type { Envelope } from "../protocol/envelope.ts";
 import type { KubeObject } from "../sdk/model.ts";
 import { testPki } from "../simulator/certs.ts";
 import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
 import { CLUSTER, nodeNames, rawNode, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
 import { startNatsServer } from "./nats-server.ts";
+import { MAIN } from "./reliability-process.ts";
+import { spawnTail, type Tail } from "./tail-process.ts";
 
-const MAIN = join(import.meta.dir, "..", "main.ts");
 const TOKEN = "tail-test-token-0123456789";
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -32,71 +32,14 @@ async function commit(th: TestHost, ...changes: ["ADDED" | "MODIFIED" | "DELETED
   await th.changes.flush();
 }
 
-/** A running `tail`, its output collected as it comes. */
-class Tail {
-  readonly lines: string[] = [];
-  stderr = "";
-  private partial = "";
-  private readonly drained: Promise<unknown>;
-
-  constructor(readonly proc: Bun.Subprocess<"ignore", "pipe", "pipe">) {
-    this.drained = Promise.all([
-      collect(proc.stdout, (text) => {
-        const parts = (this.partial + text).split("\n");
-        this.partial = parts.pop()!;
-        this.lines.push(...parts);
-      }),
-      collect(proc.stderr, (text) => (this.stderr += text)),
-    ]);
-  }
-
-  envelopes(): Envelope[] {
-    return this.lines.map((line) => JSON.parse(line) as Envelope);
-  }
-
-  /** Waits for `check`; a timeout shows what the process printed. */
-  async until<T>(check: () => T, what: string, timeoutMs = 10_000): Promise<NonNullable<T>> {
-    try {
-      return await waitFor(check, timeoutMs, what);
-    } catch (error) {
-      throw new Error(`${(error as Error).message}\nstdout:\n${this.lines.join("\n")}\nstderr:\n${this.stderr}`);
-    }
-  }
-
-  /** Exit code and stderr of a process that ends by itself. */
-  async exit(): Promise<{ code: number; stderr: string }> {
-    const code = await this.proc.exited;
-    // The pipes may still hold the last bytes when the exit is reported.
-    await this.drained;
-    return { code, stderr: this.stderr };
-  }
-
-  /** Exit code after a signal, with everything it printed collected. */
-  async stop(signal: "SIGINT" | "SIGTERM"): Promise<number> {
-    this.proc.kill(signal);
-    return (await this.exit()).code;
-  }
-}
-
-async function collect(stream: ReadableStream<Uint8Array>, take: (text: string) => void): Promise<void> {
-  const decoder = new TextDecoder();
-  for await (const chunk of stream) take(decoder.decode(chunk, { stream: true }));
-}
-
+/** `tail <args>`, killed after the test if still running. */
 function tail(args: string[], env: Record<string, string> = {}): Tail {
-  const base = { ...process.env };
-  delete base.KUBEMETA_TOKEN;
-  const proc = Bun.spawn([process.execPath, "run", MAIN, "tail", ...args], {
-    env: { ...base, ...env },
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
+  const t = spawnTail(args, env);
   cleanups.push(async () => {
-    proc.kill("SIGKILL");
-    await proc.exited;
+    t.proc.kill("SIGKILL");
+    await t.proc.exited;
   });
-  return new Tail(proc);
+  return t;
 }
 
 /** `   12 MODIFIED Pod   default/web-1   node=n1  [node/n1]`: version, type, kind, namespace/name, node, stream. */
