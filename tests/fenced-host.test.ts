@@ -31,17 +31,20 @@ export default defineSource({
 });
 `;
 
-test("fenced by a second kubemeta on its store, a replica stops its sources and is not ready", async () => {
+/** A first host with the marking source, then a second on the same store: the second takes the store's term. */
+async function twoOnOneStore(retention: Record<string, unknown> = {}) {
   const dir = await tempDir();
   const marks = join(dir, "marks");
   await Bun.write(join(dir, "marking.ts"), MARKING_SOURCE);
-  const first = await startTestHost({
-    dir,
-    extra: { sources: [{ type: "./marking.ts", file: marks }] },
-  });
+  const first = await startTestHost({ dir, extra: { sources: [{ type: "./marking.ts", file: marks }] }, retention });
   hosts.push(first);
   const second = await startTestHost({ dir });
   hosts.push(second);
+  return { first, second, marks };
+}
+
+test("fenced by a second kubemeta on its store, a replica stops its sources and is not ready", async () => {
+  const { first, marks } = await twoOnOneStore();
 
   // Its next commit is refused: the second took the store's term.
   first.changes.apply("pods", "ADDED", rawPod("web-1", { node: "n1" }));
@@ -51,17 +54,7 @@ test("fenced by a second kubemeta on its store, a replica stops its sources and 
 });
 
 test("committing nothing itself, it learns from its refused retention, and steps aside all the same", async () => {
-  const dir = await tempDir();
-  const marks = join(dir, "marks");
-  await Bun.write(join(dir, "marking.ts"), MARKING_SOURCE);
-  const first = await startTestHost({
-    dir,
-    extra: { sources: [{ type: "./marking.ts", file: marks }] },
-    retention: { maxUpdates: 1, interval: "20ms" },
-  });
-  hosts.push(first);
-  const second = await startTestHost({ dir });
-  hosts.push(second);
+  const { first, second, marks } = await twoOnOneStore({ maxUpdates: 1, interval: "20ms" });
   for (const name of ["a", "b", "c"]) second.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
   await second.changes.flush();
 
