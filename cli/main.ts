@@ -7,7 +7,7 @@ import { ConfigError, loadConfig, resolveConfig, type Config } from "../host/con
 import { checkConfig, type Host, ShutdownTimedOut, StartFailed, startHost } from "../host/host.ts";
 import { createLogger } from "../host/logger.ts";
 import { guardProcess } from "../host/supervise.ts";
-import { startDemo } from "./demo.ts";
+import { type Demo, startDemo } from "./demo.ts";
 import { rbacYaml } from "./rbac.ts";
 import { runTail } from "./tail.ts";
 import { builtins } from "../plugins/index.ts";
@@ -49,6 +49,8 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
   if (rbac || values.help || values.check) signals.release();
   if (values.demo && (values.config !== undefined || values.check))
     return usageError("--demo runs its own cluster and config: it takes --port, not --config or --check");
+  if (rbac && (values.demo || values.check || values.port !== undefined))
+    return usageError("rbac prints the roles of a config: it takes --config alone");
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
@@ -57,7 +59,15 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
   if (port !== undefined && !(port >= 0 && port <= 65535))
     return usageError(`--port: expected a port number (0-65535), got "${values.port}"`);
   if (values.demo) {
-    const demo = await startDemo({ port: port ?? 8080, dataDir: "data/demo" });
+    let demo: Demo;
+    try {
+      demo = await startDemo({ port: port ?? 8080, dataDir: "data/demo" });
+    } catch (error) {
+      // A failed start of kubemeta itself is logged already; the demo's own (its data dir) says why in one line.
+      if (!(error instanceof StartFailed))
+        process.stderr.write(`kubemeta: the demo cannot start: ${error instanceof Error ? error.message : error}\n`);
+      return 1;
+    }
     await signals.stop;
     await demo.stop();
     return 0;

@@ -19,9 +19,10 @@ import type { HttpConfig } from "./http-config.ts";
 import { haConfig, type HaConfig } from "./ha-config.ts";
 import { hostSchema, pluginEntry, type PluginEntry } from "./config-schema.ts";
 import type { SlimOptions } from "../core/slim.ts";
-import { ruleProblems } from "../core/slim/rules.ts";
+import { allowListProblems, ruleProblems } from "../core/slim/rules.ts";
 import { deprecatedKeysOf, type DeprecatedKey } from "../sdk/schema.ts";
 import { parseAll, type ConfigIssue } from "./config-issues.ts";
+import { duplicateKeys } from "./duplicate-keys.ts";
 
 export type { ConfigIssue } from "./config-issues.ts";
 
@@ -59,13 +60,19 @@ export async function loadConfig(
   const file = Bun.file(path);
   if (!(await file.exists())) throw new ConfigError([{ path: "", message: `config file not found: ${path}` }]);
   const text = await file.text();
+  const format = path.endsWith(".json") ? "json" : "yaml";
   let raw: unknown;
   try {
-    raw = path.endsWith(".json") ? JSON.parse(text) : Bun.YAML.parse(text);
+    raw = format === "json" ? JSON.parse(text) : Bun.YAML.parse(text);
   } catch (error) {
     throw new ConfigError([{ path: "", message: `cannot parse ${path}: ${(error as Error).message}` }]);
   }
-  return resolveConfig(raw ?? {}, { ...options, baseDir: dirname(resolve(path)) });
+  const duplicates = duplicateKeys(text, format);
+  const config = await resolveConfig(raw ?? {}, { ...options, baseDir: dirname(resolve(path)) }).catch((error) => {
+    throw error instanceof ConfigError ? new ConfigError([...duplicates, ...error.issues]) : error;
+  });
+  if (duplicates.length > 0) throw new ConfigError(duplicates);
+  return config;
 }
 
 export interface ResolveOptions {
@@ -107,6 +114,8 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
   const { cluster, log, store, sources, sinks, http, shutdownTimeout, slim } = host;
   const env = options.env ?? process.env;
   const ha = haConfig(host.ha, env);
+  for (const problem of allowListProblems(slim.annotations))
+    issues.push({ ...problem, path: `slim.annotations${problem.path}` });
   for (const [kind, rule] of Object.entries(slim.kinds))
     for (const problem of ruleProblems(kind, rule))
       issues.push({ ...problem, path: `slim.kinds.${kind}.${problem.path}` });

@@ -270,9 +270,30 @@ describe("main.ts --check", () => {
         ["--demo", "--config", "kubemeta.yaml"],
         "kubemeta: --demo runs its own cluster and config: it takes --port, not --config or --check (see --help)",
       ],
+      ...[["--demo"], ["--check"], ["--port", "0"]].map((options): [string[], string] => [
+        ["rbac", ...options],
+        "kubemeta: rbac prints the roles of a config: it takes --config alone (see --help)",
+      ]),
     ];
     const cwd = await tempDir();
     for (const [args, line] of cases)
       expect(await runMain(args, { cwd })).toMatchObject({ code: 2, stderr: `${line}\n` });
   });
+
+  test("--demo that cannot start exits 1 with one line: its port taken, its data dir a file", async () => {
+    const taken = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
+    try {
+      const result = await runMain(["--demo", "--port", String(taken.port)], { cwd: await tempDir() });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toBe("");
+      expect(result.stdout.trim().split("\n")).toEqual([expect.stringContaining('"msg":"http cannot listen"')]);
+    } finally {
+      taken.stop(true);
+    }
+    const cwd = await tempDir();
+    await Bun.write(join(cwd, "data"), "a file where the demo's data dir would go");
+    const result = await runMain(["--demo", "--port", "0"], { cwd });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^kubemeta: the demo cannot start: [^\n]*data\/demo[^\n]*\n$/);
+  }, 30_000);
 });

@@ -1,0 +1,82 @@
+/**
+ * Keys written twice in one mapping of a config file. YAML and JSON parsers keep the last one silently, so a second
+ * `sinks:` section drops the first one's sinks without a word; kubemeta refuses such a file instead.
+ *
+ * Neither parser reports them, so the text is parsed a second time with each key marked apart: two keys of one
+ * mapping that differ only by their marks were the same key. The marks go where a key can be seen from its line
+ * alone (a block or flow mapping's key, a JSON object's); a mark put where no key was (inside a block scalar)
+ * changes only a value, and a text the marks would make unparsable is not checked further: no config is refused
+ * wrongly.
+ */
+import type { ConfigIssue } from "./config-issues.ts";
+
+/** Private use: never in a config's keys, and allowed in YAML's plain scalars. */
+const MARK = "\uE000";
+/** A block mapping's key at a line's start (after any `- `), plain or quoted, before `:` and a space or the end. */
+const YAML_KEY = /^(\s*(?:-\s+)*)([A-Za-z0-9_$][^:#'"{}[\],]*?|"[^"\\\n]*"|'[^'\n]*')(\s*:(?:\s|$))/;
+/** A flow mapping's key (`{ name: a, port: 1 }`) after its `{` or `,`. */
+const FLOW_KEY = /([{,]\s*)([A-Za-z0-9_$][^:#'"{}[\],]*?)(\s*:\s)/g;
+/** Every JSON string, in order; the ones followed by `:` are keys. */
+const JSON_STRING = /"((?:[^"\\]|\\.)*)"(?=\s*:)|"(?:[^"\\]|\\.)*"/g;
+
+/** One issue per key written twice, at its path (`sinks`, `sources[0].kubeconfig`), naming the lines. */
+export function duplicateKeys(text: string, format: "yaml" | "json"): ConfigIssue[] {
+  // Each mark is a number of its own (two keys may share a line); `lines` says where each was.
+  const lines: number[] = [];
+  const mark = (line: number) => `${MARK}${lines.push(line) - 1}`;
+  let marked: unknown;
+  try {
+    marked = format === "json" ? JSON.parse(markJson(text, mark)) : Bun.YAML.parse(markYaml(text, mark));
+  } catch {
+    return [];
+  }
+  const issues: ConfigIssue[] = [];
+  collect(marked, "", lines, issues);
+  return issues;
+}
+
+function markYaml(text: string, mark: (line: number) => string): string {
+  return text
+    .split("\n")
+    .map((line, i) =>
+      line
+        .replace(YAML_KEY, (_, lead: string, key: string, colon: string) => {
+          const quote = key[0] === '"' || key[0] === "'" ? key[0] : "";
+          const bare = quote ? key.slice(1, -1) : key.trimEnd();
+          return `${lead}${quote}${bare}${mark(i + 1)}${quote}${colon}`;
+        })
+        .replace(FLOW_KEY, (_, lead: string, key: string, colon: string) => `${lead}${key}${mark(i + 1)}${colon}`),
+    )
+    .join("\n");
+}
+
+function markJson(text: string, mark: (line: number) => string): string {
+  // Keys come in order: the line count goes on from the last one.
+  let line = 1;
+  let counted = 0;
+  return text.replace(JSON_STRING, (string, key: string | undefined, offset: number) => {
+    for (let i = text.indexOf("\n", counted); i >= 0 && i < offset; i = text.indexOf("\n", i + 1)) line++;
+    counted = offset;
+    return key === undefined ? string : `"${key}${mark(line)}"`;
+  });
+}
+
+function collect(value: unknown, path: string, lines: number[], issues: ConfigIssue[]): void {
+  if (Array.isArray(value)) {
+    for (const [i, item] of value.entries()) collect(item, `${path}[${i}]`, lines, issues);
+    return;
+  }
+  if (typeof value !== "object" || value === null) return;
+  const seen = new Map<string, number[]>();
+  for (const [marked, child] of Object.entries(value)) {
+    const [key = marked, n] = marked.split(MARK);
+    const keyPath = path === "" ? key : `${path}.${key}`;
+    if (n !== undefined) seen.set(keyPath, [...(seen.get(keyPath) ?? []), lines[Number(n)]!]);
+    collect(child, keyPath, lines, issues);
+  }
+  for (const [keyPath, at] of seen) {
+    if (at.length === 1) continue;
+    const where = new Set(at).size === 1 ? `line ${at[0]}` : `lines ${at.join(", ")}`;
+    issues.push({ path: keyPath, message: `written ${at.length} times (${where}): only the last would count` });
+  }
+}
