@@ -6,6 +6,8 @@
  *
  * The slim copy is a projection: every field sits at the same path and with the same
  * meaning as in the raw object, so code written for Kubernetes objects reads it as is.
+ * A kept list has the raw list's items in the raw order, some left out at most, never
+ * reordered or added to (rules' paths through a list rely on it: core/slim/rules.ts).
  *
  * It must only change when its meaning does: the core drops a MODIFIED whose slim copy
  * digests like the previous one. So nothing that moves on every write is kept

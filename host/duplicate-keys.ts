@@ -31,7 +31,7 @@ export function duplicateKeys(text: string, format: "yaml" | "json"): ConfigIssu
     return [];
   }
   const issues: ConfigIssue[] = [];
-  collect(marked, "", lines, issues);
+  collect(marked, "", lines, issues, new WeakSet());
   return issues;
 }
 
@@ -61,18 +61,20 @@ function markJson(text: string, mark: (line: number) => string): string {
   });
 }
 
-function collect(value: unknown, path: string, lines: number[], issues: ConfigIssue[]): void {
+/** `walked`: an alias makes a value appear again, inside itself too (`a: &x [*x]`); it is looked at once. */
+function collect(value: unknown, path: string, lines: number[], issues: ConfigIssue[], walked: WeakSet<object>): void {
+  if (typeof value !== "object" || value === null || walked.has(value)) return;
+  walked.add(value);
   if (Array.isArray(value)) {
-    for (const [i, item] of value.entries()) collect(item, `${path}[${i}]`, lines, issues);
+    for (const [i, item] of value.entries()) collect(item, `${path}[${i}]`, lines, issues, walked);
     return;
   }
-  if (typeof value !== "object" || value === null) return;
   const seen = new Map<string, number[]>();
   for (const [marked, child] of Object.entries(value)) {
     const [key = marked, n] = marked.split(MARK);
     const keyPath = path === "" ? key : `${path}.${key}`;
     if (n !== undefined) seen.set(keyPath, [...(seen.get(keyPath) ?? []), lines[Number(n)]!]);
-    collect(child, keyPath, lines, issues);
+    collect(child, keyPath, lines, issues, walked);
   }
   for (const [keyPath, at] of seen) {
     if (at.length === 1) continue;

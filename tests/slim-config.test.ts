@@ -102,6 +102,43 @@ describe("slim config", () => {
     ]);
     expect(await configIssues({ kind: {} })).toEqual([expect.stringMatching(/^slim\.kind: /)]);
   });
+
+  test("rules naming what is never published are refused with their paths; what merely holds it is not", async () => {
+    const lastApplied = "kubectl.kubernetes.io/last-applied-configuration";
+    expect(
+      await configIssues({
+        annotations: ["kubectl.kubernetes.io/", lastApplied, "*"],
+        kinds: {
+          Rollout: {
+            keep: [
+              "spec.managedFields",
+              "spec.template.spec.containers.env.value",
+              "spec.template.spec.containers",
+              "status.managedFields.manager",
+              "spec.env.valueFrom.secretKeyRef",
+              "spec.template.spec.containers.env.name",
+              "spec.value",
+            ],
+            annotations: [`${lastApplied}*`, "kubectl.kubernetes.io/last-applied-*"],
+          },
+          Pod: { keep: ["spec.initContainers.env", "spec.containers.image"] },
+          VirtualMachineInstance: { node: "status.managedFields" },
+        },
+      }),
+    ).toEqual([
+      `slim.annotations[1]: "${lastApplied}" is never published: it holds the whole applied manifest, ` +
+        "Secret data and env values too",
+      'slim.kinds.Rollout.keep[0]: "spec.managedFields": managedFields is never published',
+      'slim.kinds.Rollout.keep[1]: "spec.template.spec.containers.env.value": the value of an env entry is never ' +
+        "published",
+      'slim.kinds.Rollout.keep[3]: "status.managedFields.manager": managedFields is never published',
+      'slim.kinds.Rollout.keep[4]: "spec.env.valueFrom.secretKeyRef": the valueFrom of an env entry is never ' +
+        "published",
+      `slim.kinds.Rollout.annotations[0]: "${lastApplied}*" is never published: it holds the whole applied ` +
+        "manifest, Secret data and env values too",
+      'slim.kinds.VirtualMachineInstance.node: "status.managedFields": managedFields is never published',
+    ]);
+  });
 });
 
 describe("slim rules through a real host", () => {

@@ -175,6 +175,56 @@ describe("slim rules: kept paths", () => {
   });
 });
 
+describe("slim rules: paths through lists", () => {
+  const keeping = (...keep: string[]) => slim("Rollout", rollout(), { kinds: { Rollout: { keep } } });
+  const steps = (...keep: string[]) =>
+    (keeping(...keep).spec as { strategy: { canary: { steps: unknown } } }).strategy.canary.steps;
+
+  test("each item keeps the rest of the path at its index; one without it is {}, an empty value it has stays", () => {
+    expect(steps("spec.strategy.canary.steps.pause")).toEqual([{}, { pause: { duration: "10m" } }, {}, { pause: {} }]);
+    // Two paths through one list fill the same items, in whatever order they are written.
+    const both = ["spec.strategy.canary.steps.setWeight", "spec.strategy.canary.steps.pause"];
+    expect(steps(...both)).toEqual([
+      { setWeight: 20 },
+      { pause: { duration: "10m" } },
+      { setWeight: 50 },
+      { pause: {} },
+    ]);
+    expect(digest(keeping(...both))).toBe(digest(keeping(...both.toReversed())));
+    // Lists in lists, and an env list's entries without their values.
+    expect(keeping("spec.template.spec.containers.image", "spec.template.spec.containers.env").spec).toEqual({
+      template: {
+        spec: {
+          containers: [
+            { env: [{ name: "DB_PASSWORD" }, { name: "LOG_LEVEL" }], image: "registry.example.com/checkout:2.14.0" },
+          ],
+        },
+      },
+    });
+    expect(keeping("spec.template.spec.containers.env.name").spec).toEqual({
+      template: { spec: { containers: [{ env: [{ name: "DB_PASSWORD" }, { name: "LOG_LEVEL" }] }] } },
+    });
+    // No item has it: nothing at all, as for an absent field.
+    const none = keeping("spec.strategy.canary.steps.analysis", "status.conditions.reason");
+    expect([none.spec, none.status]).toEqual([undefined, undefined]);
+  });
+
+  test("a built-in list gets the fields in its items when it holds every item of the raw list", async () => {
+    const pod = await fixture(REAL_POD);
+    const plain = slim("Pod", pod) as { spec: { containers: object[] }; status: object };
+    const ruled = slim("Pod", pod, {
+      kinds: { Pod: { keep: ["spec.containers.imagePullPolicy", "spec.volumes.name", "status.conditions.reason"] } },
+    });
+    expect(ruled.spec).toEqual({
+      ...plain.spec,
+      containers: [{ ...plain.spec.containers[0], imagePullPolicy: "IfNotPresent" }],
+      volumes: [{ name: "config-volume" }, { name: "kube-api-access-5lrd8" }],
+    });
+    // Of five conditions a Pod keeps Ready alone: which raw one each kept item is cannot be told, nothing is added.
+    expect(ruled.status).toEqual(plain.status);
+  });
+});
+
 describe("slim rules: annotations", () => {
   const annotations = (kind: string, options: SlimOptions) =>
     (slim(kind, { ...rollout(), kind }, options).metadata as { annotations?: Record<string, string> }).annotations;
@@ -292,6 +342,19 @@ describe("slim rules: never published, whatever the rules say", () => {
     const template = JSON.stringify((kept.spec as { template: unknown }).template);
     expect(template).toContain('"env":[{"name":"nameValue"}]');
     expect(template).not.toContain("secretKeyRef");
+  });
+
+  test("paths that name managedFields or an env entry's value keep nothing, through lists too", () => {
+    const raw = rollout();
+    (raw.spec as Record<string, unknown>).managedFields = [{ manager: "x", fieldsV1: {} }];
+    const keep = [
+      "spec.managedFields",
+      "spec.managedFields.manager",
+      "spec.template.spec.containers.env.value",
+      "spec.template.spec.containers.env.valueFrom",
+      "spec.template.spec.containers.env.valueFrom.secretKeyRef",
+    ];
+    expect(slim("Rollout", raw, { kinds: { Rollout: { keep } } }).spec).toBeUndefined();
   });
 
   test("Secret and ConfigMap payloads, even when a rule names them", async () => {

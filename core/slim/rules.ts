@@ -9,6 +9,10 @@
  * - the `value` and `valueFrom` of every entry of an `env` list in a kept subtree (containers,
  *   init and ephemeral containers, pod templates of any kind);
  * - Secret `data`/`stringData`, ConfigMap `data`/`binaryData`, and a Secret's annotations.
+ * A rule that names one of them (a path through `managedFields` or to an env entry's value, an allow-list entry that
+ * is the last-applied key) is refused; one whose subtree or prefix merely holds them keeps everything else.
+ *
+ * A path through a list keeps the rest of the path in each of its items (keepPaths).
  */
 import type { SlimOptions, SlimRule } from "../slim.ts";
 import { present, record, sortedKeys, type Json } from "./read.ts";
@@ -41,11 +45,13 @@ const NEVER_KEPT = new Map([
 const FIXED = new Set(["kind", "apiVersion", "metadata"]);
 /** Kinds routed by a node of their own. */
 const SELF_ROUTED = new Set(["Pod", "Node"]);
+/** What an `env` entry holds besides its name: the value, or where it comes from (a Secret's key). */
+const ENV_VALUES: ReadonlySet<string> = new Set(["value", "valueFrom"]);
 /** A JSON field name as Kubernetes and CRDs write them; `__proto__` cannot be one. */
 const KEY = /^[A-Za-z][A-Za-z0-9_-]*$/;
 
 export interface RuleProblem {
-  /** Inside the rule: `keep[1]`, `node`, `annotations`. */
+  /** Inside the rule: `keep[1]`, `node`, `annotations`, `annotations[0]`; `[0]` for an entry of the global list. */
   path: string;
   message: string;
 }
@@ -63,6 +69,26 @@ export function ruleProblems(kind: string, rule: SlimRule): RuleProblem[] {
   }
   if (kind === "Secret" && (rule.annotations?.length ?? 0) > 0)
     problems.push({ path: "annotations", message: "a Secret keeps no annotations: tools keep credentials there too" });
+  else
+    for (const problem of allowListProblems(rule.annotations))
+      problems.push({ ...problem, path: `annotations${problem.path}` });
+  return problems;
+}
+
+/**
+ * Why entries of an annotation allow-list (the global one, or a rule's) cannot be applied: one that names the
+ * last-applied key, alone or as a prefix ending in "*". A prefix that merely covers it ("kubectl.kubernetes.io/", "*")
+ * is fine: the key is never kept whatever the list says. Paths are `[i]`.
+ */
+export function allowListProblems(allowList: readonly string[] | undefined): RuleProblem[] {
+  const problems: RuleProblem[] = [];
+  allowList?.forEach((entry, i) => {
+    if (entry === LAST_APPLIED || entry === `${LAST_APPLIED}*`)
+      problems.push({
+        path: `[${i}]`,
+        message: `"${entry}" is never published: it holds the whole applied manifest, Secret data and env values too`,
+      });
+  });
   return problems;
 }
 
@@ -77,6 +103,9 @@ function pathProblem(kind: string, path: string): string | undefined {
   if (FIXED.has(first))
     return `"${path}": kind, apiVersion and metadata are kept the same way for every kind (annotations: allow-lists)`;
   if (NEVER_KEPT.get(kind)?.includes(first)) return `"${path}": a ${kind}'s ${first} is never published`;
+  if (keys.includes("managedFields")) return `"${path}": managedFields is never published`;
+  const envValue = keys.findIndex((key, i) => i > 0 && keys[i - 1] === "env" && ENV_VALUES.has(key));
+  if (envValue >= 0) return `"${path}": the ${keys[envValue]} of an env entry is never published`;
   return undefined;
 }
 
@@ -149,20 +178,57 @@ export function valueAt(object: Json, path: readonly string[]): unknown {
 /**
  * Copies the subtree of `raw` at each path to the same path of `into`, replacing what the built-in slimmer put there.
  * Like `put`, an absent, empty list or empty map is not kept.
+ *
+ * A path through a list keeps the rest of the path in each item, as a projection (README "Slim rules"): the list keeps
+ * its items' order and length, an item without that field (or no map) is `{}` so that each stays at its index, and a
+ * value an item has is copied even when empty (`pause: {}`); nothing is kept when no item has it. Where the slim copy
+ * already holds that list, the fields are added to its items if it holds every item (a built-in slimmer's lists are
+ * the raw ones, in order, at most with items left out); a list left with fewer items (a Pod's conditions: Ready) gets
+ * nothing, since which raw item each one is cannot be told.
  */
 export function keepPaths(raw: Json, into: Json, paths: readonly string[][]): void {
   for (const path of paths) {
-    const last = path[path.length - 1]!;
-    const value = copy(valueAt(raw, path), last, NEVER_COPIED);
-    if (!present(value)) continue;
-    let target = into;
-    for (const key of path.slice(0, -1)) {
-      const next = record(target[key]) ?? {};
-      target[key] = next;
-      target = next;
-    }
-    target[last] = value;
+    const part = project(raw, path, 0, false);
+    if (part !== undefined) merge(into, part, path, 0);
   }
+}
+
+/**
+ * `value` cut down to path[i..]: the copy of what is at its end, through maps and every item of lists; undefined when
+ * there is none. `inList`: an item of a list is being cut, whose empty values are kept.
+ */
+function project(value: unknown, path: readonly string[], i: number, inList: boolean): unknown {
+  if (i === path.length) {
+    const copied = copy(value, path[i - 1], NEVER_COPIED);
+    return inList || present(copied) ? copied : undefined;
+  }
+  if (Array.isArray(value)) {
+    const items = value.map((item) => project(item, path, i, true));
+    return items.some((item) => item !== undefined) ? items.map((item) => item ?? {}) : undefined;
+  }
+  const from = record(value);
+  const key = path[i]!;
+  if (from === undefined || !Object.hasOwn(from, key)) return undefined;
+  const part = project(from[key], path, i + 1, inList);
+  return part === undefined ? undefined : { [key]: part };
+}
+
+/** `target` (what the slim copy holds at a place) with `part`, the projection of path[i..] at that place, merged in. */
+function merge(target: unknown, part: unknown, path: readonly string[], i: number): unknown {
+  if (i === path.length) return part;
+  if (Array.isArray(part)) {
+    if (!Array.isArray(target)) return part;
+    if (target.length === part.length)
+      for (const [j, item] of part.entries()) target[j] = merge(target[j], item, path, i);
+    return target;
+  }
+  const from = record(part)!;
+  const key = path[i]!;
+  if (!Object.hasOwn(from, key)) return target; // an item without the field: nothing to add
+  const map = record(target);
+  if (map === undefined) return part;
+  map[key] = merge(map[key], from[key], path, i + 1);
+  return map;
 }
 
 const NEVER_COPIED: ReadonlySet<string> = new Set(["managedFields", LAST_APPLIED]);
