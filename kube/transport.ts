@@ -1,16 +1,17 @@
 /**
  * kubeconfig → requests, for the source's lists and watches and for the leader election's
- * Lease writes. client-node loads the kubeconfig and computes credentials
- * (tokens, token files, client certificates, exec plugins, in-cluster service
- * account); the requests go out through Bun's own fetch with the TLS settings passed
+ * Lease writes. The kubeconfig's files are read and merged by kubectl's rules (kubeconfig.ts);
+ * client-node computes credentials (tokens, client certificates, exec plugins, in-cluster
+ * service account); the requests go out through Bun's own fetch with the TLS settings passed
  * explicitly, because client-node's fetch path puts them on an undici Agent that Bun
  * ignores (DESIGN.md, "Pitfalls": LIST fails with UNABLE_TO_VERIFY_LEAF_SIGNATURE).
  */
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { delimiter, dirname, join, resolve as resolvePath } from "node:path";
+import { delimiter, join } from "node:path";
 import type { RequestOptions } from "node:https";
 import { KubeConfig } from "@kubernetes/client-node";
+import { readKubeconfigs } from "./kubeconfig.ts";
 
 const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
@@ -23,96 +24,106 @@ export interface KubeconfigOptions {
 
 /**
  * Loads the kubeconfig: the given file; else the in-cluster service account; else
- * `KUBECONFIG` (a list of files, merged); else `~/.kube/config`. Errors say which
- * file and what is wrong. `inClusterRoot` prefixes the service-account directory
- * (client-node's `loadFromCluster(pathPrefix)`), for tests.
+ * `KUBECONFIG` (a list of files, merged as kubectl merges them); else `~/.kube/config`. Errors say which
+ * file and what is wrong, and quote none of a file's content. `inClusterRoot` prefixes the service-account
+ * directory (client-node's `loadFromCluster(pathPrefix)`), for tests.
  */
 export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): { kc: KubeConfig; origin: string } {
-  const kc = new KubeConfig();
-  const { origin, files } = resolve(kc, options, inClusterRoot);
+  const { kc, origin, tokenFiles } = resolve(options, inClusterRoot);
+  const names = kc.getContexts().map((c) => c.name);
+  const contexts = `(contexts: ${names.join(", ") || "none"})`;
   if (options.context) {
-    if (!kc.getContextObject(options.context)) {
-      const known = kc.getContexts().map((c) => c.name);
-      throw new Error(
-        `kubeconfig ${origin} has no context "${options.context}" (contexts: ${known.join(", ") || "none"})`,
-      );
-    }
+    if (!kc.getContextObject(options.context))
+      throw new Error(`kubeconfig ${origin} has no context "${options.context}" ${contexts}`);
     kc.setCurrentContext(options.context);
   }
-  const cluster = kc.getCurrentCluster();
-  if (!cluster)
-    throw new Error(`kubeconfig ${origin}: current context "${kc.getCurrentContext() ?? ""}" names no cluster`);
+  checkContext(kc, origin, contexts);
+  const cluster = kc.getCurrentCluster()!;
   if (cluster.proxyUrl?.startsWith("socks"))
     throw new Error(`kubeconfig ${origin}: SOCKS proxy-url is not supported (Bun's fetch speaks HTTP proxies only)`);
   try {
-    readTokenFile(kc, files);
+    readTokenFile(kc, tokenFiles);
   } catch (err) {
     throw new Error(`cannot load kubeconfig ${origin}: ${(err as Error).message}`);
   }
   return { kc, origin };
 }
 
-/** Loads the kubeconfig into `kc`: where from, and the files it was read from (none in a cluster). */
+/** Loads the kubeconfig: where from, and the token files of its users (none in a cluster). */
 function resolve(
-  kc: KubeConfig,
   options: KubeconfigOptions,
   inClusterRoot: string,
-): { origin: string; files: string[] } {
+): { kc: KubeConfig; origin: string; tokenFiles: Map<string, string> } {
   const env = process.env;
   // $HOME first, as kubectl and client-node do (Bun's homedir() ignores a changed $HOME).
   const home = env.HOME || homedir();
   if (options.kubeconfig) {
     const file = options.kubeconfig.startsWith("~/") ? join(home, options.kubeconfig.slice(2)) : options.kubeconfig;
-    return loadFile(kc, file, [file], () => kc.loadFromFile(file));
+    return withContexts(file, readKubeconfigs([file]));
   }
   if (
     env.KUBERNETES_SERVICE_HOST &&
     env.KUBERNETES_SERVICE_PORT &&
     existsSync(`${inClusterRoot}${SERVICE_ACCOUNT_DIR}/token`)
   ) {
+    const kc = new KubeConfig();
     kc.loadFromCluster(inClusterRoot);
-    return { origin: "in-cluster service account", files: [] };
+    return { kc, origin: "in-cluster service account", tokenFiles: new Map() };
   }
-  const listed = env.KUBECONFIG?.split(delimiter).filter(Boolean) ?? [];
-  if (listed.length > 0) return loadFile(kc, `KUBECONFIG=${env.KUBECONFIG}`, listed, () => kc.loadFromDefault());
+  // Each file once, as client-go reads the list.
+  const listed = [...new Set(env.KUBECONFIG?.split(delimiter).filter(Boolean))];
+  if (listed.length > 0) {
+    const origin = `KUBECONFIG=${env.KUBECONFIG}`;
+    return withContexts(origin, readKubeconfigs(listed, origin));
+  }
   const file = join(home, ".kube", "config");
   if (!existsSync(file)) {
     throw new Error(`no kubeconfig found: not running in a cluster, KUBECONFIG is not set and ${file} does not exist`);
   }
-  return loadFile(kc, file, [file], () => kc.loadFromFile(file));
+  return withContexts(file, readKubeconfigs([file]));
 }
 
-function loadFile(kc: KubeConfig, origin: string, files: string[], load: () => void) {
-  try {
-    load();
-  } catch (err) {
-    throw new Error(`cannot load kubeconfig ${origin}: ${(err as Error).message}`);
+function withContexts(origin: string, loaded: ReturnType<typeof readKubeconfigs>) {
+  if (loaded.kc.getContexts().length === 0) throw new Error(`kubeconfig ${origin} defines no context`);
+  return { ...loaded, origin };
+}
+
+/** A context with no user is kubectl's anonymous user: an empty one, so that client-node still applies the CA. */
+const NO_USER = "kubemeta: the context names no user";
+
+/**
+ * The current context, its cluster and its user exist, as kubectl requires: client-node would go on without a user
+ * and, without one, drop the cluster's CA and insecure-skip-tls-verify (a certificate error, not the cause).
+ */
+function checkContext(kc: KubeConfig, origin: string, contexts: string): void {
+  const name = kc.getCurrentContext();
+  if (!name) throw new Error(`kubeconfig ${origin} sets no current-context, and no context is named ${contexts}`);
+  const context = kc.getContextObject(name);
+  if (!context) throw new Error(`kubeconfig ${origin}: current context "${name}" does not exist ${contexts}`);
+  const missing = (what: string, value: string) =>
+    new Error(`kubeconfig ${origin}: context "${name}" names ${what} "${value}", which the kubeconfig does not define`);
+  if (!kc.getCluster(context.cluster)) throw missing("cluster", context.cluster);
+  if (context.user === undefined) {
+    if (!kc.getUser(NO_USER)) kc.users.push({ name: NO_USER });
+    kc.contexts[kc.contexts.indexOf(context)] = { ...context, user: NO_USER };
+  } else if (!kc.getUser(context.user)) {
+    throw missing("user", context.user);
   }
-  if (kc.getContexts().length === 0) throw new Error(`kubeconfig ${origin} defines no context`);
-  return { origin, files };
 }
 
 /**
- * The current user's `tokenFile` (kubectl's key for it, client-go's) is read here: client-node reads only
- * `token-file`, and a user with `tokenFile` would send no credentials at all. Only the user the context names, as
- * client-go reads it (other users may name files long gone), from the first file that defines it (the one whose
- * definition a merge keeps), relative to that file and trimmed; read again with the rest on every reload, so a
- * rotated token is picked up.
+ * The current user's token file (`tokenFile`, kubectl's key, or `token-file`), read here rather than by client-node
+ * (which knows only `token-file`, reads it for every user and relative to the working directory): only the user the
+ * context names, as client-go reads it (other users may name files long gone), the one the merge kept, relative to
+ * the file that defines it, and trimmed; read again with the rest on every reload, so a rotated token is picked up.
  */
-function readTokenFile(kc: KubeConfig, files: string[]): void {
+function readTokenFile(kc: KubeConfig, tokenFiles: Map<string, string>): void {
   const current = kc.getCurrentUser();
   if (!current || current.token) return;
-  type RawUsers = { users?: { name?: unknown; user?: { tokenFile?: unknown } }[] } | null;
-  for (const file of files) {
-    const raw = Bun.YAML.parse(readFileSync(file, "utf8")) as RawUsers;
-    const entry = (Array.isArray(raw?.users) ? raw.users : []).find((candidate) => candidate?.name === current.name);
-    if (!entry) continue;
-    const tokenFile = entry.user?.tokenFile;
-    if (typeof tokenFile !== "string") return;
-    const token = readFileSync(resolvePath(dirname(file), tokenFile), "utf8").trim();
-    kc.users[kc.users.findIndex((user) => user.name === current.name)] = { ...current, token };
-    return;
-  }
+  const file = tokenFiles.get(current.name);
+  if (!file) return;
+  const token = readFileSync(file, "utf8").trim();
+  kc.users[kc.users.indexOf(current)] = { ...current, token };
 }
 
 /** What a write sends: a JSON body (serialized here) for POST, PUT and PATCH. */

@@ -1,0 +1,123 @@
+/**
+ * Kubeconfig files read as kubectl reads them (client-go's clientcmd loader), for transport.ts's loadKubeConfig.
+ * client-node's loadFromFile and loadFromDefault differ where it matters (README, "Bun quirks we work around"):
+ * its YAML errors quote the file (tokens included), a KUBECONFIG list fails on a missing file or on a name two files
+ * share, and `token-file` is read for every user, relative to the working directory. Here client-node only turns
+ * each file's entries into its own types; reading, parsing, merging and token files are kubectl's rules.
+ */
+import { readFileSync } from "node:fs";
+import { dirname, sep, resolve as resolvePath } from "node:path";
+import { KubeConfig, loadYaml } from "@kubernetes/client-node";
+
+export interface LoadedKubeconfig {
+  kc: KubeConfig;
+  /**
+   * Each user's token file (kubectl's `tokenFile`, or client-node's `token-file`), absolute: from the definition the
+   * merge kept, relative to the file that defines it. Read by the caller for the one user it uses, and only for it.
+   */
+  tokenFiles: Map<string, string>;
+}
+
+/**
+ * Reads kubeconfig files and merges them as kubectl merges `KUBECONFIG=a:b:c`: of clusters, users and contexts
+ * (by name) and of `current-context`, the first file that defines one wins, whole, and a later one is ignored. A
+ * missing file is an error, unless `list` names the list it comes from: then it is skipped, and only a list none of
+ * whose files exists is an error. A file that is not YAML is an error naming the file and where, never its content.
+ */
+export function readKubeconfigs(files: string[], list?: string): LoadedKubeconfig {
+  const merged = new KubeConfig();
+  const tokenFiles = new Map<string, string>();
+  let found = 0;
+  for (const file of files) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (err) {
+      if (list !== undefined && (err as NodeJS.ErrnoException).code === "ENOENT") continue;
+      throw new Error(`cannot load kubeconfig ${file}: ${(err as Error).message}`);
+    }
+    found++;
+    const one = readOne(file, text);
+    for (const cluster of one.kc.clusters) {
+      if (!merged.clusters.some(({ name }) => name === cluster.name)) merged.clusters.push(cluster);
+    }
+    for (const user of one.kc.users) {
+      if (merged.users.some(({ name }) => name === user.name)) continue;
+      merged.users.push(user);
+      const tokenFile = one.tokenFiles.get(user.name);
+      if (tokenFile) tokenFiles.set(user.name, tokenFile);
+    }
+    for (const context of one.kc.contexts) {
+      if (!merged.contexts.some(({ name }) => name === context.name)) merged.contexts.push(context);
+    }
+    if (!merged.currentContext && one.kc.currentContext) merged.currentContext = one.kc.currentContext;
+  }
+  if (found === 0 && list !== undefined) {
+    throw new Error(`cannot load kubeconfig ${list}: none of its files exists (${files.join(", ")})`);
+  }
+  return { kc: merged, tokenFiles };
+}
+
+type Entry = Record<string, unknown>;
+const isEntry = (value: unknown): value is Entry =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+/** One file: its relative paths made absolute against its directory, and its users' token files set apart. */
+function readOne(file: string, text: string): LoadedKubeconfig {
+  let raw: unknown;
+  try {
+    raw = loadYaml(text);
+  } catch (err) {
+    throw new Error(`cannot load kubeconfig ${file}: ${yamlProblem(err)}`);
+  }
+  raw ??= {}; // an empty file, as kubectl reads it: no entries
+  if (!isEntry(raw)) throw new Error(`cannot load kubeconfig ${file}: not a kubeconfig (its top level is no mapping)`);
+  const dir = resolvePath(dirname(file));
+  const tokenFiles = new Map<string, string>();
+  const seen = new Set<unknown>();
+  const users = !Array.isArray(raw.users)
+    ? raw.users
+    : raw.users.map((entry: unknown) => {
+        if (!isEntry(entry) || !isEntry(entry.user)) return entry;
+        // client-node would read `token-file` now, for every user, relative to the working directory.
+        const { tokenFile, "token-file": dashed, ...user } = entry.user;
+        const path = typeof tokenFile === "string" && tokenFile ? tokenFile : dashed;
+        // The first definition of a name is the one client-node uses (as the merge does across files).
+        if (typeof entry.name === "string" && !seen.has(entry.name) && typeof path === "string" && path) {
+          tokenFiles.set(entry.name, resolvePath(dir, path));
+        }
+        seen.add(entry.name);
+        // kubectl runs an exec plugin named by a path (not looked up in PATH) relative to the kubeconfig.
+        const exec = user.exec;
+        if (isEntry(exec) && typeof exec.command === "string" && exec.command.includes(sep)) {
+          user.exec = { ...exec, command: resolvePath(dir, exec.command) };
+        }
+        return { ...entry, user };
+      });
+  const kc = new KubeConfig();
+  try {
+    // JSON is YAML: client-node parses it as it would the file, and turns its entries into its types.
+    kc.loadFromString(JSON.stringify({ ...raw, users }));
+  } catch (err) {
+    // Its own complaints name a field (`clusters[0].cluster.server is missing`), never a value.
+    throw new Error(`cannot load kubeconfig ${file}: ${(err as Error).message}`);
+  }
+  kc.makePathsAbsolute(dir); // certificate-authority, client-certificate, client-key
+  return { kc, tokenFiles };
+}
+
+/**
+ * Where the YAML is broken, and never what is written there: js-yaml's message (client-node's parser) quotes the
+ * lines around the error, a token with them. Its reason is kept only when it is plain words: some reasons quote a
+ * tag or an alias, which come from the file (`token: !abc…` is a tag).
+ */
+function yamlProblem(err: unknown): string {
+  const { mark, reason } = (isEntry(err) ? err : {}) as {
+    mark?: { line?: unknown; column?: unknown };
+    reason?: unknown;
+  };
+  const { line, column } = mark ?? {};
+  const at = typeof line === "number" && typeof column === "number" ? ` at line ${line + 1}, column ${column + 1}` : "";
+  const why = typeof reason === "string" && /^[a-z][a-z ,]*$/.test(reason) ? ` (${reason})` : "";
+  return `not valid YAML${at}${why}`;
+}
