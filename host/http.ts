@@ -63,6 +63,14 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     c.header("Allow", allow);
     return c.json({ error: `${method} is not allowed on ${path}: ${allow}` }, 405);
   });
+  // Hono answers a HEAD with the GET handler's response, its body dropped unread and never cancelled: a streamed
+  // body (/v1/objects' snapshot read, a plugin's stream) would hold its store read and its turn for good.
+  app.use("*", async (c, next) => {
+    await next();
+    if (c.req.method !== "HEAD" || c.res.body === null) return;
+    await c.res.body.cancel();
+    c.res = new Response(null, c.res);
+  });
   if (config.corsOrigins.length > 0) {
     const origin = config.corsOrigins.includes("*") ? "*" : config.corsOrigins;
     // Last-Event-ID is what a reconnecting EventSource sends; Authorization is for fetch-based clients.

@@ -144,6 +144,16 @@ test("20 SSE and 20 /v1/objects clients that leave mid-snapshot free the store's
   await Promise.race([settled, Bun.sleep(20_000).then(() => Promise.reject(new Error("a read is still held")))]);
 }, 60_000);
 
+test("HEAD /v1/objects answers the GET's headers and lets go of its read: GETs after HEADs are answered", async () => {
+  for (let i = 0; i < HTTP_SNAPSHOT_READS + 2; i++) {
+    const head = await fetch(`${th.url}/v1/objects`, { method: "HEAD" });
+    expect([head.status, head.headers.get("content-type"), await head.text()]).toEqual([200, "application/json", ""]);
+  }
+  const objects = fetch(`${th.url}/v1/objects?kind=Namespace`).then((r) => r.json() as Promise<{ items: unknown[] }>);
+  const late = Bun.sleep(4_000).then(() => Promise.reject(new Error("HEADs still hold the snapshot reads")));
+  expect((await Promise.race([objects, late])).items).toHaveLength(2);
+});
+
 describe("/v1/objects against a log of its own", () => {
   const object = (i: number): CurrentObject => ({
     kind: "Pod",
