@@ -124,12 +124,19 @@ export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeo
     const query = parseQuery(c, objectsQuery);
     if (!query.ok) return query.response;
     const { kind, namespace, node, stream } = query.value;
-    const pages = readObjectPages(log, { stream, namespace, node }, kind, OBJECTS_PAGE);
-    const body = objectsBody(log.epoch, pages, c.req.raw.signal, logger);
+    const { signal } = c.req.raw;
+    const pages = readObjectPages(log, { stream, namespace, node }, kind, OBJECTS_PAGE, signal);
+    const body = objectsBody(log.epoch, pages, signal, logger);
     // Waiting for its turn among the snapshots read at once, it sends nothing through no fault of its client.
     setIdleTimeout(c, 0);
-    // Read before answering: a store that fails now fails the request with its usual status.
-    await body.first.finally(() => setIdleTimeout(c, idleTimeout));
+    try {
+      // Read before answering: a store that fails now fails the request with its usual status.
+      await body.first.finally(() => setIdleTimeout(c, idleTimeout));
+    } catch (error) {
+      // Gone while it waited for its turn: nobody to answer.
+      if (signal.aborted) return new Response(null, { status: 499 });
+      throw error;
+    }
     return new Response(body.stream, {
       headers: { "content-type": "application/json" },
     });

@@ -90,12 +90,28 @@ export async function readObjects(
 export const HTTP_SNAPSHOT_READS = 2;
 const turns = new WeakMap<CommittedLog, { reading: number; waiting: (() => void)[] }>();
 
-/** Waits until fewer than HTTP_SNAPSHOT_READS snapshots of this log are read; the function ends the turn. */
-async function snapshotTurn(log: CommittedLog): Promise<() => void> {
+/**
+ * Waits until fewer than HTTP_SNAPSHOT_READS snapshots of this log are read; the function ends the turn. Throws the
+ * signal's reason once it aborts while waiting (a client gone, a sink stopping), out of the line.
+ */
+async function snapshotTurn(log: CommittedLog, signal?: AbortSignal): Promise<() => void> {
   const state = turns.get(log) ?? { reading: 0, waiting: [] };
   turns.set(log, state);
-  if (state.reading >= HTTP_SNAPSHOT_READS) await new Promise<void>((resolve) => state.waiting.push(resolve));
-  else state.reading++;
+  signal?.throwIfAborted();
+  if (state.reading >= HTTP_SNAPSHOT_READS) {
+    await new Promise<void>((resolve, reject) => {
+      const leave = () => {
+        state.waiting.splice(state.waiting.indexOf(take), 1);
+        reject(signal?.reason);
+      };
+      const take = () => {
+        signal?.removeEventListener("abort", leave);
+        resolve();
+      };
+      state.waiting.push(take);
+      signal?.addEventListener("abort", leave, { once: true });
+    });
+  } else state.reading++;
   return () => {
     // The turn passes straight to the next in line, which `reading` then still counts.
     const next = state.waiting.shift();
@@ -107,16 +123,18 @@ async function snapshotTurn(log: CommittedLog): Promise<() => void> {
 /**
  * `readObjects` a page at a time (CommittedLog.snapshotPages): every page carries the version of the one consistent
  * read they all come from; the first comes even when empty. The read, and the turn among HTTP_SNAPSHOT_READS, are
- * held until the last page is taken or the loop is left: leave it as soon as the client is gone.
+ * held until the last page is taken or the loop is left: leave it as soon as the client is gone. While it waits for
+ * its turn, `signal` ends the wait (it throws the signal's reason): a generator cannot be left before it yields.
  */
 export async function* readObjectPages(
   log: CommittedLog,
   query: Omit<ObjectQuery, "kind">,
   kinds: Set<string> | undefined,
   pageSize: number,
+  signal?: AbortSignal,
 ): AsyncGenerator<{ version: number; objects: CurrentObject[] }> {
   const { query: stored, filter } = kindQuery(query, kinds);
-  const endTurn = await snapshotTurn(log);
+  const endTurn = await snapshotTurn(log, signal);
   try {
     for await (const page of log.snapshotPages(stored, pageSize)) {
       yield filter ? { version: page.version, objects: page.objects.filter((o) => filter.has(o.kind)) } : page;

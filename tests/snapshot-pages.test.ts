@@ -7,12 +7,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as v from "valibot";
 import { createHttpServer } from "../host/http.ts";
 import { httpSchema } from "../host/http-config.ts";
-import { silentLogger } from "../host/logger.ts";
+import { createLogger, silentLogger } from "../host/logger.ts";
 import { createMetrics } from "../host/metrics.ts";
 import { mountApi } from "../host/read-api.ts";
 import { OPENING, resetEvent, snapshotEvents, syncedEvent } from "../plugins/sinks/sse/wire.ts";
 import type { CommittedLog } from "../sdk/contract.ts";
-import { HTTP_SNAPSHOT_READS, readObjects } from "../sdk/http.ts";
+import { HTTP_SNAPSHOT_READS, readObjectPages, readObjects } from "../sdk/http.ts";
 import type { CurrentObject, KubeObject } from "../sdk/model.ts";
 import { makeNode, makePod, nodeName } from "../simulator/objects.ts";
 import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
@@ -152,6 +152,45 @@ test("HEAD /v1/objects answers the GET's headers and lets go of its read: GETs a
   const objects = fetch(`${th.url}/v1/objects?kind=Namespace`).then((r) => r.json() as Promise<{ items: unknown[] }>);
   const late = Bun.sleep(4_000).then(() => Promise.reject(new Error("HEADs still hold the snapshot reads")));
   expect((await Promise.race([objects, late])).items).toHaveLength(2);
+});
+
+test("SSE resets and /v1/objects waiting for their turn end when their client leaves or the sink stops", async () => {
+  const said: string[] = [];
+  const own = await startTestHost({
+    sinks: [{ type: "sse" }],
+    logger: createLogger({ level: "warn", write: (line) => said.push(line) }),
+  });
+  try {
+    await own.changes.apply("pods", "ADDED", pod(1));
+    await own.changes.flush();
+    // Both turns taken: two reads past their first page, held.
+    const held = [0, 1].map(() => readObjectPages(own.host.log, {}, undefined, 1));
+    for (const pages of held) await pages.next();
+    const subscribers = async () =>
+      /kubemeta_sse_subscribers\{stream="all"\} (\d+)/.exec(await (await fetch(`${own.url}/metrics`)).text())?.[1] ??
+      "0";
+
+    const leaving = new AbortController();
+    const left = await fetch(`${own.url}/v1/watch?stream=all`, { signal: leaving.signal });
+    // Bun's fetch lets go of the connection on abort only once its body is being read.
+    await left.body!.getReader().read();
+    const objects = fetch(`${own.url}/v1/objects`, { signal: leaving.signal }).catch(() => "left");
+    await waitFor(async () => (await subscribers()) === "1", 5_000, "the SSE client to wait for its turn");
+    leaving.abort();
+    expect(await objects).toBe("left");
+    await waitFor(async () => (await subscribers()) === "0", 5_000, "the client that left to be let go");
+
+    const waiting = await fetch(`${own.url}/v1/watch?stream=all`);
+    await waitFor(async () => (await subscribers()) === "1", 5_000, "the SSE client to wait for its turn");
+    const body = waiting.text();
+    await own.host.stop();
+    expect(await body).toStartWith(":");
+    // Within the 3 s a sink has to drain, not abandoned at the plugin's deadline.
+    expect(said.filter((line) => line.includes("did not stop in time"))).toEqual([]);
+    for (const pages of held) await pages.return(undefined);
+  } finally {
+    await own.destroy();
+  }
 });
 
 describe("/v1/objects against a log of its own", () => {

@@ -194,7 +194,10 @@ export default defineSink({
           ctx.logger.warn("subscriber took nothing of its snapshot; closed, to free the store's read", { stream });
         },
       })
-        .catch((error: unknown) => ctx.logger.error("stream failed", { stream, error }))
+        .catch((error: unknown) => {
+          // Ended while it waited for its turn to read a snapshot: the client went away, or the sink stops.
+          if (!abort.signal.aborted) ctx.logger.error("stream failed", { stream, error });
+        })
         .finally(() => {
           channel.close();
           sessions.delete(abort);

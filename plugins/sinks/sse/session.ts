@@ -95,12 +95,13 @@ async function catchUp(session: Session, after: number): Promise<number> {
  * its reconnect starts over with a new RESET.
  */
 async function reset(session: Session, reason: string): Promise<number> {
-  const { log, stream, batchSize, filter, channel } = session;
+  const { log, stream, batchSize, filter, channel, signal } = session;
   session.onReset(reason);
   await paced(session, resetEvent(log.epoch, stream, reason));
   const time = new Date().toISOString();
   let version = 0;
-  for await (const page of readObjectPages(log, { stream, namespace: filter.namespace }, filter.kinds, batchSize)) {
+  const query = { stream, namespace: filter.namespace };
+  for await (const page of readObjectPages(log, query, filter.kinds, batchSize, signal)) {
     version = page.version;
     if (!(await channel.waitForRoom(session.stallMs))) {
       channel.close();
