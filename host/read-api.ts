@@ -30,6 +30,7 @@ import {
 } from "../sdk/http.ts";
 import { envelopeJson, jsonText, type CurrentObject } from "../sdk/model.ts";
 import { formatPosition } from "../protocol/position.ts";
+import { reachVersion } from "../sdk/resume.ts";
 
 export const UPDATES_MAX_LIMIT = 5000;
 
@@ -157,6 +158,7 @@ export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeo
         410,
       );
     if (since && since.epoch !== log.epoch) return gone(`epoch ${since.epoch} is not this store's (${log.epoch})`);
+    if (since) await reachVersion(log, since.version, c.req.raw.signal);
     const head = log.head();
     const after = since?.version ?? log.oldest() - 1;
     if (after > head) return gone(`version ${after} is ahead of the log (head ${head})`);

@@ -159,4 +159,25 @@ describe("GET /v1/updates", () => {
       }
     },
   );
+
+  test("a cursor a little ahead of this replica's log (another's, further on) is waited for, not 410", async () => {
+    const ahead = await startTestHost();
+    try {
+      await ahead.changes.apply("pods", "ADDED", rawPod("a"));
+      await ahead.changes.flush();
+      const page = fetch(`${ahead.url}/v1/updates?stream=all&since=${ahead.host.epoch}:2`).then(async (r) => ({
+        status: r.status,
+        body: (await r.json()) as Page,
+      }));
+      // Not answered while the log is behind the cursor (a 410 came at once).
+      expect(await Promise.race([page, Bun.sleep(300).then(() => "waiting")])).toBe("waiting");
+      await ahead.changes.apply("pods", "ADDED", rawPod("b"));
+      await ahead.changes.flush();
+      // Version 2 reached: nothing after it yet, and the next page starts there.
+      const next = `${ahead.host.epoch}:2`;
+      expect(await page).toMatchObject({ status: 200, body: { items: [], next } });
+    } finally {
+      await ahead.destroy();
+    }
+  });
 });

@@ -196,6 +196,18 @@ describe("GET /v1/watch", () => {
     expect(th.host.metrics.render()).toContain('kubemeta_reader_resets_total{stream="all"} 1');
   });
 
+  test("a resume point a little ahead of this replica's log (another's, further on) is waited for", async () => {
+    const th = await host();
+    await commit(th, ["ADDED", rawPod("a", { node: "n1" })]);
+    const epoch = th.host.epoch;
+    const c = await open(th, {}, `${epoch}:3`);
+    await commit(th, ["ADDED", rawPod("b", { node: "n1" })], ["ADDED", rawPod("c", { node: "n1" })]);
+    const events = await c.takeUntil("SYNCED");
+    expect(events.map((e) => [e.type, e.lastEventId])).toEqual([["SYNCED", `${epoch}:3`]]);
+    await commit(th, ["ADDED", rawPod("d", { node: "n1" })]);
+    expect((await c.next()).lastEventId).toBe(`${epoch}:4`);
+  });
+
   test("bad input: 400 naming the parameter, 404 for an unknown stream, never 500", async () => {
     const th = await host();
     const get = async (query: string, headers: Record<string, string> = {}) => {

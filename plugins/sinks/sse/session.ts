@@ -14,6 +14,7 @@
  * subscriber that goes away leaves the loop; one that takes nothing is closed (`stallMs`).
  */
 import { BehindRetentionError, type CommittedLog } from "../../../sdk/contract.ts";
+import { reachVersion } from "../../../sdk/resume.ts";
 import { readObjectPages } from "../../../sdk/http.ts";
 import type { Position } from "../../../protocol/position.ts";
 import type { SseChannel } from "./channel.ts";
@@ -50,7 +51,9 @@ export function resumeProblem(log: CommittedLog, resume: Position | undefined): 
 }
 
 export async function runSession(session: Session): Promise<void> {
-  let problem = resumeProblem(session.log, session.resume);
+  const { log, resume, signal } = session;
+  if (resume?.epoch === log.epoch) await reachVersion(log, resume.version, signal);
+  let problem = resumeProblem(log, resume);
   while (isOpen(session)) {
     try {
       const position =
