@@ -16,7 +16,7 @@ import {
   type SyncedInfo,
 } from "../client/index.ts";
 import { ALL, isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
-import { isNatsServer, NATS_SERVER_RULE, PREFIX_PATTERN } from "../protocol/subjects.ts";
+import { isNatsServer, NATS_SERVER_RULE, PREFIX_PATTERN, redactServer } from "../protocol/subjects.ts";
 import { kindsParam, nonEmptyParam } from "../sdk/http.ts";
 
 export const TAIL_USAGE = `Usage: bun run main.ts tail --url <url> [options]
@@ -121,7 +121,8 @@ function transportOf(values: { url?: string; nats?: string; cluster?: string; pr
     .filter(Boolean);
   if (servers.length === 0) throw new UsageError("--nats: expected NATS server URLs");
   const bad = servers.find((server) => !isNatsServer(server));
-  if (bad !== undefined) throw new UsageError(`--nats: "${bad}" is not a NATS server: expected ${NATS_SERVER_RULE}`);
+  if (bad !== undefined)
+    throw new UsageError(`--nats: "${redactServer(bad)}" is not a NATS server: expected ${NATS_SERVER_RULE}`);
   return { servers, cluster, prefix };
 }
 
@@ -247,7 +248,7 @@ export async function runTail(args: string[], stop: Promise<void>): Promise<numb
     } catch (error) {
       done.resolve(
         fail(
-          `cannot connect to NATS at ${transport.servers.join(", ")}: ` +
+          `cannot connect to NATS at ${transport.servers.map(redactServer).join(", ")}: ` +
             `${error instanceof Error ? error.message : String(error)}`,
           1,
         ),

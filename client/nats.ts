@@ -1,6 +1,6 @@
 /**
  * Following streams over NATS: a subscription per stream subject, the gap rule on each
- * message, and `<prefix>.replay` requests (core/replay-protocol.ts) to start, to fill a
+ * message, and `<prefix>.replay` requests (protocol/replay.ts) to start, to fill a
  * gap, after a reconnect, and when the epoch changes. The NatsConnection is the caller's:
  * servers, credentials, TLS and reconnect policy stay in its hands, and this module loads
  * no NATS package at run time (any NatsConnection of the v3 line will do: node, bun, ws).
@@ -10,8 +10,9 @@ import { Backoff, sleep } from "../protocol/retry.ts";
 import type { ReplayChunk, ReplayRequestMessage } from "../protocol/replay.ts";
 import { defaultPrefix, PREFIX_PATTERN, subjectsFor } from "../protocol/subjects.ts";
 import { formatPosition } from "../protocol/position.ts";
-import type { Envelope } from "../protocol/envelope.ts";
+import { envelopeProblem, type Envelope } from "../protocol/envelope.ts";
 import { StreamCaches, type InformerHandlers, type StreamCache, type Subscription } from "./cache.ts";
+import { ReplayRefusedError, requestReplay } from "./nats-replay.ts";
 
 export interface NatsSubscribeOptions extends InformerHandlers {
   /** An open connection; it stays yours (stop() leaves it open). Reconnecting forever is advised. */
@@ -31,10 +32,16 @@ export interface NatsSubscribeOptions extends InformerHandlers {
 
 /** Messages held while a replay runs; past this the oldest half is dropped (a replay brings them back). */
 const MAX_PENDING = 100_000;
+/**
+ * Replies that end below the `to` asked (a replica answering from a head behind the leader's) asked again, with
+ * backoff, before the stream's state is asked instead: the updates exist, since a message named them.
+ */
+const MAX_SHORT_REPLIES = 8;
 
-/** A replay to ask for: from the position held, up to `to` (inclusive) when set. */
+/** A replay to ask for: from the position held, up to `to` (inclusive, a version of `epoch`) when set. */
 interface Wanted {
   to?: number;
+  epoch?: string;
 }
 
 export function subscribeNats(options: NatsSubscribeOptions): Subscription {
@@ -46,6 +53,13 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
     throw new RangeError(
       `prefix: ${prefix} is not a subject prefix (tokens of letters, digits, _ and -, dot-separated)`,
     );
+  const inboxPrefix = options.inboxPrefix ?? "_INBOX";
+  // A space in it would reach the server in a SUB line, which it answers by closing the connection.
+  if (!PREFIX_PATTERN.test(inboxPrefix))
+    throw new RangeError(`inboxPrefix: ${inboxPrefix} is not one (tokens of letters, digits, _ and -, dot-separated)`);
+  // kubemeta answers no reply subject under its own prefix: every replay would go unanswered.
+  if (inboxPrefix === prefix || inboxPrefix.startsWith(`${prefix}.`))
+    throw new RangeError(`inboxPrefix: ${inboxPrefix} is under the prefix ${prefix}, where kubemeta sends no reply`);
   const subjects = subjectsFor(prefix);
   const caches = new StreamCaches(options.streams, options);
   const stopped = new AbortController();
@@ -56,8 +70,9 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
     private wake: (() => void) | undefined;
     /**
      * The position (`<epoch>:<prev>`) a gap replay was last asked up to. The log has every version a message
-     * carries (it is published after its commit), so a replay covers the gap; should it not, the message applies
-     * anyway rather than asking the same forever. With its epoch: after a wipe, versions count from 1 again.
+     * carries (it is published after its commit), so a replay covers the gap, if need be asked again (replay());
+     * should it still not, after a reset too, the log does not have it (a message from elsewhere): the message
+     * applies rather than asking the same for ever. With its epoch: after a wipe, versions count from 1 again.
      */
     private askedUpTo: string | undefined;
     private readonly subscription: NatsSubscription;
@@ -72,7 +87,8 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
       const queued = this.wanted;
       // A replay up to the head covers any bounded one.
       if (!queued || wanted.to === undefined) this.wanted = wanted;
-      else if (queued.to !== undefined) this.wanted = { to: Math.max(queued.to, wanted.to) };
+      else if (queued.to !== undefined)
+        this.wanted = queued.epoch === wanted.epoch ? { to: Math.max(queued.to, wanted.to), epoch: wanted.epoch } : {};
       this.notify();
     }
 
@@ -104,12 +120,23 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
         this.cache.report(error);
         return;
       }
+      let envelope: Envelope;
       try {
-        this.pending.push(msg.json<Envelope>());
+        envelope = msg.json<Envelope>();
       } catch (failure) {
         this.cache.report(new Error(`unreadable message on ${msg.subject}`, { cause: failure }));
         return;
       }
+      // Only an envelope of this stream may move the position: anything else published here is left out.
+      const problem =
+        envelopeProblem(envelope) ?? (envelope.stream === this.cache.stream ? undefined : `stream ${envelope.stream}`);
+      if (problem) {
+        this.cache.report(
+          new Error(`a message on ${msg.subject} is not an update of ${this.cache.stream}: ${problem}`),
+        );
+        return;
+      }
+      this.pending.push(envelope);
       if (this.pending.length > MAX_PENDING) {
         // Replays go unanswered (kubemeta away, or its replay disabled) while updates flow:
         // the older half goes, and a replay up to the head will bring it back.
@@ -141,7 +168,7 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
                   `missed updates of ${cache.stream} between ${cache.position} and ${envelope.prev}; replaying`,
                 ),
               );
-              this.want({ to: envelope.prev });
+              this.want({ to: envelope.prev, epoch: envelope.epoch });
               return;
             }
             cache.report(
@@ -158,29 +185,57 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
       }
     }
 
-    /** Asks until it gets a whole reply (or the subscription stops). */
+    /**
+     * Asks until it gets a whole reply that reaches `wanted.to` (or the subscription stops). A request the server
+     * refuses is asked again as a reset (from nothing), which needs no position; one answered short of `to` is asked
+     * again from where it ended, then, after MAX_SHORT_REPLIES, as a reset.
+     */
     private async replay(wanted: Wanted): Promise<void> {
       const backoff = new Backoff({ initialMs: options.retry?.initialMs ?? 100, maxMs: options.retry?.maxMs ?? 5_000 });
       const { cache } = this;
+      let fresh = false;
+      let shortReplies = 0;
       while (!stopped.signal.aborted && !nc.isClosed()) {
-        if (wanted.to !== undefined && wanted.to <= cache.position) return;
-        const request: ReplayRequestMessage = {
-          stream: cache.stream,
-          from: cache.hasPosition ? `${cache.epoch}:${cache.position}` : null,
-          to: wanted.to,
-        };
+        // A version of another epoch bounds nothing: the replay goes up to the head.
+        const to = wanted.epoch === cache.epoch ? wanted.to : undefined;
+        if (to !== undefined && to <= cache.position) return;
+        const from = cache.hasPosition && !fresh ? formatPosition(cache.epoch!, cache.position) : null;
+        const request: ReplayRequestMessage = { stream: cache.stream, from, to: from === null ? undefined : to };
         try {
-          await requestReplay(JSON.stringify(request), (chunk) => this.take(chunk));
-          // Messages of another epoch still waiting were sent before the state the replay brought.
-          this.pending.splice(0, this.pending.length, ...this.pending.filter((e) => e.epoch === cache.epoch));
-          caches.markSynced(cache);
-          return;
+          await requestReplay({
+            nc,
+            subject: subjects.replay,
+            inboxPrefix,
+            payload: JSON.stringify(request),
+            silenceMs: options.replayTimeoutMs ?? 5_000,
+            signal: stopped.signal,
+            take: (chunk) => this.take(chunk),
+          });
         } catch (error) {
           cache.abandonReset();
           if (stopped.signal.aborted) return;
           cache.report(error);
+          // Asked again as it was, it would be refused again, for ever: the stream's state needs no position.
+          if (error instanceof ReplayRefusedError) fresh = true;
           await sleep(backoff.next(), stopped.signal);
+          continue;
         }
+        // Messages of another epoch still waiting were sent before the state the replay brought.
+        this.pending.splice(0, this.pending.length, ...this.pending.filter((e) => e.epoch === cache.epoch));
+        const short = to !== undefined && wanted.epoch === cache.epoch && cache.position < to;
+        if (!short || (fresh && shortReplies >= MAX_SHORT_REPLIES)) {
+          caches.markSynced(cache);
+          return;
+        }
+        shortReplies++;
+        fresh = shortReplies >= MAX_SHORT_REPLIES;
+        cache.report(
+          new Error(
+            `a replay of ${cache.stream} ended at ${cache.position}, short of ${to}; asking again ` +
+              (fresh ? "for the stream's state" : `from ${cache.position + 1}`),
+          ),
+        );
+        await sleep(backoff.next(), stopped.signal);
       }
     }
 
@@ -211,56 +266,6 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
     for await (const status of statuses) {
       if (status.type === "reconnect") for (const follower of followers) follower.want({});
     }
-  }
-
-  /**
-   * Sends one request and feeds its chunks, in order, to `take`; rejects on silence, a lost chunk or an error reply.
-   */
-  function requestReplay(payload: string, take: (chunk: ReplayChunk) => void): Promise<void> {
-    const silenceMs = options.replayTimeoutMs ?? 5_000;
-    const inbox = `${options.inboxPrefix ?? "_INBOX"}.${crypto.randomUUID().replaceAll("-", "")}`;
-    return new Promise<void>((resolve, reject) => {
-      let expected = 0;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const finish = (error?: Error) => {
-        clearTimeout(timer);
-        stopped.signal.removeEventListener("abort", onStop);
-        sub.unsubscribe();
-        if (error) reject(error);
-        else resolve();
-      };
-      const onStop = () => finish(new Error("stopped"));
-      const arm = () => {
-        clearTimeout(timer);
-        timer = setTimeout(() => finish(new Error(`no replay chunk for ${silenceMs} ms; asking again`)), silenceMs);
-      };
-      const sub = nc.subscribe(inbox, {
-        callback(error, msg) {
-          if (error) return finish(error);
-          if (msg.headers?.code === 503)
-            return finish(new Error("no responders on the replay subject: kubemeta is not connected to NATS"));
-          let chunk: ReplayChunk;
-          try {
-            chunk = msg.json<ReplayChunk>();
-          } catch (failure) {
-            return finish(new Error("unreadable replay chunk", { cause: failure }));
-          }
-          if (chunk.error) return finish(new Error(`replay refused: ${chunk.error}`));
-          if (chunk.seq !== expected) return finish(new Error(`replay chunk ${expected} was lost; asking again`));
-          expected++;
-          arm();
-          try {
-            take(chunk);
-          } catch (failure) {
-            return finish(failure instanceof Error ? failure : new Error(String(failure)));
-          }
-          if (chunk.last) finish();
-        },
-      });
-      stopped.signal.addEventListener("abort", onStop, { once: true });
-      arm();
-      nc.publish(subjects.replay, payload, { reply: inbox });
-    });
   }
 
   return {

@@ -30,3 +30,29 @@ export interface Envelope {
   time: string;
   object: SlimObject;
 }
+
+const CHANGE_TYPES: readonly unknown[] = ["ADDED", "MODIFIED", "DELETED"] satisfies ChangeType[];
+
+const isVersion = (value: unknown, min: number): value is number =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= min;
+const isStringOrNull = (value: unknown) => value === null || typeof value === "string";
+
+/**
+ * What makes `value` not an update envelope (the fields DESIGN.md requires, with their types; `prev` below `version`),
+ * or undefined when it is one. A consumer checks what arrives before it takes it: anything else published on a stream's
+ * subject (a replay chunk, a stray message) would otherwise enter its cache and move its position.
+ */
+export function envelopeProblem(value: unknown): string | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return "not a JSON object";
+  const e = value as Record<string, unknown>;
+  if (typeof e.epoch !== "string" || e.epoch === "") return "no epoch";
+  if (!isVersion(e.version, 1)) return "no version (a positive integer)";
+  if (!isVersion(e.prev, 0) || e.prev >= e.version) return "no prev (an integer below version)";
+  if (!CHANGE_TYPES.includes(e.type)) return "no type (ADDED, MODIFIED or DELETED)";
+  for (const key of ["stream", "kind", "uid", "name", "resourceVersion", "time"] as const)
+    if (typeof e[key] !== "string") return `no ${key}`;
+  if (!isStringOrNull(e.namespace)) return "namespace is neither a string nor null";
+  if (!isStringOrNull(e.node)) return "node is neither a string nor null";
+  if (typeof e.object !== "object" || e.object === null || Array.isArray(e.object)) return "no object";
+  return undefined;
+}

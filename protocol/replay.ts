@@ -18,7 +18,9 @@
  * - The final chunk has `last: true` and `through`: the requester now holds the stream up
  *   to that version (its new position, which may be above the last envelope's version).
  * - `oversized`: versions left out because one envelope alone exceeds max_payload.
- * - A malformed request gets one chunk `{error, last: true}`.
+ * - A malformed request gets one chunk `{error, last: true}`; an error ending in "ask again" (busy, a failure while
+ *   answering) means the request was sound, any other that asking it again gets the same answer.
+ * - A request whose reply subject is not an inbox (none, under the prefix, a `$` server subject) gets nothing.
  *
  * Gap rule for consumers: holding position `p`, a message with `version <= p` is a
  * duplicate (drop it); one with `prev <= p` applies (`p = version`); one with `prev > p`

@@ -59,3 +59,22 @@ export function isNatsServer(server: string): boolean {
     (url.pathname === "" || url.pathname === "/")
   );
 }
+
+/**
+ * A NATS server URL as kubemeta writes it (logs, errors, messages): credentials in it hidden, `nats://user:***@host`
+ * (`nats://***@host` for a token), whatever the rest is. Everything before the last `@` is credentials, so a password
+ * holding an unescaped `/` or `@` stays hidden too; anything not a URL passes through this as well.
+ */
+export function redactServer(server: string): string {
+  const at = server.lastIndexOf("@");
+  if (at < 0) return server;
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(server)?.[0] ?? "";
+  const userinfo = server.slice(scheme.length, Math.max(at, scheme.length));
+  const colon = userinfo.indexOf(":");
+  return `${scheme}${colon >= 0 ? `${userinfo.slice(0, colon)}:***` : "***"}${server.slice(at)}`;
+}
+
+/** True when a server URL carries credentials (`user:password@`, `token@`), which the NATS client does not use. */
+export function hasCredentials(server: string): boolean {
+  return redactServer(server) !== server;
+}

@@ -1,10 +1,12 @@
 /**
  * Bad input, never a crash or a hang: `<prefix>.replay` requests that are malformed, huge
- * (1 MiB payloads) or from the future (a version ahead of the head, another epoch), sent
- * all at once to a real nats-server. Each gets the documented answer (one error chunk, or a
- * reset with the current state) and the responder keeps serving.
+ * (1 MiB payloads), from the future (a version ahead of the head, another epoch), or whose
+ * reply subject is one kubemeta must not publish to, sent all at once to a real nats-server.
+ * Each gets the documented answer (one error chunk, a reset with the current state, or
+ * nothing) and the responder keeps serving.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
+import { createLogger } from "../host/logger.ts";
 import { ALL, SHARED } from "../protocol/streams.ts";
 import type { ReplayChunk, ResetReason } from "../protocol/replay.ts";
 import { waitFor } from "../testing/index.ts";
@@ -15,8 +17,10 @@ const REPLAY = `${PREFIX}.replay`;
 const NODES = nodeNames(3);
 const MiB = 1024 * 1024;
 
+const logged: Record<string, unknown>[] = [];
+const logger = createLogger({ write: (line) => void logged.push(JSON.parse(line) as Record<string, unknown>) });
 // Requests of 1 MiB need a server that takes them (its default max_payload is 1 MiB, headers included).
-const suite = natsSuite({ maxPayload: 4 * MiB });
+const suite = natsSuite({ maxPayload: 4 * MiB }, { logger });
 
 beforeAll(async () => {
   const { th } = suite;
@@ -52,8 +56,12 @@ const MALFORMED: Array<[string, string]> = [
   ["a 1 MiB stream name", JSON.stringify({ stream: `node/${"a".repeat(MiB)}` })],
 ];
 
-const malformedCount = (metrics: string) =>
-  Number(/kubemeta_nats_replay_requests_total\{result="malformed",sink="nats"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+const resultCount = (metrics: string, result: string) =>
+  Number(
+    new RegExp(`kubemeta_nats_replay_requests_total\\{result="${result}",sink="nats"\\} (\\d+)`).exec(metrics)?.[1] ??
+      0,
+  );
+const malformedCount = (metrics: string) => resultCount(metrics, "malformed");
 
 function expectWholeReply(chunks: ReplayChunk[]) {
   expect(chunks.map((chunk) => chunk.seq)).toEqual(chunks.map((_, i) => i));
@@ -137,6 +145,49 @@ describe("bad replay requests", () => {
       expectWholeReply(chunks);
       expect(chunks.flatMap((c) => c.updates).map((e) => e.version)).toEqual([head - 2, head - 1, head]);
       expect(chunks.at(-1)!.through).toBe(head);
+    },
+    SLOW_MS,
+  );
+
+  test(
+    "a reply subject under kubemeta's prefix, a `$` API subject, or none: nothing is published, each is counted",
+    async () => {
+      const { th, nc } = suite;
+      const published: string[] = [];
+      const watch = (subject: string) =>
+        nc.subscribe(subject, { callback: (_, msg) => void (msg.subject !== REPLAY && published.push(msg.subject)) });
+      const watching = [watch(`${PREFIX}.>`), watch("$JS.API.>"), watch("$SYS.>")];
+      await nc.flush();
+      const before = resultCount(th.host.metrics.render(), "refused");
+      const logLines = () => logged.filter((line) => line.msg === "replay request refused, not answered").length;
+      const logsBefore = logLines();
+      const replies = [
+        `${PREFIX}.all`,
+        `${PREFIX}.shared`,
+        `${PREFIX}.node.${NODES[0]!.replaceAll(".", "_")}`,
+        `${PREFIX}.replay`,
+        "$JS.API.STREAM.DELETE.KUBEMETA",
+        "$SYS.REQ.SERVER.PING",
+        undefined,
+      ];
+      const requests = [{ stream: ALL }, { stream: SHARED, from: `${th.host.epoch}:1` }, "not json"];
+      for (let i = 0; i < 20; i++)
+        for (const reply of replies)
+          for (const request of requests) nc.publish(REPLAY, JSON.stringify(request), reply ? { reply } : {});
+      // Taken after them on the same connection: had any of them been answered, it would have been by then.
+      const chunks = await replay(nc, REPLAY, { stream: SHARED, from: `${th.host.epoch}:${th.host.log.head()}` });
+      expectWholeReply(chunks);
+      await nc.flush();
+      for (const sub of watching) sub.unsubscribe();
+      expect(published).toEqual([]);
+      const refused = 20 * replies.length * requests.length;
+      await waitFor(
+        () => resultCount(th.host.metrics.render(), "refused") === before + refused,
+        5_000,
+        "every request refused",
+      );
+      // One line says it, not one per request.
+      expect(logLines() - logsBefore).toBe(1);
     },
     SLOW_MS,
   );

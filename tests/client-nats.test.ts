@@ -186,6 +186,9 @@ test(
     // A prefix no subject can start with, or no streams at all, are said as plainly.
     for (const prefix of ["kubemeta.*", "", "a b"])
       expect(() => subscribeNats({ nc, prefix, streams: [SHARED] })).toThrow(/^prefix: /);
+    // An inbox prefix with a space would reach the server in a SUB line, which closes the connection.
+    for (const inboxPrefix of ["my inbox", "_INBOX.>", "", PREFIX, `${PREFIX}.inbox`])
+      expect(() => subscribeNats({ nc, cluster: CLUSTER, inboxPrefix, streams: [SHARED] })).toThrow(/^inboxPrefix: /);
     const noStreams = { nc, cluster: CLUSTER } as Parameters<typeof subscribeNats>[0];
     expect(() => subscribeNats(noStreams)).toThrow(/^streams: give at least one stream/);
     await nc.flush();

@@ -87,6 +87,15 @@ test("mistakes are reported with their path", async () => {
   ]);
 });
 
+test("a queue group NATS cannot take is refused (whitespace in a SUB line: the server drops it)", async () => {
+  expect(await issuesOf({ servers: "nats://n", replay: { queue: "kubemeta.replay-responders_2" } })).toEqual([]);
+  for (const queue of ["kube meta", "kubemeta\t", "", "kubemeta.*", "a..b", "ünï"])
+    expect(await issuesOf({ servers: "nats://n", replay: { queue } })).toEqual([
+      "sinks[0].replay.queue: a queue group name is dot-separated tokens of letters, digits, '_' and '-' " +
+        "(no spaces or wildcards)",
+    ]);
+});
+
 test("a server the NATS client could never reach (it would retry it for ever) is refused, naming it", async () => {
   expect(await issuesOf({ servers: ["nats://a:4222", "tls://b", "c:4222", "d", "nats://e:4222/"] })).toEqual([]);
   expect(await issuesOf({ servers: ["nats://n:4222", "not a url", "nats://n:port", "http://n:4222"] })).toEqual(

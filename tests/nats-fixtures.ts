@@ -8,6 +8,7 @@ import type { ChangeSink } from "../sdk/contract.ts";
 import { ALL } from "../protocol/streams.ts";
 import type { KubeObject } from "../sdk/model.ts";
 import { rawPod, startTestHost, type TestHost } from "../testing/index.ts";
+import type { Logger } from "../sdk/telemetry.ts";
 import type { Follower } from "./nats-consumer.ts";
 import { startNatsServer, type NatsServerOptions, type TestNatsServer } from "./nats-server.ts";
 
@@ -74,12 +75,13 @@ export function natsSink(server: TestNatsServer, extra: Record<string, unknown> 
 
 export async function startNatsHost(
   server: TestNatsServer,
-  options: { dir?: string; sink?: Record<string, unknown>; retention?: Record<string, unknown> } = {},
+  options: { dir?: string; sink?: Record<string, unknown>; retention?: Record<string, unknown>; logger?: Logger } = {},
 ): Promise<TestHost> {
   return startTestHost({
     cluster: CLUSTER,
     dir: options.dir,
     retention: options.retention,
+    logger: options.logger,
     sinks: [natsSink(server, options.sink)],
   });
 }
@@ -95,11 +97,14 @@ export interface NatsSuite {
  * One server, one host with the sink and one client for a whole test file (started in beforeAll, destroyed in
  * afterAll).
  */
-export function natsSuite(serverOptions: NatsServerOptions = {}): NatsSuite {
+export function natsSuite(
+  serverOptions: NatsServerOptions = {},
+  hostOptions: Parameters<typeof startNatsHost>[1] = {},
+): NatsSuite {
   const suite = {} as NatsSuite;
   beforeAll(async () => {
     suite.server = await startNatsServer(serverOptions);
-    suite.th = await startNatsHost(suite.server);
+    suite.th = await startNatsHost(suite.server, hostOptions);
     suite.nc = await client(suite.server);
   }, SLOW_MS);
   afterAll(async () => {

@@ -2,7 +2,8 @@
  * A flood of replay requests must not cost memory in proportion to its size: 1,000
  * resets of `all` whose reply subjects nobody reads, against a real nats-server and a
  * host holding a few thousand objects, leave RSS within a bound; the few requesters of
- * the flood that do listen get whole replies, and replay still works afterwards.
+ * the flood that do listen get whole replies, and replay still works afterwards. Nor reads
+ * of the store: waiting resets for one reason, behind retention too, share one read.
  */
 import { expect, test } from "bun:test";
 import { createInbox } from "@nats-io/transport-node";
@@ -10,7 +11,7 @@ import { ALL } from "../protocol/streams.ts";
 import type { ReplayChunk } from "../protocol/replay.ts";
 import { rawPod, waitFor } from "../testing/index.ts";
 import { replay } from "./nats-consumer.ts";
-import { nodeNames, natsSuite, PREFIX, rawNode } from "./nats-fixtures.ts";
+import { churn, nodeNames, natsSuite, PREFIX, rawNode, startNatsHost } from "./nats-fixtures.ts";
 
 const REPLAY = `${PREFIX}.replay`;
 const NODES = nodeNames(20);
@@ -115,3 +116,50 @@ test("1,000 unread resets of `all` hold under 100 MiB; listeners and a later rep
   expect(chunks.map((c) => c.seq)).toEqual(chunks.map((_, i) => i));
   expect(chunks.flatMap((c) => c.updates)).toHaveLength(objects);
 }, 180_000);
+
+test("500 resets behind retention, all at once, are answered from a few reads of the state, not one each", async () => {
+  const { server, nc } = suite;
+  const th = await startNatsHost(server, {
+    retention: { maxUpdates: 50, interval: "20ms" },
+    sink: { prefix: "kubemeta.pruned" },
+  });
+  try {
+    const nodes = NODES.slice(0, 5);
+    for (const node of nodes) await th.changes.apply("nodes", "ADDED", rawNode(node));
+    for (let round = 0; round < 10; round++) await churn(th.changes, nodes, round);
+    await th.changes.flush();
+    await waitFor(() => th.host.log.oldest() > 10, 5_000, "retention to prune");
+    const { log } = th.host;
+    const snapshotPages = log.snapshotPages;
+    let reads = 0;
+    // The reads counted, and held until every request is at the server: the first answers cannot end before the
+    // rest of the flood arrives, however slow the machine.
+    const flooded = Promise.withResolvers<void>();
+    log.snapshotPages = (query, pageSize) => {
+      reads++;
+      return (async function* () {
+        await flooded.promise;
+        yield* snapshotPages(query, pageSize);
+      })();
+    };
+    const resets = () =>
+      th.host.metrics.counter("kubemeta_nats_replay_requests_total", "").get({ sink: "nats", result: "reset" });
+    const request = JSON.stringify({ stream: ALL, from: `${th.host.epoch}:1` });
+    const requests = 500;
+    const heard: ReplayChunk[] = [];
+    const listened = createInbox();
+    nc.subscribe(listened, { callback: (_, msg) => void heard.push(msg.json<ReplayChunk>()) });
+    for (let i = 0; i < requests; i++)
+      nc.publish("kubemeta.pruned.replay", request, { reply: i === requests - 1 ? listened : createInbox() });
+    await nc.flush();
+    flooded.resolve();
+    await waitFor(() => resets() === requests, 30_000, "every request answered");
+    await waitFor(() => heard.at(-1)?.last === true, 5_000, "the listened reply");
+    expect(heard[0]!.reset).toBe("behind-retention");
+    // The first `concurrency` (4) requests start before the others wait; each answer takes all that wait alike.
+    console.log(`${requests} resets behind retention: ${reads} reads of the state`);
+    expect(reads).toBeLessThanOrEqual(10);
+  } finally {
+    await th.destroy();
+  }
+}, 60_000);

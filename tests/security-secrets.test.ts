@@ -4,10 +4,11 @@
  *
  * One real kubemeta process (main.ts) with every secret set, each to a value found nowhere else: the HTTP tokens, a
  * webhook secret and `Authorization` header, NATS user/password and token (a real nats-server that requires them,
- * with one right and two wrong), the kubeconfig's bearer token (the simulated API server, one right and one wrong).
- * Every error path runs (401s in and out, webhook 500 and 401, NATS authorization violations), then its whole output
- * is searched for each secret, plain and base64. A remote libSQL store with an auth token, unreachable, and `--check`
- * of an invalid config full of secrets are separate short processes.
+ * with one right and two wrong, and a password written in a server URL), the kubeconfig's bearer token (the
+ * simulated API server, one right and one wrong). Every error path runs (401s in and out, webhook 500 and 401, NATS
+ * authorization violations), then its whole output is searched for each secret, plain and base64. A remote libSQL
+ * store with an auth token, unreachable, `--check` of an invalid config full of secrets, and `tail` given a NATS URL
+ * with a password are separate short processes.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmod, chown, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -30,6 +31,7 @@ const SECRETS = {
   KM_NATS_PASSWORD: "natspassword-Hy5Tb8Sw2Fq7",
   KM_NATS_WRONG_PASSWORD: "natswrongpw-Xa1Oj4Ku7Ni3",
   KM_NATS_TOKEN: "natstoken-Wm9Rc6Pv3Bg8Zd",
+  KM_NATS_URL_PASSWORD: "natsurlpw-Te6Gk1Xb9Mr4",
   KM_KUBE_TOKEN: "kubetoken-Qs2Lf5Yh8Tn1Ve",
   KM_KUBE_WRONG_TOKEN: "kubewrong-Jd7Gx4Cm1Ar6Wp",
   KM_LIBSQL_TOKEN: "libsqltoken-Ue3Ko8Bz5Hi2Sy",
@@ -136,6 +138,11 @@ describe("a full run with every secret set", () => {
         natsSink("nats-right", { user: "kubemeta", password: "${KM_NATS_PASSWORD}" }),
         natsSink("nats-wrong-password", { user: "kubemeta", password: "${KM_NATS_WRONG_PASSWORD}" }),
         natsSink("nats-token", { token: "${KM_NATS_TOKEN}" }),
+        // Credentials in a server URL: logged at start (servers) and in a warning that says they are not used.
+        {
+          ...natsSink("nats-url", {}),
+          servers: [nats.url.replace("nats://", "nats://kubemeta:${KM_NATS_URL_PASSWORD}@")],
+        },
         webhook("hook-500", failing),
         webhook("hook-401", refusing),
       ],
@@ -189,7 +196,8 @@ describe("a full run with every secret set", () => {
     const within = 15_000;
     await run.stdout.waitFor(/"msg":"connected to NATS"[^\n]*"sink":"nats-right"/, within);
     await run.stdout.waitFor(/"msg":"kubernetes source synced"[^\n]*"source":"right-token"/, within);
-    for (const sink of ["nats-wrong-password", "nats-token"])
+    await run.stdout.waitFor(/"msg":"credentials in a server URL are not used[^\n]*"sink":"nats-url"/, within);
+    for (const sink of ["nats-wrong-password", "nats-token", "nats-url"])
       await run.stdout.waitFor(new RegExp(`"msg":"cannot connect to NATS; retrying"[^\\n]*"sink":"${sink}"`), within);
     await run.stdout.waitFor(/"msg":"list\/watch failed; retrying"[^\n]*"source":"wrong-token"[^\n]*401/, within);
     await run.stdout.waitFor(
@@ -269,6 +277,9 @@ test("--check of an invalid config echoes none of its secrets, even where one st
     "    name: other",
     "    servers: [nats://127.0.0.1:1]",
     "    token: 4242424242424242", // an unquoted numeric token is a number
+    "  - type: nats",
+    "    name: url",
+    '    servers: ["nats://kubemeta:${KM_NATS_PASSWORD}@127.0.0.1:4222/subject"]', // quoted by its error
     "sources:",
     "  - type: kubernetes",
     '    kubeconfig: ["${KM_KUBE_TOKEN}"]',
@@ -279,8 +290,29 @@ test("--check of an invalid config echoes none of its secrets, even where one st
   const output = `${await run.stdout.all()}\n${await run.stderr.all()}`;
   for (const path of ["http.tokens", "sinks[0].headers", "sinks[0].secret", "sinks[2].token", "sources[0].kubeconfig"])
     expect(output).toContain(`${path}:`);
+  expect(output).toContain('sinks[3].servers[0]: "nats://kubemeta:***@127.0.0.1:4222/subject" is not a NATS server');
   expect(output).not.toContain("4242424242424242");
   expect(leaks(output)).toEqual([]);
+}, 20_000);
+
+test("`tail` given a NATS URL with a password says which server it cannot reach, without the password", async () => {
+  const work = await dir();
+  const password = SECRETS.KM_NATS_URL_PASSWORD;
+  const unreachable = spawnKubemeta(
+    ["tail", "--nats", `nats://kubemeta:${password}@127.0.0.1:1`, "--cluster", "c"],
+    work,
+  );
+  expect(await exitWithin(unreachable.child, 15_000)).toBe(1);
+  const notAServer = spawnKubemeta(
+    ["tail", "--nats", `nats://${password}@127.0.0.1:1/subject`, "--cluster", "c"],
+    work,
+  );
+  expect(await exitWithin(notAServer.child, 15_000)).toBe(2);
+  const output = [unreachable, notAServer].map(async (run) => `${await run.stdout.all()}\n${await run.stderr.all()}`);
+  const [first, second] = await Promise.all(output);
+  expect(first).toContain("cannot connect to NATS at nats://kubemeta:***@127.0.0.1:1");
+  expect(second).toContain('--nats: "nats://***@127.0.0.1:1/subject" is not a NATS server');
+  expect(leaks(`${first}\n${second}`)).toEqual([]);
 }, 20_000);
 
 /** `ENV` of the Containerfile: what the image sets for the process. */

@@ -13,7 +13,7 @@ import { connectionOptions, natsSinkSchema } from "./nats/options.ts";
 import { aborted, openConnection, type Connection } from "./nats/connection.ts";
 import { createPublisher } from "./nats/publisher.ts";
 import { serveReplay, type Responder } from "./nats/replay.ts";
-import { defaultPrefix, subjectsFor } from "../../protocol/subjects.ts";
+import { defaultPrefix, hasCredentials, redactServer, subjectsFor } from "../../protocol/subjects.ts";
 
 /** How long stop() waits for what is committed to be published, then for the client to drain. */
 const DRAIN_DEADLINE_MS = 2_000;
@@ -48,7 +48,7 @@ export default defineSink({
     telemetry.connected.set(0, labels);
     const replayRequests = ctx.metrics.counter(
       "kubemeta_nats_replay_requests_total",
-      "Replay requests, by result (replay, reset, malformed, failed, busy).",
+      "Replay requests, by result (replay, reset, malformed, refused, failed, busy).",
     );
     const stopped = new AbortController();
     let running: Promise<void> | undefined;
@@ -86,6 +86,7 @@ export default defineSink({
       const responder: Responder | undefined = config.replay.enabled
         ? serveReplay({
             nc: connection.nc,
+            prefix,
             subject: subjects.replay,
             queue: config.replay.queue,
             concurrency: config.replay.concurrency,
@@ -144,9 +145,15 @@ export default defineSink({
         await consumer.start();
         if (running || stopped.signal.aborted) return;
         logger.info("NATS sink starting", {
-          servers: config.servers,
+          servers: config.servers.map(redactServer),
           replay: config.replay.enabled ? subjects.replay : "off",
         });
+        // The client takes no credentials from a URL: a server that needs them would refuse it without saying why.
+        const withCredentials = config.servers.filter(hasCredentials).map(redactServer);
+        if (withCredentials.length > 0)
+          logger.warn("credentials in a server URL are not used; set user and password, or token", {
+            servers: withCredentials,
+          });
         running = run().catch((error: unknown) => logger.error("NATS sink stopped on an error", { error }));
       },
       async stop() {

@@ -1,6 +1,6 @@
 /**
  * Packs envelopes (already JSON) into replay chunks that each fit the server's
- * max_payload, as core/replay-protocol.ts defines them. Built by concatenation: the
+ * max_payload, as protocol/replay.ts defines them. Built by concatenation: the
  * envelopes are serialized once, and sizes are counted in UTF-8 bytes, which is what
  * the server limits.
  */

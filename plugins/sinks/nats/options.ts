@@ -16,13 +16,23 @@ import {
   v,
   type DeprecatedKey,
 } from "../../../sdk/index.ts";
-import { isNatsServer, NATS_SERVER_RULE, PREFIX_PATTERN } from "../../../protocol/subjects.ts";
+import { isNatsServer, NATS_SERVER_RULE, PREFIX_PATTERN, redactServer } from "../../../protocol/subjects.ts";
 
 const nonEmpty = v.pipe(v.string(), v.minLength(1));
 const server = v.pipe(
   v.string(),
-  v.check(isNatsServer, (issue) => `${JSON.stringify(issue.input)} is not a NATS server: expected ${NATS_SERVER_RULE}`),
+  // Quoted without its credentials: config errors are printed and logged.
+  v.check(
+    isNatsServer,
+    (issue) =>
+      `${JSON.stringify(redactServer(String(issue.input)))} is not a NATS server: expected ${NATS_SERVER_RULE}`,
+  ),
 );
+/**
+ * What NATS takes as a name in its protocol (a queue group goes on the SUB line as it is): whitespace there makes the
+ * server close the connection, and the client reconnects for ever without saying why. Held to the prefix's rule.
+ */
+const NATS_NAME_RULE = "dot-separated tokens of letters, digits, '_' and '-' (no spaces or wildcards)";
 
 const AUTH_KEYS = ["user", "token", "nkeySeed", "nkeySeedFile", "credsFile"] as const;
 
@@ -36,13 +46,16 @@ export const natsSinkSchema = v.pipe(
       v.union([server, v.array(server)], 'list the NATS server URLs, e.g. ["nats://nats:4222"]'),
       v.transform((s) => (Array.isArray(s) ? s : [s])),
       v.minLength(1, "list at least one server"),
-      v.description("NATS URLs (`nats://`, `tls://`), one or a list; the client fails over between them."),
+      v.description(
+        "NATS URLs (`nats://`, `tls://`), one or a list; the client fails over between them. " +
+          "Credentials go in the keys below: the client does not use them in a URL (kubemeta hides them in its logs).",
+      ),
     ),
     // The default depends on the cluster name (see the README for how it becomes one token).
     prefix: v.optional(
       v.pipe(
         v.string(),
-        v.regex(PREFIX_PATTERN, "dot-separated tokens of letters, digits, '_' and '-' (no wildcards)"),
+        v.regex(PREFIX_PATTERN, NATS_NAME_RULE),
         v.metadata({ default: "kubemeta.<cluster>" }),
         v.description("Subject prefix: dot-separated tokens of letters, digits, `_`, `-`."),
       ),
@@ -108,7 +121,14 @@ export const natsSinkSchema = v.pipe(
       v.pipe(
         v.strictObject({
           enabled: v.optional(v.pipe(v.boolean(), v.description("Answer `<prefix>.replay`.")), true),
-          queue: v.optional(v.pipe(nonEmpty, v.description("Queue group of the responders.")), "kubemeta"),
+          queue: v.optional(
+            v.pipe(
+              v.string(),
+              v.regex(PREFIX_PATTERN, `a queue group name is ${NATS_NAME_RULE}`),
+              v.description("Queue group of the responders: tokens of letters, digits, `_`, `-`, dot-separated."),
+            ),
+            "kubemeta",
+          ),
           concurrency: v.optional(v.pipe(positiveInt, v.description("Requests answered at once; the others wait.")), 4),
         }),
         v.description("The replay responder (`<prefix>.replay`)."),

@@ -1,7 +1,8 @@
 /**
- * Answers `<prefix>.replay` requests (protocol in core/replay-protocol.ts) in a queue group,
+ * Answers `<prefix>.replay` requests (protocol in protocol/replay.ts) in a queue group,
  * a few at a time. Nothing a requester sends can stop it: a malformed request gets an
- * error reply and is counted, a failure while answering ends that reply with an error.
+ * error reply and is counted, a failure while answering ends that reply with an error, a
+ * reply subject kubemeta will not publish to (replies.ts) gets nothing and is counted.
  */
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { BehindRetentionError, type CommittedLog } from "../../../sdk/contract.ts";
@@ -10,6 +11,7 @@ import type { Counter } from "../../../sdk/telemetry.ts";
 import { ALL } from "../../../protocol/streams.ts";
 import { envelopeJson, snapshotEnvelopeJson, type Update } from "../../../sdk/model.ts";
 import { ChunkWriter } from "./chunks.ts";
+import { rateLimitedWarn, refusedReply } from "./replies.ts";
 import {
   MalformedRequestError,
   parseReplayRequest,
@@ -19,6 +21,8 @@ import {
 
 export interface ResponderOptions {
   nc: NatsConnection;
+  /** The sink's subject prefix: no reply goes under it. */
+  prefix: string;
   subject: string;
   queue: string;
   concurrency: number;
@@ -54,9 +58,12 @@ const SNAPSHOT_PAGE = 500;
 const FLUSH_EVERY_BYTES = 1 << 20;
 const DEFAULT_MAX_PAYLOAD = 1 << 20;
 
+/** A request with a reply subject kubemeta publishes to (refusedReply said nothing against it). */
+type Answerable = Msg & { reply: string };
+
 /** A request waiting for a slot, with what it asks for takeAlike (undefined when malformed: answered in its turn). */
 interface Waiting {
-  msg: Msg;
+  msg: Answerable;
   request: ReplayRequest | undefined;
 }
 
@@ -73,6 +80,7 @@ export function serveReplay(options: ResponderOptions): Responder {
   let waiting: Waiting[] = [];
   const answering = new Set<Promise<void>>();
   let stopping = false;
+  const warn = rateLimitedWarn(logger);
 
   function count(result: string, requesters = 1): void {
     requests.inc({ ...labels, result }, requesters);
@@ -114,17 +122,23 @@ export function serveReplay(options: ResponderOptions): Responder {
   function takeAlike(stream: string, reason: ResetReason): string[] {
     const replies: string[] = [];
     waiting = waiting.filter(({ msg, request }) => {
-      if (!msg.reply || request?.stream !== stream || resetReason(request) !== reason) return true;
+      if (request?.stream !== stream || resetReason(request) !== reason) return true;
       replies.push(msg.reply);
       return false;
     });
     return replies;
   }
 
+  /**
+   * Why the request gets the stream's state, told from what the log knows without a read, so that every waiting
+   * request for the same state can be answered with it (takeAlike). Behind retention as the log knows it; a prune
+   * the log has not heard of yet shows as a failed read in sendUpdates.
+   */
   function resetReason(request: ReplayRequest): ResetReason | undefined {
     if (!request.from) return "no-resume-point";
     if (request.from.epoch !== log.epoch) return "other-epoch";
     if (request.from.version > log.head()) return "ahead-of-log";
+    if (request.from.version < log.oldest() - 1) return "behind-retention";
     return undefined;
   }
 
@@ -175,12 +189,7 @@ export function serveReplay(options: ResponderOptions): Responder {
     count("replay");
   }
 
-  async function answer(msg: Msg): Promise<void> {
-    if (!msg.reply) {
-      count("malformed");
-      logger.warn("replay request without a reply subject; ignored");
-      return;
-    }
+  async function answer(msg: Answerable): Promise<void> {
     let replies = [msg.reply];
     let writer = writerFor(replies);
     try {
@@ -194,7 +203,7 @@ export function serveReplay(options: ResponderOptions): Responder {
     } catch (error) {
       const malformed = error instanceof MalformedRequestError;
       count(malformed ? "malformed" : "failed", replies.length);
-      if (malformed) logger.warn("malformed replay request", { error, payload: msg.string().slice(0, 200) });
+      if (malformed) warn("malformed replay request", { error, payload: msg.string().slice(0, 200) });
       else logger.error("replay failed", { error });
       await writer
         .fail(malformed ? (error as Error).message : `replay failed: ${(error as Error).message}; ask again`)
@@ -202,7 +211,7 @@ export function serveReplay(options: ResponderOptions): Responder {
     }
   }
 
-  function begin(msg: Msg): void {
+  function begin(msg: Answerable): void {
     const done: Promise<void> = answer(msg).finally(() => {
       answering.delete(done);
       const next = waiting.shift();
@@ -216,13 +225,18 @@ export function serveReplay(options: ResponderOptions): Responder {
     callback(error, msg) {
       if (error) return logger.warn("replay subscription error", { error });
       if (stopping) return;
-      if (answering.size < options.concurrency) return begin(msg);
-      if (waiting.length < MAX_WAITING) return void waiting.push({ msg, request: parsedOrUndefined(msg) });
+      const refused = refusedReply(msg.reply, options.prefix);
+      if (refused) {
+        count("refused");
+        return warn("replay request refused, not answered", { reason: refused, reply: msg.reply?.slice(0, 200) });
+      }
+      const request = msg as Answerable;
+      if (answering.size < options.concurrency) return begin(request);
+      if (waiting.length < MAX_WAITING) return void waiting.push({ msg: request, request: parsedOrUndefined(msg) });
       count("busy");
-      if (msg.reply)
-        void writerFor([msg.reply])
-          .fail("busy; ask again later")
-          .catch(() => {});
+      void writerFor([request.reply])
+        .fail("busy; ask again later")
+        .catch(() => {});
     },
   });
 
