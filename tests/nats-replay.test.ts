@@ -98,13 +98,34 @@ describe("replay", () => {
         ["0123456789abcdef:5", "other-epoch"],
         [`${th.host.epoch}:${head + 1000}`, "ahead-of-log"],
       ] as const) {
-        const chunks = await replay(nc, REPLAY, { stream, from });
+        // One ahead of the log is answered after waiting for the log to get there (sdk/resume.ts).
+        const chunks = await replay(nc, REPLAY, { stream, from }, 3_000);
         expect(chunks[0]!.reset).toBe(reason);
         const state = envelopes(chunks);
         expect(new Map(state.map((e) => [e.uid, e.version]))).toEqual(expected);
         expect(state.every((e) => e.type === "ADDED" && e.stream === stream && e.node === NODES[0])).toBe(true);
         expect(chunks.at(-1)!.through).toBe(head);
       }
+    },
+    SLOW_MS,
+  );
+
+  test(
+    "from (and to) a little ahead of this replica's log, another's further on: a replay once the log gets there",
+    async () => {
+      const { th, nc } = suite;
+      const head = th.host.log.head();
+      const chunks = replay(nc, REPLAY, { stream: ALL, from: `${th.host.epoch}:${head + 1}`, to: head + 2 }, 3_000);
+      // Not answered while the log is behind `from` (a reset came at once).
+      expect(await Promise.race([chunks, Bun.sleep(300).then(() => "waiting")])).toBe("waiting");
+      await th.changes.apply("nodes", "ADDED", rawNode("ahead-1"));
+      await th.changes.flush();
+      await th.changes.apply("nodes", "ADDED", rawNode("ahead-2"));
+      await th.changes.flush();
+      const got = await chunks;
+      expect(got[0]!.reset).toBeUndefined();
+      expect(envelopes(got).map((e) => e.version)).toEqual([head + 2]);
+      expect(got.at(-1)!.through).toBe(head + 2);
     },
     SLOW_MS,
   );

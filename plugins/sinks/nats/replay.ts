@@ -10,6 +10,7 @@ import type { Logger } from "../../../sdk/telemetry.ts";
 import type { Counter } from "../../../sdk/telemetry.ts";
 import { ALL } from "../../../protocol/streams.ts";
 import { envelopeJson, snapshotEnvelopeJson, type Update } from "../../../sdk/model.ts";
+import { reachVersion } from "../../../sdk/resume.ts";
 import { ChunkWriter } from "./chunks.ts";
 import { rateLimitedWarn, refusedReply } from "./replies.ts";
 import {
@@ -194,6 +195,9 @@ export function serveReplay(options: ResponderOptions): Responder {
     let writer = writerFor(replies);
     try {
       const request = parseReplayRequest(msg.string());
+      // A position (or end) this replica has yet to read is waited for a moment: another replica further on gave it.
+      const { from, to } = request;
+      if (from?.epoch === log.epoch) await reachVersion(log, Math.max(from.version, to ?? 0));
       const reason = resetReason(request);
       if (reason) {
         replies = [msg.reply, ...takeAlike(request.stream, reason)];
