@@ -111,21 +111,19 @@ describe("replay", () => {
   );
 
   test(
-    "from (and to) a little ahead of this replica's log, another's further on: a replay once the log gets there",
+    "from a little ahead of this replica's log, another's further on: a replay once the log gets there",
     async () => {
       const { th, nc } = suite;
       const head = th.host.log.head();
-      const chunks = replay(nc, REPLAY, { stream: ALL, from: `${th.host.epoch}:${head + 1}`, to: head + 2 }, 3_000);
+      const chunks = replay(nc, REPLAY, { stream: ALL, from: `${th.host.epoch}:${head + 1}` }, 3_000);
       // Not answered while the log is behind `from` (a reset came at once).
       expect(await Promise.race([chunks, Bun.sleep(300).then(() => "waiting")])).toBe("waiting");
       await th.changes.apply("nodes", "ADDED", rawNode("ahead-1"));
       await th.changes.flush();
-      await th.changes.apply("nodes", "ADDED", rawNode("ahead-2"));
-      await th.changes.flush();
       const got = await chunks;
       expect(got[0]!.reset).toBeUndefined();
-      expect(envelopes(got).map((e) => e.version)).toEqual([head + 2]);
-      expect(got.at(-1)!.through).toBe(head + 2);
+      expect(envelopes(got)).toEqual([]);
+      expect(got.at(-1)!.through).toBe(head + 1);
     },
     SLOW_MS,
   );

@@ -195,9 +195,10 @@ export function serveReplay(options: ResponderOptions): Responder {
     let writer = writerFor(replies);
     try {
       const request = parseReplayRequest(msg.string());
-      // A position (or end) this replica has yet to read is waited for a moment: another replica further on gave it.
-      const { from, to } = request;
-      if (from?.epoch === log.epoch) await reachVersion(log, Math.max(from.version, to ?? 0));
+      // A position this replica has yet to read is waited for a moment: another replica further on gave it. (A `to`
+      // past the head is not: the reply ends at the head, and the requester asks again from there.)
+      const { from } = request;
+      if (from?.epoch === log.epoch) await reachVersion(log, from.version);
       const reason = resetReason(request);
       if (reason) {
         replies = [msg.reply, ...takeAlike(request.stream, reason)];
