@@ -1,7 +1,7 @@
 /**
- * SIGTERM, SIGINT and SIGHUP (the terminal it ran in closed), listened for from the first line main.ts runs. Loading kubemeta's modules takes most of a second
- * on a busy machine, and a signal in that time would end the process as signals do by default (exit 143), instead of
- * stopping it (exit 0).
+ * SIGTERM, SIGINT and SIGHUP (the terminal it ran in closed), listened for from the first line main.ts runs.
+ * Loading kubemeta's modules takes most of a second on a busy machine, and a signal in that time would end the
+ * process as signals do by default (exit 143), instead of stopping it (exit 0).
  */
 export interface EarlySignals {
   /** Resolves at the first of them: serving (the demo, tail) stops then. */

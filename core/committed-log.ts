@@ -24,13 +24,15 @@ export interface LogOptions {
   metrics: Metrics;
   /** Updates kept in memory for live readers (default 10,000; older reads go to the store). */
   tailSize?: number;
+  /** Each stream's horizon (Store.horizons), when the store keeps them. */
+  horizons?: Map<string, number>;
 }
 
 export interface HostLog extends CommittedLog {
   /** Adds a committed batch (in version order, contiguous with the head unless pruned in between) and wakes readers. */
   append(updates: Update[]): void;
-  /** Records what retention left in the store. */
-  setOldest(oldest: number): void;
+  /** Records what retention left in the store: the oldest version, and each stream's horizon (if the store has them). */
+  setOldest(oldest: number, horizons?: Map<string, number>): void;
 }
 
 interface Scan {
@@ -45,18 +47,26 @@ export function createLog(options: LogOptions): HostLog {
   let tail: Update[] = [];
   let head = options.head;
   let oldest = options.oldest;
+  // Without them (a store that does not keep them), every stream's horizon is the log's.
+  let horizons = options.horizons;
   let wake: { promise: Promise<void>; resolve: () => void } = Promise.withResolvers<void>();
   const resets = options.metrics.counter(
     "kubemeta_reader_resets_total",
     "Readers whose position fell behind retention, by stream class (all, shared, node).",
   );
 
+  function horizon(stream: string): number {
+    if (stream === ALL || !horizons) return oldest - 1;
+    return Math.min(oldest - 1, horizons.get(stream) ?? 0);
+  }
+
   function checkRetained(stream: string, after: number): void {
-    if (after >= oldest - 1) return;
+    const below = horizon(stream);
+    if (after >= below) return;
     resets.inc({ stream: streamLabel(stream) });
     // A subscriber then gets a reset, a `/v1/updates` client a 410 saying to start over.
-    options.logger.warn("a reader's position is behind retention", { stream, after, oldest });
-    throw new BehindRetentionError(after, oldest);
+    options.logger.warn("a reader's position is behind retention", { stream, after, oldest: below + 1 });
+    throw new BehindRetentionError(after, below + 1);
   }
 
   function tailIndex(version: number): number {
@@ -90,9 +100,15 @@ export function createLog(options: LogOptions): HostLog {
   /**
    * The store hides pruned updates chunk by chunk while `oldest` moves only once the
    * whole prune is over (setOldest): a read in between would skip them unnoticed. The
-   * log is gap-free, so version `after + 1` is missing only if it was pruned.
+   * log is gap-free, so version `after + 1` is missing only if it was pruned. A stream
+   * with a horizon of its own is asked for it, as the store has it now.
    */
   async function checkStoreHeld(stream: string, after: number, read: Update[]): Promise<void> {
+    if (stream !== ALL && horizons && store.horizon) {
+      const stored = await store.horizon(stream);
+      if (stored > (horizons.get(stream) ?? 0)) horizons.set(stream, stored);
+      return checkRetained(stream, after);
+    }
     const next =
       stream === ALL ? read[0] : (await store.readUpdates({ stream: ALL, after, to: after + 1, limit: 1 }))[0];
     if (next?.version === after + 1) return;
@@ -123,6 +139,7 @@ export function createLog(options: LogOptions): HostLog {
     epoch,
     head: () => head,
     oldest: () => oldest,
+    horizon,
     async read(query) {
       return (await scan(query)).updates;
     },
@@ -152,6 +169,9 @@ export function createLog(options: LogOptions): HostLog {
       wake = Promise.withResolvers<void>();
       woken.resolve();
     },
-    setOldest: moveOldest,
+    setOldest(value, streams) {
+      moveOldest(value);
+      if (streams) horizons = streams;
+    },
   };
 }

@@ -43,7 +43,7 @@ export function followStore({ store, log, logger, intervalMs }: FollowOptions): 
     while (!stopped.signal.aborted) {
       try {
         const { head, oldest } = await store.position();
-        if (oldest > log.oldest()) log.setOldest(oldest);
+        if (oldest > log.oldest()) log.setOldest(oldest, await store.horizons?.());
         await catchUp(store, log, head);
         if (failure) logger.info("following the store again", { head });
         failure = undefined;

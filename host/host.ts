@@ -89,7 +89,8 @@ async function openStore(config: Config, context: ReturnType<typeof pluginContex
   const { declaration, name } = config.store;
   const store: Store = declaration.create(config.store.config, context(name, "store"));
   try {
-    return { store, state: await store.start() };
+    const state = await store.start();
+    return { store, state, horizons: await store.horizons?.() };
   } catch (error) {
     // Closes what the failed start left open; the cause worth reporting is the start's own.
     await store.stop().catch(() => {});
@@ -136,8 +137,9 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
 
   // The kubeconfig of the Lease is loaded before anything starts: a bad one stops nothing half-started.
   const elector = haElector(config, logger);
-  const { store, state } = await openStore(config, context, logger);
-  const log = createLog({ store, epoch: state.epoch, head: state.head, oldest: state.oldest, logger, metrics });
+  const { store, state, horizons } = await openStore(config, context, logger);
+  const { epoch, head, oldest } = state;
+  const log = createLog({ store, epoch, head, oldest, horizons, logger, metrics });
   logger.info("store open", { epoch: state.epoch, head: state.head, oldest: state.oldest });
 
   const terms = new Terms();

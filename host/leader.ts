@@ -88,7 +88,7 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
   const prune = async () => {
     try {
       const { removed, oldest } = await store.prune(config.store.retention);
-      log.setOldest(oldest);
+      log.setOldest(oldest, await store.horizons?.());
       if (removed > 0) logger.info("retention pruned updates", { removed, oldest });
     } catch (error) {
       // Refused for the same reason as a commit would be: on a quiet store, retention may be the first to learn it.

@@ -216,6 +216,15 @@ export interface Store {
   saveCursor(name: string, version: number): Promise<void>;
   /** Prunes the log; returns the new oldest version. */
   prune(policy: RetentionPolicy): Promise<{ removed: number; oldest: number }>;
+  /**
+   * Each stream's horizon: the last version of that stream's updates that retention removed (streams it removed none
+   * of are absent). A reader of one stream may go on from its stream's horizon, below the log's (`oldest - 1`), when
+   * `readUpdates` of that stream returns every update of it kept there: a quiet stream's readers then miss nothing
+   * retention removed and need no reset. A store without it: every stream's horizon is the log's.
+   */
+  horizons?(): Promise<Map<string, number>>;
+  /** One stream's horizon as stored now (0 when none of its updates were removed); with `horizons`. */
+  horizon?(stream: string): Promise<number>;
 }
 
 export type StoreContext = PluginContext;
@@ -276,6 +285,11 @@ export interface CommittedLog {
   head(): number;
   /** Lowest version still retained. */
   oldest(): number;
+  /**
+   * The lowest position a reader of `stream` can go on from: below it, retention removed updates of that stream.
+   * `oldest() - 1` for `all`; lower for a stream that had no update in what retention removed lately.
+   */
+  horizon(stream: string): number;
   /** Updates of `stream` after `after` (up to `to`), at most `limit`. Throws BehindRetentionError. */
   read(query: UpdateQuery): Promise<Update[]>;
   /**

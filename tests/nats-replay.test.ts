@@ -175,7 +175,7 @@ describe("replay", () => {
 
 describe("retention", () => {
   test(
-    "`from` older than retention: a reset with the current state",
+    "`from` older than retention: a reset with the current state, unless retention removed nothing of the stream",
     async () => {
       const { server, nc } = suite;
       const small = await startNatsHost(server, {
@@ -183,6 +183,8 @@ describe("retention", () => {
         sink: { prefix: "kubemeta.small" },
       });
       try {
+        // Version 1: a node that never changes again; its stream loses nothing to retention.
+        await small.changes.apply("nodes", "ADDED", rawNode("quiet"));
         for (let round = 0; round < 4; round++) await churn(small.changes, NODES, round);
         await small.changes.flush();
         await waitFor(() => small.host.log.oldest() > 2, 5_000, "retention to prune");
@@ -190,6 +192,14 @@ describe("retention", () => {
         const chunks = await replay(nc, "kubemeta.small.replay", { stream, from: `${small.host.epoch}:1` });
         expect(chunks[0]!.reset).toBe("behind-retention");
         expect(new Map(envelopes(chunks).map((e) => [e.uid, e.version]))).toEqual(await truth(small, stream));
+        // The quiet node's agent, at version 1 since, missed nothing: a replay (of nothing), not a reset.
+        const quiet = await replay(nc, "kubemeta.small.replay", {
+          stream: "node/quiet",
+          from: `${small.host.epoch}:1`,
+        });
+        expect(quiet[0]!.reset).toBeUndefined();
+        expect(envelopes(quiet)).toEqual([]);
+        expect(quiet.at(-1)!.through).toBe(small.host.log.head());
       } finally {
         await small.destroy();
       }

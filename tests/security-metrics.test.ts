@@ -46,11 +46,14 @@ test("300 node streams open at once are one subscribers series; /metrics does no
 
 test("readers behind retention on many node streams leave one resets series", async () => {
   const th = await host({ retention: { maxUpdates: 2, interval: "50ms" } });
-  for (let i = 0; i < 5; i++) th.changes.apply("pods", "ADDED", rawPod(`p${i}`, { node: "n1" }));
+  // Each node's first update is retention's to delete once its pod changes: every stream then has a horizon.
+  const pod = (i: number, phase: string) => rawPod(`p${i}`, { node: `gone-${i}`, phase, rv: phase });
+  for (let i = 0; i < 50; i++) th.changes.apply("pods", "ADDED", pod(i, "Pending"));
+  for (let i = 0; i < 50; i++) th.changes.apply("pods", "MODIFIED", pod(i, "Running"));
   await th.changes.flush();
-  await waitFor(() => th.host.log.oldest() === 4, 5000, "retention to prune");
+  await waitFor(() => th.host.log.horizon("node/gone-49") === 50, 5000, "retention to prune");
   for (let i = 0; i < 50; i++) {
-    const response = await fetch(`${th.url}/v1/updates?stream=node/gone-${i}&since=${th.host.epoch}:1`);
+    const response = await fetch(`${th.url}/v1/updates?stream=node/gone-${i}&since=${th.host.epoch}:0`);
     expect(response.status).toBe(410);
   }
   expect(await metricLines(th, "kubemeta_reader_resets_total")).toEqual([

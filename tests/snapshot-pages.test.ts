@@ -210,6 +210,7 @@ describe("/v1/objects against a log of its own", () => {
     epoch: "e0",
     head: () => 1,
     oldest: () => 1,
+    horizon: () => 0,
     read: async () => [],
     async *follow() {},
     snapshot: async () => ({ version: 1, objects: [] }),

@@ -21,6 +21,7 @@ const heldLog: CommittedLog = {
   epoch: "e0",
   head: () => 10,
   oldest: () => 1,
+  horizon: () => 0,
   read: () => held.promise,
   async *follow() {},
   snapshot: async () => ({ version: 10, objects: [] }),

@@ -83,6 +83,16 @@ test(
       expect(Object.fromEntries(state.resumePoints)).toEqual({ pods: "105" });
       expect(await store.cursor("sink/nats")).toBe(4);
 
+      // What was pruned before is not known per stream: each starts at the log's horizon, so the row kept for a's
+      // state (below it) is no update a reader of node/z sees.
+      const migrated = new Map([
+        ["node/z", 2],
+        ["node/a", 2],
+        ["shared", 2],
+      ]);
+      expect(await store.horizons!()).toEqual(migrated);
+      expect(await store.readUpdates({ stream: "node/z", after: 0, limit: 10 })).toEqual([]);
+
       const log = await store.readUpdates({ stream: "all", after: 0, limit: 10 });
       expect(log.map((u) => [u.version, u.stream, u.uid])).toEqual([
         [3, "node/a", "b"],
@@ -139,6 +149,9 @@ test(
       expect((await store.snapshot({ stream: "node/a" })).objects.map((o) => o.uid).sort()).toEqual(["a", "d"]);
       // The migrated horizon: versions 1 and 2 were pruned; a's old state goes once it changed.
       expect(await store.prune({ maxAgeMs: 0, maxUpdates: 3 })).toEqual({ removed: 2, oldest: 5 });
+      // Versions 1 (a's old state) and 3 (b's) went: node/a's horizon is 3 now; node/new lost nothing.
+      expect(await store.horizons!()).toEqual(new Map([...migrated, ["node/a", 3]]));
+      expect(await store.horizon!("node/new")).toBe(0);
     } finally {
       await store.stop();
     }

@@ -170,8 +170,17 @@ describe.each(BACKENDS)("%s", (backend) => {
       expect((await store.readUpdates({ stream: "all", after: 0, limit: 2 })).map((u) => u.version)).toEqual([
         11_001, 11_002,
       ]);
+      // Each stream's horizon is the last of its updates deleted; one stream reads on from there, the updates of it
+      // kept below the log's horizon (objects' current state) included: they are all of it after its horizon.
+      const horizons = new Map([
+        ["shared", 9_000],
+        ["node/a", 8_998],
+        ["node/b", 8_999],
+      ]);
+      expect(await store.horizons!()).toEqual(horizons);
+      expect(await store.horizon!("node/a")).toBe(8_998);
       expect((await store.readUpdates({ stream: "shared", after: 0, limit: 1 })).map((u) => u.version)).toEqual([
-        11_001,
+        9_003,
       ]);
       expect(await store.snapshot({})).toEqual(before);
       expect(await store.prune({ maxAgeMs: 0, maxUpdates: 1000 })).toEqual({ removed: 0, oldest: 11_001 });

@@ -8,8 +8,17 @@ import type { InStatement } from "@libsql/client";
 import { defineStore, WriterFencedError, type CommitBatch, type Store } from "../../sdk/contract.ts";
 import { checkContiguous, commitStatements, GUARD_FAILURE, StreamIds, TERM_GUARD_SQL } from "./libsql/commit.ts";
 import { isFileUrl, openConnections, type Connections } from "./libsql/connection.ts";
-import { DELETE_UNPINNED, prune, RAISE_HORIZON } from "./libsql/prune.ts";
-import { digests, loadState, loadStreamIds, readUpdates, snapshot, snapshotPages } from "./libsql/read.ts";
+import { DELETE_UNPINNED, prune, RAISE_HORIZON, RAISE_STREAM_HORIZONS } from "./libsql/prune.ts";
+import {
+  digests,
+  loadHorizons,
+  loadState,
+  loadStreamIds,
+  readUpdates,
+  snapshot,
+  snapshotPages,
+  streamHorizon,
+} from "./libsql/read.ts";
 import { migrate } from "./libsql/schema.ts";
 import { positiveDuration } from "../../sdk/schema.ts";
 
@@ -248,6 +257,8 @@ export default defineStore({
       },
 
       readUpdates: async (query) => readUpdates(open().reader, query),
+      horizons: async () => loadHorizons(open().reader),
+      horizon: async (stream) => streamHorizon(open().reader, stream),
       snapshot: async (query) => snapshot(open().reader, query),
       snapshotPages: (query, pageSize) => snapshotPages(open().reader, query, pageSize),
       digests: async () => digests(open().reader),
@@ -277,9 +288,10 @@ export default defineStore({
             deleteThrough: (after, through) =>
               serially(async (c) => {
                 try {
-                  const [, deleted] = await c.writer.batch(
+                  const [, , deleted] = await c.writer.batch(
                     [
                       { sql: TERM_GUARD_SQL, args: [term] },
+                      { sql: RAISE_STREAM_HORIZONS, args: [after, through] },
                       { sql: DELETE_UNPINNED, args: [after, through] },
                       { sql: RAISE_HORIZON, args: [through] },
                     ],

@@ -139,7 +139,7 @@ export function serveReplay(options: ResponderOptions): Responder {
     if (!request.from) return "no-resume-point";
     if (request.from.epoch !== log.epoch) return "other-epoch";
     if (request.from.version > log.head()) return "ahead-of-log";
-    if (request.from.version < log.oldest() - 1) return "behind-retention";
+    if (request.from.version < log.horizon(request.stream)) return "behind-retention";
     return undefined;
   }
 

@@ -38,12 +38,17 @@ interface Selection<T> {
   args: InValue[];
   /** An SQL expression: rows at or below it are never read (default: none). */
   floor?: string;
+  /** The floor's parameters. */
+  floorArgs?: InValue[];
 }
 
 /** The id of the stream named by a parameter (NULL, matching nothing, when it has none). */
 const STREAM_ID = "(SELECT id FROM streams WHERE name = ?)";
 /** Versions at or below it are pruned or kept only as the current state of an object. */
 const PRUNED_THROUGH = "(SELECT pruned_through FROM meta WHERE id = 1)";
+/** The same for one stream (named by a parameter): below it, retention deleted updates of that stream. */
+const STREAM_PRUNED_THROUGH = `coalesce(
+  (SELECT pruned_through FROM stream_horizons WHERE stream_id = ${STREAM_ID}), 0)`;
 
 const UPDATES = "updates AS t LEFT JOIN streams AS s ON s.id = t.stream_id";
 const UPDATE_FIELDS = `json_array(t.version, s.name, t.stream_prev, t.type, t.kind, t.uid, t.namespace, t.name,
@@ -136,13 +141,14 @@ async function readPage<T>(
   maxBytes?: number,
 ): Promise<{ items: T[]; last: number }> {
   const floor = selection.floor ? `max(?, ${selection.floor})` : "?";
+  const floorArgs = selection.floorArgs ?? [];
   const where = [`t.rowid > ${floor}`, ...selection.where].join(" AND ");
   const rows = `SELECT t.rowid AS rid, ${selection.fields} AS j, ${selection.object ?? "NULL"} AS o
       FROM ${selection.from} WHERE ${where} ORDER BY t.rowid LIMIT ?`;
   const columns = "max(rid) AS last, '[' || group_concat(j, ',') || ']' AS items, group_concat(o, char(10)) AS objects";
   if (maxBytes === undefined) {
     const sql = `SELECT ${columns} FROM (${rows})`;
-    const row = (await db.execute({ sql, args: [after, ...selection.args, limit] })).rows[0];
+    const row = (await db.execute({ sql, args: [after, ...floorArgs, ...selection.args, limit] })).rows[0];
     if (!row || row.items === null) return { items: [], last: after };
     return { items: decodePage(selection, row.items as string, row.objects as string | null), last: Number(row.last) };
   }
@@ -156,7 +162,8 @@ async function readPage<T>(
   const items: T[] = [];
   let last = after;
   while (items.length < limit) {
-    const row = (await db.execute({ sql, args: [last, ...selection.args, limit - items.length, maxBytes] })).rows[0];
+    const args = [last, ...floorArgs, ...selection.args, limit - items.length, maxBytes];
+    const row = (await db.execute({ sql, args })).rows[0];
     if (!row || row.items === null) break;
     items.push(...decodePage(selection, row.items as string, row.objects as string | null));
     last = Number(row.last);
@@ -222,7 +229,8 @@ export async function readUpdates(reader: Client, query: UpdateQuery): Promise<U
   if (query.limit <= 0) return [];
   const where = ["t.rowid <= ?"];
   const args: InValue[] = [query.to ?? Number.MAX_SAFE_INTEGER];
-  if (query.stream !== ALL) {
+  const single = query.stream !== ALL;
+  if (single) {
     where.push(`t.stream_id = ${STREAM_ID}`);
     args.push(query.stream);
   }
@@ -233,7 +241,8 @@ export async function readUpdates(reader: Client, query: UpdateQuery): Promise<U
     decode: decodeUpdate,
     where,
     args,
-    floor: PRUNED_THROUGH,
+    floor: single ? STREAM_PRUNED_THROUGH : PRUNED_THROUGH,
+    floorArgs: single ? [query.stream] : [],
   };
   const maxBytes = isRemote(reader) ? REMOTE_PAGE_BYTES : undefined;
   const { items } = await readPage<Update>(reader, selection, query.after, query.limit, maxBytes);
@@ -302,6 +311,18 @@ export async function loadState(reader: Client): Promise<StoreState> {
     streamHeads: new Map(streams!.rows.map((r) => [String(r.name), Number(r.head)])),
     resumePoints: new Map(resumePoints!.rows.map((r) => [String(r.resource), String(r.resource_version)])),
   };
+}
+
+/** Each stream's horizon: the last of its updates retention deleted (streams it deleted none of are absent). */
+export async function loadHorizons(reader: Client): Promise<Map<string, number>> {
+  const sql = "SELECT s.name, h.pruned_through FROM stream_horizons AS h JOIN streams AS s ON s.id = h.stream_id";
+  return new Map((await reader.execute(sql)).rows.map((r) => [String(r.name), Number(r.pruned_through)]));
+}
+
+/** One stream's horizon, 0 when retention deleted none of its updates. */
+export async function streamHorizon(reader: Client, stream: string): Promise<number> {
+  const sql = `SELECT pruned_through FROM stream_horizons WHERE stream_id = ${STREAM_ID}`;
+  return Number((await reader.execute({ sql, args: [stream] })).rows[0]?.pruned_through ?? 0);
 }
 
 /** The id of every stream, for the writer that hands out new ones. */

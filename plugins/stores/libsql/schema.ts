@@ -117,6 +117,13 @@ const MIGRATIONS: readonly (readonly string[])[] = [
   ],
   // The writer's term (fencing): each leader raises it, and every commit checks it in its own transaction.
   ["ALTER TABLE meta ADD COLUMN term INTEGER NOT NULL DEFAULT 0"],
+  // Per stream, the highest version retention deleted from it: a reader of a quiet stream resumes from further back
+  // than the log's horizon, as long as nothing of its stream was deleted after its position. What was pruned before
+  // is not known per stream: every stream starts at the log's horizon.
+  [
+    "CREATE TABLE stream_horizons (stream_id INTEGER PRIMARY KEY, pruned_through INTEGER NOT NULL)",
+    "INSERT INTO stream_horizons SELECT id, (SELECT pruned_through FROM meta WHERE id = 1) FROM streams",
+  ],
 ];
 
 /** The schema version this build writes. */
