@@ -31,7 +31,7 @@ export interface LogOptions {
 export interface HostLog extends CommittedLog {
   /** Adds a committed batch (in version order, contiguous with the head unless pruned in between) and wakes readers. */
   append(updates: Update[]): void;
-  /** Records what retention left in the store: the oldest version, and each stream's horizon (if the store has them). */
+  /** Records what retention left in the store: the oldest version, and each stream's horizon (if kept). */
   setOldest(oldest: number, horizons?: Map<string, number>): void;
 }
 
