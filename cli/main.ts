@@ -1,6 +1,6 @@
 /**
  * The CLI behind main.ts: serve (the default), --check, --demo, rbac and tail. Validates the whole config before
- * anything starts, then serves until SIGTERM/SIGINT/SIGHUP (`signals`, listened for since the process began).
+ * anything starts, then serves until SIGTERM/SIGINT (`signals`, listened for since the process began).
  */
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, resolveConfig, type Config } from "../host/config.ts";

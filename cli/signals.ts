@@ -1,16 +1,14 @@
 /**
- * SIGTERM, SIGINT and SIGHUP (the terminal it ran in closed), listened for from the first line main.ts runs.
- * Loading kubemeta's modules takes most of a second on a busy machine, and a signal in that time would end the
- * process as signals do by default (exit 143), instead of stopping it (exit 0).
+ * SIGTERM and SIGINT, listened for from the first line main.ts runs. Loading kubemeta's modules takes most of a second
+ * on a busy machine, and a signal in that time would end the process as signals do by default (exit 143), instead of
+ * stopping it (exit 0).
  */
 export interface EarlySignals {
-  /** Resolves at the first of them: serving (the demo, tail) stops then. */
+  /** Resolves at the first SIGTERM or SIGINT: serving (and the demo) stops then. */
   readonly stop: Promise<void>;
   /** For commands that do not stop gracefully: signals act as they do by default again, at once if one came. */
   release(): void;
 }
-
-const STOP_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
 
 export function listenEarly(): EarlySignals {
   let received: NodeJS.Signals | undefined;
@@ -19,11 +17,13 @@ export function listenEarly(): EarlySignals {
     received = signal;
     stopped.resolve();
   };
-  for (const signal of STOP_SIGNALS) process.once(signal, onSignal);
+  process.once("SIGTERM", onSignal);
+  process.once("SIGINT", onSignal);
   return {
     stop: stopped.promise,
     release() {
-      for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+      process.off("SIGTERM", onSignal);
+      process.off("SIGINT", onSignal);
       if (received) process.kill(process.pid, received);
     },
   };

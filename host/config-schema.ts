@@ -170,8 +170,8 @@ export const hostSchema = v.strictObject({
     v.pipe(
       positiveDuration,
       v.description(
-        "How long shutdown (SIGTERM, SIGINT, SIGHUP) may take. Past it, e.g. while the store keeps failing, kubemeta " +
-          "logs what it could not commit and exits 1; the sources deliver that again on the next start.",
+        "How long shutdown (SIGTERM, SIGINT) may take. Past it, e.g. while the store keeps failing, kubemeta logs " +
+          "what it could not commit and exits 1; the sources deliver that again on the next start.",
       ),
     ),
     "15s",

@@ -133,18 +133,3 @@ test("SIGTERM while kubemeta loads its config stops it once started: exit 0, not
   expect(said).toContain('"msg":"http listening"');
   expect(said).toContain('"msg":"stopped"');
 });
-
-test("SIGHUP (the terminal it ran in closed) stops kubemeta as SIGTERM does: exit 0, stopped in order", async () => {
-  dir ??= await tempDir("kubemeta-shutdown-");
-  await Bun.write(
-    join(dir, "hangup.yaml"),
-    "store: { type: libsql, url: file:./hangup/kubemeta.db }\nhttp: { address: 127.0.0.1, port: 0 }\n",
-  );
-  const kubemeta = spawn([process.execPath, "run", MAIN, "--config", "hangup.yaml"]);
-  await kubemeta.stdout.waitFor(/"msg":"http listening"/, 20_000);
-  kubemeta.child.kill("SIGHUP");
-  expect(await exitWithin(kubemeta.child, 20_000)).toBe(0);
-  const said = await kubemeta.stdout.all();
-  expect(said).toContain('"msg":"shutting down"');
-  expect(said).toContain('"msg":"stopped"');
-});
