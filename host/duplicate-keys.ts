@@ -12,10 +12,13 @@ import type { ConfigIssue } from "./config-issues.ts";
 
 /** Private use: never in a config's keys, and allowed in YAML's plain scalars. */
 const MARK = "\uE000";
-/** A block mapping's key at a line's start (after any `- `), plain or quoted, before `:` and a space or the end. */
-const YAML_KEY = /^(\s*(?:-\s+)*)([A-Za-z0-9_$][^:#'"{}[\],]*?|"[^"\\\n]*"|'[^'\n]*')(\s*:(?:\s|$))/;
+/**
+ * A block mapping's key at a line's start (after any `- `), plain or quoted, before `:` and a space or the end. A merge
+ * key (`<<`) is marked too: marked, it merges nothing, so the keys a mapping overrides are not taken for its own twice.
+ */
+const YAML_KEY = /^(\s*(?:-\s+)*)(<<|[A-Za-z0-9_$][^:#'"{}[\],]*?|"[^"\\\n]*"|'[^'\n]*')(\s*:(?:\s|$))/;
 /** A flow mapping's key (`{ name: a, port: 1 }`) after its `{` or `,`. */
-const FLOW_KEY = /([{,]\s*)([A-Za-z0-9_$][^:#'"{}[\],]*?)(\s*:\s)/g;
+const FLOW_KEY = /([{,]\s*)(<<|[A-Za-z0-9_$][^:#'"{}[\],]*?)(\s*:\s)/g;
 /** Every JSON string, in order; the ones followed by `:` are keys. */
 const JSON_STRING = /"((?:[^"\\]|\\.)*)"(?=\s*:)|"(?:[^"\\]|\\.)*"/g;
 

@@ -59,6 +59,14 @@ test("what only looks like a key written twice is not one", () => {
     'quoted: "a, name: b, name: c"',
     "nested: { name: a, inner: { name: b } }",
     "name: top", // the same key in another mapping
+    // Merge keys: a mapping overrides what it merges in.
+    "base: &base { type: kubernetes, name: a, namespace: a }",
+    "merged:",
+    "  - <<: *base",
+    "    name: b",
+    "  - { <<: *base, namespace: c }",
+    "  - <<: [*base]",
+    "    namespace: d",
   ].join("\n");
   expect(Bun.YAML.parse(yaml)).toMatchObject({ script: "name: 1\nname: 2\n", quoted: "a, name: b, name: c" });
   expect(duplicateKeys(yaml, "yaml")).toEqual([]);
