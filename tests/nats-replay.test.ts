@@ -129,6 +129,23 @@ describe("replay", () => {
   );
 
   test(
+    "requests waiting for the log to reach their `from` hold no slot: others are answered meanwhile",
+    async () => {
+      const { th, nc } = suite;
+      const ahead = `${th.host.epoch}:${th.host.log.head() + 1_000}`;
+      let settled = 0;
+      const waiting = Array.from({ length: 10 }, () =>
+        replay(nc, REPLAY, { stream: ALL, from: ahead }, 3_000).finally(() => settled++),
+      );
+      const now = await replay(nc, REPLAY, { stream: SHARED });
+      expect(now[0]!.reset).toBe("no-resume-point");
+      expect(settled).toBe(0);
+      for (const chunks of await Promise.all(waiting)) expect(chunks[0]!.reset).toBe("ahead-of-log");
+    },
+    SLOW_MS,
+  );
+
+  test(
     "the all stream replays as a whole chain",
     async () => {
       const { th, nc } = suite;
@@ -191,6 +208,8 @@ describe("retention", () => {
         const stream = `node/${NODES[1]}`;
         const chunks = await replay(nc, "kubemeta.small.replay", { stream, from: `${small.host.epoch}:1` });
         expect(chunks[0]!.reset).toBe("behind-retention");
+        // Logged and counted as every reader the log finds behind retention.
+        expect(small.host.metrics.render()).toContain('kubemeta_reader_resets_total{stream="node"} 1');
         expect(new Map(envelopes(chunks).map((e) => [e.uid, e.version]))).toEqual(await truth(small, stream));
         // The quiet node's agent, at version 1 since, missed nothing: a replay (of nothing), not a reset.
         const quiet = await replay(nc, "kubemeta.small.replay", {

@@ -58,6 +58,8 @@ const SNAPSHOT_PAGE = 500;
  */
 const FLUSH_EVERY_BYTES = 1 << 20;
 const DEFAULT_MAX_PAYLOAD = 1 << 20;
+/** Requests waiting for this replica's log to reach their `from` (sdk/resume.ts), past which they are answered now. */
+const MAX_PARKED = 1_000;
 
 /** A request with a reply subject kubemeta publishes to (refusedReply said nothing against it). */
 type Answerable = Msg & { reply: string };
@@ -81,6 +83,8 @@ export function serveReplay(options: ResponderOptions): Responder {
   let waiting: Waiting[] = [];
   const answering = new Set<Promise<void>>();
   let stopping = false;
+  const stopped = new AbortController();
+  let parked = 0;
   const warn = rateLimitedWarn(logger);
 
   function count(result: string, requesters = 1): void {
@@ -120,14 +124,25 @@ export function serveReplay(options: ResponderOptions): Responder {
    * reason. A flood of resets (agents after a wiped store, or a hostile client) then costs one
    * read of the state, not one per request. One scan of the queue per reset answered.
    */
-  function takeAlike(stream: string, reason: ResetReason): string[] {
-    const replies: string[] = [];
-    waiting = waiting.filter(({ msg, request }) => {
-      if (request?.stream !== stream || resetReason(request) !== reason) return true;
-      replies.push(msg.reply);
+  function takeAlike(stream: string, reason: ResetReason): Waiting[] {
+    const taken: Waiting[] = [];
+    waiting = waiting.filter((entry) => {
+      if (entry.request?.stream !== stream || resetReason(entry.request) !== reason) return true;
+      taken.push(entry);
       return false;
     });
-    return replies;
+    return taken;
+  }
+
+  /**
+   * A reader found behind retention is logged and counted by the log (`kubemeta_reader_resets_total`), as every
+   * reader it finds there: asking it for what is after the request's position tells it.
+   */
+  async function noteBehind(request: ReplayRequest): Promise<void> {
+    const after = request.from!.version;
+    await log.read({ stream: request.stream, after, to: after, limit: 1 }).catch((error: unknown) => {
+      if (!(error instanceof BehindRetentionError)) throw error;
+    });
   }
 
   /**
@@ -195,13 +210,12 @@ export function serveReplay(options: ResponderOptions): Responder {
     let writer = writerFor(replies);
     try {
       const request = parseReplayRequest(msg.string());
-      // A position this replica has yet to read is waited for a moment: another replica further on gave it. (A `to`
-      // past the head is not: the reply ends at the head, and the requester asks again from there.)
-      const { from } = request;
-      if (from?.epoch === log.epoch) await reachVersion(log, from.version);
       const reason = resetReason(request);
       if (reason) {
-        replies = [msg.reply, ...takeAlike(request.stream, reason)];
+        const alike = takeAlike(request.stream, reason);
+        replies = [msg.reply, ...alike.map((entry) => entry.msg.reply)];
+        if (reason === "behind-retention")
+          for (const behind of [request, ...alike.map((entry) => entry.request!)]) await noteBehind(behind);
         writer = writerFor(replies);
         await sendState(request, reason, writer, replies.length);
       } else await sendUpdates(request, request.from!.version, writer);
@@ -236,19 +250,39 @@ export function serveReplay(options: ResponderOptions): Responder {
         return warn("replay request refused, not answered", { reason: refused, reply: msg.reply?.slice(0, 200) });
       }
       const request = msg as Answerable;
-      if (answering.size < options.concurrency) return begin(request);
-      if (waiting.length < MAX_WAITING) return void waiting.push({ msg: request, request: parsedOrUndefined(msg) });
-      count("busy");
-      void writerFor([request.reply])
-        .fail("busy; ask again later")
-        .catch(() => {});
+      const parsed = parsedOrUndefined(msg);
+      const from = parsed?.from;
+      // A position this replica has yet to read (another replica further on gave it) is waited for a moment, outside
+      // the slots: no request holds one while the log catches up. A `to` past the head is not: the reply ends at the
+      // head, and the requester asks again from there.
+      if (from?.epoch === log.epoch && from.version > log.head() && parked < MAX_PARKED) {
+        parked++;
+        void reachVersion(log, from.version, stopped.signal)
+          .catch(() => {})
+          .then(() => {
+            parked--;
+            if (!stopping) admit(request, parsed);
+          });
+        return;
+      }
+      admit(request, parsed);
     },
   });
+
+  function admit(msg: Answerable, request: ReplayRequest | undefined): void {
+    if (answering.size < options.concurrency) return begin(msg);
+    if (waiting.length < MAX_WAITING) return void waiting.push({ msg, request });
+    count("busy");
+    void writerFor([msg.reply])
+      .fail("busy; ask again later")
+      .catch(() => {});
+  }
 
   return {
     async stop() {
       if (stopping) return;
       stopping = true;
+      stopped.abort();
       waiting = [];
       subscription.unsubscribe();
       await Promise.allSettled([...answering]);
