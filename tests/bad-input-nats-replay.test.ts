@@ -123,7 +123,8 @@ describe("bad replay requests", () => {
         // Any visible ASCII text without a colon is an epoch: a 1 MiB one is another epoch, not an error.
         [`${"e".repeat(MiB)}:1`, "other-epoch"],
       ];
-      const replies = await Promise.all(future.map(([from]) => replay(nc, REPLAY, { stream, from })));
+      // Ahead of the head is waited for 2 s first (sdk/resume.ts): a reply comes after that.
+      const replies = await Promise.all(future.map(([from]) => replay(nc, REPLAY, { stream, from }, 3_000)));
       replies.forEach((chunks, i) => {
         const from = future[i]![0].slice(0, 40);
         expect({ from, reset: chunks[0]!.reset }).toEqual({ from, reset: future[i]![1] });

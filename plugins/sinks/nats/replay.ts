@@ -270,8 +270,12 @@ export function serveReplay(options: ResponderOptions): Responder {
   });
 
   function admit(msg: Answerable, request: ReplayRequest | undefined): void {
-    if (answering.size < options.concurrency) return begin(msg);
-    if (waiting.length < MAX_WAITING) return void waiting.push({ msg, request });
+    if (answering.size < options.concurrency) begin(msg);
+    else if (waiting.length < MAX_WAITING) waiting.push({ msg, request });
+    else busy(msg);
+  }
+
+  function busy(msg: Answerable): void {
     count("busy");
     void writerFor([msg.reply])
       .fail("busy; ask again later")
