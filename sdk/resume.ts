@@ -6,6 +6,7 @@
  * had (the store was replaced), and the reader starts over as before.
  */
 import type { CommittedLog } from "./contract.ts";
+import { ALL } from "../protocol/streams.ts";
 
 /** How long a reader waits for the log to reach a resume point ahead of its head: several follow polls. */
 export const AHEAD_WAIT_MS = 2_000;
@@ -15,7 +16,7 @@ export async function reachVersion(log: CommittedLog, version: number, signal?: 
   if (log.head() >= version) return true;
   const timeout = AbortSignal.timeout(AHEAD_WAIT_MS);
   const give = signal ? AbortSignal.any([signal, timeout]) : timeout;
-  for await (const _ of log.follow({ stream: "all", after: log.head(), signal: give }))
+  for await (const _ of log.follow({ stream: ALL, after: log.head(), signal: give }))
     if (log.head() >= version) return true;
   return log.head() >= version;
 }
