@@ -263,5 +263,7 @@ describe("GET /v1/watch", () => {
     const c = await open(th);
     expect(c.status).toBe(200);
     expect((await c.next()).type).toBe("RESET");
+    // With maxStreams open, HEAD says what a GET would get.
+    expect((await fetch(`${th.url}/v1/watch`, { method: "HEAD" })).status).toBe(503);
   });
 });

@@ -145,8 +145,6 @@ export default defineSink({
     function watch(c: Context): Response {
       const query = parseQuery(c, watchQuery);
       if (!query.ok) return query.response;
-      // Hono answers HEAD with the GET handler's headers and drops its body unread: a session would never end.
-      if (c.req.method === "HEAD") return new Response(null, { headers: HEADERS });
       if (sessions.size >= config.maxStreams) {
         rejected.inc({ reason: "max_streams" });
         c.header("retry-after", "5");
@@ -159,6 +157,8 @@ export default defineSink({
         const limit = `maxStreamsPerClient is ${config.maxStreamsPerClient}`;
         return c.json({ error: `too many streams from this address (${limit}); close one or retry later` }, 429);
       }
+      // What a GET would get now, without a session: Hono drops a HEAD's body unread, so it would never end.
+      if (c.req.method === "HEAD") return new Response(null, { headers: HEADERS });
       const { stream, kinds, namespace, since } = query.value;
       // The header is the progress of this very EventSource, whose URL keeps its first `since`.
       const lastEventId = c.req.header("last-event-id");
