@@ -47,17 +47,19 @@ export function createLog(options: LogOptions): HostLog {
   let tail: Update[] = [];
   let head = options.head;
   let oldest = options.oldest;
-  // Without them (a store that does not keep them), every stream's horizon is the log's.
-  let horizons = options.horizons;
+  // Without them (a store that does not keep them, or cannot be asked for one), every stream's horizon is the log's.
+  const perStream = store.horizons !== undefined && store.horizon !== undefined;
+  let horizons = perStream ? options.horizons : undefined;
   let wake: { promise: Promise<void>; resolve: () => void } = Promise.withResolvers<void>();
   const resets = options.metrics.counter(
     "kubemeta_reader_resets_total",
     "Readers whose position fell behind retention, by stream class (all, shared, node).",
   );
 
+  /** A stream's own horizon as the store last said: never capped by `oldest`, which moves only once a prune is over. */
   function horizon(stream: string): number {
     if (stream === ALL || !horizons) return oldest - 1;
-    return Math.min(oldest - 1, horizons.get(stream) ?? 0);
+    return horizons.get(stream) ?? 0;
   }
 
   function checkRetained(stream: string, after: number): void {
@@ -104,8 +106,8 @@ export function createLog(options: LogOptions): HostLog {
    * with a horizon of its own is asked for it, as the store has it now.
    */
   async function checkStoreHeld(stream: string, after: number, read: Update[]): Promise<void> {
-    if (stream !== ALL && horizons && store.horizon) {
-      const stored = await store.horizon(stream);
+    if (stream !== ALL && horizons && perStream) {
+      const stored = await store.horizon!(stream);
       if (stored > (horizons.get(stream) ?? 0)) horizons.set(stream, stored);
       return checkRetained(stream, after);
     }
@@ -171,7 +173,7 @@ export function createLog(options: LogOptions): HostLog {
     },
     setOldest(value, streams) {
       moveOldest(value);
-      if (streams) horizons = streams;
+      if (streams && perStream) horizons = streams;
     },
   };
 }

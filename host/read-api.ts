@@ -147,13 +147,14 @@ export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeo
     const query = parseQuery(c, updatesQuery);
     if (!query.ok) return query.response;
     const { stream, since, limit } = query.value;
-    const gone = (reason: string) =>
+    // `oldest`: of the log, or of the stream when retention removed its updates after `since` (its horizon + 1).
+    const gone = (reason: string, oldest = log.oldest()) =>
       c.json(
         {
           error: `since: ${reason}; take the current state from /v1/objects and continue from its version`,
           parameter: "since",
           epoch: log.epoch,
-          oldest: log.oldest(),
+          oldest,
         },
         410,
       );
@@ -175,7 +176,7 @@ export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeo
       });
     } catch (error) {
       if (error instanceof BehindRetentionError)
-        return gone(`version ${error.after} is older than retention (oldest ${error.oldest})`);
+        return gone(`version ${error.after} is older than retention (oldest ${error.oldest})`, error.oldest);
       throw error;
     }
   });

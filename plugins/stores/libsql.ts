@@ -8,7 +8,7 @@ import type { InStatement } from "@libsql/client";
 import { defineStore, WriterFencedError, type CommitBatch, type Store } from "../../sdk/contract.ts";
 import { checkContiguous, commitStatements, GUARD_FAILURE, StreamIds, TERM_GUARD_SQL } from "./libsql/commit.ts";
 import { isFileUrl, openConnections, type Connections } from "./libsql/connection.ts";
-import { DELETE_UNPINNED, prune, RAISE_HORIZON, RAISE_STREAM_HORIZONS } from "./libsql/prune.ts";
+import { DELETE_UNPINNED, prune, RAISE_HORIZON } from "./libsql/prune.ts";
 import {
   digests,
   loadHorizons,
@@ -288,10 +288,9 @@ export default defineStore({
             deleteThrough: (after, through) =>
               serially(async (c) => {
                 try {
-                  const [, , deleted] = await c.writer.batch(
+                  const [, deleted] = await c.writer.batch(
                     [
                       { sql: TERM_GUARD_SQL, args: [term] },
-                      { sql: RAISE_STREAM_HORIZONS, args: [after, through] },
                       { sql: DELETE_UNPINNED, args: [after, through] },
                       { sql: RAISE_HORIZON, args: [through] },
                     ],

@@ -14,23 +14,15 @@ import type { RetentionPolicy } from "../../../sdk/contract.ts";
 /** Updates looked at per statement: each also removes scattered entries of the stream index, so keep it small. */
 const PRUNE_CHUNK = 2_000;
 
-const UNPINNED = `NOT EXISTS (SELECT 1 FROM objects AS o
+/** Deletes the updates in (after, through] that no object points at (raising their streams' horizons: a trigger). */
+export const DELETE_UNPINNED = `DELETE FROM updates WHERE version > ? AND version <= ?
+  AND NOT EXISTS (SELECT 1 FROM objects AS o
     WHERE o.kind = updates.kind AND o.uid = updates.uid AND o.version = updates.version)`;
-/** Raises each stream's horizon to the last of its updates in (after, through] that DELETE_UNPINNED then deletes. */
-export const RAISE_STREAM_HORIZONS = `INSERT INTO stream_horizons (stream_id, pruned_through)
-  SELECT stream_id, max(version) FROM updates
-    WHERE version > ? AND version <= ? AND stream_id IS NOT NULL AND ${UNPINNED} GROUP BY stream_id
-  ON CONFLICT (stream_id) DO UPDATE SET pruned_through = max(pruned_through, excluded.pruned_through)`;
-/** Deletes the updates in (after, through] that no object points at. */
-export const DELETE_UNPINNED = `DELETE FROM updates WHERE version > ? AND version <= ? AND ${UNPINNED}`;
 export const RAISE_HORIZON = "UPDATE meta SET pruned_through = max(pruned_through, ?) WHERE id = 1";
 
 export interface PruneTarget {
   reader: Client;
-  /**
-   * RAISE_STREAM_HORIZONS, DELETE_UNPINNED, then RAISE_HORIZON to `through`, as one serialised write; returns how many
-   * it deleted.
-   */
+  /** DELETE_UNPINNED, then RAISE_HORIZON to `through`, as one serialised write; returns how many it deleted. */
   deleteThrough(after: number, through: number): Promise<number>;
 }
 

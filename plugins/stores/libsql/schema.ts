@@ -117,12 +117,18 @@ const MIGRATIONS: readonly (readonly string[])[] = [
   ],
   // The writer's term (fencing): each leader raises it, and every commit checks it in its own transaction.
   ["ALTER TABLE meta ADD COLUMN term INTEGER NOT NULL DEFAULT 0"],
-  // Per stream, the highest version retention deleted from it: a reader of a quiet stream resumes from further back
-  // than the log's horizon, as long as nothing of its stream was deleted after its position. What was pruned before
-  // is not known per stream: every stream starts at the log's horizon.
+  // Per stream, the highest version deleted from it: a reader of a quiet stream resumes from further back than the
+  // log's horizon, as long as nothing of its stream was deleted after its position. What was pruned before is not
+  // known per stream: every stream starts at the log's horizon. A trigger raises it, so that whatever deletes an
+  // update does (a kubemeta of the previous release still leading during a rolling upgrade too).
   [
     "CREATE TABLE stream_horizons (stream_id INTEGER PRIMARY KEY, pruned_through INTEGER NOT NULL)",
     "INSERT INTO stream_horizons SELECT id, (SELECT pruned_through FROM meta WHERE id = 1) FROM streams",
+    `CREATE TRIGGER updates_deleted_raise_stream_horizon AFTER DELETE ON updates WHEN old.stream_id IS NOT NULL
+    BEGIN
+      INSERT INTO stream_horizons (stream_id, pruned_through) VALUES (old.stream_id, old.version)
+        ON CONFLICT (stream_id) DO UPDATE SET pruned_through = max(pruned_through, excluded.pruned_through);
+    END`,
   ],
 ];
 

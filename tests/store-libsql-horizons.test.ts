@@ -1,0 +1,117 @@
+/**
+ * Each stream's horizon (the last of its updates deleted) as the committed log uses it: a reader of one stream whose
+ * updates were deleted after its position is reset, even before the log hears of the prune (it is over only once all
+ * its chunks are, and an HA follower hears of it a poll later), and whatever deleted them.
+ */
+import { expect, test } from "bun:test";
+import { createClient } from "@libsql/client";
+import { join } from "node:path";
+import { createLog } from "../core/committed-log.ts";
+import { followStore } from "../host/follower.ts";
+import { silentLogger } from "../host/logger.ts";
+import { createMetrics } from "../host/metrics.ts";
+import { BehindRetentionError, type Store } from "../sdk/contract.ts";
+import type { Update } from "../sdk/model.ts";
+import { waitFor } from "../testing/index.ts";
+import { batch, storeSandbox, update } from "./store-libsql-setup.ts";
+
+const { newDir, makeStore } = storeSandbox("file");
+
+/** Versions 1..100 on `shared`, but for one pod on node/a changed at 10, 30 and 70 (its prev chain 0, 10, 30). */
+function history(): Update[] {
+  const chain = [10, 30, 70];
+  return Array.from({ length: 100 }, (_, i) => {
+    const version = i + 1;
+    const at = chain.indexOf(version);
+    if (at < 0) return update(version);
+    return {
+      ...update(version, { uid: "x", stream: "node/a", type: at === 0 ? "ADDED" : "MODIFIED" }),
+      streamPrev: chain[at - 1] ?? 0,
+    };
+  });
+}
+
+async function readFrom(log: ReturnType<typeof createLog>, after: number): Promise<unknown> {
+  try {
+    return (await log.read({ stream: "node/a", after, limit: 100 })).map((u) => [u.version, u.streamPrev]);
+  } catch (error) {
+    if (error instanceof BehindRetentionError) return "reset";
+    throw error;
+  }
+}
+
+const logOf = async (store: Store, head: number, oldest: number) =>
+  createLog({
+    store,
+    epoch: (await store.lead()).epoch,
+    head,
+    oldest,
+    horizons: await store.horizons!(),
+    logger: silentLogger,
+    metrics: createMetrics(),
+    tailSize: 5,
+  });
+
+test("a prune the log has not heard of yet: a reader before the stream's deleted updates is reset", async () => {
+  const store = makeStore(newDir());
+  await store.start();
+  await store.lead();
+  await store.commit(batch(history()));
+  const log = await logOf(store, 100, 1);
+  // Versions 10 and 30 go (x changed since); the log still has oldest 1, as while a prune's chunks run.
+  await store.prune({ maxAgeMs: 0, maxUpdates: 40 });
+  expect(await store.horizon!("node/a")).toBe(30);
+  expect(await readFrom(log, 5)).toBe("reset");
+  expect(await readFrom(log, 30)).toEqual([[70, 30]]);
+});
+
+test("an HA follower between two polls: its reader before the stream's deleted updates is reset", async () => {
+  const dir = newDir();
+  const leader = makeStore(dir);
+  await leader.start();
+  await leader.lead();
+  await leader.commit(batch(history()));
+  const store = makeStore(dir);
+  const state = await store.start();
+  const log = createLog({
+    store,
+    epoch: state.epoch,
+    head: 0,
+    oldest: state.oldest,
+    horizons: await store.horizons!(),
+    logger: silentLogger,
+    metrics: createMetrics(),
+    tailSize: 5,
+  });
+  const follower = followStore({ store, log, logger: silentLogger, intervalMs: 60_000 });
+  try {
+    await waitFor(() => log.head() === 100, 5_000, "the follower to read the log");
+    await leader.prune({ maxAgeMs: 0, maxUpdates: 40 });
+    expect(await readFrom(log, 5)).toBe("reset");
+  } finally {
+    await follower.stop();
+  }
+});
+
+test("whatever deletes an update raises its stream's horizon (the last release, in an upgrade)", async () => {
+  const dir = newDir();
+  const store = makeStore(dir);
+  await store.start();
+  await store.lead();
+  await store.commit(batch(history()));
+  const log = await logOf(store, 100, 1);
+  const raw = createClient({ url: `file:${join(dir, "nested", "kubemeta.db")}` });
+  try {
+    // The previous release's prune: DELETE and its horizon, nothing else.
+    await raw.batch(["DELETE FROM updates WHERE version <= 40", "UPDATE meta SET pruned_through = 40 WHERE id = 1"]);
+  } finally {
+    raw.close();
+  }
+  expect(await store.horizons!()).toEqual(
+    new Map([
+      ["node/a", 30],
+      ["shared", 40],
+    ]),
+  );
+  expect(await readFrom(log, 5)).toBe("reset");
+});
