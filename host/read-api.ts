@@ -161,10 +161,17 @@ export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeo
     if (since && since.epoch !== log.epoch) return gone(`epoch ${since.epoch} is not this store's (${log.epoch})`);
     if (since) await reachVersion(log, since.version, c.req.raw.signal);
     const head = log.head();
-    const after = since?.version ?? log.oldest() - 1;
+    // Without `since`: from the oldest update kept, of the log or (higher) of the stream.
+    const oldestKept = () => Math.max(log.oldest() - 1, log.horizon(stream));
+    const after = since?.version ?? oldestKept();
     if (after > head) return gone(`version ${after} is ahead of the log (head ${head})`);
+    const read = (from: number) => log.read({ stream, after: from, to: head, limit });
     try {
-      const updates = await log.read({ stream, after, to: head, limit });
+      // A prune the log hears of only as it reads (one still running) moves where a page without `since` starts.
+      const updates = await read(after).catch((error: unknown) => {
+        if (since || !(error instanceof BehindRetentionError)) throw error;
+        return read(oldestKept());
+      });
       const more = updates.length === limit;
       const last = more ? updates[updates.length - 1]!.version : head;
       // c.json()'s bytes, with each update's stored object text embedded as it is (envelopeJson).

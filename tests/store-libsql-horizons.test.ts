@@ -6,7 +6,9 @@
 import { expect, test } from "bun:test";
 import { createClient } from "@libsql/client";
 import { join } from "node:path";
+import { Hono } from "hono";
 import { createLog } from "../core/committed-log.ts";
+import { mountApi } from "../host/read-api.ts";
 import { followStore } from "../host/follower.ts";
 import { silentLogger } from "../host/logger.ts";
 import { createMetrics } from "../host/metrics.ts";
@@ -114,4 +116,24 @@ test("whatever deletes an update raises its stream's horizon (the last release, 
     ]),
   );
   expect(await readFrom(log, 5)).toBe("reset");
+});
+
+test("/v1/updates without `since` starts at the stream's oldest kept update, a prune the log has not heard of too", async () => {
+  const dir = newDir();
+  const store = makeStore(dir);
+  await store.start();
+  await store.lead();
+  await store.commit(batch(history()));
+  const log = await logOf(store, 100, 1);
+  const raw = createClient({ url: `file:${join(dir, "nested", "kubemeta.db")}` });
+  try {
+    await raw.execute("DELETE FROM updates WHERE version <= 40");
+  } finally {
+    raw.close();
+  }
+  const app = new Hono();
+  mountApi(app, log, silentLogger, 0);
+  const page = await app.request("/v1/updates?stream=node/a");
+  expect(page.status).toBe(200);
+  expect(((await page.json()) as { items: { version: number }[] }).items.map((u) => u.version)).toEqual([70]);
 });
