@@ -118,7 +118,7 @@ test("whatever deletes an update raises its stream's horizon (the last release, 
   expect(await readFrom(log, 5)).toBe("reset");
 });
 
-test("/v1/updates without `since` starts at the stream's oldest kept update, a prune the log has not heard of too", async () => {
+test("/v1/updates without `since` starts at the stream's oldest kept update, while a prune runs too", async () => {
   const dir = newDir();
   const store = makeStore(dir);
   await store.start();
