@@ -11,7 +11,7 @@ import {
   type Store,
   type UpdateQuery,
 } from "../sdk/contract.ts";
-import { type Logger, type Metrics, streamLabel } from "../sdk/telemetry.ts";
+import { type Logger, type Metrics, rateLimitedWarn, streamLabel } from "../sdk/telemetry.ts";
 import { ALL } from "../protocol/streams.ts";
 import { inStream, type Update } from "../sdk/model.ts";
 
@@ -55,6 +55,8 @@ export function createLog(options: LogOptions): HostLog {
     "kubemeta_reader_resets_total",
     "Readers whose position fell behind retention, by stream class (all, shared, node).",
   );
+  // Every reader counted; logged once a minute: thousands of agents coming back after an outage are one line.
+  const warn = rateLimitedWarn(options.logger);
 
   /** A stream's own horizon as the store last said: never capped by `oldest`, which moves only once a prune is over. */
   function horizon(stream: string): number {
@@ -67,7 +69,7 @@ export function createLog(options: LogOptions): HostLog {
     if (after >= below) return;
     resets.inc({ stream: streamLabel(stream) });
     // A subscriber then gets a reset, a `/v1/updates` client a 410 saying to start over.
-    options.logger.warn("a reader's position is behind retention", { stream, after, oldest: below + 1 });
+    warn("a reader's position is behind retention", { stream, after, oldest: below + 1 });
     throw new BehindRetentionError(after, below + 1);
   }
 

@@ -52,3 +52,24 @@ export interface Metrics {
   /** Prometheus text format. */
   render(): string;
 }
+
+/** Interval between two log lines of one kind, from a flood (bad requests, readers behind retention). */
+const LOG_EVERY_MS = 60_000;
+
+/**
+ * A warning per `msg` at most once per interval; the next one says how many were not logged meanwhile (`unlogged`).
+ * Whoever floods kubemeta with requests then gets no say over the log's volume; metrics count every one.
+ */
+export function rateLimitedWarn(logger: Logger, everyMs = LOG_EVERY_MS): (msg: string, fields: LogFields) => void {
+  const kinds = new Map<string, { at: number; unlogged: number }>();
+  return (msg, fields) => {
+    const now = Date.now();
+    const kind = kinds.get(msg);
+    if (kind && now - kind.at < everyMs) {
+      kind.unlogged++;
+      return;
+    }
+    logger.warn(msg, kind?.unlogged ? { ...fields, unlogged: kind.unlogged } : fields);
+    kinds.set(msg, { at: now, unlogged: 0 });
+  };
+}

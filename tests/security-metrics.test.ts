@@ -3,6 +3,7 @@
  * bound, and kinds come from the API server: neither may add series to /metrics for good.
  */
 import { afterEach, expect, test } from "bun:test";
+import { createLogger } from "../host/logger.ts";
 import { MAX_LABEL_VALUES, OTHER_LABEL_VALUE } from "../host/metrics.ts";
 import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
 import { type RawExchange, rawRequest } from "./security-raw.ts";
@@ -44,8 +45,10 @@ test("300 node streams open at once are one subscribers series; /metrics does no
   await waitFor(async () => (await metricLines(th, "kubemeta_sse_subscribers{")).length === 0, 10_000, "no subscriber");
 }, 60_000);
 
-test("readers behind retention on many node streams leave one resets series", async () => {
-  const th = await host({ retention: { maxUpdates: 2, interval: "50ms" } });
+test("readers behind retention on many node streams leave one resets series, and one log line", async () => {
+  const said: string[] = [];
+  const logger = createLogger({ level: "warn", write: (line) => said.push(line) });
+  const th = await host({ retention: { maxUpdates: 2, interval: "50ms" }, logger });
   // Each node's first update is retention's to delete once its pod changes: every stream then has a horizon.
   const pod = (i: number, phase: string) => rawPod(`p${i}`, { node: `gone-${i}`, phase, rv: phase });
   for (let i = 0; i < 50; i++) th.changes.apply("pods", "ADDED", pod(i, "Pending"));
@@ -59,6 +62,8 @@ test("readers behind retention on many node streams leave one resets series", as
   expect(await metricLines(th, "kubemeta_reader_resets_total")).toEqual([
     'kubemeta_reader_resets_total{stream="node"} 50',
   ]);
+  // Fifty agents coming back at once: counted each, logged once (the next line, a minute on, says how many were not).
+  expect(said.filter((line) => line.includes("behind retention"))).toHaveLength(1);
 });
 
 test("kinds past the bound of label values are counted as other", async () => {

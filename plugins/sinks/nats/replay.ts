@@ -6,13 +6,12 @@
  */
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { BehindRetentionError, type CommittedLog } from "../../../sdk/contract.ts";
-import type { Logger } from "../../../sdk/telemetry.ts";
-import type { Counter } from "../../../sdk/telemetry.ts";
+import { type Counter, type Logger, rateLimitedWarn } from "../../../sdk/telemetry.ts";
 import { ALL } from "../../../protocol/streams.ts";
 import { envelopeJson, snapshotEnvelopeJson, type Update } from "../../../sdk/model.ts";
 import { reachVersion } from "../../../sdk/resume.ts";
 import { ChunkWriter } from "./chunks.ts";
-import { rateLimitedWarn, refusedReply } from "./replies.ts";
+import { refusedReply } from "./replies.ts";
 import {
   MalformedRequestError,
   parseReplayRequest,
