@@ -42,10 +42,20 @@ async function readFrom(log: ReturnType<typeof createLog>, after: number): Promi
   }
 }
 
-const logOf = async (store: Store, head: number, oldest: number) =>
+/** A store in `dir` holding history(), written as its one writer. */
+async function storeWithHistory(dir: string): Promise<{ store: Store; epoch: string }> {
+  const store = makeStore(dir);
+  await store.start();
+  const { epoch } = await store.lead();
+  await store.commit(batch(history()));
+  return { store, epoch };
+}
+
+/** A committed log over `store` keeping 5 updates in memory: a reader further back reads the store. */
+const logOf = async (store: Store, epoch: string, head: number, oldest: number) =>
   createLog({
     store,
-    epoch: (await store.lead()).epoch,
+    epoch,
     head,
     oldest,
     horizons: await store.horizons!(),
@@ -54,12 +64,19 @@ const logOf = async (store: Store, head: number, oldest: number) =>
     tailSize: 5,
   });
 
+/** Statements on the store's file from another connection: what another process (a prune) does behind the log. */
+async function behindTheLog(dir: string, statements: string[]): Promise<void> {
+  const raw = createClient({ url: `file:${join(dir, "nested", "kubemeta.db")}` });
+  try {
+    await raw.batch(statements);
+  } finally {
+    raw.close();
+  }
+}
+
 test("a prune the log has not heard of yet: a reader before the stream's deleted updates is reset", async () => {
-  const store = makeStore(newDir());
-  await store.start();
-  await store.lead();
-  await store.commit(batch(history()));
-  const log = await logOf(store, 100, 1);
+  const { store, epoch } = await storeWithHistory(newDir());
+  const log = await logOf(store, epoch, 100, 1);
   // Versions 10 and 30 go (x changed since); the log still has oldest 1, as while a prune's chunks run.
   await store.prune({ maxAgeMs: 0, maxUpdates: 40 });
   expect(await store.horizon!("node/a")).toBe(30);
@@ -69,22 +86,10 @@ test("a prune the log has not heard of yet: a reader before the stream's deleted
 
 test("an HA follower between two polls: its reader before the stream's deleted updates is reset", async () => {
   const dir = newDir();
-  const leader = makeStore(dir);
-  await leader.start();
-  await leader.lead();
-  await leader.commit(batch(history()));
+  const { store: leader } = await storeWithHistory(dir);
   const store = makeStore(dir);
   const state = await store.start();
-  const log = createLog({
-    store,
-    epoch: state.epoch,
-    head: 0,
-    oldest: state.oldest,
-    horizons: await store.horizons!(),
-    logger: silentLogger,
-    metrics: createMetrics(),
-    tailSize: 5,
-  });
+  const log = await logOf(store, state.epoch, 0, state.oldest);
   const follower = followStore({ store, log, logger: silentLogger, intervalMs: 60_000 });
   try {
     await waitFor(() => log.head() === 100, 5_000, "the follower to read the log");
@@ -97,18 +102,13 @@ test("an HA follower between two polls: its reader before the stream's deleted u
 
 test("whatever deletes an update raises its stream's horizon (the last release, in an upgrade)", async () => {
   const dir = newDir();
-  const store = makeStore(dir);
-  await store.start();
-  await store.lead();
-  await store.commit(batch(history()));
-  const log = await logOf(store, 100, 1);
-  const raw = createClient({ url: `file:${join(dir, "nested", "kubemeta.db")}` });
-  try {
-    // The previous release's prune: DELETE and its horizon, nothing else.
-    await raw.batch(["DELETE FROM updates WHERE version <= 40", "UPDATE meta SET pruned_through = 40 WHERE id = 1"]);
-  } finally {
-    raw.close();
-  }
+  const { store, epoch } = await storeWithHistory(dir);
+  const log = await logOf(store, epoch, 100, 1);
+  // The previous release's prune: DELETE and its horizon, nothing else.
+  await behindTheLog(dir, [
+    "DELETE FROM updates WHERE version <= 40",
+    "UPDATE meta SET pruned_through = 40 WHERE id = 1",
+  ]);
   expect(await store.horizons!()).toEqual(
     new Map([
       ["node/a", 30],
@@ -120,17 +120,9 @@ test("whatever deletes an update raises its stream's horizon (the last release, 
 
 test("/v1/updates without `since` starts at the stream's oldest kept update, while a prune runs too", async () => {
   const dir = newDir();
-  const store = makeStore(dir);
-  await store.start();
-  await store.lead();
-  await store.commit(batch(history()));
-  const log = await logOf(store, 100, 1);
-  const raw = createClient({ url: `file:${join(dir, "nested", "kubemeta.db")}` });
-  try {
-    await raw.execute("DELETE FROM updates WHERE version <= 40");
-  } finally {
-    raw.close();
-  }
+  const { store, epoch } = await storeWithHistory(dir);
+  const log = await logOf(store, epoch, 100, 1);
+  await behindTheLog(dir, ["DELETE FROM updates WHERE version <= 40"]);
   const app = new Hono();
   mountApi(app, log, silentLogger, 0);
   const page = await app.request("/v1/updates?stream=node/a");

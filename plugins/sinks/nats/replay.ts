@@ -204,11 +204,12 @@ export function serveReplay(options: ResponderOptions): Responder {
     count("replay");
   }
 
-  async function answer(msg: Answerable): Promise<void> {
+  /** `parsed`: the request as the callback read it; undefined when malformed (parsed again here for its error). */
+  async function answer(msg: Answerable, parsed: ReplayRequest | undefined): Promise<void> {
     let replies = [msg.reply];
     let writer = writerFor(replies);
     try {
-      const request = parseReplayRequest(msg.string());
+      const request = parsed ?? parseReplayRequest(msg.string());
       const reason = resetReason(request);
       if (reason) {
         const alike = takeAlike(request.stream, reason);
@@ -229,11 +230,11 @@ export function serveReplay(options: ResponderOptions): Responder {
     }
   }
 
-  function begin(msg: Answerable): void {
-    const done: Promise<void> = answer(msg).finally(() => {
+  function begin(msg: Answerable, request: ReplayRequest | undefined): void {
+    const done: Promise<void> = answer(msg, request).finally(() => {
       answering.delete(done);
       const next = waiting.shift();
-      if (next) begin(next.msg);
+      if (next) begin(next.msg, next.request);
     });
     answering.add(done);
   }
@@ -269,7 +270,7 @@ export function serveReplay(options: ResponderOptions): Responder {
   });
 
   function admit(msg: Answerable, request: ReplayRequest | undefined): void {
-    if (answering.size < options.concurrency) begin(msg);
+    if (answering.size < options.concurrency) begin(msg, request);
     else if (waiting.length < MAX_WAITING) waiting.push({ msg, request });
     else busy(msg);
   }
