@@ -1,20 +1,27 @@
 /**
  * What the image and deploy/ ship, checked without a container engine: the files the Containerfile copies run
- * kubemeta (a directory left out is a module not found at start), and the manifests' probes let it start.
+ * kubemeta (a directory left out is a module not found at start), the container's way of running works (non-root,
+ * read-only root filesystem, writes only to the store's volume and /tmp), and the manifests' probes let it start.
  */
 import { afterAll, expect, test } from "bun:test";
-import { cp, mkdir, readFile, rm, symlink } from "node:fs/promises";
-import { basename, join } from "node:path";
-import { tempDir } from "../testing/index.ts";
-import { exitWithin, Output } from "./reliability-process.ts";
+import { chmod, chown, cp, mkdir, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { basename, join, relative } from "node:path";
+import { startTestApiServer } from "../simulator/index.ts";
+import { populate } from "../simulator/population.ts";
+import { tempDir, waitFor } from "../testing/index.ts";
+import { exitWithin, MAIN, Output } from "./reliability-process.ts";
 
 const ROOT = join(import.meta.dir, "..");
-const dirs: string[] = [];
-let child: ReturnType<typeof Bun.spawn> | undefined;
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
 afterAll(async () => {
-  child?.kill("SIGKILL");
-  await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+  for (const cleanup of cleanups.reverse()) await cleanup();
 });
+
+async function dir(): Promise<string> {
+  const path = await tempDir("kubemeta-image-");
+  cleanups.push(() => rm(path, { recursive: true, force: true }));
+  return path;
+}
 
 /**
  * The image's /app under `app`: what the final stage's COPY lines take from the checkout, node_modules (copied from
@@ -38,8 +45,7 @@ async function imageApp(app: string, data: string): Promise<void> {
 }
 
 test("the image's files run kubemeta: `--demo` in /app serves, its store in the volume; SIGTERM stops it", async () => {
-  const work = await tempDir("kubemeta-image-");
-  dirs.push(work);
+  const work = await dir();
   const app = join(work, "app");
   const volume = join(work, "volume");
   await mkdir(app);
@@ -48,12 +54,13 @@ test("the image's files run kubemeta: `--demo` in /app serves, its store in the 
 
   const env: Record<string, string | undefined> = { ...process.env, HOME: work };
   delete env.KUBECONFIG;
-  child = Bun.spawn([process.execPath, "run", "main.ts", "--demo", "--port", "0"], {
+  const child = Bun.spawn([process.execPath, "run", "main.ts", "--demo", "--port", "0"], {
     cwd: app,
     env,
     stdout: "pipe",
     stderr: "pipe",
   });
+  cleanups.push(() => child.kill("SIGKILL"));
   const stdout = new Output(child.stdout as ReadableStream<Uint8Array>);
   const stderr = new Output(child.stderr as ReadableStream<Uint8Array>);
   const started = stdout.waitFor(/curl -N '(http:\/\/127\.0\.0\.1:\d+)\/v1\/watch\?stream=all'/, 60_000);
@@ -91,3 +98,118 @@ test("deploy/: liveness counts once kubemeta listens, and the start may take min
     expect(budgetSeconds).toBeGreaterThanOrEqual(2 * 60);
   }
 });
+
+/** `ENV` of the Containerfile: what the image sets for the process. */
+async function containerEnv(): Promise<Record<string, string>> {
+  const text = await readFile(join(ROOT, "Containerfile"), "utf8");
+  const env: Record<string, string> = {};
+  for (const line of text.split("\n").filter((l) => l.startsWith("ENV "))) {
+    for (const pair of line.slice(4).trim().split(/\s+/)) {
+      const [key, value] = pair.split("=");
+      env[key!] = value ?? "";
+    }
+  }
+  return env;
+}
+
+const isolated =
+  process.getuid?.() === 0 &&
+  Bun.which("unshare") !== null &&
+  Bun.which("setpriv") !== null &&
+  Bun.spawnSync(["unshare", "-m", "--propagation", "private", "true"]).exitCode === 0;
+
+/**
+ * What the container does, without a container engine: a private mount namespace where `/` is read-only, only the
+ * data dir and a temp dir are writable (the volume and the /tmp emptyDir of deploy/), and kubemeta runs as nobody
+ * with no capabilities and the Containerfile's environment. HOME is writable too, to show that nothing uses it.
+ */
+test.skipIf(!isolated)(
+  "as a non-root user on a read-only root filesystem, kubemeta serves and writes only to its data dir",
+  async () => {
+    const work = await dir();
+    const nobody = 65534;
+    await chmod(work, 0o755);
+    const data = join(work, "data");
+    const tmp = join(work, "tmp");
+    const home = join(work, "home");
+    for (const path of [data, tmp, home]) {
+      await mkdir(path);
+      await chown(path, nobody, nobody);
+    }
+    const api = await startTestApiServer();
+    cleanups.push(() => api.stop());
+    populate(api, { nodes: 1, podsPerNode: 2 });
+    await api.writeKubeconfig(join(work, "kubeconfig"), "token");
+    await chmod(join(work, "kubeconfig"), 0o644);
+    const configFile = join(work, "kubemeta.yaml");
+    await writeFile(
+      configFile,
+      [
+        `store: { type: libsql, url: "file:${join(data, "kubemeta.db")}" }`,
+        `sources: [{ type: kubernetes, kubeconfig: "${join(work, "kubeconfig")}" }]`,
+        "sinks: [{ type: sse }]",
+        "http: { address: 127.0.0.1, port: 0 }",
+      ].join("\n"),
+      { mode: 0o644 },
+    );
+    // The checkout may sit under a directory nobody cannot enter (mktemp -d is 0700): it is bind-mounted at `app`,
+    // as the image holds it at /app.
+    const app = join(work, "app");
+    await mkdir(app);
+    const inApp = (path: string) => (path.startsWith(`${ROOT}/`) ? join(app, relative(ROOT, path)) : path);
+    const env: Record<string, string> = { ...(await containerEnv()), PATH: "/usr/bin:/bin", HOME: home };
+    expect(env.BUN_RUNTIME_TRANSPILER_CACHE_PATH).toBe("0");
+    env.TMPDIR = tmp; // /tmp in the container
+    const script = [
+      'mount --bind "$5" "$6"',
+      'for writable in "$1" "$2" "$3"; do mount --bind "$writable" "$writable"; done',
+      "mount -o remount,bind,ro /",
+      "mount -o remount,bind,ro /dev/shm",
+      // Root itself cannot write beside the writable dirs any more.
+      '! touch "$4/probe" 2>/dev/null',
+      "shift 6",
+      `exec setpriv --reuid=${nobody} --regid=${nobody} --clear-groups --inh-caps=-all env -i "$@"`,
+    ].join(" && ");
+    const envArgs = Object.entries(env).map(([key, value]) => `${key}=${value}`);
+    const command = [...envArgs, inApp(process.execPath), "run", inApp(MAIN), "--config", configFile];
+    const child = Bun.spawn(
+      [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        data,
+        tmp,
+        home,
+        work,
+        ROOT,
+        app,
+        ...command,
+      ],
+      { cwd: work, stdout: "pipe", stderr: "pipe" },
+    );
+    cleanups.push(() => child.kill("SIGKILL"));
+    const stdout = new Output(child.stdout);
+    const stderr = new Output(child.stderr);
+    const url = (await stdout.waitFor(/"msg":"http listening","url":"([^"]+)"/, 20_000))[1]!.replace(/\/$/, "");
+    // The process is kubemeta itself (every wrapper exec'd into it), as nobody.
+    const status = await readFile(`/proc/${child.pid}/status`, "utf8");
+    expect(/^Uid:\s+(\d+)/m.exec(status)?.[1]).toBe(String(nobody));
+    // Ready: the source's initial state committed to the store.
+    await waitFor(async () => (await fetch(`${url}/readyz`)).ok, 15_000, "kubemeta to be ready");
+    const pods = (await (await fetch(`${url}/v1/objects?kind=Pod`)).json()) as { items: unknown[] };
+    expect(pods.items.length).toBe(2);
+    child.kill("SIGTERM");
+    expect(await exitWithin(child, 15_000)).toBe(0);
+    const output = `${await stdout.all()}\n${await stderr.all()}`;
+    expect(output).not.toMatch(/read-only file system|EROFS|EACCES|permission denied/i);
+    expect(stdout.lines("shutting down").length).toBe(1);
+    expect(await readdir(data)).toContain("kubemeta.db");
+    expect(await readdir(home)).toEqual([]); // no Bun cache, nothing else
+  },
+  40_000,
+);
