@@ -28,6 +28,7 @@ import {
   requestsBetween,
   seconds,
   Simulator,
+  threadCpu,
   writeConfig,
 } from "./processes.ts";
 
@@ -101,6 +102,7 @@ try {
   }
   const ms = last.at - started;
   const kubemetaCpu = await cpuSeconds(kubemeta.proc.pid);
+  const threads = (await threadCpu(kubemeta.proc.pid)).filter(([, cpu]) => cpu >= 0.05);
   const serverCpu = (await cpuSeconds(simulator.pid)) - simulatorCpu;
   const rss = await kubemeta.peakRss();
   const latencies = await health.stop();
@@ -131,6 +133,8 @@ try {
     `  CPU over the window: kubemeta ${fmt((kubemetaCpu / (ms / 1000)) * 100)} % of a core (from its start), ` +
       `API server ${fmt((serverCpu / (ms / 1000)) * 100)} %; kubemeta peak RSS ${mib(rss)}`,
   );
+  const byThread = threads.map(([name, cpu]) => `${name} ${cpu.toFixed(1)}`).join(", ");
+  console.log(`  kubemeta's CPU seconds by thread (from its start): ${byThread}`);
   console.log(
     `  /healthz (${latencies.length} probes): p99 ${percentile(latencies, 99).toFixed(1)} ms, ` +
       `max ${Math.max(...latencies).toFixed(1)} ms`,

@@ -12,7 +12,8 @@ export interface ConfigIssue {
  * Parses like v.safeParse, adding every issue to `issues` (with `prefix` before their paths) and returning undefined
  * on failure. A strict object names only its first unknown key: each one named is removed from a copy of the input
  * and the copy parsed again, until no new unknown key is named, so that all of them are listed at once, each beside
- * the others of its object. Issues the removals revealed (checks that ran only on a sound object) come last.
+ * the others of its object. Issues the removals revealed (checks that ran only on a sound object) come last. A number
+ * or boolean written as a string is read as one (coerceString).
  */
 export function parseAll<S extends v.GenericSchema>(
   schema: S,
@@ -32,13 +33,14 @@ export function parseAll<S extends v.GenericSchema>(
     const fresh = found.filter(
       (i) => i.type === "strict_object" && i.expected === "never" && !unknownIn.has(toIssue(prefix, i).path),
     );
-    if (fresh.length === 0) {
+    const coerced = found.filter(coerceString);
+    if (fresh.length === 0 && coerced.length === 0) {
       const seen = (issue: ConfigIssue) => listed.some((l) => l.path === issue.path && l.message === issue.message);
       listed.push(...found.map((i) => toIssue(prefix, i)).filter((issue) => !seen(issue)));
       issues.push(...listed);
       return result.success && unknownIn.size === 0 ? result.output : undefined;
     }
-    if (first) listed.push(...found.map((i) => toIssue(prefix, i)));
+    if (first) listed.push(...found.filter((i) => !coerced.includes(i)).map((i) => toIssue(prefix, i)));
     for (const stray of fresh) {
       const issue = toIssue(prefix, stray);
       const object = toIssue(prefix, { ...stray, path: stray.path!.slice(0, -1) }).path;
@@ -48,6 +50,24 @@ export function parseAll<S extends v.GenericSchema>(
       delete parent[key];
     }
   }
+}
+
+/** What a number or boolean written as a string means, when it is exactly one (`"8080"`, `"true"`). */
+const STRING_VALUES: Partial<Record<string, (text: string) => unknown>> = {
+  number: (text) => (/^-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?$/.test(text) ? Number(text) : undefined),
+  boolean: (text) => (text === "true" ? true : text === "false" ? false : undefined),
+};
+
+/**
+ * Replaces, in the input the issue points into, a string where a number or boolean belongs by the value it spells:
+ * `${VAR}` is always a string (`port: ${PORT}`), as a variable is. True if it did.
+ */
+function coerceString(issue: v.BaseIssue<unknown>): boolean {
+  const value = typeof issue.input === "string" ? STRING_VALUES[issue.type]?.(issue.input) : undefined;
+  const item = issue.path?.at(-1) as { input: Record<string | number, unknown>; key: string | number } | undefined;
+  if (value === undefined || !item) return false;
+  item.input[item.key] = value;
+  return true;
 }
 
 function toIssue(prefix: string, issue: v.BaseIssue<unknown>): ConfigIssue {

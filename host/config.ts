@@ -23,6 +23,7 @@ import { allowListProblems, ruleProblems } from "../core/slim/rules.ts";
 import { deprecatedKeysOf, type DeprecatedKey } from "../sdk/schema.ts";
 import { parseAll, type ConfigIssue } from "./config-issues.ts";
 import { duplicateKeys } from "./duplicate-keys.ts";
+import { yamlProblemOf } from "../kube/yaml.ts";
 
 export type { ConfigIssue } from "./config-issues.ts";
 
@@ -65,7 +66,9 @@ export async function loadConfig(
   try {
     raw = format === "json" ? JSON.parse(text) : Bun.YAML.parse(text);
   } catch (error) {
-    throw new ConfigError([{ path: "", message: `cannot parse ${path}: ${(error as Error).message}` }]);
+    // Neither of Bun's parsers says where: client-node's does, without quoting the file (it may hold secrets).
+    const where = yamlProblemOf(text) ?? "";
+    throw new ConfigError([{ path: "", message: `cannot parse ${path}: ${(error as Error).message}${where}` }]);
   }
   const duplicates = duplicateKeys(text, format);
   const config = await resolveConfig(raw ?? {}, { ...options, baseDir: dirname(resolve(path)) }).catch((error) => {

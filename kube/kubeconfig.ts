@@ -8,6 +8,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, sep, resolve as resolvePath } from "node:path";
 import { KubeConfig, loadYaml } from "@kubernetes/client-node";
+import { yamlProblemOf } from "./yaml.ts";
 
 export interface LoadedKubeconfig {
   kc: KubeConfig;
@@ -67,8 +68,8 @@ function readOne(file: string, text: string): LoadedKubeconfig {
   let raw: unknown;
   try {
     raw = loadYaml(text);
-  } catch (err) {
-    throw new Error(`cannot load kubeconfig ${file}: ${yamlProblem(err)}`);
+  } catch {
+    throw new Error(`cannot load kubeconfig ${file}: not valid YAML${yamlProblemOf(text) ?? ""}`);
   }
   raw ??= {}; // an empty file, as kubectl reads it: no entries
   if (!isEntry(raw)) throw new Error(`cannot load kubeconfig ${file}: not a kubeconfig (its top level is no mapping)`);
@@ -104,20 +105,4 @@ function readOne(file: string, text: string): LoadedKubeconfig {
   }
   kc.makePathsAbsolute(dir); // certificate-authority, client-certificate, client-key
   return { kc, tokenFiles };
-}
-
-/**
- * Where the YAML is broken, and never what is written there: js-yaml's message (client-node's parser) quotes the
- * lines around the error, a token with them. Its reason is kept only when it is plain words: some reasons quote a
- * tag or an alias, which come from the file (`token: !abc…` is a tag).
- */
-function yamlProblem(err: unknown): string {
-  const { mark, reason } = (isEntry(err) ? err : {}) as {
-    mark?: { line?: unknown; column?: unknown };
-    reason?: unknown;
-  };
-  const { line, column } = mark ?? {};
-  const at = typeof line === "number" && typeof column === "number" ? ` at line ${line + 1}, column ${column + 1}` : "";
-  const why = typeof reason === "string" && /^[a-z][a-z ,]*$/.test(reason) ? ` (${reason})` : "";
-  return `not valid YAML${at}${why}`;
 }

@@ -122,7 +122,7 @@ describe("config", () => {
       sources: [
         { type: "kubernetes", name: "a", parseThreads: -1 },
         { type: "kubernetes", name: "b", parseThreads: 1.5 },
-        { type: "kubernetes", name: "c", parseThreads: "2" },
+        { type: "kubernetes", name: "c", parseThreads: "two" },
         { type: "kubernetes", name: "d", parseThreads: 17 },
       ],
     });
@@ -165,6 +165,35 @@ describe("config", () => {
     expect(literal.cluster).toBe("a${B}");
   });
 
+  test("a number or boolean from ${VAR} (a string, as every variable is) is read as one where one belongs", async () => {
+    const env = { PORT: "9090", MAX: "5000", REPLAY: "false" };
+    const config = await resolveConfig(
+      {
+        http: { port: "${PORT}" },
+        store: { type: "libsql", retention: { maxUpdates: "${MAX}" } },
+        sinks: [{ type: "nats", servers: ["nats://127.0.0.1:4222"], replay: { enabled: "${REPLAY}" } }],
+      },
+      { baseDir: "/", env, registry: builtins },
+    );
+    expect(config.http.port).toBe(9090);
+    expect(config.store.retention.maxUpdates).toBe(5000);
+    expect(config.sinks[0]!.config).toMatchObject({ replay: { enabled: false } });
+    // Only a string that spells exactly a number (or true/false) is one; the value's own checks still apply.
+    expect(await issuesOf({ http: { port: "${PORT}" } }, { PORT: "80x" })).toEqual([
+      "http.port: Invalid type: Expected number but received a string",
+    ]);
+    expect(await issuesOf({ http: { port: "${PORT}" } }, { PORT: "99999" })).toEqual([
+      "http.port: Invalid value: Expected <=65535 but received 99999",
+    ]);
+    expect(await issuesOf({ sinks: [{ type: "nats", servers: ["nats://n"], replay: { enabled: "yes" } }] })).toEqual([
+      "sinks[0].replay.enabled: Invalid type: Expected boolean but received a string",
+    ]);
+    // Where a string belongs, a variable that spells a number stays a string.
+    expect(
+      await resolveConfig({ cluster: { name: "${N}" } }, { baseDir: "/", env: { N: "42" }, registry: builtins }),
+    ).toMatchObject({ cluster: "42" });
+  });
+
   test("two entries with one name are refused", async () => {
     const issues = await issuesOf({ sources: [{ type: "kubernetes" }, { type: "kubernetes" }] });
     expect(issues).toContainEqual(expect.stringMatching(/^sources\[1\]\.name: "kubernetes" is used twice/));
@@ -187,12 +216,22 @@ describe("config", () => {
     await Bun.write(join(dir, "a.yaml"), "cluster:\n  name: from-yaml\n");
     await Bun.write(join(dir, "a.json"), JSON.stringify({ cluster: { name: "from-json" } }));
     await Bun.write(join(dir, "bad.yaml"), "cluster: [unclosed\n");
+    await Bun.write(join(dir, "tab.yaml"), "http:\n  port: 8080\n\ttokens: [secret-0123456789abcdef]\n");
     expect((await loadConfig(join(dir, "a.yaml"), { registry: builtins })).cluster).toBe("from-yaml");
     expect((await loadConfig(join(dir, "a.json"), { registry: builtins })).cluster).toBe("from-json");
     await expect(loadConfig(join(dir, "missing.yaml"), { registry: builtins })).rejects.toThrow(
       /config file not found/,
     );
     await expect(loadConfig(join(dir, "bad.yaml"), { registry: builtins })).rejects.toThrow(/cannot parse/);
+    // Where it breaks, never what is written there (a token may be).
+    const broken = await loadConfig(join(dir, "tab.yaml"), { registry: builtins }).catch((error: ConfigError) => error);
+    expect((broken as ConfigError).issues).toEqual([
+      {
+        path: "",
+        message: expect.stringMatching(/^cannot parse .*tab\.yaml: YAML Parse error: .* at line 3, column 1 \(tab/),
+      },
+    ]);
+    expect(JSON.stringify(broken)).not.toContain("secret-0123456789abcdef");
   });
 });
 

@@ -1,0 +1,28 @@
+/**
+ * YAML as Kubernetes tools read it (client-node's parser, js-yaml), with errors that say where and never what is
+ * written there: js-yaml's message quotes the lines around the error, a token with them.
+ */
+import { loadYaml } from "@kubernetes/client-node";
+
+/**
+ * Where `text` stops being YAML, as " at line L, column C (reason)" (either part, or nothing, when js-yaml does not say
+ * it), or undefined when client-node's parser reads it.
+ * Its reason is kept only when it is plain words: some reasons quote a tag or an alias, which come from the file
+ * (`token: !abc…` is a tag).
+ */
+export function yamlProblemOf(text: string): string | undefined {
+  try {
+    loadYaml(text);
+    return undefined;
+  } catch (err) {
+    const { mark, reason } = (typeof err === "object" && err !== null ? err : {}) as {
+      mark?: { line?: unknown; column?: unknown };
+      reason?: unknown;
+    };
+    const { line, column } = mark ?? {};
+    const at =
+      typeof line === "number" && typeof column === "number" ? ` at line ${line + 1}, column ${column + 1}` : "";
+    const why = typeof reason === "string" && /^[a-z][a-z ,]*$/.test(reason) ? ` (${reason})` : "";
+    return at + why;
+  }
+}
