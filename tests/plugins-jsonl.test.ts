@@ -21,10 +21,11 @@ async function envelopes(file: string): Promise<Envelope[]> {
 }
 
 test(
-  "appends the named stream's envelopes, " + "and a restart goes on after the cursor without repeating a line",
+  "appends the named stream's envelopes (its directory made), and a restart goes on after the cursor without " +
+    "repeating a line",
   async () => {
     const dir = await tempDir();
-    const file = join(dir, "n1.jsonl");
+    const file = join(dir, "not-yet", "n1.jsonl");
     const sinks = [{ type: "jsonl", path: file, stream: "node/n1" }];
     host = await startTestHost({ dir, sinks });
     host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));

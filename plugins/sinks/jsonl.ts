@@ -17,7 +17,8 @@
  *     stream: shared
  * ```
  */
-import { appendFile } from "node:fs/promises";
+import { appendFile, mkdir } from "node:fs/promises";
+import { dirname } from "node:path";
 import { batchSchema, consume, defineSink, jsonText, retrySchema, streamName, v } from "../../sdk/index.ts";
 
 /**
@@ -26,6 +27,17 @@ import { batchSchema, consume, defineSink, jsonText, retrySchema, streamName, v 
  */
 function writeStdout(text: string): Promise<void> {
   return new Promise((resolve, reject) => process.stdout.write(text, (error) => (error ? reject(error) : resolve())));
+}
+
+/** Appends, making the file's directory first if it is missing (as the store makes its own). */
+async function appendToFile(path: string, text: string): Promise<void> {
+  try {
+    await appendFile(path, text);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    await mkdir(dirname(path), { recursive: true });
+    await appendFile(path, text);
+  }
 }
 
 export default defineSink({
@@ -41,7 +53,7 @@ export default defineSink({
   example: { path: "/var/lib/kubemeta/updates.jsonl", stream: "all" },
 
   create(config, ctx) {
-    const write = config.path === "-" ? writeStdout : (text: string) => appendFile(config.path, text);
+    const write = config.path === "-" ? writeStdout : (text: string) => appendToFile(config.path, text);
     return consume(ctx, {
       stream: config.stream,
       batch: config.batch,
