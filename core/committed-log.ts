@@ -26,6 +26,8 @@ export interface LogOptions {
   tailSize?: number;
   /** Each stream's horizon (Store.horizons), when the store keeps them. */
   horizons?: Map<string, number>;
+  /** Whether the store's objects are the whole state already (CommittedLog.whole); else markWhole() says when. */
+  whole: boolean;
 }
 
 export interface HostLog extends CommittedLog {
@@ -33,6 +35,8 @@ export interface HostLog extends CommittedLog {
   append(updates: Update[]): void;
   /** Records what retention left in the store: the oldest version, and each stream's horizon (if kept). */
   setOldest(oldest: number, horizons?: Map<string, number>): void;
+  /** The sources have synced: the store's objects are the whole state (CommittedLog.whole). Safe twice. */
+  markWhole(): void;
 }
 
 interface Scan {
@@ -51,6 +55,8 @@ export function createLog(options: LogOptions): HostLog {
   const perStream = store.horizons !== undefined && store.horizon !== undefined;
   let horizons = perStream ? options.horizons : undefined;
   let wake: { promise: Promise<void>; resolve: () => void } = Promise.withResolvers<void>();
+  const whole = Promise.withResolvers<void>();
+  if (options.whole) whole.resolve();
   const resets = options.metrics.counter(
     "kubemeta_reader_resets_total",
     "Readers whose position fell behind retention, by stream class (all, shared, node).",
@@ -158,6 +164,14 @@ export function createLog(options: LogOptions): HostLog {
     },
     snapshot: (query: ObjectQuery) => store.snapshot(query),
     snapshotPages: (query: ObjectQuery, pageSize: number) => store.snapshotPages(query, pageSize),
+    whole(signal) {
+      if (!signal) return whole.promise;
+      const { promise, resolve } = Promise.withResolvers<void>();
+      signal.addEventListener("abort", () => resolve(), { once: true });
+      if (signal.aborted) resolve();
+      return Promise.race([whole.promise, promise]);
+    },
+    markWhole: () => whole.resolve(),
     append(updates) {
       if (updates.length === 0) return;
       // A replica that follows the store and fell behind its retention skips the pruned versions: the tail must

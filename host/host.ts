@@ -139,7 +139,9 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   const elector = haElector(config, logger);
   const { store, state, horizons } = await openStore(config, context, logger);
   const { epoch, head, oldest } = state;
-  const log = createLog({ store, epoch, head, oldest, horizons, logger, metrics });
+  // A new store's objects are whole once this process's sources have synced (leader.ts); with `ha` a follower cannot
+  // tell when the leader's have, so snapshots are never held there (README, "Known limits").
+  const log = createLog({ store, epoch, head, oldest, horizons, logger, metrics, whole: head > 0 || !!config.ha });
   logger.info("store open", { epoch: state.epoch, head: state.head, oldest: state.oldest });
 
   const terms = new Terms();

@@ -73,6 +73,7 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
         changes: pipeline,
         synced: () => {
           if (unsynced.delete(name)) base.logger.info("source synced");
+          if (unsynced.size === 0) log.markWhole();
         },
         waiting: (reason) => {
           if (unsynced.has(name)) unsynced.set(name, reason);
@@ -81,6 +82,7 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
     return supervise(create, { name, kind: "source", logger: base.logger, metrics });
   });
   await Promise.all(sources.map((source) => source.start()));
+  if (unsynced.size === 0) log.markWhole(); // no sources at all
 
   // Each run is scheduled when the previous one is over: a slow prune never overlaps the next.
   let pruneTimer: Timer | undefined;

@@ -310,6 +310,13 @@ export interface CommittedLog {
    * page is taken or the loop is left, so leave it rather than abandon it.
    */
   snapshotPages(query: ObjectQuery, pageSize: number): AsyncIterable<{ version: number; objects: CurrentObject[] }>;
+  /**
+   * Resolves once the store's objects are the whole state the sources watch: at once for a store that held updates
+   * when it opened; for a new one (first start, wiped store), once every source has synced. Before then a snapshot is
+   * what the first lists brought so far: a consumer that reconciles its view with it (a reset after a new epoch)
+   * would delete what is only not listed yet. Resolves too when `signal` aborts.
+   */
+  whole(signal?: AbortSignal): Promise<void>;
 }
 
 export interface SinkContext extends PluginContext {

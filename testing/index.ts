@@ -29,12 +29,16 @@ export interface TestHostOptions {
   /** Extra config sections merged at the top level. */
   extra?: Record<string, unknown>;
   logger?: Logger;
+  /** The test source says it synced only when TestHost.synced() is called (default: at once), as a slow list would. */
+  holdSync?: boolean;
 }
 
 export interface TestHost {
   host: Host;
   /** Feed changes as a source would. */
   changes: ChangeSink;
+  /** Says the test source synced (with `holdSync`; a no-op otherwise). */
+  synced(): void;
   dir: string;
   /** Base URL of the HTTP listener. */
   url: string;
@@ -60,6 +64,7 @@ export async function startTestHost(options: TestHostOptions = {}): Promise<Test
 
 async function startIn(dir: string, options: TestHostOptions): Promise<TestHost> {
   let changes: ChangeSink | undefined;
+  let synced: (() => void) | undefined;
   const testSource = defineSource({
     type: "test",
     description: "Hands the core's ChangeSink to the test.",
@@ -67,7 +72,8 @@ async function startIn(dir: string, options: TestHostOptions): Promise<TestHost>
     create: (_config, context) => ({
       async start() {
         changes = context.changes;
-        context.synced();
+        synced = () => context.synced();
+        if (!options.holdSync) synced();
       },
       async stop() {},
     }),
@@ -91,6 +97,7 @@ async function startIn(dir: string, options: TestHostOptions): Promise<TestHost>
   return {
     host,
     changes,
+    synced: () => synced?.(),
     dir,
     url: host.http.url(),
     stop: () => host.stop(),

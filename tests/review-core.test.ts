@@ -40,6 +40,7 @@ async function core(highWater?: number): Promise<{
     logger: silentLogger,
     metrics,
     tailSize: 1,
+    whole: true,
   });
   const pipeline = createPipeline({
     store,

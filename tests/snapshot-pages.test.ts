@@ -218,6 +218,7 @@ describe("/v1/objects against a log of its own", () => {
       for (let i = 0; i < pages; i++) yield { version: 1, objects: [object(i)] };
       throw new Error("the disk is on fire");
     },
+    whole: async () => {},
   });
   const serve = async (log: CommittedLog, idleTimeout = "30s") => {
     const config = v.parse(httpSchema, { address: "127.0.0.1", port: 0, idleTimeout });

@@ -28,6 +28,7 @@ const heldLog: CommittedLog = {
   async *snapshotPages() {
     yield { version: 10, objects: [] };
   },
+  whole: async () => {},
 };
 const metrics = createMetrics();
 const http = createHttpServer({

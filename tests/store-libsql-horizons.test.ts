@@ -59,6 +59,7 @@ const logOf = async (store: Store, epoch: string, head: number, oldest: number) 
     head,
     oldest,
     horizons: await store.horizons!(),
+    whole: true,
     logger: silentLogger,
     metrics: createMetrics(),
     tailSize: 5,

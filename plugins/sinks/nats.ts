@@ -48,7 +48,7 @@ export default defineSink({
     telemetry.connected.set(0, labels);
     const replayRequests = ctx.metrics.counter(
       "kubemeta_nats_replay_requests_total",
-      "Replay requests, by result (replay, reset, malformed, refused, failed, busy).",
+      "Replay requests, by result (replay, reset, malformed, refused, failed, busy, unsynced).",
     );
     const stopped = new AbortController();
     let running: Promise<void> | undefined;

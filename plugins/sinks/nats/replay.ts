@@ -85,6 +85,11 @@ export function serveReplay(options: ResponderOptions): Responder {
   const stopped = new AbortController();
   let parked = 0;
   const warn = rateLimitedWarn(logger);
+  /** A new store's first sync is over (CommittedLog.whole): until then a state sent would be partial. */
+  let whole = false;
+  void log.whole().then(() => {
+    whole = true;
+  });
 
   function count(result: string, requesters = 1): void {
     requests.inc({ ...labels, result }, requesters);
@@ -211,7 +216,10 @@ export function serveReplay(options: ResponderOptions): Responder {
     try {
       const request = parsed ?? parseReplayRequest(msg.string());
       const reason = resetReason(request);
-      if (reason) {
+      if (reason && !whole) {
+        count("unsynced");
+        await writer.fail("the store's first sync is under way; ask again later");
+      } else if (reason) {
         const alike = takeAlike(request.stream, reason);
         replies = [msg.reply, ...alike.map((entry) => entry.msg.reply)];
         if (reason === "behind-retention")

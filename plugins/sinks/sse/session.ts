@@ -101,6 +101,8 @@ async function reset(session: Session, reason: string): Promise<number> {
   const { log, stream, batchSize, filter, channel, signal } = session;
   session.onReset(reason);
   await paced(session, resetEvent(log.epoch, stream, reason));
+  // A new store's first lists are not the state yet: reconciled with them, a client would drop what is still coming.
+  await log.whole(signal);
   const time = new Date().toISOString();
   let version = 0;
   const query = { stream, namespace: filter.namespace };

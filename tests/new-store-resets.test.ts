@@ -1,0 +1,87 @@
+/**
+ * A new store (first start, wiped store) holds its state back from resets until the sources have synced: a client
+ * that reconciles its cache with a reset (other epoch) would otherwise delete every object not listed yet, then see
+ * it added again. A store that held updates when it opened serves its state at once.
+ */
+import { afterEach, expect, test } from "bun:test";
+import type { ReplayChunk } from "../protocol/replay.ts";
+import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
+import { replay } from "./nats-consumer.ts";
+import { client, CLUSTER, natsSink, PREFIX } from "./nats-fixtures.ts";
+import { startNatsServer, type TestNatsServer } from "./nats-server.ts";
+import { SseConnection } from "./sse-client.ts";
+
+let host: TestHost | undefined;
+let nats: TestNatsServer | undefined;
+afterEach(async () => {
+  await host?.destroy();
+  await nats?.destroy();
+  [host, nats] = [undefined, undefined];
+});
+
+const OTHER_EPOCH = "0123456789abcdef:5";
+
+test("SSE: a reset on a new store sends the state once the sources synced, not what the first lists brought", async () => {
+  host = await startTestHost({ sinks: [{ type: "sse" }], holdSync: true });
+  await host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  await host.changes.apply("pods", "ADDED", rawPod("b", { node: "n1" }));
+  await host.changes.flush();
+
+  const sse = await SseConnection.open(`${host.url}/v1/watch?stream=all`, { lastEventId: OTHER_EPOCH });
+  try {
+    expect((await sse.next()).type).toBe("RESET");
+    await host.changes.apply("pods", "ADDED", rawPod("c", { node: "n1" }));
+    await host.changes.flush();
+    expect((await fetch(`${host.url}/readyz`)).status).toBe(503);
+    host.synced();
+    const snapshot = await sse.takeUntil("SYNCED");
+    expect(snapshot.filter((e) => e.type === "ADDED").map((e) => JSON.parse(e.data).name)).toEqual(["a", "b", "c"]);
+    expect(JSON.parse(snapshot.at(-1)!.data).version).toBe(3);
+  } finally {
+    sse.close();
+  }
+});
+
+test("SSE: a store that held updates when it opened resets at once, before its sources synced", async () => {
+  const dir = await tempDir();
+  host = await startTestHost({ dir, sinks: [{ type: "sse" }] });
+  await host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  await host.changes.flush();
+  await host.stop();
+  host = await startTestHost({ dir, sinks: [{ type: "sse" }], holdSync: true });
+
+  const sse = await SseConnection.open(`${host.url}/v1/watch?stream=all`, { lastEventId: OTHER_EPOCH });
+  try {
+    const snapshot = await sse.takeUntil("SYNCED");
+    expect(snapshot.map((e) => e.type)).toEqual(["RESET", "ADDED", "SYNCED"]);
+    expect((await fetch(`${host.url}/readyz`)).status).toBe(503);
+  } finally {
+    sse.close();
+  }
+});
+
+test("NATS: a reset asked of a new store is 'ask again later' until the sources synced, then the whole state", async () => {
+  nats = await startNatsServer();
+  host = await startTestHost({ cluster: CLUSTER, sinks: [natsSink(nats)], holdSync: true });
+  await host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  await host.changes.flush();
+  const nc = await client(nats);
+  try {
+    const ask = () => replay(nc, `${PREFIX}.replay`, { stream: "all", from: OTHER_EPOCH });
+    const refused = await ask();
+    expect(refused).toEqual([expect.objectContaining({ error: expect.stringMatching(/ask again later$/) })]);
+    await host.changes.apply("pods", "ADDED", rawPod("b", { node: "n1" }));
+    await host.changes.flush();
+    host.synced();
+    const chunks: ReplayChunk[] = await waitFor(async () => {
+      const reply = await ask();
+      return reply[0]?.error === undefined ? reply : undefined;
+    });
+    expect(chunks[0]!.reset).toBe("other-epoch");
+    expect(chunks.flatMap((chunk) => chunk.updates.map((u) => u.name)).sort()).toEqual(["a", "b"]);
+    const metrics = await (await fetch(`${host.url}/metrics`)).text();
+    expect(metrics).toContain(`kubemeta_nats_replay_requests_total{result="unsynced",sink="nats"} 1\n`);
+  } finally {
+    await nc.close();
+  }
+});
