@@ -19,7 +19,7 @@ export interface ResetInfo {
   epoch: string;
   /** The epoch the cache held before, if any: a different one means the store was recreated. */
   previousEpoch: string | undefined;
-  /** Why the server could not resume (e.g. "no-resume-point", "other-epoch", "behind-retention"). */
+  /** Why the server could not resume: "no-resume-point", "other-epoch", "behind-retention" or "ahead-of-log". */
   reason: string;
 }
 

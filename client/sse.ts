@@ -40,6 +40,8 @@ interface SyncedData {
 
 interface ResetData {
   reason?: string;
+  /** The reason as a code, as NATS replies name it (servers before it sent `reason` alone). */
+  code?: string;
 }
 
 /**
@@ -155,9 +157,11 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
 
   function handle(cache: StreamCache, message: SseEvent, onSynced: () => void, cut: (reason: unknown) => void): void {
     switch (message.type) {
-      case "RESET":
-        cache.beginReset((JSON.parse(message.data) as ResetData).reason ?? "reset");
+      case "RESET": {
+        const { code, reason } = JSON.parse(message.data) as ResetData;
+        cache.beginReset(code ?? reason ?? "reset");
         return;
+      }
       case "SYNCED": {
         const { epoch, version } = JSON.parse(message.data) as SyncedData;
         if (cache.resetting) cache.completeReset(epoch, version);

@@ -41,7 +41,7 @@ test("initial sync, then live updates as informer callbacks; the cache equals th
   const subscription = subscribe(th, r);
   await subscription.synced;
   expect(r.calls.sort()).toEqual(["ADDED web-1", "ADDED web-2"]);
-  expect(r.resets).toMatchObject([{ stream: "all", reason: "no resume point", previousEpoch: undefined }]);
+  expect(r.resets).toMatchObject([{ stream: "all", reason: "no-resume-point", previousEpoch: undefined }]);
   expect(r.synced).toEqual([{ stream: "all", epoch: th.host.epoch, version: th.host.log.head() }]);
 
   r.calls.length = 0;

@@ -90,7 +90,7 @@ describe("the same output as the whole snapshot", () => {
     const { epoch } = th.host.log;
     const former =
       OPENING +
-      resetEvent(epoch, c.stream, "no resume point") +
+      resetEvent(epoch, c.stream, { code: "no-resume-point", reason: "no resume point" }) +
       snapshotEvents(epoch, c.stream, objects, time) +
       syncedEvent(epoch, c.stream, version);
     expect(received.length).toBe(former.length);

@@ -56,7 +56,12 @@ describe("GET /v1/watch", () => {
 
     const initial = await c.takeUntil("SYNCED");
     expect(initial.map((e) => e.type)).toEqual(["RESET", "ADDED", "ADDED", "SYNCED"]);
-    expect(json(initial[0]!)).toMatchObject({ epoch: th.host.epoch, stream: "all", reason: "no resume point" });
+    expect(json(initial[0]!)).toMatchObject({
+      epoch: th.host.epoch,
+      stream: "all",
+      reason: "no resume point",
+      code: "no-resume-point",
+    });
     expect(new Set(names(initial))).toEqual(new Set(["ADDED web-1", "ADDED web-2"]));
     const web1 = initial.map((e) => json(e)).find((d) => d.name === "web-1")!;
     expect(web1).toMatchObject({ version: 3, type: "ADDED", node: "n1", object: { status: { phase: "Failed" } } });
@@ -179,16 +184,19 @@ describe("GET /v1/watch", () => {
     );
     await waitFor(() => th.host.log.oldest() > 2, 5000, "retention to prune");
     const epoch = th.host.epoch;
-    const cases: [string, string][] = [
-      ["0123456789abcdef:3", "epoch 0123456789abcdef"],
-      [`${epoch}:99`, "ahead of the log"],
-      [`${epoch}:1`, "older than retention"],
+    const cases: [string, string, string][] = [
+      ["0123456789abcdef:3", "epoch 0123456789abcdef", "other-epoch"],
+      [`${epoch}:99`, "ahead of the log", "ahead-of-log"],
+      [`${epoch}:1`, "older than retention", "behind-retention"],
     ];
-    for (const [lastEventId, reason] of cases) {
+    for (const [lastEventId, reason, code] of cases) {
       const c = await open(th, {}, lastEventId);
       const events = await c.takeUntil("SYNCED");
       expect(events[0]!.type).toBe("RESET");
-      expect(json<{ reason: string }>(events[0]!).reason).toContain(reason);
+      expect(json<{ reason: string; code: string }>(events[0]!)).toMatchObject({
+        reason: expect.stringContaining(reason),
+        code,
+      });
       expect(versionsOf(events)).toHaveLength(6);
       expect(events.at(-1)!.lastEventId).toBe(`${epoch}:6`);
     }

@@ -62,7 +62,7 @@ test(
     );
     const t = tail(["--url", th.url, "--stream", "node/n1", "--json"]);
     await t.until(() => /SYNCED +node\/n1/.test(t.stderr), "SYNCED");
-    expect(t.stderr).toMatch(new RegExp(`^ +- RESET +node/n1  reason=no resume point  epoch=${th.host.epoch}$`, "m"));
+    expect(t.stderr).toMatch(new RegExp(`^ +- RESET +node/n1  reason=no-resume-point  epoch=${th.host.epoch}$`, "m"));
     expect(
       t
         .envelopes()
@@ -104,7 +104,7 @@ test(
     );
     const t = tail(["--url", th.url, "--stream", "node/n1,all", "--kinds", "Pod"]);
     await t.until(() => matching(t.lines, /^ +3 SYNCED /).length === 2, "both streams SYNCED");
-    expect(matching(t.lines, /^ +- RESET +(node\/n1|all) {2}reason=no resume point {2}epoch=\w+$/)).toHaveLength(2);
+    expect(matching(t.lines, /^ +- RESET +(node\/n1|all) {2}reason=no-resume-point {2}epoch=\w+$/)).toHaveLength(2);
     expect(matching(t.lines, updateLine("ADDED", "Pod", "payments/web-1", "node=n1  [node/n1]"))).toHaveLength(1);
     expect(matching(t.lines, updateLine("ADDED", "Pod", "payments/web-1", "node=n1  [all]"))).toHaveLength(1);
     expect(matching(t.lines, updateLine("ADDED", "Pod", "default/web-2", "node=n2  [all]"))).toHaveLength(1);

@@ -85,7 +85,7 @@ const schema = v.pipe(
         v.description(
           "Extra request headers, e.g. `Authorization` for a gateway; `User-Agent` replaces kubemeta's. Those of " +
             "the body and its framing (`Content-*`, `Host`, `Connection`, `Transfer-Encoding`, `TE`, `Trailer`, " +
-            "`Upgrade`, `Expect`) and `X-Kubemeta-*` are kubemeta's own.",
+            "`Upgrade`, `Expect`) and `X-Kubemeta-*` are kubemeta's own: naming one here is a config error.",
         ),
       ),
       {},

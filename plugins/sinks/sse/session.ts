@@ -17,6 +17,7 @@ import { BehindRetentionError, type CommittedLog } from "../../../sdk/contract.t
 import { reachVersion } from "../../../sdk/resume.ts";
 import { readObjectPages } from "../../../sdk/http.ts";
 import type { Position } from "../../../protocol/position.ts";
+import type { ResetReason } from "../../../protocol/replay.ts";
 import type { SseChannel } from "./channel.ts";
 import { overflowEvent, resetEvent, snapshotEvents, syncedEvent, type Filter, type UpdateEvents } from "./wire.ts";
 
@@ -36,17 +37,26 @@ export interface Session {
   onStall(): void;
 }
 
-export const BEHIND_RETENTION = "resume point is older than retention";
+/** Why a stream starts over: `code` as the NATS replay names it (protocol/replay.ts), `reason` in words. */
+export interface ResetCause {
+  code: ResetReason;
+  reason: string;
+}
+
+const BEHIND_RETENTION: ResetCause = { code: "behind-retention", reason: "resume point is older than retention" };
 
 /**
  * Why a resume point cannot be used, or undefined when it may be. One behind retention is found by the log's read
  * (BehindRetentionError), which logs and counts it as every reader's (`kubemeta_reader_resets_total`).
  */
-export function resumeProblem(log: CommittedLog, resume: Position | undefined): string | undefined {
-  if (!resume) return "no resume point";
-  if (resume.epoch !== log.epoch)
-    return `resume point is of epoch ${resume.epoch}, the store's is ${log.epoch} (the store was recreated)`;
-  if (resume.version > log.head()) return `resume point ${resume.version} is ahead of the log (head ${log.head()})`;
+export function resumeProblem(log: CommittedLog, resume: Position | undefined): ResetCause | undefined {
+  if (!resume) return { code: "no-resume-point", reason: "no resume point" };
+  if (resume.epoch !== log.epoch) {
+    const reason = `resume point is of epoch ${resume.epoch}, the store's is ${log.epoch} (the store was recreated)`;
+    return { code: "other-epoch", reason };
+  }
+  if (resume.version > log.head())
+    return { code: "ahead-of-log", reason: `resume point ${resume.version} is ahead of the log (head ${log.head()})` };
   return undefined;
 }
 
@@ -97,10 +107,10 @@ async function catchUp(session: Session, after: number): Promise<number> {
  * version that state is consistent with. A subscriber that takes nothing for `stallMs` is closed without SYNCED:
  * its reconnect starts over with a new RESET.
  */
-async function reset(session: Session, reason: string): Promise<number> {
+async function reset(session: Session, cause: ResetCause): Promise<number> {
   const { log, stream, batchSize, filter, channel, signal } = session;
-  session.onReset(reason);
-  await paced(session, resetEvent(log.epoch, stream, reason));
+  session.onReset(cause.reason);
+  await paced(session, resetEvent(log.epoch, stream, cause));
   // A new store's first lists are not the state yet: reconciled with them, a client would drop what is still coming.
   await log.whole(signal);
   const time = new Date().toISOString();

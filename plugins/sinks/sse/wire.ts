@@ -101,8 +101,8 @@ export function snapshotEvents(epoch: string, stream: string, objects: CurrentOb
   return text;
 }
 
-export function resetEvent(epoch: string, stream: string, reason: string): string {
-  return `id:\n${event("RESET", { epoch, stream, reason }, undefined)}`;
+export function resetEvent(epoch: string, stream: string, { code, reason }: { code: string; reason: string }): string {
+  return `id:\n${event("RESET", { epoch, stream, reason, code }, undefined)}`;
 }
 
 export function syncedEvent(epoch: string, stream: string, version: number): string {
