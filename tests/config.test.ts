@@ -165,7 +165,7 @@ describe("config", () => {
     expect(literal.cluster).toBe("a${B}");
   });
 
-  test("a number or boolean from ${VAR} (a string, as every variable is) is read as one where one belongs", async () => {
+  test("a number or boolean from ${VAR} (always a string) is read as one where one belongs", async () => {
     const env = { PORT: "9090", MAX: "5000", REPLAY: "false" };
     const config = await resolveConfig(
       {

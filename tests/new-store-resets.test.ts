@@ -21,7 +21,7 @@ afterEach(async () => {
 
 const OTHER_EPOCH = "0123456789abcdef:5";
 
-test("SSE: a reset on a new store sends the state once the sources synced, not what the first lists brought", async () => {
+test("SSE: a new store's reset sends the state once the sources synced, not what the first lists brought", async () => {
   host = await startTestHost({ sinks: [{ type: "sse" }], holdSync: true });
   await host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
   await host.changes.apply("pods", "ADDED", rawPod("b", { node: "n1" }));
@@ -60,7 +60,7 @@ test("SSE: a store that held updates when it opened resets at once, before its s
   }
 });
 
-test("NATS: a reset asked of a new store is 'ask again later' until the sources synced, then the whole state", async () => {
+test("NATS: a new store's reset is 'ask again later' until the sources synced, then the whole state", async () => {
   nats = await startNatsServer();
   host = await startTestHost({ cluster: CLUSTER, sinks: [natsSink(nats)], holdSync: true });
   await host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
