@@ -1,0 +1,117 @@
+/**
+ * The store's part of the plugin contract (contract.ts, which exports it too): what a store plugin implements, the
+ * state it opens with, the queries it answers, and how it refuses a writer that another has fenced out.
+ */
+import type { PluginContext } from "./contract.ts";
+import type { CurrentObject, Update } from "./model.ts";
+
+/** What the store knows when it opens. */
+export interface StoreState {
+  /** Random id created with the store; a wiped store has a new one. */
+  epoch: string;
+  /** Highest committed version, 0 when empty. */
+  head: number;
+  /** Lowest version still in the log; head + 1 when the log is empty. */
+  oldest: number;
+  /** Last committed version of each stream (`shared`, `node/<name>`). */
+  streamHeads: Map<string, number>;
+  /** Committed resume points of sources, by resource key. */
+  resumePoints: Map<string, string>;
+}
+
+/** One transaction: updates in version order, contiguous from the last commit, and resume points. */
+export interface CommitBatch {
+  updates: Update[];
+  /** Content digest of each update's object, parallel to `updates` (kept with the current object). */
+  digests: number[];
+  resumePoints: Map<string, string>;
+}
+
+export interface ObjectQuery {
+  /** `all`, `shared` or `node/<name>`; omitted means all. */
+  stream?: string;
+  kind?: string;
+  namespace?: string;
+  node?: string;
+  uids?: string[];
+}
+
+/** Enough of a current object to diff against and to route a tombstone. */
+export interface ObjectDigest {
+  kind: string;
+  uid: string;
+  digest: number;
+  stream: string | null;
+}
+
+export interface UpdateQuery {
+  /** `all`, `shared` or `node/<name>`. */
+  stream: string;
+  /** Exclusive lower bound. */
+  after: number;
+  /** Inclusive upper bound, if any. */
+  to?: number;
+  limit: number;
+}
+
+export interface RetentionPolicy {
+  /** Updates older than this are pruned (ms); 0 keeps them by age. */
+  maxAgeMs: number;
+  /** At most this many updates are kept; 0 keeps them by count. */
+  maxUpdates: number;
+}
+
+export interface Store {
+  /** Opens (creating or migrating as needed) and returns what the store holds. */
+  start(): Promise<StoreState>;
+  stop(): Promise<void>;
+  /**
+   * Makes this process the store's one writer: raises the store's term, so that from now on every commit of an
+   * earlier writer (a deposed leader) is refused, and returns the state as it is after that. The host calls it
+   * before its first commit, and again each time this replica becomes the leader.
+   */
+  lead(): Promise<StoreState>;
+  /** Head and oldest version as stored now: how a replica that does not write follows the log. */
+  position(): Promise<{ head: number; oldest: number }>;
+  /**
+   * Commits the batch if this process is still the writer (its term is the store's, checked in the same
+   * transaction); otherwise throws WriterFencedError and writes nothing.
+   */
+  commit(batch: CommitBatch): Promise<void>;
+  readUpdates(query: UpdateQuery): Promise<Update[]>;
+  /** Current objects matching the query, with the version they are consistent with. */
+  snapshot(query: ObjectQuery): Promise<{ version: number; objects: CurrentObject[] }>;
+  /** The same, at most `pageSize` objects at a time from one consistent read (see CommittedLog.snapshotPages). */
+  snapshotPages(query: ObjectQuery, pageSize: number): AsyncIterable<{ version: number; objects: CurrentObject[] }>;
+  /** Digests of every current object (loaded once at start). */
+  digests(): Promise<ObjectDigest[]>;
+  cursor(name: string): Promise<number | undefined>;
+  saveCursor(name: string, version: number): Promise<void>;
+  /** Prunes the log; returns the new oldest version. */
+  prune(policy: RetentionPolicy): Promise<{ removed: number; oldest: number }>;
+  /**
+   * Each stream's horizon: the last version of that stream's updates that retention removed (streams it removed none
+   * of are absent). A reader of one stream may go on from its stream's horizon, below the log's (`oldest - 1`), when
+   * `readUpdates` of that stream returns every update of it kept there: a quiet stream's readers then miss nothing
+   * retention removed and need no reset. A store without it: every stream's horizon is the log's.
+   */
+  horizons?(): Promise<Map<string, number>>;
+  /** One stream's horizon as stored now (0 when none of its updates were removed); with `horizons`. */
+  horizon?(stream: string): Promise<number>;
+}
+
+export type StoreContext = PluginContext;
+
+/**
+ * Thrown by `Store.commit` when another process has become the store's writer since this one's `lead()`: this
+ * process was deposed (a replica that lost its Lease, or paused past it) and must stop writing.
+ */
+export class WriterFencedError extends Error {
+  constructor(
+    readonly term: number,
+    readonly storedTerm: number,
+  ) {
+    super(`commit refused: this writer's term ${term} is no longer the store's (term ${storedTerm}); another leads`);
+    this.name = "WriterFencedError";
+  }
+}
