@@ -125,6 +125,26 @@ describe("watch connections", () => {
       { nodes: 5, podsPerNode: 10 },
     ));
 
+  test("a watch that delivered is a success: the next drop waits the first backoff step, not a longer one", () =>
+    withCluster(async ({ server, start }) => {
+      const sink = new RecordingSink();
+      // Each reconnect waits at most 500 ms if the count of failures in a row starts over after a working watch; were
+      // it to go on counting, the eighth would wait up to 64 s (capped at 60).
+      const running = await start(sink, { backoff: { initial: "500ms", max: "60s" } });
+      await within(running.synced, 5000, "sync");
+      for (let i = 0; i < 8; i++) {
+        server.create(newPod(`between-drops-${i}`));
+        await until(() => sink.events.some((e) => e.name === `between-drops-${i}`), "the pod through the watch");
+        const watches = requests(running.metrics, "watch", "200");
+        server.dropWatches();
+        await until(
+          () => requests(running.metrics, "watch", "200") > watches,
+          `the watch re-opened after drop ${i + 1}`,
+          2_000,
+        );
+      }
+    }));
+
   test("a stalled watch trips the inactivity timeout, reconnects, and resumes when the server does", () =>
     withCluster(async ({ server, start }) => {
       const sink = new RecordingSink();

@@ -175,7 +175,13 @@ const schema = v.strictObject({
     v.pipe(
       v.strictObject({
         initial: v.optional(
-          v.pipe(positiveDuration, v.description("Ceiling of the first delay; it doubles with each failure in a row.")),
+          v.pipe(
+            positiveDuration,
+            v.description(
+              "Ceiling of the first delay; it doubles with each failure in a row. A watch that delivered an event or " +
+                "a bookmark, or a list that completed, ends the row.",
+            ),
+          ),
           "500ms",
         ),
         max: v.optional(v.pipe(duration, v.description("Ceiling of any delay.")), "30s"),

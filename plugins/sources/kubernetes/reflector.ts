@@ -148,6 +148,8 @@ export class Reflector {
       signal,
       onResourceVersion: (rv) => {
         this.resourceVersion = rv;
+        // A watch that delivers is a success: the failure that ends it is the first in a row, not the next one.
+        this.backoff.reset();
       },
       onSynced: () => this.markSynced(),
     });
@@ -180,6 +182,7 @@ export class Reflector {
         } while (token);
         await unlessStopped(relist.end(resourceVersion), signal);
         this.markSynced();
+        this.backoff.reset();
         return resourceVersion;
       } catch (err) {
         relist.abort();
