@@ -145,6 +145,16 @@ describe("watch connections", () => {
       }
     }));
 
+  test("an initial sync that hangs says which resources are not synced yet (/readyz's reason)", () =>
+    withCluster(async ({ server, start }) => {
+      server.stallWatches(true);
+      const running = await start(new RecordingSink(), { resources: ["pods", "nodes"] });
+      await until(() => running.waiting() === "pods, nodes: not synced yet", "both named while nothing answers");
+      server.stallWatches(false);
+      await within(running.synced, 5000, "sync once the server answers");
+      expect(running.waiting()).toBeUndefined();
+    }));
+
   test("a stalled watch trips the inactivity timeout, reconnects, and resumes when the server does", () =>
     withCluster(async ({ server, start }) => {
       const sink = new RecordingSink();

@@ -255,13 +255,17 @@ export default defineSource({
         // not synced yet (resources failing alike as one); /readyz shows them all.
         const reasons = new Map(config.resources.map((name) => [name, undefined as string | undefined]));
         const errors = new Map<string, string>();
+        // Those neither waited for nor failing are named too: a list or watch that hangs says nothing else.
+        const unsyncedResources = new Set(config.resources);
         const report = () => {
           const all = [...reasons.values()].filter((given) => given !== undefined);
           const failing = new Map<string, string[]>();
           for (const [name, error] of errors) failing.set(error, [...(failing.get(error) ?? []), name]);
+          const quiet = [...unsyncedResources].filter((name) => reasons.get(name) === undefined && !errors.has(name));
           const parts = [
             ...(all.length > 0 ? [`waiting for ${all.join(", ")}`] : []),
             ...[...failing].map(([error, names]) => `${names.join(", ")}: ${error}`),
+            ...(quiet.length > 0 ? [`${quiet.join(", ")}: not synced yet`] : []),
           ];
           ctx.waiting(parts.length > 0 ? parts.join("; ") : undefined);
         };
@@ -282,6 +286,8 @@ export default defineSource({
           const resourceSynced = () => {
             if (synced) return;
             synced = true;
+            unsyncedResources.delete(ref.name);
+            report();
             onSynced();
           };
           let type = ref.type;
@@ -324,6 +330,7 @@ export default defineSource({
           kubeconfig: origin,
           resources: config.resources,
         });
+        report();
         loops = config.resources.map((name) => follow(parseResource(name), signal));
       },
       async stop() {
