@@ -89,7 +89,8 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     return 0;
   }
   // A check says only what is wrong: the store's info lines while it is opened are not for its reader.
-  const logger = createLogger({ level: values.check ? "error" : config.logLevel });
+  // Every line names its cluster: logs of several clusters are often read in one place.
+  const logger = createLogger({ level: values.check ? "error" : config.logLevel }, { cluster: config.cluster });
   let host: Host;
   try {
     if (values.check) {

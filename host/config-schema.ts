@@ -35,13 +35,24 @@ export const pluginEntry = v.looseObject({
 export type PluginEntry = v.InferOutput<typeof pluginEntry>;
 
 const retentionSchema = v.strictObject({
-  maxAge: v.optional(v.pipe(duration, v.description("Updates older than this are pruned (`0`: no age limit).")), "24h"),
+  maxAge: v.optional(
+    v.pipe(
+      duration,
+      v.description(
+        "Updates older than this are pruned (`0`: no age limit), but for the last of each current object (its state).",
+      ),
+    ),
+    "24h",
+  ),
   maxUpdates: v.optional(
     v.pipe(
       v.number(),
       v.integer(),
       v.minValue(0),
-      v.description("At most this many updates are kept (`0`: no count limit)."),
+      v.description(
+        "At most this many updates are kept (`0`: no count limit), besides the last of each current object " +
+          "(its state).",
+      ),
     ),
     1_000_000,
   ),

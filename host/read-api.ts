@@ -161,8 +161,8 @@ export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeo
     if (since && since.epoch !== log.epoch) return gone(`epoch ${since.epoch} is not this store's (${log.epoch})`);
     if (since) await reachVersion(log, since.version, c.req.raw.signal);
     const head = log.head();
-    // Without `since`: from the oldest update kept, of the log or (higher) of the stream.
-    const oldestKept = () => Math.max(log.oldest() - 1, log.horizon(stream));
+    // Without `since`: from the oldest update the stream keeps (below the log's for a quiet stream: see horizon).
+    const oldestKept = () => log.horizon(stream);
     const after = since?.version ?? oldestKept();
     if (after > head) return gone(`version ${after} is ahead of the log (head ${head})`);
     const read = (from: number) => log.read({ stream, after: from, to: head, limit });

@@ -93,7 +93,7 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
   );
   const lost = metrics.counter(
     "kubemeta_sink_lost_versions_total",
-    "Versions a sink never delivered: the store pruned them before it got there.",
+    "Versions a sink never delivered: the store pruned them before it got there (with those a sink skipped to go on).",
   );
 
   const stopping = new AbortController();

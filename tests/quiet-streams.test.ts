@@ -58,6 +58,9 @@ test("a quiet stream's update kept for its object is replayed to a reader from b
     items: { version: number; name: string; prev: number }[];
   };
   expect(page.items.map((u) => [u.version, u.name, u.prev])).toEqual([[1, "still", 0]]);
+  // Without `since`, a page starts at the oldest update the stream keeps, not the log's.
+  const first = (await (await fetch(`${th.url}/v1/updates?stream=node/quiet`)).json()) as typeof page;
+  expect(first.items.map((u) => u.version)).toEqual([1]);
   await th.changes.apply("pods", "MODIFIED", rawPod("still", { node: "quiet", phase: "Succeeded" }));
   await th.changes.flush();
   // Once it changes and retention deletes version 1, a reader from before it starts over.

@@ -17,7 +17,8 @@ async function run(url: string, args: string[], port = 0) {
   await Bun.write(join(dir, "a-file"), "");
   await Bun.write(
     join(dir, "kubemeta.yaml"),
-    `store: { type: libsql, url: "${url.replace("<dir>", dir)}" }\nhttp: { address: 127.0.0.1, port: ${port} }\n`,
+    `cluster: { name: prod-eu }\nstore: { type: libsql, url: "${url.replace("<dir>", dir)}" }\n` +
+      `http: { address: 127.0.0.1, port: ${port} }\n`,
   );
   const child = Bun.spawn([process.execPath, "run", MAIN, "--config", "kubemeta.yaml", ...args], {
     cwd: dir,
@@ -43,6 +44,8 @@ for (const [what, url, cause] of [
       expect(lines).toHaveLength(1);
       const line = JSON.parse(lines[0]!);
       expect(line).toMatchObject({ level: "error", msg: "store cannot be opened", store: "libsql", type: "libsql" });
+      // Logs of several clusters read in one place: every line says whose it is.
+      expect(line.cluster).toBe("prod-eu");
       expect(line.error.message).toMatch(cause);
     });
   }

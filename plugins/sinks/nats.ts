@@ -41,7 +41,8 @@ export default defineSink({
       reconnects: ctx.metrics.counter("kubemeta_nats_reconnects_total", "Reconnections to NATS after a disconnect."),
       connectFailures: ctx.metrics.counter(
         "kubemeta_nats_connect_failures_total",
-        "Failed attempts to open a NATS connection (retried with backoff).",
+        "Failed attempts to open the first NATS connection (retried with backoff); reconnecting shows in " +
+          "kubemeta_nats_connected.",
       ),
     };
     // 0 from the start: an alert on it must fire when NATS was never reachable, not only after a disconnect.

@@ -72,7 +72,12 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     "kubemeta_webhook_skipped_updates_total",
     "Updates a webhook gave up on, by reason (status_4xx with on4xx: skip, max_retries).",
   );
-  const duration = metrics.histogram("kubemeta_webhook_request_seconds", "Webhook request duration, by outcome.");
+  // Up to the longest `timeout` a receiver is commonly given: the default buckets end at 2.5 s, `timeout` at 10 s.
+  const duration = metrics.histogram(
+    "kubemeta_webhook_request_seconds",
+    "Webhook request duration, by outcome.",
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+  );
   // A receiver's answer is logged, and some echo the credentials they got: the secret and the extra headers' values
   // (each word too, so a token without its "Bearer") never reach the log.
   const hidden = [options.secret, ...Object.values(options.headers).flatMap((value) => [value, ...value.split(/\s+/)])]
