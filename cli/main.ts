@@ -89,8 +89,7 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     return 0;
   }
   // A check says only what is wrong: the store's info lines while it is opened are not for its reader.
-  // Every line names its cluster: logs of several clusters are often read in one place.
-  const logger = createLogger({ level: values.check ? "error" : config.logLevel }, { cluster: config.cluster });
+  const logger = createLogger({ level: values.check ? "error" : config.logLevel });
   let host: Host;
   try {
     if (values.check) {

@@ -134,7 +134,9 @@ export const hostSchema = v.strictObject({
           v.pipe(
             v.string(),
             v.minLength(1),
-            v.description("Names the cluster in the NATS subject prefix, webhook bodies and logs."),
+            v.description(
+              "Names the cluster in the NATS subject prefix, webhook bodies and the log (its `store open` line).",
+            ),
           ),
           "default",
         ),

@@ -142,7 +142,8 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   // A new store's objects are whole once this process's sources have synced (leader.ts); with `ha` a follower cannot
   // tell when the leader's have, so snapshots are never held there (README, "Known limits").
   const log = createLog({ store, epoch, head, oldest, horizons, logger, metrics, whole: head > 0 || !!config.ha });
-  logger.info("store open", { epoch: state.epoch, head: state.head, oldest: state.oldest });
+  // Logs of several clusters are often read in one place: this line says whose these are.
+  logger.info("store open", { epoch: state.epoch, head: state.head, oldest: state.oldest, cluster: config.cluster });
 
   const terms = new Terms();
   let leader: LeaderTerm | undefined;

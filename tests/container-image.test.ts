@@ -208,6 +208,8 @@ test.skipIf(!isolated)(
     const output = `${await stdout.all()}\n${await stderr.all()}`;
     expect(output).not.toMatch(/read-only file system|EROFS|EACCES|permission denied/i);
     expect(stdout.lines("shutting down").length).toBe(1);
+    // Logs of several clusters read in one place: the store's line says whose these are.
+    expect(stdout.lines("store open")[0]).toMatchObject({ cluster: "default" });
     expect(await readdir(data)).toContain("kubemeta.db");
     expect(await readdir(home)).toEqual([]); // no Bun cache, nothing else
   },
