@@ -95,6 +95,7 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
     "kubemeta_sink_lost_versions_total",
     "Versions a sink never delivered: the store pruned them before it got there (with those a sink skipped to go on).",
   );
+  lost.inc(labels, 0); // from 0, not from the first loss: rate() needs a sample before it
 
   const stopping = new AbortController();
   const { signal } = stopping;

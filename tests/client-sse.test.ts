@@ -148,7 +148,7 @@ test("stop() ends the connections: the server sees its subscriber go", async () 
   await subscription.stop();
   await waitFor(
     async () =>
-      (await (await fetch(`${th.url}/metrics`)).text()).includes('kubemeta_sse_subscribers{stream="all"}') === false,
+      (await (await fetch(`${th.url}/metrics`)).text()).includes('kubemeta_sse_subscribers{stream="all"} 0\n'),
     5_000,
     "the subscriber gauge to drop",
   );

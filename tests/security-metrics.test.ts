@@ -1,12 +1,14 @@
 /**
  * Issue 10: metric labels take values from a bounded set. Clients name node streams without
- * bound, and kinds come from the API server: neither may add series to /metrics for good.
+ * bound, and kinds come from the API server: neither may add series to /metrics for good. And
+ * the series of rare events are there from the start, at 0.
  */
 import { afterEach, expect, test } from "bun:test";
 import { createLogger } from "../host/logger.ts";
 import { MAX_LABEL_VALUES, OTHER_LABEL_VALUE } from "../host/metrics.ts";
 import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
 import { type RawExchange, rawRequest } from "./security-raw.ts";
+import { startNatsServer } from "./nats-server.ts";
 
 const hosts: TestHost[] = [];
 afterEach(async () => {
@@ -42,7 +44,12 @@ test("300 node streams open at once are one subscribers series; /metrics does no
   } finally {
     for (const stream of streams) stream.close();
   }
-  await waitFor(async () => (await metricLines(th, "kubemeta_sse_subscribers{")).length === 0, 10_000, "no subscriber");
+  await waitFor(
+    async () =>
+      (await metricLines(th, "kubemeta_sse_subscribers{")).join() === 'kubemeta_sse_subscribers{stream="node"} 0',
+    10_000,
+    "no subscriber, shown as 0",
+  );
 }, 60_000);
 
 test("readers behind retention on many node streams leave one resets series, and one log line", async () => {
@@ -81,4 +88,27 @@ test("kinds past the bound of label values are counted as other", async () => {
   const committed = await metricLines(th, "kubemeta_updates_committed_total{");
   expect(committed.length).toBe(MAX_LABEL_VALUES + 1);
   expect(committed).toContain(`kubemeta_updates_committed_total{kind="${OTHER_LABEL_VALUE}",type="ADDED"} 50`);
+});
+
+test("the counters of rare events are there at 0 from the start: rate() has a series before the first one", async () => {
+  const nats = await startNatsServer();
+  try {
+    const th = await host({ sinks: [{ type: "sse" }, { type: "nats", servers: [nats.url] }] });
+    await waitFor(
+      async () =>
+        (await metricLines(th, "kubemeta_nats_connected")).join() === 'kubemeta_nats_connected{sink="nats"} 1',
+    );
+    const lines = await metricLines(th);
+    for (const series of [
+      "kubemeta_sse_resets_total 0",
+      "kubemeta_sse_overflows_total 0",
+      'kubemeta_sink_lost_versions_total{sink="nats"} 0',
+      'kubemeta_nats_reconnects_total{sink="nats"} 0',
+      'kubemeta_nats_connect_failures_total{sink="nats"} 0',
+      "kubemeta_commit_failures_total 0",
+    ])
+      expect(lines).toContain(series);
+  } finally {
+    await nats.destroy();
+  }
 });

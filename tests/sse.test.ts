@@ -256,7 +256,11 @@ describe("GET /v1/watch", () => {
     expect(refused.headers.get("retry-after")).toBe("5");
     expect(((await refused.json()) as { error: string }).error).toContain("maxStreams");
     a.close();
-    await waitFor(async () => (await gauge()).length === 1, 5000, "the closed stream to be gone");
+    await waitFor(
+      async () => (await gauge()).includes('kubemeta_sse_subscribers{stream="node"} 0'),
+      5000,
+      "the closed stream to be gone (its class at 0)",
+    );
     const accepted = await open(th);
     expect((await accepted.next()).type).toBe("RESET");
   });

@@ -45,8 +45,11 @@ export default defineSink({
           "kubemeta_nats_connected.",
       ),
     };
-    // 0 from the start: an alert on it must fire when NATS was never reachable, not only after a disconnect.
+    // 0 from the start: an alert on it must fire when NATS was never reachable, not only after a disconnect; and
+    // rate() of a counter needs its first sample before the first event.
     telemetry.connected.set(0, labels);
+    telemetry.reconnects.inc(labels, 0);
+    telemetry.connectFailures.inc(labels, 0);
     const replayRequests = ctx.metrics.counter(
       "kubemeta_nats_replay_requests_total",
       "Replay requests, by result (replay, reset, malformed, refused, failed, busy, unsynced).",

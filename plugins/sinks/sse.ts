@@ -119,6 +119,9 @@ export default defineSink({
         "during a snapshot).",
     );
     const resets = ctx.metrics.counter("kubemeta_sse_resets_total", "Streams that began with RESET and a snapshot.");
+    // From 0, not from the first event: rate() needs a sample before it.
+    resets.inc(undefined, 0);
+    overflows.inc(undefined, 0);
     const events = new UpdateEvents(ctx.log.epoch);
     const sessions = new Map<AbortController, { channel: SseChannel; done: Promise<void> }>();
     const perStream = new Map<string, number>();
@@ -137,9 +140,8 @@ export default defineSink({
     const count = (stream: string, by: number) => {
       if (tally(perStream, stream, by) === 0) events.forget(stream);
       const label = { stream: streamLabel(stream) };
-      const n = tally(perLabel, label.stream, by);
-      if (n > 0) subscribers.set(n, label);
-      else subscribers.remove(label);
+      // A stream class is one of three labels: 0 is shown, not dropped, so that alerts see the last subscriber go.
+      subscribers.set(tally(perLabel, label.stream, by), label);
     };
 
     function watch(c: Context): Response {
