@@ -37,7 +37,10 @@ export const haSchema = v.pipe(
       v.pipe(
         v.string(),
         v.minLength(1),
-        v.description("This replica's name in the Lease; default `POD_NAME`, else `HOSTNAME`, else the host name."),
+        v.description(
+          "This replica's name in the Lease, unique to it; default `POD_NAME`, else `HOSTNAME`, else the host name and " +
+            "the process id (two replicas of one name would both take the Lease as theirs).",
+        ),
       ),
     ),
     leaseDuration: v.optional(v.pipe(positiveDuration, v.description("How long a Lease holds unrenewed.")), "15s"),
@@ -106,7 +109,7 @@ export function haConfig(
   if (!ha.enabled) return undefined;
   return {
     lease: { name: ha.lease.name, namespace: ha.lease.namespace ?? (env.POD_NAMESPACE || "default") },
-    identity: ha.identity ?? (env.POD_NAME || env.HOSTNAME || hostname()),
+    identity: ha.identity ?? (env.POD_NAME || env.HOSTNAME || `${hostname()}-${process.pid}`),
     leaseDurationMs: ha.leaseDuration,
     renewDeadlineMs: ha.renewDeadline,
     retryPeriodMs: ha.retryPeriod,

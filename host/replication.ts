@@ -9,7 +9,7 @@ import type { Logger } from "../sdk/telemetry.ts";
 import type { Uncommitted } from "../core/pipeline.ts";
 import { createTransport, loadKubeConfig } from "../kube/transport.ts";
 import { createElector, type Elector } from "../kube/election.ts";
-import { sleep } from "../protocol/retry.ts";
+import { Backoff, sleep } from "../protocol/retry.ts";
 import { followStore, type Follower } from "./follower.ts";
 import { startLeaderTerm, type LeaderOptions, type LeaderTerm } from "./leader.ts";
 import type { Terms } from "./leadership.ts";
@@ -55,8 +55,15 @@ const aborted = (signal: AbortSignal) =>
   });
 
 export function startReplication({ ha, elector, leaderOptions, terms, logger }: ReplicationOptions): Replication {
-  const { store, log } = leaderOptions;
+  const { store, log, metrics } = leaderOptions;
   const stopped = new AbortController();
+  const leading = metrics.gauge("kubemeta_ha_leader", "1 while this replica leads (holds the Lease and writes).");
+  const termsBegun = metrics.counter("kubemeta_ha_terms_total", "Terms this replica began as the leader.");
+  leading.set(0);
+  termsBegun.inc(undefined, 0);
+  // A store this replica cannot write to (down, say) is tried again later and later, up to a Lease's duration: each
+  // try takes the Lease and gives it back, a write to the API server.
+  const writerBackoff = new Backoff({ initialMs: ha.retryPeriodMs, maxMs: ha.leaseDurationMs, jitter: "equal" });
   const follow = () => followStore({ store, log, logger, intervalMs: ha.followIntervalMs });
   let follower: Follower | undefined = follow();
   let leader: LeaderTerm | undefined;
@@ -69,13 +76,17 @@ export function startReplication({ ha, elector, leaderOptions, terms, logger }: 
     try {
       leader = await startLeaderTerm({ ...leaderOptions, onFenced: () => fenced.resolve("fenced") });
     } catch (error) {
-      logger.error("cannot become the store's writer; following again", { error });
+      const retryInMs = writerBackoff.next();
+      logger.error("cannot become the store's writer; following again", { error, retryInMs });
       await elector.release();
       follower = follow();
-      await sleep(ha.retryPeriodMs, stopped.signal);
+      await sleep(retryInMs, stopped.signal);
       return true;
     }
+    writerBackoff.reset();
     terms.begin();
+    leading.set(1);
+    termsBegun.inc();
     logger.info("leading: this replica writes the store and runs the sources", { head: log.head() });
     const ended = await Promise.race([
       aborted(lost).then(() => "lease lost" as const),
@@ -84,6 +95,7 @@ export function startReplication({ ha, elector, leaderOptions, terms, logger }: 
     ]);
     if (ended === "stopping") return false;
     terms.end();
+    leading.set(0);
     const { updates } = await leader.abandon();
     leader = undefined;
     logger.warn("no longer leading; following the store", { reason: ended, uncommittedUpdates: updates });
@@ -122,6 +134,7 @@ export function startReplication({ ha, elector, leaderOptions, terms, logger }: 
       stopping ??= (async () => {
         await stopLeading();
         terms.end();
+        leading.set(0);
         await follower?.stop();
         await elector.release();
       })();

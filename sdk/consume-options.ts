@@ -90,7 +90,7 @@ export interface Consumer extends Sink {
   /**
    * Resolves true once every version committed when it was called is delivered (or
    * filtered out), false if that takes longer than `timeoutMs`: for a stop that lets what
-   * is committed out first.
+   * is committed out first. True at once on a replica that does not lead (`ha`): the leader delivers.
    */
   caughtUp(timeoutMs: number): Promise<boolean>;
 }

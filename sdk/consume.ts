@@ -320,6 +320,7 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
       clearInterval(lagTimer);
       await running;
     },
-    caughtUp: (timeoutMs) => deliveredAll(Date.now() + timeoutMs, false),
+    // A replica that does not lead (ha) has nothing to deliver: the leader does.
+    caughtUp: async (timeoutMs) => !delivering || deliveredAll(Date.now() + timeoutMs, false),
   };
 }

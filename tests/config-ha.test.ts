@@ -1,7 +1,7 @@
 /** The `ha` section: what `--check` refuses and accepts, the durations' order, and the defaults a pod gives it. */
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, resolveConfig } from "../host/config.ts";
 import { builtins } from "../plugins/index.ts";
@@ -110,7 +110,7 @@ describe("ha config", () => {
     });
   });
 
-  test("defaults: identity from POD_NAME else HOSTNAME, namespace from POD_NAMESPACE else default", async () => {
+  test("defaults: identity from POD_NAME else HOSTNAME else host-pid, namespace from POD_NAMESPACE else default", async () => {
     const enabled = { store: REMOTE, ha: { enabled: true } };
     expect((await resolve(enabled, { POD_NAME: "kubemeta-7d9f-abc", POD_NAMESPACE: "kubemeta" })).ha).toEqual({
       lease: { name: "kubemeta", namespace: "kubemeta" },
@@ -124,6 +124,8 @@ describe("ha config", () => {
       lease: { name: "kubemeta", namespace: "default" },
       identity: "node-host",
     });
+    // Without either (two replicas on one machine, outside Kubernetes), the process id keeps their names apart.
+    expect((await resolve(enabled, {})).ha?.identity).toBe(`${hostname()}-${process.pid}`);
     const explicit = {
       store: REMOTE,
       ha: { enabled: true, identity: "me", lease: { name: "meta", namespace: "ops" } },

@@ -118,6 +118,11 @@ test("SIGTERM of the leader releases the Lease: the standby leads before the Lea
   const cluster = await leaderAndStandby();
   const { env, first, standby } = cluster;
   const churn = startChurn(env.server, { perSecond: 80, seed: 13 });
+  // Who leads is in /metrics, for an alert on no leader or on a flapping one.
+  const leaderMetrics = async (replica: Replica) =>
+    (await (await fetch(`${replica.url}/metrics`)).text()).split("\n").filter((l) => l.startsWith("kubemeta_ha_"));
+  expect(await leaderMetrics(first)).toEqual(["kubemeta_ha_leader 1", "kubemeta_ha_terms_total 1"]);
+  expect(await leaderMetrics(standby)).toEqual(["kubemeta_ha_leader 0", "kubemeta_ha_terms_total 0"]);
   await Bun.sleep(1_000);
   first.proc.kill("SIGTERM");
   const stoppedAt = performance.now();
@@ -126,6 +131,7 @@ test("SIGTERM of the leader releases the Lease: the standby leads before the Lea
   const takeoverMs = performance.now() - stoppedAt;
   console.log(`takeover after SIGTERM: ${takeoverMs.toFixed(0)} ms (lease ${LEASE_MS} ms)`);
   expect(takeoverMs).toBeLessThan(LEASE_MS);
+  expect(await leaderMetrics(standby)).toEqual(["kubemeta_ha_leader 1", "kubemeta_ha_terms_total 1"]);
   await Bun.sleep(1_000);
   churn.stop();
   await expectConverged(cluster, standby);

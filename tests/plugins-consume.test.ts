@@ -276,6 +276,24 @@ test("caughtUp resolves once what was committed is delivered, or says it was not
   expect(await sink.caughtUp(5_000)).toBe(true);
 });
 
+test("caughtUp on a replica that does not lead (ha) is true at once: the leader delivers, not it", async () => {
+  host = await startTestHost();
+  const follower = {
+    ...contextOn(host, "follower", []),
+    // Never leads: waits until the sink stops.
+    leadership: {
+      acquire: (signal: AbortSignal) =>
+        new Promise<AbortSignal>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason))),
+    },
+  };
+  const sink = consume(follower, { deliver: async () => {} });
+  running.push(sink);
+  await sink.start();
+  addPods(host, 3);
+  await host.changes.flush();
+  expect(await sink.caughtUp(5_000)).toBe(true);
+});
+
 test("stop drains: what is committed is delivered first, nothing lingering, and the cursor saved", async () => {
   host = await startTestHost();
   const delivered: number[] = [];
