@@ -38,8 +38,8 @@ export const haSchema = v.pipe(
         v.string(),
         v.minLength(1),
         v.description(
-          "This replica's name in the Lease, unique to it; default `POD_NAME`, else `HOSTNAME`, else the host name and " +
-            "the process id (two replicas of one name would both take the Lease as theirs).",
+          "This replica's name in the Lease, unique to it; default `POD_NAME`, else `HOSTNAME`, else the host name " +
+            "and the process id (two replicas of one name would both take the Lease as theirs).",
         ),
       ),
     ),

@@ -110,7 +110,7 @@ describe("ha config", () => {
     });
   });
 
-  test("defaults: identity from POD_NAME else HOSTNAME else host-pid, namespace from POD_NAMESPACE else default", async () => {
+  test("defaults: identity POD_NAME, HOSTNAME or host-pid; namespace POD_NAMESPACE or default", async () => {
     const enabled = { store: REMOTE, ha: { enabled: true } };
     expect((await resolve(enabled, { POD_NAME: "kubemeta-7d9f-abc", POD_NAMESPACE: "kubemeta" })).ha).toEqual({
       lease: { name: "kubemeta", namespace: "kubemeta" },

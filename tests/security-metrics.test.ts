@@ -90,7 +90,7 @@ test("kinds past the bound of label values are counted as other", async () => {
   expect(committed).toContain(`kubemeta_updates_committed_total{kind="${OTHER_LABEL_VALUE}",type="ADDED"} 50`);
 });
 
-test("the counters of rare events are there at 0 from the start: rate() has a series before the first one", async () => {
+test("the counters of rare events are there at 0 from the start: rate() has a series before the first", async () => {
   const nats = await startNatsServer();
   try {
     const th = await host({ sinks: [{ type: "sse" }, { type: "nats", servers: [nats.url] }] });
