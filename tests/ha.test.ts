@@ -151,3 +151,20 @@ test("a leader fenced out by the store (another writer raised the term) steps do
   churn.stop();
   await expectConverged(cluster, standby);
 }, 60_000);
+
+test("a standby that wins the Lease while the store is down backs off before it takes the Lease again", async () => {
+  const { env, first, standby } = await leaderAndStandby();
+  await env.store.stop();
+  first.proc.kill("SIGKILL");
+  const refused = "cannot become the store's writer; following again";
+  const tries = await waitFor(
+    () => (standby.out.lines(refused).length >= 3 ? standby.out.lines(refused) : undefined),
+    30_000,
+    "three tries to become the writer",
+  );
+  // retryPeriod (500 ms) doubling up to the Lease's duration, each wait in the upper half of its step.
+  const waits = tries.map((line) => line.retryInMs as number);
+  expect(waits[0]).toBeGreaterThanOrEqual(250);
+  expect(waits[2]).toBeGreaterThanOrEqual(1_000);
+  for (const wait of waits) expect(wait).toBeLessThanOrEqual(LEASE_MS);
+}, 60_000);
