@@ -98,7 +98,14 @@ export function startReplication({ ha, elector, leaderOptions, terms, logger }: 
     leading.set(0);
     const { updates } = await leader.abandon();
     leader = undefined;
-    logger.warn("no longer leading; following the store", { reason: ended, uncommittedUpdates: updates });
+    // Fenced now and again is a leader paused past its Lease; fenced over and over is a writer outside this Lease.
+    const hint =
+      ended === "fenced"
+        ? {
+            hint: "if this repeats, another kubemeta writes this store without this Lease (another ha.lease, or no ha)",
+          }
+        : {};
+    logger.warn("no longer leading; following the store", { reason: ended, uncommittedUpdates: updates, ...hint });
     follower = follow();
     // Fenced while still holding the Lease (another process took the store): let someone else have it, and contend
     // again only after a standby (trying every retryPeriod, jittered) has had its chance.

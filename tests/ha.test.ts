@@ -146,6 +146,8 @@ test("a leader fenced out by the store (another writer raised the term) steps do
   await env.withStore((store) => store.lead());
   const stepDown = await first.out.waitFor(/"msg":"no longer leading; following the store".*/, 10_000);
   expect(stepDown[0]).toContain('"reason":"fenced"');
+  // What to look for if it happens again and again: a writer that does not contend for this Lease.
+  expect(stepDown[0]).toContain("another kubemeta writes this store without this Lease");
   await env.leading(standby, LEASE_MS + 10_000);
   await Bun.sleep(1_000);
   churn.stop();
