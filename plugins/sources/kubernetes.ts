@@ -12,6 +12,7 @@ import { duration, initialWithinMax, positiveDuration, positiveInt } from "../..
 import { createRequestBudget } from "./kubernetes/budget.ts";
 import { whenServed } from "./kubernetes/discovery.ts";
 import { Reflector } from "./kubernetes/reflector.ts";
+import { SourceReadiness } from "./kubernetes/readiness.ts";
 import { ParseThreads } from "./kubernetes/parse-threads.ts";
 import { createRequester } from "./kubernetes/request.ts";
 import {
@@ -244,56 +245,22 @@ export default defineSource({
           labelSelector: config.labelSelector,
           fieldSelector: config.fieldSelector,
         };
-        let unsynced = config.resources.length;
-        const onSynced = () => {
-          if (--unsynced === 0) {
-            ctx.logger.info("kubernetes source synced", { resources: config.resources.length });
-            ctx.synced();
-          }
-        };
-        // Why each resource not served yet is waited for, in the config's order, then the last error of each one
-        // not synced yet (resources failing alike as one); /readyz shows them all.
-        const reasons = new Map(config.resources.map((name) => [name, undefined as string | undefined]));
-        const errors = new Map<string, string>();
-        // Those neither waited for nor failing are named too: a list or watch that hangs says nothing else.
-        const unsyncedResources = new Set(config.resources);
-        const report = () => {
-          const all = [...reasons.values()].filter((given) => given !== undefined);
-          const failing = new Map<string, string[]>();
-          for (const [name, error] of errors) failing.set(error, [...(failing.get(error) ?? []), name]);
-          const quiet = [...unsyncedResources].filter((name) => reasons.get(name) === undefined && !errors.has(name));
-          const parts = [
-            ...(all.length > 0 ? [`waiting for ${all.join(", ")}`] : []),
-            ...[...failing].map(([error, names]) => `${names.join(", ")}: ${error}`),
-            ...(quiet.length > 0 ? [`${quiet.join(", ")}: not synced yet`] : []),
-          ];
-          ctx.waiting(parts.length > 0 ? parts.join("; ") : undefined);
-        };
-        const waiting = (ref: ResourceRef, reason: string | undefined) => {
-          reasons.set(ref.name, reason);
-          report();
-        };
-        const failing = (ref: ResourceRef, error: string | undefined) => {
-          if (error === undefined) errors.delete(ref.name);
-          else errors.set(ref.name, error);
-          report();
-        };
+        const readiness = new SourceReadiness(config.resources, ctx);
         const backoff = { initialMs: config.backoff.initial, maxMs: config.backoff.max };
         const interval = { initialMs: config.discovery.initial, maxMs: config.discovery.max };
         /** Watches one resource: found through discovery unless built in, and looked for again if it goes away. */
         const follow = async (ref: ResourceRef, signal: AbortSignal) => {
-          let synced = false;
-          const resourceSynced = () => {
-            if (synced) return;
-            synced = true;
-            unsyncedResources.delete(ref.name);
-            report();
-            onSynced();
-          };
           let type = ref.type;
           for (;;) {
             type ??= await whenServed(
-              { ref, requester, logger: ctx.logger, interval, backoff, waiting: (reason) => waiting(ref, reason) },
+              {
+                ref,
+                requester,
+                logger: ctx.logger,
+                interval,
+                backoff,
+                waiting: (reason) => readiness.waiting(ref.name, reason),
+              },
               signal,
             );
             if (!type) return;
@@ -313,8 +280,8 @@ export default defineSource({
                 metrics,
                 logger: ctx.logger,
                 parseThreads,
-                onSynced: resourceSynced,
-                failing: (error) => failing(ref, error),
+                onSynced: () => readiness.synced(ref.name),
+                failing: (error) => readiness.failing(ref.name, error),
               },
             );
             if ((await reflector.run(signal)) === "stopped") return;
@@ -330,7 +297,7 @@ export default defineSource({
           kubeconfig: origin,
           resources: config.resources,
         });
-        report();
+        readiness.report();
         loops = config.resources.map((name) => follow(parseResource(name), signal));
       },
       async stop() {
