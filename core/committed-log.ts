@@ -13,6 +13,7 @@ import {
 } from "../sdk/contract.ts";
 import { type Logger, type Metrics, rateLimitedWarn, streamLabel } from "../sdk/telemetry.ts";
 import { ALL } from "../protocol/streams.ts";
+import { aborted } from "../protocol/retry.ts";
 import { inStream, type Update } from "../sdk/model.ts";
 
 export interface LogOptions {
@@ -164,13 +165,7 @@ export function createLog(options: LogOptions): HostLog {
     },
     snapshot: (query: ObjectQuery) => store.snapshot(query),
     snapshotPages: (query: ObjectQuery, pageSize: number) => store.snapshotPages(query, pageSize),
-    whole(signal) {
-      if (!signal) return whole.promise;
-      const { promise, resolve } = Promise.withResolvers<void>();
-      signal.addEventListener("abort", () => resolve(), { once: true });
-      if (signal.aborted) resolve();
-      return Promise.race([whole.promise, promise]);
-    },
+    whole: (signal) => (signal ? Promise.race([whole.promise, aborted(signal)]) : whole.promise),
     markWhole: () => whole.resolve(),
     append(updates) {
       if (updates.length === 0) return;

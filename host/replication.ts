@@ -9,7 +9,7 @@ import type { Logger } from "../sdk/telemetry.ts";
 import type { Uncommitted } from "../core/pipeline.ts";
 import { createTransport, loadKubeConfig } from "../kube/transport.ts";
 import { createElector, type Elector } from "../kube/election.ts";
-import { Backoff, sleep } from "../protocol/retry.ts";
+import { aborted, Backoff, sleep } from "../protocol/retry.ts";
 import { followStore, type Follower } from "./follower.ts";
 import { startLeaderTerm, type LeaderOptions, type LeaderTerm } from "./leader.ts";
 import type { Terms } from "./leadership.ts";
@@ -47,12 +47,6 @@ export interface Replication {
   stop(): Promise<void>;
   uncommitted(): Uncommitted | undefined;
 }
-
-const aborted = (signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener("abort", () => resolve(), { once: true });
-  });
 
 export function startReplication({ ha, elector, leaderOptions, terms, logger }: ReplicationOptions): Replication {
   const { store, log, metrics } = leaderOptions;

@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, sep, resolve as resolvePath } from "node:path";
 import { KubeConfig, loadYaml } from "@kubernetes/client-node";
-import { yamlProblemOf } from "./yaml.ts";
+import { yamlErrorPlace } from "./yaml.ts";
 
 export interface LoadedKubeconfig {
   kc: KubeConfig;
@@ -68,8 +68,8 @@ function readOne(file: string, text: string): LoadedKubeconfig {
   let raw: unknown;
   try {
     raw = loadYaml(text);
-  } catch {
-    throw new Error(`cannot load kubeconfig ${file}: not valid YAML${yamlProblemOf(text) ?? ""}`);
+  } catch (err) {
+    throw new Error(`cannot load kubeconfig ${file}: not valid YAML${yamlErrorPlace(err)}`);
   }
   raw ??= {}; // an empty file, as kubectl reads it: no entries
   if (!isEntry(raw)) throw new Error(`cannot load kubeconfig ${file}: not a kubeconfig (its top level is no mapping)`);

@@ -5,24 +5,27 @@
 import { loadYaml } from "@kubernetes/client-node";
 
 /**
- * Where `text` stops being YAML, as " at line L, column C (reason)" (either part, or nothing, when js-yaml does not say
- * it), or undefined when client-node's parser reads it.
- * Its reason is kept only when it is plain words: some reasons quote a tag or an alias, which come from the file
- * (`token: !abc…` is a tag).
+ * Where js-yaml's error `err` says the text stops being YAML, as " at line L, column C (reason)": either part, or
+ * nothing, when it does not say. Its reason is kept only when it is plain words: some reasons quote a tag or an
+ * alias, which come from the file (`token: !abc…` is a tag).
  */
+export function yamlErrorPlace(err: unknown): string {
+  const { mark, reason } = (typeof err === "object" && err !== null ? err : {}) as {
+    mark?: { line?: unknown; column?: unknown };
+    reason?: unknown;
+  };
+  const { line, column } = mark ?? {};
+  const at = typeof line === "number" && typeof column === "number" ? ` at line ${line + 1}, column ${column + 1}` : "";
+  const why = typeof reason === "string" && /^[a-z][a-z ,]*$/.test(reason) ? ` (${reason})` : "";
+  return at + why;
+}
+
+/** Where `text` stops being YAML for client-node's parser (yamlErrorPlace), or undefined when it reads it. */
 export function yamlProblemOf(text: string): string | undefined {
   try {
     loadYaml(text);
     return undefined;
   } catch (err) {
-    const { mark, reason } = (typeof err === "object" && err !== null ? err : {}) as {
-      mark?: { line?: unknown; column?: unknown };
-      reason?: unknown;
-    };
-    const { line, column } = mark ?? {};
-    const at =
-      typeof line === "number" && typeof column === "number" ? ` at line ${line + 1}, column ${column + 1}` : "";
-    const why = typeof reason === "string" && /^[a-z][a-z ,]*$/.test(reason) ? ` (${reason})` : "";
-    return at + why;
+    return yamlErrorPlace(err);
   }
 }

@@ -10,7 +10,8 @@
  */
 import { consume, defineSink, warnDeprecated } from "../../sdk/index.ts";
 import { connectionOptions, natsSinkSchema } from "./nats/options.ts";
-import { aborted, openConnection, type Connection } from "./nats/connection.ts";
+import { openConnection, type Connection } from "./nats/connection.ts";
+import { aborted } from "../../protocol/retry.ts";
 import { createPublisher } from "./nats/publisher.ts";
 import { serveReplay, type Responder } from "./nats/replay.ts";
 import { defaultPrefix, hasCredentials, redactServer, subjectsFor } from "../../protocol/subjects.ts";

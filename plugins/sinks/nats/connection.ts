@@ -9,7 +9,7 @@
  * reconnect), hence the generation counter.
  */
 import { connect, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
-import { Backoff, sleep } from "../../../protocol/retry.ts";
+import { aborted, Backoff, sleep } from "../../../protocol/retry.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
 import type { Gauge, Counter } from "../../../sdk/telemetry.ts";
 
@@ -34,14 +34,6 @@ export interface Connection {
   session(): AbortSignal;
   /** Resolves when the client has closed for good. */
   readonly closed: Promise<void>;
-}
-
-/** A promise that resolves when the signal aborts (at once if it already has). */
-export function aborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener("abort", () => resolve(), { once: true });
-  });
 }
 
 /**
