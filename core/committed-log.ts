@@ -115,7 +115,7 @@ export function createLog(options: LogOptions): HostLog {
    * with a horizon of its own is asked for it, as the store has it now.
    */
   async function checkStoreHeld(stream: string, after: number, read: Update[]): Promise<void> {
-    if (stream !== ALL && horizons && perStream) {
+    if (stream !== ALL && horizons) {
       const stored = await store.horizon!(stream);
       if (stored > (horizons.get(stream) ?? 0)) horizons.set(stream, stored);
       return checkRetained(stream, after);
