@@ -5,14 +5,13 @@
  */
 import type { ChangeSink, Relist, Store, StoreState, ObjectDigest } from "../sdk/contract.ts";
 import type { PreparedChange } from "../sdk/prepared.ts";
-import type { Logger } from "../sdk/telemetry.ts";
-import type { Metrics } from "../sdk/telemetry.ts";
+import type { Logger, Metrics } from "../sdk/telemetry.ts";
 import type { ChangeType } from "../protocol/envelope.ts";
 import { objectJsonOf, withObjectJson, type KubeObject, type Update } from "../sdk/model.ts";
-import { Backoff, sleep } from "../protocol/retry.ts";
 import { nodeOfStream } from "../protocol/streams.ts";
 import type { SlimOptions } from "./slim.ts";
 import { prepareChange } from "./prepare.ts";
+import { createCommitQueue, type Uncommitted } from "./commit-queue.ts";
 
 export interface PipelineOptions {
   store: Store;
@@ -47,12 +46,6 @@ export interface Pipeline extends ChangeSink {
   commitFailure(): Error | undefined;
 }
 
-export interface Uncommitted {
-  updates: number;
-  /** The resume-point keys (`resource` of the ChangeSink) whose newest value was not committed. */
-  resumePoints: string[];
-}
-
 interface Known {
   digest: number;
   stream: string | null;
@@ -74,7 +67,6 @@ type Prepared = Exclude<PreparedChange, { rejected: unknown }>;
 
 export function createPipeline(options: PipelineOptions): Pipeline {
   const { store, state, logger, metrics } = options;
-  const highWater = options.highWater ?? 5000;
   const known = new Map<string, Known>();
   for (const d of options.digests) known.set(keyOf(d.kind, d.uid), { digest: d.digest, stream: d.stream });
   const resumePoints = new Map(state.resumePoints);
@@ -82,23 +74,19 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const relists = new Map<string, OpenRelist>();
   let nextVersion = state.head + 1;
 
-  let pending: Update[] = [];
-  let pendingDigests: number[] = [];
-  let pendingResume = new Map<string, string>();
-  let flushing: Promise<void> | undefined;
-  /** Resolved when there is room again in the queue (freeRoom). */
-  let roomFreed: PromiseWithResolvers<void> | undefined;
-  let stopping = false;
-  /** The batch drain() is committing, taken off `pending`: still uncommitted until the store says so. */
-  let committing: { updates: Update[]; resume: Map<string, string> } | undefined;
-  let lastFailure: Error | undefined;
-  /** Set by abandon(): wakes the retry's backoff, and drain() commits nothing more. */
-  const abandoned = new AbortController();
+  const queue = createCommitQueue({
+    store,
+    logger,
+    metrics,
+    highWater: options.highWater ?? 5000,
+    onCommitted(updates, committedResume) {
+      for (const [resource, rv] of committedResume) resumePoints.set(resource, rv);
+      trackedObjects.set(known.size);
+      if (updates.length > 0) options.onCommit(updates);
+    },
+    onFenced: options.onFenced,
+  });
 
-  const committed = metrics.counter(
-    "kubemeta_updates_committed_total",
-    "Updates committed to the store, by kind and type.",
-  );
   const suppressed = metrics.counter(
     "kubemeta_updates_suppressed_total",
     "Changes that left the slim copy unchanged, by kind.",
@@ -109,12 +97,6 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   );
   /** Kinds already logged as dropped: once per kind, not once per change. */
   const droppedKinds = new Set<string>();
-  const commitFailures = metrics.counter(
-    "kubemeta_commit_failures_total",
-    "Store commits that failed and were retried.",
-  );
-  // A sample from the start: an alert on its rate has a series to work on before the first failure.
-  commitFailures.inc({}, 0);
   const trackedObjects = metrics.gauge("kubemeta_tracked_objects", "Objects in the current state.");
   trackedObjects.set(known.size);
 
@@ -140,8 +122,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     const { kind, uid, namespace, name } = change;
     const node = (stream && nodeOfStream(stream)) ?? null;
     const fields = { version, stream, streamPrev, type, kind, uid, namespace, name, node, resourceVersion: rv };
-    pending.push(withObjectJson({ ...fields, time: now() }, change.json, change.object));
-    pendingDigests.push(objectDigest);
+    queue.push(withObjectJson({ ...fields, time: now() }, change.json, change.object), objectDigest);
   }
 
   function apply(resource: string, type: ChangeType, raw: KubeObject): void | Promise<void> {
@@ -158,24 +139,24 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     const key = keyOf(kind, change.uid);
     const relist = relists.get(resource);
     if (relist) relist.seen.add(key);
-    else if (rv) pendingResume.set(resource, rv);
+    else if (rv) queue.resume(resource, rv);
 
     const before = known.get(key);
     if (!change.published) drop(kind, resource);
     // An object of a kind no rule publishes any more (its rule was removed) is retracted on its next change.
     if (type === "DELETED" || !change.published) {
-      if (!before) return scheduleFlush();
+      if (!before) return queue.schedule();
       known.delete(key);
       enqueue("DELETED", change, rv, before.stream, 0);
-      return scheduleFlush();
+      return queue.schedule();
     }
     if (before?.digest === change.digest) {
       suppressed.inc({ kind });
-      return scheduleFlush();
+      return queue.schedule();
     }
     known.set(key, { digest: change.digest, stream: change.stream });
     enqueue(before ? "MODIFIED" : "ADDED", change, rv, change.stream, change.digest);
-    return scheduleFlush();
+    return queue.schedule();
   }
 
   /** Secrets and ConfigMaps hold configuration and credentials: they pass only when a slim rule names their kind. */
@@ -186,84 +167,6 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     logger.warn("dropping every change of a kind no slim rule names (slim.kinds)", { kind, resource });
   }
 
-  function scheduleFlush(): void | Promise<void> {
-    if (!flushing) flushing = Promise.resolve().then(drain).finally(freeRoom);
-    if (pending.length < highWater) return;
-    roomFreed ??= Promise.withResolvers();
-    return roomFreed.promise;
-  }
-
-  /**
-   * Sources held back by a full queue go on as soon as a commit takes what is pending, not once everything is
-   * committed: they parse the next batch while the store writes this one.
-   */
-  function freeRoom(): void {
-    roomFreed?.resolve();
-    roomFreed = undefined;
-  }
-
-  async function drain(): Promise<void> {
-    const backoff = new Backoff({ initialMs: 100, maxMs: 10_000 });
-    while ((pending.length > 0 || pendingResume.size > 0) && !abandoned.signal.aborted) {
-      const updates = pending;
-      const digests = pendingDigests;
-      const resume = pendingResume;
-      pending = [];
-      pendingDigests = [];
-      pendingResume = new Map();
-      committing = { updates, resume };
-      freeRoom();
-      for (;;) {
-        try {
-          await store.commit({ updates, digests, resumePoints: resume });
-          lastFailure = undefined;
-          break;
-        } catch (error) {
-          lastFailure = error instanceof Error ? error : new Error(String(error));
-          if (lastFailure.name === "WriterFencedError") {
-            logger.warn("another kubemeta now writes to the store; this one commits nothing more", {
-              error: lastFailure.message,
-              uncommittedUpdates: updates.length + pending.length,
-            });
-            abandoned.abort();
-            options.onFenced?.(lastFailure);
-            flushing = undefined;
-            return;
-          }
-          commitFailures.inc();
-          logger.error("store commit failed; retrying", { error, updates: updates.length });
-          if (stopping) throw error;
-          await sleep(backoff.next(), abandoned.signal);
-          if (abandoned.signal.aborted) {
-            flushing = undefined;
-            return;
-          }
-        }
-      }
-      committing = undefined;
-      backoff.reset();
-      for (const [resource, rv] of resume) resumePoints.set(resource, rv);
-      countCommitted(updates);
-      trackedObjects.set(known.size);
-      if (updates.length > 0) options.onCommit(updates);
-    }
-    flushing = undefined;
-  }
-
-  /** One increment per kind and type of a batch, not one per update. */
-  function countCommitted(updates: Update[]) {
-    const counts = new Map<string, number>();
-    for (const u of updates) counts.set(`${u.kind} ${u.type}`, (counts.get(`${u.kind} ${u.type}`) ?? 0) + 1);
-    for (const [key, n] of counts) {
-      const [kind, type] = key.split(" ") as [string, string];
-      committed.inc({ kind, type }, n);
-    }
-  }
-
-  async function flush(): Promise<void> {
-    while (flushing) await flushing;
-  }
-
   function relist(resource: string, kind: string): Relist {
     const open: OpenRelist = { kind, seen: new Set() };
     relists.set(resource, open);
@@ -272,7 +175,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         if (relists.get(resource) === open) relists.delete(resource);
       },
       async end(resourceVersion) {
-        await flush();
+        await queue.flush();
         if (relists.get(resource) !== open) return;
         relists.delete(resource);
         const vanished: string[] = [];
@@ -281,11 +184,11 @@ export function createPipeline(options: PipelineOptions): Pipeline {
           if (key.startsWith(prefix) && !open.seen.has(key)) vanished.push(key.slice(prefix.length));
         }
         await emitTombstones(kind, vanished, resourceVersion);
-        pendingResume.set(resource, resourceVersion);
+        queue.resume(resource, resourceVersion);
         // In the same commit: the stored state of `kind` is now this resource's, whatever scope listed it before.
-        pendingResume.set(relistedKey(kind), resource);
-        scheduleFlush();
-        await flush();
+        queue.resume(relistedKey(kind), resource);
+        queue.schedule();
+        await queue.flush();
         logger.info("relist done", { resource, kind, seen: open.seen.size, deleted: vanished.length });
       },
     };
@@ -318,21 +221,13 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     },
     bookmark(resource, resourceVersion) {
       if (relists.has(resource)) return;
-      pendingResume.set(resource, resourceVersion);
-      return scheduleFlush();
+      queue.resume(resource, resourceVersion);
+      return queue.schedule();
     },
     relist,
-    flush,
-    async stop() {
-      await flush();
-      stopping = true;
-    },
-    commitFailure: () => lastFailure,
-    abandon() {
-      abandoned.abort();
-      const updates = (committing?.updates.length ?? 0) + pending.length;
-      const keys = new Set([...(committing?.resume.keys() ?? []), ...pendingResume.keys()]);
-      return { updates, resumePoints: [...keys].sort() };
-    },
+    flush: queue.flush,
+    stop: queue.stop,
+    commitFailure: queue.failure,
+    abandon: queue.abandon,
   };
 }

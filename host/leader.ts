@@ -8,7 +8,8 @@ import type { Config } from "./config.ts";
 import { WriterFencedError, type Lifecycle, type PluginContext, type Source, type Store } from "../sdk/contract.ts";
 import type { Logger, Metrics } from "../sdk/telemetry.ts";
 import type { HostLog } from "../core/committed-log.ts";
-import { createPipeline, type Uncommitted } from "../core/pipeline.ts";
+import type { Uncommitted } from "../core/commit-queue.ts";
+import { createPipeline } from "../core/pipeline.ts";
 import { catchUp } from "./follower.ts";
 import { supervise } from "./supervise.ts";
 

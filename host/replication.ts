@@ -6,7 +6,7 @@
  */
 import type { HaConfig } from "./ha-config.ts";
 import type { Logger } from "../sdk/telemetry.ts";
-import type { Uncommitted } from "../core/pipeline.ts";
+import type { Uncommitted } from "../core/commit-queue.ts";
 import { createTransport, loadKubeConfig } from "../kube/transport.ts";
 import { createElector, type Elector } from "../kube/election.ts";
 import { aborted, Backoff, sleep } from "../protocol/retry.ts";

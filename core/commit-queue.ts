@@ -1,0 +1,173 @@
+/**
+ * The pipeline's batching: numbered updates and resume points wait here until one commit
+ * takes all that is pending. A failed commit is retried with backoff, the same batch
+ * again, until it lands, the store fences this writer out, or abandon() gives it up.
+ */
+import type { Store } from "../sdk/contract.ts";
+import type { Logger, Metrics } from "../sdk/telemetry.ts";
+import type { Update } from "../sdk/model.ts";
+import { Backoff, sleep } from "../protocol/retry.ts";
+
+export interface CommitQueueOptions {
+  store: Store;
+  logger: Logger;
+  metrics: Metrics;
+  /** schedule() asks its caller to wait once this many updates are pending. */
+  highWater: number;
+  /** Called with each batch the store took, in version order, with the resume points committed with it. */
+  onCommitted(updates: Update[], resumePoints: Map<string, string>): void;
+  /** The store refused a commit because another process now writes to it: nothing more is committed. */
+  onFenced?(error: Error): void;
+}
+
+export interface Uncommitted {
+  updates: number;
+  /** The resume-point keys (`resource` of the ChangeSink) whose newest value was not committed. */
+  resumePoints: string[];
+}
+
+export interface CommitQueue {
+  /** Adds an update (the next version) and the digest of the object it leaves. */
+  push(update: Update, digest: number): void;
+  /** Sets the resume point `key` to commit with the next batch. */
+  resume(key: string, value: string): void;
+  /** Starts a commit unless one runs; resolves when there is room again if the queue is full. */
+  schedule(): void | Promise<void>;
+  /** Resolves once everything pending is committed. */
+  flush(): Promise<void>;
+  /** Commits what is pending; after it, a failing commit is thrown instead of retried. */
+  stop(): Promise<void>;
+  /** Gives up on what is not committed and commits nothing more; returns what is given up. */
+  abandon(): Uncommitted;
+  /** Why the last commit failed, while it is being retried; undefined once a commit succeeds. */
+  failure(): Error | undefined;
+}
+
+export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
+  const { store, logger, metrics, highWater } = options;
+  let pending: Update[] = [];
+  let pendingDigests: number[] = [];
+  let pendingResume = new Map<string, string>();
+  let flushing: Promise<void> | undefined;
+  /** Resolved when there is room again in the queue (freeRoom). */
+  let roomFreed: PromiseWithResolvers<void> | undefined;
+  let stopping = false;
+  /** The batch drain() is committing, taken off `pending`: still uncommitted until the store says so. */
+  let committing: { updates: Update[]; resume: Map<string, string> } | undefined;
+  let lastFailure: Error | undefined;
+  /** Set by abandon(): wakes the retry's backoff, and drain() commits nothing more. */
+  const abandoned = new AbortController();
+
+  const committed = metrics.counter(
+    "kubemeta_updates_committed_total",
+    "Updates committed to the store, by kind and type.",
+  );
+  const commitFailures = metrics.counter(
+    "kubemeta_commit_failures_total",
+    "Store commits that failed and were retried.",
+  );
+  // A sample from the start: an alert on its rate has a series to work on before the first failure.
+  commitFailures.inc({}, 0);
+
+  function schedule(): void | Promise<void> {
+    if (!flushing) flushing = Promise.resolve().then(drain).finally(freeRoom);
+    if (pending.length < highWater) return;
+    roomFreed ??= Promise.withResolvers();
+    return roomFreed.promise;
+  }
+
+  /**
+   * Sources held back by a full queue go on as soon as a commit takes what is pending, not once everything is
+   * committed: they parse the next batch while the store writes this one.
+   */
+  function freeRoom(): void {
+    roomFreed?.resolve();
+    roomFreed = undefined;
+  }
+
+  /** Commits `updates` until it lands; false if the store fenced this writer out or the queue was abandoned. */
+  async function commitOne(updates: Update[], digests: number[], resume: Map<string, string>): Promise<boolean> {
+    const backoff = new Backoff({ initialMs: 100, maxMs: 10_000 });
+    for (;;) {
+      try {
+        await store.commit({ updates, digests, resumePoints: resume });
+        lastFailure = undefined;
+        return true;
+      } catch (error) {
+        lastFailure = error instanceof Error ? error : new Error(String(error));
+        if (lastFailure.name === "WriterFencedError") {
+          logger.warn("another kubemeta now writes to the store; this one commits nothing more", {
+            error: lastFailure.message,
+            uncommittedUpdates: updates.length + pending.length,
+          });
+          abandoned.abort();
+          options.onFenced?.(lastFailure);
+          return false;
+        }
+        commitFailures.inc();
+        logger.error("store commit failed; retrying", { error, updates: updates.length });
+        if (stopping) throw error;
+        await sleep(backoff.next(), abandoned.signal);
+        if (abandoned.signal.aborted) return false;
+      }
+    }
+  }
+
+  async function drain(): Promise<void> {
+    try {
+      while ((pending.length > 0 || pendingResume.size > 0) && !abandoned.signal.aborted) {
+        const updates = pending;
+        const digests = pendingDigests;
+        const resume = pendingResume;
+        pending = [];
+        pendingDigests = [];
+        pendingResume = new Map();
+        committing = { updates, resume };
+        freeRoom();
+        if (!(await commitOne(updates, digests, resume))) return;
+        committing = undefined;
+        countCommitted(updates);
+        options.onCommitted(updates, resume);
+      }
+    } finally {
+      flushing = undefined;
+    }
+  }
+
+  /** One increment per kind and type of a batch, not one per update. */
+  function countCommitted(updates: Update[]) {
+    const counts = new Map<string, number>();
+    for (const u of updates) counts.set(`${u.kind} ${u.type}`, (counts.get(`${u.kind} ${u.type}`) ?? 0) + 1);
+    for (const [key, n] of counts) {
+      const [kind, type] = key.split(" ") as [string, string];
+      committed.inc({ kind, type }, n);
+    }
+  }
+
+  async function flush(): Promise<void> {
+    while (flushing) await flushing;
+  }
+
+  return {
+    push(update, digest) {
+      pending.push(update);
+      pendingDigests.push(digest);
+    },
+    resume(key, value) {
+      pendingResume.set(key, value);
+    },
+    schedule,
+    flush,
+    async stop() {
+      await flush();
+      stopping = true;
+    },
+    abandon() {
+      abandoned.abort();
+      const updates = (committing?.updates.length ?? 0) + pending.length;
+      const keys = new Set([...(committing?.resume.keys() ?? []), ...pendingResume.keys()]);
+      return { updates, resumePoints: [...keys].sort() };
+    },
+    failure: () => lastFailure,
+  };
+}
