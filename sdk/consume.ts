@@ -95,7 +95,9 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
     "kubemeta_sink_lost_versions_total",
     "Versions a sink never delivered: the store pruned them before it got there (with those a sink skipped to go on).",
   );
-  lost.inc(labels, 0); // from 0, not from the first loss: rate() needs a sample before it
+  // From 0, not from the first event: rate() needs a sample before it.
+  lost.inc(labels, 0);
+  for (const step of ["deliver", "read", "save"]) failures.inc({ ...labels, step }, 0);
 
   const stopping = new AbortController();
   const { signal } = stopping;

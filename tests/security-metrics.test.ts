@@ -93,7 +93,14 @@ test("kinds past the bound of label values are counted as other", async () => {
 test("the counters of rare events are there at 0 from the start: rate() has a series before the first", async () => {
   const nats = await startNatsServer();
   try {
-    const th = await host({ sinks: [{ type: "sse" }, { type: "nats", servers: [nats.url] }] });
+    const th = await host({
+      // Nothing is committed: the webhook never sends a request to this port.
+      sinks: [
+        { type: "sse" },
+        { type: "nats", servers: [nats.url] },
+        { type: "webhook", url: "http://127.0.0.1:9/", secret: "s".repeat(32) },
+      ],
+    });
     await waitFor(
       async () =>
         (await metricLines(th, "kubemeta_nats_connected")).join() === 'kubemeta_nats_connected{sink="nats"} 1',
@@ -106,6 +113,21 @@ test("the counters of rare events are there at 0 from the start: rate() has a se
       'kubemeta_nats_reconnects_total{sink="nats"} 0',
       'kubemeta_nats_connect_failures_total{sink="nats"} 0',
       "kubemeta_commit_failures_total 0",
+      'kubemeta_sse_rejected_total{reason="max_streams"} 0',
+      'kubemeta_sse_rejected_total{reason="max_streams_per_client"} 0',
+      'kubemeta_sink_delivery_failures_total{sink="nats",step="deliver"} 0',
+      'kubemeta_sink_delivery_failures_total{sink="nats",step="read"} 0',
+      'kubemeta_sink_delivery_failures_total{sink="webhook",step="save"} 0',
+      ...["replay", "reset", "malformed", "refused", "failed", "busy", "unsynced"].map(
+        (result) => `kubemeta_nats_replay_requests_total{result="${result}",sink="nats"} 0`,
+      ),
+      'kubemeta_webhook_deliveries_total{sink="webhook"} 0',
+      'kubemeta_webhook_delivered_updates_total{sink="webhook"} 0',
+      ...["timeout", "network", "status_3xx", "status_408", "status_4xx", "status_429", "status_5xx"].map(
+        (reason) => `kubemeta_webhook_failures_total{reason="${reason}",sink="webhook"} 0`,
+      ),
+      'kubemeta_webhook_skipped_updates_total{reason="status_4xx",sink="webhook"} 0',
+      'kubemeta_webhook_skipped_updates_total{reason="max_retries",sink="webhook"} 0',
     ])
       expect(lines).toContain(series);
   } finally {

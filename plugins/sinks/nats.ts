@@ -13,7 +13,7 @@ import { connectionOptions, natsSinkSchema } from "./nats/options.ts";
 import { openConnection, type Connection } from "./nats/connection.ts";
 import { aborted } from "../../protocol/retry.ts";
 import { createPublisher } from "./nats/publisher.ts";
-import { serveReplay, type Responder } from "./nats/replay.ts";
+import { REPLAY_RESULTS, serveReplay, type Responder } from "./nats/replay.ts";
 import { defaultPrefix, hasCredentials, redactServer, subjectsFor } from "../../protocol/subjects.ts";
 
 /** How long stop() waits for what is committed to be published, then for the client to drain. */
@@ -53,8 +53,9 @@ export default defineSink({
     telemetry.connectFailures.inc(labels, 0);
     const replayRequests = ctx.metrics.counter(
       "kubemeta_nats_replay_requests_total",
-      "Replay requests, by result (replay, reset, malformed, refused, failed, busy, unsynced).",
+      `Replay requests, by result (${REPLAY_RESULTS.join(", ")}).`,
     );
+    for (const result of REPLAY_RESULTS) replayRequests.inc({ ...labels, result }, 0);
     const stopped = new AbortController();
     let running: Promise<void> | undefined;
     let current: Connection | undefined;

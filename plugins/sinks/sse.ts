@@ -122,6 +122,7 @@ export default defineSink({
     // From 0, not from the first event: rate() needs a sample before it.
     resets.inc(undefined, 0);
     overflows.inc(undefined, 0);
+    for (const reason of ["max_streams", "max_streams_per_client"]) rejected.inc({ reason }, 0);
     const events = new UpdateEvents(ctx.log.epoch);
     const sessions = new Map<AbortController, { channel: SseChannel; done: Promise<void> }>();
     const perStream = new Map<string, number>();

@@ -19,6 +19,10 @@ import {
   type ResetReason,
 } from "../../../protocol/replay.ts";
 
+/** The results `kubemeta_nats_replay_requests_total` counts requests by. */
+export const REPLAY_RESULTS = ["replay", "reset", "malformed", "refused", "failed", "busy", "unsynced"] as const;
+type ReplayResult = (typeof REPLAY_RESULTS)[number];
+
 export interface ResponderOptions {
   nc: NatsConnection;
   /** The sink's subject prefix: no reply goes under it. */
@@ -91,7 +95,7 @@ export function serveReplay(options: ResponderOptions): Responder {
     whole = true;
   });
 
-  function count(result: string, requesters = 1): void {
+  function count(result: ReplayResult, requesters = 1): void {
     requests.inc({ ...labels, result }, requesters);
   }
 

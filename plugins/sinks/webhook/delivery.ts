@@ -34,12 +34,16 @@ export interface Request {
 
 export type Outcome = "delivered" | "skipped" | "stopped";
 
+/** Why a request failed: `kubemeta_webhook_failures_total`'s reasons, each a series from the start. */
+const NO_ANSWER = ["timeout", "network"] as const;
+const REFUSED = ["status_3xx", "status_408", "status_4xx", "status_429", "status_5xx"] as const;
+
 type Attempt =
   | { ok: true }
-  | { ok: false; reason: "timeout" | "network" | "stopped" }
+  | { ok: false; reason: (typeof NO_ANSWER)[number] | "stopped" }
   | {
       ok: false;
-      reason: "status_3xx" | "status_408" | "status_4xx" | "status_429" | "status_5xx";
+      reason: (typeof REFUSED)[number];
       status: number;
       retryAfterMs?: number;
       detail: string;
@@ -65,13 +69,17 @@ export function createDelivery(options: DeliveryOptions): Delivery {
   );
   const failures = metrics.counter(
     "kubemeta_webhook_failures_total",
-    "Failed webhook requests, by reason " +
-      "(timeout, network, status_3xx, status_408, status_4xx, status_429, status_5xx).",
+    `Failed webhook requests, by reason (${[...NO_ANSWER, ...REFUSED].join(", ")}).`,
   );
   const skipped = metrics.counter(
     "kubemeta_webhook_skipped_updates_total",
     "Updates a webhook gave up on, by reason (status_4xx with on4xx: skip, max_retries).",
   );
+  // From 0, not from the first event: rate() needs a sample before it.
+  deliveries.inc(labels, 0);
+  deliveredUpdates.inc(labels, 0);
+  for (const reason of [...NO_ANSWER, ...REFUSED]) failures.inc({ sink, reason }, 0);
+  for (const reason of ["status_4xx", "max_retries"]) skipped.inc({ sink, reason }, 0);
   // Up to the longest `timeout` a receiver is commonly given: the default buckets end at 2.5 s, `timeout` at 10 s.
   const duration = metrics.histogram(
     "kubemeta_webhook_request_seconds",
