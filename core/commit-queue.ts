@@ -87,7 +87,9 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
 
   /** Commits `updates` until it lands; false if the store fenced this writer out or the queue was abandoned. */
   async function commitOne(updates: Update[], digests: number[], resume: Map<string, string>): Promise<boolean> {
-    const backoff = new Backoff({ initialMs: 100, maxMs: 10_000 });
+    // At most 2 s apart: a store back from an outage takes writes (and /readyz says so) within 2 s, for one log
+    // line per attempt while it is down.
+    const backoff = new Backoff({ initialMs: 100, maxMs: 2_000 });
     for (;;) {
       try {
         await store.commit({ updates, digests, resumePoints: resume });
