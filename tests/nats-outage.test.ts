@@ -22,6 +22,9 @@ import {
   SLOW_MS,
 } from "./nats-fixtures.ts";
 import { startNatsServer, type TestNatsServer } from "./nats-server.ts";
+import { openConnection } from "../plugins/sinks/nats/connection.ts";
+import { createMetrics } from "../host/metrics.ts";
+import { silentLogger } from "../host/logger.ts";
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -208,6 +211,78 @@ test(
     await th.changes.flush();
     const next = th.host.log.head();
     await waitFor(() => follower.received.some((e) => e.version === next), 5_000, "the next update, live");
+  },
+  SLOW_MS,
+);
+
+/**
+ * The NATS client drops from its pool a server that failed its first connection (unless told to wait on it), so a
+ * sink started while one of two servers was down kept only the other, and stayed disconnected once that one went.
+ */
+test(
+  "a connection that cannot reconnect is closed, and the next one tries every server again",
+  async () => {
+    const [down, up] = [await startNatsServer(), await startNatsServer()];
+    cleanups.push(() => Promise.all([down.destroy(), up.destroy()]));
+    await down.stop();
+    const metrics = createMetrics();
+    const telemetry = {
+      logger: silentLogger,
+      labels: { sink: "nats" },
+      connected: metrics.gauge("connected", ""),
+      reconnects: metrics.counter("reconnects", ""),
+      connectFailures: metrics.counter("connect_failures", ""),
+    };
+    const stop = new AbortController();
+    cleanups.push(async () => stop.abort());
+    // In this order, as the client may shuffle them: the one that is down is tried first, and dropped.
+    const options = async (reconnectWaitMs: () => number) => ({
+      servers: [down.url, up.url],
+      noRandomize: true,
+      maxReconnectAttempts: -1,
+      reconnectDelayHandler: reconnectWaitMs,
+      timeout: 1_000,
+    });
+    const policy = { initialMs: 20, maxMs: 200, replaceAfterMs: 1_000 };
+    const first = (await openConnection(options, policy, telemetry, stop.signal))!;
+    cleanups.push(() => first.nc.close());
+    expect(first.nc.getServer()).toBe(up.url.replace("nats://", ""));
+
+    await down.restart();
+    await up.stop();
+    let replaced = false;
+    void first.closed.then(() => (replaced = true));
+    await waitFor(() => replaced, 10_000, "the connection stuck on the server that went away to be closed");
+    const second = (await openConnection(options, policy, telemetry, stop.signal))!;
+    cleanups.push(() => second.nc.close());
+    expect(second.nc.getServer()).toBe(down.url.replace("nats://", ""));
+  },
+  SLOW_MS,
+);
+
+test(
+  "a sink started while one of its two servers is down fails over to it once the other goes away",
+  async () => {
+    const [late, early] = [await startNatsServer(), await startNatsServer()];
+    cleanups.push(() => Promise.all([late.destroy(), early.destroy()]));
+    await late.stop();
+    const th = await startNatsHost(early, {
+      sink: { servers: [late.url, early.url], connectTimeout: "500ms" },
+    });
+    cleanups.push(() => th.destroy());
+    const connected = () => /kubemeta_nats_connected\{sink="nats"\} 1/.test(th.host.metrics.render());
+    await waitFor(connected, 10_000, "the sink to connect to the server that is up");
+
+    await late.restart();
+    await early.stop();
+    const nc = await client(late);
+    cleanups.push(() => nc.close());
+    const follower = new Follower({ nc, prefix: PREFIX, stream: ALL, subject: `${PREFIX}.all` });
+    await follower.start();
+    for (let round = 0; round < 2; round++) await churn(th.changes, nodeNames(2), round);
+    await th.changes.flush();
+    await waitFor(() => converged(th, follower, ALL), 15_000, "the follower on the other server to converge");
+    await expectWholeChain(th, follower, ALL, 0);
   },
   SLOW_MS,
 );

@@ -42,8 +42,8 @@ export default defineSink({
       reconnects: ctx.metrics.counter("kubemeta_nats_reconnects_total", "Reconnections to NATS after a disconnect."),
       connectFailures: ctx.metrics.counter(
         "kubemeta_nats_connect_failures_total",
-        "Failed attempts to open the first NATS connection (retried with backoff); reconnecting shows in " +
-          "kubemeta_nats_connected.",
+        "Failed attempts to open a NATS connection, the first or one in place of a connection that could not " +
+          "reconnect (retried with backoff); reconnecting shows in kubemeta_nats_connected.",
       ),
     };
     // 0 from the start: an alert on it must fire when NATS was never reachable, not only after a disconnect; and
@@ -127,12 +127,17 @@ export default defineSink({
     }
 
     async function run(): Promise<void> {
-      const backoff = { initialMs: config.reconnect.initial, maxMs: config.reconnect.max };
+      const policy = {
+        initialMs: config.reconnect.initial,
+        maxMs: config.reconnect.max,
+        // Long enough for the client to have tried every server it still knows, twice at the longest delay.
+        replaceAfterMs: config.servers.length > 1 ? 2 * config.reconnect.max + config.connectTimeout : undefined,
+      };
       const name = config.connectionName ?? `kubemeta-${ctx.cluster}`;
       while (!stopped.signal.aborted) {
         const connection = await openConnection(
           (waitMs) => connectionOptions(config, name, waitMs),
-          backoff,
+          policy,
           telemetry,
           stopped.signal,
         );

@@ -3,6 +3,11 @@
  * client reconnect (without limit, with growing delays) when it drops, and start over
  * when the client gives up for good (it does after repeated auth failures).
  *
+ * The client drops from its pool every server that failed its first connection: started
+ * while one of two servers was down, it would never fail over to that one once it is back.
+ * With several servers, a connection that cannot reconnect for `replaceAfterMs` is closed,
+ * and the next one tries every configured server again.
+ *
  * What the publisher needs to know is exposed as a "session": it ends at each disconnect,
  * and a flush that spans a disconnect proves nothing about what was published before it
  * (bytes written to the dead socket are lost while the flush may succeed after the
@@ -36,6 +41,14 @@ export interface Connection {
   readonly closed: Promise<void>;
 }
 
+export interface ConnectPolicy {
+  /** Delays between attempts, exponential with jitter, from `initialMs` to `maxMs`. */
+  initialMs: number;
+  maxMs: number;
+  /** Closes a connection that has not reconnected for this long (undefined: never), so that a new one starts. */
+  replaceAfterMs?: number;
+}
+
 /**
  * Connects, retrying with backoff until it works; undefined when `signal` aborts first.
  * `options` is called before every attempt: it reads credential files and is handed the
@@ -43,11 +56,12 @@ export interface Connection {
  */
 export async function openConnection(
   options: (reconnectWaitMs: () => number) => Promise<NodeConnectionOptions>,
-  backoffOptions: { initialMs: number; maxMs: number },
+  policy: ConnectPolicy,
   telemetry: ConnectionTelemetry,
   signal: AbortSignal,
 ): Promise<Connection | undefined> {
   const { logger } = telemetry;
+  const backoffOptions = { initialMs: policy.initialMs, maxMs: policy.maxMs };
   const backoff = new Backoff(backoffOptions);
   const stopped = aborted(signal).then(() => undefined);
   while (!signal.aborted) {
@@ -63,6 +77,7 @@ export async function openConnection(
       return watch(nc, telemetry, {
         attempting: () => (reconnectWait = reconnect.next()),
         succeeded: () => reconnect.reset(),
+        replaceAfterMs: policy.replaceAfterMs,
       });
     } catch (error) {
       telemetry.connectFailures.inc(telemetry.labels);
@@ -77,13 +92,24 @@ export async function openConnection(
 function watch(
   nc: NatsConnection,
   telemetry: ConnectionTelemetry,
-  reconnect: { attempting(): void; succeeded(): void },
+  reconnect: { attempting(): void; succeeded(): void; replaceAfterMs?: number },
 ): Connection {
   const { logger, labels } = telemetry;
   let generation = 0;
   let isConnected = true;
   let session = new AbortController();
   let waiters = Promise.withResolvers<boolean>();
+  let replaceTimer: ReturnType<typeof setTimeout> | undefined;
+  const replaceAfterMs = reconnect.replaceAfterMs;
+  function replaceIfStuck(): void {
+    if (replaceAfterMs === undefined || replaceTimer) return;
+    replaceTimer = setTimeout(() => {
+      logger.warn("no NATS server took the connection back; connecting afresh to every configured server", {
+        disconnectedForMs: replaceAfterMs,
+      });
+      nc.close().catch(() => {});
+    }, replaceAfterMs);
+  }
   telemetry.connected.set(1, labels);
   logger.info("connected to NATS", { server: nc.getServer(), maxPayload: nc.info?.max_payload });
 
@@ -96,11 +122,14 @@ function watch(
           session.abort();
           telemetry.connected.set(0, labels);
           logger.warn("disconnected from NATS; reconnecting", { server: status.server });
+          replaceIfStuck();
           break;
         case "reconnecting":
           reconnect.attempting();
           break;
         case "reconnect":
+          clearTimeout(replaceTimer);
+          replaceTimer = undefined;
           isConnected = true;
           session = new AbortController();
           reconnect.succeeded();
@@ -124,6 +153,7 @@ function watch(
     }
     await nc.closed();
   })().finally(() => {
+    clearTimeout(replaceTimer);
     isConnected = false;
     session.abort();
     telemetry.connected.set(0, labels);
