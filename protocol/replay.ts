@@ -17,7 +17,8 @@
  *   `prev` 0, `version` that of the update that produced each object).
  * - The final chunk has `last: true` and `through`: the requester now holds the stream up
  *   to that version (its new position, which may be above the last envelope's version).
- * - `oversized`: versions left out because one envelope alone exceeds max_payload.
+ * - `oversized`: versions left out because one envelope alone, in a chunk, would exceed max_payload (skipped live
+ *   too, so that every consumer holds the same objects).
  * - A malformed request gets one chunk `{error, last: true}`; an error ending in "ask again" (busy, a failure while
  *   answering) means the request was sound, any other that asking it again gets the same answer.
  * - A request whose reply subject is not an inbox (none, under the prefix, a `$` server subject) gets nothing.

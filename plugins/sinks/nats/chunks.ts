@@ -8,6 +8,18 @@ import type { ResetReason } from "../../../protocol/replay.ts";
 
 /** Room kept for the final chunk's `],"last":true,"through":<version>}`. */
 const TAIL_RESERVE = 64;
+/** The longest head a chunk can have: the longest reset marker and a seq of ten digits. */
+const LONGEST_HEAD = (epoch: string) =>
+  `{"epoch":${JSON.stringify(epoch)},"seq":9999999999,"reset":"behind-retention","updates":[`;
+
+/**
+ * The largest envelope, in UTF-8 bytes, that a chunk can carry alone under `maxPayload`. One bound for replies and
+ * live messages (nats/publisher.ts): an update that went out live comes back in replays and resets, and one that
+ * cannot come back is skipped live too, so that every consumer holds the same objects.
+ */
+export function largestEnvelope(epoch: string, maxPayload: number): number {
+  return maxPayload - Buffer.byteLength(LONGEST_HEAD(epoch)) - 1 - TAIL_RESERVE;
+}
 
 export class ChunkWriter {
   private parts: string[] = [];
@@ -17,13 +29,16 @@ export class ChunkWriter {
   private reset: ResetReason | undefined;
   /** Bytes of the current chunk without its envelopes (fixedBytes), kept: every add asks for it. */
   private fixed: number | undefined;
+  private readonly largest: number;
 
   constructor(
     private readonly epoch: string,
     private readonly maxBytes: number,
     /** `last`: the reply's final chunk. */
     private readonly send: (chunk: string, last: boolean) => Promise<void>,
-  ) {}
+  ) {
+    this.largest = largestEnvelope(epoch, maxBytes);
+  }
 
   /** Starts the reply with a reset marker (only before anything is sent). */
   markReset(reason: ResetReason): void {
@@ -38,7 +53,7 @@ export class ChunkWriter {
    */
   add(envelopeJson: string, version: number): Promise<void> | undefined {
     const bytes = Buffer.byteLength(envelopeJson);
-    if (this.size() + 1 + bytes <= this.maxBytes) {
+    if (bytes <= this.largest && this.size() + 1 + bytes <= this.maxBytes) {
       this.push(envelopeJson, bytes);
       return undefined;
     }
@@ -46,8 +61,7 @@ export class ChunkWriter {
   }
 
   private async addAfterFlush(envelopeJson: string, bytes: number, version: number): Promise<void> {
-    const fitsAlone = Buffer.byteLength(this.head(this.seq + 1)) + 1 + TAIL_RESERVE + bytes <= this.maxBytes;
-    if (fitsAlone) {
+    if (bytes <= this.largest) {
       await this.flush();
       return this.push(envelopeJson, bytes);
     }

@@ -18,6 +18,7 @@ import type { Envelope, SinkContext } from "../../../sdk/index.ts";
 import { jsonText } from "../../../sdk/model.ts";
 import type { Subjects } from "../../../protocol/subjects.ts";
 import type { Connection } from "./connection.ts";
+import { largestEnvelope } from "./chunks.ts";
 
 const MSG_ID_HEADER = "Nats-Msg-Id";
 
@@ -40,23 +41,35 @@ export function createPublisher(options: PublisherOptions): Publish {
     "Updates not published on a subject, by sink and reason (oversized, illegal_node_name).",
   );
 
+  const encoder = new TextEncoder();
+  /** The largest envelope a replay could send back, for the server of the current connection. */
+  let largest = { maxPayload: 0, bytes: 0 };
+
   function publishOne(nc: NatsConnection, subject: string, envelope: Envelope, id: MsgHdrs): void {
+    const data = encoder.encode(jsonText(envelope));
+    if (data.length > largest.bytes) return skipOversized(subject, envelope);
     try {
-      nc.publish(subject, jsonText(envelope), { headers: id });
+      nc.publish(subject, data, { headers: id });
       published.inc(labels);
     } catch (error) {
       if (!(error instanceof errors.InvalidArgumentError)) throw error;
-      skipped.inc({ ...labels, reason: "oversized" });
-      logger.error("update exceeds the server's max_payload; not published", {
-        subject,
-        version: envelope.version,
-        kind: envelope.kind,
-        name: envelope.name,
-      });
+      skipOversized(subject, envelope);
     }
   }
 
+  function skipOversized(subject: string, envelope: Envelope): void {
+    skipped.inc({ ...labels, reason: "oversized" });
+    logger.error("update exceeds the server's max_payload, or leaves no room for a replay chunk; not published", {
+      subject,
+      version: envelope.version,
+      kind: envelope.kind,
+      name: envelope.name,
+    });
+  }
+
   function publishAll(nc: NatsConnection, envelopes: Envelope[]): void {
+    const maxPayload = nc.info?.max_payload ?? Number.POSITIVE_INFINITY;
+    if (largest.maxPayload !== maxPayload) largest = { maxPayload, bytes: largestEnvelope(log.epoch, maxPayload) };
     // Both copies of an update are next to each other: they share one header object.
     let id: MsgHdrs | undefined;
     let idVersion = 0;
