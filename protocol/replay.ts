@@ -21,7 +21,8 @@
  *   too, so that every consumer holds the same objects).
  * - A malformed request gets one chunk `{error, last: true}`; an error ending in "ask again" (busy, a failure while
  *   answering) means the request was sound, any other that asking it again gets the same answer.
- * - A request whose reply subject is not an inbox (none, under the prefix, a `$` server subject) gets nothing.
+ * - A request whose reply subject is not an inbox (none, under the prefix, a `$` server subject, a wildcard) gets
+ *   nothing.
  *
  * Gap rule for consumers: holding position `p`, a message with `version <= p` is a
  * duplicate (drop it); one with `prev <= p` applies (`p = version`); one with `prev > p`

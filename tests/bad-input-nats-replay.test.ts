@@ -151,13 +151,23 @@ describe("bad replay requests", () => {
   );
 
   test(
-    "a reply subject under kubemeta's prefix, a `$` API subject, or none: nothing is published, each is counted",
+    "a reply subject under kubemeta's prefix, a `$` API subject, a wildcard, or none: nothing is published, each is " +
+      "counted",
     async () => {
       const { th, nc } = suite;
+      // Replay chunks (they have a `seq`), wherever they went but to the inbox of the last request below; the sink
+      // may still be publishing updates on the data subjects.
       const published: string[] = [];
+      const isChunk = (data: string) => data.includes('"seq":') && "seq" in JSON.parse(data);
       const watch = (subject: string) =>
-        nc.subscribe(subject, { callback: (_, msg) => void (msg.subject !== REPLAY && published.push(msg.subject)) });
-      const watching = [watch(`${PREFIX}.>`), watch("$JS.API.>"), watch("$SYS.>")];
+        nc.subscribe(subject, {
+          callback: (_, msg) =>
+            void (!msg.subject.startsWith("_INBOX.") || /[*>]/.test(msg.subject)
+              ? isChunk(msg.string()) && published.push(msg.subject)
+              : undefined),
+        });
+      // A reply to a wildcard goes, as it is, to every subscriber whose subscription matches it.
+      const watching = [watch(`${PREFIX}.>`), watch("$JS.API.>"), watch("$SYS.>"), watch(">")];
       await nc.flush();
       const before = resultCount(th.host.metrics.render(), "refused");
       const logLines = () => logged.filter((line) => line.msg === "replay request refused, not answered").length;
@@ -169,6 +179,11 @@ describe("bad replay requests", () => {
         `${PREFIX}.replay`,
         "$JS.API.STREAM.DELETE.KUBEMETA",
         "$SYS.REQ.SERVER.PING",
+        `${PREFIX.split(".")[0]}.*.all`,
+        `${PREFIX.split(".")[0]}.>`,
+        ">",
+        "_INBOX.>",
+        "_INBOX.*",
         undefined,
       ];
       const requests = [{ stream: ALL }, { stream: SHARED, from: `${th.host.epoch}:1` }, "not json"];
