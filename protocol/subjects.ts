@@ -15,7 +15,8 @@ export const PREFIX_PATTERN = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/;
  * so that the cluster stays one token whatever its name.
  */
 export function defaultPrefix(cluster: string): string {
-  return `kubemeta.${cluster.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+  // Per character (`u`): a character outside the BMP is one `_`, as in any language that reads the rule.
+  return `kubemeta.${cluster.replace(/[^A-Za-z0-9_-]/gu, "_")}`;
 }
 
 export interface Subjects {

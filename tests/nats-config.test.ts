@@ -127,6 +127,9 @@ test("the default prefix keeps any cluster name one token", () => {
   expect(defaultPrefix("prod.eu-west-1")).toBe("kubemeta.prod_eu-west-1");
   expect(defaultPrefix("gke_my-project_europe-west1_main")).toBe("kubemeta.gke_my-project_europe-west1_main");
   expect(defaultPrefix("my cluster*>")).toBe("kubemeta.my_cluster__");
+  // One `_` per character, not per UTF-16 unit: a client in another language follows the same rule.
+  expect(defaultPrefix("a🚀b")).toBe("kubemeta.a_b");
+  expect(defaultPrefix("日本")).toBe("kubemeta.__");
   for (const cluster of ["a.b.c", "ünïcode", " ", "x>y"]) expect(defaultPrefix(cluster)).toMatch(PREFIX_PATTERN);
   const subjects = subjectsFor("kubemeta.prod");
   expect([
