@@ -5,7 +5,7 @@
  * - `from` is the requester's position: the last version of the stream it holds (exclusive).
  *   Absent or null: it holds nothing, and gets a reset. Unknown keys are ignored.
  * - `to` (inclusive) bounds the replay, e.g. the `prev` of the message that revealed a gap;
- *   by default the replay runs up to the head of the log at the time of the request.
+ *   absent or null, the replay runs up to the head of the log at the time of the request.
  *
  * Reply: one or more chunks to the request's reply subject, each a JSON object
  * `{epoch, seq, updates, reset?, oversized?, last?, through?, error?}` under the server's
@@ -58,7 +58,13 @@ const requestSchema = v.object({
     ),
   ),
   to: v.optional(
-    v.pipe(v.number("to must be a number"), v.safeInteger("to must be an integer"), v.minValue(0, "to must be >= 0")),
+    v.nullable(
+      v.pipe(
+        v.number("to must be a number"),
+        v.safeInteger("to must be an integer"),
+        v.minValue(0, "to must be >= 0"),
+      ),
+    ),
   ),
 });
 
@@ -67,7 +73,8 @@ export interface ReplayRequestMessage {
   stream: string;
   /** `<epoch>:<version>` of the last update held; absent or null when nothing is held. */
   from?: string | null;
-  to?: number;
+  /** The last version wanted; absent or null: up to the head. */
+  to?: number | null;
 }
 
 /** A request as the responder reads it. */
@@ -92,7 +99,9 @@ export function parseReplayRequest(payload: string): ReplayRequest {
   }
   const result = v.safeParse(requestSchema, json);
   if (!result.success) throw new MalformedRequestError(result.issues.map((i) => i.message).join("; "));
-  const { stream, from, to } = result.output;
+  const { stream, from } = result.output;
+  // null, as encoders write an unset optional field, is absent.
+  const to = result.output.to ?? undefined;
   const request: ReplayRequest = { stream, to };
   if (from) request.from = parsePosition(from);
   if (request.from && to !== undefined && to < request.from.version)

@@ -19,6 +19,12 @@ describe("replay request", () => {
       to: undefined,
     });
     expect(parseReplayRequest('{"stream":"all","from":"e:0"}').from).toEqual({ epoch: "e", version: 0 });
+    // Encoders that write every optional field (Go without omitempty) send null for one not set.
+    expect(parseReplayRequest('{"stream":"all","from":"e:7","to":null}')).toEqual({
+      stream: "all",
+      from: { epoch: "e", version: 7 },
+      to: undefined,
+    });
   });
 
   test("says what is wrong with a malformed request", () => {
