@@ -5,7 +5,7 @@
  */
 import * as v from "valibot";
 import { KIND_PATTERN } from "../protocol/envelope.ts";
-import { duration, positiveDuration } from "../sdk/schema.ts";
+import { age, duration, positiveDuration } from "../sdk/schema.ts";
 import { haSchema } from "./ha-config.ts";
 import { httpSchema } from "./http-config.ts";
 import { LOG_LEVELS } from "./logger.ts";
@@ -37,7 +37,7 @@ export type PluginEntry = v.InferOutput<typeof pluginEntry>;
 const retentionSchema = v.strictObject({
   maxAge: v.optional(
     v.pipe(
-      duration,
+      age,
       v.description(
         "Updates older than this are pruned (`0`: no age limit), but for the last of each current object (its state).",
       ),

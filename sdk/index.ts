@@ -51,6 +51,7 @@ export { consume, type BatchSettings, type Consumer, type ConsumeOptions, type R
 export { jsonText, inStream, toEnvelope, type CurrentObject, type KubeObject, type Update } from "./model.ts";
 export type { Counter, Gauge, Histogram, Labels, LogFields, Logger, Metrics } from "./telemetry.ts";
 export {
+  age,
   alias,
   batchSchema,
   deprecatedKey,

@@ -17,8 +17,14 @@ export function parseDuration(input: string | number): number | undefined {
   return Math.round(Number(match[1]) * UNITS[match[2]!]!);
 }
 
-/** A duration in config: "10s", "5m", "24h", "7d", or milliseconds as a number. Outputs milliseconds. */
-export const duration = v.pipe(
+/**
+ * The longest wait a timer takes: setTimeout's delay is a signed 32-bit count of milliseconds, and a longer one
+ * fires at once (Bun warns on stderr each time), so a 30-day interval would run every millisecond.
+ */
+export const MAX_WAIT_MS = 2 ** 31 - 1;
+
+/** A span of time in config: "10s", "5m", "24h", "7d", or milliseconds as a number. Outputs milliseconds. */
+const timeSpan = v.pipe(
   v.union([v.string(), v.number()]),
   v.check(
     (input) => parseDuration(input) !== undefined,
@@ -26,6 +32,12 @@ export const duration = v.pipe(
   ),
   v.transform((input) => parseDuration(input)!),
 );
+
+/** A duration in config that something waits for (a timeout, an interval, a delay): at most MAX_WAIT_MS. */
+export const duration = v.pipe(timeSpan, v.maxValue(MAX_WAIT_MS, "must be at most 24d (no timer waits longer)"));
+
+/** An age that nothing waits for, only compares with (retention's `maxAge`): no upper bound. */
+export const age = timeSpan;
 
 /** A duration that must not be 0: a wait, timeout or period of none would spin, or never succeed. */
 export const positiveDuration = v.pipe(duration, v.minValue(1, "must be more than 0"));

@@ -26,6 +26,26 @@ describe("config", () => {
     expect(config.shutdownTimeoutMs).toBe(15_000);
   });
 
+  test("a duration something waits for is at most 24d (a longer timer fires at once); an age may be longer", async () => {
+    expect(
+      await issuesOf({
+        shutdownTimeout: "25d",
+        store: { type: "libsql", retention: { interval: "30d", maxAge: "90d" } },
+        sinks: [{ type: "sse", heartbeat: "30d" }],
+      }),
+    ).toEqual([
+      "store.retention.interval: must be at most 24d (no timer waits longer)",
+      "shutdownTimeout: must be at most 24d (no timer waits longer)",
+      "sinks[0].heartbeat: must be at most 24d (no timer waits longer)",
+    ]);
+    const config = await resolveConfig(
+      { shutdownTimeout: "24d", store: { type: "libsql", retention: { maxAge: "90d" } } },
+      { baseDir: "/", registry: builtins },
+    );
+    expect(config.shutdownTimeoutMs).toBe(24 * 86_400_000);
+    expect(config.store.retention.maxAgeMs).toBe(90 * 86_400_000);
+  });
+
   test("unknown keys are errors that name their path", async () => {
     expect(await issuesOf({ clster: {} })).toEqual([expect.stringMatching(/^clster: /)]);
     expect(await issuesOf({ cluster: { nmae: "x" } })).toEqual([expect.stringMatching(/^cluster\.nmae: /)]);
