@@ -12,6 +12,7 @@ import { rbacYaml } from "./rbac.ts";
 import { runTail } from "./tail.ts";
 import { builtins } from "../plugins/index.ts";
 import type { EarlySignals } from "./signals.ts";
+import { argumentProblem } from "./args.ts";
 
 const USAGE = `Usage: bun run main.ts [options]
        bun run main.ts tail (--url <url> | --nats <servers> --cluster <name>) [--stream <name>] [--json]
@@ -43,7 +44,12 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     values = parseOptions(rbac ? rest : args);
   } catch (error) {
     signals.release();
-    return usageError(error instanceof Error ? error.message : String(error));
+    return usageError(argumentProblem(error));
+  }
+  // `--config "$CONFIG"` with the variable unset: not the default config, which would serve something else.
+  if (values.config === "") {
+    signals.release();
+    return usageError("--config: expected a file, got an empty value");
   }
   // Only serving (and the demo) stops on a signal: anything else ends as a signal ends it.
   if (rbac || values.help || values.check) signals.release();

@@ -4,6 +4,7 @@
  * envelopes as JSON lines for jq and friends.
  */
 import { parseArgs } from "node:util";
+import { argumentProblem } from "./args.ts";
 import * as v from "valibot";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import {
@@ -71,7 +72,7 @@ function parseTailArgs(args: string[], env: Record<string, string | undefined>):
   try {
     parsed = parseArgs({ args, options: TAIL_OPTIONS, strict: true });
   } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
+    throw new UsageError(argumentProblem(error));
   }
   const { values } = parsed;
   if (values.help) return "help";

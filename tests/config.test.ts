@@ -325,6 +325,16 @@ describe("main.ts --check", () => {
       [["--chekc"], "kubemeta: Unknown option '--chekc' (see --help)"],
       [["rbac", "--bogus"], "kubemeta: Unknown option '--bogus' (see --help)"],
       [["--port", "http"], 'kubemeta: --port: expected a port number (0-65535), got "http" (see --help)'],
+      // `--config "$CONFIG"` with the variable unset: the default config would serve something else, unasked.
+      ...[["--config", ""], ["--config="], ["--check", "--config", ""]].map((args): [string[], string] => [
+        args,
+        "kubemeta: --config: expected a file, got an empty value (see --help)",
+      ]),
+      [
+        ["--port", "-1"],
+        "kubemeta: Option '--port' argument is ambiguous. Did you forget to specify the option argument for " +
+          "'--port'? To specify an option argument starting with a dash use '--port=-XYZ'. (see --help)",
+      ],
       [
         ["--demo", "--config", "kubemeta.yaml"],
         "kubemeta: --demo runs its own cluster and config: it takes --port, not --config or --check (see --help)",
@@ -337,7 +347,7 @@ describe("main.ts --check", () => {
     const cwd = await tempDir();
     for (const [args, line] of cases)
       expect(await runMain(args, { cwd })).toMatchObject({ code: 2, stderr: `${line}\n` });
-  });
+  }, 30_000);
 
   test("--demo that cannot start exits 1 with one line: its port taken, its data dir a file", async () => {
     const taken = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
