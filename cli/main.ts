@@ -113,6 +113,12 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
   // A signal that came while the host started stops it now that it has.
   await signals.stop;
   logger.info("shutting down");
+  signals.onRepeat((signal) =>
+    logger.warn("already shutting down; another signal does not cut it short", {
+      signal,
+      shutdownTimeoutMs: config.shutdownTimeoutMs,
+    }),
+  );
   try {
     await host.stop();
   } catch (error) {

@@ -8,23 +8,33 @@ export interface EarlySignals {
   readonly stop: Promise<void>;
   /** For commands that do not stop gracefully: signals act as they do by default again, at once if one came. */
   release(): void;
+  /**
+   * Calls `listener` at every SIGTERM or SIGINT after the first. They change nothing: the shutdown under way goes on
+   * (within shutdownTimeout), rather than the process ending as a second signal would by default, mid-drain.
+   */
+  onRepeat(listener: (signal: NodeJS.Signals) => void): void;
 }
 
 export function listenEarly(): EarlySignals {
   let received: NodeJS.Signals | undefined;
+  let repeated: (signal: NodeJS.Signals) => void = () => {};
   const stopped = Promise.withResolvers<void>();
   const onSignal = (signal: NodeJS.Signals) => {
+    if (received) return repeated(signal);
     received = signal;
     stopped.resolve();
   };
-  process.once("SIGTERM", onSignal);
-  process.once("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
   return {
     stop: stopped.promise,
     release() {
       process.off("SIGTERM", onSignal);
       process.off("SIGINT", onSignal);
       if (received) process.kill(process.pid, received);
+    },
+    onRepeat(listener) {
+      repeated = listener;
     },
   };
 }

@@ -1,6 +1,7 @@
 /**
- * SIGTERM while the store keeps failing: kubemeta gives up after shutdownTimeout, logs what it did not commit and
- * exits 1; the next start resumes from the committed resume point, so nothing is lost.
+ * SIGTERM while the store keeps failing: kubemeta gives up after shutdownTimeout (a second signal does not cut it
+ * short), logs what it did not commit and exits 1; the next start resumes from the committed resume point, so nothing
+ * is lost.
  */
 import { afterAll, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
@@ -85,7 +86,12 @@ test("SIGTERM while commits fail: exit 1 after shutdownTimeout, naming what is u
   );
   expect(readiness).toEqual({ ready: false, waiting: [expect.stringMatching(/^store not writable: /)] });
   full.child.kill("SIGTERM");
+  // Signals sent again (a supervisor repeating itself, Ctrl-C twice) do not cut the shutdown short.
+  await full.stdout.waitFor(/"msg":"shutting down"/, 5_000);
+  full.child.kill("SIGTERM");
+  full.child.kill("SIGINT");
   expect(await exitWithin(full.child, 10_000)).toBe(1);
+  expect(full.stdout.lines("already shutting down; another signal does not cut it short").length).toBeGreaterThan(0);
   const [given] = full.stdout.lines("shutdown timed out; exiting without committing what is pending");
   expect(given).toMatchObject({ level: "error", timeoutMs: 1000, uncommittedResumePoints: ["counting/pods"] });
   expect(given!.uncommittedUpdates).toBeGreaterThan(0);
