@@ -3,6 +3,7 @@
  * So does a port that is taken, at start.
  */
 import { afterAll, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { tempDir } from "../testing/index.ts";
@@ -11,10 +12,11 @@ import { exitWithin, MAIN, Output } from "./reliability-process.ts";
 const dirs: string[] = [];
 afterAll(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
 
-async function run(url: string, args: string[], port = 0) {
+async function run(url: string, args: string[], port = 0, prepare?: (dir: string) => void) {
   const dir = await tempDir("kubemeta-store-open-");
   dirs.push(dir);
   await Bun.write(join(dir, "a-file"), "");
+  prepare?.(dir);
   await Bun.write(
     join(dir, "kubemeta.yaml"),
     `cluster: { name: prod-eu }\nstore: { type: libsql, url: "${url.replace("<dir>", dir)}" }\n` +
@@ -48,6 +50,42 @@ for (const [what, url, cause] of [
     });
   }
 }
+
+/** The tables of a SQLite file, as another application left them or kubemeta changed them. */
+function tablesOf(path: string): string[] {
+  const db = new Database(path);
+  try {
+    return db
+      .query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+      .all()
+      .map((row) => row.name);
+  } finally {
+    db.close();
+  }
+}
+
+test("another application's database is refused, named, and left as it was: --check and start", async () => {
+  for (const [tables, args] of [
+    [["customers"], ["--check"]],
+    // A table name kubemeta uses too: refused before any of kubemeta's tables is made.
+    [["customers", "meta"], []],
+  ] as const) {
+    const { code, stdout, dir } = await run("file:./other.db", [...args], 0, (at) => {
+      const db = new Database(join(at, "other.db"));
+      for (const table of tables) db.run(`CREATE TABLE ${table} (id INTEGER PRIMARY KEY, name TEXT)`);
+      db.close();
+    });
+    expect(code).toBe(1);
+    const lines = stdout.trimEnd().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: "error", msg: "store cannot be opened", store: "libsql" });
+    expect(JSON.parse(lines[0]!).error.message).toBe(
+      `cannot use ./other.db: it holds another application's tables (${tables.join(", ")}), not a kubemeta store; ` +
+        "give kubemeta a database of its own",
+    );
+    expect(tablesOf(join(dir, "other.db"))).toEqual([...tables]);
+  }
+});
 
 test("--check creates a new store, proving it usable", async () => {
   const { code, stdout, dir } = await run("file:./data/kubemeta.db", ["--check"]);

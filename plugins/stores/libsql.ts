@@ -7,7 +7,7 @@ import * as v from "valibot";
 import type { InStatement } from "@libsql/client";
 import { defineStore, WriterFencedError, type CommitBatch, type Store } from "../../sdk/contract.ts";
 import { checkContiguous, commitStatements, GUARD_FAILURE, StreamIds, TERM_GUARD_SQL } from "./libsql/commit.ts";
-import { isFileUrl, openConnections, type Connections } from "./libsql/connection.ts";
+import { isFileUrl, openConnections, storeName, type Connections } from "./libsql/connection.ts";
 import { DELETE_UNPINNED, prune, RAISE_HORIZON } from "./libsql/prune.ts";
 import {
   digests,
@@ -145,7 +145,8 @@ export default defineStore({
         return c;
       } catch (error) {
         await c.close();
-        throw error;
+        // The connection is open, so the error is about what the database holds: say which one.
+        throw new Error(`cannot use ${storeName(config.url)}: ${(error as Error).message}`, { cause: error });
       }
     }
 

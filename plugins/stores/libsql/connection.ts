@@ -60,6 +60,11 @@ export function filePathOf(url: string): string {
   return decodeURIComponent(path);
 }
 
+/** How errors name a store: its file, or its server (never the URL's credentials). */
+export function storeName(url: string): string {
+  return isFileUrl(url) ? filePathOf(url) : `the libSQL server at ${new URL(url).host}`;
+}
+
 /**
  * The first request to a server says more than the client would: @libsql/client reports a
  * refused token as "SERVER_ERROR: Server returned HTTP status 401" (the token itself is never echoed).

@@ -140,6 +140,7 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
  * kubemeta.
  */
 export async function migrate(client: Writer, target = SCHEMA_VERSION): Promise<void> {
+  await refuseForeign(client);
   await client.execute(
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
   );
@@ -155,6 +156,22 @@ export async function migrate(client: Writer, target = SCHEMA_VERSION): Promise<
   for (let version = found + 1; version <= target; version++) {
     await migrateTo(client, version);
   }
+}
+
+/**
+ * A database with tables and no `schema_version` is another application's: migrating it would add kubemeta's tables
+ * to it (with `--check` too), or stop half-way on a table name they share.
+ */
+async function refuseForeign(client: Writer): Promise<void> {
+  const { rows } = await client.execute(
+    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+  );
+  const tables = rows.map((row) => String(row.name));
+  if (tables.length === 0 || tables.includes("schema_version")) return;
+  const named = tables.slice(0, 5).join(", ") + (tables.length > 5 ? `, … (${tables.length} tables)` : "");
+  throw new Error(
+    `it holds another application's tables (${named}), not a kubemeta store; give kubemeta a database of its own`,
+  );
 }
 
 /** Runs one migration. Replicas opening a new shared store together race here: the loser finds it done. */
