@@ -16,9 +16,12 @@ const MARK = "\uE000";
  * A block mapping's key at a line's start (after any `- `), plain or quoted, before `:` and a space or the end. A merge
  * key (`<<`) is marked too: marked, it merges nothing, so the keys a mapping overrides are not taken for its own twice.
  */
-const YAML_KEY = /^(\s*(?:-\s+)*)(<<|[A-Za-z0-9_$][^:#'"{}[\],]*?|"[^"\\\n]*"|'[^'\n]*')(\s*:(?:\s|$))/;
-/** A flow mapping's key (`{ name: a, port: 1 }`) after its `{` or `,`. */
+const YAML_KEY =
+  /^(\s*(?:-\s+)*)(<<|[A-Za-z0-9_$][^:#'"{}[\],]*?|"(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*')(\s*:(?:\s|$))/;
+/** A flow mapping's plain key (`{ name: a, port: 1 }`) after its `{` or `,`. */
 const FLOW_KEY = /([{,]\s*)(<<|[A-Za-z0-9_$][^:#'"{}[\],]*?)(\s*:\s)/g;
+/** A flow mapping's quoted key (`{"name": a, 'port':1}`, JSON written as YAML), escapes and all. */
+const FLOW_QUOTED_KEY = /([{,]\s*)("(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*')(\s*:)/g;
 /** Every JSON string, in order; the ones followed by `:` are keys. */
 const JSON_STRING = /"((?:[^"\\]|\\.)*)"(?=\s*:)|"(?:[^"\\]|\\.)*"/g;
 
@@ -39,16 +42,19 @@ export function duplicateKeys(text: string, format: "yaml" | "json"): ConfigIssu
 }
 
 function markYaml(text: string, mark: (line: number) => string): string {
+  /** The key with its mark, inside its quotes if it has any. */
+  const marked = (key: string, index: number) => {
+    const quote = key[0] === '"' || key[0] === "'" ? key[0] : "";
+    const bare = quote ? key.slice(1, -1) : key.trimEnd();
+    return `${quote}${bare}${mark(index + 1)}${quote}`;
+  };
   return text
     .split("\n")
     .map((line, i) =>
       line
-        .replace(YAML_KEY, (_, lead: string, key: string, colon: string) => {
-          const quote = key[0] === '"' || key[0] === "'" ? key[0] : "";
-          const bare = quote ? key.slice(1, -1) : key.trimEnd();
-          return `${lead}${quote}${bare}${mark(i + 1)}${quote}${colon}`;
-        })
-        .replace(FLOW_KEY, (_, lead: string, key: string, colon: string) => `${lead}${key}${mark(i + 1)}${colon}`),
+        .replace(YAML_KEY, (_, lead: string, key: string, colon: string) => `${lead}${marked(key, i)}${colon}`)
+        .replace(FLOW_KEY, (_, lead: string, key: string, colon: string) => `${lead}${marked(key, i)}${colon}`)
+        .replace(FLOW_QUOTED_KEY, (_, lead: string, key: string, colon: string) => `${lead}${marked(key, i)}${colon}`),
     )
     .join("\n");
 }
