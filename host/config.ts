@@ -106,12 +106,17 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
     };
     const entries = (key: "sources" | "sinks") =>
       (Array.isArray(sections[key]) ? (sections[key] as unknown[]) : []).map((entry) => sound(pluginEntry, entry));
-    const store = sound(hostSchema.entries.store, sections.store);
-    await Promise.all([
-      store && resolveEntry("store", "store", withoutRetention(store), options, issues),
-      ...entries("sources").map((e, i) => e && resolveEntry("source", `sources[${i}]`, e, options, issues)),
-      ...entries("sinks").map((e, i) => e && resolveEntry("sink", `sinks[${i}]`, e, options, issues)),
-    ]);
+    const ha = sound(hostSchema.entries.ha, sections.ha);
+    await resolveEntries(
+      {
+        store: sound(hostSchema.entries.store, sections.store),
+        sources: entries("sources"),
+        sinks: entries("sinks"),
+        ha: ha && haConfig(ha, options.env ?? process.env),
+      },
+      options,
+      issues,
+    );
     throw invalid();
   }
   const { cluster, log, store, sources, sinks, http, shutdownTimeout, slim } = host;
@@ -123,32 +128,8 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
     for (const problem of ruleProblems(kind, rule))
       issues.push({ ...problem, path: `slim.kinds.${kind}.${problem.path}` });
 
-  const storeResolved = await resolveEntry<StoreDeclaration>(
-    "store",
-    "store",
-    withoutRetention(store),
-    options,
-    issues,
-  );
-  const sourcesResolved = await Promise.all(
-    sources.map((e, i) => resolveEntry<SourceDeclaration>("source", `sources[${i}]`, e, options, issues)),
-  );
-  const sinksResolved = await Promise.all(
-    sinks.map((e, i) => resolveEntry<SinkDeclaration>("sink", `sinks[${i}]`, e, options, issues)),
-  );
-  // A name written is known even of an entry that failed; a default one (its type's) only of one that loaded.
-  checkUniqueNames(
-    "sources",
-    sources.map((entry, i) => entry.name ?? sourcesResolved[i]?.name),
-    issues,
-  );
-  checkUniqueNames(
-    "sinks",
-    sinks.map((entry, i) => entry.name ?? sinksResolved[i]?.name),
-    issues,
-  );
-  const unshared = ha && storeResolved && storeUnshareable(storeResolved);
-  if (unshared) issues.push({ path: "ha.enabled", message: `replicas need a store they all reach: ${unshared}` });
+  const resolved = await resolveEntries({ store, sources, sinks, ha }, options, issues);
+  const { store: storeResolved, sources: sourcesResolved, sinks: sinksResolved } = resolved;
   if (issues.length > 0 || !storeResolved) throw invalid();
 
   return {
@@ -168,6 +149,47 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
   };
 }
 
+type HostConfig = v.InferOutput<typeof hostSchema>;
+
+/**
+ * Loads each plugin entry (undefined: one not sound on its own, whose issues are said already) and checks what spans
+ * entries: unique names, and a store the replicas can share.
+ */
+async function resolveEntries(
+  entries: {
+    store: HostConfig["store"] | undefined;
+    sources: (PluginEntry | undefined)[];
+    sinks: (PluginEntry | undefined)[];
+    ha: HaConfig | undefined;
+  },
+  options: ResolveOptions,
+  issues: ConfigIssue[],
+) {
+  const store =
+    entries.store &&
+    (await resolveEntry<StoreDeclaration>("store", "store", withoutRetention(entries.store), options, issues));
+  const sources = await Promise.all(
+    entries.sources.map((e, i) => e && resolveEntry<SourceDeclaration>("source", `sources[${i}]`, e, options, issues)),
+  );
+  const sinks = await Promise.all(
+    entries.sinks.map((e, i) => e && resolveEntry<SinkDeclaration>("sink", `sinks[${i}]`, e, options, issues)),
+  );
+  // A name written is known even of an entry that failed; a default one (its type's) only of one that loaded.
+  checkUniqueNames(
+    "sources",
+    entries.sources.map((entry, i) => entry?.name ?? sources[i]?.name),
+    issues,
+  );
+  checkUniqueNames(
+    "sinks",
+    entries.sinks.map((entry, i) => entry?.name ?? sinks[i]?.name),
+    issues,
+  );
+  const unshared = entries.ha && store && storeUnshareable(store);
+  if (unshared) issues.push({ path: "ha.enabled", message: `replicas need a store they all reach: ${unshared}` });
+  return { store, sources, sinks };
+}
+
 /** Why the store cannot be shared by replicas; a store plugin that does not say is taken as local. */
 function storeUnshareable({ declaration, config }: Resolved<StoreDeclaration>): string | undefined {
   if (!declaration.unshareable) return `store ${declaration.type} does not say it can be shared by replicas`;
@@ -175,7 +197,7 @@ function storeUnshareable({ declaration, config }: Resolved<StoreDeclaration>): 
 }
 
 /** The store's entry as its plugin sees it: `retention` is the host's. */
-function withoutRetention({ retention: _, ...entry }: v.InferOutput<typeof hostSchema>["store"]): PluginEntry {
+function withoutRetention({ retention: _, ...entry }: HostConfig["store"]): PluginEntry {
   return entry;
 }
 

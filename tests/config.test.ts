@@ -81,6 +81,20 @@ describe("config", () => {
     expect(issues).toHaveLength(4);
   });
 
+  test("an error in the host's sections hides none of the checks across entries: names, a shared store", async () => {
+    const issues = await issuesOf({
+      http: { prt: 1 },
+      store: { type: "libsql", url: "file:./k.db" },
+      ha: { enabled: true },
+      sinks: [{ type: "sse" }, { type: "sse" }],
+    });
+    expect(issues).toEqual([
+      expect.stringMatching(/^http\.prt: /),
+      'sinks[1].name: "sse" is used twice; give each entry its own name',
+      expect.stringMatching(/^ha\.enabled: replicas need a store they all reach: file:\.\/k\.db /),
+    ]);
+  });
+
   test("a bad entry in a list hides none of the other entries' errors", async () => {
     const issues = await issuesOf({
       http: { port: "x" },
