@@ -16,8 +16,7 @@ const MARK = "\uE000";
  * A block mapping's key at a line's start (after any `- `), plain or quoted, before `:` and a space or the end. A merge
  * key (`<<`) is marked too: marked, it merges nothing, so the keys a mapping overrides are not taken for its own twice.
  */
-const YAML_KEY =
-  /^(\s*(?:-\s+)*)(<<|[A-Za-z0-9_$][^:#'"{}[\],]*?|"(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*')(\s*:(?:\s|$))/;
+const YAML_KEY = /^(\s*(?:-\s+)*)(<<|[A-Za-z0-9_$][^:#'"{}[\],]*?|"(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*')(\s*:(?:\s|$))/;
 /** A flow mapping's plain key (`{ name: a, port: 1 }`) after its `{` or `,`. */
 const FLOW_KEY = /([{,]\s*)(<<|[A-Za-z0-9_$][^:#'"{}[\],]*?)(\s*:\s)/g;
 /** A flow mapping's quoted key (`{"name": a, 'port':1}`, JSON written as YAML), escapes and all. */

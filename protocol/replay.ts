@@ -59,11 +59,7 @@ const requestSchema = v.object({
   ),
   to: v.optional(
     v.nullable(
-      v.pipe(
-        v.number("to must be a number"),
-        v.safeInteger("to must be an integer"),
-        v.minValue(0, "to must be >= 0"),
-      ),
+      v.pipe(v.number("to must be a number"), v.safeInteger("to must be an integer"), v.minValue(0, "to must be >= 0")),
     ),
   ),
 });

@@ -26,7 +26,7 @@ describe("config", () => {
     expect(config.shutdownTimeoutMs).toBe(15_000);
   });
 
-  test("a duration something waits for is at most 24d (a longer timer fires at once); an age may be longer", async () => {
+  test("a duration waited for is at most 24d (a longer timer fires at once); an age may be longer", async () => {
     expect(
       await issuesOf({
         shutdownTimeout: "25d",

@@ -47,7 +47,10 @@ export function createPublisher(options: PublisherOptions): Publish {
 
   function publishOne(nc: NatsConnection, subject: string, envelope: Envelope, id: MsgHdrs): void {
     const data = encoder.encode(jsonText(envelope));
-    if (data.length > largest.bytes) return skipOversized(subject, envelope);
+    if (data.length > largest.bytes) {
+      skipOversized(subject, envelope);
+      return;
+    }
     try {
       nc.publish(subject, data, { headers: id });
       published.inc(labels);
