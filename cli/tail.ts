@@ -18,7 +18,7 @@ import {
 } from "../client/index.ts";
 import { ALL, isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
 import { isNatsServer, NATS_SERVER_RULE, PREFIX_PATTERN, redactServer } from "../protocol/subjects.ts";
-import { kindsParam, nonEmptyParam } from "../sdk/http.ts";
+import { kindsParam, namespaceParam } from "../sdk/http.ts";
 
 export const TAIL_USAGE = `Usage: bun run main.ts tail --url <url> [options]
        bun run main.ts tail --nats <servers> (--cluster <name> | --prefix <prefix>) [options]
@@ -87,7 +87,7 @@ function parseTailArgs(args: string[], env: Record<string, string | undefined>):
     transport,
     streams,
     kinds: values.kinds === undefined ? undefined : valid("--kinds", kindsParam, values.kinds),
-    namespace: values.namespace === undefined ? undefined : valid("--namespace", nonEmptyParam, values.namespace),
+    namespace: values.namespace === undefined ? undefined : valid("--namespace", namespaceParam, values.namespace),
     json: values.json,
     // An empty variable is how shells unset one in practice.
     token: values.token ?? (env.KUBEMETA_TOKEN || undefined),

@@ -8,7 +8,7 @@
  * which the cache turns into the adds, updates and deletes that reach that state.
  */
 import { Backoff, parseRetryAfter, sleep } from "../protocol/retry.ts";
-import { KIND_PATTERN, type Envelope } from "../protocol/envelope.ts";
+import { KIND_PATTERN, NAMESPACE_PATTERN, type Envelope } from "../protocol/envelope.ts";
 import { StreamCaches, type InformerHandlers, type StreamCache, type Subscription } from "./cache.ts";
 import { SseParser, type SseEvent } from "./sse-parser.ts";
 
@@ -61,7 +61,8 @@ function checkOptions({ url, kinds, namespace }: SseSubscribeOptions): void {
   if (kinds !== undefined && !Array.isArray(kinds)) throw new TypeError('kinds: a list of API kinds, e.g. ["Pod"]');
   for (const kind of kinds ?? [])
     if (!KIND_PATTERN.test(kind)) throw new RangeError(`kinds: ${kind} is not an API kind such as Pod (not pods)`);
-  if (namespace === "") throw new RangeError("namespace: give a namespace, or leave it out for all");
+  if (namespace !== undefined && !NAMESPACE_PATTERN.test(namespace))
+    throw new RangeError(`namespace: ${JSON.stringify(namespace)} is not a namespace's name; leave it out for all`);
 }
 
 /** Why a connection was cut by the client itself (a gap): reconnect from the position held. */

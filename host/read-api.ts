@@ -20,7 +20,7 @@ import { BehindRetentionError, type CommittedLog } from "../sdk/contract.ts";
 import {
   kindsParam,
   nodeParam,
-  nonEmptyParam,
+  namespaceParam,
   parseQuery,
   positionParam,
   readObjectPages,
@@ -49,7 +49,7 @@ function limitParam(max: number, fallback: number) {
 
 const objectsQuery = v.object({
   kind: v.optional(kindsParam),
-  namespace: v.optional(nonEmptyParam),
+  namespace: v.optional(namespaceParam),
   node: v.optional(nodeParam),
   stream: streamParam,
 });

@@ -7,6 +7,8 @@ export type ChangeType = "ADDED" | "MODIFIED" | "DELETED";
 
 /** An API kind as `kind` spells it (`Pod`, `Rollout`), never a resource name (`pods`): filters name kinds so. */
 export const KIND_PATTERN = /^[A-Z][A-Za-z0-9]*$/;
+/** A namespace's name: a DNS-1123 label (no object is in any other). */
+export const NAMESPACE_PATTERN = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
 
 /** A slim object: only what telemetry needs (see core/slim.ts). Plain JSON. */
 export type SlimObject = Record<string, unknown>;

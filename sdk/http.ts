@@ -8,7 +8,7 @@ import * as v from "valibot";
 import type { Context } from "hono";
 import type { CommittedLog, ObjectQuery } from "./contract.ts";
 import type { CurrentObject } from "./model.ts";
-import { KIND_PATTERN } from "../protocol/envelope.ts";
+import { KIND_PATTERN, NAMESPACE_PATTERN } from "../protocol/envelope.ts";
 import { parsePosition } from "../protocol/position.ts";
 import { isNodeName } from "../protocol/node-token.ts";
 import { ALL, isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
@@ -46,16 +46,32 @@ export const kindsParam = v.pipe(
   v.transform((kinds) => new Set(kinds)),
 );
 
-export const nonEmptyParam = v.pipe(textParam, v.minLength(1, "must not be empty"));
-
 /** A node no object can be on (`Bad_Name`) is a mistake to say, not an empty answer to give. */
 export const nodeParam = v.pipe(textParam, v.check(isNodeName, "expected a legal node name (DNS-1123 subdomain)"));
 
+/** Likewise a namespace no object can be in (`Payments`, `a.b`): a namespace's name is a DNS-1123 label. */
+export const namespaceParam = v.pipe(
+  textParam,
+  v.regex(NAMESPACE_PATTERN, "expected a legal namespace name (DNS-1123 label)"),
+);
+
 export type Parsed<T> = { ok: true; value: T } | { ok: false; response: Response };
 
-/** Validates the query string; a bad `stream` is a 404 (no such stream), any other bad value a 400. */
+/**
+ * Validates the query string; a bad `stream` is a 404 (no such stream), any other bad value a 400. Parameters the
+ * schema does not name are ignored, but bounded in length like the others: no parameter makes a request costly.
+ */
 export function parseQuery<S extends v.GenericSchema>(c: Context, schema: S): Parsed<v.InferOutput<S>> {
-  const result = v.safeParse(schema, c.req.query());
+  const query = c.req.query();
+  const long = Object.entries(query).find(
+    ([name, value]) => name.length > MAX_PARAM_LENGTH || value.length > MAX_PARAM_LENGTH,
+  );
+  if (long) {
+    const parameter = long[0].slice(0, 64);
+    const error = `${parameter}: at most ${MAX_PARAM_LENGTH} characters`;
+    return { ok: false, response: c.json({ error, parameter }, 400) };
+  }
+  const result = v.safeParse(schema, query);
   if (result.success) return { ok: true, value: result.output };
   const issue = result.issues[0];
   const parameter = String(issue.path?.[0]?.key ?? "");

@@ -287,6 +287,8 @@ test("options the server would refuse on every reconnect are refused at once, as
     [{ kinds: ["pods"] }, /^kinds: /],
     [{ kinds: "Pod" as unknown as string[] }, /^kinds: a list/],
     [{ namespace: "" }, /^namespace: /],
+    // What the server refuses with a 400 on every reconnect.
+    [{ namespace: "Payments" }, /^namespace: "Payments" is not a namespace's name/],
   ];
   for (const [options, message] of bad) {
     const given = { url: "http://127.0.0.1:9", streams: ["all"], ...handlers, ...options } as Parameters<

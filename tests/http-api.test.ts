@@ -63,6 +63,23 @@ describe("GET /v1/objects", () => {
       expect(await get(`/v1/objects?node=${node}`)).toMatchObject({ status: 400, body: { parameter: "node" } });
     }
     expect(await get("/v1/objects?stream=nodes")).toMatchObject({ status: 404, body: { parameter: "stream" } });
+    // Likewise a namespace no object can be in: a namespace's name is a DNS-1123 label.
+    for (const namespace of ["Shop", "NOT_VALID!!", "a.b", "x".repeat(64)]) {
+      const answer = await get(`/v1/objects?namespace=${namespace}`);
+      expect(answer).toMatchObject({ status: 400, body: { parameter: "namespace" } });
+    }
+  });
+
+  test("every parameter is bounded in length, one it does not read too: 400 naming it", async () => {
+    const long = "a".repeat(2049);
+    for (const path of ["/v1/objects", "/v1/updates", "/v1/watch"]) {
+      expect(await get(`${path}?cachebuster=${long}`)).toEqual({
+        status: 400,
+        body: { error: "cachebuster: at most 2048 characters", parameter: "cachebuster" },
+      });
+      // At the bound, an unknown parameter is ignored as before.
+      expect((await get(`/v1/objects?cachebuster=${long.slice(1)}`)).status).toBe(200);
+    }
   });
 });
 

@@ -12,7 +12,7 @@ import * as v from "valibot";
 import type { Context, Hono } from "hono";
 import { defineSink } from "../../sdk/contract.ts";
 import { clientAddress, setIdleTimeout } from "../../sdk/http.ts";
-import { kindsParam, nonEmptyParam, parseQuery, positionParam, streamParam } from "../../sdk/http.ts";
+import { kindsParam, namespaceParam, parseQuery, positionParam, streamParam } from "../../sdk/http.ts";
 import { parsePosition } from "../../protocol/position.ts";
 import { duration, positiveInt } from "../../sdk/schema.ts";
 import { streamLabel } from "../../sdk/telemetry.ts";
@@ -23,7 +23,7 @@ import { HEARTBEAT, OPENING, UpdateEvents } from "./sse/wire.ts";
 const watchQuery = v.object({
   stream: streamParam,
   kinds: v.optional(kindsParam),
-  namespace: v.optional(nonEmptyParam),
+  namespace: v.optional(namespaceParam),
   since: v.optional(positionParam),
 });
 
