@@ -66,17 +66,16 @@ export function parseQuery<S extends v.GenericSchema>(c: Context, schema: S): Pa
   const long = Object.entries(query).find(
     ([name, value]) => name.length > MAX_PARAM_LENGTH || value.length > MAX_PARAM_LENGTH,
   );
-  if (long) {
-    const parameter = long[0].slice(0, 64);
-    const error = `${parameter}: at most ${MAX_PARAM_LENGTH} characters`;
-    return { ok: false, response: c.json({ error, parameter }, 400) };
-  }
+  if (long) return refused(c, long[0].slice(0, 64), `at most ${MAX_PARAM_LENGTH} characters`);
   const result = v.safeParse(schema, query);
   if (result.success) return { ok: true, value: result.output };
   const issue = result.issues[0];
-  const parameter = String(issue.path?.[0]?.key ?? "");
+  return refused(c, String(issue.path?.[0]?.key ?? ""), issue.message);
+}
+
+function refused(c: Context, parameter: string, message: string): { ok: false; response: Response } {
   const status = parameter === "stream" ? 404 : 400;
-  return { ok: false, response: c.json({ error: `${parameter}: ${issue.message}`, parameter }, status) };
+  return { ok: false, response: c.json({ error: `${parameter}: ${message}`, parameter }, status) };
 }
 
 /** One kind goes to the store; several are filtered here (`filter` is undefined when none is needed). */

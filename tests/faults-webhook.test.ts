@@ -134,7 +134,8 @@ test("a webhook receiver down 2 minutes during churn, kubemeta restarted amid it
       else hooked.set(u.uid, u.version);
     }
   expect(hooked).toEqual(await env.storeState());
-  expect(await env.metric("kubemeta_webhook_skipped_updates_total")).toBeUndefined();
+  for (const reason of ["status_4xx", "max_retries"])
+    expect(await env.metric("kubemeta_webhook_skipped_updates_total", { reason })).toBe(0);
   expect(await env.metric("kubemeta_sink_lost_versions_total", SINK)).toBeFalsy();
   expect(first.out.lines("sink has held one batch too long; it delays only itself")).toHaveLength(1);
   for (const { out } of [first, second]) {
