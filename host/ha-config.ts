@@ -2,6 +2,7 @@
 import * as v from "valibot";
 import { hostname } from "node:os";
 import { positiveDuration } from "../sdk/schema.ts";
+import { AHEAD_WAIT_MS } from "../sdk/resume.ts";
 
 /** A Lease's name and namespace: DNS labels / subdomains, as the API server requires. */
 const dnsName = v.pipe(
@@ -64,7 +65,16 @@ export const haSchema = v.pipe(
     followInterval: v.optional(
       v.pipe(
         positiveDuration,
-        v.description("How often a replica that does not lead reads new updates from the store."),
+        // A reader's resume point ahead of this replica's log is waited for AHEAD_WAIT_MS: several polls must fit.
+        v.maxValue(
+          AHEAD_WAIT_MS / 2,
+          `must be at most ${AHEAD_WAIT_MS / 2000}s: a resume point from a replica further on is waited for ` +
+            `${AHEAD_WAIT_MS / 1000}s`,
+        ),
+        v.description(
+          "How often a replica that does not lead reads new updates from the store; at most 1s, so that a client " +
+            "moving from a replica further on finds its position here within the 2 s it is waited for.",
+        ),
       ),
       "250ms",
     ),

@@ -110,6 +110,12 @@ describe("ha config", () => {
     });
   });
 
+  test("followInterval is at most 1s: a client from a replica further on is waited for 2 s, not reset", async () => {
+    expect(await issuesOf({ store: REMOTE, ha: { enabled: true, followInterval: "5s" } })).toEqual([
+      "ha.followInterval: must be at most 1s: a resume point from a replica further on is waited for 2s",
+    ]);
+  });
+
   test("defaults: identity POD_NAME, HOSTNAME or host-pid; namespace POD_NAMESPACE or default", async () => {
     const enabled = { store: REMOTE, ha: { enabled: true } };
     expect((await resolve(enabled, { POD_NAME: "kubemeta-7d9f-abc", POD_NAMESPACE: "kubemeta" })).ha).toEqual({
