@@ -99,6 +99,19 @@ const BUILT_IN_API_VERSIONS = new Map<string, string>([
   ["HTTPRoute", "gateway.networking.k8s.io/v1"],
 ]);
 
+/** The API group of an apiVersion: "" for the core group's "v1". */
+const groupOf = (apiVersion: string) => (apiVersion.includes("/") ? apiVersion.slice(0, apiVersion.indexOf("/")) : "");
+
+/**
+ * The built-in group version of an object of `kind`, if it is the built-in kind: a custom resource may have a built-in's
+ * kind (Knative's Service, Istio's Gateway) in a group of its own, and is then a custom resource like any other.
+ */
+function builtInApiVersion(kind: string, apiVersion: string | undefined): string | undefined {
+  const builtIn = BUILT_IN_API_VERSIONS.get(kind);
+  if (builtIn === undefined || (apiVersion !== undefined && groupOf(apiVersion) !== groupOf(builtIn))) return undefined;
+  return builtIn;
+}
+
 const METADATA_FIELDS = ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp"] as const;
 const OWNER_FIELDS = ["kind", "name", "uid", "controller"] as const;
 
@@ -109,7 +122,8 @@ const OWNER_FIELDS = ["kind", "name", "uid", "controller"] as const;
 export function slim(kind: string, raw: KubeObject, options?: SlimOptions): SlimObject {
   const from = record(raw) ?? {};
   const object: Json = { kind };
-  const apiVersion = BUILT_IN_API_VERSIONS.get(kind) ?? text(from.apiVersion);
+  const builtIn = builtInApiVersion(kind, text(from.apiVersion));
+  const apiVersion = builtIn ?? text(from.apiVersion);
   if (apiVersion !== undefined) object.apiVersion = apiVersion;
   const rules = compileRules(options);
   const rule = rules.kinds.get(kind);
@@ -117,7 +131,7 @@ export function slim(kind: string, raw: KubeObject, options?: SlimOptions): Slim
   // (e.g. OpenShift's openshift.io/token-secret.value), whatever the allow-list says.
   const keepAnnotation = kind === "Secret" ? undefined : rule === undefined ? rules.annotations : rule.annotations;
   put(object, "metadata", slimMetadata(from.metadata, keepAnnotation));
-  KIND_SLIMMERS.get(kind)?.(from, object);
+  if (builtIn !== undefined) KIND_SLIMMERS.get(kind)?.(from, object);
   if (rule !== undefined) keepPaths(from, object, rule.keep);
   return object;
 }

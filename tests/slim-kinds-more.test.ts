@@ -160,6 +160,36 @@ describe("slim: ingress, autoscaling, storage and Gateway API kinds", () => {
     });
   });
 
+  test("a custom resource with a built-in's kind is a custom resource: its own apiVersion, metadata, its rule", () => {
+    const metadata = { name: "hello", namespace: "shop", uid: "u-1", labels: { app: "hello" } };
+    const knative = {
+      kind: "Service",
+      apiVersion: "serving.knative.dev/v1",
+      metadata,
+      spec: { template: { spec: { containers: [{ image: "ghcr.io/example/hello" }] } }, type: "not-a-core-field" },
+    };
+    expect(slim("Service", knative)).toEqual({ kind: "Service", apiVersion: "serving.knative.dev/v1", metadata });
+    const rules = { kinds: { Service: { keep: ["spec.template"] } } };
+    expect(slim("Service", knative, rules)).toEqual({
+      kind: "Service",
+      apiVersion: "serving.knative.dev/v1",
+      metadata,
+      spec: { template: knative.spec.template },
+    });
+    const istio = { ...gateway(), apiVersion: "networking.istio.io/v1" };
+    expect(slim("Gateway", istio)).toEqual({
+      kind: "Gateway",
+      apiVersion: "networking.istio.io/v1",
+      metadata: slim("Gateway", gateway()).metadata,
+    });
+    // The built-in's own group in another version, or a list item without apiVersion, is the built-in.
+    expect(slim("Gateway", { ...gateway(), apiVersion: "gateway.networking.k8s.io/v1beta1" })).toEqual(
+      slim("Gateway", gateway()),
+    );
+    const { apiVersion: _, ...listItem } = gateway();
+    expect(slim("Gateway", listItem)).toEqual(slim("Gateway", gateway()));
+  });
+
   test("the canonical Ingress, HPA and PVC (every field filled) keep exactly the fields above", async () => {
     expect(slim("Ingress", await fixture("networking.k8s.io.v1.Ingress.json")).spec).toEqual({
       ingressClassName: "ingressClassNameValue",
