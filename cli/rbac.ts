@@ -58,7 +58,7 @@ function rulesYaml(rules: NamedPolicyRule[]): string {
 }
 
 /** The ClusterRole as YAML, in the form deploy/kubemeta.yaml writes it. */
-export function clusterRoleYaml(config: Config, name = "kubemeta"): string {
+export function clusterRoleYaml(config: Config, name: string): string {
   return [
     "apiVersion: rbac.authorization.k8s.io/v1\n",
     "kind: ClusterRole\n",
@@ -77,9 +77,12 @@ export function leaseRoleYaml(ha: HaConfig, name = "kubemeta-lease"): string {
   ].join("");
 }
 
-/** Everything `main.ts rbac` prints: the ClusterRole, then (with `ha`) the Lease's Role, as one YAML stream. */
+/**
+ * Everything `main.ts rbac` prints: the ClusterRole, then (with `ha`) the Lease's Role, as one YAML stream. Named as
+ * deploy/ names them: applied, the output replaces the role of the manifest the config came from, not the other's.
+ */
 export function rbacYaml(config: Config): string {
-  const documents = [clusterRoleYaml(config)];
+  const documents = [clusterRoleYaml(config, config.ha ? "kubemeta-ha" : "kubemeta")];
   if (config.ha) documents.push(leaseRoleYaml(config.ha));
   return documents.join("---\n");
 }

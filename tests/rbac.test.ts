@@ -157,7 +157,8 @@ test("rbac with ha prints the Lease's Role after the ClusterRole: deploy/kubemet
   expect({ exitCode, stderr }).toEqual({ exitCode: 0, stderr: "" });
   const [clusterRole, role, ...more] = Bun.YAML.parse(stdout) as Manifest[];
   expect(more).toEqual([]);
-  expect(clusterRole?.rules).toEqual(manifests.find((m) => m.kind === "ClusterRole")?.rules);
+  // Applied, it replaces this manifest's ClusterRole (bound to its ServiceAccount), not deploy/kubemeta.yaml's.
+  expect(clusterRole).toEqual(manifests.find((m) => m.kind === "ClusterRole")!);
   expect(role).toEqual(manifests.find((m) => m.kind === "Role")!);
   expect(role?.rules).toEqual([
     { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
