@@ -277,6 +277,13 @@ test(
     await early.stop();
     const nc = await client(late);
     cleanups.push(() => nc.close());
+    // Answered on the other server once the sink is there (no responders until then).
+    const answers = () =>
+      nc.request(`${PREFIX}.replay`, JSON.stringify({ stream: "shared" }), { timeout: 1_000 }).then(
+        () => true,
+        () => false,
+      );
+    await waitFor(answers, 15_000, "the sink to fail over to the server that is up");
     const follower = new Follower({ nc, prefix: PREFIX, stream: ALL, subject: `${PREFIX}.all` });
     await follower.start();
     for (let round = 0; round < 2; round++) await churn(th.changes, nodeNames(2), round);
