@@ -117,7 +117,9 @@ try {
     for (const [name, publish] of Object.entries(variants))
       results.set(name, [...(results.get(name) ?? []), await measure(nc, publish)]);
   const messages = UPDATES * 2;
-  console.log(`${UPDATES.toLocaleString()} updates, ${messages.toLocaleString()} messages a round; medians of ${rounds}:`);
+  console.log(
+    `${UPDATES.toLocaleString()} updates, ${messages.toLocaleString()} messages a round; medians of ${rounds}:`,
+  );
   for (const [name, runs] of results) {
     const median = (pick: (r: { cpuUs: number; ms: number; bytes: number }) => number) =>
       runs.map(pick).sort((a, b) => a - b)[Math.floor(runs.length / 2)]!;

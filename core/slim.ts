@@ -103,8 +103,9 @@ const BUILT_IN_API_VERSIONS = new Map<string, string>([
 const groupOf = (apiVersion: string) => (apiVersion.includes("/") ? apiVersion.slice(0, apiVersion.indexOf("/")) : "");
 
 /**
- * The built-in group version of an object of `kind`, if it is the built-in kind: a custom resource may have a built-in's
- * kind (Knative's Service, Istio's Gateway) in a group of its own, and is then a custom resource like any other.
+ * The built-in group version of an object of `kind`, if it is the built-in kind: a custom resource may have a
+ * built-in's kind (Knative's Service, Istio's Gateway) in a group of its own, and is then a custom resource like any
+ * other.
  */
 function builtInApiVersion(kind: string, apiVersion: string | undefined): string | undefined {
   const builtIn = BUILT_IN_API_VERSIONS.get(kind);
