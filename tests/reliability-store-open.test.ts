@@ -87,6 +87,17 @@ test("another application's database is refused, named, and left as it was: --ch
   }
 });
 
+test("a new database that holds only tools' tables (Litestream's, libSQL's) is a new store, not another's", async () => {
+  const { code, stdout, dir } = await run("file:./new.db", ["--check"], 0, (at) => {
+    const db = new Database(join(at, "new.db"));
+    for (const table of ["_litestream_seq", "_litestream_lock", "libsql_wasm_func_table"])
+      db.run(`CREATE TABLE ${table} (id INTEGER)`);
+    db.close();
+  });
+  expect({ code, stdout }).toEqual({ code: 0, stdout: "config is valid\n" });
+  expect(tablesOf(join(dir, "new.db"))).toContain("schema_version");
+});
+
 test("--check creates a new store, proving it usable", async () => {
   const { code, stdout, dir } = await run("file:./data/kubemeta.db", ["--check"]);
   expect(code).toBe(0);

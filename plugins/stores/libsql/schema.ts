@@ -159,14 +159,18 @@ export async function migrate(client: Writer, target = SCHEMA_VERSION): Promise<
 }
 
 /**
+ * Tables that tools keep in any database beside its own: SQLite's, libSQL's (its WASM functions), and Litestream's,
+ * which replicates a `file:` store and may create them in a new one before kubemeta does.
+ */
+const TOOLS_TABLES = /^(sqlite_|libsql_|_litestream_)/;
+
+/**
  * A database with tables and no `schema_version` is another application's: migrating it would add kubemeta's tables
  * to it (with `--check` too), or stop half-way on a table name they share.
  */
 async function refuseForeign(client: Writer): Promise<void> {
-  const { rows } = await client.execute(
-    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
-  );
-  const tables = rows.map((row) => String(row.name));
+  const { rows } = await client.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
+  const tables = rows.map((row) => String(row.name)).filter((name) => !TOOLS_TABLES.test(name));
   if (tables.length === 0 || tables.includes("schema_version")) return;
   const named = tables.slice(0, 5).join(", ") + (tables.length > 5 ? `, … (${tables.length} tables)` : "");
   throw new Error(
