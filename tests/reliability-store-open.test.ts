@@ -87,7 +87,7 @@ test("another application's database is refused, named, and left as it was: --ch
   }
 });
 
-test("a new database that holds only tools' tables (Litestream's, libSQL's) is a new store, not another's", async () => {
+test("a new database holding only tools' tables (Litestream's, libSQL's) is a new store, not another's", async () => {
   const { code, stdout, dir } = await run("file:./new.db", ["--check"], 0, (at) => {
     const db = new Database(join(at, "new.db"));
     for (const table of ["_litestream_seq", "_litestream_lock", "libsql_wasm_func_table"])
