@@ -62,6 +62,8 @@ export type Parsed<T> = { ok: true; value: T } | { ok: false; response: Response
  * schema does not name are ignored, but bounded in length like the others: no parameter makes a request costly.
  */
 export function parseQuery<S extends v.GenericSchema>(c: Context, schema: S): Parsed<v.InferOutput<S>> {
+  const garbled = undecodable(c.req.url);
+  if (garbled !== undefined) return refused(c, garbled, "not percent-encoded UTF-8");
   const query = c.req.query();
   const long = Object.entries(query).find(
     ([name, value]) => name.length > MAX_PARAM_LENGTH || value.length > MAX_PARAM_LENGTH,
@@ -71,6 +73,27 @@ export function parseQuery<S extends v.GenericSchema>(c: Context, schema: S): Pa
   if (result.success) return { ok: true, value: result.output };
   const issue = result.issues[0];
   return refused(c, String(issue.path?.[0]?.key ?? ""), issue.message);
+}
+
+/** The first parameter whose name or value is not percent-encoded UTF-8 (`%FF`): Hono would take it as written. */
+function undecodable(url: string): string | undefined {
+  const start = url.indexOf("?");
+  if (start < 0) return undefined;
+  for (const pair of url.slice(start + 1).split("&")) {
+    const split = pair.indexOf("=");
+    const [name, value] = split < 0 ? [pair, ""] : [pair.slice(0, split), pair.slice(split + 1)];
+    const decodes = (text: string) => {
+      try {
+        decodeURIComponent(text.replaceAll("+", " "));
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    if (!decodes(name)) return name.slice(0, 64);
+    if (!decodes(value)) return decodeURIComponent(name.replaceAll("+", " "));
+  }
+  return undefined;
 }
 
 function refused(c: Context, parameter: string, message: string): { ok: false; response: Response } {

@@ -70,6 +70,14 @@ describe("GET /v1/objects", () => {
     }
   });
 
+  test("a value that is not percent-encoded UTF-8 is a 400 naming its parameter, not taken as written", async () => {
+    expect(await get("/v1/updates?since=%FF:1")).toMatchObject({ status: 400, body: { parameter: "since" } });
+    expect(await get("/v1/objects?namespace=%C3")).toMatchObject({ status: 400, body: { parameter: "namespace" } });
+    expect(await get("/v1/watch?stream=node/%FF")).toMatchObject({ status: 404, body: { parameter: "stream" } });
+    // Well encoded, as before.
+    expect((await get("/v1/objects?namespace=sh%6Fp")).status).toBe(200);
+  });
+
   test("every parameter is bounded in length, one it does not read too: 400 naming it", async () => {
     const long = "a".repeat(2049);
     for (const path of ["/v1/objects", "/v1/updates", "/v1/watch"]) {
