@@ -17,6 +17,8 @@ const MARK = "\uE000";
  * key (`<<`) is marked too: marked, it merges nothing, so the keys a mapping overrides are not taken for its own twice.
  */
 const YAML_KEY = /^(\s*(?:-\s+)*)(<<|[A-Za-z0-9_$][^:#'"{}[\],]*?|"(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*')(\s*:(?:\s|$))/;
+/** An explicit key (`? port`, its value on the next line after `: `), plain or quoted, alone on its line. */
+const EXPLICIT_KEY = /^(\s*(?:-\s+)*\?\s+)([A-Za-z0-9_$][^:#'"{}[\],]*?|"(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*')(\s*)$/;
 /** A flow mapping's plain key (`{ name: a, port: 1 }`) after its `{` or `,`. */
 const FLOW_KEY = /([{,]\s*)(<<|[A-Za-z0-9_$][^:#'"{}[\],]*?)(\s*:\s)/g;
 /** A flow mapping's quoted key (`{"name": a, 'port':1}`, JSON written as YAML), escapes and all. */
@@ -52,6 +54,7 @@ function markYaml(text: string, mark: (line: number) => string): string {
     .map((line, i) =>
       line
         .replace(YAML_KEY, (_, lead: string, key: string, colon: string) => `${lead}${marked(key, i)}${colon}`)
+        .replace(EXPLICIT_KEY, (_, lead: string, key: string, rest: string) => `${lead}${marked(key, i)}${rest}`)
         .replace(FLOW_KEY, (_, lead: string, key: string, colon: string) => `${lead}${marked(key, i)}${colon}`)
         .replace(FLOW_QUOTED_KEY, (_, lead: string, key: string, colon: string) => `${lead}${marked(key, i)}${colon}`),
     )

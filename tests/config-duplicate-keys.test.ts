@@ -45,13 +45,14 @@ test("--check refuses a JSON config with a key written twice", async () => {
   expect(result.stderr).toBe("invalid config:\n  cluster.name: written 2 times (line 2): only the last would count\n");
 });
 
-test("a key written twice with quotes, in a flow mapping or escaped, is one key written twice", () => {
+test("a key written twice with quotes, in a flow mapping, escaped or explicit (`? key`) is one key written twice", () => {
   const cases: [string, string][] = [
     ['http: {"port": 1, "port": 2}', "http.port"],
     ["http: {port: 1, 'port': 2}", "http.port"],
     ['http: {"address":"127.0.0.1","port":1,"port":2}', "http.port"],
     ['http:\n  port: 1\n  "\\x70ort": 2', "http.port"],
     ["cluster: {'it''s': 1, \"it's\": 2}", "cluster.it's"],
+    ["http:\n  port: 1\n  ? port\n  : 2", "http.port"],
   ];
   for (const [yaml, path] of cases) {
     expect(Bun.YAML.parse(yaml)).toBeObject();
