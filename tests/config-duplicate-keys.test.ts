@@ -45,7 +45,7 @@ test("--check refuses a JSON config with a key written twice", async () => {
   expect(result.stderr).toBe("invalid config:\n  cluster.name: written 2 times (line 2): only the last would count\n");
 });
 
-test("a key written twice with quotes, in a flow mapping, escaped or explicit (`? key`) is one key written twice", () => {
+test("a key written twice with quotes, in a flow mapping, escaped or explicit (`? key`) is one key twice", () => {
   const cases: [string, string][] = [
     ['http: {"port": 1, "port": 2}', "http.port"],
     ["http: {port: 1, 'port': 2}", "http.port"],
