@@ -123,8 +123,9 @@ const OWNER_FIELDS = ["kind", "name", "uid", "controller"] as const;
 export function slim(kind: string, raw: KubeObject, options?: SlimOptions): SlimObject {
   const from = record(raw) ?? {};
   const object: Json = { kind };
-  const builtIn = builtInApiVersion(kind, text(from.apiVersion));
-  const apiVersion = builtIn ?? text(from.apiVersion);
+  const written = text(from.apiVersion);
+  const builtIn = builtInApiVersion(kind, written);
+  const apiVersion = builtIn ?? written;
   if (apiVersion !== undefined) object.apiVersion = apiVersion;
   const rules = compileRules(options);
   const rule = rules.kinds.get(kind);

@@ -75,23 +75,25 @@ export function parseQuery<S extends v.GenericSchema>(c: Context, schema: S): Pa
   return refused(c, String(issue.path?.[0]?.key ?? ""), issue.message);
 }
 
-/** The first parameter whose name or value is not percent-encoded UTF-8 (`%FF`): Hono would take it as written. */
+/** A query component decoded; undefined when it is not percent-encoded UTF-8 (`%FF`). */
+function decoded(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text.replaceAll("+", " "));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The first parameter whose name or value is not percent-encoded UTF-8: Hono would take it as written. */
 function undecodable(url: string): string | undefined {
   const start = url.indexOf("?");
   if (start < 0) return undefined;
   for (const pair of url.slice(start + 1).split("&")) {
     const split = pair.indexOf("=");
     const [name, value] = split < 0 ? [pair, ""] : [pair.slice(0, split), pair.slice(split + 1)];
-    const decodes = (text: string) => {
-      try {
-        decodeURIComponent(text.replaceAll("+", " "));
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    if (!decodes(name)) return name.slice(0, 64);
-    if (!decodes(value)) return decodeURIComponent(name.replaceAll("+", " "));
+    const parameter = decoded(name);
+    if (parameter === undefined) return name.slice(0, 64);
+    if (decoded(value) === undefined) return parameter;
   }
   return undefined;
 }

@@ -215,6 +215,14 @@ test(
   SLOW_MS,
 );
 
+/** Two servers, the first stopped (its port kept): one a sink or a client first connects to while the other is down. */
+async function oneOfTwoDown(): Promise<[down: TestNatsServer, up: TestNatsServer]> {
+  const [down, up] = [await startNatsServer(), await startNatsServer()];
+  cleanups.push(() => Promise.all([down.destroy(), up.destroy()]));
+  await down.stop();
+  return [down, up];
+}
+
 /**
  * The NATS client drops from its pool a server that failed its first connection (unless told to wait on it), so a
  * sink started while one of two servers was down kept only the other, and stayed disconnected once that one went.
@@ -222,9 +230,7 @@ test(
 test(
   "a connection that cannot reconnect is closed, and the next one tries every server again",
   async () => {
-    const [down, up] = [await startNatsServer(), await startNatsServer()];
-    cleanups.push(() => Promise.all([down.destroy(), up.destroy()]));
-    await down.stop();
+    const [down, up] = await oneOfTwoDown();
     const metrics = createMetrics();
     const telemetry = {
       logger: silentLogger,
@@ -263,9 +269,7 @@ test(
 test(
   "a sink started while one of its two servers is down fails over to it once the other goes away",
   async () => {
-    const [late, early] = [await startNatsServer(), await startNatsServer()];
-    cleanups.push(() => Promise.all([late.destroy(), early.destroy()]));
-    await late.stop();
+    const [late, early] = await oneOfTwoDown();
     const th = await startNatsHost(early, {
       sink: { servers: [late.url, early.url], connectTimeout: "500ms" },
     });

@@ -13,7 +13,7 @@
  * batch again once NATS is back. Consumers may see an update twice (they drop versions
  * they hold) but never miss one.
  */
-import { errors, headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import type { Envelope, SinkContext } from "../../../sdk/index.ts";
 import { jsonText } from "../../../sdk/model.ts";
 import type { Subjects } from "../../../protocol/subjects.ts";
@@ -42,25 +42,18 @@ export function createPublisher(options: PublisherOptions): Publish {
   );
 
   const encoder = new TextEncoder();
-  /** The largest envelope a replay could send back, for the server of the current connection. */
-  let largest = { maxPayload: 0, bytes: 0 };
 
-  function publishOne(nc: NatsConnection, subject: string, envelope: Envelope, id: MsgHdrs): void {
+  /**
+   * `largest`: what a replay chunk could carry back. It leaves more room than the Nats-Msg-Id header takes, so the
+   * client's own max_payload check never refuses what passes it.
+   */
+  function publishOne(nc: NatsConnection, subject: string, envelope: Envelope, id: MsgHdrs, largest: number): void {
     const data = encoder.encode(jsonText(envelope));
-    if (data.length > largest.bytes) {
-      skipOversized(subject, envelope);
-      return;
-    }
-    try {
+    if (data.length <= largest) {
       nc.publish(subject, data, { headers: id });
       published.inc(labels);
-    } catch (error) {
-      if (!(error instanceof errors.InvalidArgumentError)) throw error;
-      skipOversized(subject, envelope);
+      return;
     }
-  }
-
-  function skipOversized(subject: string, envelope: Envelope): void {
     skipped.inc({ ...labels, reason: "oversized" });
     logger.error("update exceeds the server's max_payload, or leaves no room for a replay chunk; not published", {
       subject,
@@ -71,8 +64,7 @@ export function createPublisher(options: PublisherOptions): Publish {
   }
 
   function publishAll(nc: NatsConnection, envelopes: Envelope[]): void {
-    const maxPayload = nc.info?.max_payload ?? Number.POSITIVE_INFINITY;
-    if (largest.maxPayload !== maxPayload) largest = { maxPayload, bytes: largestEnvelope(log.epoch, maxPayload) };
+    const largest = largestEnvelope(log.epoch, nc.info?.max_payload ?? Number.POSITIVE_INFINITY);
     // Both copies of an update are next to each other: they share one header object.
     let id: MsgHdrs | undefined;
     let idVersion = 0;
@@ -83,7 +75,7 @@ export function createPublisher(options: PublisherOptions): Publish {
         idVersion = envelope.version;
       }
       const subject = subjects.of(envelope.stream);
-      if (subject) publishOne(nc, subject, envelope, id);
+      if (subject) publishOne(nc, subject, envelope, id, largest);
       else skipped.inc({ ...labels, reason: "illegal_node_name" });
     }
   }
