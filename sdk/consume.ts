@@ -44,27 +44,15 @@
  * });
  * ```
  */
-import * as v from "valibot";
 import type { Leadership, SinkContext } from "./contract.ts";
 import type { Envelope } from "../protocol/envelope.ts";
 import { Backoff, sleep } from "../protocol/retry.ts";
-import { batches, TIMED_OUT, until } from "./batches.ts";
 import { ALL } from "../protocol/streams.ts";
 import { inStream, toEnvelope, type Update } from "./model.ts";
-import { batchSchema, retrySchema } from "./schema.ts";
-import type { BatchSettings, ConsumeOptions, Consumer, RetrySettings } from "./consume-options.ts";
+import { deliveryLoop, REFRESH_MS, type FailedStep } from "./consume-delivery.ts";
+import type { ConsumeOptions, Consumer } from "./consume-options.ts";
 
 export type { BatchSettings, ConsumeOptions, Consumer, RetrySettings } from "./consume-options.ts";
-
-/** The defaults of a sink whose schema leaves the keys out: one source of truth, the schemas. */
-const DEFAULT_BATCH: BatchSettings = v.parse(batchSchema(), undefined);
-const DEFAULT_RETRY: RetrySettings = v.parse(retrySchema(), undefined);
-
-/**
- * How often the lag is refreshed while a batch is in delivery, and how often a cursor moved only past non-matching
- * updates is saved.
- */
-const REFRESH_MS = 1_000;
 
 /**
  * A sink (start/stop) running `options.deliver` over the log. start and stop are safe twice; stop is safe without
@@ -77,8 +65,6 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
   if (options.fanOut && stream !== ALL)
     throw new Error(`consume: fanOut delivers every stream, so it follows "all", not "${stream}"`);
   const { filter, fanOut } = options;
-  const stallAfterMs = options.stallAfterMs ?? 60_000;
-  const saveIntervalMs = options.saveIntervalMs ?? 0;
   const lag = metrics.gauge(
     "kubemeta_sink_lag_versions",
     "Versions committed but not yet delivered by a sink (log head minus the sink's position).",
@@ -110,23 +96,20 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
   });
   let running: Promise<void> | undefined;
   let lagTimer: Timer | undefined;
-  /** Every version up to here is delivered or did not match; `saved` is what the store holds. */
-  let delivered = 0;
-  let saved = 0;
-  let savedAt = 0;
-  let moved = Promise.withResolvers<void>();
-  /** A delivery failed or stalled since the last one that worked: a drain would only wait for it in vain. */
-  let failing = false;
-  let failed = Promise.withResolvers<void>();
-  const struggle = () => {
-    failing = true;
-    failed.resolve();
-    failed = Promise.withResolvers<void>();
-  };
-
   /** False while a replica that does not lead waits for its turn: it has nothing to deliver, so no lag. */
   let delivering = !ctx.leadership;
-  const showLag = () => lag.set(delivering ? Math.max(0, log.head() - delivered) : 0, labels);
+  const showLag = () => lag.set(delivering ? Math.max(0, log.head() - delivery.delivered) : 0, labels);
+  const delivery = deliveryLoop(options, {
+    ctx,
+    labels,
+    stalled,
+    lost,
+    fail,
+    collect,
+    hurry: hurrying.signal,
+    givenUp: givenUp.signal,
+    showLag,
+  });
 
   function collect(update: Update, into: Envelope[]): void {
     if (!inStream(update, stream)) return;
@@ -136,115 +119,9 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
     if (fanOut && update.stream !== null) into.push(toEnvelope(log.epoch, update, update.stream));
   }
 
-  function advance(through: number): void {
-    delivered = through;
-    moved.resolve();
-    moved = Promise.withResolvers<void>();
-  }
-
-  function fail(step: "deliver" | "read" | "save", message: string, fields: Record<string, unknown>): void {
+  function fail(step: FailedStep, message: string, fields: Record<string, unknown>): void {
     failures.inc({ ...labels, step });
     logger.error(message, fields);
-  }
-
-  async function save(): Promise<void> {
-    const version = delivered;
-    try {
-      await ctx.cursor.save(version);
-      saved = version;
-      savedAt = Date.now();
-    } catch (error) {
-      // The next save carries a later position; until then a restart delivers a little again.
-      fail("save", "saving the sink's cursor failed", { error, version });
-    }
-  }
-
-  /** Delivers one batch, retrying until it works; false when the sink stopped (or lost leadership) first. */
-  async function deliverBatch(envelopes: Envelope[], term: AbortSignal): Promise<boolean> {
-    const first = envelopes[0]!.version;
-    const last = envelopes[envelopes.length - 1]!.version;
-    const backoff = new Backoff(options.retry ?? DEFAULT_RETRY);
-    const stallTimer = setTimeout(() => {
-      stalled.set(1, labels);
-      struggle();
-      logger.warn("sink has held one batch too long; it delays only itself", { first, last, heldMs: stallAfterMs });
-    }, stallAfterMs);
-    try {
-      for (let attempt = 1; !term.aborted; attempt++) {
-        try {
-          // Called in a promise, so that a synchronous throw is a failure like any other.
-          const attempt = (async () => options.deliver(envelopes, term))();
-          // A deliver that ignores the signal is left behind when stop gives up on it.
-          attempt.catch(() => {});
-          if ((await until(attempt, Infinity, givenUp.signal)) === TIMED_OUT) return false;
-          failing = false;
-          return true;
-        } catch (error) {
-          if (term.aborted) return false;
-          struggle();
-          const delay = backoff.next();
-          fail("deliver", "sink failed to deliver a batch; retrying it", {
-            error,
-            first,
-            last,
-            attempt,
-            retryInMs: delay,
-          });
-          await sleep(delay, term);
-        }
-      }
-      return false;
-    } finally {
-      clearTimeout(stallTimer);
-      if (stalled.get(labels) === 1) logger.info("sink no longer holds the batch it was stalled on", { first, last });
-      stalled.set(0, labels);
-    }
-  }
-
-  /** Delivers from `delivered` until `term` aborts: the sink stops, or this replica stops leading. */
-  async function run(saveFirst: boolean, term: AbortSignal): Promise<void> {
-    // Without a saved starting point, a restart before the first delivery would start again
-    // from a later head and skip what was committed in between.
-    if (saveFirst) await save();
-    const readRetries = new Backoff({ initialMs: 200, maxMs: 10_000 });
-    const { size, lingerMs } = options.batch ?? DEFAULT_BATCH;
-    const behindRetention = options.behindRetention ?? "oldest";
-    while (!term.aborted) {
-      try {
-        for await (const batch of batches(log, {
-          after: delivered,
-          size,
-          lingerMs,
-          collect,
-          behindRetention,
-          signal: term,
-          hurry: hurrying.signal,
-        })) {
-          readRetries.reset();
-          if (batch.lost > 0) {
-            lost.inc(labels, batch.lost);
-            logger.error("sink fell behind retention; the versions in between are lost to it", {
-              lost: batch.lost,
-              resumeAfter: batch.through,
-            });
-          }
-          if (batch.envelopes.length > 0) {
-            if (!(await deliverBatch(batch.envelopes, term))) break;
-            advance(batch.through);
-            if (Date.now() - savedAt >= saveIntervalMs) await save();
-          } else {
-            advance(batch.through);
-            if (Date.now() - savedAt >= Math.max(REFRESH_MS, saveIntervalMs)) await save();
-          }
-          showLag();
-        }
-      } catch (error) {
-        const delay = readRetries.next();
-        fail("read", "sink failed to read the log; retrying", { error, after: delivered, retryInMs: delay });
-        await sleep(delay, term);
-      }
-    }
-    if (delivered > saved) await save();
   }
 
   /** Starts delivering from the stored cursor; returns whether to save that starting point first. */
@@ -253,8 +130,9 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
     // Only a store restored or edited behind kubemeta's back holds a cursor past its log.
     if (cursor !== undefined && cursor > head)
       logger.warn("the sink's cursor is ahead of the log; starting at its head", { cursor, head });
-    delivered = saved =
-      cursor === undefined ? (options.from === "head" ? head : log.oldest() - 1) : Math.min(cursor, head);
+    delivery.startAt(
+      cursor === undefined ? (options.from === "head" ? head : log.oldest() - 1) : Math.min(cursor, head),
+    );
     showLag();
     return cursor === undefined || cursor > head;
   }
@@ -272,7 +150,7 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
       try {
         const cursor = await ctx.cursor.load();
         delivering = true;
-        await run(resumeFrom(cursor), term);
+        await delivery.run(resumeFrom(cursor), term);
       } catch (error) {
         fail("read", "sink failed to load its cursor; retrying", { error });
         await sleep(retries.next(), term);
@@ -281,20 +159,6 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
         showLag();
       }
     }
-  }
-
-  /**
-   * True once every version committed now is delivered (or filtered out); false at `deadline`, or, with
-   * `unlessFailing`, as soon as a delivery fails.
-   */
-  async function deliveredAll(deadline: number, unlessFailing: boolean): Promise<boolean> {
-    const target = log.head();
-    while (delivered < target) {
-      if (unlessFailing && failing) return false;
-      const next = unlessFailing ? Promise.race([moved.promise, failed.promise]) : moved.promise;
-      if ((await until(next, deadline)) === TIMED_OUT) return false;
-    }
-    return true;
   }
 
   return {
@@ -310,19 +174,19 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
       // A throw here (the store failing) makes the host retry start with backoff.
       const cursor = await ctx.cursor.load();
       if (running || signal.aborted) return;
-      running = run(resumeFrom(cursor), signal);
+      running = delivery.run(resumeFrom(cursor), signal);
     },
     async stop() {
       const drainMs = options.drainMs ?? 3_000;
       if (running && delivering && !signal.aborted && drainMs > 0 && !options.failing?.()) {
         hurrying.abort();
-        await deliveredAll(Date.now() + drainMs, true);
+        await delivery.deliveredAll(Date.now() + drainMs, true);
       }
       stopping.abort();
       clearInterval(lagTimer);
       await running;
     },
     // A replica that does not lead (ha) has nothing to deliver: the leader does.
-    caughtUp: async (timeoutMs) => !delivering || deliveredAll(Date.now() + timeoutMs, false),
+    caughtUp: async (timeoutMs) => !delivering || delivery.deliveredAll(Date.now() + timeoutMs, false),
   };
 }

@@ -1,24 +1,15 @@
 /**
  * The libSQL store: the update log, the current state of every object, the epoch, stream
  * heads, source resume points and sink cursors, in one embedded SQLite file (`file:`) or
- * a remote libSQL server. Tables and migrations: ./libsql/schema.ts.
+ * a remote libSQL server. Tables and migrations: ./libsql/schema.ts; the writes, fenced
+ * against a second writer: ./libsql/fenced-writes.ts.
  */
 import * as v from "valibot";
-import type { InStatement } from "@libsql/client";
-import { defineStore, WriterFencedError, type CommitBatch, type Store } from "../../sdk/contract.ts";
-import { checkContiguous, commitStatements, GUARD_FAILURE, StreamIds, TERM_GUARD_SQL } from "./libsql/commit.ts";
+import { defineStore, type Store } from "../../sdk/contract.ts";
 import { isFileUrl, openConnections, storeName, type Connections } from "./libsql/connection.ts";
-import { DELETE_UNPINNED, prune, RAISE_HORIZON } from "./libsql/prune.ts";
-import {
-  digests,
-  loadHorizons,
-  loadState,
-  loadStreamIds,
-  readUpdates,
-  snapshot,
-  snapshotPages,
-  streamHorizon,
-} from "./libsql/read.ts";
+import { FencedWrites } from "./libsql/fenced-writes.ts";
+import { prune } from "./libsql/prune.ts";
+import { digests, loadHorizons, readUpdates, snapshot, snapshotPages, streamHorizon } from "./libsql/read.ts";
 import { migrate } from "./libsql/schema.ts";
 import { positiveDuration } from "../../sdk/schema.ts";
 
@@ -103,28 +94,13 @@ export default defineStore({
     );
     let opening: Promise<Connections> | undefined;
     let connections: Connections | undefined;
-    /** Highest committed version, as this (only) writer left it. */
-    let head = 0;
-    /** The term this process writes under: the store's when it opened, raised by lead(). */
-    let term = 0;
-    let streamIds = new StreamIds([]);
-    /** Writes run one at a time: the gap check reads `head`, and the file writer has one connection. */
-    let writes: Promise<unknown> = Promise.resolve();
-
-    async function serially<T>(work: (c: Connections) => Promise<T>): Promise<T> {
-      const c = open();
-      const run = writes.then(async () => {
-        await c.beforeWrite();
-        return work(c);
-      });
-      writes = run.catch(() => {});
-      return run;
-    }
 
     function open(): Connections {
       if (!connections) throw new Error("the libsql store is not started");
       return connections;
     }
+
+    const writes = new FencedWrites(open, ctx.logger, commitSeconds);
 
     async function connect(): Promise<Connections> {
       const c = await openConnections(config.url, ctx.logger, {
@@ -150,46 +126,6 @@ export default defineStore({
       }
     }
 
-    /**
-     * One transaction. On `file:` it runs on the writer's thread (libsql/writer.ts), so even a big
-     * batch leaves the event loop free.
-     */
-    async function write(c: Connections, groups: InStatement[][]): Promise<void> {
-      await c.writer.batch(groups.flat(), "write");
-    }
-
-    /** Why a guarded commit was refused: a later writer's term (fenced), or a head another writer moved. */
-    async function refusal(c: Connections): Promise<Error> {
-      const row = (await c.writer.execute("SELECT head, term FROM meta WHERE id = 1")).rows[0];
-      const stored = { head: Number(row?.head), term: Number(row?.term) };
-      if (stored.term !== term) return new WriterFencedError(term, stored.term);
-      return new Error(
-        `commit refused: the stored head is ${stored.head}, not ${head} (is another kubemeta writing to this store?)`,
-      );
-    }
-
-    /** The state as stored, and the writer's view of it brought in line. */
-    async function load(c: Connections) {
-      const state = await loadState(c.reader);
-      head = state.head;
-      streamIds = new StreamIds(await loadStreamIds(c.reader));
-      return state;
-    }
-
-    /** True when the store's head is the batch's last version and that version is the batch's last update. */
-    async function alreadyStored(c: Connections, batch: CommitBatch): Promise<boolean> {
-      const last = batch.updates[batch.updates.length - 1];
-      if (!last) return false;
-      const { rows } = await c.writer.execute({
-        sql:
-          "SELECT u.kind, u.uid, u.type FROM meta JOIN updates AS u ON u.version = meta.head " +
-          "WHERE meta.id = 1 AND meta.head = ?",
-        args: [last.version],
-      });
-      const row = rows[0];
-      return row !== undefined && row.kind === last.kind && row.uid === last.uid && row.type === last.type;
-    }
-
     return {
       async start() {
         opening ??= connect().catch((error) => {
@@ -197,12 +133,11 @@ export default defineStore({
           throw error;
         });
         connections = await opening;
-        const state = await load(connections);
-        term = Number((await connections.reader.execute("SELECT term FROM meta WHERE id = 1")).rows[0]?.term ?? 0);
+        const state = await writes.start(connections);
         ctx.logger.info("libsql store open", {
           url: isFileUrl(config.url) ? config.url : new URL(config.url).host,
           epoch: state.epoch,
-          head,
+          head: writes.head,
         });
         return state;
       },
@@ -212,50 +147,19 @@ export default defineStore({
         opening = undefined;
         if (!pending) return;
         const c = await pending.catch(() => undefined);
-        await writes;
+        await writes.settled();
         connections = undefined;
         await c?.close();
       },
 
-      lead() {
-        return serially(async (c) => {
-          const { rows } = await c.writer.execute("UPDATE meta SET term = term + 1 WHERE id = 1 RETURNING term");
-          term = Number(rows[0]?.term);
-          const state = await load(c);
-          ctx.logger.info("writing to the store", { term, head });
-          return state;
-        });
-      },
+      lead: () => writes.lead(),
 
       async position() {
         const row = (await open().reader.execute("SELECT head, pruned_through FROM meta WHERE id = 1")).rows[0];
         return { head: Number(row?.head ?? 0), oldest: Number(row?.pruned_through ?? 0) + 1 };
       },
 
-      commit(batch) {
-        return serially(async (c) => {
-          checkContiguous(batch, head);
-          if (batch.updates.length === 0 && batch.resumePoints.size === 0) return;
-          const groups = commitStatements(batch, head, term, streamIds);
-          const started = performance.now();
-          try {
-            await write(c, groups);
-            streamIds.settle(true);
-          } catch (error) {
-            const refused = (error as Error).message?.includes(GUARD_FAILURE);
-            // A remote commit can land and still be reported failed (the connection cut after COMMIT):
-            // its retry finds exactly this batch stored, which is success, not a second writer.
-            if (refused && (await alreadyStored(c, batch))) {
-              streamIds.settle(true);
-            } else {
-              streamIds.settle(false);
-              throw refused ? await refusal(c) : error;
-            }
-          }
-          commitSeconds.observe((performance.now() - started) / 1000);
-          head += batch.updates.length;
-        });
-      },
+      commit: (batch) => writes.commit(batch),
 
       readUpdates: async (query) => readUpdates(open().reader, query),
       horizons: async () => loadHorizons(open().reader),
@@ -271,7 +175,7 @@ export default defineStore({
       },
 
       async saveCursor(name, version) {
-        await serially((c) =>
+        await writes.serially((c) =>
           c.writer.execute({
             sql:
               "INSERT INTO cursors (name, version) VALUES (?, ?) " +
@@ -283,26 +187,7 @@ export default defineStore({
 
       async prune(policy) {
         const result = await prune(
-          {
-            reader: open().reader,
-            // Fenced like a commit: a deposed writer's retention (its own policy) must not prune the new one's log.
-            deleteThrough: (after, through) =>
-              serially(async (c) => {
-                try {
-                  const [, deleted] = await c.writer.batch(
-                    [
-                      { sql: TERM_GUARD_SQL, args: [term] },
-                      { sql: DELETE_UNPINNED, args: [after, through] },
-                      { sql: RAISE_HORIZON, args: [through] },
-                    ],
-                    "write",
-                  );
-                  return deleted!.rowsAffected;
-                } catch (error) {
-                  throw (error as Error).message?.includes(GUARD_FAILURE) ? await refusal(c) : error;
-                }
-              }),
-          },
+          { reader: open().reader, deleteThrough: (after, through) => writes.deleteThrough(after, through) },
           policy,
         );
         pruned.inc(undefined, result.removed);

@@ -3,15 +3,16 @@
  * a few at a time. Nothing a requester sends can stop it: a malformed request gets an
  * error reply and is counted, a failure while answering ends that reply with an error, a
  * reply subject kubemeta will not publish to (replies.ts) gets nothing and is counted.
+ * Here: who is answered when, and with which reply subjects; what a reply carries is read
+ * from the log in replay-content.ts.
  */
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
-import { BehindRetentionError, type CommittedLog } from "../../../sdk/contract.ts";
+import type { CommittedLog } from "../../../sdk/contract.ts";
 import { type Counter, type Logger, rateLimitedWarn } from "../../../sdk/telemetry.ts";
-import { ALL } from "../../../protocol/streams.ts";
-import { envelopeJson, snapshotEnvelopeJson, type Update } from "../../../sdk/model.ts";
 import { reachVersion } from "../../../sdk/resume.ts";
 import { ChunkWriter } from "./chunks.ts";
 import { refusedReply } from "./replies.ts";
+import { ReplayContent } from "./replay-content.ts";
 import {
   MalformedRequestError,
   parseReplayRequest,
@@ -44,13 +45,6 @@ export interface Responder {
 
 /** Requests waiting for a free slot; beyond this, a requester is told to come back. */
 const MAX_WAITING = 10_000;
-/** Updates read from the log at a time. */
-const PAGE = 2_000;
-/**
- * Objects of a reset read from the store at a time: an answer holds one page, never the
- * stream's whole state, so `concurrency` bounds the memory of a flood of resets.
- */
-const SNAPSHOT_PAGE = 500;
 /**
  * A flush (a round trip to the server) after this many bytes, and at the end of each reply,
  * keeps the client's outbound buffer bounded: the client buffers what the socket has not
@@ -99,6 +93,8 @@ export function serveReplay(options: ResponderOptions): Responder {
     requests.inc({ ...labels, result }, requesters);
   }
 
+  const content = new ReplayContent(log, count);
+
   /** Sends each chunk to every reply subject: requesters answered together get the same chunks. */
   function writerFor(replies: string[]): ChunkWriter {
     let unflushed = 0;
@@ -135,82 +131,11 @@ export function serveReplay(options: ResponderOptions): Responder {
   function takeAlike(stream: string, reason: ResetReason): Waiting[] {
     const taken: Waiting[] = [];
     waiting = waiting.filter((entry) => {
-      if (entry.request?.stream !== stream || resetReason(entry.request) !== reason) return true;
+      if (entry.request?.stream !== stream || content.resetReason(entry.request) !== reason) return true;
       taken.push(entry);
       return false;
     });
     return taken;
-  }
-
-  /**
-   * A reader found behind retention is logged and counted by the log (`kubemeta_reader_resets_total`), as every
-   * reader it finds there: asking it for what is after the request's position tells it.
-   */
-  async function noteBehind(request: ReplayRequest): Promise<void> {
-    const after = request.from!.version;
-    await log.read({ stream: request.stream, after, to: after, limit: 1 }).catch((error: unknown) => {
-      if (!(error instanceof BehindRetentionError)) throw error;
-    });
-  }
-
-  /**
-   * Why the request gets the stream's state, told from what the log knows without a read, so that every waiting
-   * request for the same state can be answered with it (takeAlike). Behind retention as the log knows it; a prune
-   * the log has not heard of yet shows as a failed read in sendUpdates.
-   */
-  function resetReason(request: ReplayRequest): ResetReason | undefined {
-    if (!request.from) return "no-resume-point";
-    if (request.from.epoch !== log.epoch) return "other-epoch";
-    if (request.from.version > log.head()) return "ahead-of-log";
-    if (request.from.version < log.horizon(request.stream)) return "behind-retention";
-    return undefined;
-  }
-
-  async function sendState(
-    request: ReplayRequest,
-    reason: ResetReason,
-    writer: ChunkWriter,
-    requesters = 1,
-  ): Promise<void> {
-    writer.markReset(reason);
-    const time = new Date().toISOString();
-    let version = 0;
-    for await (const page of log.snapshotPages(
-      request.stream === ALL ? {} : { stream: request.stream },
-      SNAPSHOT_PAGE,
-    )) {
-      version = page.version;
-      for (const object of page.objects) {
-        const sending = writer.add(snapshotEnvelopeJson(log.epoch, request.stream, object, time), object.version);
-        if (sending) await sending;
-      }
-    }
-    await writer.finish(version);
-    count("reset", requesters);
-  }
-
-  async function sendUpdates(request: ReplayRequest, from: number, writer: ChunkWriter): Promise<void> {
-    const { stream } = request;
-    const through = Math.min(request.to ?? log.head(), log.head());
-    let after = from;
-    for (;;) {
-      let page: Update[];
-      try {
-        page = await log.read({ stream, after, to: through, limit: PAGE });
-      } catch (error) {
-        if (error instanceof BehindRetentionError && after === from)
-          return sendState(request, "behind-retention", writer);
-        throw error;
-      }
-      for (const update of page) {
-        const sending = writer.add(envelopeJson(log.epoch, update, stream), update.version);
-        if (sending) await sending;
-      }
-      if (page.length < PAGE) break;
-      after = page[page.length - 1]!.version;
-    }
-    await writer.finish(through);
-    count("replay");
   }
 
   /** `parsed`: the request as the callback read it; undefined when malformed (parsed again here for its error). */
@@ -219,7 +144,7 @@ export function serveReplay(options: ResponderOptions): Responder {
     let writer = writerFor(replies);
     try {
       const request = parsed ?? parseReplayRequest(msg.string());
-      const reason = resetReason(request);
+      const reason = content.resetReason(request);
       if (reason && !whole) {
         count("unsynced");
         await writer.fail("the store's first sync is under way; ask again later");
@@ -227,10 +152,10 @@ export function serveReplay(options: ResponderOptions): Responder {
         const alike = takeAlike(request.stream, reason);
         replies = [msg.reply, ...alike.map((entry) => entry.msg.reply)];
         if (reason === "behind-retention")
-          for (const behind of [request, ...alike.map((entry) => entry.request!)]) await noteBehind(behind);
+          for (const behind of [request, ...alike.map((entry) => entry.request!)]) await content.noteBehind(behind);
         writer = writerFor(replies);
-        await sendState(request, reason, writer, replies.length);
-      } else await sendUpdates(request, request.from!.version, writer);
+        await content.sendState(request, reason, writer, replies.length);
+      } else await content.sendUpdates(request, request.from!.version, writer);
     } catch (error) {
       const malformed = error instanceof MalformedRequestError;
       count(malformed ? "malformed" : "failed", replies.length);

@@ -1,0 +1,95 @@
+/**
+ * What a replay reply carries, read from the committed log: the updates after the requester's position, or the
+ * stream's state with the reason it starts over. The responder (replay.ts) decides who is answered when; this reads
+ * the log a page at a time into the reply's chunks (chunks.ts), whoever the reply goes to.
+ */
+import { BehindRetentionError, type CommittedLog } from "../../../sdk/contract.ts";
+import { ALL } from "../../../protocol/streams.ts";
+import { envelopeJson, snapshotEnvelopeJson, type Update } from "../../../sdk/model.ts";
+import type { ReplayRequest, ResetReason } from "../../../protocol/replay.ts";
+import type { ChunkWriter } from "./chunks.ts";
+
+/** Updates read from the log at a time. */
+const PAGE = 2_000;
+/**
+ * Objects of a reset read from the store at a time: an answer holds one page, never the
+ * stream's whole state, so the responder's `concurrency` bounds the memory of a flood of resets.
+ */
+const SNAPSHOT_PAGE = 500;
+
+export class ReplayContent {
+  constructor(
+    private readonly log: CommittedLog,
+    /** Counts a reply sent in full, by what it carried, once per requester it answered. */
+    private readonly count: (result: "replay" | "reset", requesters?: number) => void,
+  ) {}
+
+  /**
+   * Why the request gets the stream's state, told from what the log knows without a read, so that every waiting
+   * request for the same state can be answered with it (replay.ts, takeAlike). Behind retention as the log knows
+   * it; a prune the log has not heard of yet shows as a failed read in sendUpdates.
+   */
+  resetReason(request: ReplayRequest): ResetReason | undefined {
+    const { log } = this;
+    if (!request.from) return "no-resume-point";
+    if (request.from.epoch !== log.epoch) return "other-epoch";
+    if (request.from.version > log.head()) return "ahead-of-log";
+    if (request.from.version < log.horizon(request.stream)) return "behind-retention";
+    return undefined;
+  }
+
+  /**
+   * A reader found behind retention is logged and counted by the log (`kubemeta_reader_resets_total`), as every
+   * reader it finds there: asking it for what is after the request's position tells it.
+   */
+  async noteBehind(request: ReplayRequest): Promise<void> {
+    const after = request.from!.version;
+    await this.log.read({ stream: request.stream, after, to: after, limit: 1 }).catch((error: unknown) => {
+      if (!(error instanceof BehindRetentionError)) throw error;
+    });
+  }
+
+  async sendState(request: ReplayRequest, reason: ResetReason, writer: ChunkWriter, requesters = 1): Promise<void> {
+    const { log } = this;
+    writer.markReset(reason);
+    const time = new Date().toISOString();
+    let version = 0;
+    for await (const page of log.snapshotPages(
+      request.stream === ALL ? {} : { stream: request.stream },
+      SNAPSHOT_PAGE,
+    )) {
+      version = page.version;
+      for (const object of page.objects) {
+        const sending = writer.add(snapshotEnvelopeJson(log.epoch, request.stream, object, time), object.version);
+        if (sending) await sending;
+      }
+    }
+    await writer.finish(version);
+    this.count("reset", requesters);
+  }
+
+  async sendUpdates(request: ReplayRequest, from: number, writer: ChunkWriter): Promise<void> {
+    const { log } = this;
+    const { stream } = request;
+    const through = Math.min(request.to ?? log.head(), log.head());
+    let after = from;
+    for (;;) {
+      let page: Update[];
+      try {
+        page = await log.read({ stream, after, to: through, limit: PAGE });
+      } catch (error) {
+        if (error instanceof BehindRetentionError && after === from)
+          return this.sendState(request, "behind-retention", writer);
+        throw error;
+      }
+      for (const update of page) {
+        const sending = writer.add(envelopeJson(log.epoch, update, stream), update.version);
+        if (sending) await sending;
+      }
+      if (page.length < PAGE) break;
+      after = page[page.length - 1]!.version;
+    }
+    await writer.finish(through);
+    this.count("replay");
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * The libSQL store's writes (libsql.ts), apart from its reads: the one writer's view of the log (head, term, stream
+ * ids) and the queue its writes go through. A commit hands out versions and stream ids from that view, so writes run
+ * one at a time, and a commit or a prune is refused in its own transaction once another writer moved the head or
+ * raised the term (a replica that leads now, `ha`): the log never forks.
+ */
+import type { InStatement } from "@libsql/client";
+import { WriterFencedError, type CommitBatch, type StoreState } from "../../../sdk/contract.ts";
+import type { Histogram, Logger } from "../../../sdk/telemetry.ts";
+import { checkContiguous, commitStatements, GUARD_FAILURE, StreamIds, TERM_GUARD_SQL } from "./commit.ts";
+import type { Connections } from "./connection.ts";
+import { DELETE_UNPINNED, RAISE_HORIZON } from "./prune.ts";
+import { loadState, loadStreamIds } from "./read.ts";
+
+export class FencedWrites {
+  /** Highest committed version, as this (only) writer left it. */
+  private committedHead = 0;
+  /** The term this process writes under: the store's when it opened, raised by lead(). */
+  private term = 0;
+  private streamIds = new StreamIds([]);
+  /** Writes run one at a time: the gap check reads the head, and the file writer has one connection. */
+  private writes: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    /** The store's connections; throws while it is not started. */
+    private readonly connections: () => Connections,
+    private readonly logger: Logger,
+    /** `kubemeta_store_commit_seconds`. */
+    private readonly commitSeconds: Histogram,
+  ) {}
+
+  get head(): number {
+    return this.committedHead;
+  }
+
+  /** Resolves once the writes queued so far are done. */
+  settled(): Promise<unknown> {
+    return this.writes;
+  }
+
+  /** Runs `work` once the writes queued before it are done. */
+  async serially<T>(work: (c: Connections) => Promise<T>): Promise<T> {
+    const c = this.connections();
+    const run = this.writes.then(async () => {
+      await c.beforeWrite();
+      return work(c);
+    });
+    this.writes = run.catch(() => {});
+    return run;
+  }
+
+  /** The state as stored when the store starts, and its term: this process writes under it until lead(). */
+  async start(c: Connections): Promise<StoreState> {
+    const state = await this.load(c);
+    this.term = Number((await c.reader.execute("SELECT term FROM meta WHERE id = 1")).rows[0]?.term ?? 0);
+    return state;
+  }
+
+  lead(): Promise<StoreState> {
+    return this.serially(async (c) => {
+      const { rows } = await c.writer.execute("UPDATE meta SET term = term + 1 WHERE id = 1 RETURNING term");
+      this.term = Number(rows[0]?.term);
+      const state = await this.load(c);
+      this.logger.info("writing to the store", { term: this.term, head: this.committedHead });
+      return state;
+    });
+  }
+
+  commit(batch: CommitBatch): Promise<void> {
+    return this.serially(async (c) => {
+      checkContiguous(batch, this.committedHead);
+      if (batch.updates.length === 0 && batch.resumePoints.size === 0) return;
+      const groups = commitStatements(batch, this.committedHead, this.term, this.streamIds);
+      const started = performance.now();
+      try {
+        await this.write(c, groups);
+        this.streamIds.settle(true);
+      } catch (error) {
+        const refused = (error as Error).message?.includes(GUARD_FAILURE);
+        // A remote commit can land and still be reported failed (the connection cut after COMMIT):
+        // its retry finds exactly this batch stored, which is success, not a second writer.
+        if (refused && (await this.alreadyStored(c, batch))) {
+          this.streamIds.settle(true);
+        } else {
+          this.streamIds.settle(false);
+          throw refused ? await this.refusal(c) : error;
+        }
+      }
+      this.commitSeconds.observe((performance.now() - started) / 1000);
+      this.committedHead += batch.updates.length;
+    });
+  }
+
+  /**
+   * Retention's delete (prune.ts, PruneTarget), fenced like a commit: a deposed writer's retention (its own policy)
+   * must not prune the new one's log.
+   */
+  deleteThrough(after: number, through: number): Promise<number> {
+    return this.serially(async (c) => {
+      try {
+        const [, deleted] = await c.writer.batch(
+          [
+            { sql: TERM_GUARD_SQL, args: [this.term] },
+            { sql: DELETE_UNPINNED, args: [after, through] },
+            { sql: RAISE_HORIZON, args: [through] },
+          ],
+          "write",
+        );
+        return deleted!.rowsAffected;
+      } catch (error) {
+        throw (error as Error).message?.includes(GUARD_FAILURE) ? await this.refusal(c) : error;
+      }
+    });
+  }
+
+  /**
+   * One transaction. On `file:` it runs on the writer's thread (libsql/writer.ts), so even a big
+   * batch leaves the event loop free.
+   */
+  private async write(c: Connections, groups: InStatement[][]): Promise<void> {
+    await c.writer.batch(groups.flat(), "write");
+  }
+
+  /** Why a guarded write was refused: a later writer's term (fenced), or a head another writer moved. */
+  private async refusal(c: Connections): Promise<Error> {
+    const row = (await c.writer.execute("SELECT head, term FROM meta WHERE id = 1")).rows[0];
+    const stored = { head: Number(row?.head), term: Number(row?.term) };
+    if (stored.term !== this.term) return new WriterFencedError(this.term, stored.term);
+    return new Error(
+      `commit refused: the stored head is ${stored.head}, not ${this.committedHead} ` +
+        "(is another kubemeta writing to this store?)",
+    );
+  }
+
+  /** The state as stored, and the writer's view of it brought in line. */
+  private async load(c: Connections): Promise<StoreState> {
+    const state = await loadState(c.reader);
+    this.committedHead = state.head;
+    this.streamIds = new StreamIds(await loadStreamIds(c.reader));
+    return state;
+  }
+
+  /** True when the store's head is the batch's last version and that version is the batch's last update. */
+  private async alreadyStored(c: Connections, batch: CommitBatch): Promise<boolean> {
+    const last = batch.updates[batch.updates.length - 1];
+    if (!last) return false;
+    const { rows } = await c.writer.execute({
+      sql:
+        "SELECT u.kind, u.uid, u.type FROM meta JOIN updates AS u ON u.version = meta.head " +
+        "WHERE meta.id = 1 AND meta.head = ?",
+      args: [last.version],
+    });
+    const row = rows[0];
+    return row !== undefined && row.kind === last.kind && row.uid === last.uid && row.type === last.type;
+  }
+}

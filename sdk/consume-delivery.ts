@@ -1,0 +1,208 @@
+/**
+ * The delivery loop behind `consume` (sdk/consume.ts): reads the log from the sink's position in batches
+ * (batches.ts), hands each to the sink's `deliver` until it resolves (the same batch retried with backoff, a batch
+ * held past `stallAfterMs` reported), saves the cursor behind it, and tells a drain when everything committed is
+ * delivered. consume.ts decides when it runs (start, stop, leadership) and shows the sink (lag, metrics); this is
+ * what runs, one term of delivery at a time.
+ */
+import * as v from "valibot";
+import type { SinkContext } from "./contract.ts";
+import type { Envelope } from "../protocol/envelope.ts";
+import { Backoff, sleep } from "../protocol/retry.ts";
+import { batches, TIMED_OUT, until } from "./batches.ts";
+import type { Update } from "./model.ts";
+import { batchSchema, retrySchema } from "./schema.ts";
+import type { BatchSettings, ConsumeOptions, RetrySettings } from "./consume-options.ts";
+import type { Counter, Gauge, Labels } from "./telemetry.ts";
+
+/** The defaults of a sink whose schema leaves the keys out: one source of truth, the schemas. */
+const DEFAULT_BATCH: BatchSettings = v.parse(batchSchema(), undefined);
+const DEFAULT_RETRY: RetrySettings = v.parse(retrySchema(), undefined);
+
+/**
+ * How often the lag is refreshed while a batch is in delivery, and how often a cursor moved only past non-matching
+ * updates is saved.
+ */
+export const REFRESH_MS = 1_000;
+
+export type FailedStep = "deliver" | "read" | "save";
+
+/** What the loop reads and reports to: the sink's context, and the series and signals of `consume`. */
+export interface DeliveryContext {
+  ctx: SinkContext;
+  labels: Labels;
+  /** `kubemeta_sink_stalled`. */
+  stalled: Gauge;
+  /** `kubemeta_sink_lost_versions_total`. */
+  lost: Counter;
+  /** Counts and logs a failure, which is retried. */
+  fail(step: FailedStep, message: string, fields: Record<string, unknown>): void;
+  /** Appends the envelopes the sink gets of `update` (batches.ts). */
+  collect(update: Update, into: Envelope[]): void;
+  /** Once aborted (a drain), batches leave without lingering. */
+  hurry: AbortSignal;
+  /** Once aborted, a batch in delivery is not waited for: a deliver that ignores its signal is left behind. */
+  givenUp: AbortSignal;
+  /** Refreshes the lag: after each batch. */
+  showLag(): void;
+}
+
+export interface DeliveryLoop {
+  /** Every version up to here is delivered or did not match. */
+  readonly delivered: number;
+  /** Goes on from `version`: the cursor as the store holds it, or as `run` saves it first. */
+  startAt(version: number): void;
+  /** Delivers from `delivered` until `term` aborts: the sink stops, or this replica stops leading. */
+  run(saveFirst: boolean, term: AbortSignal): Promise<void>;
+  /**
+   * True once every version committed now is delivered (or filtered out); false at `deadline`, or, with
+   * `unlessFailing`, as soon as a delivery fails.
+   */
+  deliveredAll(deadline: number, unlessFailing: boolean): Promise<boolean>;
+}
+
+export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext): DeliveryLoop {
+  const { ctx, labels, stalled, lost, fail, collect, showLag } = context;
+  const { logger, log } = ctx;
+  const stallAfterMs = options.stallAfterMs ?? 60_000;
+  const saveIntervalMs = options.saveIntervalMs ?? 0;
+  /** Every version up to here is delivered or did not match; `saved` is what the store holds. */
+  let delivered = 0;
+  let saved = 0;
+  let savedAt = 0;
+  let moved = Promise.withResolvers<void>();
+  /** A delivery failed or stalled since the last one that worked: a drain would only wait for it in vain. */
+  let failing = false;
+  let failed = Promise.withResolvers<void>();
+  const struggle = () => {
+    failing = true;
+    failed.resolve();
+    failed = Promise.withResolvers<void>();
+  };
+
+  function advance(through: number): void {
+    delivered = through;
+    moved.resolve();
+    moved = Promise.withResolvers<void>();
+  }
+
+  async function save(): Promise<void> {
+    const version = delivered;
+    try {
+      await ctx.cursor.save(version);
+      saved = version;
+      savedAt = Date.now();
+    } catch (error) {
+      // The next save carries a later position; until then a restart delivers a little again.
+      fail("save", "saving the sink's cursor failed", { error, version });
+    }
+  }
+
+  /** Delivers one batch, retrying until it works; false when the sink stopped (or lost leadership) first. */
+  async function deliverBatch(envelopes: Envelope[], term: AbortSignal): Promise<boolean> {
+    const first = envelopes[0]!.version;
+    const last = envelopes[envelopes.length - 1]!.version;
+    const backoff = new Backoff(options.retry ?? DEFAULT_RETRY);
+    const stallTimer = setTimeout(() => {
+      stalled.set(1, labels);
+      struggle();
+      logger.warn("sink has held one batch too long; it delays only itself", { first, last, heldMs: stallAfterMs });
+    }, stallAfterMs);
+    try {
+      for (let attempt = 1; !term.aborted; attempt++) {
+        try {
+          // Called in a promise, so that a synchronous throw is a failure like any other.
+          const attempt = (async () => options.deliver(envelopes, term))();
+          // A deliver that ignores the signal is left behind when stop gives up on it.
+          attempt.catch(() => {});
+          if ((await until(attempt, Infinity, context.givenUp)) === TIMED_OUT) return false;
+          failing = false;
+          return true;
+        } catch (error) {
+          if (term.aborted) return false;
+          struggle();
+          const delay = backoff.next();
+          fail("deliver", "sink failed to deliver a batch; retrying it", {
+            error,
+            first,
+            last,
+            attempt,
+            retryInMs: delay,
+          });
+          await sleep(delay, term);
+        }
+      }
+      return false;
+    } finally {
+      clearTimeout(stallTimer);
+      if (stalled.get(labels) === 1) logger.info("sink no longer holds the batch it was stalled on", { first, last });
+      stalled.set(0, labels);
+    }
+  }
+
+  async function run(saveFirst: boolean, term: AbortSignal): Promise<void> {
+    // Without a saved starting point, a restart before the first delivery would start again
+    // from a later head and skip what was committed in between.
+    if (saveFirst) await save();
+    const readRetries = new Backoff({ initialMs: 200, maxMs: 10_000 });
+    const { size, lingerMs } = options.batch ?? DEFAULT_BATCH;
+    const behindRetention = options.behindRetention ?? "oldest";
+    while (!term.aborted) {
+      try {
+        for await (const batch of batches(log, {
+          after: delivered,
+          size,
+          lingerMs,
+          collect,
+          behindRetention,
+          signal: term,
+          hurry: context.hurry,
+        })) {
+          readRetries.reset();
+          if (batch.lost > 0) {
+            lost.inc(labels, batch.lost);
+            logger.error("sink fell behind retention; the versions in between are lost to it", {
+              lost: batch.lost,
+              resumeAfter: batch.through,
+            });
+          }
+          if (batch.envelopes.length > 0) {
+            if (!(await deliverBatch(batch.envelopes, term))) break;
+            advance(batch.through);
+            if (Date.now() - savedAt >= saveIntervalMs) await save();
+          } else {
+            advance(batch.through);
+            if (Date.now() - savedAt >= Math.max(REFRESH_MS, saveIntervalMs)) await save();
+          }
+          showLag();
+        }
+      } catch (error) {
+        const delay = readRetries.next();
+        fail("read", "sink failed to read the log; retrying", { error, after: delivered, retryInMs: delay });
+        await sleep(delay, term);
+      }
+    }
+    if (delivered > saved) await save();
+  }
+
+  async function deliveredAll(deadline: number, unlessFailing: boolean): Promise<boolean> {
+    const target = log.head();
+    while (delivered < target) {
+      if (unlessFailing && failing) return false;
+      const next = unlessFailing ? Promise.race([moved.promise, failed.promise]) : moved.promise;
+      if ((await until(next, deadline)) === TIMED_OUT) return false;
+    }
+    return true;
+  }
+
+  return {
+    get delivered() {
+      return delivered;
+    },
+    startAt(version) {
+      delivered = saved = version;
+    },
+    run,
+    deliveredAll,
+  };
+}
