@@ -43,6 +43,7 @@ async function initialSync(streamingList: "always" | "never"): Promise<void> {
     apply: () => void events++,
     bookmark: () => {},
     relist: () => ({ end: async () => {}, abort() {} }),
+    retract: async () => {},
     flush: async () => {},
   };
   const config = v.parse(kubernetes.schema, { kubeconfig, streamingList });

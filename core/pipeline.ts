@@ -61,7 +61,13 @@ const keyOf = (kind: string, uid: string) => `${kind}/${uid}`;
  * The resume point that names the resource a kind was last relisted for: kept beside the sources' own keys
  * (`kubernetes/…`), committed with the relist's end.
  */
-const relistedKey = (kind: string) => `core/relisted/${kind}`;
+const RELISTED = "core/relisted/";
+const relistedKey = (kind: string) => `${RELISTED}${kind}`;
+/**
+ * A resume point retract() forgot: the store keeps resume points and removes none, so an empty one stands for none
+ * (nor was an empty resourceVersion ever one to resume from).
+ */
+const FORGOTTEN = "";
 
 type Prepared = Exclude<PreparedChange, { rejected: unknown }>;
 
@@ -178,11 +184,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         await queue.flush();
         if (relists.get(resource) !== open) return;
         relists.delete(resource);
-        const vanished: string[] = [];
-        const prefix = `${kind}/`;
-        for (const key of known.keys()) {
-          if (key.startsWith(prefix) && !open.seen.has(key)) vanished.push(key.slice(prefix.length));
-        }
+        const vanished = storedUids(kind, open.seen);
         await emitTombstones(kind, vanished, resourceVersion);
         queue.resume(resource, resourceVersion);
         // In the same commit: the stored state of `kind` is now this resource's, whatever scope listed it before.
@@ -194,17 +196,56 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     };
   }
 
-  /** DELETED for objects that vanished while nobody watched: their last stored state is the tombstone. */
-  async function emitTombstones(kind: string, uids: string[], rv: string): Promise<void> {
+  /**
+   * DELETED for objects that vanished while nobody watched: their last stored state is the tombstone, at `rv` when a
+   * list says when they were gone, else at their own last resourceVersion.
+   */
+  async function emitTombstones(kind: string, uids: string[], rv?: string): Promise<void> {
     for (let i = 0; i < uids.length; i += 500) {
       const chunk = uids.slice(i, i + 500);
       const { objects } = await store.snapshot({ kind, uids: chunk });
       for (const current of objects) {
         if (!known.delete(keyOf(kind, current.uid))) continue;
-        enqueue("DELETED", { ...current, json: objectJsonOf(current) }, rv, current.stream, 0);
+        enqueue(
+          "DELETED",
+          { ...current, json: objectJsonOf(current) },
+          rv ?? current.resourceVersion,
+          current.stream,
+          0,
+        );
       }
       for (const uid of chunk) known.delete(keyOf(kind, uid));
     }
+  }
+
+  /** The uids of the stored objects of `kind`, but those whose key `listed` holds. */
+  function storedUids(kind: string, listed?: Set<string>): string[] {
+    const prefix = `${kind}/`;
+    const uids: string[] = [];
+    for (const key of known.keys()) {
+      if (key.startsWith(prefix) && !listed?.has(key)) uids.push(key.slice(prefix.length));
+    }
+    return uids;
+  }
+
+  async function retract(resource: string): Promise<void> {
+    // Committed first: the markers and resume points read below are then the whole story.
+    await queue.flush();
+    const kinds: string[] = [];
+    for (const [key, relistedBy] of resumePoints) {
+      if (key.startsWith(RELISTED) && relistedBy === resource) kinds.push(key.slice(RELISTED.length));
+    }
+    let deleted = 0;
+    for (const kind of kinds) {
+      const uids = storedUids(kind);
+      deleted += uids.length;
+      await emitTombstones(kind, uids);
+    }
+    if (deleted === 0 && !resumePoints.get(resource)) return;
+    queue.resume(resource, FORGOTTEN);
+    queue.schedule();
+    await queue.flush();
+    logger.info("retracted a resource the API server no longer serves", { resource, kinds, deleted });
   }
 
   return {
@@ -212,7 +253,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       const relistedBy = kind === undefined ? undefined : resumePoints.get(relistedKey(kind));
       // Listed since under another key (another scope): what is stored of the kind is not this resource's view.
       if (relistedBy !== undefined && relistedBy !== resource) return undefined;
-      return resumePoints.get(resource);
+      return resumePoints.get(resource) || undefined; // FORGOTTEN is none
     },
     apply,
     prepared: {
@@ -225,6 +266,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       return queue.schedule();
     },
     relist,
+    retract,
     flush: queue.flush,
     stop: queue.stop,
     commitFailure: queue.failure,

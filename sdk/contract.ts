@@ -103,6 +103,13 @@ export interface ChangeSink {
    * as the resume point, and resolves when all of it is committed.
    */
   relist(resource: string, kind: string): Relist;
+  /**
+   * The API server no longer serves `resource` (its CRD was deleted, perhaps while nobody watched: the API server
+   * deleted its objects with it, and no DELETED of theirs will come). Emits DELETED for every stored object of the kind
+   * last relisted under `resource` (a kind relisted since under another key is that key's, and kept), forgets
+   * `resource`'s resume point, so that it lists afresh once served again, and resolves when all of it is committed.
+   */
+  retract(resource: string): Promise<void>;
   /** Resolves when everything applied so far is committed. */
   flush(): Promise<void>;
   /**

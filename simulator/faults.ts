@@ -1,13 +1,25 @@
 /** Injected failures: the next matching requests fail the way a loaded or restarting API server fails them. */
 import { expiredContinue } from "./list.ts";
-import { internalError, listTooOld, serviceUnavailable, tooManyRequests, watchTooOld, type Status } from "./status.ts";
+import {
+  internalError,
+  listTooOld,
+  pathNotFound,
+  serviceUnavailable,
+  tooManyRequests,
+  watchTooOld,
+  type Status,
+} from "./status.ts";
 
-export type Verb = "list" | "watch" | "get";
+export type Verb = "list" | "watch" | "get" | "discovery";
 
 export interface FaultSpec {
-  verb?: "list" | "watch";
+  /**
+   * Without one, lists and watches. `discovery` only when named, its `resource` the path asked (`/apis/<group>/<v>`):
+   * a 404 there is a group version not served yet, as by an API server that just restarted.
+   */
+  verb?: "list" | "watch" | "discovery";
   resource?: string;
-  status: 429 | 500 | 503 | 410;
+  status: 429 | 500 | 503 | 410 | 404;
   retryAfterSeconds?: number;
   count?: number;
   /**
@@ -36,6 +48,9 @@ export interface FaultRequest {
   watchFrom(): { requested: number; oldest: number };
 }
 
+/** What a discovery request tells a fault: it has no continue token and watches from nowhere. */
+export const DISCOVERY_REQUEST: FaultRequest = { continueToken: "", watchFrom: () => ({ requested: 0, oldest: 0 }) };
+
 export class Faults {
   private pending: Array<FaultSpec & { remaining: number }> = [];
 
@@ -49,7 +64,7 @@ export class Faults {
     const continued = verb === "list" && request.continueToken !== "";
     const fault = this.pending.find(
       (f) =>
-        (f.verb === undefined || f.verb === verb) &&
+        (f.verb === undefined ? verb !== "discovery" : f.verb === verb) &&
         (f.resource === undefined || f.resource === resource) &&
         (f.continued === undefined || f.continued === continued),
     );
@@ -67,6 +82,8 @@ export class Faults {
         return internalError("injected by the test API server");
       case 503:
         return serviceUnavailable(fault.retryAfterSeconds);
+      case 404:
+        return pathNotFound();
       case 410: {
         if (verb === "list") return request.continueToken ? expiredContinue(request.continueToken) : listTooOld();
         const { requested, oldest } = request.watchFrom();

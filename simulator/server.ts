@@ -16,7 +16,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from "node:https";
 import type { TLSSocket } from "node:tls";
 import type { TestPki } from "./certs.ts";
-import { Faults, type Verb } from "./faults.ts";
+import { DISCOVERY_REQUEST, Faults, type Verb } from "./faults.ts";
 import { kubeHeaders, sendJson, sendStatus } from "./http.ts";
 import { ListSnapshots, serveList } from "./list.ts";
 import { parseListOptions, parseResourceVersion, validateListOptions, type ListOptions } from "./options.ts";
@@ -156,7 +156,7 @@ export class ApiServerCore {
     const url = new URL(req.url ?? "/", "http://localhost");
     const target = route(url.pathname, this.address, this.resources);
     const watching = ["1", "t", "T", "TRUE", "true", "True"].includes(url.searchParams.get("watch") ?? "");
-    const verb: Verb | "discovery" =
+    const verb: Verb =
       target.kind === "object" ? "get" : target.kind === "collection" ? (watching ? "watch" : "list") : "discovery";
     const write = target.kind === "object" || target.kind === "collection" ? writeVerb(req.method, target) : undefined;
     // A streaming list (KEP-3157) costs the server a full list: counted apart from plain watches.
@@ -182,7 +182,9 @@ export class ApiServerCore {
       return;
     }
     if (target.kind === "discovery") {
-      if (target.body) sendJson(res, 200, target.body);
+      const failure = this.faults.take(verb, url.pathname, DISCOVERY_REQUEST);
+      if (failure) sendStatus(res, failure.status);
+      else if (target.body) sendJson(res, 200, target.body);
       else sendStatus(res, pathNotFound());
       return;
     }
@@ -197,7 +199,7 @@ export class ApiServerCore {
       sendStatus(res, options);
       return;
     }
-    const failure = this.faults.take(verb as Verb, target.type.resource, {
+    const failure = this.faults.take(verb, target.type.resource, {
       continueToken: options.continueToken,
       watchFrom: () => ({ requested: Number(options.resourceVersion) || 0, oldest: this.store.oldestServed() }),
     });

@@ -1,11 +1,11 @@
 /**
  * The core through a real host: versions, streams and prev chains, no-op suppression,
- * relist diffs, restarts, and the committed log's reads.
+ * relist diffs, retractions, restarts, and the committed log's reads.
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { BehindRetentionError } from "../sdk/contract.ts";
 import { ALL, SHARED } from "../protocol/streams.ts";
-import type { Update } from "../sdk/model.ts";
+import type { KubeObject, Update } from "../sdk/model.ts";
 import { rawPod, startTestHost, waitFor, type TestHost, expectGapFreeWithWholeChains } from "../testing/index.ts";
 
 const hosts: TestHost[] = [];
@@ -131,6 +131,51 @@ describe("relist", () => {
     expect(th.changes.resumePoint("pods")).toBe("8");
     expect((await everything(th)).map((u) => `${u.type} ${u.name}`)).toEqual(["ADDED a", "ADDED b"]);
   });
+});
+
+describe("retract", () => {
+  test(
+    "DELETED for the stored objects of the kind last relisted under the key, at their own resourceVersion, and its " +
+      "resume point forgotten, for good; a kind relisted since under another key is that key's, and kept",
+    async () => {
+      const crd = "kubernetes/example.com/v1/foobars";
+      const narrow = "kubernetes/core/v1/pods?namespace=kube-system";
+      const wide = "kubernetes/core/v1/pods";
+      const first = await host();
+      const fooBar = (name: string, rv: string) => ({
+        kind: "FooBar",
+        apiVersion: "example.com/v1",
+        metadata: { name, namespace: "default", uid: `fb-${name}`, resourceVersion: rv },
+      });
+      const relist = async (key: string, kind: string, objects: KubeObject[], rv: string) => {
+        const listing = first.changes.relist(key, kind);
+        for (const object of objects) first.changes.apply(key, "ADDED", object);
+        await listing.end(rv);
+      };
+      await relist(crd, "FooBar", [fooBar("a", "6"), fooBar("b", "7")], "10");
+      await relist(narrow, "Pod", [rawPod("system-1", { node: "n1", rv: "11" })], "12");
+      await relist(wide, "Pod", [rawPod("system-1", { node: "n1", rv: "11" })], "13");
+      const head = first.host.log.head();
+
+      await first.changes.retract(crd);
+      await first.changes.retract(narrow);
+      const updates = (await everything(first)).slice(head);
+      expect(updates.map((u) => `${u.type} ${u.name} ${u.resourceVersion}`).sort()).toEqual([
+        "DELETED a 6",
+        "DELETED b 7",
+      ]);
+      expect(first.changes.resumePoint(crd, "FooBar")).toBeUndefined();
+      expect(first.changes.resumePoint(narrow)).toBeUndefined();
+      expect(first.changes.resumePoint(wide, "Pod")).toBe("13");
+      await first.changes.retract(crd);
+      expect(first.host.log.head()).toBe(head + 2);
+      await first.stop();
+
+      const second = await host({ dir: first.dir });
+      expect(second.changes.resumePoint(crd, "FooBar")).toBeUndefined();
+      expect((await second.host.log.snapshot({})).objects.map((o) => o.name)).toEqual(["system-1"]);
+    },
+  );
 });
 
 describe("scopes", () => {

@@ -5,36 +5,28 @@
  * wire-faithful test API server; the source alone, and in a real host with its store.
  */
 import { describe, expect, test } from "bun:test";
-import { join } from "node:path";
 import * as v from "valibot";
 import { ConfigError, resolveConfig } from "../host/config.ts";
 import kubernetes from "../plugins/sources/kubernetes.ts";
 import { groupResources } from "../plugins/sources/kubernetes/resources.ts";
 import { builtins } from "../plugins/index.ts";
-import type { Envelope } from "../protocol/envelope.ts";
 import type { KubeObject } from "../sdk/model.ts";
-import { GATEWAY_API, startTestApiServer, type TestApiServer } from "../simulator/index.ts";
+import { GATEWAY_API } from "../simulator/index.ts";
 import { startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
-import { inSync, RecordingSink, scratchDir, until, withCluster, within } from "./source-kubernetes-recorder.ts";
-
-const GROUP = "k8s-openapi-tests-custom-resource-definition.com";
-// The CRD of the kind v1.36.2 recordings (tests/fixtures/k8s/real/SOURCES.md).
-const FOOBARS = { group: GROUP, version: "v1", resource: "foobars", kind: "FooBar", namespaced: true };
-const GVR = `${GROUP}/v1/foobars`;
-const NOT_SERVED = `waiting for ${GVR} (not served by the API server: is its CRD installed?)`;
-/** Discovery looks again after 100–200 ms, then 200–400 ms: fast tests, and still a bounded rate. */
-const FAST_DISCOVERY = { discovery: { initial: "200ms", max: "400ms" } };
-
-function fooBar(name: string, prop1 = "value1"): KubeObject {
-  return {
-    apiVersion: `${GROUP}/v1`,
-    kind: "FooBar",
-    metadata: { name, namespace: "default" },
-    spec: { prop1, prop2: [true, false], prop4: 6, prop5: "7" },
-  };
-}
-
-const discoveries = (server: TestApiServer) => server.requests()[`discovery /apis/${GROUP}/v1`] ?? 0;
+import { inSync, RecordingSink, until, withCluster, within } from "./source-kubernetes-recorder.ts";
+import {
+  discoveries,
+  FAST_DISCOVERY,
+  FOOBARS,
+  fooBar,
+  GROUP,
+  GVR,
+  NOT_SERVED,
+  readiness,
+  storedNames,
+  updatesAfter,
+  withServer,
+} from "./source-kubernetes-crd-fixtures.ts";
 
 describe("the source alone", () => {
   test("a custom resource by group/version/resource: one discovery, a streaming list, then live events", () =>
@@ -159,44 +151,6 @@ describe("the source alone", () => {
       }),
   );
 });
-
-/** A test API server with a token kubeconfig, and the kubernetes source entry of a host config watching `resources`. */
-async function withServer(body: (server: TestApiServer, source: (resources: string[]) => object) => Promise<void>) {
-  const server = await startTestApiServer({ bookmarkIntervalMs: 100 });
-  const scratch = await scratchDir();
-  const kubeconfig = join(scratch.dir, "kubeconfig");
-  await server.writeKubeconfig(kubeconfig, "token");
-  const source = (resources: string[]) => ({
-    type: "kubernetes",
-    kubeconfig,
-    resources,
-    backoff: { initial: "20ms", max: "200ms" },
-    requestBudget: { qps: 100, burst: 100 },
-    ...FAST_DISCOVERY,
-  });
-  try {
-    await body(server, source);
-  } finally {
-    await server.stop();
-    await scratch.remove();
-  }
-}
-
-async function readiness(host: TestHost): Promise<{ status: number; waiting: string[] }> {
-  const response = await fetch(`${host.url}/readyz`);
-  return { status: response.status, waiting: ((await response.json()) as { waiting: string[] }).waiting };
-}
-
-async function storedNames(host: TestHost, kind: string): Promise<string[]> {
-  const { items } = (await (await fetch(`${host.url}/v1/objects?kind=${kind}`)).json()) as { items: Envelope[] };
-  return items.map((item) => item.name).sort();
-}
-
-async function updatesAfter(host: TestHost, version: number): Promise<string[]> {
-  const response = await fetch(`${host.url}/v1/updates?stream=all&since=${host.host.epoch}:${version}`);
-  const { items } = (await response.json()) as { items: Envelope[] };
-  return items.map((u) => `${u.type} ${u.kind} ${u.name}`);
-}
 
 describe("in a host", () => {
   test(

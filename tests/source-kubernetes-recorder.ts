@@ -1,7 +1,7 @@
 /**
  * Test fixtures for the kubernetes source: a ChangeSink that keeps what the contract
  * says the core keeps (current objects by kind, resume points, relists with their
- * deletions) and records every call, and a helper that runs the source against a test
+ * deletions, retractions) and records every call, and a helper that runs the source against a test
  * API server.
  */
 import { mkdtemp, rm } from "node:fs/promises";
@@ -26,8 +26,8 @@ export interface Recorded {
   uid: string;
   name: string;
   resourceVersion: string;
-  /** Applied inside a relist, or emitted by a relist's end for an object it did not contain. */
-  via: "watch" | "relist" | "relist-end";
+  /** Applied inside a relist, emitted by a relist's end for an object it did not contain, or by a retraction. */
+  via: "watch" | "relist" | "relist-end" | "retract";
 }
 
 export interface RelistRecord {
@@ -48,12 +48,16 @@ export class RecordingSink implements ChangeSink {
   readonly events: Recorded[] = [];
   readonly relists: RelistRecord[] = [];
   readonly bookmarks: Array<{ resource: string; resourceVersion: string }> = [];
+  /** The resources retracted, in order. */
+  readonly retracted: string[] = [];
   /** Broken promises of the contract (a nested relist, an object without uid or kind). */
   readonly violations: string[] = [];
   /** Called on every apply; a returned promise is handed back to the source as backpressure. */
   onApply: ((count: number, object: KubeObject) => void | Promise<void>) | undefined;
   private readonly objects = new Map<string, Map<string, Current>>();
   private readonly open = new Map<string, { kind: string; seen: Set<string>; record: RelistRecord }>();
+  /** The resource each kind was last relisted under. */
+  private readonly relistedBy = new Map<string, string>();
 
   resumePoint(resource: string): string | undefined {
     return this.resumePoints.get(resource);
@@ -117,6 +121,7 @@ export class RecordingSink implements ChangeSink {
           });
         }
         this.resumePoints.set(resource, resourceVersion);
+        this.relistedBy.set(kind, resource);
         record.state = "ended";
         record.resourceVersion = resourceVersion;
       },
@@ -126,6 +131,20 @@ export class RecordingSink implements ChangeSink {
         record.state = "aborted";
       },
     };
+  }
+
+  async retract(resource: string): Promise<void> {
+    this.retracted.push(resource);
+    for (const [kind, by] of this.relistedBy) {
+      if (by !== resource) continue;
+      const byUid = this.kind(kind);
+      for (const [uid, current] of byUid) {
+        const { name, resourceVersion } = current;
+        this.events.push({ resource, type: "DELETED", kind, uid, name, resourceVersion, via: "retract" });
+      }
+      byUid.clear();
+    }
+    this.resumePoints.delete(resource);
   }
 
   async flush(): Promise<void> {}

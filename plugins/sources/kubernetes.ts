@@ -10,18 +10,11 @@ import * as v from "valibot";
 import { defineSource } from "../../sdk/contract.ts";
 import { duration, initialWithinMax, positiveDuration, positiveInt } from "../../sdk/schema.ts";
 import { createRequestBudget } from "./kubernetes/budget.ts";
-import { whenServed } from "./kubernetes/discovery.ts";
-import { Reflector } from "./kubernetes/reflector.ts";
+import { follow, type FollowConfig } from "./kubernetes/follow.ts";
 import { SourceReadiness } from "./kubernetes/readiness.ts";
 import { ParseThreads } from "./kubernetes/parse-threads.ts";
 import { createRequester } from "./kubernetes/request.ts";
-import {
-  DEFAULT_RESOURCES,
-  groupResources,
-  parseResource,
-  resumeKey,
-  type ResourceRef,
-} from "./kubernetes/resources.ts";
+import { DEFAULT_RESOURCES, groupResources, parseResource, type ResourceRef } from "./kubernetes/resources.ts";
 import { sourceMetrics } from "./kubernetes/telemetry.ts";
 import { createTransport, loadKubeConfig } from "../../kube/transport.ts";
 
@@ -159,7 +152,13 @@ const schema = v.strictObject({
     v.pipe(
       v.strictObject({
         initial: v.optional(
-          v.pipe(positiveDuration, v.description("Wait after the first look that finds the resource not served.")),
+          v.pipe(
+            positiveDuration,
+            v.description(
+              "Wait after the first look that finds the resource not served. Two looks in a row at least this far " +
+                "apart that find it not served mean its CRD is gone: its stored objects are deleted.",
+            ),
+          ),
           "5s",
         ),
         max: v.optional(v.pipe(duration, v.description("Longest wait; each wait doubles up to it.")), "30s"),
@@ -240,53 +239,18 @@ export default defineSource({
           logger: ctx.logger,
           inactivityTimeoutMs: config.inactivityTimeout,
         });
-        const scope = {
-          namespace: config.namespace,
-          labelSelector: config.labelSelector,
-          fieldSelector: config.fieldSelector,
-        };
         const readiness = new SourceReadiness(config.resources, ctx);
-        const backoff = { initialMs: config.backoff.initial, maxMs: config.backoff.max };
-        const interval = { initialMs: config.discovery.initial, maxMs: config.discovery.max };
-        /** Watches one resource: found through discovery unless built in, and looked for again if it goes away. */
-        const follow = async (ref: ResourceRef, signal: AbortSignal) => {
-          let type = ref.type;
-          for (;;) {
-            type ??= await whenServed(
-              {
-                ref,
-                requester,
-                logger: ctx.logger,
-                interval,
-                backoff,
-                waiting: (reason) => readiness.waiting(ref.name, reason),
-              },
-              signal,
-            );
-            if (!type) return;
-            const reflector = new Reflector(
-              {
-                type,
-                scope,
-                key: resumeKey(type, scope),
-                pageSize: config.pageSize,
-                streamingList: config.streamingList,
-                watchTimeoutMs: config.watchTimeout,
-                backoff,
-              },
-              {
-                changes: ctx.changes,
-                requester,
-                metrics,
-                logger: ctx.logger,
-                parseThreads,
-                onSynced: () => readiness.synced(ref.name),
-                failing: (error) => readiness.failing(ref.name, error),
-              },
-            );
-            if ((await reflector.run(signal)) === "stopped") return;
-            type = undefined;
-          }
+        const followConfig: FollowConfig = {
+          scope: {
+            namespace: config.namespace,
+            labelSelector: config.labelSelector,
+            fieldSelector: config.fieldSelector,
+          },
+          pageSize: config.pageSize,
+          streamingList: config.streamingList,
+          watchTimeoutMs: config.watchTimeout,
+          backoff: { initialMs: config.backoff.initial, maxMs: config.backoff.max },
+          discovery: { initialMs: config.discovery.initial, maxMs: config.discovery.max },
         };
         if (config.parseThreads > 0 && ctx.changes.prepared)
           parseThreads = new ParseThreads(config.parseThreads, ctx.changes.prepared.preparer);
@@ -298,7 +262,8 @@ export default defineSource({
           resources: config.resources,
         });
         readiness.report();
-        loops = config.resources.map((name) => follow(parseResource(name), signal));
+        const deps = { changes: ctx.changes, requester, metrics, logger: ctx.logger, readiness, parseThreads };
+        loops = config.resources.map((name) => follow(parseResource(name), followConfig, deps, signal));
       },
       async stop() {
         controller?.abort();

@@ -3,12 +3,14 @@
  * APIResourceList, which gives the resource's kind and scope. A resource the API server
  * does not serve yet (a CRD not installed: 404 for its group version, or the resource
  * absent from the list) is waited for, not retried as an error: discovery is asked again
- * at a bounded rate until the resource appears, and the source says why it waits.
+ * at a bounded rate until the resource appears, and the source says why it waits. One that
+ * stays unserved (its CRD deleted, perhaps while kubemeta was down) has no objects any
+ * more: the source is told, to retract what the store holds of them.
  */
 import { Backoff, sleep } from "../../../protocol/retry.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
 import { ApiError } from "../../../kube/status.ts";
-import { retryDelay, type Requester } from "./request.ts";
+import { retryDelay, unlessStopped, type Requester } from "./request.ts";
 import { groupVersionPath, gvrText, type ResourceRef, type ResourceType } from "./resources.ts";
 
 interface APIResourceList {
@@ -46,6 +48,12 @@ export interface WhenServedOptions {
   backoff: { initialMs: number; maxMs: number };
   /** Why the resource is not watched yet, e.g. `v1/foos (not served…)`; undefined once it is served. */
   waiting(reason: string | undefined): void;
+  /**
+   * Called once the resource was found not served on two looks in a row at least `interval.initialMs` apart: its CRD
+   * is gone, with its objects, not merely late (an API server that just restarted serves its CRDs by the second look).
+   * A failed look starts the row again: only a clear "not served" counts. Tried again at the next look if it throws.
+   */
+  unserved(): Promise<void>;
 }
 
 /** Resolves with the resource's type once the API server serves it; undefined when the signal aborts first. */
@@ -56,6 +64,9 @@ export async function whenServed(options: WhenServedOptions, signal: AbortSignal
   const polls = new Backoff({ ...options.interval, jitter: "equal" });
   const failures = new Backoff(options.backoff);
   let waited = false;
+  /** When the first of the looks in a row that found the resource not served answered. */
+  let unservedSince: number | undefined;
+  let told = false;
   while (!signal.aborted) {
     let delayMs: number;
     try {
@@ -69,15 +80,31 @@ export async function whenServed(options: WhenServedOptions, signal: AbortSignal
         logger.info("waiting for a resource the API server does not serve", { resource: name, reason: found });
       waited = true;
       waiting(`${name} (${found})`);
+      unservedSince = found === NOT_SERVED ? (unservedSince ?? performance.now()) : undefined;
       failures.reset();
       delayMs = polls.next();
     } catch (err) {
       if (signal.aborted) break;
+      unservedSince = undefined;
       delayMs = retryDelay(err, failures).delayMs;
       logger.warn("discovery failed; retrying", { resource: name, error: err, delayMs });
       waiting(`${name} (discovery failed: ${(err as Error).message})`);
     }
+    if (!told && unservedSince !== undefined && performance.now() - unservedSince >= options.interval.initialMs) {
+      told = await tell(options, signal);
+    }
     await sleep(delayMs, signal);
   }
   return undefined;
+}
+
+/** Calls `unserved`; false when it failed (logged) or the source stopped, so that the next look tries again. */
+async function tell(options: WhenServedOptions, signal: AbortSignal): Promise<boolean> {
+  try {
+    await unlessStopped(options.unserved(), signal);
+    return true;
+  } catch (err) {
+    if (!signal.aborted) options.logger.warn("could not retract a resource no longer served", { error: err });
+    return false;
+  }
 }

@@ -171,10 +171,19 @@ export function selectorParams(scope: Scope): URLSearchParams {
  * everything that decides which objects the watch sees, so a resourceVersion recorded
  * under other selectors is never resumed from.
  */
-export function resumeKey(type: ResourceType, scope: Scope): string {
+export function resumeKey(type: Omit<ResourceType, "kind">, scope: Scope): string {
   const params = selectorParams(scope);
   if (type.namespaced && scope.namespace) params.set("namespace", scope.namespace);
   params.sort();
   const query = params.toString();
   return `kubernetes/${type.group || "core"}/${type.version}/${type.resource}${query ? `?${query}` : ""}`;
+}
+
+/**
+ * The keys a resource the API server does not serve may have had its resume point under: its scope decides whether the
+ * namespace is part of the key, and only discovery tells the scope.
+ */
+export function possibleResumeKeys(ref: ResourceRef, scope: Scope): string[] {
+  const keys = [true, false].map((namespaced) => resumeKey({ ...ref, namespaced }, scope));
+  return [...new Set(keys)];
 }

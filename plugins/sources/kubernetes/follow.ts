@@ -1,0 +1,71 @@
+/**
+ * One resource's life in the source: found through discovery unless built in, listed and watched by a reflector, and
+ * looked for again when the API server stops serving it. One that stays unserved (its CRD deleted, perhaps while
+ * kubemeta was down, so that no watch sent the DELETED of its objects) has what the store holds of it retracted.
+ */
+import type { ChangeSink } from "../../../sdk/contract.ts";
+import type { Logger } from "../../../sdk/telemetry.ts";
+import { whenServed } from "./discovery.ts";
+import type { ParseThreads } from "./parse-threads.ts";
+import type { SourceReadiness } from "./readiness.ts";
+import { Reflector, type ReflectorConfig } from "./reflector.ts";
+import type { Requester } from "./request.ts";
+import { possibleResumeKeys, resumeKey, type ResourceRef } from "./resources.ts";
+import type { SourceMetrics } from "./telemetry.ts";
+
+export interface FollowConfig extends Omit<ReflectorConfig, "type" | "key"> {
+  /** Between looks of discovery at a resource not served (see WhenServedOptions.interval). */
+  discovery: { initialMs: number; maxMs: number };
+}
+
+export interface FollowDeps {
+  changes: ChangeSink;
+  requester: Requester;
+  metrics: SourceMetrics;
+  logger: Logger;
+  readiness: SourceReadiness;
+  parseThreads?: ParseThreads;
+}
+
+/** Follows `ref` until the signal aborts. */
+export async function follow(
+  ref: ResourceRef,
+  config: FollowConfig,
+  deps: FollowDeps,
+  signal: AbortSignal,
+): Promise<void> {
+  const { discovery, ...watching } = config;
+  const { changes, requester, logger, readiness } = deps;
+  let type = ref.type;
+  for (;;) {
+    type ??= await whenServed(
+      {
+        ref,
+        requester,
+        logger,
+        interval: discovery,
+        backoff: config.backoff,
+        waiting: (reason) => readiness.waiting(ref.name, reason),
+        async unserved() {
+          for (const key of possibleResumeKeys(ref, config.scope)) await changes.retract(key);
+        },
+      },
+      signal,
+    );
+    if (!type) return;
+    const reflector = new Reflector(
+      { ...watching, type, key: resumeKey(type, config.scope) },
+      {
+        changes,
+        requester,
+        metrics: deps.metrics,
+        logger,
+        parseThreads: deps.parseThreads,
+        onSynced: () => readiness.synced(ref.name),
+        failing: (error) => readiness.failing(ref.name, error),
+      },
+    );
+    if ((await reflector.run(signal)) === "stopped") return;
+    type = undefined;
+  }
+}
