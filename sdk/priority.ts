@@ -6,6 +6,9 @@
  */
 import { dlopen, FFIType } from "bun:ffi";
 
+/** Lets timers and I/O run before going on: what a long run of work on the event loop's thread does between slices. */
+export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** How much nicer a worker thread is than the process: CFS gives a runnable thread 5 nicer a third of the share. */
 export const WORKER_NICE_STEP = 5;
 

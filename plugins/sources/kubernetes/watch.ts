@@ -14,6 +14,7 @@ import { statusError, type KubeStatus } from "../../../kube/status.ts";
 import { BookmarkCadence, unlessStopped, type Requester } from "./request.ts";
 import { apiVersionOf, type ResourceType } from "./resources.ts";
 import type { SourceMetrics } from "./telemetry.ts";
+import { yieldToEventLoop } from "../../../sdk/priority.ts";
 
 /** The server answered a streaming list with a plain watch: it ignores `sendInitialEvents`. */
 export class StreamingListIgnored extends Error {
@@ -24,6 +25,11 @@ export class StreamingListIgnored extends Error {
 }
 
 const INITIAL_EVENTS_END = "k8s.io/initial-events-end";
+/**
+ * How long applying a run of events holds the event loop before /healthz, readers and the commits' replies get a turn:
+ * a parse thread hands over up to 4 MB of lines at once, thousands of small objects.
+ */
+const APPLY_SLICE_MS = 5;
 
 export interface WatchOptions {
   /** Path and query of the watch request. */
@@ -130,10 +136,15 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
     options.onSynced();
   }
 
-  /** Applies events in order, synchronously until the core pushes back: most need no await at all. */
+  /**
+   * Applies events in order, synchronously until the core pushes back (most need no await at all) or the run has held
+   * the event loop for APPLY_SLICE_MS.
+   */
   function applyEvents(events: ParsedEvent[], from = 0): void | Promise<void> {
+    const started = performance.now();
     for (let i = from; i < events.length; i++) {
-      const pending = handle(events[i]!);
+      let pending = handle(events[i]!);
+      if (!pending && i % 32 === 31 && performance.now() - started >= APPLY_SLICE_MS) pending = yieldToEventLoop();
       if (pending) return unlessStopped(pending, options.signal).then(() => applyEvents(events, i + 1));
     }
     flushCounts();

@@ -46,9 +46,6 @@ export interface Connections {
   close(): Promise<void>;
 }
 
-/** Lets timers and I/O run between blocking statements (reads, on `file:`). */
-export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
-
 export function isFileUrl(url: string): boolean {
   return url.toLowerCase().startsWith("file:");
 }

@@ -15,7 +15,7 @@
  * And sqld refuses a statement whose result passes 10 MB (--max-response-size), which one
  * page string of large objects can: remote pages are also bounded in bytes.
  */
-import { yieldToEventLoop } from "./connection.ts";
+import { yieldToEventLoop } from "../../../sdk/priority.ts";
 import type { Client, InStatement, InValue, ResultSet } from "@libsql/client";
 
 interface Executor {

@@ -7,7 +7,7 @@
  * (the last of its updates deleted): a reader of that stream may go on from below the
  * log's horizon down to its stream's, reading the updates kept there.
  */
-import { yieldToEventLoop } from "./connection.ts";
+import { yieldToEventLoop } from "../../../sdk/priority.ts";
 import type { Client } from "@libsql/client";
 import type { RetentionPolicy } from "../../../sdk/contract.ts";
 

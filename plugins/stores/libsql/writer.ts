@@ -13,6 +13,7 @@
  */
 import type { InStatement, Value } from "@libsql/client";
 import { startThread } from "../../../sdk/thread.ts";
+import { yieldToEventLoop } from "../../../sdk/priority.ts";
 
 /** Rows as plain records by column name (no positional access: they crossed a thread). */
 export interface WriteResult {
@@ -53,9 +54,6 @@ export type WriterReply = { id: number; results: WriteResult[] } | { id: number;
 const ARGS_PER_POST = 1_000;
 /** Slices are posted back to back for this long before the event loop gets a turn (each yield delays the commit). */
 const YIELD_AFTER_MS = 4;
-
-/** Lets timers and I/O run between slices of a batch. */
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** The `file:` writer. */
 export interface WriterThread extends Writer {
