@@ -196,7 +196,7 @@ describe("watch framing", () => {
 });
 
 describe("the event loop while a chunk of events is applied", () => {
-  test("gets a turn within a long run of events: applying a chunk of 600 objects does not hold it to the end", async () => {
+  test("gets a turn within a long run: applying a chunk of 600 objects does not hold it to the end", async () => {
     const objects = 600;
     const lines = Array.from({ length: objects }, (_, i) => line("ADDED", pod(`p${i}`, String(10 + i))));
     const api = new ScriptedApi((path) =>
