@@ -1,9 +1,10 @@
 /**
  * Leader election (kube/election.ts) against the test API server over real HTTPS: what the replicas of kubemeta
- * rely on to have one writer. One leader at a time; a released Lease is taken over within a retry period; a
- * crashed leader's only after the lease duration has passed since its last renewal, never before; a leader that
- * finds the Lease taken stops at once; two contenders writing from the same resourceVersion cannot both win.
- * Durations are short (lease 1 s, renew deadline 0.7 s, retry 0.1 s); every wait has a deadline.
+ * rely on to have one writer. One leader at a time; a released Lease is taken over at the standby's next try; a
+ * crashed leader's only after the lease duration has passed since its last renewal, never before, and at the first
+ * try after that; a leader that finds the Lease taken stops at once; two contenders writing from the same
+ * resourceVersion cannot both win. Durations are short (lease 1 s, renew deadline 0.7 s, retry 0.1 s); every wait
+ * has a deadline, and what happens when is told by the requests each replica makes, not by the clock.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -18,8 +19,6 @@ const NAMESPACE = "kube-system";
 const LEASE_MS = 1000;
 const RENEW_DEADLINE_MS = 700;
 const RETRY_MS = 100;
-/** The longest wait of a contender between tries: retryPeriod × (1 + client-go's jitter factor 1.2). */
-const MAX_RETRY_WAIT_MS = RETRY_MS * 2.2;
 
 let server: TestApiServer;
 let kc: KubeConfig;
@@ -85,6 +84,17 @@ function elector(name: string, identity: string, via: KubeTransport = transport(
 }
 
 const leaseOf = (name: string) => server.get("Lease", NAMESPACE, name) as Lease | undefined;
+
+/** A contender's reads of the Lease, as they are answered: when (performance.now()), and the renewTime read. */
+function recordedReads() {
+  const reads: { at: number; renewTime?: string }[] = [];
+  const { transport: via } = transport(async (method, response) => {
+    if (method !== "GET" || !response.ok) return;
+    const lease = (await response.clone().json()) as Lease;
+    reads.push({ at: performance.now(), renewTime: lease.spec.renewTime });
+  });
+  return { reads, via };
+}
 const micros = (time: string | undefined) => Date.parse(time ?? "");
 const never = new AbortController().signal;
 
@@ -121,20 +131,21 @@ describe("leader election", () => {
     expect(signal.aborted).toBe(false);
   });
 
-  test("release: the leader's signal aborts, the Lease is left empty, a standby leads within a retry", async () => {
-    const [a, b] = [elector("handover", "a"), elector("handover", "b")];
+  test("release: the leader's signal aborts, the Lease is left empty, a standby leads at its next try", async () => {
+    const { reads, via } = recordedReads();
+    const [a, b] = [elector("handover", "a"), elector("handover", "b", via)];
     const signal = await a.acquire(never);
     const standby = b.acquire(never);
-    await Bun.sleep(3 * RETRY_MS); // b has seen a's Lease: it would wait out the lease duration without a release
-    const released = performance.now();
-    const releasing = a.release();
-    await releasing;
+    // b has seen a's Lease: without a release it would wait out the lease duration, reading it every try.
+    await waitFor(() => reads.length >= 1, 5_000, "the standby to read a's Lease");
+    await a.release();
+    const readsBefore = reads.length;
     expect(signal.aborted).toBe(true);
     expect(a.leading).toBe(false);
     await standby;
-    const tookMs = performance.now() - released;
     expect(b.leading).toBe(true);
-    expect(tookMs).toBeLessThan(MAX_RETRY_WAIT_MS + 200);
+    // Taken at the first read after the release (a read answered just before it may come in after it too).
+    expect(reads.length - readsBefore).toBeLessThanOrEqual(2);
     expect(leaseOf("handover")!.spec).toMatchObject({ holderIdentity: "b", leaseTransitions: 1 });
     await b.release();
     // client-go's release: nobody holds it, for 1 s, transitions kept.
@@ -150,9 +161,10 @@ describe("leader election", () => {
     const link = transport();
     const crashing = elector("crash", "a", link.transport);
     const lost = await crashing.acquire(never);
-    const standby = elector("crash", "b");
+    const { reads, via } = recordedReads();
+    const standby = elector("crash", "b", via);
     const taking = standby.acquire(never);
-    await Bun.sleep(3 * RETRY_MS);
+    await waitFor(() => reads.length >= 1, 5_000, "the standby to read a's Lease");
     link.cut();
     // It stops leading once renewals have failed for the renew deadline, before anyone may take over.
     await waitFor(() => lost.aborted, RETRY_MS + RENEW_DEADLINE_MS + 500, "the crashed leader to step down");
@@ -165,7 +177,11 @@ describe("leader election", () => {
     expect(taken.spec).toMatchObject({ holderIdentity: "b", leaseTransitions: 1 });
     const afterMs = micros(taken.spec.acquireTime) - micros(last.spec.renewTime);
     expect(afterMs).toBeGreaterThanOrEqual(LEASE_MS);
-    expect(afterMs).toBeLessThan(LEASE_MS + MAX_RETRY_WAIT_MS + 300);
+    // And then at its first try: b times the Lease from its first read of the last renewal (its own clock), and of
+    // its reads after that plus the lease duration, the one that took it is the first (or, a moment apart, the next).
+    const seen = reads.find((read) => read.renewTime === last.spec.renewTime)!;
+    expect(seen).toBeDefined();
+    expect(reads.filter((read) => read.at > seen.at + LEASE_MS).length).toBeLessThanOrEqual(2);
   });
 
   test("a leader whose Lease someone else writes stops leading at its next renewal, and leaves it be", async () => {
@@ -217,10 +233,11 @@ describe("leader election", () => {
         holderIdentity: loser === "a" ? "b" : "a",
         leaseTransitions: start === "PUT" ? 4 : 0,
       });
-      await Bun.sleep(3 * RETRY_MS);
+      // After its 409 the loser reads the Lease again (200) rather than writing blind, and again a try later: it
+      // still waits, and the winner still leads alone.
+      const readsAfter409 = () => statuses[loser]!.slice(statuses[loser]!.indexOf(409) + 1).filter((s) => s === 200);
+      await waitFor(() => readsAfter409().length >= 2, 5_000, "the loser to read the Lease twice after its 409");
       expect(electors.slice(-2).filter((contender) => contender.leading)).toEqual([winner]);
-      // After its 409 the loser read the Lease again (200) rather than writing blind.
-      expect(statuses[loser]!.slice(statuses[loser]!.indexOf(409) + 1)).toContain(200);
       await winner.release();
       await Promise.all(acquiring);
     });
@@ -229,10 +246,12 @@ describe("leader election", () => {
   test("acquire rejects with an AbortError when its signal aborts first, and works again afterwards", async () => {
     const holder = elector("abort", "a");
     await holder.acquire(never);
-    const waiting = elector("abort", "b");
+    const { reads, via } = recordedReads();
+    const waiting = elector("abort", "b", via);
     const stop = new AbortController();
     const attempt = waiting.acquire(stop.signal);
-    await Bun.sleep(2 * RETRY_MS);
+    // Aborted while it waits between tries, having found the Lease held.
+    await waitFor(() => reads.length >= 1, 5_000, "the contender to read the Lease");
     stop.abort();
     const error = await attempt.catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(DOMException);

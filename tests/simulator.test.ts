@@ -2,8 +2,8 @@
  * The test API server must be indistinguishable from kube-apiserver for kubemeta's
  * reflector and for @kubernetes/client-node: LIST and WATCH held to the real wire
  * captures in tests/fixtures/k8s/real/ and to the protocol rules reflectors rely on.
- * (Auth, faults and client-node: simulator-access.test.ts; simulated clusters and
- * throughput: simulator-population.test.ts; custom resources: simulator-crd.test.ts.)
+ * (Auth, faults and client-node: simulator-access.test.ts; simulated clusters, a large
+ * one streamed whole: simulator-population.test.ts; custom resources: simulator-crd.test.ts.)
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import {
@@ -283,14 +283,17 @@ describe("WATCH", () => {
     await expect(held).rejects.toThrow();
     bunServe.stop(true);
 
-    const started = performance.now();
-    const quiet = await apiFetch(
+    // No event will ever come on this one (no bookmarks asked for): headers held back would never come.
+    const quietWatch = apiFetch(
       server,
       `/api/v1/namespaces/nothing-here/pods?watch=1&resourceVersion=${server.resourceVersion()}`,
     );
+    let timer: Timer | undefined;
+    const deadline = new Promise<"no headers">((resolve) => (timer = setTimeout(resolve, 3_000, "no headers")));
+    const quiet = await Promise.race([quietWatch, deadline]).finally(() => clearTimeout(timer));
+    if (quiet === "no headers") throw new Error("a quiet watch got no headers within 3 s");
     expect(quiet.status).toBe(200);
     expect(quiet.headers.get("content-type")).toBe("application/json");
-    expect(performance.now() - started).toBeLessThan(500);
     await quiet.body?.cancel();
   });
 

@@ -49,9 +49,10 @@ describe("initial state", () => {
       withCluster(
         async ({ server, start }) => {
           const sink = new RecordingSink();
-          // One token a second: if pages were charged to the budget, six would take five seconds.
-          const running = await start(sink, { pageSize: 7, requestBudget: { qps: 1, burst: 2 } });
-          await within(running.synced, 1500, "sync");
+          // Three tokens (the streaming list refused, the list, the watch after it), then one every ten seconds: were
+          // the pages charged to the budget, the six would take forty seconds.
+          const running = await start(sink, { pageSize: 7, requestBudget: { qps: 0.1, burst: 3 } });
+          await within(running.synced, 3000, "sync");
           expect(server.requests()["list pods"]).toBe(Math.ceil(40 / 7));
           expect(inSync(sink, server, "Pod")).toBe(true);
           // List items come without kind/apiVersion; the recorder flags any apply that lacks them.
