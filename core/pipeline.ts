@@ -1,7 +1,14 @@
 /**
- * The core, as sources see it: slim each change on arrival, drop MODIFIEDs that change
- * nothing in the slim copy, route, number, and commit in batches. It owns no I/O: the
- * store it is handed does the writing, and `onCommit` tells the log what landed.
+ * The core, as sources see it (ChangeSink): drop MODIFIEDs that change nothing in the slim copy, number the rest,
+ * and commit them in batches (commit-queue.ts). Slimming is not done here but in core/prepare.ts (below). It owns no
+ * I/O: the store it is handed does the writing, and `onCommit` tells the log what landed.
+ *
+ * Data path. A change comes in through one of two entry points, and both end in applyPrepared (diff the digest
+ * against the object's last one, number, queue). `prepared.apply` takes a change that prepareChange (core/prepare.ts:
+ * slim copy as JSON text, digest, stream) already made on the source's parse thread, which loads prepare.ts by the
+ * module URL `prepared.preparer` hands out: the kubernetes source's watch streams by default (`parseThreads: 1`).
+ * `apply` takes a raw object and runs prepareChange here, on the main thread: a paginated LIST's items, a source
+ * with `parseThreads: 0`, any source that does not use `prepared`.
  */
 import type { ChangeSink, Relist, Store, StoreState, ObjectDigest } from "../sdk/contract.ts";
 import type { PreparedChange } from "../sdk/prepared.ts";
@@ -9,7 +16,7 @@ import type { Logger, Metrics } from "../sdk/telemetry.ts";
 import type { ChangeType } from "../protocol/envelope.ts";
 import { objectJsonOf, withObjectJson, type KubeObject, type Update } from "../sdk/model.ts";
 import { nodeOfStream } from "../protocol/streams.ts";
-import type { SlimOptions } from "./slim.ts";
+import type { SlimOptions } from "./slim/rules.ts";
 import { prepareChange } from "./prepare.ts";
 import { createCommitQueue, type Uncommitted } from "./commit-queue.ts";
 

@@ -5,8 +5,8 @@
  */
 import type { PreparedChange, PreparerModule } from "../sdk/prepared.ts";
 import type { KubeObject } from "../sdk/model.ts";
-import { digestOfJson, slim, type SlimOptions } from "./slim.ts";
-import { isPublished } from "./slim/rules.ts";
+import { digestOfJson, slim } from "./slim.ts";
+import { isPublished, type SlimOptions } from "./slim/rules.ts";
 import { streamOf } from "./route.ts";
 
 export function prepareChange(raw: KubeObject, options?: SlimOptions): PreparedChange {

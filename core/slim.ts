@@ -18,7 +18,7 @@
 import type { KubeObject } from "../sdk/model.ts";
 import type { SlimObject } from "../protocol/envelope.ts";
 import { put, record, scalarList, scalars, stringMap, text, type Json } from "./slim/read.ts";
-import { compileRules, keepPaths } from "./slim/rules.ts";
+import { compileRules, keepPaths, type SlimOptions } from "./slim/rules.ts";
 import { slimPod } from "./slim/pod.ts";
 import { slimEndpointSlice, slimNamespace, slimNode, slimService } from "./slim/cluster.ts";
 import { slimGateway, slimHTTPRoute, slimIngress } from "./slim/networking.ts";
@@ -32,22 +32,6 @@ import {
   slimReplicaSet,
   slimStatefulSet,
 } from "./slim/workloads.ts";
-
-export interface SlimOptions {
-  /** Annotation keys kept in the slim copy: exact keys, or prefixes ending in "/" or "*" ("*" alone keeps all). */
-  annotationAllowList?: string[];
-  /** Rules by API kind ("Pod", "Rollout"); core/slim/rules.ts says what they can and cannot do. */
-  kinds?: Record<string, SlimRule>;
-}
-
-export interface SlimRule {
-  /** Dot paths ("spec.strategy.canary.steps") whose subtrees are copied as they are to the same paths. */
-  keep?: string[];
-  /** Annotation keys kept besides the global allow-list, in the same form. */
-  annotations?: string[];
-  /** Dot path of the node name the object is bound to: it goes to `node/<value>`, and the path is kept. */
-  node?: string;
-}
 
 type KindSlimmer = (raw: Json, into: Json) => void;
 

@@ -4,7 +4,7 @@
  *
  * - A create or start that throws is retried with backoff in the background; a start or stop
  *   that hangs is given up on after a deadline.
- * - A sink's delivery is isolated by `consume` (core/consume.ts): a batch that fails is
+ * - A sink's delivery is isolated by `consume` (sdk/consume.ts): a batch that fails is
  *   retried, one held too long is reported, and each sink reads the log on its own.
  * - `guardProcess` keeps an exception thrown from a plugin's timer from ending the process.
  */

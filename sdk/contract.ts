@@ -3,7 +3,9 @@
  * hands each of them. A plugin is one module whose default export is a declaration:
  * its `type`, a valibot schema for its config, and `create(config, ctx)` returning
  * `{ start, stop }`. Built-ins (plugins/) use `defineSource`, `defineStore` or
- * `defineSink` and import from sdk/ and protocol/ only, never from another plugin.
+ * `defineSink` and import from sdk/, protocol/ and kube/ (the Kubernetes API client) only,
+ * never from another plugin (README, Architecture). Some of the sdk/ files they use
+ * (http.ts, thread.ts, priority.ts, resume.ts) are not part of `kubemeta/sdk`.
  *
  * A custom plugin lives anywhere and is named by path in the config
  * (`type: ./plugins/my-sink.ts`, relative to the config file). It imports
@@ -78,8 +80,9 @@ export interface PluginContext {
 // ---------------------------------------------------------------- sources
 
 /**
- * The core, as a source sees it. Events are applied in order; the core slims them on
- * arrival, suppresses no-op MODIFIEDs, versions and commits them in batches.
+ * The core, as a source sees it. Events are applied in order. Each is prepared (core/prepare.ts: slim copy, digest,
+ * stream) inside `apply`, or before, on the source's own thread, when handed to `prepared.apply`; the core then
+ * suppresses no-op MODIFIEDs, versions and commits them in batches.
  */
 export interface ChangeSink {
   /**

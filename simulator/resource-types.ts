@@ -24,8 +24,9 @@ export interface ResourceType {
   /** Field selector labels the real registry accepts for this type (besides metadata.name/namespace). */
   fieldLabels: string[];
   /**
-   * A custom resource: apiextensions-apiserver serves it as unstructured JSON, so keys come out sorted (see
-   * tests/fixtures/k8s/real/SOURCES.md), list items keep kind and apiVersion, and a bookmark has no body.
+   * A custom resource: apiextensions-apiserver serves it as unstructured JSON, so keys come out sorted
+   * (tests/fixtures/k8s/SOURCES.md, cr.FooBarList.json), list items keep kind and apiVersion, and a bookmark has
+   * no body.
    */
   custom?: boolean;
 }

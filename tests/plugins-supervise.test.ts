@@ -1,5 +1,5 @@
 /**
- * The host's isolation of a plugin's lifecycle (core/supervise.ts): a start that throws is
+ * The host's isolation of a plugin's lifecycle (host/supervise.ts): a start that throws is
  * retried with backoff and counted; a start or stop that hangs holds up nobody; and
  * guardProcess keeps a plugin's stray exception from ending the server.
  */

@@ -5,8 +5,8 @@
  * built-in slimmers of each kind in slim-kinds.test.ts and slim-kinds-more.test.ts.
  */
 import { describe, expect, test } from "bun:test";
-import { digest, slim, type SlimOptions } from "../core/slim.ts";
-import { isPublished } from "../core/slim/rules.ts";
+import { digest, slim } from "../core/slim.ts";
+import { isPublished, type SlimOptions } from "../core/slim/rules.ts";
 import { nodeOf, streamOf } from "../core/route.ts";
 import type { SlimObject } from "../protocol/envelope.ts";
 import type { KubeObject } from "../sdk/model.ts";

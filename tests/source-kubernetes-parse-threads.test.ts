@@ -10,7 +10,7 @@ import { readdir } from "node:fs/promises";
 import type { PreparedChange, PreparerSpec } from "../sdk/prepared.ts";
 import type { KubeObject } from "../sdk/model.ts";
 import { prepareChange } from "../core/prepare.ts";
-import type { SlimOptions } from "../core/slim.ts";
+import type { SlimOptions } from "../core/slim/rules.ts";
 import { LineSplitter } from "../plugins/sources/kubernetes/lines.ts";
 import type { LineKind, ParsedEvent } from "../plugins/sources/kubernetes/events.ts";
 import { owned, ParsedInOrder, ParseThreads } from "../plugins/sources/kubernetes/parse-threads.ts";

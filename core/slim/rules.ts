@@ -14,8 +14,24 @@
  *
  * A path through a list keeps the rest of the path in each of its items (keepPaths).
  */
-import type { SlimOptions, SlimRule } from "../slim.ts";
 import { present, record, sortedKeys, type Json } from "./read.ts";
+
+/** The config's `slim:` section: the annotations every kind keeps, and the rules by kind. */
+export interface SlimOptions {
+  /** Annotation keys kept in the slim copy: exact keys, or prefixes ending in "/" or "*" ("*" alone keeps all). */
+  annotationAllowList?: string[];
+  /** Rules by API kind ("Pod", "Rollout"); this module's header says what they can and cannot do. */
+  kinds?: Record<string, SlimRule>;
+}
+
+export interface SlimRule {
+  /** Dot paths ("spec.strategy.canary.steps") whose subtrees are copied as they are to the same paths. */
+  keep?: string[];
+  /** Annotation keys kept besides the global allow-list, in the same form. */
+  annotations?: string[];
+  /** Dot path of the node name the object is bound to: it goes to `node/<value>`, and the path is kept. */
+  node?: string;
+}
 
 /** Holds the whole applied manifest, Secret data and env values included: never published. */
 const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
