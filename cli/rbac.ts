@@ -37,7 +37,7 @@ const flow = (items: string[]) =>
  * What the Lease election does (get, create on first start, update to renew, take over and release) on its one Lease.
  * `create` cannot be narrowed by name (the API server authorizes it before the object has one), the rest can.
  */
-export function leaseRules(ha: HaConfig): NamedPolicyRule[] {
+function leaseRules(ha: HaConfig): NamedPolicyRule[] {
   const group = "coordination.k8s.io";
   return [
     { apiGroups: [group], resources: ["leases"], verbs: ["create"] },
@@ -58,7 +58,7 @@ function rulesYaml(rules: NamedPolicyRule[]): string {
 }
 
 /** The ClusterRole as YAML, in the form deploy/kubemeta.yaml writes it. */
-export function clusterRoleYaml(config: Config, name: string): string {
+function clusterRoleYaml(config: Config, name: string): string {
   return [
     "apiVersion: rbac.authorization.k8s.io/v1\n",
     "kind: ClusterRole\n",

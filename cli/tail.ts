@@ -20,7 +20,7 @@ import { ALL, isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
 import { isNatsServer, NATS_SERVER_RULE, PREFIX_PATTERN, redactServer } from "../protocol/subjects.ts";
 import { kindsParam, namespaceParam } from "../sdk/http.ts";
 
-export const TAIL_USAGE = `Usage: bun run main.ts tail --url <url> [options]
+const TAIL_USAGE = `Usage: bun run main.ts tail --url <url> [options]
        bun run main.ts tail --nats <servers> (--cluster <name> | --prefix <prefix>) [options]
 
 Prints every update of the streams: RESET, the current state as ADDED, SYNCED, then live

@@ -3,7 +3,7 @@
  * takes all that is pending. A failed commit is retried with backoff, the same batch
  * again, until it lands, the store fences this writer out, or abandon() gives it up.
  */
-import type { Store } from "../sdk/contract.ts";
+import { isWriterFenced, type Store } from "../sdk/contract.ts";
 import type { Logger, Metrics } from "../sdk/telemetry.ts";
 import type { Update } from "../sdk/model.ts";
 import { Backoff, sleep } from "../protocol/retry.ts";
@@ -97,7 +97,7 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
         return true;
       } catch (error) {
         lastFailure = error instanceof Error ? error : new Error(String(error));
-        if (lastFailure.name === "WriterFencedError") {
+        if (isWriterFenced(lastFailure)) {
           logger.warn("another kubemeta now writes to the store; this one commits nothing more", {
             error: lastFailure.message,
             uncommittedUpdates: updates.length + pending.length,

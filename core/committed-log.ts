@@ -13,7 +13,7 @@ import {
 } from "../sdk/contract.ts";
 import { type Logger, type Metrics, rateLimitedWarn, streamLabel } from "../sdk/telemetry.ts";
 import { ALL } from "../protocol/streams.ts";
-import { aborted } from "../protocol/retry.ts";
+import { aborted, until } from "../protocol/retry.ts";
 import { inStream, type Update } from "../sdk/model.ts";
 
 export interface LogOptions {
@@ -134,18 +134,6 @@ export function createLog(options: LogOptions): HostLog {
     if (cut > 0) tail = tail.slice(cut);
   }
 
-  function waitForCommit(signal: AbortSignal): Promise<void> {
-    if (signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        signal.removeEventListener("abort", done);
-        resolve();
-      };
-      signal.addEventListener("abort", done, { once: true });
-      wake.promise.then(done);
-    });
-  }
-
   return {
     epoch,
     head: () => head,
@@ -160,7 +148,7 @@ export function createLog(options: LogOptions): HostLog {
         const { updates, through } = await scan({ stream, after: position, limit: batchSize });
         position = through;
         if (updates.length > 0) yield updates;
-        else if (position >= head) await waitForCommit(signal);
+        else if (position >= head) await until(wake.promise, Infinity, signal);
       }
     },
     snapshot: (query: ObjectQuery) => store.snapshot(query),

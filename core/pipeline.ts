@@ -155,7 +155,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     else if (rv) queue.resume(resource, rv);
 
     const before = known.get(key);
-    if (!change.published) drop(kind, resource);
+    if (!change.published) noteUnpublishedKind(kind, resource);
     // An object of a kind no rule publishes any more (its rule was removed) is retracted on its next change.
     if (type === "DELETED" || !change.published) {
       if (!before) return queue.schedule();
@@ -173,7 +173,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   }
 
   /** Secrets and ConfigMaps hold configuration and credentials: they pass only when a slim rule names their kind. */
-  function drop(kind: string, resource: string): void {
+  function noteUnpublishedKind(kind: string, resource: string): void {
     rejected.inc({ reason: "kind_not_allowed" });
     if (droppedKinds.has(kind)) return;
     droppedKinds.add(kind);

@@ -19,6 +19,7 @@ import { createMetrics } from "./metrics.ts";
 import { watchEventLoop } from "./loop-lag.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
 import { supervise } from "./supervise.ts";
+import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { startLeaderTerm, type LeaderTerm } from "./leader.ts";
 import { Terms } from "./leadership.ts";
 import { electorFor, startReplication, type Replication } from "./replication.ts";
@@ -56,14 +57,6 @@ export class StartFailed extends Error {
   }
 }
 
-/** The store could not be opened; the cause is logged, naming the store. */
-export class StoreOpenFailed extends StartFailed {
-  constructor(storeName: string) {
-    super(`store ${storeName} cannot be opened`);
-    this.name = "StoreOpenFailed";
-  }
-}
-
 /** With `ha`, the Lease's elector; a kubeconfig that cannot be loaded is one error line, then thrown. */
 function haElector(config: Config, logger: Logger) {
   if (!config.ha) return undefined;
@@ -95,7 +88,7 @@ async function openStore(config: Config, context: ReturnType<typeof pluginContex
     // Closes what the failed start left open; the cause worth reporting is the start's own.
     await store.stop().catch(() => {});
     logger.error("store cannot be opened", { store: name, type: declaration.type, error });
-    throw new StoreOpenFailed(name);
+    throw new StartFailed(`store ${name} cannot be opened`);
   }
 }
 
@@ -219,9 +212,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
           loop.stop();
         })();
         // A store that keeps failing holds the pending commit, and every step after it, for as long as it fails.
-        let timer: Timer | undefined;
-        const timedOut = new Promise<true>((resolve) => (timer = setTimeout(resolve, config.shutdownTimeoutMs, true)));
-        if (await Promise.race([steps.then(() => false), timedOut]).finally(() => clearTimeout(timer))) {
+        if ((await until(steps, Date.now() + config.shutdownTimeoutMs)) === TIMED_OUT) {
           const { updates, resumePoints } = replication?.uncommitted() ??
             leader?.uncommitted() ?? {
               updates: 0,

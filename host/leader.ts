@@ -5,7 +5,7 @@
  * same epoch, and the sources resume from the stored resourceVersions, so consumers see neither a reset nor a gap.
  */
 import type { Config } from "./config.ts";
-import { WriterFencedError, type Lifecycle, type PluginContext, type Source, type Store } from "../sdk/contract.ts";
+import { isWriterFenced, type Lifecycle, type PluginContext, type Source, type Store } from "../sdk/contract.ts";
 import type { Logger, Metrics } from "../sdk/telemetry.ts";
 import type { HostLog } from "../core/committed-log.ts";
 import type { Uncommitted } from "../core/commit-queue.ts";
@@ -95,7 +95,7 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
       if (removed > 0) logger.info("retention pruned updates", { removed, oldest });
     } catch (error) {
       // Refused for the same reason as a commit would be: on a quiet store, retention may be the first to learn it.
-      if (error instanceof WriterFencedError) fence(error);
+      if (isWriterFenced(error)) fence(error);
       else logger.error("retention failed", { error });
     }
   };

@@ -3,6 +3,7 @@
  * wins the Lease), so that a sink delivers only what its own term's log holds.
  */
 import type { Leadership } from "../sdk/contract.ts";
+import { until } from "../protocol/retry.ts";
 
 export class Terms implements Leadership {
   private current: AbortController | undefined;
@@ -29,11 +30,7 @@ export class Terms implements Leadership {
     for (;;) {
       signal.throwIfAborted();
       if (this.current) return this.current.signal;
-      const aborted = Promise.withResolvers<void>();
-      const onAbort = () => aborted.resolve();
-      signal.addEventListener("abort", onAbort, { once: true });
-      await Promise.race([this.begun.promise, aborted.promise]);
-      signal.removeEventListener("abort", onAbort);
+      await until(this.begun.promise, Infinity, signal);
     }
   }
 }

@@ -16,7 +16,7 @@
 import * as v from "valibot";
 import type { Hono } from "hono";
 import type { Logger } from "../sdk/telemetry.ts";
-import { BehindRetentionError, type CommittedLog } from "../sdk/contract.ts";
+import { isBehindRetention, type CommittedLog } from "../sdk/contract.ts";
 import {
   kindsParam,
   nodeParam,
@@ -28,11 +28,11 @@ import {
   streamParam,
   textParam,
 } from "../sdk/http.ts";
-import { envelopeJson, jsonText, type CurrentObject } from "../sdk/model.ts";
+import { envelopeJson, jsonText, stringifyWithRaw, type CurrentObject } from "../sdk/model.ts";
 import { formatPosition } from "../protocol/position.ts";
 import { reachVersion } from "../sdk/resume.ts";
 
-export const UPDATES_MAX_LIMIT = 5000;
+const UPDATES_MAX_LIMIT = 5000;
 
 function limitParam(max: number, fallback: number) {
   return v.optional(
@@ -169,20 +169,19 @@ export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeo
     try {
       // A prune the log hears of only as it reads (one still running) moves where a page without `since` starts.
       const updates = await read(after).catch((error: unknown) => {
-        if (since || !(error instanceof BehindRetentionError)) throw error;
+        if (since || !isBehindRetention(error)) throw error;
         return read(oldestKept());
       });
       const more = updates.length === limit;
       const last = more ? updates[updates.length - 1]!.version : head;
       // c.json()'s bytes, with each update's stored object text embedded as it is (envelopeJson).
-      const items = updates.map((update) => envelopeJson(log.epoch, update, stream)).join(",");
-      const opening = JSON.stringify({ epoch: log.epoch, stream });
-      const tail = JSON.stringify({ next: formatPosition(log.epoch, last), more });
-      return c.body(`${opening.slice(0, -1)},"items":[${items}],${tail.slice(1)}`, 200, {
+      const items = `[${updates.map((update) => envelopeJson(log.epoch, update, stream)).join(",")}]`;
+      const next = formatPosition(log.epoch, last);
+      return c.body(stringifyWithRaw({ epoch: log.epoch, stream }, "items", items, { next, more }), 200, {
         "content-type": "application/json",
       });
     } catch (error) {
-      if (error instanceof BehindRetentionError)
+      if (isBehindRetention(error))
         return gone(`version ${error.after} is older than retention (oldest ${error.oldest})`, error.oldest);
       throw error;
     }

@@ -9,7 +9,7 @@
  * - `guardProcess` keeps an exception thrown from a plugin's timer from ending the process.
  */
 import type { Lifecycle } from "../sdk/contract.ts";
-import { Backoff, sleep } from "../protocol/retry.ts";
+import { Backoff, sleep, TIMED_OUT, until } from "../protocol/retry.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
 
@@ -20,14 +20,6 @@ export interface SuperviseOptions {
   metrics: Metrics;
   /** How long start or stop may take before the host moves on (default 10 s). */
   deadlineMs?: number;
-}
-
-const TIMED_OUT = Symbol("timed out");
-
-function withDeadline<T>(work: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
-  let timer: Timer | undefined;
-  const deadline = new Promise<typeof TIMED_OUT>((resolve) => (timer = setTimeout(resolve, ms, TIMED_OUT)));
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -76,7 +68,7 @@ export function supervise(create: () => Lifecycle, options: SuperviseOptions): L
   return {
     async start() {
       starting ??= startUntilItWorks();
-      if ((await withDeadline(starting, deadlineMs)) === TIMED_OUT && !hangCounted) {
+      if ((await until(starting, Date.now() + deadlineMs)) === TIMED_OUT && !hangCounted) {
         hangCounted = true;
         failures.inc({ plugin: name, kind, phase: "start" });
         logger.error(`${kind} is slow to start; going on without waiting`, { deadlineMs });
@@ -88,7 +80,7 @@ export function supervise(create: () => Lifecycle, options: SuperviseOptions): L
       if (!plugin) return;
       try {
         // A synchronous throw counts as a failure to stop too.
-        if ((await withDeadline((async () => plugin.stop())(), deadlineMs)) === TIMED_OUT) {
+        if ((await until((async () => plugin.stop())(), Date.now() + deadlineMs)) === TIMED_OUT) {
           failures.inc({ plugin: name, kind, phase: "stop" });
           logger.error(`${kind} did not stop in time; abandoning it`, { deadlineMs });
         }

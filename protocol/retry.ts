@@ -62,8 +62,27 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+export const TIMED_OUT = Symbol("timed out");
+
+/**
+ * Resolves with `work`, or with TIMED_OUT once `deadline` (epoch ms; Infinity for none) has passed or `cut`
+ * aborts. Everything it waits on is its own and let go when it settles: a race against a promise that outlives it
+ * (one pending until stop) would keep every result raced against it.
+ */
+export function until<T>(work: Promise<T>, deadline: number, cut?: AbortSignal): Promise<T | typeof TIMED_OUT> {
+  const over = Promise.withResolvers<typeof TIMED_OUT>();
+  const end = () => over.resolve(TIMED_OUT);
+  const timer = Number.isFinite(deadline) ? setTimeout(end, Math.max(0, deadline - Date.now())) : undefined;
+  if (cut?.aborted) end();
+  cut?.addEventListener("abort", end, { once: true });
+  return Promise.race([work, over.promise]).finally(() => {
+    clearTimeout(timer);
+    cut?.removeEventListener("abort", end);
+  });
+}
+
 /** Longest Retry-After honoured, so that a server cannot park a client for days. */
-export const MAX_RETRY_AFTER_MS = 3_600_000;
+const MAX_RETRY_AFTER_MS = 3_600_000;
 
 /**
  * Retry-After as delay-seconds or an HTTP date (RFC 9110 §10.2.3), in ms, at most

@@ -24,7 +24,7 @@ export interface ConfigTable {
   schema: v.GenericSchema;
 }
 
-export const CONFIG_TABLES: ConfigTable[] = [
+const CONFIG_TABLES: ConfigTable[] = [
   // `http` has a section of its own in the README, so its keys get a table there.
   { id: "host", schema: v.omit(hostSchema, ["http"]) },
   { id: "http", schema: httpSchema },

@@ -5,8 +5,9 @@
  * leaves when it holds `size` updates, or `lingerMs` after its first update arrived,
  * whichever comes first.
  */
-import type { BehindRetentionError, CommittedLog } from "./contract.ts";
+import { isBehindRetention, type CommittedLog } from "./contract.ts";
 import type { Envelope } from "../protocol/envelope.ts";
+import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { ALL } from "../protocol/streams.ts";
 import type { Update } from "./model.ts";
 
@@ -35,33 +36,6 @@ export interface BatchOptions {
   signal: AbortSignal;
   /** Once aborted, nothing lingers: what was read leaves at once (a sink that drains before it stops). */
   hurry?: AbortSignal;
-}
-
-export const TIMED_OUT = Symbol("timed out");
-
-/**
- * By name, not `instanceof`: a plugin outside the repository may load this file from
- * another copy of kubemeta than the one whose log throws the error.
- */
-export function isBehindRetention(error: unknown): error is BehindRetentionError {
-  return (error as Error | undefined)?.name === "BehindRetentionError";
-}
-
-/**
- * Resolves with `work`, or with TIMED_OUT once `deadline` (epoch ms; Infinity for none) has passed or `cut`
- * aborts. Everything it waits on is its own and let go when it settles: a race against a promise that outlives it
- * (one pending until stop) would keep every result raced against it.
- */
-export function until<T>(work: Promise<T>, deadline: number, cut?: AbortSignal): Promise<T | typeof TIMED_OUT> {
-  const over = Promise.withResolvers<typeof TIMED_OUT>();
-  const end = () => over.resolve(TIMED_OUT);
-  const timer = Number.isFinite(deadline) ? setTimeout(end, Math.max(0, deadline - Date.now())) : undefined;
-  if (cut?.aborted) end();
-  cut?.addEventListener("abort", end, { once: true });
-  return Promise.race([work, over.promise]).finally(() => {
-    clearTimeout(timer);
-    cut?.removeEventListener("abort", end);
-  });
 }
 
 /** Batches until the signal aborts. A failed read of the log is thrown: follow again from the last `through`. */

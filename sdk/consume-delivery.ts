@@ -8,8 +8,8 @@
 import * as v from "valibot";
 import type { SinkContext } from "./contract.ts";
 import type { Envelope } from "../protocol/envelope.ts";
-import { Backoff, sleep } from "../protocol/retry.ts";
-import { batches, TIMED_OUT, until } from "./batches.ts";
+import { Backoff, sleep, TIMED_OUT, until } from "../protocol/retry.ts";
+import { batches } from "./batches.ts";
 import type { Update } from "./model.ts";
 import { batchSchema, retrySchema } from "./schema.ts";
 import type { BatchSettings, ConsumeOptions, RetrySettings } from "./consume-options.ts";
@@ -112,10 +112,10 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
       for (let attempt = 1; !term.aborted; attempt++) {
         try {
           // Called in a promise, so that a synchronous throw is a failure like any other.
-          const attempt = (async () => options.deliver(envelopes, term))();
+          const delivering = (async () => options.deliver(envelopes, term))();
           // A deliver that ignores the signal is left behind when stop gives up on it.
-          attempt.catch(() => {});
-          if ((await until(attempt, Infinity, context.givenUp)) === TIMED_OUT) return false;
+          delivering.catch(() => {});
+          if ((await until(delivering, Infinity, context.givenUp)) === TIMED_OUT) return false;
           failing = false;
           return true;
         } catch (error) {

@@ -144,9 +144,9 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
   async function lead(leadership: Leadership): Promise<void> {
     const retries = new Backoff({ initialMs: 200, maxMs: 10_000 });
     while (!signal.aborted) {
-      const lost = await leadership.acquire(signal).catch(() => undefined);
-      if (!lost) return;
-      const term = AbortSignal.any([signal, lost]);
+      const leadershipLost = await leadership.acquire(signal).catch(() => undefined);
+      if (!leadershipLost) return;
+      const term = AbortSignal.any([signal, leadershipLost]);
       try {
         const cursor = await ctx.cursor.load();
         delivering = true;

@@ -152,7 +152,7 @@ export * from "./store-contract.ts";
  * Thrown by the log when a reader's position is older than retention or of another
  * epoch: the updates after it are gone. A durable sink goes on after `oldest - 1`, and
  * says so (those updates are lost to it); one that serves state can send a snapshot
- * (`log.snapshot`). Outside the repository, test `error.name === "BehindRetentionError"`.
+ * (`log.snapshot`). Recognise it with isBehindRetention.
  */
 export class BehindRetentionError extends Error {
   constructor(
@@ -162,6 +162,14 @@ export class BehindRetentionError extends Error {
     super(`position ${after} is older than retention (oldest version ${oldest})`);
     this.name = "BehindRetentionError";
   }
+}
+
+/**
+ * By name, not `instanceof`: a plugin outside the repository may load the SDK from another copy of kubemeta than
+ * the one whose log throws the error.
+ */
+export function isBehindRetention(error: unknown): error is BehindRetentionError {
+  return (error as Error | undefined)?.name === "BehindRetentionError";
 }
 
 export interface FollowOptions {

@@ -18,7 +18,10 @@ export interface Declaration<K extends string, S extends v.GenericSchema, C, I> 
   kind: K;
   /** The `type` a config entry names. */
   type: string;
-  /** One line for docs and `--help`. */
+  /**
+   * What the plugin does, in one line, for a reader of its module. kubemeta prints it nowhere: the config docs
+   * (scripts/config-docs.ts) are made from the schema's `v.description`s.
+   */
   description: string;
   /** Single source of truth for the config: defaults, validation, docs. Use v.strictObject. */
   schema: S;

@@ -110,18 +110,6 @@ function kindQuery(query: Omit<ObjectQuery, "kind">, kinds: Set<string> | undefi
   return { query: single ? { ...query, kind: single } : query, filter };
 }
 
-/** Reads current objects with the kind filter applied: one kind goes to the store, several are filtered here. */
-export async function readObjects(
-  log: CommittedLog,
-  query: Omit<ObjectQuery, "kind">,
-  kinds: Set<string> | undefined,
-): Promise<{ version: number; objects: CurrentObject[] }> {
-  const { query: stored, filter } = kindQuery(query, kinds);
-  const snapshot = await log.snapshot(stored);
-  if (!filter) return snapshot;
-  return { version: snapshot.version, objects: snapshot.objects.filter((object) => filter.has(object.kind)) };
-}
-
 /**
  * Snapshot reads that HTTP clients (SSE resets, `/v1/objects`) hold at once per log. Each holds one of the store's
  * few read transactions (four for libSQL) while its client takes the pages, at the client's pace: two leave the
@@ -161,10 +149,11 @@ async function snapshotTurn(log: CommittedLog, signal?: AbortSignal): Promise<()
 }
 
 /**
- * `readObjects` a page at a time (CommittedLog.snapshotPages): every page carries the version of the one consistent
- * read they all come from; the first comes even when empty. The read, and the turn among HTTP_SNAPSHOT_READS, are
- * held until the last page is taken or the loop is left: leave it as soon as the client is gone. While it waits for
- * its turn, `signal` ends the wait (it throws the signal's reason): a generator cannot be left before it yields.
+ * Current objects of `kinds` (all when undefined), a page at a time (CommittedLog.snapshotPages): every page carries
+ * the version of the one consistent read they all come from; the first comes even when empty. The read, and the
+ * turn among HTTP_SNAPSHOT_READS, are held until the last page is taken or the loop is left: leave it as soon as the
+ * client is gone. While it waits for its turn, `signal` ends the wait (it throws the signal's reason): a generator
+ * cannot be left before it yields.
  */
 export async function* readObjectPages(
   log: CommittedLog,

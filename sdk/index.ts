@@ -19,6 +19,8 @@ export {
   defineSink,
   defineSource,
   defineStore,
+  isBehindRetention,
+  isWriterFenced,
   type AnyDeclaration,
   type ChangeSink,
   type CommitBatch,
@@ -48,7 +50,15 @@ export {
 } from "./contract.ts";
 export type { PreparedChange, PreparedChanges, PreparerModule, PreparerSpec } from "./prepared.ts";
 export { consume, type BatchSettings, type Consumer, type ConsumeOptions, type RetrySettings } from "./consume.ts";
-export { jsonText, inStream, toEnvelope, type CurrentObject, type KubeObject, type Update } from "./model.ts";
+export {
+  jsonText,
+  inStream,
+  stringifyWithRaw,
+  toEnvelope,
+  type CurrentObject,
+  type KubeObject,
+  type Update,
+} from "./model.ts";
 export type { Counter, Gauge, Histogram, Labels, LogFields, Logger, Metrics } from "./telemetry.ts";
 export {
   age,

@@ -93,12 +93,15 @@ export function objectJsonOf(holder: { object: SlimObject }): string {
 }
 
 /**
- * An envelope's JSON around its object's JSON text: JSON.stringify of the envelope without `object` (one call, and
- * JSON.stringify's own output for every field), then `object` put back last, where the Envelope type has it.
+ * `JSON.stringify({ ...fields, [key]: value, ...after })`, byte for byte, where `rawJson` is JSON.stringify's text of
+ * `value`: embedded as it is, never parsed to be written again. `fields` and `after` must not hold `key`. Each part
+ * is JSON.stringify's own output, so every field is written exactly as it would be in the whole.
  */
-function withObjectText(fields: object, objectJson: string): string {
+export function stringifyWithRaw(fields: object, key: string, rawJson: string, after?: object): string {
   const head = JSON.stringify(fields);
-  return `${head.slice(0, -1)},"object":${objectJson}}`;
+  const upToRaw = `${head === "{}" ? "{" : `${head.slice(0, -1)},`}${JSON.stringify(key)}:${rawJson}`;
+  const tail = after === undefined ? "{}" : JSON.stringify(after);
+  return tail === "{}" ? `${upToRaw}}` : `${upToRaw},${tail.slice(1)}`;
 }
 
 /** An update's envelope on `stream` without its object: what toEnvelope and envelopeJson share. */
@@ -120,12 +123,13 @@ function snapshotFields(epoch: string, stream: string, current: CurrentObject, t
  * (see OBJECT_JSON) embeds it as it is; any other object is stringified.
  */
 export function envelopeJson(epoch: string, update: Update, stream: string): string {
-  return withObjectText(envelopeFields(epoch, update, stream), objectJsonOf(update));
+  // `object` last, where the Envelope type (and so toEnvelope) has it.
+  return stringifyWithRaw(envelopeFields(epoch, update, stream), "object", objectJsonOf(update));
 }
 
 /** `JSON.stringify(snapshotEnvelope(epoch, stream, current, time))`, byte for byte (see envelopeJson). */
 export function snapshotEnvelopeJson(epoch: string, stream: string, current: CurrentObject, time: string): string {
-  return withObjectText(snapshotFields(epoch, stream, current, time), objectJsonOf(current));
+  return stringifyWithRaw(snapshotFields(epoch, stream, current, time), "object", objectJsonOf(current));
 }
 
 /**
@@ -148,7 +152,7 @@ export function jsonText(value: object): string {
   if (objectJson === undefined) return JSON.stringify(value);
   const fields: Record<string, unknown> = {};
   for (const key of Object.keys(value)) if (key !== "object") fields[key] = (value as Record<string, unknown>)[key];
-  return withObjectText(fields, objectJson);
+  return stringifyWithRaw(fields, "object", objectJson);
 }
 
 /**

@@ -21,7 +21,7 @@ export function parseDuration(input: string | number): number | undefined {
  * The longest wait a timer takes: setTimeout's delay is a signed 32-bit count of milliseconds, and a longer one
  * fires at once (Bun warns on stderr each time), so a 30-day interval would run every millisecond.
  */
-export const MAX_WAIT_MS = 2 ** 31 - 1;
+const MAX_WAIT_MS = 2 ** 31 - 1;
 
 /** A span of time in config: "10s", "5m", "24h", "7d", or milliseconds as a number. Outputs milliseconds. */
 const timeSpan = v.pipe(
@@ -105,16 +105,16 @@ export interface RetrySchemaOptions {
   max?: DurationInput;
 }
 
-/**
- * The standard `retry: { initial, max }` key of a sink built on `consume`; its output is
- * `consume`'s `retry` option.
- */
 /** For a backoff's `{ initial, max }` (parsed durations): a first delay longer than the longest is a mistake. */
 export const initialWithinMax = v.check(
   ({ initial, max }: { initial: number; max: number }) => initial <= max,
   "initial must not be longer than max",
 );
 
+/**
+ * The standard `retry: { initial, max }` key of a sink built on `consume`; its output is
+ * `consume`'s `retry` option.
+ */
 export function retrySchema(options: RetrySchemaOptions = {}) {
   const { initial = "1s", max = "60s" } = options;
   return v.optional(

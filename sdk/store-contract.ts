@@ -104,7 +104,8 @@ export type StoreContext = PluginContext;
 
 /**
  * Thrown by `Store.commit` when another process has become the store's writer since this one's `lead()`: this
- * process was deposed (a replica that lost its Lease, or paused past it) and must stop writing.
+ * process was deposed (a replica that lost its Lease, or paused past it) and must stop writing. Recognise it with
+ * isWriterFenced.
  */
 export class WriterFencedError extends Error {
   constructor(
@@ -114,4 +115,12 @@ export class WriterFencedError extends Error {
     super(`commit refused: this writer's term ${term} is no longer the store's (term ${storedTerm}); another leads`);
     this.name = "WriterFencedError";
   }
+}
+
+/**
+ * By name, not `instanceof`: a store plugin outside the repository may throw the class of another copy of
+ * kubemeta's SDK than the host's.
+ */
+export function isWriterFenced(error: unknown): error is WriterFencedError {
+  return (error as Error | undefined)?.name === "WriterFencedError";
 }

@@ -69,3 +69,53 @@ test("committing nothing itself, it learns from its refused retention, and steps
   };
   expect(page.items.map((u) => u.name)).toEqual(["a", "b", "c"]);
 });
+
+/**
+ * A store plugin whose prune is refused as a deposed writer's, with `error` thrown: `WriterFencedError` as imported
+ * from the SDK, or `ForeignFenced`, the same class as another copy of kubemeta's SDK defines it.
+ */
+const fencedAtPrune = (error: string) => `
+import libsql from ${JSON.stringify(join(import.meta.dir, "..", "plugins", "stores", "libsql.ts"))};
+import { defineStore, WriterFencedError } from ${JSON.stringify(SDK)};
+class ForeignFenced extends Error {
+  constructor(term, storedTerm) {
+    super(\`commit refused: this writer's term \${term} is no longer the store's (term \${storedTerm})\`);
+    this.name = "WriterFencedError";
+    this.term = term;
+    this.storedTerm = storedTerm;
+  }
+}
+export default defineStore({
+  ...libsql,
+  type: "fenced-at-prune",
+  create(config, ctx) {
+    const store = libsql.create(config, ctx);
+    store.prune = async () => {
+      throw new ${error}(1, 2);
+    };
+    return store;
+  },
+});
+`;
+
+test.each([
+  ["the SDK's WriterFencedError", "WriterFencedError"],
+  ["a WriterFencedError of another copy of the SDK", "ForeignFenced"],
+])("a store whose prune throws %s: the term ends", async (_, error) => {
+  const dir = await tempDir();
+  const marks = join(dir, "marks");
+  await Bun.write(join(dir, "marking.ts"), MARKING_SOURCE);
+  await Bun.write(join(dir, "fenced-at-prune.ts"), fencedAtPrune(error));
+  const store = {
+    type: "./fenced-at-prune.ts",
+    url: `file:${join(dir, "kubemeta.db")}`,
+    retention: { interval: "20ms" },
+  };
+  const th = await startTestHost({ dir, extra: { store, sources: [{ type: "./marking.ts", file: marks }] } });
+  hosts.push(th);
+
+  await waitFor(async () => (await fetch(`${th.url}/readyz`)).status === 503, 3_000, "not ready");
+  const readiness = (await (await fetch(`${th.url}/readyz`)).json()) as { waiting: string[] };
+  expect(readiness.waiting).toEqual([expect.stringMatching(/^store not writable: .*no longer the store's/)]);
+  await waitFor(() => Bun.file(marks).exists(), 3_000, "its source to be stopped");
+});

@@ -11,8 +11,8 @@ import { createLogger, silentLogger } from "../host/logger.ts";
 import { createMetrics } from "../host/metrics.ts";
 import { mountApi } from "../host/read-api.ts";
 import { OPENING, resetEvent, snapshotEvents, syncedEvent } from "../plugins/sinks/sse/wire.ts";
-import type { CommittedLog } from "../sdk/contract.ts";
-import { HTTP_SNAPSHOT_READS, readObjectPages, readObjects } from "../sdk/http.ts";
+import type { CommittedLog, ObjectQuery } from "../sdk/contract.ts";
+import { HTTP_SNAPSHOT_READS, readObjectPages } from "../sdk/http.ts";
 import type { CurrentObject, KubeObject } from "../sdk/model.ts";
 import { makeNode, makePod, nodeName } from "../simulator/objects.ts";
 import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
@@ -42,6 +42,21 @@ beforeAll(async () => {
   await th.changes.flush();
 }, 60_000);
 afterAll(() => th.destroy());
+
+/**
+ * The state as the whole-snapshot answers read it before they streamed pages, the reference the pages must equal:
+ * one read, one kind asked of the store, several filtered here.
+ */
+async function readObjects(
+  log: CommittedLog,
+  query: Omit<ObjectQuery, "kind">,
+  kinds: Set<string> | undefined,
+): Promise<{ version: number; objects: CurrentObject[] }> {
+  const single = kinds?.size === 1 ? [...kinds][0] : undefined;
+  const snapshot = await log.snapshot(single ? { ...query, kind: single } : query);
+  if (!kinds || single) return snapshot;
+  return { version: snapshot.version, objects: snapshot.objects.filter((object) => kinds.has(object.kind)) };
+}
 
 /** The raw text of a /v1/watch response up to its SYNCED event, heartbeats left out. */
 async function sseUntilSynced(query: string): Promise<string> {

@@ -11,7 +11,7 @@
 import { consume, defineSink, warnDeprecated } from "../../sdk/index.ts";
 import { connectionOptions, natsSinkSchema } from "./nats/options.ts";
 import { openConnection, type Connection } from "./nats/connection.ts";
-import { aborted } from "../../protocol/retry.ts";
+import { until } from "../../protocol/retry.ts";
 import { createPublisher } from "./nats/publisher.ts";
 import { REPLAY_RESULTS, serveReplay, type Responder } from "./nats/replay.ts";
 import { defaultPrefix, hasCredentials, redactServer, subjectsFor } from "../../protocol/subjects.ts";
@@ -69,7 +69,7 @@ export default defineSink({
         const next = replaced.promise;
         if (connection && (await connection.ready(signal))) return connection;
         // No connection yet, or one closed for good: the next one is on its way.
-        if (!signal.aborted) await Promise.race([next, aborted(signal)]);
+        await until(next, Infinity, signal);
       }
     }
 
@@ -103,7 +103,7 @@ export default defineSink({
           })
         : undefined;
       try {
-        await Promise.race([connection.closed, aborted(stopped.signal)]);
+        await until(connection.closed, Infinity, stopped.signal);
       } finally {
         await responder?.stop();
         await close(connection);
@@ -113,16 +113,11 @@ export default defineSink({
     async function close(connection: Connection): Promise<void> {
       const { nc } = connection;
       if (nc.isClosed()) return;
-      const deadline = Promise.withResolvers<boolean>();
-      const timer = setTimeout(deadline.resolve, DRAIN_DEADLINE_MS, false);
-      const drained = await Promise.race([
-        nc.drain().then(
-          () => true,
-          () => false,
-        ),
-        deadline.promise,
-      ]).finally(() => clearTimeout(timer));
-      if (!drained) await nc.close().catch(() => {});
+      const drained = nc.drain().then(
+        () => true,
+        () => false,
+      );
+      if ((await until(drained, Date.now() + DRAIN_DEADLINE_MS)) !== true) await nc.close().catch(() => {});
       await connection.closed;
     }
 

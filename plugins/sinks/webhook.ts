@@ -26,6 +26,7 @@ import {
   positiveInt,
   retrySchema,
   streamName,
+  stringifyWithRaw,
   v,
   warnDeprecated,
   type DeprecatedKey,
@@ -179,11 +180,15 @@ export default defineSink({
       const last = envelopes[envelopes.length - 1]!.version;
       const id = `${epoch}:${first}-${last}`;
       // JSON.stringify of the whole, with each envelope's object text embedded as it is (jsonText).
-      const head = JSON.stringify({ id, cluster: ctx.cluster, epoch, stream: config.stream, first, last });
+      const updates = `[${envelopes.map(jsonText).join(",")}]`;
       return {
         id,
         updates: envelopes.length,
-        body: `${head.slice(0, -1)},"updates":[${envelopes.map(jsonText).join(",")}]}`,
+        body: stringifyWithRaw(
+          { id, cluster: ctx.cluster, epoch, stream: config.stream, first, last },
+          "updates",
+          updates,
+        ),
       };
     }
 

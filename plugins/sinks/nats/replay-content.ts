@@ -3,7 +3,7 @@
  * stream's state with the reason it starts over. The responder (replay.ts) decides who is answered when; this reads
  * the log a page at a time into the reply's chunks (chunks.ts), whoever the reply goes to.
  */
-import { BehindRetentionError, type CommittedLog } from "../../../sdk/contract.ts";
+import { isBehindRetention, type CommittedLog } from "../../../sdk/contract.ts";
 import { ALL } from "../../../protocol/streams.ts";
 import { envelopeJson, snapshotEnvelopeJson, type Update } from "../../../sdk/model.ts";
 import type { ReplayRequest, ResetReason } from "../../../protocol/replay.ts";
@@ -45,7 +45,7 @@ export class ReplayContent {
   async noteBehind(request: ReplayRequest): Promise<void> {
     const after = request.from!.version;
     await this.log.read({ stream: request.stream, after, to: after, limit: 1 }).catch((error: unknown) => {
-      if (!(error instanceof BehindRetentionError)) throw error;
+      if (!isBehindRetention(error)) throw error;
     });
   }
 
@@ -78,8 +78,7 @@ export class ReplayContent {
       try {
         page = await log.read({ stream, after, to: through, limit: PAGE });
       } catch (error) {
-        if (error instanceof BehindRetentionError && after === from)
-          return this.sendState(request, "behind-retention", writer);
+        if (isBehindRetention(error) && after === from) return this.sendState(request, "behind-retention", writer);
         throw error;
       }
       for (const update of page) {

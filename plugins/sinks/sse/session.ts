@@ -13,7 +13,7 @@
  * (sdk/http.ts), leaving the store's other read slots to NATS resets and the core; a
  * subscriber that goes away leaves the loop; one that takes nothing is closed (`stallMs`).
  */
-import { BehindRetentionError, type CommittedLog } from "../../../sdk/contract.ts";
+import { isBehindRetention, type CommittedLog } from "../../../sdk/contract.ts";
 import { reachVersion } from "../../../sdk/resume.ts";
 import { readObjectPages } from "../../../sdk/http.ts";
 import type { Position } from "../../../protocol/position.ts";
@@ -49,7 +49,7 @@ const BEHIND_RETENTION: ResetCause = { code: "behind-retention", reason: "resume
  * Why a resume point cannot be used, or undefined when it may be. One behind retention is found by the log's read
  * (BehindRetentionError), which logs and counts it as every reader's (`kubemeta_reader_resets_total`).
  */
-export function resumeProblem(log: CommittedLog, resume: Position | undefined): ResetCause | undefined {
+function resumeProblem(log: CommittedLog, resume: Position | undefined): ResetCause | undefined {
   if (!resume) return { code: "no-resume-point", reason: "no resume point" };
   if (resume.epoch !== log.epoch) {
     const reason = `resume point is of epoch ${resume.epoch}, the store's is ${log.epoch} (the store was recreated)`;
@@ -71,7 +71,7 @@ export async function runSession(session: Session): Promise<void> {
       await live(session, position);
       return;
     } catch (error) {
-      if (!(error instanceof BehindRetentionError)) throw error;
+      if (!isBehindRetention(error)) throw error;
       problem = BEHIND_RETENTION;
     }
   }

@@ -21,7 +21,7 @@ export interface Filter {
   namespace?: string;
 }
 
-export function matches(filter: Filter, item: Pick<Update, "kind" | "namespace">): boolean {
+function matches(filter: Filter, item: Pick<Update, "kind" | "namespace">): boolean {
   return (
     (!filter.kinds || filter.kinds.has(item.kind)) &&
     (filter.namespace === undefined || item.namespace === filter.namespace)

@@ -8,7 +8,7 @@ import { Backoff, parseRetryAfter, sleep } from "../../../protocol/retry.ts";
 import type { Logger, Metrics, RetrySettings } from "../../../sdk/index.ts";
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, sign } from "./sign.ts";
 
-export const ID_HEADER = "X-Kubemeta-Id";
+const ID_HEADER = "X-Kubemeta-Id";
 
 export interface DeliveryOptions {
   sink: string;

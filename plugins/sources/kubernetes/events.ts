@@ -28,11 +28,7 @@ const CHANGE_TYPES = new Set<string>(["ADDED", "MODIFIED", "DELETED"]);
  * The event of a non-blank line. A change's object gets `kind` and `apiVersion` if it lacks them, then goes through
  * `prepare` when given. Throws what JSON.parse throws for a line that is not JSON.
  */
-export function parseWatchLine(
-  line: string,
-  lineKind: LineKind,
-  prepare?: (raw: KubeObject) => PreparedChange,
-): ParsedEvent {
+function parseWatchLine(line: string, lineKind: LineKind, prepare?: (raw: KubeObject) => PreparedChange): ParsedEvent {
   // Without metadata.managedFields, which the core would drop anyway (skim.ts says why).
   const event = parseSkimmed(line) as { type?: unknown; object?: KubeObject } | null;
   const type = event?.type;

@@ -60,7 +60,7 @@ const NAMED_RESOURCES: readonly NamedResource[] = [
 ];
 
 /** Every resource the config may name without group and version. */
-export const RESOURCE_NAMES = NAMED_RESOURCES.map((type) => type.resource);
+const RESOURCE_NAMES = NAMED_RESOURCES.map((type) => type.resource);
 
 /**
  * What the source watches by default: what telemetry needs on every cluster, and nothing a cluster may lack (a
