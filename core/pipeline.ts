@@ -19,6 +19,7 @@ import { nodeOfStream } from "../protocol/streams.ts";
 import type { SlimOptions } from "./slim/rules.ts";
 import { prepareChange } from "./prepare.ts";
 import { createCommitQueue, type Uncommitted } from "./commit-queue.ts";
+import { KnownObjects } from "./known-objects.ts";
 
 export interface PipelineOptions {
   store: Store;
@@ -53,17 +54,12 @@ export interface Pipeline extends ChangeSink {
   commitFailure(): Error | undefined;
 }
 
-interface Known {
-  digest: number;
-  stream: string | null;
-}
-
 interface OpenRelist {
   kind: string;
+  /** The uids of the objects of `kind` listed so far. */
   seen: Set<string>;
 }
 
-const keyOf = (kind: string, uid: string) => `${kind}/${uid}`;
 /**
  * The resume point that names the resource a kind was last relisted for: kept beside the sources' own keys
  * (`kubernetes/…`), committed with the relist's end.
@@ -80,8 +76,8 @@ type Prepared = Exclude<PreparedChange, { rejected: unknown }>;
 
 export function createPipeline(options: PipelineOptions): Pipeline {
   const { store, state, logger, metrics } = options;
-  const known = new Map<string, Known>();
-  for (const d of options.digests) known.set(keyOf(d.kind, d.uid), { digest: d.digest, stream: d.stream });
+  const known = new KnownObjects();
+  for (const d of options.digests) known.set(d.kind, d.uid, { digest: d.digest, stream: d.stream });
   const resumePoints = new Map(state.resumePoints);
   const streamHeads = new Map(state.streamHeads);
   const relists = new Map<string, OpenRelist>();
@@ -148,18 +144,18 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       logger.warn("skipped a change without kind or uid", { resource, type });
       return;
     }
-    const { kind, resourceVersion: rv } = change;
-    const key = keyOf(kind, change.uid);
+    const { kind, uid, resourceVersion: rv } = change;
     const relist = relists.get(resource);
-    if (relist) relist.seen.add(key);
-    else if (rv) queue.resume(resource, rv);
+    if (relist) {
+      if (kind === relist.kind) relist.seen.add(uid);
+    } else if (rv) queue.resume(resource, rv);
 
-    const before = known.get(key);
+    const before = known.get(kind, uid);
     if (!change.published) noteUnpublishedKind(kind, resource);
     // An object of a kind no rule publishes any more (its rule was removed) is retracted on its next change.
     if (type === "DELETED" || !change.published) {
       if (!before) return queue.schedule();
-      known.delete(key);
+      known.delete(kind, uid);
       enqueue("DELETED", change, rv, before.stream, 0);
       return queue.schedule();
     }
@@ -167,7 +163,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       suppressed.inc({ kind });
       return queue.schedule();
     }
-    known.set(key, { digest: change.digest, stream: change.stream });
+    known.set(kind, uid, { digest: change.digest, stream: change.stream });
     enqueue(before ? "MODIFIED" : "ADDED", change, rv, change.stream, change.digest);
     return queue.schedule();
   }
@@ -191,7 +187,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         await queue.flush();
         if (relists.get(resource) !== open) return;
         relists.delete(resource);
-        const vanished = storedUids(kind, open.seen);
+        const vanished = known.uidsOf(kind, open.seen);
         await emitTombstones(kind, vanished, resourceVersion);
         queue.resume(resource, resourceVersion);
         // In the same commit: the stored state of `kind` is now this resource's, whatever scope listed it before.
@@ -212,7 +208,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       const chunk = uids.slice(i, i + 500);
       const { objects } = await store.snapshot({ kind, uids: chunk });
       for (const current of objects) {
-        if (!known.delete(keyOf(kind, current.uid))) continue;
+        if (!known.delete(kind, current.uid)) continue;
         enqueue(
           "DELETED",
           { ...current, json: objectJsonOf(current) },
@@ -221,18 +217,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
           0,
         );
       }
-      for (const uid of chunk) known.delete(keyOf(kind, uid));
+      for (const uid of chunk) known.delete(kind, uid);
     }
-  }
-
-  /** The uids of the stored objects of `kind`, but those whose key `listed` holds. */
-  function storedUids(kind: string, listed?: Set<string>): string[] {
-    const prefix = `${kind}/`;
-    const uids: string[] = [];
-    for (const key of known.keys()) {
-      if (key.startsWith(prefix) && !listed?.has(key)) uids.push(key.slice(prefix.length));
-    }
-    return uids;
   }
 
   async function retract(resource: string): Promise<void> {
@@ -244,7 +230,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     }
     let deleted = 0;
     for (const kind of kinds) {
-      const uids = storedUids(kind);
+      const uids = known.uidsOf(kind);
       deleted += uids.length;
       await emitTombstones(kind, uids);
     }
