@@ -22,7 +22,10 @@ export class KnownObjects {
 
   set(kind: string, uid: string, known: Known): void {
     let ofKind = this.byKind.get(kind);
-    if (!ofKind) this.byKind.set(kind, (ofKind = new Map()));
+    if (!ofKind) {
+      ofKind = new Map();
+      this.byKind.set(kind, ofKind);
+    }
     const size = ofKind.size;
     ofKind.set(uid, known);
     this.count += ofKind.size - size;
