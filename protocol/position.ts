@@ -1,6 +1,6 @@
 /**
  * A point in the log, `<epoch>:<version>`: SSE event ids, `Last-Event-ID`, `since`,
- * `next` cursors and NATS replay's `from` all spell it so. One grammar for all of them:
+ * `/v1/updates`' `next` and NATS replay's `from` all spell it so. One grammar for all of them:
  * an epoch of visible ASCII characters but `:`, a version without leading zeros.
  */
 

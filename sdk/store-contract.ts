@@ -87,7 +87,10 @@ export interface Store {
   digests(): Promise<ObjectDigest[]>;
   cursor(name: string): Promise<number | undefined>;
   saveCursor(name: string, version: number): Promise<void>;
-  /** Prunes the log; returns the new oldest version. */
+  /**
+   * Prunes the log; returns the new oldest version. Fenced like a commit: once another writer leads (a later term),
+   * throws WriterFencedError and deletes nothing, so that a deposed replica's retention cannot prune the new one's log.
+   */
   prune(policy: RetentionPolicy): Promise<{ removed: number; oldest: number }>;
   /**
    * Each stream's horizon: the last version of that stream's updates that retention removed (streams it removed none
