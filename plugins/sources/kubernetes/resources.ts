@@ -29,15 +29,17 @@ export interface ResourceRef {
 interface NamedResource extends ResourceType {
   /** Defined by a CRD, so served only once that is installed: found through discovery like any custom resource. */
   crd?: boolean;
+  /** Watched only when the config names it, not by default. */
+  optIn?: boolean;
 }
 
 function named(
   resource: string,
   group: string,
   kind: string,
-  { namespaced = true, version = "v1", crd = false } = {},
+  { namespaced = true, version = "v1", crd = false, optIn = false } = {},
 ): NamedResource {
-  return { resource, group, version, kind, namespaced, crd };
+  return { resource, group, version, kind, namespaced, crd, optIn };
 }
 
 const NAMED_RESOURCES: readonly NamedResource[] = [
@@ -52,11 +54,11 @@ const NAMED_RESOURCES: readonly NamedResource[] = [
   named("daemonsets", "apps", "DaemonSet"),
   named("jobs", "batch", "Job"),
   named("cronjobs", "batch", "CronJob"),
-  named("ingresses", "networking.k8s.io", "Ingress"),
-  named("horizontalpodautoscalers", "autoscaling", "HorizontalPodAutoscaler", { version: "v2" }),
-  named("persistentvolumeclaims", "", "PersistentVolumeClaim"),
-  named("gateways", "gateway.networking.k8s.io", "Gateway", { crd: true }),
-  named("httproutes", "gateway.networking.k8s.io", "HTTPRoute", { crd: true }),
+  named("ingresses", "networking.k8s.io", "Ingress", { optIn: true }),
+  named("horizontalpodautoscalers", "autoscaling", "HorizontalPodAutoscaler", { version: "v2", optIn: true }),
+  named("persistentvolumeclaims", "", "PersistentVolumeClaim", { optIn: true }),
+  named("gateways", "gateway.networking.k8s.io", "Gateway", { crd: true, optIn: true }),
+  named("httproutes", "gateway.networking.k8s.io", "HTTPRoute", { crd: true, optIn: true }),
 ];
 
 /** Every resource the config may name without group and version. */
@@ -66,7 +68,7 @@ const RESOURCE_NAMES = NAMED_RESOURCES.map((type) => type.resource);
  * What the source watches by default: what telemetry needs on every cluster, and nothing a cluster may lack (a
  * resource the API server does not serve would keep the source unready).
  */
-export const DEFAULT_RESOURCES = RESOURCE_NAMES.slice(0, 11);
+export const DEFAULT_RESOURCES = NAMED_RESOURCES.filter((type) => !type.optIn).map((type) => type.resource);
 
 const LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
 const DOMAIN = new RegExp(`^${LABEL}(\\.${LABEL})+$`);
@@ -109,7 +111,7 @@ export function parseResource(text: string): ResourceRef {
 }
 
 function refOf(named: NamedResource): ResourceRef {
-  const { crd, ...type } = named;
+  const { crd, optIn: _, ...type } = named;
   const { resource, group, version } = type;
   return { name: resource, group, version, resource, type: crd ? undefined : type };
 }
