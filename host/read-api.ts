@@ -30,7 +30,7 @@ import {
 } from "../sdk/http.ts";
 import { envelopeJson, jsonText, stringifyWithRaw, type CurrentObject } from "../sdk/model.ts";
 import { formatPosition } from "../protocol/position.ts";
-import { reachVersion } from "../sdk/resume.ts";
+import { checkResumePoint } from "../sdk/resume.ts";
 
 const UPDATES_MAX_LIMIT = 5000;
 
@@ -158,13 +158,21 @@ export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeo
         },
         410,
       );
-    if (since && since.epoch !== log.epoch) return gone(`epoch ${since.epoch} is not this store's (${log.epoch})`);
-    if (since) await reachVersion(log, since.version, c.req.raw.signal);
-    const head = log.head();
+    const aheadOfLog = (version: number, head: number) => gone(`version ${version} is ahead of the log (head ${head})`);
+    const olderThanRetention = (version: number, oldest: number) =>
+      gone(`version ${version} is older than retention (oldest ${oldest})`, oldest);
     // Without `since`: from the oldest update the stream keeps (below the log's for a quiet stream: see horizon).
     const oldestKept = () => log.horizon(stream);
+    if (since) {
+      const reason = await checkResumePoint(log, stream, since, c.req.raw.signal);
+      if (reason === "other-epoch") return gone(`epoch ${since.epoch} is not this store's (${log.epoch})`);
+      if (reason === "ahead-of-log") return aheadOfLog(since.version, log.head());
+      if (reason === "behind-retention") return olderThanRetention(since.version, oldestKept() + 1);
+    }
+    const head = log.head();
     const after = since?.version ?? oldestKept();
-    if (after > head) return gone(`version ${after} is ahead of the log (head ${head})`);
+    // Only without `since`: a follower behind retention knows the store's horizons before its log reaches them.
+    if (after > head) return aheadOfLog(after, head);
     const read = (from: number) => log.read({ stream, after: from, to: head, limit });
     try {
       // A prune the log hears of only as it reads (one still running) moves where a page without `since` starts.
@@ -181,8 +189,7 @@ export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeo
         "content-type": "application/json",
       });
     } catch (error) {
-      if (isBehindRetention(error))
-        return gone(`version ${error.after} is older than retention (oldest ${error.oldest})`, error.oldest);
+      if (isBehindRetention(error)) return olderThanRetention(error.after, error.oldest);
       throw error;
     }
   });

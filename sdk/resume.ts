@@ -1,12 +1,18 @@
 /**
- * A resume point a little ahead of this replica's log. With `ha`, readers are spread over replicas that follow the
+ * Whether a reader can go on from the position it holds (`<epoch>:<version>`: SSE's Last-Event-ID, NATS replay's
+ * `from`, /v1/updates' `since`), or why it must start over from the stream's current state. One answer for every
+ * sink, so that a reader moving between them is never resumed by one and reset by another.
+ *
+ * A resume point a little ahead of this replica's log: with `ha`, readers are spread over replicas that follow the
  * store a poll behind the leader (`ha.followInterval`, 250 ms): a client that moves from one replica to another may
  * come back with a position this one has not read yet. Waiting for it to get there, briefly, keeps the promise that
  * consumers see no RESET when they move or a leader fails over; a position that stays ahead is one this store never
  * had (the store was replaced), and the reader starts over as before.
  */
-import type { CommittedLog } from "./contract.ts";
+import { isBehindRetention, type CommittedLog } from "./contract.ts";
 import { ALL } from "../protocol/streams.ts";
+import type { Position } from "../protocol/position.ts";
+import type { ResetReason } from "../protocol/replay.ts";
 
 /** How long a reader waits for the log to reach a resume point ahead of its head: several follow polls. */
 export const AHEAD_WAIT_MS = 2_000;
@@ -19,4 +25,44 @@ export async function reachVersion(log: CommittedLog, version: number, signal?: 
   for await (const _ of log.follow({ stream: ALL, after: log.head(), signal: give }))
     if (log.head() >= version) return true;
   return log.head() >= version;
+}
+
+/**
+ * Why a reader holding `stream` up to `from` must start over, or undefined when it can go on after `from.version`,
+ * as the log stands now. Told without a read, so that a responder can sort the readers waiting for it by their
+ * answer (NATS replay answers identical resets together); a prune the log has not heard of yet shows only later, as
+ * a read failing with BehindRetentionError, which every reader must still expect.
+ */
+export function resetReason(log: CommittedLog, stream: string, from: Position | undefined): ResetReason | undefined {
+  if (!from) return "no-resume-point";
+  if (from.epoch !== log.epoch) return "other-epoch";
+  if (from.version > log.head()) return "ahead-of-log";
+  if (from.version < log.horizon(stream)) return "behind-retention";
+  return undefined;
+}
+
+/**
+ * resetReason once the log has had AHEAD_WAIT_MS to reach a `from` of its epoch that is ahead of it (less if
+ * `signal` aborts). A reader behind retention is told to the log, which logs and counts it (noteBehindRetention).
+ */
+export async function checkResumePoint(
+  log: CommittedLog,
+  stream: string,
+  from: Position | undefined,
+  signal?: AbortSignal,
+): Promise<ResetReason | undefined> {
+  if (from?.epoch === log.epoch) await reachVersion(log, from.version, signal);
+  const reason = resetReason(log, stream, from);
+  if (reason === "behind-retention") await noteBehindRetention(log, stream, from!.version);
+  return reason;
+}
+
+/**
+ * The log logs and counts (`kubemeta_reader_resets_total`) every reader it finds behind retention as it reads; one
+ * found so without a read is counted the same by asking the log for what follows its position.
+ */
+export async function noteBehindRetention(log: CommittedLog, stream: string, after: number): Promise<void> {
+  await log.read({ stream, after, to: after, limit: 1 }).catch((error: unknown) => {
+    if (!isBehindRetention(error)) throw error;
+  });
 }

@@ -1,7 +1,7 @@
 /**
  * What a replay reply carries, read from the committed log: the updates after the requester's position, or the
- * stream's state with the reason it starts over. The responder (replay.ts) decides who is answered when; this reads
- * the log a page at a time into the reply's chunks (chunks.ts), whoever the reply goes to.
+ * stream's state with the reason it starts over (sdk/resume.ts). The responder (replay.ts) decides who is answered
+ * when; this reads the log a page at a time into the reply's chunks (chunks.ts), whoever the reply goes to.
  */
 import { isBehindRetention, type CommittedLog } from "../../../sdk/contract.ts";
 import { ALL } from "../../../protocol/streams.ts";
@@ -23,31 +23,6 @@ export class ReplayContent {
     /** Counts a reply sent in full, by what it carried, once per requester it answered. */
     private readonly count: (result: "replay" | "reset", requesters?: number) => void,
   ) {}
-
-  /**
-   * Why the request gets the stream's state, told from what the log knows without a read, so that every waiting
-   * request for the same state can be answered with it (replay.ts, takeAlike). Behind retention as the log knows
-   * it; a prune the log has not heard of yet shows as a failed read in sendUpdates.
-   */
-  resetReason(request: ReplayRequest): ResetReason | undefined {
-    const { log } = this;
-    if (!request.from) return "no-resume-point";
-    if (request.from.epoch !== log.epoch) return "other-epoch";
-    if (request.from.version > log.head()) return "ahead-of-log";
-    if (request.from.version < log.horizon(request.stream)) return "behind-retention";
-    return undefined;
-  }
-
-  /**
-   * A reader found behind retention is logged and counted by the log (`kubemeta_reader_resets_total`), as every
-   * reader it finds there: asking it for what is after the request's position tells it.
-   */
-  async noteBehind(request: ReplayRequest): Promise<void> {
-    const after = request.from!.version;
-    await this.log.read({ stream: request.stream, after, to: after, limit: 1 }).catch((error: unknown) => {
-      if (!isBehindRetention(error)) throw error;
-    });
-  }
 
   async sendState(request: ReplayRequest, reason: ResetReason, writer: ChunkWriter, requesters = 1): Promise<void> {
     const { log } = this;

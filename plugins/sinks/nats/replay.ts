@@ -9,7 +9,7 @@
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { CommittedLog } from "../../../sdk/contract.ts";
 import { type Counter, type Logger, rateLimitedWarn } from "../../../sdk/telemetry.ts";
-import { reachVersion } from "../../../sdk/resume.ts";
+import { noteBehindRetention, reachVersion, resetReason } from "../../../sdk/resume.ts";
 import { ChunkWriter } from "./chunks.ts";
 import { refusedReply } from "./replies.ts";
 import { ReplayContent } from "./replay-content.ts";
@@ -94,6 +94,7 @@ export function serveReplay(options: ResponderOptions): Responder {
   }
 
   const content = new ReplayContent(log, count);
+  const reasonFor = (request: ReplayRequest) => resetReason(log, request.stream, request.from);
 
   /** Sends each chunk to every reply subject: requesters answered together get the same chunks. */
   function writerFor(replies: string[]): ChunkWriter {
@@ -131,7 +132,7 @@ export function serveReplay(options: ResponderOptions): Responder {
   function takeAlike(stream: string, reason: ResetReason): Waiting[] {
     const taken: Waiting[] = [];
     waiting = waiting.filter((entry) => {
-      if (entry.request?.stream !== stream || content.resetReason(entry.request) !== reason) return true;
+      if (entry.request?.stream !== stream || reasonFor(entry.request) !== reason) return true;
       taken.push(entry);
       return false;
     });
@@ -144,7 +145,7 @@ export function serveReplay(options: ResponderOptions): Responder {
     let writer = writerFor(replies);
     try {
       const request = parsed ?? parseReplayRequest(msg.string());
-      const reason = content.resetReason(request);
+      const reason = reasonFor(request);
       if (reason && !whole) {
         count("unsynced");
         await writer.fail("the store's first sync is under way; ask again later");
@@ -152,7 +153,8 @@ export function serveReplay(options: ResponderOptions): Responder {
         const alike = takeAlike(request.stream, reason);
         replies = [msg.reply, ...alike.map((entry) => entry.msg.reply)];
         if (reason === "behind-retention")
-          for (const behind of [request, ...alike.map((entry) => entry.request!)]) await content.noteBehind(behind);
+          for (const behind of [request, ...alike.map((entry) => entry.request!)])
+            await noteBehindRetention(log, behind.stream, behind.from!.version);
         writer = writerFor(replies);
         await content.sendState(request, reason, writer, replies.length);
       } else await content.sendUpdates(request, request.from!.version, writer);
@@ -188,13 +190,12 @@ export function serveReplay(options: ResponderOptions): Responder {
       }
       const request = msg as Answerable;
       const parsed = parsedOrUndefined(msg);
-      const from = parsed?.from;
       // A position this replica has yet to read (another replica further on gave it) is waited for a moment, outside
       // the slots: no request holds one while the log catches up. A `to` past the head is not: the reply ends at the
       // head, and the requester asks again from there.
-      if (from?.epoch === log.epoch && from.version > log.head() && parked < MAX_PARKED) {
+      if (parsed && reasonFor(parsed) === "ahead-of-log" && parked < MAX_PARKED) {
         parked++;
-        void reachVersion(log, from.version, stopped.signal)
+        void reachVersion(log, parsed.from!.version, stopped.signal)
           .catch(() => {})
           .then(() => {
             parked--;

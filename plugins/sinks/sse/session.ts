@@ -14,7 +14,7 @@
  * subscriber that goes away leaves the loop; one that takes nothing is closed (`stallMs`).
  */
 import { isBehindRetention, type CommittedLog } from "../../../sdk/contract.ts";
-import { reachVersion } from "../../../sdk/resume.ts";
+import { checkResumePoint } from "../../../sdk/resume.ts";
 import { readObjectPages } from "../../../sdk/http.ts";
 import type { Position } from "../../../protocol/position.ts";
 import type { ResetReason } from "../../../protocol/replay.ts";
@@ -45,25 +45,27 @@ export interface ResetCause {
 
 const BEHIND_RETENTION: ResetCause = { code: "behind-retention", reason: "resume point is older than retention" };
 
-/**
- * Why a resume point cannot be used, or undefined when it may be. One behind retention is found by the log's read
- * (BehindRetentionError), which logs and counts it as every reader's (`kubemeta_reader_resets_total`).
- */
-function resumeProblem(log: CommittedLog, resume: Position | undefined): ResetCause | undefined {
-  if (!resume) return { code: "no-resume-point", reason: "no resume point" };
-  if (resume.epoch !== log.epoch) {
-    const reason = `resume point is of epoch ${resume.epoch}, the store's is ${log.epoch} (the store was recreated)`;
-    return { code: "other-epoch", reason };
+/** `resume` is undefined only when `code` is "no-resume-point". */
+function inWords(code: ResetReason, log: CommittedLog, resume: Position | undefined): ResetCause {
+  switch (code) {
+    case "no-resume-point":
+      return { code, reason: "no resume point" };
+    case "other-epoch":
+      return {
+        code,
+        reason: `resume point is of epoch ${resume!.epoch}, the store's is ${log.epoch} (the store was recreated)`,
+      };
+    case "ahead-of-log":
+      return { code, reason: `resume point ${resume!.version} is ahead of the log (head ${log.head()})` };
+    case "behind-retention":
+      return BEHIND_RETENTION;
   }
-  if (resume.version > log.head())
-    return { code: "ahead-of-log", reason: `resume point ${resume.version} is ahead of the log (head ${log.head()})` };
-  return undefined;
 }
 
 export async function runSession(session: Session): Promise<void> {
-  const { log, resume, signal } = session;
-  if (resume?.epoch === log.epoch) await reachVersion(log, resume.version, signal);
-  let problem = resumeProblem(log, resume);
+  const { log, stream, resume, signal } = session;
+  const reason = await checkResumePoint(log, stream, resume, signal);
+  let problem = reason && inWords(reason, log, resume);
   while (isOpen(session)) {
     try {
       const position =
@@ -71,6 +73,7 @@ export async function runSession(session: Session): Promise<void> {
       await live(session, position);
       return;
     } catch (error) {
+      // A prune the log heard of only as it read, or one that overtook the subscriber while it caught up.
       if (!isBehindRetention(error)) throw error;
       problem = BEHIND_RETENTION;
     }
