@@ -52,6 +52,12 @@ export interface Pipeline extends ChangeSink {
   abandon(): Uncommitted;
   /** Why the last commit failed, while it is being retried; undefined once a commit succeeds (for /readyz). */
   commitFailure(): Error | undefined;
+  /**
+   * Once every source has synced: retracts (as ChangeSink.retract) each resource that kinds were last relisted under
+   * but no source asked about in this run: a resource taken out of the config, a source removed. Its objects would
+   * otherwise stay in the state for good, since nothing lists their kind any more.
+   */
+  retractUnclaimed(): Promise<void>;
 }
 
 interface OpenRelist {
@@ -81,6 +87,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const resumePoints = new Map(state.resumePoints);
   const streamHeads = new Map(state.streamHeads);
   const relists = new Map<string, OpenRelist>();
+  /** The resources a source asked for the resume point of, or relisted, in this run: what the sources watch now. */
+  const claimed = new Set<string>();
   let nextVersion = state.head + 1;
 
   const queue = createCommitQueue({
@@ -177,6 +185,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   }
 
   function relist(resource: string, kind: string): Relist {
+    claimed.add(resource);
     const open: OpenRelist = { kind, seen: new Set() };
     relists.set(resource, open);
     return {
@@ -189,6 +198,13 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         relists.delete(resource);
         const vanished = known.uidsOf(kind, open.seen);
         await emitTombstones(kind, vanished, resourceVersion);
+        // A kind listed under this resource before is gone with the resource's old definition (a CRD re-created
+        // with another kind): nothing lists it any more.
+        for (const before of kindsRelistedUnder(resource)) {
+          if (before === kind) continue;
+          await emitTombstones(before, known.uidsOf(before));
+          queue.resume(relistedKey(before), FORGOTTEN);
+        }
         queue.resume(resource, resourceVersion);
         // In the same commit: the stored state of `kind` is now this resource's, whatever scope listed it before.
         queue.resume(relistedKey(kind), resource);
@@ -221,31 +237,50 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     }
   }
 
-  async function retract(resource: string): Promise<void> {
-    // Committed first: the markers and resume points read below are then the whole story.
-    await queue.flush();
+  /** The kinds whose stored objects are `resource`'s: the last relist of each was under it (committed). */
+  function kindsRelistedUnder(resource: string): string[] {
     const kinds: string[] = [];
     for (const [key, relistedBy] of resumePoints) {
       if (key.startsWith(RELISTED) && relistedBy === resource) kinds.push(key.slice(RELISTED.length));
     }
+    return kinds;
+  }
+
+  async function retract(resource: string, why: string): Promise<void> {
+    // Committed first: the markers and resume points read below are then the whole story.
+    await queue.flush();
+    const kinds = kindsRelistedUnder(resource);
     let deleted = 0;
     for (const kind of kinds) {
       const uids = known.uidsOf(kind);
       deleted += uids.length;
       await emitTombstones(kind, uids);
+      queue.resume(relistedKey(kind), FORGOTTEN);
     }
-    if (deleted === 0 && !resumePoints.get(resource)) return;
+    if (kinds.length === 0 && !resumePoints.get(resource)) return;
     queue.resume(resource, FORGOTTEN);
     queue.schedule();
     await queue.flush();
-    logger.info("retracted a resource the API server no longer serves", { resource, kinds, deleted });
+    logger.info(`retracted a resource ${why}`, { resource, kinds, deleted });
+  }
+
+  /** Retracts every resource that kinds were last relisted under and no source asked about in this run. */
+  async function retractUnclaimed(): Promise<void> {
+    const unclaimed = new Set<string>();
+    for (const [key, relistedBy] of resumePoints) {
+      if (key.startsWith(RELISTED) && relistedBy && !claimed.has(relistedBy)) unclaimed.add(relistedBy);
+    }
+    for (const resource of unclaimed) await retract(resource, "no source watches any more");
   }
 
   return {
     resumePoint(resource, kind) {
+      claimed.add(resource);
       const relistedBy = kind === undefined ? undefined : resumePoints.get(relistedKey(kind));
       // Listed since under another key (another scope): what is stored of the kind is not this resource's view.
       if (relistedBy !== undefined && relistedBy !== resource) return undefined;
+      // The resource was listed for another kind (a CRD re-created with another kind): its resume point was that one's.
+      if (kind !== undefined && kindsRelistedUnder(resource).some((other) => other !== kind)) return undefined;
       return resumePoints.get(resource) || undefined; // FORGOTTEN is none
     },
     apply,
@@ -259,7 +294,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       return queue.schedule();
     },
     relist,
-    retract,
+    retract: (resource) => retract(resource, "the API server no longer serves"),
+    retractUnclaimed,
     flush: queue.flush,
     stop: queue.stop,
     commitFailure: queue.failure,

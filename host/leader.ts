@@ -73,8 +73,13 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
         ...base,
         changes: pipeline,
         synced: () => {
-          if (unsynced.delete(name)) base.logger.info("source synced");
-          if (unsynced.size === 0) log.markWhole();
+          if (!unsynced.delete(name)) return;
+          base.logger.info("source synced");
+          if (unsynced.size > 0) return;
+          log.markWhole();
+          pipeline.retractUnclaimed().catch((error: unknown) => {
+            logger.error("cannot retract what no source watches any more", { error });
+          });
         },
         waiting: (reason) => {
           if (unsynced.has(name)) unsynced.set(name, reason);

@@ -88,7 +88,11 @@ export interface ChangeSink {
   /**
    * The resourceVersion last committed for `resource` (a key the source chooses), if any. Given the `kind` it
    * watches, undefined too when `kind` was relisted since under another key (another scope's selectors): the stored
-   * objects of that kind are that scope's, so resuming would keep the ones outside this scope for good. List again.
+   * objects of that kind are that scope's, so resuming would keep the ones outside this scope for good; and when
+   * `resource` was last listed for another kind (a CRD re-created with another kind). List again.
+   *
+   * Asking it (or relisting) is how a source says it still watches `resource`: once every source has synced, the
+   * core retracts (as retract()) each resource kinds were last relisted under that no source asked for in this run.
    */
   resumePoint(resource: string, kind?: string): string | undefined;
   /**
@@ -102,8 +106,9 @@ export interface ChangeSink {
   /**
    * Starts a relist of `kind` for `resource`. Until `end`, apply() calls carry the
    * listed state and do not move the resume point. `end` emits DELETED for every
-   * stored object of `kind` the relist did not contain, records `resourceVersion`
-   * as the resume point, and resolves when all of it is committed.
+   * stored object of `kind` the relist did not contain (and every stored object of another
+   * kind last relisted under `resource`), records `resourceVersion` as the resume point, and
+   * resolves when all of it is committed.
    */
   relist(resource: string, kind: string): Relist;
   /**
