@@ -73,7 +73,15 @@ test("the response headers come at once, while the catch-up is still reading the
 test("a sink created again on the same app serves /v1/watch; a stopped one answers 503", async () => {
   await sink.stop();
   await sink.stop();
-  expect((await fetch(`${http.url()}/v1/watch`)).status).toBe(503);
+  const refused = await fetch(`${http.url()}/v1/watch`);
+  expect(refused.status).toBe(503);
+  expect(refused.headers.get("retry-after")).toBe("5");
+  // An EventSource gives up for good on a 503 (WHATWG: any status but 200 fails the connection): it gets a stream
+  // that ends at once and sets its reconnection time, so that it comes back once kubemeta runs again.
+  const eventSource = await fetch(`${http.url()}/v1/watch`, { headers: { accept: "text/event-stream" } });
+  expect(eventSource.status).toBe(200);
+  expect(eventSource.headers.get("content-type")).toStartWith("text/event-stream");
+  expect(await eventSource.text()).toBe("retry: 5000\n\n");
   sink = createSink();
   await sink.start();
   await sink.start();

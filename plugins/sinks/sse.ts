@@ -40,7 +40,7 @@ function watchRoute(app: Hono): { serve?: Handler } {
   let route = watchRoutes.get(app);
   if (!route) {
     const mounted: { serve?: Handler } = {};
-    app.get("/v1/watch", (c) => mounted.serve?.(c) ?? c.json({ error: "the SSE sink is not running" }, 503));
+    app.get("/v1/watch", (c) => mounted.serve?.(c) ?? notRunning(c));
     route = mounted;
     watchRoutes.set(app, route);
   }
@@ -60,6 +60,21 @@ const HEADERS = {
   // Proxies such as nginx would otherwise hold events back in their buffers.
   "x-accel-buffering": "no",
 };
+
+/** When to come back while the sink is not running (it starts, or kubemeta drains its sinks on the way out). */
+const NOT_RUNNING_RETRY_S = 5;
+
+/**
+ * An EventSource (it asks for text/event-stream) gives up for good on any status but 200, so it gets a stream that
+ * ends at once and says when to reconnect: it comes back, with its Last-Event-ID, once kubemeta runs again. Anyone
+ * else gets the 503 the HTTP API documents.
+ */
+function notRunning(c: Context): Response {
+  if (c.req.header("accept")?.includes("text/event-stream"))
+    return new Response(`retry: ${NOT_RUNNING_RETRY_S * 1000}\n\n`, { headers: HEADERS });
+  c.header("retry-after", String(NOT_RUNNING_RETRY_S));
+  return c.json({ error: "the SSE sink is not running" }, 503);
+}
 
 export default defineSink({
   type: "sse",
