@@ -110,8 +110,8 @@ const schema = v.pipe(
       v.pipe(
         v.picklist(["oldest", "head"]),
         v.description(
-          "Where a webhook with no cursor yet starts: the oldest update the store keeps, " +
-            "or `head` (only what comes next).",
+          "Where a webhook with no cursor yet starts: the log's oldest update (once retention has pruned, an object " +
+            "unchanged since is not sent: take the state from /v1/objects first), or `head` (only what comes next).",
         ),
       ),
       "oldest",
