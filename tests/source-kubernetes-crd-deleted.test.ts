@@ -5,9 +5,8 @@
  * Real hosts on one store, against the wire-faithful test API server.
  */
 import { expect, test } from "bun:test";
-import { rm } from "node:fs/promises";
 import type { TestApiServer } from "../simulator/index.ts";
-import { startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
+import { waitFor, type TestHost } from "../testing/index.ts";
 import {
   discoveries,
   FOOBARS,
@@ -16,44 +15,31 @@ import {
   GVR,
   NOT_SERVED,
   readiness,
+  ready,
   storedNames,
   updatesAfter,
-  withServer,
+  withFooBarHosts,
 } from "./source-kubernetes-crd-fixtures.ts";
 
 /** FAST_DISCOVERY's `discovery.initial`. */
 const INITIAL_MS = 200;
-const ready = (host: TestHost) => waitFor(async () => (await readiness(host)).status === 200, 5000, "ready");
 
 /**
  * Runs `body` with a store that holds fb1 and fb2, committed up to `head` by a kubemeta since stopped, and `start`,
- * which starts kubemeta again on that store. Every kubemeta is stopped and the store removed at the end.
+ * which starts kubemeta again on that store.
  */
 function withStoredFooBars(
   body: (server: TestApiServer, start: () => Promise<TestHost>, head: number) => Promise<void>,
 ): Promise<void> {
-  return withServer(async (server, source) => {
-    server.installResource(FOOBARS);
-    for (const name of ["fb1", "fb2"]) server.create(fooBar(name));
-    const dir = await tempDir();
-    const hosts: TestHost[] = [];
-    const start = async () => {
-      const host = await startTestHost({ dir, extra: { sources: [source([GVR])] } });
-      hosts.push(host);
-      return host;
-    };
-    try {
-      const first = await start();
-      await ready(first);
-      expect(await storedNames(first, "FooBar")).toEqual(["fb1", "fb2"]);
-      const head = first.host.log.head();
-      await first.stop();
-      server.resetRequests();
-      await body(server, start, head);
-    } finally {
-      for (const host of hosts) await host.stop();
-      await rm(dir, { recursive: true, force: true });
-    }
+  return withFooBarHosts(async (server, startWith) => {
+    const start = () => startWith([GVR]);
+    const first = await start();
+    await ready(first);
+    expect(await storedNames(first, "FooBar")).toEqual(["fb1", "fb2"]);
+    const head = first.host.log.head();
+    await first.stop();
+    server.resetRequests();
+    await body(server, start, head);
   });
 }
 

@@ -2,11 +2,12 @@
  * Test fixtures for custom resources: the FooBar CRD of the recordings, its objects, and a test API server with the
  * kubernetes source entry of a host config, plus what a test asks a host (readiness, stored names, updates).
  */
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Envelope } from "../protocol/envelope.ts";
 import type { KubeObject } from "../sdk/model.ts";
 import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
-import type { TestHost } from "../testing/index.ts";
+import { startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
 import { scratchDir } from "./source-kubernetes-recorder.ts";
 
 export const GROUP = "k8s-openapi-tests-custom-resource-definition.com";
@@ -67,4 +68,32 @@ export async function updatesAfter(host: TestHost, version: number): Promise<str
   const response = await fetch(`${host.url}/v1/updates?stream=all&since=${host.host.epoch}:${version}`);
   const { items } = (await response.json()) as { items: Envelope[] };
   return items.map((u) => `${u.type} ${u.kind} ${u.name}`);
+}
+
+export const ready = (host: TestHost) => waitFor(async () => (await readiness(host)).status === 200, 5000, "ready");
+
+/**
+ * A test API server serving the FooBars fb1 and fb2, and `start`, which starts kubemeta on one store watching
+ * `resources`. Every kubemeta is stopped and the store removed at the end.
+ */
+export function withFooBarHosts(
+  body: (server: TestApiServer, start: (resources: string[]) => Promise<TestHost>) => Promise<void>,
+): Promise<void> {
+  return withServer(async (server, source) => {
+    server.installResource(FOOBARS);
+    for (const name of ["fb1", "fb2"]) server.create(fooBar(name));
+    const dir = await tempDir();
+    const hosts: TestHost[] = [];
+    const start = async (resources: string[]) => {
+      const host = await startTestHost({ dir, extra: { sources: [source(resources)] } });
+      hosts.push(host);
+      return host;
+    };
+    try {
+      await body(server, start);
+    } finally {
+      for (const host of hosts) await host.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 }

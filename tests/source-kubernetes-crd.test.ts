@@ -12,7 +12,7 @@ import { groupResources } from "../plugins/sources/kubernetes/resources.ts";
 import { builtins } from "../plugins/index.ts";
 import type { KubeObject } from "../sdk/model.ts";
 import { GATEWAY_API } from "../simulator/index.ts";
-import { startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
+import { startTestHost, tempDir, waitFor } from "../testing/index.ts";
 import { inSync, RecordingSink, until, withCluster, within } from "./source-kubernetes-recorder.ts";
 import {
   discoveries,
@@ -23,6 +23,7 @@ import {
   GVR,
   NOT_SERVED,
   readiness,
+  ready,
   storedNames,
   updatesAfter,
   withServer,
@@ -195,7 +196,6 @@ describe("in a host", () => {
         for (const name of ["fb1", "fb2", "fb3"]) server.create(fooBar(name));
         const dir = await tempDir();
         const start = () => startTestHost({ dir, extra: { sources: [source([GVR])] } });
-        const ready = (host: TestHost) => waitFor(async () => (await readiness(host)).status === 200, 5000, "ready");
         let host = await start();
         try {
           await ready(host);

@@ -6,51 +6,34 @@
  * wire-faithful test API server.
  */
 import { expect, test } from "bun:test";
-import { rm } from "node:fs/promises";
-import { startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
+import { waitFor } from "../testing/index.ts";
 import {
   FOOBARS,
   fooBar,
   GROUP,
   GVR,
-  readiness,
+  ready,
   storedNames,
   updatesAfter,
-  withServer,
+  withFooBarHosts,
 } from "./source-kubernetes-crd-fixtures.ts";
-
-const ready = (host: TestHost) => waitFor(async () => (await readiness(host)).status === 200, 5000, "ready");
 
 test(
   "a resource taken out of the config: once the sources synced, its stored objects are deleted",
   () =>
-    withServer(async (server, source) => {
-      server.installResource(FOOBARS);
-      for (const name of ["fb1", "fb2"]) server.create(fooBar(name));
-      const dir = await tempDir();
-      const hosts: TestHost[] = [];
-      const start = async (resources: string[]) => {
-        const host = await startTestHost({ dir, extra: { sources: [source(resources)] } });
-        hosts.push(host);
-        return host;
-      };
-      try {
-        const first = await start(["namespaces", GVR]);
-        await ready(first);
-        expect(await storedNames(first, "FooBar")).toEqual(["fb1", "fb2"]);
-        const namespaces = await storedNames(first, "Namespace");
-        const head = first.host.log.head();
-        await first.stop();
+    withFooBarHosts(async (_server, start) => {
+      const first = await start(["namespaces", GVR]);
+      await ready(first);
+      expect(await storedNames(first, "FooBar")).toEqual(["fb1", "fb2"]);
+      const namespaces = await storedNames(first, "Namespace");
+      const head = first.host.log.head();
+      await first.stop();
 
-        const second = await start(["namespaces"]);
-        await ready(second);
-        await waitFor(async () => (await storedNames(second, "FooBar")).length === 0, 5000, "the FooBars deleted");
-        expect((await updatesAfter(second, head)).sort()).toEqual(["DELETED FooBar fb1", "DELETED FooBar fb2"]);
-        expect(await storedNames(second, "Namespace")).toEqual(namespaces);
-      } finally {
-        for (const host of hosts) await host.stop();
-        await rm(dir, { recursive: true, force: true });
-      }
+      const second = await start(["namespaces"]);
+      await ready(second);
+      await waitFor(async () => (await storedNames(second, "FooBar")).length === 0, 5000, "the FooBars deleted");
+      expect((await updatesAfter(second, head)).sort()).toEqual(["DELETED FooBar fb1", "DELETED FooBar fb2"]);
+      expect(await storedNames(second, "Namespace")).toEqual(namespaces);
     }),
   20_000,
 );
@@ -58,38 +41,24 @@ test(
 test(
   "a CRD re-created with another kind while kubemeta was down: the old kind's objects are deleted",
   () =>
-    withServer(async (server, source) => {
-      server.installResource(FOOBARS);
-      for (const name of ["fb1", "fb2"]) server.create(fooBar(name));
-      const dir = await tempDir();
-      const hosts: TestHost[] = [];
-      const start = async () => {
-        const host = await startTestHost({ dir, extra: { sources: [source([GVR])] } });
-        hosts.push(host);
-        return host;
-      };
-      try {
-        const first = await start();
-        await ready(first);
-        const head = first.host.log.head();
-        await first.stop();
+    withFooBarHosts(async (server, start) => {
+      const first = await start([GVR]);
+      await ready(first);
+      const head = first.host.log.head();
+      await first.stop();
 
-        server.uninstallResource(GROUP, "v1", "foobars");
-        server.installResource({ ...FOOBARS, kind: "Widget" });
-        server.create({ ...fooBar("w1"), kind: "Widget" });
-        const second = await start();
-        await ready(second);
-        await waitFor(async () => (await storedNames(second, "FooBar")).length === 0, 5000, "the FooBars deleted");
-        expect(await storedNames(second, "Widget")).toEqual(["w1"]);
-        expect((await updatesAfter(second, head)).sort()).toEqual([
-          "ADDED Widget w1",
-          "DELETED FooBar fb1",
-          "DELETED FooBar fb2",
-        ]);
-      } finally {
-        for (const host of hosts) await host.stop();
-        await rm(dir, { recursive: true, force: true });
-      }
+      server.uninstallResource(GROUP, "v1", "foobars");
+      server.installResource({ ...FOOBARS, kind: "Widget" });
+      server.create({ ...fooBar("w1"), kind: "Widget" });
+      const second = await start([GVR]);
+      await ready(second);
+      await waitFor(async () => (await storedNames(second, "FooBar")).length === 0, 5000, "the FooBars deleted");
+      expect(await storedNames(second, "Widget")).toEqual(["w1"]);
+      expect((await updatesAfter(second, head)).sort()).toEqual([
+        "ADDED Widget w1",
+        "DELETED FooBar fb1",
+        "DELETED FooBar fb2",
+      ]);
     }),
   20_000,
 );
