@@ -75,6 +75,12 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
      * applies rather than asking the same for ever. With its epoch: after a wipe, versions count from 1 again.
      */
     private askedUpTo: string | undefined;
+    /**
+     * A replay left versions out (too large for any message: not published live either). What they did is unknown
+     * here (an oversized DELETED leaves its object behind), so the stream's state is asked for next: it leaves out
+     * the objects too large to send, as every consumer's does.
+     */
+    private leftOut = false;
     private readonly subscription: NatsSubscription;
 
     constructor(private readonly cache: StreamCache) {
@@ -198,7 +204,7 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
       while (!stopped.signal.aborted && !nc.isClosed()) {
         // A version of another epoch bounds nothing: the replay goes up to the head.
         const to = wanted.epoch === cache.epoch ? wanted.to : undefined;
-        if (to !== undefined && to <= cache.position) return;
+        if (to !== undefined && to <= cache.position && !fresh) return;
         const from = cache.hasPosition && !fresh ? formatPosition(cache.epoch!, cache.position) : null;
         const request: ReplayRequestMessage = { stream: cache.stream, from, to: from === null ? undefined : to };
         try {
@@ -222,6 +228,13 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
         }
         // Messages of another epoch still waiting were sent before the state the replay brought.
         this.pending.splice(0, this.pending.length, ...this.pending.filter((e) => e.epoch === cache.epoch));
+        if (this.leftOut && from !== null) {
+          this.leftOut = false;
+          fresh = true;
+          cache.report(new Error(`a replay of ${cache.stream} left versions out; asking for the stream's state`));
+          continue;
+        }
+        this.leftOut = false;
         const short = to !== undefined && wanted.epoch === cache.epoch && cache.position < to;
         if (!short || (fresh && shortReplies >= MAX_SHORT_REPLIES)) {
           caches.markSynced(cache);
@@ -242,10 +255,12 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
     private take(chunk: ReplayChunk): void {
       const { cache } = this;
       if (chunk.seq === 0 && chunk.reset) cache.beginReset(chunk.reset);
-      if (chunk.oversized?.length)
+      if (chunk.oversized?.length) {
+        this.leftOut = true;
         cache.report(
           new Error(`versions ${chunk.oversized.join(", ")} exceed the server's max_payload and were left out`),
         );
+      }
       for (const envelope of chunk.updates) {
         if (cache.resetting) cache.stage(envelope);
         else if (!cache.isDuplicate(envelope)) cache.apply(envelope);

@@ -12,6 +12,7 @@ import { Follower } from "./nats-consumer.ts";
 import { converged, expectConverged, natsSuite, PREFIX, SLOW_MS } from "./nats-fixtures.ts";
 import type { ReplayChunk } from "../protocol/replay.ts";
 import { jsonText, toEnvelope } from "../sdk/model.ts";
+import { subscribeNats } from "../client/nats.ts";
 
 const MAX_PAYLOAD = 4096;
 const NODE = "ip-10-0-9-9.eu-west-1.compute.internal";
@@ -173,6 +174,37 @@ test(
       ["marker", `node/${NODE}`],
     ]);
     expect(th.host.metrics.render()).toContain('kubemeta_nats_skipped_total{reason="illegal_node_name",sink="nats"} 1');
+  },
+  SLOW_MS,
+);
+
+test(
+  "the client library, missing a DELETED too large to send, asks for the stream's state: it drops the object too",
+  async () => {
+    const { th, nc } = suite;
+    await th.changes.apply("pods", "ADDED", rawPod("doomed", { node: NODE }));
+    await th.changes.flush();
+    const subscription = subscribeNats({
+      nc,
+      prefix: PREFIX,
+      streams: [ALL],
+      replayTimeoutMs: 1_000,
+      retry: { initialMs: 20, maxMs: 200 },
+    });
+    const names = () => [...subscription.objects(ALL).values()].map((envelope) => envelope.name);
+    try {
+      await subscription.synced;
+      expect(names()).toContain("doomed");
+      // Its last state is too large for any message: the DELETED is skipped live and left out of replays.
+      await th.changes.apply("pods", "DELETED", rawPod("doomed", { node: NODE, labels: labels(MAX_PAYLOAD) }));
+      await th.changes.apply("pods", "ADDED", rawPod("after-doomed", { node: NODE }));
+      await th.changes.flush();
+      await waitFor(() => names().includes("after-doomed"), 5_000, "the next update");
+      // What the store holds, and every other consumer's reset: without "doomed".
+      await waitFor(() => !names().includes("doomed"), 5_000, "the deleted pod gone from the client's cache");
+    } finally {
+      await subscription.stop();
+    }
   },
   SLOW_MS,
 );
