@@ -63,6 +63,8 @@ test(
     const r = recorder();
     const subscription = follow(await connection(), r);
     await subscription.synced;
+    // What the first replay met before the sink's responder was up ("no responders") is not what this test is about.
+    const before = r.errors.length;
 
     // A replay chunk (as an earlier kubemeta published to a reply subject a requester named so), an envelope of
     // another stream, and a message that is JSON but nothing else.
@@ -74,8 +76,8 @@ test(
     for (const payload of [chunk, otherStream, { hello: "world" }])
       stranger.publish(`${PREFIX}.all`, JSON.stringify(payload));
     await stranger.flush();
-    await waitFor(() => r.errors.length >= 3, 5_000, "the three messages reported");
-    expect(r.errors.map((e) => e.message)).toEqual([
+    await waitFor(() => r.errors.length >= before + 3, 5_000, "the three messages reported");
+    expect(r.errors.slice(before).map((e) => e.message)).toEqual([
       `a message on ${PREFIX}.all is not an update of all: no version (a positive integer)`,
       `a message on ${PREFIX}.all is not an update of all: stream shared`,
       `a message on ${PREFIX}.all is not an update of all: no epoch`,
