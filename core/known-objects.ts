@@ -10,10 +10,12 @@ export interface Known {
 
 export class KnownObjects {
   private readonly byKind = new Map<string, Map<string, Known>>();
-  private count = 0;
 
+  /** Summed per kind: a few dozen kinds at most, read once a commit. */
   get size(): number {
-    return this.count;
+    let size = 0;
+    for (const ofKind of this.byKind.values()) size += ofKind.size;
+    return size;
   }
 
   get(kind: string, uid: string): Known | undefined {
@@ -26,16 +28,12 @@ export class KnownObjects {
       ofKind = new Map();
       this.byKind.set(kind, ofKind);
     }
-    const size = ofKind.size;
     ofKind.set(uid, known);
-    this.count += ofKind.size - size;
   }
 
   /** False when the object was not known. */
   delete(kind: string, uid: string): boolean {
-    if (!this.byKind.get(kind)?.delete(uid)) return false;
-    this.count--;
-    return true;
+    return this.byKind.get(kind)?.delete(uid) ?? false;
   }
 
   /** The uids of the known objects of `kind`, but those `listed` holds. */

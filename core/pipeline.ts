@@ -200,11 +200,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         await emitTombstones(kind, vanished, resourceVersion);
         // A kind listed under this resource before is gone with the resource's old definition (a CRD re-created
         // with another kind): nothing lists it any more.
-        for (const before of kindsRelistedUnder(resource)) {
-          if (before === kind) continue;
-          await emitTombstones(before, known.uidsOf(before));
-          queue.resume(relistedKey(before), FORGOTTEN);
-        }
+        for (const before of kindsRelistedUnder(resource)) if (before !== kind) await dropKind(before);
         queue.resume(resource, resourceVersion);
         // In the same commit: the stored state of `kind` is now this resource's, whatever scope listed it before.
         queue.resume(relistedKey(kind), resource);
@@ -237,6 +233,17 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     }
   }
 
+  /**
+   * DELETED for every stored object of `kind`, at its last resourceVersion, and the resource it was listed under
+   * forgotten: nothing lists the kind any more. Returns how many objects it deleted.
+   */
+  async function dropKind(kind: string): Promise<number> {
+    const uids = known.uidsOf(kind);
+    await emitTombstones(kind, uids);
+    queue.resume(relistedKey(kind), FORGOTTEN);
+    return uids.length;
+  }
+
   /** The kinds whose stored objects are `resource`'s: the last relist of each was under it (committed). */
   function kindsRelistedUnder(resource: string): string[] {
     const kinds: string[] = [];
@@ -251,12 +258,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     await queue.flush();
     const kinds = kindsRelistedUnder(resource);
     let deleted = 0;
-    for (const kind of kinds) {
-      const uids = known.uidsOf(kind);
-      deleted += uids.length;
-      await emitTombstones(kind, uids);
-      queue.resume(relistedKey(kind), FORGOTTEN);
-    }
+    for (const kind of kinds) deleted += await dropKind(kind);
     if (kinds.length === 0 && !resumePoints.get(resource)) return;
     queue.resume(resource, FORGOTTEN);
     queue.schedule();
