@@ -64,7 +64,13 @@ export async function storedNames(host: TestHost, kind: string): Promise<string[
   return items.map((item) => item.name).sort();
 }
 
+/**
+ * The updates after `version`, once the log /v1/updates reads has every commit the store holds: /v1/objects (what
+ * storedNames reads) may show a commit before the log is told of it.
+ */
 export async function updatesAfter(host: TestHost, version: number): Promise<string[]> {
+  const stored = ((await (await fetch(`${host.url}/v1/objects`)).json()) as { version: number }).version;
+  await waitFor(() => host.host.log.head() >= stored, 5000, "the log to reach the store's head");
   const response = await fetch(`${host.url}/v1/updates?stream=all&since=${host.host.epoch}:${version}`);
   const { items } = (await response.json()) as { items: Envelope[] };
   return items.map((u) => `${u.type} ${u.kind} ${u.name}`);
