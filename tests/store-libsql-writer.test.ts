@@ -7,6 +7,7 @@
  * delivering worker replies (tests/bun-worker.test.ts).
  */
 import { describe, expect, test } from "bun:test";
+import type { InValue } from "@libsql/client";
 import { mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import {
@@ -15,6 +16,7 @@ import {
   type WriterRequest,
   type WriterThread,
 } from "../plugins/stores/libsql/writer.ts";
+import { pack, unpack } from "../plugins/stores/libsql/packed-args.ts";
 import { waitFor } from "../testing/index.ts";
 import { batch, run, storeSandbox } from "./store-libsql-setup.ts";
 
@@ -57,6 +59,47 @@ describe("the writer thread", () => {
       expect(rows.map((row) => Object.getPrototypeOf(row))).toEqual([Object.prototype, Object.prototype]);
       expect(rows[0]).toEqual({ id: 1, name: "a", data: new Uint8Array([1, 2]).buffer });
       expect(rows[1]).toEqual({ id: 2, name: "b", data: null });
+    } finally {
+      await writer.close();
+    }
+  });
+
+  test("arguments cross the thread exactly: long texts, unicode, numbers at their limits, -0, bigints, blobs", async () => {
+    // Statements cross packed (small arguments as one JSON text, long strings as they are; packed-args.ts): what JSON
+    // cannot give back exactly must cross as it is.
+    const long = `{"kind":"Pod","name":"${'é\u2028"\\'.repeat(100)}"}`;
+    const values = [
+      long,
+      "short",
+      "",
+      2 ** 53 - 1,
+      -(2 ** 53),
+      0.1,
+      1e-300,
+      -0,
+      Number.POSITIVE_INFINITY,
+      null,
+      `${long}x`,
+    ];
+    const cases = [values, [...values, 12n], [...values, new Uint8Array([0, 255])], [...values, true]];
+    for (const args of cases) {
+      const posted = pack({ sql: "INSERT", args });
+      expect(unpack(posted)).toEqual({ sql: "INSERT", args });
+    }
+    const packed = (args: InValue[]) => Object.hasOwn(pack({ sql: "INSERT", args }) as object, "small");
+    expect(packed([long, 1, null])).toBe(true);
+    expect(packed([long, -0])).toBe(false);
+
+    const writer = await writerOnNewFile();
+    try {
+      await writer.execute("CREATE TABLE t (i INTEGER PRIMARY KEY, v ANY) STRICT");
+      const rows = values.map((value, i) => [i, value]);
+      await writer.batch(
+        [{ sql: `INSERT INTO t VALUES ${rows.map(() => "(?, ?)").join(",")}`, args: rows.flat() }],
+        "write",
+      );
+      const stored = (await writer.execute("SELECT v FROM t ORDER BY i")).rows.map((row) => row.v);
+      expect(stored).toEqual(values);
     } finally {
       await writer.close();
     }

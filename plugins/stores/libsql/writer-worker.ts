@@ -10,6 +10,7 @@
 import Database from "libsql";
 import type { InStatement } from "@libsql/client";
 import type { WriteResult, WriterReply, WriterRequest } from "./writer.ts";
+import { unpack, type PostedStatement } from "./packed-args.ts";
 import { yieldCoresToEventLoop } from "../../../sdk/priority.ts";
 
 declare const self: Worker;
@@ -59,7 +60,7 @@ function execute(inStatement: InStatement): WriteResult {
  * Runs a slice of batch `id`, opening its transaction (BEGIN IMMEDIATE takes the write lock first, as
  * @libsql/client's batch in "write" mode does). After a failure the rest is skipped; the last slice reports it.
  */
-function runSlice(id: number, statements: InStatement[]): void {
+function runSlice(id: number, statements: PostedStatement[]): void {
   if (!open) {
     open = { id, results: [] };
     try {
@@ -70,7 +71,7 @@ function runSlice(id: number, statements: InStatement[]): void {
   }
   if (open.error !== undefined) return;
   try {
-    for (const statement of statements) open.results.push(execute(statement));
+    for (const statement of statements) open.results.push(execute(unpack(statement)));
   } catch (error) {
     open.error = error;
     if (db?.inTransaction) db.exec("ROLLBACK");
@@ -78,7 +79,7 @@ function runSlice(id: number, statements: InStatement[]): void {
 }
 
 /** The last slice of batch `id`: all of it committed, or none of it and its error thrown. */
-function endBatch(id: number, statements: InStatement[]): WriteResult[] {
+function endBatch(id: number, statements: PostedStatement[]): WriteResult[] {
   runSlice(id, statements);
   const batch = open!;
   open = undefined;

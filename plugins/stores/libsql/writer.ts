@@ -14,6 +14,7 @@
 import type { InStatement, Value } from "@libsql/client";
 import { startThread } from "../../../sdk/thread.ts";
 import { yieldToEventLoop } from "../../../sdk/priority.ts";
+import { pack, type PostedStatement } from "./packed-args.ts";
 
 /** Rows as plain records by column name (no positional access: they crossed a thread). */
 export interface WriteResult {
@@ -32,8 +33,8 @@ export type WriterRequest =
   | { id: number; type: "open"; path: string; busyTimeoutMs: number }
   | { id: number; type: "execute"; statement: InStatement }
   /** The first statements of batch `id`, which runs (and answers) once its "batch" request comes. */
-  | { id: number; type: "part"; statements: InStatement[] }
-  | { id: number; type: "batch"; statements: InStatement[] }
+  | { id: number; type: "part"; statements: PostedStatement[] }
+  | { id: number; type: "batch"; statements: PostedStatement[] }
   | { id: number; type: "close" }
   /** Fails the thread as a bug would, once the requests before it are done, inside a batch too (tests). */
   | { id: number; type: "crash" };
@@ -138,13 +139,13 @@ export async function startWriterThread(
         const statement = statements[i]!;
         args += typeof statement === "string" ? 0 : Array.isArray(statement.args) ? statement.args.length : 1;
         if (args < ARGS_PER_POST || i === statements.length - 1) continue;
-        thread.post({ type: "part", id, statements: statements.slice(from, i + 1) } satisfies WriterRequest);
+        thread.post({ type: "part", id, statements: statements.slice(from, i + 1).map(pack) } satisfies WriterRequest);
         [from, args] = [i + 1, 0];
         if (performance.now() - lastYield < YIELD_AFTER_MS) continue;
         await yieldToEventLoop();
         lastYield = performance.now();
       }
-      return send({ type: "batch", statements: statements.slice(from) }, id);
+      return send({ type: "batch", statements: statements.slice(from).map(pack) }, id);
     },
     close() {
       closing ??= (async () => {
