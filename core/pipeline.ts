@@ -20,6 +20,7 @@ import type { SlimOptions } from "./slim/rules.ts";
 import { prepareChange } from "./prepare.ts";
 import { createCommitQueue, type Uncommitted } from "./commit-queue.ts";
 import { KnownObjects } from "./known-objects.ts";
+import { createRetractions, relistedKey } from "./retractions.ts";
 
 export interface PipelineOptions {
   store: Store;
@@ -66,18 +67,6 @@ interface OpenRelist {
   seen: Set<string>;
 }
 
-/**
- * The resume point that names the resource a kind was last relisted for: kept beside the sources' own keys
- * (`kubernetes/…`), committed with the relist's end.
- */
-const RELISTED = "core/relisted/";
-const relistedKey = (kind: string) => `${RELISTED}${kind}`;
-/**
- * A resume point retract() forgot: the store keeps resume points and removes none, so an empty one stands for none
- * (nor was an empty resourceVersion ever one to resume from).
- */
-const FORGOTTEN = "";
-
 type Prepared = Exclude<PreparedChange, { rejected: unknown }>;
 
 export function createPipeline(options: PipelineOptions): Pipeline {
@@ -102,6 +91,16 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       if (updates.length > 0) options.onCommit(updates);
     },
     onFenced: options.onFenced,
+  });
+
+  const retractions = createRetractions({
+    store,
+    known,
+    queue,
+    resumePoints,
+    logger,
+    enqueueDeleted: (current, rv) =>
+      enqueue("DELETED", { ...current, json: objectJsonOf(current) }, rv, current.stream, 0),
   });
 
   const suppressed = metrics.counter(
@@ -197,10 +196,12 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         if (relists.get(resource) !== open) return;
         relists.delete(resource);
         const vanished = known.uidsOf(kind, open.seen);
-        await emitTombstones(kind, vanished, resourceVersion);
+        await retractions.emitTombstones(kind, vanished, resourceVersion);
         // A kind listed under this resource before is gone with the resource's old definition (a CRD re-created
         // with another kind): nothing lists it any more.
-        for (const before of kindsRelistedUnder(resource)) if (before !== kind) await dropKind(before);
+        for (const before of retractions.kindsRelistedUnder(resource)) {
+          if (before !== kind) await retractions.dropKind(before);
+        }
         queue.resume(resource, resourceVersion);
         // In the same commit: the stored state of `kind` is now this resource's, whatever scope listed it before.
         queue.resume(relistedKey(kind), resource);
@@ -211,70 +212,6 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     };
   }
 
-  /**
-   * DELETED for objects that vanished while nobody watched: their last stored state is the tombstone, at `rv` when a
-   * list says when they were gone, else at their own last resourceVersion.
-   */
-  async function emitTombstones(kind: string, uids: string[], rv?: string): Promise<void> {
-    for (let i = 0; i < uids.length; i += 500) {
-      const chunk = uids.slice(i, i + 500);
-      const { objects } = await store.snapshot({ kind, uids: chunk });
-      for (const current of objects) {
-        if (!known.delete(kind, current.uid)) continue;
-        enqueue(
-          "DELETED",
-          { ...current, json: objectJsonOf(current) },
-          rv ?? current.resourceVersion,
-          current.stream,
-          0,
-        );
-      }
-      for (const uid of chunk) known.delete(kind, uid);
-    }
-  }
-
-  /**
-   * DELETED for every stored object of `kind`, at its last resourceVersion, and the resource it was listed under
-   * forgotten: nothing lists the kind any more. Returns how many objects it deleted.
-   */
-  async function dropKind(kind: string): Promise<number> {
-    const uids = known.uidsOf(kind);
-    await emitTombstones(kind, uids);
-    queue.resume(relistedKey(kind), FORGOTTEN);
-    return uids.length;
-  }
-
-  /** The kinds whose stored objects are `resource`'s: the last relist of each was under it (committed). */
-  function kindsRelistedUnder(resource: string): string[] {
-    const kinds: string[] = [];
-    for (const [key, relistedBy] of resumePoints) {
-      if (key.startsWith(RELISTED) && relistedBy === resource) kinds.push(key.slice(RELISTED.length));
-    }
-    return kinds;
-  }
-
-  async function retract(resource: string, why: string): Promise<void> {
-    // Committed first: the markers and resume points read below are then the whole story.
-    await queue.flush();
-    const kinds = kindsRelistedUnder(resource);
-    let deleted = 0;
-    for (const kind of kinds) deleted += await dropKind(kind);
-    if (kinds.length === 0 && !resumePoints.get(resource)) return;
-    queue.resume(resource, FORGOTTEN);
-    queue.schedule();
-    await queue.flush();
-    logger.info(`retracted a resource ${why}`, { resource, kinds, deleted });
-  }
-
-  /** Retracts every resource that kinds were last relisted under and no source asked about in this run. */
-  async function retractUnclaimed(): Promise<void> {
-    const unclaimed = new Set<string>();
-    for (const [key, relistedBy] of resumePoints) {
-      if (key.startsWith(RELISTED) && relistedBy && !claimed.has(relistedBy)) unclaimed.add(relistedBy);
-    }
-    for (const resource of unclaimed) await retract(resource, "no source watches any more");
-  }
-
   return {
     resumePoint(resource, kind) {
       claimed.add(resource);
@@ -282,8 +219,9 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       // Listed since under another key (another scope): what is stored of the kind is not this resource's view.
       if (relistedBy !== undefined && relistedBy !== resource) return undefined;
       // The resource was listed for another kind (a CRD re-created with another kind): its resume point was that one's.
-      if (kind !== undefined && kindsRelistedUnder(resource).some((other) => other !== kind)) return undefined;
-      return resumePoints.get(resource) || undefined; // FORGOTTEN is none
+      if (kind !== undefined && retractions.kindsRelistedUnder(resource).some((other) => other !== kind))
+        return undefined;
+      return resumePoints.get(resource) || undefined; // FORGOTTEN (retractions.ts) is none
     },
     apply,
     prepared: {
@@ -296,8 +234,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       return queue.schedule();
     },
     relist,
-    retract: (resource) => retract(resource, "the API server no longer serves"),
-    retractUnclaimed,
+    retract: (resource) => retractions.retract(resource, "the API server no longer serves"),
+    retractUnclaimed: () => retractions.retractUnclaimed(claimed),
     flush: queue.flush,
     stop: queue.stop,
     commitFailure: queue.failure,

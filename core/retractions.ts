@@ -1,0 +1,97 @@
+/**
+ * What the core deletes without a DELETED from a source (pipeline.ts): objects a relist no longer finds, the kinds a
+ * resource no longer lists (a CRD re-created with another kind), and whole resources nothing serves or watches any
+ * more. It keeps, as resume points committed with the updates, which resource each kind was last relisted under:
+ * what a later run needs to know which stored objects are whose.
+ */
+import type { Store } from "../sdk/contract.ts";
+import type { CurrentObject } from "../sdk/model.ts";
+import type { Logger } from "../sdk/telemetry.ts";
+import type { CommitQueue } from "./commit-queue.ts";
+import type { KnownObjects } from "./known-objects.ts";
+
+/**
+ * The resume point that names the resource a kind was last relisted for: kept beside the sources' own keys
+ * (`kubernetes/…`), committed with the relist's end.
+ */
+const RELISTED = "core/relisted/";
+export const relistedKey = (kind: string) => `${RELISTED}${kind}`;
+/**
+ * A resume point a retraction forgot: the store keeps resume points and removes none, so an empty one stands for
+ * none (nor was an empty resourceVersion ever one to resume from).
+ */
+export const FORGOTTEN = "";
+
+export interface RetractionOptions {
+  store: Store;
+  known: KnownObjects;
+  queue: CommitQueue;
+  /** The committed resume points, markers included (the pipeline keeps them current). */
+  resumePoints: ReadonlyMap<string, string>;
+  logger: Logger;
+  /** Numbers and queues a DELETED of `current` at `rv`. */
+  enqueueDeleted(current: CurrentObject, rv: string): void;
+}
+
+export type Retractions = ReturnType<typeof createRetractions>;
+
+export function createRetractions({ store, known, queue, resumePoints, logger, enqueueDeleted }: RetractionOptions) {
+  /**
+   * DELETED for objects that vanished while nobody watched: their last stored state is the tombstone, at `rv` when a
+   * list says when they were gone, else at their own last resourceVersion.
+   */
+  async function emitTombstones(kind: string, uids: string[], rv?: string): Promise<void> {
+    for (let i = 0; i < uids.length; i += 500) {
+      const chunk = uids.slice(i, i + 500);
+      const { objects } = await store.snapshot({ kind, uids: chunk });
+      for (const current of objects) {
+        if (known.delete(kind, current.uid)) enqueueDeleted(current, rv ?? current.resourceVersion);
+      }
+      for (const uid of chunk) known.delete(kind, uid);
+    }
+  }
+
+  /**
+   * DELETED for every stored object of `kind`, at its last resourceVersion, and the resource it was listed under
+   * forgotten: nothing lists the kind any more. Returns how many objects it deleted.
+   */
+  async function dropKind(kind: string): Promise<number> {
+    const uids = known.uidsOf(kind);
+    await emitTombstones(kind, uids);
+    queue.resume(relistedKey(kind), FORGOTTEN);
+    return uids.length;
+  }
+
+  /** The kinds whose stored objects are `resource`'s: the last relist of each was under it (committed). */
+  function kindsRelistedUnder(resource: string): string[] {
+    const kinds: string[] = [];
+    for (const [key, relistedBy] of resumePoints) {
+      if (key.startsWith(RELISTED) && relistedBy === resource) kinds.push(key.slice(RELISTED.length));
+    }
+    return kinds;
+  }
+
+  async function retract(resource: string, why: string): Promise<void> {
+    // Committed first: the markers and resume points read below are then the whole story.
+    await queue.flush();
+    const kinds = kindsRelistedUnder(resource);
+    let deleted = 0;
+    for (const kind of kinds) deleted += await dropKind(kind);
+    if (kinds.length === 0 && !resumePoints.get(resource)) return;
+    queue.resume(resource, FORGOTTEN);
+    queue.schedule();
+    await queue.flush();
+    logger.info(`retracted a resource ${why}`, { resource, kinds, deleted });
+  }
+
+  /** Retracts every resource that kinds were last relisted under and that is not in `claimed`. */
+  async function retractUnclaimed(claimed: ReadonlySet<string>): Promise<void> {
+    const unclaimed = new Set<string>();
+    for (const [key, relistedBy] of resumePoints) {
+      if (key.startsWith(RELISTED) && relistedBy && !claimed.has(relistedBy)) unclaimed.add(relistedBy);
+    }
+    for (const resource of unclaimed) await retract(resource, "no source watches any more");
+  }
+
+  return { emitTombstones, dropKind, kindsRelistedUnder, retract, retractUnclaimed };
+}
