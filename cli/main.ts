@@ -110,8 +110,10 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     throw error;
   }
   guardProcess(logger, host.metrics);
-  // A signal that came while the host started stops it now that it has.
-  await signals.stop;
+  // A signal that came while the host started stops it now that it has; a host that cannot go on stops itself.
+  const stoppedBy = await Promise.race([signals.stop.then(() => "signal" as const), host.failed]).catch(
+    () => "failure" as const,
+  );
   logger.info("shutting down");
   signals.onRepeat((signal) =>
     logger.warn("already shutting down; another signal does not cut it short", {
@@ -126,7 +128,7 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     if (error instanceof ShutdownTimedOut) return 1;
     throw error;
   }
-  return 0;
+  return stoppedBy === "failure" ? 1 : 0;
 }
 
 function parseOptions(args: string[]) {

@@ -12,6 +12,26 @@ import { sleep } from "../protocol/retry.ts";
 /** Updates read from the store at a time while catching up. */
 const PAGE = 1_000;
 
+/**
+ * The store's epoch is no longer this process's log's: the store was replaced under it (wiped, restored, another
+ * database at the same address). Its log's versions mean nothing in the store's epoch, and serving or continuing them
+ * would hand consumers a mix of two: the process ends, and starts over on the store as it is now.
+ */
+export class StoreReplaced extends Error {
+  constructor(logEpoch: string, storeEpoch: string) {
+    super(
+      `the store was replaced: its epoch is ${storeEpoch ? `now ${storeEpoch}` : "gone (the store is empty)"}, ` +
+        `this process's log is of epoch ${logEpoch}; restart kubemeta to serve the store as it is now`,
+    );
+    this.name = "StoreReplaced";
+  }
+}
+
+/** Throws StoreReplaced when the store's epoch is known and not the log's. */
+export function checkEpoch(log: HostLog, storeEpoch: string | undefined): void {
+  if (storeEpoch !== undefined && storeEpoch !== log.epoch) throw new StoreReplaced(log.epoch, storeEpoch);
+}
+
 export interface Follower {
   /** Ends the polling (after the read in progress); safe twice. */
   stop(): Promise<void>;
@@ -34,20 +54,27 @@ export interface FollowOptions {
   log: HostLog;
   logger: Logger;
   intervalMs: number;
+  /** The store was replaced: following stops. */
+  onReplaced(error: StoreReplaced): void;
 }
 
-export function followStore({ store, log, logger, intervalMs }: FollowOptions): Follower {
+export function followStore({ store, log, logger, intervalMs, onReplaced }: FollowOptions): Follower {
   const stopped = new AbortController();
   let failure: Error | undefined;
   const running = (async () => {
     while (!stopped.signal.aborted) {
       try {
-        const { head, oldest } = await store.position();
+        const { head, oldest, epoch } = await store.position();
+        checkEpoch(log, epoch);
         if (oldest > log.oldest()) log.setOldest(oldest, await store.horizons?.());
         await catchUp(store, log, head);
         if (failure) logger.info("following the store again", { head });
         failure = undefined;
       } catch (error) {
+        if (error instanceof StoreReplaced) {
+          onReplaced(error);
+          return;
+        }
         if (!failure) logger.warn("cannot read the store to follow it; retrying", { error });
         failure = error instanceof Error ? error : new Error(String(error));
       }

@@ -31,6 +31,11 @@ export interface Host {
   readonly metrics: Metrics;
   readiness(): Promise<Readiness>;
   /**
+   * Rejects when the host cannot go on and must be stopped: with `ha`, the store was replaced under it (StoreReplaced,
+   * already logged). Never settles otherwise.
+   */
+  readonly failed: Promise<never>;
+  /**
    * Stops everything in order; safe twice. Throws ShutdownTimedOut, after logging what was not committed, when it
    * takes longer than the config's shutdownTimeout.
    */
@@ -44,6 +49,9 @@ export class ShutdownTimedOut extends Error {
     this.name = "ShutdownTimedOut";
   }
 }
+
+/** How long a shutdown out of time still gives the Lease's release (one API call, retried once on a conflict). */
+const RELEASE_ON_TIMEOUT_MS = 2_000;
 
 export interface HostOptions {
   logger?: Logger;
@@ -182,8 +190,14 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
     throw new StartFailed(`http cannot listen on ${address}:${port}`);
   }
   const leaderOptions = { config, store, log, logger, metrics, context };
+  const failed = Promise.withResolvers<never>();
+  failed.promise.catch(() => {});
   if (config.ha && elector) {
-    replication = startReplication({ ha: config.ha, elector, leaderOptions, terms, logger });
+    const onReplaced = (error: Error) => {
+      logger.error("stopping: the store was replaced under this replica", { error });
+      failed.reject(error);
+    };
+    replication = startReplication({ ha: config.ha, elector, leaderOptions, terms, logger, onReplaced });
   } else {
     // The term has ended itself (sources and retention stopped); nothing else can write here until a restart.
     leader = await startLeaderTerm({
@@ -200,6 +214,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
     http,
     metrics,
     readiness,
+    failed: failed.promise,
     stop() {
       stopping ??= (async () => {
         const steps = (async () => {
@@ -220,6 +235,8 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
             };
           const pending = updates > 0 || resumePoints.length > 0;
           const left = pending ? "exiting without committing what is pending" : "nothing was left uncommitted";
+          // A standby takes over now rather than once the Lease expires; what this term still commits is fenced then.
+          if (replication) await until(replication.release(), Date.now() + RELEASE_ON_TIMEOUT_MS);
           logger.error(`shutdown timed out; ${left}`, {
             timeoutMs: config.shutdownTimeoutMs,
             uncommittedUpdates: updates,

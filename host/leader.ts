@@ -10,7 +10,7 @@ import type { Logger, Metrics } from "../sdk/telemetry.ts";
 import type { HostLog } from "../core/committed-log.ts";
 import type { Uncommitted } from "../core/commit-queue.ts";
 import { createPipeline } from "../core/pipeline.ts";
-import { catchUp } from "./follower.ts";
+import { catchUp, checkEpoch } from "./follower.ts";
 import { supervise } from "./supervise.ts";
 
 export interface LeaderOptions {
@@ -38,6 +38,8 @@ export interface LeaderTerm {
 export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTerm> {
   const { config, store, log, logger, metrics, context } = options;
   const state = await store.lead();
+  // Where this replica last followed it, the store may have been replaced since (its term raised by the new one's).
+  checkEpoch(log, state.epoch);
   await catchUp(store, log, state.head);
   /**
    * Why another writer's term shut this one out, by a refused commit or a refused retention. The term ends itself

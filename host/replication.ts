@@ -10,7 +10,7 @@ import type { Uncommitted } from "../core/commit-queue.ts";
 import { createTransport, loadKubeConfig } from "../kube/transport.ts";
 import { createElector, type Elector } from "../kube/election.ts";
 import { aborted, Backoff, sleep } from "../protocol/retry.ts";
-import { followStore, type Follower } from "./follower.ts";
+import { followStore, StoreReplaced, type Follower } from "./follower.ts";
 import { startLeaderTerm, type LeaderOptions, type LeaderTerm } from "./leader.ts";
 import type { Terms } from "./leadership.ts";
 
@@ -36,6 +36,8 @@ export interface ReplicationOptions {
   leaderOptions: Omit<LeaderOptions, "onFenced">;
   terms: Terms;
   logger: Logger;
+  /** The store was replaced under this replica (follower.ts): it leads no more and follows no more. */
+  onReplaced(error: StoreReplaced): void;
 }
 
 export interface Replication {
@@ -45,10 +47,13 @@ export interface Replication {
   stopLeading(): Promise<void>;
   /** Ends the term (after the sinks have drained), stops following and releases the Lease; safe twice. */
   stop(): Promise<void>;
+  /** Releases the Lease now, whatever the term still waits for: a shutdown out of time must not hold it. */
+  release(): Promise<void>;
   uncommitted(): Uncommitted | undefined;
 }
 
-export function startReplication({ ha, elector, leaderOptions, terms, logger }: ReplicationOptions): Replication {
+export function startReplication(options: ReplicationOptions): Replication {
+  const { ha, elector, leaderOptions, terms, logger } = options;
   const { store, log, metrics } = leaderOptions;
   const stopped = new AbortController();
   const leading = metrics.gauge("kubemeta_ha_leader", "1 while this replica leads (holds the Lease and writes).");
@@ -58,7 +63,11 @@ export function startReplication({ ha, elector, leaderOptions, terms, logger }: 
   // A store this replica cannot write to (down, say) is tried again later and later, up to a Lease's duration: each
   // try takes the Lease and gives it back, a write to the API server.
   const writerBackoff = new Backoff({ initialMs: ha.retryPeriodMs, maxMs: ha.leaseDurationMs, jitter: "equal" });
-  const follow = () => followStore({ store, log, logger, intervalMs: ha.followIntervalMs });
+  const replaced = (error: StoreReplaced) => {
+    stopped.abort();
+    options.onReplaced(error);
+  };
+  const follow = () => followStore({ store, log, logger, intervalMs: ha.followIntervalMs, onReplaced: replaced });
   let follower: Follower | undefined = follow();
   let leader: LeaderTerm | undefined;
 
@@ -70,6 +79,11 @@ export function startReplication({ ha, elector, leaderOptions, terms, logger }: 
     try {
       leader = await startLeaderTerm({ ...leaderOptions, onFenced: () => fenced.resolve("fenced") });
     } catch (error) {
+      if (error instanceof StoreReplaced) {
+        await elector.release();
+        replaced(error);
+        return false;
+      }
       const retryInMs = writerBackoff.next();
       logger.error("cannot become the store's writer; following again", { error, retryInMs });
       await elector.release();
@@ -142,5 +156,6 @@ export function startReplication({ ha, elector, leaderOptions, terms, logger }: 
       return stopping;
     },
     uncommitted: () => leader?.uncommitted(),
+    release: () => elector.release(),
   };
 }

@@ -71,8 +71,12 @@ export interface Store {
    * before its first commit, and again each time this replica becomes the leader.
    */
   lead(): Promise<StoreState>;
-  /** Head and oldest version as stored now: how a replica that does not write follows the log. */
-  position(): Promise<{ head: number; oldest: number }>;
+  /**
+   * Head and oldest version as stored now: how a replica that does not write follows the log. With `epoch` (the
+   * store's now; "" for a store emptied of kubemeta's schema) a replica learns that the store under it was replaced
+   * (wiped, restored, another database behind the same address): its log is of another epoch, and it starts over.
+   */
+  position(): Promise<{ head: number; oldest: number; epoch?: string }>;
   /**
    * Commits the batch if this process is still the writer (its term is the store's, checked in the same
    * transaction); otherwise throws WriterFencedError and writes nothing.

@@ -15,7 +15,7 @@ import { clusterChecks, freePort, RESOURCES } from "./cluster-checks.ts";
 
 /** Short Lease durations, so a failover takes seconds: lease 3 s, renew deadline 2 s, retry 0.5 s. */
 export const LEASE_MS = 3_000;
-const STORE_TOKEN = "store-token-0123456789abcdef";
+export const STORE_TOKEN = "store-token-0123456789abcdef";
 
 export interface Replica {
   identity: string;
@@ -28,6 +28,8 @@ export interface HaOptions {
   replicas: number;
   /** YAML lines appended under `sinks:` after the SSE sink. */
   sinks?: string[];
+  /** Top-level YAML lines appended to each replica's config (`shutdownTimeout: 3s`). */
+  settings?: string[];
 }
 
 export async function setupHa(options: HaOptions) {
@@ -72,6 +74,7 @@ export async function setupHa(options: HaOptions) {
           "sinks:",
           "  - { type: sse }",
           ...(options.sinks ?? []),
+          ...(options.settings ?? []),
         ].join("\n"),
       );
       return file;

@@ -6,12 +6,13 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { connect } from "@nats-io/transport-node";
+import { createClient } from "@libsql/client";
 import { subscribeNats, subscribeSse } from "../client/index.ts";
 import type { Update } from "../sdk/model.ts";
 import { startChurn } from "../simulator/population.ts";
 import { expectGapFreeWithWholeChains, waitFor } from "../testing/index.ts";
 import { cleanups, expectFollowedWholly, recorder, runCleanups } from "./faults-cluster.ts";
-import { LEASE_MS, setupHa, type Replica } from "./ha-cluster.ts";
+import { LEASE_MS, STORE_TOKEN, setupHa, type Replica } from "./ha-cluster.ts";
 import { startNatsServer } from "./nats-server.ts";
 
 afterEach(runCleanups);
@@ -148,6 +149,24 @@ test("SIGTERM of the leader releases the Lease: the standby leads before the Lea
   await expectConverged(cluster, standby);
 }, 60_000);
 
+test("SIGTERM of the leader while the store is down: out of time, it still releases the Lease", async () => {
+  const env = await setupHa({ replicas: 1, settings: ["shutdownTimeout: 2s"] });
+  cleanups.push(env.destroy);
+  const first = await env.start(0);
+  await env.leading(first);
+  await env.ready(first);
+  await env.store.stop();
+  const churn = startChurn(env.server, { perSecond: 40, seed: 16 });
+  cleanups.push(async () => churn.stop());
+  await first.out.waitFor(/"msg":"store commit failed; retrying"/, 10_000);
+  first.proc.kill("SIGTERM");
+  expect(await first.proc.exited).toBe(1);
+  await first.out.all();
+  expect(first.out.lines("shutdown timed out; exiting without committing what is pending")).toHaveLength(1);
+  // A standby need not wait out the Lease's duration (README, High availability).
+  expect(first.out.lines("released the Lease")).toHaveLength(1);
+}, 60_000);
+
 test("a leader fenced out by the store (another writer raised the term) steps down; the standby leads", async () => {
   const cluster = await leaderAndStandby();
   const { env, first, standby } = cluster;
@@ -180,4 +199,30 @@ test("a standby that wins the Lease while the store is down backs off before it 
   expect(waits[0]).toBeGreaterThanOrEqual(250);
   expect(waits[2]).toBeGreaterThanOrEqual(1_000);
   for (const wait of waits) expect(wait).toBeLessThanOrEqual(LEASE_MS);
+}, 60_000);
+
+test("a store replaced under the replicas (another epoch and writer): each stops, exit 1, saying why", async () => {
+  const env = await setupHa({ replicas: 2 });
+  cleanups.push(env.destroy);
+  const first = await env.start(0);
+  await env.leading(first);
+  const standby = await env.start(1);
+  await env.ready(standby);
+  const churn = startChurn(env.server, { perSecond: 40, seed: 15 });
+  cleanups.push(async () => churn.stop());
+  // What a wiped store looks like to replicas that keep running once another replica, restarted, has made it anew:
+  // another epoch, and that replica's term.
+  const client = createClient({ url: env.store.url, authToken: STORE_TOKEN });
+  await client.execute("UPDATE meta SET epoch = 'replacedepoch00001', term = term + 1 WHERE id = 1");
+  client.close();
+  for (const replica of [standby, first]) {
+    expect(await replica.proc.exited).toBe(1);
+    const [line] = replica.out.lines("stopping: the store was replaced under this replica");
+    expect(JSON.stringify(line?.error)).toContain("its epoch is now replacedepoch00001");
+  }
+  // Started again, a replica serves the store as it is now.
+  const again = await env.start(0);
+  await env.leading(again);
+  const objects = (await (await fetch(`${again.url}/v1/objects`)).json()) as { epoch: string };
+  expect(objects.epoch).toBe("replacedepoch00001");
 }, 60_000);

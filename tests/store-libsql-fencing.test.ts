@@ -4,6 +4,7 @@
  * update, no resume point, no version twice.
  */
 import { describe, expect, test } from "bun:test";
+import { createClient } from "@libsql/client";
 import { WriterFencedError } from "../sdk/contract.ts";
 import { BACKENDS, batch, run, storeSandbox } from "./store-libsql-setup.ts";
 
@@ -18,16 +19,16 @@ const failure = (call: Promise<unknown>) =>
   );
 
 describe.each(BACKENDS)("libsql store (%s): fencing by term", (backend) => {
-  const { newDir, makeStore } = storeSandbox(backend);
+  const { newDir, makeStore, urlOf } = storeSandbox(backend);
 
   async function twoWriters() {
     const dir = newDir();
     const [old, next] = [makeStore(dir), makeStore(dir)];
-    await old.start();
+    const { epoch } = await old.start();
     await next.start();
     await old.lead();
     await old.commit(batch(run(1, 2), { pods: "100" }));
-    return { old, next };
+    return { old, next, epoch, dir };
   }
 
   test("a writer deposed by a later lead() commits nothing, and says why", async () => {
@@ -53,23 +54,31 @@ describe.each(BACKENDS)("libsql store (%s): fencing by term", (backend) => {
     await next.commit(batch(run(3, 10)));
     const refused = await failure(old.prune({ maxAgeMs: 0, maxUpdates: 1 }));
     expect(refused).toBeInstanceOf(WriterFencedError);
-    expect(await next.position()).toEqual({ head: 10, oldest: 1 });
+    expect(await next.position()).toMatchObject({ head: 10, oldest: 1 });
     // The writer of the store's term prunes as it always did.
     await next.prune({ maxAgeMs: 0, maxUpdates: 1 });
     expect((await next.position()).oldest).toBe(10);
   });
 
   test("position() follows what another writer commits; lead() returns the state after the last commit", async () => {
-    const { old, next } = await twoWriters();
-    expect(await next.position()).toEqual({ head: 2, oldest: 1 });
+    const { old, next, epoch } = await twoWriters();
+    expect(await next.position()).toEqual({ head: 2, oldest: 1, epoch });
     await old.commit(batch(run(3, 5)));
-    expect(await next.position()).toEqual({ head: 5, oldest: 1 });
+    expect(await next.position()).toEqual({ head: 5, oldest: 1, epoch });
     await old.prune({ maxAgeMs: 0, maxUpdates: 2 });
-    expect(await next.position()).toEqual({ head: 5, oldest: 4 });
+    expect(await next.position()).toEqual({ head: 5, oldest: 4, epoch });
     const state = await next.lead();
     expect([state.head, state.oldest]).toEqual([5, 4]);
     await next.commit(batch(run(6, 6)));
-    expect(await old.position()).toEqual({ head: 6, oldest: 4 });
+    expect(await old.position()).toEqual({ head: 6, oldest: 4, epoch });
+  });
+
+  test("position() of a store emptied under it (wiped while open) has no epoch: a replica starts over", async () => {
+    const { next, dir } = await twoWriters();
+    const client = createClient({ url: urlOf(dir) });
+    await client.execute("DROP TABLE meta");
+    client.close();
+    expect(await next.position()).toEqual({ head: 0, oldest: 1, epoch: "" });
   });
 
   test("the term is stored: a deposed writer that reopens the store is fenced again by the next lead()", async () => {

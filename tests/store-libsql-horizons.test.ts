@@ -91,7 +91,15 @@ test("an HA follower between two polls: its reader before the stream's deleted u
   const store = makeStore(dir);
   const state = await store.start();
   const log = await logOf(store, state.epoch, 0, state.oldest);
-  const follower = followStore({ store, log, logger: silentLogger, intervalMs: 60_000 });
+  const follower = followStore({
+    store,
+    log,
+    logger: silentLogger,
+    intervalMs: 60_000,
+    onReplaced: (error) => {
+      throw error;
+    },
+  });
   try {
     await waitFor(() => log.head() === 100, 5_000, "the follower to read the log");
     await leader.prune({ maxAgeMs: 0, maxUpdates: 40 });

@@ -67,7 +67,7 @@ export function storeSandbox(backend: Backend = "file") {
     return store;
   }
 
-  return { newDir, makeStore, open, wipe };
+  return { newDir, makeStore, open, wipe, urlOf };
 }
 
 interface Spec {

@@ -155,8 +155,19 @@ export default defineStore({
       lead: () => writes.lead(),
 
       async position() {
-        const row = (await open().reader.execute("SELECT head, pruned_through FROM meta WHERE id = 1")).rows[0];
-        return { head: Number(row?.head ?? 0), oldest: Number(row?.pruned_through ?? 0) + 1 };
+        const read = open()
+          .reader.execute("SELECT head, pruned_through, epoch FROM meta WHERE id = 1")
+          .catch((error: Error) => {
+            // Wiped while open: no replica that is running creates the schema again, each must start over.
+            if (String(error.message).includes("no such table: meta")) return { rows: [] };
+            throw error;
+          });
+        const row = (await read).rows[0];
+        return {
+          head: Number(row?.head ?? 0),
+          oldest: Number(row?.pruned_through ?? 0) + 1,
+          epoch: String(row?.epoch ?? ""),
+        };
       },
 
       commit: (batch) => writes.commit(batch),
