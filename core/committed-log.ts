@@ -38,6 +38,8 @@ export interface HostLog extends CommittedLog {
   setOldest(oldest: number, horizons?: Map<string, number>): void;
   /** The sources have synced: the store's objects are the whole state (CommittedLog.whole). Safe twice. */
   markWhole(): void;
+  /** A follower that cannot read the store says so, and says when it can again (CommittedLog.behindStore). */
+  setBehindStore(behind: boolean): void;
 }
 
 interface Scan {
@@ -128,6 +130,8 @@ export function createLog(options: LogOptions): HostLog {
     checkRetained(stream, after);
   }
 
+  let behindStore = false;
+
   function moveOldest(value: number): void {
     oldest = value;
     const cut = tailIndex(value);
@@ -155,6 +159,10 @@ export function createLog(options: LogOptions): HostLog {
     snapshotPages: (query: ObjectQuery, pageSize: number) => store.snapshotPages(query, pageSize),
     whole: (signal) => (signal ? Promise.race([whole.promise, aborted(signal)]) : whole.promise),
     markWhole: () => whole.resolve(),
+    behindStore: () => behindStore,
+    setBehindStore(behind) {
+      behindStore = behind;
+    },
     append(updates) {
       if (updates.length === 0) return;
       // A replica that follows the store and fell behind its retention skips the pruned versions: the tail must

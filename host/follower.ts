@@ -70,6 +70,7 @@ export function followStore({ store, log, logger, intervalMs, onReplaced }: Foll
         await catchUp(store, log, head);
         if (failure) logger.info("following the store again", { head });
         failure = undefined;
+        log.setBehindStore(false);
       } catch (error) {
         if (error instanceof StoreReplaced) {
           onReplaced(error);
@@ -77,6 +78,7 @@ export function followStore({ store, log, logger, intervalMs, onReplaced }: Foll
         }
         if (!failure) logger.warn("cannot read the store to follow it; retrying", { error });
         failure = error instanceof Error ? error : new Error(String(error));
+        log.setBehindStore(true);
       }
       await sleep(intervalMs, stopped.signal);
     }
@@ -85,6 +87,7 @@ export function followStore({ store, log, logger, intervalMs, onReplaced }: Foll
     async stop() {
       stopped.abort();
       await running;
+      log.setBehindStore(false);
     },
     failure: () => failure,
   };

@@ -30,7 +30,10 @@ import {
 } from "../sdk/http.ts";
 import { envelopeJson, jsonText, stringifyWithRaw, type CurrentObject } from "../sdk/model.ts";
 import { formatPosition } from "../protocol/position.ts";
-import { checkResumePoint } from "../sdk/resume.ts";
+import { checkResumePoint, isStoreUnreadable } from "../sdk/resume.ts";
+
+/** When a reader whose `since` this replica cannot reach yet (it cannot read the store) is to ask again. */
+const STORE_UNREADABLE_RETRY_S = 5;
 
 const UPDATES_MAX_LIMIT = 5000;
 
@@ -164,7 +167,14 @@ export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeo
     // Without `since`: from the oldest update the stream keeps (below the log's for a quiet stream: see horizon).
     const oldestKept = () => log.horizon(stream);
     if (since) {
-      const reason = await checkResumePoint(log, stream, since, c.req.raw.signal);
+      const reason = await checkResumePoint(log, stream, since, c.req.raw.signal).catch((error: unknown) => {
+        if (!isStoreUnreadable(error)) throw error;
+        return error;
+      });
+      if (isStoreUnreadable(reason)) {
+        c.header("retry-after", String(STORE_UNREADABLE_RETRY_S));
+        return c.json({ error: reason.message }, 503);
+      }
       if (reason === "other-epoch") return gone(`epoch ${since.epoch} is not this store's (${log.epoch})`);
       if (reason === "ahead-of-log") return aheadOfLog(since.version, log.head());
       if (reason === "behind-retention") return olderThanRetention(since.version, oldestKept() + 1);

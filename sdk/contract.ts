@@ -233,6 +233,11 @@ export interface CommittedLog {
    * would delete what is only not listed yet. Resolves too when `signal` aborts.
    */
   whole(signal?: AbortSignal): Promise<void>;
+  /**
+   * With `ha`, true while this replica cannot read the store it follows: its head may stop short of versions the
+   * store has, so a position ahead of it is no reason for a reader to start over (sdk/resume.ts). Absent: never.
+   */
+  behindStore?(): boolean;
 }
 
 export interface SinkContext extends PluginContext {

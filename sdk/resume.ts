@@ -14,6 +14,22 @@ import { ALL } from "../protocol/streams.ts";
 import type { Position } from "../protocol/position.ts";
 import type { ResetReason } from "../protocol/replay.ts";
 
+/**
+ * Thrown by checkResumePoint for a position ahead of this replica's log while the replica cannot read the store it
+ * follows (CommittedLog.behindStore): the position may well be the store's, so its reader comes back later rather
+ * than start over (and lose its cache) while the store is down.
+ */
+export class StoreUnreadableError extends Error {
+  constructor(version: number, head: number) {
+    super(`this replica cannot read the store: position ${version} is ahead of its log (head ${head}); retry`);
+    this.name = "StoreUnreadableError";
+  }
+}
+
+export function isStoreUnreadable(error: unknown): error is StoreUnreadableError {
+  return (error as Error | undefined)?.name === "StoreUnreadableError";
+}
+
 /** How long a reader waits for the log to reach a resume point ahead of its head: several follow polls. */
 export const AHEAD_WAIT_MS = 2_000;
 
@@ -44,6 +60,7 @@ export function resetReason(log: CommittedLog, stream: string, from: Position | 
 /**
  * resetReason once the log has had AHEAD_WAIT_MS to reach a `from` of its epoch that is ahead of it (less if
  * `signal` aborts). A reader behind retention is told to the log, which logs and counts it (noteBehindRetention).
+ * Throws StoreUnreadableError instead of "ahead-of-log" while the log is behind a store it cannot read.
  */
 export async function checkResumePoint(
   log: CommittedLog,
@@ -53,6 +70,7 @@ export async function checkResumePoint(
 ): Promise<ResetReason | undefined> {
   if (from?.epoch === log.epoch) await reachVersion(log, from.version, signal);
   const reason = resetReason(log, stream, from);
+  if (reason === "ahead-of-log" && log.behindStore?.()) throw new StoreUnreadableError(from!.version, log.head());
   if (reason === "behind-retention") await noteBehindRetention(log, stream, from!.version);
   return reason;
 }

@@ -226,3 +226,49 @@ test("a store replaced under the replicas (another epoch and writer): each stops
   const objects = (await (await fetch(`${again.url}/v1/objects`)).json()) as { epoch: string };
   expect(objects.epoch).toBe("replacedepoch00001");
 }, 60_000);
+
+test("a follower that cannot read the store answers a position ahead of it with 'retry', not a RESET", async () => {
+  const env = await setupHa({ replicas: 2 });
+  cleanups.push(env.destroy);
+  const first = await env.start(0);
+  await env.leading(first);
+  const standby = await env.start(1);
+  await env.ready(standby);
+  const churn = startChurn(env.server, { perSecond: 40, seed: 17 });
+  cleanups.push(async () => churn.stop());
+  const headOf = async (replica: Replica) =>
+    (await (await fetch(`${replica.url}/v1/objects?kind=Namespace`)).json()) as { epoch: string; version: number };
+  // The standby stops following (paused) while the leader commits on; then the store goes down.
+  standby.proc.kill("SIGSTOP");
+  const paused = await headOf(first);
+  const ahead = await waitFor(
+    async () => {
+      const now = await headOf(first);
+      return now.version >= paused.version + 5 ? now : undefined;
+    },
+    10_000,
+    "the leader to commit past the paused standby",
+  );
+  await env.store.stop();
+  standby.proc.kill("SIGCONT");
+  await waitFor(
+    async () => JSON.stringify(await (await fetch(`${standby.url}/readyz`)).json()).includes("store not readable"),
+    10_000,
+    "the standby to find the store unreadable",
+  );
+  const position = `${ahead.epoch}:${ahead.version}`;
+
+  const updates = await fetch(`${standby.url}/v1/updates?since=${position}`);
+  expect(updates.status).toBe(503);
+  expect(updates.headers.get("retry-after")).toBe("5");
+  expect(((await updates.json()) as { error: string }).error).toContain("cannot read the store");
+
+  // An EventSource keeps its Last-Event-ID and comes back after `retry`; a RESET would have it drop its state.
+  const watch = await fetch(`${standby.url}/v1/watch?stream=all`, {
+    headers: { accept: "text/event-stream", "last-event-id": position },
+    signal: AbortSignal.timeout(10_000),
+  });
+  const body = await watch.text();
+  expect(body).toContain("retry: 5000");
+  expect(body).not.toContain("RESET");
+}, 60_000);

@@ -111,6 +111,24 @@ describe("replay", () => {
   );
 
   test(
+    "ahead of a log that cannot read its store (an ha follower, the store down): 'ask again later', not a reset",
+    async () => {
+      const { th, nc } = suite;
+      th.host.log.setBehindStore(true);
+      try {
+        const from = `${th.host.epoch}:${th.host.log.head() + 1000}`;
+        const chunks = await replay(nc, REPLAY, { stream: ALL, from }, 3_000);
+        expect(chunks).toHaveLength(1);
+        expect(chunks[0]!.reset).toBeUndefined();
+        expect(chunks[0]!.error).toBe("this replica cannot read the store yet; ask again later");
+      } finally {
+        th.host.log.setBehindStore(false);
+      }
+    },
+    SLOW_MS,
+  );
+
+  test(
     "from a little ahead of this replica's log, another's further on: a replay once the log gets there",
     async () => {
       const { th, nc } = suite;

@@ -6,7 +6,7 @@ import { expect, test } from "bun:test";
 import { createLog, type HostLog } from "../core/committed-log.ts";
 import { silentLogger } from "../host/logger.ts";
 import { createMetrics } from "../host/metrics.ts";
-import { AHEAD_WAIT_MS, checkResumePoint, resetReason } from "../sdk/resume.ts";
+import { AHEAD_WAIT_MS, checkResumePoint, isStoreUnreadable, resetReason } from "../sdk/resume.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
 import { batch, run, storeSandbox, update } from "./store-libsql-setup.ts";
 import type { Store } from "../sdk/contract.ts";
@@ -86,4 +86,15 @@ test("ahead of the head and staying there: it starts over after AHEAD_WAIT_MS, s
   started = performance.now();
   expect(await checkResumePoint(log, "all", ahead, AbortSignal.timeout(50))).toBe("ahead-of-log");
   expect(performance.now() - started).toBeLessThan(AHEAD_WAIT_MS / 2);
+});
+
+test("ahead of a log behind a store it cannot read: come back later (StoreUnreadableError), no reset", async () => {
+  const { log, epoch } = await prunedLog();
+  log.setBehindStore(true);
+  const error = await checkResumePoint(log, "all", { epoch, version: 31 }, AbortSignal.timeout(50)).catch((e) => e);
+  expect(isStoreUnreadable(error)).toBe(true);
+  // What it holds is still answered as always: the log cannot read the store, but what it has it has.
+  expect(await checkResumePoint(log, "all", { epoch, version: 30 })).toBeUndefined();
+  log.setBehindStore(false);
+  expect(await checkResumePoint(log, "all", { epoch, version: 31 }, AbortSignal.timeout(50))).toBe("ahead-of-log");
 });

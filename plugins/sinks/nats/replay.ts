@@ -149,6 +149,10 @@ export function serveReplay(options: ResponderOptions): Responder {
       if (reason && !whole) {
         count("unsynced");
         await writer.fail("the store's first sync is under way; ask again later");
+      } else if (reason === "ahead-of-log" && log.behindStore?.()) {
+        // Its `from` may well be the store's (sdk/resume.ts, StoreUnreadableError): not a reason to start over.
+        count("failed");
+        await writer.fail("this replica cannot read the store yet; ask again later");
       } else if (reason) {
         const alike = takeAlike(request.stream, reason);
         replies = [msg.reply, ...alike.map((entry) => entry.msg.reply)];

@@ -14,7 +14,7 @@
  * subscriber that goes away leaves the loop; one that takes nothing is closed (`stallMs`).
  */
 import { isBehindRetention, type CommittedLog } from "../../../sdk/contract.ts";
-import { checkResumePoint } from "../../../sdk/resume.ts";
+import { checkResumePoint, isStoreUnreadable } from "../../../sdk/resume.ts";
 import { readObjectPages } from "../../../sdk/http.ts";
 import type { Position } from "../../../protocol/position.ts";
 import type { ResetReason } from "../../../protocol/replay.ts";
@@ -62,9 +62,18 @@ function inWords(code: ResetReason, log: CommittedLog, resume: Position | undefi
   }
 }
 
+/** When an EventSource comes back with its Last-Event-ID after this replica could not read the store. */
+const STORE_UNREADABLE_RETRY_MS = 5_000;
+
 export async function runSession(session: Session): Promise<void> {
   const { log, stream, resume, signal } = session;
-  const reason = await checkResumePoint(log, stream, resume, signal);
+  const reason = await checkResumePoint(log, stream, resume, signal).catch((error: unknown) => {
+    if (!isStoreUnreadable(error)) throw error;
+    // Ended without an event: the EventSource keeps its Last-Event-ID and comes back after `retry`.
+    session.channel.write(`retry: ${STORE_UNREADABLE_RETRY_MS}\n\n`);
+    return "store-unreadable" as const;
+  });
+  if (reason === "store-unreadable") return;
   let problem = reason && inWords(reason, log, resume);
   while (isOpen(session)) {
     try {
