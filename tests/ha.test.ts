@@ -201,15 +201,21 @@ test("a standby that wins the Lease while the store is down backs off before it 
   for (const wait of waits) expect(wait).toBeLessThanOrEqual(LEASE_MS);
 }, 60_000);
 
-test("a store replaced under the replicas (another epoch and writer): each stops, exit 1, saying why", async () => {
+/** Two replicas, the first leading and the second ready, under churn; no consumer. */
+async function twoReplicasUnderChurn(seed: number) {
   const env = await setupHa({ replicas: 2 });
   cleanups.push(env.destroy);
   const first = await env.start(0);
   await env.leading(first);
   const standby = await env.start(1);
   await env.ready(standby);
-  const churn = startChurn(env.server, { perSecond: 40, seed: 15 });
+  const churn = startChurn(env.server, { perSecond: 40, seed });
   cleanups.push(async () => churn.stop());
+  return { env, first, standby };
+}
+
+test("a store replaced under the replicas (another epoch and writer): each stops, exit 1, saying why", async () => {
+  const { env, first, standby } = await twoReplicasUnderChurn(15);
   // What a wiped store looks like to replicas that keep running once another replica, restarted, has made it anew:
   // another epoch, and that replica's term.
   const client = createClient({ url: env.store.url, authToken: STORE_TOKEN });
@@ -228,14 +234,7 @@ test("a store replaced under the replicas (another epoch and writer): each stops
 }, 60_000);
 
 test("a follower that cannot read the store answers a position ahead of it with 'retry', not a RESET", async () => {
-  const env = await setupHa({ replicas: 2 });
-  cleanups.push(env.destroy);
-  const first = await env.start(0);
-  await env.leading(first);
-  const standby = await env.start(1);
-  await env.ready(standby);
-  const churn = startChurn(env.server, { perSecond: 40, seed: 17 });
-  cleanups.push(async () => churn.stop());
+  const { env, first, standby } = await twoReplicasUnderChurn(17);
   const headOf = async (replica: Replica) =>
     (await (await fetch(`${replica.url}/v1/objects?kind=Namespace`)).json()) as { epoch: string; version: number };
   // The standby stops following (paused) while the leader commits on; then the store goes down.
