@@ -106,11 +106,14 @@ export function startReplication(options: ReplicationOptions): Replication {
     leading.set(0);
     const { updates } = await leader.abandon();
     leader = undefined;
-    // Fenced now and again is a leader paused past its Lease; fenced over and over is a writer outside this Lease.
+    // Fenced now and again is a leader paused past its Lease; fenced over and over is a writer outside this Lease,
+    // or one inside it under this replica's own name (two replicas given one ha.identity both hold the Lease).
     const hint =
       ended === "fenced"
         ? {
-            hint: "if this repeats, another kubemeta writes this store without this Lease (another ha.lease, or no ha)",
+            hint:
+              "if this repeats, another kubemeta writes this store without this Lease (another ha.lease, or no ha), " +
+              "or another replica has this one's ha.identity",
           }
         : {};
     logger.warn("no longer leading; following the store", { reason: ended, uncommittedUpdates: updates, ...hint });

@@ -178,6 +178,7 @@ test("a leader fenced out by the store (another writer raised the term) steps do
   expect(stepDown[0]).toContain('"reason":"fenced"');
   // What to look for if it happens again and again: a writer that does not contend for this Lease.
   expect(stepDown[0]).toContain("another kubemeta writes this store without this Lease");
+  expect(stepDown[0]).toContain("or another replica has this one's ha.identity");
   await env.leading(standby, LEASE_MS + 10_000);
   await Bun.sleep(1_000);
   churn.stop();
