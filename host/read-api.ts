@@ -14,7 +14,7 @@
  * aborted, so the client sees a failed read, never a shorter body that still parses.
  */
 import * as v from "valibot";
-import type { Hono } from "hono";
+import type { Context, Hono } from "hono";
 import type { Logger } from "../sdk/telemetry.ts";
 import { isBehindRetention, type CommittedLog } from "../sdk/contract.ts";
 import {
@@ -32,8 +32,15 @@ import { envelopeJson, jsonText, stringifyWithRaw, type CurrentObject } from "..
 import { formatPosition } from "../protocol/position.ts";
 import { checkResumePoint, isStoreUnreadable } from "../sdk/resume.ts";
 
-/** When a reader whose `since` this replica cannot reach yet (it cannot read the store) is to ask again. */
+/** When a reader is to ask again that this replica could not answer from the store (down, or not reached yet). */
 const STORE_UNREADABLE_RETRY_S = 5;
+
+/** A read of the store failed: a store down for a while, which readers outlast by asking again; no bad request. */
+function storeUnreadable(c: Context, logger: Logger, error: unknown): Response {
+  logger.warn("a read of the store failed; answered 503", { path: c.req.path, error });
+  c.header("retry-after", String(STORE_UNREADABLE_RETRY_S));
+  return c.json({ error: "the store cannot be read now; retry later" }, 503);
+}
 
 const UPDATES_MAX_LIMIT = 5000;
 
@@ -139,7 +146,7 @@ export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeo
     } catch (error) {
       // Gone while it waited for its turn: nobody to answer.
       if (signal.aborted) return new Response(null, { status: 499 });
-      throw error;
+      return storeUnreadable(c, logger, error);
     }
     return new Response(body.stream, {
       headers: { "content-type": "application/json" },
@@ -200,7 +207,7 @@ export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeo
       });
     } catch (error) {
       if (isBehindRetention(error)) return olderThanRetention(error.after, error.oldest);
-      throw error;
+      return storeUnreadable(c, logger, error);
     }
   });
 }

@@ -248,10 +248,29 @@ describe("/v1/objects against a log of its own", () => {
     return http;
   };
 
-  test("before the first byte: a 500, as before", async () => {
+  test("before the first byte: a 503 with Retry-After (a store down is outlasted by asking again)", async () => {
     const http = await serve(failingLog(0));
     try {
-      expect((await fetch(`${http.url()}/v1/objects`)).status).toBe(500);
+      const response = await fetch(`${http.url()}/v1/objects`);
+      expect(response.status).toBe(503);
+      expect(response.headers.get("retry-after")).toBe("5");
+      expect(await response.json()).toEqual({ error: "the store cannot be read now; retry later" });
+    } finally {
+      await http.stop();
+    }
+  });
+
+  test("/v1/updates whose read of the store fails: a 503 with Retry-After too", async () => {
+    const http = await serve({
+      ...failingLog(0),
+      read: async () => {
+        throw new Error("the store is down");
+      },
+    });
+    try {
+      const response = await fetch(`${http.url()}/v1/updates?since=e0:0`);
+      expect(response.status).toBe(503);
+      expect(response.headers.get("retry-after")).toBe("5");
     } finally {
       await http.stop();
     }
