@@ -30,16 +30,22 @@ import {
 } from "../sdk/http.ts";
 import { envelopeJson, jsonText, stringifyWithRaw, type CurrentObject } from "../sdk/model.ts";
 import { formatPosition } from "../protocol/position.ts";
+import type { ResetReason } from "../protocol/replay.ts";
 import { checkResumePoint, isStoreUnreadable } from "../sdk/resume.ts";
 
 /** When a reader is to ask again that this replica could not answer from the store (down, or not reached yet). */
 const STORE_UNREADABLE_RETRY_S = 5;
 
+/** A 503 the reader outlasts by asking again after Retry-After. */
+function retryLater(c: Context, error: string): Response {
+  c.header("retry-after", String(STORE_UNREADABLE_RETRY_S));
+  return c.json({ error }, 503);
+}
+
 /** A read of the store failed: a store down for a while, which readers outlast by asking again; no bad request. */
 function storeUnreadable(c: Context, logger: Logger, error: unknown): Response {
   logger.warn("a read of the store failed; answered 503", { path: c.req.path, error });
-  c.header("retry-after", String(STORE_UNREADABLE_RETRY_S));
-  return c.json({ error: "the store cannot be read now; retry later" }, 503);
+  return retryLater(c, "the store cannot be read now; retry later");
 }
 
 const UPDATES_MAX_LIMIT = 5000;
@@ -174,13 +180,12 @@ export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeo
     // Without `since`: from the oldest update the stream keeps (below the log's for a quiet stream: see horizon).
     const oldestKept = () => log.horizon(stream);
     if (since) {
-      const reason = await checkResumePoint(log, stream, since, c.req.raw.signal).catch((error: unknown) => {
-        if (!isStoreUnreadable(error)) throw error;
-        return error;
-      });
-      if (isStoreUnreadable(reason)) {
-        c.header("retry-after", String(STORE_UNREADABLE_RETRY_S));
-        return c.json({ error: reason.message }, 503);
+      let reason: ResetReason | undefined;
+      try {
+        reason = await checkResumePoint(log, stream, since, c.req.raw.signal);
+      } catch (error) {
+        // Behind a store it cannot read, or a read (of retention's horizon) failing: either way, ask again.
+        return isStoreUnreadable(error) ? retryLater(c, error.message) : storeUnreadable(c, logger, error);
       }
       if (reason === "other-epoch") return gone(`epoch ${since.epoch} is not this store's (${log.epoch})`);
       if (reason === "ahead-of-log") return aheadOfLog(since.version, log.head());

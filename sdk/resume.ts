@@ -30,6 +30,11 @@ export function isStoreUnreadable(error: unknown): error is StoreUnreadableError
   return (error as Error | undefined)?.name === "StoreUnreadableError";
 }
 
+/** True when a reader told `reason` is to come back later instead (see StoreUnreadableError). */
+export function comesBackLater(log: CommittedLog, reason: ResetReason | undefined): boolean {
+  return reason === "ahead-of-log" && log.behindStore?.() === true;
+}
+
 /** How long a reader waits for the log to reach a resume point ahead of its head: several follow polls. */
 export const AHEAD_WAIT_MS = 2_000;
 
@@ -70,7 +75,7 @@ export async function checkResumePoint(
 ): Promise<ResetReason | undefined> {
   if (from?.epoch === log.epoch) await reachVersion(log, from.version, signal);
   const reason = resetReason(log, stream, from);
-  if (reason === "ahead-of-log" && log.behindStore?.()) throw new StoreUnreadableError(from!.version, log.head());
+  if (comesBackLater(log, reason)) throw new StoreUnreadableError(from!.version, log.head());
   if (reason === "behind-retention") await noteBehindRetention(log, stream, from!.version);
   return reason;
 }

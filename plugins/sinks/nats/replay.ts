@@ -9,7 +9,7 @@
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { CommittedLog } from "../../../sdk/contract.ts";
 import { type Counter, type Logger, rateLimitedWarn } from "../../../sdk/telemetry.ts";
-import { noteBehindRetention, reachVersion, resetReason } from "../../../sdk/resume.ts";
+import { comesBackLater, noteBehindRetention, reachVersion, resetReason } from "../../../sdk/resume.ts";
 import { ChunkWriter } from "./chunks.ts";
 import { refusedReply } from "./replies.ts";
 import { ReplayContent } from "./replay-content.ts";
@@ -149,7 +149,7 @@ export function serveReplay(options: ResponderOptions): Responder {
       if (reason && !whole) {
         count("unsynced");
         await writer.fail("the store's first sync is under way; ask again later");
-      } else if (reason === "ahead-of-log" && log.behindStore?.()) {
+      } else if (comesBackLater(log, reason)) {
         // Its `from` may well be the store's (sdk/resume.ts, StoreUnreadableError): not a reason to start over.
         count("failed");
         await writer.fail("this replica cannot read the store yet; ask again later");

@@ -67,13 +67,15 @@ const STORE_UNREADABLE_RETRY_MS = 5_000;
 
 export async function runSession(session: Session): Promise<void> {
   const { log, stream, resume, signal } = session;
-  const reason = await checkResumePoint(log, stream, resume, signal).catch((error: unknown) => {
+  let reason: ResetReason | undefined;
+  try {
+    reason = await checkResumePoint(log, stream, resume, signal);
+  } catch (error) {
     if (!isStoreUnreadable(error)) throw error;
     // Ended without an event: the EventSource keeps its Last-Event-ID and comes back after `retry`.
     session.channel.write(`retry: ${STORE_UNREADABLE_RETRY_MS}\n\n`);
-    return "store-unreadable" as const;
-  });
-  if (reason === "store-unreadable") return;
+    return;
+  }
   let problem = reason && inWords(reason, log, resume);
   while (isOpen(session)) {
     try {
