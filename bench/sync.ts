@@ -7,7 +7,11 @@
  *     (kubemeta_event_loop_lag_seconds: its stalls apart from the machine's), bytes received from the API server;
  * (b) kill -9 of it and a restart on the same store: time to ready, LIST requests, new updates, bytes;
  * (c) @kubernetes/client-node's makeInformer on pods alone, nothing stored: time to its initial list done, peak RSS,
- *     bytes.
+ *     bytes;
+ * (d) the floor of (a) on this machine (floor.ts): what skimming, parsing, slimming and digesting the bytes (a)
+ *     received and SQLite's own inserts of its objects cost one thread, with the API server's CPU in (a), spread
+ *     perfectly over the cores: the least any design keeping kubemeta's data model could take, beside a quarter of
+ *     the informer's time.
  *
  *   bun bench/sync.ts                                             # 5,000 nodes, 150,000 pods, ~50,000 others
  *   bun bench/sync.ts --nodes 1000 --pods-per-node 30 --namespaces 1000
@@ -21,6 +25,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { CoreV1Api, KubeConfig, makeInformer, type V1Pod } from "@kubernetes/client-node";
+import { preparePerByte, sqliteAlone } from "./floor.ts";
 import {
   allocatorLine,
   asDeployed,
@@ -106,14 +111,14 @@ async function main(): Promise<void> {
   try {
     const sync = await initialSync(simulator, config, timeoutMs);
     await restart(simulator, config, sync.kubemeta, timeoutMs);
-    if (!values["no-informer"]) {
-      const theirs = await informerRun(simulator, dir, timeoutMs);
+    const theirs = values["no-informer"] ? undefined : await informerRun(simulator, dir, timeoutMs);
+    if (theirs)
       console.log(
         `ratios: the informer took ${(theirs.ms / sync.ms).toFixed(2)}x kubemeta's time to its initial list done; ` +
           `kubemeta's peak RSS is ${(sync.rss / theirs.rss).toFixed(2)}x the informer's ` +
           "(kubemeta syncs every default resource and commits it; the informer lists pods alone into memory)",
       );
-    }
+    await floor(dir, sync, theirs?.ms);
   } finally {
     await Kubemeta.killAll();
     await simulator.stop();
@@ -170,7 +175,35 @@ async function initialSync(simulator: Simulator, config: string, timeoutMs: numb
       `${fmt(ticks - lag("0.025"))} over 25 ms late, ${fmt(ticks - lag("0.05"))} over 50 ms, ` +
       `${fmt(ticks - lag("0.1"))} over 100 ms`,
   );
-  return { kubemeta, ms, rss };
+  return { kubemeta, ms, rss, bytes: bytesBetween(before, after), updates, serverCpu: server };
+}
+
+/** Rows SQLite inserts to measure its cost an object: fewer than a sync's, so its indexes are smaller (cheaper). */
+const FLOOR_ROWS = 50_000;
+
+async function floor(dir: string, sync: Awaited<ReturnType<typeof initialSync>>, informerMs: number | undefined) {
+  const cores = cpus().length;
+  const parseNs = preparePerByte();
+  const sqlite = await sqliteAlone(
+    dir,
+    Array.from({ length: FLOOR_ROWS }, () => crypto.randomUUID()),
+  );
+  const sqliteMicros = (sqlite.user + sqlite.system) / FLOOR_ROWS;
+  const parseS = (parseNs * sync.bytes) / 1e9;
+  const sqliteS = (sqliteMicros * sync.updates) / 1e6;
+  const bound = (parseS + sqliteS + sync.serverCpu) / cores;
+  console.log(
+    `(d) floor of (a) on ${cores} cores, measured here on one thread: skim + JSON.parse + slim + digest of ` +
+      `real-size pods at ${fmt(1e3 / parseNs)} MB/s (${parseS.toFixed(1)} s for the ${fmt(sync.bytes / 1e6)} MB), ` +
+      `SQLite's own inserts at ${sqliteMicros.toFixed(1)} µs an object (${sqliteS.toFixed(1)} s for ` +
+      `${fmt(sync.updates)}), the API server's ${sync.serverCpu.toFixed(1)} s: at least ${bound.toFixed(2)} s`,
+  );
+  if (informerMs !== undefined)
+    console.log(
+      `    4x the informer's speed needs ${seconds(informerMs / 4)}; no sync of this cluster can be more than ` +
+        `${(informerMs / 1000 / bound).toFixed(2)}x faster than the informer here (kubemeta: ` +
+        `${(informerMs / sync.ms).toFixed(2)}x)`,
+    );
 }
 
 async function restart(simulator: Simulator, config: string, previous: Kubemeta, timeoutMs: number) {
