@@ -25,7 +25,6 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { CoreV1Api, KubeConfig, makeInformer, type V1Pod } from "@kubernetes/client-node";
-import { preparePerByte, sqliteAlone } from "./floor.ts";
 import {
   allocatorLine,
   asDeployed,
@@ -182,6 +181,8 @@ async function initialSync(simulator: Simulator, config: string, timeoutMs: numb
 const FLOOR_ROWS = 50_000;
 
 async function floor(dir: string, sync: Awaited<ReturnType<typeof initialSync>>, informerMs: number | undefined) {
+  // Imported here: the informer's process runs this file too, and must not make floor.ts's pods before its own start.
+  const { preparePerByte, sqliteAlone } = await import("./floor.ts");
   const cores = cpus().length;
   const parseNs = preparePerByte();
   const sqlite = await sqliteAlone(
