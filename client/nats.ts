@@ -1,7 +1,7 @@
 /**
  * Following streams over NATS: a subscription per stream subject, the gap rule on each
  * message, and `<prefix>.replay` requests (protocol/replay.ts) to start, to fill a
- * gap, after a reconnect, and when the epoch changes. The NatsConnection is the caller's:
+ * gap, after a reconnect, now and then (a recheck), and when the epoch changes. The NatsConnection is the caller's:
  * servers, credentials, TLS and reconnect policy stay in its hands, and this module loads
  * no NATS package at run time (any NatsConnection of the v3 line will do: node, bun, ws).
  */
@@ -28,7 +28,15 @@ export interface NatsSubscribeOptions extends InformerHandlers {
   retry?: { initialMs?: number; maxMs?: number };
   /** The inbox prefix of the connection, when it is not `_INBOX` (accounts with restricted inboxes). */
   inboxPrefix?: string;
+  /**
+   * About this often (±25 %), each stream asks for a replay from its position, as after a reconnect (default 5 min;
+   * 0: never). What kubemeta's sink could not publish (its own NATS connection away for longer than the store's
+   * retention: it goes on from the head) shows no gap on a stream that stays quiet; a recheck finds it.
+   */
+  recheckMs?: number;
 }
+
+const RECHECK_MS = 300_000;
 
 /** Messages held while a replay runs; past this the oldest half is dropped (a replay brings them back). */
 const MAX_PENDING = 100_000;
@@ -60,6 +68,9 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
   // kubemeta answers no reply subject under its own prefix: every replay would go unanswered.
   if (inboxPrefix === prefix || inboxPrefix.startsWith(`${prefix}.`))
     throw new RangeError(`inboxPrefix: ${inboxPrefix} is under the prefix ${prefix}, where kubemeta sends no reply`);
+  const { recheckMs = RECHECK_MS } = options;
+  if (!(Number.isFinite(recheckMs) && recheckMs >= 0))
+    throw new RangeError(`recheckMs: ${recheckMs} is not a number of milliseconds (0 for never)`);
   const subjects = subjectsFor(prefix);
   const caches = new StreamCaches(options.streams, options);
   const stopped = new AbortController();
@@ -274,12 +285,23 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
   const followers = caches.caches.map((cache) => new Follower(cache));
   const statuses = nc.status();
   const watching = watchReconnects();
+  const rechecking = recheck(recheckMs);
   const runs = followers.map((f) => f.run());
 
   /** A gap shows only when a later message comes; after a reconnect every stream asks at once. */
   async function watchReconnects(): Promise<void> {
     for await (const status of statuses) {
       if (status.type === "reconnect") for (const follower of followers) follower.want({});
+    }
+  }
+
+  /** Spread out (±25 %), so that thousands of agents started together do not ask all at once. */
+  async function recheck(everyMs: number): Promise<void> {
+    if (everyMs <= 0) return;
+    for (;;) {
+      await sleep(everyMs * (0.75 + Math.random() / 2), stopped.signal);
+      if (stopped.signal.aborted) return;
+      for (const follower of followers) follower.want({});
     }
   }
 
@@ -291,7 +313,7 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
       stopped.abort();
       for (const follower of followers) follower.notify();
       (statuses as { stop?(): void }).stop?.();
-      await Promise.all([...runs, watching]);
+      await Promise.all([...runs, watching, rechecking]);
     },
   };
 }

@@ -11,8 +11,19 @@ import { ALL, SHARED } from "../protocol/streams.ts";
 import type { Envelope } from "../protocol/envelope.ts";
 import { matchesStore, recorder, type Recorder } from "./client-recorder.ts";
 import { rawPod, tempDir, waitFor, type TestHost } from "../testing/index.ts";
-import { churn, client, CLUSTER, nodeNames, PREFIX, rawNode, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
+import {
+  churn,
+  client,
+  CLUSTER,
+  nodeNames,
+  PREFIX,
+  rawNode,
+  rawService,
+  SLOW_MS,
+  startNatsHost,
+} from "./nats-fixtures.ts";
 import { startNatsServer, type TestNatsServer } from "./nats-server.ts";
+import { sinkMetric } from "./plugins-fixtures.ts";
 
 const NODES = nodeNames(4);
 const AGENT_NODE = NODES[1]!;
@@ -35,7 +46,7 @@ afterAll(async () => {
   await server?.destroy();
 });
 
-async function host(options: { dir?: string; sink?: Record<string, unknown> } = {}): Promise<TestHost> {
+async function host(options: Parameters<typeof startNatsHost>[1] = {}): Promise<TestHost> {
   const th = await startNatsHost(server, options);
   hosts.push(th);
   return th;
@@ -61,7 +72,11 @@ async function round(th: TestHost, n: number): Promise<void> {
 /**
  * Seeds the host with nodes and `rounds` of churn, then starts an agent on its own connection and waits for its sync.
  */
-async function syncedAgent(th: TestHost, rounds: number[]): Promise<{ r: Recorder; subscription: Subscription }> {
+async function syncedAgent(
+  th: TestHost,
+  rounds: number[],
+  recheckMs?: number,
+): Promise<{ r: Recorder; subscription: Subscription }> {
   await seed(th, rounds);
   const r = recorder();
   const nc = await client(server);
@@ -72,6 +87,7 @@ async function syncedAgent(th: TestHost, rounds: number[]): Promise<{ r: Recorde
     streams: STREAMS,
     replayTimeoutMs: 1_000,
     retry: { initialMs: 20, maxMs: 200 },
+    recheckMs,
     ...r,
   });
   subscriptions.push(subscription);
@@ -155,6 +171,37 @@ test(
 );
 
 test(
+  "what the sink could not publish (its NATS stalled past retention) reaches a quiet stream at the next recheck",
+  async () => {
+    const th = await host({ retention: { maxUpdates: 5, interval: "20ms" } });
+    const { r, subscription } = await syncedAgent(th, [0], 300);
+    const others = NODES.filter((node) => node !== AGENT_NODE);
+
+    // The server holds every connection but handles nothing: the agent's stays up, and it sees no reconnect.
+    server.pause();
+    try {
+      // The agent's node and `shared` change, then retention prunes those changes while the sink waits.
+      await th.changes.apply("pods", "DELETED", rawPod("web-1-0", { node: AGENT_NODE }));
+      await th.changes.apply("pods", "ADDED", rawPod("quiet-1", { node: AGENT_NODE }));
+      await th.changes.apply("services", "ADDED", rawService("quiet-svc"));
+      await th.changes.flush();
+      const changed = th.host.log.head();
+      for (let n = 0; n < 10; n++) await th.changes.apply("pods", "ADDED", rawPod(`busy-${n}`, { node: others[0] }));
+      await th.changes.flush();
+      await waitFor(() => th.host.log.oldest() > changed, 5_000, "retention past the agent's changes");
+    } finally {
+      server.resume();
+    }
+    // The sink goes on from the head: nothing more comes on the agent's subjects, so no gap shows there.
+    const lost = () => sinkMetric(th, "counter", "kubemeta_sink_lost_versions_total", "nats") > 0;
+    await waitFor(lost, 5_000, "the sink to jump past what retention pruned");
+    await waitFor(converged(th, subscription, r), 5_000, "the agent's recheck");
+    expect(r.calls.slice(-3).sort()).toEqual(["ADDED quiet-1", "ADDED quiet-svc", "DELETED web-1-0"]);
+  },
+  SLOW_MS,
+);
+
+test(
   "the store is recreated (new epoch): a reset rebuilds the cache and reports vanished objects as deletes",
   async () => {
     const first = await host();
@@ -189,6 +236,8 @@ test(
     // An inbox prefix with a space would reach the server in a SUB line, which closes the connection.
     for (const inboxPrefix of ["my inbox", "_INBOX.>", "", PREFIX, `${PREFIX}.inbox`])
       expect(() => subscribeNats({ nc, cluster: CLUSTER, inboxPrefix, streams: [SHARED] })).toThrow(/^inboxPrefix: /);
+    for (const recheckMs of [-1, Number.NaN, Number.POSITIVE_INFINITY])
+      expect(() => subscribeNats({ nc, cluster: CLUSTER, recheckMs, streams: [SHARED] })).toThrow(/^recheckMs: /);
     const noStreams = { nc, cluster: CLUSTER } as Parameters<typeof subscribeNats>[0];
     expect(() => subscribeNats(noStreams)).toThrow(/^streams: give at least one stream/);
     await nc.flush();
