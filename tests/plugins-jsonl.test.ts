@@ -3,6 +3,7 @@ import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { Envelope } from "../protocol/envelope.ts";
 import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
+import { startHranaServer } from "./hrana-server.ts";
 
 let host: TestHost | undefined;
 afterEach(async () => {
@@ -103,3 +104,75 @@ test("to stdout, beside kubemeta's own log lines, every line stays whole while t
     await child.exited;
   }
 }, 60_000);
+
+test("a file left without its last newline (a crash in the middle of a write) gets one before the next line", async () => {
+  const dir = await tempDir();
+  const file = join(dir, "updates.jsonl");
+  await Bun.write(file, '{"epoch":"e","version":1,"kind":"Po');
+  host = await startTestHost({ dir, sinks: [{ type: "jsonl", path: file }] });
+  host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  await waitFor(async () => (await Bun.file(file).text()).endsWith("\n"), 5_000, "a line");
+  const lines = (await Bun.file(file).text()).split("\n");
+  expect(lines[0]).toBe('{"epoch":"e","version":1,"kind":"Po');
+  expect((JSON.parse(lines[1]!) as Envelope).name).toBe("a");
+});
+
+/** The file's lines that are not one JSON envelope each. */
+async function tornLines(file: string): Promise<string[]> {
+  const lines = (await Bun.file(file).text()).split("\n");
+  return lines.filter((line, i) => {
+    if (line === "" && i === lines.length - 1) return false;
+    try {
+      return typeof (JSON.parse(line) as Envelope).version !== "number";
+    } catch {
+      return true;
+    }
+  });
+}
+
+test("a write that fails part way (a full disk) is cut back: its retry and a restart leave whole lines, none twice", async () => {
+  const dir = await tempDir();
+  const file = join(dir, "updates.jsonl");
+  const store = startHranaServer({ path: join(dir, "store.db") });
+  const count = 100;
+  // 100 KiB for every file it writes (only the jsonl file: the store is the server's), as a disk that fills up;
+  // SIGXFSZ ignored, so that a write past it fails with EFBIG (part way, once the limit is reached).
+  const script = `trap '' XFSZ; ulimit -S -f 100; exec "$0" "$1"`;
+  const child = Bun.spawn(["bash", "-c", script, process.execPath, join(import.meta.dir, "jsonl-file-host.ts")], {
+    env: { ...process.env, COUNT: String(count), FILE: file, STORE_URL: store.url },
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  // Were the limit not reached, the loop below would wait for ever: ended, the output ends too.
+  const deadline = setTimeout(() => child.kill("SIGKILL"), 15_000);
+  try {
+    let said = "";
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stdout) {
+      said += decoder.decode(chunk, { stream: true });
+      // Twice: the first write that failed, and its retry.
+      if ((said.match(/sink failed to deliver a batch[^\n]*EFBIG/g) ?? []).length >= 2) break;
+    }
+    expect(said).toContain("EFBIG");
+  } finally {
+    clearTimeout(deadline);
+    child.kill("SIGTERM");
+    await child.exited;
+  }
+  expect(await tornLines(file)).toEqual([]);
+
+  try {
+    host = await startTestHost({
+      dir,
+      extra: { store: { type: "libsql", url: store.url } },
+      sinks: [{ type: "jsonl", path: file }],
+    });
+    await waitFor(async () => (await envelopes(file)).length >= count, 10_000, "every update in the file");
+    expect(await tornLines(file)).toEqual([]);
+    expect((await envelopes(file)).map((e) => e.version)).toEqual(Array.from({ length: count }, (_, i) => i + 1));
+  } finally {
+    await host?.stop();
+    host = undefined;
+    await store.stop();
+  }
+}, 30_000);

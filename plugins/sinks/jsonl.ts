@@ -17,7 +17,7 @@
  *     stream: shared
  * ```
  */
-import { appendFile, mkdir } from "node:fs/promises";
+import { mkdir, open, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import { batchSchema, consume, defineSink, jsonText, retrySchema, streamName, v } from "../../sdk/index.ts";
 
@@ -29,14 +29,38 @@ function writeStdout(text: string): Promise<void> {
   return new Promise((resolve, reject) => process.stdout.write(text, (error) => (error ? reject(error) : resolve())));
 }
 
-/** Appends, making the file's directory first if it is missing (as the store makes its own). */
-async function appendToFile(path: string, text: string): Promise<void> {
+const NEWLINE = 0x0a;
+
+/** Opens the file to append to (and to read its last byte), making its directory first if it is missing. */
+async function openToAppend(path: string): Promise<FileHandle> {
   try {
-    await appendFile(path, text);
+    return await open(path, "a+");
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
     await mkdir(dirname(path), { recursive: true });
-    await appendFile(path, text);
+    return open(path, "a+");
+  }
+}
+
+/**
+ * Appends whole lines or nothing: a write that fails part way (a full disk) is cut back to where it began, so that
+ * its retry starts a line of its own rather than finishing a torn one. A file that does not end a line (a crash in the
+ * middle of a write) gets its newline first: what follows stays whole.
+ */
+async function appendToFile(path: string, text: string): Promise<void> {
+  const file = await openToAppend(path);
+  try {
+    const { size } = await file.stat();
+    const last = Buffer.alloc(1);
+    if (size > 0) await file.read(last, 0, 1, size - 1);
+    try {
+      await file.appendFile(size > 0 && last[0] !== NEWLINE ? `\n${text}` : text);
+    } catch (error) {
+      await file.truncate(size).catch(() => {});
+      throw error;
+    }
+  } finally {
+    await file.close();
   }
 }
 
