@@ -60,14 +60,20 @@ const STRING_VALUES: Partial<Record<string, (text: string) => unknown>> = {
 
 /**
  * Replaces, in the input the issue points into, a string where a number or boolean belongs by the value it spells:
- * `${VAR}` is always a string (`port: ${PORT}`), as a variable is. True if it did.
+ * `${VAR}` is always a string (`port: ${PORT}`), as a variable is. Where one of several belongs (`maxRetries:
+ * forever | <number>`), the union's options say which. True if it did.
  */
 function coerceString(issue: v.BaseIssue<unknown>): boolean {
-  const value = typeof issue.input === "string" ? STRING_VALUES[issue.type]?.(issue.input) : undefined;
+  const { input } = issue;
   const item = issue.path?.at(-1) as { input: Record<string | number, unknown>; key: string | number } | undefined;
-  if (value === undefined || !item) return false;
-  item.input[item.key] = value;
-  return true;
+  if (typeof input !== "string" || !item) return false;
+  for (const type of [issue.type, ...(issue.issues ?? []).map((option) => option.type)]) {
+    const value = STRING_VALUES[type]?.(input);
+    if (value === undefined) continue;
+    item.input[item.key] = value;
+    return true;
+  }
+  return false;
 }
 
 function toIssue(prefix: string, issue: v.BaseIssue<unknown>): ConfigIssue {

@@ -212,6 +212,15 @@ describe("config", () => {
     expect(config.http.port).toBe(9090);
     expect(config.store.retention.maxUpdates).toBe(5000);
     expect(config.sinks[0]!.config).toMatchObject({ replay: { enabled: false } });
+    // Where a number is one of the values allowed (`forever` or a count) too.
+    const webhook = { type: "webhook", url: "https://h/", secret: "s", maxRetries: "${RETRIES}" };
+    const retries = (RETRIES: string) =>
+      resolveConfig({ sinks: [webhook] }, { baseDir: "/", env: { RETRIES }, registry: builtins });
+    expect((await retries("3")).sinks[0]!.config).toMatchObject({ maxRetries: 3 });
+    expect((await retries("forever")).sinks[0]!.config).toMatchObject({ maxRetries: "forever" });
+    expect(await issuesOf({ sinks: [webhook] }, { RETRIES: "often" })).toEqual([
+      'sinks[0].maxRetries: Invalid type: Expected ("forever" | number) but received a string',
+    ]);
     // Only a string that spells exactly a number (or true/false) is one; the value's own checks still apply.
     expect(await issuesOf({ http: { port: "${PORT}" } }, { PORT: "80x" })).toEqual([
       "http.port: Invalid type: Expected number but received a string",
