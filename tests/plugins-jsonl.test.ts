@@ -105,7 +105,7 @@ test("to stdout, beside kubemeta's own log lines, every line stays whole while t
   }
 }, 60_000);
 
-test("a file left without its last newline (a crash in the middle of a write) gets one before the next line", async () => {
+test("a file a crash left without its last newline gets one before the next line", async () => {
   const dir = await tempDir();
   const file = join(dir, "updates.jsonl");
   await Bun.write(file, '{"epoch":"e","version":1,"kind":"Po');
@@ -130,7 +130,7 @@ async function tornLines(file: string): Promise<string[]> {
   });
 }
 
-test("a write that fails part way (a full disk) is cut back: its retry and a restart leave whole lines, none twice", async () => {
+test("a write that fails part way (a full disk) is cut back: retry and restart leave whole lines, none twice", async () => {
   const dir = await tempDir();
   const file = join(dir, "updates.jsonl");
   const store = startHranaServer({ path: join(dir, "store.db") });

@@ -66,6 +66,54 @@ describe("throttling and errors", () => {
       expect(inSync(sink, server, "Pod")).toBe(true);
     }));
 
+  /**
+   * A failure that sends the source back to list or watch again, over and over: a backoff of 0–50 ms allows about
+   * 20 attempts in 500 ms; back to back they are hundreds (the request budget raised out of the way). No event marks
+   * "no more than that": a window is watched.
+   */
+  async function attemptsIn500ms(requests: () => number): Promise<number> {
+    await until(() => requests() > 2, "the attempts");
+    const before = requests();
+    await Bun.sleep(500);
+    return requests() - before;
+  }
+  const looping = { backoff: { initial: "50ms", max: "50ms" }, requestBudget: { qps: 10_000, burst: 10_000 } };
+
+  test("a 410 again and again (a window shorter than a list) relists with backoff, not back to back", () =>
+    withCluster(async ({ server, start }) => {
+      server.failNext({ verb: "watch", resource: "pods", status: 410, count: 100_000 });
+      const running = await start(new RecordingSink(), looping);
+      expect(await attemptsIn500ms(() => server.requests()["watchlist pods"] ?? 0)).toBeLessThan(100);
+      expect(restarts(running.metrics, "expired")).toBeGreaterThan(2);
+    }));
+
+  test("a 410 after each LIST (as an HTTP status) relists with backoff, not back to back", () =>
+    withCluster(
+      async ({ server, start }) => {
+        server.failNext({ verb: "watch", resource: "pods", status: 410, as: "status", count: 100_000 });
+        await start(new RecordingSink(), { ...looping, streamingList: "never" });
+        expect(await attemptsIn500ms(() => server.requests()["list pods"] ?? 0)).toBeLessThan(100);
+      },
+      { streamingList: false },
+    ));
+
+  test("a continue token that expires on every list lists again with backoff, not back to back", () =>
+    withCluster(
+      async ({ server, start }) => {
+        server.failNext({ verb: "list", resource: "pods", status: 410, continued: true, count: 100_000 });
+        await start(new RecordingSink(), { ...looping, pageSize: 5 });
+        expect(await attemptsIn500ms(() => server.requests()["list pods"] ?? 0)).toBeLessThan(100);
+      },
+      { streamingList: false },
+    ));
+
+  test("a 404 for a resource discovery still lists is tried again with backoff, not back to back", () =>
+    withCluster(async ({ server, start }) => {
+      server.failNext({ verb: "watch", resource: "pods", status: 404, count: 100_000 });
+      await start(new RecordingSink(), looping);
+      expect(await attemptsIn500ms(() => server.requests()["watchlist pods"] ?? 0)).toBeLessThan(100);
+    }));
+
   test("the request budget caps a crash loop, whatever the backoff says", () =>
     withCluster(async ({ server, start }) => {
       server.failNext({ verb: "watch", status: 500, count: 10_000 });

@@ -188,7 +188,9 @@ const schema = v.strictObject({
       }),
       initialWithinMax,
       v.description(
-        "Exponential backoff with full jitter between failed attempts; `429` and `503` wait `Retry-After` instead.",
+        "Exponential backoff with full jitter between failed attempts; `429` and `503` wait `Retry-After` instead. " +
+          "A relist after another with no watch delivering in between (`410` again, a continue token expired) waits " +
+          "it too, as does a resource answered `404` while discovery still lists it.",
       ),
     ),
     {},

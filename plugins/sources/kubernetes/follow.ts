@@ -5,6 +5,7 @@
  */
 import type { ChangeSink } from "../../../sdk/contract.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
+import { Backoff, sleep } from "../../../protocol/retry.ts";
 import { whenServed } from "./discovery.ts";
 import type { ParseThreads } from "./parse-threads.ts";
 import type { SourceReadiness } from "./readiness.ts";
@@ -36,6 +37,7 @@ export async function follow(
 ): Promise<void> {
   const { discovery, ...watching } = config;
   const { changes, requester, logger, readiness } = deps;
+  const afterGone = new Backoff(config.backoff);
   let type = ref.type;
   for (;;) {
     type ??= await whenServed(
@@ -65,7 +67,12 @@ export async function follow(
         failing: (error) => readiness.failing(ref.name, error),
       },
     );
+    const began = performance.now();
     if ((await reflector.run(signal)) === "stopped") return;
+    // A 404 for a resource discovery still lists (a proxy, an aggregated API between two states) would have it
+    // listed and watched again back to back; one served for a while starts the backoff over.
+    if (performance.now() - began > config.backoff.maxMs) afterGone.reset();
+    await sleep(afterGone.next(), signal);
     type = undefined;
   }
 }

@@ -57,6 +57,10 @@ export class Reflector {
   private streaming: boolean;
   private synced = false;
   private readonly backoff: Backoff;
+  /** Between relists with no watch delivering in between (recover()). */
+  private readonly relistBackoff: Backoff;
+  /** Whether a watch delivered since the last relist: the first relist of a run is at once too. */
+  private watchDelivered = true;
   private readonly logger: Logger;
 
   constructor(
@@ -66,6 +70,7 @@ export class Reflector {
     this.resourceVersion = deps.changes.resumePoint(config.key, config.type.kind);
     this.streaming = config.streamingList !== "never";
     this.backoff = new Backoff({ initialMs: config.backoff.initialMs, maxMs: config.backoff.maxMs });
+    this.relistBackoff = new Backoff({ initialMs: config.backoff.initialMs, maxMs: config.backoff.maxMs });
     this.logger = deps.logger.child({ resource: config.type.resource });
   }
 
@@ -150,6 +155,7 @@ export class Reflector {
         this.resourceVersion = rv;
         // A watch that delivers is a success: the failure that ends it is the first in a row, not the next one.
         this.backoff.reset();
+        this.watchDelivered = true;
       },
       onSynced: () => this.markSynced(),
     });
@@ -186,9 +192,12 @@ export class Reflector {
         return resourceVersion;
       } catch (err) {
         relist.abort();
-        // The continue token outlived etcd's compaction window: list again from the start.
+        // The continue token outlived etcd's compaction window: list again from the start, after a backoff (a list
+        // slower than the window each time would otherwise be sent again and again, back to back).
         if (err instanceof ApiError && err.code === 410 && token !== undefined && !signal.aborted) {
-          this.logger.info("continue token expired; listing again", { detail: err.message });
+          const delayMs = this.relistBackoff.next();
+          this.logger.info("continue token expired; listing again", { detail: err.message, delayMs });
+          await sleep(delayMs, signal);
           continue;
         }
         throw err;
@@ -224,12 +233,19 @@ export class Reflector {
 
   private async recover(err: unknown, signal: AbortSignal): Promise<void> {
     if (err instanceof ApiError && err.needsRelist) {
+      // After a watch that delivered, at once; again before one did (the server's window shorter than a list and
+      // the watch after it), after a backoff: at once, each attempt would send the whole resource, back to back.
+      if (this.watchDelivered) this.relistBackoff.reset();
+      const delayMs = this.watchDelivered ? 0 : this.relistBackoff.next();
+      this.watchDelivered = false;
       this.logger.info("the server cannot resume from our resourceVersion; relisting", {
         resourceVersion: this.resourceVersion,
         detail: err.message,
+        delayMs,
       });
       this.resourceVersion = undefined;
       this.restarted(err.code === 410 ? "expired" : "too-large");
+      await sleep(delayMs, signal);
       return;
     }
     const { delayMs, reason } = retryDelay(err, this.backoff);
