@@ -130,7 +130,7 @@ async function tornLines(file: string): Promise<string[]> {
   });
 }
 
-test("a write that fails part way (a full disk) is cut back: retry and restart leave whole lines, none twice", async () => {
+test("a write cut short (a full disk) is cut back: whole lines after retry and restart, none twice", async () => {
   const dir = await tempDir();
   const file = join(dir, "updates.jsonl");
   const store = startHranaServer({ path: join(dir, "store.db") });
