@@ -116,10 +116,14 @@ describe("config", () => {
       sinks: [
         { type: "nats", servers: "nats://n", reconnect: { initial: "20s", max: "1s" }, retry: { max: "50ms" } },
         { type: "jsonl", retry: { initial: "2m" } },
+        // The webhook's old keys for `retry`, as they stand for the new ones (its max by default 5m).
+        { type: "webhook", name: "a", url: "http://r/", secret: "s", backoff: { initial: "10m" } },
+        { type: "webhook", name: "b", url: "http://r/", secret: "s", backoff: { initial: "10s", max: "1s" } },
       ],
     });
+    const paths = ["sinks[0].reconnect", "sinks[0].retry", "sinks[1].retry", "sinks[2].backoff", "sinks[3].backoff"];
     expect(issues.toSorted()).toEqual(
-      ["sinks[0].reconnect", "sinks[0].retry", "sinks[1].retry", "sources[0].backoff", "sources[0].discovery"].map(
+      [...paths, "sources[0].backoff", "sources[0].discovery"].map(
         (path) => `${path}: initial must not be longer than max`,
       ),
     );

@@ -7,6 +7,7 @@ import * as v from "valibot";
 import kubernetes from "../plugins/sources/kubernetes.ts";
 import { createRequestBudget } from "../plugins/sources/kubernetes/budget.ts";
 import { LineSplitter, linesOf } from "../plugins/sources/kubernetes/lines.ts";
+import { InactivityError } from "../plugins/sources/kubernetes/request.ts";
 import { collectionPath, resourceType, resumeKey } from "../plugins/sources/kubernetes/resources.ts";
 import { fetchOptions, loadKubeConfig } from "../kube/transport.ts";
 
@@ -260,4 +261,8 @@ ${extraUser}
       await rm(root, { recursive: true });
     }
   });
+});
+
+test("the inactivity timeout's message says whole milliseconds (the limit a bookmark cadence gives is a fraction)", () => {
+  expect(new InactivityError(6001.966437).message).toBe("no data from the API server for 6002 ms");
 });

@@ -126,6 +126,14 @@ const schema = v.pipe(
       "retry",
     ),
   }),
+  // The old keys stand for the new ones, so they are held to the same rule (retrySchema's initialWithinMax).
+  v.forward(
+    v.check(
+      ({ backoff, retry }) => (backoff?.initial ?? retry.initialMs) <= (backoff?.max ?? retry.maxMs),
+      "initial must not be longer than max",
+    ),
+    ["backoff"],
+  ),
   v.transform(({ batchSize, linger, backoff, ...config }) => {
     const deprecated: DeprecatedKey[] = [];
     const batch = {

@@ -14,7 +14,7 @@ import { CredentialsError, type KubeTransport } from "../../../kube/transport.ts
 /** No byte arrived for the inactivity timeout. */
 export class InactivityError extends Error {
   constructor(timeoutMs: number) {
-    super(`no data from the API server for ${timeoutMs} ms`);
+    super(`no data from the API server for ${Math.round(timeoutMs)} ms`);
     this.name = "InactivityError";
   }
 }
