@@ -263,6 +263,6 @@ ${extraUser}
   });
 });
 
-test("the inactivity timeout's message says whole milliseconds (the limit a bookmark cadence gives is a fraction)", () => {
+test("the inactivity message says whole milliseconds (a bookmark cadence gives a fraction)", () => {
   expect(new InactivityError(6001.966437).message).toBe("no data from the API server for 6002 ms");
 });
