@@ -95,9 +95,10 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
   // Each run is scheduled when the previous one is over: a slow prune never overlaps the next.
   let pruneTimer: Timer | undefined;
   let pruning: Promise<void> = Promise.resolve();
+  const stopPruning = new AbortController();
   const prune = async () => {
     try {
-      const { removed, oldest } = await store.prune(config.store.retention);
+      const { removed, oldest } = await store.prune(config.store.retention, stopPruning.signal);
       log.setOldest(oldest, await store.horizons?.());
       if (removed > 0) logger.info("retention pruned updates", { removed, oldest });
     } catch (error) {
@@ -118,6 +119,7 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
   const stopSources = async () => {
     clearTimeout(pruneTimer);
     pruneTimer = undefined;
+    stopPruning.abort();
     await pruning;
     await Promise.all(sources.map((source) => source.stop()));
   };

@@ -94,8 +94,10 @@ export interface Store {
   /**
    * Prunes the log; returns the new oldest version. Fenced like a commit: once another writer leads (a later term),
    * throws WriterFencedError and deletes nothing, so that a deposed replica's retention cannot prune the new one's log.
+   * Once `signal` aborts (kubemeta stops) it may end early, leaving the log whole from the oldest it returns: the next
+   * run goes on (a long prune, after retention was lowered, must not hold a shutdown).
    */
-  prune(policy: RetentionPolicy): Promise<{ removed: number; oldest: number }>;
+  prune(policy: RetentionPolicy, signal?: AbortSignal): Promise<{ removed: number; oldest: number }>;
   /**
    * Each stream's horizon: the last version of that stream's updates that retention removed (streams it removed none
    * of are absent). A reader of one stream may go on from its stream's horizon, below the log's (`oldest - 1`), when

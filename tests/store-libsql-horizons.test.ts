@@ -138,3 +138,17 @@ test("/v1/updates without `since` starts at the stream's oldest kept update, whi
   expect(page.status).toBe(200);
   expect(((await page.json()) as { items: { version: number }[] }).items.map((u) => u.version)).toEqual([70]);
 });
+
+test("a prune told to stop ends after the chunk it is in, the log whole from there; the next run goes on", async () => {
+  const store = makeStore(newDir());
+  await store.start();
+  await store.lead();
+  // One object changed 5,000 times: every update but the last is prunable, in three chunks of up to 2,000.
+  const changes = Array.from({ length: 5_000 }, (_, i) => update(i + 1, { uid: "x", type: i ? "MODIFIED" : "ADDED" }));
+  await store.commit(batch(changes));
+  const stopped = new AbortController();
+  stopped.abort();
+  expect(await store.prune({ maxAgeMs: 0, maxUpdates: 1 }, stopped.signal)).toEqual({ removed: 2_000, oldest: 2_001 });
+  expect((await store.position()).oldest).toBe(2_001);
+  expect(await store.prune({ maxAgeMs: 0, maxUpdates: 1 })).toEqual({ removed: 2_999, oldest: 5_000 });
+});

@@ -196,10 +196,11 @@ export default defineStore({
         );
       },
 
-      async prune(policy) {
+      async prune(policy, signal) {
         const result = await prune(
           { reader: open().reader, deleteThrough: (after, through) => writes.deleteThrough(after, through) },
           policy,
+          signal,
         );
         pruned.inc(undefined, result.removed);
         return result;

@@ -61,6 +61,7 @@ async function chunkEnd(reader: Client, after: number, through: number): Promise
 export async function prune(
   target: PruneTarget,
   policy: RetentionPolicy,
+  signal?: AbortSignal,
 ): Promise<{ removed: number; oldest: number }> {
   const { oldest, head } = await bounds(target.reader);
   let keepFrom = oldest;
@@ -81,6 +82,8 @@ export async function prune(
     }
     removed += await target.deleteThrough(after, end);
     after = end;
+    // Each chunk raised the horizon to its end: stopped here, the log is whole from there on.
+    if (signal?.aborted) break;
     await yieldToEventLoop();
   }
   return { removed, oldest: (await bounds(target.reader)).oldest };
