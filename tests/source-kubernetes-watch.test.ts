@@ -177,6 +177,29 @@ describe("watch framing", () => {
     },
   );
 
+  test("a 410 right after each streaming list's initial state relists with backoff, not in a hot loop", async () => {
+    const gone = line("ERROR", {
+      kind: "Status",
+      apiVersion: "v1",
+      status: "Failure",
+      reason: "Expired",
+      code: 410,
+      metadata: {},
+    } as KubeObject);
+    const api = new ScriptedApi(() => ({ chunks: [line("ADDED", pod("a", "3")), bookmark("4", true), gone] }));
+    const run = reflect(api, "auto");
+    try {
+      await until(() => api.watches.length > 2, "the relists");
+      // As above: a backoff of 0–20 ms allows about 20 in 200 ms; a hot loop makes hundreds. A window is watched.
+      const before = api.watches.length;
+      await Bun.sleep(200);
+      expect(api.watches.length - before).toBeLessThan(80);
+      expect(api.watches.every(isStreamingList)).toBe(true);
+    } finally {
+      await run.stop();
+    }
+  });
+
   test("a watch that ends at once with nothing in it is retried with backoff, not in a hot loop", async () => {
     const api = new ScriptedApi((path) =>
       isStreamingList(path)

@@ -152,10 +152,11 @@ export class Reflector {
       deps: this.deps,
       signal,
       onResourceVersion: (rv) => {
+        // The end of a streaming list's initial state (from no resource version) is the list's, not the watch's.
+        if (this.resourceVersion !== undefined) this.watchDelivered = true;
         this.resourceVersion = rv;
         // A watch that delivers is a success: the failure that ends it is the first in a row, not the next one.
         this.backoff.reset();
-        this.watchDelivered = true;
       },
       onSynced: () => this.markSynced(),
     });
