@@ -295,13 +295,18 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
     }
   }
 
-  /** Spread out (±25 %), so that thousands of agents started together do not ask all at once. */
+  /**
+   * Spread out (±25 %), so that thousands of agents started together do not ask all at once. Ends with the
+   * connection too: its timer must not keep alive a process that closed it without stop().
+   */
   async function recheck(everyMs: number): Promise<void> {
     if (everyMs <= 0) return;
-    for (;;) {
-      await sleep(everyMs * (0.75 + Math.random() / 2), stopped.signal);
-      if (stopped.signal.aborted) return;
-      for (const follower of followers) follower.want({});
+    const closed = new AbortController();
+    void nc.closed().then(() => closed.abort());
+    const ended = AbortSignal.any([stopped.signal, closed.signal]);
+    while (!ended.aborted) {
+      await sleep(everyMs * (0.75 + Math.random() / 2), ended);
+      if (!ended.aborted) for (const follower of followers) follower.want({});
     }
   }
 

@@ -5,6 +5,7 @@
  * store's state.
  */
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
+import { join } from "node:path";
 import type { NatsConnection, SubscriptionOptions } from "@nats-io/transport-node";
 import { subscribeNats, type Subscription } from "../client/index.ts";
 import { ALL, SHARED } from "../protocol/streams.ts";
@@ -200,6 +201,19 @@ test(
   },
   SLOW_MS,
 );
+
+test("a process that closes its connection without stop() ends: no recheck timer holds it", async () => {
+  const child = Bun.spawn([process.execPath, join(import.meta.dir, "nats-client-close.ts")], {
+    env: { ...process.env, NATS_URL: server.url },
+    stderr: "pipe",
+  });
+  // A replay asked at start waits out its 5 s silence (replayTimeoutMs) first; a recheck would wait 5 minutes.
+  const deadline = setTimeout(() => child.kill("SIGKILL"), 12_000);
+  const code = await child.exited;
+  clearTimeout(deadline);
+  expect(await new Response(child.stderr).text()).toBe("closed\n");
+  expect([code, child.signalCode]).toEqual([0, null]);
+}, 15_000);
 
 test(
   "the store is recreated (new epoch): a reset rebuilds the cache and reports vanished objects as deletes",
