@@ -177,6 +177,17 @@ describe("watch framing", () => {
     },
   );
 
+  /**
+   * Watches the reflector opens in 200 ms once it retries: a backoff of 0–20 ms allows about 20; a hot loop makes
+   * hundreds or thousands. No event marks "no more than that": a window is watched.
+   */
+  async function watchesIn200ms(api: ScriptedApi): Promise<number> {
+    await until(() => api.watches.length > 2, "the watch to be opened again");
+    const before = api.watches.length;
+    await Bun.sleep(200);
+    return api.watches.length - before;
+  }
+
   test("a 410 right after each streaming list's initial state relists with backoff, not in a hot loop", async () => {
     const gone = line("ERROR", {
       kind: "Status",
@@ -189,11 +200,7 @@ describe("watch framing", () => {
     const api = new ScriptedApi(() => ({ chunks: [line("ADDED", pod("a", "3")), bookmark("4", true), gone] }));
     const run = reflect(api, "auto");
     try {
-      await until(() => api.watches.length > 2, "the relists");
-      // As above: a backoff of 0–20 ms allows about 20 in 200 ms; a hot loop makes hundreds. A window is watched.
-      const before = api.watches.length;
-      await Bun.sleep(200);
-      expect(api.watches.length - before).toBeLessThan(80);
+      expect(await watchesIn200ms(api)).toBeLessThan(80);
       expect(api.watches.every(isStreamingList)).toBe(true);
     } finally {
       await run.stop();
@@ -208,12 +215,7 @@ describe("watch framing", () => {
     );
     const run = reflect(api, "auto");
     try {
-      await until(() => api.watches.length > 2, "the empty watch to be retried");
-      // Backoff of 0–20 ms allows about 20 attempts in 200 ms; a hot loop would make thousands. No event marks
-      // "no more than that": a window is watched.
-      const before = api.watches.length;
-      await Bun.sleep(200);
-      expect(api.watches.length - before).toBeLessThan(80);
+      expect(await watchesIn200ms(api)).toBeLessThan(80);
     } finally {
       await run.stop();
     }
