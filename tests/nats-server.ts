@@ -29,10 +29,6 @@ export interface TestNatsServer {
   stop(): Promise<void>;
   /** Starts it again on the same port, with the same config and store. */
   restart(): Promise<void>;
-  /** SIGSTOP: it keeps every connection but handles nothing (a stalled server) until resume(). */
-  pause(): void;
-  /** SIGCONT after pause(). */
-  resume(): void;
   /** Stops and removes the temp dir. */
   destroy(): Promise<void>;
 }
@@ -158,8 +154,6 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       await stop();
       await launch();
     },
-    pause: () => proc?.kill("SIGSTOP"),
-    resume: () => proc?.kill("SIGCONT"),
     async destroy() {
       await stop();
       await rm(dir, { recursive: true, force: true });
