@@ -87,7 +87,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     highWater: options.highWater ?? 5000,
     onCommitted(updates, committedResume) {
       for (const [resource, rv] of committedResume) resumePoints.set(resource, rv);
-      trackedObjects.set(known.size);
+      if (!abandoned) trackedObjects.set(known.size);
       if (updates.length > 0) options.onCommit(updates);
     },
     onFenced: options.onFenced,
@@ -114,6 +114,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   /** Kinds already logged as dropped: once per kind, not once per change. */
   const droppedKinds = new Set<string>();
   const trackedObjects = metrics.gauge("kubemeta_tracked_objects", "Objects in the current state.");
+  let abandoned = false;
   trackedObjects.set(known.size);
 
   /** Times are ISO strings to the millisecond: one string per millisecond, not one per update. */
@@ -239,6 +240,11 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     flush: queue.flush,
     stop: queue.stop,
     commitFailure: queue.failure,
-    abandon: queue.abandon,
+    abandon() {
+      // A replica that writes no more tracks nothing: its last count would be summed with the next leader's.
+      abandoned = true;
+      trackedObjects.remove({});
+      return queue.abandon();
+    },
   };
 }

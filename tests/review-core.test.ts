@@ -157,3 +157,12 @@ describe("config", () => {
     await expect(resolving).rejects.toThrow(/^store\.retention\.interval: /);
   });
 });
+
+test("a pipeline given up (its replica deposed) exports no count of tracked objects any more", async () => {
+  const { pipeline, metrics } = await core();
+  pipeline.apply("pods", "ADDED", rawPod("web-1", { node: "n1", rv: "1" }));
+  await pipeline.flush();
+  expect(metrics.render()).toContain("\nkubemeta_tracked_objects 1\n");
+  pipeline.abandon();
+  expect(metrics.render()).not.toMatch(/^kubemeta_tracked_objects /m);
+});
