@@ -31,14 +31,11 @@ import {
 import { envelopeJson, jsonText, stringifyWithRaw, type CurrentObject } from "../sdk/model.ts";
 import { formatPosition } from "../protocol/position.ts";
 import type { ResetReason } from "../protocol/replay.ts";
-import { checkResumePoint, isStoreUnreadable } from "../sdk/resume.ts";
-
-/** When a reader is to ask again that this replica could not answer from the store (down, or not reached yet). */
-const STORE_UNREADABLE_RETRY_S = 5;
+import { checkResumePoint, isStoreUnreadable, STORE_UNREADABLE_RETRY_MS } from "../sdk/resume.ts";
 
 /** A 503 the reader outlasts by asking again after Retry-After. */
 function retryLater(c: Context, error: string): Response {
-  c.header("retry-after", String(STORE_UNREADABLE_RETRY_S));
+  c.header("retry-after", String(STORE_UNREADABLE_RETRY_MS / 1000));
   return c.json({ error }, 503);
 }
 

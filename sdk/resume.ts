@@ -26,6 +26,9 @@ export class StoreUnreadableError extends Error {
   }
 }
 
+/** When a reader told so (SSE `retry`, HTTP `Retry-After`) asks again. */
+export const STORE_UNREADABLE_RETRY_MS = 5_000;
+
 export function isStoreUnreadable(error: unknown): error is StoreUnreadableError {
   return (error as Error | undefined)?.name === "StoreUnreadableError";
 }

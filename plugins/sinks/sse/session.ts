@@ -14,7 +14,7 @@
  * subscriber that goes away leaves the loop; one that takes nothing is closed (`stallMs`).
  */
 import { isBehindRetention, type CommittedLog } from "../../../sdk/contract.ts";
-import { checkResumePoint, isStoreUnreadable } from "../../../sdk/resume.ts";
+import { checkResumePoint, isStoreUnreadable, STORE_UNREADABLE_RETRY_MS } from "../../../sdk/resume.ts";
 import { readObjectPages } from "../../../sdk/http.ts";
 import type { Position } from "../../../protocol/position.ts";
 import type { ResetReason } from "../../../protocol/replay.ts";
@@ -61,9 +61,6 @@ function inWords(code: ResetReason, log: CommittedLog, resume: Position | undefi
       return BEHIND_RETENTION;
   }
 }
-
-/** When an EventSource comes back with its Last-Event-ID after this replica could not read the store. */
-const STORE_UNREADABLE_RETRY_MS = 5_000;
 
 export async function runSession(session: Session): Promise<void> {
   const { log, stream, resume, signal } = session;

@@ -69,8 +69,8 @@ export class Reflector {
   ) {
     this.resourceVersion = deps.changes.resumePoint(config.key, config.type.kind);
     this.streaming = config.streamingList !== "never";
-    this.backoff = new Backoff({ initialMs: config.backoff.initialMs, maxMs: config.backoff.maxMs });
-    this.relistBackoff = new Backoff({ initialMs: config.backoff.initialMs, maxMs: config.backoff.maxMs });
+    this.backoff = new Backoff(config.backoff);
+    this.relistBackoff = new Backoff(config.backoff);
     this.logger = deps.logger.child({ resource: config.type.resource });
   }
 
