@@ -5,7 +5,8 @@
  * modifications touching only managedFields); kubemeta starts again on its store, resumes its watches from the stored
  * resourceVersions, and the API server replays its watch history at line speed. Measured from that restart until the
  * NATS sink's lag is back to 0: watch events in/s, updates committed/s, NATS messages published/s, bytes received,
- * and the CPU each process used.
+ * and the CPU each process used. Then the floor of that ingest on this machine (floor.ts): the most events/s any
+ * design keeping kubemeta's data model could take in here.
  *
  *   bun bench/ingest.ts [--changes 100000] [--nodes 200] [--pods-per-node 50]
  */
@@ -13,7 +14,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { cpus } from "node:os";
 import { startNatsServer } from "../tests/nats-server.ts";
+import { preparePerByte, sqliteChurn } from "./floor.ts";
 import { waitFor } from "../testing/index.ts";
 import {
   allocatorLine,
@@ -23,6 +26,7 @@ import {
   machine,
   metricSum,
   mib,
+  minorFaults,
   percentile,
   probeHealth,
   requestsBetween,
@@ -43,6 +47,8 @@ const { values } = parseArgs({
 const changes = Number(values.changes);
 const timeoutMs = Number(values["timeout-s"]) * 1000;
 const LAG = "kubemeta_sink_lag_versions";
+/** SQLite's modifications measured for the floor: enough for a steady rate, fewer than a backlog's. */
+const FLOOR_CHANGES = 50_000;
 
 console.log(machine());
 console.log(allocatorLine());
@@ -85,6 +91,7 @@ try {
 
   const before = await simulator.stats();
   const simulatorCpu = await cpuSeconds(simulator.pid);
+  const natsCpu = await cpuSeconds(nats.pid!);
   const started = performance.now();
   const kubemeta = await Kubemeta.start(config);
   const health = probeHealth(kubemeta.url);
@@ -103,7 +110,9 @@ try {
   const ms = last.at - started;
   const kubemetaCpu = await cpuSeconds(kubemeta.proc.pid);
   const threads = (await threadCpu(kubemeta.proc.pid)).filter(([, cpu]) => cpu >= 0.05);
+  const faults = await minorFaults(kubemeta.proc.pid);
   const serverCpu = (await cpuSeconds(simulator.pid)) - simulatorCpu;
+  const natsServerCpu = (await cpuSeconds(nats.pid!)) - natsCpu;
   const rss = await kubemeta.peakRss();
   const latencies = await health.stop();
   const after = await simulator.stats();
@@ -131,17 +140,61 @@ try {
   );
   console.log(
     `  CPU over the window: kubemeta ${fmt((kubemetaCpu / (ms / 1000)) * 100)} % of a core (from its start), ` +
-      `API server ${fmt((serverCpu / (ms / 1000)) * 100)} %; kubemeta peak RSS ${mib(rss)}`,
+      `API server ${fmt((serverCpu / (ms / 1000)) * 100)} %, nats-server ${fmt((natsServerCpu / (ms / 1000)) * 100)} %; ` +
+      `kubemeta peak RSS ${mib(rss)}`,
   );
-  const byThread = threads.map(([name, cpu]) => `${name} ${cpu.toFixed(1)}`).join(", ");
+  const byThread = threads
+    .map(([name, cpu, faults]) => `${name} ${cpu.toFixed(1)} (${fmt(faults / 1000)}k faults)`)
+    .join(", ");
   console.log(`  kubemeta's CPU seconds by thread (from its start): ${byThread}`);
+  console.log(
+    `  kubemeta's page faults (from its start): ${fmt(faults)} (${mib(faults * 4096)} of pages touched afresh)`,
+  );
   console.log(
     `  /healthz (${latencies.length} probes): p99 ${percentile(latencies, 99).toFixed(1)} ms, ` +
       `max ${Math.max(...latencies).toFixed(1)} ms`,
   );
+  // Nothing of kubemeta's may run beside the floor's measurement on one thread.
+  await Kubemeta.killAll();
+  await floor({ ms, bytes, events: last.events, committed: last.committed, serverCpu, natsServerCpu });
 } finally {
   await Kubemeta.killAll();
   await simulator.stop();
   await nats.destroy();
   await rm(dir, { recursive: true, force: true });
+}
+
+/**
+ * The floor of this ingest on this machine (floor.ts): what preparing the bytes received and SQLite's own writes of
+ * the updates committed cost on one thread, plus the API server's and nats-server's CPU in the window, spread
+ * perfectly over the cores.
+ */
+async function floor(ingest: {
+  ms: number;
+  bytes: number;
+  events: number;
+  committed: number;
+  serverCpu: number;
+  natsServerCpu: number;
+}) {
+  const cores = cpus().length;
+  const parseNs = preparePerByte();
+  const pods = Number(values.nodes) * Number(values["pods-per-node"]);
+  const sqlite = await sqliteChurn(dir, pods, FLOOR_CHANGES);
+  const sqliteMicros = (sqlite.user + sqlite.system) / FLOOR_CHANGES;
+  const parseS = (parseNs * ingest.bytes) / 1e9;
+  const sqliteS = (sqliteMicros * ingest.committed) / 1e6;
+  const bound = (parseS + sqliteS + ingest.serverCpu + ingest.natsServerCpu) / cores;
+  console.log(
+    `floor of this ingest on ${cores} cores, measured here on one thread: skim + JSON.parse + slim + digest at ` +
+      `${fmt(1e3 / parseNs)} MB/s (${parseS.toFixed(1)} s for the ${fmt(ingest.bytes / 1e6)} MB), SQLite's own ` +
+      `writes at ${sqliteMicros.toFixed(1)} µs an update (${sqliteS.toFixed(1)} s for ${fmt(ingest.committed)}), ` +
+      `the API server's ${ingest.serverCpu.toFixed(1)} s and nats-server's ${ingest.natsServerCpu.toFixed(1)} s: ` +
+      `at least ${bound.toFixed(2)} s`,
+  );
+  console.log(
+    `  no ingest of this backlog can take in more than ${fmt(ingest.events / bound)} events/s here ` +
+      `(kubemeta: ${fmt(ingest.events / (ingest.ms / 1000))}/s, ${(ingest.ms / 1000 / bound).toFixed(2)}x the ` +
+      "floor's time)",
+  );
 }

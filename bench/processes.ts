@@ -75,12 +75,16 @@ export async function minorFaults(pid: number): Promise<number> {
   return Number((await statFields(`/proc/${pid}/stat`))[7]);
 }
 
-/** CPU seconds of each thread of a live process by its name (/proc/<pid>/task/<tid>/comm), the busiest first. */
-export async function threadCpu(pid: number): Promise<[string, number][]> {
-  const threads: [string, number][] = [];
+/**
+ * CPU seconds of each thread of a live process by its name (/proc/<pid>/task/<tid>/comm), the busiest first, with
+ * the page faults it took (minorFaults).
+ */
+export async function threadCpu(pid: number): Promise<[name: string, cpu: number, faults: number][]> {
+  const threads: [string, number, number][] = [];
   for (const tid of await readdir(`/proc/${pid}/task`)) {
     const name = (await Bun.file(`/proc/${pid}/task/${tid}/comm`).text()).trim();
-    threads.push([name, cpuOf(await statFields(`/proc/${pid}/task/${tid}/stat`))]);
+    const fields = await statFields(`/proc/${pid}/task/${tid}/stat`);
+    threads.push([name, cpuOf(fields), Number(fields[7])]);
   }
   return threads.sort((a, b) => b[1] - a[1]);
 }

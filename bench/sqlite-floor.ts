@@ -35,7 +35,7 @@ function report(label: string, spent: Spent) {
 
 async function throughStore(dir: string): Promise<number> {
   const { file, store } = await newStore(dir, "store.db");
-  const threadsBefore = new Map(await threadCpu(process.pid));
+  const threadsBefore = new Map((await threadCpu(process.pid)).map(([name, cpu]) => [name, cpu]));
   const started = performance.now();
   const cpu = process.cpuUsage();
   for (let from = 0; from < rows; from += BATCH) {

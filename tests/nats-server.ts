@@ -23,6 +23,8 @@ export interface TestNatsServer {
   /** `nats://127.0.0.1:<port>` (or `tls://…` when TLS is on). */
   readonly url: string;
   readonly dir: string;
+  /** The server's process id while it runs (benchmarks read its CPU time). */
+  readonly pid: number | undefined;
   /** True between start/restart and stop. */
   running(): boolean;
   /** Kills the server (the port stays reserved for restart). Safe twice. */
@@ -148,6 +150,9 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     },
     url: `${scheme}://127.0.0.1:${port}`,
     dir,
+    get pid() {
+      return proc?.pid;
+    },
     running: () => proc !== undefined,
     stop,
     async restart() {

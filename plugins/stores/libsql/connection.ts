@@ -18,6 +18,7 @@
 import { createClient, type Client } from "@libsql/client";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { keepSqliteAllocations } from "./malloc.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
 import { startCheckpointer } from "./checkpointer.ts";
 import { startWriterThread, type Writer, type WriterSetup } from "./writer.ts";
@@ -121,6 +122,7 @@ export async function openConnections(url: string, logger: Logger, remote: Remot
     };
   }
   const path = filePathOf(url);
+  keepSqliteAllocations();
   try {
     mkdirSync(dirname(path), { recursive: true });
   } catch (error) {
