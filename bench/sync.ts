@@ -162,7 +162,9 @@ async function initialSync(simulator: Simulator, config: string, timeoutMs: numb
       `p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${Math.max(...latencies).toFixed(1)} ms`,
   );
   const cpu = threads.reduce((sum, [, seconds]) => sum + seconds, 0);
-  const byThread = threads.map(([name, s]) => `${name} ${s.toFixed(1)}`).join(", ");
+  const byThread = threads
+    .map(([name, s, faults]) => `${name} ${s.toFixed(1)} (${fmt(faults / 1000)}k faults)`)
+    .join(", ");
   const busy = fmt(((cpu + server) / (ms / 1000) / cpus().length) * 100);
   console.log(
     `    CPU to ready: kubemeta ${cpu.toFixed(1)} s (${byThread}), ` +
