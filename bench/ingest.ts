@@ -140,7 +140,8 @@ try {
   );
   console.log(
     `  CPU over the window: kubemeta ${fmt((kubemetaCpu / (ms / 1000)) * 100)} % of a core (from its start), ` +
-      `API server ${fmt((serverCpu / (ms / 1000)) * 100)} %, nats-server ${fmt((natsServerCpu / (ms / 1000)) * 100)} %; ` +
+      `API server ${fmt((serverCpu / (ms / 1000)) * 100)} %, ` +
+      `nats-server ${fmt((natsServerCpu / (ms / 1000)) * 100)} %; ` +
       `kubemeta peak RSS ${mib(rss)}`,
   );
   const byThread = threads

@@ -15,8 +15,8 @@
  * envelope and checks that the versions follow the resume point one by one), so the host's rate is what is measured.
  * The host runs in this process: give it the image's allocator setting (Containerfile) to measure it as deployed.
  *
- *   MIMALLOC_PURGE_DELAY=10000 bun bench/replay.ts [--updates 1000000] [--pods 20000] [--nodes 500] [--dir <kept store>] [--verify]
- *                       [--only store|nats|sse]
+ *   MIMALLOC_PURGE_DELAY=10000 bun bench/replay.ts [--updates 1000000] [--pods 20000] [--nodes 500]
+ *                       [--dir <kept store>] [--verify] [--only store|nats|sse]
  */
 import { availableParallelism, cpus, loadavg } from "node:os";
 import { join } from "node:path";
