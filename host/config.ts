@@ -4,6 +4,7 @@
  * starts. Every error names its path, e.g. `sinks[1].url`.
  */
 import * as v from "valibot";
+import { stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import type { RetentionPolicy, SinkDeclaration, SourceDeclaration, StoreDeclaration } from "../sdk/contract.ts";
 import type { LOG_LEVELS } from "./logger.ts";
@@ -42,7 +43,11 @@ export interface Config {
 /** Reads, interpolates and validates a config file. Throws ConfigError. */
 export async function loadConfig(path: string, options: Omit<ResolveOptions, "baseDir">): Promise<Config> {
   const file = Bun.file(path);
-  if (!(await file.exists())) throw new ConfigError([{ path: "", message: `config file not found: ${path}` }]);
+  if (!(await file.exists())) {
+    const isDirectory = (await stat(path).catch(() => undefined))?.isDirectory();
+    const problem = isDirectory ? "is a directory, not a config file" : "config file not found";
+    throw new ConfigError([{ path: "", message: isDirectory ? `${path} ${problem}` : `${problem}: ${path}` }]);
+  }
   const text = await file.text();
   const format = path.endsWith(".json") ? "json" : "yaml";
   let raw: unknown;
@@ -64,6 +69,9 @@ export async function loadConfig(path: string, options: Omit<ResolveOptions, "ba
 /** Validates an already parsed config. */
 export async function resolveConfig(raw: unknown, options: ResolveOptions): Promise<Config> {
   const issues: ConfigIssue[] = [];
+  // A list passes valibot's object schemas (its keys are its indexes): an empty one would be a valid config.
+  if (Array.isArray(raw))
+    throw new ConfigError([{ path: "", message: "Invalid type: Expected Object but received Array" }]);
   const interpolated = interpolate(raw, options.env ?? process.env, "", issues);
   // An unset variable's value is left empty: what a schema then says of that value only repeats the cause.
   const unset = new Set(issues.map((issue) => issue.path));

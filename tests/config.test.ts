@@ -269,7 +269,16 @@ describe("config", () => {
     await expect(loadConfig(join(dir, "missing.yaml"), { registry: builtins })).rejects.toThrow(
       /config file not found/,
     );
+    await expect(loadConfig(dir, { registry: builtins })).rejects.toThrow(/is a directory, not a config file/);
     await expect(loadConfig(join(dir, "bad.yaml"), { registry: builtins })).rejects.toThrow(/cannot parse/);
+    // A list is no config, even an empty one, which every section's defaults would otherwise accept.
+    for (const list of ["[]\n", "- store: {}\n"]) {
+      await Bun.write(join(dir, "list.yaml"), list);
+      const error = await loadConfig(join(dir, "list.yaml"), { registry: builtins }).catch((e: ConfigError) => e);
+      expect((error as ConfigError).issues).toEqual([
+        { path: "", message: "Invalid type: Expected Object but received Array" },
+      ]);
+    }
     // Where it breaks, never what is written there (a token may be).
     const broken = await loadConfig(join(dir, "tab.yaml"), { registry: builtins }).catch((error: ConfigError) => error);
     expect((broken as ConfigError).issues).toEqual([
