@@ -7,6 +7,7 @@
  */
 import type { Msg, NatsConnection, Subscription as NatsSubscription } from "@nats-io/transport-node";
 import { Backoff, sleep } from "../protocol/retry.ts";
+import { checkBackoff, checkMs, MAX_TIMER_MS } from "./durations.ts";
 import type { ReplayChunk, ReplayRequestMessage } from "../protocol/replay.ts";
 import { defaultPrefix, PREFIX_PATTERN, subjectsFor } from "../protocol/subjects.ts";
 import { formatPosition } from "../protocol/position.ts";
@@ -69,8 +70,9 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
   if (inboxPrefix === prefix || inboxPrefix.startsWith(`${prefix}.`))
     throw new RangeError(`inboxPrefix: ${inboxPrefix} is under the prefix ${prefix}, where kubemeta sends no reply`);
   const { recheckMs = RECHECK_MS } = options;
-  if (!(Number.isFinite(recheckMs) && recheckMs >= 0))
-    throw new RangeError(`recheckMs: ${recheckMs} is not a number of milliseconds (0 for never)`);
+  checkMs("recheckMs", recheckMs, "for never");
+  checkMs("replayTimeoutMs", options.replayTimeoutMs);
+  checkBackoff("retry", options.retry);
   const subjects = subjectsFor(prefix);
   const caches = new StreamCaches(options.streams, options);
   const stopped = new AbortController();
@@ -305,7 +307,7 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
     void nc.closed().then(() => closed.abort());
     const ended = AbortSignal.any([stopped.signal, closed.signal]);
     while (!ended.aborted) {
-      await sleep(everyMs * (0.75 + Math.random() / 2), ended);
+      await sleep(Math.min(MAX_TIMER_MS, everyMs * (0.75 + Math.random() / 2)), ended);
       if (!ended.aborted) for (const follower of followers) follower.want({});
     }
   }

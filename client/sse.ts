@@ -8,6 +8,7 @@
  * which the cache turns into the adds, updates and deletes that reach that state.
  */
 import { Backoff, parseRetryAfter, sleep } from "../protocol/retry.ts";
+import { checkBackoff, checkMs } from "./durations.ts";
 import { KIND_PATTERN, NAMESPACE_PATTERN, type Envelope } from "../protocol/envelope.ts";
 import { StreamCaches, type InformerHandlers, type StreamCache, type Subscription } from "./cache.ts";
 import { SseParser, type SseEvent } from "./sse-parser.ts";
@@ -48,7 +49,7 @@ interface ResetData {
  * What the server would refuse for ever (a 400 or 404 on every reconnect) is refused here at once, as subscribeNats
  * refuses a stream it cannot follow.
  */
-function checkOptions({ url, kinds, namespace }: SseSubscribeOptions): void {
+function checkOptions({ url, kinds, namespace, idleTimeoutMs, reconnect }: SseSubscribeOptions): void {
   const protocol = (() => {
     try {
       return new URL(url).protocol;
@@ -59,10 +60,14 @@ function checkOptions({ url, kinds, namespace }: SseSubscribeOptions): void {
   if (protocol !== "http:" && protocol !== "https:")
     throw new TypeError(`url: ${String(url)} is not kubemeta's http:// or https:// base URL`);
   if (kinds !== undefined && !Array.isArray(kinds)) throw new TypeError('kinds: a list of API kinds, e.g. ["Pod"]');
+  // The server refuses `kinds=` (400): no kinds is none to follow, not all of them.
+  if (kinds?.length === 0) throw new RangeError("kinds: give at least one API kind, or leave it out for all");
   for (const kind of kinds ?? [])
     if (!KIND_PATTERN.test(kind)) throw new RangeError(`kinds: ${kind} is not an API kind such as Pod (not pods)`);
   if (namespace !== undefined && !NAMESPACE_PATTERN.test(namespace))
     throw new RangeError(`namespace: ${JSON.stringify(namespace)} is not a namespace's name; leave it out for all`);
+  checkMs("idleTimeoutMs", idleTimeoutMs);
+  checkBackoff("reconnect", reconnect);
 }
 
 /** Why a connection was cut by the client itself (a gap): reconnect from the position held. */

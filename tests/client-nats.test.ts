@@ -249,8 +249,15 @@ test(
     // An inbox prefix with a space would reach the server in a SUB line, which closes the connection.
     for (const inboxPrefix of ["my inbox", "_INBOX.>", "", PREFIX, `${PREFIX}.inbox`])
       expect(() => subscribeNats({ nc, cluster: CLUSTER, inboxPrefix, streams: [SHARED] })).toThrow(/^inboxPrefix: /);
-    for (const recheckMs of [-1, Number.NaN, Number.POSITIVE_INFINITY])
+    // A timer given more than 2^31-1 ms fires after 1 ms: a recheck so long would ask for replays without end.
+    for (const recheckMs of [-1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, 1e10])
       expect(() => subscribeNats({ nc, cluster: CLUSTER, recheckMs, streams: [SHARED] })).toThrow(/^recheckMs: /);
+    for (const replayTimeoutMs of [0, -5, 3e9])
+      expect(() => subscribeNats({ nc, cluster: CLUSTER, replayTimeoutMs, streams: [SHARED] })).toThrow(
+        /^replayTimeoutMs: /,
+      );
+    for (const retry of [{ initialMs: 0 }, { maxMs: 3e9 }, { initialMs: 500, maxMs: 100 }])
+      expect(() => subscribeNats({ nc, cluster: CLUSTER, retry, streams: [SHARED] })).toThrow(/^retry/);
     const noStreams = { nc, cluster: CLUSTER } as Parameters<typeof subscribeNats>[0];
     expect(() => subscribeNats(noStreams)).toThrow(/^streams: give at least one stream/);
     await nc.flush();

@@ -286,6 +286,13 @@ test("options the server would refuse on every reconnect are refused at once, as
     [{ streams: ["node/Bad_Name"] }, /^not a stream: node\/Bad_Name/],
     [{ kinds: ["pods"] }, /^kinds: /],
     [{ kinds: "Pod" as unknown as string[] }, /^kinds: a list/],
+    // `kinds=` is a 400: no kinds is not all of them.
+    [{ kinds: [] }, /^kinds: give at least one/],
+    // A timer given more than 2^31-1 ms fires after 1 ms: every connection would be cut at once.
+    [{ idleTimeoutMs: 3e9 }, /^idleTimeoutMs: /],
+    [{ idleTimeoutMs: 0 }, /^idleTimeoutMs: /],
+    [{ reconnect: { initialMs: 2_000, maxMs: 1_000 } }, /^reconnect: initialMs 2000 is above maxMs 1000/],
+    [{ reconnect: { maxMs: Number.NaN } }, /^reconnect\.maxMs: /],
     [{ namespace: "" }, /^namespace: /],
     // What the server refuses with a 400 on every reconnect.
     [{ namespace: "Payments" }, /^namespace: "Payments" is not a namespace's name/],

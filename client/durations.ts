@@ -1,0 +1,29 @@
+/**
+ * Checks of the options that are durations. A timer waits at most 2³¹−1 ms (24.8 days): `setTimeout` takes a longer
+ * delay as 1 ms, so a large timeout would fire at once, over and over (a replay asked, a connection cut, every
+ * millisecond), and is refused instead, as is one that is not a number of milliseconds.
+ */
+
+/** The longest a timer waits. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Throws a RangeError unless `value` (the option `name`, when given) is milliseconds from 1 to MAX_TIMER_MS; or 0,
+ * when `zeroMeans` says what 0 does.
+ */
+export function checkMs(name: string, value: number | undefined, zeroMeans?: string): void {
+  if (value === undefined) return;
+  const least = zeroMeans === undefined ? 1 : 0;
+  if (typeof value === "number" && value >= least && value <= MAX_TIMER_MS) return;
+  const zero = zeroMeans === undefined ? "" : ` (0 ${zeroMeans})`;
+  throw new RangeError(`${name}: ${value} is not a number of milliseconds from ${least} to ${MAX_TIMER_MS}${zero}`);
+}
+
+/** The same for a backoff's `initialMs` and `maxMs` under `name`, the first not above the second. */
+export function checkBackoff(name: string, backoff: { initialMs?: number; maxMs?: number } | undefined): void {
+  checkMs(`${name}.initialMs`, backoff?.initialMs);
+  checkMs(`${name}.maxMs`, backoff?.maxMs);
+  const { initialMs, maxMs } = backoff ?? {};
+  if (initialMs !== undefined && maxMs !== undefined && initialMs > maxMs)
+    throw new RangeError(`${name}: initialMs ${initialMs} is above maxMs ${maxMs}`);
+}
