@@ -168,7 +168,13 @@ function printer(options: TailOptions, out: (line: string) => void, err: (line: 
     (!kinds || kinds.has(e.kind)) && (namespace === undefined || e.namespace === namespace);
   return {
     onAdd: (e) => wanted(e) && print(e),
-    onUpdate: (_old, e) => wanted(e) && print(e),
+    onUpdate(_old, e) {
+      if (!wanted(e)) return;
+      // An object changed across a reset comes as its snapshot envelope, an ADDED: printed as it is, it would read as
+      // new.
+      if (e.type === "ADDED") print({ ...e, type: "MODIFIED" }, "(changed at reset)");
+      else print(e);
+    },
     onDelete(e) {
       if (!wanted(e)) return;
       // An object found gone at a reset comes as the last envelope held: printed as it is, it would read as still

@@ -157,7 +157,12 @@ test(
   "a recreated store: RESET naming the old epoch, deletes of what vanished, only true changes",
   async () => {
     const first = await host();
-    await commit(first, ["ADDED", rawPod("web-1", { node: "n1" })], ["ADDED", rawPod("web-2", { node: "n1" })]);
+    await commit(
+      first,
+      ["ADDED", rawPod("web-1", { node: "n1" })],
+      ["ADDED", rawPod("web-2", { node: "n1" })],
+      ["ADDED", rawPod("web-4", { node: "n1", labels: { tier: "a" } })],
+    );
     const readable = tail(["--url", first.url]);
     const json = tail(["--url", first.url, "--json"]);
     await readable.until(() => matching(readable.lines, /SYNCED +all/).length === 1, "SYNCED");
@@ -170,7 +175,12 @@ test(
     // The same address, a new store: the clients reconnect to another epoch.
     const second = await host({ http: { port: Number(new URL(first.url).port) } });
     expect(second.host.epoch).not.toBe(oldEpoch);
-    await commit(second, ["ADDED", rawPod("web-2", { node: "n1" })], ["ADDED", rawPod("web-3", { node: "n1" })]);
+    await commit(
+      second,
+      ["ADDED", rawPod("web-2", { node: "n1" })],
+      ["ADDED", rawPod("web-3", { node: "n1" })],
+      ["ADDED", rawPod("web-4", { node: "n1", labels: { tier: "b" } })],
+    );
     for (const t of [readable, json]) t.proc.kill("SIGCONT");
 
     await readable.until(() => matching(readable.lines, /SYNCED +all/).length === 2, "the second SYNCED");
@@ -178,22 +188,24 @@ test(
     expect(afterReset[0]).toMatch(
       new RegExp(`^ +- RESET +all  reason=.+  epoch=${second.host.epoch}  was=${oldEpoch}$`),
     );
-    // Deletes come before adds; web-2 is the same object in both stores: no line for it.
+    // Deletes come before adds; web-2 is the same object in both stores: no line for it; web-4 changed.
     expect(afterReset.slice(1, -1)).toEqual([
       expect.stringMatching(updateLine("DELETED", "Pod", "default/web-1", "node=n1  (gone at reset)")),
       expect.stringMatching(updateLine("ADDED", "Pod", "default/web-3", "node=n1")),
+      expect.stringMatching(updateLine("MODIFIED", "Pod", "default/web-4", "node=n1  (changed at reset)")),
     ]);
 
-    await json.until(() => json.lines.length === 4, "the reset's envelopes");
+    await json.until(() => json.lines.length === 6, "the reset's envelopes");
     expect(
       json
         .envelopes()
-        .slice(2)
+        .slice(3)
         .map((e) => [e.type, e.name, e.epoch === oldEpoch])
         .sort(),
     ).toEqual([
       ["ADDED", "web-3", false],
       ["DELETED", "web-1", true],
+      ["MODIFIED", "web-4", false],
     ]);
   },
   SLOW_MS,
