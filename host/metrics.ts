@@ -1,6 +1,8 @@
 /**
  * A minimal Prometheus registry (text exposition format 0.0.4). Registering the same
- * name twice returns the same metric, so plugins can register on every start.
+ * name twice returns the same metric, so plugins can register on every start; as
+ * another type, or under a name or label name the format does not allow, it throws:
+ * one plugin's mistake must not make every scrape of /metrics fail.
  *
  * Label values can come from outside (kinds from the API server, custom resources
  * included): each label of a family keeps its first MAX_LABEL_VALUES values, and counts
@@ -29,6 +31,7 @@ function labelKeys() {
   const bounded = (name: string, value: string, admit: boolean): string => {
     let values = admitted.get(name);
     if (!values) {
+      if (!LABEL_NAME.test(name)) throw new RangeError(`metric label name ${JSON.stringify(name)} is not one`);
       values = new Set<string>();
       admitted.set(name, values);
     }
@@ -56,6 +59,9 @@ function labelKeys() {
   };
 }
 
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
 /** Counters are incremented per event on hot paths: most values need no escaping; a test costs less than 3 replaces. */
 const NEEDS_ESCAPE = /[\\\n"]/;
 
@@ -64,8 +70,14 @@ function escapeLabel(value: string): string {
   return value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
 }
 
+/** A sample value as the format spells it: `+Inf`, `-Inf` and `NaN`, not JavaScript's `Infinity`. */
+function sample(value: number): string {
+  if (Number.isFinite(value) || Number.isNaN(value)) return String(value);
+  return value > 0 ? "+Inf" : "-Inf";
+}
+
 function series(name: string, key: string, value: number): string {
-  return `${name}${key ? `{${key}}` : ""} ${value}`;
+  return `${name}${key ? `{${key}}` : ""} ${sample(value)}`;
 }
 
 function valueFamily(type: "counter" | "gauge", help: string) {
@@ -79,7 +91,10 @@ function valueFamily(type: "counter" | "gauge", help: string) {
     type,
     help,
     render: (name) => [...values].map(([key, value]) => series(name, key, value)),
-    inc: (labels, by = 1) => add(labels, by),
+    inc: (labels, by = 1) => {
+      if (type === "counter" && !(by >= 0)) throw new RangeError(`a counter only goes up (by ${by})`);
+      add(labels, by);
+    },
     dec: (labels, by = 1) => add(labels, -by),
     set: (value, labels) => void values.set(keys.key(labels), value),
     get: (labels) => values.get(keys.key(labels, false)) ?? 0,
@@ -90,7 +105,10 @@ function valueFamily(type: "counter" | "gauge", help: string) {
   return family;
 }
 
-function histogramFamily(help: string, buckets: number[]) {
+function histogramFamily(help: string, given: number[]) {
+  if (!given.every(Number.isFinite)) throw new RangeError(`histogram buckets must be finite numbers: ${given}`);
+  // The format wants them ascending, each once; +Inf is always added.
+  const buckets = [...new Set(given)].sort((a, b) => a - b);
   const states = new Map<string, { counts: number[]; sum: number; count: number }>();
   const keys = labelKeys();
   const family: Family & Histogram = {
@@ -128,21 +146,25 @@ function histogramFamily(help: string, buckets: number[]) {
 
 export function createMetrics(): Metrics {
   const families = new Map<string, Family>();
-  function register<F extends Family>(name: string, make: () => F): F {
+  function register<F extends Family>(name: string, type: Family["type"], make: () => F): F {
     const existing = families.get(name);
-    if (existing) return existing as F;
+    if (existing?.type === type) return existing as F;
+    if (existing) throw new TypeError(`metric ${name} is a ${existing.type}, not a ${type}`);
+    if (!METRIC_NAME.test(name)) throw new RangeError(`metric name ${JSON.stringify(name)} is not one`);
     const family = make();
     families.set(name, family);
     return family;
   }
   return {
-    counter: (name, help) => register(name, () => valueFamily("counter", help)),
-    gauge: (name, help) => register(name, () => valueFamily("gauge", help)),
-    histogram: (name, help, buckets = DEFAULT_BUCKETS) => register(name, () => histogramFamily(help, buckets)),
+    counter: (name, help) => register(name, "counter", () => valueFamily("counter", help)),
+    gauge: (name, help) => register(name, "gauge", () => valueFamily("gauge", help)),
+    histogram: (name, help, buckets = DEFAULT_BUCKETS) =>
+      register(name, "histogram", () => histogramFamily(help, buckets)),
     render() {
       const out: string[] = [];
       for (const [name, family] of families) {
-        out.push(`# HELP ${name} ${family.help}`, `# TYPE ${name} ${family.type}`, ...family.render(name));
+        const help = family.help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+        out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${family.type}`, ...family.render(name));
       }
       return `${out.join("\n")}\n`;
     },

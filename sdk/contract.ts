@@ -70,9 +70,11 @@ export interface PluginContext {
   /** JSON lines, already labelled with the plugin's kind and name. */
   logger: Logger;
   /**
-   * The one Prometheus registry (/metrics). Registering a name again returns the same
-   * metric. Label your series with `{ sink: ctx.name }` (or `source`, `store`) so two
-   * instances of one plugin stay apart.
+   * The one Prometheus registry (/metrics). Registering a name again as the same type
+   * returns the same metric; as another type, or a name or label name Prometheus does not
+   * allow, a counter's negative increment or a bucket that is not finite, it throws. Label
+   * your series with `{ sink: ctx.name }` (or `source`, `store`) so two instances of one
+   * plugin stay apart.
    */
   metrics: Metrics;
 }
