@@ -45,8 +45,8 @@ export async function loadConfig(path: string, options: Omit<ResolveOptions, "ba
   const file = Bun.file(path);
   if (!(await file.exists())) {
     const isDirectory = (await stat(path).catch(() => undefined))?.isDirectory();
-    const problem = isDirectory ? "is a directory, not a config file" : "config file not found";
-    throw new ConfigError([{ path: "", message: isDirectory ? `${path} ${problem}` : `${problem}: ${path}` }]);
+    const message = isDirectory ? `${path} is a directory, not a config file` : `config file not found: ${path}`;
+    throw new ConfigError([{ path: "", message }]);
   }
   const text = await file.text();
   const format = path.endsWith(".json") ? "json" : "yaml";
