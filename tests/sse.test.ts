@@ -146,6 +146,9 @@ describe("GET /v1/watch", () => {
     expect(versionsOf(events)).toEqual([2, 3]);
     expect(events[2]!.lastEventId).toBe(`${epoch}:3`);
     expect(versionsOf(await bySince.takeUntil("SYNCED"))).toEqual([3]);
+    // The header wins over the URL's `since`, even one that would be refused on its own.
+    const byHeaderOverBadSince = await open(th, { since: "12" }, `${epoch}:1`);
+    expect(versionsOf(await byHeaderOverBadSince.takeUntil("SYNCED"))).toEqual([2, 3]);
     await commit(th, ["DELETED", rawPod("a", { node: "n1" })]);
     expect(json(await byHeader.next())).toMatchObject({ type: "DELETED", version: 4 });
   });

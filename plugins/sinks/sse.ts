@@ -24,8 +24,9 @@ const watchQuery = v.object({
   stream: streamParam,
   kinds: v.optional(kindsParam),
   namespace: v.optional(namespaceParam),
-  since: v.optional(positionParam),
 });
+/** Read only without a Last-Event-ID: the header wins, whatever the URL kept. */
+const sinceQuery = v.object({ since: v.optional(positionParam) });
 
 type Handler = (c: Context) => Response;
 
@@ -163,6 +164,10 @@ export default defineSink({
     function watch(c: Context): Response {
       const query = parseQuery(c, watchQuery);
       if (!query.ok) return query.response;
+      // The header is the progress of this very EventSource, whose URL keeps its first `since`.
+      const lastEventId = c.req.header("last-event-id");
+      const since = lastEventId ? undefined : parseQuery(c, sinceQuery);
+      if (since && !since.ok) return since.response;
       if (sessions.size >= config.maxStreams) {
         rejected.inc({ reason: "max_streams" });
         c.header("retry-after", "5");
@@ -177,10 +182,8 @@ export default defineSink({
       }
       // What a GET would get now, without a session: Hono drops a HEAD's body unread, so it would never end.
       if (c.req.method === "HEAD") return new Response(null, { headers: HEADERS });
-      const { stream, kinds, namespace, since } = query.value;
-      // The header is the progress of this very EventSource, whose URL keeps its first `since`.
-      const lastEventId = c.req.header("last-event-id");
-      const resume = lastEventId ? parsePosition(lastEventId) : since;
+      const { stream, kinds, namespace } = query.value;
+      const resume = lastEventId ? parsePosition(lastEventId) : since?.value.since;
 
       const abort = new AbortController();
       const channel = new SseChannel(config.bufferBytes, () => abort.abort());
