@@ -1,11 +1,9 @@
 /**
- * Checks of the options that are durations. A timer waits at most 2³¹−1 ms (24.8 days): `setTimeout` takes a longer
- * delay as 1 ms, so a large timeout would fire at once, over and over (a replay asked, a connection cut, every
+ * Checks of the options that are durations. A timer waits at most MAX_TIMER_MS (24.8 days): `setTimeout` takes a
+ * longer delay as 1 ms, so a large timeout would fire at once, over and over (a replay asked, a connection cut, every
  * millisecond), and is refused instead, as is one that is not a number of milliseconds.
  */
-
-/** The longest a timer waits. */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
+import { MAX_TIMER_MS } from "../protocol/retry.ts";
 
 /**
  * Throws a RangeError unless `value` (the option `name`, when given) is milliseconds from 1 to MAX_TIMER_MS; or 0,

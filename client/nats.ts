@@ -7,7 +7,7 @@
  */
 import type { Msg, NatsConnection, Subscription as NatsSubscription } from "@nats-io/transport-node";
 import { Backoff, sleep } from "../protocol/retry.ts";
-import { checkBackoff, checkMs, MAX_TIMER_MS } from "./durations.ts";
+import { checkBackoff, checkMs } from "./durations.ts";
 import type { ReplayChunk, ReplayRequestMessage } from "../protocol/replay.ts";
 import { defaultPrefix, PREFIX_PATTERN, subjectsFor } from "../protocol/subjects.ts";
 import { formatPosition } from "../protocol/position.ts";
@@ -307,7 +307,7 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
     void nc.closed().then(() => closed.abort());
     const ended = AbortSignal.any([stopped.signal, closed.signal]);
     while (!ended.aborted) {
-      await sleep(Math.min(MAX_TIMER_MS, everyMs * (0.75 + Math.random() / 2)), ended);
+      await sleep(everyMs * (0.75 + Math.random() / 2), ended);
       if (!ended.aborted) for (const follower of followers) follower.want({});
     }
   }

@@ -65,6 +65,11 @@ const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 /** Counters are incremented per event on hot paths: most values need no escaping; a test costs less than 3 replaces. */
 const NEEDS_ESCAPE = /[\\\n"]/;
 
+/** A help text as the format carries it: backslashes and newlines escaped (quotes are allowed). */
+function escapeHelp(help: string): string {
+  return help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+}
+
 function escapeLabel(value: string): string {
   if (!NEEDS_ESCAPE.test(value)) return value;
   return value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
@@ -156,15 +161,14 @@ export function createMetrics(): Metrics {
     return family;
   }
   return {
-    counter: (name, help) => register(name, "counter", () => valueFamily("counter", help)),
-    gauge: (name, help) => register(name, "gauge", () => valueFamily("gauge", help)),
+    counter: (name, help) => register(name, "counter", () => valueFamily("counter", escapeHelp(help))),
+    gauge: (name, help) => register(name, "gauge", () => valueFamily("gauge", escapeHelp(help))),
     histogram: (name, help, buckets = DEFAULT_BUCKETS) =>
-      register(name, "histogram", () => histogramFamily(help, buckets)),
+      register(name, "histogram", () => histogramFamily(escapeHelp(help), buckets)),
     render() {
       const out: string[] = [];
       for (const [name, family] of families) {
-        const help = family.help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
-        out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${family.type}`, ...family.render(name));
+        out.push(`# HELP ${name} ${family.help}`, `# TYPE ${name} ${family.type}`, ...family.render(name));
       }
       return `${out.join("\n")}\n`;
     },

@@ -48,11 +48,17 @@ export function aborted(signal: AbortSignal): Promise<void> {
   });
 }
 
-/** Resolves after `ms`, or early (without throwing) when the signal aborts. */
+/**
+ * The longest wait a timer takes: setTimeout's delay is a signed 32-bit count of milliseconds, and a longer one
+ * fires at once (Bun warns on stderr each time), so a 30-day interval would run every millisecond.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Resolves after `ms` (at most MAX_TIMER_MS), or early (without throwing) when the signal aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
+    const timer = setTimeout(done, Math.min(ms, MAX_TIMER_MS));
     function done() {
       clearTimeout(timer);
       signal?.removeEventListener("abort", done);

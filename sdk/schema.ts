@@ -4,6 +4,7 @@
  * `batchSchema`, `retrySchema` or `streamName` gets the same words as every other.
  */
 import * as v from "valibot";
+import { MAX_TIMER_MS } from "../protocol/retry.ts";
 import { isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
 import type { Logger } from "./telemetry.ts";
 
@@ -17,12 +18,6 @@ export function parseDuration(input: string | number): number | undefined {
   return Math.round(Number(match[1]) * UNITS[match[2]!]!);
 }
 
-/**
- * The longest wait a timer takes: setTimeout's delay is a signed 32-bit count of milliseconds, and a longer one
- * fires at once (Bun warns on stderr each time), so a 30-day interval would run every millisecond.
- */
-const MAX_WAIT_MS = 2 ** 31 - 1;
-
 /** A span of time in config: "10s", "5m", "24h", "7d", or milliseconds as a number. Outputs milliseconds. */
 const timeSpan = v.pipe(
   v.union([v.string(), v.number()]),
@@ -33,8 +28,8 @@ const timeSpan = v.pipe(
   v.transform((input) => parseDuration(input)!),
 );
 
-/** A duration in config that something waits for (a timeout, an interval, a delay): at most MAX_WAIT_MS. */
-export const duration = v.pipe(timeSpan, v.maxValue(MAX_WAIT_MS, "must be at most 24d (no timer waits longer)"));
+/** A duration in config that something waits for (a timeout, an interval, a delay): at most MAX_TIMER_MS. */
+export const duration = v.pipe(timeSpan, v.maxValue(MAX_TIMER_MS, "must be at most 24d (no timer waits longer)"));
 
 /** An age that nothing waits for, only compares with (retention's `maxAge`): no upper bound. */
 export const age = timeSpan;

@@ -1,10 +1,9 @@
-/** The declarative config: validation with paths, env interpolation, and the CLI's --check. */
+/** The declarative config: validation with paths, env interpolation, files (--check: config-check.test.ts). */
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { ConfigError, loadConfig, resolveConfig } from "../host/config.ts";
 import { tempDir } from "../testing/index.ts";
 import { builtins } from "../plugins/index.ts";
-import { runMain } from "./reliability-process.ts";
 
 async function issuesOf(raw: unknown, env: Record<string, string> = {}): Promise<string[]> {
   try {
@@ -289,116 +288,4 @@ describe("config", () => {
     ]);
     expect(JSON.stringify(broken)).not.toContain("secret-0123456789abcdef");
   });
-});
-
-describe("main.ts --check", () => {
-  async function check(yaml: string) {
-    const dir = await tempDir();
-    await Bun.write(join(dir, "kubemeta.yaml"), yaml);
-    // The check creates the default store, ./data/kubemeta.db: in the temp dir, not in the repository.
-    return runMain(["--check", "--config", join(dir, "kubemeta.yaml")], { cwd: dir });
-  }
-
-  test("a valid config exits 0", async () => {
-    const result = await check("cluster:\n  name: dev\nsources:\n  - type: kubernetes\n");
-    expect(result).toMatchObject({ code: 0, stdout: "config is valid\n" });
-  });
-
-  test("a kubeconfig a source names must load: one error line for each that does not; the store checked", async () => {
-    const dir = await tempDir();
-    const kubeconfig = [
-      "apiVersion: v1",
-      "kind: Config",
-      "current-context: main",
-      "clusters: [{ name: c, cluster: { server: 'https://127.0.0.1:6443' } }]",
-      "contexts: [{ name: main, context: { cluster: c, user: u } }]",
-      "users: [{ name: u, user: { token: t } }]",
-    ].join("\n");
-    await Bun.write(join(dir, "good.yaml"), kubeconfig);
-    await Bun.write(
-      join(dir, "kubemeta.yaml"),
-      [
-        "sources:",
-        "  - { type: kubernetes, name: a, kubeconfig: ./missing.yaml }",
-        "  - { type: kubernetes, name: b, kubeconfig: ./good.yaml, context: nope }",
-        "  - { type: kubernetes, name: c, kubeconfig: ./good.yaml }",
-        "  - { type: kubernetes, name: d }",
-      ].join("\n"),
-    );
-    // Relative to the working directory, as every path but a plugin module's.
-    const result = await runMain(["--check", "--config", "kubemeta.yaml"], { cwd: dir });
-    expect(result.code).toBe(1);
-    const lines = result.stdout
-      .trimEnd()
-      .split("\n")
-      .map((line) => JSON.parse(line));
-    expect(lines.map(({ level, msg, source }) => [level, msg, source])).toEqual([
-      ["error", "source cannot start as configured", "a"],
-      ["error", "source cannot start as configured", "b"],
-    ]);
-    expect(lines[0].error.message).toContain("cannot load kubeconfig ./missing.yaml");
-    expect(lines[1].error.message).toContain('has no context "nope" (contexts: main)');
-    expect(await Bun.file(join(dir, "data", "kubemeta.db")).exists()).toBe(true);
-  });
-
-  test("the example config in examples/ is valid", async () => {
-    const example = join(import.meta.dir, "..", "examples/kubemeta.yaml");
-    const result = await runMain(["--check", "--config", example], {
-      cwd: await tempDir(),
-      env: { WEBHOOK_SECRET: "a-secret-for-the-check" },
-    });
-    expect(result.code).toBe(0);
-  });
-
-  test("a typo exits 1 and names the path", async () => {
-    const result = await check("cluster:\n  name: dev\nsources:\n  - type: kubernetes\n    namespce: default\n");
-    expect(result.code).toBe(1);
-    expect(result.stderr).toContain("sources[0].namespce");
-  });
-
-  test("bad arguments exit 2 with one line saying what is wrong, not a stack trace", async () => {
-    const cases: [string[], string][] = [
-      [["--chekc"], "kubemeta: Unknown option '--chekc' (see --help)"],
-      [["rbac", "--bogus"], "kubemeta: Unknown option '--bogus' (see --help)"],
-      [["--port", "http"], 'kubemeta: --port: expected a port number (0-65535), got "http" (see --help)'],
-      // `--config "$CONFIG"` with the variable unset: the default config would serve something else, unasked.
-      ...[["--config", ""], ["--config="], ["--check", "--config", ""]].map((args): [string[], string] => [
-        args,
-        "kubemeta: --config: expected a file, got an empty value (see --help)",
-      ]),
-      [
-        ["--port", "-1"],
-        "kubemeta: Option '--port' argument is ambiguous. Did you forget to specify the option argument for " +
-          "'--port'? To specify an option argument starting with a dash use '--port=-XYZ'. (see --help)",
-      ],
-      [
-        ["--demo", "--config", "kubemeta.yaml"],
-        "kubemeta: --demo runs its own cluster and config: it takes --port, not --config or --check (see --help)",
-      ],
-      ...[["--demo"], ["--check"], ["--port", "0"]].map((options): [string[], string] => [
-        ["rbac", ...options],
-        "kubemeta: rbac prints the roles of a config: it takes --config alone (see --help)",
-      ]),
-    ];
-    const cwd = await tempDir();
-    for (const [args, line] of cases)
-      expect(await runMain(args, { cwd })).toMatchObject({ code: 2, stderr: `${line}\n` });
-  }, 30_000);
-
-  test("--demo that cannot start exits 1 with one line: its port taken, its data dir a file", async () => {
-    const taken = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
-    try {
-      const result = await runMain(["--demo", "--port", String(taken.port)], { cwd: await tempDir() });
-      expect(result.code).toBe(1);
-      expect(result.stderr).toBe("");
-      expect(result.stdout.trim().split("\n")).toEqual([expect.stringContaining('"msg":"http cannot listen"')]);
-    } finally {
-      taken.stop(true);
-    }
-    const cwd = await tempDir();
-    await Bun.write(join(cwd, "data"), "a file where the demo's data dir would go");
-    const result = await runMain(["--demo", "--port", "0"], { cwd });
-    expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/^kubemeta: the demo cannot start: [^\n]*data\/demo[^\n]*\n$/);
-  }, 30_000);
 });
