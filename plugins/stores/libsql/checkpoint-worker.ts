@@ -12,12 +12,18 @@ yieldCoresToEventLoop();
 
 let client: Client | undefined;
 let timer: Timer | undefined;
+/** A WAL frame: its 24-byte header and a page. */
+let frameBytes: Promise<number> | undefined;
 
-async function checkpoint(mode: "PASSIVE" | "TRUNCATE"): Promise<CheckpointerReply> {
+async function checkpoint(mode: "PASSIVE" | "RESTART"): Promise<CheckpointerReply> {
   try {
+    frameBytes ??= client!.execute("PRAGMA page_size").then((result) => 24 + Number(result.rows[0]?.[0] ?? 4096));
     const row = (await client!.execute(`PRAGMA wal_checkpoint(${mode})`)).rows[0];
-    return { checkpointed: mode, busy: Number(row?.[0] ?? 0) !== 0 };
+    // Its columns: busy, frames in the WAL (-1 when not in WAL mode), frames copied into the database.
+    const walBytes = Math.max(0, Number(row?.[1] ?? 0)) * (await frameBytes);
+    return { checkpointed: mode, busy: Number(row?.[0] ?? 0) !== 0, walBytes };
   } catch (error) {
+    frameBytes = undefined;
     return { error: (error as Error).message };
   }
 }
@@ -27,8 +33,8 @@ self.onmessage = async (event: MessageEvent<CheckpointerRequest>) => {
   if (request.type === "start") {
     client = createClient({ url: request.url, concurrency: 1, timeout: request.busyTimeoutMs });
     timer = setInterval(async () => self.postMessage(await checkpoint("PASSIVE")), request.intervalMs);
-  } else if (request.type === "truncate") {
-    self.postMessage(await checkpoint("TRUNCATE"));
+  } else if (request.type === "restart") {
+    self.postMessage(await checkpoint("RESTART"));
   } else {
     clearInterval(timer);
     client?.close();

@@ -6,8 +6,13 @@
  *
  * Under constant commits a PASSIVE checkpoint never catches up with the last frame, so
  * the WAL never restarts and would grow. Before a commit, the store calls `bound()`: when
- * the WAL is past `truncateBytes`, the worker runs a TRUNCATE checkpoint while the
- * store holds its commits back (awaiting, so the event loop stays free).
+ * the WAL holds more than `restartBytes` of frames (as the last checkpoint counted them),
+ * or its file has grown past twice that (the count is up to a checkpoint interval old),
+ * the worker runs a RESTART checkpoint while the store holds its commits back (awaiting,
+ * so the event loop stays free), and the next commit writes the WAL from its start again.
+ * Restarted, not truncated: a truncated WAL grows again into fresh page-cache pages, which
+ * the kernel allocates and zeroes on every write (a sixth of the writer thread's CPU in an
+ * initial sync, README Benchmarks), where a restarted one rewrites the pages it has.
  */
 import { statSync } from "node:fs";
 import type { Logger } from "../../../sdk/telemetry.ts";
@@ -19,18 +24,19 @@ import type { Logger } from "../../../sdk/telemetry.ts";
  * (bench/store.ts) ran at the same rate with either (README, Benchmarks).
  */
 const CHECKPOINT_INTERVAL_MS = 500;
-/** WAL size that makes the next commit wait for a TRUNCATE checkpoint. */
-const WAL_TRUNCATE_BYTES = 64 * 1024 * 1024;
+/** Frames in the WAL that make the next commit wait for a RESTART checkpoint; its file stays within twice this. */
+export const WAL_RESTART_BYTES = 64 * 1024 * 1024;
 /** How long a commit waits for the worker to answer before giving up on it. */
 const REPLY_TIMEOUT_MS = 10_000;
 
 export type CheckpointerRequest =
   | { type: "start"; url: string; intervalMs: number; busyTimeoutMs: number }
-  | { type: "truncate" }
+  | { type: "restart" }
   | { type: "stop" };
 
 export type CheckpointerReply =
-  | { checkpointed: "PASSIVE" | "TRUNCATE"; busy: boolean }
+  /** `walBytes`: the frames in the WAL when the checkpoint ended, in bytes (0 when not in WAL mode). */
+  | { checkpointed: "PASSIVE" | "RESTART"; busy: boolean; walBytes: number }
   | { error: string }
   | { stopped: true };
 
@@ -38,7 +44,7 @@ export interface CheckpointerOptions {
   url: string;
   walPath: string;
   busyTimeoutMs: number;
-  truncateBytes?: number;
+  restartBytes?: number;
   logger: Logger;
 }
 
@@ -50,7 +56,8 @@ export interface Checkpointer {
 
 export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
   const { url, walPath, busyTimeoutMs, logger } = options;
-  const truncateBytes = options.truncateBytes ?? WAL_TRUNCATE_BYTES;
+  const restartBytes = options.restartBytes ?? WAL_RESTART_BYTES;
+  let walBytes = 0;
   const worker = new Worker(new URL("./checkpoint-worker.ts", import.meta.url).href, { name: "checkpointer" });
   worker.unref();
   let listeners: ((reply: CheckpointerReply) => void)[] = [];
@@ -59,6 +66,8 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
     const reply = event.data;
     if ("error" in reply && reply.error !== lastError) logger.warn("WAL checkpoint failed", { error: reply.error });
     lastError = "error" in reply ? reply.error : "";
+    // A restart that was not kept from its work leaves the WAL to be written from its start: nothing in use.
+    if ("checkpointed" in reply) walBytes = reply.checkpointed === "RESTART" && !reply.busy ? 0 : reply.walBytes;
     const waiting = listeners;
     listeners = [];
     for (const listener of waiting) listener(reply);
@@ -85,29 +94,25 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
     });
   }
 
-  function walSize(): number {
-    try {
-      return statSync(walPath).size;
-    } catch {
-      return 0;
-    }
-  }
+  const walFileBytes = () => statSync(walPath, { throwIfNoEntry: false })?.size ?? 0;
 
   send({ type: "start", url, intervalMs: CHECKPOINT_INTERVAL_MS, busyTimeoutMs });
   let stopping: Promise<void> | undefined;
   return {
     async bound() {
-      if (stopping || failed || walSize() <= truncateBytes) return;
-      const done = until((reply) => !("checkpointed" in reply) || reply.checkpointed === "TRUNCATE");
-      send({ type: "truncate" });
+      if (stopping || failed || (walBytes <= restartBytes && walFileBytes() <= 2 * restartBytes)) return;
+      const done = until((reply) => !("checkpointed" in reply) || reply.checkpointed === "RESTART");
+      send({ type: "restart" });
       const reply = await done;
       if (!reply) {
         failed = true;
         logger.error("WAL checkpoint worker does not answer; the writer checkpoints by itself from now on", {
-          walBytes: walSize(),
+          walBytes,
         });
-      } else if ("busy" in reply && reply.busy)
-        logger.debug("WAL not truncated: a read transaction outlasted the wait", { walBytes: walSize() });
+      } else if ("busy" in reply)
+        logger.debug(reply.busy ? "WAL not restarted: a read transaction outlasted the wait" : "WAL restarted", {
+          walBytes: reply.walBytes,
+        });
     },
     stop() {
       stopping ??= (async () => {

@@ -20,7 +20,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { keepSqliteAllocations } from "./malloc.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
-import { startCheckpointer } from "./checkpointer.ts";
+import { startCheckpointer, WAL_RESTART_BYTES } from "./checkpointer.ts";
 import { startWriterThread, type Writer, type WriterSetup } from "./writer.ts";
 
 /** How long a statement waits for another process's lock before failing with SQLITE_BUSY. */
@@ -28,12 +28,15 @@ export const BUSY_TIMEOUT_MS = 5_000;
 /** The writer's page cache (KiB): churn rewrites random pages of a 100 MB table; re-reading them costs. */
 const WRITER_CACHE_KIB = 65_536;
 
-/** How long a WAL truncation waits for open read transactions; commits wait for it, so keep it short. */
-const TRUNCATE_WAIT_MS = 1_000;
+/** How long a WAL restart waits for open read transactions; commits wait for it, so keep it short. */
+const RESTART_WAIT_MS = 1_000;
 /** The writer checkpoints by itself only if the checkpoint worker fails (see checkpointer.ts). */
 const BACKSTOP_CHECKPOINT_PAGES = 50_000;
-/** A WAL that grew in a burst is truncated back to this once it restarts. */
-const WAL_SIZE_LIMIT = 32 * 1024 * 1024;
+/**
+ * A WAL that grew in a burst is truncated back to this once it restarts. Above what the checkpointer lets it reach, so
+ * that a restarted WAL rewrites the pages it has (checkpointer.ts says why).
+ */
+const WAL_SIZE_LIMIT = 2 * WAL_RESTART_BYTES;
 
 export interface Connections {
   /** Every write. On `file:`: one connection, synchronous=NORMAL, on its own thread. */
@@ -42,7 +45,7 @@ export interface Connections {
   reader: Client;
   /** The journal mode in force (`wal` unless the file system refused it); undefined when remote. */
   journalMode?: string;
-  /** Call before a write transaction: may wait for the WAL to be truncated. */
+  /** Call before a write transaction: may wait for the WAL to be restarted. */
   beforeWrite(): Promise<void>;
   close(): Promise<void>;
 }
@@ -156,7 +159,7 @@ export async function openConnections(url: string, logger: Logger, remote: Remot
     );
   }
   const reader = createClient({ url, timeout: BUSY_TIMEOUT_MS });
-  const checkpointer = startCheckpointer({ url, walPath: `${path}-wal`, busyTimeoutMs: TRUNCATE_WAIT_MS, logger });
+  const checkpointer = startCheckpointer({ url, walPath: `${path}-wal`, busyTimeoutMs: RESTART_WAIT_MS, logger });
   return {
     writer,
     reader,
