@@ -36,9 +36,7 @@ export type CheckpointerRequest =
 
 export type CheckpointerReply =
   /** `walBytes`: the frames in the WAL when the checkpoint ended, in bytes (0 when not in WAL mode). */
-  | { checkpointed: "PASSIVE" | "RESTART"; busy: boolean; walBytes: number }
-  | { error: string }
-  | { stopped: true };
+  { checkpointed: "PASSIVE" | "RESTART"; busy: boolean; walBytes: number } | { error: string } | { stopped: true };
 
 export interface CheckpointerOptions {
   url: string;
