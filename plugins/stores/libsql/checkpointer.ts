@@ -35,8 +35,14 @@ export type CheckpointerRequest =
   | { type: "stop" };
 
 export type CheckpointerReply =
-  /** `walBytes`: the frames in the WAL when the checkpoint ended, in bytes (0 when not in WAL mode). */
-  { checkpointed: "PASSIVE" | "RESTART"; busy: boolean; walBytes: number } | { error: string } | { stopped: true };
+  | {
+      checkpointed: "PASSIVE" | "RESTART";
+      busy: boolean;
+      /** The frames in the WAL when the checkpoint ended, in bytes (0 when not in WAL mode). */
+      walBytes: number;
+    }
+  | { error: string }
+  | { stopped: true };
 
 export interface CheckpointerOptions {
   url: string;
