@@ -37,12 +37,16 @@ test.skipIf(process.platform !== "linux")(
       await th.stop();
       const file = join(th.dir, "kubemeta.db");
 
+      // How many of glibc's blocks come fresh varies with what the machine ran before (0.5 to 1.1 faults a row here,
+      // the second in a process of its own, the first after other test files): the fix is held to its effect, as
+      // measured the same way at the same time, where it took away 80 % or more of them.
       const plain = await readFaults(file, "plain");
       expect(plain.kept).toBe(false);
-      expect(plain.faultsPerRow).toBeGreaterThan(0.6);
+      expect(plain.faultsPerRow).toBeGreaterThan(0.3);
       const kept = await readFaults(file, "kept");
       expect(kept.kept).toBe(true);
       expect(kept.faultsPerRow).toBeLessThan(0.3);
+      expect(kept.faultsPerRow * 2.5).toBeLessThan(plain.faultsPerRow);
     } finally {
       await th.destroy();
     }
