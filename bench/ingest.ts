@@ -11,10 +11,9 @@
  *   bun bench/ingest.ts [--changes 100000] [--nodes 200] [--pods-per-node 50]
  */
 import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { cpus } from "node:os";
 import { startNatsServer } from "../tests/nats-server.ts";
 import { preparePerByte, sqliteChurn } from "./floor.ts";
 import { waitFor } from "../testing/index.ts";

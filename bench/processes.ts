@@ -61,6 +61,8 @@ async function statFields(path: string): Promise<string[]> {
 
 /** CPU seconds in a stat line's fields: utime + stime, clock ticks of 1/100 s. */
 const cpuOf = (fields: string[]) => (Number(fields[11]) + Number(fields[12])) / 100;
+/** Minor page faults: memory touched afresh. */
+const faultsOf = (fields: string[]) => Number(fields[7]);
 
 /** CPU time a live process has used so far, user + system, in seconds. */
 export async function cpuSeconds(pid: number): Promise<number> {
@@ -72,7 +74,7 @@ export async function cpuSeconds(pid: number): Promise<number> {
  * the allocator took it from the kernel, or since it gave it back.
  */
 export async function minorFaults(pid: number): Promise<number> {
-  return Number((await statFields(`/proc/${pid}/stat`))[7]);
+  return faultsOf(await statFields(`/proc/${pid}/stat`));
 }
 
 /**
@@ -84,7 +86,7 @@ export async function threadCpu(pid: number): Promise<[name: string, cpu: number
   for (const tid of await readdir(`/proc/${pid}/task`)) {
     const name = (await Bun.file(`/proc/${pid}/task/${tid}/comm`).text()).trim();
     const fields = await statFields(`/proc/${pid}/task/${tid}/stat`);
-    threads.push([name, cpuOf(fields), Number(fields[7])]);
+    threads.push([name, cpuOf(fields), faultsOf(fields)]);
   }
   return threads.sort((a, b) => b[1] - a[1]);
 }

@@ -42,13 +42,10 @@ export interface Config {
 
 /** Reads, interpolates and validates a config file. Throws ConfigError. */
 export async function loadConfig(path: string, options: Omit<ResolveOptions, "baseDir">): Promise<Config> {
-  const file = Bun.file(path);
-  if (!(await file.exists())) {
-    const isDirectory = (await stat(path).catch(() => undefined))?.isDirectory();
-    const message = isDirectory ? `${path} is a directory, not a config file` : `config file not found: ${path}`;
-    throw new ConfigError([{ path: "", message }]);
-  }
-  const text = await file.text();
+  const found = await stat(path).catch(() => undefined);
+  if (!found) throw new ConfigError([{ path: "", message: `config file not found: ${path}` }]);
+  if (found.isDirectory()) throw new ConfigError([{ path: "", message: `${path} is a directory, not a config file` }]);
+  const text = await Bun.file(path).text();
   const format = path.endsWith(".json") ? "json" : "yaml";
   let raw: unknown;
   try {

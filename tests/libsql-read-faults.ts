@@ -6,7 +6,6 @@
  *   bun tests/libsql-read-faults.ts <file> kept|plain
  */
 import { createClient } from "@libsql/client";
-import { readFileSync } from "node:fs";
 import { ALL } from "../protocol/streams.ts";
 import { keepSqliteAllocations } from "../plugins/stores/libsql/malloc.ts";
 import { readUpdates } from "../plugins/stores/libsql/read.ts";
@@ -15,7 +14,7 @@ const [file, mode] = process.argv.slice(2);
 const PAGE = 2_000;
 const PASSES = 3;
 
-const minorFaults = () => Number(readFileSync("/proc/self/stat", "utf8").split(") ")[1]!.split(" ")[7]);
+const minorFaults = () => process.resourceUsage().minorPageFault;
 
 const kept = mode === "kept" ? keepSqliteAllocations() : false;
 const client = createClient({ url: `file:${file}` });

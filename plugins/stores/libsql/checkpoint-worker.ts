@@ -12,18 +12,17 @@ yieldCoresToEventLoop();
 
 let client: Client | undefined;
 let timer: Timer | undefined;
-/** A WAL frame: its 24-byte header and a page. */
-let frameBytes: Promise<number> | undefined;
+/** A WAL frame: its 24-byte header and a page; asked for at the first checkpoint (the page size stays). */
+let frameBytes = 0;
 
 async function checkpoint(mode: "PASSIVE" | "RESTART"): Promise<CheckpointerReply> {
   try {
-    frameBytes ??= client!.execute("PRAGMA page_size").then((result) => 24 + Number(result.rows[0]?.[0] ?? 4096));
+    frameBytes ||= 24 + Number((await client!.execute("PRAGMA page_size")).rows[0]?.[0] ?? 4096);
     const row = (await client!.execute(`PRAGMA wal_checkpoint(${mode})`)).rows[0];
     // Its columns: busy, frames in the WAL (-1 when not in WAL mode), frames copied into the database.
-    const walBytes = Math.max(0, Number(row?.[1] ?? 0)) * (await frameBytes);
+    const walBytes = Math.max(0, Number(row?.[1] ?? 0)) * frameBytes;
     return { checkpointed: mode, busy: Number(row?.[0] ?? 0) !== 0, walBytes };
   } catch (error) {
-    frameBytes = undefined;
     return { error: (error as Error).message };
   }
 }
