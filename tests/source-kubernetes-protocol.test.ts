@@ -5,6 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { makePod } from "../simulator/population.ts";
 import { count, inSync, RecordingSink, until, withCluster, within } from "./source-kubernetes-recorder.ts";
+import { RESUME_SETTLE_MS } from "../plugins/sources/kubernetes/watch.ts";
 
 const newPod = (name: string) =>
   makePod({ name, namespace: "default", node: "ip-10-0-0-1.eu-west-1.compute.internal" });
@@ -186,6 +187,39 @@ describe("resume and relist", () => {
         }),
     );
   }
+
+  test("a resume point the server no longer has is not synced until the relist after its 410 ends", () =>
+    withCluster(async ({ server, start, syncAndStop }) => {
+      const sink = new RecordingSink();
+      await syncAndStop(sink);
+      // As kube-apiserver: HTTP 200, then an ERROR event with 410 Expired; then the relist's first attempts fail.
+      server.failNext({ verb: "watch", resource: "pods", status: 410, as: "event" });
+      server.failNext({ verb: "watch", resource: "pods", status: 503, count: 3 });
+
+      const second = await start(sink);
+      await within(second.synced, 5000, "the sync after the relist");
+      expect(sink.relists.map((r) => r.state)).toEqual(["ended", "ended"]);
+      expect(
+        count(second.metrics, "kubemeta_source_requests_total", { verb: "watch", resource: "pods", code: "503" }),
+      ).toBe(3);
+      expect(inSync(sink, server, "Pod")).toBe(true);
+    }));
+
+  test("a resumed watch with nothing to say counts as synced once it stayed open without an ERROR", () =>
+    withCluster(
+      async ({ server, start, syncAndStop }) => {
+        const sink = new RecordingSink();
+        await syncAndStop(sink);
+        server.resetRequests();
+        const opened = performance.now();
+        const second = await start(sink);
+        await within(second.synced, 5000, "the resumed sync");
+        expect(performance.now() - opened).toBeGreaterThanOrEqual(RESUME_SETTLE_MS);
+        expect(server.requests()).toEqual({ "watch pods": 1 });
+        expect(sink.relists.length).toBe(1);
+      },
+      { bookmarkIntervalMs: 60_000 },
+    ));
 
   test(
     "a resourceVersion newer than the server's (a restored store, another cluster's store) " +

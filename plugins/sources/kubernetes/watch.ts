@@ -30,6 +30,12 @@ const INITIAL_EVENTS_END = "k8s.io/initial-events-end";
  * a parse thread hands over up to 4 MB of lines at once, thousands of small objects.
  */
 const APPLY_SLICE_MS = 5;
+/**
+ * How long a resumed watch stays open without an ERROR before its resume point counts as still served: kube-apiserver
+ * answers one it no longer has (410 Gone) with an ERROR event right after the headers, and the relist that follows
+ * is the resource's sync. Any event or bookmark shows it sooner.
+ */
+export const RESUME_SETTLE_MS = 500;
 
 export interface WatchOptions {
   /** Path and query of the watch request. */
@@ -49,7 +55,10 @@ export interface WatchOptions {
   signal: AbortSignal;
   /** The resourceVersion to resume from moved (an event or a bookmark after the initial state). */
   onResourceVersion(resourceVersion: string): void;
-  /** The server accepted a resumed watch, or a streaming list delivered its initial state. */
+  /**
+   * A resumed watch is served from its resume point (an event or bookmark came, or RESUME_SETTLE_MS without an
+   * ERROR), or a streaming list delivered its initial state.
+   */
   onSynced(): void;
 }
 
@@ -79,6 +88,15 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
   let relist: Relist | undefined;
   let initialPending = options.initial;
   let progressed = false;
+  /** While a resumed watch has not shown yet that the server still has its resume point. */
+  let unconfirmed: Timer | undefined;
+
+  function confirmResumed(): void {
+    if (unconfirmed === undefined) return;
+    clearTimeout(unconfirmed);
+    unconfirmed = undefined;
+    options.onSynced();
+  }
 
   function handle(event: ParsedEvent): void | Promise<void> {
     if (event.type === "invalid") throw new Error(event.message);
@@ -107,7 +125,10 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
       pending = changes.apply(key, event.type, event.object);
       resourceVersion = event.object.metadata?.resourceVersion;
     }
-    if (!initialPending && resourceVersion) options.onResourceVersion(resourceVersion);
+    if (!initialPending) {
+      if (resourceVersion) options.onResourceVersion(resourceVersion);
+      confirmResumed();
+    }
     return pending;
   }
 
@@ -124,6 +145,7 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
     }
     cadence.beat();
     options.onResourceVersion(resourceVersion);
+    confirmResumed();
     return changes.bookmark(key, resourceVersion);
   }
 
@@ -166,7 +188,10 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
       await deps.requester.stream({ verb: "watch", resource: type.resource, path: options.path }, request.signal, {
         cadence,
         onOpen() {
-          if (!options.initial) return options.onSynced();
+          if (!options.initial) {
+            unconfirmed = setTimeout(confirmResumed, RESUME_SETTLE_MS);
+            return;
+          }
           metrics.relists.inc({ resource: type.resource });
           relist = changes.relist(key, type.kind);
         },
@@ -190,6 +215,7 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
     }
     return { progressed, elapsedMs };
   } finally {
+    clearTimeout(unconfirmed);
     options.signal.removeEventListener("abort", stop);
     flushCounts();
     relist?.abort();
