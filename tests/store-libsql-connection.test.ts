@@ -2,17 +2,18 @@
 import { describe, expect, test } from "bun:test";
 import * as v from "valibot";
 import { createClient } from "@libsql/client";
+import Database from "libsql";
 import { statSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { copyFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import libsql from "../plugins/stores/libsql.ts";
 import { BUSY_TIMEOUT_MS, filePathOf, openConnections, type Connections } from "../plugins/stores/libsql/connection.ts";
 import { startCheckpointer } from "../plugins/stores/libsql/checkpointer.ts";
 import { migrate } from "../plugins/stores/libsql/schema.ts";
 import { createLogger, silentLogger } from "../host/logger.ts";
-import { storeSandbox } from "./store-libsql-setup.ts";
+import { batch, run, storeSandbox } from "./store-libsql-setup.ts";
 
-const { newDir } = storeSandbox();
+const { newDir, makeStore, urlOf } = storeSandbox();
 
 describe("config", () => {
   test("defaults to file:./data/kubemeta.db and accepts remote URLs with a token", () => {
@@ -171,4 +172,59 @@ describe("libSQL file: pitfalls", () => {
       }
     },
   );
+});
+
+describe("a stopped file: store is its file alone", () => {
+  const sizeOf = (path: string) => statSync(path, { throwIfNoEntry: false })?.size ?? 0;
+
+  test("the quirk: libSQL's close() leaves the connection open while a statement it prepared lives, WAL and all", async () => {
+    const dir = newDir();
+    await mkdir(dir, { recursive: true });
+    const live: Database.Statement[] = [];
+    /** Writes 8 rows of 1 KB into a new WAL database, then closes it; with a prepared statement that stays alive. */
+    const writeAndClose = (path: string, prepared: boolean) => {
+      const db = new Database(path);
+      db.exec("PRAGMA journal_mode = WAL");
+      db.exec("CREATE TABLE t (x)");
+      const insert = "INSERT INTO t SELECT randomblob(1000) FROM json_each(json_array(1, 2, 3, 4, 5, 6, 7, 8))";
+      if (prepared) {
+        const statement = db.prepare(insert);
+        statement.run();
+        live.push(statement);
+      } else db.exec(insert);
+      db.close();
+    };
+    const plain = join(dir, "plain.db");
+    writeAndClose(plain, false);
+    expect(sizeOf(`${plain}-wal`)).toBe(0);
+    expect(sizeOf(plain)).toBeGreaterThan(8000);
+    // libsql has no finalize(): close() leaves a connection whose statements live, to close once they are collected.
+    const kept = join(dir, "kept.db");
+    writeAndClose(kept, true);
+    expect(sizeOf(`${kept}-wal`)).toBeGreaterThan(8000);
+    expect(sizeOf(kept)).toBeLessThan(8000);
+    expect(live).toHaveLength(1);
+  });
+
+  test("stop folds the WAL into the file: a copy of the file alone holds every update", async () => {
+    const dir = newDir();
+    const path = filePathOf(urlOf(dir));
+    const store = makeStore(dir);
+    await store.start();
+    const updates = run(1, 500);
+    await store.commit(batch(updates, { pods: "1500" }));
+    expect(sizeOf(`${path}-wal`)).toBeGreaterThan(0);
+    await store.stop();
+    expect(sizeOf(`${path}-wal`)).toBe(0);
+
+    const copy = newDir();
+    const copied = filePathOf(urlOf(copy));
+    await mkdir(join(copied, ".."), { recursive: true });
+    await copyFile(path, copied);
+    const reopened = makeStore(copy);
+    const state = await reopened.start();
+    expect(state.head).toBe(500);
+    expect(state.resumePoints.get("pods")).toBe("1500");
+    expect(await reopened.readUpdates({ stream: "all", after: 0, limit: 1000 })).toEqual(updates);
+  });
 });

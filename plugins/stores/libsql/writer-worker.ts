@@ -93,6 +93,22 @@ function endBatch(id: number, statements: PostedStatement[]): WriteResult[] {
   return batch.results;
 }
 
+/**
+ * SQLite folds the WAL into the file when its last connection closes, but libsql's close() leaves a connection open
+ * while statements it prepared live (it has no finalize: README, "Bun quirks"), and the writer keeps its statements:
+ * without this the WAL would stay, and the file alone would not be the whole store. The writer closes last
+ * (connection.ts). A reader elsewhere (another process) is not waited for: the checkpoint it blocks leaves the WAL,
+ * which with the file is the whole store as before.
+ */
+function foldWalIntoFile(): void {
+  try {
+    db?.exec("PRAGMA busy_timeout = 0");
+    db?.prepare("PRAGMA wal_checkpoint(TRUNCATE)").all();
+  } catch {
+    // Busy or failing, the WAL stays beside the file, and the store is as whole as before.
+  }
+}
+
 function run(request: WriterRequest): WriteResult[] | Promise<WriteResult[]> | undefined {
   switch (request.type) {
     case "part":
@@ -107,6 +123,7 @@ function run(request: WriterRequest): WriteResult[] | Promise<WriteResult[]> | u
       return [execute(request.statement)];
     case "close":
       prepared.clear();
+      foldWalIntoFile();
       db?.close();
       db = undefined;
       return [];
