@@ -177,7 +177,7 @@ describe("libSQL file: pitfalls", () => {
 describe("a stopped file: store is its file alone", () => {
   const sizeOf = (path: string) => statSync(path, { throwIfNoEntry: false })?.size ?? 0;
 
-  test("the quirk: libSQL's close() leaves the connection open while a statement it prepared lives, WAL and all", async () => {
+  test("the quirk: libSQL's close() keeps the connection open while a statement it prepared lives", async () => {
     const dir = newDir();
     await mkdir(dir, { recursive: true });
     const live: Database.Statement[] = [];
