@@ -14,6 +14,8 @@ import { createLogger, silentLogger } from "../host/logger.ts";
 import { batch, run, storeSandbox } from "./store-libsql-setup.ts";
 
 const { newDir, makeStore, urlOf } = storeSandbox();
+/** A file's size; 0 when it does not exist (a WAL folded in and deleted). */
+const sizeOf = (path: string) => statSync(path, { throwIfNoEntry: false })?.size ?? 0;
 
 describe("config", () => {
   test("defaults to file:./data/kubemeta.db and accepts remote URLs with a token", () => {
@@ -140,7 +142,7 @@ describe("libSQL file: pitfalls", () => {
         restartBytes: 1_000_000,
         logger: createLogger({ level: "debug", write: (line) => void logged.push(JSON.parse(line).msg) }),
       });
-      const walSize = () => statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0;
+      const walSize = () => sizeOf(`${path}-wal`);
       let rows = 0;
       let grown = 0;
       try {
@@ -175,8 +177,6 @@ describe("libSQL file: pitfalls", () => {
 });
 
 describe("a stopped file: store is its file alone", () => {
-  const sizeOf = (path: string) => statSync(path, { throwIfNoEntry: false })?.size ?? 0;
-
   test("the quirk: libSQL's close() keeps the connection open while a statement it prepared lives", async () => {
     const dir = newDir();
     await mkdir(dir, { recursive: true });

@@ -101,9 +101,10 @@ function endBatch(id: number, statements: PostedStatement[]): WriteResult[] {
  * which with the file is the whole store as before.
  */
 function foldWalIntoFile(): void {
+  if (!db) return;
   try {
-    db?.exec("PRAGMA busy_timeout = 0");
-    db?.prepare("PRAGMA wal_checkpoint(TRUNCATE)").all();
+    db.exec("PRAGMA busy_timeout = 0");
+    db.prepare("PRAGMA wal_checkpoint(TRUNCATE)").all();
   } catch {
     // Busy or failing, the WAL stays beside the file, and the store is as whole as before.
   }
