@@ -14,18 +14,23 @@
  * The consumers count updates and bytes without decoding them (`--verify` parses every
  * envelope and checks that the versions follow the resume point one by one), so the host's rate is what is measured.
  * The host runs in this process: give it the image's allocator setting (Containerfile) to measure it as deployed.
+ * It is started on the filled store, as kubemeta is when consumers that were away ask for what they missed: another
+ * process fills the store (a host of its own, stopped once its sinks published everything). `--same-process` fills
+ * it with the measured host instead and measures in the fill's wake: a heap whose collector is still behind a million
+ * applies (and the bench's own 20,000 raw pods), where the same reads ran at about half the speed (README).
  *
  *   MIMALLOC_PURGE_DELAY=10000 bun bench/replay.ts [--updates 1000000] [--pods 20000] [--nodes 500]
- *                       [--dir <kept store>] [--verify] [--only store|nats|sse]
+ *                       [--dir <kept store>] [--verify] [--only store|nats|sse] [--same-process]
  */
 import { availableParallelism, cpus, loadavg } from "node:os";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { connect, createInbox } from "@nats-io/transport-node";
 import { createClient } from "@libsql/client";
 import type { KubeObject } from "../sdk/model.ts";
 import { makePod, nodeName } from "../simulator/objects.ts";
-import { startTestHost, waitFor, type TestHost } from "../testing/index.ts";
+import { startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
 import { startNatsServer } from "../tests/nats-server.ts";
 
 const PREFIX = "kubemeta.bench";
@@ -40,6 +45,7 @@ const { values, positionals } = parseArgs({
     dir: { type: "string" },
     verify: { type: "boolean", default: false },
     only: { type: "string" },
+    "same-process": { type: "boolean", default: false },
   },
 });
 
@@ -54,7 +60,8 @@ interface Consumed {
 }
 
 const [mode, ...args] = positionals;
-if (mode === "nats") print(await consumeNats(args[0]!, args[1]!, args[2]!));
+if (mode === "fill") await fillAndStop(args[0]!, args[1]!);
+else if (mode === "nats") print(await consumeNats(args[0]!, args[1]!, args[2]!));
 else if (mode === "sse") print(await consumeSse(args[0]!, args[1]!));
 else await main();
 
@@ -241,6 +248,27 @@ function report(what: string, result: Consumed, hostCpu: number, expected: numbe
   );
 }
 
+function sinksOf(natsUrl: string) {
+  return [{ type: "nats", servers: [natsUrl], prefix: PREFIX }, { type: "sse" }];
+}
+
+/** The replay is measured alone: the sink has published everything live first. */
+function caughtUp(th: TestHost): Promise<unknown> {
+  const done = () => th.host.metrics.render().includes('kubemeta_sink_lag_versions{sink="nats"} 0');
+  return waitFor(done, 300_000, "the NATS sink to catch up");
+}
+
+/** The `fill` child: fills the store in `dir` and stops its host, which saves the sinks' cursors. */
+async function fillAndStop(natsUrl: string, dir: string): Promise<void> {
+  const th = await startTestHost({ dir, sinks: sinksOf(natsUrl) });
+  try {
+    await fill(th, Number(values.updates), Number(values.pods), Number(values.nodes));
+    await caughtUp(th);
+  } finally {
+    await th.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const updates = Number(values.updates);
   console.log(
@@ -248,24 +276,27 @@ async function main(): Promise<void> {
       `load average ${loadavg()[0]!.toFixed(2)}`,
   );
   const server = await startNatsServer();
-  const th = await startTestHost({
-    dir: values.dir,
-    sinks: [{ type: "nats", servers: [server.url], prefix: PREFIX }, { type: "sse" }],
-  });
+  const dir = values.dir ?? (await tempDir("kubemeta-bench-"));
+  let th: TestHost | undefined;
   try {
-    await fill(th, updates, Number(values.pods), Number(values.nodes));
-    // The replay is measured alone: the sink has published everything live first.
-    await waitFor(
-      () => th.host.metrics.render().includes('kubemeta_sink_lag_versions{sink="nats"} 0'),
-      300_000,
-      "the NATS sink to catch up",
-    );
+    if (!values["same-process"]) {
+      const child = Bun.spawn([process.execPath, import.meta.path, "fill", server.url, dir, ...process.argv.slice(2)], {
+        stdio: ["ignore", "inherit", "inherit"],
+      });
+      if ((await child.exited) !== 0) throw new Error("filling the store failed");
+    }
+    th = await startTestHost({ dir, sinks: sinksOf(server.url) });
+    if (values["same-process"]) await fill(th, updates, Number(values.pods), Number(values.nodes));
+    await caughtUp(th);
     const head = th.host.log.head();
-    console.log(`log head ${head.toLocaleString("en-US")}; replaying ${updates.toLocaleString("en-US")} of it`);
+    const where = values["same-process"] ? "the host that filled it" : "a host started on the filled store";
+    console.log(
+      `log head ${head.toLocaleString("en-US")}; replaying ${updates.toLocaleString("en-US")} of it, from ${where}`,
+    );
     const run = (what: string) => values.only === undefined || values.only === what;
     if (run("store")) {
       await storeRead(th, updates);
-      await rawRead(join(th.dir, "kubemeta.db"), updates);
+      await rawRead(join(dir, "kubemeta.db"), updates);
     }
     const from = `${th.host.epoch}:${head - updates}`;
     let cpu = process.cpuUsage();
@@ -275,8 +306,8 @@ async function main(): Promise<void> {
     if (run("sse")) report("SSE resume", await consumer(["sse", th.url, from]), cpuSeconds(cpu), updates);
     console.log(`load average at the end ${loadavg()[0]!.toFixed(2)}`);
   } finally {
-    if (values.dir) await th.stop();
-    else await th.destroy();
+    await th?.stop();
+    if (!values.dir) await rm(dir, { recursive: true, force: true });
     await server.destroy();
   }
 }
