@@ -61,7 +61,8 @@ test(
       ["ADDED", rawPod("web-2", { node: "n2" })],
     );
     const t = tail(["--url", th.url, "--stream", "node/n1", "--json"]);
-    await t.until(() => /SYNCED +node\/n1/.test(t.stderr), "SYNCED");
+    // stdout and stderr are two pipes: SYNCED on one may be read before the envelopes on the other.
+    await t.until(() => /SYNCED +node\/n1/.test(t.stderr) && t.lines.length >= 2, "SYNCED and the snapshot");
     expect(t.stderr).toMatch(new RegExp(`^ +- RESET +node/n1  reason=no-resume-point  epoch=${th.host.epoch}$`, "m"));
     expect(
       t
@@ -146,7 +147,7 @@ test(
     const th = await host({ http: { tls: { cert: pki.serverCertFile, key: pki.serverKeyFile } } });
     await commit(th, ["ADDED", rawPod("web-1", { node: "n1" })]);
     const t = tail(["--url", th.url, "--ca", pki.caFile, "--json"]);
-    await t.until(() => t.stderr.includes("SYNCED"), "SYNCED");
+    await t.until(() => t.stderr.includes("SYNCED") && t.lines.length >= 1, "SYNCED and the snapshot");
     expect(t.envelopes().map((e) => e.name)).toEqual(["web-1"]);
     expect(await t.stop("SIGTERM")).toBe(0);
   },
