@@ -26,11 +26,32 @@ export interface PerfMap {
   lines: string[];
 }
 
+interface CodeRange {
+  start: bigint;
+  end: bigint;
+  name: string;
+}
+
+/**
+ * The JIT reuses the memory of code it threw away, and a map file has no time: where loads overlap, only the last
+ * stays, so that a sample is named after the code that lived there last rather than after any that once did.
+ */
+function lastLoads(loads: CodeRange[]): CodeRange[] {
+  const kept: CodeRange[] = [];
+  for (const load of loads) {
+    for (let i = kept.length - 1; i >= 0; i--) {
+      if (kept[i]!.start < load.end && load.start < kept[i]!.end) kept.splice(i, 1);
+    }
+    kept.push(load);
+  }
+  return kept.sort((a, b) => (a.start < b.start ? -1 : 1));
+}
+
 export function perfMapOf(dump: Uint8Array): PerfMap {
   const view = new DataView(dump.buffer, dump.byteOffset, dump.byteLength);
   if (dump.byteLength < 40 || view.getUint32(0, true) !== MAGIC) throw new Error("not a little-endian JIT dump");
   const pid = view.getUint32(20, true);
-  const lines: string[] = [];
+  const loads: CodeRange[] = [];
   const decoder = new TextDecoder();
   for (let at = view.getUint32(8, true); at + RECORD_HEADER_BYTES <= dump.byteLength; ) {
     const id = view.getUint32(at, true);
@@ -39,14 +60,16 @@ export function perfMapOf(dump: Uint8Array): PerfMap {
     if (size < RECORD_HEADER_BYTES || at + size > dump.byteLength) break;
     if (id === CODE_LOAD) {
       const fields = at + RECORD_HEADER_BYTES;
-      const address = view.getBigUint64(fields + 16, true);
-      const codeSize = view.getBigUint64(fields + 24, true);
+      const start = view.getBigUint64(fields + 16, true);
+      const end = start + view.getBigUint64(fields + 24, true);
       const nameStart = fields + CODE_LOAD_FIELDS_BYTES;
-      const name = decoder.decode(dump.subarray(nameStart, dump.indexOf(0, nameStart)));
-      lines.push(`${address.toString(16)} ${codeSize.toString(16)} ${name}`);
+      loads.push({ start, end, name: decoder.decode(dump.subarray(nameStart, dump.indexOf(0, nameStart))) });
     }
     at += size;
   }
+  const lines = lastLoads(loads).map(
+    ({ start, end, name }) => `${start.toString(16)} ${(end - start).toString(16)} ${name}`,
+  );
   return { pid, lines };
 }
 

@@ -48,6 +48,46 @@ test("Bun quirk: JavaScriptCore's JIT dump is not named as perf looks for it; th
   }
 });
 
+/** A JIT dump of process `pid` loading each `[address, size, name]` in turn (the format perf documents). */
+function dumpOf(pid: number, loads: [number, number, string][]): Uint8Array {
+  const encoder = new TextEncoder();
+  const records = loads.map(([address, size, name]) => {
+    const nameBytes = encoder.encode(`${name}\0`);
+    const record = new DataView(new ArrayBuffer(16 + 40 + nameBytes.length));
+    record.setUint32(0, 0, true);
+    record.setUint32(4, record.byteLength, true);
+    record.setUint32(16, pid, true);
+    record.setBigUint64(32, BigInt(address), true);
+    record.setBigUint64(40, BigInt(size), true);
+    new Uint8Array(record.buffer).set(nameBytes, 56);
+    return new Uint8Array(record.buffer);
+  });
+  const header = new DataView(new ArrayBuffer(40));
+  header.setUint32(0, 0x4a695444, true);
+  header.setUint32(4, 1, true);
+  header.setUint32(8, 40, true);
+  header.setUint32(20, pid, true);
+  const dump = new Uint8Array(40 + records.reduce((sum, record) => sum + record.length, 0));
+  dump.set(new Uint8Array(header.buffer));
+  let at = 40;
+  for (const record of records) {
+    dump.set(record, at);
+    at += record.length;
+  }
+  return dump;
+}
+
+test("code loaded where thrown-away code was is named alone: the map keeps the last load at each address", () => {
+  const map = perfMapOf(
+    dumpOf(42, [
+      [0x1000, 0x100, "JSC-Baseline: old#A"],
+      [0x2000, 0x40, "JSC-Thunk: kept"],
+      [0x1080, 0x20, "JSC-FTL: new#B"],
+    ]),
+  );
+  expect(map).toEqual({ pid: 42, lines: ["1080 20 JSC-FTL: new#B", "2000 40 JSC-Thunk: kept"] });
+});
+
 test("a dump that is not one is refused, not read as garbage", () => {
   expect(() => perfMapOf(new TextEncoder().encode("not a JIT dump at all, but forty bytes long."))).toThrow(
     "not a little-endian JIT dump",
