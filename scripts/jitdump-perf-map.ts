@@ -1,15 +1,17 @@
 /**
  * Names the JavaScript in `perf` profiles: turns the JIT dumps JavaScriptCore writes (`BUN_JSC_useJITDump=1`) into
- * the map files `perf report` reads for code it finds in no binary (`/tmp/perf-<pid>.map`). JavaScriptCore writes
- * the dump but does not announce it to perf the way `perf inject --jit` expects, which then names nothing
- * (README, "Bun quirks"). `bun --cpu-prof` samples from a thread of its own, which a busy two-core machine leaves
- * waiting: perf's samples come from the timer interrupt, so they hold under load (README, Benchmarks: "Profiling").
+ * the map files `perf report` reads for code it finds in no binary (`/tmp/perf-<pid>.map`). `perf inject --jit`
+ * would read the dump itself, but takes only one named `jit-<pid>.dump`, and JavaScriptCore names it
+ * `jit-<n>-<pid>.dump` (README, "Bun quirks"). `bun --cpu-prof` samples from a thread of its own, which a busy
+ * two-core machine leaves waiting: perf's samples come from the timer interrupt, so they hold under load (README,
+ * Benchmarks: "Profiling").
  *
- *   BUN_JSC_useJITDump=1 BUN_JSC_jitDumpDirectory=/tmp/jit perf record -a -F 499 -o /tmp/perf.data -- bun bench/ingest.ts
+ *   BUN_JSC_useJITDump=1 BUN_JSC_jitDumpDirectory=/tmp/jit perf record -a -g -F 499 -o /tmp/perf.data -- \
+ *     bun bench/ingest.ts
  *   bun scripts/jitdump-perf-map.ts /tmp/jit
  *   perf report -i /tmp/perf.data --tid <a thread of kubemeta> --sort dso,sym
  */
-import { appendFile, readdir } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 
 /** The dump's format: tools/perf/Documentation/jitdump-specification.txt in Linux. */
@@ -78,7 +80,7 @@ if (import.meta.main) {
   if (!directory) throw new Error("usage: bun scripts/jitdump-perf-map.ts <BUN_JSC_jitDumpDirectory>");
   for (const file of (await readdir(directory)).filter((name) => /^jit-.*\.dump$/.test(name))) {
     const { pid, lines } = perfMapOf(await Bun.file(join(directory, file)).bytes());
-    await appendFile(`/tmp/perf-${pid}.map`, lines.map((line) => `${line}\n`).join(""));
+    await Bun.write(`/tmp/perf-${pid}.map`, lines.map((line) => `${line}\n`).join(""));
     console.log(`${file}: ${lines.length} functions of process ${pid} → /tmp/perf-${pid}.map`);
   }
 }
