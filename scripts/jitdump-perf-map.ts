@@ -77,7 +77,10 @@ export function perfMapOf(dump: Uint8Array): PerfMap {
 
 if (import.meta.main) {
   const directory = process.argv[2];
-  if (!directory) throw new Error("usage: bun scripts/jitdump-perf-map.ts <BUN_JSC_jitDumpDirectory>");
+  if (!directory) {
+    process.stderr.write("usage: bun scripts/jitdump-perf-map.ts <the BUN_JSC_jitDumpDirectory of the run>\n");
+    process.exit(2);
+  }
   for (const file of (await readdir(directory)).filter((name) => /^jit-.*\.dump$/.test(name))) {
     const { pid, lines } = perfMapOf(await Bun.file(join(directory, file)).bytes());
     await Bun.write(`/tmp/perf-${pid}.map`, lines.map((line) => `${line}\n`).join(""));
