@@ -19,7 +19,7 @@ while (Date.now() < end) total += hotLoopToBeNamed(10000);
 console.log(JSON.stringify({ pid: process.pid, ran: total > 0 }));
 `;
 
-test("Bun quirk: JavaScriptCore's JIT dump is not named as perf looks for it; the script names its functions", async () => {
+test("Bun quirk: JavaScriptCore's JIT dump is not named as perf looks for it; the script names its code", async () => {
   const dir = await tempDir("kubemeta-jitdump-");
   try {
     const env = { ...process.env, BUN_JSC_useJITDump: "1", BUN_JSC_jitDumpDirectory: dir };
