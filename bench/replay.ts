@@ -160,8 +160,9 @@ function rate(count: number, seconds: number): string {
   return `${Math.round(count / seconds).toLocaleString("en-US")} updates/s`;
 }
 
-/** Commits updates until the log holds `target`: every pod added once, then modified round after round. */
-async function fill(th: TestHost, target: number, pods: number, nodes: number): Promise<void> {
+/** Commits until the log holds `--updates`: each of `--pods` pods added once, then modified round after round. */
+async function fill(th: TestHost): Promise<void> {
+  const [target, pods, nodes] = [Number(values.updates), Number(values.pods), Number(values.nodes)];
   const from = th.host.log.head();
   if (from >= target) return;
   const owner = { kind: "ReplicaSet", name: "web-7d9f8c6b5", uid: crypto.randomUUID() };
@@ -262,7 +263,7 @@ function caughtUp(th: TestHost): Promise<unknown> {
 async function fillAndStop(natsUrl: string, dir: string): Promise<void> {
   const th = await startTestHost({ dir, sinks: sinksOf(natsUrl) });
   try {
-    await fill(th, Number(values.updates), Number(values.pods), Number(values.nodes));
+    await fill(th);
     await caughtUp(th);
   } finally {
     await th.stop();
@@ -279,17 +280,18 @@ async function main(): Promise<void> {
   const dir = values.dir ?? (await tempDir("kubemeta-bench-"));
   let th: TestHost | undefined;
   try {
-    if (!values["same-process"]) {
+    const sameProcess = values["same-process"];
+    if (!sameProcess) {
       const child = Bun.spawn([process.execPath, import.meta.path, "fill", server.url, dir, ...process.argv.slice(2)], {
         stdio: ["ignore", "inherit", "inherit"],
       });
       if ((await child.exited) !== 0) throw new Error("filling the store failed");
     }
     th = await startTestHost({ dir, sinks: sinksOf(server.url) });
-    if (values["same-process"]) await fill(th, updates, Number(values.pods), Number(values.nodes));
+    if (sameProcess) await fill(th);
     await caughtUp(th);
     const head = th.host.log.head();
-    const where = values["same-process"] ? "the host that filled it" : "a host started on the filled store";
+    const where = sameProcess ? "the host that filled it" : "a host started on the filled store";
     console.log(
       `log head ${head.toLocaleString("en-US")}; replaying ${updates.toLocaleString("en-US")} of it, from ${where}`,
     );

@@ -81,9 +81,14 @@ if (import.meta.main) {
     process.stderr.write("usage: bun scripts/jitdump-perf-map.ts <the BUN_JSC_jitDumpDirectory of the run>\n");
     process.exit(2);
   }
-  for (const file of (await readdir(directory)).filter((name) => /^jit-.*\.dump$/.test(name))) {
-    const { pid, lines } = perfMapOf(await Bun.file(join(directory, file)).bytes());
-    await Bun.write(`/tmp/perf-${pid}.map`, lines.map((line) => `${line}\n`).join(""));
-    console.log(`${file}: ${lines.length} functions of process ${pid} → /tmp/perf-${pid}.map`);
+  try {
+    for (const file of (await readdir(directory)).filter((name) => /^jit-.*\.dump$/.test(name))) {
+      const { pid, lines } = perfMapOf(await Bun.file(join(directory, file)).bytes());
+      await Bun.write(`/tmp/perf-${pid}.map`, lines.map((line) => `${line}\n`).join(""));
+      console.log(`${file}: ${lines.length} functions of process ${pid} → /tmp/perf-${pid}.map`);
+    }
+  } catch (error) {
+    process.stderr.write(`jitdump-perf-map: ${(error as Error).message}\n`);
+    process.exit(1);
   }
 }
