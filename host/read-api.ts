@@ -73,8 +73,6 @@ const updatesQuery = v.object({
   limit: limitParam(UPDATES_MAX_LIMIT, 500),
 });
 
-/** Objects read from the store, and written to the client, at a time. */
-const OBJECTS_PAGE = 500;
 const encoder = new TextEncoder();
 
 type Page = { version: number; objects: CurrentObject[] };
@@ -139,7 +137,7 @@ export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeo
     if (!query.ok) return query.response;
     const { kind, namespace, node, stream } = query.value;
     const { signal } = c.req.raw;
-    const pages = readObjectPages(log, { stream, namespace, node }, kind, OBJECTS_PAGE, signal);
+    const pages = readObjectPages(log, { stream, namespace, node }, kind, signal);
     const body = objectsBody(log.epoch, pages, signal, logger);
     // Waiting for its turn among the snapshots read at once, it sends nothing through no fault of its client.
     setIdleTimeout(c, 0);

@@ -6,7 +6,7 @@
  */
 import * as v from "valibot";
 import type { Context } from "hono";
-import type { CommittedLog, ObjectQuery } from "./contract.ts";
+import { SNAPSHOT_PAGE, type CommittedLog, type ObjectQuery } from "./contract.ts";
 import type { CurrentObject } from "./model.ts";
 import { KIND_PATTERN, NAMESPACE_PATTERN } from "../protocol/envelope.ts";
 import { parsePosition } from "../protocol/position.ts";
@@ -149,7 +149,7 @@ async function snapshotTurn(log: CommittedLog, signal?: AbortSignal): Promise<()
 }
 
 /**
- * Current objects of `kinds` (all when undefined), a page at a time (CommittedLog.snapshotPages): every page carries
+ * Current objects of `kinds` (all when undefined), SNAPSHOT_PAGE at a time (CommittedLog.snapshotPages): every page carries
  * the version of the one consistent read they all come from; the first comes even when empty. The read, and the
  * turn among HTTP_SNAPSHOT_READS, are held until the last page is taken or the loop is left: leave it as soon as the
  * client is gone. While it waits for its turn, `signal` ends the wait (it throws the signal's reason): a generator
@@ -159,13 +159,12 @@ export async function* readObjectPages(
   log: CommittedLog,
   query: Omit<ObjectQuery, "kind">,
   kinds: Set<string> | undefined,
-  pageSize: number,
   signal?: AbortSignal,
 ): AsyncGenerator<{ version: number; objects: CurrentObject[] }> {
   const { query: stored, filter } = kindQuery(query, kinds);
   const endTurn = await snapshotTurn(log, signal);
   try {
-    for await (const page of log.snapshotPages(stored, pageSize)) {
+    for await (const page of log.snapshotPages(stored, SNAPSHOT_PAGE)) {
       yield filter ? { version: page.version, objects: page.objects.filter((o) => filter.has(o.kind)) } : page;
     }
   } finally {

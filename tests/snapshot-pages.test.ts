@@ -178,8 +178,8 @@ test("SSE resets and /v1/objects waiting for their turn end when their client le
   try {
     await own.changes.apply("pods", "ADDED", pod(1));
     await own.changes.flush();
-    // Both turns taken: two reads past their first page, held.
-    const held = [0, 1].map(() => readObjectPages(own.host.log, {}, undefined, 1));
+    // Both turns taken: two reads at their first page, held.
+    const held = [0, 1].map(() => readObjectPages(own.host.log, {}, undefined));
     for (const pages of held) await pages.next();
     const subscribers = async () =>
       /kubemeta_sse_subscribers\{stream="all"\} (\d+)/.exec(await (await fetch(`${own.url}/metrics`)).text())?.[1] ??

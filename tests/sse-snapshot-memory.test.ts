@@ -99,8 +99,8 @@ test("ten subscribers that read nothing hold pages, not states; stuck ones are c
       `${mib(peakRss)} of RSS (${SUBSCRIBERS} states: ${mib(SUBSCRIBERS * stateBytes)})`,
   );
   expect(stateBytes).toBeGreaterThan(20 * MiB);
-  // For each of the two readers a page (500 objects) read, its events and the 1 MiB buffer: about 15 MiB in our
-  // runs, an order of magnitude under what the ten held when each held its state (and RSS with them).
+  // For each of the two readers a page (SNAPSHOT_PAGE objects) read, its events and the 1 MiB buffer: 11 MiB here, an
+  // order of magnitude under what the ten held when each held its state (and RSS with them).
   expect(peak).toBeLessThan((SUBSCRIBERS * stateBytes) / 5);
   expect(peakRss).toBeLessThan((SUBSCRIBERS * stateBytes) / 4);
 

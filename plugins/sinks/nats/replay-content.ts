@@ -3,7 +3,7 @@
  * stream's state with the reason it starts over (sdk/resume.ts). The responder (replay.ts) decides who is answered
  * when; this reads the log a page at a time into the reply's chunks (chunks.ts), whoever the reply goes to.
  */
-import { isBehindRetention, type CommittedLog } from "../../../sdk/contract.ts";
+import { isBehindRetention, SNAPSHOT_PAGE, type CommittedLog } from "../../../sdk/contract.ts";
 import { ALL } from "../../../protocol/streams.ts";
 import { envelopeJson, snapshotEnvelopeJson, type Update } from "../../../sdk/model.ts";
 import type { ReplayRequest, ResetReason } from "../../../protocol/replay.ts";
@@ -11,11 +11,6 @@ import type { ChunkWriter } from "./chunks.ts";
 
 /** Updates read from the log at a time. */
 const PAGE = 2_000;
-/**
- * Objects of a reset read from the store at a time: an answer holds one page, never the
- * stream's whole state, so the responder's `concurrency` bounds the memory of a flood of resets.
- */
-const SNAPSHOT_PAGE = 500;
 
 export class ReplayContent {
   constructor(
@@ -29,6 +24,8 @@ export class ReplayContent {
     writer.markReset(reason);
     const time = new Date().toISOString();
     let version = 0;
+    // An answer holds one page, never the stream's whole state: the responder's `concurrency` bounds what a flood of
+    // resets holds.
     for await (const page of log.snapshotPages(
       request.stream === ALL ? {} : { stream: request.stream },
       SNAPSHOT_PAGE,

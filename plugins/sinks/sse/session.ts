@@ -114,12 +114,12 @@ async function catchUp(session: Session, after: number): Promise<number> {
 }
 
 /**
- * RESET, the current state as ADDED events a page (`batchSize` objects) at a time (see above), then SYNCED at the
+ * RESET, the current state as ADDED events a page (SNAPSHOT_PAGE objects) at a time (see above), then SYNCED at the
  * version that state is consistent with. A subscriber that takes nothing for `stallMs` is closed without SYNCED:
  * its reconnect starts over with a new RESET.
  */
 async function reset(session: Session, cause: ResetCause): Promise<number> {
-  const { log, stream, batchSize, filter, channel, signal } = session;
+  const { log, stream, filter, channel, signal } = session;
   session.onReset(cause.reason);
   await paced(session, resetEvent(log.epoch, stream, cause));
   // A new store's first lists are not the state yet: reconciled with them, a client would drop what is still coming.
@@ -127,7 +127,7 @@ async function reset(session: Session, cause: ResetCause): Promise<number> {
   const time = new Date().toISOString();
   let version = 0;
   const query = { stream, namespace: filter.namespace };
-  for await (const page of readObjectPages(log, query, filter.kinds, batchSize, signal)) {
+  for await (const page of readObjectPages(log, query, filter.kinds, signal)) {
     version = page.version;
     if (!(await channel.waitForRoom(session.stallMs))) {
       channel.close();
