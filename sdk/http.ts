@@ -149,10 +149,10 @@ async function snapshotTurn(log: CommittedLog, signal?: AbortSignal): Promise<()
 }
 
 /**
- * Current objects of `kinds` (all when undefined), SNAPSHOT_PAGE at a time (CommittedLog.snapshotPages): every page carries
- * the version of the one consistent read they all come from; the first comes even when empty. The read, and the
- * turn among HTTP_SNAPSHOT_READS, are held until the last page is taken or the loop is left: leave it as soon as the
- * client is gone. While it waits for its turn, `signal` ends the wait (it throws the signal's reason): a generator
+ * Current objects of `kinds` (all when undefined), SNAPSHOT_PAGE at a time (CommittedLog.snapshotPages): every page
+ * carries the version of the one consistent read they all come from; the first comes even when empty. The read, and
+ * the turn among HTTP_SNAPSHOT_READS, are held until the last page is taken or the loop is left: leave it as soon as
+ * the client is gone. While it waits for its turn, `signal` ends the wait (it throws the signal's reason): a generator
  * cannot be left before it yields.
  */
 export async function* readObjectPages(
