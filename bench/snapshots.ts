@@ -1,7 +1,8 @@
 /**
  * Ten concurrent resets of `all`: the peak RSS they add to kubemeta, and the bytes they move. Each SSE subscriber
- * without a resume point gets RESET and the whole state; then as many `GET /v1/objects` at once. Snapshots are read
- * from the store a page at a time as each client takes them (issue 9's target: ≤ 200 MiB added at 150,000 pods).
+ * without a resume point gets RESET and the whole state; then as many `GET /v1/objects` at once; then as many NATS
+ * replay requests without a position (a reset each, on a real nats-server). Snapshots are read from the store a page
+ * at a time as each client takes them (issue 9's target: ≤ 200 MiB added at 150,000 pods).
  *
  *   bun bench/snapshots.ts [--pods 150000] [--nodes 5000] [--clients 10] [--pause-ms 0]
  *   BUN_JSC_forceRAMSize=1610612736 bun bench/snapshots.ts     # the GC sized as deploy/ sizes it (1.5 GiB limit)
@@ -11,8 +12,11 @@
  * makes each pause after every chunk it reads, as slow subscribers do. RSS is sampled every 20 ms.
  */
 import { parseArgs } from "node:util";
+import { connect } from "@nats-io/transport-node";
 import { makeNode, makePod, nodeName } from "../simulator/objects.ts";
-import { startTestHost } from "../testing/index.ts";
+import { startTestHost, waitFor } from "../testing/index.ts";
+import { startNatsServer } from "../tests/nats-server.ts";
+import { defaultPrefix, subjectsFor } from "../protocol/subjects.ts";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -30,7 +34,35 @@ interface Report {
 }
 
 if (positionals[0] === "read") await readAll(positionals[1]!, Number(values.clients), Number(values["pause-ms"]));
+else if (positionals[0] === "replay") await replayAll(positionals[1]!, positionals[2]!, Number(values.clients));
 else await main();
+
+/** Child process: `count` replay requests for `all` without a position at once, each to its last chunk. */
+async function replayAll(server: string, subject: string, count: number): Promise<void> {
+  const nc = await connect({ servers: server });
+  const one = (n: number) =>
+    new Promise<[number, boolean]>((resolve) => {
+      let bytes = 0;
+      const inbox = `bench.snapshots.${n}`;
+      const decoder = new TextDecoder();
+      nc.subscribe(inbox, {
+        callback(_, msg) {
+          bytes += msg.data.length;
+          // The last chunk ends with `"last":true,"through":<version>}`, an error too (`"error":…,"last":true}`).
+          const tail = decoder.decode(msg.data.subarray(-80));
+          if (tail.includes('"last":true')) resolve([bytes, !tail.includes('"error"')]);
+        },
+      });
+      nc.publish(subject, JSON.stringify({ stream: "all" }), { reply: inbox });
+    });
+  const results = await Promise.all(Array.from({ length: count }, (_, n) => one(n)));
+  await nc.close();
+  const report: Report = {
+    bytes: results.reduce((sum, [bytes]) => sum + bytes, 0),
+    complete: results.filter(([, complete]) => complete).length,
+  };
+  process.stdout.write(`${JSON.stringify(report)}\n`);
+}
 
 /** Child process: `count` clients read `url` at once, each to its SYNCED event (SSE) or its end; prints a Report. */
 async function readAll(url: string, count: number, pauseMs: number): Promise<void> {
@@ -60,8 +92,14 @@ async function main(): Promise<void> {
   const pods = Number(values.pods);
   const nodes = Math.min(Number(values.nodes), pods);
   const clients = Number(values.clients);
+  const nats = await startNatsServer();
+  const cluster = "bench";
   const th = await startTestHost({
-    sinks: [{ type: "sse", maxStreams: clients + 10, maxStreamsPerClient: clients + 10 }],
+    cluster,
+    sinks: [
+      { type: "sse", maxStreams: clients + 10, maxStreamsPerClient: clients + 10 },
+      { type: "nats", servers: [nats.url] },
+    ],
   });
   const loading = performance.now();
   for (let n = 0; n < nodes; n++) {
@@ -78,6 +116,12 @@ async function main(): Promise<void> {
     if (i % 5000 === 4999) await th.changes.flush();
   }
   await th.changes.flush();
+  // Nothing is published while the resets are measured: the sink publishes every update as it is committed.
+  await waitFor(
+    () => th.host.metrics.render().includes('kubemeta_sink_lag_versions{sink="nats"} 0'),
+    120_000,
+    "the NATS sink to publish what was committed",
+  );
   const loaded = (performance.now() - loading) / 1000;
   const ram = process.env.BUN_JSC_forceRAMSize;
   console.log(
@@ -85,9 +129,11 @@ async function main(): Promise<void> {
   );
   console.log(`${nodes} nodes, ${pods} pods committed in ${loaded.toFixed(1)} s (head ${th.host.log.head()})`);
 
-  for (const [what, path] of [
-    ["SSE resets of all", "/v1/watch?stream=all"],
-    ["GET /v1/objects", "/v1/objects"],
+  const replaySubject = subjectsFor(defaultPrefix(cluster)).replay;
+  for (const [what, reader] of [
+    ["SSE resets of all", ["read", `${th.url}/v1/watch?stream=all`]],
+    ["GET /v1/objects", ["read", `${th.url}/v1/objects`]],
+    ["NATS resets of all", ["replay", nats.url, replaySubject]],
   ] as const) {
     Bun.gc(true);
     const base = process.memoryUsage();
@@ -100,10 +146,7 @@ async function main(): Promise<void> {
     }, 20);
     const started = performance.now();
     const child = Bun.spawn(
-      [process.execPath, import.meta.path, "read", `${th.url}${path}`, "--clients", String(clients)].concat([
-        "--pause-ms",
-        values["pause-ms"]!,
-      ]),
+      [process.execPath, import.meta.path, ...reader, "--clients", String(clients), "--pause-ms", values["pause-ms"]!],
       { stdout: "pipe", stderr: "inherit" },
     );
     const report = JSON.parse(await new Response(child.stdout).text()) as Report;
@@ -119,4 +162,5 @@ async function main(): Promise<void> {
     );
   }
   await th.destroy();
+  await nats.destroy();
 }
