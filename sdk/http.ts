@@ -8,6 +8,7 @@ import * as v from "valibot";
 import type { Context } from "hono";
 import { SNAPSHOT_PAGE, type CommittedLog, type ObjectQuery } from "./contract.ts";
 import type { CurrentObject } from "./model.ts";
+import { snapshotTurn } from "./snapshot-turns.ts";
 import { KIND_PATTERN, NAMESPACE_PATTERN } from "../protocol/envelope.ts";
 import { parsePosition } from "../protocol/position.ts";
 import { isNodeName } from "../protocol/node-token.ts";
@@ -111,42 +112,10 @@ function kindQuery(query: Omit<ObjectQuery, "kind">, kinds: Set<string> | undefi
 }
 
 /**
- * Snapshot reads that HTTP clients (SSE resets, `/v1/objects`) hold at once per log. Each holds one of the store's
- * few read transactions (four for libSQL) while its client takes the pages, at the client's pace: two leave the
- * others to NATS resets and to the core's own reads, whatever HTTP clients do.
+ * Snapshot reads that HTTP clients (SSE resets, `/v1/objects`) hold at once per log (sdk/snapshot-turns.ts): two
+ * leave the store's other read transactions to NATS resets and to the core's own reads, whatever HTTP clients do.
  */
 export const HTTP_SNAPSHOT_READS = 2;
-const turns = new WeakMap<CommittedLog, { reading: number; waiting: (() => void)[] }>();
-
-/**
- * Waits until fewer than HTTP_SNAPSHOT_READS snapshots of this log are read; the function ends the turn. Throws the
- * signal's reason once it aborts while waiting (a client gone, a sink stopping), out of the line.
- */
-async function snapshotTurn(log: CommittedLog, signal?: AbortSignal): Promise<() => void> {
-  const state = turns.get(log) ?? { reading: 0, waiting: [] };
-  turns.set(log, state);
-  signal?.throwIfAborted();
-  if (state.reading >= HTTP_SNAPSHOT_READS) {
-    await new Promise<void>((resolve, reject) => {
-      const leave = () => {
-        state.waiting.splice(state.waiting.indexOf(take), 1);
-        reject(signal?.reason);
-      };
-      const take = () => {
-        signal?.removeEventListener("abort", leave);
-        resolve();
-      };
-      state.waiting.push(take);
-      signal?.addEventListener("abort", leave, { once: true });
-    });
-  } else state.reading++;
-  return () => {
-    // The turn passes straight to the next in line, which `reading` then still counts.
-    const next = state.waiting.shift();
-    if (next) next();
-    else state.reading--;
-  };
-}
 
 /**
  * Current objects of `kinds` (all when undefined), SNAPSHOT_PAGE at a time (CommittedLog.snapshotPages): every page
@@ -162,7 +131,7 @@ export async function* readObjectPages(
   signal?: AbortSignal,
 ): AsyncGenerator<{ version: number; objects: CurrentObject[] }> {
   const { query: stored, filter } = kindQuery(query, kinds);
-  const endTurn = await snapshotTurn(log, signal);
+  const endTurn = await snapshotTurn(log, "http", HTTP_SNAPSHOT_READS, signal);
   try {
     for await (const page of log.snapshotPages(stored, SNAPSHOT_PAGE)) {
       yield filter ? { version: page.version, objects: page.objects.filter((o) => filter.has(o.kind)) } : page;

@@ -10,6 +10,7 @@ import { createInbox } from "@nats-io/transport-node";
 import { ALL } from "../protocol/streams.ts";
 import type { ReplayChunk } from "../protocol/replay.ts";
 import { rawPod, waitFor } from "../testing/index.ts";
+import { RESET_READS } from "../plugins/sinks/nats/replay.ts";
 import { replay } from "./nats-consumer.ts";
 import { churn, nodeNames, natsSuite, PREFIX, rawNode, startNatsHost } from "./nats-fixtures.ts";
 
@@ -156,10 +157,53 @@ test("500 resets behind retention, all at once, are answered from a few reads of
     await waitFor(() => resets() === requests, 30_000, "every request answered");
     await waitFor(() => heard.at(-1)?.last === true, 5_000, "the listened reply");
     expect(heard[0]!.reset).toBe("behind-retention");
-    // The first `concurrency` (4) requests start before the others wait; each answer takes all that wait alike.
+    // The first `concurrency` (4) requests start before the others wait, two of them reading (RESET_READS); each
+    // answer takes all that wait alike when its turn comes.
     console.log(`${requests} resets behind retention: ${reads} reads of the state`);
     expect(reads).toBeLessThanOrEqual(10);
   } finally {
     await th.destroy();
   }
 }, 60_000);
+
+test("resets of different streams read the state RESET_READS at a time, whatever concurrency allows", async () => {
+  const { server, nc } = suite;
+  const th = await startNatsHost(server, { sink: { prefix: "kubemeta.turns", replay: { concurrency: 8 } } });
+  try {
+    const nodes = NODES.slice(0, 5);
+    for (const node of nodes) await th.changes.apply("nodes", "ADDED", rawNode(node));
+    await th.changes.flush();
+    // Until the responder has seen the store whole, resets are told to ask again, without a read.
+    const answersResets = async () => (await replay(nc, "kubemeta.turns.replay", { stream: ALL }))[0]?.reset;
+    await waitFor(async () => (await answersResets()) === "no-resume-point", 10_000, "resets to be answered");
+    const { log } = th.host;
+    const snapshotPages = log.snapshotPages;
+    let reading = 0;
+    let most = 0;
+    const released = Promise.withResolvers<void>();
+    log.snapshotPages = (query, pageSize) =>
+      (async function* () {
+        most = Math.max(most, ++reading);
+        try {
+          await released.promise;
+          yield* snapshotPages(query, pageSize);
+        } finally {
+          reading--;
+        }
+      })();
+    // Six resets that no answer can share (one stream each), then a replay that reads no state: once its reply is
+    // in, the six have been taken up (one subscription, in order), and each read that could start has started.
+    const streams = [...nodes.map((node) => `node/${node}`), "shared"];
+    const answers = streams.map((stream) => replay(nc, "kubemeta.turns.replay", { stream }, 10_000, 1));
+    await replay(nc, "kubemeta.turns.replay", { stream: ALL, from: `${th.host.epoch}:${log.head()}` });
+    expect(reading).toBe(RESET_READS);
+    released.resolve();
+    for (const chunks of await Promise.all(answers)) {
+      expect(chunks[0]!.reset).toBe("no-resume-point");
+      expect(chunks.at(-1)!.last).toBe(true);
+    }
+    expect(most).toBe(RESET_READS);
+  } finally {
+    await th.destroy();
+  }
+}, 30_000);

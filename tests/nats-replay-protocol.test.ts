@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { ChunkWriter } from "../plugins/sinks/nats/chunks.ts";
+import { CHUNK_BYTES, ChunkWriter } from "../plugins/sinks/nats/chunks.ts";
 import { MalformedRequestError, parseReplayRequest, type ReplayChunk } from "../protocol/replay.ts";
 
 describe("replay request", () => {
@@ -103,9 +103,29 @@ describe("replay chunks", () => {
     expect(chunks.flatMap((c) => c.oversized ?? [])).toEqual([2]);
   });
 
+  test("under a larger max_payload, chunks of many envelopes stay within CHUNK_BYTES, a larger one alone", async () => {
+    const MiB = 1 << 20;
+    const envelope = (version: number, padding: number) => ({
+      version,
+      json: JSON.stringify({ version, pad: "x".repeat(padding) }),
+    });
+    const large = 1 + Math.floor(CHUNK_BYTES / 1_000);
+    const envelopes = Array.from({ length: 3_000 }, (_, i) => envelope(i + 1, i === large ? CHUNK_BYTES * 2 : 1_000));
+    const sent = await writeAll(4 * MiB, envelopes);
+    const chunks = sent.map((raw) => ({ bytes: Buffer.byteLength(raw), versions: versionsOf(raw) }));
+    expect(chunks.flatMap((chunk) => chunk.versions)).toEqual(envelopes.map((e) => e.version));
+    expect(chunks.filter((chunk) => chunk.bytes > CHUNK_BYTES).map((chunk) => chunk.versions)).toEqual([[large + 1]]);
+    // Filled, not merely bounded: each chunk before the large one and the last takes as much as fits.
+    expect(chunks.filter((chunk) => chunk.bytes <= CHUNK_BYTES - 1_100).length).toBeLessThanOrEqual(2);
+  });
+
   test("an empty replay is one final chunk", async () => {
     expect((await writeAll(1_000, [])).map((raw) => JSON.parse(raw))).toEqual([
       { epoch: "ep0", seq: 0, updates: [], last: true, through: 999_999 },
     ]);
   });
 });
+
+function versionsOf(raw: string): number[] {
+  return (JSON.parse(raw) as { updates: { version: number }[] }).updates.map((u) => u.version);
+}

@@ -6,6 +6,14 @@
  */
 import type { ResetReason } from "../../../protocol/replay.ts";
 
+/**
+ * The most bytes a chunk carries when the server allows more, unless one envelope needs more alone. A chunk is a
+ * string, then bytes, then a frame for each requester, each as large as the chunk: ten resets of `all` at 150,000 pods
+ * (bench/snapshots.ts) added +275–286 MiB at their peak with chunks of 1 MiB (the server's default max_payload),
+ * +206–222 MiB with chunks of 64–256 KiB, +129–176 MiB with 64 KiB and two resets read at once (replay.ts). Replays
+ * ran as fast (bench/replay.ts, 1,000,000 updates: 159,400 updates/s against 157,900 with chunks of 1 MiB).
+ */
+export const CHUNK_BYTES = 64 << 10;
 /** Room kept for the final chunk's `],"last":true,"through":<version>}`. */
 const TAIL_RESERVE = 64;
 /** The longest head a chunk can have: the longest reset marker and a seq of ten digits. */
@@ -30,14 +38,18 @@ export class ChunkWriter {
   /** Bytes of the current chunk without its envelopes (fixedBytes), kept: every add asks for it. */
   private fixed: number | undefined;
   private readonly largest: number;
+  /** What a chunk of several envelopes stays within. */
+  private readonly chunkBytes: number;
 
   constructor(
     private readonly epoch: string,
+    /** The server's max_payload: no chunk passes it. */
     private readonly maxBytes: number,
     /** `last`: the reply's final chunk. */
     private readonly send: (chunk: string, last: boolean) => Promise<void>,
   ) {
     this.largest = largestEnvelope(epoch, maxBytes);
+    this.chunkBytes = Math.min(maxBytes, CHUNK_BYTES);
   }
 
   /** Starts the reply with a reset marker (only before anything is sent). */
@@ -53,7 +65,8 @@ export class ChunkWriter {
    */
   add(envelopeJson: string, version: number): Promise<void> | undefined {
     const bytes = Buffer.byteLength(envelopeJson);
-    if (bytes <= this.largest && this.size() + 1 + bytes <= this.maxBytes) {
+    const room = this.parts.length === 0 ? this.maxBytes : this.chunkBytes;
+    if (bytes <= this.largest && this.size() + 1 + bytes <= room) {
       this.push(envelopeJson, bytes);
       return undefined;
     }

@@ -129,7 +129,13 @@ export const natsSinkSchema = v.pipe(
             ),
             "kubemeta",
           ),
-          concurrency: v.optional(v.pipe(positiveInt, v.description("Requests answered at once; the others wait.")), 4),
+          concurrency: v.optional(
+            v.pipe(
+              positiveInt,
+              v.description("Requests answered at once, two resets at most among them; the others wait."),
+            ),
+            4,
+          ),
         }),
         v.description("The replay responder (`<prefix>.replay`)."),
       ),
