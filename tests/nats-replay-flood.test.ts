@@ -9,7 +9,10 @@ import { expect, test } from "bun:test";
 import { createInbox } from "@nats-io/transport-node";
 import { ALL } from "../protocol/streams.ts";
 import type { ReplayChunk } from "../protocol/replay.ts";
-import { rawPod, waitFor } from "../testing/index.ts";
+import { rawPod, waitFor, type TestHost } from "../testing/index.ts";
+import { createLogger } from "../host/logger.ts";
+import type { CommittedLog } from "../sdk/contract.ts";
+import type { Logger } from "../sdk/telemetry.ts";
 import { RESET_READS } from "../plugins/sinks/nats/replay.ts";
 import { replay } from "./nats-consumer.ts";
 import { churn, nodeNames, natsSuite, PREFIX, rawNode, startNatsHost } from "./nats-fixtures.ts";
@@ -166,43 +169,89 @@ test("500 resets behind retention, all at once, are answered from a few reads of
   }
 }, 60_000);
 
+const TURNS_REPLAY = "kubemeta.turns.replay";
+
+/** A host of its own with five nodes, answering resets (until it has seen the store whole, they are told to wait). */
+async function startTurnsHost(logger?: Logger): Promise<TestHost> {
+  const th = await startNatsHost(suite.server, {
+    logger,
+    sink: { prefix: "kubemeta.turns", replay: { concurrency: 8 } },
+  });
+  for (const node of NODES.slice(0, 5)) await th.changes.apply("nodes", "ADDED", rawNode(node));
+  await th.changes.flush();
+  const answersResets = async () => (await replay(suite.nc, TURNS_REPLAY, { stream: ALL }))[0]?.reset;
+  await waitFor(async () => (await answersResets()) === "no-resume-point", 10_000, "resets to be answered");
+  return th;
+}
+
+/** Holds every read of the state the log starts until release(), counting those under way. */
+function holdStateReads(log: CommittedLog) {
+  const snapshotPages = log.snapshotPages;
+  const released = Promise.withResolvers<void>();
+  const held = { reading: 0, most: 0, release: () => released.resolve() };
+  log.snapshotPages = (query, pageSize) =>
+    (async function* () {
+      held.most = Math.max(held.most, ++held.reading);
+      try {
+        await released.promise;
+        yield* snapshotPages(query, pageSize);
+      } finally {
+        held.reading--;
+      }
+    })();
+  return held;
+}
+
+/**
+ * Resets that no answer can share (one stream each), then a replay that reads no state: once its reply is in, the
+ * resets have been taken up (one subscription, in order), and each read that could start has started.
+ */
+async function sendResets(th: TestHost, count: number): Promise<Promise<ReplayChunk[]>[]> {
+  const streams = [...NODES.slice(0, 5).map((node) => `node/${node}`), "shared"].slice(0, count);
+  const answers = streams.map((stream) => replay(suite.nc, TURNS_REPLAY, { stream }, 10_000, 1));
+  await replay(suite.nc, TURNS_REPLAY, { stream: ALL, from: `${th.host.epoch}:${th.host.log.head()}` });
+  return answers;
+}
+
 test("resets of different streams read the state RESET_READS at a time, whatever concurrency allows", async () => {
-  const { server, nc } = suite;
-  const th = await startNatsHost(server, { sink: { prefix: "kubemeta.turns", replay: { concurrency: 8 } } });
+  const th = await startTurnsHost();
   try {
-    const nodes = NODES.slice(0, 5);
-    for (const node of nodes) await th.changes.apply("nodes", "ADDED", rawNode(node));
-    await th.changes.flush();
-    // Until the responder has seen the store whole, resets are told to ask again, without a read.
-    const answersResets = async () => (await replay(nc, "kubemeta.turns.replay", { stream: ALL }))[0]?.reset;
-    await waitFor(async () => (await answersResets()) === "no-resume-point", 10_000, "resets to be answered");
-    const { log } = th.host;
-    const snapshotPages = log.snapshotPages;
-    let reading = 0;
-    let most = 0;
-    const released = Promise.withResolvers<void>();
-    log.snapshotPages = (query, pageSize) =>
-      (async function* () {
-        most = Math.max(most, ++reading);
-        try {
-          await released.promise;
-          yield* snapshotPages(query, pageSize);
-        } finally {
-          reading--;
-        }
-      })();
-    // Six resets that no answer can share (one stream each), then a replay that reads no state: once its reply is
-    // in, the six have been taken up (one subscription, in order), and each read that could start has started.
-    const streams = [...nodes.map((node) => `node/${node}`), "shared"];
-    const answers = streams.map((stream) => replay(nc, "kubemeta.turns.replay", { stream }, 10_000, 1));
-    await replay(nc, "kubemeta.turns.replay", { stream: ALL, from: `${th.host.epoch}:${log.head()}` });
-    expect(reading).toBe(RESET_READS);
-    released.resolve();
+    const held = holdStateReads(th.host.log);
+    const answers = await sendResets(th, 6);
+    expect(held.reading).toBe(RESET_READS);
+    held.release();
     for (const chunks of await Promise.all(answers)) {
       expect(chunks[0]!.reset).toBe("no-resume-point");
       expect(chunks.at(-1)!.last).toBe(true);
     }
-    expect(most).toBe(RESET_READS);
+    expect(held.most).toBe(RESET_READS);
+  } finally {
+    await th.destroy();
+  }
+}, 30_000);
+
+test("a sink that stops while resets wait for their turn tells them to ask again, and logs no error", async () => {
+  const logged: string[] = [];
+  const th = await startTurnsHost(createLogger({ level: "warn", write: (line) => void logged.push(line) }));
+  try {
+    const held = holdStateReads(th.host.log);
+    const answers = await sendResets(th, RESET_READS + 2);
+    expect(held.reading).toBe(RESET_READS);
+    let answered = 0;
+    for (const answer of answers) void answer.then(() => answered++);
+    const stopping = th.host.stop();
+    // Those waiting for a turn are answered at once; those reading go on (and the stop waits for them).
+    await waitFor(() => answered === 2, 5_000, "the resets waiting for a turn to be answered");
+    held.release();
+    await stopping;
+    const ends = (await Promise.all(answers)).map((chunks) => chunks.at(-1)!);
+    expect(ends.map((end) => end.error ?? "whole").toSorted()).toEqual([
+      "replay failed: the NATS sink is stopping; ask again",
+      "replay failed: the NATS sink is stopping; ask again",
+      "whole",
+      "whole",
+    ]);
+    expect(logged.filter((line) => line.includes('"level":"error"'))).toEqual([]);
   } finally {
     await th.destroy();
   }
