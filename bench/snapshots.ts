@@ -9,12 +9,12 @@
  *
  * The state is real-size simulator pods (simulator/objects.ts; slimmed by the core as in production) committed to
  * a libSQL file. The clients live in a child process, so their buffers are not in the measured RSS; `--pause-ms`
- * makes each pause after every chunk it reads, as slow subscribers do. RSS is sampled every 20 ms.
+ * makes each HTTP client pause after every chunk it reads, as slow subscribers do. RSS is sampled every 20 ms.
  */
 import { parseArgs } from "node:util";
 import { connect } from "@nats-io/transport-node";
 import { makeNode, makePod, nodeName } from "../simulator/objects.ts";
-import { startTestHost, waitFor } from "../testing/index.ts";
+import { startTestHost, waitFor, type TestHost } from "../testing/index.ts";
 import { startNatsServer } from "../tests/nats-server.ts";
 import { defaultPrefix, subjectsFor } from "../protocol/subjects.ts";
 
@@ -89,18 +89,30 @@ async function readAll(url: string, count: number, pauseMs: number): Promise<voi
 }
 
 async function main(): Promise<void> {
-  const pods = Number(values.pods);
-  const nodes = Math.min(Number(values.nodes), pods);
   const clients = Number(values.clients);
   const nats = await startNatsServer();
-  const cluster = "bench";
-  const th = await startTestHost({
-    cluster,
-    sinks: [
-      { type: "sse", maxStreams: clients + 10, maxStreamsPerClient: clients + 10 },
-      { type: "nats", servers: [nats.url] },
-    ],
-  });
+  try {
+    const cluster = "bench";
+    const th = await startTestHost({
+      cluster,
+      sinks: [
+        { type: "sse", maxStreams: clients + 10, maxStreamsPerClient: clients + 10 },
+        { type: "nats", servers: [nats.url] },
+      ],
+    });
+    try {
+      await measure(th, nats.url, subjectsFor(defaultPrefix(cluster)).replay, clients);
+    } finally {
+      await th.destroy();
+    }
+  } finally {
+    await nats.destroy();
+  }
+}
+
+async function measure(th: TestHost, natsUrl: string, replaySubject: string, clients: number): Promise<void> {
+  const pods = Number(values.pods);
+  const nodes = Math.min(Number(values.nodes), pods);
   const loading = performance.now();
   for (let n = 0; n < nodes; n++) {
     const node = makeNode(nodeName(n));
@@ -129,11 +141,10 @@ async function main(): Promise<void> {
   );
   console.log(`${nodes} nodes, ${pods} pods committed in ${loaded.toFixed(1)} s (head ${th.host.log.head()})`);
 
-  const replaySubject = subjectsFor(defaultPrefix(cluster)).replay;
   for (const [what, reader] of [
     ["SSE resets of all", ["read", `${th.url}/v1/watch?stream=all`]],
     ["GET /v1/objects", ["read", `${th.url}/v1/objects`]],
-    ["NATS resets of all", ["replay", nats.url, replaySubject]],
+    ["NATS resets of all", ["replay", natsUrl, replaySubject]],
   ] as const) {
     Bun.gc(true);
     const base = process.memoryUsage();
@@ -161,6 +172,4 @@ async function main(): Promise<void> {
         `peak JS heap added ${mib(peakHeap - base.heapUsed)} (garbage included)`,
     );
   }
-  await th.destroy();
-  await nats.destroy();
 }
