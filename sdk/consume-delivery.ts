@@ -56,10 +56,13 @@ export interface DeliveryLoop {
   run(saveFirst: boolean, term: AbortSignal): Promise<void>;
   /**
    * True once every version committed now is delivered (or filtered out); false at `deadline`, or, with
-   * `unlessFailing`, as soon as a delivery fails.
+   * `unlessFailing`, as soon as a delivery fails (or the sink's own `failing()` says so).
    */
   deliveredAll(deadline: number, unlessFailing: boolean): Promise<boolean>;
 }
+
+/** How often a drain asks a sink that retries inside its `deliver` whether it is failing (ConsumeOptions.failing). */
+const FAILING_POLL_MS = 50;
 
 export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext): DeliveryLoop {
   const { ctx, labels, stalled, lost, fail, collect, showLag } = context;
@@ -187,10 +190,13 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
 
   async function deliveredAll(deadline: number, unlessFailing: boolean): Promise<boolean> {
     const target = log.head();
+    const isFailing = () => failing || options.failing?.() === true;
     while (delivered < target) {
-      if (unlessFailing && failing) return false;
+      if (unlessFailing && isFailing()) return false;
       const next = unlessFailing ? Promise.race([moved.promise, failed.promise]) : moved.promise;
-      if ((await until(next, deadline)) === TIMED_OUT) return false;
+      // A sink's own failing() tells no one when it turns (a refusal that arrives once the drain began): asked again.
+      const wake = unlessFailing && options.failing ? Math.min(deadline, Date.now() + FAILING_POLL_MS) : deadline;
+      if ((await until(next, wake)) === TIMED_OUT && Date.now() >= deadline) return false;
     }
     return true;
   }

@@ -312,6 +312,23 @@ test("stop drains: a lingering batch is sent before kubemeta stops; a failing re
   expect(performance.now() - began).toBeLessThan(2_000);
 });
 
+test("stop does not drain into a receiver whose refusal arrives once the stop has begun", async () => {
+  const refuse = Promise.withResolvers<void>();
+  receiver = await startReceiver(async () => {
+    await refuse.promise;
+    return new Response("down", { status: 503 });
+  });
+  host = await startTestHost({ sinks: [webhookSink(receiver.url, { retry: { initial: "1m", max: "1m" } })] });
+  host.changes.apply("pods", "ADDED", rawPod("web-1", { node: "n1" }));
+  await waitFor(() => receiver!.requests.length === 1, 5_000, "a batch at the receiver");
+  const began = performance.now();
+  const stopping = host.stop();
+  refuse.resolve();
+  await stopping;
+  // The drain would wait up to 3 s for a batch the receiver keeps refusing.
+  expect(performance.now() - began).toBeLessThan(2_000);
+});
+
 test("a batch skipped on a 4xx (on4xx: skip) leaves the receiver answering: stop still drains", async () => {
   let answered = 0;
   receiver = await startReceiver(
