@@ -17,7 +17,7 @@ import { parseArgs } from "node:util";
 import { connect } from "@nats-io/transport-node";
 import type { Envelope } from "../protocol/envelope.ts";
 import { encodeNodeToken } from "../protocol/node-token.ts";
-import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
+import { rawPod, sinkCaughtUp, startTestHost, type TestHost } from "../testing/index.ts";
 import { startNatsServer } from "../tests/nats-server.ts";
 
 const PREFIX = "kubemeta.bench";
@@ -77,14 +77,6 @@ function summary(latencies: number[]): string {
   return `p50 ${at(50)} ms, p90 ${at(90)} ms, p99 ${at(99)} ms, max ${sorted.at(-1)} ms`;
 }
 
-async function lagZero(th: TestHost, timeoutMs: number): Promise<void> {
-  await waitFor(
-    () => th.host.metrics.render().includes('kubemeta_sink_lag_versions{sink="nats"} 0'),
-    timeoutMs,
-    "the sink to catch up",
-  );
-}
-
 async function main(): Promise<void> {
   const backlog = Number(values.backlog);
   const rate = Number(values.rate);
@@ -139,7 +131,7 @@ async function publishThroughput(
   const head = th.host.log.head();
   const start = performance.now();
   await server.restart();
-  await lagZero(th, 120_000);
+  await sinkCaughtUp(th, "nats", 120_000);
   const ms = performance.now() - start;
   const updates = Math.round((head / ms) * 1000);
   console.log(
@@ -186,7 +178,7 @@ async function latency(th: TestHost, url: string, rate: number, seconds: number,
   }
   await th.changes.flush();
   const elapsed = (performance.now() - begin) / 1000;
-  await lagZero(th, 30_000);
+  await sinkCaughtUp(th, "nats", 30_000);
 
   const nc = await connect({ servers: url });
   const reply = await nc.request("bench.control", String(sent), { timeout: 15_000 });

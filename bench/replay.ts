@@ -30,7 +30,7 @@ import { connect, createInbox } from "@nats-io/transport-node";
 import { createClient } from "@libsql/client";
 import type { KubeObject } from "../sdk/model.ts";
 import { makePod, nodeName } from "../simulator/objects.ts";
-import { startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
+import { sinkCaughtUp, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
 import { startNatsServer } from "../tests/nats-server.ts";
 
 const PREFIX = "kubemeta.bench";
@@ -253,18 +253,12 @@ function sinksOf(natsUrl: string) {
   return [{ type: "nats", servers: [natsUrl], prefix: PREFIX }, { type: "sse" }];
 }
 
-/** The replay is measured alone: the sink has published everything live first. */
-function caughtUp(th: TestHost): Promise<unknown> {
-  const done = () => th.host.metrics.render().includes('kubemeta_sink_lag_versions{sink="nats"} 0');
-  return waitFor(done, 300_000, "the NATS sink to catch up");
-}
-
 /** The `fill` child: fills the store in `dir` and stops its host, which saves the sinks' cursors. */
 async function fillAndStop(natsUrl: string, dir: string): Promise<void> {
   const th = await startTestHost({ dir, sinks: sinksOf(natsUrl) });
   try {
     await fill(th);
-    await caughtUp(th);
+    await sinkCaughtUp(th, "nats", 300_000);
   } finally {
     await th.stop();
   }
@@ -289,7 +283,8 @@ async function main(): Promise<void> {
     }
     th = await startTestHost({ dir, sinks: sinksOf(server.url) });
     if (sameProcess) await fill(th);
-    await caughtUp(th);
+    // The replay is measured alone: the sink has published everything live first.
+    await sinkCaughtUp(th, "nats", 300_000);
     const head = th.host.log.head();
     const where = sameProcess ? "the host that filled it" : "a host started on the filled store";
     console.log(

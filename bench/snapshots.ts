@@ -14,7 +14,7 @@
 import { parseArgs } from "node:util";
 import { connect } from "@nats-io/transport-node";
 import { makeNode, makePod, nodeName } from "../simulator/objects.ts";
-import { startTestHost, waitFor, type TestHost } from "../testing/index.ts";
+import { sinkCaughtUp, startTestHost, type TestHost } from "../testing/index.ts";
 import { startNatsServer } from "../tests/nats-server.ts";
 import { defaultPrefix, subjectsFor } from "../protocol/subjects.ts";
 
@@ -37,7 +37,16 @@ if (positionals[0] === "read") await readAll(positionals[1]!, Number(values.clie
 else if (positionals[0] === "replay") await replayAll(positionals[1]!, positionals[2]!, Number(values.clients));
 else await main();
 
-/** Child process: `count` replay requests for `all` without a position at once, each to its last chunk. */
+/** A child's answer to the parent: the bytes its clients took, and how many of them got to the end. */
+function printReport(results: [bytes: number, complete: boolean][]): void {
+  const report: Report = {
+    bytes: results.reduce((sum, [bytes]) => sum + bytes, 0),
+    complete: results.filter(([, complete]) => complete).length,
+  };
+  process.stdout.write(`${JSON.stringify(report)}\n`);
+}
+
+/** Child process: `count` replay requests for `all` without a position at once, each to its last chunk; a Report. */
 async function replayAll(server: string, subject: string, count: number): Promise<void> {
   const nc = await connect({ servers: server });
   const one = (n: number) =>
@@ -57,11 +66,7 @@ async function replayAll(server: string, subject: string, count: number): Promis
     });
   const results = await Promise.all(Array.from({ length: count }, (_, n) => one(n)));
   await nc.close();
-  const report: Report = {
-    bytes: results.reduce((sum, [bytes]) => sum + bytes, 0),
-    complete: results.filter(([, complete]) => complete).length,
-  };
-  process.stdout.write(`${JSON.stringify(report)}\n`);
+  printReport(results);
 }
 
 /** Child process: `count` clients read `url` at once, each to its SYNCED event (SSE) or its end; prints a Report. */
@@ -81,11 +86,7 @@ async function readAll(url: string, count: number, pauseMs: number): Promise<voi
     return [bytes, !sse && tail.endsWith("]}")];
   };
   const results = await Promise.all(Array.from({ length: count }, one));
-  const report: Report = {
-    bytes: results.reduce((sum, [bytes]) => sum + bytes, 0),
-    complete: results.filter(([, complete]) => complete).length,
-  };
-  process.stdout.write(`${JSON.stringify(report)}\n`);
+  printReport(results);
 }
 
 async function main(): Promise<void> {
@@ -129,11 +130,7 @@ async function measure(th: TestHost, natsUrl: string, replaySubject: string, cli
   }
   await th.changes.flush();
   // Nothing is published while the resets are measured: the sink publishes every update as it is committed.
-  await waitFor(
-    () => th.host.metrics.render().includes('kubemeta_sink_lag_versions{sink="nats"} 0'),
-    120_000,
-    "the NATS sink to publish what was committed",
-  );
+  await sinkCaughtUp(th, "nats", 120_000);
   const loaded = (performance.now() - loading) / 1000;
   const ram = process.env.BUN_JSC_forceRAMSize;
   console.log(

@@ -123,6 +123,12 @@ export async function waitFor<T>(
   }
 }
 
+/** Waits until the host's sink `sink` has delivered all that is committed: its `kubemeta_sink_lag_versions` is 0. */
+export async function sinkCaughtUp(th: TestHost, sink: string, timeoutMs = 10_000): Promise<void> {
+  const caughtUp = `kubemeta_sink_lag_versions{sink="${sink}"} 0`;
+  await waitFor(() => th.host.metrics.render().includes(caughtUp), timeoutMs, `sink ${sink} to catch up`);
+}
+
 /** A minimal raw Pod, as the API server would send it. */
 export function rawPod(
   name: string,

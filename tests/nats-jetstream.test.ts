@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { Envelope } from "../protocol/envelope.ts";
-import { startTestHost, waitFor, type TestHost } from "../testing/index.ts";
+import { sinkCaughtUp, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
 import { replay } from "./nats-consumer.ts";
 import { churn, client, CLUSTER, natsSink, nodeNames, PREFIX, rawNode, SLOW_MS } from "./nats-fixtures.ts";
 import { startNatsServer, type TestNatsServer } from "./nats-server.ts";
@@ -63,13 +63,7 @@ async function storedCount(): Promise<number> {
 
 async function settled(): Promise<void> {
   await th.changes.flush();
-  for (const sink of ["a", "b"]) {
-    await waitFor(
-      () => th.host.metrics.render().includes(`kubemeta_sink_lag_versions{sink="${sink}"} 0`),
-      10_000,
-      `sink ${sink} to catch up`,
-    );
-  }
+  for (const sink of ["a", "b"]) await sinkCaughtUp(th, sink);
 }
 
 test(

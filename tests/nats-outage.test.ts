@@ -8,7 +8,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { encodeNodeToken } from "../protocol/node-token.ts";
 import { ALL, SHARED } from "../protocol/streams.ts";
 import type { Envelope } from "../protocol/envelope.ts";
-import { waitFor, type TestHost } from "../testing/index.ts";
+import { sinkCaughtUp, waitFor, type TestHost } from "../testing/index.ts";
 import { Follower } from "./nats-consumer.ts";
 import {
   churn,
@@ -104,11 +104,7 @@ test(
       await expectConverged(th, follower, stream);
       await expectWholeChain(th, follower, stream, startedAt.get(stream)!);
     }
-    await waitFor(
-      () => th.host.metrics.render().includes('kubemeta_sink_lag_versions{sink="nats"} 0'),
-      5_000,
-      "lag back to 0",
-    );
+    await sinkCaughtUp(th, "nats", 5_000);
     expect(th.host.metrics.render()).toMatch(/kubemeta_nats_reconnects_total\{sink="nats"\} [1-9]/);
   },
   SLOW_MS,

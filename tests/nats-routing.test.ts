@@ -7,7 +7,7 @@ import { expect, test } from "bun:test";
 import { encodeNodeToken } from "../protocol/node-token.ts";
 import { ALL, SHARED } from "../protocol/streams.ts";
 import type { Envelope } from "../protocol/envelope.ts";
-import { waitFor } from "../testing/index.ts";
+import { sinkCaughtUp, waitFor } from "../testing/index.ts";
 import { Follower } from "./nats-consumer.ts";
 import {
   churn,
@@ -107,7 +107,7 @@ test(
     await th.changes.apply("namespaces", "ADDED", rawNamespace("cursor-check"));
     await th.changes.flush();
     await waitFor(() => published() - before >= 2, 5_000, "the namespace published");
-    await waitFor(() => th.host.metrics.render().includes('kubemeta_sink_lag_versions{sink="nats"} 0'), 5_000, "lag 0");
+    await sinkCaughtUp(th, "nats", 5_000);
     expect(published() - before).toBe(2);
     expect(th.host.metrics.render()).toContain('kubemeta_nats_connected{sink="nats"} 1');
   },
