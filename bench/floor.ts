@@ -16,7 +16,7 @@ import { createMetrics } from "../host/metrics.ts";
 import { silentLogger } from "../host/logger.ts";
 import { prepareChange } from "../core/prepare.ts";
 import { parseSkimmed } from "../plugins/sources/kubernetes/skim.ts";
-import { makePod } from "../simulator/objects.ts";
+import { makePod } from "../simulator/pods.ts";
 import { withObjectJson, type KubeObject, type Update } from "../sdk/model.ts";
 import type { PreparedChange } from "../sdk/prepared.ts";
 

@@ -11,7 +11,7 @@
  */
 import { connect, headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { slim } from "../core/slim.ts";
-import { makePod } from "../simulator/objects.ts";
+import { makePod } from "../simulator/pods.ts";
 import { startNatsServer } from "../tests/nats-server.ts";
 import { machine } from "./processes.ts";
 

@@ -29,7 +29,8 @@ import { parseArgs } from "node:util";
 import { connect, createInbox } from "@nats-io/transport-node";
 import { createClient } from "@libsql/client";
 import type { KubeObject } from "../sdk/model.ts";
-import { makePod, nodeName } from "../simulator/objects.ts";
+import { makePod } from "../simulator/pods.ts";
+import { nodeName } from "../simulator/nodes.ts";
 import { sinkCaughtUp, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
 import { startNatsServer } from "../tests/nats-server.ts";
 

@@ -14,7 +14,7 @@
 import { availableParallelism, cpus } from "node:os";
 import { digest, slim } from "../core/slim.ts";
 import type { KubeObject } from "../sdk/model.ts";
-import { makePod } from "../simulator/objects.ts";
+import { makePod } from "../simulator/pods.ts";
 import { parseSkimmed, skimManagedFields } from "../plugins/sources/kubernetes/skim.ts";
 import { listItems } from "../tests/fixtures/k8s/load.ts";
 

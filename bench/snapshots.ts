@@ -7,13 +7,14 @@
  *   bun bench/snapshots.ts [--pods 150000] [--nodes 5000] [--clients 10] [--pause-ms 0]
  *   BUN_JSC_forceRAMSize=1610612736 bun bench/snapshots.ts     # the GC sized as deploy/ sizes it (1.5 GiB limit)
  *
- * The state is real-size simulator pods (simulator/objects.ts; slimmed by the core as in production) committed to
+ * The state is real-size simulator pods (simulator/pods.ts; slimmed by the core as in production) committed to
  * a libSQL file. The clients live in a child process, so their buffers are not in the measured RSS; `--pause-ms`
  * makes each HTTP client pause after every chunk it reads, as slow subscribers do. RSS is sampled every 20 ms.
  */
 import { parseArgs } from "node:util";
 import { connect } from "@nats-io/transport-node";
-import { makeNode, makePod, nodeName } from "../simulator/objects.ts";
+import { makePod } from "../simulator/pods.ts";
+import { makeNode, nodeName } from "../simulator/nodes.ts";
 import { sinkCaughtUp, startTestHost, type TestHost } from "../testing/index.ts";
 import { startNatsServer } from "../tests/nats-server.ts";
 import { defaultPrefix, subjectsFor } from "../protocol/subjects.ts";

@@ -6,7 +6,8 @@
  */
 import type { KubeObject } from "../sdk/model.ts";
 import type { TestApiServer } from "./index.ts";
-import { makeNode, makePod, nodeName } from "./objects.ts";
+import { makePod } from "./pods.ts";
+import { makeNode, nodeName } from "./nodes.ts";
 import {
   makeCronJob,
   makeDaemonSet,

@@ -5,7 +5,7 @@
  */
 import type { KubeObject } from "../sdk/model.ts";
 import type { TestApiServer } from "../simulator/index.ts";
-import { makePod } from "../simulator/objects.ts";
+import { makePod } from "../simulator/pods.ts";
 
 const REAL_CAPTURES = new URL("./fixtures/k8s/real/", import.meta.url);
 

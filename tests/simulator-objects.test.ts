@@ -5,7 +5,8 @@
  */
 import { describe, expect, test } from "bun:test";
 import type { KubeObject } from "../sdk/model.ts";
-import { makeNode, makePod, nodeName } from "../simulator/objects.ts";
+import { makePod } from "../simulator/pods.ts";
+import { makeNode, nodeName } from "../simulator/nodes.ts";
 import { realFixture } from "./apiserver-client.ts";
 
 type Managed = { manager: string; subresource?: string; fieldsV1: Record<string, unknown> };

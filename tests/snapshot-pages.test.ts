@@ -14,7 +14,8 @@ import { OPENING, resetEvent, snapshotEvents, syncedEvent } from "../plugins/sin
 import type { CommittedLog, ObjectQuery } from "../sdk/contract.ts";
 import { HTTP_SNAPSHOT_READS, readObjectPages } from "../sdk/http.ts";
 import type { CurrentObject, KubeObject } from "../sdk/model.ts";
-import { makeNode, makePod, nodeName } from "../simulator/objects.ts";
+import { makePod } from "../simulator/pods.ts";
+import { makeNode, nodeName } from "../simulator/nodes.ts";
 import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
 
 const NODES = 20;

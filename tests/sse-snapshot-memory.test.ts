@@ -9,7 +9,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { Subprocess } from "bun";
 import type { KubeObject } from "../sdk/model.ts";
-import { makeNode, makePod, nodeName } from "../simulator/objects.ts";
+import { makePod } from "../simulator/pods.ts";
+import { makeNode, nodeName } from "../simulator/nodes.ts";
 import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
 
 const SUBSCRIBERS = 10;

@@ -8,7 +8,8 @@
  */
 import { expect, test } from "bun:test";
 import { join } from "node:path";
-import { makePod, nodeName } from "../simulator/objects.ts";
+import { makePod } from "../simulator/pods.ts";
+import { nodeName } from "../simulator/nodes.ts";
 import { startTestHost } from "../testing/index.ts";
 
 const PODS = 20_000;
