@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Envelope } from "../protocol/envelope.ts";
 import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
 import { startHranaServer } from "./hrana-server.ts";
+import { completeLines } from "./file-lines.ts";
 
 let host: TestHost | undefined;
 afterEach(async () => {
@@ -12,13 +13,7 @@ afterEach(async () => {
 });
 
 async function envelopes(file: string): Promise<Envelope[]> {
-  const f = Bun.file(file);
-  return (await f.exists())
-    ? (await f.text())
-        .trim()
-        .split("\n")
-        .map((line) => JSON.parse(line) as Envelope)
-    : [];
+  return (await completeLines(file)).map((line) => JSON.parse(line) as Envelope);
 }
 
 test(

@@ -15,6 +15,7 @@ import { ConfigError, resolveConfig } from "../host/config.ts";
 import { builtins } from "../plugins/index.ts";
 import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
 import { sinkMetric, upTo } from "./plugins-fixtures.ts";
+import { completeLines } from "./file-lines.ts";
 import { deduplicated, startReceiver, webhookSink, type Receiver } from "./webhook-receiver.ts";
 
 const repo = join(import.meta.dir, "..");
@@ -42,11 +43,6 @@ async function pluginFolder(): Promise<string> {
   return dir;
 }
 
-async function lines(file: string): Promise<string[]> {
-  const f = Bun.file(file);
-  return (await f.exists()) ? (await f.text()).trim().split("\n") : [];
-}
-
 /** The example plugin, copied unchanged: it imports nothing of kubemeta's but `kubemeta/sdk`. */
 async function copyExample(to: string): Promise<void> {
   const source = await Bun.file(join(repo, "examples/sink-plugin/deletions.ts")).text();
@@ -71,8 +67,8 @@ async function expectExampleWorks(dir: string, path: string): Promise<void> {
   host = await startTestHost({ dir, sinks: [{ type: path, name: "audit", file: audit }] });
   host.changes.apply("pods", "ADDED", rawPod("web-1", { node: "n1" }));
   host.changes.apply("pods", "DELETED", rawPod("web-1", { node: "n1" }));
-  await waitFor(async () => (await lines(audit)).length === 1, 5_000, "the audit line");
-  expect((await lines(audit))[0]).toContain("DELETED Pod default/web-1 uid=uid-web-1");
+  await waitFor(async () => (await completeLines(audit)).length === 1, 5_000, "the audit line");
+  expect((await completeLines(audit))[0]).toContain("DELETED Pod default/web-1 uid=uid-web-1");
 }
 
 test(
@@ -253,12 +249,12 @@ test("sinks that throw when created, on start or on delivery, or hang, leave the
   });
   for (let i = 0; i < 20; i++) host.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: "n1" }));
 
-  await waitFor(async () => (await lines(file)).length === 20, 5_000, "20 lines from jsonl");
+  await waitFor(async () => (await completeLines(file)).length === 20, 5_000, "20 lines from jsonl");
   await waitFor(() => deduplicated(receiver!.accepted()).length === 20, 5_000, "20 updates at the webhook");
-  await waitFor(async () => (await lines(flaky)).length === 20, 5_000, "the flaky sink catching up");
-  expect((await lines(file)).map((line) => JSON.parse(line).version)).toEqual(upTo(20));
-  expect((await lines(flaky)).map(Number)).toEqual(upTo(20));
-  expect((await lines(marker))[0]).toMatch(/^got \d+$/);
+  await waitFor(async () => (await completeLines(flaky)).length === 20, 5_000, "the flaky sink catching up");
+  expect((await completeLines(file)).map((line) => JSON.parse(line).version)).toEqual(upTo(20));
+  expect((await completeLines(flaky)).map(Number)).toEqual(upTo(20));
+  expect((await completeLines(marker))[0]).toMatch(/^got \d+$/);
   await waitFor(() => sinkMetric(host!, "gauge", "kubemeta_sink_stalled", "stuck") === 1, 5_000, "the stall report");
 
   expect(sinkMetric(host, "counter", "kubemeta_sink_delivery_failures_total", "flaky", { step: "deliver" })).toBe(2);
