@@ -1,8 +1,9 @@
 /**
  * What a sync or an ingest cannot go below on this machine, whatever its design, as long as it keeps kubemeta's data
  * model: every object's JSON read (managedFields skipped: skim.ts), slimmed, serialized and digested (the core's
- * prepareChange), and its rows written by SQLite itself through statements prepared once (a sync: an `updates` and
- * an `objects` row inserted; an ingested change: an `updates` row inserted, its object moved to it).
+ * prepareChange), and its rows written by SQLite itself through statements prepared once, as the store writes them
+ * (multi-row statements of ROWS_PER_STATEMENT rows, commit.ts; a sync: an `updates` and an `objects` row inserted; an
+ * ingested change: an `updates` row inserted, its object moved to it by an upsert).
  * Measured in this process, one thread, nothing else: no TLS, no HTTP, no hand-over between threads, no event loop.
  * sync.ts and ingest.ts add the other processes' CPU and divide by the cores (perfect parallelism) to show how far
  * their targets are from reach; sqlite-floor.ts compares the store with the SQLite part.
@@ -19,12 +20,18 @@ import { parseSkimmed } from "../plugins/sources/kubernetes/skim.ts";
 import { makePod } from "../simulator/pods.ts";
 import { withObjectJson, type KubeObject, type Update } from "../sdk/model.ts";
 import type { PreparedChange } from "../sdk/prepared.ts";
+import { placeholders, ROWS_PER_STATEMENT } from "../plugins/stores/libsql/commit.ts";
 
 type Slim = Extract<PreparedChange, { json: string }>;
 
 const SHAPES = 200;
 const NODES = 5_000;
-const BATCH = 1_000;
+/**
+ * Rows a transaction: the store's commits take all that is pending, up to its queue's 5,000 (core/pipeline.ts
+ * highWater) when it is the slower part, as in a sync. Against transactions of 1,000 and one statement a row (how
+ * this floor measured SQLite up to machine I), SQLite alone spent 24–25 µs of CPU a row on I instead of 28–36.
+ */
+export const TRANSACTION_ROWS = 5_000;
 const CHECKPOINT_EVERY_MS = 500;
 
 /** The simulator's real-size pods, each of its own name, node and owner. */
@@ -101,50 +108,89 @@ async function floorDatabase(dir: string) {
     db.exec(`PRAGMA ${pragma}`);
   const streamIds = new Map<string, number>();
   const insertStream = db.prepare("INSERT INTO streams (id, name, head) VALUES (?, ?, 0)");
-  const insertUpdate = db.prepare(
-    "INSERT INTO updates (version, stream_id, stream_prev, type, kind, uid, namespace, name, node, " +
-      "resource_version, time, object) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+  /** Statements of `rows` rows of `columns` values: a full chunk's, then a shorter last one's, each prepared once. */
+  const multiRow = (sql: (values: string) => string, columns: number) => {
+    const statements = new Map<number, Database.Statement>();
+    return (rows: unknown[][]) => {
+      for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
+        const chunk = rows.slice(i, i + ROWS_PER_STATEMENT);
+        let statement = statements.get(chunk.length);
+        if (!statement) {
+          statement = db.prepare(sql(placeholders(chunk.length, columns)));
+          statements.set(chunk.length, statement);
+        }
+        statement.run(chunk.flat());
+      }
+    };
+  };
+  const insertUpdates = multiRow(
+    (values) =>
+      "INSERT INTO updates (version, stream_id, stream_prev, type, kind, uid, namespace, name, node, " +
+      `resource_version, time, object) VALUES ${values}`,
+    12,
   );
-  const insertObject = db.prepare(
-    "INSERT INTO objects (kind, uid, namespace, node, stream_id, version, digest) VALUES (?,?,?,?,?,?,?)",
+  const insertObjects = multiRow(
+    (values) => `INSERT INTO objects (kind, uid, namespace, node, stream_id, version, digest) VALUES ${values}`,
+    7,
   );
-  const moveObject = db.prepare("UPDATE objects SET version = ?, digest = ? WHERE kind = ? AND uid = ?");
-  /** The `updates` row of u (its object the i-th slim pod shape); returns its stream's id. */
-  const addUpdate = (u: Update, i: number): number => {
-    let streamId = streamIds.get(u.stream!);
-    if (streamId === undefined) {
-      streamId = streamIds.size + 1;
-      streamIds.set(u.stream!, streamId);
-      insertStream.run([streamId, u.stream]);
+  const moveObjects = multiRow(
+    (values) =>
+      `INSERT INTO objects (kind, uid, namespace, node, stream_id, version, digest) VALUES ${values} ` +
+      "ON CONFLICT (kind, uid) DO UPDATE SET version = excluded.version, digest = excluded.digest",
+    7,
+  );
+  const streamId = (stream: string): number => {
+    let id = streamIds.get(stream);
+    if (id === undefined) {
+      id = streamIds.size + 1;
+      streamIds.set(stream, id);
+      insertStream.run([id, stream]);
     }
-    const args = [u.kind, u.uid, u.namespace, u.name, u.node, u.resourceVersion, u.time, slimPods[i % SHAPES]!.json];
-    insertUpdate.run([u.version, streamId, 0, u.type, ...args]);
-    return streamId;
+    return id;
+  };
+  /** The `updates` rows of `updates` (the i-th's object the i-th slim pod shape), and their objects' rows. */
+  const rowsOf = (updates: Update[], first: number) => {
+    const ids = updates.map((u) => streamId(u.stream!));
+    const updateRows = updates.map((u, k) => {
+      const { version, type, kind, uid, namespace, name, node, resourceVersion, time } = u;
+      const json = slimPods[(first + k) % SHAPES]!.json;
+      return [version, ids[k], 0, type, kind, uid, namespace, name, node, resourceVersion, time, json];
+    });
+    const objectRows = updates.map((u, k) => [u.kind, u.uid, u.namespace, u.node, ids[k], u.version, first + k]);
+    return { updateRows, objectRows };
   };
   return {
     file,
     db,
-    insert(u: Update, i: number) {
-      insertObject.run([u.kind, u.uid, u.namespace, u.node, addUpdate(u, i), u.version, i]);
+    insert(updates: Update[], first: number) {
+      const { updateRows, objectRows } = rowsOf(updates, first);
+      insertUpdates(updateRows);
+      insertObjects(objectRows);
     },
-    modify(u: Update, i: number) {
-      addUpdate(u, i);
-      moveObject.run([u.version, i, u.kind, u.uid]);
+    modify(updates: Update[], first: number) {
+      const { updateRows, objectRows } = rowsOf(updates, first);
+      insertUpdates(updateRows);
+      moveObjects(objectRows);
     },
   };
 }
 
 /**
- * `count` rows written by `write` in transactions of 1,000, with a PASSIVE checkpoint every 500 ms on the same
- * thread (as the checkpointer), and what that cost.
+ * `count` rows written by `write` in transactions of TRANSACTION_ROWS, with a PASSIVE checkpoint every 500 ms on the
+ * same thread (as the checkpointer), and what that cost. `write(from, to)` writes rows [from, to).
  */
-function inTransactions(db: Database.Database, file: string, count: number, write: (k: number) => void): Spent {
+function inTransactions(
+  db: Database.Database,
+  file: string,
+  count: number,
+  write: (from: number, to: number) => void,
+): Spent {
   const started = performance.now();
   const cpu = process.cpuUsage();
   let checkpointed = started;
-  for (let from = 0; from < count; from += BATCH) {
+  for (let from = 0; from < count; from += TRANSACTION_ROWS) {
     db.exec("BEGIN IMMEDIATE");
-    for (let k = from; k < Math.min(count, from + BATCH); k++) write(k);
+    write(from, Math.min(count, from + TRANSACTION_ROWS));
     db.exec("COMMIT");
     if (performance.now() - checkpointed >= CHECKPOINT_EVERY_MS) {
       db.exec("PRAGMA wal_checkpoint(PASSIVE)");
@@ -155,10 +201,17 @@ function inTransactions(db: Database.Database, file: string, count: number, writ
   return { seconds: (performance.now() - started) / 1000, ...used, bytes: sizeOf(file) };
 }
 
+const range = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => from + k);
+
 /** `uids.length` slim pods inserted by SQLite alone in kubemeta's schema: an `updates` and an `objects` row each. */
 export async function sqliteAlone(dir: string, uids: string[]): Promise<Spent> {
   const floor = await floorDatabase(dir);
-  const spent = inTransactions(floor.db, floor.file, uids.length, (i) => floor.insert(podUpdate(i, uids[i]!), i));
+  const spent = inTransactions(floor.db, floor.file, uids.length, (from, to) =>
+    floor.insert(
+      range(from, to).map((i) => podUpdate(i, uids[i]!)),
+      from,
+    ),
+  );
   floor.db.close();
   return spent;
 }
@@ -170,11 +223,22 @@ export async function sqliteAlone(dir: string, uids: string[]): Promise<Spent> {
 export async function sqliteChurn(dir: string, objects: number, changes: number): Promise<Spent> {
   const floor = await floorDatabase(dir);
   const uids = Array.from({ length: objects }, () => crypto.randomUUID());
-  inTransactions(floor.db, floor.file, objects, (i) => floor.insert(podUpdate(i, uids[i]!), i));
-  const spent = inTransactions(floor.db, floor.file, changes, (k) => {
-    const i = k % objects;
-    floor.modify({ ...podUpdate(i, uids[i]!), version: objects + k + 1, type: "MODIFIED" }, i);
-  });
+  inTransactions(floor.db, floor.file, objects, (from, to) =>
+    floor.insert(
+      range(from, to).map((i) => podUpdate(i, uids[i]!)),
+      from,
+    ),
+  );
+  const spent = inTransactions(floor.db, floor.file, changes, (from, to) =>
+    floor.modify(
+      range(from, to).map((k) => ({
+        ...podUpdate(k % objects, uids[k % objects]!),
+        version: objects + k + 1,
+        type: "MODIFIED" as const,
+      })),
+      from,
+    ),
+  );
   floor.db.close();
   return spent;
 }

@@ -1,8 +1,9 @@
 /**
  * What storing an object costs SQLite itself, as a floor for the store: the same rows the store writes for an initial
  * sync (an `updates` row with the slim object's JSON, an `objects` row, in kubemeta's own schema and indexes), inserted
- * one row at a time through statements prepared once, 1,000 rows a transaction, with the store's PRAGMAs and a PASSIVE
- * checkpoint every 500 ms on the same thread, as the checkpointer does. Then the same rows committed through the libsql
+ * through multi-row statements prepared once as the store writes them, 5,000 rows a transaction (floor.ts,
+ * TRANSACTION_ROWS), with the store's PRAGMAs and a PASSIVE checkpoint every 500 ms on the same thread, as the
+ * checkpointer does. Then the same rows committed through the libsql
  * store (its writer and checkpointer threads): the ratio of CPU per row says how far the store is from SQLite's floor.
  * CPU is the process's (every thread), user and system; the system part is the kernel's: WAL writes, checkpoints and
  * fresh page-cache pages, dear on a machine whose page faults are (README, Benchmarks).
@@ -13,14 +14,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { newStore, podUpdate, sizeOf, slimPods, sqliteAlone, type Spent } from "./floor.ts";
+import { newStore, podUpdate, sizeOf, slimPods, sqliteAlone, TRANSACTION_ROWS, type Spent } from "./floor.ts";
 import { fmt, machine, threadCpu } from "./processes.ts";
 
 const { values } = parseArgs({
   options: { rows: { type: "string", default: "150000" } },
 });
 const rows = Number(values.rows);
-const BATCH = 1_000;
 const uids = Array.from({ length: rows }, () => crypto.randomUUID());
 
 function report(label: string, spent: Spent) {
@@ -38,8 +38,8 @@ async function throughStore(dir: string): Promise<number> {
   const threadsBefore = new Map((await threadCpu(process.pid)).map(([name, cpu]) => [name, cpu]));
   const started = performance.now();
   const cpu = process.cpuUsage();
-  for (let from = 0; from < rows; from += BATCH) {
-    const updates = Array.from({ length: Math.min(BATCH, rows - from) }, (_, k) =>
+  for (let from = 0; from < rows; from += TRANSACTION_ROWS) {
+    const updates = Array.from({ length: Math.min(TRANSACTION_ROWS, rows - from) }, (_, k) =>
       podUpdate(from + k, uids[from + k]!),
     );
     await store.commit({
@@ -64,7 +64,7 @@ console.log(machine());
 console.log(`${fmt(rows)} slim pods of ${fmt(Math.round(slimPods[0]!.json.length))} bytes of JSON, 5,000 nodes`);
 const dir = await mkdtemp(join(tmpdir(), "kubemeta-bench-sqlite-"));
 try {
-  const alone = report("SQLite alone (prepared single-row inserts)", await sqliteAlone(dir, uids));
+  const alone = report("SQLite alone (multi-row inserts, prepared once)", await sqliteAlone(dir, uids));
   const store = await throughStore(dir);
   console.log(`the store spends ${(store / alone).toFixed(2)}x SQLite's floor a row`);
 } finally {

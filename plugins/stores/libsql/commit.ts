@@ -15,7 +15,7 @@ import type { CommitBatch } from "../../../sdk/contract.ts";
 import { objectJsonOf, type Update } from "../../../sdk/model.ts";
 
 /** Rows per statement, each statement its own group. */
-const ROWS_PER_STATEMENT = 250;
+export const ROWS_PER_STATEMENT = 250;
 
 const UPDATE_COLUMNS =
   "version, stream_id, stream_prev, type, kind, uid, namespace, name, node, resource_version, time, object";
@@ -57,7 +57,8 @@ const UPSERT_RESUME_POINTS = `INSERT INTO resume_points (resource, resource_vers
   ON CONFLICT (resource) DO UPDATE SET resource_version = excluded.resource_version`;
 
 const placeholderCache = new Map<string, string>();
-function placeholders(rows: number, columns: number): string {
+/** `(?,…),(?,…)…`: `rows` rows of `columns` parameters, for a multi-row VALUES. */
+export function placeholders(rows: number, columns: number): string {
   const key = `${rows}x${columns}`;
   let text = placeholderCache.get(key);
   if (!text) {
