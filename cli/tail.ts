@@ -212,17 +212,19 @@ export async function runTail(args: string[], stop: Promise<void>): Promise<numb
   }
 
   const done = Promise.withResolvers<number>();
-  let stdoutGone = false;
+  // A reader that went away (`| head`, or `2>&1 | head` while only errors come) is a normal end; anything else is
+  // worth a word, where one can still go.
+  const gone = { stdout: false, stderr: false };
   process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-    stdoutGone = true;
-    // A reader that went away (`| head`) is a normal end; anything else is worth a word.
+    gone.stdout = true;
     done.resolve(error.code === "EPIPE" ? 0 : fail(`stdout: ${error.message}`, 1));
   });
-  const handlers = printer(
-    options,
-    (line) => stdoutGone || process.stdout.write(`${line}\n`),
-    (line) => process.stderr.write(`${line}\n`),
-  );
+  process.stderr.on("error", (error: NodeJS.ErrnoException) => {
+    gone.stderr = true;
+    done.resolve(error.code === "EPIPE" ? 0 : 1);
+  });
+  const err = (line: string) => gone.stderr || process.stderr.write(`${line}\n`);
+  const handlers = printer(options, (line) => gone.stdout || process.stdout.write(`${line}\n`), err);
 
   // Before a first NATS connection too: one that hangs is given up on at Ctrl-C, and that is a normal end as well.
   void stop.then(() => done.resolve(0));
@@ -266,7 +268,7 @@ export async function runTail(args: string[], stop: Promise<void>): Promise<numb
       void connecting.then((late) => late.close()).catch(() => {});
       return done.promise;
     }
-    void reportConnection(nc, (line) => process.stderr.write(`${line}\n`));
+    void reportConnection(nc, err);
     // Reconnecting forever, it closes by itself only on an error it cannot get past.
     void nc
       .closed()

@@ -359,3 +359,26 @@ test(
   },
   SLOW_MS,
 );
+
+test(
+  "a reader of its errors that goes away (2>&1 | head) ends it quietly too, while nothing else comes",
+  async () => {
+    // Port 9 refuses: tail only reports the failure and tries again, on stderr.
+    const script =
+      '"$BUN" run "$MAIN" tail --url http://127.0.0.1:9 2>&1 | head -n 1; echo "tail exited ${PIPESTATUS[0]}"';
+    const pipeline = Bun.spawn(["bash", "-c", script], {
+      env: { ...process.env, BUN: process.execPath, MAIN },
+      stdout: "pipe",
+      stderr: "inherit",
+    });
+    cleanups.push(async () => {
+      pipeline.kill("SIGKILL");
+      await pipeline.exited;
+    });
+    // Its next report after head has gone fails: the retries are at most 5 s apart.
+    await waitFor(() => pipeline.exitCode !== null, 15_000, "the pipeline to end");
+    const lines = (await new Response(pipeline.stdout).text()).trimEnd().split("\n");
+    expect(lines).toEqual([expect.stringMatching(/^kubemeta tail: all: /), "tail exited 0"]);
+  },
+  SLOW_MS,
+);
