@@ -329,6 +329,19 @@ test(
   SLOW_MS,
 );
 
+/**
+ * Kills a pipeline started `detached` (a process group of its own) with every process in it: a tail that did not end
+ * when it should would outlive its shell.
+ */
+async function endGroup(pipeline: Bun.Subprocess): Promise<void> {
+  try {
+    process.kill(-pipeline.pid, "SIGKILL");
+  } catch {
+    // The group has ended.
+  }
+  await pipeline.exited;
+}
+
 test(
   "a reader that goes away (| head) ends it quietly",
   async () => {
@@ -339,11 +352,9 @@ test(
       env: { ...process.env, BUN: process.execPath, MAIN, URL: th.url },
       stdout: "pipe",
       stderr: "pipe",
+      detached: true,
     });
-    cleanups.push(async () => {
-      pipeline.kill("SIGKILL");
-      await pipeline.exited;
-    });
+    cleanups.push(() => endGroup(pipeline));
     let round = 0;
     // It notices on its next write: keep the stream moving until it has ended.
     await waitFor(
@@ -370,11 +381,9 @@ test(
       env: { ...process.env, BUN: process.execPath, MAIN },
       stdout: "pipe",
       stderr: "inherit",
+      detached: true,
     });
-    cleanups.push(async () => {
-      pipeline.kill("SIGKILL");
-      await pipeline.exited;
-    });
+    cleanups.push(() => endGroup(pipeline));
     // Its next report after head has gone fails: the retries are at most 5 s apart.
     await waitFor(() => pipeline.exitCode !== null, 15_000, "the pipeline to end");
     const lines = (await new Response(pipeline.stdout).text()).trimEnd().split("\n");
