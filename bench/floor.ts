@@ -28,8 +28,9 @@ const SHAPES = 200;
 const NODES = 5_000;
 /**
  * Rows a transaction: the store's commits take all that is pending, up to its queue's 5,000 (core/pipeline.ts
- * highWater) when it is the slower part, as in a sync. Against transactions of 1,000 and one statement a row (how
- * this floor measured SQLite up to machine I), SQLite alone spent 24–25 µs of CPU a row on I instead of 28–36.
+ * highWater) when it is the slower part, as in a sync. Written so, SQLite alone spent 26.7–30.2 µs of CPU a row on
+ * machine I (bench/sqlite-floor.ts) against 35.6 one row a statement and 1,000 a transaction, as this floor measured
+ * it before: ~3 µs of libsql's binding a statement, and more WAL pages a row in smaller transactions.
  */
 export const TRANSACTION_ROWS = 5_000;
 const CHECKPOINT_EVERY_MS = 500;

@@ -3,8 +3,8 @@
  * sync (an `updates` row with the slim object's JSON, an `objects` row, in kubemeta's own schema and indexes), inserted
  * through multi-row statements prepared once as the store writes them, 5,000 rows a transaction (floor.ts,
  * TRANSACTION_ROWS), with the store's PRAGMAs and a PASSIVE checkpoint every 500 ms on the same thread, as the
- * checkpointer does. Then the same rows committed through the libsql
- * store (its writer and checkpointer threads): the ratio of CPU per row says how far the store is from SQLite's floor.
+ * checkpointer does. Then the same rows committed through the libsql store (its writer and checkpointer threads): the
+ * ratio of CPU per row says how far the store is from SQLite's floor.
  * CPU is the process's (every thread), user and system; the system part is the kernel's: WAL writes, checkpoints and
  * fresh page-cache pages, dear on a machine whose page faults are (README, Benchmarks).
  *
