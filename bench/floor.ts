@@ -2,7 +2,7 @@
  * What a sync or an ingest cannot go below on this machine, whatever its design, as long as it keeps kubemeta's data
  * model: every object's JSON read (managedFields skipped: skim.ts), slimmed, serialized and digested (the core's
  * prepareChange), and its rows written by SQLite itself through statements prepared once, as the store writes them
- * (multi-row statements of ROWS_PER_STATEMENT rows, commit.ts; a sync: an `updates` and an `objects` row inserted; an
+ * (commit.ts's multi-row statements; a sync: an `updates` and an `objects` row inserted; an
  * ingested change: an `updates` row inserted, its object moved to it by an upsert).
  * Measured in this process, one thread, nothing else: no TLS, no HTTP, no hand-over between threads, no event loop.
  * sync.ts and ingest.ts add the other processes' CPU and divide by the cores (perfect parallelism) to show how far
@@ -20,7 +20,8 @@ import { parseSkimmed } from "../plugins/sources/kubernetes/skim.ts";
 import { makePod } from "../simulator/pods.ts";
 import { withObjectJson, type KubeObject, type Update } from "../sdk/model.ts";
 import type { PreparedChange } from "../sdk/prepared.ts";
-import { placeholders, ROWS_PER_STATEMENT } from "../plugins/stores/libsql/commit.ts";
+import type { InValue } from "@libsql/client";
+import { chunked, placeholders, UPDATE_COLUMNS } from "../plugins/stores/libsql/commit.ts";
 
 type Slim = Extract<PreparedChange, { json: string }>;
 
@@ -109,35 +110,26 @@ async function floorDatabase(dir: string) {
     db.exec(`PRAGMA ${pragma}`);
   const streamIds = new Map<string, number>();
   const insertStream = db.prepare("INSERT INTO streams (id, name, head) VALUES (?, ?, 0)");
-  /** Statements of `rows` rows of `columns` values: a full chunk's, then a shorter last one's, each prepared once. */
-  const multiRow = (sql: (values: string) => string, columns: number) => {
-    const statements = new Map<number, Database.Statement>();
-    return (rows: unknown[][]) => {
-      for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
-        const chunk = rows.slice(i, i + ROWS_PER_STATEMENT);
-        let statement = statements.get(chunk.length);
-        if (!statement) {
-          statement = db.prepare(sql(placeholders(chunk.length, columns)));
-          statements.set(chunk.length, statement);
-        }
-        statement.run(chunk.flat());
+  const prepared = new Map<string, Database.Statement>();
+  /** The store's multi-row statements (commit.ts), each prepared once by its text as the store's writer keeps them. */
+  const multiRow = (sql: (values: string) => string, columns: number) => (rows: InValue[][]) => {
+    for (const statement of chunked(rows, (n) => sql(placeholders(n, columns)))) {
+      let compiled = prepared.get(statement.sql);
+      if (!compiled) {
+        compiled = db.prepare(statement.sql);
+        prepared.set(statement.sql, compiled);
       }
-    };
+      compiled.run(statement.args);
+    }
   };
-  const insertUpdates = multiRow(
-    (values) =>
-      "INSERT INTO updates (version, stream_id, stream_prev, type, kind, uid, namespace, name, node, " +
-      `resource_version, time, object) VALUES ${values}`,
-    12,
-  );
-  const insertObjects = multiRow(
-    (values) => `INSERT INTO objects (kind, uid, namespace, node, stream_id, version, digest) VALUES ${values}`,
-    7,
-  );
+  const insertUpdates = multiRow((values) => `INSERT INTO updates (${UPDATE_COLUMNS}) VALUES ${values}`, 12);
+  const objectsInsert = (values: string) =>
+    `INSERT INTO objects (kind, uid, namespace, node, stream_id, version, digest) VALUES ${values}`;
+  const insertObjects = multiRow(objectsInsert, 7);
   const moveObjects = multiRow(
     (values) =>
-      `INSERT INTO objects (kind, uid, namespace, node, stream_id, version, digest) VALUES ${values} ` +
-      "ON CONFLICT (kind, uid) DO UPDATE SET version = excluded.version, digest = excluded.digest",
+      `${objectsInsert(values)} ON CONFLICT (kind, uid) DO UPDATE ` +
+      "SET version = excluded.version, digest = excluded.digest",
     7,
   );
   const streamId = (stream: string): number => {
@@ -152,12 +144,15 @@ async function floorDatabase(dir: string) {
   /** The `updates` rows of `updates` (the i-th's object the i-th slim pod shape), and their objects' rows. */
   const rowsOf = (updates: Update[], first: number) => {
     const ids = updates.map((u) => streamId(u.stream!));
-    const updateRows = updates.map((u, k) => {
+    const updateRows = updates.map((u, k): InValue[] => {
       const { version, type, kind, uid, namespace, name, node, resourceVersion, time } = u;
       const json = slimPods[(first + k) % SHAPES]!.json;
-      return [version, ids[k], 0, type, kind, uid, namespace, name, node, resourceVersion, time, json];
+      return [version, ids[k]!, 0, type, kind, uid, namespace, name, node, resourceVersion, time, json];
     });
-    const objectRows = updates.map((u, k) => [u.kind, u.uid, u.namespace, u.node, ids[k], u.version, first + k]);
+    const objectRows = updates.map((u, k): InValue[] => {
+      const { kind, uid, namespace, node, version } = u;
+      return [kind, uid, namespace, node, ids[k]!, version, first + k];
+    });
     return { updateRows, objectRows };
   };
   return {
@@ -204,15 +199,20 @@ function inTransactions(
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => from + k);
 
-/** `uids.length` slim pods inserted by SQLite alone in kubemeta's schema: an `updates` and an `objects` row each. */
-export async function sqliteAlone(dir: string, uids: string[]): Promise<Spent> {
-  const floor = await floorDatabase(dir);
-  const spent = inTransactions(floor.db, floor.file, uids.length, (from, to) =>
+/** A slim pod for each uid inserted (an `updates` and an `objects` row each), and what that cost. */
+function insertPods(floor: Awaited<ReturnType<typeof floorDatabase>>, uids: string[]): Spent {
+  return inTransactions(floor.db, floor.file, uids.length, (from, to) =>
     floor.insert(
       range(from, to).map((i) => podUpdate(i, uids[i]!)),
       from,
     ),
   );
+}
+
+/** `uids.length` slim pods inserted by SQLite alone in kubemeta's schema: an `updates` and an `objects` row each. */
+export async function sqliteAlone(dir: string, uids: string[]): Promise<Spent> {
+  const floor = await floorDatabase(dir);
+  const spent = insertPods(floor, uids);
   floor.db.close();
   return spent;
 }
@@ -224,12 +224,7 @@ export async function sqliteAlone(dir: string, uids: string[]): Promise<Spent> {
 export async function sqliteChurn(dir: string, objects: number, changes: number): Promise<Spent> {
   const floor = await floorDatabase(dir);
   const uids = Array.from({ length: objects }, () => crypto.randomUUID());
-  inTransactions(floor.db, floor.file, objects, (from, to) =>
-    floor.insert(
-      range(from, to).map((i) => podUpdate(i, uids[i]!)),
-      from,
-    ),
-  );
+  insertPods(floor, uids);
   const spent = inTransactions(floor.db, floor.file, changes, (from, to) =>
     floor.modify(
       range(from, to).map((k) => ({

@@ -15,9 +15,9 @@ import type { CommitBatch } from "../../../sdk/contract.ts";
 import { objectJsonOf, type Update } from "../../../sdk/model.ts";
 
 /** Rows per statement, each statement its own group. */
-export const ROWS_PER_STATEMENT = 250;
+const ROWS_PER_STATEMENT = 250;
 
-const UPDATE_COLUMNS =
+export const UPDATE_COLUMNS =
   "version, stream_id, stream_prev, type, kind, uid, namespace, name, node, resource_version, time, object";
 
 /**
@@ -79,8 +79,8 @@ function chunkedJson(rows: InValue[][], sql: string): InStatement[] {
 }
 
 /** One statement per chunk of rows, each row flattened into the arguments. */
-function chunked(rows: InValue[][], sql: (rowCount: number) => string): InStatement[] {
-  const statements: InStatement[] = [];
+export function chunked(rows: InValue[][], sql: (rowCount: number) => string): { sql: string; args: InValue[] }[] {
+  const statements: { sql: string; args: InValue[] }[] = [];
   for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
     const chunk = rows.slice(i, i + ROWS_PER_STATEMENT);
     statements.push({ sql: sql(chunk.length), args: chunk.flat() });
