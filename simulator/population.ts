@@ -12,15 +12,13 @@ import {
   makeCronJob,
   makeDaemonSet,
   makeDeployment,
-  makeEndpointSlice,
   makeJob,
   makeNamespace,
   makeReplicaSet,
-  makeService,
   makeStatefulSet,
-  type Endpoint,
-  type Owner,
 } from "./workloads.ts";
+import { makeEndpointSlice, makeService, type Endpoint } from "./networking.ts";
+import type { Owner } from "./object-meta.ts";
 
 export { makeNode, makePod };
 
