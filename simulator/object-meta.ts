@@ -1,11 +1,13 @@
-/** The metadata the simulator's objects share: a fresh uid, labels, and the controller's owner reference. */
+/** What the simulator's objects share of their metadata (workloads.ts, networking.ts). */
 
+/** An owner as an ownerReference names it. */
 export interface Owner {
   kind: string;
   name: string;
   uid: string;
 }
 
+/** A fresh uid, the labels and, when owned, the controller's reference, whose `apiVersion` is the owner's. */
 export function metadata(
   name: string,
   namespace: string | undefined,
