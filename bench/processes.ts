@@ -226,6 +226,7 @@ export class Kubemeta {
   /** Every one started, so that a failed run leaves none behind. */
   private static readonly started = new Set<Kubemeta>();
   readonly out: Output;
+  readonly err: Output;
   readonly url: string;
 
   private constructor(
@@ -233,14 +234,15 @@ export class Kubemeta {
     port: number,
   ) {
     this.out = new Output(proc.stdout);
-    new Output(proc.stderr);
+    this.err = new Output(proc.stderr);
     this.url = `http://127.0.0.1:${port}`;
   }
 
-  static async start(config: string): Promise<Kubemeta> {
+  /** `env`: set for kubemeta alone, over the image's environment (the API server and the informer keep theirs). */
+  static async start(config: string, env: Record<string, string> = {}): Promise<Kubemeta> {
     const port = Number(/port: (\d+)/.exec(await Bun.file(config).text())![1]);
     const proc = Bun.spawn([process.execPath, "run", MAIN, "--config", config], {
-      env: asDeployed,
+      env: { ...asDeployed, ...env },
       stdout: "pipe",
       stderr: "pipe",
     });
@@ -253,9 +255,14 @@ export class Kubemeta {
     for (const kubemeta of Kubemeta.started) await kubemeta.kill("SIGKILL");
   }
 
+  /** Fails at once when kubemeta exits first (a bad config, an option Bun refuses), with what it said. */
   async ready(timeoutMs: number): Promise<void> {
     await waitFor(
-      async () => (await fetch(`${this.url}/readyz`).catch(() => undefined))?.ok,
+      async () => {
+        if (this.proc.exitCode !== null)
+          throw new Error(`kubemeta exited with ${this.proc.exitCode} before it was ready:\n${this.err.text}`);
+        return (await fetch(`${this.url}/readyz`).catch(() => undefined))?.ok;
+      },
       timeoutMs,
       "kubemeta /readyz 200",
     );

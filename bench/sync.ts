@@ -19,6 +19,7 @@
  *   bun bench/sync.ts --no-informer --parse-threads 2               # the source's parseThreads
  *   bun bench/sync.ts --informer-as-deployed                      # the informer with the image's MIMALLOC_PURGE_DELAY
  *   MIMALLOC_PURGE_DELAY= bun bench/sync.ts                       # every process with Bun's default
+ *   bun bench/sync.ts --kubemeta-env BUN_JSC_forceRAMSize=1610612736 # kubemeta alone as deploy/'s manifests run it
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
@@ -59,8 +60,19 @@ const { values, positionals } = parseArgs({
     // The source's parseThreads (its default when not given).
     "parse-threads": { type: "string" },
     "timeout-s": { type: "string", default: "600" },
+    // NAME=VALUE, repeatable: set for kubemeta's process alone (a JavaScriptCore option, the allocator's).
+    "kubemeta-env": { type: "string", multiple: true, default: [] },
   },
 });
+
+/** `--kubemeta-env` as an environment; refuses a value that is not NAME=VALUE. */
+const kubemetaEnv: Record<string, string> = Object.fromEntries(
+  values["kubemeta-env"].map((pair) => {
+    const at = pair.indexOf("=");
+    if (at <= 0) throw new Error(`--kubemeta-env ${JSON.stringify(pair)}: expected NAME=VALUE`);
+    return [pair.slice(0, at), pair.slice(at + 1)];
+  }),
+);
 
 /** The informer's environment: a user's, or with `--informer-as-deployed` kubemeta's allocator setting too. */
 const informerEnv = values["informer-as-deployed"] ? asDeployed : process.env;
@@ -85,6 +97,8 @@ async function main(): Promise<void> {
   const timeoutMs = Number(values["timeout-s"]) * 1000;
   console.log(machine());
   console.log(allocatorLine());
+  if (values["kubemeta-env"].length > 0)
+    console.log(`kubemeta's own environment also: ${values["kubemeta-env"].join(" ")}`);
   const dir = await mkdtemp(join(tmpdir(), "kubemeta-bench-sync-"));
   const simulator = await Simulator.start(dir, [
     "--nodes",
@@ -135,7 +149,7 @@ async function initialSync(simulator: Simulator, config: string, timeoutMs: numb
   const before = await simulator.stats();
   const started = performance.now();
   const serverCpu = await cpuSeconds(simulator.pid);
-  const kubemeta = await Kubemeta.start(config);
+  const kubemeta = await Kubemeta.start(config, kubemetaEnv);
   const health = probeHealth(kubemeta.url);
   await kubemeta.ready(timeoutMs);
   const ms = performance.now() - started;
@@ -215,7 +229,7 @@ async function restart(simulator: Simulator, config: string, previous: Kubemeta,
   await previous.kill("SIGKILL");
   const before = await simulator.stats();
   const started = performance.now();
-  const kubemeta = await Kubemeta.start(config);
+  const kubemeta = await Kubemeta.start(config, kubemetaEnv);
   await kubemeta.ready(timeoutMs);
   const ms = performance.now() - started;
   const rss = await kubemeta.peakRss();
