@@ -20,6 +20,11 @@
  *   bun bench/sync.ts --informer-as-deployed                      # the informer with the image's MIMALLOC_PURGE_DELAY
  *   MIMALLOC_PURGE_DELAY= bun bench/sync.ts                       # every process with Bun's default
  *   bun bench/sync.ts --kubemeta-env BUN_JSC_forceRAMSize=1610612736 # kubemeta alone as deploy/'s manifests run it
+ *   bun bench/sync.ts --api-compression                           # the API server gzips LISTs for clients that ask
+ *
+ * The API server does not compress by default, as in every run before the option: kubemeta never asks for it (its
+ * streaming list would not be compressed anyway), the informer does, and a kube-apiserver with response compression
+ * on (its default) gzips the informer's list.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
@@ -62,6 +67,7 @@ const { values, positionals } = parseArgs({
     "timeout-s": { type: "string", default: "600" },
     // NAME=VALUE, repeatable: set for kubemeta's process alone (a JavaScriptCore option, the allocator's).
     "kubemeta-env": { type: "string", multiple: true, default: [] },
+    "api-compression": { type: "boolean", default: false },
   },
 });
 
@@ -107,11 +113,14 @@ async function main(): Promise<void> {
     values["pods-per-node"]!,
     "--namespaces",
     values.namespaces!,
+    ...(values["api-compression"] ? [] : ["--no-compression"]),
   ]);
   const pods = Number(values.nodes) * Number(values["pods-per-node"]);
   const { objects, populateMs } = simulator.info;
+  const compression = values["api-compression"] ? "gzips LISTs for clients that ask" : "no compression";
   console.log(
-    `simulated API server (own process, TLS): ${fmt(objects)} objects: ${fmt(Number(values.nodes))} nodes, ` +
+    `simulated API server (own process, TLS, ${compression}): ${fmt(objects)} objects: ` +
+      `${fmt(Number(values.nodes))} nodes, ` +
       `${fmt(pods)} pods, ${fmt(objects - pods - Number(values.nodes))} others; populated in ${seconds(populateMs)}`,
   );
   const parseThreads = values["parse-threads"];

@@ -208,7 +208,11 @@ export async function fetchOptions(kc: KubeConfig): Promise<{ headers: Headers; 
     if (!(kc.getCurrentCluster()?.server.startsWith("http:") && /HTTP protocol is not allowed/.test(String(err))))
       throw err;
   }
-  const headers = new Headers({ Accept: "application/json", "User-Agent": "kubemeta" });
+  // Bun's fetch asks for gzip, deflate, br and zstd unless told otherwise, and kube-apiserver gzips a LIST page past
+  // 128 KiB for a client that asks: CPU on the control plane (and here) for every page, to save bandwidth that a
+  // cluster's own network has. kube-scheduler and kube-controller-manager turn it off for the same reason
+  // (client-go's DisableCompression: kubernetes/kubernetes#80919, #112296).
+  const headers = new Headers({ Accept: "application/json", "Accept-Encoding": "identity", "User-Agent": "kubemeta" });
   for (const [name, value] of Object.entries(options.headers ?? {})) {
     if (value !== undefined) headers.set(name, String(value).trim());
   }

@@ -3,7 +3,7 @@
  * memory and CPU without the simulated cluster's (~6 KB per pod held as JSON):
  *
  *   bun simulator/cli.ts --nodes 5000 --pods-per-node 30 [--churn 100] [--kubeconfig path] [--no-tls]
- *     [--namespaces 10] [--watch-history 10000]
+ *     [--no-compression] [--namespaces 10] [--watch-history 10000]
  *
  * Prints one JSON line `{"url","token","kubeconfig","objects","populateMs"}` on stdout once
  * the cluster is populated, then serves until SIGTERM/SIGINT. A benchmark driving it sends
@@ -22,11 +22,12 @@ import { startTestApiServer } from "./index.ts";
 import { populate, startChurn } from "./population.ts";
 
 const USAGE = `Usage: bun simulator/cli.ts [--nodes 10] [--pods-per-node 10] [--namespaces n] [--churn 0]
-         [--kubeconfig path] [--no-tls] [--anonymous] [--port 0] [--bookmark-interval-ms 60000]
-         [--watch-history 10000]
+         [--kubeconfig path] [--no-tls] [--no-compression] [--anonymous] [--port 0]
+         [--bookmark-interval-ms 60000] [--watch-history 10000]
 
 A simulated Kubernetes API server. Prints one JSON line {"url","token","kubeconfig","objects","populateMs"}
 once the cluster is populated, then serves until SIGTERM/SIGINT; stdin takes "stats" and "churn <count>".
+--no-compression: never gzip LIST responses (kube-apiserver gzips those past 128 KiB for clients that accept it).
 `;
 
 const OPTIONS = {
@@ -36,6 +37,7 @@ const OPTIONS = {
   churn: { type: "string", default: "0" },
   kubeconfig: { type: "string" },
   "no-tls": { type: "boolean", default: false },
+  "no-compression": { type: "boolean", default: false },
   anonymous: { type: "boolean", default: false },
   port: { type: "string", default: "0" },
   "bookmark-interval-ms": { type: "string", default: "60000" },
@@ -82,6 +84,7 @@ ServerResponse.prototype.end = function (this: ServerResponse, chunk?: unknown, 
 
 const server = await startTestApiServer({
   tls: !values["no-tls"],
+  compression: !values["no-compression"],
   anonymous: values.anonymous,
   port: Number(values.port),
   bookmarkIntervalMs: Number(values["bookmark-interval-ms"]),

@@ -38,6 +38,11 @@ export interface TestApiServerOptions {
   continueTtlMs?: number;
   /** Cap on `limit`. */
   maxPageSize?: number;
+  /**
+   * Default true, as kube-apiserver (APIResponseCompression): a LIST response past 128 KiB is gzipped for a client
+   * whose Accept-Encoding lists gzip. Watches never are.
+   */
+  compression?: boolean;
 }
 
 export type { CustomResourceSpec, FaultSpec };
@@ -95,6 +100,8 @@ export interface TestApiServer {
    */
   requests(): Record<string, number>;
   resetRequests(): void;
+  /** LIST responses sent gzipped since the start. */
+  gzippedLists(): number;
   openWatches(): number;
   stop(): Promise<void>;
 }
@@ -129,6 +136,7 @@ export async function startTestApiServer(options: TestApiServerOptions = {}): Pr
     watchHistory: options.watchHistory ?? 10_000,
     continueTtlMs: options.continueTtlMs ?? 5 * 60_000,
     maxPageSize: options.maxPageSize,
+    compression: options.compression ?? true,
   });
   const url = await core.listen(options.port ?? 0);
   const { store, resources } = core;
@@ -177,6 +185,7 @@ export async function startTestApiServer(options: TestApiServerOptions = {}): Pr
     stallWatches: (stalled) => core.stallWatches(stalled),
     requests: () => Object.fromEntries(core.counts),
     resetRequests: () => core.counts.clear(),
+    gzippedLists: () => core.gzippedLists,
     openWatches: () => core.openWatches(),
     stop: () => core.close(),
   };

@@ -88,6 +88,8 @@ export interface ListRequest {
   options: ListOptions;
   /** The effective page size after the server's cap; 0 = unpaged. */
   limit: number;
+  /** The client accepts gzip and the server compresses responses. */
+  gzip: boolean;
 }
 
 /** Index of the first entry whose key is >= `key`. */
@@ -149,13 +151,13 @@ function listFrame(
   return [`{"kind":"${type.kind}List","apiVersion":"${apiVersion}","metadata":${metadata},"items":[`, "]}\n"];
 }
 
-/** Serves one LIST page, or returns the Status to send when it cannot. */
+/** Serves one LIST page (resolving to whether it went gzipped), or returns the Status to send when it cannot. */
 export function serveList(
   res: ServerResponse,
   store: ObjectStore,
   snapshots: ListSnapshots,
   request: ListRequest,
-): Promise<void> | Status {
+): Promise<boolean> | Status {
   const page = resolvePage(store, snapshots, request);
   if ("kind" in page) return page;
   const { type, filter, limit, options } = request;
@@ -182,6 +184,5 @@ export function serveList(
     for (let i = 0; i < items.length; i++) yield i === 0 ? itemJson(items[i]!) : `,${itemJson(items[i]!)}`;
     yield tail;
   }
-  res.writeHead(200, kubeHeaders());
-  return streamBody(res, body());
+  return streamBody(res, kubeHeaders(), body(), request.gzip);
 }

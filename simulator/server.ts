@@ -17,7 +17,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { TLSSocket } from "node:tls";
 import type { TestPki } from "./certs.ts";
 import { DISCOVERY_REQUEST, Faults, type Verb } from "./faults.ts";
-import { kubeHeaders, sendJson, sendStatus } from "./http.ts";
+import { acceptsGzip, kubeHeaders, sendJson, sendStatus } from "./http.ts";
 import { ListSnapshots, serveList } from "./list.ts";
 import { parseListOptions, parseResourceVersion, validateListOptions, type ListOptions } from "./options.ts";
 import type { ResourceType } from "./resource-types.ts";
@@ -48,6 +48,8 @@ export interface ServerConfig {
   watchHistory: number;
   continueTtlMs: number;
   maxPageSize: number | undefined;
+  /** Gzip large LIST responses for clients that accept it, as kube-apiserver does by default (http.ts). */
+  compression: boolean;
 }
 
 /** kube-apiserver's default watch timeout: --min-request-timeout (1800 s) times a random factor in [1, 2). */
@@ -60,6 +62,8 @@ export class ApiServerCore {
   readonly store: ObjectStore;
   readonly faults = new Faults();
   readonly counts = new Map<string, number>();
+  /** LIST responses sent gzipped. */
+  gzippedLists = 0;
   private readonly writes: Writes;
   private readonly snapshots: ListSnapshots;
   private readonly watches = new Map<WatchConnection, () => void>();
@@ -236,12 +240,18 @@ export class ApiServerCore {
     }
     const limit =
       this.config.maxPageSize && options.limit > 0 ? Math.min(options.limit, this.config.maxPageSize) : options.limit;
-    const served = serveList(res, this.store, this.snapshots, { type: target.type, filter, options, limit });
+    const gzip = this.config.compression && acceptsGzip(req.headers["accept-encoding"]);
+    const served = serveList(res, this.store, this.snapshots, { type: target.type, filter, options, limit, gzip });
     if ("kind" in served) {
       sendStatus(res, served);
       return;
     }
-    served.catch(() => res.destroy());
+    served.then(
+      (gzipped) => {
+        if (gzipped) this.gzippedLists++;
+      },
+      () => res.destroy(),
+    );
   }
 
   /** HTTP 200, one ERROR event, end of stream: how kube-apiserver fails a watch it has accepted. */
