@@ -60,15 +60,13 @@ describe("the test API server compresses as kube-apiserver does", () => {
     await brotliOnly.arrayBuffer();
 
     const stop = new AbortController();
-    const watch = await fetch(
-      `${server.url}/api/v1/namespaces/big/pods?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan`,
-      {
-        headers: { authorization: `Bearer ${server.token}` },
-        tls: { ca: server.caPem },
-        decompress: false,
-        signal: stop.signal,
-      },
-    );
+    const streamingList = "watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan";
+    const watch = await fetch(`${server.url}/api/v1/namespaces/big/pods?${streamingList}`, {
+      headers: { authorization: `Bearer ${server.token}` },
+      tls: { ca: server.caPem },
+      decompress: false,
+      signal: stop.signal,
+    });
     expect(watch.status).toBe(200);
     expect(watch.headers.get("content-encoding")).toBeNull();
     stop.abort();

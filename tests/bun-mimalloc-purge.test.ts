@@ -3,7 +3,7 @@
  * `purge_delay`), so a process that allocates and drops memory at a steady rate takes a page fault on every page it
  * gets back, again and again. On a virtual machine whose page faults are dear (10–13 µs each on this project's
  * machine B: `bun bench/page-faults.ts`) that was a third of the initial sync's CPU (720,000 faults against 250,000,
- * README Benchmarks). The image sets MIMALLOC_PURGE_DELAY=10000 (Containerfile): what is freed is kept 10 s for reuse.
+ * bench/RESULTS.md). The image sets MIMALLOC_PURGE_DELAY=10000 (Containerfile): what is freed is kept 10 s for reuse.
  * How many faults that saves depends on the collector's timing, so the benchmarks count them; this shows the
  * setting and that the allocator takes it.
  */

@@ -2,8 +2,8 @@
  * glibc quirk, under Bun as under Node.js: SQLite, in the libsql native module, allocates with glibc's malloc (Bun's
  * own allocator is mimalloc), which maps a block of 128 KiB or more afresh and unmaps it when freed, and trims its
  * heaps' free tops. A page of a log read (2,000 rows) is built in strings of megabytes, so every page read touched
- * fresh memory: about a page fault a row, 70 % of a read's time on a VM whose faults cost 10 µs (README
- * Benchmarks). The store fixes glibc's bounds when it opens a file (plugins/stores/libsql/malloc.ts); this shows
+ * fresh memory: about a page fault a row, 70 % of a read's time on a VM whose faults cost 10 µs
+ * (bench/RESULTS.md). The store fixes glibc's bounds when it opens a file (plugins/stores/libsql/malloc.ts); this shows
  * the faults without it and that they are gone with it, each in a fresh process reading the same real-size pods.
  */
 import { expect, test } from "bun:test";

@@ -1,7 +1,7 @@
 /**
  * Threads that do bulk work run at a lower priority than the event loop's (sdk/priority.ts): the parse threads, the
  * store's writer and its checkpointer WORKER_NICE_STEP nicer than the process, the event loop at its own. On 2 busy
- * cores this took /healthz's p99 during an initial sync of 150,000 pods from 71–102 to 43–54 ms (README, Benchmarks).
+ * cores this took /healthz's p99 during an initial sync of 150,000 pods from 71–102 to 43–54 ms (bench/RESULTS.md).
  */
 import { afterAll, expect, test } from "bun:test";
 import { mkdtemp, readdir, rm } from "node:fs/promises";

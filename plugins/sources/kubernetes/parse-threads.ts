@@ -1,7 +1,7 @@
 /**
  * Parse threads: watch lines are decoded, parsed and prepared (slimmed, serialized, digested, routed: the core's
  * per-object work, sdk/contract.ts PreparedChanges) on Bun Workers, so that the main thread only applies what they
- * hand back. JSON.parse of the initial state alone is seconds of one core at 150,000 pods (README, Benchmarks).
+ * hand back. JSON.parse of the initial state alone is seconds of one core at 150,000 pods (bench/RESULTS.md).
  *
  * Each watch keeps its order: its runs of lines go to the threads in turn, at most `threads + 3` of them parsed or
  * waiting to be applied at once, and their events are applied one run after the other. While all of those are out,

@@ -12,7 +12,7 @@
  * so the event loop stays free), and the next commit writes the WAL from its start again.
  * Restarted, not truncated: a truncated WAL grows again into fresh page-cache pages, which
  * the kernel allocates and zeroes on every write (a sixth of the writer thread's CPU in an
- * initial sync, README Benchmarks), where a restarted one rewrites the pages it has.
+ * initial sync, bench/RESULTS.md), where a restarted one rewrites the pages it has.
  */
 import { statSync } from "node:fs";
 import type { Logger } from "../../../sdk/telemetry.ts";
@@ -21,7 +21,7 @@ import type { Logger } from "../../../sdk/telemetry.ts";
  * How often the worker checkpoints. Each PASSIVE checkpoint copies the pages written since the last one, so the hot
  * pages (index interiors, meta) are copied once per checkpoint: at 50 ms the checkpointer took 1.4–1.6 s of CPU during
  * an initial sync of 198,000 objects, at 500 ms 0.6–0.9 s, the sync ending ~1 s sooner on 2 cores; commits alone
- * (bench/store.ts) ran at the same rate with either (README, Benchmarks).
+ * (bench/store.ts) ran at the same rate with either (bench/RESULTS.md).
  */
 const CHECKPOINT_INTERVAL_MS = 500;
 /**

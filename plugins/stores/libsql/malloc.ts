@@ -3,7 +3,7 @@
  * Bun's mimalloc. glibc serves a block of 128 KiB or more with its own mmap and unmaps it when freed (raising that
  * bound as it goes), and gives the free top of its heaps back to the kernel: the strings a page of a log read or a
  * snapshot is built in (megabytes, grown by doubling) were fresh pages on every page read, about one page fault a
- * row, most of a log read's time where a fault costs 10 µs (tests/store-libsql-malloc.test.ts, README Benchmarks).
+ * row, most of a log read's time where a fault costs 10 µs (tests/store-libsql-malloc.test.ts, bench/RESULTS.md).
  * Fixed bounds keep such blocks in the heaps for reuse. An operator's own GLIBC_TUNABLES for malloc wins.
  */
 import { dlopen, FFIType } from "bun:ffi";
