@@ -17,6 +17,7 @@
  */
 import type { KubeObject } from "../sdk/model.ts";
 import type { SlimObject } from "../protocol/envelope.ts";
+import { BUILT_IN_API_VERSIONS, groupOf } from "../protocol/kinds.ts";
 import { put, record, scalarList, scalars, stringMap, text, type Json } from "./slim/read.ts";
 import { compileRules, keepPaths, type SlimOptions } from "./slim/rules.ts";
 import { slimPod } from "./slim/pod.ts";
@@ -54,38 +55,6 @@ const KIND_SLIMMERS = new Map<string, KindSlimmer>([
   ["HorizontalPodAutoscaler", slimHorizontalPodAutoscaler],
   ["PersistentVolumeClaim", slimPersistentVolumeClaim],
 ]);
-
-/**
- * The one group version a built-in kind's slim copy carries, whatever version it was read at (a config may name
- * gateway.networking.k8s.io/v1beta1/gateways; a source may leave apiVersion out): its digest is the same however it
- * was read. The group also tells a built-in from a custom resource of the same kind (builtInApiVersion).
- */
-const BUILT_IN_API_VERSIONS = new Map<string, string>([
-  ["Pod", "v1"],
-  ["Node", "v1"],
-  ["Service", "v1"],
-  ["Namespace", "v1"],
-  ["Endpoints", "v1"],
-  ["ConfigMap", "v1"],
-  ["Secret", "v1"],
-  ["ServiceAccount", "v1"],
-  ["PersistentVolume", "v1"],
-  ["PersistentVolumeClaim", "v1"],
-  ["EndpointSlice", "discovery.k8s.io/v1"],
-  ["ReplicaSet", "apps/v1"],
-  ["Deployment", "apps/v1"],
-  ["StatefulSet", "apps/v1"],
-  ["DaemonSet", "apps/v1"],
-  ["Job", "batch/v1"],
-  ["CronJob", "batch/v1"],
-  ["Ingress", "networking.k8s.io/v1"],
-  ["HorizontalPodAutoscaler", "autoscaling/v2"],
-  ["Gateway", "gateway.networking.k8s.io/v1"],
-  ["HTTPRoute", "gateway.networking.k8s.io/v1"],
-]);
-
-/** The API group of an apiVersion: "" for the core group's "v1". */
-const groupOf = (apiVersion: string) => (apiVersion.includes("/") ? apiVersion.slice(0, apiVersion.indexOf("/")) : "");
 
 /**
  * The built-in group version of an object of `kind`, if it is the built-in kind: a custom resource may have a

@@ -3,6 +3,7 @@
  * group/version/resource (`argoproj.io/v1alpha1/rollouts`; the core group as `v1/<resource>`), whose kind and scope
  * API discovery tells.
  */
+import { BUILT_IN_API_VERSIONS, groupOf, versionOf } from "../../../protocol/kinds.ts";
 
 export interface ResourceType {
   /** Plural resource name, as in the URL, e.g. `pods`. */
@@ -33,32 +34,30 @@ interface NamedResource extends ResourceType {
   optIn?: boolean;
 }
 
-function named(
-  resource: string,
-  group: string,
-  kind: string,
-  { namespaced = true, version = "v1", crd = false, optIn = false } = {},
-): NamedResource {
-  return { resource, group, version, kind, namespaced, crd, optIn };
+/** A named resource of a built-in kind, at the group version kubemeta knows it by (protocol/kinds.ts). */
+function named(resource: string, kind: string, { namespaced = true, crd = false, optIn = false } = {}): NamedResource {
+  const apiVersion = BUILT_IN_API_VERSIONS.get(kind);
+  if (apiVersion === undefined) throw new Error(`${kind} is not a built-in kind (protocol/kinds.ts)`);
+  return { resource, group: groupOf(apiVersion), version: versionOf(apiVersion), kind, namespaced, crd, optIn };
 }
 
 const NAMED_RESOURCES: readonly NamedResource[] = [
-  named("pods", "", "Pod"),
-  named("nodes", "", "Node", { namespaced: false }),
-  named("namespaces", "", "Namespace", { namespaced: false }),
-  named("services", "", "Service"),
-  named("endpointslices", "discovery.k8s.io", "EndpointSlice"),
-  named("replicasets", "apps", "ReplicaSet"),
-  named("deployments", "apps", "Deployment"),
-  named("statefulsets", "apps", "StatefulSet"),
-  named("daemonsets", "apps", "DaemonSet"),
-  named("jobs", "batch", "Job"),
-  named("cronjobs", "batch", "CronJob"),
-  named("ingresses", "networking.k8s.io", "Ingress", { optIn: true }),
-  named("horizontalpodautoscalers", "autoscaling", "HorizontalPodAutoscaler", { version: "v2", optIn: true }),
-  named("persistentvolumeclaims", "", "PersistentVolumeClaim", { optIn: true }),
-  named("gateways", "gateway.networking.k8s.io", "Gateway", { crd: true, optIn: true }),
-  named("httproutes", "gateway.networking.k8s.io", "HTTPRoute", { crd: true, optIn: true }),
+  named("pods", "Pod"),
+  named("nodes", "Node", { namespaced: false }),
+  named("namespaces", "Namespace", { namespaced: false }),
+  named("services", "Service"),
+  named("endpointslices", "EndpointSlice"),
+  named("replicasets", "ReplicaSet"),
+  named("deployments", "Deployment"),
+  named("statefulsets", "StatefulSet"),
+  named("daemonsets", "DaemonSet"),
+  named("jobs", "Job"),
+  named("cronjobs", "CronJob"),
+  named("ingresses", "Ingress", { optIn: true }),
+  named("horizontalpodautoscalers", "HorizontalPodAutoscaler", { optIn: true }),
+  named("persistentvolumeclaims", "PersistentVolumeClaim", { optIn: true }),
+  named("gateways", "Gateway", { crd: true, optIn: true }),
+  named("httproutes", "HTTPRoute", { crd: true, optIn: true }),
 ];
 
 /** Every resource the config may name without group and version. */
