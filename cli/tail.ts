@@ -17,7 +17,13 @@ import {
   type SyncedInfo,
 } from "../client/index.ts";
 import { ALL, isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
-import { isNatsServer, NATS_SERVER_RULE, PREFIX_PATTERN, redactServer } from "../protocol/subjects.ts";
+import {
+  isNatsServer,
+  NATS_SERVER_RULE,
+  natsServerOptions,
+  PREFIX_PATTERN,
+  redactServer,
+} from "../protocol/subjects.ts";
 import { kindsParam, namespaceParam } from "../sdk/http.ts";
 
 const TAIL_USAGE = `Usage: bun run main.ts tail --url <url> [options]
@@ -27,7 +33,8 @@ Prints every update of the streams: RESET, the current state as ADDED, SYNCED, t
 changes (after a reset, the changes that bring the state up to date). Ctrl-C stops.
 
   --url <url>         kubemeta's HTTP base URL (Server-Sent Events), e.g. http://127.0.0.1:8080
-  --nats <servers>    NATS server URLs, comma-separated, e.g. nats://nats:4222
+  --nats <servers>    NATS server URLs, comma-separated, e.g. nats://nats:4222; credentials in them
+                      (nats://user:password@host, nats://token@host) are used unless a token is given
   --cluster <name>    with --nats: the cluster's name (subjects under kubemeta.<cluster>)
   --prefix <prefix>   with --nats: the sink's subject prefix, when it is not the default
   --stream <name>     all (default), shared or node/<node name>; repeat it or give a comma list
@@ -124,6 +131,11 @@ function transportOf(values: { url?: string; nats?: string; cluster?: string; pr
   const bad = servers.find((server) => !isNatsServer(server));
   if (bad !== undefined)
     throw new UsageError(`--nats: "${redactServer(bad)}" is not a NATS server: expected ${NATS_SERVER_RULE}`);
+  try {
+    natsServerOptions(servers, false);
+  } catch (error) {
+    throw new UsageError(`--nats: ${(error as Error).message}`);
+  }
   return { servers, cluster, prefix };
 }
 
@@ -246,8 +258,9 @@ export async function runTail(args: string[], stop: Promise<void>): Promise<numb
     });
   } else {
     const connecting = connect({
-      servers: transport.servers,
       token,
+      // The URLs' credentials, unless a token is given.
+      ...natsServerOptions(transport.servers, token !== undefined),
       tls: ca === undefined ? undefined : { ca },
       name: "kubemeta-tail",
       maxReconnectAttempts: -1,

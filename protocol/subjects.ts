@@ -62,20 +62,72 @@ export function isNatsServer(server: string): boolean {
 }
 
 /**
- * A NATS server URL as kubemeta writes it (logs, errors, messages): credentials in it hidden, `nats://user:***@host`
- * (`nats://***@host` for a token), whatever the rest is. Everything before the last `@` is credentials, so a password
- * holding an unescaped `/` or `@` stays hidden too; anything not a URL passes through this as well.
+ * A server URL's parts around its credentials; undefined when it has none. Everything before the last `@` is
+ * credentials, so a password holding an unescaped `/` or `@` is taken whole; anything not a URL is read so too.
  */
-export function redactServer(server: string): string {
+function userinfoOf(server: string): { scheme: string; userinfo: string; host: string } | undefined {
   const at = server.lastIndexOf("@");
-  if (at < 0) return server;
+  if (at < 0) return undefined;
   const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(server)?.[0] ?? "";
-  const userinfo = server.slice(scheme.length, Math.max(at, scheme.length));
-  const colon = userinfo.indexOf(":");
-  return `${scheme}${colon >= 0 ? `${userinfo.slice(0, colon)}:***` : "***"}${server.slice(at)}`;
+  return { scheme, userinfo: server.slice(scheme.length, Math.max(at, scheme.length)), host: server.slice(at + 1) };
 }
 
-/** True when a server URL carries credentials (`user:password@`, `token@`), which the NATS client does not use. */
+/**
+ * A NATS server URL as kubemeta writes it (logs, errors, messages): credentials in it hidden, `nats://user:***@host`
+ * (`nats://***@host` for a token), whatever the rest is.
+ */
+export function redactServer(server: string): string {
+  const parts = userinfoOf(server);
+  if (!parts) return server;
+  const colon = parts.userinfo.indexOf(":");
+  return `${parts.scheme}${colon >= 0 ? `${parts.userinfo.slice(0, colon)}:***` : "***"}@${parts.host}`;
+}
+
+/** True when a server URL carries credentials (`user:password@`, `token@`). */
 export function hasCredentials(server: string): boolean {
-  return redactServer(server) !== server;
+  return userinfoOf(server) !== undefined;
+}
+
+/** A server URL without its credentials. */
+function withoutCredentials(server: string): string {
+  const parts = userinfoOf(server);
+  return parts ? `${parts.scheme}${parts.host}` : server;
+}
+
+/**
+ * The NATS client's `servers` and credentials for servers as a user writes them: the URLs without their credentials
+ * (the client reads none from a URL), and those credentials unless the caller has its own (`ownCredentials`).
+ */
+export function natsServerOptions(
+  servers: readonly string[],
+  ownCredentials: boolean,
+): { servers: string[]; user?: string; pass?: string; token?: string } {
+  return { servers: servers.map(withoutCredentials), ...(ownCredentials ? {} : urlAuth(servers)) };
+}
+
+/** What a URL's credentials stand for, as other NATS clients read them: `user:password@`, or a lone `token@`. */
+export type UrlAuth = { user: string; pass: string } | { token: string };
+
+/**
+ * The credentials the servers' URLs carry, percent-decoded, for every server (one connection fails over between
+ * them, so every URL that carries some must carry the same); undefined when none does. Throws a RangeError when two
+ * differ.
+ */
+export function urlAuth(servers: readonly string[]): UrlAuth | undefined {
+  const given = new Set(servers.map((server) => userinfoOf(server)?.userinfo).filter((info) => info !== undefined));
+  if (given.size > 1) throw new RangeError("the servers' URLs carry different credentials");
+  const [userinfo] = given;
+  if (userinfo === undefined) return undefined;
+  const colon = userinfo.indexOf(":");
+  if (colon < 0) return { token: decoded(userinfo) };
+  return { user: decoded(userinfo.slice(0, colon)), pass: decoded(userinfo.slice(colon + 1)) };
+}
+
+/** Percent-decoded, as a URL's userinfo is written; as it is when it is not valid percent-encoding. */
+function decoded(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }

@@ -12,6 +12,7 @@ import { rawPod, waitFor } from "../testing/index.ts";
 import { testPki } from "../simulator/certs.ts";
 import { PREFIX, startNatsHost, SLOW_MS } from "./nats-fixtures.ts";
 import { startNatsServer, type NatsServerOptions } from "./nats-server.ts";
+import { createLogger } from "../host/logger.ts";
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -24,7 +25,7 @@ afterEach(async () => {
  */
 async function expectDelivery(
   serverOptions: NatsServerOptions,
-  sink: Record<string, unknown>,
+  sink: Record<string, unknown> | ((serverUrl: string) => Record<string, unknown>),
   clientOptions: Partial<NodeConnectionOptions>,
 ): Promise<void> {
   const server = await startNatsServer(serverOptions);
@@ -34,7 +35,7 @@ async function expectDelivery(
   const seen: Envelope[] = [];
   nc.subscribe(`${PREFIX}.all`, { callback: (_e, msg) => void seen.push(msg.json<Envelope>()) });
   await nc.flush();
-  const th = await startNatsHost(server, { sink });
+  const th = await startNatsHost(server, { sink: typeof sink === "function" ? sink(server.url) : sink });
   cleanups.push(() => th.destroy());
   await th.changes.apply("pods", "ADDED", rawPod("web-1", { node: "n1" }));
   await th.changes.flush();
@@ -58,6 +59,45 @@ test(
       { user: "kubemeta", password: "pa:ss word" },
       { user: "kubemeta", pass: "pa:ss word" },
     );
+  },
+  SLOW_MS,
+);
+
+/** `url` with `userinfo` before its host, as a user writes credentials into a server URL. */
+const withUserinfo = (url: string, userinfo: string) => url.replace("nats://", `nats://${userinfo}@`);
+
+test(
+  "credentials in the server URL are used when the sink sets none: user and password (percent-encoded), a token",
+  async () => {
+    const password = "pa:ss w@rd/1";
+    await expectDelivery(
+      { auth: { user: "kubemeta", password } },
+      (url) => ({ servers: [withUserinfo(url, `kubemeta:${encodeURIComponent(password)}`)] }),
+      { user: "kubemeta", pass: password },
+    );
+    await expectDelivery({ auth: { token: "url-token" } }, (url) => ({ servers: [withUserinfo(url, "url-token")] }), {
+      token: "url-token",
+    });
+  },
+  SLOW_MS,
+);
+
+test(
+  "the sink's own credentials win over a URL's, with a warning that names them",
+  async () => {
+    const lines: string[] = [];
+    const server = await startNatsServer({ auth: { token: "own-token" } });
+    cleanups.push(() => server.destroy());
+    const th = await startNatsHost(server, {
+      sink: { token: "own-token", servers: [withUserinfo(server.url, "url-token")] },
+      logger: createLogger({ level: "info", write: (line) => void lines.push(line) }),
+    });
+    cleanups.push(() => th.destroy());
+    await waitFor(() => lines.some((line) => line.includes('"connected to NATS"')), 5_000, "the connection");
+    const warning = lines.find((line) => line.includes("credentials in a server URL are not used"));
+    expect(warning).toContain("the sink's token is");
+    expect(warning).toContain("nats://***@127.0.0.1");
+    expect(lines.join("\n")).not.toContain("url-token");
   },
   SLOW_MS,
 );

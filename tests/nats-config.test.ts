@@ -110,6 +110,15 @@ test("a server the NATS client could never reach (it would retry it for ever) is
   ]);
 });
 
+test("credentials in the servers' URLs: the same in each that has some, or an error that shows none", async () => {
+  expect(await issuesOf({ servers: ["nats://u:p@a:4222", "nats://b:4222", "nats://u:p@c:4222"] })).toEqual([]);
+  const issues = await issuesOf({ servers: ["nats://u:secret-1@a:4222", "nats://u:secret-2@b:4222"] });
+  expect(issues).toEqual([
+    "sinks[0].servers: the servers' URLs carry different credentials: one connection fails over between them; " +
+      "put them in user and password, or token, instead",
+  ]);
+});
+
 test("kubemeta_nats_connected is 0 while NATS was never reached, not missing until a first connection", async () => {
   const th = await startTestHost({ sinks: [{ type: "nats", servers: "nats://127.0.0.1:1" }] });
   try {

@@ -136,7 +136,7 @@ describe("a full run with every secret set", () => {
         natsSink("nats-right", { user: "kubemeta", password: "${KM_NATS_PASSWORD}" }),
         natsSink("nats-wrong-password", { user: "kubemeta", password: "${KM_NATS_WRONG_PASSWORD}" }),
         natsSink("nats-token", { token: "${KM_NATS_TOKEN}" }),
-        // Credentials in a server URL: logged at start (servers) and in a warning that says they are not used.
+        // Credentials in a server URL (not the server's): logged at start (servers), used to connect, refused.
         {
           ...natsSink("nats-url", {}),
           servers: [nats.url.replace("nats://", "nats://kubemeta:${KM_NATS_URL_PASSWORD}@")],
@@ -194,7 +194,10 @@ describe("a full run with every secret set", () => {
     const within = 15_000;
     await run.stdout.waitFor(/"msg":"connected to NATS"[^\n]*"sink":"nats-right"/, within);
     await run.stdout.waitFor(/"msg":"kubernetes source synced"[^\n]*"source":"right-token"/, within);
-    await run.stdout.waitFor(/"msg":"credentials in a server URL are not used[^\n]*"sink":"nats-url"/, within);
+    await run.stdout.waitFor(
+      /"msg":"NATS sink starting"(?=[^\n]*"sink":"nats-url")[^\n]*"nats:\/\/kubemeta:\*\*\*@/,
+      within,
+    );
     for (const sink of ["nats-wrong-password", "nats-token", "nats-url"])
       await run.stdout.waitFor(new RegExp(`"msg":"cannot connect to NATS; retrying"[^\\n]*"sink":"${sink}"`), within);
     await run.stdout.waitFor(/"msg":"list\/watch failed; retrying"[^\n]*"source":"wrong-token"[^\n]*401/, within);

@@ -286,6 +286,28 @@ test("Ctrl-C or SIGTERM while a first NATS connection hangs (a silent server) ex
 });
 
 test(
+  "over NATS with the credentials in the server URL, as other NATS clients take them",
+  async () => {
+    const password = "tail pa:ss@1";
+    const server = await startNatsServer({ auth: { user: "tail", password } });
+    cleanups.push(() => server.destroy());
+    const th = await startNatsHost(server, { sink: { user: "tail", password } });
+    cleanups.push(() => th.destroy());
+    await commit(th, ["ADDED", rawPod("web-1", { node: "n1" })]);
+    const url = server.url.replace("nats://", `nats://tail:${encodeURIComponent(password)}@`);
+    const t = tail(["--nats", url, "--cluster", CLUSTER]);
+    await t.until(
+      () => matching(t.lines, updateLine("ADDED", "Pod", "default/web-1", "node=n1")).length === 1,
+      "the pod",
+      20_000,
+    );
+    expect(await t.stop("SIGTERM")).toBe(0);
+    expect(t.stderr).toBe("");
+  },
+  SLOW_MS,
+);
+
+test(
   "NATS over TLS with its own CA through --ca",
   async () => {
     const pki = await testPki();
@@ -317,6 +339,10 @@ test(
         ["--nats", "nats://127.0.0.1:9,http://n:4222", "--cluster", "c"],
         /--nats: "http:\/\/n:4222" is not a NATS server/,
       ],
+      [
+        ["--nats", "nats://a:secret-a@127.0.0.1:9,nats://b:secret-b@127.0.0.1:10", "--cluster", "c"],
+        /--nats: the servers' URLs carry different credentials/,
+      ],
       [["--url", "http://127.0.0.1:9", "--kinds", "pods"], /--kinds: expected API kinds/],
     ];
     const results = await Promise.all(cases.map(([args]) => tail(args).exit()));
@@ -324,6 +350,7 @@ test(
       expect(code).toBe(2);
       expect(stderr).toMatch(cases[i]![1]);
       expect(stderr.trimEnd().split("\n")).toHaveLength(1);
+      expect(stderr).not.toContain("secret");
     });
   },
   SLOW_MS,

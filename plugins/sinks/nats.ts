@@ -9,7 +9,7 @@
  * at a time, with its replay responder.
  */
 import { consume, defineSink, warnDeprecated } from "../../sdk/index.ts";
-import { connectionOptions, natsSinkSchema } from "./nats/options.ts";
+import { AUTH_KEYS, connectionOptions, natsSinkSchema } from "./nats/options.ts";
 import { openConnection, type Connection } from "./nats/connection.ts";
 import { until } from "../../protocol/retry.ts";
 import { createPublisher } from "./nats/publisher.ts";
@@ -154,12 +154,11 @@ export default defineSink({
           servers: config.servers.map(redactServer),
           replay: config.replay.enabled ? subjects.replay : "off",
         });
-        // The client takes no credentials from a URL: a server that needs them would refuse it without saying why.
+        // The sink's own credentials win over a URL's: say so, or a server that wants the URL's refuses it unexplained.
         const withCredentials = config.servers.filter(hasCredentials).map(redactServer);
-        if (withCredentials.length > 0)
-          logger.warn("credentials in a server URL are not used; set user and password, or token", {
-            servers: withCredentials,
-          });
+        const own = AUTH_KEYS.find((key) => config[key] !== undefined);
+        if (withCredentials.length > 0 && own !== undefined)
+          logger.warn(`credentials in a server URL are not used: the sink's ${own} is`, { servers: withCredentials });
         running = run().catch((error: unknown) => logger.error("NATS sink stopped on an error", { error }));
       },
       async stop() {

@@ -16,7 +16,14 @@ import {
   v,
   type DeprecatedKey,
 } from "../../../sdk/index.ts";
-import { isNatsServer, NATS_SERVER_RULE, PREFIX_PATTERN, redactServer } from "../../../protocol/subjects.ts";
+import {
+  isNatsServer,
+  NATS_SERVER_RULE,
+  natsServerOptions,
+  PREFIX_PATTERN,
+  redactServer,
+  urlAuth,
+} from "../../../protocol/subjects.ts";
 
 const nonEmpty = v.pipe(v.string(), v.minLength(1));
 const server = v.pipe(
@@ -34,7 +41,17 @@ const server = v.pipe(
  */
 const NATS_NAME_RULE = "dot-separated tokens of letters, digits, '_' and '-' (no spaces or wildcards)";
 
-const AUTH_KEYS = ["user", "token", "nkeySeed", "nkeySeedFile", "credsFile"] as const;
+/** The sink's own credentials: with any of them set, credentials in the servers' URLs are not used. */
+export const AUTH_KEYS = ["user", "token", "nkeySeed", "nkeySeedFile", "credsFile"] as const;
+
+function sameCredentials(servers: string[]): boolean {
+  try {
+    urlAuth(servers);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const described = <S extends v.GenericSchema>(schema: S, description: string) =>
   v.optional(v.pipe(schema, v.description(description)));
@@ -46,9 +63,15 @@ export const natsSinkSchema = v.pipe(
       v.union([server, v.array(server)], 'list the NATS server URLs, e.g. ["nats://nats:4222"]'),
       v.transform((s) => (Array.isArray(s) ? s : [s])),
       v.minLength(1, "list at least one server"),
+      v.check(
+        (servers) => sameCredentials(servers),
+        "the servers' URLs carry different credentials: one connection fails over between them; " +
+          "put them in user and password, or token, instead",
+      ),
       v.description(
-        "NATS URLs (`nats://`, `tls://`), one or a list; the client fails over between them. " +
-          "Credentials go in the keys below: the client does not use them in a URL (kubemeta hides them in its logs).",
+        "NATS URLs (`nats://`, `tls://`), one or a list; the client fails over between them. Credentials in a URL " +
+          "(`nats://user:password@host`, `nats://token@host`, percent-encoded) are used for every server when none " +
+          "of the keys below is set (kubemeta hides them in its logs).",
       ),
     ),
     // The default depends on the cluster name (see the README for how it becomes one token).
@@ -170,7 +193,10 @@ export async function connectionOptions(
   reconnectWaitMs: () => number,
 ): Promise<NodeConnectionOptions> {
   const options: NodeConnectionOptions = {
-    servers: config.servers,
+    ...natsServerOptions(
+      config.servers,
+      AUTH_KEYS.some((key) => config[key] !== undefined),
+    ),
     name,
     timeout: config.connectTimeout,
     pingInterval: config.pingInterval,
@@ -179,9 +205,8 @@ export async function connectionOptions(
     maxReconnectAttempts: -1,
     reconnectDelayHandler: reconnectWaitMs,
   };
-  options.user = config.user;
-  options.pass = config.password;
-  options.token = config.token;
+  if (config.user !== undefined) Object.assign(options, { user: config.user, pass: config.password });
+  if (config.token !== undefined) options.token = config.token;
   const seed =
     config.nkeySeed ?? (config.nkeySeedFile ? (await readFile(config.nkeySeedFile, "utf8")).trim() : undefined);
   if (seed) options.authenticator = nkeyAuthenticator(new TextEncoder().encode(seed));
