@@ -20,8 +20,8 @@ export interface FollowerContext {
   replayTimeoutMs: number;
   /** Delays between replay attempts while kubemeta does not answer. */
   retry: { initialMs: number; maxMs: number };
-  /** Aborted by the subscription's stop(). */
-  stopped: AbortSignal;
+  /** Aborted by the subscription's stop(), or once the connection is closed. */
+  ended: AbortSignal;
   caches: StreamCaches;
 }
 
@@ -77,8 +77,8 @@ export class Follower {
   }
 
   async run(): Promise<void> {
-    const { nc, stopped } = this.context;
-    while (!stopped.aborted && !nc.isClosed()) {
+    const { nc, ended } = this.context;
+    while (!ended.aborted && !nc.isClosed()) {
       const wanted = this.wanted;
       if (wanted) {
         this.wanted = undefined;
@@ -172,12 +172,12 @@ export class Follower {
    * again from where it ended, then, after MAX_SHORT_REPLIES, as a reset.
    */
   private async replay(wanted: Wanted): Promise<void> {
-    const { nc, stopped, subjects, inboxPrefix, replayTimeoutMs, retry, caches } = this.context;
+    const { nc, ended, subjects, inboxPrefix, replayTimeoutMs, retry, caches } = this.context;
     const backoff = new Backoff(retry);
     const { cache } = this;
     let fresh = false;
     let shortReplies = 0;
-    while (!stopped.aborted && !nc.isClosed()) {
+    while (!ended.aborted && !nc.isClosed()) {
       // A version of another epoch bounds nothing: the replay goes up to the head.
       const to = wanted.epoch === cache.epoch ? wanted.to : undefined;
       if (to !== undefined && to <= cache.position && !fresh) return;
@@ -190,16 +190,16 @@ export class Follower {
           inboxPrefix,
           payload: JSON.stringify(request),
           silenceMs: replayTimeoutMs,
-          signal: stopped,
+          signal: ended,
           take: (chunk) => this.take(chunk),
         });
       } catch (error) {
         cache.abandonReset();
-        if (stopped.aborted) return;
+        if (ended.aborted) return;
         cache.report(error);
         // Asked again as it was, it would be refused again, for ever: the stream's state needs no position.
         if (error instanceof ReplayRefusedError) fresh = true;
-        await sleep(backoff.next(), stopped);
+        await sleep(backoff.next(), ended);
         continue;
       }
       // Messages of another epoch still waiting were sent before the state the replay brought.
@@ -224,7 +224,7 @@ export class Follower {
             (fresh ? "for the stream's state" : `from ${cache.position + 1}`),
         ),
       );
-      await sleep(backoff.next(), stopped);
+      await sleep(backoff.next(), ended);
     }
   }
 

@@ -58,6 +58,10 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
   checkBackoff("retry", options.retry);
   const caches = new StreamCaches(options.streams, options);
   const stopped = new AbortController();
+  // A connection closed without stop() ends everything too: no replay or timer may keep its process alive.
+  const closed = new AbortController();
+  void nc.closed().then(() => closed.abort());
+  const ended = AbortSignal.any([stopped.signal, closed.signal]);
 
   const context: FollowerContext = {
     nc,
@@ -65,7 +69,7 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
     inboxPrefix,
     replayTimeoutMs: options.replayTimeoutMs ?? 5_000,
     retry: { initialMs: options.retry?.initialMs ?? 100, maxMs: options.retry?.maxMs ?? 5_000 },
-    stopped: stopped.signal,
+    ended,
     caches,
   };
   const followers = caches.caches.map((cache) => new Follower(context, cache));
@@ -81,15 +85,9 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
     }
   }
 
-  /**
-   * Spread out (±25 %), so that thousands of agents started together do not ask all at once. Ends with the
-   * connection too: its timer must not keep alive a process that closed it without stop().
-   */
+  /** Spread out (±25 %), so that thousands of agents started together do not ask all at once. */
   async function recheck(everyMs: number): Promise<void> {
     if (everyMs <= 0) return;
-    const closed = new AbortController();
-    void nc.closed().then(() => closed.abort());
-    const ended = AbortSignal.any([stopped.signal, closed.signal]);
     while (!ended.aborted) {
       await sleep(everyMs * (0.75 + Math.random() / 2), ended);
       if (!ended.aborted) for (const follower of followers) follower.want({});

@@ -201,17 +201,28 @@ test(
   SLOW_MS,
 );
 
-test("a process that closes its connection without stop() ends: no recheck timer holds it", async () => {
+test("a process that closes its connection without stop() ends at once: no replay or recheck holds it", async () => {
   const child = Bun.spawn([process.execPath, join(import.meta.dir, "nats-client-close.ts")], {
     env: { ...process.env, NATS_URL: server.url },
     stderr: "pipe",
   });
-  // A replay asked at start waits out its 5 s silence (replayTimeoutMs) first; a recheck would wait 5 minutes.
+  // Unanswered, the replay asked at start would wait out its silence (replayTimeoutMs: 5 s) and a recheck 5 minutes.
   const deadline = setTimeout(() => child.kill("SIGKILL"), 12_000);
+  let closedAt = 0;
+  const stderr = (async () => {
+    let text = "";
+    for await (const chunk of child.stderr) {
+      text += new TextDecoder().decode(chunk);
+      if (closedAt === 0 && text.includes("closed")) closedAt = performance.now();
+    }
+    return text;
+  })();
   const code = await child.exited;
+  const exitedAt = performance.now();
   clearTimeout(deadline);
-  expect(await new Response(child.stderr).text()).toBe("closed\n");
+  expect(await stderr).toBe("closed\n");
   expect([code, child.signalCode]).toEqual([0, null]);
+  expect(exitedAt - closedAt).toBeLessThan(2_000);
 }, 15_000);
 
 test(
