@@ -99,6 +99,11 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     queue,
     resumePoints,
     logger,
+    retracted: metrics.counter(
+      "kubemeta_retracted_objects_total",
+      "Objects deleted without a DELETED from a source, by kind and reason " +
+        "(relist, kind-changed, not-served, unwatched).",
+    ),
     enqueueDeleted: (current, rv) =>
       enqueue("DELETED", { ...current, json: objectJsonOf(current) }, rv, current.stream, 0),
   });
@@ -197,11 +202,11 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         if (relists.get(resource) !== open) return;
         relists.delete(resource);
         const vanished = known.uidsOf(kind, open.seen);
-        await retractions.emitTombstones(kind, vanished, resourceVersion);
+        await retractions.emitTombstones(kind, vanished, "relist", resourceVersion);
         // A kind listed under this resource before is gone with the resource's old definition (a CRD re-created
         // with another kind): nothing lists it any more.
         for (const before of retractions.kindsRelistedUnder(resource)) {
-          if (before !== kind) await retractions.dropKind(before);
+          if (before !== kind) await retractions.dropKind(before, "kind-changed");
         }
         queue.resume(resource, resourceVersion);
         // In the same commit: the stored state of `kind` is now this resource's, whatever scope listed it before.
@@ -235,7 +240,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       return queue.schedule();
     },
     relist,
-    retract: (resource) => retractions.retract(resource, "the API server no longer serves"),
+    retract: (resource) => retractions.retract(resource, "not-served"),
     retractUnclaimed: () => retractions.retractUnclaimed(claimed),
     flush: queue.flush,
     stop: queue.stop,

@@ -6,7 +6,7 @@
  */
 import type { Store } from "../sdk/contract.ts";
 import type { CurrentObject } from "../sdk/model.ts";
-import type { Logger } from "../sdk/telemetry.ts";
+import type { Counter, Logger } from "../sdk/telemetry.ts";
 import type { CommitQueue } from "./commit-queue.ts";
 import type { KnownObjects } from "./known-objects.ts";
 
@@ -22,6 +22,18 @@ export const relistedKey = (kind: string) => `${RELISTED}${kind}`;
  */
 export const FORGOTTEN = "";
 
+/**
+ * Why the core deleted objects no source sent a DELETED for (`kubemeta_retracted_objects_total`'s `reason`): a relist
+ * no longer found them, a resource's kind changed (a CRD re-created with another), the API server no longer serves
+ * the resource (its CRD gone), or no source watches it any more.
+ */
+export type RetractionReason = "relist" | "kind-changed" | "not-served" | "unwatched";
+
+const RETRACTED_WHY: Record<"not-served" | "unwatched", string> = {
+  "not-served": "the API server no longer serves",
+  unwatched: "no source watches any more",
+};
+
 export interface RetractionOptions {
   store: Store;
   known: KnownObjects;
@@ -29,23 +41,28 @@ export interface RetractionOptions {
   /** The committed resume points, markers included (the pipeline keeps them current). */
   resumePoints: ReadonlyMap<string, string>;
   logger: Logger;
+  /** `{kind, reason}`: objects deleted here. */
+  retracted: Counter;
   /** Numbers and queues a DELETED of `current` at `rv`. */
   enqueueDeleted(current: CurrentObject, rv: string): void;
 }
 
 export type Retractions = ReturnType<typeof createRetractions>;
 
-export function createRetractions({ store, known, queue, resumePoints, logger, enqueueDeleted }: RetractionOptions) {
+export function createRetractions(options: RetractionOptions) {
+  const { store, known, queue, resumePoints, logger, retracted, enqueueDeleted } = options;
   /**
    * DELETED for objects that vanished while nobody watched: their last stored state is the tombstone, at `rv` when a
    * list says when they were gone, else at their own last resourceVersion.
    */
-  async function emitTombstones(kind: string, uids: string[], rv?: string): Promise<void> {
+  async function emitTombstones(kind: string, uids: string[], reason: RetractionReason, rv?: string): Promise<void> {
     for (let i = 0; i < uids.length; i += 500) {
       const chunk = uids.slice(i, i + 500);
       const { objects } = await store.snapshot({ kind, uids: chunk });
       for (const current of objects) {
-        if (known.delete(kind, current.uid)) enqueueDeleted(current, rv ?? current.resourceVersion);
+        if (!known.delete(kind, current.uid)) continue;
+        enqueueDeleted(current, rv ?? current.resourceVersion);
+        retracted.inc({ kind, reason });
       }
       for (const uid of chunk) known.delete(kind, uid);
     }
@@ -55,9 +72,9 @@ export function createRetractions({ store, known, queue, resumePoints, logger, e
    * DELETED for every stored object of `kind`, at its last resourceVersion, and the resource it was listed under
    * forgotten: nothing lists the kind any more. Returns how many objects it deleted.
    */
-  async function dropKind(kind: string): Promise<number> {
+  async function dropKind(kind: string, reason: RetractionReason): Promise<number> {
     const uids = known.uidsOf(kind);
-    await emitTombstones(kind, uids);
+    await emitTombstones(kind, uids, reason);
     queue.resume(relistedKey(kind), FORGOTTEN);
     return uids.length;
   }
@@ -71,17 +88,17 @@ export function createRetractions({ store, known, queue, resumePoints, logger, e
     return kinds;
   }
 
-  async function retract(resource: string, why: string): Promise<void> {
+  async function retract(resource: string, reason: "not-served" | "unwatched"): Promise<void> {
     // Committed first: the markers and resume points read below are then the whole story.
     await queue.flush();
     const kinds = kindsRelistedUnder(resource);
     let deleted = 0;
-    for (const kind of kinds) deleted += await dropKind(kind);
+    for (const kind of kinds) deleted += await dropKind(kind, reason);
     if (kinds.length === 0 && !resumePoints.get(resource)) return;
     queue.resume(resource, FORGOTTEN);
     queue.schedule();
     await queue.flush();
-    logger.info(`retracted a resource ${why}`, { resource, kinds, deleted });
+    logger.info(`retracted a resource ${RETRACTED_WHY[reason]}`, { resource, kinds, deleted });
   }
 
   /** Retracts every resource that kinds were last relisted under and that is not in `claimed`. */
@@ -90,7 +107,7 @@ export function createRetractions({ store, known, queue, resumePoints, logger, e
     for (const [key, relistedBy] of resumePoints) {
       if (key.startsWith(RELISTED) && relistedBy && !claimed.has(relistedBy)) unclaimed.add(relistedBy);
     }
-    for (const resource of unclaimed) await retract(resource, "no source watches any more");
+    for (const resource of unclaimed) await retract(resource, "unwatched");
   }
 
   return { emitTombstones, dropKind, kindsRelistedUnder, retract, retractUnclaimed };

@@ -114,6 +114,7 @@ describe("relist", () => {
     expect(tombstone.stream).toBe("node/n1");
     expect((tombstone.object.metadata as { name: string }).name).toBe("vanish");
     expect(th.changes.resumePoint("pods")).toBe("10");
+    expect(th.host.metrics.render()).toContain('kubemeta_retracted_objects_total{kind="Pod",reason="relist"} 1');
   });
 
   test("items of a relist do not move the resume point until it ends; an aborted relist deletes nothing", async () => {
@@ -167,6 +168,9 @@ describe("retract", () => {
       expect(first.changes.resumePoint(crd, "FooBar")).toBeUndefined();
       expect(first.changes.resumePoint(narrow)).toBeUndefined();
       expect(first.changes.resumePoint(wide, "Pod")).toBe("13");
+      const metrics = first.host.metrics.render();
+      expect(metrics).toContain('kubemeta_retracted_objects_total{kind="FooBar",reason="not-served"} 2');
+      expect(metrics).not.toContain('kind="Pod",reason="not-served"');
       await first.changes.retract(crd);
       expect(first.host.log.head()).toBe(head + 2);
       await first.stop();

@@ -34,6 +34,9 @@ test(
       await waitFor(async () => (await storedNames(second, "FooBar")).length === 0, 5000, "the FooBars deleted");
       expect((await updatesAfter(second, head)).sort()).toEqual(["DELETED FooBar fb1", "DELETED FooBar fb2"]);
       expect(await storedNames(second, "Namespace")).toEqual(namespaces);
+      expect(second.host.metrics.render()).toContain(
+        'kubemeta_retracted_objects_total{kind="FooBar",reason="unwatched"} 2',
+      );
     }),
   20_000,
 );
@@ -54,6 +57,9 @@ test(
       await ready(second);
       await waitFor(async () => (await storedNames(second, "FooBar")).length === 0, 5000, "the FooBars deleted");
       expect(await storedNames(second, "Widget")).toEqual(["w1"]);
+      expect(second.host.metrics.render()).toContain(
+        'kubemeta_retracted_objects_total{kind="FooBar",reason="kind-changed"} 2',
+      );
       expect((await updatesAfter(second, head)).sort()).toEqual([
         "ADDED Widget w1",
         "DELETED FooBar fb1",
