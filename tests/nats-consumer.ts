@@ -10,8 +10,10 @@ import type { ReplayChunk } from "../protocol/replay.ts";
 /**
  * Sends one replay request and collects its chunks up to the one marked last. While
  * kubemeta is not connected, the server answers "no responders" (an empty message with
- * status 503); a request can also be lost on a connection that is going down, which
- * silence for `silenceMs` reveals. Either way: ask again, a few times.
+ * status 503): asked again, as the README tells a consumer to, for up to `noRespondersMs`
+ * (a sink reconnecting after a NATS restart on a loaded machine takes a while). A request
+ * can also be lost on a connection that is going down, which silence for `silenceMs`
+ * reveals: asked again, `attempts` times in all.
  */
 export async function replay(
   nc: NatsConnection,
@@ -19,13 +21,16 @@ export async function replay(
   request: unknown,
   silenceMs = 1_000,
   attempts = 5,
+  noRespondersMs = 15_000,
 ): Promise<ReplayChunk[]> {
-  for (let attempt = 1; ; attempt++) {
+  const respondersBy = Date.now() + noRespondersMs;
+  for (let attempt = 1; ; ) {
     const inbox = createInbox();
     const sub = nc.subscribe(inbox);
     nc.publish(subject, typeof request === "string" ? request : JSON.stringify(request), { reply: inbox });
     const chunks: ReplayChunk[] = [];
     const iterator = sub[Symbol.asyncIterator]();
+    let noResponders = false;
     try {
       for (;;) {
         let timer: Timer | undefined;
@@ -33,7 +38,7 @@ export async function replay(
         const next = await Promise.race([iterator.next(), silence]).finally(() => clearTimeout(timer));
         if (!next || next.done) break;
         if (next.value.headers?.code === 503) {
-          await Bun.sleep(silenceMs / 10);
+          noResponders = true;
           break;
         }
         const chunk = next.value.json<ReplayChunk>();
@@ -43,7 +48,12 @@ export async function replay(
     } finally {
       sub.unsubscribe();
     }
-    if (attempt >= attempts) throw new Error(`no complete reply to ${subject} after ${attempts} attempts`);
+    if (noResponders && Date.now() < respondersBy) {
+      await Bun.sleep(silenceMs / 10);
+      continue;
+    }
+    if (noResponders) throw new Error(`no responders on ${subject} for ${noRespondersMs} ms`);
+    if (attempt++ >= attempts) throw new Error(`no complete reply to ${subject} after ${attempts} attempts`);
   }
 }
 
