@@ -4,6 +4,8 @@
  * watch), and kubemeta never asks for it, so its paginated lists cost the control plane no gzip.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { KubeConfig } from "@kubernetes/client-node";
+import { createTransport } from "../kube/transport.ts";
 import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
 import { testPod } from "./apiserver-client.ts";
 import { inSync, RecordingSink, withCluster, within } from "./source-kubernetes-recorder.ts";
@@ -99,3 +101,32 @@ test("kubemeta asks for no compression: its paginated lists of a compressing ser
     { streamingList: false },
     { nodes: 4, podsPerNode: 10 },
   ));
+
+test("a server that gzips even so (a proxy that ignores Accept-Encoding): Bun's fetch still inflates it", async () => {
+  const list = JSON.stringify({ kind: "PodList", apiVersion: "v1", metadata: {}, items: [] });
+  let asked: string | null | undefined;
+  const proxy = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch(request) {
+      asked = request.headers.get("accept-encoding");
+      return new Response(Bun.gzipSync(new TextEncoder().encode(list)), {
+        headers: { "Content-Type": "application/json", "Content-Encoding": "gzip" },
+      });
+    },
+  });
+  try {
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: "c", server: `http://127.0.0.1:${proxy.port}`, skipTLSVerify: true }],
+      users: [{ name: "u", token: "t" }],
+      contexts: [{ name: "x", cluster: "c", user: "u" }],
+      currentContext: "x",
+    });
+    const response = await createTransport(kc, () => kc).get("/api/v1/pods", AbortSignal.timeout(5000));
+    expect(asked).toBe("identity");
+    expect(await response.text()).toBe(list);
+  } finally {
+    await proxy.stop(true);
+  }
+});
