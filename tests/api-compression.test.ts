@@ -130,3 +130,19 @@ test("a server that gzips even so (a proxy that ignores Accept-Encoding): Bun's 
     await proxy.stop(true);
   }
 });
+
+test("Bun quirk: fetch asks for gzip, deflate, br and zstd unless told; `decompress: false` asks nothing", async () => {
+  const echo = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch: (request) => new Response(String(request.headers.get("accept-encoding"))),
+  });
+  try {
+    const url = `http://127.0.0.1:${echo.port}/`;
+    expect(await (await fetch(url)).text()).toBe(BUN_DEFAULT);
+    expect(await (await fetch(url, { decompress: false })).text()).toBe("null");
+    expect(await (await fetch(url, { headers: { "Accept-Encoding": "identity" } })).text()).toBe("identity");
+  } finally {
+    await echo.stop(true);
+  }
+});
