@@ -1,6 +1,10 @@
-/** `bun run main.ts tail` as a subprocess in tests (tests/tail.test.ts): its output collected as it comes. */
+/**
+ * `bun run main.ts tail` as a subprocess in tests (tests/tail.test.ts, tests/tail-nats.test.ts): its output collected
+ * as it comes, and what those tests share.
+ */
 import type { Envelope } from "../protocol/envelope.ts";
-import { waitFor } from "../testing/index.ts";
+import type { KubeObject } from "../sdk/model.ts";
+import { waitFor, type TestHost } from "../testing/index.ts";
 import { MAIN } from "./reliability-process.ts";
 
 /** A running `tail`, its output collected as it comes. */
@@ -66,3 +70,32 @@ export function spawnTail(args: string[], env: Record<string, string> = {}): Tai
   });
   return new Tail(proc);
 }
+
+/** `tail <args>` as spawnTail runs it, killed by the test's cleanups if still running. */
+export function trackedTail(cleanups: (() => Promise<unknown>)[]) {
+  return (args: string[], env: Record<string, string> = {}): Tail => {
+    const t = spawnTail(args, env);
+    cleanups.push(async () => {
+      t.proc.kill("SIGKILL");
+      await t.proc.exited;
+    });
+    return t;
+  };
+}
+
+/** Applies and commits the changes (Nodes as `nodes`, the rest as `pods`). */
+export async function commit(
+  th: TestHost,
+  ...changes: ["ADDED" | "MODIFIED" | "DELETED", KubeObject][]
+): Promise<void> {
+  for (const [type, object] of changes) await th.changes.apply(object.kind === "Node" ? "nodes" : "pods", type, object);
+  await th.changes.flush();
+}
+
+/** `   12 MODIFIED Pod   default/web-1   node=n1  [node/n1]`: version, type, kind, namespace/name, node, stream. */
+export function updateLine(type: string, kind: string, ref: string, rest = ""): RegExp {
+  const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+  return new RegExp(`^ *\\d+ ${type} +${kind} +${literal(ref)}${rest ? ` +${literal(rest)}` : ""}$`);
+}
+
+export const matching = (lines: string[], pattern: RegExp) => lines.filter((line) => pattern.test(line));

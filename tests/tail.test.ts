@@ -1,18 +1,16 @@
 /**
  * `bun run main.ts tail` as a user runs it, a subprocess against a real host: over SSE
  * (envelopes with --json, readable lines, filters, tokens, https with its own CA, a store
- * recreated under it), over NATS with a real nats-server, bad input, signals, and a
- * reader that goes away (`| head`).
+ * recreated under it), bad input, signals, and a reader that goes away (`| head`). Over NATS:
+ * tests/tail-nats.test.ts.
  */
 import { afterEach, expect, test } from "bun:test";
 import type { Envelope } from "../protocol/envelope.ts";
-import type { KubeObject } from "../sdk/model.ts";
 import { testPki } from "../simulator/certs.ts";
 import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
-import { CLUSTER, nodeNames, rawNode, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
-import { startNatsServer } from "./nats-server.ts";
+import { rawNode, SLOW_MS } from "./nats-fixtures.ts";
 import { MAIN } from "./reliability-process.ts";
-import { spawnTail, type Tail } from "./tail-process.ts";
+import { commit, matching, trackedTail, updateLine } from "./tail-process.ts";
 
 const TOKEN = "tail-test-token-0123456789";
 
@@ -27,28 +25,7 @@ async function host(options: Parameters<typeof startTestHost>[0] = {}): Promise<
   return th;
 }
 
-async function commit(th: TestHost, ...changes: ["ADDED" | "MODIFIED" | "DELETED", KubeObject][]): Promise<void> {
-  for (const [type, object] of changes) await th.changes.apply(object.kind === "Node" ? "nodes" : "pods", type, object);
-  await th.changes.flush();
-}
-
-/** `tail <args>`, killed after the test if still running. */
-function tail(args: string[], env: Record<string, string> = {}): Tail {
-  const t = spawnTail(args, env);
-  cleanups.push(async () => {
-    t.proc.kill("SIGKILL");
-    await t.proc.exited;
-  });
-  return t;
-}
-
-/** `   12 MODIFIED Pod   default/web-1   node=n1  [node/n1]`: version, type, kind, namespace/name, node, stream. */
-function updateLine(type: string, kind: string, ref: string, rest = ""): RegExp {
-  const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
-  return new RegExp(`^ *\\d+ ${type} +${kind} +${literal(ref)}${rest ? ` +${literal(rest)}` : ""}$`);
-}
-
-const matching = (lines: string[], pattern: RegExp) => lines.filter((line) => pattern.test(line));
+const tail = trackedTail(cleanups);
 
 test(
   "--json over SSE: exactly the envelopes, RESET and SYNCED on stderr; SIGTERM exits 0",
@@ -208,121 +185,6 @@ test(
       ["DELETED", "web-1", true],
       ["MODIFIED", "web-4", false],
     ]);
-  },
-  SLOW_MS,
-);
-
-test(
-  "over NATS with a token: lines arrive, --kinds filters locally; a wrong token exits 1",
-  async () => {
-    const natsToken = "nats-tail-token";
-    const server = await startNatsServer({ auth: { token: natsToken } });
-    cleanups.push(() => server.destroy());
-    const th = await startNatsHost(server, { sink: { token: natsToken } });
-    cleanups.push(() => th.destroy());
-    const [node, other] = nodeNames(2) as [string, string];
-    await commit(
-      th,
-      ["ADDED", rawNode(node)],
-      ["ADDED", rawPod("web-1", { node })],
-      ["ADDED", rawPod("web-2", { node: other })],
-    );
-
-    const t = tail(["--nats", server.url, "--cluster", CLUSTER, "--stream", `node/${node}`, "--kinds", "Pod"], {
-      KUBEMETA_TOKEN: natsToken,
-    });
-    await t.until(() => matching(t.lines, /SYNCED +node\//).length === 1, "SYNCED", 20_000);
-    expect(matching(t.lines, updateLine("ADDED", "Pod", "default/web-1", `node=${node}`))).toHaveLength(1);
-    expect(t.lines.filter((line) => line.includes("Node") || line.includes("web-2"))).toEqual([]);
-
-    await commit(
-      th,
-      ["MODIFIED", rawNode(node, "False")],
-      ["MODIFIED", rawPod("web-1", { node, phase: "Failed", rv: "2" })],
-    );
-    await t.until(
-      () => matching(t.lines, updateLine("MODIFIED", "Pod", "default/web-1", `node=${node}`)).length === 1,
-      "the live MODIFIED",
-    );
-    expect(t.lines.filter((line) => line.includes("Node"))).toEqual([]);
-
-    // A NATS restart is said on stderr, and the tail goes on.
-    await server.restart();
-    await t.until(() => /NATS: reconnected/.test(t.stderr), "the reconnect", 20_000);
-    expect(t.stderr).toMatch(/^kubemeta tail: NATS: disconnected from .+; reconnecting$/m);
-    await commit(th, ["ADDED", rawPod("web-3", { node })]);
-    await t.until(
-      () => matching(t.lines, updateLine("ADDED", "Pod", "default/web-3", `node=${node}`)).length === 1,
-      "an update after the restart",
-      20_000,
-    );
-    const before = t.stderr;
-    expect(await t.stop("SIGINT")).toBe(0);
-    expect(t.stderr).toBe(before);
-
-    const refused = tail(["--nats", server.url, "--cluster", CLUSTER, "--token", "wrong"]);
-    const { code, stderr } = await refused.exit();
-    expect(code).toBe(1);
-    expect(stderr).toMatch(/^kubemeta tail: cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+: .*authorization/im);
-  },
-  SLOW_MS,
-);
-
-test("Ctrl-C or SIGTERM while a first NATS connection hangs (a silent server) exits 0 at once", async () => {
-  let accepted = 0;
-  const silent = Bun.listen({
-    hostname: "127.0.0.1",
-    port: 0,
-    socket: { open: () => void accepted++, data() {} },
-  });
-  cleanups.push(async () => silent.stop(true));
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    const t = tail(["--nats", `nats://127.0.0.1:${silent.port}`, "--cluster", CLUSTER]);
-    const before = accepted;
-    await t.until(() => accepted > before, "the connection to the silent server");
-    expect(await t.stop(signal)).toBe(0);
-    expect(t.stderr).toBe("");
-  }
-});
-
-test(
-  "over NATS with the credentials in the server URL, as other NATS clients take them",
-  async () => {
-    const password = "tail pa:ss@1";
-    const server = await startNatsServer({ auth: { user: "tail", password } });
-    cleanups.push(() => server.destroy());
-    const th = await startNatsHost(server, { sink: { user: "tail", password } });
-    cleanups.push(() => th.destroy());
-    await commit(th, ["ADDED", rawPod("web-1", { node: "n1" })]);
-    const url = server.url.replace("nats://", `nats://tail:${encodeURIComponent(password)}@`);
-    const t = tail(["--nats", url, "--cluster", CLUSTER]);
-    await t.until(
-      () => matching(t.lines, updateLine("ADDED", "Pod", "default/web-1", "node=n1")).length === 1,
-      "the pod",
-      20_000,
-    );
-    expect(await t.stop("SIGTERM")).toBe(0);
-    expect(t.stderr).toBe("");
-  },
-  SLOW_MS,
-);
-
-test(
-  "NATS over TLS with its own CA through --ca",
-  async () => {
-    const pki = await testPki();
-    const server = await startNatsServer({ tls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile } });
-    cleanups.push(() => server.destroy());
-    const th = await startNatsHost(server, { sink: { tls: { caFile: pki.caFile } } });
-    cleanups.push(() => th.destroy());
-    await commit(th, ["ADDED", rawPod("web-1", { node: "n1" })]);
-    const t = tail(["--nats", server.url, "--cluster", CLUSTER, "--ca", pki.caFile]);
-    await t.until(
-      () => matching(t.lines, updateLine("ADDED", "Pod", "default/web-1", "node=n1")).length === 1,
-      "the pod",
-      20_000,
-    );
-    expect(await t.stop("SIGTERM")).toBe(0);
   },
   SLOW_MS,
 );

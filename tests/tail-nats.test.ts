@@ -1,0 +1,133 @@
+/**
+ * `bun run main.ts tail --nats` as a user runs it, a subprocess against a real host with a NATS sink and a real
+ * nats-server: tokens, credentials in the server URL, TLS with its own CA, a restart, and a server that never answers.
+ * (Over SSE, bad input, signals and readers that go away: tests/tail.test.ts.)
+ */
+import { afterEach, expect, test } from "bun:test";
+import { testPki } from "../simulator/certs.ts";
+import { rawPod } from "../testing/index.ts";
+import { CLUSTER, nodeNames, rawNode, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
+import { startNatsServer } from "./nats-server.ts";
+import { commit, matching, trackedTail, updateLine } from "./tail-process.ts";
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+const tail = trackedTail(cleanups);
+
+test(
+  "over NATS with a token: lines arrive, --kinds filters locally; a wrong token exits 1",
+  async () => {
+    const natsToken = "nats-tail-token";
+    const server = await startNatsServer({ auth: { token: natsToken } });
+    cleanups.push(() => server.destroy());
+    const th = await startNatsHost(server, { sink: { token: natsToken } });
+    cleanups.push(() => th.destroy());
+    const [node, other] = nodeNames(2) as [string, string];
+    await commit(
+      th,
+      ["ADDED", rawNode(node)],
+      ["ADDED", rawPod("web-1", { node })],
+      ["ADDED", rawPod("web-2", { node: other })],
+    );
+
+    const t = tail(["--nats", server.url, "--cluster", CLUSTER, "--stream", `node/${node}`, "--kinds", "Pod"], {
+      KUBEMETA_TOKEN: natsToken,
+    });
+    await t.until(() => matching(t.lines, /SYNCED +node\//).length === 1, "SYNCED", 20_000);
+    expect(matching(t.lines, updateLine("ADDED", "Pod", "default/web-1", `node=${node}`))).toHaveLength(1);
+    expect(t.lines.filter((line) => line.includes("Node") || line.includes("web-2"))).toEqual([]);
+
+    await commit(
+      th,
+      ["MODIFIED", rawNode(node, "False")],
+      ["MODIFIED", rawPod("web-1", { node, phase: "Failed", rv: "2" })],
+    );
+    await t.until(
+      () => matching(t.lines, updateLine("MODIFIED", "Pod", "default/web-1", `node=${node}`)).length === 1,
+      "the live MODIFIED",
+    );
+    expect(t.lines.filter((line) => line.includes("Node"))).toEqual([]);
+
+    // A NATS restart is said on stderr, and the tail goes on.
+    await server.restart();
+    await t.until(() => /NATS: reconnected/.test(t.stderr), "the reconnect", 20_000);
+    expect(t.stderr).toMatch(/^kubemeta tail: NATS: disconnected from .+; reconnecting$/m);
+    await commit(th, ["ADDED", rawPod("web-3", { node })]);
+    await t.until(
+      () => matching(t.lines, updateLine("ADDED", "Pod", "default/web-3", `node=${node}`)).length === 1,
+      "an update after the restart",
+      20_000,
+    );
+    const before = t.stderr;
+    expect(await t.stop("SIGINT")).toBe(0);
+    expect(t.stderr).toBe(before);
+
+    const refused = tail(["--nats", server.url, "--cluster", CLUSTER, "--token", "wrong"]);
+    const { code, stderr } = await refused.exit();
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/^kubemeta tail: cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+: .*authorization/im);
+  },
+  SLOW_MS,
+);
+
+test("Ctrl-C or SIGTERM while a first NATS connection hangs (a silent server) exits 0 at once", async () => {
+  let accepted = 0;
+  const silent = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: { open: () => void accepted++, data() {} },
+  });
+  cleanups.push(async () => silent.stop(true));
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    const t = tail(["--nats", `nats://127.0.0.1:${silent.port}`, "--cluster", CLUSTER]);
+    const before = accepted;
+    await t.until(() => accepted > before, "the connection to the silent server");
+    expect(await t.stop(signal)).toBe(0);
+    expect(t.stderr).toBe("");
+  }
+});
+
+test(
+  "over NATS with the credentials in the server URL, as other NATS clients take them",
+  async () => {
+    const password = "tail pa:ss@1";
+    const server = await startNatsServer({ auth: { user: "tail", password } });
+    cleanups.push(() => server.destroy());
+    const th = await startNatsHost(server, { sink: { user: "tail", password } });
+    cleanups.push(() => th.destroy());
+    await commit(th, ["ADDED", rawPod("web-1", { node: "n1" })]);
+    const url = server.url.replace("nats://", `nats://tail:${encodeURIComponent(password)}@`);
+    const t = tail(["--nats", url, "--cluster", CLUSTER]);
+    await t.until(
+      () => matching(t.lines, updateLine("ADDED", "Pod", "default/web-1", "node=n1")).length === 1,
+      "the pod",
+      20_000,
+    );
+    expect(await t.stop("SIGTERM")).toBe(0);
+    expect(t.stderr).toBe("");
+  },
+  SLOW_MS,
+);
+
+test(
+  "NATS over TLS with its own CA through --ca",
+  async () => {
+    const pki = await testPki();
+    const server = await startNatsServer({ tls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile } });
+    cleanups.push(() => server.destroy());
+    const th = await startNatsHost(server, { sink: { tls: { caFile: pki.caFile } } });
+    cleanups.push(() => th.destroy());
+    await commit(th, ["ADDED", rawPod("web-1", { node: "n1" })]);
+    const t = tail(["--nats", server.url, "--cluster", CLUSTER, "--ca", pki.caFile]);
+    await t.until(
+      () => matching(t.lines, updateLine("ADDED", "Pod", "default/web-1", "node=n1")).length === 1,
+      "the pod",
+      20_000,
+    );
+    expect(await t.stop("SIGTERM")).toBe(0);
+  },
+  SLOW_MS,
+);
