@@ -18,6 +18,7 @@ import {
 } from "../client/index.ts";
 import { ALL, isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
 import {
+  credentialsAgree,
   isNatsServer,
   NATS_SERVER_RULE,
   natsServerOptions,
@@ -131,11 +132,7 @@ function transportOf(values: { url?: string; nats?: string; cluster?: string; pr
   const bad = servers.find((server) => !isNatsServer(server));
   if (bad !== undefined)
     throw new UsageError(`--nats: "${redactServer(bad)}" is not a NATS server: expected ${NATS_SERVER_RULE}`);
-  try {
-    natsServerOptions(servers, false);
-  } catch (error) {
-    throw new UsageError(`--nats: ${(error as Error).message}`);
-  }
+  if (!credentialsAgree(servers)) throw new UsageError("--nats: the servers' URLs carry different credentials");
   return { servers, cluster, prefix };
 }
 

@@ -108,13 +108,25 @@ export function natsServerOptions(
 /** What a URL's credentials stand for, as other NATS clients read them: `user:password@`, or a lone `token@`. */
 export type UrlAuth = { user: string; pass: string } | { token: string };
 
+/** The distinct credentials the servers' URLs carry, as written. */
+function userinfos(servers: readonly string[]): Set<string> {
+  return new Set(servers.map((server) => userinfoOf(server)?.userinfo).filter((info) => info !== undefined));
+}
+
 /**
- * The credentials the servers' URLs carry, percent-decoded, for every server (one connection fails over between
- * them, so every URL that carries some must carry the same); undefined when none does. Throws a RangeError when two
- * differ.
+ * True unless two of the servers' URLs carry different credentials: one connection fails over between them, so the
+ * credentials of one URL are those of all.
+ */
+export function credentialsAgree(servers: readonly string[]): boolean {
+  return userinfos(servers).size <= 1;
+}
+
+/**
+ * The credentials the servers' URLs carry, percent-decoded, for every server; undefined when none does. Throws a
+ * RangeError when two differ (credentialsAgree).
  */
 export function urlAuth(servers: readonly string[]): UrlAuth | undefined {
-  const given = new Set(servers.map((server) => userinfoOf(server)?.userinfo).filter((info) => info !== undefined));
+  const given = userinfos(servers);
   if (given.size > 1) throw new RangeError("the servers' URLs carry different credentials");
   const [userinfo] = given;
   if (userinfo === undefined) return undefined;

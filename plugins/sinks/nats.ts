@@ -9,7 +9,7 @@
  * at a time, with its replay responder.
  */
 import { consume, defineSink, warnDeprecated } from "../../sdk/index.ts";
-import { AUTH_KEYS, connectionOptions, natsSinkSchema } from "./nats/options.ts";
+import { connectionOptions, natsSinkSchema, ownCredentials } from "./nats/options.ts";
 import { openConnection, type Connection } from "./nats/connection.ts";
 import { until } from "../../protocol/retry.ts";
 import { createPublisher } from "./nats/publisher.ts";
@@ -156,7 +156,7 @@ export default defineSink({
         });
         // The sink's own credentials win over a URL's: say so, or a server that wants the URL's refuses it unexplained.
         const withCredentials = config.servers.filter(hasCredentials).map(redactServer);
-        const own = AUTH_KEYS.find((key) => config[key] !== undefined);
+        const own = ownCredentials(config);
         if (withCredentials.length > 0 && own !== undefined)
           logger.warn(`credentials in a server URL are not used: the sink's ${own} is`, { servers: withCredentials });
         running = run().catch((error: unknown) => logger.error("NATS sink stopped on an error", { error }));

@@ -17,12 +17,12 @@ import {
   type DeprecatedKey,
 } from "../../../sdk/index.ts";
 import {
+  credentialsAgree,
   isNatsServer,
   NATS_SERVER_RULE,
   natsServerOptions,
   PREFIX_PATTERN,
   redactServer,
-  urlAuth,
 } from "../../../protocol/subjects.ts";
 
 const nonEmpty = v.pipe(v.string(), v.minLength(1));
@@ -42,16 +42,7 @@ const server = v.pipe(
 const NATS_NAME_RULE = "dot-separated tokens of letters, digits, '_' and '-' (no spaces or wildcards)";
 
 /** The sink's own credentials: with any of them set, credentials in the servers' URLs are not used. */
-export const AUTH_KEYS = ["user", "token", "nkeySeed", "nkeySeedFile", "credsFile"] as const;
-
-function sameCredentials(servers: string[]): boolean {
-  try {
-    urlAuth(servers);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const AUTH_KEYS = ["user", "token", "nkeySeed", "nkeySeedFile", "credsFile"] as const;
 
 const described = <S extends v.GenericSchema>(schema: S, description: string) =>
   v.optional(v.pipe(schema, v.description(description)));
@@ -64,7 +55,7 @@ export const natsSinkSchema = v.pipe(
       v.transform((s) => (Array.isArray(s) ? s : [s])),
       v.minLength(1, "list at least one server"),
       v.check(
-        (servers) => sameCredentials(servers),
+        (servers) => credentialsAgree(servers),
         "the servers' URLs carry different credentials: one connection fails over between them; " +
           "put them in user and password, or token, instead",
       ),
@@ -183,6 +174,11 @@ export const natsSinkSchema = v.pipe(
 
 export type NatsSinkConfig = v.InferOutput<typeof natsSinkSchema>;
 
+/** The key of the sink's own credentials, if it has any (then a URL's are not used). */
+export function ownCredentials(config: NatsSinkConfig): (typeof AUTH_KEYS)[number] | undefined {
+  return AUTH_KEYS.find((key) => config[key] !== undefined);
+}
+
 /**
  * The client's options; reads the credential files (so a rotated file is picked up on the
  * next connection). `reconnectWaitMs` is asked before every reconnect attempt.
@@ -193,10 +189,7 @@ export async function connectionOptions(
   reconnectWaitMs: () => number,
 ): Promise<NodeConnectionOptions> {
   const options: NodeConnectionOptions = {
-    ...natsServerOptions(
-      config.servers,
-      AUTH_KEYS.some((key) => config[key] !== undefined),
-    ),
+    ...natsServerOptions(config.servers, ownCredentials(config) !== undefined),
     name,
     timeout: config.connectTimeout,
     pingInterval: config.pingInterval,
