@@ -1,0 +1,140 @@
+/**
+ * `kubemeta tail`'s arguments: its usage text, and the options they make, each checked as the config checks the same
+ * thing (stream names, kinds, namespaces, NATS servers and prefixes), so that a bad one is one line and exit 2.
+ */
+import { parseArgs } from "node:util";
+import * as v from "valibot";
+import { argumentProblem } from "./args.ts";
+import { ALL, isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
+import {
+  credentialsAgree,
+  isNatsServer,
+  NATS_SERVER_RULE,
+  PREFIX_PATTERN,
+  redactServer,
+} from "../protocol/subjects.ts";
+import { kindsParam, namespaceParam } from "../sdk/http.ts";
+
+export const TAIL_USAGE = `Usage: bun run main.ts tail --url <url> [options]
+       bun run main.ts tail --nats <servers> (--cluster <name> | --prefix <prefix>) [options]
+
+Prints every update of the streams: RESET, the current state as ADDED, SYNCED, then live
+changes (after a reset, the changes that bring the state up to date). Ctrl-C stops.
+
+  --url <url>         kubemeta's HTTP base URL (Server-Sent Events), e.g. http://127.0.0.1:8080
+  --nats <servers>    NATS server URLs, comma-separated, e.g. nats://nats:4222; credentials in them
+                      (nats://user:password@host, nats://token@host) are used unless a token is given
+  --cluster <name>    with --nats: the cluster's name (subjects under kubemeta.<cluster>)
+  --prefix <prefix>   with --nats: the sink's subject prefix, when it is not the default
+  --stream <name>     all (default), shared or node/<node name>; repeat it or give a comma list
+  --kinds <list>      only these kinds, e.g. Pod,Node
+  --namespace <ns>    only objects of this namespace
+  --json              one envelope per line on stdout (RESET and SYNCED lines go to stderr)
+  --token <token>     bearer token (--url) or NATS token (--nats); default: $KUBEMETA_TOKEN
+  --ca <file>         PEM CA that signed the server's certificate (https URL, TLS NATS)
+  --help              this text
+`;
+
+/** A bad argument: printed with "(see --help)", exit 2. */
+export class UsageError extends Error {}
+
+export type Transport = { url: string } | { servers: string[]; prefix?: string; cluster?: string };
+
+export interface TailOptions {
+  transport: Transport;
+  streams: string[];
+  kinds?: Set<string>;
+  namespace?: string;
+  json: boolean;
+  token?: string;
+  caFile?: string;
+}
+
+const TAIL_OPTIONS = {
+  url: { type: "string" },
+  nats: { type: "string" },
+  cluster: { type: "string" },
+  prefix: { type: "string" },
+  stream: { type: "string", multiple: true },
+  kinds: { type: "string" },
+  namespace: { type: "string" },
+  json: { type: "boolean", default: false },
+  token: { type: "string" },
+  ca: { type: "string" },
+  help: { type: "boolean", default: false },
+} as const;
+
+export function parseTailArgs(args: string[], env: Record<string, string | undefined>): TailOptions | "help" {
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof TAIL_OPTIONS; strict: true }>>;
+  try {
+    parsed = parseArgs({ args, options: TAIL_OPTIONS, strict: true });
+  } catch (error) {
+    throw new UsageError(argumentProblem(error));
+  }
+  const { values } = parsed;
+  if (values.help) return "help";
+
+  const transport = transportOf(values);
+  const streams = (values.stream ?? [ALL]).flatMap((list) => list.split(",")).map((s) => s.trim());
+  const bad = streams.find((s) => !isStreamName(s));
+  if (bad !== undefined) throw new UsageError(`--stream: "${bad}" is not a stream: expected ${STREAM_NAME_RULE}`);
+  if (values.ca !== undefined && "url" in transport && !transport.url.startsWith("https:"))
+    throw new UsageError("--ca: only for an https:// URL");
+  return {
+    transport,
+    streams,
+    kinds: values.kinds === undefined ? undefined : valid("--kinds", kindsParam, values.kinds),
+    namespace: values.namespace === undefined ? undefined : valid("--namespace", namespaceParam, values.namespace),
+    json: values.json,
+    // An empty variable is how shells unset one in practice.
+    token: values.token ?? (env.KUBEMETA_TOKEN || undefined),
+    caFile: values.ca,
+  };
+}
+
+function transportOf(values: { url?: string; nats?: string; cluster?: string; prefix?: string }): Transport {
+  const { url, nats, cluster, prefix } = values;
+  if ((url === undefined) === (nats === undefined))
+    throw new UsageError("give one of --url <kubemeta URL> or --nats <NATS servers>");
+  if (url !== undefined) {
+    if (cluster !== undefined || prefix !== undefined)
+      throw new UsageError("--cluster and --prefix go with --nats, not --url");
+    let protocol: string | undefined;
+    try {
+      protocol = new URL(url).protocol;
+    } catch {
+      // Reported below, with what was expected.
+    }
+    if (protocol !== "http:" && protocol !== "https:")
+      throw new UsageError(`--url: expected an http:// or https:// URL, got "${url}"`);
+    return { url };
+  }
+  if ((cluster === undefined) === (prefix === undefined))
+    throw new UsageError("--nats needs one of --cluster <name> or --prefix <subject prefix>");
+  if (prefix !== undefined && !PREFIX_PATTERN.test(prefix))
+    throw new UsageError(`--prefix: expected dot-separated tokens of letters, digits, _ and -, got "${prefix}"`);
+  const servers = nats!
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (servers.length === 0) throw new UsageError("--nats: expected NATS server URLs");
+  const bad = servers.find((server) => !isNatsServer(server));
+  if (bad !== undefined)
+    throw new UsageError(`--nats: "${redactServer(bad)}" is not a NATS server: expected ${NATS_SERVER_RULE}`);
+  if (!credentialsAgree(servers)) throw new UsageError("--nats: the servers' URLs carry different credentials");
+  return { servers, cluster, prefix };
+}
+
+function valid<T extends v.GenericSchema>(flag: string, schema: T, text: string): v.InferOutput<T> {
+  const result = v.safeParse(schema, text);
+  if (!result.success) throw new UsageError(`${flag}: ${result.issues[0].message}`);
+  return result.output;
+}
+
+export async function readCa(file: string): Promise<string> {
+  try {
+    return await Bun.file(file).text();
+  } catch (error) {
+    throw new UsageError(`--ca: cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
