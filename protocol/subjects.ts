@@ -46,12 +46,15 @@ export function subjectsFor(prefix: string): Subjects {
 /** How a NATS server must be written, wherever it is given. */
 export const NATS_SERVER_RULE = "nats://host:port or tls://host:port (the scheme may be left out, the port too)";
 
+/** A URL's scheme and its `//` (`nats://`, `tls://`); a server written without one is `nats://`. */
+const URL_SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
+
 /**
  * True for what the NATS client connects to: `nats://` or `tls://` (or no scheme), a host, a numeric port if any,
  * and no path. The client itself takes anything and retries a bad URL for ever, never saying why.
  */
 export function isNatsServer(server: string): boolean {
-  const withScheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(server) ? server : `nats://${server}`;
+  const withScheme = URL_SCHEME.test(server) ? server : `nats://${server}`;
   if (!URL.canParse(withScheme)) return false;
   const url = new URL(withScheme);
   return (
@@ -68,7 +71,7 @@ export function isNatsServer(server: string): boolean {
 function userinfoOf(server: string): { scheme: string; userinfo: string; host: string } | undefined {
   const at = server.lastIndexOf("@");
   if (at < 0) return undefined;
-  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(server)?.[0] ?? "";
+  const scheme = URL_SCHEME.exec(server)?.[0] ?? "";
   return { scheme, userinfo: server.slice(scheme.length, Math.max(at, scheme.length)), host: server.slice(at + 1) };
 }
 

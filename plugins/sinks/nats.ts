@@ -155,9 +155,9 @@ export default defineSink({
           replay: config.replay.enabled ? subjects.replay : "off",
         });
         // The sink's own credentials win over a URL's: say so, or a server that wants the URL's refuses it unexplained.
-        const withCredentials = config.servers.filter(hasCredentials).map(redactServer);
         const own = ownCredentials(config);
-        if (withCredentials.length > 0 && own !== undefined)
+        const withCredentials = own === undefined ? [] : config.servers.filter(hasCredentials).map(redactServer);
+        if (withCredentials.length > 0)
           logger.warn(`credentials in a server URL are not used: the sink's ${own} is`, { servers: withCredentials });
         running = run().catch((error: unknown) => logger.error("NATS sink stopped on an error", { error }));
       },
