@@ -5,8 +5,9 @@
  * (commit.ts's multi-row statements; a sync: an `updates` and an `objects` row inserted; an
  * ingested change: an `updates` row inserted, its object moved to it by an upsert).
  * Measured in this process, one thread, nothing else: no TLS, no HTTP, no hand-over between threads, no event loop.
- * sync.ts and ingest.ts add the other processes' CPU and divide by the cores (perfect parallelism) to show how far
- * their targets are from reach; sqlite-floor.ts compares the store with the SQLite part.
+ * sync.ts and ingest.ts measure it at the start of a run and at its end, take each part at its faster (fastestRates),
+ * add the other processes' CPU and divide by the cores (perfect parallelism) to show how far their targets are from
+ * reach; sqlite-floor.ts compares the store with the SQLite part.
  */
 import Database from "libsql";
 import * as v from "valibot";
@@ -22,6 +23,7 @@ import { withObjectJson, type KubeObject, type Update } from "../sdk/model.ts";
 import type { PreparedChange } from "../sdk/prepared.ts";
 import type { InValue } from "@libsql/client";
 import { chunked, placeholders, UPDATE_COLUMNS } from "../plugins/stores/libsql/commit.ts";
+import { fmt } from "./processes.ts";
 
 type Slim = Extract<PreparedChange, { json: string }>;
 
@@ -101,9 +103,12 @@ export interface Spent {
 export const sizeOf = (file: string) =>
   statSync(file).size + (statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0);
 
+/** Each measure writes a file of its own: a run measures its floor more than once (fastestRates). */
+let floorFiles = 0;
+
 /** A new file of kubemeta's schema opened by SQLite alone with the store's PRAGMAs, its statements prepared once. */
 async function floorDatabase(dir: string) {
-  const { file, store } = await newStore(dir, "floor.db");
+  const { file, store } = await newStore(dir, `floor-${++floorFiles}.db`);
   await store.stop();
   const db = new Database(file);
   for (const pragma of ["journal_mode = WAL", "synchronous = NORMAL", "cache_size = -65536", "wal_autocheckpoint = 0"])
@@ -265,4 +270,32 @@ export function preparePerByte(ms = 1_000): number {
   };
   window();
   return Math.min(window(), window(), window());
+}
+
+/** What the floor's two parts cost on one thread, measured at one moment of a run. */
+export interface FloorRates {
+  /** CPU nanoseconds a byte of watch lines skimmed, parsed and prepared (preparePerByte). */
+  parseNs: number;
+  /** CPU microseconds a row of SQLite's own writes. */
+  sqliteMicros: number;
+}
+
+/**
+ * Each part at its fastest over the measures of one run, taken minutes apart (before and after what the run
+ * measures): a machine's speed drifts from one minute to the next (on M by up to 1.8×, bench/RESULTS.md), and a floor
+ * is what the machine can do, so each part takes its best minute.
+ */
+export function fastestRates(measures: FloorRates[]): FloorRates {
+  return {
+    parseNs: Math.min(...measures.map((m) => m.parseNs)),
+    sqliteMicros: Math.min(...measures.map((m) => m.sqliteMicros)),
+  };
+}
+
+/** Each measure's rates, for the floor's line: `183 and 246` MB/s, `29.3 and 30.8` µs. */
+export function measuredRates(measures: FloorRates[]): { parseMBps: string; sqliteMicros: string } {
+  return {
+    parseMBps: measures.map((m) => fmt(1e3 / m.parseNs)).join(" and "),
+    sqliteMicros: measures.map((m) => m.sqliteMicros.toFixed(1)).join(" and "),
+  };
 }

@@ -15,7 +15,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { startNatsServer } from "../tests/nats-server.ts";
-import { preparePerByte, sqliteChurn } from "./floor.ts";
+import { fastestRates, measuredRates, preparePerByte, sqliteChurn, type FloorRates } from "./floor.ts";
 import { waitFor } from "../testing/index.ts";
 import {
   allocatorLine,
@@ -77,6 +77,7 @@ async function sample(kubemeta: Kubemeta) {
 }
 
 try {
+  const floorBefore = await floorRates();
   const first = await Kubemeta.start(config);
   await first.ready(timeoutMs);
   await waitFor(async () => (await sample(first)).lag === 0, timeoutMs, "the NATS sink to catch up after the sync");
@@ -156,7 +157,8 @@ try {
   );
   // Nothing of kubemeta's may run beside the floor's measurement on one thread.
   await Kubemeta.killAll();
-  await floor({ ms, bytes, events: last.events, committed: last.committed, serverCpu, natsServerCpu });
+  const measures = [floorBefore, await floorRates()];
+  floor({ ms, bytes, events: last.events, committed: last.committed, serverCpu, natsServerCpu }, measures);
 } finally {
   await Kubemeta.killAll();
   await simulator.stop();
@@ -164,33 +166,37 @@ try {
   await rm(dir, { recursive: true, force: true });
 }
 
-/**
- * The floor of this ingest on this machine (floor.ts): what preparing the bytes received and SQLite's own writes of
- * the updates committed cost on one thread, plus the API server's and nats-server's CPU in the window, spread
- * perfectly over the cores.
- */
-async function floor(ingest: {
-  ms: number;
-  bytes: number;
-  events: number;
-  committed: number;
-  serverCpu: number;
-  natsServerCpu: number;
-}) {
-  const cores = cpus().length;
+/** The floor's parts measured now, on one thread, with nothing of kubemeta's running. */
+async function floorRates(): Promise<FloorRates> {
   const parseNs = preparePerByte();
   const pods = Number(values.nodes) * Number(values["pods-per-node"]);
   const sqlite = await sqliteChurn(dir, pods, FLOOR_CHANGES);
-  const sqliteMicros = (sqlite.user + sqlite.system) / FLOOR_CHANGES;
+  return { parseNs, sqliteMicros: (sqlite.user + sqlite.system) / FLOOR_CHANGES };
+}
+
+/**
+ * The floor of this ingest on this machine (floor.ts): what preparing the bytes received and SQLite's own writes of
+ * the updates committed cost on one thread, plus the API server's and nats-server's CPU in the window, spread
+ * perfectly over the cores. Its parts are measured before the first sync and again at the end, and each counts at its
+ * faster: the machine's speed drifts between the minutes of one run.
+ */
+function floor(
+  ingest: { ms: number; bytes: number; events: number; committed: number; serverCpu: number; natsServerCpu: number },
+  measures: FloorRates[],
+) {
+  const cores = cpus().length;
+  const { parseNs, sqliteMicros } = fastestRates(measures);
+  const each = measuredRates(measures);
   const parseS = (parseNs * ingest.bytes) / 1e9;
   const sqliteS = (sqliteMicros * ingest.committed) / 1e6;
   const bound = (parseS + sqliteS + ingest.serverCpu + ingest.natsServerCpu) / cores;
   console.log(
-    `floor of this ingest on ${cores} cores, measured here on one thread: skim + JSON.parse + slim + digest at ` +
-      `${fmt(1e3 / parseNs)} MB/s (${parseS.toFixed(1)} s for the ${fmt(ingest.bytes / 1e6)} MB), SQLite's own ` +
-      `writes at ${sqliteMicros.toFixed(1)} µs an update (${sqliteS.toFixed(1)} s for ${fmt(ingest.committed)}), ` +
-      `the API server's ${ingest.serverCpu.toFixed(1)} s and nats-server's ${ingest.natsServerCpu.toFixed(1)} s: ` +
-      `at least ${bound.toFixed(2)} s`,
+    `floor of this ingest on ${cores} cores, measured here on one thread before the first sync and at the end, each ` +
+      `part at its faster: skim + JSON.parse + slim + digest at ${fmt(1e3 / parseNs)} MB/s (of ${each.parseMBps}; ` +
+      `${parseS.toFixed(1)} s for the ${fmt(ingest.bytes / 1e6)} MB), SQLite's own writes at ` +
+      `${sqliteMicros.toFixed(1)} µs an update (of ${each.sqliteMicros}; ${sqliteS.toFixed(1)} s for ` +
+      `${fmt(ingest.committed)}), the API server's ${ingest.serverCpu.toFixed(1)} s and nats-server's ` +
+      `${ingest.natsServerCpu.toFixed(1)} s: at least ${bound.toFixed(2)} s`,
   );
   console.log(
     `  no ingest of this backlog can take in more than ${fmt(ingest.events / bound)} events/s here ` +

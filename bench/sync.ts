@@ -11,7 +11,8 @@
  * (d) the floor of (a) on this machine (floor.ts): what skimming, parsing, slimming and digesting the bytes (a)
  *     received and SQLite's own inserts of its objects cost one thread, with the API server's CPU in (a), spread
  *     perfectly over the cores: the least any design keeping kubemeta's data model could take, beside a quarter of
- *     the informer's time.
+ *     the informer's time. Its parts are measured before (a) and again at the end, and each counts at its faster:
+ *     the machine's speed drifts between the minutes of one run.
  *
  *   bun bench/sync.ts                                             # 5,000 nodes, 150,000 pods, ~50,000 others
  *   bun bench/sync.ts --nodes 1000 --pods-per-node 30 --namespaces 1000
@@ -31,6 +32,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { CoreV1Api, KubeConfig, makeInformer, type V1Pod } from "@kubernetes/client-node";
+import type { FloorRates } from "./floor.ts";
 import {
   allocatorLine,
   asDeployed,
@@ -131,6 +133,7 @@ async function main(): Promise<void> {
     parseThreads ? [`parseThreads: ${parseThreads}`] : [],
   );
   try {
+    const before = await floorRates(dir);
     const sync = await initialSync(simulator, config, timeoutMs);
     await restart(simulator, config, sync.kubemeta, timeoutMs);
     const theirs = values["no-informer"] ? undefined : await informerRun(simulator, dir, timeoutMs);
@@ -142,7 +145,7 @@ async function main(): Promise<void> {
       );
     // Nothing of kubemeta's may run beside the floor's measurement on one thread.
     await Kubemeta.killAll();
-    await floor(dir, sync, theirs?.ms);
+    await floor(sync, theirs?.ms, [before, await floorRates(dir)]);
   } finally {
     await Kubemeta.killAll();
     await simulator.stop();
@@ -207,23 +210,35 @@ async function initialSync(simulator: Simulator, config: string, timeoutMs: numb
 /** Rows SQLite inserts to measure its cost an object: fewer than a sync's, so its indexes are smaller (cheaper). */
 const FLOOR_ROWS = 50_000;
 
-async function floor(dir: string, sync: Awaited<ReturnType<typeof initialSync>>, informerMs: number | undefined) {
+/** The floor's parts measured now, on one thread, with nothing of kubemeta's running. */
+async function floorRates(dir: string): Promise<FloorRates> {
   // Imported here: the informer's process runs this file too, and must not make floor.ts's pods before its own start.
   const { preparePerByte, sqliteAlone } = await import("./floor.ts");
-  const cores = cpus().length;
   const parseNs = preparePerByte();
   const sqlite = await sqliteAlone(
     dir,
     Array.from({ length: FLOOR_ROWS }, () => crypto.randomUUID()),
   );
-  const sqliteMicros = (sqlite.user + sqlite.system) / FLOOR_ROWS;
+  return { parseNs, sqliteMicros: (sqlite.user + sqlite.system) / FLOOR_ROWS };
+}
+
+async function floor(
+  sync: Awaited<ReturnType<typeof initialSync>>,
+  informerMs: number | undefined,
+  measures: FloorRates[],
+) {
+  const { fastestRates, measuredRates } = await import("./floor.ts");
+  const cores = cpus().length;
+  const { parseNs, sqliteMicros } = fastestRates(measures);
+  const each = measuredRates(measures);
   const parseS = (parseNs * sync.bytes) / 1e9;
   const sqliteS = (sqliteMicros * sync.updates) / 1e6;
   const bound = (parseS + sqliteS + sync.serverCpu) / cores;
   console.log(
-    `(d) floor of (a) on ${cores} cores, measured here on one thread: skim + JSON.parse + slim + digest of ` +
-      `real-size pods at ${fmt(1e3 / parseNs)} MB/s (${parseS.toFixed(1)} s for the ${fmt(sync.bytes / 1e6)} MB), ` +
-      `SQLite's own inserts at ${sqliteMicros.toFixed(1)} µs an object (${sqliteS.toFixed(1)} s for ` +
+    `(d) floor of (a) on ${cores} cores, measured here on one thread before (a) and at the end, each part at its ` +
+      `faster: skim + JSON.parse + slim + digest of real-size pods at ${fmt(1e3 / parseNs)} MB/s ` +
+      `(of ${each.parseMBps}; ${parseS.toFixed(1)} s for the ${fmt(sync.bytes / 1e6)} MB), SQLite's own inserts at ` +
+      `${sqliteMicros.toFixed(1)} µs an object (of ${each.sqliteMicros}; ${sqliteS.toFixed(1)} s for ` +
       `${fmt(sync.updates)}), the API server's ${sync.serverCpu.toFixed(1)} s: at least ${bound.toFixed(2)} s`,
   );
   if (informerMs !== undefined)
