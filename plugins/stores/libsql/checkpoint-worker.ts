@@ -5,6 +5,7 @@
 import { createClient, type Client } from "@libsql/client";
 import type { CheckpointerReply, CheckpointerRequest } from "./checkpointer.ts";
 import { yieldCoresToEventLoop } from "../../../sdk/priority.ts";
+import { releaseClosedConnections } from "./release.ts";
 
 declare const self: Worker;
 
@@ -37,6 +38,8 @@ self.onmessage = async (event: MessageEvent<CheckpointerRequest>) => {
   } else {
     clearInterval(timer);
     client?.close();
+    client = undefined;
+    await releaseClosedConnections();
     self.postMessage({ stopped: true } satisfies CheckpointerReply);
   }
 };

@@ -12,6 +12,7 @@ import type { InStatement } from "@libsql/client";
 import type { WriteResult, WriterReply, WriterRequest } from "./writer.ts";
 import { unpack, type PostedStatement } from "./packed-args.ts";
 import { yieldCoresToEventLoop } from "../../../sdk/priority.ts";
+import { releaseClosedConnections } from "./release.ts";
 
 declare const self: Worker;
 
@@ -127,7 +128,7 @@ function run(request: WriterRequest): WriteResult[] | Promise<WriteResult[]> | u
       foldWalIntoFile();
       db?.close();
       db = undefined;
-      return [];
+      return releaseClosedConnections().then(() => []);
     case "crash":
       // Nothing after this runs: the queue waits for ever, and the error is uncaught.
       return new Promise<never>(() =>
