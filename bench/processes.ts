@@ -13,14 +13,19 @@ import { MAIN, Output } from "../tests/reliability-process.ts";
 import { waitFor } from "../testing/index.ts";
 
 /**
- * The allocator's setting that the image gives kubemeta (Containerfile; tests/bun-mimalloc-purge.test.ts says why),
- * for kubemeta as deployed. A MIMALLOC_PURGE_DELAY of the bench's own environment wins; set empty, it is left unset
- * (100 ms).
+ * The allocator's settings that the image gives kubemeta (the Containerfile's `MIMALLOC_*`; README "Memory in a
+ * container" says why), for kubemeta as deployed. One of the bench's own environment wins; set empty, it is left unset
+ * (Bun's default).
  */
 const containerfile = await Bun.file(join(import.meta.dir, "../Containerfile")).text();
-const purgeDelay = process.env.MIMALLOC_PURGE_DELAY ?? /\bMIMALLOC_PURGE_DELAY=(\d+)/.exec(containerfile)![1]!;
-const { MIMALLOC_PURGE_DELAY: _, ...withoutPurgeDelay } = process.env;
-export const asDeployed = purgeDelay === "" ? withoutPurgeDelay : { ...process.env, MIMALLOC_PURGE_DELAY: purgeDelay };
+const allocatorSettings = [...containerfile.matchAll(/\b(MIMALLOC_[A-Z_]+)=(\S+)/g)].map(
+  ([, name, imageValue]) => [name!, process.env[name!] ?? imageValue!] as const,
+);
+export const asDeployed: Record<string, string | undefined> = { ...process.env };
+for (const [name, value] of allocatorSettings) {
+  if (value === "") delete asDeployed[name];
+  else asDeployed[name] = value;
+}
 
 export function machine(): string {
   return (
@@ -37,10 +42,8 @@ const simulatorEnv = { ...process.env, MIMALLOC_PURGE_DELAY: "-1" };
 
 /** Says how the processes started here run (asDeployed, simulatorEnv). */
 export function allocatorLine(): string {
-  return (
-    `kubemeta runs with MIMALLOC_PURGE_DELAY ${purgeDelay || "unset"}, ` +
-    "the API server with -1 (keeps what it frees)"
-  );
+  const kubemeta = allocatorSettings.map(([name, value]) => `${name} ${value || "unset"}`).join(", ");
+  return `kubemeta runs with ${kubemeta}, the API server with MIMALLOC_PURGE_DELAY -1 (keeps what it frees)`;
 }
 
 export const fmt = (n: number) => Math.round(n).toLocaleString("en-US");

@@ -13,14 +13,14 @@
  *
  * The consumers count updates and bytes without decoding them (`--verify` parses every
  * envelope and checks that the versions follow the resume point one by one), so the host's rate is what is measured.
- * The host runs in this process: give it the image's allocator setting (Containerfile) to measure it as deployed.
+ * The host runs in this process: give it the image's allocator settings (Containerfile) to measure it as deployed.
  * It is started on the filled store, as kubemeta is when consumers that were away ask for what they missed: another
  * process fills the store (a host of its own, stopped once its sinks published everything). `--same-process` fills
  * it with the measured host instead and measures in the fill's wake: a heap whose collector is still behind a million
  * applies (and the bench's own 20,000 raw pods), where the same reads ran at about half the speed (bench/RESULTS.md).
  *
- *   MIMALLOC_PURGE_DELAY=10000 bun bench/replay.ts [--updates 1000000] [--pods 20000] [--nodes 500]
- *                       [--dir <kept store>] [--verify] [--only store|nats|sse] [--same-process]
+ *   MIMALLOC_PURGE_DELAY=10000 MIMALLOC_PURGE_HOLES=0 bun bench/replay.ts [--updates 1000000] [--pods 20000]
+ *                       [--nodes 500] [--dir <kept store>] [--verify] [--only store|nats|sse] [--same-process]
  */
 import { availableParallelism, cpus, loadavg } from "node:os";
 import { rm } from "node:fs/promises";
