@@ -18,9 +18,11 @@ import { waitFor } from "../testing/index.ts";
  * (Bun's default).
  */
 const containerfile = await Bun.file(join(import.meta.dir, "../Containerfile")).text();
-const allocatorSettings = [...containerfile.matchAll(/\b(MIMALLOC_[A-Z_]+)=(\S+)/g)].map(
-  ([, name, imageValue]) => [name!, process.env[name!] ?? imageValue!] as const,
-);
+const imageEnv = [...containerfile.matchAll(/^ENV (.+)$/gm)].flatMap(([, pairs]) => pairs!.split(" "));
+const allocatorSettings = imageEnv
+  .map((pair) => pair.split("=") as [string, string])
+  .filter(([name]) => name.startsWith("MIMALLOC_"))
+  .map(([name, imageValue]) => [name, process.env[name] ?? imageValue] as const);
 export const asDeployed: Record<string, string | undefined> = { ...process.env };
 for (const [name, value] of allocatorSettings) {
   if (value === "") delete asDeployed[name];
