@@ -8,7 +8,9 @@
  * CPU is the process's (every thread), user and system; the system part is the kernel's: WAL writes, checkpoints and
  * fresh page-cache pages, dear on a machine whose page faults are (README, Benchmarks).
  *
- *   bun bench/sqlite-floor.ts [--rows 150000]
+ * The store runs in this process: give it the image's allocator settings (Containerfile) to measure it as deployed.
+ *
+ *   MIMALLOC_PURGE_DELAY=10000 MIMALLOC_PURGE_HOLES=0 bun bench/sqlite-floor.ts [--rows 150000]
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
