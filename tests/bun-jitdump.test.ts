@@ -9,6 +9,7 @@ import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { perfMapOf } from "../scripts/jitdump-perf-map.ts";
 import { tempDir } from "../testing/index.ts";
+import { runBun } from "./reliability-process.ts";
 
 /** Runs a function long enough for the JIT's optimizing tiers to compile it, then prints the process's pid. */
 const HOT = `
@@ -23,9 +24,9 @@ test("Bun quirk: JavaScriptCore's JIT dump is not named as perf looks for it; th
   const dir = await tempDir("kubemeta-jitdump-");
   try {
     const env = { ...process.env, BUN_JSC_useJITDump: "1", BUN_JSC_jitDumpDirectory: dir };
-    const child = Bun.spawn([process.execPath, "-e", HOT], { env, stdout: "pipe" });
-    const { pid, ran } = JSON.parse(await new Response(child.stdout).text()) as { pid: number; ran: boolean };
-    expect(await child.exited).toBe(0);
+    const { code, stdout } = await runBun(["-e", HOT], env);
+    expect(code).toBe(0);
+    const { pid, ran } = JSON.parse(stdout) as { pid: number; ran: boolean };
     expect(ran).toBe(true);
 
     const dumps = (await readdir(dir)).filter((name) => name.endsWith(".dump"));

@@ -5,6 +5,7 @@
  * `BUN_JSC_forceRAMSize` (bytes) tells it otherwise; deploy/ sets it from the container's `limits.memory`.
  */
 import { expect, test } from "bun:test";
+import { runBun } from "./reliability-process.ts";
 
 /** Holds ~300 MB of strings, then decodes 2 GB of 1 KB strings it drops at once; prints the RSS that added. */
 const CHURN = `
@@ -26,9 +27,9 @@ console.log(JSON.stringify({ added: peak - base, kept, live: live.length }));
 
 async function addedBytes(env: Record<string, string>): Promise<number> {
   const { BUN_JSC_forceRAMSize: _, ...inherited } = process.env;
-  const child = Bun.spawn([process.execPath, "-e", CHURN], { env: { ...inherited, ...env }, stdout: "pipe" });
-  const { added, live } = JSON.parse(await new Response(child.stdout).text()) as { added: number; live: number };
-  expect(await child.exited).toBe(0);
+  const { code, stdout } = await runBun(["-e", CHURN], { ...inherited, ...env });
+  expect(code).toBe(0);
+  const { added, live } = JSON.parse(stdout) as { added: number; live: number };
   expect(live).toBe(300_000);
   return added;
 }

@@ -11,6 +11,7 @@
  * the settings, and what the second one does.
  */
 import { expect, test } from "bun:test";
+import { runBun } from "./reliability-process.ts";
 
 const containerfile = await Bun.file(new URL("../Containerfile", import.meta.url)).text();
 /** The image's value of an allocator setting. */
@@ -67,10 +68,9 @@ console.log(JSON.stringify({ givenBack, faults: process.resourceUsage().minorPag
 `;
 
 async function holes(env: Record<string, string>, waitMs: number): Promise<{ givenBack: number; faults: number }> {
-  const child = Bun.spawn([process.execPath, "-e", HOLES, String(waitMs)], { env: childEnv(env), stdout: "pipe" });
-  const report = await new Response(child.stdout).text();
-  expect(await child.exited).toBe(0);
-  return JSON.parse(report);
+  const { code, stdout } = await runBun(["-e", HOLES, String(waitMs)], childEnv(env));
+  expect(code).toBe(0);
+  return JSON.parse(stdout);
 }
 
 test.skipIf(process.platform !== "linux")(

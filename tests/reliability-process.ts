@@ -1,4 +1,4 @@
-/** kubemeta as a real process in tests: its output read as it comes, waited on with deadlines. */
+/** kubemeta and other Bun children as real processes in tests: output read as it comes, waited on with deadlines. */
 import { join } from "node:path";
 
 export const MAIN = join(import.meta.dir, "..", "main.ts");
@@ -53,6 +53,16 @@ export async function exitWithin(child: { exited: Promise<number> }, timeoutMs: 
     timer = setTimeout(() => reject(new Error(`the process did not exit within ${timeoutMs} ms`)), timeoutMs);
   });
   return Promise.race([child.exited, late]).finally(() => clearTimeout(timer));
+}
+
+/** `bun <args>` run to its end with `env` (this process's by default): its exit code and stdout; stderr passes on. */
+export async function runBun(
+  args: string[],
+  env: Record<string, string | undefined> = process.env,
+): Promise<{ code: number; stdout: string }> {
+  const child = Bun.spawn([process.execPath, ...args], { env, stdout: "pipe", stderr: "inherit" });
+  const [code, stdout] = await Promise.all([child.exited, new Response(child.stdout).text()]);
+  return { code, stdout };
 }
 
 /** `main.ts <args>` run to its end: exit code and everything it wrote. */

@@ -11,18 +11,15 @@ import { join } from "node:path";
 import { makePod } from "../simulator/pods.ts";
 import { nodeName } from "../simulator/nodes.ts";
 import { startTestHost } from "../testing/index.ts";
+import { runBun } from "./reliability-process.ts";
 
 const PODS = 20_000;
 const NODES = 1_000;
 
 async function readFaults(file: string, mode: "kept" | "plain"): Promise<{ kept: boolean; faultsPerRow: number }> {
-  const child = Bun.spawn([process.execPath, join(import.meta.dir, "libsql-read-faults.ts"), file, mode], {
-    stdout: "pipe",
-    stderr: "inherit",
-  });
-  const output = await new Response(child.stdout).text();
-  expect(await child.exited).toBe(0);
-  return JSON.parse(output);
+  const { code, stdout } = await runBun([join(import.meta.dir, "libsql-read-faults.ts"), file, mode]);
+  expect(code).toBe(0);
+  return JSON.parse(stdout);
 }
 
 test.skipIf(process.platform !== "linux")(
