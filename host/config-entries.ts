@@ -1,6 +1,7 @@
 /**
  * The plugin entries of a config: each `type` found (a built-in, or a module path relative to the config file) and
- * its keys parsed by the plugin's own schema, then what spans entries (names used twice, a store the replicas share).
+ * its keys parsed by the plugin's own schema, then what spans entries (names used twice, what only one entry may claim,
+ * a store the replicas share).
  */
 import type * as v from "valibot";
 import { isAbsolute, resolve } from "node:path";
@@ -35,7 +36,7 @@ type HostConfig = v.InferOutput<typeof hostSchema>;
 
 /**
  * Loads each plugin entry (undefined: one not sound on its own, whose issues are said already) and checks what spans
- * entries: unique names, and a store the replicas can share.
+ * entries: unique names, what only one entry may claim, and a store the replicas can share.
  */
 export async function resolveEntries(
   entries: {
@@ -65,6 +66,13 @@ export async function resolveEntries(
   checkUniqueNames(
     "sinks",
     entries.sinks.map((entry, i) => entry?.name ?? sinks[i]?.name),
+    issues,
+  );
+  checkClaims(
+    [
+      ...sources.map((entry, i) => [`sources[${i}]`, entry] as const),
+      ...sinks.map((entry, i) => [`sinks[${i}]`, entry] as const),
+    ],
     issues,
   );
   const unshared = entries.ha && store && storeUnshareable(store);
@@ -125,6 +133,19 @@ function checkUniqueNames(section: string, names: (string | undefined)[], issues
       issues.push({ path: `${section}[${i}].name`, message: `"${name}" is used twice; give each entry its own name` });
     seen.add(name);
   });
+}
+
+/** What one entry claims (Declaration.claims) no other may: the second to claim it is refused, naming the first. */
+function checkClaims(entries: (readonly [string, Resolved<AnyDeclaration> | undefined])[], issues: ConfigIssue[]) {
+  const holders = new Map<string, string>();
+  for (const [path, entry] of entries) {
+    for (const claim of entry?.declaration.claims?.(entry.config) ?? []) {
+      const holder = holders.get(claim);
+      if (holder)
+        issues.push({ path, message: `${claim} is claimed by ${holder} already: a config holds one such entry` });
+      else holders.set(claim, path);
+    }
+  }
 }
 
 /** A `type` with a slash or a file extension is a module path; anything else a built-in. */

@@ -41,6 +41,11 @@ export interface Declaration<K extends string, S extends v.GenericSchema, C, I> 
    */
   check?(config: v.InferOutput<S>): void | Promise<void>;
   /**
+   * What only one entry of a config may hold, said as a noun (`the route GET /v1/watch`): a config with two entries
+   * that claim the same is refused, the second one naming the first.
+   */
+  claims?(config: v.InferOutput<S>): string[];
+  /**
    * The Kubernetes RBAC rules this plugin's config needs, for a plugin that talks to the
    * API server: `bun run main.ts rbac` prints the ClusterRole of every plugin's rules.
    */

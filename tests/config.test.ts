@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { ConfigError, loadConfig, resolveConfig } from "../host/config.ts";
 import { tempDir } from "../testing/index.ts";
 import { builtins } from "../plugins/index.ts";
+import { defineSink, v } from "../sdk/index.ts";
 
 async function issuesOf(raw: unknown, env: Record<string, string> = {}): Promise<string[]> {
   try {
@@ -80,7 +81,7 @@ describe("config", () => {
     expect(issues).toHaveLength(4);
   });
 
-  test("an error in the host's sections hides none of the checks across entries: names, a shared store", async () => {
+  test("an error in the host's sections hides none of the checks across entries: names, claims, a shared store", async () => {
     const issues = await issuesOf({
       http: { prt: 1 },
       store: { type: "libsql", url: "file:./k.db" },
@@ -90,6 +91,7 @@ describe("config", () => {
     expect(issues).toEqual([
       expect.stringMatching(/^http\.prt: /),
       'sinks[1].name: "sse" is used twice; give each entry its own name',
+      "sinks[1]: the route GET /v1/watch is claimed by sinks[0] already: a config holds one such entry",
       expect.stringMatching(/^ha\.enabled: replicas need a store they all reach: file:\.\/k\.db /),
     ]);
   });
@@ -255,6 +257,51 @@ describe("config", () => {
       'sinks[1].bogus: Invalid key: Expected never but received "bogus"',
       'sinks[1].name: "a" is used twice; give each entry its own name',
     ]);
+  });
+
+  test("what only one entry may hold is refused to a second: two sse sinks, a plugin's own claim", async () => {
+    // The second sse sink's GET /v1/watch would be shadowed by the first's, its options never used.
+    expect(
+      await issuesOf({
+        sinks: [
+          { type: "sse", name: "a" },
+          { type: "nats", servers: "nats://n" },
+          { type: "sse", name: "b", maxStreams: 5 },
+        ],
+      }),
+    ).toEqual(["sinks[2]: the route GET /v1/watch is claimed by sinks[0] already: a config holds one such entry"]);
+    // Two NATS sinks may publish one log (JetStream drops the second copy: tests/nats-jetstream.test.ts).
+    expect(
+      await issuesOf({
+        sinks: [
+          { type: "nats", name: "a", servers: "nats://n" },
+          { type: "nats", name: "b", servers: "nats://m" },
+        ],
+      }),
+    ).toEqual([]);
+    const fileSink = defineSink({
+      type: "file",
+      description: "a sink that owns the file it writes",
+      schema: v.strictObject({ path: v.string() }),
+      claims: ({ path }) => [`the file ${path}`],
+      create: () => ({ async start() {}, async stop() {} }),
+    });
+    const registry = { ...builtins, sink: [...builtins.sink, fileSink] };
+    const resolve = (sinks: unknown[]) => resolveConfig({ sinks }, { baseDir: "/", registry });
+    await expect(
+      resolve([
+        { type: "file", name: "a", path: "x.log" },
+        { type: "file", name: "b", path: "x.log" },
+      ]),
+    ).rejects.toThrow("sinks[1]: the file x.log is claimed by sinks[0] already: a config holds one such entry");
+    expect(
+      (
+        await resolve([
+          { type: "file", name: "a", path: "x.log" },
+          { type: "file", name: "b", path: "y.log" },
+        ])
+      ).sinks,
+    ).toHaveLength(2);
   });
 
   test("YAML and JSON files load; a missing or unparsable file is a clear error", async () => {

@@ -80,6 +80,8 @@ function notRunning(c: Context): Response {
 export default defineSink({
   type: "sse",
   description: "Serves GET /v1/watch: a stream's updates over Server-Sent Events, with resume by Last-Event-ID.",
+  // A second sse sink's route would be shadowed by the first's, its options silently unused.
+  claims: () => ["the route GET /v1/watch"],
   schema: v.strictObject({
     maxStreams: v.optional(
       v.pipe(positiveInt, v.description("Concurrent streams; past it, a subscribe gets `503`.")),
