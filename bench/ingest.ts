@@ -10,11 +10,8 @@
  *
  *   bun bench/ingest.ts [--changes 100000] [--nodes 200] [--pods-per-node 50]
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { cpus, tmpdir } from "node:os";
-import { join } from "node:path";
+import { cpus } from "node:os";
 import { parseArgs } from "node:util";
-import { startNatsServer } from "../tests/nats-server.ts";
 import { fastestRates, measuredRates, preparePerByte, sqliteChurn, type FloorRates } from "./floor.ts";
 import { waitFor } from "../testing/index.ts";
 import {
@@ -30,9 +27,8 @@ import {
   probeHealth,
   requestsBetween,
   seconds,
-  Simulator,
+  startNatsBench,
   threadCpu,
-  writeConfig,
 } from "./processes.ts";
 
 const { values } = parseArgs({
@@ -51,18 +47,12 @@ const FLOOR_CHANGES = 50_000;
 
 console.log(machine());
 console.log(allocatorLine());
-const dir = await mkdtemp(join(tmpdir(), "kubemeta-bench-ingest-"));
-const nats = await startNatsServer();
-const simulator = await Simulator.start(dir, [
-  "--nodes",
-  values.nodes!,
-  "--pods-per-node",
-  values["pods-per-node"]!,
+const bench = await startNatsBench("ingest", { nodes: values.nodes!, podsPerNode: values["pods-per-node"]! }, [
   // The whole backlog must stay in the watch history, or the resume is a 410 and a relist, not a replay.
   "--watch-history",
   String(Math.ceil(changes * 1.2) + 10_000),
 ]);
-const config = await writeConfig(dir, simulator.kubeconfig, [`  - { type: nats, servers: ["${nats.url}"] }`]);
+const { dir, nats, simulator, config } = bench;
 
 /** One sample of kubemeta's counters; a restarted process counts from 0. */
 async function sample(kubemeta: Kubemeta) {
@@ -160,10 +150,7 @@ try {
   const measures = [floorBefore, await floorRates()];
   floor({ ms, bytes, events: last.events, committed: last.committed, serverCpu, natsServerCpu }, measures);
 } finally {
-  await Kubemeta.killAll();
-  await simulator.stop();
-  await nats.destroy();
-  await rm(dir, { recursive: true, force: true });
+  await bench.close();
 }
 
 /** The floor's parts measured now, on one thread, with nothing of kubemeta's running. */

@@ -4,11 +4,12 @@
  * (simulator/cli.ts: stats, churn), and the measures taken from outside: peak RSS from the kernel,
  * /healthz latency, /metrics series.
  */
-import { readdir } from "node:fs/promises";
-import { cpus, loadavg } from "node:os";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { freePort } from "../tests/cluster-checks.ts";
+import { startNatsServer } from "../tests/nats-server.ts";
 import { MAIN, Output } from "../tests/reliability-process.ts";
 import { waitFor } from "../testing/index.ts";
 
@@ -215,6 +216,36 @@ export async function writeConfig(
     ].join("\n"),
   );
   return path;
+}
+
+/**
+ * What a bench of kubemeta publishing to NATS starts (bench/ingest.ts, bench/soak.ts): a temporary directory, a
+ * nats-server of its own, the simulated API server (`nodes` × `podsPerNode`, then `args`) and kubemeta's config with
+ * a NATS sink on that server. `close` ends them all, every kubemeta started too.
+ */
+export async function startNatsBench(name: string, cluster: { nodes: string; podsPerNode: string }, args: string[]) {
+  const dir = await mkdtemp(join(tmpdir(), `kubemeta-bench-${name}-`));
+  const nats = await startNatsServer();
+  const simulator = await Simulator.start(dir, [
+    "--nodes",
+    cluster.nodes,
+    "--pods-per-node",
+    cluster.podsPerNode,
+    ...args,
+  ]);
+  const config = await writeConfig(dir, simulator.kubeconfig, [`  - { type: nats, servers: ["${nats.url}"] }`]);
+  return {
+    dir,
+    nats,
+    simulator,
+    config,
+    async close() {
+      await Kubemeta.killAll();
+      await simulator.stop();
+      await nats.destroy();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Every series of a metric summed, from Prometheus text. */
