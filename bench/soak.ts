@@ -23,10 +23,24 @@ const { values } = parseArgs({
 const durationMs = Number(values.minutes) * 60_000;
 const everyMs = Number(values.every) * 1000;
 
-/** Resident memory now (VmRSS), not the high-water mark: what is kept, as time goes on. */
-async function rss(pid: number): Promise<number> {
+/**
+ * Resident memory now, not the high-water mark: what is kept, as time goes on. Anonymous memory is the heaps'; file
+ * pages are the binary's and SQLite's shared WAL index, which the kernel may take back at any time.
+ */
+async function resident(pid: number): Promise<{ rss: number; anon: number; file: number }> {
   const status = await Bun.file(`/proc/${pid}/status`).text();
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+  const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
+  return { rss: kib("VmRSS"), anon: kib("RssAnon"), file: kib("RssFile") + kib("RssShmem") };
+}
+
+/** The least-squares slope of y over x: a trend that one noisy sample at either end does not make. */
+function slope(points: [x: number, y: number][]): number {
+  const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
+  const mx = mean(points.map(([x]) => x));
+  const my = mean(points.map(([, y]) => y));
+  const covariance = points.reduce((sum, [x, y]) => sum + (x - mx) * (y - my), 0);
+  const variance = points.reduce((sum, [x]) => sum + (x - mx) ** 2, 0);
+  return variance === 0 ? 0 : covariance / variance;
 }
 
 console.log(machine());
@@ -51,10 +65,13 @@ try {
     const text = await kubemeta.metrics();
     const events = metricSum(text, "kubemeta_source_events_total");
     const minutes = (performance.now() - started) / 60_000;
-    const resident = await rss(kubemeta.proc.pid);
-    samples.push({ minutes, rss: resident });
+    const memory = await resident(kubemeta.proc.pid);
+    samples.push({ minutes, rss: memory.rss });
+    const pruned = metricSum(text, "kubemeta_store_pruned_updates_total");
     console.log(
-      `  ${minutes.toFixed(1).padStart(5)} min: RSS ${mib(resident).padStart(8)}, ` +
+      `  ${minutes.toFixed(1).padStart(5)} min: RSS ${mib(memory.rss).padStart(8)} ` +
+        `(anonymous ${mib(memory.anon)}, files ${mib(memory.file)}), ` +
+        `${fmt(metricSum(text, "kubemeta_updates_committed_total") - pruned)} updates kept, ` +
         `${fmt((events - lastEvents) / (everyMs / 1000))} events/s in, ` +
         `NATS lag ${fmt(metricSum(text, "kubemeta_sink_lag_versions", 'sink="nats"'))}`,
     );
@@ -63,12 +80,13 @@ try {
   const secondHalf = samples.filter((sample) => sample.minutes >= samples.at(-1)!.minutes / 2);
   const first = secondHalf[0]!;
   const last = secondHalf.at(-1)!;
-  const highest = Math.max(...secondHalf.map((sample) => sample.rss));
-  const perHour = ((last.rss - first.rss) / (last.minutes - first.minutes)) * 60;
+  const sizes = secondHalf.map((sample) => sample.rss);
+  const perHour = slope(secondHalf.map((sample) => [sample.minutes, sample.rss])) * 60;
   console.log(
-    `second half (${first.minutes.toFixed(1)}–${last.minutes.toFixed(1)} min): RSS ${mib(first.rss)} → ` +
-      `${mib(last.rss)} (highest ${mib(highest)}), ${perHour >= 0 ? "+" : "−"}${mib(Math.abs(perHour))} an hour; ` +
-      `peak RSS over the run ${mib(await kubemeta.peakRss())}, kubemeta ${(await cpuSeconds(kubemeta.proc.pid)).toFixed(1)} CPU-seconds`,
+    `second half (${first.minutes.toFixed(1)}–${last.minutes.toFixed(1)} min): RSS ${mib(Math.min(...sizes))} to ` +
+      `${mib(Math.max(...sizes))}, its trend ${perHour >= 0 ? "+" : "−"}${mib(Math.abs(perHour))} an hour; ` +
+      `peak RSS over the run ${mib(await kubemeta.peakRss())}, ` +
+      `kubemeta ${(await cpuSeconds(kubemeta.proc.pid)).toFixed(1)} CPU-seconds`,
   );
 } finally {
   await close();

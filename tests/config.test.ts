@@ -81,7 +81,7 @@ describe("config", () => {
     expect(issues).toHaveLength(4);
   });
 
-  test("an error in the host's sections hides none of the checks across entries: names, claims, a shared store", async () => {
+  test("an error in the host's sections hides no check across entries: names, claims, a shared store", async () => {
     const issues = await issuesOf({
       http: { prt: 1 },
       store: { type: "libsql", url: "file:./k.db" },
