@@ -139,7 +139,14 @@ function checkUniqueNames(section: string, names: (string | undefined)[], issues
 function checkClaims(entries: (readonly [string, Resolved<AnyDeclaration> | undefined])[], issues: ConfigIssue[]) {
   const holders = new Map<string, string>();
   for (const [path, entry] of entries) {
-    for (const claim of entry?.declaration.claims?.(entry.config) ?? []) {
+    let claims: string[];
+    try {
+      claims = entry?.declaration.claims?.(entry.config) ?? [];
+    } catch (error) {
+      issues.push({ path, message: `its plugin's claims() failed: ${(error as Error).message}` });
+      continue;
+    }
+    for (const claim of claims) {
       const holder = holders.get(claim);
       if (holder)
         issues.push({ path, message: `${claim} is claimed by ${holder} already: a config holds one such entry` });

@@ -283,7 +283,10 @@ describe("config", () => {
       type: "file",
       description: "a sink that owns the file it writes",
       schema: v.strictObject({ path: v.string() }),
-      claims: ({ path }) => [`the file ${path}`],
+      claims: ({ path }) => {
+        if (path === "") throw new Error("no path");
+        return [`the file ${path}`];
+      },
       create: () => ({ async start() {}, async stop() {} }),
     });
     const registry = { ...builtins, sink: [...builtins.sink, fileSink] };
@@ -302,6 +305,10 @@ describe("config", () => {
         ])
       ).sinks,
     ).toHaveLength(2);
+    // A plugin whose claims() throws is an error at its entry, not a crash of the whole check.
+    await expect(resolve([{ type: "file", path: "" }])).rejects.toThrow(
+      "sinks[0]: its plugin's claims() failed: no path",
+    );
   });
 
   test("YAML and JSON files load; a missing or unparsable file is a clear error", async () => {
