@@ -81,7 +81,8 @@ try {
   const first = secondHalf[0]!;
   const last = secondHalf.at(-1)!;
   const sizes = secondHalf.map((sample) => sample.rss);
-  const perHour = slope(secondHalf.map((sample) => [sample.minutes, sample.rss])) * 60;
+  const perHour =
+    Math.round((slope(secondHalf.map((sample) => [sample.minutes, sample.rss])) * 60) / 2 ** 20) * 2 ** 20;
   console.log(
     `second half (${first.minutes.toFixed(1)}–${last.minutes.toFixed(1)} min): RSS ${mib(Math.min(...sizes))} to ` +
       `${mib(Math.max(...sizes))}, its trend ${perHour >= 0 ? "+" : "−"}${mib(Math.abs(perHour))} an hour; ` +
