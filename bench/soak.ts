@@ -59,7 +59,8 @@ try {
   );
   const started = performance.now();
   const samples: { minutes: number; rss: number }[] = [];
-  let lastEvents = 0;
+  // The first sync's events are not the churn's.
+  let lastEvents = metricSum(await kubemeta.metrics(), "kubemeta_source_events_total");
   while (performance.now() - started < durationMs) {
     await Bun.sleep(everyMs);
     const text = await kubemeta.metrics();
