@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { freePort } from "../tests/cluster-checks.ts";
 import { startNatsServer } from "../tests/nats-server.ts";
-import { MAIN, Output } from "../tests/reliability-process.ts";
+import { IMAGE_ALLOCATOR, MAIN, Output } from "../tests/reliability-process.ts";
 import { waitFor } from "../testing/index.ts";
 
 /**
@@ -18,12 +18,9 @@ import { waitFor } from "../testing/index.ts";
  * container" says why), for kubemeta as deployed. One of the bench's own environment wins; set empty, it is left unset
  * (Bun's default).
  */
-const containerfile = await Bun.file(join(import.meta.dir, "../Containerfile")).text();
-const imageEnv = [...containerfile.matchAll(/^ENV (.+)$/gm)].flatMap(([, pairs]) => pairs!.split(" "));
-const allocatorSettings = imageEnv
-  .map((pair) => pair.split("=") as [string, string])
-  .filter(([name]) => name.startsWith("MIMALLOC_"))
-  .map(([name, imageValue]) => [name, process.env[name] ?? imageValue] as const);
+const allocatorSettings = Object.entries(IMAGE_ALLOCATOR).map(
+  ([name, imageValue]) => [name, process.env[name] ?? imageValue] as const,
+);
 export const asDeployed: Record<string, string | undefined> = { ...process.env };
 for (const [name, value] of allocatorSettings) {
   if (value === "") delete asDeployed[name];
@@ -53,10 +50,24 @@ export const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 export const mib = (bytes: number) => `${fmt(bytes / 1024 / 1024)} MiB`;
 export const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
+/** A live process's /proc/<pid>/status, as a reader of its fields in kB, in bytes (0 for a field it lacks). */
+async function memoryStatus(pid: number): Promise<(field: string) => number> {
+  const status = await Bun.file(`/proc/${pid}/status`).text();
+  return (field) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? 0) * 1024;
+}
+
 /** Peak resident set of a live process (VmHWM: the kernel's own high-water mark, nothing missed between samples). */
 export async function peakRss(pid: number): Promise<number> {
-  const status = await Bun.file(`/proc/${pid}/status`).text();
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+  return (await memoryStatus(pid))("VmHWM");
+}
+
+/**
+ * Resident memory of a live process now, not its high-water mark: anonymous memory is the heaps'; file pages are the
+ * binary's and SQLite's shared WAL index, which the kernel may take back at any time.
+ */
+export async function residentNow(pid: number): Promise<{ rss: number; anon: number; file: number }> {
+  const field = await memoryStatus(pid);
+  return { rss: field("VmRSS"), anon: field("RssAnon"), file: field("RssFile") + field("RssShmem") };
 }
 
 /** The fields of a /proc/<pid>/stat (or task) line after the command name, from `state` (field 3) on. */

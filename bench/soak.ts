@@ -9,7 +9,17 @@
  *   bun bench/soak.ts [--rate 2000] [--minutes 20] [--every 30] [--nodes 200] [--pods-per-node 50]
  */
 import { parseArgs } from "node:util";
-import { allocatorLine, cpuSeconds, fmt, Kubemeta, machine, metricSum, mib, startNatsBench } from "./processes.ts";
+import {
+  allocatorLine,
+  cpuSeconds,
+  fmt,
+  Kubemeta,
+  machine,
+  metricSum,
+  mib,
+  residentNow,
+  startNatsBench,
+} from "./processes.ts";
 
 const { values } = parseArgs({
   options: {
@@ -22,16 +32,6 @@ const { values } = parseArgs({
 });
 const durationMs = Number(values.minutes) * 60_000;
 const everyMs = Number(values.every) * 1000;
-
-/**
- * Resident memory now, not the high-water mark: what is kept, as time goes on. Anonymous memory is the heaps'; file
- * pages are the binary's and SQLite's shared WAL index, which the kernel may take back at any time.
- */
-async function resident(pid: number): Promise<{ rss: number; anon: number; file: number }> {
-  const status = await Bun.file(`/proc/${pid}/status`).text();
-  const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
-  return { rss: kib("VmRSS"), anon: kib("RssAnon"), file: kib("RssFile") + kib("RssShmem") };
-}
 
 /** The least-squares slope of y over x: a trend that one noisy sample at either end does not make. */
 function slope(points: [x: number, y: number][]): number {
@@ -66,7 +66,7 @@ try {
     const text = await kubemeta.metrics();
     const events = metricSum(text, "kubemeta_source_events_total");
     const minutes = (performance.now() - started) / 60_000;
-    const memory = await resident(kubemeta.proc.pid);
+    const memory = await residentNow(kubemeta.proc.pid);
     samples.push({ minutes, rss: memory.rss });
     const pruned = metricSum(text, "kubemeta_store_pruned_updates_total");
     console.log(

@@ -11,15 +11,9 @@
  * the settings, and what the second one does.
  */
 import { expect, test } from "bun:test";
-import { runBun } from "./reliability-process.ts";
+import { IMAGE_ALLOCATOR, runBun } from "./reliability-process.ts";
 
-const containerfile = await Bun.file(new URL("../Containerfile", import.meta.url)).text();
-/** The image's value of an allocator setting. */
-const imageSetting = (name: string) => new RegExp(`\\b${name}=(\\S+)`).exec(containerfile)?.[1];
-const image = {
-  MIMALLOC_PURGE_DELAY: imageSetting("MIMALLOC_PURGE_DELAY")!,
-  MIMALLOC_PURGE_HOLES: imageSetting("MIMALLOC_PURGE_HOLES")!,
-};
+const image = IMAGE_ALLOCATOR as { MIMALLOC_PURGE_DELAY: string; MIMALLOC_PURGE_HOLES: string };
 
 /** A fresh Bun process's environment: this one's without the allocator's settings, and `env`. */
 function childEnv(env: Record<string, string>): Record<string, string | undefined> {

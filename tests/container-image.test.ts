@@ -9,7 +9,7 @@ import { basename, join, relative } from "node:path";
 import { startTestApiServer } from "../simulator/index.ts";
 import { populate } from "../simulator/population.ts";
 import { tempDir, waitFor } from "../testing/index.ts";
-import { exitWithin, MAIN, Output } from "./reliability-process.ts";
+import { exitWithin, IMAGE_ENV, MAIN, Output } from "./reliability-process.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -99,19 +99,6 @@ test("deploy/: liveness counts once kubemeta listens, and the start may take min
   }
 });
 
-/** `ENV` of the Containerfile: what the image sets for the process. */
-async function containerEnv(): Promise<Record<string, string>> {
-  const text = await readFile(join(ROOT, "Containerfile"), "utf8");
-  const env: Record<string, string> = {};
-  for (const line of text.split("\n").filter((l) => l.startsWith("ENV "))) {
-    for (const pair of line.slice(4).trim().split(/\s+/)) {
-      const [key, value] = pair.split("=");
-      env[key!] = value ?? "";
-    }
-  }
-  return env;
-}
-
 const isolated =
   process.getuid?.() === 0 &&
   Bun.which("unshare") !== null &&
@@ -157,7 +144,7 @@ test.skipIf(!isolated)(
     const app = join(work, "app");
     await mkdir(app);
     const inApp = (path: string) => (path.startsWith(`${ROOT}/`) ? join(app, relative(ROOT, path)) : path);
-    const env: Record<string, string> = { ...(await containerEnv()), PATH: "/usr/bin:/bin", HOME: home };
+    const env: Record<string, string> = { ...IMAGE_ENV, PATH: "/usr/bin:/bin", HOME: home };
     expect(env.BUN_RUNTIME_TRANSPILER_CACHE_PATH).toBe("0");
     env.TMPDIR = tmp; // /tmp in the container
     const script = [

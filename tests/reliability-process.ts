@@ -4,6 +4,26 @@ import { join } from "node:path";
 export const MAIN = join(import.meta.dir, "..", "main.ts");
 export const SDK = join(import.meta.dir, "..", "sdk", "index.ts");
 
+/** `ENV` of the Containerfile: what the image sets for the process. */
+export const IMAGE_ENV: Readonly<Record<string, string>> = Object.fromEntries(
+  (await Bun.file(join(import.meta.dir, "..", "Containerfile")).text())
+    .split("\n")
+    .filter((line) => line.startsWith("ENV "))
+    .flatMap((line) => line.slice(4).trim().split(/\s+/))
+    .map((pair) => {
+      const [key, value] = pair.split("=");
+      return [key!, value ?? ""];
+    }),
+);
+
+/**
+ * The allocator's settings the image gives kubemeta: every `MIMALLOC_*` of IMAGE_ENV (README "Memory in a container"
+ * says why), for tests and benches that run kubemeta as deployed.
+ */
+export const IMAGE_ALLOCATOR: Readonly<Record<string, string>> = Object.fromEntries(
+  Object.entries(IMAGE_ENV).filter(([name]) => name.startsWith("MIMALLOC_")),
+);
+
 /** Everything a stream has written so far, read in the background. */
 export class Output {
   text = "";
