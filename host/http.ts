@@ -35,6 +35,25 @@ export interface HttpServer {
 /** Probes carry no credentials; everything else, whoever mounted it, needs a token when tokens are configured. */
 const OPEN_PATHS = new Set(["/healthz", "/readyz"]);
 
+type BunServer = ReturnType<typeof Bun.serve>;
+
+/**
+ * Bun gives a request without a `Host` header (HTTP/1.0 health checkers send none) a URL of its path alone, where
+ * Hono reads the path after a scheme and a host: `GET /healthz` was routed as `z`. Such a request is handed on with
+ * its URL made whole; the server `c.env` names still answers for the request Bun knows (its connection's timeout,
+ * its peer's address), which a copy is not.
+ */
+function withWholeUrl(request: Request, server: BunServer): [Request, Pick<BunServer, "timeout" | "requestIP">] {
+  if (!request.url.startsWith("/")) return [request, server];
+  return [
+    new Request(new URL(request.url, server.url).href, request),
+    {
+      timeout: (_, seconds) => server.timeout(request, seconds),
+      requestIP: () => server.requestIP(request),
+    },
+  ];
+}
+
 /** Addresses only this machine can reach; any other listener without tokens serves whoever reaches the port. */
 function isLoopback(address: string): boolean {
   return address === "localhost" || address === "::1" || address === "[::1]" || /^127\./.test(address);
@@ -114,7 +133,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
         port: config.port,
         idleTimeout: config.idleTimeout,
         tls: config.tls && { cert: Bun.file(config.tls.cert), key: Bun.file(config.tls.key) },
-        fetch: app.fetch,
+        fetch: (request, bunServer) => app.fetch(...withWholeUrl(request, bunServer)),
       });
       logger.info("http listening", { url: server.url.href, tls: Boolean(config.tls), auth: config.tokens.length > 0 });
       if (config.tokens.length === 0 && !isLoopback(config.address))

@@ -1,9 +1,12 @@
 /**
- * Bun.serve quirks (1.4.4) that /v1/watch works around, shown on a bare server so a Bun
- * upgrade that changes them is noticed: no response headers before the first body byte,
- * and the idle timeout cutting a streaming response that is quiet but still wanted.
+ * Bun.serve quirks (1.4.4) that the listener and /v1/watch work around, shown on a bare server so a Bun
+ * upgrade that changes them is noticed: no response headers before the first body byte, the idle timeout
+ * cutting a streaming response that is quiet but still wanted, and a request without a Host header given a URL
+ * of its path alone.
  */
 import { afterEach, expect, test } from "bun:test";
+import { rawRequest } from "./security-raw.ts";
+import { waitFor } from "../testing/index.ts";
 
 const servers: ReturnType<typeof Bun.serve>[] = [];
 afterEach(() => {
@@ -75,3 +78,17 @@ test("Bun.serve's idleTimeout cuts a quiet streaming response; server.timeout(re
   expect(cut).toBeLessThan(6.5);
   expect(exempt).toBe("open");
 }, 30_000);
+
+test("Bun.serve gives a request without a Host header a URL of its path alone, which a URL parser refuses", async () => {
+  const server = serve({ hostname: "127.0.0.1", port: 0, fetch: (request) => new Response(request.url) });
+  const urlSeen = async (head: string, withoutHost: boolean) => {
+    const exchange = await rawRequest(server.url.href, head, { withoutHost });
+    const text = await waitFor(() => /\r\n\r\n(.+)$/.exec(exchange.text())?.[1], 5000, `the answer to ${head}`);
+    exchange.close();
+    return text;
+  };
+  expect(await urlSeen("GET /healthz?probe=1 HTTP/1.0", true)).toBe("/healthz?probe=1");
+  expect(await urlSeen("GET /healthz HTTP/1.1\r\nHost: \r\nConnection: close", true)).toBe("/healthz");
+  expect(() => new URL("/healthz")).toThrow();
+  expect(await urlSeen("GET /healthz HTTP/1.0", false)).toBe(`${server.url.href}healthz`);
+});

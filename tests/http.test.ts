@@ -4,8 +4,9 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ConfigError, resolveConfig } from "../host/config.ts";
 import { testPki } from "../simulator/certs.ts";
-import { rawPod, startTestHost, tempDir, type TestHost } from "../testing/index.ts";
+import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
 import { openSse } from "./sse-client.ts";
+import { rawRequest } from "./security-raw.ts";
 import { builtins } from "../plugins/index.ts";
 
 const TOKEN_A = "token-a-0123456789abcdef";
@@ -162,6 +163,32 @@ describe("listener", () => {
       (e: ConfigError) => e,
     );
     expect((error as ConfigError).issues[0]!.path).toBe("http.idleTimeout");
+  });
+
+  test("a request without a Host header (an HTTP/1.0 health checker's) reaches its route, tokens checked", async () => {
+    const th = await host({ tokens: ["${KUBEMETA_TEST_TOKEN_A}"] });
+    await th.changes.apply("pods", "ADDED", rawPod("web-0", { node: "n1" }));
+    await th.changes.flush();
+    const answer = async (head: string) => {
+      const exchange = await rawRequest(th.url, head, { withoutHost: true });
+      const answered = () => {
+        const text = exchange.text();
+        const bodyStart = text.indexOf("\r\n\r\n") + 4;
+        const length = /content-length: (\d+)/i.exec(text)?.[1];
+        if (bodyStart < 4 || length === undefined || text.length - bodyStart < Number(length)) return undefined;
+        return { status: Number(text.split(" ")[1]), body: text.slice(bodyStart) };
+      };
+      const response = await waitFor(answered, 5000, `the answer to ${head}`);
+      exchange.close();
+      return response;
+    };
+    expect(await answer("GET /healthz HTTP/1.0")).toEqual({ status: 200, body: "ok\n" });
+    expect((await answer("GET /v1/objects?kind=Pod HTTP/1.0")).status).toBe(401);
+    const objects = await answer(`GET /v1/updates?stream=node/n1 HTTP/1.0\r\nAuthorization: Bearer ${TOKEN_A}`);
+    expect([objects.status, JSON.parse(objects.body).items.map((u: { name: string }) => u.name)]).toEqual([
+      200,
+      ["web-0"],
+    ]);
   });
 
   test("an unknown route is a JSON 404", async () => {

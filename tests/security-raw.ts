@@ -1,6 +1,6 @@
 /**
  * HTTP over a plain socket, for what fetch will not do: a GET with a body, a request from another loopback
- * address, and more connections at once than Bun's fetch holds (256).
+ * address or without a Host header, and more connections at once than Bun's fetch holds (256).
  */
 import { connect } from "node:net";
 import { waitFor } from "../testing/index.ts";
@@ -13,11 +13,14 @@ export interface RawExchange {
   close(): void;
 }
 
-/** Sends `head` (the request line and headers, without the blank line) and `body` on a new connection. */
+/**
+ * Sends `head` (the request line and headers, without the blank line), a Host header unless `withoutHost`, and
+ * `body` on a new connection.
+ */
 export async function rawRequest(
   base: string,
   head: string,
-  options: { body?: string; localAddress?: string } = {},
+  options: { body?: string; localAddress?: string; withoutHost?: boolean } = {},
 ): Promise<RawExchange> {
   const url = new URL(base);
   const socket = connect({ host: url.hostname, port: Number(url.port), localAddress: options.localAddress });
@@ -27,7 +30,8 @@ export async function rawRequest(
     text += chunk.toString();
   });
   socket.on("error", () => {});
-  socket.write(`${head}\r\nHost: ${url.host}\r\n\r\n${options.body ?? ""}`);
+  const host = options.withoutHost ? "" : `\r\nHost: ${url.host}`;
+  socket.write(`${head}${host}\r\n\r\n${options.body ?? ""}`);
   return {
     text: () => text,
     async status() {
