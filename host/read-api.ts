@@ -11,7 +11,8 @@
  * among the snapshots read at once (sdk/http.ts HTTP_SNAPSHOT_READS), sending nothing through
  * no fault of its client, is it exempt.
  * A failure before the first byte gets the status it always had; after it, the response is
- * aborted, so the client sees a failed read, never a shorter body that still parses.
+ * aborted, so the client sees a failed read, never a shorter body that still parses. A new store
+ * answers 503 until its sources have synced, as its SSE and NATS resets wait for them.
  */
 import * as v from "valibot";
 import type { Context, Hono } from "hono";
@@ -132,9 +133,17 @@ function objectsBody(epoch: string, pages: AsyncGenerator<Page>, signal: AbortSi
 
 /** Mounts /v1/objects and /v1/updates on the shared app; `idleTimeout` is the listener's (seconds, 0 for none). */
 export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeout: number): void {
+  /** A new store's first sync is over (CommittedLog.whole): until then its state is what the first lists brought. */
+  let whole = false;
+  void log.whole().then(() => {
+    whole = true;
+  });
+
   app.get("/v1/objects", async (c) => {
     const query = parseQuery(c, objectsQuery);
     if (!query.ok) return query.response;
+    // A client that reconciles its view with a partial state (after a new epoch) would drop what is not listed yet.
+    if (!whole) return retryLater(c, "the store's first sync is under way; ask again later");
     const { kind, namespace, node, stream } = query.value;
     const { signal } = c.req.raw;
     const pages = readObjectPages(log, { stream, namespace, node }, kind, signal);

@@ -1,7 +1,7 @@
 /**
- * A new store (first start, wiped store) holds its state back from resets until the sources have synced: a client
- * that reconciles its cache with a reset (other epoch) would otherwise delete every object not listed yet, then see
- * it added again. A store that held updates when it opened serves its state at once.
+ * A new store (first start, wiped store) holds its state back from resets and /v1/objects until the sources have
+ * synced: a client that reconciles its cache with a reset (other epoch) would otherwise delete every object not
+ * listed yet, then see it added again. A store that held updates when it opened serves its state at once.
  */
 import { afterEach, expect, test } from "bun:test";
 import type { ReplayChunk } from "../protocol/replay.ts";
@@ -58,6 +58,40 @@ test("SSE: a store that held updates when it opened resets at once, before its s
   } finally {
     sse.close();
   }
+});
+
+test("GET /v1/objects: a new store answers 503 until the sources synced, then the whole state", async () => {
+  host = await startTestHost({ sinks: [{ type: "sse" }], holdSync: true });
+  await host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  await host.changes.flush();
+  const refused = await fetch(`${host.url}/v1/objects`);
+  expect([refused.status, refused.headers.get("retry-after"), await refused.json()]).toEqual([
+    503,
+    "5",
+    { error: "the store's first sync is under way; ask again later" },
+  ]);
+  // A bad request is still a bad request.
+  expect((await fetch(`${host.url}/v1/objects?namespace=Not_A_Namespace`)).status).toBe(400);
+  await host.changes.apply("pods", "ADDED", rawPod("b", { node: "n1" }));
+  await host.changes.flush();
+  host.synced();
+  const state = await waitFor(async () => {
+    const response = await fetch(`${host!.url}/v1/objects`);
+    return response.status === 200 ? ((await response.json()) as { items: { name: string }[] }) : undefined;
+  });
+  expect(state.items.map((item) => item.name)).toEqual(["a", "b"]);
+});
+
+test("GET /v1/objects: a store that held updates when it opened answers at once, before its sources synced", async () => {
+  const dir = await tempDir();
+  host = await startTestHost({ dir, sinks: [{ type: "sse" }] });
+  await host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  await host.changes.flush();
+  await host.stop();
+  host = await startTestHost({ dir, sinks: [{ type: "sse" }], holdSync: true });
+  const response = await fetch(`${host.url}/v1/objects`);
+  expect([response.status, ((await response.json()) as { items: unknown[] }).items.length]).toEqual([200, 1]);
+  expect((await fetch(`${host.url}/readyz`)).status).toBe(503);
 });
 
 test("NATS: a new store's reset is 'ask again later' until the sources synced, then the whole state", async () => {

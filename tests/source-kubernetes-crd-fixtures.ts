@@ -59,6 +59,13 @@ export async function readiness(host: TestHost): Promise<{ status: number; waiti
   return { status: response.status, waiting: ((await response.json()) as { waiting: string[] }).waiting };
 }
 
+/** The names of the `kind` updates in the log: what was committed, before the sources synced too. */
+export async function loggedNames(host: TestHost, kind: string): Promise<string[]> {
+  const { items } = (await (await fetch(`${host.url}/v1/updates?stream=all`)).json()) as { items: Envelope[] };
+  return items.filter((item) => item.kind === kind).map((item) => item.name);
+}
+
+/** The names of the current `kind` objects (/v1/objects: once the sources of a new store synced). */
 export async function storedNames(host: TestHost, kind: string): Promise<string[]> {
   const { items } = (await (await fetch(`${host.url}/v1/objects?kind=${kind}`)).json()) as { items: Envelope[] };
   return items.map((item) => item.name).sort();

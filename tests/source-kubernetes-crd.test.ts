@@ -24,6 +24,7 @@ import {
   NOT_SERVED,
   readiness,
   ready,
+  loggedNames,
   storedNames,
   updatesAfter,
   withServer,
@@ -164,8 +165,8 @@ describe("in a host", () => {
         try {
           await waitFor(async () => (await readiness(host)).waiting.includes(`source kubernetes: ${NOT_SERVED}`));
           expect((await readiness(host)).status).toBe(503);
-          // The built-in is watched meanwhile; the missing resource holds back readiness only.
-          await waitFor(async () => (await storedNames(host, "Namespace")).includes("default"));
+          // The built-in is watched meanwhile; the missing resource holds back readiness (and /v1/objects) only.
+          await waitFor(async () => (await loggedNames(host, "Namespace")).includes("default"));
 
           // Not an error loop: each look waits at least half the interval (100, then 200 ms).
           const before = discoveries(server);
