@@ -99,8 +99,8 @@ export function parseReplayRequest(payload: string): ReplayRequest {
   // null, as encoders write an unset optional field, is absent.
   const to = result.output.to ?? undefined;
   const request: ReplayRequest = { stream, to };
+  // A `to` before `from` is refused by the responder once `from` is known to be of its log: after a new epoch the
+  // versions start over, and a consumer's `to` (the prev that showed the gap) is often below its old `from`.
   if (from) request.from = parsePosition(from);
-  if (request.from && to !== undefined && to < request.from.version)
-    throw new MalformedRequestError("to is before from");
   return request;
 }

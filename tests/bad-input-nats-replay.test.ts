@@ -50,7 +50,6 @@ const MALFORMED: Array<[string, string]> = [
   ["to a fraction", '{"stream":"all","to":1.5}'],
   ["to a string", '{"stream":"all","to":"3"}'],
   ["to huge", '{"stream":"all","to":1e300}'],
-  ["to before from", '{"stream":"all","from":"abc:9","to":3}'],
   ["1 MiB that is not JSON", "x".repeat(MiB)],
   ["1 MiB of nested arrays", `${"[".repeat(MiB / 2)}${"]".repeat(MiB / 2)}`],
   ["a 1 MiB stream name", JSON.stringify({ stream: `node/${"a".repeat(MiB)}` })],
@@ -115,16 +114,19 @@ describe("bad replay requests", () => {
       const head = th.host.log.head();
       const stream = `node/${NODES[0]}`;
       const expected = await truth(th, stream);
-      const future: Array<[string, ResetReason]> = [
+      const future: Array<[string, ResetReason, number?]> = [
         [`${th.host.epoch}:${head + 1}`, "ahead-of-log"],
         [`${th.host.epoch}:999999999999999`, "ahead-of-log"],
         [`ffffffffffffffff:${head + 5}`, "other-epoch"],
         [`${th.host.epoch}x:${head}`, "other-epoch"],
         // Any visible ASCII text without a colon is an epoch: a 1 MiB one is another epoch, not an error.
         [`${"e".repeat(MiB)}:1`, "other-epoch"],
+        // A `to` below such a `from` (after a new epoch, the prev that showed the gap) is no error: a reset.
+        [`ffffffffffffffff:${head + 5}`, "other-epoch", 3],
+        [`${th.host.epoch}:${head + 7}`, "ahead-of-log", head],
       ];
       // Ahead of the head is waited for 2 s first (sdk/resume.ts): a reply comes after that.
-      const replies = await Promise.all(future.map(([from]) => replay(nc, REPLAY, { stream, from }, 3_000)));
+      const replies = await Promise.all(future.map(([from, , to]) => replay(nc, REPLAY, { stream, from, to }, 3_000)));
       replies.forEach((chunks, i) => {
         const from = future[i]![0].slice(0, 40);
         expect({ from, reset: chunks[0]!.reset }).toEqual({ from, reset: future[i]![1] });
@@ -132,6 +134,20 @@ describe("bad replay requests", () => {
         expect(chunks.at(-1)!.through).toBe(head);
         expect(new Map(chunks.flatMap((c) => c.updates).map((e) => [e.uid, e.version]))).toEqual(expected);
       });
+    },
+    SLOW_MS,
+  );
+
+  test(
+    "`to` before a `from` of this log is an error chunk, counted as malformed",
+    async () => {
+      const { th, nc } = suite;
+      const before = malformedCount(th.host.metrics.render());
+      const chunks = await replay(nc, REPLAY, { stream: ALL, from: `${th.host.epoch}:9`, to: 3 });
+      expect(chunks).toEqual([
+        expect.objectContaining({ seq: 0, last: true, updates: [], error: "to is before from" }),
+      ]);
+      await waitFor(() => malformedCount(th.host.metrics.render()) === before + 1, 2_000, "the request counted");
     },
     SLOW_MS,
   );

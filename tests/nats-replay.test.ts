@@ -184,7 +184,7 @@ describe("replay", () => {
         "{}",
         '{"stream":"node/Bad_Name"}',
         '{"stream":"all","from":"nope"}',
-        '{"stream":"all","from":"x:9","to":3}',
+        `{"stream":"all","from":"${th.host.epoch}:9","to":3}`,
       ];
       for (const payload of bad) {
         const chunks = await replay(nc, REPLAY, payload);

@@ -174,7 +174,11 @@ export function serveReplay(options: ResponderOptions): Responder {
         } finally {
           endTurn();
         }
-      } else await content.sendUpdates(request, request.from!.version, writer);
+      } else {
+        const from = request.from!.version;
+        if (request.to !== undefined && request.to < from) throw new MalformedRequestError("to is before from");
+        await content.sendUpdates(request, from, writer);
+      }
     } catch (error) {
       const malformed = error instanceof MalformedRequestError;
       count(malformed ? "malformed" : "failed", replies.length);
