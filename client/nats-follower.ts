@@ -56,6 +56,8 @@ export class Follower {
    * the objects too large to send, as every consumer's does.
    */
   private leftOut = false;
+  /** The last reply began with a reset (its chunk 0 said so): the stream's state, whatever `from` was. */
+  private replyWasReset = false;
   private readonly subscription: NatsSubscription;
 
   constructor(
@@ -204,7 +206,8 @@ export class Follower {
       }
       // Messages of another epoch still waiting were sent before the state the replay brought.
       this.pending.splice(0, this.pending.length, ...this.pending.filter((e) => e.epoch === cache.epoch));
-      if (this.leftOut && from !== null) {
+      // A reset leaves out what no message can hold, as every consumer's does: only a replay's gaps need the state.
+      if (this.leftOut && !this.replyWasReset) {
         this.leftOut = false;
         fresh = true;
         cache.report(new Error(`a replay of ${cache.stream} left versions out; asking for the stream's state`));
@@ -230,6 +233,7 @@ export class Follower {
 
   private take(chunk: ReplayChunk): void {
     const { cache } = this;
+    if (chunk.seq === 0) this.replyWasReset = chunk.reset !== undefined;
     if (chunk.seq === 0 && chunk.reset) cache.beginReset(chunk.reset);
     if (chunk.oversized?.length) {
       this.leftOut = true;

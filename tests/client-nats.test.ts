@@ -248,6 +248,46 @@ test(
 );
 
 test(
+  "a reset after a new epoch that leaves an oversized object out is the stream's state: no second reset follows",
+  async () => {
+    const maxPayload = 4096;
+    const small = await startNatsServer({ maxPayload });
+    const wide = {
+      labels: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`example.com/l-${i}`, "v".repeat(40)])),
+    };
+    const populate = async (th: TestHost) => {
+      await th.changes.apply("pods", "ADDED", rawPod("too-large-for-a-message", wide));
+      await th.changes.apply("pods", "ADDED", rawPod("fits"));
+      await th.changes.flush();
+    };
+    try {
+      const first = await startNatsHost(small);
+      await populate(first);
+      const nc = await client(small);
+      const r = recorder();
+      const retry = { initialMs: 20, maxMs: 200 };
+      const subscription = subscribeNats({ nc, cluster: CLUSTER, streams: [ALL], replayTimeoutMs: 1_000, retry, ...r });
+      await subscription.synced;
+      await first.destroy();
+      const second = await startNatsHost(small, { dir: await tempDir() });
+      await populate(second);
+      await waitFor(() => r.synced.some((info) => info.epoch === second.host.epoch), 10_000, "the new epoch synced");
+      expect(r.resets.map((info) => [info.reason, info.previousEpoch, info.epoch])).toEqual([
+        ["no-resume-point", undefined, first.host.epoch],
+        ["other-epoch", first.host.epoch, second.host.epoch],
+      ]);
+      expect([...subscription.objects(ALL).values()].map((e) => e.name)).toEqual(["fits"]);
+      await subscription.stop();
+      await nc.close();
+      await second.destroy();
+    } finally {
+      await small.destroy();
+    }
+  },
+  SLOW_MS,
+);
+
+test(
   "streams are checked before anything is subscribed: " + "an illegal node name leaves no subscription open",
   async () => {
     const nc = await client(server);
