@@ -4,7 +4,7 @@
  */
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, resolveConfig, type Config } from "../host/config.ts";
-import { checkConfig, type Host, ShutdownTimedOut, StartFailed, startHost } from "../host/host.ts";
+import { checkConfig, type Host, ShutdownTimedOut, StartAbandoned, StartFailed, startHost } from "../host/host.ts";
 import { createLogger } from "../host/logger.ts";
 import { guardProcess } from "../host/supervise.ts";
 import { type Demo, startDemo } from "./demo.ts";
@@ -103,10 +103,13 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
       process.stdout.write("config is valid\n");
       return 0;
     }
-    host = await startHost(config, { logger });
+    const stopAsked = new AbortController();
+    void signals.stop.then(() => stopAsked.abort());
+    host = await startHost(config, { logger, signal: stopAsked.signal });
   } catch (error) {
     // Already logged, naming what failed (the store, the Lease's kubeconfig) and the cause.
     if (error instanceof StartFailed) return 1;
+    if (error instanceof StartAbandoned) return 0;
     throw error;
   }
   guardProcess(logger, host.metrics);

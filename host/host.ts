@@ -19,7 +19,7 @@ import { createMetrics } from "./metrics.ts";
 import { watchEventLoop } from "./loop-lag.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
 import { supervise } from "./supervise.ts";
-import { TIMED_OUT, until } from "../protocol/retry.ts";
+import { aborted, TIMED_OUT, until } from "../protocol/retry.ts";
 import { startLeaderTerm, type LeaderTerm } from "./leader.ts";
 import { Terms } from "./leadership.ts";
 import { electorFor, startReplication, type Replication } from "./replication.ts";
@@ -55,6 +55,20 @@ const RELEASE_ON_TIMEOUT_MS = 2_000;
 
 export interface HostOptions {
   logger?: Logger;
+  /**
+   * Aborted when a stop is asked for while the host starts. Most of a start is short, and the stop comes once it is
+   * over; but a remote store that accepts the connection and never answers holds its open up to the store's
+   * `timeout` (a minute by default, unbounded over `ws://`), so that open is given up on: StartAbandoned.
+   */
+  signal?: AbortSignal;
+}
+
+/** A stop was asked for while the store was being opened: nothing started, nothing to stop. */
+export class StartAbandoned extends Error {
+  constructor() {
+    super("stopped while the store was being opened");
+    this.name = "StartAbandoned";
+  }
 }
 
 /** The host could not start; the cause is already logged, in one line that says what failed. */
@@ -86,13 +100,30 @@ function pluginContext(config: Config, logger: Logger, metrics: Metrics) {
 }
 
 /** Opens (creating or migrating) the config's store; one that cannot be opened is one error line, then thrown. */
-async function openStore(config: Config, context: ReturnType<typeof pluginContext>, logger: Logger) {
+async function openStore(
+  config: Config,
+  context: ReturnType<typeof pluginContext>,
+  logger: Logger,
+  signal?: AbortSignal,
+) {
   const { declaration, name } = config.store;
   const store: Store = declaration.create(config.store.config, context(name, "store"));
-  try {
+  const opening = (async () => {
     const state = await store.start();
     return { store, state, horizons: await store.horizons?.() };
+  })();
+  try {
+    const opened = await Promise.race([opening, signal ? aborted(signal) : new Promise<never>(() => {})]);
+    if (opened) return opened;
+    logger.info("stopped while the store was being opened", { store: name });
+    // Closed once its open ends, whichever way: the process is on its way out, and nothing waits for it.
+    void opening.then(
+      () => store.stop(),
+      () => store.stop(),
+    );
+    throw new StartAbandoned();
   } catch (error) {
+    if (error instanceof StartAbandoned) throw error;
     // Closes what the failed start left open; the cause worth reporting is the start's own.
     await store.stop().catch(() => {});
     logger.error("store cannot be opened", { store: name, type: declaration.type, error });
@@ -138,7 +169,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
 
   // The kubeconfig of the Lease is loaded before anything starts: a bad one stops nothing half-started.
   const elector = haElector(config, logger);
-  const { store, state, horizons } = await openStore(config, context, logger);
+  const { store, state, horizons } = await openStore(config, context, logger, options.signal);
   const { epoch, head, oldest } = state;
   // A new store's objects are whole once this process's sources have synced (leader.ts); with `ha` a follower cannot
   // tell when the leader's have, so snapshots are never held there (README, "Known limits").

@@ -139,3 +139,23 @@ test("SIGTERM while kubemeta loads its config stops it once started: exit 0, not
   expect(said).toContain('"msg":"http listening"');
   expect(said).toContain('"msg":"stopped"');
 });
+
+test("SIGTERM while a remote store never answers its open: kubemeta gives the open up and exits 0 at once", async () => {
+  dir ??= await tempDir("kubemeta-shutdown-");
+  // Accepts the store's connection and never answers: the open would wait out the store's timeout (60 s).
+  const accepted = Promise.withResolvers<void>();
+  const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { open: () => accepted.resolve(), data() {} } });
+  try {
+    await Bun.write(
+      join(dir, "silent-store.yaml"),
+      `store: { type: libsql, url: "http://127.0.0.1:${silent.port}" }\nhttp: { address: 127.0.0.1, port: 0 }\n`,
+    );
+    const kubemeta = spawn([process.execPath, "run", MAIN, "--config", "silent-store.yaml"]);
+    await Promise.race([accepted.promise, Bun.sleep(15_000)]);
+    kubemeta.child.kill("SIGTERM");
+    expect(await exitWithin(kubemeta.child, 5_000)).toBe(0);
+    expect(await kubemeta.stdout.all()).toContain('"msg":"stopped while the store was being opened"');
+  } finally {
+    silent.stop(true);
+  }
+});
