@@ -63,10 +63,10 @@ export interface HostOptions {
   signal?: AbortSignal;
 }
 
-/** A stop was asked for while the store was being opened: nothing started, nothing to stop. */
+/** A stop was asked for before the store was open: nothing started, nothing to stop. */
 export class StartAbandoned extends Error {
   constructor() {
-    super("stopped while the store was being opened");
+    super("stopped before the store was open");
     this.name = "StartAbandoned";
   }
 }
@@ -107,6 +107,11 @@ async function openStore(
   signal?: AbortSignal,
 ) {
   const { declaration, name } = config.store;
+  const abandon = () => {
+    logger.info("stopped before the store was open", { store: name });
+    return new StartAbandoned();
+  };
+  if (signal?.aborted) throw abandon();
   const store: Store = declaration.create(config.store.config, context(name, "store"));
   const opening = (async () => {
     const state = await store.start();
@@ -115,13 +120,12 @@ async function openStore(
   try {
     const opened = await Promise.race([opening, signal ? aborted(signal) : new Promise<never>(() => {})]);
     if (opened) return opened;
-    logger.info("stopped while the store was being opened", { store: name });
     // Closed once its open ends, whichever way: the process is on its way out, and nothing waits for it.
     void opening.then(
       () => store.stop(),
       () => store.stop(),
     );
-    throw new StartAbandoned();
+    throw abandon();
   } catch (error) {
     if (error instanceof StartAbandoned) throw error;
     // Closes what the failed start left open; the cause worth reporting is the start's own.

@@ -115,7 +115,7 @@ test("SIGTERM while commits fail: exit 1 after shutdownTimeout, naming what is u
 
 // The window held open here is the config's reading; the modules' loading before it is covered the same way (main.ts
 // listens before it loads anything), but cannot be held open from outside.
-test("SIGTERM while kubemeta loads its config stops it once started: exit 0, not killed by the signal", async () => {
+test("SIGTERM while kubemeta loads its config stops it before its store opens: exit 0, not killed by the signal", async () => {
   dir ??= await tempDir("kubemeta-shutdown-");
   const fifo = join(dir, "early.yaml");
   expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
@@ -136,8 +136,8 @@ test("SIGTERM while kubemeta loads its config stops it once started: exit 0, not
   await writer.stdin.end();
   expect(await exitWithin(kubemeta.child, 20_000)).toBe(0);
   const said = await kubemeta.stdout.all();
-  expect(said).toContain('"msg":"http listening"');
-  expect(said).toContain('"msg":"stopped"');
+  expect(said).toContain('"msg":"stopped before the store was open"');
+  expect(said).not.toContain('"msg":"http listening"');
 });
 
 test("SIGTERM while a remote store never answers its open: kubemeta gives the open up and exits 0 at once", async () => {
@@ -154,7 +154,7 @@ test("SIGTERM while a remote store never answers its open: kubemeta gives the op
     await Promise.race([accepted.promise, Bun.sleep(15_000)]);
     kubemeta.child.kill("SIGTERM");
     expect(await exitWithin(kubemeta.child, 5_000)).toBe(0);
-    expect(await kubemeta.stdout.all()).toContain('"msg":"stopped while the store was being opened"');
+    expect(await kubemeta.stdout.all()).toContain('"msg":"stopped before the store was open"');
   } finally {
     silent.stop(true);
   }
