@@ -51,9 +51,11 @@ export async function loadConfig(path: string, options: Omit<ResolveOptions, "ba
   try {
     raw = format === "json" ? JSON.parse(text) : Bun.YAML.parse(text);
   } catch (error) {
-    // Neither of Bun's parsers says where: client-node's does, without quoting the file (it may hold secrets).
+    // Neither of Bun's parsers says where: client-node's does, without quoting the file (it may hold secrets). JSON's
+    // names the word it stopped at (`Unexpected identifier "…"`), a token written without its quotes maybe: left out.
+    const what = (error as Error).message.replace(/\s*"(?:[^"\\]|\\.)*"/g, "");
     const where = yamlProblemOf(text) ?? "";
-    throw new ConfigError([{ path: "", message: `cannot parse ${path}: ${(error as Error).message}${where}` }]);
+    throw new ConfigError([{ path: "", message: `cannot parse ${path}: ${what}${where}` }]);
   }
   const duplicates = duplicateKeys(text, format);
   const config = await resolveConfig(raw ?? {}, { ...options, baseDir: dirname(resolve(path)) }).catch((error) => {

@@ -341,5 +341,15 @@ describe("config", () => {
       },
     ]);
     expect(JSON.stringify(broken)).not.toContain("secret-0123456789abcdef");
+    // JSON's parser names the word it stopped at: a token written without its quotes.
+    await Bun.write(join(dir, "bare.json"), '{"http": {"tokens": [secret-0123456789abcdef]}}');
+    const bare = await loadConfig(join(dir, "bare.json"), { registry: builtins }).catch((error: ConfigError) => error);
+    expect((bare as ConfigError).issues).toEqual([
+      {
+        path: "",
+        message: expect.stringMatching(/^cannot parse .*bare\.json: JSON Parse error: Unexpected identifier/),
+      },
+    ]);
+    expect(JSON.stringify(bare)).not.toContain("secret");
   });
 });
