@@ -182,12 +182,15 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   logger.info("store open", { epoch: state.epoch, head: state.head, oldest: state.oldest, cluster: config.cluster });
 
   const terms = new Terms();
+  let stopping: Promise<void> | undefined;
   let leader: LeaderTerm | undefined;
   let replication: Replication | undefined;
   // What the last commit (or poll of the store) said, not a write per probe: a probe's write would wait for the
   // store's write lock behind commits (and another process's lock, up to the busy timeout), and a remote store
   // would get a write per probe.
   const readiness = async (): Promise<Readiness> => {
+    // A load balancer sends no new reader here once the shutdown began (the listener still answers while sinks drain).
+    if (stopping) return { ready: false, waiting: ["shutting down"] };
     const waiting = replication ? replication.waiting() : (leader?.waiting() ?? ["starting"]);
     return { ready: waiting.length === 0, waiting };
   };
@@ -242,7 +245,6 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
     });
   }
 
-  let stopping: Promise<void> | undefined;
   return {
     epoch: state.epoch,
     log,
