@@ -4,6 +4,7 @@
  * at stop. Its config: tests/webhook-config.test.ts.
  */
 import { afterEach, expect, test } from "bun:test";
+import { createLogger } from "../host/logger.ts";
 import { sign, verify } from "../plugins/sinks/webhook/sign.ts";
 import { parseRetryAfter } from "../protocol/retry.ts";
 import type { KubeObject } from "../sdk/model.ts";
@@ -207,6 +208,24 @@ test("a receiver that does not answer in time is retried", async () => {
   host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
   await waitFor(() => receiver!.requests.length === 2 && receiver!.requests[1]!.status === 200, 5_000, "the retry");
   expect(counter(host, "kubemeta_webhook_failures_total", { sink: "webhook", reason: "timeout" })).toBe(1);
+});
+
+test("a receiver that cannot be reached: the log says why, never the URL's own credential", async () => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger({ write: (line) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  // A port nothing listens on any more: each connection is refused.
+  const closed = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const url = `http://127.0.0.1:${closed.port}/hooks/T0KEN-in-the-path-0123456789`;
+  closed.stop(true);
+  host = await startTestHost({ logger, sinks: [webhookSink(url)] });
+  host.changes.apply("pods", "ADDED", rawPod("web-1"));
+  const failed = await waitFor(
+    () => lines.find((line) => line.msg === "webhook delivery failed; retrying"),
+    5_000,
+    "a failed delivery logged",
+  );
+  expect(failed).toMatchObject({ reason: "network", detail: expect.stringMatching(/^ECONNREFUSED: /) });
+  expect(JSON.stringify(lines)).not.toContain("T0KEN-in-the-path");
 });
 
 test("Retry-After is read as seconds or as an HTTP date", () => {

@@ -40,7 +40,8 @@ const REFUSED = ["status_3xx", "status_408", "status_4xx", "status_429", "status
 
 type Attempt =
   | { ok: true }
-  | { ok: false; reason: (typeof NO_ANSWER)[number] | "stopped" }
+  /** `detail`: why the request got no answer (a refused connection, a certificate not trusted), for the log. */
+  | { ok: false; reason: (typeof NO_ANSWER)[number] | "stopped"; detail?: string }
   | {
       ok: false;
       reason: (typeof REFUSED)[number];
@@ -120,8 +121,11 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       duration.observe((performance.now() - started) / 1000, { sink, outcome: "error" });
       if (signal.aborted) return { ok: false, reason: "stopped" };
       if (timeout.aborted) return { ok: false, reason: "timeout" };
-      logger.debug("webhook request failed", { error });
-      return { ok: false, reason: "network" };
+      const { code, message } = error as { code?: unknown; message?: unknown };
+      // The URL may carry a credential in its path or query (many receivers' do): never in the log.
+      const said =
+        typeof code === "string" && !String(message).includes(code) ? `${code}: ${message}` : String(message);
+      return { ok: false, reason: "network", detail: redact(said.replaceAll(options.url, "[url]")).slice(0, 200) };
     }
   }
 
@@ -144,7 +148,8 @@ export function createDelivery(options: DeliveryOptions): Delivery {
         const failure = {
           id: request.id,
           reason: result.reason,
-          ...("status" in result ? { status: result.status, detail: result.detail } : {}),
+          ...("status" in result ? { status: result.status } : {}),
+          ...(result.detail ? { detail: result.detail } : {}),
         };
         if (result.reason === "status_4xx" && options.on4xx === "skip") {
           // A verdict on this batch, from a receiver that answers: nothing to hold a drain back.
