@@ -234,6 +234,19 @@ test("a store replaced under the replicas (another epoch and writer): each stops
   expect(objects.epoch).toBe("replacedepoch00001");
 }, 60_000);
 
+test("a store emptied under the replicas: the leader's commits are refused, and each stops, exit 1", async () => {
+  const { env, first, standby } = await twoReplicasUnderChurn(16);
+  const client = createClient({ url: env.store.url, authToken: STORE_TOKEN });
+  await client.execute("DROP TABLE meta");
+  client.close();
+  for (const replica of [standby, first]) {
+    expect(await replica.proc.exited).toBe(1);
+    const [line] = replica.out.lines("stopping: the store was replaced under this replica");
+    expect(JSON.stringify(line?.error)).toContain("its epoch is gone (the store is empty)");
+  }
+  expect(first.out.lines("store commit failed; retrying")).toEqual([]);
+}, 60_000);
+
 test("a follower that cannot read the store answers a position ahead of it with 'retry', not a RESET", async () => {
   const { env, first, standby } = await twoReplicasUnderChurn(17);
   const headOf = async (replica: Replica) =>

@@ -81,6 +81,18 @@ describe.each(BACKENDS)("libsql store (%s): fencing by term", (backend) => {
     expect(await next.position()).toEqual({ head: 0, oldest: 1, epoch: "" });
   });
 
+  test("a commit to a store emptied under its writer is fenced: the store is no longer its", async () => {
+    const { old, dir } = await twoWriters();
+    const client = createClient({ url: urlOf(dir) });
+    await client.execute("DROP TABLE meta");
+    client.close();
+    const refused = await failure(old.commit(batch(run(3, 3))));
+    expect(refused).toBeInstanceOf(WriterFencedError);
+    expect((refused as Error).message).toBe(
+      "commit refused: the store was emptied under this writer (its tables are gone)",
+    );
+  });
+
   test("the term is stored: a deposed writer that reopens the store is fenced again by the next lead()", async () => {
     const { old, next } = await twoWriters();
     await next.lead();

@@ -12,6 +12,22 @@ import type { Connections } from "./connection.ts";
 import { DELETE_UNPINNED, RAISE_HORIZON } from "./prune.ts";
 import { loadState, loadStreamIds } from "./read.ts";
 
+/** The store's own tables are gone: it was emptied (wiped, restored empty) while this process wrote to it. */
+function schemaGone(error: unknown): boolean {
+  return /no such table: (meta|updates|objects|streams)\b/.test((error as Error | undefined)?.message ?? "");
+}
+
+/**
+ * A store emptied under its writer is no longer that writer's: fenced as by another writer (isWriterFenced), so that
+ * it commits nothing more; with `ha` it then follows, finds the store's epoch gone and stops (StoreReplaced).
+ */
+class StoreEmptiedError extends WriterFencedError {
+  constructor(term: number) {
+    super(term, 0);
+    this.message = "commit refused: the store was emptied under this writer (its tables are gone)";
+  }
+}
+
 export class FencedWrites {
   /** Highest committed version, as this (only) writer left it. */
   private committedHead = 0;
@@ -83,7 +99,7 @@ export class FencedWrites {
           this.streamIds.settle(true);
         } else {
           this.streamIds.settle(false);
-          throw refused ? await this.refusal(c) : error;
+          throw refused ? await this.refusal(c) : schemaGone(error) ? new StoreEmptiedError(this.term) : error;
         }
       }
       this.commitSeconds.observe((performance.now() - started) / 1000);
