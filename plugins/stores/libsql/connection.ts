@@ -19,6 +19,7 @@ import { createClient, type Client } from "@libsql/client";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { keepSqliteAllocations } from "./malloc.ts";
+import { releaseClosedConnections } from "./release.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
 import { startCheckpointer, WAL_RESTART_BYTES } from "./checkpointer.ts";
 import { startWriterThread, type Writer, type WriterSetup } from "./writer.ts";
@@ -168,6 +169,9 @@ export async function openConnections(url: string, logger: Logger, remote: Remot
     async close() {
       await checkpointer.stop();
       reader.close();
+      // Closed, the reader stays open until its statements are collected (release.ts): collected now, the writer is
+      // the file's last connection, and its close folds the WAL in and removes it and the shared memory.
+      await releaseClosedConnections();
       await writer.close();
     },
   };
