@@ -1,6 +1,7 @@
 /** The `http` section: the one listener that the host and every plugin share. */
 import * as v from "valibot";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { createSecureContext } from "node:tls";
 import { duration, port } from "../sdk/schema.ts";
 
 const readableFile = v.pipe(
@@ -8,6 +9,36 @@ const readableFile = v.pipe(
   v.minLength(1),
   v.check((path) => existsSync(path), "file not found (paths are relative to the working directory)"),
 );
+
+const CERTIFICATE = /-----BEGIN CERTIFICATE-----/;
+const PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
+
+/** Whether the file exists and holds a PEM block matching `begin`. */
+function holdsPem(path: string, begin: RegExp): boolean {
+  return existsSync(path) && begin.test(readFileSync(path, "latin1"));
+}
+
+/**
+ * A file that exists and holds a PEM block matching `begin`: read at the check, so that a certificate and its key
+ * swapped is a config error, not a listener that cannot start.
+ */
+const pemFile = (begin: RegExp, holding: string) =>
+  v.pipe(
+    readableFile,
+    // A missing file is said once, above.
+    v.check((path) => !existsSync(path) || holdsPem(path, begin), `not a PEM file holding ${holding}`),
+  );
+
+/** Whether `key` is the private key of the certificate in `cert`; true where either file is wrong on its own. */
+function pairs(tls: { cert: string; key: string }): boolean {
+  if (!holdsPem(tls.cert, CERTIFICATE) || !holdsPem(tls.key, PRIVATE_KEY)) return true;
+  try {
+    createSecureContext({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Bun.serve takes whole seconds; 0 disables the timeout, and 255 s is its maximum. */
 const idleTimeout = v.pipe(
@@ -23,17 +54,28 @@ export const httpSchema = v.strictObject({
     v.pipe(
       v.strictObject({
         cert: v.pipe(
-          readableFile,
-          v.description("PEM certificate chain file; it must exist when the config is checked."),
+          pemFile(CERTIFICATE, "a certificate"),
+          v.description("PEM certificate chain file; it must exist and hold a certificate when the config is checked."),
         ),
-        key: v.pipe(readableFile, v.description("PEM private key file; it must exist when the config is checked.")),
+        key: v.pipe(
+          pemFile(PRIVATE_KEY, "a private key"),
+          v.description("PEM private key file, the certificate's; it must exist when the config is checked."),
+        ),
       }),
+      v.check(pairs, "the key is not the certificate's: they do not form a pair"),
       v.description("Serve HTTPS with this certificate and key; without it, plain HTTP."),
     ),
   ),
   tokens: v.optional(
     v.pipe(
-      v.array(v.pipe(v.string(), v.minLength(16, "a token needs at least 16 characters; use a long random value"))),
+      v.array(
+        v.pipe(
+          v.string(),
+          v.minLength(16, "a token needs at least 16 characters; use a long random value"),
+          // Sent as `Authorization: Bearer <token>`: a token with a space or a control character never matches.
+          v.regex(/^[\x21-\x7e]+$/, "a token is printable ASCII without spaces"),
+        ),
+      ),
       v.description(
         "Bearer tokens required on every path but `/healthz` and `/readyz` (plugin routes included), " +
           "at least 16 characters each, typically `${ENV_VAR}`s. Any one of them is enough, " +

@@ -108,6 +108,35 @@ describe("TLS", () => {
     ).catch((e: ConfigError) => e);
     expect((error as ConfigError).issues.map((i) => i.path)).toEqual(["http.tls.cert", "http.tls.key"]);
   });
+
+  test("a file that is not the PEM it should be, or a key not the certificate's, is a config error", async () => {
+    const pki = await testPki();
+    const issuesOf = async (tls: { cert: string; key: string }) => {
+      const error = await resolveConfig({ http: { tls } }, { baseDir: "/", registry: builtins }).catch(
+        (e: ConfigError) => e,
+      );
+      return error instanceof ConfigError ? error.issues.map((i) => `${i.path}: ${i.message}`) : [];
+    };
+    const { serverCertFile: cert, serverKeyFile: key, clientKeyFile: otherKey } = pki;
+    expect(await issuesOf({ cert, key })).toEqual([]);
+    expect(await issuesOf({ cert: key, key: cert })).toEqual([
+      "http.tls.cert: not a PEM file holding a certificate",
+      "http.tls.key: not a PEM file holding a private key",
+    ]);
+    expect(await issuesOf({ cert, key: otherKey })).toEqual([
+      "http.tls: the key is not the certificate's: they do not form a pair",
+    ]);
+  });
+
+  test("a token with a space (it could never be sent in a header) is a config error", async () => {
+    const error = await resolveConfig(
+      { http: { tokens: ["two words-0123456789"] } },
+      { baseDir: "/", registry: builtins },
+    ).catch((e: ConfigError) => e);
+    expect((error as ConfigError).issues).toEqual([
+      expect.objectContaining({ path: "http.tokens[0]", message: "a token is printable ASCII without spaces" }),
+    ]);
+  });
 });
 
 describe("CORS", () => {
