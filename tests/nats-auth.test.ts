@@ -63,6 +63,32 @@ test(
   SLOW_MS,
 );
 
+test(
+  "a user the server refuses some subjects: what the server says of each refused message is logged once a minute",
+  async () => {
+    const auth = { user: "kubemeta", password: "pa55word-0123", publishDeny: [`${PREFIX}.node.>`] };
+    const server = await startNatsServer({ auth });
+    cleanups.push(() => server.destroy());
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger({ write: (line) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const th = await startNatsHost(server, { sink: { user: auth.user, password: auth.password }, logger });
+    cleanups.push(() => th.destroy());
+    const nc = await connect({ servers: server.url, user: auth.user, pass: auth.password });
+    cleanups.push(() => nc.close());
+    const seen: Envelope[] = [];
+    nc.subscribe(`${PREFIX}.all`, { callback: (_e, msg) => void seen.push(msg.json<Envelope>()) });
+    await nc.flush();
+    for (let i = 0; i < 20; i++) await th.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: "n1" }));
+    await th.changes.flush();
+    // Each update's node message is refused; its message on `all` goes through.
+    await waitFor(() => seen.length === 20, 5_000, "every update on all");
+    await waitFor(() => lines.some((line) => line.msg === "NATS: error"), 5_000, "the refusal logged");
+    await nc.flush();
+    expect(lines.filter((line) => line.msg === "NATS: error")).toHaveLength(1);
+  },
+  SLOW_MS,
+);
+
 /** `url` with `userinfo` before its host, as a user writes credentials into a server URL. */
 const withUserinfo = (url: string, userinfo: string) => url.replace("nats://", `nats://${userinfo}@`);
 

@@ -13,7 +13,8 @@ export interface NatsServerOptions {
   maxPayload?: number;
   /** Enables JetStream with a store in the server's temp dir. */
   jetstream?: boolean;
-  auth?: { user: string; password: string } | { token: string } | { nkey: string };
+  /** `publishDeny`: subjects the user may not publish to (the server refuses each such message). */
+  auth?: { user: string; password: string; publishDeny?: string[] } | { token: string } | { nkey: string };
   /** Serve TLS with this certificate; `verify` requires client certificates signed by `caFile`. */
   tls?: { certFile: string; keyFile: string; caFile?: string; verify?: boolean };
 }
@@ -45,10 +46,12 @@ function renderConfig(options: NatsServerOptions, dir: string, port: number): st
     lines.push(`jetstream { store_dir: "${join(dir, "jetstream")}", max_memory_store: 64MB, max_file_store: 256MB }`);
   const { auth, tls } = options;
   if (auth && "token" in auth) lines.push(`authorization { token: ${JSON.stringify(auth.token)} }`);
-  if (auth && "user" in auth)
+  if (auth && "user" in auth) {
+    const deny = auth.publishDeny ? `, permissions: { publish: { deny: ${JSON.stringify(auth.publishDeny)} } }` : "";
     lines.push(
-      `authorization { users: [ { user: ${JSON.stringify(auth.user)}, password: ${JSON.stringify(auth.password)} } ] }`,
+      `authorization { users: [ { user: ${JSON.stringify(auth.user)}, password: ${JSON.stringify(auth.password)}${deny} } ] }`,
     );
+  }
   if (auth && "nkey" in auth) lines.push(`authorization { users: [ { nkey: ${JSON.stringify(auth.nkey)} } ] }`);
   if (tls) {
     const ca = tls.caFile ? `, ca_file: "${tls.caFile}"` : "";

@@ -15,7 +15,7 @@
  */
 import { connect, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
 import { aborted, Backoff, sleep } from "../../../protocol/retry.ts";
-import type { Logger } from "../../../sdk/telemetry.ts";
+import { rateLimitedWarn, type Logger } from "../../../sdk/telemetry.ts";
 import type { Gauge, Counter } from "../../../sdk/telemetry.ts";
 
 export interface ConnectionTelemetry {
@@ -113,6 +113,8 @@ function watch(
   telemetry.connected.set(1, labels);
   logger.info("connected to NATS", { server: nc.getServer(), maxPayload: nc.info?.max_payload });
 
+  // The server says so of every message it refuses (a publish permission missing on one subject): once a minute.
+  const serverSaid = rateLimitedWarn(logger);
   const closed = (async () => {
     for await (const status of nc.status()) {
       switch (status.type) {
@@ -142,7 +144,7 @@ function watch(
         case "error":
         case "slowConsumer":
         case "ldm":
-          logger.warn(
+          serverSaid(
             `NATS: ${status.type}`,
             status.type === "error"
               ? { error: status.error }
