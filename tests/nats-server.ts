@@ -48,9 +48,8 @@ function renderConfig(options: NatsServerOptions, dir: string, port: number): st
   if (auth && "token" in auth) lines.push(`authorization { token: ${JSON.stringify(auth.token)} }`);
   if (auth && "user" in auth) {
     const deny = auth.publishDeny ? `, permissions: { publish: { deny: ${JSON.stringify(auth.publishDeny)} } }` : "";
-    lines.push(
-      `authorization { users: [ { user: ${JSON.stringify(auth.user)}, password: ${JSON.stringify(auth.password)}${deny} } ] }`,
-    );
+    const user = `user: ${JSON.stringify(auth.user)}, password: ${JSON.stringify(auth.password)}${deny}`;
+    lines.push(`authorization { users: [ { ${user} } ] }`);
   }
   if (auth && "nkey" in auth) lines.push(`authorization { users: [ { nkey: ${JSON.stringify(auth.nkey)} } ] }`);
   if (tls) {
