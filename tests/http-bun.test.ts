@@ -79,7 +79,7 @@ test("Bun.serve's idleTimeout cuts a quiet streaming response; server.timeout(re
   expect(exempt).toBe("open");
 }, 30_000);
 
-test("Bun.serve gives a request without a Host header a URL of its path alone, which a URL parser refuses", async () => {
+test("Bun.serve gives a request without a Host header a URL of its path alone, no URL a parser takes", async () => {
   const server = serve({ hostname: "127.0.0.1", port: 0, fetch: (request) => new Response(request.url) });
   const urlSeen = async (head: string, withoutHost: boolean) => {
     const exchange = await rawRequest(server.url.href, head, { withoutHost });

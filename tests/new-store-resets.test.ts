@@ -82,7 +82,7 @@ test("GET /v1/objects: a new store answers 503 until the sources synced, then th
   expect(state.items.map((item) => item.name)).toEqual(["a", "b"]);
 });
 
-test("GET /v1/objects: a store that held updates when it opened answers at once, before its sources synced", async () => {
+test("GET /v1/objects: a store that held updates when it opened answers before its sources synced", async () => {
   const dir = await tempDir();
   host = await startTestHost({ dir, sinks: [{ type: "sse" }] });
   await host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));

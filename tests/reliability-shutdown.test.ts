@@ -115,7 +115,7 @@ test("SIGTERM while commits fail: exit 1 after shutdownTimeout, naming what is u
 
 // The window held open here is the config's reading; the modules' loading before it is covered the same way (main.ts
 // listens before it loads anything), but cannot be held open from outside.
-test("SIGTERM while kubemeta loads its config stops it before its store opens: exit 0, not killed by the signal", async () => {
+test("SIGTERM while kubemeta loads its config stops it before its store opens: exit 0, not killed", async () => {
   dir ??= await tempDir("kubemeta-shutdown-");
   const fifo = join(dir, "early.yaml");
   expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
@@ -140,7 +140,7 @@ test("SIGTERM while kubemeta loads its config stops it before its store opens: e
   expect(said).not.toContain('"msg":"http listening"');
 });
 
-test("SIGTERM while a remote store never answers its open: kubemeta gives the open up and exits 0 at once", async () => {
+test("SIGTERM while a remote store never answers its open: the open is given up, exit 0 at once", async () => {
   dir ??= await tempDir("kubemeta-shutdown-");
   // Accepts the store's connection and never answers: the open would wait out the store's timeout (60 s).
   const accepted = Promise.withResolvers<void>();
