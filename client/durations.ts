@@ -17,11 +17,22 @@ export function checkMs(name: string, value: number | undefined, zeroMeans?: str
   throw new RangeError(`${name}: ${value} is not a number of milliseconds from ${least} to ${MAX_TIMER_MS}${zero}`);
 }
 
-/** The same for a backoff's `initialMs` and `maxMs` under `name`, the first not above the second. */
-export function checkBackoff(name: string, backoff: { initialMs?: number; maxMs?: number } | undefined): void {
+export interface BackoffMs {
+  initialMs: number;
+  maxMs: number;
+}
+
+/**
+ * The same for a backoff's `initialMs` and `maxMs` under `name`, each given or its default, the first not above the
+ * second (an `initialMs` above the default `maxMs` too): the backoff to use.
+ */
+export function checkBackoff(name: string, backoff: Partial<BackoffMs> | undefined, defaults: BackoffMs): BackoffMs {
   checkMs(`${name}.initialMs`, backoff?.initialMs);
   checkMs(`${name}.maxMs`, backoff?.maxMs);
-  const { initialMs, maxMs } = backoff ?? {};
-  if (initialMs !== undefined && maxMs !== undefined && initialMs > maxMs)
-    throw new RangeError(`${name}: initialMs ${initialMs} is above maxMs ${maxMs}`);
+  const { initialMs = defaults.initialMs, maxMs = defaults.maxMs } = backoff ?? {};
+  if (initialMs > maxMs) {
+    const max = backoff?.maxMs === undefined ? `the default maxMs ${maxMs}` : `maxMs ${maxMs}`;
+    throw new RangeError(`${name}: initialMs ${initialMs} is above ${max}`);
+  }
+  return { initialMs, maxMs };
 }

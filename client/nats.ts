@@ -38,6 +38,9 @@ const RECHECK_MS = 300_000;
 
 export function subscribeNats(options: NatsSubscribeOptions): Subscription {
   const { nc } = options;
+  // Plain JavaScript callers have no type to tell them.
+  if (typeof nc?.subscribe !== "function")
+    throw new TypeError("nc: give a connection from the NATS client's connect()");
   const prefix = options.prefix ?? (options.cluster !== undefined ? defaultPrefix(options.cluster) : undefined);
   if (prefix === undefined)
     throw new TypeError("give the sink's subject `prefix`, or the `cluster` name it defaults from");
@@ -55,7 +58,7 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
   const { recheckMs = RECHECK_MS } = options;
   checkMs("recheckMs", recheckMs, "for never");
   checkMs("replayTimeoutMs", options.replayTimeoutMs);
-  checkBackoff("retry", options.retry);
+  const retry = checkBackoff("retry", options.retry, { initialMs: 100, maxMs: 5_000 });
   const caches = new StreamCaches(options.streams, options);
   const stopped = new AbortController();
   // A connection closed without stop() ends everything too: no replay or timer may keep its process alive.
@@ -68,7 +71,7 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
     subjects: subjectsFor(prefix),
     inboxPrefix,
     replayTimeoutMs: options.replayTimeoutMs ?? 5_000,
-    retry: { initialMs: options.retry?.initialMs ?? 100, maxMs: options.retry?.maxMs ?? 5_000 },
+    retry,
     ended,
     caches,
   };

@@ -8,7 +8,7 @@
  * which the cache turns into the adds, updates and deletes that reach that state.
  */
 import { Backoff, parseRetryAfter, sleep } from "../protocol/retry.ts";
-import { checkBackoff, checkMs } from "./durations.ts";
+import { type BackoffMs, checkBackoff, checkMs } from "./durations.ts";
 import { KIND_PATTERN, NAMESPACE_PATTERN, type Envelope } from "../protocol/envelope.ts";
 import { StreamCaches, type InformerHandlers, type StreamCache, type Subscription } from "./cache.ts";
 import { SseParser, type SseEvent } from "./sse-parser.ts";
@@ -49,7 +49,7 @@ interface ResetData {
  * What the server would refuse for ever (a 400 or 404 on every reconnect) is refused here at once, as subscribeNats
  * refuses a stream it cannot follow.
  */
-function checkOptions({ url, kinds, namespace, idleTimeoutMs, reconnect }: SseSubscribeOptions): void {
+function checkOptions({ url, kinds, namespace, idleTimeoutMs, reconnect }: SseSubscribeOptions): BackoffMs {
   const protocol = (() => {
     try {
       return new URL(url).protocol;
@@ -67,14 +67,14 @@ function checkOptions({ url, kinds, namespace, idleTimeoutMs, reconnect }: SseSu
   if (namespace !== undefined && !NAMESPACE_PATTERN.test(namespace))
     throw new RangeError(`namespace: ${JSON.stringify(namespace)} is not a namespace's name; leave it out for all`);
   checkMs("idleTimeoutMs", idleTimeoutMs);
-  checkBackoff("reconnect", reconnect);
+  return checkBackoff("reconnect", reconnect, { initialMs: 250, maxMs: 10_000 });
 }
 
 /** Why a connection was cut by the client itself (a gap): reconnect from the position held. */
 class Resume extends Error {}
 
 export function subscribeSse(options: SseSubscribeOptions): Subscription {
-  checkOptions(options);
+  const reconnect = checkOptions(options);
   const caches = new StreamCaches(options.streams, options);
   const stopped = new AbortController();
   const filtered = options.kinds !== undefined || options.namespace !== undefined;
@@ -95,10 +95,7 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
   }
 
   async function follow(cache: StreamCache): Promise<void> {
-    const backoff = new Backoff({
-      initialMs: options.reconnect?.initialMs ?? 250,
-      maxMs: options.reconnect?.maxMs ?? 10_000,
-    });
+    const backoff = new Backoff(reconnect);
     while (!stopped.signal.aborted) {
       let delay = backoff.next();
       try {

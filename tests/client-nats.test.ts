@@ -307,8 +307,11 @@ test(
       expect(() => subscribeNats({ nc, cluster: CLUSTER, replayTimeoutMs, streams: [SHARED] })).toThrow(
         /^replayTimeoutMs: /,
       );
-    for (const retry of [{ initialMs: 0 }, { maxMs: 3e9 }, { initialMs: 500, maxMs: 100 }])
+    for (const retry of [{ initialMs: 0 }, { maxMs: 3e9 }, { initialMs: 500, maxMs: 100 }, { initialMs: 6_000 }])
       expect(() => subscribeNats({ nc, cluster: CLUSTER, retry, streams: [SHARED] })).toThrow(/^retry/);
+    // From plain JavaScript, no connection is said so, not found out as a TypeError deep inside.
+    const noConnection = { cluster: CLUSTER, streams: [SHARED] } as unknown as Parameters<typeof subscribeNats>[0];
+    expect(() => subscribeNats(noConnection)).toThrow(/^nc: give a connection/);
     const noStreams = { nc, cluster: CLUSTER } as Parameters<typeof subscribeNats>[0];
     expect(() => subscribeNats(noStreams)).toThrow(/^streams: give at least one stream/);
     await nc.flush();

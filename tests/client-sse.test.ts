@@ -292,6 +292,7 @@ test("options the server would refuse on every reconnect are refused at once, as
     [{ idleTimeoutMs: 3e9 }, /^idleTimeoutMs: /],
     [{ idleTimeoutMs: 0 }, /^idleTimeoutMs: /],
     [{ reconnect: { initialMs: 2_000, maxMs: 1_000 } }, /^reconnect: initialMs 2000 is above maxMs 1000/],
+    [{ reconnect: { initialMs: 20_000 } }, /^reconnect: initialMs 20000 is above the default maxMs 10000/],
     [{ reconnect: { maxMs: Number.NaN } }, /^reconnect\.maxMs: /],
     [{ namespace: "" }, /^namespace: /],
     // What the server refuses with a 400 on every reconnect.
