@@ -89,6 +89,8 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
     const entries = (key: "sources" | "sinks") =>
       (Array.isArray(sections[key]) ? (sections[key] as unknown[]) : []).map((entry) => sound(pluginEntry, entry));
     const ha = sound(hostSchema.entries.ha, sections.ha);
+    const slim = sound(hostSchema.entries.slim, sections.slim);
+    if (slim) issues.push(...slimProblems(slim));
     await resolveEntries(
       {
         store: sound(hostSchema.entries.store, sections.store),
@@ -104,11 +106,7 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
   const { cluster, log, store, sources, sinks, http, shutdownTimeout, slim } = host;
   const env = options.env ?? process.env;
   const ha = haConfig(host.ha, env);
-  for (const problem of allowListProblems(slim.annotations))
-    issues.push({ ...problem, path: `slim.annotations${problem.path}` });
-  for (const [kind, rule] of Object.entries(slim.kinds))
-    for (const problem of ruleProblems(kind, rule))
-      issues.push({ ...problem, path: `slim.kinds.${kind}.${problem.path}` });
+  issues.push(...slimProblems(slim));
 
   const resolved = await resolveEntries({ store, sources, sinks, ha }, options, issues);
   const { store: storeResolved, sources: sourcesResolved, sinks: sinksResolved } = resolved;
@@ -129,6 +127,15 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
     slim: { annotationAllowList: slim.annotations, kinds: slim.kinds },
     ...(ha ? { ha } : {}),
   };
+}
+
+/** What the `slim` section's schema cannot say: annotations no rule may keep, keep paths and node paths that clash. */
+function slimProblems(slim: v.InferOutput<typeof hostSchema.entries.slim>): ConfigIssue[] {
+  const problems = allowListProblems(slim.annotations).map((p) => ({ ...p, path: `slim.annotations${p.path}` }));
+  for (const [kind, rule] of Object.entries(slim.kinds))
+    for (const problem of ruleProblems(kind, rule))
+      problems.push({ ...problem, path: `slim.kinds.${kind}.${problem.path}` });
+  return problems;
 }
 
 /** Replaces `${NAME}` in every string with the environment's value; `$${` stands for a literal `${`. */

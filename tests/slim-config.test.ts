@@ -10,9 +10,9 @@ import type { Envelope } from "../protocol/envelope.ts";
 import { startTestHost, type TestHost } from "../testing/index.ts";
 import { configMap, NODE, secret, vmi } from "./slim-fixtures.ts";
 
-async function configIssues(slimSection: unknown): Promise<string[]> {
+async function configIssues(slimSection: unknown, rest: Record<string, unknown> = {}): Promise<string[]> {
   try {
-    await resolveConfig({ slim: slimSection }, { baseDir: "/", registry: builtins });
+    await resolveConfig({ ...rest, slim: slimSection }, { baseDir: "/", registry: builtins });
     return [];
   } catch (error) {
     if (error instanceof ConfigError) return error.issues.map((i) => `${i.path}: ${i.message}`);
@@ -101,6 +101,11 @@ describe("slim config", () => {
       expect.stringMatching(/^slim\.kinds\.Secret: /),
     ]);
     expect(await configIssues({ kind: {} })).toEqual([expect.stringMatching(/^slim\.kind: /)]);
+    // An error elsewhere in the config hides none of these.
+    expect(await configIssues({ kinds: { Pod: { node: "spec.nodeName" } } }, { http: { port: 99999 } })).toEqual([
+      expect.stringMatching(/^http\.port: /),
+      "slim.kinds.Pod.node: Pod is routed by its own node (a Pod's spec.nodeName, a Node's name)",
+    ]);
   });
 
   test("rules naming what is never published are refused with their paths; what merely holds it is not", async () => {
