@@ -57,6 +57,9 @@ export async function loadConfig(path: string, options: Omit<ResolveOptions, "ba
     const where = yamlProblemOf(text) ?? "";
     throw new ConfigError([{ path: "", message: `cannot parse ${path}: ${what}${where}` }]);
   }
+  // Bun's YAML parser reads several documents as a list of them; its "Expected Object" would not say why.
+  if (Array.isArray(raw) && format === "yaml" && /^[^#\s][\s\S]*^---(?:\s|$)/m.test(text))
+    throw new ConfigError([{ path: "", message: `${path} holds several YAML documents (---): a config is one` }]);
   const duplicates = duplicateKeys(text, format);
   const config = await resolveConfig(raw ?? {}, { ...options, baseDir: dirname(resolve(path)) }).catch((error) => {
     throw error instanceof ConfigError ? new ConfigError([...duplicates, ...error.issues]) : error;
@@ -149,6 +152,10 @@ function interpolate(
   if (typeof value === "string") {
     return value.replace(/\$(\$?)\{([^}]*)\}/g, (match, escaped: string, name: string) => {
       if (escaped) return match.slice(1);
+      if (name.trim() === "") {
+        issues.push({ path, message: "${} names no environment variable (write $${ for a literal ${)" });
+        return "";
+      }
       const found = env[name];
       if (found === undefined) issues.push({ path, message: `environment variable ${name} is not set` });
       return found ?? "";

@@ -187,6 +187,9 @@ describe("config", () => {
     expect(await issuesOf({ cluster: { name: "${MISSING_VAR}" } })).toContainEqual(
       "cluster.name: environment variable MISSING_VAR is not set",
     );
+    expect(await issuesOf({ cluster: { name: "a${}b" } })).toContainEqual(
+      "cluster.name: ${} names no environment variable (write $${ for a literal ${)",
+    );
     // The value left empty is not blamed again by the checks it then fails.
     expect(
       await issuesOf({
@@ -332,6 +335,11 @@ describe("config", () => {
         { path: "", message: "Invalid type: Expected Object but received Array" },
       ]);
     }
+    await Bun.write(join(dir, "two.yaml"), "cluster: { name: a }\n---\nhttp: { port: 9090 }\n");
+    const two = await loadConfig(join(dir, "two.yaml"), { registry: builtins }).catch((e: ConfigError) => e);
+    expect((two as ConfigError).issues).toEqual([
+      { path: "", message: expect.stringMatching(/two\.yaml holds several YAML documents \(---\): a config is one$/) },
+    ]);
     // Where it breaks, never what is written there (a token may be).
     const broken = await loadConfig(join(dir, "tab.yaml"), { registry: builtins }).catch((error: ConfigError) => error);
     expect((broken as ConfigError).issues).toEqual([
