@@ -26,7 +26,7 @@ describe("config", () => {
     expect(config.shutdownTimeoutMs).toBe(15_000);
   });
 
-  test("a duration waited for is at most 24d (a longer timer fires at once); an age may be longer", async () => {
+  test("a duration waited for is at most 596h (a longer timer fires at once); an age may be longer", async () => {
     expect(
       await issuesOf({
         shutdownTimeout: "25d",
@@ -34,9 +34,9 @@ describe("config", () => {
         sinks: [{ type: "sse", heartbeat: "30d" }],
       }),
     ).toEqual([
-      "store.retention.interval: must be at most 24d (no timer waits longer)",
-      "shutdownTimeout: must be at most 24d (no timer waits longer)",
-      "sinks[0].heartbeat: must be at most 24d (no timer waits longer)",
+      "store.retention.interval: must be at most 596h (2^31-1 ms: no timer waits longer)",
+      "shutdownTimeout: must be at most 596h (2^31-1 ms: no timer waits longer)",
+      "sinks[0].heartbeat: must be at most 596h (2^31-1 ms: no timer waits longer)",
     ]);
     const config = await resolveConfig(
       { shutdownTimeout: "24d", store: { type: "libsql", retention: { maxAge: "90d" } } },
