@@ -22,6 +22,7 @@ import {
   kindsParam,
   nodeParam,
   namespaceParam,
+  otherRoutesParam,
   parseQuery,
   positionParam,
   readObjectPages,
@@ -63,6 +64,7 @@ function limitParam(max: number, fallback: number) {
 
 const objectsQuery = v.object({
   kind: v.optional(kindsParam),
+  kinds: otherRoutesParam("kind"),
   namespace: v.optional(namespaceParam),
   node: v.optional(nodeParam),
   stream: streamParam,

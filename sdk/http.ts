@@ -47,6 +47,19 @@ export const kindsParam = v.pipe(
   v.transform((kinds) => new Set(kinds)),
 );
 
+/**
+ * A parameter another route takes and this one does not (`kinds` on /v1/objects, `kind` on /v1/watch): refused with
+ * the name this route takes, rather than ignored, which answered every kind.
+ */
+export function otherRoutesParam(name: string) {
+  return v.optional(
+    v.pipe(
+      textParam,
+      v.check(() => false, `this route takes ${name}, not this spelling`),
+    ),
+  );
+}
+
 /** A node no object can be on (`Bad_Name`) is a mistake to say, not an empty answer to give. */
 export const nodeParam = v.pipe(textParam, v.check(isNodeName, "expected a legal node name (DNS-1123 subdomain)"));
 

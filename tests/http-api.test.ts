@@ -57,6 +57,11 @@ describe("GET /v1/objects", () => {
 
   test("bad values: 400 naming the parameter; unknown stream 404", async () => {
     expect(await get("/v1/objects?kind=pods")).toMatchObject({ status: 400, body: { parameter: "kind" } });
+    // /v1/watch's spelling is refused, not ignored (which answered every kind).
+    expect(await get("/v1/objects?kinds=Pod")).toMatchObject({
+      status: 400,
+      body: { parameter: "kinds", error: expect.stringMatching(/this route takes kind, not this spelling/) },
+    });
     expect(await get("/v1/objects?namespace=")).toMatchObject({ status: 400, body: { parameter: "namespace" } });
     // A node no object can be on is said, not answered with an empty list (its stream is a 404 likewise).
     for (const node of ["Bad_Name", "", "a%00b"]) {

@@ -234,6 +234,8 @@ describe("GET /v1/watch", () => {
     expect(await get("since=abc:-1")).toEqual([400, "since"]);
     expect(await get("kinds=pods")).toEqual([400, "kinds"]);
     expect(await get("kinds=Pod,,Node")).toEqual([400, "kinds"]);
+    // /v1/objects' spelling is refused, not ignored (which streamed every kind).
+    expect(await get("kind=Pod")).toEqual([400, "kind"]);
     expect(await get("namespace=")).toEqual([400, "namespace"]);
     // An unreadable Last-Event-ID is no resume point: the EventSource gets a RESET rather than an error it cannot
     // recover from.

@@ -12,7 +12,14 @@ import * as v from "valibot";
 import type { Context, Hono } from "hono";
 import { defineSink } from "../../sdk/contract.ts";
 import { clientAddress, setIdleTimeout } from "../../sdk/http.ts";
-import { kindsParam, namespaceParam, parseQuery, positionParam, streamParam } from "../../sdk/http.ts";
+import {
+  kindsParam,
+  namespaceParam,
+  otherRoutesParam,
+  parseQuery,
+  positionParam,
+  streamParam,
+} from "../../sdk/http.ts";
 import { parsePosition } from "../../protocol/position.ts";
 import { duration, positiveInt } from "../../sdk/schema.ts";
 import { streamLabel } from "../../sdk/telemetry.ts";
@@ -23,6 +30,7 @@ import { HEARTBEAT, OPENING, UpdateEvents } from "./sse/wire.ts";
 const watchQuery = v.object({
   stream: streamParam,
   kinds: v.optional(kindsParam),
+  kind: otherRoutesParam("kinds"),
   namespace: v.optional(namespaceParam),
 });
 /** Read only without a Last-Event-ID: the header wins, whatever the URL kept. */
