@@ -282,6 +282,19 @@ describe("config", () => {
         ],
       }),
     ).toEqual([]);
+    // Two jsonl sinks on one file (written two ways) would interleave their lines; on stdout they may both write.
+    expect(
+      await issuesOf({
+        sinks: [
+          { type: "jsonl", name: "a", path: "/var/log/kubemeta/updates.jsonl" },
+          { type: "jsonl", name: "b", path: "/var/log/kubemeta/../kubemeta/updates.jsonl", stream: "shared" },
+          { type: "jsonl", name: "c", path: "-" },
+          { type: "jsonl", name: "d", path: "-" },
+        ],
+      }),
+    ).toEqual([
+      "sinks[1]: the file /var/log/kubemeta/updates.jsonl is claimed by sinks[0] already: a config holds one such entry",
+    ]);
     const fileSink = defineSink({
       type: "file",
       description: "a sink that owns the file it writes",

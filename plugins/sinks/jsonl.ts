@@ -18,7 +18,7 @@
  * ```
  */
 import { mkdir, open, type FileHandle } from "node:fs/promises";
-import { dirname } from "node:path";
+import { dirname, resolve } from "node:path";
 import { batchSchema, consume, defineSink, jsonText, retrySchema, streamName, v } from "../../sdk/index.ts";
 
 /**
@@ -75,6 +75,8 @@ export default defineSink({
     retry: retrySchema(),
   }),
   example: { path: "/var/lib/kubemeta/updates.jsonl", stream: "all" },
+  // Two entries on one file would interleave their lines, and one's cut-back after a failed write cut the other's.
+  claims: (config) => (config.path === "-" ? [] : [`the file ${resolve(config.path)}`]),
 
   create(config, ctx) {
     const write = config.path === "-" ? writeStdout : (text: string) => appendToFile(config.path, text);
