@@ -13,9 +13,13 @@ const readableFile = v.pipe(
 const CERTIFICATE = /-----BEGIN CERTIFICATE-----/;
 const PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
 
-/** Whether the file exists and holds a PEM block matching `begin`. */
+/** Whether the file exists and holds a PEM block matching `begin` (a directory or an unreadable file does not). */
 function holdsPem(path: string, begin: RegExp): boolean {
-  return existsSync(path) && begin.test(readFileSync(path, "latin1"));
+  try {
+    return begin.test(readFileSync(path, "latin1"));
+  } catch {
+    return false;
+  }
 }
 
 /**
