@@ -35,13 +35,41 @@ export interface Demo {
 
 const SYNC_TIMEOUT_MS = 60_000;
 
+/** In the data directory: the process id of the demo that serves from it. */
+const PID_FILE = "demo.pid";
+
+/** The process id of another demo that serves from `dataDir` and still runs; undefined when none does. */
+async function demoRunningIn(dataDir: string): Promise<number | undefined> {
+  const pid = Number(
+    await Bun.file(join(dataDir, PID_FILE))
+      .text()
+      .catch(() => ""),
+  );
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as NodeJS.ErrnoException).code === "EPERM" ? pid : undefined;
+  }
+}
+
 export async function startDemo(options: DemoOptions): Promise<Demo> {
   const { nodes = 20, podsPerNode = 15, changesPerSecond = 3 } = options;
   const print = options.print ?? ((text: string) => process.stdout.write(text));
   const dataDir = resolve(options.dataDir);
+  // Another demo serving from this directory would lose its store to this one's fresh start (and keep serving it
+  // from deleted files), even if this one then failed to start.
+  const running = await demoRunningIn(dataDir);
+  if (running !== undefined)
+    throw new Error(
+      `another demo (pid ${running}) serves from ${dataDir}: stop it, or start this one from another directory`,
+    );
   // The simulated cluster is new on every run, so a store kept from an earlier run would describe another cluster.
   await rm(dataDir, { recursive: true, force: true });
   await mkdir(dataDir, { recursive: true });
+  await Bun.write(join(dataDir, PID_FILE), String(process.pid));
 
   // Plain HTTP: TLS would need the openssl CLI, which a fresh machine may lack.
   const cluster: TestApiServer = await startTestApiServer({ tls: false });

@@ -1,8 +1,10 @@
 /**
  * `bun run main.ts --demo` as a newcomer runs it: no cluster, no config, a fresh working
- * directory. The printed curl command works, and SIGTERM stops it cleanly.
+ * directory. The printed curl command works, a second demo from the same directory leaves it alone, and SIGTERM
+ * stops it cleanly.
  */
 import { afterAll, expect, test } from "bun:test";
+import { statSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { tempDir } from "../testing/index.ts";
@@ -49,7 +51,19 @@ test("--demo serves a simulated cluster: " +
   expect(["ADDED", "MODIFIED", "DELETED"]).toContain(live.type);
   expect(json<{ version: number }>(live).version).toBeGreaterThan(synced);
   c.close();
-  expect(await Bun.file(join(dir, "data", "demo", "kubemeta.db")).exists()).toBe(true);
+  const store = join(dir, "data", "demo", "kubemeta.db");
+  const inode = statSync(store).ino;
+
+  // A second demo from the same directory leaves the first one's store alone.
+  const second = Bun.spawn([process.execPath, "run", MAIN, "--demo", "--port", "0"], {
+    cwd: dir,
+    env: { ...env, HOME: dir },
+    stdout: "ignore",
+    stderr: "pipe",
+  });
+  expect(await second.exited).toBe(1);
+  expect(await new Response(second.stderr).text()).toContain(`another demo (pid ${child.pid}) serves from`);
+  expect(statSync(store).ino).toBe(inode);
 
   child.kill("SIGTERM");
   expect(await child.exited).toBe(0);
