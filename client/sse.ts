@@ -88,7 +88,9 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
   }
 
   function headersFor(cache: StreamCache): Record<string, string> {
-    const headers: Record<string, string> = { accept: "text/event-stream", ...options.headers };
+    // JSON too: a refusal (a limit reached, kubemeta starting) then comes as its status and Retry-After, not as the
+    // stream an EventSource gets instead, so that it is reported.
+    const headers: Record<string, string> = { accept: "text/event-stream, application/json", ...options.headers };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     if (cache.hasPosition) headers["last-event-id"] = `${cache.epoch}:${cache.position}`;
     return headers;

@@ -99,6 +99,8 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
         origin,
         allowMethods: ["GET", "HEAD", "OPTIONS"],
         allowHeaders: ["Authorization", "Last-Event-ID"],
+        // A fetch-based client in a browser (the client library) waits as long as a refusal says.
+        exposeHeaders: ["Retry-After"],
         maxAge: 600,
       }),
     );

@@ -162,6 +162,8 @@ describe("CORS", () => {
 
       const c = await openSse(th.url, {}, { headers: { origin: ORIGIN, authorization: `Bearer ${TOKEN_A}` } });
       expect(c.response.headers.get("access-control-allow-origin")).toBe(ORIGIN);
+      // A fetch-based client in the page (the client library) may read how long a refusal asks it to wait.
+      expect(c.response.headers.get("access-control-expose-headers")).toBe("Retry-After");
       expect(c.response.headers.get("content-type")).toStartWith("text/event-stream");
       expect((await c.next()).type).toBe("RESET");
       c.close();

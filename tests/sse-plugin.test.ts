@@ -81,7 +81,7 @@ test("a sink created again on the same app serves /v1/watch; a stopped one answe
   const eventSource = await fetch(`${http.url()}/v1/watch`, { headers: { accept: "text/event-stream" } });
   expect(eventSource.status).toBe(200);
   expect(eventSource.headers.get("content-type")).toStartWith("text/event-stream");
-  expect(await eventSource.text()).toBe("retry: 5000\n\n");
+  expect(await eventSource.text()).toBe(": the SSE sink is not running\nretry: 5000\n\n");
   sink = createSink();
   await sink.start();
   await sink.start();

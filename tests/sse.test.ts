@@ -260,6 +260,12 @@ describe("GET /v1/watch", () => {
     expect(refused.status).toBe(503);
     expect(refused.headers.get("retry-after")).toBe("5");
     expect(((await refused.json()) as { error: string }).error).toContain("maxStreams");
+    // An EventSource would give up for good on the 503: it gets why, and when to come back, as a stream of 200.
+    const eventSource = await fetch(`${th.url}/v1/watch`, { headers: { accept: "text/event-stream" } });
+    expect([eventSource.status, await eventSource.text()]).toEqual([
+      200,
+      ": too many streams (maxStreams is 2); retry later\nretry: 5000\n\n",
+    ]);
     a.close();
     await waitFor(
       async () => (await gauge()).includes('kubemeta_sse_subscribers{stream="node"} 0'),

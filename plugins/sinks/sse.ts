@@ -49,7 +49,7 @@ function watchRoute(app: Hono): { serve?: Handler } {
   let route = watchRoutes.get(app);
   if (!route) {
     const mounted: { serve?: Handler } = {};
-    app.get("/v1/watch", (c) => mounted.serve?.(c) ?? notRunning(c));
+    app.get("/v1/watch", (c) => mounted.serve?.(c) ?? comeBackLater(c, 503, "the SSE sink is not running"));
     route = mounted;
     watchRoutes.set(app, route);
   }
@@ -70,19 +70,20 @@ const HEADERS = {
   "x-accel-buffering": "no",
 };
 
-/** When to come back while the sink is not running (it starts, or kubemeta drains its sinks on the way out). */
-const NOT_RUNNING_RETRY_S = 5;
+/** When to come back after a refusal that passes (the sink not running, a limit reached). */
+const COME_BACK_S = 5;
 
 /**
- * An EventSource (it asks for text/event-stream) gives up for good on any status but 200, so it gets a stream that
- * ends at once and says when to reconnect: it comes back, with its Last-Event-ID, once kubemeta runs again. Anyone
- * else gets the 503 the HTTP API documents.
+ * A refusal that passes: the sink not running (it starts, or kubemeta drains its sinks on the way out), or a limit
+ * of streams reached. An EventSource (it asks for text/event-stream alone) gives up for good on any status but 200,
+ * so it gets a stream that says why in a comment, when to reconnect, and ends: it comes back, with its Last-Event-ID,
+ * in COME_BACK_S. Anyone else (the client library asks for JSON too) gets the status the HTTP API documents.
  */
-function notRunning(c: Context): Response {
-  if (c.req.header("accept")?.includes("text/event-stream"))
-    return new Response(`retry: ${NOT_RUNNING_RETRY_S * 1000}\n\n`, { headers: HEADERS });
-  c.header("retry-after", String(NOT_RUNNING_RETRY_S));
-  return c.json({ error: "the SSE sink is not running" }, 503);
+function comeBackLater(c: Context, status: 429 | 503, error: string): Response {
+  if (c.req.header("accept")?.trim() === "text/event-stream")
+    return new Response(`: ${error}\nretry: ${COME_BACK_S * 1000}\n\n`, { headers: HEADERS });
+  c.header("retry-after", String(COME_BACK_S));
+  return c.json({ error }, status);
 }
 
 export default defineSink({
@@ -180,15 +181,13 @@ export default defineSink({
       if (since && !since.ok) return since.response;
       if (sessions.size >= config.maxStreams) {
         rejected.inc({ reason: "max_streams" });
-        c.header("retry-after", "5");
-        return c.json({ error: `too many streams (maxStreams is ${config.maxStreams}); retry later` }, 503);
+        return comeBackLater(c, 503, `too many streams (maxStreams is ${config.maxStreams}); retry later`);
       }
       const client = clientAddress(c);
       if ((perClient.get(client) ?? 0) >= config.maxStreamsPerClient) {
         rejected.inc({ reason: "max_streams_per_client" });
-        c.header("retry-after", "5");
         const limit = `maxStreamsPerClient is ${config.maxStreamsPerClient}`;
-        return c.json({ error: `too many streams from this address (${limit}); close one or retry later` }, 429);
+        return comeBackLater(c, 429, `too many streams from this address (${limit}); close one or retry later`);
       }
       // What a GET would get now, without a session: Hono drops a HEAD's body unread, so it would never end.
       if (c.req.method === "HEAD") return new Response(null, { headers: HEADERS });
