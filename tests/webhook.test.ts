@@ -228,6 +228,39 @@ test("a receiver that cannot be reached: the log says why, never the URL's own c
   expect(JSON.stringify(lines)).not.toContain("T0KEN-in-the-path");
 });
 
+test("a receiver that echoes the request's path, query and credentials: none of the URL's secrets in the log", async () => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger({ write: (line) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  // As Express's default 404 does, and a gateway quoting the Authorization it refused.
+  const echoing = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: (request) => {
+      const { pathname, search } = new URL(request.url);
+      return new Response(`Cannot POST ${pathname}${search} (${request.headers.get("authorization")})`, {
+        status: 404,
+      });
+    },
+  });
+  try {
+    const url = `http://hook-user:URLPASS-0123456789@127.0.0.1:${echoing.port}/hooks/PATHTOKEN-0123456789?key=QUERYKEY-0123`;
+    host = await startTestHost({ logger, sinks: [webhookSink(url)] });
+    host.changes.apply("pods", "ADDED", rawPod("web-1"));
+    const failed = await waitFor(
+      () => lines.find((line) => line.msg === "webhook delivery failed; retrying"),
+      5_000,
+      "a failed delivery logged",
+    );
+    expect(failed).toMatchObject({ status: 404, detail: expect.stringMatching(/^Cannot POST \[redacted\]/) });
+    const logged = JSON.stringify(lines);
+    const basic = Buffer.from("hook-user:URLPASS-0123456789").toString("base64");
+    for (const secret of ["URLPASS-0123456789", "PATHTOKEN-0123456789", "QUERYKEY-0123", basic])
+      expect(logged).not.toContain(secret);
+  } finally {
+    echoing.stop(true);
+  }
+});
+
 test("Retry-After is read as seconds or as an HTTP date", () => {
   const now = Date.parse("2026-11-28T04:00:00Z");
   expect(parseRetryAfter("120", now)).toBe(120_000);

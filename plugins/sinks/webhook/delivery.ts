@@ -57,6 +57,30 @@ export interface Delivery {
   failing(): boolean;
 }
 
+/**
+ * What of a receiver's URL may be a credential, as a receiver could echo it (Express's 404 says `Cannot POST <path and
+ * query>`): the URL, its path and query, each query value, each long path segment (a token in the path), and its
+ * user and password, also as the Basic credentials fetch sends for them.
+ */
+function urlCredentials(url: string): string[] {
+  const { username, password, pathname, search, searchParams } = new URL(url);
+  const [user, pass] = [decodeURIComponent(username), decodeURIComponent(password)];
+  const basic = user || pass ? [Buffer.from(`${user}:${pass}`).toString("base64")] : [];
+  const segments = pathname.split("/").filter((segment) => segment.length >= 16);
+  return [
+    url,
+    pathname + search,
+    search,
+    ...searchParams.values(),
+    ...segments,
+    username,
+    password,
+    user,
+    pass,
+    ...basic,
+  ];
+}
+
 export function createDelivery(options: DeliveryOptions): Delivery {
   const { sink, logger, metrics } = options;
   const labels = { sink };
@@ -87,9 +111,13 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     "Webhook request duration, by outcome.",
     [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
   );
-  // A receiver's answer is logged, and some echo the credentials they got: the secret and the extra headers' values
-  // (each word too, so a token without its "Bearer") never reach the log.
-  const hidden = [options.secret, ...Object.values(options.headers).flatMap((value) => [value, ...value.split(/\s+/)])]
+  // A receiver's answer is logged, and some echo the credentials they got: the secret, the extra headers' values
+  // (each word too, so a token without its "Bearer") and what of the URL may be one never reach the log.
+  const hidden = [
+    options.secret,
+    ...Object.values(options.headers).flatMap((value) => [value, ...value.split(/\s+/)]),
+    ...urlCredentials(options.url),
+  ]
     .filter((value) => value.length >= 8)
     .sort((a, b) => b.length - a.length);
   const redact = (text: string) => hidden.reduce((out, value) => out.replaceAll(value, "[redacted]"), text);
@@ -122,10 +150,9 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       if (signal.aborted) return { ok: false, reason: "stopped" };
       if (timeout.aborted) return { ok: false, reason: "timeout" };
       const { code, message } = error as { code?: unknown; message?: unknown };
-      // The URL may carry a credential in its path or query (many receivers' do): never in the log.
       const said =
         typeof code === "string" && !String(message).includes(code) ? `${code}: ${message}` : String(message);
-      return { ok: false, reason: "network", detail: redact(said.replaceAll(options.url, "[url]")).slice(0, 200) };
+      return { ok: false, reason: "network", detail: redact(said).slice(0, 200) };
     }
   }
 
