@@ -29,7 +29,10 @@ const timeSpan = v.pipe(
 );
 
 /** A duration in config that something waits for (a timeout, an interval, a delay): at most MAX_TIMER_MS. */
-export const duration = v.pipe(timeSpan, v.maxValue(MAX_TIMER_MS, "must be at most 596h (2^31-1 ms: no timer waits longer)"));
+export const duration = v.pipe(
+  timeSpan,
+  v.maxValue(MAX_TIMER_MS, "must be at most 596h (2^31-1 ms: no timer waits longer)"),
+);
 
 /** An age that nothing waits for, only compares with (retention's `maxAge`): no upper bound. */
 export const age = timeSpan;

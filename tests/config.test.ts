@@ -293,7 +293,8 @@ describe("config", () => {
         ],
       }),
     ).toEqual([
-      "sinks[1]: the file /var/log/kubemeta/updates.jsonl is claimed by sinks[0] already: a config holds one such entry",
+      "sinks[1]: the file /var/log/kubemeta/updates.jsonl is claimed by sinks[0] already: " +
+        "a config holds one such entry",
     ]);
     const fileSink = defineSink({
       type: "file",

@@ -42,7 +42,7 @@ test("SSE: a new store's reset sends the state once the sources synced, not what
   }
 });
 
-test("a store that held updates when it opened serves its state at once (SSE reset, /v1/objects), unsynced", async () => {
+test("a store that held updates when it opened serves its state at once: SSE reset, /v1/objects", async () => {
   const dir = await tempDir();
   host = await startTestHost({ dir, sinks: [{ type: "sse" }] });
   await host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
