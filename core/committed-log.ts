@@ -64,6 +64,7 @@ export function createLog(options: LogOptions): HostLog {
     "kubemeta_reader_resets_total",
     "Readers whose position fell behind retention, by stream class (all, shared, node).",
   );
+  for (const stream of ["all", "shared", "node"]) resets.inc({ stream }, 0);
   // Every reader counted; logged once a minute: thousands of agents coming back after an outage are one line.
   const warn = rateLimitedWarn(options.logger);
 

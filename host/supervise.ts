@@ -103,6 +103,7 @@ export function guardProcess(logger: Logger, metrics: Metrics): () => void {
     "kubemeta_unhandled_errors_total",
     "Errors no handler caught (logged, then ignored), by type.",
   );
+  for (const type of ["exception", "rejection"]) escaped.inc({ type }, 0);
   const onException = (error: unknown) => {
     escaped.inc({ type: "exception" });
     logger.error("uncaught exception; kubemeta keeps running", { error });

@@ -155,7 +155,9 @@ test(
     import { guardProcess } from "REPO/host/supervise.ts";
     import { createLogger } from "REPO/host/logger.ts";
     import { createMetrics } from "REPO/host/metrics.ts";
-    if (${guarded}) guardProcess(createLogger(), createMetrics());
+    const metrics = createMetrics();
+    if (${guarded}) guardProcess(createLogger(), metrics);
+    console.log(metrics.render().split("\\n").filter((line) => line.startsWith("kubemeta_unhandled")).join(" "));
     setTimeout(() => { throw new Error("a plugin's timer failed"); }, 1);
     setTimeout(() => console.log("still running"), 50);
   `;
@@ -166,5 +168,9 @@ test(
     expect(guarded.exitCode).toBe(0);
     expect(guarded.stdout).toContain("still running");
     expect(guarded.stdout).toContain('"msg":"uncaught exception; kubemeta keeps running"');
+    // At 0 from the start, so that an alert on its increase sees the first one.
+    expect(guarded.stdout).toContain(
+      'kubemeta_unhandled_errors_total{type="exception"} 0 kubemeta_unhandled_errors_total{type="rejection"} 0',
+    );
   },
 );

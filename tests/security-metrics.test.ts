@@ -67,6 +67,8 @@ test("readers behind retention on many node streams leave one resets series, and
     expect(response.status).toBe(410);
   }
   expect(await metricLines(th, "kubemeta_reader_resets_total")).toEqual([
+    'kubemeta_reader_resets_total{stream="all"} 0',
+    'kubemeta_reader_resets_total{stream="shared"} 0',
     'kubemeta_reader_resets_total{stream="node"} 50',
   ]);
   // Fifty agents coming back at once: counted each, logged once (the next line, a minute on, says how many were not).
@@ -113,6 +115,8 @@ test("the counters of rare events are there at 0 from the start: rate() has a se
       'kubemeta_nats_reconnects_total{sink="nats"} 0',
       'kubemeta_nats_connect_failures_total{sink="nats"} 0',
       "kubemeta_commit_failures_total 0",
+      "kubemeta_store_pruned_updates_total 0",
+      ...["all", "shared", "node"].map((stream) => `kubemeta_reader_resets_total{stream="${stream}"} 0`),
       'kubemeta_sse_rejected_total{reason="max_streams"} 0',
       'kubemeta_sse_rejected_total{reason="max_streams_per_client"} 0',
       'kubemeta_sink_delivery_failures_total{sink="nats",step="deliver"} 0',

@@ -92,6 +92,7 @@ export default defineStore({
       "kubemeta_store_pruned_updates_total",
       "Updates removed from the log by retention.",
     );
+    pruned.inc(undefined, 0);
     let opening: Promise<Connections> | undefined;
     let connections: Connections | undefined;
 
