@@ -1,7 +1,8 @@
 /**
  * `bun run main.ts rbac [--config kubemeta.yaml]`: the ClusterRole a config needs, and no more. Each plugin that
  * talks to the API server declares what it reads (`rbac` in its declaration); rules of one API group are merged.
- * With `ha` enabled, a Role in the Lease's namespace follows: the election needs its one Lease, nothing cluster-wide.
+ * What a plugin reads in one namespace only (a source with `namespace`) is a Role there instead. With `ha` enabled, a
+ * Role in the Lease's namespace follows: the election needs its one Lease, nothing cluster-wide.
  */
 import type { Config } from "../host/config.ts";
 import type { HaConfig } from "../host/ha-config.ts";
@@ -12,18 +13,24 @@ export interface NamedPolicyRule extends PolicyRule {
   resourceNames?: string[];
 }
 
-/** The rules of every plugin of the config, one per API group and verb set, in the order they first appear. */
-export function policyRules(config: Config): PolicyRule[] {
+/** Every rule of every plugin of the config. */
+function pluginRules(config: Config): PolicyRule[] {
   const plugins = [config.store, ...config.sources, ...config.sinks];
+  return plugins.flatMap(({ declaration, config: pluginConfig }) => declaration.rbac?.(pluginConfig) ?? []);
+}
+
+/**
+ * The rules of every plugin of the config needed cluster-wide, or in `namespace` alone when given: one per API group
+ * and verb set, in the order they first appear.
+ */
+export function policyRules(config: Config, namespace?: string): PolicyRule[] {
   const merged = new Map<string, PolicyRule>();
-  for (const { declaration, config: pluginConfig } of plugins) {
-    for (const rule of declaration.rbac?.(pluginConfig) ?? []) {
-      for (const group of rule.apiGroups) {
-        const key = `${group}\n${rule.verbs.join(",")}`;
-        const into = merged.get(key) ?? { apiGroups: [group], resources: [], verbs: rule.verbs };
-        merged.set(key, into);
-        for (const resource of rule.resources) if (!into.resources.includes(resource)) into.resources.push(resource);
-      }
+  for (const rule of pluginRules(config).filter((r) => r.namespace === namespace)) {
+    for (const group of rule.apiGroups) {
+      const key = `${group}\n${rule.verbs.join(",")}`;
+      const into = merged.get(key) ?? { apiGroups: [group], resources: [], verbs: rule.verbs };
+      merged.set(key, into);
+      for (const resource of rule.resources) if (!into.resources.includes(resource)) into.resources.push(resource);
     }
   }
   return [...merged.values()];
@@ -67,6 +74,16 @@ function clusterRoleYaml(config: Config, name: string): string {
   ].join("");
 }
 
+/** The Role of what the config reads in `namespace` alone, as YAML. */
+function namespaceRoleYaml(config: Config, name: string, namespace: string): string {
+  return [
+    "apiVersion: rbac.authorization.k8s.io/v1\n",
+    "kind: Role\n",
+    `metadata:\n  name: ${name}\n  namespace: ${namespace}\n`,
+    rulesYaml(policyRules(config, namespace)),
+  ].join("");
+}
+
 /** The Role of the `ha` Lease as YAML, in the form deploy/kubemeta-ha.yaml writes it. */
 export function leaseRoleYaml(ha: HaConfig, name = "kubemeta-lease"): string {
   return [
@@ -82,7 +99,12 @@ export function leaseRoleYaml(ha: HaConfig, name = "kubemeta-lease"): string {
  * deploy/ names them: applied, the output replaces the role of the manifest the config came from, not the other's.
  */
 export function rbacYaml(config: Config): string {
-  const documents = [clusterRoleYaml(config, config.ha ? "kubemeta-ha" : "kubemeta")];
+  const name = config.ha ? "kubemeta-ha" : "kubemeta";
+  const namespaces = new Set(pluginRules(config).flatMap((rule) => (rule.namespace ? [rule.namespace] : [])));
+  const documents = [
+    clusterRoleYaml(config, name),
+    ...[...namespaces].map((ns) => namespaceRoleYaml(config, name, ns)),
+  ];
   if (config.ha) documents.push(leaseRoleYaml(config.ha));
   return documents.join("---\n");
 }

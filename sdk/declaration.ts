@@ -12,6 +12,8 @@ export interface PolicyRule {
   apiGroups: string[];
   resources: string[];
   verbs: string[];
+  /** Needed in this namespace only (the plugin reads nothing of the resource elsewhere): a Role there. */
+  namespace?: string;
 }
 
 export interface Declaration<K extends string, S extends v.GenericSchema, C, I> {

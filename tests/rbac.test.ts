@@ -100,6 +100,41 @@ test("rbac prints the ClusterRole of the config: custom resources by group, one 
   });
 });
 
+test("rbac, one namespace watched: its namespaced resources in a Role there, the rest in the ClusterRole", async () => {
+  const file = await configFile(
+    [
+      "sources:",
+      "  - type: kubernetes",
+      "    namespace: payments",
+      "    resources: [pods, nodes, namespaces, services, deployments, argoproj.io/v1alpha1/rollouts]",
+    ].join("\n"),
+  );
+  const { exitCode, stdout, stderr } = await run(["rbac", "--config", file]);
+  expect({ exitCode, stderr }).toEqual({ exitCode: 0, stderr: "" });
+  const verbs = ["get", "list", "watch"];
+  expect(Bun.YAML.parse(stdout)).toEqual([
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRole",
+      metadata: { name: "kubemeta" },
+      rules: [
+        { apiGroups: [""], resources: ["nodes", "namespaces"], verbs },
+        // Its scope is for API discovery to tell: read wherever it is.
+        { apiGroups: ["argoproj.io"], resources: ["rollouts"], verbs },
+      ],
+    },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
+      metadata: { name: "kubemeta", namespace: "payments" },
+      rules: [
+        { apiGroups: [""], resources: ["pods", "services"], verbs },
+        { apiGroups: ["apps"], resources: ["deployments"], verbs },
+      ],
+    },
+  ]);
+});
+
 test("rbac with a config that does not validate prints the errors and exits 1", async () => {
   const file = await configFile("sources:\n  - type: kubernetes\n    resources: [pods, argoproj.io/rollouts]\n");
   const { exitCode, stdout, stderr } = await run(["rbac", "--config", file]);

@@ -311,10 +311,10 @@ describe("config", () => {
 
   test("groupResources: the API group and plural of each resource, once each (what an RBAC rule names)", () => {
     expect(groupResources(["pods", "v1/pods", "deployments", "argoproj.io/v1alpha1/rollouts", "gateways"])).toEqual([
-      { group: "", resource: "pods" },
-      { group: "apps", resource: "deployments" },
+      { group: "", resource: "pods", namespaced: true },
+      { group: "apps", resource: "deployments", namespaced: true },
       { group: "argoproj.io", resource: "rollouts" },
-      { group: "gateway.networking.k8s.io", resource: "gateways" },
+      { group: "gateway.networking.k8s.io", resource: "gateways", namespaced: true },
     ]);
   });
 });

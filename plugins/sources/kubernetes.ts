@@ -206,10 +206,12 @@ export default defineSource({
   example: { context: "kind-kind", resources: ["pods", "nodes", "namespaces", "services"], namespace: "payments" },
   // Discovery (/api, /apis) needs no rule: every authenticated client may read it (system:discovery).
   rbac: (config) =>
-    groupResources(config.resources).map(({ group, resource }) => ({
+    groupResources(config.resources).map(({ group, resource, namespaced }) => ({
       apiGroups: [group],
       resources: [resource],
       verbs: ["get", "list", "watch"],
+      // Watched in that namespace alone: a Role there. A custom resource's scope only discovery tells: cluster-wide.
+      ...(config.namespace && namespaced ? { namespace: config.namespace } : {}),
     })),
   check(config) {
     // Only a kubeconfig the config names: without one it may be the cluster's own, found only inside the cluster.

@@ -120,12 +120,24 @@ export function gvrText(ref: ResourceRef): string {
   return `${apiVersionOf(ref)}/${ref.resource}`;
 }
 
+export interface GroupResource {
+  group: string;
+  resource: string;
+  /** Whether its objects live in namespaces, for a resource known by name; undefined when only discovery tells. */
+  namespaced?: boolean;
+}
+
 /**
  * The API group and plural of each resource of a (validated) `resources` list, once each: what an RBAC rule names.
  */
-export function groupResources(resources: readonly string[]): Array<{ group: string; resource: string }> {
-  const seen = new Map<string, { group: string; resource: string }>();
-  for (const { group, resource } of resources.map(parseResource)) seen.set(`${group}/${resource}`, { group, resource });
+export function groupResources(resources: readonly string[]): GroupResource[] {
+  const seen = new Map<string, GroupResource>();
+  for (const { group, resource } of resources.map(parseResource)) {
+    const namespaced = NAMED_RESOURCES.find(
+      (named) => named.group === group && named.resource === resource,
+    )?.namespaced;
+    seen.set(`${group}/${resource}`, { group, resource, ...(namespaced === undefined ? {} : { namespaced }) });
+  }
   return [...seen.values()];
 }
 
