@@ -162,11 +162,21 @@ export class CredentialsError extends Error {
 export function createTransport(initial: KubeConfig, reload: () => KubeConfig): KubeTransport {
   let kc = initial;
   let server = kc.getCurrentCluster()!.server;
+  /**
+   * The credentials being worked out, shared by the requests that ask meanwhile: at start every resource asks at
+   * once, and client-node, whose cache is empty then, would run an exec plugin (a cloud CLI, an IAM call) for each.
+   */
+  let working: ReturnType<typeof fetchOptions> | undefined;
   async function request(method: KubeMethod, pathAndQuery: string, init: KubeRequestInit): Promise<Response> {
     const cluster = kc.getCurrentCluster()!;
-    const { headers, tls } = await fetchOptions(kc).catch((error: unknown) => {
+    working ??= fetchOptions(kc).finally(() => {
+      working = undefined;
+    });
+    const options = await working.catch((error: unknown) => {
       throw new CredentialsError(error);
     });
+    // Each request its own headers: a content type is set on them below.
+    const [headers, tls] = [new Headers(options.headers), options.tls];
     const hasBody = init.body !== undefined;
     if (hasBody) headers.set("Content-Type", init.contentType ?? "application/json");
     return fetch(`${server}${pathAndQuery}`, {
@@ -187,6 +197,7 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
     reloadCredentials() {
       kc = reload();
       server = kc.getCurrentCluster()!.server;
+      working = undefined;
     },
   };
 }

@@ -320,6 +320,41 @@ test("an exec plugin named by a relative path runs from the kubeconfig's directo
   expect(await status({ kubeconfig: file })).toBe(200);
 });
 
+test("an exec plugin runs once for the requests that ask for credentials at once (every resource at start)", async () => {
+  const credential = {
+    apiVersion: "client.authentication.k8s.io/v1",
+    kind: "ExecCredential",
+    status: { token: server.token, expirationTimestamp: new Date(Date.now() + 3_600_000).toISOString() },
+  };
+  const calls = join(dir, "once", "calls.log");
+  const helper = await write(
+    join(dir, "once", "credential"),
+    `#!/bin/sh\necho run >> '${calls}'\necho '${JSON.stringify(credential)}'\n`,
+  );
+  await chmod(helper, 0o755);
+  const exec = { apiVersion: "client.authentication.k8s.io/v1", command: helper, interactiveMode: "Never" };
+  const file = await write(
+    join(dir, "once", "config"),
+    kubeconfig({
+      clusters: { c: cluster() },
+      users: { u: { exec } },
+      contexts: { main: { cluster: "c", user: "u" } },
+      current: "main",
+    }),
+  );
+  const { kc } = loadKubeConfig({ kubeconfig: file });
+  const transport = createTransport(kc, () => kc);
+  const statuses = await Promise.all(
+    Array.from({ length: 11 }, async () => {
+      const response = await transport.get("/api/v1/namespaces", AbortSignal.timeout(5000));
+      await response.body?.cancel();
+      return response.status;
+    }),
+  );
+  expect(new Set(statuses)).toEqual(new Set([200]));
+  expect((await Bun.file(calls).text()).trim().split("\n")).toEqual(["run"]);
+});
+
 describe("the context in use, its cluster and its user", () => {
   const base = () => ({ clusters: { c: cluster() }, users: { u: { token: "t" } } });
 
