@@ -87,6 +87,10 @@ test("mistakes are reported with their path", async () => {
   expect(await issuesOf({ servers: "nats://n", reconect: {} })).toEqual([
     expect.stringMatching(/^sinks\[0\]\.reconect: /),
   ]);
+  // A seed the client cannot sign with fails at --check, not at the first connection; the seed is not quoted.
+  const badSeed = await issuesOf({ servers: "nats://n", nkeySeed: "SUAINVALIDSEEDSECRET3030" });
+  expect(badSeed).toEqual([expect.stringMatching(/^sinks\[0\]\.nkeySeed: not an nkey seed/)]);
+  expect(badSeed.join()).not.toContain("SUAINVALID");
 });
 
 test("a queue group NATS cannot take is refused (whitespace in a SUB line: the server drops it)", async () => {

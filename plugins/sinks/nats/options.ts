@@ -3,7 +3,7 @@
  * translation into the NATS client's connection options: servers, credentials, TLS.
  */
 import { readFile } from "node:fs/promises";
-import { credsAuthenticator, nkeyAuthenticator, type NodeConnectionOptions } from "@nats-io/transport-node";
+import { credsAuthenticator, nkeyAuthenticator, nkeys, type NodeConnectionOptions } from "@nats-io/transport-node";
 import {
   alias,
   batchSchema,
@@ -26,6 +26,18 @@ import {
 } from "../../../protocol/subjects.ts";
 
 const nonEmpty = v.pipe(v.string(), v.minLength(1));
+/** A seed the client can sign with, checked before anything starts; never quoted (it is a secret). */
+const nkeySeed = v.pipe(
+  nonEmpty,
+  v.check((seed) => {
+    try {
+      nkeys.fromSeed(new TextEncoder().encode(seed));
+      return true;
+    } catch {
+      return false;
+    }
+  }, "not an nkey seed: expected the seed of a user key (SU…), as `nsc` or `nk -gen user` write it"),
+);
 const server = v.pipe(
   v.string(),
   // Quoted without its credentials: config errors are printed and logged.
@@ -84,7 +96,7 @@ export const natsSinkSchema = v.pipe(
     user: described(nonEmpty, "User and password (together)."),
     password: described(v.string(), "User and password (together)."),
     token: described(nonEmpty, "Token authentication."),
-    nkeySeed: described(nonEmpty, "An nkey seed (`SU…`), e.g. `${NATS_NKEY_SEED}`."),
+    nkeySeed: described(nkeySeed, "An nkey seed (`SU…`), e.g. `${NATS_NKEY_SEED}`."),
     nkeySeedFile: described(nonEmpty, "A file holding an nkey seed."),
     credsFile: described(
       nonEmpty,
