@@ -210,13 +210,10 @@ test("a receiver that does not answer in time is retried", async () => {
   expect(counter(host, "kubemeta_webhook_failures_total", { sink: "webhook", reason: "timeout" })).toBe(1);
 });
 
-test("a receiver that cannot be reached: the log says why, never the URL's own credential", async () => {
+/** Starts a host whose webhook posts to `url` and waits for its first failed delivery: that line, and the log. */
+async function firstFailureLogged(url: string): Promise<{ failed: Record<string, unknown>; logged: string }> {
   const lines: Record<string, unknown>[] = [];
   const logger = createLogger({ write: (line) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-  // A port nothing listens on any more: each connection is refused.
-  const closed = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const url = `http://127.0.0.1:${closed.port}/hooks/T0KEN-in-the-path-0123456789`;
-  closed.stop(true);
   host = await startTestHost({ logger, sinks: [webhookSink(url)] });
   host.changes.apply("pods", "ADDED", rawPod("web-1"));
   const failed = await waitFor(
@@ -224,13 +221,20 @@ test("a receiver that cannot be reached: the log says why, never the URL's own c
     5_000,
     "a failed delivery logged",
   );
+  return { failed, logged: JSON.stringify(lines) };
+}
+
+test("a receiver that cannot be reached: the log says why, never the URL's own credential", async () => {
+  // A port nothing listens on any more: each connection is refused.
+  const closed = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const url = `http://127.0.0.1:${closed.port}/hooks/T0KEN-in-the-path-0123456789`;
+  closed.stop(true);
+  const { failed, logged } = await firstFailureLogged(url);
   expect(failed).toMatchObject({ reason: "network", detail: expect.stringMatching(/^ECONNREFUSED: /) });
-  expect(JSON.stringify(lines)).not.toContain("T0KEN-in-the-path");
+  expect(logged).not.toContain("T0KEN-in-the-path");
 });
 
 test("a receiver that echoes the request's path, query and credentials: no secret of the URL logged", async () => {
-  const lines: Record<string, unknown>[] = [];
-  const logger = createLogger({ write: (line) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
   // As Express's default 404 does, and a gateway quoting the Authorization it refused.
   const echoing = Bun.serve({
     hostname: "127.0.0.1",
@@ -244,16 +248,8 @@ test("a receiver that echoes the request's path, query and credentials: no secre
   });
   try {
     const base = `http://hook-user:URLPASS-0123456789@127.0.0.1:${echoing.port}`;
-    const url = `${base}/hooks/PATHTOKEN-0123456789?key=QUERYKEY-0123`;
-    host = await startTestHost({ logger, sinks: [webhookSink(url)] });
-    host.changes.apply("pods", "ADDED", rawPod("web-1"));
-    const failed = await waitFor(
-      () => lines.find((line) => line.msg === "webhook delivery failed; retrying"),
-      5_000,
-      "a failed delivery logged",
-    );
+    const { failed, logged } = await firstFailureLogged(`${base}/hooks/PATHTOKEN-0123456789?key=QUERYKEY-0123`);
     expect(failed).toMatchObject({ status: 404, detail: expect.stringMatching(/^Cannot POST \[redacted\]/) });
-    const logged = JSON.stringify(lines);
     const basic = Buffer.from("hook-user:URLPASS-0123456789").toString("base64");
     for (const secret of ["URLPASS-0123456789", "PATHTOKEN-0123456789", "QUERYKEY-0123", basic])
       expect(logged).not.toContain(secret);
