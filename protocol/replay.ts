@@ -19,7 +19,7 @@
  *   to that version (its new position, which may be above the last envelope's version).
  * - `oversized`: versions left out because one envelope alone, in a chunk, would exceed max_payload (skipped live
  *   too, so that every consumer holds the same objects).
- * - A malformed request gets one chunk `{error, last: true}`; an error ending in "ask again" (busy, a failure while
+ * - A request over MAX_REQUEST_BYTES, or a malformed one, gets one chunk `{error, last: true}`; an error ending in "ask again" (busy, a failure while
  *   answering) means the request was sound, any other that asking it again gets the same answer.
  * - A request whose reply subject is not an inbox (none, under the prefix, a `$` server subject, a wildcard) gets
  *   nothing.
@@ -72,6 +72,12 @@ export interface ReplayRequestMessage {
   /** The last version wanted; absent or null: up to the head. */
   to?: number | null;
 }
+
+/**
+ * The most a request may weigh: a sound one is well under 1 KiB (a node stream's name, an epoch and a version), and a
+ * larger one is answered with an error before it is decoded, parsed or queued.
+ */
+export const MAX_REQUEST_BYTES = 16 * 1024;
 
 /** A request as the responder reads it. */
 export interface ReplayRequest {

@@ -8,7 +8,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { createLogger } from "../host/logger.ts";
 import { ALL, SHARED } from "../protocol/streams.ts";
-import type { ReplayChunk, ResetReason } from "../protocol/replay.ts";
+import { MAX_REQUEST_BYTES, type ReplayChunk, type ResetReason } from "../protocol/replay.ts";
 import { waitFor } from "../testing/index.ts";
 import { replay } from "./nats-consumer.ts";
 import { churn, natsSuite, nodeNames, PREFIX, rawNode, SLOW_MS, truth } from "./nats-fixtures.ts";
@@ -81,6 +81,8 @@ describe("bad replay requests", () => {
         expect({ what, error: typeof chunks[0]!.error }).toEqual({ what, error: "string" });
         // The error says what is wrong without echoing a huge request back.
         expect(chunks[0]!.error!.length).toBeLessThan(1_000);
+        if (MALFORMED[i]![1].length > MAX_REQUEST_BYTES)
+          expect(chunks[0]!.error).toBe(`a replay request is at most ${MAX_REQUEST_BYTES} bytes`);
       });
       await waitFor(
         () => malformedCount(th.host.metrics.render()) === before + MALFORMED.length,
@@ -95,11 +97,12 @@ describe("bad replay requests", () => {
   );
 
   test(
-    "a valid request padded to 1 MiB with an unknown field is answered as usual",
+    "a valid request padded to near the 16 KiB a request may weigh with unknown fields is answered as usual",
     async () => {
       const { th, nc } = suite;
       const stream = `node/${NODES[1]}`;
-      const chunks = await replay(nc, REPLAY, { stream, junk: "j".repeat(MiB), nested: { a: [1, { b: "ü🚀" }] } });
+      const junk = "j".repeat(MAX_REQUEST_BYTES - 200);
+      const chunks = await replay(nc, REPLAY, { stream, junk, nested: { a: [1, { b: "ü🚀" }] } });
       expect(chunks[0]!.reset).toBe("no-resume-point");
       expectWholeReply(chunks);
       expect(new Map(chunks.flatMap((c) => c.updates).map((e) => [e.uid, e.version]))).toEqual(await truth(th, stream));
@@ -119,8 +122,8 @@ describe("bad replay requests", () => {
         [`${th.host.epoch}:999999999999999`, "ahead-of-log"],
         [`ffffffffffffffff:${head + 5}`, "other-epoch"],
         [`${th.host.epoch}x:${head}`, "other-epoch"],
-        // Any visible ASCII text without a colon is an epoch: a 1 MiB one is another epoch, not an error.
-        [`${"e".repeat(MiB)}:1`, "other-epoch"],
+        // Any visible ASCII text without a colon is an epoch: a long one is another epoch, not an error.
+        [`${"e".repeat(8 * 1024)}:1`, "other-epoch"],
         // A `to` below such a `from` (after a new epoch, the prev that showed the gap) is no error: a reset.
         [`ffffffffffffffff:${head + 5}`, "other-epoch", 3],
         [`${th.host.epoch}:${head + 7}`, "ahead-of-log", head],

@@ -16,6 +16,7 @@ import { refusedReply } from "./replies.ts";
 import { ReplayContent } from "./replay-content.ts";
 import {
   MalformedRequestError,
+  MAX_REQUEST_BYTES,
   parseReplayRequest,
   type ReplayRequest,
   type ResetReason,
@@ -211,6 +212,11 @@ export function serveReplay(options: ResponderOptions): Responder {
         return warn("replay request refused, not answered", { reason: refused, reply: msg.reply?.slice(0, 200) });
       }
       const request = msg as Answerable;
+      if (msg.data.length > MAX_REQUEST_BYTES) {
+        count("malformed");
+        warn("malformed replay request", { bytes: msg.data.length });
+        return refuseAtOnce(request, `a replay request is at most ${MAX_REQUEST_BYTES} bytes`);
+      }
       const parsed = parsedOrUndefined(msg);
       // A position this replica has yet to read (another replica further on gave it) is waited for a moment, outside
       // the slots: no request holds one while the log catches up. A `to` past the head is not: the reply ends at the
@@ -237,8 +243,13 @@ export function serveReplay(options: ResponderOptions): Responder {
 
   function busy(msg: Answerable): void {
     count("busy");
+    refuseAtOnce(msg, "busy; ask again later");
+  }
+
+  /** One error chunk, not waiting for a turn. */
+  function refuseAtOnce(msg: Answerable, error: string): void {
     void writerFor([msg.reply])
-      .fail("busy; ask again later")
+      .fail(error)
       .catch(() => {});
   }
 
