@@ -105,9 +105,9 @@ export const httpSchema = v.strictObject({
       idleTimeout,
       v.description(
         "A plain request or response that sends nothing for this long is closed (at most `255s`, Bun's limit; " +
-          "`0` disables it), some seconds later in fact: Bun checks every 4 s, and a connection that has sent " +
-          "nothing or half a request was seen closed up to 8 s late. SSE streams are exempt: they keep themselves " +
-          "alive with heartbeats.",
+          "`0` disables it), some seconds later in fact: Bun checks every 4 s. A connection that has not sent a " +
+          "whole request yet is closed after 8 to 12 s whatever this is (Bun's own rule, with `0` too). SSE " +
+          "streams are exempt: they keep themselves alive with heartbeats.",
       ),
     ),
     "30s",

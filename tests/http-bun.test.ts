@@ -1,10 +1,11 @@
 /**
  * Bun.serve quirks (1.4.4) that the listener and /v1/watch work around, shown on a bare server so a Bun
  * upgrade that changes them is noticed: no response headers before the first body byte, the idle timeout
- * cutting a streaming response that is quiet but still wanted, and a request without a Host header given a URL
- * of its path alone.
+ * cutting a streaming response that is quiet but still wanted, a request without a Host header given a URL
+ * of its path alone, and a connection that never sends a whole request closed whatever the idle timeout.
  */
 import { afterEach, expect, test } from "bun:test";
+import { connect } from "node:net";
 import { rawRequest } from "./security-raw.ts";
 import { waitFor } from "../testing/index.ts";
 
@@ -92,3 +93,17 @@ test("Bun.serve gives a request without a Host header a URL of its path alone, n
   expect(() => new URL("/healthz")).toThrow();
   expect(await urlSeen("GET /healthz HTTP/1.0", false)).toBe(`${server.url.href}healthz`);
 });
+
+test("Bun.serve closes a connection that sends no whole request after 8-12 s, whatever its idleTimeout", async () => {
+  const server = serve({ hostname: "127.0.0.1", port: 0, idleTimeout: 0, fetch: () => new Response("x") });
+  const started = Date.now();
+  const closed = Promise.withResolvers<number>();
+  // Half a request, as a slow client (or a slowloris) sends it.
+  const socket = connect({ host: "127.0.0.1", port: server.port! }, () => socket.write("GET / HTTP/1.1\r\nX-Slow: 1"));
+  socket.on("close", () => closed.resolve((Date.now() - started) / 1000));
+  socket.on("error", () => {});
+  const seconds = await Promise.race([closed.promise, Bun.sleep(20_000).then(() => Number.POSITIVE_INFINITY)]);
+  socket.destroy();
+  expect(seconds).toBeGreaterThan(4);
+  expect(seconds).toBeLessThan(16);
+}, 30_000);

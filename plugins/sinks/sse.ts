@@ -22,7 +22,7 @@ import {
 } from "../../sdk/http.ts";
 import { parsePosition } from "../../protocol/position.ts";
 import { duration, positiveInt } from "../../sdk/schema.ts";
-import { streamLabel } from "../../sdk/telemetry.ts";
+import { rateLimitedWarn, streamLabel } from "../../sdk/telemetry.ts";
 import { SseChannel } from "./sse/channel.ts";
 import { runSession } from "./sse/session.ts";
 import { HEARTBEAT, OPENING, UpdateEvents } from "./sse/wire.ts";
@@ -151,6 +151,8 @@ export default defineSink({
     overflows.inc(undefined, 0);
     for (const reason of ["max_streams", "max_streams_per_client"]) rejected.inc({ reason }, 0);
     const events = new UpdateEvents(ctx.log.epoch);
+    // Counted each (kubemeta_sse_overflows_total); logged once a minute: hundreds of streams can overflow at once.
+    const tooSlow = rateLimitedWarn(ctx.logger);
     const sessions = new Map<AbortController, { channel: SseChannel; done: Promise<void> }>();
     const perStream = new Map<string, number>();
     const perLabel = new Map<string, number>();
@@ -216,7 +218,7 @@ export default defineSink({
         },
         onOverflow: () => {
           overflows.inc();
-          ctx.logger.warn("subscriber too slow; closed with OVERFLOW", { stream });
+          tooSlow("subscriber too slow; closed with OVERFLOW", { stream });
         },
         stallMs: SNAPSHOT_STALL_HEARTBEATS * config.heartbeat,
         onStall: () => {
