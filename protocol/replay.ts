@@ -19,8 +19,9 @@
  *   to that version (its new position, which may be above the last envelope's version).
  * - `oversized`: versions left out because one envelope alone, in a chunk, would exceed max_payload (skipped live
  *   too, so that every consumer holds the same objects).
- * - A request over MAX_REQUEST_BYTES, or a malformed one, gets one chunk `{error, last: true}`; an error ending in "ask again" (busy, a failure while
- *   answering) means the request was sound, any other that asking it again gets the same answer.
+ * - A request over MAX_REQUEST_BYTES, or a malformed one, gets one chunk `{error, last: true}`; an error ending in
+ *   "ask again" (busy, a failure while answering) means the request was sound, any other that asking it again gets
+ *   the same answer.
  * - A request whose reply subject is not an inbox (none, under the prefix, a `$` server subject, a wildcard) gets
  *   nothing.
  *

@@ -320,7 +320,7 @@ test("an exec plugin named by a relative path runs from the kubeconfig's directo
   expect(await status({ kubeconfig: file })).toBe(200);
 });
 
-test("an exec plugin runs once for the requests that ask for credentials at once (every resource at start)", async () => {
+test("an exec plugin runs once for the requests that ask for credentials at once (resources at start)", async () => {
   const credential = {
     apiVersion: "client.authentication.k8s.io/v1",
     kind: "ExecCredential",
