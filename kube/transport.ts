@@ -183,6 +183,9 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
       method,
       headers,
       tls,
+      // The API server never redirects a client: an answer from wherever a 3xx points (an empty list, say) would be
+      // taken for the cluster's. A 3xx is a failed request, retried like any other.
+      redirect: "manual",
       signal: init.signal,
       ...(hasBody ? { body: JSON.stringify(init.body) } : {}),
       ...(cluster.proxyUrl ? { proxy: cluster.proxyUrl } : {}),

@@ -171,6 +171,8 @@ export class Reflector {
       metrics.relists.inc({ resource: type.resource });
       const relist = changes.relist(key, type.kind);
       let token: string | undefined;
+      // Continuation pages are free of the request budget: a token that comes back would page in a circle for ever.
+      const tokensSeen = new Set<string>();
       try {
         let resourceVersion = "";
         do {
@@ -186,6 +188,11 @@ export class Reflector {
           }
           token = page.metadata?.continue || undefined;
           resourceVersion = page.metadata?.resourceVersion ?? "";
+          if (token !== undefined && tokensSeen.has(token))
+            throw new Error(
+              `a continue token of this list came back: the API server pages ${type.resource} in a circle`,
+            );
+          if (token !== undefined) tokensSeen.add(token);
         } while (token);
         await unlessStopped(relist.end(resourceVersion), signal);
         this.markSynced();

@@ -1,0 +1,103 @@
+/**
+ * An API server that answers as no kube-apiserver does, in front of the test API server: a redirect to another host,
+ * a list whose continue token comes back. The source neither takes another host's answer for the cluster's nor pages
+ * in a circle: each is a failed request, retried after a backoff.
+ */
+import { expect, test } from "bun:test";
+import { join } from "node:path";
+import { RecordingSink, withCluster, within } from "./source-kubernetes-recorder.ts";
+import { waitFor } from "../testing/index.ts";
+
+type Answer = (request: Request, upstream: URL) => Response | Promise<Response>;
+
+/** A plain-HTTP front for `server` whose answer to each request `answer` decides; `requests` counts them by path. */
+function front(server: { url: string }, answer: Answer) {
+  const requests: string[] = [];
+  const proxy = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch(request) {
+      const url = new URL(request.url);
+      requests.push(`${url.pathname}${url.search}`);
+      return answer(request, new URL(`${url.pathname}${url.search}`, server.url));
+    },
+  });
+  return { requests, proxy };
+}
+
+/** A kubeconfig of the test API server's, pointed at `url` (plain HTTP, its token). */
+async function kubeconfigFor(dir: string, url: string, token: string): Promise<string> {
+  const file = join(dir, `front-${Date.now()}.kubeconfig`);
+  await Bun.write(
+    file,
+    Bun.YAML.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "c", cluster: { server: url } }],
+      users: [{ name: "u", user: { token } }],
+      contexts: [{ name: "main", context: { cluster: "c", user: "u" } }],
+      "current-context": "main",
+    }),
+  );
+  return file;
+}
+
+const forward = (request: Request, upstream: URL) => fetch(upstream, { headers: request.headers });
+
+test("a LIST answered with a redirect to another host is a failed request: nothing listed there is taken", () =>
+  withCluster(
+    async ({ server, kubeconfig, start }) => {
+      // Another host that would answer an empty list: taken for the cluster's, every pod would be deleted.
+      const elsewhere = front(server, () => Response.json({ kind: "PodList", metadata: { resourceVersion: "1" } }));
+      const redirecting = front(server, (request, upstream) =>
+        upstream.pathname.endsWith("/pods") && !upstream.searchParams.has("watch")
+          ? Response.redirect(`${elsewhere.proxy.url.href}api/v1/pods`, 302)
+          : forward(request, upstream),
+      );
+      try {
+        const sink = new RecordingSink();
+        const config = join(kubeconfig, "..");
+        const file = await kubeconfigFor(config, redirecting.proxy.url.href.replace(/\/$/, ""), server.token);
+        const running = await start(sink, { kubeconfig: file, streamingList: "never" });
+        await waitFor(() => redirecting.requests.filter((r) => r.startsWith("/api/v1/pods?")).length >= 3, 5_000);
+        expect(elsewhere.requests).toEqual([]);
+        expect(running.isSynced()).toBeFalse();
+        expect(sink.relists.filter((relist) => relist.state === "ended")).toEqual([]);
+      } finally {
+        redirecting.proxy.stop(true);
+        elsewhere.proxy.stop(true);
+      }
+    },
+    { tls: false },
+  ));
+
+test("a list whose continue token comes back is listed again after a backoff, not paged in a circle", () =>
+  withCluster(
+    async ({ server, kubeconfig, start }) => {
+      // Every continuation answered as the first page, whose token leads to the first page again.
+      const circling = front(server, (request, upstream) => {
+        upstream.searchParams.delete("continue");
+        return forward(request, upstream);
+      });
+      try {
+        const sink = new RecordingSink();
+        const file = await kubeconfigFor(
+          join(kubeconfig, ".."),
+          circling.proxy.url.href.replace(/\/$/, ""),
+          server.token,
+        );
+        await start(sink, { kubeconfig: file, streamingList: "never", pageSize: 2, backoff: { initial: "300ms" } });
+        await within(
+          waitFor(() => sink.relists.filter((relist) => relist.state === "aborted").length >= 2, 10_000),
+          10_000,
+          "two lists given up",
+        );
+        // Each list given up at its first token that came back: two pages, then the next list after a backoff.
+        const lists = circling.requests.filter((r) => r.startsWith("/api/v1/pods?") && !r.includes("watch="));
+        expect(lists.length).toBeLessThanOrEqual(2 * sink.relists.length);
+      } finally {
+        circling.proxy.stop(true);
+      }
+    },
+    { tls: false },
+  ));
