@@ -58,6 +58,8 @@ const WATCHES: string[][] = [
   [line("ADDED", "an object that is a string")],
   [line("WHATEVER", pod("w", "8"))],
   [`${line("ADDED", pod("cut", "9")).slice(0, 40)}\n`],
+  // An object of another resource on this one's watch (a broken proxy): not this resource's to store.
+  [line("ADDED", { ...pod("wrong-kind", "9", { uid: "uid-wrong-kind" }), kind: "Node" })],
   // Odd objects with kind and uid, then the big one (in 64 KiB chunks) and unicode, then a good one.
   [
     line("ADDED", { kind: "Pod", metadata: { uid: "uid-odd-1", name: 42, labels: "not a map", resourceVersion: 10 } }),
@@ -154,7 +156,7 @@ describe("malformed watch lines and odd objects", () => {
 
     const uids = await currentUids();
     for (const uid of ["uid-a", "uid-b", "uid-big", "uid-unicode", "uid-z", "uid-odd-2"]) expect(uids).toContain(uid);
-    for (const uid of ["uid-c", "uid-w", "uid-cut", "uid-empty-kind", "uid-number-kind"])
+    for (const uid of ["uid-c", "uid-w", "uid-cut", "uid-empty-kind", "uid-number-kind", "uid-wrong-kind"])
       expect(uids).not.toContain(uid);
     const objects = await th.host.log.read({ stream: ALL, after: 0, limit: 10_000 });
     const unicode = objects.find((u) => u.uid === "uid-unicode")!;

@@ -34,6 +34,10 @@ function parseWatchLine(line: string, lineKind: LineKind, prepare?: (raw: KubeOb
   const type = event?.type;
   const object = event?.object ?? {};
   if (typeof type === "string" && CHANGE_TYPES.has(type)) {
+    // Another resource's object (a broken proxy's): not this watch's to deliver. A kind that is no name at all is the
+    // core's to refuse, counted with the other malformed objects.
+    if (typeof object.kind === "string" && object.kind !== "" && object.kind !== lineKind.kind)
+      return { type: "invalid", message: `an object of kind ${object.kind} on a watch of ${lineKind.kind}` };
     object.kind ??= lineKind.kind;
     object.apiVersion ??= lineKind.apiVersion;
     const changeType = type as ChangeType;
