@@ -154,7 +154,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   function applyPrepared(resource: string, type: ChangeType, change: PreparedChange): void | Promise<void> {
     if ("rejected" in change) {
       rejected.inc({ reason: change.rejected });
-      logger.warn("skipped a change without kind or uid", { resource, type });
+      logger.warn("skipped a change without kind, uid or name", { resource, type, reason: change.rejected });
       return;
     }
     const { kind, uid, resourceVersion: rv } = change;

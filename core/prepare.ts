@@ -15,6 +15,9 @@ export function prepareChange(raw: KubeObject, options?: SlimOptions): PreparedC
   // Anything but a string would make every commit fail, and the ones behind it wait forever.
   if (typeof kind !== "string" || kind === "") return { rejected: "no_kind" };
   if (typeof uid !== "string" || uid === "") return { rejected: "no_uid" };
+  // Every Kubernetes object has one: stored without, it would be an object no consumer can name.
+  const name = raw.metadata!.name;
+  if (typeof name !== "string" || name === "") return { rejected: "no_name" };
   const resourceVersion = raw.metadata!.resourceVersion;
   const object = slim(kind, raw, options);
   const metadata = (object.metadata ?? {}) as { namespace?: string; name?: string };

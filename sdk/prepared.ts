@@ -45,4 +45,4 @@ export type PreparedChange =
       /** The slim copy itself when prepared on the core's own thread (saves parsing `json` again). */
       object?: SlimObject;
     }
-  | { rejected: "no_kind" | "no_uid" };
+  | { rejected: "no_kind" | "no_uid" | "no_name" };

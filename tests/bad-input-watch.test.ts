@@ -60,7 +60,8 @@ const WATCHES: string[][] = [
   [`${line("ADDED", pod("cut", "9")).slice(0, 40)}\n`],
   // An object of another resource on this one's watch (a broken proxy): not this resource's to store.
   [line("ADDED", { ...pod("wrong-kind", "9", { uid: "uid-wrong-kind" }), kind: "Node" })],
-  // Odd objects with kind and uid, then the big one (in 64 KiB chunks) and unicode, then a good one.
+  // Odd objects with kind and uid (the first's name is no name: skipped), then the big one (in 64 KiB chunks) and
+  // unicode, then a good one.
   [
     line("ADDED", { kind: "Pod", metadata: { uid: "uid-odd-1", name: 42, labels: "not a map", resourceVersion: 10 } }),
     line("ADDED", {
@@ -74,7 +75,7 @@ const WATCHES: string[][] = [
     line("ADDED", pod("z", "100")),
   ],
 ];
-const SKIPPED = { no_uid: 5, no_kind: 2 };
+const SKIPPED = { no_uid: 5, no_kind: 2, no_name: 1 };
 const BAD_WATCHES = WATCHES.length - 2;
 
 class ScriptedApi implements Requester {
@@ -156,7 +157,7 @@ describe("malformed watch lines and odd objects", () => {
 
     const uids = await currentUids();
     for (const uid of ["uid-a", "uid-b", "uid-big", "uid-unicode", "uid-z", "uid-odd-2"]) expect(uids).toContain(uid);
-    for (const uid of ["uid-c", "uid-w", "uid-cut", "uid-empty-kind", "uid-number-kind", "uid-wrong-kind"])
+    for (const uid of ["uid-c", "uid-w", "uid-cut", "uid-empty-kind", "uid-number-kind", "uid-wrong-kind", "uid-odd-1"])
       expect(uids).not.toContain(uid);
     const objects = await th.host.log.read({ stream: ALL, after: 0, limit: 10_000 });
     const unicode = objects.find((u) => u.uid === "uid-unicode")!;
@@ -169,8 +170,11 @@ describe("malformed watch lines and odd objects", () => {
     const metrics = th.host.metrics.render();
     expect(metrics).toContain(`kubemeta_changes_rejected_total{reason="no_uid"} ${SKIPPED.no_uid}`);
     expect(metrics).toContain(`kubemeta_changes_rejected_total{reason="no_kind"} ${SKIPPED.no_kind}`);
-    const skipped = hostLines.map((l) => JSON.parse(l)).filter((l) => l.msg === "skipped a change without kind or uid");
-    expect(skipped).toHaveLength(SKIPPED.no_uid + SKIPPED.no_kind);
+    expect(metrics).toContain(`kubemeta_changes_rejected_total{reason="no_name"} ${SKIPPED.no_name}`);
+    const skipped = hostLines
+      .map((l) => JSON.parse(l))
+      .filter((l) => l.msg === "skipped a change without kind, uid or name");
+    expect(skipped).toHaveLength(SKIPPED.no_uid + SKIPPED.no_kind + SKIPPED.no_name);
 
     // Commits are not wedged: a change after all of it commits at once.
     const head = th.host.log.head();
