@@ -1,0 +1,96 @@
+/**
+ * What the kubeconfig tests share: the test API server (over TLS, its CA and token) and a scratch directory, a
+ * kubeconfig's YAML from its parts, and a request made with a loaded kubeconfig.
+ */
+import { afterAll, beforeAll } from "bun:test";
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { createTransport, type KubeconfigOptions, loadKubeConfig } from "../kube/transport.ts";
+import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
+import { tempDir } from "../testing/index.ts";
+
+export interface KubeconfigSuite {
+  server: TestApiServer;
+  /** A scratch directory for the kubeconfigs, removed after the file's tests. */
+  dir: string;
+}
+
+/** Starts the test API server and a scratch directory for the calling test file (its beforeAll and afterAll). */
+export function kubeconfigSuite(): KubeconfigSuite {
+  const suite = {} as KubeconfigSuite;
+  beforeAll(async () => {
+    suite.server = await startTestApiServer();
+    suite.dir = await tempDir("kubemeta-kubeconfig-");
+  });
+  afterAll(async () => {
+    await suite.server.stop();
+    await rm(suite.dir, { recursive: true, force: true });
+  });
+  return suite;
+}
+
+type Fields = Record<string, unknown>;
+
+/** A kubeconfig's YAML: clusters, users and contexts by name. */
+export function kubeconfig(parts: {
+  clusters?: Record<string, Fields>;
+  users?: Record<string, Fields>;
+  contexts?: Record<string, Fields>;
+  current?: string;
+}): string {
+  const named = (key: string, entries: Record<string, Fields> = {}) =>
+    Object.entries(entries).map(([name, value]) => ({ name, [key]: value }));
+  return Bun.YAML.stringify(
+    {
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: named("cluster", parts.clusters),
+      users: named("user", parts.users),
+      contexts: named("context", parts.contexts),
+      ...(parts.current ? { "current-context": parts.current } : {}),
+    },
+    null,
+    2,
+  );
+}
+
+/** The test API server as a kubeconfig cluster, its CA inline. */
+export const clusterOf = (server: TestApiServer) => ({
+  server: server.url,
+  "certificate-authority-data": Buffer.from(server.caPem).toString("base64"),
+});
+
+export async function write(path: string, text: string): Promise<string> {
+  await mkdir(join(path, ".."), { recursive: true });
+  await writeFile(path, text);
+  return path;
+}
+
+/** Runs `fn` with these environment variables (undefined: unset), restored after. */
+export function withEnv<T>(env: Record<string, string | undefined>, fn: () => T): T {
+  const saved = Object.fromEntries(Object.keys(env).map((key) => [key, process.env[key]]));
+  const set = (values: Record<string, string | undefined>) => {
+    for (const [key, value] of Object.entries(values)) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+  };
+  set(env);
+  try {
+    return fn();
+  } finally {
+    set(saved);
+  }
+}
+
+/** Loads the kubeconfig and lists namespaces with it: the status the API server answered. */
+export async function status(
+  options: KubeconfigOptions,
+  env: Record<string, string | undefined> = {},
+): Promise<number> {
+  const { kc } = withEnv(env, () => loadKubeConfig(options));
+  const transport = createTransport(kc, () => kc);
+  const response = await transport.get("/api/v1/namespaces", AbortSignal.timeout(5000));
+  await response.body?.cancel();
+  return response.status;
+}

@@ -1,0 +1,92 @@
+/**
+ * A kubeconfig user's credentials as kubectl reads them, each shown with a request over TLS on loopback to the test
+ * API server: token files relative to the kubeconfig, exec plugins run from its directory and run once for the
+ * requests that ask at once.
+ */
+import { expect, test } from "bun:test";
+import { chmod } from "node:fs/promises";
+import { join } from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
+import { createTransport, loadKubeConfig } from "../kube/transport.ts";
+import { clusterOf, kubeconfig, kubeconfigSuite, status, write } from "./kubeconfig-fixtures.ts";
+
+const suite = kubeconfigSuite();
+
+test("token-file and tokenFile are both relative to the kubeconfig that names them", async () => {
+  await write(join(suite.dir, "token-files", "token"), suite.server.token);
+  for (const key of ["token-file", "tokenFile"]) {
+    const file = await write(
+      join(suite.dir, "token-files", key, "config"),
+      kubeconfig({
+        clusters: { c: clusterOf(suite.server) },
+        users: { u: { [key]: "../token" } },
+        contexts: { main: { cluster: "c", user: "u" } },
+        current: "main",
+      }),
+    );
+    if (key === "token-file") {
+      // client-node reads it relative to the working directory, for every user, as it parses.
+      expect(() => new KubeConfig().loadFromFile(file)).toThrow(/ENOENT/);
+    }
+    expect(await status({ kubeconfig: file })).toBe(200);
+  }
+});
+
+test("an exec plugin named by a relative path runs from the kubeconfig's directory", async () => {
+  const credential = {
+    apiVersion: "client.authentication.k8s.io/v1",
+    kind: "ExecCredential",
+    status: { token: suite.server.token },
+  };
+  const helper = await write(
+    join(suite.dir, "exec", "bin", "credential"),
+    `#!/bin/sh\necho '${JSON.stringify(credential)}'\n`,
+  );
+  await chmod(helper, 0o755);
+  const exec = { apiVersion: "client.authentication.k8s.io/v1", command: "./bin/credential", interactiveMode: "Never" };
+  const file = await write(
+    join(suite.dir, "exec", "config"),
+    kubeconfig({
+      clusters: { c: clusterOf(suite.server) },
+      users: { u: { exec } },
+      contexts: { main: { cluster: "c", user: "u" } },
+      current: "main",
+    }),
+  );
+  expect(await status({ kubeconfig: file })).toBe(200);
+});
+
+test("an exec plugin runs once for the requests that ask for credentials at once (resources at start)", async () => {
+  const credential = {
+    apiVersion: "client.authentication.k8s.io/v1",
+    kind: "ExecCredential",
+    status: { token: suite.server.token, expirationTimestamp: new Date(Date.now() + 3_600_000).toISOString() },
+  };
+  const calls = join(suite.dir, "once", "calls.log");
+  const helper = await write(
+    join(suite.dir, "once", "credential"),
+    `#!/bin/sh\necho run >> '${calls}'\necho '${JSON.stringify(credential)}'\n`,
+  );
+  await chmod(helper, 0o755);
+  const exec = { apiVersion: "client.authentication.k8s.io/v1", command: helper, interactiveMode: "Never" };
+  const file = await write(
+    join(suite.dir, "once", "config"),
+    kubeconfig({
+      clusters: { c: clusterOf(suite.server) },
+      users: { u: { exec } },
+      contexts: { main: { cluster: "c", user: "u" } },
+      current: "main",
+    }),
+  );
+  const { kc } = loadKubeConfig({ kubeconfig: file });
+  const transport = createTransport(kc, () => kc);
+  const statuses = await Promise.all(
+    Array.from({ length: 11 }, async () => {
+      const response = await transport.get("/api/v1/namespaces", AbortSignal.timeout(5000));
+      await response.body?.cancel();
+      return response.status;
+    }),
+  );
+  expect(new Set(statuses)).toEqual(new Set([200]));
+  expect((await Bun.file(calls).text()).trim().split("\n")).toEqual(["run"]);
+});
