@@ -33,7 +33,7 @@ import {
 import { envelopeJson, jsonText, stringifyWithRaw, type CurrentObject } from "../sdk/model.ts";
 import { formatPosition } from "../protocol/position.ts";
 import type { ResetReason } from "../protocol/replay.ts";
-import { checkResumePoint, isStoreUnreadable, STORE_UNREADABLE_RETRY_MS } from "../sdk/resume.ts";
+import { checkResumePoint, isStoreUnreadable, STORE_UNREADABLE_RETRY_MS, wholeYet } from "../sdk/resume.ts";
 
 /** A 503 the reader outlasts by asking again after Retry-After. */
 function retryLater(c: Context, error: string): Response {
@@ -135,17 +135,13 @@ function objectsBody(epoch: string, pages: AsyncGenerator<Page>, signal: AbortSi
 
 /** Mounts /v1/objects and /v1/updates on the shared app; `idleTimeout` is the listener's (seconds, 0 for none). */
 export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeout: number): void {
-  /** A new store's first sync is over (CommittedLog.whole): until then its state is what the first lists brought. */
-  let whole = false;
-  void log.whole().then(() => {
-    whole = true;
-  });
+  const whole = wholeYet(log);
 
   app.get("/v1/objects", async (c) => {
     const query = parseQuery(c, objectsQuery);
     if (!query.ok) return query.response;
     // A client that reconciles its view with a partial state (after a new epoch) would drop what is not listed yet.
-    if (!whole) return retryLater(c, "the store's first sync is under way; ask again later");
+    if (!whole()) return retryLater(c, "the store's first sync is under way; ask again later");
     const { kind, namespace, node, stream } = query.value;
     const { signal } = c.req.raw;
     const pages = readObjectPages(log, { stream, namespace, node }, kind, signal);

@@ -92,3 +92,15 @@ export async function noteBehindRetention(log: CommittedLog, stream: string, aft
     if (!isBehindRetention(error)) throw error;
   });
 }
+
+/**
+ * Whether a new store's first sync is over (CommittedLog.whole), as a check a request makes at once: until then a
+ * state sent would be what the first lists brought, and a reader reconciling with it would drop the rest.
+ */
+export function wholeYet(log: CommittedLog): () => boolean {
+  let whole = false;
+  void log.whole().then(() => {
+    whole = true;
+  });
+  return () => whole;
+}

@@ -9,7 +9,7 @@
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { CommittedLog } from "../../../sdk/contract.ts";
 import { type Counter, type Logger, rateLimitedWarn } from "../../../sdk/telemetry.ts";
-import { comesBackLater, noteBehindRetention, reachVersion, resetReason } from "../../../sdk/resume.ts";
+import { comesBackLater, noteBehindRetention, reachVersion, resetReason, wholeYet } from "../../../sdk/resume.ts";
 import { snapshotTurn } from "../../../sdk/snapshot-turns.ts";
 import { ChunkWriter } from "./chunks.ts";
 import { refusedReply } from "./replies.ts";
@@ -92,11 +92,7 @@ export function serveReplay(options: ResponderOptions): Responder {
   const stopped = new AbortController();
   let parked = 0;
   const warn = rateLimitedWarn(logger);
-  /** A new store's first sync is over (CommittedLog.whole): until then a state sent would be partial. */
-  let whole = false;
-  void log.whole().then(() => {
-    whole = true;
-  });
+  const whole = wholeYet(log);
 
   function count(result: ReplayResult, requesters = 1): void {
     requests.inc({ ...labels, result }, requesters);
@@ -155,7 +151,7 @@ export function serveReplay(options: ResponderOptions): Responder {
     try {
       const request = parsed ?? parseReplayRequest(msg.string());
       const reason = reasonFor(request);
-      if (reason && !whole) {
+      if (reason && !whole()) {
         count("unsynced");
         await writer.fail("the store's first sync is under way; ask again later");
       } else if (comesBackLater(log, reason)) {
