@@ -10,25 +10,9 @@ import { LineSplitter, linesOf } from "../plugins/sources/kubernetes/lines.ts";
 import { InactivityError } from "../plugins/sources/kubernetes/request.ts";
 import { collectionPath, resourceType, resumeKey } from "../plugins/sources/kubernetes/resources.ts";
 import { fetchOptions, loadKubeConfig } from "../kube/transport.ts";
+import { withEnv } from "./kubeconfig-fixtures.ts";
 
 const tempDir = () => mkdtemp(join(tmpdir(), "kubemeta-kubeconfig-"));
-
-/** Runs `work` with some environment variables set (undefined: unset), then restores them. */
-function withEnv<T>(vars: Record<string, string | undefined>, work: () => T): T {
-  const saved = Object.fromEntries(Object.keys(vars).map((name) => [name, process.env[name]]));
-  const assign = (values: Record<string, string | undefined>) => {
-    for (const [name, value] of Object.entries(values)) {
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
-  };
-  assign(vars);
-  try {
-    return work();
-  } finally {
-    assign(saved);
-  }
-}
 
 describe("config", () => {
   test("defaults are the documented ones", () => {
