@@ -32,20 +32,27 @@ test("token-file and tokenFile are both relative to the kubeconfig that names th
   }
 });
 
-test("an exec plugin named by a relative path runs from the kubeconfig's directory", async () => {
-  const credential = {
-    apiVersion: "client.authentication.k8s.io/v1",
-    kind: "ExecCredential",
-    status: { token: suite.server.token },
-  };
-  const helper = await write(
-    join(suite.dir, "exec", "bin", "credential"),
-    `#!/bin/sh\necho '${JSON.stringify(credential)}'\n`,
+/**
+ * A kubeconfig in `folder` whose user runs an exec plugin: a script at `script` (under `folder`) that runs `before`,
+ * then prints an ExecCredential with the test API server's token (expiring at `expires`); the kubeconfig names it
+ * `command`.
+ */
+async function execUserKubeconfig(
+  folder: string,
+  script: string,
+  command: (path: string) => string,
+  options: { before?: string; expires?: Date } = {},
+): Promise<string> {
+  const status = { token: suite.server.token, expirationTimestamp: options.expires?.toISOString() };
+  const credential = { apiVersion: "client.authentication.k8s.io/v1", kind: "ExecCredential", status };
+  const path = await write(
+    join(folder, script),
+    `#!/bin/sh\n${options.before ?? ""}\necho '${JSON.stringify(credential)}'\n`,
   );
-  await chmod(helper, 0o755);
-  const exec = { apiVersion: "client.authentication.k8s.io/v1", command: "./bin/credential", interactiveMode: "Never" };
-  const file = await write(
-    join(suite.dir, "exec", "config"),
+  await chmod(path, 0o755);
+  const exec = { apiVersion: "client.authentication.k8s.io/v1", command: command(path), interactiveMode: "Never" };
+  return write(
+    join(folder, "config"),
     kubeconfig({
       clusters: { c: clusterOf(suite.server) },
       users: { u: { exec } },
@@ -53,31 +60,19 @@ test("an exec plugin named by a relative path runs from the kubeconfig's directo
       current: "main",
     }),
   );
+}
+
+test("an exec plugin named by a relative path runs from the kubeconfig's directory", async () => {
+  const file = await execUserKubeconfig(join(suite.dir, "exec"), "bin/credential", () => "./bin/credential");
   expect(await status({ kubeconfig: file })).toBe(200);
 });
 
 test("an exec plugin runs once for the requests that ask for credentials at once (resources at start)", async () => {
-  const credential = {
-    apiVersion: "client.authentication.k8s.io/v1",
-    kind: "ExecCredential",
-    status: { token: suite.server.token, expirationTimestamp: new Date(Date.now() + 3_600_000).toISOString() },
-  };
   const calls = join(suite.dir, "once", "calls.log");
-  const helper = await write(
-    join(suite.dir, "once", "credential"),
-    `#!/bin/sh\necho run >> '${calls}'\necho '${JSON.stringify(credential)}'\n`,
-  );
-  await chmod(helper, 0o755);
-  const exec = { apiVersion: "client.authentication.k8s.io/v1", command: helper, interactiveMode: "Never" };
-  const file = await write(
-    join(suite.dir, "once", "config"),
-    kubeconfig({
-      clusters: { c: clusterOf(suite.server) },
-      users: { u: { exec } },
-      contexts: { main: { cluster: "c", user: "u" } },
-      current: "main",
-    }),
-  );
+  const file = await execUserKubeconfig(join(suite.dir, "once"), "credential", (path) => path, {
+    before: `echo run >> '${calls}'`,
+    expires: new Date(Date.now() + 3_600_000),
+  });
   const { kc } = loadKubeConfig({ kubeconfig: file });
   const transport = createTransport(kc, () => kc);
   const statuses = await Promise.all(
