@@ -1,11 +1,13 @@
 /**
  * An API server that answers as no kube-apiserver does, in front of the test API server: a redirect to another host,
- * a list whose continue token comes back. The source neither takes another host's answer for the cluster's nor pages
- * in a circle: each is a failed request, retried after a backoff.
+ * a list whose continue token comes back, a watch kept open past its timeout. The source neither takes another
+ * host's answer for the cluster's nor pages in a circle (each is a failed request, retried after a backoff), nor
+ * stays on one watch for good.
  */
 import { expect, test } from "bun:test";
 import { join } from "node:path";
-import { RecordingSink, withCluster, within } from "./source-kubernetes-recorder.ts";
+import { count, inSync, RecordingSink, withCluster, within } from "./source-kubernetes-recorder.ts";
+import { makePod } from "../simulator/population.ts";
 import { waitFor } from "../testing/index.ts";
 
 type Answer = (request: Request, upstream: URL) => Response | Promise<Response>;
@@ -97,6 +99,50 @@ test("a list whose continue token comes back is listed again after a backoff, no
         expect(lists.length).toBeLessThanOrEqual(2 * sink.relists.length);
       } finally {
         circling.proxy.stop(true);
+      }
+    },
+    { tls: false },
+  ));
+
+test("a watch kept open past its timeoutSeconds is ended and opened again where it was", () =>
+  withCluster(
+    async ({ server, kubeconfig, start }) => {
+      // A front that drops the parameter: the test API server then keeps each watch open for half an hour.
+      const keeping = front(server, (request, upstream) => {
+        upstream.searchParams.delete("timeoutSeconds");
+        return forward(request, upstream);
+      });
+      try {
+        const sink = new RecordingSink();
+        const file = await kubeconfigFor(
+          join(kubeconfig, ".."),
+          keeping.proxy.url.href.replace(/\/$/, ""),
+          server.token,
+        );
+        const running = await start(sink, { kubeconfig: file, watchTimeout: "1s" });
+        await within(running.synced, 5000, "the first sync");
+        const watches = () =>
+          keeping.requests.filter((r) => r.startsWith("/api/v1/pods?") && r.includes("watch=")).length;
+        // Each ended 1.25 × 1 s + 2 s after it opened: the third opens within ~7 s.
+        await within(
+          waitFor(() => watches() >= 3, 12_000),
+          12_000,
+          "two watches ended as overdue",
+        );
+        expect(
+          count(running.metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason: "overdue" }),
+        ).toBeGreaterThanOrEqual(2);
+        // Resumed where it was: a pod made now arrives on the watch that follows, with no relist.
+        const relists = sink.relists.length;
+        server.create(makePod({ name: "after-overdue", namespace: "default", node: "n-1" }));
+        await within(
+          waitFor(() => inSync(sink, server, "Pod"), 5_000),
+          5_000,
+          "the new pod",
+        );
+        expect(sink.relists.length).toBe(relists);
+      } finally {
+        keeping.proxy.stop(true);
       }
     },
     { tls: false },

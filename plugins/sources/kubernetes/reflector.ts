@@ -84,7 +84,8 @@ export class Reflector {
         const result = await this.cycle(signal);
         if (result.progressed) this.backoff.reset();
         else if (result.elapsedMs < SHORT_WATCH_MS) throw new Error("the watch ended at once without events");
-        this.restarted("end");
+        if (result.overdue) this.logger.warn("the API server kept a watch open past its timeout; watching again");
+        this.restarted(result.overdue ? "overdue" : "end");
       } catch (err) {
         if (signal.aborted) break;
         if (err instanceof ApiError && err.code === 404) {

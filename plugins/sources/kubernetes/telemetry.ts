@@ -5,8 +5,8 @@ export interface SourceMetrics {
   /** `{verb, resource, code}`: code is the HTTP status, or `error` when no response came. */
   requests: Counter;
   /**
-   * `{resource, reason}`: why a watch was re-opened (`end`, `expired`, `too-large`, `throttled`, `inactivity`,
-   * `error`).
+   * `{resource, reason}`: why a watch was re-opened (`end`, `overdue`: kept open past its timeout and ended here,
+   * `expired`, `too-large`, `throttled`, `inactivity`, `error`).
    */
   watchRestarts: Counter;
   /** `{resource, type}`: watch and list events received. */

@@ -36,6 +36,13 @@ const APPLY_SLICE_MS = 5;
  * is the resource's sync. Any event or bookmark shows it sooner.
  */
 export const RESUME_SETTLE_MS = 500;
+/**
+ * A watch still open this long past its `timeoutSeconds` is ended here and opened again where it was: kube-apiserver
+ * ends each on time, and one that does not (a proxy that drops the parameter, a server that drips a byte at a time
+ * to keep the inactivity timeout from firing) would otherwise hold the resource on one connection for good.
+ */
+const OVERDUE_FACTOR = 1.25;
+const OVERDUE_GRACE_MS = 2_000;
 
 export interface WatchOptions {
   /** Path and query of the watch request. */
@@ -66,6 +73,8 @@ export interface WatchResult {
   /** At least one event or bookmark arrived. */
   progressed: boolean;
   elapsedMs: number;
+  /** The server kept it open past its timeoutSeconds, and it was ended here (OVERDUE_FACTOR). */
+  overdue: boolean;
 }
 
 export async function consumeWatch(options: WatchOptions): Promise<WatchResult> {
@@ -90,6 +99,22 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
   let progressed = false;
   /** While a resumed watch has not shown yet that the server still has its resume point. */
   let unconfirmed: Timer | undefined;
+  let overdue = false;
+  let lifetime: Timer | undefined;
+
+  /** Past its initial state (the list's own time), a watch ends OVERDUE_FACTOR past its timeout from its start. */
+  function capLifetime(): void {
+    const capMs = options.timeoutSeconds * 1000 * OVERDUE_FACTOR + OVERDUE_GRACE_MS;
+    lifetime = setTimeout(
+      () => {
+        overdue = true;
+        request.abort(
+          new Error(`the API server kept the watch open past its timeoutSeconds=${options.timeoutSeconds}`),
+        );
+      },
+      Math.max(0, capMs - (performance.now() - started)),
+    );
+  }
 
   function confirmResumed(): void {
     if (unconfirmed === undefined) return;
@@ -156,6 +181,7 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
     await unlessStopped(open.end(resourceVersion), options.signal);
     options.onResourceVersion(resourceVersion);
     options.onSynced();
+    capLifetime();
   }
 
   /**
@@ -190,6 +216,7 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
         onOpen() {
           if (!options.initial) {
             unconfirmed = setTimeout(confirmResumed, RESUME_SETTLE_MS);
+            capLifetime();
             return;
           }
           metrics.relists.inc({ resource: type.resource });
@@ -199,6 +226,9 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
       });
       const pending = take(splitter.rest());
       if (pending) await unlessStopped(pending, options.signal);
+    } catch (error) {
+      // What it delivered until then is applied below; the rest of a line cut short is the next watch's.
+      if (!overdue || options.signal.aborted) throw error;
     } finally {
       // What was read is applied (or failed) before the watch ends, whatever ended it.
       await threaded?.finish().catch((error: unknown) => {
@@ -213,9 +243,10 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
         throw new StreamingListIgnored("the watch timed out without an initial-events-end bookmark");
       throw new Error("the streaming list ended before its initial-events-end bookmark");
     }
-    return { progressed, elapsedMs };
+    return { progressed, elapsedMs, overdue };
   } finally {
     clearTimeout(unconfirmed);
+    clearTimeout(lifetime);
     options.signal.removeEventListener("abort", stop);
     flushCounts();
     relist?.abort();
