@@ -7,7 +7,7 @@ import * as v from "valibot";
 import kubernetes from "../plugins/sources/kubernetes.ts";
 import { createRequestBudget } from "../plugins/sources/kubernetes/budget.ts";
 import { LineSplitter, linesOf } from "../plugins/sources/kubernetes/lines.ts";
-import { InactivityError } from "../plugins/sources/kubernetes/request.ts";
+import { InactivityError, unlessStopped } from "../plugins/sources/kubernetes/request.ts";
 import { collectionPath, resourceType, resumeKey } from "../plugins/sources/kubernetes/resources.ts";
 import { fetchOptions, loadKubeConfig } from "../kube/transport.ts";
 import { withEnv } from "./kubeconfig-fixtures.ts";
@@ -249,4 +249,23 @@ ${extraUser}
 
 test("the inactivity message says whole milliseconds (a bookmark cadence gives a fraction)", () => {
   expect(new InactivityError(6001.966437).message).toBe("no data from the API server for 6002 ms");
+});
+
+test("a stop leaves no unhandled rejection behind: what the source waited for may still fail after it", async () => {
+  // A stop during a sync: the end of the initial state (itself waiting unless stopped) rejects after the stop.
+  const unhandled: unknown[] = [];
+  const note = (reason: unknown) => unhandled.push(reason);
+  process.on("unhandledRejection", note);
+  try {
+    const stop = new AbortController();
+    stop.abort();
+    const inner = Promise.withResolvers<void>();
+    await expect(unlessStopped(inner.promise, stop.signal)).rejects.toBe(stop.signal.reason);
+    inner.reject(stop.signal.reason);
+    await Bun.sleep(0);
+    await Bun.sleep(0);
+    expect(unhandled).toEqual([]);
+  } finally {
+    process.off("unhandledRejection", note);
+  }
 });

@@ -226,7 +226,11 @@ export function retryDelay(err: unknown, backoff: Backoff): { delayMs: number; r
  * hang on a core that no longer drains. Rejects with the abort reason when stopped.
  */
 export function unlessStopped(pending: Promise<void>, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.reject(signal.reason);
+  if (signal.aborted) {
+    // Its outcome is no one's now; its rejection (one unlessStopped inside it, say) must not count as unhandled.
+    pending.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
