@@ -4,7 +4,8 @@
  */
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, resolveConfig, type Config } from "../host/config.ts";
-import { checkConfig, type Host, ShutdownTimedOut, StartAbandoned, StartFailed, startHost } from "../host/host.ts";
+import { type Host, ShutdownTimedOut, StartAbandoned, StartFailed, startHost } from "../host/host.ts";
+import { checkConfig } from "../host/check-config.ts";
 import { createLogger } from "../host/logger.ts";
 import { guardProcess } from "../host/supervise.ts";
 import { type Demo, startDemo } from "./demo.ts";
@@ -25,7 +26,7 @@ const USAGE = `Usage: bun run main.ts [options]
   --config <file>   YAML or JSON config (default: ./kubemeta.yaml if present, else built-in defaults:
                     the kubernetes source with your kubeconfig, a libSQL file in ./data, SSE on :8080)
   --check           validate the config, load the kubeconfig a source names, open (or create) the store,
-                    then exit (0 valid, 1 with every error)
+                    then exit (0 valid, 1 with every error: each at its path under "invalid config:")
   --port <n>        HTTP port, overriding the config's http.port (0 picks a free one)
   --demo            run against a built-in simulated cluster (no cluster or config needed; store in ./data/demo)
   --help            this text
@@ -84,10 +85,7 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     config = await readConfig(values.config);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(
-      `invalid config:\n${error.issues.map((i) => `  ${i.path || "(root)"}: ${i.message}`).join("\n")}\n`,
-    );
-    return 1;
+    return invalidConfig(error);
   }
   if (port !== undefined) config.http.port = port;
   if (rbac) {
@@ -107,6 +105,8 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     void signals.stop.then(() => stopAsked.abort());
     host = await startHost(config, { logger, signal: stopAsked.signal });
   } catch (error) {
+    // --check found something the config names unusable (a kubeconfig that does not load): said as a typo is.
+    if (error instanceof ConfigError) return invalidConfig(error);
     // Already logged, naming what failed (the store, the Lease's kubeconfig) and the cause.
     if (error instanceof StartFailed) return 1;
     if (error instanceof StartAbandoned) return 0;
@@ -152,6 +152,14 @@ function parseOptions(args: string[]) {
 function usageError(message: string): number {
   process.stderr.write(`kubemeta: ${message} (see --help)\n`);
   return 2;
+}
+
+/** A config that cannot be used: every issue at its path, on stderr, and exit 1. */
+function invalidConfig(error: ConfigError): number {
+  process.stderr.write(
+    `invalid config:\n${error.issues.map((i) => `  ${i.path || "(root)"}: ${i.message}`).join("\n")}\n`,
+  );
+  return 1;
 }
 
 async function readConfig(path: string | undefined): Promise<Config> {

@@ -90,7 +90,7 @@ function haElector(config: Config, logger: Logger) {
   }
 }
 
-function pluginContext(config: Config, logger: Logger, metrics: Metrics) {
+export function pluginContext(config: Config, logger: Logger, metrics: Metrics) {
   return (name: string, kind: string): PluginContext => ({
     name,
     cluster: config.cluster,
@@ -100,7 +100,7 @@ function pluginContext(config: Config, logger: Logger, metrics: Metrics) {
 }
 
 /** Opens (creating or migrating) the config's store; one that cannot be opened is one error line, then thrown. */
-async function openStore(
+export async function openStore(
   config: Config,
   context: ReturnType<typeof pluginContext>,
   logger: Logger,
@@ -133,36 +133,6 @@ async function openStore(
     logger.error("store cannot be opened", { store: name, type: declaration.type, error });
     throw new StartFailed(`store ${name} cannot be opened`);
   }
-}
-
-/**
- * For `--check`: with `ha`, loads the Lease's kubeconfig; runs each plugin's own check (Declaration.check); then
- * proves the store usable by opening it (creating it if new), and closes it. Each failure is one error line.
- */
-export async function checkConfig(config: Config, logger: Logger): Promise<void> {
-  haElector(config, logger);
-  const failed = await checkPlugins(config, logger);
-  const { store } = await openStore(config, pluginContext(config, logger, createMetrics()), logger);
-  await store.stop();
-  if (failed > 0) throw new StartFailed(`${failed} of the config's plugins cannot start as configured`);
-}
-
-/** How many plugins failed their check, each logged. */
-async function checkPlugins(config: Config, logger: Logger): Promise<number> {
-  const entries = [
-    ...config.sources.map((entry) => ({ kind: "source", ...entry })),
-    ...config.sinks.map((entry) => ({ kind: "sink", ...entry })),
-  ];
-  let failed = 0;
-  for (const { kind, declaration, name, config: pluginConfig } of entries) {
-    try {
-      await declaration.check?.(pluginConfig);
-    } catch (error) {
-      failed++;
-      logger.error(`${kind} cannot start as configured`, { [kind]: name, type: declaration.type, error });
-    }
-  }
-  return failed;
 }
 
 export async function startHost(config: Config, options: HostOptions = {}): Promise<Host> {

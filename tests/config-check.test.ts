@@ -17,7 +17,7 @@ describe("main.ts --check", () => {
     expect(result).toMatchObject({ code: 0, stdout: "config is valid\n" });
   });
 
-  test("a kubeconfig a source names must load: one error line for each that does not; the store checked", async () => {
+  test("a kubeconfig a source names must load: each that does not is a config error; the store checked", async () => {
     const dir = await tempDir();
     const kubeconfig = [
       "apiVersion: v1",
@@ -40,18 +40,38 @@ describe("main.ts --check", () => {
     );
     // Relative to the working directory, as every path but a plugin module's.
     const result = await runMain(["--check", "--config", "kubemeta.yaml"], { cwd: dir });
-    expect(result.code).toBe(1);
-    const lines = result.stdout
-      .trimEnd()
-      .split("\n")
-      .map((line) => JSON.parse(line));
-    expect(lines.map(({ level, msg, source }) => [level, msg, source])).toEqual([
-      ["error", "source cannot start as configured", "a"],
-      ["error", "source cannot start as configured", "b"],
+    // As a typo is said: on stderr, under "invalid config:", each at its path; no log line.
+    expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 1, stdout: "" });
+    const [heading, ...issues] = result.stderr.trimEnd().split("\n");
+    expect(heading).toBe("invalid config:");
+    expect(issues).toEqual([
+      expect.stringMatching(/^ {2}sources\[0\]: cannot load kubeconfig \.\/missing\.yaml/),
+      expect.stringMatching(/^ {2}sources\[1\]: .*has no context "nope" \(contexts: main\)/),
     ]);
-    expect(lines[0].error.message).toContain("cannot load kubeconfig ./missing.yaml");
-    expect(lines[1].error.message).toContain('has no context "nope" (contexts: main)');
     expect(await Bun.file(join(dir, "data", "kubemeta.db")).exists()).toBe(true);
+  });
+
+  test("a plugin's own check that fails is a config error at its entry, beside a store that cannot open", async () => {
+    const dir = await tempDir();
+    const sdk = join(import.meta.dir, "..", "sdk", "index.ts");
+    await Bun.write(
+      join(dir, "picky.ts"),
+      [
+        `import { defineSink, v } from ${JSON.stringify(sdk)};`,
+        "export default defineSink({",
+        '  type: "picky", description: "refuses every config", schema: v.strictObject({}),',
+        "  check() { throw new Error('the picky sink refuses'); },",
+        "  create() { return { async start() {}, async stop() {} }; },",
+        "});",
+      ].join("\n"),
+    );
+    // A file where the store's directory belongs: the store's own failure stays its log line.
+    await Bun.write(join(dir, "data"), "a file");
+    await Bun.write(join(dir, "kubemeta.yaml"), "sinks:\n  - type: sse\n  - type: ./picky.ts\n");
+    const result = await runMain(["--check", "--config", "kubemeta.yaml"], { cwd: dir });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe("invalid config:\n  sinks[1]: the picky sink refuses\n");
+    expect(result.stdout).toContain('"msg":"store cannot be opened"');
   });
 
   test("the example config in examples/ is valid", async () => {

@@ -67,7 +67,7 @@ describe("main.ts --check with ha", () => {
     }
   });
 
-  test("a Lease kubeconfig that cannot be loaded is one error line naming it, not a stack trace", async () => {
+  test("a Lease kubeconfig that cannot be loaded is a config error at ha.kubeconfig naming it", async () => {
     const dir = await newDir();
     const server = startHranaServer({ path: join(dir, "store.db") });
     try {
@@ -75,15 +75,13 @@ describe("main.ts --check with ha", () => {
       const result = await check(
         `store: { type: libsql, url: "${server.url}" }\nha: { enabled: true, kubeconfig: ${missing} }\n`,
       );
-      expect(result.code).toBe(1);
-      const lines = result.stdout.trim().split("\n");
-      expect(lines).toHaveLength(1);
-      expect(JSON.parse(lines[0]!)).toMatchObject({
-        level: "error",
-        msg: "ha: the kubeconfig of the Lease cannot be loaded",
-      });
-      expect(lines[0]).toContain(missing);
-      expect(result.stderr).toBe("");
+      expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 1, stdout: "" });
+      const lines = result.stderr.trimEnd().split("\n");
+      expect(lines).toEqual([
+        "invalid config:",
+        expect.stringMatching(/^ {2}ha\.kubeconfig: the kubeconfig of the Lease cannot be loaded: /),
+      ]);
+      expect(lines[1]).toContain(missing);
     } finally {
       await server.stop();
     }

@@ -83,17 +83,15 @@ describe("a kubeconfig that is not YAML", () => {
     );
     const result = await runMain(["--check", "--config", config], { cwd: join(suite.dir, "check") });
     expect(result.code).toBe(1);
-    const lines = result.stdout
-      .trimEnd()
-      .split("\n")
-      .map((line) => JSON.parse(line) as { source: string; error: { message: string } });
-    expect(lines.map(({ source, error }) => [source, error.message])).toEqual([
+    expect(result.stderr).toBe(
       [
-        "broken",
-        `cannot load kubeconfig ${file}: not valid YAML at line 12, column 9 (bad indentation of a mapping entry)`,
-      ],
-      ["ghost", `kubeconfig ${ghost}: context "main" names user "ghost", which the kubeconfig does not define`],
-    ]);
+        "invalid config:",
+        `  sources[0]: cannot load kubeconfig ${file}: not valid YAML at line 12, column 9 ` +
+          "(bad indentation of a mapping entry)",
+        `  sources[1]: kubeconfig ${ghost}: context "main" names user "ghost", which the kubeconfig does not define`,
+        "",
+      ].join("\n"),
+    );
     expect(leaked(result.stdout + result.stderr, token)).toBeUndefined();
   });
 

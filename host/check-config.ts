@@ -1,0 +1,54 @@
+/** `--check`: what can be proved of a config without starting anything (README, "Quick start"). */
+import { ConfigError, type Config, type ConfigIssue } from "./config.ts";
+import type { Logger } from "../sdk/telemetry.ts";
+import { createMetrics } from "./metrics.ts";
+import { openStore, pluginContext } from "./host.ts";
+import { electorFor } from "./replication.ts";
+
+/**
+ * For `--check`: what the config names that its schema cannot prove, said as its schema's errors are (ConfigError,
+ * each at its path): with `ha`, the Lease's kubeconfig loads; each plugin's own check (Declaration.check) passes. The
+ * store is then proved usable by opening it (creating it if new) and closed, whatever those found, so that one check
+ * says all; a store that cannot be opened is one error line (StartFailed), as at start.
+ */
+export async function checkConfig(config: Config, logger: Logger): Promise<void> {
+  const issues = [...leaseIssues(config, logger), ...(await pluginIssues(config))];
+  try {
+    const { store } = await openStore(config, pluginContext(config, logger, createMetrics()), logger);
+    await store.stop();
+  } catch (error) {
+    if (issues.length === 0) throw error;
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+}
+
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/** With `ha`, why the Lease's kubeconfig cannot be loaded, at the key that names it (`ha` when none does). */
+function leaseIssues(config: Config, logger: Logger): ConfigIssue[] {
+  if (!config.ha) return [];
+  try {
+    electorFor(config.ha, logger);
+    return [];
+  } catch (error) {
+    const path = config.ha.kubeconfig ? "ha.kubeconfig" : "ha";
+    return [{ path, message: `the kubeconfig of the Lease cannot be loaded: ${messageOf(error)}` }];
+  }
+}
+
+/** What each plugin's own check throws, at its entry (`sources[1]`): the checks cannot say which of its keys. */
+async function pluginIssues(config: Config): Promise<ConfigIssue[]> {
+  const entries = [
+    ...config.sources.map((entry, i) => ({ path: `sources[${i}]`, ...entry })),
+    ...config.sinks.map((entry, i) => ({ path: `sinks[${i}]`, ...entry })),
+  ];
+  const issues: ConfigIssue[] = [];
+  for (const { path, declaration, config: pluginConfig } of entries) {
+    try {
+      await declaration.check?.(pluginConfig);
+    } catch (error) {
+      issues.push({ path, message: messageOf(error) });
+    }
+  }
+  return issues;
+}
