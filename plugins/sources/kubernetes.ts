@@ -15,6 +15,7 @@ import { SourceReadiness } from "./kubernetes/readiness.ts";
 import { ParseThreads } from "./kubernetes/parse-threads.ts";
 import { createRequester } from "./kubernetes/request.ts";
 import { DEFAULT_RESOURCES, groupResources, parseResource, type ResourceRef } from "./kubernetes/resources.ts";
+import { fieldSelectorProblem, labelSelectorProblem, selectorCheck } from "./kubernetes/selectors.ts";
 import { sourceMetrics } from "./kubernetes/telemetry.ts";
 import { createTransport, loadKubeConfig } from "../../kube/transport.ts";
 
@@ -86,8 +87,28 @@ const schema = v.strictObject({
       ),
     ),
   ),
-  labelSelector: v.optional(v.pipe(v.string(), v.description("Label selector applied to every resource."))),
-  fieldSelector: v.optional(v.pipe(v.string(), v.description("Field selector applied to every resource."))),
+  labelSelector: v.optional(
+    v.pipe(
+      v.string(),
+      selectorCheck(labelSelectorProblem),
+      v.description(
+        "Label selector applied to every resource, as kubectl's `-l`: `key`, `!key`, `key=v`, `key!=v`, " +
+          "`key in (a,b)`, `key notin (a,b)`, `key>1`, comma-separated. One the API server would refuse is a " +
+          "config error.",
+      ),
+    ),
+  ),
+  fieldSelector: v.optional(
+    v.pipe(
+      v.string(),
+      selectorCheck(fieldSelectorProblem),
+      v.description(
+        "Field selector applied to every resource: `field=v`, `field==v`, `field!=v`, comma-separated (`\\` " +
+          "escapes `,`, `=` and `\\` in a value). One the API server would refuse is a config error; a field " +
+          "a resource does not support shows in `/readyz`.",
+      ),
+    ),
+  ),
   pageSize: v.optional(
     v.pipe(
       positiveInt,
