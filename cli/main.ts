@@ -20,7 +20,7 @@ const USAGE = `Usage: bun run main.ts [options]
        bun run main.ts rbac [--config <file>]
 
   tail              follow streams from the terminal, as readable lines or JSON (tail --help: every option)
-  rbac              print the ClusterRole the config needs (get, list, watch on what it watches) and,
+  rbac              print the ClusterRole the config needs (list, watch on what it watches) and,
                     with ha, the Role of its Lease (in the Lease's namespace)
 
   --config <file>   YAML or JSON config (default: ./kubemeta.yaml if present, else built-in defaults:

@@ -14,6 +14,9 @@ import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
 import { populate, startChurn } from "../simulator/population.ts";
 import { tempDir, waitFor, expectGapFreeWithWholeChains } from "../testing/index.ts";
 import { clusterChecks } from "./cluster-checks.ts";
+import { loadConfig } from "../host/config.ts";
+import { builtins } from "../plugins/index.ts";
+import { policyRules } from "../cli/rbac.ts";
 
 const KINDS = ["Pod", "Node", "Namespace", "Service", "EndpointSlice", "ReplicaSet", "Deployment"];
 const ROOT = join(import.meta.dir, "..");
@@ -72,6 +75,21 @@ async function allUpdates(): Promise<Update[]> {
   return withStore((store) => store.readUpdates({ stream: "all", after: 0, limit: 10_000_000 }));
 }
 
+/**
+ * Each request kubemeta made (by the simulator's count) is one `main.ts rbac` grants for its config: a streaming list
+ * is a watch; discovery reads non-resource URLs, which every authenticated client may.
+ */
+async function expectGrantedByRbac(requests: Record<string, number>) {
+  const rules = policyRules(await loadConfig(join(dir, "kubemeta.yaml"), { registry: builtins }));
+  const denied = Object.keys(requests).filter((request) => {
+    const [verb, resource] = request.split(" ") as [string, string];
+    if (verb === "discovery") return false;
+    const asked = verb === "watchlist" ? "watch" : verb;
+    return !rules.some((rule) => rule.resources.includes(resource) && rule.verbs.includes(asked));
+  });
+  expect(denied).toEqual([]);
+}
+
 beforeAll(async () => {
   dir = await tempDir("kubemeta-e2e-");
   server = await startTestApiServer({ bookmarkIntervalMs: 200 });
@@ -109,6 +127,7 @@ describe("kubemeta against a 1,000-pod cluster", () => {
     expect(updates.length).toBeGreaterThan(1000);
     expectGapFreeWithWholeChains(updates);
     expect((await fetch(`${url}/readyz`)).status).toBe(200);
+    await expectGrantedByRbac(server.requests());
   }, 90_000);
 
   test("after kill -9: no LIST, DELETED for what vanished meanwhile, nothing for unchanged objects", async () => {

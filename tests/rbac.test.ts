@@ -66,7 +66,7 @@ async function configFile(text: string): Promise<string> {
   return file;
 }
 
-test("deploy/kubemeta.yaml grants what its shipped config needs: get, list, watch on its resources", async () => {
+test("deploy/kubemeta.yaml grants what its shipped config needs: list, watch on its resources", async () => {
   const manifests = await manifestsOf("kubemeta.yaml");
   const role = manifests.find((m) => m.kind === "ClusterRole");
   const shipped = shippedConfig(manifests);
@@ -93,9 +93,9 @@ test("rbac prints the ClusterRole of the config: custom resources by group, one 
     kind: "ClusterRole",
     metadata: { name: "kubemeta" },
     rules: [
-      { apiGroups: [""], resources: ["pods", "nodes", "persistentvolumeclaims"], verbs: ["get", "list", "watch"] },
-      { apiGroups: ["apps"], resources: ["deployments", "replicasets"], verbs: ["get", "list", "watch"] },
-      { apiGroups: ["argoproj.io"], resources: ["rollouts"], verbs: ["get", "list", "watch"] },
+      { apiGroups: [""], resources: ["pods", "nodes", "persistentvolumeclaims"], verbs: ["list", "watch"] },
+      { apiGroups: ["apps"], resources: ["deployments", "replicasets"], verbs: ["list", "watch"] },
+      { apiGroups: ["argoproj.io"], resources: ["rollouts"], verbs: ["list", "watch"] },
     ],
   });
 });
@@ -111,7 +111,7 @@ test("rbac, one namespace watched: its namespaced resources in a Role there, the
   );
   const { exitCode, stdout, stderr } = await run(["rbac", "--config", file]);
   expect({ exitCode, stderr }).toEqual({ exitCode: 0, stderr: "" });
-  const verbs = ["get", "list", "watch"];
+  const verbs = ["list", "watch"];
   expect(Bun.YAML.parse(stdout)).toEqual([
     {
       apiVersion: "rbac.authorization.k8s.io/v1",

@@ -228,12 +228,13 @@ export default defineSource({
     "and any resource by group/version/resource.",
   schema,
   example: { context: "kind-kind", resources: ["pods", "nodes", "namespaces", "services"], namespace: "payments" },
-  // Discovery (/api, /apis) needs no rule: every authenticated client may read it (system:discovery).
+  // Discovery (/api, /apis: non-resource URLs) needs no rule: every authenticated client may read it
+  // (system:discovery). No request reads one object (`get`): lists and watches only, so only they are granted.
   rbac: (config) =>
     groupResources(config.resources).map(({ group, resource, namespaced }) => ({
       apiGroups: [group],
       resources: [resource],
-      verbs: ["get", "list", "watch"],
+      verbs: ["list", "watch"],
       // Watched in that namespace alone: a Role there. A custom resource's scope only discovery tells: cluster-wide.
       ...(config.namespace && namespaced ? { namespace: config.namespace } : {}),
     })),
