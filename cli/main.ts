@@ -9,7 +9,7 @@ import { checkConfig } from "../host/check-config.ts";
 import { createLogger } from "../host/logger.ts";
 import { guardProcess } from "../host/supervise.ts";
 import { type Demo, startDemo } from "./demo.ts";
-import { rbacYaml } from "./rbac.ts";
+import { rbacWarnings, rbacYaml } from "./rbac.ts";
 import { runTail } from "./tail.ts";
 import { builtins } from "../plugins/index.ts";
 import type { EarlySignals } from "./signals.ts";
@@ -21,7 +21,8 @@ const USAGE = `Usage: bun run main.ts [options]
 
   tail              follow streams from the terminal, as readable lines or JSON (tail --help: every option)
   rbac              print the ClusterRole the config needs (list, watch on what it watches) and,
-                    with ha, the Role of its Lease (in the Lease's namespace)
+                    with ha, the Role of its Lease (in ha.lease.namespace, else POD_NAMESPACE, else
+                    default, with a warning on stderr)
 
   --config <file>   YAML or JSON config (default: ./kubemeta.yaml if present, else built-in defaults:
                     the kubernetes source with your kubeconfig, a libSQL file in ./data, SSE on :8080)
@@ -89,6 +90,7 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
   }
   if (port !== undefined) config.http.port = port;
   if (rbac) {
+    for (const warning of rbacWarnings(config)) process.stderr.write(`kubemeta: warning: ${warning}\n`);
     process.stdout.write(rbacYaml(config));
     return 0;
   }

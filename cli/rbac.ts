@@ -95,6 +95,18 @@ export function leaseRoleYaml(ha: HaConfig, name = "kubemeta-lease"): string {
 }
 
 /**
+ * What `main.ts rbac` says on stderr beside the roles: with `ha`, a Lease's Role put in `default` because nothing named
+ * its namespace. Outside the pod POD_NAMESPACE is seldom set, and a Role in the wrong namespace grants nothing there.
+ */
+export function rbacWarnings(config: Config): string[] {
+  if (config.ha?.lease.namespaceFrom !== "default") return [];
+  return [
+    'the Lease\'s Role is in namespace "default": neither ha.lease.namespace nor POD_NAMESPACE names one ' +
+      "(set POD_NAMESPACE to the namespace the replicas run in, as their pods have it)",
+  ];
+}
+
+/**
  * Everything `main.ts rbac` prints: the ClusterRole, then (with `ha`) the Lease's Role, as one YAML stream. Named as
  * deploy/ names them: applied, the output replaces the role of the manifest the config came from, not the other's.
  */

@@ -101,7 +101,8 @@ export const haSchema = v.pipe(
 );
 
 export interface HaConfig {
-  lease: { name: string; namespace: string };
+  /** `namespaceFrom`: what named the namespace; `default` when neither the config nor the environment did. */
+  lease: { name: string; namespace: string; namespaceFrom: "config" | "POD_NAMESPACE" | "default" };
   identity: string;
   leaseDurationMs: number;
   renewDeadlineMs: number;
@@ -117,8 +118,9 @@ export function haConfig(
   env: Record<string, string | undefined>,
 ): HaConfig | undefined {
   if (!ha.enabled) return undefined;
+  const namespaceFrom = ha.lease.namespace ? "config" : env.POD_NAMESPACE ? "POD_NAMESPACE" : "default";
   return {
-    lease: { name: ha.lease.name, namespace: ha.lease.namespace ?? (env.POD_NAMESPACE || "default") },
+    lease: { name: ha.lease.name, namespace: ha.lease.namespace ?? (env.POD_NAMESPACE || "default"), namespaceFrom },
     identity: ha.identity ?? (env.POD_NAME || env.HOSTNAME || `${hostname()}-${process.pid}`),
     leaseDurationMs: ha.leaseDuration,
     renewDeadlineMs: ha.renewDeadline,

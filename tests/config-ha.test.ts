@@ -117,7 +117,7 @@ describe("ha config", () => {
   test("defaults: identity POD_NAME, HOSTNAME or host-pid; namespace POD_NAMESPACE or default", async () => {
     const enabled = { store: REMOTE, ha: { enabled: true } };
     expect((await resolve(enabled, { POD_NAME: "kubemeta-7d9f-abc", POD_NAMESPACE: "kubemeta" })).ha).toEqual({
-      lease: { name: "kubemeta", namespace: "kubemeta" },
+      lease: { name: "kubemeta", namespace: "kubemeta", namespaceFrom: "POD_NAMESPACE" },
       identity: "kubemeta-7d9f-abc",
       leaseDurationMs: 15_000,
       renewDeadlineMs: 10_000,
@@ -125,7 +125,7 @@ describe("ha config", () => {
       followIntervalMs: 250,
     });
     expect((await resolve(enabled, { HOSTNAME: "node-host" })).ha).toMatchObject({
-      lease: { name: "kubemeta", namespace: "default" },
+      lease: { name: "kubemeta", namespace: "default", namespaceFrom: "default" },
       identity: "node-host",
     });
     // Without either (two replicas on one machine, outside Kubernetes), the process id keeps their names apart.
@@ -135,7 +135,7 @@ describe("ha config", () => {
       ha: { enabled: true, identity: "me", lease: { name: "meta", namespace: "ops" } },
     };
     expect((await resolve(explicit, { POD_NAME: "pod", POD_NAMESPACE: "kubemeta" })).ha).toMatchObject({
-      lease: { name: "meta", namespace: "ops" },
+      lease: { name: "meta", namespace: "ops", namespaceFrom: "config" },
       identity: "me",
     });
   });

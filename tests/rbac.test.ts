@@ -205,3 +205,24 @@ test("rbac with ha prints the Lease's Role after the ClusterRole: deploy/kubemet
     },
   ]);
 });
+
+test("rbac with ha and no namespace for the Lease: its Role in default, a warning naming POD_NAMESPACE", async () => {
+  const manifests = await manifestsOf("kubemeta-ha.yaml");
+  const file = await configFile(shippedConfig(manifests)!);
+  const outside = { ...HA_ENV, POD_NAMESPACE: "" };
+  const { exitCode, stdout, stderr } = await run(["rbac", "--config", file], outside);
+  expect(exitCode).toBe(0);
+  expect(stderr).toBe(
+    'kubemeta: warning: the Lease\'s Role is in namespace "default": neither ha.lease.namespace nor POD_NAMESPACE ' +
+      "names one (set POD_NAMESPACE to the namespace the replicas run in, as their pods have it)\n",
+  );
+  const [, role] = Bun.YAML.parse(stdout) as Manifest[];
+  expect(role?.metadata).toEqual({ name: "kubemeta-lease", namespace: "default" });
+  // Named by the config, `default` is meant: no warning.
+  const shipped = shippedConfig(manifests)!;
+  expect(shipped).toContain("lease: { name: kubemeta }");
+  const named = await configFile(
+    shipped.replace("lease: { name: kubemeta }", "lease: { name: kubemeta, namespace: default }"),
+  );
+  expect(await run(["rbac", "--config", named], outside)).toMatchObject({ exitCode: 0, stderr: "" });
+});
