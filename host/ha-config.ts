@@ -3,8 +3,9 @@ import * as v from "valibot";
 import { hostname } from "node:os";
 import { positiveDuration } from "../sdk/schema.ts";
 import { AHEAD_WAIT_MS } from "../sdk/resume.ts";
+import { NAMESPACE_PATTERN, NAMESPACE_RULE } from "../protocol/envelope.ts";
 
-/** A Lease's name and namespace: DNS labels / subdomains, as the API server requires. */
+/** A Lease's name: a DNS-1123 subdomain, as the API server requires. */
 const dnsName = v.pipe(
   v.string(),
   v.regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, "must be a lowercase DNS name such as kubemeta-leader"),
@@ -27,7 +28,11 @@ export const haSchema = v.pipe(
         v.strictObject({
           name: v.optional(v.pipe(dnsName, v.description("The Lease's name.")), "kubemeta"),
           namespace: v.optional(
-            v.pipe(dnsName, v.description("The Lease's namespace; default `POD_NAMESPACE`, else `default`.")),
+            v.pipe(
+              v.string(),
+              v.regex(NAMESPACE_PATTERN, NAMESPACE_RULE),
+              v.description("The Lease's namespace; default `POD_NAMESPACE`, else `default`."),
+            ),
           ),
         }),
         v.description("The coordination.k8s.io/v1 Lease the replicas contend for."),

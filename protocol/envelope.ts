@@ -9,6 +9,9 @@ export type ChangeType = "ADDED" | "MODIFIED" | "DELETED";
 export const KIND_PATTERN = /^[A-Z][A-Za-z0-9]*$/;
 /** A namespace's name: a DNS-1123 label (no object is in any other). */
 export const NAMESPACE_PATTERN = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
+/** What a config is told of a name NAMESPACE_PATTERN refuses: one no namespace can have matches nothing. */
+export const NAMESPACE_RULE =
+  "must be a namespace's name (a DNS-1123 label: lowercase letters, digits and '-', at most 63), such as payments";
 
 /** A slim object: only what telemetry needs (see core/slim.ts). Plain JSON. */
 export type SlimObject = Record<string, unknown>;

@@ -96,6 +96,10 @@ describe("ha config", () => {
     expect(await issuesOf({ store: REMOTE, ha: { enabled: true, renewDeadline: "3s", retryPeriod: "3s" } })).toEqual([
       "ha.retryPeriod: must be less than renewDeadline / 1.2",
     ]);
+    // A namespace's name is a DNS-1123 label: the Lease could never be created in `kube.system`.
+    expect(await issuesOf({ store: REMOTE, ha: { enabled: true, lease: { namespace: "kube.system" } } })).toEqual([
+      expect.stringMatching(/^ha\.lease\.namespace: must be a namespace's name \(a DNS-1123 label/),
+    ]);
     const config = await resolve({
       store: REMOTE,
       ha: { enabled: true, leaseDuration: "30s", renewDeadline: "20s", retryPeriod: "5s", followInterval: "1s" },

@@ -53,6 +53,16 @@ describe("config", () => {
     expect(v.safeParse(kubernetes.schema, { watchTimeout: "soon" }).success).toBe(false);
     expect(v.safeParse(kubernetes.schema, { requestBudget: { qps: 0 } }).success).toBe(false);
   });
+
+  test("a namespace no namespace can be named is refused (it would watch nothing, and be ready)", () => {
+    for (const namespace of ["Payments", "a.b", "-x", "x".repeat(64), ""]) {
+      const result = v.safeParse(kubernetes.schema, { namespace });
+      expect(result.success).toBe(false);
+      expect(v.getDotPath(result.issues![0]!)).toBe("namespace");
+      expect(result.issues![0]!.message).toContain("DNS-1123 label");
+    }
+    expect(v.parse(kubernetes.schema, { namespace: "kube-system" }).namespace).toBe("kube-system");
+  });
 });
 
 describe("resources", () => {

@@ -17,6 +17,7 @@ import { createRequester } from "./kubernetes/request.ts";
 import { DEFAULT_RESOURCES, groupResources, parseResource, type ResourceRef } from "./kubernetes/resources.ts";
 import { fieldSelectorProblem, labelSelectorProblem, selectorCheck } from "./kubernetes/selectors.ts";
 import { sourceMetrics } from "./kubernetes/telemetry.ts";
+import { NAMESPACE_PATTERN, NAMESPACE_RULE } from "../../protocol/envelope.ts";
 import { createTransport, loadKubeConfig } from "../../kube/transport.ts";
 
 /** One entry of `resources`: a named resource or group/version/resource, with the parser's message when neither. */
@@ -81,7 +82,7 @@ const schema = v.strictObject({
   namespace: v.optional(
     v.pipe(
       v.string(),
-      v.minLength(1),
+      v.regex(NAMESPACE_PATTERN, NAMESPACE_RULE),
       v.description(
         "Watch only this namespace (cluster-scoped resources, such as nodes and namespaces, stay cluster-wide).",
       ),
