@@ -17,6 +17,12 @@ export interface StoreState {
   streamHeads: Map<string, number>;
   /** Committed resume points of sources, by resource key. */
   resumePoints: Map<string, string>;
+  /**
+   * Whether the store's objects are the whole state: a first sync of the sources ended once in this epoch (a commit
+   * with `whole`). A new or wiped store starts without it. A store that does not record it leaves it out; the host
+   * then counts the objects whole when the store held updates as it opened (head > 0), and with `ha` at once.
+   */
+  whole?: boolean;
 }
 
 /** One transaction: updates in version order, contiguous from the last commit, and resume points. */
@@ -25,6 +31,12 @@ export interface CommitBatch {
   /** Content digest of each update's object, parallel to `updates` (kept with the current object). */
   digests: number[];
   resumePoints: Map<string, string>;
+  /**
+   * Set on the commit that ends the sources' first sync (with what was pending then, or alone): the store records,
+   * in the same fenced transaction, that its objects are whole (StoreState.whole, position). Sent only to a store
+   * whose StoreState has `whole`.
+   */
+  whole?: boolean;
 }
 
 export interface ObjectQuery {
@@ -75,8 +87,9 @@ export interface Store {
    * Head and oldest version as stored now: how a replica that does not write follows the log. With `epoch` (the
    * store's now; "" for a store emptied of kubemeta's schema) a replica learns that the store under it was replaced
    * (wiped, restored, another database behind the same address): its log is of another epoch, and it starts over.
+   * With `whole` (StoreState.whole, as stored now) a replica learns that the leader's first sync is over.
    */
-  position(): Promise<{ head: number; oldest: number; epoch?: string }>;
+  position(): Promise<{ head: number; oldest: number; epoch?: string; whole?: boolean }>;
   /**
    * Commits the batch if this process is still the writer (its term is the store's, checked in the same
    * transaction); otherwise throws WriterFencedError and writes nothing.

@@ -48,6 +48,20 @@ describe.each(BACKENDS)("libsql store (%s): fencing by term", (backend) => {
     expect((await next.lead()).resumePoints.get("pods")).toBe("150");
   });
 
+  test("the first sync's end (a commit with `whole`) is recorded for all; a deposed writer's is refused", async () => {
+    const { old, next } = await twoWriters();
+    await next.lead();
+    // A deposed leader whose sources synced after it lost the store: what it would mark whole is not the new one's.
+    expect(await failure(old.commit({ ...batch([]), whole: true }))).toBeInstanceOf(WriterFencedError);
+    expect(await next.position()).toMatchObject({ head: 2, whole: false });
+    await next.commit({ ...batch(run(3, 3)), whole: true });
+    expect(await old.position()).toMatchObject({ head: 3, whole: true });
+    // Alone, with nothing else to commit, as well; and it stays set.
+    await next.commit({ ...batch([]), whole: true });
+    await next.commit(batch(run(4, 4)));
+    expect((await next.lead()).whole).toBe(true);
+  });
+
   test("a deposed writer's retention is refused like its commits: the new writer's log stays whole", async () => {
     const { old, next } = await twoWriters();
     await next.lead();
@@ -62,15 +76,15 @@ describe.each(BACKENDS)("libsql store (%s): fencing by term", (backend) => {
 
   test("position() follows what another writer commits; lead() returns the state after the last commit", async () => {
     const { old, next, epoch } = await twoWriters();
-    expect(await next.position()).toEqual({ head: 2, oldest: 1, epoch });
+    expect(await next.position()).toEqual({ head: 2, oldest: 1, epoch, whole: false });
     await old.commit(batch(run(3, 5)));
-    expect(await next.position()).toEqual({ head: 5, oldest: 1, epoch });
+    expect(await next.position()).toEqual({ head: 5, oldest: 1, epoch, whole: false });
     await old.prune({ maxAgeMs: 0, maxUpdates: 2 });
-    expect(await next.position()).toEqual({ head: 5, oldest: 4, epoch });
+    expect(await next.position()).toEqual({ head: 5, oldest: 4, epoch, whole: false });
     const state = await next.lead();
     expect([state.head, state.oldest]).toEqual([5, 4]);
     await next.commit(batch(run(6, 6)));
-    expect(await old.position()).toEqual({ head: 6, oldest: 4, epoch });
+    expect(await old.position()).toEqual({ head: 6, oldest: 4, epoch, whole: false });
   });
 
   test("position() of a store emptied under it (wiped while open) has no epoch: a replica starts over", async () => {
@@ -78,7 +92,7 @@ describe.each(BACKENDS)("libsql store (%s): fencing by term", (backend) => {
     const client = createClient({ url: urlOf(dir) });
     await client.execute("DROP TABLE meta");
     client.close();
-    expect(await next.position()).toEqual({ head: 0, oldest: 1, epoch: "" });
+    expect(await next.position()).toEqual({ head: 0, oldest: 1, epoch: "", whole: false });
   });
 
   test("a commit to a store emptied under its writer is fenced: the store is no longer its", async () => {

@@ -78,7 +78,7 @@ test(
     });
     try {
       const state = await store.start();
-      expect(state).toMatchObject({ epoch: "00112233aabbccdd", head: 5, oldest: 3 });
+      expect(state).toMatchObject({ epoch: "00112233aabbccdd", head: 5, oldest: 3, whole: true });
       expect(Object.fromEntries(state.streamHeads)).toEqual({ "node/z": 1, "node/a": 5, shared: 4 });
       expect(Object.fromEntries(state.resumePoints)).toEqual({ pods: "105" });
       expect(await store.cursor("sink/nats")).toBe(4);
@@ -164,3 +164,35 @@ test(
     }
   },
 );
+
+/** A store of the previous schema (before the first sync's end was recorded) holding `head` updates' worth. */
+async function openPreviousSchemaStore(name: string, head: number) {
+  const path = join(root, name);
+  const client = createClient({ url: `file:${path}` });
+  try {
+    await migrate(client, SCHEMA_VERSION - 1);
+    await client.execute({ sql: "INSERT INTO meta (id, epoch, head) VALUES (1, '00112233aabbccdd', ?)", args: [head] });
+  } finally {
+    client.close();
+  }
+  const store = libsql.create(v.parse(libsql.schema, { url: `file:${path}` }), {
+    name: "libsql",
+    cluster: "test",
+    logger: silentLogger,
+    metrics: createMetrics(),
+  });
+  return { store, state: await store.start() };
+}
+
+test("a store of the previous schema that held updates counts as whole: an upgrade makes no reader wait", async () => {
+  const held = await openPreviousSchemaStore("previous-held.db", 5);
+  const empty = await openPreviousSchemaStore("previous-empty.db", 0);
+  try {
+    expect([held.state.whole, (await held.store.position()).whole]).toEqual([true, true]);
+    // One that held nothing had not synced yet: its first sync is still to come.
+    expect([empty.state.whole, (await empty.store.position()).whole]).toEqual([false, false]);
+  } finally {
+    await held.store.stop();
+    await empty.store.stop();
+  }
+});

@@ -157,7 +157,7 @@ export default defineStore({
 
       async position() {
         const read = open()
-          .reader.execute("SELECT head, pruned_through, epoch FROM meta WHERE id = 1")
+          .reader.execute("SELECT head, pruned_through, epoch, whole FROM meta WHERE id = 1")
           .catch((error: Error) => {
             // Wiped while open: no replica that is running creates the schema again, each must start over.
             if (String(error.message).includes("no such table: meta")) return { rows: [] };
@@ -168,6 +168,7 @@ export default defineStore({
           head: Number(row?.head ?? 0),
           oldest: Number(row?.pruned_through ?? 0) + 1,
           epoch: String(row?.epoch ?? ""),
+          whole: Number(row?.whole ?? 0) === 1,
         };
       },
 

@@ -29,6 +29,8 @@ const GUARD_SQL = "UPDATE meta SET head = CASE WHEN head = ? AND term = ? THEN ?
 export const GUARD_FAILURE = "NOT NULL constraint failed: meta.head";
 /** The same guard for a write that moves no head (retention): it fails unless the writer's term is the store's. */
 export const TERM_GUARD_SQL = "UPDATE meta SET head = CASE WHEN term = ? THEN head END WHERE id = 1";
+/** Run after the guard, in its transaction: only the writer whose term is the store's marks the objects whole. */
+const MARK_WHOLE_SQL = "UPDATE meta SET whole = 1 WHERE id = 1";
 
 /**
  * Objects take their columns from the updates just inserted, so each object is bound once.
@@ -196,5 +198,6 @@ export function commitStatements(
     for (const statement of chunkedJson(deletes, DELETE_OBJECTS)) groups.push([statement]);
   }
   groups.push(chunkedJson([...batch.resumePoints], UPSERT_RESUME_POINTS));
+  if (batch.whole) groups.push([MARK_WHOLE_SQL]);
   return groups.filter((group) => group.length > 0);
 }

@@ -114,7 +114,7 @@ export async function digests(reader: Client): Promise<ObjectDigest[]> {
 export async function loadState(reader: Client): Promise<StoreState> {
   const [meta, streams, resumePoints] = await reader.batch(
     [
-      "SELECT epoch, head, pruned_through FROM meta WHERE id = 1",
+      "SELECT epoch, head, pruned_through, whole FROM meta WHERE id = 1",
       "SELECT name, head FROM streams",
       "SELECT resource, resource_version FROM resume_points",
     ],
@@ -128,6 +128,7 @@ export async function loadState(reader: Client): Promise<StoreState> {
     oldest: Number(row.pruned_through) + 1,
     streamHeads: new Map(streams!.rows.map((r) => [String(r.name), Number(r.head)])),
     resumePoints: new Map(resumePoints!.rows.map((r) => [String(r.resource), String(r.resource_version)])),
+    whole: Number(row.whole) === 1,
   };
 }
 

@@ -130,6 +130,10 @@ const MIGRATIONS: readonly (readonly string[])[] = [
         ON CONFLICT (stream_id) DO UPDATE SET pruned_through = max(pruned_through, excluded.pruned_through);
     END`,
   ],
+  // Whether the objects are whole: the leader sets it with the commit that ends its sources' first sync, so that a
+  // follower, or a process restarted during that sync, holds the state back until then. A store that held updates
+  // before counts as whole (the rule until now): an upgrade never makes a running cluster's readers wait.
+  ["ALTER TABLE meta ADD COLUMN whole INTEGER NOT NULL DEFAULT 0", "UPDATE meta SET whole = 1 WHERE head > 0"],
 ];
 
 /** The schema version this build writes. */
