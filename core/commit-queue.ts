@@ -31,6 +31,11 @@ export interface CommitQueue {
   push(update: Update, digest: number): void;
   /** Sets the resume point `key` to commit with the next batch. */
   resume(key: string, value: string): void;
+  /**
+   * Commits with the next batch (or alone) that the store's objects are whole (CommitBatch.whole), after everything
+   * pushed before; resolves once that commit landed, never if it is abandoned or fenced out.
+   */
+  markWhole(): Promise<void>;
   /** Starts a commit unless one runs; resolves when there is room again if the queue is full. */
   schedule(): void | Promise<void>;
   /** Resolves once everything pending is committed. */
@@ -48,6 +53,8 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
   let pending: Update[] = [];
   let pendingDigests: number[] = [];
   let pendingResume = new Map<string, string>();
+  /** Resolved once a commit carried the whole mark; set while the mark waits for its commit. */
+  let pendingWhole: PromiseWithResolvers<void> | undefined;
   let flushing: Promise<void> | undefined;
   /** Resolved when there is room again in the queue (freeRoom). */
   let roomFreed: PromiseWithResolvers<void> | undefined;
@@ -86,13 +93,18 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
   }
 
   /** Commits `updates` until it lands; false if the store fenced this writer out or the queue was abandoned. */
-  async function commitOne(updates: Update[], digests: number[], resume: Map<string, string>): Promise<boolean> {
+  async function commitOne(
+    updates: Update[],
+    digests: number[],
+    resume: Map<string, string>,
+    whole: boolean,
+  ): Promise<boolean> {
     // At most 2 s apart: a store back from an outage takes writes (and /readyz says so) within 2 s, for one log
     // line per attempt while it is down.
     const backoff = new Backoff({ initialMs: 100, maxMs: 2_000 });
     for (;;) {
       try {
-        await store.commit({ updates, digests, resumePoints: resume });
+        await store.commit({ updates, digests, resumePoints: resume, ...(whole ? { whole } : {}) });
         lastFailure = undefined;
         return true;
       } catch (error) {
@@ -117,19 +129,22 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
 
   async function drain(): Promise<void> {
     try {
-      while ((pending.length > 0 || pendingResume.size > 0) && !abandoned.signal.aborted) {
+      while ((pending.length > 0 || pendingResume.size > 0 || pendingWhole) && !abandoned.signal.aborted) {
         const updates = pending;
         const digests = pendingDigests;
         const resume = pendingResume;
+        const whole = pendingWhole;
         pending = [];
         pendingDigests = [];
         pendingResume = new Map();
+        pendingWhole = undefined;
         committing = { updates, resume };
         freeRoom();
-        if (!(await commitOne(updates, digests, resume))) return;
+        if (!(await commitOne(updates, digests, resume, whole !== undefined))) return;
         committing = undefined;
         countCommitted(updates);
         options.onCommitted(updates, resume);
+        whole?.resolve();
       }
     } finally {
       flushing = undefined;
@@ -157,6 +172,12 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
     },
     resume(key, value) {
       pendingResume.set(key, value);
+    },
+    markWhole() {
+      pendingWhole ??= Promise.withResolvers();
+      const { promise } = pendingWhole;
+      schedule();
+      return promise;
     },
     schedule,
     flush,

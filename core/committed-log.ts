@@ -36,7 +36,7 @@ export interface HostLog extends CommittedLog {
   append(updates: Update[]): void;
   /** Records what retention left in the store: the oldest version, and each stream's horizon (if kept). */
   setOldest(oldest: number, horizons?: Map<string, number>): void;
-  /** The sources have synced: the store's objects are the whole state (CommittedLog.whole). Safe twice. */
+  /** A leader's sources have synced (this one's, or as the store records): the objects are whole. Safe twice. */
   markWhole(): void;
   /** A follower that cannot read the store says so, and says when it can again (CommittedLog.behindStore). */
   setBehindStore(behind: boolean): void;

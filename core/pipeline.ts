@@ -59,6 +59,11 @@ export interface Pipeline extends ChangeSink {
    * otherwise stay in the state for good, since nothing lists their kind any more.
    */
   retractUnclaimed(): Promise<void>;
+  /**
+   * Once every source has synced: commits, after what they delivered, that the store's objects are whole
+   * (CommitBatch.whole); resolves once that commit landed.
+   */
+  markWhole(): Promise<void>;
 }
 
 interface OpenRelist {
@@ -242,6 +247,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     relist,
     retract: (resource) => retractions.retract(resource, "not-served"),
     retractUnclaimed: () => retractions.retractUnclaimed(claimed),
+    markWhole: queue.markWhole,
     flush: queue.flush,
     stop: queue.stop,
     commitFailure: queue.failure,

@@ -64,10 +64,12 @@ export function followStore({ store, log, logger, intervalMs, onReplaced }: Foll
   const running = (async () => {
     while (!stopped.signal.aborted) {
       try {
-        const { head, oldest, epoch } = await store.position();
+        const { head, oldest, epoch, whole } = await store.position();
         checkEpoch(log, epoch);
         if (oldest > log.oldest()) log.setOldest(oldest, await store.horizons?.());
         await catchUp(store, log, head);
+        // The leader's first sync is over (its mark committed with, or after, its last update through `head`).
+        if (whole) log.markWhole();
         if (failure) logger.info("following the store again", { head });
         failure = undefined;
         log.setBehindStore(false);

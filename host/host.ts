@@ -145,9 +145,11 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   const elector = haElector(config, logger);
   const { store, state, horizons } = await openStore(config, context, logger, options.signal);
   const { epoch, head, oldest } = state;
-  // A new store's objects are whole once this process's sources have synced (leader.ts); with `ha` a follower cannot
-  // tell when the leader's have, so snapshots are never held there (README, "Known limits").
-  const log = createLog({ store, epoch, head, oldest, horizons, logger, metrics, whole: head > 0 || !!config.ha });
+  // The objects are whole once a leader's sources have synced, which the store records (leader.ts, follower.ts); a
+  // store that records nothing: whole if it held updates, and with `ha` at once (no replica can tell when the leader's
+  // have synced).
+  const whole = state.whole ?? (head > 0 || !!config.ha);
+  const log = createLog({ store, epoch, head, oldest, horizons, logger, metrics, whole });
   // Logs of several clusters are often read in one place: this line says whose these are.
   logger.info("store open", { epoch: state.epoch, head: state.head, oldest: state.oldest, cluster: config.cluster });
 

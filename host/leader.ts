@@ -66,6 +66,17 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
     onFenced: (error) => fence(error),
   });
 
+  // Another replica's first sync may have ended since this one last followed the store.
+  if (state.whole) log.markWhole();
+  /**
+   * Every source has synced: the objects are whole once the store has it recorded, for every replica and every
+   * later start (a store that records none: at once, as each process decides for itself).
+   */
+  const markWhole = async () => {
+    if (state.whole === false) await pipeline.markWhole();
+    log.markWhole();
+  };
+
   // The sources not synced yet, with the reason each gave, if any.
   const unsynced = new Map(config.sources.map((s) => [s.name, undefined as string | undefined]));
   const sources: Lifecycle[] = config.sources.map(({ declaration, name, config: sourceConfig }) => {
@@ -78,7 +89,7 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
           if (!unsynced.delete(name)) return;
           base.logger.info("source synced");
           if (unsynced.size > 0) return;
-          log.markWhole();
+          void markWhole();
           pipeline.retractUnclaimed().catch((error: unknown) => {
             logger.error("cannot retract what no source watches any more", { error });
           });
@@ -90,7 +101,7 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
     return supervise(create, { name, kind: "source", logger: base.logger, metrics });
   });
   await Promise.all(sources.map((source) => source.start()));
-  if (unsynced.size === 0) log.markWhole(); // no sources at all
+  if (unsynced.size === 0) void markWhole(); // no sources at all
 
   // Each run is scheduled when the previous one is over: a slow prune never overlaps the next.
   let pruneTimer: Timer | undefined;

@@ -237,10 +237,12 @@ export interface CommittedLog {
    */
   snapshotPages(query: ObjectQuery, pageSize: number): AsyncIterable<{ version: number; objects: CurrentObject[] }>;
   /**
-   * Resolves once the store's objects are the whole state the sources watch: at once for a store that held updates
-   * when it opened; for a new one (first start, wiped store), once every source has synced. Before then a snapshot is
-   * what the first lists brought so far: a consumer that reconciles its view with it (a reset after a new epoch)
-   * would delete what is only not listed yet. Resolves too when `signal` aborts.
+   * Resolves once the store's objects are the whole state the sources watch: at once for a store whose first sync
+   * ended before (StoreState.whole); for a new one (first start, wiped store, a start after a process died during
+   * that sync), once every source of the replica that leads has synced and the store has recorded it (with `ha`, a
+   * follower learns it by following the store). Before then a snapshot is what the first lists brought so far: a
+   * consumer that reconciles its view with it (a reset after a new epoch) would delete what is only not listed yet.
+   * Resolves too when `signal` aborts.
    */
   whole(signal?: AbortSignal): Promise<void>;
   /**

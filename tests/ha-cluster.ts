@@ -30,6 +30,9 @@ export interface HaOptions {
   sinks?: string[];
   /** Top-level YAML lines appended to each replica's config (`shutdownTimeout: 3s`). */
   settings?: string[];
+  /** What the kubernetes source watches (default RESOURCES), and YAML lines appended to its entry. */
+  resources?: string[];
+  source?: string[];
 }
 
 export async function setupHa(options: HaOptions) {
@@ -70,7 +73,8 @@ export async function setupHa(options: HaOptions) {
           "sources:",
           "  - type: kubernetes",
           `    kubeconfig: ${kubeconfig}`,
-          `    resources: [${RESOURCES.join(", ")}]`,
+          `    resources: [${(options.resources ?? RESOURCES).join(", ")}]`,
+          ...(options.source ?? []).map((line) => `    ${line}`),
           "sinks:",
           "  - { type: sse }",
           ...(options.sinks ?? []),

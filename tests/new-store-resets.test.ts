@@ -1,15 +1,18 @@
 /**
  * A new store (first start, wiped store) holds its state back from resets and /v1/objects until the sources have
  * synced: a client that reconciles its cache with a reset (other epoch) would otherwise delete every object not
- * listed yet, then see it added again. A store that held updates when it opened serves its state at once.
+ * listed yet, then see it added again. A store whose first sync ended once (the store records it) serves its state
+ * at once; one whose process stopped during that sync waits for it again.
  */
 import { afterEach, expect, test } from "bun:test";
+import { join } from "node:path";
 import type { ReplayChunk } from "../protocol/replay.ts";
 import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
 import { replay } from "./nats-consumer.ts";
 import { client, CLUSTER, natsSink, PREFIX } from "./nats-fixtures.ts";
 import { startNatsServer, type TestNatsServer } from "./nats-server.ts";
 import { SseConnection } from "./sse-client.ts";
+import { SDK } from "./reliability-process.ts";
 
 let host: TestHost | undefined;
 let nats: TestNatsServer | undefined;
@@ -42,7 +45,7 @@ test("SSE: a new store's reset sends the state once the sources synced, not what
   }
 });
 
-test("a store that held updates when it opened serves its state at once: SSE reset, /v1/objects", async () => {
+test("a store whose first sync ended before serves its state at once: SSE reset, /v1/objects", async () => {
   const dir = await tempDir();
   host = await startTestHost({ dir, sinks: [{ type: "sse" }] });
   await host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
@@ -60,6 +63,25 @@ test("a store that held updates when it opened serves its state at once: SSE res
   } finally {
     sse.close();
   }
+});
+
+test("a process stopped during its store's first sync waits for the sync again when it starts", async () => {
+  const dir = await tempDir();
+  host = await startTestHost({ dir, sinks: [{ type: "sse" }], holdSync: true });
+  await host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  await host.changes.flush();
+  await host.stop();
+  // The store holds updates, but its sources never synced: what it holds is what the first lists brought so far.
+  host = await startTestHost({ dir, sinks: [{ type: "sse" }], holdSync: true });
+  expect((await fetch(`${host.url}/v1/objects`)).status).toBe(503);
+  await host.changes.apply("pods", "ADDED", rawPod("b", { node: "n1" }));
+  await host.changes.flush();
+  host.synced();
+  const state = await waitFor(async () => {
+    const response = await fetch(`${host!.url}/v1/objects`);
+    return response.status === 200 ? ((await response.json()) as { items: { name: string }[] }) : undefined;
+  });
+  expect(state.items.map((item) => item.name)).toEqual(["a", "b"]);
 });
 
 test("GET /v1/objects: a new store answers 503 until the sources synced, then the whole state", async () => {
@@ -97,6 +119,8 @@ test("NATS: a new store's reset is 'ask again later' until the sources synced, t
     await host.changes.apply("pods", "ADDED", rawPod("b", { node: "n1" }));
     await host.changes.flush();
     host.synced();
+    // Whole once the store recorded it (a commit after the sync): the next request is the one reset counted.
+    await host.host.log.whole();
     const chunks: ReplayChunk[] = await waitFor(async () => {
       const reply = await ask();
       return reply[0]?.error === undefined ? reply : undefined;
@@ -108,4 +132,45 @@ test("NATS: a new store's reset is 'ask again later' until the sources synced, t
   } finally {
     await nc.close();
   }
+});
+
+/** The libsql store as a plugin written before the first sync was recorded: it records none, and refuses the mark. */
+const UNMARKED_STORE = `
+import libsql from ${JSON.stringify(join(import.meta.dir, "..", "plugins", "stores", "libsql.ts"))};
+import { defineStore } from ${JSON.stringify(SDK)};
+const unmarked = ({ whole, ...known }) => known;
+export default defineStore({
+  ...libsql,
+  type: "unmarked",
+  create(config, ctx) {
+    const store = libsql.create(config, ctx);
+    return {
+      ...store,
+      start: async () => unmarked(await store.start()),
+      lead: async () => unmarked(await store.lead()),
+      position: async () => unmarked(await store.position()),
+      commit: (batch) => (batch.whole ? Promise.reject(new Error("sent an unknown mark")) : store.commit(batch)),
+    };
+  },
+});
+`;
+
+test("a store plugin that records no first sync: whole once it held updates, as before; sent no mark", async () => {
+  const dir = await tempDir();
+  await Bun.write(join(dir, "unmarked.ts"), UNMARKED_STORE);
+  const extra = { store: { type: "./unmarked.ts", url: `file:${join(dir, "kubemeta.db")}` } };
+  host = await startTestHost({ dir, extra, holdSync: true });
+  await host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  await host.changes.flush();
+  expect((await fetch(`${host.url}/v1/objects`)).status).toBe(503);
+  await host.stop();
+
+  host = await startTestHost({ dir, extra, holdSync: true });
+  expect((await fetch(`${host.url}/v1/objects`)).status).toBe(200);
+  host.synced();
+  // Had the sync's end been sent to it, that commit would fail and be retried, holding back this one.
+  await host.changes.apply("pods", "ADDED", rawPod("b", { node: "n1" }));
+  await host.changes.flush();
+  const state = (await (await fetch(`${host.url}/v1/objects`)).json()) as { items: { name: string }[] };
+  expect(state.items.map((item) => item.name)).toEqual(["a", "b"]);
 });
