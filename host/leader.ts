@@ -68,12 +68,15 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
 
   // Another replica's first sync may have ended since this one last followed the store.
   if (state.whole) log.markWhole();
+  /** Until the store has recorded the first sync's end, /readyz waits for it too: ready means the state is served. */
+  let wholeRecorded = state.whole !== false;
   /**
    * Every source has synced: the objects are whole once the store has it recorded, for every replica and every
    * later start (a store that records none: at once, as each process decides for itself).
    */
   const markWhole = async () => {
-    if (state.whole === false) await pipeline.markWhole();
+    if (!wholeRecorded) await pipeline.markWhole();
+    wholeRecorded = true;
     log.markWhole();
   };
 
@@ -148,6 +151,7 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
       const waiting = [...unsynced].map(([name, reason]) =>
         reason ? `source ${name}: ${reason}` : `source ${name} not synced`,
       );
+      if (waiting.length === 0 && !wholeRecorded) waiting.push("the end of the first sync not committed yet");
       const failure = pipeline.commitFailure() ?? fencedBy;
       if (failure) waiting.push(`store not writable: ${failure.message}`);
       return waiting;

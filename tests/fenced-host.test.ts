@@ -114,8 +114,18 @@ test.each([
   const th = await startTestHost({ dir, extra: { store, sources: [{ type: "./marking.ts", file: marks }] } });
   hosts.push(th);
 
-  await waitFor(async () => (await fetch(`${th.url}/readyz`)).status === 503, 3_000, "not ready");
-  const readiness = (await (await fetch(`${th.url}/readyz`)).json()) as { waiting: string[] };
+  // Not ready for that reason: a new store is not ready either until the first commit after the sync lands.
+  const readiness = await waitFor(
+    async () => {
+      const response = await fetch(`${th.url}/readyz`);
+      const body = (await response.json()) as { waiting: string[] };
+      return response.status === 503 && body.waiting.some((reason) => reason.startsWith("store not writable"))
+        ? body
+        : undefined;
+    },
+    3_000,
+    "not ready, fenced",
+  );
   expect(readiness.waiting).toEqual([expect.stringMatching(/^store not writable: .*no longer the store's/)]);
   await waitFor(() => Bun.file(marks).exists(), 3_000, "its source to be stopped");
 });

@@ -134,26 +134,60 @@ test("NATS: a new store's reset is 'ask again later' until the sources synced, t
   }
 });
 
-/** The libsql store as a plugin written before the first sync was recorded: it records none, and refuses the mark. */
-const UNMARKED_STORE = `
+/** A store plugin `type` module: the libsql store with `members` (given `store`, libsql's) in place of its own. */
+const libsqlWith = (type: string, members: string, before = "") => `
 import libsql from ${JSON.stringify(join(import.meta.dir, "..", "plugins", "stores", "libsql.ts"))};
 import { defineStore } from ${JSON.stringify(SDK)};
-const unmarked = ({ whole, ...known }) => known;
+${before}
 export default defineStore({
   ...libsql,
-  type: "unmarked",
+  type: ${JSON.stringify(type)},
   create(config, ctx) {
     const store = libsql.create(config, ctx);
-    return {
-      ...store,
-      start: async () => unmarked(await store.start()),
-      lead: async () => unmarked(await store.lead()),
-      position: async () => unmarked(await store.position()),
-      commit: (batch) => (batch.whole ? Promise.reject(new Error("sent an unknown mark")) : store.commit(batch)),
-    };
+    return { ...store, ${members} };
   },
 });
 `;
+
+/** The libsql store as a plugin written before the first sync was recorded: it records none, and refuses the mark. */
+const UNMARKED_STORE = libsqlWith(
+  "unmarked",
+  `start: async () => unmarked(await store.start()),
+  lead: async () => unmarked(await store.lead()),
+  position: async () => unmarked(await store.position()),
+  commit: (batch) => (batch.whole ? Promise.reject(new Error("sent an unknown mark")) : store.commit(batch)),`,
+  "const unmarked = ({ whole, ...known }) => known;",
+);
+
+/** The libsql store, its commit of the first sync's end held until the test calls globalThis.releaseWholeMark. */
+const HELD_MARK_STORE = libsqlWith(
+  "held-mark",
+  `commit: async (batch) => {
+    if (batch.whole) await new Promise((resolve) => (globalThis.releaseWholeMark = resolve));
+    return store.commit(batch);
+  },`,
+);
+
+test("a new store turns ready once its first sync's end is committed: then /v1/objects answers", async () => {
+  const dir = await tempDir();
+  await Bun.write(join(dir, "held-mark.ts"), HELD_MARK_STORE);
+  const extra = { store: { type: "./held-mark.ts", url: `file:${join(dir, "kubemeta.db")}` } };
+  host = await startTestHost({ dir, extra, holdSync: true });
+  await host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  await host.changes.flush();
+  host.synced();
+  const held = globalThis as { releaseWholeMark?: () => void };
+  await waitFor(() => held.releaseWholeMark, 5_000, "the first sync's end to be committed");
+  expect(await (await fetch(`${host.url}/readyz`)).json()).toEqual({
+    ready: false,
+    waiting: ["the end of the first sync not committed yet"],
+  });
+  expect((await fetch(`${host.url}/v1/objects`)).status).toBe(503);
+  held.releaseWholeMark!();
+  delete held.releaseWholeMark;
+  await waitFor(async () => (await fetch(`${host!.url}/readyz`)).ok, 5_000, "ready");
+  expect((await fetch(`${host.url}/v1/objects`)).status).toBe(200);
+});
 
 test("a store plugin that records no first sync: whole once it held updates, as before; sent no mark", async () => {
   const dir = await tempDir();
