@@ -63,6 +63,8 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   const { config, logger, metrics } = options;
   const app = new Hono();
   let server: ReturnType<typeof Bun.serve> | undefined;
+  /** The GET's own response to each HEAD, which Bun answers a HEAD with (see the first middleware). */
+  const headAnswers = new WeakMap<Request, Response>();
 
   app.onError((error, c) => {
     logger.error("http handler failed", { path: c.req.path, error });
@@ -82,13 +84,14 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     c.header("Allow", allow);
     return c.json({ error: `${method} is not allowed on ${path}: ${allow}` }, 405);
   });
-  // Hono answers a HEAD with the GET handler's response, its body dropped unread and never cancelled: a streamed
-  // body (/v1/objects' snapshot read, a plugin's stream) would hold its store read and its turn for good.
+  // Hono answers a HEAD with a copy of the GET handler's response without its body: Bun then sends
+  // `Content-Length: 0`, and a streamed body (/v1/objects' snapshot read, a plugin's stream) is never cancelled,
+  // holding its store read and its turn for good. Bun is handed the GET's own response instead: it answers a HEAD as
+  // HTTP says (the length of a body it knows, none for a stream, `Transfer-Encoding: chunked` as the GET's), and
+  // cancels a stream unread.
   app.use("*", async (c, next) => {
     await next();
-    if (c.req.method !== "HEAD" || c.res.body === null) return;
-    await c.res.body.cancel();
-    c.res = new Response(null, c.res);
+    if (c.req.method === "HEAD") headAnswers.set(c.req.raw, c.res);
   });
   if (config.corsOrigins.length > 0) {
     const origin = config.corsOrigins.includes("*") ? "*" : config.corsOrigins;
@@ -135,7 +138,11 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
         port: config.port,
         idleTimeout: config.idleTimeout,
         tls: config.tls && { cert: Bun.file(config.tls.cert), key: Bun.file(config.tls.key) },
-        fetch: (request, bunServer) => app.fetch(...withWholeUrl(request, bunServer)),
+        fetch: async (request, bunServer) => {
+          const [whole, env] = withWholeUrl(request, bunServer);
+          const response = await app.fetch(whole, env);
+          return headAnswers.get(whole) ?? response;
+        },
       });
       logger.info("http listening", { url: server.url.href, tls: Boolean(config.tls), auth: config.tokens.length > 0 });
       if (config.tokens.length === 0 && !isLoopback(config.address))

@@ -223,6 +223,31 @@ describe("listener", () => {
     ]);
   });
 
+  test("HEAD answers the headers a GET would: its Content-Length, or none (chunked) for a streamed body", async () => {
+    const th = await host({});
+    await th.changes.apply("pods", "ADDED", rawPod("web-0"));
+    await th.changes.flush();
+    /** The header block of a HEAD's answer: what comes until the blank line, the connection kept open after it. */
+    const headOf = async (path: string) => {
+      const exchange = await rawRequest(th.url, `HEAD ${path} HTTP/1.1`);
+      const headers = () => (exchange.text().includes("\r\n\r\n") ? exchange.text() : undefined);
+      const text = await waitFor(headers, 5000, `HEAD ${path}`);
+      exchange.close();
+      const lines = text.slice(0, text.indexOf("\r\n\r\n")).toLowerCase().split("\r\n");
+      const header = (name: string) => lines.find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2);
+      return { length: header("content-length"), chunked: header("transfer-encoding") === "chunked" };
+    };
+    for (const path of ["/healthz", "/readyz", "/v1/updates"]) {
+      const body = await (await fetch(`${th.url}${path}`)).arrayBuffer();
+      expect([path, await headOf(path)]).toEqual([path, { length: String(body.byteLength), chunked: false }]);
+    }
+    // The metrics move between two requests (the loop's lag, the requests counted): a length, not the GET's.
+    expect(await headOf("/metrics")).toEqual({ length: expect.stringMatching(/^[1-9]\d{2,}$/), chunked: false });
+    // Streamed: the length is not known before the body is read, so none is said.
+    for (const path of ["/v1/objects", "/v1/watch"])
+      expect([path, await headOf(path)]).toEqual([path, { length: undefined, chunked: true }]);
+  });
+
   test("an unknown route is a JSON 404", async () => {
     const th = await host({});
     const response = await fetch(`${th.url}/nope`);

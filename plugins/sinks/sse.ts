@@ -191,8 +191,8 @@ export default defineSink({
         const limit = `maxStreamsPerClient is ${config.maxStreamsPerClient}`;
         return comeBackLater(c, 429, `too many streams from this address (${limit}); close one or retry later`);
       }
-      // What a GET would get now, without a session: Hono drops a HEAD's body unread, so it would never end.
-      if (c.req.method === "HEAD") return new Response(null, { headers: HEADERS });
+      // What a GET would get now, without a session: a stream, which a HEAD is answered without (Bun cancels it).
+      if (c.req.method === "HEAD") return new Response(new ReadableStream(), { headers: HEADERS });
       const { stream, kinds, namespace } = query.value;
       const resume = lastEventId ? parsePosition(lastEventId) : since?.value.since;
 
