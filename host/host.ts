@@ -1,7 +1,7 @@
 /**
  * The host: wires the config's plugins around the core and runs the lifecycle of
- * DESIGN.md. Start: open store → start sinks → lead (start sources). Stop: stop sources →
- * commit what is pending → stop (drain) sinks → close store.
+ * DESIGN.md. Start: open store → bind the HTTP listener → start sinks → serve HTTP → lead (start sources).
+ * Stop: stop sources → commit what is pending → stop (drain) sinks → close store.
  *
  * With `ha`, every replica opens the shared store, follows its log (host/follower.ts) and
  * serves readers; the one that holds the Lease leads (host/leader.ts): it writes, runs
@@ -168,6 +168,17 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   };
   const http = createHttpServer({ config: config.http, logger, metrics, readiness });
   mountApi(http.app, log, logger, config.http.idleTimeout);
+  try {
+    // Before any sink starts: a start that cannot listen must not have delivered anything (a webhook's batch).
+    await http.listen();
+  } catch (error) {
+    // A port in use, an address not on this host: one error line, and nothing left running.
+    const { address, port } = config.http;
+    logger.error("http cannot listen", { address, port, error });
+    await store.stop();
+    loop.stop();
+    throw new StartFailed(`http cannot listen on ${address}:${port}`);
+  }
 
   const sinks: Lifecycle[] = config.sinks.map(({ declaration, name, config: sinkConfig }) => {
     const base = context(name, "sink");
@@ -188,17 +199,8 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
 
   // At once: each waits for its own start only, up to the deadline, so a slow one holds up no other.
   await Promise.all(sinks.map((sink) => sink.start()));
-  try {
-    await http.start();
-  } catch (error) {
-    // A port in use, an address not on this host: one error line, and nothing left running.
-    const { address, port } = config.http;
-    logger.error("http cannot listen", { address, port, error });
-    await stopSinks();
-    await store.stop();
-    loop.stop();
-    throw new StartFailed(`http cannot listen on ${address}:${port}`);
-  }
+  // Every route is mounted now: the requests that came while the sinks started are answered.
+  http.serve();
   const leaderOptions = { config, store, log, logger, metrics, context };
   const failed = Promise.withResolvers<never>();
   failed.promise.catch(() => {});

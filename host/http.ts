@@ -1,6 +1,6 @@
 /**
  * The one HTTP listener (Hono on Bun.serve). The host mounts health, readiness and
- * metrics; plugins mount their routes on `app` before `start`. CORS, a refusal of GETs
+ * metrics; plugins mount their routes on `app` before `serve`. CORS, a refusal of GETs
  * with a body, then bearer-token auth guard every path, plugin routes included; only
  * /healthz and /readyz stay open for probes.
  */
@@ -26,7 +26,13 @@ export interface HttpServerOptions {
 
 export interface HttpServer {
   app: Hono;
-  start(): Promise<void>;
+  /**
+   * Binds the listener, so that a port that is taken fails the start before anything else runs. Requests wait until
+   * `serve`: Hono takes no route once it has routed a request, and plugins mount theirs as they start.
+   */
+  listen(): Promise<void>;
+  /** Routes requests, those that waited included; from here the app takes no more routes. */
+  serve(): void;
   stop(): Promise<void>;
   /** The listening URL (after start), e.g. http://127.0.0.1:8080. */
   url(): string;
@@ -63,6 +69,8 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   const { config, logger, metrics } = options;
   const app = new Hono();
   let server: ReturnType<typeof Bun.serve> | undefined;
+  const routed = Promise.withResolvers<void>();
+  let routing = false;
   /** The GET's own response to each HEAD, which Bun answers a HEAD with (see the first middleware). */
   const headAnswers = new WeakMap<Request, Response>();
 
@@ -129,20 +137,28 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     c.text(metrics.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }),
   );
 
+  const route = async (request: Request, bunServer: BunServer): Promise<Response> => {
+    if (!routing) {
+      // Waiting for the plugins to start, it sends nothing through no fault of its client.
+      bunServer.timeout(request, 0);
+      await routed.promise;
+      bunServer.timeout(request, config.idleTimeout);
+    }
+    const [whole, env] = withWholeUrl(request, bunServer);
+    const response = await app.fetch(whole, env);
+    return headAnswers.get(whole) ?? response;
+  };
+
   return {
     app,
-    async start() {
+    async listen() {
       if (server) return;
       server = Bun.serve({
         hostname: config.address,
         port: config.port,
         idleTimeout: config.idleTimeout,
         tls: config.tls && { cert: Bun.file(config.tls.cert), key: Bun.file(config.tls.key) },
-        fetch: async (request, bunServer) => {
-          const [whole, env] = withWholeUrl(request, bunServer);
-          const response = await app.fetch(whole, env);
-          return headAnswers.get(whole) ?? response;
-        },
+        fetch: route,
       });
       logger.info("http listening", { url: server.url.href, tls: Boolean(config.tls), auth: config.tokens.length > 0 });
       if (config.tokens.length === 0 && !isLoopback(config.address))
@@ -150,6 +166,10 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
           address: config.address,
           hint: "set http.tokens, or http.address: 127.0.0.1",
         });
+    },
+    serve() {
+      routing = true;
+      routed.resolve();
     },
     async stop() {
       const running = server;

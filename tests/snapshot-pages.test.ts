@@ -245,7 +245,8 @@ describe("/v1/objects against a log of its own", () => {
       readiness: async () => ({ ready: true, waiting: [] }),
     });
     mountApi(http.app, log, silentLogger, config.idleTimeout);
-    await http.start();
+    await http.listen();
+    http.serve();
     return http;
   };
 

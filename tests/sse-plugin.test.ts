@@ -56,7 +56,8 @@ afterAll(async () => {
 
 test("the response headers come at once, while the catch-up is still reading the log", async () => {
   await sink.start();
-  await http.start();
+  await http.listen();
+  http.serve();
   const opened = openSse(http.url(), {}, { lastEventId: "e0:5" });
   const outcome = await Promise.race([opened.then((c) => c), Bun.sleep(2000).then(() => undefined)]);
   expect(outcome).toBeDefined();
