@@ -1,7 +1,7 @@
 /**
  * The host: wires the config's plugins around the core and runs the lifecycle of
  * DESIGN.md. Start: open store → bind the HTTP listener → start sinks → serve HTTP → lead (start sources).
- * Stop: stop sources → commit what is pending → stop (drain) sinks → close store.
+ * Stop: stop sources → commit what is pending → stop (drain) sinks → drain HTTP → close store.
  *
  * With `ha`, every replica opens the shared store, follows its log (host/follower.ts) and
  * serves readers; the one that holds the Lease leads (host/leader.ts): it writes, runs
@@ -49,6 +49,9 @@ export class ShutdownTimedOut extends Error {
     this.name = "ShutdownTimedOut";
   }
 }
+
+/** What of shutdownTimeout (at most a fifth) the HTTP drain leaves for the store's close after it. */
+const STORE_CLOSE_RESERVE_MS = 1_000;
 
 /** How long a shutdown out of time still gives the Lease's release (one API call, retried once on a conflict). */
 const RELEASE_ON_TIMEOUT_MS = 2_000;
@@ -228,17 +231,19 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
     failed: failed.promise,
     stop() {
       stopping ??= (async () => {
+        const deadline = Date.now() + config.shutdownTimeoutMs;
         const steps = (async () => {
           await replication?.stopLeading();
           await leader?.stop();
           await stopSinks();
           await replication?.stop();
-          await http.stop();
+          // Requests in flight finish, leaving the store's close its share of the time.
+          await http.stop(deadline - Math.min(STORE_CLOSE_RESERVE_MS, config.shutdownTimeoutMs / 5));
           await store.stop();
           loop.stop();
         })();
         // A store that keeps failing holds the pending commit, and every step after it, for as long as it fails.
-        if ((await until(steps, Date.now() + config.shutdownTimeoutMs)) === TIMED_OUT) {
+        if ((await until(steps, deadline)) === TIMED_OUT) {
           const { updates, resumePoints } = replication?.uncommitted() ??
             leader?.uncommitted() ?? {
               updates: 0,

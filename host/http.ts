@@ -10,6 +10,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { HttpConfig } from "./http-config.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
+import { TIMED_OUT, until } from "../protocol/retry.ts";
 
 export interface Readiness {
   ready: boolean;
@@ -33,7 +34,11 @@ export interface HttpServer {
   listen(): Promise<void>;
   /** Routes requests, those that waited included; from here the app takes no more routes. */
   serve(): void;
-  stop(): Promise<void>;
+  /**
+   * Refuses new connections and closes idle ones; the requests in flight finish until `drainUntil` (epoch ms), and
+   * what is still open then is closed. Without `drainUntil`, everything is closed at once.
+   */
+  stop(drainUntil?: number): Promise<void>;
   /** The listening URL (after start), e.g. http://127.0.0.1:8080. */
   url(): string;
 }
@@ -171,10 +176,17 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       routing = true;
       routed.resolve();
     },
-    async stop() {
+    async stop(drainUntil) {
       const running = server;
       server = undefined;
-      await running?.stop(true);
+      if (!running) return;
+      if (drainUntil !== undefined) {
+        if ((await until(running.stop(false), drainUntil)) !== TIMED_OUT) return;
+        logger.warn("http: requests still in flight when the shutdown's time ran out are cut", {
+          requests: running.pendingRequests,
+        });
+      }
+      await running.stop(true);
     },
     url() {
       if (!server) throw new Error("http server is not started");

@@ -4,15 +4,19 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
+import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { StartFailed } from "../host/host.ts";
 import { createLogger } from "../host/logger.ts";
 import { rawPod, startTestHost, tempDir, waitFor } from "../testing/index.ts";
+import { exitWithin, MAIN, Output, SDK } from "./reliability-process.ts";
 import { rawRequest } from "./security-raw.ts";
 import { startReceiver, webhookSink } from "./webhook-receiver.ts";
 
 const dirs: string[] = [];
+const children: ReturnType<typeof Bun.spawn>[] = [];
 afterAll(async () => {
+  for (const child of children) child.kill("SIGKILL");
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
@@ -77,3 +81,119 @@ test("requests that come while the sinks start wait for every route, then are an
     await th.stop();
   }
 });
+
+const PODS = 3000;
+
+/** PODS pods of about 4 KB each (12 MB of state, past what loopback's socket buffers hold), then synced. */
+const BIG_STATE_SOURCE = `
+import { defineSource, v } from ${JSON.stringify(SDK)};
+export default defineSource({
+  type: "big",
+  description: "${PODS} pods of about 4 KB.",
+  schema: v.strictObject({}),
+  create: (_config, ctx) => ({
+    async start() {
+      for (let n = 1; n <= ${PODS}; n++) {
+        const metadata = { name: "p" + n, namespace: "default", uid: "u" + n, resourceVersion: String(n),
+          labels: { padding: "x".repeat(4000) } };
+        ctx.changes.apply("big/pods", "ADDED", { kind: "Pod", apiVersion: "v1", metadata });
+      }
+      ctx.synced();
+    },
+    async stop() {},
+  }),
+});
+`;
+
+/** A GET over its own connection whose reading the test pauses and resumes: all it got, and whether it ended. */
+function slowReader(url: URL, path: string) {
+  const socket: Socket = connect(Number(url.port), url.hostname);
+  const chunks: Buffer[] = [];
+  let ended = false;
+  socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+  socket.on("close", () => (ended = true));
+  socket.on("error", () => {});
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`);
+  const text = () => Buffer.concat(chunks).toString();
+  return { socket, text, ended: () => ended };
+}
+
+/** The body of a chunked HTTP/1.1 response (the connection's first), undefined when it did not come whole. */
+function chunkedBody(response: string): string | undefined {
+  let at = response.indexOf("\r\n\r\n") + 4;
+  let body = "";
+  for (;;) {
+    const line = response.indexOf("\r\n", at);
+    if (line < 0) return undefined;
+    const size = Number.parseInt(response.slice(at, line), 16);
+    if (Number.isNaN(size) || line + 2 + size > response.length) return undefined;
+    if (size === 0) return body;
+    body += response.slice(line + 2, line + 2 + size);
+    at = line + 2 + size + 2;
+  }
+}
+
+type Body = { version: number; items: unknown[] };
+
+/** Whether a new connection to `url` is refused. */
+const refused = (url: URL) =>
+  new Promise<boolean>((resolve) => {
+    const socket = connect(Number(url.port), url.hostname);
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once("error", () => resolve(true));
+  });
+
+test("SIGTERM: a /v1/objects in flight completes whole, new connections are refused, the exit is in time", async () => {
+  const dir = await tempDir("kubemeta-drain-");
+  dirs.push(dir);
+  await Bun.write(join(dir, "big.ts"), BIG_STATE_SOURCE);
+  const shutdownTimeoutMs = 4_000;
+  await Bun.write(
+    join(dir, "kubemeta.yaml"),
+    [
+      "store: { type: libsql, url: file:./kubemeta.db }",
+      "sources: [{ type: ./big.ts }]",
+      "http: { address: 127.0.0.1, port: 0 }",
+      `shutdownTimeout: ${shutdownTimeoutMs}ms`,
+    ].join("\n"),
+  );
+  const child = Bun.spawn([process.execPath, "run", MAIN, "--config", "kubemeta.yaml"], {
+    cwd: dir,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  children.push(child);
+  const stdout = new Output(child.stdout);
+  const url = new URL((await stdout.waitFor(/"msg":"http listening","url":"([^"]+)"/, 30_000))[1]!);
+  // The version of a state read without its items (no Node here) says when every pod is committed.
+  const version = async () => ((await (await fetch(new URL("/v1/objects?kind=Node", url))).json()) as Body).version;
+  await waitFor(async () => (await version()) === PODS, 30_000, "every pod committed");
+
+  // One reader that takes its time, and one that never takes the rest: each has had its first bytes.
+  const slow = slowReader(url, "/v1/objects?kind=Pod");
+  const stuck = slowReader(url, "/v1/objects?kind=Pod");
+  await waitFor(() => slow.text().includes("items") && stuck.text().includes("items"), 10_000, "the first pages");
+  slow.socket.pause();
+  stuck.socket.pause();
+
+  const signalled = performance.now();
+  child.kill("SIGTERM");
+  await waitFor(() => refused(url), 5_000, "new connections to be refused");
+  slow.socket.resume();
+  await waitFor(slow.ended, shutdownTimeoutMs, "the slow reader's whole answer");
+  const body = JSON.parse(chunkedBody(slow.text()) ?? "null") as Body | null;
+  expect(body?.items).toHaveLength(PODS);
+
+  expect(await exitWithin(child, shutdownTimeoutMs + 2_000)).toBe(0);
+  expect(performance.now() - signalled).toBeLessThan(shutdownTimeoutMs);
+  // The reader that took nothing more was cut once the drain's time ran out, never sent a shorter body that parses.
+  stuck.socket.resume();
+  await waitFor(stuck.ended, 5_000, "the stuck reader's connection closed");
+  expect(chunkedBody(stuck.text())).toBeUndefined();
+  expect(stdout.lines("http: requests still in flight when the shutdown's time ran out are cut")).toEqual([
+    expect.objectContaining({ level: "warn", requests: 1 }),
+  ]);
+}, 60_000);
