@@ -11,6 +11,7 @@ import type { HttpConfig } from "./http-config.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
 import { TIMED_OUT, until } from "../protocol/retry.ts";
+import { refuseRepeated } from "../sdk/http.ts";
 
 export interface Readiness {
   ready: boolean;
@@ -204,6 +205,8 @@ function bearerAuth(tokens: string[]): MiddlewareHandler {
   const accepted = tokens.map(digest);
   return async (c, next) => {
     const header = c.req.header("authorization");
+    const repeated = header ? undefined : refuseRepeated(c, ["access_token"]);
+    if (repeated) return repeated;
     const presented = header ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : c.req.query("access_token");
     if (presented !== undefined) {
       const candidate = digest(presented);

@@ -72,10 +72,25 @@ export const namespaceParam = v.pipe(
 export type Parsed<T> = { ok: true; value: T } | { ok: false; response: Response };
 
 /**
- * Validates the query string; a bad `stream` is a 404 (no such stream), any other bad value a 400. Parameters the
- * schema does not name are ignored, but bounded in length like the others: no parameter makes a request costly.
+ * A 400 naming the first of `names` the query gives more than once (`?kind=Pod&kind=Node`): each takes one value,
+ * and the first one alone, taken silently, answered another question than the one asked. Undefined when none is.
  */
-export function parseQuery<S extends v.GenericSchema>(c: Context, schema: S): Parsed<v.InferOutput<S>> {
+export function refuseRepeated(c: Context, names: Iterable<string>): Response | undefined {
+  for (const name of names)
+    if ((c.req.queries(name)?.length ?? 0) > 1)
+      return refused(c, name, "given more than once; it takes one value", 400).response;
+  return undefined;
+}
+
+/**
+ * Validates the query string; a bad `stream` is a 404 (no such stream), any other bad value a 400, and so is a
+ * parameter of the schema given twice. Parameters the schema does not name are ignored, but bounded in length like
+ * the others: no parameter makes a request costly.
+ */
+export function parseQuery<S extends v.GenericSchema & { entries: v.ObjectEntries }>(
+  c: Context,
+  schema: S,
+): Parsed<v.InferOutput<S>> {
   const garbled = undecodable(c.req.url);
   if (garbled !== undefined) return refused(c, garbled, "not percent-encoded UTF-8");
   const query = c.req.query();
@@ -83,6 +98,8 @@ export function parseQuery<S extends v.GenericSchema>(c: Context, schema: S): Pa
     ([name, value]) => name.length > MAX_PARAM_LENGTH || value.length > MAX_PARAM_LENGTH,
   );
   if (long) return refused(c, long[0].slice(0, 64), `at most ${MAX_PARAM_LENGTH} characters`);
+  const repeated = refuseRepeated(c, Object.keys(schema.entries));
+  if (repeated) return { ok: false, response: repeated };
   const result = v.safeParse(schema, query);
   if (result.success) return { ok: true, value: result.output };
   const issue = result.issues[0];
@@ -112,8 +129,13 @@ function undecodable(url: string): string | undefined {
   return undefined;
 }
 
-function refused(c: Context, parameter: string, message: string): { ok: false; response: Response } {
-  const status = parameter === "stream" ? 404 : 400;
+/** A bad `stream` names no stream there is (404) unless `status` says otherwise; any other parameter's is a 400. */
+function refused(
+  c: Context,
+  parameter: string,
+  message: string,
+  status: 400 | 404 = parameter === "stream" ? 404 : 400,
+): { ok: false; response: Response } {
   return { ok: false, response: c.json({ error: `${parameter}: ${message}`, parameter }, status) };
 }
 

@@ -75,6 +75,27 @@ describe("GET /v1/objects", () => {
     }
   });
 
+  test("a parameter given twice is a 400 naming it, on every route, rather than the first value taken", async () => {
+    const epoch = (await get<{ epoch: string }>("/v1/objects")).body.epoch;
+    for (const [path, parameter] of [
+      ["/v1/objects?kind=Pod&kind=Node", "kind"],
+      ["/v1/objects?namespace=a&namespace=b", "namespace"],
+      ["/v1/objects?node=n1&node=n1", "node"],
+      ["/v1/objects?stream=all&stream=shared", "stream"],
+      [`/v1/updates?since=${epoch}:0&since=${epoch}:1`, "since"],
+      ["/v1/updates?limit=1&limit=2", "limit"],
+      ["/v1/watch?kinds=Pod&kinds=Node", "kinds"],
+      [`/v1/watch?since=${epoch}:0&since=${epoch}:1`, "since"],
+    ]) {
+      expect([path, await get(path!)]).toEqual([
+        path,
+        { status: 400, body: { error: `${parameter}: given more than once; it takes one value`, parameter } },
+      ]);
+    }
+    // One the route does not read stays ignored, as it is once.
+    expect((await get("/v1/objects?cachebuster=1&cachebuster=2")).status).toBe(200);
+  });
+
   test("a value that is not percent-encoded UTF-8 is a 400 naming its parameter, not taken as written", async () => {
     expect(await get("/v1/updates?since=%FF:1")).toMatchObject({ status: 400, body: { parameter: "since" } });
     expect(await get("/v1/objects?namespace=%C3")).toMatchObject({ status: 400, body: { parameter: "namespace" } });

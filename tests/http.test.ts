@@ -62,6 +62,12 @@ describe("bearer tokens (from the environment through ${VAR})", () => {
     expect(await status("/metrics", bearer(TOKEN_B))).toBe(200);
     expect(await status("/v1/nothing-here", bearer(TOKEN_A))).toBe(404);
     expect(await status(`/v1/objects?access_token=${TOKEN_B}`)).toBe(200);
+    // Two tokens in the query: which one counts is no guess to make.
+    const twice = await fetch(`${th.url}/v1/objects?access_token=${TOKEN_B}&access_token=wrong-token-0123456789`);
+    expect([twice.status, await twice.json()]).toEqual([
+      400,
+      { error: "access_token: given more than once; it takes one value", parameter: "access_token" },
+    ]);
     expect(await status("/healthz")).toBe(200);
     expect(await status("/readyz")).toBe(200);
 
