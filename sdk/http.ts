@@ -168,8 +168,11 @@ export async function* readObjectPages(
   const { query: stored, filter } = kindQuery(query, kinds);
   const endTurn = await snapshotTurn(log, "http", HTTP_SNAPSHOT_READS, signal);
   try {
+    // A client gone before a page is read costs no read: reconnect storms leave many such behind.
+    signal?.throwIfAborted();
     for await (const page of log.snapshotPages(stored, SNAPSHOT_PAGE)) {
       yield filter ? { version: page.version, objects: page.objects.filter((o) => filter.has(o.kind)) } : page;
+      signal?.throwIfAborted();
     }
   } finally {
     endTurn();

@@ -193,6 +193,8 @@ export default defineSink({
       }
       // What a GET would get now, without a session: a stream, which a HEAD is answered without (Bun cancels it).
       if (c.req.method === "HEAD") return new Response(new ReadableStream(), { headers: HEADERS });
+      // Gone before it is answered (a reconnect storm's), its abort already fired: no session reads for it.
+      if (c.req.raw.signal.aborted) return new Response(null, { status: 499 });
       const { stream, kinds, namespace } = query.value;
       const resume = lastEventId ? parsePosition(lastEventId) : since?.value.since;
 
