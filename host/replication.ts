@@ -13,6 +13,7 @@ import { aborted, Backoff, sleep } from "../protocol/retry.ts";
 import { followStore, StoreReplaced, type Follower } from "./follower.ts";
 import { startLeaderTerm, type LeaderOptions, type LeaderTerm } from "./leader.ts";
 import type { Terms } from "./leadership.ts";
+import { wholeYet } from "../sdk/resume.ts";
 
 /** The Lease's elector; throws when the kubeconfig cannot be loaded, before anything has started. */
 export function electorFor(ha: HaConfig, logger: Logger): Elector {
@@ -55,6 +56,7 @@ export interface Replication {
 export function startReplication(options: ReplicationOptions): Replication {
   const { ha, elector, leaderOptions, terms, logger } = options;
   const { store, log, metrics } = leaderOptions;
+  const whole = wholeYet(log);
   const stopped = new AbortController();
   const leading = metrics.gauge("kubemeta_ha_leader", "1 while this replica leads (holds the Lease and writes).");
   const termsBegun = metrics.counter("kubemeta_ha_terms_total", "Terms this replica began as the leader.");
@@ -145,7 +147,9 @@ export function startReplication(options: ReplicationOptions): Replication {
       if (leader) return leader.waiting();
       const failure = follower?.failure();
       if (failure) return [`store not readable: ${failure.message}`];
-      return follower ? [] : ["taking over as the leader"];
+      if (!follower) return ["taking over as the leader"];
+      // As on the leader: ready means /v1/objects answers, which a new store's state does once its first sync is over.
+      return whole() ? [] : ["the store's first sync is under way on the leader"];
     },
     stopLeading,
     stop() {

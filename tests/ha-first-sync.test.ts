@@ -48,10 +48,12 @@ async function setupHeldSync(replicas: number) {
   return { env, storePosition, storeObjects, waitsForFooBarsOnly, serveFooBars };
 }
 
-async function objectsOf(replica: Replica): Promise<{ status: number; body: unknown }> {
-  const response = await fetch(`${replica.url}/v1/objects`);
+async function answerOf(replica: Replica, path: string): Promise<{ status: number; body: unknown }> {
+  const response = await fetch(`${replica.url}${path}`);
   return { status: response.status, body: await response.json() };
 }
+const objectsOf = (replica: Replica) => answerOf(replica, "/v1/objects");
+const readinessOf = (replica: Replica) => answerOf(replica, "/readyz");
 
 /** The replica's /v1/objects once it answers 200: the whole state. */
 const wholeState = (replica: Replica) =>
@@ -88,6 +90,11 @@ test("a follower on a new store answers 503 and holds an SSE reset until the lea
   for (const replica of [follower, leader])
     expect(await objectsOf(replica)).toEqual({ status: 503, body: FIRST_SYNC_UNDER_WAY });
   expect(sse.events.map((event) => event.type)).toEqual(["RESET"]);
+  // Not ready either, as the leader is not: a Service sends no reader where /v1/objects would be a 503.
+  expect(await readinessOf(follower)).toEqual({
+    status: 503,
+    body: { ready: false, waiting: ["the store's first sync is under way on the leader"] },
+  });
 
   serveFooBars();
   const snapshot = await sse.takeUntil("SYNCED", 20_000);
@@ -95,6 +102,7 @@ test("a follower on a new store answers 503 and holds an SSE reset until the lea
   expect(fooBarNames(added)).toEqual(["foo-a", "foo-b"]);
   const state = await wholeState(follower);
   expect(fooBarNames(state.items)).toEqual(["foo-a", "foo-b"]);
+  expect(await readinessOf(follower)).toEqual({ status: 200, body: { ready: true, waiting: [] } });
   // Nothing of the first sync was left out (nothing changes in the cluster meanwhile).
   const stored = (await storeObjects()).length;
   expect([added.length, state.items.length]).toEqual([stored, stored]);
