@@ -65,6 +65,18 @@ test("a store whose first sync ended before serves its state at once: SSE reset,
   }
 });
 
+/** Applies pod "b", lets the sources sync, and expects /v1/objects to answer the whole state then: "a" and "b". */
+async function syncWithB(host: TestHost): Promise<void> {
+  await host.changes.apply("pods", "ADDED", rawPod("b", { node: "n1" }));
+  await host.changes.flush();
+  host.synced();
+  const state = await waitFor(async () => {
+    const response = await fetch(`${host.url}/v1/objects`);
+    return response.status === 200 ? ((await response.json()) as { items: { name: string }[] }) : undefined;
+  });
+  expect(state.items.map((item) => item.name)).toEqual(["a", "b"]);
+}
+
 test("a process stopped during its store's first sync waits for the sync again when it starts", async () => {
   const dir = await tempDir();
   host = await startTestHost({ dir, sinks: [{ type: "sse" }], holdSync: true });
@@ -74,14 +86,7 @@ test("a process stopped during its store's first sync waits for the sync again w
   // The store holds updates, but its sources never synced: what it holds is what the first lists brought so far.
   host = await startTestHost({ dir, sinks: [{ type: "sse" }], holdSync: true });
   expect((await fetch(`${host.url}/v1/objects`)).status).toBe(503);
-  await host.changes.apply("pods", "ADDED", rawPod("b", { node: "n1" }));
-  await host.changes.flush();
-  host.synced();
-  const state = await waitFor(async () => {
-    const response = await fetch(`${host!.url}/v1/objects`);
-    return response.status === 200 ? ((await response.json()) as { items: { name: string }[] }) : undefined;
-  });
-  expect(state.items.map((item) => item.name)).toEqual(["a", "b"]);
+  await syncWithB(host);
 });
 
 test("GET /v1/objects: a new store answers 503 until the sources synced, then the whole state", async () => {
@@ -96,14 +101,7 @@ test("GET /v1/objects: a new store answers 503 until the sources synced, then th
   ]);
   // A bad request is still a bad request.
   expect((await fetch(`${host.url}/v1/objects?namespace=Not_A_Namespace`)).status).toBe(400);
-  await host.changes.apply("pods", "ADDED", rawPod("b", { node: "n1" }));
-  await host.changes.flush();
-  host.synced();
-  const state = await waitFor(async () => {
-    const response = await fetch(`${host!.url}/v1/objects`);
-    return response.status === 200 ? ((await response.json()) as { items: { name: string }[] }) : undefined;
-  });
-  expect(state.items.map((item) => item.name)).toEqual(["a", "b"]);
+  await syncWithB(host);
 });
 
 test("NATS: a new store's reset is 'ask again later' until the sources synced, then the whole state", async () => {
