@@ -61,6 +61,15 @@ const LOG_EVERY_MS = 60_000;
  * Whoever floods kubemeta with requests then gets no say over the log's volume; metrics count every one.
  */
 export function rateLimitedWarn(logger: Logger, everyMs = LOG_EVERY_MS): (msg: string, fields: LogFields) => void {
+  return rateLimited(logger, "warn", everyMs);
+}
+
+/** rateLimitedWarn at `level`: an error that can come with every update (one too large to publish) is one too. */
+export function rateLimited(
+  logger: Logger,
+  level: "warn" | "error",
+  everyMs = LOG_EVERY_MS,
+): (msg: string, fields: LogFields) => void {
   const kinds = new Map<string, { at: number; unlogged: number }>();
   return (msg, fields) => {
     const now = Date.now();
@@ -69,7 +78,7 @@ export function rateLimitedWarn(logger: Logger, everyMs = LOG_EVERY_MS): (msg: s
       kind.unlogged++;
       return;
     }
-    logger.warn(msg, kind?.unlogged ? { ...fields, unlogged: kind.unlogged } : fields);
+    logger[level](msg, kind?.unlogged ? { ...fields, unlogged: kind.unlogged } : fields);
     kinds.set(msg, { at: now, unlogged: 0 });
   };
 }

@@ -13,6 +13,7 @@ import { converged, expectConverged, natsSuite, PREFIX, SLOW_MS } from "./nats-f
 import type { ReplayChunk } from "../protocol/replay.ts";
 import { jsonText, toEnvelope } from "../sdk/model.ts";
 import { subscribeNats } from "../client/nats.ts";
+import { createLogger } from "../host/logger.ts";
 
 const MAX_PAYLOAD = 4096;
 const NODE = "ip-10-0-9-9.eu-west-1.compute.internal";
@@ -24,7 +25,12 @@ function labels(bytes: number): Record<string, string> {
   );
 }
 
-const suite = natsSuite({ maxPayload: MAX_PAYLOAD });
+const logged: { msg: string }[] = [];
+const suite = natsSuite(
+  { maxPayload: MAX_PAYLOAD },
+  { logger: createLogger({ write: (line) => void logged.push(JSON.parse(line) as { msg: string }) }) },
+);
+const NOT_PUBLISHED = "update exceeds the server's max_payload, or leaves no room for a replay chunk; not published";
 
 /** The raw reply messages of a replay request, in order. */
 async function rawReplay(request: unknown): Promise<Uint8Array[]> {
@@ -103,6 +109,8 @@ test(
     expect(seen.map((e) => e.name)).toEqual(["after-huge"]);
     expect(seen[0]!.prev).toBe(huge);
     expect(th.host.metrics.render()).toContain('kubemeta_nats_skipped_total{reason="oversized",sink="nats"} 2');
+    // Skipped on both its subjects, said once: a large object that keeps changing would flood the log.
+    expect(logged.filter((line) => line.msg === NOT_PUBLISHED)).toHaveLength(1);
 
     const chunks = (await rawReplay({ stream: `node/${NODE}`, from: `${th.host.epoch}:${huge - 1}` })).map(
       (d) => JSON.parse(new TextDecoder().decode(d)) as ReplayChunk,

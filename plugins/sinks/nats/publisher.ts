@@ -19,6 +19,7 @@ import { jsonText } from "../../../sdk/model.ts";
 import type { Subjects } from "../../../protocol/subjects.ts";
 import type { Connection } from "./connection.ts";
 import { largestEnvelope } from "./chunks.ts";
+import { rateLimited } from "../../../sdk/telemetry.ts";
 
 const MSG_ID_HEADER = "Nats-Msg-Id";
 
@@ -42,6 +43,8 @@ export function createPublisher(options: PublisherOptions): Publish {
   );
 
   const encoder = new TextEncoder();
+  // Each such update is skipped on both its subjects, and a large object that keeps changing is skipped each time.
+  const notPublished = rateLimited(logger, "error");
 
   /**
    * `largest`: what a replay chunk could carry back. It leaves more room than the Nats-Msg-Id header takes, so the
@@ -55,7 +58,7 @@ export function createPublisher(options: PublisherOptions): Publish {
       return;
     }
     skipped.inc({ ...labels, reason: "oversized" });
-    logger.error("update exceeds the server's max_payload, or leaves no room for a replay chunk; not published", {
+    notPublished("update exceeds the server's max_payload, or leaves no room for a replay chunk; not published", {
       subject,
       version: envelope.version,
       kind: envelope.kind,
