@@ -8,15 +8,22 @@ import { until } from "../protocol/retry.ts";
 export class Terms implements Leadership {
   private current: AbortController | undefined;
   private begun = Promise.withResolvers<void>();
+  /** Whether the Lease of the term is still surely held (Elector.holds); a term without a Lease always is. */
+  private leaseHeld: () => boolean = () => true;
 
   get leading(): boolean {
     return this.current !== undefined;
   }
 
-  begin(): void {
+  begin(leaseHeld: () => boolean = () => true): void {
     if (this.current) return;
     this.current = new AbortController();
+    this.leaseHeld = leaseHeld;
     this.begun.resolve();
+  }
+
+  holds(): boolean {
+    return this.current !== undefined && this.leaseHeld();
   }
 
   end(): void {

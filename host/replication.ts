@@ -94,7 +94,7 @@ export function startReplication(options: ReplicationOptions): Replication {
       return true;
     }
     writerBackoff.reset();
-    terms.begin();
+    terms.begin(() => elector.holds());
     leading.set(1);
     termsBegun.inc();
     logger.info("leading: this replica writes the store and runs the sources", { head: log.head() });

@@ -39,6 +39,11 @@ export interface Elector {
   /** True while held. */
   readonly leading: boolean;
   /**
+   * True while held and renewed (a write sent) within renewDeadline, by the monotonic clock: false at once after a
+   * pause past it (SIGSTOP, a stalled VM), before the renewal loop's timers have run and aborted the term's signal.
+   */
+  holds(): boolean;
+  /**
    * Stops renewing and releases the Lease if held (the term's signal aborts first), or stops an acquire() under
    * way; safe twice and without acquire. acquire() may be called again afterwards.
    */
@@ -86,6 +91,8 @@ export function createElector(options: ElectorOptions): Elector {
   let running: Promise<unknown> = Promise.resolve();
   let releasing: Promise<void> | undefined;
   let failures = 0;
+  /** When the last write that succeeded was sent (performance.now()): the Lease was ours from then on. */
+  let wroteAt = Number.NEGATIVE_INFINITY;
 
   const heldBySelf = () => observed?.lease.spec.holderIdentity === identity;
   const holderOf = (lease: Lease) => lease.spec.holderIdentity ?? "";
@@ -106,6 +113,11 @@ export function createElector(options: ElectorOptions): Elector {
 
   /** client-go's tryAcquireOrRenew, except that a leader that finds another holder stops without writing. */
   async function tryAcquireOrRenew(signal: AbortSignal, renewing: boolean): Promise<Attempt> {
+    const sentAt = performance.now();
+    const written = (): Attempt => {
+      wroteAt = sentAt;
+      return { ok: true };
+    };
     const now = microTime();
     const ours: LeaseSpec = { holderIdentity: identity, leaseDurationSeconds, acquireTime: now, renewTime: now };
     // The leader's fast path: renew from the version it wrote last, without reading first.
@@ -113,7 +125,7 @@ export function createElector(options: ElectorOptions): Elector {
       const { acquireTime, leaseTransitions } = observed.lease.spec;
       try {
         observe(await client.update(observed.lease, { ...ours, acquireTime, leaseTransitions }, signal), true);
-        return { ok: true };
+        return written();
       } catch (error) {
         if (signal.aborted) return { ok: false, error };
         logger.debug("cannot renew the Lease from the version last written; reading it", { error });
@@ -123,7 +135,7 @@ export function createElector(options: ElectorOptions): Elector {
       const current = await client.get(signal);
       if (!current) {
         observe(await client.create({ ...ours, leaseTransitions: 0 }, signal), true);
-        return { ok: true };
+        return written();
       }
       observe(current, false);
       const holder = holderOf(current);
@@ -136,7 +148,7 @@ export function createElector(options: ElectorOptions): Elector {
           ? { ...ours, acquireTime: current.spec.acquireTime, leaseTransitions: transitions }
           : { ...ours, leaseTransitions: transitions + 1 };
       observe(await client.update(current, spec, signal), true);
-      return { ok: true };
+      return written();
     } catch (error) {
       return { ok: false, error };
     }
@@ -239,6 +251,7 @@ export function createElector(options: ElectorOptions): Elector {
     get leading() {
       return leading;
     },
+    holds: () => leading && performance.now() - wroteAt < renewDeadlineMs,
     async acquire(signal) {
       if (leading && term) return term.signal;
       if (acquiring) throw new Error("acquire() is already under way");

@@ -63,6 +63,8 @@ export interface DeliveryLoop {
 
 /** How often a drain asks a sink that retries inside its `deliver` whether it is failing (ConsumeOptions.failing). */
 const FAILING_POLL_MS = 50;
+/** How often a delivery held back while leadership is unsure (Leadership.holds) looks again. */
+const HOLDS_POLL_MS = 50;
 
 export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext): DeliveryLoop {
   const { ctx, labels, stalled, lost, fail, collect, showLag } = context;
@@ -101,6 +103,16 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
     }
   }
 
+  /**
+   * Waits while this replica cannot be sure it still leads (a pause past its Lease: its term's signal aborts only once
+   * the Lease's timers have run); true once it is sure again, false once the term is over.
+   */
+  async function stillLeading(term: AbortSignal): Promise<boolean> {
+    const holds = () => ctx.leadership?.holds?.() ?? true;
+    while (!term.aborted && !holds()) await sleep(HOLDS_POLL_MS, term);
+    return !term.aborted;
+  }
+
   /** Delivers one batch, retrying until it works; false when the sink stopped (or lost leadership) first. */
   async function deliverBatch(envelopes: Envelope[], term: AbortSignal): Promise<boolean> {
     const first = envelopes[0]!.version;
@@ -113,6 +125,8 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
     }, stallAfterMs);
     try {
       for (let attempt = 1; !term.aborted; attempt++) {
+        // Another replica may be delivering later versions already: a batch of this one's would come out of order.
+        if (!(await stillLeading(term))) return false;
         try {
           // Called in a promise, so that a synchronous throw is a failure like any other.
           const delivering = (async () => options.deliver(envelopes, term))();

@@ -283,6 +283,12 @@ export interface Leadership {
    * first. After a loss, call it again to wait for the next term.
    */
   acquire(signal: AbortSignal): Promise<AbortSignal>;
+  /**
+   * Whether this replica still surely leads: false from the moment its Lease may have passed to another (no renewal
+   * within `ha.renewDeadline`, a pause past it included), which can come before the term's signal aborts. Deliver
+   * nothing while it is false: another replica may be delivering later versions already. Absent: the signal alone.
+   */
+  holds?(): boolean;
 }
 
 export type Sink = Lifecycle;

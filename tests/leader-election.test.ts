@@ -131,6 +131,18 @@ describe("leader election", () => {
     expect(signal.aborted).toBe(false);
   });
 
+  test("a leader paused past its renew deadline no longer holds the Lease at once, before its timers run", async () => {
+    const leader = elector("paused", "p");
+    const signal = await leader.acquire(never);
+    await waitFor(() => leader.holds(), 5_000, "the first write");
+    expect(leader.holds()).toBe(true);
+    // A pause (SIGSTOP, a stalled VM) as the event loop sees it: nothing of the elector's ran meanwhile.
+    const pausedUntil = performance.now() + RENEW_DEADLINE_MS + 100;
+    while (performance.now() < pausedUntil);
+    expect([leader.holds(), leader.leading, signal.aborted]).toEqual([false, true, false]);
+    await waitFor(() => signal.aborted || leader.holds(), 5_000, "the term to end or the Lease to be renewed");
+  });
+
   test("release: the leader's signal aborts, the Lease is left empty, a standby leads at its next try", async () => {
     const { reads, via } = recordedReads();
     const [a, b] = [elector("handover", "a"), elector("handover", "b", via)];

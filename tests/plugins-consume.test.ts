@@ -13,6 +13,7 @@ import type { Envelope } from "../protocol/envelope.ts";
 import { batchSchema, retrySchema, streamName } from "../sdk/schema.ts";
 import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
 import { addPods, contextOn, sinkMetric, upTo, type Logged } from "./plugins-fixtures.ts";
+import { Terms } from "../host/leadership.ts";
 
 let host: TestHost | undefined;
 const running: Sink[] = [];
@@ -292,6 +293,31 @@ test("caughtUp on a replica that does not lead (ha) is true at once: the leader 
   addPods(host, 3);
   await host.changes.flush();
   expect(await sink.caughtUp(5_000)).toBe(true);
+});
+
+test("with ha, a leader unsure of its Lease (paused past it) delivers nothing until it is sure again", async () => {
+  host = await startTestHost();
+  let held = false;
+  const terms = new Terms();
+  terms.begin(() => held);
+  const delivered: number[] = [];
+  const sink = consume(
+    { ...contextOn(host, "unsure", []), leadership: terms },
+    {
+      batch: { size: 100, lingerMs: 0 },
+      deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)),
+    },
+  );
+  running.push(sink);
+  await sink.start();
+  addPods(host, 3);
+  await host.changes.flush();
+  // Its term's signal has not aborted: another replica may be delivering later versions already.
+  expect(await sink.caughtUp(300)).toBe(false);
+  expect(delivered).toEqual([]);
+  held = true;
+  await waitFor(() => delivered.length === 3, 5_000, "the batch once the Lease is renewed");
+  expect(delivered).toEqual(upTo(3));
 });
 
 test("stop drains: what is committed is delivered first, nothing lingering, and the cursor saved", async () => {
