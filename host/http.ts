@@ -85,7 +85,9 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     return c.json({ error: "internal error" }, 500);
   });
   app.notFound((c) => {
-    const { method, path } = c.req;
+    const { path } = c.req;
+    // A HEAD is answered with the GET's headers (its Content-Length): its body names GET too.
+    const method = c.req.method === "HEAD" ? "GET" : c.req.method;
     // A route that is there for other methods: 405 and what it takes, rather than "no such route".
     const allowed = new Set(
       [...new Set(app.routes.map((r) => r.method))].filter(

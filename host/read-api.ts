@@ -16,7 +16,7 @@
  */
 import * as v from "valibot";
 import type { Context, Hono } from "hono";
-import type { Logger } from "../sdk/telemetry.ts";
+import { type Logger, rateLimitedWarn } from "../sdk/telemetry.ts";
 import { isBehindRetention, type CommittedLog } from "../sdk/contract.ts";
 import {
   kindsParam,
@@ -42,8 +42,8 @@ function retryLater(c: Context, error: string): Response {
 }
 
 /** A read of the store failed: a store down for a while, which readers outlast by asking again; no bad request. */
-function storeUnreadable(c: Context, logger: Logger, error: unknown): Response {
-  logger.warn("a read of the store failed; answered 503", { path: c.req.path, error });
+function storeUnreadable(c: Context, warn: ReturnType<typeof rateLimitedWarn>, error: unknown): Response {
+  warn("a read of the store failed; answered 503", { path: c.req.path, error });
   return retryLater(c, "the store cannot be read now; retry later");
 }
 
@@ -136,6 +136,8 @@ function objectsBody(epoch: string, pages: AsyncGenerator<Page>, signal: AbortSi
 /** Mounts /v1/objects and /v1/updates on the shared app; `idleTimeout` is the listener's (seconds, 0 for none). */
 export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeout: number): void {
   const whole = wholeYet(log);
+  // Once a minute: clients polling a store that is down would otherwise write a line per request.
+  const readFailed = rateLimitedWarn(logger);
 
   app.get("/v1/objects", async (c) => {
     const query = parseQuery(c, objectsQuery);
@@ -154,7 +156,7 @@ export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeo
     } catch (error) {
       // Gone while it waited for its turn: nobody to answer.
       if (signal.aborted) return new Response(null, { status: 499 });
-      return storeUnreadable(c, logger, error);
+      return storeUnreadable(c, readFailed, error);
     }
     return new Response(body.stream, {
       headers: { "content-type": "application/json" },
@@ -187,7 +189,7 @@ export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeo
         reason = await checkResumePoint(log, stream, since, c.req.raw.signal);
       } catch (error) {
         // Behind a store it cannot read, or a read (of retention's horizon) failing: either way, ask again.
-        return isStoreUnreadable(error) ? retryLater(c, error.message) : storeUnreadable(c, logger, error);
+        return isStoreUnreadable(error) ? retryLater(c, error.message) : storeUnreadable(c, readFailed, error);
       }
       if (reason === "other-epoch") return gone(`epoch ${since.epoch} is not this store's (${log.epoch})`);
       if (reason === "ahead-of-log") return aheadOfLog(since.version, log.head());
@@ -214,7 +216,7 @@ export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeo
       });
     } catch (error) {
       if (isBehindRetention(error)) return olderThanRetention(error.after, error.oldest);
-      return storeUnreadable(c, logger, error);
+      return storeUnreadable(c, readFailed, error);
     }
   });
 }

@@ -243,7 +243,7 @@ describe("listener", () => {
       const header = (name: string) => lines.find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2);
       return { length: header("content-length"), chunked: header("transfer-encoding") === "chunked" };
     };
-    for (const path of ["/healthz", "/readyz", "/v1/updates"]) {
+    for (const path of ["/healthz", "/readyz", "/v1/updates", "/nope"]) {
       const body = await (await fetch(`${th.url}${path}`)).arrayBuffer();
       expect([path, await headOf(path)]).toEqual([path, { length: String(body.byteLength), chunked: false }]);
     }
