@@ -104,6 +104,38 @@ test("a list whose continue token comes back is listed again after a backoff, no
     { tls: false },
   ));
 
+test("a watch whose headers never come is given up at the same bound, not the inactivity timeout's", () =>
+  withCluster(
+    async ({ server, kubeconfig, start }) => {
+      // The streaming list is answered; every watch after it waits for headers that never come.
+      const holding = front(server, (request, upstream) =>
+        upstream.searchParams.has("watch") && !upstream.searchParams.has("sendInitialEvents")
+          ? new Promise<Response>(() => {})
+          : forward(request, upstream),
+      );
+      try {
+        const file = await kubeconfigFor(
+          join(kubeconfig, ".."),
+          holding.proxy.url.href.replace(/\/$/, ""),
+          server.token,
+        );
+        const running = await start(new RecordingSink(), { kubeconfig: file, watchTimeout: "1s" });
+        await within(running.synced, 5000, "the first sync");
+        const overdue = () =>
+          count(running.metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason: "overdue" });
+        // Each given up 1.25 × 1 s + 2 s after it was sent (the inactivity timeout is 90 s).
+        await within(
+          waitFor(() => overdue() >= 2, 12_000),
+          12_000,
+          "two watches given up as overdue",
+        );
+      } finally {
+        holding.proxy.stop(true);
+      }
+    },
+    { tls: false },
+  ));
+
 test("a watch kept open past its timeoutSeconds is ended and opened again where it was", () =>
   withCluster(
     async ({ server, kubeconfig, start }) => {

@@ -209,6 +209,8 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
     counts.clear();
   }
 
+  // From the request on: a server that holds back the headers holds the watch too.
+  if (!options.initial) capLifetime();
   try {
     try {
       await deps.requester.stream({ verb: "watch", resource: type.resource, path: options.path }, request.signal, {
@@ -216,7 +218,6 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
         onOpen() {
           if (!options.initial) {
             unconfirmed = setTimeout(confirmResumed, RESUME_SETTLE_MS);
-            capLifetime();
             return;
           }
           metrics.relists.inc({ resource: type.resource });
