@@ -9,7 +9,7 @@ import { dirname, resolve } from "node:path";
 import type { RetentionPolicy, SinkDeclaration, SourceDeclaration, StoreDeclaration } from "../sdk/contract.ts";
 import type { LOG_LEVELS } from "./logger.ts";
 import type { HttpConfig } from "./http-config.ts";
-import { haConfig, type HaConfig } from "./ha-config.ts";
+import { haConfig, haProblems, type HaConfig } from "./ha-config.ts";
 import { hostSchema, pluginEntry } from "./config-schema.ts";
 import { resolveEntries, type Resolved, type ResolveOptions } from "./config-entries.ts";
 import { allowListProblems, ruleProblems, type SlimOptions } from "../core/slim/rules.ts";
@@ -109,7 +109,7 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
   const { cluster, log, store, sources, sinks, http, shutdownTimeout, slim } = host;
   const env = options.env ?? process.env;
   const ha = haConfig(host.ha, env);
-  issues.push(...slimProblems(slim));
+  issues.push(...slimProblems(slim), ...haProblems(ha));
 
   const resolved = await resolveEntries({ store, sources, sinks, ha }, options, issues);
   const { store: storeResolved, sources: sourcesResolved, sinks: sinksResolved } = resolved;

@@ -4,6 +4,7 @@ import { hostname } from "node:os";
 import { positiveDuration } from "../sdk/schema.ts";
 import { AHEAD_WAIT_MS } from "../sdk/resume.ts";
 import { NAMESPACE_PATTERN, NAMESPACE_RULE } from "../protocol/envelope.ts";
+import type { ConfigIssue } from "./config-issues.ts";
 
 /** A Lease's name: a DNS-1123 subdomain, as the API server requires. */
 const dnsName = v.pipe(
@@ -31,7 +32,10 @@ export const haSchema = v.pipe(
             v.pipe(
               v.string(),
               v.regex(NAMESPACE_PATTERN, NAMESPACE_RULE),
-              v.description("The Lease's namespace; default `POD_NAMESPACE`, else `default`."),
+              v.description(
+                "The Lease's namespace; default `POD_NAMESPACE` (held to the same rule: a namespace's name), else " +
+                  "`default`.",
+              ),
             ),
           ),
         }),
@@ -134,4 +138,14 @@ export function haConfig(
     kubeconfig: ha.kubeconfig,
     context: ha.context,
   };
+}
+
+/**
+ * What the environment gave that the schema could not check: a POD_NAMESPACE set by hand (the downward API's is
+ * always a namespace's name) that no namespace can have would have the Lease asked for where none can be.
+ */
+export function haProblems(ha: HaConfig | undefined): ConfigIssue[] {
+  if (ha?.lease.namespaceFrom !== "POD_NAMESPACE" || NAMESPACE_PATTERN.test(ha.lease.namespace)) return [];
+  const given = JSON.stringify(ha.lease.namespace);
+  return [{ path: "ha.lease.namespace", message: `POD_NAMESPACE ${given}, its default, ${NAMESPACE_RULE}` }];
 }

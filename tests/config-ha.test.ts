@@ -29,8 +29,8 @@ async function check(yaml: string, env: Record<string, string> = {}, dir?: strin
 const resolve = (raw: unknown, env: Record<string, string> = {}) =>
   resolveConfig(raw, { baseDir: "/", registry: builtins, env });
 
-async function issuesOf(raw: unknown): Promise<string[]> {
-  const error = await resolve(raw).catch((e: unknown) => e);
+async function issuesOf(raw: unknown, env: Record<string, string> = {}): Promise<string[]> {
+  const error = await resolve(raw, env).catch((e: unknown) => e);
   if (!(error instanceof ConfigError)) throw new Error(`expected a ConfigError, got ${String(error)}`);
   return error.issues.map((i) => `${i.path}: ${i.message}`);
 }
@@ -95,6 +95,10 @@ describe("ha config", () => {
     ]);
     expect(await issuesOf({ store: REMOTE, ha: { enabled: true, renewDeadline: "3s", retryPeriod: "3s" } })).toEqual([
       "ha.retryPeriod: must be less than renewDeadline / 1.2",
+    ]);
+    // A POD_NAMESPACE set by hand is held to the same rule (the downward API's always passes it).
+    expect(await issuesOf({ store: REMOTE, ha: { enabled: true } }, { POD_NAMESPACE: "kube.system" })).toEqual([
+      expect.stringMatching(/^ha\.lease\.namespace: POD_NAMESPACE "kube\.system", its default, must be a namespace's/),
     ]);
     // A namespace's name is a DNS-1123 label: the Lease could never be created in `kube.system`.
     expect(await issuesOf({ store: REMOTE, ha: { enabled: true, lease: { namespace: "kube.system" } } })).toEqual([
