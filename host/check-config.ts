@@ -4,6 +4,7 @@ import type { Logger } from "../sdk/telemetry.ts";
 import { createMetrics } from "./metrics.ts";
 import { openStore, pluginContext } from "./host.ts";
 import { electorFor } from "./replication.ts";
+import { TIMED_OUT, until } from "../protocol/retry.ts";
 
 /**
  * For `--check`: what the config names that its schema cannot prove, said as its schema's errors are (ConfigError,
@@ -21,6 +22,9 @@ export async function checkConfig(config: Config, logger: Logger): Promise<void>
   }
   if (issues.length > 0) throw new ConfigError(issues);
 }
+
+/** How long a plugin's own check may take, as its start may (host/supervise.ts). */
+const CHECK_DEADLINE_MS = 10_000;
 
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
@@ -42,13 +46,17 @@ async function pluginIssues(config: Config): Promise<ConfigIssue[]> {
     ...config.sources.map((entry, i) => ({ path: `sources[${i}]`, ...entry })),
     ...config.sinks.map((entry, i) => ({ path: `sinks[${i}]`, ...entry })),
   ];
-  const issues: ConfigIssue[] = [];
-  for (const { path, declaration, config: pluginConfig } of entries) {
-    try {
-      await declaration.check?.(pluginConfig);
-    } catch (error) {
-      issues.push({ path, message: messageOf(error) });
-    }
-  }
-  return issues;
+  const issues = await Promise.all(
+    entries.map(async ({ path, declaration, config: pluginConfig }): Promise<ConfigIssue[]> => {
+      try {
+        // As a start that hangs is given up on: a check that never settles must not hang the check for good.
+        const checked = Promise.resolve(declaration.check?.(pluginConfig));
+        if ((await until(checked, Date.now() + CHECK_DEADLINE_MS)) !== TIMED_OUT) return [];
+        return [{ path, message: `its check did not finish within ${CHECK_DEADLINE_MS / 1000}s` }];
+      } catch (error) {
+        return [{ path, message: messageOf(error) }];
+      }
+    }),
+  );
+  return issues.flat();
 }

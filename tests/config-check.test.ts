@@ -54,25 +54,28 @@ describe("main.ts --check", () => {
   test("a plugin's own check that fails is a config error at its entry, beside a store that cannot open", async () => {
     const dir = await tempDir();
     const sdk = join(import.meta.dir, "..", "sdk", "index.ts");
-    await Bun.write(
-      join(dir, "picky.ts"),
+    const sink = (type: string, check: string) =>
       [
         `import { defineSink, v } from ${JSON.stringify(sdk)};`,
         "export default defineSink({",
-        '  type: "picky", description: "refuses every config", schema: v.strictObject({}),',
-        "  check() { throw new Error('the picky sink refuses'); },",
+        `  type: "${type}", description: "a sink of the test's", schema: v.strictObject({}),`,
+        `  check() { ${check} },`,
         "  create() { return { async start() {}, async stop() {} }; },",
         "});",
-      ].join("\n"),
-    );
+      ].join("\n");
+    await Bun.write(join(dir, "picky.ts"), sink("picky", "throw new Error('the picky sink refuses');"));
+    // A check that never settles is given up on, as a start that hangs is: --check ends, and says which.
+    await Bun.write(join(dir, "stuck.ts"), sink("stuck", "return new Promise(() => {});"));
     // A file where the store's directory belongs: the store's own failure stays its log line.
     await Bun.write(join(dir, "data"), "a file");
-    await Bun.write(join(dir, "kubemeta.yaml"), "sinks:\n  - type: sse\n  - type: ./picky.ts\n");
+    await Bun.write(join(dir, "kubemeta.yaml"), "sinks:\n  - type: sse\n  - type: ./picky.ts\n  - type: ./stuck.ts\n");
     const result = await runMain(["--check", "--config", "kubemeta.yaml"], { cwd: dir });
     expect(result.code).toBe(1);
-    expect(result.stderr).toBe("invalid config:\n  sinks[1]: the picky sink refuses\n");
+    expect(result.stderr).toBe(
+      "invalid config:\n  sinks[1]: the picky sink refuses\n  sinks[2]: its check did not finish within 10s\n",
+    );
     expect(result.stdout).toContain('"msg":"store cannot be opened"');
-  });
+  }, 30_000);
 
   test("the example config in examples/ is valid", async () => {
     const example = join(import.meta.dir, "..", "examples/kubemeta.yaml");
