@@ -85,14 +85,48 @@ export function parseLabelSelector(selector: string | null): Matcher | undefined
   return selector ? all(requirements(selector).map(labelRequirement)) : undefined;
 }
 
+/** fields.splitTerms: on the commas no `\` escapes; nothing trimmed (a field name with a space is no field). */
+function fieldTerms(selector: string): string[] {
+  const terms: string[] = [];
+  let start = 0;
+  for (let i = 0; i < selector.length; i++) {
+    if (selector[i] === "\\") i++;
+    else if (selector[i] === ",") {
+      terms.push(selector.slice(start, i));
+      start = i + 1;
+    }
+  }
+  terms.push(selector.slice(start));
+  return terms.filter((term) => term !== "");
+}
+
+/** fields.UnescapeValue: `\\`, `\,` and `\=` stand for themselves; any other escape, or a bare `,` or `=`, is refused. */
+function unescapeFieldValue(selector: string, value: string): string {
+  let out = "";
+  for (let i = 0; i < value.length; i++) {
+    const char = value[i]!;
+    if (char === "\\") {
+      const next = value[++i];
+      if (next !== "\\" && next !== "," && next !== "=")
+        throw new SelectorError(`invalid selector: '${selector}'; invalid escape sequence`);
+      out += next;
+    } else if (char === "," || char === "=") {
+      throw new SelectorError(`invalid selector: '${selector}'; unescaped '${char}' in a value`);
+    } else out += char;
+  }
+  return out;
+}
+
 /** Undefined for an empty selector. Throws SelectorError for a field the type does not index. */
 export function parseFieldSelector(selector: string | null, type: ResourceType): Matcher | undefined {
   if (!selector) return undefined;
   const supported = new Set(["metadata.name", "metadata.namespace", ...type.fieldLabels]);
-  const matchers = requirements(selector).map((text): Matcher => {
-    const match = /^([^=!]+?)\s*(==|=|!=)\s*(.*)$/.exec(text);
+  const matchers = fieldTerms(selector).map((text): Matcher => {
+    // fields.splitTerm: the first operator, `!=` and `==` before `=`.
+    const match = /^(.*?)(!=|==|=)(.*)$/s.exec(text);
     if (!match) throw new SelectorError(`invalid selector: '${selector}'; can't understand '${text}'`);
-    const [, field, op, value] = match as unknown as [string, string, string, string];
+    const [, field, op] = match as unknown as [string, string, string];
+    const value = unescapeFieldValue(selector, match[3]!);
     if (!supported.has(field)) throw new SelectorError(`field label not supported: ${field}`);
     return op === "!=" ? (fields) => (fields[field] ?? "") !== value : (fields) => (fields[field] ?? "") === value;
   });

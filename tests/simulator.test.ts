@@ -87,6 +87,11 @@ describe("LIST", () => {
     const bad = await apiFetch(server, "/api/v1/pods?fieldSelector=spec.image%3Dx");
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { message: string }).message).toBe("field label not supported: spec.image");
+    // As fields.ParseSelector: `\,` `\=` `\\` escape a value, and a field name is taken as written (no trimming).
+    const field = (selector: string) => `fieldSelector=${encodeURIComponent(selector)}`;
+    expect(await names(field("metadata.name!=a\\,b\\=c\\\\d,spec.nodeName=node-a"))).toEqual(["sel-a", "sel-c"]);
+    for (const refused of [" metadata.name=sel-b", "metadata.name=a,b=c=d", "metadata.name=a\\b"])
+      expect([refused, (await apiFetch(server, `/api/v1/pods?${field(refused)}`)).status]).toEqual([refused, 400]);
   });
 
   test("a resourceVersion the server has not reached yet is 504 Too large resource version", async () => {
