@@ -100,7 +100,7 @@ function fieldTerms(selector: string): string[] {
   return terms.filter((term) => term !== "");
 }
 
-/** fields.UnescapeValue: `\\`, `\,` and `\=` stand for themselves; any other escape, or a bare `,` or `=`, is refused. */
+/** fields.UnescapeValue: `\\`, `\,` and `\=` stand for themselves; other escapes, a bare `,` or `=`: refused. */
 function unescapeFieldValue(selector: string, value: string): string {
   let out = "";
   for (let i = 0; i < value.length; i++) {
