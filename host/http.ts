@@ -136,7 +136,8 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     app.use("*", (c, next) => (OPEN_PATHS.has(c.req.path) ? next() : guard(c, next)));
   }
 
-  app.get("/healthz", (c) => c.text("ok\n"));
+  // Its type said, not left to the Response: Bun answers a HEAD without the type a Response gives itself.
+  app.get("/healthz", (c) => c.text("ok\n", 200, { "content-type": "text/plain; charset=utf-8" }));
   app.get("/readyz", async (c) => {
     const readiness = await options.readiness();
     return c.json(readiness, readiness.ready ? 200 : 503);

@@ -241,17 +241,19 @@ describe("listener", () => {
       exchange.close();
       const lines = text.slice(0, text.indexOf("\r\n\r\n")).toLowerCase().split("\r\n");
       const header = (name: string) => lines.find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2);
-      return { length: header("content-length"), chunked: header("transfer-encoding") === "chunked" };
+      const type = header("content-type");
+      return { length: header("content-length"), chunked: header("transfer-encoding") === "chunked", type };
     };
     for (const path of ["/healthz", "/readyz", "/v1/updates", "/nope"]) {
-      const body = await (await fetch(`${th.url}${path}`)).arrayBuffer();
-      expect([path, await headOf(path)]).toEqual([path, { length: String(body.byteLength), chunked: false }]);
+      const response = await fetch(`${th.url}${path}`);
+      const [length, type] = [String((await response.arrayBuffer()).byteLength), response.headers.get("content-type")];
+      expect([path, await headOf(path)]).toEqual([path, { length, chunked: false, type: type?.toLowerCase() }]);
     }
     // The metrics move between two requests (the loop's lag, the requests counted): a length, not the GET's.
-    expect(await headOf("/metrics")).toEqual({ length: expect.stringMatching(/^[1-9]\d{2,}$/), chunked: false });
+    expect(await headOf("/metrics")).toMatchObject({ length: expect.stringMatching(/^[1-9]\d{2,}$/), chunked: false });
     // Streamed: the length is not known before the body is read, so none is said.
     for (const path of ["/v1/objects", "/v1/watch"])
-      expect([path, await headOf(path)]).toEqual([path, { length: undefined, chunked: true }]);
+      expect([path, await headOf(path)]).toMatchObject([path, { length: undefined, chunked: true }]);
   });
 
   test("an unknown route is a JSON 404", async () => {
