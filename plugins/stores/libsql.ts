@@ -63,7 +63,7 @@ const schema = v.strictObject({
       v.description(
         "How long a remote server may take to answer a request, its work included: one that accepts the " +
           "connection and never answers fails the open, a commit (retried) or a read after this; ignored for " +
-          "`file:` and `ws(s)://`.",
+          "`file:`, and over `ws(s)://` bounds the open only.",
       ),
     ),
     "60s",

@@ -23,6 +23,7 @@ import { releaseClosedConnections } from "./release.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
 import { startCheckpointer, WAL_RESTART_BYTES } from "./checkpointer.ts";
 import { startWriterThread, type Writer, type WriterSetup } from "./writer.ts";
+import { TIMED_OUT, until } from "../../../protocol/retry.ts";
 
 /** How long a statement waits for another process's lock before failing with SQLITE_BUSY. */
 export const BUSY_TIMEOUT_MS = 5_000;
@@ -113,7 +114,12 @@ export async function openConnections(url: string, logger: Logger, remote: Remot
       fetch: remote.timeoutMs === undefined ? undefined : answeredWithin(remote.timeoutMs),
     });
     try {
-      await client.execute("SELECT 1");
+      // Over ws(s):// no fetch carries the bound (answeredWithin): the open is bounded here, whatever the transport.
+      const opened = client.execute("SELECT 1");
+      opened.catch(() => {});
+      if (remote.timeoutMs !== undefined && (await until(opened, Date.now() + remote.timeoutMs)) === TIMED_OUT)
+        throw new Error(`no answer within ${remote.timeoutMs} ms (store.timeout)`);
+      await opened;
     } catch (error) {
       client.close();
       throw remoteOpenError(url, error);
