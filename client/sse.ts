@@ -131,10 +131,14 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
         headers: headersFor(cache),
         signal: connection.signal,
       });
-      if (!response.ok || !response.body) {
+      // A 200 of something else (an auth proxy's login page, an ingress's default backend) is no stream either.
+      const type = response.headers.get("content-type") ?? "";
+      const stream = /^text\/event-stream\b/i.test(type);
+      if (!response.ok || !response.body || !stream) {
         const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
         const body = await response.text().catch(() => "");
-        cache.report(new Error(`GET /v1/watch answered ${response.status}: ${body.slice(0, 200)}`));
+        const what = response.ok ? `${response.status} with ${type || "no content type"}, not an event stream` : "";
+        cache.report(new Error(`GET /v1/watch answered ${what || response.status}: ${body.slice(0, 200)}`));
         return retryAfter || undefined;
       }
       // Events already read after a cut (a gap) must not move the position past the gap.

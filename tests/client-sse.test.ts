@@ -275,6 +275,35 @@ test(
   },
 );
 
+test("a 200 that is no event stream (an auth proxy's login page) is reported, and asked again", async () => {
+  let asked = 0;
+  const login = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: () => {
+      asked++;
+      return new Response("<html>sign in</html>", { headers: { "content-type": "text/html" } });
+    },
+  });
+  try {
+    const r = recorder();
+    const subscription = subscribeSse({
+      url: login.url.href,
+      streams: ["all"],
+      reconnect: { initialMs: 10, maxMs: 20 },
+      ...r,
+    });
+    subscriptions.push(subscription);
+    await waitFor(() => asked >= 2 && r.errors.length >= 2, 5_000, "two answers reported");
+    expect(r.errors[0]?.message).toBe(
+      "GET /v1/watch answered 200 with text/html, not an event stream: <html>sign in</html>",
+    );
+  } finally {
+    for (const s of subscriptions.splice(0)) await s.stop();
+    login.stop(true);
+  }
+});
+
 test("options the server would refuse on every reconnect are refused at once, as over NATS", () => {
   const handlers = recorder();
   const bad: [Partial<Parameters<typeof subscribeSse>[0]>, RegExp][] = [
