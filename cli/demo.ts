@@ -83,6 +83,8 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
     churn.stop();
     await host?.stop();
     await cluster.stop();
+    // Left behind, its pid may belong to another process one day, and refuse a demo here for nothing.
+    await rm(join(dataDir, PID_FILE), { force: true });
   };
   try {
     const config = await resolveConfig(

@@ -67,4 +67,6 @@ test("--demo serves a simulated cluster: " +
 
   child.kill("SIGTERM");
   expect(await child.exited).toBe(0);
+  // Its pid, once free, may be another process's one day: a stopped demo leaves no claim on its directory.
+  expect(await Bun.file(join(dir, "data", "demo", "demo.pid")).exists()).toBe(false);
 }, 90_000);
