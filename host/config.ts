@@ -46,7 +46,7 @@ export async function loadConfig(path: string, options: Omit<ResolveOptions, "ba
   if (!found) throw new ConfigError([{ path: "", message: `config file not found: ${path}` }]);
   if (found.isDirectory()) throw new ConfigError([{ path: "", message: `${path} is a directory, not a config file` }]);
   const text = await Bun.file(path).text();
-  const format = path.endsWith(".json") ? "json" : "yaml";
+  const format = path.toLowerCase().endsWith(".json") ? "json" : "yaml";
   let raw: unknown;
   try {
     raw = format === "json" ? JSON.parse(text) : Bun.YAML.parse(text);
@@ -54,7 +54,9 @@ export async function loadConfig(path: string, options: Omit<ResolveOptions, "ba
     // Neither of Bun's parsers says where: client-node's does, without quoting the file (it may hold secrets). JSON's
     // names the word it stopped at (`Unexpected identifier "…"`), a token written without its quotes maybe: left out.
     const what = (error as Error).message.replace(/\s*"(?:[^"\\]|\\.)*"/g, "");
-    const where = yamlProblemOf(text) ?? "";
+    // JSON is YAML: where YAML's parser stops is JSON's place too, but its reason would name YAML's rules.
+    const place = yamlProblemOf(text) ?? "";
+    const where = format === "json" ? place.replace(/ \(.*\)$/, "") : place;
     throw new ConfigError([{ path: "", message: `cannot parse ${path}: ${what}${where}` }]);
   }
   // Bun's YAML parser reads several documents as a list of them; its "Expected Object" would not say why.

@@ -373,5 +373,16 @@ describe("config", () => {
       },
     ]);
     expect(JSON.stringify(bare)).not.toContain("secret");
+    // A JSON file (whatever the case of its extension) is told where, not what YAML's rules would say.
+    await Bun.write(join(dir, "commented.JSON"), '{"cluster": {"name": "a"} "log": {}}');
+    const commented = await loadConfig(join(dir, "commented.JSON"), { registry: builtins }).catch(
+      (e: ConfigError) => e,
+    );
+    expect((commented as ConfigError).issues).toEqual([
+      {
+        path: "",
+        message: expect.stringMatching(/^cannot parse .*commented\.JSON: JSON Parse error: .* at line 1, column \d+$/),
+      },
+    ]);
   });
 });
