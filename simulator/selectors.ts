@@ -85,7 +85,11 @@ export function parseLabelSelector(selector: string | null): Matcher | undefined
   return selector ? all(requirements(selector).map(labelRequirement)) : undefined;
 }
 
-/** fields.splitTerms: on the commas no `\` escapes; nothing trimmed (a field name with a space is no field). */
+/**
+ * fields.splitTerms: on the commas no `\` escapes; nothing trimmed (a field name with a space is no field). The test
+ * API server's own, not the kubernetes source's (its selectors.ts): sharing the client's parser, it would agree with
+ * it by construction.
+ */
 function fieldTerms(selector: string): string[] {
   const terms: string[] = [];
   let start = 0;

@@ -6,7 +6,15 @@
  */
 import { expect, test } from "bun:test";
 import { join } from "node:path";
-import { count, inSync, RecordingSink, withCluster, within } from "./source-kubernetes-recorder.ts";
+import {
+  count,
+  inSync,
+  RecordingSink,
+  type RunningSource,
+  type TestCluster,
+  withCluster,
+  within,
+} from "./source-kubernetes-recorder.ts";
 import { makePod } from "../simulator/population.ts";
 import { waitFor } from "../testing/index.ts";
 
@@ -73,109 +81,93 @@ test("a LIST answered with a redirect to another host is a failed request: nothi
     { tls: false },
   ));
 
-test("a list whose continue token comes back is listed again after a backoff, not paged in a circle", () =>
-  withCluster(
-    async ({ server, kubeconfig, start }) => {
-      // Every continuation answered as the first page, whose token leads to the first page again.
-      const circling = front(server, (request, upstream) => {
-        upstream.searchParams.delete("continue");
-        return forward(request, upstream);
-      });
+/** A cluster behind one front whose answers `answer` decides; `body` gets the front and a kubeconfig of it. */
+function behindFront(
+  answer: Answer,
+  body: (cluster: TestCluster, through: ReturnType<typeof front>, kubeconfig: string) => Promise<void>,
+): Promise<void> {
+  return withCluster(
+    async (cluster) => {
+      const through = front(cluster.server, answer);
       try {
-        const sink = new RecordingSink();
-        const file = await kubeconfigFor(
-          join(kubeconfig, ".."),
-          circling.proxy.url.href.replace(/\/$/, ""),
-          server.token,
-        );
-        await start(sink, { kubeconfig: file, streamingList: "never", pageSize: 2, backoff: { initial: "300ms" } });
-        await within(
-          waitFor(() => sink.relists.filter((relist) => relist.state === "aborted").length >= 2, 10_000),
-          10_000,
-          "two lists given up",
-        );
-        // Each list given up at its first token that came back: two pages, then the next list after a backoff.
-        const lists = circling.requests.filter((r) => r.startsWith("/api/v1/pods?") && !r.includes("watch="));
-        expect(lists.length).toBeLessThanOrEqual(2 * sink.relists.length);
+        const url = through.proxy.url.href.replace(/\/$/, "");
+        await body(cluster, through, await kubeconfigFor(join(cluster.kubeconfig, ".."), url, cluster.server.token));
       } finally {
-        circling.proxy.stop(true);
+        through.proxy.stop(true);
       }
     },
     { tls: false },
+  );
+}
+
+const overdueRestarts = (running: RunningSource) =>
+  count(running.metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason: "overdue" });
+
+test("a list whose continue token comes back is listed again after a backoff, not paged in a circle", () =>
+  behindFront(
+    // Every continuation answered as the first page, whose token leads to the first page again.
+    (request, upstream) => {
+      upstream.searchParams.delete("continue");
+      return forward(request, upstream);
+    },
+    async ({ start }, circling, kubeconfig) => {
+      const sink = new RecordingSink();
+      await start(sink, { kubeconfig, streamingList: "never", pageSize: 2, backoff: { initial: "300ms" } });
+      const given = () => sink.relists.filter((relist) => relist.state === "aborted").length >= 2;
+      await within(waitFor(given, 10_000), 10_000, "two lists given up");
+      // Each list given up at its first token that came back: two pages, then the next list after a backoff.
+      const lists = circling.requests.filter((r) => r.startsWith("/api/v1/pods?") && !r.includes("watch="));
+      expect(lists.length).toBeLessThanOrEqual(2 * sink.relists.length);
+    },
   ));
 
 test("a watch whose headers never come is given up at the same bound, not the inactivity timeout's", () =>
-  withCluster(
-    async ({ server, kubeconfig, start }) => {
-      // The streaming list is answered; every watch after it waits for headers that never come.
-      const holding = front(server, (request, upstream) =>
-        upstream.searchParams.has("watch") && !upstream.searchParams.has("sendInitialEvents")
-          ? new Promise<Response>(() => {})
-          : forward(request, upstream),
+  behindFront(
+    // The streaming list is answered; every watch after it waits for headers that never come.
+    (request, upstream) =>
+      upstream.searchParams.has("watch") && !upstream.searchParams.has("sendInitialEvents")
+        ? new Promise<Response>(() => {})
+        : forward(request, upstream),
+    async ({ start }, _holding, kubeconfig) => {
+      const running = await start(new RecordingSink(), { kubeconfig, watchTimeout: "1s" });
+      await within(running.synced, 5000, "the first sync");
+      // Each given up 1.25 × 1 s + 2 s after it was sent (the inactivity timeout is 90 s).
+      await within(
+        waitFor(() => overdueRestarts(running) >= 2, 12_000),
+        12_000,
+        "two watches given up as overdue",
       );
-      try {
-        const file = await kubeconfigFor(
-          join(kubeconfig, ".."),
-          holding.proxy.url.href.replace(/\/$/, ""),
-          server.token,
-        );
-        const running = await start(new RecordingSink(), { kubeconfig: file, watchTimeout: "1s" });
-        await within(running.synced, 5000, "the first sync");
-        const overdue = () =>
-          count(running.metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason: "overdue" });
-        // Each given up 1.25 × 1 s + 2 s after it was sent (the inactivity timeout is 90 s).
-        await within(
-          waitFor(() => overdue() >= 2, 12_000),
-          12_000,
-          "two watches given up as overdue",
-        );
-      } finally {
-        holding.proxy.stop(true);
-      }
     },
-    { tls: false },
   ));
 
 test("a watch kept open past its timeoutSeconds is ended and opened again where it was", () =>
-  withCluster(
-    async ({ server, kubeconfig, start }) => {
-      // A front that drops the parameter: the test API server then keeps each watch open for half an hour.
-      const keeping = front(server, (request, upstream) => {
-        upstream.searchParams.delete("timeoutSeconds");
-        return forward(request, upstream);
-      });
-      try {
-        const sink = new RecordingSink();
-        const file = await kubeconfigFor(
-          join(kubeconfig, ".."),
-          keeping.proxy.url.href.replace(/\/$/, ""),
-          server.token,
-        );
-        const running = await start(sink, { kubeconfig: file, watchTimeout: "1s" });
-        await within(running.synced, 5000, "the first sync");
-        const watches = () =>
-          keeping.requests.filter((r) => r.startsWith("/api/v1/pods?") && r.includes("watch=")).length;
-        // Each ended 1.25 × 1 s + 2 s after it opened: the third opens within ~7 s.
-        await within(
-          waitFor(() => watches() >= 3, 12_000),
-          12_000,
-          "two watches ended as overdue",
-        );
-        expect(
-          count(running.metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason: "overdue" }),
-        ).toBeGreaterThanOrEqual(2);
-        // Resumed where it was: a pod made now arrives on the watch that follows, with no relist.
-        const relists = sink.relists.length;
-        server.create(makePod({ name: "after-overdue", namespace: "default", node: "n-1" }));
-        await within(
-          waitFor(() => inSync(sink, server, "Pod"), 5_000),
-          5_000,
-          "the new pod",
-        );
-        expect(sink.relists.length).toBe(relists);
-      } finally {
-        keeping.proxy.stop(true);
-      }
+  behindFront(
+    // A front that drops the parameter: the test API server then keeps each watch open for half an hour.
+    (request, upstream) => {
+      upstream.searchParams.delete("timeoutSeconds");
+      return forward(request, upstream);
     },
-    { tls: false },
+    async ({ server, start }, keeping, kubeconfig) => {
+      const sink = new RecordingSink();
+      const running = await start(sink, { kubeconfig, watchTimeout: "1s" });
+      await within(running.synced, 5000, "the first sync");
+      const watches = () =>
+        keeping.requests.filter((r) => r.startsWith("/api/v1/pods?") && r.includes("watch=")).length;
+      // Each ended 1.25 × 1 s + 2 s after it opened: the third opens within ~7 s.
+      await within(
+        waitFor(() => watches() >= 3, 12_000),
+        12_000,
+        "two watches ended as overdue",
+      );
+      expect(overdueRestarts(running)).toBeGreaterThanOrEqual(2);
+      // Resumed where it was: a pod made now arrives on the watch that follows, with no relist.
+      const relists = sink.relists.length;
+      server.create(makePod({ name: "after-overdue", namespace: "default", node: "n-1" }));
+      await within(
+        waitFor(() => inSync(sink, server, "Pod"), 5_000),
+        5_000,
+        "the new pod",
+      );
+      expect(sink.relists.length).toBe(relists);
+    },
   ));
