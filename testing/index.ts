@@ -29,7 +29,10 @@ export interface TestHostOptions {
   /** Extra config sections merged at the top level. */
   extra?: Record<string, unknown>;
   logger?: Logger;
-  /** The test source says it synced only when TestHost.synced() is called (default: at once), as a slow list would. */
+  /**
+   * The test source says it synced only when TestHost.synced() is called, as a slow list would. Default: at once, and
+   * startTestHost resolves once the store has recorded the first sync's end (/readyz 200, /v1/objects answers).
+   */
   holdSync?: boolean;
 }
 
@@ -94,6 +97,8 @@ async function startIn(dir: string, options: TestHostOptions): Promise<TestHost>
     logger: options.logger ?? (process.env.KUBEMETA_TEST_LOG ? createLogger({ level: "debug" }) : silentLogger),
   });
   if (!changes) throw new Error("test source did not start");
+  // Synced at once: the host is handed over once the store has recorded it, so that /readyz says 200 from the start.
+  if (!options.holdSync) await host.log.whole();
   return {
     host,
     changes,
