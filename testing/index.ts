@@ -31,7 +31,8 @@ export interface TestHostOptions {
   logger?: Logger;
   /**
    * The test source says it synced only when TestHost.synced() is called, as a slow list would. Default: at once, and
-   * startTestHost resolves once the store has recorded the first sync's end (/readyz 200, /v1/objects answers).
+   * startTestHost resolves once the store has recorded the first sync's end (/readyz 200, /v1/objects answers) when
+   * the test source is the only one.
    */
   holdSync?: boolean;
 }
@@ -97,8 +98,9 @@ async function startIn(dir: string, options: TestHostOptions): Promise<TestHost>
     logger: options.logger ?? (process.env.KUBEMETA_TEST_LOG ? createLogger({ level: "debug" }) : silentLogger),
   });
   if (!changes) throw new Error("test source did not start");
-  // Synced at once: the host is handed over once the store has recorded it, so that /readyz says 200 from the start.
-  if (!options.holdSync) await host.log.whole();
+  // Synced at once: the host is handed over once the store has recorded it, so that /readyz says 200 from the start
+  // (unless `extra` brought sources of its own, which sync when they do).
+  if (!options.holdSync && config.sources.length === 1) await host.log.whole();
   return {
     host,
     changes,
