@@ -158,6 +158,14 @@ function interpolate(
         issues.push({ path, message: "${} names no environment variable (write $${ for a literal ${)" });
         return "";
       }
+      // `${PORT:-8080}` (a shell's default, `:=`, `:?`…): no variable's name holds a colon.
+      const colon = name.indexOf(":");
+      if (colon > 0) {
+        const shellDefault = name.slice(colon, colon + 2);
+        const message = `${match}: \${} takes a variable's name alone, without a shell's ${shellDefault} default`;
+        issues.push({ path, message: `${message}; set ${name.slice(0, colon)}` });
+        return "";
+      }
       const found = env[name];
       if (found === undefined) issues.push({ path, message: `environment variable ${name} is not set` });
       return found ?? "";

@@ -190,6 +190,10 @@ describe("config", () => {
     expect(await issuesOf({ cluster: { name: "a${}b" } })).toContainEqual(
       "cluster.name: ${} names no environment variable (write $${ for a literal ${)",
     );
+    // A shell's default (`:-`) is not read as part of a name that is not set.
+    expect(await issuesOf({ http: { port: "${PORT:-8080}" } })).toContainEqual(
+      "http.port: ${PORT:-8080}: ${} takes a variable's name alone, without a shell's :- default; set PORT",
+    );
     // The value left empty is not blamed again by the checks it then fails.
     expect(
       await issuesOf({
