@@ -11,10 +11,6 @@ export class Terms implements Leadership {
   /** Whether the Lease of the term is still surely held (Elector.holds); a term without a Lease always is. */
   private leaseHeld: () => boolean = () => true;
 
-  get leading(): boolean {
-    return this.current !== undefined;
-  }
-
   begin(leaseHeld: () => boolean = () => true): void {
     if (this.current) return;
     this.current = new AbortController();

@@ -22,10 +22,13 @@ const LABEL = "[a-z0-9](?:[-a-z0-9]*[a-z0-9])?";
 const NODE_NAME = new RegExp(`^${LABEL}(?:\\.${LABEL})*$`);
 const MAX_NODE_NAME = 253;
 
-/** True when `name` is a legal Kubernetes node name (a DNS-1123 subdomain). */
-export function isNodeName(name: string): boolean {
+/** True when `name` is a DNS-1123 subdomain: what a node's name, or a label key's prefix, must be. */
+export function isDnsSubdomain(name: string): boolean {
   return name.length <= MAX_NODE_NAME && NODE_NAME.test(name);
 }
+
+/** True when `name` is a legal Kubernetes node name (a DNS-1123 subdomain). */
+export const isNodeName = isDnsSubdomain;
 
 /** The one-token form of a legal node name. Throws a RangeError for anything else. */
 export function encodeNodeToken(name: string): string {

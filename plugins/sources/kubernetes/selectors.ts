@@ -4,21 +4,19 @@
  * says what is wrong, or undefined when the API server accepts the selector.
  */
 import * as v from "valibot";
+import { isDnsSubdomain } from "../../../protocol/node-token.ts";
 
 /** A label key's name, or a label value when not empty: 63 characters at most, alphanumeric at both ends. */
 const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
-/** A label key's prefix: a DNS subdomain. */
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const MAX_NAME = 63;
-const MAX_PREFIX = 253;
 const INT64_MAX = 2n ** 63n - 1n;
 
 function labelKeyProblem(key: string): string | undefined {
   const parts = key.split("/");
   if (parts.length > 2) return `key "${key}" has more than one "/"`;
   const [prefix, name] = parts.length === 2 ? parts : [undefined, key];
-  if (prefix !== undefined && !(prefix.length <= MAX_PREFIX && DNS_SUBDOMAIN.test(prefix)))
-    return `key "${key}": its prefix must be a lowercase DNS subdomain of at most ${MAX_PREFIX} characters`;
+  if (prefix !== undefined && !isDnsSubdomain(prefix))
+    return `key "${key}": its prefix must be a lowercase DNS subdomain of at most 253 characters`;
   if (!(name!.length <= MAX_NAME && LABEL_NAME.test(name!)))
     return (
       `key "${key}": its name must be 1-${MAX_NAME} characters of letters, digits, "-", "_" and ".", ` +
