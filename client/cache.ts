@@ -176,7 +176,10 @@ export class StreamCache {
 
 /** What subscribeSse and subscribeNats return. */
 export interface Subscription {
-  /** Resolves once every stream has synced once (never rejects; errors go to onError). */
+  /**
+   * Resolves once every stream has synced once, or once the subscription ends before that (stop(); over NATS, its
+   * connection closed): never rejects (errors go to onError), and never leaves an `await` hanging.
+   */
   readonly synced: Promise<void>;
   /** The cache of one of the subscription's streams: uid → envelope of the current object. */
   objects(stream: string): ReadonlyMap<string, Envelope>;
@@ -208,6 +211,11 @@ export class StreamCaches {
     cache.reportSynced();
     this.waiting.delete(cache.stream);
     if (this.waiting.size === 0) this.allSynced.resolve();
+  }
+
+  /** The subscription ended: whoever awaits `synced` goes on, synced or not (`onSynced` tells which streams did). */
+  end(): void {
+    this.allSynced.resolve();
   }
 
   objects(stream: string): ReadonlyMap<string, Envelope> {

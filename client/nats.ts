@@ -65,6 +65,7 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
   const closed = new AbortController();
   void nc.closed().then(() => closed.abort());
   const ended = AbortSignal.any([stopped.signal, closed.signal]);
+  ended.addEventListener("abort", () => caches.end(), { once: true });
 
   const context: FollowerContext = {
     nc,

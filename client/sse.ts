@@ -211,6 +211,7 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
     objects: (stream) => caches.objects(stream),
     async stop() {
       stopped.abort();
+      caches.end();
       await Promise.all(runs);
     },
   };

@@ -201,6 +201,37 @@ test(
   SLOW_MS,
 );
 
+test("synced resolves once the subscription ends unsynced: at stop(), and when its connection closes", async () => {
+  // No kubemeta answers replays under this prefix: no stream ever syncs.
+  const follow = async () => {
+    const nc = await client(server);
+    connections.push(nc);
+    const subscription = subscribeNats({
+      nc,
+      prefix: "nobody",
+      streams: [SHARED],
+      retry: { initialMs: 20, maxMs: 50 },
+    });
+    let settled = false;
+    void subscription.synced.then(() => {
+      settled = true;
+    });
+    return { nc, subscription, settled: () => settled };
+  };
+  const stopped = await follow();
+  await stopped.nc.flush();
+  expect(stopped.settled()).toBe(false);
+  await stopped.subscription.stop();
+  await waitFor(stopped.settled, 2_000, "synced to resolve after stop()");
+
+  const closed = await follow();
+  await closed.nc.flush();
+  expect(closed.settled()).toBe(false);
+  await closed.nc.close();
+  await waitFor(closed.settled, 2_000, "synced to resolve once the connection closed");
+  await closed.subscription.stop();
+});
+
 test("a process that closes its connection without stop() ends at once: no replay or recheck holds it", async () => {
   const child = Bun.spawn([process.execPath, join(import.meta.dir, "nats-client-close.ts")], {
     env: { ...process.env, NATS_URL: server.url },

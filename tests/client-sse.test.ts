@@ -198,6 +198,23 @@ function pod(version: number, prev: number, name = `p${version}`) {
   };
 }
 
+test("stop() before the first sync: synced resolves (it never rejects), so nothing awaiting it hangs", async () => {
+  const silent = scriptedWatch([[]]);
+  try {
+    const subscription = subscribeSse({ url: silent.url, streams: ["all"] });
+    let settled = false;
+    void subscription.synced.then(() => {
+      settled = true;
+    });
+    await waitFor(() => silent.lastEventIds.length === 1, 5_000, "the connection");
+    expect(settled).toBe(false);
+    await subscription.stop();
+    await waitFor(() => settled, 2_000, "synced to resolve after stop()");
+  } finally {
+    silent.stop();
+  }
+});
+
 const sse = (event: string, data: unknown, id?: string) =>
   `${id === undefined ? "" : `id: ${id}\r\n`}event: ${event}\r\ndata: ${JSON.stringify(data)}\r\n\r\n`;
 const encode = (text: string) => new TextEncoder().encode(text);
