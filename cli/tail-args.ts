@@ -14,6 +14,7 @@ import {
   redactServer,
 } from "../protocol/subjects.ts";
 import { kindsParam, namespaceParam } from "../sdk/http.ts";
+import { baseUrlProblem } from "../client/sse.ts";
 
 export const TAIL_USAGE = `Usage: bun run main.ts tail --url <url> [options]
        bun run main.ts tail --nats <servers> (--cluster <name> | --prefix <prefix>) [options]
@@ -99,14 +100,8 @@ function transportOf(values: { url?: string; nats?: string; cluster?: string; pr
   if (url !== undefined) {
     if (cluster !== undefined || prefix !== undefined)
       throw new UsageError("--cluster and --prefix go with --nats, not --url");
-    let protocol: string | undefined;
-    try {
-      protocol = new URL(url).protocol;
-    } catch {
-      // Reported below, with what was expected.
-    }
-    if (protocol !== "http:" && protocol !== "https:")
-      throw new UsageError(`--url: expected an http:// or https:// URL, got "${url}"`);
+    const problem = baseUrlProblem(url);
+    if (problem !== undefined) throw new UsageError(`--url: ${problem}`);
     return { url };
   }
   if ((cluster === undefined) === (prefix === undefined))

@@ -14,7 +14,10 @@ import { StreamCaches, type InformerHandlers, type StreamCache, type Subscriptio
 import { SseParser, type SseEvent } from "./sse-parser.ts";
 
 export interface SseSubscribeOptions extends InformerHandlers {
-  /** kubemeta's HTTP base URL, e.g. `https://kubemeta.example.com`. */
+  /**
+   * kubemeta's HTTP base URL, e.g. `https://kubemeta.example.com`, or with the path a reverse proxy mounts it under
+   * (`https://example.com/kubemeta`: requests go to `/kubemeta/v1/watch`); no query or fragment.
+   */
   url: string;
   /** `all`, `shared` or `node/<node name>`; one connection each. */
   streams: string[];
@@ -50,15 +53,8 @@ interface ResetData {
  * refuses a stream it cannot follow.
  */
 function checkOptions({ url, kinds, namespace, idleTimeoutMs, reconnect }: SseSubscribeOptions): BackoffMs {
-  const protocol = (() => {
-    try {
-      return new URL(url).protocol;
-    } catch {
-      return undefined;
-    }
-  })();
-  if (protocol !== "http:" && protocol !== "https:")
-    throw new TypeError(`url: ${String(url)} is not kubemeta's http:// or https:// base URL`);
+  const problem = baseUrlProblem(url);
+  if (problem !== undefined) throw new TypeError(`url: ${problem}`);
   if (kinds !== undefined && !Array.isArray(kinds)) throw new TypeError('kinds: a list of API kinds, e.g. ["Pod"]');
   // The server refuses `kinds=` (400): no kinds is none to follow, not all of them.
   if (kinds?.length === 0) throw new RangeError("kinds: give at least one API kind, or leave it out for all");
@@ -70,6 +66,31 @@ function checkOptions({ url, kinds, namespace, idleTimeoutMs, reconnect }: SseSu
   return checkBackoff("reconnect", reconnect, { initialMs: 250, maxMs: 10_000 });
 }
 
+/**
+ * What is wrong with `url` as kubemeta's base URL, if anything. A query or fragment would land before `/v1/watch` (or
+ * cut it off): the path alone can say where kubemeta is mounted.
+ */
+export function baseUrlProblem(url: unknown): string | undefined {
+  let base: URL | undefined;
+  try {
+    base = new URL(String(url));
+  } catch {
+    // Said below, with what is expected (URL.parse is too new for some browsers).
+  }
+  if (base?.protocol !== "http:" && base?.protocol !== "https:")
+    return `${String(url)} is not kubemeta's http:// or https:// base URL`;
+  if (base.search !== "" || base.hash !== "")
+    return `${String(url)} has a query or fragment; give kubemeta's base URL alone (a path is kept: /kubemeta)`;
+  return undefined;
+}
+
+/** `<url>/v1/watch`: the path of the base URL kept (kubemeta mounted under a prefix), a trailing slash or not. */
+function watchEndpoint(url: string): URL {
+  const endpoint = new URL(url);
+  endpoint.pathname = `${endpoint.pathname.replace(/\/+$/, "")}/v1/watch`;
+  return endpoint;
+}
+
 /** Why a connection was cut by the client itself (a gap): reconnect from the position held. */
 class Resume extends Error {}
 
@@ -78,13 +99,15 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
   const caches = new StreamCaches(options.streams, options);
   const stopped = new AbortController();
   const filtered = options.kinds !== undefined || options.namespace !== undefined;
+  const endpoint = watchEndpoint(options.url);
   const runs = caches.caches.map((cache) => follow(cache));
 
-  function watchUrl(stream: string): string {
-    const query = new URLSearchParams({ stream });
-    if (options.kinds) query.set("kinds", options.kinds.join(","));
-    if (options.namespace !== undefined) query.set("namespace", options.namespace);
-    return `${options.url.replace(/\/+$/, "")}/v1/watch?${query}`;
+  function watchUrl(stream: string): URL {
+    const url = new URL(endpoint);
+    url.searchParams.set("stream", stream);
+    if (options.kinds) url.searchParams.set("kinds", options.kinds.join(","));
+    if (options.namespace !== undefined) url.searchParams.set("namespace", options.namespace);
+    return url;
   }
 
   function headersFor(cache: StreamCache): Record<string, string> {
@@ -138,7 +161,8 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
         const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
         const body = await response.text().catch(() => "");
         const what = response.ok ? `${response.status} with ${type || "no content type"}, not an event stream` : "";
-        cache.report(new Error(`GET /v1/watch answered ${what || response.status}: ${body.slice(0, 200)}`));
+        const answer = `answered ${what || response.status}: ${body.slice(0, 200)}`;
+        cache.report(new Error(`GET ${endpoint.pathname} ${answer}`));
         return retryAfter || undefined;
       }
       // Events already read after a cut (a gap) must not move the position past the gap.

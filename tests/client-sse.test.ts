@@ -6,6 +6,7 @@ import { afterEach, expect, test } from "bun:test";
 import { subscribeSse, type Subscription } from "../client/index.ts";
 import type { KubeObject } from "../sdk/model.ts";
 import { matchesStore, recorder } from "./client-recorder.ts";
+import { forward, front } from "./http-front.ts";
 import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
 
 const hosts: TestHost[] = [];
@@ -153,6 +154,40 @@ test("stop() ends the connections: the server sees its subscriber go", async () 
     "the subscriber gauge to drop",
   );
 });
+
+test(
+  "a url with a path (kubemeta mounted under /kubemeta by a proxy): requests go under it, a trailing slash or not; " +
+    "a refusal names the path asked; a query or fragment is refused at once",
+  async () => {
+    const th = await host();
+    await commit(th, ["ADDED", rawPod("web-1")]);
+    const mount = "/kubemeta";
+    const proxy = front(th, (request, upstream) =>
+      upstream.pathname.startsWith(`${mount}/`)
+        ? forward(request, new URL(`${upstream.pathname.slice(mount.length)}${upstream.search}`, th.url))
+        : new Response("no such path", { status: 404 }),
+    ).proxy;
+    const base = proxy.url.href.replace(/\/$/, "");
+    try {
+      for (const url of [`${base}${mount}`, `${base}${mount}/`]) {
+        const r = recorder();
+        subscriptions.push(subscribeSse({ url, streams: ["all"], ...r }));
+        await waitFor(() => r.synced.length === 1, 5_000, `a sync through ${url}`);
+        expect(r.calls).toEqual(["ADDED web-1"]);
+      }
+      const elsewhere = recorder();
+      const reconnect = { initialMs: 10, maxMs: 20 };
+      subscriptions.push(subscribeSse({ url: `${base}/elsewhere/`, streams: ["all"], reconnect, ...elsewhere }));
+      await waitFor(() => elsewhere.errors.length > 0, 5_000, "the front's 404");
+      expect(elsewhere.errors[0]?.message).toBe("GET /elsewhere/v1/watch answered 404: no such path");
+      for (const url of [`${base}${mount}?tenant=a`, `${base}${mount}#top`])
+        expect(() => subscribeSse({ url, streams: ["all"] })).toThrow(/^url: .* has a query or fragment/);
+    } finally {
+      for (const s of subscriptions.splice(0)) await s.stop();
+      proxy.stop(true);
+    }
+  },
+);
 
 /**
  * A stand-in for /v1/watch that writes each connection's chunks (the last script serves any later one), then stays

@@ -17,23 +17,7 @@ import {
 } from "./source-kubernetes-recorder.ts";
 import { makePod } from "../simulator/population.ts";
 import { waitFor } from "../testing/index.ts";
-
-type Answer = (request: Request, upstream: URL) => Response | Promise<Response>;
-
-/** A plain-HTTP front for `server` whose answer to each request `answer` decides; `requests` counts them by path. */
-function front(server: { url: string }, answer: Answer) {
-  const requests: string[] = [];
-  const proxy = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch(request) {
-      const url = new URL(request.url);
-      requests.push(`${url.pathname}${url.search}`);
-      return answer(request, new URL(`${url.pathname}${url.search}`, server.url));
-    },
-  });
-  return { requests, proxy };
-}
+import { type Answer, forward, front } from "./http-front.ts";
 
 /** A kubeconfig of the test API server's, pointed at `url` (plain HTTP, its token). */
 async function kubeconfigFor(dir: string, url: string, token: string): Promise<string> {
@@ -51,8 +35,6 @@ async function kubeconfigFor(dir: string, url: string, token: string): Promise<s
   );
   return file;
 }
-
-const forward = (request: Request, upstream: URL) => fetch(upstream, { headers: request.headers });
 
 test("a LIST answered with a redirect to another host is a failed request: nothing listed there is taken", () =>
   withCluster(
