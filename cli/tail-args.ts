@@ -76,7 +76,8 @@ export function parseTailArgs(args: string[], env: Record<string, string | undef
   if (values.help) return "help";
 
   const transport = transportOf(values);
-  const streams = (values.stream ?? [ALL]).flatMap((list) => list.split(",")).map((s) => s.trim());
+  // A stream repeated on the command line (`--stream all --stream all`) is followed once; the client takes it once.
+  const streams = [...new Set((values.stream ?? [ALL]).flatMap((list) => list.split(",")).map((s) => s.trim()))];
   const bad = streams.find((s) => !isStreamName(s));
   if (bad !== undefined) throw new UsageError(`--stream: "${bad}" is not a stream: expected ${STREAM_NAME_RULE}`);
   if (values.ca !== undefined && "url" in transport && !transport.url.startsWith("https:"))

@@ -4,7 +4,6 @@
  * feed it live updates, replays and resets.
  */
 import type { Envelope } from "../protocol/envelope.ts";
-import { isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
 
 export interface SyncedInfo {
   stream: string;
@@ -194,14 +193,9 @@ export class StreamCaches {
   private readonly waiting: Set<string>;
   private readonly allSynced = Promise.withResolvers<void>();
 
+  /** `streams` as the subscription's options checked them (client/options.ts): stream names, each once. */
   constructor(streams: string[], handlers: InformerHandlers) {
-    if (!Array.isArray(streams) || streams.length === 0)
-      throw new TypeError("streams: give at least one stream to follow");
-    // Every stream is checked before anything is subscribed: a bad one leaves nothing open behind it.
-    for (const stream of streams)
-      if (typeof stream !== "string" || !isStreamName(stream))
-        throw new RangeError(`not a stream: ${String(stream)} (expected ${STREAM_NAME_RULE})`);
-    this.caches = [...new Set(streams)].map((stream) => new StreamCache(stream, handlers));
+    this.caches = streams.map((stream) => new StreamCache(stream, handlers));
     this.waiting = new Set(this.caches.map((c) => c.stream));
     this.synced = this.allSynced.promise;
   }

@@ -7,7 +7,16 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { sleep } from "../protocol/retry.ts";
-import { checkBackoff, checkMs } from "./durations.ts";
+import * as v from "valibot";
+import {
+  backoff,
+  type EntriesOf,
+  handlerEntries,
+  milliseconds,
+  parseOptions,
+  strictOptions,
+  streamsSchema,
+} from "./options.ts";
 import { defaultPrefix, PREFIX_PATTERN, subjectsFor } from "../protocol/subjects.ts";
 import { StreamCaches, type InformerHandlers, type Subscription } from "./cache.ts";
 import { Follower, type FollowerContext } from "./nats-follower.ts";
@@ -35,30 +44,53 @@ export interface NatsSubscribeOptions extends InformerHandlers {
 }
 
 const RECHECK_MS = 300_000;
+const REPLAY_TIMEOUT_MS = 5_000;
+const RETRY_MS = { initialMs: 100, maxMs: 5_000 };
+const PREFIX_RULE = "tokens of letters, digits, _ and -, dot-separated";
+
+/** A subject prefix (the sink's, or the connection's inboxes'): a space in one would reach the server in a SUB line. */
+const subjectPrefix = v.pipe(
+  v.string(`a subject prefix (${PREFIX_RULE})`),
+  v.regex(PREFIX_PATTERN, ({ input }) => `${input} is not a subject prefix (${PREFIX_RULE})`),
+);
+
+/** subscribeNats's options as it takes them; its output has the prefix to use, `cluster`'s when that is given. */
+const optionsSchema = v.pipe(
+  strictOptions("subscribeNats", {
+    // Plain JavaScript callers have no type to tell them.
+    nc: v.custom<NatsConnection>(
+      (nc) => typeof (nc as Partial<NatsConnection> | undefined)?.subscribe === "function",
+      "give a connection from the NATS client's connect()",
+    ),
+    prefix: v.optional(subjectPrefix),
+    cluster: v.optional(v.pipe(v.string("the cluster's name"), v.minLength(1, "the cluster's name, not empty"))),
+    streams: streamsSchema,
+    replayTimeoutMs: v.optional(milliseconds(), REPLAY_TIMEOUT_MS),
+    retry: backoff(RETRY_MS),
+    inboxPrefix: v.optional(subjectPrefix, "_INBOX"),
+    recheckMs: v.optional(milliseconds("for never"), RECHECK_MS),
+    ...handlerEntries,
+  } satisfies EntriesOf<NatsSubscribeOptions>),
+  v.check(
+    ({ prefix, cluster }) => (prefix === undefined) !== (cluster === undefined),
+    ({ input: { prefix } }) =>
+      prefix === undefined
+        ? "give the sink's subject `prefix`, or the `cluster` name it defaults from"
+        : "give the sink's subject `prefix` or the `cluster` name it defaults from, not both",
+  ),
+  v.transform(({ prefix, cluster, ...rest }) => ({ ...rest, prefix: prefix ?? defaultPrefix(cluster!) })),
+  // kubemeta answers no reply subject under its own prefix: every replay would go unanswered.
+  v.forward(
+    v.check(
+      ({ prefix, inboxPrefix }) => inboxPrefix !== prefix && !inboxPrefix.startsWith(`${prefix}.`),
+      ({ input }) => `${input.inboxPrefix} is under the prefix ${input.prefix}, where kubemeta sends no reply`,
+    ),
+    ["inboxPrefix"],
+  ),
+);
 
 export function subscribeNats(options: NatsSubscribeOptions): Subscription {
-  const { nc } = options;
-  // Plain JavaScript callers have no type to tell them.
-  if (typeof nc?.subscribe !== "function")
-    throw new TypeError("nc: give a connection from the NATS client's connect()");
-  const prefix = options.prefix ?? (options.cluster !== undefined ? defaultPrefix(options.cluster) : undefined);
-  if (prefix === undefined)
-    throw new TypeError("give the sink's subject `prefix`, or the `cluster` name it defaults from");
-  if (!PREFIX_PATTERN.test(prefix))
-    throw new RangeError(
-      `prefix: ${prefix} is not a subject prefix (tokens of letters, digits, _ and -, dot-separated)`,
-    );
-  const inboxPrefix = options.inboxPrefix ?? "_INBOX";
-  // A space in it would reach the server in a SUB line, which it answers by closing the connection.
-  if (!PREFIX_PATTERN.test(inboxPrefix))
-    throw new RangeError(`inboxPrefix: ${inboxPrefix} is not one (tokens of letters, digits, _ and -, dot-separated)`);
-  // kubemeta answers no reply subject under its own prefix: every replay would go unanswered.
-  if (inboxPrefix === prefix || inboxPrefix.startsWith(`${prefix}.`))
-    throw new RangeError(`inboxPrefix: ${inboxPrefix} is under the prefix ${prefix}, where kubemeta sends no reply`);
-  const { recheckMs = RECHECK_MS } = options;
-  checkMs("recheckMs", recheckMs, "for never");
-  checkMs("replayTimeoutMs", options.replayTimeoutMs);
-  const retry = checkBackoff("retry", options.retry, { initialMs: 100, maxMs: 5_000 });
+  const { nc, prefix, inboxPrefix, recheckMs, replayTimeoutMs, retry } = parseOptions(optionsSchema, options);
   const caches = new StreamCaches(options.streams, options);
   const stopped = new AbortController();
   // A connection closed without stop() ends everything too: no replay or timer may keep its process alive.
@@ -71,7 +103,7 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
     nc,
     subjects: subjectsFor(prefix),
     inboxPrefix,
-    replayTimeoutMs: options.replayTimeoutMs ?? 5_000,
+    replayTimeoutMs,
     retry,
     ended,
     caches,

@@ -8,8 +8,18 @@
  * which the cache turns into the adds, updates and deletes that reach that state.
  */
 import { Backoff, parseRetryAfter, sleep } from "../protocol/retry.ts";
-import { type BackoffMs, checkBackoff, checkMs } from "./durations.ts";
+import * as v from "valibot";
+import {
+  backoff,
+  type EntriesOf,
+  handlerEntries,
+  milliseconds,
+  parseOptions,
+  strictOptions,
+  streamsSchema,
+} from "./options.ts";
 import { KIND_PATTERN, NAMESPACE_PATTERN, type Envelope } from "../protocol/envelope.ts";
+import { BEARER_TOKEN_PATTERN } from "../protocol/token.ts";
 import { StreamCaches, type InformerHandlers, type StreamCache, type Subscription } from "./cache.ts";
 import { SseParser, type SseEvent } from "./sse-parser.ts";
 
@@ -48,23 +58,66 @@ interface ResetData {
   code?: string;
 }
 
+const RECONNECT_MS = { initialMs: 250, maxMs: 10_000 };
+const IDLE_TIMEOUT_MS = 45_000;
+
 /**
- * What the server would refuse for ever (a 400 or 404 on every reconnect) is refused here at once, as subscribeNats
- * refuses a stream it cannot follow.
+ * subscribeSse's options as it takes them. What the server would refuse for ever (a 400 or 404 on every reconnect),
+ * and what fetch would fail on every time (a token no header carries), is refused at once, as over NATS.
  */
-function checkOptions({ url, kinds, namespace, idleTimeoutMs, reconnect }: SseSubscribeOptions): BackoffMs {
-  const problem = baseUrlProblem(url);
-  if (problem !== undefined) throw new TypeError(`url: ${problem}`);
-  if (kinds !== undefined && !Array.isArray(kinds)) throw new TypeError('kinds: a list of API kinds, e.g. ["Pod"]');
-  // The server refuses `kinds=` (400): no kinds is none to follow, not all of them.
-  if (kinds?.length === 0) throw new RangeError("kinds: give at least one API kind, or leave it out for all");
-  for (const kind of kinds ?? [])
-    if (!KIND_PATTERN.test(kind)) throw new RangeError(`kinds: ${kind} is not an API kind such as Pod (not pods)`);
-  if (namespace !== undefined && !NAMESPACE_PATTERN.test(namespace))
-    throw new RangeError(`namespace: ${JSON.stringify(namespace)} is not a namespace's name; leave it out for all`);
-  checkMs("idleTimeoutMs", idleTimeoutMs);
-  return checkBackoff("reconnect", reconnect, { initialMs: 250, maxMs: 10_000 });
-}
+const optionsSchema = strictOptions("subscribeSse", {
+  url: v.pipe(
+    v.string("give kubemeta's http:// or https:// base URL"),
+    v.check(
+      (url) => baseUrlProblem(url) === undefined,
+      ({ input }) => baseUrlProblem(input)!,
+    ),
+  ),
+  streams: streamsSchema,
+  kinds: v.optional(
+    v.pipe(
+      v.array(
+        v.pipe(
+          v.string('a list of API kinds, e.g. ["Pod"]'),
+          v.regex(KIND_PATTERN, ({ input }) => `${input} is not an API kind such as Pod (not pods)`),
+        ),
+        'a list of API kinds, e.g. ["Pod"]',
+      ),
+      // The server refuses `kinds=` (400): no kinds is none to follow, not all of them.
+      v.minLength(1, "give at least one API kind, or leave it out for all"),
+    ),
+  ),
+  namespace: v.optional(
+    v.pipe(
+      v.string("a namespace's name; leave it out for all"),
+      v.regex(
+        NAMESPACE_PATTERN,
+        ({ input }) => `${JSON.stringify(input)} is not a namespace's name; leave it out for all`,
+      ),
+    ),
+  ),
+  // Neither message quotes the token.
+  token: v.optional(
+    v.pipe(
+      v.string("a bearer token is a string"),
+      v.regex(BEARER_TOKEN_PATTERN, "a bearer token is printable ASCII without spaces, and not empty"),
+    ),
+  ),
+  headers: v.optional(v.record(v.string(), v.string("a header's value is a string"), "an object of header values")),
+  // What the client sets itself would replace these unseen.
+  fetchInit: v.optional(
+    v.looseObject(
+      {
+        headers: v.optional(v.undefined("give them as the `headers` option: the client sets the request's headers")),
+        signal: v.optional(v.undefined("stop() ends the requests: the client sets the request's signal")),
+      },
+      "an object of fetch options",
+    ),
+  ),
+  reconnect: backoff(RECONNECT_MS),
+  idleTimeoutMs: v.optional(milliseconds(), IDLE_TIMEOUT_MS),
+  ...handlerEntries,
+} satisfies EntriesOf<SseSubscribeOptions>);
 
 /**
  * What is wrong with `url` as kubemeta's base URL, if anything. A query or fragment would land before `/v1/watch` (or
@@ -95,7 +148,7 @@ function watchEndpoint(url: string): URL {
 class Resume extends Error {}
 
 export function subscribeSse(options: SseSubscribeOptions): Subscription {
-  const reconnect = checkOptions(options);
+  const { reconnect, idleTimeoutMs } = parseOptions(optionsSchema, options);
   const caches = new StreamCaches(options.streams, options);
   const stopped = new AbortController();
   const filtered = options.kinds !== undefined || options.namespace !== undefined;
@@ -141,11 +194,10 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
     const cut = (reason: unknown) => connection.abort(reason);
     const onStop = () => cut(new Error("stopped"));
     stopped.signal.addEventListener("abort", onStop, { once: true });
-    const idleMs = options.idleTimeoutMs ?? 45_000;
     let idle: ReturnType<typeof setTimeout> | undefined;
     const touch = () => {
       clearTimeout(idle);
-      idle = setTimeout(() => cut(new Error(`nothing received for ${idleMs} ms; reconnecting`)), idleMs);
+      idle = setTimeout(() => cut(new Error(`nothing received for ${idleTimeoutMs} ms; reconnecting`)), idleTimeoutMs);
     };
     try {
       touch();

@@ -3,6 +3,7 @@ import * as v from "valibot";
 import { existsSync, readFileSync } from "node:fs";
 import { createSecureContext } from "node:tls";
 import { duration, port } from "../sdk/schema.ts";
+import { BEARER_TOKEN_PATTERN } from "../protocol/token.ts";
 
 const readableFile = v.pipe(
   v.string(),
@@ -76,8 +77,7 @@ export const httpSchema = v.strictObject({
         v.pipe(
           v.string(),
           v.minLength(16, "a token needs at least 16 characters; use a long random value"),
-          // Sent as `Authorization: Bearer <token>`: a token with a space or a control character never matches.
-          v.regex(/^[\x21-\x7e]+$/, "a token is printable ASCII without spaces"),
+          v.regex(BEARER_TOKEN_PATTERN, "a token is printable ASCII without spaces"),
         ),
       ),
       v.description(

@@ -6,7 +6,9 @@ import type { Envelope, InformerHandlers, ResetInfo, Subscription, SyncedInfo } 
 import { ALL } from "../protocol/streams.ts";
 import type { TestHost } from "../testing/index.ts";
 
-export interface Recorder extends Required<InformerHandlers> {
+export interface Recorder {
+  /** The callbacks to give a subscription (`...r.handlers`): it takes no other keys. */
+  handlers: Required<InformerHandlers>;
   /** `ADDED web-1`, `UPDATED web-1`, `DELETED web-1`, in order. */
   calls: string[];
   resets: ResetInfo[];
@@ -23,23 +25,25 @@ export function recorder(): Recorder {
     synced: [],
     errors: [],
     view: new Map(),
-    onAdd(object: Envelope) {
-      if (r.view.has(object.uid)) throw new Error(`onAdd for ${object.name}, which the view holds`);
-      r.calls.push(`ADDED ${object.name}`);
-      r.view.set(object.uid, object.version);
+    handlers: {
+      onAdd(object: Envelope) {
+        if (r.view.has(object.uid)) throw new Error(`onAdd for ${object.name}, which the view holds`);
+        r.calls.push(`ADDED ${object.name}`);
+        r.view.set(object.uid, object.version);
+      },
+      onUpdate(old: Envelope, current: Envelope) {
+        if (!r.view.has(old.uid)) throw new Error(`onUpdate for ${old.name}, which the view does not hold`);
+        r.calls.push(`UPDATED ${current.name}`);
+        r.view.set(current.uid, current.version);
+      },
+      onDelete(object: Envelope) {
+        if (!r.view.delete(object.uid)) throw new Error(`onDelete for ${object.name}, which the view does not hold`);
+        r.calls.push(`DELETED ${object.name}`);
+      },
+      onSynced: (info) => void r.synced.push(info),
+      onReset: (info) => void r.resets.push(info),
+      onError: (error) => void r.errors.push(error),
     },
-    onUpdate(old: Envelope, current: Envelope) {
-      if (!r.view.has(old.uid)) throw new Error(`onUpdate for ${old.name}, which the view does not hold`);
-      r.calls.push(`UPDATED ${current.name}`);
-      r.view.set(current.uid, current.version);
-    },
-    onDelete(object: Envelope) {
-      if (!r.view.delete(object.uid)) throw new Error(`onDelete for ${object.name}, which the view does not hold`);
-      r.calls.push(`DELETED ${object.name}`);
-    },
-    onSynced: (info) => void r.synced.push(info),
-    onReset: (info) => void r.resets.push(info),
-    onError: (error) => void r.errors.push(error),
   };
   return r;
 }

@@ -46,7 +46,7 @@ function follow(nc: NatsConnection, r: Recorder): Subscription {
     streams: [ALL],
     replayTimeoutMs: 1_000,
     retry: RETRY,
-    ...r,
+    ...r.handlers,
   });
   cleanups.push(() => subscription.stop());
   return subscription;
