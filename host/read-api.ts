@@ -4,10 +4,11 @@
  *
  * `/v1/objects` streams its body: the state is read from the store a page at a time as the
  * client takes it (sdk/http.ts readObjectPages), and written as the very bytes `c.json` would
- * write for the whole of it. The pages are one consistent read, so the `version` at the top,
- * known from the first page, is the one every item is consistent with. That read holds a
- * store read transaction until the last page: a client that goes away ends it, and one that
- * takes nothing is closed by `http.idleTimeout`. Only while the request waits for its turn
+ * write for the whole of it; a state within the first page is sent whole, with its length.
+ * The pages are one consistent read, so the `version` at the top, known from the first page,
+ * is the one every item is consistent with. That read holds a store read transaction until the
+ * last page: a client that goes away ends it, and one that takes nothing is closed by
+ * `http.idleTimeout`. Only while the request waits for its turn
  * among the snapshots read at once (sdk/http.ts HTTP_SNAPSHOT_READS), sending nothing through
  * no fault of its client, is it exempt.
  * A failure before the first byte gets the status it always had; after it, the response is
@@ -81,10 +82,18 @@ const encoder = new TextEncoder();
 type Page = { version: number; objects: CurrentObject[] };
 
 /**
- * `{"epoch":…,"version":…,"items":[…]}`, byte for byte as JSON.stringify writes it, pulled a page at a time;
- * `first` settles once the first page is read. A client gone (`signal`) or a cancelled body ends the read.
+ * `{"epoch":…,"version":…,"items":[…]}`, byte for byte as JSON.stringify writes it, once the first two pages are read:
+ * the whole of it when the first page was the last (sent with its length), else a stream of what was read and then
+ * the rest, pulled a page at a time (sent chunked). Bun frames a stream by whether it ended before Bun first wrote
+ * (a length if so), which the answer to a HEAD cannot know: it says chunked. A client gone (`signal`) or a cancelled
+ * body ends the read.
  */
-function objectsBody(epoch: string, pages: AsyncGenerator<Page>, signal: AbortSignal, logger: Logger) {
+async function objectsBody(
+  epoch: string,
+  pages: AsyncGenerator<Page>,
+  signal: AbortSignal,
+  logger: Logger,
+): Promise<string | ReadableStream<Uint8Array>> {
   let written = 0;
   let left = false;
   const leave = () => {
@@ -97,18 +106,19 @@ function objectsBody(epoch: string, pages: AsyncGenerator<Page>, signal: AbortSi
     for (const object of objects) text += (written++ === 0 ? "" : ",") + jsonText(object);
     return text;
   };
-  const first = pages.next().then((page) => {
-    if (page.done) throw new Error("the snapshot had no first page");
-    const version = JSON.stringify(page.value.version);
-    return `{"epoch":${JSON.stringify(epoch)},"version":${version},"items":[${items(page.value.objects)}`;
-  });
-  let head: Promise<string> | undefined = first;
-  const stream = new ReadableStream<Uint8Array>(
+  const first = await pages.next();
+  if (first.done) throw new Error("the snapshot had no first page");
+  const version = JSON.stringify(first.value.version);
+  const opening = `{"epoch":${JSON.stringify(epoch)},"version":${version},"items":[${items(first.value.objects)}`;
+  const second = await pages.next();
+  if (second.done) return `${opening}]}`;
+  let unsent = opening + items(second.value.objects);
+  return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
         try {
-          let text = head ? await head : "";
-          head = undefined;
+          let text = unsent;
+          unsent = "";
           while (text === "") {
             const next = await pages.next();
             // Never the closing "]}" after a cut: what was sent must not parse as the whole state.
@@ -121,7 +131,7 @@ function objectsBody(epoch: string, pages: AsyncGenerator<Page>, signal: AbortSi
           }
           controller.enqueue(encoder.encode(text));
         } catch (error) {
-          if (!left) logger.warn("/v1/objects failed after its first page; the response is cut short", { error });
+          if (!left) logger.warn("/v1/objects failed after its first bytes; the response is cut short", { error });
           controller.error(error);
         }
       },
@@ -130,7 +140,6 @@ function objectsBody(epoch: string, pages: AsyncGenerator<Page>, signal: AbortSi
     // Pulled only when the client has taken what was enqueued: one page held at a time.
     { highWaterMark: 0 },
   );
-  return { first, stream };
 }
 
 /** Mounts /v1/objects and /v1/updates on the shared app; `idleTimeout` is the listener's (seconds, 0 for none). */
@@ -147,20 +156,18 @@ export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeo
     const { kind, namespace, node, stream } = query.value;
     const { signal } = c.req.raw;
     const pages = readObjectPages(log, { stream, namespace, node }, kind, signal);
-    const body = objectsBody(log.epoch, pages, signal, logger);
     // Waiting for its turn among the snapshots read at once, it sends nothing through no fault of its client.
     setIdleTimeout(c, 0);
+    let body: string | ReadableStream<Uint8Array>;
     try {
       // Read before answering: a store that fails now fails the request with its usual status.
-      await body.first.finally(() => setIdleTimeout(c, idleTimeout));
+      body = await objectsBody(log.epoch, pages, signal, logger).finally(() => setIdleTimeout(c, idleTimeout));
     } catch (error) {
       // Gone while it waited for its turn: nobody to answer.
       if (signal.aborted) return new Response(null, { status: 499 });
       return storeUnreadable(c, readFailed, error);
     }
-    return new Response(body.stream, {
-      headers: { "content-type": "application/json" },
-    });
+    return new Response(body, { headers: { "content-type": "application/json" } });
   });
 
   app.get("/v1/updates", async (c) => {

@@ -2,11 +2,12 @@
  * Bun.serve quirks (1.4.4) that the listener and /v1/watch work around, shown on a bare server so a Bun
  * upgrade that changes them is noticed: no response headers before the first body byte, the idle timeout
  * cutting a streaming response that is quiet but still wanted, a request without a Host header given a URL
- * of its path alone, and a connection that never sends a whole request closed whatever the idle timeout.
+ * of its path alone, a connection that never sends a whole request closed whatever the idle timeout, and a HEAD
+ * answered without headers its GET has.
  */
 import { afterEach, expect, test } from "bun:test";
 import { connect } from "node:net";
-import { rawRequest } from "./security-raw.ts";
+import { rawRequest, responseHeaders } from "./security-raw.ts";
 import { waitFor } from "../testing/index.ts";
 
 const servers: ReturnType<typeof Bun.serve>[] = [];
@@ -72,6 +73,33 @@ async function secondsUntilCut(exempt: boolean, holdMs: number): Promise<number 
   })();
   return Promise.race([reading, Bun.sleep(holdMs).then(() => "open" as const)]);
 }
+
+test("Bun.serve's HEAD lacks the GET's Date and implied type; a stream ended at once has a length on GET", async () => {
+  const server = serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch(request) {
+      if (new URL(request.url).pathname === "/text") return new Response("ok");
+      const ended = new ReadableStream({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode("{}"));
+          controller.close();
+        },
+      });
+      return new Response(ended);
+    },
+  });
+  const answer = async (method: string, path: string): Promise<Record<string, string | boolean>> => {
+    const { date, ...others } = await responseHeaders(server.url.href, `${method} ${path} HTTP/1.1`);
+    return { dated: date !== undefined, ...others };
+  };
+  const text = { "content-length": "2" };
+  expect(await answer("GET", "/text")).toEqual({ dated: true, ...text, "content-type": "text/plain;charset=utf-8" });
+  expect(await answer("HEAD", "/text")).toEqual({ dated: false, ...text });
+  // A stream that ends before Bun first writes is sent with its length; a HEAD's answer cannot know it will.
+  expect(await answer("GET", "/stream")).toEqual({ dated: true, "content-length": "2" });
+  expect(await answer("HEAD", "/stream")).toEqual({ dated: false, "transfer-encoding": "chunked" });
+});
 
 test("Bun.serve's idleTimeout cuts a quiet streaming response; server.timeout(request, 0) exempts it", async () => {
   // idleTimeout: 1 fires after about 4 s here (Bun's timer granularity).

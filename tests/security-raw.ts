@@ -41,3 +41,24 @@ export async function rawRequest(
     close: () => void socket.destroy(),
   };
 }
+
+/**
+ * The header fields of the response to `head` (names in lower case), read once its header block has come; the
+ * connection is closed then, so a streamed body is left unread.
+ */
+export async function responseHeaders(base: string, head: string): Promise<Record<string, string>> {
+  const exchange = await rawRequest(base, head);
+  try {
+    const block = () => {
+      const text = exchange.text();
+      const end = text.indexOf("\r\n\r\n");
+      return end < 0 ? undefined : text.slice(0, end);
+    };
+    const lines = (await waitFor(block, 5000, `the headers of the answer to ${head}`)).split("\r\n").slice(1);
+    return Object.fromEntries(
+      lines.map((line) => [line.slice(0, line.indexOf(":")).toLowerCase(), line.slice(line.indexOf(":") + 1).trim()]),
+    );
+  } finally {
+    exchange.close();
+  }
+}
