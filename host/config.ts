@@ -16,6 +16,7 @@ import { allowListProblems, ruleProblems, type SlimOptions } from "../core/slim/
 import { parseAll, type ConfigIssue } from "./config-issues.ts";
 import { duplicateKeys } from "./duplicate-keys.ts";
 import { yamlProblemOf } from "../kube/yaml.ts";
+import { parseYamlConfig, showBraces } from "./config-yaml.ts";
 
 export type { ConfigIssue } from "./config-issues.ts";
 export type { Resolved, ResolveOptions } from "./config-entries.ts";
@@ -48,21 +49,29 @@ export async function loadConfig(path: string, options: Omit<ResolveOptions, "ba
   const text = await Bun.file(path).text();
   const format = path.toLowerCase().endsWith(".json") ? "json" : "yaml";
   let raw: unknown;
+  /** The text parsed: a YAML one's variables may have had their braces hidden (config-yaml.ts). */
+  let parsed = text;
   try {
-    raw = format === "json" ? JSON.parse(text) : Bun.YAML.parse(text);
+    if (format === "json") raw = JSON.parse(text);
+    else {
+      const yaml = parseYamlConfig(text);
+      parsed = yaml.parsed;
+      if ("error" in yaml) throw yaml.error;
+      raw = yaml.value;
+    }
   } catch (error) {
     // Neither of Bun's parsers says where: client-node's does, without quoting the file (it may hold secrets). JSON's
     // names the word it stopped at (`Unexpected identifier "…"`), a token written without its quotes maybe: left out.
     const what = (error as Error).message.replace(/\s*"(?:[^"\\]|\\.)*"/g, "");
     // JSON is YAML: where YAML's parser stops is JSON's place too, but its reason would name YAML's rules.
-    const place = yamlProblemOf(text) ?? "";
+    const place = yamlProblemOf(parsed) ?? "";
     const where = format === "json" ? place.replace(/ \(.*\)$/, "") : place;
     throw new ConfigError([{ path: "", message: `cannot parse ${path}: ${what}${where}` }]);
   }
   // Bun's YAML parser reads several documents as a list of them; its "Expected Object" would not say why.
   if (Array.isArray(raw) && format === "yaml" && /^[^#\s][\s\S]*^---(?:\s|$)/m.test(text))
     throw new ConfigError([{ path: "", message: `${path} holds several YAML documents (---): a config is one` }]);
-  const duplicates = duplicateKeys(text, format);
+  const duplicates = duplicateKeys(parsed, format).map((issue) => ({ ...issue, path: showBraces(issue.path) }));
   const config = await resolveConfig(raw ?? {}, { ...options, baseDir: dirname(resolve(path)) }).catch((error) => {
     throw error instanceof ConfigError ? new ConfigError([...duplicates, ...error.issues]) : error;
   });
@@ -143,7 +152,38 @@ function slimProblems(slim: v.InferOutput<typeof hostSchema.entries.slim>): Conf
   return problems;
 }
 
-/** Replaces `${NAME}` in every string with the environment's value; `$${` stands for a literal `${`. */
+/** `text` with each `${NAME}` replaced by the environment's value; `$${` stands for a literal `${`. */
+function interpolateText(
+  text: string,
+  env: Record<string, string | undefined>,
+  path: string,
+  issues: ConfigIssue[],
+): string {
+  return text.replace(/\$(\$?)\{([^}]*)\}/g, (match, escaped: string, name: string) => {
+    if (escaped) return match.slice(1);
+    if (name.trim() === "") {
+      issues.push({ path, message: "${} names no environment variable (write $${ for a literal ${)" });
+      return "";
+    }
+    // `${PORT:-8080}` (a shell's default, `:=`, `:?`…): no variable's name holds a colon.
+    const colon = name.indexOf(":");
+    if (colon > 0) {
+      const shellDefault = name.slice(colon, colon + 2);
+      const message = `${match}: \${} takes a variable's name alone, without a shell's ${shellDefault} default`;
+      issues.push({ path, message: `${message}; set ${name.slice(0, colon)}` });
+      return "";
+    }
+    const found = env[name];
+    if (found === undefined) issues.push({ path, message: `environment variable ${name} is not set` });
+    return found ?? "";
+  });
+}
+
+/**
+ * Interpolates every string, a mapping's keys as its values (interpolateText). A key whose variable cannot be
+ * replaced is left out, its issue said at the key as written; two keys that become one are an issue, as a key
+ * written twice is (duplicate-keys.ts).
+ */
 function interpolate(
   value: unknown,
   env: Record<string, string | undefined>,
@@ -151,26 +191,7 @@ function interpolate(
   issues: ConfigIssue[],
   ancestors = new Set<object>(),
 ): unknown {
-  if (typeof value === "string") {
-    return value.replace(/\$(\$?)\{([^}]*)\}/g, (match, escaped: string, name: string) => {
-      if (escaped) return match.slice(1);
-      if (name.trim() === "") {
-        issues.push({ path, message: "${} names no environment variable (write $${ for a literal ${)" });
-        return "";
-      }
-      // `${PORT:-8080}` (a shell's default, `:=`, `:?`…): no variable's name holds a colon.
-      const colon = name.indexOf(":");
-      if (colon > 0) {
-        const shellDefault = name.slice(colon, colon + 2);
-        const message = `${match}: \${} takes a variable's name alone, without a shell's ${shellDefault} default`;
-        issues.push({ path, message: `${message}; set ${name.slice(0, colon)}` });
-        return "";
-      }
-      const found = env[name];
-      if (found === undefined) issues.push({ path, message: `environment variable ${name} is not set` });
-      return found ?? "";
-    });
-  }
+  if (typeof value === "string") return interpolateText(value, env, path, issues);
   if (value && typeof value === "object") {
     // A YAML alias inside its own anchor (`a: &x [*x]`) parses to a cycle.
     if (ancestors.has(value)) {
@@ -181,12 +202,22 @@ function interpolate(
     try {
       if (Array.isArray(value))
         return value.map((item, i) => interpolate(item, env, `${path}[${i}]`, issues, ancestors));
-      return Object.fromEntries(
-        Object.entries(value).map(([k, item]) => [
-          k,
-          interpolate(item, env, path ? `${path}.${k}` : k, issues, ancestors),
-        ]),
-      );
+      const within = (key: string) => (path ? `${path}.${key}` : key);
+      /** Each key as interpolated, with the key as written and its value. */
+      const entries = new Map<string, [string, unknown]>();
+      for (const [written, item] of Object.entries(value)) {
+        const before = issues.length;
+        const key = interpolateText(written, env, within(written), issues);
+        if (issues.length > before) continue;
+        const twice = entries.get(key)?.[0];
+        if (twice !== undefined)
+          issues.push({
+            path: within(key),
+            message: `written twice once \${} is replaced (${twice}, ${written}): only the last would count`,
+          });
+        entries.set(key, [written, interpolate(item, env, within(key), issues, ancestors)]);
+      }
+      return Object.fromEntries([...entries].map(([key, [, item]]) => [key, item]));
     } finally {
       ancestors.delete(value);
     }
