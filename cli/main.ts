@@ -2,6 +2,7 @@
  * The CLI behind main.ts: serve (the default), --check, --demo, rbac and tail. Validates the whole config before
  * anything starts, then serves until SIGTERM/SIGINT (`signals`, listened for since the process began).
  */
+import { lstat } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, resolveConfig, type Config } from "../host/config.ts";
 import { type Host, ShutdownTimedOut, StartAbandoned, StartFailed, startHost } from "../host/host.ts";
@@ -164,9 +165,18 @@ function invalidConfig(error: ConfigError): number {
   return 1;
 }
 
+/** The config read without --config, when there is anything by its name. */
+const DEFAULT_CONFIG = "kubemeta.yaml";
+
 async function readConfig(path: string | undefined): Promise<Config> {
   if (path) return loadConfig(path, { registry: builtins });
-  if (await Bun.file("kubemeta.yaml").exists()) return loadConfig("kubemeta.yaml", { registry: builtins });
+  // Whatever has the name (a directory, a link to nothing) was meant as the config: loadConfig says what is wrong
+  // with it, where passing it by served the built-in defaults unasked.
+  const named = await lstat(DEFAULT_CONFIG).then(
+    () => true,
+    () => false,
+  );
+  if (named) return loadConfig(DEFAULT_CONFIG, { registry: builtins });
   return resolveConfig(
     { sources: [{ type: "kubernetes" }], sinks: [{ type: "sse" }] },
     { baseDir: process.cwd(), registry: builtins },

@@ -4,7 +4,7 @@
  * starts. Every error names its path, e.g. `sinks[1].url`.
  */
 import * as v from "valibot";
-import { stat } from "node:fs/promises";
+import { readlink, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import type { RetentionPolicy, SinkDeclaration, SourceDeclaration, StoreDeclaration } from "../sdk/contract.ts";
 import type { LOG_LEVELS } from "./logger.ts";
@@ -44,7 +44,15 @@ export interface Config {
 /** Reads, interpolates and validates a config file. Throws ConfigError. */
 export async function loadConfig(path: string, options: Omit<ResolveOptions, "baseDir">): Promise<Config> {
   const found = await stat(path).catch(() => undefined);
-  if (!found) throw new ConfigError([{ path: "", message: `config file not found: ${path}` }]);
+  if (!found) {
+    // A link to nothing there (a config mount gone wrong) is no missing file to the one who lists the directory.
+    const target = await readlink(path).catch(() => undefined);
+    const message =
+      target === undefined
+        ? `config file not found: ${path}`
+        : `${path} is a symbolic link to ${target}, which is not there`;
+    throw new ConfigError([{ path: "", message }]);
+  }
   if (found.isDirectory()) throw new ConfigError([{ path: "", message: `${path} is a directory, not a config file` }]);
   const text = await Bun.file(path).text();
   const format = path.toLowerCase().endsWith(".json") ? "json" : "yaml";

@@ -1,5 +1,6 @@
 /** The CLI's --check and its start-up errors: what an operator sees before anything runs (exit codes, one line). */
 import { describe, expect, test } from "bun:test";
+import { mkdir, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { tempDir } from "../testing/index.ts";
 import { runMain } from "./reliability-process.ts";
@@ -75,6 +76,23 @@ describe("main.ts --check", () => {
       "invalid config:\n  sinks[1]: the picky sink refuses\n  sinks[2]: its check did not finish within 10s\n",
     );
     expect(result.stdout).toContain('"msg":"store cannot be opened"');
+  }, 30_000);
+
+  test("without --config, a directory named kubemeta.yaml, or a link to nothing, is an error", async () => {
+    const directory = await tempDir();
+    await mkdir(join(directory, "kubemeta.yaml"));
+    const dangling = await tempDir();
+    await symlink("elsewhere.yaml", join(dangling, "kubemeta.yaml"));
+    for (const args of [["--check"], ["rbac"]]) {
+      expect(await runMain(args, { cwd: directory })).toMatchObject({
+        code: 1,
+        stderr: "invalid config:\n  (root): kubemeta.yaml is a directory, not a config file\n",
+      });
+      expect(await runMain(args, { cwd: dangling })).toMatchObject({
+        code: 1,
+        stderr: "invalid config:\n  (root): kubemeta.yaml is a symbolic link to elsewhere.yaml, which is not there\n",
+      });
+    }
   }, 30_000);
 
   test("the example config in examples/ is valid", async () => {
