@@ -54,7 +54,12 @@ export async function loadConfig(path: string, options: Omit<ResolveOptions, "ba
     throw new ConfigError([{ path: "", message }]);
   }
   if (found.isDirectory()) throw new ConfigError([{ path: "", message: `${path} is a directory, not a config file` }]);
-  const text = await Bun.file(path).text();
+  const text = await Bun.file(path)
+    .text()
+    .catch((error: NodeJS.ErrnoException) => {
+      // A file kubemeta may not read (EACCES), or that fails as it is read: a config problem to name, not a crash.
+      throw new ConfigError([{ path: "", message: `cannot read ${path}: ${error.code ?? error.message}` }]);
+    });
   const format = path.toLowerCase().endsWith(".json") ? "json" : "yaml";
   let raw: unknown;
   /** The text parsed: a YAML one's variables may have had their braces hidden (config-yaml.ts). */

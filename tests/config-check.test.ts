@@ -95,6 +95,19 @@ describe("main.ts --check", () => {
     }
   }, 30_000);
 
+  test("a config file that cannot be read is said as one, not a crash with a stack trace", async () => {
+    // Reading /proc/self/mem from its start fails (EIO) for root too, where a file without read permission would not.
+    for (const args of [
+      ["--check", "--config", "/proc/self/mem"],
+      ["--config", "/proc/self/mem"],
+    ]) {
+      expect(await runMain(args, { cwd: await tempDir() })).toMatchObject({
+        code: 1,
+        stderr: "invalid config:\n  (root): cannot read /proc/self/mem: EIO\n",
+      });
+    }
+  }, 30_000);
+
   test("the example config in examples/ is valid", async () => {
     const example = join(import.meta.dir, "..", "examples/kubemeta.yaml");
     const result = await runMain(["--check", "--config", example], {
