@@ -4,6 +4,7 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
+import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { tempDir } from "../testing/index.ts";
@@ -50,6 +51,15 @@ for (const [what, url, cause] of [
     });
   }
 }
+
+test("a file: url with a query (?mode=ro): an invalid config at --check and start alike, nothing created", async () => {
+  for (const args of [["--check"], []]) {
+    const { code, stdout, stderr, dir } = await run("file:<dir>/data/kubemeta.db?mode=ro", args);
+    expect({ code, stdout }).toEqual({ code: 1, stdout: "" });
+    expect(stderr).toMatch(/^invalid config:\n {2}store\.url: a file: url takes no query \(\?mode\): /);
+    expect(existsSync(join(dir, "data"))).toBe(false);
+  }
+});
 
 /** The tables of a SQLite file, as another application left them or kubemeta changed them. */
 function tablesOf(path: string): string[] {

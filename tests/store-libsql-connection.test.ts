@@ -11,6 +11,7 @@ import { BUSY_TIMEOUT_MS, filePathOf, openConnections, type Connections } from "
 import { startCheckpointer } from "../plugins/stores/libsql/checkpointer.ts";
 import { migrate } from "../plugins/stores/libsql/schema.ts";
 import { createLogger, silentLogger } from "../host/logger.ts";
+import { createMetrics } from "../host/metrics.ts";
 import { batch, run, storeSandbox } from "./store-libsql-setup.ts";
 import { waitFor } from "../testing/index.ts";
 
@@ -40,6 +41,33 @@ describe("config", () => {
     expect(v.safeParse(libsql.schema, { url: "libsql://" }).success).toBe(false);
     expect(v.safeParse(libsql.schema, { url: "file:" }).success).toBe(false);
     expect(v.safeParse(libsql.schema, { url: "file:x.db", batchSize: 10 }).success).toBe(false);
+  });
+
+  test("a file: URL with a query, a fragment or another host is refused, saying how to write it", () => {
+    const messageOf = (url: string) => v.safeParse(libsql.schema, { url }).issues?.[0]?.message;
+    // libSQL refuses the first two at once, and the readers' client the last three once the writer made the file.
+    expect(messageOf("file:/var/lib/k.db?mode=ro")).toMatch(/^a file: url takes no query \(\?mode\): .* %3F$/);
+    // A value may be a token: the keys alone are named.
+    expect(messageOf("file:k.db?tls=0&authToken=s3cret")).toMatch(/^a file: url takes no query \(\?tls, \?authToken\)/);
+    expect(messageOf("file:./data/k#1.db")).toBe(
+      "a file: url takes no fragment (#1.db): write a # in a file's name as %23",
+    );
+    expect(messageOf("file://data/k.db")).toMatch(/^a file: url names a file on this host, not on "data"/);
+    expect(messageOf("file:./100%.db")).toMatch(/percent-encoded .* %25$/);
+    for (const url of ["file://localhost/abs/my%20k.db", "file:./what%3F%23.db", "file:k.db"])
+      expect(messageOf(url)).toBeUndefined();
+  });
+
+  test("a file: URL refused creates nothing: neither its file nor its directory", async () => {
+    const dir = newDir();
+    const url = `file:${join(dir, "kubemeta.db")}?mode=ro`;
+    const store = libsql.create(
+      { url, timeout: 60_000 },
+      { name: "libsql", cluster: "test", logger: silentLogger, metrics: createMetrics() },
+    );
+    await expect(store.start()).rejects.toThrow("unusable store url: a file: url takes no query (?mode)");
+    await store.stop();
+    expect(existsSync(dir)).toBe(false);
   });
 
   test("file URL paths", () => {

@@ -6,7 +6,7 @@
  */
 import * as v from "valibot";
 import { defineStore, type Store } from "../../sdk/contract.ts";
-import { isFileUrl, openConnections, storeName, type Connections } from "./libsql/connection.ts";
+import { fileUrlProblem, isFileUrl, openConnections, storeName, type Connections } from "./libsql/connection.ts";
 import { FencedWrites } from "./libsql/fenced-writes.ts";
 import { prune } from "./libsql/prune.ts";
 import { digests, loadHorizons, readUpdates, snapshot, snapshotPages, streamHorizon } from "./libsql/read.ts";
@@ -47,8 +47,12 @@ const schema = v.strictObject({
           `unsupported store url ${JSON.stringify(issue.input)}: ` +
           "use file:<path>, libsql://<host>, http(s)://<host> or ws(s)://<host>",
       ),
+      v.rawCheck(({ dataset, addIssue }) => {
+        const problem = dataset.typed && isFileUrl(dataset.value) ? fileUrlProblem(dataset.value) : undefined;
+        if (problem) addIssue({ message: problem });
+      }),
       v.description(
-        "`file:<path>` (embedded; its directory is created) on a persistent volume, " +
+        "`file:<path>` (embedded; its directory is created; no `?query`) on a persistent volume, " +
           "or a remote libSQL server: `libsql://…`, `https://…`, `wss://…`.",
       ),
     ),

@@ -56,11 +56,43 @@ export function isFileUrl(url: string): boolean {
   return url.toLowerCase().startsWith("file:");
 }
 
+/** A `file:` URL's parts: `//host` (when written), the path, `?query` and `#fragment`. */
+const FILE_URL = /^file:(?:\/\/([^/?#]*))?([^?#]*)(\?[^#]*)?(#.*)?$/i;
+
 /** The path of a `file:` URL: `file:./rel.db`, `file:/abs.db`, `file:///abs.db`, `file://localhost/abs.db`. */
 export function filePathOf(url: string): string {
-  const rest = url.slice("file:".length).split(/[?#]/)[0]!;
-  const path = rest.startsWith("//") ? rest.slice(rest.indexOf("/", 2)) : rest;
-  return decodeURIComponent(path);
+  return decodeURIComponent(FILE_URL.exec(url)?.[2] ?? "");
+}
+
+/**
+ * Why a `file:` URL names no file kubemeta can open, before anything is created; undefined when it does. The writer
+ * opens the path alone, and the readers' @libsql/client refuses what the path leaves out (a query other than its
+ * remote ones, a fragment, a host): found only after the writer had created the file, which was left behind.
+ * libSQL applies no SQLite URI parameter (`?mode=ro`), and `?tls=`, `?authToken=` mean nothing for a file: no query.
+ */
+export function fileUrlProblem(url: string): string | undefined {
+  const [, host, path = "", query, fragment] = FILE_URL.exec(url) ?? [];
+  if (query !== undefined) {
+    // Its keys only: a value may be a token (`?authToken=`).
+    const keys = [...new URLSearchParams(query).keys()].map((key) => `?${key}`).join(", ") || "?";
+    return (
+      `a file: url takes no query (${keys}): its path alone names the store, and libSQL applies no SQLite URI ` +
+      "parameters; write a ? in a file's name as %3F"
+    );
+  }
+  if (fragment !== undefined) return `a file: url takes no fragment (${fragment}): write a # in a file's name as %23`;
+  if (host !== undefined && host !== "" && host.toLowerCase() !== "localhost")
+    return (
+      `a file: url names a file on this host, not on ${JSON.stringify(host)} (file://<host>/<path>): ` +
+      "write file:./relative/path.db, or file:/absolute/path.db"
+    );
+  if (path === "") return "a file: url names a file: file:<path>";
+  try {
+    decodeURIComponent(path);
+    return undefined;
+  } catch {
+    return `a file: url's path is percent-encoded (${path}): write a % in a file's name as %25`;
+  }
 }
 
 /** How errors name a store: its file, or its server (never the URL's credentials). */
@@ -131,6 +163,8 @@ export async function openConnections(url: string, logger: Logger, remote: Remot
       close: async () => client.close(),
     };
   }
+  const problem = fileUrlProblem(url);
+  if (problem) throw new Error(`unusable store url: ${problem}`);
   const path = filePathOf(url);
   keepSqliteAllocations();
   try {
