@@ -108,7 +108,7 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     void signals.stop.then(() => stopAsked.abort());
     host = await startHost(config, { logger, signal: stopAsked.signal });
   } catch (error) {
-    // --check found something the config names unusable (a kubeconfig that does not load): said as a typo is.
+    // --check found something the config names unusable (a kubeconfig, a store): said as a typo is.
     if (error instanceof ConfigError) return invalidConfig(error);
     // Already logged, naming what failed (the store, the Lease's kubeconfig) and the cause.
     if (error instanceof StartFailed) return 1;

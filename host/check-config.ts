@@ -2,25 +2,33 @@
 import { ConfigError, type Config, type ConfigIssue } from "./config.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import { createMetrics } from "./metrics.ts";
-import { openStore, pluginContext } from "./host.ts";
+import { pluginContext, startStore } from "./host.ts";
 import { electorFor } from "./replication.ts";
 import { TIMED_OUT, until } from "../protocol/retry.ts";
 
 /**
  * For `--check`: what the config names that its schema cannot prove, said as its schema's errors are (ConfigError,
- * each at its path): with `ha`, the Lease's kubeconfig loads; each plugin's own check (Declaration.check) passes. The
- * store is then proved usable by opening it (creating it if new) and closed, whatever those found, so that one check
- * says all; a store that cannot be opened is one error line (StartFailed), as at start.
+ * each at its path): with `ha`, the Lease's kubeconfig loads; each plugin's own check (Declaration.check) passes; the
+ * store can be opened (created if new, then closed), whatever those found, so that one check says all.
  */
 export async function checkConfig(config: Config, logger: Logger): Promise<void> {
-  const issues = [...leaseIssues(config, logger), ...(await pluginIssues(config))];
-  try {
-    const { store } = await openStore(config, pluginContext(config, logger, createMetrics()), logger);
-    await store.stop();
-  } catch (error) {
-    if (issues.length === 0) throw error;
-  }
+  const issues = [
+    ...leaseIssues(config, logger),
+    ...(await pluginIssues(config)),
+    ...(await storeIssues(config, logger)),
+  ];
   if (issues.length > 0) throw new ConfigError(issues);
+}
+
+/** Why the store cannot be opened, at `store`: its plugin's message names it (its file, its server) and the cause. */
+async function storeIssues(config: Config, logger: Logger): Promise<ConfigIssue[]> {
+  try {
+    const { store } = await startStore(config, pluginContext(config, logger, createMetrics()), logger);
+    await store.stop();
+    return [];
+  } catch (error) {
+    return [{ path: "store", message: messageOf(error) }];
+  }
 }
 
 /** How long a plugin's own check may take, as its start may (host/supervise.ts). */

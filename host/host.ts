@@ -102,8 +102,11 @@ export function pluginContext(config: Config, logger: Logger, metrics: Metrics) 
   });
 }
 
-/** Opens (creating or migrating) the config's store; one that cannot be opened is one error line, then thrown. */
-export async function openStore(
+/**
+ * Opens (creating or migrating) the config's store; one that cannot be opened is closed again and its cause thrown.
+ * A stop asked for meanwhile gives the open up: StartAbandoned.
+ */
+export async function startStore(
   config: Config,
   context: ReturnType<typeof pluginContext>,
   logger: Logger,
@@ -133,6 +136,22 @@ export async function openStore(
     if (error instanceof StartAbandoned) throw error;
     // Closes what the failed start left open; the cause worth reporting is the start's own.
     await store.stop().catch(() => {});
+    throw error;
+  }
+}
+
+/** startStore, at start: a store that cannot be opened is one error line, then StartFailed. */
+async function openStore(
+  config: Config,
+  context: ReturnType<typeof pluginContext>,
+  logger: Logger,
+  signal?: AbortSignal,
+) {
+  try {
+    return await startStore(config, context, logger, signal);
+  } catch (error) {
+    if (error instanceof StartAbandoned) throw error;
+    const { declaration, name } = config.store;
     logger.error("store cannot be opened", { store: name, type: declaration.type, error });
     throw new StartFailed(`store ${name} cannot be opened`);
   }

@@ -1,6 +1,7 @@
 /**
- * A store that cannot be opened fails `--check` and start alike: one error line naming the store and why, exit 1.
- * So does a port that is taken, at start.
+ * A store that cannot be opened fails `--check` and start alike, naming the store and why, exit 1: `--check` as it
+ * says every config error (under `invalid config:` on stderr, at `store`), start in one error line. So does a port that
+ * is taken, at start.
  */
 import { afterAll, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
@@ -38,18 +39,25 @@ for (const [what, url, cause] of [
   ["a path under a file", "file:<dir>/a-file/kubemeta.db", /a-file\/kubemeta\.db: a file is in the way/],
   ["a file system that takes no database", "file:/sys/kubemeta.db", /\/sys\/kubemeta\.db: SQLite cannot open/],
 ] as const) {
-  for (const args of [["--check"], []]) {
-    test(`${what}: ${args[0] ?? "start"} logs one line naming the store and the cause, and exits 1`, async () => {
-      const { code, stdout, stderr } = await run(url, args);
-      expect(code).toBe(1);
-      expect(stderr).toBe("");
-      const lines = stdout.trimEnd().split("\n");
-      expect(lines).toHaveLength(1);
-      const line = JSON.parse(lines[0]!);
-      expect(line).toMatchObject({ level: "error", msg: "store cannot be opened", store: "libsql", type: "libsql" });
-      expect(line.error.message).toMatch(cause);
-    });
-  }
+  test(`${what}: --check says so at store, under invalid config:, and exits 1`, async () => {
+    const { code, stdout, stderr } = await run(url, ["--check"]);
+    expect({ code, stdout }).toEqual({ code: 1, stdout: "" });
+    const [heading, ...issues] = stderr.trimEnd().split("\n");
+    expect(heading).toBe("invalid config:");
+    expect(issues).toEqual([expect.stringMatching(/^ {2}store: cannot /)]);
+    expect(issues[0]).toMatch(cause);
+  });
+
+  test(`${what}: start logs one line naming the store and the cause, and exits 1`, async () => {
+    const { code, stdout, stderr } = await run(url, []);
+    expect(code).toBe(1);
+    expect(stderr).toBe("");
+    const lines = stdout.trimEnd().split("\n");
+    expect(lines).toHaveLength(1);
+    const line = JSON.parse(lines[0]!);
+    expect(line).toMatchObject({ level: "error", msg: "store cannot be opened", store: "libsql", type: "libsql" });
+    expect(line.error.message).toMatch(cause);
+  });
 }
 
 test("a file: url with a query (?mode=ro): an invalid config at --check and start alike, nothing created", async () => {
@@ -75,24 +83,28 @@ function tablesOf(path: string): string[] {
 }
 
 test("another application's database is refused, named, and left as it was: --check and start", async () => {
+  const refusal = (tables: readonly string[]) =>
+    `cannot use ./other.db: it holds another application's tables (${tables.join(", ")}), not a kubemeta store; ` +
+    "give kubemeta a database of its own";
   for (const [tables, args] of [
     [["customers"], ["--check"]],
     // A table name kubemeta uses too: refused before any of kubemeta's tables is made.
     [["customers", "meta"], []],
   ] as const) {
-    const { code, stdout, dir } = await run("file:./other.db", [...args], 0, (at) => {
+    const { code, stdout, stderr, dir } = await run("file:./other.db", [...args], 0, (at) => {
       const db = new Database(join(at, "other.db"));
       for (const table of tables) db.run(`CREATE TABLE ${table} (id INTEGER PRIMARY KEY, name TEXT)`);
       db.close();
     });
     expect(code).toBe(1);
-    const lines = stdout.trimEnd().split("\n");
-    expect(lines).toHaveLength(1);
-    expect(JSON.parse(lines[0]!)).toMatchObject({ level: "error", msg: "store cannot be opened", store: "libsql" });
-    expect(JSON.parse(lines[0]!).error.message).toBe(
-      `cannot use ./other.db: it holds another application's tables (${tables.join(", ")}), not a kubemeta store; ` +
-        "give kubemeta a database of its own",
-    );
+    if (args[0] === "--check") {
+      expect({ stdout, stderr }).toEqual({ stdout: "", stderr: `invalid config:\n  store: ${refusal(tables)}\n` });
+    } else {
+      const lines = stdout.trimEnd().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(JSON.parse(lines[0]!)).toMatchObject({ level: "error", msg: "store cannot be opened", store: "libsql" });
+      expect(JSON.parse(lines[0]!).error.message).toBe(refusal(tables));
+    }
     expect(tablesOf(join(dir, "other.db"))).toEqual([...tables]);
   }
 });

@@ -250,14 +250,17 @@ test("a remote libSQL store that cannot be reached: its auth token is in no line
     join(work, "kubemeta.yaml"),
     `${store}sinks: [{ type: sse }]\nhttp: { address: 127.0.0.1, port: 0 }\n`,
   );
-  for (const args of [
-    ["--config", "kubemeta.yaml"],
-    ["--check", "--config", "kubemeta.yaml"],
-  ]) {
-    const run = spawnKubemeta(args, work);
+  for (const [args, said] of [
+    [["--config", "kubemeta.yaml"], "store cannot be opened"],
+    [
+      ["--check", "--config", "kubemeta.yaml"],
+      `invalid config:\n  store: cannot reach the libSQL server at 127.0.0.1:${port}`,
+    ],
+  ] as const) {
+    const run = spawnKubemeta([...args], work);
     expect(await exitWithin(run.child, 15_000)).toBe(1);
     const output = `${await run.stdout.all()}\n${await run.stderr.all()}`;
-    expect(output).toContain("store cannot be opened");
+    expect(output).toContain(said);
     expect(leaks(output)).toEqual([]);
   }
 }, 20_000);
