@@ -43,7 +43,7 @@ describe("config", () => {
     expect(v.safeParse(libsql.schema, { url: "file:x.db", batchSize: 10 }).success).toBe(false);
   });
 
-  test("a file: URL with a query, a fragment or another host is refused, saying how to write it", () => {
+  test("a file: URL with a query, a fragment, another host or :memory: is refused, saying how to write it", () => {
     const messageOf = (url: string) => v.safeParse(libsql.schema, { url }).issues?.[0]?.message;
     // libSQL refuses the first two at once, and the readers' client the last three once the writer made the file.
     expect(messageOf("file:/var/lib/k.db?mode=ro")).toMatch(/^a file: url takes no query \(\?mode\): .* %3F$/);
@@ -54,6 +54,8 @@ describe("config", () => {
     );
     expect(messageOf("file://data/k.db")).toMatch(/^a file: url names a file on this host, not on "data"/);
     expect(messageOf("file:./100%.db")).toMatch(/percent-encoded .* %25$/);
+    // It failed at the open as `no such table: meta`: the readers' database was not the one migrated.
+    expect(messageOf("file::memory:")).toMatch(/^a file: url names a file, and :memory: is none: .* tmpfs/);
     for (const url of ["file://localhost/abs/my%20k.db", "file:./what%3F%23.db", "file:k.db"])
       expect(messageOf(url)).toBeUndefined();
   });

@@ -87,6 +87,12 @@ export function fileUrlProblem(url: string): string | undefined {
       "write file:./relative/path.db, or file:/absolute/path.db"
     );
   if (path === "") return "a file: url names a file: file:<path>";
+  // SQLite's name for a database of one connection: the writer's, the readers' and the checkpointer's would be three.
+  if (path === ":memory:")
+    return (
+      "a file: url names a file, and :memory: is none: kubemeta writes and reads on separate connections, which " +
+      "would each get an empty database of their own; give a path (on a tmpfs for a store that need not last)"
+    );
   try {
     decodeURIComponent(path);
     return undefined;
