@@ -65,59 +65,84 @@ const IDLE_TIMEOUT_MS = 45_000;
  * subscribeSse's options as it takes them. What the server would refuse for ever (a 400 or 404 on every reconnect),
  * and what fetch would fail on every time (a token no header carries), is refused at once, as over NATS.
  */
-const optionsSchema = strictOptions("subscribeSse", {
-  url: v.pipe(
-    v.string("give kubemeta's http:// or https:// base URL"),
-    v.check(
-      (url) => baseUrlProblem(url) === undefined,
-      ({ input }) => baseUrlProblem(input)!,
+const optionsSchema = v.pipe(
+  strictOptions("subscribeSse", {
+    url: v.pipe(
+      v.string("give kubemeta's http:// or https:// base URL"),
+      v.check(
+        (url) => baseUrlProblem(url) === undefined,
+        ({ input }) => baseUrlProblem(input)!,
+      ),
     ),
-  ),
-  streams: streamsSchema,
-  kinds: v.optional(
-    v.pipe(
-      v.array(
-        v.pipe(
-          v.string('a list of API kinds, e.g. ["Pod"]'),
-          v.regex(KIND_PATTERN, ({ input }) => `${input} is not an API kind such as Pod (not pods)`),
+    streams: streamsSchema,
+    kinds: v.optional(
+      v.pipe(
+        v.array(
+          v.pipe(
+            v.string('a list of API kinds, e.g. ["Pod"]'),
+            v.regex(KIND_PATTERN, ({ input }) => `${input} is not an API kind such as Pod (not pods)`),
+          ),
+          'a list of API kinds, e.g. ["Pod"]',
         ),
-        'a list of API kinds, e.g. ["Pod"]',
-      ),
-      // The server refuses `kinds=` (400): no kinds is none to follow, not all of them.
-      v.minLength(1, "give at least one API kind, or leave it out for all"),
-    ),
-  ),
-  namespace: v.optional(
-    v.pipe(
-      v.string("a namespace's name; leave it out for all"),
-      v.regex(
-        NAMESPACE_PATTERN,
-        ({ input }) => `${JSON.stringify(input)} is not a namespace's name; leave it out for all`,
+        // The server refuses `kinds=` (400): no kinds is none to follow, not all of them.
+        v.minLength(1, "give at least one API kind, or leave it out for all"),
       ),
     ),
-  ),
-  // Neither message quotes the token.
-  token: v.optional(
-    v.pipe(
-      v.string("a bearer token is a string"),
-      v.regex(BEARER_TOKEN_PATTERN, "a bearer token is printable ASCII without spaces, and not empty"),
+    namespace: v.optional(
+      v.pipe(
+        v.string("a namespace's name; leave it out for all"),
+        v.regex(
+          NAMESPACE_PATTERN,
+          ({ input }) => `${JSON.stringify(input)} is not a namespace's name; leave it out for all`,
+        ),
+      ),
     ),
-  ),
-  headers: v.optional(v.record(v.string(), v.string("a header's value is a string"), "an object of header values")),
-  // What the client sets itself would replace these unseen.
-  fetchInit: v.optional(
-    v.looseObject(
-      {
-        headers: v.optional(v.undefined("give them as the `headers` option: the client sets the request's headers")),
-        signal: v.optional(v.undefined("stop() ends the requests: the client sets the request's signal")),
-      },
-      "an object of fetch options",
+    // Neither message quotes the token.
+    token: v.optional(
+      v.pipe(
+        v.string("a bearer token is a string"),
+        v.regex(BEARER_TOKEN_PATTERN, "a bearer token is printable ASCII without spaces, and not empty"),
+      ),
     ),
+    headers: v.optional(
+      v.pipe(
+        v.record(v.string(), v.string("a header's value is a string"), "an object of header values"),
+        // fetch would join the client's own value and this one into one header that neither means ("a, b").
+        v.check(
+          (headers) => clientSetHeader(headers) === undefined,
+          ({ input }) => `${clientSetHeader(input)}: the client sets this header itself`,
+        ),
+      ),
+    ),
+    // What the client sets itself would replace these unseen.
+    fetchInit: v.optional(
+      v.looseObject(
+        {
+          headers: v.optional(v.undefined("give them as the `headers` option: the client sets the request's headers")),
+          signal: v.optional(v.undefined("stop() ends the requests: the client sets the request's signal")),
+        },
+        "an object of fetch options",
+      ),
+    ),
+    reconnect: backoff(RECONNECT_MS),
+    idleTimeoutMs: v.optional(milliseconds(), IDLE_TIMEOUT_MS),
+    ...handlerEntries,
+  } satisfies EntriesOf<SseSubscribeOptions>),
+  // A token is sent as the authorization header: beside one given, fetch would send both joined, which no server takes.
+  v.forward(
+    v.check(
+      ({ token, headers = {} }) => token === undefined || !Object.keys(headers).some(isAuthorization),
+      "give a token or an authorization header, not both: the token is sent as one",
+    ),
+    ["headers"],
   ),
-  reconnect: backoff(RECONNECT_MS),
-  idleTimeoutMs: v.optional(milliseconds(), IDLE_TIMEOUT_MS),
-  ...handlerEntries,
-} satisfies EntriesOf<SseSubscribeOptions>);
+);
+
+/** Headers the client sets on every request (by any case of their name). */
+const CLIENT_SET_HEADERS = new Set(["accept", "last-event-id"]);
+const isAuthorization = (name: string) => name.toLowerCase() === "authorization";
+const clientSetHeader = (headers: Record<string, string>) =>
+  Object.keys(headers).find((name) => CLIENT_SET_HEADERS.has(name.toLowerCase()));
 
 /**
  * What is wrong with `url` as kubemeta's base URL, if anything. A query or fragment would land before `/v1/watch` (or

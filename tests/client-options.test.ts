@@ -94,6 +94,27 @@ test("subscribeSse: an option that is none, of another type, a fraction of a ms,
     [{ cluster: "prod" }, TypeError, /^cluster: not an option of subscribeSse/],
   ]));
 
+test("subscribeSse: a header the client sets itself is refused, and an authorization header beside a token", () => {
+  // fetch joins two values of one header into one ("a, b"): a Last-Event-ID the server refuses (400), a bearer
+  // token no server takes (401), on every reconnect.
+  expectRefused([
+    [{ headers: { Accept: "application/json" } }, RangeError, /^headers: Accept: the client sets this header itself/],
+    [{ headers: { "last-event-id": "e:1" } }, RangeError, /^headers: last-event-id: the client sets this header/],
+    [
+      { token: "s3cret", headers: { Authorization: "Basic dTpw" } },
+      RangeError,
+      /^headers: give a token or an authorization header, not both/,
+    ],
+  ]);
+  // Alone, an authorization header is the caller's to send (a proxy's own credentials, say).
+  const sub = subscribeSse({
+    url: "http://127.0.0.1:9",
+    streams: ["all"],
+    headers: { Authorization: "Basic dTpw", "x-tenant": "a" },
+  });
+  void sub.stop();
+});
+
 test(
   "streams are checked before anything is subscribed: " + "an illegal node name leaves no subscription open",
   async () => {
