@@ -12,17 +12,20 @@ import type { ConfigIssue } from "./config-issues.ts";
 
 /** Private use: never in a config's keys, and allowed in YAML's plain scalars. */
 const MARK = "\uE000";
+/** A plain key: no flow indicator, quote, `:` or `#`, but for the braces of a `${NAME}` in it (config.ts). */
+const PLAIN = String.raw`(?:[A-Za-z0-9_]|\$\{[^}\n]*\}|\$(?!\{))(?:[^:#'"{}[\],$]|\$\{[^}\n]*\}|\$(?!\{))*?`;
+const QUOTED = String.raw`"(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'`;
 /**
  * A block mapping's key at a line's start (after any `- `), plain or quoted, before `:` and a space or the end. A merge
  * key (`<<`) is marked too: marked, it merges nothing, so the keys a mapping overrides are not taken for its own twice.
  */
-const YAML_KEY = /^(\s*(?:-\s+)*)(<<|[A-Za-z0-9_$][^:#'"{}[\],]*?|"(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*')(\s*:(?:\s|$))/;
+const YAML_KEY = new RegExp(String.raw`^(\s*(?:-\s+)*)(<<|${PLAIN}|${QUOTED})(\s*:(?:\s|$))`);
 /** An explicit key (`? port`, its value on the next line after `: `), plain or quoted, alone on its line. */
-const EXPLICIT_KEY = /^(\s*(?:-\s+)*\?\s+)([A-Za-z0-9_$][^:#'"{}[\],]*?|"(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*')(\s*)$/;
+const EXPLICIT_KEY = new RegExp(String.raw`^(\s*(?:-\s+)*\?\s+)(${PLAIN}|${QUOTED})(\s*)$`);
 /** A flow mapping's plain key (`{ name: a, port: 1 }`) after its `{` or `,`. */
-const FLOW_KEY = /([{,]\s*)(<<|[A-Za-z0-9_$][^:#'"{}[\],]*?)(\s*:\s)/g;
+const FLOW_KEY = new RegExp(String.raw`([{,]\s*)(<<|${PLAIN})(\s*:\s)`, "g");
 /** A flow mapping's quoted key (`{"name": a, 'port':1}`, JSON written as YAML), escapes and all. */
-const FLOW_QUOTED_KEY = /([{,]\s*)("(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*')(\s*:)/g;
+const FLOW_QUOTED_KEY = new RegExp(String.raw`([{,]\s*)(${QUOTED})(\s*:)`, "g");
 /** Every JSON string, in order; the ones followed by `:` are keys. */
 const JSON_STRING = /"((?:[^"\\]|\\.)*)"(?=\s*:)|"(?:[^"\\]|\\.)*"/g;
 

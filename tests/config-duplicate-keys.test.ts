@@ -45,7 +45,7 @@ test("--check refuses a JSON config with a key written twice", async () => {
   expect(result.stderr).toBe("invalid config:\n  cluster.name: written 2 times (line 2): only the last would count\n");
 });
 
-test("a key written twice with quotes, in a flow mapping, escaped or explicit (`? key`) is one key twice", () => {
+test("a key twice with quotes, in a flow mapping, escaped, explicit (`? key`) or with a ${NAME} is a key twice", () => {
   const cases: [string, string][] = [
     ['http: {"port": 1, "port": 2}', "http.port"],
     ["http: {port: 1, 'port': 2}", "http.port"],
@@ -53,6 +53,9 @@ test("a key written twice with quotes, in a flow mapping, escaped or explicit (`
     ['http:\n  port: 1\n  "\\x70ort": 2', "http.port"],
     ["cluster: {'it''s': 1, \"it's\": 2}", "cluster.it's"],
     ["http:\n  port: 1\n  ? port\n  : 2", "http.port"],
+    // The same ${NAME} twice is the same key whatever it holds (keys are interpolated as values are).
+    ["headers:\n  ${HEADER}: a\n  ${HEADER}: b", "headers.${HEADER}"],
+    ["headers:\n  x-${HEADER}-id: a\n  x-${HEADER}-id: b", "headers.x-${HEADER}-id"],
   ];
   for (const [yaml, path] of cases) {
     expect(Bun.YAML.parse(yaml)).toBeObject();
@@ -73,6 +76,9 @@ test("what only looks like a key written twice is not one", () => {
     "  name: 2",
     'quoted: "a, name: b, name: c"',
     "nested: { name: a, inner: { name: b } }",
+    "headers:",
+    "  ${ONE}: a",
+    "  ${TWO}: b",
     "name: top", // the same key in another mapping
     // Merge keys: a mapping overrides what it merges in.
     "base: &base { type: kubernetes, name: a, namespace: a }",
