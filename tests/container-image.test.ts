@@ -1,11 +1,12 @@
 /**
- * What the image and deploy/ ship, checked without a container engine: the files the Containerfile copies run
- * kubemeta (a directory left out is a module not found at start), the container's way of running works (non-root,
+ * What the image and deploy/ ship, checked without a container engine: the files the Containerfile copies hold every
+ * module kubemeta loads and run it (a directory left out is a module not found at start, or at the first use of a
+ * worker), the container's way of running works (non-root,
  * read-only root filesystem, writes only to the store's volume and /tmp), and the manifests' probes let it start.
  */
 import { afterAll, expect, test } from "bun:test";
 import { chmod, chown, cp, mkdir, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
-import { basename, join, relative } from "node:path";
+import { basename, dirname, join, relative, resolve } from "node:path";
 import { startTestApiServer } from "../simulator/index.ts";
 import { populate } from "../simulator/population.ts";
 import { tempDir, waitFor } from "../testing/index.ts";
@@ -23,26 +24,79 @@ async function dir(): Promise<string> {
   return path;
 }
 
+/** The final stage's COPY lines that take from the checkout (not from the deps stage): what each copies, and where. */
+async function imageCopies(): Promise<{ sources: string[]; target: string }[]> {
+  const containerfile = await readFile(join(ROOT, "Containerfile"), "utf8");
+  const stage = containerfile.slice(containerfile.lastIndexOf("\nFROM "));
+  expect(stage).toContain("ln -s /data /app/data");
+  return stage.split("\n").flatMap((line) => {
+    const words = line.trim().split(/\s+/);
+    if (words[0] !== "COPY" || words.some((word) => word.startsWith("--from"))) return [];
+    return [{ sources: words.slice(1, -1), target: words.at(-1)! }];
+  });
+}
+
 /**
  * The image's /app under `app`: what the final stage's COPY lines take from the checkout, node_modules (copied from
  * the deps stage) linked to the checkout's, and `data` linked to `data` as the image links it to its volume.
  */
 async function imageApp(app: string, data: string): Promise<void> {
-  const containerfile = await readFile(join(ROOT, "Containerfile"), "utf8");
-  const stage = containerfile.slice(containerfile.lastIndexOf("\nFROM "));
-  expect(stage).toContain("ln -s /data /app/data");
-  for (const line of stage.split("\n")) {
-    const words = line.trim().split(/\s+/);
-    if (words[0] !== "COPY" || words.some((word) => word.startsWith("--from"))) continue;
-    const target = join(app, words.at(-1)!);
-    for (const source of words.slice(1, -1)) {
-      const into = words.at(-1)!.endsWith("/") ? join(target, basename(source)) : target;
+  for (const { sources, target } of await imageCopies()) {
+    for (const source of sources) {
+      const into = target.endsWith("/") ? join(app, target, basename(source)) : join(app, target);
       await cp(join(ROOT, source), into, { recursive: true });
     }
   }
   await symlink(join(ROOT, "node_modules"), join(app, "node_modules"));
   await symlink(data, join(app, "data"));
 }
+
+/**
+ * Every module of the checkout that loading `entries` may load, and the packages they import: static and dynamic
+ * imports, and the modules handed to a thread or another module by URL (`new URL("./x.ts", import.meta.url)`: the
+ * workers, the preparer), followed through the package's own name (`kubemeta/sdk`).
+ */
+async function moduleGraph(entries: string[]): Promise<{ modules: string[]; packages: string[] }> {
+  const transpiler = new Bun.Transpiler({ loader: "ts" });
+  const modules = new Set<string>();
+  const packages = new Set<string>();
+  const pending = entries.map((entry) => join(ROOT, entry));
+  for (let file = pending.pop(); file !== undefined; file = pending.pop()) {
+    if (modules.has(file)) continue;
+    modules.add(file);
+    const text = await Bun.file(file).text();
+    const byUrl = [...text.matchAll(/new URL\("(\.[^"]+)", import\.meta\.url\)/g)].map((match) => match[1]!);
+    for (const specifier of [...transpiler.scanImports(text).map((found) => found.path), ...byUrl]) {
+      if (specifier.startsWith(".")) pending.push(resolve(dirname(file), specifier));
+      else if (specifier.startsWith("kubemeta/")) pending.push(Bun.resolveSync(specifier, ROOT));
+      else if (!/^(node|bun):/.test(specifier))
+        packages.add(specifier.split("/", specifier.startsWith("@") ? 2 : 1).join("/"));
+    }
+  }
+  return { modules: [...modules].map((file) => relative(ROOT, file)).sort(), packages: [...packages].sort() };
+}
+
+test("the image holds every module kubemeta loads, and the packages they import are installed there", async () => {
+  const packageJson = (await Bun.file(join(ROOT, "package.json")).json()) as {
+    exports: Record<string, string>;
+    dependencies: Record<string, string>;
+  };
+  // main.ts, and what a mounted plugin or its tests import: `kubemeta/sdk`, `kubemeta/testing`, `kubemeta/client`.
+  const { modules, packages } = await moduleGraph(["main.ts", ...Object.values(packageJson.exports)]);
+  for (const loadedByUrl of [
+    "plugins/sources/kubernetes/parse-worker.ts",
+    "plugins/stores/libsql/writer-worker.ts",
+    "plugins/stores/libsql/checkpoint-worker.ts",
+    "core/prepare.ts",
+  ]) {
+    expect(modules).toContain(loadedByUrl);
+  }
+  const copied = (await imageCopies()).flatMap(({ sources }) => sources);
+  const inImage = (module: string) => copied.some((source) => module === source || module.startsWith(`${source}/`));
+  expect(modules.filter((module) => !inImage(module))).toEqual([]);
+  // The deps stage installs with `--omit=dev`: a devDependency imported at run time is missing from the image.
+  expect(packages.filter((name) => !(name in packageJson.dependencies))).toEqual([]);
+});
 
 test("the image's files run kubemeta: `--demo` in /app serves, its store in the volume; SIGTERM stops it", async () => {
   const work = await dir();
