@@ -129,6 +129,65 @@ test("the image's files run kubemeta: `--demo` in /app serves, its store in the 
   expect(await exitWithin(child, 15_000)).toBe(0);
 }, 90_000);
 
+test("the README's plugin in the image, its podman command and config as written, records a deletion", async () => {
+  const readme = await Bun.file(join(ROOT, "README.md")).text();
+  const example = /- \*\*In the container image\*\*[\s\S]*?```sh\n([\s\S]*?)```\s*```yaml\n([\s\S]*?)```/.exec(readme);
+  expect(example).not.toBeNull();
+  const [, command, containerConfig] = example!;
+  // The container's paths here: each bind mount's source under `work` (a named volume: a folder of its own), and
+  // `node_modules/kubemeta` beside them as /node_modules/kubemeta is in the image.
+  const work = await dir();
+  const mounts = [...command!.matchAll(/-v (\S+?):(\/\S+?)(?::ro)?\s/g)].map(([, source, target]) => ({
+    host: join(work, source!.startsWith("./") ? source! : `volume-${source}`),
+    target: target!,
+  }));
+  const hostPath = (target: string) => mounts.find((mount) => mount.target === target)?.host;
+  const [plugins, configFile, data] = ["/plugins", "/etc/kubemeta/kubemeta.yaml", "/data"].map(hostPath);
+  expect([plugins, configFile, data]).not.toContain(undefined);
+  for (const path of [plugins!, data!, join(work, "node_modules")]) await mkdir(path, { recursive: true });
+  const app = join(work, "app");
+  await imageApp(app, data!);
+  await symlink(app, join(work, "node_modules/kubemeta"));
+  await cp(join(ROOT, "examples/sink-plugin/deletions.ts"), join(plugins!, "deletions.ts"));
+  const api = await startTestApiServer();
+  cleanups.push(() => api.stop());
+  populate(api, { nodes: 1, podsPerNode: 2 });
+  // A kubeconfig the command mounts (the README makes it with `kubectl config view --flatten`): the simulator's.
+  for (const { host } of mounts.filter(({ host }) => basename(host) === "kubeconfig")) {
+    await api.writeKubeconfig(host, "token");
+  }
+  let config = containerConfig!;
+  for (const { host, target } of mounts.toSorted((a, b) => b.target.length - a.target.length)) {
+    config = config.replaceAll(target, host);
+  }
+  await writeFile(configFile!, config);
+
+  const env: Record<string, string | undefined> = { ...process.env, ...IMAGE_ENV, HOME: work };
+  delete env.KUBECONFIG;
+  // The image's ENTRYPOINT and CMD; `--port 0` only so that no other test's port 8080 is taken.
+  const child = Bun.spawn([process.execPath, "run", "main.ts", "--config", configFile!, "--port", "0"], {
+    cwd: app,
+    env,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  cleanups.push(() => child.kill("SIGKILL"));
+  const stdout = new Output(child.stdout);
+  const url = (await stdout.waitFor(/"msg":"http listening","url":"([^"]+)"/, 30_000))[1]!.replace(/\/$/, "");
+  await waitFor(async () => (await fetch(`${url}/readyz`)).ok, 15_000, "kubemeta to be ready");
+  const pod = api.names("Pod")[0]!;
+  api.delete("Pod", pod.namespace, pod.name);
+  const audit = join(data!, "deletions.log");
+  const recorded = await waitFor(
+    async () => (await Bun.file(audit).exists()) && (await Bun.file(audit).text()),
+    10_000,
+    `the deletion in ${audit}`,
+  );
+  expect(recorded).toContain(`DELETED Pod ${pod.namespace}/${pod.name} `);
+  child.kill("SIGTERM");
+  expect(await exitWithin(child, 15_000)).toBe(0);
+}, 60_000);
+
 interface Container {
   name: string;
   startupProbe?: { httpGet?: { path: string }; periodSeconds?: number; failureThreshold?: number };
