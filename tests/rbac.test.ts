@@ -6,6 +6,8 @@ import { leaseRoleYaml, policyRules } from "../cli/rbac.ts";
 import { resolveConfig } from "../host/config.ts";
 import { builtins } from "../plugins/index.ts";
 import { tempDir } from "../testing/index.ts";
+import { startHranaServer } from "./hrana-server.ts";
+import { kubeconfig } from "./kubeconfig-fixtures.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const MAIN = join(ROOT, "main.ts");
@@ -23,7 +25,19 @@ interface Manifest {
 }
 interface PodSpec {
   serviceAccountName: string;
-  containers: { env?: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[] }[];
+  containers: {
+    env?: {
+      name: string;
+      value?: string;
+      valueFrom?: {
+        fieldRef?: { fieldPath: string };
+        secretKeyRef?: { name: string; key: string };
+        resourceFieldRef?: { resource: string };
+      };
+    }[];
+    volumeMounts: { name: string; mountPath: string }[];
+    resources: { limits: Record<string, string> };
+  }[];
   volumes: { name: string; persistentVolumeClaim?: unknown }[];
 }
 
@@ -66,16 +80,86 @@ async function configFile(text: string): Promise<string> {
   return file;
 }
 
-test("deploy/kubemeta.yaml grants what its shipped config needs: list, watch on its resources", async () => {
-  const manifests = await manifestsOf("kubemeta.yaml");
-  const role = manifests.find((m) => m.kind === "ClusterRole");
-  const shipped = shippedConfig(manifests);
-  expect(shipped).toBeString();
-  // The Deployment passes the token from its Secret (tests/security-auth.test.ts checks that part).
-  const env = { KUBEMETA_TOKEN: "token-from-the-secret-0123456789" };
-  const config = await resolveConfig(Bun.YAML.parse(shipped!), { baseDir: ROOT, registry: builtins, env });
-  expect(role?.rules).toEqual(policyRules(config));
-});
+/** A quantity of bytes as Kubernetes writes it (`1536Mi`), in bytes, as the downward API gives it. */
+function bytesOf(quantity: string): number {
+  const [, number, unit] = /^(\d+)(Ki|Mi|Gi)?$/.exec(quantity)!;
+  return Number(number) * 1024 ** ["", "Ki", "Mi", "Gi"].indexOf(unit ?? "");
+}
+
+/** The environment a Deployment gives its container: its values, its Secrets' (`secrets["name/key"]`), the API's. */
+function podEnvironment(deployment: Manifest, secrets: Record<string, string>): Record<string, string> {
+  const [container] = deployment.spec!.template.spec.containers;
+  const downward: Record<string, string> = {
+    "metadata.name": `${deployment.metadata.name}-5d8c7b9f4-x2x7q`,
+    "metadata.namespace": deployment.metadata.namespace!,
+  };
+  return Object.fromEntries(
+    container!.env!.map(({ name, value, valueFrom }) => {
+      const { fieldRef, secretKeyRef, resourceFieldRef } = valueFrom ?? {};
+      if (secretKeyRef) return [name, secrets[`${secretKeyRef.name}/${secretKeyRef.key}`]!];
+      if (fieldRef) return [name, downward[fieldRef.fieldPath]!];
+      if (resourceFieldRef) return [name, String(bytesOf(container!.resources.limits.memory!))];
+      return [name, value!];
+    }),
+  );
+}
+
+test.each(["kubemeta.yaml", "kubemeta-ha.yaml"])(
+  "deploy/%s: its shipped config passes --check in the pod's environment, and rbac prints its roles, names included",
+  async (file) => {
+    const manifests = await manifestsOf(file);
+    const deployment = manifests.find((m) => m.kind === "Deployment")!;
+    const pod = deployment.spec!.template.spec;
+    const dir = await tempDir("kubemeta-rbac-pod-");
+    dirs.push(dir);
+    // The pod's volume for the store is a folder here; its libSQL server (the Secret kubemeta-libsql) the test's.
+    const claimed = pod.volumes.filter((volume) => volume.persistentVolumeClaim).map((volume) => volume.name);
+    let shipped = shippedConfig(manifests)!;
+    for (const mount of pod.containers[0]!.volumeMounts.filter((m) => claimed.includes(m.name))) {
+      shipped = shipped.replaceAll(`${mount.mountPath}/`, `${dir}/`);
+    }
+    const libsqlToken = "a-token-of-the-libsql-server";
+    const libsql = startHranaServer({ path: join(dir, "remote.db"), token: libsqlToken });
+    const env = podEnvironment(deployment, {
+      "kubemeta-token/token": "token-from-the-secret-0123456789",
+      "kubemeta-libsql/url": libsql.url,
+      "kubemeta-libsql/authToken": libsqlToken,
+    });
+    // The pod's service account (what the Lease's election loads, with ha), as a kubeconfig.
+    env.KUBECONFIG = join(dir, "kubeconfig");
+    await Bun.write(
+      env.KUBECONFIG,
+      kubeconfig({
+        clusters: { cluster: { server: "https://kubernetes.default.svc" } },
+        users: { pod: { token: "a-service-account-token" } },
+        contexts: { pod: { cluster: "cluster", user: "pod" } },
+        current: "pod",
+      }),
+    );
+    const config = await configFile(shipped);
+    try {
+      expect(await run(["--check", "--config", config], env)).toEqual({
+        exitCode: 0,
+        stdout: "config is valid\n",
+        stderr: "",
+      });
+    } finally {
+      await libsql.stop();
+    }
+    const { exitCode, stdout, stderr } = await run(["rbac", "--config", config], env);
+    expect({ exitCode, stderr }).toEqual({ exitCode: 0, stderr: "" });
+    const roles = manifests.filter((m) => m.kind === "ClusterRole" || m.kind === "Role");
+    expect([Bun.YAML.parse(stdout)].flat()).toEqual(roles);
+    // Each bound to the pods' ServiceAccount.
+    for (const role of roles) {
+      const binding = manifests.find((m) => m.kind === `${role.kind}Binding`)!;
+      expect(binding.roleRef).toMatchObject({ kind: role.kind, name: role.metadata.name });
+      expect(binding.subjects).toEqual([
+        { kind: "ServiceAccount", name: pod.serviceAccountName, namespace: deployment.metadata.namespace! },
+      ]);
+    }
+  },
+);
 
 test("rbac prints the ClusterRole of the config: custom resources by group, one rule per group", async () => {
   const file = await configFile(
@@ -168,14 +252,6 @@ test("deploy/kubemeta-ha.yaml: its shipped config resolves to ha, and it grants 
   const role = manifests.find((m) => m.kind === "Role")!;
   expect(clusterRole.rules).toEqual(policyRules(config));
   expect(role).toEqual(Bun.YAML.parse(leaseRoleYaml(config.ha!)) as Manifest);
-  // Both are bound to the pods' ServiceAccount.
-  for (const kind of ["ClusterRole", "Role"]) {
-    const binding = manifests.find((m) => m.kind === `${kind}Binding`)!;
-    expect(binding.roleRef).toMatchObject({ kind, name: manifests.find((m) => m.kind === kind)!.metadata.name });
-    expect(binding.subjects).toEqual([
-      { kind: "ServiceAccount", name: pod.serviceAccountName, namespace: deployment.metadata.namespace! },
-    ]);
-  }
 });
 
 test("deploy/kubemeta-ha.yaml overwrites nothing of deploy/kubemeta.yaml but the Namespace they share", async () => {
@@ -193,8 +269,7 @@ test("rbac with ha prints the Lease's Role after the ClusterRole: deploy/kubemet
   const [clusterRole, role, ...more] = Bun.YAML.parse(stdout) as Manifest[];
   expect(more).toEqual([]);
   // Applied, it replaces this manifest's ClusterRole (bound to its ServiceAccount), not deploy/kubemeta.yaml's.
-  expect(clusterRole).toEqual(manifests.find((m) => m.kind === "ClusterRole")!);
-  expect(role).toEqual(manifests.find((m) => m.kind === "Role")!);
+  expect(clusterRole?.metadata).toEqual({ name: "kubemeta-ha" });
   expect(role?.rules).toEqual([
     { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
     {
