@@ -12,9 +12,13 @@ import { tempDir, waitFor } from "../testing/index.ts";
 import { MAIN, Output } from "./reliability-process.ts";
 import { startHranaServer } from "./hrana-server.ts";
 import { clusterChecks, freePort, RESOURCES } from "./cluster-checks.ts";
+import { startTcpProxy, type TcpProxy } from "./tcp-proxy.ts";
+import { forward, front } from "./http-front.ts";
 
 /** Short Lease durations, so a failover takes seconds: lease 3 s, renew deadline 2 s, retry 0.5 s. */
 export const LEASE_MS = 3_000;
+/** How soon after the leader dies (kill -9) a standby leads: bench/RESULTS.md's target for a failover, lease + 5 s. */
+export const TAKEOVER_MS = LEASE_MS + 5_000;
 export const STORE_TOKEN = "store-token-0123456789abcdef";
 
 export interface Replica {
@@ -33,6 +37,25 @@ export interface HaOptions {
   /** What the kubernetes source watches (default RESOURCES), and YAML lines appended to its entry. */
   resources?: string[];
   source?: string[];
+  /** Each replica reaches the store through a TCP proxy of its own (`storePaths[i]`), that a test can partition. */
+  storePaths?: boolean;
+  /** The store's `timeout` (default the store's). */
+  storeTimeout?: string;
+}
+
+/**
+ * A Service in front of the replicas for one client: each request goes to the first of `endpoints()`, the replicas a
+ * test counts as serving, its choice first (as session affinity keeps a client on one), so that a client whose
+ * replica dies reconnects to another. A request it cannot forward answers 502, as a proxy's does.
+ */
+export function service(endpoints: () => Replica[]) {
+  const { proxy } = front({ url: "http://127.0.0.1" }, async (request, upstream) => {
+    const [replica] = endpoints();
+    if (!replica) return new Response("no endpoints", { status: 503 });
+    const to = new URL(`${upstream.pathname}${upstream.search}`, replica.url);
+    return forward(request, to).catch(() => new Response("bad gateway", { status: 502 }));
+  });
+  return { url: proxy.url.href.replace(/\/$/, ""), stop: () => proxy.stop(true) };
 }
 
 export async function setupHa(options: HaOptions) {
@@ -43,6 +66,7 @@ export async function setupHa(options: HaOptions) {
   /** Kills every replica still running and stops the servers. */
   async function destroy(): Promise<void> {
     for (const replica of running) replica.proc.kill("SIGKILL");
+    for (const path of storePaths) path.stop();
     await store.stop();
     await server.stop();
     await rm(dir, { recursive: true, force: true });
@@ -52,6 +76,11 @@ export async function setupHa(options: HaOptions) {
   await server.writeKubeconfig(kubeconfig, "token");
 
   const ports = await Promise.all(Array.from({ length: options.replicas }, freePort));
+  const storePaths: TcpProxy[] = options.storePaths
+    ? ports.map(() => startTcpProxy({ hostname: "127.0.0.1", port: store.port }))
+    : [];
+  const storeUrl = (i: number) => (storePaths[i] ? `http://127.0.0.1:${storePaths[i].port}` : store.url);
+  const storeTimeout = options.storeTimeout ? `, timeout: ${options.storeTimeout}` : "";
   const configs = await Promise.all(
     ports.map(async (port, i) => {
       const file = join(dir, `replica-${i}.yaml`);
@@ -60,7 +89,7 @@ export async function setupHa(options: HaOptions) {
         [
           "cluster: { name: faults }",
           `http: { address: 127.0.0.1, port: ${port} }`,
-          `store: { type: libsql, url: "${store.url}", authToken: ${STORE_TOKEN} }`,
+          `store: { type: libsql, url: "${storeUrl(i)}", authToken: ${STORE_TOKEN}${storeTimeout} }`,
           "ha:",
           "  enabled: true",
           "  lease: { name: kubemeta, namespace: default }",
@@ -112,5 +141,5 @@ export async function setupHa(options: HaOptions) {
     waitFor(async () => (await fetch(`${replica.url}/readyz`).catch(() => undefined))?.ok, timeoutMs, "/readyz 200");
 
   const checks = clusterChecks(server, { url: store.url, authToken: STORE_TOKEN });
-  return { dir, server, store, start, leading, ready, destroy, ...checks };
+  return { dir, server, store, storePaths, start, leading, ready, destroy, ...checks };
 }

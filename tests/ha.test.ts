@@ -7,12 +7,12 @@
 import { afterEach, expect, test } from "bun:test";
 import { connect } from "@nats-io/transport-node";
 import { createClient } from "@libsql/client";
-import { subscribeNats, subscribeSse } from "../client/index.ts";
-import type { Update } from "../sdk/model.ts";
+import { subscribeNats } from "../client/index.ts";
 import { startChurn } from "../simulator/population.ts";
-import { expectGapFreeWithWholeChains, waitFor } from "../testing/index.ts";
+import { waitFor } from "../testing/index.ts";
 import { cleanups, expectFollowedWholly, recorder, runCleanups } from "./faults-cluster.ts";
 import { LEASE_MS, STORE_TOKEN, setupHa, type Replica } from "./ha-cluster.ts";
+import { consumeSse, expectConverged as convergedWith } from "./ha-checks.ts";
 import { startNatsServer } from "./nats-server.ts";
 
 afterEach(runCleanups);
@@ -25,29 +25,12 @@ async function leaderAndStandby(sinks?: string[]) {
   await env.leading(first);
   const standby = await env.start(1);
   await env.ready(standby);
-  const sseRec = recorder();
-  const sse = subscribeSse({
-    url: standby.url,
-    streams: ["all"],
-    reconnect: { initialMs: 50, maxMs: 300 },
-    ...sseRec.handlers,
-  });
-  cleanups.push(() => sse.stop());
-  await sse.synced;
-  return { env, first, standby, sseRec, sse };
+  return { env, first, standby, consumer: await consumeSse(standby.url) };
 }
 
 /** Churn stopped: `replica` equals the API server, the log is whole, and the SSE consumer applied all of it once. */
-async function expectConverged(
-  { env, sseRec, sse }: Awaited<ReturnType<typeof leaderAndStandby>>,
-  replica: Replica,
-): Promise<Update[]> {
-  await waitFor(() => env.matchesTruth(replica.url), 30_000, `${replica.identity} to equal the API server`);
-  const updates = await env.allUpdates();
-  expectGapFreeWithWholeChains(updates);
-  await expectFollowedWholly(sseRec, sse, updates, await env.storeState());
-  return updates;
-}
+const expectConverged = ({ env, consumer }: Awaited<ReturnType<typeof leaderAndStandby>>, replica: Replica) =>
+  convergedWith(env, replica, [consumer]);
 
 test("kill -9 of the leader during churn: the standby takes over; SSE and NATS see no reset", async () => {
   const nats = await startNatsServer();

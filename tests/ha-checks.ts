@@ -1,0 +1,41 @@
+/**
+ * What the HA tests share besides the cluster (./ha-cluster.ts): SSE consumers, and the checks of
+ * tests/faults-cluster.ts on replicas once churn stops.
+ */
+import { subscribeSse, type Subscription } from "../client/index.ts";
+import type { Update } from "../sdk/model.ts";
+import { expectGapFreeWithWholeChains, waitFor } from "../testing/index.ts";
+import { cleanups, expectFollowedWholly, recorder } from "./faults-cluster.ts";
+import type { Replica, setupHa } from "./ha-cluster.ts";
+
+/** A client-library subscription and what it applied. */
+export interface Consumer {
+  rec: ReturnType<typeof recorder>;
+  sub: Subscription;
+}
+
+/** An SSE consumer of `all` at `url` (a replica's, or a Service's), synced; stopped after the test. */
+export async function consumeSse(url: string): Promise<Consumer> {
+  const rec = recorder();
+  const sub = subscribeSse({ url, streams: ["all"], reconnect: { initialMs: 50, maxMs: 300 }, ...rec.handlers });
+  cleanups.push(() => sub.stop());
+  await sub.synced;
+  return { rec, sub };
+}
+
+/**
+ * `replica` equals the API server, the store's log is gap-free with whole prev chains (no version lost or written
+ * twice), and each consumer applied all of it once, with no RESET.
+ */
+export async function expectConverged(
+  env: Awaited<ReturnType<typeof setupHa>>,
+  replica: Replica,
+  consumers: Consumer[],
+): Promise<Update[]> {
+  await waitFor(() => env.matchesTruth(replica.url), 30_000, `${replica.identity} to equal the API server`);
+  const updates = await env.allUpdates();
+  expectGapFreeWithWholeChains(updates);
+  const state = await env.storeState();
+  for (const { rec, sub } of consumers) await expectFollowedWholly(rec, sub, updates, state);
+  return updates;
+}

@@ -1,0 +1,107 @@
+/**
+ * A TCP proxy in front of a test server, for one client's network path to it: `partition()` drops every byte both
+ * ways (connections stay open and hang, new ones are accepted and hear nothing), as a network partition does to a
+ * process whose peer it can no longer reach; `heal()` lets new connections through again and closes the ones the
+ * partition hung (their requests were given up meanwhile).
+ */
+import type { Socket } from "bun";
+
+/** One accepted connection: what it has sent before its upstream was open, and that upstream. */
+interface Link {
+  upstream?: Socket<Link>;
+  /** Bytes for the upstream while it connects, and for either side while its socket's buffer is full. */
+  toUpstream: Uint8Array[];
+  toClient: Uint8Array[];
+  client: Socket<Link>;
+  /** Opened or hung during a partition: never forwards again. */
+  severed: boolean;
+}
+
+export interface TcpProxy {
+  port: number;
+  /** Whether the path is cut. */
+  readonly partitioned: boolean;
+  partition(): void;
+  heal(): void;
+  stop(): void;
+}
+
+/** Writes what `queue` holds, then `chunk`, keeping what the socket's buffer does not take. */
+function send(socket: Socket<Link> | undefined, queue: Uint8Array[], chunk?: Uint8Array): void {
+  if (chunk) queue.push(chunk);
+  while (socket && queue.length > 0) {
+    const head = queue[0]!;
+    const written = socket.write(head);
+    if (written < head.byteLength) {
+      queue[0] = head.subarray(Math.max(written, 0));
+      return;
+    }
+    queue.shift();
+  }
+}
+
+export function startTcpProxy(target: { hostname: string; port: number }): TcpProxy {
+  let partitioned = false;
+  const links = new Set<Link>();
+  const close = (link: Link) => {
+    links.delete(link);
+    link.client.end();
+    link.upstream?.end();
+  };
+  const listener = Bun.listen<Link>({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      open(client) {
+        const link: Link = { client, toUpstream: [], toClient: [], severed: partitioned };
+        client.data = link;
+        links.add(link);
+        if (link.severed) return;
+        void Bun.connect<Link>({
+          ...target,
+          data: link,
+          socket: {
+            open(upstream) {
+              link.upstream = upstream;
+              if (!link.severed) send(upstream, link.toUpstream);
+            },
+            data(_upstream, chunk) {
+              if (!link.severed) send(link.client, link.toClient, chunk);
+            },
+            drain: (upstream) => {
+              if (!link.severed) send(upstream, link.toUpstream);
+            },
+            close: () => close(link),
+            error: () => close(link),
+          },
+        }).catch(() => close(link));
+      },
+      data(client, chunk) {
+        if (!client.data.severed) send(client.data.upstream, client.data.toUpstream, chunk);
+      },
+      drain: (client) => {
+        if (!client.data.severed) send(client, client.data.toClient);
+      },
+      close: (client) => close(client.data),
+      error: (client) => close(client.data),
+    },
+  });
+  return {
+    port: listener.port,
+    get partitioned() {
+      return partitioned;
+    },
+    partition() {
+      partitioned = true;
+      for (const link of links) link.severed = true;
+    },
+    heal() {
+      partitioned = false;
+      for (const link of links) if (link.severed) close(link);
+    },
+    stop() {
+      for (const link of links) close(link);
+      listener.stop(true);
+    },
+  };
+}
