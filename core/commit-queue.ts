@@ -18,6 +18,8 @@ export interface CommitQueueOptions {
   onCommitted(updates: Update[], resumePoints: Map<string, string>): void;
   /** The store refused a commit because another process now writes to it: nothing more is committed. */
   onFenced?(error: Error): void;
+  /** Called after each failed commit that is retried, with how long its batch has failed (from its first try on). */
+  onFailing?(error: Error, failingMs: number): void;
 }
 
 export interface Uncommitted {
@@ -102,6 +104,7 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
     // At most 2 s apart: a store back from an outage takes writes (and /readyz says so) within 2 s, for one log
     // line per attempt while it is down.
     const backoff = new Backoff({ initialMs: 100, maxMs: 2_000 });
+    const firstTryAt = performance.now();
     for (;;) {
       try {
         await store.commit({ updates, digests, resumePoints: resume, ...(whole ? { whole } : {}) });
@@ -121,6 +124,7 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
         commitFailures.inc();
         logger.error("store commit failed; retrying", { error, updates: updates.length });
         if (stopping) throw error;
+        options.onFailing?.(lastFailure, performance.now() - firstTryAt);
         await sleep(backoff.next(), abandoned.signal);
         if (abandoned.signal.aborted) return false;
       }

@@ -40,6 +40,8 @@ export interface PipelineOptions {
    * pipeline commits nothing more, as after abandon(); its owner stops the sources.
    */
   onFenced?(error: Error): void;
+  /** Called after each failed commit that is retried, with how long its batch has failed (from its first try on). */
+  onCommitFailing?(error: Error, failingMs: number): void;
 }
 
 export interface Pipeline extends ChangeSink {
@@ -96,6 +98,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       if (updates.length > 0) options.onCommit(updates);
     },
     onFenced: options.onFenced,
+    onFailing: options.onCommitFailing,
   });
 
   const retractions = createRetractions({

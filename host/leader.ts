@@ -22,6 +22,11 @@ export interface LeaderOptions {
   context(name: string, kind: string): PluginContext;
   /** Another process became the store's writer: this term commits nothing more. */
   onFenced(error: Error): void;
+  /**
+   * After each failed commit that is retried, how long its batch has failed: with `ha`, a term that cannot write
+   * for long ends, so that a replica that reaches the store leads.
+   */
+  onCommitFailing?(error: Error, failingMs: number): void;
 }
 
 export interface LeaderTerm {
@@ -64,6 +69,7 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
     onCommit: (updates) => log.append(updates),
     slim: config.slim,
     onFenced: (error) => fence(error),
+    onCommitFailing: options.onCommitFailing,
   });
 
   // Another replica's first sync may have ended since this one last followed the store.

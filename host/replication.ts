@@ -1,8 +1,9 @@
 /**
  * `ha`: several replicas on one shared store. Every replica follows the store's log and serves readers; the one that
- * holds the Lease (kube/election.ts) leads a term (host/leader.ts). A term ends when the Lease is lost or when the
- * store refuses a commit because another replica leads now (fencing); the replica then follows again. Sinks that
- * deliver wait for a term (SinkContext.leadership), so only the leader publishes.
+ * holds the Lease (kube/election.ts) leads a term (host/leader.ts). A term ends when the Lease is lost, when the
+ * store refuses a commit because another replica leads now (fencing), or when its commits have failed for longer
+ * than the Lease's duration (this replica cut off from the store, which another may reach); the replica then
+ * follows again. Sinks that deliver wait for a term (SinkContext.leadership), so only the leader publishes.
  */
 import type { HaConfig } from "./ha-config.ts";
 import type { Logger } from "../sdk/telemetry.ts";
@@ -31,10 +32,22 @@ export function electorFor(ha: HaConfig, logger: Logger): Elector {
   });
 }
 
+/** Why a term ended, and what its log line says besides. */
+interface TermEnd {
+  reason: "lease lost" | "fenced" | "store not writable" | "stopping";
+  [detail: string]: unknown;
+}
+
+// Fenced now and again is a leader paused past its Lease; fenced over and over is a writer outside this Lease, or one
+// inside it under this replica's own name (two replicas given one ha.identity both hold the Lease).
+const FENCED_HINT =
+  "if this repeats, another kubemeta writes this store without this Lease (another ha.lease, or no ha), " +
+  "or another replica has this one's ha.identity";
+
 export interface ReplicationOptions {
   ha: HaConfig;
   elector: Elector;
-  leaderOptions: Omit<LeaderOptions, "onFenced">;
+  leaderOptions: Omit<LeaderOptions, "onFenced" | "onCommitFailing">;
   terms: Terms;
   logger: Logger;
   /** The store was replaced under this replica (follower.ts): it leads no more and follows no more. */
@@ -60,8 +73,16 @@ export function startReplication(options: ReplicationOptions): Replication {
   const stopped = new AbortController();
   const leading = metrics.gauge("kubemeta_ha_leader", "1 while this replica leads (holds the Lease and writes).");
   const termsBegun = metrics.counter("kubemeta_ha_terms_total", "Terms this replica began as the leader.");
+  const termsEnded = metrics.counter(
+    "kubemeta_ha_terms_ended_total",
+    "Terms this replica ended as the leader without being stopped, by reason: lease_lost, fenced, store_not_writable.",
+  );
+  /** The log's reason as a label's value, in the words of the other labels' values. */
+  const countEnd = (reason: TermEnd["reason"], by?: number) =>
+    termsEnded.inc({ reason: reason.replaceAll(" ", "_") }, by);
   leading.set(0);
   termsBegun.inc(undefined, 0);
+  for (const reason of ["lease lost", "fenced", "store not writable"] as const) countEnd(reason, 0);
   // A store this replica cannot write to (down, say) is tried again later and later, up to a Lease's duration: each
   // try takes the Lease and gives it back, a write to the API server.
   const writerBackoff = new Backoff({ initialMs: ha.retryPeriodMs, maxMs: ha.leaseDurationMs, jitter: "equal" });
@@ -73,13 +94,27 @@ export function startReplication(options: ReplicationOptions): Replication {
   let follower: Follower | undefined = follow();
   let leader: LeaderTerm | undefined;
 
-  /** One term: from winning the Lease to losing it (or being fenced); false when the replica stops meanwhile. */
+  /**
+   * One term: from winning the Lease to losing it (or being fenced, or unable to write); false when the replica stops
+   * meanwhile.
+   */
   async function lead(lost: AbortSignal): Promise<boolean> {
-    const fenced = Promise.withResolvers<"fenced">();
+    /** How the store ended the term, if it did (the first says). */
+    const ending = Promise.withResolvers<TermEnd>();
+    // A Lease's duration is how long a leader may be gone before a standby takes over: one that cannot write for as
+    // long is gone as far as the store is concerned, and a standby may reach it.
+    const onCommitFailing = (error: Error, failingMs: number) => {
+      if (failingMs <= ha.leaseDurationMs) return;
+      ending.resolve({ reason: "store not writable", commitsFailingMs: Math.round(failingMs), error: error.message });
+    };
     await follower?.stop();
     follower = undefined;
     try {
-      leader = await startLeaderTerm({ ...leaderOptions, onFenced: () => fenced.resolve("fenced") });
+      leader = await startLeaderTerm({
+        ...leaderOptions,
+        onFenced: () => ending.resolve({ reason: "fenced", hint: FENCED_HINT }),
+        onCommitFailing,
+      });
     } catch (error) {
       if (error instanceof StoreReplaced) {
         await elector.release();
@@ -99,30 +134,26 @@ export function startReplication(options: ReplicationOptions): Replication {
     termsBegun.inc();
     logger.info("leading: this replica writes the store and runs the sources", { head: log.head() });
     const ended = await Promise.race([
-      aborted(lost).then(() => "lease lost" as const),
-      fenced.promise,
-      aborted(stopped.signal).then(() => "stopping" as const),
+      aborted(lost).then((): TermEnd => ({ reason: "lease lost" })),
+      ending.promise,
+      aborted(stopped.signal).then((): TermEnd => ({ reason: "stopping" })),
     ]);
-    if (ended === "stopping") return false;
+    if (ended.reason === "stopping") return false;
     terms.end();
     leading.set(0);
+    countEnd(ended.reason);
+    // Nothing given up here is lost: a source's resume point is committed with its updates only, so the next leader
+    // delivers them again.
     const { updates } = await leader.abandon();
     leader = undefined;
-    // Fenced now and again is a leader paused past its Lease; fenced over and over is a writer outside this Lease,
-    // or one inside it under this replica's own name (two replicas given one ha.identity both hold the Lease).
-    const hint =
-      ended === "fenced"
-        ? {
-            hint:
-              "if this repeats, another kubemeta writes this store without this Lease (another ha.lease, or no ha), " +
-              "or another replica has this one's ha.identity",
-          }
-        : {};
-    logger.warn("no longer leading; following the store", { reason: ended, uncommittedUpdates: updates, ...hint });
+    const { reason, ...why } = ended;
+    logger.warn("no longer leading; following the store", { reason, uncommittedUpdates: updates, ...why });
     follower = follow();
-    // Fenced while still holding the Lease (another process took the store): let someone else have it, and contend
-    // again only after a standby (trying every retryPeriod, jittered) has had its chance.
-    if (ended === "fenced") {
+    // Fenced, or unable to write, while still holding the Lease: let someone else have it, and contend again only
+    // after a standby (trying every retryPeriod, jittered) has had its chance: the writer backoff's ceiling. (Its
+    // first steps, half a retryPeriod, would win the Lease back before a standby and hold it while the store's
+    // lead() waits out store.timeout.)
+    if (reason !== "lease lost") {
       await elector.release();
       await sleep(ha.leaseDurationMs, stopped.signal);
     }

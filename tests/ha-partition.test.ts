@@ -1,14 +1,15 @@
 /**
  * A network partition between the leader and the store only: the leader still reaches the API server (its Lease
- * renewed, its watches running) and no longer the store, which the other replicas still read. It stays the leader,
- * says it is not ready while its commits fail, and commits everything it holds once the path is back; the standby
- * stays ready (it reads the store) and does not take over.
+ * renewed, its watches running) and no longer the store, which the standby still reaches. Once its commits have
+ * failed for longer than the Lease's duration, it ends its term and gives the Lease back; the standby leads and
+ * commits during the partition; the cut-off replica follows, unready while it cannot read the store, and catches up
+ * once the path is back. Nothing committed is lost or written twice, and no consumer sees a RESET.
  */
 import { afterEach, expect, test } from "bun:test";
 import { startChurn } from "../simulator/population.ts";
 import { waitFor } from "../testing/index.ts";
 import { cleanups, runCleanups } from "./faults-cluster.ts";
-import { LEASE_MS, setupHa, type Replica } from "./ha-cluster.ts";
+import { LEASE_MS, TAKEOVER_MS, setupHa, type Replica } from "./ha-cluster.ts";
 import { consumeSse, expectConverged } from "./ha-checks.ts";
 
 afterEach(runCleanups);
@@ -18,59 +19,72 @@ async function readiness(replica: Replica): Promise<{ status: number; waiting: s
   return { status: response.status, waiting: ((await response.json()) as { waiting: string[] }).waiting };
 }
 
-test("the leader cut off from the store only keeps the Lease, is not ready, and commits it all once back", async () => {
+test("the leader cut off from the store only ends its term past the Lease's duration; the standby leads", async () => {
   // A path that drops packets fails a request after the store's timeout: 2 s, so that the partition shows soon.
   const env = await setupHa({ replicas: 2, storePaths: true, storeTimeout: "2s" });
   cleanups.push(env.destroy);
-  const leader = await env.start(0);
-  await env.leading(leader);
+  const cutOff = await env.start(0);
+  await env.leading(cutOff);
   const standby = await env.start(1);
   await env.ready(standby);
-  const consumer = await consumeSse(standby.url);
+  const consumers = [await consumeSse(standby.url), await consumeSse(cutOff.url)];
   const churn = startChurn(env.server, { perSecond: 40, seed: 21 });
   cleanups.push(async () => churn.stop());
   await waitFor(
-    async () => (await env.metric(leader.url, "kubemeta_updates_committed_total")) ?? 0,
+    async () => (await env.metric(cutOff.url, "kubemeta_updates_committed_total")) ?? 0,
     10_000,
     "a commit",
   );
 
   env.storePaths[0]!.partition();
-  const partitionedAt = Date.now();
-  const notWritable = await waitFor(
-    async () => {
-      const { status, waiting } = await readiness(leader);
-      return status === 503 && waiting.find((reason) => reason.startsWith("store not writable: "));
-    },
-    10_000,
-    "the leader to say the store is not writable",
+  const partitionedAt = performance.now();
+  const stepDown = await waitFor(
+    () => cutOff.out.lines("no longer leading; following the store")[0],
+    LEASE_MS + 10_000,
+    "the cut-off leader to end its term",
   );
-  console.log(`the leader, cut off: ${notWritable}`);
-  // Past twice the Lease's duration the leader still holds it, renewed; the standby stays ready, following.
-  const standbyReadiness: number[] = [];
+  const stepDownMs = performance.now() - partitionedAt;
+  console.log(`the leader, cut off, ended its term after ${stepDownMs.toFixed(0)} ms: ${JSON.stringify(stepDown)}`);
+  expect(stepDown.reason).toBe("store not writable");
+  expect(stepDown.commitsFailingMs as number).toBeGreaterThan(LEASE_MS);
+  expect(stepDown.error).toContain("(store.timeout)");
+  expect(await env.metric(cutOff.url, "kubemeta_ha_terms_ended_total", { reason: "store_not_writable" })).toBe(1);
+  expect(await env.metric(cutOff.url, "kubemeta_ha_leader")).toBe(0);
+
+  // It gave the Lease back: the standby leads at its next try, and commits the churn while the path is still cut.
+  await env.leading(standby, TAKEOVER_MS);
+  await waitFor(
+    async () => (await env.metric(standby.url, "kubemeta_updates_committed_total")) ?? 0,
+    10_000,
+    "the standby to commit the churn",
+  );
+  expect(await env.metric(standby.url, "kubemeta_ha_leader")).toBe(1);
+  // The cut-off replica follows the store, which it cannot read: unready, as a follower (README, High availability).
+  await waitFor(
+    async () => (await readiness(cutOff)).waiting.find((reason) => reason.startsWith("store not readable: ")),
+    10_000,
+    "the cut-off replica to say the store is not readable",
+  );
+  // Past its wait (a Lease's duration) it contends again, and does not take the Lease from the standby that renews it.
+  const contendsAgainAt = performance.now() + LEASE_MS + 1_000;
   await waitFor(
     async () => {
-      standbyReadiness.push((await readiness(standby)).status);
-      expect((await readiness(leader)).status).toBe(503);
-      const lease = env.server.get("Lease", "default", "kubemeta") as {
-        spec: { holderIdentity: string; renewTime: string };
-      };
-      expect(lease.spec.holderIdentity).toBe(leader.identity);
-      return Date.parse(lease.spec.renewTime) > partitionedAt + 2 * LEASE_MS;
+      expect((await readiness(cutOff)).status).toBe(503);
+      const lease = env.server.get("Lease", "default", "kubemeta") as { spec: { holderIdentity: string } };
+      expect(lease.spec.holderIdentity).toBe(standby.identity);
+      return performance.now() > contendsAgainAt;
     },
-    4 * LEASE_MS,
-    "the Lease renewed twice its duration after the partition",
+    2 * LEASE_MS,
+    "the cut-off replica to contend again",
   );
-  expect(new Set(standbyReadiness)).toEqual(new Set([200]));
-  expect(standby.out.lines("leading: this replica writes the store and runs the sources")).toEqual([]);
-  expect(await env.metric(leader.url, "kubemeta_ha_leader")).toBe(1);
-  expect(await env.metric(standby.url, "kubemeta_ha_leader")).toBe(0);
+  expect(cutOff.out.lines("leading: this replica writes the store and runs the sources")).toHaveLength(1);
+  expect(env.storePaths[0]!.partitioned).toBe(true);
 
   env.storePaths[0]!.heal();
-  await env.ready(leader, 10_000);
+  await env.ready(cutOff, 10_000);
   churn.stop();
-  await expectConverged(env, leader, [consumer]);
-  await waitFor(() => env.matchesTruth(standby.url), 10_000, "the standby to equal the API server too");
-  expect(leader.out.lines("no longer leading; following the store")).toEqual([]);
-  expect(await env.metric(leader.url, "kubemeta_ha_terms_total")).toBe(1);
+  await expectConverged(env, standby, consumers);
+  await waitFor(() => env.matchesTruth(cutOff.url), 10_000, "the cut-off replica to equal the API server too");
+  expect(cutOff.out.lines("no longer leading; following the store")).toHaveLength(1);
+  for (const replica of [cutOff, standby]) expect(await env.metric(replica.url, "kubemeta_ha_terms_total")).toBe(1);
 }, 60_000);

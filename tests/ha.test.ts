@@ -110,8 +110,12 @@ test("SIGTERM of the leader releases the Lease: the standby leads before the Lea
   // Who leads is in /metrics, for an alert on no leader or on a flapping one.
   const leaderMetrics = async (replica: Replica) =>
     (await (await fetch(`${replica.url}/metrics`)).text()).split("\n").filter((l) => l.startsWith("kubemeta_ha_"));
-  expect(await leaderMetrics(first)).toEqual(["kubemeta_ha_leader 1", "kubemeta_ha_terms_total 1"]);
-  expect(await leaderMetrics(standby)).toEqual(["kubemeta_ha_leader 0", "kubemeta_ha_terms_total 0"]);
+  // And why terms ended, by reason: a rise of store_not_writable is a leader cut off from the store (it hands over).
+  const noTermEnded = ["lease_lost", "fenced", "store_not_writable"].map(
+    (reason) => `kubemeta_ha_terms_ended_total{reason="${reason}"} 0`,
+  );
+  expect(await leaderMetrics(first)).toEqual(["kubemeta_ha_leader 1", "kubemeta_ha_terms_total 1", ...noTermEnded]);
+  expect(await leaderMetrics(standby)).toEqual(["kubemeta_ha_leader 0", "kubemeta_ha_terms_total 0", ...noTermEnded]);
   await Bun.sleep(1_000);
   first.proc.kill("SIGTERM");
   const stoppedAt = performance.now();
@@ -126,7 +130,7 @@ test("SIGTERM of the leader releases the Lease: the standby leads before the Lea
   console.log(`takeover after SIGTERM: ${takeoverMs.toFixed(0)} ms (lease ${LEASE_MS} ms)`);
   // What the release is for (README, High availability): a rolling update does not wait out the Lease.
   expect(takeoverMs).toBeLessThan(LEASE_MS);
-  expect(await leaderMetrics(standby)).toEqual(["kubemeta_ha_leader 1", "kubemeta_ha_terms_total 1"]);
+  expect(await leaderMetrics(standby)).toEqual(["kubemeta_ha_leader 1", "kubemeta_ha_terms_total 1", ...noTermEnded]);
   await Bun.sleep(1_000);
   churn.stop();
   await expectConverged(cluster, standby);
@@ -183,6 +187,33 @@ test("a standby that wins the Lease while the store is down backs off before it 
   expect(waits[0]).toBeGreaterThanOrEqual(250);
   expect(waits[2]).toBeGreaterThanOrEqual(1_000);
   for (const wait of waits) expect(wait).toBeLessThanOrEqual(LEASE_MS);
+}, 60_000);
+
+test("the store down for every replica: the leader ends its term; no one tries faster than the backoff", async () => {
+  const { env, first, standby } = await leaderAndStandby();
+  const churn = startChurn(env.server, { perSecond: 40, seed: 18 });
+  cleanups.push(async () => churn.stop());
+  await env.store.stop();
+  const stepDown = await waitFor(
+    () => first.out.lines("no longer leading; following the store")[0],
+    LEASE_MS + 10_000,
+    "the leader to end its term",
+  );
+  expect(stepDown.reason).toBe("store not writable");
+  // Each replica in turn wins the Lease, cannot become the writer, gives it back and waits: retryPeriod (500 ms)
+  // doubling up to the Lease's duration, each wait in the upper half of its step, as a standby alone does above.
+  const refused = "cannot become the store's writer; following again";
+  await waitFor(() => standby.out.lines(refused).length >= 3, 4 * LEASE_MS, "three tries of the standby");
+  await waitFor(() => first.out.lines(refused).length >= 2, 2 * LEASE_MS, "two tries of the deposed leader");
+  for (const replica of [first, standby]) {
+    const waits = replica.out.lines(refused).map((line) => line.retryInMs as number);
+    for (const [i, wait] of waits.entries()) expect(wait).toBeGreaterThanOrEqual(Math.min(500 * 2 ** i, LEASE_MS) / 2);
+  }
+  // The deposed leader left the standby a Lease's duration to take over before it tried again.
+  const [firstTry] = first.out.lines(refused);
+  expect(Date.parse(firstTry!.time as string) - Date.parse(stepDown.time as string)).toBeGreaterThanOrEqual(LEASE_MS);
+  expect(await env.metric(first.url, "kubemeta_ha_terms_total")).toBe(1);
+  expect(await env.metric(standby.url, "kubemeta_ha_terms_total")).toBe(0);
 }, 60_000);
 
 /** Two replicas, the first leading and the second ready, under churn; no consumer. */
