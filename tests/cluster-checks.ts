@@ -29,6 +29,24 @@ export interface StoreAddress {
   authToken?: string;
 }
 
+/** The value of one series on the /metrics of the kubemeta at `url` (labels matched as a subset), if any. */
+export async function metric(
+  url: string,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number | undefined> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  for (const line of text.split("\n")) {
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (match?.[1] !== name) continue;
+    const has = Object.fromEntries(
+      [...(match[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]),
+    );
+    if (Object.entries(labels).every(([key, value]) => has[key] === value)) return Number(match[3]);
+  }
+  return undefined;
+}
+
 export function clusterChecks(server: TestApiServer, address: StoreAddress) {
   async function withStore<T>(work: (store: Store) => Promise<T>): Promise<T> {
     const store = libsql.create({ url: address.url, authToken: address.authToken } as never, {
@@ -66,20 +84,6 @@ export function clusterChecks(server: TestApiServer, address: StoreAddress) {
   async function storeState(): Promise<Map<string, number>> {
     const { objects } = await withStore((store) => store.snapshot({}));
     return new Map(objects.map((o) => [o.uid, o.version]));
-  }
-
-  /** The value of one series on the /metrics of the kubemeta at `url` (labels matched as a subset), if any. */
-  async function metric(url: string, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
-    const text = await (await fetch(`${url}/metrics`)).text();
-    for (const line of text.split("\n")) {
-      const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-      if (match?.[1] !== name) continue;
-      const has = Object.fromEntries(
-        [...(match[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]),
-      );
-      if (Object.entries(labels).every(([key, value]) => has[key] === value)) return Number(match[3]);
-    }
-    return undefined;
   }
 
   return { withStore, matchesTruth, allUpdates, storeState, metric };

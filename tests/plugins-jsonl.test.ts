@@ -1,10 +1,12 @@
 /** The reference sink `jsonl`: one envelope per line, the stream a user names, a cursor that survives restarts. */
 import { afterEach, expect, test } from "bun:test";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Envelope } from "../protocol/envelope.ts";
 import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
 import { startHranaServer } from "./hrana-server.ts";
 import { completeLines } from "./file-lines.ts";
+import { metric } from "./cluster-checks.ts";
 
 let host: TestHost | undefined;
 afterEach(async () => {
@@ -49,43 +51,56 @@ test(
   },
 );
 
+/**
+ * tests/jsonl-stdout-host.ts as a process, once it has committed its pods: its stdout not read yet (or piped into
+ * the shell command `into`), its URL and its pid.
+ */
+async function startStdoutHost(env: Record<string, string>, into?: string) {
+  const host = [process.execPath, join(import.meta.dir, "jsonl-stdout-host.ts")];
+  const command = into ? ["bash", "-c", `set -o pipefail; "$0" "$1" | ${into}`, ...host] : host;
+  const child = Bun.spawn(command, { env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
+  const stderr = child.stderr.getReader();
+  let said = "";
+  for (;;) {
+    const applied = /applied (\S+) (\d+)\n/.exec(said);
+    if (applied) return { child, url: applied[1]!, pid: Number(applied[2]) };
+    const chunk = await stderr.read();
+    if (chunk.done) throw new Error(`the host ended before applying its pods: ${said}`);
+    said += new TextDecoder().decode(chunk.value);
+  }
+}
+
+/** The lines of a stream as they come. */
+async function* linesOf(stream: AsyncIterable<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let rest = "";
+  for await (const chunk of stream) {
+    const lines = (rest + decoder.decode(chunk, { stream: true })).split("\n");
+    rest = lines.pop()!;
+    yield* lines;
+  }
+}
+
 test("to stdout, beside kubemeta's own log lines, every line stays whole while the reader is slow", async () => {
   const count = 2_000;
-  const child = Bun.spawn([process.execPath, join(import.meta.dir, "jsonl-stdout-host.ts")], {
-    env: { ...process.env, COUNT: String(count) },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
+  // Nothing is read from stdout until every pod is committed: the pipe is full by then and pushes back.
+  const { child } = await startStdoutHost({ COUNT: String(count) });
   try {
-    // Nothing is read from stdout until every pod is committed: the pipe is full by then and pushes back.
-    const stderr = child.stderr.getReader();
-    let said = "";
-    while (!said.includes("applied\n")) {
-      const chunk = await stderr.read();
-      if (chunk.done) throw new Error(`the host ended before applying its pods: ${said}`);
-      said += new TextDecoder().decode(chunk.value);
-    }
     // A line lost inside a broken one would leave the loop waiting: ended, the output ends too.
     const deadline = setTimeout(() => child.kill("SIGKILL"), 30_000);
     const versions = new Set<number>();
     const broken: string[] = [];
     let logLines = 0;
-    let rest = "";
-    const decoder = new TextDecoder();
-    for await (const chunk of child.stdout) {
-      const lines = (rest + decoder.decode(chunk, { stream: true })).split("\n");
-      rest = lines.pop()!;
-      for (const line of lines) {
-        let parsed: { version?: number; level?: string };
-        try {
-          parsed = JSON.parse(line) as typeof parsed;
-        } catch {
-          broken.push(line.slice(0, 200));
-          continue;
-        }
-        if (parsed.version !== undefined) versions.add(parsed.version);
-        else if (parsed.level !== undefined) logLines++;
+    for await (const line of linesOf(child.stdout)) {
+      let parsed: { version?: number; level?: string };
+      try {
+        parsed = JSON.parse(line) as typeof parsed;
+      } catch {
+        broken.push(line.slice(0, 200));
+        continue;
       }
+      if (parsed.version !== undefined) versions.add(parsed.version);
+      else if (parsed.level !== undefined) logLines++;
       // Versions come in order: past the last one, nothing more is to come.
       if (versions.has(count)) break;
     }
@@ -97,6 +112,50 @@ test("to stdout, beside kubemeta's own log lines, every line stays whole while t
   } finally {
     child.kill("SIGTERM");
     await child.exited;
+  }
+}, 60_000);
+
+test("stdout whose reader is gone mid-write: each write after is refused and retried, and a restart with a reader " +
+  "goes on from the first update it did not get", async () => {
+  const dir = await tempDir();
+  const got = join(dir, "got.jsonl");
+  try {
+    // Lines of about 5 KB: the reader leaves within the first batch, 200 of them written at once, part taken.
+    const first = await startStdoutHost({ COUNT: "200", DIR: dir, GOT: got }, `head -c 100000 > "$GOT"`);
+    try {
+      // The write cut short is tried again: refused (Bun, unless told, reported it and every later one as written).
+      const jsonl = { sink: "jsonl" };
+      await waitFor(
+        async () =>
+          ((await metric(first.url, "kubemeta_sink_delivery_failures_total", { ...jsonl, step: "deliver" })) ?? 0) >=
+            2 || (await metric(first.url, "kubemeta_sink_lag_versions", jsonl)) === 0,
+        10_000,
+        "the batch cut short tried again",
+      );
+      expect(await metric(first.url, "kubemeta_unhandled_errors_total", { type: "rejection" })).toBe(0);
+    } finally {
+      // The shell ends with the host: once it has, the pid may be another process's.
+      if (first.child.exitCode === null) process.kill(first.pid, "SIGTERM");
+    }
+    expect(await first.child.exited).toBe(0);
+    const lastGot = Math.max(0, ...(await envelopes(got)).map((e) => e.version ?? 0));
+
+    const second = await startStdoutHost({ COUNT: "1", DIR: dir, PREFIX: "after" });
+    try {
+      const versions: number[] = [];
+      for await (const line of linesOf(second.child.stdout)) {
+        const { version } = JSON.parse(line) as { version?: number };
+        if (version !== undefined) versions.push(version);
+        if (version === 201) break;
+      }
+      expect(versions[0]).toBeLessThanOrEqual(lastGot + 1);
+      expect(versions).toEqual(Array.from({ length: 202 - versions[0]! }, (_, i) => versions[0]! + i));
+    } finally {
+      second.child.kill("SIGTERM");
+      await second.child.exited;
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 }, 60_000);
 

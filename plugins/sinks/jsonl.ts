@@ -24,10 +24,18 @@ import { batchSchema, consume, defineSink, jsonText, retrySchema, streamName, v 
 /**
  * Through process.stdout, as kubemeta's log lines are written: two writers of one pipe (Bun.write(Bun.stdout) was
  * the other) splice each other's lines when its reader is slow. Settles once the text is handed to the pipe.
+ * Once a write failed (its reader gone: EPIPE), stdout is no longer writable, for good; Bun then calls back without
+ * an error for a write whose text it dropped, so each is refused here: the cursor stays where the reader stopped.
  */
 function writeStdout(text: string): Promise<void> {
-  return new Promise((resolve, reject) => process.stdout.write(text, (error) => (error ? reject(error) : resolve())));
+  return new Promise((resolve, reject) => {
+    if (!process.stdout.writable) reject(new Error("stdout is closed: its reader is gone"));
+    else process.stdout.write(text, (error) => (error ? reject(error) : resolve()));
+  });
 }
+
+/** The failed write's callback reports it: Bun raises a stream error nobody listens for as an unhandled rejection. */
+const ignoreStdoutError = () => {};
 
 const NEWLINE = 0x0a;
 
@@ -80,6 +88,8 @@ export default defineSink({
 
   create(config, ctx) {
     const write = config.path === "-" ? writeStdout : (text: string) => appendToFile(config.path, text);
+    if (config.path === "-" && !process.stdout.listeners("error").includes(ignoreStdoutError))
+      process.stdout.on("error", ignoreStdoutError);
     return consume(ctx, {
       stream: config.stream,
       batch: config.batch,
