@@ -1,5 +1,6 @@
 /** The CLI's --check and its start-up errors: what an operator sees before anything runs (exit codes, one line). */
 import { describe, expect, test } from "bun:test";
+import { realpathSync } from "node:fs";
 import { mkdir, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { tempDir } from "../testing/index.ts";
@@ -91,6 +92,34 @@ describe("main.ts --check", () => {
       expect(await runMain(args, { cwd: dangling })).toMatchObject({
         code: 1,
         stderr: "invalid config:\n  (root): kubemeta.yaml is a symbolic link to elsewhere.yaml, which is not there\n",
+      });
+    }
+  }, 30_000);
+
+  test("two jsonl sinks on one file by way of a symbolic link are refused, the file made yet or not", async () => {
+    const dir = realpathSync(await tempDir());
+    await mkdir(join(dir, "logs"));
+    await symlink("logs", join(dir, "current"));
+    await symlink("logs/updates.jsonl", join(dir, "updates.jsonl"));
+    await Bun.write(
+      join(dir, "kubemeta.yaml"),
+      [
+        "store: { type: libsql, url: 'file:./k.db' }",
+        "sinks:",
+        "  - { type: jsonl, name: a, path: logs/updates.jsonl }",
+        "  - { type: jsonl, name: b, path: current/updates.jsonl }",
+        `  - { type: jsonl, name: c, path: ${join(dir, "updates.jsonl")} }`,
+        "  - { type: jsonl, name: d, path: current/other.jsonl }",
+      ].join("\n"),
+    );
+    const file = join(dir, "logs", "updates.jsonl");
+    const refused = (entry: number) =>
+      `  sinks[${entry}]: the file ${file} is claimed by sinks[0] already: a config holds one such entry`;
+    for (const made of [false, true]) {
+      if (made) await Bun.write(file, "");
+      expect(await runMain(["--check", "--config", "kubemeta.yaml"], { cwd: dir })).toMatchObject({
+        code: 1,
+        stderr: ["invalid config:", refused(1), refused(2), ""].join("\n"),
       });
     }
   }, 30_000);

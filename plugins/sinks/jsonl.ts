@@ -18,8 +18,9 @@
  * ```
  */
 import { mkdir, open, type FileHandle } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { dirname } from "node:path";
 import { batchSchema, consume, defineSink, jsonText, retrySchema, streamName, v } from "../../sdk/index.ts";
+import { realFile } from "./jsonl/file.ts";
 
 /**
  * Through process.stdout, as kubemeta's log lines are written: two writers of one pipe (Bun.write(Bun.stdout) was
@@ -83,8 +84,9 @@ export default defineSink({
     retry: retrySchema(),
   }),
   example: { path: "/var/lib/kubemeta/updates.jsonl", stream: "all" },
-  // Two entries on one file would interleave their lines, and one's cut-back after a failed write cut the other's.
-  claims: (config) => (config.path === "-" ? [] : [`the file ${resolve(config.path)}`]),
+  // Two entries on one file would interleave their lines, and one's cut-back after a failed write cut the other's:
+  // the file named through any link, so that two paths to it are seen as one.
+  claims: (config) => (config.path === "-" ? [] : [`the file ${realFile(config.path)}`]),
 
   create(config, ctx) {
     const write = config.path === "-" ? writeStdout : (text: string) => appendToFile(config.path, text);
