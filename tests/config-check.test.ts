@@ -124,6 +124,34 @@ describe("main.ts --check", () => {
     }
   }, 30_000);
 
+  test("a jsonl path no file can be at is a config error; one whose directory is not made yet is not", async () => {
+    const dir = await tempDir();
+    await mkdir(join(dir, "logs"));
+    await Bun.write(join(dir, "notes"), "");
+    await Bun.write(
+      join(dir, "kubemeta.yaml"),
+      [
+        "store: { type: libsql, url: 'file:./k.db' }",
+        "sinks:",
+        "  - { type: jsonl, name: a, path: logs }",
+        "  - { type: jsonl, name: b, path: notes/deeper/updates.jsonl }",
+        "  - { type: jsonl, name: c, path: later/updates.jsonl }",
+        "  - { type: jsonl, name: d, path: logs/updates.jsonl }",
+      ].join("\n"),
+    );
+    expect(await runMain(["--check", "--config", "kubemeta.yaml"], { cwd: dir })).toMatchObject({
+      code: 1,
+      stderr: [
+        "invalid config:",
+        "  sinks[0]: logs is a directory, not a file to append to",
+        "  sinks[1]: notes/deeper/updates.jsonl cannot be made: notes is a file, not a directory",
+        "",
+      ].join("\n"),
+    });
+    // The check makes nothing: the first write does.
+    expect(await Bun.file(join(dir, "later")).exists()).toBe(false);
+  }, 30_000);
+
   test("a config file that cannot be read is said as one, not a crash with a stack trace", async () => {
     // Reading /proc/self/mem from its start fails (EIO) for root too, where a file without read permission would not.
     for (const args of [

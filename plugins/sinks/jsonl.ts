@@ -20,7 +20,7 @@
 import { mkdir, open, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import { batchSchema, consume, defineSink, jsonText, retrySchema, streamName, v } from "../../sdk/index.ts";
-import { realFile } from "./jsonl/file.ts";
+import { checkAppendable, realFile } from "./jsonl/file.ts";
 
 /**
  * Through process.stdout, as kubemeta's log lines are written: two writers of one pipe (Bun.write(Bun.stdout) was
@@ -87,6 +87,8 @@ export default defineSink({
   // Two entries on one file would interleave their lines, and one's cut-back after a failed write cut the other's:
   // the file named through any link, so that two paths to it are seen as one.
   claims: (config) => (config.path === "-" ? [] : [`the file ${realFile(config.path)}`]),
+  // A path that can never be appended to, said at --check rather than as each delivery failing.
+  check: (config) => (config.path === "-" ? undefined : checkAppendable(config.path)),
 
   create(config, ctx) {
     const write = config.path === "-" ? writeStdout : (text: string) => appendToFile(config.path, text);

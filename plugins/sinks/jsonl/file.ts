@@ -1,5 +1,6 @@
 /** The file a `jsonl` sink's path names, as the config is checked (plugins/sinks/jsonl.ts). */
 import { readlinkSync, realpathSync } from "node:fs";
+import { stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 
 /** Links followed on the way to a file not made yet: past them, a loop of links is taken as it is written. */
@@ -29,5 +30,23 @@ function linkTarget(path: string): string | undefined {
     return readlinkSync(path);
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Throws what makes `path` no file to append to wherever it is checked: a directory, or a file where a directory on
+ * its way belongs. Nothing made yet is no error: the first write makes the file and its directories.
+ */
+export async function checkAppendable(path: string): Promise<void> {
+  const found = await stat(path).catch((error: NodeJS.ErrnoException) => error);
+  if (!(found instanceof Error)) {
+    if (found.isDirectory()) throw new Error(`${path} is a directory, not a file to append to`);
+    return;
+  }
+  if (found.code !== "ENOTDIR") return;
+  // The nearest that exists on its way is what is no directory.
+  for (let above = dirname(path); dirname(above) !== above; above = dirname(above)) {
+    const info = await stat(above).catch(() => undefined);
+    if (info) throw new Error(`${path} cannot be made: ${above} is a file, not a directory`);
   }
 }
