@@ -56,11 +56,16 @@ export interface FollowOptions {
   intervalMs: number;
   /** The store was replaced: following stops. */
   onReplaced(error: StoreReplaced): void;
+  /**
+   * Why the store was just found failing, by a leader's term that could not write it: said until a read succeeds,
+   * rather than a readiness its first read (which a store that does not answer holds up to store.timeout) would deny.
+   */
+  failing?: Error;
 }
 
-export function followStore({ store, log, logger, intervalMs, onReplaced }: FollowOptions): Follower {
+export function followStore({ store, log, logger, intervalMs, onReplaced, failing }: FollowOptions): Follower {
   const stopped = new AbortController();
-  let failure: Error | undefined;
+  let failure: Error | undefined = failing;
   const running = (async () => {
     while (!stopped.signal.aborted) {
       try {

@@ -90,7 +90,8 @@ export function startReplication(options: ReplicationOptions): Replication {
     stopped.abort();
     options.onReplaced(error);
   };
-  const follow = () => followStore({ store, log, logger, intervalMs: ha.followIntervalMs, onReplaced: replaced });
+  const follow = (failing?: Error) =>
+    followStore({ store, log, logger, intervalMs: ha.followIntervalMs, onReplaced: replaced, failing });
   let follower: Follower | undefined = follow();
   let leader: LeaderTerm | undefined;
 
@@ -101,10 +102,13 @@ export function startReplication(options: ReplicationOptions): Replication {
   async function lead(lost: AbortSignal): Promise<boolean> {
     /** How the store ended the term, if it did (the first says). */
     const ending = Promise.withResolvers<TermEnd>();
+    /** The failure of the commits that ended the term, if they did. */
+    let unwritable: Error | undefined;
     // A Lease's duration is how long a leader may be gone before a standby takes over: one that cannot write for as
     // long is gone as far as the store is concerned, and a standby may reach it.
     const onCommitFailing = (error: Error, failingMs: number) => {
       if (failingMs <= ha.leaseDurationMs) return;
+      unwritable ??= error;
       ending.resolve({ reason: "store not writable", commitsFailingMs: Math.round(failingMs), error: error.message });
     };
     await follower?.stop();
@@ -148,7 +152,7 @@ export function startReplication(options: ReplicationOptions): Replication {
     leader = undefined;
     const { reason, ...why } = ended;
     logger.warn("no longer leading; following the store", { reason, uncommittedUpdates: updates, ...why });
-    follower = follow();
+    follower = follow(reason === "store not writable" ? unwritable : undefined);
     // Fenced, or unable to write, while still holding the Lease: let someone else have it, and contend again only
     // after a standby (trying every retryPeriod, jittered) has had its chance: the writer backoff's ceiling. (Its
     // first steps, half a retryPeriod, would win the Lease back before a standby and hold it while the store's
