@@ -157,8 +157,12 @@ export function baseUrlProblem(url: unknown): string | undefined {
   }
   if (base?.protocol !== "http:" && base?.protocol !== "https:")
     return `${String(url)} is not kubemeta's http:// or https:// base URL`;
+  // Named without them, nor its userinfo: a proxy's access token may be in the query or fragment, a password before @.
   if (base.search !== "" || base.hash !== "")
-    return `${String(url)} has a query or fragment; give kubemeta's base URL alone (a path is kept: /kubemeta)`;
+    return (
+      `${base.origin}${base.pathname} has a query or fragment; ` +
+      "give kubemeta's base URL alone (a path is kept: /kubemeta)"
+    );
   return undefined;
 }
 

@@ -94,6 +94,21 @@ test("subscribeSse: an option that is none, of another type, a fraction of a ms,
     [{ cluster: "prod" }, TypeError, /^cluster: not an option of subscribeSse/],
   ]));
 
+// A proxy's access token may ride in the query (or, after a login redirect, the fragment), a password in the userinfo.
+test("subscribeSse: a url's query or fragment is refused without quoting it, nor the url's credentials", () =>
+  expectRefused([
+    [
+      { url: "https://user:secret-pw@k.example.com/kubemeta?access_token=secret-q" },
+      RangeError,
+      /^url: https:\/\/k\.example\.com\/kubemeta has a query or fragment; give kubemeta's base URL alone/,
+    ],
+    [
+      { url: "https://k.example.com/#access_token=secret-f" },
+      RangeError,
+      /^url: https:\/\/k\.example\.com\/ has a query or fragment; give kubemeta's base URL alone/,
+    ],
+  ]));
+
 test("subscribeSse: a header the client sets itself is refused, and an authorization header beside a token", () => {
   // fetch joins two values of one header into one ("a, b"): a Last-Event-ID the server refuses (400), a bearer
   // token no server takes (401), on every reconnect.

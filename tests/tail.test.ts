@@ -207,7 +207,7 @@ test(
         /--nats: the servers' URLs carry different credentials/,
       ],
       [["--url", "http://127.0.0.1:9", "--kinds", "pods"], /--kinds: expected API kinds/],
-      [["--url", "http://127.0.0.1:9/kubemeta?tenant=a"], /--url: .* has a query or fragment/],
+      [["--url", "http://u:secret-u@127.0.0.1:9/kubemeta?token=secret-q"], /--url: .* has a query or fragment/],
     ];
     const results = await Promise.all(cases.map(([args]) => tail(args).exit()));
     results.forEach(({ code, stderr }, i) => {
