@@ -5,6 +5,7 @@ import { createMetrics } from "./metrics.ts";
 import { pluginContext, startStore } from "./host.ts";
 import { electorFor } from "./replication.ts";
 import { TIMED_OUT, until } from "../protocol/retry.ts";
+import { PLUGIN_DEADLINE_MS } from "./supervise.ts";
 
 /**
  * For `--check`: what the config names that its schema cannot prove, said as its schema's errors are (ConfigError,
@@ -31,9 +32,6 @@ async function storeIssues(config: Config, logger: Logger): Promise<ConfigIssue[
   }
 }
 
-/** How long a plugin's own check may take, as its start may (host/supervise.ts). */
-const CHECK_DEADLINE_MS = 10_000;
-
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** With `ha`, why the Lease's kubeconfig cannot be loaded, at the key that names it (`ha` when none does). */
@@ -59,8 +57,8 @@ async function pluginIssues(config: Config): Promise<ConfigIssue[]> {
       try {
         // As a start that hangs is given up on: a check that never settles must not hang the check for good.
         const checked = Promise.resolve(declaration.check?.(pluginConfig));
-        if ((await until(checked, Date.now() + CHECK_DEADLINE_MS)) !== TIMED_OUT) return [];
-        return [{ path, message: `its check did not finish within ${CHECK_DEADLINE_MS / 1000}s` }];
+        if ((await until(checked, Date.now() + PLUGIN_DEADLINE_MS)) !== TIMED_OUT) return [];
+        return [{ path, message: `its check did not finish within ${PLUGIN_DEADLINE_MS / 1000}s` }];
       } catch (error) {
         return [{ path, message: messageOf(error) }];
       }

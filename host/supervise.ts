@@ -13,12 +13,15 @@ import { Backoff, sleep, TIMED_OUT, until } from "../protocol/retry.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
 
+/** How long a plugin's start, stop or (at --check, host/check-config.ts) check may take before the host moves on. */
+export const PLUGIN_DEADLINE_MS = 10_000;
+
 export interface SuperviseOptions {
   name: string;
   kind: "source" | "sink";
   logger: Logger;
   metrics: Metrics;
-  /** How long start or stop may take before the host moves on (default 10 s). */
+  /** How long start or stop may take before the host moves on (default PLUGIN_DEADLINE_MS). */
   deadlineMs?: number;
 }
 
@@ -31,7 +34,7 @@ export interface SuperviseOptions {
  */
 export function supervise(create: () => Lifecycle, options: SuperviseOptions): Lifecycle {
   const { name, kind, logger } = options;
-  const deadlineMs = options.deadlineMs ?? 10_000;
+  const deadlineMs = options.deadlineMs ?? PLUGIN_DEADLINE_MS;
   const failures = options.metrics.counter(
     "kubemeta_plugin_failures_total",
     "Plugin failures, by plugin, kind and phase (start, stop).",
