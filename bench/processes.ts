@@ -331,28 +331,21 @@ export class Kubemeta {
 }
 
 /**
- * Requests /healthz every `everyMs` while running, one at a time: how long kubemeta's event loop keeps a probe
- * waiting. Probes before its listener is up fail and are not counted.
+ * Requests /healthz every `everyMs` until stop(), one at a time, from a process of its own (bench/prober.ts says why):
+ * how long kubemeta keeps a probe waiting. Probes before its listener is up fail and are not counted.
  */
 export function probeHealth(url: string, everyMs = 20): { stop(): Promise<number[]> } {
-  const latencies: number[] = [];
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      const due = performance.now();
-      const ok = await fetch(`${url}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (ok) latencies.push(performance.now() - due);
-      await Bun.sleep(Math.max(0, everyMs - (performance.now() - due)));
-    }
-  })();
+  const prober = Bun.spawn([process.execPath, join(import.meta.dir, "prober.ts"), url, String(everyMs)], {
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "inherit",
+  });
   return {
     async stop() {
-      running = false;
-      await loop;
-      return latencies;
+      await prober.stdin.end();
+      const [text, code] = await Promise.all([new Response(prober.stdout).text(), prober.exited]);
+      if (code !== 0) throw new Error(`the /healthz prober exited with ${code}`);
+      return JSON.parse(text) as number[];
     },
   };
 }
