@@ -13,6 +13,7 @@ import { createLogger } from "../host/logger.ts";
 import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
 import { populate, startChurn } from "../simulator/population.ts";
 import { builtins } from "../plugins/index.ts";
+import type { Logger } from "../sdk/telemetry.ts";
 
 export interface DemoOptions {
   /** HTTP port of kubemeta; 0 picks a free one. */
@@ -28,6 +29,8 @@ export interface DemoOptions {
 
 export interface Demo {
   host: Host;
+  /** The host's logger, for what escapes every handler (main.ts guards the process with it, as a serve's). */
+  logger: Logger;
   /** kubemeta's base URL. */
   url: string;
   stop(): Promise<void>;
@@ -79,6 +82,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
   await cluster.writeKubeconfig(kubeconfig, "token");
 
   let host: Host | undefined;
+  let logger: Logger | undefined;
   const stop = async () => {
     churn.stop();
     await host?.stop();
@@ -98,7 +102,8 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
       },
       { baseDir: dataDir, registry: builtins },
     );
-    host = await startHost(config, { logger: createLogger({ level: config.logLevel }) });
+    logger = createLogger({ level: config.logLevel });
+    host = await startHost(config, { logger });
     await waitUntilReady(host);
   } catch (error) {
     await stop();
@@ -126,7 +131,7 @@ watched by kubemeta at ${url}; store in ${join(dataDir, "kubemeta.db")}.
 
 Ctrl-C stops.
 `);
-  return { host, url, stop };
+  return { host, url, logger, stop };
 }
 
 async function waitUntilReady(host: Host): Promise<void> {

@@ -77,6 +77,8 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
         process.stderr.write(`kubemeta: the demo cannot start: ${error instanceof Error ? error.message : error}\n`);
       return 1;
     }
+    // The demo runs kubemeta as a serve does: an error no handler caught is logged and counted, not the end.
+    guardProcess(demo.logger, demo.host.metrics);
     await signals.stop;
     await demo.stop();
     return 0;
