@@ -40,8 +40,11 @@ export interface Selection<T> {
   floorArgs?: InValue[];
 }
 
-/** Objects per page of a snapshot: a few milliseconds of blocking each. */
-const SNAPSHOT_PAGE = 2_000;
+/**
+ * Rows per page of readAll (the digests read at start): a few milliseconds of blocking each. Snapshots are read in
+ * pages of their own size (sdk/contract.ts SNAPSHOT_PAGE).
+ */
+const READ_ALL_PAGE = 2_000;
 /**
  * Read transactions open at once per client. Each holds one of the client's pooled
  * connections, and once transactions hold them all, @libsql/client fails every other call
@@ -139,7 +142,7 @@ async function readPage<T>(
 export async function readAll<T>(reader: Client, selection: Selection<T>): Promise<{ head: number; items: T[] }> {
   let head = 0;
   const items: T[] = [];
-  for await (const page of readPages<T>(reader, selection, SNAPSHOT_PAGE)) {
+  for await (const page of readPages<T>(reader, selection, READ_ALL_PAGE)) {
     head = page.head;
     items.push(...page.items);
   }
