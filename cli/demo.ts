@@ -33,6 +33,8 @@ export interface Demo {
   logger: Logger;
   /** kubemeta's base URL. */
   url: string;
+  /** How long its stop may take (the config's shutdownTimeout). */
+  shutdownTimeoutMs: number;
   stop(): Promise<void>;
 }
 
@@ -83,6 +85,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
 
   let host: Host | undefined;
   let logger: Logger | undefined;
+  let shutdownTimeoutMs = 0;
   const stop = async () => {
     churn.stop();
     await host?.stop();
@@ -103,6 +106,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
       { baseDir: dataDir, registry: builtins },
     );
     logger = createLogger({ level: config.logLevel });
+    shutdownTimeoutMs = config.shutdownTimeoutMs;
     host = await startHost(config, { logger });
     await waitUntilReady(host);
   } catch (error) {
@@ -131,7 +135,7 @@ watched by kubemeta at ${url}; store in ${join(dataDir, "kubemeta.db")}.
 
 Ctrl-C stops.
 `);
-  return { host, url, logger, stop };
+  return { host, url, logger, shutdownTimeoutMs, stop };
 }
 
 async function waitUntilReady(host: Host): Promise<void> {

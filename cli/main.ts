@@ -15,6 +15,7 @@ import { runTail } from "./tail.ts";
 import { builtins } from "../plugins/index.ts";
 import type { EarlySignals } from "./signals.ts";
 import { argumentProblem } from "./args.ts";
+import type { Logger } from "../sdk/telemetry.ts";
 
 const USAGE = `Usage: bun run main.ts [options]
        bun run main.ts tail (--url <url> | --nats <servers> --cluster <name>) [--stream <name>] [--json]
@@ -79,6 +80,7 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     }
     // The demo runs kubemeta as a serve does: an error no handler caught is logged and counted, not the end.
     guardProcess(demo.logger, demo.host.metrics);
+    logRepeatedSignals(signals, demo.logger, demo.shutdownTimeoutMs);
     await signals.stop;
     await demo.stop();
     return 0;
@@ -123,12 +125,7 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     () => "failure" as const,
   );
   logger.info("shutting down");
-  signals.onRepeat((signal) =>
-    logger.warn("already shutting down; another signal does not cut it short", {
-      signal,
-      shutdownTimeoutMs: config.shutdownTimeoutMs,
-    }),
-  );
+  logRepeatedSignals(signals, logger, config.shutdownTimeoutMs);
   try {
     await host.stop();
   } catch (error) {
@@ -137,6 +134,13 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     throw error;
   }
   return stoppedBy === "failure" ? 1 : 0;
+}
+
+/** Signals after the first change nothing (the shutdown under way goes on, within its timeout), and say so. */
+function logRepeatedSignals(signals: EarlySignals, logger: Logger, shutdownTimeoutMs: number): void {
+  signals.onRepeat((signal) =>
+    logger.warn("already shutting down; another signal does not cut it short", { signal, shutdownTimeoutMs }),
+  );
 }
 
 function parseOptions(args: string[]) {

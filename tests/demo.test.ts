@@ -1,7 +1,8 @@
 /**
  * `bun run main.ts --demo` as a newcomer runs it: no cluster, no config, a fresh working
  * directory. The printed curl command works, its metrics are a serve's (the process guarded, as README's "Bun quirks"
- * says of main.ts), a second demo from the same directory leaves it alone, and SIGTERM stops it cleanly.
+ * says of main.ts), a second demo from the same directory leaves it alone, and SIGTERM stops it cleanly (a second
+ * signal logged, as a serve logs it).
  */
 import { afterAll, expect, test } from "bun:test";
 import { statSync } from "node:fs";
@@ -75,8 +76,14 @@ test("--demo serves a simulated cluster: " +
   expect(await new Response(second.stderr).text()).toContain(`another demo (pid ${child.pid}) serves from`);
   expect(statSync(store).ino).toBe(inode);
 
+  // Another signal while it stops (Ctrl-C after a kill; a different one, since two pending SIGTERMs are one) is
+  // logged, as README's Lifecycle says of kubemeta, and changes nothing.
   child.kill("SIGTERM");
+  child.kill("SIGINT");
   expect(await child.exited).toBe(0);
+  await stdout.all();
+  const [repeated] = stdout.lines("already shutting down; another signal does not cut it short");
+  expect(repeated).toMatchObject({ level: "warn", signal: expect.stringMatching(/^SIG(TERM|INT)$/) });
   // Its pid, once free, may be another process's one day: a stopped demo leaves no claim on its directory.
   expect(await Bun.file(join(dir, "data", "demo", "demo.pid")).exists()).toBe(false);
 }, 90_000);
