@@ -6,6 +6,7 @@
  * nothing) and the responder keeps serving.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
 import { createLogger } from "../host/logger.ts";
 import { ALL, SHARED } from "../protocol/streams.ts";
 import { MAX_REQUEST_BYTES, type ReplayChunk, type ResetReason } from "../protocol/replay.ts";
@@ -84,6 +85,15 @@ describe("bad replay requests", () => {
         if (MALFORMED[i]![1].length > MAX_REQUEST_BYTES)
           expect(chunks[0]!.error).toBe(`a replay request is at most ${MAX_REQUEST_BYTES} bytes`);
       });
+      // The README quotes such a chunk whole: its fields, in the order they come.
+      const readme = await Bun.file(join(import.meta.dir, "..", "README.md")).text();
+      const quoted = /A malformed request, or one over 16 KiB [^`]*`(\{[^`]*\})`/.exec(readme)?.[1];
+      expect(quoted).toBeDefined();
+      const documented = JSON.parse(quoted!) as ReplayChunk;
+      expect(Object.keys(documented)).toEqual(Object.keys(replies[0]![0]!));
+      const sent = replies[0]![0]!;
+      const quotedAsSent: ReplayChunk = { ...documented, epoch: sent.epoch, error: sent.error };
+      expect(quotedAsSent).toEqual(sent);
       await waitFor(
         () => malformedCount(th.host.metrics.render()) === before + MALFORMED.length,
         2_000,
