@@ -14,6 +14,7 @@ import {
   redactServer,
 } from "../protocol/subjects.ts";
 import { kindsParam, namespaceParam } from "../sdk/http.ts";
+import { PEM_CERTIFICATE } from "../protocol/pem.ts";
 import { baseUrlProblem } from "../client/sse.ts";
 
 export const TAIL_USAGE = `Usage: bun run main.ts tail --url <url> [options]
@@ -128,9 +129,13 @@ function valid<T extends v.GenericSchema>(flag: string, schema: T, text: string)
 }
 
 export async function readCa(file: string): Promise<string> {
+  let pem: string;
   try {
-    return await Bun.file(file).text();
+    pem = await Bun.file(file).text();
   } catch (error) {
     throw new UsageError(`--ca: cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`);
   }
+  // Taken as it is, every handshake would fail for good ("unable to verify the first certificate"), retried.
+  if (!PEM_CERTIFICATE.test(pem)) throw new UsageError(`--ca: ${file} holds no PEM certificate`);
+  return pem;
 }

@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { createSecureContext } from "node:tls";
 import { duration, port } from "../sdk/schema.ts";
 import { BEARER_TOKEN_PATTERN } from "../protocol/token.ts";
+import { PEM_CERTIFICATE, PEM_PRIVATE_KEY } from "../protocol/pem.ts";
 
 const readableFile = v.pipe(
   v.string(),
@@ -11,8 +12,6 @@ const readableFile = v.pipe(
   v.check((path) => existsSync(path), "file not found (paths are relative to the working directory)"),
 );
 
-const CERTIFICATE = /-----BEGIN CERTIFICATE-----/;
-const PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
 
 /** Whether the file exists and holds a PEM block matching `begin` (a directory or an unreadable file does not). */
 function holdsPem(path: string, begin: RegExp): boolean {
@@ -36,7 +35,7 @@ const pemFile = (begin: RegExp, holding: string) =>
 
 /** Whether `key` is the private key of the certificate in `cert`; true where either file is wrong on its own. */
 function pairs(tls: { cert: string; key: string }): boolean {
-  if (!holdsPem(tls.cert, CERTIFICATE) || !holdsPem(tls.key, PRIVATE_KEY)) return true;
+  if (!holdsPem(tls.cert, PEM_CERTIFICATE) || !holdsPem(tls.key, PEM_PRIVATE_KEY)) return true;
   try {
     createSecureContext({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) });
     return true;
@@ -59,11 +58,11 @@ export const httpSchema = v.strictObject({
     v.pipe(
       v.strictObject({
         cert: v.pipe(
-          pemFile(CERTIFICATE, "a certificate"),
+          pemFile(PEM_CERTIFICATE, "a certificate"),
           v.description("PEM certificate chain file; it must exist and hold a certificate when the config is checked."),
         ),
         key: v.pipe(
-          pemFile(PRIVATE_KEY, "a private key"),
+          pemFile(PEM_PRIVATE_KEY, "a private key"),
           v.description("PEM private key file, the certificate's; it must exist when the config is checked."),
         ),
       }),

@@ -208,6 +208,8 @@ test(
       ],
       [["--url", "http://127.0.0.1:9", "--kinds", "pods"], /--kinds: expected API kinds/],
       [["--url", "http://u:secret-u@127.0.0.1:9/kubemeta?token=secret-q"], /--url: .* has a query or fragment/],
+      // A file that holds no certificate (a key, this test) is said at once, as the config says it of http.tls.cert.
+      [["--url", "https://127.0.0.1:9", "--ca", import.meta.path], /--ca: .*tail\.test\.ts holds no PEM certificate/],
     ];
     const results = await Promise.all(cases.map(([args]) => tail(args).exit()));
     results.forEach(({ code, stderr }, i) => {
