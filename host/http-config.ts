@@ -12,7 +12,6 @@ const readableFile = v.pipe(
   v.check((path) => existsSync(path), "file not found (paths are relative to the working directory)"),
 );
 
-
 /** Whether the file exists and holds a PEM block matching `begin` (a directory or an unreadable file does not). */
 function holdsPem(path: string, begin: RegExp): boolean {
   try {
@@ -63,11 +62,17 @@ export const httpSchema = v.strictObject({
         ),
         key: v.pipe(
           pemFile(PEM_PRIVATE_KEY, "a private key"),
-          v.description("PEM private key file, the certificate's; it must exist when the config is checked."),
+          v.description(
+            "PEM private key file, the certificate's; it must exist, hold a private key and pair with the " +
+              "certificate when the config is checked.",
+          ),
         ),
       }),
       v.check(pairs, "the key is not the certificate's: they do not form a pair"),
-      v.description("Serve HTTPS with this certificate and key; without it, plain HTTP."),
+      v.description(
+        "Serve HTTPS with this certificate and key, read at start: a renewed certificate (cert-manager's, say) is " +
+          "served from the next start on. Without it, plain HTTP.",
+      ),
     ),
   ),
   tokens: v.optional(

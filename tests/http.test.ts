@@ -1,6 +1,6 @@
 /** The shared listener: bearer tokens, TLS, CORS for a browser's EventSource, and its config. */
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
-import { writeFile } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ConfigError, resolveConfig } from "../host/config.ts";
 import { testPki } from "../simulator/certs.ts";
@@ -105,6 +105,32 @@ describe("TLS", () => {
     const c = await openSse(th.url, {}, { tls: { ca: pki.caPem }, headers: { authorization: `Bearer ${TOKEN_A}` } });
     expect((await c.takeUntil("SYNCED")).map((e) => e.type)).toEqual(["RESET", "ADDED", "SYNCED"]);
     c.close();
+  });
+
+  test("the certificate is read at start: one renewed on disk is served from the next start", async () => {
+    const pki = await testPki();
+    const dir = await tempDir();
+    const [cert, key] = [join(dir, "server.crt"), join(dir, "server.key")];
+    await writeFile(cert, pki.serverCertPem);
+    await writeFile(key, pki.serverKeyPem);
+    const th = await host({ tls: { cert, key } });
+    // The renewal: another certificate and key, self-signed, where the served ones were.
+    const renewal = Bun.spawnSync(
+      ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"].concat([
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+      ]),
+      { stderr: "pipe" },
+    );
+    expect(renewal.exitCode).toBe(0);
+    const renewedCa = await Bun.file(cert).text();
+    await expect(fetch(`${th.url}/healthz`, { tls: { ca: renewedCa }, keepalive: false })).rejects.toThrow();
+    expect((await fetch(`${th.url}/healthz`, { tls: { ca: pki.caPem }, keepalive: false })).status).toBe(200);
+    await rm(dir, { recursive: true, force: true });
   });
 
   test("a missing certificate file is a config error", async () => {
