@@ -88,10 +88,14 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
   let shutdownTimeoutMs = 0;
   const stop = async () => {
     churn.stop();
-    await host?.stop();
-    await cluster.stop();
-    // Left behind, its pid may belong to another process one day, and refuse a demo here for nothing.
-    await rm(join(dataDir, PID_FILE), { force: true });
+    // A host that runs out of shutdownTimeout throws (main.ts exits 1); the demo's own parts are cleared even so.
+    try {
+      await host?.stop();
+    } finally {
+      await cluster.stop();
+      // Left behind, its pid may belong to another process one day, and refuse a demo here for nothing.
+      await rm(join(dataDir, PID_FILE), { force: true });
+    }
   };
   try {
     const config = await resolveConfig(

@@ -82,8 +82,7 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     guardProcess(demo.logger, demo.host.metrics);
     logRepeatedSignals(signals, demo.logger, demo.shutdownTimeoutMs);
     await signals.stop;
-    await demo.stop();
-    return 0;
+    return (await stopInTime(demo.stop)) ? 0 : 1;
   }
 
   let config: Config;
@@ -126,14 +125,19 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
   );
   logger.info("shutting down");
   logRepeatedSignals(signals, logger, config.shutdownTimeoutMs);
+  if (!(await stopInTime(() => host.stop()))) return 1;
+  return stoppedBy === "failure" ? 1 : 0;
+}
+
+/** Runs a host's stop; false when it ran out of `shutdownTimeout` (logged already, with what was not committed). */
+async function stopInTime(stop: () => Promise<void>): Promise<boolean> {
   try {
-    await host.stop();
+    await stop();
+    return true;
   } catch (error) {
-    // Already logged, with what was not committed.
-    if (error instanceof ShutdownTimedOut) return 1;
+    if (error instanceof ShutdownTimedOut) return false;
     throw error;
   }
-  return stoppedBy === "failure" ? 1 : 0;
 }
 
 /** Signals after the first change nothing (the shutdown under way goes on, within its timeout), and say so. */
