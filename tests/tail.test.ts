@@ -207,7 +207,9 @@ test(
         /--nats: the servers' URLs carry different credentials/,
       ],
       [["--url", "http://127.0.0.1:9", "--kinds", "pods"], /--kinds: expected API kinds/],
-      [["--url", "http://u:secret-u@127.0.0.1:9/kubemeta?token=secret-q"], /--url: .* has a query or fragment/],
+      [["--url", "http://127.0.0.1:9/kubemeta?token=secret-q"], /--url: .* has a query or fragment/],
+      [["--url", "http://u:secret-u@127.0.0.1:9/kubemeta?token=secret-q"], /--url: .* has credentials before @/],
+      [["--url", "http://u:secret-u@127.0.0.1:99999"], /--url: not a URL with a host \(not quoted/],
       // A file that holds no certificate (a key, this test) is said at once, as the config says it of http.tls.cert.
       [["--url", "https://127.0.0.1:9", "--ca", import.meta.path], /--ca: .*tail\.test\.ts holds no PEM certificate/],
     ];
