@@ -90,11 +90,16 @@ export const streamsSchema = v.pipe(
     "give at least one stream to follow",
   ),
   v.minLength(1, "give at least one stream to follow"),
-  v.check(
-    (streams) => new Set(streams).size === streams.length,
-    ({ input }) => `${JSON.stringify(input.find((stream, i) => input.indexOf(stream) !== i))} is given twice`,
-  ),
+  eachOnce(),
 );
+
+/** A list whose items are each given once: one given twice is a mistake to say, not something to drop unseen. */
+export function eachOnce() {
+  return v.check(
+    (items: string[]) => new Set(items).size === items.length,
+    ({ input }) => `${JSON.stringify(input.find((item, i) => input.indexOf(item) !== i))} is given twice`,
+  );
+}
 
 const handler = v.optional(v.function((issue) => `${issue.received} is not a function`));
 

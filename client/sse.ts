@@ -11,6 +11,7 @@ import { Backoff, parseRetryAfter, sleep } from "../protocol/retry.ts";
 import * as v from "valibot";
 import {
   backoff,
+  eachOnce,
   type EntriesOf,
   handlerEntries,
   milliseconds,
@@ -87,6 +88,7 @@ const optionsSchema = v.pipe(
         ),
         // The server refuses `kinds=` (400): no kinds is none to follow, not all of them.
         v.minLength(1, "give at least one API kind, or leave it out for all"),
+        eachOnce(),
       ),
     ),
     namespace: v.optional(

@@ -69,6 +69,7 @@ test("subscribeSse: an option that is none, of another type, a fraction of a ms,
     ],
     [{ reconnect: 100 }, TypeError, /^reconnect: a backoff takes an object/],
     [{ streams: ["all", "node/n1", "all"] }, RangeError, /^streams: "all" is given twice/],
+    [{ kinds: ["Pod", "Node", "Pod"] }, RangeError, /^kinds: "Pod" is given twice/],
     [{ streams: ["all", 5] }, TypeError, /^streams\.1: 5 is not a stream/],
     // Neither quotes the token.
     [{ token: 1234567890123456 }, TypeError, /^token: a bearer token is a string$/],
