@@ -5,6 +5,7 @@
  * value out of its range) naming the option, rather than a failure retried for ever or an input silently ignored.
  */
 import * as v from "valibot";
+import { issuePath } from "../protocol/issue-path.ts";
 import { MAX_TIMER_MS } from "../protocol/retry.ts";
 import { isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
 import type { InformerHandlers } from "./cache.ts";
@@ -27,13 +28,16 @@ export function strictOptions<E extends v.ObjectEntries>(what: string, entries: 
   });
 }
 
-/** Parses `options` with `schema`, or throws its first issue, at the path of the option (`reconnect.maxMs: …`). */
+/**
+ * Parses `options` with `schema`, or throws its first issue, at the path of the option as config errors name one
+ * (`reconnect.maxMs: …`, `streams[1]: …`).
+ */
 export function parseOptions<S extends v.GenericSchema>(schema: S, options: unknown): v.InferOutput<S> {
   const result = v.safeParse(schema, options, { abortEarly: true });
   if (result.success) return result.output;
   const [issue] = result.issues;
-  const path = v.getDotPath(issue);
-  const message = path === null ? issue.message : `${path}: ${issue.message}`;
+  const path = issuePath((issue.path ?? []).map((item) => item.key));
+  const message = path === "" ? issue.message : `${path}: ${issue.message}`;
   throw issue.kind === "schema" ? new TypeError(message) : new RangeError(message);
 }
 

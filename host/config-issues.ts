@@ -2,6 +2,7 @@
  * A config's mistakes as issues with their paths (`sinks[1].url`): every one of them at once, none quoting a secret.
  */
 import * as v from "valibot";
+import { issuePath } from "../protocol/issue-path.ts";
 
 export interface ConfigIssue {
   path: string;
@@ -77,12 +78,8 @@ function coerceString(issue: v.BaseIssue<unknown>): boolean {
 }
 
 function toIssue(prefix: string, issue: v.BaseIssue<unknown>): ConfigIssue {
-  let path = prefix;
-  for (const item of issue.path ?? []) {
-    const key = (item as { key: unknown }).key;
-    path += typeof key === "number" ? `[${key}]` : path ? `.${String(key)}` : String(key);
-  }
-  return { path, message: withoutSecrets(issue) };
+  const keys = (issue.path ?? []).map((item) => (item as { key: unknown }).key);
+  return { path: issuePath(keys, prefix), message: withoutSecrets(issue) };
 }
 
 /**
