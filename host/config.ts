@@ -15,6 +15,7 @@ import { resolveEntries, type Resolved, type ResolveOptions } from "./config-ent
 import { allowListProblems, ruleProblems, type SlimOptions } from "../core/slim/rules.ts";
 import { parseAll, type ConfigIssue } from "./config-issues.ts";
 import { duplicateKeys } from "./duplicate-keys.ts";
+import { interpolateConfig } from "./config-interpolate.ts";
 import { yamlProblemOf } from "../kube/yaml.ts";
 import { parseYamlConfig, showBraces } from "./config-yaml.ts";
 
@@ -98,11 +99,16 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
   // A list passes valibot's object schemas (its keys are its indexes): an empty one would be a valid config.
   if (Array.isArray(raw))
     throw new ConfigError([{ path: "", message: "Invalid type: Expected Object but received Array" }]);
-  const interpolated = interpolate(raw, options.env ?? process.env, "", issues);
+  const { interpolated, asWritten } = interpolateConfig(raw, options.env ?? process.env, issues);
   // An unset variable's value is left empty: what a schema then says of that value only repeats the cause.
   const unset = new Set(issues.map((issue) => issue.path));
   const ownIssues = issues.length;
-  const invalid = () => new ConfigError(issues.filter((issue, i) => i < ownIssues || !unset.has(issue.path)));
+  const invalid = () =>
+    new ConfigError(
+      issues
+        .map((issue, i) => (i < ownIssues ? issue : asWritten(issue)))
+        .filter((issue, i) => i < ownIssues || !unset.has(issue.path)),
+    );
   const host = parseAll(hostSchema, interpolated, "", issues);
   if (!host) {
     // Errors elsewhere hide none of the plugins' own: each plugin section that is sound on its own is checked too.
@@ -163,77 +169,4 @@ function slimProblems(slim: v.InferOutput<typeof hostSchema.entries.slim>): Conf
     for (const problem of ruleProblems(kind, rule))
       problems.push({ ...problem, path: `slim.kinds.${kind}.${problem.path}` });
   return problems;
-}
-
-/** `text` with each `${NAME}` replaced by the environment's value; `$${` stands for a literal `${`. */
-function interpolateText(
-  text: string,
-  env: Record<string, string | undefined>,
-  path: string,
-  issues: ConfigIssue[],
-): string {
-  return text.replace(/\$(\$?)\{([^}]*)\}/g, (match, escaped: string, name: string) => {
-    if (escaped) return match.slice(1);
-    if (name.trim() === "") {
-      issues.push({ path, message: "${} names no environment variable (write $${ for a literal ${)" });
-      return "";
-    }
-    // `${PORT:-8080}` (a shell's default, `:=`, `:?`…): no variable's name holds a colon.
-    const colon = name.indexOf(":");
-    if (colon > 0) {
-      const shellDefault = name.slice(colon, colon + 2);
-      const message = `${match}: \${} takes a variable's name alone, without a shell's ${shellDefault} default`;
-      issues.push({ path, message: `${message}; set ${name.slice(0, colon)}` });
-      return "";
-    }
-    const found = env[name];
-    if (found === undefined) issues.push({ path, message: `environment variable ${name} is not set` });
-    return found ?? "";
-  });
-}
-
-/**
- * Interpolates every string, a mapping's keys as its values (interpolateText). A key whose variable cannot be
- * replaced is left out, its issue said at the key as written; two keys that become one are an issue, as a key
- * written twice is (duplicate-keys.ts).
- */
-function interpolate(
-  value: unknown,
-  env: Record<string, string | undefined>,
-  path: string,
-  issues: ConfigIssue[],
-  ancestors = new Set<object>(),
-): unknown {
-  if (typeof value === "string") return interpolateText(value, env, path, issues);
-  if (value && typeof value === "object") {
-    // A YAML alias inside its own anchor (`a: &x [*x]`) parses to a cycle.
-    if (ancestors.has(value)) {
-      issues.push({ path, message: "refers to itself (a YAML alias inside its own anchor)" });
-      return null;
-    }
-    ancestors.add(value);
-    try {
-      if (Array.isArray(value))
-        return value.map((item, i) => interpolate(item, env, `${path}[${i}]`, issues, ancestors));
-      const within = (key: string) => (path ? `${path}.${key}` : key);
-      /** Each key as interpolated, with the key as written and its value. */
-      const entries = new Map<string, [string, unknown]>();
-      for (const [written, item] of Object.entries(value)) {
-        const before = issues.length;
-        const key = interpolateText(written, env, within(written), issues);
-        if (issues.length > before) continue;
-        const twice = entries.get(key)?.[0];
-        if (twice !== undefined)
-          issues.push({
-            path: within(key),
-            message: `written twice once \${} is replaced (${twice}, ${written}): only the last would count`,
-          });
-        entries.set(key, [written, interpolate(item, env, within(key), issues, ancestors)]);
-      }
-      return Object.fromEntries([...entries].map(([key, [, item]]) => [key, item]));
-    } finally {
-      ancestors.delete(value);
-    }
-  }
-  return value;
 }

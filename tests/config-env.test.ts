@@ -74,7 +74,7 @@ test("${VAR} in a key is replaced as in a value; one unset, or two keys made one
     "sinks[0].headers.${UNSET}: environment variable UNSET is not set",
   ]);
   expect(await issuesOf(load(webhook("{X-Gateway-Token: a, ${HEADER}: b}"), env))).toEqual([
-    "sinks[0].headers.X-Gateway-Token: written twice once ${} is replaced (X-Gateway-Token, ${HEADER}): " +
+    "sinks[0].headers.${HEADER}: written twice once ${} is replaced (X-Gateway-Token, ${HEADER}): " +
       "only the last would count",
   ]);
   // A key of the host's own sections too, and from an object given as it is (not a file).
@@ -83,4 +83,25 @@ test("${VAR} in a key is replaced as in a value; one unset, or two keys made one
     { baseDir: "/", env: { SECTION: "cluster" }, registry: builtins },
   );
   expect(raw.cluster).toBe("eu");
+});
+
+test("an error under a key ${VAR} replaced is named by the key as written, not by the variable's value", async () => {
+  // A header's name may be the secret a gateway checks; a section's name is no secret but is named as written too.
+  const env = { HEADER: "Secret-Name-1", BAD: "secret name 2", SECTION: "cluster", OTHER: "secret_3", KEY: "secret_4" };
+  const yaml =
+    "sinks:\n  - type: webhook\n    url: https://h/\n    secret: s\n" +
+    "    headers:\n      ${HEADER}: ${UNSET}\n      ${BAD}: 5\n      nested${HEADER}: [1]\n" +
+    "${SECTION}:\n  name: 5\n${OTHER}:\n  x: 1\nhttp:\n  ${KEY}: 1\n  tokens: [5]\n";
+  const issues = await issuesOf(load(yaml, env));
+  expect(issues).toEqual([
+    "sinks[0].headers.${HEADER}: environment variable UNSET is not set",
+    "${SECTION}.name: Invalid type: Expected string but received a number",
+    "http.tokens[0]: Invalid type: Expected string but received a number",
+    'http.${KEY}: Invalid key: Expected never but received "${KEY}"',
+    '${OTHER}: Invalid key: Expected never but received "${OTHER}"',
+    expect.stringMatching(/^sinks\[0\]\.headers\.\$\{BAD\}: a header name is/),
+    "sinks[0].headers.${BAD}: Invalid type: Expected string but received a number",
+    "sinks[0].headers.nested${HEADER}: Invalid type: Expected string but received Array",
+  ]);
+  expect(issues.join("\n")).not.toContain("secret");
 });

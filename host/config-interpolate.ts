@@ -1,0 +1,111 @@
+/**
+ * `${NAME}` in a config's strings, a mapping's keys as its values, replaced by the environment's. An error is named
+ * by the path the user wrote: a key's variable may hold a secret (a header's name a gateway keeps to itself), and its
+ * value in a path would be printed by every error under that key.
+ */
+import type { ConfigIssue } from "./config-issues.ts";
+
+type Env = Record<string, string | undefined>;
+
+/** A key `${}` made another: its path as written, the key as replaced and as written. */
+interface Renamed {
+  path: string;
+  key: string;
+  written: string;
+}
+
+/**
+ * The config with its variables replaced, and `asWritten`, which names an issue found in it (by the schemas, the
+ * plugins) by the path the user wrote. The issues of the variables themselves are added to `issues`, so named.
+ */
+export function interpolateConfig(raw: unknown, env: Env, issues: ConfigIssue[]) {
+  /** By the path of the key as replaced (every key above it replaced too). */
+  const renamed = new Map<string, Renamed>();
+  const interpolated = interpolate(raw, { env, issues, renamed }, "", "");
+  const asWritten = (issue: ConfigIssue): ConfigIssue => {
+    const { path, message } = issue;
+    let at: string | undefined;
+    for (const candidate of renamed.keys())
+      if (within(path, candidate) && candidate.length > (at?.length ?? -1)) at = candidate;
+    if (at === undefined) return issue;
+    const { path: written, key, written: writtenKey } = renamed.get(at)!;
+    // An issue of the key itself (one no option takes) quotes it.
+    const said = path === at ? message.replaceAll(JSON.stringify(key), JSON.stringify(writtenKey)) : message;
+    return { path: written + path.slice(at.length), message: said };
+  };
+  return { interpolated, asWritten };
+}
+
+/** True when `path` is `prefix` or a path under it (`prefix.key`, `prefix[0]`). */
+function within(path: string, prefix: string): boolean {
+  return path === prefix || (path.startsWith(prefix) && (path[prefix.length] === "." || path[prefix.length] === "["));
+}
+
+/** `text` with each `${NAME}` replaced by the environment's value; `$${` stands for a literal `${`. */
+function interpolateText(text: string, env: Env, path: string, issues: ConfigIssue[]): string {
+  return text.replace(/\$(\$?)\{([^}]*)\}/g, (match, escaped: string, name: string) => {
+    if (escaped) return match.slice(1);
+    if (name.trim() === "") {
+      issues.push({ path, message: "${} names no environment variable (write $${ for a literal ${)" });
+      return "";
+    }
+    // `${PORT:-8080}` (a shell's default, `:=`, `:?`…): no variable's name holds a colon.
+    const colon = name.indexOf(":");
+    if (colon > 0) {
+      const shellDefault = name.slice(colon, colon + 2);
+      const message = `${match}: \${} takes a variable's name alone, without a shell's ${shellDefault} default`;
+      issues.push({ path, message: `${message}; set ${name.slice(0, colon)}` });
+      return "";
+    }
+    const found = env[name];
+    if (found === undefined) issues.push({ path, message: `environment variable ${name} is not set` });
+    return found ?? "";
+  });
+}
+
+interface Context {
+  env: Env;
+  issues: ConfigIssue[];
+  renamed: Map<string, Renamed>;
+  ancestors?: Set<object>;
+}
+
+/**
+ * Interpolates every string, a mapping's keys as its values (interpolateText), at `path` as written and `at` as
+ * replaced. A key whose variable cannot be replaced is left out, its issue said at the key as written; two keys that
+ * become one are an issue, as a key written twice is (duplicate-keys.ts).
+ */
+function interpolate(value: unknown, context: Context, path: string, at: string): unknown {
+  const { env, issues, renamed, ancestors = new Set<object>() } = context;
+  if (typeof value === "string") return interpolateText(value, env, path, issues);
+  if (!value || typeof value !== "object") return value;
+  // A YAML alias inside its own anchor (`a: &x [*x]`) parses to a cycle.
+  if (ancestors.has(value)) {
+    issues.push({ path, message: "refers to itself (a YAML alias inside its own anchor)" });
+    return null;
+  }
+  ancestors.add(value);
+  const inner = { ...context, ancestors };
+  try {
+    if (Array.isArray(value)) return value.map((item, i) => interpolate(item, inner, `${path}[${i}]`, `${at}[${i}]`));
+    const under = (parent: string, key: string) => (parent ? `${parent}.${key}` : key);
+    /** Each key as interpolated, with the key as written and its value. */
+    const entries = new Map<string, [string, unknown]>();
+    for (const [written, item] of Object.entries(value)) {
+      const before = issues.length;
+      const key = interpolateText(written, env, under(path, written), issues);
+      if (issues.length > before) continue;
+      const twice = entries.get(key)?.[0];
+      if (twice !== undefined)
+        issues.push({
+          path: under(path, written),
+          message: `written twice once \${} is replaced (${twice}, ${written}): only the last would count`,
+        });
+      if (key !== written) renamed.set(under(at, key), { path: under(path, written), key, written });
+      entries.set(key, [written, interpolate(item, inner, under(path, written), under(at, key))]);
+    }
+    return Object.fromEntries([...entries].map(([key, [, item]]) => [key, item]));
+  } finally {
+    ancestors.delete(value);
+  }
+}
