@@ -104,11 +104,15 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   // `Content-Length: 0`, and a streamed body (/v1/objects' snapshot read, a plugin's stream) is never cancelled,
   // holding its store read and its turn for good. Bun is handed the GET's own response instead: it answers a HEAD as
   // HTTP says (the length of a body it knows, none for a stream, `Transfer-Encoding: chunked` as the GET's), and
-  // cancels a stream unread. Bun adds a Date to a GET's answer, not to a HEAD's: it is said here, as the GET's.
+  // cancels a stream unread. Bun adds a Date to a GET's answer, not to a HEAD's: it is said here, as the GET's; and
+  // the type a Response gives itself from its body (a string's, a form's, a Blob's), which Bun sends a GET alone, is
+  // set as the Response's own header (a plugin's route says none).
   app.use("*", async (c, next) => {
     await next();
     if (c.req.method !== "HEAD") return;
     if (!c.res.headers.has("date")) c.res.headers.set("date", new Date().toUTCString());
+    const type = c.res.headers.get("content-type");
+    if (type !== null) c.res.headers.set("content-type", type);
     headAnswers.set(c.req.raw, c.res);
   });
   if (config.corsOrigins.length > 0) {

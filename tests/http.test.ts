@@ -29,6 +29,14 @@ export default defineSink({
     async start() {
       ctx.http.post("/hooks/:id", (c) => c.json({ id: c.req.param("id") }));
       ctx.http.get("/hooks/:id/status", (c) => c.json({ id: c.req.param("id") }));
+      // Bodies whose type the Response gives itself, none said by the plugin.
+      ctx.http.get("/hooks/:id/form", () => new Response(new URLSearchParams({ a: "1" })));
+      ctx.http.get("/hooks/:id/blob", () => new Response(new Blob(["{}"], { type: "application/json" })));
+      ctx.http.get("/hooks/:id/multipart", () => {
+        const form = new FormData();
+        form.set("a", "1");
+        return new Response(form);
+      });
     },
     async stop() {},
   }),
@@ -308,5 +316,28 @@ describe("listener", () => {
     expect(await ask("GET", "/hooks/abc")).toEqual(["GET", "/hooks/abc", 405, "POST"]);
     expect(await ask("DELETE", "/hooks/abc/status")).toEqual(["DELETE", "/hooks/abc/status", 405, "GET, HEAD"]);
     expect(await ask("GET", "/hooks/abc/other")).toEqual(["GET", "/hooks/abc/other", 404, null]);
+  });
+
+  test("a HEAD on a plugin's GET route answers its headers, the type its Response gave itself included", async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, "hook.ts"), PARAM_ROUTES_PLUGIN);
+    const th = await startTestHost({ dir, sinks: [{ type: "./hook.ts" }] });
+    hosts.push(th);
+    const answer = async (method: string, path: string) => {
+      const { date, ...others } = await responseHeaders(th.url, `${method} ${path} HTTP/1.1`);
+      // Each answer draws a boundary of its own.
+      const type = others["content-type"]?.replace(/boundary=.*/, "boundary=…");
+      return { date: new Date(date ?? "").toUTCString() === date, others: { ...others, "content-type": type } };
+    };
+    for (const [path, type] of [
+      ["/hooks/abc/form", /^application\/x-www-form-urlencoded/],
+      ["/hooks/abc/multipart", /^multipart\/form-data; boundary=/],
+      ["/hooks/abc/blob", /^application\/json/],
+      ["/hooks/abc/status", /^application\/json/],
+    ] as const) {
+      const get = await answer("GET", path);
+      expect([path, get.others["content-type"]]).toEqual([path, expect.stringMatching(type)]);
+      expect([path, await answer("HEAD", path)]).toEqual([path, get]);
+    }
   });
 });
