@@ -83,8 +83,9 @@ export function startReplication(options: ReplicationOptions): Replication {
   leading.set(0);
   termsBegun.inc(undefined, 0);
   for (const reason of ["lease lost", "fenced", "store not writable"] as const) countEnd(reason, 0);
-  // A store this replica cannot write to (down, say) is tried again later and later, up to a Lease's duration: each
-  // try takes the Lease and gives it back, a write to the API server.
+  // A store this replica reads but cannot become the writer of is tried again later and later, up to a Lease's
+  // duration: each try takes the Lease and gives it back, a write to the API server. (One it cannot read at all, it
+  // does not contend for: untilReadable.)
   const writerBackoff = new Backoff({ initialMs: ha.retryPeriodMs, maxMs: ha.leaseDurationMs, jitter: "equal" });
   const replaced = (error: StoreReplaced) => {
     stopped.abort();
@@ -128,7 +129,8 @@ export function startReplication(options: ReplicationOptions): Replication {
       const retryInMs = writerBackoff.next();
       logger.error("cannot become the store's writer; following again", { error, retryInMs });
       await elector.release();
-      follower = follow();
+      // Contending again waits for a read of the store that succeeds (untilReadable), not for the follower's first.
+      follower = follow(error instanceof Error ? error : new Error(String(error)));
       await sleep(retryInMs, stopped.signal);
       return true;
     }
@@ -164,10 +166,41 @@ export function startReplication(options: ReplicationOptions): Replication {
     return true;
   }
 
+  /**
+   * Resolves once this replica reads the store (at once while it does). One that cannot read it cannot write it
+   * either: contending, it would win the Lease, fail to become the writer and give it back, over and over for as
+   * long as the store is away (a lone replica has nobody to hand it to), and take it from a standby that reaches it.
+   */
+  async function untilReadable(): Promise<void> {
+    const failure = follower?.failure();
+    if (!failure) return;
+    logger.info("not contending for the Lease until the store can be read", { error: failure.message });
+    while (follower?.failure() && !stopped.signal.aborted) await sleep(ha.followIntervalMs, stopped.signal);
+  }
+
+  /** Contends until this replica leads (its term's signal) or cannot read the store (undefined), or is stopped. */
+  async function contend(): Promise<AbortSignal | undefined> {
+    const unreadable = new AbortController();
+    // A standby already contending when the store goes away would win the Lease its leader gives back.
+    const watch = setInterval(() => follower?.failure() && unreadable.abort(), ha.followIntervalMs);
+    try {
+      return await elector.acquire(AbortSignal.any([stopped.signal, unreadable.signal]));
+    } catch (error) {
+      if (unreadable.signal.aborted && !stopped.signal.aborted) return undefined;
+      throw error;
+    } finally {
+      clearInterval(watch);
+    }
+  }
+
   const electing = (async () => {
     while (!stopped.signal.aborted) {
-      const lost = await elector.acquire(stopped.signal).catch(() => undefined);
-      if (!lost || !(await lead(lost))) return;
+      await untilReadable();
+      if (stopped.signal.aborted) return;
+      // Null: stopped (or the elector failed); undefined: the store became unreadable meanwhile, waited for above.
+      const lost = await contend().catch(() => null);
+      if (lost === null) return;
+      if (lost && !(await lead(lost))) return;
     }
   })();
 

@@ -85,3 +85,47 @@ test("the leader cut off from the store only ends its term past the Lease's dura
   expect(cutOff.out.lines("no longer leading; following the store")).toHaveLength(1);
   for (const replica of [cutOff, standby]) expect(await env.metric(replica.url, "kubemeta_ha_terms_total")).toBe(1);
 }, 60_000);
+
+test("a lone replica cut off from the store ends its term once, takes no Lease until it reads the store", async () => {
+  const env = await setupHa({ replicas: 1, storePaths: true, storeTimeout: "2s" });
+  cleanups.push(env.destroy);
+  const only = await env.start(0);
+  await env.leading(only);
+  const churn = startChurn(env.server, { perSecond: 40, seed: 22 });
+  cleanups.push(async () => churn.stop());
+  env.storePaths[0]!.partition();
+  const stepDown = await waitFor(
+    () => only.out.lines("no longer leading; following the store")[0],
+    LEASE_MS + 10_000,
+    "the leader to end its term",
+  );
+  expect(stepDown.reason).toBe("store not writable");
+  // It has nobody to hand the Lease to: it gave it back and, unable to read the store, leaves it be (it took it back
+  // a Lease's duration later, failed to become the writer and gave it back again, every backoff step, each logged).
+  await waitFor(() => only.out.lines("released the Lease").length === 1, 5_000, "the Lease given back");
+  const quietUntil = performance.now() + 3 * LEASE_MS;
+  await waitFor(
+    async () => {
+      const lease = env.server.get("Lease", "default", "kubemeta") as { spec: { holderIdentity?: string } };
+      expect(lease.spec.holderIdentity ?? "").toBe("");
+      expect(only.out.lines("acquired the Lease; leading")).toHaveLength(1);
+      expect(only.out.lines("cannot become the store's writer; following again")).toEqual([]);
+      expect((await readiness(only)).status).toBe(503);
+      return performance.now() > quietUntil;
+    },
+    4 * LEASE_MS,
+    "three Lease durations without the store",
+  );
+  expect(only.out.lines("not contending for the Lease until the store can be read")).toHaveLength(1);
+  // Once it reads the store again it contends, leads and commits.
+  env.storePaths[0]!.heal();
+  await waitFor(
+    () => only.out.lines("leading: this replica writes the store and runs the sources").length === 2,
+    10_000,
+    "a second term",
+  );
+  await env.ready(only, 10_000);
+  churn.stop();
+  await waitFor(() => env.matchesTruth(only.url), 10_000, "the replica to equal the API server");
+  expect(await env.metric(only.url, "kubemeta_ha_terms_total")).toBe(2);
+}, 60_000);
