@@ -5,6 +5,11 @@ import { createLogger } from "../host/logger.ts";
 import { startTestHost, waitFor } from "../testing/index.ts";
 import { defaultPrefix, NATS_SERVER_RULE, PREFIX_PATTERN, subjectsFor } from "../protocol/subjects.ts";
 import { builtins } from "../plugins/index.ts";
+import { join } from "node:path";
+import { nkeys } from "@nats-io/transport-node";
+import { testPki } from "../simulator/certs.ts";
+import { tempDir } from "../testing/index.ts";
+import { runMain } from "./reliability-process.ts";
 
 async function natsConfig(entry: Record<string, unknown>): Promise<Record<string, unknown>> {
   const config = await resolveConfig({ sinks: [{ type: "nats", ...entry }] }, { baseDir: "/", registry: builtins });
@@ -161,3 +166,49 @@ test("the default prefix keeps any cluster name one token", () => {
     undefined,
   ]);
 });
+
+test("--check reads the files the sink names: each missing one, or one holding something else, is named", async () => {
+  const dir = await tempDir();
+  const pki = await testPki();
+  const seed = new TextDecoder().decode(nkeys.createUser().getSeed());
+  const creds = "-----BEGIN NATS USER JWT-----\ne30\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n";
+  await Bun.write(join(dir, "user.nk"), `${seed}\n`);
+  await Bun.write(join(dir, "user.creds"), `${creds}${seed}\n------END USER NKEY SEED------\n`);
+  const sink = (entry: string) => `sinks:\n  - { type: nats, servers: [nats://127.0.0.1:9], ${entry} }\n`;
+  const check = async (entry: string) => {
+    await Bun.write(join(dir, "kubemeta.yaml"), sink(entry));
+    return runMain(["--check", "--config", "kubemeta.yaml"], { cwd: dir });
+  };
+  const tls = (ca: string, cert: string, key: string) => `tls: { caFile: ${ca}, certFile: ${cert}, keyFile: ${key} }`;
+  // What a connection would read: all good.
+  for (const good of [
+    tls(pki.caFile, pki.clientCertFile, pki.clientKeyFile),
+    "nkeySeedFile: user.nk",
+    "credsFile: user.creds",
+  ])
+    expect(await check(good)).toMatchObject({ code: 0, stdout: "config is valid\n" });
+  // A CA that is not there, the key where the certificate belongs and the other way round: said at once, each.
+  const swapped = await check(tls(join(dir, "ca.crt"), pki.clientKeyFile, pki.clientCertFile));
+  expect(swapped.code).toBe(1);
+  expect(swapped.stderr).toBe(
+    "invalid config:\n  sinks[0]: " +
+      [
+        `tls.caFile: cannot read ${join(dir, "ca.crt")}: ENOENT`,
+        `tls.certFile: ${pki.clientKeyFile} holds no PEM certificate`,
+        `tls.keyFile: ${pki.clientCertFile} holds no PEM private key`,
+      ].join("; ") +
+      "\n",
+  );
+  // A seed file or a creds file holding something else; never quoted (each may hold a secret).
+  await Bun.write(join(dir, "wrong"), "secret-content\n");
+  for (const [entry, said] of [
+    ["nkeySeedFile: wrong", "nkeySeedFile: wrong holds no nkey seed (SU…)"],
+    ["credsFile: wrong", "credsFile: wrong holds no NATS credentials (a user JWT and its seed)"],
+  ] as const) {
+    const result = await check(entry);
+    expect({ code: result.code, stderr: result.stderr }).toEqual({
+      code: 1,
+      stderr: `invalid config:\n  sinks[0]: ${said}\n`,
+    });
+  }
+}, 30_000);

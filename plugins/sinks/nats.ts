@@ -10,6 +10,7 @@
  */
 import { consume, defineSink, warnDeprecated } from "../../sdk/index.ts";
 import { connectionOptions, natsSinkSchema, ownCredentials } from "./nats/options.ts";
+import { checkNatsFiles } from "./nats/files.ts";
 import { openConnection, type Connection } from "./nats/connection.ts";
 import { until } from "../../protocol/retry.ts";
 import { createPublisher } from "./nats/publisher.ts";
@@ -29,6 +30,7 @@ export default defineSink({
     password: "${NATS_PASSWORD}",
     tls: { caFile: "/etc/nats/ca.crt" },
   },
+  check: checkNatsFiles,
   create(config, ctx) {
     const prefix = config.prefix ?? defaultPrefix(ctx.cluster);
     const subjects = subjectsFor(prefix);

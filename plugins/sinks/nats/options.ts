@@ -100,7 +100,8 @@ export const natsSinkSchema = v.pipe(
     nkeySeedFile: described(nonEmpty, "A file holding an nkey seed."),
     credsFile: described(
       nonEmpty,
-      "A `.creds` file (JWT + seed, decentralized auth). Files are read when a connection is opened.",
+      "A `.creds` file (JWT + seed, decentralized auth). Files are read when a connection is opened, and by " +
+        "`--check`: one missing, or holding something else than its key says, is a config error there.",
     ),
     tls: v.optional(
       v.pipe(
