@@ -35,8 +35,8 @@ export interface DeliveryContext {
   stalled: Gauge;
   /** `kubemeta_sink_lost_versions_total`. */
   lost: Counter;
-  /** Counts and logs a failure, which is retried. */
-  fail(step: FailedStep, message: string, fields: Record<string, unknown>): void;
+  /** Counts and logs a failure, which is retried; as an error unless `level` says otherwise. */
+  fail(step: FailedStep, message: string, fields: Record<string, unknown>, level?: "warn" | "error"): void;
   /** Appends the envelopes the sink gets of `update` (batches.ts). */
   collect(update: Update, into: Envelope[]): void;
   /** Once aborted (a drain), batches leave without lingering. */
@@ -113,6 +113,8 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
     return !term.aborted;
   }
 
+  const levelOf = (error: unknown) => (options.transient?.(error) ? "warn" : "error");
+
   /** Delivers one batch, retrying until it works; false when the sink stopped (or lost leadership) first. */
   async function deliverBatch(envelopes: Envelope[], term: AbortSignal): Promise<boolean> {
     const first = envelopes[0]!.version;
@@ -139,13 +141,8 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
           if (term.aborted) return false;
           struggle();
           const delay = backoff.next();
-          fail("deliver", "sink failed to deliver a batch; retrying it", {
-            error,
-            first,
-            last,
-            attempt,
-            retryInMs: delay,
-          });
+          const fields = { error, first, last, attempt, retryInMs: delay };
+          fail("deliver", "sink failed to deliver a batch; retrying it", fields, levelOf(error));
           await sleep(delay, term);
         }
       }

@@ -72,6 +72,11 @@ export interface ConsumeOptions {
    */
   failing?(): boolean;
   /**
+   * True for an error thrown by `deliver` that the sink expects now and then and gets past by retrying, such as its
+   * connection dropping under a batch (the NATS sink's): logged as a warning instead of an error, counted the same.
+   */
+  transient?(error: unknown): boolean;
+  /**
    * On stop, how long a batch in `deliver` may take to finish (default 5 s). After that
    * `stop` returns without it; the batch is delivered again after the next start.
    */

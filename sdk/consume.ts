@@ -119,9 +119,14 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
     if (fanOut && update.stream !== null) into.push(toEnvelope(log.epoch, update, update.stream));
   }
 
-  function fail(step: FailedStep, message: string, fields: Record<string, unknown>): void {
+  function fail(
+    step: FailedStep,
+    message: string,
+    fields: Record<string, unknown>,
+    level: "warn" | "error" = "error",
+  ): void {
     failures.inc({ ...labels, step });
-    logger.error(message, fields);
+    logger[level](message, fields);
   }
 
   /** Starts delivering from the stored cursor; returns whether to save that starting point first. */

@@ -13,7 +13,7 @@ import { connectionOptions, natsSinkSchema, ownCredentials } from "./nats/option
 import { checkNatsFiles } from "./nats/files.ts";
 import { openConnection, type Connection } from "./nats/connection.ts";
 import { until } from "../../protocol/retry.ts";
-import { createPublisher } from "./nats/publisher.ts";
+import { ConnectionDropped, createPublisher } from "./nats/publisher.ts";
 import { REPLAY_RESULTS, serveReplay, type Responder } from "./nats/replay.ts";
 import { defaultPrefix, hasCredentials, redactServer, subjectsFor } from "../../protocol/subjects.ts";
 
@@ -88,6 +88,8 @@ export default defineSink({
       // Its stop drains while connected only (a publish waits for a connection to come back): see stop below.
       drainMs: 0,
       deliver: createPublisher({ ctx: sinkCtx, subjects, connected }),
+      // NATS restarting under a batch: the disconnect is a warning already, and the batch goes again once it is back.
+      transient: (error) => error instanceof ConnectionDropped,
     });
 
     async function serve(connection: Connection): Promise<void> {

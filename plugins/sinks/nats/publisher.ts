@@ -32,6 +32,17 @@ export interface PublisherOptions {
 
 export type Publish = (envelopes: Envelope[], signal: AbortSignal) => Promise<void>;
 
+/**
+ * A batch the server may not have: the connection dropped before it confirmed it. Expected whenever NATS restarts
+ * under a batch; the batch is published again once the connection is back.
+ */
+export class ConnectionDropped extends Error {
+  constructor(cause?: unknown) {
+    super("the NATS connection dropped (or the sink stopped) before the server confirmed the batch", { cause });
+    this.name = "ConnectionDropped";
+  }
+}
+
 export function createPublisher(options: PublisherOptions): Publish {
   const { ctx, subjects } = options;
   const { log, logger } = ctx;
@@ -90,26 +101,28 @@ export function createPublisher(options: PublisherOptions): Publish {
     const session = connection.session();
     publishAll(connection.nc, envelopes);
     await flush(connection.nc, [signal, session]);
-    if (connection.generation() !== generation)
-      throw new Error("the NATS connection dropped before the server confirmed the batch");
+    if (connection.generation() !== generation) throw new ConnectionDropped();
   };
 }
 
 /**
  * Resolves once the server answered a PING sent behind what was published, and throws as
  * soon as one of `signals` aborts: a flush pending over a disconnect may hang until the
- * reconnect, and proves nothing then.
+ * reconnect, and proves nothing then. The client may also fail the flush itself at the
+ * disconnect, before the session ends ("connection disconnected"): the same drop.
  */
 async function flush(nc: NatsConnection, signals: AbortSignal[]): Promise<void> {
   const interrupted = Promise.withResolvers<never>();
-  const interrupt = () =>
-    interrupted.reject(
-      new Error("the NATS connection dropped (or the sink stopped) before the server confirmed the batch"),
-    );
+  const interrupt = () => interrupted.reject(new ConnectionDropped());
   for (const signal of signals) signal.addEventListener("abort", interrupt, { once: true });
   try {
     if (signals.some((signal) => signal.aborted)) interrupt();
-    await Promise.race([nc.flush(), interrupted.promise]);
+    await Promise.race([
+      nc.flush().catch((error: unknown) => {
+        throw new ConnectionDropped(error);
+      }),
+      interrupted.promise,
+    ]);
   } finally {
     for (const signal of signals) signal.removeEventListener("abort", interrupt);
   }
