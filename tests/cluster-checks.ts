@@ -63,12 +63,18 @@ export function clusterChecks(server: TestApiServer, address: StoreAddress) {
     }
   }
 
-  /** The API server's objects, slimmed, against the /v1/objects of the kubemeta at `url`: true when it caught up. */
-  async function matchesTruth(url: string): Promise<boolean> {
+  /** `<kind>/<uid>` → digest of the slim object, of every object the API server holds of the checked kinds. */
+  function truth(): Map<string, number> {
     const expected = new Map<string, number>();
     for (const kind of KINDS)
       for (const object of server.list(kind))
         expected.set(`${kind}/${object.metadata!.uid}`, digest(slim(kind, object as KubeObject)));
+    return expected;
+  }
+
+  /** The API server's objects, slimmed, against the /v1/objects of the kubemeta at `url`: true when it caught up. */
+  async function matchesTruth(url: string): Promise<boolean> {
+    const expected = truth();
     const response = await fetch(`${url}/v1/objects`).catch(() => undefined);
     if (!response?.ok) return false;
     const { items } = (await response.json()) as { items: Envelope[] };
@@ -80,11 +86,11 @@ export function clusterChecks(server: TestApiServer, address: StoreAddress) {
     return withStore((store) => store.readUpdates({ stream: "all", after: 0, limit: 10_000_000 }));
   }
 
-  /** uid → version of the store's current objects. */
-  async function storeState(): Promise<Map<string, number>> {
-    const { objects } = await withStore((store) => store.snapshot({}));
+  /** uid → version of the store's current objects (of one stream's, given one but `all`). */
+  async function storeState(stream = "all"): Promise<Map<string, number>> {
+    const { objects } = await withStore((store) => store.snapshot(stream === "all" ? {} : { stream }));
     return new Map(objects.map((o) => [o.uid, o.version]));
   }
 
-  return { withStore, matchesTruth, allUpdates, storeState, metric };
+  return { withStore, truth, matchesTruth, allUpdates, storeState, metric };
 }

@@ -10,6 +10,7 @@ import type { Subprocess } from "bun";
 import type { Update } from "../sdk/model.ts";
 import type { Envelope } from "../protocol/envelope.ts";
 import type { Subscription } from "../client/index.ts";
+import { ALL } from "../protocol/streams.ts";
 import { startTestApiServer } from "../simulator/index.ts";
 import { populate } from "../simulator/population.ts";
 import { tempDir, waitFor } from "../testing/index.ts";
@@ -101,62 +102,68 @@ export async function setup(options: SetupOptions = {}) {
     withStore: checks.withStore,
     allUpdates: checks.allUpdates,
     storeState: checks.storeState,
+    truth: checks.truth,
     /** The API server's objects, slimmed, against kubemeta's /v1/objects: true when kubemeta caught up. */
     matchesTruth: () => checks.matchesTruth(url),
     metric: (name: string, labels?: Record<string, string>) => checks.metric(url, name, labels),
   };
 }
 
-/** Records what a client-library subscription applies to its cache for the `all` stream. */
+/** Records what a client-library subscription applies to its cache, per stream (a subscription may follow several). */
 export function recorder() {
-  const applied: Envelope[] = [];
-  let syncedAt: number | undefined;
-  let resets = 0;
+  const streams = new Map<string, { applied: Envelope[]; syncedAt?: number; resets: number }>();
+  const of = (stream: string) => {
+    const recorded = streams.get(stream) ?? { applied: [], resets: 0 };
+    streams.set(stream, recorded);
+    return recorded;
+  };
   const record = (e: Envelope) => {
-    if (syncedAt !== undefined) applied.push(e);
+    const recorded = of(e.stream);
+    if (recorded.syncedAt !== undefined) recorded.applied.push(e);
   };
   return {
-    applied,
-    resets: () => resets,
-    syncedAt: () => syncedAt,
+    applied: (stream = ALL) => of(stream).applied,
+    resets: (stream = ALL) => of(stream).resets,
+    syncedAt: (stream = ALL) => of(stream).syncedAt,
     handlers: {
       onAdd: record,
       onUpdate: (_old: Envelope, e: Envelope) => record(e),
       onDelete: (e: Envelope) => {
         if (e.type === "DELETED") record(e);
       },
-      onReset: () => {
-        if (syncedAt !== undefined) resets++;
+      onReset: (info: { stream: string }) => {
+        if (of(info.stream).syncedAt !== undefined) of(info.stream).resets++;
       },
-      onSynced: (info: { version: number }) => {
-        syncedAt ??= info.version;
+      onSynced: (info: { stream: string; version: number }) => {
+        of(info.stream).syncedAt ??= info.version;
       },
     },
   };
 }
 
 /**
- * The consumer applied every version of `all` after its first sync, once, in order, each the very update the store
- * holds under that version (a reused version would differ), and its cache equals the store.
+ * The consumer applied every version of `stream` after its first sync, once, in order, each the very update the store
+ * holds under that version (a reused version would differ), and its cache of it equals the store's state of it.
  */
 export async function expectFollowedWholly(
   rec: ReturnType<typeof recorder>,
   sub: Subscription,
   updates: Update[],
   state: Map<string, number>,
+  stream = ALL,
 ): Promise<void> {
   await waitFor(
     () => {
-      const cache = sub.objects("all");
+      const cache = sub.objects(stream);
       return cache.size === state.size && [...state].every(([uid, v]) => cache.get(uid)?.version === v);
     },
     20_000,
-    "the consumer's cache to equal the store",
+    `the consumer's cache of ${stream} to equal the store`,
   );
-  const after = updates.filter((u) => u.version > rec.syncedAt()!);
-  expect(rec.resets()).toBe(0);
-  expect(rec.applied.map((e) => e.version)).toEqual(after.map((u) => u.version));
-  expect(rec.applied.map((e) => `${e.type} ${e.uid} ${e.resourceVersion}`)).toEqual(
+  const after = updates.filter((u) => (stream === ALL || u.stream === stream) && u.version > rec.syncedAt(stream)!);
+  expect(rec.resets(stream)).toBe(0);
+  expect(rec.applied(stream).map((e) => e.version)).toEqual(after.map((u) => u.version));
+  expect(rec.applied(stream).map((e) => `${e.type} ${e.uid} ${e.resourceVersion}`)).toEqual(
     after.map((u) => `${u.type} ${u.uid} ${u.resourceVersion}`),
   );
 }
