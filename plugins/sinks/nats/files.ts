@@ -1,7 +1,7 @@
 /**
- * `--check` of the files a NATS sink names. They are read when a connection is opened (so a rotated one is taken), which
- * is after the start: without this, a missing CA or a key where the certificate belongs passed `--check`, and the
- * sink retried a connection that could never succeed.
+ * `--check` of the files a NATS sink names. They are read when a connection is opened (so a rotated one is taken),
+ * which is after the start: without this, a missing CA or a key where the certificate belongs passed `--check`, and
+ * the sink retried a connection that could never succeed.
  */
 import { readFile } from "node:fs/promises";
 import { nkeys } from "@nats-io/transport-node";
