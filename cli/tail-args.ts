@@ -23,7 +23,8 @@ export const TAIL_USAGE = `Usage: bun run main.ts tail --url <url> [options]
 Prints every update of the streams: RESET, the current state as ADDED, SYNCED, then live
 changes (after a reset, the changes that bring the state up to date). Ctrl-C stops.
 
-  --url <url>         kubemeta's HTTP base URL (Server-Sent Events), e.g. http://127.0.0.1:8080
+  --url <url>         kubemeta's HTTP base URL (Server-Sent Events), e.g. http://127.0.0.1:8080; credentials in it
+                      (https://user:password@host, percent-encoded) go as HTTP Basic auth unless a token is given
   --nats <servers>    NATS server URLs, comma-separated, e.g. nats://nats:4222; credentials in them
                       (nats://user:password@host, nats://token@host) are used unless a token is given
   --cluster <name>    with --nats: the cluster's name (subjects under kubemeta.<cluster>)
@@ -40,7 +41,8 @@ changes (after a reset, the changes that bring the state up to date). Ctrl-C sto
 /** A bad argument: printed with "(see --help)", exit 2. */
 export class UsageError extends Error {}
 
-export type Transport = { url: string } | { servers: string[]; prefix?: string; cluster?: string };
+/** Over SSE, `basic` is the `Authorization` the URL's credentials make (tail's own: the client refuses them in a URL). */
+export type Transport = { url: string; basic?: string } | { servers: string[]; prefix?: string; cluster?: string };
 
 export interface TailOptions {
   transport: Transport;
@@ -102,9 +104,10 @@ function transportOf(values: { url?: string; nats?: string; cluster?: string; pr
   if (url !== undefined) {
     if (cluster !== undefined || prefix !== undefined)
       throw new UsageError("--cluster and --prefix go with --nats, not --url");
-    const problem = baseUrlProblem(url);
+    const { base, basic } = splitCredentials(url);
+    const problem = baseUrlProblem(base);
     if (problem !== undefined) throw new UsageError(`--url: ${problem}`);
-    return { url };
+    return basic === undefined ? { url: base } : { url: base, basic };
   }
   if ((cluster === undefined) === (prefix === undefined))
     throw new UsageError("--nats needs one of --cluster <name> or --prefix <subject prefix>");
@@ -138,4 +141,28 @@ export async function readCa(file: string): Promise<string> {
   // Taken as it is, every handshake would fail for good ("unable to verify the first certificate"), retried.
   if (!PEM_CERTIFICATE.test(pem)) throw new UsageError(`--ca: ${file} holds no PEM certificate`);
   return pem;
+}
+
+/**
+ * `user:password@` taken out of a URL, as HTTP Basic credentials (percent-decoded, UTF-8): sent as a header, as a
+ * proxy in front of kubemeta asks, which fetch does not do from the URL itself in Node or browsers. A URL without
+ * them, or that does not parse, is left to baseUrlProblem.
+ */
+function splitCredentials(url: string): { base: string; basic?: string } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { base: url };
+  }
+  if (parsed.username === "" && parsed.password === "") return { base: url };
+  let pair: string;
+  try {
+    pair = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;
+  } catch {
+    throw new UsageError("--url: its credentials before @ are not percent-encoded as a URL's are (not quoted)");
+  }
+  parsed.username = "";
+  parsed.password = "";
+  return { base: parsed.href, basic: `Basic ${Buffer.from(pair).toString("base64")}` };
 }

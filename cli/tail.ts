@@ -62,6 +62,8 @@ export async function runTail(args: string[], stop: Promise<void>): Promise<numb
       kinds: kinds && [...kinds],
       namespace,
       token,
+      // The URL's credentials, unless a token is given (as over NATS).
+      ...(transport.basic !== undefined && token === undefined ? { headers: { Authorization: transport.basic } } : {}),
       fetchInit,
       ...handlers,
     });

@@ -208,7 +208,8 @@ test(
       ],
       [["--url", "http://127.0.0.1:9", "--kinds", "pods"], /--kinds: expected API kinds/],
       [["--url", "http://127.0.0.1:9/kubemeta?token=secret-q"], /--url: .* has a query or fragment/],
-      [["--url", "http://u:secret-u@127.0.0.1:9/kubemeta?token=secret-q"], /--url: .* has credentials before @/],
+      [["--url", "http://u:secret-u@127.0.0.1:9/kubemeta?token=secret-q"], /--url: .* has a query or fragment/],
+      [["--url", "http://u:secret%ZZ@127.0.0.1:9"], /--url: its credentials before @ are not percent-encoded/],
       [["--url", "http://u:secret-u@127.0.0.1:99999"], /--url: not a URL with a host \(not quoted/],
       // A file that holds no certificate (a key, this test) is said at once, as the config says it of http.tls.cert.
       [["--url", "https://127.0.0.1:9", "--ca", import.meta.path], /--ca: .*tail\.test\.ts holds no PEM certificate/],
@@ -220,6 +221,36 @@ test(
       expect(stderr.trimEnd().split("\n")).toHaveLength(1);
       expect(stderr).not.toContain("secret");
     });
+  },
+  SLOW_MS,
+);
+
+test(
+  "credentials in --url go as HTTP Basic auth (a token wins), never on stderr",
+  async () => {
+    const seen: (string | null)[] = [];
+    // A proxy that asks for Basic auth and lets nothing through: what tail sends is all this test needs.
+    const proxy = Bun.serve({
+      port: 0,
+      fetch(request) {
+        seen.push(request.headers.get("authorization"));
+        return new Response("no", { status: 401 });
+      },
+    });
+    cleanups.push(async () => proxy.stop(true));
+    const url = `http://us%C3%A9r:p%40ss-secret@127.0.0.1:${proxy.port}/kubemeta`;
+    const basic = tail(["--url", url]);
+    await basic.until(() => seen.length > 0, "a request at the proxy");
+    expect(seen[0]).toBe(`Basic ${Buffer.from("usér:p@ss-secret").toString("base64")}`);
+    expect(await basic.stop("SIGTERM")).toBe(0);
+    expect(basic.stderr).toContain("401");
+    expect(basic.stderr).not.toContain("secret");
+
+    seen.length = 0;
+    const bearer = tail(["--url", url, "--token", TOKEN]);
+    await bearer.until(() => seen.length > 0, "a request at the proxy");
+    expect(seen[0]).toBe(`Bearer ${TOKEN}`);
+    expect(await bearer.stop("SIGTERM")).toBe(0);
   },
   SLOW_MS,
 );
