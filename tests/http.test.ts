@@ -138,6 +138,9 @@ describe("TLS", () => {
     const renewedCa = await Bun.file(cert).text();
     await expect(fetch(`${th.url}/healthz`, { tls: { ca: renewedCa }, keepalive: false })).rejects.toThrow();
     expect((await fetch(`${th.url}/healthz`, { tls: { ca: pki.caPem }, keepalive: false })).status).toBe(200);
+    // The next start serves the renewal: the refusal above was of the old certificate, not of an unusable new one.
+    const restarted = await host({ tls: { cert, key } });
+    expect((await fetch(`${restarted.url}/healthz`, { tls: { ca: renewedCa }, keepalive: false })).status).toBe(200);
     await rm(dir, { recursive: true, force: true });
   });
 
