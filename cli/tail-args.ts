@@ -15,7 +15,7 @@ import {
 } from "../protocol/subjects.ts";
 import { kindsParam, namespaceParam } from "../sdk/http.ts";
 import { PEM_CERTIFICATE } from "../protocol/pem.ts";
-import { baseUrlProblem } from "../client/sse.ts";
+import { baseUrlProblem } from "../client/base-url.ts";
 
 export const TAIL_USAGE = `Usage: bun run main.ts tail --url <url> [options]
        bun run main.ts tail --nats <servers> (--cluster <name> | --prefix <prefix>) [options]
