@@ -113,7 +113,14 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
     return !term.aborted;
   }
 
-  const levelOf = (error: unknown) => (options.transient?.(error) ? "warn" : "error");
+  /** A plugin's transient() that throws must not end the delivery loop: such a failure is an error. */
+  const levelOf = (error: unknown) => {
+    try {
+      return options.transient?.(error) ? "warn" : "error";
+    } catch {
+      return "error";
+    }
+  };
 
   /** Delivers one batch, retrying until it works; false when the sink stopped (or lost leadership) first. */
   async function deliverBatch(envelopes: Envelope[], term: AbortSignal): Promise<boolean> {

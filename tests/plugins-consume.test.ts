@@ -61,6 +61,38 @@ test(
   },
 );
 
+test("transient() picks a failure's level; one that throws leaves it an error and the delivery going", async () => {
+  host = await startTestHost();
+  const logged: Logged[] = [];
+  const delivered: number[] = [];
+  const failures = ["expected now and then", "not expected", "judged by a transient() that throws"];
+  await start(
+    "judged",
+    {
+      async deliver(updates) {
+        const failure = failures.shift();
+        if (failure) throw new Error(failure);
+        delivered.push(...updates.map((u) => u.version));
+      },
+      transient(error) {
+        const message = (error as Error).message;
+        if (message.includes("throws")) throw new Error("a plugin's own bug");
+        return message.includes("now and then");
+      },
+    },
+    logged,
+  );
+  addPods(host, 3);
+  await waitFor(() => delivered.length === 3, 5_000, "every update after three failures");
+  expect(delivered).toEqual(upTo(3));
+  const retried = logged.filter((line) => line.msg === "sink failed to deliver a batch; retrying it");
+  expect(retried.map((line) => [line.level, (line.error as { message: string }).message])).toEqual([
+    ["warn", "expected now and then"],
+    ["error", "not expected"],
+    ["error", "judged by a transient() that throws"],
+  ]);
+});
+
 test("a deliver that keeps failing holds its cursor, and stop ends the retries at once", async () => {
   host = await startTestHost();
   let attempts = 0;
