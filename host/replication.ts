@@ -198,7 +198,12 @@ export function startReplication(options: ReplicationOptions): Replication {
       await untilReadable();
       if (stopped.signal.aborted) return;
       // Null: stopped (or the elector failed); undefined: the store became unreadable meanwhile, waited for above.
-      const lost = await contend().catch(() => null);
+      const lost = await contend().catch((error: unknown) => {
+        // Never contending again is this replica's end as a candidate: said, unless it is being stopped.
+        if (!stopped.signal.aborted)
+          logger.error("cannot contend for the Lease any more; this replica only follows", { error });
+        return null;
+      });
       if (lost === null) return;
       if (lost && !(await lead(lost))) return;
     }
