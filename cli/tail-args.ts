@@ -41,7 +41,7 @@ changes (after a reset, the changes that bring the state up to date). Ctrl-C sto
 /** A bad argument: printed with "(see --help)", exit 2. */
 export class UsageError extends Error {}
 
-/** Over SSE, `basic` is the `Authorization` the URL's credentials make (tail's own: the client refuses them in a URL). */
+/** Over SSE, `basic` is the `Authorization` the URL's credentials make (the client refuses them in a url). */
 export type Transport = { url: string; basic?: string } | { servers: string[]; prefix?: string; cluster?: string };
 
 export interface TailOptions {
@@ -83,7 +83,7 @@ export function parseTailArgs(args: string[], env: Record<string, string | undef
   const streams = [...new Set((values.stream ?? [ALL]).flatMap((list) => list.split(",")).map((s) => s.trim()))];
   const bad = streams.find((s) => !isStreamName(s));
   if (bad !== undefined) throw new UsageError(`--stream: "${bad}" is not a stream: expected ${STREAM_NAME_RULE}`);
-  if (values.ca !== undefined && "url" in transport && !transport.url.startsWith("https:"))
+  if (values.ca !== undefined && "url" in transport && new URL(transport.url).protocol !== "https:")
     throw new UsageError("--ca: only for an https:// URL");
   return {
     transport,
