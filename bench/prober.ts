@@ -7,7 +7,7 @@
  *
  * Requests /healthz every `every` ms, one at a time, until its standard input ends (probeHealth's stop(), or the
  * benchmark gone); then prints the latencies of the probes that were answered as one JSON array. Probes before the
- * listener is up fail and are not counted.
+ * listener is up fail and are not counted; one not answered within 30 s counts as 30 s.
  */
 import { parseArgs } from "node:util";
 
@@ -15,6 +15,8 @@ const [url, every] = parseArgs({ allowPositionals: true }).positionals;
 const everyMs = Number(every);
 if (!url || !(everyMs > 0)) throw new Error("usage: bun bench/prober.ts <url> <every ms>");
 
+/** A probe not answered by then counts as taking that long: a kubemeta stopped must not hold the bench's stop(). */
+const PROBE_TIMEOUT_MS = 30_000;
 const latencies: number[] = [];
 let running = true;
 const stdinEnded = (async () => {
@@ -23,11 +25,11 @@ const stdinEnded = (async () => {
 })();
 while (running) {
   const due = performance.now();
-  const ok = await fetch(`${url}/healthz`).then(
+  const answered = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) }).then(
     (response) => response.ok,
-    () => false,
+    (error: unknown) => error instanceof DOMException && error.name === "TimeoutError",
   );
-  if (ok) latencies.push(performance.now() - due);
+  if (answered) latencies.push(performance.now() - due);
   await Promise.race([Bun.sleep(Math.max(0, everyMs - (performance.now() - due))), stdinEnded]);
 }
 console.log(JSON.stringify(latencies));

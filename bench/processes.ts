@@ -342,7 +342,8 @@ export function probeHealth(url: string, everyMs = 20): { stop(): Promise<number
   });
   return {
     async stop() {
-      await prober.stdin.end();
+      // A prober that died has closed its end: its exit code says so below.
+      await Promise.resolve(prober.stdin.end()).catch(() => {});
       const [text, code] = await Promise.all([new Response(prober.stdout).text(), prober.exited]);
       if (code !== 0) throw new Error(`the /healthz prober exited with ${code}`);
       return JSON.parse(text) as number[];
