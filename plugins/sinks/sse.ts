@@ -153,6 +153,8 @@ export default defineSink({
     const events = new UpdateEvents(ctx.log.epoch);
     // Counted each (kubemeta_sse_overflows_total); logged once a minute: hundreds of streams can overflow at once.
     const tooSlow = rateLimitedWarn(ctx.logger);
+    // A store down fails the reads of every client that catches up meanwhile: one line a minute, as /v1/updates.
+    const readFailed = rateLimitedWarn(ctx.logger);
     const sessions = new Map<AbortController, { channel: SseChannel; done: Promise<void> }>();
     const perStream = new Map<string, number>();
     const perLabel = new Map<string, number>();
@@ -227,6 +229,8 @@ export default defineSink({
           overflows.inc();
           ctx.logger.warn("subscriber took nothing of its snapshot; closed, to free the store's read", { stream });
         },
+        onStoreReadFailed: (error) =>
+          readFailed("a read of the store failed; the stream ends, its client to come back", { stream, error }),
       })
         .catch((error: unknown) => {
           // Ended while it waited for its turn to read a snapshot: the client went away, or the sink stops.

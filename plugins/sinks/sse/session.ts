@@ -35,6 +35,28 @@ export interface Session {
   onReset(reason: string): void;
   onOverflow(): void;
   onStall(): void;
+  /** A read of the store failed (down, or this replica cut off from it): the stream ends with `retry`. */
+  onStoreReadFailed(error: unknown): void;
+}
+
+/** A read of the store that failed: the store's failure, not the stream's; its client comes back later. */
+class StoreReadFailed extends Error {
+  constructor(readonly error: unknown) {
+    super("a read of the store failed");
+  }
+}
+
+/** Rethrows a read's failure as the store's, but for a prune that overtook the reader (it starts over). */
+function fromStore(error: unknown): never {
+  throw isBehindRetention(error) ? error : new StoreReadFailed(error);
+}
+
+async function* readingStore<T>(reads: AsyncIterable<T>): AsyncIterable<T> {
+  try {
+    yield* reads;
+  } catch (error) {
+    fromStore(error);
+  }
 }
 
 /** Why a stream starts over: `code` as the NATS replay names it (protocol/replay.ts), `reason` in words. */
@@ -81,6 +103,14 @@ export async function runSession(session: Session): Promise<void> {
       await live(session, position);
       return;
     } catch (error) {
+      if (error instanceof StoreReadFailed) {
+        // A read given up because the client left (its signal aborted it) is no failure of the store's.
+        if (!isOpen(session)) return;
+        // As a follower behind an unreadable store answers: the EventSource keeps its Last-Event-ID, comes back.
+        session.onStoreReadFailed(error.error);
+        session.channel.write(`retry: ${STORE_UNREADABLE_RETRY_MS}\n\n`);
+        return;
+      }
       // A prune the log heard of only as it read, or one that overtook the subscriber while it caught up.
       if (!isBehindRetention(error)) throw error;
       problem = BEHIND_RETENTION;
@@ -103,7 +133,7 @@ async function catchUp(session: Session, after: number): Promise<number> {
   const target = log.head();
   let position = after;
   while (position < target && isOpen(session)) {
-    const updates = await log.read({ stream, after: position, to: target, limit: batchSize });
+    const updates = await log.read({ stream, after: position, to: target, limit: batchSize }).catch(fromStore);
     if (updates.length === 0) break;
     await paced(session, session.events.encode(stream, updates, filter));
     position = updates[updates.length - 1]!.version;
@@ -127,7 +157,7 @@ async function reset(session: Session, cause: ResetCause): Promise<number> {
   const time = new Date().toISOString();
   let version = 0;
   const query = { stream, namespace: filter.namespace };
-  for await (const page of readObjectPages(log, query, filter.kinds, signal)) {
+  for await (const page of readingStore(readObjectPages(log, query, filter.kinds, signal))) {
     version = page.version;
     if (!(await channel.waitForRoom(session.stallMs))) {
       channel.close();
@@ -143,7 +173,7 @@ async function reset(session: Session, cause: ResetCause): Promise<number> {
 async function live(session: Session, after: number): Promise<void> {
   const { log, stream, batchSize, filter, channel, signal } = session;
   let position = after;
-  for await (const batch of log.follow({ stream, after, batchSize, signal })) {
+  for await (const batch of readingStore(log.follow({ stream, after, batchSize, signal }))) {
     if (!channel.hasRoom()) {
       channel.write(overflowEvent(log.epoch, stream, position));
       channel.close();
