@@ -195,3 +195,51 @@ export function startNamespaceChurn(server: TestApiServer, opts: { perSecond: nu
     stop: () => clearInterval(timer),
   };
 }
+
+/** A fault over a span of a round: `start` begins it, `end` heals it. */
+export interface Lasting {
+  name: string;
+  start(): unknown;
+  end(): unknown;
+}
+
+/** A fault at one moment: `draw` makes its seeded choices when the round is planned, the function it returns acts. */
+export interface Instant {
+  name: string;
+  restarts?: boolean;
+  draw(): () => unknown;
+}
+
+/**
+ * One round of `roundMs`, printed as planned: each lasting fault from a seeded moment in the round's first quarter to
+ * one past its middle, each instant one inside that middle, so that every pair of them overlaps.
+ */
+export async function playRound(
+  round: number,
+  spans: Lasting[],
+  shots: Instant[],
+  random: () => number,
+  roundMs: number,
+): Promise<void> {
+  const begun = performance.now();
+  const at = (ms: number) => Bun.sleep(Math.max(0, begun + ms - performance.now()));
+  const plan: string[] = [];
+  const tasks = spans.map(async (fault) => {
+    const from = Math.floor(random() * roundMs * 0.25);
+    const to = Math.floor(roundMs * (0.6 + random() * 0.3));
+    plan.push(`${fault.name} ${from}-${to} ms`);
+    await at(from);
+    await fault.start();
+    await at(to);
+    await fault.end();
+  });
+  for (const shot of shots) {
+    const when = Math.floor(roundMs * (0.3 + random() * 0.25));
+    const run = shot.draw();
+    plan.push(`${shot.name} at ${when} ms`);
+    tasks.push(at(when).then(async () => void (await run())));
+  }
+  console.log(`round ${round}: ${plan.join(", ")}`);
+  await Promise.all(tasks);
+  await at(roundMs);
+}

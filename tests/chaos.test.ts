@@ -16,7 +16,14 @@ import { subscribeNats, subscribeSse, type Subscription } from "../client/index.
 import { digest } from "../core/slim.ts";
 import { seededRandom, startChurn } from "../simulator/population.ts";
 import { expectGapFreeWithWholeChains, waitFor } from "../testing/index.ts";
-import { curlFollower, expectCurlWhole, startNamespaceChurn } from "./chaos-parts.ts";
+import {
+  curlFollower,
+  expectCurlWhole,
+  type Instant,
+  type Lasting,
+  playRound,
+  startNamespaceChurn,
+} from "./chaos-parts.ts";
 import { cleanups, expectFollowedWholly, type Kubemeta, recorder, runCleanups, setup } from "./faults-cluster.ts";
 import { startNatsServer } from "./nats-server.ts";
 import { exitWithin } from "./reliability-process.ts";
@@ -29,13 +36,6 @@ const ROUND_MS = 7_000;
 console.log(`chaos.test.ts seed: ${SEED} (KUBEMETA_FAULT_SEED=${SEED} replays it), ${SECONDS} s of chaos`);
 
 afterEach(runCleanups);
-
-/** A fault over a span of the round: `start` begins it, `end` heals it. */
-interface Lasting {
-  name: string;
-  start(): unknown;
-  end(): unknown;
-}
 
 test(
   "chaos: overlapping faults under churn, every consumer equals the truth",
@@ -133,7 +133,7 @@ test(
       return () => env.server.failNext({ verb: "watch", resource, status, as, retryAfterSeconds: 1 });
     };
     /** Instant faults, each drawn (its seeded choices made) when a round is planned; at most one restart a round. */
-    const instant: Array<{ name: string; restarts?: boolean; draw(): () => unknown }> = [
+    const instant: Instant[] = [
       { name: "kill -9", restarts: true, draw: () => () => restart("SIGKILL") },
       { name: "SIGTERM", restarts: true, draw: () => () => restart("SIGTERM") },
       {
@@ -165,33 +165,13 @@ test(
 
     const rounds = Math.max(1, Math.round((SECONDS * 1000) / ROUND_MS));
     for (let round = 0; round < rounds; round++) {
-      const begun = performance.now();
-      const at = (ms: number) => Bun.sleep(Math.max(0, begun + ms - performance.now()));
       // Lasting faults span the middle of the round, instant ones land inside that middle: every pair overlaps.
       const spans = lasting.filter(() => random() < 0.4);
       if (spans.length === 0) spans.push(pick(lasting));
       const restarting = random() < 0.6 ? pick(instant.filter((i) => i.restarts)) : undefined;
       const shots = instant.filter((i) => !i.restarts && random() < 0.3).concat(restarting ?? []);
       if (shots.length === 0) shots.push(pick(instant));
-      const plan: string[] = [];
-      const tasks = spans.map(async (fault) => {
-        const from = Math.floor(random() * ROUND_MS * 0.25);
-        const to = Math.floor(ROUND_MS * (0.6 + random() * 0.3));
-        plan.push(`${fault.name} ${from}-${to} ms`);
-        await at(from);
-        await fault.start();
-        await at(to);
-        await fault.end();
-      });
-      for (const shot of shots) {
-        const when = Math.floor(ROUND_MS * (0.3 + random() * 0.25));
-        const run = shot.draw();
-        plan.push(`${shot.name} at ${when} ms`);
-        tasks.push(at(when).then(async () => void (await run())));
-      }
-      console.log(`round ${round}: ${plan.join(", ")}`);
-      await Promise.all(tasks);
-      await at(ROUND_MS);
+      await playRound(round, spans, shots, random, ROUND_MS);
     }
     churn.stop();
     namespaceChurn.stop();

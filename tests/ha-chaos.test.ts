@@ -19,7 +19,14 @@ import { subscribeNats, subscribeSse, type Subscription } from "../client/index.
 import { digest } from "../core/slim.ts";
 import { seededRandom, startChurn } from "../simulator/population.ts";
 import { expectGapFreeWithWholeChains, waitFor } from "../testing/index.ts";
-import { curlFollower, expectCurlWhole, startNamespaceChurn } from "./chaos-parts.ts";
+import {
+  curlFollower,
+  expectCurlWhole,
+  type Instant,
+  type Lasting,
+  playRound,
+  startNamespaceChurn,
+} from "./chaos-parts.ts";
 import { cleanups, expectFollowedWholly, recorder, runCleanups } from "./faults-cluster.ts";
 import { replicaSet, restartableStore } from "./ha-chaos-parts.ts";
 import { service, setupHa } from "./ha-cluster.ts";
@@ -33,13 +40,6 @@ const REPLICAS = 3;
 console.log(`ha-chaos.test.ts seed: ${SEED} (KUBEMETA_FAULT_SEED=${SEED} replays it), ${SECONDS} s of chaos`);
 
 afterEach(runCleanups);
-
-/** A fault over a span of the round: `start` begins it, `end` heals it. */
-interface Lasting {
-  name: string;
-  start(): unknown;
-  end(): unknown;
-}
 
 test(
   "chaos with three replicas: overlapping faults under churn, consumers of every replica equal the truth",
@@ -118,7 +118,7 @@ test(
       return () => env.server.failNext({ verb: "watch", resource, status, as, retryAfterSeconds: 1 });
     };
     /** Instant faults, each drawn (its seeded choices made) when a round is planned. */
-    const instant: Array<{ name: string; restarts?: boolean; draw(): () => unknown }> = [
+    const instant: Instant[] = [
       { name: "kill -9 of the leader", restarts: true, draw: () => () => replicas.restart(target(true), "SIGKILL") },
       { name: "kill -9 of a follower", restarts: true, draw: () => () => replicas.restart(target(false), "SIGKILL") },
       { name: "SIGTERM of the leader", restarts: true, draw: () => () => replicas.restart(target(true), "SIGTERM") },
@@ -133,33 +133,13 @@ test(
     const firstRestart = Math.floor(random() * restarts.length);
     const rounds = Math.max(1, Math.round((SECONDS * 1000) / ROUND_MS));
     for (let round = 0; round < rounds; round++) {
-      const begun = performance.now();
-      const at = (ms: number) => Bun.sleep(Math.max(0, begun + ms - performance.now()));
       // Lasting faults span the middle of the round, instant ones land inside that middle: every pair overlaps.
       const spans = lasting.filter(() => random() < 0.4);
       if (spans.length === 0) spans.push(pick(lasting));
       // One restart a round, in turn from a seeded one: a short run kills the leader and a follower alike.
       const restarting = restarts[(round + firstRestart) % restarts.length]!;
       const shots = instant.filter((i) => !i.restarts && random() < 0.3).concat(restarting);
-      const plan: string[] = [];
-      const tasks = spans.map(async (fault) => {
-        const from = Math.floor(random() * ROUND_MS * 0.25);
-        const to = Math.floor(ROUND_MS * (0.6 + random() * 0.3));
-        plan.push(`${fault.name} ${from}-${to} ms`);
-        await at(from);
-        await fault.start();
-        await at(to);
-        await fault.end();
-      });
-      for (const shot of shots) {
-        const when = Math.floor(ROUND_MS * (0.3 + random() * 0.25));
-        const run = shot.draw();
-        plan.push(`${shot.name} at ${when} ms`);
-        tasks.push(at(when).then(async () => void (await run())));
-      }
-      console.log(`round ${round}: ${plan.join(", ")}`);
-      await Promise.all(tasks);
-      await at(ROUND_MS);
+      await playRound(round, spans, shots, random, ROUND_MS);
     }
     churn.stop();
     namespaceChurn.stop();
