@@ -196,6 +196,20 @@ export function startNamespaceChurn(server: TestApiServer, opts: { perSecond: nu
   };
 }
 
+/** A round of a chaos run: its faults' moments are drawn within it. */
+const ROUND_MS = 7_000;
+
+/**
+ * A chaos run's seed (`KUBEMETA_FAULT_SEED`) and length (`KUBEMETA_CHAOS_SECONDS`, 21 s by default: a CI run), printed
+ * so that a failing run can be replayed, and its rounds.
+ */
+export function chaosRun(file: string): { seed: number; seconds: number; rounds: number } {
+  const seed = Number(process.env.KUBEMETA_FAULT_SEED ?? 20261206);
+  const seconds = Number(process.env.KUBEMETA_CHAOS_SECONDS ?? 21);
+  console.log(`${file} seed: ${seed} (KUBEMETA_FAULT_SEED=${seed} replays it), ${seconds} s of chaos`);
+  return { seed, seconds, rounds: Math.max(1, Math.round((seconds * 1000) / ROUND_MS)) };
+}
+
 /** A fault over a span of a round: `start` begins it, `end` heals it. */
 export interface Lasting {
   name: string;
@@ -211,7 +225,7 @@ export interface Instant {
 }
 
 /**
- * One round of `roundMs`, printed as planned: each lasting fault from a seeded moment in the round's first quarter to
+ * One round, printed as planned: each lasting fault from a seeded moment in the round's first quarter to
  * one past its middle, each instant one inside that middle, so that every pair of them overlaps.
  */
 export async function playRound(
@@ -219,14 +233,13 @@ export async function playRound(
   spans: Lasting[],
   shots: Instant[],
   random: () => number,
-  roundMs: number,
 ): Promise<void> {
   const begun = performance.now();
   const at = (ms: number) => Bun.sleep(Math.max(0, begun + ms - performance.now()));
   const plan: string[] = [];
   const tasks = spans.map(async (fault) => {
-    const from = Math.floor(random() * roundMs * 0.25);
-    const to = Math.floor(roundMs * (0.6 + random() * 0.3));
+    const from = Math.floor(random() * ROUND_MS * 0.25);
+    const to = Math.floor(ROUND_MS * (0.6 + random() * 0.3));
     plan.push(`${fault.name} ${from}-${to} ms`);
     await at(from);
     await fault.start();
@@ -234,12 +247,12 @@ export async function playRound(
     await fault.end();
   });
   for (const shot of shots) {
-    const when = Math.floor(roundMs * (0.3 + random() * 0.25));
+    const when = Math.floor(ROUND_MS * (0.3 + random() * 0.25));
     const run = shot.draw();
     plan.push(`${shot.name} at ${when} ms`);
     tasks.push(at(when).then(async () => void (await run())));
   }
   console.log(`round ${round}: ${plan.join(", ")}`);
   await Promise.all(tasks);
-  await at(roundMs);
+  await at(ROUND_MS);
 }

@@ -17,6 +17,7 @@ import { digest } from "../core/slim.ts";
 import { seededRandom, startChurn } from "../simulator/population.ts";
 import { expectGapFreeWithWholeChains, waitFor } from "../testing/index.ts";
 import {
+  chaosRun,
   curlFollower,
   expectCurlWhole,
   type Instant,
@@ -30,10 +31,7 @@ import { exitWithin } from "./reliability-process.ts";
 import { versionsOf } from "./sse-client.ts";
 import { deduplicated, SECRET, startReceiver } from "./webhook-receiver.ts";
 
-const SEED = Number(process.env.KUBEMETA_FAULT_SEED ?? 20261206);
-const SECONDS = Number(process.env.KUBEMETA_CHAOS_SECONDS ?? 21);
-const ROUND_MS = 7_000;
-console.log(`chaos.test.ts seed: ${SEED} (KUBEMETA_FAULT_SEED=${SEED} replays it), ${SECONDS} s of chaos`);
+const { seed: SEED, seconds: SECONDS, rounds } = chaosRun("chaos.test.ts");
 
 afterEach(runCleanups);
 
@@ -163,7 +161,6 @@ test(
       { name: "compaction", draw: () => () => env.server.compact() },
     ];
 
-    const rounds = Math.max(1, Math.round((SECONDS * 1000) / ROUND_MS));
     for (let round = 0; round < rounds; round++) {
       // Lasting faults span the middle of the round, instant ones land inside that middle: every pair overlaps.
       const spans = lasting.filter(() => random() < 0.4);
@@ -171,7 +168,7 @@ test(
       const restarting = random() < 0.6 ? pick(instant.filter((i) => i.restarts)) : undefined;
       const shots = instant.filter((i) => !i.restarts && random() < 0.3).concat(restarting ?? []);
       if (shots.length === 0) shots.push(pick(instant));
-      await playRound(round, spans, shots, random, ROUND_MS);
+      await playRound(round, spans, shots, random);
     }
     churn.stop();
     namespaceChurn.stop();

@@ -20,6 +20,7 @@ import { digest } from "../core/slim.ts";
 import { seededRandom, startChurn } from "../simulator/population.ts";
 import { expectGapFreeWithWholeChains, waitFor } from "../testing/index.ts";
 import {
+  chaosRun,
   curlFollower,
   expectCurlWhole,
   type Instant,
@@ -33,11 +34,8 @@ import { service, setupHa } from "./ha-cluster.ts";
 import { startNatsServer } from "./nats-server.ts";
 import { versionsOf } from "./sse-client.ts";
 
-const SEED = Number(process.env.KUBEMETA_FAULT_SEED ?? 20261206);
-const SECONDS = Number(process.env.KUBEMETA_CHAOS_SECONDS ?? 21);
-const ROUND_MS = 7_000;
+const { seed: SEED, seconds: SECONDS, rounds } = chaosRun("ha-chaos.test.ts");
 const REPLICAS = 3;
-console.log(`ha-chaos.test.ts seed: ${SEED} (KUBEMETA_FAULT_SEED=${SEED} replays it), ${SECONDS} s of chaos`);
 
 afterEach(runCleanups);
 
@@ -131,7 +129,6 @@ test(
 
     const restarts = instant.filter((i) => i.restarts);
     const firstRestart = Math.floor(random() * restarts.length);
-    const rounds = Math.max(1, Math.round((SECONDS * 1000) / ROUND_MS));
     for (let round = 0; round < rounds; round++) {
       // Lasting faults span the middle of the round, instant ones land inside that middle: every pair overlaps.
       const spans = lasting.filter(() => random() < 0.4);
@@ -139,7 +136,7 @@ test(
       // One restart a round, in turn from a seeded one: a short run kills the leader and a follower alike.
       const restarting = restarts[(round + firstRestart) % restarts.length]!;
       const shots = instant.filter((i) => !i.restarts && random() < 0.3).concat(restarting);
-      await playRound(round, spans, shots, random, ROUND_MS);
+      await playRound(round, spans, shots, random);
     }
     churn.stop();
     namespaceChurn.stop();

@@ -2,6 +2,7 @@
  * What the HA tests share besides the cluster (./ha-cluster.ts): SSE consumers, and the checks of
  * tests/faults-cluster.ts on replicas once churn stops.
  */
+import { expect } from "bun:test";
 import { subscribeSse, type Subscription } from "../client/index.ts";
 import type { Update } from "../sdk/model.ts";
 import { expectGapFreeWithWholeChains, waitFor } from "../testing/index.ts";
@@ -38,4 +39,31 @@ export async function expectConverged(
   const state = await env.storeState();
   for (const { rec, sub } of consumers) await expectFollowedWholly(rec, sub, updates, state);
   return updates;
+}
+
+/**
+ * For three Lease durations with the store away: nobody holds the Lease and none of `replicas` tries to become the
+ * writer (each would take the Lease and give it back, every backoff step, each logged); `also` checks more each time.
+ */
+export async function expectNobodyContends(
+  env: Awaited<ReturnType<typeof setupHa>>,
+  replicas: Replica[],
+  leaseMs: number,
+  also: () => unknown = () => {},
+): Promise<void> {
+  const quietUntil = performance.now() + 3 * leaseMs;
+  await waitFor(
+    async () => {
+      const lease = env.server.get("Lease", "default", "kubemeta") as { spec: { holderIdentity?: string } };
+      expect(lease.spec.holderIdentity ?? "").toBe("");
+      for (const replica of replicas)
+        expect(replica.out.lines("cannot become the store's writer; following again")).toEqual([]);
+      await also();
+      return performance.now() > quietUntil;
+    },
+    4 * leaseMs,
+    "three Lease durations without the store",
+  );
+  for (const replica of replicas)
+    expect(replica.out.lines("not contending for the Lease until the store can be read")).toHaveLength(1);
 }
