@@ -4,21 +4,11 @@
  * the sink retried a connection that could never succeed.
  */
 import { readFile } from "node:fs/promises";
-import { nkeys } from "@nats-io/transport-node";
 import { PEM_CERTIFICATE, PEM_PRIVATE_KEY } from "../../../protocol/pem.ts";
-import type { NatsSinkConfig } from "./options.ts";
+import { isNkeySeed, type NatsSinkConfig } from "./options.ts";
 
 /** A `.creds` file as `nsc` writes it: the user's JWT, then its nkey seed. */
 const CREDS = /-----BEGIN NATS USER JWT-----[\s\S]*-----BEGIN USER NKEY SEED-----/;
-
-function isNkeySeed(text: string): boolean {
-  try {
-    nkeys.fromSeed(new TextEncoder().encode(text.trim()));
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Throws one message naming each file that cannot be read or does not hold what its key says (never its content). */
 export async function checkNatsFiles(config: NatsSinkConfig): Promise<void> {
@@ -26,7 +16,8 @@ export async function checkNatsFiles(config: NatsSinkConfig): Promise<void> {
     ["tls.caFile", config.tls?.caFile, (text) => PEM_CERTIFICATE.test(text), "PEM certificate"],
     ["tls.certFile", config.tls?.certFile, (text) => PEM_CERTIFICATE.test(text), "PEM certificate"],
     ["tls.keyFile", config.tls?.keyFile, (text) => PEM_PRIVATE_KEY.test(text), "PEM private key"],
-    ["nkeySeedFile", config.nkeySeedFile, isNkeySeed, "nkey seed (SU…)"],
+    // Trimmed, as a connection reads it (options.ts).
+    ["nkeySeedFile", config.nkeySeedFile, (text) => isNkeySeed(text.trim()), "nkey seed (SU…)"],
     ["credsFile", config.credsFile, (text) => CREDS.test(text), "NATS credentials (a user JWT and its seed)"],
   ];
   const problems: string[] = [];

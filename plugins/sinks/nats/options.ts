@@ -26,17 +26,20 @@ import {
 } from "../../../protocol/subjects.ts";
 
 const nonEmpty = v.pipe(v.string(), v.minLength(1));
+/** Whether the client can sign with `seed` (`nkeySeed`, or `nkeySeedFile`'s trimmed content: nats/files.ts). */
+export function isNkeySeed(seed: string): boolean {
+  try {
+    nkeys.fromSeed(new TextEncoder().encode(seed));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A seed the client can sign with, checked before anything starts; never quoted (it is a secret). */
 const nkeySeed = v.pipe(
   nonEmpty,
-  v.check((seed) => {
-    try {
-      nkeys.fromSeed(new TextEncoder().encode(seed));
-      return true;
-    } catch {
-      return false;
-    }
-  }, "not an nkey seed: expected the seed of a user key (SU…), as `nsc` or `nk -gen user` write it"),
+  v.check(isNkeySeed, "not an nkey seed: expected the seed of a user key (SU…), as `nsc` or `nk -gen user` write it"),
 );
 const server = v.pipe(
   v.string(),
