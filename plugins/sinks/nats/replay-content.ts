@@ -1,10 +1,12 @@
 /**
  * What a replay reply carries, read from the committed log: the updates after the requester's position, or the
  * stream's state with the reason it starts over (sdk/resume.ts). The responder (replay.ts) decides who is answered
- * when; this reads the log a page at a time into the reply's chunks (chunks.ts), whoever the reply goes to.
+ * when; this reads the log a page at a time into the reply's chunks (chunks.ts), whoever the reply goes to. A read
+ * that fails throws StoreReadFailed (sdk/store-reads.ts): the store's failure, which the requester outlasts.
  */
 import { isBehindRetention, SNAPSHOT_PAGE, type CommittedLog } from "../../../sdk/contract.ts";
 import { ALL } from "../../../protocol/streams.ts";
+import { fromStore, readingStore } from "../../../sdk/store-reads.ts";
 import { envelopeJson, snapshotEnvelopeJson, type Update } from "../../../sdk/model.ts";
 import type { ReplayRequest, ResetReason } from "../../../protocol/replay.ts";
 import type { ChunkWriter } from "./chunks.ts";
@@ -26,9 +28,8 @@ export class ReplayContent {
     let version = 0;
     // An answer holds one page, never the stream's whole state: the responder's `concurrency` bounds what a flood of
     // resets holds.
-    for await (const page of log.snapshotPages(
-      request.stream === ALL ? {} : { stream: request.stream },
-      SNAPSHOT_PAGE,
+    for await (const page of readingStore(
+      log.snapshotPages(request.stream === ALL ? {} : { stream: request.stream }, SNAPSHOT_PAGE),
     )) {
       version = page.version;
       for (const object of page.objects) {
@@ -48,7 +49,7 @@ export class ReplayContent {
     for (;;) {
       let page: Update[];
       try {
-        page = await log.read({ stream, after, to: through, limit: PAGE });
+        page = await log.read({ stream, after, to: through, limit: PAGE }).catch(fromStore);
       } catch (error) {
         if (isBehindRetention(error) && after === from) return this.sendState(request, "behind-retention", writer);
         throw error;

@@ -11,6 +11,7 @@ import type { CommittedLog } from "../../../sdk/contract.ts";
 import { type Counter, type Logger, rateLimitedWarn } from "../../../sdk/telemetry.ts";
 import { comesBackLater, noteBehindRetention, reachVersion, resetReason, wholeYet } from "../../../sdk/resume.ts";
 import { snapshotTurn } from "../../../sdk/snapshot-turns.ts";
+import { fromStore, StoreReadFailed } from "../../../sdk/store-reads.ts";
 import { ChunkWriter } from "./chunks.ts";
 import { refusedReply } from "./replies.ts";
 import { ReplayContent } from "./replay-content.ts";
@@ -44,6 +45,9 @@ export interface Responder {
   /** Stops taking requests and waits for those being answered. */
   stop(): Promise<void>;
 }
+
+/** The error of a reply whose read of the store failed: one that ends in `ask again later` (the client asks again). */
+export const STORE_UNREADABLE = "the store cannot be read now; ask again later";
 
 /** Requests waiting for a free slot; beyond this, a requester is told to come back. */
 const MAX_WAITING = 10_000;
@@ -165,7 +169,7 @@ export function serveReplay(options: ResponderOptions): Responder {
           replies = [msg.reply, ...alike.map((entry) => entry.msg.reply)];
           if (reason === "behind-retention")
             for (const behind of [request, ...alike.map((entry) => entry.request!)])
-              await noteBehindRetention(log, behind.stream, behind.from!.version);
+              await noteBehindRetention(log, behind.stream, behind.from!.version).catch(fromStore);
           writer = writerFor(replies);
           await content.sendState(request, reason, writer, replies.length);
         } finally {
@@ -177,15 +181,26 @@ export function serveReplay(options: ResponderOptions): Responder {
         await content.sendUpdates(request, from, writer);
       }
     } catch (error) {
-      const malformed = error instanceof MalformedRequestError;
-      count(malformed ? "malformed" : "failed", replies.length);
-      if (malformed) warn("malformed replay request", { error, payload: msg.string().slice(0, 200) });
-      // A reset waiting for its turn when the sink stops: told to ask again, nothing went wrong.
-      else if (!stopping) logger.error("replay failed", { error });
-      await writer
-        .fail(malformed ? (error as Error).message : `replay failed: ${(error as Error).message}; ask again`)
-        .catch(() => {});
+      count(error instanceof MalformedRequestError ? "malformed" : "failed", replies.length);
+      await writer.fail(failure(error, msg)).catch(() => {});
     }
+  }
+
+  /** Logs why a reply ends with an error, as often as that deserves, and returns what its error chunk says. */
+  function failure(error: unknown, msg: Answerable): string {
+    if (error instanceof MalformedRequestError) {
+      warn("malformed replay request", { error, payload: msg.string().slice(0, 200) });
+      return error.message;
+    }
+    if (error instanceof StoreReadFailed) {
+      // A store down fails every request answered meanwhile: one line a minute, as /v1/updates and SSE streams.
+      if (!stopping)
+        warn("a read of the store failed; the requester is told to ask again later", { error: error.error });
+      return STORE_UNREADABLE;
+    }
+    // A reset waiting for its turn when the sink stops: told to ask again, nothing went wrong.
+    if (!stopping) logger.error("replay failed", { error });
+    return `replay failed: ${(error as Error).message}; ask again`;
   }
 
   function begin(msg: Answerable, request: ReplayRequest | undefined): void {

@@ -16,6 +16,7 @@
 import { isBehindRetention, type CommittedLog } from "../../../sdk/contract.ts";
 import { checkResumePoint, isStoreUnreadable, STORE_UNREADABLE_RETRY_MS } from "../../../sdk/resume.ts";
 import { readObjectPages } from "../../../sdk/http.ts";
+import { fromStore, readingStore, StoreReadFailed } from "../../../sdk/store-reads.ts";
 import type { Position } from "../../../protocol/position.ts";
 import type { ResetReason } from "../../../protocol/replay.ts";
 import type { SseChannel } from "./channel.ts";
@@ -37,26 +38,6 @@ export interface Session {
   onStall(): void;
   /** A read of the store failed (down, or this replica cut off from it): the stream ends with `retry`. */
   onStoreReadFailed(error: unknown): void;
-}
-
-/** A read of the store that failed: the store's failure, not the stream's; its client comes back later. */
-class StoreReadFailed extends Error {
-  constructor(readonly error: unknown) {
-    super("a read of the store failed");
-  }
-}
-
-/** Rethrows a read's failure as the store's, but for a prune that overtook the reader (it starts over). */
-function fromStore(error: unknown): never {
-  throw isBehindRetention(error) ? error : new StoreReadFailed(error);
-}
-
-async function* readingStore<T>(reads: AsyncIterable<T>): AsyncIterable<T> {
-  try {
-    yield* reads;
-  } catch (error) {
-    fromStore(error);
-  }
 }
 
 /** Why a stream starts over: `code` as the NATS replay names it (protocol/replay.ts), `reason` in words. */
