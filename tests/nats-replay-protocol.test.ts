@@ -123,6 +123,38 @@ describe("replay chunks", () => {
       { epoch: "ep0", seq: 0, updates: [], last: true, through: 999_999 },
     ]);
   });
+
+  test("a reset that fails before its first chunk is the README's error chunk, without the reset marker", async () => {
+    const sent: string[] = [];
+    const writer = new ChunkWriter("ep0", 1_000, async (chunk) => void sent.push(chunk));
+    writer.markReset("other-epoch");
+    await writer.fail("replay failed: gone; ask again");
+    expect(sent.map((raw) => JSON.parse(raw))).toEqual([
+      { epoch: "ep0", seq: 0, updates: [], error: "replay failed: gone; ask again", last: true },
+    ]);
+  });
+
+  test("a reset that fails after its first chunk keeps the marker on that chunk and ends with the error", async () => {
+    const envelopes = Array.from({ length: 20 }, (_, i) => ({
+      version: i + 1,
+      json: JSON.stringify({ pad: "x".repeat(100) }),
+    }));
+    const sent: string[] = [];
+    const writer = new ChunkWriter("ep0", 1_000, async (chunk) => void sent.push(chunk));
+    writer.markReset("other-epoch");
+    for (const e of envelopes) await writer.add(e.json, e.version);
+    await writer.fail("replay failed: gone; ask again");
+    const chunks = sent.map((raw) => JSON.parse(raw) as ReplayChunk);
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(chunks[0]!.reset).toBe("other-epoch");
+    expect(chunks.at(-1)).toEqual({
+      epoch: "ep0",
+      seq: chunks.length - 1,
+      updates: [],
+      error: "replay failed: gone; ask again",
+      last: true,
+    });
+  });
 });
 
 function versionsOf(raw: string): number[] {

@@ -97,6 +97,9 @@ export class ChunkWriter {
   fail(message: string): Promise<void> {
     this.parts = [];
     this.partBytes = 0;
+    // Failed before its first chunk, a reset ends as every other reply does, with the README's error chunk: no marker,
+    // which would have the requester drop its state for a reply that carries none (it learns why from the next one).
+    if (this.seq === 0) this.reset = undefined;
     return this.flush(`,"error":${JSON.stringify(message)},"last":true`, true);
   }
 
