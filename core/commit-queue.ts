@@ -4,7 +4,7 @@
  * again, until it lands, the store fences this writer out, or abandon() gives it up.
  */
 import { isWriterFenced, type Store } from "../sdk/contract.ts";
-import type { Logger, Metrics } from "../sdk/telemetry.ts";
+import { type Logger, type Metrics, outageLog } from "../sdk/telemetry.ts";
 import type { Update } from "../sdk/model.ts";
 import { Backoff, sleep } from "../protocol/retry.ts";
 
@@ -77,6 +77,8 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
   );
   // A sample from the start: an alert on its rate has a series to work on before the first failure.
   commitFailures.inc({}, 0);
+  // Retried every 2 s at most while the store is away, for minutes maybe: its first failure is the error.
+  const outage = outageLog(logger, "store commit failed; retrying", "store commits succeed again");
 
   function schedule(): void | Promise<void> {
     if (!flushing) flushing = Promise.resolve().then(drain).finally(freeRoom);
@@ -101,14 +103,14 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
     resume: Map<string, string>,
     whole: boolean,
   ): Promise<boolean> {
-    // At most 2 s apart: a store back from an outage takes writes (and /readyz says so) within 2 s, for one log
-    // line per attempt while it is down.
+    // At most 2 s apart: a store back from an outage takes writes (and /readyz says so) within 2 s.
     const backoff = new Backoff({ initialMs: 100, maxMs: 2_000 });
     const firstTryAt = performance.now();
     for (;;) {
       try {
         await store.commit({ updates, digests, resumePoints: resume, ...(whole ? { whole } : {}) });
         lastFailure = undefined;
+        outage.succeeded();
         return true;
       } catch (error) {
         lastFailure = error instanceof Error ? error : new Error(String(error));
@@ -122,7 +124,7 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
           return false;
         }
         commitFailures.inc();
-        logger.error("store commit failed; retrying", { error, updates: updates.length });
+        outage.failed({ error, updates: updates.length });
         if (stopping) throw error;
         options.onFailing?.(lastFailure, performance.now() - firstTryAt);
         await sleep(backoff.next(), abandoned.signal);

@@ -13,7 +13,7 @@ import { batches } from "./batches.ts";
 import type { Update } from "./model.ts";
 import { batchSchema, retrySchema } from "./schema.ts";
 import type { BatchSettings, ConsumeOptions, RetrySettings } from "./consume-options.ts";
-import type { Counter, Gauge, Labels } from "./telemetry.ts";
+import { type Counter, type Gauge, type Labels, outageLog } from "./telemetry.ts";
 
 /** The defaults of a sink whose schema leaves the keys out: one source of truth, the schemas. */
 const DEFAULT_BATCH: BatchSettings = v.parse(batchSchema(), undefined);
@@ -37,6 +37,8 @@ export interface DeliveryContext {
   lost: Counter;
   /** Counts and logs a failure, which is retried; as an error unless `level` says otherwise. */
   fail(step: FailedStep, message: string, fields: Record<string, unknown>, level?: "warn" | "error"): void;
+  /** Counts a failure that its caller logs its own way (a cursor save's: outageLog). */
+  count(step: FailedStep): void;
   /** Appends the envelopes the sink gets of `update` (batches.ts). */
   collect(update: Update, into: Envelope[]): void;
   /** Once aborted (a drain), batches leave without lingering. */
@@ -67,7 +69,7 @@ const FAILING_POLL_MS = 50;
 const HOLDS_POLL_MS = 50;
 
 export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext): DeliveryLoop {
-  const { ctx, labels, stalled, lost, fail, collect, showLag } = context;
+  const { ctx, labels, stalled, lost, fail, count, collect, showLag } = context;
   const { logger, log } = ctx;
   const stallAfterMs = options.stallAfterMs ?? 60_000;
   const saveIntervalMs = options.saveIntervalMs ?? 0;
@@ -76,6 +78,8 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
   let saved = 0;
   let savedAt = 0;
   let moved = Promise.withResolvers<void>();
+  // Saved at every batch (or second) while the store is away, for minutes maybe: its first failure is the error.
+  const saveOutage = outageLog(logger, "saving the sink's cursor failed", "saving the sink's cursor works again");
   /** A delivery failed or stalled since the last one that worked: a drain would only wait for it in vain. */
   let failing = false;
   let failed = Promise.withResolvers<void>();
@@ -97,9 +101,11 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
       await ctx.cursor.save(version);
       saved = version;
       savedAt = Date.now();
+      saveOutage.succeeded();
     } catch (error) {
       // The next save carries a later position; until then a restart delivers a little again.
-      fail("save", "saving the sink's cursor failed", { error, version });
+      count("save");
+      saveOutage.failed({ error, version });
     }
   }
 

@@ -105,6 +105,7 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
     stalled,
     lost,
     fail,
+    count,
     collect,
     hurry: hurrying.signal,
     givenUp: givenUp.signal,
@@ -119,13 +120,17 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
     if (fanOut && update.stream !== null) into.push(toEnvelope(log.epoch, update, update.stream));
   }
 
+  function count(step: FailedStep): void {
+    failures.inc({ ...labels, step });
+  }
+
   function fail(
     step: FailedStep,
     message: string,
     fields: Record<string, unknown>,
     level: "warn" | "error" = "error",
   ): void {
-    failures.inc({ ...labels, step });
+    count(step);
     logger[level](message, fields);
   }
 

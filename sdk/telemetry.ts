@@ -64,21 +64,54 @@ export function rateLimitedWarn(logger: Logger, everyMs = LOG_EVERY_MS): (msg: s
   return rateLimited(logger, "warn", everyMs);
 }
 
-/** rateLimitedWarn at `level`: an error that can come with every update (one too large to publish) is one too. */
+/**
+ * rateLimitedWarn at `level`: an error that can come with every update (one too large to publish) is one too. A call
+ * may name its own level (an outage's first failure is an error, its repeats warnings: outageLog).
+ */
 export function rateLimited(
   logger: Logger,
   level: "warn" | "error",
   everyMs = LOG_EVERY_MS,
-): (msg: string, fields: LogFields) => void {
+): (msg: string, fields: LogFields, at?: "warn" | "error") => void {
   const kinds = new Map<string, { at: number; unlogged: number }>();
-  return (msg, fields) => {
+  return (msg, fields, at = level) => {
     const now = Date.now();
     const kind = kinds.get(msg);
     if (kind && now - kind.at < everyMs) {
       kind.unlogged++;
       return;
     }
-    logger[level](msg, kind?.unlogged ? { ...fields, unlogged: kind.unlogged } : fields);
+    logger[at](msg, kind?.unlogged ? { ...fields, unlogged: kind.unlogged } : fields);
     kinds.set(msg, { at: now, unlogged: 0 });
+  };
+}
+
+export interface OutageLog {
+  /** One more failed attempt: the outage's first is an error, the others a warning at most once an interval. */
+  failed(fields: LogFields): void;
+  /** An attempt worked: after failures, one info line says how long they lasted and how many there were. */
+  succeeded(): void;
+}
+
+/**
+ * The log of something retried until it works, such as a store away for minutes: an error when it first fails, then
+ * a warning at most once an interval (rateLimited) with `failedAttempts` so far, and `recovered` at info once it works
+ * again, with `downMs` and `failedAttempts`. An error per attempt would flood the log for as long as the outage lasts.
+ */
+export function outageLog(logger: Logger, msg: string, recovered: string, everyMs = LOG_EVERY_MS): OutageLog {
+  let outage: { since: number; failedAttempts: number; log: ReturnType<typeof rateLimited> } | undefined;
+  return {
+    failed(fields) {
+      // A limiter per outage: the first failure of the next one is an error again, however soon it comes.
+      outage ??= { since: Date.now(), failedAttempts: 0, log: rateLimited(logger, "warn", everyMs) };
+      outage.failedAttempts++;
+      const first = outage.failedAttempts === 1;
+      outage.log(msg, first ? fields : { ...fields, failedAttempts: outage.failedAttempts }, first ? "error" : "warn");
+    },
+    succeeded() {
+      if (!outage) return;
+      logger.info(recovered, { downMs: Date.now() - outage.since, failedAttempts: outage.failedAttempts });
+      outage = undefined;
+    },
   };
 }

@@ -277,4 +277,13 @@ test("store unwritable (file size limit) during churn: not ready, no crash, noth
   expectGapFreeWithWholeChains(updates);
   await expectFollowedWholly(rec, sub, updates, await env.storeState());
   expect(kubemeta.proc.exitCode).toBeNull();
+  // Each outage (a small commit may get through between failures, ending one) is an error at its first failure, no
+  // warning (one a minute at most: each lasts less), and a line once it is over with how many attempts failed.
+  const failed = kubemeta.out.lines("store commit failed; retrying");
+  const back = kubemeta.out.lines("store commits succeed again");
+  expect(failed.length).toBeGreaterThan(0);
+  expect(failed.map((line) => line.level)).toEqual(failed.map(() => "error"));
+  expect(back.map((line) => line.level)).toEqual(failed.map(() => "info"));
+  expect(back.reduce((sum, line) => sum + (line.failedAttempts as number), 0)).toBe(await commitFailures());
+  for (const line of back) expect(line.downMs).toBeGreaterThanOrEqual(0);
 }, 60_000);

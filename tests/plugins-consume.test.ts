@@ -93,6 +93,38 @@ test("transient() picks a failure's level; one that throws leaves it an error an
   ]);
 });
 
+test("cursor saves failing for a while (a store away): one error, warnings once a minute, a line when back", async () => {
+  host = await startTestHost();
+  const logged: Logged[] = [];
+  const ctx = contextOn(host, "saving", logged);
+  let away = false;
+  const cursor = {
+    load: ctx.cursor.load,
+    save: async (version: number) => {
+      if (away) throw new Error("store away");
+      await ctx.cursor.save(version);
+    },
+  };
+  const sink = consume({ ...ctx, cursor }, { batch: { size: 1, lingerMs: 0 }, deliver: async () => {} });
+  running.push(sink);
+  await sink.start();
+  away = true;
+  addPods(host, 3);
+  const saveFailures = () =>
+    sinkMetric(host!, "counter", "kubemeta_sink_delivery_failures_total", "saving", {
+      step: "save",
+    });
+  await waitFor(() => saveFailures() === 3, 5_000, "a failed save after each of three batches");
+  away = false;
+  addPods(host, 1, 3);
+  await waitFor(() => ctx.saved() === 4, 5_000, "the cursor saved again");
+  const said = (msg: string) => logged.filter((line) => line.msg === msg);
+  expect(said("saving the sink's cursor failed").map((line) => [line.level, line.version])).toEqual([["error", 1]]);
+  expect(said("saving the sink's cursor works again")).toEqual([
+    expect.objectContaining({ level: "info", failedAttempts: 3, downMs: expect.any(Number) }),
+  ]);
+});
+
 test("a deliver that keeps failing holds its cursor, and stop ends the retries at once", async () => {
   host = await startTestHost();
   let attempts = 0;

@@ -1,0 +1,40 @@
+/**
+ * outageLog (sdk/telemetry.ts), the log of a store away for minutes: its first failure an error, the repeats a warning
+ * at most once an interval with the attempts failed so far, one line once it works again; the next outage is an error
+ * again, however soon it comes.
+ */
+import { expect, test } from "bun:test";
+import { createLogger } from "../host/logger.ts";
+import { outageLog } from "../sdk/telemetry.ts";
+import type { Logged } from "./plugins-fixtures.ts";
+
+test("an outage: one error, then one warning per interval with the attempts failed, one info line once over", async () => {
+  const logged: Logged[] = [];
+  const logger = createLogger({ write: (line) => void logged.push(JSON.parse(line) as Logged) });
+  const everyMs = 50;
+  const log = outageLog(logger, "commit failed", "commits work again", everyMs);
+  const began = Date.now();
+  for (let i = 0; i < 3; i++) log.failed({ attempt: i + 1 });
+  // The interval is what is waited for: the next failure after it is the warning.
+  await Bun.sleep(everyMs);
+  log.failed({ attempt: 4 });
+  log.failed({ attempt: 5 });
+  log.succeeded();
+  log.succeeded();
+  log.failed({ attempt: 1 });
+  const lines = logged.map(({ level, msg, attempt, failedAttempts, unlogged }) => ({
+    level,
+    msg,
+    attempt,
+    failedAttempts,
+    unlogged,
+  }));
+  expect(lines).toEqual([
+    { level: "error", msg: "commit failed", attempt: 1, failedAttempts: undefined, unlogged: undefined },
+    { level: "warn", msg: "commit failed", attempt: 4, failedAttempts: 4, unlogged: 2 },
+    { level: "info", msg: "commits work again", attempt: undefined, failedAttempts: 5, unlogged: undefined },
+    { level: "error", msg: "commit failed", attempt: 1, failedAttempts: undefined, unlogged: undefined },
+  ]);
+  expect(logged[2]!.downMs).toBeGreaterThanOrEqual(everyMs);
+  expect(logged[2]!.downMs).toBeLessThanOrEqual(Date.now() - began);
+});
