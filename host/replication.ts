@@ -10,7 +10,7 @@ import type { Logger } from "../sdk/telemetry.ts";
 import type { Uncommitted } from "../core/commit-queue.ts";
 import { createTransport, loadKubeConfig } from "../kube/transport.ts";
 import { createElector, type Elector } from "../kube/election.ts";
-import { aborted, Backoff, sleep } from "../protocol/retry.ts";
+import { aborted, Backoff, sleep, TIMED_OUT, until } from "../protocol/retry.ts";
 import { followStore, StoreReplaced, type Follower } from "./follower.ts";
 import { startLeaderTerm, type LeaderOptions, type LeaderTerm } from "./leader.ts";
 import type { Terms } from "./leadership.ts";
@@ -34,7 +34,7 @@ export function electorFor(ha: HaConfig, logger: Logger): Elector {
 
 /** Why a term ended, and what its log line says besides. */
 interface TermEnd {
-  reason: "lease lost" | "fenced" | "store not writable" | "stopping";
+  reason: "lease lost" | "fenced" | "store not writable";
   [detail: string]: unknown;
 }
 
@@ -139,12 +139,14 @@ export function startReplication(options: ReplicationOptions): Replication {
     leading.set(1);
     termsBegun.inc();
     logger.info("leading: this replica writes the store and runs the sources", { head: log.head() });
-    const ended = await Promise.race([
-      aborted(lost).then((): TermEnd => ({ reason: "lease lost" })),
-      ending.promise,
-      aborted(stopped.signal).then((): TermEnd => ({ reason: "stopping" })),
-    ]);
-    if (ended.reason === "stopping") return false;
+    // `until` lets go of its listener on `stopped` when the term ends: one per term would pile up on a replica that
+    // leads for months. (`lost` is this term's own signal, dropped with it.)
+    const ended = await until(
+      Promise.race([aborted(lost).then((): TermEnd => ({ reason: "lease lost" })), ending.promise]),
+      Infinity,
+      stopped.signal,
+    );
+    if (ended === TIMED_OUT) return false;
     terms.end();
     leading.set(0);
     countEnd(ended.reason);
