@@ -184,7 +184,9 @@ export const hostSchema = v.strictObject({
       positiveDuration,
       v.description(
         "How long shutdown (SIGTERM, SIGINT) may take. Past it, e.g. while the store keeps failing, kubemeta logs " +
-          "what it could not commit and exits 1; the sources deliver that again on the next start.",
+          "what it could not commit and what it still waited for (a sink's cursor save, the store's close), and " +
+          "exits 1; the sources deliver what was not committed again on the next start, and a sink whose cursor " +
+          "was not saved what it delivered since its saved one.",
       ),
     ),
     "15s",

@@ -23,6 +23,7 @@ import { aborted, TIMED_OUT, until } from "../protocol/retry.ts";
 import { startLeaderTerm, type LeaderTerm } from "./leader.ts";
 import { Terms } from "./leadership.ts";
 import { electorFor, startReplication, type Replication } from "./replication.ts";
+import { ShutdownWaits } from "./shutdown-waits.ts";
 
 export interface Host {
   readonly epoch: string;
@@ -202,22 +203,23 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
     throw new StartFailed(`http cannot listen on ${address}:${port}`);
   }
 
-  const sinks: Lifecycle[] = config.sinks.map(({ declaration, name, config: sinkConfig }) => {
+  const waits = new ShutdownWaits();
+  const sinks: (Lifecycle & { name: string })[] = config.sinks.map(({ declaration, name, config: sinkConfig }) => {
     const base = context(name, "sink");
+    const cursor = waits.cursor(name, {
+      load: () => store.cursor(`sink/${name}`),
+      save: (version) => store.saveCursor(`sink/${name}`, version),
+    });
     const create = (): Sink =>
       declaration.create(sinkConfig, {
         ...base,
         log,
         http: http.app,
-        cursor: {
-          load: () => store.cursor(`sink/${name}`),
-          save: (version) => store.saveCursor(`sink/${name}`, version),
-        },
+        cursor,
         ...(config.ha ? { leadership: terms } : {}),
       });
-    return supervise(create, { name, kind: "sink", logger: base.logger, metrics });
+    return { ...supervise(create, { name, kind: "sink", logger: base.logger, metrics }), name };
   });
-  const stopSinks = () => Promise.all(sinks.map((sink) => sink.stop()));
 
   // At once: each waits for its own start only, up to the deadline, so a slow one holds up no other.
   await Promise.all(sinks.map((sink) => sink.start()));
@@ -252,12 +254,16 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
       stopping ??= (async () => {
         const deadline = Date.now() + config.shutdownTimeoutMs;
         const steps = (async () => {
+          waits.at("the sources' stop and the commit of what they sent");
           await replication?.stopLeading();
           await leader?.stop();
-          await stopSinks();
+          await waits.stopSinks(sinks);
+          waits.at("the end of the term and the Lease's release");
           await replication?.stop();
+          waits.at("the requests in flight");
           // Requests in flight finish, leaving the store's close its share of the time.
           await http.stop(deadline - Math.min(STORE_CLOSE_RESERVE_MS, config.shutdownTimeoutMs / 5));
+          waits.at("the store's close");
           await store.stop();
           loop.stop();
         })();
@@ -269,13 +275,18 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
               resumePoints: [],
             };
           const pending = updates > 0 || resumePoints.length > 0;
-          const left = pending ? "exiting without committing what is pending" : "nothing was left uncommitted";
+          const waitingFor = waits.describe();
+          // Exit 1 all the same: what did not finish (a sink's cursor save) has its cost too, said here.
+          const left = pending
+            ? "exiting without committing what is pending"
+            : `nothing was left uncommitted, but it still waited for ${waitingFor.join("; ")}`;
           // A standby takes over now rather than once the Lease expires; what this term still commits is fenced then.
           if (replication) await until(replication.release(), Date.now() + RELEASE_ON_TIMEOUT_MS);
           logger.error(`shutdown timed out; ${left}`, {
             timeoutMs: config.shutdownTimeoutMs,
             uncommittedUpdates: updates,
             uncommittedResumePoints: resumePoints,
+            waitingFor,
           });
           // The steps go on in the background (main.ts exits at once); they log how they end, nothing more.
           steps.catch((error) => logger.debug("shutdown steps failed after the timeout", { error }));

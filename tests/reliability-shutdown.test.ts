@@ -1,28 +1,33 @@
 /**
  * SIGTERM while the store keeps failing: kubemeta gives up after shutdownTimeout (a second signal does not cut it
  * short), logs what it did not commit and exits 1; the next start resumes from the committed resume point, so nothing
- * is lost.
+ * is lost. With everything committed and the store cut off, what it still waited for (a sink's cursor save) is named.
  */
 import { afterAll, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { tempDir, waitFor } from "../testing/index.ts";
 import { exitWithin, MAIN, Output, SDK } from "./reliability-process.ts";
+import { startHranaServer } from "./hrana-server.ts";
+import { startNatsServer } from "./nats-server.ts";
+import { startTcpProxy } from "./tcp-proxy.ts";
 
 const PODS = 3000;
 const children: ReturnType<typeof Bun.spawn>[] = [];
+const cleanups: (() => unknown)[] = [];
 let dir: string | undefined;
 afterAll(async () => {
   for (const child of children) child.kill("SIGKILL");
+  for (const cleanup of cleanups) await cleanup();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-/** Pods 1…PODS, 50 every 5 ms, each with its number as resourceVersion; it goes on after its resume point. */
-const SOURCE = `
+/** Pods 1…pods, 50 every 5 ms, each with its number as resourceVersion; it goes on after its resume point. */
+const countingSource = (pods: number) => `
 import { defineSource, v } from ${JSON.stringify(SDK)};
 export default defineSource({
   type: "counting",
-  description: "Counts pods up to ${PODS}.",
+  description: "Counts pods up to ${pods}.",
   schema: v.strictObject({}),
   create: (_config, ctx) => {
     let timer;
@@ -31,12 +36,12 @@ export default defineSource({
         let n = Number(ctx.changes.resumePoint("counting/pods") ?? 0);
         ctx.synced();
         timer = setInterval(() => {
-          for (let i = 0; i < 50 && n < ${PODS}; i++) {
+          for (let i = 0; i < 50 && n < ${pods}; i++) {
             n++;
             const metadata = { name: "p" + n, namespace: "default", uid: "u" + n, resourceVersion: String(n),
               labels: { padding: "x".repeat(400) } };
             ctx.changes.apply("counting/pods", "ADDED", { kind: "Pod", apiVersion: "v1", metadata });
-            if (n === ${PODS}) ctx.logger.info("every pod applied");
+            if (n === ${pods}) ctx.logger.info("every pod applied");
           }
         }, 5);
       },
@@ -47,6 +52,7 @@ export default defineSource({
   },
 });
 `;
+const SOURCE = countingSource(PODS);
 
 function spawn(command: string[]) {
   const child = Bun.spawn(command, { cwd: dir, stdout: "pipe", stderr: "pipe" });
@@ -112,6 +118,59 @@ test("SIGTERM while commits fail: exit 1 after shutdownTimeout, naming what is u
   next.child.kill("SIGTERM");
   expect(await exitWithin(next.child, 20_000)).toBe(0);
 }, 90_000);
+
+test("SIGTERM with everything committed and the store cut off: exit 1 naming the sink's cursor save", async () => {
+  dir ??= await tempDir("kubemeta-shutdown-");
+  await Bun.write(join(dir, "twenty.ts"), countingSource(20));
+  const store = startHranaServer({ path: join(dir, "cut", "kubemeta.db") });
+  const path = startTcpProxy({ hostname: "127.0.0.1", port: store.port });
+  const nats = await startNatsServer();
+  cleanups.push(
+    () => path.stop(),
+    () => store.stop(),
+    () => nats.destroy(),
+  );
+  await Bun.write(
+    join(dir, "cut.yaml"),
+    [
+      `store: { type: libsql, url: "http://127.0.0.1:${path.port}", timeout: 30s }`,
+      "sources: [{ type: ./twenty.ts }]",
+      // Its cursor saved once a minute: the stop saves where it got to.
+      `sinks: [{ type: nats, servers: ["${nats.url}"], cursorSaveInterval: 1m }]`,
+      "http: { address: 127.0.0.1, port: 0 }",
+      "shutdownTimeout: 1s",
+    ].join("\n"),
+  );
+  const kubemeta = spawn([process.execPath, "run", MAIN, "--config", "cut.yaml"]);
+  const url = (await kubemeta.stdout.waitFor(/"msg":"http listening","url":"([^"]+)"/, 30_000))[1]!;
+  await waitFor(
+    async () => {
+      const metrics = await (await fetch(`${url}metrics`)).text();
+      return metrics.includes('kubemeta_nats_published_total{sink="nats"} 20');
+    },
+    20_000,
+    "the twenty pods published",
+  );
+  // A partition: the store's requests hang (up to its 30 s timeout) instead of failing.
+  path.partition();
+  kubemeta.child.kill("SIGTERM");
+  expect(await exitWithin(kubemeta.child, 10_000)).toBe(1);
+  await kubemeta.stdout.all();
+  const [given, ...more] = kubemeta.stdout.text
+    .split("\n")
+    .filter((line) => line.includes('"msg":"shutdown timed out; '))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  expect(more).toEqual([]);
+  const waited =
+    "the cursor save of sink nats (version 20; the store holds 0: after a restart it delivers versions 1-20 again)";
+  expect(given).toMatchObject({
+    level: "error",
+    msg: `shutdown timed out; nothing was left uncommitted, but it still waited for ${waited}`,
+    uncommittedUpdates: 0,
+    uncommittedResumePoints: [],
+    waitingFor: [waited],
+  });
+}, 60_000);
 
 // The window held open here is the config's reading; the modules' loading before it is covered the same way (main.ts
 // listens before it loads anything), but cannot be held open from outside.
