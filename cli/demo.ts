@@ -25,6 +25,11 @@ export interface DemoOptions {
   changesPerSecond?: number;
   /** Where the instructions go (stdout by default). */
   print?: (text: string) => void;
+  /**
+   * Called once kubemeta's logger exists, with how long its stop may take (the config's shutdownTimeout), before
+   * kubemeta starts: main.ts logs repeated signals from then on.
+   */
+  starting?: (logger: Logger, shutdownTimeoutMs: number) => void;
 }
 
 export interface Demo {
@@ -33,8 +38,6 @@ export interface Demo {
   logger: Logger;
   /** kubemeta's base URL. */
   url: string;
-  /** How long its stop may take (the config's shutdownTimeout). */
-  shutdownTimeoutMs: number;
   stop(): Promise<void>;
 }
 
@@ -85,7 +88,6 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
 
   let host: Host | undefined;
   let logger: Logger | undefined;
-  let shutdownTimeoutMs = 0;
   const stop = async () => {
     churn.stop();
     // A host that runs out of shutdownTimeout throws (main.ts exits 1); the demo's own parts are cleared even so.
@@ -110,7 +112,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
       { baseDir: dataDir, registry: builtins },
     );
     logger = createLogger({ level: config.logLevel });
-    shutdownTimeoutMs = config.shutdownTimeoutMs;
+    options.starting?.(logger, config.shutdownTimeoutMs);
     host = await startHost(config, { logger });
     await waitUntilReady(host);
   } catch (error) {
@@ -139,7 +141,7 @@ watched by kubemeta at ${url}; store in ${join(dataDir, "kubemeta.db")}.
 
 Ctrl-C stops.
 `);
-  return { host, url, logger, shutdownTimeoutMs, stop };
+  return { host, url, logger, stop };
 }
 
 async function waitUntilReady(host: Host): Promise<void> {

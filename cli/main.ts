@@ -71,7 +71,9 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
   if (values.demo) {
     let demo: Demo;
     try {
-      demo = await startDemo({ port: port ?? 8080, dataDir: "data/demo" });
+      // A second signal while it starts is logged then, as after it (a first one stops it once started).
+      const starting = (logger: Logger, timeoutMs: number) => logRepeatedSignals(signals, logger, timeoutMs);
+      demo = await startDemo({ port: port ?? 8080, dataDir: "data/demo", starting });
     } catch (error) {
       // A failed start of kubemeta itself is logged already; the demo's own (its data dir) says why in one line.
       if (!(error instanceof StartFailed))
@@ -80,7 +82,6 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     }
     // The demo runs kubemeta as a serve does: an error no handler caught is logged and counted, not the end.
     guardProcess(demo.logger, demo.host.metrics);
-    logRepeatedSignals(signals, demo.logger, demo.shutdownTimeoutMs);
     await signals.stop;
     return (await stopInTime(demo.stop)) ? 0 : 1;
   }
@@ -109,6 +110,8 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     }
     const stopAsked = new AbortController();
     void signals.stop.then(() => stopAsked.abort());
+    // From here, not once started: a second signal while the store opens or the sinks start is logged too.
+    logRepeatedSignals(signals, logger, config.shutdownTimeoutMs);
     host = await startHost(config, { logger, signal: stopAsked.signal });
   } catch (error) {
     // --check found something the config names unusable (a kubeconfig, a store): said as a typo is.
@@ -124,7 +127,6 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     () => "failure" as const,
   );
   logger.info("shutting down");
-  logRepeatedSignals(signals, logger, config.shutdownTimeoutMs);
   if (!(await stopInTime(() => host.stop()))) return 1;
   return stoppedBy === "failure" ? 1 : 0;
 }

@@ -9,15 +9,20 @@ export interface EarlySignals {
   /** For commands that do not stop gracefully: signals act as they do by default again, at once if one came. */
   release(): void;
   /**
-   * Calls `listener` at every SIGTERM or SIGINT after the first. They change nothing: the shutdown under way goes on
-   * (within shutdownTimeout), rather than the process ending as a second signal would by default, mid-drain.
+   * Calls `listener` at every SIGTERM or SIGINT after the first, at once for those that came before it was given (while
+   * kubemeta loaded). They change nothing: the shutdown under way goes on (within shutdownTimeout), rather than the
+   * process ending as a second signal would by default, mid-drain.
    */
   onRepeat(listener: (signal: NodeJS.Signals) => void): void;
 }
 
 export function listenEarly(): EarlySignals {
   let received: NodeJS.Signals | undefined;
-  let repeated: (signal: NodeJS.Signals) => void = () => {};
+  /** Repeats that came before a listener, handed to it once there is one. */
+  const early: NodeJS.Signals[] = [];
+  let repeated = (signal: NodeJS.Signals): void => {
+    early.push(signal);
+  };
   const stopped = Promise.withResolvers<void>();
   const onSignal = (signal: NodeJS.Signals) => {
     if (received) return repeated(signal);
@@ -35,6 +40,7 @@ export function listenEarly(): EarlySignals {
     },
     onRepeat(listener) {
       repeated = listener;
+      for (const signal of early.splice(0)) listener(signal);
     },
   };
 }

@@ -2,21 +2,23 @@
  * `bun run main.ts --demo` as a newcomer runs it: no cluster, no config, a fresh working
  * directory. The printed curl command works, its metrics are a serve's (the process guarded, as README's "Bun quirks"
  * says of main.ts), a second demo from the same directory leaves it alone, and SIGTERM stops it cleanly (a second
- * signal logged, as a serve logs it).
+ * signal logged, as a serve logs it, also while the demo still starts).
  */
 import { afterAll, expect, test } from "bun:test";
 import { statSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { tempDir } from "../testing/index.ts";
+import { tempDir, waitFor } from "../testing/index.ts";
 import { MAIN, Output } from "./reliability-process.ts";
 import { json, SseConnection } from "./sse-client.ts";
 
 let dir: string | undefined;
 let demo: ReturnType<typeof Bun.spawn> | undefined;
+let early: { dir: string; child: ReturnType<typeof Bun.spawn> } | undefined;
 afterAll(async () => {
   demo?.kill("SIGKILL");
-  if (dir) await rm(dir, { recursive: true, force: true });
+  early?.child.kill("SIGKILL");
+  for (const d of [dir, early?.dir]) if (d) await rm(d, { recursive: true, force: true });
 });
 
 test("--demo serves a simulated cluster: " +
@@ -88,4 +90,31 @@ test("--demo serves a simulated cluster: " +
   expect(repeated).toMatchObject({ level: "warn", signal: expect.stringMatching(/^SIG(TERM|INT)$/) });
   // Its pid, once free, may be another process's one day: a stopped demo leaves no claim on its directory.
   expect(await Bun.file(join(dir, "data", "demo", "demo.pid")).exists()).toBe(false);
+}, 90_000);
+
+test("a second signal while the demo starts is logged then, as after; the demo stops once started: exit 0", async () => {
+  const home = await tempDir("kubemeta-demo-early-");
+  const env = { ...process.env };
+  delete env.KUBECONFIG;
+  const child = Bun.spawn([process.execPath, "run", MAIN, "--demo", "--port", "0"], {
+    cwd: home,
+    env: { ...env, HOME: home },
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  early = { dir: home, child };
+  const stdout = new Output(child.stdout);
+  // Its pid file is written as its start-up begins (signals are listened for from before): the start is under way.
+  const pidFile = Bun.file(join(home, "data", "demo", "demo.pid"));
+  await waitFor(() => pidFile.exists(), 60_000, "the demo's pid file");
+  child.kill("SIGTERM");
+  child.kill("SIGINT");
+  expect(await child.exited).toBe(0);
+  await stdout.all();
+  const [repeated, ...more] = stdout.lines("already shutting down; another signal does not cut it short");
+  expect(more).toEqual([]);
+  expect(repeated).toMatchObject({ level: "warn", signal: "SIGINT", shutdownTimeoutMs: 15_000 });
+  // Said while it started: before the banner that ends its start-up.
+  const said = stdout.text.indexOf('"msg":"already shutting down');
+  expect(said).toBeLessThan(stdout.text.indexOf("Ctrl-C stops."));
 }, 90_000);
