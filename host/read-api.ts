@@ -27,6 +27,7 @@ import {
   parseQuery,
   positionParam,
   readObjectPages,
+  refusedParam,
   setIdleTimeout,
   streamParam,
   textParam,
@@ -71,10 +72,20 @@ const objectsQuery = v.object({
   stream: streamParam,
 });
 
+/** A replay page is the stream's every update: a filter of the other routes is said to be none here. */
+const noFilter = refusedParam(
+  "this route filters nothing: it pages through every update of its stream (stream=node/<node name> for a node's; " +
+    "/v1/watch filters by kinds and namespace)",
+);
+
 const updatesQuery = v.object({
   stream: streamParam,
   since: v.optional(positionParam),
   limit: limitParam(UPDATES_MAX_LIMIT, 500),
+  kind: noFilter,
+  kinds: noFilter,
+  namespace: noFilter,
+  node: noFilter,
 });
 
 const encoder = new TextEncoder();

@@ -48,16 +48,21 @@ export const kindsParam = v.pipe(
 );
 
 /**
- * A parameter another route takes and this one does not (`kinds` on /v1/objects, `kind` on /v1/watch): refused with
- * the name this route takes, rather than ignored, which answered every kind.
+ * A filter another route takes and this one does not (`node` on /v1/watch, `namespace` on /v1/updates): refused,
+ * saying what to write instead, rather than ignored, which answered every object as if it had filtered.
  */
-export function otherRoutesParam(name: string) {
+export function refusedParam(instead: string) {
   return v.optional(
     v.pipe(
       textParam,
-      v.check(() => false, `this route takes ${name}, not this spelling`),
+      v.check(() => false, instead),
     ),
   );
+}
+
+/** Another route's spelling of this one's filter (`kinds` on /v1/objects, `kind` on /v1/watch). */
+export function otherRoutesParam(name: string) {
+  return refusedParam(`this route takes ${name}, not this spelling`);
 }
 
 /** A node no object can be on (`Bad_Name`) is a mistake to say, not an empty answer to give. */

@@ -75,6 +75,23 @@ describe("GET /v1/objects", () => {
     }
   });
 
+  test("a filter another route takes is a 400 saying what to write, not ignored (which answered all)", async () => {
+    for (const [path, parameter, instead] of [
+      ["/v1/watch?kind=Pod", "kind", /takes kinds/],
+      ["/v1/watch?node=n1", "node", /takes stream=node\/<node name>/],
+      ["/v1/updates?kind=Pod", "kind", /filters nothing/],
+      ["/v1/updates?kinds=Pod", "kinds", /filters nothing/],
+      ["/v1/updates?namespace=shop", "namespace", /filters nothing/],
+      ["/v1/updates?node=n1", "node", /stream=node\/<node name> for a node's/],
+    ] as const) {
+      expect({ path, ...(await get(path)) }).toMatchObject({
+        path,
+        status: 400,
+        body: { parameter, error: expect.stringMatching(instead) },
+      });
+    }
+  });
+
   test("a parameter given twice is a 400 naming it, on every route, rather than the first value taken", async () => {
     const epoch = (await get<{ epoch: string }>("/v1/objects")).body.epoch;
     for (const [path, parameter] of [

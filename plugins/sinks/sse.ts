@@ -18,6 +18,7 @@ import {
   otherRoutesParam,
   parseQuery,
   positionParam,
+  refusedParam,
   streamParam,
 } from "../../sdk/http.ts";
 import { parsePosition } from "../../protocol/position.ts";
@@ -32,6 +33,7 @@ const watchQuery = v.object({
   kinds: v.optional(kindsParam),
   kind: otherRoutesParam("kinds"),
   namespace: v.optional(namespaceParam),
+  node: refusedParam("this route takes stream=node/<node name>, not node"),
 });
 /** Read only without a Last-Event-ID: the header wins, whatever the URL kept. */
 const sinceQuery = v.object({ since: v.optional(positionParam) });
