@@ -224,7 +224,8 @@ export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeo
         if (since || !isBehindRetention(error)) throw error;
         return read(oldestKept());
       });
-      const more = updates.length === limit;
+      // A full page that ends at the head leaves nothing more: `more` says so, rather than cost a page that is empty.
+      const more = updates.length === limit && updates[updates.length - 1]!.version < head;
       const last = more ? updates[updates.length - 1]!.version : head;
       // c.json()'s bytes, with each update's stored object text embedded as it is (envelopeJson).
       const items = `[${updates.map((update) => envelopeJson(log.epoch, update, stream)).join(",")}]`;

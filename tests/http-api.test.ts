@@ -151,6 +151,10 @@ describe("GET /v1/updates", () => {
       path = `/v1/updates?stream=all&limit=5&since=${body.next}`;
     }
     expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    // A full page that reaches the head is the last: no empty page to ask for.
+    const full = await get<Page>(`/v1/updates?stream=all&limit=6&since=${th.host.epoch}:6`);
+    expect(full.body).toMatchObject({ more: false, next: `${th.host.epoch}:12` });
+    expect(full.body.items.map((u) => u.version)).toEqual([7, 8, 9, 10, 11, 12]);
   });
 
   test("a node stream: its updates and its prev chain; an empty page still moves the cursor to the head", async () => {
