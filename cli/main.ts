@@ -3,7 +3,6 @@
  * anything starts, then serves until SIGTERM/SIGINT (`signals`, listened for since the process began).
  */
 import { lstat } from "node:fs/promises";
-import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, resolveConfig, type Config } from "../host/config.ts";
 import { type Host, ShutdownTimedOut, StartAbandoned, StartFailed, startHost } from "../host/host.ts";
 import { checkConfig } from "../host/check-config.ts";
@@ -14,7 +13,7 @@ import { rbacWarnings, rbacYaml } from "./rbac.ts";
 import { runTail } from "./tail.ts";
 import { builtins } from "../plugins/index.ts";
 import type { EarlySignals } from "./signals.ts";
-import { argumentProblem } from "./args.ts";
+import { argumentProblem, parseOptions } from "./args.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 
 const USAGE = `Usage: bun run main.ts [options]
@@ -38,14 +37,23 @@ Exit codes: 0 done (a check passed, a shutdown completed), 1 an invalid config o
 (one line says why), 2 bad arguments.
 `;
 
+/** The options of a serve, --check, --demo and rbac (USAGE says each). */
+const OPTIONS = {
+  config: { type: "string" },
+  check: { type: "boolean", default: false },
+  help: { type: "boolean", default: false },
+  port: { type: "string" },
+  demo: { type: "boolean", default: false },
+} as const;
+
 /** Runs the command `args` name; resolves with the exit code. */
 export async function main(args: string[], signals: EarlySignals): Promise<number> {
   const [command, ...rest] = args;
   if (command === "tail") return runTail(rest, signals.stop);
   const rbac = command === "rbac";
-  let values: ReturnType<typeof parseOptions>;
+  let values: ReturnType<typeof parseOptions<typeof OPTIONS>>;
   try {
-    values = parseOptions(rbac ? rest : args);
+    values = parseOptions(rbac ? rest : args, OPTIONS);
   } catch (error) {
     signals.release();
     return usageError(argumentProblem(error));
@@ -147,20 +155,6 @@ function logRepeatedSignals(signals: EarlySignals, logger: Logger, shutdownTimeo
   signals.onRepeat((signal) =>
     logger.warn("already shutting down; another signal does not cut it short", { signal, shutdownTimeoutMs }),
   );
-}
-
-function parseOptions(args: string[]) {
-  return parseArgs({
-    args,
-    options: {
-      config: { type: "string" },
-      check: { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-      port: { type: "string" },
-      demo: { type: "boolean", default: false },
-    },
-    strict: true,
-  }).values;
 }
 
 /** Bad arguments: one line, as `tail` says it, and exit 2. */

@@ -2,9 +2,8 @@
  * `kubemeta tail`'s arguments: its usage text, and the options they make, each checked as the config checks the same
  * thing (stream names, kinds, namespaces, NATS servers and prefixes), so that a bad one is one line and exit 2.
  */
-import { parseArgs } from "node:util";
 import * as v from "valibot";
-import { argumentProblem } from "./args.ts";
+import { argumentProblem, parseOptions } from "./args.ts";
 import { ALL, isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
 import {
   credentialsAgree,
@@ -69,13 +68,12 @@ const TAIL_OPTIONS = {
 } as const;
 
 export function parseTailArgs(args: string[], env: Record<string, string | undefined>): TailOptions | "help" {
-  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof TAIL_OPTIONS; strict: true }>>;
+  let values: ReturnType<typeof parseOptions<typeof TAIL_OPTIONS>>;
   try {
-    parsed = parseArgs({ args, options: TAIL_OPTIONS, strict: true });
+    values = parseOptions(args, TAIL_OPTIONS);
   } catch (error) {
     throw new UsageError(argumentProblem(error));
   }
-  const { values } = parsed;
   if (values.help) return "help";
 
   const transport = transportOf(values);

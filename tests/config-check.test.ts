@@ -195,6 +195,16 @@ describe("main.ts --check", () => {
         "kubemeta: Option '--port' argument is ambiguous. Did you forget to specify the option argument for " +
           "'--port'? To specify an option argument starting with a dash use '--port=-XYZ'. (see --help)",
       ],
+      // parseArgs keeps the last one: the other file or port would be dropped unsaid. The value is not echoed.
+      [
+        ["--config", "a.yaml", "--config=b.yaml"],
+        "kubemeta: --config: given more than once; give it once (see --help)",
+      ],
+      [["--port", "1", "--port", "2"], "kubemeta: --port: given more than once; give it once (see --help)"],
+      [
+        ["rbac", "--config", "a.yaml", "--config", "a.yaml"],
+        "kubemeta: --config: given more than once; give it once (see --help)",
+      ],
       [
         ["--demo", "--config", "kubemeta.yaml"],
         "kubemeta: --demo runs its own cluster and config: it takes --port, not --config or --check (see --help)",

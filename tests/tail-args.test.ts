@@ -1,6 +1,6 @@
 /** tail's argument parsing alone (cli/tail-args.ts), where a subprocess adds nothing: what reaches the client. */
 import { expect, test } from "bun:test";
-import { parseTailArgs } from "../cli/tail-args.ts";
+import { parseTailArgs, UsageError } from "../cli/tail-args.ts";
 
 test("--ca goes with an https URL, its scheme in any case, and with no http one", () => {
   for (const url of ["https://127.0.0.1:9", "HTTPS://127.0.0.1:9"])
@@ -8,4 +8,19 @@ test("--ca goes with an https URL, its scheme in any case, and with no http one"
   expect(() => parseTailArgs(["--url", "http://127.0.0.1:9", "--ca", "ca.pem"], {})).toThrow(
     "--ca: only for an https:// URL",
   );
+});
+
+test("an option that takes one value, given twice, is refused, not the last one taken; --stream repeats", () => {
+  const url = ["--url", "http://127.0.0.1:9"];
+  expect(() => parseTailArgs([...url, "--url", "http://127.0.0.1:10"], {})).toThrow(
+    "--url: given more than once; give it once",
+  );
+  // The value is not said: a token may be one.
+  expect(() => parseTailArgs([...url, "--token", "a", "--token=b"], {})).toThrow(
+    new UsageError("--token: given more than once; give it once"),
+  );
+  expect(parseTailArgs([...url, "--stream", "all", "--stream", "shared", "--json", "--json"], {})).toMatchObject({
+    streams: ["all", "shared"],
+    json: true,
+  });
 });
