@@ -5,7 +5,7 @@
 import { lstat } from "node:fs/promises";
 import { ConfigError, loadConfig, resolveConfig, type Config } from "../host/config.ts";
 import { type Host, ShutdownTimedOut, StartAbandoned, StartFailed, startHost } from "../host/host.ts";
-import { checkConfig } from "../host/check-config.ts";
+import { checkConfig, deprecationWarnings } from "../host/check-config.ts";
 import { createLogger } from "../host/logger.ts";
 import { guardProcess } from "../host/supervise.ts";
 import { type Demo, startDemo } from "./demo.ts";
@@ -112,6 +112,8 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
   let host: Host;
   try {
     if (values.check) {
+      // Said whatever else the check finds, as a start would log them: they do not make the config invalid.
+      for (const warning of deprecationWarnings(config)) process.stderr.write(`kubemeta: warning: ${warning}\n`);
       await checkConfig(config, logger);
       process.stdout.write("config is valid\n");
       return 0;

@@ -22,6 +22,8 @@ export interface Resolved<D extends AnyDeclaration> {
   declaration: D;
   name: string;
   config: unknown;
+  /** The old names (`deprecatedKey`) the entry wrote: its plugin warns of them at start, `--check` says them. */
+  deprecated: DeprecatedKey[];
 }
 
 export interface ResolveOptions {
@@ -107,22 +109,30 @@ async function resolveEntry<D extends AnyDeclaration>(
     issues.push({ path: `${path}.${key}`, message: `"${key}" is the old name of "${use}": write only "${use}"` });
   const config = parseAll(declaration.schema, rest, path, issues);
   if (config === undefined || clashes.length > 0) return undefined;
-  return { declaration: declaration as D, name: name ?? declaration.type, config };
+  const deprecated = innermost(deprecatedKeysOf(declaration.schema).filter(({ key }) => written(rest, key)));
+  return { declaration: declaration as D, name: name ?? declaration.type, config, deprecated };
 }
 
 /** The deprecated keys written beside the keys that replaced them (`batchSize` with `batch.size`). */
 function bothWritten(schema: v.GenericSchema, entry: Record<string, unknown>): DeprecatedKey[] {
-  const written = (path: string) => {
-    let value: unknown = entry;
-    for (const key of path.split(".")) {
-      if (typeof value !== "object" || value === null || !Object.hasOwn(value, key)) return false;
-      value = (value as Record<string, unknown>)[key];
-    }
-    return true;
-  };
-  const clashes = deprecatedKeysOf(schema).filter(({ key, use }) => written(key) && written(use));
+  const clashes = deprecatedKeysOf(schema).filter(({ key, use }) => written(entry, key) && written(entry, use));
   // `backoff` beside `retry` says all: its `initial` beside `retry.initial` is the same mistake.
   return clashes.filter(({ key }) => !clashes.some((outer) => key.startsWith(`${outer.key}.`)));
+}
+
+/** Whether the entry has a value at the dotted `path` (`backoff.initial`). */
+function written(entry: Record<string, unknown>, path: string): boolean {
+  let value: unknown = entry;
+  for (const key of path.split(".")) {
+    if (typeof value !== "object" || value === null || !Object.hasOwn(value, key)) return false;
+    value = (value as Record<string, unknown>)[key];
+  }
+  return true;
+}
+
+/** `backoff.initial` says what `backoff` would: the old keys a plugin's start warns of, the innermost written. */
+function innermost(keys: DeprecatedKey[]): DeprecatedKey[] {
+  return keys.filter(({ key }) => !keys.some((inner) => inner.key.startsWith(`${key}.`)));
 }
 
 function checkUniqueNames(section: string, names: (string | undefined)[], issues: ConfigIssue[]) {

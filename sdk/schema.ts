@@ -171,6 +171,10 @@ export function alias<T>(old: T | undefined, current: T, key: DeprecatedKey, use
 
 /** Logs one warning per deprecated key a config used, naming the key to write instead. */
 export function warnDeprecated(logger: Logger, used: readonly DeprecatedKey[]): void {
-  for (const { key, use } of used)
-    logger.warn(`config key "${key}" is deprecated and will be removed; write "${use}" instead`, { key, use });
+  for (const key of used) logger.warn(deprecation(key), { ...key });
+}
+
+/** What a start logs of a deprecated key, and `--check` prints. */
+export function deprecation({ key, use }: DeprecatedKey): string {
+  return `config key "${key}" is deprecated and will be removed; write "${use}" instead`;
 }

@@ -93,7 +93,7 @@ async function startIn(dir: string, options: TestHostOptions): Promise<TestHost>
     },
     { baseDir: options.dir ?? process.cwd(), registry: builtins },
   );
-  config.sources.push({ declaration: testSource, name: "test", config: {} });
+  config.sources.push({ declaration: testSource, name: "test", config: {}, deprecated: [] });
   const host = await startHost(config, {
     logger: options.logger ?? (process.env.KUBEMETA_TEST_LOG ? createLogger({ level: "debug" }) : silentLogger),
   });
