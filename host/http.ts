@@ -221,7 +221,8 @@ function bearerAuth(tokens: string[]): MiddlewareHandler {
       const candidate = digest(presented);
       if (accepted.some((token) => timingSafeEqual(token, candidate))) return next();
     }
-    c.header("WWW-Authenticate", 'Bearer realm="kubemeta"');
+    // RFC 6750 §3.1: a token that is wrong is `invalid_token`; a request without one (or with Basic) gets no error.
+    c.header("WWW-Authenticate", `Bearer realm="kubemeta"${presented === undefined ? "" : ', error="invalid_token"'}`);
     return c.json({ error: presented === undefined ? "missing bearer token" : "invalid bearer token" }, 401);
   };
 }

@@ -79,9 +79,18 @@ describe("bearer tokens (from the environment through ${VAR})", () => {
     expect(await status("/healthz")).toBe(200);
     expect(await status("/readyz")).toBe(200);
 
-    const refused = await fetch(`${th.url}/v1/watch`);
-    expect(refused.headers.get("www-authenticate")).toStartWith("Bearer");
-    expect(await refused.json()).toEqual({ error: "missing bearer token" });
+    // RFC 6750 §3.1: `error="invalid_token"` for a token that is wrong, in the header or the query, and no error
+    // attribute when no token came (none, or another scheme).
+    const challenge = async (path: string, headers: Record<string, string> = {}) => {
+      const response = await fetch(`${th.url}${path}`, { headers });
+      return [response.headers.get("www-authenticate"), ((await response.json()) as { error: string }).error];
+    };
+    const missing = ['Bearer realm="kubemeta"', "missing bearer token"];
+    const invalid = ['Bearer realm="kubemeta", error="invalid_token"', "invalid bearer token"];
+    expect(await challenge("/v1/watch")).toEqual(missing);
+    expect(await challenge("/v1/watch", { authorization: "Basic dXNlcjpwYXNz" })).toEqual(missing);
+    expect(await challenge("/v1/watch", bearer("wrong-token-0123456789"))).toEqual(invalid);
+    expect(await challenge("/metrics?access_token=wrong-token-0123456789")).toEqual(invalid);
     const c = await openSse(th.url, {}, { headers: bearer(TOKEN_A) });
     expect((await c.next()).type).toBe("RESET");
     c.close();
