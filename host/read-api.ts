@@ -55,7 +55,8 @@ function limitParam(max: number, fallback: number) {
   return v.optional(
     v.pipe(
       textParam,
-      v.regex(/^\d+$/, "expected a positive integer"),
+      // As a position's version: `010` is no spelling of 10 kubemeta writes, so it is refused, not read as one.
+      v.regex(/^(0|[1-9]\d*)$/, "expected a positive integer, without leading zeros"),
       v.transform(Number),
       v.minValue(1, "must be at least 1"),
       v.maxValue(max, `must be at most ${max}`),

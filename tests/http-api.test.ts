@@ -180,6 +180,10 @@ describe("GET /v1/updates", () => {
       ["limit=5001", "limit"],
       ["limit=0", "limit"],
       ["limit=ten", "limit"],
+      // Leading zeros are refused in `limit` as in `since`'s version.
+      ["limit=010", "limit"],
+      ["limit=00", "limit"],
+      [`since=${th.host.epoch}:01`, "since"],
       ["since=5", "since"],
       ["since=:5", "since"],
       // An epoch is visible ASCII: a control character is bad input, not an unknown epoch (410).
@@ -190,6 +194,10 @@ describe("GET /v1/updates", () => {
       expect(await get(`/v1/updates?${query}`)).toMatchObject({ status: 400, body: { parameter } });
     }
     expect(await get("/v1/updates?stream=node/")).toMatchObject({ status: 404, body: { parameter: "stream" } });
+    expect((await get("/v1/updates?limit=010")).body).toEqual({
+      error: "limit: expected a positive integer, without leading zeros",
+      parameter: "limit",
+    });
   });
 
   test("one stream-name rule for every entry point: a node stream must name a legal node name", async () => {
