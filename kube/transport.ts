@@ -116,13 +116,22 @@ function checkContext(kc: KubeConfig, origin: string, contexts: string): void {
  * (which knows only `token-file`, reads it for every user and relative to the working directory): only the user the
  * context names, as client-go reads it (other users may name files long gone), the one the merge kept, relative to
  * the file that defines it, and trimmed; read again with the rest on every reload, so a rotated token is picked up.
+ * A user with a `token` too sends the file's as client-go does (the file's last read wins over the inline token,
+ * which is only the fallback while the file cannot be read): the inline one is often a snapshot the file replaced.
  */
 function readTokenFile(kc: KubeConfig, tokenFiles: Map<string, string>): void {
   const current = kc.getCurrentUser();
-  if (!current || current.token) return;
-  const file = tokenFiles.get(current.name);
-  if (!file) return;
-  const token = readFileSync(file, "utf8").trim();
+  const file = current && tokenFiles.get(current.name);
+  if (!current || !file) return;
+  let token: string;
+  try {
+    token = readFileSync(file, "utf8").trim();
+  } catch (error) {
+    if (current.token) return;
+    throw error;
+  }
+  // client-go's file token source refuses an empty file, and its request then keeps the inline token.
+  if (!token && current.token) return;
   kc.users[kc.users.indexOf(current)] = { ...current, token };
 }
 

@@ -32,6 +32,24 @@ test("token-file and tokenFile are both relative to the kubeconfig that names th
   }
 });
 
+test("a user with token and tokenFile sends the file's token, as client-go does; the inline one if it is gone", async () => {
+  const dir = join(suite.dir, "token-and-file");
+  const withBoth = (tokenFile: string) =>
+    write(
+      join(dir, "config"),
+      kubeconfig({
+        clusters: { c: clusterOf(suite.server) },
+        users: { u: { token: "an-old-snapshot-of-the-token", tokenFile } },
+        contexts: { main: { cluster: "c", user: "u" } },
+        current: "main",
+      }),
+    );
+  await write(join(dir, "token"), `${suite.server.token}\n`);
+  expect(await status({ kubeconfig: await withBoth("token") })).toBe(200);
+  // A file that cannot be read leaves the inline token (client-go's request keeps it): refused here, not thrown.
+  expect(await status({ kubeconfig: await withBoth("gone") })).toBe(401);
+});
+
 /**
  * A kubeconfig in `folder` whose user runs an exec plugin: a script at `script` (under `folder`) that runs `before`,
  * then prints an ExecCredential with the test API server's token (expiring at `expires`); the kubeconfig names it
