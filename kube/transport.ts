@@ -42,6 +42,7 @@ export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): 
   if (cluster.proxyUrl?.startsWith("socks"))
     throw new Error(`kubeconfig ${origin}: SOCKS proxy-url is not supported (Bun's fetch speaks HTTP proxies only)`);
   try {
+    checkFilesReadable(kc);
     readTokenFile(kc, tokenFiles);
   } catch (err) {
     throw new Error(`cannot load kubeconfig ${origin}: ${(err as Error).message}`);
@@ -108,6 +109,28 @@ function checkContext(kc: KubeConfig, origin: string, contexts: string): void {
     kc.contexts[kc.contexts.indexOf(context)] = { ...context, user: NO_USER };
   } else if (!kc.getUser(context.user)) {
     throw missing("user", context.user);
+  }
+}
+
+/**
+ * The files of the context in use (its cluster's CA, its user's client certificate and key) can be read, as kubectl
+ * checks at load (client-go's ConfirmUsable): client-node reads them only with each request, so a missing one would
+ * pass `--check` and then fail every list and watch.
+ */
+function checkFilesReadable(kc: KubeConfig): void {
+  const user = kc.getCurrentUser();
+  const files = [
+    ["certificate-authority", kc.getCurrentCluster()?.caFile],
+    ["client-certificate", user?.certFile],
+    ["client-key", user?.keyFile],
+  ] as const;
+  for (const [key, file] of files) {
+    if (!file) continue;
+    try {
+      readFileSync(file);
+    } catch (err) {
+      throw new Error(`cannot read its ${key} ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
   }
 }
 

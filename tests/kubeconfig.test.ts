@@ -253,6 +253,56 @@ describe("the context in use, its cluster and its user", () => {
     expect(await status({ kubeconfig: file })).toBe(200);
   });
 
+  test("the CA, client certificate and key files of the context in use are read at load, as kubectl does", async () => {
+    const dir = join(suite.dir, "files");
+    const ca = await write(join(dir, "ca.pem"), suite.server.caPem);
+    const withFiles = (name: string, clusterFile: string, user: Record<string, string>) =>
+      write(
+        join(dir, name),
+        kubeconfig({
+          clusters: { c: { server: suite.server.url, "certificate-authority": clusterFile } },
+          users: {
+            u: { token: suite.server.token, ...user },
+            v: { "client-certificate": "gone.pem", "client-key": "gone.key" },
+          },
+          // Another context's files are no concern of this one (kubectl checks only the context in use).
+          contexts: { main: { cluster: "c", user: "u" }, other: { cluster: "c", user: "v" } },
+          current: "main",
+        }),
+      );
+    expect(await status({ kubeconfig: await withFiles("ok", "ca.pem", {}) })).toBe(200);
+    const cases = [
+      ["no-ca", "missing-ca.pem", {}, `certificate-authority ${join(dir, "missing-ca.pem")}: ENOENT`],
+      [
+        "no-cert",
+        "ca.pem",
+        { "client-certificate": "c.pem", "client-key": ca },
+        `client-certificate ${join(dir, "c.pem")}`,
+      ],
+      ["no-key", "ca.pem", { "client-certificate": ca, "client-key": "k.pem" }, `client-key ${join(dir, "k.pem")}`],
+      ["dir-ca", ".", {}, `certificate-authority ${dir}: EISDIR`],
+    ] as const;
+    for (const [name, clusterFile, user, said] of cases) {
+      const file = await withFiles(name, clusterFile, user);
+      expect(() => loadKubeConfig({ kubeconfig: file })).toThrow(
+        `cannot load kubeconfig ${file}: cannot read its ${said}`,
+      );
+    }
+    // --check loads it too, and says so at the entry, where start would have retried every list and watch for good.
+    const config = await write(
+      join(dir, "kubemeta.yaml"),
+      `sources: [{ type: kubernetes, kubeconfig: ${join(dir, "no-ca")} }]\n` +
+        `store: { type: libsql, url: "file:./data/k.db" }\n`,
+    );
+    const result = await runMain(["--check", "--config", config], { cwd: dir });
+    expect({ code: result.code, stderr: result.stderr }).toEqual({
+      code: 1,
+      stderr:
+        `invalid config:\n  sources[0]: cannot load kubeconfig ${join(dir, "no-ca")}: cannot read its ` +
+        `certificate-authority ${join(dir, "missing-ca.pem")}: ENOENT\n`,
+    });
+  });
+
   test("a context that names no user is anonymous, and keeps its cluster's CA", async () => {
     const anonymous = await startTestApiServer({ anonymous: true });
     try {
