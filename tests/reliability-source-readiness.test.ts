@@ -1,4 +1,7 @@
-/** /readyz says why the kubernetes source is not synced (no kubeconfig, connection refused, a token refused). */
+/**
+ * /readyz says why the kubernetes source is not synced (no kubeconfig, connection refused, a certificate for another
+ * name, a token refused).
+ */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -70,6 +73,27 @@ test("an API server whose port is closed", async () => {
       expect.stringMatching(/^source kubernetes: pods, nodes: list\/watch failing, retrying: ECONNREFUSED: /),
     ]);
   });
+});
+
+test("a certificate that does not name the server (the kubeconfig's tls-server-name): resources together", async () => {
+  const tls = await startTestApiServer();
+  const kubeconfig = join(dir, "server-name.yaml");
+  await Bun.write(
+    kubeconfig,
+    tls.kubeconfig("token").replace("server: ", "tls-server-name: elsewhere.example.com\n    server: "),
+  );
+  try {
+    await withSource(kubeconfig, async (th) => {
+      const body = await readyz(th, 503, /pods, nodes: .*ERR_TLS_CERT_ALTNAME_INVALID/);
+      // Bun's message names the whole URL, each resource's own, and a hint for fetch's caller: the origin is kept.
+      expect(body.waiting).toEqual([
+        "source kubernetes: pods, nodes: list/watch failing, retrying: " +
+          `ERR_TLS_CERT_ALTNAME_INVALID fetching ${tls.url}`,
+      ]);
+    });
+  } finally {
+    await tls.stop();
+  }
 });
 
 test("a token the API server refuses, until the right one is in the kubeconfig: then ready", async () => {

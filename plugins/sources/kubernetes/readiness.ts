@@ -54,3 +54,16 @@ export class SourceReadiness {
     this.ctx.waiting(parts.length > 0 ? parts.join("; ") : undefined);
   }
 }
+
+/**
+ * Bun's fetch names the whole URL in some of its errors (ERR_TLS_CERT_ALTNAME_INVALID fetching "https://…/api/v1/pods?
+ * watch=1&timeoutSeconds=287…". For more information, pass verbose: true…): each resource's path and query differ,
+ * so resources failing alike would each get a part of their own in /readyz. The server's origin is what tells an
+ * operator something; the hint is for whoever calls fetch.
+ */
+export function withoutUrl(message: string): string {
+  return message.replace(
+    / fetching "([^"]*)"\.?(?: For more information, pass `verbose: true` in the second argument to fetch\(\))?/,
+    (_all, url: string) => ` fetching ${URL.canParse(url) ? new URL(url).origin : url}`,
+  );
+}

@@ -13,6 +13,7 @@ import { apiVersionOf, collectionPath, selectorParams, type ResourceType, type S
 import type { SourceMetrics } from "./telemetry.ts";
 import { consumeWatch, StreamingListIgnored, type WatchResult } from "./watch.ts";
 import type { ParseThreads } from "./parse-threads.ts";
+import { withoutUrl } from "./readiness.ts";
 
 export type StreamingListMode = "auto" | "always" | "never";
 
@@ -267,7 +268,8 @@ export class Reflector {
   /** Until synced, the last error is why the resource is not ready: connection refused, 401, a TLS failure… */
   private failed(err: unknown) {
     if (this.synced) return;
-    const { code, message } = err as { code?: unknown; message?: string };
+    const { code, message: said } = err as { code?: unknown; message?: string };
+    const message = said && withoutUrl(said);
     // Bun's fetch says only "Unable to connect…" in its message; its code says why (ECONNREFUSED).
     const detail = typeof code === "string" && !message?.includes(code) ? `${code}: ${message}` : message;
     this.deps.failing?.(`list/watch failing, retrying: ${detail ?? String(err)}`);
