@@ -41,10 +41,18 @@ function within(path: string, prefix: string): boolean {
   return path === prefix || (path.startsWith(prefix) && (path[prefix.length] === "." || path[prefix.length] === "["));
 }
 
-/** `text` with each `${NAME}` replaced by the environment's value; `$${` stands for a literal `${`. */
+/**
+ * `text` with each `${NAME}` replaced by the environment's value; `$${` stands for a literal `${`, closed or not. A
+ * `${` that no `}` closes is an error, never text: `secret: ${WEBHOOK_SECRET` (its `}` left out) would otherwise make
+ * the variable's name, which anyone can read in the config, the secret.
+ */
 function interpolateText(text: string, env: Env, path: string, issues: ConfigIssue[]): string {
-  return text.replace(/\$(\$?)\{([^}]*)\}/g, (match, escaped: string, name: string) => {
-    if (escaped) return match.slice(1);
+  return text.replace(/\$\$\{|\$\{([^}]*)(\}?)/g, (match, name: string | undefined, closed: string | undefined) => {
+    if (name === undefined) return "${";
+    if (!closed) {
+      issues.push({ path, message: "${ is not closed by a } (write ${NAME}, or $${ for a literal ${)" });
+      return "";
+    }
     if (name.trim() === "") {
       issues.push({ path, message: "${} names no environment variable (write $${ for a literal ${)" });
       return "";

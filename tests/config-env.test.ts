@@ -105,3 +105,15 @@ test("an error under a key ${VAR} replaced is named by the key as written, not b
   ]);
   expect(issues.join("\n")).not.toContain("secret");
 });
+
+test("a ${ that no } closes is an error (the name would be the secret); $${ is a literal, closed or not", async () => {
+  const env = { WEBHOOK_SECRET: "a-secret-from-the-environment" };
+  const unclosed = "${ is not closed by a } (write ${NAME}, or $${ for a literal ${)";
+  const webhook = "sinks:\n  - type: webhook\n    url: https://h/\n    secret: ${WEBHOOK_SECRET\n";
+  expect(await issuesOf(load(webhook, env))).toEqual([`sinks[0].secret: ${unclosed}`]);
+  expect(await issuesOf(load('http: {tokens: ["${WEBHOOK_SECRET}-and-${"]}\n', env))).toEqual([
+    `http.tokens[0]: ${unclosed}`,
+  ]);
+  const literal = await load('cluster: {name: "pa$${ss-${WEBHOOK_SECRET}"}\n', env);
+  expect(literal.cluster).toBe("pa${ss-a-secret-from-the-environment");
+});
