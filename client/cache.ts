@@ -62,11 +62,13 @@ export class StreamCache {
   position = 0;
   private staged: Map<string, Envelope> | undefined;
   private resetReason = "";
+  readonly stream: string;
+  private readonly handlers: InformerHandlers;
 
-  constructor(
-    readonly stream: string,
-    private readonly handlers: InformerHandlers,
-  ) {}
+  constructor(stream: string, handlers: InformerHandlers) {
+    this.stream = stream;
+    this.handlers = handlers;
+  }
 
   /** True once the epoch and position can be used to resume. */
   get hasPosition(): boolean {

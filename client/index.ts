@@ -28,6 +28,9 @@
  * ```
  *
  * The README's "Client library" section has both examples whole and every option.
+ *
+ * Node.js (22.18+) imports these modules as they are, stripping their types: they hold only TypeScript that erases
+ * (no parameter properties, enums or namespaces) and need no Bun types (tests/client-node.test.ts).
  */
 export { subscribeNats, type NatsSubscribeOptions } from "./nats.ts";
 export { subscribeSse, type SseSubscribeOptions } from "./sse.ts";

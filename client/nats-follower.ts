@@ -59,11 +59,12 @@ export class Follower {
   /** The last reply began with a reset (its chunk 0 said so): the stream's state, whatever `from` was. */
   private replyWasReset = false;
   private readonly subscription: NatsSubscription;
+  private readonly context: FollowerContext;
+  private readonly cache: StreamCache;
 
-  constructor(
-    private readonly context: FollowerContext,
-    private readonly cache: StreamCache,
-  ) {
+  constructor(context: FollowerContext, cache: StreamCache) {
+    this.context = context;
+    this.cache = cache;
     const subject = context.subjects.of(cache.stream)!;
     // Subscribed before the first replay is sent on the same connection: nothing falls in between.
     this.subscription = context.nc.subscribe(subject, { callback: (error, msg) => this.receive(error, msg) });

@@ -22,11 +22,13 @@ export class SseParser {
   private data = "";
   private eventType = "";
   private idBuffer = "";
+  private readonly onEvent: (event: SseEvent) => void;
+  private readonly onComment: (text: string) => void;
 
-  constructor(
-    private readonly onEvent: (event: SseEvent) => void,
-    private readonly onComment: (text: string) => void = () => {},
-  ) {}
+  constructor(onEvent: (event: SseEvent) => void, onComment: (text: string) => void = () => {}) {
+    this.onEvent = onEvent;
+    this.onComment = onComment;
+  }
 
   push(chunk: string): void {
     let text = this.pending + chunk;
