@@ -53,12 +53,8 @@ export async function resolveEntries(
   const store =
     entries.store &&
     (await resolveEntry<StoreDeclaration>("store", "store", withoutRetention(entries.store), options, issues));
-  const sources = await Promise.all(
-    entries.sources.map((e, i) => e && resolveEntry<SourceDeclaration>("source", `sources[${i}]`, e, options, issues)),
-  );
-  const sinks = await Promise.all(
-    entries.sinks.map((e, i) => e && resolveEntry<SinkDeclaration>("sink", `sinks[${i}]`, e, options, issues)),
-  );
+  const sources = await resolveInOrder<SourceDeclaration>("source", "sources", entries.sources, options, issues);
+  const sinks = await resolveInOrder<SinkDeclaration>("sink", "sinks", entries.sinks, options, issues);
   // A name written is known even of an entry that failed; a default one (its type's) only of one that loaded.
   checkUniqueNames(
     "sources",
@@ -91,6 +87,25 @@ function storeUnshareable({ declaration, config }: Resolved<StoreDeclaration>): 
 /** The store's entry as its plugin sees it: `retention` is the host's. */
 function withoutRetention({ retention: _, ...entry }: HostConfig["store"]): PluginEntry {
   return entry;
+}
+
+/**
+ * A section's entries, their modules loaded side by side; each entry's issues are added in the entries' order, as
+ * the schema's are, rather than as their imports settle (a module not found is said after a built-in misspelt).
+ */
+async function resolveInOrder<D extends AnyDeclaration>(
+  kind: D["kind"],
+  section: string,
+  entries: (PluginEntry | undefined)[],
+  options: ResolveOptions,
+  issues: ConfigIssue[],
+): Promise<(Resolved<D> | undefined)[]> {
+  const own = entries.map((): ConfigIssue[] => []);
+  const resolved = await Promise.all(
+    entries.map((e, i) => e && resolveEntry<D>(kind, `${section}[${i}]`, e, options, own[i]!)),
+  );
+  issues.push(...own.flat());
+  return resolved;
 }
 
 /** A plugin entry's declaration and its config, parsed by the plugin's schema; undefined after adding its issues. */
