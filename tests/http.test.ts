@@ -29,6 +29,8 @@ export default defineSink({
     async start() {
       ctx.http.post("/hooks/:id", (c) => c.json({ id: c.req.param("id") }));
       ctx.http.get("/hooks/:id/status", (c) => c.json({ id: c.req.param("id") }));
+      // With a status, Hono says the type itself (a bare c.text(s) leaves it to Bun: the README says so).
+      ctx.http.get("/hooks/:id/text", (c) => c.text("ok", 200));
       // Bodies whose type the Response gives itself, none said by the plugin.
       ctx.http.get("/hooks/:id/form", () => new Response(new URLSearchParams({ a: "1" })));
       ctx.http.get("/hooks/:id/blob", () => new Response(new Blob(["{}"], { type: "application/json" })));
@@ -346,6 +348,7 @@ describe("listener", () => {
       ["/hooks/abc/multipart", /^multipart\/form-data; boundary=/],
       ["/hooks/abc/blob", /^application\/json/],
       ["/hooks/abc/status", /^application\/json/],
+      ["/hooks/abc/text", /^text\/plain/],
     ] as const) {
       const get = await answer("GET", path);
       expect([path, get.others["content-type"]]).toEqual([path, expect.stringMatching(type)]);
