@@ -92,7 +92,7 @@ test("--demo serves a simulated cluster: " +
   expect(await Bun.file(join(dir, "data", "demo", "demo.pid")).exists()).toBe(false);
 }, 90_000);
 
-test("a second signal while the demo starts is logged then, as after; the demo stops once started: exit 0", async () => {
+test("a second signal while the demo starts is logged, as after it; once started, the demo stops: exit 0", async () => {
   const home = await tempDir("kubemeta-demo-early-");
   const env = { ...process.env };
   delete env.KUBECONFIG;

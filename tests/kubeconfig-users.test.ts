@@ -32,7 +32,7 @@ test("token-file and tokenFile are both relative to the kubeconfig that names th
   }
 });
 
-test("a user with token and tokenFile sends the file's token, as client-go does; the inline one if it is gone", async () => {
+test("token and tokenFile: the file's token is sent, as by client-go; the inline one if the file is gone", async () => {
   const dir = join(suite.dir, "token-and-file");
   const withBoth = (tokenFile: string) =>
     write(

@@ -8,7 +8,7 @@ import { createLogger } from "../host/logger.ts";
 import { outageLog } from "../sdk/telemetry.ts";
 import type { Logged } from "./plugins-fixtures.ts";
 
-test("an outage: one error, then one warning per interval with the attempts failed, one info line once over", async () => {
+test("an outage: one error, then a warning per interval with the failed attempts, an info line once over", async () => {
   const logged: Logged[] = [];
   const logger = createLogger({ write: (line) => void logged.push(JSON.parse(line) as Logged) });
   const everyMs = 50;

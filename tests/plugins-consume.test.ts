@@ -93,7 +93,7 @@ test("transient() picks a failure's level; one that throws leaves it an error an
   ]);
 });
 
-test("cursor saves failing for a while (a store away): one error, warnings once a minute, a line when back", async () => {
+test("cursor saves failing a while (a store away): one error, warnings once a minute, a line when back", async () => {
   host = await startTestHost();
   const logged: Logged[] = [];
   const ctx = contextOn(host, "saving", logged);
