@@ -15,6 +15,16 @@ import { json, SseConnection } from "./sse-client.ts";
 let dir: string | undefined;
 let demo: ReturnType<typeof Bun.spawn> | undefined;
 let early: { dir: string; child: ReturnType<typeof Bun.spawn> } | undefined;
+
+/** `bun run main.ts --demo --port 0`, as a newcomer runs it. */
+const DEMO = [process.execPath, "run", MAIN, "--demo", "--port", "0"];
+
+/** The environment a demo runs in from `home`: that HOME, no KUBECONFIG. */
+function demoEnv(home: string): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = { ...process.env, HOME: home };
+  delete env.KUBECONFIG;
+  return env;
+}
 afterAll(async () => {
   demo?.kill("SIGKILL");
   early?.child.kill("SIGKILL");
@@ -24,14 +34,7 @@ afterAll(async () => {
 test("--demo serves a simulated cluster: " +
   "the printed watch command streams RESET, the state, SYNCED, live changes; SIGTERM exits 0", async () => {
   dir = await tempDir("kubemeta-demo-");
-  const env = { ...process.env };
-  delete env.KUBECONFIG;
-  const child = Bun.spawn([process.execPath, "run", MAIN, "--demo", "--port", "0"], {
-    cwd: dir,
-    env: { ...env, HOME: dir },
-    stdout: "pipe",
-    stderr: "inherit",
-  });
+  const child = Bun.spawn(DEMO, { cwd: dir, env: demoEnv(dir), stdout: "pipe", stderr: "inherit" });
   demo = child;
   const stdout = new Output(child.stdout);
   const match = await stdout.waitFor(/curl -N '(http:\/\/127\.0\.0\.1:\d+)\/v1\/watch\?stream=all'/, 60_000);
@@ -70,12 +73,7 @@ test("--demo serves a simulated cluster: " +
   const inode = statSync(store).ino;
 
   // A second demo from the same directory leaves the first one's store alone.
-  const second = Bun.spawn([process.execPath, "run", MAIN, "--demo", "--port", "0"], {
-    cwd: dir,
-    env: { ...env, HOME: dir },
-    stdout: "ignore",
-    stderr: "pipe",
-  });
+  const second = Bun.spawn(DEMO, { cwd: dir, env: demoEnv(dir), stdout: "ignore", stderr: "pipe" });
   expect(await second.exited).toBe(1);
   expect(await new Response(second.stderr).text()).toContain(`another demo (pid ${child.pid}) serves from`);
   expect(statSync(store).ino).toBe(inode);
@@ -94,14 +92,7 @@ test("--demo serves a simulated cluster: " +
 
 test("a second signal while the demo starts is logged, as after it; once started, the demo stops: exit 0", async () => {
   const home = await tempDir("kubemeta-demo-early-");
-  const env = { ...process.env };
-  delete env.KUBECONFIG;
-  const child = Bun.spawn([process.execPath, "run", MAIN, "--demo", "--port", "0"], {
-    cwd: home,
-    env: { ...env, HOME: home },
-    stdout: "pipe",
-    stderr: "inherit",
-  });
+  const child = Bun.spawn(DEMO, { cwd: home, env: demoEnv(home), stdout: "pipe", stderr: "inherit" });
   early = { dir: home, child };
   const stdout = new Output(child.stdout);
   // Its pid file is written as its start-up begins (signals are listened for from before): the start is under way.

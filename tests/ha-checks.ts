@@ -9,6 +9,8 @@ import { expectGapFreeWithWholeChains, waitFor } from "../testing/index.ts";
 import { cleanups, expectFollowedWholly, recorder } from "./faults-cluster.ts";
 import type { Replica, setupHa } from "./ha-cluster.ts";
 
+type HaEnv = Awaited<ReturnType<typeof setupHa>>;
+
 /** A client-library subscription and what it applied. */
 export interface Consumer {
   rec: ReturnType<typeof recorder>;
@@ -28,11 +30,7 @@ export async function consumeSse(url: string): Promise<Consumer> {
  * `replica` equals the API server, the store's log is gap-free with whole prev chains (no version lost or written
  * twice), and each consumer applied all of it once, with no RESET.
  */
-export async function expectConverged(
-  env: Awaited<ReturnType<typeof setupHa>>,
-  replica: Replica,
-  consumers: Consumer[],
-): Promise<Update[]> {
+export async function expectConverged(env: HaEnv, replica: Replica, consumers: Consumer[]): Promise<Update[]> {
   await waitFor(() => env.matchesTruth(replica.url), 30_000, `${replica.identity} to equal the API server`);
   const updates = await env.allUpdates();
   expectGapFreeWithWholeChains(updates);
@@ -46,7 +44,7 @@ export async function expectConverged(
  * writer (each would take the Lease and give it back, every backoff step, each logged); `also` checks more each time.
  */
 export async function expectNobodyContends(
-  env: Awaited<ReturnType<typeof setupHa>>,
+  env: HaEnv,
   replicas: Replica[],
   leaseMs: number,
   also: () => unknown = () => {},
@@ -66,4 +64,23 @@ export async function expectNobodyContends(
   );
   for (const replica of replicas)
     expect(replica.out.lines("not contending for the Lease until the store can be read")).toHaveLength(1);
+}
+
+/**
+ * Replica 0 started, leading and ready, then started again (SIGTERM, exit 0): the new process holds no update in
+ * memory (its log's tail begins at the head), so a catch-up or replay it serves reads the store. Returns it and the
+ * position of the state the first one served.
+ */
+export async function restartedReplica(env: HaEnv): Promise<{ again: Replica; epoch: string; version: number }> {
+  const replica = await env.start(0);
+  await env.leading(replica);
+  await env.ready(replica);
+  const { epoch, version } = (await (await fetch(`${replica.url}/v1/objects?kind=Namespace`)).json()) as {
+    epoch: string;
+    version: number;
+  };
+  expect(version).toBeGreaterThan(10);
+  replica.proc.kill("SIGTERM");
+  expect(await replica.proc.exited).toBe(0);
+  return { again: await env.start(0), epoch, version };
 }

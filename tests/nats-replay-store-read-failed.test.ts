@@ -12,6 +12,7 @@ import { waitFor } from "../testing/index.ts";
 import { cleanups, runCleanups } from "./faults-cluster.ts";
 import { restartableStore } from "./ha-chaos-parts.ts";
 import { setupHa } from "./ha-cluster.ts";
+import { restartedReplica } from "./ha-checks.ts";
 import { replay } from "./nats-consumer.ts";
 import { startNatsServer } from "./nats-server.ts";
 
@@ -26,18 +27,7 @@ test("a replay that cannot read the store: an error to ask again later at once, 
   const env = await setupHa({ replicas: 1, sinks: ["  - type: nats", `    servers: ["${nats.url}"]`] });
   cleanups.push(env.destroy);
   const store = restartableStore(env);
-  const replica = await env.start(0);
-  await env.leading(replica);
-  await env.ready(replica);
-  const { epoch, version } = (await (await fetch(`${replica.url}/v1/objects?kind=Namespace`)).json()) as {
-    epoch: string;
-    version: number;
-  };
-  expect(version).toBeGreaterThan(10);
-  // Started again, it holds no update in memory (its log's tail begins at the head): a replay reads the store.
-  replica.proc.kill("SIGTERM");
-  expect(await replica.proc.exited).toBe(0);
-  const again = await env.start(0);
+  const { again, epoch, version } = await restartedReplica(env);
   await store.stop();
 
   const nc = await connect({ servers: nats.url });

@@ -8,24 +8,14 @@
 import { afterEach, expect, test } from "bun:test";
 import { cleanups, runCleanups } from "./faults-cluster.ts";
 import { setupHa } from "./ha-cluster.ts";
+import { restartedReplica } from "./ha-checks.ts";
 
 afterEach(runCleanups);
 
 test("an SSE catch-up that cannot read the store ends with retry, logs a warning, not an error", async () => {
   const env = await setupHa({ replicas: 1 });
   cleanups.push(env.destroy);
-  const replica = await env.start(0);
-  await env.leading(replica);
-  await env.ready(replica);
-  const { epoch, version } = (await (await fetch(`${replica.url}/v1/objects?kind=Namespace`)).json()) as {
-    epoch: string;
-    version: number;
-  };
-  expect(version).toBeGreaterThan(10);
-  // Started again, it holds no update in memory (its log's tail begins at the head): a catch-up reads the store.
-  replica.proc.kill("SIGTERM");
-  expect(await replica.proc.exited).toBe(0);
-  const again = await env.start(0);
+  const { again, epoch } = await restartedReplica(env);
   await env.store.stop();
 
   const watch = (position: string) =>
