@@ -114,6 +114,8 @@ test("the counters of rare events are there at 0 from the start: rate() has a se
       'kubemeta_sink_lost_versions_total{sink="nats"} 0',
       'kubemeta_nats_reconnects_total{sink="nats"} 0',
       'kubemeta_nats_connect_failures_total{sink="nats"} 0',
+      'kubemeta_nats_skipped_total{reason="oversized",sink="nats"} 0',
+      'kubemeta_nats_skipped_total{reason="illegal_node_name",sink="nats"} 0',
       "kubemeta_commit_failures_total 0",
       "kubemeta_store_pruned_updates_total 0",
       ...["all", "shared", "node"].map((stream) => `kubemeta_reader_resets_total{stream="${stream}"} 0`),

@@ -22,6 +22,8 @@ import { largestEnvelope } from "./chunks.ts";
 import { rateLimited } from "../../../sdk/telemetry.ts";
 
 const MSG_ID_HEADER = "Nats-Msg-Id";
+/** Why an update is not published on a subject: too large for it, or its node's name makes no subject. */
+const SKIP_REASONS = ["oversized", "illegal_node_name"] as const;
 
 export interface PublisherOptions {
   ctx: SinkContext;
@@ -50,8 +52,10 @@ export function createPublisher(options: PublisherOptions): Publish {
   const published = ctx.metrics.counter("kubemeta_nats_published_total", "Messages published to NATS, by sink.");
   const skipped = ctx.metrics.counter(
     "kubemeta_nats_skipped_total",
-    "Updates not published on a subject, by sink and reason (oversized, illegal_node_name).",
+    `Updates not published on a subject, by sink and reason (${SKIP_REASONS.join(", ")}).`,
   );
+  // 0 from the start, as every counter of rare events: increase() needs a sample before the first skip.
+  for (const reason of SKIP_REASONS) skipped.inc({ ...labels, reason }, 0);
 
   const encoder = new TextEncoder();
   // Each such update is skipped on both its subjects, and a large object that keeps changing is skipped each time.
