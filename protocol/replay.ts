@@ -48,22 +48,34 @@ export interface ReplayChunk {
   error?: string;
 }
 
-const requestSchema = v.object({
-  stream: v.pipe(v.string("stream must be a string"), v.check(isStreamName, `stream must be ${STREAM_NAME_RULE}`)),
-  from: v.optional(
-    v.nullable(
-      v.pipe(
-        v.string("from must be a string"),
-        v.check((text) => parsePosition(text) !== undefined, 'from must be "<epoch>:<version>"'),
+/** What a request is, for one that is no JSON object (an array, null, a number, a string). */
+const NOT_AN_OBJECT = 'request must be a JSON object: {"stream": …, "from"?: …, "to"?: …}';
+
+// The object's own message is only ever that of a missing `stream` (parseReplayRequest refuses anything but an object
+// first): valibot's own, `Invalid key: Expected "stream" but received undefined`, says neither what nor where.
+const requestSchema = v.object(
+  {
+    stream: v.pipe(v.string("stream must be a string"), v.check(isStreamName, `stream must be ${STREAM_NAME_RULE}`)),
+    from: v.optional(
+      v.nullable(
+        v.pipe(
+          v.string("from must be a string"),
+          v.check((text) => parsePosition(text) !== undefined, 'from must be "<epoch>:<version>"'),
+        ),
       ),
     ),
-  ),
-  to: v.optional(
-    v.nullable(
-      v.pipe(v.number("to must be a number"), v.safeInteger("to must be an integer"), v.minValue(0, "to must be >= 0")),
+    to: v.optional(
+      v.nullable(
+        v.pipe(
+          v.number("to must be a number"),
+          v.safeInteger("to must be an integer"),
+          v.minValue(0, "to must be >= 0"),
+        ),
+      ),
     ),
-  ),
-});
+  },
+  `stream is missing: it must be ${STREAM_NAME_RULE}`,
+);
 
 /** A request as a consumer sends it (JSON). */
 export interface ReplayRequestMessage {
@@ -100,6 +112,8 @@ export function parseReplayRequest(payload: string): ReplayRequest {
   } catch {
     throw new MalformedRequestError("request is not JSON");
   }
+  // An array passes valibot's object schema (its keys are its indexes): it is no request either.
+  if (typeof json !== "object" || json === null || Array.isArray(json)) throw new MalformedRequestError(NOT_AN_OBJECT);
   const result = v.safeParse(requestSchema, json);
   if (!result.success) throw new MalformedRequestError(result.issues.map((i) => i.message).join("; "));
   const { stream, from } = result.output;

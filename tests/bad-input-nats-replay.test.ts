@@ -35,6 +35,7 @@ const MALFORMED: Array<[string, string]> = [
   ["an empty payload", ""],
   ["binary garbage", "\u0000\u0001\uffff\ud800 not json"],
   ["JSON null", "null"],
+  ["an empty object", "{}"],
   ["a JSON array", "[]"],
   ["a JSON number", "42"],
   ["a JSON string", '"all"'],
@@ -82,6 +83,11 @@ describe("bad replay requests", () => {
         expect({ what, error: typeof chunks[0]!.error }).toEqual({ what, error: "string" });
         // The error says what is wrong without echoing a huge request back.
         expect(chunks[0]!.error!.length).toBeLessThan(1_000);
+        // In the protocol's words, not the validator's (`Invalid key: Expected "stream" but received undefined`).
+        expect({ what, error: chunks[0]!.error }).not.toEqual({
+          what,
+          error: expect.stringMatching(/Invalid|Expected/),
+        });
         if (MALFORMED[i]![1].length > MAX_REQUEST_BYTES)
           expect(chunks[0]!.error).toBe(`a replay request is at most ${MAX_REQUEST_BYTES} bytes`);
       });

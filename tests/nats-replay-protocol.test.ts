@@ -30,8 +30,12 @@ describe("replay request", () => {
   test("says what is wrong with a malformed request", () => {
     const cases: [string, RegExp][] = [
       ["not json", /not JSON/],
-      ["[]", /stream|object/i],
-      ["{}", /stream/],
+      // In the protocol's words, naming the field and what it must be (valibot's: `Invalid key: Expected "stream"`).
+      ["[]", /^request must be a JSON object: \{"stream": …, "from"\?: …, "to"\?: …\}$/],
+      ["null", /^request must be a JSON object/],
+      ['"all"', /^request must be a JSON object/],
+      ["{}", /^stream is missing: it must be "all", "shared" or "node\/<node name>"/],
+      ['{"from":"e:1"}', /^stream is missing: it must be "all"/],
       ['{"stream":"node/"}', /stream must be/],
       ['{"stream":"node/Bad_Name"}', /stream must be/],
       ['{"stream":"pods"}', /stream must be/],
