@@ -79,7 +79,22 @@ function coerceString(issue: v.BaseIssue<unknown>): boolean {
 
 function toIssue(prefix: string, issue: v.BaseIssue<unknown>): ConfigIssue {
   const keys = (issue.path ?? []).map((item) => (item as { key: unknown }).key);
-  return { path: issuePath(keys, prefix), message: withoutSecrets(issue) };
+  return { path: issuePath(keys, prefix), message: withoutSecrets(issue) + booleanHint(issue) };
+}
+
+/** YAML 1.1's spellings of true (captured) and false that YAML 1.2, as the config is read, has as strings. */
+const YAML_1_1_BOOLEANS = /^(?:(y|Y|yes|Yes|YES|on|On|ON)|n|N|no|No|NO|off|Off|OFF)$/;
+
+/**
+ * Where a boolean belongs, what to write: `enabled: no` is the string "no" to YAML 1.2 (and so to Bun's parser), and
+ * "Expected boolean but received a string" alone does not say why. Such a word is no secret, so it may be quoted.
+ */
+function booleanHint(issue: v.BaseIssue<unknown>): string {
+  if (issue.type !== "boolean") return "";
+  const word = typeof issue.input === "string" ? YAML_1_1_BOOLEANS.exec(issue.input) : null;
+  if (!word) return ": write true or false";
+  const meant = word[1] !== undefined;
+  return `: write ${meant} ("${word[0]}" meant ${meant} in YAML 1.1, not in YAML 1.2, which kubemeta reads)`;
 }
 
 /**

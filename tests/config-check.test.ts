@@ -200,6 +200,26 @@ describe("main.ts --check", () => {
     expect(result.stderr).toContain("sources[0].namespce");
   });
 
+  test("a boolean written as YAML 1.1 wrote it (no, on), or as a number, says what to write at its path", async () => {
+    const result = await check(
+      [
+        "ha: { enabled: no }",
+        "sinks:",
+        "  - { type: nats, servers: ['nats://127.0.0.1:4222'], replay: { enabled: on }, tls: { handshakeFirst: 1 } }",
+      ].join("\n"),
+    );
+    const yaml11 = (word: string, meant: boolean) =>
+      `Invalid type: Expected boolean but received a string: write ${meant} ("${word}" meant ${meant} in YAML 1.1, ` +
+      "not in YAML 1.2, which kubemeta reads)";
+    expect(result).toMatchObject({ code: 1, stdout: "" });
+    expect(result.stderr.trimEnd().split("\n")).toEqual([
+      "invalid config:",
+      `  ha.enabled: ${yaml11("no", false)}`,
+      "  sinks[0].tls.handshakeFirst: Invalid type: Expected boolean but received 1: write true or false",
+      `  sinks[0].replay.enabled: ${yaml11("on", true)}`,
+    ]);
+  });
+
   test("bad arguments exit 2 with one line saying what is wrong, not a stack trace", async () => {
     const cases: [string[], string][] = [
       [["--chekc"], "kubemeta: Unknown option '--chekc' (see --help)"],

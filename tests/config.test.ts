@@ -241,7 +241,8 @@ describe("config", () => {
       "http.port: Invalid value: Expected <=65535 but received 99999",
     ]);
     expect(await issuesOf({ sinks: [{ type: "nats", servers: ["nats://n"], replay: { enabled: "yes" } }] })).toEqual([
-      "sinks[0].replay.enabled: Invalid type: Expected boolean but received a string",
+      "sinks[0].replay.enabled: Invalid type: Expected boolean but received a string: write true " +
+        '("yes" meant true in YAML 1.1, not in YAML 1.2, which kubemeta reads)',
     ]);
     // Where a string belongs, a variable that spells a number stays a string.
     expect(
