@@ -5,7 +5,7 @@
 import { lstat } from "node:fs/promises";
 import { ConfigError, loadConfig, resolveConfig, type Config } from "../host/config.ts";
 import { type Host, ShutdownTimedOut, StartAbandoned, StartFailed, startHost } from "../host/host.ts";
-import { checkConfig, deprecationWarnings } from "../host/check-config.ts";
+import { checkConfig, deprecationWarnings, emptinessWarnings } from "../host/check-config.ts";
 import { createLogger } from "../host/logger.ts";
 import { guardProcess } from "../host/supervise.ts";
 import { type Demo, startDemo } from "./demo.ts";
@@ -112,9 +112,14 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
   let host: Host;
   try {
     if (values.check) {
+      const warn = (warnings: string[]) => {
+        for (const warning of warnings) process.stderr.write(`kubemeta: warning: ${warning}\n`);
+      };
       // Said whatever else the check finds, as a start would log them: they do not make the config invalid.
-      for (const warning of deprecationWarnings(config)) process.stderr.write(`kubemeta: warning: ${warning}\n`);
+      warn(deprecationWarnings(config));
       await checkConfig(config, logger);
+      // Only of a config that could run: one with errors has more to fix than what it leaves out.
+      warn(emptinessWarnings(config));
       process.stdout.write("config is valid\n");
       return 0;
     }
@@ -132,6 +137,8 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     throw error;
   }
   guardProcess(logger, host.metrics);
+  // Once started, as a start that fails says only why in its one line.
+  for (const warning of emptinessWarnings(config)) logger.warn(warning);
   // A signal that came while the host started stops it now that it has; a host that cannot go on stops itself.
   const stoppedBy = await Promise.race([signals.stop.then(() => "signal" as const), host.failed]).catch(
     () => "failure" as const,

@@ -35,6 +35,18 @@ export function deprecationWarnings(config: Config): string[] {
   return entries.flatMap(({ path, deprecated }) => deprecated.map((key) => `${path}: ${deprecation(key)}`));
 }
 
+/**
+ * What a valid config leaves undone, logged at start and said by `--check`: an empty file (a ConfigMap key left
+ * empty) is valid, every section at its default, and would run ready doing nothing. Neither is an error: a kubemeta
+ * may serve a store it does not fill, and the HTTP reads (`/v1/objects`, `/v1/updates`) answer without sinks.
+ */
+export function emptinessWarnings(config: Config): string[] {
+  return [
+    ...(config.sources.length === 0 ? ["no sources: nothing is watched"] : []),
+    ...(config.sinks.length === 0 ? ["no sinks: nothing is delivered (no SSE, NATS, webhook)"] : []),
+  ];
+}
+
 /** Why the store cannot be opened, at `store`: its plugin's message names it (its file, its server) and the cause. */
 async function storeIssues(config: Config, logger: Logger): Promise<ConfigIssue[]> {
   try {

@@ -4,7 +4,7 @@ import { realpathSync } from "node:fs";
 import { mkdir, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { tempDir } from "../testing/index.ts";
-import { runMain } from "./reliability-process.ts";
+import { exitWithin, MAIN, Output, runMain } from "./reliability-process.ts";
 
 describe("main.ts --check", () => {
   async function check(yaml: string) {
@@ -36,8 +36,36 @@ describe("main.ts --check", () => {
       warning("sinks[0]", "backoff.initial", "retry.initial"),
       warning("sinks[0]", "backoff.max", "retry.max"),
       warning("sinks[1]", "batchSize", "batch.size"),
+      "kubemeta: warning: no sources: nothing is watched",
     ]);
   });
+
+  test("an empty config (no sources, no sinks) is valid, with a warning for each, from --check and at start", async () => {
+    const warnings = ["no sources: nothing is watched", "no sinks: nothing is delivered (no SSE, NATS, webhook)"];
+    for (const yaml of ["", "{}\n", "sources: []\nsinks: []\n"]) {
+      const result = await check(yaml);
+      expect({ yaml, ...result }).toEqual({
+        yaml,
+        code: 0,
+        stdout: "config is valid\n",
+        stderr: warnings.map((warning) => `kubemeta: warning: ${warning}\n`).join(""),
+      });
+    }
+    // One missing is said alone.
+    expect((await check("sinks: [{ type: sse }]\n")).stderr).toBe(`kubemeta: warning: ${warnings[0]}\n`);
+    const cwd = await tempDir();
+    await Bun.write(join(cwd, "kubemeta.yaml"), "");
+    const child = Bun.spawn([process.execPath, "run", MAIN, "--port", "0"], { cwd, stdout: "pipe", stderr: "pipe" });
+    const stdout = new Output(child.stdout);
+    try {
+      // Logged once started, the second last.
+      await stdout.waitFor(/"msg":"no sinks: /, 20_000);
+      expect(warnings.map((warning) => stdout.lines(warning).map(({ level }) => level))).toEqual([["warn"], ["warn"]]);
+    } finally {
+      child.kill("SIGTERM");
+    }
+    expect(await exitWithin(child, 20_000)).toBe(0);
+  }, 60_000);
 
   test("a kubeconfig a source names must load: each that does not is a config error; the store checked", async () => {
     const dir = await tempDir();

@@ -57,7 +57,11 @@ describe("main.ts --check with ha", () => {
         'store: { type: libsql, url: "${LIBSQL_URL}", authToken: "${LIBSQL_AUTH_TOKEN}" }\n' +
         `ha: { enabled: true, kubeconfig: ${join(dir, "kubeconfig")} }\n`;
       const result = await check(yaml, { LIBSQL_URL: server.url, LIBSQL_AUTH_TOKEN: token });
-      expect(result).toEqual({ code: 0, stdout: "config is valid\n", stderr: "" });
+      // The config names no sources or sinks: valid, and said to do nothing.
+      const stderr = ["no sources: nothing is watched", "no sinks: nothing is delivered (no SSE, NATS, webhook)"]
+        .map((warning) => `kubemeta: warning: ${warning}\n`)
+        .join("");
+      expect(result).toEqual({ code: 0, stdout: "config is valid\n", stderr });
       // The check did reach the server: a wrong token fails it.
       const refused = await check(yaml, { LIBSQL_URL: server.url, LIBSQL_AUTH_TOKEN: "not-the-token" });
       expect(refused.code).toBe(1);
