@@ -29,10 +29,13 @@ function prose(markdown: string): string {
     .join("\n");
 }
 
-/** The `bun test …` commands written as inline code (several joined by `;` or `&&`), their words after `test`. */
+/**
+ * The `bun test …` commands written as inline code (several joined by `;` or `&&`), their words after `test`. In a
+ * table a pipe is written `\|`, code spans included, or it would end the cell (GFM): it reads as `|`.
+ */
 function commands(markdown: string): string[][] {
   return [...markdown.matchAll(/`([^`\n]*)`/g)]
-    .flatMap((span) => (span[1] ?? "").split(/;|&&/))
+    .flatMap((span) => (span[1] ?? "").replaceAll("\\|", "|").split(/;|&&/))
     .map((command) => /^\s*(?:npx )?bun test (.*)$/.exec(command)?.[1])
     .filter((args) => args !== undefined)
     .map((args) => [...args.matchAll(/"([^"]*)"|(\S+)/g)].map((w) => w[1] ?? w[2] ?? ""));
@@ -154,6 +157,15 @@ describe.each(COMMANDS_IN)("%s", (doc) => {
       }
     }
     expect(unmatched).toEqual([]);
+  });
+
+  test("a pipe in a table cell's code span is escaped (`\\|`): unescaped, it ends the cell and cuts the command", () => {
+    const cut = read(doc)
+      .split("\n")
+      .filter((line) => line.startsWith("|"))
+      .flatMap((line) => [...line.matchAll(/`([^`]*)`/g)].map((span) => span[1] ?? ""))
+      .filter((code) => /(?<!\\)\|/.test(code));
+    expect(cut).toEqual([]);
   });
 
   test("the tests/ files its prose names exist (test files and their helpers)", () => {
