@@ -3,6 +3,7 @@
  */
 import * as v from "valibot";
 import { issuePath } from "../protocol/issue-path.ts";
+import { keyMessage } from "./config-keys.ts";
 
 export interface ConfigIssue {
   path: string;
@@ -14,7 +15,8 @@ export interface ConfigIssue {
  * on failure. A strict object names only its first unknown key: each one named is removed from a copy of the input
  * and the copy parsed again, until no new unknown key is named, so that all of them are listed at once, each beside
  * the others of its object. Issues the removals revealed (checks that ran only on a sound object) come last. A number
- * or boolean written as a string is read as one (coerceString).
+ * or boolean written as a string is read as one (coerceString). A key missing or unknown is said in kubemeta's words,
+ * with the known key an unknown one is likely a typo of (config-keys.ts).
  */
 export function parseAll<S extends v.GenericSchema>(
   schema: S,
@@ -23,6 +25,10 @@ export function parseAll<S extends v.GenericSchema>(
   issues: ConfigIssue[],
 ): v.InferOutput<S> | undefined {
   const copy = structuredClone(input);
+  const toIssue = (issue: v.BaseIssue<unknown>): ConfigIssue => ({
+    path: pathOf(prefix, issue.path ?? []),
+    message: keyMessage(schema, issue) ?? withoutSecrets(issue) + booleanHint(issue),
+  });
   const listed: ConfigIssue[] = [];
   /** The object (its path) of each unknown key listed, by the key's path. */
   const unknownIn = new Map<string, string>();
@@ -32,19 +38,19 @@ export function parseAll<S extends v.GenericSchema>(
     // An unknown key expects "never"; a missing one has the same type and expects its name. One named again is in an
     // object the schema made itself, not in the copy: removing it would change nothing.
     const fresh = found.filter(
-      (i) => i.type === "strict_object" && i.expected === "never" && !unknownIn.has(toIssue(prefix, i).path),
+      (i) => i.type === "strict_object" && i.expected === "never" && !unknownIn.has(pathOf(prefix, i.path!)),
     );
     const coerced = found.filter(coerceString);
     if (fresh.length === 0 && coerced.length === 0) {
       const seen = (issue: ConfigIssue) => listed.some((l) => l.path === issue.path && l.message === issue.message);
-      listed.push(...found.map((i) => toIssue(prefix, i)).filter((issue) => !seen(issue)));
+      listed.push(...found.map(toIssue).filter((issue) => !seen(issue)));
       issues.push(...listed);
       return result.success && unknownIn.size === 0 ? result.output : undefined;
     }
-    if (first) listed.push(...found.filter((i) => !coerced.includes(i)).map((i) => toIssue(prefix, i)));
+    if (first) listed.push(...found.filter((i) => !coerced.includes(i)).map(toIssue));
     for (const stray of fresh) {
-      const issue = toIssue(prefix, stray);
-      const object = toIssue(prefix, { ...stray, path: stray.path!.slice(0, -1) }).path;
+      const issue = toIssue(stray);
+      const object = pathOf(prefix, stray.path!.slice(0, -1));
       if (!first) listed.splice(listed.findLastIndex((other) => unknownIn.get(other.path) === object) + 1, 0, issue);
       unknownIn.set(issue.path, object);
       const { input: parent, key } = stray.path!.at(-1) as { input: Record<string, unknown>; key: string };
@@ -77,9 +83,9 @@ function coerceString(issue: v.BaseIssue<unknown>): boolean {
   return false;
 }
 
-function toIssue(prefix: string, issue: v.BaseIssue<unknown>): ConfigIssue {
-  const keys = (issue.path ?? []).map((item) => (item as { key: unknown }).key);
-  return { path: issuePath(keys, prefix), message: withoutSecrets(issue) + booleanHint(issue) };
+function pathOf(prefix: string, path: readonly v.IssuePathItem[]): string {
+  const keys = path.map((item) => item.key);
+  return issuePath(keys, prefix);
 }
 
 /** YAML 1.1's spellings of true (captured) and false that YAML 1.2, as the config is read, has as strings. */
@@ -99,7 +105,7 @@ function booleanHint(issue: v.BaseIssue<unknown>): string {
 
 /**
  * A string where another type belongs (`tokens: ${KUBEMETA_TOKEN}` for a list) is often a secret: the message
- * says "received a string" instead of quoting it. Unknown keys, picklists and literals still quote what they got.
+ * says "received a string" instead of quoting it. Picklists and literals still quote what they got.
  */
 function withoutSecrets(issue: v.BaseIssue<unknown>): string {
   const { input, message, received } = issue;

@@ -70,7 +70,7 @@ test("the old key batchSize still sets batch.size, with one warning at start nam
 });
 
 test("mistakes are reported with their path", async () => {
-  expect(await issuesOf({})).toEqual([expect.stringMatching(/^sinks\[0\]\.servers: Invalid key: Expected "servers"/)]);
+  expect(await issuesOf({})).toEqual(["sinks[0].servers: missing: this key is required"]);
   expect(await issuesOf({ servers: 4222 })).toEqual([
     expect.stringMatching(/^sinks\[0\]\.servers: list the NATS server URLs/),
   ]);

@@ -101,14 +101,21 @@ test("the host validates an outside plugin's config with the schema it built fro
   folder = await pluginFolder();
   await copyExample(join(folder, "plugins/deletions.ts"));
   const error = await resolveConfig(
-    { sinks: [{ type: "./plugins/deletions.ts", kinds: "Pod", batch: { size: 0 } }] },
+    { sinks: [{ type: "./plugins/deletions.ts", fille: "audit.log", kinds: "Pod", batch: { size: 0 } }] },
     { baseDir: folder, registry: builtins },
   ).catch((e: unknown) => e);
   expect(error).toBeInstanceOf(ConfigError);
-  expect((error as ConfigError).issues.map((issue) => issue.path).sort()).toEqual([
+  const issues = (error as ConfigError).issues;
+  expect(issues.map((issue) => issue.path).sort()).toEqual([
     "sinks[0].batch.size",
     "sinks[0].file",
+    "sinks[0].fille",
     "sinks[0].kinds",
+  ]);
+  // A key missing or misspelt is said as it is of a built-in's, the known key read from the plugin's schema.
+  expect(issues.filter((issue) => issue.path.includes("fil"))).toEqual([
+    { path: "sinks[0].file", message: "missing: this key is required" },
+    { path: "sinks[0].fille", message: 'unknown key; did you mean "file"?' },
   ]);
 });
 

@@ -1,0 +1,97 @@
+/**
+ * A config key missing or not known, said in kubemeta's words rather than valibot's (`Invalid key: Expected never but
+ * received "namespce"`): `missing: this key is required`, `unknown key; did you mean "namespace"?`. The keys an object
+ * takes are read from the schema the config was parsed with, along the issue's path, so a plugin's own schema (built
+ * with the SDK's valibot or its own) gets the same words. Only keys are quoted, never a value: a value may be a secret.
+ */
+import type * as v from "valibot";
+
+/** The object schemas whose key issues these are: valibot names an issue by the schema that raised it. */
+const OBJECT_TYPES = new Set(["object", "loose_object", "strict_object", "object_with_rest"]);
+
+/**
+ * What to say of a key the object at the issue's path requires and the input lacks, or holds and the object does not
+ * take; undefined for any other issue, and for one whose schema gave its own words (`v.strictObject(entries, "…")`).
+ */
+export function keyMessage(schema: v.GenericSchema, issue: v.BaseIssue<unknown>): string | undefined {
+  const last = issue.path?.at(-1);
+  if (last?.type !== "object" || last.origin !== "key" || !OBJECT_TYPES.has(issue.type)) return undefined;
+  if (!issue.message.startsWith("Invalid key: ")) return undefined;
+  if (issue.expected !== "never") return "missing: this key is required";
+  const near = nearest(last.key, keysAt(schema, issue.path!.slice(0, -1)));
+  return near === undefined ? "unknown key" : `unknown key; did you mean "${near}"?`;
+}
+
+/** The parts of a schema that say what is inside it; which of them a schema has depends on its type. */
+interface Inside {
+  type: string;
+  wrapped?: v.GenericSchema;
+  options?: readonly unknown[];
+  entries?: Record<string, v.GenericSchema>;
+  item?: v.GenericSchema;
+  items?: readonly v.GenericSchema[];
+  value?: v.GenericSchema;
+}
+
+/** The keys the object at `path` takes: every option's, where a union or variant could have held it. */
+function keysAt(schema: v.GenericSchema, path: readonly v.IssuePathItem[]): string[] {
+  let schemas = unwrap(schema);
+  for (const { key } of path) schemas = schemas.flatMap((outer) => unwrap(child(outer, key)));
+  return [...new Set(schemas.flatMap((object) => Object.keys(object.entries ?? {})))];
+}
+
+/**
+ * The schemas a value of `schema` is checked against: through `v.optional` and its kin, and each option of a union or
+ * variant. A pipe needs no unwrapping: it spreads its first schema (a piped object still has its `entries`).
+ */
+function unwrap(schema: v.GenericSchema | undefined): Inside[] {
+  const inside = schema as Inside | undefined;
+  if (inside === undefined) return [];
+  if (inside.wrapped !== undefined) return unwrap(inside.wrapped);
+  // A picklist's options are its values, not schemas.
+  if (inside.type === "union" || inside.type === "variant")
+    return (inside.options as v.GenericSchema[]).flatMap((option) => unwrap(option));
+  return [inside];
+}
+
+/** The schema of the value at `key` in a value of `outer`: an object's entry, a list's or a record's values. */
+function child(outer: Inside, key: unknown): v.GenericSchema | undefined {
+  if (outer.entries !== undefined) return typeof key === "string" ? outer.entries[key] : undefined;
+  if (outer.type === "array") return outer.item;
+  if (outer.type === "tuple") return typeof key === "number" ? outer.items?.[key] : undefined;
+  if (outer.type === "record") return outer.value;
+  return undefined;
+}
+
+/**
+ * The known key `key` is likely a typo of: equal but for case, or within two edits (a transposition is one) and no
+ * more than half of it changed, so that `ur` suggests `url` and `id` no `ha`. The closest wins, the first on a tie.
+ */
+function nearest(key: string, known: readonly string[]): string | undefined {
+  const most = Math.min(2, Math.floor(key.length / 2));
+  let best: { name: string; distance: number } | undefined;
+  for (const name of known) {
+    const distance = editDistance(key.toLowerCase(), name.toLowerCase());
+    if (distance <= most && distance < (best?.distance ?? Number.POSITIVE_INFINITY)) best = { name, distance };
+  }
+  return best?.name;
+}
+
+/** Edits (insert, delete, replace, swap two neighbours) that turn `a` into `b`: the optimal string alignment. */
+function editDistance(a: string, b: string): number {
+  // rows[i][j]: the distance between a's first i characters and b's first j.
+  const rows = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      const row = rows[i]!;
+      const above = rows[i - 1]!;
+      row[j] = Math.min(above[j]! + 1, row[j - 1]! + 1, above[j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        row[j] = Math.min(row[j]!, rows[i - 2]![j - 2]! + 1);
+    }
+  }
+  return rows[a.length]![b.length]!;
+}
