@@ -104,12 +104,13 @@ function booleanHint(issue: v.BaseIssue<unknown>): string {
 }
 
 /**
- * A string where another type belongs (`tokens: ${KUBEMETA_TOKEN}` for a list) is often a secret: the message
- * says "received a string" instead of quoting it. Picklists and literals still quote what they got.
+ * A string where another type belongs (`tokens: ${KUBEMETA_TOKEN}` for a list, `tls: ${KEY}` for an object) is often a
+ * secret: the message says "received a string" instead of quoting it. Picklists and literals still quote what they
+ * got; a key missing or unknown is said without its value (config-keys.ts).
  */
 function withoutSecrets(issue: v.BaseIssue<unknown>): string {
   const { input, message, received } = issue;
-  if (typeof input === "string" && !["strict_object", "picklist", "literal"].includes(issue.type))
+  if (typeof input === "string" && !["picklist", "literal"].includes(issue.type))
     return message.replace(`but received ${received}`, "but received a string");
   // An unquoted numeric secret (`token: 1234567890123456`) is a number where a string belongs.
   if (typeof input === "number" && issue.expected === "string")

@@ -283,6 +283,7 @@ test("--check of an invalid config echoes none of its secrets, even where one st
     "    name: other",
     "    servers: [nats://127.0.0.1:1]",
     "    token: 4242424242424242", // an unquoted numeric token is a number
+    '    tls: "${KM_NATS_TOKEN}"', // a string where an object belongs
     "  - type: nats",
     "    name: url",
     '    servers: ["nats://kubemeta:${KM_NATS_PASSWORD}@127.0.0.1:4222/subject"]', // quoted by its error
@@ -294,8 +295,8 @@ test("--check of an invalid config echoes none of its secrets, even where one st
   const run = spawnKubemeta(["--check", "--config", "kubemeta.yaml"], work);
   expect(await exitWithin(run.child, 15_000)).toBe(1);
   const output = `${await run.stdout.all()}\n${await run.stderr.all()}`;
-  for (const path of ["http.tokens", "sinks[0].headers", "sinks[0].secret", "sinks[2].token", "sources[0].kubeconfig"])
-    expect(output).toContain(`${path}:`);
+  const paths = ["http.tokens", "sinks[0].headers", "sinks[0].secret", "sinks[2].token", "sinks[2].tls"];
+  for (const path of [...paths, "sources[0].kubeconfig"]) expect(output).toContain(`${path}:`);
   expect(output).toContain('sinks[3].servers[0]: "nats://kubemeta:***@127.0.0.1:4222/subject" is not a NATS server');
   expect(output).not.toContain("4242424242424242");
   expect(leaks(output)).toEqual([]);
