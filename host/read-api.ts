@@ -69,6 +69,7 @@ const objectsQuery = v.object({
   kind: v.optional(kindsParam),
   kinds: otherRoutesParam("kind"),
   namespace: v.optional(namespaceParam),
+  namespaces: otherRoutesParam("namespace"),
   node: v.optional(nodeParam),
   stream: streamParam,
 });
@@ -86,6 +87,7 @@ const updatesQuery = v.object({
   kind: noFilter,
   kinds: noFilter,
   namespace: noFilter,
+  namespaces: noFilter,
   node: noFilter,
 });
 

@@ -60,7 +60,10 @@ export function refusedParam(instead: string) {
   );
 }
 
-/** Another route's spelling of this one's filter (`kinds` on /v1/objects, `kind` on /v1/watch). */
+/**
+ * Another spelling of this route's filter: another route's (`kinds` on /v1/objects, `kind` on /v1/watch) or the
+ * webhook sink's config's (`namespaces`: a route filters by one).
+ */
 export function otherRoutesParam(name: string) {
   return refusedParam(`this route takes ${name}, not this spelling`);
 }

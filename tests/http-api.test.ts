@@ -79,6 +79,10 @@ describe("GET /v1/objects", () => {
     for (const [path, parameter, instead] of [
       ["/v1/watch?kind=Pod", "kind", /takes kinds/],
       ["/v1/watch?node=n1", "node", /takes stream=node\/<node name>/],
+      // The webhook's plural spelling: one namespace is all a route filters by.
+      ["/v1/watch?namespaces=shop", "namespaces", /takes namespace, not this spelling/],
+      ["/v1/objects?namespaces=shop", "namespaces", /takes namespace, not this spelling/],
+      ["/v1/updates?namespaces=shop", "namespaces", /filters nothing/],
       ["/v1/updates?kind=Pod", "kind", /filters nothing/],
       ["/v1/updates?kinds=Pod", "kinds", /filters nothing/],
       ["/v1/updates?namespace=shop", "namespace", /filters nothing/],

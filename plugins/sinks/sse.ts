@@ -33,6 +33,7 @@ const watchQuery = v.object({
   kinds: v.optional(kindsParam),
   kind: otherRoutesParam("kinds"),
   namespace: v.optional(namespaceParam),
+  namespaces: otherRoutesParam("namespace"),
   node: refusedParam("this route takes stream=node/<node name>, not node"),
 });
 /** Read only without a Last-Event-ID: the header wins, whatever the URL kept. */
