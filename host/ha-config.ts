@@ -34,7 +34,7 @@ export const haSchema = v.pipe(
               v.regex(NAMESPACE_PATTERN, NAMESPACE_RULE),
               v.description(
                 "The Lease's namespace; default `POD_NAMESPACE` (held to the same rule: a namespace's name), else " +
-                  "`default`.",
+                  "`default` (never the kubeconfig context's `namespace`).",
               ),
             ),
           ),

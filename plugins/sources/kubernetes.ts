@@ -84,7 +84,8 @@ const schema = v.strictObject({
       v.string(),
       v.regex(NAMESPACE_PATTERN, NAMESPACE_RULE),
       v.description(
-        "Watch only this namespace (cluster-scoped resources, such as nodes and namespaces, stay cluster-wide).",
+        "Watch only this namespace (cluster-scoped resources, such as nodes and namespaces, stay cluster-wide). " +
+          "Without it, every namespace: the kubeconfig context's `namespace` is not read.",
       ),
     ),
   ),
