@@ -40,7 +40,7 @@ describe("main.ts --check", () => {
     ]);
   });
 
-  test("an empty config (no sources, no sinks) is valid, with a warning for each, from --check and at start", async () => {
+  test("an empty config (no sources, no sinks) is valid, a warning for each from --check and at start", async () => {
     const warnings = ["no sources: nothing is watched", "no sinks: nothing is delivered (no SSE, NATS, webhook)"];
     for (const yaml of ["", "{}\n", "sources: []\nsinks: []\n"]) {
       const result = await check(yaml);

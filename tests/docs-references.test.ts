@@ -159,7 +159,7 @@ describe.each(COMMANDS_IN)("%s", (doc) => {
     expect(unmatched).toEqual([]);
   });
 
-  test("a pipe in a table cell's code span is escaped (`\\|`): unescaped, it ends the cell and cuts the command", () => {
+  test("a pipe in a table cell's code span is escaped (`\\|`): a bare one ends the cell, cutting the command", () => {
     const cut = read(doc)
       .split("\n")
       .filter((line) => line.startsWith("|"))
