@@ -103,7 +103,7 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
   }
   if (port !== undefined) config.http.port = port;
   if (rbac) {
-    for (const warning of rbacWarnings(config)) process.stderr.write(`kubemeta: warning: ${warning}\n`);
+    printWarnings(rbacWarnings(config));
     process.stdout.write(rbacYaml(config));
     return 0;
   }
@@ -112,14 +112,11 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
   let host: Host;
   try {
     if (values.check) {
-      const warn = (warnings: string[]) => {
-        for (const warning of warnings) process.stderr.write(`kubemeta: warning: ${warning}\n`);
-      };
       // Said whatever else the check finds, as a start would log them: they do not make the config invalid.
-      warn(deprecationWarnings(config));
+      printWarnings(deprecationWarnings(config));
       await checkConfig(config, logger);
       // Only of a config that could run: one with errors has more to fix than what it leaves out.
-      warn(emptinessWarnings(config));
+      printWarnings(emptinessWarnings(config));
       process.stdout.write("config is valid\n");
       return 0;
     }
@@ -164,6 +161,11 @@ function logRepeatedSignals(signals: EarlySignals, logger: Logger, shutdownTimeo
   signals.onRepeat((signal) =>
     logger.warn("already shutting down; another signal does not cut it short", { signal, shutdownTimeoutMs }),
   );
+}
+
+/** What a command that logs nothing (`--check`, `rbac`) warns of: a line each on stderr. */
+function printWarnings(warnings: string[]): void {
+  for (const warning of warnings) process.stderr.write(`kubemeta: warning: ${warning}\n`);
 }
 
 /** Bad arguments: one line, as `tail` says it, and exit 2. */
