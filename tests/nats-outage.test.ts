@@ -245,7 +245,7 @@ test(
       reconnectDelayHandler: reconnectWaitMs,
       timeout: 1_000,
     });
-    const policy = { initialMs: 20, maxMs: 200, replaceAfterMs: 1_000 };
+    const policy = { initialMs: 20, maxMs: 200, connectTimeoutMs: 1_000, replaceAfterMs: 1_000 };
     const first = (await openConnection(options, policy, telemetry, stop.signal))!;
     cleanups.push(() => first.nc.close());
     expect(first.nc.getServer()).toBe(up.url.replace("nats://", ""));

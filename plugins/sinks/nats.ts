@@ -129,6 +129,7 @@ export default defineSink({
       const policy = {
         initialMs: config.reconnect.initial,
         maxMs: config.reconnect.max,
+        connectTimeoutMs: config.connectTimeout,
         // Long enough for the client to have tried every server it still knows, twice at the longest delay.
         replaceAfterMs: config.servers.length > 1 ? 2 * config.reconnect.max + config.connectTimeout : undefined,
       };

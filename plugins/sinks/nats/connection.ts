@@ -14,7 +14,7 @@
  * reconnect), hence the generation counter.
  */
 import { connect, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
-import { aborted, Backoff, sleep } from "../../../protocol/retry.ts";
+import { aborted, Backoff, sleep, TIMED_OUT, until } from "../../../protocol/retry.ts";
 import { rateLimitedWarn, type Logger } from "../../../sdk/telemetry.ts";
 import type { Gauge, Counter } from "../../../sdk/telemetry.ts";
 
@@ -45,14 +45,24 @@ export interface ConnectPolicy {
   /** Delays between attempts, exponential with jitter, from `initialMs` to `maxMs`. */
   initialMs: number;
   maxMs: number;
+  /** The client's handshake deadline (its `timeout` option), from which an attempt's own deadline is reckoned. */
+  connectTimeoutMs: number;
   /** Closes a connection that has not reconnected for this long (undefined: never), so that a new one starts. */
   replaceAfterMs?: number;
 }
 
 /**
+ * How long past the client's own handshake deadline an attempt may take. The client's deadline covers only the
+ * socket and the handshake: reading the credential files comes before it (a FIFO without a writer blocks that read
+ * forever), and an attempt was once seen unsettled for minutes with its socket waiting after the server's INFO.
+ */
+const ATTEMPT_GRACE_MS = 1_000;
+
+/**
  * Connects, retrying with backoff until it works; undefined when `signal` aborts first.
  * `options` is called before every attempt: it reads credential files and is handed the
- * reconnect delay of the connection it will make.
+ * reconnect delay of the connection it will make. An attempt that has not settled after
+ * twice `connectTimeoutMs` and ATTEMPT_GRACE_MS counts as failed, and the next one starts.
  */
 export async function openConnection(
   options: (reconnectWaitMs: () => number) => Promise<NodeConnectionOptions>,
@@ -63,16 +73,21 @@ export async function openConnection(
   const { logger } = telemetry;
   const backoffOptions = { initialMs: policy.initialMs, maxMs: policy.maxMs };
   const backoff = new Backoff(backoffOptions);
-  const stopped = aborted(signal).then(() => undefined);
+  const attemptDeadlineMs = 2 * policy.connectTimeoutMs + ATTEMPT_GRACE_MS;
   while (!signal.aborted) {
     const reconnect = new Backoff(backoffOptions);
     let reconnectWait = backoffOptions.initialMs;
     try {
       const attempt = options(() => reconnectWait).then(connect);
-      const nc = await Promise.race([attempt, stopped]);
-      if (!nc) {
+      const nc = await until(attempt, Date.now() + attemptDeadlineMs, signal);
+      if (nc === TIMED_OUT) {
+        // Nobody else holds the attempt: a connection it makes late is closed, or it would live on unused.
         attempt.then((late) => late.close()).catch(() => {});
-        return undefined;
+        if (signal.aborted) return undefined;
+        throw new Error(
+          `the connection attempt had not settled after ${attemptDeadlineMs} ms ` +
+            `(connectTimeout ${policy.connectTimeoutMs} ms); given up`,
+        );
       }
       return watch(nc, telemetry, {
         attempting: () => (reconnectWait = reconnect.next()),

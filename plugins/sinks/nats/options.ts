@@ -135,7 +135,16 @@ export const natsSinkSchema = v.pipe(
       ),
       {},
     ),
-    connectTimeout: v.optional(v.pipe(positiveDuration, v.description("Handshake deadline of one attempt.")), "5s"),
+    connectTimeout: v.optional(
+      v.pipe(
+        positiveDuration,
+        v.description(
+          "Handshake deadline of one attempt. An attempt not over after twice this and a second (reading a " +
+            "credential file included) counts as failed, and the next one starts.",
+        ),
+      ),
+      "5s",
+    ),
     pingInterval: v.optional(
       v.pipe(positiveDuration, v.description("Client pings; two unanswered ones mean a dead connection.")),
       "20s",
