@@ -54,7 +54,7 @@ export interface ConnectPolicy {
 /**
  * How long past the client's own handshake deadline an attempt may take. The client's deadline covers only the
  * socket and the handshake: reading the credential files comes before it (a FIFO without a writer blocks that read
- * forever), and an attempt was once seen unsettled for minutes with its socket waiting after the server's INFO.
+ * forever), and nothing else bounds an attempt.
  */
 const ATTEMPT_GRACE_MS = 1_000;
 
