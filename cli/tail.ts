@@ -3,8 +3,9 @@
  * SSE or NATS, and prints what its callbacks report: readable aligned lines, or the
  * envelopes as JSON lines for jq and friends.
  */
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { subscribeNats, subscribeSse, type Subscription } from "../client/index.ts";
+import { connect } from "../plugins/sinks/nats/connect.ts";
 import { natsServerOptions, redactServer } from "../protocol/subjects.ts";
 import { parseTailArgs, readCa, TAIL_USAGE, UsageError, type TailOptions } from "./tail-args.ts";
 import { printer } from "./tail-lines.ts";

@@ -13,8 +13,9 @@
  * (bytes written to the dead socket are lost while the flush may succeed after the
  * reconnect), hence the generation counter.
  */
-import { connect, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
+import type { NatsConnection, NodeConnectionOptions } from "@nats-io/transport-node";
 import { aborted, Backoff, sleep, TIMED_OUT, until } from "../../../protocol/retry.ts";
+import { connect } from "./connect.ts";
 import { rateLimitedWarn, type Logger } from "../../../sdk/telemetry.ts";
 import type { Gauge, Counter } from "../../../sdk/telemetry.ts";
 
