@@ -4,12 +4,21 @@ import { hostname } from "node:os";
 import { positiveDuration } from "../sdk/schema.ts";
 import { AHEAD_WAIT_MS } from "../sdk/resume.ts";
 import { NAMESPACE_PATTERN, NAMESPACE_RULE } from "../protocol/envelope.ts";
+import { isDnsSubdomain } from "../protocol/node-token.ts";
 import type { ConfigIssue } from "./config-issues.ts";
 
-/** A Lease's name: a DNS-1123 subdomain, as the API server requires. */
+/**
+ * A Lease's name: a DNS-1123 subdomain, as the API server requires (422 otherwise, and every replica would retry its
+ * create for good): labels of lowercase letters, digits and '-' joined by dots, each starting and ending with a
+ * letter or digit.
+ */
 const dnsName = v.pipe(
   v.string(),
-  v.regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, "must be a lowercase DNS name such as kubemeta-leader"),
+  v.check(
+    isDnsSubdomain,
+    "must be a DNS-1123 subdomain (labels of lowercase letters, digits and '-', each starting and ending with a " +
+      "letter or digit, joined by '.'; at most 253), such as kubemeta-leader",
+  ),
 );
 
 export const haSchema = v.pipe(
@@ -27,7 +36,7 @@ export const haSchema = v.pipe(
     lease: v.optional(
       v.pipe(
         v.strictObject({
-          name: v.optional(v.pipe(dnsName, v.description("The Lease's name.")), "kubemeta"),
+          name: v.optional(v.pipe(dnsName, v.description("The Lease's name: a DNS-1123 subdomain.")), "kubemeta"),
           namespace: v.optional(
             v.pipe(
               v.string(),

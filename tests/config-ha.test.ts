@@ -120,6 +120,19 @@ describe("ha config", () => {
     });
   });
 
+  test("lease.name is a DNS-1123 subdomain: each label between dots starts and ends with a letter or digit", async () => {
+    // The API server refuses a Lease of any other name (422): every replica would retry its create for good.
+    for (const name of ["kube..meta", "kube.-meta", "kube-.meta", "Kubemeta", "k".repeat(254)]) {
+      expect(await issuesOf({ store: REMOTE, ha: { enabled: true, lease: { name } } })).toEqual([
+        expect.stringMatching(/^ha\.lease\.name: must be a DNS-1123 subdomain/),
+      ]);
+    }
+    for (const name of ["kubemeta", "kubemeta.leader", "a", "k".repeat(253)]) {
+      const config = await resolve({ store: REMOTE, ha: { enabled: true, lease: { name } } });
+      expect(config.ha?.lease.name).toBe(name);
+    }
+  });
+
   test("followInterval is at most 1s: a client from a replica further on is waited for 2 s, not reset", async () => {
     expect(await issuesOf({ store: REMOTE, ha: { enabled: true, followInterval: "5s" } })).toEqual([
       "ha.followInterval: must be at most 1s: a resume point from a replica further on is waited for 2s",
