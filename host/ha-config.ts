@@ -62,7 +62,15 @@ export const haSchema = v.pipe(
         ),
       ),
     ),
-    leaseDuration: v.optional(v.pipe(positiveDuration, v.description("How long a Lease holds unrenewed.")), "15s"),
+    leaseDuration: v.optional(
+      v.pipe(
+        positiveDuration,
+        v.description(
+          "How long a Lease holds unrenewed; written to the Lease in whole seconds, rounded up (what the others wait).",
+        ),
+      ),
+      "15s",
+    ),
     renewDeadline: v.optional(
       v.pipe(
         positiveDuration,
