@@ -86,10 +86,13 @@ describe("main.ts --check", () => {
         "  - { type: kubernetes, name: b, kubeconfig: ./good.yaml, context: nope }",
         "  - { type: kubernetes, name: c, kubeconfig: ./good.yaml }",
         "  - { type: kubernetes, name: d }",
+        // A context names no in-cluster config: it is looked for in the kubeconfig a start would read (KUBECONFIG).
+        "  - { type: kubernetes, name: e, context: nope }",
       ].join("\n"),
     );
     // Relative to the working directory, as every path but a plugin module's.
-    const result = await runMain(["--check", "--config", "kubemeta.yaml"], { cwd: dir });
+    const env = { KUBECONFIG: join(dir, "good.yaml") };
+    const result = await runMain(["--check", "--config", "kubemeta.yaml"], { cwd: dir, env });
     // As a typo is said: on stderr, under "invalid config:", each at its path; no log line.
     expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 1, stdout: "" });
     const [heading, ...issues] = result.stderr.trimEnd().split("\n");
@@ -97,6 +100,7 @@ describe("main.ts --check", () => {
     expect(issues).toEqual([
       expect.stringMatching(/^ {2}sources\[0\]: cannot load kubeconfig \.\/missing\.yaml/),
       expect.stringMatching(/^ {2}sources\[1\]: .*has no context "nope" \(contexts: main\)/),
+      expect.stringMatching(/^ {2}sources\[4\]: kubeconfig KUBECONFIG=.*has no context "nope" \(contexts: main\)/),
     ]);
     expect(await Bun.file(join(dir, "data", "kubemeta.db")).exists()).toBe(true);
   });

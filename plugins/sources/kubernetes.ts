@@ -243,7 +243,11 @@ export default defineSource({
     })),
   check(config) {
     // Only a kubeconfig the config names: without one it may be the cluster's own, found only inside the cluster.
-    if (config.kubeconfig) loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context });
+    // A context is one of a kubeconfig file's (the in-cluster config's only one is named by nobody): the file a
+    // start finds (KUBECONFIG, ~/.kube) must have it.
+    if (config.kubeconfig || config.context) {
+      loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context });
+    }
   },
   create(config, ctx) {
     let controller: AbortController | undefined;
