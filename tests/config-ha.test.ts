@@ -120,7 +120,7 @@ describe("ha config", () => {
     });
   });
 
-  test("lease.name is a DNS-1123 subdomain: each label between dots starts and ends with a letter or digit", async () => {
+  test("lease.name is a DNS-1123 subdomain: each label between dots begins and ends in a letter or digit", async () => {
     // The API server refuses a Lease of any other name (422): every replica would retry its create for good.
     for (const name of ["kube..meta", "kube.-meta", "kube-.meta", "Kubemeta", "k".repeat(254)]) {
       expect(await issuesOf({ store: REMOTE, ha: { enabled: true, lease: { name } } })).toEqual([
