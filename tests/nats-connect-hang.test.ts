@@ -4,8 +4,8 @@
  * yet) blocks that read forever: the sink counts the attempt as failed after its own deadline and tries again.
  */
 import { afterEach, expect, test } from "bun:test";
-import { closeSync, constants, openSync, writeSync } from "node:fs";
-import { rename, rm, symlink, writeFile } from "node:fs/promises";
+import { closeSync, constants, openSync, renameSync, writeFileSync, writeSync } from "node:fs";
+import { rm, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { connect, nkeyAuthenticator, nkeys } from "@nats-io/transport-node";
 import type { Envelope } from "../protocol/envelope.ts";
@@ -48,8 +48,6 @@ test(
     const seedFile = join(dir, "user.nk");
     expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
     await symlink(fifo, seedFile);
-    // The reads still blocked are let go (with the seed) before the host stops, so that no thread waits for ever.
-    cleanups.push(async () => feedFifo(fifo, seed));
 
     const lines: string[] = [];
     const th = await startNatsHost(server, {
@@ -57,6 +55,8 @@ test(
       logger: createLogger({ level: "info", write: (line) => void lines.push(line) }),
     });
     cleanups.push(() => th.destroy());
+    // Run first (cleanups run last in, first out): the reads still blocked are let go before the host stops.
+    cleanups.push(async () => feedFifo(fifo, seed));
     // 2 × 200 ms + 1 s: well within the wait.
     const given = await waitFor(
       () => lines.find((line) => line.includes("cannot connect to NATS; retrying")),
@@ -66,10 +66,12 @@ test(
     expect(given).toContain("had not settled after 1400 ms (connectTimeout 200 ms)");
     expect(th.host.metrics.render()).toMatch(/kubemeta_nats_connect_failures_total\{sink="nats"\} [1-9]/);
 
-    // The secret is written: the next attempt reads it.
+    // The secret is written: the next attempt reads it. Synchronously, and the blocked reads let go at once: each
+    // holds one of the two threads of Bun's file pool, so a second blocked attempt would leave none for fs/promises.
     const written = join(dir, "user.nk.new");
-    await writeFile(written, seed);
-    await rename(written, seedFile);
+    writeFileSync(written, seed);
+    renameSync(written, seedFile);
+    feedFifo(fifo, seed);
     const nc = await connect({ servers: server.url, authenticator: nkeyAuthenticator(user.getSeed()) });
     cleanups.push(() => nc.close());
     const seen: Envelope[] = [];
