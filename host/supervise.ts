@@ -11,7 +11,7 @@
 import type { Lifecycle } from "../sdk/contract.ts";
 import { Backoff, sleep, TIMED_OUT, until } from "../protocol/retry.ts";
 import type { Logger } from "../sdk/telemetry.ts";
-import type { Metrics } from "../sdk/telemetry.ts";
+import { pluginFailures, type Metrics } from "../sdk/telemetry.ts";
 
 /** How long a plugin's start, stop or (at --check, host/check-config.ts) check may take before the host moves on. */
 export const PLUGIN_DEADLINE_MS = 10_000;
@@ -35,10 +35,7 @@ export interface SuperviseOptions {
 export function supervise(create: () => Lifecycle, options: SuperviseOptions): Lifecycle {
   const { name, kind, logger } = options;
   const deadlineMs = options.deadlineMs ?? PLUGIN_DEADLINE_MS;
-  const failures = options.metrics.counter(
-    "kubemeta_plugin_failures_total",
-    "Plugin failures, by plugin, kind and phase (start, stop).",
-  );
+  const failures = pluginFailures(options.metrics);
   const stopped = new AbortController();
   let starting: Promise<void> | undefined;
   /** Once created: a plugin whose factory threw (a config it refuses) is created again at the next attempt. */

@@ -53,6 +53,17 @@ export interface Metrics {
   render(): string;
 }
 
+/**
+ * `kubemeta_plugin_failures_total{plugin, kind, phase}`: the host counts a plugin's failed or hung start and stop
+ * (host/supervise.ts), a plugin the failures of its own background work once started (phase `run`).
+ */
+export function pluginFailures(metrics: Metrics): Counter {
+  return metrics.counter(
+    "kubemeta_plugin_failures_total",
+    "Plugin failures, by plugin, kind and phase (start, stop, run).",
+  );
+}
+
 /** Interval between two log lines of one kind, from a flood (bad requests, readers behind retention). */
 const LOG_EVERY_MS = 60_000;
 

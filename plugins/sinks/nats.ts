@@ -12,7 +12,8 @@ import { consume, defineSink, warnDeprecated } from "../../sdk/index.ts";
 import { connectionOptions, natsSinkSchema, ownCredentials } from "./nats/options.ts";
 import { checkNatsFiles } from "./nats/files.ts";
 import { openConnection, type Connection } from "./nats/connection.ts";
-import { until } from "../../protocol/retry.ts";
+import { Backoff, sleep, until } from "../../protocol/retry.ts";
+import { pluginFailures } from "../../sdk/telemetry.ts";
 import { ConnectionDropped, createPublisher } from "./nats/publisher.ts";
 import { REPLAY_RESULTS, serveReplay, type Responder } from "./nats/replay.ts";
 import { defaultPrefix, hasCredentials, redactServer, subjectsFor } from "../../protocol/subjects.ts";
@@ -58,6 +59,9 @@ export default defineSink({
       `Replay requests, by result (${REPLAY_RESULTS.join(", ")}).`,
     );
     for (const result of REPLAY_RESULTS) replayRequests.inc({ ...labels, result }, 0);
+    const failed = { plugin: ctx.name, kind: "sink", phase: "run" };
+    const failures = pluginFailures(ctx.metrics);
+    failures.inc(failed, 0);
     const stopped = new AbortController();
     let running: Promise<void> | undefined;
     let current: Connection | undefined;
@@ -93,20 +97,22 @@ export default defineSink({
     });
 
     async function serve(connection: Connection): Promise<void> {
-      const responder: Responder | undefined = config.replay.enabled
-        ? serveReplay({
-            nc: connection.nc,
-            prefix,
-            subject: subjects.replay,
-            queue: config.replay.queue,
-            concurrency: config.replay.concurrency,
-            log: ctx.log,
-            logger,
-            requests: replayRequests,
-            labels,
-          })
-        : undefined;
+      let responder: Responder | undefined;
       try {
+        // In the try: a responder that cannot start must not leave its connection open.
+        responder = config.replay.enabled
+          ? serveReplay({
+              nc: connection.nc,
+              prefix,
+              subject: subjects.replay,
+              queue: config.replay.queue,
+              concurrency: config.replay.concurrency,
+              log: ctx.log,
+              logger,
+              requests: replayRequests,
+              labels,
+            })
+          : undefined;
         await until(connection.closed, Infinity, stopped.signal);
       } finally {
         await responder?.stop();
@@ -125,28 +131,49 @@ export default defineSink({
       await connection.closed;
     }
 
+    const policy = {
+      initialMs: config.reconnect.initial,
+      maxMs: config.reconnect.max,
+      connectTimeoutMs: config.connectTimeout,
+      // Long enough for the client to have tried every server it still knows, twice at the longest delay.
+      replaceAfterMs: config.servers.length > 1 ? 2 * config.reconnect.max + config.connectTimeout : undefined,
+    };
+    const name = config.connectionName ?? `kubemeta-${ctx.cluster}`;
+
+    /** One connection, from its opening to its close for good; false when the sink stopped first. */
+    async function round(): Promise<boolean> {
+      const connection = await openConnection(
+        (waitMs) => connectionOptions(config, name, waitMs),
+        policy,
+        telemetry,
+        stopped.signal,
+      );
+      if (!connection) return false;
+      current = connection;
+      replaced.resolve();
+      replaced = Promise.withResolvers<void>();
+      await serve(connection);
+      return true;
+    }
+
+    /**
+     * Connects again and again until the sink stops. Nothing in a round throws by design: an error out of one is a
+     * bug's (or a client's), and ending the loop on it would leave a sink that publishes nothing and answers no
+     * replay while the host goes on as if it ran. It is logged, counted, and the next round starts after a backoff.
+     */
     async function run(): Promise<void> {
-      const policy = {
-        initialMs: config.reconnect.initial,
-        maxMs: config.reconnect.max,
-        connectTimeoutMs: config.connectTimeout,
-        // Long enough for the client to have tried every server it still knows, twice at the longest delay.
-        replaceAfterMs: config.servers.length > 1 ? 2 * config.reconnect.max + config.connectTimeout : undefined,
-      };
-      const name = config.connectionName ?? `kubemeta-${ctx.cluster}`;
+      const backoff = new Backoff({ initialMs: config.reconnect.initial, maxMs: config.reconnect.max });
       while (!stopped.signal.aborted) {
-        const connection = await openConnection(
-          (waitMs) => connectionOptions(config, name, waitMs),
-          policy,
-          telemetry,
-          stopped.signal,
-        );
-        if (!connection) break;
-        current = connection;
-        replaced.resolve();
-        replaced = Promise.withResolvers<void>();
-        await serve(connection);
-        if (!stopped.signal.aborted) logger.warn("NATS connection closed for good; connecting again");
+        try {
+          if (!(await round())) return;
+          backoff.reset();
+          if (!stopped.signal.aborted) logger.warn("NATS connection closed for good; connecting again");
+        } catch (error) {
+          failures.inc(failed);
+          const delay = backoff.next();
+          logger.error("NATS connection failed on an unexpected error; connecting again", { error, retryInMs: delay });
+          await sleep(delay, stopped.signal);
+        }
       }
     }
 
@@ -164,7 +191,7 @@ export default defineSink({
         const withCredentials = own === undefined ? [] : config.servers.filter(hasCredentials).map(redactServer);
         if (withCredentials.length > 0)
           logger.warn(`credentials in a server URL are not used: the sink's ${own} is`, { servers: withCredentials });
-        running = run().catch((error: unknown) => logger.error("NATS sink stopped on an error", { error }));
+        running = run();
       },
       async stop() {
         if (!stopped.signal.aborted && current?.isConnected() && !(await consumer.caughtUp(DRAIN_DEADLINE_MS))) {

@@ -1,0 +1,71 @@
+/**
+ * The NATS sink's connection loop outlives an error out of one of its rounds. Nothing in a round throws by design
+ * (nats-core's subscribe throws only on a closed or draining connection, which the sink's own connection is not before
+ * its close, and every other call there is caught), so the error is a bug's; here the log handed to the sink throws
+ * once when the replay responder starts, the thinnest stand-in for one. The loop ended on it: one error line, no
+ * replay answered any more.
+ */
+import { afterEach, expect, test } from "bun:test";
+import * as v from "valibot";
+import nats from "../plugins/sinks/nats.ts";
+import { natsSinkSchema } from "../plugins/sinks/nats/options.ts";
+import type { CommittedLog } from "../sdk/contract.ts";
+import { startTestHost, waitFor } from "../testing/index.ts";
+import { replay } from "./nats-consumer.ts";
+import { client, natsSink, SLOW_MS } from "./nats-fixtures.ts";
+import { startNatsServer } from "./nats-server.ts";
+import { contextOn, type Logged } from "./plugins-fixtures.ts";
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** The host's log, whose `whole` throws at its first call (the replay responder's start) as a bug would. */
+function throwingOnce(log: CommittedLog): CommittedLog {
+  let thrown = false;
+  return new Proxy(log, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver);
+      if (key !== "whole") return typeof value === "function" ? value.bind(target) : value;
+      return (...args: Parameters<CommittedLog["whole"]>) => {
+        if (thrown) return target.whole(...args);
+        thrown = true;
+        throw new Error("a bug in the replay responder's start");
+      };
+    },
+  });
+}
+
+test(
+  "an error out of a round is logged, counted, and the sink connects again: replays are answered",
+  async () => {
+    const server = await startNatsServer();
+    cleanups.push(() => server.destroy());
+    const th = await startTestHost();
+    cleanups.push(() => th.destroy());
+    const logged: Logged[] = [];
+    const ctx = contextOn(th, "looping", logged);
+    const { type: _, ...raw } = natsSink(server);
+    const sink = nats.create(v.parse(natsSinkSchema, raw), { ...ctx, log: throwingOnce(th.host.log) });
+    await sink.start();
+    cleanups.push(() => sink.stop());
+
+    const failed = await waitFor(
+      () => logged.find((line) => line.level === "error"),
+      10_000,
+      "the round's error to be logged",
+    );
+    expect(failed.msg).toBe("NATS connection failed on an unexpected error; connecting again");
+    expect(JSON.stringify(failed.error)).toContain("a bug in the replay responder's start");
+    const failures = th.host.metrics.counter("kubemeta_plugin_failures_total", "");
+    expect(failures.get({ plugin: "looping", kind: "sink", phase: "run" })).toBe(1);
+
+    const nc = await client(server);
+    cleanups.push(() => nc.close());
+    const chunks = await replay(nc, "kubemeta.test.replay", { stream: "all" });
+    expect(chunks.at(-1)).toMatchObject({ last: true });
+    expect(logged.filter((line) => line.msg === "connected to NATS")).toHaveLength(2);
+  },
+  SLOW_MS,
+);
