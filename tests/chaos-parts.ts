@@ -9,9 +9,11 @@ import type { Subprocess } from "bun";
 import type { Envelope } from "../protocol/envelope.ts";
 import type { KubeObject, Update } from "../sdk/model.ts";
 import type { TestApiServer } from "../simulator/index.ts";
-import { makePod, seededRandom } from "../simulator/population.ts";
+import { makePod, seededRandom, startChurn } from "../simulator/population.ts";
 import { makeEndpointSlice, makeService } from "../simulator/networking.ts";
 import { makeNamespace } from "../simulator/workloads.ts";
+import { waitFor } from "../testing/index.ts";
+import { cleanups } from "./faults-cluster.ts";
 import { json, SseParser, type SseEvent } from "./sse-client.ts";
 
 /** The delay an EventSource waits before it reconnects (kubemeta's `retry:` would be longer: tests want it short). */
@@ -116,6 +118,26 @@ export async function expectCurlWhole(
     else held.set(e.uid, e.version);
   }
   expect(held).toEqual(state);
+}
+
+/** A curlFollower of `url`, stopped after the test, once its first connection has dispatched SYNCED. */
+export async function syncedCurlFollower(dir: string, url: string): Promise<ReturnType<typeof curlFollower>> {
+  const curl = curlFollower(dir, url);
+  cleanups.push(() => curl.stop());
+  await waitFor(async () => (await curl.events()).some((e) => e.type === "SYNCED"), 10_000, "curl to sync");
+  return curl;
+}
+
+/** The API server's pod churn and namespace churn, both seeded; stopped after the test, or by `stop()` before. */
+export function startChurns(server: TestApiServer, opts: { pods: number; namespaces: number; seed: number }) {
+  const pods = startChurn(server, { perSecond: opts.pods, seed: opts.seed });
+  const namespaces = startNamespaceChurn(server, { perSecond: opts.namespaces, seed: opts.seed });
+  const stop = () => {
+    pods.stop();
+    namespaces.stop();
+  };
+  cleanups.push(stop);
+  return { stop, summary: () => `churn: ${pods.changes()} pod changes, ${namespaces.steps()} namespace steps` };
 }
 
 /**

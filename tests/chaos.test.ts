@@ -14,16 +14,16 @@ import { afterEach, expect, test } from "bun:test";
 import { connect } from "@nats-io/transport-node";
 import { subscribeNats, subscribeSse, type Subscription } from "../client/index.ts";
 import { digest } from "../core/slim.ts";
-import { seededRandom, startChurn } from "../simulator/population.ts";
+import { seededRandom } from "../simulator/population.ts";
 import { expectGapFreeWithWholeChains, waitFor } from "../testing/index.ts";
 import {
   chaosRun,
-  curlFollower,
+  syncedCurlFollower,
   expectCurlWhole,
   type Instant,
   type Lasting,
   playRound,
-  startNamespaceChurn,
+  startChurns,
 } from "./chaos-parts.ts";
 import { cleanups, expectFollowedWholly, type Kubemeta, recorder, runCleanups, setup } from "./faults-cluster.ts";
 import { startNatsServer } from "./nats-server.ts";
@@ -85,14 +85,10 @@ test(
     follow("sse all", ["all"], (rec) =>
       subscribeSse({ url: env.url, streams: ["all"], reconnect: { initialMs: 50, maxMs: 300 }, ...rec.handlers }),
     );
-    const curl = curlFollower(env.dir, env.url);
-    cleanups.push(() => curl.stop());
+    const curl = await syncedCurlFollower(env.dir, env.url);
     await Promise.all(consumers.map((c) => c.sub.synced));
-    await waitFor(async () => (await curl.events()).some((e) => e.type === "SYNCED"), 10_000, "curl to sync");
 
-    const churn = startChurn(env.server, { perSecond: 60, seed: SEED });
-    const namespaceChurn = startNamespaceChurn(env.server, { perSecond: 5, seed: SEED });
-    cleanups.push(churn.stop, namespaceChurn.stop);
+    const churn = startChurns(env.server, { pods: 60, namespaces: 5, seed: SEED });
 
     const lasting: Lasting[] = [
       { name: "nats-server down", start: () => nats.stop(), end: () => nats.restart() },
@@ -171,10 +167,8 @@ test(
       await playRound(round, spans, shots, random);
     }
     churn.stop();
-    namespaceChurn.stop();
     console.log(
-      `churn: ${churn.changes()} pod changes, ${namespaceChurn.steps()} namespace steps; ` +
-        `${processes.length} kubemeta processes; ${curl.connections()} curl connections`,
+      `${churn.summary()}; ` + `${processes.length} kubemeta processes; ${curl.connections()} curl connections`,
     );
 
     await waitFor(env.matchesTruth, 60_000, "the store to equal the API server");

@@ -17,16 +17,16 @@ import { afterEach, expect, test } from "bun:test";
 import { connect } from "@nats-io/transport-node";
 import { subscribeNats, subscribeSse, type Subscription } from "../client/index.ts";
 import { digest } from "../core/slim.ts";
-import { seededRandom, startChurn } from "../simulator/population.ts";
+import { seededRandom } from "../simulator/population.ts";
 import { expectGapFreeWithWholeChains, waitFor } from "../testing/index.ts";
 import {
   chaosRun,
-  curlFollower,
+  syncedCurlFollower,
   expectCurlWhole,
   type Instant,
   type Lasting,
   playRound,
-  startNamespaceChurn,
+  startChurns,
 } from "./chaos-parts.ts";
 import { cleanups, expectFollowedWholly, recorder, runCleanups } from "./faults-cluster.ts";
 import { replicaSet, restartableStore } from "./ha-chaos-parts.ts";
@@ -84,14 +84,10 @@ test(
     follow("nats all", (rec) =>
       subscribeNats({ nc, cluster: "faults", streams: ["all"], retry: { maxMs: 300 }, ...rec.handlers }),
     );
-    const curl = curlFollower(env.dir, replicas.running[2]!.url);
-    cleanups.push(() => curl.stop());
+    const curl = await syncedCurlFollower(env.dir, replicas.running[2]!.url);
     await Promise.all(consumers.map((c) => c.sub.synced));
-    await waitFor(async () => (await curl.events()).some((e) => e.type === "SYNCED"), 10_000, "curl to sync");
 
-    const churn = startChurn(env.server, { perSecond: 40, seed: SEED });
-    const namespaceChurn = startNamespaceChurn(env.server, { perSecond: 4, seed: SEED });
-    cleanups.push(churn.stop, namespaceChurn.stop);
+    const churn = startChurns(env.server, { pods: 40, namespaces: 4, seed: SEED });
 
     const lasting: Lasting[] = [
       { name: "nats-server down", start: () => nats.stop(), end: () => nats.restart() },
@@ -139,9 +135,8 @@ test(
       await playRound(round, spans, shots, random);
     }
     churn.stop();
-    namespaceChurn.stop();
     console.log(
-      `churn: ${churn.changes()} pod changes, ${namespaceChurn.steps()} namespace steps; ` +
+      `${churn.summary()}; ` +
         `${replicas.processes.length} kubemeta processes (${replicas.failedStarts()} starts failed on the store); ` +
         `exits ${JSON.stringify(replicas.exits)}; ${curl.connections()} curl connections`,
     );
