@@ -5,31 +5,19 @@
  * it lost; deliver gets envelopes, once per stream with fanOut; the batch and retry
  * settings come from the standard config keys.
  */
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import * as v from "valibot";
 import { consume, type ConsumeOptions } from "../sdk/consume.ts";
-import type { Sink } from "../sdk/contract.ts";
 import type { Envelope } from "../protocol/envelope.ts";
 import { batchSchema, retrySchema, streamName } from "../sdk/schema.ts";
 import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
-import { addPods, contextOn, sinkMetric, upTo, type Logged } from "./plugins-fixtures.ts";
-import { Terms } from "../host/leadership.ts";
+import { addPods, consumeSinks, contextOn, sinkMetric, upTo, type Logged } from "./plugins-fixtures.ts";
 
 let host: TestHost | undefined;
-const running: Sink[] = [];
-afterEach(async () => {
-  for (const sink of running.splice(0)) await sink.stop();
+const sinks = consumeSinks(async () => {
   await host?.destroy();
   host = undefined;
 });
-
-async function start(name: string, options: ConsumeOptions, logged: Logged[] = []) {
-  const ctx = contextOn(host!, name, logged);
-  const sink = consume(ctx, { retry: { initialMs: 5, maxMs: 20 }, ...options });
-  running.push(sink);
-  await sink.start();
-  return { sink, ctx };
-}
 
 test(
   "a deliver that throws is logged, counted and retried with the same batch; " + "nothing is skipped or reordered",
@@ -38,7 +26,8 @@ test(
     const logged: Logged[] = [];
     const delivered: number[] = [];
     let throwsLeft = 2;
-    const { ctx } = await start(
+    const { ctx } = await sinks.start(
+      host!,
       "flaky",
       {
         async deliver(updates) {
@@ -66,7 +55,8 @@ test("transient() picks a failure's level; one that throws leaves it an error an
   const logged: Logged[] = [];
   const delivered: number[] = [];
   const failures = ["expected now and then", "not expected", "judged by a transient() that throws"];
-  await start(
+  await sinks.start(
+    host!,
     "judged",
     {
       async deliver(updates) {
@@ -106,7 +96,7 @@ test("cursor saves failing a while (a store away): one error, warnings once a mi
     },
   };
   const sink = consume({ ...ctx, cursor }, { batch: { size: 1, lingerMs: 0 }, deliver: async () => {} });
-  running.push(sink);
+  sinks.running.push(sink);
   await sink.start();
   away = true;
   addPods(host, 3);
@@ -128,7 +118,7 @@ test("cursor saves failing a while (a store away): one error, warnings once a mi
 test("a deliver that keeps failing holds its cursor, and stop ends the retries at once", async () => {
   host = await startTestHost();
   let attempts = 0;
-  const { sink, ctx } = await start("down", {
+  const { sink, ctx } = await sinks.start(host!, "down", {
     retry: { initialMs: 60_000, maxMs: 60_000 },
     async deliver() {
       attempts++;
@@ -147,12 +137,15 @@ test("a deliver that hangs is reported as stalled, delays no other sink, and sto
   host = await startTestHost();
   const logged: Logged[] = [];
   const healthy: number[] = [];
-  const { sink: stuck, ctx } = await start(
+  const { sink: stuck, ctx } = await sinks.start(
+    host!,
     "stuck",
     { stallAfterMs: 50, stopWaitMs: 100, deliver: () => new Promise(() => {}) },
     logged,
   );
-  await start("healthy", { deliver: async (updates) => void healthy.push(...updates.map((u) => u.version)) });
+  await sinks.start(host!, "healthy", {
+    deliver: async (updates) => void healthy.push(...updates.map((u) => u.version)),
+  });
   addPods(host, 10);
   await waitFor(() => healthy.length === 10, 5_000, "the healthy sink's updates");
   await waitFor(() => sinkMetric(host!, "gauge", "kubemeta_sink_stalled", "stuck") === 1, 5_000, "the stall gauge");
@@ -184,7 +177,8 @@ async function heldBehindRetention(options: Partial<ConsumeOptions>, logged: Log
   host = th;
   const delivered: number[] = [];
   const gate = Promise.withResolvers<void>();
-  await start(
+  await sinks.start(
+    host!,
     "late",
     {
       ...options,
@@ -235,7 +229,7 @@ test("behindRetention: head goes on from the head instead, and counts everything
 test("filter and stream select what deliver gets; the cursor and the lag move past the rest", async () => {
   host = await startTestHost();
   const batches: string[][] = [];
-  const { ctx } = await start("filtered", {
+  const { ctx } = await sinks.start(host!, "filtered", {
     stream: "node/n1",
     filter: (envelope) => envelope.name !== "skip-me",
     batch: { size: 2, lingerMs: 0 },
@@ -252,7 +246,7 @@ test("filter and stream select what deliver gets; the cursor and the lag move pa
   );
   expect(batches.flat()).toEqual(["web-0", "web-1", "web-2"]);
   expect(batches.every((batch) => batch.length <= 2)).toBe(true);
-  await running.pop()!.stop();
+  await sinks.running.pop()!.stop();
   expect(ctx.saved()).toBe(5);
 });
 
@@ -263,8 +257,11 @@ test(
     host = await startTestHost();
     const onNode: Envelope[] = [];
     const fannedOut: Envelope[] = [];
-    await start("node", { stream: "node/n1", deliver: async (envelopes) => void onNode.push(...envelopes) });
-    await start("fan", {
+    await sinks.start(host!, "node", {
+      stream: "node/n1",
+      deliver: async (envelopes) => void onNode.push(...envelopes),
+    });
+    await sinks.start(host!, "fan", {
       fanOut: true,
       filter: (e) => e.stream === "all" && e.name !== "skip-me",
       deliver: async (envelopes) => void fannedOut.push(...envelopes),
@@ -318,7 +315,7 @@ test("batch and retry come from the standard config keys, with the SDK's default
 test("saveIntervalMs spares cursor saves between deliveries, and stop saves where the sink got to", async () => {
   host = await startTestHost();
   const delivered: number[] = [];
-  const { ctx } = await start("sparing", {
+  const { ctx } = await sinks.start(host!, "sparing", {
     saveIntervalMs: 60_000,
     batch: { size: 1, lingerMs: 0 },
     deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)),
@@ -326,102 +323,6 @@ test("saveIntervalMs spares cursor saves between deliveries, and stop saves wher
   addPods(host, 5);
   await waitFor(() => delivered.length === 5, 5_000, "five batches");
   expect(ctx.saved()).toBe(0); // the starting point, saved at the first start
-  await running.pop()!.stop();
+  await sinks.running.pop()!.stop();
   expect(ctx.saved()).toBe(5);
-});
-
-test("caughtUp resolves once what was committed is delivered, or says it was not in time", async () => {
-  host = await startTestHost();
-  const gate = Promise.withResolvers<void>();
-  const { sink } = await start("slow", { deliver: () => gate.promise });
-  addPods(host, 3);
-  await host.changes.flush();
-  expect(await sink.caughtUp(50)).toBe(false);
-  gate.resolve();
-  expect(await sink.caughtUp(5_000)).toBe(true);
-});
-
-test("caughtUp on a replica that does not lead (ha) is true at once: the leader delivers, not it", async () => {
-  host = await startTestHost();
-  const follower = {
-    ...contextOn(host, "follower", []),
-    // Never leads: waits until the sink stops.
-    leadership: {
-      acquire: (signal: AbortSignal) =>
-        new Promise<AbortSignal>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason))),
-    },
-  };
-  const sink = consume(follower, { deliver: async () => {} });
-  running.push(sink);
-  await sink.start();
-  addPods(host, 3);
-  await host.changes.flush();
-  expect(await sink.caughtUp(5_000)).toBe(true);
-});
-
-test("with ha, a leader unsure of its Lease (paused past it) delivers nothing until it is sure again", async () => {
-  host = await startTestHost();
-  let held = false;
-  const terms = new Terms();
-  terms.begin(() => held);
-  const delivered: number[] = [];
-  const sink = consume(
-    { ...contextOn(host, "unsure", []), leadership: terms },
-    {
-      batch: { size: 100, lingerMs: 0 },
-      deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)),
-    },
-  );
-  running.push(sink);
-  await sink.start();
-  addPods(host, 3);
-  await host.changes.flush();
-  // Its term's signal has not aborted: another replica may be delivering later versions already.
-  expect(await sink.caughtUp(300)).toBe(false);
-  expect(delivered).toEqual([]);
-  held = true;
-  await waitFor(() => delivered.length === 3, 5_000, "the batch once the Lease is renewed");
-  expect(delivered).toEqual(upTo(3));
-});
-
-test("stop drains: what is committed is delivered first, nothing lingering, and the cursor saved", async () => {
-  host = await startTestHost();
-  const delivered: number[] = [];
-  const { sink, ctx } = await start("draining", {
-    batch: { size: 100, lingerMs: 60_000 },
-    deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)),
-  });
-  addPods(host, 3);
-  await host.changes.flush();
-  const began = performance.now();
-  await sink.stop();
-  expect(performance.now() - began).toBeLessThan(2_000);
-  expect(delivered).toEqual(upTo(3));
-  expect(ctx.saved()).toBe(3);
-});
-
-test("stop does not drain a sink whose deliveries fail, nor one given drainMs 0", async () => {
-  host = await startTestHost();
-  const { sink: failing } = await start("failing", {
-    retry: { initialMs: 60_000, maxMs: 60_000 },
-    deliver: async () => {
-      throw new Error("receiver down");
-    },
-  });
-  const delivered: number[] = [];
-  const { sink: hasty, ctx } = await start("hasty", {
-    drainMs: 0,
-    batch: { size: 100, lingerMs: 60_000 },
-    deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)),
-  });
-  addPods(host, 3);
-  await host.changes.flush();
-  await waitFor(() =>
-    sinkMetric(host!, "counter", "kubemeta_sink_delivery_failures_total", "failing", { step: "deliver" }),
-  );
-  const began = performance.now();
-  await Promise.all([failing.stop(), hasty.stop()]);
-  expect(performance.now() - began).toBeLessThan(1_000);
-  expect(delivered).toEqual([]);
-  expect(ctx.saved()).toBe(0);
 });

@@ -1,5 +1,7 @@
-/** Contexts and readings for the sink tests (tests/plugins-consume.test.ts, tests/plugins.test.ts). */
-import type { SinkContext } from "../sdk/contract.ts";
+/** Contexts and readings for the sink tests (tests/plugins-consume*.test.ts, tests/plugins.test.ts). */
+import { afterEach } from "bun:test";
+import type { Sink, SinkContext } from "../sdk/contract.ts";
+import { consume, type ConsumeOptions } from "../sdk/consume.ts";
 import { createLogger } from "../host/logger.ts";
 import type { LogFields } from "../sdk/telemetry.ts";
 import { rawPod, type TestHost } from "../testing/index.ts";
@@ -50,3 +52,25 @@ export function addPods(th: TestHost, count: number, from = 0): void {
 
 /** Versions 1..n. */
 export const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
+/**
+ * A test file's `consume` sinks: `start` one on a host (fast retries unless the options say otherwise); after each
+ * test every one still running is stopped, then `destroy` clears the file's host.
+ */
+export function consumeSinks(destroy: () => Promise<void>) {
+  const running: Sink[] = [];
+  afterEach(async () => {
+    for (const sink of running.splice(0)) await sink.stop();
+    await destroy();
+  });
+  return {
+    running,
+    async start(host: TestHost, name: string, options: ConsumeOptions, logged: Logged[] = []) {
+      const ctx = contextOn(host, name, logged);
+      const sink = consume(ctx, { retry: { initialMs: 5, maxMs: 20 }, ...options });
+      running.push(sink);
+      await sink.start();
+      return { sink, ctx };
+    },
+  };
+}

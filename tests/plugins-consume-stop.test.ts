@@ -1,0 +1,111 @@
+/**
+ * `consume` (sdk/consume.ts) at its edges, on a real host's log: caughtUp (what a drain waits for), a replica that
+ * does not lead or is unsure of its Lease (ha), and stop, which drains what is committed unless deliveries fail.
+ */
+import { expect, test } from "bun:test";
+import { consume } from "../sdk/consume.ts";
+import { Terms } from "../host/leadership.ts";
+import { startTestHost, waitFor, type TestHost } from "../testing/index.ts";
+import { addPods, consumeSinks, contextOn, sinkMetric, upTo } from "./plugins-fixtures.ts";
+
+let host: TestHost | undefined;
+const sinks = consumeSinks(async () => {
+  await host?.destroy();
+  host = undefined;
+});
+
+test("caughtUp resolves once what was committed is delivered, or says it was not in time", async () => {
+  host = await startTestHost();
+  const gate = Promise.withResolvers<void>();
+  const { sink } = await sinks.start(host!, "slow", { deliver: () => gate.promise });
+  addPods(host, 3);
+  await host.changes.flush();
+  expect(await sink.caughtUp(50)).toBe(false);
+  gate.resolve();
+  expect(await sink.caughtUp(5_000)).toBe(true);
+});
+
+test("caughtUp on a replica that does not lead (ha) is true at once: the leader delivers, not it", async () => {
+  host = await startTestHost();
+  const follower = {
+    ...contextOn(host, "follower", []),
+    // Never leads: waits until the sink stops.
+    leadership: {
+      acquire: (signal: AbortSignal) =>
+        new Promise<AbortSignal>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason))),
+    },
+  };
+  const sink = consume(follower, { deliver: async () => {} });
+  sinks.running.push(sink);
+  await sink.start();
+  addPods(host, 3);
+  await host.changes.flush();
+  expect(await sink.caughtUp(5_000)).toBe(true);
+});
+
+test("with ha, a leader unsure of its Lease (paused past it) delivers nothing until it is sure again", async () => {
+  host = await startTestHost();
+  let held = false;
+  const terms = new Terms();
+  terms.begin(() => held);
+  const delivered: number[] = [];
+  const sink = consume(
+    { ...contextOn(host, "unsure", []), leadership: terms },
+    {
+      batch: { size: 100, lingerMs: 0 },
+      deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)),
+    },
+  );
+  sinks.running.push(sink);
+  await sink.start();
+  addPods(host, 3);
+  await host.changes.flush();
+  // Its term's signal has not aborted: another replica may be delivering later versions already.
+  expect(await sink.caughtUp(300)).toBe(false);
+  expect(delivered).toEqual([]);
+  held = true;
+  await waitFor(() => delivered.length === 3, 5_000, "the batch once the Lease is renewed");
+  expect(delivered).toEqual(upTo(3));
+});
+
+test("stop drains: what is committed is delivered first, nothing lingering, and the cursor saved", async () => {
+  host = await startTestHost();
+  const delivered: number[] = [];
+  const { sink, ctx } = await sinks.start(host!, "draining", {
+    batch: { size: 100, lingerMs: 60_000 },
+    deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)),
+  });
+  addPods(host, 3);
+  await host.changes.flush();
+  const began = performance.now();
+  await sink.stop();
+  expect(performance.now() - began).toBeLessThan(2_000);
+  expect(delivered).toEqual(upTo(3));
+  expect(ctx.saved()).toBe(3);
+});
+
+test("stop does not drain a sink whose deliveries fail, nor one given drainMs 0", async () => {
+  host = await startTestHost();
+  const { sink: failing } = await sinks.start(host!, "failing", {
+    retry: { initialMs: 60_000, maxMs: 60_000 },
+    deliver: async () => {
+      throw new Error("receiver down");
+    },
+  });
+  const delivered: number[] = [];
+  const { sink: hasty, ctx } = await sinks.start(host!, "hasty", {
+    drainMs: 0,
+    batch: { size: 100, lingerMs: 60_000 },
+    deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)),
+  });
+  addPods(host, 3);
+  await host.changes.flush();
+  await waitFor(() =>
+    sinkMetric(host!, "counter", "kubemeta_sink_delivery_failures_total", "failing", { step: "deliver" }),
+  );
+  const began = performance.now();
+  await Promise.all([failing.stop(), hasty.stop()]);
+  expect(performance.now() - began).toBeLessThan(1_000);
+  expect(delivered).toEqual([]);
+  expect(ctx.saved()).toBe(0);
+});
