@@ -1,20 +1,13 @@
-/** The declarative config: validation with paths, env interpolation, files (--check: config-check.test.ts). */
+/**
+ * The declarative config: validation with paths, env interpolation, files (the plugin entries as a whole:
+ * config-entries.test.ts; --check: config-check.test.ts).
+ */
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { ConfigError, loadConfig, resolveConfig } from "../host/config.ts";
+import { type ConfigError, loadConfig, resolveConfig } from "../host/config.ts";
 import { tempDir } from "../testing/index.ts";
+import { issuesOf } from "./config-issues.ts";
 import { builtins } from "../plugins/index.ts";
-import { defineSink, v } from "../sdk/index.ts";
-
-async function issuesOf(raw: unknown, env: Record<string, string> = {}): Promise<string[]> {
-  try {
-    await resolveConfig(raw, { baseDir: "/", env, registry: builtins });
-  } catch (error) {
-    if (error instanceof ConfigError) return error.issues.map((i) => `${i.path}: ${i.message}`);
-    throw error;
-  }
-  return [];
-}
 
 describe("config", () => {
   test("an empty config is valid and gets the documented defaults", async () => {
@@ -261,86 +254,6 @@ describe("config", () => {
     expect(
       await resolveConfig({ cluster: { name: "${N}" } }, { baseDir: "/", env: { N: "42" }, registry: builtins }),
     ).toMatchObject({ cluster: "42" });
-  });
-
-  test("two entries with one name are refused", async () => {
-    const issues = await issuesOf({ sources: [{ type: "kubernetes" }, { type: "kubernetes" }] });
-    expect(issues).toContainEqual(expect.stringMatching(/^sources\[1\]\.name: "kubernetes" is used twice/));
-    // Said at once, beside what else is wrong with the second entry.
-    expect(
-      await issuesOf({
-        sinks: [
-          { type: "sse", name: "a" },
-          { type: "nats", name: "a", servers: "nats://n", bogus: 1 },
-        ],
-      }),
-    ).toEqual(["sinks[1].bogus: unknown key", 'sinks[1].name: "a" is used twice; give each entry its own name']);
-  });
-
-  test("what only one entry may hold is refused to a second: two sse sinks, a plugin's own claim", async () => {
-    // The second sse sink's GET /v1/watch would be shadowed by the first's, its options never used.
-    expect(
-      await issuesOf({
-        sinks: [
-          { type: "sse", name: "a" },
-          { type: "nats", servers: "nats://n" },
-          { type: "sse", name: "b", maxStreams: 5 },
-        ],
-      }),
-    ).toEqual(["sinks[2]: the route GET /v1/watch is claimed by sinks[0] already: a config holds one such entry"]);
-    // Two NATS sinks may publish one log (JetStream drops the second copy: tests/nats-jetstream.test.ts).
-    expect(
-      await issuesOf({
-        sinks: [
-          { type: "nats", name: "a", servers: "nats://n" },
-          { type: "nats", name: "b", servers: "nats://m" },
-        ],
-      }),
-    ).toEqual([]);
-    // Two jsonl sinks on one file (written two ways) would interleave their lines; on stdout they may both write.
-    expect(
-      await issuesOf({
-        sinks: [
-          { type: "jsonl", name: "a", path: "/var/log/kubemeta/updates.jsonl" },
-          { type: "jsonl", name: "b", path: "/var/log/kubemeta/../kubemeta/updates.jsonl", stream: "shared" },
-          { type: "jsonl", name: "c", path: "-" },
-          { type: "jsonl", name: "d", path: "-" },
-        ],
-      }),
-    ).toEqual([
-      "sinks[1]: the file /var/log/kubemeta/updates.jsonl is claimed by sinks[0] already: " +
-        "a config holds one such entry",
-    ]);
-    const fileSink = defineSink({
-      type: "file",
-      description: "a sink that owns the file it writes",
-      schema: v.strictObject({ path: v.string() }),
-      claims: ({ path }) => {
-        if (path === "") throw new Error("no path");
-        return [`the file ${path}`];
-      },
-      create: () => ({ async start() {}, async stop() {} }),
-    });
-    const registry = { ...builtins, sink: [...builtins.sink, fileSink] };
-    const resolve = (sinks: unknown[]) => resolveConfig({ sinks }, { baseDir: "/", registry });
-    await expect(
-      resolve([
-        { type: "file", name: "a", path: "x.log" },
-        { type: "file", name: "b", path: "x.log" },
-      ]),
-    ).rejects.toThrow("sinks[1]: the file x.log is claimed by sinks[0] already: a config holds one such entry");
-    expect(
-      (
-        await resolve([
-          { type: "file", name: "a", path: "x.log" },
-          { type: "file", name: "b", path: "y.log" },
-        ])
-      ).sinks,
-    ).toHaveLength(2);
-    // A plugin whose claims() throws is an error at its entry, not a crash of the whole check.
-    await expect(resolve([{ type: "file", path: "" }])).rejects.toThrow(
-      "sinks[0]: its plugin's claims() failed: no path",
-    );
   });
 
   test("YAML and JSON files load; a missing or unparsable file is a clear error", async () => {

@@ -1,0 +1,112 @@
+/**
+ * A config's plugin entries as a whole: each name once, what only one entry may hold (a route, a plugin's own claim)
+ * refused to a second, and their errors in the entries' order, as `--check` prints them: plugin modules load side by
+ * side, and one that fails late (an import that is not found) is still said before the entries after it.
+ */
+import { expect, test } from "bun:test";
+import { ConfigError, resolveConfig } from "../host/config.ts";
+import { builtins } from "../plugins/index.ts";
+import { defineSink, v } from "../sdk/index.ts";
+import { issuesOf } from "./config-issues.ts";
+
+test("the entries' errors in the entries' order, whichever of their modules loads first", async () => {
+  const error = await resolveConfig(
+    {
+      sources: [{ type: "./missing-source.ts" }, { type: "nope" }],
+      sinks: [
+        { type: "./missing-sink.ts", name: "a" },
+        { type: "nope", name: "b" },
+        { type: "jsonl", name: "c", stream: "nodes/x" },
+      ],
+    },
+    { baseDir: import.meta.dir, registry: builtins },
+  ).catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(ConfigError);
+  expect((error as ConfigError).issues.map((issue) => issue.path)).toEqual([
+    "sources[0].type",
+    "sources[1].type",
+    "sinks[0].type",
+    "sinks[1].type",
+    "sinks[2].stream",
+  ]);
+});
+
+test("two entries with one name are refused", async () => {
+  const issues = await issuesOf({ sources: [{ type: "kubernetes" }, { type: "kubernetes" }] });
+  expect(issues).toContainEqual(expect.stringMatching(/^sources\[1\]\.name: "kubernetes" is used twice/));
+  // Said at once, beside what else is wrong with the second entry.
+  expect(
+    await issuesOf({
+      sinks: [
+        { type: "sse", name: "a" },
+        { type: "nats", name: "a", servers: "nats://n", bogus: 1 },
+      ],
+    }),
+  ).toEqual(["sinks[1].bogus: unknown key", 'sinks[1].name: "a" is used twice; give each entry its own name']);
+});
+
+test("what only one entry may hold is refused to a second: two sse sinks, a plugin's own claim", async () => {
+  // The second sse sink's GET /v1/watch would be shadowed by the first's, its options never used.
+  expect(
+    await issuesOf({
+      sinks: [
+        { type: "sse", name: "a" },
+        { type: "nats", servers: "nats://n" },
+        { type: "sse", name: "b", maxStreams: 5 },
+      ],
+    }),
+  ).toEqual(["sinks[2]: the route GET /v1/watch is claimed by sinks[0] already: a config holds one such entry"]);
+  // Two NATS sinks may publish one log (JetStream drops the second copy: tests/nats-jetstream.test.ts).
+  expect(
+    await issuesOf({
+      sinks: [
+        { type: "nats", name: "a", servers: "nats://n" },
+        { type: "nats", name: "b", servers: "nats://m" },
+      ],
+    }),
+  ).toEqual([]);
+  // Two jsonl sinks on one file (written two ways) would interleave their lines; on stdout they may both write.
+  expect(
+    await issuesOf({
+      sinks: [
+        { type: "jsonl", name: "a", path: "/var/log/kubemeta/updates.jsonl" },
+        { type: "jsonl", name: "b", path: "/var/log/kubemeta/../kubemeta/updates.jsonl", stream: "shared" },
+        { type: "jsonl", name: "c", path: "-" },
+        { type: "jsonl", name: "d", path: "-" },
+      ],
+    }),
+  ).toEqual([
+    "sinks[1]: the file /var/log/kubemeta/updates.jsonl is claimed by sinks[0] already: " +
+      "a config holds one such entry",
+  ]);
+  const fileSink = defineSink({
+    type: "file",
+    description: "a sink that owns the file it writes",
+    schema: v.strictObject({ path: v.string() }),
+    claims: ({ path }) => {
+      if (path === "") throw new Error("no path");
+      return [`the file ${path}`];
+    },
+    create: () => ({ async start() {}, async stop() {} }),
+  });
+  const registry = { ...builtins, sink: [...builtins.sink, fileSink] };
+  const resolve = (sinks: unknown[]) => resolveConfig({ sinks }, { baseDir: "/", registry });
+  await expect(
+    resolve([
+      { type: "file", name: "a", path: "x.log" },
+      { type: "file", name: "b", path: "x.log" },
+    ]),
+  ).rejects.toThrow("sinks[1]: the file x.log is claimed by sinks[0] already: a config holds one such entry");
+  expect(
+    (
+      await resolve([
+        { type: "file", name: "a", path: "x.log" },
+        { type: "file", name: "b", path: "y.log" },
+      ])
+    ).sinks,
+  ).toHaveLength(2);
+  // A plugin whose claims() throws is an error at its entry, not a crash of the whole check.
+  await expect(resolve([{ type: "file", path: "" }])).rejects.toThrow(
+    "sinks[0]: its plugin's claims() failed: no path",
+  );
+});
