@@ -4,7 +4,8 @@
  */
 import { lstat } from "node:fs/promises";
 import { ConfigError, loadConfig, resolveConfig, type Config } from "../host/config.ts";
-import { type Host, ShutdownTimedOut, StartAbandoned, StartFailed, startHost } from "../host/host.ts";
+import { type Host, ShutdownTimedOut, startHost } from "../host/host.ts";
+import { StartAbandoned, StartFailed } from "../host/open-store.ts";
 import { checkConfig, deprecationWarnings, emptinessWarnings } from "../host/check-config.ts";
 import { createLogger } from "../host/logger.ts";
 import { guardProcess } from "../host/supervise.ts";

@@ -2,7 +2,7 @@
 import { ConfigError, type Config, type ConfigIssue } from "./config.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import { createMetrics } from "./metrics.ts";
-import { pluginContext, startStore } from "./host.ts";
+import { pluginContext, startStore } from "./open-store.ts";
 import { electorFor } from "./replication.ts";
 import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { PLUGIN_DEADLINE_MS } from "./supervise.ts";

@@ -9,7 +9,7 @@
  * store, ends its term and it follows again.
  */
 import type { Config } from "./config.ts";
-import type { Lifecycle, PluginContext, Sink, Store } from "../sdk/contract.ts";
+import type { Lifecycle, Sink } from "../sdk/contract.ts";
 import { createHttpServer, type HttpServer, type Readiness } from "./http.ts";
 import { mountApi } from "./read-api.ts";
 import { createLog, type HostLog } from "../core/committed-log.ts";
@@ -19,7 +19,8 @@ import { createMetrics } from "./metrics.ts";
 import { watchEventLoop } from "./loop-lag.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
 import { supervise } from "./supervise.ts";
-import { aborted, TIMED_OUT, until } from "../protocol/retry.ts";
+import { TIMED_OUT, until } from "../protocol/retry.ts";
+import { openStore, pluginContext, StartFailed } from "./open-store.ts";
 import { startLeaderTerm, type LeaderTerm } from "./leader.ts";
 import { Terms } from "./leadership.ts";
 import { electorFor, startReplication, type Replication } from "./replication.ts";
@@ -67,22 +68,6 @@ export interface HostOptions {
   signal?: AbortSignal;
 }
 
-/** A stop was asked for before the store was open: nothing started, nothing to stop. */
-export class StartAbandoned extends Error {
-  constructor() {
-    super("stopped before the store was open");
-    this.name = "StartAbandoned";
-  }
-}
-
-/** The host could not start; the cause is already logged, in one line that says what failed. */
-export class StartFailed extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "StartFailed";
-  }
-}
-
 /** With `ha`, the Lease's elector; a kubeconfig that cannot be loaded is one error line, then thrown. */
 function haElector(config: Config, logger: Logger) {
   if (!config.ha) return undefined;
@@ -91,70 +76,6 @@ function haElector(config: Config, logger: Logger) {
   } catch (error) {
     logger.error("ha: the kubeconfig of the Lease cannot be loaded", { error });
     throw new StartFailed("the kubeconfig of the Lease cannot be loaded");
-  }
-}
-
-export function pluginContext(config: Config, logger: Logger, metrics: Metrics) {
-  return (name: string, kind: string): PluginContext => ({
-    name,
-    cluster: config.cluster,
-    logger: logger.child({ [kind]: name }),
-    metrics,
-  });
-}
-
-/**
- * Opens (creating or migrating) the config's store; one that cannot be opened is closed again and its cause thrown.
- * A stop asked for meanwhile gives the open up: StartAbandoned.
- */
-export async function startStore(
-  config: Config,
-  context: ReturnType<typeof pluginContext>,
-  logger: Logger,
-  signal?: AbortSignal,
-) {
-  const { declaration, name } = config.store;
-  const abandon = () => {
-    logger.info("stopped before the store was open", { store: name });
-    return new StartAbandoned();
-  };
-  if (signal?.aborted) throw abandon();
-  const store: Store = declaration.create(config.store.config, context(name, "store"));
-  const opening = (async () => {
-    const state = await store.start();
-    return { store, state, horizons: await store.horizons?.() };
-  })();
-  try {
-    const opened = await Promise.race([opening, signal ? aborted(signal) : new Promise<never>(() => {})]);
-    if (opened) return opened;
-    // Closed once its open ends, whichever way: the process is on its way out, and nothing waits for it.
-    void opening.then(
-      () => store.stop(),
-      () => store.stop(),
-    );
-    throw abandon();
-  } catch (error) {
-    if (error instanceof StartAbandoned) throw error;
-    // Closes what the failed start left open; the cause worth reporting is the start's own.
-    await store.stop().catch(() => {});
-    throw error;
-  }
-}
-
-/** startStore, at start: a store that cannot be opened is one error line, then StartFailed. */
-async function openStore(
-  config: Config,
-  context: ReturnType<typeof pluginContext>,
-  logger: Logger,
-  signal?: AbortSignal,
-) {
-  try {
-    return await startStore(config, context, logger, signal);
-  } catch (error) {
-    if (error instanceof StartAbandoned) throw error;
-    const { declaration, name } = config.store;
-    logger.error("store cannot be opened", { store: name, type: declaration.type, error });
-    throw new StartFailed(`store ${name} cannot be opened`);
   }
 }
 

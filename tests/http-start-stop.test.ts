@@ -6,7 +6,7 @@ import { afterAll, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
-import { StartFailed } from "../host/host.ts";
+import { StartFailed } from "../host/open-store.ts";
 import { createLogger } from "../host/logger.ts";
 import { rawPod, startTestHost, tempDir, waitFor } from "../testing/index.ts";
 import { exitWithin, MAIN, Output, SDK } from "./reliability-process.ts";
