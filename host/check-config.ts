@@ -3,7 +3,7 @@ import { ConfigError, type Config, type ConfigIssue } from "./config.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import { createMetrics } from "./metrics.ts";
 import { pluginContext, startStore } from "./open-store.ts";
-import { electorFor } from "./replication.ts";
+import { electorFor, leaseKubeconfigIssue } from "./replication.ts";
 import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { PLUGIN_DEADLINE_MS } from "./supervise.ts";
 import { deprecation } from "../sdk/schema.ts";
@@ -67,8 +67,7 @@ function leaseIssues(config: Config, logger: Logger): ConfigIssue[] {
     electorFor(config.ha, logger);
     return [];
   } catch (error) {
-    const path = config.ha.kubeconfig ? "ha.kubeconfig" : "ha";
-    return [{ path, message: `the kubeconfig of the Lease cannot be loaded: ${messageOf(error)}` }];
+    return [leaseKubeconfigIssue(config.ha, error)];
   }
 }
 

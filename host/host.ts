@@ -23,7 +23,7 @@ import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { openStore, pluginContext, StartFailed } from "./open-store.ts";
 import { startLeaderTerm, type LeaderTerm } from "./leader.ts";
 import { Terms } from "./leadership.ts";
-import { electorFor, startReplication, type Replication } from "./replication.ts";
+import { electorFor, leaseKubeconfigIssue, startReplication, type Replication } from "./replication.ts";
 import { ShutdownWaits } from "./shutdown-waits.ts";
 
 export interface Host {
@@ -68,13 +68,17 @@ export interface HostOptions {
   signal?: AbortSignal;
 }
 
-/** With `ha`, the Lease's elector; a kubeconfig that cannot be loaded is one error line, then thrown. */
+/**
+ * With `ha`, the Lease's elector; a kubeconfig that cannot be loaded is one error line, then thrown. The line names
+ * the key to change as `--check` does (`ha.context: …`), its cause in `error`.
+ */
 function haElector(config: Config, logger: Logger) {
   if (!config.ha) return undefined;
   try {
     return electorFor(config.ha, logger);
   } catch (error) {
-    logger.error("ha: the kubeconfig of the Lease cannot be loaded", { error });
+    const { path } = leaseKubeconfigIssue(config.ha, error);
+    logger.error(`${path}: the kubeconfig of the Lease cannot be loaded`, { error });
     throw new StartFailed("the kubeconfig of the Lease cannot be loaded");
   }
 }

@@ -8,7 +8,8 @@
 import type { HaConfig } from "./ha-config.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import type { Uncommitted } from "../core/commit-queue.ts";
-import { createTransport, loadKubeConfig } from "../kube/transport.ts";
+import { ContextNotFound, createTransport, loadKubeConfig } from "../kube/transport.ts";
+import type { ConfigIssue } from "./config-issues.ts";
 import { createElector, type Elector } from "../kube/election.ts";
 import { aborted, Backoff, sleep, TIMED_OUT, until } from "../protocol/retry.ts";
 import { followStore, StoreReplaced, type Follower } from "./follower.ts";
@@ -30,6 +31,19 @@ export function electorFor(ha: HaConfig, logger: Logger): Elector {
     retryPeriodMs: ha.retryPeriodMs,
     logger: logger.child({ lease: `${ha.lease.namespace}/${ha.lease.name}`, identity: ha.identity }),
   });
+}
+
+/**
+ * Why the Lease's kubeconfig did not load, at the key to change: `ha.context` for a context it lacks, in the words the
+ * kubernetes source says its own in; `ha.kubeconfig` for a file named there; `ha` when no key named it.
+ */
+export function leaseKubeconfigIssue(ha: HaConfig, error: unknown): ConfigIssue {
+  if (error instanceof ContextNotFound) return { path: "ha.context", message: error.message };
+  const cause = error instanceof Error ? error.message : String(error);
+  return {
+    path: ha.kubeconfig ? "ha.kubeconfig" : "ha",
+    message: `the kubeconfig of the Lease cannot be loaded: ${cause}`,
+  };
 }
 
 /** Why a term ended, and what its log line says besides. */

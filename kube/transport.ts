@@ -22,6 +22,9 @@ export interface KubeconfigOptions {
   context?: string;
 }
 
+/** The kubeconfig lacks the context the config names: what a config's `context` key says is wrong, not its file. */
+export class ContextNotFound extends Error {}
+
 /**
  * Loads the kubeconfig: the given file; else the in-cluster service account; else
  * `KUBECONFIG` (a list of files, merged as kubectl merges them); else `~/.kube/config`. Errors say which
@@ -34,7 +37,7 @@ export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): 
   const contexts = `(contexts: ${names.join(", ") || "none"})`;
   if (options.context) {
     if (!kc.getContextObject(options.context))
-      throw new Error(`kubeconfig ${origin} has no context "${options.context}" ${contexts}`);
+      throw new ContextNotFound(`kubeconfig ${origin} has no context "${options.context}" ${contexts}`);
     kc.setCurrentContext(options.context);
   }
   checkContext(kc, origin, contexts);

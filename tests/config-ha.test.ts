@@ -29,6 +29,17 @@ async function check(yaml: string, env: Record<string, string> = {}, dir?: strin
 const resolve = (raw: unknown, env: Record<string, string> = {}) =>
   resolveConfig(raw, { baseDir: "/", registry: builtins, env });
 
+/** A kubeconfig whose contexts are `contexts`, the first its current one. */
+const kubeconfig = (contexts: string[]) =>
+  [
+    "apiVersion: v1",
+    "kind: Config",
+    `current-context: ${contexts[0]}`,
+    "clusters: [{ name: c, cluster: { server: 'https://127.0.0.1:6443' } }]",
+    `contexts: [${contexts.map((name) => `{ name: ${name}, context: { cluster: c, user: u } }`).join(", ")}]`,
+    "users: [{ name: u, user: { token: t } }]",
+  ].join("\n");
+
 async function issuesOf(raw: unknown, env: Record<string, string> = {}): Promise<string[]> {
   const error = await resolve(raw, env).catch((e: unknown) => e);
   if (!(error instanceof ConfigError)) throw new Error(`expected a ConfigError, got ${String(error)}`);
@@ -86,6 +97,39 @@ describe("main.ts --check with ha", () => {
         expect.stringMatching(/^ {2}ha\.kubeconfig: the kubeconfig of the Lease cannot be loaded: /),
       ]);
       expect(lines[1]).toContain(missing);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test("a context the Lease's kubeconfig lacks: ha.context in the source's words, at --check and start", async () => {
+    const dir = await newDir();
+    const good = join(dir, "good.yaml");
+    await Bun.write(good, kubeconfig(["main"]));
+    const server = startHranaServer({ path: join(dir, "store.db") });
+    const yaml = `store: { type: libsql, url: "${server.url}" }\nha: { enabled: true, context: nope }\n`;
+    const noContext = /^kubeconfig KUBECONFIG=.*good\.yaml has no context "nope" \(contexts: main\)$/;
+    try {
+      // As the kubernetes source says its own `context` (tests/config-check.test.ts), at the key that names it.
+      const checked = await check(yaml, { KUBECONFIG: good }, dir);
+      expect({ code: checked.code, stdout: checked.stdout }).toEqual({ code: 1, stdout: "" });
+      const [heading, issue, ...more] = checked.stderr.trimEnd().split("\n");
+      expect({ heading, more }).toEqual({ heading: "invalid config:", more: [] });
+      expect(issue?.replace(/^ {2}ha\.context: /, "")).toMatch(noContext);
+      // A start stops before the store is opened: one error line at the same key.
+      const started = await runMain(["--config", join(dir, "kubemeta.yaml")], { cwd: dir, env: { KUBECONFIG: good } });
+      expect(started.code).toBe(1);
+      const lines = started.stdout
+        .trimEnd()
+        .split("\n")
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(lines).toEqual([
+        expect.objectContaining({
+          level: "error",
+          msg: "ha.context: the kubeconfig of the Lease cannot be loaded",
+          error: { name: "Error", message: expect.stringMatching(noContext) },
+        }),
+      ]);
     } finally {
       await server.stop();
     }
