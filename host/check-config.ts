@@ -10,8 +10,9 @@ import { deprecation } from "../sdk/schema.ts";
 
 /**
  * For `--check`: what the config names that its schema cannot prove, said as its schema's errors are (ConfigError,
- * each at its path): with `ha`, the Lease's kubeconfig loads; each plugin's own check (Declaration.check) passes; the
- * store can be opened (created if new, then closed), whatever those found, so that one check says all.
+ * each at its path): with `ha`, the Lease's kubeconfig loads if a key names it; each plugin's own check
+ * (Declaration.check) passes; the store can be opened (created if new, then closed), whatever those found, so that one
+ * check says all.
  */
 export async function checkConfig(config: Config, logger: Logger): Promise<void> {
   const issues = [
@@ -60,14 +61,19 @@ async function storeIssues(config: Config, logger: Logger): Promise<ConfigIssue[
 
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
-/** With `ha`, why the Lease's kubeconfig cannot be loaded, at the key that names it (`ha` when none does). */
+/**
+ * With `ha`, why the Lease's kubeconfig cannot be loaded, at the key to change (`ha` when none is). Only one
+ * `ha.kubeconfig` or `ha.context` names, as the kubernetes source checks its own: without either it may be the pod's
+ * service account, found only inside the cluster, and a check run elsewhere would fail for what it cannot see.
+ */
 function leaseIssues(config: Config, logger: Logger): ConfigIssue[] {
-  if (!config.ha) return [];
+  const { ha } = config;
+  if (!ha?.kubeconfig && !ha?.context) return [];
   try {
-    electorFor(config.ha, logger);
+    electorFor(ha, logger);
     return [];
   } catch (error) {
-    return [leaseKubeconfigIssue(config.ha, error)];
+    return [leaseKubeconfigIssue(ha, error)];
   }
 }
 

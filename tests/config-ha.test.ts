@@ -102,6 +102,21 @@ describe("main.ts --check with ha", () => {
     }
   });
 
+  test("without ha.kubeconfig or ha.context, --check loads no kubeconfig, as for the source", async () => {
+    const dir = await newDir();
+    const server = startHranaServer({ path: join(dir, "store.db") });
+    // Outside a cluster, with no kubeconfig anywhere: a start would find none, the pod its service account.
+    const nowhere = { KUBECONFIG: "", HOME: dir, KUBERNETES_SERVICE_HOST: "", KUBERNETES_SERVICE_PORT: "" };
+    try {
+      const store = `store: { type: libsql, url: "${server.url}" }`;
+      const result = await check(`${store}\nsources: [{ type: kubernetes }]\nha: { enabled: true }\n`, nowhere, dir);
+      const stderr = "kubemeta: warning: no sinks: nothing is delivered (no SSE, NATS, webhook)\n";
+      expect(result).toEqual({ code: 0, stdout: "config is valid\n", stderr });
+    } finally {
+      await server.stop();
+    }
+  });
+
   test("a context the Lease's kubeconfig lacks: ha.context in the source's words, at --check and start", async () => {
     const dir = await newDir();
     const good = join(dir, "good.yaml");
