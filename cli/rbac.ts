@@ -84,12 +84,16 @@ function namespaceRoleYaml(config: Config, name: string, namespace: string): str
   ].join("");
 }
 
-/** The Role of the `ha` Lease as YAML, in the form deploy/kubemeta-ha.yaml writes it. */
-export function leaseRoleYaml(ha: HaConfig, name = "kubemeta-lease"): string {
+/**
+ * The Role of the `ha` Lease as YAML, in the form deploy/kubemeta-ha.yaml writes it. Named after the Lease
+ * (`kubemeta-lease` for `kubemeta`): deployments of other Leases in one namespace each have their own, so that
+ * removing one takes nothing from another.
+ */
+export function leaseRoleYaml(ha: HaConfig): string {
   return [
     "apiVersion: rbac.authorization.k8s.io/v1\n",
     "kind: Role\n",
-    `metadata:\n  name: ${name}\n  namespace: ${ha.lease.namespace}\n`,
+    `metadata:\n  name: ${ha.lease.name}-lease\n  namespace: ${ha.lease.namespace}\n`,
     rulesYaml(leaseRules(ha)),
   ].join("");
 }

@@ -270,6 +270,22 @@ test("rbac with ha prints the Lease's Role after the ClusterRole: deploy/kubemet
   ]);
 });
 
+test("the Lease's Role and RoleBinding are named after the Lease: two of other Leases share none", async () => {
+  const manifests = await manifestsOf("kubemeta-ha.yaml");
+  const role = manifests.find((m) => m.kind === "Role")!;
+  const binding = manifests.find((m) => m.kind === "RoleBinding")!;
+  expect([role.metadata.name, binding.metadata.name, binding.roleRef?.name]).toEqual(Array(3).fill("kubemeta-lease"));
+  const shipped = shippedConfig(manifests)!;
+  expect(shipped).toContain("lease: { name: kubemeta }");
+  const other = await configFile(shipped.replace("lease: { name: kubemeta }", "lease: { name: kubemeta-b }"));
+  const { exitCode, stdout } = await run(["rbac", "--config", other], HA_ENV);
+  expect(exitCode).toBe(0);
+  const [, printed] = Bun.YAML.parse(stdout) as Manifest[];
+  // Removing one deployment's Role takes nothing from the other's, whose Lease it does not name anyway.
+  expect(printed?.metadata).toEqual({ name: "kubemeta-b-lease", namespace: "kubemeta" });
+  expect(printed?.rules).toContainEqual(expect.objectContaining({ resourceNames: ["kubemeta-b"] }));
+});
+
 test("rbac with ha and no namespace for the Lease: its Role in default, a warning naming POD_NAMESPACE", async () => {
   const manifests = await manifestsOf("kubemeta-ha.yaml");
   const file = await configFile(shippedConfig(manifests)!);
