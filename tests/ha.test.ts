@@ -12,7 +12,12 @@ import { startChurn } from "../simulator/population.ts";
 import { waitFor } from "../testing/index.ts";
 import { cleanups, expectFollowedWholly, recorder, runCleanups } from "./faults-cluster.ts";
 import { LEASE_MS, STORE_TOKEN, setupHa, type Replica } from "./ha-cluster.ts";
-import { consumeSse, expectConverged as convergedWith, expectNobodyContends } from "./ha-checks.ts";
+import {
+  consumeSse,
+  expectConverged as convergedWith,
+  expectNobodyContends,
+  fieldsReadmeLeavesOut,
+} from "./ha-checks.ts";
 import { startNatsServer } from "./nats-server.ts";
 
 afterEach(runCleanups);
@@ -163,6 +168,7 @@ test("a leader fenced out by the store (another writer raised the term) steps do
   await env.withStore((store) => store.lead());
   const stepDown = await first.out.waitFor(/"msg":"no longer leading; following the store".*/, 10_000);
   expect(stepDown[0]).toContain('"reason":"fenced"');
+  expect(fieldsReadmeLeavesOut(first.out.lines("no longer leading; following the store")[0]!)).toEqual([]);
   // What to look for if it happens again and again: a writer that does not contend for this Lease.
   expect(stepDown[0]).toContain("another kubemeta writes this store without this Lease");
   expect(stepDown[0]).toContain("or another replica has this one's ha.identity");
@@ -204,6 +210,9 @@ test("the store down for every replica: the leader ends its term; no one takes t
     "the leader to end its term",
   );
   expect(stepDown.reason).toBe("store not writable");
+  // What it gave up (`uncommittedUpdates`: the churn since the store went) and why, each field as README names it.
+  expect(stepDown.uncommittedUpdates).toBeGreaterThan(0);
+  expect(fieldsReadmeLeavesOut(stepDown)).toEqual([]);
   await waitFor(() => first.out.lines("released the Lease").length === 1, 5_000, "the Lease given back");
   // Neither could become the writer: neither takes the Lease to give it back (they did so in turn, every backoff
   // step, each logged), and each says once why it waits.
