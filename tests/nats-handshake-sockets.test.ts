@@ -6,6 +6,7 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { readdir, readFile, readlink } from "node:fs/promises";
+import { connect as stockConnect } from "@nats-io/transport-node";
 import { connect } from "../plugins/sinks/nats/connect.ts";
 import { startTestHost, waitFor } from "../testing/index.ts";
 import { CLUSTER, SLOW_MS } from "./nats-fixtures.ts";
@@ -126,6 +127,42 @@ test(
     await nc.reconnect();
     await waitFor(() => attempts >= ATTEMPTS, 10_000, `${ATTEMPTS} reconnect attempts`);
     await nc.close();
+    await waitFor(async () => (await socketsTo(proxy.port)) === 0, 2_000, "no socket left to the proxy");
+  },
+  SLOW_MS,
+);
+
+test(
+  "a stock connect elsewhere in the process leaves the sink's reconnects on the transport that closes its sockets",
+  async () => {
+    const server = await startNatsServer();
+    cleanups.push(() => server.destroy());
+    const proxy = startTcpProxy({ hostname: "127.0.0.1", port: server.port });
+    cleanups.push(() => proxy.stop());
+    const th = await startTestHost({
+      cluster: CLUSTER,
+      sinks: [
+        {
+          type: "nats",
+          servers: [`nats://127.0.0.1:${proxy.port}`],
+          connectTimeout: `${TIMEOUT_MS}ms`,
+          reconnect: { initial: "20ms", max: "50ms" },
+        },
+      ],
+    });
+    cleanups.push(() => th.destroy());
+    const connected = 'kubemeta_nats_connected{sink="nats"} 1';
+    await waitFor(() => th.host.metrics.render().includes(connected), 10_000, "the sink connected");
+    // The package's own connect installs its transport for every connection of the process, a test's as a plugin's.
+    const stock = await stockConnect({ servers: server.url });
+    cleanups.push(() => stock.close());
+
+    // The sink's connection goes with the server; its reconnects through the cut path time out, one after the other.
+    proxy.partition();
+    await server.restart();
+    const before = proxy.accepted;
+    await waitFor(() => proxy.accepted >= before + ATTEMPTS, 10_000, `${ATTEMPTS} reconnect attempts`);
+    await th.stop();
     await waitFor(async () => (await socketsTo(proxy.port)) === 0, 2_000, "no socket left to the proxy");
   },
   SLOW_MS,

@@ -19,6 +19,8 @@ interface Link {
 
 export interface TcpProxy {
   port: number;
+  /** Connections accepted so far, partitioned or not. */
+  readonly accepted: number;
   /** Whether the path is cut. */
   readonly partitioned: boolean;
   partition(): void;
@@ -42,6 +44,7 @@ function send(socket: Socket<Link> | undefined, queue: Uint8Array[], chunk?: Uin
 
 export function startTcpProxy(target: { hostname: string; port: number }): TcpProxy {
   let partitioned = false;
+  let accepted = 0;
   const links = new Set<Link>();
   const close = (link: Link) => {
     links.delete(link);
@@ -53,6 +56,7 @@ export function startTcpProxy(target: { hostname: string; port: number }): TcpPr
     port: 0,
     socket: {
       open(client) {
+        accepted++;
         const link: Link = { client, toUpstream: [], toClient: [], severed: partitioned };
         client.data = link;
         links.add(link);
@@ -88,6 +92,9 @@ export function startTcpProxy(target: { hostname: string; port: number }): TcpPr
   });
   return {
     port: listener.port,
+    get accepted() {
+      return accepted;
+    },
     get partitioned() {
       return partitioned;
     },

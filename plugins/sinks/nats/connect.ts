@@ -1,5 +1,6 @@
 /**
- * The NATS client's `connect`, with a transport that closes its socket when the handshake is given up on.
+ * The NATS client's `connect`, with a transport that closes its socket when the handshake is given up on, for every
+ * dial of the connection, its reconnects included.
  *
  * In @nats-io/transport-node 3.4.0, nats-core's `ProtocolHandler.dial` races the handshake against the `timeout`
  * option and, when the timeout wins, calls `transport.close(err)`: `NodeTransport._closed` (lib/node_transport.js)
@@ -12,6 +13,7 @@ import {
   NatsConnectionImpl,
   type NatsConnection,
   type NodeConnectionOptions,
+  ProtocolHandler,
   setTransportFactory,
 } from "@nats-io/transport-node";
 import { NodeTransport, nodeResolveHost } from "@nats-io/transport-node/lib/node_transport.js";
@@ -24,13 +26,34 @@ class ClosingTransport extends NodeTransport {
   }
 }
 
+const CLOSING_TRANSPORT = { factory: () => new ClosingTransport(), dnsResolveFn: nodeResolveHost };
+
 /**
- * As transport-node's `connect` (lib/connect.js), which installs its own transport factory, for every connection
- * of the process, at each call: only this one is called in kubemeta, so the factory stays ours for the reconnects.
- * The websocket URLs that one refuses never get here: kubemeta takes `nats://` and `tls://` only (NATS_SERVER_RULE).
+ * nats-core makes each dial's transport with the factory of the whole process (lib/transport.js), which the package's
+ * own `connect` replaces with its stock transport at each call, wherever it is made: a test's, a user's code through
+ * `kubemeta/testing`, a plugin's. Set again at each dial, ours is the one this connection's reconnects use.
  */
-export function connect(options: NodeConnectionOptions): Promise<NatsConnection> {
-  setTransportFactory({ factory: () => new ClosingTransport(), dnsResolveFn: nodeResolveHost });
-  // Node's TLS options are a superset of what nats-core types; the transport reads them as they are.
-  return NatsConnectionImpl.connect(options as ConnectionOptions);
+class ClosingTransportHandler extends ProtocolHandler {
+  override dial(server: Parameters<ProtocolHandler["dial"]>[0]): Promise<void> {
+    setTransportFactory(CLOSING_TRANSPORT);
+    // Its transport is made before its first await (in `prepare`): no other connect can come in between.
+    return super.dial(server);
+  }
+}
+
+/**
+ * As nats-core's `NatsConnectionImpl.connect`, with ClosingTransportHandler in place of its handler. The websocket
+ * URLs that transport-node's `connect` refuses never get here: kubemeta takes `nats://` and `tls://` only
+ * (NATS_SERVER_RULE).
+ */
+export async function connect(options: NodeConnectionOptions): Promise<NatsConnection> {
+  // Read when the options are parsed, below: whether server names are resolved, and how.
+  setTransportFactory(CLOSING_TRANSPORT);
+  // Node's TLS options are a superset of what nats-core types; the transport reads them as they are. The constructor
+  // is private to nats-core's types only, so that its `connect` is the way in: this is that way, with our handler.
+  const nc: NatsConnectionImpl = Reflect.construct(NatsConnectionImpl, [options as ConnectionOptions]);
+  const handler = new ClosingTransportHandler(nc.options, nc);
+  await handler.dialLoop();
+  nc.protocol = handler;
+  return nc;
 }
