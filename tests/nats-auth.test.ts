@@ -1,15 +1,17 @@
 /**
  * Connection options against servers that demand them: token, user/password, nkey, TLS
  * with a CA and a client certificate (checked under Bun, whose node:tls the NATS client
- * uses to upgrade the connection after the server's INFO). Wrong credentials: the sink
+ * uses to upgrade the connection after the server's INFO), TLS before the INFO. Wrong credentials: the sink
  * keeps trying without taking the host down.
  */
 import { afterEach, expect, test } from "bun:test";
+import { type AddressInfo, createConnection } from "node:net";
 import { join } from "node:path";
+import { createServer as createTlsServer } from "node:tls";
 import { connect, nkeyAuthenticator, nkeys, type NodeConnectionOptions } from "@nats-io/transport-node";
 import type { Envelope } from "../protocol/envelope.ts";
 import { rawPod, waitFor } from "../testing/index.ts";
-import { testPki } from "../simulator/certs.ts";
+import { type TestPki, testPki } from "../simulator/certs.ts";
 import { PREFIX, startNatsHost, SLOW_MS } from "./nats-fixtures.ts";
 import { startNatsServer, type NatsServerOptions } from "./nats-server.ts";
 import { createLogger } from "../host/logger.ts";
@@ -25,7 +27,7 @@ afterEach(async () => {
  */
 async function expectDelivery(
   serverOptions: NatsServerOptions,
-  sink: Record<string, unknown> | ((serverUrl: string) => Record<string, unknown>),
+  sink: Record<string, unknown> | ((serverUrl: string) => Record<string, unknown> | Promise<Record<string, unknown>>),
   clientOptions: Partial<NodeConnectionOptions>,
 ): Promise<void> {
   const server = await startNatsServer(serverOptions);
@@ -35,12 +37,40 @@ async function expectDelivery(
   const seen: Envelope[] = [];
   nc.subscribe(`${PREFIX}.all`, { callback: (_e, msg) => void seen.push(msg.json<Envelope>()) });
   await nc.flush();
-  const th = await startNatsHost(server, { sink: typeof sink === "function" ? sink(server.url) : sink });
+  const th = await startNatsHost(server, { sink: typeof sink === "function" ? await sink(server.url) : sink });
   cleanups.push(() => th.destroy());
   await th.changes.apply("pods", "ADDED", rawPod("web-1", { node: "n1" }));
   await th.changes.flush();
   await waitFor(() => seen.length === 1, 5_000, "the update");
   expect(seen[0]!.name).toBe("web-1");
+}
+
+/**
+ * nats-server here (2.9) has no `handshake_first`: a TLS front to a real one, which opens TLS before anything is said
+ * and adds to the server's INFO that TLS is required, as a `handshake_first` server's INFO says.
+ */
+async function tlsFirstFront(upstreamPort: number, pki: TestPki): Promise<{ port: number; close(): Promise<void> }> {
+  const front = createTlsServer({ cert: pki.serverCertPem, key: pki.serverKeyPem }, (client) => {
+    const upstream = createConnection(upstreamPort, "127.0.0.1");
+    let info = true;
+    upstream.on("data", (chunk: Buffer) => {
+      client.write(info ? chunk.toString().replace("INFO {", 'INFO {"tls_required":true,') : chunk);
+      info = false;
+    });
+    client.pipe(upstream);
+    for (const [socket, other] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
+      socket.on("error", () => {});
+      socket.on("close", () => other.destroy());
+    }
+  });
+  await new Promise<void>((resolve) => front.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (front.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => front.close(() => resolve())),
+  };
 }
 
 test(
@@ -158,6 +188,23 @@ test(
       },
       { tls },
       { tls },
+    );
+  },
+  SLOW_MS,
+);
+
+test(
+  "TLS before the server's INFO (handshakeFirst), the server's certificate checked against caFile",
+  async () => {
+    const pki = await testPki();
+    await expectDelivery(
+      {},
+      async (serverUrl) => {
+        const front = await tlsFirstFront(Number(new URL(serverUrl).port), pki);
+        cleanups.push(() => front.close());
+        return { servers: [`nats://127.0.0.1:${front.port}`], tls: { handshakeFirst: true, caFile: pki.caFile } };
+      },
+      {},
     );
   },
   SLOW_MS,

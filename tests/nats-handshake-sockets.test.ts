@@ -11,6 +11,7 @@ import { connect } from "../plugins/sinks/nats/connect.ts";
 import { startTestHost, waitFor } from "../testing/index.ts";
 import { CLUSTER, SLOW_MS } from "./nats-fixtures.ts";
 import { startNatsServer } from "./nats-server.ts";
+import { startSynBlackhole } from "./syn-blackhole.ts";
 import { startTcpProxy } from "./tcp-proxy.ts";
 
 const cleanups: (() => unknown)[] = [];
@@ -21,8 +22,14 @@ afterEach(async () => {
 const TIMEOUT_MS = 100;
 const ATTEMPTS = 6;
 
-/** This process's TCP sockets connected to `port` on the other end (from its fds and the kernel's socket tables). */
-async function socketsTo(port: number): Promise<number> {
+/** The TCP state of a connect waiting for its SYN-ACK, as /proc/net/tcp writes it. */
+const SYN_SENT = "02";
+
+/**
+ * This process's TCP sockets connected to `port` on the other end (from its fds and the kernel's socket tables), or
+ * only those in `state`.
+ */
+async function socketsTo(port: number, state?: string): Promise<number> {
   const links = await Promise.all(
     (await readdir("/proc/self/fd")).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => "")),
   );
@@ -33,7 +40,8 @@ async function socketsTo(port: number): Promise<number> {
     const rows = (await readFile(table, "utf8").catch(() => "")).split("\n").slice(1);
     for (const row of rows) {
       const fields = row.trim().split(/\s+/);
-      if (fields[2]?.endsWith(remote) && inodes.has(fields[9] ?? "")) count++;
+      if (!fields[2]?.endsWith(remote) || !inodes.has(fields[9] ?? "")) continue;
+      if (state === undefined || fields[3] === state) count++;
     }
   }
   return count;
@@ -62,7 +70,12 @@ function startMuteServer(infoAfterMs?: number): { port: number; stop(): void } {
   };
 }
 
-async function sinkAttemptsLeave(peer: { port: number }): Promise<number> {
+/** The sockets to `peer` (in `state` only, if given) after the sink's ATTEMPTS first attempts failed. */
+async function sinkAttemptsLeave(
+  peer: { port: number },
+  state?: string,
+  sink: Record<string, unknown> = {},
+): Promise<number> {
   const th = await startTestHost({
     cluster: CLUSTER,
     sinks: [
@@ -71,6 +84,7 @@ async function sinkAttemptsLeave(peer: { port: number }): Promise<number> {
         servers: [`nats://127.0.0.1:${peer.port}`],
         connectTimeout: `${TIMEOUT_MS}ms`,
         reconnect: { initial: "20ms", max: "50ms" },
+        ...sink,
       },
     ],
   });
@@ -81,7 +95,7 @@ async function sinkAttemptsLeave(peer: { port: number }): Promise<number> {
     10_000,
     `${ATTEMPTS} failed connection attempts`,
   );
-  return socketsTo(peer.port);
+  return socketsTo(peer.port, state);
 }
 
 test(
@@ -104,6 +118,24 @@ test(
   },
   SLOW_MS,
 );
+
+const FIRST_PACKETS = { "NATS's INFO": {}, "TLS's handshake": { tls: { handshakeFirst: true } } };
+for (const [first, sink] of Object.entries(FIRST_PACKETS)) {
+  test(
+    `the sink's attempts whose SYN gets no answer leave at most the one in flight waiting (${first} first)`,
+    async () => {
+      const peer = await startSynBlackhole();
+      cleanups.push(() => peer.stop());
+      // Seen, or the kernel answered the SYN and the attempts below fail on something else.
+      const [, left] = await Promise.all([
+        waitFor(async () => (await socketsTo(peer.port, SYN_SENT)) > 0, 10_000, "a SYN unanswered"),
+        sinkAttemptsLeave(peer, SYN_SENT, sink),
+      ]);
+      expect(left).toBeLessThanOrEqual(1);
+    },
+    SLOW_MS,
+  );
+}
 
 test(
   "a connection closed while its reconnects time out (a partitioned path) leaves no socket open",

@@ -6,7 +6,9 @@
  * option and, when the timeout wins, calls `transport.close(err)`: `NodeTransport._closed` (lib/node_transport.js)
  * returns at once for a transport that has not connected, and its socket stays open for the life of the process,
  * still waiting for the server's INFO. A server (or a load balancer) that accepts TCP and answers late or never
- * would leave one open socket per attempt the sink retries, and one per connection closed while it reconnects.
+ * would leave one open socket per attempt the sink retries, and one per connection closed while it reconnects. A TCP
+ * connect that gets no SYN-ACK (packets dropped) is not even the transport's socket yet: it would stay open, retrying
+ * its SYN, until the kernel gives up, about two minutes after the attempt was given up on.
  */
 import {
   type ConnectionOptions,
@@ -17,12 +19,53 @@ import {
   setTransportFactory,
 } from "@nats-io/transport-node";
 import { NodeTransport, nodeResolveHost } from "@nats-io/transport-node/lib/node_transport.js";
+import { createConnection, type Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
+
+type HostPort = { hostname: string; port: number };
 
 class ClosingTransport extends NodeTransport {
+  /** The socket of a TCP connect under way: NodeTransport has none to close until it connects. */
+  private connecting?: Socket;
+
   override close(err?: Error): Promise<void> {
     // Closed before it connected: the handshake was given up on, and nobody else will ever close its socket.
     if (!this.connected) this.discard();
     return super.close(err);
+  }
+
+  override discard(): void {
+    // A connect whose SYN gets no answer (packets dropped) holds its socket until the kernel gives up, minutes later.
+    this.connecting?.destroy();
+    super.discard();
+  }
+
+  /** As NodeTransport's, but the socket is kept while it connects, for a close meanwhile to destroy. */
+  override dial(hp: HostPort): Promise<Socket> {
+    const { promise, resolve, reject } = Promise.withResolvers<Socket>();
+    let dialError: Error | undefined;
+    const socket = createConnection(hp.port, hp.hostname, () => {
+      this.connecting = undefined;
+      socket.removeAllListeners();
+      resolve(socket);
+    });
+    socket.on("error", (error) => {
+      dialError = error;
+    });
+    socket.on("close", () => {
+      this.connecting = undefined;
+      socket.removeAllListeners();
+      reject(dialError);
+    });
+    socket.setNoDelay(true);
+    this.connecting = socket;
+    return promise;
+  }
+
+  /** NodeTransport's opens TCP and TLS in one call, its socket out of reach while it connects: TLS goes over dial's. */
+  override async tlsFirst(hp: HostPort): Promise<TLSSocket> {
+    this.socket = await this.dial(hp);
+    return super.tlsFirst(hp);
   }
 }
 
