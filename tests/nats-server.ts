@@ -13,8 +13,14 @@ export interface NatsServerOptions {
   maxPayload?: number;
   /** Enables JetStream with a store in the server's temp dir. */
   jetstream?: boolean;
-  /** `publishDeny`: subjects the user may not publish to (the server refuses each such message). */
-  auth?: { user: string; password: string; publishDeny?: string[] } | { token: string } | { nkey: string };
+  /**
+   * `publishDeny`: subjects the user may not publish to (the server refuses each such message); `subscribeDeny`: may
+   * not subscribe to (the server refuses the subscription).
+   */
+  auth?:
+    | { user: string; password: string; publishDeny?: string[]; subscribeDeny?: string[] }
+    | { token: string }
+    | { nkey: string };
   /** Serve TLS with this certificate; `verify` requires client certificates signed by `caFile`. */
   tls?: { certFile: string; keyFile: string; caFile?: string; verify?: boolean };
 }
@@ -30,8 +36,8 @@ export interface TestNatsServer {
   running(): boolean;
   /** Kills the server (the port stays reserved for restart). Safe twice. */
   stop(): Promise<void>;
-  /** Starts it again on the same port, with the same config and store. */
-  restart(): Promise<void>;
+  /** Starts it again on the same port, with the same store and config, or the config of `options` from now on. */
+  restart(options?: NatsServerOptions): Promise<void>;
   /** Stops and removes the temp dir. */
   destroy(): Promise<void>;
 }
@@ -47,7 +53,10 @@ function renderConfig(options: NatsServerOptions, dir: string, port: number): st
   const { auth, tls } = options;
   if (auth && "token" in auth) lines.push(`authorization { token: ${JSON.stringify(auth.token)} }`);
   if (auth && "user" in auth) {
-    const deny = auth.publishDeny ? `, permissions: { publish: { deny: ${JSON.stringify(auth.publishDeny)} } }` : "";
+    const denied = Object.entries({ publish: auth.publishDeny, subscribe: auth.subscribeDeny }).flatMap(
+      ([operation, subjects]) => (subjects ? [`${operation}: { deny: ${JSON.stringify(subjects)} }`] : []),
+    );
+    const deny = denied.length > 0 ? `, permissions: { ${denied.join(", ")} }` : "";
     const user = `user: ${JSON.stringify(auth.user)}, password: ${JSON.stringify(auth.password)}${deny}`;
     lines.push(`authorization { users: [ { ${user} } ] }`);
   }
@@ -157,8 +166,9 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     },
     running: () => proc !== undefined,
     stop,
-    async restart() {
+    async restart(next) {
       await stop();
+      if (next) options = next;
       await launch();
     },
     async destroy() {

@@ -127,6 +127,7 @@ test("the counters of rare events are there at 0 from the start: rate() has a se
       ...["replay", "reset", "malformed", "refused", "failed", "busy", "unsynced"].map(
         (result) => `kubemeta_nats_replay_requests_total{result="${result}",sink="nats"} 0`,
       ),
+      'kubemeta_nats_replay_subscription_failures_total{sink="nats"} 0',
       'kubemeta_webhook_deliveries_total{sink="webhook"} 0',
       'kubemeta_webhook_delivered_updates_total{sink="webhook"} 0',
       ...["timeout", "network", "status_3xx", "status_408", "status_4xx", "status_429", "status_5xx"].map(

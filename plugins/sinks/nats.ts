@@ -59,6 +59,11 @@ export default defineSink({
       `Replay requests, by result (${REPLAY_RESULTS.join(", ")}).`,
     );
     for (const result of REPLAY_RESULTS) replayRequests.inc({ ...labels, result }, 0);
+    const replaySubscriptionFailures = ctx.metrics.counter(
+      "kubemeta_nats_replay_subscription_failures_total",
+      "Replay subscriptions the NATS server refused (a permission missing): none is answered until the next reconnect.",
+    );
+    replaySubscriptionFailures.inc(labels, 0);
     const failed = { plugin: ctx.name, kind: "sink", phase: "run" };
     const failures = pluginFailures(ctx.metrics);
     failures.inc(failed, 0);
@@ -110,7 +115,9 @@ export default defineSink({
               log: ctx.log,
               logger,
               requests: replayRequests,
+              subscriptionFailures: replaySubscriptionFailures,
               labels,
+              reconnected: connection.reconnected,
             })
           : undefined;
         await until(connection.closed, Infinity, stopped.signal);

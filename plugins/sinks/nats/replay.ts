@@ -38,7 +38,11 @@ export interface ResponderOptions {
   logger: Logger;
   /** `kubemeta_nats_replay_requests_total`, by result. */
   requests: Counter;
+  /** `kubemeta_nats_replay_subscription_failures_total`: subscriptions the server refused. */
+  subscriptionFailures: Counter;
   labels: Record<string, string>;
+  /** Resolves true at the connection's next reconnect, false when it closed for good or `signal` aborted first. */
+  reconnected(signal: AbortSignal): Promise<boolean>;
 }
 
 export interface Responder {
@@ -212,39 +216,56 @@ export function serveReplay(options: ResponderOptions): Responder {
     answering.add(done);
   }
 
-  const subscription: Subscription = nc.subscribe(options.subject, {
-    queue: options.queue,
-    callback(error, msg) {
-      if (error) return logger.warn("replay subscription error", { error });
-      if (stopping) return;
-      const refused = refusedReply(msg.reply, options.prefix);
-      if (refused) {
-        count("refused");
-        return warn("replay request refused, not answered", { reason: refused, reply: msg.reply?.slice(0, 200) });
-      }
-      const request = msg as Answerable;
-      if (msg.data.length > MAX_REQUEST_BYTES) {
-        count("malformed");
-        warn("malformed replay request", { bytes: msg.data.length });
-        return refuseAtOnce(request, `a replay request is at most ${MAX_REQUEST_BYTES} bytes`);
-      }
-      const parsed = parsedOrUndefined(msg);
-      // A position this replica has yet to read (another replica further on gave it) is waited for a moment, outside
-      // the slots: no request holds one while the log catches up. A `to` past the head is not: the reply ends at the
-      // head, and the requester asks again from there.
-      if (parsed && reasonFor(parsed) === "ahead-of-log" && parked < MAX_PARKED) {
-        parked++;
-        void reachVersion(log, parsed.from!.version, stopped.signal)
-          .catch(() => {})
-          .then(() => {
-            parked--;
-            if (!stopping) admit(request, parsed);
-          });
-        return;
-      }
-      admit(request, parsed);
-    },
-  });
+  /**
+   * The client drops a subscription the server refused (a permission missing), on its reconnects too: made again
+   * after the next one, by which time the permission may have been granted. Until then, no request is answered here.
+   */
+  function subscriptionRefused(error: Error): void {
+    options.subscriptionFailures.inc(labels);
+    warn("the NATS server refused the replay subscription; subscribing again after the next reconnect", {
+      error,
+      subject: options.subject,
+    });
+    void options.reconnected(stopped.signal).then((reconnected) => {
+      if (reconnected && !stopping && subscription.isClosed()) subscription = subscribe();
+    });
+  }
+
+  function subscribe(): Subscription {
+    return nc.subscribe(options.subject, { queue: options.queue, callback: onRequest });
+  }
+
+  function onRequest(error: Error | null, msg: Msg) {
+    if (error) return subscriptionRefused(error);
+    if (stopping) return;
+    const refused = refusedReply(msg.reply, options.prefix);
+    if (refused) {
+      count("refused");
+      return warn("replay request refused, not answered", { reason: refused, reply: msg.reply?.slice(0, 200) });
+    }
+    const request = msg as Answerable;
+    if (msg.data.length > MAX_REQUEST_BYTES) {
+      count("malformed");
+      warn("malformed replay request", { bytes: msg.data.length });
+      return refuseAtOnce(request, `a replay request is at most ${MAX_REQUEST_BYTES} bytes`);
+    }
+    const parsed = parsedOrUndefined(msg);
+    // A position this replica has yet to read (another replica further on gave it) is waited for a moment, outside
+    // the slots: no request holds one while the log catches up. A `to` past the head is not: the reply ends at the
+    // head, and the requester asks again from there.
+    if (parsed && reasonFor(parsed) === "ahead-of-log" && parked < MAX_PARKED) {
+      parked++;
+      void reachVersion(log, parsed.from!.version, stopped.signal)
+        .catch(() => {})
+        .then(() => {
+          parked--;
+          if (!stopping) admit(request, parsed);
+        });
+      return;
+    }
+    admit(request, parsed);
+  }
+  let subscription = subscribe();
 
   function admit(msg: Answerable, request: ReplayRequest | undefined): void {
     if (answering.size < options.concurrency) begin(msg, request);
