@@ -14,7 +14,7 @@ import type {
   StoreDeclaration,
 } from "../sdk/contract.ts";
 import type { HaConfig } from "./ha-config.ts";
-import type { hostSchema, PluginEntry } from "./config-schema.ts";
+import { type hostSchema, pluginEntry, type PluginEntry } from "./config-schema.ts";
 import { deprecatedKeysOf, type DeprecatedKey } from "../sdk/schema.ts";
 import { parseAll, type ConfigIssue } from "./config-issues.ts";
 
@@ -36,6 +36,10 @@ export interface ResolveOptions {
 
 type HostConfig = v.InferOutput<typeof hostSchema>;
 
+/** The keys the host reads from every plugin entry, which its plugin's schema does not see. */
+const ENTRY_KEYS = Object.keys(pluginEntry.entries);
+const STORE_KEYS = [...ENTRY_KEYS, "retention"];
+
 /**
  * Loads each plugin entry (undefined: one not sound on its own, whose issues are said already) and checks what spans
  * entries: unique names, what only one entry may claim, and a store the replicas can share.
@@ -52,7 +56,14 @@ export async function resolveEntries(
 ) {
   const store =
     entries.store &&
-    (await resolveEntry<StoreDeclaration>("store", "store", withoutRetention(entries.store), options, issues));
+    (await resolveEntry<StoreDeclaration>(
+      "store",
+      "store",
+      withoutRetention(entries.store),
+      options,
+      issues,
+      STORE_KEYS,
+    ));
   const sources = await resolveInOrder<SourceDeclaration>("source", "sources", entries.sources, options, issues);
   const sinks = await resolveInOrder<SinkDeclaration>("sink", "sinks", entries.sinks, options, issues);
   // A name written is known even of an entry that failed; a default one (its type's) only of one that loaded.
@@ -102,19 +113,23 @@ async function resolveInOrder<D extends AnyDeclaration>(
 ): Promise<(Resolved<D> | undefined)[]> {
   const own = entries.map((): ConfigIssue[] => []);
   const resolved = await Promise.all(
-    entries.map((e, i) => e && resolveEntry<D>(kind, `${section}[${i}]`, e, options, own[i]!)),
+    entries.map((e, i) => e && resolveEntry<D>(kind, `${section}[${i}]`, e, options, own[i]!, ENTRY_KEYS)),
   );
   issues.push(...own.flat());
   return resolved;
 }
 
-/** A plugin entry's declaration and its config, parsed by the plugin's schema; undefined after adding its issues. */
+/**
+ * A plugin entry's declaration and its config, parsed by the plugin's schema; undefined after adding its issues.
+ * `hostKeys`: the entry's keys the host read, known to a typo's did-you-mean as the plugin's are.
+ */
 async function resolveEntry<D extends AnyDeclaration>(
   kind: D["kind"],
   path: string,
   entry: PluginEntry,
   options: ResolveOptions,
   issues: ConfigIssue[],
+  hostKeys: readonly string[],
 ): Promise<Resolved<D> | undefined> {
   const { type, name, ...rest } = entry;
   const declaration = await findDeclaration(kind, type, options, path, issues);
@@ -122,7 +137,7 @@ async function resolveEntry<D extends AnyDeclaration>(
   const clashes = bothWritten(declaration.schema, rest);
   for (const { key, use } of clashes)
     issues.push({ path: `${path}.${key}`, message: `"${key}" is the old name of "${use}": write only "${use}"` });
-  const config = parseAll(declaration.schema, rest, path, issues);
+  const config = parseAll(declaration.schema, rest, path, issues, hostKeys);
   if (config === undefined || clashes.length > 0) return undefined;
   const deprecated = innermost(deprecatedKeysOf(declaration.schema).filter(({ key }) => written(rest, key)));
   return { declaration: declaration as D, name: name ?? declaration.type, config, deprecated };

@@ -3,7 +3,7 @@
  */
 import * as v from "valibot";
 import { issuePath } from "../protocol/issue-path.ts";
-import { keyMessage } from "./config-keys.ts";
+import { keyMessage, misspeltKeys } from "./config-keys.ts";
 
 export interface ConfigIssue {
   path: string;
@@ -16,19 +16,29 @@ export interface ConfigIssue {
  * and the copy parsed again, until no new unknown key is named, so that all of them are listed at once, each beside
  * the others of its object. Issues the removals revealed (checks that ran only on a sound object) come last. A number
  * or boolean written as a string is read as one (coerceString). A key missing or unknown is said in kubemeta's words,
- * with the known key an unknown one is likely a typo of (config-keys.ts).
+ * with the known key an unknown one is likely a typo of (config-keys.ts), `hostKeys` (what the host took from the
+ * input's top level) known too.
  */
 export function parseAll<S extends v.GenericSchema>(
   schema: S,
   input: unknown,
   prefix: string,
   issues: ConfigIssue[],
+  hostKeys: readonly string[] = [],
 ): v.InferOutput<S> | undefined {
   const copy = structuredClone(input);
   const toIssue = (issue: v.BaseIssue<unknown>): ConfigIssue => ({
     path: pathOf(prefix, issue.path ?? []),
-    message: keyMessage(schema, issue) ?? withoutSecrets(issue) + booleanHint(issue),
+    message: keyMessage(schema, issue, hostKeys) ?? withoutSecrets(issue) + booleanHint(issue),
   });
+  // A key missing is followed by the keys that may be it misspelt.
+  const toIssues = (issue: v.BaseIssue<unknown>): ConfigIssue[] => [
+    toIssue(issue),
+    ...misspeltKeys(schema, issue).map(({ key, message }) => ({
+      path: pathOf(prefix, [...issue.path!.slice(0, -1), { key }]),
+      message,
+    })),
+  ];
   const listed: ConfigIssue[] = [];
   /** The object (its path) of each unknown key listed, by the key's path. */
   const unknownIn = new Map<string, string>();
@@ -43,11 +53,11 @@ export function parseAll<S extends v.GenericSchema>(
     const coerced = found.filter(coerceString);
     if (fresh.length === 0 && coerced.length === 0) {
       const seen = (issue: ConfigIssue) => listed.some((l) => l.path === issue.path && l.message === issue.message);
-      listed.push(...found.map(toIssue).filter((issue) => !seen(issue)));
+      listed.push(...found.flatMap(toIssues).filter((issue) => !seen(issue)));
       issues.push(...listed);
       return result.success && unknownIn.size === 0 ? result.output : undefined;
     }
-    if (first) listed.push(...found.filter((i) => !coerced.includes(i)).map(toIssue));
+    if (first) listed.push(...found.filter((i) => !coerced.includes(i)).flatMap(toIssues));
     for (const stray of fresh) {
       const issue = toIssue(stray);
       const object = pathOf(prefix, stray.path!.slice(0, -1));
@@ -83,7 +93,7 @@ function coerceString(issue: v.BaseIssue<unknown>): boolean {
   return false;
 }
 
-function pathOf(prefix: string, path: readonly v.IssuePathItem[]): string {
+function pathOf(prefix: string, path: readonly { key: unknown }[]): string {
   const keys = path.map((item) => item.key);
   return issuePath(keys, prefix);
 }

@@ -12,13 +12,44 @@ const OBJECT_TYPES = new Set(["object", "loose_object", "strict_object", "object
 /**
  * What to say of a key the object at the issue's path requires and the input lacks, or holds and the object does not
  * take; undefined for any other issue, and for one whose schema gave its own words (`v.strictObject(entries, "…")`).
+ * `hostKeys`: keys of the input's top level the host took before the schema saw it (a plugin entry's `type`, `name`),
+ * known as the schema's own are.
  */
-export function keyMessage(schema: v.GenericSchema, issue: v.BaseIssue<unknown>): string | undefined {
+export function keyMessage(
+  schema: v.GenericSchema,
+  issue: v.BaseIssue<unknown>,
+  hostKeys: readonly string[] = [],
+): string | undefined {
+  const last = keyItem(issue);
+  if (last === undefined) return undefined;
+  if (issue.expected !== "never") return "missing: this key is required";
+  const parent = issue.path!.slice(0, -1);
+  return unknownKeyMessage(last.key, [...keysAt(schema, parent), ...(parent.length === 0 ? hostKeys : [])]);
+}
+
+/**
+ * The keys that may be typos of a key required and missing (`tpye` of a plugin entry's `type`), each with the words an
+ * unknown key gets: in an object that lets keys it does not know pass (a plugin entry's are its plugin's), nothing else
+ * would name them. A key counts when the missing one is the known key it is nearest to.
+ */
+export function misspeltKeys(schema: v.GenericSchema, issue: v.BaseIssue<unknown>): { key: string; message: string }[] {
+  const last = keyItem(issue);
+  if (last === undefined || issue.expected === "never" || issue.type === "strict_object") return [];
+  const known = keysAt(schema, issue.path!.slice(0, -1));
+  return Object.keys(last.input)
+    .filter((key) => !known.includes(key) && nearest(key, known) === last.key)
+    .map((key) => ({ key, message: `unknown key; did you mean "${last.key}"?` }));
+}
+
+/** The key of an issue of a key missing or unknown, raised by the object that holds it; undefined for any other. */
+function keyItem(issue: v.BaseIssue<unknown>): v.ObjectPathItem | undefined {
   const last = issue.path?.at(-1);
   if (last?.type !== "object" || last.origin !== "key" || !OBJECT_TYPES.has(issue.type)) return undefined;
-  if (!issue.message.startsWith("Invalid key: ")) return undefined;
-  if (issue.expected !== "never") return "missing: this key is required";
-  const near = nearest(last.key, keysAt(schema, issue.path!.slice(0, -1)));
+  return issue.message.startsWith("Invalid key: ") ? last : undefined;
+}
+
+function unknownKeyMessage(key: string, known: readonly string[]): string {
+  const near = nearest(key, known);
   return near === undefined ? "unknown key" : `unknown key; did you mean "${near}"?`;
 }
 

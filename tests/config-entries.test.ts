@@ -110,3 +110,20 @@ test("what only one entry may hold is refused to a second: two sse sinks, a plug
     "sinks[0]: its plugin's claims() failed: no path",
   );
 });
+
+test("a misspelt type, name or store retention gets the did-you-mean of any other key", async () => {
+  expect(
+    await issuesOf({
+      store: { type: "libsql", retenton: {} },
+      sources: [{ type: "kubernetes", nmae: "a" }],
+      sinks: [{ type: "sse", Name: "b" }, { tpye: "sse" }, { type: "nats", servers: "nats://n", tyep: "x" }],
+    }),
+  ).toEqual([
+    "sinks[1].type: missing: this key is required",
+    'sinks[1].tpye: unknown key; did you mean "type"?',
+    'store.retenton: unknown key; did you mean "retention"?',
+    'sources[0].nmae: unknown key; did you mean "name"?',
+    'sinks[0].Name: unknown key; did you mean "name"?',
+    'sinks[2].tyep: unknown key; did you mean "type"?',
+  ]);
+});
