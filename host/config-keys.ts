@@ -4,7 +4,7 @@
  * takes are read from the schema the config was parsed with, along the issue's path, so a plugin's own schema (built
  * with the SDK's valibot or its own) gets the same words. Only keys are quoted, never a value: a value may be a secret.
  */
-import type * as v from "valibot";
+import * as v from "valibot";
 
 /** The object schemas whose key issues these are: valibot names an issue by the schema that raised it. */
 const OBJECT_TYPES = new Set(["object", "loose_object", "strict_object", "object_with_rest"]);
@@ -24,7 +24,8 @@ export function keyMessage(
   if (last === undefined) return undefined;
   if (issue.expected !== "never") return "missing: this key is required";
   const parent = issue.path!.slice(0, -1);
-  return unknownKeyMessage(last.key, [...keysAt(schema, parent), ...(parent.length === 0 ? hostKeys : [])]);
+  const host = parent.length === 0 ? hostKeys.map((name) => ({ name, meant: name })) : [];
+  return unknownKeyMessage(last.key, [...host, ...keysAt(schema, parent)]);
 }
 
 /**
@@ -37,7 +38,7 @@ export function misspeltKeys(schema: v.GenericSchema, issue: v.BaseIssue<unknown
   if (last === undefined || issue.expected === "never" || issue.type === "strict_object") return [];
   const known = keysAt(schema, issue.path!.slice(0, -1));
   return Object.keys(last.input)
-    .filter((key) => !known.includes(key) && nearest(key, known) === last.key)
+    .filter((key) => !known.some(({ name }) => name === key) && nearest(key, known)?.name === last.key)
     .map((key) => ({ key, message: `unknown key; did you mean "${last.key}"?` }));
 }
 
@@ -48,9 +49,9 @@ function keyItem(issue: v.BaseIssue<unknown>): v.ObjectPathItem | undefined {
   return issue.message.startsWith("Invalid key: ") ? last : undefined;
 }
 
-function unknownKeyMessage(key: string, known: readonly string[]): string {
+function unknownKeyMessage(key: string, known: readonly Known[]): string {
   const near = nearest(key, known);
-  return near === undefined ? "unknown key" : `unknown key; did you mean "${near}"?`;
+  return near === undefined ? "unknown key" : `unknown key; did you mean "${near.meant}"?`;
 }
 
 /** The parts of a schema that say what is inside it; which of them a schema has depends on its type. */
@@ -64,11 +65,33 @@ interface Inside {
   value?: v.GenericSchema;
 }
 
-/** The keys the object at `path` takes: every option's, where a union or variant could have held it. */
-function keysAt(schema: v.GenericSchema, path: readonly v.IssuePathItem[]): string[] {
+/** A key an object takes, and the key a typo of it is told to write: the one that replaced it, if it is deprecated. */
+interface Known {
+  name: string;
+  meant: string;
+}
+
+/**
+ * The keys the object at `path` takes: every option's, where a union or variant could have held it. The current keys
+ * come first, so that one wins a tie with a deprecated key.
+ */
+function keysAt(schema: v.GenericSchema, path: readonly v.IssuePathItem[]): Known[] {
   let schemas = unwrap(schema);
   for (const { key } of path) schemas = schemas.flatMap((outer) => unwrap(child(outer, key)));
-  return [...new Set(schemas.flatMap((object) => Object.keys(object.entries ?? {})))];
+  const known = new Map<string, Known>();
+  for (const [name, entry] of schemas.flatMap((object) => Object.entries(object.entries ?? {})))
+    if (!known.has(name)) known.set(name, { name, meant: replacementOf(entry) ?? name });
+  const all = [...known.values()];
+  return [...all.filter(({ name, meant }) => name === meant), ...all.filter(({ name, meant }) => name !== meant)];
+}
+
+/** The key that replaced a deprecated one (`deprecatedKey` in sdk/schema.ts says it in the key's metadata). */
+function replacementOf(schema: v.GenericSchema): string | undefined {
+  let inside = schema as v.GenericSchema & Inside;
+  // Only through `v.optional` and its kin: a union's options hold no key's metadata (a duration is a piped union).
+  while (inside.wrapped !== undefined) inside = inside.wrapped as v.GenericSchema & Inside;
+  const { deprecated } = v.getMetadata(inside as v.SchemaWithPipe<[v.GenericSchema]>) as { deprecated?: unknown };
+  return typeof deprecated === "string" ? deprecated : undefined;
 }
 
 /**
@@ -98,14 +121,14 @@ function child(outer: Inside, key: unknown): v.GenericSchema | undefined {
  * The known key `key` is likely a typo of: equal but for case, or within two edits (a transposition is one) and no
  * more than half of it changed, so that `ur` suggests `url` and `id` no `ha`. The closest wins, the first on a tie.
  */
-function nearest(key: string, known: readonly string[]): string | undefined {
+function nearest(key: string, known: readonly Known[]): Known | undefined {
   const most = Math.min(2, Math.floor(key.length / 2));
-  let best: { name: string; distance: number } | undefined;
-  for (const name of known) {
-    const distance = editDistance(key.toLowerCase(), name.toLowerCase());
-    if (distance <= most && distance < (best?.distance ?? Number.POSITIVE_INFINITY)) best = { name, distance };
+  let best: { near: Known; distance: number } | undefined;
+  for (const near of known) {
+    const distance = editDistance(key.toLowerCase(), near.name.toLowerCase());
+    if (distance <= most && distance < (best?.distance ?? Number.POSITIVE_INFINITY)) best = { near, distance };
   }
-  return best?.name;
+  return best?.near;
 }
 
 /** Edits (insert, delete, replace, swap two neighbours) that turn `a` into `b`: the optimal string alignment. */

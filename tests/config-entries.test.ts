@@ -6,7 +6,7 @@
 import { expect, test } from "bun:test";
 import { ConfigError, resolveConfig } from "../host/config.ts";
 import { builtins } from "../plugins/index.ts";
-import { defineSink, v } from "../sdk/index.ts";
+import { defineSink, deprecatedKey, v } from "../sdk/index.ts";
 import { issuesOf } from "./config-issues.ts";
 
 test("the entries' errors in the entries' order, whichever of their modules loads first", async () => {
@@ -125,5 +125,38 @@ test("a misspelt type, name or store retention gets the did-you-mean of any othe
     'sources[0].nmae: unknown key; did you mean "name"?',
     'sinks[0].Name: unknown key; did you mean "name"?',
     'sinks[2].tyep: unknown key; did you mean "type"?',
+  ]);
+});
+
+test("a typo near a deprecated key is pointed at the key that replaced it, never at the old one", async () => {
+  const webhook = { type: "webhook", url: "http://127.0.0.1:9/", secret: "s3cr3t-of-32-bytes-at-least-0123456789" };
+  expect(
+    await issuesOf({
+      sinks: [
+        { ...webhook, name: "a", lingr: "1s", batchsize: 5, backof: {} },
+        { ...webhook, name: "b", backoff: { inital: "1s" } },
+        { type: "nats", servers: "nats://n", batchSiz: 5 },
+      ],
+    }),
+  ).toEqual([
+    'sinks[0].lingr: unknown key; did you mean "batch.linger"?',
+    'sinks[0].batchsize: unknown key; did you mean "batch.size"?',
+    'sinks[0].backof: unknown key; did you mean "retry"?',
+    'sinks[1].backoff.inital: unknown key; did you mean "retry.initial"?',
+    'sinks[2].batchSiz: unknown key; did you mean "batch.size"?',
+  ]);
+  // A current key as near as a deprecated one wins, whichever the schema lists first.
+  const sizes = defineSink({
+    type: "sizes",
+    description: "a sink with a deprecated key listed before a current one",
+    schema: v.strictObject({ sizes: deprecatedKey(v.number(), "batch.size"), size: v.optional(v.number()) }),
+    create: () => ({ start: async () => {}, stop: async () => {} }),
+  });
+  const registry = { ...builtins, sink: [...builtins.sink, sizes] };
+  const error = await resolveConfig({ sinks: [{ type: "sizes", sizs: 1 }] }, { baseDir: "/", registry }).catch(
+    (e: unknown) => e,
+  );
+  expect((error as ConfigError).issues).toEqual([
+    { path: "sinks[0].sizs", message: 'unknown key; did you mean "size"?' },
   ]);
 });
