@@ -6,7 +6,7 @@ import { lstat } from "node:fs/promises";
 import { ConfigError, loadConfig, resolveConfig, type Config } from "../host/config.ts";
 import { type Host, ShutdownTimedOut, startHost } from "../host/host.ts";
 import { StartAbandoned, StartFailed } from "../host/open-store.ts";
-import { checkConfig, deprecationWarnings, emptinessWarnings } from "../host/check-config.ts";
+import { checkConfig, emptinessWarnings } from "../host/check-config.ts";
 import { createLogger } from "../host/logger.ts";
 import { guardProcess } from "../host/supervise.ts";
 import { type Demo, startDemo } from "./demo.ts";
@@ -114,7 +114,7 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
   try {
     if (values.check) {
       // Said whatever else the check finds, as a start would log them: they do not make the config invalid.
-      printWarnings(deprecationWarnings(config));
+      printWarnings(config.warnings);
       await checkConfig(config, logger);
       // Only of a config that could run: one with errors has more to fix than what it leaves out.
       printWarnings(emptinessWarnings(config));
@@ -175,8 +175,9 @@ function usageError(message: string): number {
   return 2;
 }
 
-/** A config that cannot be used: every issue at its path, on stderr, and exit 1. */
+/** A config that cannot be used: its warnings (as a valid one's), every issue at its path, on stderr, and exit 1. */
 function invalidConfig(error: ConfigError): number {
+  printWarnings(error.warnings);
   process.stderr.write(
     `invalid config:\n${error.issues.map((i) => `  ${i.path || "(root)"}: ${i.message}`).join("\n")}\n`,
   );

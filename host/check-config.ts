@@ -6,7 +6,6 @@ import { pluginContext, startStore } from "./open-store.ts";
 import { electorFor, leaseKubeconfigIssue } from "./replication.ts";
 import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { PLUGIN_DEADLINE_MS } from "./supervise.ts";
-import { deprecation } from "../sdk/schema.ts";
 
 /**
  * For `--check`: what the config names that its schema cannot prove, said as its schema's errors are (ConfigError,
@@ -21,19 +20,6 @@ export async function checkConfig(config: Config, logger: Logger): Promise<void>
     ...(await storeIssues(config, logger)),
   ];
   if (issues.length > 0) throw new ConfigError(issues);
-}
-
-/**
- * For `--check`: the warning a start logs of each deprecated key the config wrote, at its entry (`sinks[0]: config
- * key "linger" is deprecated …`), so that it is read before a deploy; a start says it through the plugin.
- */
-export function deprecationWarnings(config: Config): string[] {
-  const entries = [
-    { path: "store", ...config.store },
-    ...config.sources.map((entry, i) => ({ path: `sources[${i}]`, ...entry })),
-    ...config.sinks.map((entry, i) => ({ path: `sinks[${i}]`, ...entry })),
-  ];
-  return entries.flatMap(({ path, deprecated }) => deprecated.map((key) => `${path}: ${deprecation(key)}`));
 }
 
 /**

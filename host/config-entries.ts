@@ -15,7 +15,7 @@ import type {
 } from "../sdk/contract.ts";
 import type { HaConfig } from "./ha-config.ts";
 import { type hostSchema, pluginEntry, type PluginEntry } from "./config-schema.ts";
-import { deprecatedKeysOf, type DeprecatedKey } from "../sdk/schema.ts";
+import { deprecatedKeysOf, deprecation, type DeprecatedKey } from "../sdk/schema.ts";
 import { parseAll, type ConfigIssue } from "./config-issues.ts";
 
 export interface Resolved<D extends AnyDeclaration> {
@@ -42,7 +42,8 @@ const STORE_KEYS = [...ENTRY_KEYS, "retention"];
 
 /**
  * Loads each plugin entry (undefined: one not sound on its own, whose issues are said already) and checks what spans
- * entries: unique names, what only one entry may claim, and a store the replicas can share.
+ * entries: unique names, what only one entry may claim, and a store the replicas can share. `warnings`: a line for each
+ * deprecated key an entry wrote (`sinks[0]: config key "linger" is deprecated …`), whether the entry is sound or not.
  */
 export async function resolveEntries(
   entries: {
@@ -53,7 +54,9 @@ export async function resolveEntries(
   },
   options: ResolveOptions,
   issues: ConfigIssue[],
+  warnings: string[],
 ) {
+  const found = { issues, warnings };
   const store =
     entries.store &&
     (await resolveEntry<StoreDeclaration>(
@@ -61,11 +64,11 @@ export async function resolveEntries(
       "store",
       withoutRetention(entries.store),
       options,
-      issues,
+      found,
       STORE_KEYS,
     ));
-  const sources = await resolveInOrder<SourceDeclaration>("source", "sources", entries.sources, options, issues);
-  const sinks = await resolveInOrder<SinkDeclaration>("sink", "sinks", entries.sinks, options, issues);
+  const sources = await resolveInOrder<SourceDeclaration>("source", "sources", entries.sources, options, found);
+  const sinks = await resolveInOrder<SinkDeclaration>("sink", "sinks", entries.sinks, options, found);
   // A name written is known even of an entry that failed; a default one (its type's) only of one that loaded.
   checkUniqueNames(
     "sources",
@@ -100,22 +103,30 @@ function withoutRetention({ retention: _, ...entry }: HostConfig["store"]): Plug
   return entry;
 }
 
+/** What resolving entries finds: errors, and warnings that leave the config valid. */
+interface Found {
+  issues: ConfigIssue[];
+  warnings: string[];
+}
+
 /**
- * A section's entries, their modules loaded side by side; each entry's issues are added in the entries' order, as
- * the schema's are, rather than as their imports settle (a module not found is said after a built-in misspelt).
+ * A section's entries, their modules loaded side by side; each entry's issues (and warnings) are added in the entries'
+ * order, as the schema's are, rather than as their imports settle (a module not found is said after a built-in
+ * misspelt).
  */
 async function resolveInOrder<D extends AnyDeclaration>(
   kind: D["kind"],
   section: string,
   entries: (PluginEntry | undefined)[],
   options: ResolveOptions,
-  issues: ConfigIssue[],
+  found: Found,
 ): Promise<(Resolved<D> | undefined)[]> {
-  const own = entries.map((): ConfigIssue[] => []);
+  const own = entries.map((): Found => ({ issues: [], warnings: [] }));
   const resolved = await Promise.all(
     entries.map((e, i) => e && resolveEntry<D>(kind, `${section}[${i}]`, e, options, own[i]!, ENTRY_KEYS)),
   );
-  issues.push(...own.flat());
+  found.issues.push(...own.flatMap(({ issues }) => issues));
+  found.warnings.push(...own.flatMap(({ warnings }) => warnings));
   return resolved;
 }
 
@@ -128,7 +139,7 @@ async function resolveEntry<D extends AnyDeclaration>(
   path: string,
   entry: PluginEntry,
   options: ResolveOptions,
-  issues: ConfigIssue[],
+  { issues, warnings }: Found,
   hostKeys: readonly string[],
 ): Promise<Resolved<D> | undefined> {
   const { type, name, ...rest } = entry;
@@ -137,9 +148,11 @@ async function resolveEntry<D extends AnyDeclaration>(
   const clashes = bothWritten(declaration.schema, rest);
   for (const { key, use } of clashes)
     issues.push({ path: `${path}.${key}`, message: `"${key}" is the old name of "${use}": write only "${use}"` });
+  // Of an entry with errors too: they are said beside its errors.
+  const deprecated = deprecatedWritten(declaration.schema, rest, clashes);
+  warnings.push(...deprecated.map((key) => `${path}: ${deprecation(key)}`));
   const config = parseAll(declaration.schema, rest, path, issues, hostKeys);
   if (config === undefined || clashes.length > 0) return undefined;
-  const deprecated = innermost(deprecatedKeysOf(declaration.schema).filter(({ key }) => written(rest, key)));
   return { declaration: declaration as D, name: name ?? declaration.type, config, deprecated };
 }
 
@@ -160,9 +173,21 @@ function written(entry: Record<string, unknown>, path: string): boolean {
   return true;
 }
 
-/** `backoff.initial` says what `backoff` would: the old keys a plugin's start warns of, the innermost written. */
-function innermost(keys: DeprecatedKey[]): DeprecatedKey[] {
-  return keys.filter(({ key }) => !keys.some((inner) => inner.key.startsWith(`${key}.`)));
+/**
+ * The old keys an entry wrote, the innermost of each (`backoff.initial` says what `backoff` would), but for those
+ * written beside their new key (`clashes`: an error already).
+ */
+function deprecatedWritten(
+  schema: v.GenericSchema,
+  entry: Record<string, unknown>,
+  clashes: DeprecatedKey[],
+): DeprecatedKey[] {
+  const keys = deprecatedKeysOf(schema).filter(({ key }) => written(entry, key));
+  return keys.filter(
+    ({ key }) =>
+      !keys.some((inner) => inner.key.startsWith(`${key}.`)) &&
+      !clashes.some((clash) => key === clash.key || key.startsWith(`${clash.key}.`)),
+  );
 }
 
 function checkUniqueNames(section: string, names: (string | undefined)[], issues: ConfigIssue[]) {

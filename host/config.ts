@@ -23,7 +23,11 @@ export type { ConfigIssue } from "./config-issues.ts";
 export type { Resolved, ResolveOptions } from "./config-entries.ts";
 
 export class ConfigError extends Error {
-  constructor(readonly issues: ConfigIssue[]) {
+  /** `warnings`: what a valid config's `warnings` would hold, said beside the errors. */
+  constructor(
+    readonly issues: ConfigIssue[],
+    readonly warnings: string[] = [],
+  ) {
     super(issues.map((i) => `${i.path || "(root)"}: ${i.message}`).join("\n"));
     this.name = "ConfigError";
   }
@@ -40,6 +44,8 @@ export interface Config {
   slim: SlimOptions;
   /** Undefined: one replica, always the writer. */
   ha?: HaConfig;
+  /** A line for each deprecated key an entry wrote, at its entry: `--check` says them, a start logs them. */
+  warnings: string[];
 }
 
 /** Reads, interpolates and validates a config file. Throws ConfigError. */
@@ -87,15 +93,16 @@ export async function loadConfig(path: string, options: Omit<ResolveOptions, "ba
     throw new ConfigError([{ path: "", message: `${path} holds several YAML documents (---): a config is one` }]);
   const duplicates = duplicateKeys(parsed, format).map((issue) => ({ ...issue, path: showBraces(issue.path) }));
   const config = await resolveConfig(raw ?? {}, { ...options, baseDir: dirname(resolve(path)) }).catch((error) => {
-    throw error instanceof ConfigError ? new ConfigError([...duplicates, ...error.issues]) : error;
+    throw error instanceof ConfigError ? new ConfigError([...duplicates, ...error.issues], error.warnings) : error;
   });
-  if (duplicates.length > 0) throw new ConfigError(duplicates);
+  if (duplicates.length > 0) throw new ConfigError(duplicates, config.warnings);
   return config;
 }
 
 /** Validates an already parsed config. */
 export async function resolveConfig(raw: unknown, options: ResolveOptions): Promise<Config> {
   const issues: ConfigIssue[] = [];
+  const warnings: string[] = [];
   // A list passes valibot's object schemas (its keys are its indexes): an empty one would be a valid config.
   if (Array.isArray(raw))
     throw new ConfigError([{ path: "", message: "Invalid type: Expected Object but received Array" }]);
@@ -108,6 +115,7 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
       issues
         .map((issue, i) => (i < ownIssues ? issue : asWritten(issue)))
         .filter((issue, i) => i < ownIssues || !unset.has(issue.path)),
+      warnings,
     );
   const host = parseAll(hostSchema, interpolated, "", issues);
   if (!host) {
@@ -133,6 +141,7 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
       },
       options,
       issues,
+      warnings,
     );
     throw invalid();
   }
@@ -141,7 +150,7 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
   const ha = haConfig(host.ha, env);
   issues.push(...slimProblems(slim), ...haProblems(ha));
 
-  const resolved = await resolveEntries({ store, sources, sinks, ha }, options, issues);
+  const resolved = await resolveEntries({ store, sources, sinks, ha }, options, issues, warnings);
   const { store: storeResolved, sources: sourcesResolved, sinks: sinksResolved } = resolved;
   if (issues.length > 0 || !storeResolved) throw invalid();
 
@@ -159,6 +168,7 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
     shutdownTimeoutMs: shutdownTimeout,
     slim: { annotationAllowList: slim.annotations, kinds: slim.kinds },
     ...(ha ? { ha } : {}),
+    warnings,
   };
 }
 

@@ -19,27 +19,6 @@ describe("main.ts --check", () => {
     expect(result).toMatchObject({ code: 0, stdout: "config is valid\n" });
   });
 
-  test("deprecated keys are warned of as a start warns, on stderr, and the config is still valid", async () => {
-    const result = await check(
-      [
-        "sinks:",
-        "  - { type: webhook, url: 'http://127.0.0.1:9/', secret: s3cr3t-of-32-bytes-at-least-0123456789, linger: 1s,",
-        "      backoff: { initial: 1s, max: 2m } }",
-        "  - { type: nats, servers: ['nats://127.0.0.1:4222'], batchSize: 10 }",
-      ].join("\n"),
-    );
-    expect(result).toMatchObject({ code: 0, stdout: "config is valid\n" });
-    const warning = (at: string, key: string, use: string) =>
-      `kubemeta: warning: ${at}: config key "${key}" is deprecated and will be removed; write "${use}" instead`;
-    expect(result.stderr.trimEnd().split("\n")).toEqual([
-      warning("sinks[0]", "linger", "batch.linger"),
-      warning("sinks[0]", "backoff.initial", "retry.initial"),
-      warning("sinks[0]", "backoff.max", "retry.max"),
-      warning("sinks[1]", "batchSize", "batch.size"),
-      "kubemeta: warning: no sources: nothing is watched",
-    ]);
-  });
-
   test("an empty config (no sources, no sinks) is valid, a warning for each from --check and at start", async () => {
     const warnings = ["no sources: nothing is watched", "no sinks: nothing is delivered (no SSE, NATS, webhook)"];
     for (const yaml of ["", "{}\n", "sources: []\nsinks: []\n"]) {

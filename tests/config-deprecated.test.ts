@@ -1,0 +1,56 @@
+/** Deprecated config keys: `--check` warns of each the config writes, valid or not, with the words a start logs. */
+import { expect, test } from "bun:test";
+import { join } from "node:path";
+import { tempDir } from "../testing/index.ts";
+import { runMain } from "./reliability-process.ts";
+
+async function check(yaml: string) {
+  const dir = await tempDir();
+  await Bun.write(join(dir, "kubemeta.yaml"), yaml);
+  // The check creates the default store, ./data/kubemeta.db: in the temp dir, not in the repository.
+  return runMain(["--check", "--config", join(dir, "kubemeta.yaml")], { cwd: dir });
+}
+
+const WEBHOOK = "type: webhook, url: 'http://127.0.0.1:9/', secret: s3cr3t-of-32-bytes-at-least-0123456789";
+
+const warning = (at: string, key: string, use: string) =>
+  `kubemeta: warning: ${at}: config key "${key}" is deprecated and will be removed; write "${use}" instead`;
+
+test("deprecated keys are warned of as a start warns, on stderr, and the config is still valid", async () => {
+  const result = await check(
+    [
+      "sinks:",
+      `  - { ${WEBHOOK}, linger: 1s,`,
+      "      backoff: { initial: 1s, max: 2m } }",
+      "  - { type: nats, servers: ['nats://127.0.0.1:4222'], batchSize: 10 }",
+    ].join("\n"),
+  );
+  expect(result).toMatchObject({ code: 0, stdout: "config is valid\n" });
+  expect(result.stderr.trimEnd().split("\n")).toEqual([
+    warning("sinks[0]", "linger", "batch.linger"),
+    warning("sinks[0]", "backoff.initial", "retry.initial"),
+    warning("sinks[0]", "backoff.max", "retry.max"),
+    warning("sinks[1]", "batchSize", "batch.size"),
+    "kubemeta: warning: no sources: nothing is watched",
+  ]);
+});
+
+test("a config invalid for other reasons is warned of its deprecated keys too, beside its errors", async () => {
+  const result = await check(
+    [
+      "http: { prot: 1 }",
+      "sinks:",
+      `  - { ${WEBHOOK}, linger: 1s, timeout: never }`,
+      "  - { type: nats, servers: ['nats://127.0.0.1:4222'], batchSize: 0 }",
+    ].join("\n"),
+  );
+  expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 1, stdout: "" });
+  expect(result.stderr.trimEnd().split("\n")).toEqual([
+    warning("sinks[0]", "linger", "batch.linger"),
+    warning("sinks[1]", "batchSize", "batch.size"),
+    "invalid config:",
+    '  http.prot: unknown key; did you mean "port"?',
+    expect.stringMatching(/^ {2}sinks\[0\]\.timeout: expected a duration/),
+    expect.stringMatching(/^ {2}sinks\[1\]\.batchSize: /),
+  ]);
+});
