@@ -20,7 +20,7 @@ import { watchEventLoop } from "./loop-lag.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
 import { supervise } from "./supervise.ts";
 import { TIMED_OUT, until } from "../protocol/retry.ts";
-import { openStore, pluginContext, StartFailed } from "./open-store.ts";
+import { openStore, pluginContext, StartFailed, warnOfDeprecatedKeys } from "./open-store.ts";
 import { startLeaderTerm, type LeaderTerm } from "./leader.ts";
 import { Terms } from "./leadership.ts";
 import { electorFor, leaseKubeconfigIssue, startReplication, type Replication } from "./replication.ts";
@@ -88,6 +88,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   const metrics = createMetrics();
   const context = pluginContext(config, logger, metrics);
   const loop = watchEventLoop(metrics);
+  warnOfDeprecatedKeys(config, context);
 
   // The kubeconfig of the Lease is loaded before anything starts: a bad one stops nothing half-started.
   const elector = haElector(config, logger);

@@ -1,11 +1,13 @@
 /**
- * The host's first step: the config's store opened (created or migrated), given up when a stop comes first; and the
- * context every plugin is created with. `--check` opens the store the same way (check-config.ts).
+ * The host's first step: the config's store opened (created or migrated), given up when a stop comes first; the
+ * context every plugin is created with; the warnings of the deprecated keys its entry wrote. `--check` opens the store
+ * the same way (check-config.ts).
  */
 import type { Config } from "./config.ts";
 import type { Logger, Metrics } from "../sdk/telemetry.ts";
 import type { PluginContext, Store } from "../sdk/contract.ts";
 import { aborted } from "../protocol/retry.ts";
+import { warnDeprecated } from "../sdk/schema.ts";
 
 /** A stop was asked for before the store was open: nothing started, nothing to stop. */
 export class StartAbandoned extends Error {
@@ -30,6 +32,16 @@ export function pluginContext(config: Config, logger: Logger, metrics: Metrics) 
     logger: logger.child({ [kind]: name }),
     metrics,
   });
+}
+
+/**
+ * Once at start, whatever a plugin's create does (retried, or once a term), through its logger: the old keys an entry
+ * wrote, which `--check` warns of (config-entries.ts finds them).
+ */
+export function warnOfDeprecatedKeys(config: Config, context: ReturnType<typeof pluginContext>): void {
+  const sections = { store: [config.store], source: config.sources, sink: config.sinks };
+  for (const [kind, entries] of Object.entries(sections))
+    for (const { name, deprecated } of entries) warnDeprecated(context(name, kind).logger, deprecated);
 }
 
 /**

@@ -73,7 +73,6 @@ export {
   positiveInt,
   retrySchema,
   streamName,
-  warnDeprecated,
   type BatchSchemaOptions,
   type DeprecatedKey,
   type RetrySchemaOptions,

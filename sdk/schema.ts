@@ -158,18 +158,19 @@ export function deprecatedKeysOf(schema: v.GenericSchema, prefix = ""): Deprecat
 }
 
 /**
- * For a schema's final transform: the value of an old key when the config has it (and
- * then it is noted in `used`, to be warned about), else that of the key that replaced it.
- * The host refuses a config that writes both (host/config.ts): a new key's default cannot
- * be told from a value the user wrote once the schema has run.
+ * For a schema's final transform: the value of an old key when the config has it, else that of the key that replaced
+ * it. The host refuses a config that writes both (host/config-entries.ts): a new key's default cannot be told from a
+ * value the user wrote once the schema has run. The host warns of the old keys written (`deprecatedKey` marks them),
+ * at start and in `--check`: a plugin need not.
  */
-export function alias<T>(old: T | undefined, current: T, key: DeprecatedKey, used: DeprecatedKey[]): T {
-  if (old === undefined) return current;
-  used.push(key);
-  return old;
+export function alias<T>(old: T | undefined, current: T): T {
+  return old === undefined ? current : old;
 }
 
-/** Logs one warning per deprecated key a config used, naming the key to write instead. */
+/**
+ * Logs one warning per deprecated key a config wrote, naming the key to write instead: the host's, once at start, of
+ * the keys `--check` warns of.
+ */
 export function warnDeprecated(logger: Logger, used: readonly DeprecatedKey[]): void {
   for (const key of used) logger.warn(deprecation(key), { ...key });
 }

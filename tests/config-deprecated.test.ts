@@ -1,7 +1,11 @@
-/** Deprecated config keys: `--check` warns of each the config writes, valid or not, with the words a start logs. */
+/**
+ * Deprecated config keys: `--check` warns of each the config writes, valid or not, with the words a start logs; a start
+ * logs the same ones, once each.
+ */
 import { expect, test } from "bun:test";
 import { join } from "node:path";
-import { tempDir } from "../testing/index.ts";
+import { createLogger } from "../host/logger.ts";
+import { startTestHost, tempDir } from "../testing/index.ts";
 import { runMain } from "./reliability-process.ts";
 
 async function check(yaml: string) {
@@ -52,5 +56,25 @@ test("a config invalid for other reasons is warned of its deprecated keys too, b
     '  http.prot: unknown key; did you mean "port"?',
     expect.stringMatching(/^ {2}sinks\[0\]\.timeout: expected a duration/),
     expect.stringMatching(/^ {2}sinks\[1\]\.batchSize: /),
+  ]);
+});
+
+test("a start logs what --check warns of, `backoff: {}` alone included (its defaults are the new key's)", async () => {
+  const webhook = { type: "webhook", url: "http://127.0.0.1:9/", secret: "s3cr3t-of-32-bytes-at-least-0123456789" };
+  const checked = await check(`sinks:\n  - { ${WEBHOOK}, backoff: {} }\nsources: [{ type: kubernetes }]\n`);
+  expect(checked).toMatchObject({ code: 0, stderr: `${warning("sinks[0]", "backoff", "retry")}\n` });
+
+  const logged: Record<string, unknown>[] = [];
+  const logger = createLogger({ write: (line) => void logged.push(JSON.parse(line) as Record<string, unknown>) });
+  const host = await startTestHost({ logger, sinks: [{ ...webhook, backoff: {} }] });
+  await host.destroy();
+  const warnings = logged.filter((line) => line.level === "warn" && String(line.msg).includes("deprecated"));
+  expect(warnings).toEqual([
+    expect.objectContaining({
+      msg: 'config key "backoff" is deprecated and will be removed; write "retry" instead',
+      sink: "webhook",
+      key: "backoff",
+      use: "retry",
+    }),
   ]);
 });

@@ -37,14 +37,12 @@ test("a server is all it needs; the rest has defaults", async () => {
     retry: { initialMs: 100, maxMs: 5_000 },
     cursorSaveInterval: 1_000,
     replay: { enabled: true, queue: "kubemeta", concurrency: 4 },
-    deprecated: [],
   });
 });
 
 test("the old key batchSize still sets batch.size, with one warning at start naming the new key", async () => {
   expect(await natsConfig({ servers: "nats://nats:4222", batch: { size: 50, linger: "5ms" } })).toMatchObject({
     batch: { size: 50, lingerMs: 5 },
-    deprecated: [],
   });
   expect(await natsConfig({ servers: "nats://nats:4222", batchSize: 50 })).toMatchObject({
     batch: { size: 50, lingerMs: 0 },

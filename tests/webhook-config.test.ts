@@ -29,14 +29,12 @@ test("batch.size, batch.linger, retry.initial and retry.max configure the sink, 
   expect(await webhookConfig({})).toMatchObject({
     batch: { size: 100, lingerMs: 500 },
     retry: { initialMs: 1_000, maxMs: 300_000 },
-    deprecated: [],
   });
   expect(
     await webhookConfig({ batch: { size: 7, linger: "30ms" }, retry: { initial: "20ms", max: "2m" } }),
   ).toMatchObject({
     batch: { size: 7, lingerMs: 30 },
     retry: { initialMs: 20, maxMs: 120_000 },
-    deprecated: [],
   });
   await expect(webhookConfig({ batch: { size: 10_001 } })).rejects.toThrow(/^sinks\[0\]\.batch\.size: /);
 });

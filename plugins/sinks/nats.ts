@@ -8,7 +8,7 @@
  * whatever connection is current (nats/publisher.ts); this file keeps one connection open
  * at a time, with its replay responder.
  */
-import { consume, defineSink, warnDeprecated } from "../../sdk/index.ts";
+import { consume, defineSink } from "../../sdk/index.ts";
 import { connectionOptions, natsSinkSchema, ownCredentials } from "./nats/options.ts";
 import { checkNatsFiles } from "./nats/files.ts";
 import { openConnection, type Connection } from "./nats/connection.ts";
@@ -37,7 +37,6 @@ export default defineSink({
     const subjects = subjectsFor(prefix);
     const labels = { sink: ctx.name };
     const logger = ctx.logger.child({ prefix });
-    warnDeprecated(logger, config.deprecated);
     const telemetry = {
       logger,
       labels,

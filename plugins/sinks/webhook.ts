@@ -28,8 +28,6 @@ import {
   streamName,
   stringifyWithRaw,
   v,
-  warnDeprecated,
-  type DeprecatedKey,
   type Envelope,
 } from "../../sdk/index.ts";
 import { createDelivery, type Request } from "./webhook/delivery.ts";
@@ -134,23 +132,14 @@ const schema = v.pipe(
     ),
     ["backoff"],
   ),
-  v.transform(({ batchSize, linger, backoff, ...config }) => {
-    const deprecated: DeprecatedKey[] = [];
-    const batch = {
-      size: alias(batchSize, config.batch.size, { key: "batchSize", use: "batch.size" }, deprecated),
-      lingerMs: alias(linger, config.batch.lingerMs, { key: "linger", use: "batch.linger" }, deprecated),
-    };
-    const retry = {
-      initialMs: alias(
-        backoff?.initial,
-        config.retry.initialMs,
-        { key: "backoff.initial", use: "retry.initial" },
-        deprecated,
-      ),
-      maxMs: alias(backoff?.max, config.retry.maxMs, { key: "backoff.max", use: "retry.max" }, deprecated),
-    };
-    return { ...config, batch, retry, deprecated };
-  }),
+  v.transform(({ batchSize, linger, backoff, ...config }) => ({
+    ...config,
+    batch: { size: alias(batchSize, config.batch.size), lingerMs: alias(linger, config.batch.lingerMs) },
+    retry: {
+      initialMs: alias(backoff?.initial, config.retry.initialMs),
+      maxMs: alias(backoff?.max, config.retry.maxMs),
+    },
+  })),
 );
 
 export default defineSink({
@@ -166,7 +155,6 @@ export default defineSink({
     on4xx: "skip",
   },
   create(config, ctx) {
-    warnDeprecated(ctx.logger, config.deprecated);
     const kinds = new Set(config.kinds);
     const namespaces = new Set(config.namespaces);
     const delivery = createDelivery({

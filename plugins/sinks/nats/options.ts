@@ -14,7 +14,6 @@ import {
   positiveInt,
   retrySchema,
   v,
-  type DeprecatedKey,
 } from "../../../sdk/index.ts";
 import {
   credentialsAgree,
@@ -187,14 +186,10 @@ export const natsSinkSchema = v.pipe(
     `use one of ${AUTH_KEYS.join(", ")} (user with password)`,
   ),
   v.check((c) => (c.user === undefined) === (c.password === undefined), "user and password go together"),
-  v.transform(({ batchSize, ...config }) => {
-    const deprecated: DeprecatedKey[] = [];
-    const batch = {
-      ...config.batch,
-      size: alias(batchSize, config.batch.size, { key: "batchSize", use: "batch.size" }, deprecated),
-    };
-    return { ...config, batch, deprecated };
-  }),
+  v.transform(({ batchSize, ...config }) => ({
+    ...config,
+    batch: { ...config.batch, size: alias(batchSize, config.batch.size) },
+  })),
 );
 
 export type NatsSinkConfig = v.InferOutput<typeof natsSinkSchema>;
