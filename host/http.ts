@@ -12,6 +12,7 @@ import type { Logger } from "../sdk/telemetry.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
 import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { refuseRepeated } from "../sdk/http.ts";
+import { BEARER_TOKEN_PATTERN } from "../protocol/token.ts";
 
 export interface Readiness {
   ready: boolean;
@@ -216,7 +217,13 @@ function bearerAuth(tokens: string[]): MiddlewareHandler {
     const header = c.req.header("authorization");
     const repeated = header ? undefined : refuseRepeated(c, ["access_token"]);
     if (repeated) return repeated;
-    const presented = header ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : c.req.query("access_token");
+    const presented = header ? bearerToken(header) : c.req.query("access_token");
+    // RFC 6750 §3.1: a request that is malformed is `invalid_request`, 400; it is no wrong token to try again with.
+    if (presented === MALFORMED) {
+      c.header("WWW-Authenticate", 'Bearer realm="kubemeta", error="invalid_request"');
+      const error = "malformed Authorization header: send Bearer and one token of printable ASCII without spaces";
+      return c.json({ error }, 400);
+    }
     if (presented !== undefined) {
       const candidate = digest(presented);
       if (accepted.some((token) => timingSafeEqual(token, candidate))) return next();
@@ -225,4 +232,17 @@ function bearerAuth(tokens: string[]): MiddlewareHandler {
     c.header("WWW-Authenticate", `Bearer realm="kubemeta"${presented === undefined ? "" : ', error="invalid_token"'}`);
     return c.json({ error: presented === undefined ? "missing bearer token" : "invalid bearer token" }, 401);
   };
+}
+
+const MALFORMED = Symbol("malformed");
+
+/**
+ * The token of an `Authorization` header of the Bearer scheme (named in any case); undefined for another scheme, and
+ * MALFORMED for the Bearer scheme without one token a config could hold (none, two, a character not printable ASCII).
+ */
+function bearerToken(header: string): string | typeof MALFORMED | undefined {
+  const scheme = /^Bearer(?:\s+|$)/i.exec(header);
+  if (!scheme) return undefined;
+  const token = header.slice(scheme[0].length).trimEnd();
+  return BEARER_TOKEN_PATTERN.test(token) ? token : MALFORMED;
 }

@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { ConfigError, resolveConfig } from "../host/config.ts";
 import { createLogger } from "../host/logger.ts";
 import { builtins } from "../plugins/index.ts";
-import { startTestHost, tempDir, type TestHost } from "../testing/index.ts";
+import { startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
+import { rawRequest } from "./security-raw.ts";
 
 const TOKEN = "security-token-0123456789abcdef";
 
@@ -51,6 +52,38 @@ test("a plugin's route outside /v1 needs the token; only /healthz and /readyz st
   expect(await status("/elsewhere", TOKEN)).toBe(404);
   expect(await status("/healthz")).toBe(200);
   expect(await status("/readyz")).toBe(200);
+});
+
+test("a malformed Bearer header is 400 invalid_request (RFC 6750 §3.1); a wrong token 401 invalid_token", async () => {
+  const th = await startTestHost({ http: { tokens: [TOKEN] } });
+  hosts.push(th);
+  const answer = async (authorization: string) => {
+    const exchange = await rawRequest(th.url, `GET /v1/objects HTTP/1.1\r\nAuthorization: ${authorization}`);
+    try {
+      await waitFor(() => exchange.text().endsWith("}"), 5000, `the answer to ${authorization}`);
+    } finally {
+      exchange.close();
+    }
+    const [head, body] = exchange.text().split("\r\n\r\n") as [string, string];
+    const challenge = /^www-authenticate: (.*)$/im.exec(head)?.[1];
+    return [Number(head.slice(9, 12)), challenge, (JSON.parse(body) as { error: string }).error];
+  };
+  const malformed = [
+    400,
+    'Bearer realm="kubemeta", error="invalid_request"',
+    "malformed Authorization header: send Bearer and one token of printable ASCII without spaces",
+  ];
+  for (const header of ["Bearer", "bearer   ", `Bearer ${TOKEN} ${TOKEN}`, `Bearer ${TOKEN}\u00e9`, "Bearer \u00e9"])
+    expect([header, ...(await answer(header))]).toEqual([header, ...malformed]);
+  expect(await answer("Bearer wrong-token-0123456789")).toEqual([
+    401,
+    'Bearer realm="kubemeta", error="invalid_token"',
+    "invalid bearer token",
+  ]);
+  // Another scheme is no bearer token at all, nor is a word that only starts like the scheme.
+  for (const header of ["Basic dXNlcjpwYXNz", `Bearer${TOKEN}`])
+    expect(await answer(header)).toEqual([401, 'Bearer realm="kubemeta"', "missing bearer token"]);
+  expect((await answer(`bearer  ${TOKEN}`))[0]).toBe(200);
 });
 
 async function startWarnings(http: Record<string, unknown>): Promise<string[]> {
