@@ -72,6 +72,11 @@ const objectsQuery = v.object({
   namespaces: otherRoutesParam("namespace"),
   node: v.optional(nodeParam),
   stream: streamParam,
+  // /v1/updates' paging, which a snapshot (one version, whole) has no use for: taken silently, it answered all.
+  since: refusedParam(
+    "this route answers the whole current state: follow on from its version with since, on /v1/updates or /v1/watch",
+  ),
+  limit: refusedParam("this route answers the whole current state, in pages it streams: limit pages /v1/updates"),
 });
 
 /** A replay page is the stream's every update: a filter of the other routes is said to be none here. */

@@ -87,6 +87,13 @@ describe("GET /v1/objects", () => {
       ["/v1/updates?kinds=Pod", "kinds", /filters nothing/],
       ["/v1/updates?namespace=shop", "namespace", /filters nothing/],
       ["/v1/updates?node=n1", "node", /stream=node\/<node name> for a node's/],
+      // /v1/updates' paging: the state comes whole, as of one version, which a follow-up's since takes.
+      ["/v1/objects?since=e:0", "since", /answers the whole current state: follow on from its version with since/],
+      [
+        "/v1/objects?limit=10",
+        "limit",
+        /answers the whole current state, in pages it streams: limit pages \/v1\/updates/,
+      ],
     ] as const) {
       expect({ path, ...(await get(path)) }).toMatchObject({
         path,
