@@ -45,6 +45,7 @@ export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): 
   if (cluster.proxyUrl?.startsWith("socks"))
     throw new Error(`kubeconfig ${origin}: SOCKS proxy-url is not supported (Bun's fetch speaks HTTP proxies only)`);
   try {
+    checkFileOrData(kc);
     checkFilesReadable(kc);
     readTokenFile(kc, tokenFiles);
   } catch (err) {
@@ -113,6 +114,26 @@ function checkContext(kc: KubeConfig, origin: string, contexts: string): void {
   } else if (!kc.getUser(context.user)) {
     throw missing("user", context.user);
   }
+}
+
+/**
+ * The context in use names each certificate and key once, a file or inline data, as kubectl requires: client-go's
+ * ConfirmUsable refuses both ("certificate-authority-data and certificate-authority are both specified for c.
+ * certificate-authority-data will override.", an error all the same), where client-node would take the file and drop
+ * the data.
+ */
+function checkFileOrData(kc: KubeConfig): void {
+  const cluster = kc.getCurrentCluster();
+  const user = kc.getCurrentUser();
+  const pairs = [
+    [`cluster "${cluster?.name}"`, "certificate-authority", cluster?.caFile, cluster?.caData],
+    [`user "${user?.name}"`, "client-certificate", user?.certFile, user?.certData],
+    [`user "${user?.name}"`, "client-key", user?.keyFile, user?.keyData],
+  ] as const;
+  const both = pairs
+    .filter(([, , file, data]) => file && data)
+    .map(([owner, key]) => `${owner} has both ${key} and ${key}-data (kubectl refuses both too): keep one`);
+  if (both.length > 0) throw new Error(both.join("; "));
 }
 
 /**

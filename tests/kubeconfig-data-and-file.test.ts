@@ -1,0 +1,62 @@
+/**
+ * A kubeconfig that names a certificate or key both as a file and inline (`certificate-authority` beside
+ * `certificate-authority-data`, and a user's `client-certificate`, `client-key` likewise), shown against the test API
+ * server over TLS with its own CA and client certificate. kubectl refuses such a kubeconfig (client-go's ConfirmUsable:
+ * "certificate-authority-data and certificate-authority are both specified for c. certificate-authority-data will
+ * override.", an error however it reads); client-node would take the file and drop the data.
+ */
+import { expect, test } from "bun:test";
+import { join } from "node:path";
+import { loadKubeConfig } from "../kube/transport.ts";
+import { kubeconfig, kubeconfigSuite, status, write } from "./kubeconfig-fixtures.ts";
+
+const suite = kubeconfigSuite();
+
+const b64 = (pem: string) => Buffer.from(pem).toString("base64");
+
+async function withCluster(name: string, cluster: Record<string, string>, user: Record<string, string>) {
+  return write(
+    join(suite.dir, name),
+    kubeconfig({
+      clusters: { c: { server: suite.server.url, ...cluster } },
+      users: { u: user },
+      contexts: { main: { cluster: "c", user: "u" } },
+      current: "main",
+    }),
+  );
+}
+
+test("a CA both as a file and as data is refused at load, as kubectl refuses it; each alone is used", async () => {
+  const ca = await write(join(suite.dir, "ca.pem"), suite.server.caPem);
+  // A certificate that did not sign the server's: the file a client-node request would have trusted instead.
+  const other = await write(join(suite.dir, "other-ca.pem"), suite.server.clientCertPem);
+  const token = { token: suite.server.token };
+  expect(await status({ kubeconfig: await withCluster("ca-file", { "certificate-authority": ca }, token) })).toBe(200);
+  const data = { "certificate-authority-data": b64(suite.server.caPem) };
+  expect(await status({ kubeconfig: await withCluster("ca-data", data, token) })).toBe(200);
+
+  const both = await withCluster("ca-both", { "certificate-authority": other, ...data }, token);
+  expect(() => loadKubeConfig({ kubeconfig: both })).toThrow(
+    `cannot load kubeconfig ${both}: cluster "c" has both certificate-authority and certificate-authority-data ` +
+      "(kubectl refuses both too): keep one",
+  );
+});
+
+test("a client certificate or key both as a file and as data is refused at load; files alone are used", async () => {
+  const ca = { "certificate-authority-data": b64(suite.server.caPem) };
+  const cert = await write(join(suite.dir, "client.pem"), suite.server.clientCertPem);
+  const key = await write(join(suite.dir, "client.key"), suite.server.clientKeyPem);
+  const files = { "client-certificate": cert, "client-key": key };
+  expect(await status({ kubeconfig: await withCluster("client-files", ca, files) })).toBe(200);
+
+  const both = await withCluster("client-both", ca, {
+    ...files,
+    "client-certificate-data": b64(suite.server.clientCertPem),
+    "client-key-data": b64(suite.server.clientKeyPem),
+  });
+  expect(() => loadKubeConfig({ kubeconfig: both })).toThrow(
+    `cannot load kubeconfig ${both}: user "u" has both client-certificate and client-certificate-data ` +
+      "(kubectl refuses both too): keep one; " +
+      'user "u" has both client-key and client-key-data (kubectl refuses both too): keep one',
+  );
+});
