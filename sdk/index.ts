@@ -73,6 +73,7 @@ export {
   positiveInt,
   retrySchema,
   streamName,
+  warnDeprecated,
   type BatchSchemaOptions,
   type DeprecatedKey,
   type RetrySchemaOptions,

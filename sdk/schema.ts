@@ -162,14 +162,18 @@ export function deprecatedKeysOf(schema: v.GenericSchema, prefix = ""): Deprecat
  * it. The host refuses a config that writes both (host/config-entries.ts): a new key's default cannot be told from a
  * value the user wrote once the schema has run. The host warns of the old keys written (`deprecatedKey` marks them),
  * at start and in `--check`: a plugin need not.
+ *
+ * `_key` and `_used` are what a plugin once passed to collect the old keys for its own warnDeprecated call: taken and
+ * left alone, so that such a plugin still loads and type-checks, and its list stays empty (the host's warning is the
+ * only one).
  */
-export function alias<T>(old: T | undefined, current: T): T {
+export function alias<T>(old: T | undefined, current: T, _key?: DeprecatedKey, _used?: DeprecatedKey[]): T {
   return old === undefined ? current : old;
 }
 
 /**
- * Logs one warning per deprecated key a config wrote, naming the key to write instead: the host's, once at start, of
- * the keys `--check` warns of.
+ * Logs one warning per deprecated key in `used`, naming the key to write instead: the host's, once at start, of the
+ * keys `--check` warns of. Still exported for plugins written when they warned themselves (see alias).
  */
 export function warnDeprecated(logger: Logger, used: readonly DeprecatedKey[]): void {
   for (const key of used) logger.warn(deprecation(key), { ...key });

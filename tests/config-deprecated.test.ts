@@ -78,3 +78,36 @@ test("a start logs what --check warns of, `backoff: {}` alone included (its defa
     }),
   ]);
 });
+
+test("a plugin that warned of its deprecated keys itself (alias, warnDeprecated) loads and warns once", async () => {
+  const dir = await tempDir();
+  const sdk = join(import.meta.dir, "../sdk/index.ts");
+  await Bun.write(
+    join(dir, "old-style.ts"),
+    `import { alias, defineSink, deprecatedKey, v, warnDeprecated, type DeprecatedKey } from ${JSON.stringify(sdk)};
+const schema = v.pipe(
+  v.strictObject({ size: v.optional(v.number(), 1), count: deprecatedKey(v.number(), "size") }),
+  v.transform(({ count, ...config }) => {
+    const used: DeprecatedKey[] = [];
+    return { size: alias(count, config.size, { key: "count", use: "size" }, used), used };
+  }),
+);
+export default defineSink({
+  type: "old-style",
+  description: "A sink that warns of its deprecated keys itself.",
+  schema,
+  example: {},
+  create(config, ctx) {
+    warnDeprecated(ctx.logger, config.used);
+    return { async start() {}, async stop() {} };
+  },
+});
+`,
+  );
+  const logged: Record<string, unknown>[] = [];
+  const logger = createLogger({ write: (line) => void logged.push(JSON.parse(line) as Record<string, unknown>) });
+  const host = await startTestHost({ dir, logger, sinks: [{ type: "./old-style.ts", count: 3 }] });
+  await host.destroy();
+  const warnings = logged.filter((line) => line.level === "warn" && String(line.msg).includes("deprecated"));
+  expect(warnings).toEqual([expect.objectContaining({ sink: "old-style", key: "count", use: "size" })]);
+});
