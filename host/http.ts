@@ -4,7 +4,7 @@
  * with a body, then bearer-token auth guard every path, plugin routes included; only
  * /healthz and /readyz stay open for probes.
  */
-import { Hono, type MiddlewareHandler } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { HttpConfig } from "./http-config.ts";
@@ -215,15 +215,22 @@ function bearerAuth(tokens: string[]): MiddlewareHandler {
   const accepted = tokens.map(digest);
   return async (c, next) => {
     const header = c.req.header("authorization");
-    const repeated = header ? undefined : refuseRepeated(c, ["access_token"]);
+    const repeated = refuseRepeated(c, ["access_token"]);
     if (repeated) return repeated;
-    const presented = header ? bearerToken(header) : c.req.query("access_token");
+    const fromHeader = header === undefined ? undefined : bearerToken(header);
+    const fromQuery = c.req.query("access_token");
+    const presented = fromHeader ?? (fromQuery === "" ? MALFORMED : fromQuery);
     // RFC 6750 §3.1: a request that is malformed is `invalid_request`, 400; it is no wrong token to try again with.
-    if (presented === MALFORMED) {
-      c.header("WWW-Authenticate", 'Bearer realm="kubemeta", error="invalid_request"');
-      const error = "malformed Authorization header: send Bearer and one token of printable ASCII without spaces";
-      return c.json({ error }, 400);
-    }
+    // §2: a client sends its token one way only.
+    if (fromHeader !== undefined && fromQuery !== undefined)
+      return invalidRequest(c, "the token came twice: send it in the Authorization header or as access_token");
+    if (presented === MALFORMED)
+      return invalidRequest(
+        c,
+        fromHeader === MALFORMED
+          ? "malformed Authorization header: send Bearer and one token of printable ASCII without spaces"
+          : "empty access_token: send one token of printable ASCII without spaces",
+      );
     if (presented !== undefined) {
       const candidate = digest(presented);
       if (accepted.some((token) => timingSafeEqual(token, candidate))) return next();
@@ -235,6 +242,11 @@ function bearerAuth(tokens: string[]): MiddlewareHandler {
 }
 
 const MALFORMED = Symbol("malformed");
+
+function invalidRequest(c: Context, error: string): Response {
+  c.header("WWW-Authenticate", 'Bearer realm="kubemeta", error="invalid_request"');
+  return c.json({ error }, 400);
+}
 
 /**
  * The token of an `Authorization` header of the Bearer scheme (named in any case); undefined for another scheme, and

@@ -86,6 +86,27 @@ test("a malformed Bearer header is 400 invalid_request (RFC 6750 §3.1); a wrong
   expect((await answer(`bearer  ${TOKEN}`))[0]).toBe(200);
 });
 
+test("a token sent both ways, or an empty access_token, is 400 invalid_request (RFC 6750 §2, §3.1)", async () => {
+  const th = await startTestHost({ http: { tokens: [TOKEN] } });
+  hosts.push(th);
+  const answer = async (query: string, authorization?: string) => {
+    const response = await fetch(`${th.url}/v1/objects${query}`, {
+      headers: authorization ? { authorization } : {},
+    });
+    const { error } = (await response.json()) as { error: string };
+    return [response.status, response.headers.get("www-authenticate"), error];
+  };
+  const invalidRequest = (error: string) => [400, 'Bearer realm="kubemeta", error="invalid_request"', error];
+  const twice = invalidRequest("the token came twice: send it in the Authorization header or as access_token");
+  expect(await answer(`?access_token=${TOKEN}`, `Bearer ${TOKEN}`)).toEqual(twice);
+  expect(await answer("?access_token=other-token-0123", `Bearer ${TOKEN}`)).toEqual(twice);
+  expect(await answer("?access_token=")).toEqual(
+    invalidRequest("empty access_token: send one token of printable ASCII without spaces"),
+  );
+  // Another scheme (a proxy's Basic) is no bearer token: the query's is the one.
+  expect((await answer(`?access_token=${TOKEN}`, "Basic dXNlcjpwYXNz"))[0]).toBe(200);
+});
+
 async function startWarnings(http: Record<string, unknown>): Promise<string[]> {
   const logged: { level: string; msg: string }[] = [];
   const th = await startTestHost({
