@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
 import type { RequestOptions } from "node:https";
-import { KubeConfig } from "@kubernetes/client-node";
+import { KubeConfig, type User } from "@kubernetes/client-node";
 import { readKubeconfigs } from "./kubeconfig.ts";
 
 const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -134,6 +134,23 @@ function checkFileOrData(kc: KubeConfig): void {
     .filter(([, , file, data]) => file && data)
     .map(([owner, key]) => `${owner} has both ${key} and ${key}-data (kubectl refuses both too): keep one`);
   if (both.length > 0) throw new Error(both.join("; "));
+  if (user) checkUserMethods(user);
+}
+
+/**
+ * As client-go's validateAuthInfo: a client certificate goes with its key (either alone fails every TLS handshake, far
+ * from the cause), and a token excludes a username and password (which one a server would see is no user's choice).
+ */
+function checkUserMethods(user: User): void {
+  const owner = `user "${user.name}"`;
+  const hasCert = Boolean(user.certFile || user.certData);
+  const hasKey = Boolean(user.keyFile || user.keyData);
+  if (hasCert && !hasKey)
+    throw new Error(`${owner} has a client-certificate without its client-key (kubectl refuses it too): add the key`);
+  if (hasKey && !hasCert)
+    throw new Error(`${owner} has a client-key without its client-certificate (kubectl refuses it too): add it`);
+  if (user.token && (user.username || user.password))
+    throw new Error(`${owner} has both a token and a username or password (kubectl refuses both too): keep one`);
 }
 
 /**

@@ -60,3 +60,19 @@ test("a client certificate or key both as a file and as data is refused at load;
       'user "u" has both client-key and client-key-data (kubectl refuses both too): keep one',
   );
 });
+
+test("a client certificate without its key, a key without its certificate, a token with a password: refused", async () => {
+  const ca = { "certificate-authority-data": b64(suite.server.caPem) };
+  const cert = { "client-certificate-data": b64(suite.server.clientCertPem) };
+  const key = { "client-key-data": b64(suite.server.clientKeyPem) };
+  const refusals: [string, Record<string, string>, string][] = [
+    ["cert-alone", cert, 'user "u" has a client-certificate without its client-key'],
+    ["key-alone", key, 'user "u" has a client-key without its client-certificate'],
+    ["token-and-basic", { token: suite.server.token, username: "admin", password: "pw" }, 'user "u" has both a token'],
+  ];
+  for (const [name, user, words] of refusals) {
+    const file = await withCluster(name, ca, user);
+    expect(() => loadKubeConfig({ kubeconfig: file })).toThrow(`cannot load kubeconfig ${file}: ${words}`);
+  }
+  expect(await status({ kubeconfig: await withCluster("cert-and-key", ca, { ...cert, ...key }) })).toBe(200);
+});
