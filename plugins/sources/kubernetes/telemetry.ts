@@ -6,7 +6,7 @@ export interface SourceMetrics {
   requests: Counter;
   /**
    * `{resource, reason}`: why a watch was re-opened (`end`, `overdue`: kept open past its timeout and ended here,
-   * `expired`, `too-large`, `throttled`, `inactivity`, `error`).
+   * `expired`, `too-large`, `throttled`, `inactivity`, `error`, `gone`: answered 404).
    */
   watchRestarts: Counter;
   /** `{resource, type}`: watch and list events received. */
