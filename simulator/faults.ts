@@ -20,7 +20,8 @@ export interface FaultSpec {
   verb?: "list" | "watch" | "discovery";
   resource?: string;
   status: 429 | 500 | 503 | 410 | 404;
-  retryAfterSeconds?: number;
+  /** Seconds the Status and its Retry-After header say (429: 1 unless given); null: a 429 without either. */
+  retryAfterSeconds?: number | null;
   count?: number;
   /**
    * How a watch fails: "status" = an HTTP error response; "event" = HTTP 200 and an
@@ -77,11 +78,11 @@ export class Faults {
   private status(fault: FaultSpec, verb: Verb, request: FaultRequest): Status {
     switch (fault.status) {
       case 429:
-        return tooManyRequests(fault.retryAfterSeconds ?? 1);
+        return tooManyRequests(fault.retryAfterSeconds === null ? undefined : (fault.retryAfterSeconds ?? 1));
       case 500:
         return internalError("injected by the test API server");
       case 503:
-        return serviceUnavailable(fault.retryAfterSeconds);
+        return serviceUnavailable(fault.retryAfterSeconds ?? undefined);
       case 404:
         return pathNotFound();
       case 410: {

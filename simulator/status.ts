@@ -99,9 +99,14 @@ export const tooLargeResourceVersion = (requested: number, current: number) =>
     retryAfterSeconds: 1,
   });
 
-/** API Priority and Fairness rejecting a request. */
-export const tooManyRequests = (retryAfterSeconds: number) =>
-  failure(429, "TooManyRequests", "Too many requests, please try again later.", { retryAfterSeconds });
+/** API Priority and Fairness rejecting a request; a proxy in front of it may say no Retry-After. */
+export const tooManyRequests = (retryAfterSeconds?: number) =>
+  failure(
+    429,
+    "TooManyRequests",
+    "Too many requests, please try again later.",
+    retryAfterSeconds === undefined ? {} : { retryAfterSeconds },
+  );
 
 export const internalError = (message: string) =>
   failure(500, "InternalError", `Internal error occurred: ${message}`, { causes: [{ message }] });

@@ -28,6 +28,17 @@ describe("throttling and errors", () => {
       expect(inSync(sink, server, "Pod")).toBe(true);
     }));
 
+  test("429 without Retry-After (a proxy's) is still counted as throttled, and retried after the backoff", () =>
+    withCluster(async ({ server, start }) => {
+      server.failNext({ verb: "watch", resource: "pods", status: 429, retryAfterSeconds: null });
+      const sink = new RecordingSink();
+      const running = await start(sink);
+      await within(running.synced, 5000, "sync");
+      expect([restarts(running.metrics, "throttled"), restarts(running.metrics, "error")]).toEqual([1, 0]);
+      expect(requests(running.metrics, "watch", "429")).toBe(1);
+      expect(inSync(sink, server, "Pod")).toBe(true);
+    }));
+
   test("429 on a list page retries that page after Retry-After, in the same relist", () =>
     withCluster(
       async ({ server, start }) => {

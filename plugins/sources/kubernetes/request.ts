@@ -213,12 +213,17 @@ function startWatchdog(timeoutMs: () => number, onTimeout: (firedAfterMs: number
   return state;
 }
 
-/** Retry-After when the server sent one (429, and 503 from overloaded servers), else the backoff's next delay. */
+/**
+ * Retry-After when the server sent one (429, and 503 from overloaded servers), else the backoff's next delay. A 429 is
+ * `throttled` with or without one: the server shed the request, whatever it said of when to come back.
+ */
 export function retryDelay(err: unknown, backoff: Backoff): { delayMs: number; reason: string } {
-  if (err instanceof ApiError && err.retryAfterMs !== undefined && (err.code === 429 || err.code >= 500)) {
-    return { delayMs: err.retryAfterMs, reason: err.code === 429 ? "throttled" : "error" };
+  const throttled = err instanceof ApiError && err.code === 429;
+  if (err instanceof ApiError && err.retryAfterMs !== undefined && (throttled || err.code >= 500)) {
+    return { delayMs: err.retryAfterMs, reason: throttled ? "throttled" : "error" };
   }
-  return { delayMs: backoff.next(), reason: err instanceof InactivityError ? "inactivity" : "error" };
+  const reason = throttled ? "throttled" : err instanceof InactivityError ? "inactivity" : "error";
+  return { delayMs: backoff.next(), reason };
 }
 
 /**
