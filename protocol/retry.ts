@@ -56,15 +56,24 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Resolves after `ms` (at most MAX_TIMER_MS), or early (without throwing) when the signal aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return firstAbort(signal ? [signal] : [], ms);
+}
+
+/**
+ * Resolves when one of `signals` aborts (at once if one has), or after `ms` (at most MAX_TIMER_MS) when given. Once
+ * it resolves it holds nothing: its timer is cleared and its listeners removed from every signal, so that waits
+ * repeated on a signal that lives on (a connection's session) do not pile up listeners on it.
+ */
+export function firstAbort(signals: readonly AbortSignal[], ms = Infinity): Promise<void> {
   return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, Math.min(ms, MAX_TIMER_MS));
+    if (signals.some((signal) => signal.aborted)) return resolve();
+    const timer = Number.isFinite(ms) ? setTimeout(done, Math.min(ms, MAX_TIMER_MS)) : undefined;
     function done() {
       clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
+      for (const signal of signals) signal.removeEventListener("abort", done);
       resolve();
     }
-    signal?.addEventListener("abort", done, { once: true });
+    for (const signal of signals) signal.addEventListener("abort", done, { once: true });
   });
 }
 

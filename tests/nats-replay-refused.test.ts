@@ -1,7 +1,8 @@
 /**
  * A replay subscription the server refuses (kubemeta's NATS user lacks the permission to subscribe to
  * `<prefix>.replay`): the client drops it for good, on that connection's reconnects too. The sink counts the refusal
- * and subscribes again after the next reconnect, by which time an operator may have granted the permission.
+ * and subscribes again, after a backoff and at each reconnect, by which time an operator may have granted the
+ * permission: with a restart of the server, or a reload of its configuration that keeps the connection.
  */
 import { afterEach, expect, test } from "bun:test";
 import { createLogger } from "../host/logger.ts";
@@ -16,35 +17,64 @@ afterEach(async () => {
 });
 
 const REPLAY = `${PREFIX}.replay`;
-const refusals = (count: number) => `kubemeta_nats_replay_subscription_failures_total{sink="nats"} ${count}`;
+const AUTH = { user: "kubemeta", password: "pa55word-0123" };
+const RECONNECTED_ONCE = 'kubemeta_nats_reconnects_total{sink="nats"} 1\n';
+const refusalsCounted = (metrics: string) =>
+  Number(/kubemeta_nats_replay_subscription_failures_total\{sink="nats"\} (\d+)/.exec(metrics)?.[1] ?? 0);
 
 test(
-  "a replay subscription the server refuses is counted and logged, and made again after the next reconnect",
+  "a replay subscription the server refuses is counted and logged, and made again, at each reconnect too",
   async () => {
-    const auth = { user: "kubemeta", password: "pa55word-0123" };
-    const server = await startNatsServer({ auth: { ...auth, subscribeDeny: [REPLAY] } });
+    const server = await startNatsServer({ auth: { ...AUTH, subscribeDeny: [REPLAY] } });
     cleanups.push(() => server.destroy());
     const lines: string[] = [];
     const logger = createLogger({ level: "info", write: (line) => void lines.push(line) });
-    const th = await startNatsHost(server, { sink: auth, logger });
+    const th = await startNatsHost(server, { sink: AUTH, logger });
     cleanups.push(() => th.destroy());
     const metrics = () => th.host.metrics.render();
-    expect(metrics()).toMatch(/kubemeta_nats_replay_subscription_failures_total\{sink="nats"\} [01]\n/);
-    await waitFor(() => metrics().includes(refusals(1)), 10_000, "the refusal counted");
+    expect(metrics()).toMatch(/kubemeta_nats_replay_subscription_failures_total\{sink="nats"\} \d+\n/);
+    await waitFor(() => refusalsCounted(metrics()) >= 1, 10_000, "the refusal counted");
     expect(lines.some((line) => line.includes("the NATS server refused the replay subscription"))).toBe(true);
-    const nc = await client(server, { user: auth.user, pass: auth.password });
+    const nc = await client(server, { user: AUTH.user, pass: AUTH.password });
     cleanups.push(() => nc.close());
     await expect(replay(nc, REPLAY, { stream: "all" }, 1_000, 1, 200)).rejects.toThrow("no responders");
 
-    // Each reconnect subscribes again: refused again while the permission is missing.
+    // Refused again after a reconnect while the permission is missing.
     await server.restart();
-    await waitFor(() => metrics().includes(refusals(2)), 10_000, "the refusal after a reconnect counted");
+    await waitFor(() => metrics().includes(RECONNECTED_ONCE), 10_000, "the reconnect");
+    const reconnectedAt = refusalsCounted(metrics());
+    await waitFor(() => refusalsCounted(metrics()) > reconnectedAt, 10_000, "the refusal after a reconnect");
 
     // The permission granted, as an operator would; the server's restart is the sink's reconnect.
-    await server.restart({ auth });
+    await server.restart({ auth: AUTH });
     const answered = await replay(nc, REPLAY, { stream: "all" }, 1_000, 5, 10_000);
     expect(answered.at(-1)?.last).toBe(true);
-    expect(metrics()).toContain(refusals(2));
+  },
+  SLOW_MS,
+);
+
+test(
+  "a refused replay subscription is tried again on a backoff: a reload granting it turns replay on, no reconnect",
+  async () => {
+    const server = await startNatsServer({ auth: { ...AUTH, subscribeDeny: [REPLAY] } });
+    cleanups.push(() => server.destroy());
+    const lines: string[] = [];
+    const logger = createLogger({ level: "info", write: (line) => void lines.push(line) });
+    const th = await startNatsHost(server, { sink: AUTH, logger });
+    cleanups.push(() => th.destroy());
+    const metrics = () => th.host.metrics.render();
+    // Tried again while connected, not only at a reconnect (reconnect.max is 200 ms here).
+    await waitFor(() => refusalsCounted(metrics()) >= 3, 10_000, "the subscription tried again and refused");
+    const nc = await client(server, { user: AUTH.user, pass: AUTH.password });
+    cleanups.push(() => nc.close());
+    await expect(replay(nc, REPLAY, { stream: "all" }, 1_000, 1, 200)).rejects.toThrow("no responders");
+
+    await server.reload({ auth: AUTH });
+    const answered = await replay(nc, REPLAY, { stream: "all" }, 1_000, 5, 10_000);
+    expect(answered.at(-1)?.last).toBe(true);
+    expect(metrics()).toContain('kubemeta_nats_reconnects_total{sink="nats"} 0');
+    expect(metrics()).toContain('kubemeta_nats_connected{sink="nats"} 1');
+    expect(lines.filter((line) => line.includes('"msg":"connected to NATS"'))).toHaveLength(1);
   },
   SLOW_MS,
 );

@@ -38,12 +38,19 @@ export interface TestNatsServer {
   stop(): Promise<void>;
   /** Starts it again on the same port, with the same store and config, or the config of `options` from now on. */
   restart(options?: NatsServerOptions): Promise<void>;
+  /**
+   * Rewrites the config file with `options` and has the running server reload it (SIGHUP), as an operator would;
+   * resolves once the server says it reloaded. Its connections stay open.
+   */
+  reload(options: NatsServerOptions): Promise<void>;
   /** Stops and removes the temp dir. */
   destroy(): Promise<void>;
 }
 
 const BINARY = process.env.NATS_SERVER_BIN ?? "nats-server";
 const START_DEADLINE_MS = 10_000;
+/** What the server logs once a SIGHUP's reload took effect (a config it refuses is logged as an error instead). */
+const RELOADED = "Reloaded server configuration";
 
 function renderConfig(options: NatsServerOptions, dir: string, port: number): string {
   const lines = ["host: 127.0.0.1", `port: ${port}`, `ports_file_dir: "${dir}"`];
@@ -115,11 +122,14 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const dir = await mkdtemp(join(tmpdir(), "kubemeta-nats-"));
   const configFile = join(dir, "nats.conf");
   let port = -1;
+  /** The port the running server's config file names: -1 (its own choice) at the first start, a reload keeps it. */
+  let configPort = port;
   let proc: ReturnType<typeof Bun.spawn> | undefined;
   let stderr = "";
 
   async function launch(): Promise<void> {
-    await writeFile(configFile, renderConfig(options, dir, port));
+    configPort = port;
+    await writeFile(configFile, renderConfig(options, dir, configPort));
     stderr = "";
     const child = Bun.spawn([BINARY, "-c", configFile], { stdout: "ignore", stderr: "pipe" });
     proc = child;
@@ -170,6 +180,17 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       await stop();
       if (next) options = next;
       await launch();
+    },
+    async reload(next) {
+      const child = proc;
+      if (!child) throw new Error("nats-server: not running, nothing to reload");
+      options = next;
+      await writeFile(configFile, renderConfig(options, dir, configPort));
+      const reloads = () => stderr.split(RELOADED).length - 1;
+      const before = reloads();
+      child.kill("SIGHUP");
+      const exited = () => (child.exitCode !== null || child.signalCode !== null ? stderr.trim() : undefined);
+      await until(async () => reloads() > before, "reloading its config", exited);
     },
     async destroy() {
       await stop();

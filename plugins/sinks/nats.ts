@@ -20,6 +20,12 @@ import { defaultPrefix, hasCredentials, redactServer, subjectsFor } from "../../
 
 /** How long stop() waits for what is committed to be published, then for the client to drain. */
 const DRAIN_DEADLINE_MS = 2_000;
+/**
+ * The first wait before subscribing again to replay requests after the server refused it (reconnect.max at most),
+ * doubled at each refusal up to reconnect.max: a permission comes from an operator, not in milliseconds, and each
+ * refusal is a line in the server's log.
+ */
+const RESUBSCRIBE_FIRST_MS = 2_000;
 
 export default defineSink({
   type: "nats",
@@ -60,7 +66,8 @@ export default defineSink({
     for (const result of REPLAY_RESULTS) replayRequests.inc({ ...labels, result }, 0);
     const replaySubscriptionFailures = ctx.metrics.counter(
       "kubemeta_nats_replay_subscription_failures_total",
-      "Replay subscriptions the NATS server refused (a permission missing): none is answered until the next reconnect.",
+      "Replay subscriptions the NATS server refused (a permission missing): tried again on a backoff, and at each " +
+        "reconnect.",
     );
     replaySubscriptionFailures.inc(labels, 0);
     const failed = { plugin: ctx.name, kind: "sink", phase: "run" };
@@ -116,7 +123,12 @@ export default defineSink({
               requests: replayRequests,
               subscriptionFailures: replaySubscriptionFailures,
               labels,
-              reconnected: connection.reconnected,
+              resubscribe: {
+                initialMs: Math.min(RESUBSCRIBE_FIRST_MS, config.reconnect.max),
+                maxMs: config.reconnect.max,
+              },
+              ready: connection.ready,
+              session: connection.session,
             })
           : undefined;
         await until(connection.closed, Infinity, stopped.signal);

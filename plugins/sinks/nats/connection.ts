@@ -36,8 +36,6 @@ export interface Connection {
   generation(): number;
   /** Resolves true once connected (at once when it is), false when closed for good or aborted. */
   ready(signal: AbortSignal): Promise<boolean>;
-  /** Resolves true at the next reconnect (the one under way if disconnected), false when closed for good or aborted. */
-  reconnected(signal: AbortSignal): Promise<boolean>;
   /** Aborts at the next disconnect (or close). */
   session(): AbortSignal;
   /** Resolves when the client has closed for good. */
@@ -180,23 +178,16 @@ function watch(
     waiters.resolve(false);
   });
 
-  async function ready(signal: AbortSignal): Promise<boolean> {
-    if (isConnected) return true;
-    if (nc.isClosed()) return false;
-    return Promise.race([waiters.promise, aborted(signal).then(() => false)]);
-  }
-
   return {
     nc,
     closed,
     isConnected: () => isConnected,
     generation: () => generation,
     session: () => session.signal,
-    ready,
-    async reconnected(signal) {
-      // The session of now ends at the next disconnect (or at once, disconnected already): ready after that.
-      await Promise.race([aborted(session.signal), aborted(signal)]);
-      return !signal.aborted && ready(signal);
+    async ready(signal) {
+      if (isConnected) return true;
+      if (nc.isClosed()) return false;
+      return Promise.race([waiters.promise, aborted(signal).then(() => false)]);
     },
   };
 }

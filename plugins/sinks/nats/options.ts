@@ -127,7 +127,16 @@ export const natsSinkSchema = v.pipe(
             v.pipe(positiveDuration, v.description("First delay between connection attempts.")),
             "250ms",
           ),
-          max: v.optional(v.pipe(duration, v.description("Longest delay between connection attempts.")), "10s"),
+          max: v.optional(
+            v.pipe(
+              duration,
+              v.description(
+                "Longest delay between connection attempts, and between tries of a replay subscription the server " +
+                  "refused.",
+              ),
+            ),
+            "10s",
+          ),
         }),
         initialWithinMax,
         v.description("Delay between connection attempts: exponential, jittered, never giving up."),

@@ -6,7 +6,7 @@
  * Here: who is answered when, and with which reply subjects; what a reply carries is read
  * from the log in replay-content.ts.
  */
-import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { Msg, NatsConnection } from "@nats-io/transport-node";
 import type { CommittedLog } from "../../../sdk/contract.ts";
 import { type Counter, type Logger, rateLimitedWarn } from "../../../sdk/telemetry.ts";
 import { comesBackLater, noteBehindRetention, reachVersion, resetReason, wholeYet } from "../../../sdk/resume.ts";
@@ -14,6 +14,7 @@ import { snapshotTurn } from "../../../sdk/snapshot-turns.ts";
 import { fromStore, StoreReadFailed } from "../../../sdk/store-reads.ts";
 import { ChunkWriter } from "./chunks.ts";
 import { refusedReply } from "./replies.ts";
+import { keepReplaySubscription, type ReplaySubscriptionOptions } from "./replay-subscription.ts";
 import { ReplayContent } from "./replay-content.ts";
 import {
   MalformedRequestError,
@@ -41,8 +42,10 @@ export interface ResponderOptions {
   /** `kubemeta_nats_replay_subscription_failures_total`: subscriptions the server refused. */
   subscriptionFailures: Counter;
   labels: Record<string, string>;
-  /** Resolves true at the connection's next reconnect, false when it closed for good or `signal` aborted first. */
-  reconnected(signal: AbortSignal): Promise<boolean>;
+  /** Delays between subscriptions the server refuses. */
+  resubscribe: ReplaySubscriptionOptions["backoff"];
+  ready: ReplaySubscriptionOptions["ready"];
+  session: ReplaySubscriptionOptions["session"];
 }
 
 export interface Responder {
@@ -216,27 +219,7 @@ export function serveReplay(options: ResponderOptions): Responder {
     answering.add(done);
   }
 
-  /**
-   * The client drops a subscription the server refused (a permission missing), on its reconnects too: made again
-   * after the next one, by which time the permission may have been granted. Until then, no request is answered here.
-   */
-  function subscriptionRefused(error: Error): void {
-    options.subscriptionFailures.inc(labels);
-    warn("the NATS server refused the replay subscription; subscribing again after the next reconnect", {
-      error,
-      subject: options.subject,
-    });
-    void options.reconnected(stopped.signal).then((reconnected) => {
-      if (reconnected && !stopping && subscription.isClosed()) subscription = subscribe();
-    });
-  }
-
-  function subscribe(): Subscription {
-    return nc.subscribe(options.subject, { queue: options.queue, callback: onRequest });
-  }
-
-  function onRequest(error: Error | null, msg: Msg) {
-    if (error) return subscriptionRefused(error);
+  function onRequest(msg: Msg) {
     if (stopping) return;
     const refused = refusedReply(msg.reply, options.prefix);
     if (refused) {
@@ -265,7 +248,18 @@ export function serveReplay(options: ResponderOptions): Responder {
     }
     admit(request, parsed);
   }
-  let subscription = subscribe();
+  const subscription = keepReplaySubscription({
+    nc,
+    subject: options.subject,
+    queue: options.queue,
+    onRequest,
+    backoff: options.resubscribe,
+    refusals: options.subscriptionFailures,
+    labels,
+    logger,
+    ready: options.ready,
+    session: options.session,
+  });
 
   function admit(msg: Answerable, request: ReplayRequest | undefined): void {
     if (answering.size < options.concurrency) begin(msg, request);
@@ -291,7 +285,7 @@ export function serveReplay(options: ResponderOptions): Responder {
       stopping = true;
       stopped.abort(new Error("the NATS sink is stopping"));
       waiting = [];
-      subscription.unsubscribe();
+      subscription.stop();
       await Promise.allSettled([...answering]);
     },
   };
