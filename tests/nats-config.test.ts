@@ -126,7 +126,7 @@ test("credentials in the servers' URLs: the same in each that has some, or an er
   ]);
 });
 
-test("kubemeta_nats_connected is 0 while NATS was never reached, not missing until a first connection", async () => {
+test("kubemeta_nats_connected and _replay_subscribed are 0 while NATS was never reached, not missing", async () => {
   const th = await startTestHost({ sinks: [{ type: "nats", servers: "nats://127.0.0.1:1" }] });
   try {
     await waitFor(
@@ -135,6 +135,7 @@ test("kubemeta_nats_connected is 0 while NATS was never reached, not missing unt
       "a failed connection attempt",
     );
     expect(th.host.metrics.render()).toContain('kubemeta_nats_connected{sink="nats"} 0');
+    expect(th.host.metrics.render()).toContain('kubemeta_nats_replay_subscribed{sink="nats"} 0');
   } finally {
     await th.destroy();
   }

@@ -78,3 +78,29 @@ test(
   },
   SLOW_MS,
 );
+
+test(
+  "kubemeta_nats_replay_subscribed is 1 while the replay subscription stands, 0 while refused or disconnected",
+  async () => {
+    const denied = { auth: { ...AUTH, subscribeDeny: [REPLAY] } };
+    const server = await startNatsServer(denied);
+    cleanups.push(() => server.destroy());
+    const th = await startNatsHost(server, { sink: AUTH });
+    cleanups.push(() => th.destroy());
+    const metrics = () => th.host.metrics.render();
+    const subscribed = (value: 0 | 1) => metrics().includes(`kubemeta_nats_replay_subscribed{sink="nats"} ${value}\n`);
+    expect(subscribed(0)).toBe(true);
+    await waitFor(() => refusalsCounted(metrics()) >= 1, 10_000, "the refusal counted");
+    expect(subscribed(0)).toBe(true);
+
+    await server.reload({ auth: AUTH });
+    await waitFor(() => subscribed(1), 10_000, "subscribed once the permission is granted");
+
+    await server.stop();
+    await waitFor(() => subscribed(0), 10_000, "0 while disconnected");
+    await server.restart();
+    await waitFor(() => subscribed(1), 10_000, "1 again after the reconnect");
+    expect(metrics()).toContain(RECONNECTED_ONCE);
+  },
+  SLOW_MS,
+);

@@ -70,6 +70,12 @@ export default defineSink({
         "reconnect.",
     );
     replaySubscriptionFailures.inc(labels, 0);
+    const replaySubscribed = ctx.metrics.gauge(
+      "kubemeta_nats_replay_subscribed",
+      "1 while the replay subscription stands; 0 while the NATS server refuses it or the connection is down.",
+    );
+    // 0 from the start, as kubemeta_nats_connected: an alert on it must fire when replay never came on.
+    if (config.replay.enabled) replaySubscribed.set(0, labels);
     const failed = { plugin: ctx.name, kind: "sink", phase: "run" };
     const failures = pluginFailures(ctx.metrics);
     failures.inc(failed, 0);
@@ -122,6 +128,7 @@ export default defineSink({
               logger,
               requests: replayRequests,
               subscriptionFailures: replaySubscriptionFailures,
+              subscribed: replaySubscribed,
               labels,
               resubscribe: {
                 initialMs: Math.min(RESUBSCRIBE_FIRST_MS, config.reconnect.max),

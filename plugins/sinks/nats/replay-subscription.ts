@@ -3,10 +3,13 @@
  * to `<prefix>.replay`, and the client then drops it for good, on its reconnects too. It is made again on a backoff
  * while the connection lasts, and at once at each reconnect: an operator who grants the permission with a reload of
  * the server's configuration keeps the connection, so waiting for a reconnect alone could wait for ever.
+ *
+ * Whether it stands is known from a round trip after each subscription (and reconnect): the server answers a SUB it
+ * refuses before the PING that follows it.
  */
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
-import { Backoff, firstAbort } from "../../../protocol/retry.ts";
-import { type Counter, type Logger, rateLimitedWarn } from "../../../sdk/telemetry.ts";
+import { Backoff, firstAbort, until } from "../../../protocol/retry.ts";
+import { type Counter, type Gauge, type Logger, rateLimitedWarn } from "../../../sdk/telemetry.ts";
 
 export interface ReplaySubscriptionOptions {
   nc: NatsConnection;
@@ -18,6 +21,8 @@ export interface ReplaySubscriptionOptions {
   backoff: { initialMs: number; maxMs: number };
   /** `kubemeta_nats_replay_subscription_failures_total`. */
   refusals: Counter;
+  /** `kubemeta_nats_replay_subscribed`: 1 while the subscription stands, 0 otherwise. */
+  subscribed: Gauge;
   labels: Record<string, string>;
   logger: Logger;
   /** Resolves true once connected (at once when it is), false when closed for good or `signal` aborted. */
@@ -62,6 +67,20 @@ export function keepReplaySubscription(options: ReplaySubscriptionOptions): Repl
 
   let made = subscribe();
 
+  /** True when a round trip to the server came back with the subscription standing, in the session of `session`. */
+  async function stands(session: AbortSignal): Promise<boolean> {
+    const flushed = nc.flush().then(
+      () => true,
+      () => false,
+    );
+    const answered = (await until(flushed, Infinity, stopped.signal)) === true;
+    return answered && !session.aborted && !made.refused.signal.aborted;
+  }
+
+  function standing(value: 0 | 1): void {
+    if (!stopped.signal.aborted) options.subscribed.set(value, labels);
+  }
+
   /** Connected, and not stopped: false once either is over for good. */
   async function connectedStill(): Promise<boolean> {
     return !stopped.signal.aborted && (await options.ready(stopped.signal)) && !stopped.signal.aborted;
@@ -72,8 +91,14 @@ export function keepReplaySubscription(options: ReplaySubscriptionOptions): Repl
     while (await connectedStill()) {
       const session = options.session();
       if (made.subscription.isClosed()) made = subscribe();
-      // It stands until it is refused (the client resends it at a reconnect, where the server may refuse it).
+      if (await stands(session)) {
+        standing(1);
+        backoff.reset();
+      }
+      // It stands until it is refused (the client resends it at a reconnect, where the server may refuse it) or the
+      // connection drops.
       await firstAbort([stopped.signal, session, made.refused.signal]);
+      standing(0);
       if (!made.refused.signal.aborted || stopped.signal.aborted) continue;
       const retryInMs = backoff.next();
       warn("the NATS server refused the replay subscription; subscribing again on a backoff", {
@@ -93,6 +118,7 @@ export function keepReplaySubscription(options: ReplaySubscriptionOptions): Repl
 
   return {
     stop() {
+      options.subscribed.set(0, labels);
       stopped.abort();
       made.subscription.unsubscribe();
     },

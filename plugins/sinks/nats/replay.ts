@@ -8,7 +8,7 @@
  */
 import type { Msg, NatsConnection } from "@nats-io/transport-node";
 import type { CommittedLog } from "../../../sdk/contract.ts";
-import { type Counter, type Logger, rateLimitedWarn } from "../../../sdk/telemetry.ts";
+import { type Counter, type Gauge, type Logger, rateLimitedWarn } from "../../../sdk/telemetry.ts";
 import { comesBackLater, noteBehindRetention, reachVersion, resetReason, wholeYet } from "../../../sdk/resume.ts";
 import { snapshotTurn } from "../../../sdk/snapshot-turns.ts";
 import { fromStore, StoreReadFailed } from "../../../sdk/store-reads.ts";
@@ -41,6 +41,8 @@ export interface ResponderOptions {
   requests: Counter;
   /** `kubemeta_nats_replay_subscription_failures_total`: subscriptions the server refused. */
   subscriptionFailures: Counter;
+  /** `kubemeta_nats_replay_subscribed`: 1 while the subscription stands. */
+  subscribed: Gauge;
   labels: Record<string, string>;
   /** Delays between subscriptions the server refuses. */
   resubscribe: ReplaySubscriptionOptions["backoff"];
@@ -255,6 +257,7 @@ export function serveReplay(options: ResponderOptions): Responder {
     onRequest,
     backoff: options.resubscribe,
     refusals: options.subscriptionFailures,
+    subscribed: options.subscribed,
     labels,
     logger,
     ready: options.ready,
