@@ -104,3 +104,29 @@ test(
   },
   SLOW_MS,
 );
+
+test(
+  "a reload that takes the permission away drops the replay subscription: counted, 0, and made again once granted",
+  async () => {
+    const server = await startNatsServer({ auth: AUTH });
+    cleanups.push(() => server.destroy());
+    const th = await startNatsHost(server, { sink: AUTH });
+    cleanups.push(() => th.destroy());
+    const metrics = () => th.host.metrics.render();
+    const subscribed = (value: 0 | 1) => metrics().includes(`kubemeta_nats_replay_subscribed{sink="nats"} ${value}\n`);
+    await waitFor(() => subscribed(1), 10_000, "the replay subscription standing");
+    const nc = await client(server, { user: AUTH.user, pass: AUTH.password });
+    cleanups.push(() => nc.close());
+    expect((await replay(nc, REPLAY, { stream: "all" })).at(-1)?.last).toBe(true);
+
+    // The server drops the subscription and says so, naming its sid but not its queue group.
+    await server.reload({ auth: { ...AUTH, subscribeDeny: [REPLAY] } });
+    await waitFor(() => subscribed(0) && refusalsCounted(metrics()) >= 1, 10_000, "the drop seen as a refusal");
+
+    await server.reload({ auth: AUTH });
+    await waitFor(() => subscribed(1), 10_000, "subscribed again once granted");
+    expect((await replay(nc, REPLAY, { stream: "all" }, 1_000, 5, 10_000)).at(-1)?.last).toBe(true);
+    expect(metrics()).toContain('kubemeta_nats_reconnects_total{sink="nats"} 0');
+  },
+  SLOW_MS,
+);

@@ -7,7 +7,7 @@
  * Whether it stands is known from a round trip after each subscription (and reconnect): the server answers a SUB it
  * refuses before the PING that follows it.
  */
-import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
+import { type Msg, type NatsConnection, PermissionViolationError, type Subscription } from "@nats-io/transport-node";
 import { Backoff, firstAbort, until } from "../../../protocol/retry.ts";
 import { type Counter, type Gauge, type Logger, rateLimitedWarn } from "../../../sdk/telemetry.ts";
 
@@ -42,6 +42,14 @@ interface Made {
   refused: AbortController;
 }
 
+/** The sid of a subscription to `subject` the server dropped on a reload of its configuration, if `error` says so. */
+function droppedSid(error: Error, subject: string): number | undefined {
+  if (!(error instanceof PermissionViolationError) || error.operation !== "subscription") return undefined;
+  if (error.subject !== subject) return undefined;
+  const sid = /\(sid "(\d+)"\)/.exec(error.message)?.[1];
+  return sid === undefined ? undefined : Number(sid);
+}
+
 export function keepReplaySubscription(options: ReplaySubscriptionOptions): ReplaySubscription {
   const { nc, labels, logger } = options;
   // A refusal is logged at most once a minute: it comes back with every try while the permission is missing.
@@ -49,16 +57,18 @@ export function keepReplaySubscription(options: ReplaySubscriptionOptions): Repl
   const stopped = new AbortController();
   const backoff = new Backoff({ ...options.backoff, jitter: "equal" });
 
+  /** Each refusal, that of the client's resubscription at a reconnect included. */
+  function refuse(refused: AbortController, error: Error): void {
+    options.refusals.inc(labels);
+    refused.abort(error);
+  }
+
   function subscribe(): Made {
     const refused = new AbortController();
     const subscription = nc.subscribe(options.subject, {
       queue: options.queue,
       callback(error, msg) {
-        if (error) {
-          // Each refusal, that of the client's resubscription at a reconnect included.
-          options.refusals.inc(labels);
-          return refused.abort(error);
-        }
+        if (error) return refuse(refused, error);
         if (!stopped.signal.aborted) options.onRequest(msg);
       },
     });
@@ -66,6 +76,23 @@ export function keepReplaySubscription(options: ReplaySubscriptionOptions): Repl
   }
 
   let made = subscribe();
+
+  /**
+   * A reload of the server's configuration that takes the permission away drops the subscription on the server, which
+   * says so naming its sid, not its queue group: the client, matching on the queue group, finds none of its own and
+   * keeps it as if it stood (replay off, unnoticed). Told by its sid here, it is a refusal like any other. The
+   * statuses end with the connection's close, which follows the stop.
+   */
+  async function watchDrops(): Promise<void> {
+    for await (const status of nc.status()) {
+      if (stopped.signal.aborted) return;
+      if (status.type !== "error") continue;
+      const { subscription, refused } = made;
+      if (subscription.isClosed() || droppedSid(status.error, options.subject) !== subscription.getID()) continue;
+      subscription.unsubscribe();
+      refuse(refused, status.error);
+    }
+  }
 
   /** True when a round trip to the server came back with the subscription standing, in the session of `session`. */
   async function stands(session: AbortSignal): Promise<boolean> {
@@ -95,8 +122,8 @@ export function keepReplaySubscription(options: ReplaySubscriptionOptions): Repl
         standing(1);
         backoff.reset();
       }
-      // It stands until it is refused (the client resends it at a reconnect, where the server may refuse it) or the
-      // connection drops.
+      // It stands until it is refused (the client resends it at a reconnect, where the server may refuse it; a reload
+      // of the server's configuration may drop it) or the connection drops.
       await firstAbort([stopped.signal, session, made.refused.signal]);
       standing(0);
       if (!made.refused.signal.aborted || stopped.signal.aborted) continue;
@@ -111,7 +138,7 @@ export function keepReplaySubscription(options: ReplaySubscriptionOptions): Repl
     }
   }
 
-  void keep().catch((error: unknown) => {
+  void Promise.all([keep(), watchDrops()]).catch((error: unknown) => {
     // nats-core's subscribe throws on a closed or draining connection only, which connectedStill rules out.
     logger.error("the replay subscription is no longer kept; replay stays off on this connection", { error });
   });
