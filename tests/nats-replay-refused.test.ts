@@ -22,21 +22,31 @@ const RECONNECTED_ONCE = 'kubemeta_nats_reconnects_total{sink="nats"} 1\n';
 const refusalsCounted = (metrics: string) =>
   Number(/kubemeta_nats_replay_subscription_failures_total\{sink="nats"\} (\d+)/.exec(metrics)?.[1] ?? 0);
 
+/**
+ * A nats-server (kubemeta's user denied the replay subject unless `granted`), a host whose NATS sink uses it, the
+ * host's log lines, and a client of that user to ask for replays with.
+ */
+async function startReplayHost(granted = false) {
+  const server = await startNatsServer({ auth: granted ? AUTH : { ...AUTH, subscribeDeny: [REPLAY] } });
+  cleanups.push(() => server.destroy());
+  const lines: string[] = [];
+  const logger = createLogger({ level: "info", write: (line) => void lines.push(line) });
+  const th = await startNatsHost(server, { sink: AUTH, logger });
+  cleanups.push(() => th.destroy());
+  const nc = await client(server, { user: AUTH.user, pass: AUTH.password });
+  cleanups.push(() => nc.close());
+  const metrics = () => th.host.metrics.render();
+  const subscribed = (value: 0 | 1) => metrics().includes(`kubemeta_nats_replay_subscribed{sink="nats"} ${value}\n`);
+  return { server, lines, nc, metrics, subscribed };
+}
+
 test(
   "a replay subscription the server refuses is counted and logged, and made again, at each reconnect too",
   async () => {
-    const server = await startNatsServer({ auth: { ...AUTH, subscribeDeny: [REPLAY] } });
-    cleanups.push(() => server.destroy());
-    const lines: string[] = [];
-    const logger = createLogger({ level: "info", write: (line) => void lines.push(line) });
-    const th = await startNatsHost(server, { sink: AUTH, logger });
-    cleanups.push(() => th.destroy());
-    const metrics = () => th.host.metrics.render();
+    const { server, lines, nc, metrics } = await startReplayHost();
     expect(metrics()).toMatch(/kubemeta_nats_replay_subscription_failures_total\{sink="nats"\} \d+\n/);
     await waitFor(() => refusalsCounted(metrics()) >= 1, 10_000, "the refusal counted");
     expect(lines.some((line) => line.includes("the NATS server refused the replay subscription"))).toBe(true);
-    const nc = await client(server, { user: AUTH.user, pass: AUTH.password });
-    cleanups.push(() => nc.close());
     await expect(replay(nc, REPLAY, { stream: "all" }, 1_000, 1, 200)).rejects.toThrow("no responders");
 
     // Refused again after a reconnect while the permission is missing.
@@ -56,17 +66,9 @@ test(
 test(
   "a refused replay subscription is tried again on a backoff: a reload granting it turns replay on, no reconnect",
   async () => {
-    const server = await startNatsServer({ auth: { ...AUTH, subscribeDeny: [REPLAY] } });
-    cleanups.push(() => server.destroy());
-    const lines: string[] = [];
-    const logger = createLogger({ level: "info", write: (line) => void lines.push(line) });
-    const th = await startNatsHost(server, { sink: AUTH, logger });
-    cleanups.push(() => th.destroy());
-    const metrics = () => th.host.metrics.render();
+    const { server, lines, nc, metrics } = await startReplayHost();
     // Tried again while connected, not only at a reconnect (reconnect.max is 200 ms here).
     await waitFor(() => refusalsCounted(metrics()) >= 3, 10_000, "the subscription tried again and refused");
-    const nc = await client(server, { user: AUTH.user, pass: AUTH.password });
-    cleanups.push(() => nc.close());
     await expect(replay(nc, REPLAY, { stream: "all" }, 1_000, 1, 200)).rejects.toThrow("no responders");
 
     await server.reload({ auth: AUTH });
@@ -82,13 +84,7 @@ test(
 test(
   "kubemeta_nats_replay_subscribed is 1 while the replay subscription stands, 0 while refused or disconnected",
   async () => {
-    const denied = { auth: { ...AUTH, subscribeDeny: [REPLAY] } };
-    const server = await startNatsServer(denied);
-    cleanups.push(() => server.destroy());
-    const th = await startNatsHost(server, { sink: AUTH });
-    cleanups.push(() => th.destroy());
-    const metrics = () => th.host.metrics.render();
-    const subscribed = (value: 0 | 1) => metrics().includes(`kubemeta_nats_replay_subscribed{sink="nats"} ${value}\n`);
+    const { server, metrics, subscribed } = await startReplayHost();
     expect(subscribed(0)).toBe(true);
     await waitFor(() => refusalsCounted(metrics()) >= 1, 10_000, "the refusal counted");
     expect(subscribed(0)).toBe(true);
@@ -108,15 +104,8 @@ test(
 test(
   "a reload that takes the permission away drops the replay subscription: counted, 0, and made again once granted",
   async () => {
-    const server = await startNatsServer({ auth: AUTH });
-    cleanups.push(() => server.destroy());
-    const th = await startNatsHost(server, { sink: AUTH });
-    cleanups.push(() => th.destroy());
-    const metrics = () => th.host.metrics.render();
-    const subscribed = (value: 0 | 1) => metrics().includes(`kubemeta_nats_replay_subscribed{sink="nats"} ${value}\n`);
+    const { server, nc, metrics, subscribed } = await startReplayHost(true);
     await waitFor(() => subscribed(1), 10_000, "the replay subscription standing");
-    const nc = await client(server, { user: AUTH.user, pass: AUTH.password });
-    cleanups.push(() => nc.close());
     expect((await replay(nc, REPLAY, { stream: "all" })).at(-1)?.last).toBe(true);
 
     // The server drops the subscription and says so, naming its sid but not its queue group.
