@@ -137,13 +137,20 @@ for (const [first, sink] of Object.entries(FIRST_PACKETS)) {
   );
 }
 
+
+/** A nats-server behind a TCP proxy that can cut the path (partition) as a network would. */
+async function startProxiedServer() {
+  const server = await startNatsServer();
+  cleanups.push(() => server.destroy());
+  const proxy = startTcpProxy({ hostname: "127.0.0.1", port: server.port });
+  cleanups.push(() => proxy.stop());
+  return { server, proxy };
+}
+
 test(
   "a connection closed while its reconnects time out (a partitioned path) leaves no socket open",
   async () => {
-    const server = await startNatsServer();
-    cleanups.push(() => server.destroy());
-    const proxy = startTcpProxy({ hostname: "127.0.0.1", port: server.port });
-    cleanups.push(() => proxy.stop());
+    const { proxy } = await startProxiedServer();
     const nc = await connect({
       servers: `nats://127.0.0.1:${proxy.port}`,
       timeout: TIMEOUT_MS,
@@ -167,10 +174,7 @@ test(
 test(
   "a stock connect elsewhere in the process leaves the sink's reconnects on the transport that closes its sockets",
   async () => {
-    const server = await startNatsServer();
-    cleanups.push(() => server.destroy());
-    const proxy = startTcpProxy({ hostname: "127.0.0.1", port: server.port });
-    cleanups.push(() => proxy.stop());
+    const { server, proxy } = await startProxiedServer();
     const th = await startTestHost({
       cluster: CLUSTER,
       sinks: [
