@@ -166,7 +166,7 @@ test("the default prefix keeps any cluster name one token", () => {
   ]);
 });
 
-test("--check reads the files the sink names: each missing one, or one holding something else, is named", async () => {
+test("--check reads the files the sink names: one missing, not a regular file, holding something else", async () => {
   const dir = await tempDir();
   const pki = await testPki();
   const seed = new TextDecoder().decode(nkeys.createUser().getSeed());
@@ -192,17 +192,21 @@ test("--check reads the files the sink names: each missing one, or one holding s
   expect(swapped.stderr).toBe(
     "invalid config:\n  sinks[0]: " +
       [
-        `tls.caFile: cannot read ${join(dir, "ca.crt")}: ENOENT`,
+        `cannot read tls.caFile ${join(dir, "ca.crt")}: ENOENT`,
         `tls.certFile: ${pki.clientKeyFile} holds no PEM certificate`,
         `tls.keyFile: ${pki.clientCertFile} holds no PEM private key`,
       ].join("; ") +
       "\n",
   );
-  // A seed file or a creds file holding something else; never quoted (each may hold a secret).
+  // A seed file or a creds file holding something else; never quoted (each may hold a secret). A FIFO nobody writes
+  // (whose read would never end) or a directory: said as what it is, never read.
   await Bun.write(join(dir, "wrong"), "secret-content\n");
+  expect(Bun.spawnSync(["mkfifo", join(dir, "seed.fifo")]).exitCode).toBe(0);
   for (const [entry, said] of [
     ["nkeySeedFile: wrong", "nkeySeedFile: wrong holds no nkey seed (SU…)"],
     ["credsFile: wrong", "credsFile: wrong holds no NATS credentials (a user JWT and its seed)"],
+    ["nkeySeedFile: seed.fifo", "nkeySeedFile seed.fifo is a FIFO, not a regular file"],
+    ["credsFile: .", "credsFile . is a directory, not a regular file"],
   ] as const) {
     const result = await check(entry);
     expect({ code: result.code, stderr: result.stderr }).toEqual({

@@ -9,6 +9,7 @@
  * would leave one open socket per attempt the sink retries, and one per connection closed while it reconnects. A TCP
  * connect that gets no SYN-ACK (packets dropped) is not even the transport's socket yet: it would stay open, retrying
  * its SYN, until the kernel gives up, about two minutes after the attempt was given up on.
+ * The same transport reads the TLS files (`tls.caFile`, `certFile`, `keyFile`) through sdk/credential-file.ts.
  */
 import {
   type ConnectionOptions,
@@ -21,8 +22,11 @@ import {
 import { NodeTransport, nodeResolveHost } from "@nats-io/transport-node/lib/node_transport.js";
 import { createConnection, type Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
+import { readCredentialFile } from "../../../sdk/credential-file.ts";
 
 type HostPort = { hostname: string; port: number };
+
+const TLS_FILE_KEYS = ["caFile", "certFile", "keyFile"] as const;
 
 class ClosingTransport extends NodeTransport {
   /** The socket of a TCP connect under way: NodeTransport has none to close until it connects. */
@@ -66,6 +70,16 @@ class ClosingTransport extends NodeTransport {
   override async tlsFirst(hp: HostPort): Promise<TLSSocket> {
     this.socket = await this.dial(hp);
     return super.tlsFirst(hp);
+  }
+
+  /**
+   * The TLS files, read at each connection and reconnection (a renewed certificate is taken): as credential files,
+   * where transport-node would read a FIFO with Bun's file pool, for ever.
+   */
+  override loadFile(fn: string): Promise<Buffer> {
+    const tls = this.options.tls;
+    const key = TLS_FILE_KEYS.find((name) => tls?.[name] === fn);
+    return readCredentialFile(`tls.${key ?? "file"}`, fn);
   }
 }
 

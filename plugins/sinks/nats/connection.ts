@@ -54,8 +54,9 @@ export interface ConnectPolicy {
 
 /**
  * How long past the client's own handshake deadline an attempt may take. The client's deadline covers only the
- * socket and the handshake: reading the credential files comes before it (a FIFO without a writer blocks that read
- * forever), and nothing else bounds an attempt.
+ * socket and the handshake: reading the credential files comes before it (only regular files are read, so a FIFO
+ * cannot block it, but a file system that stops answering, an NFS server gone, still can), and nothing else bounds
+ * an attempt.
  */
 const ATTEMPT_GRACE_MS = 1_000;
 

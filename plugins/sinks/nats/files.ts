@@ -3,14 +3,17 @@
  * which is after the start: without this, a missing CA or a key where the certificate belongs passed `--check`, and
  * the sink retried a connection that could never succeed.
  */
-import { readFile } from "node:fs/promises";
+import { readCredentialFile } from "../../../sdk/credential-file.ts";
 import { PEM_CERTIFICATE, PEM_PRIVATE_KEY } from "../../../protocol/pem.ts";
 import { isNkeySeed, type NatsSinkConfig } from "./options.ts";
 
 /** A `.creds` file as `nsc` writes it: the user's JWT, then its nkey seed. */
 const CREDS = /-----BEGIN NATS USER JWT-----[\s\S]*-----BEGIN USER NKEY SEED-----/;
 
-/** Throws one message naming each file that cannot be read or does not hold what its key says (never its content). */
+/**
+ * Throws one message naming each file that cannot be read, is no regular file, or does not hold what its key says
+ * (never its content).
+ */
 export async function checkNatsFiles(config: NatsSinkConfig): Promise<void> {
   const files: [key: string, path: string | undefined, holds: (text: string) => boolean, what: string][] = [
     ["tls.caFile", config.tls?.caFile, (text) => PEM_CERTIFICATE.test(text), "PEM certificate"],
@@ -25,9 +28,9 @@ export async function checkNatsFiles(config: NatsSinkConfig): Promise<void> {
     if (path === undefined) continue;
     let text: string;
     try {
-      text = await readFile(path, "latin1");
+      text = (await readCredentialFile(key, path)).toString("latin1");
     } catch (error) {
-      problems.push(`${key}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+      problems.push((error as Error).message);
       continue;
     }
     if (!holds(text)) problems.push(`${key}: ${path} holds no ${what}`);

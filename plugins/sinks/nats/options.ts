@@ -2,7 +2,6 @@
  * The NATS sink's config (the single source of truth for its defaults) and its
  * translation into the NATS client's connection options: servers, credentials, TLS.
  */
-import { readFile } from "node:fs/promises";
 import { credsAuthenticator, nkeyAuthenticator, nkeys, type NodeConnectionOptions } from "@nats-io/transport-node";
 import {
   alias,
@@ -15,6 +14,7 @@ import {
   retrySchema,
   v,
 } from "../../../sdk/index.ts";
+import { readCredentialFile } from "../../../sdk/credential-file.ts";
 import {
   credentialsAgree,
   isNatsServer,
@@ -102,8 +102,9 @@ export const natsSinkSchema = v.pipe(
     nkeySeedFile: described(nonEmpty, "A file holding an nkey seed."),
     credsFile: described(
       nonEmpty,
-      "A `.creds` file (JWT + seed, decentralized auth). Files are read when a connection is opened, and by " +
-        "`--check`: one missing, or holding something else than its key says, is a config error there.",
+      "A `.creds` file (JWT + seed, decentralized auth). These files (and `nkeySeedFile`, `tls.*File`) are read " +
+        "at each connection attempt and by `--check`, only if regular files of at most 1 MiB (see Configuration): " +
+        "one missing, not a regular file, or holding something else than its key says, is a config error there.",
     ),
     tls: v.optional(
       v.pipe(
@@ -210,7 +211,8 @@ export function ownCredentials(config: NatsSinkConfig): (typeof AUTH_KEYS)[numbe
 
 /**
  * The client's options; reads the credential files (so a rotated file is picked up on the
- * next connection). `reconnectWaitMs` is asked before every reconnect attempt.
+ * next connection; the TLS files are read by the transport at each connection and reconnection: connect.ts).
+ * `reconnectWaitMs` is asked before every reconnect attempt.
  */
 export async function connectionOptions(
   config: NatsSinkConfig,
@@ -229,10 +231,13 @@ export async function connectionOptions(
   };
   if (config.user !== undefined) Object.assign(options, { user: config.user, pass: config.password });
   if (config.token !== undefined) options.token = config.token;
-  const seed =
-    config.nkeySeed ?? (config.nkeySeedFile ? (await readFile(config.nkeySeedFile, "utf8")).trim() : undefined);
+  const seed = config.nkeySeedFile
+    ? (await readCredentialFile("nkeySeedFile", config.nkeySeedFile)).toString("utf8").trim()
+    : config.nkeySeed;
   if (seed) options.authenticator = nkeyAuthenticator(new TextEncoder().encode(seed));
-  if (config.credsFile) options.authenticator = credsAuthenticator(await readFile(config.credsFile));
+  if (config.credsFile) {
+    options.authenticator = credsAuthenticator(await readCredentialFile("credsFile", config.credsFile));
+  }
   if (config.tls) {
     const { caFile, certFile, keyFile, handshakeFirst } = config.tls;
     options.tls = { caFile, certFile, keyFile, handshakeFirst };
