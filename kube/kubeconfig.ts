@@ -5,9 +5,9 @@
  * share, and `token-file` is read for every user, relative to the working directory. Here client-node only turns
  * each file's entries into its own types; reading, parsing, merging and token files are kubectl's rules.
  */
-import { readFileSync } from "node:fs";
 import { dirname, sep, resolve as resolvePath } from "node:path";
 import { KubeConfig, loadYaml } from "@kubernetes/client-node";
+import { type CredentialFileError, readCredentialFileSync } from "../sdk/credential-file.ts";
 import { yamlErrorPlace } from "./yaml.ts";
 
 export interface LoadedKubeconfig {
@@ -23,7 +23,8 @@ export interface LoadedKubeconfig {
  * Reads kubeconfig files and merges them as kubectl merges `KUBECONFIG=a:b:c`: of clusters, users and contexts
  * (by name) and of `current-context`, the first file that defines one wins, whole, and a later one is ignored. A
  * missing file is an error, unless `list` names the list it comes from: then it is skipped, and only a list none of
- * whose files exists is an error. A file that is not YAML is an error naming the file and where, never its content.
+ * whose files exists is an error. A file that is not YAML is an error naming the file and where, never its content;
+ * one that is no regular file (a FIFO: a read that never ends) is never read (sdk/credential-file.ts).
  */
 export function readKubeconfigs(files: string[], list?: string): LoadedKubeconfig {
   const merged = new KubeConfig();
@@ -32,10 +33,11 @@ export function readKubeconfigs(files: string[], list?: string): LoadedKubeconfi
   for (const file of files) {
     let text: string;
     try {
-      text = readFileSync(file, "utf8");
+      text = readCredentialFileSync("kubeconfig", file).toString("utf8");
     } catch (err) {
-      if (list !== undefined && (err as NodeJS.ErrnoException).code === "ENOENT") continue;
-      throw new Error(`cannot load kubeconfig ${file}: ${(err as Error).message}`);
+      const { code, problem } = err as CredentialFileError;
+      if (list !== undefined && code === "ENOENT") continue;
+      throw new Error(`cannot load kubeconfig ${file}: ${code ?? `it is ${problem}`}`);
     }
     found++;
     const one = readOne(file, text);

@@ -6,12 +6,13 @@
  * explicitly, because client-node's fetch path puts them on an undici Agent that Bun
  * ignores (DESIGN.md, "Pitfalls": LIST fails with UNABLE_TO_VERIFY_LEAF_SIGNATURE).
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
 import type { RequestOptions } from "node:https";
 import { KubeConfig, type User } from "@kubernetes/client-node";
 import { readKubeconfigs } from "./kubeconfig.ts";
+import { readCredentialFileSync } from "../sdk/credential-file.ts";
 
 const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
@@ -155,8 +156,8 @@ function checkUserMethods(user: User): void {
 
 /**
  * The files of the context in use (its cluster's CA, its user's client certificate and key) can be read, as kubectl
- * checks at load (client-go's ConfirmUsable): client-node reads them only with each request, so a missing one would
- * pass `--check` and then fail every list and watch.
+ * checks at load (client-go's ConfirmUsable): they are read only with each request (withFilesRead), so a missing one
+ * would pass `--check` and then fail every list and watch.
  */
 function checkFilesReadable(kc: KubeConfig): void {
   const user = kc.getCurrentUser();
@@ -165,14 +166,7 @@ function checkFilesReadable(kc: KubeConfig): void {
     ["client-certificate", user?.certFile],
     ["client-key", user?.keyFile],
   ] as const;
-  for (const [key, file] of files) {
-    if (!file) continue;
-    try {
-      readFileSync(file);
-    } catch (err) {
-      throw new Error(`cannot read its ${key} ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
-    }
-  }
+  for (const [key, file] of files) if (file) readCredentialFileSync(`its ${key}`, file);
 }
 
 /**
@@ -189,7 +183,7 @@ function readTokenFile(kc: KubeConfig, tokenFiles: Map<string, string>): void {
   if (!current || !file) return;
   let token: string;
   try {
-    token = readFileSync(file, "utf8").trim();
+    token = readCredentialFileSync("its token file", file).toString("utf8").trim();
   } catch (error) {
     if (current.token) return;
     throw error;
@@ -287,7 +281,7 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
 export async function fetchOptions(kc: KubeConfig): Promise<{ headers: Headers; tls: BunFetchRequestInitTLS }> {
   const options: RequestOptions = {};
   try {
-    await kc.applyToHTTPSOptions(options);
+    await withFilesRead(kc).applyToHTTPSOptions(options);
   } catch (err) {
     // For a plain http:// server (kubectl proxy, --demo) without insecure-skip-tls-verify,
     // client-node refuses to build its https.Agent, the last step, once the options are
@@ -311,6 +305,33 @@ export async function fetchOptions(kc: KubeConfig): Promise<{ headers: Headers; 
   if (options.rejectUnauthorized !== undefined) tls.rejectUnauthorized = options.rejectUnauthorized;
   if (options.servername) tls.serverName = options.servername;
   return { headers, tls };
+}
+
+/**
+ * `kc` with the files of its current cluster and user (CA, client certificate and key) read as credential files and
+ * put in as data: client-node would read each itself at every request, with readFileSync, where a FIFO blocks the
+ * event loop for ever. A view on `kc` (its prototype), so that client-node's authenticators and their caches (an
+ * exec plugin's credential) are `kc`'s own.
+ */
+function withFilesRead(kc: KubeConfig): KubeConfig {
+  const cluster = kc.getCurrentCluster();
+  const user = kc.getCurrentUser();
+  if (!cluster?.caFile && !user?.certFile && !user?.keyFile) return kc;
+  const data = (key: string, file: string) => readCredentialFileSync(`its ${key}`, file).toString("base64");
+  const view = Object.create(kc) as KubeConfig;
+  if (cluster?.caFile) {
+    const read = { ...cluster, caFile: undefined, caData: data("certificate-authority", cluster.caFile) };
+    view.clusters = kc.clusters.map((entry) => (entry === cluster ? read : entry));
+  }
+  if (user && (user.certFile || user.keyFile)) {
+    const read = {
+      ...user,
+      ...(user.certFile ? { certFile: undefined, certData: data("client-certificate", user.certFile) } : {}),
+      ...(user.keyFile ? { keyFile: undefined, keyData: data("client-key", user.keyFile) } : {}),
+    };
+    view.users = kc.users.map((entry) => (entry === user ? read : entry));
+  }
+  return view;
 }
 
 function pem(value: unknown): string {

@@ -280,7 +280,6 @@ describe("the context in use, its cluster and its user", () => {
         `client-certificate ${join(dir, "c.pem")}`,
       ],
       ["no-key", "ca.pem", { "client-certificate": ca, "client-key": "k.pem" }, `client-key ${join(dir, "k.pem")}`],
-      ["dir-ca", ".", {}, `certificate-authority ${dir}: EISDIR`],
     ] as const;
     for (const [name, clusterFile, user, said] of cases) {
       const file = await withFiles(name, clusterFile, user);
@@ -288,6 +287,14 @@ describe("the context in use, its cluster and its user", () => {
         `cannot load kubeconfig ${file}: cannot read its ${said}`,
       );
     }
+    // No regular file (a FIFO's read would never end): said as what it is, never read.
+    const dirCa = await withFiles("dir-ca", ".", {});
+    expect(() => loadKubeConfig({ kubeconfig: dirCa })).toThrow(
+      `cannot load kubeconfig ${dirCa}: its certificate-authority ${dir} is a directory, not a regular file`,
+    );
+    expect(() => loadKubeConfig({ kubeconfig: dir })).toThrow(
+      `cannot load kubeconfig ${dir}: it is a directory, not a regular file`,
+    );
     // --check loads it too, and says so at the entry, where start would have retried every list and watch for good.
     const config = await write(
       join(dir, "kubemeta.yaml"),
