@@ -1,8 +1,9 @@
 /** The `http` section: the one listener that the host and every plugin share. */
 import * as v from "valibot";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { createSecureContext } from "node:tls";
 import { duration, port } from "../sdk/schema.ts";
+import { readCredentialFileSync } from "../sdk/credential-file.ts";
 import { BEARER_TOKEN_PATTERN } from "../protocol/token.ts";
 import { PEM_CERTIFICATE, PEM_PRIVATE_KEY } from "../protocol/pem.ts";
 
@@ -12,13 +13,19 @@ const readableFile = v.pipe(
   v.check((path) => existsSync(path), "file not found (paths are relative to the working directory)"),
 );
 
-/** Whether the file exists and holds a PEM block matching `begin` (a directory or an unreadable file does not). */
-function holdsPem(path: string, begin: RegExp): boolean {
+/** The file's text, read as a credential file (a FIFO never is: sdk/credential-file.ts), or why it cannot be. */
+function readPem(path: string): string | Error {
   try {
-    return begin.test(readFileSync(path, "latin1"));
-  } catch {
-    return false;
+    return readCredentialFileSync("file", path).toString("latin1");
+  } catch (error) {
+    return error as Error;
   }
+}
+
+/** The file's text if it holds a PEM block matching `begin`. */
+function pemHolding(path: string, begin: RegExp): string | undefined {
+  const text = readPem(path);
+  return typeof text === "string" && begin.test(text) ? text : undefined;
 }
 
 /**
@@ -28,15 +35,22 @@ function holdsPem(path: string, begin: RegExp): boolean {
 const pemFile = (begin: RegExp, holding: string) =>
   v.pipe(
     readableFile,
-    // A missing file is said once, above.
-    v.check((path) => !existsSync(path) || holdsPem(path, begin), `not a PEM file holding ${holding}`),
+    v.rawCheck(({ dataset, addIssue }) => {
+      // A missing file is said once, above.
+      if (!dataset.typed || !existsSync(dataset.value)) return;
+      const text = readPem(dataset.value);
+      if (text instanceof Error) addIssue({ message: text.message });
+      else if (!begin.test(text)) addIssue({ message: `not a PEM file holding ${holding}` });
+    }),
   );
 
 /** Whether `key` is the private key of the certificate in `cert`; true where either file is wrong on its own. */
 function pairs(tls: { cert: string; key: string }): boolean {
-  if (!holdsPem(tls.cert, PEM_CERTIFICATE) || !holdsPem(tls.key, PEM_PRIVATE_KEY)) return true;
+  const cert = pemHolding(tls.cert, PEM_CERTIFICATE);
+  const key = pemHolding(tls.key, PEM_PRIVATE_KEY);
+  if (cert === undefined || key === undefined) return true;
   try {
-    createSecureContext({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) });
+    createSecureContext({ cert, key });
     return true;
   } catch {
     return false;

@@ -13,6 +13,7 @@ import type { Metrics } from "../sdk/telemetry.ts";
 import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { refuseRepeated } from "../sdk/http.ts";
 import { BEARER_TOKEN_PATTERN } from "../protocol/token.ts";
+import { readCredentialFileSync } from "../sdk/credential-file.ts";
 
 export interface Readiness {
   ready: boolean;
@@ -173,7 +174,10 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
         hostname: config.address,
         port: config.port,
         idleTimeout: config.idleTimeout,
-        tls: config.tls && { cert: Bun.file(config.tls.cert), key: Bun.file(config.tls.key) },
+        tls: config.tls && {
+          cert: readCredentialFileSync("http.tls.cert", config.tls.cert).toString("utf8"),
+          key: readCredentialFileSync("http.tls.key", config.tls.key).toString("utf8"),
+        },
         fetch: route,
       });
       logger.info("http listening", { url: server.url.href, tls: Boolean(config.tls), auth: config.tokens.length > 0 });

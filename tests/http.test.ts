@@ -177,7 +177,6 @@ describe("TLS", () => {
       "http.tls.cert: not a PEM file holding a certificate",
       "http.tls.key: not a PEM file holding a private key",
     ]);
-    expect(await issuesOf({ cert: pki.dir, key })).toEqual(["http.tls.cert: not a PEM file holding a certificate"]);
     expect(await issuesOf({ cert, key: otherKey })).toEqual([
       "http.tls: the key is not the certificate's: they do not form a pair",
     ]);
