@@ -137,7 +137,6 @@ for (const [first, sink] of Object.entries(FIRST_PACKETS)) {
   );
 }
 
-
 /** A nats-server behind a TCP proxy that can cut the path (partition) as a network would. */
 async function startProxiedServer() {
   const server = await startNatsServer();
