@@ -78,5 +78,6 @@ export {
   type DeprecatedKey,
   type RetrySchemaOptions,
 } from "./schema.ts";
+export { CredentialFileError, readCredentialFile, readCredentialFileSync } from "./credential-file.ts";
 export type { ChangeType, Envelope, SlimObject } from "../protocol/envelope.ts";
 export { ALL, isStreamName, NODE_PREFIX, nodeOfStream, SHARED, STREAM_NAME_RULE } from "../protocol/streams.ts";

@@ -5,7 +5,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { CREDENTIAL_FILE_MAX_BYTES, readCredentialFile, readCredentialFileSync } from "../sdk/credential-file.ts";
+import { CREDENTIAL_FILE_MAX_BYTES } from "../sdk/credential-file.ts";
+// As a plugin imports them, from kubemeta/sdk.
+import { readCredentialFile, readCredentialFileSync } from "kubemeta/sdk";
 import { until } from "../protocol/retry.ts";
 import { tempDir } from "../testing/index.ts";
 
