@@ -34,8 +34,8 @@ const USAGE = `Usage: bun run main.ts [options]
   --demo            run against a built-in simulated cluster (no cluster or config needed; store in ./data/demo)
   --help            this text
 
-Exit codes: 0 done (a check passed, a shutdown completed), 1 an invalid config or a failed start or shutdown
-(one line says why), 2 bad arguments.
+Exit codes: 0 done (a check passed, a shutdown completed), 1 an invalid config, a failed start or shutdown, or a
+store replaced under kubemeta (one line says why), 2 bad arguments.
 `;
 
 /** The options of a serve, --check, --demo and rbac (USAGE says each). */
@@ -91,8 +91,8 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     }
     // The demo runs kubemeta as a serve does: an error no handler caught is logged and counted, not the end.
     guardProcess(demo.logger, demo.host.metrics);
-    await signals.stop;
-    return (await stopInTime(demo.stop)) ? 0 : 1;
+    const stop = await stopAsked(signals, demo.host);
+    return (await stopInTime(demo.stop)) && stop === "signal" ? 0 : 1;
   }
 
   let config: Config;
@@ -137,13 +137,16 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
   guardProcess(logger, host.metrics);
   // Once started, as a start that fails says only why in its one line.
   for (const warning of emptinessWarnings(config)) logger.warn(warning);
-  // A signal that came while the host started stops it now that it has; a host that cannot go on stops itself.
-  const stoppedBy = await Promise.race([signals.stop.then(() => "signal" as const), host.failed]).catch(
-    () => "failure" as const,
-  );
+  // A signal that came while the host started stops it now that it has.
+  const stoppedBy = await stopAsked(signals, host);
   logger.info("shutting down");
   if (!(await stopInTime(() => host.stop()))) return 1;
   return stoppedBy === "failure" ? 1 : 0;
+}
+
+/** A signal, or the host that cannot go on (Host.failed, logged already): exit 1 then, once it stopped. */
+function stopAsked(signals: EarlySignals, host: Host): Promise<"signal" | "failure"> {
+  return Promise.race([signals.stop.then(() => "signal" as const), host.failed]).catch(() => "failure" as const);
 }
 
 /** Runs a host's stop; false when it ran out of `shutdownTimeout` (logged already, with what was not committed). */

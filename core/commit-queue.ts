@@ -3,7 +3,7 @@
  * takes all that is pending. A failed commit is retried with backoff, the same batch
  * again, until it lands, the store fences this writer out, or abandon() gives it up.
  */
-import { isWriterFenced, type Store } from "../sdk/contract.ts";
+import { isStoreReplaced, isWriterFenced, type Store } from "../sdk/contract.ts";
 import { type Logger, type Metrics, outageLog } from "../sdk/telemetry.ts";
 import type { Update } from "../sdk/model.ts";
 import { Backoff, sleep } from "../protocol/retry.ts";
@@ -114,6 +114,11 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
         return true;
       } catch (error) {
         lastFailure = error instanceof Error ? error : new Error(String(error));
+        // The store told the host, which stops (StoreContext.replaced): no retry would land anywhere.
+        if (isStoreReplaced(lastFailure)) {
+          abandoned.abort();
+          return false;
+        }
         if (isWriterFenced(lastFailure)) {
           logger.warn("another kubemeta now writes to the store; this one commits nothing more", {
             error: lastFailure.message,

@@ -33,8 +33,9 @@ export interface Host {
   readonly metrics: Metrics;
   readiness(): Promise<Readiness>;
   /**
-   * Rejects when the host cannot go on and must be stopped: with `ha`, the store was replaced under it (StoreReplaced,
-   * already logged). Never settles otherwise.
+   * Rejects when the host cannot go on and must be stopped, the cause already logged: the store found itself replaced
+   * (StoreContext.replaced: its file deleted or replaced), or with `ha` a replica found the store's epoch changed
+   * (StoreReplaced). Never settles otherwise.
    */
   readonly failed: Promise<never>;
   /**
@@ -92,7 +93,19 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
 
   // The kubeconfig of the Lease is loaded before anything starts: a bad one stops nothing half-started.
   const elector = haElector(config, logger);
-  const { store, state, horizons } = await openStore(config, context, logger, options.signal);
+  const failed = Promise.withResolvers<never>();
+  failed.promise.catch(() => {});
+  let failure: Error | undefined;
+  /** Once: the store and, with `ha`, the replica following it may both find it replaced. */
+  const fail = (message: string, error: Error) => {
+    if (failure) return;
+    failure = error;
+    logger.error(message, { error });
+    failed.reject(error);
+  };
+  const { store, state, horizons } = await openStore(config, context, logger, options.signal, (error) =>
+    fail("stopping: the store was replaced under this process", error),
+  );
   const { epoch, head, oldest } = state;
   // The objects are whole once a leader's sources have synced, which the store records (leader.ts, follower.ts); a
   // store that records nothing: whole if it held updates, and with `ha` at once (no replica can tell when the leader's
@@ -152,13 +165,8 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   // Every route is mounted now: the requests that came while the sinks started are answered.
   http.serve();
   const leaderOptions = { config, store, log, logger, metrics, context };
-  const failed = Promise.withResolvers<never>();
-  failed.promise.catch(() => {});
   if (config.ha && elector) {
-    const onReplaced = (error: Error) => {
-      logger.error("stopping: the store was replaced under this replica", { error });
-      failed.reject(error);
-    };
+    const onReplaced = (error: Error) => fail("stopping: the store was replaced under this replica", error);
     replication = startReplication({ ha: config.ha, elector, leaderOptions, terms, logger, onReplaced });
   } else {
     // The term has ended itself (sources and retention stopped); nothing else can write here until a restart.

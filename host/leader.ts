@@ -5,7 +5,14 @@
  * same epoch, and the sources resume from the stored resourceVersions, so consumers see neither a reset nor a gap.
  */
 import type { Config } from "./config.ts";
-import { isWriterFenced, type Lifecycle, type PluginContext, type Source, type Store } from "../sdk/contract.ts";
+import {
+  isStoreReplaced,
+  isWriterFenced,
+  type Lifecycle,
+  type PluginContext,
+  type Source,
+  type Store,
+} from "../sdk/contract.ts";
 import type { Logger, Metrics } from "../sdk/telemetry.ts";
 import type { HostLog } from "../core/committed-log.ts";
 import type { Uncommitted } from "../core/commit-queue.ts";
@@ -124,7 +131,8 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
     } catch (error) {
       // Refused for the same reason as a commit would be: on a quiet store, retention may be the first to learn it.
       if (isWriterFenced(error)) fence(error);
-      else logger.error("retention failed", { error });
+      // Said once by the host, which stops.
+      else if (!isStoreReplaced(error)) logger.error("retention failed", { error });
     }
   };
   const schedulePrune = () => {

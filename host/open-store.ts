@@ -5,7 +5,7 @@
  */
 import type { Config } from "./config.ts";
 import type { Logger, Metrics } from "../sdk/telemetry.ts";
-import type { PluginContext, Store } from "../sdk/contract.ts";
+import type { PluginContext, Store, StoreContext } from "../sdk/contract.ts";
 import { aborted } from "../protocol/retry.ts";
 import { warnDeprecated } from "../sdk/schema.ts";
 
@@ -46,13 +46,14 @@ export function warnOfDeprecatedKeys(config: Config, context: ReturnType<typeof 
 
 /**
  * Opens (creating or migrating) the config's store; one that cannot be opened is closed again and its cause thrown.
- * A stop asked for meanwhile gives the open up: StartAbandoned.
+ * A stop asked for meanwhile gives the open up: StartAbandoned. `replaced`: StoreContext.replaced.
  */
 export async function startStore(
   config: Config,
   context: ReturnType<typeof pluginContext>,
   logger: Logger,
   signal?: AbortSignal,
+  replaced?: StoreContext["replaced"],
 ) {
   const { declaration, name } = config.store;
   const abandon = () => {
@@ -60,7 +61,7 @@ export async function startStore(
     return new StartAbandoned();
   };
   if (signal?.aborted) throw abandon();
-  const store: Store = declaration.create(config.store.config, context(name, "store"));
+  const store: Store = declaration.create(config.store.config, { ...context(name, "store"), replaced });
   const opening = (async () => {
     const state = await store.start();
     return { store, state, horizons: await store.horizons?.() };
@@ -88,9 +89,10 @@ export async function openStore(
   context: ReturnType<typeof pluginContext>,
   logger: Logger,
   signal?: AbortSignal,
+  replaced?: StoreContext["replaced"],
 ) {
   try {
-    return await startStore(config, context, logger, signal);
+    return await startStore(config, context, logger, signal, replaced);
   } catch (error) {
     if (error instanceof StartAbandoned) throw error;
     const { declaration, name } = config.store;

@@ -6,7 +6,7 @@
  * what runs, one term of delivery at a time.
  */
 import * as v from "valibot";
-import type { SinkContext } from "./contract.ts";
+import { isStoreReplaced, type SinkContext } from "./contract.ts";
 import type { Envelope } from "../protocol/envelope.ts";
 import { Backoff, sleep, TIMED_OUT, until } from "../protocol/retry.ts";
 import { batches } from "./batches.ts";
@@ -103,6 +103,8 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
       savedAt = Date.now();
       saveOutage.succeeded();
     } catch (error) {
+      // Said once by the host, which stops: not an outage of this sink's.
+      if (isStoreReplaced(error)) return;
       // The next save carries a later position; until then a restart delivers a little again.
       count("save");
       saveOutage.failed({ error, version });

@@ -122,7 +122,16 @@ export interface Store {
   horizon?(stream: string): Promise<number>;
 }
 
-export type StoreContext = PluginContext;
+export interface StoreContext extends PluginContext {
+  /**
+   * For a store that finds, while it runs, that it is no longer the store it opened (its file deleted, or another in
+   * its place): what it would commit is lost, and what a new connection reads is another store's. It tells the host,
+   * once, and throws the same StoreReplacedError from its commits from then on; the host logs it and stops, exit 1, so
+   * that a restart opens what is there now (consumers reset when that is another epoch). Absent where nothing serves
+   * from the store (`--check`).
+   */
+  replaced?(error: StoreReplacedError): void;
+}
 
 /**
  * Thrown by `Store.commit` when another process has become the store's writer since this one's `lead()`: this
@@ -145,4 +154,20 @@ export class WriterFencedError extends Error {
  */
 export function isWriterFenced(error: unknown): error is WriterFencedError {
   return (error as Error | undefined)?.name === "WriterFencedError";
+}
+
+/**
+ * The store is no longer the one it opened (StoreContext.replaced); its message names what changed. Recognise it with
+ * isStoreReplaced.
+ */
+export class StoreReplacedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StoreReplacedError";
+  }
+}
+
+/** By name, as isWriterFenced. */
+export function isStoreReplaced(error: unknown): boolean {
+  return (error as Error | undefined)?.name === "StoreReplacedError";
 }

@@ -9,12 +9,13 @@ import { statSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { tempDir, waitFor } from "../testing/index.ts";
-import { MAIN, Output } from "./reliability-process.ts";
+import { exitWithin, MAIN, Output } from "./reliability-process.ts";
 import { json, SseConnection } from "./sse-client.ts";
 
 let dir: string | undefined;
 let demo: ReturnType<typeof Bun.spawn> | undefined;
 let early: { dir: string; child: ReturnType<typeof Bun.spawn> } | undefined;
+let deleted: { dir: string; child: ReturnType<typeof Bun.spawn> } | undefined;
 
 /** `bun run main.ts --demo --port 0`, as a newcomer runs it. */
 const DEMO = [process.execPath, "run", MAIN, "--demo", "--port", "0"];
@@ -28,7 +29,8 @@ function demoEnv(home: string): Record<string, string | undefined> {
 afterAll(async () => {
   demo?.kill("SIGKILL");
   early?.child.kill("SIGKILL");
-  for (const d of [dir, early?.dir]) if (d) await rm(d, { recursive: true, force: true });
+  deleted?.child.kill("SIGKILL");
+  for (const d of [dir, early?.dir, deleted?.dir]) if (d) await rm(d, { recursive: true, force: true });
 });
 
 test("--demo serves a simulated cluster: " +
@@ -108,4 +110,18 @@ test("a second signal while the demo starts is logged, as after it; once started
   // Said while it started: before the banner that ends its start-up.
   const said = stdout.text.indexOf('"msg":"already shutting down');
   expect(said).toBeLessThan(stdout.text.indexOf("Ctrl-C stops."));
+}, 90_000);
+
+test("the demo's store deleted under it (its data directory cleaned): it stops, exit 1, saying so", async () => {
+  const home = await tempDir("kubemeta-demo-deleted-");
+  const child = Bun.spawn(DEMO, { cwd: home, env: demoEnv(home), stdout: "pipe", stderr: "inherit" });
+  deleted = { dir: home, child };
+  const stdout = new Output(child.stdout);
+  await stdout.waitFor(/Ctrl-C stops\.\n/, 60_000);
+  await rm(join(home, "data", "demo", "kubemeta.db"));
+  expect(await exitWithin(child, 10_000)).toBe(1);
+  await stdout.all();
+  expect(stdout.lines("stopping: the store was replaced under this process")).toEqual([
+    expect.objectContaining({ level: "error", error: expect.objectContaining({ name: "StoreReplacedError" }) }),
+  ]);
 }, 90_000);

@@ -6,7 +6,15 @@
  */
 import * as v from "valibot";
 import { defineStore, type Store } from "../../sdk/contract.ts";
-import { fileUrlProblem, isFileUrl, openConnections, storeName, type Connections } from "./libsql/connection.ts";
+import {
+  filePathOf,
+  fileUrlProblem,
+  isFileUrl,
+  openConnections,
+  storeName,
+  type Connections,
+} from "./libsql/connection.ts";
+import { watchFile, type FileWatch } from "./libsql/file-identity.ts";
 import { FencedWrites } from "./libsql/fenced-writes.ts";
 import { prune } from "./libsql/prune.ts";
 import { digests, loadHorizons, readUpdates, snapshot, snapshotPages, streamHorizon } from "./libsql/read.ts";
@@ -105,7 +113,9 @@ export default defineStore({
       return connections;
     }
 
-    const writes = new FencedWrites(open, ctx.logger, commitSeconds);
+    /** A `file:` store's file as opened: once deleted or replaced, nothing more is written (file-identity.ts). */
+    let file: FileWatch | undefined;
+    const writes = new FencedWrites(open, ctx.logger, commitSeconds, () => file?.check());
 
     async function connect(): Promise<Connections> {
       const c = await openConnections(config.url, ctx.logger, {
@@ -123,6 +133,7 @@ export default defineStore({
           sql: "INSERT INTO meta (id, epoch, head) VALUES (1, ?, 0) ON CONFLICT (id) DO NOTHING",
           args: [newEpoch()],
         });
+        if (isFileUrl(config.url)) file = watchFile(filePathOf(config.url), (error) => ctx.replaced?.(error));
         return c;
       } catch (error) {
         await c.close();
@@ -150,6 +161,7 @@ export default defineStore({
       async stop() {
         const pending = opening;
         opening = undefined;
+        file?.stop();
         if (!pending) return;
         const c = await pending.catch(() => undefined);
         await writes.settled();

@@ -43,6 +43,8 @@ export class FencedWrites {
     private readonly logger: Logger,
     /** `kubemeta_store_commit_seconds`. */
     private readonly commitSeconds: Histogram,
+    /** Throws when the store must not be written any more (its file replaced: file-identity.ts). */
+    private readonly guard: () => void = () => {},
   ) {}
 
   get head(): number {
@@ -58,6 +60,7 @@ export class FencedWrites {
   async serially<T>(work: (c: Connections) => Promise<T>): Promise<T> {
     const c = this.connections();
     const run = this.writes.then(async () => {
+      this.guard();
       await c.beforeWrite();
       return work(c);
     });

@@ -1,0 +1,73 @@
+/**
+ * A `file:` store's file, watched for being deleted or replaced under the running store (an operator cleaning the data
+ * directory, a backup restored in place, a volume remounted). SQLite goes on with the file it opened: what it commits
+ * then is lost at the next start, and a connection opened later (one the readers' pool adds, a writer thread that
+ * replaces a failed one) opens what the path names now, another database. So the store compares the device and inode
+ * at the path with those it opened, before each write and every few seconds, and once they differ it is replaced: it
+ * writes nothing more, and tells the host, which stops (StoreContext.replaced).
+ */
+import { statSync } from "node:fs";
+import { StoreReplacedError } from "../../../sdk/contract.ts";
+
+/** How often the file is looked at besides before each write: a stat, so that an idle store finds out too. */
+export const FILE_CHECK_INTERVAL_MS = 2_000;
+
+interface FileId {
+  dev: number;
+  ino: number;
+}
+
+/** What is at `path` now: undefined when nothing is, "unknown" when the stat fails otherwise (a denied directory). */
+function idAt(path: string): FileId | undefined | "unknown" {
+  try {
+    const { dev, ino } = statSync(path);
+    return { dev, ino };
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    // Nothing there: the file deleted, its directory too, or a file in the directory's place.
+    return code === "ENOENT" || code === "ENOTDIR" ? undefined : "unknown";
+  }
+}
+
+const describe = ({ dev, ino }: FileId) => `inode ${ino} on device ${dev}`;
+
+/** How the file at `path` differs from the one opened; undefined when it is that one (or cannot be told). */
+function change(path: string, opened: FileId): string | undefined {
+  const now = idAt(path);
+  if (now === "unknown" || (now?.dev === opened.dev && now.ino === opened.ino)) return undefined;
+  const was = `the store opened ${describe(opened)}`;
+  return now ? `${path} is another file now (${describe(now)}; ${was})` : `${path} was deleted (${was})`;
+}
+
+export interface FileWatch {
+  /** Throws StoreReplacedError once the file is no longer the one opened; the first time, tells `replaced` too. */
+  check(): void;
+  stop(): void;
+}
+
+/** Watches the file at `path` as it is now: call once the store has it open. */
+export function watchFile(path: string, replaced: (error: StoreReplacedError) => void): FileWatch {
+  const opened = idAt(path);
+  let found: StoreReplacedError | undefined;
+  const check = () => {
+    if (found) throw found;
+    const what = opened === undefined || opened === "unknown" ? undefined : change(path, opened);
+    if (!what) return;
+    found = new StoreReplacedError(
+      `the store's file changed under this process: ${what}; what it commits would be lost, and what it reads be ` +
+        "another database's: restart kubemeta to serve what the path holds now",
+    );
+    clearInterval(timer);
+    replaced(found);
+    throw found;
+  };
+  const timer = setInterval(() => {
+    try {
+      check();
+    } catch {
+      // Told to `replaced` already.
+    }
+  }, FILE_CHECK_INTERVAL_MS);
+  timer.unref();
+  return { check, stop: () => clearInterval(timer) };
+}

@@ -1,0 +1,142 @@
+/**
+ * The `file:` store's file deleted, or replaced by another store's copy, under a running kubemeta (an operator cleaning
+ * the data directory, a backup restored in place). SQLite goes on with the file it opened: kubemeta served and
+ * committed as before, everything lost at the next start, while a connection opened later read the other database.
+ * Now it stops: exit 1 within seconds, one error line naming the path; a restart serves what the path holds now, and
+ * a consumer of the old store gets a RESET. The store itself commits nothing more to the file it opened once it found
+ * it gone.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { copyFile, link, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import * as v from "valibot";
+import libsql from "../plugins/stores/libsql.ts";
+import { createMetrics } from "../host/metrics.ts";
+import { silentLogger } from "../host/logger.ts";
+import { isStoreReplaced, type Store, type StoreReplacedError } from "../sdk/contract.ts";
+import { startChurn } from "../simulator/population.ts";
+import { tempDir } from "../testing/index.ts";
+import { clusterChecks } from "./cluster-checks.ts";
+import { cleanups, runCleanups, setup, type Kubemeta } from "./faults-cluster.ts";
+import { startNatsServer } from "./nats-server.ts";
+import { exitWithin } from "./reliability-process.ts";
+import { batch, run } from "./store-libsql-setup.ts";
+import { json, SseConnection } from "./sse-client.ts";
+
+afterEach(runCleanups);
+
+const STOPPING = "stopping: the store was replaced under this process";
+
+/** kubemeta's epoch and version, as /v1/objects answers them. */
+async function position(url: string): Promise<{ epoch: string; version: number }> {
+  return (await (await fetch(`${url}/v1/objects?kind=Namespace`)).json()) as { epoch: string; version: number };
+}
+
+/** A SSE consumer of everything, its last id once the stream ended (kubemeta stopped). */
+async function follow(url: string) {
+  const sse = await SseConnection.open(`${url}/v1/watch?stream=all`);
+  cleanups.push(() => sse.close());
+  await sse.takeUntil("SYNCED", 20_000);
+  return {
+    lastId: async () => {
+      await sse.ended;
+      return sse.lastEventId;
+    },
+  };
+}
+
+/** kubemeta exits 1 within 10 s, having said why in one error line whose message matches `said`. */
+async function expectStopped(kubemeta: Kubemeta, said: RegExp): Promise<void> {
+  expect(await exitWithin(kubemeta.proc, 10_000)).toBe(1);
+  await kubemeta.out.all();
+  const errors = kubemeta.out.text.split("\n").filter((line) => line.includes('"level":"error"'));
+  expect(errors.map((line) => JSON.parse(line).msg)).toEqual([STOPPING]);
+  const [line] = kubemeta.out.lines(STOPPING);
+  expect((line?.error as { message?: string } | undefined)?.message).toMatch(said);
+}
+
+/** After a restart on what the path holds now: its epoch, and the old store's consumer told to start over. */
+async function expectRestartServes(env: Awaited<ReturnType<typeof setup>>, oldId: string | undefined) {
+  await env.start();
+  await env.ready();
+  const sse = await SseConnection.open(`${env.url}/v1/watch?stream=all`, { lastEventId: oldId });
+  cleanups.push(() => sse.close());
+  const reset = await sse.next(10_000);
+  expect([reset.type, json(reset).code]).toEqual(["RESET", "other-epoch"]);
+  return (await position(env.url)).epoch;
+}
+
+test("the store's file deleted under kubemeta during churn: exit 1, one line naming it; a new epoch", async () => {
+  // A sink whose cursor is saved at its stop (once a minute before): that save is refused too, said by the one line.
+  const nats = await startNatsServer();
+  cleanups.push(() => nats.destroy());
+  const env = await setup({ sinks: [`  - { type: nats, servers: ["${nats.url}"], cursorSaveInterval: 1m }`] });
+  const db = join(env.dir, "data", "kubemeta.db");
+  const kubemeta = await env.start();
+  await env.ready();
+  const before = await position(env.url);
+  const consumer = await follow(env.url);
+  const churn = startChurn(env.server, { perSecond: 40 });
+  cleanups.push(() => churn.stop());
+  await Bun.sleep(300);
+
+  await Promise.all([db, `${db}-wal`, `${db}-shm`].map((path) => rm(path)));
+  await expectStopped(kubemeta, new RegExp(`${db} was deleted \\(the store opened inode \\d+ on device \\d+\\)`));
+  const lastId = await consumer.lastId();
+  expect(lastId).toStartWith(`${before.epoch}:`);
+
+  expect(await expectRestartServes(env, lastId)).not.toBe(before.epoch);
+}, 60_000);
+
+test("the store's file replaced by another store's copy, kubemeta idle: exit 1; the restart serves it", async () => {
+  const env = await setup();
+  const db = join(env.dir, "data", "kubemeta.db");
+  const kubemeta = await env.start();
+  await env.ready();
+  const consumer = await follow(env.url);
+  const other = join(await tempDir(), "other.db");
+  const { epoch } = await clusterChecks(env.server, { url: `file:${other}` }).withStore((store) => store.position());
+
+  // As a restore does it: the copy renamed into place, the running store's WAL and shared memory removed.
+  await copyFile(other, `${db}.restoring`);
+  await rename(`${db}.restoring`, db);
+  await Promise.all([`${db}-wal`, `${db}-shm`].map((path) => rm(path)));
+  await expectStopped(kubemeta, new RegExp(`${db} is another file now \\(inode \\d+ on device \\d+; the store opened`));
+
+  expect(await expectRestartServes(env, await consumer.lastId())).toBe(epoch!);
+}, 60_000);
+
+/** The libsql store on `path`, what it tells the host (StoreContext.replaced) kept in `told`. */
+function fileStore(path: string, told: StoreReplacedError[] = []): Store {
+  const config = v.parse(libsql.schema, { url: `file:${path}` });
+  const store = libsql.create(config, {
+    name: "libsql",
+    cluster: "test",
+    logger: silentLogger,
+    metrics: createMetrics(),
+    replaced: (error) => told.push(error),
+  });
+  cleanups.push(() => store.stop());
+  return store;
+}
+
+test("a commit once the file is deleted is refused, the same error each time, told once; none lands", async () => {
+  const dir = await tempDir();
+  const path = join(dir, "kubemeta.db");
+  const told: StoreReplacedError[] = [];
+  const store = fileStore(path, told);
+  await store.start();
+  await store.lead();
+  await store.commit(batch(run(1, 3)));
+  // The file it opened, and its WAL, kept under other names to be read once the store stopped.
+  await link(path, join(dir, "opened.db"));
+  await link(`${path}-wal`, join(dir, "opened.db-wal"));
+  await Promise.all([path, `${path}-wal`, `${path}-shm`].map((file) => rm(file)));
+
+  const refused = await store.commit(batch(run(4, 6))).catch((error: unknown) => error);
+  expect(isStoreReplaced(refused)).toBe(true);
+  expect(await store.commit(batch(run(4, 6))).catch((error: unknown) => error)).toBe(refused);
+  expect(told).toEqual([refused as StoreReplacedError]);
+  await store.stop();
+  expect((await fileStore(join(dir, "opened.db")).start()).head).toBe(3);
+});
