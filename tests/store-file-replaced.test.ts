@@ -4,7 +4,7 @@
  * committed as before, everything lost at the next start, while a connection opened later read the other database.
  * Now it stops: exit 1 within seconds, one error line naming the path; a restart serves what the path holds now, and
  * a consumer of the old store gets a RESET. The store itself commits nothing more to the file it opened once it found
- * it gone.
+ * it gone, and serves no read that a connection opened since may have made on the other file.
  */
 import { afterEach, expect, test } from "bun:test";
 import { copyFile, link, rename, rm } from "node:fs/promises";
@@ -104,6 +104,30 @@ test("the store's file replaced by another store's copy, kubemeta idle: exit 1; 
   await expectStopped(kubemeta, new RegExp(`${db} is another file now \\(inode \\d+ on device \\d+; the store opened`));
 
   expect(await expectRestartServes(env, await consumer.lastId())).toBe(epoch!);
+}, 60_000);
+
+test("reads while the file is replaced never answer from the other one: the state opened, or 503", async () => {
+  const env = await setup();
+  const db = join(env.dir, "data", "kubemeta.db");
+  const kubemeta = await env.start();
+  await env.ready();
+  const objects = async () => {
+    const response = await fetch(`${env.url}/v1/objects`).catch(() => undefined);
+    if (!response) return "no answer (stopped)";
+    if (response.status !== 200) return String(response.status);
+    return `200 with ${((await response.json()) as { items: unknown[] }).items.length} objects`;
+  };
+  const opened = await objects();
+  const other = join(await tempDir(), "other.db");
+  await clusterChecks(env.server, { url: `file:${other}` }).withStore((store) => store.position());
+
+  await copyFile(other, `${db}.restoring`);
+  await rename(`${db}.restoring`, db);
+  await Promise.all([`${db}-wal`, `${db}-shm`].map((path) => rm(path)));
+  // At once, before kubemeta looks at its file again: several at a time, so that the readers' pool opens connections.
+  const answers = await Promise.all(Array.from({ length: 8 }, objects));
+  expect(answers.filter((answer) => ![opened, "503", "no answer (stopped)"].includes(answer))).toEqual([]);
+  await expectStopped(kubemeta, new RegExp(`${db} is another file now`));
 }, 60_000);
 
 /** The libsql store on `path`, what it tells the host (StoreContext.replaced) kept in `told`. */

@@ -117,6 +117,23 @@ export default defineStore({
     let file: FileWatch | undefined;
     const writes = new FencedWrites(open, ctx.logger, commitSeconds, () => file?.check());
 
+    /**
+     * A read's result, once the file it may have come from is known to be the one opened: a connection the readers'
+     * pool opened since the file was replaced reads the other database.
+     */
+    async function checked<T>(read: (reader: Connections["reader"]) => Promise<T>): Promise<T> {
+      const result = await read(open().reader);
+      file?.check();
+      return result;
+    }
+
+    async function* checkedPages<T>(pages: AsyncIterable<T>): AsyncIterable<T> {
+      for await (const page of pages) {
+        file?.check();
+        yield page;
+      }
+    }
+
     async function connect(): Promise<Connections> {
       const c = await openConnections(config.url, ctx.logger, {
         authToken: config.authToken,
@@ -172,13 +189,13 @@ export default defineStore({
       lead: () => writes.lead(),
 
       async position() {
-        const read = open()
-          .reader.execute("SELECT head, pruned_through, epoch, whole FROM meta WHERE id = 1")
-          .catch((error: Error) => {
+        const read = checked((reader) =>
+          reader.execute("SELECT head, pruned_through, epoch, whole FROM meta WHERE id = 1").catch((error: Error) => {
             // Wiped while open: no replica that is running creates the schema again, each must start over.
             if (String(error.message).includes("no such table: meta")) return { rows: [] };
             throw error;
-          });
+          }),
+        );
         const row = (await read).rows[0];
         return {
           head: Number(row?.head ?? 0),
@@ -190,16 +207,16 @@ export default defineStore({
 
       commit: (batch) => writes.commit(batch),
 
-      readUpdates: async (query) => readUpdates(open().reader, query),
-      horizons: async () => loadHorizons(open().reader),
-      horizon: async (stream) => streamHorizon(open().reader, stream),
-      snapshot: async (query) => snapshot(open().reader, query),
-      snapshotPages: (query, pageSize) => snapshotPages(open().reader, query, pageSize),
-      digests: async () => digests(open().reader),
+      readUpdates: (query) => checked((reader) => readUpdates(reader, query)),
+      horizons: () => checked(loadHorizons),
+      horizon: (stream) => checked((reader) => streamHorizon(reader, stream)),
+      snapshot: (query) => checked((reader) => snapshot(reader, query)),
+      snapshotPages: (query, pageSize) => checkedPages(snapshotPages(open().reader, query, pageSize)),
+      digests: () => checked(digests),
 
       async cursor(name) {
-        const row = (await open().reader.execute({ sql: "SELECT version FROM cursors WHERE name = ?", args: [name] }))
-          .rows[0];
+        const sql = "SELECT version FROM cursors WHERE name = ?";
+        const row = (await checked((reader) => reader.execute({ sql, args: [name] }))).rows[0];
         return row ? Number(row.version) : undefined;
       },
 

@@ -3,13 +3,14 @@
  * directory, a backup restored in place, a volume remounted). SQLite goes on with the file it opened: what it commits
  * then is lost at the next start, and a connection opened later (one the readers' pool adds, a writer thread that
  * replaces a failed one) opens what the path names now, another database. So the store compares the device and inode
- * at the path with those it opened, before each write and every few seconds, and once they differ it is replaced: it
- * writes nothing more, and tells the host, which stops (StoreContext.replaced).
+ * at the path with those it opened, before each write, after each read and every few seconds, and once they differ it
+ * is replaced: it writes nothing more, serves no read it made since, and tells the host, which stops
+ * (StoreContext.replaced).
  */
 import { statSync } from "node:fs";
 import { StoreReplacedError } from "../../../sdk/contract.ts";
 
-/** How often the file is looked at besides before each write: a stat, so that an idle store finds out too. */
+/** How often the file is looked at besides around writes and reads: a stat, so that an idle store finds out too. */
 export const FILE_CHECK_INTERVAL_MS = 2_000;
 
 interface FileId {
