@@ -106,6 +106,31 @@ test("the store's file replaced by another store's copy, kubemeta idle: exit 1; 
   expect(await expectRestartServes(env, await consumer.lastId())).toBe(epoch!);
 }, 60_000);
 
+test("the store's WAL deleted alone during churn: exit 1 naming it; the restart has it all, no reset", async () => {
+  const env = await setup();
+  const db = join(env.dir, "data", "kubemeta.db");
+  const kubemeta = await env.start();
+  await env.ready();
+  const before = await position(env.url);
+  const consumer = await follow(env.url);
+  const churn = startChurn(env.server, { perSecond: 40 });
+  cleanups.push(() => churn.stop());
+  await Bun.sleep(300);
+
+  await rm(`${db}-wal`);
+  await expectStopped(kubemeta, new RegExp(`${db}-wal was deleted \\(the store opened inode \\d+`));
+  churn.stop();
+  const lastId = await consumer.lastId();
+  // The stop folded the log it had open into the file: the same store, every version the consumer was sent.
+  await env.start();
+  await env.ready();
+  const after = await position(env.url);
+  expect(after.epoch).toBe(before.epoch);
+  expect(after.version).toBeGreaterThanOrEqual(Number(lastId.split(":")[1]));
+  // Its position is the store's: it goes on from it (another epoch, or one ahead of the log, would be 410 Gone).
+  expect((await fetch(`${env.url}/v1/updates?stream=all&since=${lastId}`)).status).toBe(200);
+}, 60_000);
+
 test("reads while the file is replaced never answer from the other one: the state opened, or 503", async () => {
   const env = await setup();
   const db = join(env.dir, "data", "kubemeta.db");

@@ -14,7 +14,7 @@ import {
   storeName,
   type Connections,
 } from "./libsql/connection.ts";
-import { watchFile, type FileWatch } from "./libsql/file-identity.ts";
+import { watchFiles, type FileWatch } from "./libsql/file-identity.ts";
 import { FencedWrites } from "./libsql/fenced-writes.ts";
 import { prune } from "./libsql/prune.ts";
 import { digests, loadHorizons, readUpdates, snapshot, snapshotPages, streamHorizon } from "./libsql/read.ts";
@@ -113,7 +113,7 @@ export default defineStore({
       return connections;
     }
 
-    /** A `file:` store's file as opened: once deleted or replaced, nothing more is written (file-identity.ts). */
+    /** A `file:` store's files as opened: once one is deleted or replaced, nothing is written (file-identity.ts). */
     let file: FileWatch | undefined;
     const writes = new FencedWrites(open, ctx.logger, commitSeconds, () => file?.check());
 
@@ -150,7 +150,11 @@ export default defineStore({
           sql: "INSERT INTO meta (id, epoch, head) VALUES (1, ?, 0) ON CONFLICT (id) DO NOTHING",
           args: [newEpoch()],
         });
-        if (isFileUrl(config.url)) file = watchFile(filePathOf(config.url), (error) => ctx.replaced?.(error));
+        if (isFileUrl(config.url)) {
+          const path = filePathOf(config.url);
+          const paths = c.journalMode === "wal" ? [path, `${path}-wal`] : [path];
+          file = watchFiles(paths, (error) => ctx.replaced?.(error));
+        }
         return c;
       } catch (error) {
         await c.close();

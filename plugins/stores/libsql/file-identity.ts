@@ -1,5 +1,5 @@
 /**
- * A `file:` store's file, watched for being deleted or replaced under the running store (an operator cleaning the data
+ * A `file:` store's files, watched for being deleted or replaced under the running store (an operator cleaning the data
  * directory, a backup restored in place, a volume remounted). SQLite goes on with the file it opened: what it commits
  * then is lost at the next start, and a connection opened later (one the readers' pool adds, a writer thread that
  * replaces a failed one) opens what the path names now, another database. So the store compares the device and inode
@@ -46,17 +46,24 @@ export interface FileWatch {
   stop(): void;
 }
 
-/** Watches the file at `path` as it is now: call once the store has it open. */
-export function watchFile(path: string, replaced: (error: StoreReplacedError) => void): FileWatch {
-  const opened = idAt(path);
+/**
+ * Watches the files at `paths` as they are now (the database, and its WAL in WAL mode: one deleted alone leaves the
+ * commits since in the one SQLite has open, where a connection opened later finds none): call once the store has them
+ * open.
+ */
+export function watchFiles(paths: string[], replaced: (error: StoreReplacedError) => void): FileWatch {
+  const opened = paths.flatMap((path) => {
+    const id = idAt(path);
+    return id && id !== "unknown" ? [{ path, id }] : [];
+  });
   let found: StoreReplacedError | undefined;
   const check = () => {
     if (found) throw found;
-    const what = opened === undefined || opened === "unknown" ? undefined : change(path, opened);
-    if (!what) return;
+    const what = opened.map(({ path, id }) => change(path, id)).filter((change) => change !== undefined);
+    if (what.length === 0) return;
     found = new StoreReplacedError(
-      `the store's file changed under this process: ${what}; what it commits would be lost, and what it reads be ` +
-        "another database's: restart kubemeta to serve what the path holds now",
+      `the store's files changed under this process: ${what.join(", ")}; what it commits would be lost, and what ` +
+        "it reads be another database's: restart kubemeta to serve what the path holds now",
     );
     clearInterval(timer);
     replaced(found);
