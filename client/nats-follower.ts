@@ -2,7 +2,7 @@
  * One stream followed over NATS (nats.ts): its subscription, the gap rule on each message, and the replays that start
  * it, fill a gap, follow a reconnect or a recheck, and cross a change of epoch, one at a time.
  */
-import type { Msg, NatsConnection, Subscription as NatsSubscription } from "@nats-io/transport-node";
+import type { Msg, NatsConnection } from "@nats-io/transport-node";
 import { Backoff, sleep } from "../protocol/retry.ts";
 import type { ReplayChunk, ReplayRequestMessage } from "../protocol/replay.ts";
 import type { Subjects } from "../protocol/subjects.ts";
@@ -10,6 +10,7 @@ import { formatPosition } from "../protocol/position.ts";
 import { envelopeProblem, type Envelope } from "../protocol/envelope.ts";
 import type { StreamCache, StreamCaches } from "./cache.ts";
 import { ReplayRefusedError, requestReplay } from "./nats-replay.ts";
+import { keepStreamSubscription } from "./nats-stream-subscription.ts";
 
 /** What every stream's follower shares: the connection, the subjects, the replay settings, the caches. */
 export interface FollowerContext {
@@ -18,7 +19,7 @@ export interface FollowerContext {
   inboxPrefix: string;
   /** A replay that sends nothing for this long is asked again. */
   replayTimeoutMs: number;
-  /** Delays between replay attempts while kubemeta does not answer. */
+  /** Delays between replay attempts while kubemeta does not answer, and between subscriptions the server refused. */
   retry: { initialMs: number; maxMs: number };
   /** Aborted by the subscription's stop(), or once the connection is closed. */
   ended: AbortSignal;
@@ -58,7 +59,8 @@ export class Follower {
   private leftOut = false;
   /** The last reply began with a reset (its chunk 0 said so): the stream's state, whatever `from` was. */
   private replyWasReset = false;
-  private readonly subscription: NatsSubscription;
+  /** The stream's subscription, kept until the end: resolves then. */
+  private readonly subscribed: Promise<void>;
   private readonly context: FollowerContext;
   private readonly cache: StreamCache;
 
@@ -66,8 +68,23 @@ export class Follower {
     this.context = context;
     this.cache = cache;
     const subject = context.subjects.of(cache.stream)!;
-    // Subscribed before the first replay is sent on the same connection: nothing falls in between.
-    this.subscription = context.nc.subscribe(subject, { callback: (error, msg) => this.receive(error, msg) });
+    this.subscribed = keepStreamSubscription({
+      nc: context.nc,
+      subject,
+      retry: context.retry,
+      ended: context.ended,
+      onMessage: (msg) => this.receive(msg),
+      onRefused: (error, retryInMs) =>
+        cache.report(
+          new Error(
+            `the NATS server refused the subscription to ${subject}: ${error.message}; ` +
+              `subscribing again in ${retryInMs} ms`,
+            { cause: error },
+          ),
+        ),
+      // Updates published while it was away show no gap until the next one comes, which may be long on a quiet stream.
+      onResumed: () => this.want({}),
+    });
   }
 
   want(wanted: Wanted): void {
@@ -94,7 +111,7 @@ export class Follower {
       }
       await new Promise<void>((resolve) => (this.wake = resolve));
     }
-    this.subscription.unsubscribe();
+    await this.subscribed;
   }
 
   notify(): void {
@@ -103,11 +120,7 @@ export class Follower {
     wake?.();
   }
 
-  private receive(error: Error | null, msg: Msg): void {
-    if (error) {
-      this.cache.report(error);
-      return;
-    }
+  private receive(msg: Msg): void {
     let envelope: Envelope;
     try {
       envelope = msg.json<Envelope>();

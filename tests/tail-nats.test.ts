@@ -1,12 +1,13 @@
 /**
  * `bun run main.ts tail --nats` as a user runs it, a subprocess against a real host with a NATS sink and a real
- * nats-server: tokens, credentials in the server URL, TLS with its own CA, a restart, and a server that never answers.
+ * nats-server: tokens, credentials in the server URL, TLS with its own CA, a restart, a server that never answers, and
+ * a user the server refuses the stream's subscription.
  * (Over SSE, bad input, signals and readers that go away: tests/tail.test.ts.)
  */
 import { afterEach, expect, test } from "bun:test";
 import { testPki } from "../simulator/certs.ts";
 import { rawPod } from "../testing/index.ts";
-import { CLUSTER, nodeNames, rawNode, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
+import { CLUSTER, nodeNames, PREFIX, rawNode, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
 import { startNatsServer } from "./nats-server.ts";
 import { commit, matching, trackedTail, updateLine } from "./tail-process.ts";
 
@@ -127,6 +128,40 @@ test(
       "the pod",
       20_000,
     );
+    expect(await t.stop("SIGTERM")).toBe(0);
+  },
+  SLOW_MS,
+);
+
+test(
+  "over NATS as a user who may not subscribe to the stream: the refusal on stderr at each try, the stream once granted",
+  async () => {
+    const auth = { user: "tail", password: "tail-pa55" };
+    const denied = { ...auth, subscribeDeny: [`${PREFIX}.all`] };
+    const server = await startNatsServer({ auth: denied });
+    cleanups.push(() => server.destroy());
+    const th = await startNatsHost(server, { sink: auth });
+    cleanups.push(() => th.destroy());
+    await commit(th, ["ADDED", rawPod("web-1", { node: "n1" })]);
+    const t = tail(["--nats", server.url.replace("nats://", `nats://tail:${auth.password}@`), "--cluster", CLUSTER]);
+    const refusals = () =>
+      matching(
+        t.stderr.split("\n"),
+        /^kubemeta tail: all: the NATS server refused the subscription to \S+\.all: .+; subscribing again in \d+ ms$/,
+      ).length;
+    await t.until(() => refusals() >= 2, "the refusal, said at each try", 20_000);
+    // Replays still bring the stream's state: only live updates are refused.
+    expect(matching(t.lines, updateLine("ADDED", "Pod", "default/web-1", "node=n1"))).toHaveLength(1);
+
+    await commit(th, ["ADDED", rawPod("web-2", { node: "n1" })]);
+    await server.reload({ auth });
+    await commit(th, ["ADDED", rawPod("web-3", { node: "n1" })]);
+    for (const name of ["web-2", "web-3"])
+      await t.until(
+        () => matching(t.lines, updateLine("ADDED", "Pod", `default/${name}`, "node=n1")).length === 1,
+        `${name}, once the subscription is granted`,
+        20_000,
+      );
     expect(await t.stop("SIGTERM")).toBe(0);
   },
   SLOW_MS,
