@@ -1,6 +1,6 @@
 /**
- * The CLI behind main.ts: serve (the default), --check, --demo, rbac and tail. Validates the whole config before
- * anything starts, then serves until SIGTERM/SIGINT (`signals`, listened for since the process began).
+ * The CLI behind main.ts: serve (the default), --check, --demo, rbac, new-epoch and tail. Validates the whole config
+ * before anything starts, then serves until SIGTERM/SIGINT (`signals`, listened for since the process began).
  */
 import { lstat } from "node:fs/promises";
 import { ConfigError, loadConfig, resolveConfig, type Config } from "../host/config.ts";
@@ -10,6 +10,7 @@ import { checkConfig, emptinessWarnings } from "../host/check-config.ts";
 import { createLogger } from "../host/logger.ts";
 import { guardProcess } from "../host/supervise.ts";
 import { type Demo, startDemo } from "./demo.ts";
+import { newEpoch } from "./new-epoch.ts";
 import { rbacWarnings, rbacYaml } from "./rbac.ts";
 import { runTail } from "./tail.ts";
 import { builtins } from "../plugins/index.ts";
@@ -20,11 +21,15 @@ import type { Logger } from "../sdk/telemetry.ts";
 const USAGE = `Usage: bun run main.ts [options]
        bun run main.ts tail (--url <url> | --nats <servers> --cluster <name>) [--stream <name>] [--json]
        bun run main.ts rbac [--config <file>]
+       bun run main.ts new-epoch [--config <file>]
 
   tail              follow streams from the terminal, as readable lines or JSON (tail --help: every option)
   rbac              print the ClusterRole the config needs (list, watch on what it watches) and,
                     with ha, the Role of its Lease (in ha.lease.namespace, else POD_NAMESPACE, else
                     default, with a warning on stderr)
+  new-epoch         give the config's store a new epoch, its log and versions kept, so that every consumer
+                    resets when it resumes: after restoring an older copy of the store, kubemeta stopped
+                    (refused while another process has a file: store open)
 
   --config <file>   YAML or JSON config (default: ./kubemeta.yaml if present, else built-in defaults:
                     the kubernetes source with your kubeconfig, a libSQL file in ./data, SSE on :8080)
@@ -34,11 +39,11 @@ const USAGE = `Usage: bun run main.ts [options]
   --demo            run against a built-in simulated cluster (no cluster or config needed; store in ./data/demo)
   --help            this text
 
-Exit codes: 0 done (a check passed, a shutdown completed), 1 an invalid config, a failed start or shutdown, or a
-store replaced under kubemeta (one line says why), 2 bad arguments.
+Exit codes: 0 done (a check passed, a new epoch given, a shutdown completed), 1 an invalid config, a failed start
+or shutdown, a new epoch refused, or a store replaced under kubemeta (one line says why), 2 bad arguments.
 `;
 
-/** The options of a serve, --check, --demo and rbac (USAGE says each). */
+/** The options of a serve, --check, --demo, rbac and new-epoch (USAGE says each). */
 const OPTIONS = {
   config: { type: "string" },
   check: { type: "boolean", default: false },
@@ -51,10 +56,12 @@ const OPTIONS = {
 export async function main(args: string[], signals: EarlySignals): Promise<number> {
   const [command, ...rest] = args;
   if (command === "tail") return runTail(rest, signals.stop);
+  // Commands that read a config and take --config alone.
   const rbac = command === "rbac";
+  const renew = command === "new-epoch";
   let values: ReturnType<typeof parseOptions<typeof OPTIONS>>;
   try {
-    values = parseOptions(rbac ? rest : args, OPTIONS);
+    values = parseOptions(rbac || renew ? rest : args, OPTIONS);
   } catch (error) {
     signals.release();
     return usageError(argumentProblem(error));
@@ -65,11 +72,13 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     return usageError("--config: expected a file, got an empty value");
   }
   // Only serving (and the demo) stops on a signal: anything else ends as a signal ends it.
-  if (rbac || values.help || values.check) signals.release();
+  if (rbac || renew || values.help || values.check) signals.release();
   if (values.demo && (values.config !== undefined || values.check))
     return usageError("--demo runs its own cluster and config: it takes --port, not --config or --check");
   if (rbac && (values.demo || values.check || values.port !== undefined))
     return usageError("rbac prints the roles of a config: it takes --config alone");
+  if (renew && (values.demo || values.check || values.port !== undefined))
+    return usageError("new-epoch gives the config's store a new epoch: it takes --config alone");
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
@@ -108,6 +117,7 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     process.stdout.write(rbacYaml(config));
     return 0;
   }
+  if (renew) return newEpoch(config);
   // A check says only what is wrong: the store's info lines while it is opened are not for its reader.
   const logger = createLogger({ level: values.check ? "error" : config.logLevel });
   let host: Host;

@@ -27,6 +27,7 @@ export {
   type CommitBatch,
   type CommittedLog,
   type Declaration,
+  type EpochChange,
   type FollowOptions,
   type Leadership,
   type Lifecycle,

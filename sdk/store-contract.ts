@@ -120,6 +120,25 @@ export interface Store {
   horizons?(): Promise<Map<string, number>>;
   /** One stream's horizon as stored now (0 when none of its updates were removed); with `horizons`. */
   horizon?(stream: string): Promise<number>;
+  /**
+   * `main.ts new-epoch`, run by an operator after restoring an older copy of the store: its versions after the copy's
+   * head would be issued again, for other updates, under the epoch consumers hold positions of. Gives the store a new
+   * random epoch and raises its term (a writer still running is fenced), its log, versions and cursors kept, so that
+   * every consumer resets on its next resume. Called instead of `start()`, in a process that serves nothing. Throws,
+   * changing nothing, where it can tell that another process has the store open. A store without it: the command
+   * says that its type cannot.
+   */
+  newEpoch?(): Promise<EpochChange>;
+}
+
+/** What Store.newEpoch changed. */
+export interface EpochChange {
+  /** The epoch the store had. */
+  previous: string;
+  /** The epoch it has now. */
+  epoch: string;
+  /** Its head, kept: the next commit is head + 1. */
+  head: number;
 }
 
 export interface StoreContext extends PluginContext {

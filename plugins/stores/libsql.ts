@@ -16,6 +16,7 @@ import {
 } from "./libsql/connection.ts";
 import { watchFiles, type FileWatch } from "./libsql/file-identity.ts";
 import { FencedWrites } from "./libsql/fenced-writes.ts";
+import { newEpochAt, randomEpoch } from "./libsql/new-epoch.ts";
 import { prune } from "./libsql/prune.ts";
 import { digests, loadHorizons, readUpdates, snapshot, snapshotPages, streamHorizon } from "./libsql/read.ts";
 import { migrate } from "./libsql/schema.ts";
@@ -82,10 +83,6 @@ const schema = v.strictObject({
   ),
 });
 
-function newEpoch(): string {
-  return Array.from(crypto.getRandomValues(new Uint8Array(8)), (byte) => byte.toString(16).padStart(2, "0")).join("");
-}
-
 export default defineStore({
   type: "libsql",
   description: "libSQL: an embedded SQLite file (file:) or a remote libSQL server (libsql://, https://).",
@@ -148,7 +145,7 @@ export default defineStore({
         await migrate(c.writer);
         await c.writer.execute({
           sql: "INSERT INTO meta (id, epoch, head) VALUES (1, ?, 0) ON CONFLICT (id) DO NOTHING",
-          args: [newEpoch()],
+          args: [randomEpoch()],
         });
         if (isFileUrl(config.url)) {
           const path = filePathOf(config.url);
@@ -191,6 +188,8 @@ export default defineStore({
       },
 
       lead: () => writes.lead(),
+
+      newEpoch: () => newEpochAt(config.url, ctx.logger, { authToken: config.authToken, timeoutMs: config.timeout }),
 
       async position() {
         const read = checked((reader) =>
