@@ -103,9 +103,10 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
     logger.error(message, { error });
     failed.reject(error);
   };
-  const { store, state, horizons } = await openStore(config, context, logger, options.signal, (error) =>
-    fail("stopping: the store was replaced under this process", error),
-  );
+  const { store, state, horizons } = await openStore(config, context, logger, {
+    signal: options.signal,
+    replaced: (error) => fail("stopping: the store was replaced under this process", error),
+  });
   const { epoch, head, oldest } = state;
   // The objects are whole once a leader's sources have synced, which the store records (leader.ts, follower.ts); a
   // store that records nothing: whole if it held updates, and with `ha` at once (no replica can tell when the leader's

@@ -44,16 +44,22 @@ export function warnOfDeprecatedKeys(config: Config, context: ReturnType<typeof 
     for (const { name, deprecated } of entries) warnDeprecated(context(name, kind).logger, deprecated);
 }
 
+export interface StoreStartOptions {
+  /** A stop asked for: the open is given up (StartAbandoned). */
+  signal?: AbortSignal;
+  /** StoreContext.replaced. */
+  replaced?: StoreContext["replaced"];
+}
+
 /**
  * Opens (creating or migrating) the config's store; one that cannot be opened is closed again and its cause thrown.
- * A stop asked for meanwhile gives the open up: StartAbandoned. `replaced`: StoreContext.replaced.
+ * A stop asked for meanwhile gives the open up: StartAbandoned.
  */
 export async function startStore(
   config: Config,
   context: ReturnType<typeof pluginContext>,
   logger: Logger,
-  signal?: AbortSignal,
-  replaced?: StoreContext["replaced"],
+  { signal, replaced }: StoreStartOptions = {},
 ) {
   const { declaration, name } = config.store;
   const abandon = () => {
@@ -88,11 +94,10 @@ export async function openStore(
   config: Config,
   context: ReturnType<typeof pluginContext>,
   logger: Logger,
-  signal?: AbortSignal,
-  replaced?: StoreContext["replaced"],
+  options: StoreStartOptions,
 ) {
   try {
-    return await startStore(config, context, logger, signal, replaced);
+    return await startStore(config, context, logger, options);
   } catch (error) {
     if (error instanceof StartAbandoned) throw error;
     const { declaration, name } = config.store;
