@@ -15,7 +15,7 @@ import { createMetrics } from "../host/metrics.ts";
 import { silentLogger } from "../host/logger.ts";
 import { isStoreReplaced, type Store, type StoreReplacedError } from "../sdk/contract.ts";
 import { startChurn } from "../simulator/population.ts";
-import { tempDir } from "../testing/index.ts";
+import { tempDir, waitFor } from "../testing/index.ts";
 import { clusterChecks } from "./cluster-checks.ts";
 import { cleanups, runCleanups, setup, type Kubemeta } from "./faults-cluster.ts";
 import { startNatsServer } from "./nats-server.ts";
@@ -43,6 +43,14 @@ async function follow(url: string) {
       return sse.lastEventId;
     },
   };
+}
+
+/** A churn started, once it has committed updates past `head`: the deletion comes in the midst of commits. */
+async function churning(env: { server: Parameters<typeof startChurn>[0]; url: string }, head: number) {
+  const churn = startChurn(env.server, { perSecond: 40 });
+  cleanups.push(() => churn.stop());
+  await waitFor(async () => (await position(env.url)).version > head, 10_000, "the churn's first commits");
+  return churn;
 }
 
 /** kubemeta exits 1 within 10 s, having said why in one error line whose message matches `said`. */
@@ -76,9 +84,7 @@ test("the store's file deleted under kubemeta during churn: exit 1, one line nam
   await env.ready();
   const before = await position(env.url);
   const consumer = await follow(env.url);
-  const churn = startChurn(env.server, { perSecond: 40 });
-  cleanups.push(() => churn.stop());
-  await Bun.sleep(300);
+  await churning(env, before.version);
 
   await Promise.all([db, `${db}-wal`, `${db}-shm`].map((path) => rm(path)));
   await expectStopped(kubemeta, new RegExp(`${db} was deleted \\(the store opened inode \\d+ on device \\d+\\)`));
@@ -113,9 +119,7 @@ test("the store's WAL deleted alone during churn: exit 1 naming it; the restart 
   await env.ready();
   const before = await position(env.url);
   const consumer = await follow(env.url);
-  const churn = startChurn(env.server, { perSecond: 40 });
-  cleanups.push(() => churn.stop());
-  await Bun.sleep(300);
+  const churn = await churning(env, before.version);
 
   await rm(`${db}-wal`);
   await expectStopped(kubemeta, new RegExp(`${db}-wal was deleted \\(the store opened inode \\d+`));
