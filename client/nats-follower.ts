@@ -11,12 +11,15 @@ import { envelopeProblem, type Envelope } from "../protocol/envelope.ts";
 import type { StreamCache, StreamCaches } from "./cache.ts";
 import { ReplayRefusedError, requestReplay } from "./nats-replay.ts";
 import { keepStreamSubscription } from "./nats-stream-subscription.ts";
+import type { PublishRefusals } from "./nats-permissions.ts";
 
 /** What every stream's follower shares: the connection, the subjects, the replay settings, the caches. */
 export interface FollowerContext {
   nc: NatsConnection;
   subjects: Subjects;
   inboxPrefix: string;
+  /** The connection's refusals to publish replay requests. */
+  refusals: PublishRefusals;
   /** A replay that sends nothing for this long is asked again. */
   replayTimeoutMs: number;
   /** Delays between replay attempts while kubemeta does not answer, and between subscriptions the server refused. */
@@ -188,7 +191,7 @@ export class Follower {
    * again from where it ended, then, after MAX_SHORT_REPLIES, as a reset.
    */
   private async replay(wanted: Wanted): Promise<void> {
-    const { nc, ended, subjects, inboxPrefix, replayTimeoutMs, retry, caches } = this.context;
+    const { nc, ended, subjects, inboxPrefix, refusals, replayTimeoutMs, retry, caches } = this.context;
     const backoff = new Backoff(retry);
     const { cache } = this;
     let fresh = false;
@@ -204,6 +207,7 @@ export class Follower {
           nc,
           subject: subjects.replay,
           inboxPrefix,
+          refusals,
           payload: JSON.stringify(request),
           silenceMs: replayTimeoutMs,
           signal: ended,

@@ -6,6 +6,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { ReplayChunk } from "../protocol/replay.ts";
 import { envelopeProblem } from "../protocol/envelope.ts";
+import { isPermissionViolation, type PublishRefusals } from "./nats-permissions.ts";
 
 /**
  * The server refused the request itself (`error` in its reply, other than one that says to ask again): asking the
@@ -23,6 +24,8 @@ export interface ReplayRequestOptions {
   /** `<prefix>.replay`. */
   subject: string;
   inboxPrefix: string;
+  /** The connection's refusals to publish to `subject`: nats-core gives a request no other word of them. */
+  refusals: PublishRefusals;
   payload: string;
   /** A reply that sends nothing this long is given up on. */
   silenceMs: number;
@@ -45,6 +48,34 @@ function chunkProblem(chunk: ReplayChunk): string | undefined {
   return undefined;
 }
 
+/** The server refused the subscription to the reply inbox: no chunk could ever come. */
+function inboxError(error: Error, inboxPrefix: string): Error {
+  if (!isPermissionViolation(error, "subscription")) return error;
+  const said = `the NATS server refused subscribing to the replay's inbox under ${inboxPrefix} (permissions)`;
+  return new Error(`${said}: ${error.message}; asking again`, { cause: error });
+}
+
+/**
+ * Listens to `refusals` from the publish on until the server has answered it: it answers a publish it refuses before
+ * the PING that follows, and the status that tells it reaches the listener within the microtasks after, so no
+ * refusal of this request comes once a turn of the event loop has passed. Another request's refusal in that window
+ * (to the same subject, on the same connection) is taken too: it is denied the same, unless a reload granted it
+ * just between the two, and then it is asked again.
+ */
+function watchRefusals(options: ReplayRequestOptions, refused: (error: Error) => void): () => void {
+  const { nc, subject } = options;
+  const unlisten = options.refusals.listen((error) =>
+    refused(
+      new Error(`the NATS server refused publishing to ${subject} (permissions): ${error.message}; asking again`, {
+        cause: error,
+      }),
+    ),
+  );
+  const turn = () => setTimeout(unlisten, 0);
+  nc.flush().then(turn, turn);
+  return unlisten;
+}
+
 /**
  * Sends one request and feeds its chunks, in order, to `take`; rejects on silence, a lost or unreadable chunk, an
  * error reply (ReplayRefusedError when the request itself was refused), or when `signal` aborts.
@@ -55,8 +86,10 @@ export function requestReplay(options: ReplayRequestOptions): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let expected = 0;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let unlisten = () => {};
     const finish = (error?: Error) => {
       clearTimeout(timer);
+      unlisten();
       signal.removeEventListener("abort", onStop);
       sub.unsubscribe();
       if (error) reject(error);
@@ -69,7 +102,7 @@ export function requestReplay(options: ReplayRequestOptions): Promise<void> {
     };
     const sub = nc.subscribe(inbox, {
       callback(error, msg) {
-        if (error) return finish(error);
+        if (error) return finish(inboxError(error, options.inboxPrefix));
         if (msg.headers?.code === 503)
           return finish(new Error("no responders on the replay subject: kubemeta is not connected to NATS"));
         let chunk: ReplayChunk;
@@ -98,5 +131,6 @@ export function requestReplay(options: ReplayRequestOptions): Promise<void> {
     signal.addEventListener("abort", onStop, { once: true });
     arm();
     nc.publish(options.subject, options.payload, { reply: inbox });
+    unlisten = watchRefusals(options, finish);
   });
 }

@@ -20,6 +20,7 @@ import {
 import { defaultPrefix, PREFIX_PATTERN, subjectsFor } from "../protocol/subjects.ts";
 import { StreamCaches, type InformerHandlers, type Subscription } from "./cache.ts";
 import { Follower, type FollowerContext } from "./nats-follower.ts";
+import { PublishRefusals } from "./nats-permissions.ts";
 
 export interface NatsSubscribeOptions extends InformerHandlers {
   /** An open connection; it stays yours (stop() leaves it open). Reconnecting forever is advised. */
@@ -99,10 +100,12 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
   const ended = AbortSignal.any([stopped.signal, closed.signal]);
   ended.addEventListener("abort", () => caches.end(), { once: true });
 
+  const subjects = subjectsFor(prefix);
   const context: FollowerContext = {
     nc,
-    subjects: subjectsFor(prefix),
+    subjects,
     inboxPrefix,
+    refusals: new PublishRefusals(subjects.replay),
     replayTimeoutMs,
     retry,
     ended,
@@ -110,14 +113,18 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
   };
   const followers = caches.caches.map((cache) => new Follower(context, cache));
   const statuses = nc.status();
-  const watching = watchReconnects();
+  const watching = watchStatuses();
   const rechecking = recheck(recheckMs);
   const runs = followers.map((f) => f.run());
 
-  /** A gap shows only when a later message comes; after a reconnect every stream asks at once. */
-  async function watchReconnects(): Promise<void> {
+  /**
+   * A gap shows only when a later message comes; after a reconnect every stream asks at once. A replay request the
+   * server refuses is told here only.
+   */
+  async function watchStatuses(): Promise<void> {
     for await (const status of statuses) {
       if (status.type === "reconnect") for (const follower of followers) follower.want({});
+      else if (status.type === "error") context.refusals.take(status.error);
     }
   }
 

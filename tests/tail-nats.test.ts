@@ -166,3 +166,31 @@ test(
   },
   SLOW_MS,
 );
+
+test(
+  "over NATS as a user who may not publish replay requests: the refusal on stderr at each try, the stream once granted",
+  async () => {
+    const auth = { user: "tail", password: "tail-pa55" };
+    const replay = `${PREFIX}.replay`;
+    const server = await startNatsServer({ auth: { ...auth, publishDeny: [replay] } });
+    cleanups.push(() => server.destroy());
+    const th = await startNatsHost(server, { sink: auth });
+    cleanups.push(() => th.destroy());
+    await commit(th, ["ADDED", rawPod("web-1", { node: "n1" })]);
+    const t = tail(["--nats", server.url.replace("nats://", `nats://tail:${auth.password}@`), "--cluster", CLUSTER]);
+    const said = `kubemeta tail: all: the NATS server refused publishing to ${replay} (permissions): `;
+    const refusal = `${said}Permissions Violation for Publish to "${replay}"; asking again`;
+    // Before any replay's silence (5 s) is told: that was all it said.
+    await t.until(() => t.stderr.split(refusal).length > 2, "the refusal, said at each try", 20_000);
+    expect(t.stderr.split("\n").filter((line) => line !== "" && line !== refusal)).toEqual([]);
+
+    await server.reload({ auth });
+    await t.until(
+      () => matching(t.lines, updateLine("ADDED", "Pod", "default/web-1", "node=n1")).length === 1,
+      "the stream, once publishing is granted",
+      20_000,
+    );
+    expect(await t.stop("SIGTERM")).toBe(0);
+  },
+  SLOW_MS,
+);

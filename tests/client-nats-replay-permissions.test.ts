@@ -1,0 +1,91 @@
+/**
+ * The client library over NATS when the consumer's user may not publish to `<prefix>.replay` or subscribe to its
+ * reply inboxes. nats-server refuses each such request at once (a publish it refuses is told on the connection's
+ * statuses only, matched to no subscription): the library says so through `onError` at each try, naming the
+ * permission, long before a replay's silence would, keeps asking on its backoff, and syncs once a reload grants it.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { subscribeNats } from "../client/index.ts";
+import { ALL } from "../protocol/streams.ts";
+import { rawPod, waitFor } from "../testing/index.ts";
+import { matchesStore, recorder, type Recorder } from "./client-recorder.ts";
+import { client, CLUSTER, PREFIX, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
+import { type NatsServerOptions, startNatsServer } from "./nats-server.ts";
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+const REPLAY = `${PREFIX}.replay`;
+/** One user for the sink and the consumer: the sink neither publishes to the replay subject nor takes inboxes. */
+const AUTH = { user: "kubemeta", password: "pa55word-0123" };
+/** Far beyond the waits below: a refusal told only by a replay's silence would not be told in time. */
+const REPLAY_TIMEOUT_MS = 60_000;
+const escaped = (text: string) => text.replaceAll(".", "\\.");
+
+/** A nats-server denying the consumer `denied`, a host whose sink uses it with one pod, and a subscription. */
+async function start(denied: NonNullable<NatsServerOptions["auth"]>) {
+  const server = await startNatsServer({ auth: denied });
+  cleanups.push(() => server.destroy());
+  const th = await startNatsHost(server, { sink: AUTH });
+  cleanups.push(() => th.destroy());
+  await th.changes.apply("pods", "ADDED", rawPod("web-1", { node: "n1" }));
+  await th.changes.flush();
+  const nc = await client(server, { user: AUTH.user, pass: AUTH.password });
+  cleanups.push(() => nc.close());
+  const r = recorder();
+  const subscription = subscribeNats({
+    nc,
+    cluster: CLUSTER,
+    streams: [ALL],
+    replayTimeoutMs: REPLAY_TIMEOUT_MS,
+    retry: { initialMs: 20, maxMs: 200 },
+    recheckMs: 0,
+    ...r.handlers,
+  });
+  cleanups.push(() => subscription.stop());
+  let synced = false;
+  void subscription.synced.then(() => (synced = true));
+  return { server, th, r, subscription, isSynced: () => synced };
+}
+
+const count = (r: Recorder, pattern: RegExp) => r.errors.filter((error) => pattern.test(error.message)).length;
+
+test(
+  "a replay the user may not publish is reported at once at each try, naming the permission; synced once granted",
+  async () => {
+    const { server, th, r, subscription, isSynced } = await start({ ...AUTH, publishDeny: [REPLAY] });
+    const refused = new RegExp(
+      `^the NATS server refused publishing to ${escaped(REPLAY)} \\(permissions\\): ` +
+        `Permissions Violation for Publish to "${escaped(REPLAY)}"; asking again$`,
+    );
+    await waitFor(() => count(r, refused) >= 3, 10_000, "the refusal reported at each try");
+    expect(isSynced()).toBe(false);
+    expect(r.errors.filter((error) => !refused.test(error.message))).toEqual([]);
+
+    await server.reload({ auth: AUTH });
+    await waitFor(isSynced, 10_000, "the first sync once publishing is granted");
+    expect(await matchesStore(th, subscription, [ALL], r.view)).toBe(true);
+  },
+  SLOW_MS,
+);
+
+test(
+  "a replay whose reply inbox the user may not subscribe is reported at once, naming it; synced once granted",
+  async () => {
+    const { server, th, r, subscription, isSynced } = await start({ ...AUTH, subscribeDeny: ["_INBOX.>"] });
+    const refused = new RegExp(
+      "^the NATS server refused subscribing to the replay's inbox under _INBOX \\(permissions\\): " +
+        'Permissions Violation for Subscription to "_INBOX\\.\\w+"; asking again$',
+    );
+    await waitFor(() => count(r, refused) >= 3, 10_000, "the refusal reported at each try");
+    expect(isSynced()).toBe(false);
+    expect(r.errors.filter((error) => !refused.test(error.message))).toEqual([]);
+
+    await server.reload({ auth: AUTH });
+    await waitFor(isSynced, 10_000, "the first sync once the inboxes are granted");
+    expect(await matchesStore(th, subscription, [ALL], r.view)).toBe(true);
+  },
+  SLOW_MS,
+);
