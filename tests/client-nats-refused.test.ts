@@ -6,12 +6,12 @@
  * the cache ends equal to the store, and live updates flow again.
  */
 import { afterEach, expect, test } from "bun:test";
-import { subscribeNats } from "../client/index.ts";
 import { ALL } from "../protocol/streams.ts";
 import { rawPod, waitFor, type TestHost } from "../testing/index.ts";
-import { matchesStore, recorder, type Recorder } from "./client-recorder.ts";
-import { client, CLUSTER, PREFIX, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
-import { startNatsServer, type TestNatsServer } from "./nats-server.ts";
+import { matchesStore, type Recorder } from "./client-recorder.ts";
+import { AUTH, startDeniedConsumer } from "./client-nats-denied.ts";
+import { PREFIX, SLOW_MS } from "./nats-fixtures.ts";
+import type { TestNatsServer } from "./nats-server.ts";
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -19,8 +19,7 @@ afterEach(async () => {
 });
 
 const SUBJECT = `${PREFIX}.all`;
-/** One user for the sink and the consumer: the sink publishes on the stream's subject, which a deny of SUB leaves. */
-const AUTH = { user: "kubemeta", password: "pa55word-0123" };
+// One user for the sink and the consumer: the sink publishes on the stream's subject, which a deny of SUB leaves.
 const DENIED = { ...AUTH, subscribeDeny: [SUBJECT] };
 const REFUSED = new RegExp(
   `^the NATS server refused the subscription to ${SUBJECT.replaceAll(".", "\\.")}: ` +
@@ -29,27 +28,12 @@ const REFUSED = new RegExp(
 
 /** A nats-server (the consumer's subscription denied unless `granted`), a host whose sink uses it, and an agent. */
 async function start(granted: boolean) {
-  const server = await startNatsServer({ auth: granted ? AUTH : DENIED });
-  cleanups.push(() => server.destroy());
-  const th = await startNatsHost(server, { sink: AUTH });
-  cleanups.push(() => th.destroy());
-  await addPods(th, "before");
-  const nc = await client(server, { user: AUTH.user, pass: AUTH.password });
-  cleanups.push(() => nc.close());
-  const r = recorder();
-  // No recheck: only the subscription's own return may bring what was missed.
-  const subscription = subscribeNats({
-    nc,
-    cluster: CLUSTER,
-    streams: [ALL],
-    retry: { initialMs: 20, maxMs: 200 },
-    recheckMs: 0,
-    ...r.handlers,
+  const started = await startDeniedConsumer(cleanups, granted ? AUTH : DENIED, {
+    addPods: (th) => addPods(th, "before"),
   });
-  cleanups.push(() => subscription.stop());
-  await subscription.synced;
-  const converged = () => matchesStore(th, subscription, [ALL], r.view);
-  return { server, th, r, converged };
+  await started.subscription.synced;
+  const converged = () => matchesStore(started.th, started.subscription, [ALL], started.r.view);
+  return { ...started, converged };
 }
 
 async function addPods(th: TestHost, name: string): Promise<void> {

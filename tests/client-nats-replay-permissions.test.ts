@@ -5,12 +5,12 @@
  * permission, long before a replay's silence would, keeps asking on its backoff, and syncs once a reload grants it.
  */
 import { afterEach, expect, test } from "bun:test";
-import { subscribeNats } from "../client/index.ts";
 import { ALL } from "../protocol/streams.ts";
 import { rawPod, waitFor } from "../testing/index.ts";
-import { matchesStore, recorder, type Recorder } from "./client-recorder.ts";
-import { client, CLUSTER, PREFIX, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
-import { type NatsServerOptions, startNatsServer } from "./nats-server.ts";
+import { matchesStore, type Recorder } from "./client-recorder.ts";
+import { AUTH, startDeniedConsumer } from "./client-nats-denied.ts";
+import { PREFIX, SLOW_MS } from "./nats-fixtures.ts";
+import type { NatsServerOptions } from "./nats-server.ts";
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -18,36 +18,25 @@ afterEach(async () => {
 });
 
 const REPLAY = `${PREFIX}.replay`;
-/** One user for the sink and the consumer: the sink neither publishes to the replay subject nor takes inboxes. */
-const AUTH = { user: "kubemeta", password: "pa55word-0123" };
 /** Far beyond the waits below: a refusal told only by a replay's silence would not be told in time. */
 const REPLAY_TIMEOUT_MS = 60_000;
 const escaped = (text: string) => text.replaceAll(".", "\\.");
 
-/** A nats-server denying the consumer `denied`, a host whose sink uses it with one pod, and a subscription. */
+/**
+ * A nats-server denying the consumer `denied` (the sink neither publishes to the replay subject nor takes inboxes), a
+ * host whose sink uses it with one pod, and a subscription.
+ */
 async function start(denied: NonNullable<NatsServerOptions["auth"]>) {
-  const server = await startNatsServer({ auth: denied });
-  cleanups.push(() => server.destroy());
-  const th = await startNatsHost(server, { sink: AUTH });
-  cleanups.push(() => th.destroy());
-  await th.changes.apply("pods", "ADDED", rawPod("web-1", { node: "n1" }));
-  await th.changes.flush();
-  const nc = await client(server, { user: AUTH.user, pass: AUTH.password });
-  cleanups.push(() => nc.close());
-  const r = recorder();
-  const subscription = subscribeNats({
-    nc,
-    cluster: CLUSTER,
-    streams: [ALL],
+  const started = await startDeniedConsumer(cleanups, denied, {
     replayTimeoutMs: REPLAY_TIMEOUT_MS,
-    retry: { initialMs: 20, maxMs: 200 },
-    recheckMs: 0,
-    ...r.handlers,
+    async addPods(th) {
+      await th.changes.apply("pods", "ADDED", rawPod("web-1", { node: "n1" }));
+      await th.changes.flush();
+    },
   });
-  cleanups.push(() => subscription.stop());
   let synced = false;
-  void subscription.synced.then(() => (synced = true));
-  return { server, th, r, subscription, isSynced: () => synced };
+  void started.subscription.synced.then(() => (synced = true));
+  return { ...started, isSynced: () => synced };
 }
 
 const count = (r: Recorder, pattern: RegExp) => r.errors.filter((error) => pattern.test(error.message)).length;
