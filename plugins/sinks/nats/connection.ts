@@ -14,7 +14,7 @@
  * reconnect), hence the generation counter.
  */
 import type { NatsConnection, NodeConnectionOptions } from "@nats-io/transport-node";
-import { aborted, Backoff, sleep, TIMED_OUT, until } from "../../../protocol/retry.ts";
+import { Backoff, sleep, TIMED_OUT, until } from "../../../protocol/retry.ts";
 import { connect } from "./connect.ts";
 import { rateLimitedWarn, type Logger } from "../../../sdk/telemetry.ts";
 import type { Gauge, Counter } from "../../../sdk/telemetry.ts";
@@ -188,7 +188,9 @@ function watch(
     async ready(signal) {
       if (isConnected) return true;
       if (nc.isClosed()) return false;
-      return Promise.race([waiters.promise, aborted(signal).then(() => false)]);
+      // until() takes its listener off `signal` again: the sink's stop signal outlives every disconnect.
+      const outcome = await until(waiters.promise, Infinity, signal);
+      return outcome !== TIMED_OUT && outcome;
     },
   };
 }
