@@ -100,8 +100,8 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     }
     // The demo runs kubemeta as a serve does: an error no handler caught is logged and counted, not the end.
     guardProcess(demo.logger, demo.host.metrics);
-    const stop = await stopAsked(signals, demo.host);
-    return (await stopInTime(demo.stop)) && stop === "signal" ? 0 : 1;
+    await stopAsked(signals, demo.host);
+    return (await stopInTime(demo.stop)) && !demo.host.failure ? 0 : 1;
   }
 
   let config: Config;
@@ -148,15 +148,19 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
   // Once started, as a start that fails says only why in its one line.
   for (const warning of emptinessWarnings(config)) logger.warn(warning);
   // A signal that came while the host started stops it now that it has.
-  const stoppedBy = await stopAsked(signals, host);
+  await stopAsked(signals, host);
   logger.info("shutting down");
   if (!(await stopInTime(() => host.stop()))) return 1;
-  return stoppedBy === "failure" ? 1 : 0;
+  // Found before the stop or during it (the store replaced before it closed): what was committed since is lost.
+  return host.failure ? 1 : 0;
 }
 
 /** A signal, or the host that cannot go on (Host.failed, logged already): exit 1 then, once it stopped. */
-function stopAsked(signals: EarlySignals, host: Host): Promise<"signal" | "failure"> {
-  return Promise.race([signals.stop.then(() => "signal" as const), host.failed]).catch(() => "failure" as const);
+function stopAsked(signals: EarlySignals, host: Host): Promise<void> {
+  return Promise.race([signals.stop, host.failed]).then(
+    () => {},
+    () => {},
+  );
 }
 
 /** Runs a host's stop; false when it ran out of `shutdownTimeout` (logged already, with what was not committed). */

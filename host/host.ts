@@ -38,6 +38,8 @@ export interface Host {
    * (StoreReplaced). Never settles otherwise.
    */
   readonly failed: Promise<never>;
+  /** What `failed` rejected with, once it has: during a stop too, up to the store's close. */
+  readonly failure: Error | undefined;
   /**
    * Stops everything in order; safe twice. Throws ShutdownTimedOut, after logging what was not committed, when it
    * takes longer than the config's shutdownTimeout.
@@ -185,6 +187,9 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
     metrics,
     readiness,
     failed: failed.promise,
+    get failure() {
+      return failure;
+    },
     stop() {
       stopping ??= (async () => {
         const deadline = Date.now() + config.shutdownTimeoutMs;

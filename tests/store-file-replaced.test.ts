@@ -4,7 +4,8 @@
  * committed as before, everything lost at the next start, while a connection opened later read the other database.
  * Now it stops: exit 1 within seconds, one error line naming the path; a restart serves what the path holds now, and
  * a consumer of the old store gets a RESET. The store itself commits nothing more to the file it opened once it found
- * it gone, and serves no read that a connection opened since may have made on the other file.
+ * it gone, and serves no read that a connection opened since may have made on the other file. Found during a shutdown,
+ * before the store closes, it exits 1 all the same.
  */
 import { afterEach, expect, test } from "bun:test";
 import { copyFile, link, rename, rm } from "node:fs/promises";
@@ -157,6 +158,45 @@ test("reads while the file is replaced never answer from the other one: the stat
   const answers = await Promise.all(Array.from({ length: 8 }, objects));
   expect(answers.filter((answer) => ![opened, "503", "no answer (stopped)"].includes(answer))).toEqual([]);
   await expectStopped(kubemeta, new RegExp(`${db} is another file now`));
+}, 60_000);
+
+/** A sink whose stop waits for POST /release-stop: the shutdown held before the store closes, as a slow drain is. */
+const HELD_STOP_SINK = `
+import { defineSink, v } from ${JSON.stringify(join(import.meta.dir, "../sdk/index.ts"))};
+export default defineSink({
+  type: "held-stop",
+  description: "Holds its stop until POST /release-stop.",
+  schema: v.strictObject({}),
+  create: (_config, ctx) => {
+    const released = Promise.withResolvers();
+    return {
+      async start() {
+        ctx.http.post("/release-stop", (c) => {
+          released.resolve();
+          return c.text("released");
+        });
+      },
+      async stop() {
+        ctx.logger.info("the stop held");
+        await released.promise;
+      },
+    };
+  },
+});
+`;
+
+test("the store's file deleted during a shutdown, before the store closes: exit 1 all the same", async () => {
+  const env = await setup({ sinks: ["  - { type: ./held-stop.ts }"] });
+  await Bun.write(join(env.dir, "held-stop.ts"), HELD_STOP_SINK);
+  const db = join(env.dir, "data", "kubemeta.db");
+  const kubemeta = await env.start();
+  await env.ready();
+
+  kubemeta.proc.kill("SIGTERM");
+  await kubemeta.out.waitFor(/"msg":"the stop held"/, 10_000);
+  await Promise.all([db, `${db}-wal`, `${db}-shm`].map((path) => rm(path)));
+  expect((await fetch(`${env.url}/release-stop`, { method: "POST" })).status).toBe(200);
+  await expectStopped(kubemeta, new RegExp(`${db} was deleted`));
 }, 60_000);
 
 /** The libsql store on `path`, what it tells the host (StoreContext.replaced) kept in `told`. */

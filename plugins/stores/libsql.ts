@@ -131,6 +131,21 @@ export default defineStore({
       }
     }
 
+    /**
+     * A replacement since the last look (a shutdown under way, the file deleted while the sinks drained) is told as
+     * one found while running: what was committed since went to the file nothing opens again, and the close cannot
+     * save it, so the stop must not look like a clean one.
+     */
+    function lastLook(): void {
+      try {
+        file?.check();
+      } catch {
+        // Told to ctx.replaced already.
+      } finally {
+        file?.stop();
+      }
+    }
+
     async function connect(): Promise<Connections> {
       const c = await openConnections(config.url, ctx.logger, {
         authToken: config.authToken,
@@ -179,10 +194,13 @@ export default defineStore({
       async stop() {
         const pending = opening;
         opening = undefined;
-        file?.stop();
-        if (!pending) return;
+        if (!pending) {
+          file?.stop();
+          return;
+        }
         const c = await pending.catch(() => undefined);
         await writes.settled();
+        lastLook();
         connections = undefined;
         await c?.close();
       },
