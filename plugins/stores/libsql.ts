@@ -164,7 +164,7 @@ export default defineStore({
         });
         if (isFileUrl(config.url)) {
           const path = filePathOf(config.url);
-          const paths = c.journalMode === "wal" ? [path, `${path}-wal`] : [path];
+          const paths = c.journalMode === "wal" ? [path, `${path}-wal`, `${path}-shm`] : [path];
           file = watchFiles(paths, (error) => ctx.replaced?.(error));
         }
         return c;

@@ -47,9 +47,12 @@ export interface FileWatch {
 }
 
 /**
- * Watches the files at `paths` as they are now (the database, and its WAL in WAL mode: one deleted alone leaves the
- * commits since in the one SQLite has open, where a connection opened later finds none): call once the store has them
- * open.
+ * Watches the files at `paths` as they are now: call once the store has them open. The database, and in WAL mode its
+ * WAL (one deleted alone leaves the commits since in the one SQLite has open, where a connection opened later finds
+ * none) and its shared memory, the WAL's index and the locks that keep writers apart. This process's connections
+ * share the one first opened, deleted or not, but another process's (a second kubemeta, a tool) would build an index
+ * of its own: each side then misses what the other commits, and a write of one overwrites the other's in the WAL (a
+ * second kubemeta's raised term went unseen, and was lost under the next commit here).
  */
 export function watchFiles(paths: string[], replaced: (error: StoreReplacedError) => void): FileWatch {
   const opened = paths.flatMap((path) => {
