@@ -8,7 +8,7 @@
  * before the store closes, it exits 1 all the same.
  */
 import { afterEach, expect, test } from "bun:test";
-import { copyFile, link, rename, rm } from "node:fs/promises";
+import { chmod, copyFile, link, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import * as v from "valibot";
 import libsql from "../plugins/stores/libsql.ts";
@@ -207,6 +207,32 @@ test("the store's file deleted during a shutdown, before the store closes: exit 
   await Promise.all([db, `${db}-wal`, `${db}-shm`].map((path) => rm(path)));
   expect((await fetch(`${env.url}/release-stop`, { method: "POST" })).status).toBe(200);
   await expectStopped(kubemeta, new RegExp(`${db} was deleted`));
+}, 60_000);
+
+/** setpriv's arguments to run as nobody when the tests run as root, for whom no permission is ever denied. */
+const AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+const asRoot = process.getuid?.() === 0;
+
+test("its data directory denied to kubemeta: a warning, it goes on; allowed again, its WAL gone stops it", async () => {
+  const env = await setup();
+  const data = join(env.dir, "data");
+  if (asRoot) await Bun.$`chown -R 65534:65534 ${env.dir}`;
+  const kubemeta = await env.start(asRoot ? AS_NOBODY : []);
+  await env.ready();
+
+  await chmod(data, 0o000);
+  cleanups.push(() => chmod(data, 0o755));
+  const [line] = await kubemeta.out.waitFor(/\{[^\n]*"msg":"cannot tell whether the store's files are[^\n]*/, 10_000);
+  expect(JSON.parse(line).error.message).toStartWith("EACCES: permission denied, stat");
+  // It serves on; each read looks again (told once a minute, not once a look).
+  expect((await fetch(`${env.url}/v1/objects?kind=Namespace`)).status).toBe(200);
+  expect(kubemeta.out.text.match(/"msg":"cannot tell whether/g)).toHaveLength(1);
+  await chmod(data, 0o755);
+  await env.ready();
+  await rm(join(data, "kubemeta.db-wal"));
+  expect(await exitWithin(kubemeta.proc, 10_000)).toBe(1);
+  const [stopped] = kubemeta.out.lines(STOPPING);
+  expect((stopped?.error as { message?: string } | undefined)?.message).toContain("kubemeta.db-wal was deleted");
 }, 60_000);
 
 /** The libsql store on `path`, what it tells the host (StoreContext.replaced) kept in `told`. */

@@ -165,7 +165,7 @@ export default defineStore({
         if (isFileUrl(config.url)) {
           const path = filePathOf(config.url);
           const paths = c.journalMode === "wal" ? [path, `${path}-wal`, `${path}-shm`] : [path];
-          file = watchFiles(paths, (error) => ctx.replaced?.(error));
+          file = watchFiles(paths, (error) => ctx.replaced?.(error), ctx.logger);
         }
         return c;
       } catch (error) {

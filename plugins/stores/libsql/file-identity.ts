@@ -9,6 +9,7 @@
  */
 import { statSync } from "node:fs";
 import { StoreReplacedError } from "../../../sdk/contract.ts";
+import { type Logger, rateLimitedWarn } from "../../../sdk/telemetry.ts";
 
 /** How often the file is looked at besides around writes and reads: a stat, so that an idle store finds out too. */
 export const FILE_CHECK_INTERVAL_MS = 2_000;
@@ -18,26 +19,37 @@ interface FileId {
   ino: number;
 }
 
-/** What is at `path` now: undefined when nothing is, "unknown" when the stat fails otherwise (a denied directory). */
-function idAt(path: string): FileId | undefined | "unknown" {
+/** What is at a path now: a file, none (`gone` says how), or a stat that failed and tells neither. */
+type Look = { id: FileId } | { gone: string } | { unknown: NodeJS.ErrnoException };
+
+function look(path: string): Look {
   try {
     const { dev, ino } = statSync(path);
-    return { dev, ino };
+    return { id: { dev, ino } };
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
+    const failed = error as NodeJS.ErrnoException;
     // Nothing there: the file deleted, its directory too, or a file in the directory's place.
-    return code === "ENOENT" || code === "ENOTDIR" ? undefined : "unknown";
+    if (failed.code === "ENOENT" || failed.code === "ENOTDIR") return { gone: "was deleted" };
+    // NFS: the handle this client held of the file, or of a directory above it, names nothing on the server now.
+    if (failed.code === "ESTALE") return { gone: "is stale (ESTALE: deleted or replaced on its file server)" };
+    // A directory denied (EACCES), a failing disk (EIO): the file may be the one opened or not.
+    return { unknown: failed };
   }
 }
 
 const describe = ({ dev, ino }: FileId) => `inode ${ino} on device ${dev}`;
 
 /** How the file at `path` differs from the one opened; undefined when it is that one (or cannot be told). */
-function change(path: string, opened: FileId): string | undefined {
-  const now = idAt(path);
-  if (now === "unknown" || (now?.dev === opened.dev && now.ino === opened.ino)) return undefined;
+function change(path: string, opened: FileId, unknown: (error: NodeJS.ErrnoException) => void): string | undefined {
+  const now = look(path);
   const was = `the store opened ${describe(opened)}`;
-  return now ? `${path} is another file now (${describe(now)}; ${was})` : `${path} was deleted (${was})`;
+  if ("gone" in now) return `${path} ${now.gone} (${was})`;
+  if ("unknown" in now) {
+    unknown(now.unknown);
+    return undefined;
+  }
+  if (now.id.dev === opened.dev && now.id.ino === opened.ino) return undefined;
+  return `${path} is another file now (${describe(now.id)}; ${was})`;
 }
 
 export interface FileWatch {
@@ -54,15 +66,22 @@ export interface FileWatch {
  * of its own: each side then misses what the other commits, and a write of one overwrites the other's in the WAL (a
  * second kubemeta's raised term went unseen, and was lost under the next commit here).
  */
-export function watchFiles(paths: string[], replaced: (error: StoreReplacedError) => void): FileWatch {
+export function watchFiles(paths: string[], replaced: (error: StoreReplacedError) => void, logger: Logger): FileWatch {
   const opened = paths.flatMap((path) => {
-    const id = idAt(path);
-    return id && id !== "unknown" ? [{ path, id }] : [];
+    const now = look(path);
+    return "id" in now ? [{ path, id: now.id }] : [];
   });
+  // Looked at again and again (every write, read and 2 s): said once a minute, until a look tells.
+  const warn = rateLimitedWarn(logger);
+  const unknown = (path: string) => (error: NodeJS.ErrnoException) =>
+    warn("cannot tell whether the store's files are the ones it opened; it goes on, and looks again", {
+      path,
+      error,
+    });
   let found: StoreReplacedError | undefined;
   const check = () => {
     if (found) throw found;
-    const what = opened.map(({ path, id }) => change(path, id)).filter((change) => change !== undefined);
+    const what = opened.map(({ path, id }) => change(path, id, unknown(path))).filter((change) => change !== undefined);
     if (what.length === 0) return;
     found = new StoreReplacedError(
       `the store's files changed under this process: ${what.join(", ")}; what it commits would be lost, and what ` +
