@@ -98,11 +98,13 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   const failed = Promise.withResolvers<never>();
   failed.promise.catch(() => {});
   let failure: Error | undefined;
+  const readsRefused = new AbortController();
   /** Once: the store and, with `ha`, the replica following it may both find it replaced. */
   const fail = (message: string, error: Error) => {
     if (failure) return;
     failure = error;
     logger.error(message, { error });
+    readsRefused.abort(error);
     failed.reject(error);
   };
   const { store, state, horizons } = await openStore(config, context, logger, {
@@ -132,7 +134,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
     return { ready: waiting.length === 0, waiting };
   };
   const http = createHttpServer({ config: config.http, logger, metrics, readiness });
-  mountApi(http.app, log, logger, config.http.idleTimeout);
+  mountApi(http.app, log, logger, config.http.idleTimeout, readsRefused.signal);
   try {
     // Before any sink starts: a start that cannot listen must not have delivered anything (a webhook's batch).
     await http.listen();

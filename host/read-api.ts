@@ -161,8 +161,19 @@ async function objectsBody(
   );
 }
 
-/** Mounts /v1/objects and /v1/updates on the shared app; `idleTimeout` is the listener's (seconds, 0 for none). */
-export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeout: number): void {
+/**
+ * Mounts /v1/objects and /v1/updates on the shared app; `idleTimeout` is the listener's (seconds, 0 for none).
+ * `refused` aborts once the store serves no read any more (replaced: Host.failed): the snapshots waiting for their
+ * turn are answered 503 then, as the reads it refuses are, where they waited on for turns held by slow clients and the
+ * stop that follows cut them, unanswered.
+ */
+export function mountApi(
+  app: Hono,
+  log: CommittedLog,
+  logger: Logger,
+  idleTimeout: number,
+  refused?: AbortSignal,
+): void {
   const whole = wholeYet(log);
   // Once a minute: clients polling a store that is down would otherwise write a line per request.
   const readFailed = rateLimitedWarn(logger);
@@ -174,7 +185,8 @@ export function mountApi(app: Hono, log: CommittedLog, logger: Logger, idleTimeo
     if (!whole()) return retryLater(c, "the store's first sync is under way; ask again later");
     const { kind, namespace, node, stream } = query.value;
     const { signal } = c.req.raw;
-    const pages = readObjectPages(log, { stream, namespace, node }, kind, signal);
+    const ended = refused ? AbortSignal.any([signal, refused]) : signal;
+    const pages = readObjectPages(log, { stream, namespace, node }, kind, ended);
     // Waiting for its turn among the snapshots read at once, it sends nothing through no fault of its client.
     setIdleTimeout(c, 0);
     let body: string | ReadableStream<Uint8Array>;
