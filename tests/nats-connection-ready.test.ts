@@ -5,10 +5,8 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { openConnection } from "../plugins/sinks/nats/connection.ts";
-import { createMetrics } from "../host/metrics.ts";
-import { silentLogger } from "../host/logger.ts";
 import { waitFor } from "../testing/index.ts";
-import { SLOW_MS } from "./nats-fixtures.ts";
+import { connectionTelemetry, SLOW_MS } from "./nats-fixtures.ts";
 import { startNatsServer } from "./nats-server.ts";
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -39,14 +37,7 @@ test(
   async () => {
     const server = await startNatsServer();
     cleanups.push(() => server.destroy());
-    const metrics = createMetrics();
-    const telemetry = {
-      logger: silentLogger,
-      labels: { sink: "nats" },
-      connected: metrics.gauge("connected", ""),
-      reconnects: metrics.counter("reconnects", ""),
-      connectFailures: metrics.counter("connect_failures", ""),
-    };
+    const telemetry = connectionTelemetry();
     const opening = new AbortController();
     cleanups.push(async () => opening.abort());
     const options = async (reconnectWaitMs: () => number) => ({

@@ -9,6 +9,9 @@ import { ALL } from "../protocol/streams.ts";
 import type { KubeObject } from "../sdk/model.ts";
 import { rawPod, startTestHost, type TestHost } from "../testing/index.ts";
 import type { Logger } from "../sdk/telemetry.ts";
+import { createMetrics } from "../host/metrics.ts";
+import { silentLogger } from "../host/logger.ts";
+import type { ConnectionTelemetry } from "../plugins/sinks/nats/connection.ts";
 import type { Follower } from "./nats-consumer.ts";
 import { startNatsServer, type NatsServerOptions, type TestNatsServer } from "./nats-server.ts";
 
@@ -62,6 +65,18 @@ export function rawService(name: string, port = 80): KubeObject {
  * milliseconds, so a retry must not wait out the reconnect (the sink would then come
  * back later than its consumers).
  */
+/** What the NATS sink's connection (openConnection) reports to, on metrics of its own and a silent log. */
+export function connectionTelemetry(): ConnectionTelemetry {
+  const metrics = createMetrics();
+  return {
+    logger: silentLogger,
+    labels: { sink: "nats" },
+    connected: metrics.gauge("connected", ""),
+    reconnects: metrics.counter("reconnects", ""),
+    connectFailures: metrics.counter("connect_failures", ""),
+  };
+}
+
 export function natsSink(server: TestNatsServer, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     type: "nats",

@@ -13,6 +13,7 @@ import { Follower } from "./nats-consumer.ts";
 import {
   churn,
   client,
+  connectionTelemetry,
   converged,
   expectConverged,
   nodeNames,
@@ -23,8 +24,6 @@ import {
 } from "./nats-fixtures.ts";
 import { startNatsServer, type TestNatsServer } from "./nats-server.ts";
 import { openConnection } from "../plugins/sinks/nats/connection.ts";
-import { createMetrics } from "../host/metrics.ts";
-import { silentLogger } from "../host/logger.ts";
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -227,14 +226,7 @@ test(
   "a connection that cannot reconnect is closed, and the next one tries every server again",
   async () => {
     const [down, up] = await oneOfTwoDown();
-    const metrics = createMetrics();
-    const telemetry = {
-      logger: silentLogger,
-      labels: { sink: "nats" },
-      connected: metrics.gauge("connected", ""),
-      reconnects: metrics.counter("reconnects", ""),
-      connectFailures: metrics.counter("connect_failures", ""),
-    };
+    const telemetry = connectionTelemetry();
     const stop = new AbortController();
     cleanups.push(async () => stop.abort());
     // In this order, as the client may shuffle them: the one that is down is tried first, and dropped.
