@@ -9,7 +9,9 @@
  *
  * Delivery is at least once and in order: one batch at a time, and the cursor (kept in
  * the store) moves only when the receiver answered 2xx, or when a batch was given up by
- * policy (`on4xx: skip`, `maxRetries`). After a restart the sink resumes after its
+ * policy (`on4xx: skip`, `maxRetries`). A batch refused as too large (413) is sent in
+ * halves, each with a body, id and signature of its own, and the cursor moves once all
+ * of them are through. After a restart the sink resumes after its
  * cursor, so a receiver may see a batch again: it de-duplicates by version. The loop
  * (cursor, batching, lag, retention) is `consume`'s (sdk/consume.ts); the request and
  * its retry policy are webhook/delivery.ts.
@@ -99,7 +101,10 @@ const schema = v.pipe(
     on4xx: v.optional(
       v.pipe(
         v.picklist(["retry", "skip"]),
-        v.description("A 4xx other than 408 and 429: `retry` the batch, or `skip` it (counted)."),
+        v.description(
+          "A 4xx other than 408 and 429: `retry` the batch, or `skip` it (counted). A 413 (too large) is only for a " +
+            "batch of one update: a larger one is sent again in halves.",
+        ),
       ),
       "retry",
     ),
@@ -168,6 +173,7 @@ export default defineSink({
       retry: config.retry,
       logger: ctx.logger,
       metrics: ctx.metrics,
+      requestOf: request,
     });
 
     function request(envelopes: Envelope[]): Request {
@@ -177,9 +183,13 @@ export default defineSink({
       const id = `${epoch}:${first}-${last}`;
       // JSON.stringify of the whole, with each envelope's object text embedded as it is (jsonText).
       const updates = `[${envelopes.map(jsonText).join(",")}]`;
+      const [only] = envelopes.length === 1 ? envelopes : [];
       return {
         id,
         updates: envelopes.length,
+        ...(only
+          ? { only: { kind: only.kind, namespace: only.namespace, name: only.name, version: only.version } }
+          : {}),
         body: stringifyWithRaw(
           { id, cluster: ctx.cluster, epoch, stream: config.stream, first, last },
           "updates",
@@ -196,11 +206,11 @@ export default defineSink({
       batch: config.batch,
       retry: config.retry,
       from: config.from,
-      // Its own retry policy (Retry-After, on4xx, maxRetries) runs inside send(): it returns once the batch is
-      // delivered or given up, and says meanwhile whether the receiver is failing (no drain at stop then).
+      // Its own retry policy (Retry-After, on4xx, maxRetries, a 413's split) runs inside delivery.deliver: it returns
+      // once the batch is delivered or given up, and says meanwhile whether the receiver is failing (no drain at stop).
       failing: delivery.failing,
       async deliver(envelopes, signal) {
-        if ((await delivery.send(request(envelopes), signal)) === "stopped") signal.throwIfAborted();
+        if ((await delivery.deliver(envelopes, signal)) === "stopped") signal.throwIfAborted();
       },
     });
   },

@@ -1,11 +1,14 @@
 /**
  * One batch to the receiver, retried until it is accepted: 2xx delivers; 429 waits for
  * Retry-After; 5xx, 408, redirects, timeouts and network errors back off exponentially
- * with jitter; any other 4xx follows `on4xx` (retry, or skip and count). Retries go on
- * forever unless `maxRetries` says otherwise.
+ * with jitter; 413 (a body larger than the receiver takes) splits the batch in halves,
+ * each a request of its own, down to one update; any other 4xx, and a 413 of one update,
+ * follows `on4xx` (retry, or skip and count). Retries go on forever unless `maxRetries`
+ * says otherwise.
  */
 import { Backoff, parseRetryAfter, sleep } from "../../../protocol/retry.ts";
-import type { Logger, Metrics, RetrySettings } from "../../../sdk/index.ts";
+import type { Envelope, Logger, Metrics, RetrySettings } from "../../../sdk/index.ts";
+import { rateLimitedWarn } from "../../../sdk/telemetry.ts";
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, sign } from "./sign.ts";
 
 const ID_HEADER = "X-Kubemeta-Id";
@@ -23,6 +26,8 @@ export interface DeliveryOptions {
   retry: RetrySettings;
   logger: Logger;
   metrics: Metrics;
+  /** The request of these updates (a batch, or a part of one the receiver found too large). */
+  requestOf(envelopes: Envelope[]): Request;
 }
 
 /** A batch ready to send: its id (the same on every retry) and its JSON body. */
@@ -30,13 +35,18 @@ export interface Request {
   id: string;
   body: string;
   updates: number;
+  /** The update of a request that holds only one, named in the log when it is given up. */
+  only?: Pick<Envelope, "kind" | "namespace" | "name" | "version">;
 }
 
-export type Outcome = "delivered" | "skipped" | "stopped";
+/** `too_large`: a request of several updates the receiver refused with 413, to be sent in parts. */
+type Outcome = "delivered" | "skipped" | "stopped" | "too_large";
 
 /** Why a request failed: `kubemeta_webhook_failures_total`'s reasons, each a series from the start. */
 const NO_ANSWER = ["timeout", "network"] as const;
-const REFUSED = ["status_3xx", "status_408", "status_4xx", "status_429", "status_5xx"] as const;
+const REFUSED = ["status_3xx", "status_408", "status_413", "status_4xx", "status_429", "status_5xx"] as const;
+/** Why updates were given up: `kubemeta_webhook_skipped_updates_total`'s reasons. */
+const GIVEN_UP = ["status_4xx", "too_large", "max_retries"] as const;
 
 type Attempt =
   | { ok: true }
@@ -50,9 +60,20 @@ type Attempt =
       detail: string;
     };
 
+/** A refused request, as the log says it. */
+interface Failure {
+  id: string;
+  reason: (typeof NO_ANSWER)[number] | (typeof REFUSED)[number];
+  status?: number;
+  detail?: string;
+}
+
 export interface Delivery {
-  /** Sends until delivered, skipped by policy, or stopped by `signal`. */
-  send(request: Request, signal: AbortSignal): Promise<Outcome>;
+  /**
+   * Sends `envelopes` until delivered or skipped by policy, in parts if the receiver finds them too large; "stopped"
+   * once `signal` aborts, maybe after some parts were delivered (sent again after a restart: at least once).
+   */
+  deliver(envelopes: Envelope[], signal: AbortSignal): Promise<"done" | "stopped">;
   /** True while the receiver's last answer was a failure (none yet: false). */
   failing(): boolean;
 }
@@ -86,11 +107,11 @@ export function createDelivery(options: DeliveryOptions): Delivery {
   const labels = { sink };
   const deliveries = metrics.counter(
     "kubemeta_webhook_deliveries_total",
-    "Webhook batches the receiver accepted (2xx).",
+    "Webhook requests the receiver accepted (2xx): batches, or parts of one it refused as too large.",
   );
   const deliveredUpdates = metrics.counter(
     "kubemeta_webhook_delivered_updates_total",
-    "Updates in webhook batches the receiver accepted.",
+    "Updates in webhook requests the receiver accepted.",
   );
   const failures = metrics.counter(
     "kubemeta_webhook_failures_total",
@@ -98,13 +119,19 @@ export function createDelivery(options: DeliveryOptions): Delivery {
   );
   const skipped = metrics.counter(
     "kubemeta_webhook_skipped_updates_total",
-    "Updates a webhook gave up on, by reason (status_4xx with on4xx: skip, max_retries).",
+    "Updates a webhook gave up on, by reason (status_4xx and too_large with on4xx: skip, max_retries).",
   );
+  const splits = metrics.counter(
+    "kubemeta_webhook_splits_total",
+    "Webhook requests the receiver refused as too large (413), each sent again in two halves.",
+  );
+  const splitLog = rateLimitedWarn(logger);
   // From 0, not from the first event: rate() needs a sample before it.
   deliveries.inc(labels, 0);
   deliveredUpdates.inc(labels, 0);
+  splits.inc(labels, 0);
   for (const reason of [...NO_ANSWER, ...REFUSED]) failures.inc({ sink, reason }, 0);
-  for (const reason of ["status_4xx", "max_retries"]) skipped.inc({ sink, reason }, 0);
+  for (const reason of GIVEN_UP) skipped.inc({ sink, reason }, 0);
   // Up to the longest `timeout` a receiver is commonly given: the default buckets end at 2.5 s, `timeout` at 10 s.
   const duration = metrics.histogram(
     "kubemeta_webhook_request_seconds",
@@ -157,54 +184,91 @@ export function createDelivery(options: DeliveryOptions): Delivery {
   }
 
   let failing = false;
-  return {
-    failing: () => failing,
-    async send(request, signal) {
-      const backoff = new Backoff(options.retry);
-      for (let retries = 0; ; retries++) {
-        const result = await attempt(request, signal);
-        if (result.ok || result.reason !== "stopped") failing = !result.ok;
-        if (result.ok) {
-          deliveries.inc(labels);
-          deliveredUpdates.inc(labels, request.updates);
-          if (retries > 0) logger.info("webhook delivered after retrying", { id: request.id, retries });
-          return "delivered";
-        }
-        if (result.reason === "stopped") return "stopped";
-        failures.inc({ sink, reason: result.reason });
-        const failure = {
-          id: request.id,
-          reason: result.reason,
-          ...("status" in result ? { status: result.status } : {}),
-          ...(result.detail ? { detail: result.detail } : {}),
-        };
-        if (result.reason === "status_4xx" && options.on4xx === "skip") {
-          // A verdict on this batch, from a receiver that answers: nothing to hold a drain back.
-          failing = false;
-          skipped.inc({ sink, reason: "status_4xx" }, request.updates);
-          logger.error("webhook receiver rejected a batch; skipping it (on4xx: skip)", {
-            ...failure,
-            updates: request.updates,
-          });
-          return "skipped";
-        }
-        if (retries >= options.maxRetries) {
-          skipped.inc({ sink, reason: "max_retries" }, request.updates);
-          logger.error("webhook gave up on a batch after maxRetries", {
-            ...failure,
-            retries,
-            updates: request.updates,
-          });
-          return "skipped";
-        }
-        // A Retry-After of 0 (or a past date) is no delay at all: back off rather than spin on the receiver.
-        const delay = ("retryAfterMs" in result ? result.retryAfterMs : undefined) || backoff.next();
-        logger.warn("webhook delivery failed; retrying", { ...failure, retries, retryInMs: delay });
-        await sleep(delay, signal);
-        if (signal.aborted) return "stopped";
+
+  /**
+   * What becomes of a request the receiver refused, as it answers (so nothing to hold a drain back): a 413 of several
+   * updates is sent in parts; a 413 of one, or another 4xx, is skipped under `on4xx: skip`. Undefined: retried.
+   */
+  function verdict(request: Request, failure: Failure): Outcome | undefined {
+    const bytes = Buffer.byteLength(request.body);
+    if (failure.reason === "status_413" && request.updates > 1) {
+      splits.inc(labels);
+      // With every batch when batch.size is too large for the receiver: once a minute is enough to say so.
+      splitLog("webhook receiver refused a batch as too large; sending it in two halves", {
+        ...failure,
+        updates: request.updates,
+        bytes,
+      });
+      failing = false;
+      return "too_large";
+    }
+    if (options.on4xx !== "skip") return undefined;
+    if (failure.reason === "status_413") {
+      skipped.inc({ sink, reason: "too_large" }, request.updates);
+      logger.error("webhook receiver refuses an update as too large; skipping it", {
+        ...failure,
+        ...request.only,
+        bytes,
+      });
+    } else if (failure.reason === "status_4xx") {
+      skipped.inc({ sink, reason: "status_4xx" }, request.updates);
+      logger.error("webhook receiver rejected a batch; skipping it (on4xx: skip)", {
+        ...failure,
+        updates: request.updates,
+      });
+    } else return undefined;
+    failing = false;
+    return "skipped";
+  }
+
+  async function send(request: Request, signal: AbortSignal): Promise<Outcome> {
+    const backoff = new Backoff(options.retry);
+    for (let retries = 0; ; retries++) {
+      const result = await attempt(request, signal);
+      if (result.ok || result.reason !== "stopped") failing = !result.ok;
+      if (result.ok) {
+        deliveries.inc(labels);
+        deliveredUpdates.inc(labels, request.updates);
+        if (retries > 0) logger.info("webhook delivered after retrying", { id: request.id, retries });
+        return "delivered";
       }
-    },
-  };
+      if (result.reason === "stopped") return "stopped";
+      failures.inc({ sink, reason: result.reason });
+      const failure: Failure = {
+        id: request.id,
+        reason: result.reason,
+        ...("status" in result ? { status: result.status } : {}),
+        ...(result.detail ? { detail: result.detail } : {}),
+      };
+      const given = verdict(request, failure);
+      if (given) return given;
+      if (retries >= options.maxRetries) {
+        skipped.inc({ sink, reason: "max_retries" }, request.updates);
+        logger.error("webhook gave up on a batch after maxRetries", {
+          ...failure,
+          retries,
+          updates: request.updates,
+        });
+        return "skipped";
+      }
+      // A Retry-After of 0 (or a past date) is no delay at all: back off rather than spin on the receiver.
+      const delay = ("retryAfterMs" in result ? result.retryAfterMs : undefined) || backoff.next();
+      logger.warn("webhook delivery failed; retrying", { ...failure, retries, retryInMs: delay });
+      await sleep(delay, signal);
+      if (signal.aborted) return "stopped";
+    }
+  }
+
+  async function deliver(envelopes: Envelope[], signal: AbortSignal): Promise<"done" | "stopped"> {
+    const outcome = await send(options.requestOf(envelopes), signal);
+    if (outcome !== "too_large") return outcome === "stopped" ? "stopped" : "done";
+    // In order: the second half only once the first is delivered or given up.
+    const half = Math.ceil(envelopes.length / 2);
+    if ((await deliver(envelopes.slice(0, half), signal)) === "stopped") return "stopped";
+    return deliver(envelopes.slice(half), signal);
+  }
+
+  return { failing: () => failing, deliver };
 }
 
 function classify(response: Response, detail: string): Attempt {
@@ -221,6 +285,8 @@ function classify(response: Response, detail: string): Attempt {
   if (status >= 500) return { ok: false, reason: "status_5xx", status, detail };
   // 408 is the receiver timing out: an outage, not a verdict on the batch, so it is retried like a 5xx.
   if (status === 408) return { ok: false, reason: "status_408", status, detail };
+  // A verdict on the body's size, not on its updates: a part of it may pass.
+  if (status === 413) return { ok: false, reason: "status_413", status, detail };
   if (status >= 400) return { ok: false, reason: "status_4xx", status, detail };
   return { ok: false, reason: "status_3xx", status, detail };
 }
