@@ -12,8 +12,9 @@ import type { EpochChange } from "../../../sdk/contract.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
 import { filePathOf, fileUrlProblem, isFileUrl, openConnections, storeName, type RemoteOptions } from "./connection.ts";
 import { releaseClosedConnections } from "./release.ts";
+import { runStatement } from "./run-statement.ts";
 import { migrate } from "./schema.ts";
-import type { WriteResult, Writer } from "./writer.ts";
+import type { Writer } from "./writer.ts";
 
 /**
  * How long the exclusive lock is waited for: enough for a kubemeta that is stopping to close the file, too little to
@@ -98,12 +99,7 @@ async function renewed(writer: Writer, name: string): Promise<EpochChange> {
 
 /** The Writer the migrations and the change run through, on the one connection that holds the lock. */
 function exclusiveWriter(db: Database.Database): Writer {
-  const execute = (statement: InStatement): WriteResult => {
-    const { sql, args = [] } = typeof statement === "string" ? { sql: statement } : statement;
-    const prepared = db.prepare(sql);
-    if (prepared.reader) return { rows: prepared.all(args) as WriteResult["rows"], rowsAffected: 0 };
-    return { rows: [], rowsAffected: prepared.run(args).changes };
-  };
+  const execute = (statement: InStatement) => runStatement((sql) => db.prepare(sql), statement);
   return {
     execute: async (statement) => execute(statement),
     async batch(statements) {

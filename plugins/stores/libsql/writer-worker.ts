@@ -13,6 +13,7 @@ import type { WriteResult, WriterReply, WriterRequest } from "./writer.ts";
 import { unpack, type PostedStatement } from "./packed-args.ts";
 import { yieldCoresToEventLoop } from "../../../sdk/priority.ts";
 import { releaseClosedConnections } from "./release.ts";
+import { runStatement } from "./run-statement.ts";
 
 declare const self: Worker;
 
@@ -49,13 +50,7 @@ function statementOf(sql: string): Statement {
   return statement;
 }
 
-/** Rows as plain records by column name, as @libsql/client's rows answer by name. */
-function execute(inStatement: InStatement): WriteResult {
-  const { sql, args = [] } = typeof inStatement === "string" ? { sql: inStatement } : inStatement;
-  const statement = statementOf(sql);
-  if (statement.reader) return { rows: statement.all(args) as WriteResult["rows"], rowsAffected: 0 };
-  return { rows: [], rowsAffected: statement.run(args).changes };
-}
+const execute = (inStatement: InStatement): WriteResult => runStatement(statementOf, inStatement);
 
 /**
  * Runs a slice of batch `id`, opening its transaction (BEGIN IMMEDIATE takes the write lock first, as
