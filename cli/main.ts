@@ -52,16 +52,23 @@ const OPTIONS = {
   demo: { type: "boolean", default: false },
 } as const;
 
+/** The commands that read a config and take --config alone, each with what it does (its usage error says it). */
+const CONFIG_COMMANDS = {
+  rbac: "rbac prints the roles of a config",
+  "new-epoch": "new-epoch gives the config's store a new epoch",
+} as const;
+
 /** Runs the command `args` name; resolves with the exit code. */
 export async function main(args: string[], signals: EarlySignals): Promise<number> {
   const [command, ...rest] = args;
   if (command === "tail") return runTail(rest, signals.stop);
-  // Commands that read a config and take --config alone.
-  const rbac = command === "rbac";
-  const renew = command === "new-epoch";
+  const configCommand =
+    command !== undefined && Object.hasOwn(CONFIG_COMMANDS, command)
+      ? (command as keyof typeof CONFIG_COMMANDS)
+      : undefined;
   let values: ReturnType<typeof parseOptions<typeof OPTIONS>>;
   try {
-    values = parseOptions(rbac || renew ? rest : args, OPTIONS);
+    values = parseOptions(configCommand ? rest : args, OPTIONS);
   } catch (error) {
     signals.release();
     return usageError(argumentProblem(error));
@@ -72,13 +79,11 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     return usageError("--config: expected a file, got an empty value");
   }
   // Only serving (and the demo) stops on a signal: anything else ends as a signal ends it.
-  if (rbac || renew || values.help || values.check) signals.release();
+  if (configCommand || values.help || values.check) signals.release();
   if (values.demo && (values.config !== undefined || values.check))
     return usageError("--demo runs its own cluster and config: it takes --port, not --config or --check");
-  if (rbac && (values.demo || values.check || values.port !== undefined))
-    return usageError("rbac prints the roles of a config: it takes --config alone");
-  if (renew && (values.demo || values.check || values.port !== undefined))
-    return usageError("new-epoch gives the config's store a new epoch: it takes --config alone");
+  if (configCommand && (values.demo || values.check || values.port !== undefined))
+    return usageError(`${CONFIG_COMMANDS[configCommand]}: it takes --config alone`);
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
@@ -112,12 +117,12 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     return invalidConfig(error);
   }
   if (port !== undefined) config.http.port = port;
-  if (rbac) {
+  if (configCommand === "rbac") {
     printWarnings(rbacWarnings(config));
     process.stdout.write(rbacYaml(config));
     return 0;
   }
-  if (renew) return newEpoch(config);
+  if (configCommand === "new-epoch") return newEpoch(config);
   // A check says only what is wrong: the store's info lines while it is opened are not for its reader.
   const logger = createLogger({ level: values.check ? "error" : config.logLevel });
   let host: Host;
