@@ -43,6 +43,7 @@ async function initialSync(streamingList: "always" | "never"): Promise<void> {
     apply: () => void events++,
     bookmark: () => {},
     relist: () => ({ end: async () => {}, abort() {} }),
+    claimKind: () => undefined,
     retract: async () => {},
     flush: async () => {},
   };

@@ -85,6 +85,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const relists = new Map<string, OpenRelist>();
   /** The resources a source asked for the resume point of, or relisted, in this run: what the sources watch now. */
   const claimed = new Set<string>();
+  /** The resource that watches each kind in this run (ChangeSink.claimKind). */
+  const kindWatchers = new Map<string, string>();
   let nextVersion = state.head + 1;
 
   const queue = createCommitQueue({
@@ -197,6 +199,18 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     logger.warn("dropping every change of a kind no slim rule names (slim.kinds)", { kind, resource });
   }
 
+  function claimKind(resource: string, kind: string): string | undefined {
+    const other = kindWatchers.get(kind);
+    if (other !== undefined && other !== resource) return other;
+    releaseKinds(resource);
+    kindWatchers.set(kind, resource);
+    return undefined;
+  }
+
+  function releaseKinds(resource: string): void {
+    for (const [kind, watcher] of kindWatchers) if (watcher === resource) kindWatchers.delete(kind);
+  }
+
   function relist(resource: string, kind: string): Relist {
     claimed.add(resource);
     const open: OpenRelist = { kind, seen: new Set() };
@@ -248,7 +262,11 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       return queue.schedule();
     },
     relist,
-    retract: (resource) => retractions.retract(resource, "not-served"),
+    claimKind,
+    retract(resource) {
+      releaseKinds(resource);
+      return retractions.retract(resource, "not-served");
+    },
     retractUnclaimed: () => retractions.retractUnclaimed(claimed),
     markWhole: queue.markWhole,
     flush: queue.flush,

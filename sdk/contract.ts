@@ -114,6 +114,13 @@ export interface ChangeSink {
    */
   relist(resource: string, kind: string): Relist;
   /**
+   * Says that `resource` watches `kind` in this run, before it lists: returns the resource that watches it already,
+   * else undefined. The state is kept by kind, so two resources of one kind (two groups' `Gateway`, one kind under two
+   * sources' selectors) would each delete the other's objects at every relist: the one told of another must not watch
+   * it. A resource retracted, or claiming another kind (a CRD re-created with another kind), no longer holds it.
+   */
+  claimKind(resource: string, kind: string): string | undefined;
+  /**
    * The API server no longer serves `resource` (its CRD was deleted, perhaps while nobody watched: the API server
    * deleted its objects with it, and no DELETED of theirs will come). Emits DELETED for every stored object of the kind
    * last relisted under `resource` (a kind relisted since under another key is that key's, and kept), forgets

@@ -58,6 +58,15 @@ export class RecordingSink implements ChangeSink {
   private readonly open = new Map<string, { kind: string; seen: Set<string>; record: RelistRecord }>();
   /** The resource each kind was last relisted under. */
   private readonly relistedBy = new Map<string, string>();
+  /** The resource that claimed each kind (claimKind). */
+  private readonly watchers = new Map<string, string>();
+
+  claimKind(resource: string, kind: string): string | undefined {
+    const other = this.watchers.get(kind);
+    if (other !== undefined && other !== resource) return other;
+    this.watchers.set(kind, resource);
+    return undefined;
+  }
 
   resumePoint(resource: string): string | undefined {
     return this.resumePoints.get(resource);
@@ -97,6 +106,7 @@ export class RecordingSink implements ChangeSink {
 
   relist(resource: string, kind: string): Relist {
     if (this.open.has(resource)) this.violations.push(`relist of ${resource} while one is open`);
+    if (this.watchers.get(kind) !== resource) this.violations.push(`relist of ${kind} unclaimed by ${resource}`);
     const record: RelistRecord = { resource, kind, state: "open", deleted: 0 };
     const open = { kind, seen: new Set<string>(), record };
     this.relists.push(record);
@@ -135,6 +145,7 @@ export class RecordingSink implements ChangeSink {
 
   async retract(resource: string): Promise<void> {
     this.retracted.push(resource);
+    for (const [kind, watcher] of this.watchers) if (watcher === resource) this.watchers.delete(kind);
     for (const [kind, by] of this.relistedBy) {
       if (by !== resource) continue;
       const byUid = this.kind(kind);

@@ -68,6 +68,7 @@ class ScriptedApi implements Requester {
 function reflect(api: ScriptedApi, streamingList: StreamingListMode, sink = new RecordingSink()) {
   const type = resourceType("pods");
   let synced = 0;
+  sink.claimKind("pods", type.kind); // as follow() does before it starts a reflector
   const reflector = new Reflector(
     {
       type,

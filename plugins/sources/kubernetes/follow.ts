@@ -38,6 +38,7 @@ export async function follow(
   const { discovery, ...watching } = config;
   const { changes, requester, logger, readiness } = deps;
   const afterGone = new Backoff(config.backoff);
+  const refused = kindRefusal(ref, deps);
   let type = ref.type;
   for (;;) {
     type ??= await whenServed(
@@ -55,8 +56,18 @@ export async function follow(
       signal,
     );
     if (!type) return;
+    const key = resumeKey(type, config.scope);
+    const watchedAs = changes.claimKind(key, type.kind);
+    refused.report(watchedAs === undefined ? undefined : { kind: type.kind, watchedAs });
+    if (watchedAs !== undefined) {
+      // Looked at again: the other resource may be retracted (its CRD deleted), or this one's kind change.
+      await sleep(discovery.maxMs, signal);
+      if (signal.aborted) return;
+      type = ref.type;
+      continue;
+    }
     const reflector = new Reflector(
-      { ...watching, type, key: resumeKey(type, config.scope) },
+      { ...watching, type, key },
       {
         changes,
         requester,
@@ -75,4 +86,30 @@ export async function follow(
     await sleep(afterGone.next(), signal);
     type = undefined;
   }
+}
+
+/**
+ * What the source says of a resource whose kind another resource watches already: /readyz names both for as long as
+ * it lasts, the log once each time it begins.
+ */
+function kindRefusal(ref: ResourceRef, { logger, readiness }: Pick<FollowDeps, "logger" | "readiness">) {
+  let refusing = false;
+  return {
+    report(refusal: { kind: string; watchedAs: string } | undefined): void {
+      if (refusal === undefined) {
+        if (refusing) readiness.waiting(ref.name, undefined);
+        refusing = false;
+        return;
+      }
+      const { kind, watchedAs } = refusal;
+      readiness.waiting(ref.name, `${ref.name} (its kind ${kind} is watched as ${watchedAs}: watch one of them)`);
+      if (!refusing)
+        logger.error("not watching a resource whose kind another resource watches: objects are kept by kind", {
+          resource: ref.name,
+          kind,
+          watchedAs,
+        });
+      refusing = true;
+    },
+  };
 }
