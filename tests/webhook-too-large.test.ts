@@ -92,3 +92,28 @@ test("on4xx: retry retries an update too large alone, not split further, and hol
   expect(receiver.requests.slice(receiver.requests.findIndex(alone)).every(alone)).toBe(true);
   expect(counter(host, "kubemeta_webhook_skipped_updates_total", { sink: "webhook", reason: "too_large" })).toBe(0);
 }, 30_000);
+
+test("a 413 with Retry-After is a passing condition: the batch is sent again whole after it, not split", async () => {
+  // RFC 9110: a 413 whose condition is temporary says so with Retry-After; no size is refused for good.
+  let refusals = 2;
+  receiver = await startReceiver(() =>
+    refusals-- > 0
+      ? new Response("busy: try later", { status: 413, headers: { "retry-after": "1" } })
+      : new Response("ok"),
+  );
+  const sink = webhookSink(receiver.url, { on4xx: "skip", batch: { size: 20, linger: "1s" } });
+  host = await startTestHost({ sinks: [sink] });
+  for (let i = 1; i <= 5; i++) host.changes.apply("pods", "ADDED", rawPod(`web-${i}`));
+  await waitFor(() => acceptedVersions(receiver!).includes(5), 10_000, "the batch delivered");
+  expect(receiver.requests.map((r) => [r.status, r.body.id])).toEqual([
+    [413, `${host.host.epoch}:1-5`],
+    [413, `${host.host.epoch}:1-5`],
+    [200, `${host.host.epoch}:1-5`],
+  ]);
+  const [first, second, third] = receiver.requests.map((r) => r.at);
+  expect([second! - first!, third! - second!].every((waited) => waited >= 990)).toBe(true);
+  expect(counter(host, "kubemeta_webhook_splits_total", { sink: "webhook" })).toBe(0);
+  expect(counter(host, "kubemeta_webhook_failures_total", { sink: "webhook", reason: "status_413" })).toBe(2);
+  expect(counter(host, "kubemeta_webhook_skipped_updates_total", { sink: "webhook", reason: "too_large" })).toBe(0);
+  expect(counter(host, "kubemeta_webhook_delivered_updates_total", { sink: "webhook" })).toBe(5);
+});

@@ -11,10 +11,10 @@
  * the store) moves only when the receiver answered 2xx, or when a batch was given up by
  * policy (`on4xx: skip`, `maxRetries`). A batch refused as too large (413) is sent in
  * halves, each with a body, id and signature of its own, and the cursor moves once all
- * of them are through. After a restart the sink resumes after its
- * cursor, so a receiver may see a batch again: it de-duplicates by version. The loop
- * (cursor, batching, lag, retention) is `consume`'s (sdk/consume.ts); the request and
- * its retry policy are webhook/delivery.ts.
+ * of them are through; a 413 with Retry-After (a passing condition) is waited for instead.
+ * After a restart the sink resumes after its cursor, so a receiver may see a batch again:
+ * it de-duplicates by version. The loop (cursor, batching, lag, retention) is `consume`'s
+ * (sdk/consume.ts); the request and its retry policy are webhook/delivery.ts.
  */
 import {
   alias,
@@ -103,7 +103,7 @@ const schema = v.pipe(
         v.picklist(["retry", "skip"]),
         v.description(
           "A 4xx other than 408 and 429: `retry` the batch, or `skip` it (counted). A 413 (too large) is only for a " +
-            "batch of one update: a larger one is sent again in halves.",
+            "batch of one update: a larger one is sent again in halves; neither is, with Retry-After (waited for).",
         ),
       ),
       "retry",

@@ -2,7 +2,8 @@
  * One batch to the receiver, retried until it is accepted: 2xx delivers; 429 waits for
  * Retry-After; 5xx, 408, redirects, timeouts and network errors back off exponentially
  * with jitter; 413 (a body larger than the receiver takes) splits the batch in halves,
- * each a request of its own, down to one update; any other 4xx, and a 413 of one update,
+ * each a request of its own, down to one update, unless its Retry-After says the condition
+ * is temporary (then the batch waits for it, whole); any other 4xx, and a 413 of one update,
  * follows `on4xx` (retry, or skip and count). Retries go on forever unless `maxRetries`
  * says otherwise.
  */
@@ -22,7 +23,7 @@ export interface DeliveryOptions {
   /** Retries after the first attempt; Infinity retries forever. */
   maxRetries: number;
   on4xx: "retry" | "skip";
-  /** Delays between attempts, unless the receiver says how long to wait (429 with Retry-After). */
+  /** Delays between attempts, unless the receiver says how long to wait (a 429 or 413 with Retry-After). */
   retry: RetrySettings;
   logger: Logger;
   metrics: Metrics;
@@ -240,7 +241,10 @@ export function createDelivery(options: DeliveryOptions): Delivery {
         ...("status" in result ? { status: result.status } : {}),
         ...(result.detail ? { detail: result.detail } : {}),
       };
-      const given = verdict(request, failure);
+      const retryAfterMs = "retryAfterMs" in result ? result.retryAfterMs : undefined;
+      // A refusal that says when to come back (RFC 9110: a 413 whose condition is temporary) is no verdict on the
+      // request: it is sent again as it is, after the wait, under either on4xx.
+      const given = retryAfterMs === undefined ? verdict(request, failure) : undefined;
       if (given) return given;
       if (retries >= options.maxRetries) {
         skipped.inc({ sink, reason: "max_retries" }, request.updates);
@@ -252,7 +256,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
         return "skipped";
       }
       // A Retry-After of 0 (or a past date) is no delay at all: back off rather than spin on the receiver.
-      const delay = ("retryAfterMs" in result ? result.retryAfterMs : undefined) || backoff.next();
+      const delay = retryAfterMs || backoff.next();
       logger.warn("webhook delivery failed; retrying", { ...failure, retries, retryInMs: delay });
       await sleep(delay, signal);
       if (signal.aborted) return "stopped";
@@ -274,19 +278,14 @@ export function createDelivery(options: DeliveryOptions): Delivery {
 function classify(response: Response, detail: string): Attempt {
   const { status } = response;
   if (status >= 200 && status < 300) return { ok: true };
-  if (status === 429)
-    return {
-      ok: false,
-      reason: "status_429",
-      status,
-      detail,
-      retryAfterMs: parseRetryAfter(response.headers.get("retry-after")),
-    };
+  // Said by a 429, and by a 413 whose condition is temporary (RFC 9110); what the others say is not waited for.
+  const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"));
+  if (status === 429) return { ok: false, reason: "status_429", status, detail, retryAfterMs };
   if (status >= 500) return { ok: false, reason: "status_5xx", status, detail };
   // 408 is the receiver timing out: an outage, not a verdict on the batch, so it is retried like a 5xx.
   if (status === 408) return { ok: false, reason: "status_408", status, detail };
-  // A verdict on the body's size, not on its updates: a part of it may pass.
-  if (status === 413) return { ok: false, reason: "status_413", status, detail };
+  // A verdict on the body's size, not on its updates: a part of it may pass. Unless it says when to come back.
+  if (status === 413) return { ok: false, reason: "status_413", status, detail, retryAfterMs };
   if (status >= 400) return { ok: false, reason: "status_4xx", status, detail };
   return { ok: false, reason: "status_3xx", status, detail };
 }
