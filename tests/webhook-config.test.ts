@@ -2,20 +2,14 @@
  * The webhook sink's config as a user writes it: the standard batch and retry keys with their defaults, the headers
  * HTTP can carry, and the old keys of earlier configs (each warned about once, refused beside its new one).
  */
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { type ConfigError, resolveConfig } from "../host/config.ts";
 import { createLogger } from "../host/logger.ts";
 import { builtins } from "../plugins/index.ts";
-import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
-import { deduplicated, SECRET, startReceiver, type Receiver } from "./webhook-receiver.ts";
+import { rawPod, startTestHost, waitFor } from "../testing/index.ts";
+import { deduplicated, SECRET, startReceiver, hostAndReceiverPerTest } from "./webhook-receiver.ts";
 
-let host: TestHost | undefined;
-let receiver: Receiver | undefined;
-afterEach(async () => {
-  await host?.destroy();
-  await receiver?.stop();
-  host = receiver = undefined;
-});
+const run = hostAndReceiverPerTest();
 
 async function webhookConfig(entry: Record<string, unknown>): Promise<Record<string, unknown>> {
   const config = await resolveConfig(
@@ -74,16 +68,16 @@ test(
         'sinks[0].backoff: "backoff" is the old name of "retry": write only "retry"',
     );
 
-    receiver = await startReceiver();
+    run.receiver = await startReceiver();
     const logged: Record<string, unknown>[] = [];
     const logger = createLogger({ write: (line) => void logged.push(JSON.parse(line) as Record<string, unknown>) });
-    host = await startTestHost({
+    run.host = await startTestHost({
       logger,
-      sinks: [{ type: "webhook", url: receiver.url, secret: SECRET, timeout: "2s", ...old }],
+      sinks: [{ type: "webhook", url: run.receiver.url, secret: SECRET, timeout: "2s", ...old }],
     });
-    for (let i = 0; i < 5; i++) host.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: "n1" }));
-    await waitFor(() => deduplicated(receiver!.accepted()).length === 5, 5_000, "five updates");
-    expect(receiver.requests.every((r) => r.body.updates.length <= 2)).toBe(true);
+    for (let i = 0; i < 5; i++) run.host.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: "n1" }));
+    await waitFor(() => deduplicated(run.receiver!.accepted()).length === 5, 5_000, "five updates");
+    expect(run.receiver.requests.every((r) => r.body.updates.length <= 2)).toBe(true);
     const warnings = logged.filter((line) => line.level === "warn" && String(line.msg).includes("deprecated"));
     expect(warnings.map((line) => [line.key, line.use])).toEqual([
       ["batchSize", "batch.size"],

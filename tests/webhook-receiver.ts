@@ -1,5 +1,7 @@
 /** A real webhook receiver on 127.0.0.1 (Bun.serve) that records every request and answers as the test says. */
+import { afterEach } from "bun:test";
 import type { Envelope } from "../protocol/envelope.ts";
+import type { TestHost } from "../testing/index.ts";
 
 export interface WebhookBody {
   id: string;
@@ -73,6 +75,23 @@ export async function startReceiver(respond: Responder = () => new Response("ok"
   };
   await receiver.start();
   return receiver;
+}
+
+/** A test's host and receiver, as it starts (or restarts) them. */
+export interface HostAndReceiver {
+  host?: TestHost;
+  receiver?: Receiver;
+}
+
+/** A test file's host and receiver, stopped after each test whatever it left running. */
+export function hostAndReceiverPerTest(): HostAndReceiver {
+  const run: HostAndReceiver = {};
+  afterEach(async () => {
+    await run.host?.destroy();
+    await run.receiver?.stop();
+    run.host = run.receiver = undefined;
+  });
+  return run;
 }
 
 /**

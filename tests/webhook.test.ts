@@ -3,21 +3,22 @@
  * filters, retry policy, losing nothing through a receiver outage or a restart, draining
  * at stop. Its config: tests/webhook-config.test.ts.
  */
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { createLogger } from "../host/logger.ts";
 import { sign, verify } from "../plugins/sinks/webhook/sign.ts";
 import { parseRetryAfter } from "../protocol/retry.ts";
 import type { KubeObject } from "../sdk/model.ts";
 import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
-import { deduplicated, SECRET, startReceiver, webhookSink, type Receiver } from "./webhook-receiver.ts";
+import {
+  deduplicated,
+  SECRET,
+  startReceiver,
+  webhookSink,
+  type Receiver,
+  hostAndReceiverPerTest,
+} from "./webhook-receiver.ts";
 
-let host: TestHost | undefined;
-let receiver: Receiver | undefined;
-afterEach(async () => {
-  await host?.destroy();
-  await receiver?.stop();
-  host = receiver = undefined;
-});
+const run = hostAndReceiverPerTest();
 
 function rawService(name: string, namespace = "default"): KubeObject {
   return {
@@ -51,26 +52,29 @@ function churn(th: TestHost, rounds: number, offset = 0): void {
 test(
   "a request carries the batch and its signature: " + "it verifies, and a tampered body or a stale timestamp does not",
   async () => {
-    receiver = await startReceiver();
-    host = await startTestHost({
+    run.receiver = await startReceiver();
+    run.host = await startTestHost({
       cluster: "prod-eu",
-      sinks: [webhookSink(receiver.url, { headers: { Authorization: "Bearer gw", "User-Agent": "gateway-agent" } })],
+      sinks: [
+        webhookSink(run.receiver.url, { headers: { Authorization: "Bearer gw", "User-Agent": "gateway-agent" } }),
+      ],
     });
-    for (const name of ["web-1", "web-2", "web-3"]) host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
-    await waitFor(() => deduplicated(receiver!.accepted()).length === 3, 5_000, "three updates");
+    for (const name of ["web-1", "web-2", "web-3"])
+      run.host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
+    await waitFor(() => deduplicated(run.receiver!.accepted()).length === 3, 5_000, "three updates");
 
-    const request = receiver.accepted()[0]!;
+    const request = run.receiver.accepted()[0]!;
     const { body, headers, raw } = request;
     expect(body).toMatchObject({
       cluster: "prod-eu",
-      epoch: host.host.epoch,
+      epoch: run.host.host.epoch,
       stream: "all",
       first: body.updates[0]!.version,
     });
     expect(body.last).toBe(body.updates[body.updates.length - 1]!.version);
-    expect(body.id).toBe(`${host.host.epoch}:${body.first}-${body.last}`);
+    expect(body.id).toBe(`${run.host.host.epoch}:${body.first}-${body.last}`);
     expect(body.updates[0]).toMatchObject({
-      epoch: host.host.epoch,
+      epoch: run.host.host.epoch,
       stream: "all",
       type: "ADDED",
       kind: "Pod",
@@ -97,125 +101,135 @@ test(
 test(
   "batches hold at most batch.size updates, a partial batch leaves after batch.linger, " + "and the order is the log's",
   async () => {
-    receiver = await startReceiver();
-    host = await startTestHost({ sinks: [webhookSink(receiver.url, { batch: { size: 5, linger: "100ms" } })] });
-    for (let i = 0; i < 12; i++) host.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: "n1" }));
-    await waitFor(() => deduplicated(receiver!.accepted()).length === 12, 5_000, "twelve updates");
-    expect(receiver.requests.every((r) => r.body.updates.length <= 5)).toBe(true);
-    expect(receiver.requests.length).toBeGreaterThanOrEqual(3);
-    expect(deduplicated(receiver.accepted())).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    run.receiver = await startReceiver();
+    run.host = await startTestHost({ sinks: [webhookSink(run.receiver.url, { batch: { size: 5, linger: "100ms" } })] });
+    for (let i = 0; i < 12; i++) run.host.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: "n1" }));
+    await waitFor(() => deduplicated(run.receiver!.accepted()).length === 12, 5_000, "twelve updates");
+    expect(run.receiver.requests.every((r) => r.body.updates.length <= 5)).toBe(true);
+    expect(run.receiver.requests.length).toBeGreaterThanOrEqual(3);
+    expect(deduplicated(run.receiver.accepted())).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
   },
 );
 
 test("stream, kind and namespace filters send only what matches, and the cursor moves past the rest", async () => {
-  receiver = await startReceiver();
-  const sink = webhookSink(receiver.url, { stream: "node/n1", kinds: ["Pod"], namespaces: ["prod"] });
-  host = await startTestHost({ sinks: [sink] });
-  host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1", namespace: "prod" }));
-  host.changes.apply("pods", "ADDED", rawPod("b", { node: "n2", namespace: "prod" }));
-  host.changes.apply("pods", "ADDED", rawPod("c", { node: "n1", namespace: "dev" }));
-  host.changes.apply("services", "ADDED", rawService("d", "prod"));
-  host.changes.apply("pods", "ADDED", rawPod("e", { node: "n1", namespace: "prod" }));
-  await waitFor(() => names(receiver!).length === 2, 5_000, "two matching updates");
-  const updates = receiver.accepted().flatMap((r) => r.body.updates);
+  run.receiver = await startReceiver();
+  const sink = webhookSink(run.receiver.url, { stream: "node/n1", kinds: ["Pod"], namespaces: ["prod"] });
+  run.host = await startTestHost({ sinks: [sink] });
+  run.host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1", namespace: "prod" }));
+  run.host.changes.apply("pods", "ADDED", rawPod("b", { node: "n2", namespace: "prod" }));
+  run.host.changes.apply("pods", "ADDED", rawPod("c", { node: "n1", namespace: "dev" }));
+  run.host.changes.apply("services", "ADDED", rawService("d", "prod"));
+  run.host.changes.apply("pods", "ADDED", rawPod("e", { node: "n1", namespace: "prod" }));
+  await waitFor(() => names(run.receiver!).length === 2, 5_000, "two matching updates");
+  const updates = run.receiver.accepted().flatMap((r) => r.body.updates);
   expect(updates.map((u) => [u.name, u.stream, u.version, u.prev])).toEqual([
     ["a", "node/n1", 1, 0],
     ["e", "node/n1", 5, 3],
   ]);
   // Everything after "e" was filtered out or delivered: /metrics shows no lag.
   await waitFor(
-    async () => (await metricsText(host!)).includes('kubemeta_sink_lag_versions{sink="webhook"} 0'),
+    async () => (await metricsText(run.host!)).includes('kubemeta_sink_lag_versions{sink="webhook"} 0'),
     5_000,
     "lag 0",
   );
 });
 
 test("on4xx: skip drops a rejected batch, counts it, and delivers the next", async () => {
-  receiver = await startReceiver((r) =>
+  run.receiver = await startReceiver((r) =>
     r.raw.includes('"poison"') ? new Response("bad", { status: 400 }) : new Response("ok"),
   );
-  host = await startTestHost({ sinks: [webhookSink(receiver.url, { batch: { size: 1 }, on4xx: "skip" })] });
-  for (const name of ["a", "poison", "b"]) host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
-  await waitFor(() => names(receiver!).includes("b"), 5_000, "the batch after the rejected one");
-  expect(names(receiver)).toEqual(["a", "b"]);
-  expect(receiver.requests.filter((r) => r.raw.includes('"poison"'))).toHaveLength(1);
-  expect(counter(host, "kubemeta_webhook_skipped_updates_total", { sink: "webhook", reason: "status_4xx" })).toBe(1);
+  run.host = await startTestHost({ sinks: [webhookSink(run.receiver.url, { batch: { size: 1 }, on4xx: "skip" })] });
+  for (const name of ["a", "poison", "b"]) run.host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
+  await waitFor(() => names(run.receiver!).includes("b"), 5_000, "the batch after the rejected one");
+  expect(names(run.receiver)).toEqual(["a", "b"]);
+  expect(run.receiver.requests.filter((r) => r.raw.includes('"poison"'))).toHaveLength(1);
+  expect(counter(run.host, "kubemeta_webhook_skipped_updates_total", { sink: "webhook", reason: "status_4xx" })).toBe(
+    1,
+  );
 });
 
 test("on4xx: retry (the default) holds the line until the receiver accepts, so nothing overtakes", async () => {
   let rejections = 3;
-  receiver = await startReceiver((r) =>
+  run.receiver = await startReceiver((r) =>
     r.raw.includes('"poison"') && rejections-- > 0 ? new Response("no", { status: 422 }) : new Response("ok"),
   );
-  host = await startTestHost({ sinks: [webhookSink(receiver.url, { batch: { size: 1 } })] });
-  for (const name of ["a", "poison", "b"]) host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
-  await waitFor(() => names(receiver!).includes("b"), 5_000, "every batch");
-  expect(names(receiver)).toEqual(["a", "poison", "b"]);
-  expect(receiver.requests.filter((r) => r.raw.includes('"poison"'))).toHaveLength(4);
-  expect(counter(host, "kubemeta_webhook_failures_total", { sink: "webhook", reason: "status_4xx" })).toBe(3);
+  run.host = await startTestHost({ sinks: [webhookSink(run.receiver.url, { batch: { size: 1 } })] });
+  for (const name of ["a", "poison", "b"]) run.host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
+  await waitFor(() => names(run.receiver!).includes("b"), 5_000, "every batch");
+  expect(names(run.receiver)).toEqual(["a", "poison", "b"]);
+  expect(run.receiver.requests.filter((r) => r.raw.includes('"poison"'))).toHaveLength(4);
+  expect(counter(run.host, "kubemeta_webhook_failures_total", { sink: "webhook", reason: "status_4xx" })).toBe(3);
 });
 
 test("429 waits for Retry-After, not for the (much shorter) backoff", async () => {
   let limited = true;
-  receiver = await startReceiver(() => {
+  run.receiver = await startReceiver(() => {
     if (!limited) return new Response("ok");
     limited = false;
     return new Response("slow down", { status: 429, headers: { "Retry-After": "1" } });
   });
-  host = await startTestHost({ sinks: [webhookSink(receiver.url)] });
-  host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
-  await waitFor(() => receiver!.accepted().length === 1, 5_000, "the retried batch");
-  const [first, second] = receiver.requests;
+  run.host = await startTestHost({ sinks: [webhookSink(run.receiver.url)] });
+  run.host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  await waitFor(() => run.receiver!.accepted().length === 1, 5_000, "the retried batch");
+  const [first, second] = run.receiver.requests;
   expect(second!.at - first!.at).toBeGreaterThanOrEqual(950);
-  expect(counter(host, "kubemeta_webhook_failures_total", { sink: "webhook", reason: "status_429" })).toBe(1);
+  expect(counter(run.host, "kubemeta_webhook_failures_total", { sink: "webhook", reason: "status_429" })).toBe(1);
 });
 
 test("429 with Retry-After: 0 (or a past date) backs off instead of retrying at once, over and over", async () => {
   const limitedUntil = Date.now() + 500;
-  receiver = await startReceiver(() =>
+  run.receiver = await startReceiver(() =>
     Date.now() < limitedUntil
       ? new Response("slow down", { status: 429, headers: { "Retry-After": "0" } })
       : new Response("ok"),
   );
-  host = await startTestHost({ sinks: [webhookSink(receiver.url, { retry: { initial: "100ms", max: "100ms" } })] });
-  host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
-  await waitFor(() => receiver!.accepted().length === 1, 5_000, "the retried batch");
+  run.host = await startTestHost({
+    sinks: [webhookSink(run.receiver.url, { retry: { initial: "100ms", max: "100ms" } })],
+  });
+  run.host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  await waitFor(() => run.receiver!.accepted().length === 1, 5_000, "the retried batch");
   // Full jitter over 100 ms: about ten attempts in 500 ms; a retry loop without a delay makes hundreds.
-  expect(receiver.requests.length).toBeLessThan(40);
+  expect(run.receiver.requests.length).toBeLessThan(40);
 });
 
 test("maxRetries gives up on a batch after that many retries, counts it, and goes on", async () => {
-  receiver = await startReceiver((r) =>
+  run.receiver = await startReceiver((r) =>
     r.raw.includes('"poison"') ? new Response("down", { status: 503 }) : new Response("ok"),
   );
-  host = await startTestHost({ sinks: [webhookSink(receiver.url, { batch: { size: 1 }, maxRetries: 2 })] });
-  for (const name of ["poison", "b"]) host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
-  await waitFor(() => names(receiver!).includes("b"), 5_000, "the batch after the abandoned one");
-  expect(receiver.requests.filter((r) => r.raw.includes('"poison"'))).toHaveLength(3);
-  expect(counter(host, "kubemeta_webhook_failures_total", { sink: "webhook", reason: "status_5xx" })).toBe(3);
-  expect(counter(host, "kubemeta_webhook_skipped_updates_total", { sink: "webhook", reason: "max_retries" })).toBe(1);
+  run.host = await startTestHost({ sinks: [webhookSink(run.receiver.url, { batch: { size: 1 }, maxRetries: 2 })] });
+  for (const name of ["poison", "b"]) run.host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
+  await waitFor(() => names(run.receiver!).includes("b"), 5_000, "the batch after the abandoned one");
+  expect(run.receiver.requests.filter((r) => r.raw.includes('"poison"'))).toHaveLength(3);
+  expect(counter(run.host, "kubemeta_webhook_failures_total", { sink: "webhook", reason: "status_5xx" })).toBe(3);
+  expect(counter(run.host, "kubemeta_webhook_skipped_updates_total", { sink: "webhook", reason: "max_retries" })).toBe(
+    1,
+  );
 });
 
 test("a receiver that does not answer in time is retried", async () => {
   let hang = true;
-  receiver = await startReceiver(async () => {
+  run.receiver = await startReceiver(async () => {
     if (!hang) return new Response("ok");
     hang = false;
     await Bun.sleep(1_000);
     return new Response("too late");
   });
-  host = await startTestHost({ sinks: [webhookSink(receiver.url, { timeout: "150ms" })] });
-  host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
-  await waitFor(() => receiver!.requests.length === 2 && receiver!.requests[1]!.status === 200, 5_000, "the retry");
-  expect(counter(host, "kubemeta_webhook_failures_total", { sink: "webhook", reason: "timeout" })).toBe(1);
+  run.host = await startTestHost({ sinks: [webhookSink(run.receiver.url, { timeout: "150ms" })] });
+  run.host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  await waitFor(
+    () => run.receiver!.requests.length === 2 && run.receiver!.requests[1]!.status === 200,
+    5_000,
+    "the retry",
+  );
+  expect(counter(run.host, "kubemeta_webhook_failures_total", { sink: "webhook", reason: "timeout" })).toBe(1);
 });
 
 /** Starts a host whose webhook posts to `url` and waits for its first failed delivery: that line, and the log. */
 async function firstFailureLogged(url: string): Promise<{ failed: Record<string, unknown>; logged: string }> {
   const lines: Record<string, unknown>[] = [];
   const logger = createLogger({ write: (line) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-  host = await startTestHost({ logger, sinks: [webhookSink(url)] });
-  host.changes.apply("pods", "ADDED", rawPod("web-1"));
+  run.host = await startTestHost({ logger, sinks: [webhookSink(url)] });
+  run.host.changes.apply("pods", "ADDED", rawPod("web-1"));
   const failed = await waitFor(
     () => lines.find((line) => line.msg === "webhook delivery failed; retrying"),
     5_000,
@@ -268,24 +282,24 @@ test("Retry-After is read as seconds or as an HTTP date", () => {
 });
 
 test("a receiver down during churn gets every update once it is back, in order, none missing", async () => {
-  receiver = await startReceiver();
-  await receiver.stop();
-  host = await startTestHost({ sinks: [webhookSink(receiver.url, { batch: { size: 50 } })] });
-  churn(host, 100);
-  await host.changes.flush();
-  await waitFor(() => failures(host!) >= 3, 5_000, "failed deliveries while the receiver is down");
+  run.receiver = await startReceiver();
+  await run.receiver.stop();
+  run.host = await startTestHost({ sinks: [webhookSink(run.receiver.url, { batch: { size: 50 } })] });
+  churn(run.host, 100);
+  await run.host.changes.flush();
+  await waitFor(() => failures(run.host!) >= 3, 5_000, "failed deliveries while the receiver is down");
   await waitFor(
-    async () => (await metricsText(host!)).includes('kubemeta_sink_lag_versions{sink="webhook"} 300'),
+    async () => (await metricsText(run.host!)).includes('kubemeta_sink_lag_versions{sink="webhook"} 300'),
     5_000,
     "a lag of 300 in /metrics",
   );
 
-  churn(host, 50, 100);
-  await receiver.start();
-  await waitFor(() => deduplicated(receiver!.accepted()).length === 450, 10_000, "all 450 updates");
-  expect(deduplicated(receiver.accepted())).toEqual(upTo(450));
+  churn(run.host, 50, 100);
+  await run.receiver.start();
+  await waitFor(() => deduplicated(run.receiver!.accepted()).length === 450, 10_000, "all 450 updates");
+  expect(deduplicated(run.receiver.accepted())).toEqual(upTo(450));
   await waitFor(
-    async () => (await metricsText(host!)).includes('kubemeta_sink_lag_versions{sink="webhook"} 0'),
+    async () => (await metricsText(run.host!)).includes('kubemeta_sink_lag_versions{sink="webhook"} 0'),
     5_000,
     "lag back to 0",
   );
@@ -294,25 +308,25 @@ test("a receiver down during churn gets every update once it is back, in order, 
 test("a kubemeta restart mid-delivery resumes after the cursor: no update lost, no replay from the start", async () => {
   const dir = await tempDir();
   let open = 2;
-  receiver = await startReceiver(() => (open-- > 0 ? new Response("ok") : new Response("busy", { status: 503 })));
-  const sinks = [webhookSink(receiver.url, { batch: { size: 10 } })];
-  host = await startTestHost({ dir, sinks });
-  churn(host, 20);
+  run.receiver = await startReceiver(() => (open-- > 0 ? new Response("ok") : new Response("busy", { status: 503 })));
+  const sinks = [webhookSink(run.receiver.url, { batch: { size: 10 } })];
+  run.host = await startTestHost({ dir, sinks });
+  churn(run.host, 20);
   await waitFor(
-    () => receiver!.accepted().length === 2 && failures(host!) >= 2,
+    () => run.receiver!.accepted().length === 2 && failures(run.host!) >= 2,
     5_000,
     "two batches in, then failures",
   );
-  await host.stop();
-  const lastAccepted = deduplicated(receiver.accepted()).at(-1)!;
+  await run.host.stop();
+  const lastAccepted = deduplicated(run.receiver.accepted()).at(-1)!;
   expect(lastAccepted).toBe(20);
 
-  const before = receiver.requests.length;
-  receiver.respond = () => new Response("ok");
-  host = await startTestHost({ dir, sinks });
-  await waitFor(() => deduplicated(receiver!.accepted()).length === 60, 10_000, "all 60 updates");
-  expect(receiver.requests[before]!.body.first).toBe(lastAccepted + 1);
-  expect(deduplicated(receiver.accepted())).toEqual(upTo(60));
+  const before = run.receiver.requests.length;
+  run.receiver.respond = () => new Response("ok");
+  run.host = await startTestHost({ dir, sinks });
+  await waitFor(() => deduplicated(run.receiver!.accepted()).length === 60, 10_000, "all 60 updates");
+  expect(run.receiver.requests[before]!.body.first).toBe(lastAccepted + 1);
+  expect(deduplicated(run.receiver.accepted())).toEqual(upTo(60));
 });
 
 test(
@@ -320,58 +334,58 @@ test(
     "what was committed while the receiver was down still arrives",
   async () => {
     const dir = await tempDir();
-    receiver = await startReceiver(() => new Response("down", { status: 503 }));
-    const sinks = [webhookSink(receiver.url, { from: "head" })];
-    host = await startTestHost({ dir, sinks });
+    run.receiver = await startReceiver(() => new Response("down", { status: 503 }));
+    const sinks = [webhookSink(run.receiver.url, { from: "head" })];
+    run.host = await startTestHost({ dir, sinks });
     await waitFor(
-      async () => (await metricsText(host!)).includes('kubemeta_sink_lag_versions{sink="webhook"}'),
+      async () => (await metricsText(run.host!)).includes('kubemeta_sink_lag_versions{sink="webhook"}'),
       5_000,
       "the sink started",
     );
-    host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
-    await waitFor(() => receiver!.requests.length >= 1, 5_000, "a refused attempt");
-    await host.stop();
+    run.host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+    await waitFor(() => run.receiver!.requests.length >= 1, 5_000, "a refused attempt");
+    await run.host.stop();
 
-    receiver.respond = () => new Response("ok");
-    host = await startTestHost({ dir, sinks });
-    host.changes.apply("pods", "ADDED", rawPod("b", { node: "n1" }));
-    await waitFor(() => names(receiver!).includes("b"), 5_000, "the update after the restart");
-    expect(deduplicated(receiver.accepted())).toEqual([1, 2]);
+    run.receiver.respond = () => new Response("ok");
+    run.host = await startTestHost({ dir, sinks });
+    run.host.changes.apply("pods", "ADDED", rawPod("b", { node: "n1" }));
+    await waitFor(() => names(run.receiver!).includes("b"), 5_000, "the update after the restart");
+    expect(deduplicated(run.receiver.accepted())).toEqual([1, 2]);
   },
 );
 
 test("stop drains: a lingering batch is sent before kubemeta stops; a failing receiver is not waited for", async () => {
-  receiver = await startReceiver();
-  host = await startTestHost({ sinks: [webhookSink(receiver.url, { batch: { size: 100, linger: "1m" } })] });
-  for (const name of ["web-1", "web-2", "web-3"]) host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
-  await host.changes.flush();
-  expect(receiver.requests).toEqual([]);
-  await host.destroy();
-  host = undefined;
-  expect(deduplicated(receiver.accepted())).toEqual([1, 2, 3]);
+  run.receiver = await startReceiver();
+  run.host = await startTestHost({ sinks: [webhookSink(run.receiver.url, { batch: { size: 100, linger: "1m" } })] });
+  for (const name of ["web-1", "web-2", "web-3"]) run.host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
+  await run.host.changes.flush();
+  expect(run.receiver.requests).toEqual([]);
+  await run.host.destroy();
+  run.host = undefined;
+  expect(deduplicated(run.receiver.accepted())).toEqual([1, 2, 3]);
 
-  const delivered = receiver.requests.length;
-  receiver.respond = () => new Response("down", { status: 503 });
-  host = await startTestHost({ sinks: [webhookSink(receiver.url, { retry: { initial: "1m", max: "1m" } })] });
-  host.changes.apply("pods", "ADDED", rawPod("web-4", { node: "n1" }));
-  await waitFor(() => receiver!.requests.slice(delivered).some((r) => r.status === 503), 5_000, "a refused batch");
+  const delivered = run.receiver.requests.length;
+  run.receiver.respond = () => new Response("down", { status: 503 });
+  run.host = await startTestHost({ sinks: [webhookSink(run.receiver.url, { retry: { initial: "1m", max: "1m" } })] });
+  run.host.changes.apply("pods", "ADDED", rawPod("web-4", { node: "n1" }));
+  await waitFor(() => run.receiver!.requests.slice(delivered).some((r) => r.status === 503), 5_000, "a refused batch");
   const began = performance.now();
-  await host.stop();
+  await run.host.stop();
   // The drain would wait up to 3 s for a batch the receiver keeps refusing.
   expect(performance.now() - began).toBeLessThan(2_000);
 });
 
 test("stop does not drain into a receiver whose refusal arrives once the stop has begun", async () => {
   const refuse = Promise.withResolvers<void>();
-  receiver = await startReceiver(async () => {
+  run.receiver = await startReceiver(async () => {
     await refuse.promise;
     return new Response("down", { status: 503 });
   });
-  host = await startTestHost({ sinks: [webhookSink(receiver.url, { retry: { initial: "1m", max: "1m" } })] });
-  host.changes.apply("pods", "ADDED", rawPod("web-1", { node: "n1" }));
-  await waitFor(() => receiver!.requests.length === 1, 5_000, "a batch at the receiver");
+  run.host = await startTestHost({ sinks: [webhookSink(run.receiver.url, { retry: { initial: "1m", max: "1m" } })] });
+  run.host.changes.apply("pods", "ADDED", rawPod("web-1", { node: "n1" }));
+  await waitFor(() => run.receiver!.requests.length === 1, 5_000, "a batch at the receiver");
   const began = performance.now();
-  const stopping = host.stop();
+  const stopping = run.host.stop();
   refuse.resolve();
   await stopping;
   // The drain would wait up to 3 s for a batch the receiver keeps refusing.
@@ -380,16 +394,16 @@ test("stop does not drain into a receiver whose refusal arrives once the stop ha
 
 test("a batch skipped on a 4xx (on4xx: skip) leaves the receiver answering: stop still drains", async () => {
   let answered = 0;
-  receiver = await startReceiver(
+  run.receiver = await startReceiver(
     () => new Response(answered++ === 0 ? "bad" : "ok", { status: answered === 1 ? 400 : 200 }),
   );
-  const sink = webhookSink(receiver.url, { on4xx: "skip", batch: { size: 2, linger: "1m" } });
-  host = await startTestHost({ sinks: [sink] });
-  for (const name of ["web-1", "web-2"]) host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
-  await waitFor(() => receiver!.requests.some((r) => r.status === 400), 5_000, "the refused batch");
-  host.changes.apply("pods", "ADDED", rawPod("web-3", { node: "n1" }));
-  await host.changes.flush();
-  await host.destroy();
-  host = undefined;
-  expect(receiver.accepted().flatMap((r) => r.body.updates.map((u) => u.name))).toEqual(["web-3"]);
+  const sink = webhookSink(run.receiver.url, { on4xx: "skip", batch: { size: 2, linger: "1m" } });
+  run.host = await startTestHost({ sinks: [sink] });
+  for (const name of ["web-1", "web-2"]) run.host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
+  await waitFor(() => run.receiver!.requests.some((r) => r.status === 400), 5_000, "the refused batch");
+  run.host.changes.apply("pods", "ADDED", rawPod("web-3", { node: "n1" }));
+  await run.host.changes.flush();
+  await run.host.destroy();
+  run.host = undefined;
+  expect(run.receiver.accepted().flatMap((r) => r.body.updates.map((u) => u.name))).toEqual(["web-3"]);
 });
