@@ -57,6 +57,11 @@ export interface Responder {
 
 /** The error of a reply whose read of the store failed: one that ends in `ask again later` (the client asks again). */
 export const STORE_UNREADABLE = "the store cannot be read now; ask again later";
+/**
+ * The error of a request the sink holds when it stops (waiting for a slot, a turn, or the log to reach its `from`):
+ * the requester asks again (another replica, or this one once it is back) rather than waiting out its timeout.
+ */
+export const STOPPING = "the NATS sink is stopping; ask again later";
 
 /** Requests waiting for a free slot; beyond this, a requester is told to come back. */
 const MAX_WAITING = 10_000;
@@ -101,9 +106,12 @@ export function serveReplay(options: ResponderOptions): Responder {
   const { nc, log, logger, requests, labels } = options;
   let waiting: Waiting[] = [];
   const answering = new Set<Promise<void>>();
+  /** Error replies sent outside the slots (refuseAtOnce): a stop waits for them to reach the server. */
+  const refusing = new Set<Promise<void>>();
   let stopping = false;
   const stopped = new AbortController();
-  let parked = 0;
+  /** Requests ahead of this replica's log, waiting for it to get there (sdk/resume.ts). */
+  const parked = new Set<Promise<void>>();
   const warn = rateLimitedWarn(logger);
   const whole = wholeYet(log);
 
@@ -208,7 +216,8 @@ export function serveReplay(options: ResponderOptions): Responder {
       return STORE_UNREADABLE;
     }
     // A reset waiting for its turn when the sink stops: told to ask again, nothing went wrong.
-    if (!stopping) logger.error("replay failed", { error });
+    if (stopping) return STOPPING;
+    logger.error("replay failed", { error });
     return `replay failed: ${(error as Error).message}; ask again`;
   }
 
@@ -238,14 +247,15 @@ export function serveReplay(options: ResponderOptions): Responder {
     // A position this replica has yet to read (another replica further on gave it) is waited for a moment, outside
     // the slots: no request holds one while the log catches up. A `to` past the head is not: the reply ends at the
     // head, and the requester asks again from there.
-    if (parsed && reasonFor(parsed) === "ahead-of-log" && parked < MAX_PARKED) {
-      parked++;
-      void reachVersion(log, parsed.from!.version, stopped.signal)
+    if (parsed && reasonFor(parsed) === "ahead-of-log" && parked.size < MAX_PARKED) {
+      const waited: Promise<void> = reachVersion(log, parsed.from!.version, stopped.signal)
         .catch(() => {})
         .then(() => {
-          parked--;
-          if (!stopping) admit(request, parsed);
+          parked.delete(waited);
+          if (stopping) refuseAtOnce(request, STOPPING);
+          else admit(request, parsed);
         });
+      parked.add(waited);
       return;
     }
     admit(request, parsed);
@@ -277,9 +287,11 @@ export function serveReplay(options: ResponderOptions): Responder {
 
   /** One error chunk, not waiting for a turn. */
   function refuseAtOnce(msg: Answerable, error: string): void {
-    void writerFor([msg.reply])
+    const sent: Promise<void> = writerFor([msg.reply])
       .fail(error)
-      .catch(() => {});
+      .catch(() => {})
+      .finally(() => refusing.delete(sent));
+    refusing.add(sent);
   }
 
   return {
@@ -287,9 +299,12 @@ export function serveReplay(options: ResponderOptions): Responder {
       if (stopping) return;
       stopping = true;
       stopped.abort(new Error("the NATS sink is stopping"));
+      // Those that never got a slot are told at once, while the connection is open, not left to their timeouts.
+      for (const entry of waiting) refuseAtOnce(entry.msg, STOPPING);
       waiting = [];
       subscription.stop();
-      await Promise.allSettled([...answering]);
+      await Promise.allSettled([...answering, ...parked]);
+      await Promise.allSettled([...refusing]);
     },
   };
 }
