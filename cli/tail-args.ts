@@ -109,6 +109,8 @@ function transportOf(values: { url?: string; nats?: string; cluster?: string; pr
   }
   if ((cluster === undefined) === (prefix === undefined))
     throw new UsageError("--nats needs one of --cluster <name> or --prefix <subject prefix>");
+  // An unset variable (`--cluster "$CLUSTER"`) is no cluster a sink publishes under (a config's name is not empty).
+  if (cluster === "") throw new UsageError("--cluster: the cluster's name, not empty");
   if (prefix !== undefined && !PREFIX_PATTERN.test(prefix))
     throw new UsageError(`--prefix: expected dot-separated tokens of letters, digits, _ and -, got "${prefix}"`);
   const servers = nats!

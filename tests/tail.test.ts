@@ -198,6 +198,8 @@ test(
       [["--stream", "all"], /give one of --url .* or --nats/],
       [["--url", "http://127.0.0.1:9", "--bogus"], /'--bogus'/],
       [["--nats", "nats://127.0.0.1:9"], /--nats needs one of --cluster/],
+      // An unset variable (`--cluster "$CLUSTER"`): no subject starts with `kubemeta.`, as no config names it so.
+      [["--nats", "nats://127.0.0.1:9", "--cluster", ""], /--cluster: the cluster's name, not empty/],
       [
         ["--nats", "nats://127.0.0.1:9,http://n:4222", "--cluster", "c"],
         /--nats: "http:\/\/n:4222" is not a NATS server/,
