@@ -7,6 +7,7 @@ import { argumentProblem, parseOptions } from "./args.ts";
 import { ALL, isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
 import {
   credentialsAgree,
+  inboxPrefixProblem,
   isNatsServer,
   NATS_SERVER_RULE,
   PREFIX_PATTERN,
@@ -113,6 +114,8 @@ function transportOf(values: { url?: string; nats?: string; cluster?: string; pr
   if (cluster === "") throw new UsageError("--cluster: the cluster's name, not empty");
   if (prefix !== undefined && !PREFIX_PATTERN.test(prefix))
     throw new UsageError(`--prefix: expected dot-separated tokens of letters, digits, _ and -, got "${prefix}"`);
+  const inboxes = prefix === undefined ? undefined : inboxPrefixProblem(prefix);
+  if (inboxes !== undefined) throw new UsageError(`--prefix: ${inboxes}`);
   const servers = nats!
     .split(",")
     .map((s) => s.trim())

@@ -17,7 +17,7 @@ import {
   strictOptions,
   streamsSchema,
 } from "./options.ts";
-import { defaultPrefix, PREFIX_PATTERN, subjectsFor } from "../protocol/subjects.ts";
+import { DEFAULT_INBOX_PREFIX, defaultPrefix, PREFIX_PATTERN, subjectsFor } from "../protocol/subjects.ts";
 import { StreamCaches, type InformerHandlers, type Subscription } from "./cache.ts";
 import { Follower, type FollowerContext } from "./nats-follower.ts";
 import { PublishRefusals } from "./nats-permissions.ts";
@@ -68,7 +68,7 @@ const optionsSchema = v.pipe(
     streams: streamsSchema,
     replayTimeoutMs: v.optional(milliseconds(), REPLAY_TIMEOUT_MS),
     retry: backoff(RETRY_MS),
-    inboxPrefix: v.optional(subjectPrefix, "_INBOX"),
+    inboxPrefix: v.optional(subjectPrefix, DEFAULT_INBOX_PREFIX),
     recheckMs: v.optional(milliseconds("for never"), RECHECK_MS),
     ...handlerEntries,
   } satisfies EntriesOf<NatsSubscribeOptions>),

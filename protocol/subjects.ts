@@ -9,6 +9,18 @@ import { ALL, NODE_PREFIX, SHARED } from "./streams.ts";
 /** Dot-separated tokens of letters, digits, `_` and `-`: no wildcards, no empty token. */
 export const PREFIX_PATTERN = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/;
 
+/** Where every NATS client takes its replies unless told otherwise: `_INBOX.<id>`. */
+export const DEFAULT_INBOX_PREFIX = "_INBOX";
+
+/**
+ * Why a prefix cannot be kubemeta's, for one whose subjects are NATS clients' inboxes; undefined otherwise. No reply
+ * goes under kubemeta's own prefix (a requester's inbox there is refused), so under `_INBOX` no replay is answered.
+ */
+export function inboxPrefixProblem(prefix: string): string | undefined {
+  if (prefix !== DEFAULT_INBOX_PREFIX) return undefined;
+  return `${prefix} is where NATS clients take their replies (_INBOX.<id>), and kubemeta sends none under its prefix`;
+}
+
 /**
  * `kubemeta.<cluster>`, where every character of the cluster name other than a letter,
  * digit, `_` or `-` becomes `_` (cluster `prod.eu-west-1` → `kubemeta.prod_eu-west-1`),

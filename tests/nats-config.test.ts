@@ -78,6 +78,10 @@ test("mistakes are reported with their path", async () => {
   expect(await issuesOf({ servers: "nats://n", prefix: "kubemeta.*" })).toEqual([
     expect.stringMatching(/^sinks\[0\]\.prefix: dot-separated tokens/),
   ]);
+  // Every NATS client's replies come to _INBOX.<id>, where no replay is answered (under the prefix): none would be.
+  expect(await issuesOf({ servers: "nats://n", prefix: "_INBOX" })).toEqual([
+    expect.stringMatching(/^sinks\[0\]\.prefix: _INBOX is where NATS clients take their replies/),
+  ]);
   expect(await issuesOf({ servers: "nats://n", token: "t", user: "u", password: "p" })).toEqual([
     expect.stringMatching(/use one of user, token/),
   ]);

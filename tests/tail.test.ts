@@ -200,6 +200,7 @@ test(
       [["--nats", "nats://127.0.0.1:9"], /--nats needs one of --cluster/],
       // An unset variable (`--cluster "$CLUSTER"`): no subject starts with `kubemeta.`, as no config names it so.
       [["--nats", "nats://127.0.0.1:9", "--cluster", ""], /--cluster: the cluster's name, not empty/],
+      [["--nats", "nats://127.0.0.1:9", "--prefix", "_INBOX"], /--prefix: _INBOX is where NATS clients take their/],
       [
         ["--nats", "nats://127.0.0.1:9,http://n:4222", "--cluster", "c"],
         /--nats: "http:\/\/n:4222" is not a NATS server/,

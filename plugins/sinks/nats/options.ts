@@ -17,6 +17,7 @@ import {
 import { readCredentialFile } from "../../../sdk/credential-file.ts";
 import {
   credentialsAgree,
+  inboxPrefixProblem,
   isNatsServer,
   NATS_SERVER_RULE,
   natsServerOptions,
@@ -84,8 +85,15 @@ export const natsSinkSchema = v.pipe(
       v.pipe(
         v.string(),
         v.regex(PREFIX_PATTERN, NATS_NAME_RULE),
+        v.check(
+          (prefix) => inboxPrefixProblem(prefix) === undefined,
+          ({ input }) => inboxPrefixProblem(input)!,
+        ),
         v.metadata({ default: "kubemeta.<cluster>" }),
-        v.description("Subject prefix: dot-separated tokens of letters, digits, `_`, `-`."),
+        v.description(
+          "Subject prefix: dot-separated tokens of letters, digits, `_`, `-`; not `_INBOX`, where NATS clients take " +
+            "their replies.",
+        ),
       ),
     ),
     connectionName: v.optional(
