@@ -103,8 +103,14 @@ export function requestReplay(options: ReplayRequestOptions): Promise<void> {
     const sub = nc.subscribe(inbox, {
       callback(error, msg) {
         if (error) return finish(inboxError(error, options.inboxPrefix));
+        // The subject named: a prefix, or cluster, that no kubemeta publishes under gets this too, for good.
         if (msg.headers?.code === 503)
-          return finish(new Error("no responders on the replay subject: kubemeta is not connected to NATS"));
+          return finish(
+            new Error(
+              `no responders on ${options.subject}: no kubemeta answers it ` +
+                "(not connected to NATS yet, or publishing under another prefix)",
+            ),
+          );
         let chunk: ReplayChunk;
         try {
           chunk = msg.json<ReplayChunk>();

@@ -194,3 +194,18 @@ test(
   },
   SLOW_MS,
 );
+
+test(
+  "over NATS with a cluster no kubemeta publishes for (a typo): stderr names the replay subject nobody answers",
+  async () => {
+    const server = await startNatsServer();
+    cleanups.push(() => server.destroy());
+    const th = await startNatsHost(server);
+    cleanups.push(() => th.destroy());
+    const t = tail(["--nats", server.url, "--cluster", "test.eu-west-2"]);
+    const said = /^kubemeta tail: all: no responders on kubemeta\.test_eu-west-2\.replay: .+ under another prefix/m;
+    await t.until(() => said.test(t.stderr), "the subject nobody answers, named", 20_000);
+    expect(await t.stop("SIGTERM")).toBe(0);
+  },
+  SLOW_MS,
+);
