@@ -14,12 +14,12 @@ import { snapshotTurn } from "../../../sdk/snapshot-turns.ts";
 import { fromStore, StoreReadFailed } from "../../../sdk/store-reads.ts";
 import { ChunkWriter } from "./chunks.ts";
 import { refusedReply } from "./replies.ts";
+import { type Pending, pendingOf, sound } from "./requests.ts";
 import { keepReplaySubscription, type ReplaySubscriptionOptions } from "./replay-subscription.ts";
 import { ReplayContent } from "./replay-content.ts";
 import {
   MalformedRequestError,
   MAX_REQUEST_BYTES,
-  parseReplayRequest,
   type ReplayRequest,
   type ResetReason,
 } from "../../../protocol/replay.ts";
@@ -85,26 +85,9 @@ const MAX_PARKED = 1_000;
  */
 export const RESET_READS = 2;
 
-/** A request with a reply subject kubemeta publishes to (refusedReply said nothing against it). */
-type Answerable = Msg & { reply: string };
-
-/** A request waiting for a slot, with what it asks for takeAlike (undefined when malformed: answered in its turn). */
-interface Waiting {
-  msg: Answerable;
-  request: ReplayRequest | undefined;
-}
-
-function parsedOrUndefined(msg: Msg): ReplayRequest | undefined {
-  try {
-    return parseReplayRequest(msg.string());
-  } catch {
-    return undefined;
-  }
-}
-
 export function serveReplay(options: ResponderOptions): Responder {
   const { nc, log, logger, requests, labels } = options;
-  let waiting: Waiting[] = [];
+  let waiting: Pending[] = [];
   const answering = new Set<Promise<void>>();
   /** Error replies sent outside the slots (refuseAtOnce): a stop waits for them to reach the server. */
   const refusing = new Set<Promise<void>>();
@@ -155,22 +138,23 @@ export function serveReplay(options: ResponderOptions): Responder {
    * reason. A flood of resets (agents after a wiped store, or a hostile client) then costs one
    * read of the state, not one per request. One scan of the queue per reset answered.
    */
-  function takeAlike(stream: string, reason: ResetReason): Waiting[] {
-    const taken: Waiting[] = [];
+  function takeAlike(stream: string, reason: ResetReason): Pending[] {
+    const taken: Pending[] = [];
     waiting = waiting.filter((entry) => {
-      if (entry.request?.stream !== stream || reasonFor(entry.request) !== reason) return true;
+      const { request } = entry;
+      if (!sound(request) || request.stream !== stream || reasonFor(request) !== reason) return true;
       taken.push(entry);
       return false;
     });
     return taken;
   }
 
-  /** `parsed`: the request as the callback read it; undefined when malformed (parsed again here for its error). */
-  async function answer(msg: Answerable, parsed: ReplayRequest | undefined): Promise<void> {
-    let replies = [msg.reply];
+  async function answer(pending: Pending): Promise<void> {
+    let replies = [pending.reply];
     let writer = writerFor(replies);
     try {
-      const request = parsed ?? parseReplayRequest(msg.string());
+      const { request } = pending;
+      if (!sound(request)) throw request;
       const reason = reasonFor(request);
       if (reason && !whole()) {
         count("unsynced");
@@ -183,9 +167,9 @@ export function serveReplay(options: ResponderOptions): Responder {
         const endTurn = await snapshotTurn(log, "nats-reset", RESET_READS, stopped.signal);
         try {
           const alike = takeAlike(request.stream, reason);
-          replies = [msg.reply, ...alike.map((entry) => entry.msg.reply)];
+          replies = [pending.reply, ...alike.map((entry) => entry.reply)];
           if (reason === "behind-retention")
-            for (const behind of [request, ...alike.map((entry) => entry.request!)])
+            for (const behind of [request, ...alike.map((entry) => entry.request as ReplayRequest)])
               await noteBehindRetention(log, behind.stream, behind.from!.version).catch(fromStore);
           writer = writerFor(replies);
           await content.sendState(request, reason, writer, replies.length);
@@ -199,14 +183,14 @@ export function serveReplay(options: ResponderOptions): Responder {
       }
     } catch (error) {
       count(error instanceof MalformedRequestError ? "malformed" : "failed", replies.length);
-      await writer.fail(failure(error, msg)).catch(() => {});
+      await writer.fail(failure(error, pending)).catch(() => {});
     }
   }
 
   /** Logs why a reply ends with an error, as often as that deserves, and returns what its error chunk says. */
-  function failure(error: unknown, msg: Answerable): string {
+  function failure(error: unknown, pending: Pending): string {
     if (error instanceof MalformedRequestError) {
-      warn("malformed replay request", { error, payload: msg.string().slice(0, 200) });
+      warn("malformed replay request", { error, payload: pending.excerpt ?? "" });
       return error.message;
     }
     if (error instanceof StoreReadFailed) {
@@ -221,11 +205,11 @@ export function serveReplay(options: ResponderOptions): Responder {
     return `replay failed: ${(error as Error).message}; ask again`;
   }
 
-  function begin(msg: Answerable, request: ReplayRequest | undefined): void {
-    const done: Promise<void> = answer(msg, request).finally(() => {
+  function begin(pending: Pending): void {
+    const done: Promise<void> = answer(pending).finally(() => {
       answering.delete(done);
       const next = waiting.shift();
-      if (next) begin(next.msg, next.request);
+      if (next) begin(next);
     });
     answering.add(done);
   }
@@ -237,28 +221,29 @@ export function serveReplay(options: ResponderOptions): Responder {
       count("refused");
       return warn("replay request refused, not answered", { reason: refused, reply: msg.reply?.slice(0, 200) });
     }
-    const request = msg as Answerable;
+    const reply = msg.reply!;
     if (msg.data.length > MAX_REQUEST_BYTES) {
       count("malformed");
       warn("malformed replay request", { bytes: msg.data.length });
-      return refuseAtOnce(request, `a replay request is at most ${MAX_REQUEST_BYTES} bytes`);
+      return refuseAtOnce(reply, `a replay request is at most ${MAX_REQUEST_BYTES} bytes`);
     }
-    const parsed = parsedOrUndefined(msg);
+    const pending = pendingOf(msg, reply);
+    const { request } = pending;
     // A position this replica has yet to read (another replica further on gave it) is waited for a moment, outside
     // the slots: no request holds one while the log catches up. A `to` past the head is not: the reply ends at the
     // head, and the requester asks again from there.
-    if (parsed && reasonFor(parsed) === "ahead-of-log" && parked.size < MAX_PARKED) {
-      const waited: Promise<void> = reachVersion(log, parsed.from!.version, stopped.signal)
+    if (sound(request) && reasonFor(request) === "ahead-of-log" && parked.size < MAX_PARKED) {
+      const waited: Promise<void> = reachVersion(log, request.from!.version, stopped.signal)
         .catch(() => {})
         .then(() => {
           parked.delete(waited);
-          if (stopping) refuseAtOnce(request, STOPPING);
-          else admit(request, parsed);
+          if (stopping) refuseAtOnce(reply, STOPPING);
+          else admit(pending);
         });
       parked.add(waited);
       return;
     }
-    admit(request, parsed);
+    admit(pending);
   }
   const subscription = keepReplaySubscription({
     nc,
@@ -274,20 +259,20 @@ export function serveReplay(options: ResponderOptions): Responder {
     session: options.session,
   });
 
-  function admit(msg: Answerable, request: ReplayRequest | undefined): void {
-    if (answering.size < options.concurrency) begin(msg, request);
-    else if (waiting.length < MAX_WAITING) waiting.push({ msg, request });
-    else busy(msg);
+  function admit(pending: Pending): void {
+    if (answering.size < options.concurrency) begin(pending);
+    else if (waiting.length < MAX_WAITING) waiting.push(pending);
+    else busy(pending.reply);
   }
 
-  function busy(msg: Answerable): void {
+  function busy(reply: string): void {
     count("busy");
-    refuseAtOnce(msg, "busy; ask again later");
+    refuseAtOnce(reply, "busy; ask again later");
   }
 
   /** One error chunk, not waiting for a turn. */
-  function refuseAtOnce(msg: Answerable, error: string): void {
-    const sent: Promise<void> = writerFor([msg.reply])
+  function refuseAtOnce(reply: string, error: string): void {
+    const sent: Promise<void> = writerFor([reply])
       .fail(error)
       .catch(() => {})
       .finally(() => refusing.delete(sent));
@@ -300,7 +285,7 @@ export function serveReplay(options: ResponderOptions): Responder {
       stopping = true;
       stopped.abort(new Error("the NATS sink is stopping"));
       // Those that never got a slot are told at once, while the connection is open, not left to their timeouts.
-      for (const entry of waiting) refuseAtOnce(entry.msg, STOPPING);
+      for (const entry of waiting) refuseAtOnce(entry.reply, STOPPING);
       waiting = [];
       subscription.stop();
       await Promise.allSettled([...answering, ...parked]);
