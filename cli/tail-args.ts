@@ -15,6 +15,7 @@ import {
 } from "../protocol/subjects.ts";
 import { kindsParam, namespaceParam } from "../sdk/http.ts";
 import { PEM_CERTIFICATE } from "../protocol/pem.ts";
+import { BEARER_TOKEN_PATTERN } from "../protocol/token.ts";
 import { baseUrlProblem } from "../client/base-url.ts";
 
 export const TAIL_USAGE = `Usage: bun run main.ts tail --url <url> [options]
@@ -90,10 +91,23 @@ export function parseTailArgs(args: string[], env: Record<string, string | undef
     kinds: values.kinds === undefined ? undefined : valid("--kinds", kindsParam, values.kinds),
     namespace: values.namespace === undefined ? undefined : valid("--namespace", namespaceParam, values.namespace),
     json: values.json,
-    // An empty variable is how shells unset one in practice.
-    token: values.token ?? (env.KUBEMETA_TOKEN || undefined),
+    token: tokenOf(values.token, env.KUBEMETA_TOKEN, "url" in transport),
     caFile: values.ca,
   };
+}
+
+/**
+ * The token given, else $KUBEMETA_TOKEN's. One no `Authorization: Bearer` header can carry would be thrown by the
+ * client library as it starts (a stack trace, exit 1); an empty `--token` (`--token "$TOKEN"`, the variable unset)
+ * would go without one, or drop the credentials of a NATS URL.
+ */
+function tokenOf(given: string | undefined, fromEnv: string | undefined, bearer: boolean): string | undefined {
+  if (given === "") throw new UsageError("--token: empty (a variable unset?); leave it out to send none");
+  // An empty variable is how shells unset one in practice.
+  const [token, source] = given === undefined ? [fromEnv || undefined, "$KUBEMETA_TOKEN"] : [given, "--token"];
+  if (token !== undefined && bearer && !BEARER_TOKEN_PATTERN.test(token))
+    throw new UsageError(`${source}: a bearer token is printable ASCII without spaces`);
+  return token;
 }
 
 function transportOf(values: { url?: string; nats?: string; cluster?: string; prefix?: string }): Transport {

@@ -193,7 +193,7 @@ test(
 test(
   "bad input: one line on stderr, exit 2",
   async () => {
-    const cases: [string[], RegExp][] = [
+    const cases: [string[], RegExp, Record<string, string>?][] = [
       [["--url", "http://127.0.0.1:9", "--stream", "node/Not_A_Node"], /--stream: "node\/Not_A_Node" is not a stream/],
       [["--stream", "all"], /give one of --url .* or --nats/],
       [["--url", "http://127.0.0.1:9", "--bogus"], /'--bogus'/],
@@ -216,8 +216,17 @@ test(
       [["--url", "http://u:secret-u@127.0.0.1:99999"], /--url: not a URL with a host \(not quoted/],
       // A file that holds no certificate (a key, this test) is said at once, as the config says it of http.tls.cert.
       [["--url", "https://127.0.0.1:9", "--ca", import.meta.path], /--ca: .*tail\.test\.ts holds no PEM certificate/],
+      // A token no Authorization header can carry, or none at all where one was given (`--token "$TOKEN"` unset).
+      [["--url", "http://127.0.0.1:9", "--token", "secret with spaces"], /--token: a bearer token is printable ASCII/],
+      [["--url", "http://127.0.0.1:9", "--token", ""], /--token: empty/],
+      [["--nats", "nats://127.0.0.1:9", "--cluster", "c", "--token="], /--token: empty/],
+      [
+        ["--url", "http://127.0.0.1:9"],
+        /\$KUBEMETA_TOKEN: a bearer token is printable ASCII/,
+        { KUBEMETA_TOKEN: "secret\t1" },
+      ],
     ];
-    const results = await Promise.all(cases.map(([args]) => tail(args).exit()));
+    const results = await Promise.all(cases.map(([args, , env]) => tail(args, env).exit()));
     results.forEach(({ code, stderr }, i) => {
       expect(code).toBe(2);
       expect(stderr).toMatch(cases[i]![1]);
