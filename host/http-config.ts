@@ -1,6 +1,7 @@
 /** The `http` section: the one listener that the host and every plugin share. */
 import * as v from "valibot";
 import { existsSync } from "node:fs";
+import { isIP, isIPv6 } from "node:net";
 import { createSecureContext } from "node:tls";
 import { duration, port } from "../sdk/schema.ts";
 import { readCredentialFileSync } from "../sdk/credential-file.ts";
@@ -64,8 +65,32 @@ const idleTimeout = v.pipe(
   v.transform((ms) => Math.ceil(ms / 1000)),
 );
 
+/** A DNS name (RFC 1123 labels): a name that is all digits and dots is an IPv4 address or nothing. */
+const HOST_NAME = /^(?=.{1,253}$)(?![\d.]+$)[a-z\d]([a-z\d-]{0,61}[a-z\d])?(\.[a-z\d]([a-z\d-]{0,61}[a-z\d])?)*$/i;
+
+/**
+ * An interface, checked with the config: Bun listens on every interface for an empty one (`address: ${ADDR}`, the
+ * variable set empty), and fails its listen with an unrelated ENOTTY for most others that are no address.
+ */
+const address = v.pipe(
+  v.string(),
+  v.check(
+    (text) => isIP(text) !== 0 || isIPv6(text.replace(/^\[(.*)\]$/, "$1")) || HOST_NAME.test(text),
+    "expected an IP address (0.0.0.0, 127.0.0.1, ::) or a host name of this machine",
+  ),
+);
+
 export const httpSchema = v.strictObject({
-  address: v.optional(v.pipe(v.string(), v.description("Interface to listen on.")), "0.0.0.0"),
+  address: v.optional(
+    v.pipe(
+      address,
+      v.description(
+        "Interface to listen on: an IP address (`0.0.0.0` every IPv4 one, `::` every one) or a host name of this " +
+          "machine; anything else, an empty value included, is a config error.",
+      ),
+    ),
+    "0.0.0.0",
+  ),
   port: v.optional(v.pipe(port, v.description("TCP port; `0` picks a free one.")), 8080),
   tls: v.optional(
     v.pipe(
