@@ -7,6 +7,8 @@
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import { createHash, timingSafeEqual } from "node:crypto";
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
 import type { HttpConfig } from "./http-config.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
@@ -71,6 +73,16 @@ function withWholeUrl(request: Request, server: BunServer): [Request, Pick<BunSe
 /** Addresses only this machine can reach; any other listener without tokens serves whoever reaches the port. */
 function isLoopback(address: string): boolean {
   return address === "localhost" || address === "::1" || address === "[::1]" || /^127\./.test(address);
+}
+
+/** Throws why a host name does not resolve: Bun.serve fails on such a name with an unrelated ENOTTY. */
+async function resolvable(address: string): Promise<void> {
+  if (isIP(address.replace(/^\[(.*)\]$/, "$1")) !== 0) return;
+  try {
+    await lookup(address);
+  } catch (error) {
+    throw new Error(`cannot resolve http.address ${address}: ${error instanceof Error ? error.message : error}`);
+  }
 }
 
 export function createHttpServer(options: HttpServerOptions): HttpServer {
@@ -170,6 +182,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     app,
     async listen() {
       if (server) return;
+      await resolvable(config.address);
       server = Bun.serve({
         hostname: config.address,
         port: config.port,
