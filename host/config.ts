@@ -15,6 +15,7 @@ import { resolveEntries, type Resolved, type ResolveOptions } from "./config-ent
 import { allowListProblems, ruleProblems, type SlimOptions } from "../core/slim/rules.ts";
 import { parseAll, type ConfigIssue } from "./config-issues.ts";
 import { duplicateKeys } from "./duplicate-keys.ts";
+import { ConfigTooLarge, readConfigText } from "./config-file.ts";
 import { interpolateConfig } from "./config-interpolate.ts";
 import { yamlProblemOf } from "../kube/yaml.ts";
 import { parseYamlConfig, showBraces } from "./config-yaml.ts";
@@ -61,12 +62,11 @@ export async function loadConfig(path: string, options: Omit<ResolveOptions, "ba
     throw new ConfigError([{ path: "", message }]);
   }
   if (found.isDirectory()) throw new ConfigError([{ path: "", message: `${path} is a directory, not a config file` }]);
-  const text = await Bun.file(path)
-    .text()
-    .catch((error: NodeJS.ErrnoException) => {
-      // A file kubemeta may not read (EACCES), or that fails as it is read: a config problem to name, not a crash.
-      throw new ConfigError([{ path: "", message: `cannot read ${path}: ${error.code ?? error.message}` }]);
-    });
+  const text = await readConfigText(path).catch((error: NodeJS.ErrnoException) => {
+    if (error instanceof ConfigTooLarge) throw new ConfigError([{ path: "", message: error.message }]);
+    // A file kubemeta may not read (EACCES), or that fails as it is read: a config problem to name, not a crash.
+    throw new ConfigError([{ path: "", message: `cannot read ${path}: ${error.code ?? error.message}` }]);
+  });
   const format = path.toLowerCase().endsWith(".json") ? "json" : "yaml";
   let raw: unknown;
   /** The text parsed: a YAML one's variables may have had their braces hidden (config-yaml.ts). */

@@ -1,0 +1,52 @@
+/** The config file as it is read: of a bounded size, from whatever the path names (a pipe included). */
+import { afterAll, expect, test } from "bun:test";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { tempDir } from "../testing/index.ts";
+import { exitWithin, MAIN, Output } from "./reliability-process.ts";
+
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+async function scratch(): Promise<string> {
+  const dir = await tempDir();
+  dirs.push(dir);
+  return dir;
+}
+
+/** `main.ts` with `args` in `cwd`, its stdin `stdin`; its exit code and stderr, within `timeoutMs`. */
+async function run(args: string[], cwd: string, stdin: "ignore" | Blob = "ignore", timeoutMs = 15_000) {
+  const proc = Bun.spawn([process.execPath, "run", MAIN, ...args], { cwd, stdin, stdout: "pipe", stderr: "pipe" });
+  const stderr = new Output(proc.stderr);
+  try {
+    return { code: await exitWithin(proc, timeoutMs), stderr: await stderr.all() };
+  } finally {
+    proc.kill("SIGKILL");
+  }
+}
+
+test("a path that reads without end (/dev/zero), or a file past 1 MiB, is refused at the limit", async () => {
+  const dir = await scratch();
+  // A store's database given as the config by mistake (tab completion), its size that of a small one.
+  await Bun.write(join(dir, "kubemeta.db"), Buffer.alloc(1024 * 1024 + 1, "a"));
+  for (const path of ["/dev/zero", "kubemeta.db"]) {
+    for (const check of [["--check"], []]) {
+      // Was read on until memory ran out: 4.8 GB in 20 s for /dev/zero.
+      expect(await run([...check, "--config", path], dir)).toEqual({
+        code: 1,
+        stderr: `invalid config:\n  (root): ${path} holds more than 1 MiB: no config is that large\n`,
+      });
+    }
+  }
+}, 60_000);
+
+test("a config read from a pipe (/dev/stdin, a shell's <(…)) is read as a file is", async () => {
+  const dir = await scratch();
+  const config = new Blob(["store: { type: libsql, url: 'file:./k.db' }\nsinks: [ { type: sse } ]\n"]);
+  expect(await run(["--check", "--config", "/dev/stdin"], dir, config)).toEqual({
+    code: 0,
+    stderr: "kubemeta: warning: no sources: nothing is watched\n",
+  });
+}, 30_000);
