@@ -111,7 +111,16 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
 
   let config: Config;
   try {
-    config = await readConfig(values.config);
+    // A config on a pipe nobody writes (`--config <(…)` whose writer failed) holds its read for good: a signal then
+    // stops a serve that did nothing yet. Other commands were released to the signals' default above.
+    const reading = readConfig(values.config);
+    const serving = !configCommand && !values.check;
+    const read = await (serving ? Promise.race([reading, signals.stop.then(() => undefined)]) : reading);
+    if (read === undefined) {
+      process.stderr.write("kubemeta: stopped before the config was read\n");
+      return 0;
+    }
+    config = read;
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     return invalidConfig(error);

@@ -1,8 +1,8 @@
 /** The config file as it is read: of a bounded size, from whatever the path names (a pipe included). */
 import { afterAll, expect, test } from "bun:test";
-import { rm } from "node:fs/promises";
+import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { tempDir } from "../testing/index.ts";
+import { tempDir, waitFor } from "../testing/index.ts";
 import { exitWithin, MAIN, Output } from "./reliability-process.ts";
 
 const dirs: string[] = [];
@@ -49,4 +49,32 @@ test("a config read from a pipe (/dev/stdin, a shell's <(…)) is read as a file
     code: 0,
     stderr: "kubemeta: warning: no sources: nothing is watched\n",
   });
+}, 30_000);
+
+/** Whether a thread of `pid` waits to open a FIFO for a writer (Linux: its wait channel). */
+async function waitsForWriter(pid: number): Promise<boolean> {
+  const tasks = await readdir(`/proc/${pid}/task`).catch(() => []);
+  const wchan = (task: string) =>
+    Bun.file(`/proc/${pid}/task/${task}/wchan`)
+      .text()
+      .catch(() => "");
+  const channels = await Promise.all(tasks.map(wchan));
+  return channels.includes("wait_for_partner");
+}
+
+test("SIGTERM while the config is read from a pipe nobody writes stops kubemeta, exit 0", async () => {
+  const dir = await scratch();
+  const fifo = join(dir, "kubemeta.yaml");
+  expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+  const proc = Bun.spawn([process.execPath, "run", MAIN, "--config", fifo], { cwd: dir, stderr: "pipe" });
+  const stderr = new Output(proc.stderr);
+  try {
+    await waitFor(() => waitsForWriter(proc.pid), 15_000, "kubemeta waiting for the config's writer");
+    proc.kill("SIGTERM");
+    // Was never: the signal waited for the read, which waited for a writer.
+    expect(await exitWithin(proc, 5_000)).toBe(0);
+    expect(await stderr.all()).toBe("kubemeta: stopped before the config was read\n");
+  } finally {
+    proc.kill("SIGKILL");
+  }
 }, 30_000);
