@@ -70,16 +70,16 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
   try {
     values = parseOptions(configCommand ? rest : args, OPTIONS);
   } catch (error) {
-    signals.release();
+    await signals.release();
     return usageError(argumentProblem(error));
   }
   // `--config "$CONFIG"` with the variable unset: not the default config, which would serve something else.
   if (values.config === "") {
-    signals.release();
+    await signals.release();
     return usageError("--config: expected a file, got an empty value");
   }
   // Only serving (and the demo) stops on a signal: anything else ends as a signal ends it.
-  if (configCommand || values.help || values.check) signals.release();
+  if (configCommand || values.help || values.check) await signals.release();
   if (values.demo && (values.config !== undefined || values.check))
     return usageError("--demo runs its own cluster and config: it takes --port, not --config or --check");
   if (configCommand && (values.demo || values.check || values.port !== undefined))

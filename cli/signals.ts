@@ -6,8 +6,12 @@
 export interface EarlySignals {
   /** Resolves at the first SIGTERM or SIGINT: serving (and the demo) stops then. */
   readonly stop: Promise<void>;
-  /** For commands that do not stop gracefully: signals act as they do by default again, at once if one came. */
-  release(): void;
+  /**
+   * For commands that do not stop gracefully: signals act as they do by default again, at once if one came. Bun runs
+   * a signal's listener when its event loop turns, which it did not while modules loaded: one that came then is still
+   * to run, and once listeners are removed Bun drops it. The loop turns once first.
+   */
+  release(): Promise<void>;
   /**
    * Calls `listener` at every SIGTERM or SIGINT after the first, at once for those that came before it was given (while
    * kubemeta loaded). They change nothing: the shutdown under way goes on (within shutdownTimeout), rather than the
@@ -33,7 +37,8 @@ export function listenEarly(): EarlySignals {
   process.on("SIGINT", onSignal);
   return {
     stop: stopped.promise,
-    release() {
+    async release() {
+      await new Promise((resolve) => setImmediate(resolve));
       process.off("SIGTERM", onSignal);
       process.off("SIGINT", onSignal);
       if (received) process.kill(process.pid, received);
