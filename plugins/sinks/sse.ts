@@ -35,6 +35,7 @@ const watchQuery = v.object({
   namespace: v.optional(namespaceParam),
   namespaces: otherRoutesParam("namespace"),
   node: refusedParam("this route takes stream=node/<node name>, not node"),
+  limit: refusedParam("a stream has no end to limit: limit pages /v1/updates"),
 });
 /** Read only without a Last-Event-ID: the header wins, whatever the URL kept. */
 const sinceQuery = v.object({ since: v.optional(positionParam) });
