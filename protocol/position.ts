@@ -11,6 +11,12 @@ export interface Position {
 
 const POSITION = /^([\x21-\x39\x3b-\x7e]+):(0|[1-9]\d{0,14})$/;
 
+/**
+ * The largest version a position spells (15 digits): every one a safe integer, with room to spare (2^53 has 16).
+ * Versions asked for otherwise (NATS replay's `to`) have the same bound.
+ */
+export const MAX_VERSION = 999_999_999_999_999;
+
 export function formatPosition(epoch: string, version: number): string {
   return `${epoch}:${version}`;
 }

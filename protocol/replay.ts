@@ -4,7 +4,8 @@
  * Request (JSON): `{"stream": "node/<name>" | "shared" | "all", "from"?: "<epoch>:<version>", "to"?: <version>}`
  * - `from` is the requester's position: the last version of the stream it holds (exclusive).
  *   Absent or null: it holds nothing, and gets a reset. Unknown keys are ignored.
- * - `to` (inclusive) bounds the replay, e.g. the `prev` of the message that revealed a gap;
+ * - `to` (inclusive) bounds the replay, e.g. the `prev` of the message that revealed a gap, a version as in `from`
+ *   (at most 15 digits);
  *   absent or null, the replay runs up to the head of the log at the time of the request.
  *
  * Reply: one or more chunks to the request's reply subject, each a JSON object
@@ -32,7 +33,7 @@
  */
 import * as v from "valibot";
 import { isStreamName, STREAM_NAME_RULE } from "./streams.ts";
-import { parsePosition, type Position } from "./position.ts";
+import { MAX_VERSION, parsePosition, type Position } from "./position.ts";
 import type { Envelope } from "./envelope.ts";
 
 export type ResetReason = "no-resume-point" | "other-epoch" | "behind-retention" | "ahead-of-log";
@@ -68,8 +69,9 @@ const requestSchema = v.object(
       v.nullable(
         v.pipe(
           v.number("to must be a number"),
-          v.safeInteger("to must be an integer"),
+          v.integer("to must be an integer"),
           v.minValue(0, "to must be >= 0"),
+          v.maxValue(MAX_VERSION, `to must be at most ${MAX_VERSION} (15 digits, as a version)`),
         ),
       ),
     ),

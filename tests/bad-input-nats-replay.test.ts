@@ -52,6 +52,7 @@ const MALFORMED: Array<[string, string]> = [
   ["to a fraction", '{"stream":"all","to":1.5}'],
   ["to a string", '{"stream":"all","to":"3"}'],
   ["to huge", '{"stream":"all","to":1e300}'],
+  ["to of 16 digits (a version has at most 15, as in from)", '{"stream":"all","to":1000000000000000}'],
   ["1 MiB that is not JSON", "x".repeat(MiB)],
   ["1 MiB of nested arrays", `${"[".repeat(MiB / 2)}${"]".repeat(MiB / 2)}`],
   ["a 1 MiB stream name", JSON.stringify({ stream: `node/${"a".repeat(MiB)}` })],

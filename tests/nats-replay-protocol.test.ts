@@ -19,6 +19,12 @@ describe("replay request", () => {
       to: undefined,
     });
     expect(parseReplayRequest('{"stream":"all","from":"e:0"}').from).toEqual({ epoch: "e", version: 0 });
+    // The largest `to` is the largest version `from` may name.
+    expect(parseReplayRequest('{"stream":"all","from":"e:999999999999999","to":999999999999999}')).toEqual({
+      stream: "all",
+      from: { epoch: "e", version: 999_999_999_999_999 },
+      to: 999_999_999_999_999,
+    });
     // Encoders that write every optional field (Go without omitempty) send null for one not set.
     expect(parseReplayRequest('{"stream":"all","from":"e:7","to":null}')).toEqual({
       stream: "all",
@@ -42,7 +48,12 @@ describe("replay request", () => {
       ['{"stream":"all","from":42}', /from must be a string/],
       ['{"stream":"all","from":"42"}', /from must be "<epoch>:<version>"/],
       ['{"stream":"all","from":"e:-1"}', /from must be/],
-      ['{"stream":"all","from":"e:1","to":1.5}', /to must be an integer/],
+      ['{"stream":"all","from":"e:1","to":1.5}', /^to must be an integer$/],
+      ['{"stream":"all","to":-1}', /^to must be >= 0$/],
+      // Whole numbers all, so "an integer" would be wrong: a version has at most 15 digits, as in `from`.
+      ['{"stream":"all","to":1000000000000000}', /^to must be at most 999999999999999 \(15 digits, as a version\)$/],
+      [`{"stream":"all","to":${2 ** 53}}`, /^to must be at most 999999999999999 /],
+      ['{"stream":"all","to":1e300}', /^to must be at most 999999999999999 /],
     ];
     for (const [payload, message] of cases) {
       let error: unknown;
