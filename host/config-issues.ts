@@ -15,9 +15,9 @@ export interface ConfigIssue {
  * on failure. A strict object names only its first unknown key: each one named is removed from a copy of the input
  * and the copy parsed again, until no new unknown key is named, so that all of them are listed at once, each beside
  * the others of its object. Issues the removals revealed (checks that ran only on a sound object) come last. A number
- * or boolean written as a string is read as one (coerceString). A key missing or unknown is said in kubemeta's words,
- * with the known key an unknown one is likely a typo of (config-keys.ts), `hostKeys` (what the host took from the
- * input's top level) known too.
+ * or boolean written as a string is read as one (coerceString). A bound checked without words of its own is said in
+ * kubemeta's (inOwnWords); so is a key missing or unknown, with the known key an unknown one is likely a typo of
+ * (config-keys.ts), `hostKeys` (what the host took from the input's top level) known too.
  */
 export function parseAll<S extends v.GenericSchema>(
   schema: S,
@@ -43,7 +43,7 @@ export function parseAll<S extends v.GenericSchema>(
   /** The object (its path) of each unknown key listed, by the key's path. */
   const unknownIn = new Map<string, string>();
   for (let first = true; ; first = false) {
-    const result = v.safeParse(schema, copy);
+    const result = v.safeParse(schema, copy, { message: inOwnWords });
     const found = result.issues ?? [];
     // An unknown key expects "never"; a missing one has the same type and expects its name. One named again is in an
     // object the schema made itself, not in the copy: removing it would change nothing.
@@ -67,6 +67,23 @@ export function parseAll<S extends v.GenericSchema>(
       delete parent[key];
     }
   }
+}
+
+/**
+ * A bound a schema checks without words of its own, said as a bound (valibot: `Invalid length: Expected >=1 but
+ * received 0`, `Invalid value: Expected <=65535 …`, `Invalid integer: Received 1.5`). Valibot asks this only of
+ * issues whose check gave no message, so that every key, plugins' too, gets the same words and keeps its own.
+ */
+function inOwnWords(issue: v.BaseIssue<unknown>): string {
+  const { requirement } = issue;
+  const units = Array.isArray(issue.input) ? "items" : "characters";
+  if (issue.type === "min_length")
+    return requirement === 1 ? "must not be empty" : `must have at least ${requirement} ${units}`;
+  if (issue.type === "max_length") return `must have at most ${requirement} ${units}`;
+  if (issue.type === "min_value") return `must be at least ${requirement}`;
+  if (issue.type === "max_value") return `must be at most ${requirement}`;
+  if (issue.type === "integer") return "must be a whole number";
+  return issue.message;
 }
 
 /** What a number or boolean written as a string means, when it is exactly one (`"8080"`, `"true"`). */

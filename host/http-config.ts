@@ -11,7 +11,8 @@ import { PEM_CERTIFICATE, PEM_PRIVATE_KEY } from "../protocol/pem.ts";
 const readableFile = v.pipe(
   v.string(),
   v.minLength(1),
-  v.check((path) => existsSync(path), "file not found (paths are relative to the working directory)"),
+  // An empty path is said once, as empty.
+  v.check((path) => path === "" || existsSync(path), "file not found (paths are relative to the working directory)"),
 );
 
 /** The file's text, read as a credential file (a FIFO never is: sdk/credential-file.ts), or why it cannot be. */
