@@ -161,19 +161,23 @@ test("on4xx: retry (the default) holds the line until the receiver accepts, so n
   expect(counter(run.host, "kubemeta_webhook_failures_total", { sink: "webhook", reason: "status_4xx" })).toBe(3);
 });
 
-test("429 waits for Retry-After, not for the (much shorter) backoff", async () => {
+// RFC 9110: a 503's Retry-After says how long the service is expected to be unavailable.
+test.each([
+  [429, "status_429"],
+  [503, "status_5xx"],
+])("%d waits for Retry-After, not for the (much shorter) backoff", async (status, reason) => {
   let limited = true;
   run.receiver = await startReceiver(() => {
     if (!limited) return new Response("ok");
     limited = false;
-    return new Response("slow down", { status: 429, headers: { "Retry-After": "1" } });
+    return new Response("slow down", { status, headers: { "Retry-After": "1" } });
   });
   run.host = await startTestHost({ sinks: [webhookSink(run.receiver.url)] });
   run.host.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
   await waitFor(() => run.receiver!.accepted().length === 1, 5_000, "the retried batch");
   const [first, second] = run.receiver.requests;
   expect(second!.at - first!.at).toBeGreaterThanOrEqual(950);
-  expect(counter(run.host, "kubemeta_webhook_failures_total", { sink: "webhook", reason: "status_429" })).toBe(1);
+  expect(counter(run.host, "kubemeta_webhook_failures_total", { sink: "webhook", reason })).toBe(1);
 });
 
 test("429 with Retry-After: 0 (or a past date) backs off instead of retrying at once, over and over", async () => {

@@ -1,6 +1,6 @@
 /**
- * One batch to the receiver, retried until it is accepted: 2xx delivers; 429 waits for
- * Retry-After; 5xx, 408, redirects, timeouts and network errors back off exponentially
+ * One batch to the receiver, retried until it is accepted: 2xx delivers; 429 and 503 wait
+ * for Retry-After; 5xx, 408, redirects, timeouts and network errors back off exponentially
  * with jitter; 413 (a body larger than the receiver takes) splits the batch in halves,
  * each a request of its own, down to one update, unless its Retry-After says the condition
  * is temporary (then the batch waits for it, whole); any other 4xx, and a 413 of one update,
@@ -23,7 +23,7 @@ export interface DeliveryOptions {
   /** Retries after the first attempt; Infinity retries forever. */
   maxRetries: number;
   on4xx: "retry" | "skip";
-  /** Delays between attempts, unless the receiver says how long to wait (a 429 or 413 with Retry-After). */
+  /** Delays between attempts, unless the receiver says how long to wait (a 429, 503 or 413 with Retry-After). */
   retry: RetrySettings;
   logger: Logger;
   metrics: Metrics;
@@ -278,9 +278,11 @@ export function createDelivery(options: DeliveryOptions): Delivery {
 function classify(response: Response, detail: string): Attempt {
   const { status } = response;
   if (status >= 200 && status < 300) return { ok: true };
-  // Said by a 429, and by a 413 whose condition is temporary (RFC 9110); what the others say is not waited for.
+  // Said by a 429, by a 503 of how long the service is expected to be unavailable, and by a 413 whose condition is
+  // temporary (RFC 9110); what the others say is not waited for.
   const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"));
   if (status === 429) return { ok: false, reason: "status_429", status, detail, retryAfterMs };
+  if (status === 503) return { ok: false, reason: "status_5xx", status, detail, retryAfterMs };
   if (status >= 500) return { ok: false, reason: "status_5xx", status, detail };
   // 408 is the receiver timing out: an outage, not a verdict on the batch, so it is retried like a 5xx.
   if (status === 408) return { ok: false, reason: "status_408", status, detail };
