@@ -239,7 +239,7 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
     working ??= fetchOptions(kc).finally(() => {
       working = undefined;
     });
-    const options = await working.catch((error: unknown) => {
+    const options = await untilGivenUp(working, init.signal, kc).catch((error: unknown) => {
       throw new CredentialsError(error);
     });
     // Each request its own headers: a content type is set on them below.
@@ -270,6 +270,24 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
       working = undefined;
     },
   };
+}
+
+/**
+ * The credentials being worked out, waited for until the request is given up (its deadline, a stop): an exec plugin
+ * that never exits (a cloud CLI waiting on a network that does not answer) would hold every request for good, and
+ * silently. The plugin is not run again meanwhile: the next request waits for the same run.
+ */
+function untilGivenUp<T>(working: Promise<T>, signal: AbortSignal, kc: KubeConfig): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const givenUp = () => {
+      const command = (kc.getCurrentUser()?.exec as { command?: unknown } | undefined)?.command;
+      const waitedFor = command ? `the kubeconfig's exec plugin ${String(command)} has not exited` : "none yet";
+      reject(new Error(`no credentials: ${waitedFor}`));
+    };
+    if (signal.aborted) return givenUp();
+    signal.addEventListener("abort", givenUp, { once: true });
+    working.then(resolve, reject).finally(() => signal.removeEventListener("abort", givenUp));
+  });
 }
 
 /**

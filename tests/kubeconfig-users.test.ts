@@ -103,3 +103,27 @@ test("an exec plugin runs once for the requests that ask for credentials at once
   expect(new Set(statuses)).toEqual(new Set([200]));
   expect((await Bun.file(calls).text()).trim().split("\n")).toEqual(["run"]);
 });
+
+test("an exec plugin that does not exit: each request waits until given up, saying so; one run", async () => {
+  const folder = join(suite.dir, "hung");
+  const [calls, release] = [join(folder, "calls.log"), join(folder, "release")];
+  const file = await execUserKubeconfig(folder, "credential", (path) => path, {
+    before: `echo run >> '${calls}'\nwhile [ ! -e '${release}' ]; do sleep 0.05; done`,
+  });
+  const { kc } = loadKubeConfig({ kubeconfig: file });
+  const transport = createTransport(kc, () => kc);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const started = performance.now();
+    const given = transport.get("/api/v1/namespaces", AbortSignal.timeout(300));
+    const deadline = Bun.sleep(3000).then(() => "still waiting 3 s on");
+    expect(await Promise.race([given.catch((err: Error) => err.message), deadline])).toBe(
+      `no credentials: the kubeconfig's exec plugin ${join(folder, "credential")} has not exited`,
+    );
+    expect(performance.now() - started).toBeLessThan(2000);
+  }
+  await write(release, "");
+  const response = await transport.get("/api/v1/namespaces", AbortSignal.timeout(5000));
+  await response.body?.cancel();
+  expect(response.status).toBe(200);
+  expect((await Bun.file(calls).text()).trim().split("\n")).toEqual(["run"]);
+});

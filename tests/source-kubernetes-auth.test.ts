@@ -161,6 +161,28 @@ describe("authentication and TLS under Bun", () => {
     }
   });
 
+  test("an exec credential plugin that does not exit: the reason says so, not the API server's silence", async () => {
+    const kubeconfig = join(scratch.dir, "exec-hung.yaml");
+    const plugin = join(scratch.dir, "hung-credential-helper");
+    await writeFile(plugin, "#!/bin/sh\nsleep 5\n", { mode: 0o755 });
+    const exec = ["exec:", "      apiVersion: client.authentication.k8s.io/v1", `      command: ${plugin}`].join("\n");
+    await writeFile(kubeconfig, server.kubeconfig("token").replace(/token: .*/, exec));
+    const running = await runSource(new RecordingSink(), {
+      kubeconfig,
+      resources: ["pods"],
+      inactivityTimeout: "200ms",
+    });
+    try {
+      await until(() => running.waiting() !== undefined && !/not synced yet/.test(running.waiting()!), "a reason");
+      expect(running.waiting()).toBe(
+        `pods: list/watch failing, retrying: no credentials: the kubeconfig's exec plugin ${plugin} has not exited`,
+      );
+      expect(running.metrics.render()).not.toContain("kubemeta_source_requests_total{");
+    } finally {
+      await running.stop();
+    }
+  });
+
   test("a bad kubeconfig path fails start() with a clear error", async () => {
     const missing = join(scratch.dir, "nope.yaml");
     const started = runSource(new RecordingSink(), { kubeconfig: missing });

@@ -118,8 +118,9 @@ export function createRequester(options: RequesterOptions): Requester {
     let complete = false;
     try {
       const response = await transport.get(path, request.signal).catch((err: unknown) => {
-        // A request that never left (no credentials) is not one the API server was sent.
-        if (!(err instanceof CredentialsError)) metrics.requests.inc({ verb, resource, code: "error" });
+        // A request that never left (no credentials) is not one the API server was sent, nor its silence.
+        if (err instanceof CredentialsError) throw err;
+        metrics.requests.inc({ verb, resource, code: "error" });
         return rethrow(err);
       });
       metrics.requests.inc({ verb, resource, code: String(response.status) });
