@@ -280,14 +280,36 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
 function untilGivenUp<T>(working: Promise<T>, signal: AbortSignal, kc: KubeConfig): Promise<T> {
   return new Promise((resolve, reject) => {
     const givenUp = () => {
-      const command = (kc.getCurrentUser()?.exec as { command?: unknown } | undefined)?.command;
-      const waitedFor = command ? `the kubeconfig's exec plugin ${String(command)} has not exited` : "none yet";
+      const command = execCommand(kc);
+      const waitedFor = command ? `the kubeconfig's exec plugin ${command} has not exited` : "none yet";
       reject(new Error(`no credentials: ${waitedFor}`));
     };
     if (signal.aborted) return givenUp();
     signal.addEventListener("abort", givenUp, { once: true });
     working.then(resolve, reject).finally(() => signal.removeEventListener("abort", givenUp));
   });
+}
+
+/** The current user's exec credential plugin, if it has one. */
+function execCommand(kc: KubeConfig): string | undefined {
+  const command = (kc.getCurrentUser()?.exec as { command?: unknown } | undefined)?.command;
+  return command ? String(command) : undefined;
+}
+
+/** Of a plugin's stderr, what a reason in /readyz and a log line hold (as of an API server's error body). */
+const MAX_PLUGIN_STDERR = 500;
+
+/**
+ * What client-node's exec authenticator rejects with, said as the plugin's failure: its stderr alone (or nothing at
+ * all, for a plugin that exits non-zero and says nothing), and the JSON parser's error on its output, which quotes the
+ * output: a plugin that prints its token bare would put the token in the log and /readyz.
+ */
+function execFailure(command: string, err: unknown): Error {
+  const plugin = `the kubeconfig's exec plugin ${command}`;
+  if (err instanceof SyntaxError) return new Error(`${plugin} printed no ExecCredential: its output is not JSON`);
+  const said = err instanceof Error ? err.message.trim() : String(err);
+  if (!said) return new Error(`${plugin} failed, and wrote nothing on stderr`);
+  return new Error(`${plugin} failed: ${said.slice(0, MAX_PLUGIN_STDERR)}`);
 }
 
 /**
@@ -298,14 +320,18 @@ function untilGivenUp<T>(working: Promise<T>, signal: AbortSignal, kc: KubeConfi
  */
 export async function fetchOptions(kc: KubeConfig): Promise<{ headers: Headers; tls: BunFetchRequestInitTLS }> {
   const options: RequestOptions = {};
+  const withFiles = withFilesRead(kc);
   try {
-    await withFilesRead(kc).applyToHTTPSOptions(options);
+    await withFiles.applyToHTTPSOptions(options);
   } catch (err) {
     // For a plain http:// server (kubectl proxy, --demo) without insecure-skip-tls-verify,
     // client-node refuses to build its https.Agent, the last step, once the options are
     // complete. The agent is not used here, and kubectl speaks plain HTTP too.
-    if (!(kc.getCurrentCluster()?.server.startsWith("http:") && /HTTP protocol is not allowed/.test(String(err))))
-      throw err;
+    if (!(kc.getCurrentCluster()?.server.startsWith("http:") && /HTTP protocol is not allowed/.test(String(err)))) {
+      // With the files read, what fails in between is the authenticator, for a user with exec: the plugin's run.
+      const command = execCommand(kc);
+      throw command ? execFailure(command, err) : err;
+    }
   }
   // Bun's fetch asks for gzip, deflate, br and zstd unless told otherwise, and kube-apiserver gzips a LIST page past
   // 128 KiB for a client that asks: CPU on the control plane (and here) for every page, to save bandwidth that a

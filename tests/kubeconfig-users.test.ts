@@ -127,3 +127,24 @@ test("an exec plugin that does not exit: each request waits until given up, sayi
   expect(response.status).toBe(200);
   expect((await Bun.file(calls).text()).trim().split("\n")).toEqual(["run"]);
 });
+
+test("an exec plugin that fails is named, with its stderr; its output never quoted (a bare token)", async () => {
+  const token = suite.server.token;
+  const cases = [
+    ["bare", `echo '${token}'; exit 0`, "printed no ExecCredential: its output is not JSON"],
+    ["cut", `echo '{"status":{"token":"${token}"'; exit 0`, "printed no ExecCredential: its output is not JSON"],
+    ["silent", "exit 3", "failed, and wrote nothing on stderr"],
+    ["said", "echo 'error: not logged in' >&2; exit 1", "failed: error: not logged in"],
+  ];
+  for (const [name, before, said] of cases) {
+    const folder = join(suite.dir, "failing", name!);
+    const file = await execUserKubeconfig(folder, "credential", (path) => path, { before });
+    const { kc } = loadKubeConfig({ kubeconfig: file });
+    const failed = createTransport(kc, () => kc).get("/api/v1/namespaces", AbortSignal.timeout(5000));
+    const message = await failed.then(
+      () => "answered",
+      (err: Error) => err.message,
+    );
+    expect(message).toBe(`the kubeconfig's exec plugin ${join(folder, "credential")} ${said}`);
+  }
+});
