@@ -107,6 +107,20 @@ describe("initial state", () => {
       ]);
     }));
 
+  test("a field a resource does not support (the API server's 400): its reason names the fieldSelector", () =>
+    withCluster(async ({ start }) => {
+      const running = await start(new RecordingSink(), {
+        resources: ["pods", "nodes"],
+        labelSelector: "team=a",
+        fieldSelector: "spec.nodeName=n1",
+      });
+      await until(() => /^nodes: /.test(running.waiting() ?? ""), "the reason of nodes alone");
+      expect(running.waiting()).toBe(
+        "nodes: list/watch failing, retrying: 400 BadRequest: field label not supported: spec.nodeName " +
+          '(the source\'s fieldSelector "spec.nodeName=n1" names a field this resource does not support)',
+      );
+    }));
+
   test("an expired continue token mid-list restarts the list, with no false deletions", () =>
     withCluster(
       async ({ server, start }) => {

@@ -107,7 +107,7 @@ const schema = v.strictObject({
       v.description(
         "Field selector applied to every resource: `field=v`, `field==v`, `field!=v`, comma-separated (`\\` " +
           "escapes `,`, `=` and `\\` in a value). One the API server would refuse is a config error; a field " +
-          "a resource does not support shows in `/readyz`.",
+          "a resource does not support is the API server's 400, shown in `/readyz` naming this key, and retried.",
       ),
     ),
   ),
