@@ -1,6 +1,7 @@
 /** Injected failures: the next matching requests fail the way a loaded or restarting API server fails them. */
 import { expiredContinue } from "./list.ts";
 import {
+  forbidden,
   internalError,
   listTooOld,
   pathNotFound,
@@ -19,7 +20,8 @@ export interface FaultSpec {
    */
   verb?: "list" | "watch" | "discovery";
   resource?: string;
-  status: 429 | 500 | 503 | 410 | 404;
+  /** 403: RBAC's denial of the request's verb on the resource. */
+  status: 429 | 500 | 503 | 410 | 404 | 403;
   /** Seconds the Status and its Retry-After header say (429: 1 unless given); null: a 429 without either. */
   retryAfterSeconds?: number | null;
   count?: number;
@@ -46,6 +48,9 @@ export interface Failure {
 export interface FaultRequest {
   /** The LIST's continue parameter ("" on a first page and on watches). */
   continueToken: string;
+  /** The resource's API group ("" for the core group) and the namespace asked for, as a 403 names them. */
+  group?: string;
+  namespace?: string | null;
   watchFrom(): { requested: number; oldest: number };
 }
 
@@ -72,11 +77,13 @@ export class Faults {
     if (!fault) return undefined;
     if (--fault.remaining <= 0) this.pending = this.pending.filter((f) => f !== fault);
     const asEvent = verb === "watch" && (fault.as ?? (fault.status === 410 ? "event" : "status")) === "event";
-    return { status: this.status(fault, verb, request), asEvent };
+    return { status: this.status(fault, verb, resource, request), asEvent };
   }
 
-  private status(fault: FaultSpec, verb: Verb, request: FaultRequest): Status {
+  private status(fault: FaultSpec, verb: Verb, resource: string, request: FaultRequest): Status {
     switch (fault.status) {
+      case 403:
+        return forbidden({ verb, resource, group: request.group ?? "", namespace: request.namespace ?? null });
       case 429:
         return tooManyRequests(fault.retryAfterSeconds === null ? undefined : (fault.retryAfterSeconds ?? 1));
       case 500:

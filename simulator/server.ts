@@ -205,6 +205,8 @@ export class ApiServerCore {
     }
     const failure = this.faults.take(verb, target.type.resource, {
       continueToken: options.continueToken,
+      group: target.type.group,
+      namespace: target.namespace,
       watchFrom: () => ({ requested: Number(options.resourceVersion) || 0, oldest: this.store.oldestServed() }),
     });
     if (failure?.asEvent) {

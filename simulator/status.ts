@@ -58,6 +58,23 @@ export const pathNotFound = () => failure(404, "NotFound", "the server could not
 /** `leases.coordination.k8s.io`: a resource as apierrors names it (schema.GroupResource.String()). */
 const qualified = (resource: string, group: string) => (group ? `${resource}.${group}` : resource);
 
+/**
+ * RBAC's denial, as kube-apiserver's authorization filter writes it (responsewriters.ForbiddenStatusError): the
+ * client's user lacks the rule for this verb and resource (a ClusterRole without the kind, a CRD added later).
+ */
+export const forbidden = (request: { verb: string; resource: string; group: string; namespace: string | null }) => {
+  const { verb, resource, group, namespace } = request;
+  const where = namespace ? `in the namespace "${namespace}"` : "at the cluster scope";
+  const user = "system:serviceaccount:kubemeta:kubemeta";
+  return failure(
+    403,
+    "Forbidden",
+    `${qualified(resource, group)} is forbidden: User "${user}" cannot ${verb} resource "${resource}" ` +
+      `in API group "${group}" ${where}`,
+    { ...(group ? { group } : {}), kind: resource },
+  );
+};
+
 export const objectNotFound = (resource: string, group: string, name: string) =>
   failure(404, "NotFound", `${qualified(resource, group)} "${name}" not found`, {
     name,

@@ -114,10 +114,22 @@ describe("initial state", () => {
         labelSelector: "team=a",
         fieldSelector: "spec.nodeName=n1",
       });
-      await until(() => /^nodes: /.test(running.waiting() ?? ""), "the reason of nodes alone");
+      await until(() => /^nodes: list[^;]*$/.test(running.waiting() ?? ""), "the reason of nodes alone");
       expect(running.waiting()).toBe(
         "nodes: list/watch failing, retrying: 400 BadRequest: field label not supported: spec.nodeName " +
           '(the source\'s fieldSelector "spec.nodeName=n1" names a field this resource does not support)',
+      );
+    }));
+
+  test("RBAC missing for one resource (a 403 on it alone): its reason says which role to apply, the rest sync", () =>
+    withCluster(async ({ server, start }) => {
+      server.failNext({ resource: "pods", status: 403, count: 1_000 });
+      const running = await start(new RecordingSink(), { resources: ["pods", "nodes"] });
+      await until(() => /^pods: list[^;]*$/.test(running.waiting() ?? ""), "the reason of pods alone");
+      expect(running.waiting()).toBe(
+        "pods: list/watch failing, retrying: 403 Forbidden: pods is forbidden: User " +
+          '"system:serviceaccount:kubemeta:kubemeta" cannot watch resource "pods" in API group "" at the cluster ' +
+          "scope (kubemeta's role lacks this resource: apply the one `main.ts rbac` prints for this config)",
       );
     }));
 

@@ -5,6 +5,8 @@
  * Once every resource has synced, `ctx.synced()`.
  */
 import type { SourceContext } from "../../../sdk/contract.ts";
+import { ApiError } from "../../../kube/status.ts";
+import type { Scope } from "./resources.ts";
 
 export class SourceReadiness {
   private readonly reasons: Map<string, string | undefined>;
@@ -66,4 +68,22 @@ export function withoutUrl(message: string): string {
     / fetching "([^"]*)"\.?(?: For more information, pass `verbose: true` in the second argument to fetch\(\))?/,
     (_all, url: string) => ` fetching ${URL.canParse(url) ? new URL(url).origin : url}`,
   );
+}
+
+/**
+ * Two refusals whose cause is in kubemeta's own setup, which the API server's words do not point to: a field selector
+ * is checked at load only as a selector, and which fields a resource supports its API server alone tells, with a 400
+ * that says nothing of where the field came from (`field label not supported: spec.nodeName`); and a 403 is a role
+ * that lacks the resource (a kind added to `resources` since the role was applied).
+ */
+export function explained(err: unknown, { fieldSelector }: Scope): unknown {
+  if (!(err instanceof ApiError)) return err;
+  let why: string | undefined;
+  if (err.code === 400 && fieldSelector && /field label/.test(err.message))
+    why = `the source's fieldSelector "${fieldSelector}" names a field this resource does not support`;
+  else if (err.code === 403)
+    why = "kubemeta's role lacks this resource: apply the one `main.ts rbac` prints for this config";
+  if (why === undefined) return err;
+  const said = err.message.slice(`${err.code} ${err.reason}: `.length);
+  return new ApiError(err.code, err.reason, `${said} (${why})`, err.retryAfterMs, err.causes);
 }

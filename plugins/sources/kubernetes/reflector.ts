@@ -13,7 +13,7 @@ import { apiVersionOf, collectionPath, selectorParams, type ResourceType, type S
 import type { SourceMetrics } from "./telemetry.ts";
 import { consumeWatch, StreamingListIgnored, type WatchResult } from "./watch.ts";
 import type { ParseThreads } from "./parse-threads.ts";
-import { withoutUrl } from "./readiness.ts";
+import { explained, withoutUrl } from "./readiness.ts";
 
 export type StreamingListMode = "auto" | "always" | "never";
 
@@ -94,7 +94,7 @@ export class Reflector {
           this.logger.warn("the API server no longer serves the resource", { detail: err.message });
           return "gone";
         }
-        await this.recover(this.namingTheSelector(err), signal);
+        await this.recover(explained(err, this.config.scope), signal);
       }
     }
     return "stopped";
@@ -263,18 +263,6 @@ export class Reflector {
     this.logger.warn("list/watch failed; retrying", { error: err, reason, delayMs });
     this.failed(err);
     await sleep(delayMs, signal);
-  }
-
-  /**
-   * A field selector is checked at load only as a selector: which fields a resource supports, its API server alone
-   * tells, with a 400 that says nothing of where the field came from (`field label not supported: spec.nodeName`).
-   */
-  private namingTheSelector(err: unknown): unknown {
-    const { fieldSelector } = this.config.scope;
-    if (!(err instanceof ApiError && err.code === 400 && fieldSelector && /field label/.test(err.message))) return err;
-    const said = err.message.slice(`${err.code} ${err.reason}: `.length);
-    const why = `the source's fieldSelector "${fieldSelector}" names a field this resource does not support`;
-    return new ApiError(err.code, err.reason, `${said} (${why})`, err.retryAfterMs, err.causes);
   }
 
   /** Until synced, the last error is why the resource is not ready: connection refused, 401, a TLS failure… */
