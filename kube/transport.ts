@@ -121,7 +121,7 @@ function checkContext(kc: KubeConfig, origin: string, contexts: string): void {
  * The context in use names each certificate and key once, a file or inline data, as kubectl requires: client-go's
  * ConfirmUsable refuses both ("certificate-authority-data and certificate-authority are both specified for c.
  * certificate-authority-data will override.", an error all the same), where client-node would take the file and drop
- * the data.
+ * the data. And a CA only for a server whose certificate is verified: client-node would skip the check silently.
  */
 function checkFileOrData(kc: KubeConfig): void {
   const cluster = kc.getCurrentCluster();
@@ -134,6 +134,13 @@ function checkFileOrData(kc: KubeConfig): void {
   const both = pairs
     .filter(([, , file, data]) => file && data)
     .map(([owner, key]) => `${owner} has both ${key} and ${key}-data (kubectl refuses both too): keep one`);
+  // client-go's TLSConfigFor refuses it for every request: the CA would be ignored, the server never verified.
+  const ca = cluster?.caFile ? "certificate-authority" : cluster?.caData ? "certificate-authority-data" : undefined;
+  if (cluster?.skipTLSVerify && ca)
+    both.push(
+      `cluster "${cluster.name}" has both insecure-skip-tls-verify and ${ca} (kubectl refuses both too: specifying ` +
+        "a root certificates file with the insecure flag is not allowed): keep one",
+    );
   if (both.length > 0) throw new Error(both.join("; "));
   if (user) checkUserMethods(user);
 }

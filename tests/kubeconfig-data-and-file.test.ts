@@ -14,7 +14,7 @@ const suite = kubeconfigSuite();
 
 const b64 = (pem: string) => Buffer.from(pem).toString("base64");
 
-async function withCluster(name: string, cluster: Record<string, string>, user: Record<string, string>) {
+async function withCluster(name: string, cluster: Record<string, string | boolean>, user: Record<string, string>) {
   return write(
     join(suite.dir, name),
     kubeconfig({
@@ -75,4 +75,24 @@ test("a client certificate without its key, or a key without it, or a token and 
     expect(() => loadKubeConfig({ kubeconfig: file })).toThrow(`cannot load kubeconfig ${file}: ${words}`);
   }
   expect(await status({ kubeconfig: await withCluster("cert-and-key", ca, { ...cert, ...key }) })).toBe(200);
+});
+
+test("insecure-skip-tls-verify beside a CA (file or data) is refused at load, as kubectl refuses it", async () => {
+  const token = { token: suite.server.token };
+  const insecure = { "insecure-skip-tls-verify": true };
+  // A CA that did not sign the server's certificate: with both, the CA the reader trusts would never be checked.
+  const other = await write(join(suite.dir, "not-the-ca.pem"), suite.server.clientCertPem);
+  const cases: Record<string, Record<string, string>> = {
+    "insecure-ca-file": { "certificate-authority": other },
+    "insecure-ca-data": { "certificate-authority-data": b64(suite.server.clientCertPem) },
+  };
+  for (const [name, ca] of Object.entries(cases)) {
+    const file = await withCluster(name, { ...ca, ...insecure }, token);
+    const key = Object.keys(ca)[0];
+    expect(() => loadKubeConfig({ kubeconfig: file })).toThrow(
+      `cannot load kubeconfig ${file}: cluster "c" has both insecure-skip-tls-verify and ${key} (kubectl refuses ` +
+        "both too: specifying a root certificates file with the insecure flag is not allowed): keep one",
+    );
+  }
+  expect(await status({ kubeconfig: await withCluster("insecure-alone", insecure, token) })).toBe(200);
 });
