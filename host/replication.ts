@@ -8,7 +8,8 @@
 import type { HaConfig } from "./ha-config.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import type { Uncommitted } from "../core/commit-queue.ts";
-import { ContextNotFound, createTransport, loadKubeConfig } from "../kube/transport.ts";
+import { ContextNotFound, loadKubeConfig } from "../kube/load.ts";
+import { createTransport } from "../kube/transport.ts";
 import type { ConfigIssue } from "./config-issues.ts";
 import { createElector, type Elector } from "../kube/election.ts";
 import { aborted, Backoff, sleep, TIMED_OUT, until } from "../protocol/retry.ts";

@@ -1,5 +1,5 @@
 /**
- * Kubeconfig files read as kubectl reads them (client-go's clientcmd loader), for transport.ts's loadKubeConfig.
+ * Kubeconfig files read as kubectl reads them (client-go's clientcmd loader), for load.ts's loadKubeConfig.
  * client-node's loadFromFile and loadFromDefault differ where it matters (README, "Bun quirks we work around"):
  * its YAML errors quote the file (tokens included), a KUBECONFIG list fails on a missing file or on a name two files
  * share, and `token-file` is read for every user, relative to the working directory. Here client-node only turns

@@ -7,7 +7,7 @@
  */
 import { expect, test } from "bun:test";
 import { join } from "node:path";
-import { loadKubeConfig } from "../kube/transport.ts";
+import { loadKubeConfig } from "../kube/load.ts";
 import { kubeconfig, kubeconfigSuite, status, write } from "./kubeconfig-fixtures.ts";
 
 const suite = kubeconfigSuite();

@@ -5,7 +5,8 @@
 import { afterAll, beforeAll } from "bun:test";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createTransport, type KubeconfigOptions, loadKubeConfig } from "../kube/transport.ts";
+import { type KubeconfigOptions, loadKubeConfig } from "../kube/load.ts";
+import { createTransport } from "../kube/transport.ts";
 import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
 import { tempDir } from "../testing/index.ts";
 

@@ -7,7 +7,8 @@ import { expect, test } from "bun:test";
 import { chmod } from "node:fs/promises";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
-import { createTransport, loadKubeConfig } from "../kube/transport.ts";
+import { loadKubeConfig } from "../kube/load.ts";
+import { createTransport } from "../kube/transport.ts";
 import { clusterOf, kubeconfig, kubeconfigSuite, status, write } from "./kubeconfig-fixtures.ts";
 
 const suite = kubeconfigSuite();

@@ -9,7 +9,7 @@ import type { RequestOptions } from "node:https";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { createLogger } from "../host/logger.ts";
-import { loadKubeConfig } from "../kube/transport.ts";
+import { loadKubeConfig } from "../kube/load.ts";
 import { startTestApiServer } from "../simulator/index.ts";
 import { startTestHost, waitFor } from "../testing/index.ts";
 import { clusterOf, kubeconfig, kubeconfigSuite, status, withEnv, write } from "./kubeconfig-fixtures.ts";

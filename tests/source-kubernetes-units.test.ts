@@ -9,7 +9,8 @@ import { createRequestBudget } from "../plugins/sources/kubernetes/budget.ts";
 import { LineSplitter, linesOf } from "../plugins/sources/kubernetes/lines.ts";
 import { InactivityError, unlessStopped } from "../plugins/sources/kubernetes/request.ts";
 import { collectionPath, resourceType, resumeKey } from "../plugins/sources/kubernetes/resources.ts";
-import { fetchOptions, loadKubeConfig } from "../kube/transport.ts";
+import { loadKubeConfig } from "../kube/load.ts";
+import { fetchOptions } from "../kube/transport.ts";
 import { withEnv } from "./kubeconfig-fixtures.ts";
 
 const tempDir = () => mkdtemp(join(tmpdir(), "kubemeta-kubeconfig-"));

@@ -18,7 +18,8 @@ import { DEFAULT_RESOURCES, groupResources, parseResource, type ResourceRef } fr
 import { fieldSelectorProblem, labelSelectorProblem, selectorCheck } from "./kubernetes/selectors.ts";
 import { sourceMetrics } from "./kubernetes/telemetry.ts";
 import { NAMESPACE_PATTERN, NAMESPACE_RULE } from "../../protocol/envelope.ts";
-import { createTransport, loadKubeConfig } from "../../kube/transport.ts";
+import { loadKubeConfig } from "../../kube/load.ts";
+import { createTransport } from "../../kube/transport.ts";
 
 /** One entry of `resources`: a named resource or group/version/resource, with the parser's message when neither. */
 const resourceEntry = v.pipe(

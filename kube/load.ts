@@ -1,0 +1,198 @@
+/**
+ * The kubeconfig a source or the leader election uses, found the way kubectl finds it (in-cluster service account,
+ * else `KUBECONFIG`, else `~/.kube/config`; or the file the config names) and checked at load as kubectl checks it,
+ * so that `--check` and a start refuse what would only fail later, request by request. Its files are read and merged
+ * by kubeconfig.ts; transport.ts makes the requests.
+ */
+import { existsSync } from "node:fs";
+import { homedir } from "node:os";
+import { delimiter, join } from "node:path";
+import { KubeConfig, type User } from "@kubernetes/client-node";
+import { readKubeconfigs } from "./kubeconfig.ts";
+import { readCredentialFileSync } from "../sdk/credential-file.ts";
+
+const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+export interface KubeconfigOptions {
+  /** A kubeconfig file; without it, Kubernetes' own resolution. */
+  kubeconfig?: string;
+  /** A context of the kubeconfig other than its current one. */
+  context?: string;
+}
+
+/** The kubeconfig lacks the context the config names: what a config's `context` key says is wrong, not its file. */
+export class ContextNotFound extends Error {}
+
+/**
+ * Loads the kubeconfig: the given file; else the in-cluster service account; else
+ * `KUBECONFIG` (a list of files, merged as kubectl merges them); else `~/.kube/config`. Errors say which
+ * file and what is wrong, and quote none of a file's content. `inClusterRoot` prefixes the service-account
+ * directory (client-node's `loadFromCluster(pathPrefix)`), for tests.
+ */
+export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): { kc: KubeConfig; origin: string } {
+  const { kc, origin, tokenFiles } = resolve(options, inClusterRoot);
+  const names = kc.getContexts().map((c) => c.name);
+  const contexts = `(contexts: ${names.join(", ") || "none"})`;
+  if (options.context) {
+    if (!kc.getContextObject(options.context))
+      throw new ContextNotFound(`kubeconfig ${origin} has no context "${options.context}" ${contexts}`);
+    kc.setCurrentContext(options.context);
+  }
+  checkContext(kc, origin, contexts);
+  const cluster = kc.getCurrentCluster()!;
+  if (cluster.proxyUrl?.startsWith("socks"))
+    throw new Error(`kubeconfig ${origin}: SOCKS proxy-url is not supported (Bun's fetch speaks HTTP proxies only)`);
+  try {
+    checkFileOrData(kc);
+    checkFilesReadable(kc);
+    readTokenFile(kc, tokenFiles);
+  } catch (err) {
+    throw new Error(`cannot load kubeconfig ${origin}: ${(err as Error).message}`);
+  }
+  return { kc, origin };
+}
+
+/** Loads the kubeconfig: where from, and the token files of its users (none in a cluster). */
+function resolve(
+  options: KubeconfigOptions,
+  inClusterRoot: string,
+): { kc: KubeConfig; origin: string; tokenFiles: Map<string, string> } {
+  const env = process.env;
+  // $HOME first, as kubectl and client-node do (Bun's homedir() ignores a changed $HOME).
+  const home = env.HOME || homedir();
+  if (options.kubeconfig) {
+    const file = options.kubeconfig.startsWith("~/") ? join(home, options.kubeconfig.slice(2)) : options.kubeconfig;
+    return withContexts(file, readKubeconfigs([file]));
+  }
+  if (
+    env.KUBERNETES_SERVICE_HOST &&
+    env.KUBERNETES_SERVICE_PORT &&
+    existsSync(`${inClusterRoot}${SERVICE_ACCOUNT_DIR}/token`)
+  ) {
+    const kc = new KubeConfig();
+    kc.loadFromCluster(inClusterRoot);
+    return { kc, origin: "in-cluster service account", tokenFiles: new Map() };
+  }
+  // Each file once, as client-go reads the list.
+  const listed = [...new Set(env.KUBECONFIG?.split(delimiter).filter(Boolean))];
+  if (listed.length > 0) {
+    const origin = `KUBECONFIG=${env.KUBECONFIG}`;
+    return withContexts(origin, readKubeconfigs(listed, origin));
+  }
+  const file = join(home, ".kube", "config");
+  if (!existsSync(file)) {
+    throw new Error(`no kubeconfig found: not running in a cluster, KUBECONFIG is not set and ${file} does not exist`);
+  }
+  return withContexts(file, readKubeconfigs([file]));
+}
+
+function withContexts(origin: string, loaded: ReturnType<typeof readKubeconfigs>) {
+  if (loaded.kc.getContexts().length === 0) throw new Error(`kubeconfig ${origin} defines no context`);
+  return { ...loaded, origin };
+}
+
+/** A context with no user is kubectl's anonymous user: an empty one, so that client-node still applies the CA. */
+const NO_USER = "kubemeta: the context names no user";
+
+/**
+ * The current context, its cluster and its user exist, as kubectl requires: client-node would go on without a user
+ * and, without one, drop the cluster's CA and insecure-skip-tls-verify (a certificate error, not the cause).
+ */
+function checkContext(kc: KubeConfig, origin: string, contexts: string): void {
+  const name = kc.getCurrentContext();
+  if (!name) throw new Error(`kubeconfig ${origin} sets no current-context, and no context is named ${contexts}`);
+  const context = kc.getContextObject(name);
+  if (!context) throw new Error(`kubeconfig ${origin}: current context "${name}" does not exist ${contexts}`);
+  const missing = (what: string, value: string) =>
+    new Error(`kubeconfig ${origin}: context "${name}" names ${what} "${value}", which the kubeconfig does not define`);
+  if (!kc.getCluster(context.cluster)) throw missing("cluster", context.cluster);
+  if (context.user === undefined) {
+    if (!kc.getUser(NO_USER)) kc.users.push({ name: NO_USER });
+    kc.contexts[kc.contexts.indexOf(context)] = { ...context, user: NO_USER };
+  } else if (!kc.getUser(context.user)) {
+    throw missing("user", context.user);
+  }
+}
+
+/**
+ * The context in use names each certificate and key once, a file or inline data, as kubectl requires: client-go's
+ * ConfirmUsable refuses both ("certificate-authority-data and certificate-authority are both specified for c.
+ * certificate-authority-data will override.", an error all the same), where client-node would take the file and drop
+ * the data. And a CA only for a server whose certificate is verified: client-node would skip the check silently.
+ */
+function checkFileOrData(kc: KubeConfig): void {
+  const cluster = kc.getCurrentCluster();
+  const user = kc.getCurrentUser();
+  const pairs = [
+    [`cluster "${cluster?.name}"`, "certificate-authority", cluster?.caFile, cluster?.caData],
+    [`user "${user?.name}"`, "client-certificate", user?.certFile, user?.certData],
+    [`user "${user?.name}"`, "client-key", user?.keyFile, user?.keyData],
+  ] as const;
+  const both = pairs
+    .filter(([, , file, data]) => file && data)
+    .map(([owner, key]) => `${owner} has both ${key} and ${key}-data (kubectl refuses both too): keep one`);
+  // client-go's TLSConfigFor refuses it for every request: the CA would be ignored, the server never verified.
+  const ca = cluster?.caFile ? "certificate-authority" : cluster?.caData ? "certificate-authority-data" : undefined;
+  if (cluster?.skipTLSVerify && ca)
+    both.push(
+      `cluster "${cluster.name}" has both insecure-skip-tls-verify and ${ca} (kubectl refuses both too: specifying ` +
+        "a root certificates file with the insecure flag is not allowed): keep one",
+    );
+  if (both.length > 0) throw new Error(both.join("; "));
+  if (user) checkUserMethods(user);
+}
+
+/**
+ * As client-go's validateAuthInfo: a client certificate goes with its key (either alone fails every TLS handshake, far
+ * from the cause), and a token excludes a username and password (which one a server would see is no user's choice).
+ */
+function checkUserMethods(user: User): void {
+  const owner = `user "${user.name}"`;
+  const hasCert = Boolean(user.certFile || user.certData);
+  const hasKey = Boolean(user.keyFile || user.keyData);
+  if (hasCert && !hasKey)
+    throw new Error(`${owner} has a client-certificate without its client-key (kubectl refuses it too): add the key`);
+  if (hasKey && !hasCert)
+    throw new Error(`${owner} has a client-key without its client-certificate (kubectl refuses it too): add it`);
+  if (user.token && (user.username || user.password))
+    throw new Error(`${owner} has both a token and a username or password (kubectl refuses both too): keep one`);
+}
+
+/**
+ * The files of the context in use (its cluster's CA, its user's client certificate and key) can be read, as kubectl
+ * checks at load (client-go's ConfirmUsable): they are read only with each request (withFilesRead), so a missing one
+ * would pass `--check` and then fail every list and watch.
+ */
+function checkFilesReadable(kc: KubeConfig): void {
+  const user = kc.getCurrentUser();
+  const files = [
+    ["certificate-authority", kc.getCurrentCluster()?.caFile],
+    ["client-certificate", user?.certFile],
+    ["client-key", user?.keyFile],
+  ] as const;
+  for (const [key, file] of files) if (file) readCredentialFileSync(`its ${key}`, file);
+}
+
+/**
+ * The current user's token file (`tokenFile`, kubectl's key, or `token-file`), read here rather than by client-node
+ * (which knows only `token-file`, reads it for every user and relative to the working directory): only the user the
+ * context names, as client-go reads it (other users may name files long gone), the one the merge kept, relative to
+ * the file that defines it, and trimmed; read again with the rest on every reload, so a rotated token is picked up.
+ * A user with a `token` too sends the file's as client-go does (the file's last read wins over the inline token,
+ * which is only the fallback while the file cannot be read): the inline one is often a snapshot the file replaced.
+ */
+function readTokenFile(kc: KubeConfig, tokenFiles: Map<string, string>): void {
+  const current = kc.getCurrentUser();
+  const file = current && tokenFiles.get(current.name);
+  if (!current || !file) return;
+  let token: string;
+  try {
+    token = readCredentialFileSync("its token file", file).toString("utf8").trim();
+  } catch (error) {
+    if (current.token) return;
+    throw error;
+  }
+  // client-go's file token source refuses an empty file, and its request then keeps the inline token.
+  if (!token && current.token) return;
+  kc.users[kc.users.indexOf(current)] = { ...current, token };
+}
