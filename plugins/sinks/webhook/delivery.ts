@@ -10,6 +10,7 @@
 import { Backoff, parseRetryAfter, sleep } from "../../../protocol/retry.ts";
 import type { Envelope, Logger, Metrics, RetrySettings } from "../../../sdk/index.ts";
 import { rateLimitedWarn } from "../../../sdk/telemetry.ts";
+import { answerText } from "./answer.ts";
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, sign } from "./sign.ts";
 
 const ID_HEADER = "X-Kubemeta-Id";
@@ -170,7 +171,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
           [SIGNATURE_HEADER]: sign(options.secret, timestamp, request.body),
         },
       });
-      const detail = redact(await response.text()).slice(0, 200);
+      const detail = redact(await answerText(response)).slice(0, 200);
       duration.observe((performance.now() - started) / 1000, { sink, outcome: String(response.status) });
       return classify(response, detail);
     } catch (error) {

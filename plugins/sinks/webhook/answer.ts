@@ -1,0 +1,33 @@
+/**
+ * The body of a receiver's answer, read only as far as the log uses it. The status is the answer: a body is read for
+ * the words of a refusal (`detail`, its first 200 characters), and never waited for past them, so that a receiver
+ * whose body never ends (a URL that streams, or a download) neither fills memory nor turns an answer into a timeout.
+ */
+
+/** More than the log keeps, so that a credential the receiver echoes is whole where it is redacted. */
+const DETAIL_BYTES = 4096;
+
+/**
+ * The first `DETAIL_BYTES` of the body of a refusal, or nothing of an accepted request's; the rest is cancelled. A body
+ * cut short (the request's timeout or the sink's stop, a connection reset) is what came of it.
+ */
+export async function answerText(response: Response): Promise<string> {
+  const body = response.body;
+  if (!body) return "";
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  try {
+    for (let read = 0; read < DETAIL_BYTES && !response.ok; ) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const part = value.subarray(0, DETAIL_BYTES - read);
+      read += part.length;
+      text += decoder.decode(part, { stream: true });
+    }
+  } catch {
+    // What came before is the detail.
+  }
+  reader.cancel().catch(() => {});
+  return text + decoder.decode();
+}

@@ -1,0 +1,69 @@
+/**
+ * What the webhook sink makes of a receiver's answer beyond its status: a body that never ends, or drips, and a
+ * redirect. The rest of the sink: tests/webhook.test.ts.
+ */
+import { expect, test } from "bun:test";
+import { createLogger } from "../host/logger.ts";
+import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
+import { startReceiver, webhookSink, hostAndReceiverPerTest } from "./webhook-receiver.ts";
+
+const run = hostAndReceiverPerTest();
+
+const counter = (th: TestHost, name: string, labels: Record<string, string>) =>
+  th.host.metrics.counter(name, "").get(labels);
+
+/** A body that never ends: `text`, then a kilobyte every 20 ms for as long as the connection stays open. */
+function endlessBody(text: string): ReadableStream<Uint8Array> {
+  const kilobyte = new TextEncoder().encode("x".repeat(1024));
+  let first = true;
+  return new ReadableStream({
+    async pull(controller) {
+      if (first) controller.enqueue(new TextEncoder().encode(text));
+      else await Bun.sleep(20);
+      first = false;
+      controller.enqueue(kilobyte);
+    },
+  });
+}
+
+/** A host whose webhook posts to `url`; its log lines, parsed. */
+async function hostLogging(sink: Record<string, unknown>): Promise<Record<string, unknown>[]> {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger({ write: (line) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  run.host = await startTestHost({ logger, sinks: [sink] });
+  return lines;
+}
+
+test("a 2xx whose body never ends is delivered at its status, sent once, not timed out and sent again", async () => {
+  run.receiver = await startReceiver(() => new Response(endlessBody("ok"), { status: 200 }));
+  await hostLogging(webhookSink(run.receiver.url, { timeout: "1s" }));
+  run.host!.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  await waitFor(
+    () => counter(run.host!, "kubemeta_webhook_deliveries_total", { sink: "webhook" }) === 1,
+    5_000,
+    "the delivery",
+  );
+  expect(counter(run.host!, "kubemeta_webhook_failures_total", { sink: "webhook", reason: "timeout" })).toBe(0);
+  expect(run.receiver.requests).toHaveLength(1);
+});
+
+test("a refusal whose body never ends is that refusal, its first words logged, read only so far", async () => {
+  let refused = 0;
+  run.receiver = await startReceiver(() =>
+    refused++ === 0 ? new Response(endlessBody("maintenance until 5 "), { status: 500 }) : new Response("ok"),
+  );
+  const lines = await hostLogging(webhookSink(run.receiver.url, { timeout: "1s" }));
+  run.host!.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  const failed = await waitFor(
+    () => lines.find((line) => line.msg === "webhook delivery failed; retrying"),
+    5_000,
+    "the failure logged",
+  );
+  expect(failed).toMatchObject({
+    reason: "status_5xx",
+    status: 500,
+    detail: expect.stringMatching(/^maintenance until 5 x+$/),
+  });
+  await waitFor(() => run.receiver!.accepted().length === 1, 5_000, "the retry accepted");
+  expect(counter(run.host!, "kubemeta_webhook_failures_total", { sink: "webhook", reason: "timeout" })).toBe(0);
+});
