@@ -245,7 +245,7 @@ async function findDeclaration(
   try {
     declaration = (await import(pathToFileURL(file).href)).default;
   } catch (error) {
-    issues.push({ path: `${path}.type`, message: `cannot load plugin module ${file}: ${(error as Error).message}` });
+    issues.push({ path: `${path}.type`, message: `cannot load plugin module ${file}: ${loadError(error)}` });
     return undefined;
   }
   const d = declaration as Partial<AnyDeclaration> | undefined;
@@ -259,4 +259,17 @@ async function findDeclaration(
     return undefined;
   }
   return d as AnyDeclaration;
+}
+
+/**
+ * Why a module did not load. Bun says where a syntax error is beside its message, not in it ("Unexpected =" alone):
+ * its file (the plugin's, or a module it imports), line and column are said first.
+ */
+function loadError(error: unknown): string {
+  const { message, position } = error as {
+    message?: unknown;
+    position?: { file?: unknown; line?: unknown; column?: unknown } | null;
+  };
+  if (typeof position?.file !== "string" || typeof position.line !== "number") return String(message ?? error);
+  return `${position.file}:${position.line}:${position.column}: ${String(message)}`;
 }

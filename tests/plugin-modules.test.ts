@@ -1,0 +1,43 @@
+/**
+ * Plugin modules loaded by path that are no plugin: what the config says of each, at `--check` and at start, as a
+ * config error at the entry rather than an exception of the host's.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { ConfigError, resolveConfig } from "../host/config.ts";
+import { builtins } from "../plugins/index.ts";
+import { tempDir } from "../testing/index.ts";
+
+const sdk = join(import.meta.dir, "../sdk/index.ts");
+let folder: string | undefined;
+afterEach(async () => {
+  if (folder) await rm(folder, { recursive: true, force: true });
+  folder = undefined;
+});
+
+/** Writes `files` (name → source) to a new folder and resolves a config of one sink per `types`: its issues. */
+async function issuesOfModules(files: Record<string, string>, types: string[]): Promise<string[]> {
+  folder = await tempDir("kubemeta-modules-");
+  for (const [name, source] of Object.entries(files)) await Bun.write(join(folder, name), source);
+  const sinks = types.map((type, i) => ({ type, name: `s${i}` }));
+  const error = await resolveConfig({ sinks }, { baseDir: folder, registry: builtins }).catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(ConfigError);
+  return (error as ConfigError).issues.map((issue) => `${issue.path}: ${issue.message}`);
+}
+
+test("a syntax error names its file, line and column, in the plugin or in a module it imports", async () => {
+  const issues = await issuesOfModules(
+    {
+      "broken.ts": `import { defineSink } from "${sdk}";\nexport default defineSink({ type: "x",\n`,
+      "helper.ts": "export const a = 1;\nexport const b = = 2;\n",
+      "uses-helper.ts": `import { a } from "./helper.ts";\nexport default a;\n`,
+    },
+    ["./broken.ts", "./uses-helper.ts"],
+  );
+  const at = (entry: number, module: string) => `sinks[${entry}].type: cannot load plugin module ${folder}/${module}: `;
+  expect(issues).toEqual([
+    `${at(0, "broken.ts")}${folder}/broken.ts:2:39: Expected identifier but found end of file`,
+    `${at(1, "uses-helper.ts")}${folder}/helper.ts:2:18: Unexpected =`,
+  ]);
+});
