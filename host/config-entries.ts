@@ -258,7 +258,22 @@ async function findDeclaration(
     });
     return undefined;
   }
+  if (!isSchema(d.schema)) {
+    issues.push({
+      path: `${path}.type`,
+      message:
+        `${file}'s declaration has a schema that is no valibot schema: ` +
+        "make it with the SDK's v, as v.strictObject({ … })",
+    });
+    return undefined;
+  }
   return d as AnyDeclaration;
+}
+
+/** What valibot parses with (its schemas' `~run`): anything else is the host's TypeError as it parses the entry. */
+function isSchema(schema: unknown): boolean {
+  const candidate = schema as { kind?: unknown; "~run"?: unknown };
+  return candidate.kind === "schema" && typeof candidate["~run"] === "function";
 }
 
 /**

@@ -41,3 +41,17 @@ test("a syntax error names its file, line and column, in the plugin or in a modu
     `${at(1, "uses-helper.ts")}${folder}/helper.ts:2:18: Unexpected =`,
   ]);
 });
+
+test("a declaration whose schema is no valibot schema is a config error at its entry, not a TypeError", async () => {
+  const declaring = (schema: string) =>
+    `import { defineSink, v } from "${sdk}";\n` +
+    `export default defineSink({ type: "x", description: "", schema: ${schema}, create: () => ({}) as never });\n`;
+  const issues = await issuesOfModules(
+    { "plain.ts": declaring("{ file: v.string() } as never"), "uncalled.ts": declaring("v.strictObject as never") },
+    ["./plain.ts", "./uncalled.ts"],
+  );
+  const refused = (entry: number, module: string) =>
+    `sinks[${entry}].type: ${folder}/${module}'s declaration has a schema that is no valibot schema: ` +
+    "make it with the SDK's v, as v.strictObject({ … })";
+  expect(issues).toEqual([refused(0, "plain.ts"), refused(1, "uncalled.ts")]);
+});
