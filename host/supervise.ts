@@ -49,7 +49,7 @@ export function supervise(create: () => Lifecycle, options: SuperviseOptions): L
       const backoff = new Backoff({ initialMs: 500, maxMs: 60_000 });
       for (let attempt = 1; !stopped.signal.aborted; attempt++) {
         try {
-          inner ??= create();
+          inner ??= created(create(), kind);
           await inner.start();
           break;
         } catch (error) {
@@ -90,6 +90,24 @@ export function supervise(create: () => Lifecycle, options: SuperviseOptions): L
       }
     },
   };
+}
+
+/**
+ * What a plugin's `create` returned, once it is a plugin: anything else (the Promise of an `async create`, nothing) is
+ * said as the start's failure and not kept, so that the next attempt creates again and the stop calls nothing that is
+ * not there.
+ */
+function created(made: Lifecycle, kind: string): Lifecycle {
+  if (made instanceof Promise) {
+    // The plugin's own failure in it would be nobody's: an unhandled rejection.
+    made.catch(() => {});
+    const rule = "create returns { start, stop } at once (what takes time: in start)";
+    throw new Error(`its create returned a Promise, not the ${kind}: ${rule}`);
+  }
+  const { start, stop } = (made ?? {}) as Partial<Lifecycle>;
+  if (typeof start === "function" && typeof stop === "function") return made;
+  const what = made === null || typeof made !== "object" ? String(made) : "an object without start and stop";
+  throw new Error(`its create returned ${what}, not the ${kind}: create returns { start, stop }`);
 }
 
 /**

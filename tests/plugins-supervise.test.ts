@@ -124,6 +124,32 @@ test("a plugin whose factory throws cannot start: logged, counted, tried again, 
   expect(opts.failures("stop")).toBe(0);
 });
 
+test("a factory that returns no { start, stop } (async create) is said so, tried again, not stopped", async () => {
+  const logged: string[] = [];
+  const opts = options("async", { logger: createLogger({ write: (line) => void logged.push(line) }) });
+  let created = 0;
+  const made: (() => unknown)[] = [
+    async () => ({ async start() {}, async stop() {} }),
+    async () => {
+      throw new Error("refused in an async create");
+    },
+    () => undefined,
+    () => ({ start: "soon" }),
+  ];
+  const plugin = supervise(() => made[created++]!() as never, opts);
+  await plugin.start();
+  await waitFor(() => created === made.length, 10_000, "every creation");
+  await plugin.stop();
+  const said = logged.filter((line) => line.includes('"msg":"sink failed to start; retrying"'));
+  expect(said.map((line) => (JSON.parse(line) as { error: { message: string } }).error.message)).toEqual([
+    "its create returned a Promise, not the sink: create returns { start, stop } at once (what takes time: in start)",
+    "its create returned a Promise, not the sink: create returns { start, stop } at once (what takes time: in start)",
+    "its create returned undefined, not the sink: create returns { start, stop }",
+    "its create returned an object without start and stop, not the sink: create returns { start, stop }",
+  ]);
+  expect(opts.failures("stop")).toBe(0);
+});
+
 test("stop before a creation that never succeeded stops nothing and fails nothing", async () => {
   const opts = options("never-created");
   const plugin = supervise(() => {
