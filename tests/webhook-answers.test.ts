@@ -67,3 +67,25 @@ test("a refusal whose body never ends is that refusal, its first words logged, r
   await waitFor(() => run.receiver!.accepted().length === 1, 5_000, "the retry accepted");
   expect(counter(run.host!, "kubemeta_webhook_failures_total", { sink: "webhook", reason: "timeout" })).toBe(0);
 });
+
+test("a redirect is not followed; its log line says where it leads, the URL's credentials redacted", async () => {
+  let redirected = 0;
+  const moved = "https://hooks.example.com/hook?key=k3y-of-the-receiver-0123";
+  run.receiver = await startReceiver(() =>
+    redirected++ === 0 ? new Response(null, { status: 308, headers: { location: moved } }) : new Response("ok"),
+  );
+  const lines = await hostLogging(webhookSink(`${run.receiver.url}?key=k3y-of-the-receiver-0123`));
+  run.host!.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  const failed = await waitFor(
+    () => lines.find((line) => line.msg === "webhook delivery failed; retrying"),
+    5_000,
+    "the failure logged",
+  );
+  expect(failed).toMatchObject({
+    reason: "status_3xx",
+    status: 308,
+    detail: "redirected to https://hooks.example.com[redacted] (not followed: write it as the sink's url)",
+  });
+  await waitFor(() => run.receiver!.accepted().length === 1, 5_000, "the retry accepted");
+  expect(JSON.stringify(lines)).not.toContain("k3y-of-the-receiver");
+});

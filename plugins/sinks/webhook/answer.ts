@@ -9,9 +9,16 @@ const DETAIL_BYTES = 4096;
 
 /**
  * The first `DETAIL_BYTES` of the body of a refusal, or nothing of an accepted request's; the rest is cancelled. A body
- * cut short (the request's timeout or the sink's stop, a connection reset) is what came of it.
+ * cut short (the request's timeout or the sink's stop, a connection reset) is what came of it. A redirect's is where
+ * it leads, its body unread.
  */
 export async function answerText(response: Response): Promise<string> {
+  const location = response.headers.get("location");
+  if (response.status >= 300 && response.status < 400 && location) {
+    await response.body?.cancel().catch(() => {});
+    // A signed POST is not sent on to wherever a redirect says (a 303 would make it a GET): the operator decides.
+    return `redirected to ${location} (not followed: write it as the sink's url)`;
+  }
   const body = response.body;
   if (!body) return "";
   const reader = body.getReader();
