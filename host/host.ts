@@ -165,12 +165,15 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
     return { ...supervise(create, { name, kind: "sink", logger: base.logger, metrics }), name };
   });
 
-  // At once: each waits for its own start only, up to the deadline, so a slow one holds up no other.
-  await Promise.all(sinks.map((sink) => sink.start()));
+  // At once: each waits for its own start only, up to the deadline, so a slow one holds up no other. A stop asked for
+  // meanwhile waits for none: the host stops now, a start still under way stopped by the sink's stop.
+  await until(Promise.all(sinks.map((sink) => sink.start())), Infinity, options.signal);
   // Every route is mounted now: the requests that came while the sinks started are answered.
   http.serve();
   const leaderOptions = { config, store, log, logger, metrics, context };
-  if (config.ha && elector) {
+  // Started only to be stopped, the sources would list the whole cluster for nothing.
+  if (options.signal?.aborted) logger.info("stop asked for while starting; the sources are not started");
+  else if (config.ha && elector) {
     const onReplaced = (error: Error) => fail("stopping: the store was replaced under this replica", error);
     replication = startReplication({ ha: config.ha, elector, leaderOptions, terms, logger, onReplaced });
   } else {

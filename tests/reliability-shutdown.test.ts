@@ -221,3 +221,35 @@ test("SIGTERM while a remote store never answers its open: the open is given up,
     silent.stop(true);
   }
 });
+
+test("SIGTERM while a sink's start hangs: stopped at once, no source started, not after the deadline", async () => {
+  dir ??= await tempDir("kubemeta-shutdown-");
+  const plugin = (kind: "Sink" | "Source", start: string) => `
+import { define${kind}, v } from ${JSON.stringify(SDK)};
+export default define${kind}({
+  type: "${kind.toLowerCase()}", description: "", schema: v.strictObject({}),
+  create: (_config, ctx) => ({ async start() { ${start} }, async stop() { ctx.logger.info("${kind} stopped"); } }),
+});`;
+  await Bun.write(
+    join(dir, "hanging-sink.ts"),
+    plugin("Sink", 'ctx.logger.info("starting"); await new Promise(() => {});'),
+  );
+  await Bun.write(join(dir, "source.ts"), plugin("Source", 'ctx.logger.info("source started");'));
+  await Bun.write(
+    join(dir, "hanging-sink.yaml"),
+    [
+      "store: { type: libsql, url: file:./hanging/kubemeta.db }",
+      "sources: [{ type: ./source.ts }]",
+      "sinks: [{ type: ./hanging-sink.ts }]",
+      "http: { address: 127.0.0.1, port: 0 }",
+    ].join("\n"),
+  );
+  const kubemeta = spawn([process.execPath, "run", MAIN, "--config", "hanging-sink.yaml"]);
+  await kubemeta.stdout.waitFor(/"msg":"starting"/, 10_000);
+  const signalled = Date.now();
+  kubemeta.child.kill("SIGTERM");
+  expect(await exitWithin(kubemeta.child, 15_000)).toBe(0);
+  expect(Date.now() - signalled).toBeLessThan(3_000);
+  expect(kubemeta.stdout.lines("Sink stopped")).toHaveLength(1);
+  expect(kubemeta.stdout.lines("source started")).toHaveLength(0);
+});
