@@ -1,6 +1,6 @@
 /** The reference sink `jsonl`: one envelope per line, the stream a user names, a cursor that survives restarts. */
 import { afterEach, expect, test } from "bun:test";
-import { rm } from "node:fs/promises";
+import { rename, rm, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import type { Envelope } from "../protocol/envelope.ts";
 import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
@@ -169,6 +169,26 @@ test("a file a crash left without its last newline gets one before the next line
   const lines = (await Bun.file(file).text()).split("\n");
   expect(lines[0]).toBe('{"epoch":"e","version":1,"kind":"Po');
   expect((JSON.parse(lines[1]!) as Envelope).name).toBe("a");
+});
+
+test("a file rotated under it (moved away, deleted, truncated) gets the next batch from its start, whole", async () => {
+  const dir = await tempDir();
+  const file = join(dir, "updates.jsonl");
+  host = await startTestHost({ dir, sinks: [{ type: "jsonl", path: file }] });
+  const rotations = [() => rename(file, `${file}.1`), () => rm(file), () => truncate(file, 0)];
+  for (const [i, rotate] of rotations.entries()) {
+    host.changes.apply("pods", "ADDED", rawPod(`before-${i}`, { node: "n1" }));
+    await waitFor(
+      async () => (await completeLines(file)).some((line) => line.includes(`before-${i}`)),
+      5_000,
+      "a line",
+    );
+    await rotate();
+    host.changes.apply("pods", "ADDED", rawPod(`after-${i}`, { node: "n1" }));
+    await waitFor(async () => (await envelopes(file)).length === 1, 5_000, "the line after the rotation");
+    expect((await envelopes(file)).map((e) => e.name)).toEqual([`after-${i}`]);
+  }
+  expect((await envelopes(`${file}.1`)).map((e) => e.name)).toEqual(["before-0"]);
 });
 
 /** The file's lines that are not one JSON envelope each. */
