@@ -245,7 +245,7 @@ async function findDeclaration(
   try {
     declaration = (await import(pathToFileURL(file).href)).default;
   } catch (error) {
-    issues.push({ path: `${path}.type`, message: `cannot load plugin module ${file}: ${loadError(error)}` });
+    issues.push({ path: `${path}.type`, message: `cannot load plugin module ${file}: ${loadError(error, file)}` });
     return undefined;
   }
   const d = declaration as Partial<AnyDeclaration> | undefined;
@@ -277,14 +277,19 @@ function isSchema(schema: unknown): boolean {
 }
 
 /**
- * Why a module did not load. Bun says where a syntax error is beside its message, not in it ("Unexpected =" alone):
- * its file (the plugin's, or a module it imports), line and column are said first.
+ * Why the module `file` did not load. Bun says where a syntax error is beside its message, not in it ("Unexpected ="
+ * alone): its file (the plugin's, or a module it imports), line and column are said first. The plugin's own file not
+ * found is said as such, where Bun names the host's module that imported it.
  */
-function loadError(error: unknown): string {
-  const { message, position } = error as {
+function loadError(error: unknown, file: string): string {
+  const { message, position, code, specifier } = error as {
     message?: unknown;
     position?: { file?: unknown; line?: unknown; column?: unknown } | null;
+    code?: unknown;
+    specifier?: unknown;
   };
+  if (code === "ERR_MODULE_NOT_FOUND" && (specifier === file || specifier === pathToFileURL(file).href))
+    return "no such file (a relative type is relative to the config file's folder)";
   if (typeof position?.file !== "string" || typeof position.line !== "number") return String(message ?? error);
   return `${position.file}:${position.line}:${position.column}: ${String(message)}`;
 }

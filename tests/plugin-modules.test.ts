@@ -55,3 +55,17 @@ test("a declaration whose schema is no valibot schema is a config error at its e
     "make it with the SDK's v, as v.strictObject({ … })";
   expect(issues).toEqual([refused(0, "plain.ts"), refused(1, "uncalled.ts")]);
 });
+
+test("a module not found is said as the file that is not there, relative to the config's folder", async () => {
+  const needsPackage = `import x from "no-such-package";\nexport default x;\n`;
+  const issues = await issuesOfModules({ "needs-package.ts": needsPackage }, [
+    "./plugins/deletions.ts",
+    "./needs-package.ts",
+  ]);
+  expect(issues).toEqual([
+    `sinks[0].type: cannot load plugin module ${folder}/plugins/deletions.ts: no such file ` +
+      "(a relative type is relative to the config file's folder)",
+    `sinks[1].type: cannot load plugin module ${folder}/needs-package.ts: ` +
+      `Cannot find package 'no-such-package' imported from ${folder}/needs-package.ts`,
+  ]);
+});
