@@ -22,6 +22,7 @@ import { supervise } from "./supervise.ts";
 import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { openStore, pluginContext, StartFailed, warnOfDeprecatedKeys } from "./open-store.ts";
 import { startLeaderTerm, type LeaderTerm } from "./leader.ts";
+import { checkEpoch } from "./follower.ts";
 import { Terms } from "./leadership.ts";
 import { electorFor, leaseKubeconfigIssue, startReplication, type Replication } from "./replication.ts";
 import { ShutdownWaits } from "./shutdown-waits.ts";
@@ -178,11 +179,22 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
     replication = startReplication({ ha: config.ha, elector, leaderOptions, terms, logger, onReplaced });
   } else {
     // The term has ended itself (sources and retention stopped); nothing else can write here until a restart.
-    leader = await startLeaderTerm({
-      ...leaderOptions,
-      onFenced: () =>
-        logger.error("another kubemeta writes to this store; this one stopped its sources, not ready until restarted"),
-    });
+    leader = await startLeaderTerm({ ...leaderOptions, onFenced: () => void fencedWithoutHa() });
+  }
+
+  /**
+   * A refused commit is another kubemeta's term, or a store that is no longer this log's (emptied, or given a new
+   * epoch by `new-epoch`): a restart serves that store, as a replica with `ha` finds when it follows; waiting for
+   * one would leave this process unready for good, its epoch's versions still served.
+   */
+  async function fencedWithoutHa(): Promise<void> {
+    const position = await store.position().catch(() => undefined);
+    try {
+      checkEpoch(log, position?.epoch);
+    } catch (error) {
+      return fail("stopping: the store was replaced under this process", error as Error);
+    }
+    logger.error("another kubemeta writes to this store; this one stopped its sources, not ready until restarted");
   }
 
   return {

@@ -4,6 +4,7 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
+import { createClient } from "@libsql/client";
 import { SDK } from "./reliability-process.ts";
 import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
 
@@ -68,6 +69,35 @@ test("committing nothing itself, it learns from its refused retention, and steps
     items: { name: string }[];
   };
   expect(page.items.map((u) => u.name)).toEqual(["a", "b", "c"]);
+});
+
+/** What `failed` rejected with, or undefined if it did not within `ms`. */
+async function failure(th: TestHost, ms: number): Promise<Error | undefined> {
+  return Promise.race([th.host.failed.catch((error: Error) => error), Bun.sleep(ms).then(() => undefined)]);
+}
+
+test.each([
+  ["emptied (its tables dropped)", "DROP TABLE meta", "gone (the store is empty)"],
+  [
+    "given a new epoch (new-epoch, run against a remote one)",
+    "UPDATE meta SET epoch = 'e2', term = term + 1",
+    "now e2",
+  ],
+])("a store %s under a replica: it stops as for a store replaced, not fenced for good", async (_, sql, said) => {
+  const th = await startTestHost();
+  hosts.push(th);
+  const client = createClient({ url: `file:${join(th.dir, "kubemeta.db")}` });
+  // The host may hold the write lock a moment (its first commits, a checkpoint): wait for it as a tool would.
+  await client.execute("PRAGMA busy_timeout = 5000");
+  await client.execute(sql);
+  client.close();
+
+  // Its next commit is refused; the store it now finds is not the one its log is of, and a restart serves that one.
+  th.changes.apply("pods", "ADDED", rawPod("web-1", { node: "n1" }));
+  const error = await failure(th, 5_000);
+  expect(error?.message ?? "not stopped within 5 s").toContain(
+    `the store was replaced: its epoch is ${said}, this process's log is of epoch`,
+  );
 });
 
 /**
