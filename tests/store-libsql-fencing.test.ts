@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { createClient } from "@libsql/client";
-import { WriterFencedError } from "../sdk/contract.ts";
+import { isStoreReplaced, WriterFencedError } from "../sdk/contract.ts";
 import { BACKENDS, batch, run, storeSandbox } from "./store-libsql-setup.ts";
 
 /**
@@ -105,6 +105,27 @@ describe.each(BACKENDS)("libsql store (%s): fencing by term", (backend) => {
     expect((refused as Error).message).toBe(
       "commit refused: the store was emptied under this writer (its tables are gone)",
     );
+  });
+
+  test("a commit to a store whose head moved back under its writer, in its term (a copy restored)", async () => {
+    const dir = newDir();
+    const told: Error[] = [];
+    const store = makeStore(dir, undefined, (error) => told.push(error));
+    await store.start();
+    await store.lead();
+    await store.commit(batch(run(1, 3)));
+    // What a copy of the store taken at version 1 put back in place holds: the same epoch and term, an older head.
+    const client = createClient({ url: urlOf(dir) });
+    await client.batch(["DELETE FROM updates WHERE version > 1", "UPDATE meta SET head = 1"], "write");
+    client.close();
+
+    const refused = await failure(store.commit(batch(run(4, 4))));
+    expect(isStoreReplaced(refused)).toBe(true);
+    expect((refused as Error).message).toContain("the store's head is 1, not 3 as this process left it");
+    expect(told).toEqual([refused as Error]);
+    // Nothing more is written, the copy's versions after its head not numbered again by this process.
+    expect(await failure(store.commit(batch(run(4, 4))))).toBe(refused);
+    expect((await store.position()).head).toBe(1);
   });
 
   test("the term is stored: a deposed writer that reopens the store is fenced again by the next lead()", async () => {

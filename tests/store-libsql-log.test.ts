@@ -116,7 +116,8 @@ describe.each(BACKENDS)("%s", (backend) => {
       await second.commit(batch(run(1, 2)));
       // Awaited, then checked: expect(…).rejects would block the writer thread's reply (tests/bun-worker.test.ts).
       const refused = await first.commit(batch(run(1, 1))).catch((error: Error) => error);
-      expect(refused?.message).toMatch(/another kubemeta/);
+      // Neither raised the term (lead()), as every writer does first: the head moved in the first one's own term.
+      expect(refused?.message).toMatch(/the store's head is 2, not 0 as this process left it, in its own term 0/);
       expect((await first.readUpdates({ stream: "all", after: 0, limit: 10 })).map((u) => u.uid)).toEqual([
         "uid-1",
         "uid-2",

@@ -12,7 +12,7 @@ import libsql from "../plugins/stores/libsql.ts";
 import { createMetrics } from "../host/metrics.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
 import { silentLogger } from "../host/logger.ts";
-import type { CommitBatch, Store } from "../sdk/contract.ts";
+import type { CommitBatch, Store, StoreContext } from "../sdk/contract.ts";
 import type { ChangeType } from "../protocol/envelope.ts";
 import type { Update } from "../sdk/model.ts";
 import { startHranaServer, type HranaServer } from "./hrana-server.ts";
@@ -60,9 +60,11 @@ export function storeSandbox(backend: Backend = "file") {
     await rm(join(dir, "nested"), { recursive: true });
   }
 
-  function makeStore(dir: string, metrics: Metrics = createMetrics()): Store {
+  /** A store on `dir`'s database; `replaced`, what it tells the host (StoreContext.replaced). */
+  function makeStore(dir: string, metrics: Metrics = createMetrics(), replaced?: StoreContext["replaced"]): Store {
     const config = v.parse(libsql.schema, { url: urlOf(dir) });
-    const store = libsql.create(config, { name: "libsql", cluster: "test", logger: silentLogger, metrics });
+    const context = { name: "libsql", cluster: "test", logger: silentLogger, metrics };
+    const store = libsql.create(config, replaced ? { ...context, replaced } : context);
     open.push(store);
     return store;
   }

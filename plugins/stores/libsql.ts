@@ -112,7 +112,13 @@ export default defineStore({
 
     /** A `file:` store's files as opened: once one is deleted or replaced, nothing is written (file-identity.ts). */
     let file: FileWatch | undefined;
-    const writes = new FencedWrites(open, ctx.logger, commitSeconds, () => file?.check());
+    const writes = new FencedWrites(
+      open,
+      ctx.logger,
+      commitSeconds,
+      () => file?.check(),
+      (error) => ctx.replaced?.(error),
+    );
 
     /**
      * A read's result, once the file it may have come from is known to be the one opened: a connection the readers'

@@ -5,7 +5,7 @@
  * raised the term (a replica that leads now, `ha`): the log never forks.
  */
 import type { InStatement } from "@libsql/client";
-import { WriterFencedError, type CommitBatch, type StoreState } from "../../../sdk/contract.ts";
+import { StoreReplacedError, WriterFencedError, type CommitBatch, type StoreState } from "../../../sdk/contract.ts";
 import type { Histogram, Logger } from "../../../sdk/telemetry.ts";
 import { checkContiguous, commitStatements, GUARD_FAILURE, StreamIds, TERM_GUARD_SQL } from "./commit.ts";
 import type { Connections } from "./connection.ts";
@@ -36,6 +36,8 @@ export class FencedWrites {
   private streamIds = new StreamIds([]);
   /** Writes run one at a time: the gap check reads the head, and the file writer has one connection. */
   private writes: Promise<unknown> = Promise.resolve();
+  /** Set once a refused write found the store's head moved in this writer's own term: the store is another now. */
+  private replacedBy: StoreReplacedError | undefined;
 
   constructor(
     /** The store's connections; throws while it is not started. */
@@ -45,6 +47,8 @@ export class FencedWrites {
     private readonly commitSeconds: Histogram,
     /** Throws when the store must not be written any more (its file replaced: file-identity.ts). */
     private readonly guard: () => void = () => {},
+    /** Told once when a refused write finds the store replaced (StoreContext.replaced). */
+    private readonly replaced: (error: StoreReplacedError) => void = () => {},
   ) {}
 
   get head(): number {
@@ -61,6 +65,7 @@ export class FencedWrites {
     const c = this.connections();
     const run = this.writes.then(async () => {
       this.guard();
+      if (this.replacedBy) throw this.replacedBy;
       await c.beforeWrite();
       return work(c);
     });
@@ -140,15 +145,22 @@ export class FencedWrites {
     await c.writer.batch(groups.flat(), "write");
   }
 
-  /** Why a guarded write was refused: a later writer's term (fenced), or a head another writer moved. */
+  /**
+   * Why a guarded write was refused: a later writer's term (fenced), or a head moved in this writer's own term, which
+   * no writer does (each raises the term first): the store is not the one it wrote, a copy restored in place or
+   * another database at its address. Nothing more is written to it (a commit would number the copy's versions after
+   * its head again), and the host is told, as for a `file:` store's file replaced.
+   */
   private async refusal(c: Connections): Promise<Error> {
     const row = (await c.writer.execute("SELECT head, term FROM meta WHERE id = 1")).rows[0];
     const stored = { head: Number(row?.head), term: Number(row?.term) };
     if (stored.term !== this.term) return new WriterFencedError(this.term, stored.term);
-    return new Error(
-      `commit refused: the stored head is ${stored.head}, not ${this.committedHead} ` +
-        "(is another kubemeta writing to this store?)",
+    this.replacedBy ??= new StoreReplacedError(
+      `the store's head is ${stored.head}, not ${this.committedHead} as this process left it, in its own term ` +
+        `${this.term}: the store was replaced under it (a copy restored in place, or another database at its address)`,
     );
+    this.replaced(this.replacedBy);
+    return this.replacedBy;
   }
 
   /** The state as stored, and the writer's view of it brought in line. */
