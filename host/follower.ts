@@ -18,18 +18,29 @@ const PAGE = 1_000;
  * would hand consumers a mix of two: the process ends, and starts over on the store as it is now.
  */
 export class StoreReplaced extends Error {
-  constructor(logEpoch: string, storeEpoch: string) {
-    super(
-      `the store was replaced: its epoch is ${storeEpoch ? `now ${storeEpoch}` : "gone (the store is empty)"}, ` +
-        `this process's log is of epoch ${logEpoch}; restart kubemeta to serve the store as it is now`,
-    );
+  constructor(what: string) {
+    super(`the store was replaced: ${what}; restart kubemeta to serve the store as it is now`);
     this.name = "StoreReplaced";
   }
 }
 
-/** Throws StoreReplaced when the store's epoch is known and not the log's. */
-export function checkEpoch(log: HostLog, storeEpoch: string | undefined): void {
-  if (storeEpoch !== undefined && storeEpoch !== log.epoch) throw new StoreReplaced(log.epoch, storeEpoch);
+/**
+ * Throws StoreReplaced when the store's epoch is known and not the log's, or its head is below the log's: the log
+ * holds only what the store committed, and a head never goes back but for a copy restored in place, whose versions
+ * after its head a leader would number again, for other updates, under the epoch this process has served them in.
+ */
+export function checkSameStore(log: HostLog, store: { epoch?: string; head: number } | undefined): void {
+  if (store?.epoch !== undefined && store.epoch !== log.epoch) {
+    const now = store.epoch ? `now ${store.epoch}` : "gone (the store is empty)";
+    throw new StoreReplaced(`its epoch is ${now}, this process's log is of epoch ${log.epoch}`);
+  }
+  if (store && store.head < log.head()) {
+    throw new StoreReplaced(
+      `its head is ${store.head}, below this process's log (${log.head()}), in its epoch ${log.epoch}: a copy ` +
+        "restored in place; give it a new epoch first (main.ts new-epoch), or consumers past its head get other " +
+        "updates under versions they hold",
+    );
+  }
 }
 
 export interface Follower {
@@ -69,8 +80,9 @@ export function followStore({ store, log, logger, intervalMs, onReplaced, failin
   const running = (async () => {
     while (!stopped.signal.aborted) {
       try {
-        const { head, oldest, epoch, whole } = await store.position();
-        checkEpoch(log, epoch);
+        const position = await store.position();
+        const { head, oldest, whole } = position;
+        checkSameStore(log, position);
         if (oldest > log.oldest()) log.setOldest(oldest, await store.horizons?.());
         await catchUp(store, log, head);
         // The leader's first sync is over (its mark committed with, or after, its last update through `head`).

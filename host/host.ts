@@ -22,7 +22,7 @@ import { supervise } from "./supervise.ts";
 import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { openStore, pluginContext, StartFailed, warnOfDeprecatedKeys } from "./open-store.ts";
 import { startLeaderTerm, type LeaderTerm } from "./leader.ts";
-import { checkEpoch } from "./follower.ts";
+import { checkSameStore } from "./follower.ts";
 import { Terms } from "./leadership.ts";
 import { electorFor, leaseKubeconfigIssue, startReplication, type Replication } from "./replication.ts";
 import { ShutdownWaits } from "./shutdown-waits.ts";
@@ -190,7 +190,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   async function fencedWithoutHa(): Promise<void> {
     const position = await store.position().catch(() => undefined);
     try {
-      checkEpoch(log, position?.epoch);
+      checkSameStore(log, position);
     } catch (error) {
       return fail("stopping: the store was replaced under this process", error as Error);
     }

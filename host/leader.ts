@@ -17,7 +17,7 @@ import type { Logger, Metrics } from "../sdk/telemetry.ts";
 import type { HostLog } from "../core/committed-log.ts";
 import type { Uncommitted } from "../core/commit-queue.ts";
 import { createPipeline } from "../core/pipeline.ts";
-import { catchUp, checkEpoch } from "./follower.ts";
+import { catchUp, checkSameStore } from "./follower.ts";
 import { supervise } from "./supervise.ts";
 
 export interface LeaderOptions {
@@ -51,7 +51,7 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
   const { config, store, log, logger, metrics, context } = options;
   const state = await store.lead();
   // Where this replica last followed it, the store may have been replaced since (its term raised by the new one's).
-  checkEpoch(log, state.epoch);
+  checkSameStore(log, state);
   await catchUp(store, log, state.head);
   /**
    * Why another writer's term shut this one out, by a refused commit or a refused retention. The term ends itself

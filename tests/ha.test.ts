@@ -266,6 +266,27 @@ test("a store emptied under the replicas: the leader's commits are refused, and 
   expect(first.out.lines("store commit failed; retrying")).toEqual([]);
 }, 60_000);
 
+test("a store gone back under the replicas (a copy restored in place, its epoch kept): each stops", async () => {
+  const { env, first, standby } = await twoReplicasUnderChurn(18);
+  await waitFor(async () => (await fetch(`${standby.url}/v1/updates?limit=1`)).ok, 10_000, "the standby serving");
+  // The last 40 versions undone, as a copy taken two seconds ago holds them: versions both replicas have served.
+  const client = createClient({ url: env.store.url, authToken: STORE_TOKEN });
+  await client.batch(
+    [
+      "DELETE FROM updates WHERE version > (SELECT head - 40 FROM meta WHERE id = 1)",
+      "UPDATE meta SET head = head - 40 WHERE id = 1",
+    ],
+    "write",
+  );
+  client.close();
+  // Neither goes on numbering the copy's versions after its head again, for other updates, under the same epoch.
+  const exited = (replica: Replica) => Promise.race([replica.proc.exited, Bun.sleep(15_000).then(() => "running")]);
+  expect(await exited(first)).toBe(1);
+  expect(await exited(standby)).toBe(1);
+  const [line] = standby.out.lines("stopping: the store was replaced under this replica");
+  expect(JSON.stringify(line?.error)).toMatch(/its head is \d+, below this process's log \(\d+\), in its epoch/);
+}, 60_000);
+
 test("a follower that cannot read the store answers a position ahead of it with 'retry', not a RESET", async () => {
   const { env, first, standby } = await twoReplicasUnderChurn(17);
   const headOf = async (replica: Replica) =>
