@@ -236,8 +236,9 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
         for (;;) {
           const { done, value } = await body.read();
           if (done) return undefined;
-          touch();
           parser.push(decoder.decode(value, { stream: true }));
+          // From here: callbacks that took long (a large reset applied) kept the heartbeats unread, not unsent.
+          touch();
         }
       } catch (error) {
         throw connection.signal.aborted ? connection.signal.reason : error;

@@ -7,6 +7,7 @@ import { subscribeSse, type Subscription } from "../client/index.ts";
 import type { KubeObject } from "../sdk/model.ts";
 import { matchesStore, recorder, type Recorder } from "./client-recorder.ts";
 import { forward, front } from "./http-front.ts";
+import { encode, pod, scriptedWatch, sse, synced } from "./sse-script.ts";
 import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
 
 const hosts: TestHost[] = [];
@@ -191,50 +192,6 @@ test(
   },
 );
 
-/**
- * A stand-in for /v1/watch that writes each connection's chunks (the last script serves any later one), then stays
- * silent.
- */
-function scriptedWatch(scripts: Uint8Array[][]): { url: string; lastEventIds: (string | null)[]; stop(): void } {
-  const lastEventIds: (string | null)[] = [];
-  const server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch(request) {
-      lastEventIds.push(request.headers.get("last-event-id"));
-      const chunks = scripts[Math.min(lastEventIds.length, scripts.length) - 1]!;
-      const body = new ReadableStream<Uint8Array>({
-        async start(controller) {
-          for (const chunk of chunks) {
-            controller.enqueue(chunk);
-            await Bun.sleep(5);
-          }
-        },
-      });
-      return new Response(body, { headers: { "content-type": "text/event-stream" } });
-    },
-  });
-  return { url: `http://127.0.0.1:${server.port}`, lastEventIds, stop: () => server.stop(true) };
-}
-
-function pod(version: number, prev: number, name = `p${version}`) {
-  return {
-    epoch: "e1",
-    version,
-    prev,
-    stream: "all",
-    type: "ADDED",
-    kind: "Pod",
-    uid: `u-${name}`,
-    namespace: "default",
-    name,
-    node: null,
-    resourceVersion: "1",
-    time: "t",
-    object: {},
-  };
-}
-
 test("stop() before the first sync: synced resolves (it never rejects), so nothing awaiting it hangs", async () => {
   const silent = scriptedWatch([[]]);
   try {
@@ -251,11 +208,6 @@ test("stop() before the first sync: synced resolves (it never rejects), so nothi
     silent.stop();
   }
 });
-
-const sse = (event: string, data: unknown, id?: string) =>
-  `${id === undefined ? "" : `id: ${id}\r\n`}event: ${event}\r\ndata: ${JSON.stringify(data)}\r\n\r\n`;
-const encode = (text: string) => new TextEncoder().encode(text);
-const synced = (version: number) => sse("SYNCED", { epoch: "e1", stream: "all", version }, `e1:${version}`);
 
 test(
   "events split anywhere (CRLF, multi-byte characters) parse; " +

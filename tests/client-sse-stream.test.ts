@@ -1,0 +1,49 @@
+/**
+ * The client library over SSE, on what a connection does besides carrying updates: callbacks that take long.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { subscribeSse, type SseSubscribeOptions, type Subscription } from "../client/index.ts";
+import { waitFor } from "../testing/index.ts";
+import { recorder } from "./client-recorder.ts";
+import { encode, pod, scriptedWatch, type ScriptedWatch, sse, synced } from "./sse-script.ts";
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function watch(...args: Parameters<typeof scriptedWatch>): ScriptedWatch {
+  const server = scriptedWatch(...args);
+  cleanups.push(() => server.stop());
+  return server;
+}
+
+function subscribe(options: SseSubscribeOptions): Subscription {
+  const subscription = subscribeSse({ reconnect: { initialMs: 10, maxMs: 20 }, ...options });
+  cleanups.push(() => subscription.stop());
+  return subscription;
+}
+
+const reset = sse("RESET", { epoch: "e1", stream: "all", reason: "no resume point", code: "no-resume-point" }, "");
+
+test("callbacks that take longer than idleTimeoutMs: no silence of the server's, no reconnect", async () => {
+  const server = watch([[encode(`${reset}${sse("ADDED", pod(7, 0))}${synced(9)}`)]], { heartbeatMs: 50 });
+  const r = recorder();
+  const subscription = subscribe({
+    url: server.url,
+    streams: ["all"],
+    idleTimeoutMs: 300,
+    ...r.handlers,
+    // A large reset applied by a UI that renders each row: the heartbeats wait, unread, meanwhile.
+    onAdd(object) {
+      const end = Date.now() + 600;
+      while (Date.now() < end);
+      r.handlers.onAdd(object);
+    },
+  });
+  await subscription.synced;
+  const after = server.heartbeats;
+  await waitFor(() => server.heartbeats >= after + 12, 5_000, "heartbeats for twice idleTimeoutMs after the sync");
+  expect(r.errors.map((e) => e.message)).toEqual([]);
+  expect(server.lastEventIds).toEqual([null]);
+});
