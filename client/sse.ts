@@ -7,7 +7,7 @@
  * epoch, behind retention), with RESET, the stream's state as ADDED events and SYNCED,
  * which the cache turns into the adds, updates and deletes that reach that state.
  */
-import { Backoff, parseRetryAfter, sleep } from "../protocol/retry.ts";
+import { Backoff, MAX_RETRY_AFTER_MS, parseRetryAfter, sleep } from "../protocol/retry.ts";
 import * as v from "valibot";
 import {
   backoff,
@@ -235,7 +235,7 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
       try {
         for (;;) {
           const { done, value } = await body.read();
-          if (done) return undefined;
+          if (done) return comeBackAfter(cache, parser.retryMs);
           parser.push(decoder.decode(value, { stream: true }));
           // From here: callbacks that took long (a large reset applied) kept the heartbeats unread, not unsent.
           touch();
@@ -250,6 +250,18 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
       stopped.signal.removeEventListener("abort", onStop);
       connection.abort();
     }
+  }
+
+  /**
+   * kubemeta ends a stream with `retry:` when it cannot serve it now (its store unreadable): said, and asked again
+   * when it asked, as an EventSource does, rather than at once and unseen. Any other end is a proxy's or a restart's.
+   */
+  function comeBackAfter(cache: StreamCache, retryMs: number | undefined): number | undefined {
+    if (retryMs === undefined) return undefined;
+    cache.report(
+      new Error(`GET ${endpoint.pathname}: kubemeta ended the stream, asking to come back in ${retryMs} ms`),
+    );
+    return Math.min(retryMs, MAX_RETRY_AFTER_MS) || undefined;
   }
 
   function handle(cache: StreamCache, message: SseEvent, onSynced: () => void, cut: (reason: unknown) => void): void {

@@ -96,8 +96,8 @@ export function until<T>(work: Promise<T>, deadline: number, cut?: AbortSignal):
   });
 }
 
-/** Longest Retry-After honoured, so that a server cannot park a client for days. */
-const MAX_RETRY_AFTER_MS = 3_600_000;
+/** Longest Retry-After (or SSE `retry:`) honoured, so that a server cannot park a client for days. */
+export const MAX_RETRY_AFTER_MS = 3_600_000;
 
 /**
  * Retry-After as delay-seconds or an HTTP date (RFC 9110 §10.2.3), in ms, at most

@@ -1,5 +1,6 @@
 /**
- * The client library over SSE, on what a connection does besides carrying updates: callbacks that take long.
+ * The client library over SSE, on what a connection does besides carrying updates: callbacks that take long, a stream
+ * kubemeta ends asking to come back later.
  */
 import { afterEach, expect, test } from "bun:test";
 import { subscribeSse, type SseSubscribeOptions, type Subscription } from "../client/index.ts";
@@ -46,4 +47,14 @@ test("callbacks that take longer than idleTimeoutMs: no silence of the server's,
   await waitFor(() => server.heartbeats >= after + 12, 5_000, "heartbeats for twice idleTimeoutMs after the sync");
   expect(r.errors.map((e) => e.message)).toEqual([]);
   expect(server.lastEventIds).toEqual([null]);
+});
+
+test("a stream kubemeta ends with retry: (its store unreadable): reported, and asked again when it said", async () => {
+  const server = watch([[encode(`${reset}${synced(9)}retry: 600\n\n`)]], "end");
+  const r = recorder();
+  subscribe({ url: server.url, streams: ["all"], ...r.handlers });
+  await waitFor(() => server.asked.length >= 2, 5_000, "the reconnect");
+  expect(server.asked[1]! - server.asked[0]!).toBeGreaterThanOrEqual(600);
+  expect(server.lastEventIds.slice(0, 2)).toEqual([null, "e1:9"]);
+  expect(r.errors[0]?.message).toBe("GET /v1/watch: kubemeta ended the stream, asking to come back in 600 ms");
 });
