@@ -284,8 +284,17 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
       case "DELETED":
         update(cache, JSON.parse(message.data) as Envelope, cut);
         return;
+      case "OVERFLOW":
+        // The server closes next and the reconnect resumes; a client that keeps falling behind is told why.
+        cache.report(
+          new Error(
+            "kubemeta closed the stream: this client fell too far behind it " +
+              "(OVERFLOW: its buffer for the stream filled); resuming",
+          ),
+        );
+        return;
       default:
-        // OVERFLOW (the server closes next; the reconnect resumes), and events of later versions.
+        // Events of later versions.
         return;
     }
   }

@@ -1,9 +1,10 @@
 /**
  * The client library over SSE, on what a connection does besides carrying updates: callbacks that take long, a stream
- * kubemeta ends asking to come back later.
+ * kubemeta ends (asking to come back later, or closing a subscriber too slow).
  */
 import { afterEach, expect, test } from "bun:test";
 import { subscribeSse, type SseSubscribeOptions, type Subscription } from "../client/index.ts";
+import { overflowEvent } from "../plugins/sinks/sse/wire.ts";
 import { waitFor } from "../testing/index.ts";
 import { recorder } from "./client-recorder.ts";
 import { encode, pod, scriptedWatch, type ScriptedWatch, sse, synced } from "./sse-script.ts";
@@ -57,4 +58,20 @@ test("a stream kubemeta ends with retry: (its store unreadable): reported, and a
   expect(server.asked[1]! - server.asked[0]!).toBeGreaterThanOrEqual(600);
   expect(server.lastEventIds.slice(0, 2)).toEqual([null, "e1:9"]);
   expect(r.errors[0]?.message).toBe("GET /v1/watch: kubemeta ended the stream, asking to come back in 600 ms");
+});
+
+test("OVERFLOW (a subscriber too slow for kubemeta's buffer) is reported, and the stream resumed", async () => {
+  const overflow = overflowEvent("e1", "all", 10);
+  const server = watch(
+    [[encode(`${reset}${synced(9)}${sse("ADDED", pod(10, 9), "e1:10")}${overflow}`)], [encode(synced(10))]],
+    "end",
+  );
+  const r = recorder();
+  subscribe({ url: server.url, streams: ["all"], ...r.handlers });
+  await waitFor(() => server.asked.length >= 2, 5_000, "the reconnect");
+  expect(server.lastEventIds[1]).toBe("e1:10");
+  expect(r.errors.map((e) => e.message)).toEqual([
+    "kubemeta closed the stream: this client fell too far behind it (OVERFLOW: its buffer for the stream filled); " +
+      "resuming",
+  ]);
 });
