@@ -199,6 +199,15 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
     }
   }
 
+  /**
+   * A connection that failed (refused, reset, a TLS handshake), named by where it went, which the runtime's words
+   * leave out (Bun: "Unable to connect. Is the computer able to access the url?"). The URL holds no secret.
+   */
+  function failed(error: unknown): Error {
+    const message = error instanceof Error ? error.message : String(error);
+    return new Error(`GET ${endpoint.origin}${endpoint.pathname}: ${message}`, { cause: error });
+  }
+
   /** One connection, until it ends; returns a delay the server asked for, if any. */
   async function connect(cache: StreamCache, onSynced: () => void): Promise<number | undefined> {
     const connection = new AbortController();
@@ -216,6 +225,8 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
         ...options.fetchInit,
         headers: headersFor(cache),
         signal: connection.signal,
+      }).catch((error: unknown) => {
+        throw connection.signal.aborted ? connection.signal.reason : failed(error);
       });
       // A 200 of something else (an auth proxy's login page, an ingress's default backend) is no stream either.
       const type = response.headers.get("content-type") ?? "";
@@ -241,7 +252,7 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
           touch();
         }
       } catch (error) {
-        throw connection.signal.aborted ? connection.signal.reason : error;
+        throw connection.signal.aborted ? connection.signal.reason : failed(error);
       } finally {
         body.releaseLock();
       }

@@ -1,6 +1,6 @@
 /**
  * The client library over SSE, on what a connection does besides carrying updates: callbacks that take long, a stream
- * kubemeta ends (asking to come back later, or closing a subscriber too slow).
+ * kubemeta ends (asking to come back later, or closing a subscriber too slow), a kubemeta that cannot be reached.
  */
 import { afterEach, expect, test } from "bun:test";
 import { subscribeSse, type SseSubscribeOptions, type Subscription } from "../client/index.ts";
@@ -74,4 +74,37 @@ test("OVERFLOW (a subscriber too slow for kubemeta's buffer) is reported, and th
     "kubemeta closed the stream: this client fell too far behind it (OVERFLOW: its buffer for the stream filled); " +
       "resuming",
   ]);
+});
+
+test("a kubemeta that cannot be reached is named, its URL and path, in what is reported", async () => {
+  const gone = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
+  const base = `http://127.0.0.1:${gone.port}`;
+  gone.stop(true);
+  const r = recorder();
+  subscribe({ url: `${base}/kubemeta/`, streams: ["all"], ...r.handlers });
+  await waitFor(() => r.errors.length >= 1, 5_000, "the refused connection");
+  expect(r.errors[0]?.message).toStartWith(`GET ${base}/kubemeta/v1/watch: ECONNREFUSED`);
+});
+
+test("a connection cut mid-stream is named too", async () => {
+  // Headers and a first chunk of a chunked body, then the socket closed: no proxy ends a stream that way.
+  const cutting = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      data(socket) {
+        const first = ": kubemeta\n\n";
+        socket.write(
+          "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n" +
+            `${first.length.toString(16)}\r\n${first}\r\n`,
+        );
+        socket.end();
+      },
+    },
+  });
+  cleanups.push(() => cutting.stop(true));
+  const r = recorder();
+  subscribe({ url: `http://127.0.0.1:${cutting.port}`, streams: ["all"], ...r.handlers });
+  await waitFor(() => r.errors.length >= 1, 5_000, "the cut");
+  expect(r.errors[0]?.message).toStartWith(`GET http://127.0.0.1:${cutting.port}/v1/watch: `);
 });
