@@ -8,47 +8,13 @@
  * which the cache turns into the adds, updates and deletes that reach that state.
  */
 import { Backoff, MAX_RETRY_AFTER_MS, parseRetryAfter, sleep } from "../protocol/retry.ts";
-import * as v from "valibot";
-import {
-  backoff,
-  eachOnce,
-  type EntriesOf,
-  handlerEntries,
-  milliseconds,
-  parseOptions,
-  strictOptions,
-  streamsSchema,
-} from "./options.ts";
-import { KIND_PATTERN, NAMESPACE_PATTERN, type Envelope } from "../protocol/envelope.ts";
-import { BEARER_TOKEN_PATTERN } from "../protocol/token.ts";
-import { StreamCaches, type InformerHandlers, type StreamCache, type Subscription } from "./cache.ts";
+import { parseOptions } from "./options.ts";
+import type { Envelope } from "../protocol/envelope.ts";
+import { StreamCaches, type StreamCache, type Subscription } from "./cache.ts";
 import { SseParser, type SseEvent } from "./sse-parser.ts";
-import { baseUrlProblem } from "./base-url.ts";
+import { type SseSubscribeOptions, sseOptionsSchema } from "./sse-options.ts";
 
-export interface SseSubscribeOptions extends InformerHandlers {
-  /**
-   * kubemeta's HTTP base URL, e.g. `https://kubemeta.example.com`, or with the path a reverse proxy mounts it under
-   * (`https://example.com/kubemeta`: requests go to `/kubemeta/v1/watch`); no credentials (give a `token` or an
-   * `Authorization` header), query or fragment.
-   */
-  url: string;
-  /** `all`, `shared` or `node/<node name>`; one connection each. */
-  streams: string[];
-  /** Only these kinds (`Pod`, `Node`, …). A filtered stream's `prev` finds no gaps: resume points do the work. */
-  kinds?: string[];
-  /** Only objects of this namespace (same caveat as `kinds`). */
-  namespace?: string;
-  /** Bearer token (`http.tokens` on the server). */
-  token?: string;
-  /** More request headers. */
-  headers?: Record<string, string>;
-  /** More fetch options, e.g. Bun's `tls: { ca }`. */
-  fetchInit?: RequestInit;
-  /** Delays between reconnects: exponential with jitter (defaults 250 ms to 10 s). */
-  reconnect?: { initialMs?: number; maxMs?: number };
-  /** Nothing received for this long (heartbeats come every 15 s by default): the connection is dead. Default 45 s. */
-  idleTimeoutMs?: number;
-}
+export type { SseSubscribeOptions };
 
 interface SyncedData {
   epoch: string;
@@ -61,93 +27,6 @@ interface ResetData {
   code?: string;
 }
 
-const RECONNECT_MS = { initialMs: 250, maxMs: 10_000 };
-const IDLE_TIMEOUT_MS = 45_000;
-
-/**
- * subscribeSse's options as it takes them. What the server would refuse for ever (a 400 or 404 on every reconnect),
- * and what fetch would fail on every time (a token no header carries), is refused at once, as over NATS.
- */
-const optionsSchema = v.pipe(
-  strictOptions("subscribeSse", {
-    url: v.pipe(
-      v.string("give kubemeta's http:// or https:// base URL"),
-      v.check(
-        (url) => baseUrlProblem(url) === undefined,
-        ({ input }) => baseUrlProblem(input)!,
-      ),
-    ),
-    streams: streamsSchema,
-    kinds: v.optional(
-      v.pipe(
-        v.array(
-          v.pipe(
-            v.string('a list of API kinds, e.g. ["Pod"]'),
-            v.regex(KIND_PATTERN, ({ input }) => `${input} is not an API kind such as Pod (not pods)`),
-          ),
-          'a list of API kinds, e.g. ["Pod"]',
-        ),
-        // The server refuses `kinds=` (400): no kinds is none to follow, not all of them.
-        v.minLength(1, "give at least one API kind, or leave it out for all"),
-        eachOnce(),
-      ),
-    ),
-    namespace: v.optional(
-      v.pipe(
-        v.string("a namespace's name; leave it out for all"),
-        v.regex(
-          NAMESPACE_PATTERN,
-          ({ input }) => `${JSON.stringify(input)} is not a namespace's name; leave it out for all`,
-        ),
-      ),
-    ),
-    // Neither message quotes the token.
-    token: v.optional(
-      v.pipe(
-        v.string("a bearer token is a string"),
-        v.regex(BEARER_TOKEN_PATTERN, "a bearer token is printable ASCII without spaces, and not empty"),
-      ),
-    ),
-    headers: v.optional(
-      v.pipe(
-        v.record(v.string(), v.string("a header's value is a string"), "an object of header values"),
-        // fetch would join the client's own value and this one into one header that neither means ("a, b").
-        v.check(
-          (headers) => clientSetHeader(headers) === undefined,
-          ({ input }) => `${clientSetHeader(input)}: the client sets this header itself`,
-        ),
-      ),
-    ),
-    // What the client sets itself would replace these unseen.
-    fetchInit: v.optional(
-      v.looseObject(
-        {
-          headers: v.optional(v.undefined("give them as the `headers` option: the client sets the request's headers")),
-          signal: v.optional(v.undefined("stop() ends the requests: the client sets the request's signal")),
-        },
-        "an object of fetch options",
-      ),
-    ),
-    reconnect: backoff(RECONNECT_MS),
-    idleTimeoutMs: v.optional(milliseconds(), IDLE_TIMEOUT_MS),
-    ...handlerEntries,
-  } satisfies EntriesOf<SseSubscribeOptions>),
-  // A token is sent as the authorization header: beside one given, fetch would send both joined, which no server takes.
-  v.forward(
-    v.check(
-      ({ token, headers = {} }) => token === undefined || !Object.keys(headers).some(isAuthorization),
-      "give a token or an authorization header, not both: the token is sent as one",
-    ),
-    ["headers"],
-  ),
-);
-
-/** Headers the client sets on every request (by any case of their name). */
-const CLIENT_SET_HEADERS = new Set(["accept", "last-event-id"]);
-const isAuthorization = (name: string) => name.toLowerCase() === "authorization";
-const clientSetHeader = (headers: Record<string, string>) =>
-  Object.keys(headers).find((name) => CLIENT_SET_HEADERS.has(name.toLowerCase()));
-
 /** `<url>/v1/watch`: the path of the base URL kept (kubemeta mounted under a prefix), a trailing slash or not. */
 function watchEndpoint(url: string): URL {
   const endpoint = new URL(url);
@@ -159,7 +38,7 @@ function watchEndpoint(url: string): URL {
 class Resume extends Error {}
 
 export function subscribeSse(options: SseSubscribeOptions): Subscription {
-  const { reconnect, idleTimeoutMs } = parseOptions(optionsSchema, options);
+  const { reconnect, idleTimeoutMs } = parseOptions(sseOptionsSchema, options);
   const caches = new StreamCaches(options.streams, options);
   const stopped = new AbortController();
   const filtered = options.kinds !== undefined || options.namespace !== undefined;

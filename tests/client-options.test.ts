@@ -1,7 +1,8 @@
 /**
  * The client library's options, checked at the call before anything is opened: what the server would refuse on every
  * reconnect, an option that is none, a value of another type, a duration no timer waits, a stream given twice. Each
- * is a TypeError or RangeError naming the option (client/options.ts and the schemas of client/sse.ts, client/nats.ts).
+ * is a TypeError or RangeError naming the option (client/options.ts and the schemas of client/sse-options.ts and
+ * client/nats.ts).
  */
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import type { NatsConnection } from "@nats-io/transport-node";
