@@ -34,6 +34,32 @@ function watchEndpoint(url: string): URL {
   return endpoint;
 }
 
+/** How much of an answer that is no event stream is quoted. */
+const QUOTED_CHARS = 200;
+
+/**
+ * The first `chars` characters of a body, the rest left unread: an answer that never ends (a streaming error, a
+ * JSON watch at 200) would otherwise be held whole until the idle timeout, growing by what the network brings.
+ */
+async function leadingText(body: ReadableStream<Uint8Array> | null, chars: number): Promise<string> {
+  if (!body) return "";
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  try {
+    while (text.length < chars) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+  } catch {
+    // A body cut short: what came is what it said.
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  return text.slice(0, chars);
+}
+
 /** Why a connection was cut by the client itself (a gap): reconnect from the position held. */
 class Resume extends Error {}
 
@@ -112,9 +138,9 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
       const stream = /^text\/event-stream\b/i.test(type);
       if (!response.ok || !response.body || !stream) {
         const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
-        const body = await response.text().catch(() => "");
+        const body = await leadingText(response.body, QUOTED_CHARS);
         const what = response.ok ? `${response.status} with ${type || "no content type"}, not an event stream` : "";
-        const answer = `answered ${what || response.status}: ${body.slice(0, 200)}`;
+        const answer = `answered ${what || response.status}: ${body}`;
         cache.report(new Error(`GET ${endpoint.pathname} ${answer}`));
         return retryAfter || undefined;
       }

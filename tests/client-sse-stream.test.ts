@@ -108,3 +108,27 @@ test("a connection cut mid-stream is named too", async () => {
   await waitFor(() => r.errors.length >= 1, 5_000, "the cut");
   expect(r.errors[0]?.message).toStartWith(`GET http://127.0.0.1:${cutting.port}/v1/watch: `);
 });
+
+test("an answer that is no event stream and never ends (a 502 streaming) is reported, not read whole", async () => {
+  const chunk = new Uint8Array(64 * 1024).fill(0x41);
+  const endless = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: (request) =>
+      new Response(
+        new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            if (request.signal.aborted) return controller.close();
+            controller.enqueue(chunk);
+            await Bun.sleep(5);
+          },
+        }),
+        { status: 502, headers: { "content-type": "text/plain" } },
+      ),
+  });
+  cleanups.push(() => endless.stop(true));
+  const r = recorder();
+  subscribe({ url: endless.url.href, streams: ["all"], idleTimeoutMs: 60_000, ...r.handlers });
+  await waitFor(() => r.errors.length >= 2, 5_000, "two answers reported");
+  expect(r.errors[0]?.message).toBe(`GET /v1/watch answered 502: ${"A".repeat(200)}`);
+});
