@@ -14,6 +14,7 @@ import {
 } from "./options.ts";
 import { KIND_PATTERN, NAMESPACE_PATTERN } from "../protocol/envelope.ts";
 import { BEARER_TOKEN_PATTERN } from "../protocol/token.ts";
+import { HEADER_NAME, HEADER_VALUE, headerNamedTwice } from "../protocol/http-header.ts";
 import type { InformerHandlers } from "./cache.ts";
 import { baseUrlProblem } from "./base-url.ts";
 
@@ -90,8 +91,20 @@ export const sseOptionsSchema = v.pipe(
     ),
     headers: v.optional(
       v.pipe(
-        v.record(v.string(), v.string("a header's value is a string"), "an object of header values"),
-        // fetch would join the client's own value and this one into one header that neither means ("a, b").
+        // What fetch throws on at every request; a value is not quoted (it may be a key).
+        v.record(
+          v.pipe(v.string(), v.regex(HEADER_NAME, "a header's name is letters, digits and !#$%&'*+-.^_`|~")),
+          v.pipe(
+            v.string("a header's value is a string"),
+            v.regex(HEADER_VALUE, "a header's value is one line of Latin-1 characters, without control characters"),
+          ),
+          "an object of header values",
+        ),
+        // fetch would join the two values (or the client's own value and this one) into one that neither means.
+        v.check(
+          (headers) => headerNamedTwice(headers) === undefined,
+          ({ input }) => `${headerNamedTwice(input)} is named twice (names are case-insensitive)`,
+        ),
         v.check(
           (headers) => clientSetHeader(headers) === undefined,
           ({ input }) => `${clientSetHeader(input)}: the client sets this header itself`,
@@ -104,6 +117,14 @@ export const sseOptionsSchema = v.pipe(
         {
           headers: v.optional(v.undefined("give them as the `headers` option: the client sets the request's headers")),
           signal: v.optional(v.undefined("stop() ends the requests: the client sets the request's signal")),
+          // Each would fail every request: a 405, or fetch's refusal of a GET with a body.
+          method: v.optional(
+            v.pipe(
+              v.string("the stream is a GET; leave the method out"),
+              v.check((method) => method.toUpperCase() === "GET", "the stream is a GET; leave the method out"),
+            ),
+          ),
+          body: v.nullish(v.undefined("the stream is a GET, which has no body")),
         },
         "an object of fetch options",
       ),

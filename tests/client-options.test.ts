@@ -135,6 +135,26 @@ test("subscribeSse: a header the client sets itself is refused, and an authoriza
   void sub.stop();
 });
 
+test("subscribeSse: a header fetch refuses, a header named twice, a method or body the stream cannot have", () => {
+  // Each failed every reconnect, reported for ever: fetch throws on the header, a POST is a 405, a GET has no body.
+  expectRefused([
+    [{ headers: { "x-api-key": "secret-v\r\nx-b: 1" } }, RangeError, /^headers\.x-api-key: a header's value is one /],
+    [{ headers: { "x-api-key": "secret-€" } }, RangeError, /^headers\.x-api-key: a header's value is one line/],
+    [{ headers: { "x tenant": "a" } }, RangeError, /^headers\.x tenant: a header's name is letters, digits and/],
+    [{ headers: { "X-Tenant": "a", "x-tenant": "b" } }, RangeError, /^headers: x-tenant is named twice/],
+    [{ fetchInit: { method: "POST" } }, RangeError, /^fetchInit\.method: the stream is a GET/],
+    [{ fetchInit: { body: "x" } }, TypeError, /^fetchInit\.body: the stream is a GET, which has no body/],
+  ]);
+  const given = (headers: Record<string, string>) => ({ url: "http://127.0.0.1:9", streams: ["all"], headers });
+  expect(() => subscribeSse(given({ "x-api-key": "secret-v\n" }))).not.toThrow(/secret/);
+  // What fetch sends as it is: a tab, Latin-1; GET itself.
+  for (const sub of [
+    subscribeSse(given({ "x-tenant": "a\tb é" })),
+    subscribeSse({ ...given({}), fetchInit: { method: "get", body: null } }),
+  ])
+    void sub.stop();
+});
+
 test(
   "streams are checked before anything is subscribed: " + "an illegal node name leaves no subscription open",
   async () => {

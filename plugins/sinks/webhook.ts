@@ -33,11 +33,9 @@ import {
   type Envelope,
 } from "../../sdk/index.ts";
 import { createDelivery, type Request } from "./webhook/delivery.ts";
+import { HEADER_NAME, HEADER_VALUE, headerNamedTwice } from "../../protocol/http-header.ts";
 
 const MAX_BATCH = 10_000;
-/** RFC 9110 field names and values (a value without control characters: no CR or LF to split the request). */
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 /** What the request must carry as kubemeta writes it: its body's type and framing, and its signature. */
 const OWN_HEADERS = /^(content-.*|host|connection|transfer-encoding|te|trailer|upgrade|expect|x-kubemeta-.*)$/i;
 
@@ -79,8 +77,7 @@ const schema = v.pipe(
           v.pipe(v.string(), v.regex(HEADER_VALUE, "a header value is one line of visible characters")),
         ),
         v.check(
-          (headers) =>
-            new Set(Object.keys(headers).map((name) => name.toLowerCase())).size === Object.keys(headers).length,
+          (headers) => headerNamedTwice(headers) === undefined,
           "a header is named twice (names are case-insensitive)",
         ),
         v.description(
