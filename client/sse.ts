@@ -60,6 +60,20 @@ async function leadingText(body: ReadableStream<Uint8Array> | null, chars: numbe
   return text.slice(0, chars);
 }
 
+/**
+ * An error's message with its causes': Node's fetch says only "fetch failed" (or "terminated"), the socket's own error
+ * in its cause, an AggregateError of one per address when it tried several.
+ */
+function inWords(error: unknown, depth = 0): string {
+  if (!(error instanceof Error)) return String(error);
+  const own =
+    error instanceof AggregateError && error.message === ""
+      ? error.errors.map((each) => inWords(each, depth + 1)).join("; ")
+      : error.message;
+  const cause = depth < 3 && error.cause !== undefined ? inWords(error.cause, depth + 1) : "";
+  return cause === "" || own.includes(cause) ? own : `${own}: ${cause}`;
+}
+
 /** Why a connection was cut by the client itself (a gap): reconnect from the position held. */
 class Resume extends Error {}
 
@@ -109,8 +123,7 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
    * leave out (Bun: "Unable to connect. Is the computer able to access the url?"). The URL holds no secret.
    */
   function failed(error: unknown): Error {
-    const message = error instanceof Error ? error.message : String(error);
-    return new Error(`GET ${endpoint.origin}${endpoint.pathname}: ${message}`, { cause: error });
+    return new Error(`GET ${endpoint.origin}${endpoint.pathname}: ${inWords(error)}`, { cause: error });
   }
 
   /** One connection, until it ends; returns a delay the server asked for, if any. */

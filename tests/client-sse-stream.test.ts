@@ -132,3 +132,25 @@ test("an answer that is no event stream and never ends (a 502 streaming) is repo
   await waitFor(() => r.errors.length >= 2, 5_000, "two answers reported");
   expect(r.errors[0]?.message).toBe(`GET /v1/watch answered 502: ${"A".repeat(200)}`);
 });
+
+test("a failure whose words are in its cause (Node's 'fetch failed', the socket's error in it) says both", async () => {
+  // undici's shape: a TypeError whose cause is the socket's error, or an AggregateError of one per address tried.
+  const refused = (address: string) =>
+    Object.assign(new Error(`connect ECONNREFUSED ${address}`), { code: "ECONNREFUSED" });
+  const causes = [refused("127.0.0.1:9"), new AggregateError([refused("::1:9"), refused("127.0.0.1:9")])];
+  const bunFetch = globalThis.fetch;
+  cleanups.push(() => {
+    globalThis.fetch = bunFetch;
+  });
+  globalThis.fetch = Object.assign(
+    () => Promise.reject(new TypeError("fetch failed", { cause: causes.shift() ?? refused("127.0.0.1:9") })),
+    { preconnect: bunFetch.preconnect },
+  );
+  const r = recorder();
+  subscribe({ url: "http://127.0.0.1:9", streams: ["all"], ...r.handlers });
+  await waitFor(() => r.errors.length >= 2, 5_000, "two failures");
+  expect(r.errors.slice(0, 2).map((e) => e.message)).toEqual([
+    "GET http://127.0.0.1:9/v1/watch: fetch failed: connect ECONNREFUSED 127.0.0.1:9",
+    "GET http://127.0.0.1:9/v1/watch: fetch failed: connect ECONNREFUSED ::1:9; connect ECONNREFUSED 127.0.0.1:9",
+  ]);
+});
