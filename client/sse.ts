@@ -85,6 +85,11 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
   const endpoint = watchEndpoint(options.url);
   const runs = caches.caches.map((cache) => follow(cache));
 
+  /** What went wrong, unless stop() was called: what a stop cut short (a refusal's body read) is no news. */
+  function report(cache: StreamCache, error: unknown): void {
+    if (!stopped.signal.aborted) cache.report(error);
+  }
+
   function watchUrl(stream: string): URL {
     const url = new URL(endpoint);
     url.searchParams.set("stream", stream);
@@ -110,7 +115,7 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
         delay = (await connect(cache, () => backoff.reset())) ?? delay;
       } catch (error) {
         // A gap was reported when found; anything else is news.
-        if (!(error instanceof Resume) && !stopped.signal.aborted) cache.report(error);
+        if (!(error instanceof Resume)) report(cache, error);
       }
       // A reset cut short left no usable position: the reconnect starts one afresh.
       cache.abandonReset();
@@ -154,7 +159,7 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
         const body = await leadingText(response.body, QUOTED_CHARS);
         const what = response.ok ? `${response.status} with ${type || "no content type"}, not an event stream` : "";
         const answer = `answered ${what || response.status}: ${body}`;
-        cache.report(new Error(`GET ${endpoint.pathname} ${answer}`));
+        report(cache, new Error(`GET ${endpoint.pathname} ${answer}`));
         return retryAfter || undefined;
       }
       // Events already read after a cut (a gap) must not move the position past the gap.
@@ -187,7 +192,8 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
    */
   function comeBackAfter(cache: StreamCache, retryMs: number | undefined): number | undefined {
     if (retryMs === undefined) return undefined;
-    cache.report(
+    report(
+      cache,
       new Error(`GET ${endpoint.pathname}: kubemeta ended the stream, asking to come back in ${retryMs} ms`),
     );
     return Math.min(retryMs, MAX_RETRY_AFTER_MS) || undefined;
@@ -215,7 +221,8 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
         return;
       case "OVERFLOW":
         // The server closes next and the reconnect resumes; a client that keeps falling behind is told why.
-        cache.report(
+        report(
+          cache,
           new Error(
             "kubemeta closed the stream: this client fell too far behind it " +
               "(OVERFLOW: its buffer for the stream filled); resuming",
@@ -235,7 +242,8 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
     }
     if (cache.isDuplicate(envelope)) return;
     if (!filtered && cache.revealsGap(envelope)) {
-      cache.report(
+      report(
+        cache,
         new Error(`missed updates of ${cache.stream} between ${cache.position} and ${envelope.prev}; resuming`),
       );
       cut(new Resume());

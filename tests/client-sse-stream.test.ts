@@ -154,3 +154,30 @@ test("a failure whose words are in its cause (Node's 'fetch failed', the socket'
     "GET http://127.0.0.1:9/v1/watch: fetch failed: connect ECONNREFUSED ::1:9; connect ECONNREFUSED 127.0.0.1:9",
   ]);
 });
+
+test("stop() while a refusal's body is read reports nothing: no callback comes once stop() is called", async () => {
+  let sent = 0;
+  const trickling = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: (request) =>
+      new Response(
+        new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            if (request.signal.aborted) return controller.close();
+            controller.enqueue(encode("a"));
+            sent++;
+            await Bun.sleep(20);
+          },
+        }),
+        { status: 503 },
+      ),
+  });
+  cleanups.push(() => trickling.stop(true));
+  const r = recorder();
+  const subscription = subscribe({ url: trickling.url.href, streams: ["all"], ...r.handlers });
+  // The headers come with the first byte: from then on the client reads the body, 200 characters of it.
+  await waitFor(() => sent >= 5, 5_000, "the body under way");
+  await subscription.stop();
+  expect(r.errors.map((e) => e.message)).toEqual([]);
+});
