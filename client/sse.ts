@@ -110,16 +110,25 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
   async function follow(cache: StreamCache): Promise<void> {
     const backoff = new Backoff(reconnect);
     while (!stopped.signal.aborted) {
-      let delay = backoff.next();
+      const opened = Date.now();
+      let synced = false;
+      let asked: number | undefined;
       try {
-        delay = (await connect(cache, () => backoff.reset())) ?? delay;
+        asked = await connect(cache, () => {
+          synced = true;
+        });
       } catch (error) {
         // A gap was reported when found; anything else is news.
         if (!(error instanceof Resume)) report(cache, error);
       }
+      // Synced and up for longer than the longest backoff: a healthy connection, whose end (a restart) is retried
+      // soon. One that ends as soon as it synced (a proxy that ends each stream at once) backs off as a failure does,
+      // rather than come back a few times a second for as long as it lasts.
+      if (synced && Date.now() - opened >= reconnect.maxMs) backoff.reset();
+      const delay = backoff.next();
       // A reset cut short left no usable position: the reconnect starts one afresh.
       cache.abandonReset();
-      await sleep(delay, stopped.signal);
+      await sleep(asked ?? delay, stopped.signal);
     }
   }
 

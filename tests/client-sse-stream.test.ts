@@ -181,3 +181,13 @@ test("stop() while a refusal's body is read reports nothing: no callback comes o
   await subscription.stop();
   expect(r.errors.map((e) => e.message)).toEqual([]);
 });
+
+test("streams that end right after their SYNCED (a proxy ending each at once): asked again on a backoff", async () => {
+  const server = watch([[encode(`${reset}${synced(9)}`)], [encode(synced(9))]], "end");
+  subscribe({ url: server.url, streams: ["all"], reconnect: { initialMs: 1, maxMs: 1_000 } });
+  await waitFor(() => server.asked.length >= 13, 10_000, "13 connections");
+  // Ceilings 1, 2, 4 … 512, 1000, 1000 ms with full jitter: 1.5 s in all on average, under 300 ms about never. Reset
+  // at each SYNCED, the backoff stayed at its first ceiling: 13 connections in some 50 ms, for as long as it ran.
+  expect(server.asked[12]! - server.asked[0]!).toBeGreaterThanOrEqual(300);
+  expect(server.lastEventIds.slice(1).every((id) => id === "e1:9")).toBe(true);
+});
