@@ -109,9 +109,10 @@ test("a connection cut mid-stream is named too", async () => {
   expect(r.errors[0]?.message).toStartWith(`GET http://127.0.0.1:${cutting.port}/v1/watch: `);
 });
 
-test("an answer that is no event stream and never ends (a 502 streaming) is reported, not read whole", async () => {
-  const chunk = new Uint8Array(64 * 1024).fill(0x41);
-  const endless = Bun.serve({
+/** A server answering `status` with a body that never ends: `chunk` every `everyMs` until the request is gone. */
+function endlessAnswer(status: number, chunk: Uint8Array, everyMs: number) {
+  let sent = 0;
+  const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
     fetch: (request) =>
@@ -120,15 +121,21 @@ test("an answer that is no event stream and never ends (a 502 streaming) is repo
           async pull(controller) {
             if (request.signal.aborted) return controller.close();
             controller.enqueue(chunk);
-            await Bun.sleep(5);
+            sent++;
+            await Bun.sleep(everyMs);
           },
         }),
-        { status: 502, headers: { "content-type": "text/plain" } },
+        { status, headers: { "content-type": "text/plain" } },
       ),
   });
-  cleanups.push(() => endless.stop(true));
+  cleanups.push(() => server.stop(true));
+  return { url: server.url.href, sent: () => sent };
+}
+
+test("an answer that is no event stream and never ends (a 502 streaming) is reported, not read whole", async () => {
+  const endless = endlessAnswer(502, new Uint8Array(64 * 1024).fill(0x41), 5);
   const r = recorder();
-  subscribe({ url: endless.url.href, streams: ["all"], idleTimeoutMs: 60_000, ...r.handlers });
+  subscribe({ url: endless.url, streams: ["all"], idleTimeoutMs: 60_000, ...r.handlers });
   await waitFor(() => r.errors.length >= 2, 5_000, "two answers reported");
   expect(r.errors[0]?.message).toBe(`GET /v1/watch answered 502: ${"A".repeat(200)}`);
 });
@@ -156,28 +163,11 @@ test("a failure whose words are in its cause (Node's 'fetch failed', the socket'
 });
 
 test("stop() while a refusal's body is read reports nothing: no callback comes once stop() is called", async () => {
-  let sent = 0;
-  const trickling = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch: (request) =>
-      new Response(
-        new ReadableStream<Uint8Array>({
-          async pull(controller) {
-            if (request.signal.aborted) return controller.close();
-            controller.enqueue(encode("a"));
-            sent++;
-            await Bun.sleep(20);
-          },
-        }),
-        { status: 503 },
-      ),
-  });
-  cleanups.push(() => trickling.stop(true));
+  const trickling = endlessAnswer(503, encode("a"), 20);
   const r = recorder();
-  const subscription = subscribe({ url: trickling.url.href, streams: ["all"], ...r.handlers });
+  const subscription = subscribe({ url: trickling.url, streams: ["all"], ...r.handlers });
   // The headers come with the first byte: from then on the client reads the body, 200 characters of it.
-  await waitFor(() => sent >= 5, 5_000, "the body under way");
+  await waitFor(() => trickling.sent() >= 5, 5_000, "the body under way");
   await subscription.stop();
   expect(r.errors.map((e) => e.message)).toEqual([]);
 });

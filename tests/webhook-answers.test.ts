@@ -34,6 +34,16 @@ async function hostLogging(sink: Record<string, unknown>): Promise<Record<string
   return lines;
 }
 
+/** Applies a pod and returns the first delivery failure the host logs. */
+async function firstFailure(lines: Record<string, unknown>[]): Promise<Record<string, unknown>> {
+  run.host!.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  return waitFor(
+    () => lines.find((line) => line.msg === "webhook delivery failed; retrying"),
+    5_000,
+    "the failure logged",
+  );
+}
+
 test("a 2xx whose body never ends is delivered at its status, sent once, not timed out and sent again", async () => {
   run.receiver = await startReceiver(() => new Response(endlessBody("ok"), { status: 200 }));
   await hostLogging(webhookSink(run.receiver.url, { timeout: "1s" }));
@@ -53,12 +63,7 @@ test("a refusal whose body never ends is that refusal, its first words logged, r
     refused++ === 0 ? new Response(endlessBody("maintenance until 5 "), { status: 500 }) : new Response("ok"),
   );
   const lines = await hostLogging(webhookSink(run.receiver.url, { timeout: "1s" }));
-  run.host!.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
-  const failed = await waitFor(
-    () => lines.find((line) => line.msg === "webhook delivery failed; retrying"),
-    5_000,
-    "the failure logged",
-  );
+  const failed = await firstFailure(lines);
   expect(failed).toMatchObject({
     reason: "status_5xx",
     status: 500,
@@ -75,12 +80,7 @@ test("a redirect is not followed; its log line says where it leads, the URL's cr
     redirected++ === 0 ? new Response(null, { status: 308, headers: { location: moved } }) : new Response("ok"),
   );
   const lines = await hostLogging(webhookSink(`${run.receiver.url}?key=k3y-of-the-receiver-0123`));
-  run.host!.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
-  const failed = await waitFor(
-    () => lines.find((line) => line.msg === "webhook delivery failed; retrying"),
-    5_000,
-    "the failure logged",
-  );
+  const failed = await firstFailure(lines);
   expect(failed).toMatchObject({
     reason: "status_3xx",
     status: 308,
