@@ -16,7 +16,7 @@ export function createLogger(options: LoggerOptions = {}, bound: LogFields = {})
   const write = options.write ?? writeStdout;
   const emit = (level: LogLevel) => (msg: string, fields?: LogFields) => {
     if (LOG_LEVELS.indexOf(level) < threshold) return;
-    write(`${JSON.stringify({ level, time: new Date().toISOString(), msg, ...bound, ...fields }, errorReplacer)}\n`);
+    write(`${line({ level, time: new Date().toISOString(), msg }, { ...bound, ...fields })}\n`);
   };
   return {
     debug: emit("debug"),
@@ -27,8 +27,22 @@ export function createLogger(options: LoggerOptions = {}, bound: LogFields = {})
   };
 }
 
-/** Errors stringify as `{}` by default; a log line needs their message. */
-function errorReplacer(_key: string, value: unknown): unknown {
+/**
+ * The line as JSON. A log call never throws: its caller is often a catch or an error handler (guardProcess's, whose
+ * throw would end the process), and a field JSON cannot carry (a cycle, a throwing toJSON) must not lose the event;
+ * the line then says why its fields are missing.
+ */
+function line(head: LogFields, fields: LogFields): string {
+  try {
+    return JSON.stringify({ ...head, ...fields }, replacer);
+  } catch (error) {
+    return JSON.stringify({ ...head, unloggableFields: error instanceof Error ? error.message : String(error) });
+  }
+}
+
+/** Errors stringify as `{}` by default: a log line needs their message. A BigInt (a libSQL integer) as its digits. */
+function replacer(_key: string, value: unknown): unknown {
+  if (typeof value === "bigint") return value.toString();
   return value instanceof Error ? { name: value.name, message: value.message } : value;
 }
 
