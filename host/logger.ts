@@ -34,10 +34,23 @@ export function createLogger(options: LoggerOptions = {}, bound: LogFields = {})
  */
 function line(head: LogFields, fields: LogFields): string {
   try {
-    return JSON.stringify({ ...head, ...fields }, replacer);
+    return JSON.stringify({ ...head, ...unclashed(fields) }, replacer);
   } catch (error) {
     return JSON.stringify({ ...head, unloggableFields: error instanceof Error ? error.message : String(error) });
   }
+}
+
+const OWN_KEYS = new Set(["level", "time", "msg"]);
+
+/**
+ * The fields, those named as the line's own (`level`, `time`, `msg`) renamed `field_<name>`: a plugin's field must not
+ * turn an info line into an error one, or replace the message a query looks for.
+ */
+function unclashed(fields: LogFields): LogFields {
+  if (!Object.keys(fields).some((name) => OWN_KEYS.has(name))) return fields;
+  const kept: LogFields = {};
+  for (const [name, value] of Object.entries(fields)) kept[OWN_KEYS.has(name) ? `field_${name}` : name] = value;
+  return kept;
 }
 
 /** Errors stringify as `{}` by default: a log line needs their message. A BigInt (a libSQL integer) as its digits. */

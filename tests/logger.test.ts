@@ -29,3 +29,13 @@ test("fields a line cannot serialize (a BigInt, a cycle, a throwing toJSON) stil
   expect(String(withCycle?.unloggableFields)).toContain("cycl");
   expect(throwing).toMatchObject({ level: "warn", msg: "a throwing toJSON", unloggableFields: "no JSON here" });
 });
+
+test("a field named level, time or msg cannot rewrite the line's own: it is kept as field_<name>", () => {
+  const { logger, parsed } = recorded();
+  logger.child({ level: "debug" }).info("the event", { msg: "forged", time: "then" });
+  const [line] = parsed();
+  expect(line).toMatchObject({ level: "info", msg: "the event", field_level: "debug", field_msg: "forged" });
+  expect(line?.field_time).toBe("then");
+  expect(Date.parse(String(line?.time))).toBeGreaterThan(0);
+  expect(Object.keys(line ?? {}).slice(0, 3)).toEqual(["level", "time", "msg"]);
+});
