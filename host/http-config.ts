@@ -34,7 +34,7 @@ function pemHolding(path: string, begin: RegExp): string | undefined {
  * A file that exists and holds a PEM block matching `begin`: read at the check, so that a certificate and its key
  * swapped is a config error, not a listener that cannot start.
  */
-const pemFile = (begin: RegExp, holding: string) =>
+const pemFile = (begin: RegExp, holding: string, unencrypted = false) =>
   v.pipe(
     readableFile,
     v.rawCheck(({ dataset, addIssue }) => {
@@ -43,14 +43,26 @@ const pemFile = (begin: RegExp, holding: string) =>
       const text = readPem(dataset.value);
       if (text instanceof Error) addIssue({ message: text.message });
       else if (!begin.test(text)) addIssue({ message: `not a PEM file holding ${holding}` });
+      else if (unencrypted && ENCRYPTED_KEY.test(text))
+        addIssue({
+          message:
+            "the key is encrypted with a passphrase, which kubemeta takes none of: write it unencrypted " +
+            "(openssl pkey -in <key> -out <new key>)",
+        });
     }),
   );
+
+/**
+ * A private key encrypted with a passphrase: PKCS#8's block, or OpenSSL's traditional one with its header. Without
+ * this, such a key pairs with no certificate, and the config said the key was not the certificate's.
+ */
+const ENCRYPTED_KEY = /-----BEGIN ENCRYPTED PRIVATE KEY-----|^Proc-Type: 4,ENCRYPTED/m;
 
 /** Whether `key` is the private key of the certificate in `cert`; true where either file is wrong on its own. */
 function pairs(tls: { cert: string; key: string }): boolean {
   const cert = pemHolding(tls.cert, PEM_CERTIFICATE);
   const key = pemHolding(tls.key, PEM_PRIVATE_KEY);
-  if (cert === undefined || key === undefined) return true;
+  if (cert === undefined || key === undefined || ENCRYPTED_KEY.test(key)) return true;
   try {
     createSecureContext({ cert, key });
     return true;
@@ -101,10 +113,10 @@ export const httpSchema = v.strictObject({
           v.description("PEM certificate chain file; it must exist and hold a certificate when the config is checked."),
         ),
         key: v.pipe(
-          pemFile(PEM_PRIVATE_KEY, "a private key"),
+          pemFile(PEM_PRIVATE_KEY, "a private key", true),
           v.description(
-            "PEM private key file, the certificate's; it must exist, hold a private key and pair with the " +
-              "certificate when the config is checked.",
+            "PEM private key file, the certificate's; it must exist, hold a private key, unencrypted (kubemeta " +
+              "takes no passphrase), and pair with the certificate when the config is checked.",
           ),
         ),
       }),

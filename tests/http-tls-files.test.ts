@@ -37,3 +37,19 @@ test("a certificate or key that is no regular file is a config error saying what
     `http.tls.key: file ${dir} is a directory, not a regular file`,
   ]);
 });
+
+test("a key encrypted with a passphrase (kubemeta takes none) is a config error saying so, not a pair mismatch", async () => {
+  const pki = await testPki();
+  const dir = await tempDir("kubemeta-http-tls-");
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const encrypted = join(dir, "server.key");
+  const openssl = Bun.spawnSync(
+    ["openssl", "pkey", "-in", pki.serverKeyFile, "-aes256", "-passout", "pass:secret-pass", "-out", encrypted],
+    { stderr: "pipe" },
+  );
+  expect(openssl.exitCode).toBe(0);
+  expect(await issuesOf({ cert: pki.serverCertFile, key: encrypted })).toEqual([
+    "http.tls.key: the key is encrypted with a passphrase, which kubemeta takes none of: write it unencrypted " +
+      "(openssl pkey -in <key> -out <new key>)",
+  ]);
+});
