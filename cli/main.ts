@@ -6,7 +6,7 @@ import { lstat } from "node:fs/promises";
 import { ConfigError, loadConfig, resolveConfig, type Config } from "../host/config.ts";
 import { type Host, ShutdownTimedOut, startHost } from "../host/host.ts";
 import { StartAbandoned, StartFailed } from "../host/open-store.ts";
-import { checkConfig, emptinessWarnings } from "../host/check-config.ts";
+import { checkConfig, startWarnings } from "../host/check-config.ts";
 import { createLogger } from "../host/logger.ts";
 import { guardProcess } from "../host/supervise.ts";
 import { type Demo, startDemo } from "./demo.ts";
@@ -141,7 +141,7 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
       printWarnings(config.warnings);
       await checkConfig(config, logger);
       // Only of a config that could run: one with errors has more to fix than what it leaves out.
-      printWarnings(emptinessWarnings(config));
+      printWarnings(startWarnings(config));
       process.stdout.write("config is valid\n");
       return 0;
     }
@@ -160,7 +160,7 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
   }
   guardProcess(logger, host.metrics);
   // Once started, as a start that fails says only why in its one line.
-  for (const warning of emptinessWarnings(config)) logger.warn(warning);
+  for (const warning of startWarnings(config)) logger.warn(warning);
   // A signal that came while the host started stops it now that it has.
   await stopAsked(signals, host);
   logger.info("shutting down");

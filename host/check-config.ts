@@ -6,6 +6,7 @@ import { pluginContext, startStore } from "./open-store.ts";
 import { electorFor, leaseKubeconfigIssue } from "./replication.ts";
 import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { PLUGIN_DEADLINE_MS } from "./supervise.ts";
+import { certificateWarnings } from "./http-config.ts";
 
 /**
  * For `--check`: what the config names that its schema cannot prove, said as its schema's errors are (ConfigError,
@@ -23,14 +24,16 @@ export async function checkConfig(config: Config, logger: Logger): Promise<void>
 }
 
 /**
- * What a valid config leaves undone, logged at start and said by `--check`: an empty file (a ConfigMap key left
- * empty) is valid, every section at its default, and would run ready doing nothing. Neither is an error: a kubemeta
- * may serve a store it does not fill, and the HTTP reads (`/v1/objects`, `/v1/updates`) answer without sinks.
+ * What a valid config leaves undone or will serve badly, logged at start and said by `--check`: an empty file (a
+ * ConfigMap key left empty) is valid, every section at its default, and would run ready doing nothing. Neither is an
+ * error: a kubemeta may serve a store it does not fill, and the HTTP reads (`/v1/objects`, `/v1/updates`) answer
+ * without sinks. An `http.tls` certificate out of its validity (certificateWarnings).
  */
-export function emptinessWarnings(config: Config): string[] {
+export function startWarnings(config: Config): string[] {
   return [
     ...(config.sources.length === 0 ? ["no sources: nothing is watched"] : []),
     ...(config.sinks.length === 0 ? ["no sinks: nothing is delivered (no SSE, NATS, webhook)"] : []),
+    ...certificateWarnings(config.http),
   ];
 }
 

@@ -3,6 +3,7 @@ import * as v from "valibot";
 import { existsSync } from "node:fs";
 import { isIP, isIPv6 } from "node:net";
 import { createSecureContext } from "node:tls";
+import { X509Certificate } from "node:crypto";
 import { duration, port } from "../sdk/schema.ts";
 import { readCredentialFileSync } from "../sdk/credential-file.ts";
 import { BEARER_TOKEN_PATTERN } from "../protocol/token.ts";
@@ -171,3 +172,31 @@ export const httpSchema = v.strictObject({
 });
 
 export type HttpConfig = v.InferOutput<typeof httpSchema>;
+
+/**
+ * What a valid `http.tls` would serve badly: a certificate past its end or before its start, refused by every client
+ * that verifies it. A warning, not an error: the listener still answers probes, and a clock off by a minute must not
+ * stop a start. Read at start only, the certificate is served until the next start, renewed on disk or not.
+ */
+export function certificateWarnings(http: HttpConfig, now = Date.now()): string[] {
+  if (!http.tls) return [];
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(readCredentialFileSync("http.tls.cert", http.tls.cert));
+  } catch {
+    // What the schema read, it took for a certificate; a file changed since is the listener's to refuse.
+    return [];
+  }
+  const [from, to] = [Date.parse(certificate.validFrom), Date.parse(certificate.validTo)];
+  if (now > to)
+    return [
+      `http.tls.cert: the certificate expired on ${new Date(to).toISOString()}: every client that verifies it ` +
+        "refuses the connection (it is read at start: renew it, then restart)",
+    ];
+  if (now < from)
+    return [
+      `http.tls.cert: the certificate is valid only from ${new Date(from).toISOString()}: until then every ` +
+        "client that verifies it refuses the connection (is this machine's clock right?)",
+    ];
+  return [];
+}
