@@ -38,7 +38,7 @@ test("a certificate or key that is no regular file is a config error saying what
   ]);
 });
 
-test("a key encrypted with a passphrase (kubemeta takes none) is a config error saying so, not a pair mismatch", async () => {
+test("a key encrypted with a passphrase (kubemeta takes none) is a config error saying so", async () => {
   const pki = await testPki();
   const dir = await tempDir("kubemeta-http-tls-");
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
