@@ -144,6 +144,24 @@ describe("slim config", () => {
       'slim.kinds.VirtualMachineInstance.node: "status.managedFields": managedFields is never published',
     ]);
   });
+
+  test("an annotation entry no key can match is refused with its path; every key and prefix form is not", async () => {
+    expect(
+      await configIssues({
+        annotations: ["*/scrape", "prometheus.io/scrape", "team.example.com/", "team.example.com/*", "app*", "*"],
+        kinds: {
+          Rollout: { annotations: ["argo-rollouts.argoproj.io/*", "a*b", " x", "Example.com/x", "a/b/c", "x**"] },
+        },
+      }),
+    ).toEqual([
+      expect.stringMatching(/^slim\.annotations\[0\]: "\*\/scrape" matches no annotation key: /),
+      expect.stringMatching(/^slim\.kinds\.Rollout\.annotations\[1\]: "a\*b" matches no annotation key/),
+      expect.stringMatching(/^slim\.kinds\.Rollout\.annotations\[2\]: " x" matches no annotation key/),
+      expect.stringMatching(/^slim\.kinds\.Rollout\.annotations\[3\]: "Example\.com\/x" matches no annotation key/),
+      expect.stringMatching(/^slim\.kinds\.Rollout\.annotations\[4\]: "a\/b\/c" matches no annotation key/),
+      expect.stringMatching(/^slim\.kinds\.Rollout\.annotations\[5\]: "x\*\*" matches no annotation key/),
+    ]);
+  });
 });
 
 describe("slim rules through a real host", () => {

@@ -92,9 +92,17 @@ export function ruleProblems(kind: string, rule: SlimRule): RuleProblem[] {
 }
 
 /**
+ * An annotation key, or the start of one: a lowercase DNS prefix and "/", then a name of letters, digits, "-", "_" and
+ * "."; the API server refuses any other key, so an entry of other characters (a "*" not at its end, a space) would
+ * keep nothing, unseen.
+ */
+const ANNOTATION_KEY_START = /^([a-z0-9.-]+\/)?[A-Za-z0-9._-]*$/;
+
+/**
  * Why entries of an annotation allow-list (the global one, or a rule's) cannot be applied: one that names the
- * last-applied key, alone or as a prefix ending in "*". A prefix that merely covers it ("kubectl.kubernetes.io/", "*")
- * is fine: the key is never kept whatever the list says. Paths are `[i]`.
+ * last-applied key, alone or as a prefix ending in "*", and one that no annotation key can match (a glob "*" not at
+ * the end, a space). A prefix that merely covers the last-applied key ("kubectl.kubernetes.io/", "*") is fine: the
+ * key is never kept whatever the list says. Paths are `[i]`.
  */
 export function allowListProblems(allowList: readonly string[] | undefined): RuleProblem[] {
   const problems: RuleProblem[] = [];
@@ -103,6 +111,13 @@ export function allowListProblems(allowList: readonly string[] | undefined): Rul
       problems.push({
         path: `[${i}]`,
         message: `"${entry}" is never published: it holds the whole applied manifest, Secret data and env values too`,
+      });
+    else if (!ANNOTATION_KEY_START.test(entry.endsWith("*") ? entry.slice(0, -1) : entry))
+      problems.push({
+        path: `[${i}]`,
+        message:
+          `"${entry}" matches no annotation key: a key is [prefix/]name, the prefix a lowercase DNS name, the name ` +
+          'letters, digits, "-", "_" and "."; an entry is a key, or the start of one ending in "/" or "*"',
       });
   });
   return problems;
