@@ -8,7 +8,7 @@ import { afterEach, expect, test } from "bun:test";
 import { testPki } from "../simulator/certs.ts";
 import { rawPod } from "../testing/index.ts";
 import { CLUSTER, nodeNames, PREFIX, rawNode, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
-import { startNatsServer } from "./nats-server.ts";
+import { type NatsServerOptions, startNatsServer } from "./nats-server.ts";
 import { commit, matching, trackedTail, updateLine } from "./tail-process.ts";
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -18,14 +18,20 @@ afterEach(async () => {
 
 const tail = trackedTail(cleanups);
 
+/** A nats-server started with `server`, and a host whose NATS sink has `sink`: both stopped after the test. */
+async function serverAndHost(server: NatsServerOptions = {}, sink?: Record<string, unknown>) {
+  const nats = await startNatsServer(server);
+  cleanups.push(() => nats.destroy());
+  const th = await startNatsHost(nats, { sink });
+  cleanups.push(() => th.destroy());
+  return { server: nats, th };
+}
+
 test(
   "over NATS with a token: lines arrive, --kinds filters locally; a wrong token exits 1",
   async () => {
     const natsToken = "nats-tail-token";
-    const server = await startNatsServer({ auth: { token: natsToken } });
-    cleanups.push(() => server.destroy());
-    const th = await startNatsHost(server, { sink: { token: natsToken } });
-    cleanups.push(() => th.destroy());
+    const { server, th } = await serverAndHost({ auth: { token: natsToken } }, { token: natsToken });
     const [node, other] = nodeNames(2) as [string, string];
     await commit(
       th,
@@ -95,10 +101,7 @@ test(
   "over NATS with the credentials in the server URL, as other NATS clients take them",
   async () => {
     const password = "tail pa:ss@1";
-    const server = await startNatsServer({ auth: { user: "tail", password } });
-    cleanups.push(() => server.destroy());
-    const th = await startNatsHost(server, { sink: { user: "tail", password } });
-    cleanups.push(() => th.destroy());
+    const { server, th } = await serverAndHost({ auth: { user: "tail", password } }, { user: "tail", password });
     await commit(th, ["ADDED", rawPod("web-1", { node: "n1" })]);
     const url = server.url.replace("nats://", `nats://tail:${encodeURIComponent(password)}@`);
     const t = tail(["--nats", url, "--cluster", CLUSTER]);
@@ -117,10 +120,10 @@ test(
   "NATS over TLS with its own CA through --ca",
   async () => {
     const pki = await testPki();
-    const server = await startNatsServer({ tls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile } });
-    cleanups.push(() => server.destroy());
-    const th = await startNatsHost(server, { sink: { tls: { caFile: pki.caFile } } });
-    cleanups.push(() => th.destroy());
+    const { server, th } = await serverAndHost(
+      { tls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile } },
+      { tls: { caFile: pki.caFile } },
+    );
     await commit(th, ["ADDED", rawPod("web-1", { node: "n1" })]);
     const t = tail(["--nats", server.url, "--cluster", CLUSTER, "--ca", pki.caFile]);
     await t.until(
@@ -138,10 +141,7 @@ test(
   async () => {
     const auth = { user: "tail", password: "tail-pa55" };
     const denied = { ...auth, subscribeDeny: [`${PREFIX}.all`] };
-    const server = await startNatsServer({ auth: denied });
-    cleanups.push(() => server.destroy());
-    const th = await startNatsHost(server, { sink: auth });
-    cleanups.push(() => th.destroy());
+    const { server, th } = await serverAndHost({ auth: denied }, auth);
     await commit(th, ["ADDED", rawPod("web-1", { node: "n1" })]);
     const t = tail(["--nats", server.url.replace("nats://", `nats://tail:${auth.password}@`), "--cluster", CLUSTER]);
     const refusals = () =>
@@ -172,10 +172,7 @@ test(
   async () => {
     const auth = { user: "tail", password: "tail-pa55" };
     const replay = `${PREFIX}.replay`;
-    const server = await startNatsServer({ auth: { ...auth, publishDeny: [replay] } });
-    cleanups.push(() => server.destroy());
-    const th = await startNatsHost(server, { sink: auth });
-    cleanups.push(() => th.destroy());
+    const { server, th } = await serverAndHost({ auth: { ...auth, publishDeny: [replay] } }, auth);
     await commit(th, ["ADDED", rawPod("web-1", { node: "n1" })]);
     const t = tail(["--nats", server.url.replace("nats://", `nats://tail:${auth.password}@`), "--cluster", CLUSTER]);
     const said = `kubemeta tail: all: the NATS server refused publishing to ${replay} (permissions): `;
@@ -198,10 +195,7 @@ test(
 test(
   "over NATS with a cluster no kubemeta publishes for (a typo): stderr names the replay subject nobody answers",
   async () => {
-    const server = await startNatsServer();
-    cleanups.push(() => server.destroy());
-    const th = await startNatsHost(server);
-    cleanups.push(() => th.destroy());
+    const { server } = await serverAndHost(); // a kubemeta publishing under its own prefix
     const t = tail(["--nats", server.url, "--cluster", "test.eu-west-2"]);
     const said = /^kubemeta tail: all: no responders on kubemeta\.test_eu-west-2\.replay: .+ under another prefix/m;
     await t.until(() => said.test(t.stderr), "the subject nobody answers, named", 20_000);
