@@ -41,21 +41,29 @@ async function start(denied: NonNullable<NatsServerOptions["auth"]>) {
 
 const count = (r: Recorder, pattern: RegExp) => r.errors.filter((error) => pattern.test(error.message)).length;
 
+/**
+ * Started with `denied`: `refused` reported at each try and nothing else, no sync; once a reload grants `granted`,
+ * the first sync, equal to the store.
+ */
+async function refusedUntilGranted(denied: NonNullable<NatsServerOptions["auth"]>, refused: RegExp, granted: string) {
+  const { server, th, r, subscription, isSynced } = await start(denied);
+  await waitFor(() => count(r, refused) >= 3, 10_000, "the refusal reported at each try");
+  expect(isSynced()).toBe(false);
+  expect(r.errors.filter((error) => !refused.test(error.message))).toEqual([]);
+
+  await server.reload({ auth: AUTH });
+  await waitFor(isSynced, 10_000, `the first sync once ${granted} is granted`);
+  expect(await matchesStore(th, subscription, [ALL], r.view)).toBe(true);
+}
+
 test(
   "a replay the user may not publish is reported at once at each try, naming the permission; synced once granted",
   async () => {
-    const { server, th, r, subscription, isSynced } = await start({ ...AUTH, publishDeny: [REPLAY] });
     const refused = new RegExp(
       `^the NATS server refused publishing to ${escaped(REPLAY)} \\(permissions\\): ` +
         `Permissions Violation for Publish to "${escaped(REPLAY)}"; asking again$`,
     );
-    await waitFor(() => count(r, refused) >= 3, 10_000, "the refusal reported at each try");
-    expect(isSynced()).toBe(false);
-    expect(r.errors.filter((error) => !refused.test(error.message))).toEqual([]);
-
-    await server.reload({ auth: AUTH });
-    await waitFor(isSynced, 10_000, "the first sync once publishing is granted");
-    expect(await matchesStore(th, subscription, [ALL], r.view)).toBe(true);
+    await refusedUntilGranted({ ...AUTH, publishDeny: [REPLAY] }, refused, "publishing");
   },
   SLOW_MS,
 );
@@ -63,18 +71,11 @@ test(
 test(
   "a replay whose reply inbox the user may not subscribe is reported at once, naming it; synced once granted",
   async () => {
-    const { server, th, r, subscription, isSynced } = await start({ ...AUTH, subscribeDeny: ["_INBOX.>"] });
     const refused = new RegExp(
       "^the NATS server refused subscribing to the replay's inbox under _INBOX \\(permissions\\): " +
         'Permissions Violation for Subscription to "_INBOX\\.\\w+"; asking again$',
     );
-    await waitFor(() => count(r, refused) >= 3, 10_000, "the refusal reported at each try");
-    expect(isSynced()).toBe(false);
-    expect(r.errors.filter((error) => !refused.test(error.message))).toEqual([]);
-
-    await server.reload({ auth: AUTH });
-    await waitFor(isSynced, 10_000, "the first sync once the inboxes are granted");
-    expect(await matchesStore(th, subscription, [ALL], r.view)).toBe(true);
+    await refusedUntilGranted({ ...AUTH, subscribeDeny: ["_INBOX.>"] }, refused, "the inboxes");
   },
   SLOW_MS,
 );
