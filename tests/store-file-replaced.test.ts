@@ -64,6 +64,15 @@ async function expectStopped(kubemeta: Kubemeta, said: RegExp): Promise<void> {
   expect((line?.error as { message?: string } | undefined)?.message).toMatch(said);
 }
 
+/** kubemeta started on a new store (with `options`' sinks beside the test's) and ready; the store's file. */
+async function started(options?: Parameters<typeof setup>[0]) {
+  const env = await setup(options);
+  const db = join(env.dir, "data", "kubemeta.db");
+  const kubemeta = await env.start();
+  await env.ready();
+  return { env, db, kubemeta };
+}
+
 /** After a restart on what the path holds now: its epoch, and the old store's consumer told to start over. */
 async function expectRestartServes(env: Awaited<ReturnType<typeof setup>>, oldId: string | undefined) {
   await env.start();
@@ -79,10 +88,9 @@ test("the store's file deleted under kubemeta during churn: exit 1, one line nam
   // A sink whose cursor is saved at its stop (once a minute before): that save is refused too, said by the one line.
   const nats = await startNatsServer();
   cleanups.push(() => nats.destroy());
-  const env = await setup({ sinks: [`  - { type: nats, servers: ["${nats.url}"], cursorSaveInterval: 1m }`] });
-  const db = join(env.dir, "data", "kubemeta.db");
-  const kubemeta = await env.start();
-  await env.ready();
+  const { env, db, kubemeta } = await started({
+    sinks: [`  - { type: nats, servers: ["${nats.url}"], cursorSaveInterval: 1m }`],
+  });
   const before = await position(env.url);
   const consumer = await follow(env.url);
   await churning(env, before.version);
@@ -96,10 +104,7 @@ test("the store's file deleted under kubemeta during churn: exit 1, one line nam
 }, 60_000);
 
 test("the store's file replaced by another store's copy, kubemeta idle: exit 1; the restart serves it", async () => {
-  const env = await setup();
-  const db = join(env.dir, "data", "kubemeta.db");
-  const kubemeta = await env.start();
-  await env.ready();
+  const { env, db, kubemeta } = await started();
   const consumer = await follow(env.url);
   const other = join(await tempDir(), "other.db");
   const { epoch } = await clusterChecks(env.server, { url: `file:${other}` }).withStore((store) => store.position());
@@ -115,10 +120,7 @@ test("the store's file replaced by another store's copy, kubemeta idle: exit 1; 
 
 /** `<db><suffix>` deleted alone during churn: kubemeta stops, naming it; restarted, it serves the same store whole. */
 async function expectDeletedAloneKeepsAll(suffix: string) {
-  const env = await setup();
-  const db = join(env.dir, "data", "kubemeta.db");
-  const kubemeta = await env.start();
-  await env.ready();
+  const { env, db, kubemeta } = await started();
   const before = await position(env.url);
   const consumer = await follow(env.url);
   const churn = await churning(env, before.version);
@@ -147,10 +149,7 @@ test("the store's -shm deleted alone during churn: exit 1 naming it; the restart
 }, 60_000);
 
 test("reads while the file is replaced never answer from the other one: the state opened, or 503", async () => {
-  const env = await setup();
-  const db = join(env.dir, "data", "kubemeta.db");
-  const kubemeta = await env.start();
-  await env.ready();
+  const { env, db, kubemeta } = await started();
   const objects = async () => {
     const response = await fetch(`${env.url}/v1/objects`).catch(() => undefined);
     if (!response) return "no answer (stopped)";
