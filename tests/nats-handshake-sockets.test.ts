@@ -70,18 +70,14 @@ function startMuteServer(infoAfterMs?: number): { port: number; stop(): void } {
   };
 }
 
-/** The sockets to `peer` (in `state` only, if given) after the sink's ATTEMPTS first attempts failed. */
-async function sinkAttemptsLeave(
-  peer: { port: number },
-  state?: string,
-  sink: Record<string, unknown> = {},
-): Promise<number> {
+/** A host whose NATS sink dials 127.0.0.1:`port` with the short timeouts these tests count on (and `sink`). */
+async function hostWithSink(port: number, sink: Record<string, unknown> = {}) {
   const th = await startTestHost({
     cluster: CLUSTER,
     sinks: [
       {
         type: "nats",
-        servers: [`nats://127.0.0.1:${peer.port}`],
+        servers: [`nats://127.0.0.1:${port}`],
         connectTimeout: `${TIMEOUT_MS}ms`,
         reconnect: { initial: "20ms", max: "50ms" },
         ...sink,
@@ -89,6 +85,16 @@ async function sinkAttemptsLeave(
     ],
   });
   cleanups.push(() => th.destroy());
+  return th;
+}
+
+/** The sockets to `peer` (in `state` only, if given) after the sink's ATTEMPTS first attempts failed. */
+async function sinkAttemptsLeave(
+  peer: { port: number },
+  state?: string,
+  sink: Record<string, unknown> = {},
+): Promise<number> {
+  const th = await hostWithSink(peer.port, sink);
   const failures = /kubemeta_nats_connect_failures_total\{sink="nats"\} (\d+)/;
   await waitFor(
     () => Number(failures.exec(th.host.metrics.render())?.[1] ?? 0) >= ATTEMPTS,
@@ -174,18 +180,7 @@ test(
   "a stock connect elsewhere in the process leaves the sink's reconnects on the transport that closes its sockets",
   async () => {
     const { server, proxy } = await startProxiedServer();
-    const th = await startTestHost({
-      cluster: CLUSTER,
-      sinks: [
-        {
-          type: "nats",
-          servers: [`nats://127.0.0.1:${proxy.port}`],
-          connectTimeout: `${TIMEOUT_MS}ms`,
-          reconnect: { initial: "20ms", max: "50ms" },
-        },
-      ],
-    });
-    cleanups.push(() => th.destroy());
+    const th = await hostWithSink(proxy.port);
     const connected = 'kubemeta_nats_connected{sink="nats"} 1';
     await waitFor(() => th.host.metrics.render().includes(connected), 10_000, "the sink connected");
     // The package's own connect installs its transport for every connection of the process, a test's as a plugin's.
