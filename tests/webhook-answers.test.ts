@@ -3,14 +3,17 @@
  * redirect. The rest of the sink: tests/webhook.test.ts.
  */
 import { expect, test } from "bun:test";
-import { createLogger } from "../host/logger.ts";
-import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
-import { startReceiver, webhookSink, hostAndReceiverPerTest } from "./webhook-receiver.ts";
+import { rawPod, waitFor } from "../testing/index.ts";
+import {
+  counter,
+  firstFailure,
+  hostAndReceiverPerTest,
+  hostLogging,
+  startReceiver,
+  webhookSink,
+} from "./webhook-receiver.ts";
 
 const run = hostAndReceiverPerTest();
-
-const counter = (th: TestHost, name: string, labels: Record<string, string>) =>
-  th.host.metrics.counter(name, "").get(labels);
 
 /** A body that never ends: `text`, then a kilobyte every 20 ms for as long as the connection stays open. */
 function endlessBody(text: string): ReadableStream<Uint8Array> {
@@ -26,27 +29,9 @@ function endlessBody(text: string): ReadableStream<Uint8Array> {
   });
 }
 
-/** A host whose webhook posts to `url`; its log lines, parsed. */
-async function hostLogging(sink: Record<string, unknown>): Promise<Record<string, unknown>[]> {
-  const lines: Record<string, unknown>[] = [];
-  const logger = createLogger({ write: (line) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-  run.host = await startTestHost({ logger, sinks: [sink] });
-  return lines;
-}
-
-/** Applies a pod and returns the first delivery failure the host logs. */
-async function firstFailure(lines: Record<string, unknown>[]): Promise<Record<string, unknown>> {
-  run.host!.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
-  return waitFor(
-    () => lines.find((line) => line.msg === "webhook delivery failed; retrying"),
-    5_000,
-    "the failure logged",
-  );
-}
-
 test("a 2xx whose body never ends is delivered at its status, sent once, not timed out and sent again", async () => {
   run.receiver = await startReceiver(() => new Response(endlessBody("ok"), { status: 200 }));
-  await hostLogging(webhookSink(run.receiver.url, { timeout: "1s" }));
+  await hostLogging(run, webhookSink(run.receiver.url, { timeout: "1s" }));
   run.host!.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
   await waitFor(
     () => counter(run.host!, "kubemeta_webhook_deliveries_total", { sink: "webhook" }) === 1,
@@ -62,8 +47,8 @@ test("a refusal whose body never ends is that refusal, its first words logged, r
   run.receiver = await startReceiver(() =>
     refused++ === 0 ? new Response(endlessBody("maintenance until 5 "), { status: 500 }) : new Response("ok"),
   );
-  const lines = await hostLogging(webhookSink(run.receiver.url, { timeout: "1s" }));
-  const failed = await firstFailure(lines);
+  const lines = await hostLogging(run, webhookSink(run.receiver.url, { timeout: "1s" }));
+  const failed = await firstFailure(run, lines);
   expect(failed).toMatchObject({
     reason: "status_5xx",
     status: 500,
@@ -79,8 +64,8 @@ test("a redirect is not followed; its log line says where it leads, the URL's cr
   run.receiver = await startReceiver(() =>
     redirected++ === 0 ? new Response(null, { status: 308, headers: { location: moved } }) : new Response("ok"),
   );
-  const lines = await hostLogging(webhookSink(`${run.receiver.url}?key=k3y-of-the-receiver-0123`));
-  const failed = await firstFailure(lines);
+  const lines = await hostLogging(run, webhookSink(`${run.receiver.url}?key=k3y-of-the-receiver-0123`));
+  const failed = await firstFailure(run, lines);
   expect(failed).toMatchObject({
     reason: "status_3xx",
     status: 308,

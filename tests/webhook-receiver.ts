@@ -1,7 +1,8 @@
 /** A real webhook receiver on 127.0.0.1 (Bun.serve) that records every request and answers as the test says. */
 import { afterEach } from "bun:test";
 import type { Envelope } from "../protocol/envelope.ts";
-import type { TestHost } from "../testing/index.ts";
+import { createLogger } from "../host/logger.ts";
+import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
 
 export interface WebhookBody {
   id: string;
@@ -133,3 +134,38 @@ export function webhookSink(
     ...rest,
   };
 }
+
+/** A counter's value on the test host. */
+export const counter = (th: TestHost, name: string, labels: Record<string, string>) =>
+  th.host.metrics.counter(name, "").get(labels);
+
+/** 1..n: the versions of an unfiltered stream's first n updates. */
+export const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
+/** Starts `run.host` with the webhook sink `sink`; its log lines, parsed, as they are written. */
+export async function hostLogging(
+  run: HostAndReceiver,
+  sink: Record<string, unknown>,
+): Promise<Record<string, unknown>[]> {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger({ write: (line) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  run.host = await startTestHost({ logger, sinks: [sink] });
+  return lines;
+}
+
+/** Applies a pod on `run.host` and returns the first delivery failure its sink logs. */
+export async function firstFailure(
+  run: HostAndReceiver,
+  lines: Record<string, unknown>[],
+): Promise<Record<string, unknown>> {
+  run.host!.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  return waitFor(
+    () => lines.find((line) => line.msg === "webhook delivery failed; retrying"),
+    5_000,
+    "the failure logged",
+  );
+}
+
+/** The names of the updates the receiver accepted, in arrival order. */
+export const acceptedNames = (r: Receiver) =>
+  r.accepted().flatMap((request) => request.body.updates.map((u) => u.name));

@@ -4,7 +4,6 @@
  * `on4xx`. The rest of the sink: tests/webhook.test.ts.
  */
 import { expect, test } from "bun:test";
-import { createLogger } from "../host/logger.ts";
 import { verify } from "../plugins/sinks/webhook/sign.ts";
 import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
 import {
@@ -15,15 +14,15 @@ import {
   type Received,
   type Receiver,
   hostAndReceiverPerTest,
+  counter,
+  hostLogging,
+  upTo,
 } from "./webhook-receiver.ts";
 
 const run = hostAndReceiverPerTest();
 
 /** Bytes a body may have, as the receiver (or a proxy before it) allows: a few dozen slim pods. */
 const LIMIT = 16 * 1024;
-const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
-const counter = (th: TestHost, name: string, labels: Record<string, string>) =>
-  th.host.metrics.counter(name, "").get(labels);
 const acceptedVersions = (r: Receiver) => r.accepted().flatMap((request) => request.body.updates.map((u) => u.version));
 
 /**
@@ -45,14 +44,6 @@ function limitingReceiver(): Promise<Receiver> {
 
 /** A pod whose labels alone are more than the receiver takes. */
 const hugePod = (name: string) => rawPod(name, { node: "n1", labels: { blob: "x".repeat(2 * LIMIT) } });
-
-/** A host whose log lines are kept, parsed. */
-async function hostLogging(sink: Record<string, unknown>): Promise<Record<string, unknown>[]> {
-  const lines: Record<string, unknown>[] = [];
-  const logger = createLogger({ write: (line) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-  run.host = await startTestHost({ logger, sinks: [sink] });
-  return lines;
-}
 
 test("a 413 splits a 500-update batch until each part fits: all arrive once, in order, each part signed", async () => {
   run.receiver = await limitingReceiver();
@@ -79,7 +70,10 @@ test("a 413 splits a 500-update batch until each part fits: all arrive once, in 
 
 test("on4xx: skip gives up on an update too large alone, counted and logged; the rest arrives", async () => {
   run.receiver = await limitingReceiver();
-  const lines = await hostLogging(webhookSink(run.receiver.url, { on4xx: "skip", batch: { size: 20, linger: "1s" } }));
+  const lines = await hostLogging(
+    run,
+    webhookSink(run.receiver.url, { on4xx: "skip", batch: { size: 20, linger: "1s" } }),
+  );
   for (let i = 1; i <= 10; i++)
     run.host!.changes.apply("pods", "ADDED", i === 4 ? hugePod("huge") : rawPod(`web-${i}`));
   await waitFor(() => acceptedVersions(run.receiver!).includes(10), 5_000, "the updates after the huge one");
