@@ -7,6 +7,7 @@
  * epoch, behind retention), with RESET, the stream's state as ADDED events and SYNCED,
  * which the cache turns into the adds, updates and deletes that reach that state.
  */
+import { leadingText } from "../protocol/leading-text.ts";
 import { Backoff, MAX_RETRY_AFTER_MS, parseRetryAfter, sleep } from "../protocol/retry.ts";
 import { parseOptions } from "./options.ts";
 import type { Envelope } from "../protocol/envelope.ts";
@@ -34,31 +35,8 @@ function watchEndpoint(url: string): URL {
   return endpoint;
 }
 
-/** How much of an answer that is no event stream is quoted. */
+/** How much of an answer that is no event stream is quoted (at most 4 bytes a character in UTF-8). */
 const QUOTED_CHARS = 200;
-
-/**
- * The first `chars` characters of a body, the rest left unread: an answer that never ends (a streaming error, a
- * JSON watch at 200) would otherwise be held whole until the idle timeout, growing by what the network brings.
- */
-async function leadingText(body: ReadableStream<Uint8Array> | null, chars: number): Promise<string> {
-  if (!body) return "";
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  try {
-    while (text.length < chars) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value, { stream: true });
-    }
-  } catch {
-    // A body cut short: what came is what it said.
-  } finally {
-    reader.cancel().catch(() => {});
-  }
-  return text.slice(0, chars);
-}
 
 /**
  * An error's message with its causes': Node's fetch says only "fetch failed" (or "terminated"), the socket's own error
@@ -165,7 +143,7 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
       const stream = /^text\/event-stream\b/i.test(type);
       if (!response.ok || !response.body || !stream) {
         const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
-        const body = await leadingText(response.body, QUOTED_CHARS);
+        const body = (await leadingText(response.body, QUOTED_CHARS * 4)).slice(0, QUOTED_CHARS);
         const what = response.ok ? `${response.status} with ${type || "no content type"}, not an event stream` : "";
         const answer = `answered ${what || response.status}: ${body}`;
         report(cache, new Error(`GET ${endpoint.pathname} ${answer}`));

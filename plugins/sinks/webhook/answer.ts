@@ -3,6 +3,7 @@
  * the words of a refusal (`detail`, its first 200 characters), and never waited for past them, so that a receiver
  * whose body never ends (a URL that streams, or a download) neither fills memory nor turns an answer into a timeout.
  */
+import { leadingText } from "../../../protocol/leading-text.ts";
 
 /** More than the log keeps, so that a credential the receiver echoes is whole where it is redacted. */
 const DETAIL_BYTES = 4096;
@@ -19,22 +20,9 @@ export async function answerText(response: Response): Promise<string> {
     // A signed POST is not sent on to wherever a redirect says (a 303 would make it a GET): the operator decides.
     return `redirected to ${location} (not followed: write it as the sink's url)`;
   }
-  const body = response.body;
-  if (!body) return "";
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  try {
-    for (let read = 0; read < DETAIL_BYTES && !response.ok; ) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      const part = value.subarray(0, DETAIL_BYTES - read);
-      read += part.length;
-      text += decoder.decode(part, { stream: true });
-    }
-  } catch {
-    // What came before is the detail.
+  if (response.ok) {
+    response.body?.cancel().catch(() => {});
+    return "";
   }
-  reader.cancel().catch(() => {});
-  return text + decoder.decode();
+  return leadingText(response.body, DETAIL_BYTES);
 }
