@@ -8,7 +8,7 @@ import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 import { createHash, timingSafeEqual } from "node:crypto";
 import { lookup } from "node:dns/promises";
-import { isIP } from "node:net";
+import { BlockList, isIP } from "node:net";
 import type { HttpConfig } from "./http-config.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
@@ -70,16 +70,25 @@ function withWholeUrl(request: Request, server: BunServer): [Request, Pick<BunSe
   ];
 }
 
-/** Addresses only this machine can reach; any other listener without tokens serves whoever reaches the port. */
-function isLoopback(address: string): boolean {
-  return address === "localhost" || address === "::1" || address === "[::1]" || /^127\./.test(address);
+/** Addresses only this machine can reach: 127.0.0.0/8 and ::1, in any spelling, IPv4-mapped ones included. */
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet("127.0.0.0", 8, "ipv4");
+LOOPBACK.addAddress("::1", "ipv6");
+
+/** A listener on any other address without tokens serves whoever reaches the port. */
+function isLoopback(ip: string): boolean {
+  return LOOPBACK.check(ip, isIP(ip) === 6 ? "ipv6" : "ipv4");
 }
 
-/** Throws why a host name does not resolve: Bun.serve fails on such a name with an unrelated ENOTTY. */
-async function resolvable(address: string): Promise<void> {
-  if (isIP(address.replace(/^\[(.*)\]$/, "$1")) !== 0) return;
+/**
+ * The addresses `http.address` stands for: itself, an IP's brackets dropped, or every one a host name resolves to.
+ * Throws why a host name does not resolve: Bun.serve fails on such a name with an unrelated ENOTTY.
+ */
+async function resolve(address: string): Promise<string[]> {
+  const ip = address.replace(/^\[(.*)\]$/, "$1");
+  if (isIP(ip) !== 0) return [ip];
   try {
-    await lookup(address);
+    return (await lookup(address, { all: true })).map((resolved) => resolved.address);
   } catch (error) {
     throw new Error(`cannot resolve http.address ${address}: ${error instanceof Error ? error.message : error}`);
   }
@@ -182,7 +191,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     app,
     async listen() {
       if (server) return;
-      await resolvable(config.address);
+      const addresses = await resolve(config.address);
       server = Bun.serve({
         hostname: config.address,
         port: config.port,
@@ -194,7 +203,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
         fetch: route,
       });
       logger.info("http listening", { url: server.url.href, tls: Boolean(config.tls), auth: config.tokens.length > 0 });
-      if (config.tokens.length === 0 && !isLoopback(config.address))
+      if (config.tokens.length === 0 && !addresses.every(isLoopback))
         logger.warn("http has no tokens on a non-loopback address: anyone who reaches the port reads the cluster", {
           address: config.address,
           hint: "set http.tokens, or http.address: 127.0.0.1",

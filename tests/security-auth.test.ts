@@ -125,6 +125,16 @@ test("a non-loopback listener without tokens warns at start; with tokens, or on 
   expect(await startWarnings({ address: "127.0.0.1" })).toEqual([]);
 });
 
+test("every spelling of a loopback address is loopback: no warning; of every interface, a warning", async () => {
+  const loopback = ["127.0.0.2", "::1", "[::1]", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1", "[::ffff:7f00:1]", "LOCALHOST"];
+  for (const address of loopback) expect([address, await startWarnings({ address })]).toEqual([address, []]);
+  for (const address of ["::", "[::]", "0:0:0:0:0:0:0:0"])
+    expect([address, await startWarnings({ address })]).toEqual([
+      address,
+      ["http has no tokens on a non-loopback address: anyone who reaches the port reads the cluster"],
+    ]);
+});
+
 interface Manifest {
   kind: string;
   metadata: { name: string };
