@@ -5,7 +5,7 @@
  * from the store) would wait for the headers as long; /v1/watch writes an SSE comment at
  * once. And the host may create the sink again on the same app.
  */
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import * as v from "valibot";
 import { createHttpServer } from "../host/http.ts";
 import { httpSchema } from "../host/http-config.ts";
@@ -48,6 +48,11 @@ const createSink = () =>
     cursor: { load: async () => undefined, save: async () => {} },
   });
 let sink = createSink();
+beforeAll(async () => {
+  await sink.start();
+  await http.listen();
+  http.serve();
+});
 afterAll(async () => {
   held.resolve([]);
   await sink.stop();
@@ -55,9 +60,6 @@ afterAll(async () => {
 });
 
 test("the response headers come at once, while the catch-up is still reading the log", async () => {
-  await sink.start();
-  await http.listen();
-  http.serve();
   const opened = openSse(http.url(), {}, { lastEventId: "e0:5" });
   const outcome = await Promise.race([opened.then((c) => c), Bun.sleep(2000).then(() => undefined)]);
   expect(outcome).toBeDefined();
@@ -89,4 +91,26 @@ test("a sink created again on the same app serves /v1/watch; a stopped one answe
   const c = await openSse(http.url(), {}, { lastEventId: "e0:10" });
   expect((await c.next()).type).toBe("SYNCED");
   c.close();
+});
+
+test("a stopped sink streams to an Accept that wants an event stream more than JSON, however spelt", async () => {
+  await sink.stop();
+  const answer = async (accept: string) => {
+    const response = await fetch(`${http.url()}/v1/watch`, { headers: { accept } });
+    await response.body?.cancel();
+    return [accept, response.status];
+  };
+  const eventStream = [
+    "Text/Event-Stream",
+    " TEXT/EVENT-STREAM ",
+    "text/event-stream; charset=utf-8",
+    "text/html, Text/Event-Stream;q=0.9",
+    "text/event-stream, */*;q=0.1",
+    "application/json;q=0.5, text/event-stream;Q=0.6",
+  ];
+  for (const accept of eventStream) expect(await answer(accept)).toEqual([accept, 200]);
+  const json = ["text/event-stream, application/json", "*/*", "text/event-stream;q=0", "text/html", "text/plain, */*"];
+  for (const accept of json) expect(await answer(accept)).toEqual([accept, 503]);
+  sink = createSink();
+  await sink.start();
 });

@@ -21,6 +21,7 @@ import {
   refusedParam,
   streamParam,
 } from "../../sdk/http.ts";
+import { acceptWeight } from "../../protocol/accept.ts";
 import { parsePosition } from "../../protocol/position.ts";
 import { duration, positiveInt } from "../../sdk/schema.ts";
 import { rateLimitedWarn, streamLabel } from "../../sdk/telemetry.ts";
@@ -81,10 +82,12 @@ const COME_BACK_S = 5;
  * A refusal that passes: the sink not running (it starts, or kubemeta drains its sinks on the way out), or a limit
  * of streams reached. An EventSource (it asks for text/event-stream alone) gives up for good on any status but 200,
  * so it gets a stream that says why in a comment, when to reconnect, and ends: it comes back, with its Last-Event-ID,
- * in COME_BACK_S. Anyone else (the client library asks for JSON too) gets the status the HTTP API documents.
+ * in COME_BACK_S. That is a client that wants an event stream more than JSON, in any spelling of its Accept; anyone
+ * else (the client library asks for both, a plain fetch for anything) gets the status the HTTP API documents.
  */
 function comeBackLater(c: Context, status: 429 | 503, error: string): Response {
-  if (c.req.header("accept")?.trim() === "text/event-stream")
+  const accept = c.req.header("accept");
+  if (acceptWeight(accept, "text/event-stream") > acceptWeight(accept, "application/json"))
     return new Response(`: ${error}\nretry: ${COME_BACK_S * 1000}\n\n`, { headers: HEADERS });
   c.header("retry-after", String(COME_BACK_S));
   return c.json({ error }, status);
