@@ -5,6 +5,7 @@
  * value out of its range) naming the option, rather than a failure retried for ever or an input silently ignored.
  */
 import * as v from "valibot";
+import { eachOnce } from "../protocol/each-once.ts";
 import { issuePath } from "../protocol/issue-path.ts";
 import { MAX_TIMER_MS } from "../protocol/retry.ts";
 import { isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
@@ -96,14 +97,6 @@ export const streamsSchema = v.pipe(
   v.minLength(1, "give at least one stream to follow"),
   eachOnce(),
 );
-
-/** A list whose items are each given once: one given twice is a mistake to say, not something to drop unseen. */
-export function eachOnce() {
-  return v.check(
-    (items: string[]) => new Set(items).size === items.length,
-    ({ input }) => `${JSON.stringify(input.find((item, i) => input.indexOf(item) !== i))} is given twice`,
-  );
-}
 
 const handler = v.optional(v.function((issue) => `${issue.received} is not a function`));
 

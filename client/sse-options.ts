@@ -3,15 +3,8 @@
  * pieces shared with subscribeNats).
  */
 import * as v from "valibot";
-import {
-  backoff,
-  eachOnce,
-  type EntriesOf,
-  handlerEntries,
-  milliseconds,
-  strictOptions,
-  streamsSchema,
-} from "./options.ts";
+import { backoff, type EntriesOf, handlerEntries, milliseconds, strictOptions, streamsSchema } from "./options.ts";
+import { eachOnce } from "../protocol/each-once.ts";
 import { KIND_PATTERN, NAMESPACE_PATTERN } from "../protocol/envelope.ts";
 import { BEARER_TOKEN_PATTERN } from "../protocol/token.ts";
 import { HEADER_NAME, HEADER_VALUE, headerNamedTwice } from "../protocol/http-header.ts";

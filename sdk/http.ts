@@ -9,6 +9,7 @@ import type { Context } from "hono";
 import { SNAPSHOT_PAGE, type CommittedLog, type ObjectQuery } from "./contract.ts";
 import type { CurrentObject } from "./model.ts";
 import { snapshotTurn } from "./snapshot-turns.ts";
+import { eachOnce } from "../protocol/each-once.ts";
 import { KIND_PATTERN, NAMESPACE_PATTERN } from "../protocol/envelope.ts";
 import { parsePosition } from "../protocol/position.ts";
 import { isNodeName } from "../protocol/node-token.ts";
@@ -36,7 +37,10 @@ export const positionParam = v.pipe(
   v.transform((text) => parsePosition(text)!),
 );
 
-/** A comma list of API kinds (`Pod,Node`); lowercase resource names are a common slip, so they are refused. */
+/**
+ * A comma list of API kinds (`Pod,Node`); lowercase resource names are a common slip, so they are refused, and so is
+ * a kind given twice, in the client library's words (`"Pod" is given twice`).
+ */
 export const kindsParam = v.pipe(
   textParam,
   v.transform((text) => text.split(",").map((kind) => kind.trim())),
@@ -44,6 +48,7 @@ export const kindsParam = v.pipe(
   v.array(
     v.pipe(v.string(), v.regex(KIND_PATTERN, 'expected API kinds such as "Pod,Node" (not resource names like "pods")')),
   ),
+  eachOnce(),
   v.transform((kinds) => new Set(kinds)),
 );
 

@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { parseReplayRequest } from "../protocol/replay.ts";
 import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
 import type { Envelope } from "../protocol/envelope.ts";
+import { subscribeSse } from "../client/index.ts";
+import { parseTailArgs, UsageError } from "../cli/tail-args.ts";
 
 let th: TestHost;
 beforeAll(async () => {
@@ -124,6 +126,23 @@ describe("GET /v1/objects", () => {
     }
     // One the route does not read stays ignored, as it is once.
     expect((await get("/v1/objects?cachebuster=1&cachebuster=2")).status).toBe(200);
+  });
+
+  test("a kind given twice is refused by every route and by the client library, in the same words", async () => {
+    const refusal = (parameter: string) => ({
+      status: 400,
+      body: { error: `${parameter}: "Pod" is given twice`, parameter },
+    });
+    expect(await get("/v1/objects?kind=Pod,Pod")).toEqual(refusal("kind"));
+    expect(await get("/v1/objects?kind=Pod,Node,%20Pod")).toEqual(refusal("kind"));
+    expect(await get("/v1/watch?kinds=Pod,Node,Pod")).toEqual(refusal("kinds"));
+    expect(() => subscribeSse({ url: th.url, streams: ["all"], kinds: ["Pod", "Node", "Pod"] })).toThrow(
+      new RangeError(refusal("kinds").body.error),
+    );
+    expect(() => parseTailArgs(["--url", th.url, "--kinds", "Pod,Pod"], {})).toThrow(
+      new UsageError(`--kinds: "Pod" is given twice`),
+    );
+    expect(await get("/v1/objects?kind=Pod,Node")).toMatchObject({ status: 200 });
   });
 
   test("a value that is not percent-encoded UTF-8 is a 400 naming its parameter, not taken as written", async () => {
