@@ -53,10 +53,39 @@ function unclashed(fields: LogFields): LogFields {
   return kept;
 }
 
-/** Errors stringify as `{}` by default: a log line needs their message. A BigInt (a libSQL integer) as its digits. */
+/** Errors stringify as `{}` by default: a log line needs what they say. A BigInt (a libSQL integer) as its digits. */
 function replacer(_key: string, value: unknown): unknown {
   if (typeof value === "bigint") return value.toString();
-  return value instanceof Error ? { name: value.name, message: value.message } : value;
+  return value instanceof Error ? errorFields(value) : value;
+}
+
+/**
+ * Causes a logged error carries: enough for Node's fetch ('fetch failed', the socket's ECONNREFUSED in its cause, an
+ * AggregateError of one per address in that), and a bound on a chain that never ends.
+ */
+const CAUSE_DEPTH = 3;
+
+/**
+ * An error as a line holds it: name, message, `code` (Bun's fetch's `ECONNREFUSED`, libSQL's `SQLITE_BUSY`, which is
+ * what an alert or a search keys on) and its causes', CAUSE_DEPTH deep. A cause that is no Error is said as a string.
+ * Each property is read on its own: one whose getter throws is left out, the rest kept.
+ */
+function errorFields(error: Error, depth = 0): Record<string, unknown> {
+  const fields: Record<string, unknown> = { name: read(() => error.name), message: read(() => error.message) };
+  const code = read(() => (error as { code?: unknown }).code);
+  if (typeof code === "string" || typeof code === "number") fields.code = code;
+  const cause = depth < CAUSE_DEPTH ? read(() => error.cause) : undefined;
+  if (cause instanceof Error) fields.cause = errorFields(cause, depth + 1);
+  else if (cause !== undefined) fields.cause = { message: read(() => String(cause)) };
+  return fields;
+}
+
+function read<T>(get: () => T): T | undefined {
+  try {
+    return get();
+  } catch {
+    return undefined;
+  }
 }
 
 /** A logger that drops everything (tests, benchmarks). */

@@ -1,6 +1,10 @@
 /** host/logger.ts: one JSON line per call, whatever the fields (README, "Health, metrics, logs"). */
 import { expect, test } from "bun:test";
+import { createClient } from "@libsql/client";
+import { join } from "node:path";
 import { createLogger } from "../host/logger.ts";
+import { tempDir } from "../testing/index.ts";
+import { freePort } from "./cluster-checks.ts";
 
 function recorded() {
   const lines: string[] = [];
@@ -38,4 +42,37 @@ test("a field named level, time or msg cannot rewrite the line's own: it is kept
   expect(line?.field_time).toBe("then");
   expect(Date.parse(String(line?.time))).toBeGreaterThan(0);
   expect(Object.keys(line ?? {}).slice(0, 3)).toEqual(["level", "time", "msg"]);
+});
+
+test("an error keeps its code and its causes' messages and codes, three deep, whatever its getters throw", async () => {
+  const { logger, parsed } = recorded();
+  // A port nothing listens on: fetch's own ECONNREFUSED.
+  const refused = await fetch(`http://127.0.0.1:${await freePort()}/`).catch((error: unknown) => error);
+  const store = createClient({ url: `file:${join(await tempDir(), "store.db")}` });
+  const sqlite = await store.execute("SELEC 1").catch((error: unknown) => error);
+  store.close();
+  const chain = (depth: number): Error =>
+    depth === 0
+      ? Object.assign(new Error("the socket"), { code: "EPIPE" })
+      : new Error(`level ${depth}`, { cause: chain(depth - 1) });
+  const hostile = new Error("its code throws", { cause: "a string cause" });
+  Object.defineProperty(hostile, "code", {
+    get() {
+      throw new Error("no code");
+    },
+  });
+  for (const error of [refused, sqlite, chain(5), hostile]) logger.error("failed", { error });
+  const [fetched, libsql, deep, odd] = parsed().map((line) => line.error);
+  expect(fetched).toMatchObject({ code: "ECONNREFUSED", message: expect.stringContaining("ECONNREFUSED") });
+  expect(libsql).toMatchObject({ name: "LibsqlError", code: "SQLITE_ERROR", cause: { code: "SQLITE_ERROR" } });
+  expect(deep).toEqual({
+    name: "Error",
+    message: "level 5",
+    cause: {
+      name: "Error",
+      message: "level 4",
+      cause: { name: "Error", message: "level 3", cause: { name: "Error", message: "level 2" } },
+    },
+  });
+  expect(odd).toEqual({ name: "Error", message: "its code throws", cause: { message: "a string cause" } });
 });
