@@ -6,7 +6,7 @@
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash, timingSafeEqual, X509Certificate } from "node:crypto";
 import { lookup } from "node:dns/promises";
 import { BlockList, isIP } from "node:net";
 import type { HttpConfig } from "./http-config.ts";
@@ -92,6 +92,20 @@ async function resolve(address: string): Promise<string[]> {
   } catch (error) {
     throw new Error(`cannot resolve http.address ${address}: ${error instanceof Error ? error.message : error}`);
   }
+}
+
+/**
+ * `kubemeta_tls_certificate_expiry_timestamp_seconds`: when the certificate served (a chain's first) ends. It is read
+ * at start only, so an alert on it (`… - time() < 14 * 86400`) is what tells a renewal, or a restart after one, is due.
+ */
+function certificateExpiry(metrics: Metrics, pem: string): void {
+  const end = Date.parse(new X509Certificate(pem).validTo) / 1000;
+  metrics
+    .gauge(
+      "kubemeta_tls_certificate_expiry_timestamp_seconds",
+      "When the HTTPS listener's certificate (read at start) expires, in Unix seconds.",
+    )
+    .set(end);
 }
 
 export function createHttpServer(options: HttpServerOptions): HttpServer {
@@ -192,14 +206,16 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     async listen() {
       if (server) return;
       const addresses = await resolve(config.address);
+      const tls = config.tls && {
+        cert: readCredentialFileSync("http.tls.cert", config.tls.cert).toString("utf8"),
+        key: readCredentialFileSync("http.tls.key", config.tls.key).toString("utf8"),
+      };
+      if (tls) certificateExpiry(metrics, tls.cert);
       server = Bun.serve({
         hostname: config.address,
         port: config.port,
         idleTimeout: config.idleTimeout,
-        tls: config.tls && {
-          cert: readCredentialFileSync("http.tls.cert", config.tls.cert).toString("utf8"),
-          key: readCredentialFileSync("http.tls.key", config.tls.key).toString("utf8"),
-        },
+        tls,
         fetch: route,
       });
       logger.info("http listening", { url: server.url.href, tls: Boolean(config.tls), auth: config.tokens.length > 0 });

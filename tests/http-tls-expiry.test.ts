@@ -6,7 +6,11 @@ import { expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { X509Certificate } from "node:crypto";
-import { certificateWarnings, type HttpConfig } from "../host/http-config.ts";
+import * as v from "valibot";
+import { createHttpServer } from "../host/http.ts";
+import { certificateWarnings, type HttpConfig, httpSchema } from "../host/http-config.ts";
+import { silentLogger } from "../host/logger.ts";
+import { createMetrics } from "../host/metrics.ts";
 import { testPki } from "../simulator/certs.ts";
 import { tempDir } from "../testing/index.ts";
 import { exitWithin, MAIN, Output, runMain } from "./reliability-process.ts";
@@ -65,4 +69,28 @@ test("a certificate not valid yet (a clock behind) is a warning; one within its 
       "that verifies it refuses the connection (is this machine's clock right?)",
   ]);
   expect(certificateWarnings(http, from + 60_000)).toEqual([]);
+});
+
+test("/metrics says when the served certificate ends, in Unix seconds; without tls, no such series", async () => {
+  const pki = await testPki();
+  const metricsOf = async (tls?: { cert: string; key: string }) => {
+    const http = createHttpServer({
+      config: v.parse(httpSchema, { address: "127.0.0.1", port: 0, tls }),
+      logger: silentLogger,
+      metrics: createMetrics(),
+      readiness: async () => ({ ready: true, waiting: [] }),
+    });
+    await http.listen();
+    http.serve();
+    try {
+      return await (await fetch(`${http.url()}/metrics`, { tls: { ca: pki.caPem } })).text();
+    } finally {
+      await http.stop();
+    }
+  };
+  const end = Date.parse(new X509Certificate(pki.serverCertPem).validTo) / 1000;
+  const served = await metricsOf({ cert: pki.serverCertFile, key: pki.serverKeyFile });
+  expect(served).toContain(`\nkubemeta_tls_certificate_expiry_timestamp_seconds ${end}\n`);
+  expect(served).toContain("# TYPE kubemeta_tls_certificate_expiry_timestamp_seconds gauge\n");
+  expect(await metricsOf()).not.toContain("kubemeta_tls_certificate_expiry");
 });
