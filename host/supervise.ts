@@ -2,8 +2,8 @@
  * Isolation for plugins: one plugin's failure is logged, counted and retried, and never
  * crashes the host or holds up anything but itself.
  *
- * - A create or start that throws is retried with backoff in the background; a start or stop
- *   that hangs is given up on after a deadline.
+ * - A create or start that throws, or a start that has not finished by a deadline (then stopped and created
+ *   again), is retried with backoff in the background; a stop that hangs is given up on after the deadline.
  * - A sink's delivery is isolated by `consume` (sdk/consume.ts): a batch that fails is
  *   retried, one held too long is reported, and each sink reads the log on its own.
  * - `guardProcess` keeps an exception thrown from a plugin's timer from ending the process.
@@ -28,9 +28,10 @@ export interface SuperviseOptions {
 /**
  * Supervises a plugin's lifecycle, from its creation (`create`, the declaration's factory with its config and
  * context). `start` creates and starts the plugin, retrying with backoff until it works, in the background, and
- * returns once the first attempt is over or the deadline passed: a plugin that cannot be created or started, or is
- * slow to start, holds up neither the host nor the other plugins. `stop` is bounded by the deadline too. Failures and
- * hangs are logged and counted (`kubemeta_plugin_failures_total{plugin, kind, phase="start"|"stop"}`), never thrown.
+ * returns once the first attempt is over, which the deadline bounds: a plugin that cannot be created or started, or
+ * whose start hangs, holds up neither the host nor the other plugins. `stop` is bounded by the deadline too. Failures
+ * and hangs are logged and counted (`kubemeta_plugin_failures_total{plugin, kind, phase="start"|"stop"}`), never
+ * thrown.
  */
 export function supervise(create: () => Lifecycle, options: SuperviseOptions): Lifecycle {
   const { name, kind, logger } = options;
@@ -40,23 +41,34 @@ export function supervise(create: () => Lifecycle, options: SuperviseOptions): L
   let starting: Promise<void> | undefined;
   /** Once created: a plugin whose factory threw (a config it refuses) is created again at the next attempt. */
   let inner: Lifecycle | undefined;
-  /** The first attempt was counted when it outlived the deadline: its failure, if it comes, is not counted again. */
-  let hangCounted = false;
+  /** The stop of an instance whose start did not finish in time: the host's stop waits for it too. */
+  let retiring: Promise<void> = Promise.resolve();
 
   function startUntilItWorks(): Promise<void> {
     const firstAttempt = Promise.withResolvers<void>();
     void (async () => {
       const backoff = new Backoff({ initialMs: 500, maxMs: 60_000 });
-      for (let attempt = 1; !stopped.signal.aborted; attempt++) {
+      while (!stopped.signal.aborted) {
+        let stuck: Lifecycle | undefined;
         try {
           inner ??= created(create(), kind);
-          await inner.start();
-          break;
+          const plugin = inner;
+          // A start that never settles would leave the plugin down for good: it is a failed start, retried afresh.
+          const started = await until((async () => plugin.start())(), Date.now() + deadlineMs, stopped.signal);
+          if (started !== TIMED_OUT || stopped.signal.aborted) break;
+          // Forgotten before its stop: the host's stop, and the next attempt, must not reach this instance again.
+          stuck = plugin;
+          inner = undefined;
+          throw new Error(`its start did not finish within ${deadlineMs} ms; stopped, to be created again`);
         } catch (error) {
-          if (!(attempt === 1 && hangCounted)) failures.inc({ plugin: name, kind, phase: "start" });
+          failures.inc({ plugin: name, kind, phase: "start" });
           const delay = backoff.next();
           logger.error(`${kind} failed to start; retrying`, { error, retryInMs: delay });
           firstAttempt.resolve();
+          if (stuck) {
+            retiring = stopWithin(stuck);
+            await retiring;
+          }
           await sleep(delay, stopped.signal);
         }
       }
@@ -65,29 +77,30 @@ export function supervise(create: () => Lifecycle, options: SuperviseOptions): L
     return firstAttempt.promise;
   }
 
+  /** Stops one instance within the deadline; a failure or a hang is logged and counted, never thrown. */
+  async function stopWithin(plugin: Lifecycle): Promise<void> {
+    try {
+      // A synchronous throw counts as a failure to stop too.
+      if ((await until((async () => plugin.stop())(), Date.now() + deadlineMs)) === TIMED_OUT) {
+        failures.inc({ plugin: name, kind, phase: "stop" });
+        logger.error(`${kind} did not stop in time; abandoning it`, { deadlineMs });
+      }
+    } catch (error) {
+      failures.inc({ plugin: name, kind, phase: "stop" });
+      logger.error(`${kind} failed to stop`, { error });
+    }
+  }
+
   return {
     async start() {
+      // Each attempt is bounded by the deadline: the first one is over by then, whatever the plugin does.
       starting ??= startUntilItWorks();
-      if ((await until(starting, Date.now() + deadlineMs)) === TIMED_OUT && !hangCounted) {
-        hangCounted = true;
-        failures.inc({ plugin: name, kind, phase: "start" });
-        logger.error(`${kind} is slow to start; going on without waiting`, { deadlineMs });
-      }
+      await starting;
     },
     async stop() {
       stopped.abort();
       const plugin = inner;
-      if (!plugin) return;
-      try {
-        // A synchronous throw counts as a failure to stop too.
-        if ((await until((async () => plugin.stop())(), Date.now() + deadlineMs)) === TIMED_OUT) {
-          failures.inc({ plugin: name, kind, phase: "stop" });
-          logger.error(`${kind} did not stop in time; abandoning it`, { deadlineMs });
-        }
-      } catch (error) {
-        failures.inc({ plugin: name, kind, phase: "stop" });
-        logger.error(`${kind} failed to stop`, { error });
-      }
+      await Promise.all([retiring, plugin && stopWithin(plugin)]);
     },
   };
 }

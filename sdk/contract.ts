@@ -18,8 +18,9 @@
  * log from the sink's cursor, calls `deliver` with each batch of envelopes, saves the
  * cursor after it, retries a batch whose `deliver` throws (backoff, counted), goes on
  * after retention, keeps `kubemeta_sink_lag_versions` and reports a batch held too long.
- * The host (host/supervise.ts) retries a start that throws with backoff and gives up on a
- * start or stop that hangs after 10 s. Each sink reads the log on its own, so a slow or
+ * The host (host/supervise.ts) retries a start that throws with backoff, stops a start not
+ * finished after 10 s and creates the plugin again, and gives up on a stop that hangs after
+ * 10 s. Each sink reads the log on its own, so a slow or
  * stuck sink delays nobody else.
  *
  * @example A sink that writes each update of a stream to stdout, at least once, in order:
@@ -52,7 +53,8 @@ import type { ObjectQuery, UpdateQuery } from "./store-contract.ts";
  * Start and stop. Both are safe to call twice; stop is safe without start.
  *
  * `start` resolves once the plugin runs (a sink's loop runs in the background; do not
- * await it there); when it throws, the host retries it with backoff. `stop` ends all
+ * await it there); when it throws, or has not resolved after 10 s, the host retries it with
+ * backoff (the latter on a new instance, this one stopped). `stop` ends all
  * the plugin started (abort your signals, clear your timers) and should await its loops,
  * so that an error they ended on is reported.
  */

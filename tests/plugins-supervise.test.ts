@@ -9,7 +9,9 @@ import { join } from "node:path";
 import { createLogger, silentLogger } from "../host/logger.ts";
 import { createMetrics } from "../host/metrics.ts";
 import { supervise, type SuperviseOptions } from "../host/supervise.ts";
-import { tempDir, waitFor } from "../testing/index.ts";
+import { consume } from "../sdk/consume.ts";
+import { startTestHost, tempDir, waitFor } from "../testing/index.ts";
+import { addPods, contextOn, upTo } from "./plugins-fixtures.ts";
 
 const repo = join(import.meta.dir, "..");
 
@@ -89,6 +91,84 @@ test("a start that outlives the deadline and then fails is one failure, not two"
   await waitFor(() => attempts === 2, 5_000, "the second attempt");
   expect(opts.failures("start")).toBe(1);
   await plugin.stop();
+});
+
+test("a start that never settles is a failed start: logged, counted, stopped, created and started again", async () => {
+  const logged: string[] = [];
+  const opts = options("stuck", { logger: createLogger({ write: (line) => void logged.push(line) }) });
+  const late = Promise.withResolvers<void>();
+  const lateStartOver = Promise.withResolvers<void>();
+  const started: number[] = [];
+  const stopped: number[] = [];
+  let created = 0;
+  const plugin = supervise(() => {
+    const instance = ++created;
+    let halted = false;
+    return {
+      async start() {
+        if (instance === 1) await late.promise;
+        // What a plugin does once its start is done, unless it was stopped meanwhile (as consume does).
+        if (!halted) started.push(instance);
+        if (instance === 1) lateStartOver.resolve();
+      },
+      async stop() {
+        halted = true;
+        stopped.push(instance);
+      },
+    };
+  }, opts);
+  await plugin.start();
+  expect(opts.failures("start")).toBe(1);
+  await waitFor(() => started.length === 1, 5_000, "the second instance's start");
+  expect(started).toEqual([2]);
+  expect(stopped).toEqual([1]);
+  const said = logged.filter((line) => line.includes('"msg":"sink failed to start; retrying"'));
+  expect(said.map((line) => (JSON.parse(line) as { error: { message: string } }).error.message)).toEqual([
+    "its start did not finish within 100 ms; stopped, to be created again",
+  ]);
+  // The stuck start ends at last: nothing more is created, started or counted.
+  late.resolve();
+  await lateStartOver.promise;
+  expect({ created, started, failures: opts.failures("start") }).toEqual({ created: 2, started: [2], failures: 1 });
+  await plugin.stop();
+  expect(stopped).toEqual([1, 2]);
+  expect(opts.failures("stop")).toBe(0);
+});
+
+test("a consume sink whose first start hangs delivers each update once, from its second instance", async () => {
+  const th = await startTestHost();
+  try {
+    const late = Promise.withResolvers<void>();
+    const delivered: number[] = [];
+    let created = 0;
+    const opts = options("consumer", { metrics: th.host.metrics });
+    const plugin = supervise(() => {
+      const instance = ++created;
+      const consumer = consume(contextOn(th, "consumer"), {
+        async deliver(envelopes) {
+          delivered.push(...envelopes.map((e) => e.version));
+        },
+      });
+      return {
+        async start() {
+          if (instance === 1) await late.promise;
+          await consumer.start();
+        },
+        stop: () => consumer.stop(),
+      };
+    }, opts);
+    await plugin.start();
+    addPods(th, 3);
+    await waitFor(() => delivered.length === 3, 5_000, "the second instance's deliveries");
+    late.resolve();
+    addPods(th, 2, 3);
+    await waitFor(() => delivered.length >= 5, 5_000, "the later updates");
+    await plugin.stop();
+    expect(delivered).toEqual(upTo(5));
+    expect(created).toBe(2);
+  } finally {
+    await th.destroy();
+  }
 });
 
 test("a stop that throws, even synchronously, is counted and not thrown", async () => {
