@@ -26,6 +26,7 @@ import { checkSameStore } from "./follower.ts";
 import { Terms } from "./leadership.ts";
 import { electorFor, leaseKubeconfigIssue, startReplication, type Replication } from "./replication.ts";
 import { ShutdownWaits } from "./shutdown-waits.ts";
+import { lagUntilStarted, type LagUntilStarted } from "./sink-lag.ts";
 
 export interface Host {
   readonly epoch: string;
@@ -149,8 +150,17 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   }
 
   const waits = new ShutdownWaits();
+  const lags: LagUntilStarted[] = [];
   const sinks: (Lifecycle & { name: string })[] = config.sinks.map(({ declaration, name, config: sinkConfig }) => {
-    const base = context(name, "sink");
+    const lag = lagUntilStarted({
+      sink: name,
+      metrics,
+      head: () => log.head(),
+      cursor: () => store.cursor(`sink/${name}`),
+      delivers: () => !config.ha || terms.holds(),
+    });
+    lags.push(lag);
+    const base = { ...context(name, "sink"), metrics: lag.metrics };
     const cursor = waits.cursor(name, {
       load: () => store.cursor(`sink/${name}`),
       save: (version) => store.saveCursor(`sink/${name}`, version),
@@ -163,7 +173,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
         cursor,
         ...(config.ha ? { leadership: terms } : {}),
       });
-    return { ...supervise(create, { name, kind: "sink", logger: base.logger, metrics }), name };
+    return { ...supervise(create, { name, kind: "sink", logger: base.logger, metrics, started: lag.started }), name };
   });
 
   // At once: each waits for its own start only, up to the deadline, so a slow one holds up no other. A stop asked for
@@ -210,6 +220,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
     stop() {
       stopping ??= (async () => {
         const deadline = Date.now() + config.shutdownTimeoutMs;
+        for (const lag of lags) lag.stop();
         const steps = (async () => {
           waits.at("the sources' stop and the commit of what they sent");
           await replication?.stopLeading();

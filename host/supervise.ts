@@ -23,6 +23,8 @@ export interface SuperviseOptions {
   metrics: Metrics;
   /** How long start or stop may take before the host moves on (default PLUGIN_DEADLINE_MS). */
   deadlineMs?: number;
+  /** Called once the plugin has started, after however many attempts. */
+  started?: () => void;
 }
 
 /**
@@ -55,7 +57,11 @@ export function supervise(create: () => Lifecycle, options: SuperviseOptions): L
           const plugin = inner;
           // A start that never settles would leave the plugin down for good: it is a failed start, retried afresh.
           const started = await until((async () => plugin.start())(), Date.now() + deadlineMs, stopped.signal);
-          if (started !== TIMED_OUT || stopped.signal.aborted) break;
+          if (stopped.signal.aborted) break;
+          if (started !== TIMED_OUT) {
+            options.started?.();
+            break;
+          }
           // Forgotten before its stop: the host's stop, and the next attempt, must not reach this instance again.
           stuck = plugin;
           inner = undefined;

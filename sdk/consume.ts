@@ -51,6 +51,7 @@ import { ALL } from "../protocol/streams.ts";
 import { inStream, toEnvelope, type Update } from "./model.ts";
 import { deliveryLoop, REFRESH_MS, type FailedStep } from "./consume-delivery.ts";
 import type { ConsumeOptions, Consumer } from "./consume-options.ts";
+import { sinkLag } from "./telemetry.ts";
 
 export type { BatchSettings, ConsumeOptions, Consumer, RetrySettings } from "./consume-options.ts";
 
@@ -65,10 +66,7 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
   if (options.fanOut && stream !== ALL)
     throw new Error(`consume: fanOut delivers every stream, so it follows "all", not "${stream}"`);
   const { filter, fanOut } = options;
-  const lag = metrics.gauge(
-    "kubemeta_sink_lag_versions",
-    "Versions committed but not yet delivered by a sink (log head minus the sink's position).",
-  );
+  const lag = sinkLag(metrics);
   const failures = metrics.counter(
     "kubemeta_sink_delivery_failures_total",
     "Failures of a sink's delivery loop, by sink and step (deliver, read, save); each is retried.",
@@ -178,6 +176,8 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
       lagTimer ??= setInterval(showLag, REFRESH_MS);
       lagTimer.unref();
       if (ctx.leadership) {
+        // The series is the sink's from its start (the host kept it until then), not from the timer's first tick.
+        showLag();
         running = lead(ctx.leadership);
         return;
       }

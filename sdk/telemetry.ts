@@ -64,6 +64,17 @@ export function pluginFailures(metrics: Metrics): Counter {
   );
 }
 
+/**
+ * `kubemeta_sink_lag_versions{sink}`: kept by `consume` once a sink runs, and by the host (host/sink-lag.ts) from its
+ * start until then, so that a sink that never starts has one too.
+ */
+export function sinkLag(metrics: Metrics): Gauge {
+  return metrics.gauge(
+    "kubemeta_sink_lag_versions",
+    "Versions committed but not yet delivered by a sink (log head minus the sink's position).",
+  );
+}
+
 /** Interval between two log lines of one kind, from a flood (bad requests, readers behind retention). */
 const LOG_EVERY_MS = 60_000;
 

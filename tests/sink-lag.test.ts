@@ -1,0 +1,58 @@
+/**
+ * `kubemeta_sink_lag_versions` of a sink that never starts (host/sink-lag.ts): the host keeps the series from its own
+ * start, head minus the cursor the store holds (the head without one), so that an alert on lag sees a sink that is
+ * down; the sse sink, which has no position of its own, has none.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { rawPod, sinkCaughtUp, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
+import { SDK } from "./reliability-process.ts";
+
+let host: TestHost | undefined;
+let dir: string | undefined;
+afterEach(async () => {
+  await host?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+  host = dir = undefined;
+});
+
+const refusesToStart = `
+import { defineSink, v } from ${JSON.stringify(SDK)};
+export default defineSink({
+  type: "refuses-to-start", description: "Never starts.", schema: v.strictObject({}),
+  create: () => ({ async start() { throw new Error("cannot reach its backend"); }, async stop() {} }),
+});`;
+
+const lagOf = (th: TestHost, sink: string) =>
+  th.host.metrics
+    .render()
+    .split("\n")
+    .find((line) => line.startsWith(`kubemeta_sink_lag_versions{sink="${sink}"} `))
+    ?.split(" ")[1];
+
+function addPods(th: TestHost, from: number, count: number): void {
+  for (let i = from; i < from + count; i++) th.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: "n1" }));
+}
+
+test("a sink that never starts has a lag: the head past its stored cursor, or the head; sse has none", async () => {
+  dir = await tempDir("kubemeta-sink-lag-");
+  await Bun.write(join(dir, "refuses.ts"), refusesToStart);
+  host = await startTestHost({ dir, sinks: [{ type: "jsonl", name: "audit", path: join(dir, "audit.jsonl") }] });
+  addPods(host, 0, 3);
+  await waitFor(() => host!.host.log.head() >= 3, 5_000, "three commits");
+  await sinkCaughtUp(host, "audit");
+  await host.stop();
+
+  // The same store, its sink `audit` now one that cannot start, beside a new one that cannot either.
+  host = await startTestHost({
+    dir,
+    sinks: [{ type: "./refuses.ts", name: "audit" }, { type: "./refuses.ts", name: "fresh" }, { type: "sse" }],
+  });
+  addPods(host, 3, 2);
+  await waitFor(() => host!.host.log.head() >= 5, 5_000, "five commits");
+  await waitFor(() => lagOf(host!, "audit") === "2" && lagOf(host!, "fresh") === "5", 5_000, "the lag of each");
+  expect(lagOf(host, "sse")).toBeUndefined();
+  const failures = host.host.metrics.counter("kubemeta_plugin_failures_total", "");
+  expect(failures.get({ plugin: "audit", kind: "sink", phase: "start" })).toBeGreaterThanOrEqual(1);
+});
