@@ -54,9 +54,14 @@ function unclashed(fields: LogFields): LogFields {
 }
 
 /** Errors stringify as `{}` by default: a log line needs what they say. A BigInt (a libSQL integer) as its digits. */
-function replacer(_key: string, value: unknown): unknown {
+function plain(_key: string, value: unknown): unknown {
   if (typeof value === "bigint") return value.toString();
   return value instanceof Error ? errorFields(value) : value;
+}
+
+/** plain, and an `error` field that holds no Error said as text (errorText). */
+function replacer(key: string, value: unknown): unknown {
+  return key === "error" && !(value instanceof Error) ? errorText(value) : plain(key, value);
 }
 
 /**
@@ -71,12 +76,16 @@ const CAUSE_DEPTH = 3;
  * Each property is read on its own: one whose getter throws is left out, the rest kept.
  */
 function errorFields(error: Error, depth = 0): Record<string, unknown> {
-  const fields: Record<string, unknown> = { name: read(() => error.name), message: read(() => error.message) };
+  const message = read(() => error.message);
+  const fields: Record<string, unknown> = {
+    name: read(() => error.name),
+    message: typeof message === "string" ? bounded(message) : message,
+  };
   const code = read(() => (error as { code?: unknown }).code);
   if (typeof code === "string" || typeof code === "number") fields.code = code;
   const cause = depth < CAUSE_DEPTH ? read(() => error.cause) : undefined;
   if (cause instanceof Error) fields.cause = errorFields(cause, depth + 1);
-  else if (cause !== undefined) fields.cause = { message: read(() => String(cause)) };
+  else if (cause !== undefined) fields.cause = { message: read(() => bounded(String(cause))) };
   return fields;
 }
 
@@ -86,6 +95,31 @@ function read<T>(get: () => T): T | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The most of an error's message or text a line carries: a plugin may throw a whole response body. */
+export const MAX_ERROR_CHARS = 2_000;
+
+function bounded(text: string): string {
+  if (text.length <= MAX_ERROR_CHARS) return text;
+  return `${text.slice(0, MAX_ERROR_CHARS)}… (${text.length - MAX_ERROR_CHARS} more characters)`;
+}
+
+/**
+ * What was thrown, or rejected with, that is no Error: a plugin's `Promise.reject()`, a string, a number, an object.
+ * JSON drops `undefined`, a symbol and a function, and writes a Map as `{}`: the line would not say why.
+ */
+function errorText(value: unknown): string {
+  if (typeof value === "string") return bounded(value);
+  if (typeof value === "function") return `a function (${value.name || "anonymous"})`;
+  if (value === null || typeof value !== "object") return String(value);
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value, plain);
+  } catch {
+    // A cycle, or a toJSON that throws: Bun's own rendering copes with both.
+  }
+  return bounded(json === undefined || json === "{}" ? Bun.inspect(value) : json);
 }
 
 /** A logger that drops everything (tests, benchmarks). */

@@ -2,7 +2,7 @@
 import { expect, test } from "bun:test";
 import { createClient } from "@libsql/client";
 import { join } from "node:path";
-import { createLogger } from "../host/logger.ts";
+import { createLogger, MAX_ERROR_CHARS } from "../host/logger.ts";
 import { tempDir } from "../testing/index.ts";
 import { freePort } from "./cluster-checks.ts";
 
@@ -75,4 +75,40 @@ test("an error keeps its code and its causes' messages and codes, three deep, wh
     },
   });
   expect(odd).toEqual({ name: "Error", message: "its code throws", cause: { message: "a string cause" } });
+});
+
+test("an error field that holds no Error says what was thrown, bounded; an Error's message is bounded too", () => {
+  const { logger, parsed } = recorded();
+  const cycle: Record<string, unknown> = { code: "E" };
+  cycle.self = cycle;
+  const thrown = [
+    undefined,
+    null,
+    "refused",
+    42,
+    false,
+    Symbol("s"),
+    () => 1,
+    { code: "X", at: [1n] },
+    new Map(),
+    cycle,
+  ];
+  for (const error of thrown) logger.error("failed", { error });
+  logger.error("failed", { error: "x".repeat(MAX_ERROR_CHARS + 10) });
+  logger.error("failed", { error: new Error("y".repeat(MAX_ERROR_CHARS + 5)) });
+  const said = parsed().map((line) => line.error);
+  expect(said.slice(0, 8)).toEqual([
+    "undefined",
+    "null",
+    "refused",
+    "42",
+    "false",
+    "Symbol(s)",
+    "a function (anonymous)",
+    '{"code":"X","at":["1"]}',
+  ]);
+  expect(said[8]).toBe("Map {}");
+  expect(said[9]).toContain("code");
+  expect(said[10]).toBe(`${"x".repeat(MAX_ERROR_CHARS)}… (10 more characters)`);
+  expect(said[11]).toEqual({ name: "Error", message: `${"y".repeat(MAX_ERROR_CHARS)}… (5 more characters)` });
 });

@@ -230,6 +230,34 @@ test("a factory that returns no { start, stop } (async create) is said so, tried
   expect(opts.failures("stop")).toBe(0);
 });
 
+test("a create or start that fails with no Error (a string, undefined, an object) says so", async () => {
+  const logged: string[] = [];
+  const opts = options("odd", { logger: createLogger({ write: (line) => void logged.push(line) }) });
+  // The instance is kept after a failed start, and its start tried again: one creation that throws, then one.
+  const rejections = [undefined, { status: 503 }];
+  let created = 0;
+  let started = false;
+  const plugin = supervise(() => {
+    if (created++ === 0) throw "refuses its config";
+    return {
+      start: async () => {
+        if (rejections.length > 0) return Promise.reject(rejections.shift());
+        started = true;
+      },
+      async stop() {},
+    };
+  }, opts);
+  await plugin.start();
+  await waitFor(() => started, 10_000, "the start after every failure");
+  await plugin.stop();
+  const said = logged.map((line) => JSON.parse(line) as { msg: string; error: unknown });
+  expect(said.filter((line) => line.msg === "sink failed to start; retrying").map((line) => line.error)).toEqual([
+    "refuses its config",
+    "undefined",
+    '{"status":503}',
+  ]);
+});
+
 test("stop before a creation that never succeeded stops nothing and fails nothing", async () => {
   const opts = options("never-created");
   const plugin = supervise(() => {
