@@ -151,9 +151,22 @@ async function resolveEntry<D extends AnyDeclaration>(
   // Of an entry with errors too: they are said beside its errors.
   const deprecated = deprecatedWritten(declaration.schema, rest, clashes);
   warnings.push(...deprecated.map((key) => `${path}: ${deprecation(key)}`));
+  const borrowed = name === undefined && borrowsCursor(declaration, options.registry);
+  if (borrowed) issues.push({ path: `${path}.name`, message: borrowed });
   const config = parseAll(declaration.schema, rest, path, issues, hostKeys);
-  if (config === undefined || clashes.length > 0) return undefined;
+  if (config === undefined || clashes.length > 0 || borrowed) return undefined;
   return { declaration: declaration as D, name: name ?? declaration.type, config, deprecated };
+}
+
+/** A sink loaded by path that declares a built-in's type (`webhook`) would take its default name, and its cursor. */
+function borrowsCursor(declaration: AnyDeclaration, registry: PluginRegistry): string | undefined {
+  const builtin = declaration.kind === "sink" && registry.sink.find((d) => d.type === declaration.type);
+  if (!builtin || builtin === declaration) return undefined;
+  const type = declaration.type;
+  return (
+    `required: its plugin declares type "${type}", the built-in sink's, so by default it would go by that sink's ` +
+    `name and resume from its cursor in the store; give it a name of its own (name: ${type} if that is meant)`
+  );
 }
 
 /** The deprecated keys written beside the keys that replaced them (`batchSize` with `batch.size`). */

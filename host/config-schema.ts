@@ -26,7 +26,8 @@ export const pluginEntry = v.looseObject({
       v.regex(/^[a-zA-Z0-9_.-]+$/, "letters, digits, '_', '.', '-' only"),
       v.metadata({ default: "<type>" }),
       v.description(
-        "The entry's name, unique in its section (letters, digits, `_`, `.`, `-`); a sink's cursor is kept under it.",
+        "The entry's name, unique in its section (letters, digits, `_`, `.`, `-`); a sink's cursor is kept under it. " +
+          "Required of a sink loaded by path whose plugin declares a built-in's type.",
       ),
     ),
   ),

@@ -69,3 +69,30 @@ test("a module not found is said as the file that is not there, relative to the 
       `Cannot find package 'no-such-package' imported from ${folder}/needs-package.ts`,
   ]);
 });
+
+test("a sink by path that declares a built-in's type needs a name: by default it would take that sink's cursor", async () => {
+  folder = await tempDir("kubemeta-modules-");
+  const declaring = (type: string) =>
+    `import { defineSink, v } from "${sdk}";\n` +
+    `export default defineSink({ type: "${type}", description: "", schema: v.strictObject({}), ` +
+    "create: () => ({ async start() {}, async stop() {} }) });\n";
+  await Bun.write(join(folder, "my-webhook.ts"), declaring("webhook"));
+  await Bun.write(join(folder, "audit.ts"), declaring("audit"));
+  const resolved = (sinks: Record<string, unknown>[]) =>
+    resolveConfig({ sinks }, { baseDir: folder!, registry: builtins }).catch((e: unknown) => e);
+  const refused = await resolved([{ type: "./my-webhook.ts" }, { type: "jsonl", path: "-" }]);
+  expect(refused).toBeInstanceOf(ConfigError);
+  expect((refused as ConfigError).issues.map((issue) => `${issue.path}: ${issue.message}`)).toEqual([
+    'sinks[0].name: required: its plugin declares type "webhook", the built-in sink\'s, so by default it would go by ' +
+      "that sink's name and resume from its cursor in the store; give it a name of its own (name: webhook if that " +
+      "is meant)",
+  ]);
+  const named = await resolved([
+    { type: "./my-webhook.ts", name: "mine" },
+    { type: "./audit.ts" },
+    // The built-in's own module, named by its path, is the built-in.
+    { type: join(import.meta.dir, "../plugins/sinks/jsonl.ts"), path: "-" },
+  ]);
+  expect(named).not.toBeInstanceOf(Error);
+  expect((named as { sinks: { name: string }[] }).sinks.map((sink) => sink.name)).toEqual(["mine", "audit", "jsonl"]);
+});
