@@ -1,0 +1,84 @@
+/**
+ * The declaration a plugin entry's `type` names: a built-in from the registry, or the default export of a module
+ * loaded by path (relative to the config file), checked to be a declaration; what is wrong is a config issue at the
+ * entry's `type`.
+ */
+import { isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import type { AnyDeclaration } from "../sdk/contract.ts";
+import type { ConfigIssue } from "./config-issues.ts";
+import type { ResolveOptions } from "./config-entries.ts";
+
+/** A `type` with a slash or a file extension is a module path; anything else a built-in. */
+export async function findDeclaration(
+  kind: AnyDeclaration["kind"],
+  type: string,
+  { baseDir, registry }: ResolveOptions,
+  path: string,
+  issues: ConfigIssue[],
+) {
+  const isPath = type.includes("/") || /\.(ts|js|mjs)$/.test(type);
+  if (!isPath) {
+    const found = registry[kind].find((d) => d.type === type);
+    if (!found) {
+      const known = registry[kind].map((d) => d.type).join(", ");
+      issues.push({
+        path: `${path}.type`,
+        message: `unknown ${kind} type "${type}" (built-in: ${known}; or a path to a plugin module)`,
+      });
+    }
+    return found;
+  }
+  const file = isAbsolute(type) ? type : resolve(baseDir, type);
+  let declaration: unknown;
+  try {
+    declaration = (await import(pathToFileURL(file).href)).default;
+  } catch (error) {
+    issues.push({ path: `${path}.type`, message: `cannot load plugin module ${file}: ${loadError(error, file)}` });
+    return undefined;
+  }
+  const d = declaration as Partial<AnyDeclaration> | undefined;
+  if (!d || d.kind !== kind || typeof d.type !== "string" || typeof d.create !== "function" || !d.schema) {
+    issues.push({
+      path: `${path}.type`,
+      message:
+        `${file} must default-export a ${kind} declaration ` +
+        `(define${kind[0]!.toUpperCase()}${kind.slice(1)}({ type, schema, create }))`,
+    });
+    return undefined;
+  }
+  if (!isSchema(d.schema)) {
+    issues.push({
+      path: `${path}.type`,
+      message:
+        `${file}'s declaration has a schema that is no valibot schema: ` +
+        "make it with the SDK's v, as v.strictObject({ … })",
+    });
+    return undefined;
+  }
+  return d as AnyDeclaration;
+}
+
+/** What valibot parses with (its schemas' `~run`): anything else is the host's TypeError as it parses the entry. */
+function isSchema(schema: unknown): boolean {
+  const candidate = schema as { kind?: unknown; "~run"?: unknown };
+  return candidate.kind === "schema" && typeof candidate["~run"] === "function";
+}
+
+/**
+ * Why the module `file` did not load. Bun says where a syntax error is beside its message, not in it ("Unexpected ="
+ * alone): its file (the plugin's, or a module it imports), line and column are said first. The plugin's own file not
+ * found is said as such, where Bun names the host's module that imported it.
+ */
+function loadError(error: unknown, file: string): string {
+  const { message, position, code, specifier } = error as {
+    message?: unknown;
+    position?: { file?: unknown; line?: unknown; column?: unknown } | null;
+    code?: unknown;
+    specifier?: unknown;
+  };
+  if (code === "ERR_MODULE_NOT_FOUND" && (specifier === file || specifier === pathToFileURL(file).href))
+    return "no such file (a relative type is relative to the config file's folder)";
+  if (typeof position?.file !== "string" || typeof position.line !== "number") return String(message ?? error);
+  return `${position.file}:${position.line}:${position.column}: ${String(message)}`;
+}
