@@ -3,6 +3,7 @@
  * loaded by path (relative to the config file), checked to be a declaration; what is wrong is a config issue at the
  * entry's `type`.
  */
+import { statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { AnyDeclaration } from "../sdk/contract.ts";
@@ -68,7 +69,7 @@ function isSchema(schema: unknown): boolean {
 /**
  * Why the module `file` did not load. Bun says where a syntax error is beside its message, not in it ("Unexpected ="
  * alone): its file (the plugin's, or a module it imports), line and column are said first. The plugin's own file not
- * found is said as such, where Bun names the host's module that imported it.
+ * found is said as such, where Bun names the host's module that imported it, and a folder with nothing to load too.
  */
 function loadError(error: unknown, file: string): string {
   const { message, position, code, specifier } = error as {
@@ -77,8 +78,12 @@ function loadError(error: unknown, file: string): string {
     code?: unknown;
     specifier?: unknown;
   };
-  if (code === "ERR_MODULE_NOT_FOUND" && (specifier === file || specifier === pathToFileURL(file).href))
+  if (code === "ERR_MODULE_NOT_FOUND" && (specifier === file || specifier === pathToFileURL(file).href)) {
+    // A folder loads as Bun resolves one (README, Load it by path): its package.json's main, else its index.
+    if (statSync(file, { throwIfNoEntry: false })?.isDirectory())
+      return "a folder with nothing to load: no package.json whose main names a module, no index.ts (or .js)";
     return "no such file (a relative type is relative to the config file's folder)";
+  }
   if (typeof position?.file !== "string" || typeof position.line !== "number") return String(message ?? error);
   return `${position.file}:${position.line}:${position.column}: ${String(message)}`;
 }

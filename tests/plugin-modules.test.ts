@@ -96,3 +96,25 @@ test("a sink by path that declares a built-in's type needs a name: by default it
   expect(named).not.toBeInstanceOf(Error);
   expect((named as { sinks: { name: string }[] }).sinks.map((sink) => sink.name)).toEqual(["mine", "audit", "jsonl"]);
 });
+
+test("a type naming a folder loads it as Bun does: its package.json's main, else its index.ts", async () => {
+  folder = await tempDir("kubemeta-modules-");
+  const declaring = (type: string) =>
+    `import { defineSink, v } from "${sdk}";\n` +
+    `export default defineSink({ type: "${type}", description: "", schema: v.strictObject({}), ` +
+    "create: () => ({ async start() {}, async stop() {} }) });\n";
+  await Bun.write(join(folder, "indexed/index.ts"), declaring("indexed"));
+  await Bun.write(join(folder, "packaged/package.json"), JSON.stringify({ main: "sink.ts" }));
+  await Bun.write(join(folder, "packaged/sink.ts"), declaring("packaged"));
+  await Bun.write(join(folder, "packaged/index.ts"), declaring("not-this-one"));
+  await Bun.write(join(folder, "empty/notes.txt"), "no module here\n");
+  const resolved = (sinks: Record<string, unknown>[]) =>
+    resolveConfig({ sinks }, { baseDir: folder!, registry: builtins }).catch((e: unknown) => e);
+  const loaded = await resolved([{ type: "./indexed" }, { type: "./packaged/" }]);
+  expect((loaded as { sinks: { name: string }[] }).sinks.map((sink) => sink.name)).toEqual(["indexed", "packaged"]);
+  const refused = await resolved([{ type: "./empty" }]);
+  expect((refused as ConfigError).issues.map((issue) => `${issue.path}: ${issue.message}`)).toEqual([
+    `sinks[0].type: cannot load plugin module ${folder}/empty: a folder with nothing to load: no package.json ` +
+      "whose main names a module, no index.ts (or .js)",
+  ]);
+});
