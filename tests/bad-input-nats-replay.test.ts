@@ -187,8 +187,8 @@ describe("bad replay requests", () => {
   );
 
   test(
-    "a reply subject under kubemeta's prefix, a `$` API subject, a wildcard, or none: nothing is published, each is " +
-      "counted",
+    "a reply subject under kubemeta's prefix, a `$` API subject, a wildcard, an empty token, or none: nothing is " +
+      "published, each is counted",
     async () => {
       const { th, nc } = suite;
       // Replay chunks (they have a `seq`), wherever they went but to the inbox of the last request below; the sink
@@ -220,6 +220,11 @@ describe("bad replay requests", () => {
         ">",
         "_INBOX.>",
         "_INBOX.*",
+        // The server takes them and delivers the reply nowhere: no subscription can have an empty token.
+        "_INBOX..x",
+        "_INBOX.x.",
+        ".a",
+        "a.",
         undefined,
       ];
       const requests = [{ stream: ALL }, { stream: SHARED, from: `${th.host.epoch}:1` }, "not json"];
