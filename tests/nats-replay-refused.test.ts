@@ -5,11 +5,15 @@
  * permission: with a restart of the server, or a reload of its configuration that keeps the connection.
  */
 import { afterEach, expect, test } from "bun:test";
+import { join } from "node:path";
 import { createLogger } from "../host/logger.ts";
-import { waitFor } from "../testing/index.ts";
+import { sinkCaughtUp, waitFor } from "../testing/index.ts";
 import { replay } from "./nats-consumer.ts";
-import { client, PREFIX, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
+import { client, nodeNames, PREFIX, rawNode, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
 import { startNatsServer } from "./nats-server.ts";
+
+/** The permissions a test's nats-server denies kubemeta's user. */
+type NatsDenials = { publishDeny?: string[]; subscribeDeny?: string[] };
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -23,11 +27,11 @@ const refusalsCounted = (metrics: string) =>
   Number(/kubemeta_nats_replay_subscription_failures_total\{sink="nats"\} (\d+)/.exec(metrics)?.[1] ?? 0);
 
 /**
- * A nats-server (kubemeta's user denied the replay subject unless `granted`), a host whose NATS sink uses it, the
- * host's log lines, and a client of that user to ask for replays with.
+ * A nats-server (kubemeta's user denied the replay subject unless `auth` says otherwise), a host whose NATS sink uses
+ * it, the host's log lines, and a client of that user to ask for replays with.
  */
-async function startReplayHost(granted = false) {
-  const server = await startNatsServer({ auth: granted ? AUTH : { ...AUTH, subscribeDeny: [REPLAY] } });
+async function startReplayHost(auth: typeof AUTH & NatsDenials = { ...AUTH, subscribeDeny: [REPLAY] }) {
+  const server = await startNatsServer({ auth });
   cleanups.push(() => server.destroy());
   const lines: string[] = [];
   const logger = createLogger({ level: "info", write: (line) => void lines.push(line) });
@@ -37,7 +41,7 @@ async function startReplayHost(granted = false) {
   cleanups.push(() => nc.close());
   const metrics = () => th.host.metrics.render();
   const subscribed = (value: 0 | 1) => metrics().includes(`kubemeta_nats_replay_subscribed{sink="nats"} ${value}\n`);
-  return { server, lines, nc, metrics, subscribed };
+  return { server, th, lines, nc, metrics, subscribed };
 }
 
 test(
@@ -104,7 +108,7 @@ test(
 test(
   "a reload that takes the permission away drops the replay subscription: counted, 0, and made again once granted",
   async () => {
-    const { server, nc, metrics, subscribed } = await startReplayHost(true);
+    const { server, nc, metrics, subscribed } = await startReplayHost(AUTH);
     await waitFor(() => subscribed(1), 10_000, "the replay subscription standing");
     expect((await replay(nc, REPLAY, { stream: "all" })).at(-1)?.last).toBe(true);
 
@@ -116,6 +120,52 @@ test(
     await waitFor(() => subscribed(1), 10_000, "subscribed again once granted");
     expect((await replay(nc, REPLAY, { stream: "all" }, 1_000, 5, 10_000)).at(-1)?.last).toBe(true);
     expect(metrics()).toContain('kubemeta_nats_reconnects_total{sink="nats"} 0');
+  },
+  SLOW_MS,
+);
+
+test(
+  "a refused publish is one line a minute naming the subject, the user and the README's Permissions; a refused " +
+    "replay subscription is its own line alone",
+  async () => {
+    const ALL = `${PREFIX}.all`;
+    const { th, lines, nc, metrics } = await startReplayHost({ ...AUTH, subscribeDeny: [REPLAY], publishDeny: [ALL] });
+    await waitFor(() => refusalsCounted(metrics()) >= 1, 10_000, "the replay subscription refused");
+    const delivered: string[] = [];
+    nc.subscribe(`${PREFIX}.node.>`, { callback: (_, msg) => void delivered.push(msg.subject) });
+    await nc.flush();
+    // Each update goes to `all` (refused, after the fact) and then to its node's subject (delivered).
+    const nodes = nodeNames(3);
+    for (const [i, node] of nodes.entries()) {
+      await th.changes.apply("nodes", "ADDED", rawNode(node));
+      await th.changes.flush();
+      await waitFor(() => delivered.length > i, 10_000, `the update of ${node} on its node's subject`);
+    }
+    await sinkCaughtUp(th, "nats");
+    const logged = () => lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    const refusedPublishes = () =>
+      logged().filter((line) => String(line.msg).startsWith("the NATS server refused a publish"));
+    await waitFor(() => refusedPublishes().length > 0, 10_000, "the refused publish logged");
+    expect(refusedPublishes()).toEqual([
+      expect.objectContaining({
+        level: "warn",
+        msg: "the NATS server refused a publish: kubemeta's NATS user may not publish there (README: NATS, Permissions)",
+        subject: ALL,
+        user: AUTH.user,
+      }),
+    ]);
+    const replayRefusals = logged().filter((line) => String(line.msg).includes("refused the replay subscription"));
+    expect(replayRefusals).toEqual([
+      expect.objectContaining({
+        msg: "the NATS server refused the replay subscription (README: NATS, Permissions); subscribing again on a backoff",
+        subject: REPLAY,
+        user: AUTH.user,
+      }),
+    ]);
+    // Neither is said again as the server's words alone, which took the minute's one line of any other server error.
+    expect(logged().filter((line) => line.msg === "NATS: error")).toEqual([]);
+    const readme = await Bun.file(join(import.meta.dir, "..", "README.md")).text();
+    expect(readme.slice(readme.indexOf("\n## NATS:")).split("\n## ")[1]).toContain("\n### Permissions\n");
   },
   SLOW_MS,
 );

@@ -13,11 +13,12 @@
  * (bytes written to the dead socket are lost while the flush may succeed after the
  * reconnect), hence the generation counter.
  */
-import type { NatsConnection, NodeConnectionOptions } from "@nats-io/transport-node";
+import { type NatsConnection, type NodeConnectionOptions, PermissionViolationError } from "@nats-io/transport-node";
 import { Backoff, sleep, TIMED_OUT, until } from "../../../protocol/retry.ts";
 import { connect } from "./connect.ts";
 import { rateLimitedWarn, type Logger } from "../../../sdk/telemetry.ts";
 import type { Gauge, Counter } from "../../../sdk/telemetry.ts";
+import { PERMISSIONS_README } from "./permissions.ts";
 
 export interface ConnectionTelemetry {
   logger: Logger;
@@ -26,6 +27,8 @@ export interface ConnectionTelemetry {
   /** Connection attempts that failed before the client had a connection to keep alive. */
   connectFailures: Counter;
   labels: Record<string, string>;
+  /** The NATS user the sink connects as, when known (natsUser): named in the line of a permission it lacks. */
+  user?: string;
 }
 
 export interface Connection {
@@ -132,6 +135,16 @@ function watch(
 
   // The server says so of every message it refuses (a publish permission missing on one subject): once a minute.
   const serverSaid = rateLimitedWarn(logger);
+  /**
+   * A refused publish is lost, not retried, and so is every other one to its subject while the permission is missing:
+   * a line of its own, once a minute, apart from the server's other errors, saying what to grant to whom, and where.
+   * The sink subscribes to `<prefix>.replay` alone, and replay-subscription.ts says so of each refusal of that.
+   */
+  function refused(error: PermissionViolationError): void {
+    if (error.operation !== "publish") return;
+    const msg = `the NATS server refused a publish: kubemeta's NATS user may not publish there (${PERMISSIONS_README})`;
+    serverSaid(msg, { subject: error.subject, user: telemetry.user, error });
+  }
   const closed = (async () => {
     for await (const status of nc.status()) {
       switch (status.type) {
@@ -159,14 +172,12 @@ function watch(
           waiters = Promise.withResolvers<boolean>();
           break;
         case "error":
+          if (status.error instanceof PermissionViolationError) refused(status.error);
+          else serverSaid("NATS: error", { error: status.error });
+          break;
         case "slowConsumer":
         case "ldm":
-          serverSaid(
-            `NATS: ${status.type}`,
-            status.type === "error"
-              ? { error: status.error }
-              : { server: "server" in status ? status.server : undefined },
-          );
+          serverSaid(`NATS: ${status.type}`, { server: "server" in status ? status.server : undefined });
           break;
       }
     }

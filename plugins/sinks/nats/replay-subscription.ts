@@ -10,6 +10,7 @@
 import { type Msg, type NatsConnection, PermissionViolationError, type Subscription } from "@nats-io/transport-node";
 import { Backoff, firstAbort, until } from "../../../protocol/retry.ts";
 import { type Counter, type Gauge, type Logger, rateLimitedWarn } from "../../../sdk/telemetry.ts";
+import { PERMISSIONS_README } from "./permissions.ts";
 
 export interface ReplaySubscriptionOptions {
   nc: NatsConnection;
@@ -25,6 +26,8 @@ export interface ReplaySubscriptionOptions {
   subscribed: Gauge;
   labels: Record<string, string>;
   logger: Logger;
+  /** The NATS user the sink connects as, when known (natsUser): named in the refusal's line. */
+  user?: string;
   /** Resolves true once connected (at once when it is), false when closed for good or `signal` aborted. */
   ready(signal: AbortSignal): Promise<boolean>;
   /** The connection's session of now: it aborts at the next disconnect (or close). */
@@ -128,9 +131,10 @@ export function keepReplaySubscription(options: ReplaySubscriptionOptions): Repl
       standing(0);
       if (!made.refused.signal.aborted || stopped.signal.aborted) continue;
       const retryInMs = backoff.next();
-      warn("the NATS server refused the replay subscription; subscribing again on a backoff", {
+      warn(`the NATS server refused the replay subscription (${PERMISSIONS_README}); subscribing again on a backoff`, {
         error: made.refused.signal.reason,
         subject: options.subject,
+        user: options.user,
         retryInMs,
       });
       // A reconnect ends the wait: the permission may come with a restart of the server.

@@ -37,6 +37,7 @@ export interface ResponderOptions {
   concurrency: number;
   log: CommittedLog;
   logger: Logger;
+  user: ReplaySubscriptionOptions["user"];
   /** `kubemeta_nats_replay_requests_total`, by result. */
   requests: Counter;
   /** `kubemeta_nats_replay_subscription_failures_total`: subscriptions the server refused. */
@@ -255,6 +256,7 @@ export function serveReplay(options: ResponderOptions): Responder {
     subscribed: options.subscribed,
     labels,
     logger,
+    user: options.user,
     ready: options.ready,
     session: options.session,
   });
