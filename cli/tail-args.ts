@@ -14,6 +14,7 @@ import {
   redactServer,
 } from "../protocol/subjects.ts";
 import { kindsParam, namespaceParam } from "../sdk/http.ts";
+import { positiveDuration } from "../sdk/schema.ts";
 import { PEM_CERTIFICATE } from "../protocol/pem.ts";
 import { BEARER_TOKEN_PATTERN } from "../protocol/token.ts";
 import { baseUrlProblem } from "../client/base-url.ts";
@@ -36,6 +37,8 @@ changes (after a reset, the changes that bring the state up to date). Ctrl-C sto
   --json              one envelope per line on stdout (RESET and SYNCED lines go to stderr)
   --token <token>     bearer token (--url) or NATS token (--nats); default: $KUBEMETA_TOKEN
   --ca <file>         PEM CA that signed the server's certificate (https URL, TLS NATS)
+  --idle-timeout <d>  with --url: silence after which the connection is taken for dead and made again, e.g. 90s
+                      (default 45s: keep it about three times the sse sink's heartbeat, 15s unless configured)
   --help              this text
 `;
 
@@ -53,6 +56,8 @@ export interface TailOptions {
   json: boolean;
   token?: string;
   caFile?: string;
+  /** Over SSE: the client library's idleTimeoutMs (its default when undefined). */
+  idleTimeoutMs?: number;
 }
 
 const TAIL_OPTIONS = {
@@ -66,6 +71,7 @@ const TAIL_OPTIONS = {
   json: { type: "boolean", default: false },
   token: { type: "string" },
   ca: { type: "string" },
+  "idle-timeout": { type: "string" },
   help: { type: "boolean", default: false },
 } as const;
 
@@ -85,6 +91,9 @@ export function parseTailArgs(args: string[], env: Record<string, string | undef
   if (bad !== undefined) throw new UsageError(`--stream: "${bad}" is not a stream: expected ${STREAM_NAME_RULE}`);
   if (values.ca !== undefined && "url" in transport && new URL(transport.url).protocol !== "https:")
     throw new UsageError("--ca: only for an https:// URL");
+  const idleTimeout = values["idle-timeout"];
+  // Over NATS the client library takes a connection that is already made, whose pings find a dead one.
+  if (idleTimeout !== undefined && !("url" in transport)) throw new UsageError("--idle-timeout goes with --url");
   return {
     transport,
     streams,
@@ -93,6 +102,7 @@ export function parseTailArgs(args: string[], env: Record<string, string | undef
     json: values.json,
     token: tokenOf(values.token, env.KUBEMETA_TOKEN, "url" in transport),
     caFile: values.ca,
+    idleTimeoutMs: idleTimeout === undefined ? undefined : valid("--idle-timeout", positiveDuration, idleTimeout),
   };
 }
 

@@ -50,7 +50,7 @@ export async function runTail(args: string[], stop: Promise<void>): Promise<numb
 
   // Before a first NATS connection too: one that hangs is given up on at Ctrl-C, and that is a normal end as well.
   void stop.then(() => done.resolve(0));
-  const { transport, streams, kinds, namespace, token } = options;
+  const { transport, streams, kinds, namespace, token, idleTimeoutMs } = options;
   let nc: NatsConnection | undefined;
   let stopping = false;
   let subscription: Subscription;
@@ -66,6 +66,7 @@ export async function runTail(args: string[], stop: Promise<void>): Promise<numb
       // The URL's credentials, unless a token is given (as over NATS).
       ...(transport.basic !== undefined && token === undefined ? { headers: { Authorization: transport.basic } } : {}),
       fetchInit,
+      idleTimeoutMs,
       ...handlers,
     });
   } else {

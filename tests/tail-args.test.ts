@@ -24,3 +24,21 @@ test("an option that takes one value, given twice, is refused, not the last one 
     json: true,
   });
 });
+
+test("--idle-timeout: a duration as the config writes one, more than 0, within a timer's range, with --url alone", () => {
+  const url = ["--url", "http://127.0.0.1:9"];
+  expect(parseTailArgs([...url, "--idle-timeout", "90s"], {})).toMatchObject({ idleTimeoutMs: 90_000 });
+  expect(parseTailArgs([...url, "--idle-timeout=1.5m"], {})).toMatchObject({ idleTimeoutMs: 90_000 });
+  expect(parseTailArgs(url, {})).toMatchObject({ idleTimeoutMs: undefined });
+  const refused: [string[], string][] = [
+    [
+      [...url, "--idle-timeout", "45"],
+      '--idle-timeout: expected a duration such as "500ms", "10s", "5m", "24h" or "7d"',
+    ],
+    [[...url, "--idle-timeout", "0s"], "--idle-timeout: must be more than 0"],
+    [[...url, "--idle-timeout", "0.2ms"], "--idle-timeout: must be more than 0"],
+    [[...url, "--idle-timeout", "30d"], "--idle-timeout: must be at most 596h (2^31-1 ms: no timer waits longer)"],
+    [["--nats", "nats://127.0.0.1:9", "--cluster", "c", "--idle-timeout", "90s"], "--idle-timeout goes with --url"],
+  ];
+  for (const [args, message] of refused) expect(() => parseTailArgs(args, {})).toThrow(new UsageError(message));
+});

@@ -191,6 +191,21 @@ test(
 );
 
 test(
+  "--idle-timeout: the silence after which a connection is made again, for a server whose heartbeat is longer",
+  async () => {
+    const th = await host({ sinks: [{ type: "sse", heartbeat: "1m" }] });
+    await commit(th, ["ADDED", rawNode("n1")]);
+    const t = tail(["--url", th.url, "--stream", "node/n1", "--idle-timeout", "1.5s"]);
+    await t.until(() => t.stderr.includes("nothing received for 1500 ms; reconnecting"), "the silence cut");
+    // Resumed from where it was: no second reset.
+    await t.until(() => matching(t.lines, /SYNCED +node\/n1/).length === 2, "the second SYNCED");
+    expect(matching(t.lines, /RESET/)).toHaveLength(1);
+    expect(await t.stop("SIGTERM")).toBe(0);
+  },
+  SLOW_MS,
+);
+
+test(
   "bad input: one line on stderr, exit 2",
   async () => {
     const cases: [string[], RegExp, Record<string, string>?][] = [
@@ -210,6 +225,8 @@ test(
         /--nats: the servers' URLs carry different credentials/,
       ],
       [["--url", "http://127.0.0.1:9", "--kinds", "pods"], /--kinds: expected API kinds/],
+      // The other values it refuses: tests/tail-args.test.ts.
+      [["--url", "http://127.0.0.1:9", "--idle-timeout", "45"], /--idle-timeout: expected a duration such as "500ms"/],
       [["--url", "http://127.0.0.1:9/kubemeta?token=secret-q"], /--url: .* has a query or fragment/],
       [["--url", "http://u:secret-u@127.0.0.1:9/kubemeta?token=secret-q"], /--url: .* has a query or fragment/],
       [["--url", "http://u:secret%ZZ@127.0.0.1:9"], /--url: its credentials before @ are not percent-encoded/],
