@@ -4,7 +4,7 @@
  * answer, the connection still open, that says to ask again, rather than the requester's timeout.
  */
 import { expect, test } from "bun:test";
-import { createInbox } from "@nats-io/transport-node";
+import { createInbox, RequestError } from "@nats-io/transport-node";
 import { createLogger } from "../host/logger.ts";
 import { ALL } from "../protocol/streams.ts";
 import { MAX_REQUEST_BYTES, type ReplayChunk } from "../protocol/replay.ts";
@@ -13,6 +13,8 @@ import type { TestHost } from "../testing/index.ts";
 import { holdStateReads, type HeldReads } from "./held-state-reads.ts";
 import { replay } from "./nats-consumer.ts";
 import { natsSuite, nodeNames, rawNode, startNatsHost } from "./nats-fixtures.ts";
+import { startTcpProxy } from "./tcp-proxy.ts";
+import { waitFor } from "../testing/index.ts";
 
 const PREFIX = "kubemeta.queued";
 const REPLAY = `${PREFIX}.replay`;
@@ -72,6 +74,47 @@ test("requests waiting for a slot, or for the log to reach their `from`, are tol
   } finally {
     held.release();
     await th.destroy();
+  }
+}, 30_000);
+
+test("requests on their way to the sink as it unsubscribes at a stop are told to ask again, not dropped", async () => {
+  const { server, nc } = suite;
+  const proxy = startTcpProxy({ hostname: "127.0.0.1", port: server.port });
+  const th = await startNatsHost(server, { sink: { prefix: PREFIX, servers: [`nats://127.0.0.1:${proxy.port}`] } });
+  try {
+    await waitFor(
+      () => th.host.metrics.render().includes('kubemeta_nats_replay_subscribed{sink="nats"} 1'),
+      10_000,
+      "the replay subscription standing",
+    );
+    // The server routes these to the sink; the proxy keeps them from it until the sink has unsubscribed.
+    proxy.hold();
+    const inboxes = [0, 1, 2].map(() => createInbox());
+    const answers = new Map<string, ReplayChunk[]>(inboxes.map((inbox) => [inbox, []]));
+    for (const inbox of inboxes) {
+      nc.subscribe(inbox, { callback: (_, msg) => void answers.get(inbox)!.push(msg.json<ReplayChunk>()) });
+      nc.publish(REPLAY, JSON.stringify({ stream: ALL }), { reply: inbox });
+    }
+    await nc.flush();
+    const stopping = th.host.stop();
+    // Once a request finds no responders, the server has taken the sink's unsubscription.
+    const unsubscribed = () =>
+      nc.request(REPLAY, JSON.stringify({ stream: ALL }), { timeout: 300 }).then(
+        () => false,
+        (error: unknown) => error instanceof RequestError && error.isNoResponders(),
+      );
+    await waitFor(unsubscribed, 10_000, "the replay subscription gone from the server");
+    proxy.release();
+    await stopping;
+    await nc.flush();
+    for (const inbox of inboxes)
+      expect(answers.get(inbox)).toEqual([
+        { epoch: th.host.epoch, seq: 0, updates: [], error: "the NATS sink is stopping; ask again later", last: true },
+      ]);
+  } finally {
+    proxy.release();
+    await th.destroy();
+    proxy.stop();
   }
 }, 30_000);
 

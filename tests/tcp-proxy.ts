@@ -2,7 +2,9 @@
  * A TCP proxy in front of a test server, for one client's network path to it: `partition()` drops every byte both
  * ways (connections stay open and hang, new ones are accepted and hear nothing), as a network partition does to a
  * process whose peer it can no longer reach; `heal()` lets new connections through again and closes the ones the
- * partition hung (their requests were given up meanwhile).
+ * partition hung (their requests were given up meanwhile). `hold()` keeps what the server sends, the connections
+ * open and the client's bytes going through, until `release()` hands it on: what was on its way when the client did
+ * something next arrives after it.
  */
 import type { Socket } from "bun";
 
@@ -17,6 +19,9 @@ interface Link {
   severed: boolean;
 }
 
+/** What the proxy holds back while held: per link, the server's bytes in the order they came. */
+type Held = Map<Link, Uint8Array[]>;
+
 export interface TcpProxy {
   port: number;
   /** Connections accepted so far, partitioned or not. */
@@ -25,6 +30,10 @@ export interface TcpProxy {
   readonly partitioned: boolean;
   partition(): void;
   heal(): void;
+  /** Keeps the server's bytes from the clients from now on (the clients' still go through). */
+  hold(): void;
+  /** Hands on what was held, in order, and forwards as before. */
+  release(): void;
   stop(): void;
 }
 
@@ -44,6 +53,7 @@ function send(socket: Socket<Link> | undefined, queue: Uint8Array[], chunk?: Uin
 
 export function startTcpProxy(target: { hostname: string; port: number }): TcpProxy {
   let partitioned = false;
+  let held: Held | undefined;
   let accepted = 0;
   const links = new Set<Link>();
   const close = (link: Link) => {
@@ -70,7 +80,10 @@ export function startTcpProxy(target: { hostname: string; port: number }): TcpPr
               if (!link.severed) send(upstream, link.toUpstream);
             },
             data(_upstream, chunk) {
-              if (!link.severed) send(link.client, link.toClient, chunk);
+              if (link.severed) return;
+              // Copied: the socket reuses its buffer once this returns.
+              if (held) held.set(link, [...(held.get(link) ?? []), chunk.slice()]);
+              else send(link.client, link.toClient, chunk);
             },
             drain: (upstream) => {
               if (!link.severed) send(upstream, link.toUpstream);
@@ -105,6 +118,15 @@ export function startTcpProxy(target: { hostname: string; port: number }): TcpPr
     heal() {
       partitioned = false;
       for (const link of links) if (link.severed) close(link);
+    },
+    hold() {
+      held ??= new Map();
+    },
+    release() {
+      const released = held;
+      held = undefined;
+      for (const [link, chunks] of released ?? [])
+        for (const chunk of chunks) if (!link.severed) send(link.client, link.toClient, chunk);
     },
     stop() {
       for (const link of links) close(link);

@@ -8,7 +8,7 @@
  * refuses before the PING that follows it.
  */
 import { type Msg, type NatsConnection, PermissionViolationError, type Subscription } from "@nats-io/transport-node";
-import { Backoff, firstAbort, until } from "../../../protocol/retry.ts";
+import { Backoff, firstAbort, TIMED_OUT, until } from "../../../protocol/retry.ts";
 import { type Counter, type Gauge, type Logger, rateLimitedWarn } from "../../../sdk/telemetry.ts";
 import { PERMISSIONS_README } from "./permissions.ts";
 
@@ -16,7 +16,7 @@ export interface ReplaySubscriptionOptions {
   nc: NatsConnection;
   subject: string;
   queue: string;
-  /** Each request; called only while the subscription is not stopped. */
+  /** Each request, until the subscription's stop has drained it. */
   onRequest(msg: Msg): void;
   /** Delays between subscriptions the server refuses: `reconnect.*`'s scale, from a few seconds. */
   backoff: { initialMs: number; maxMs: number };
@@ -35,9 +35,18 @@ export interface ReplaySubscriptionOptions {
 }
 
 export interface ReplaySubscription {
-  /** Unsubscribes, and tries no more; nothing is left waiting (no timer). */
-  stop(): void;
+  /**
+   * Unsubscribes, and tries no more; resolves once the requests the server sent before it took the unsubscription
+   * went to onRequest (a round trip, DRAIN_MS at most), and leaves nothing waiting (no timer).
+   */
+  stop(): Promise<void>;
 }
+
+/**
+ * How long a stop waits for the round trip that ends the subscription's drain: the sink's whole stop waits about as
+ * long for its connection's (nats.ts), and a connection that stalls would otherwise hold it for ever.
+ */
+const DRAIN_MS = 2_000;
 
 /** One subscription made, and what ends it: the server's refusal (its error the reason). */
 interface Made {
@@ -72,7 +81,7 @@ export function keepReplaySubscription(options: ReplaySubscriptionOptions): Repl
       queue: options.queue,
       callback(error, msg) {
         if (error) return refuse(refused, error);
-        if (!stopped.signal.aborted) options.onRequest(msg);
+        options.onRequest(msg);
       },
     });
     return { subscription, refused };
@@ -148,10 +157,16 @@ export function keepReplaySubscription(options: ReplaySubscriptionOptions): Repl
   });
 
   return {
-    stop() {
+    async stop() {
       options.subscribed.set(0, labels);
       stopped.abort();
-      made.subscription.unsubscribe();
+      const { subscription } = made;
+      if (subscription.isClosed()) return;
+      // Unsubscribed at once, the requests already on their way would be dropped on arrival, their requesters left
+      // to their timeouts; drained, they reach onRequest until the server confirms it took the unsubscription.
+      const drained = subscription.drain().catch(() => {});
+      // Not drained in time (a connection down or stalled): gone here all the same.
+      if ((await until(drained, Date.now() + DRAIN_MS, options.session())) === TIMED_OUT) subscription.unsubscribe();
     },
   };
 }

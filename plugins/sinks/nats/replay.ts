@@ -216,13 +216,14 @@ export function serveReplay(options: ResponderOptions): Responder {
   }
 
   function onRequest(msg: Msg) {
-    if (stopping) return;
     const refused = refusedReply(msg.reply, options.prefix);
     if (refused) {
       count("refused");
       return warn("replay request refused, not answered", { reason: refused, reply: msg.reply?.slice(0, 200) });
     }
     const reply = msg.reply!;
+    // On its way when the subscription was drained at a stop: told at once, as those the sink holds are.
+    if (stopping) return refuseAtOnce(reply, STOPPING);
     if (msg.data.length > MAX_REQUEST_BYTES) {
       count("malformed");
       warn("malformed replay request", { bytes: msg.data.length });
@@ -289,7 +290,7 @@ export function serveReplay(options: ResponderOptions): Responder {
       // Those that never got a slot are told at once, while the connection is open, not left to their timeouts.
       for (const entry of waiting) refuseAtOnce(entry.reply, STOPPING);
       waiting = [];
-      subscription.stop();
+      await subscription.stop();
       await Promise.allSettled([...answering, ...parked]);
       await Promise.allSettled([...refusing]);
     },
