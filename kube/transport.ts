@@ -72,7 +72,7 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
       redirect: "manual",
       signal: init.signal,
       ...(hasBody ? { body: JSON.stringify(init.body) } : {}),
-      ...(cluster.proxyUrl ? { proxy: cluster.proxyUrl } : {}),
+      proxy: proxyFor(server, cluster.proxyUrl),
     });
   }
   return {
@@ -87,6 +87,23 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
       working = undefined;
     },
   };
+}
+
+/**
+ * The proxy of a request to `server`, as client-go picks it: the kubeconfig's `proxy-url`; else none for a server on
+ * a loopback address or `localhost`, which Go's `HTTPS_PROXY` handling never proxies and Bun's fetch does (a kind
+ * cluster or `kubectl proxy` on a machine behind a corporate proxy); else the environment's (`HTTPS_PROXY`,
+ * `NO_PROXY`), which Bun's fetch reads.
+ */
+function proxyFor(server: string, proxyUrl: string | undefined): Bun.FetchProxyOption | undefined {
+  if (proxyUrl) return proxyUrl;
+  return URL.canParse(server) && isLoopback(new URL(server).hostname) ? false : undefined;
+}
+
+/** Go's httpproxy's exceptions: `localhost`, and an IP address in 127.0.0.0/8 or `::1` (IPv4-mapped too). */
+function isLoopback(hostname: string): boolean {
+  const host = hostname.replace(/^\[(.*)\]$/, "$1");
+  return host === "localhost" || /^127(\.\d+){3}$/.test(host) || host === "::1" || /^::ffff:7f[0-9a-f]{2}:/.test(host);
 }
 
 /**

@@ -67,8 +67,8 @@ export async function write(path: string, text: string): Promise<string> {
   return path;
 }
 
-/** Runs `fn` with these environment variables (undefined: unset), restored after. */
-export function withEnv<T>(env: Record<string, string | undefined>, fn: () => T): T {
+/** Sets these environment variables (undefined: unset); the returned function puts back what was there. */
+export function setEnv(env: Record<string, string | undefined>): () => void {
   const saved = Object.fromEntries(Object.keys(env).map((key) => [key, process.env[key]]));
   const set = (values: Record<string, string | undefined>) => {
     for (const [key, value] of Object.entries(values)) {
@@ -77,21 +77,35 @@ export function withEnv<T>(env: Record<string, string | undefined>, fn: () => T)
     }
   };
   set(env);
+  return () => set(saved);
+}
+
+/** Runs `fn` with these environment variables (undefined: unset), restored after. */
+export function withEnv<T>(env: Record<string, string | undefined>, fn: () => T): T {
+  const restore = setEnv(env);
   try {
     return fn();
   } finally {
-    set(saved);
+    restore();
   }
 }
 
-/** Loads the kubeconfig and lists namespaces with it: the status the API server answered. */
+/**
+ * Loads the kubeconfig and lists namespaces with it: the status the API server answered. `env` is set until the
+ * answer is in: Bun's fetch reads the proxy's variables at each request.
+ */
 export async function status(
   options: KubeconfigOptions,
   env: Record<string, string | undefined> = {},
 ): Promise<number> {
-  const { kc } = withEnv(env, () => loadKubeConfig(options));
-  const transport = createTransport(kc, () => kc);
-  const response = await transport.get("/api/v1/namespaces", AbortSignal.timeout(5000));
-  await response.body?.cancel();
-  return response.status;
+  const restore = setEnv(env);
+  try {
+    const { kc } = loadKubeConfig(options);
+    const transport = createTransport(kc, () => kc);
+    const response = await transport.get("/api/v1/namespaces", AbortSignal.timeout(5000));
+    await response.body?.cancel();
+    return response.status;
+  } finally {
+    restore();
+  }
 }

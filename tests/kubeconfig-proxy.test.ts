@@ -2,12 +2,13 @@
  * A kubeconfig cluster's `proxy-url` (an HTTP proxy that opens CONNECT tunnels, as a corporate proxy or a bastion
  * does): the source's requests reach the TLS test API server through it with the kubeconfig's CA, token or client
  * certificate, the proxy URL's credentials go to the proxy alone, and a proxy that refuses the tunnel is said as such.
+ * Without one, `HTTPS_PROXY` as client-go reads it: never for a loopback server.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createServer, type Server } from "node:http";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { kubeconfigSuite, status, write } from "./kubeconfig-fixtures.ts";
+import { kubeconfigSuite, setEnv, status, write } from "./kubeconfig-fixtures.ts";
 
 const suite = kubeconfigSuite();
 
@@ -46,12 +47,36 @@ beforeAll(async () => {
   [open, refusing] = await Promise.all([startConnectProxy(200), startConnectProxy(407)]);
 });
 
+function stopProxy({ server }: ConnectProxy): void {
+  server.closeAllConnections();
+  server.close();
+}
+
 afterAll(() => {
-  for (const { server } of [open, refusing]) {
-    server.closeAllConnections();
-    server.close();
-  }
+  for (const proxy of [open, refusing]) stopProxy(proxy);
 });
+
+/**
+ * Runs `run` with a proxy of its own in `HTTPS_PROXY` (and `NO_PROXY` as given; the lower-case and `ALL_PROXY` ones
+ * unset): a tunnel to the API server that another test left in Bun's pool would carry its requests without a CONNECT.
+ */
+async function withEnvProxy(noProxy: string | undefined, run: (proxy: ConnectProxy) => Promise<void>): Promise<void> {
+  const proxy = await startConnectProxy(200);
+  const restore = setEnv({
+    HTTPS_PROXY: `http://127.0.0.1:${proxy.port}`,
+    https_proxy: undefined,
+    ALL_PROXY: undefined,
+    all_proxy: undefined,
+    NO_PROXY: noProxy,
+    no_proxy: undefined,
+  });
+  try {
+    await run(proxy);
+  } finally {
+    restore();
+    stopProxy(proxy);
+  }
+}
 
 /** The test API server's kubeconfig for `auth`, with `proxy-url` in its cluster. */
 function throughProxy(name: string, auth: "token" | "cert", proxyUrl: string): Promise<string> {
@@ -82,4 +107,34 @@ test("a proxy that refuses the tunnel (407) fails the request saying so; nothing
   await expect(status({ kubeconfig })).rejects.toThrow("Proxy refused to open a tunnel: 407");
   expect(refusing.tunnels).toHaveLength(1);
   expect(suite.server.requests()).toEqual({});
+});
+
+test("Bun quirk: fetch sends a request to a loopback address through HTTPS_PROXY, unless NO_PROXY or proxy: false", async () => {
+  const get = async (init: BunFetchRequestInit = {}) => {
+    const response = await fetch(`${suite.server.url}/api/v1/namespaces`, { tls: { ca: suite.server.caPem }, ...init });
+    await response.body?.cancel();
+  };
+  // Direct first: a direct connection in Bun's pool is not one a proxied request takes, so a tunnel is always asked.
+  await withEnvProxy("127.0.0.1", async (proxy) => {
+    await get();
+    expect(proxy.tunnels).toEqual([]);
+  });
+  await withEnvProxy(undefined, async (proxy) => {
+    await get({ proxy: false });
+    expect(proxy.tunnels).toEqual([]);
+    // Go's httpproxy, which client-go and kubectl use, never proxies localhost or a loopback address.
+    await get();
+    expect(proxy.tunnels).toEqual([{ target: new URL(suite.server.url).host, auth: undefined }]);
+  });
+});
+
+test("an API server on a loopback address or localhost is reached directly whatever HTTPS_PROXY says", async () => {
+  for (const host of ["127.0.0.1", "localhost"]) {
+    const yaml = suite.server.kubeconfig("token").replace("https://127.0.0.1:", `https://${host}:`);
+    const kubeconfig = await write(join(suite.dir, `loopback-${host}.yaml`), yaml);
+    await withEnvProxy(undefined, async (proxy) => {
+      expect(await status({ kubeconfig })).toBe(200);
+      expect(proxy.tunnels).toEqual([]);
+    });
+  }
 });
