@@ -90,13 +90,13 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
 }
 
 /**
- * The proxy of a request to `server`, as client-go picks it: the kubeconfig's `proxy-url`; else none for a server on
- * a loopback address or `localhost`, which Go's `HTTPS_PROXY` handling never proxies and Bun's fetch does (a kind
- * cluster or `kubectl proxy` on a machine behind a corporate proxy); else the environment's (`HTTPS_PROXY`,
- * `NO_PROXY`), which Bun's fetch reads.
+ * The proxy of a request to `server`, as client-go picks it: the kubeconfig's `proxy-url` for every request, whatever
+ * `NO_PROXY` lists (Bun's fetch would let it bypass the proxy); else none for a server on a loopback address or
+ * `localhost`, which Go's `HTTPS_PROXY` handling never proxies and Bun's fetch does (a kind cluster or `kubectl proxy`
+ * on a machine behind a corporate proxy); else the environment's (`HTTPS_PROXY`, `NO_PROXY`), which Bun's fetch reads.
  */
 function proxyFor(server: string, proxyUrl: string | undefined): Bun.FetchProxyOption | undefined {
-  if (proxyUrl) return proxyUrl;
+  if (proxyUrl) return { url: proxyUrl, respectNoProxy: false };
   return URL.canParse(server) && isLoopback(new URL(server).hostname) ? false : undefined;
 }
 

@@ -109,7 +109,7 @@ test("a proxy that refuses the tunnel (407) fails the request saying so; nothing
   expect(suite.server.requests()).toEqual({});
 });
 
-test("Bun quirk: fetch sends a request to a loopback address through HTTPS_PROXY, unless NO_PROXY or proxy: false", async () => {
+test("Bun quirk: fetch sends a loopback request through HTTPS_PROXY, unless NO_PROXY or proxy: false", async () => {
   const get = async (init: BunFetchRequestInit = {}) => {
     const response = await fetch(`${suite.server.url}/api/v1/namespaces`, { tls: { ca: suite.server.caPem }, ...init });
     await response.body?.cancel();
@@ -126,6 +126,17 @@ test("Bun quirk: fetch sends a request to a loopback address through HTTPS_PROXY
     await get();
     expect(proxy.tunnels).toEqual([{ target: new URL(suite.server.url).host, auth: undefined }]);
   });
+});
+
+test("the kubeconfig's proxy-url carries requests to a host NO_PROXY lists too, as kubectl's does", async () => {
+  const proxy = await startConnectProxy(200);
+  const kubeconfig = await throughProxy("no-proxy", "token", `http://127.0.0.1:${proxy.port}`);
+  try {
+    expect(await status({ kubeconfig }, { NO_PROXY: "127.0.0.1,localhost", no_proxy: undefined })).toBe(200);
+    expect(proxy.tunnels).toEqual([{ target: new URL(suite.server.url).host, auth: undefined }]);
+  } finally {
+    stopProxy(proxy);
+  }
 });
 
 test("an API server on a loopback address or localhost is reached directly whatever HTTPS_PROXY says", async () => {
