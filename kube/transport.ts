@@ -8,6 +8,7 @@
  */
 import type { RequestOptions } from "node:https";
 import type { KubeConfig } from "@kubernetes/client-node";
+import { redactServer } from "../protocol/subjects.ts";
 import { readCredentialFileSync } from "../sdk/credential-file.ts";
 
 /** What a write sends: a JSON body (serialized here) for POST, PUT and PATCH. */
@@ -21,7 +22,7 @@ export interface KubeRequestInit {
 export type KubeMethod = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
 export interface KubeTransport {
-  /** The API server's base URL. */
+  /** The API server's base URL as a log line may show it: credentials in it hidden (`https://user:***@host`). */
   readonly server: string;
   /** Sends a GET for `pathAndQuery` (e.g. `/api/v1/pods?limit=500`) with the current credentials. */
   get(pathAndQuery: string, signal: AbortSignal): Promise<Response>;
@@ -77,7 +78,7 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
   }
   return {
     get server() {
-      return server;
+      return redactServer(server);
     },
     get: (pathAndQuery, signal) => request("GET", pathAndQuery, { signal }),
     request,

@@ -88,8 +88,8 @@ function userinfoOf(server: string): { scheme: string; userinfo: string; host: s
 }
 
 /**
- * A NATS server URL as kubemeta writes it (logs, errors, messages): credentials in it hidden, `nats://user:***@host`
- * (`nats://***@host` for a token), whatever the rest is.
+ * A server URL as kubemeta writes it (logs, errors, messages), a NATS server's or the API server's: credentials in it
+ * hidden, `nats://user:***@host` (`nats://***@host` for a token), whatever the rest is.
  */
 export function redactServer(server: string): string {
   const parts = userinfoOf(server);
