@@ -1,6 +1,6 @@
 /**
  * What the kubernetes source writes to the log, `/readyz` and `--check` about its API server: never the credentials a
- * kubeconfig's `server:` URL may carry.
+ * kubeconfig's `server:` URL may carry; its failures as `/readyz` says them, without Bun's request URL and hint.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
@@ -68,4 +68,27 @@ test("a server URL with credentials: the log shows it with its password hidden; 
   const check = await runMain(["--check", "--config", config], { cwd: scratch.dir });
   expect(check.code).toBe(0);
   for (const said of [...lines, failing.waiting(), check.stdout, check.stderr]) expect(said).not.toContain(SECRET);
+});
+
+test("a failed request's log line says it as /readyz does: without Bun's request URL and verbose hint", async () => {
+  const { lines, logger } = recordingLogger();
+  const file = join(scratch.dir, "server-name.yaml");
+  await Bun.write(
+    file,
+    server.kubeconfig("token").replace("server: ", "tls-server-name: elsewhere.example.com\n    server: "),
+  );
+  // A paginated LIST (its pages retried on their own) and a resource discovery must find: every retry line.
+  const config = { kubeconfig: file, resources: ["pods", "argoproj.io/v1alpha1/rollouts"], streamingList: "never" };
+  const running = await runSource(new RecordingSink(), config, logger);
+  const retries = ["list page failed; retrying it", "discovery failed; retrying"];
+  const logged = () => lines.map((line) => JSON.parse(line)).filter((line) => retries.includes(line.msg));
+  try {
+    await until(() => retries.every((msg) => logged().some((line) => line.msg === msg)), "both retry lines");
+  } finally {
+    await running.stop();
+  }
+  const said = `ERR_TLS_CERT_ALTNAME_INVALID fetching ${server.url}`;
+  for (const line of logged()) expect(line.error).toEqual({ name: expect.any(String), message: said });
+  expect(running.waiting()).toContain(`argoproj.io/v1alpha1/rollouts (discovery failed: ${said})`);
+  expect(running.waiting()).toContain(`pods: list/watch failing, retrying: ${said}`);
 });

@@ -10,6 +10,7 @@
 import { Backoff, sleep } from "../../../protocol/retry.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
 import { ApiError } from "../../../kube/status.ts";
+import { errorText, loggedError } from "./readiness.ts";
 import { retryDelay, unlessStopped, type Requester } from "./request.ts";
 import { groupVersionPath, gvrText, type ResourceRef, type ResourceType } from "./resources.ts";
 
@@ -87,8 +88,8 @@ export async function whenServed(options: WhenServedOptions, signal: AbortSignal
       if (signal.aborted) break;
       unservedSince = undefined;
       delayMs = retryDelay(err, failures).delayMs;
-      logger.warn("discovery failed; retrying", { resource: name, error: err, delayMs });
-      waiting(`${name} (discovery failed: ${(err as Error).message})`);
+      logger.warn("discovery failed; retrying", { resource: name, error: loggedError(err), delayMs });
+      waiting(`${name} (discovery failed: ${errorText(err)})`);
     }
     if (!told && unservedSince !== undefined && performance.now() - unservedSince >= options.interval.initialMs) {
       told = await tell(options, signal);

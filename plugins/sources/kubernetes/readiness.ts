@@ -63,11 +63,27 @@ export class SourceReadiness {
  * so resources failing alike would each get a part of their own in /readyz. The server's origin is what tells an
  * operator something; the hint is for whoever calls fetch.
  */
-export function withoutUrl(message: string): string {
+function withoutUrl(message: string): string {
   return message.replace(
     / fetching "([^"]*)"\.?(?: For more information, pass `verbose: true` in the second argument to fetch\(\))?/,
     (_all, url: string) => ` fetching ${URL.canParse(url) ? new URL(url).origin : url}`,
   );
+}
+
+/**
+ * A failed request as /readyz and the log say it: its message without the URL Bun's fetch puts in it (withoutUrl),
+ * after its code where the message does not say it (Bun's `self signed certificate` is DEPTH_ZERO_SELF_SIGNED_CERT).
+ */
+export function errorText(err: unknown): string {
+  const { code, message }: { code?: unknown; message?: unknown } = typeof err === "object" && err !== null ? err : {};
+  const said = typeof message === "string" && message !== "" ? withoutUrl(message) : undefined;
+  if (typeof code === "string" && !said?.includes(code)) return said ? `${code}: ${said}` : code;
+  return said ?? String(err);
+}
+
+/** A log line's `error` field: the error's name, and its message as errorText says it. */
+export function loggedError(err: unknown): { name: string; message: string } {
+  return { name: err instanceof Error ? err.name : typeof err, message: errorText(err) };
 }
 
 /**

@@ -13,7 +13,7 @@ import { apiVersionOf, collectionPath, selectorParams, type ResourceType, type S
 import type { SourceMetrics } from "./telemetry.ts";
 import { consumeWatch, StreamingListIgnored, type WatchResult } from "./watch.ts";
 import type { ParseThreads } from "./parse-threads.ts";
-import { explained, withoutUrl } from "./readiness.ts";
+import { errorText, explained, loggedError } from "./readiness.ts";
 
 export type StreamingListMode = "auto" | "always" | "never";
 
@@ -234,7 +234,7 @@ export class Reflector {
         request.continuation = false;
         if (signal.aborted || !transient(err)) throw err;
         const { delayMs } = retryDelay(err, this.backoff);
-        this.logger.warn("list page failed; retrying it", { error: err, delayMs });
+        this.logger.warn("list page failed; retrying it", { error: loggedError(err), delayMs });
         this.failed(err);
         await sleep(delayMs, signal);
       }
@@ -260,7 +260,7 @@ export class Reflector {
     }
     const { delayMs, reason } = retryDelay(err, this.backoff);
     this.restarted(reason);
-    this.logger.warn("list/watch failed; retrying", { error: err, reason, delayMs });
+    this.logger.warn("list/watch failed; retrying", { error: loggedError(err), reason, delayMs });
     this.failed(err);
     await sleep(delayMs, signal);
   }
@@ -268,11 +268,7 @@ export class Reflector {
   /** Until synced, the last error is why the resource is not ready: connection refused, 401, a TLS failure… */
   private failed(err: unknown) {
     if (this.synced) return;
-    const { code, message: said } = err as { code?: unknown; message?: string };
-    const message = said && withoutUrl(said);
-    // Bun's fetch says only "Unable to connect…" in its message; its code says why (ECONNREFUSED).
-    const detail = typeof code === "string" && !message?.includes(code) ? `${code}: ${message}` : message;
-    this.deps.failing?.(`list/watch failing, retrying: ${detail ?? String(err)}`);
+    this.deps.failing?.(`list/watch failing, retrying: ${errorText(err)}`);
   }
 
   private restarted(reason: string) {
