@@ -86,49 +86,76 @@ export function rateLimitedWarn(logger: Logger, everyMs = LOG_EVERY_MS): (msg: s
   return rateLimited(logger, "warn", everyMs);
 }
 
-/**
- * rateLimitedWarn at `level`: an error that can come with every update (one too large to publish) is one too. A call
- * may name its own level (an outage's first failure is an error, its repeats warnings: outageLog).
- */
+/** rateLimitedWarn at `level`: an error that can come with every update (one too large to publish) is one too. */
 export function rateLimited(
   logger: Logger,
   level: "warn" | "error",
   everyMs = LOG_EVERY_MS,
-): (msg: string, fields: LogFields, at?: "warn" | "error") => void {
+): (msg: string, fields: LogFields) => void {
   const kinds = new Map<string, { at: number; unlogged: number }>();
-  return (msg, fields, at = level) => {
+  return (msg, fields) => {
     const now = Date.now();
     const kind = kinds.get(msg);
     if (kind && now - kind.at < everyMs) {
       kind.unlogged++;
       return;
     }
-    logger[at](msg, kind?.unlogged ? { ...fields, unlogged: kind.unlogged } : fields);
+    logger[level](msg, kind?.unlogged ? { ...fields, unlogged: kind.unlogged } : fields);
     kinds.set(msg, { at: now, unlogged: 0 });
   };
 }
 
 export interface OutageLog {
-  /** One more failed attempt: the outage's first is an error, the others a warning at most once an interval. */
-  failed(fields: LogFields): void;
+  /**
+   * One more failed attempt: the outage's first at its `first` level, the others a warning at most once an interval
+   * and a debug line otherwise. A `cause` (a short key: an HTTP status, an error code) not seen yet in this outage is
+   * a warning at once: what fails may change while the outage lasts (the server back, the token refused).
+   */
+  failed(fields: LogFields, cause?: string): void;
   /** An attempt worked: after failures, one info line says how long they lasted and how many there were. */
   succeeded(): void;
 }
 
+export interface OutageLogOptions {
+  /** The level of an outage's first failure: `error` by default. */
+  first?: "warn" | "error";
+  /** The interval between two warnings of one outage. */
+  everyMs?: number;
+}
+
 /**
- * The log of something retried until it works, such as a store away for minutes: an error when it first fails, then
- * a warning at most once an interval (rateLimited) with `failedAttempts` so far, and `recovered` at info once it works
- * again, with `downMs` and `failedAttempts`. An error per attempt would flood the log for as long as the outage lasts.
+ * The log of something retried until it works, such as a store away for minutes: an error (or `first`) when it first
+ * fails, then a warning at most once an interval with `failedAttempts` so far and `unlogged` (the failures since the
+ * last warning, each a debug line), and `recovered` at info once it works again, with `downMs` and `failedAttempts`.
+ * A line per attempt would flood the log for as long as the outage lasts.
  */
-export function outageLog(logger: Logger, msg: string, recovered: string, everyMs = LOG_EVERY_MS): OutageLog {
-  let outage: { since: number; failedAttempts: number; log: ReturnType<typeof rateLimited> } | undefined;
+export function outageLog(logger: Logger, msg: string, recovered: string, options: OutageLogOptions = {}): OutageLog {
+  const { first = "error", everyMs = LOG_EVERY_MS } = options;
+  let outage:
+    | { since: number; failedAttempts: number; warnedAt: number; unlogged: number; causes: Set<string> }
+    | undefined;
   return {
-    failed(fields) {
-      // A limiter per outage: the first failure of the next one is an error again, however soon it comes.
-      outage ??= { since: Date.now(), failedAttempts: 0, log: rateLimited(logger, "warn", everyMs) };
+    failed(fields, cause) {
+      const now = Date.now();
+      // Each outage on its own: the first failure of the next one is logged at `first` again, however soon it comes.
+      if (!outage) {
+        outage = { since: now, failedAttempts: 1, warnedAt: now, unlogged: 0, causes: new Set() };
+        if (cause !== undefined) outage.causes.add(cause);
+        logger[first](msg, fields);
+        return;
+      }
       outage.failedAttempts++;
-      const first = outage.failedAttempts === 1;
-      outage.log(msg, first ? fields : { ...fields, failedAttempts: outage.failedAttempts }, first ? "error" : "warn");
+      const newCause = cause !== undefined && !outage.causes.has(cause);
+      if (cause !== undefined) outage.causes.add(cause);
+      const counted = { ...fields, failedAttempts: outage.failedAttempts };
+      if (!newCause && now - outage.warnedAt < everyMs) {
+        outage.unlogged++;
+        logger.debug(msg, counted);
+        return;
+      }
+      logger.warn(msg, outage.unlogged > 0 ? { ...counted, unlogged: outage.unlogged } : counted);
+      outage.warnedAt = now;
+      outage.unlogged = 0;
     },
     succeeded() {
       if (!outage) return;

@@ -121,7 +121,8 @@ beforeAll(async () => {
       changes: th.changes,
       requester: api,
       metrics: sourceMetrics(createMetrics()),
-      logger: createLogger({ level: "warn", write: (l) => sourceLines.push(l) }),
+      // Debug: a failure that repeats the one before it in a run is a debug line (readiness.ts, retryLog).
+      logger: createLogger({ level: "debug", write: (l) => sourceLines.push(l) }),
       onSynced: () => {},
     },
   );

@@ -1,7 +1,7 @@
 /**
  * outageLog (sdk/telemetry.ts), the log of a store away for minutes: its first failure an error, the repeats a warning
  * at most once an interval with the attempts failed so far, one line once it works again; the next outage is an error
- * again, however soon it comes.
+ * again, however soon it comes. The kubernetes source's retries take it with a warning first and causes.
  */
 import { expect, test } from "bun:test";
 import { createLogger } from "../host/logger.ts";
@@ -12,7 +12,7 @@ test("an outage: one error, then a warning per interval with the failed attempts
   const logged: Logged[] = [];
   const logger = createLogger({ write: (line) => void logged.push(JSON.parse(line) as Logged) });
   const everyMs = 50;
-  const log = outageLog(logger, "commit failed", "commits work again", everyMs);
+  const log = outageLog(logger, "commit failed", "commits work again", { everyMs });
   const began = Date.now();
   for (let i = 0; i < 3; i++) log.failed({ attempt: i + 1 });
   // The interval is what is waited for: the next failure after it is the warning.
@@ -37,4 +37,26 @@ test("an outage: one error, then a warning per interval with the failed attempts
   ]);
   expect(logged[2]!.downMs).toBeGreaterThanOrEqual(everyMs);
   expect(logged[2]!.downMs).toBeLessThanOrEqual(Date.now() - began);
+});
+
+test("first: warn; the repeats between warnings at debug; a cause new to the outage a warning at once", () => {
+  const logged: Logged[] = [];
+  const logger = createLogger({ level: "debug", write: (line) => void logged.push(JSON.parse(line) as Logged) });
+  const log = outageLog(logger, "watch failed", "watching again", { first: "warn", everyMs: 60_000 });
+  for (const cause of ["500", "500", "403", "500", "403"]) log.failed({ cause }, cause);
+  log.succeeded();
+  const lines = logged.map(({ level, cause, failedAttempts, unlogged }) => ({
+    level,
+    cause,
+    failedAttempts,
+    unlogged,
+  }));
+  expect(lines).toEqual([
+    { level: "warn", cause: "500", failedAttempts: undefined, unlogged: undefined },
+    { level: "debug", cause: "500", failedAttempts: 2, unlogged: undefined },
+    { level: "warn", cause: "403", failedAttempts: 3, unlogged: 1 },
+    { level: "debug", cause: "500", failedAttempts: 4, unlogged: undefined },
+    { level: "debug", cause: "403", failedAttempts: 5, unlogged: undefined },
+    { level: "info", cause: undefined, failedAttempts: 5, unlogged: undefined },
+  ]);
 });

@@ -1,12 +1,13 @@
 /**
  * What the kubernetes source writes to the log, `/readyz` and `--check` about its API server: never the credentials a
- * kubeconfig's `server:` URL may carry; its failures as `/readyz` says them, without Bun's request URL and hint.
+ * kubeconfig's `server:` URL may carry; its failures as `/readyz` says them, without Bun's request URL and hint; a
+ * run of failures as one warning, a warning more for each new cause, and one line once it works again.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { createLogger } from "../host/logger.ts";
 import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
-import { populate } from "../simulator/population.ts";
+import { makePod, populate } from "../simulator/population.ts";
 import { runMain } from "./reliability-process.ts";
 import { RecordingSink, runSource, scratchDir, until } from "./source-kubernetes-recorder.ts";
 
@@ -91,4 +92,57 @@ test("a failed request's log line says it as /readyz does: without Bun's request
   for (const line of logged()) expect(line.error).toEqual({ name: expect.any(String), message: said });
   expect(running.waiting()).toContain(`argoproj.io/v1alpha1/rollouts (discovery failed: ${said})`);
   expect(running.waiting()).toContain(`pods: list/watch failing, retrying: ${said}`);
+});
+
+test("a run of failed attempts: a warning, repeats at debug, one for a new cause, one line once it works", async () => {
+  const { lines, logger } = recordingLogger();
+  server.failNext({ verb: "list", resource: "pods", status: 500, count: 3 });
+  server.failNext({ verb: "watch", resource: "pods", status: 500, count: 3 });
+  server.failNext({ verb: "watch", resource: "pods", status: 403 });
+  server.failNext({ verb: "discovery", resource: "/apis/argoproj.io/v1alpha1", status: 500, count: 3 });
+  const config = { kubeconfig: await credentialsInUrl("runs"), resources: ["pods", "argoproj.io/v1alpha1/rollouts"] };
+  const running = await runSource(new RecordingSink(), { ...config, streamingList: "never" }, logger);
+  const logged = () =>
+    lines
+      .map((line) => JSON.parse(line))
+      .filter((line) => /failed; retrying| works? again/.test(line.msg))
+      .map(({ level, msg, resource, failedAttempts, unlogged }) => ({
+        level,
+        msg,
+        resource,
+        failedAttempts,
+        unlogged,
+      }));
+  const recovered = (msg: string) => logged().some((line) => line.msg === msg);
+  try {
+    await until(() => recovered("list pages work again"), "the list once its pages are answered");
+    // The watch that works again after its failures delivers this pod.
+    server.create(makePod({ name: "after-the-failures", namespace: "default", node: "ip-10-0-0-1" }));
+    await until(() => recovered("list/watch works again") && recovered("discovery works again"), "both recoveries");
+  } finally {
+    await running.stop();
+  }
+  const run = (msg: string, recovery: string, resource: string, levels: string[]) => [
+    ...levels.map((level, i) => ({
+      level,
+      msg,
+      resource,
+      failedAttempts: i === 0 ? undefined : i + 1,
+      unlogged: level === "warn" && i > 1 ? i - 1 : undefined,
+    })),
+    { level: "info", msg: recovery, resource, failedAttempts: levels.length, unlogged: undefined },
+  ];
+  const of = (resource: string) => logged().filter((line) => line.resource === resource);
+  expect(of("pods")).toEqual([
+    ...run("list page failed; retrying it", "list pages work again", "pods", ["warn", "debug", "debug"]),
+    // The 403 is a cause the run has not had yet: a warning at once, saying how many were left out.
+    ...run("list/watch failed; retrying", "list/watch works again", "pods", ["warn", "debug", "debug", "warn"]),
+  ]);
+  expect(of("argoproj.io/v1alpha1/rollouts")).toEqual(
+    run("discovery failed; retrying", "discovery works again", "argoproj.io/v1alpha1/rollouts", [
+      "warn",
+      "debug",
+      "debug",
+    ]),
+  );
 });

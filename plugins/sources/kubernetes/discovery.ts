@@ -10,7 +10,7 @@
 import { Backoff, sleep } from "../../../protocol/retry.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
 import { ApiError } from "../../../kube/status.ts";
-import { errorText, loggedError } from "./readiness.ts";
+import { errorText, retryLog } from "./readiness.ts";
 import { retryDelay, unlessStopped, type Requester } from "./request.ts";
 import { groupVersionPath, gvrText, type ResourceRef, type ResourceType } from "./resources.ts";
 
@@ -64,6 +64,7 @@ export async function whenServed(options: WhenServedOptions, signal: AbortSignal
   // Equal jitter: looks at least half the interval apart, yet out of step with other kubemetas.
   const polls = new Backoff({ ...options.interval, jitter: "equal" });
   const failures = new Backoff(options.backoff);
+  const retries = retryLog(logger.child({ resource: name }), "discovery failed; retrying", "discovery works again");
   let waited = false;
   /** When the first of the looks in a row that found the resource not served answered. */
   let unservedSince: number | undefined;
@@ -72,6 +73,7 @@ export async function whenServed(options: WhenServedOptions, signal: AbortSignal
     let delayMs: number;
     try {
       const found = await discover(ref, requester, signal);
+      retries.succeeded();
       if (typeof found !== "string") {
         waiting(undefined);
         if (waited) logger.info("the API server serves the resource now", { resource: name });
@@ -88,7 +90,7 @@ export async function whenServed(options: WhenServedOptions, signal: AbortSignal
       if (signal.aborted) break;
       unservedSince = undefined;
       delayMs = retryDelay(err, failures).delayMs;
-      logger.warn("discovery failed; retrying", { resource: name, error: loggedError(err), delayMs });
+      retries.failed(err, { delayMs });
       waiting(`${name} (discovery failed: ${errorText(err)})`);
     }
     if (!told && unservedSince !== undefined && performance.now() - unservedSince >= options.interval.initialMs) {

@@ -5,6 +5,7 @@
  * Once every resource has synced, `ctx.synced()`.
  */
 import type { SourceContext } from "../../../sdk/contract.ts";
+import { type LogFields, type Logger, outageLog } from "../../../sdk/telemetry.ts";
 import { ApiError } from "../../../kube/status.ts";
 import type { Scope } from "./resources.ts";
 
@@ -82,8 +83,40 @@ export function errorText(err: unknown): string {
 }
 
 /** A log line's `error` field: the error's name, and its message as errorText says it. */
-export function loggedError(err: unknown): { name: string; message: string } {
+function loggedError(err: unknown): { name: string; message: string } {
   return { name: err instanceof Error ? err.name : typeof err, message: errorText(err) };
+}
+
+/** What kind of failure an error is, to tell a new cause from a repeat: its HTTP status, its code, or its name. */
+function causeOf(err: unknown): string {
+  if (err instanceof ApiError) return String(err.code);
+  const code = typeof err === "object" && err !== null ? (err as { code?: unknown }).code : undefined;
+  if (typeof code === "string") return code;
+  return err instanceof Error ? err.name : typeof err;
+}
+
+/** Between two warnings of one run of failures of one request (a resource's list/watch, its pages, its discovery). */
+const RETRY_WARNING_EVERY_MS = 5 * 60_000;
+
+export interface RetryLog {
+  /** One more failed attempt (its error, and fields such as the delay before the next). */
+  failed(err: unknown, fields: LogFields): void;
+  /** An attempt worked: after failures, one info line, `recovered`. */
+  succeeded(): void;
+}
+
+/**
+ * The log of a request the source retries until it works: the first failure of a run a warning, and each cause
+ * (status, code) that comes later in the run, then a warning every 5 minutes with the attempts failed so far, each
+ * other failure a debug line; `recovered` at info once it works again. The API server away for an hour would
+ * otherwise write a warning per resource per backoff step (30 s at most) for as long.
+ */
+export function retryLog(logger: Logger, msg: string, recovered: string): RetryLog {
+  const outage = outageLog(logger, msg, recovered, { first: "warn", everyMs: RETRY_WARNING_EVERY_MS });
+  return {
+    failed: (err, fields) => outage.failed({ error: loggedError(err), ...fields }, causeOf(err)),
+    succeeded: () => outage.succeeded(),
+  };
 }
 
 /**

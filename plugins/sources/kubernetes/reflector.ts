@@ -13,7 +13,7 @@ import { apiVersionOf, collectionPath, selectorParams, type ResourceType, type S
 import type { SourceMetrics } from "./telemetry.ts";
 import { consumeWatch, StreamingListIgnored, type WatchResult } from "./watch.ts";
 import type { ParseThreads } from "./parse-threads.ts";
-import { errorText, explained, loggedError } from "./readiness.ts";
+import { errorText, explained, type RetryLog, retryLog } from "./readiness.ts";
 
 export type StreamingListMode = "auto" | "always" | "never";
 
@@ -63,6 +63,9 @@ export class Reflector {
   /** Whether a watch delivered since the last relist: the first relist of a run is at once too. */
   private watchDelivered = true;
   private readonly logger: Logger;
+  /** The log of failed lists and watches, and of list pages retried on their own. */
+  private readonly retries: RetryLog;
+  private readonly pageRetries: RetryLog;
 
   constructor(
     private readonly config: ReflectorConfig,
@@ -73,6 +76,8 @@ export class Reflector {
     this.backoff = new Backoff(config.backoff);
     this.relistBackoff = new Backoff(config.backoff);
     this.logger = deps.logger.child({ resource: config.type.resource });
+    this.retries = retryLog(this.logger, "list/watch failed; retrying", "list/watch works again");
+    this.pageRetries = retryLog(this.logger, "list page failed; retrying it", "list pages work again");
   }
 
   /**
@@ -83,7 +88,7 @@ export class Reflector {
     while (!signal.aborted) {
       try {
         const result = await this.cycle(signal);
-        if (result.progressed) this.backoff.reset();
+        if (result.progressed) this.worked();
         else if (result.elapsedMs < SHORT_WATCH_MS) throw new Error("the watch ended at once without events");
         if (result.overdue) this.logger.warn("the API server kept a watch open past its timeout; watching again");
         this.restarted(result.overdue ? "overdue" : "end");
@@ -158,7 +163,7 @@ export class Reflector {
         if (this.resourceVersion !== undefined) this.watchDelivered = true;
         this.resourceVersion = rv;
         // A watch that delivers is a success: the failure that ends it is the first in a row, not the next one.
-        this.backoff.reset();
+        this.worked();
       },
       onSynced: () => this.markSynced(),
     });
@@ -198,7 +203,7 @@ export class Reflector {
         } while (token);
         await unlessStopped(relist.end(resourceVersion), signal);
         this.markSynced();
-        this.backoff.reset();
+        this.worked();
         return resourceVersion;
       } catch (err) {
         relist.abort();
@@ -229,12 +234,14 @@ export class Reflector {
     };
     for (;;) {
       try {
-        return await this.deps.requester.json<ListPage>(request, signal);
+        const page = await this.deps.requester.json<ListPage>(request, signal);
+        this.pageRetries.succeeded();
+        return page;
       } catch (err) {
         request.continuation = false;
         if (signal.aborted || !transient(err)) throw err;
         const { delayMs } = retryDelay(err, this.backoff);
-        this.logger.warn("list page failed; retrying it", { error: loggedError(err), delayMs });
+        this.pageRetries.failed(err, { delayMs });
         this.failed(err);
         await sleep(delayMs, signal);
       }
@@ -260,7 +267,7 @@ export class Reflector {
     }
     const { delayMs, reason } = retryDelay(err, this.backoff);
     this.restarted(reason);
-    this.logger.warn("list/watch failed; retrying", { error: loggedError(err), reason, delayMs });
+    this.retries.failed(err, { reason, delayMs });
     this.failed(err);
     await sleep(delayMs, signal);
   }
@@ -269,6 +276,12 @@ export class Reflector {
   private failed(err: unknown) {
     if (this.synced) return;
     this.deps.failing?.(`list/watch failing, retrying: ${errorText(err)}`);
+  }
+
+  /** A watch delivered or a list completed: the next failure is the first of a run. */
+  private worked() {
+    this.backoff.reset();
+    this.retries.succeeded();
   }
 
   private restarted(reason: string) {
