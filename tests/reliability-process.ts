@@ -24,6 +24,16 @@ export const IMAGE_ALLOCATOR: Readonly<Record<string, string>> = Object.fromEntr
   Object.entries(IMAGE_ENV).filter(([name]) => name.startsWith("MIMALLOC_")),
 );
 
+/**
+ * setpriv's arguments, when the tests run as root, to run kubemeta as root without the capabilities that override
+ * file permissions: denied as any owner would be, while it still reads the checkout wherever it lies (another user,
+ * nobody, may not reach a checkout under a private directory). Empty when the tests run as another user.
+ */
+export const OBEYING_FILE_MODES: readonly string[] =
+  process.getuid?.() === 0 ? ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] : [];
+/** Whether OBEYING_FILE_MODES cannot be had here (root without setpriv): tests of file modes skip. */
+export const FILE_MODES_IGNORED = OBEYING_FILE_MODES.length > 0 && Bun.which("setpriv") === null;
+
 /** Everything a stream has written so far, read in the background. */
 export class Output {
   text = "";

@@ -5,11 +5,11 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { existsSync } from "node:fs";
-import { rm } from "node:fs/promises";
+import { existsSync, readdirSync } from "node:fs";
+import { chmod, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { tempDir } from "../testing/index.ts";
-import { exitWithin, MAIN, Output } from "./reliability-process.ts";
+import { exitWithin, FILE_MODES_IGNORED, MAIN, OBEYING_FILE_MODES, Output } from "./reliability-process.ts";
 
 const dirs: string[] = [];
 afterAll(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
@@ -24,15 +24,19 @@ async function run(url: string, args: string[], port = 0, prepare?: (dir: string
     `cluster: { name: prod-eu }\nstore: { type: libsql, url: "${url.replace("<dir>", dir)}" }\n` +
       `http: { address: 127.0.0.1, port: ${port} }\n`,
   );
-  const child = Bun.spawn([process.execPath, "run", MAIN, "--config", "kubemeta.yaml", ...args], {
+  const { child, stdout, stderr } = spawnIn(dir, args);
+  const code = await exitWithin(child, 20_000);
+  return { code, stdout: await stdout.all(), stderr: await stderr.all(), dir };
+}
+
+/** main.ts on the kubemeta.yaml in `dir`, behind `wrap` (setpriv): the child, and its output as it comes. */
+function spawnIn(dir: string, args: string[], wrap: readonly string[] = []) {
+  const child = Bun.spawn([...wrap, process.execPath, "run", MAIN, ...args, "--config", "kubemeta.yaml"], {
     cwd: dir,
     stdout: "pipe",
     stderr: "pipe",
   });
-  const stdout = new Output(child.stdout);
-  const stderr = new Output(child.stderr);
-  const code = await exitWithin(child, 20_000);
-  return { code, stdout: await stdout.all(), stderr: await stderr.all(), dir };
+  return { child, stdout: new Output(child.stdout), stderr: new Output(child.stderr) };
 }
 
 for (const [what, url, cause] of [
@@ -145,3 +149,71 @@ test("a port that is taken: one error line naming address, port and cause, exit 
     taken.stop(true);
   }
 });
+
+/**
+ * A store made, then `spoil`ed (as root) so that kubemeta may not write it: a start and new-epoch are refused, the
+ * cause after the store's name matching `said`, and leave nothing beside the store; after `fix`, the next start serves
+ * it (and stops cleanly).
+ */
+async function refusedUntilFixed(spoil: (data: string) => Promise<void>, said: RegExp, fix: typeof spoil) {
+  const { code, dir } = await run("file:./data/kubemeta.db", ["--check"]);
+  expect(code).toBe(0);
+  const data = join(dir, "data");
+  await spoil(data);
+  const before = readdirSync(data).sort();
+  const refusal = `cannot open \\./data/kubemeta\\.db: ${said.source}`;
+  const refused = spawnIn(dir, [], OBEYING_FILE_MODES);
+  expect(await exitWithin(refused.child, 20_000)).toBe(1);
+  await refused.stdout.all();
+  const [line] = refused.stdout.lines("store cannot be opened");
+  expect((line?.error as { message?: string } | undefined)?.message).toMatch(new RegExp(`^${refusal}`));
+  const renewal = spawnIn(dir, ["new-epoch"], OBEYING_FILE_MODES);
+  expect(await exitWithin(renewal.child, 20_000)).toBe(1);
+  expect(await renewal.stderr.all()).toMatch(new RegExp(`^kubemeta: new-epoch: ${refusal}`));
+  expect(readdirSync(data).sort()).toEqual(before);
+
+  await fix(data);
+  const served = spawnIn(dir, [], OBEYING_FILE_MODES);
+  try {
+    await served.stdout.waitFor(/"msg":"writing to the store"/, 20_000);
+  } finally {
+    served.child.kill("SIGTERM");
+  }
+  expect(await exitWithin(served.child, 20_000)).toBe(0);
+}
+
+test.skipIf(FILE_MODES_IGNORED)(
+  "a store file read-only to kubemeta (0444): start and new-epoch refused naming it, nothing left; then served",
+  () =>
+    refusedUntilFixed(
+      (data) => chmod(join(data, "kubemeta.db"), 0o444),
+      /kubemeta cannot write it \(EACCES: /,
+      (data) => chmod(join(data, "kubemeta.db"), 0o644),
+    ),
+  60_000,
+);
+
+test.skipIf(FILE_MODES_IGNORED)(
+  "a store whose directory kubemeta may not write: start and new-epoch refused naming the directory, then served",
+  () =>
+    refusedUntilFixed(
+      (data) => chmod(data, 0o555),
+      /its directory \.\/data cannot be written \(EACCES: /,
+      (data) => chmod(data, 0o755),
+    ),
+  60_000,
+);
+
+test.skipIf(FILE_MODES_IGNORED)(
+  "a read-only -shm left beside a writable store (by an earlier kubemeta): refused naming it and what to do",
+  () =>
+    refusedUntilFixed(
+      async (data) => {
+        await Bun.write(join(data, "kubemeta.db-shm"), new Uint8Array(32_768));
+        await chmod(join(data, "kubemeta.db-shm"), 0o444);
+      },
+      /\.\/data\/kubemeta\.db-shm cannot be written \(EACCES: .*delete it/,
+      (data) => rm(join(data, "kubemeta.db-shm")),
+    ),
+  60_000,
+);

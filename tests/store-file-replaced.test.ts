@@ -20,7 +20,7 @@ import { tempDir, waitFor } from "../testing/index.ts";
 import { clusterChecks } from "./cluster-checks.ts";
 import { cleanups, runCleanups, setup, type Kubemeta } from "./faults-cluster.ts";
 import { startNatsServer } from "./nats-server.ts";
-import { exitWithin } from "./reliability-process.ts";
+import { exitWithin, FILE_MODES_IGNORED, OBEYING_FILE_MODES } from "./reliability-process.ts";
 import { batch, run } from "./store-libsql-setup.ts";
 import { json, SseConnection } from "./sse-client.ts";
 
@@ -208,20 +208,12 @@ test("the store's file deleted during a shutdown, before the store closes: exit 
   await expectStopped(kubemeta, new RegExp(`${db} was deleted`));
 }, 60_000);
 
-/**
- * setpriv's arguments, when the tests run as root, to run kubemeta as root without the capabilities that override
- * file permissions: denied as any owner would be, while it still reads the checkout wherever it lies (another user,
- * nobody, may not reach a checkout under a private directory).
- */
-const WITHOUT_DAC_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"];
-const asRoot = process.getuid?.() === 0;
-
-test.skipIf(asRoot && !Bun.which("setpriv"))(
+test.skipIf(FILE_MODES_IGNORED)(
   "its data directory denied to kubemeta: a warning, it goes on; allowed again, its WAL gone stops it",
   async () => {
     const env = await setup();
     const data = join(env.dir, "data");
-    const kubemeta = await env.start(asRoot ? WITHOUT_DAC_OVERRIDE : []);
+    const kubemeta = await env.start([...OBEYING_FILE_MODES]);
     await env.ready();
 
     await chmod(data, 0o000);

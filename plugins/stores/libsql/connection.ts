@@ -23,6 +23,7 @@ import { releaseClosedConnections } from "./release.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
 import { startCheckpointer, WAL_RESTART_BYTES } from "./checkpointer.ts";
 import { startWriterThread, type Writer, type WriterSetup } from "./writer.ts";
+import { unwritableProblem } from "./writable.ts";
 import { TIMED_OUT, until } from "../../../protocol/retry.ts";
 
 /** How long a statement waits for another process's lock before failing with SQLITE_BUSY. */
@@ -183,6 +184,9 @@ export async function openConnections(url: string, logger: Logger, remote: Remot
         : `cannot create the directory of ${path}: ${message}`,
     );
   }
+  // Before SQLite opens anything: what it would open read-only and leave files beside (writable.ts).
+  const unwritable = unwritableProblem(path);
+  if (unwritable) throw new Error(`cannot open ${path}: ${unwritable}`);
   let journalMode = "";
   const setup: WriterSetup = async (execute, restarted) => {
     if (restarted) logger.warn("the store's writer thread failed; a new one took over the connection", { path });

@@ -1,0 +1,56 @@
+/**
+ * Whether kubemeta may write a `file:` store's files, asked before SQLite opens any of them. SQLite opens a file it
+ * may not write read-only without a word, and creates the WAL and its index (`-wal`, `-shm`) with the database's own
+ * mode: a start on a read-only file failed at its first write (`attempt to write a readonly database`, naming
+ * nothing) and left a read-only `-shm` behind it, which failed the next start the same way once the file's mode was
+ * fixed. Asked first, nothing is opened, so nothing is left; a `-shm` or `-wal` that such a start left (an earlier
+ * kubemeta's, a tool's) is named with what to do about it.
+ */
+import { accessSync, constants } from "node:fs";
+import { basename, dirname } from "node:path";
+
+/** The code of the refusal to access `path` in `mode` (EACCES, EROFS…); "missing" when nothing is there. */
+function refusal(path: string, mode: number): string | undefined {
+  try {
+    accessSync(path, mode);
+    return undefined;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? "unknown";
+    return code === "ENOENT" ? "missing" : code;
+  }
+}
+
+function why(code: string): string {
+  if (code === "EROFS") return "EROFS: a read-only file system";
+  const uid = process.getuid?.();
+  return `${code}: its mode or owner${uid === undefined ? "" : `; kubemeta runs as uid ${uid}`}`;
+}
+
+/**
+ * Why kubemeta may not write the store at `path` (its directory exists); undefined when it may, as far as the modes
+ * tell. The directory matters when SQLite has a file to create in it: the store, or its WAL and index, which a clean
+ * stop removes.
+ */
+export function unwritableProblem(path: string): string | undefined {
+  const dir = dirname(path);
+  const name = basename(path);
+  const files = [path, `${path}-wal`, `${path}-shm`].map((file) => ({ file, code: refusal(file, constants.W_OK) }));
+  const dirCode = refusal(dir, constants.W_OK | constants.X_OK);
+  if (dirCode !== undefined && files.some(({ code }) => code !== undefined))
+    return (
+      `its directory ${dir} cannot be written (${why(dirCode)}), where SQLite creates ${name}, ${name}-wal and ` +
+      `${name}-shm: make it writable by kubemeta's user`
+    );
+  const problems = files.flatMap(({ file, code }) => {
+    if (code === undefined || code === "missing") return [];
+    if (file === path) return [`kubemeta cannot write it (${why(code)}): make it writable by kubemeta's user`];
+    const denied = `${file} cannot be written (${why(code)})`;
+    return file.endsWith("-shm")
+      ? [
+          `${denied}, left by a process that could not write the store: delete it while no process has the store ` +
+            "open (it is the WAL's index, built again at the next open), or make it writable by kubemeta's user",
+        ]
+      : [`${denied}: make it writable by kubemeta's user (do not delete it: it may hold commits not yet in ${name})`];
+  });
+  return problems.length > 0 ? problems.join("; ") : undefined;
+}
