@@ -3,7 +3,7 @@
  * committed to its own committed log, so its readers (SSE, /v1, NATS replay) get every update within a poll of its
  * commit, and a replica that becomes the leader continues the log where it stands.
  */
-import type { Store } from "../sdk/contract.ts";
+import { isStoreReplaced, StoreReplacedError, type Store } from "../sdk/contract.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import type { HostLog } from "../core/committed-log.ts";
 import { ALL } from "../protocol/streams.ts";
@@ -12,30 +12,27 @@ import { sleep } from "../protocol/retry.ts";
 /** Updates read from the store at a time while catching up. */
 const PAGE = 1_000;
 
-/**
- * The store's epoch is no longer this process's log's: the store was replaced under it (wiped, restored, another
- * database at the same address). Its log's versions mean nothing in the store's epoch, and serving or continuing them
- * would hand consumers a mix of two: the process ends, and starts over on the store as it is now.
- */
-export class StoreReplaced extends Error {
-  constructor(what: string) {
-    super(`the store was replaced: ${what}; restart kubemeta to serve the store as it is now`);
-    this.name = "StoreReplaced";
-  }
+/** The error checkSameStore throws: what differs, and what to do. */
+function replaced(what: string): StoreReplacedError {
+  return new StoreReplacedError(`the store was replaced: ${what}; restart kubemeta to serve the store as it is now`);
 }
 
 /**
- * Throws StoreReplaced when the store's epoch is known and not the log's, or its head is below the log's: the log
- * holds only what the store committed, and a head never goes back but for a copy restored in place, whose versions
- * after its head a leader would number again, for other updates, under the epoch this process has served them in.
+ * Throws StoreReplacedError when the store's epoch is known and not the log's, or its head is below the log's: the
+ * store was replaced under this process (wiped, restored, another database at the same address), as a store that
+ * finds its own file replaced tells (StoreContext.replaced). The log holds only what the store committed, and a head
+ * never goes back but for a copy restored in place, whose versions after its head a leader would number again, for
+ * other updates, under the epoch this process has served them in. Its log's versions mean nothing in another epoch,
+ * and serving or continuing them would hand consumers a mix of two: the process ends, and starts over on the store as
+ * it is now.
  */
 export function checkSameStore(log: HostLog, store: { epoch?: string; head: number } | undefined): void {
   if (store?.epoch !== undefined && store.epoch !== log.epoch) {
     const now = store.epoch ? `now ${store.epoch}` : "gone (the store is empty)";
-    throw new StoreReplaced(`its epoch is ${now}, this process's log is of epoch ${log.epoch}`);
+    throw replaced(`its epoch is ${now}, this process's log is of epoch ${log.epoch}`);
   }
   if (store && store.head < log.head()) {
-    throw new StoreReplaced(
+    throw replaced(
       `its head is ${store.head}, below this process's log (${log.head()}), in its epoch ${log.epoch}: a copy ` +
         "restored in place; give it a new epoch first (main.ts new-epoch), or consumers past its head get other " +
         "updates under versions they hold",
@@ -66,7 +63,7 @@ export interface FollowOptions {
   logger: Logger;
   intervalMs: number;
   /** The store was replaced: following stops. */
-  onReplaced(error: StoreReplaced): void;
+  onReplaced(error: StoreReplacedError): void;
   /**
    * Why the store was just found failing, by a leader's term that could not write it: said until a read succeeds,
    * rather than a readiness its first read (which a store that does not answer holds up to store.timeout) would deny.
@@ -91,8 +88,8 @@ export function followStore({ store, log, logger, intervalMs, onReplaced, failin
         failure = undefined;
         log.setBehindStore(false);
       } catch (error) {
-        if (error instanceof StoreReplaced) {
-          onReplaced(error);
+        if (isStoreReplaced(error)) {
+          onReplaced(error as StoreReplacedError);
           return;
         }
         if (!failure) logger.warn("cannot read the store to follow it; retrying", { error });

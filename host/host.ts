@@ -36,8 +36,8 @@ export interface Host {
   readiness(): Promise<Readiness>;
   /**
    * Rejects when the host cannot go on and must be stopped, the cause already logged: the store found itself replaced
-   * (StoreContext.replaced: its file deleted or replaced), or with `ha` a replica found the store's epoch changed
-   * (StoreReplaced). Never settles otherwise.
+   * (StoreContext.replaced: its file deleted or replaced), or the host found the store's epoch or head not its
+   * log's (checkSameStore): a StoreReplacedError either way. Never settles otherwise.
    */
   readonly failed: Promise<never>;
   /** What `failed` rejected with, once it has: during a stop too, up to the store's close. */

@@ -13,7 +13,8 @@ import { createTransport } from "../kube/transport.ts";
 import type { ConfigIssue } from "./config-issues.ts";
 import { createElector, type Elector } from "../kube/election.ts";
 import { aborted, Backoff, sleep, TIMED_OUT, until } from "../protocol/retry.ts";
-import { followStore, StoreReplaced, type Follower } from "./follower.ts";
+import { followStore, type Follower } from "./follower.ts";
+import { isStoreReplaced, type StoreReplacedError } from "../sdk/contract.ts";
 import { startLeaderTerm, type LeaderOptions, type LeaderTerm } from "./leader.ts";
 import type { Terms } from "./leadership.ts";
 import { wholeYet } from "../sdk/resume.ts";
@@ -66,7 +67,7 @@ export interface ReplicationOptions {
   terms: Terms;
   logger: Logger;
   /** The store was replaced under this replica (follower.ts): it leads no more and follows no more. */
-  onReplaced(error: StoreReplaced): void;
+  onReplaced(error: StoreReplacedError): void;
 }
 
 export interface Replication {
@@ -102,7 +103,7 @@ export function startReplication(options: ReplicationOptions): Replication {
   // duration: each try takes the Lease and gives it back, a write to the API server. (One it cannot read at all, it
   // does not contend for: untilReadable.)
   const writerBackoff = new Backoff({ initialMs: ha.retryPeriodMs, maxMs: ha.leaseDurationMs, jitter: "equal" });
-  const replaced = (error: StoreReplaced) => {
+  const replaced = (error: StoreReplacedError) => {
     stopped.abort();
     options.onReplaced(error);
   };
@@ -136,9 +137,9 @@ export function startReplication(options: ReplicationOptions): Replication {
         onCommitFailing,
       });
     } catch (error) {
-      if (error instanceof StoreReplaced) {
+      if (isStoreReplaced(error)) {
         await elector.release();
-        replaced(error);
+        replaced(error as StoreReplacedError);
         return false;
       }
       const retryInMs = writerBackoff.next();

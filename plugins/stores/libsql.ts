@@ -116,7 +116,7 @@ export default defineStore({
       open,
       ctx.logger,
       commitSeconds,
-      () => file?.check(),
+      () => file?.checkSameFiles(),
       (error) => ctx.replaced?.(error),
     );
 
@@ -126,13 +126,13 @@ export default defineStore({
      */
     async function checked<T>(read: (reader: Connections["reader"]) => Promise<T>): Promise<T> {
       const result = await read(open().reader);
-      file?.check();
+      file?.checkSameFiles();
       return result;
     }
 
     async function* checkedPages<T>(pages: AsyncIterable<T>): AsyncIterable<T> {
       for await (const page of pages) {
-        file?.check();
+        file?.checkSameFiles();
         yield page;
       }
     }
@@ -144,7 +144,7 @@ export default defineStore({
      */
     function lastLook(): void {
       try {
-        file?.check();
+        file?.checkSameFiles();
       } catch {
         // Told to ctx.replaced already.
       } finally {

@@ -19,7 +19,7 @@ function schemaGone(error: unknown): boolean {
 
 /**
  * A store emptied under its writer is no longer that writer's: fenced as by another writer (isWriterFenced), so that
- * it commits nothing more; with `ha` it then follows, finds the store's epoch gone and stops (StoreReplaced).
+ * it commits nothing more; with `ha` it then follows, finds the store's epoch gone and stops (checkSameStore).
  */
 class StoreEmptiedError extends WriterFencedError {
   constructor(term: number) {

@@ -54,7 +54,7 @@ function change(path: string, opened: FileId, unknown: (error: NodeJS.ErrnoExcep
 
 export interface FileWatch {
   /** Throws StoreReplacedError once the file is no longer the one opened; the first time, tells `replaced` too. */
-  check(): void;
+  checkSameFiles(): void;
   stop(): void;
 }
 
@@ -79,7 +79,7 @@ export function watchFiles(paths: string[], replaced: (error: StoreReplacedError
       error,
     });
   let found: StoreReplacedError | undefined;
-  const check = () => {
+  const checkSameFiles = () => {
     if (found) throw found;
     const what = opened.map(({ path, id }) => change(path, id, unknown(path))).filter((change) => change !== undefined);
     if (what.length === 0) return;
@@ -93,11 +93,11 @@ export function watchFiles(paths: string[], replaced: (error: StoreReplacedError
   };
   const timer = setInterval(() => {
     try {
-      check();
+      checkSameFiles();
     } catch {
       // Told to `replaced` already.
     }
   }, FILE_CHECK_INTERVAL_MS);
   timer.unref();
-  return { check, stop: () => clearInterval(timer) };
+  return { checkSameFiles, stop: () => clearInterval(timer) };
 }
