@@ -9,15 +9,9 @@
  * files), then opened without waiting for a writer and looked at again through the open file (what was put there in
  * between is never read), and read up to a limit.
  */
-import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, statSync, type Stats } from "node:fs";
 import { open, stat } from "node:fs/promises";
-
-/**
- * The most a credential file may hold. A Secret or a ConfigMap, what these files are mounted from, holds 1 MiB at
- * most (etcd's request limit); a certificate, a key, a token or a kubeconfig is a few KiB, a whole CA bundle a few
- * hundred KiB. A path that names a log or a disk image by mistake is refused rather than read whole into memory.
- */
-export const CREDENTIAL_FILE_MAX_BYTES = 1024 * 1024;
+import { MOUNTED_FILE_MAX, MOUNTED_FILE_MAX_BYTES, readBounded, readBoundedSync } from "./bounded-read.ts";
 
 /** O_NONBLOCK: opening a FIFO does not wait for a writer. O_NOCTTY: a terminal is never made the controlling one. */
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
@@ -43,13 +37,8 @@ export async function readCredentialFile(key: string, path: string): Promise<Buf
     refuseUnusable(key, path, await stat(path));
     const handle = await open(path, OPEN_FLAGS);
     try {
-      let buffer: Buffer = Buffer.allocUnsafe(refuseUnusable(key, path, await handle.stat()) + 1);
-      for (let filled = 0; ; ) {
-        buffer = withRoom(key, path, buffer, filled);
-        const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, null);
-        if (bytesRead === 0) return buffer.subarray(0, filled);
-        filled += bytesRead;
-      }
+      const size = refuseUnusable(key, path, await handle.stat());
+      return await readBounded(handle, size, () => tooLarge(key, path));
     } finally {
       await handle.close();
     }
@@ -64,13 +53,7 @@ export function readCredentialFileSync(key: string, path: string): Buffer {
     refuseUnusable(key, path, statSync(path));
     const fd = openSync(path, OPEN_FLAGS);
     try {
-      let buffer: Buffer = Buffer.allocUnsafe(refuseUnusable(key, path, fstatSync(fd)) + 1);
-      for (let filled = 0; ; ) {
-        buffer = withRoom(key, path, buffer, filled);
-        const bytesRead = readSync(fd, buffer, filled, buffer.length - filled, null);
-        if (bytesRead === 0) return buffer.subarray(0, filled);
-        filled += bytesRead;
-      }
+      return readBoundedSync(fd, refuseUnusable(key, path, fstatSync(fd)), () => tooLarge(key, path));
     } finally {
       closeSync(fd);
     }
@@ -82,24 +65,12 @@ export function readCredentialFileSync(key: string, path: string): Buffer {
 /** The file's size; throws what it is when it is no regular file, or one larger than the limit. */
 function refuseUnusable(key: string, path: string, info: Stats): number {
   if (!info.isFile()) throw new CredentialFileError(key, path, `${kindOf(info)}, not a regular file`);
-  if (info.size > CREDENTIAL_FILE_MAX_BYTES) throw tooLarge(key, path);
+  if (info.size > MOUNTED_FILE_MAX_BYTES) throw tooLarge(key, path);
   return info.size;
 }
 
-/**
- * `buffer` with room for the next read: read into at the size the file had when opened and a byte more, to see its
- * end; a file that grew meanwhile is read on in a larger one, until it ends or passes the limit.
- */
-function withRoom(key: string, path: string, buffer: Buffer, filled: number): Buffer {
-  if (filled < buffer.length) return buffer;
-  if (filled > CREDENTIAL_FILE_MAX_BYTES) throw tooLarge(key, path);
-  const larger = Buffer.allocUnsafe(Math.min(buffer.length * 2, CREDENTIAL_FILE_MAX_BYTES + 1));
-  buffer.copy(larger, 0, 0, filled);
-  return larger;
-}
-
 const tooLarge = (key: string, path: string) =>
-  new CredentialFileError(key, path, "larger than 1 MiB, the most a credential file may hold");
+  new CredentialFileError(key, path, `larger than ${MOUNTED_FILE_MAX}, the most a credential file may hold`);
 
 function kindOf(info: Stats): string {
   if (info.isFIFO()) return "a FIFO";

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { CREDENTIAL_FILE_MAX_BYTES } from "../sdk/credential-file.ts";
+import { MOUNTED_FILE_MAX_BYTES } from "../sdk/bounded-read.ts";
 // As a plugin imports them, from kubemeta/sdk.
 import { readCredentialFile, readCredentialFileSync } from "kubemeta/sdk";
 import { until } from "../protocol/retry.ts";
@@ -78,9 +78,9 @@ describe.each(variants)("%s", (name, read) => {
 
   test("1 MiB is read whole; a byte more is refused", async () => {
     const path = join(dir, `large-${name}`);
-    await writeFile(path, Buffer.alloc(CREDENTIAL_FILE_MAX_BYTES, "a"));
-    expect((await read("tls.caFile", path)).length).toBe(CREDENTIAL_FILE_MAX_BYTES);
-    await writeFile(path, Buffer.alloc(CREDENTIAL_FILE_MAX_BYTES + 1, "a"));
+    await writeFile(path, Buffer.alloc(MOUNTED_FILE_MAX_BYTES, "a"));
+    expect((await read("tls.caFile", path)).length).toBe(MOUNTED_FILE_MAX_BYTES);
+    await writeFile(path, Buffer.alloc(MOUNTED_FILE_MAX_BYTES + 1, "a"));
     await expect(read("tls.caFile", path)).rejects.toThrow(
       `tls.caFile ${path} is larger than 1 MiB, the most a credential file may hold`,
     );
