@@ -1,15 +1,18 @@
 /**
  * NATS going away while the sink waits for the server to confirm a batch (found by tests/chaos.test.ts: two of about
  * twenty nats-server restarts under churn logged an error). The batch is published again once NATS is back, as the
- * README says; that is a warning, as the disconnect is, never an error line an operator would be paged for.
+ * README says; that is a warning, as the disconnect is, never an error line an operator would be paged for. So is a
+ * replay's reply cut off the same way: its requester, cut off too, asks again.
  */
 import { afterEach, expect, test } from "bun:test";
+import { createInbox } from "@nats-io/transport-node";
 import { createLogger } from "../host/logger.ts";
 import { ALL } from "../protocol/streams.ts";
 import { rawPod, sinkCaughtUp, waitFor } from "../testing/index.ts";
 import { Follower } from "./nats-consumer.ts";
 import { client, converged, PREFIX, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
 import { startNatsServer } from "./nats-server.ts";
+import { startTcpProxy } from "./tcp-proxy.ts";
 import type { Logged } from "./plugins-fixtures.ts";
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -49,6 +52,55 @@ test(
     const retried = logged.filter((line) => line.msg === "sink failed to deliver a batch; retrying it");
     expect(retried.length).toBeGreaterThan(0);
     expect(retried.filter((line) => line.level !== "warn")).toEqual([]);
+    expect(logged.filter((line) => line.level === "error")).toEqual([]);
+  },
+  SLOW_MS,
+);
+
+test(
+  "the connection dropped while a replay waits for the server's confirmation: a warning, no error",
+  async () => {
+    const server = await startNatsServer();
+    cleanups.push(() => server.destroy());
+    const proxy = startTcpProxy({ hostname: "127.0.0.1", port: server.port });
+    cleanups.push(async () => proxy.stop());
+    const logged: Logged[] = [];
+    const logger = createLogger({ write: (line) => void logged.push(JSON.parse(line) as Logged) });
+    const th = await startNatsHost(server, {
+      logger,
+      sink: { prefix: PREFIX, servers: [`nats://127.0.0.1:${proxy.port}`] },
+    });
+    cleanups.push(() => th.destroy());
+    // A state of several MiB: its reply flushes (a PING, confirmed by the server's PONG) at each MiB on its way.
+    for (let i = 0; i < 4_000; i++) await th.changes.apply("pods", "ADDED", rawPod(`pod-${i}`, { node: "n1" }));
+    await th.changes.flush();
+    await sinkCaughtUp(th, "nats");
+    const nc = await client(server);
+    cleanups.push(() => nc.close());
+
+    // Once the reply flows, the server's bytes to the sink are held: a flush started from then on is never confirmed.
+    let afterHold = -1;
+    const inbox = createInbox();
+    nc.subscribe(inbox, {
+      callback: (_, msg) => {
+        if (afterHold < 0) {
+          proxy.hold();
+          afterHold = 0;
+        } else afterHold += msg.data.length;
+      },
+    });
+    nc.publish(`${PREFIX}.replay`, JSON.stringify({ stream: ALL }), { reply: inbox });
+    // Past a MiB more, the sink has started such a flush, and waits for it before it sends the next MiB.
+    await waitFor(() => afterHold > (1 << 20) + (64 << 10), 10_000, "a MiB of the reply sent after the hold");
+    proxy.partition();
+    proxy.release();
+    proxy.heal();
+
+    await waitFor(
+      () => logged.some((line) => line.msg === "the NATS connection dropped during a replay; its requester asks again"),
+      10_000,
+      "the replay's end logged",
+    );
     expect(logged.filter((line) => line.level === "error")).toEqual([]);
   },
   SLOW_MS,

@@ -86,6 +86,24 @@ const MAX_PARKED = 1_000;
  */
 export const RESET_READS = 2;
 
+/**
+ * A reply's flush failed: the connection dropped under it (a NATS restart, a network cut). Its requester, cut off too,
+ * asks again once reconnected; nothing went wrong here that an operator should be paged for.
+ */
+class ReplyCutOff extends Error {
+  constructor(cause: unknown) {
+    super("the NATS connection dropped before the server confirmed the reply", { cause });
+    this.name = "ReplyCutOff";
+  }
+}
+
+/** `nc.flush()`, its failure (the client's "connection disconnected" at a drop, or a closed connection) a ReplyCutOff. */
+function flushReply(nc: NatsConnection): Promise<void> {
+  return nc.flush().catch((error: unknown) => {
+    throw new ReplyCutOff(error);
+  });
+}
+
 export function serveReplay(options: ResponderOptions): Responder {
   const { nc, log, logger, requests, labels } = options;
   let waiting: Pending[] = [];
@@ -119,7 +137,7 @@ export function serveReplay(options: ResponderOptions): Responder {
         if (unflushed >= FLUSH_EVERY_BYTES) {
           unflushed = 0;
           await flushing;
-          flushing = nc.flush();
+          flushing = flushReply(nc);
           // Its failure is thrown where it is awaited, with the next flush or at the end.
           flushing.catch(() => {});
         }
@@ -128,7 +146,7 @@ export function serveReplay(options: ResponderOptions): Responder {
         await flushing;
         if (unflushed > 0) {
           unflushed = 0;
-          await nc.flush();
+          await flushReply(nc);
         }
       }
     });
@@ -202,6 +220,10 @@ export function serveReplay(options: ResponderOptions): Responder {
     }
     // A reset waiting for its turn when the sink stops: told to ask again, nothing went wrong.
     if (stopping) return STOPPING;
+    if (error instanceof ReplyCutOff) {
+      warn("the NATS connection dropped during a replay; its requester asks again", { error: error.cause });
+      return error.message;
+    }
     logger.error("replay failed", { error });
     return `replay failed: ${(error as Error).message}; ask again`;
   }
