@@ -82,9 +82,12 @@ export function errorText(err: unknown): string {
   return said ?? String(err);
 }
 
-/** A log line's `error` field: the error's name, and its message as errorText says it. */
-function loggedError(err: unknown): { name: string; message: string } {
-  return { name: err instanceof Error ? err.name : typeof err, message: errorText(err) };
+/**
+ * A log line's `error` field: the error's name, and its message as errorText says it. An Error, which the logger
+ * writes as an object: anything else in an `error` field it writes as text, this object's JSON in a string.
+ */
+function loggedError(err: unknown): Error {
+  return Object.assign(new Error(errorText(err)), { name: err instanceof Error ? err.name : typeof err });
 }
 
 /** What kind of failure an error is, to tell a new cause from a repeat: its HTTP status, its code, or its name. */
