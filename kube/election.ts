@@ -15,6 +15,7 @@
 import { sleep } from "../protocol/retry.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import { createLeaseClient, isConflict, type Lease, type LeaseSpec, microTime } from "./lease.ts";
+import { errorText, loggedError } from "./status.ts";
 import type { KubeTransport } from "./transport.ts";
 
 export interface ElectorOptions {
@@ -107,8 +108,9 @@ export function createElector(options: ElectorOptions): Elector {
 
   /** The first failure of a run at warn, the ones after it at debug: a contender retries every few seconds. */
   function failed(what: string, error: unknown): void {
-    if (failures++ === 0) logger.warn(what, { error, lease: client.describe });
-    else logger.debug(what, { error, lease: client.describe });
+    const fields = { error: loggedError(error), lease: client.describe };
+    if (failures++ === 0) logger.warn(what, fields);
+    else logger.debug(what, fields);
   }
 
   /** client-go's tryAcquireOrRenew, except that a leader that finds another holder stops without writing. */
@@ -128,7 +130,7 @@ export function createElector(options: ElectorOptions): Elector {
         return written();
       } catch (error) {
         if (signal.aborted) return { ok: false, error };
-        logger.debug("cannot renew the Lease from the version last written; reading it", { error });
+        logger.debug("cannot renew the Lease from the version last written; reading it", { error: loggedError(error) });
       }
     }
     try {
@@ -170,7 +172,9 @@ export function createElector(options: ElectorOptions): Elector {
         return;
       } catch (error) {
         if (!isConflict(error) || tries > 0) {
-          logger.warn("cannot release the Lease; a standby takes it over once it expires", { error });
+          logger.warn("cannot release the Lease; a standby takes it over once it expires", {
+            error: loggedError(error),
+          });
           return;
         }
         const current = await client.get(signal).catch(() => undefined);
@@ -199,7 +203,7 @@ export function createElector(options: ElectorOptions): Elector {
       if (halt.aborted) return;
       if (attempt.ok) failures = 0;
       else if ("holder" in attempt) lost = `the Lease is held by ${attempt.holder ? `"${attempt.holder}"` : "nobody"}`;
-      else lost = `no renewal succeeded for ${renewDeadlineMs} ms: ${String(attempt.error)}`;
+      else lost = `no renewal succeeded for ${renewDeadlineMs} ms: ${errorText(attempt.error)}`;
     }
     leading = false;
     logger.warn("lost the Lease; no longer leading", { lease: client.describe, reason: lost });

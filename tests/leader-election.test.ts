@@ -22,6 +22,8 @@ const RETRY_MS = 100;
 
 let server: TestApiServer;
 let kc: KubeConfig;
+/** The same, expecting a name the server's certificate lacks: Bun's fetch fails, naming the request's URL. */
+let misnamed: KubeConfig;
 const logs: string[] = [];
 const electors: Elector[] = [];
 
@@ -29,6 +31,10 @@ beforeAll(async () => {
   server = await startTestApiServer();
   kc = new KubeConfig();
   kc.loadFromString(server.kubeconfig("token"));
+  misnamed = new KubeConfig();
+  misnamed.loadFromString(
+    server.kubeconfig("token").replace("server: ", "tls-server-name: elsewhere.example.com\n    server: "),
+  );
 });
 afterEach(async () => {
   await Promise.all(electors.splice(0).map((elector) => elector.release()));
@@ -41,9 +47,12 @@ afterAll(async () => {
   expect(logs.filter((line) => line.includes(server.token))).toEqual([]);
 });
 
-/** A transport that can be cut (a crashed or partitioned replica) and that sees every response. */
+/**
+ * A transport that can be cut (a crashed or partitioned replica), or misnamed (each request then failing in Bun's
+ * fetch), and that sees every response.
+ */
 function transport(onResponse?: (method: string, response: Response) => Promise<void> | void) {
-  const inner = createTransport(kc, () => kc);
+  let inner = createTransport(kc, () => kc);
   let cut = false;
   const refused = () => Promise.reject(new TypeError("connection refused (cut by the test)"));
   const through = async (method: string, sent: Promise<Response>) => {
@@ -63,6 +72,9 @@ function transport(onResponse?: (method: string, response: Response) => Promise<
     transport: wrapped,
     cut() {
       cut = true;
+    },
+    misname() {
+      inner = createTransport(misnamed, () => misnamed);
     },
   };
 }
@@ -209,6 +221,42 @@ describe("leader election", () => {
     await leader.release();
     expect(server.resourceVersion()).toBe(taken);
     expect(leaseOf("taken")!.spec.holderIdentity).toBe("intruder");
+  });
+
+  test("a failed request is logged as the kubernetes source says it: without Bun's request URL and hint", async () => {
+    const link = transport();
+    const leader = elector("misnamed", "misnamed-leader", link.transport);
+    const lost = await leader.acquire(never);
+    link.misname();
+    await waitFor(() => lost.aborted, RETRY_MS + RENEW_DEADLINE_MS + 2_000, "the leader to step down");
+    const contender = transport();
+    contender.misname();
+    const stop = new AbortController();
+    const acquiring = elector("misnamed", "misnamed-contender", contender.transport).acquire(stop.signal);
+    const failures = () =>
+      logs
+        .map((line) => JSON.parse(line))
+        .filter((line) => line.identity?.startsWith("misnamed-") && /^(cannot|lost)/.test(line.msg));
+    const messages = () => new Set(failures().map((line) => line.msg));
+    const last = ["cannot release the Lease; a standby takes it over once it expires", "cannot acquire the Lease"];
+    await waitFor(() => last.every((msg) => messages().has(msg)), 5_000, "the release's and the contender's failures");
+    stop.abort();
+    await acquiring.catch(() => {});
+    const said = `ERR_TLS_CERT_ALTNAME_INVALID fetching ${server.url}`;
+    const reason = `no renewal succeeded for ${RENEW_DEADLINE_MS} ms: ${said}`;
+    expect(String(lost.reason)).toBe(`Error: lost the Lease: ${reason}`);
+    expect(messages()).toEqual(
+      new Set([
+        "cannot renew the Lease",
+        "cannot renew the Lease from the version last written; reading it",
+        "lost the Lease; no longer leading",
+        ...last,
+      ]),
+    );
+    for (const line of failures()) {
+      if (line.msg.startsWith("lost")) expect(line.reason).toBe(reason);
+      else expect(line.error).toEqual({ name: expect.any(String), message: said });
+    }
   });
 
   for (const [what, start] of [

@@ -6,7 +6,7 @@
  */
 import type { SourceContext } from "../../../sdk/contract.ts";
 import { type LogFields, type Logger, outageLog } from "../../../sdk/telemetry.ts";
-import { ApiError } from "../../../kube/status.ts";
+import { ApiError, loggedError } from "../../../kube/status.ts";
 import type { Scope } from "./resources.ts";
 
 export class SourceReadiness {
@@ -56,38 +56,6 @@ export class SourceReadiness {
     ];
     this.ctx.waiting(parts.length > 0 ? parts.join("; ") : undefined);
   }
-}
-
-/**
- * Bun's fetch names the whole URL in some of its errors (ERR_TLS_CERT_ALTNAME_INVALID fetching "https://…/api/v1/pods?
- * watch=1&timeoutSeconds=287…". For more information, pass verbose: true…): each resource's path and query differ,
- * so resources failing alike would each get a part of their own in /readyz. The server's origin is what tells an
- * operator something; the hint is for whoever calls fetch.
- */
-function withoutUrl(message: string): string {
-  return message.replace(
-    / fetching "([^"]*)"\.?(?: For more information, pass `verbose: true` in the second argument to fetch\(\))?/,
-    (_all, url: string) => ` fetching ${URL.canParse(url) ? new URL(url).origin : url}`,
-  );
-}
-
-/**
- * A failed request as /readyz and the log say it: its message without the URL Bun's fetch puts in it (withoutUrl),
- * after its code where the message does not say it (Bun's `self signed certificate` is DEPTH_ZERO_SELF_SIGNED_CERT).
- */
-export function errorText(err: unknown): string {
-  const { code, message }: { code?: unknown; message?: unknown } = typeof err === "object" && err !== null ? err : {};
-  const said = typeof message === "string" && message !== "" ? withoutUrl(message) : undefined;
-  if (typeof code === "string" && !said?.includes(code)) return said ? `${code}: ${said}` : code;
-  return said ?? String(err);
-}
-
-/**
- * A log line's `error` field: the error's name, and its message as errorText says it. An Error, which the logger
- * writes as an object: anything else in an `error` field it writes as text, this object's JSON in a string.
- */
-function loggedError(err: unknown): Error {
-  return Object.assign(new Error(errorText(err)), { name: err instanceof Error ? err.name : typeof err });
 }
 
 /** What kind of failure an error is, to tell a new cause from a repeat: its HTTP status, its code, or its name. */

@@ -7,13 +7,13 @@ import type { ChangeSink } from "../../../sdk/contract.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
 import type { KubeObject } from "../../../sdk/model.ts";
 import { Backoff, sleep } from "../../../protocol/retry.ts";
-import { ApiError } from "../../../kube/status.ts";
+import { ApiError, errorText } from "../../../kube/status.ts";
 import { retryDelay, unlessStopped, type Requester } from "./request.ts";
 import { apiVersionOf, collectionPath, selectorParams, type ResourceType, type Scope } from "./resources.ts";
 import type { SourceMetrics } from "./telemetry.ts";
 import { consumeWatch, StreamingListIgnored, type WatchResult } from "./watch.ts";
 import type { ParseThreads } from "./parse-threads.ts";
-import { errorText, explained, type RetryLog, retryLog } from "./readiness.ts";
+import { explained, type RetryLog, retryLog } from "./readiness.ts";
 
 export type StreamingListMode = "auto" | "always" | "never";
 
