@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { createLogger } from "../host/logger.ts";
 import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
-import { makePod, populate } from "../simulator/population.ts";
+import { populate } from "../simulator/population.ts";
 import { runMain } from "./reliability-process.ts";
 import { RecordingSink, runSource, scratchDir, until } from "./source-kubernetes-recorder.ts";
 
@@ -116,8 +116,6 @@ test("a run of failed attempts: a warning, repeats at debug, one for a new cause
   const recovered = (msg: string) => logged().some((line) => line.msg === msg);
   try {
     await until(() => recovered("list pages work again"), "the list once its pages are answered");
-    // The watch that works again after its failures delivers this pod.
-    server.create(makePod({ name: "after-the-failures", namespace: "default", node: "ip-10-0-0-1" }));
     await until(() => recovered("list/watch works again") && recovered("discovery works again"), "both recoveries");
   } finally {
     await running.stop();
@@ -145,4 +143,34 @@ test("a run of failed attempts: a warning, repeats at debug, one for a new cause
       "debug",
     ]),
   );
+});
+
+test("a watch that works again says so once it is established, with no event or bookmark to come", async () => {
+  // A quiet resource behind a server that sends no bookmarks: nothing arrives on the watch that works again.
+  const quiet = await startTestApiServer({ bookmarkIntervalMs: 3_600_000 });
+  const { lines, logger } = recordingLogger();
+  try {
+    populate(quiet, { nodes: 1, podsPerNode: 1 });
+    quiet.failNext({ verb: "watch", resource: "pods", status: 500, count: 2 });
+    const kubeconfig = join(scratch.dir, "quiet.yaml");
+    await quiet.writeKubeconfig(kubeconfig, "token");
+    const config = { kubeconfig, resources: ["pods"], streamingList: "never" };
+    const running = await runSource(new RecordingSink(), config, logger);
+    try {
+      await until(() => lines.some((line) => line.includes('"list/watch works again"')), "the recovery line");
+    } finally {
+      await running.stop();
+    }
+  } finally {
+    await quiet.stop();
+  }
+  const logged = lines
+    .map((line) => JSON.parse(line))
+    .filter((line) => line.msg.startsWith("list/watch"))
+    .map(({ level, msg, failedAttempts }) => ({ level, msg, failedAttempts }));
+  expect(logged).toEqual([
+    { level: "warn", msg: "list/watch failed; retrying", failedAttempts: undefined },
+    { level: "debug", msg: "list/watch failed; retrying", failedAttempts: 2 },
+    { level: "info", msg: "list/watch works again", failedAttempts: 2 },
+  ]);
 });

@@ -165,7 +165,12 @@ export class Reflector {
         // A watch that delivers is a success: the failure that ends it is the first in a row, not the next one.
         this.worked();
       },
-      onSynced: () => this.markSynced(),
+      onSynced: () => {
+        this.markSynced();
+        // Where a resumed watch is known to work: on a quiet resource, behind a server that sends no bookmarks, no
+        // event may come for as long as the watch is open.
+        this.retries.succeeded();
+      },
     });
   }
 
