@@ -5,6 +5,7 @@
 import * as v from "valibot";
 import { argumentProblem, parseOptions } from "./args.ts";
 import { ALL, isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
+import { eachOnce } from "../protocol/each-once.ts";
 import {
   credentialsAgree,
   inboxPrefixProblem,
@@ -31,7 +32,7 @@ changes (after a reset, the changes that bring the state up to date). Ctrl-C sto
                       (nats://user:password@host, nats://token@host) are used unless a token is given
   --cluster <name>    with --nats: the cluster's name (subjects under kubemeta.<cluster>)
   --prefix <prefix>   with --nats: the sink's subject prefix, when it is not the default
-  --stream <name>     all (default), shared or node/<node name>; repeat it or give a comma list
+  --stream <name>     all (default), shared or node/<node name>; repeat it or give a comma list, each stream once
   --kinds <list>      only these kinds, e.g. Pod,Node
   --namespace <ns>    only objects of this namespace
   --json              one envelope per line on stdout (RESET and SYNCED lines go to stderr)
@@ -75,6 +76,9 @@ const TAIL_OPTIONS = {
   help: { type: "boolean", default: false },
 } as const;
 
+/** Each stream once, refused in the client library's words (`--stream all,all`, `--stream all --stream all`). */
+const STREAMS_ONCE = v.pipe(v.array(v.string()), eachOnce());
+
 export function parseTailArgs(args: string[], env: Record<string, string | undefined>): TailOptions | "help" {
   let values: ReturnType<typeof parseOptions<typeof TAIL_OPTIONS>>;
   try {
@@ -85,10 +89,10 @@ export function parseTailArgs(args: string[], env: Record<string, string | undef
   if (values.help) return "help";
 
   const transport = transportOf(values);
-  // A stream repeated on the command line (`--stream all --stream all`) is followed once; the client takes it once.
-  const streams = [...new Set((values.stream ?? [ALL]).flatMap((list) => list.split(",")).map((s) => s.trim()))];
+  const streams = (values.stream ?? [ALL]).flatMap((list) => list.split(",")).map((s) => s.trim());
   const bad = streams.find((s) => !isStreamName(s));
   if (bad !== undefined) throw new UsageError(`--stream: "${bad}" is not a stream: expected ${STREAM_NAME_RULE}`);
+  valid("--stream", STREAMS_ONCE, streams);
   if (values.ca !== undefined && "url" in transport && new URL(transport.url).protocol !== "https:")
     throw new UsageError("--ca: only for an https:// URL");
   const idleTimeout = values["idle-timeout"];
@@ -152,8 +156,8 @@ function transportOf(values: { url?: string; nats?: string; cluster?: string; pr
   return { servers, cluster, prefix };
 }
 
-function valid<T extends v.GenericSchema>(flag: string, schema: T, text: string): v.InferOutput<T> {
-  const result = v.safeParse(schema, text);
+function valid<T extends v.GenericSchema>(flag: string, schema: T, input: unknown): v.InferOutput<T> {
+  const result = v.safeParse(schema, input);
   if (!result.success) throw new UsageError(`${flag}: ${result.issues[0].message}`);
   return result.output;
 }

@@ -25,6 +25,15 @@ test("an option that takes one value, given twice, is refused, not the last one 
   });
 });
 
+test("a stream given twice is refused as the client library refuses it, in a comma list or repeated", () => {
+  const url = ["--url", "http://127.0.0.1:9"];
+  for (const streams of [["--stream", "all,all"], ["--stream", "all", "--stream", "shared,all"], ["--stream=all, all"]])
+    expect(() => parseTailArgs([...url, ...streams], {})).toThrow(new UsageError('--stream: "all" is given twice'));
+  expect(parseTailArgs([...url, "--stream", "shared,node/a", "--stream", "all"], {})).toMatchObject({
+    streams: ["shared", "node/a", "all"],
+  });
+});
+
 test("--idle-timeout: a duration as the config writes one, more than 0, within a timer's range, with --url alone", () => {
   const url = ["--url", "http://127.0.0.1:9"];
   expect(parseTailArgs([...url, "--idle-timeout", "90s"], {})).toMatchObject({ idleTimeoutMs: 90_000 });
