@@ -74,6 +74,7 @@ export function connectionTelemetry(): ConnectionTelemetry {
     connected: metrics.gauge("connected", ""),
     reconnects: metrics.counter("reconnects", ""),
     connectFailures: metrics.counter("connect_failures", ""),
+    publishRefusals: metrics.counter("publish_refusals", ""),
   };
 }
 

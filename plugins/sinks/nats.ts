@@ -56,12 +56,17 @@ export default defineSink({
         "Failed attempts to open a NATS connection, the first or one in place of a connection that could not " +
           "reconnect (retried with backoff); reconnecting shows in kubemeta_nats_connected.",
       ),
+      publishRefusals: ctx.metrics.counter(
+        "kubemeta_nats_publish_refusals_total",
+        "Messages the NATS server refused (a publish permission missing on their subject): lost, not retried.",
+      ),
     };
     // 0 from the start: an alert on it must fire when NATS was never reachable, not only after a disconnect; and
     // rate() of a counter needs its first sample before the first event.
     telemetry.connected.set(0, labels);
     telemetry.reconnects.inc(labels, 0);
     telemetry.connectFailures.inc(labels, 0);
+    telemetry.publishRefusals.inc(labels, 0);
     const replayRequests = ctx.metrics.counter(
       "kubemeta_nats_replay_requests_total",
       `Replay requests, by result (${REPLAY_RESULTS.join(", ")}).`,

@@ -26,6 +26,8 @@ export interface ConnectionTelemetry {
   reconnects: Counter;
   /** Connection attempts that failed before the client had a connection to keep alive. */
   connectFailures: Counter;
+  /** `kubemeta_nats_publish_refusals_total`: each message the server refused, as the client reports it. */
+  publishRefusals: Counter;
   labels: Record<string, string>;
   /** The NATS user the sink connects as, when known (natsUser): named in the line of a permission it lacks. */
   user?: string;
@@ -142,6 +144,7 @@ function watch(
    */
   function refused(error: PermissionViolationError): void {
     if (error.operation !== "publish") return;
+    telemetry.publishRefusals.inc(labels);
     const msg = `the NATS server refused a publish: kubemeta's NATS user may not publish there (${PERMISSIONS_README})`;
     serverSaid(msg, { subject: error.subject, user: telemetry.user, error });
   }
