@@ -41,10 +41,12 @@ test(
     const opening = new AbortController();
     cleanups.push(async () => opening.abort());
     const options = async (reconnectWaitMs: () => number) => ({
-      servers: [server.url],
-      maxReconnectAttempts: -1,
-      reconnectDelayHandler: reconnectWaitMs,
-      timeout: 1_000,
+      client: {
+        servers: [server.url],
+        maxReconnectAttempts: -1,
+        reconnectDelayHandler: reconnectWaitMs,
+        timeout: 1_000,
+      },
     });
     const policy = { initialMs: 20, maxMs: 100, connectTimeoutMs: 1_000 };
     const connection = (await openConnection(options, policy, telemetry, opening.signal))!;

@@ -231,11 +231,13 @@ test(
     cleanups.push(async () => stop.abort());
     // In this order, as the client may shuffle them: the one that is down is tried first, and dropped.
     const options = async (reconnectWaitMs: () => number) => ({
-      servers: [down.url, up.url],
-      noRandomize: true,
-      maxReconnectAttempts: -1,
-      reconnectDelayHandler: reconnectWaitMs,
-      timeout: 1_000,
+      client: {
+        servers: [down.url, up.url],
+        noRandomize: true,
+        maxReconnectAttempts: -1,
+        reconnectDelayHandler: reconnectWaitMs,
+        timeout: 1_000,
+      },
     });
     const policy = { initialMs: 20, maxMs: 200, connectTimeoutMs: 1_000, replaceAfterMs: 1_000 };
     const first = (await openConnection(options, policy, telemetry, stop.signal))!;

@@ -10,10 +10,7 @@ import { createLogger } from "../host/logger.ts";
 import { sinkCaughtUp, waitFor } from "../testing/index.ts";
 import { replay } from "./nats-consumer.ts";
 import { client, nodeNames, PREFIX, rawNode, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
-import { startNatsServer } from "./nats-server.ts";
-
-/** The permissions a test's nats-server denies kubemeta's user. */
-type NatsDenials = { publishDeny?: string[]; subscribeDeny?: string[] };
+import { type NatsDenials, startNatsServer } from "./nats-server.ts";
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {

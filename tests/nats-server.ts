@@ -8,19 +8,19 @@ import { connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
+/** Subjects a user may not publish to (the server refuses each such message), or subscribe to. */
+export interface NatsDenials {
+  publishDeny?: string[];
+  subscribeDeny?: string[];
+}
+
 export interface NatsServerOptions {
   /** Largest message the server accepts, in bytes (the server's default is 1 MiB). */
   maxPayload?: number;
   /** Enables JetStream with a store in the server's temp dir. */
   jetstream?: boolean;
-  /**
-   * `publishDeny`: subjects the user may not publish to (the server refuses each such message); `subscribeDeny`: may
-   * not subscribe to (the server refuses the subscription).
-   */
-  auth?:
-    | { user: string; password: string; publishDeny?: string[]; subscribeDeny?: string[] }
-    | { token: string }
-    | { nkey: string };
+  /** One user, and what it is denied (NatsDenials). */
+  auth?: ({ user: string; password: string } & NatsDenials) | { token: string } | ({ nkey: string } & NatsDenials);
   /** Serve TLS with this certificate; `verify` requires client certificates signed by `caFile`. */
   tls?: { certFile: string; keyFile: string; caFile?: string; verify?: boolean };
 }
@@ -52,6 +52,14 @@ const START_DEADLINE_MS = 10_000;
 /** What the server logs once a SIGHUP's reload took effect (a config it refuses is logged as an error instead). */
 const RELOADED = "Reloaded server configuration";
 
+/** A user's `permissions` entry, led by its comma, or nothing when it is denied nothing. */
+function denials(auth: NatsDenials): string {
+  const denied = Object.entries({ publish: auth.publishDeny, subscribe: auth.subscribeDeny }).flatMap(
+    ([operation, subjects]) => (subjects ? [`${operation}: { deny: ${JSON.stringify(subjects)} }`] : []),
+  );
+  return denied.length > 0 ? `, permissions: { ${denied.join(", ")} }` : "";
+}
+
 function renderConfig(options: NatsServerOptions, dir: string, port: number): string {
   const lines = ["host: 127.0.0.1", `port: ${port}`, `ports_file_dir: "${dir}"`];
   if (options.maxPayload) lines.push(`max_payload: ${options.maxPayload}`);
@@ -60,14 +68,11 @@ function renderConfig(options: NatsServerOptions, dir: string, port: number): st
   const { auth, tls } = options;
   if (auth && "token" in auth) lines.push(`authorization { token: ${JSON.stringify(auth.token)} }`);
   if (auth && "user" in auth) {
-    const denied = Object.entries({ publish: auth.publishDeny, subscribe: auth.subscribeDeny }).flatMap(
-      ([operation, subjects]) => (subjects ? [`${operation}: { deny: ${JSON.stringify(subjects)} }`] : []),
-    );
-    const deny = denied.length > 0 ? `, permissions: { ${denied.join(", ")} }` : "";
-    const user = `user: ${JSON.stringify(auth.user)}, password: ${JSON.stringify(auth.password)}${deny}`;
+    const user = `user: ${JSON.stringify(auth.user)}, password: ${JSON.stringify(auth.password)}${denials(auth)}`;
     lines.push(`authorization { users: [ { ${user} } ] }`);
   }
-  if (auth && "nkey" in auth) lines.push(`authorization { users: [ { nkey: ${JSON.stringify(auth.nkey)} } ] }`);
+  if (auth && "nkey" in auth)
+    lines.push(`authorization { users: [ { nkey: ${JSON.stringify(auth.nkey)}${denials(auth)} } ] }`);
   if (tls) {
     const ca = tls.caFile ? `, ca_file: "${tls.caFile}"` : "";
     lines.push(

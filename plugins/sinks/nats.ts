@@ -11,7 +11,6 @@
 import { consume, defineSink } from "../../sdk/index.ts";
 import { connectionOptions, natsSinkSchema, ownCredentials } from "./nats/options.ts";
 import { checkNatsFiles } from "./nats/files.ts";
-import { natsUser } from "./nats/permissions.ts";
 import { openConnection, type Connection } from "./nats/connection.ts";
 import { Backoff, sleep, until } from "../../protocol/retry.ts";
 import { pluginFailures } from "../../sdk/telemetry.ts";
@@ -44,11 +43,9 @@ export default defineSink({
     const subjects = subjectsFor(prefix);
     const labels = { sink: ctx.name };
     const logger = ctx.logger.child({ prefix });
-    const user = natsUser(config);
     const telemetry = {
       logger,
       labels,
-      user,
       connected: ctx.metrics.gauge("kubemeta_nats_connected", "1 while the sink is connected to a NATS server."),
       reconnects: ctx.metrics.counter("kubemeta_nats_reconnects_total", "Reconnections to NATS after a disconnect."),
       connectFailures: ctx.metrics.counter(
@@ -134,7 +131,7 @@ export default defineSink({
               concurrency: config.replay.concurrency,
               log: ctx.log,
               logger,
-              user,
+              user: connection.user,
               requests: replayRequests,
               subscriptionFailures: replaySubscriptionFailures,
               subscribed: replaySubscribed,

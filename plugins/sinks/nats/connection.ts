@@ -29,12 +29,19 @@ export interface ConnectionTelemetry {
   /** `kubemeta_nats_publish_refusals_total`: each message the server refused, as the client reports it. */
   publishRefusals: Counter;
   labels: Record<string, string>;
-  /** The NATS user the sink connects as, when known (natsUser): named in the line of a permission it lacks. */
+}
+
+/** What one connection is opened with. */
+export interface ConnectionOptions {
+  client: NodeConnectionOptions;
+  /** The NATS user `client` authenticates as, when known (natsUser): named in the line of a permission it lacks. */
   user?: string;
 }
 
 export interface Connection {
   readonly nc: NatsConnection;
+  /** ConnectionOptions' user: the same for the connection's whole life, its reconnects included. */
+  readonly user?: string;
   /** True while connected (false while reconnecting and once closed). */
   isConnected(): boolean;
   /** Grows at each disconnect. */
@@ -72,7 +79,7 @@ const ATTEMPT_GRACE_MS = 1_000;
  * twice `connectTimeoutMs` and ATTEMPT_GRACE_MS counts as failed, and the next one starts.
  */
 export async function openConnection(
-  options: (reconnectWaitMs: () => number) => Promise<NodeConnectionOptions>,
+  options: (reconnectWaitMs: () => number) => Promise<ConnectionOptions>,
   policy: ConnectPolicy,
   telemetry: ConnectionTelemetry,
   signal: AbortSignal,
@@ -85,18 +92,21 @@ export async function openConnection(
     const reconnect = new Backoff(backoffOptions);
     let reconnectWait = backoffOptions.initialMs;
     try {
-      const attempt = options(() => reconnectWait).then(connect);
-      const nc = await until(attempt, Date.now() + attemptDeadlineMs, signal);
-      if (nc === TIMED_OUT) {
+      const attempt = options(() => reconnectWait).then(async ({ client, user }) => ({
+        nc: await connect(client),
+        user,
+      }));
+      const opened = await until(attempt, Date.now() + attemptDeadlineMs, signal);
+      if (opened === TIMED_OUT) {
         // Nobody else holds the attempt: a connection it makes late is closed, or it would live on unused.
-        attempt.then((late) => late.close()).catch(() => {});
+        attempt.then((late) => late.nc.close()).catch(() => {});
         if (signal.aborted) return undefined;
         throw new Error(
           `the connection attempt had not settled after ${attemptDeadlineMs} ms ` +
             `(connectTimeout ${policy.connectTimeoutMs} ms); given up`,
         );
       }
-      return watch(nc, telemetry, {
+      return watch(opened.nc, opened.user, telemetry, {
         attempting: () => (reconnectWait = reconnect.next()),
         succeeded: () => reconnect.reset(),
         replaceAfterMs: policy.replaceAfterMs,
@@ -113,6 +123,7 @@ export async function openConnection(
 
 function watch(
   nc: NatsConnection,
+  user: string | undefined,
   telemetry: ConnectionTelemetry,
   reconnect: { attempting(): void; succeeded(): void; replaceAfterMs?: number },
 ): Connection {
@@ -146,7 +157,7 @@ function watch(
     if (error.operation !== "publish") return;
     telemetry.publishRefusals.inc(labels);
     const msg = `the NATS server refused a publish: kubemeta's NATS user may not publish there (${PERMISSIONS_README})`;
-    serverSaid(msg, { subject: error.subject, user: telemetry.user, error });
+    serverSaid(msg, { subject: error.subject, user, error });
   }
   const closed = (async () => {
     for await (const status of nc.status()) {
@@ -195,6 +206,7 @@ function watch(
 
   return {
     nc,
+    user,
     closed,
     isConnected: () => isConnected,
     generation: () => generation,

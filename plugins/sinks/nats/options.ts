@@ -15,6 +15,8 @@ import {
   v,
 } from "../../../sdk/index.ts";
 import { readCredentialFile } from "../../../sdk/credential-file.ts";
+import type { ConnectionOptions } from "./connection.ts";
+import { natsUser } from "./permissions.ts";
 import {
   credentialsAgree,
   inboxPrefixProblem,
@@ -218,15 +220,15 @@ export function ownCredentials(config: NatsSinkConfig): (typeof AUTH_KEYS)[numbe
 }
 
 /**
- * The client's options; reads the credential files (so a rotated file is picked up on the
- * next connection; the TLS files are read by the transport at each connection and reconnection: connect.ts).
+ * The client's options, and the user they authenticate as; reads the credential files (so a rotated file is picked up
+ * on the next connection; the TLS files are read by the transport at each connection and reconnection: connect.ts).
  * `reconnectWaitMs` is asked before every reconnect attempt.
  */
 export async function connectionOptions(
   config: NatsSinkConfig,
   name: string,
   reconnectWaitMs: () => number,
-): Promise<NodeConnectionOptions> {
+): Promise<ConnectionOptions> {
   const options: NodeConnectionOptions = {
     ...natsServerOptions(config.servers, ownCredentials(config) !== undefined),
     name,
@@ -243,12 +245,11 @@ export async function connectionOptions(
     ? (await readCredentialFile("nkeySeedFile", config.nkeySeedFile)).toString("utf8").trim()
     : config.nkeySeed;
   if (seed) options.authenticator = nkeyAuthenticator(new TextEncoder().encode(seed));
-  if (config.credsFile) {
-    options.authenticator = credsAuthenticator(await readCredentialFile("credsFile", config.credsFile));
-  }
+  const creds = config.credsFile ? await readCredentialFile("credsFile", config.credsFile) : undefined;
+  if (creds) options.authenticator = credsAuthenticator(creds);
   if (config.tls) {
     const { caFile, certFile, keyFile, handshakeFirst } = config.tls;
     options.tls = { caFile, certFile, keyFile, handshakeFirst };
   }
-  return options;
+  return { client: options, user: natsUser(options, { seed, creds }) };
 }
