@@ -58,7 +58,8 @@ test(
 );
 
 test(
-  "the connection dropped while a replay waits for the server's confirmation: a warning, no error",
+  "the connection dropped while a replay waits for the server's confirmation: a warning, no error; its error " +
+    "chunk says to ask again",
   async () => {
     const server = await startNatsServer();
     cleanups.push(() => server.destroy());
@@ -80,9 +81,12 @@ test(
 
     // Once the reply flows, the server's bytes to the sink are held: a flush started from then on is never confirmed.
     let afterHold = -1;
+    const errors: string[] = [];
     const inbox = createInbox();
     nc.subscribe(inbox, {
       callback: (_, msg) => {
+        const { error } = msg.json<{ error?: string }>();
+        if (error !== undefined) errors.push(error);
         if (afterHold < 0) {
           proxy.hold();
           afterHold = 0;
@@ -102,6 +106,10 @@ test(
       "the replay's end logged",
     );
     expect(logged.filter((line) => line.level === "error")).toEqual([]);
+    // Sent once the sink is connected again: it says the request was sound, or the client library would take it as
+    // refused and ask for the stream's whole state instead.
+    await waitFor(() => errors.length > 0, 10_000, "the reply's error chunk");
+    expect(errors).toEqual([expect.stringMatching(/; ask again$/)]);
   },
   SLOW_MS,
 );

@@ -87,12 +87,13 @@ const MAX_PARKED = 1_000;
 export const RESET_READS = 2;
 
 /**
- * A reply's flush failed: the connection dropped under it (a NATS restart, a network cut). Its requester, cut off too,
- * asks again once reconnected; nothing went wrong here that an operator should be paged for.
+ * A reply's flush failed: the connection dropped under it (a NATS restart, a network cut). Nothing went wrong here that
+ * an operator should be paged for. Its error chunk goes out once the connection is back, and a requester that was not
+ * cut off reads it: it ends in `ask again`, or the client library would take the request as refused and reset.
  */
 class ReplyCutOff extends Error {
   constructor(cause: unknown) {
-    super("the NATS connection dropped before the server confirmed the reply", { cause });
+    super("the NATS connection dropped before the server confirmed the reply; ask again", { cause });
     this.name = "ReplyCutOff";
   }
 }
