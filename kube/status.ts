@@ -86,9 +86,13 @@ export function errorText(err: unknown): string {
 }
 
 /**
- * A log line's `error` field: the error's name, and its message as errorText says it. An Error, which the logger
- * writes as an object: anything else in an `error` field it writes as text, this object's JSON in a string.
+ * A log line's `error` field: the error's name, its message as errorText says it, and its code and cause. An Error,
+ * which the logger writes as an object with those: anything else in an `error` field it writes as text.
  */
 export function loggedError(err: unknown): Error {
-  return Object.assign(new Error(errorText(err)), { name: err instanceof Error ? err.name : typeof err });
+  if (!(err instanceof Error)) return Object.assign(new Error(errorText(err)), { name: typeof err });
+  const said = new Error(errorText(err), "cause" in err ? { cause: err.cause } : undefined);
+  said.name = err.name;
+  const { code } = err as { code?: unknown };
+  return code === undefined ? said : Object.assign(said, { code });
 }
