@@ -18,6 +18,8 @@ afterEach(async () => {
 });
 
 const REPLAY = `${PREFIX}.replay`;
+/** Where the refusal lines send an operator (spelt out, as they are). */
+const PERMISSIONS = "README: NATS, Permissions";
 const AUTH = { user: "kubemeta", password: "pa55word-0123" };
 const RECONNECTED_ONCE = 'kubemeta_nats_reconnects_total{sink="nats"} 1\n';
 const refusalsCounted = (metrics: string) =>
@@ -146,7 +148,7 @@ test(
     expect(refusedPublishes()).toEqual([
       expect.objectContaining({
         level: "warn",
-        msg: "the NATS server refused a publish: kubemeta's NATS user may not publish there (README: NATS, Permissions)",
+        msg: `the NATS server refused a publish: kubemeta's NATS user may not publish there (${PERMISSIONS})`,
         subject: ALL,
         user: AUTH.user,
       }),
@@ -154,7 +156,7 @@ test(
     const replayRefusals = logged().filter((line) => String(line.msg).includes("refused the replay subscription"));
     expect(replayRefusals).toEqual([
       expect.objectContaining({
-        msg: "the NATS server refused the replay subscription (README: NATS, Permissions); subscribing again on a backoff",
+        msg: `the NATS server refused the replay subscription (${PERMISSIONS}); subscribing again on a backoff`,
         subject: REPLAY,
         user: AUTH.user,
       }),

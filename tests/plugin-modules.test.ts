@@ -70,7 +70,7 @@ test("a module not found is said as the file that is not there, relative to the 
   ]);
 });
 
-test("a sink by path that declares a built-in's type needs a name: by default it would take that sink's cursor", async () => {
+test("a sink by path that declares a built-in's type needs a name: by default it takes that one's cursor", async () => {
   folder = await tempDir("kubemeta-modules-");
   const declaring = (type: string) =>
     `import { defineSink, v } from "${sdk}";\n` +

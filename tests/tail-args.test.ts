@@ -34,7 +34,7 @@ test("a stream given twice is refused as the client library refuses it, in a com
   });
 });
 
-test("--idle-timeout: a duration as the config writes one, more than 0, within a timer's range, with --url alone", () => {
+test("--idle-timeout: a duration as the config writes one, over 0, within a timer's range, with --url alone", () => {
   const url = ["--url", "http://127.0.0.1:9"];
   expect(parseTailArgs([...url, "--idle-timeout", "90s"], {})).toMatchObject({ idleTimeoutMs: 90_000 });
   expect(parseTailArgs([...url, "--idle-timeout=1.5m"], {})).toMatchObject({ idleTimeoutMs: 90_000 });

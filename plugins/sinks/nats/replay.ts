@@ -98,7 +98,7 @@ class ReplyCutOff extends Error {
   }
 }
 
-/** `nc.flush()`, its failure (the client's "connection disconnected" at a drop, or a closed connection) a ReplyCutOff. */
+/** `nc.flush()`, its failure a ReplyCutOff: the client's "connection disconnected" at a drop, or a closed one. */
 function flushReply(nc: NatsConnection): Promise<void> {
   return nc.flush().catch((error: unknown) => {
     throw new ReplyCutOff(error);
