@@ -114,6 +114,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       "Objects deleted without a DELETED from a source, by kind and reason " +
         "(relist, kind-changed, not-served, unwatched).",
     ),
+    relisting: (kind, except) => [...relists].some(([resource, open]) => resource !== except && open.kind === kind),
     enqueueDeleted: (current, rv) =>
       enqueue("DELETED", { ...current, json: objectJsonOf(current) }, rv, current.stream, 0),
   });
@@ -222,7 +223,6 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       async end(resourceVersion) {
         await queue.flush();
         if (relists.get(resource) !== open) return;
-        relists.delete(resource);
         const vanished = known.uidsOf(kind, open.seen);
         await retractions.emitTombstones(kind, vanished, "relist", resourceVersion);
         // A kind listed under this resource before is gone with the resource's old definition (a CRD re-created
@@ -235,6 +235,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         queue.resume(relistedKey(kind), resource);
         queue.schedule();
         await queue.flush();
+        // Open until its markers are committed: a retraction meanwhile leaves the kind to it (retractions.ts).
+        if (relists.get(resource) === open) relists.delete(resource);
         logger.info("relist done", { resource, kind, seen: open.seen.size, deleted: vanished.length });
       },
     };

@@ -45,6 +45,11 @@ export interface RetractionOptions {
   retracted: Counter;
   /** Numbers and queues a DELETED of `current` at `rv`. */
   enqueueDeleted(current: CurrentObject, rv: string): void;
+  /**
+   * Whether `kind` is being relisted under a resource other than `except` (its relist open, or ended with its markers
+   * not committed yet): that relist, not a retraction, says which of the kind's objects are gone.
+   */
+  relisting(kind: string, except: string): boolean;
 }
 
 export type Retractions = ReturnType<typeof createRetractions>;
@@ -93,7 +98,12 @@ export function createRetractions(options: RetractionOptions) {
     await queue.flush();
     const kinds = kindsRelistedUnder(resource);
     let deleted = 0;
-    for (const kind of kinds) deleted += await dropKind(kind, reason);
+    for (const kind of kinds) {
+      // Relisted under another resource meanwhile (a source's new scope, while this one is retracted as unwatched):
+      // dropped, the objects that relist has just listed unchanged would be deleted with the rest.
+      if (options.relisting(kind, resource) || resumePoints.get(relistedKey(kind)) !== resource) continue;
+      deleted += await dropKind(kind, reason);
+    }
     if (kinds.length === 0 && !resumePoints.get(resource)) return;
     queue.resume(resource, FORGOTTEN);
     queue.schedule();

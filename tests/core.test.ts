@@ -3,6 +3,7 @@
  * relist diffs, retractions, restarts, and the committed log's reads.
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { createLogger } from "../host/logger.ts";
 import { BehindRetentionError } from "../sdk/contract.ts";
 import { ALL, SHARED } from "../protocol/streams.ts";
 import type { KubeObject, Update } from "../sdk/model.ts";
@@ -183,6 +184,39 @@ describe("retract", () => {
 });
 
 describe("scopes", () => {
+  test("a relist under a new scope while the old one is retracted as unwatched: what it listed stays", async () => {
+    const narrow = "kubernetes/core/v1/pods?namespace=kube-system";
+    const wide = "kubernetes/core/v1/pods";
+    const first = await host();
+    const listing = first.changes.relist(wide, "Pod");
+    for (const name of ["system-1", "payments-1"])
+      first.changes.apply(wide, "ADDED", rawPod(name, { node: "n1", rv: "20" }));
+    await listing.end("20");
+    await first.stop();
+
+    // Restarted on the narrow scope alone: its relist is under way when the source syncs and the wide one, which no
+    // source asks about now, is retracted.
+    const lines: string[] = [];
+    const second = await host({
+      dir: first.dir,
+      holdSync: true,
+      logger: createLogger({ write: (l) => void lines.push(l) }),
+    });
+    const relisting = second.changes.relist(narrow, "Pod");
+    second.changes.apply(narrow, "ADDED", rawPod("system-1", { node: "n1", rv: "20" }));
+    second.synced();
+    await relisting.end("30");
+    await waitFor(() => lines.some((line) => line.includes("retracted a resource")), 5_000, "the wide scope retracted");
+    await second.changes.flush();
+    expect((await second.host.log.snapshot({})).objects.map((o) => o.name)).toEqual(["system-1"]);
+    const updates = await everything(second);
+    expect(updates.map((u) => `${u.type} ${u.name}`)).toEqual([
+      "ADDED system-1",
+      "ADDED payments-1",
+      "DELETED payments-1",
+    ]);
+  });
+
   test(
     "a kind relisted under another resource key (another scope) since a key's resume point was recorded: " +
       "that key lists again, and its relist deletes what the other scope added",
