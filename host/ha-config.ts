@@ -74,7 +74,10 @@ export const haSchema = v.pipe(
     renewDeadline: v.optional(
       v.pipe(
         positiveDuration,
-        v.description("How long the leader keeps trying to renew before it steps down; less than leaseDuration."),
+        v.description(
+          "How long the leader keeps trying to renew before it steps down, and a standby waits for an answer to " +
+            "each request of its own for the Lease; less than leaseDuration.",
+        ),
       ),
       "10s",
     ),

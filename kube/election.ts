@@ -219,7 +219,11 @@ export function createElector(options: ElectorOptions): Elector {
       let holder: string | undefined;
       for (;;) {
         if (abandon.signal.aborted) throw abortError(abandon.signal);
-        const attempt = await tryAcquireOrRenew(abandon.signal, false);
+        // Bounded as a renewal is: a request that hears nothing (a connection black-holed by a load balancer's
+        // failover) would otherwise hold this contender for Bun's fetch timeout, minutes in which a dead leader's
+        // Lease expires and nobody takes it.
+        const attemptSignal = linked([abandon.signal], renewDeadlineMs);
+        const attempt = await tryAcquireOrRenew(attemptSignal.signal, false).finally(attemptSignal.dispose);
         if (attempt.ok) break;
         if (!("holder" in attempt)) {
           // A 409 is the race being decided: someone else wrote first; the next try reads who.

@@ -49,12 +49,21 @@ afterAll(async () => {
 
 /**
  * A transport that can be cut (a crashed or partitioned replica), or misnamed (each request then failing in Bun's
- * fetch), and that sees every response.
+ * fetch), whose next read can hear nothing (a connection black-holed), and that sees every response.
  */
 function transport(onResponse?: (method: string, response: Response) => Promise<void> | void) {
   let inner = createTransport(kc, () => kc);
   let cut = false;
+  let hangNext = false;
   const refused = () => Promise.reject(new TypeError("connection refused (cut by the test)"));
+  // As fetch over a connection that hears nothing: no answer, no error, until its signal aborts.
+  const unanswered = (signal: AbortSignal) =>
+    new Promise<Response>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }));
+  const read = (path: string, signal: AbortSignal) => {
+    if (!hangNext) return through("GET", inner.get(path, signal));
+    hangNext = false;
+    return unanswered(signal);
+  };
   const through = async (method: string, sent: Promise<Response>) => {
     const response = await sent;
     await onResponse?.(method, response);
@@ -64,7 +73,7 @@ function transport(onResponse?: (method: string, response: Response) => Promise<
     get server() {
       return inner.server;
     },
-    get: (path, signal) => (cut ? refused() : through("GET", inner.get(path, signal))),
+    get: (path, signal) => (cut ? refused() : read(path, signal)),
     request: (method, path, init) => (cut ? refused() : through(method, inner.request(method, path, init))),
     reloadCredentials: () => inner.reloadCredentials(),
   };
@@ -75,6 +84,9 @@ function transport(onResponse?: (method: string, response: Response) => Promise<
     },
     misname() {
       inner = createTransport(misnamed, () => misnamed);
+    },
+    hangNextRead() {
+      hangNext = true;
     },
   };
 }
@@ -206,6 +218,25 @@ describe("leader election", () => {
     const seen = reads.find((read) => read.renewTime === last.spec.renewTime)!;
     expect(seen).toBeDefined();
     expect(reads.filter((read) => read.at > seen.at + LEASE_MS).length).toBeLessThanOrEqual(2);
+  });
+
+  test("a standby's Lease read that hears nothing is given up at the renew deadline; it takes over", async () => {
+    const link = transport();
+    const crashing = elector("unanswered", "a", link.transport);
+    await crashing.acquire(never);
+    const standbyLink = transport();
+    standbyLink.hangNextRead();
+    const standby = elector("unanswered", "b", standbyLink.transport);
+    const taking = standby.acquire(never);
+    link.cut();
+    // Its read given up (renew deadline), it reads again, and takes the Lease once it has expired by its own clock.
+    await waitFor(() => standby.leading, RENEW_DEADLINE_MS + 2 * LEASE_MS + 2_000, "the standby to lead");
+    await taking;
+    expect(leaseOf("unanswered")!.spec.holderIdentity).toBe("b");
+    const given = logs
+      .map((line) => JSON.parse(line))
+      .find((line) => line.msg === "cannot acquire the Lease" && String(line.lease).includes("/unanswered"));
+    expect(given?.error).toMatchObject({ name: "TimeoutError", message: `no answer in ${RENEW_DEADLINE_MS} ms` });
   });
 
   test("a leader whose Lease someone else writes stops leading at its next renewal, and leaves it be", async () => {
