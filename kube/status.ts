@@ -65,14 +65,19 @@ export async function responseError(response: Response): Promise<ApiError> {
  * Bun's fetch names the whole URL in some of its errors (ERR_TLS_CERT_ALTNAME_INVALID fetching "https://…/api/v1/pods?
  * watch=1&timeoutSeconds=287…". For more information, pass verbose: true…): each resource's path and query differ,
  * so resources failing alike would each get a part of their own in /readyz. The server's origin is what tells an
- * operator something; the hint is for whoever calls fetch.
+ * operator something; the hint, with a URL or without one, is for whoever calls fetch.
  */
 function withoutUrl(message: string): string {
-  return message.replace(
-    / fetching "([^"]*)"\.?(?: For more information, pass `verbose: true` in the second argument to fetch\(\))?/,
-    (_all, url: string) => ` fetching ${URL.canParse(url) ? new URL(url).origin : url}`,
-  );
+  return message
+    .replace(
+      / fetching "([^"]*)"\.?(?: For more information, pass `verbose: true` in the second argument to fetch\(\))?/,
+      (_all, url: string) => ` fetching ${URL.canParse(url) ? new URL(url).origin : url}`,
+    )
+    .replace(VERBOSE_HINT, "");
 }
+
+/** The hint alone, where Bun names no URL (ECONNRESET: The socket connection was closed unexpectedly. For more…). */
+const VERBOSE_HINT = / For more information, pass `verbose: true` in the second argument to fetch\(\)\.?$/;
 
 /**
  * A failed request as /readyz and the log say it: its message without the URL Bun's fetch puts in it (withoutUrl),

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { createLogger } from "../host/logger.ts";
+import { errorText } from "../kube/status.ts";
 import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
 import { populate } from "../simulator/population.ts";
 import { runMain } from "./reliability-process.ts";
@@ -175,4 +176,22 @@ test("a watch that works again says so once it is established, with no event or 
     { level: "debug", msg: "list/watch failed; retrying", failedAttempts: 2 },
     { level: "info", msg: "list/watch works again", failedAttempts: 2 },
   ]);
+});
+
+test("a failed request whose message names no URL is said without Bun's verbose hint too (a connection reset)", async () => {
+  // Accepts, then closes at once: Bun's fetch fails with ECONNRESET, its message the hint and no URL.
+  const closer = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: { open: (socket) => void socket.end(), data() {} },
+  });
+  try {
+    const failed = await fetch(`http://127.0.0.1:${closer.port}/api`).catch((error: unknown) => error);
+    expect(String((failed as Error).message)).toContain("verbose: true");
+    const said = errorText(failed);
+    expect(said).toStartWith("ECONNRESET: ");
+    expect(said).not.toContain("verbose");
+  } finally {
+    closer.stop(true);
+  }
 });
