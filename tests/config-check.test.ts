@@ -183,6 +183,30 @@ describe("main.ts --check", () => {
     expect(await Bun.file(join(dir, "later")).exists()).toBe(false);
   }, 30_000);
 
+  test("a jsonl path spelled as a directory (a last / . or ..) is a config error at --check and at start", async () => {
+    const dir = await tempDir();
+    const paths = ["out/", ".", "out/..", "./out/."];
+    await Bun.write(
+      join(dir, "kubemeta.yaml"),
+      [
+        "store: { type: libsql, url: 'file:./k.db' }",
+        "sinks:",
+        ...paths.map((path, i) => `  - { type: jsonl, name: s${i}, path: "${path}" }`),
+      ].join("\n"),
+    );
+    const said = paths.map(
+      (_, i) => `  sinks[${i}].path: names a directory (it ends in /, . or ..): name a file to append to`,
+    );
+    for (const args of [["--check"], []]) {
+      expect(await runMain([...args, "--config", "kubemeta.yaml"], { cwd: dir })).toMatchObject({
+        code: 1,
+        stderr: ["invalid config:", ...said, ""].join("\n"),
+      });
+    }
+    // Refused before a write could make the directory and fail on it at every retry.
+    expect(await Bun.file(join(dir, "out")).exists()).toBe(false);
+  }, 30_000);
+
   test("a config file that cannot be read is said as one, not a crash with a stack trace", async () => {
     // Reading /proc/self/mem from its start fails (EIO) for root too, where a file without read permission would not.
     for (const args of [

@@ -78,7 +78,19 @@ export default defineSink({
   description: "Appends each update as a JSON line (an envelope) to a file or to stdout.",
   // The config and its defaults: the host validates each entry against it before anything starts.
   schema: v.strictObject({
-    path: v.optional(v.pipe(v.string(), v.minLength(1), v.description("File to append to; `-` is stdout.")), "-"),
+    path: v.optional(
+      v.pipe(
+        v.string(),
+        v.minLength(1),
+        // Wherever it is checked, not only where it exists: opened, such a path fails at every write, retried forever.
+        v.check(
+          (path) => !/(^|\/)\.\.?$|\/$/.test(path),
+          "names a directory (it ends in /, . or ..): name a file to append to",
+        ),
+        v.description("File to append to; `-` is stdout."),
+      ),
+      "-",
+    ),
     stream: v.optional(v.pipe(streamName, v.description("`all`, `shared` or `node/<name>`.")), "all"),
     batch: batchSchema(),
     retry: retrySchema(),
