@@ -178,7 +178,7 @@ test("a watch that works again says so once it is established, with no event or 
   ]);
 });
 
-test("a failed request whose message names no URL is said without Bun's verbose hint too (a connection reset)", async () => {
+test("a failed request whose message names no URL is said without the verbose hint too (a reset)", async () => {
   // Accepts, then closes at once: Bun's fetch fails with ECONNRESET, its message the hint and no URL.
   const closer = Bun.listen({
     hostname: "127.0.0.1",
