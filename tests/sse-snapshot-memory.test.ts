@@ -63,7 +63,9 @@ test("ten subscribers that read nothing hold pages, not states; stuck ones are c
   const baseRss = process.memoryUsage().rss;
   for (let i = 0; i < SUBSCRIBERS; i++) {
     const file = `${th.dir}/stuck-${i}.sse`;
-    const curl = Bun.spawn(["curl", "-sN", "-o", file, `${th.url}/v1/watch?stream=all`], {
+    // At 1 MB/s until stopped: read at full speed while the test waits to see RESET, a curl could take its whole
+    // snapshot first (the kernel grows a fast reader's receive buffer up to tcp_rmem's 32 MiB here) and never stall.
+    const curl = Bun.spawn(["curl", "-sN", "--limit-rate", "1M", "-o", file, `${th.url}/v1/watch?stream=all`], {
       stdout: "ignore",
       stderr: "ignore",
     });
