@@ -226,7 +226,10 @@ export function startChurn(
     const grow = pods.length === 0 || pods.length < floor || (pods.length < ceiling && random() < 0.2);
     if (grow) {
       const namespace = pick(namespaces);
-      const name = `churn-${(opts.seed ?? 1).toString(36)}-${(created++).toString(36)}`;
+      // A churn started again on the same server (same seed) would make a name the first one's pod still has.
+      let name: string;
+      do name = `churn-${(opts.seed ?? 1).toString(36)}-${(created++).toString(36)}`;
+      while (server.get("Pod", namespace, name));
       server.create(
         makePod({ name, namespace, node: nodes.length > 0 ? pick(nodes) : undefined, labels: { app: "churn" } }),
       );

@@ -4,6 +4,7 @@ import type { KubeObject } from "../sdk/model.ts";
 import { apiFetch, keysOf, listJson, realFixture, WatchReader } from "./apiserver-client.ts";
 import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
 import { makePod, populate, startChurn } from "../simulator/population.ts";
+import { waitFor } from "../testing/index.ts";
 
 let server: TestApiServer;
 beforeAll(async () => {
@@ -123,6 +124,20 @@ describe("population and churn", () => {
       expect(count).toBeGreaterThanOrEqual(Math.floor(initial * 0.9));
       expect(count).toBeLessThanOrEqual(Math.ceil(initial * 1.1) + 10);
       await watch.close();
+    } finally {
+      await cluster.stop();
+    }
+  });
+
+  test("a churn on a server that has a pod of the name it would make first (a churn before it) makes another", async () => {
+    const cluster = await startTestApiServer();
+    try {
+      populate(cluster, { nodes: 1, podsPerNode: 0 });
+      // What an earlier churn of the same seed left: its first pod.
+      cluster.create(makePod({ name: "churn-1-0", namespace: "default" }));
+      const churn = startChurn(cluster, { perSecond: 500, seed: 1 });
+      await waitFor(() => cluster.names("Pod").some(({ name }) => name !== "churn-1-0"), 5_000, "a pod of its own");
+      churn.stop();
     } finally {
       await cluster.stop();
     }
