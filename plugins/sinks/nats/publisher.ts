@@ -35,8 +35,8 @@ export interface PublisherOptions {
 export type Publish = (envelopes: Envelope[], signal: AbortSignal) => Promise<void>;
 
 /**
- * A batch the server may not have: the connection dropped before it confirmed it. Expected whenever NATS restarts
- * under a batch; the batch is published again once the connection is back.
+ * A batch (or a replay's reply) the server may not have: the connection dropped before it confirmed it. Expected
+ * whenever NATS restarts under one; a batch is published again once the connection is back, a reply asked again.
  */
 export class ConnectionDropped extends Error {
   constructor(cause?: unknown) {
@@ -104,7 +104,7 @@ export function createPublisher(options: PublisherOptions): Publish {
     // Taken before publishing: a disconnect from here on aborts it, and the flush below with it.
     const session = connection.session();
     publishAll(connection.nc, envelopes);
-    await flush(connection.nc, [signal, session]);
+    await confirmed(connection.nc, [signal, session]);
     if (connection.generation() !== generation) throw new ConnectionDropped();
   };
 }
@@ -115,7 +115,7 @@ export function createPublisher(options: PublisherOptions): Publish {
  * reconnect, and proves nothing then. The client may also fail the flush itself at the
  * disconnect, before the session ends ("connection disconnected"): the same drop.
  */
-async function flush(nc: NatsConnection, signals: AbortSignal[]): Promise<void> {
+export async function confirmed(nc: NatsConnection, signals: AbortSignal[] = []): Promise<void> {
   const interrupted = Promise.withResolvers<never>();
   const interrupt = () => interrupted.reject(new ConnectionDropped());
   for (const signal of signals) signal.addEventListener("abort", interrupt, { once: true });

@@ -13,6 +13,7 @@ import { comesBackLater, noteBehindRetention, reachVersion, resetReason, wholeYe
 import { snapshotTurn } from "../../../sdk/snapshot-turns.ts";
 import { fromStore, StoreReadFailed } from "../../../sdk/store-reads.ts";
 import { ChunkWriter } from "./chunks.ts";
+import { confirmed, ConnectionDropped } from "./publisher.ts";
 import { refusedReply } from "./replies.ts";
 import { type Pending, pendingOf, sound } from "./requests.ts";
 import { keepReplaySubscription, type ReplaySubscriptionOptions } from "./replay-subscription.ts";
@@ -87,23 +88,11 @@ const MAX_PARKED = 1_000;
 export const RESET_READS = 2;
 
 /**
- * A reply's flush failed: the connection dropped under it (a NATS restart, a network cut). Nothing went wrong here that
- * an operator should be paged for. Its error chunk goes out once the connection is back, and a requester that was not
- * cut off reads it: it ends in `ask again`, or the client library would take the request as refused and reset.
+ * The error of a reply whose flush the connection's drop cut off (a NATS restart, a network cut): nothing an operator
+ * should be paged for. It goes out once the connection is back, and a requester that was not cut off reads it: it
+ * ends in `ask again`, or the client library would take the request as refused and reset.
  */
-class ReplyCutOff extends Error {
-  constructor(cause: unknown) {
-    super("the NATS connection dropped before the server confirmed the reply; ask again", { cause });
-    this.name = "ReplyCutOff";
-  }
-}
-
-/** `nc.flush()`, its failure a ReplyCutOff: the client's "connection disconnected" at a drop, or a closed one. */
-function flushReply(nc: NatsConnection): Promise<void> {
-  return nc.flush().catch((error: unknown) => {
-    throw new ReplyCutOff(error);
-  });
-}
+const CUT_OFF = "the NATS connection dropped before the server confirmed the reply; ask again";
 
 export function serveReplay(options: ResponderOptions): Responder {
   const { nc, log, logger, requests, labels } = options;
@@ -138,7 +127,7 @@ export function serveReplay(options: ResponderOptions): Responder {
         if (unflushed >= FLUSH_EVERY_BYTES) {
           unflushed = 0;
           await flushing;
-          flushing = flushReply(nc);
+          flushing = confirmed(nc);
           // Its failure is thrown where it is awaited, with the next flush or at the end.
           flushing.catch(() => {});
         }
@@ -147,7 +136,7 @@ export function serveReplay(options: ResponderOptions): Responder {
         await flushing;
         if (unflushed > 0) {
           unflushed = 0;
-          await flushReply(nc);
+          await confirmed(nc);
         }
       }
     });
@@ -221,9 +210,9 @@ export function serveReplay(options: ResponderOptions): Responder {
     }
     // A reset waiting for its turn when the sink stops: told to ask again, nothing went wrong.
     if (stopping) return STOPPING;
-    if (error instanceof ReplyCutOff) {
+    if (error instanceof ConnectionDropped) {
       warn("the NATS connection dropped during a replay; its requester asks again", { error: error.cause });
-      return error.message;
+      return CUT_OFF;
     }
     logger.error("replay failed", { error });
     return `replay failed: ${(error as Error).message}; ask again`;
