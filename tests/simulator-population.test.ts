@@ -129,7 +129,7 @@ describe("population and churn", () => {
     }
   });
 
-  test("a churn on a server that has a pod of the name it would make first (a churn before it) makes another", async () => {
+  test("a churn on a server with a pod of the name it would make first (an earlier churn) makes another", async () => {
     const cluster = await startTestApiServer();
     try {
       populate(cluster, { nodes: 1, podsPerNode: 0 });
