@@ -9,7 +9,7 @@
  */
 import { Backoff, parseRetryAfter, sleep } from "../../../protocol/retry.ts";
 import type { Envelope, Logger, Metrics, RetrySettings } from "../../../sdk/index.ts";
-import { rateLimitedWarn } from "../../../sdk/telemetry.ts";
+import { outageLog, rateLimited, rateLimitedWarn } from "../../../sdk/telemetry.ts";
 import { answerText } from "./answer.ts";
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, sign } from "./sign.ts";
 
@@ -52,8 +52,11 @@ const GIVEN_UP = ["status_4xx", "too_large", "max_retries"] as const;
 
 type Attempt =
   | { ok: true }
-  /** `detail`: why the request got no answer (a refused connection, a certificate not trusted), for the log. */
-  | { ok: false; reason: (typeof NO_ANSWER)[number] | "stopped"; detail?: string }
+  /**
+   * `detail`: why the request got no answer (a refused connection, a certificate not trusted), for the log; `code`:
+   * its error code (`ECONNREFUSED`), which tells one cause of an outage from another.
+   */
+  | { ok: false; reason: (typeof NO_ANSWER)[number] | "stopped"; detail?: string; code?: string }
   | {
       ok: false;
       reason: (typeof REFUSED)[number];
@@ -128,6 +131,14 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     "Webhook requests the receiver refused as too large (413), each sent again in two halves.",
   );
   const splitLog = rateLimitedWarn(logger);
+  // A batch given up is updates the receiver never gets: an error, but a receiver that refuses every batch would have
+  // one a batch. The counter counts each update; the log says each kind at most once a minute, with `unlogged`.
+  const skipLog = rateLimited(logger, "error");
+  // A receiver away for an hour is retried at every backoff step, or every second under a 429 `Retry-After: 1`: a
+  // warning each time would flood the log. A retried failure is an outage of the receiver's, not yet data lost.
+  const outage = outageLog(logger, "webhook delivery failed; retrying", "webhook delivery works again", {
+    first: "warn",
+  });
   // From 0, not from the first event: rate() needs a sample before it.
   deliveries.inc(labels, 0);
   deliveredUpdates.inc(labels, 0);
@@ -181,7 +192,12 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       const { code, message } = error as { code?: unknown; message?: unknown };
       const said =
         typeof code === "string" && !String(message).includes(code) ? `${code}: ${message}` : String(message);
-      return { ok: false, reason: "network", detail: redact(said).slice(0, 200) };
+      return {
+        ok: false,
+        reason: "network",
+        detail: redact(said).slice(0, 200),
+        ...(typeof code === "string" ? { code } : {}),
+      };
     }
   }
 
@@ -207,14 +223,14 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     if (options.on4xx !== "skip") return undefined;
     if (failure.reason === "status_413") {
       skipped.inc({ sink, reason: "too_large" }, request.updates);
-      logger.error("webhook receiver refuses an update as too large; skipping it", {
+      skipLog("webhook receiver refuses an update as too large; skipping it", {
         ...failure,
         ...request.only,
         bytes,
       });
     } else if (failure.reason === "status_4xx") {
       skipped.inc({ sink, reason: "status_4xx" }, request.updates);
-      logger.error("webhook receiver rejected a batch; skipping it (on4xx: skip)", {
+      skipLog("webhook receiver rejected a batch; skipping it (on4xx: skip)", {
         ...failure,
         updates: request.updates,
       });
@@ -231,7 +247,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       if (result.ok) {
         deliveries.inc(labels);
         deliveredUpdates.inc(labels, request.updates);
-        if (retries > 0) logger.info("webhook delivered after retrying", { id: request.id, retries });
+        outage.succeeded();
         return "delivered";
       }
       if (result.reason === "stopped") return "stopped";
@@ -249,7 +265,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       if (given) return given;
       if (retries >= options.maxRetries) {
         skipped.inc({ sink, reason: "max_retries" }, request.updates);
-        logger.error("webhook gave up on a batch after maxRetries", {
+        skipLog("webhook gave up on a batch after maxRetries", {
           ...failure,
           retries,
           updates: request.updates,
@@ -258,7 +274,9 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       }
       // A Retry-After of 0 (or a past date) is no delay at all: back off rather than spin on the receiver.
       const delay = retryAfterMs || backoff.next();
-      logger.warn("webhook delivery failed; retrying", { ...failure, retries, retryInMs: delay });
+      // The status, or why there was none (its error code): a 503 after the 429s is a warning at once.
+      const cause = "status" in result ? String(result.status) : ("code" in result && result.code) || result.reason;
+      outage.failed({ ...failure, retries, retryInMs: delay }, cause);
       await sleep(delay, signal);
       if (signal.aborted) return "stopped";
     }
