@@ -13,7 +13,7 @@ import { batches } from "./batches.ts";
 import type { Update } from "./model.ts";
 import { batchSchema, retrySchema } from "./schema.ts";
 import type { BatchSettings, ConsumeOptions, RetrySettings } from "./consume-options.ts";
-import { type Counter, type Gauge, type Labels, outageLog } from "./telemetry.ts";
+import { causeOf, type Counter, type Gauge, type Labels, outageLog } from "./telemetry.ts";
 
 /** The defaults of a sink whose schema leaves the keys out: one source of truth, the schemas. */
 const DEFAULT_BATCH: BatchSettings = v.parse(batchSchema(), undefined);
@@ -35,9 +35,7 @@ export interface DeliveryContext {
   stalled: Gauge;
   /** `kubemeta_sink_lost_versions_total`. */
   lost: Counter;
-  /** Counts and logs a failure, which is retried; as an error unless `level` says otherwise. */
-  fail(step: FailedStep, message: string, fields: Record<string, unknown>, level?: "warn" | "error"): void;
-  /** Counts a failure that its caller logs its own way (a cursor save's: outageLog). */
+  /** Counts a failure, which is retried; its caller logs it (outageLog: a line per attempt would flood the log). */
   count(step: FailedStep): void;
   /** Appends the envelopes the sink gets of `update` (batches.ts). */
   collect(update: Update, into: Envelope[]): void;
@@ -69,7 +67,7 @@ const FAILING_POLL_MS = 50;
 const HOLDS_POLL_MS = 50;
 
 export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext): DeliveryLoop {
-  const { ctx, labels, stalled, lost, fail, count, collect, showLag } = context;
+  const { ctx, labels, stalled, lost, count, collect, showLag } = context;
   const { logger, log } = ctx;
   const stallAfterMs = options.stallAfterMs ?? 60_000;
   const saveIntervalMs = options.saveIntervalMs ?? 0;
@@ -80,6 +78,10 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
   let moved = Promise.withResolvers<void>();
   // Saved at every batch (or second) while the store is away, for minutes maybe: its first failure is the error.
   const saveOutage = outageLog(logger, "saving the sink's cursor failed", "saving the sink's cursor works again");
+  // Read again every 10 s at most for as long as the store is away, and a batch sent again for as long as the sink's
+  // receiver is (a plugin's own, down for an hour): each outage's first failure, and each new cause, said at once.
+  const readOutage = outageLog(logger, "sink failed to read the log; retrying", "sink reading the log works again");
+  const deliverOutage = outageLog(logger, "sink failed to deliver a batch; retrying it", "sink delivery works again");
   /** A delivery failed or stalled since the last one that worked: a drain would only wait for it in vain. */
   let failing = false;
   let failed = Promise.withResolvers<void>();
@@ -150,14 +152,15 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
           // A deliver that ignores the signal is left behind when stop gives up on it.
           delivering.catch(() => {});
           if ((await until(delivering, Infinity, context.givenUp)) === TIMED_OUT) return false;
+          deliverOutage.succeeded();
           failing = false;
           return true;
         } catch (error) {
           if (term.aborted) return false;
           struggle();
           const delay = backoff.next();
-          const fields = { error, first, last, attempt, retryInMs: delay };
-          fail("deliver", "sink failed to deliver a batch; retrying it", fields, levelOf(error));
+          count("deliver");
+          deliverOutage.failed({ error, first, last, attempt, retryInMs: delay }, causeOf(error), levelOf(error));
           await sleep(delay, term);
         }
       }
@@ -188,6 +191,7 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
           hurry: context.hurry,
         })) {
           readRetries.reset();
+          readOutage.succeeded();
           if (batch.lost > 0) {
             lost.inc(labels, batch.lost);
             logger.error("sink fell behind retention; the versions in between are lost to it", {
@@ -207,7 +211,8 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
         }
       } catch (error) {
         const delay = readRetries.next();
-        fail("read", "sink failed to read the log; retrying", { error, after: delivered, retryInMs: delay });
+        count("read");
+        readOutage.failed({ error, after: delivered, retryInMs: delay }, causeOf(error));
         await sleep(delay, term);
       }
     }

@@ -73,7 +73,8 @@ export interface ConsumeOptions {
   failing?(): boolean;
   /**
    * True for an error thrown by `deliver` that the sink expects now and then and gets past by retrying, such as its
-   * connection dropping under a batch (the NATS sink's): logged as a warning instead of an error, counted the same.
+   * connection dropping under a batch (the NATS sink's): said as a warning instead of an error (when it is said: the
+   * first failure of a run, or a new cause), counted the same.
    */
   transient?(error: unknown): boolean;
   /**

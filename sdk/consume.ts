@@ -8,7 +8,9 @@
  * - calls `deliver` with one batch at a time and saves the cursor once it resolves: at
  *   least once, in order;
  * - retries a batch whose `deliver` throws, the same batch, with exponential backoff and
- *   jitter, logging and counting each failure; nothing behind it overtakes it;
+ *   jitter, counting each failure; nothing behind it overtakes it. A run of failures (of
+ *   `deliver`, of reading the log or the cursor) is logged as an outage (outageLog): its
+ *   first failure, each new cause, a warning a minute, and a line once it works again;
  * - goes on from the oldest retained update (or the head) when the store pruned what the
  *   sink had not delivered yet, and logs and counts the versions lost;
  * - reports a batch held longer than `stallAfterMs`; each sink reads the log on its own,
@@ -51,7 +53,7 @@ import { ALL } from "../protocol/streams.ts";
 import { inStream, toEnvelope, type Update } from "./model.ts";
 import { deliveryLoop, REFRESH_MS, type FailedStep } from "./consume-delivery.ts";
 import type { ConsumeOptions, Consumer } from "./consume-options.ts";
-import { sinkLag } from "./telemetry.ts";
+import { causeOf, outageLog, sinkLag } from "./telemetry.ts";
 
 export type { BatchSettings, ConsumeOptions, Consumer, RetrySettings } from "./consume-options.ts";
 
@@ -102,7 +104,6 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
     labels,
     stalled,
     lost,
-    fail,
     count,
     collect,
     hurry: hurrying.signal,
@@ -120,16 +121,6 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
 
   function count(step: FailedStep): void {
     failures.inc({ ...labels, step });
-  }
-
-  function fail(
-    step: FailedStep,
-    message: string,
-    fields: Record<string, unknown>,
-    level: "warn" | "error" = "error",
-  ): void {
-    count(step);
-    logger[level](message, fields);
   }
 
   /** Starts delivering from the stored cursor; returns whether to save that starting point first. */
@@ -151,17 +142,27 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
    */
   async function lead(leadership: Leadership): Promise<void> {
     const retries = new Backoff({ initialMs: 200, maxMs: 10_000 });
+    // Retried at that pace for as long as the store is away: its first failure said, the rest bounded.
+    const loadOutage = outageLog(
+      logger,
+      "sink failed to load its cursor; retrying",
+      "loading the sink's cursor works again",
+    );
     while (!signal.aborted) {
       const leadershipLost = await leadership.acquire(signal).catch(() => undefined);
       if (!leadershipLost) return;
       const term = AbortSignal.any([signal, leadershipLost]);
       try {
         const cursor = await ctx.cursor.load();
+        loadOutage.succeeded();
+        retries.reset();
         delivering = true;
         await delivery.run(resumeFrom(cursor), term);
       } catch (error) {
-        fail("read", "sink failed to load its cursor; retrying", { error });
-        await sleep(retries.next(), term);
+        count("read");
+        const delay = retries.next();
+        loadOutage.failed({ error, retryInMs: delay }, causeOf(error));
+        await sleep(delay, term);
       } finally {
         delivering = false;
         showLag();

@@ -108,10 +108,12 @@ export function rateLimited(
 export interface OutageLog {
   /**
    * One more failed attempt: the outage's first at its `first` level, the others a warning at most once an interval
-   * and a debug line otherwise. A `cause` (a short key: an HTTP status, an error code) not seen yet in this outage is
-   * a warning at once: what fails may change while the outage lasts (the server back, the token refused).
+   * and a debug line otherwise. A `cause` (a short key: an HTTP status, an error code, causeOf) not seen yet in this
+   * outage is a warning at once: what fails may change while the outage lasts (the server back, the token refused).
+   * `level`, when given, is that of this failure if it is said at once (the outage's first, a new cause): a sink's
+   * failure it did not expect is an error, one it gets past now and then (its connection dropped) a warning.
    */
-  failed(fields: LogFields, cause?: string): void;
+  failed(fields: LogFields, cause?: string, level?: "warn" | "error"): void;
   /** An attempt worked: after failures, one info line says how long they lasted and how many there were. */
   succeeded(): void;
 }
@@ -135,13 +137,13 @@ export function outageLog(logger: Logger, msg: string, recovered: string, option
     | { since: number; failedAttempts: number; warnedAt: number; unlogged: number; causes: Set<string> }
     | undefined;
   return {
-    failed(fields, cause) {
+    failed(fields, cause, level) {
       const now = Date.now();
       // Each outage on its own: the first failure of the next one is logged at `first` again, however soon it comes.
       if (!outage) {
         outage = { since: now, failedAttempts: 1, warnedAt: now, unlogged: 0, causes: new Set() };
         if (cause !== undefined) outage.causes.add(cause);
-        logger[first](msg, fields);
+        logger[level ?? first](msg, fields);
         return;
       }
       outage.failedAttempts++;
@@ -153,7 +155,10 @@ export function outageLog(logger: Logger, msg: string, recovered: string, option
         logger.debug(msg, counted);
         return;
       }
-      logger.warn(msg, outage.unlogged > 0 ? { ...counted, unlogged: outage.unlogged } : counted);
+      logger[(newCause && level) || "warn"](
+        msg,
+        outage.unlogged > 0 ? { ...counted, unlogged: outage.unlogged } : counted,
+      );
       outage.warnedAt = now;
       outage.unlogged = 0;
     },
@@ -163,4 +168,14 @@ export function outageLog(logger: Logger, msg: string, recovered: string, option
       outage = undefined;
     },
   };
+}
+
+/**
+ * What kind of failure an error is, to tell a new cause of an outage from a repeat (OutageLog.failed): its code
+ * (`ECONNREFUSED`, `SQLITE_BUSY`), else its name (`TypeError`), else what it is (a plugin's thrown string).
+ */
+export function causeOf(error: unknown): string {
+  const code = typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
+  if (typeof code === "string") return code;
+  return error instanceof Error ? error.name : typeof error;
 }

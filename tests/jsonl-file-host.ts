@@ -1,13 +1,13 @@
 /**
  * A host whose `jsonl` sink appends to FILE, its store the libSQL server at STORE_URL: under a file-size limit (as a
  * full disk, tests/plugins-jsonl.test.ts) it writes no other file. Applies COUNT pods and runs until SIGTERM; logs
- * warnings and errors on stdout.
+ * on stdout, debug lines too: a retried write's failure after the first is one.
  */
 import { createLogger } from "../host/logger.ts";
 import { rawPod, startTestHost } from "../testing/index.ts";
 
 const host = await startTestHost({
-  logger: createLogger({ level: "warn" }),
+  logger: createLogger({ level: "debug" }),
   extra: { store: { type: "libsql", url: process.env.STORE_URL } },
   sinks: [{ type: "jsonl", path: process.env.FILE, retry: { initial: "10ms", max: "50ms" } }],
 });

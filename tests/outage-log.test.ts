@@ -60,3 +60,16 @@ test("first: warn; the repeats between warnings at debug; a cause new to the out
     { level: "info", cause: undefined, failedAttempts: 5, unlogged: undefined },
   ]);
 });
+
+test("a level given with a failure is that of its line said at once: the outage's first, a new cause", () => {
+  const logged: Logged[] = [];
+  const logger = createLogger({ level: "debug", write: (line) => void logged.push(JSON.parse(line) as Logged) });
+  const log = outageLog(logger, "delivery failed", "delivery works again", { everyMs: 60_000 });
+  // A sink's connection dropped (a warning), then what it did not expect (an error), each given as such.
+  log.failed({}, "ConnectionDropped", "warn");
+  log.failed({}, "ConnectionDropped", "warn");
+  log.failed({}, "PermissionsError", "error");
+  log.failed({}, "PermissionsError", "error");
+  log.failed({}, "ConnectionDropped", "error");
+  expect(logged.map(({ level }) => level)).toEqual(["warn", "debug", "error", "debug", "debug"]);
+});

@@ -5,7 +5,7 @@
  * Once every resource has synced, `ctx.synced()`.
  */
 import type { SourceContext } from "../../../sdk/contract.ts";
-import { type LogFields, type Logger, outageLog } from "../../../sdk/telemetry.ts";
+import { causeOf, type LogFields, type Logger, outageLog } from "../../../sdk/telemetry.ts";
 import { ApiError, loggedError } from "../../../kube/status.ts";
 import type { Scope } from "./resources.ts";
 
@@ -59,12 +59,7 @@ export class SourceReadiness {
 }
 
 /** What kind of failure an error is, to tell a new cause from a repeat: its HTTP status, its code, or its name. */
-function causeOf(err: unknown): string {
-  if (err instanceof ApiError) return String(err.code);
-  const code = typeof err === "object" && err !== null ? (err as { code?: unknown }).code : undefined;
-  if (typeof code === "string") return code;
-  return err instanceof Error ? err.name : typeof err;
-}
+const causeOfRequest = (err: unknown): string => (err instanceof ApiError ? String(err.code) : causeOf(err));
 
 /** Between two warnings of one run of failures of one request (a resource's list/watch, its pages, its discovery). */
 const RETRY_WARNING_EVERY_MS = 5 * 60_000;
@@ -85,7 +80,7 @@ export interface RetryLog {
 export function retryLog(logger: Logger, msg: string, recovered: string): RetryLog {
   const outage = outageLog(logger, msg, recovered, { first: "warn", everyMs: RETRY_WARNING_EVERY_MS });
   return {
-    failed: (err, fields) => outage.failed({ error: loggedError(err), ...fields }, causeOf(err)),
+    failed: (err, fields) => outage.failed({ error: loggedError(err), ...fields }, causeOfRequest(err)),
     succeeded: () => outage.succeeded(),
   };
 }
