@@ -114,8 +114,13 @@ export interface OutageLog {
    * failure it did not expect is an error, one it gets past now and then (its connection dropped) a warning.
    */
   failed(fields: LogFields, cause?: string, level?: "warn" | "error"): void;
-  /** An attempt worked: after failures, one info line says how long they lasted and how many there were. */
-  succeeded(): void;
+  /**
+   * An attempt worked: after failures, one info line says how long they lasted and how many there were, with `fields`
+   * (what worked). Returns whether it said so: false when nothing had failed.
+   */
+  succeeded(fields?: LogFields): boolean;
+  /** Whether the last attempt failed: an outage is under way. */
+  failing(): boolean;
 }
 
 export interface OutageLogOptions {
@@ -162,11 +167,13 @@ export function outageLog(logger: Logger, msg: string, recovered: string, option
       outage.warnedAt = now;
       outage.unlogged = 0;
     },
-    succeeded() {
-      if (!outage) return;
-      logger.info(recovered, { downMs: Date.now() - outage.since, failedAttempts: outage.failedAttempts });
+    succeeded(fields) {
+      if (!outage) return false;
+      logger.info(recovered, { ...fields, downMs: Date.now() - outage.since, failedAttempts: outage.failedAttempts });
       outage = undefined;
+      return true;
     },
+    failing: () => outage !== undefined,
   };
 }
 

@@ -21,16 +21,16 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** The host's log, whose `whole` throws at its first call (the replay responder's start) as a bug would. */
-function throwingOnce(log: CommittedLog): CommittedLog {
-  let thrown = false;
+/** The host's log, whose `whole` throws at its first `times` calls (the replay responder's starts) as a bug would. */
+function throwing(log: CommittedLog, times: number): CommittedLog {
+  let thrown = 0;
   return new Proxy(log, {
     get(target, key, receiver) {
       const value = Reflect.get(target, key, receiver);
       if (key !== "whole") return typeof value === "function" ? value.bind(target) : value;
       return (...args: Parameters<CommittedLog["whole"]>) => {
-        if (thrown) return target.whole(...args);
-        thrown = true;
+        if (thrown >= times) return target.whole(...args);
+        thrown++;
         throw new Error("a bug in the replay responder's start");
       };
     },
@@ -47,7 +47,7 @@ test(
     const logged: Logged[] = [];
     const ctx = contextOn(th, "looping", logged);
     const { type: _, ...raw } = natsSink(server);
-    const sink = nats.create(v.parse(natsSinkSchema, raw), { ...ctx, log: throwingOnce(th.host.log) });
+    const sink = nats.create(v.parse(natsSinkSchema, raw), { ...ctx, log: throwing(th.host.log, 1) });
     await sink.start();
     cleanups.push(() => sink.stop());
 
@@ -66,6 +66,37 @@ test(
     const chunks = await replay(nc, "kubemeta.test.replay", { stream: "all" });
     expect(chunks.at(-1)).toMatchObject({ last: true });
     expect(logged.filter((line) => line.msg === "connected to NATS")).toHaveLength(2);
+  },
+  SLOW_MS,
+);
+
+test(
+  "a round failing again and again is one error, not one per round, and one line once a connection is served",
+  async () => {
+    const server = await startNatsServer();
+    cleanups.push(() => server.destroy());
+    const th = await startTestHost();
+    cleanups.push(() => th.destroy());
+    const logged: Logged[] = [];
+    const ctx = contextOn(th, "looping", logged);
+    const { type: _, ...raw } = natsSink(server);
+    const sink = nats.create(v.parse(natsSinkSchema, raw), { ...ctx, log: throwing(th.host.log, 6) });
+    await sink.start();
+    cleanups.push(() => sink.stop());
+
+    const failures = th.host.metrics.counter("kubemeta_plugin_failures_total", "");
+    await waitFor(() => failures.get({ plugin: "looping", kind: "sink", phase: "run" }) === 6, 15_000, "six rounds");
+    const failed = logged.filter(
+      (line) => line.msg === "NATS connection failed on an unexpected error; connecting again",
+    );
+    expect(failed.map((line) => line.level)).toEqual(["error"]);
+    const connected = () => logged.filter((line) => line.msg === "connected to NATS");
+    await waitFor(() => connected().at(-1)?.failedAttempts, 15_000, "the connection served after six failed rounds");
+    // The first connection said at once (nothing had failed yet), the one served at last with the outage's length.
+    expect(connected().map((line) => line.level)).toEqual(["info", "info"]);
+    expect(connected()[0]!.failedAttempts).toBeUndefined();
+    expect(connected()[1]).toMatchObject({ server: `127.0.0.1:${server.port}`, failedAttempts: 6 });
+    expect(connected()[1]!.downMs).toBeGreaterThan(0);
   },
   SLOW_MS,
 );

@@ -73,3 +73,19 @@ test("a level given with a failure is that of its line said at once: the outage'
   log.failed({}, "ConnectionDropped", "error");
   expect(logged.map(({ level }) => level)).toEqual(["warn", "debug", "error", "debug", "debug"]);
 });
+
+test("failing while an outage lasts; succeeded says so with what worked, and whether it said anything", () => {
+  const logged: Logged[] = [];
+  const logger = createLogger({ write: (line) => void logged.push(JSON.parse(line) as Logged) });
+  const log = outageLog(logger, "cannot connect", "connected", { first: "warn" });
+  expect([log.failing(), log.succeeded({ server: "a" })]).toEqual([false, false]);
+  log.failed({});
+  expect(log.failing()).toBe(true);
+  expect(log.succeeded({ server: "b", failedAttempts: 0 })).toBe(true);
+  expect(log.failing()).toBe(false);
+  // What worked is said with the outage's end; its own fields win over a field of the same name.
+  expect(logged.map(({ level, msg, server, failedAttempts }) => ({ level, msg, server, failedAttempts }))).toEqual([
+    { level: "warn", msg: "cannot connect", server: undefined, failedAttempts: undefined },
+    { level: "info", msg: "connected", server: "b", failedAttempts: 1 },
+  ]);
+});

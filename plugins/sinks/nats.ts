@@ -13,7 +13,7 @@ import { connectionOptions, natsSinkSchema, ownCredentials } from "./nats/option
 import { checkNatsFiles } from "./nats/files.ts";
 import { openConnection, type Connection } from "./nats/connection.ts";
 import { Backoff, sleep, until } from "../../protocol/retry.ts";
-import { pluginFailures } from "../../sdk/telemetry.ts";
+import { causeOf, outageLog, pluginFailures } from "../../sdk/telemetry.ts";
 import { ConnectionDropped, createPublisher } from "./nats/publisher.ts";
 import { REPLAY_RESULTS, serveReplay, type Responder } from "./nats/replay.ts";
 import { defaultPrefix, hasCredentials, redactServer, subjectsFor } from "../../protocol/subjects.ts";
@@ -43,6 +43,13 @@ export default defineSink({
     const subjects = subjectsFor(prefix);
     const labels = { sink: ctx.name };
     const logger = ctx.logger.child({ prefix });
+    // A round that fails each time it starts would say so at every backoff step: one error, then as any outage. Its end
+    // is the line of the connection served at last, with downMs and failedAttempts, as after failed connects.
+    const rounds = outageLog(
+      logger,
+      "NATS connection failed on an unexpected error; connecting again",
+      "connected to NATS",
+    );
     const telemetry = {
       logger,
       labels,
@@ -57,6 +64,7 @@ export default defineSink({
         "kubemeta_nats_publish_refusals_total",
         "Messages the NATS server refused (a publish permission missing on their subject): lost, not retried.",
       ),
+      failingAfterConnect: () => rounds.failing(),
     };
     // 0 from the start: an alert on it must fire when NATS was never reachable, not only after a disconnect; and
     // rate() of a counter needs its first sample before the first event.
@@ -144,6 +152,7 @@ export default defineSink({
               session: connection.session,
             })
           : undefined;
+        rounds.succeeded({ server: connection.nc.getServer() });
         await until(connection.closed, Infinity, stopped.signal);
       } finally {
         await responder?.stop();
@@ -202,7 +211,7 @@ export default defineSink({
         } catch (error) {
           failures.inc(failed);
           const delay = backoff.next();
-          logger.error("NATS connection failed on an unexpected error; connecting again", { error, retryInMs: delay });
+          rounds.failed({ error, retryInMs: delay }, causeOf(error));
           await sleep(delay, stopped.signal);
         }
       }

@@ -16,7 +16,7 @@
 import { type NatsConnection, type NodeConnectionOptions, PermissionViolationError } from "@nats-io/transport-node";
 import { Backoff, sleep, TIMED_OUT, until } from "../../../protocol/retry.ts";
 import { connect } from "./connect.ts";
-import { rateLimitedWarn, type Logger } from "../../../sdk/telemetry.ts";
+import { causeOf, outageLog, rateLimitedWarn, type Logger } from "../../../sdk/telemetry.ts";
 import type { Gauge, Counter } from "../../../sdk/telemetry.ts";
 import { PERMISSIONS_README } from "./permissions.ts";
 
@@ -29,6 +29,11 @@ export interface ConnectionTelemetry {
   /** `kubemeta_nats_publish_refusals_total`: each message the server refused, as the client reports it. */
   publishRefusals: Counter;
   labels: Record<string, string>;
+  /**
+   * True while each connection the sink opens fails again (an error out of its round, nats.ts): then a connection's
+   * opening is a debug line, not one at info per attempt, and the sink says when one is served at last.
+   */
+  failingAfterConnect?: () => boolean;
 }
 
 /** What one connection is opened with. */
@@ -85,6 +90,9 @@ export async function openConnection(
   signal: AbortSignal,
 ): Promise<Connection | undefined> {
   const { logger } = telemetry;
+  // NATS away for an hour is an attempt at every backoff step (reconnect.max apart at most): a line each would flood
+  // the log. The line of the connection made at last is the outage's end, with downMs and failedAttempts.
+  const outage = outageLog(logger, "cannot connect to NATS; retrying", "connected to NATS", { first: "warn" });
   const backoffOptions = { initialMs: policy.initialMs, maxMs: policy.maxMs };
   const backoff = new Backoff(backoffOptions);
   const attemptDeadlineMs = 2 * policy.connectTimeoutMs + ATTEMPT_GRACE_MS;
@@ -106,15 +114,20 @@ export async function openConnection(
             `(connectTimeout ${policy.connectTimeoutMs} ms); given up`,
         );
       }
-      return watch(opened.nc, opened.user, telemetry, {
+      const connection = watch(opened.nc, opened.user, telemetry, {
         attempting: () => (reconnectWait = reconnect.next()),
         succeeded: () => reconnect.reset(),
         replaceAfterMs: policy.replaceAfterMs,
       });
+      const connected = { server: opened.nc.getServer(), maxPayload: opened.nc.info?.max_payload };
+      if (!outage.succeeded(connected)) {
+        logger[telemetry.failingAfterConnect?.() ? "debug" : "info"]("connected to NATS", connected);
+      }
+      return connection;
     } catch (error) {
       telemetry.connectFailures.inc(telemetry.labels);
       const delay = backoff.next();
-      logger.warn("cannot connect to NATS; retrying", { error, retryInMs: delay });
+      outage.failed({ error, retryInMs: delay }, causeOf(error));
       await sleep(delay, signal);
     }
   }
@@ -144,7 +157,6 @@ function watch(
     }, replaceAfterMs);
   }
   telemetry.connected.set(1, labels);
-  logger.info("connected to NATS", { server: nc.getServer(), maxPayload: nc.info?.max_payload });
 
   // The server says so of every message it refuses (a publish permission missing on one subject): once a minute.
   const serverSaid = rateLimitedWarn(logger);
