@@ -11,7 +11,7 @@
 import type { Lifecycle } from "../sdk/contract.ts";
 import { Backoff, sleep, TIMED_OUT, until } from "../protocol/retry.ts";
 import type { Logger } from "../sdk/telemetry.ts";
-import { pluginFailures, type Metrics } from "../sdk/telemetry.ts";
+import { causeOf, outageLog, pluginFailures, type Metrics } from "../sdk/telemetry.ts";
 
 /** How long a plugin's start, stop or (at --check, host/check-config.ts) check may take before the host moves on. */
 export const PLUGIN_DEADLINE_MS = 10_000;
@@ -48,6 +48,9 @@ export function supervise(create: () => Lifecycle, options: SuperviseOptions): L
 
   function startUntilItWorks(): Promise<void> {
     const firstAttempt = Promise.withResolvers<void>();
+    // A plugin whose backend is away for an hour is an attempt at every backoff step (a minute apart at most): one
+    // error, one per new cause, then a warning a minute, and one line once it starts, with how long it took.
+    const outage = outageLog(logger, `${kind} failed to start; retrying`, `${kind} started after retrying`);
     void (async () => {
       const backoff = new Backoff({ initialMs: 500, maxMs: 60_000 });
       while (!stopped.signal.aborted) {
@@ -59,6 +62,7 @@ export function supervise(create: () => Lifecycle, options: SuperviseOptions): L
           const started = await until((async () => plugin.start())(), Date.now() + deadlineMs, stopped.signal);
           if (stopped.signal.aborted) break;
           if (started !== TIMED_OUT) {
+            outage.succeeded();
             options.started?.();
             break;
           }
@@ -69,7 +73,7 @@ export function supervise(create: () => Lifecycle, options: SuperviseOptions): L
         } catch (error) {
           failures.inc({ plugin: name, kind, phase: "start" });
           const delay = backoff.next();
-          logger.error(`${kind} failed to start; retrying`, { error, retryInMs: delay });
+          outage.failed({ error, retryInMs: delay }, causeOf(error), "error");
           firstAttempt.resolve();
           if (stuck) {
             retiring = stopWithin(stuck);

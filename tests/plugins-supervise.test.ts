@@ -11,7 +11,7 @@ import { createMetrics } from "../host/metrics.ts";
 import { supervise, type SuperviseOptions } from "../host/supervise.ts";
 import { consume } from "../sdk/consume.ts";
 import { startTestHost, tempDir, waitFor } from "../testing/index.ts";
-import { addPods, contextOn, upTo } from "./plugins-fixtures.ts";
+import { addPods, contextOn, upTo, type Logged } from "./plugins-fixtures.ts";
 
 const repo = join(import.meta.dir, "..");
 
@@ -51,11 +51,40 @@ test("a start that throws is logged, counted and retried with backoff in the bac
   expect(attempts).toBe(1);
   await waitFor(() => started, 5_000, "the third attempt");
   expect(opts.failures("start")).toBe(2);
+  // The second failure, of the same cause, is a debug line: this logger logs from info.
   expect(
     logged.filter((line) => line.includes('"msg":"sink failed to start; retrying"') && line.includes("backend down")),
-  ).toHaveLength(2);
+  ).toHaveLength(1);
   await plugin.stop();
 });
+
+test("a start failing again and again is one error, not one per attempt, and one line once it starts", async () => {
+  const logged: Logged[] = [];
+  const opts = options("away", { logger: createLogger({ write: (line) => void logged.push(JSON.parse(line)) }) });
+  let attempts = 0;
+  let started = false;
+  const plugin = supervise(
+    () => ({
+      async start() {
+        if (++attempts <= 4) throw Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
+        started = true;
+      },
+      async stop() {},
+    }),
+    opts,
+  );
+  await plugin.start();
+  // The backoff's first steps, with full jitter: 0.5, 1, 2 and 4 s at most.
+  await waitFor(() => started, 15_000, "the fifth attempt");
+  await plugin.stop();
+  expect(opts.failures("start")).toBe(4);
+  expect(logged.map(({ level, msg }) => ({ level, msg }))).toEqual([
+    { level: "error", msg: "sink failed to start; retrying" },
+    { level: "info", msg: "sink started after retrying" },
+  ]);
+  expect(logged[1]).toMatchObject({ failedAttempts: 4 });
+  expect(logged[1]!.downMs).toBeGreaterThan(0);
+}, 20_000);
 
 test("a start that hangs, and a stop that hangs, hold up the caller no longer than the deadline", async () => {
   const opts = options("never");
@@ -198,7 +227,8 @@ test("a plugin whose factory throws cannot start: logged, counted, tried again, 
   await plugin.start();
   await waitFor(() => created === 3, 5_000, "the third creation");
   expect(opts.failures("start")).toBe(2);
-  expect(logged.filter((line) => line.includes("fanOut delivers every stream"))).toHaveLength(2);
+  expect(logged.filter((line) => line.includes("fanOut delivers every stream"))).toHaveLength(1);
+  expect(logged.filter((line) => line.includes('"msg":"sink started after retrying"'))).toHaveLength(1);
   await plugin.stop();
   await plugin.stop();
   expect(opts.failures("stop")).toBe(0);
@@ -206,7 +236,8 @@ test("a plugin whose factory throws cannot start: logged, counted, tried again, 
 
 test("a factory that returns no { start, stop } (async create) is said so, tried again, not stopped", async () => {
   const logged: string[] = [];
-  const opts = options("async", { logger: createLogger({ write: (line) => void logged.push(line) }) });
+  const logger = createLogger({ level: "debug", write: (line) => void logged.push(line) });
+  const opts = options("async", { logger });
   let created = 0;
   const made: (() => unknown)[] = [
     async () => ({ async start() {}, async stop() {} }),
@@ -220,8 +251,12 @@ test("a factory that returns no { start, stop } (async create) is said so, tried
   await plugin.start();
   await waitFor(() => created === made.length, 10_000, "every creation");
   await plugin.stop();
-  const said = logged.filter((line) => line.includes('"msg":"sink failed to start; retrying"'));
-  expect(said.map((line) => (JSON.parse(line) as { error: { message: string } }).error.message)).toEqual([
+  const said = logged
+    .filter((line) => line.includes('"msg":"sink failed to start; retrying"'))
+    .map((line) => JSON.parse(line) as { level: string; error: { message: string } });
+  // Each an Error: after the first, the same cause, each a debug line.
+  expect(said.map((line) => line.level)).toEqual(["error", "debug", "debug", "debug"]);
+  expect(said.map((line) => line.error.message)).toEqual([
     "its create returned a Promise, not the sink: create returns { start, stop } at once (what takes time: in start)",
     "its create returned a Promise, not the sink: create returns { start, stop } at once (what takes time: in start)",
     "its create returned undefined, not the sink: create returns { start, stop }",
@@ -250,11 +285,13 @@ test("a create or start that fails with no Error (a string, undefined, an object
   await plugin.start();
   await waitFor(() => started, 10_000, "the start after every failure");
   await plugin.stop();
-  const said = logged.map((line) => JSON.parse(line) as { msg: string; error: unknown });
-  expect(said.filter((line) => line.msg === "sink failed to start; retrying").map((line) => line.error)).toEqual([
-    "refuses its config",
-    "undefined",
-    '{"status":503}',
+  const said = logged.map((line) => JSON.parse(line) as { level: string; msg: string; error: unknown });
+  // A string, undefined, an object: each a cause new to the outage, an error at once.
+  const failed = said.filter((line) => line.msg === "sink failed to start; retrying");
+  expect(failed.map(({ level, error }) => ({ level, error }))).toEqual([
+    { level: "error", error: "refuses its config" },
+    { level: "error", error: "undefined" },
+    { level: "error", error: '{"status":503}' },
   ]);
 });
 
