@@ -2,12 +2,11 @@
 import * as v from "valibot";
 import { existsSync } from "node:fs";
 import { isIP, isIPv6 } from "node:net";
-import { createSecureContext } from "node:tls";
 import { X509Certificate } from "node:crypto";
 import { duration, port } from "../sdk/schema.ts";
 import { readCredentialFileSync } from "../sdk/credential-file.ts";
 import { BEARER_TOKEN_PATTERN } from "../protocol/token.ts";
-import { PEM_CERTIFICATE, PEM_PRIVATE_KEY } from "../protocol/pem.ts";
+import { ENCRYPTED_KEY, PEM_CERTIFICATE, PEM_PRIVATE_KEY, usableByTls } from "../protocol/pem.ts";
 
 const readableFile = v.pipe(
   v.string(),
@@ -53,23 +52,12 @@ const pemFile = (begin: RegExp, holding: string, unencrypted = false) =>
     }),
   );
 
-/**
- * A private key encrypted with a passphrase: PKCS#8's block, or OpenSSL's traditional one with its header. Without
- * this, such a key pairs with no certificate, and the config said the key was not the certificate's.
- */
-const ENCRYPTED_KEY = /-----BEGIN ENCRYPTED PRIVATE KEY-----|^Proc-Type: 4,ENCRYPTED/m;
-
 /** Whether `key` is the private key of the certificate in `cert`; true where either file is wrong on its own. */
 function pairs(tls: { cert: string; key: string }): boolean {
   const cert = pemHolding(tls.cert, PEM_CERTIFICATE);
   const key = pemHolding(tls.key, PEM_PRIVATE_KEY);
   if (cert === undefined || key === undefined || ENCRYPTED_KEY.test(key)) return true;
-  try {
-    createSecureContext({ cert, key });
-    return true;
-  } catch {
-    return false;
-  }
+  return usableByTls({ cert, key });
 }
 
 /** Bun.serve takes whole seconds; 0 disables the timeout, and 255 s is its maximum. */

@@ -9,6 +9,7 @@ import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
 import { KubeConfig, type User } from "@kubernetes/client-node";
 import { readKubeconfigs } from "./kubeconfig.ts";
+import { checkTlsMaterial } from "./tls-files.ts";
 import { readCredentialFileSync } from "../sdk/credential-file.ts";
 
 const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -44,7 +45,7 @@ export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): 
     throw new Error(`kubeconfig ${origin}: SOCKS proxy-url is not supported (Bun's fetch speaks HTTP proxies only)`);
   try {
     checkFileOrData(kc);
-    checkFilesReadable(kc);
+    checkTlsMaterial(kc);
     readTokenFile(kc, tokenFiles);
   } catch (err) {
     throw new Error(`cannot load kubeconfig ${origin}: ${(err as Error).message}`);
@@ -156,21 +157,6 @@ function checkUserMethods(user: User): void {
     throw new Error(`${owner} has a client-key without its client-certificate (kubectl refuses it too): add it`);
   if (user.token && (user.username || user.password))
     throw new Error(`${owner} has both a token and a username or password (kubectl refuses both too): keep one`);
-}
-
-/**
- * The files of the context in use (its cluster's CA, its user's client certificate and key) can be read, as kubectl
- * checks at load (client-go's ConfirmUsable): they are read only with each request (withFilesRead), so a missing one
- * would pass `--check` and then fail every list and watch.
- */
-function checkFilesReadable(kc: KubeConfig): void {
-  const user = kc.getCurrentUser();
-  const files = [
-    ["certificate-authority", kc.getCurrentCluster()?.caFile],
-    ["client-certificate", user?.certFile],
-    ["client-key", user?.keyFile],
-  ] as const;
-  for (const [key, file] of files) if (file) readCredentialFileSync(`its ${key}`, file);
 }
 
 /**

@@ -9,7 +9,7 @@
 import type { RequestOptions } from "node:https";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { redactServer } from "../protocol/subjects.ts";
-import { readCredentialFileSync } from "../sdk/credential-file.ts";
+import { withFilesRead } from "./tls-files.ts";
 
 /** What a write sends: a JSON body (serialized here) for POST, PUT and PATCH. */
 export interface KubeRequestInit {
@@ -184,33 +184,6 @@ export async function fetchOptions(kc: KubeConfig): Promise<{ headers: Headers; 
   if (options.rejectUnauthorized !== undefined) tls.rejectUnauthorized = options.rejectUnauthorized;
   if (options.servername) tls.serverName = options.servername;
   return { headers, tls };
-}
-
-/**
- * `kc` with the files of its current cluster and user (CA, client certificate and key) read as credential files and
- * put in as data: client-node would read each itself at every request, with readFileSync, where a FIFO blocks the
- * event loop for ever. A view on `kc` (its prototype), so that client-node's authenticators and their caches (an
- * exec plugin's credential) are `kc`'s own.
- */
-function withFilesRead(kc: KubeConfig): KubeConfig {
-  const cluster = kc.getCurrentCluster();
-  const user = kc.getCurrentUser();
-  if (!cluster?.caFile && !user?.certFile && !user?.keyFile) return kc;
-  const data = (key: string, file: string) => readCredentialFileSync(`its ${key}`, file).toString("base64");
-  const view = Object.create(kc) as KubeConfig;
-  if (cluster?.caFile) {
-    const read = { ...cluster, caFile: undefined, caData: data("certificate-authority", cluster.caFile) };
-    view.clusters = kc.clusters.map((entry) => (entry === cluster ? read : entry));
-  }
-  if (user && (user.certFile || user.keyFile)) {
-    const read = {
-      ...user,
-      ...(user.certFile ? { certFile: undefined, certData: data("client-certificate", user.certFile) } : {}),
-      ...(user.keyFile ? { keyFile: undefined, keyData: data("client-key", user.keyFile) } : {}),
-    };
-    view.users = kc.users.map((entry) => (entry === user ? read : entry));
-  }
-  return view;
 }
 
 function pem(value: unknown): string {
