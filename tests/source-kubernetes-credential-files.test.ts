@@ -4,7 +4,7 @@
  * readFileSync, a FIFO nobody writes blocked the event loop itself, for ever.
  */
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
-import { mkdir, readFile, rename, symlink, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createLogger } from "../host/logger.ts";
 import { until as within } from "../protocol/retry.ts";
@@ -133,4 +133,32 @@ test("a CA file turned into a FIFO: each request refuses it, saying so; reads go
   await repoint(link, join(dir, "ca.pem"));
   populate(server, { nodes: 3, podsPerNode: 3 });
   await until(() => inSync(sink, server, "Pod"), "the pods created meanwhile, watched with the CA read again", 10_000);
+});
+
+test("a token file gone while every request is refused: one warning that a reload fails, then debug ones", async () => {
+  const dir = join(scratch.dir, "gone");
+  const file = join(dir, "token");
+  await Bun.write(file, "not-the-token");
+  const kubeconfig = join(dir, "kubeconfig.yaml");
+  await writeFile(kubeconfig, server.kubeconfig("token").replace(/token: .*/, `tokenFile: ${file}`));
+  const lines: string[] = [];
+  const logger = createLogger({ level: "debug", write: (line) => void lines.push(line) });
+  const running = await runSource(new RecordingSink(), { kubeconfig, resources: ["pods", "nodes"] }, logger);
+  cleanups.push(() => running.stop());
+  const requests = running.metrics.counter("kubemeta_source_requests_total", "");
+  const refusals = () =>
+    ["pods", "nodes"].reduce((sum, r) => sum + requests.get({ verb: "watch", resource: r, code: "401" }), 0);
+  await until(() => refusals() >= 1, "a 401");
+  await rm(file);
+  const before = refusals();
+  await until(() => refusals() >= before + 6, "six more 401s, each reloading the kubeconfig", 10_000);
+  const reloads = lines.filter((line) => line.includes('"msg":"cannot reload the kubeconfig after a 401"'));
+  const warned = reloads.filter((line) => line.includes('"level":"warn"'));
+  expect(warned).toHaveLength(1);
+  expect(warned[0]).toContain(`cannot read its token file ${file}: ENOENT`);
+  expect(reloads.length).toBeGreaterThan(warned.length);
+
+  await Bun.write(file, server.token);
+  await until(() => running.isSynced(), "the sync with the token file back", 10_000);
+  expect(lines.some((line) => line.includes('"msg":"the kubeconfig reloads again"'))).toBe(true);
 });

@@ -9,6 +9,7 @@ import type { Logger } from "../../../sdk/telemetry.ts";
 import type { RequestBudget } from "./budget.ts";
 import type { SourceMetrics } from "./telemetry.ts";
 import { parseSkimmed } from "./skim.ts";
+import { retryLog } from "./readiness.ts";
 import { CredentialsError, type KubeTransport } from "../../../kube/transport.ts";
 
 /** No byte arrived for the inactivity timeout. */
@@ -150,11 +151,15 @@ export function createRequester(options: RequesterOptions): Requester {
     return responseError(response);
   }
 
+  // Each 401 reloads, so while a file the kubeconfig names stays unreadable every refused request of every resource
+  // fails its reload: logged as the retries are, lest a warning per request flood the log for as long.
+  const reloads = retryLog(logger, "cannot reload the kubeconfig after a 401", "the kubeconfig reloads again");
   function reloadCredentials() {
     try {
       transport.reloadCredentials();
+      reloads.succeeded();
     } catch (err) {
-      logger.warn("cannot reload the kubeconfig after a 401", { error: err });
+      reloads.failed(err, {});
     }
   }
 
