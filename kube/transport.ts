@@ -54,9 +54,14 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
   let working: ReturnType<typeof fetchOptions> | undefined;
   async function request(method: KubeMethod, pathAndQuery: string, init: KubeRequestInit): Promise<Response> {
     const cluster = kc.getCurrentCluster()!;
-    working ??= fetchOptions(kc).finally(() => {
-      working = undefined;
-    });
+    working ??= fetchOptions(kc)
+      .catch((error: unknown) => {
+        if (error instanceof NoStatusError) forgetCredential();
+        throw error;
+      })
+      .finally(() => {
+        working = undefined;
+      });
     const options = await untilGivenUp(working, init.signal, kc).catch((error: unknown) => {
       throw new CredentialsError(error);
     });
@@ -76,17 +81,30 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
       proxy: proxyFor(server, cluster.proxyUrl),
     });
   }
+  function reloadCredentials() {
+    kc = reload();
+    server = kc.getCurrentCluster()!.server;
+    working = undefined;
+  }
+  /**
+   * client-node keeps what an exec plugin printed before it reads it: an ExecCredential without a `status` stays in its
+   * cache, and every request after it would fail on it without running the plugin again, nor reach the API server for
+   * the 401 that reloads. A kubeconfig loaded afresh starts with an empty cache, as after a 401.
+   */
+  function forgetCredential() {
+    try {
+      reloadCredentials();
+    } catch {
+      // The kubeconfig cannot be read right now: the next request fails on that, and tries again.
+    }
+  }
   return {
     get server() {
       return redactServer(server);
     },
     get: (pathAndQuery, signal) => request("GET", pathAndQuery, { signal }),
     request,
-    reloadCredentials() {
-      kc = reload();
-      server = kc.getCurrentCluster()!.server;
-      working = undefined;
-    },
+    reloadCredentials,
   };
 }
 
@@ -131,6 +149,9 @@ function execCommand(kc: KubeConfig): string | undefined {
   return command ? String(command) : undefined;
 }
 
+/** An exec plugin's output, JSON but no ExecCredential (`{}`): client-node has cached it (forgetCredential). */
+class NoStatusError extends Error {}
+
 /** Of a plugin's stderr, what a reason in /readyz and a log line hold (as of an API server's error body). */
 const MAX_PLUGIN_STDERR = 500;
 
@@ -142,6 +163,10 @@ const MAX_PLUGIN_STDERR = 500;
 function execFailure(command: string, err: unknown): Error {
   const plugin = `the kubeconfig's exec plugin ${command}`;
   if (err instanceof SyntaxError) return new Error(`${plugin} printed no ExecCredential: its output is not JSON`);
+  // client-node reads `status` of the output without looking whether it has one (client-go: "exec plugin didn't
+  // return a status field").
+  if (err instanceof TypeError)
+    return new NoStatusError(`${plugin} printed no ExecCredential: its output has no status`);
   const said = err instanceof Error ? err.message.trim() : String(err);
   if (!said) return new Error(`${plugin} failed, and wrote nothing on stderr`);
   return new Error(`${plugin} failed: ${said.slice(0, MAX_PLUGIN_STDERR)}`);

@@ -149,3 +149,25 @@ test("an exec plugin that fails is named, with its stderr; its output never quot
     expect(message).toBe(`the kubeconfig's exec plugin ${join(folder, "credential")} ${said}`);
   }
 });
+
+test("an exec plugin that once prints an ExecCredential without a status: said, and run again next time", async () => {
+  const folder = join(suite.dir, "no-status");
+  const calls = join(folder, "calls.log");
+  // Its first run prints `{}` (a CLI half set up, say) and exits 0; the runs after it print the credential.
+  const file = await execUserKubeconfig(folder, "credential", (path) => path, {
+    before: `echo run >> '${calls}'\nif [ "$(wc -l < '${calls}')" -le 1 ]; then echo '{}'; exit 0; fi`,
+  });
+  const { kc } = loadKubeConfig({ kubeconfig: file });
+  const transport = createTransport(kc, () => loadKubeConfig({ kubeconfig: file }).kc);
+  const first = await transport.get("/api/v1/namespaces", AbortSignal.timeout(5000)).then(
+    () => "answered",
+    (err: Error) => err.message,
+  );
+  expect(first).toBe(
+    `the kubeconfig's exec plugin ${join(folder, "credential")} printed no ExecCredential: its output has no status`,
+  );
+  const response = await transport.get("/api/v1/namespaces", AbortSignal.timeout(5000));
+  await response.body?.cancel();
+  expect(response.status).toBe(200);
+  expect((await Bun.file(calls).text()).trim().split("\n")).toEqual(["run", "run"]);
+});
