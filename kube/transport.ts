@@ -56,7 +56,7 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
     const cluster = kc.getCurrentCluster()!;
     working ??= fetchOptions(kc)
       .catch((error: unknown) => {
-        if (error instanceof NoStatusError) forgetCredential();
+        if (error instanceof UnusableCredentialError) forgetCredential();
         throw error;
       })
       .finally(() => {
@@ -87,9 +87,10 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
     working = undefined;
   }
   /**
-   * client-node keeps what an exec plugin printed before it reads it: an ExecCredential without a `status` stays in its
-   * cache, and every request after it would fail on it without running the plugin again, nor reach the API server for
-   * the 401 that reloads. A kubeconfig loaded afresh starts with an empty cache, as after a 401.
+   * client-node keeps what an exec plugin printed before it reads it: an ExecCredential without a `status` (or with
+   * nothing in it) stays in its cache, and every request after it would fail on it without running the plugin again,
+   * nor reach the API server for the 401 that reloads. A kubeconfig loaded afresh starts with an empty cache, as after
+   * a 401.
    */
   function forgetCredential() {
     try {
@@ -149,8 +150,8 @@ function execCommand(kc: KubeConfig): string | undefined {
   return command ? String(command) : undefined;
 }
 
-/** An exec plugin's output, JSON but no ExecCredential (`{}`): client-node has cached it (forgetCredential). */
-class NoStatusError extends Error {}
+/** An exec plugin's output that is JSON but no usable ExecCredential: client-node has cached it (forgetCredential). */
+class UnusableCredentialError extends Error {}
 
 /** Of a plugin's stderr, what a reason in /readyz and a log line hold (as of an API server's error body). */
 const MAX_PLUGIN_STDERR = 500;
@@ -166,7 +167,7 @@ function execFailure(command: string, err: unknown): Error {
   // client-node reads `status` of the output without looking whether it has one (client-go: "exec plugin didn't
   // return a status field").
   if (err instanceof TypeError)
-    return new NoStatusError(`${plugin} printed no ExecCredential: its output has no status`);
+    return new UnusableCredentialError(`${plugin} printed no ExecCredential: its output has no status`);
   const said = err instanceof Error ? err.message.trim() : String(err);
   if (!said) return new Error(`${plugin} failed, and wrote nothing on stderr`);
   return new Error(`${plugin} failed: ${said.slice(0, MAX_PLUGIN_STDERR)}`);
@@ -202,6 +203,13 @@ export async function fetchOptions(kc: KubeConfig): Promise<{ headers: Headers; 
     if (value !== undefined) headers.set(name, String(value).trim());
   }
   if (options.auth) headers.set("Authorization", `Basic ${Buffer.from(options.auth).toString("base64")}`);
+  const plugin = execCommand(kc);
+  // client-node sends such a request without credentials, and the API server's 401 would be all that is said
+  // (client-go: "exec plugin didn't return a token or cert/key pair").
+  if (plugin && !headers.has("Authorization") && !options.cert)
+    throw new UnusableCredentialError(
+      `the kubeconfig's exec plugin ${plugin} printed an ExecCredential with neither a token nor a client certificate`,
+    );
   const tls: BunFetchRequestInitTLS = {};
   if (options.ca) tls.ca = pem(options.ca);
   if (options.cert) tls.cert = pem(options.cert);

@@ -171,3 +171,25 @@ test("an exec plugin that once prints an ExecCredential without a status: said, 
   expect(response.status).toBe(200);
   expect((await Bun.file(calls).text()).trim().split("\n")).toEqual(["run", "run"]);
 });
+
+test("an exec plugin whose ExecCredential has no token nor certificate: said so, not sent anonymously", async () => {
+  const folder = join(suite.dir, "empty-status");
+  const calls = join(folder, "calls.log");
+  const empty = JSON.stringify({ apiVersion: "client.authentication.k8s.io/v1", kind: "ExecCredential", status: {} });
+  const file = await execUserKubeconfig(folder, "credential", (path) => path, {
+    before: `echo run >> '${calls}'\nif [ "$(wc -l < '${calls}')" -le 1 ]; then echo '${empty}'; exit 0; fi`,
+  });
+  const { kc } = loadKubeConfig({ kubeconfig: file });
+  const transport = createTransport(kc, () => loadKubeConfig({ kubeconfig: file }).kc);
+  const first = await transport.get("/api/v1/namespaces", AbortSignal.timeout(5000)).then(
+    (response) => `answered ${response.status}`,
+    (err: Error) => err.message,
+  );
+  expect(first).toBe(
+    `the kubeconfig's exec plugin ${join(folder, "credential")} printed an ExecCredential with neither a token ` +
+      "nor a client certificate",
+  );
+  const response = await transport.get("/api/v1/namespaces", AbortSignal.timeout(5000));
+  await response.body?.cancel();
+  expect(response.status).toBe(200);
+});
