@@ -47,6 +47,7 @@ export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): 
     checkFileOrData(kc);
     checkTlsMaterial(kc);
     readTokenFile(kc, tokenFiles);
+    tellExecPlugin(kc);
   } catch (err) {
     throw new Error(`cannot load kubeconfig ${origin}: ${(err as Error).message}`);
   }
@@ -182,3 +183,39 @@ function readTokenFile(kc: KubeConfig, tokenFiles: Map<string, string>): void {
   if (!token && current.token) return;
   kc.users[kc.users.indexOf(current)] = { ...current, token };
 }
+
+/**
+ * The current user's exec plugin is told what client-go tells one, in `KUBERNETES_EXEC_INFO` (after the user's own
+ * `env`, so it wins as there): an ExecCredential whose spec says it may not prompt (kubemeta has no terminal), and,
+ * if it sets `provideClusterInfo`, the cluster it makes credentials for, CA read from its file. client-node runs it
+ * without: a plugin that reads it to learn its mode or its cluster (a v1 plugin may count on it) went without.
+ */
+function tellExecPlugin(kc: KubeConfig): void {
+  const user = kc.getCurrentUser();
+  const exec = user?.exec as { apiVersion?: unknown; env?: unknown; provideClusterInfo?: unknown } | undefined;
+  if (!user || !exec) return;
+  const cluster = kc.getCurrentCluster()!;
+  const ca = cluster.caFile ? readCredentialFileSync("its certificate-authority", cluster.caFile) : undefined;
+  const info = {
+    kind: "ExecCredential",
+    apiVersion: exec.apiVersion,
+    spec: {
+      ...(exec.provideClusterInfo === true
+        ? {
+            cluster: {
+              server: cluster.server,
+              "tls-server-name": cluster.tlsServerName,
+              "insecure-skip-tls-verify": cluster.skipTLSVerify || undefined,
+              "certificate-authority-data": ca?.toString("base64") ?? cluster.caData,
+              "proxy-url": cluster.proxyUrl,
+            },
+          }
+        : {}),
+      interactive: false,
+    },
+  };
+  const env = [...(Array.isArray(exec.env) ? exec.env : []), { name: EXEC_INFO, value: JSON.stringify(info) }];
+  kc.users[kc.users.indexOf(user)] = { ...user, exec: { ...exec, env } };
+}
+
+const EXEC_INFO = "KUBERNETES_EXEC_INFO";

@@ -193,3 +193,48 @@ test("an exec plugin whose ExecCredential has no token nor certificate: said so,
   await response.body?.cancel();
   expect(response.status).toBe(200);
 });
+
+test("an exec plugin is told KUBERNETES_EXEC_INFO as by client-go: not interactive; its cluster if asked", async () => {
+  const folder = join(suite.dir, "exec-info");
+  const credential = { apiVersion: "client.authentication.k8s.io/v1", kind: "ExecCredential", status: {} };
+  const plugin = await write(
+    join(folder, "credential"),
+    `#!/bin/sh\nprintf '%s' "$KUBERNETES_EXEC_INFO" > "$0.$1"\n` +
+      `echo '${JSON.stringify({ ...credential, status: { token: suite.server.token } })}'\n`,
+  );
+  await chmod(plugin, 0o755);
+  const cluster = { ...clusterOf(suite.server), "tls-server-name": "localhost" };
+  const exec = (name: string, more: Record<string, unknown>) => ({
+    apiVersion: "client.authentication.k8s.io/v1",
+    command: plugin,
+    args: [name],
+    interactiveMode: "Never",
+    env: [{ name: "KUBERNETES_EXEC_INFO", value: "the user's own" }],
+    ...more,
+  });
+  const file = await write(
+    join(folder, "config"),
+    kubeconfig({
+      clusters: { c: cluster },
+      users: { plain: { exec: exec("plain", {}) }, told: { exec: exec("told", { provideClusterInfo: true }) } },
+      contexts: { plain: { cluster: "c", user: "plain" }, told: { cluster: "c", user: "told" } },
+      current: "plain",
+    }),
+  );
+  expect(await status({ kubeconfig: file })).toBe(200);
+  expect(await status({ kubeconfig: file, context: "told" })).toBe(200);
+  const spec = { interactive: false };
+  expect(JSON.parse(await Bun.file(`${plugin}.plain`).text())).toEqual({ ...credential, status: undefined, spec });
+  expect(JSON.parse(await Bun.file(`${plugin}.told`).text())).toEqual({
+    ...credential,
+    status: undefined,
+    spec: {
+      cluster: {
+        server: suite.server.url,
+        "tls-server-name": "localhost",
+        "certificate-authority-data": cluster["certificate-authority-data"],
+      },
+      interactive: false,
+    },
+  });
+});
