@@ -212,11 +212,16 @@ const schema = v.strictObject({
           ),
           "500ms",
         ),
-        max: v.optional(v.pipe(duration, v.description("Ceiling of any delay.")), "30s"),
+        max: v.optional(
+          v.pipe(duration, v.description("Ceiling of the backoff's delays; a `Retry-After` is waited as said.")),
+          "30s",
+        ),
       }),
       initialWithinMax,
       v.description(
-        "Exponential backoff with full jitter between failed attempts; `429` and `503` wait `Retry-After` instead. " +
+        "Exponential backoff with full jitter between failed attempts; a `429` or `5xx` that says when to come back " +
+          "(`Retry-After`, or its Status's `retryAfterSeconds`: a `503` of an overloaded server, a `500` " +
+          "`ServerTimeout`) waits that long instead, up to an hour (`0`: at once, within `requestBudget`). " +
           "A relist after another with no watch delivering in between (`410` again, a continue token expired) waits " +
           "it too, as does a resource answered `404` while discovery still lists it.",
       ),
