@@ -54,6 +54,14 @@ export function aborted(signal: AbortSignal): Promise<void> {
  */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/**
+ * A delay setTimeout keeps: `ms` at most MAX_TIMER_MS, and not below 0. A config duration is at most MAX_TIMER_MS, but
+ * a wait made of one (twice `connectTimeout`, a quarter past `watchTimeout`) may be longer, and would fire at once.
+ */
+export function timerDelay(ms: number): number {
+  return Math.min(Math.max(0, ms), MAX_TIMER_MS);
+}
+
 /** Resolves after `ms` (at most MAX_TIMER_MS), or early (without throwing) when the signal aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return firstAbort(signal ? [signal] : [], ms);
@@ -67,7 +75,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export function firstAbort(signals: readonly AbortSignal[], ms = Infinity): Promise<void> {
   return new Promise((resolve) => {
     if (signals.some((signal) => signal.aborted)) return resolve();
-    const timer = Number.isFinite(ms) ? setTimeout(done, Math.min(ms, MAX_TIMER_MS)) : undefined;
+    const timer = Number.isFinite(ms) ? setTimeout(done, timerDelay(ms)) : undefined;
     function done() {
       clearTimeout(timer);
       for (const signal of signals) signal.removeEventListener("abort", done);
@@ -87,7 +95,7 @@ export const TIMED_OUT = Symbol("timed out");
 export function until<T>(work: Promise<T>, deadline: number, cut?: AbortSignal): Promise<T | typeof TIMED_OUT> {
   const over = Promise.withResolvers<typeof TIMED_OUT>();
   const end = () => over.resolve(TIMED_OUT);
-  const timer = Number.isFinite(deadline) ? setTimeout(end, Math.max(0, deadline - Date.now())) : undefined;
+  const timer = Number.isFinite(deadline) ? setTimeout(end, timerDelay(deadline - Date.now())) : undefined;
   if (cut?.aborted) end();
   cut?.addEventListener("abort", end, { once: true });
   return Promise.race([work, over.promise]).finally(() => {

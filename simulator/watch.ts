@@ -10,6 +10,7 @@ import { apiVersionOf, type ResourceType } from "./resource-types.ts";
 import type { Matcher } from "./selectors.ts";
 import type { Status } from "./status.ts";
 import { eventLine } from "./serialize.ts";
+import { timerDelay } from "../protocol/retry.ts";
 import type { Entry, StoredEvent, Subscriber } from "./store.ts";
 
 export interface WatchFilter {
@@ -84,7 +85,8 @@ export class WatchConnection implements Subscriber {
     const { filter } = options;
     this.filtered = filter.labels !== undefined || filter.fields !== undefined;
     res.on("close", () => this.finish());
-    this.timers.push(setTimeout(() => this.end(), options.timeoutMs));
+    // kube-apiserver keeps a watch open for any timeoutSeconds; a timer past 2^31-1 ms would end it at once.
+    this.timers.push(setTimeout(() => this.end(), timerDelay(options.timeoutMs)));
     if (options.allowBookmarks) {
       this.timers.push(setInterval(() => this.bookmark(), options.bookmarkIntervalMs));
     }

@@ -14,7 +14,7 @@
  * reconnect), hence the generation counter.
  */
 import { type NatsConnection, type NodeConnectionOptions, PermissionViolationError } from "@nats-io/transport-node";
-import { Backoff, sleep, TIMED_OUT, until } from "../../../protocol/retry.ts";
+import { Backoff, sleep, TIMED_OUT, timerDelay, until } from "../../../protocol/retry.ts";
 import { connect } from "./connect.ts";
 import { causeOf, outageLog, rateLimitedWarn, type Logger } from "../../../sdk/telemetry.ts";
 import type { Gauge, Counter } from "../../../sdk/telemetry.ts";
@@ -154,7 +154,7 @@ function watch(
         disconnectedForMs: replaceAfterMs,
       });
       nc.close().catch(() => {});
-    }, replaceAfterMs);
+    }, timerDelay(replaceAfterMs));
   }
   telemetry.connected.set(1, labels);
 

@@ -4,6 +4,7 @@
  * so `hasRoom()` tells whether this subscriber keeps up, and `waitForRoom()` lets a
  * catch-up go at the subscriber's pace without holding more than `bufferBytes`.
  */
+import { timerDelay } from "../../../protocol/retry.ts";
 
 const encoder = new TextEncoder();
 
@@ -52,7 +53,7 @@ export class SseChannel {
   async waitForRoom(stallMs?: number): Promise<boolean> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const stalled = new Promise<false>((resolve) => {
-      if (stallMs !== undefined) timer = setTimeout(() => resolve(false), stallMs);
+      if (stallMs !== undefined) timer = setTimeout(() => resolve(false), timerDelay(stallMs));
     });
     try {
       while (!this.closed && !this.hasRoom()) {

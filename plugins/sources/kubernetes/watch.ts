@@ -15,6 +15,7 @@ import { BookmarkCadence, unlessStopped, type Requester } from "./request.ts";
 import { apiVersionOf, type ResourceType } from "./resources.ts";
 import type { SourceMetrics } from "./telemetry.ts";
 import { yieldToEventLoop } from "../../../sdk/priority.ts";
+import { timerDelay } from "../../../protocol/retry.ts";
 
 /** The server answered a streaming list with a plain watch: it ignores `sendInitialEvents`. */
 export class StreamingListIgnored extends Error {
@@ -112,7 +113,7 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
           new Error(`the API server kept the watch open past its timeoutSeconds=${options.timeoutSeconds}`),
         );
       },
-      Math.max(0, capMs - (performance.now() - started)),
+      timerDelay(capMs - (performance.now() - started)),
     );
   }
 
