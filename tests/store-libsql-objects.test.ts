@@ -229,5 +229,16 @@ describe.each(BACKENDS)("%s", (backend) => {
       await store.stop();
       expect(await makeStore(dir).start()).toMatchObject({ head: 10, oldest: 11 });
     });
+
+    test("an age that reaches before 1970 (maxAge: 1e20, 100000000d) prunes nothing by age", async () => {
+      const store = makeStore(newDir());
+      await store.start();
+      await store.commit(batch(churn(1, 10, 2).map((u) => ({ ...u, time: new Date(0).toISOString() }))));
+      // Was: RangeError "Invalid Date" at every run of retention, logged, nothing pruned by the count either.
+      for (const maxAgeMs of [1e20, 100_000_000 * 86_400_000, Date.now() + 60_000])
+        expect(await store.prune({ maxAgeMs, maxUpdates: 0 })).toEqual({ removed: 0, oldest: 1 });
+      expect(await store.prune({ maxAgeMs: 1e20, maxUpdates: 4 })).toEqual({ removed: 6, oldest: 7 });
+      await store.stop();
+    });
   });
 });

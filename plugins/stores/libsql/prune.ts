@@ -66,7 +66,8 @@ export async function prune(
   const { oldest, head } = await bounds(target.reader);
   let keepFrom = oldest;
   if (policy.maxUpdates > 0) keepFrom = Math.max(keepFrom, head - policy.maxUpdates + 1);
-  if (policy.maxAgeMs > 0) {
+  // An age from before 1970 is older than every update, and its cutoff no Date holds (`maxAge: 1e20` has no bound).
+  if (policy.maxAgeMs > 0 && policy.maxAgeMs < Date.now()) {
     const cutoff = new Date(Date.now() - policy.maxAgeMs).toISOString();
     keepFrom = Math.max(keepFrom, await firstAtOrAfter(target.reader, oldest, head, cutoff));
   }
