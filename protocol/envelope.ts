@@ -7,6 +7,8 @@ export type ChangeType = "ADDED" | "MODIFIED" | "DELETED";
 
 /** An API kind as `kind` spells it (`Pod`, `Rollout`), never a resource name (`pods`): filters name kinds so. */
 export const KIND_PATTERN = /^[A-Z][A-Za-z0-9]*$/;
+/** What a config is told of a name KIND_PATTERN refuses: a rule or filter by it would match nothing. */
+export const KIND_RULE = "must be an API kind such as Pod or Rollout (not a resource such as pods)";
 /** A namespace's name: a DNS-1123 label (no object is in any other). */
 export const NAMESPACE_PATTERN = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
 /** What a config is told of a name NAMESPACE_PATTERN refuses: one no namespace can have matches nothing. */

@@ -33,6 +33,22 @@ test("batch.size, batch.linger, retry.initial and retry.max configure the sink, 
   await expect(webhookConfig({ batch: { size: 10_001 } })).rejects.toThrow(/^sinks\[0\]\.batch\.size: /);
 });
 
+test("kinds and namespaces no object can have (a resource's name, a name no namespace has) are refused", async () => {
+  const issues = async (entry: Record<string, unknown>) =>
+    webhookConfig(entry).then(
+      () => [],
+      (error: ConfigError) => error.issues.map((issue) => `${issue.path}: ${issue.message}`),
+    );
+  // Was: accepted, so the webhook sent nothing at all (no envelope's kind is "pods"), and said nothing.
+  expect(await issues({ kinds: ["Pod", "pods"], namespaces: ["payments", "Payments", ""] })).toEqual([
+    "sinks[0].kinds[1]: must be an API kind such as Pod or Rollout (not a resource such as pods)",
+    "sinks[0].namespaces[1]: must be a namespace's name (a DNS-1123 label: lowercase letters, digits and '-', at " +
+      "most 63), such as payments",
+    "sinks[0].namespaces[2]: must not be empty",
+  ]);
+  expect(await issues({ kinds: ["Pod", "VirtualMachineInstance"], namespaces: ["kube-system", "a1"] })).toEqual([]);
+});
+
 test("headers: a name or value HTTP cannot carry, or a header kubemeta writes itself, is refused", async () => {
   const issues = async (headers: Record<string, string>) =>
     webhookConfig({ headers }).then(

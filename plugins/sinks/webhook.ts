@@ -34,13 +34,24 @@ import {
 } from "../../sdk/index.ts";
 import { createDelivery, type Request } from "./webhook/delivery.ts";
 import { HEADER_NAME, HEADER_VALUE, headerNamedTwice } from "../../protocol/http-header.ts";
+import { KIND_PATTERN, KIND_RULE, NAMESPACE_PATTERN, NAMESPACE_RULE } from "../../protocol/envelope.ts";
 
 const MAX_BATCH = 10_000;
 /** What the request must carry as kubemeta writes it: its body's type and framing, and its signature. */
 const OWN_HEADERS = /^(content-.*|host|connection|transfer-encoding|te|trailer|upgrade|expect|x-kubemeta-.*)$/i;
 
-const names = (description: string) =>
-  v.optional(v.pipe(v.array(v.pipe(v.string(), v.minLength(1))), v.description(description)), []);
+/**
+ * A filter's list of names, each one an object can have: one no object can (`pods`, `Payments`) would send nothing. An
+ * empty one is said to be empty, as at every other key, and only so.
+ */
+const names = (pattern: RegExp, rule: string, description: string) => {
+  const name = v.pipe(
+    v.string(),
+    v.minLength(1),
+    v.check((text) => text === "" || pattern.test(text), rule),
+  );
+  return v.optional(v.pipe(v.array(name), v.description(description)), []);
+};
 
 const schema = v.pipe(
   v.strictObject({
@@ -59,8 +70,17 @@ const schema = v.pipe(
       v.pipe(streamName, v.description("The stream to send: `all`, `shared` or `node/<name>`.")),
       "all",
     ),
-    kinds: names("Only these kinds (`Pod`, `Service`, …); empty sends all."),
-    namespaces: names("Only objects in these namespaces (so no cluster-scoped objects); empty sends all."),
+    kinds: names(
+      KIND_PATTERN,
+      KIND_RULE,
+      "Only these API kinds (`Pod`, `Service`, …; a resource's name, `pods`, is a config error); empty sends all.",
+    ),
+    namespaces: names(
+      NAMESPACE_PATTERN,
+      NAMESPACE_RULE,
+      "Only objects in these namespaces (so no cluster-scoped objects; a name no namespace can have is a config " +
+        "error); empty sends all.",
+    ),
     batch: batchSchema({ size: 100, linger: "500ms", maxSize: MAX_BATCH }),
     timeout: v.optional(
       v.pipe(positiveDuration, v.description("Per request; a request that takes longer is retried.")),
