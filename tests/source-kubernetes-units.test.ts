@@ -55,6 +55,19 @@ describe("config", () => {
     expect(v.safeParse(kubernetes.schema, { requestBudget: { qps: 0 } }).success).toBe(false);
   });
 
+  test("a pageSize the API server cannot read as a limit is refused (each LIST would be its 400)", () => {
+    // Was: accepted by --check, then `400 BadRequest: limit: strconv.ParseInt: parsing "1e+21"` at every list.
+    for (const pageSize of [1e21, 1e20, Number.MAX_SAFE_INTEGER + 1]) {
+      const result = v.safeParse(kubernetes.schema, { pageSize });
+      expect(result.success).toBe(false);
+      expect(v.getDotPath(result.issues![0]!)).toBe("pageSize");
+      expect(result.issues![0]!.message).toBe(
+        "must be at most 9007199254740991: the API server reads the page size as a whole number",
+      );
+    }
+    expect(v.parse(kubernetes.schema, { pageSize: 10_000 }).pageSize).toBe(10_000);
+  });
+
   test("a namespace no namespace can be named is refused (it would watch nothing, and be ready)", () => {
     for (const namespace of ["Payments", "a.b", "-x", "x".repeat(64), ""]) {
       const result = v.safeParse(kubernetes.schema, { namespace });

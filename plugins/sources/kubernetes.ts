@@ -115,6 +115,11 @@ const schema = v.strictObject({
   pageSize: v.optional(
     v.pipe(
       positiveInt,
+      // Past it JavaScript writes no whole number (1e21 is "1e+21", 1e20 past an int64): every LIST would be a 400.
+      v.maxValue(
+        Number.MAX_SAFE_INTEGER,
+        `must be at most ${Number.MAX_SAFE_INTEGER}: the API server reads the page size as a whole number`,
+      ),
       v.description("Items per page of a paginated LIST (when the server does not serve streaming lists)."),
     ),
     500,
