@@ -9,6 +9,7 @@ import { createRequestBudget } from "../plugins/sources/kubernetes/budget.ts";
 import { LineSplitter, linesOf } from "../plugins/sources/kubernetes/lines.ts";
 import { InactivityError, unlessStopped } from "../plugins/sources/kubernetes/request.ts";
 import { collectionPath, resourceType, resumeKey } from "../plugins/sources/kubernetes/resources.ts";
+import { testPki } from "../simulator/certs.ts";
 import { loadKubeConfig } from "../kube/load.ts";
 import { fetchOptions } from "../kube/transport.ts";
 import { withEnv } from "./kubeconfig-fixtures.ts";
@@ -223,12 +224,13 @@ ${extraUser}
     async () => {
       const dir = await tempDir();
       try {
-        await writeFile(join(dir, "ca.pem"), "CA PEM");
+        const { caPem } = await testPki();
+        await writeFile(join(dir, "ca.pem"), caPem);
         await writeFile(join(dir, "config"), kubeconfig("    token: abc"));
         const { kc } = loadKubeConfig({ kubeconfig: join(dir, "config") });
         const withToken = await fetchOptions(kc);
         expect(withToken.headers.get("authorization")).toBe("Bearer abc");
-        expect(withToken.tls.ca).toBe("CA PEM");
+        expect(withToken.tls.ca).toBe(caPem);
         expect(withToken.tls.rejectUnauthorized).toBeUndefined();
 
         await writeFile(
@@ -253,14 +255,15 @@ ${extraUser}
     try {
       await mkdir(accountDir, { recursive: true });
       await writeFile(join(accountDir, "token"), "first-token\n");
-      await writeFile(join(accountDir, "ca.crt"), "CLUSTER CA");
+      const { caPem } = await testPki();
+      await writeFile(join(accountDir, "ca.crt"), caPem);
       const env = { KUBERNETES_SERVICE_HOST: "10.0.0.1", KUBERNETES_SERVICE_PORT: "443", KUBECONFIG: "/nonexistent" };
       const { kc, origin } = withEnv(env, () => loadKubeConfig({}, root));
       expect(origin).toBe("in-cluster service account");
       expect(kc.getCurrentCluster()!.server).toBe("https://10.0.0.1:443");
       const options = await fetchOptions(kc);
       expect(options.headers.get("authorization")).toBe("Bearer first-token");
-      expect(options.tls.ca).toBe("CLUSTER CA");
+      expect(options.tls.ca).toBe(caPem);
       // The kubelet rotates the projected token; a reload (what a 401 triggers) reads the new one.
       await writeFile(join(accountDir, "token"), "second-token");
       const reloaded = await fetchOptions(withEnv(env, () => loadKubeConfig({}, root)).kc);
