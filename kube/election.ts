@@ -13,9 +13,9 @@
  *   takes over at its next try instead of after the lease duration.
  */
 import { sleep } from "../protocol/retry.ts";
-import type { Logger } from "../sdk/telemetry.ts";
+import { type Logger, outageLog } from "../sdk/telemetry.ts";
 import { createLeaseClient, isConflict, type Lease, type LeaseSpec, microTime } from "./lease.ts";
-import { errorText, loggedError } from "./status.ts";
+import { causeOfRequest, errorText, loggedError } from "./status.ts";
 import type { KubeTransport } from "./transport.ts";
 
 export interface ElectorOptions {
@@ -91,7 +91,6 @@ export function createElector(options: ElectorOptions): Elector {
   let stop: AbortController | undefined;
   let running: Promise<unknown> = Promise.resolve();
   let releasing: Promise<void> | undefined;
-  let failures = 0;
   /** When the last write that succeeded was sent (performance.now()): the Lease was ours from then on. */
   let wroteAt = Number.NEGATIVE_INFINITY;
 
@@ -106,11 +105,17 @@ export function createElector(options: ElectorOptions): Elector {
     observed = wrote || spec !== observed?.spec ? { lease, spec, at: performance.now() } : { ...observed, lease };
   }
 
-  /** The first failure of a run at warn, the ones after it at debug: a contender retries every few seconds. */
-  function failed(what: string, error: unknown): void {
-    const fields = { error: loggedError(error), lease: client.describe };
-    if (failures++ === 0) logger.warn(what, fields);
-    else logger.debug(what, fields);
+  /**
+   * The log of one run of failures, a term's renewals or a contention's tries, each its own: what fails once a term
+   * is lost (a token revoked: 401) is news, not a repeat of the renewals' failure. Both retry every retryPeriod.
+   */
+  function failures(msg: string, recovered: string) {
+    const log = outageLog(logger, msg, recovered, { first: "warn" });
+    return {
+      failed: (error: unknown) =>
+        log.failed({ error: loggedError(error), lease: client.describe }, causeOfRequest(error)),
+      succeeded: () => log.succeeded({ lease: client.describe }),
+    };
   }
 
   /** client-go's tryAcquireOrRenew, except that a leader that finds another holder stops without writing. */
@@ -185,6 +190,7 @@ export function createElector(options: ElectorOptions): Elector {
   }
 
   async function renew(halt: AbortSignal, leadership: AbortController): Promise<void> {
+    const renewals = failures("cannot renew the Lease", "renewed the Lease after retrying");
     let lost: string | undefined;
     while (lost === undefined) {
       await sleep(retryPeriodMs, halt);
@@ -195,13 +201,13 @@ export function createElector(options: ElectorOptions): Elector {
       for (;;) {
         attempt = await tryAcquireOrRenew(deadline.signal, true);
         if (attempt.ok || "holder" in attempt || deadline.signal.aborted) break;
-        failed("cannot renew the Lease", attempt.error);
+        renewals.failed(attempt.error);
         await sleep(retryPeriodMs, deadline.signal);
         if (deadline.signal.aborted) break;
       }
       deadline.dispose();
       if (halt.aborted) return;
-      if (attempt.ok) failures = 0;
+      if (attempt.ok) renewals.succeeded();
       else if ("holder" in attempt) lost = `the Lease is held by ${attempt.holder ? `"${attempt.holder}"` : "nobody"}`;
       else lost = `no renewal succeeded for ${renewDeadlineMs} ms: ${errorText(attempt.error)}`;
     }
@@ -216,6 +222,7 @@ export function createElector(options: ElectorOptions): Elector {
     const abandon = linked([signal, halt]);
     try {
       logger.info("trying to acquire the Lease", { lease: client.describe });
+      const tries = failures("cannot acquire the Lease", "reached the Lease after retrying");
       let holder: string | undefined;
       for (;;) {
         if (abandon.signal.aborted) throw abortError(abandon.signal);
@@ -224,20 +231,20 @@ export function createElector(options: ElectorOptions): Elector {
         // Lease expires and nobody takes it.
         const attemptSignal = linked([abandon.signal], renewDeadlineMs);
         const attempt = await tryAcquireOrRenew(attemptSignal.signal, false).finally(attemptSignal.dispose);
+        // A try the API server answered (a 409 included) ends a run of failures; one given up as we stop does not.
+        if (attempt.ok || "holder" in attempt || isConflict(attempt.error)) tries.succeeded();
         if (attempt.ok) break;
         if (!("holder" in attempt)) {
           // A 409 is the race being decided: someone else wrote first; the next try reads who.
           if (isConflict(attempt.error))
             logger.debug("another replica wrote the Lease first", { lease: client.describe });
-          else if (!abandon.signal.aborted) failed("cannot acquire the Lease", attempt.error);
+          else if (!abandon.signal.aborted) tries.failed(attempt.error);
         } else if (attempt.holder !== holder) {
           holder = attempt.holder;
-          failures = 0;
           logger.info("the Lease is held by another replica", { lease: client.describe, holder });
         }
         await sleep(retryPeriodMs * (1 + Math.random() * JITTER_FACTOR), abandon.signal);
       }
-      failures = 0;
       if (abandon.signal.aborted) {
         // Won just as we were told to stop: hand it straight back.
         await releaseLease();

@@ -4,6 +4,7 @@
  * any failed request to it is said in the log and /readyz (errorText), by the source and the Lease election alike.
  */
 import { parseRetryAfter } from "../protocol/retry.ts";
+import { causeOf } from "../sdk/telemetry.ts";
 
 /** A Kubernetes `Status` failure, from an HTTP response or a watch ERROR event. */
 export class ApiError extends Error {
@@ -89,6 +90,9 @@ export function errorText(err: unknown): string {
   if (typeof code === "string" && !said?.includes(code)) return said ? `${code}: ${said}` : code;
   return said ?? String(err);
 }
+
+/** What kind of failure an error is, to tell a new cause from a repeat: its HTTP status, its code, or its name. */
+export const causeOfRequest = (err: unknown): string => (err instanceof ApiError ? String(err.code) : causeOf(err));
 
 /**
  * A log line's `error` field: the error's name, its message as errorText says it, and its code and cause. An Error,

@@ -24,6 +24,8 @@ let server: TestApiServer;
 let kc: KubeConfig;
 /** The same, expecting a name the server's certificate lacks: Bun's fetch fails, naming the request's URL. */
 let misnamed: KubeConfig;
+/** The same with a token the server does not accept (revoked): every request answered 401. */
+let revoked: KubeConfig;
 const logs: string[] = [];
 const electors: Elector[] = [];
 
@@ -35,6 +37,8 @@ beforeAll(async () => {
   misnamed.loadFromString(
     server.kubeconfig("token").replace("server: ", "tls-server-name: elsewhere.example.com\n    server: "),
   );
+  revoked = new KubeConfig();
+  revoked.loadFromString(server.kubeconfig("token").replace(server.token, "revoked"));
 });
 afterEach(async () => {
   await Promise.all(electors.splice(0).map((elector) => elector.release()));
@@ -84,6 +88,12 @@ function transport(onResponse?: (method: string, response: Response) => Promise<
     },
     misname() {
       inner = createTransport(misnamed, () => misnamed);
+    },
+    revoke() {
+      inner = createTransport(revoked, () => revoked);
+    },
+    restore() {
+      inner = createTransport(kc, () => kc);
     },
     hangNextRead() {
       hangNext = true;
@@ -288,6 +298,45 @@ describe("leader election", () => {
       if (line.msg.startsWith("lost")) expect(line.reason).toBe(reason);
       else expect(line.error).toEqual({ name: "TypeError", message: said, code: "ERR_TLS_CERT_ALTNAME_INVALID" });
     }
+  });
+
+  test("after a lost term each run of failures is said: the first, each new cause at once, and its end", async () => {
+    const link = transport();
+    const leader = elector("revoked", "revoked", link.transport);
+    const lost = await leader.acquire(never);
+    const lines = () =>
+      logs
+        .map((line) => JSON.parse(line))
+        .filter((line) => line.identity === "revoked" && line.level !== "debug")
+        .map(({ level, msg, error, failedAttempts }) => ({ level, msg, code: error?.code, failedAttempts }));
+    const said = (msg: string, code?: string | number) => () =>
+      lines().some((line) => line.msg === msg && line.code === code);
+    const tls = "ERR_TLS_CERT_ALTNAME_INVALID";
+    // Renewals failing on TLS, then, the term lost, acquires refused: 401, as with a token revoked.
+    link.misname();
+    await waitFor(() => lost.aborted, RETRY_MS + RENEW_DEADLINE_MS + 2_000, "the leader to step down");
+    await waitFor(said("cannot release the Lease; a standby takes it over once it expires", tls));
+    link.revoke();
+    const again = leader.acquire(never);
+    await waitFor(said("cannot acquire the Lease", 401), 5_000, "the first refused acquire, a warning");
+    // Another cause in the same run: said at once.
+    link.misname();
+    await waitFor(said("cannot acquire the Lease", tls), 5_000, "the new cause");
+    link.restore();
+    await again;
+    expect(lines().map(({ level, msg, code }) => ({ level, msg, code }))).toEqual([
+      { level: "info", msg: "trying to acquire the Lease", code: undefined },
+      { level: "info", msg: "acquired the Lease; leading", code: undefined },
+      { level: "warn", msg: "cannot renew the Lease", code: tls },
+      { level: "warn", msg: "lost the Lease; no longer leading", code: undefined },
+      { level: "warn", msg: "cannot release the Lease; a standby takes it over once it expires", code: tls },
+      { level: "info", msg: "trying to acquire the Lease", code: undefined },
+      { level: "warn", msg: "cannot acquire the Lease", code: 401 },
+      { level: "warn", msg: "cannot acquire the Lease", code: tls },
+      { level: "info", msg: "reached the Lease after retrying", code: undefined },
+      { level: "info", msg: "acquired the Lease; leading", code: undefined },
+    ]);
+    expect(lines().at(-2)!.failedAttempts).toBeGreaterThanOrEqual(2);
   });
 
   for (const [what, start] of [

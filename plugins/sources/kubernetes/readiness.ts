@@ -5,8 +5,8 @@
  * Once every resource has synced, `ctx.synced()`.
  */
 import type { SourceContext } from "../../../sdk/contract.ts";
-import { causeOf, type LogFields, type Logger, outageLog } from "../../../sdk/telemetry.ts";
-import { ApiError, loggedError } from "../../../kube/status.ts";
+import { type LogFields, type Logger, outageLog } from "../../../sdk/telemetry.ts";
+import { ApiError, causeOfRequest, loggedError } from "../../../kube/status.ts";
 import type { Scope } from "./resources.ts";
 
 export class SourceReadiness {
@@ -57,9 +57,6 @@ export class SourceReadiness {
     this.ctx.waiting(parts.length > 0 ? parts.join("; ") : undefined);
   }
 }
-
-/** What kind of failure an error is, to tell a new cause from a repeat: its HTTP status, its code, or its name. */
-const causeOfRequest = (err: unknown): string => (err instanceof ApiError ? String(err.code) : causeOf(err));
 
 /** Between two warnings of one run of failures of one request (a resource's list/watch, its pages, its discovery). */
 const RETRY_WARNING_EVERY_MS = 5 * 60_000;
