@@ -119,8 +119,12 @@ export function createRequester(options: RequesterOptions): Requester {
     let complete = false;
     try {
       const response = await transport.get(path, request.signal).catch((err: unknown) => {
-        // A request that never left (no credentials) is not one the API server was sent, nor its silence.
-        if (err instanceof CredentialsError) throw err;
+        // A request that never left (no credentials) is not the API server's silence, but a failure all the same: an
+        // alert on the failed requests must see a cluster whose credentials cannot be obtained.
+        if (err instanceof CredentialsError) {
+          metrics.requests.inc({ verb, resource, code: "credentials" });
+          throw err;
+        }
         metrics.requests.inc({ verb, resource, code: "error" });
         return rethrow(err);
       });

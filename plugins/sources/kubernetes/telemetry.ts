@@ -2,7 +2,10 @@
 import type { Counter, Metrics } from "../../../sdk/telemetry.ts";
 
 export interface SourceMetrics {
-  /** `{verb, resource, code}`: code is the HTTP status, or `error` when no response came. */
+  /**
+   * `{verb, resource, code}`: code is the HTTP status, `error` when no response came, or `credentials` when the
+   * request never left, its credentials not obtained (an exec plugin that failed).
+   */
   requests: Counter;
   /**
    * `{resource, reason}`: why a watch was re-opened (`end`, `overdue`: kept open past its timeout and ended here,
