@@ -22,7 +22,8 @@ export function sourceMetrics(metrics: Metrics): SourceMetrics {
   return {
     requests: metrics.counter(
       "kubemeta_source_requests_total",
-      "Requests to the Kubernetes API server, by verb, resource and HTTP status.",
+      "Requests to the Kubernetes API server, by verb, resource and code: the HTTP status, error (no answer) or " +
+        "credentials (none could be obtained).",
     ),
     watchRestarts: metrics.counter(
       "kubemeta_source_watch_restarts_total",
