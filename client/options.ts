@@ -77,8 +77,11 @@ export function backoff(defaults: BackoffMs) {
     v.check(
       ({ initialMs = defaults.initialMs, maxMs = defaults.maxMs }) => initialMs <= maxMs,
       ({ input: { initialMs, maxMs } }) => {
+        // One of the two is given: the other, its default, is named as one (a `maxMs: 100` alone is below 250).
+        const initial =
+          initialMs === undefined ? `the default initialMs ${defaults.initialMs}` : `initialMs ${initialMs}`;
         const max = maxMs === undefined ? `the default maxMs ${defaults.maxMs}` : `maxMs ${maxMs}`;
-        return `initialMs ${initialMs} is above ${max}`;
+        return `${initial} is above ${max}`;
       },
     ),
     v.transform(({ initialMs = defaults.initialMs, maxMs = defaults.maxMs }): BackoffMs => ({ initialMs, maxMs })),

@@ -54,6 +54,7 @@ test("options the server would refuse on every reconnect are refused at once, as
     [{ idleTimeoutMs: 0 }, RangeError, /^idleTimeoutMs: /],
     [{ reconnect: { initialMs: 2_000, maxMs: 1_000 } }, RangeError, /^reconnect: initialMs 2000 is above maxMs 1000/],
     [{ reconnect: { initialMs: 20_000 } }, RangeError, /^reconnect: initialMs 20000 is above the default maxMs 10000/],
+    [{ reconnect: { maxMs: 100 } }, RangeError, /^reconnect: the default initialMs 250 is above maxMs 100$/],
     [{ reconnect: { maxMs: Number.NaN } }, TypeError, /^reconnect\.maxMs: /],
     [{ namespace: "" }, RangeError, /^namespace: /],
     // What the server refuses with a 400 on every reconnect.
