@@ -300,6 +300,19 @@ describe("listener", () => {
     expect((await answer("GET", "/v1/watch")).others["transfer-encoding"]).toBe("chunked");
   });
 
+  // Bun's bound on a request's line and headers together, before any route (README, Errors: 431).
+  test("a request head over 16 KiB is Bun's 431, no body, never a 500; one just under it is answered", async () => {
+    const th = await host({});
+    const withParameters = (length: number) => `/v1/objects?${"a=1&".repeat(length / 4)}`;
+    const status = async (path: string, headers: Record<string, string> = {}) =>
+      (await fetch(`${th.url}${path}`, { headers })).status;
+    expect(await status(withParameters(16_000))).toBe(200);
+    expect(await status(withParameters(16_400))).toBe(431);
+    expect(await status("/healthz", { "x-big": "a".repeat(16_400) })).toBe(431);
+    const refused = await fetch(`${th.url}${withParameters(16_400)}`);
+    expect(await refused.text()).toBe("");
+  });
+
   test("an unknown route is a JSON 404", async () => {
     const th = await host({});
     const response = await fetch(`${th.url}/nope`);
