@@ -59,7 +59,7 @@ const KIND_SLIMMERS = new Map<string, KindSlimmer>([
 /**
  * The built-in group version of an object of `kind`, if it is the built-in kind: a custom resource may have a
  * built-in's kind (Knative's Service, Istio's Gateway) in a group of its own, and is then a custom resource like any
- * other.
+ * other. Another version of the built-in's group (autoscaling/v1, a Gateway API's v1beta1) is the built-in.
  */
 function builtInApiVersion(kind: string, apiVersion: string | undefined): string | undefined {
   const builtIn = BUILT_IN_API_VERSIONS.get(kind);
@@ -79,7 +79,8 @@ export function slim(kind: string, raw: KubeObject, options?: SlimOptions): Slim
   const object: Json = { kind };
   const written = text(from.apiVersion);
   const builtIn = builtInApiVersion(kind, written);
-  const apiVersion = builtIn ?? written;
+  // The version it was read at: another version of the built-in's group has fields of its own (autoscaling/v1).
+  const apiVersion = written ?? builtIn;
   if (apiVersion !== undefined) object.apiVersion = apiVersion;
   const rules = compileRules(options);
   const rule = rules.kinds.get(kind);

@@ -182,10 +182,20 @@ describe("slim: ingress, autoscaling, storage and Gateway API kinds", () => {
       apiVersion: "networking.istio.io/v1",
       metadata: slim("Gateway", gateway()).metadata,
     });
-    // The built-in's own group in another version, or a list item without apiVersion, is the built-in.
-    expect(slim("Gateway", { ...gateway(), apiVersion: "gateway.networking.k8s.io/v1beta1" })).toEqual(
-      slim("Gateway", gateway()),
-    );
+  });
+
+  test("another version of a built-in's group is the built-in, with the apiVersion it was read at", () => {
+    // A cluster whose Gateway API predates v1 serves gateway.networking.k8s.io/v1beta1 alone.
+    expect(slim("Gateway", { ...gateway(), apiVersion: "gateway.networking.k8s.io/v1beta1" })).toEqual({
+      ...slim("Gateway", gateway()),
+      apiVersion: "gateway.networking.k8s.io/v1beta1",
+    });
+    const hpaV1 = { ...hpa(), apiVersion: "autoscaling/v1" };
+    expect(slim("HorizontalPodAutoscaler", hpaV1)).toEqual({
+      ...slim("HorizontalPodAutoscaler", hpa()),
+      apiVersion: "autoscaling/v1",
+    });
+    // A list item comes without one: the built-in's own.
     const { apiVersion: _, ...listItem } = gateway();
     expect(slim("Gateway", listItem)).toEqual(slim("Gateway", gateway()));
   });
