@@ -200,6 +200,25 @@ describe("slim: ingress, autoscaling, storage and Gateway API kinds", () => {
     expect(slim("Gateway", listItem)).toEqual(slim("Gateway", gateway()));
   });
 
+  test("an autoscaling/v1 HorizontalPodAutoscaler keeps its metric's target: targetCPUUtilizationPercentage", () => {
+    const { metrics: _metrics, ...specV1 } = hpa().spec as Record<string, unknown>;
+    const hpaV1 = {
+      ...hpa(),
+      apiVersion: "autoscaling/v1",
+      spec: { ...specV1, targetCPUUtilizationPercentage: 70 },
+      status: { currentReplicas: 3, desiredReplicas: 4, currentCPUUtilizationPercentage: 64 },
+    };
+    const v2 = slim("HorizontalPodAutoscaler", hpa());
+    const { metrics: _slimMetrics, ...slimSpec } = v2.spec as Record<string, unknown>;
+    // v1's one metric is its CPU target; the current value, rewritten on every sync, is left out as v2's are.
+    expect(slim("HorizontalPodAutoscaler", hpaV1)).toEqual({
+      ...v2,
+      apiVersion: "autoscaling/v1",
+      spec: { ...slimSpec, targetCPUUtilizationPercentage: 70 },
+      status: { currentReplicas: 3, desiredReplicas: 4 },
+    });
+  });
+
   test("the canonical Ingress, HPA and PVC (every field filled) keep exactly the fields above", async () => {
     expect(slim("Ingress", await fixture("networking.k8s.io.v1.Ingress.json")).spec).toEqual({
       ingressClassName: "ingressClassNameValue",
