@@ -157,6 +157,17 @@ describe("slim rules: kept paths", () => {
     expect(slimObject.status).toBeUndefined();
   });
 
+  test("a key named __proto__ in a kept subtree is kept as a key like any other", () => {
+    // A free-form map of a custom resource (Helm values in a HelmRelease, say) may hold any key JSON allows.
+    const raw = JSON.parse(
+      '{"apiVersion":"argoproj.io/v1alpha1","kind":"Rollout","metadata":{"name":"r","uid":"u"},' +
+        '"spec":{"values":{"__proto__":{"polluted":true},"b":2}}}',
+    ) as KubeObject;
+    const slimObject = slim("Rollout", raw, { kinds: { Rollout: { keep: ["spec.values"] } } });
+    expect(JSON.stringify(slimObject.spec)).toBe('{"values":{"__proto__":{"polluted":true},"b":2}}');
+    expect(Object.getPrototypeOf((slimObject.spec as { values: object }).values)).toBe(Object.prototype);
+  });
+
   test("digests stay stable: kept maps are key-sorted, and the order of paths does not matter", async () => {
     const [event] = await watchEvents("real/kind-v1.36.2/watch.cr.foobars.ndjson");
     const fooBar = event!.object;

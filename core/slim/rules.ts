@@ -278,6 +278,14 @@ function copy(value: unknown, key: string | undefined, dropped: ReadonlySet<stri
   const from = record(value);
   if (from === undefined) return value;
   const result: Json = {};
-  for (const field of sortedKeys(from)) if (!dropped.has(field)) result[field] = copy(from[field], field, NEVER_COPIED);
+  for (const field of sortedKeys(from)) {
+    if (dropped.has(field)) continue;
+    const kept = copy(from[field], field, NEVER_COPIED);
+    if (field !== PROTO) result[field] = kept;
+    // Assigned, `__proto__` would set the copy's prototype and vanish from it: a free-form map may hold that key.
+    else Object.defineProperty(result, field, { value: kept, enumerable: true, writable: true, configurable: true });
+  }
   return result;
 }
+
+const PROTO = "__proto__";
