@@ -57,6 +57,22 @@ describe("GET /v1/objects", () => {
     expect(await names("stream=node/n1")).toEqual(["n1", "web-1", "web-3", "web-5", "web-7"]);
   });
 
+  test("each item's stream is the one besides all it is in: shared, node/<name>, or null (all only)", async () => {
+    const other = await startTestHost({ sinks: [{ type: "sse" }] });
+    try {
+      await other.changes.apply("pods", "ADDED", rawPod("placed", { node: "n1" }));
+      await other.changes.apply("pods", "ADDED", rawPod("pending"));
+      const namespace = { kind: "Namespace", apiVersion: "v1", metadata: { name: "shop", uid: "uid-shop" } };
+      await other.changes.apply("namespaces", "ADDED", namespace);
+      await other.changes.flush();
+      const body = (await (await fetch(`${other.url}/v1/objects`)).json()) as { items: Record<string, unknown>[] };
+      const streams = Object.fromEntries(body.items.map((item) => [item.name, [item.stream, item.node]]));
+      expect(streams).toEqual({ placed: ["node/n1", "n1"], pending: [null, null], shop: ["shared", null] });
+    } finally {
+      await other.destroy();
+    }
+  });
+
   test("bad values: 400 naming the parameter; unknown stream 404", async () => {
     expect(await get("/v1/objects?kind=pods")).toMatchObject({ status: 400, body: { parameter: "kind" } });
     // /v1/watch's spelling is refused, not ignored (which answered every kind).
