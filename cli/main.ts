@@ -123,7 +123,10 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     config = read;
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    return invalidConfig(error);
+    if (!values.check || !error.sound) return invalidConfig(error);
+    // What the schema's errors leave sound is checked as a valid config is: one check says all that is wrong.
+    const found = await checkConfig(error.sound, checkLogger());
+    return invalidConfig(new ConfigError([...error.issues, ...found], error.warnings));
   }
   if (port !== undefined) config.http.port = port;
   if (configCommand === "rbac") {
@@ -132,14 +135,14 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     return 0;
   }
   if (configCommand === "new-epoch") return newEpoch(config);
-  // A check says only what is wrong: the store's info lines while it is opened are not for its reader.
-  const logger = createLogger({ level: values.check ? "error" : config.logLevel });
+  const logger = values.check ? checkLogger() : createLogger({ level: config.logLevel });
   let host: Host;
   try {
     if (values.check) {
       // Said whatever else the check finds, as a start would log them: they do not make the config invalid.
       printWarnings(config.warnings);
-      await checkConfig(config, logger);
+      const found = await checkConfig(config, logger);
+      if (found.length > 0) return invalidConfig(new ConfigError(found));
       // Only of a config that could run: one with errors has more to fix than what it leaves out.
       printWarnings(startWarnings(config));
       process.stdout.write("config is valid\n");
@@ -151,8 +154,6 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     logRepeatedSignals(signals, logger, config.shutdownTimeoutMs);
     host = await startHost(config, { logger, signal: stopAsked.signal });
   } catch (error) {
-    // --check found something the config names unusable (a kubeconfig, a store): said as a typo is.
-    if (error instanceof ConfigError) return invalidConfig(error);
     // Already logged, naming what failed (the store, the Lease's kubeconfig) and the cause.
     if (error instanceof StartFailed) return 1;
     if (error instanceof StartAbandoned) return 0;
@@ -194,6 +195,9 @@ function logRepeatedSignals(signals: EarlySignals, logger: Logger, shutdownTimeo
     logger.warn("already shutting down; another signal does not cut it short", { signal, shutdownTimeoutMs }),
   );
 }
+
+/** A check says only what is wrong: the store's info lines while it is opened are not for its reader. */
+const checkLogger = () => createLogger({ level: "error" });
 
 /** What a command that logs nothing (`--check`, `rbac`) warns of: a line each on stderr. */
 function printWarnings(warnings: string[]): void {

@@ -1,5 +1,5 @@
 /** `--check`: what can be proved of a config without starting anything (README, "Quick start"). */
-import { ConfigError, type Config, type ConfigIssue } from "./config.ts";
+import type { Config, ConfigIssue, SoundParts } from "./config.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import { createMetrics } from "./metrics.ts";
 import { pluginContext, startStore } from "./open-store.ts";
@@ -9,18 +9,13 @@ import { PLUGIN_DEADLINE_MS } from "./supervise.ts";
 import { certificateWarnings } from "./http-config.ts";
 
 /**
- * For `--check`: what the config names that its schema cannot prove, said as its schema's errors are (ConfigError,
- * each at its path): with `ha`, the Lease's kubeconfig loads if a key names it; each plugin's own check
- * (Declaration.check) passes; the store can be opened (created if new, then closed), whatever those found, so that one
- * check says all.
+ * For `--check`: what the config names that its schema cannot prove, said as its schema's errors are (each at its
+ * path): with `ha`, the Lease's kubeconfig loads if a key names it; each plugin's own check (Declaration.check) passes;
+ * the store can be opened (created if new, then closed), whatever those found, so that one check says all. Of a config
+ * with schema errors, the parts they leave sound: an entry's check needs its keys right.
  */
-export async function checkConfig(config: Config, logger: Logger): Promise<void> {
-  const issues = [
-    ...leaseIssues(config, logger),
-    ...(await pluginIssues(config)),
-    ...(await storeIssues(config, logger)),
-  ];
-  if (issues.length > 0) throw new ConfigError(issues);
+export async function checkConfig(parts: SoundParts, logger: Logger): Promise<ConfigIssue[]> {
+  return [...leaseIssues(parts, logger), ...(await pluginIssues(parts)), ...(await storeIssues(parts, logger))];
 }
 
 /**
@@ -38,9 +33,11 @@ export function startWarnings(config: Config): string[] {
 }
 
 /** Why the store cannot be opened, at `store`: its plugin's message names it (its file, its server) and the cause. */
-async function storeIssues(config: Config, logger: Logger): Promise<ConfigIssue[]> {
+async function storeIssues(parts: SoundParts, logger: Logger): Promise<ConfigIssue[]> {
+  const { store: entry } = parts;
+  if (!entry) return [];
   try {
-    const { store } = await startStore(config, pluginContext(config, logger, createMetrics()), logger);
+    const { store } = await startStore(entry, pluginContext(parts, logger, createMetrics()), logger);
     await store.stop();
     return [];
   } catch (error) {
@@ -55,8 +52,7 @@ const messageOf = (error: unknown) => (error instanceof Error ? error.message : 
  * `ha.kubeconfig` or `ha.context` names, as the kubernetes source checks its own: without either it may be the pod's
  * service account, found only inside the cluster, and a check run elsewhere would fail for what it cannot see.
  */
-function leaseIssues(config: Config, logger: Logger): ConfigIssue[] {
-  const { ha } = config;
+function leaseIssues({ ha }: SoundParts, logger: Logger): ConfigIssue[] {
   if (!ha?.kubeconfig && !ha?.context) return [];
   try {
     electorFor(ha, logger);
@@ -67,10 +63,10 @@ function leaseIssues(config: Config, logger: Logger): ConfigIssue[] {
 }
 
 /** What each plugin's own check throws, at its entry (`sources[1]`): the checks cannot say which of its keys. */
-async function pluginIssues(config: Config): Promise<ConfigIssue[]> {
+async function pluginIssues({ sources, sinks }: SoundParts): Promise<ConfigIssue[]> {
   const entries = [
-    ...config.sources.map((entry, i) => ({ path: `sources[${i}]`, ...entry })),
-    ...config.sinks.map((entry, i) => ({ path: `sinks[${i}]`, ...entry })),
+    ...sources.flatMap((entry, i) => (entry ? [{ path: `sources[${i}]`, ...entry }] : [])),
+    ...sinks.flatMap((entry, i) => (entry ? [{ path: `sinks[${i}]`, ...entry }] : [])),
   ];
   const issues = await Promise.all(
     entries.map(async ({ path, declaration, config: pluginConfig }): Promise<ConfigIssue[]> => {

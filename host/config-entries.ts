@@ -40,9 +40,10 @@ const ENTRY_KEYS = Object.keys(pluginEntry.entries);
 const STORE_KEYS = [...ENTRY_KEYS, "retention"];
 
 /**
- * Loads each plugin entry (undefined: one not sound on its own, whose issues are said already) and checks what spans
- * entries: unique names, what only one entry may claim, and a store the replicas can share. `warnings`: a line for each
- * deprecated key an entry wrote (`sinks[0]: config key "linger" is deprecated …`), whether the entry is sound or not.
+ * Loads each plugin entry (undefined: one not sound on its own, whose issues are said already; the store too when the
+ * replicas cannot share it) and checks what spans entries: unique names, what only one entry may claim, and a store
+ * the replicas can share. `warnings`: a line for each deprecated key an entry wrote (`sinks[0]: config key "linger" is
+ * deprecated …`), whether the entry is sound or not.
  */
 export async function resolveEntries(
   entries: {
@@ -88,7 +89,8 @@ export async function resolveEntries(
   );
   const unshared = entries.ha && store && storeUnshareable(store);
   if (unshared) issues.push({ path: "ha.enabled", message: `replicas need a store they all reach: ${unshared}` });
-  return { store, sources, sinks };
+  // Nor is such a store opened by `--check` (a file made on a pod's volume for nothing): it is no store of this config.
+  return { store: unshared ? undefined : store, sources, sinks };
 }
 
 /** Why the store cannot be shared by replicas; a store plugin that does not say is taken as local. */

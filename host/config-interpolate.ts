@@ -37,7 +37,7 @@ export function interpolateConfig(raw: unknown, env: Env, issues: ConfigIssue[])
 }
 
 /** True when `path` is `prefix` or a path under it (`prefix.key`, `prefix[0]`). */
-function within(path: string, prefix: string): boolean {
+export function within(path: string, prefix: string): boolean {
   return path === prefix || (path.startsWith(prefix) && (path[prefix.length] === "." || path[prefix.length] === "["));
 }
 

@@ -16,7 +16,7 @@ import { allowListProblems, ruleProblems, type SlimOptions } from "../core/slim/
 import { parseAll, type ConfigIssue } from "./config-issues.ts";
 import { duplicateKeys } from "./duplicate-keys.ts";
 import { ConfigTooLarge, readConfigText } from "./config-file.ts";
-import { interpolateConfig } from "./config-interpolate.ts";
+import { interpolateConfig, within } from "./config-interpolate.ts";
 import { yamlProblemOf } from "../kube/yaml.ts";
 import { parseYamlConfig, showBraces } from "./config-yaml.ts";
 
@@ -24,10 +24,14 @@ export type { ConfigIssue } from "./config-issues.ts";
 export type { Resolved, ResolveOptions } from "./config-entries.ts";
 
 export class ConfigError extends Error {
-  /** `warnings`: what a valid config's `warnings` would hold, said beside the errors. */
+  /**
+   * `warnings`: what a valid config's `warnings` would hold, said beside the errors. `sound`: what of the config its
+   * errors leave sound, for `--check` to check further; none after an error that leaves nothing sure (a file unread).
+   */
   constructor(
     readonly issues: ConfigIssue[],
     readonly warnings: string[] = [],
+    readonly sound?: SoundParts,
   ) {
     super(issues.map((i) => `${i.path || "(root)"}: ${i.message}`).join("\n"));
     this.name = "ConfigError";
@@ -47,6 +51,19 @@ export interface Config {
   ha?: HaConfig;
   /** A line for each deprecated key an entry wrote, at its entry: `--check` says them, a start logs them. */
   warnings: string[];
+}
+
+/**
+ * The parts of a config `--check` checks beyond its schema (check-config.ts), a config's own or those its errors leave
+ * sound: an entry undefined where it is not (its index kept: the checks' errors name it). No store without its
+ * cluster's name, which its plugin is given as a start gives it.
+ */
+export interface SoundParts {
+  cluster: string;
+  store?: Resolved<StoreDeclaration>;
+  sources: (Resolved<SourceDeclaration> | undefined)[];
+  sinks: (Resolved<SinkDeclaration> | undefined)[];
+  ha?: HaConfig;
 }
 
 /** Reads, interpolates and validates a config file. Throws ConfigError. */
@@ -93,7 +110,10 @@ export async function loadConfig(path: string, options: Omit<ResolveOptions, "ba
     throw new ConfigError([{ path: "", message: `${path} holds several YAML documents (---): a config is one` }]);
   const duplicates = duplicateKeys(parsed, format).map((issue) => ({ ...issue, path: showBraces(issue.path) }));
   const config = await resolveConfig(raw ?? {}, { ...options, baseDir: dirname(resolve(path)) }).catch((error) => {
-    throw error instanceof ConfigError ? new ConfigError([...duplicates, ...error.issues], error.warnings) : error;
+    if (!(error instanceof ConfigError)) throw error;
+    // A key written twice leaves unsure which value was meant: nothing is checked further then.
+    const sound = duplicates.length > 0 ? undefined : error.sound;
+    throw new ConfigError([...duplicates, ...error.issues], error.warnings, sound);
   });
   if (duplicates.length > 0) throw new ConfigError(duplicates, config.warnings);
   return config;
@@ -110,12 +130,21 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
   // An unset variable's value is left empty: what a schema then says of that value only repeats the cause.
   const unset = new Set(issues.map((issue) => issue.path));
   const ownIssues = issues.length;
-  const invalid = () =>
+  // Nor is a part with a variable's problem in it checked further: its value may be the empty one left.
+  const settled = <T>(part: T, path: string) => ([...unset].some((at) => within(at, path)) ? undefined : part);
+  const invalid = ({ cluster, store, sources, sinks, ha }: SoundParts) =>
     new ConfigError(
       issues
         .map((issue, i) => (i < ownIssues ? issue : asWritten(issue)))
         .filter((issue, i) => i < ownIssues || !unset.has(issue.path)),
       warnings,
+      {
+        cluster,
+        store: settled(store, "store"),
+        sources: sources.map((entry, i) => settled(entry, `sources[${i}]`)),
+        sinks: sinks.map((entry, i) => settled(entry, `sinks[${i}]`)),
+        ha: settled(ha, "ha"),
+      },
     );
   const host = parseAll(hostSchema, interpolated, "", issues);
   if (!host) {
@@ -129,21 +158,23 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
     };
     const entries = (key: "sources" | "sinks") =>
       (Array.isArray(sections[key]) ? (sections[key] as unknown[]) : []).map((entry) => sound(pluginEntry, entry));
-    const ha = sound(hostSchema.entries.ha, sections.ha);
+    const soundHa = sound(hostSchema.entries.ha, sections.ha);
+    const ha = soundHa && haConfig(soundHa, options.env ?? process.env);
     const slim = sound(hostSchema.entries.slim, sections.slim);
     if (slim) issues.push(...slimProblems(slim));
-    await resolveEntries(
+    const resolved = await resolveEntries(
       {
         store: sound(hostSchema.entries.store, sections.store),
         sources: entries("sources"),
         sinks: entries("sinks"),
-        ha: ha && haConfig(ha, options.env ?? process.env),
+        ha,
       },
       options,
       issues,
       warnings,
     );
-    throw invalid();
+    const cluster = sound(hostSchema.entries.cluster, sections.cluster);
+    throw invalid({ ...resolved, cluster: cluster?.name ?? "", store: cluster && resolved.store, ha });
   }
   const { cluster, log, store, sources, sinks, http, shutdownTimeout, slim } = host;
   const env = options.env ?? process.env;
@@ -152,7 +183,7 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
 
   const resolved = await resolveEntries({ store, sources, sinks, ha }, options, issues, warnings);
   const { store: storeResolved, sources: sourcesResolved, sinks: sinksResolved } = resolved;
-  if (issues.length > 0 || !storeResolved) throw invalid();
+  if (issues.length > 0 || !storeResolved) throw invalid({ ...resolved, cluster: cluster.name, ha });
 
   return {
     cluster: cluster.name,

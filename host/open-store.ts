@@ -3,9 +3,9 @@
  * context every plugin is created with; the warnings of the deprecated keys its entry wrote. `--check` opens the store
  * the same way (check-config.ts).
  */
-import type { Config } from "./config.ts";
+import type { Config, Resolved } from "./config.ts";
 import type { Logger, Metrics } from "../sdk/telemetry.ts";
-import type { PluginContext, Store, StoreContext } from "../sdk/contract.ts";
+import type { PluginContext, Store, StoreContext, StoreDeclaration } from "../sdk/contract.ts";
 import { aborted } from "../protocol/retry.ts";
 import { warnDeprecated } from "../sdk/schema.ts";
 
@@ -25,7 +25,7 @@ export class StartFailed extends Error {
   }
 }
 
-export function pluginContext(config: Config, logger: Logger, metrics: Metrics) {
+export function pluginContext(config: Pick<Config, "cluster">, logger: Logger, metrics: Metrics) {
   return (name: string, kind: string): PluginContext => ({
     name,
     cluster: config.cluster,
@@ -56,18 +56,18 @@ export interface StoreStartOptions {
  * A stop asked for meanwhile gives the open up: StartAbandoned.
  */
 export async function startStore(
-  config: Config,
+  entry: Resolved<StoreDeclaration>,
   context: ReturnType<typeof pluginContext>,
   logger: Logger,
   { signal, replaced }: StoreStartOptions = {},
 ) {
-  const { declaration, name } = config.store;
+  const { declaration, name } = entry;
   const abandon = () => {
     logger.info("stopped before the store was open", { store: name });
     return new StartAbandoned();
   };
   if (signal?.aborted) throw abandon();
-  const store: Store = declaration.create(config.store.config, { ...context(name, "store"), replaced });
+  const store: Store = declaration.create(entry.config, { ...context(name, "store"), replaced });
   const opening = (async () => {
     const state = await store.start();
     return { store, state, horizons: await store.horizons?.() };
@@ -97,7 +97,7 @@ export async function openStore(
   options: StoreStartOptions,
 ) {
   try {
-    return await startStore(config, context, logger, options);
+    return await startStore(config.store, context, logger, options);
   } catch (error) {
     if (error instanceof StartAbandoned) throw error;
     const { declaration, name } = config.store;

@@ -110,6 +110,38 @@ describe("main.ts --check", () => {
     );
   }, 30_000);
 
+  test("a schema error hides none of the checks of the entries sound on their own: one --check says all", async () => {
+    const dir = await tempDir();
+    // Where the store's directory belongs: the store is checked too, beside the errors of its schema's neighbours.
+    await Bun.write(join(dir, "data"), "a file");
+    const entries = [
+      "sources:",
+      "  - { type: kubernetes, kubeconfig: ./missing.yaml }",
+      // An entry with errors of its own is checked once they are fixed: its kubeconfig is not said yet.
+      "  - { type: kubernetes, name: b, kubeconfig: ./missing.yaml, namespce: x }",
+      "sinks:",
+      "  - { type: sse, bogus: 1 }",
+    ];
+    const checks = [
+      "  sources[0]: cannot load kubeconfig ./missing.yaml: ENOENT",
+      "  store: cannot create the directory of ./data/kubemeta.db: a file is in the way",
+    ];
+    const keys = ['  sources[1].namespce: unknown key; did you mean "namespace"?', "  sinks[0].bogus: unknown key"];
+    // An error in a plugin's entry, and one in the host's own sections beside it (the two ways a config is read).
+    for (const [yaml, schema] of [
+      [entries, keys],
+      [
+        ["log: { level: loud }", ...entries],
+        [expect.stringMatching(/^ {2}log\.level: /), ...keys],
+      ],
+    ] as const) {
+      await Bun.write(join(dir, "kubemeta.yaml"), yaml.join("\n"));
+      const result = await runMain(["--check", "--config", "kubemeta.yaml"], { cwd: dir });
+      expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 1, stdout: "" });
+      expect(result.stderr.trimEnd().split("\n")).toEqual(["invalid config:", ...schema, ...checks]);
+    }
+  }, 30_000);
+
   test("without --config, a directory named kubemeta.yaml, or a link to nothing, is an error", async () => {
     const directory = await tempDir();
     await mkdir(join(directory, "kubemeta.yaml"));
