@@ -149,7 +149,7 @@ describe("authentication and TLS under Bun", () => {
     }
   });
 
-  test("an exec credential plugin that fails: no request leaves, each counted code credentials; the reason shown", async () => {
+  test("an exec credential plugin that fails: no request leaves, each one counted credentials; why said", async () => {
     const kubeconfig = join(scratch.dir, "exec.yaml");
     const exec = [
       "exec:",
@@ -175,7 +175,7 @@ describe("authentication and TLS under Bun", () => {
     }
   });
 
-  test("an exec credential plugin that does not exit: said so and counted, not as the API server's silence", async () => {
+  test("an exec credential plugin that does not exit: said and counted, not as the API server's silence", async () => {
     const kubeconfig = join(scratch.dir, "exec-hung.yaml");
     const plugin = join(scratch.dir, "hung-credential-helper");
     await writeFile(plugin, "#!/bin/sh\nsleep 5\n", { mode: 0o755 });
