@@ -9,7 +9,30 @@ export interface LoggerOptions {
   write?: (line: string) => void;
 }
 
-const writeStdout = (line: string) => process.stdout.write(line);
+/** Whether stdout failed (its reader gone: `| head`, a consumer that exited): lines are dropped from then on. */
+let stdoutGone = false;
+
+/**
+ * stdout as long as it takes lines. A write that fails is reported as the stream's `error` event, which Bun, with no
+ * listener, prints as a stack on stderr (before guardProcess) or raises as an unhandled rejection (after it): a
+ * reader that went away is no failure of kubemeta, which goes on serving without its log and says so once on stderr.
+ */
+function writeStdout(line: string): void {
+  if (stdoutGone) return;
+  if (!process.stdout.listeners("error").includes(stdoutFailed)) process.stdout.on("error", stdoutFailed);
+  process.stdout.write(line);
+}
+
+function stdoutFailed(error: NodeJS.ErrnoException): void {
+  if (stdoutGone) return;
+  stdoutGone = true;
+  // stderr may be the same pipe (`2>&1 | head`): its own failure then has nobody left to tell.
+  if (!process.stderr.listeners("error").includes(ignore)) process.stderr.on("error", ignore);
+  const why = error.code === "EPIPE" ? "its reader is gone" : error.message;
+  process.stderr.write(`kubemeta: stdout: ${why}; kubemeta goes on without writing its log there\n`);
+}
+
+const ignore = () => {};
 
 export function createLogger(options: LoggerOptions = {}, bound: LogFields = {}): Logger {
   const threshold = LOG_LEVELS.indexOf(options.level ?? "info");
