@@ -11,7 +11,7 @@
 import type { Lifecycle } from "../sdk/contract.ts";
 import { Backoff, sleep, TIMED_OUT, until } from "../protocol/retry.ts";
 import type { Logger } from "../sdk/telemetry.ts";
-import { causeOf, outageLog, pluginFailures, type Metrics } from "../sdk/telemetry.ts";
+import { causeOf, outageLog, pluginFailures, rateLimited, type LogFields, type Metrics } from "../sdk/telemetry.ts";
 
 /** How long a plugin's start, stop or (at --check, host/check-config.ts) check may take before the host moves on. */
 export const PLUGIN_DEADLINE_MS = 10_000;
@@ -45,6 +45,9 @@ export function supervise(create: () => Lifecycle, options: SuperviseOptions): L
   let inner: Lifecycle | undefined;
   /** The stop of an instance whose start did not finish in time: the host's stop waits for it too. */
   let retiring: Promise<void> = Promise.resolve();
+  // A start that hangs whose stop hangs too does so at every attempt: one error, then one a minute at most. The
+  // host's own stop always says it: what held up the shutdown.
+  const sayRetired = rateLimited(logger, "error");
 
   function startUntilItWorks(): Promise<void> {
     const firstAttempt = Promise.withResolvers<void>();
@@ -76,7 +79,7 @@ export function supervise(create: () => Lifecycle, options: SuperviseOptions): L
           outage.failed({ error, retryInMs: delay }, causeOf(error), "error");
           firstAttempt.resolve();
           if (stuck) {
-            retiring = stopWithin(stuck);
+            retiring = stopWithin(stuck, sayRetired);
             await retiring;
           }
           await sleep(delay, stopped.signal);
@@ -87,17 +90,20 @@ export function supervise(create: () => Lifecycle, options: SuperviseOptions): L
     return firstAttempt.promise;
   }
 
-  /** Stops one instance within the deadline; a failure or a hang is logged and counted, never thrown. */
-  async function stopWithin(plugin: Lifecycle): Promise<void> {
+  /** Stops one instance within the deadline; a failure or a hang is said (`say`: an error), counted, not thrown. */
+  async function stopWithin(
+    plugin: Lifecycle,
+    say = (msg: string, fields: LogFields) => logger.error(msg, fields),
+  ): Promise<void> {
     try {
       // A synchronous throw counts as a failure to stop too.
       if ((await until((async () => plugin.stop())(), Date.now() + deadlineMs)) === TIMED_OUT) {
         failures.inc({ plugin: name, kind, phase: "stop" });
-        logger.error(`${kind} did not stop in time; abandoning it`, { deadlineMs });
+        say(`${kind} did not stop in time; abandoning it`, { deadlineMs });
       }
     } catch (error) {
       failures.inc({ plugin: name, kind, phase: "stop" });
-      logger.error(`${kind} failed to stop`, { error });
+      say(`${kind} failed to stop`, { error });
     }
   }
 

@@ -99,6 +99,32 @@ test("a start that hangs, and a stop that hangs, hold up the caller no longer th
   expect(opts.failures("stop")).toBe(1);
 });
 
+test("a start and a stop that both hang at every attempt: one 'did not stop in time' error, not one each", async () => {
+  const logged: Logged[] = [];
+  const opts = options("hung", { logger: createLogger({ write: (line) => void logged.push(JSON.parse(line)) }) });
+  const fifth = Promise.withResolvers<void>();
+  let created = 0;
+  const plugin = supervise(() => {
+    const instance = ++created;
+    const start = () => {
+      if (instance === 5) fifth.resolve();
+      return new Promise<void>(() => {});
+    };
+    return { start, stop: () => new Promise<void>(() => {}) };
+  }, opts);
+  await plugin.start();
+  // The backoff's first steps, with full jitter: 0.5, 1 and 2 s at most, each after a start and a stop of 100 ms.
+  await fifth.promise;
+  expect(opts.failures("stop")).toBe(4);
+  const abandoned = () => logged.filter((line) => line.msg === "sink did not stop in time; abandoning it");
+  expect(abandoned().map(({ level }) => level)).toEqual(["error"]);
+  // The host's own stop, of the fifth instance whose start is under way, says it whatever came before: what held up
+  // the shutdown.
+  await plugin.stop();
+  expect(opts.failures("stop")).toBe(5);
+  expect(abandoned().map(({ level }) => level)).toEqual(["error", "error"]);
+}, 20_000);
+
 test("a start that outlives the deadline and then fails is one failure, not two", async () => {
   const opts = options("late-failure");
   const gate = Promise.withResolvers<void>();
