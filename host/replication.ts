@@ -6,7 +6,7 @@
  * follows again. Sinks that deliver wait for a term (SinkContext.leadership), so only the leader publishes.
  */
 import type { HaConfig } from "./ha-config.ts";
-import type { Logger } from "../sdk/telemetry.ts";
+import { causeOf, outageLog, type Logger } from "../sdk/telemetry.ts";
 import type { Uncommitted } from "../core/commit-queue.ts";
 import { ContextNotFound, loadKubeConfig } from "../kube/load.ts";
 import { createTransport } from "../kube/transport.ts";
@@ -60,6 +60,9 @@ const FENCED_HINT =
   "if this repeats, another kubemeta writes this store without this Lease (another ha.lease, or no ha), " +
   "or another replica has this one's ha.identity";
 
+/** A term's first line; after failed tries to become the writer, their outage's end too, with how long it took. */
+const LEADING = "leading: this replica writes the store and runs the sources";
+
 export interface ReplicationOptions {
   ha: HaConfig;
   elector: Elector;
@@ -103,6 +106,9 @@ export function startReplication(options: ReplicationOptions): Replication {
   // duration: each try takes the Lease and gives it back, a write to the API server. (One it cannot read at all, it
   // does not contend for: untilReadable.)
   const writerBackoff = new Backoff({ initialMs: ha.retryPeriodMs, maxMs: ha.leaseDurationMs, jitter: "equal" });
+  // Each try a line would be one every few seconds for as long as it lasts: one error (and one per new cause), then a
+  // warning a minute; the term that begins at last says how long it took.
+  const writerOutage = outageLog(logger, "cannot become the store's writer; following again", LEADING);
   const replaced = (error: StoreReplacedError) => {
     stopped.abort();
     options.onReplaced(error);
@@ -143,7 +149,7 @@ export function startReplication(options: ReplicationOptions): Replication {
         return false;
       }
       const retryInMs = writerBackoff.next();
-      logger.error("cannot become the store's writer; following again", { error, retryInMs });
+      writerOutage.failed({ error, retryInMs }, causeOf(error), "error");
       await elector.release();
       // Contending again waits for a read of the store that succeeds (untilReadable), not for the follower's first.
       follower = follow(error instanceof Error ? error : new Error(String(error)));
@@ -154,7 +160,8 @@ export function startReplication(options: ReplicationOptions): Replication {
     terms.begin(() => elector.holds());
     leading.set(1);
     termsBegun.inc();
-    logger.info("leading: this replica writes the store and runs the sources", { head: log.head() });
+    const began = { head: log.head() };
+    if (!writerOutage.succeeded(began)) logger.info(LEADING, began);
     // `until` lets go of its listener on `stopped` when the term ends: one per term would pile up on a replica that
     // leads for months. (`lost` is this term's own signal, dropped with it.)
     const ended = await until(
