@@ -72,6 +72,7 @@ export {
   initialWithinMax,
   parseDuration,
   port,
+  kindName,
   positiveDuration,
   positiveInt,
   retrySchema,

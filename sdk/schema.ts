@@ -6,6 +6,7 @@
 import * as v from "valibot";
 import { MAX_TIMER_MS } from "../protocol/retry.ts";
 import { isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
+import { KIND_PATTERN, KIND_RULE } from "../protocol/envelope.ts";
 import type { Logger } from "./telemetry.ts";
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -55,6 +56,9 @@ export const streamName = v.pipe(
 
 /** A config duration as written (`"500ms"`) or in milliseconds. */
 type DurationInput = string | number;
+
+/** An API kind (`Pod`, `Rollout`): a filter by a resource's name (`pods`) would match no envelope's `kind`. */
+export const kindName = v.pipe(v.string(), v.regex(KIND_PATTERN, KIND_RULE));
 
 export interface BatchSchemaOptions {
   /** Default `batch.size` (500). */

@@ -34,3 +34,11 @@ test("records each deleted pod once, and resumes after a restart", async () => {
   await waitFor(async () => (await lines(file)).length === 2, 5_000, "the second deletion");
   expect((await lines(file))[1]).toContain("DELETED Pod default/web-2");
 });
+
+test("a kind spelt as a resource's name (pods) is a config error, not an audit left empty", async () => {
+  const dir = await tempDir();
+  const sinks = [{ type: plugin, file: join(dir, "deletions.log"), kinds: ["pods"] }];
+  const started: TestHost | Error = await startTestHost({ dir, sinks }).catch((error: Error) => error);
+  if (!(started instanceof Error)) await started.destroy();
+  expect(String(started)).toContain("must be an API kind such as Pod");
+});

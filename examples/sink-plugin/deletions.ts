@@ -17,14 +17,15 @@
  * retries, lag; `v` is kubemeta's own valibot, for the config schema.
  */
 import { appendFile } from "node:fs/promises";
-import { batchSchema, consume, defineSink, retrySchema, v } from "kubemeta/sdk";
+import { batchSchema, consume, defineSink, kindName, retrySchema, v } from "kubemeta/sdk";
 
 export default defineSink({
   type: "deletions",
   description: "Appends one line per deleted object to a file.",
   schema: v.strictObject({
     file: v.pipe(v.string(), v.minLength(1), v.description("The audit file, appended to.")),
-    kinds: v.optional(v.pipe(v.array(v.string()), v.description("Kinds to record; empty records every kind.")), []),
+    // `kindName`: `kinds: [pods]` (a resource's name, no kind) is a config error rather than an audit left empty.
+    kinds: v.optional(v.pipe(v.array(kindName), v.description("Kinds to record; empty records every kind.")), []),
     // The standard keys `batch: { size, linger }` and `retry: { initial, max }`, with kubemeta's defaults.
     batch: batchSchema(),
     retry: retrySchema(),
