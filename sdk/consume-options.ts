@@ -4,6 +4,9 @@
 import type { Envelope } from "../protocol/envelope.ts";
 import type { Sink } from "./contract.ts";
 
+/** How long a sink's stop goes on delivering what is committed, by default (README, Lifecycle). */
+export const DRAIN_MS = 3_000;
+
 /** `consume`'s `batch` option: the output of the `batch` config key (`batchSchema`). */
 export interface BatchSettings {
   /** Most updates in one `deliver` call. */
@@ -62,8 +65,8 @@ export interface ConsumeOptions {
   saveIntervalMs?: number;
   /**
    * On stop, how long the sink may go on delivering what is committed (a batch's linger cut short) before it stops
-   * (default 3 s; 0: it stops at once). Only a sink whose deliveries work: one retrying a failed batch, or stalled on
-   * one, stops at once, and its cursor keeps the rest for the next start either way.
+   * (default DRAIN_MS, 3 s; 0: it stops at once). Only a sink whose deliveries work: one retrying a failed batch, or
+   * stalled on one, stops at once, and its cursor keeps the rest for the next start either way.
    */
   drainMs?: number;
   /**

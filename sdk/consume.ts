@@ -52,7 +52,7 @@ import { Backoff, sleep } from "../protocol/retry.ts";
 import { ALL } from "../protocol/streams.ts";
 import { inStream, toEnvelope, type Update } from "./model.ts";
 import { deliveryLoop, REFRESH_MS, type FailedStep } from "./consume-delivery.ts";
-import type { ConsumeOptions, Consumer } from "./consume-options.ts";
+import { DRAIN_MS, type ConsumeOptions, type Consumer } from "./consume-options.ts";
 import { causeOf, outageLog, sinkLag } from "./telemetry.ts";
 
 export type { BatchSettings, ConsumeOptions, Consumer, RetrySettings } from "./consume-options.ts";
@@ -188,7 +188,7 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
       running = delivery.run(resumeFrom(cursor), signal);
     },
     async stop() {
-      const drainMs = options.drainMs ?? 3_000;
+      const drainMs = options.drainMs ?? DRAIN_MS;
       if (running && delivering && !signal.aborted && drainMs > 0 && !options.failing?.()) {
         hurrying.abort();
         await delivery.deliveredAll(Date.now() + drainMs, true);

@@ -11,6 +11,7 @@
 import * as v from "valibot";
 import type { Context, Hono } from "hono";
 import { defineSink } from "../../sdk/contract.ts";
+import { DRAIN_MS } from "../../sdk/consume-options.ts";
 import { clientAddress, setIdleTimeout } from "../../sdk/http.ts";
 import {
   kindsParam,
@@ -162,7 +163,8 @@ export default defineSink({
     const tooSlow = rateLimitedWarn(ctx.logger);
     // A store down fails the reads of every client that catches up meanwhile: one line a minute, as /v1/updates.
     const readFailed = rateLimitedWarn(ctx.logger);
-    const sessions = new Map<AbortController, { channel: SseChannel; done: Promise<void> }>();
+    const sessions = new Map<AbortController, { channel: SseChannel; done: Promise<void>; live(): boolean }>();
+    let finishing = new AbortController();
     const perStream = new Map<string, number>();
     const perLabel = new Map<string, number>();
     const perClient = new Map<string, number>();
@@ -214,6 +216,7 @@ export default defineSink({
       channel.write(OPENING);
       count(stream, 1);
       tally(perClient, client, 1);
+      let live = false;
       const done = runSession({
         log: ctx.log,
         stream,
@@ -223,6 +226,10 @@ export default defineSink({
         channel,
         events,
         signal: abort.signal,
+        finish: finishing.signal,
+        onLive: () => {
+          live = true;
+        },
         onReset: (reason) => {
           resets.inc();
           ctx.logger.debug("stream reset", { stream, reason });
@@ -249,7 +256,7 @@ export default defineSink({
           count(stream, -1);
           tally(perClient, client, -1);
         });
-      sessions.set(abort, { channel, done });
+      sessions.set(abort, { channel, done, live: () => live });
       return new Response(channel.body, { headers: HEADERS });
     }
 
@@ -257,6 +264,7 @@ export default defineSink({
       async start() {
         if (running) return;
         running = true;
+        finishing = new AbortController();
         watchRoute(ctx.http).serve = watch;
         heartbeat = setInterval(() => {
           for (const { channel } of sessions.values()) if (channel.hasRoom()) channel.write(HEARTBEAT);
@@ -268,8 +276,15 @@ export default defineSink({
         if (route?.serve === watch) route.serve = undefined;
         clearInterval(heartbeat);
         const open = [...sessions.values()];
-        for (const { channel } of open) channel.close();
+        // A live stream first takes what is committed (the stop's last commit included), as every sink drains; one
+        // still in its catch-up or snapshot ends now: its reconnect resumes from its last id, or starts over.
+        finishing.abort();
+        for (const { channel, live } of open) if (!live()) channel.close();
+        const cut = setTimeout(() => {
+          for (const { channel } of open) channel.close();
+        }, DRAIN_MS);
         await Promise.all(open.map((s) => s.done));
+        clearTimeout(cut);
       },
     };
   },

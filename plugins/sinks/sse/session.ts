@@ -31,6 +31,13 @@ export interface Session {
   channel: SseChannel;
   events: UpdateEvents;
   signal: AbortSignal;
+  /**
+   * Aborted when the sink stops: a live stream ends once it holds what is committed by then (the sink cuts it after
+   * its drain's time), and one that is not live yet starts nothing more.
+   */
+  finish: AbortSignal;
+  /** The stream went live (past SYNCED): the sink's stop lets it take what is committed before it ends. */
+  onLive(): void;
   /** How long a subscriber may take nothing while its snapshot is read before it is closed. */
   stallMs: number;
   onReset(reason: string): void;
@@ -77,7 +84,7 @@ export async function runSession(session: Session): Promise<void> {
     return;
   }
   let problem = reason && inWords(reason, log, resume);
-  while (isOpen(session)) {
+  while (isOpen(session) && !session.finish.aborted) {
     try {
       const position =
         problem === undefined ? await catchUp(session, session.resume!.version) : await reset(session, problem);
@@ -110,8 +117,15 @@ async function paced(session: Session, chunk: string | Uint8Array): Promise<void
 
 /** The missed updates, then SYNCED at the head the catch-up started from. */
 async function catchUp(session: Session, after: number): Promise<number> {
+  const target = session.log.head();
+  await readThrough(session, after, target);
+  await paced(session, syncedEvent(session.log.epoch, session.stream, target));
+  return target;
+}
+
+/** The stream's updates after `after` through `target`, read from the log at the subscriber's pace. */
+async function readThrough(session: Session, after: number, target: number): Promise<void> {
   const { log, stream, batchSize, filter } = session;
-  const target = log.head();
   let position = after;
   while (position < target && isOpen(session)) {
     const updates = await log.read({ stream, after: position, to: target, limit: batchSize }).catch(fromStore);
@@ -120,8 +134,6 @@ async function catchUp(session: Session, after: number): Promise<number> {
     position = updates[updates.length - 1]!.version;
     if (updates.length < batchSize) break;
   }
-  await paced(session, syncedEvent(log.epoch, stream, target));
-  return target;
 }
 
 /**
@@ -152,9 +164,11 @@ async function reset(session: Session, cause: ResetCause): Promise<number> {
 }
 
 async function live(session: Session, after: number): Promise<void> {
-  const { log, stream, batchSize, filter, channel, signal } = session;
+  const { log, stream, batchSize, filter, channel, signal, finish } = session;
   let position = after;
-  for await (const batch of readingStore(log.follow({ stream, after, batchSize, signal }))) {
+  session.onLive();
+  const following = AbortSignal.any([signal, finish]);
+  for await (const batch of readingStore(log.follow({ stream, after, batchSize, signal: following }))) {
     if (!channel.hasRoom()) {
       channel.write(overflowEvent(log.epoch, stream, position));
       channel.close();
@@ -164,4 +178,6 @@ async function live(session: Session, after: number): Promise<void> {
     channel.write(session.events.encode(stream, batch, filter));
     position = batch[batch.length - 1]!.version;
   }
+  // The sink stops (README, Lifecycle): what the stop committed last goes out before the stream ends.
+  if (finish.aborted) await readThrough(session, position, log.head());
 }
