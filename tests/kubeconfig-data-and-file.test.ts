@@ -8,34 +8,22 @@
 import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { loadKubeConfig } from "../kube/load.ts";
-import { kubeconfig, kubeconfigSuite, status, write } from "./kubeconfig-fixtures.ts";
+import { b64, kubeconfigSuite, status, withCluster, write } from "./kubeconfig-fixtures.ts";
 
 const suite = kubeconfigSuite();
-
-const b64 = (pem: string) => Buffer.from(pem).toString("base64");
-
-async function withCluster(name: string, cluster: Record<string, string | boolean>, user: Record<string, string>) {
-  return write(
-    join(suite.dir, name),
-    kubeconfig({
-      clusters: { c: { server: suite.server.url, ...cluster } },
-      users: { u: user },
-      contexts: { main: { cluster: "c", user: "u" } },
-      current: "main",
-    }),
-  );
-}
 
 test("a CA both as a file and as data is refused at load, as kubectl refuses it; each alone is used", async () => {
   const ca = await write(join(suite.dir, "ca.pem"), suite.server.caPem);
   // A certificate that did not sign the server's: the file a client-node request would have trusted instead.
   const other = await write(join(suite.dir, "other-ca.pem"), suite.server.clientCertPem);
   const token = { token: suite.server.token };
-  expect(await status({ kubeconfig: await withCluster("ca-file", { "certificate-authority": ca }, token) })).toBe(200);
+  expect(
+    await status({ kubeconfig: await withCluster(suite, "ca-file", { "certificate-authority": ca }, token) }),
+  ).toBe(200);
   const data = { "certificate-authority-data": b64(suite.server.caPem) };
-  expect(await status({ kubeconfig: await withCluster("ca-data", data, token) })).toBe(200);
+  expect(await status({ kubeconfig: await withCluster(suite, "ca-data", data, token) })).toBe(200);
 
-  const both = await withCluster("ca-both", { "certificate-authority": other, ...data }, token);
+  const both = await withCluster(suite, "ca-both", { "certificate-authority": other, ...data }, token);
   expect(() => loadKubeConfig({ kubeconfig: both })).toThrow(
     `cannot load kubeconfig ${both}: cluster "c" has both certificate-authority and certificate-authority-data ` +
       "(kubectl refuses both too): keep one",
@@ -47,9 +35,9 @@ test("a client certificate or key both as a file and as data is refused at load;
   const cert = await write(join(suite.dir, "client.pem"), suite.server.clientCertPem);
   const key = await write(join(suite.dir, "client.key"), suite.server.clientKeyPem);
   const files = { "client-certificate": cert, "client-key": key };
-  expect(await status({ kubeconfig: await withCluster("client-files", ca, files) })).toBe(200);
+  expect(await status({ kubeconfig: await withCluster(suite, "client-files", ca, files) })).toBe(200);
 
-  const both = await withCluster("client-both", ca, {
+  const both = await withCluster(suite, "client-both", ca, {
     ...files,
     "client-certificate-data": b64(suite.server.clientCertPem),
     "client-key-data": b64(suite.server.clientKeyPem),
@@ -71,10 +59,10 @@ test("a client certificate without its key, or a key without it, or a token and 
     ["token-and-basic", { token: suite.server.token, username: "admin", password: "pw" }, 'user "u" has both a token'],
   ];
   for (const [name, user, words] of refusals) {
-    const file = await withCluster(name, ca, user);
+    const file = await withCluster(suite, name, ca, user);
     expect(() => loadKubeConfig({ kubeconfig: file })).toThrow(`cannot load kubeconfig ${file}: ${words}`);
   }
-  expect(await status({ kubeconfig: await withCluster("cert-and-key", ca, { ...cert, ...key }) })).toBe(200);
+  expect(await status({ kubeconfig: await withCluster(suite, "cert-and-key", ca, { ...cert, ...key }) })).toBe(200);
 });
 
 test("insecure-skip-tls-verify beside a CA (file or data) is refused at load, as kubectl refuses it", async () => {
@@ -87,12 +75,12 @@ test("insecure-skip-tls-verify beside a CA (file or data) is refused at load, as
     "insecure-ca-data": { "certificate-authority-data": b64(suite.server.clientCertPem) },
   };
   for (const [name, ca] of Object.entries(cases)) {
-    const file = await withCluster(name, { ...ca, ...insecure }, token);
+    const file = await withCluster(suite, name, { ...ca, ...insecure }, token);
     const key = Object.keys(ca)[0];
     expect(() => loadKubeConfig({ kubeconfig: file })).toThrow(
       `cannot load kubeconfig ${file}: cluster "c" has both insecure-skip-tls-verify and ${key} (kubectl refuses ` +
         "both too: specifying a root certificates file with the insecure flag is not allowed): keep one",
     );
   }
-  expect(await status({ kubeconfig: await withCluster("insecure-alone", insecure, token) })).toBe(200);
+  expect(await status({ kubeconfig: await withCluster(suite, "insecure-alone", insecure, token) })).toBe(200);
 });

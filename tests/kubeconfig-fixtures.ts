@@ -55,6 +55,27 @@ export function kubeconfig(parts: {
   );
 }
 
+/** Base64 of a PEM, as a kubeconfig's `-data` keys hold it. */
+export const b64 = (pem: string) => Buffer.from(pem).toString("base64");
+
+/** Writes `<suite.dir>/<name>`: a kubeconfig of one context, the suite's server with `cluster`'s keys, and `user`. */
+export async function withCluster(
+  suite: KubeconfigSuite,
+  name: string,
+  cluster: Record<string, string | boolean>,
+  user: Record<string, string>,
+): Promise<string> {
+  return write(
+    join(suite.dir, name),
+    kubeconfig({
+      clusters: { c: { server: suite.server.url, ...cluster } },
+      users: { u: user },
+      contexts: { main: { cluster: "c", user: "u" } },
+      current: "main",
+    }),
+  );
+}
+
 /** The test API server as a kubeconfig cluster, its CA inline. */
 export const clusterOf = (server: TestApiServer) => ({
   server: server.url,

@@ -11,29 +11,15 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { loadKubeConfig } from "../kube/load.ts";
 import { CredentialsError, createTransport } from "../kube/transport.ts";
-import { kubeconfig, kubeconfigSuite, status, write } from "./kubeconfig-fixtures.ts";
+import { b64, kubeconfigSuite, status, withCluster, write } from "./kubeconfig-fixtures.ts";
 
 const suite = kubeconfigSuite();
-
-const b64 = (pem: string) => Buffer.from(pem).toString("base64");
 
 /** A private key of no certificate the test API server issued. */
 const otherKey = () =>
   generateKeyPairSync("ec", { namedCurve: "prime256v1" })
     .privateKey.export({ type: "pkcs8", format: "pem" })
     .toString();
-
-async function withCluster(name: string, cluster: Record<string, string>, user: Record<string, string>) {
-  return write(
-    join(suite.dir, name),
-    kubeconfig({
-      clusters: { c: { server: suite.server.url, ...cluster } },
-      users: { u: user },
-      contexts: { main: { cluster: "c", user: "u" } },
-      current: "main",
-    }),
-  );
-}
 
 test("a CA, certificate or key that is no PEM one, or a key not the certificate's: refused at load", async () => {
   const { caPem, clientCertPem, clientKeyPem, token } = suite.server;
@@ -61,12 +47,12 @@ test("a CA, certificate or key that is no PEM one, or a key not the certificate'
     ["key-other", caFile, { ...pair, "client-key": other }, `its client-key ${other} is not the private key of`],
   ];
   for (const [name, cluster, user, words] of refusals) {
-    const kubeconfigFile = await withCluster(name, cluster, user);
+    const kubeconfigFile = await withCluster(suite, name, cluster, user);
     expect(() => loadKubeConfig({ kubeconfig: kubeconfigFile })).toThrow(
       `cannot load kubeconfig ${kubeconfigFile}: ${words}`,
     );
   }
-  expect(await status({ kubeconfig: await withCluster("good", caFile, pair) })).toBe(200);
+  expect(await status({ kubeconfig: await withCluster(suite, "good", caFile, pair) })).toBe(200);
 });
 
 test("a client certificate file replaced by no certificate after the load: the request says which file", async () => {
@@ -74,6 +60,7 @@ test("a client certificate file replaced by no certificate after the load: the r
   const cert = await write(join(suite.dir, "renewed-files", "client.pem"), clientCertPem);
   const key = await write(join(suite.dir, "renewed-files", "client.key"), clientKeyPem);
   const file = await withCluster(
+    suite,
     "renewed",
     { "certificate-authority-data": b64(caPem) },
     { "client-certificate": cert, "client-key": key },

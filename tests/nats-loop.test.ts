@@ -37,19 +37,26 @@ function throwing(log: CommittedLog, times: number): CommittedLog {
   });
 }
 
+/** A nats-server, a test host, and a NATS sink started on it whose log throws at its first `times` rounds. */
+async function startLooping(times: number) {
+  const server = await startNatsServer();
+  cleanups.push(() => server.destroy());
+  const th = await startTestHost();
+  cleanups.push(() => th.destroy());
+  const logged: Logged[] = [];
+  const ctx = contextOn(th, "looping", logged);
+  const { type: _, ...raw } = natsSink(server);
+  const sink = nats.create(v.parse(natsSinkSchema, raw), { ...ctx, log: throwing(th.host.log, times) });
+  await sink.start();
+  cleanups.push(() => sink.stop());
+  const failures = th.host.metrics.counter("kubemeta_plugin_failures_total", "");
+  return { server, logged, runFailures: () => failures.get({ plugin: "looping", kind: "sink", phase: "run" }) };
+}
+
 test(
   "an error out of a round is logged, counted, and the sink connects again: replays are answered",
   async () => {
-    const server = await startNatsServer();
-    cleanups.push(() => server.destroy());
-    const th = await startTestHost();
-    cleanups.push(() => th.destroy());
-    const logged: Logged[] = [];
-    const ctx = contextOn(th, "looping", logged);
-    const { type: _, ...raw } = natsSink(server);
-    const sink = nats.create(v.parse(natsSinkSchema, raw), { ...ctx, log: throwing(th.host.log, 1) });
-    await sink.start();
-    cleanups.push(() => sink.stop());
+    const { server, logged, runFailures } = await startLooping(1);
 
     const failed = await waitFor(
       () => logged.find((line) => line.level === "error"),
@@ -58,8 +65,7 @@ test(
     );
     expect(failed.msg).toBe("NATS connection failed on an unexpected error; connecting again");
     expect(JSON.stringify(failed.error)).toContain("a bug in the replay responder's start");
-    const failures = th.host.metrics.counter("kubemeta_plugin_failures_total", "");
-    expect(failures.get({ plugin: "looping", kind: "sink", phase: "run" })).toBe(1);
+    expect(runFailures()).toBe(1);
 
     const nc = await client(server);
     cleanups.push(() => nc.close());
@@ -73,19 +79,9 @@ test(
 test(
   "a round failing again and again is one error, not one per round, and one line once a connection is served",
   async () => {
-    const server = await startNatsServer();
-    cleanups.push(() => server.destroy());
-    const th = await startTestHost();
-    cleanups.push(() => th.destroy());
-    const logged: Logged[] = [];
-    const ctx = contextOn(th, "looping", logged);
-    const { type: _, ...raw } = natsSink(server);
-    const sink = nats.create(v.parse(natsSinkSchema, raw), { ...ctx, log: throwing(th.host.log, 6) });
-    await sink.start();
-    cleanups.push(() => sink.stop());
+    const { server, logged, runFailures } = await startLooping(6);
 
-    const failures = th.host.metrics.counter("kubemeta_plugin_failures_total", "");
-    await waitFor(() => failures.get({ plugin: "looping", kind: "sink", phase: "run" }) === 6, 15_000, "six rounds");
+    await waitFor(() => runFailures() === 6, 15_000, "six rounds");
     const failed = logged.filter(
       (line) => line.msg === "NATS connection failed on an unexpected error; connecting again",
     );
