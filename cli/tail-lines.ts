@@ -5,6 +5,23 @@
 import type { Envelope, InformerHandlers, ResetInfo, SyncedInfo } from "../client/index.ts";
 import type { TailOptions } from "./tail-args.ts";
 
+/**
+ * What a terminal acts on rather than shows: C0 controls (the newline that ends a line is added after this), DEL and
+ * C1 controls (CSI, OSC and the like: some terminals take them as their ESC sequences).
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are what is matched
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+
+/**
+ * A line as a terminal shows it: each control character as its JSON escape (`\u001b`), so a name from the cluster
+ * (a Role's may hold any character but `/` and `%`), or what a server or a NATS publisher sends, cannot clear the
+ * screen, set the window's title or forge lines. Within a JSON line the escape is JSON's own: the line parses to the
+ * same value.
+ */
+export function printable(line: string): string {
+  return line.replace(CONTROL, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 /** Right-aligned versions and fixed type and kind columns keep a scrolling tail readable. */
 function columns(version: string, label: string, rest: string): string {
   return `${version.padStart(8)} ${label.padEnd(8)} ${rest}`.trimEnd();

@@ -8,7 +8,7 @@ import { subscribeNats, subscribeSse, type Subscription } from "../client/index.
 import { connect } from "../plugins/sinks/nats/connect.ts";
 import { natsServerOptions, redactServer } from "../protocol/subjects.ts";
 import { parseTailArgs, readCa, TAIL_USAGE, UsageError, type TailOptions } from "./tail-args.ts";
-import { printer } from "./tail-lines.ts";
+import { printable, printer } from "./tail-lines.ts";
 
 /**
  * Runs `tail` with the arguments after it; resolves to the exit code. `stop` resolves at Ctrl-C or SIGTERM (listened
@@ -16,7 +16,7 @@ import { printer } from "./tail-lines.ts";
  */
 export async function runTail(args: string[], stop: Promise<void>): Promise<number> {
   const fail = (message: string, code: number) => {
-    process.stderr.write(`kubemeta tail: ${message}\n`);
+    process.stderr.write(`${printable(`kubemeta tail: ${message}`)}\n`);
     return code;
   };
   let options: TailOptions | "help";
@@ -45,8 +45,8 @@ export async function runTail(args: string[], stop: Promise<void>): Promise<numb
     gone.stderr = true;
     done.resolve(error.code === "EPIPE" ? 0 : 1);
   });
-  const err = (line: string) => gone.stderr || process.stderr.write(`${line}\n`);
-  const handlers = printer(options, (line) => gone.stdout || process.stdout.write(`${line}\n`), err);
+  const err = (line: string) => gone.stderr || process.stderr.write(`${printable(line)}\n`);
+  const handlers = printer(options, (line) => gone.stdout || process.stdout.write(`${printable(line)}\n`), err);
 
   // Before a first NATS connection too: one that hangs is given up on at Ctrl-C, and that is a normal end as well.
   void stop.then(() => done.resolve(0));

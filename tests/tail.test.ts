@@ -13,6 +13,9 @@ import { MAIN } from "./reliability-process.ts";
 import { commit, matching, trackedTail, updateLine } from "./tail-process.ts";
 
 const TOKEN = "tail-test-token-0123456789";
+/** What a terminal acts on rather than prints (C0 but the newline, DEL, C1). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are what is looked for
+const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -342,6 +345,35 @@ test(
     await waitFor(() => pipeline.exitCode !== null, 15_000, "the pipeline to end");
     const lines = (await new Response(pipeline.stdout).text()).trimEnd().split("\n");
     expect(lines).toEqual([expect.stringMatching(/^kubemeta tail: all: /), "tail exited 0"]);
+  },
+  SLOW_MS,
+);
+
+test(
+  "a name holding terminal control sequences (a Role's: Kubernetes takes any but / and %) is printed escaped",
+  async () => {
+    // Clears the screen, sets the window's title, and (C1 CSI) turns the text red: each a raw byte on a terminal.
+    const name = "admin\u001b[2J\u001b]0;pwned\u0007\u009b31m\u007f";
+    const th = await host({ extra: { slim: { kinds: { Role: {} } } } });
+    const role = {
+      kind: "Role",
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      metadata: { name, namespace: "team-a", uid: "uid-role", resourceVersion: "1" },
+    };
+    await commit(th, ["ADDED", role]);
+    const readable = tail(["--url", th.url]);
+    const json = tail(["--url", th.url, "--json"]);
+    await readable.until(() => matching(readable.lines, /SYNCED +all/).length === 1, "SYNCED");
+    await json.until(() => json.stderr.includes("SYNCED") && json.lines.length === 1, "SYNCED and the Role");
+    const escaped = "admin\\u001b[2J\\u001b]0;pwned\\u0007\\u009b31m\\u007f";
+    expect(matching(readable.lines, /Role/)).toEqual([
+      expect.stringMatching(updateLine("ADDED", "Role", `team-a/${escaped}`)),
+    ]);
+    // JSON escapes of the same characters: the envelope parses back to the name as it is.
+    expect(json.envelopes().map((e) => e.name)).toEqual([name]);
+    // No control character but the newlines reaches the terminal.
+    for (const t of [readable, json]) expect(`${t.lines.join("\n")}\n${t.stderr}`).not.toMatch(CONTROL);
+    for (const t of [readable, json]) expect(await t.stop("SIGTERM")).toBe(0);
   },
   SLOW_MS,
 );
