@@ -16,7 +16,7 @@
  *   Reads use a second client on this thread, which WAL lets run beside the writer.
  */
 import { createClient, type Client } from "@libsql/client";
-import { mkdirSync } from "node:fs";
+import { closeSync, constants, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import { keepSqliteAllocations } from "./malloc.ts";
 import { releaseClosedConnections } from "./release.ts";
@@ -138,6 +138,18 @@ function answeredWithin(ms: number) {
   };
 }
 
+/**
+ * Creates the database file, empty, readable and writable by kubemeta's user alone, unless it exists: SQLite would make
+ * it 0644 less the umask, and it gives the WAL and its index (`-wal`, `-shm`) the database's mode. A file that exists
+ * (a store copied in place, an earlier kubemeta's) keeps the mode it has; one that cannot be created here is left to
+ * SQLite, whose refusal says why (SQLITE_CANTOPEN, below).
+ */
+function createPrivately(path: string): void {
+  try {
+    closeSync(openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600));
+  } catch {}
+}
+
 /** For a remote server only. */
 export interface RemoteOptions {
   authToken?: string;
@@ -175,7 +187,8 @@ export async function openConnections(url: string, logger: Logger, remote: Remot
   const path = filePathOf(url);
   keepSqliteAllocations();
   try {
-    mkdirSync(dirname(path), { recursive: true });
+    // The store holds what http.tokens guard: what kubemeta creates of it is its user's alone, whatever the umask.
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   } catch (error) {
     const { code, message } = error as NodeJS.ErrnoException;
     throw new Error(
@@ -187,6 +200,7 @@ export async function openConnections(url: string, logger: Logger, remote: Remot
   // Before SQLite opens anything: what it would open read-only and leave files beside (writable.ts).
   const unwritable = unwritableProblem(path);
   if (unwritable) throw new Error(`cannot open ${path}: ${unwritable}`);
+  createPrivately(path);
   let journalMode = "";
   const setup: WriterSetup = async (execute, restarted) => {
     if (restarted) logger.warn("the store's writer thread failed; a new one took over the connection", { path });
