@@ -1,0 +1,37 @@
+/**
+ * deploy/'s manifests as a client holding the token meets them: however many SSE streams it opens and leaves unread,
+ * their buffers and kubemeta's state of a large cluster fit the container's memory limit, so no client can get it
+ * OOM-killed (README, GET /v1/watch: "The limits bound memory too").
+ */
+import { expect, test } from "bun:test";
+import { join } from "node:path";
+import * as v from "valibot";
+import sse from "../plugins/sinks/sse.ts";
+
+const MIB = 1 << 20;
+/** What a stream holds beside its buffer: a batch read from the log (README: "about 1.6 MiB" a stream by default). */
+const BATCH_BYTES = 0.6 * MIB;
+/** kubemeta's peak RSS in a sync of 150,000 real-size pods, 626–719 MiB over the machines of bench/RESULTS.md. */
+const STATE_BYTES = 720 * MIB;
+
+interface Manifest {
+  kind: string;
+  data?: Record<string, string>;
+  spec?: { template?: { spec: { containers: { name: string; resources: { limits: { memory: string } } }[] } } };
+}
+
+const bytesOf = (quantity: string) => Number(/^(\d+)Mi$/.exec(quantity)![1]) * MIB;
+
+for (const file of ["kubemeta.yaml", "kubemeta-ha.yaml"]) {
+  test(`deploy/${file}: every SSE stream full and the state of 150,000 pods fit limits.memory`, async () => {
+    const manifests = Bun.YAML.parse(await Bun.file(join(import.meta.dir, "..", "deploy", file)).text()) as Manifest[];
+    const config = Bun.YAML.parse(manifests.find((m) => m.kind === "ConfigMap")!.data!["kubemeta.yaml"]!) as {
+      sinks: { type: string }[];
+    };
+    const { type: _, ...entry } = config.sinks.find((sink) => sink.type === "sse")!;
+    const { maxStreams, bufferBytes } = v.parse(sse.schema, entry) as { maxStreams: number; bufferBytes: number };
+    const container = manifests.find((m) => m.kind === "Deployment")!.spec!.template!.spec.containers[0]!;
+    const streams = maxStreams * (bufferBytes + BATCH_BYTES);
+    expect(streams + STATE_BYTES).toBeLessThanOrEqual(bytesOf(container.resources.limits.memory));
+  });
+}
