@@ -4,8 +4,7 @@
  * reference (scripts/config-docs.ts writes the README's tables from them).
  */
 import * as v from "valibot";
-import { KIND_PATTERN, KIND_RULE } from "../protocol/envelope.ts";
-import { age, duration, positiveDuration } from "../sdk/schema.ts";
+import { age, duration, kindName, positiveDuration } from "../sdk/schema.ts";
 import { haSchema } from "./ha-config.ts";
 import { httpSchema } from "./http-config.ts";
 import { LOG_LEVELS } from "./logger.ts";
@@ -110,7 +109,7 @@ const slimSchema = v.strictObject({
   ),
   kinds: v.optional(
     v.pipe(
-      v.record(v.pipe(v.string(), v.regex(KIND_PATTERN, KIND_RULE)), slimRuleSchema),
+      v.record(kindName, slimRuleSchema),
       v.metadata({ key: "<Kind>" }),
       v.description(
         "Rules by API kind: a built-in kind keeps its own fields plus the rule's, any other kind (custom resources) " +

@@ -1,7 +1,7 @@
 /** The `ha` section: replicas on a shared store, one leader elected with a Kubernetes Lease. */
 import * as v from "valibot";
 import { hostname } from "node:os";
-import { positiveDuration } from "../sdk/schema.ts";
+import { namespaceName, positiveDuration } from "../sdk/schema.ts";
 import { AHEAD_WAIT_MS } from "../sdk/resume.ts";
 import { NAMESPACE_PATTERN, NAMESPACE_RULE } from "../protocol/envelope.ts";
 import { isDnsSubdomain } from "../protocol/node-token.ts";
@@ -39,8 +39,7 @@ export const haSchema = v.pipe(
           name: v.optional(v.pipe(dnsName, v.description("The Lease's name: a DNS-1123 subdomain.")), "kubemeta"),
           namespace: v.optional(
             v.pipe(
-              v.string(),
-              v.regex(NAMESPACE_PATTERN, NAMESPACE_RULE),
+              namespaceName,
               v.description(
                 "The Lease's namespace; default `POD_NAMESPACE` (held to the same rule: a namespace's name), else " +
                   "`default` (never the kubeconfig context's `namespace`).",

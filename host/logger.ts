@@ -11,6 +11,8 @@ export interface LoggerOptions {
 
 /** Whether stdout failed (its reader gone: `| head`, a consumer that exited): lines are dropped from then on. */
 let stdoutGone = false;
+/** Whether stdoutFailed listens on stdout: added at the first line written there, once. */
+let stdoutWatched = false;
 
 /**
  * stdout as long as it takes lines. A write that fails is reported as the stream's `error` event, which Bun, with no
@@ -19,7 +21,10 @@ let stdoutGone = false;
  */
 function writeStdout(line: string): void {
   if (stdoutGone) return;
-  if (!process.stdout.listeners("error").includes(stdoutFailed)) process.stdout.on("error", stdoutFailed);
+  if (!stdoutWatched) {
+    stdoutWatched = true;
+    process.stdout.on("error", stdoutFailed);
+  }
   process.stdout.write(line);
 }
 
@@ -27,12 +32,10 @@ function stdoutFailed(error: NodeJS.ErrnoException): void {
   if (stdoutGone) return;
   stdoutGone = true;
   // stderr may be the same pipe (`2>&1 | head`): its own failure then has nobody left to tell.
-  if (!process.stderr.listeners("error").includes(ignore)) process.stderr.on("error", ignore);
+  process.stderr.on("error", () => {});
   const why = error.code === "EPIPE" ? "its reader is gone" : error.message;
   process.stderr.write(`kubemeta: stdout: ${why}; kubemeta goes on without writing its log there\n`);
 }
-
-const ignore = () => {};
 
 export function createLogger(options: LoggerOptions = {}, bound: LogFields = {}): Logger {
   const threshold = LOG_LEVELS.indexOf(options.level ?? "info");

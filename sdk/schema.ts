@@ -6,7 +6,7 @@
 import * as v from "valibot";
 import { MAX_TIMER_MS } from "../protocol/retry.ts";
 import { isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
-import { KIND_PATTERN, KIND_RULE } from "../protocol/envelope.ts";
+import { KIND_PATTERN, KIND_RULE, NAMESPACE_PATTERN, NAMESPACE_RULE } from "../protocol/envelope.ts";
 import type { Logger } from "./telemetry.ts";
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -59,6 +59,9 @@ type DurationInput = string | number;
 
 /** An API kind (`Pod`, `Rollout`): a filter by a resource's name (`pods`) would match no envelope's `kind`. */
 export const kindName = v.pipe(v.string(), v.regex(KIND_PATTERN, KIND_RULE));
+
+/** A namespace's name (a DNS-1123 label): one no namespace can have would match nothing. */
+export const namespaceName = v.pipe(v.string(), v.regex(NAMESPACE_PATTERN, NAMESPACE_RULE));
 
 export interface BatchSchemaOptions {
   /** Default `batch.size` (500). */

@@ -8,7 +8,7 @@
  */
 import * as v from "valibot";
 import { defineSource } from "../../sdk/contract.ts";
-import { duration, initialWithinMax, positiveDuration, positiveInt } from "../../sdk/schema.ts";
+import { duration, initialWithinMax, namespaceName, positiveDuration, positiveInt } from "../../sdk/schema.ts";
 import { createRequestBudget } from "./kubernetes/budget.ts";
 import { follow, type FollowConfig } from "./kubernetes/follow.ts";
 import { SourceReadiness } from "./kubernetes/readiness.ts";
@@ -17,7 +17,6 @@ import { createRequester } from "./kubernetes/request.ts";
 import { DEFAULT_RESOURCES, groupResources, parseResource, type ResourceRef } from "./kubernetes/resources.ts";
 import { fieldSelectorProblem, labelSelectorProblem, selectorCheck } from "./kubernetes/selectors.ts";
 import { sourceMetrics } from "./kubernetes/telemetry.ts";
-import { NAMESPACE_PATTERN, NAMESPACE_RULE } from "../../protocol/envelope.ts";
 import { loadKubeConfig } from "../../kube/load.ts";
 import { createTransport } from "../../kube/transport.ts";
 
@@ -82,8 +81,7 @@ const schema = v.strictObject({
   ),
   namespace: v.optional(
     v.pipe(
-      v.string(),
-      v.regex(NAMESPACE_PATTERN, NAMESPACE_RULE),
+      namespaceName,
       v.description(
         "Watch only this namespace (cluster-scoped resources, such as nodes and namespaces, stay cluster-wide). " +
           "Without it, every namespace: the kubeconfig context's `namespace` is not read.",
