@@ -6,118 +6,16 @@
  * resourceVersion cannot both win. Durations are short (lease 1 s, renew deadline 0.7 s, retry 0.1 s); every wait
  * has a deadline, and what happens when is told by the requests each replica makes, not by the clock.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { KubeConfig } from "@kubernetes/client-node";
+import { describe, expect, test } from "bun:test";
 import { waitFor } from "./apiserver-client.ts";
-import { createLogger } from "../host/logger.ts";
-import { createElector, type Elector } from "../kube/election.ts";
+import type { Elector } from "../kube/election.ts";
 import type { Lease } from "../kube/lease.ts";
-import { createTransport, type KubeTransport } from "../kube/transport.ts";
-import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
+import { electionSuite, LEASE_MS, NAMESPACE, never, RENEW_DEADLINE_MS, RETRY_MS } from "./leader-election-fixtures.ts";
 
-const NAMESPACE = "kube-system";
-const LEASE_MS = 1000;
-const RENEW_DEADLINE_MS = 700;
-const RETRY_MS = 100;
+const suite = electionSuite();
+const { logs, electors, transport, elector } = suite;
 
-let server: TestApiServer;
-let kc: KubeConfig;
-/** The same, expecting a name the server's certificate lacks: Bun's fetch fails, naming the request's URL. */
-let misnamed: KubeConfig;
-/** The same with a token the server does not accept (revoked): every request answered 401. */
-let revoked: KubeConfig;
-const logs: string[] = [];
-const electors: Elector[] = [];
-
-beforeAll(async () => {
-  server = await startTestApiServer();
-  kc = new KubeConfig();
-  kc.loadFromString(server.kubeconfig("token"));
-  misnamed = new KubeConfig();
-  misnamed.loadFromString(
-    server.kubeconfig("token").replace("server: ", "tls-server-name: elsewhere.example.com\n    server: "),
-  );
-  revoked = new KubeConfig();
-  revoked.loadFromString(server.kubeconfig("token").replace(server.token, "revoked"));
-});
-afterEach(async () => {
-  await Promise.all(electors.splice(0).map((elector) => elector.release()));
-});
-afterAll(async () => {
-  await server.stop();
-  // Acquisitions, losses and failures are logged, and no line carries the credentials.
-  expect(logs.some((line) => line.includes("acquired the Lease"))).toBe(true);
-  expect(logs.some((line) => line.includes("lost the Lease") && line.includes('"reason"'))).toBe(true);
-  expect(logs.filter((line) => line.includes(server.token))).toEqual([]);
-});
-
-/**
- * A transport that can be cut (a crashed or partitioned replica), or misnamed (each request then failing in Bun's
- * fetch), whose next read can hear nothing (a connection black-holed), and that sees every response.
- */
-function transport(onResponse?: (method: string, response: Response) => Promise<void> | void) {
-  let inner = createTransport(kc, () => kc);
-  let cut = false;
-  let hangNext = false;
-  const refused = () => Promise.reject(new TypeError("connection refused (cut by the test)"));
-  // As fetch over a connection that hears nothing: no answer, no error, until its signal aborts.
-  const unanswered = (signal: AbortSignal) =>
-    new Promise<Response>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }));
-  const read = (path: string, signal: AbortSignal) => {
-    if (!hangNext) return through("GET", inner.get(path, signal));
-    hangNext = false;
-    return unanswered(signal);
-  };
-  const through = async (method: string, sent: Promise<Response>) => {
-    const response = await sent;
-    await onResponse?.(method, response);
-    return response;
-  };
-  const wrapped: KubeTransport = {
-    get server() {
-      return inner.server;
-    },
-    get: (path, signal) => (cut ? refused() : read(path, signal)),
-    request: (method, path, init) => (cut ? refused() : through(method, inner.request(method, path, init))),
-    reloadCredentials: () => inner.reloadCredentials(),
-  };
-  return {
-    transport: wrapped,
-    cut() {
-      cut = true;
-    },
-    misname() {
-      inner = createTransport(misnamed, () => misnamed);
-    },
-    revoke() {
-      inner = createTransport(revoked, () => revoked);
-    },
-    restore() {
-      inner = createTransport(kc, () => kc);
-    },
-    hangNextRead() {
-      hangNext = true;
-    },
-  };
-}
-
-function elector(name: string, identity: string, via: KubeTransport = transport().transport): Elector {
-  const logger = createLogger({ level: "debug", write: (line) => void logs.push(line) });
-  const created = createElector({
-    transport: via,
-    namespace: NAMESPACE,
-    name,
-    identity,
-    leaseDurationMs: LEASE_MS,
-    renewDeadlineMs: RENEW_DEADLINE_MS,
-    retryPeriodMs: RETRY_MS,
-    logger: logger.child({ identity }),
-  });
-  electors.push(created);
-  return created;
-}
-
-const leaseOf = (name: string) => server.get("Lease", NAMESPACE, name) as Lease | undefined;
+const leaseOf = (name: string) => suite.server.get("Lease", NAMESPACE, name) as Lease | undefined;
 
 /** A contender's reads of the Lease, as they are answered: when (performance.now()), and the renewTime read. */
 function recordedReads() {
@@ -130,7 +28,6 @@ function recordedReads() {
   return { reads, via };
 }
 const micros = (time: string | undefined) => Date.parse(time ?? "");
-const never = new AbortController().signal;
 
 /** Starts every elector's acquire(); resolves with the first to lead, and the promises of all. */
 async function race(contenders: Elector[]) {
@@ -252,91 +149,16 @@ describe("leader election", () => {
   test("a leader whose Lease someone else writes stops leading at its next renewal, and leaves it be", async () => {
     const leader = elector("taken", "a");
     const signal = await leader.acquire(never);
-    server.patch("Lease", NAMESPACE, "taken", (lease) => {
+    suite.server.patch("Lease", NAMESPACE, "taken", (lease) => {
       Object.assign(lease.spec as object, { holderIdentity: "intruder", leaseTransitions: 1 });
     });
-    const taken = server.resourceVersion();
+    const taken = suite.server.resourceVersion();
     await waitFor(() => signal.aborted, 2 * RETRY_MS + 500, "the leader to notice");
     expect(leader.leading).toBe(false);
     expect(String(signal.reason)).toContain('held by "intruder"');
     await leader.release();
-    expect(server.resourceVersion()).toBe(taken);
+    expect(suite.server.resourceVersion()).toBe(taken);
     expect(leaseOf("taken")!.spec.holderIdentity).toBe("intruder");
-  });
-
-  test("a failed request is logged as the kubernetes source says it: without Bun's request URL and hint", async () => {
-    const link = transport();
-    const leader = elector("misnamed", "misnamed-leader", link.transport);
-    const lost = await leader.acquire(never);
-    link.misname();
-    await waitFor(() => lost.aborted, RETRY_MS + RENEW_DEADLINE_MS + 2_000, "the leader to step down");
-    const contender = transport();
-    contender.misname();
-    const stop = new AbortController();
-    const acquiring = elector("misnamed", "misnamed-contender", contender.transport).acquire(stop.signal);
-    const failures = () =>
-      logs
-        .map((line) => JSON.parse(line))
-        .filter((line) => line.identity?.startsWith("misnamed-") && /^(cannot|lost)/.test(line.msg));
-    const messages = () => new Set(failures().map((line) => line.msg));
-    const last = ["cannot release the Lease; a standby takes it over once it expires", "cannot acquire the Lease"];
-    await waitFor(() => last.every((msg) => messages().has(msg)), 5_000, "the release's and the contender's failures");
-    stop.abort();
-    await acquiring.catch(() => {});
-    const said = `ERR_TLS_CERT_ALTNAME_INVALID fetching ${server.url}`;
-    const reason = `no renewal succeeded for ${RENEW_DEADLINE_MS} ms: ${said}`;
-    expect(String(lost.reason)).toBe(`Error: lost the Lease: ${reason}`);
-    expect(messages()).toEqual(
-      new Set([
-        "cannot renew the Lease",
-        "cannot renew the Lease from the version last written; reading it",
-        "lost the Lease; no longer leading",
-        ...last,
-      ]),
-    );
-    for (const line of failures()) {
-      if (line.msg.startsWith("lost")) expect(line.reason).toBe(reason);
-      else expect(line.error).toEqual({ name: "TypeError", message: said, code: "ERR_TLS_CERT_ALTNAME_INVALID" });
-    }
-  });
-
-  test("after a lost term each run of failures is said: the first, each new cause at once, and its end", async () => {
-    const link = transport();
-    const leader = elector("revoked", "revoked", link.transport);
-    const lost = await leader.acquire(never);
-    const lines = () =>
-      logs
-        .map((line) => JSON.parse(line))
-        .filter((line) => line.identity === "revoked" && line.level !== "debug")
-        .map(({ level, msg, error, failedAttempts }) => ({ level, msg, code: error?.code, failedAttempts }));
-    const said = (msg: string, code?: string | number) => () =>
-      lines().some((line) => line.msg === msg && line.code === code);
-    const tls = "ERR_TLS_CERT_ALTNAME_INVALID";
-    // Renewals failing on TLS, then, the term lost, acquires refused: 401, as with a token revoked.
-    link.misname();
-    await waitFor(() => lost.aborted, RETRY_MS + RENEW_DEADLINE_MS + 2_000, "the leader to step down");
-    await waitFor(said("cannot release the Lease; a standby takes it over once it expires", tls));
-    link.revoke();
-    const again = leader.acquire(never);
-    await waitFor(said("cannot acquire the Lease", 401), 5_000, "the first refused acquire, a warning");
-    // Another cause in the same run: said at once.
-    link.misname();
-    await waitFor(said("cannot acquire the Lease", tls), 5_000, "the new cause");
-    link.restore();
-    await again;
-    expect(lines().map(({ level, msg, code }) => ({ level, msg, code }))).toEqual([
-      { level: "info", msg: "trying to acquire the Lease", code: undefined },
-      { level: "info", msg: "acquired the Lease; leading", code: undefined },
-      { level: "warn", msg: "cannot renew the Lease", code: tls },
-      { level: "warn", msg: "lost the Lease; no longer leading", code: undefined },
-      { level: "warn", msg: "cannot release the Lease; a standby takes it over once it expires", code: tls },
-      { level: "info", msg: "trying to acquire the Lease", code: undefined },
-      { level: "warn", msg: "cannot acquire the Lease", code: 401 },
-      { level: "warn", msg: "cannot acquire the Lease", code: tls },
-      { level: "info", msg: "reached the Lease after retrying", code: undefined },
-      { level: "info", msg: "acquired the Lease; leading", code: undefined },
-    ]);
-    expect(lines().at(-2)!.failedAttempts).toBeGreaterThanOrEqual(2);
   });
 
   for (const [what, start] of [
@@ -346,7 +168,7 @@ describe("leader election", () => {
     test(`two contenders racing on the same ${what}: one wins, the other reads again and waits`, async () => {
       const name = `race-${start.toLowerCase()}`;
       if (start === "PUT") {
-        server.create({
+        suite.server.create({
           apiVersion: "coordination.k8s.io/v1",
           kind: "Lease",
           metadata: { name, namespace: NAMESPACE },

@@ -41,3 +41,67 @@ export function configMap(name: string, rv = "4"): KubeObject {
     binaryData: { keystore: "AAEC" },
   };
 }
+
+/** An Argo Rollout as the API server serves it (custom resources come out key-sorted). */
+export function rollout(): KubeObject {
+  return {
+    apiVersion: "argoproj.io/v1alpha1",
+    kind: "Rollout",
+    metadata: {
+      annotations: {
+        "argo-rollouts.argoproj.io/dashboard": "https://rollouts.example.com/shop/checkout",
+        "kubectl.kubernetes.io/last-applied-configuration":
+          '{"spec":{"env":[{"name":"DB_PASSWORD","value":"s3cr3t"}]}}',
+        "prometheus.io/port": "8080",
+        "prometheus.io/scrape": "true",
+        "rollout.argoproj.io/revision": "7",
+        "team.example.com/owner": "checkout",
+      },
+      creationTimestamp: "2026-05-02T09:12:44Z",
+      generation: 7,
+      labels: { app: "checkout" },
+      managedFields: [{ manager: "kubectl-client-side-apply", operation: "Update", fieldsType: "FieldsV1" }],
+      name: "checkout",
+      namespace: "shop",
+      resourceVersion: "48213",
+      uid: "8d1c2f3a-6b0e-4f43-9c7d-2a1b0e9f4c11",
+    },
+    spec: {
+      replicas: 5,
+      revisionHistoryLimit: 3,
+      selector: { matchLabels: { app: "checkout" } },
+      strategy: {
+        canary: {
+          canaryService: "checkout-canary",
+          stableService: "checkout-stable",
+          steps: [{ setWeight: 20 }, { pause: { duration: "10m" } }, { setWeight: 50 }, { pause: {} }],
+        },
+      },
+      template: {
+        metadata: { labels: { app: "checkout" } },
+        spec: {
+          containers: [
+            {
+              env: [
+                { name: "DB_PASSWORD", valueFrom: { secretKeyRef: { key: "password", name: "checkout-db" } } },
+                { name: "LOG_LEVEL", value: "debug" },
+              ],
+              image: "registry.example.com/checkout:2.14.0",
+              name: "checkout",
+            },
+          ],
+        },
+      },
+    },
+    status: {
+      availableReplicas: 5,
+      conditions: [{ lastTransitionTime: "2026-05-02T09:20:01Z", status: "True", type: "Progressing" }],
+      currentStepIndex: 1,
+      observedGeneration: "7",
+      phase: "Paused",
+      readyReplicas: 5,
+      replicas: 5,
+      updatedReplicas: 1,
+    },
+  };
+}

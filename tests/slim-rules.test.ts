@@ -1,81 +1,16 @@
 /**
  * The config's slim rules: paths kept per kind, annotation allow-lists, node routing of
- * custom kinds, what stays out whatever they say, Secrets and ConfigMaps only when named.
+ * custom kinds (what stays out whatever they say: slim-never-published.test.ts).
  * The config's checks and the rules through a real host are in slim-config.test.ts, the
  * built-in slimmers of each kind in slim-kinds.test.ts and slim-kinds-more.test.ts.
  */
 import { describe, expect, test } from "bun:test";
 import { digest, slim } from "../core/slim.ts";
-import { isPublished, type SlimOptions } from "../core/slim/rules.ts";
+import type { SlimOptions } from "../core/slim/rules.ts";
 import { nodeOf, streamOf } from "../core/route.ts";
-import type { SlimObject } from "../protocol/envelope.ts";
 import type { KubeObject } from "../sdk/model.ts";
-import { fixture, listItems, watchEvents } from "./fixtures/k8s/load.ts";
-import { configMap, NODE, REAL_POD, secret, vmi } from "./slim-fixtures.ts";
-
-/** An Argo Rollout as the API server serves it (custom resources come out key-sorted). */
-function rollout(): KubeObject {
-  return {
-    apiVersion: "argoproj.io/v1alpha1",
-    kind: "Rollout",
-    metadata: {
-      annotations: {
-        "argo-rollouts.argoproj.io/dashboard": "https://rollouts.example.com/shop/checkout",
-        "kubectl.kubernetes.io/last-applied-configuration":
-          '{"spec":{"env":[{"name":"DB_PASSWORD","value":"s3cr3t"}]}}',
-        "prometheus.io/port": "8080",
-        "prometheus.io/scrape": "true",
-        "rollout.argoproj.io/revision": "7",
-        "team.example.com/owner": "checkout",
-      },
-      creationTimestamp: "2026-05-02T09:12:44Z",
-      generation: 7,
-      labels: { app: "checkout" },
-      managedFields: [{ manager: "kubectl-client-side-apply", operation: "Update", fieldsType: "FieldsV1" }],
-      name: "checkout",
-      namespace: "shop",
-      resourceVersion: "48213",
-      uid: "8d1c2f3a-6b0e-4f43-9c7d-2a1b0e9f4c11",
-    },
-    spec: {
-      replicas: 5,
-      revisionHistoryLimit: 3,
-      selector: { matchLabels: { app: "checkout" } },
-      strategy: {
-        canary: {
-          canaryService: "checkout-canary",
-          stableService: "checkout-stable",
-          steps: [{ setWeight: 20 }, { pause: { duration: "10m" } }, { setWeight: 50 }, { pause: {} }],
-        },
-      },
-      template: {
-        metadata: { labels: { app: "checkout" } },
-        spec: {
-          containers: [
-            {
-              env: [
-                { name: "DB_PASSWORD", valueFrom: { secretKeyRef: { key: "password", name: "checkout-db" } } },
-                { name: "LOG_LEVEL", value: "debug" },
-              ],
-              image: "registry.example.com/checkout:2.14.0",
-              name: "checkout",
-            },
-          ],
-        },
-      },
-    },
-    status: {
-      availableReplicas: 5,
-      conditions: [{ lastTransitionTime: "2026-05-02T09:20:01Z", status: "True", type: "Progressing" }],
-      currentStepIndex: 1,
-      observedGeneration: "7",
-      phase: "Paused",
-      readyReplicas: 5,
-      replicas: 5,
-      updatedReplicas: 1,
-    },
-  };
-}
+import { fixture, watchEvents } from "./fixtures/k8s/load.ts";
+import { NODE, REAL_POD, rollout, vmi } from "./slim-fixtures.ts";
 
 const ROLLOUT_RULES: SlimOptions = {
   annotationAllowList: ["team.example.com/*", "prometheus.io/scrape"],
@@ -311,101 +246,5 @@ describe("slim rules: routing", () => {
       stream: "node/v1.36-control-plane",
       node: "v1.36-control-plane",
     });
-  });
-});
-
-describe("slim rules: never published, whatever the rules say", () => {
-  test("managedFields, metadata beyond the fixed fields, last-applied-configuration", () => {
-    const raw = rollout();
-    (raw.spec as Record<string, unknown>).template = {
-      metadata: {
-        annotations: { "kubectl.kubernetes.io/last-applied-configuration": "{}", "example.com/a": "b" },
-        managedFields: [{ manager: "x" }],
-      },
-    };
-    const options: SlimOptions = {
-      kinds: {
-        Rollout: {
-          keep: ["metadata", "metadata.managedFields", "metadata.annotations", "metadata.generation", "spec.template"],
-        },
-      },
-    };
-    const slimObject = slim("Rollout", raw, options);
-    const json = JSON.stringify(slimObject);
-    for (const forbidden of ["managedFields", "last-applied-configuration", "s3cr3t", '"generation"'])
-      expect(json).not.toContain(forbidden);
-    expect(slimObject.metadata).toEqual(slim("Rollout", raw).metadata as SlimObject);
-    expect(slimObject.spec).toEqual({ template: { metadata: { annotations: { "example.com/a": "b" } } } });
-  });
-
-  test("env values, wherever containers sit in a kept subtree", async () => {
-    const kindnet = (await listItems("real/kind-v1.36.2/core.v1.PodList.json")).find((pod) =>
-      pod.metadata?.name?.startsWith("kindnet"),
-    )!;
-    const pod = slim("Pod", kindnet, { kinds: { Pod: { keep: ["spec.containers", "spec.initContainers"] } } });
-    const containers = (pod.spec as { containers: { name: string; env: unknown }[] }).containers;
-    expect(containers[0]!.env).toEqual([
-      { name: "HOST_IP" },
-      { name: "POD_IP" },
-      { name: "POD_SUBNET" },
-      { name: "CONTROL_PLANE_ENDPOINT" },
-    ]);
-    for (const leaked of ["v1.36-control-plane:6443", "10.244.0.0/16", "fieldRef"])
-      expect(JSON.stringify(pod)).not.toContain(leaked);
-
-    // A pod template of a workload, and a custom kind's own `env` list kept directly.
-    const rolloutSlim = slim("Rollout", rollout(), { kinds: { Rollout: { keep: ["spec.template"] } } });
-    expect(JSON.stringify(rolloutSlim)).not.toMatch(/debug|checkout-db|secretKeyRef/);
-    const direct = { ...rollout(), spec: { env: [{ name: "A", value: "1" }] } };
-    expect(slim("Rollout", direct, { kinds: { Rollout: { keep: ["spec.env"] } } }).spec).toEqual({
-      env: [{ name: "A" }],
-    });
-    const deployment = await fixture("apps.v1.Deployment.json");
-    const kept = slim("Deployment", deployment, { kinds: { Deployment: { keep: ["spec.template"] } } });
-    const template = JSON.stringify((kept.spec as { template: unknown }).template);
-    expect(template).toContain('"env":[{"name":"nameValue"}]');
-    expect(template).not.toContain("secretKeyRef");
-  });
-
-  test("paths that name managedFields or an env entry's value keep nothing, through lists too", () => {
-    const raw = rollout();
-    (raw.spec as Record<string, unknown>).managedFields = [{ manager: "x", fieldsV1: {} }];
-    const keep = [
-      "spec.managedFields",
-      "spec.managedFields.manager",
-      "spec.template.spec.containers.env.value",
-      "spec.template.spec.containers.env.valueFrom",
-      "spec.template.spec.containers.env.valueFrom.secretKeyRef",
-    ];
-    expect(slim("Rollout", raw, { kinds: { Rollout: { keep } } }).spec).toBeUndefined();
-  });
-
-  test("Secret and ConfigMap payloads, even when a rule names them", async () => {
-    const options: SlimOptions = {
-      kinds: { Secret: { keep: ["data", "stringData", "type"] }, ConfigMap: { keep: ["data", "binaryData.keystore"] } },
-    };
-    expect(slim("Secret", secret("db"), options)).toEqual({
-      kind: "Secret",
-      apiVersion: "v1",
-      metadata: { name: "db", namespace: "shop", uid: "uid-db", labels: { app: "shop" } },
-      type: "Opaque",
-    });
-    expect(slim("ConfigMap", configMap("app"), options)).toEqual({
-      kind: "ConfigMap",
-      apiVersion: "v1",
-      metadata: { name: "app", namespace: "shop", uid: "uid-app", labels: { app: "shop" } },
-    });
-    const canonical = await fixture("core.v1.Secret.json");
-    expect(JSON.stringify(slim("Secret", canonical, options))).not.toMatch(/Ag==|stringDataValue|annotationsValue/);
-  });
-
-  test("Secrets and ConfigMaps are published only when a rule names their kind", () => {
-    for (const kind of ["Secret", "ConfigMap"]) {
-      expect(isPublished(kind, undefined)).toBe(false);
-      expect(isPublished(kind, { annotationAllowList: ["*"], kinds: { Rollout: {} } })).toBe(false);
-      expect(isPublished(kind, { kinds: { [kind]: {} } })).toBe(true);
-    }
-    expect(isPublished("Rollout", undefined)).toBe(true);
-    expect(isPublished("Pod", { kinds: {} })).toBe(true);
   });
 });
