@@ -114,6 +114,8 @@ describe("relist", () => {
     const tombstone = after[2]!;
     expect(tombstone.stream).toBe("node/n1");
     expect((tombstone.object.metadata as { name: string }).name).toBe("vanish");
+    // README's envelope: the deletion was never seen, only that it came before the list's resourceVersion.
+    expect(tombstone.resourceVersion).toBe("10");
     expect(th.changes.resumePoint("pods")).toBe("10");
     expect(th.host.metrics.render()).toContain('kubemeta_retracted_objects_total{kind="Pod",reason="relist"} 1');
   });
