@@ -2,7 +2,7 @@
  * The alert README's "Health, metrics, logs" suggests for a stale source, evaluated as Prometheus would over two
  * scrapes of real kubemeta processes (each series given the `job` and `instance` labels a scrape adds): quiet in
  * normal operation, a quiet cluster and an `ha` replica deposed included, and firing for every resource once the API
- * server is away.
+ * server is away, or when it refuses kubemeta from the start.
  */
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
@@ -78,6 +78,26 @@ test("the staleness alert: quiet over a quiet cluster, firing for each resource 
   const stale = await evaluateOver([env.url]);
   expect(stale.map((labels) => labels.resource).sort()).toEqual([...RESOURCES].sort());
 }, 60_000);
+
+// A token revoked, or a role not bound, before kubemeta starts: no resource ever gets an event.
+test.each([401, 403])(
+  "the staleness alert fires for each resource when the API server answers %d from the start",
+  async (code) => {
+    const env = await setup();
+    if (code === 401) {
+      const kubeconfig = join(env.dir, "kubeconfig");
+      await Bun.write(kubeconfig, (await Bun.file(kubeconfig).text()).replace(env.server.token, "revoked"));
+    } else env.server.failNext({ status: 403, count: Number.POSITIVE_INFINITY });
+    await env.start();
+    for (const resource of RESOURCES) {
+      const refused = () => env.metric("kubemeta_source_requests_total", { resource, code: String(code) });
+      await waitFor(refused, 10_000, `a ${code} for ${resource}`);
+    }
+    const stale = await evaluateOver([env.url]);
+    expect(stale.map((labels) => labels.resource).sort()).toEqual([...RESOURCES].sort());
+  },
+  60_000,
+);
 
 test("the staleness alert is quiet over an ha deployment whose leader was deposed and follows", async () => {
   const env = await setupHa({ replicas: 2, storePaths: true, storeTimeout: "2s" });

@@ -22,6 +22,8 @@ export interface LineKind {
   apiVersion: string;
 }
 
+/** The types of watch event, each counted in `kubemeta_source_events_total` (telemetry.ts). */
+export const EVENT_TYPES = ["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"] as const;
 const CHANGE_TYPES = new Set<string>(["ADDED", "MODIFIED", "DELETED"]);
 
 /**

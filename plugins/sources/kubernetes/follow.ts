@@ -12,7 +12,7 @@ import type { SourceReadiness } from "./readiness.ts";
 import { Reflector, type ReflectorConfig } from "./reflector.ts";
 import type { Requester } from "./request.ts";
 import { possibleResumeKeys, resumeKey, type ResourceRef } from "./resources.ts";
-import type { SourceMetrics } from "./telemetry.ts";
+import { countEventsFromZero, type SourceMetrics } from "./telemetry.ts";
 
 export interface FollowConfig extends Omit<ReflectorConfig, "type" | "key"> {
   /** Between looks of discovery at a resource not served (see WhenServedOptions.interval). */
@@ -39,6 +39,7 @@ export async function follow(
   const { changes, requester, logger, readiness } = deps;
   const afterGone = new Backoff(config.backoff);
   const refused = kindRefusal(ref, deps);
+  countEventsFromZero(deps.metrics, ref.resource);
   let type = ref.type;
   for (;;) {
     type ??= await whenServed(

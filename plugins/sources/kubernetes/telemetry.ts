@@ -1,5 +1,6 @@
 /** The source's Prometheus series. */
 import type { Counter, Metrics } from "../../../sdk/telemetry.ts";
+import { EVENT_TYPES } from "./events.ts";
 
 export interface SourceMetrics {
   /**
@@ -35,4 +36,12 @@ export function sourceMetrics(metrics: Metrics): SourceMetrics {
     ),
     relists: metrics.counter("kubemeta_source_relists_total", "Relists started, by resource."),
   };
+}
+
+/**
+ * A watched resource's events at 0 from the start: a resource the API server refuses from the first request (a 401, a
+ * 403) would have no series, and `increase()` of none is nothing, not the 0 a staleness alert looks for.
+ */
+export function countEventsFromZero(metrics: SourceMetrics, resource: string): void {
+  for (const type of EVENT_TYPES) metrics.events.inc({ resource, type }, 0);
 }
