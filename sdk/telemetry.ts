@@ -115,10 +115,11 @@ export interface OutageLog {
    */
   failed(fields: LogFields, cause?: string, level?: "warn" | "error"): void;
   /**
-   * An attempt worked: after failures, one info line says how long they lasted and how many there were, with `fields`
-   * (what worked). Returns whether it said so: false when nothing had failed.
+   * An attempt worked: after failures, one info line (or `level`: debug when another line will say the recovery) says
+   * how long they lasted and how many there were, with `fields` (what worked). Returns whether it said so: false when
+   * nothing had failed.
    */
-  succeeded(fields?: LogFields): boolean;
+  succeeded(fields?: LogFields, level?: "info" | "debug"): boolean;
   /** Whether the last attempt failed: an outage is under way. */
   failing(): boolean;
 }
@@ -167,9 +168,9 @@ export function outageLog(logger: Logger, msg: string, recovered: string, option
       outage.warnedAt = now;
       outage.unlogged = 0;
     },
-    succeeded(fields) {
+    succeeded(fields, level = "info") {
       if (!outage) return false;
-      logger.info(recovered, { ...fields, downMs: Date.now() - outage.since, failedAttempts: outage.failedAttempts });
+      logger[level](recovered, { ...fields, downMs: Date.now() - outage.since, failedAttempts: outage.failedAttempts });
       outage = undefined;
       return true;
     },

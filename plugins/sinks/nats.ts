@@ -152,7 +152,7 @@ export default defineSink({
               session: connection.session,
             })
           : undefined;
-        rounds.succeeded({ server: connection.nc.getServer() });
+        rounds.succeeded({ server: connection.nc.getServer(), maxPayload: connection.nc.info?.max_payload });
         await until(connection.closed, Infinity, stopped.signal);
       } finally {
         await responder?.stop();

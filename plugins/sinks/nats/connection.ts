@@ -120,9 +120,10 @@ export async function openConnection(
         replaceAfterMs: policy.replaceAfterMs,
       });
       const connected = { server: opened.nc.getServer(), maxPayload: opened.nc.info?.max_payload };
-      if (!outage.succeeded(connected)) {
-        logger[telemetry.failingAfterConnect?.() ? "debug" : "info"]("connected to NATS", connected);
-      }
+      // While rounds fail, the sink says so once this connection is served (nats.ts): the end of failed connects too
+      // is a debug line here, or one recovery would be two info lines.
+      const level = telemetry.failingAfterConnect?.() ? "debug" : "info";
+      if (!outage.succeeded(connected, level)) logger[level]("connected to NATS", connected);
       return connection;
     } catch (error) {
       telemetry.connectFailures.inc(telemetry.labels);
