@@ -6,9 +6,11 @@
  * client-node's fetch path puts them on an undici Agent that Bun ignores (DESIGN.md,
  * "Pitfalls": LIST fails with UNABLE_TO_VERIFY_LEAF_SIGNATURE).
  */
+import type { ChildProcess } from "node:child_process";
 import type { RequestOptions } from "node:https";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { redactServer } from "../protocol/subjects.ts";
+import { endExecRuns, trackExecRuns } from "./exec-runs.ts";
 import { withFilesRead } from "./tls-files.ts";
 
 /** What a write sends: a JSON body (serialized here) for POST, PUT and PATCH. */
@@ -33,6 +35,11 @@ export interface KubeTransport {
    * file was rotated, a client certificate renewed or an exec credential revoked.
    */
   reloadCredentials(): void;
+  /**
+   * Kills the exec plugin's run in flight, if any: its user stops, and nothing will wait for it (a request after this
+   * runs the plugin anew).
+   */
+  close(): void;
 }
 
 /** No credentials to send (an exec plugin that failed, a token file gone): the request never left. */
@@ -45,6 +52,9 @@ export class CredentialsError extends Error {
 
 /** `reload` loads the kubeconfig again, the way `initial` was loaded. */
 export function createTransport(initial: KubeConfig, reload: () => KubeConfig): KubeTransport {
+  /** The exec plugin's runs in flight: one at most, as client-go's lock has it (see reloadCredentials). */
+  const runs = new Set<ChildProcess>();
+  trackExecRuns(initial, runs);
   let kc = initial;
   let server = kc.getCurrentCluster()!.server;
   /**
@@ -54,14 +64,17 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
   let working: ReturnType<typeof fetchOptions> | undefined;
   async function request(method: KubeMethod, pathAndQuery: string, init: KubeRequestInit): Promise<Response> {
     const cluster = kc.getCurrentCluster()!;
-    working ??= fetchOptions(kc)
-      .catch((error: unknown) => {
-        if (error instanceof UnusableCredentialError) forgetCredential();
-        throw error;
-      })
-      .finally(() => {
-        working = undefined;
-      });
+    if (!working) {
+      const run = fetchOptions(kc)
+        .catch((error: unknown) => {
+          if (error instanceof UnusableCredentialError) forgetCredential();
+          throw error;
+        })
+        .finally(() => {
+          if (working === run) working = undefined;
+        });
+      working = run;
+    }
     const options = await untilGivenUp(working, init.signal, kc).catch((error: unknown) => {
       throw new CredentialsError(error);
     });
@@ -82,9 +95,14 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
     });
   }
   function reloadCredentials() {
-    kc = reload();
+    const reloaded = reload();
+    trackExecRuns(reloaded, runs);
+    kc = reloaded;
     server = kc.getCurrentCluster()!.server;
-    working = undefined;
+    // A plugin still running is waited for, not run again beside it: each request refused meanwhile (every resource's
+    // at once, a token revoked) reloads, and each reload would start one more run of a plugin that hangs. The next
+    // run, from the kubeconfig reloaded, starts once it is over.
+    if (runs.size === 0) working = undefined;
   }
   /**
    * client-node keeps what an exec plugin printed before it reads it: an ExecCredential without a `status` (or with
@@ -106,6 +124,10 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
     get: (pathAndQuery, signal) => request("GET", pathAndQuery, { signal }),
     request,
     reloadCredentials,
+    close() {
+      endExecRuns(runs);
+      working = undefined;
+    },
   };
 }
 

@@ -81,6 +81,7 @@ export function electionSuite() {
       get: (path, signal) => (cut ? refused() : read(path, signal)),
       request: (method, path, init) => (cut ? refused() : through(method, inner.request(method, path, init))),
       reloadCredentials: () => inner.reloadCredentials(),
+      close: () => inner.close(),
     };
     return {
       transport: wrapped,

@@ -18,7 +18,7 @@ import { DEFAULT_RESOURCES, groupResources, parseResource, type ResourceRef } fr
 import { fieldSelectorProblem, labelSelectorProblem, selectorCheck } from "./kubernetes/selectors.ts";
 import { sourceMetrics } from "./kubernetes/telemetry.ts";
 import { loadKubeConfig } from "../../kube/load.ts";
-import { createTransport } from "../../kube/transport.ts";
+import { createTransport, type KubeTransport } from "../../kube/transport.ts";
 
 /** One entry of `resources`: a named resource or group/version/resource, with the parser's message when neither. */
 const resourceEntry = v.pipe(
@@ -262,6 +262,7 @@ export default defineSource({
     let controller: AbortController | undefined;
     let loops: Promise<void>[] = [];
     let parseThreads: ParseThreads | undefined;
+    let transport: KubeTransport | undefined;
     return {
       async start() {
         if (controller) return;
@@ -275,7 +276,7 @@ export default defineSource({
           throw error;
         }
         const { kc, origin } = loaded;
-        const transport = createTransport(kc, () => loadKubeConfig(options).kc);
+        transport = createTransport(kc, () => loadKubeConfig(options).kc);
         const metrics = sourceMetrics(ctx.metrics);
         const requester = createRequester({
           transport,
@@ -313,6 +314,9 @@ export default defineSource({
       async stop() {
         controller?.abort();
         await Promise.all(loops);
+        // An exec plugin that has not exited: the next start runs its own, and this one would be left running.
+        transport?.close();
+        transport = undefined;
         parseThreads?.close();
         parseThreads = undefined;
         controller = undefined;

@@ -1,0 +1,61 @@
+/**
+ * The runs of a kubeconfig's exec plugin, ended when nothing will wait for them any more: at a transport's close (a
+ * source's stop, an ha term's end) and at kubemeta's exit. client-node spawns the plugin and waits for it without a
+ * deadline, and kills it never: one that does not exit (a cloud CLI waiting on a network that does not answer) would
+ * outlive kubemeta, orphaned, with one more left behind at each start of a source. Each run gets a process group of
+ * its own, so that what the plugin started (a wrapper script's CLI, a shell's `sleep`) ends with it.
+ */
+import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process";
+import type { KubeConfig } from "@kubernetes/client-node";
+
+/** client-node's exec authenticator, as much of it as is replaced: its private `execFn`, `child_process.spawn`. */
+interface ExecAuthenticator {
+  execFn: (command: string, args: readonly string[] | undefined, options: SpawnOptions) => ChildProcess;
+}
+
+/** Every run in flight, whichever transport started it: killed at exit. */
+const everyRun = new Set<ChildProcess>();
+let exitListened = false;
+
+/**
+ * As Go's exec.CommandContext ends a command (client-go's way): SIGKILL, which a plugin cannot ignore; at exit
+ * nothing could wait for a gentler signal to take effect. The whole group: the plugin's own children too.
+ */
+function kill(run: ChildProcess): void {
+  if (run.pid === undefined) return;
+  try {
+    process.kill(-run.pid, "SIGKILL");
+  } catch {
+    // Its group is gone already: it ended as it was being killed.
+  }
+}
+
+/**
+ * Has `kc`'s exec plugin run so that each run is in `runs` until it is over (its output closed), and is killed at
+ * kubemeta's exit if still running. Throws when client-node no longer has the authenticator replaced here: an upgrade
+ * would otherwise bring back, silently, the plugins left behind.
+ */
+export function trackExecRuns(kc: KubeConfig, runs: Set<ChildProcess>): void {
+  const authenticators = (kc as unknown as { authenticators?: object[] }).authenticators ?? [];
+  const execAuth = authenticators.find((each) => "execFn" in each) as ExecAuthenticator | undefined;
+  if (!execAuth) throw new Error("@kubernetes/client-node has no exec authenticator with an execFn to run plugins");
+  execAuth.execFn = (command, args, options) => {
+    const run = spawn(command, args ?? [], { ...options, detached: true });
+    if (!exitListened) {
+      exitListened = true;
+      process.on("exit", () => everyRun.forEach(kill));
+    }
+    runs.add(run);
+    everyRun.add(run);
+    run.once("close", () => {
+      runs.delete(run);
+      everyRun.delete(run);
+    });
+    return run;
+  };
+}
+
+/** Kills the runs still in flight of `runs`: nothing waits for them any more. */
+export function endExecRuns(runs: Set<ChildProcess>): void {
+  runs.forEach(kill);
+}
