@@ -55,7 +55,7 @@ const messageOf = (error: unknown) => (error instanceof Error ? error.message : 
 function leaseIssues({ ha }: SoundParts, logger: Logger): ConfigIssue[] {
   if (!ha?.kubeconfig && !ha?.context) return [];
   try {
-    electorFor(ha, logger);
+    electorFor(ha, logger, createMetrics());
     return [];
   } catch (error) {
     return [leaseKubeconfigIssue(ha, error)];

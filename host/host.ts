@@ -77,10 +77,10 @@ export interface HostOptions {
  * With `ha`, the Lease's elector; a kubeconfig that cannot be loaded is one error line, then thrown. The line names
  * the key to change as `--check` does (`ha.context: …`), its cause in `error`.
  */
-function haElector(config: Config, logger: Logger) {
+function haElector(config: Config, logger: Logger, metrics: Metrics) {
   if (!config.ha) return undefined;
   try {
-    return electorFor(config.ha, logger);
+    return electorFor(config.ha, logger, metrics);
   } catch (error) {
     const { path } = leaseKubeconfigIssue(config.ha, error);
     logger.error(`${path}: the kubeconfig of the Lease cannot be loaded`, { error });
@@ -96,7 +96,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   warnOfDeprecatedKeys(config, context);
 
   // The kubeconfig of the Lease is loaded before anything starts: a bad one stops nothing half-started.
-  const elector = haElector(config, logger);
+  const elector = haElector(config, logger, metrics);
   const failed = Promise.withResolvers<never>();
   failed.promise.catch(() => {});
   let failure: Error | undefined;

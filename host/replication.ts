@@ -6,7 +6,7 @@
  * follows again. Sinks that deliver wait for a term (SinkContext.leadership), so only the leader publishes.
  */
 import type { HaConfig } from "./ha-config.ts";
-import { causeOf, outageLog, type Logger } from "../sdk/telemetry.ts";
+import { causeOf, outageLog, type Logger, type Metrics } from "../sdk/telemetry.ts";
 import type { Uncommitted } from "../core/commit-queue.ts";
 import { ContextNotFound, loadKubeConfig } from "../kube/load.ts";
 import { createTransport } from "../kube/transport.ts";
@@ -20,7 +20,7 @@ import type { Terms } from "./leadership.ts";
 import { wholeYet } from "../sdk/resume.ts";
 
 /** The Lease's elector; throws when the kubeconfig cannot be loaded, before anything has started. */
-export function electorFor(ha: HaConfig, logger: Logger): Elector {
+export function electorFor(ha: HaConfig, logger: Logger, metrics: Metrics): Elector {
   const kubeconfig = { kubeconfig: ha.kubeconfig, context: ha.context };
   const transport = createTransport(loadKubeConfig(kubeconfig).kc, () => loadKubeConfig(kubeconfig).kc);
   return createElector({
@@ -32,6 +32,11 @@ export function electorFor(ha: HaConfig, logger: Logger): Elector {
     renewDeadlineMs: ha.renewDeadlineMs,
     retryPeriodMs: ha.retryPeriodMs,
     logger: logger.child({ lease: `${ha.lease.namespace}/${ha.lease.name}`, identity: ha.identity }),
+    requests: metrics.counter(
+      "kubemeta_ha_lease_requests_total",
+      "Requests for the ha Lease to the Kubernetes API server, by verb (get, create, update) and code: the HTTP " +
+        "status, error (no answer) or credentials (none could be obtained).",
+    ),
   });
 }
 

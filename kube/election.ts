@@ -13,7 +13,7 @@
  *   takes over at its next try instead of after the lease duration.
  */
 import { sleep } from "../protocol/retry.ts";
-import { type Logger, outageLog } from "../sdk/telemetry.ts";
+import { type Counter, type Logger, outageLog } from "../sdk/telemetry.ts";
 import { createLeaseClient, isConflict, type Lease, type LeaseSpec, microTime } from "./lease.ts";
 import { causeOfRequest, errorText, loggedError } from "./status.ts";
 import type { KubeTransport } from "./transport.ts";
@@ -28,6 +28,8 @@ export interface ElectorOptions {
   renewDeadlineMs: number;
   retryPeriodMs: number;
   logger: Logger;
+  /** `kubemeta_ha_lease_requests_total`: the Lease's requests, `{verb, code}` (lease.ts). */
+  requests: Counter;
 }
 
 export interface Elector {
@@ -80,7 +82,7 @@ export function createElector(options: ElectorOptions): Elector {
         `(got ${leaseDurationMs} ms, ${renewDeadlineMs} ms, ${retryPeriodMs} ms)`,
     );
   }
-  const client = createLeaseClient(options.transport, options.namespace, options.name);
+  const client = createLeaseClient(options.transport, options.namespace, options.name, options.requests);
   const leaseDurationSeconds = Math.ceil(leaseDurationMs / 1000);
   let observed: Observed | undefined;
   let leading = false;

@@ -3,8 +3,9 @@
  * from the version read. The API server refuses a replace from a stale resourceVersion, and a create of a name
  * that exists, with 409: that refusal is what lets only one contender win.
  */
+import type { Counter } from "../sdk/telemetry.ts";
 import { ApiError, responseError } from "./status.ts";
-import type { KubeTransport } from "./transport.ts";
+import { CredentialsError, type KubeTransport } from "./transport.ts";
 
 /** coordination/v1 LeaseSpec, the fields leader election uses. */
 export interface LeaseSpec {
@@ -51,9 +52,31 @@ export interface LeaseClient {
   update(read: Lease, spec: LeaseSpec, signal: AbortSignal): Promise<Lease>;
 }
 
-export function createLeaseClient(transport: KubeTransport, namespace: string, name: string): LeaseClient {
+/**
+ * `requests` counts each request `{verb, code}`: code the HTTP status, `error` when no answer came (none within the
+ * deadline included), `credentials` when none could be obtained and it never left. One given up because its caller
+ * stops is not counted: no failure of the API server's, and a rollout would count one on every replica.
+ */
+export function createLeaseClient(
+  transport: KubeTransport,
+  namespace: string,
+  name: string,
+  requests: Counter,
+): LeaseClient {
   const collection = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
   const path = `${collection}/${encodeURIComponent(name)}`;
+
+  /** `verb` as the API server's audit log names it (and the source's `kubemeta_source_requests_total`). */
+  async function send(verb: "get" | "create" | "update", signal: AbortSignal, sending: () => Promise<Response>) {
+    try {
+      const response = await sending();
+      requests.inc({ verb, code: String(response.status) });
+      return response;
+    } catch (error) {
+      if (!stopped(signal)) requests.inc({ verb, code: error instanceof CredentialsError ? "credentials" : "error" });
+      throw error;
+    }
+  }
 
   async function lease(response: Response): Promise<Lease> {
     if (response.ok) return (await response.json()) as Lease;
@@ -71,7 +94,7 @@ export function createLeaseClient(transport: KubeTransport, namespace: string, n
   return {
     describe: `${namespace}/${name}`,
     async get(signal) {
-      const response = await transport.get(path, signal);
+      const response = await send("get", signal, () => transport.get(path, signal));
       if (response.status === 404) {
         await response.body?.cancel();
         return undefined;
@@ -80,11 +103,17 @@ export function createLeaseClient(transport: KubeTransport, namespace: string, n
     },
     async create(spec, signal) {
       const body = { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name, namespace }, spec };
-      return lease(await transport.request("POST", collection, { body, signal }));
+      return lease(await send("create", signal, () => transport.request("POST", collection, { body, signal })));
     },
     async update(read, spec, signal) {
       const body: Lease = { ...read, spec };
-      return lease(await transport.request("PUT", path, { body, signal }));
+      return lease(await send("update", signal, () => transport.request("PUT", path, { body, signal })));
     },
   };
+}
+
+/** Aborted by its caller's stop, not by a deadline (a TimeoutError: the API server did not answer in time). */
+function stopped(signal: AbortSignal): boolean {
+  const reason: unknown = signal.reason;
+  return signal.aborted && !(reason instanceof DOMException && reason.name === "TimeoutError");
 }

@@ -10,15 +10,17 @@ import {
   watchTooOld,
   type Status,
 } from "./status.ts";
+import type { WriteVerb } from "./writes.ts";
 
-export type Verb = "list" | "watch" | "get" | "discovery";
+export type Verb = "list" | "watch" | "get" | "discovery" | WriteVerb;
 
 export interface FaultSpec {
   /**
    * Without one, lists and watches. `discovery` only when named, its `resource` the path asked (`/apis/<group>/<v>`):
-   * a 404 there is a group version not served yet, as by an API server that just restarted.
+   * a 404 there is a group version not served yet, as by an API server that just restarted. `get` (one object) and
+   * the writes (`create`, `update`, `delete`: a Lease's) only when named too.
    */
-  verb?: "list" | "watch" | "discovery";
+  verb?: Verb;
   resource?: string;
   /** 403: RBAC's denial of the request's verb on the resource. */
   status: 429 | 500 | 503 | 410 | 404 | 403;
@@ -66,11 +68,10 @@ export class Faults {
 
   /** The failure for this request, if an injected fault matches it (and is used up by it). */
   take(verb: Verb, resource: string, request: FaultRequest): Failure | undefined {
-    if (verb === "get") return undefined;
     const continued = verb === "list" && request.continueToken !== "";
     const fault = this.pending.find(
       (f) =>
-        (f.verb === undefined ? verb !== "discovery" : f.verb === verb) &&
+        (f.verb === undefined ? verb === "list" || verb === "watch" : f.verb === verb) &&
         (f.resource === undefined || f.resource === resource) &&
         (f.continued === undefined || f.continued === continued),
     );

@@ -177,6 +177,16 @@ export class ApiServerCore {
       sendStatus(res, pathNotFound());
       return;
     }
+    const one = target.kind === "object" && req.method === "GET";
+    if ((write || one) && (target.kind === "object" || target.kind === "collection")) {
+      // A Lease's read or write refused as a loaded or misconfigured API server refuses it (403, 429, 5xx).
+      const request = { ...DISCOVERY_REQUEST, group: target.type.group, namespace: target.namespace };
+      const failure = this.faults.take(write ?? "get", target.type.resource, request);
+      if (failure) {
+        sendStatus(res, failure.status);
+        return;
+      }
+    }
     if (write && target.kind !== "discovery") {
       this.writes.serve(req, res, write, target).catch(() => res.destroy());
       return;

@@ -112,9 +112,12 @@ test("SIGTERM of the leader releases the Lease: the standby leads before the Lea
   const cluster = await leaderAndStandby();
   const { env, first, standby } = cluster;
   const churn = startChurn(env.server, { perSecond: 80, seed: 13 });
-  // Who leads is in /metrics, for an alert on no leader or on a flapping one.
+  // Who leads is in /metrics, for an alert on no leader or on a flapping one (the Lease's requests counted beside:
+  // tests/ha-lease-requests.test.ts).
   const leaderMetrics = async (replica: Replica) =>
-    (await (await fetch(`${replica.url}/metrics`)).text()).split("\n").filter((l) => l.startsWith("kubemeta_ha_"));
+    (await (await fetch(`${replica.url}/metrics`)).text())
+      .split("\n")
+      .filter((l) => /^kubemeta_ha_(leader|terms)/.test(l));
   // And why terms ended, by reason: a rise of store_not_writable is a leader cut off from the store (it hands over).
   const noTermEnded = ["lease_lost", "fenced", "store_not_writable"].map(
     (reason) => `kubemeta_ha_terms_ended_total{reason="${reason}"} 0`,

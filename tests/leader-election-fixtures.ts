@@ -6,6 +6,7 @@
 import { afterAll, afterEach, beforeAll, expect } from "bun:test";
 import { KubeConfig } from "@kubernetes/client-node";
 import { createLogger } from "../host/logger.ts";
+import { createMetrics } from "../host/metrics.ts";
 import { createElector, type Elector } from "../kube/election.ts";
 import { createTransport, type KubeTransport } from "../kube/transport.ts";
 import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
@@ -114,6 +115,7 @@ export function electionSuite() {
       renewDeadlineMs: RENEW_DEADLINE_MS,
       retryPeriodMs: RETRY_MS,
       logger: logger.child({ identity }),
+      requests: createMetrics().counter("kubemeta_ha_lease_requests_total", "The Lease's requests."),
     });
     electors.push(created);
     return created;

@@ -10,6 +10,7 @@ import { apiFetch, keysOf, realFixture, WatchReader } from "./apiserver-client.t
 import { ApiError } from "../kube/status.ts";
 import { createLeaseClient, isConflict, microTime, type Lease } from "../kube/lease.ts";
 import { createTransport } from "../kube/transport.ts";
+import { createMetrics } from "../host/metrics.ts";
 import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
 
 const GROUP_VERSION = "/apis/coordination.k8s.io/v1";
@@ -213,10 +214,12 @@ describe("the Lease client (kube/lease.ts)", () => {
   test("get is undefined for a missing Lease; create and update return it; 409s are conflicts", async () => {
     const kc = new KubeConfig();
     kc.loadFromString(server.kubeconfig("token"));
+    const requests = createMetrics().counter("kubemeta_ha_lease_requests_total", "The Lease's requests.");
     const client = createLeaseClient(
       createTransport(kc, () => kc),
       "kube-system",
       "client",
+      requests,
     );
     const signal = AbortSignal.timeout(5000);
     expect(await client.get(signal)).toBeUndefined();
@@ -237,5 +240,40 @@ describe("the Lease client (kube/lease.ts)", () => {
     expect(isConflict(stale)).toBe(true);
     expect((stale as ApiError).message).toContain("the object has been modified");
     expect((await client.get(signal))?.spec.holderIdentity).toBe("b");
+    const counted = (verb: string, code: string) => requests.get({ verb, code });
+    expect([counted("get", "404"), counted("get", "200"), counted("create", "201"), counted("create", "409")]).toEqual([
+      1, 2, 1, 1,
+    ]);
+    expect([counted("update", "200"), counted("update", "409")]).toEqual([1, 1]);
+  });
+
+  test("a request not answered is counted error, one without credentials credentials; one stopped not", async () => {
+    const requests = createMetrics().counter("kubemeta_ha_lease_requests_total", "The Lease's requests.");
+    const clientOf = (yaml: string) => {
+      const kc = new KubeConfig();
+      kc.loadFromString(yaml);
+      return createLeaseClient(
+        createTransport(kc, () => kc),
+        "kube-system",
+        "counted",
+        requests,
+      );
+    };
+    const closed = Bun.serve({ port: 0, fetch: () => new Response() });
+    const nowhere = server.kubeconfig("token").replace(server.url, `http://127.0.0.1:${closed.port}`);
+    await closed.stop(true);
+    await expect(clientOf(nowhere).get(AbortSignal.timeout(5000))).rejects.toThrow();
+    const noCredentials = server.kubeconfig("token").replace(/token: .*/, "exec: { command: /nonexistent/plugin }");
+    await expect(clientOf(noCredentials).create({}, AbortSignal.timeout(5000))).rejects.toThrow("/nonexistent/plugin");
+    const stopping = new AbortController();
+    stopping.abort();
+    const metadata = { name: "counted", namespace: "kube-system", resourceVersion: "1" };
+    const read: Lease = { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata, spec: {} };
+    await expect(clientOf(server.kubeconfig("token")).update(read, {}, stopping.signal)).rejects.toThrow();
+    expect(requests.get({ verb: "get", code: "error" })).toBe(1);
+    expect(requests.get({ verb: "create", code: "credentials" })).toBe(1);
+    expect(
+      requests.get({ verb: "update", code: "error" }) + requests.get({ verb: "update", code: "credentials" }),
+    ).toBe(0);
   });
 });
