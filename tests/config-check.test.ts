@@ -239,6 +239,21 @@ describe("main.ts --check", () => {
     expect(await Bun.file(join(dir, "out")).exists()).toBe(false);
   }, 30_000);
 
+  test("a jsonl path holding a NUL character is a config error at --check and at start", async () => {
+    const dir = await tempDir();
+    // YAML's "\0" and JSON's "\u0000" write one; no file is named so, and each write of it failed, retried for ever.
+    await Bun.write(
+      join(dir, "kubemeta.yaml"),
+      "store: { type: libsql, url: 'file:./k.db' }\nsinks: [{ type: jsonl, path: \"out\\0.jsonl\" }]\n",
+    );
+    for (const args of [["--check"], []]) {
+      expect(await runMain([...args, "--config", "kubemeta.yaml"], { cwd: dir })).toMatchObject({
+        code: 1,
+        stderr: "invalid config:\n  sinks[0].path: holds a NUL character, which no file name can\n",
+      });
+    }
+  }, 30_000);
+
   test("a config file that cannot be read is said as one, not a crash with a stack trace", async () => {
     // Reading /proc/self/mem from its start fails (EIO) for root too, where a file without read permission would not.
     for (const args of [

@@ -87,6 +87,8 @@ export default defineSink({
           (path) => !/(^|\/)\.\.?$|\/$/.test(path),
           "names a directory (it ends in /, . or ..): name a file to append to",
         ),
+        // The system takes no file name with one: every write would fail, and be retried for ever.
+        v.check((path) => !path.includes("\0"), "holds a NUL character, which no file name can"),
         v.description("File to append to; `-` is stdout."),
       ),
       "-",
