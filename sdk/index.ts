@@ -67,6 +67,7 @@ export {
   age,
   alias,
   batchSchema,
+  batchSizeSchema,
   deprecatedKey,
   duration,
   initialWithinMax,

@@ -136,6 +136,23 @@ describe("config", () => {
     );
   });
 
+  test("batch.size is at most 10,000 in each sink on consume, old batchSize too: a batch is held whole", async () => {
+    const most = { size: 10_000, linger: "1s" };
+    const sinks = [
+      { type: "jsonl", name: "a", path: "a.jsonl", batch: { size: 1e15, linger: "10s" } },
+      { type: "jsonl", name: "b", path: "b.jsonl", batch: most },
+      { type: "nats", name: "c", servers: "nats://n", batch: { size: 10_001 } },
+      { type: "nats", name: "d", servers: "nats://n", batchSize: 1e12 },
+      { type: "nats", name: "e", servers: "nats://n", batch: most },
+      { type: "webhook", name: "f", url: "http://r/", secret: "s", batch: { size: 10_001 } },
+    ];
+    expect(await issuesOf({ sinks })).toEqual(
+      ["sinks[0].batch.size", "sinks[2].batch.size", "sinks[3].batchSize", "sinks[5].batch.size"].map(
+        (path) => `${path}: must be at most 10000`,
+      ),
+    );
+  });
+
   test("a timeout, period or first delay of 0 (a loop that spins, a request never in time) is refused", async () => {
     const issues = await issuesOf({
       sources: [{ type: "kubernetes", backoff: { initial: 0 }, discovery: { initial: "0s" }, inactivityTimeout: 0 }],

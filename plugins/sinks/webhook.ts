@@ -19,13 +19,13 @@
 import {
   alias,
   batchSchema,
+  batchSizeSchema,
   consume,
   defineSink,
   deprecatedKey,
   duration,
   jsonText,
   positiveDuration,
-  positiveInt,
   retrySchema,
   streamName,
   stringifyWithRaw,
@@ -36,7 +36,6 @@ import { createDelivery, type Request } from "./webhook/delivery.ts";
 import { HEADER_NAME, HEADER_VALUE, headerNamedTwice } from "../../protocol/http-header.ts";
 import { KIND_PATTERN, KIND_RULE, NAMESPACE_PATTERN, NAMESPACE_RULE } from "../../protocol/envelope.ts";
 
-const MAX_BATCH = 10_000;
 /** What the request must carry as kubemeta writes it: its body's type and framing, and its signature. */
 const OWN_HEADERS = /^(content-.*|host|connection|transfer-encoding|te|trailer|upgrade|expect|x-kubemeta-.*)$/i;
 
@@ -81,7 +80,7 @@ const schema = v.pipe(
       "Only objects in these namespaces (so no cluster-scoped objects; a name no namespace can have is a config " +
         "error); empty sends all.",
     ),
-    batch: batchSchema({ size: 100, linger: "500ms", maxSize: MAX_BATCH }),
+    batch: batchSchema({ size: 100, linger: "500ms" }),
     timeout: v.optional(
       v.pipe(positiveDuration, v.description("Per request; a request that takes longer is retried.")),
       "10s",
@@ -136,7 +135,7 @@ const schema = v.pipe(
       ),
       "oldest",
     ),
-    batchSize: deprecatedKey(v.pipe(positiveInt, v.maxValue(MAX_BATCH)), "batch.size"),
+    batchSize: deprecatedKey(batchSizeSchema(), "batch.size"),
     linger: deprecatedKey(duration, "batch.linger"),
     backoff: deprecatedKey(
       v.strictObject({

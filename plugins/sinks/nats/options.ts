@@ -6,6 +6,7 @@ import { credsAuthenticator, nkeyAuthenticator, nkeys, type NodeConnectionOption
 import {
   alias,
   batchSchema,
+  batchSizeSchema,
   deprecatedKey,
   duration,
   initialWithinMax,
@@ -199,7 +200,7 @@ export const natsSinkSchema = v.pipe(
       ),
       {},
     ),
-    batchSize: deprecatedKey(positiveInt, "batch.size"),
+    batchSize: deprecatedKey(batchSizeSchema(), "batch.size"),
   }),
   v.check(
     (c) => AUTH_KEYS.filter((k) => c[k] !== undefined).length <= 1,
