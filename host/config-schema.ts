@@ -114,7 +114,7 @@ const slimSchema = v.strictObject({
       v.description(
         "Rules by API kind: a built-in kind keeps its own fields plus the rule's, any other kind (custom resources) " +
           "its metadata plus the rule's. Secrets and ConfigMaps are published only when named here (`Secret: {}`), " +
-          "never their data.",
+          "never their data. A built-in kind in another case (`HttpRoute`, `pod`) is a config error naming its own.",
       ),
     ),
     {},

@@ -108,6 +108,16 @@ describe("slim config", () => {
     ]);
   });
 
+  test("a built-in kind in another case is refused, naming its own; a custom resource's kind is taken", async () => {
+    // A rule goes by the envelope's kind, case and all: `HttpRoute` kept nothing of any HTTPRoute, and said nothing.
+    const kinds = { HttpRoute: {}, pod: {}, CONFIGMAP: {}, HTTPRoute: {}, Rollout: {}, VirtualMachineInstance: {} };
+    expect(await configIssues({ kinds })).toEqual([
+      "slim.kinds.HttpRoute: must be written HTTPRoute: a kind is case-sensitive",
+      "slim.kinds.pod: must be written Pod: a kind is case-sensitive",
+      "slim.kinds.CONFIGMAP: must be written ConfigMap: a kind is case-sensitive",
+    ]);
+  });
+
   test("rules naming what is never published are refused with their paths; what merely holds it is not", async () => {
     const lastApplied = "kubectl.kubernetes.io/last-applied-configuration";
     expect(
