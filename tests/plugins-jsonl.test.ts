@@ -1,12 +1,14 @@
 /** The reference sink `jsonl`: one envelope per line, the stream a user names, a cursor that survives restarts. */
 import { afterEach, expect, test } from "bun:test";
-import { rename, rm, truncate } from "node:fs/promises";
+import { statSync } from "node:fs";
+import { chmod, mkdir, rename, rm, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import type { Envelope } from "../protocol/envelope.ts";
 import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
 import { startHranaServer } from "./hrana-server.ts";
 import { completeLines } from "./file-lines.ts";
 import { metric } from "./cluster-checks.ts";
+import { exitWithin } from "./reliability-process.ts";
 
 let host: TestHost | undefined;
 afterEach(async () => {
@@ -250,3 +252,48 @@ test("a write cut short (a full disk) is cut back: whole lines after retry and r
     await store.stop();
   }
 }, 30_000);
+
+const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
+
+/**
+ * tests/jsonl-file-host.ts under umask 000, on a store of its own, appending three pods to `file`: until they are
+ * there, then SIGTERM.
+ */
+async function appendUnderUmask0(file: string): Promise<void> {
+  const storeDir = await tempDir();
+  const store = startHranaServer({ path: join(storeDir, "store.db") });
+  const host = join(import.meta.dir, "jsonl-file-host.ts");
+  const child = Bun.spawn(["sh", "-c", 'umask 000 && exec "$0" "$1"', process.execPath, host], {
+    env: { ...process.env, COUNT: "3", FILE: file, STORE_URL: store.url },
+    stdout: "ignore",
+    stderr: "inherit",
+  });
+  try {
+    await waitFor(async () => (await completeLines(file)).length === 3, 20_000, "three lines");
+  } finally {
+    child.kill("SIGTERM");
+    await exitWithin(child, 20_000).finally(async () => {
+      await store.stop();
+      await rm(storeDir, { recursive: true, force: true });
+    });
+  }
+}
+
+test("what it makes is its user's alone (0600, 0700) under umask 000; what exists keeps its mode", async () => {
+  // The lines hold what http.tokens guard, as the store does (tests/store-file-modes.test.ts).
+  const dir = await tempDir();
+  try {
+    await appendUnderUmask0(join(dir, "logs/deeper/updates.jsonl"));
+    const made = ["logs", "logs/deeper", "logs/deeper/updates.jsonl"].map((path) => mode(join(dir, path)));
+    expect(made).toEqual(["700", "700", "600"]);
+
+    await mkdir(join(dir, "shared"));
+    await chmod(join(dir, "shared"), 0o750);
+    await Bun.write(join(dir, "shared/updates.jsonl"), "");
+    await chmod(join(dir, "shared/updates.jsonl"), 0o640);
+    await appendUnderUmask0(join(dir, "shared/updates.jsonl"));
+    expect([mode(join(dir, "shared")), mode(join(dir, "shared/updates.jsonl"))]).toEqual(["750", "640"]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}, 60_000);

@@ -40,14 +40,18 @@ const ignoreStdoutError = () => {};
 
 const NEWLINE = 0x0a;
 
-/** Opens the file to append to (and to read its last byte), making its directory first if it is missing. */
+/**
+ * Opens the file to append to (and to read its last byte), making its directory first if it is missing. The lines
+ * hold what `http.tokens` guard, as the store does: what is made here (the file, again after each rotation, and its
+ * directories) is kubemeta's user's alone, whatever the umask; a file or directory that exists keeps its mode.
+ */
 async function openToAppend(path: string): Promise<FileHandle> {
   try {
-    return await open(path, "a+");
+    return await open(path, "a+", 0o600);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-    await mkdir(dirname(path), { recursive: true });
-    return open(path, "a+");
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    return open(path, "a+", 0o600);
   }
 }
 
