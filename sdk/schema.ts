@@ -68,17 +68,21 @@ const builtInCase = (kind: string): string | undefined => {
 };
 
 /**
- * An API kind (`Pod`, `Rollout`): a filter by a resource's name (`pods`) would match no envelope's `kind`, nor would a
+ * Why no object has the kind `kind`, or undefined: a resource's name (`pods`) is no envelope's `kind`, nor is a
  * built-in kind in another case, which is named to be written instead. Any other kind (a custom resource's) is taken.
  */
+export function kindProblem(kind: string): string | undefined {
+  const builtIn = builtInCase(kind);
+  if (builtIn !== undefined) return `must be written ${builtIn}: a kind is case-sensitive`;
+  return KIND_PATTERN.test(kind) ? undefined : KIND_RULE;
+}
+
+/** An API kind (`Pod`, `Rollout`) that a filter or rule by it can match (kindProblem). */
 export const kindName = v.pipe(
   v.string(),
   v.check(
-    (kind) => KIND_PATTERN.test(kind) && builtInCase(kind) === undefined,
-    ({ input }) => {
-      const builtIn = builtInCase(input as string);
-      return builtIn === undefined ? KIND_RULE : `must be written ${builtIn}: a kind is case-sensitive`;
-    },
+    (kind) => kindProblem(kind) === undefined,
+    ({ input }) => kindProblem(input as string) ?? KIND_RULE,
   ),
 );
 

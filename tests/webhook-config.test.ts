@@ -47,6 +47,11 @@ test("kinds and namespaces no object can have (a resource's name, a name no name
     "sinks[0].namespaces[2]: must not be empty",
   ]);
   expect(await issues({ kinds: ["Pod", "VirtualMachineInstance"], namespaces: ["kube-system", "a1"] })).toEqual([]);
+  // A built-in kind in another case matches no envelope either: the kind to write is named.
+  expect(await issues({ kinds: ["HttpRoute", "Rollout", "configmap"] })).toEqual([
+    "sinks[0].kinds[0]: must be written HTTPRoute: a kind is case-sensitive",
+    "sinks[0].kinds[2]: must be written ConfigMap: a kind is case-sensitive",
+  ]);
 });
 
 test("headers: a name or value HTTP cannot carry, or a header kubemeta writes itself, is refused", async () => {

@@ -34,20 +34,24 @@ import {
 } from "../../sdk/index.ts";
 import { createDelivery, type Request } from "./webhook/delivery.ts";
 import { HEADER_NAME, HEADER_VALUE, headerNamedTwice } from "../../protocol/http-header.ts";
-import { KIND_PATTERN, KIND_RULE, NAMESPACE_PATTERN, NAMESPACE_RULE } from "../../protocol/envelope.ts";
+import { NAMESPACE_PATTERN, NAMESPACE_RULE } from "../../protocol/envelope.ts";
+import { kindProblem } from "../../sdk/schema.ts";
 
 /** What the request must carry as kubemeta writes it: its body's type and framing, and its signature. */
 const OWN_HEADERS = /^(content-.*|host|connection|transfer-encoding|te|trailer|upgrade|expect|x-kubemeta-.*)$/i;
 
 /**
- * A filter's list of names, each one an object can have: one no object can (`pods`, `Payments`) would send nothing. An
- * empty one is said to be empty, as at every other key, and only so.
+ * A filter's list of names, each one an object can have: one no object can (`pods`, `HttpRoute`, `Payments`) would
+ * send nothing, and is refused with its `problem`. An empty one is said to be empty, as at every other key, and only so.
  */
-const names = (pattern: RegExp, rule: string, description: string) => {
+const names = (problem: (name: string) => string | undefined, description: string) => {
   const name = v.pipe(
     v.string(),
     v.minLength(1),
-    v.check((text) => text === "" || pattern.test(text), rule),
+    v.check(
+      (text) => text === "" || problem(text) === undefined,
+      ({ input }) => problem(input as string) ?? "",
+    ),
   );
   return v.optional(v.pipe(v.array(name), v.description(description)), []);
 };
@@ -70,13 +74,12 @@ const schema = v.pipe(
       "all",
     ),
     kinds: names(
-      KIND_PATTERN,
-      KIND_RULE,
-      "Only these API kinds (`Pod`, `Service`, …; a resource's name, `pods`, is a config error); empty sends all.",
+      kindProblem,
+      "Only these API kinds (`Pod`, `Service`, …; a resource's name, `pods`, is a config error, and so is a built-in " +
+        "kind in another case, `HttpRoute`, naming the kind to write); empty sends all.",
     ),
     namespaces: names(
-      NAMESPACE_PATTERN,
-      NAMESPACE_RULE,
+      (name) => (NAMESPACE_PATTERN.test(name) ? undefined : NAMESPACE_RULE),
       "Only objects in these namespaces (so no cluster-scoped objects; a name no namespace can have is a config " +
         "error); empty sends all.",
     ),
