@@ -54,6 +54,10 @@ describe("config", () => {
     );
     expect(messageOf("file://data/k.db")).toMatch(/^a file: url names a file on this host, not on "data"/);
     expect(messageOf("file:./100%.db")).toMatch(/percent-encoded .* %25$/);
+    for (const url of ["file:./a\0b.db", "file:./a%00b.db"])
+      expect(messageOf(url)).toBe(
+        "a file: url's path holds a NUL character (written, or as %00), which no file name can",
+      );
     // It failed at the open as `no such table: meta`: the readers' database was not the one migrated.
     expect(messageOf("file::memory:")).toMatch(/^a file: url names a file, and :memory: is none: .* tmpfs/);
     for (const url of ["file://localhost/abs/my%20k.db", "file:./what%3F%23.db", "file:k.db"])

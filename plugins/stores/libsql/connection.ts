@@ -95,7 +95,9 @@ export function fileUrlProblem(url: string): string | undefined {
       "would each get an empty database of their own; give a path (on a tmpfs for a store that need not last)"
     );
   try {
-    decodeURIComponent(path);
+    // The system takes no file name with one: its open failed, said as the file's mode or owner.
+    if (decodeURIComponent(path).includes("\0"))
+      return "a file: url's path holds a NUL character (written, or as %00), which no file name can";
     return undefined;
   } catch {
     return `a file: url's path is percent-encoded (${path}): write a % in a file's name as %25`;
