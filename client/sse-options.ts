@@ -6,6 +6,7 @@ import * as v from "valibot";
 import { backoff, type EntriesOf, handlerEntries, milliseconds, strictOptions, streamsSchema } from "./options.ts";
 import { eachOnce } from "../protocol/each-once.ts";
 import { KIND_PATTERN, NAMESPACE_PATTERN } from "../protocol/envelope.ts";
+import { builtInKindInItsCase } from "../protocol/kinds.ts";
 import { BEARER_TOKEN_PATTERN } from "../protocol/token.ts";
 import { HEADER_NAME, HEADER_VALUE, headerNamedTwice } from "../protocol/http-header.ts";
 import type { InformerHandlers } from "./cache.ts";
@@ -58,6 +59,7 @@ export const sseOptionsSchema = v.pipe(
           v.pipe(
             v.string('a list of API kinds, e.g. ["Pod"]'),
             v.regex(KIND_PATTERN, ({ input }) => `${input} is not an API kind such as Pod (not pods)`),
+            builtInKindInItsCase(),
           ),
           'a list of API kinds, e.g. ["Pod"]',
         ),

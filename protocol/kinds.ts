@@ -1,3 +1,5 @@
+import * as v from "valibot";
+
 /**
  * The group version of each built-in kind kubemeta knows. A built-in's slim copy carries it whatever version the
  * object was read at (a config may name gateway.networking.k8s.io/v1beta1/gateways; a source may leave apiVersion
@@ -35,3 +37,26 @@ export const groupOf = (apiVersion: string): string =>
 
 /** The version of an apiVersion: "v1" of "apps/v1" and of the core group's "v1". */
 export const versionOf = (apiVersion: string): string => apiVersion.slice(apiVersion.indexOf("/") + 1);
+
+/** The built-in kinds by their lower-case spelling. */
+const BY_LOWER_CASE = new Map([...BUILT_IN_API_VERSIONS.keys()].map((kind) => [kind.toLowerCase(), kind]));
+
+/**
+ * The built-in kind `kind` is another case of (`HTTPRoute` for `HttpRoute`, `Pod` for `POD`), if any: a kind is
+ * case-sensitive, so a rule or a filter by such a spelling would match no object.
+ */
+export function builtInKindCase(kind: string): string | undefined {
+  const builtIn = BY_LOWER_CASE.get(kind.toLowerCase());
+  return builtIn === kind ? undefined : builtIn;
+}
+
+/** What a config or a request is told of a kind builtInKindCase finds. */
+export const caseRule = (builtIn: string) => `must be written ${builtIn}: a kind is case-sensitive`;
+
+/** A kind filter's check, alike in the client library and the server: a built-in kind in another case is refused. */
+export function builtInKindInItsCase() {
+  return v.check(
+    (kind: string) => builtInKindCase(kind) === undefined,
+    ({ input }) => `${input} ${caseRule(builtInKindCase(input)!)}`,
+  );
+}

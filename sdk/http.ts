@@ -11,6 +11,7 @@ import type { CurrentObject } from "./model.ts";
 import { snapshotTurn } from "./snapshot-turns.ts";
 import { eachOnce } from "../protocol/each-once.ts";
 import { KIND_PATTERN, NAMESPACE_PATTERN } from "../protocol/envelope.ts";
+import { builtInKindInItsCase } from "../protocol/kinds.ts";
 import { parsePosition } from "../protocol/position.ts";
 import { isNodeName } from "../protocol/node-token.ts";
 import { ALL, isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
@@ -38,15 +39,20 @@ export const positionParam = v.pipe(
 );
 
 /**
- * A comma list of API kinds (`Pod,Node`); lowercase resource names are a common slip, so they are refused, and so is
- * a kind given twice, in the client library's words (`"Pod" is given twice`).
+ * A comma list of API kinds (`Pod,Node`); lowercase resource names are a common slip, so they are refused, and so are
+ * a built-in kind in another case (`HttpRoute`, which no object has) and a kind given twice, in the client library's
+ * words (`"Pod" is given twice`).
  */
 export const kindsParam = v.pipe(
   textParam,
   v.transform((text) => text.split(",").map((kind) => kind.trim())),
   v.maxLength(MAX_KINDS, `at most ${MAX_KINDS} kinds`),
   v.array(
-    v.pipe(v.string(), v.regex(KIND_PATTERN, 'expected API kinds such as "Pod,Node" (not resource names like "pods")')),
+    v.pipe(
+      v.string(),
+      v.regex(KIND_PATTERN, 'expected API kinds such as "Pod,Node" (not resource names like "pods")'),
+      builtInKindInItsCase(),
+    ),
   ),
   eachOnce(),
   v.transform((kinds) => new Set(kinds)),

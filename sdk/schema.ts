@@ -7,7 +7,7 @@ import * as v from "valibot";
 import { MAX_TIMER_MS } from "../protocol/retry.ts";
 import { isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
 import { KIND_PATTERN, KIND_RULE, NAMESPACE_PATTERN, NAMESPACE_RULE } from "../protocol/envelope.ts";
-import { BUILT_IN_API_VERSIONS } from "../protocol/kinds.ts";
+import { builtInKindCase, caseRule } from "../protocol/kinds.ts";
 import type { Logger } from "./telemetry.ts";
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -58,22 +58,13 @@ export const streamName = v.pipe(
 /** A config duration as written (`"500ms"`) or in milliseconds. */
 type DurationInput = string | number;
 
-/** The built-in kinds by their lower-case spelling: a kind is case-sensitive, so `HttpRoute` matches no object. */
-const BUILT_IN_KINDS = new Map([...BUILT_IN_API_VERSIONS.keys()].map((kind) => [kind.toLowerCase(), kind]));
-
-/** The built-in kind `kind` is another case of, if any (`HTTPRoute` for `HttpRoute`, `Pod` for `pod`). */
-const builtInCase = (kind: string): string | undefined => {
-  const builtIn = BUILT_IN_KINDS.get(kind.toLowerCase());
-  return builtIn === kind ? undefined : builtIn;
-};
-
 /**
  * Why no object has the kind `kind`, or undefined: a resource's name (`pods`) is no envelope's `kind`, nor is a
  * built-in kind in another case, which is named to be written instead. Any other kind (a custom resource's) is taken.
  */
 export function kindProblem(kind: string): string | undefined {
-  const builtIn = builtInCase(kind);
-  if (builtIn !== undefined) return `must be written ${builtIn}: a kind is case-sensitive`;
+  const builtIn = builtInKindCase(kind);
+  if (builtIn !== undefined) return caseRule(builtIn);
   return KIND_PATTERN.test(kind) ? undefined : KIND_RULE;
 }
 

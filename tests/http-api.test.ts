@@ -75,6 +75,10 @@ describe("GET /v1/objects", () => {
 
   test("bad values: 400 naming the parameter; unknown stream 404", async () => {
     expect(await get("/v1/objects?kind=pods")).toMatchObject({ status: 400, body: { parameter: "kind" } });
+    const wrongCase = await get("/v1/objects?kind=POD");
+    expect(wrongCase.status).toBe(400);
+    expect(wrongCase.body).toMatchObject({ parameter: "kind" });
+    expect(String(wrongCase.body.error)).toContain("POD must be written Pod: a kind is case-sensitive");
     // /v1/watch's spelling is refused, not ignored (which answered every kind).
     expect(await get("/v1/objects?kinds=Pod")).toMatchObject({
       status: 400,

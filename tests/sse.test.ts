@@ -233,6 +233,8 @@ describe("GET /v1/watch", () => {
     expect(await get("since=12")).toEqual([400, "since"]);
     expect(await get("since=abc:-1")).toEqual([400, "since"]);
     expect(await get("kinds=pods")).toEqual([400, "kinds"]);
+    // No object has such a kind: the stream would stay empty, unsaid.
+    expect(await get("kinds=Pod,HttpRoute")).toEqual([400, "kinds"]);
     expect(await get("kinds=Pod,,Node")).toEqual([400, "kinds"]);
     // /v1/objects' spelling is refused, not ignored (which streamed every kind).
     expect(await get("kind=Pod")).toEqual([400, "kind"]);

@@ -227,6 +227,7 @@ test(
         /--nats: the servers' URLs carry different credentials/,
       ],
       [["--url", "http://127.0.0.1:9", "--kinds", "pods"], /--kinds: expected API kinds/],
+      [["--url", "http://127.0.0.1:9", "--kinds", "Configmap"], /--kinds: Configmap must be written ConfigMap/],
       // The other values it refuses: tests/tail-args.test.ts.
       [["--url", "http://127.0.0.1:9", "--idle-timeout", "45"], /--idle-timeout: expected a duration such as "500ms"/],
       [["--url", "http://127.0.0.1:9/kubemeta?token=secret-q"], /--url: .* has a query or fragment/],
