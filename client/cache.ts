@@ -62,6 +62,11 @@ export class StreamCache {
   position = 0;
   private staged: Map<string, Envelope> | undefined;
   private resetReason = "";
+  /**
+   * The subscription ended (stop(), or its NATS connection closed): no callback is made any more, not even the rest
+   * of a reset's or a replay's, which run in one loop that a callback calling stop() is inside of.
+   */
+  private ended = false;
   readonly stream: string;
   private readonly handlers: InformerHandlers;
 
@@ -147,6 +152,10 @@ export class StreamCache {
     }
   }
 
+  end(): void {
+    this.ended = true;
+  }
+
   reportSynced(): void {
     const { stream, epoch, position } = this;
     if (epoch !== undefined)
@@ -154,6 +163,7 @@ export class StreamCache {
   }
 
   report(error: unknown): void {
+    if (this.ended) return;
     const failure = error instanceof Error ? error : new Error(String(error));
     try {
       this.handlers.onError?.(failure, this.stream);
@@ -163,6 +173,7 @@ export class StreamCache {
   }
 
   private call(name: string, callback: () => void): void {
+    if (this.ended) return;
     try {
       callback();
     } catch (error) {
@@ -184,7 +195,10 @@ export interface Subscription {
   readonly synced: Promise<void>;
   /** The cache of one of the subscription's streams: uid → envelope of the current object. */
   objects(stream: string): ReadonlyMap<string, Envelope>;
-  /** Closes what the subscription opened (not a NatsConnection you passed in). Safe twice. */
+  /**
+   * Closes what the subscription opened (not a NatsConnection you passed in). Safe twice. No callback comes once it
+   * is called, from a callback too (the rest of a reset's calls are not made).
+   */
   stop(): Promise<void>;
 }
 
@@ -209,8 +223,12 @@ export class StreamCaches {
     if (this.waiting.size === 0) this.allSynced.resolve();
   }
 
-  /** The subscription ended: whoever awaits `synced` goes on, synced or not (`onSynced` tells which streams did). */
+  /**
+   * The subscription ended: no callback comes any more, and whoever awaits `synced` goes on, synced or not (`onSynced`
+   * tells which streams did).
+   */
   end(): void {
+    for (const cache of this.caches) cache.end();
     this.allSynced.resolve();
   }
 

@@ -63,11 +63,6 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
   const endpoint = watchEndpoint(options.url);
   const runs = caches.caches.map((cache) => follow(cache));
 
-  /** What went wrong, unless stop() was called: what a stop cut short (a refusal's body read) is no news. */
-  function report(cache: StreamCache, error: unknown): void {
-    if (!stopped.signal.aborted) cache.report(error);
-  }
-
   function watchUrl(stream: string): URL {
     const url = new URL(endpoint);
     url.searchParams.set("stream", stream);
@@ -97,7 +92,7 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
         });
       } catch (error) {
         // A gap was reported when found; anything else is news.
-        if (!(error instanceof Resume)) report(cache, error);
+        if (!(error instanceof Resume)) cache.report(error);
       }
       // Synced and up for longer than the longest backoff: a healthy connection, whose end (a restart) is retried
       // soon. One that ends as soon as it synced (a proxy that ends each stream at once) backs off as a failure does,
@@ -146,7 +141,7 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
         const body = (await leadingText(response.body, QUOTED_CHARS * 4)).slice(0, QUOTED_CHARS);
         const what = response.ok ? `${response.status} with ${type || "no content type"}, not an event stream` : "";
         const answer = `answered ${what || response.status}: ${body}`;
-        report(cache, new Error(`GET ${endpoint.pathname} ${answer}`));
+        cache.report(new Error(`GET ${endpoint.pathname} ${answer}`));
         return retryAfter || undefined;
       }
       // Events already read after a cut (a gap) must not move the position past the gap.
@@ -179,8 +174,7 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
    */
   function comeBackAfter(cache: StreamCache, retryMs: number | undefined): number | undefined {
     if (retryMs === undefined) return undefined;
-    report(
-      cache,
+    cache.report(
       new Error(`GET ${endpoint.pathname}: kubemeta ended the stream, asking to come back in ${retryMs} ms`),
     );
     return Math.min(retryMs, MAX_RETRY_AFTER_MS) || undefined;
@@ -208,8 +202,7 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
         return;
       case "OVERFLOW":
         // The server closes next and the reconnect resumes; a client that keeps falling behind is told why.
-        report(
-          cache,
+        cache.report(
           new Error(
             "kubemeta closed the stream: this client fell too far behind it " +
               "(OVERFLOW: its buffer for the stream filled); resuming",
@@ -229,8 +222,7 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
     }
     if (cache.isDuplicate(envelope)) return;
     if (!filtered && cache.revealsGap(envelope)) {
-      report(
-        cache,
+      cache.report(
         new Error(`missed updates of ${cache.stream} between ${cache.position} and ${envelope.prev}; resuming`),
       );
       cut(new Resume());
