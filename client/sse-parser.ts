@@ -22,12 +22,24 @@ export class SseParser {
   private data = "";
   private eventType = "";
   private idBuffer = "";
+  /** An `id` field came since the last dispatch. */
+  private sawId = false;
   private readonly onEvent: (event: SseEvent) => void;
   private readonly onComment: (text: string) => void;
+  private readonly onIdAlone: (id: string) => void;
 
-  constructor(onEvent: (event: SseEvent) => void, onComment: (text: string) => void = () => {}) {
+  /**
+   * `onIdAlone`: a message with an `id` and no data, which dispatches no event but moves the last event id (kubemeta
+   * sends one on a filtered stream whose latest updates were all filtered out).
+   */
+  constructor(
+    onEvent: (event: SseEvent) => void,
+    onComment: (text: string) => void = () => {},
+    onIdAlone: (id: string) => void = () => {},
+  ) {
     this.onEvent = onEvent;
     this.onComment = onComment;
+    this.onIdAlone = onIdAlone;
   }
 
   push(chunk: string): void {
@@ -62,14 +74,19 @@ export class SseParser {
     if (value.startsWith(" ")) value = value.slice(1);
     if (field === "event") this.eventType = value;
     else if (field === "data") this.data += `${value}\n`;
-    else if (field === "id" && !value.includes("\0")) this.idBuffer = value;
-    else if (field === "retry" && /^\d+$/.test(value)) this.retryMs = Number(value);
+    else if (field === "id" && !value.includes("\0")) {
+      this.idBuffer = value;
+      this.sawId = true;
+    } else if (field === "retry" && /^\d+$/.test(value)) this.retryMs = Number(value);
   }
 
   private dispatch(): void {
     this.lastEventId = this.idBuffer;
+    const sawId = this.sawId;
+    this.sawId = false;
     if (this.data === "") {
       this.eventType = "";
+      if (sawId) this.onIdAlone(this.lastEventId);
       return;
     }
     const event = { type: this.eventType || "message", data: this.data.slice(0, -1), lastEventId: this.lastEventId };

@@ -10,6 +10,7 @@
 import { leadingText } from "../protocol/leading-text.ts";
 import { Backoff, MAX_RETRY_AFTER_MS, parseRetryAfter, sleep } from "../protocol/retry.ts";
 import { parseOptions } from "./options.ts";
+import { parsePosition } from "../protocol/position.ts";
 import type { Envelope } from "../protocol/envelope.ts";
 import { StreamCaches, type StreamCache, type Subscription } from "./cache.ts";
 import { SseParser, type SseEvent } from "./sse-parser.ts";
@@ -145,7 +146,11 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
         return retryAfter || undefined;
       }
       // Events already read after a cut (a gap) must not move the position past the gap.
-      const parser = new SseParser((event) => connection.signal.aborted || handle(cache, event, onSynced, cut));
+      const parser = new SseParser(
+        (event) => connection.signal.aborted || handle(cache, event, onSynced, cut),
+        undefined,
+        (id) => connection.signal.aborted || progress(cache, id),
+      );
       const decoder = new TextDecoder();
       const body = response.body.getReader();
       try {
@@ -213,6 +218,17 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
         // Events of later versions.
         return;
     }
+  }
+
+  /**
+   * A filtered stream's updates since the last one it was sent were all of other kinds or namespaces: the position
+   * moves past them, so that a reconnect resumes from there rather than from behind retention, a reset. An unfiltered
+   * stream's position moves with its updates alone (past a gap it would skip the updates missed).
+   */
+  function progress(cache: StreamCache, id: string): void {
+    const position = parsePosition(id);
+    if (filtered && !cache.resetting && position && position.epoch === cache.epoch)
+      cache.advance(position.epoch, position.version);
   }
 
   function update(cache: StreamCache, envelope: Envelope, cut: (reason: unknown) => void): void {

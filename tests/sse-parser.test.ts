@@ -46,6 +46,18 @@ describe("SSE parser (WHATWG event stream interpretation)", () => {
     expect(parser.lastEventId).toBe("e:9");
   });
 
+  test("an id alone (no data) is told to onIdAlone; a blank line or a comment without an id is not", () => {
+    const ids: string[] = [];
+    const parser = new SseParser(
+      () => {},
+      () => {},
+      (id) => ids.push(id),
+    );
+    for (const chunk of ["id: e:5\ndata: a\n\n", ": heartbeat\n\n", "\n", "id: e:9\n\n", "id: e:12\n: x\n\n"])
+      parser.push(chunk);
+    expect(ids).toEqual(["e:9", "e:12"]);
+  });
+
   test(
     "one space after the colon is dropped, a field without colon has an empty value, " + "retry takes digits only",
     () => {

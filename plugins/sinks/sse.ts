@@ -118,7 +118,10 @@ export default defineSink({
       v.pipe(
         duration,
         v.minValue(10, "at least 10ms"),
-        v.description("A comment line this often keeps idle streams (and the proxies on their way) open."),
+        v.description(
+          "A comment line this often keeps idle streams (and the proxies on their way) open; a filtered stream is " +
+            "also told this often how far it read past updates it does not take (an id alone).",
+        ),
       ),
       "15s",
     ),
@@ -239,6 +242,7 @@ export default defineSink({
           tooSlow("subscriber too slow; closed with OVERFLOW", { stream });
         },
         stallMs: SNAPSHOT_STALL_HEARTBEATS * config.heartbeat,
+        progressMs: config.heartbeat,
         onStall: () => {
           overflows.inc();
           ctx.logger.warn("subscriber took nothing of its snapshot; closed, to free the store's read", { stream });

@@ -20,7 +20,17 @@ import { fromStore, readingStore, StoreReadFailed } from "../../../sdk/store-rea
 import type { Position } from "../../../protocol/position.ts";
 import type { ResetReason } from "../../../protocol/replay.ts";
 import type { SseChannel } from "./channel.ts";
-import { overflowEvent, resetEvent, snapshotEvents, syncedEvent, type Filter, type UpdateEvents } from "./wire.ts";
+import {
+  isFiltered,
+  matches,
+  overflowEvent,
+  progressLine,
+  resetEvent,
+  snapshotEvents,
+  syncedEvent,
+  type Filter,
+  type UpdateEvents,
+} from "./wire.ts";
 
 export interface Session {
   log: CommittedLog;
@@ -40,6 +50,8 @@ export interface Session {
   onLive(): void;
   /** How long a subscriber may take nothing while its snapshot is read before it is closed. */
   stallMs: number;
+  /** How often a filtered live stream is told the version its reading has passed (wire.ts, progressLine). */
+  progressMs: number;
   onReset(reason: string): void;
   onOverflow(): void;
   onStall(): void;
@@ -123,8 +135,11 @@ async function catchUp(session: Session, after: number): Promise<number> {
   return target;
 }
 
-/** The stream's updates after `after` through `target`, read from the log at the subscriber's pace. */
-async function readThrough(session: Session, after: number, target: number): Promise<void> {
+/**
+ * The stream's updates after `after` through `target`, read from the log at the subscriber's pace; resolves to the
+ * version read through.
+ */
+async function readThrough(session: Session, after: number, target: number): Promise<number> {
   const { log, stream, batchSize, filter } = session;
   let position = after;
   while (position < target && isOpen(session)) {
@@ -134,6 +149,7 @@ async function readThrough(session: Session, after: number, target: number): Pro
     position = updates[updates.length - 1]!.version;
     if (updates.length < batchSize) break;
   }
+  return position;
 }
 
 /**
@@ -166,18 +182,36 @@ async function reset(session: Session, cause: ResetCause): Promise<number> {
 async function live(session: Session, after: number): Promise<void> {
   const { log, stream, batchSize, filter, channel, signal, finish } = session;
   let position = after;
+  // Where the client's last event id is: behind `position` when the latest updates were all filtered out.
+  let told = after;
+  const progress = isFiltered(filter)
+    ? setInterval(() => {
+        if (position <= told || !channel.hasRoom()) return;
+        channel.write(progressLine(log.epoch, position));
+        told = position;
+      }, session.progressMs)
+    : undefined;
   session.onLive();
   const following = AbortSignal.any([signal, finish]);
-  for await (const batch of readingStore(log.follow({ stream, after, batchSize, signal: following }))) {
-    if (!channel.hasRoom()) {
-      channel.write(overflowEvent(log.epoch, stream, position));
-      channel.close();
-      session.onOverflow();
-      return;
+  try {
+    for await (const batch of readingStore(log.follow({ stream, after, batchSize, signal: following }))) {
+      if (!channel.hasRoom()) {
+        channel.write(overflowEvent(log.epoch, stream, position));
+        channel.close();
+        session.onOverflow();
+        return;
+      }
+      channel.write(session.events.encode(stream, batch, filter));
+      const last = batch[batch.length - 1]!;
+      position = last.version;
+      if (matches(filter, last)) told = position;
     }
-    channel.write(session.events.encode(stream, batch, filter));
-    position = batch[batch.length - 1]!.version;
+    // The sink stops (README, Lifecycle): what the stop committed last goes out before the stream ends, and a filtered
+    // stream's id goes as far, for the reconnect that follows.
+    if (!finish.aborted) return;
+    position = await readThrough(session, position, log.head());
+    if (progress && position > told) channel.write(progressLine(log.epoch, position));
+  } finally {
+    clearInterval(progress);
   }
-  // The sink stops (README, Lifecycle): what the stop committed last goes out before the stream ends.
-  if (finish.aborted) await readThrough(session, position, log.head());
 }

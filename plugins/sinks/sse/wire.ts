@@ -11,7 +11,12 @@
  *   not yet sent);
  * - SYNCED: `<epoch>:<version the state is consistent with>`;
  * - OVERFLOW (the last event to a subscriber too slow to keep up): `<epoch>:<version>` of
- *   the last update it was sent, where its reconnect picks up.
+ *   the last update it was sent, where its reconnect picks up;
+ * - an id alone (`progressLine`, no event: an EventSource only takes the id): on a filtered
+ *   stream, the version its live reading has passed, the updates since its last event's id
+ *   being of other kinds or namespaces. Without it, a filtered stream's id would stay at its
+ *   last matching update, which retention passes while others flow, and a reconnect (a
+ *   kubemeta restart) from there would be a reset although the client missed nothing.
  */
 import { formatPosition } from "../../../protocol/position.ts";
 import { envelopeJson, snapshotEnvelopeJson, type CurrentObject, type Update } from "../../../sdk/model.ts";
@@ -21,7 +26,11 @@ export interface Filter {
   namespace?: string;
 }
 
-function matches(filter: Filter, item: Pick<Update, "kind" | "namespace">): boolean {
+export function isFiltered(filter: Filter): boolean {
+  return filter.kinds !== undefined || filter.namespace !== undefined;
+}
+
+export function matches(filter: Filter, item: Pick<Update, "kind" | "namespace">): boolean {
   return (
     (!filter.kinds || filter.kinds.has(item.kind)) &&
     (filter.namespace === undefined || item.namespace === filter.namespace)
@@ -55,7 +64,7 @@ export class UpdateEvents {
 
   /** The matching updates of a batch, as the bytes of their events. */
   encode(stream: string, updates: Update[], filter: Filter): Uint8Array {
-    if (filter.kinds || filter.namespace !== undefined) return encoder.encode(this.format(stream, updates, filter));
+    if (isFiltered(filter)) return encoder.encode(this.format(stream, updates, filter));
     const key = `${updates[0]?.version}-${updates.at(-1)?.version}-${updates.length}`;
     const latest = this.latestBatch.get(stream);
     if (latest?.key === key) return latest.bytes;
@@ -116,6 +125,10 @@ export function overflowEvent(epoch: string, stream: string, version: number): s
     { epoch, stream, version, resume, reason: "subscriber too slow; reconnect with Last-Event-ID to resume" },
     resume,
   );
+}
+
+export function progressLine(epoch: string, version: number): string {
+  return `id: ${formatPosition(epoch, version)}\n\n`;
 }
 
 /** Sent first: Bun.serve sends no response headers before the first body byte. */
