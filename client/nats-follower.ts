@@ -128,7 +128,7 @@ export class Follower {
     try {
       envelope = msg.json<Envelope>();
     } catch (failure) {
-      this.cache.report(new Error(`unreadable message on ${msg.subject}`, { cause: failure }));
+      this.cache.report(new Error(`unreadable message on ${msg.subject}: ${String(failure)}`, { cause: failure }));
       return;
     }
     // Only an envelope of this stream may move the position: anything else published here is left out.

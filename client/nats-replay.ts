@@ -98,7 +98,10 @@ export function requestReplay(options: ReplayRequestOptions): Promise<void> {
     const onStop = () => finish(new Error("stopped"));
     const arm = () => {
       clearTimeout(timer);
-      timer = setTimeout(() => finish(new Error(`no replay chunk for ${silenceMs} ms; asking again`)), silenceMs);
+      timer = setTimeout(
+        () => finish(new Error(`no replay chunk on ${options.subject} for ${silenceMs} ms; asking again`)),
+        silenceMs,
+      );
     };
     const sub = nc.subscribe(inbox, {
       callback(error, msg) {
@@ -108,14 +111,16 @@ export function requestReplay(options: ReplayRequestOptions): Promise<void> {
           return finish(
             new Error(
               `no responders on ${options.subject}: no kubemeta answers it ` +
-                "(not connected to NATS yet, or publishing under another prefix)",
+                "(not connected to NATS yet, publishing under another prefix, or its NATS sink's replay.enabled false)",
             ),
           );
         let chunk: ReplayChunk;
         try {
           chunk = msg.json<ReplayChunk>();
         } catch (failure) {
-          return finish(new Error("unreadable replay chunk", { cause: failure }));
+          return finish(
+            new Error(`unreadable replay chunk on ${options.subject}: ${String(failure)}`, { cause: failure }),
+          );
         }
         if (typeof chunk?.error === "string") {
           const message = `replay refused: ${chunk.error}`;

@@ -46,7 +46,11 @@ test("options the server would refuse on every reconnect are refused at once, as
     [{ streams: ["bogus"] }, RangeError, /^streams\[0\]: "bogus" is not a stream/],
     [{ streams: ["all", "node/Bad_Name"] }, RangeError, /^streams\[1\]: "node\/Bad_Name" is not a stream/],
     [{ kinds: ["pods"] }, RangeError, /^kinds\[0\]: pods is not an API kind/],
-    [{ kinds: ["HttpRoute"] }, RangeError, /^kinds\[0\]: HttpRoute must be written HTTPRoute: a kind is case-sensitive/],
+    [
+      { kinds: ["HttpRoute"] },
+      RangeError,
+      /^kinds\[0\]: HttpRoute must be written HTTPRoute: a kind is case-sensitive/,
+    ],
     [{ kinds: "Pod" }, TypeError, /^kinds: a list/],
     // `kinds=` is a 400: no kinds is not all of them.
     [{ kinds: [] }, RangeError, /^kinds: give at least one/],
