@@ -8,6 +8,7 @@ import type { Logger } from "../sdk/telemetry.ts";
 import type { HostLog } from "../core/committed-log.ts";
 import { ALL } from "../protocol/streams.ts";
 import { sleep } from "../protocol/retry.ts";
+import { AHEAD_WAIT_MS } from "../sdk/resume.ts";
 
 /** Updates read from the store at a time while catching up. */
 const PAGE = 1_000;
@@ -74,8 +75,20 @@ export interface FollowOptions {
 export function followStore({ store, log, logger, intervalMs, onReplaced, failing }: FollowOptions): Follower {
   const stopped = new AbortController();
   let failure: Error | undefined = failing;
+  // The log's head tells a reader that its position is ahead of the store (a RESET) only if the store was read after
+  // the reader came: it waits AHEAD_WAIT_MS for the log to get there, so once no read begun in that long has
+  // succeeded, the log counts as behind the store. A read that hangs (a path that drops packets) fails only after
+  // store.timeout, and a RESET meanwhile would have a consumer moving from a replica further on drop its state.
+  let stale: ReturnType<typeof setTimeout> | undefined;
+  const readAt = (began: number) => {
+    clearTimeout(stale);
+    stale = setTimeout(() => log.setBehindStore(true), AHEAD_WAIT_MS - (performance.now() - began));
+    stale.unref();
+  };
+  readAt(performance.now());
   const running = (async () => {
     while (!stopped.signal.aborted) {
+      const began = performance.now();
       try {
         const position = await store.position();
         const { head, oldest, whole } = position;
@@ -87,6 +100,7 @@ export function followStore({ store, log, logger, intervalMs, onReplaced, failin
         if (failure) logger.info("following the store again", { head });
         failure = undefined;
         log.setBehindStore(false);
+        readAt(began);
       } catch (error) {
         if (isStoreReplaced(error)) {
           onReplaced(error as StoreReplacedError);
@@ -103,6 +117,7 @@ export function followStore({ store, log, logger, intervalMs, onReplaced, failin
     async stop() {
       stopped.abort();
       await running;
+      clearTimeout(stale);
       log.setBehindStore(false);
     },
     failure: () => failure,

@@ -3,7 +3,8 @@
  * renewed, its watches running) and no longer the store, which the standby still reaches. Once its commits have
  * failed for longer than the Lease's duration, it ends its term and gives the Lease back; the standby leads and
  * commits during the partition; the cut-off replica follows, unready while it cannot read the store, and catches up
- * once the path is back. Nothing committed is lost or written twice, and no consumer sees a RESET.
+ * once the path is back. Nothing committed is lost or written twice, and no consumer sees a RESET. A follower cut off
+ * the same way, its read of the store hanging, tells a consumer that comes with a position ahead of it to come back.
  */
 import { afterEach, expect, test } from "bun:test";
 import { startChurn } from "../simulator/population.ts";
@@ -11,6 +12,7 @@ import { waitFor } from "../testing/index.ts";
 import { cleanups, runCleanups } from "./faults-cluster.ts";
 import { LEASE_MS, TAKEOVER_MS, setupHa, type Replica } from "./ha-cluster.ts";
 import { consumeSse, expectConverged, expectNobodyContends } from "./ha-checks.ts";
+import { openSse } from "./sse-client.ts";
 
 afterEach(runCleanups);
 
@@ -119,3 +121,48 @@ test("a lone replica cut off from the store ends its term once, takes no Lease u
   await waitFor(() => env.matchesTruth(only.url), 10_000, "the replica to equal the API server");
   expect(await env.metric(only.url, "kubemeta_ha_terms_total")).toBe(2);
 }, 60_000);
+
+test("a follower whose reads of the store hang answers a position ahead of it with 'retry', not a RESET", async () => {
+  // The store's timeout (60 s) keeps the follower's read of the store waiting for the whole test.
+  const env = await setupHa({ replicas: 2, storePaths: true });
+  cleanups.push(env.destroy);
+  const leader = await env.start(0);
+  await env.leading(leader);
+  const follower = await env.start(1);
+  await env.ready(follower);
+  const served = async (replica: Replica) =>
+    (await (await fetch(`${replica.url}/v1/objects?kind=Namespace`)).json()) as { epoch: string; version: number };
+  const before = await served(leader);
+  await waitFor(async () => (await served(follower)).version === before.version, 10_000, "the follower to follow");
+
+  env.storePaths[1]!.partition();
+  for (let i = 0; i < 3; i++)
+    env.server.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: `moved-${i}` } });
+  const ahead = await waitFor(
+    async () => {
+      const now = await served(leader);
+      return now.version >= before.version + 3 ? now : undefined;
+    },
+    10_000,
+    "the leader to commit past the follower",
+  );
+  // A consumer of the leader moves to the follower with the position it holds: the follower cannot tell whether the
+  // store has it (its read hangs), so the consumer is to come back, as while the store is down, not to start over.
+  const position = `${ahead.epoch}:${ahead.version}`;
+  const watch = await openSse(follower.url, { stream: "all" }, { lastEventId: position });
+  cleanups.push(() => watch.close());
+  await watch.until(() => watch.isEnded || watch.events.length > 0, 10_000, "the stream's end or an event");
+  // The stream ends without an event (its `retry: 5000` has the EventSource come back with its Last-Event-ID).
+  expect(watch.events.map((event) => event.type)).toEqual([]);
+  expect(watch.isEnded).toBe(true);
+  const updates = await fetch(`${follower.url}/v1/updates?since=${position}`, { signal: AbortSignal.timeout(10_000) });
+  expect(updates.status).toBe(503);
+  expect(updates.headers.get("retry-after")).toBe("5");
+  expect(((await updates.json()) as { error: string }).error).toContain("cannot read the store");
+
+  // Once the path is back, the same position resumes there: no RESET, the next update is the one after it.
+  env.storePaths[1]!.heal();
+  await waitFor(async () => (await served(follower)).version >= ahead.version, 70_000, "the follower to catch up");
+  const resumed = await fetch(`${follower.url}/v1/updates?since=${position}`);
+  expect(resumed.status).toBe(200);
+}, 120_000);
