@@ -44,14 +44,15 @@ export function checkSameStore(log: HostLog, store: { epoch?: string; head: numb
 export interface Follower {
   /** Ends the polling (after the read in progress); safe twice. */
   stop(): Promise<void>;
-  /** Why the last poll failed, until one succeeds (for /readyz). */
+  /** Why the last poll failed, until one succeeds, or that a read has gone unanswered too long (for /readyz). */
   failure(): Error | undefined;
 }
 
-/** Appends to `log` what the store committed after its head, through `head`. */
-export async function catchUp(store: Store, log: HostLog, head: number): Promise<void> {
+/** Appends to `log` what the store committed after its head, through `head`; `answered` is told of each page. */
+export async function catchUp(store: Store, log: HostLog, head: number, answered = () => {}): Promise<void> {
   while (log.head() < head) {
     const updates = await store.readUpdates({ stream: ALL, after: log.head(), to: head, limit: PAGE });
+    answered();
     // Nothing left to read below `head` means retention pruned it meanwhile: the next poll starts past it.
     if (updates.length === 0) return;
     log.append(updates);
@@ -70,11 +71,23 @@ export interface FollowOptions {
    * rather than a readiness its first read (which a store that does not answer holds up to store.timeout) would deny.
    */
   failing?: Error;
+  /**
+   * How long a read may go unanswered before the replica counts as unable to read the store (the Lease's duration),
+   * as one that failed does: over a path that drops packets a read fails only after store.timeout, and meanwhile the
+   * replica would contend, win the Lease from a standby that reaches the store and hold it while it cannot write.
+   */
+  unansweredMs?: number;
 }
 
-export function followStore({ store, log, logger, intervalMs, onReplaced, failing }: FollowOptions): Follower {
+export function followStore(options: FollowOptions): Follower {
+  const { store, log, logger, intervalMs, onReplaced, failing, unansweredMs = Infinity } = options;
   const stopped = new AbortController();
   let failure: Error | undefined = failing;
+  /** Since when the read in progress has waited for the store's answer (undefined between polls). */
+  let waitingSince: number | undefined;
+  const answered = () => {
+    waitingSince = performance.now();
+  };
   // The log's head tells a reader that its position is ahead of the store (a RESET) only if the store was read after
   // the reader came: it waits AHEAD_WAIT_MS for the log to get there, so once no read begun in that long has
   // succeeded, the log counts as behind the store. A read that hangs (a path that drops packets) fails only after
@@ -89,12 +102,14 @@ export function followStore({ store, log, logger, intervalMs, onReplaced, failin
   const running = (async () => {
     while (!stopped.signal.aborted) {
       const began = performance.now();
+      waitingSince = began;
       try {
         const position = await store.position();
+        answered();
         const { head, oldest, whole } = position;
         checkSameStore(log, position);
         if (oldest > log.oldest()) log.setOldest(oldest, await store.horizons?.());
-        await catchUp(store, log, head);
+        await catchUp(store, log, head, answered);
         // The leader's first sync is over (its mark committed with, or after, its last update through `head`).
         if (whole) log.markWhole();
         if (failure) logger.info("following the store again", { head });
@@ -110,6 +125,7 @@ export function followStore({ store, log, logger, intervalMs, onReplaced, failin
         failure = error instanceof Error ? error : new Error(String(error));
         log.setBehindStore(true);
       }
+      waitingSince = undefined;
       await sleep(intervalMs, stopped.signal);
     }
   })();
@@ -120,6 +136,9 @@ export function followStore({ store, log, logger, intervalMs, onReplaced, failin
       clearTimeout(stale);
       log.setBehindStore(false);
     },
-    failure: () => failure,
+    failure() {
+      if (failure || waitingSince === undefined || performance.now() - waitingSince <= unansweredMs) return failure;
+      return new Error(`no answer from the store in ${unansweredMs} ms (ha.leaseDuration); its read goes on`);
+    },
   };
 }

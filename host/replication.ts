@@ -119,7 +119,15 @@ export function startReplication(options: ReplicationOptions): Replication {
     options.onReplaced(error);
   };
   const follow = (failing?: Error) =>
-    followStore({ store, log, logger, intervalMs: ha.followIntervalMs, onReplaced: replaced, failing });
+    followStore({
+      store,
+      log,
+      logger,
+      intervalMs: ha.followIntervalMs,
+      onReplaced: replaced,
+      failing,
+      unansweredMs: ha.leaseDurationMs,
+    });
   let follower: Follower | undefined = follow();
   let leader: LeaderTerm | undefined;
 

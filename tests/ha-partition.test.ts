@@ -166,3 +166,35 @@ test("a follower whose reads of the store hang answers a position ahead of it wi
   const resumed = await fetch(`${follower.url}/v1/updates?since=${position}`);
   expect(resumed.status).toBe(200);
 }, 120_000);
+
+test("a follower whose reads of the store hang stops contending: a standby that reaches the store leads", async () => {
+  // The store's timeout (60 s) keeps the cut-off follower's read waiting: it has failed nothing when the leader dies.
+  const env = await setupHa({ replicas: 3, storePaths: true });
+  cleanups.push(env.destroy);
+  const leader = await env.start(0);
+  await env.leading(leader);
+  const [cutOff, standby] = [await env.start(1), await env.start(2)];
+  for (const replica of [cutOff, standby]) await env.ready(replica);
+
+  env.storePaths[1]!.partition();
+  const unanswered = await waitFor(
+    async () => (await readiness(cutOff)).waiting.find((reason) => reason.includes("no answer from the store")),
+    LEASE_MS + 5_000,
+    "the cut-off follower to count its read unanswered",
+  );
+  expect(unanswered).toStartWith("store not readable: ");
+  await waitFor(
+    () => cutOff.out.lines("not contending for the Lease until the store can be read").length === 1,
+    5_000,
+    "the cut-off follower to stop contending",
+  );
+  // The leader dies: the Lease goes to the standby, not to the replica that would hold it for store.timeout while
+  // its term's first write waits for an answer.
+  leader.proc.kill("SIGKILL");
+  await env.leading(standby, TAKEOVER_MS);
+  expect(cutOff.out.lines("acquired the Lease; leading")).toEqual([]);
+
+  env.storePaths[1]!.heal();
+  await env.ready(cutOff, 10_000);
+  await waitFor(() => env.matchesTruth(cutOff.url), 10_000, "the cut-off follower to equal the API server");
+}, 60_000);
