@@ -7,12 +7,15 @@
  * the same way, its read of the store hanging, tells a consumer that comes with a position ahead of it to come back.
  */
 import { afterEach, expect, test } from "bun:test";
+import { connect } from "@nats-io/transport-node";
 import { startChurn } from "../simulator/population.ts";
 import { waitFor } from "../testing/index.ts";
 import { cleanups, runCleanups } from "./faults-cluster.ts";
 import { LEASE_MS, TAKEOVER_MS, setupHa, type Replica } from "./ha-cluster.ts";
 import { consumeSse, expectConverged, expectNobodyContends } from "./ha-checks.ts";
 import { openSse } from "./sse-client.ts";
+import { replay } from "./nats-consumer.ts";
+import { startNatsServer } from "./nats-server.ts";
 
 afterEach(runCleanups);
 
@@ -197,4 +200,51 @@ test("a follower whose reads of the store hang stops contending: a standby that 
   env.storePaths[1]!.heal();
   await env.ready(cutOff, 10_000);
   await waitFor(() => env.matchesTruth(cutOff.url), 10_000, "the cut-off follower to equal the API server");
+}, 60_000);
+
+test("NATS replay: a follower whose reads of the store hang tells a `to` past its head to ask again", async () => {
+  const nats = await startNatsServer();
+  cleanups.push(() => nats.destroy());
+  const env = await setupHa({
+    replicas: 2,
+    storePaths: true,
+    sinks: ["  - type: nats", `    servers: ["${nats.url}"]`],
+  });
+  cleanups.push(env.destroy);
+  const leader = await env.start(0);
+  await env.leading(leader);
+  const follower = await env.start(1);
+  await env.ready(follower);
+  const headOf = async (replica: Replica) =>
+    (await (await fetch(`${replica.url}/v1/objects?kind=Namespace`)).json()) as { epoch: string; version: number };
+  const { epoch, version } = await headOf(leader);
+  // The follower's log holds `version` (a position it has not read is waited for, then a 410).
+  expect((await fetch(`${follower.url}/v1/updates?since=${epoch}:${version}`)).status).toBe(200);
+
+  env.storePaths[1]!.partition();
+  for (let i = 0; i < 3; i++)
+    env.server.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: `gap-${i}` } });
+  await waitFor(async () => (await headOf(leader)).version >= version + 3, 10_000, "the leader to commit them");
+  const to = version + 3;
+  // The leader gone, the follower alone answers replays; its reads have hung for a Lease's duration by then.
+  leader.proc.kill("SIGKILL");
+  await waitFor(
+    async () => JSON.stringify(await (await fetch(`${follower.url}/readyz`)).json()).includes("no answer from the"),
+    LEASE_MS + 5_000,
+    "the follower to count its read unanswered",
+  );
+  const nc = await connect({ servers: nats.url });
+  cleanups.push(() => nc.close());
+  // A consumer's gap, `to` its `prev`: a reply that ends at this replica's head would be short of it, asked again and
+  // answered short again, until the requester takes the stream's state instead.
+  const chunks = await replay(
+    nc,
+    "kubemeta.faults.replay",
+    { stream: "all", from: `${epoch}:${version}`, to },
+    5_000,
+    1,
+  );
+  expect(chunks.map((chunk) => [chunk.updates.length, chunk.error, chunk.last])).toEqual([
+    [0, "this replica cannot read the store yet; ask again later", true],
+  ]);
 }, 60_000);

@@ -113,6 +113,10 @@ export function serveReplay(options: ResponderOptions): Responder {
 
   const content = new ReplayContent(log, count);
   const reasonFor = (request: ReplayRequest) => resetReason(log, request.stream, request.from);
+  // A `to` past the head of a replica behind a store it cannot read: a reply short of it would be asked again, and
+  // answered short again by this replica, until the requester gives up and takes the stream's state (a reset).
+  const shortOfStore = (request: ReplayRequest) =>
+    request.to !== undefined && request.to > log.head() && log.behindStore?.() === true;
 
   /** Sends each chunk to every reply subject: requesters answered together get the same chunks. */
   function writerFor(replies: string[]): ChunkWriter {
@@ -168,7 +172,7 @@ export function serveReplay(options: ResponderOptions): Responder {
       if (reason && !whole()) {
         count("unsynced");
         await writer.fail("the store's first sync is under way; ask again later");
-      } else if (comesBackLater(log, reason)) {
+      } else if (comesBackLater(log, reason) || (!reason && shortOfStore(request))) {
         // Its `from` may well be the store's (sdk/resume.ts, StoreUnreadableError): not a reason to start over.
         count("failed");
         await writer.fail("this replica cannot read the store yet; ask again later");
@@ -245,7 +249,7 @@ export function serveReplay(options: ResponderOptions): Responder {
     const { request } = pending;
     // A position this replica has yet to read (another replica further on gave it) is waited for a moment, outside
     // the slots: no request holds one while the log catches up. A `to` past the head is not: the reply ends at the
-    // head, and the requester asks again from there.
+    // head, and the requester asks again from there (told to ask again later, if this replica cannot read the store).
     if (sound(request) && reasonFor(request) === "ahead-of-log" && parked.size < MAX_PARKED) {
       const waited: Promise<void> = reachVersion(log, request.from!.version, stopped.signal)
         .catch(() => {})
