@@ -42,7 +42,8 @@ const OWN_HEADERS = /^(content-.*|host|connection|transfer-encoding|te|trailer|u
 
 /**
  * A filter's list of names, each one an object can have: one no object can (`pods`, `HttpRoute`, `Payments`) would
- * send nothing, and is refused with its `problem`. An empty one is said to be empty, as at every other key, and only so.
+ * send nothing, and is refused with its `problem`. An empty one is said to be empty, as at every other key, and only
+ * so.
  */
 const names = (problem: (name: string) => string | undefined, description: string) => {
   const name = v.pipe(
