@@ -62,7 +62,9 @@ export interface TestApiServer {
   writeKubeconfig(path: string, auth: "token" | "cert"): Promise<void>;
   /**
    * Serves a custom resource from now on, as installing its CRD does: discovery lists it (its group and version
-   * answer 404 before), LIST, WATCH and GET serve it, and create, update, patch and delete take its objects.
+   * answer 404 before), LIST, WATCH and GET serve it, and create, update, patch and delete take its objects. A watch
+   * from a resourceVersion before now gets 410 Gone, as from kube-apiserver's new watch cache for the CRD: after a
+   * CRD deleted and created again, none resumes across the two.
    */
   installResource(spec: CustomResourceSpec): void;
   /** Deletes every object of an installed custom resource (DELETED events), ends its watches, stops serving it. */
@@ -158,7 +160,7 @@ export async function startTestApiServer(options: TestApiServerOptions = {}): Pr
     clientKeyPem: pki?.clientKeyPem ?? "",
     kubeconfig,
     writeKubeconfig: (path, auth) => writeFile(path, kubeconfig(auth), { mode: 0o600 }),
-    installResource: (spec) => resources.install(spec),
+    installResource: (spec) => core.installResource(spec),
     uninstallResource: (group, version, resource) => core.uninstallResource(group, version, resource),
     create: (obj) => store.create(obj),
     update: (obj) => store.update(obj),

@@ -59,8 +59,8 @@ function apiGroup(name: string, versions: string[]): object {
 export class ServedResources {
   private readonly types: ResourceType[] = [...RESOURCE_TYPES];
 
-  /** Serves a custom resource from now on, as kube-apiserver does once its CRD is established. */
-  install(spec: CustomResourceSpec): void {
+  /** Serves a custom resource from now on, as kube-apiserver does once its CRD is established; returns it. */
+  install(spec: CustomResourceSpec): ResourceType {
     if (this.atPath(apiVersionOf(spec), spec.resource)) {
       throw new Error(`${apiVersionOf(spec)}/${spec.resource} is already served`);
     }
@@ -77,6 +77,7 @@ export class ServedResources {
       custom: true,
     };
     this.types.push(type);
+    return type;
   }
 
   /** Stops serving a custom resource, as when its CRD is deleted; returns it. */

@@ -21,7 +21,7 @@ import { acceptsGzip, kubeHeaders, sendJson, sendStatus } from "./http.ts";
 import { ListSnapshots, serveList } from "./list.ts";
 import { parseListOptions, parseResourceVersion, validateListOptions, type ListOptions } from "./options.ts";
 import type { ResourceType } from "./resource-types.ts";
-import { ServedResources } from "./resources.ts";
+import { ServedResources, type CustomResourceSpec } from "./resources.ts";
 import { route } from "./routes.ts";
 import { parseFieldSelector, parseLabelSelector, SelectorError } from "./selectors.ts";
 import {
@@ -121,6 +121,11 @@ export class ApiServerCore {
   stallWatches(stalled: boolean): void {
     this.stalled = stalled;
     if (!stalled) for (const watch of this.watches.keys()) watch.resume();
+  }
+
+  /** Serves a custom resource from now on, like installing its CRD: watches from before now get 410 (store.ts). */
+  installResource(spec: CustomResourceSpec): void {
+    this.store.serveFrom(this.resources.install(spec));
   }
 
   /** Deletes every object of the resource, ends its watches, and stops serving it, like deleting its CRD. */
@@ -295,7 +300,7 @@ export class ApiServerCore {
     } else if (requested !== undefined) {
       const events = this.store.eventsAfter(type, requested);
       if (events === "too-old") {
-        this.sendErrorEvent(res, watchTooOld(requested, this.store.oldestServed()));
+        this.sendErrorEvent(res, watchTooOld(requested, this.store.oldestServed(type)));
         return;
       }
       if (events === "too-large") {

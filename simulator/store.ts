@@ -109,6 +109,8 @@ export class ObjectStore {
   private historyHead = 0;
   /** Every event with rv > historyStart is in `history`. */
   private historyStart = 0;
+  /** The resourceVersion at which each custom resource installed at run time began to be served (serveFrom). */
+  private readonly servedFrom = new Map<ResourceType, number>();
 
   constructor(
     private readonly capacity: number,
@@ -256,7 +258,7 @@ export class ObjectStore {
   /** Events of `type` after `rv`, "too-old" when history no longer covers it, "too-large" when it is in the future. */
   eventsAfter(type: ResourceType, rv: number): StoredEvent[] | "too-old" | "too-large" {
     if (rv > this.rv) return "too-large";
-    if (rv < this.historyStart) return "too-old";
+    if (rv < this.oldestServed(type)) return "too-old";
     const events: StoredEvent[] = [];
     const size = this.history.length;
     for (let i = 0; i < size; i++) {
@@ -266,9 +268,18 @@ export class ObjectStore {
     return events;
   }
 
-  /** The resourceVersion a 410 names as the oldest one still served. */
-  oldestServed(): number {
-    return this.historyStart;
+  /** The resourceVersion a 410 names as the oldest one still served (of `type`, when given). */
+  oldestServed(type?: ResourceType): number {
+    return Math.max(this.historyStart, (type && this.servedFrom.get(type)) ?? 0);
+  }
+
+  /**
+   * A custom resource is served from now on. kube-apiserver's watch cache of a new CRD starts with a list at the
+   * current resourceVersion: a watch from an older one gets 410, even where etcd's history still holds it (a CRD of
+   * that name deleted a moment ago, whose objects' DELETED are no watch of the new one's to send).
+   */
+  serveFrom(type: ResourceType): void {
+    this.servedFrom.set(type, this.rv);
   }
 
   /** Forgets the history, like an etcd compaction: watches from any older resourceVersion get 410. */

@@ -127,6 +127,33 @@ describe("custom resources", () => {
     expect((await apiFetch(crs, `/apis/${FOOBARS.group}`)).status).toBe(404);
   });
 
+  test("installed again: a watch from before the install gets 410 Gone, as from a new CRD's watch cache", async () => {
+    const object = (name: string) => ({
+      apiVersion: `${FOOBARS.group}/v1`,
+      kind: "FooBar",
+      metadata: { name, namespace: "default" },
+    });
+    crs.installResource(FOOBARS);
+    crs.create(object("before"));
+    const resumePoint = crs.resourceVersion();
+    crs.uninstallResource(FOOBARS.group, "v1", "foobars");
+    crs.installResource(FOOBARS);
+    const installed = crs.resourceVersion();
+    crs.create(object("after"));
+    // etcd's history still holds the DELETED of `before`, but no watch of the new CRD serves it.
+    const stale = await WatchReader.open(crs, `${GROUP_VERSION}/foobars?watch=1&resourceVersion=${resumePoint}`);
+    expect(await stale.rest()).toMatchObject([
+      {
+        type: "ERROR",
+        object: { code: 410, reason: "Expired", message: `too old resource version: ${resumePoint} (${installed})` },
+      },
+    ]);
+    const fresh = await WatchReader.open(crs, `${GROUP_VERSION}/foobars?watch=1&resourceVersion=${installed}`);
+    expect((await fresh.next())!).toMatchObject({ type: "ADDED", object: { metadata: { name: "after" } } });
+    await fresh.close();
+    crs.uninstallResource(FOOBARS.group, "v1", "foobars");
+  });
+
   test(
     "ingresses, horizontalpodautoscalers and persistentvolumeclaims are served in their groups; " +
       "the Gateway API only once installed",

@@ -125,3 +125,28 @@ test(
     }),
   20_000,
 );
+
+test(
+  "deleted and created again while kubemeta was down: no watch resumes across the two (410 Gone), and the relist " +
+    "deletes the objects that went with the old CRD",
+  () =>
+    withStoredFooBars(async (server, start, head) => {
+      server.uninstallResource(GROUP, "v1", "foobars");
+      server.installResource(FOOBARS);
+      server.create(fooBar("fb1", "value2")); // the same name, a new uid
+      server.create(fooBar("fb3"));
+      const host = await start();
+      await ready(host);
+      await waitFor(async () => (await storedNames(host, "FooBar")).join() === "fb1,fb3", 5000, "the new FooBars");
+      expect((await updatesAfter(host, head)).sort()).toEqual([
+        "ADDED FooBar fb1",
+        "ADDED FooBar fb3",
+        "DELETED FooBar fb1",
+        "DELETED FooBar fb2",
+      ]);
+      expect(host.host.metrics.render()).toContain(
+        'kubemeta_source_watch_restarts_total{reason="expired",resource="foobars"} 1',
+      );
+    }),
+  20_000,
+);
