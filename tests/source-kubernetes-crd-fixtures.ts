@@ -87,18 +87,21 @@ export const ready = (host: TestHost) => waitFor(async () => (await readiness(ho
 
 /**
  * A test API server serving the FooBars fb1 and fb2, and `start`, which starts kubemeta on one store watching
- * `resources`. Every kubemeta is stopped and the store removed at the end.
+ * `resources` (and the source's other keys given). Every kubemeta is stopped and the store removed at the end.
  */
 export function withFooBarHosts(
-  body: (server: TestApiServer, start: (resources: string[]) => Promise<TestHost>) => Promise<void>,
+  body: (
+    server: TestApiServer,
+    start: (resources: string[], keys?: Record<string, unknown>) => Promise<TestHost>,
+  ) => Promise<void>,
 ): Promise<void> {
   return withServer(async (server, source) => {
     server.installResource(FOOBARS);
     for (const name of ["fb1", "fb2"]) server.create(fooBar(name));
     const dir = await tempDir();
     const hosts: TestHost[] = [];
-    const start = async (resources: string[]) => {
-      const host = await startTestHost({ dir, extra: { sources: [source(resources)] } });
+    const start = async (resources: string[], keys: Record<string, unknown> = {}) => {
+      const host = await startTestHost({ dir, extra: { sources: [{ ...source(resources), ...keys }] } });
       hosts.push(host);
       return host;
     };

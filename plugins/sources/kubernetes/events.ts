@@ -14,7 +14,8 @@ export type ParsedEvent =
   | { type: ChangeType; object: KubeObject; change?: undefined }
   | { type: ChangeType; change: PreparedChange; object?: undefined }
   | { type: "BOOKMARK" | "ERROR"; object: KubeObject }
-  | { type: "invalid"; message: string };
+  /** `otherKind`: the line's object is of another kind than the watch's (see KindChanged, watch.ts). */
+  | { type: "invalid"; message: string; otherKind?: string };
 
 /** What a line's object is missing as a list item would (watch events of some servers too). */
 export interface LineKind {
@@ -39,7 +40,11 @@ function parseWatchLine(line: string, lineKind: LineKind, prepare?: (raw: KubeOb
     // Another resource's object (a broken proxy's): not this watch's to deliver. A kind that is no name at all is the
     // core's to refuse, counted with the other malformed objects.
     if (typeof object.kind === "string" && object.kind !== "" && object.kind !== lineKind.kind)
-      return { type: "invalid", message: `an object of kind ${object.kind} on a watch of ${lineKind.kind}` };
+      return {
+        type: "invalid",
+        message: `an object of kind ${object.kind} on a watch of ${lineKind.kind}`,
+        otherKind: object.kind,
+      };
     object.kind ??= lineKind.kind;
     object.apiVersion ??= lineKind.apiVersion;
     const changeType = type as ChangeType;

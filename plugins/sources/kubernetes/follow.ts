@@ -68,7 +68,7 @@ export async function follow(
       continue;
     }
     const reflector = new Reflector(
-      { ...watching, type, key },
+      { ...watching, type, key, discovered: ref.type === undefined },
       {
         changes,
         requester,

@@ -11,7 +11,7 @@ import { ApiError, errorText } from "../../../kube/status.ts";
 import { retryDelay, unlessStopped, type Requester } from "./request.ts";
 import { apiVersionOf, collectionPath, selectorParams, type ResourceType, type Scope } from "./resources.ts";
 import type { SourceMetrics } from "./telemetry.ts";
-import { consumeWatch, StreamingListIgnored, type WatchResult } from "./watch.ts";
+import { consumeWatch, KindChanged, StreamingListIgnored, type WatchResult } from "./watch.ts";
 import type { ParseThreads } from "./parse-threads.ts";
 import { explained, type RetryLog, retryLog } from "./readiness.ts";
 
@@ -26,6 +26,12 @@ export interface ReflectorConfig {
   streamingList: StreamingListMode;
   watchTimeoutMs: number;
   backoff: { initialMs: number; maxMs: number };
+  /**
+   * Whether `type` is what discovery said (a resource given as group/version/resource): its kind can change (a CRD
+   * re-created with another), so an object of another kind ends the run for discovery to be asked again. A built-in's
+   * cannot: such an object is a bad line, and the watch is retried where it was.
+   */
+  discovered?: boolean;
 }
 
 export interface ReflectorDeps {
@@ -82,7 +88,8 @@ export class Reflector {
 
   /**
    * Runs until the signal aborts ("stopped"), or until the API server answers 404 ("gone": it no longer serves the
-   * resource, e.g. its CRD was deleted; retrying would only repeat the 404). Never throws.
+   * resource, e.g. its CRD was deleted; retrying would only repeat the 404) or, for a `discovered` resource, sends an
+   * object of another kind ("gone" too: it serves the resource with another kind now). Never throws.
    */
   async run(signal: AbortSignal): Promise<"stopped" | "gone"> {
     while (!signal.aborted) {
@@ -97,6 +104,14 @@ export class Reflector {
         if (err instanceof ApiError && err.code === 404) {
           this.restarted("gone");
           this.logger.warn("the API server no longer serves the resource", { detail: err.message });
+          return "gone";
+        }
+        if (err instanceof KindChanged && this.config.discovered) {
+          this.restarted("kind-changed");
+          this.failed(err);
+          this.logger.warn("the API server sent an object of another kind; asking discovery again", {
+            detail: err.message,
+          });
           return "gone";
         }
         await this.recover(explained(err, this.config.scope), signal);
@@ -192,7 +207,11 @@ export class Reflector {
           const items = page.items ?? [];
           metrics.events.inc({ resource: type.resource, type: "ADDED" }, items.length);
           for (const item of items) {
-            // List items carry no kind or apiVersion; the core needs them.
+            // A custom resource's items carry their kind, which is not the resource's any more after its CRD was
+            // re-created with another: stamped with the old one, they would be published as objects of that kind.
+            if (typeof item.kind === "string" && item.kind !== "" && item.kind !== type.kind)
+              throw new KindChanged(`an object of kind ${item.kind} in a list of ${type.kind}`);
+            // A built-in's list items carry no kind or apiVersion; the core needs them.
             item.kind = type.kind;
             item.apiVersion = apiVersion;
             const pending = changes.apply(key, "ADDED", item);

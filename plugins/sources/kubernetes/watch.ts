@@ -25,6 +25,18 @@ export class StreamingListIgnored extends Error {
   }
 }
 
+/**
+ * The API server sent an object of another kind than the resource's: a custom resource whose CRD was re-created with
+ * another kind while no watch was open (or a proxy that mixes resources up). Retrying the same watch would get the
+ * same object again, for good: what the resource's kind is now is discovery's to tell (follow.ts).
+ */
+export class KindChanged extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "KindChanged";
+  }
+}
+
 const INITIAL_EVENTS_END = "k8s.io/initial-events-end";
 /**
  * How long applying a run of events holds the event loop before /healthz, readers and the commits' replies get a turn:
@@ -125,7 +137,8 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
   }
 
   function handle(event: ParsedEvent): void | Promise<void> {
-    if (event.type === "invalid") throw new Error(event.message);
+    if (event.type === "invalid")
+      throw event.otherKind === undefined ? new Error(event.message) : new KindChanged(event.message);
     counts.set(event.type, (counts.get(event.type) ?? 0) + 1);
     switch (event.type) {
       case "BOOKMARK":
