@@ -22,12 +22,19 @@ export class ApiError extends Error {
   }
 
   /**
-   * Our resourceVersion is one the server cannot serve: older than its history (410
-   * Gone), or newer than anything it has seen (the store was restored, or holds another
-   * cluster's versions). Either way only a relist helps, as in client-go's reflector.
+   * Our resourceVersion is older than the server's history (410 Gone). client-go reads the reason first (`Expired`,
+   * `Gone`): a watch ERROR's Status without a code says so by its reason alone.
+   */
+  get expired(): boolean {
+    return this.code === 410 || this.reason === "Expired" || this.reason === "Gone";
+  }
+
+  /**
+   * Our resourceVersion is one the server cannot serve: expired, or newer than anything it has seen (the store was
+   * restored, or holds another cluster's versions). Either way only a relist helps, as in client-go's reflector.
    */
   get needsRelist(): boolean {
-    return this.code === 410 || this.causes.includes("ResourceVersionTooLarge");
+    return this.expired || this.causes.includes("ResourceVersionTooLarge");
   }
 }
 

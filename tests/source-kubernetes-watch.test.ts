@@ -69,6 +69,7 @@ function reflect(api: ScriptedApi, streamingList: StreamingListMode, sink = new 
   const type = resourceType("pods");
   let synced = 0;
   sink.claimKind("pods", type.kind); // as follow() does before it starts a reflector
+  const metrics = createMetrics();
   const reflector = new Reflector(
     {
       type,
@@ -82,7 +83,7 @@ function reflect(api: ScriptedApi, streamingList: StreamingListMode, sink = new 
     {
       changes: sink,
       requester: api,
-      metrics: sourceMetrics(createMetrics()),
+      metrics: sourceMetrics(metrics),
       logger: silentLogger,
       onSynced: () => synced++,
     },
@@ -91,6 +92,7 @@ function reflect(api: ScriptedApi, streamingList: StreamingListMode, sink = new 
   const running = reflector.run(controller.signal);
   return {
     sink,
+    metrics,
     synced: () => synced,
     async stop() {
       controller.abort();
@@ -207,6 +209,36 @@ describe("watch framing", () => {
       await run.stop();
     }
   });
+
+  for (const reason of ["Expired", "Gone"])
+    test(`an ERROR whose Status says ${reason} without a code relists, as client-go does on the reason`, async () => {
+      const expired = line("ERROR", {
+        kind: "Status",
+        apiVersion: "v1",
+        status: "Failure",
+        reason,
+        message: "too old resource version: 4 (9)",
+        metadata: {},
+      } as KubeObject);
+      const api = new ScriptedApi((path, index) =>
+        index === 0
+          ? { chunks: [line("ADDED", pod("a", "3")), bookmark("4", true)] }
+          : isStreamingList(path)
+            ? { chunks: [line("ADDED", pod("a", "3")), bookmark("9", true)], thenHang: true }
+            : { chunks: [expired] },
+      );
+      const run = reflect(api, "auto");
+      try {
+        await until(() => api.watches.length >= 3, "a watch after the ERROR");
+        expect(resumesFrom("4")(api.watches[1]!)).toBe(true);
+        expect(isStreamingList(api.watches[2]!)).toBe(true);
+        expect(run.metrics.render()).toContain(
+          'kubemeta_source_watch_restarts_total{reason="expired",resource="pods"} 1',
+        );
+      } finally {
+        await run.stop();
+      }
+    });
 
   test("a watch that ends at once with nothing in it is retried with backoff, not in a hot loop", async () => {
     const api = new ScriptedApi((path) =>

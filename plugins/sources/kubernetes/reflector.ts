@@ -285,7 +285,7 @@ export class Reflector {
         delayMs,
       });
       this.resourceVersion = undefined;
-      this.restarted(err.code === 410 ? "expired" : "too-large");
+      this.restarted(err.expired ? "expired" : "too-large");
       await sleep(delayMs, signal);
       return;
     }
