@@ -29,6 +29,8 @@ export interface ResourceType {
    * no body.
    */
   custom?: boolean;
+  /** The verbs discovery lists, where they are not the usual ones (resources.ts, CustomResourceSpec.verbs). */
+  verbs?: string[];
 }
 
 const POD_TEMPLATE_ZERO = `"template":{"metadata":{},"spec":{"containers":null}}`;

@@ -16,6 +16,11 @@ export interface CustomResourceSpec {
   /** Default: the kind in lower case. */
   singular?: string;
   shortNames?: string[];
+  /**
+   * What discovery lists it with; default: a CRD's verbs. An aggregated API serves fewer (metrics.k8s.io's pods: get
+   * and list, no watch).
+   */
+  verbs?: string[];
 }
 
 /** The Gateway API's standard channel, a CRD bundle that no API server serves until it is installed. */
@@ -75,6 +80,7 @@ export class ServedResources {
       bookmarkBody: "",
       fieldLabels: [],
       custom: true,
+      ...(spec.verbs ? { verbs: spec.verbs } : {}),
     };
     this.types.push(type);
     return type;
@@ -155,7 +161,7 @@ export class ServedResources {
           singularName: type.singular,
           namespaced: type.namespaced,
           kind: type.kind,
-          verbs: type.custom ? CUSTOM_VERBS : type.namespaced ? VERBS : CLUSTER_VERBS,
+          verbs: type.verbs ?? (type.custom ? CUSTOM_VERBS : type.namespaced ? VERBS : CLUSTER_VERBS),
           ...(type.shortNames.length > 0 ? { shortNames: type.shortNames } : {}),
           storageVersionHash: storageVersionHash(type),
         };

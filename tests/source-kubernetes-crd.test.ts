@@ -95,6 +95,20 @@ describe("the source alone", () => {
       expect(inSync(sink, server, "FooBar")).toBe(true);
     }));
 
+  test("a resource served without list and watch (an aggregated API's) is waited for, /readyz saying so", () =>
+    withCluster(async ({ server, start }) => {
+      const metrics = { group: "metrics.k8s.io", version: "v1beta1", resource: "pods", kind: "PodMetrics" };
+      server.installResource({ ...metrics, namespaced: true, verbs: ["get", "list"] });
+      const sink = new RecordingSink();
+      const running = await start(sink, { resources: ["metrics.k8s.io/v1beta1/pods"], ...FAST_DISCOVERY });
+      await until(
+        () => running.waiting() === "waiting for metrics.k8s.io/v1beta1/pods (served without list and watch)",
+        "the source to wait, saying why",
+      );
+      expect(server.requests()).not.toHaveProperty("watch pods");
+      expect(sink.events).toEqual([]);
+    }));
+
   test("its CRD deleted while watched: back to waiting (not an error loop), and picked up when installed again", () =>
     withCluster(async ({ server, start }) => {
       server.installResource(FOOBARS);
