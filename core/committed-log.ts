@@ -40,6 +40,8 @@ export interface HostLog extends CommittedLog {
   markWhole(): void;
   /** A follower that cannot read the store says so, and says when it can again (CommittedLog.behindStore). */
   setBehindStore(behind: boolean): void;
+  /** This process serves the store no more, for `reason` (CommittedLog.retired); safe twice. */
+  retire(reason: Error): void;
 }
 
 interface Scan {
@@ -132,6 +134,7 @@ export function createLog(options: LogOptions): HostLog {
   }
 
   let behindStore = false;
+  const retired = new AbortController();
 
   function moveOldest(value: number): void {
     oldest = value;
@@ -163,6 +166,10 @@ export function createLog(options: LogOptions): HostLog {
     behindStore: () => behindStore,
     setBehindStore(behind) {
       behindStore = behind;
+    },
+    retired: retired.signal,
+    retire(reason) {
+      if (!retired.signal.aborted) retired.abort(reason);
     },
     append(updates) {
       if (updates.length === 0) return;

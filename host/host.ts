@@ -205,6 +205,8 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
       return fail("stopping: the store was replaced under this process", error as Error);
     }
     logger.error("another kubemeta writes to this store; this one stopped its sources, not ready until restarted");
+    // Its log moves no further: a stream open here would never move again, a reader answered from it fall behind.
+    log.retire(new Error("another kubemeta writes this store"));
   }
 
   return {

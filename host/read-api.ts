@@ -35,7 +35,13 @@ import {
 import { envelopeJson, jsonText, stringifyWithRaw, type CurrentObject } from "../sdk/model.ts";
 import { formatPosition } from "../protocol/position.ts";
 import type { ResetReason } from "../protocol/replay.ts";
-import { checkResumePoint, isStoreUnreadable, STORE_UNREADABLE_RETRY_MS, wholeYet } from "../sdk/resume.ts";
+import {
+  checkResumePoint,
+  isStoreUnreadable,
+  retiredReason,
+  STORE_UNREADABLE_RETRY_MS,
+  wholeYet,
+} from "../sdk/resume.ts";
 
 /** A 503 the reader outlasts by asking again after Retry-After. */
 function retryLater(c: Context, error: string): Response {
@@ -181,6 +187,9 @@ export function mountApi(
   app.get("/v1/objects", async (c) => {
     const query = parseQuery(c, objectsQuery);
     if (!query.ok) return query.response;
+    // The store's state is read from the store, but its version is one this process's streams would never get to.
+    const retired = retiredReason(log);
+    if (retired) return retryLater(c, retired);
     // A client that reconciles its view with a partial state (after a new epoch) would drop what is not listed yet.
     if (!whole()) return retryLater(c, "the store's first sync is under way; ask again later");
     const { kind, namespace, node, stream } = query.value;
@@ -205,6 +214,9 @@ export function mountApi(
     const query = parseQuery(c, updatesQuery);
     if (!query.ok) return query.response;
     const { stream, since, limit } = query.value;
+    // A page that ends at this log's head would tell its client it has all there is (`more: false`).
+    const retired = retiredReason(log);
+    if (retired) return retryLater(c, retired);
     // `oldest`: of the log, or of the stream when retention removed its updates after `since` (its horizon + 1).
     const gone = (reason: string, oldest = log.oldest()) =>
       c.json(

@@ -259,6 +259,12 @@ export interface CommittedLog {
    * store has, so a position ahead of it is no reason for a reader to start over (sdk/resume.ts). Absent: never.
    */
   behindStore?(): boolean;
+  /**
+   * Aborts, its reason an Error saying why, once this process serves the store no more: without `ha`, another kubemeta
+   * took the store over (fencing this one out), and this log moves no further until a restart. Readers are told to
+   * come back later (sdk/resume.ts, retiredReason), to reach a replica that serves it. Absent: never.
+   */
+  retired?: AbortSignal;
 }
 
 export interface SinkContext extends PluginContext {

@@ -17,13 +17,25 @@ import type { ResetReason } from "../protocol/replay.ts";
 /**
  * Thrown by checkResumePoint for a position ahead of this replica's log while the replica cannot read the store it
  * follows (CommittedLog.behindStore): the position may well be the store's, so its reader comes back later rather
- * than start over (and lose its cache) while the store is down.
+ * than start over (and lose its cache) while the store is down. Thrown for any position once this process serves
+ * the store no more (CommittedLog.retired): its reader comes back, to a replica that does.
  */
 export class StoreUnreadableError extends Error {
-  constructor(version: number, head: number) {
-    super(`this replica cannot read the store: position ${version} is ahead of its log (head ${head}); retry`);
+  constructor(message: string) {
+    super(message);
     this.name = "StoreUnreadableError";
   }
+}
+
+/**
+ * What a reader of a log that serves the store no more (CommittedLog.retired) is told, ending in `ask again later` as
+ * every answer a reader outlasts by asking again does; undefined while it serves it.
+ */
+export function retiredReason(log: CommittedLog): string | undefined {
+  if (!log.retired?.aborted) return undefined;
+  const reason: unknown = log.retired.reason;
+  const why = reason instanceof Error ? reason.message : String(reason);
+  return `this kubemeta serves this store no more: ${why}; ask again later`;
 }
 
 /** When a reader told so (SSE `retry`, HTTP `Retry-After`) asks again. */
@@ -41,11 +53,16 @@ export function comesBackLater(log: CommittedLog, reason: ResetReason | undefine
 /** How long a reader waits for the log to reach a resume point ahead of its head: several follow polls. */
 export const AHEAD_WAIT_MS = 2_000;
 
-/** Resolves true once the log's head reaches `version`; false after AHEAD_WAIT_MS, or when `signal` aborts. */
+/**
+ * Resolves true once the log's head reaches `version`; false after AHEAD_WAIT_MS, or when `signal` aborts or the log
+ * serves the store no more (it would not get there).
+ */
 export async function reachVersion(log: CommittedLog, version: number, signal?: AbortSignal): Promise<boolean> {
   if (log.head() >= version) return true;
-  const timeout = AbortSignal.timeout(AHEAD_WAIT_MS);
-  const give = signal ? AbortSignal.any([signal, timeout]) : timeout;
+  const give = AbortSignal.any([
+    AbortSignal.timeout(AHEAD_WAIT_MS),
+    ...[signal, log.retired].filter((s) => s !== undefined),
+  ]);
   for await (const _ of log.follow({ stream: ALL, after: log.head(), signal: give }))
     if (log.head() >= version) return true;
   return log.head() >= version;
@@ -68,7 +85,8 @@ export function resetReason(log: CommittedLog, stream: string, from: Position | 
 /**
  * resetReason once the log has had AHEAD_WAIT_MS to reach a `from` of its epoch that is ahead of it (less if
  * `signal` aborts). A reader behind retention is told to the log, which logs and counts it (noteBehindRetention).
- * Throws StoreUnreadableError instead of "ahead-of-log" while the log is behind a store it cannot read.
+ * Throws StoreUnreadableError instead of "ahead-of-log" while the log is behind a store it cannot read, and instead of
+ * any answer once it serves the store no more.
  */
 export async function checkResumePoint(
   log: CommittedLog,
@@ -77,8 +95,13 @@ export async function checkResumePoint(
   signal?: AbortSignal,
 ): Promise<ResetReason | undefined> {
   if (from?.epoch === log.epoch) await reachVersion(log, from.version, signal);
+  const retired = retiredReason(log);
+  if (retired) throw new StoreUnreadableError(retired);
   const reason = resetReason(log, stream, from);
-  if (comesBackLater(log, reason)) throw new StoreUnreadableError(from!.version, log.head());
+  if (comesBackLater(log, reason)) {
+    const ahead = `position ${from!.version} is ahead of its log (head ${log.head()})`;
+    throw new StoreUnreadableError(`this replica cannot read the store: ${ahead}; retry`);
+  }
   if (reason === "behind-retention") await noteBehindRetention(log, stream, from!.version);
   return reason;
 }

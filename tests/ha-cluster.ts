@@ -41,6 +41,8 @@ export interface HaOptions {
   storePaths?: boolean;
   /** The store's `timeout` (default the store's). */
   storeTimeout?: string;
+  /** Replicas run with `ha.enabled: false`: a kubemeta of one replica that writes the store as well. */
+  withoutHa?: number[];
 }
 
 /**
@@ -91,7 +93,7 @@ export async function setupHa(options: HaOptions) {
           `http: { address: 127.0.0.1, port: ${port} }`,
           `store: { type: libsql, url: "${storeUrl(i)}", authToken: ${STORE_TOKEN}${storeTimeout} }`,
           "ha:",
-          "  enabled: true",
+          `  enabled: ${!options.withoutHa?.includes(i)}`,
           "  lease: { name: kubemeta, namespace: default }",
           `  identity: replica-${i}`,
           `  kubeconfig: ${kubeconfig}`,

@@ -9,7 +9,14 @@
 import type { Msg, NatsConnection } from "@nats-io/transport-node";
 import type { CommittedLog } from "../../../sdk/contract.ts";
 import { type Counter, type Gauge, type Logger, rateLimitedWarn } from "../../../sdk/telemetry.ts";
-import { comesBackLater, noteBehindRetention, reachVersion, resetReason, wholeYet } from "../../../sdk/resume.ts";
+import {
+  comesBackLater,
+  noteBehindRetention,
+  reachVersion,
+  resetReason,
+  retiredReason,
+  wholeYet,
+} from "../../../sdk/resume.ts";
 import { snapshotTurn } from "../../../sdk/snapshot-turns.ts";
 import { fromStore, StoreReadFailed } from "../../../sdk/store-reads.ts";
 import { ChunkWriter } from "./chunks.ts";
@@ -169,7 +176,12 @@ export function serveReplay(options: ResponderOptions): Responder {
       const { request } = pending;
       if (!sound(request)) throw request;
       const reason = reasonFor(request);
-      if (reason && !whole()) {
+      const retired = retiredReason(log);
+      if (retired) {
+        // A reply through this log's head would be short of the store's, its reset's version one the log never gets to.
+        count("failed");
+        await writer.fail(retired);
+      } else if (reason && !whole()) {
         count("unsynced");
         await writer.fail("the store's first sync is under way; ask again later");
       } else if (comesBackLater(log, reason) || (!reason && shortOfStore(request))) {

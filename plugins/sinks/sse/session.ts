@@ -65,6 +65,9 @@ export interface ResetCause {
   reason: string;
 }
 
+/** Ends a stream without an event: the EventSource keeps its Last-Event-ID and comes back after `retry`. */
+const COME_BACK = `retry: ${STORE_UNREADABLE_RETRY_MS}\n\n`;
+
 const BEHIND_RETENTION: ResetCause = { code: "behind-retention", reason: "resume point is older than retention" };
 
 /** `resume` is undefined only when `code` is "no-resume-point". */
@@ -91,8 +94,7 @@ export async function runSession(session: Session): Promise<void> {
     reason = await checkResumePoint(log, stream, resume, signal);
   } catch (error) {
     if (!isStoreUnreadable(error)) throw error;
-    // Ended without an event: the EventSource keeps its Last-Event-ID and comes back after `retry`.
-    session.channel.write(`retry: ${STORE_UNREADABLE_RETRY_MS}\n\n`);
+    session.channel.write(COME_BACK);
     return;
   }
   let problem = reason && inWords(reason, log, resume);
@@ -108,7 +110,7 @@ export async function runSession(session: Session): Promise<void> {
         if (!isOpen(session)) return;
         // As a follower behind an unreadable store answers: the EventSource keeps its Last-Event-ID, comes back.
         session.onStoreReadFailed(error.error);
-        session.channel.write(`retry: ${STORE_UNREADABLE_RETRY_MS}\n\n`);
+        session.channel.write(COME_BACK);
         return;
       }
       // A prune the log heard of only as it read, or one that overtook the subscriber while it caught up.
@@ -192,7 +194,8 @@ async function live(session: Session, after: number): Promise<void> {
       }, session.progressMs)
     : undefined;
   session.onLive();
-  const following = AbortSignal.any([signal, finish]);
+  // A log that serves the store no more (CommittedLog.retired) moves no further: its client is to go elsewhere.
+  const following = AbortSignal.any([signal, finish, ...(log.retired ? [log.retired] : [])]);
   try {
     for await (const batch of readingStore(log.follow({ stream, after, batchSize, signal: following }))) {
       if (!channel.hasRoom()) {
@@ -207,10 +210,12 @@ async function live(session: Session, after: number): Promise<void> {
       if (matches(filter, last)) told = position;
     }
     // The sink stops (README, Lifecycle): what the stop committed last goes out before the stream ends, and a filtered
-    // stream's id goes as far, for the reconnect that follows.
-    if (!finish.aborted) return;
-    position = await readThrough(session, position, log.head());
+    // stream's id goes as far, for the reconnect that follows; as far as it read, when the log serves no more.
+    const retired = log.retired?.aborted === true;
+    if (!finish.aborted && !retired) return;
+    if (!retired) position = await readThrough(session, position, log.head());
     if (progress && position > told) channel.write(progressLine(log.epoch, position));
+    if (retired) channel.write(COME_BACK);
   } finally {
     clearInterval(progress);
   }
