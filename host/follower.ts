@@ -7,7 +7,7 @@ import { isStoreReplaced, StoreReplacedError, type Store } from "../sdk/contract
 import type { Logger } from "../sdk/telemetry.ts";
 import type { HostLog } from "../core/committed-log.ts";
 import { ALL } from "../protocol/streams.ts";
-import { sleep } from "../protocol/retry.ts";
+import { sleep, TIMED_OUT, until } from "../protocol/retry.ts";
 import { AHEAD_WAIT_MS } from "../sdk/resume.ts";
 
 /** Updates read from the store at a time while catching up. */
@@ -42,16 +42,39 @@ export function checkSameStore(log: HostLog, store: { epoch?: string; head: numb
 }
 
 export interface Follower {
-  /** Ends the polling (after the read in progress); safe twice. */
+  /**
+   * Ends the polling at once, not waiting for a read in progress (over a path that drops packets it hangs for
+   * store.timeout, holding up a term's start and a shutdown), whose answer is then ignored; safe twice.
+   */
   stop(): Promise<void>;
   /** Why the last poll failed, until one succeeds, or that a read has gone unanswered too long (for /readyz). */
   failure(): Error | undefined;
 }
 
-/** Appends to `log` what the store committed after its head, through `head`; `answered` is told of each page. */
-export async function catchUp(store: Store, log: HostLog, head: number, answered = () => {}): Promise<void> {
+/** Thrown in place of a read's answer once following has stopped: nothing the read brings is to reach the log. */
+class Stopped extends Error {}
+
+/** What `read` resolves to, or Stopped once `stopped` aborts first (the read may go on; its answer is dropped). */
+async function answer<T>(read: Promise<T>, stopped?: AbortSignal): Promise<T> {
+  const result = await until(read, Infinity, stopped);
+  if (result === TIMED_OUT) throw new Stopped();
+  return result;
+}
+
+/**
+ * Appends to `log` what the store committed after its head, through `head`; `answered` is told of each page. Once
+ * `stopped` aborts, throws Stopped instead of waiting for the page being read.
+ */
+export async function catchUp(
+  store: Store,
+  log: HostLog,
+  head: number,
+  answered = () => {},
+  stopped?: AbortSignal,
+): Promise<void> {
   while (log.head() < head) {
-    const updates = await store.readUpdates({ stream: ALL, after: log.head(), to: head, limit: PAGE });
+    const page = store.readUpdates({ stream: ALL, after: log.head(), to: head, limit: PAGE });
+    const updates = await answer(page, stopped);
     answered();
     // Nothing left to read below `head` means retention pruned it meanwhile: the next poll starts past it.
     if (updates.length === 0) return;
@@ -104,12 +127,13 @@ export function followStore(options: FollowOptions): Follower {
       const began = performance.now();
       waitingSince = began;
       try {
-        const position = await store.position();
+        const position = await answer(store.position(), stopped.signal);
         answered();
         const { head, oldest, whole } = position;
         checkSameStore(log, position);
-        if (oldest > log.oldest()) log.setOldest(oldest, await store.horizons?.());
-        await catchUp(store, log, head, answered);
+        if (oldest > log.oldest())
+          log.setOldest(oldest, await answer(Promise.resolve(store.horizons?.()), stopped.signal));
+        await catchUp(store, log, head, answered, stopped.signal);
         // The leader's first sync is over (its mark committed with, or after, its last update through `head`).
         if (whole) log.markWhole();
         if (failure) logger.info("following the store again", { head });
@@ -117,6 +141,8 @@ export function followStore(options: FollowOptions): Follower {
         log.setBehindStore(false);
         readAt(began);
       } catch (error) {
+        // Stopped during a read: what it brings, late, is another owner's business (a term that reads the log itself).
+        if (stopped.signal.aborted) return;
         if (isStoreReplaced(error)) {
           onReplaced(error as StoreReplacedError);
           return;

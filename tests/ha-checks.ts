@@ -13,6 +13,12 @@ import type { Replica, setupHa } from "./ha-cluster.ts";
 
 type HaEnv = Awaited<ReturnType<typeof setupHa>>;
 
+/** A replica's /readyz: its status and the reasons it gives. */
+export async function readiness(replica: Replica): Promise<{ status: number; waiting: string[] }> {
+  const response = await fetch(`${replica.url}/readyz`);
+  return { status: response.status, waiting: ((await response.json()) as { waiting: string[] }).waiting };
+}
+
 /** A client-library subscription and what it applied. */
 export interface Consumer {
   rec: ReturnType<typeof recorder>;

@@ -142,6 +142,15 @@ export async function setupHa(options: HaOptions) {
   const ready = (replica: Replica, timeoutMs = 30_000) =>
     waitFor(async () => (await fetch(`${replica.url}/readyz`).catch(() => undefined))?.ok, timeoutMs, "/readyz 200");
 
+  /** Replica 0 started and leading, then replica 1 started and ready: a follower. */
+  async function leaderAndFollower(): Promise<{ leader: Replica; follower: Replica }> {
+    const leader = await start(0);
+    await leading(leader);
+    const follower = await start(1);
+    await ready(follower);
+    return { leader, follower };
+  }
+
   const checks = clusterChecks(server, { url: store.url, authToken: STORE_TOKEN });
-  return { dir, server, store, storePaths, start, leading, ready, destroy, ...checks };
+  return { dir, server, store, storePaths, start, leading, ready, leaderAndFollower, destroy, ...checks };
 }

@@ -12,17 +12,12 @@ import { startChurn } from "../simulator/population.ts";
 import { waitFor } from "../testing/index.ts";
 import { cleanups, runCleanups } from "./faults-cluster.ts";
 import { LEASE_MS, TAKEOVER_MS, setupHa, type Replica } from "./ha-cluster.ts";
-import { consumeSse, expectConverged, expectNobodyContends } from "./ha-checks.ts";
+import { consumeSse, expectConverged, expectNobodyContends, readiness } from "./ha-checks.ts";
 import { openSse } from "./sse-client.ts";
 import { replay } from "./nats-consumer.ts";
 import { startNatsServer } from "./nats-server.ts";
 
 afterEach(runCleanups);
-
-async function readiness(replica: Replica): Promise<{ status: number; waiting: string[] }> {
-  const response = await fetch(`${replica.url}/readyz`);
-  return { status: response.status, waiting: ((await response.json()) as { waiting: string[] }).waiting };
-}
 
 test("the leader cut off from the store only ends its term past the Lease's duration; the standby leads", async () => {
   // A path that drops packets fails a request after the store's timeout: 2 s, so that the partition shows soon.
@@ -129,10 +124,7 @@ test("a follower whose reads of the store hang answers a position ahead of it wi
   // The store's timeout (60 s) keeps the follower's read of the store waiting for the whole test.
   const env = await setupHa({ replicas: 2, storePaths: true });
   cleanups.push(env.destroy);
-  const leader = await env.start(0);
-  await env.leading(leader);
-  const follower = await env.start(1);
-  await env.ready(follower);
+  const { leader, follower } = await env.leaderAndFollower();
   const served = async (replica: Replica) =>
     (await (await fetch(`${replica.url}/v1/objects?kind=Namespace`)).json()) as { epoch: string; version: number };
   const before = await served(leader);
@@ -211,10 +203,7 @@ test("NATS replay: a follower whose reads of the store hang tells a `to` past it
     sinks: ["  - type: nats", `    servers: ["${nats.url}"]`],
   });
   cleanups.push(env.destroy);
-  const leader = await env.start(0);
-  await env.leading(leader);
-  const follower = await env.start(1);
-  await env.ready(follower);
+  const { leader, follower } = await env.leaderAndFollower();
   const headOf = async (replica: Replica) =>
     (await (await fetch(`${replica.url}/v1/objects?kind=Namespace`)).json()) as { epoch: string; version: number };
   const { epoch, version } = await headOf(leader);

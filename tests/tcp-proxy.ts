@@ -2,9 +2,10 @@
  * A TCP proxy in front of a test server, for one client's network path to it: `partition()` drops every byte both
  * ways (connections stay open and hang, new ones are accepted and hear nothing), as a network partition does to a
  * process whose peer it can no longer reach; `heal()` lets new connections through again and closes the ones the
- * partition hung (their requests were given up meanwhile). `hold()` keeps what the server sends, the connections
- * open and the client's bytes going through, until `release()` hands it on: what was on its way when the client did
- * something next arrives after it.
+ * partition hung (their requests were given up meanwhile); `reopen()` lets new connections through and leaves those
+ * that a request hangs on hanging, as a load balancer's failover or a NAT that lost its entry does. `hold()` keeps
+ * what the server sends, the connections open and the client's bytes going through, until `release()` hands it on:
+ * what was on its way when the client did something next arrives after it.
  */
 import type { Socket } from "bun";
 
@@ -17,6 +18,8 @@ interface Link {
   client: Socket<Link>;
   /** Opened or hung during a partition: never forwards again. */
   severed: boolean;
+  /** Severed with bytes on their way: a request that hangs on it. */
+  hung: boolean;
 }
 
 /** What the proxy holds back while held: per link, the server's bytes in the order they came. */
@@ -28,8 +31,12 @@ export interface TcpProxy {
   readonly accepted: number;
   /** Whether the path is cut. */
   readonly partitioned: boolean;
+  /** Connections a request hangs on: bytes either way dropped by a partition. */
+  readonly hung: number;
   partition(): void;
   heal(): void;
+  /** Ends the partition for new connections; of the old ones, closes those idle and leaves those hung hanging. */
+  reopen(): void;
   /** Keeps the server's bytes from the clients from now on (the clients' still go through). */
   hold(): void;
   /** Hands on what was held, in order, and forwards as before. */
@@ -67,7 +74,7 @@ export function startTcpProxy(target: { hostname: string; port: number }): TcpPr
     socket: {
       open(client) {
         accepted++;
-        const link: Link = { client, toUpstream: [], toClient: [], severed: partitioned };
+        const link: Link = { client, toUpstream: [], toClient: [], severed: partitioned, hung: false };
         client.data = link;
         links.add(link);
         if (link.severed) return;
@@ -80,7 +87,10 @@ export function startTcpProxy(target: { hostname: string; port: number }): TcpPr
               if (!link.severed) send(upstream, link.toUpstream);
             },
             data(_upstream, chunk) {
-              if (link.severed) return;
+              if (link.severed) {
+                link.hung = true;
+                return;
+              }
               // Copied: the socket reuses its buffer once this returns.
               if (held) held.set(link, [...(held.get(link) ?? []), chunk.slice()]);
               else send(link.client, link.toClient, chunk);
@@ -94,7 +104,8 @@ export function startTcpProxy(target: { hostname: string; port: number }): TcpPr
         }).catch(() => close(link));
       },
       data(client, chunk) {
-        if (!client.data.severed) send(client.data.upstream, client.data.toUpstream, chunk);
+        if (client.data.severed) client.data.hung = true;
+        else send(client.data.upstream, client.data.toUpstream, chunk);
       },
       drain: (client) => {
         if (!client.data.severed) send(client, client.data.toClient);
@@ -111,6 +122,9 @@ export function startTcpProxy(target: { hostname: string; port: number }): TcpPr
     get partitioned() {
       return partitioned;
     },
+    get hung() {
+      return [...links].filter((link) => link.hung).length;
+    },
     partition() {
       partitioned = true;
       for (const link of links) link.severed = true;
@@ -118,6 +132,10 @@ export function startTcpProxy(target: { hostname: string; port: number }): TcpPr
     heal() {
       partitioned = false;
       for (const link of links) if (link.severed) close(link);
+    },
+    reopen() {
+      partitioned = false;
+      for (const link of links) if (link.severed && !link.hung) close(link);
     },
     hold() {
       held ??= new Map();

@@ -1,0 +1,108 @@
+/**
+ * A follower whose read of the store hangs (a path that drops packets: it fails only after `store.timeout`, 60 s by
+ * default) is not waited for by its stop: a SIGTERM ends the replica within the Lifecycle's bounds, and a term it wins
+ * begins without waiting for that read, whose late answer is ignored.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { createLog } from "../core/committed-log.ts";
+import { followStore } from "../host/follower.ts";
+import { silentLogger } from "../host/logger.ts";
+import { createMetrics } from "../host/metrics.ts";
+import { TIMED_OUT, until } from "../protocol/retry.ts";
+import type { Update } from "../sdk/model.ts";
+import { waitFor } from "../testing/index.ts";
+import { cleanups, runCleanups } from "./faults-cluster.ts";
+import { setupHa } from "./ha-cluster.ts";
+import { readiness } from "./ha-checks.ts";
+import { exitWithin } from "./reliability-process.ts";
+import { batch, run, storeSandbox } from "./store-libsql-setup.ts";
+
+afterEach(runCleanups);
+
+test("SIGTERM of a follower whose read of the store hangs: it exits at once, not after the read", async () => {
+  const env = await setupHa({ replicas: 2, storePaths: true });
+  cleanups.push(env.destroy);
+  const { leader, follower } = await env.leaderAndFollower();
+
+  env.storePaths[1]!.partition();
+  await waitFor(
+    async () => (await readiness(follower)).waiting.some((reason) => reason.includes("no answer from the store")),
+    10_000,
+    "the follower's read to hang",
+  );
+  const stoppedAt = performance.now();
+  follower.proc.kill("SIGTERM");
+  // A follower has nothing to drain: a stop that does not wait for the read is over at once. (One that waits does
+  // until the read fails: store.timeout, or here, sooner, the test server closing the connection it sees idle.)
+  expect(await exitWithin(follower.proc, 3_000)).toBe(0);
+  console.log(`the follower exited ${(performance.now() - stoppedAt).toFixed(0)} ms after SIGTERM`);
+  expect(follower.out.lines("stopped")).toHaveLength(1);
+  // The leader, which reaches the store, still leads.
+  expect((await fetch(`${leader.url}/readyz`)).status).toBe(200);
+}, 60_000);
+
+test("a follower whose read of the store hangs wins the Lease: its term begins, not waiting for the read", async () => {
+  const env = await setupHa({ replicas: 2, storePaths: true });
+  cleanups.push(env.destroy);
+  const { leader, follower } = await env.leaderAndFollower();
+
+  // The follower's connection to the store hangs with its read on it (60 s, store.timeout); new ones go through.
+  const path = env.storePaths[1]!;
+  path.partition();
+  await waitFor(() => path.hung > 0, 5_000, "a read of the follower's to hang");
+  path.reopen();
+  // The leader gives the Lease back as it stops: the follower takes it at its next try, its read not yet counted
+  // unanswered (a Lease's duration), and begins its term over a new connection.
+  const releasedAt = performance.now();
+  leader.proc.kill("SIGTERM");
+  expect(await exitWithin(leader.proc, 10_000)).toBe(0);
+  await env.leading(follower, 5_000);
+  console.log(`the follower led ${(performance.now() - releasedAt).toFixed(0)} ms after the leader's SIGTERM`);
+  await env.ready(follower, 10_000);
+
+  // The hung read fails now, late: nothing of it reaches the term's log, nor its logs.
+  path.heal();
+  env.server.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: "after-the-takeover" } });
+  await waitFor(() => env.matchesTruth(follower.url), 10_000, "the new leader to equal the API server");
+  expect(follower.out.lines("cannot read the store to follow it; retrying")).toEqual([]);
+  expect(follower.out.lines("no longer leading; following the store")).toEqual([]);
+}, 60_000);
+
+test("stopped while its read of the store goes unanswered, a follower takes nothing from the late answer", async () => {
+  const { newDir, makeStore } = storeSandbox("file");
+  const store = makeStore(newDir());
+  cleanups.push(() => store.stop());
+  await store.start();
+  const { epoch } = await store.lead();
+  await store.commit(batch(run(1, 5, (version) => ({ uid: `uid-${version}`, stream: "shared" }))));
+  const log = createLog({
+    store,
+    epoch,
+    head: 0,
+    oldest: 1,
+    whole: true,
+    logger: silentLogger,
+    metrics: createMetrics(),
+  });
+  // Its catch-up's read is answered only once the test lets it, as a read over a path that drops packets hangs.
+  const asked = Promise.withResolvers<void>();
+  const answer = Promise.withResolvers<void>();
+  const late = Promise.withResolvers<Update[]>();
+  const readUpdates = store.readUpdates.bind(store);
+  store.readUpdates = async (query) => {
+    asked.resolve();
+    await answer.promise;
+    const updates = await readUpdates(query);
+    late.resolve(updates);
+    return updates;
+  };
+  const follower = followStore({ store, log, logger: silentLogger, intervalMs: 10, onReplaced: () => {} });
+  await asked.promise;
+
+  expect(await until(follower.stop(), Date.now() + 1_000)).not.toBe(TIMED_OUT);
+  answer.resolve();
+  expect((await late.promise).map((update) => update.version)).toEqual([1, 2, 3, 4, 5]);
+  // A turn of the event loop: every continuation of that answer has run by then.
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(log.head()).toBe(0);
+});
