@@ -98,7 +98,11 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
   let lagTimer: Timer | undefined;
   /** False while a replica that does not lead waits for its turn: it has nothing to deliver, so no lag. */
   let delivering = !ctx.leadership;
-  const showLag = () => lag.set(delivering ? Math.max(0, log.head() - delivery.delivered) : 0, labels);
+  let shownLag = 0;
+  const showLag = () => {
+    shownLag = delivering ? Math.max(0, log.head() - delivery.delivered) : 0;
+    lag.set(shownLag, labels);
+  };
   const delivery = deliveryLoop(options, {
     ctx,
     labels,
@@ -112,6 +116,9 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
   });
 
   function collect(update: Update, into: Envelope[]): void {
+    // A sink shown caught up is behind from the moment it reads a commit, not from the next refresh: the batch may
+    // linger or take long to deliver meanwhile, and a lag of 0 then would be a sinkCaughtUp (testing) that lies.
+    if (shownLag === 0) showLag();
     if (!inStream(update, stream)) return;
     const envelope = toEnvelope(log.epoch, update, stream);
     if (filter && !filter(envelope)) return;

@@ -56,3 +56,41 @@ test("a sink that never starts has a lag: the head past its stored cursor, or th
   const failures = host.host.metrics.counter("kubemeta_plugin_failures_total", "");
   expect(failures.get({ plugin: "audit", kind: "sink", phase: "start" })).toBeGreaterThanOrEqual(1);
 });
+
+// Delivers once the test opens the gate, counting what it delivered: a sink slow to deliver, in the test's hands.
+const gated = `
+import { consume, defineSink, v } from ${JSON.stringify(SDK)};
+export default defineSink({
+  type: "gated", description: "Delivers once the test lets it.", schema: v.strictObject({}),
+  create: (_config, ctx) => consume(ctx, {
+    async deliver(envelopes) {
+      await globalThis.sinkLagGate.promise;
+      globalThis.sinkLagDelivered += envelopes.length;
+    },
+  }),
+});`;
+
+declare global {
+  var sinkLagGate: PromiseWithResolvers<void>;
+  var sinkLagDelivered: number;
+}
+
+test("a caught-up sink's lag rises as it reads a commit, so sinkCaughtUp waits for a slow deliver", async () => {
+  dir = await tempDir("kubemeta-sink-lag-");
+  await Bun.write(join(dir, "gated.ts"), gated);
+  globalThis.sinkLagGate = Promise.withResolvers();
+  globalThis.sinkLagGate.resolve();
+  globalThis.sinkLagDelivered = 0;
+  host = await startTestHost({ dir, sinks: [{ type: "./gated.ts" }] });
+  addPods(host, 0, 1);
+  await waitFor(() => globalThis.sinkLagDelivered === 1 && lagOf(host!, "gated") === "0", 5_000, "caught up");
+
+  globalThis.sinkLagGate = Promise.withResolvers();
+  addPods(host, 1, 3);
+  await waitFor(() => host!.host.log.head() >= 4, 5_000, "three more commits");
+  // Before the fix the gauge said 0 until its next refresh, up to a second later, and sinkCaughtUp returned at once.
+  expect(lagOf(host, "gated")).not.toBe("0");
+  globalThis.sinkLagGate.resolve();
+  await sinkCaughtUp(host, "gated");
+  expect(globalThis.sinkLagDelivered).toBe(4);
+});
