@@ -215,6 +215,30 @@ describe("main.ts --check", () => {
     expect(await Bun.file(join(dir, "later")).exists()).toBe(false);
   }, 30_000);
 
+  test("a jsonl path that is a FIFO is a config error; kubemeta's own stderr, a pipe too, is not", async () => {
+    const dir = await tempDir();
+    expect(Bun.spawnSync(["mkfifo", join(dir, "updates.pipe")]).exitCode).toBe(0);
+    await Bun.write(
+      join(dir, "kubemeta.yaml"),
+      [
+        "store: { type: libsql, url: 'file:./k.db' }",
+        "sinks:",
+        "  - { type: jsonl, name: a, path: updates.pipe }",
+        "  - { type: jsonl, name: b, path: /dev/stderr }",
+      ].join("\n"),
+    );
+    // runMain's stderr is a pipe: /dev/stderr names it, held open by the process for good.
+    expect(await runMain(["--check", "--config", "kubemeta.yaml"], { cwd: dir })).toMatchObject({
+      code: 1,
+      stderr: [
+        "invalid config:",
+        "  sinks[0]: updates.pipe is a FIFO (a named pipe), not a file to append to: its reader would see the end " +
+          "after each batch, and the next ones would be lost; write path: - and pipe kubemeta's stdout to it",
+        "",
+      ].join("\n"),
+    });
+  }, 30_000);
+
   test("a jsonl path spelled as a directory (a last / . or ..) is a config error at --check and at start", async () => {
     const dir = await tempDir();
     const paths = ["out/", ".", "out/..", "./out/."];

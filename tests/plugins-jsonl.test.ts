@@ -193,6 +193,28 @@ test("a file rotated under it (moved away, deleted, truncated) gets the next bat
   expect((await envelopes(`${file}.1`)).map((e) => e.name)).toEqual(["before-0"]);
 });
 
+test("a FIFO at its path gets no line: each write refused and retried; a file made there gets them all", async () => {
+  const dir = await tempDir();
+  const file = join(dir, "updates.jsonl");
+  // No check at a start (--check refuses it): a reader's `mkfifo` before kubemeta's first write.
+  expect(Bun.spawnSync(["mkfifo", file]).exitCode).toBe(0);
+  host = await startTestHost({ dir, sinks: [{ type: "jsonl", path: file, retry: { initial: "10ms", max: "50ms" } }] });
+  for (const name of ["a", "b", "c"]) host.changes.apply("pods", "ADDED", rawPod(name, { node: "n1" }));
+  await waitFor(() => host!.host.log.head() >= 3, 5_000, "three commits");
+  const jsonl = { sink: "jsonl" };
+  // Before the fix each batch went into the pipe, dropped at its close with no reader, and the lag fell to 0.
+  await waitFor(
+    async () =>
+      ((await metric(host!.url, "kubemeta_sink_delivery_failures_total", { ...jsonl, step: "deliver" })) ?? 0) >= 2,
+    5_000,
+    "two refused writes",
+  );
+  expect(await metric(host.url, "kubemeta_sink_lag_versions", jsonl)).toBe(3);
+  await rm(file);
+  await waitFor(async () => (await envelopes(file)).length === 3, 5_000, "the three lines, in a file");
+  expect((await envelopes(file)).map((e) => e.name)).toEqual(["a", "b", "c"]);
+});
+
 /** The file's lines that are not one JSON envelope each. */
 async function tornLines(file: string): Promise<string[]> {
   const lines = (await Bun.file(file).text()).split("\n");

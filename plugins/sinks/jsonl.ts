@@ -20,7 +20,7 @@
 import { mkdir, open, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import { batchSchema, consume, defineSink, jsonText, retrySchema, streamName, v } from "../../sdk/index.ts";
-import { checkAppendable, realFile } from "./jsonl/file.ts";
+import { checkAppendable, fifoProblem, realFile } from "./jsonl/file.ts";
 
 /**
  * Through process.stdout, as kubemeta's log lines are written: two writers of one pipe (Bun.write(Bun.stdout) was
@@ -63,7 +63,11 @@ async function openToAppend(path: string): Promise<FileHandle> {
 async function appendToFile(path: string, text: string): Promise<void> {
   const file = await openToAppend(path);
   try {
-    const { size } = await file.stat();
+    const found = await file.stat();
+    // Made one since the check, or never checked: refused before a line goes where no reader gets it.
+    const fifo = fifoProblem(path, found);
+    if (fifo) throw new Error(fifo);
+    const { size } = found;
     const last = Buffer.alloc(1);
     if (size > 0) await file.read(last, 0, 1, size - 1);
     try {

@@ -1,5 +1,5 @@
 /** The file a `jsonl` sink's path names, as the config is checked (plugins/sinks/jsonl.ts). */
-import { readlinkSync, realpathSync } from "node:fs";
+import { fstatSync, readlinkSync, realpathSync, type Stats } from "node:fs";
 import { stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 
@@ -34,13 +34,38 @@ function linkTarget(path: string): string | undefined {
 }
 
 /**
- * Throws what makes `path` no file to append to wherever it is checked: a directory, or a file where a directory on
- * its way belongs. Nothing made yet is no error: the first write makes the file and its directories.
+ * Why `found` (what `path` names) is a FIFO no batch may be written to, or undefined. Each batch opens the path and
+ * closes it: a named pipe's reader sees its end at the first close and exits, and what the next batches write with no
+ * reader is dropped at their close, the cursor moving past it all the same. A pipe the process holds open for good,
+ * its own stdout or stderr (`/dev/stderr` in a container), keeps its reader.
+ */
+export function fifoProblem(path: string, found: Stats): string | undefined {
+  if (!found.isFIFO() || [1, 2].some((fd) => sameFile(fd, found))) return undefined;
+  return (
+    `${path} is a FIFO (a named pipe), not a file to append to: its reader would see the end after each batch, ` +
+    `and the next ones would be lost; write path: - and pipe kubemeta's stdout to it`
+  );
+}
+
+function sameFile(fd: number, found: Stats): boolean {
+  try {
+    const held = fstatSync(fd);
+    return held.dev === found.dev && held.ino === found.ino;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Throws what makes `path` no file to append to wherever it is checked: a directory, a FIFO, or a file where a
+ * directory on its way belongs. Nothing made yet is no error: the first write makes the file and its directories.
  */
 export async function checkAppendable(path: string): Promise<void> {
   const found = await stat(path).catch((error: NodeJS.ErrnoException) => error);
   if (!(found instanceof Error)) {
     if (found.isDirectory()) throw new Error(`${path} is a directory, not a file to append to`);
+    const fifo = fifoProblem(path, found);
+    if (fifo) throw new Error(fifo);
     return;
   }
   if (found.code !== "ENOTDIR") return;
