@@ -57,7 +57,30 @@ export async function findDeclaration(
     });
     return undefined;
   }
+  if (isAsyncWithin(d.schema)) {
+    issues.push({
+      path: `${path}.type`,
+      message:
+        `${file}'s declaration has an async schema (v.objectAsync, v.pipeAsync, v.checkAsync, …): kubemeta ` +
+        "validates each entry at once, before anything starts, so make it synchronous and check what needs I/O in " +
+        "the declaration's check(config), which --check runs",
+    });
+    return undefined;
+  }
   return d as AnyDeclaration;
+}
+
+/**
+ * Whether a schema, or a schema or pipe action anywhere within it, is async. The host parses synchronously, and valibot
+ * hands it an async part's Promise as if parsed: a whole entry would be dropped without a word, a key read as
+ * undefined, and the part's checks never run. Its schemas and actions are the objects with a `kind` beneath it.
+ */
+function isAsyncWithin(node: unknown, seen = new Set<object>()): boolean {
+  if (typeof node !== "object" || node === null || seen.has(node)) return false;
+  seen.add(node);
+  const { kind, async } = node as { kind?: unknown; async?: unknown };
+  if (typeof kind === "string" && async === true) return true;
+  return Object.values(node).some((value) => isAsyncWithin(value, seen));
 }
 
 /** What valibot parses with (its schemas' `~run`): anything else is the host's TypeError as it parses the entry. */

@@ -56,6 +56,34 @@ test("a declaration whose schema is no valibot schema is a config error at its e
   expect(issues).toEqual([refused(0, "plain.ts"), refused(1, "uncalled.ts")]);
 });
 
+test("a declaration whose schema is async, or holds an async part, is a config error at its entry", async () => {
+  const declaring = (schema: string) =>
+    `import { defineSink, v } from "${sdk}";\n` +
+    `export default defineSink({ type: "x", description: "", schema: ${schema} as never, ` +
+    "create: () => ({ async start() {}, async stop() {} }) });\n";
+  const checked = "v.pipeAsync(v.string(), v.checkAsync(async (file) => file.length > 3, 'too short'))";
+  const issues = await issuesOfModules(
+    {
+      "whole.ts": declaring(`v.objectAsync({ file: ${checked} })`),
+      "nested.ts": declaring(
+        `v.strictObject({ file: v.optional(v.string()), deep: v.strictObject({ file: ${checked} }) })`,
+      ),
+      "sync.ts": declaring("v.strictObject({ file: v.pipe(v.string(), v.check((file) => file.length > 3)) })"),
+    },
+    ["./whole.ts", "./nested.ts", "./sync.ts"],
+  );
+  // Before the fix: the first entry dropped without a word (no sink, config valid); the second's `deep.file` undefined.
+  const refused = (entry: number, module: string) =>
+    `sinks[${entry}].type: ${folder}/${module}'s declaration has an async schema (v.objectAsync, v.pipeAsync, ` +
+    "v.checkAsync, …): kubemeta validates each entry at once, before anything starts, so make it synchronous and " +
+    "check what needs I/O in the declaration's check(config), which --check runs";
+  expect(issues).toEqual([
+    refused(0, "whole.ts"),
+    refused(1, "nested.ts"),
+    "sinks[2].file: missing: this key is required",
+  ]);
+});
+
 test("a module not found is said as the file that is not there, relative to the config's folder", async () => {
   const needsPackage = `import x from "no-such-package";\nexport default x;\n`;
   const issues = await issuesOfModules({ "needs-package.ts": needsPackage }, [
