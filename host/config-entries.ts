@@ -218,18 +218,41 @@ function checkUniqueNames(section: string, names: (string | undefined)[], issues
 function checkClaims(entries: (readonly [string, Resolved<AnyDeclaration> | undefined])[], issues: ConfigIssue[]) {
   const holders = new Map<string, string>();
   for (const [path, entry] of entries) {
-    let claims: string[];
+    let claims: unknown;
     try {
       claims = entry?.declaration.claims?.(entry.config) ?? [];
     } catch (error) {
       issues.push({ path, message: `its plugin's claims() failed: ${(error as Error).message}` });
       continue;
     }
-    for (const claim of claims) {
+    const refused = notClaims(claims);
+    if (refused) {
+      issues.push({ path, message: `its plugin's claims() returned ${refused}` });
+      continue;
+    }
+    for (const claim of claims as string[]) {
       const holder = holders.get(claim);
       if (holder)
         issues.push({ path, message: `${claim} is claimed by ${holder} already: a config holds one such entry` });
       else holders.set(claim, path);
     }
   }
+}
+
+/**
+ * What a plugin's claims() returned that is no list of nouns, said (a plugin in JavaScript, or one run unchecked,
+ * meets no type): the Promise of an `async claims` would end the whole config's check as a TypeError, a string be
+ * claimed letter by letter. Undefined for a list of strings (or nothing: no claims).
+ */
+function notClaims(claims: unknown): string | undefined {
+  const rule = "not a list of strings";
+  if (claims instanceof Promise) {
+    // Its own failure would be nobody's: an unhandled rejection.
+    claims.catch(() => {});
+    return `a Promise, ${rule}: claims() says them at once (make it synchronous)`;
+  }
+  if (typeof claims === "string") return `the string ${JSON.stringify(claims)}, ${rule}`;
+  if (!Array.isArray(claims)) return `${typeof claims === "object" ? "an object" : String(claims)}, ${rule}`;
+  const at = claims.findIndex((claim) => typeof claim !== "string");
+  return at < 0 ? undefined : `a list holding ${JSON.stringify(claims[at]) ?? String(claims[at])}, ${rule}`;
 }

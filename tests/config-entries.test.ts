@@ -111,6 +111,37 @@ test("what only one entry may hold is refused to a second: two sse sinks, a plug
   );
 });
 
+test("a plugin's claims() that returns no list of strings is an error at its entry, not a crash", async () => {
+  // As a plugin in JavaScript, or one Bun runs unchecked, may write it: TypeScript would refuse each.
+  const claiming = (type: string, claims: (path: string) => unknown) =>
+    defineSink({
+      type,
+      description: "a sink whose claims() is wrong",
+      schema: v.strictObject({ path: v.string() }),
+      claims: ({ path }) => claims(path) as string[],
+      create: () => ({ async start() {}, async stop() {} }),
+    });
+  const sinks = [
+    claiming("async", async (path) => [`the file ${path}`]),
+    claiming("string", (path) => `the file ${path}`),
+    claiming("object", (path) => ({ file: path })),
+    claiming("numbers", () => [1, 2]),
+  ];
+  const registry = { ...builtins, sink: [...builtins.sink, ...sinks] };
+  const config = { sinks: sinks.map(({ type }) => ({ type, path: "x.log" })) };
+  const error = await resolveConfig(config, { baseDir: "/", registry }).catch((e: unknown) => e);
+  // Before the fix: a TypeError ({} is not iterable) out of the whole check; the string claimed letter by letter.
+  expect(error).toBeInstanceOf(ConfigError);
+  const said = (i: number, what: string) =>
+    `sinks[${i}]: its plugin's claims() returned ${what}, not a list of strings`;
+  expect((error as ConfigError).issues.map(({ path, message }) => `${path}: ${message}`)).toEqual([
+    `${said(0, "a Promise")}: claims() says them at once (make it synchronous)`,
+    said(1, 'the string "the file x.log"'),
+    said(2, "an object"),
+    said(3, "a list holding 1"),
+  ]);
+});
+
 test("a misspelt type, name or store retention gets the did-you-mean of any other key", async () => {
   expect(
     await issuesOf({
