@@ -8,7 +8,7 @@
 import * as v from "valibot";
 import { isStoreReplaced, type SinkContext } from "./contract.ts";
 import type { Envelope } from "../protocol/envelope.ts";
-import { Backoff, sleep, TIMED_OUT, until } from "../protocol/retry.ts";
+import { Backoff, sleep, TIMED_OUT, timerDelay, until } from "../protocol/retry.ts";
 import { batches } from "./batches.ts";
 import type { Update } from "./model.ts";
 import { batchSchema, retrySchema } from "./schema.ts";
@@ -70,6 +70,8 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
   const { ctx, labels, stalled, lost, count, collect, showLag } = context;
   const { logger, log } = ctx;
   const stallAfterMs = options.stallAfterMs ?? 60_000;
+  // A plugin's "never" (Infinity, or days) past a timer's range would fire at once: every batch a stall.
+  const stallTimerMs = timerDelay(stallAfterMs);
   const saveIntervalMs = options.saveIntervalMs ?? 0;
   /** Every version up to here is delivered or did not match; `saved` is what the store holds. */
   let delivered = 0;
@@ -141,7 +143,7 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
       stalled.set(1, labels);
       struggle();
       logger.warn("sink has held one batch too long; it delays only itself", { first, last, heldMs: stallAfterMs });
-    }, stallAfterMs);
+    }, stallTimerMs);
     try {
       for (let attempt = 1; !term.aborted; attempt++) {
         // Another replica may be delivering later versions already: a batch of this one's would come out of order.

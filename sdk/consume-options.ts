@@ -55,7 +55,7 @@ export interface ConsumeOptions {
    * whose consumers resynchronise from a snapshot anyway once they see the gap.
    */
   behindRetention?: "oldest" | "head";
-  /** A batch not delivered after this long is reported as stalled (default 60 s). */
+  /** A batch not delivered after this long is reported as stalled (default 60 s; Infinity: never). */
   stallAfterMs?: number;
   /**
    * Least time between two saves of the cursor after deliveries (default 0: after every

@@ -48,7 +48,7 @@
  */
 import type { Leadership, SinkContext } from "./contract.ts";
 import type { Envelope } from "../protocol/envelope.ts";
-import { Backoff, sleep } from "../protocol/retry.ts";
+import { Backoff, sleep, timerDelay } from "../protocol/retry.ts";
 import { ALL } from "../protocol/streams.ts";
 import { inStream, toEnvelope, type Update } from "./model.ts";
 import { deliveryLoop, REFRESH_MS, type FailedStep } from "./consume-delivery.ts";
@@ -91,9 +91,9 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
   const hurrying = new AbortController();
   /** Aborts `stopWaitMs` after stop: the longest stop waits for a batch in delivery. */
   const givenUp = new AbortController();
-  signal.addEventListener("abort", () => setTimeout(() => givenUp.abort(), options.stopWaitMs ?? 5_000).unref(), {
-    once: true,
-  });
+  // Past a timer's range (a plugin's Infinity: wait for the batch) a timeout would fire at once.
+  const stopWaitMs = timerDelay(options.stopWaitMs ?? 5_000);
+  signal.addEventListener("abort", () => setTimeout(() => givenUp.abort(), stopWaitMs).unref(), { once: true });
   let running: Promise<void> | undefined;
   let lagTimer: Timer | undefined;
   /** False while a replica that does not lead waits for its turn: it has nothing to deliver, so no lag. */

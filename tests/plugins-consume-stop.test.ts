@@ -5,8 +5,9 @@
 import { expect, test } from "bun:test";
 import { consume } from "../sdk/consume.ts";
 import { Terms } from "../host/leadership.ts";
+import { until, TIMED_OUT } from "../protocol/retry.ts";
 import { startTestHost, waitFor, type TestHost } from "../testing/index.ts";
-import { addPods, consumeSinks, contextOn, sinkMetric, upTo } from "./plugins-fixtures.ts";
+import { addPods, consumeSinks, contextOn, sinkMetric, upTo, type Logged } from "./plugins-fixtures.ts";
 
 let host: TestHost | undefined;
 const sinks = consumeSinks(async () => {
@@ -108,4 +109,38 @@ test("stop does not drain a sink whose deliveries fail, nor one given drainMs 0"
   expect(performance.now() - began).toBeLessThan(1_000);
   expect(delivered).toEqual([]);
   expect(ctx.saved()).toBe(0);
+});
+
+test("stallAfterMs and stopWaitMs of Infinity (never: past a timer's range) report no stall; stop waits", async () => {
+  host = await startTestHost();
+  const logged: Logged[] = [];
+  const gate = Promise.withResolvers<void>();
+  const delivered: number[] = [];
+  let delivering = false;
+  const { sink, ctx } = await sinks.start(
+    host!,
+    "patient",
+    {
+      stallAfterMs: Infinity,
+      stopWaitMs: Infinity,
+      drainMs: 0,
+      async deliver(envelopes) {
+        delivering = true;
+        await gate.promise;
+        delivered.push(...envelopes.map((e) => e.version));
+      },
+    },
+    logged,
+  );
+  addPods(host, 3);
+  await waitFor(() => delivering, 5_000, "the batch in delivery");
+  // Before the fix the timers fired at once: the batch reported stalled, and stop gave up on it.
+  expect(sinkMetric(host, "gauge", "kubemeta_sink_stalled", "patient")).toBe(0);
+  expect(logged.filter((line) => line.msg.startsWith("sink has held one batch"))).toEqual([]);
+  const stopped = sink.stop();
+  expect(await until(stopped, Date.now() + 200)).toBe(TIMED_OUT);
+  gate.resolve();
+  await stopped;
+  expect(delivered).toEqual(upTo(3));
+  expect(ctx.saved()).toBe(3);
 });
