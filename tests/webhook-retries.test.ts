@@ -131,6 +131,23 @@ test("a receiver that cannot be reached: the log says why, never the URL's own c
   expect(logged).not.toContain("T0KEN-in-the-path");
 });
 
+test("a receiver that resets the connection: the log says ECONNRESET, not Bun's advice to fetch's caller", async () => {
+  const resetting = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: { data: (socket) => socket.terminate() },
+  });
+  try {
+    const { failed } = await firstFailureLogged(`http://127.0.0.1:${resetting.port}/hook`);
+    // Before the fix: "… For more information, pass `verbose: true` in the second argument to fetch()".
+    expect(String(failed.detail)).not.toContain("verbose");
+    // After: toMatchObject writes its matchers into `failed` (tests/bun-expect.test.ts).
+    expect(failed).toMatchObject({ reason: "network", detail: expect.stringMatching(/^ECONNRESET: /) });
+  } finally {
+    resetting.stop(true);
+  }
+});
+
 test("a receiver that echoes the request's path, query and credentials: no secret of the URL logged", async () => {
   // As Express's default 404 does, and a gateway quoting the Authorization it refused.
   const echoing = Bun.serve({

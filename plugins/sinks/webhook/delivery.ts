@@ -7,6 +7,7 @@
  * follows `on4xx` (retry, or skip and count). Retries go on forever unless `maxRetries`
  * says otherwise.
  */
+import { errorText } from "../../../kube/status.ts";
 import { Backoff, parseRetryAfter, sleep } from "../../../protocol/retry.ts";
 import type { Envelope, Logger, Metrics, RetrySettings } from "../../../sdk/index.ts";
 import { outageLog, rateLimited, rateLimitedWarn } from "../../../sdk/telemetry.ts";
@@ -189,13 +190,12 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       duration.observe((performance.now() - started) / 1000, { sink, outcome: "error" });
       if (signal.aborted) return { ok: false, reason: "stopped" };
       if (timeout.aborted) return { ok: false, reason: "timeout" };
-      const { code, message } = error as { code?: unknown; message?: unknown };
-      const said =
-        typeof code === "string" && !String(message).includes(code) ? `${code}: ${message}` : String(message);
+      const { code } = error as { code?: unknown };
+      // As the kubernetes source says its own: Bun's hint to whoever calls fetch (pass `verbose: true`) left out.
       return {
         ok: false,
         reason: "network",
-        detail: redact(said).slice(0, 200),
+        detail: redact(errorText(error)).slice(0, 200),
         ...(typeof code === "string" ? { code } : {}),
       };
     }
