@@ -1,10 +1,11 @@
 /**
  * Kubernetes `Status` failures as errors, one type for every client of the API server: the source's
- * requests and watch ERROR events, and the Lease client. The code, reason and message are the server's. And how
- * any failed request to it is said in the log and /readyz (errorText), by the source and the Lease election alike.
+ * requests and watch ERROR events, and the Lease client. The code, reason and message are the server's. And a failed
+ * request to it as a log line's `error` field (loggedError), its message worded as sdk/error-text.ts words it.
  */
 import { parseRetryAfter } from "../protocol/retry.ts";
 import { causeOf } from "../sdk/telemetry.ts";
+import { errorText } from "../sdk/error-text.ts";
 
 /** A Kubernetes `Status` failure, from an HTTP response or a watch ERROR event. */
 export class ApiError extends Error {
@@ -67,35 +68,6 @@ export async function responseError(response: Response): Promise<ApiError> {
     // Not a Status (a proxy's error page): keep the text as the message.
   }
   return statusError(status, response.status, response.headers.get("retry-after"));
-}
-
-/**
- * Bun's fetch names the whole URL in some of its errors (ERR_TLS_CERT_ALTNAME_INVALID fetching "https://…/api/v1/pods?
- * watch=1&timeoutSeconds=287…". For more information, pass verbose: true…): each resource's path and query differ,
- * so resources failing alike would each get a part of their own in /readyz. The server's origin is what tells an
- * operator something; the hint, with a URL or without one, is for whoever calls fetch.
- */
-function withoutUrl(message: string): string {
-  return message
-    .replace(
-      / fetching "([^"]*)"\.?(?: For more information, pass `verbose: true` in the second argument to fetch\(\))?/,
-      (_all, url: string) => ` fetching ${URL.canParse(url) ? new URL(url).origin : url}`,
-    )
-    .replace(VERBOSE_HINT, "");
-}
-
-/** The hint alone, where Bun names no URL (ECONNRESET: The socket connection was closed unexpectedly. For more…). */
-const VERBOSE_HINT = / For more information, pass `verbose: true` in the second argument to fetch\(\)\.?$/;
-
-/**
- * A failed request as /readyz and the log say it: its message without the URL Bun's fetch puts in it (withoutUrl),
- * after its code where the message does not say it (Bun's `self signed certificate` is DEPTH_ZERO_SELF_SIGNED_CERT).
- */
-export function errorText(err: unknown): string {
-  const { code, message }: { code?: unknown; message?: unknown } = typeof err === "object" && err !== null ? err : {};
-  const said = typeof message === "string" && message !== "" ? withoutUrl(message) : undefined;
-  if (typeof code === "string" && !said?.includes(code)) return said ? `${code}: ${said}` : code;
-  return said ?? String(err);
 }
 
 /** What kind of failure an error is, to tell a new cause from a repeat: its HTTP status, its code, or its name. */

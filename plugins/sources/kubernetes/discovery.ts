@@ -9,7 +9,8 @@
  */
 import { Backoff, sleep } from "../../../protocol/retry.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
-import { ApiError, errorText } from "../../../kube/status.ts";
+import { ApiError } from "../../../kube/status.ts";
+import { errorText } from "../../../sdk/error-text.ts";
 import { retryLog } from "./readiness.ts";
 import { retryDelay, unlessStopped, type Requester } from "./request.ts";
 import { groupVersionPath, gvrText, type ResourceRef, type ResourceType } from "./resources.ts";
