@@ -7,6 +7,7 @@ import type * as v from "valibot";
 import type {
   AnyDeclaration,
   PluginRegistry,
+  PolicyRule,
   SinkDeclaration,
   SourceDeclaration,
   StoreDeclaration,
@@ -80,13 +81,12 @@ export async function resolveEntries(
     entries.sinks.map((entry, i) => entry?.name ?? sinks[i]?.name),
     issues,
   );
-  checkClaims(
-    [
-      ...sources.map((entry, i) => [`sources[${i}]`, entry] as const),
-      ...sinks.map((entry, i) => [`sinks[${i}]`, entry] as const),
-    ],
-    issues,
-  );
+  const plugins = [
+    ...sources.map((entry, i) => [`sources[${i}]`, entry] as const),
+    ...sinks.map((entry, i) => [`sinks[${i}]`, entry] as const),
+  ];
+  checkClaims(plugins, issues);
+  checkRbac([["store", store] as const, ...plugins], issues);
   const unshared = entries.ha && store && storeUnshareable(store);
   if (unshared) issues.push({ path: "ha.enabled", message: `replicas need a store they all reach: ${unshared}` });
   // Nor is such a store opened by `--check` (a file made on a pod's volume for nothing): it is no store of this config.
@@ -218,19 +218,9 @@ function checkUniqueNames(section: string, names: (string | undefined)[], issues
 function checkClaims(entries: (readonly [string, Resolved<AnyDeclaration> | undefined])[], issues: ConfigIssue[]) {
   const holders = new Map<string, string>();
   for (const [path, entry] of entries) {
-    let claims: unknown;
-    try {
-      claims = entry?.declaration.claims?.(entry.config) ?? [];
-    } catch (error) {
-      issues.push({ path, message: `its plugin's claims() failed: ${(error as Error).message}` });
-      continue;
-    }
-    const refused = notClaims(claims);
-    if (refused) {
-      issues.push({ path, message: `its plugin's claims() returned ${refused}` });
-      continue;
-    }
-    for (const claim of claims as string[]) {
+    const call = entry && (() => entry.declaration.claims?.(entry.config) ?? []);
+    const claims = call && listReturned(path, "claims()", call, CLAIMS, issues);
+    for (const claim of claims ?? []) {
       const holder = holders.get(claim);
       if (holder)
         issues.push({ path, message: `${claim} is claimed by ${holder} already: a config holds one such entry` });
@@ -240,19 +230,69 @@ function checkClaims(entries: (readonly [string, Resolved<AnyDeclaration> | unde
 }
 
 /**
- * What a plugin's claims() returned that is no list of nouns, said (a plugin in JavaScript, or one run unchecked,
- * meets no type): the Promise of an `async claims` would end the whole config's check as a TypeError, a string be
- * claimed letter by letter. Undefined for a list of strings (or nothing: no claims).
+ * Whether each entry's rbac() (Declaration.rbac) gives PolicyRules: `main.ts rbac` prints them, and one that is none
+ * (an `async rbac`'s Promise) would end it in a TypeError, after a config every other command took.
  */
-function notClaims(claims: unknown): string | undefined {
-  const rule = "not a list of strings";
-  if (claims instanceof Promise) {
-    // Its own failure would be nobody's: an unhandled rejection.
-    claims.catch(() => {});
-    return `a Promise, ${rule}: claims() says them at once (make it synchronous)`;
+function checkRbac(entries: (readonly [string, Resolved<AnyDeclaration> | undefined])[], issues: ConfigIssue[]) {
+  for (const [path, entry] of entries) {
+    const rbac = entry?.declaration.rbac;
+    if (rbac) listReturned(path, "rbac()", () => rbac(entry.config), RULES, issues);
   }
-  if (typeof claims === "string") return `the string ${JSON.stringify(claims)}, ${rule}`;
-  if (!Array.isArray(claims)) return `${typeof claims === "object" ? "an object" : String(claims)}, ${rule}`;
-  const at = claims.findIndex((claim) => typeof claim !== "string");
-  return at < 0 ? undefined : `a list holding ${JSON.stringify(claims[at]) ?? String(claims[at])}, ${rule}`;
+}
+
+interface ListRule<T> {
+  is(item: unknown): item is T;
+  /** What the list must hold, as its refusal says it. */
+  rule: string;
+}
+
+const CLAIMS: ListRule<string> = {
+  is: (item): item is string => typeof item === "string",
+  rule: "not a list of strings",
+};
+
+const RULES: ListRule<PolicyRule> = {
+  is: (item): item is PolicyRule =>
+    typeof item === "object" &&
+    item !== null &&
+    ["apiGroups", "resources", "verbs"].every((key) => {
+      const list = (item as Record<string, unknown>)[key];
+      return Array.isArray(list) && list.every((each) => typeof each === "string");
+    }),
+  rule: "not a list of PolicyRules ({ apiGroups, resources, verbs }, each a list of strings)",
+};
+
+/**
+ * What a plugin's `call` (its claims() or rbac()) returned, when it is a list of what `list` says; else undefined, and
+ * why in `issues` (a plugin in JavaScript, or one run unchecked, meets no type): the Promise of an async one would end
+ * the whole check as a TypeError, a string be taken letter by letter.
+ */
+function listReturned<T>(
+  path: string,
+  name: string,
+  call: () => unknown,
+  list: ListRule<T>,
+  issues: ConfigIssue[],
+): T[] | undefined {
+  let returned: unknown;
+  try {
+    returned = call();
+  } catch (error) {
+    issues.push({ path, message: `its plugin's ${name} failed: ${(error as Error).message}` });
+    return undefined;
+  }
+  const said = (what: string, hint = "") => {
+    issues.push({ path, message: `its plugin's ${name} returned ${what}, ${list.rule}${hint}` });
+    return undefined;
+  };
+  if (returned instanceof Promise) {
+    // Its own failure would be nobody's: an unhandled rejection.
+    returned.catch(() => {});
+    return said("a Promise", `: ${name} says them at once (make it synchronous)`);
+  }
+  if (typeof returned === "string") return said(`the string ${JSON.stringify(returned)}`);
+  if (!Array.isArray(returned)) return said(typeof returned === "object" ? "an object" : String(returned));
+  const at = returned.findIndex((item) => !list.is(item));
+  if (at >= 0) return said(`a list holding ${JSON.stringify(returned[at]) ?? String(returned[at])}`);
+  return returned as T[];
 }

@@ -6,7 +6,7 @@
 import { expect, test } from "bun:test";
 import { ConfigError, resolveConfig } from "../host/config.ts";
 import { builtins } from "../plugins/index.ts";
-import { defineSink, deprecatedKey, v } from "../sdk/index.ts";
+import { defineSink, defineSource, deprecatedKey, type PolicyRule, v } from "../sdk/index.ts";
 import { issuesOf } from "./config-issues.ts";
 
 test("the entries' errors in the entries' order, whichever of their modules loads first", async () => {
@@ -139,6 +139,37 @@ test("a plugin's claims() that returns no list of strings is an error at its ent
     said(1, 'the string "the file x.log"'),
     said(2, "an object"),
     said(3, "a list holding 1"),
+  ]);
+});
+
+test("a plugin's rbac() that returns no list of PolicyRules is an error at its entry, not main.ts rbac's crash", async () => {
+  const declaring = (type: string, rbac: () => unknown) =>
+    defineSource({
+      type,
+      description: "a source whose rbac() is wrong",
+      schema: v.strictObject({}),
+      rbac: () => rbac() as PolicyRule[],
+      create: () => ({ async start() {}, async stop() {} }),
+    });
+  const rule = { apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"] };
+  const sources = [
+    declaring("async", async () => [rule]),
+    declaring("single", () => rule),
+    declaring("unlisted", () => [{ ...rule, verbs: "list" }]),
+    declaring("fine", () => [rule]),
+  ];
+  const registry = { ...builtins, source: [...builtins.source, ...sources] };
+  const config = { sources: sources.map(({ type }) => ({ type })) };
+  const error = await resolveConfig(config, { baseDir: "/", registry }).catch((e: unknown) => e);
+  // Before the fix: the config was valid, and `main.ts rbac` died in a TypeError (undefined is not iterable).
+  expect(error).toBeInstanceOf(ConfigError);
+  const said = (i: number, what: string) =>
+    `sources[${i}]: its plugin's rbac() returned ${what}, not a list of PolicyRules ` +
+    "({ apiGroups, resources, verbs }, each a list of strings)";
+  expect((error as ConfigError).issues.map(({ path, message }) => `${path}: ${message}`)).toEqual([
+    `${said(0, "a Promise")}: rbac() says them at once (make it synchronous)`,
+    said(1, "an object"),
+    said(2, `a list holding ${JSON.stringify({ ...rule, verbs: "list" })}`),
   ]);
 });
 
