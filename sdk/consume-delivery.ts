@@ -25,7 +25,15 @@ const DEFAULT_RETRY: RetrySettings = v.parse(retrySchema(), undefined);
  */
 export const REFRESH_MS = 1_000;
 
-export type FailedStep = "deliver" | "read" | "save";
+export type FailedStep = "deliver" | "read" | "save" | "filter";
+
+/** A sink's own `filter` threw (ConsumeOptions.filter): its fault, not the log's, though it runs as the log is read. */
+export class FilterFailed extends Error {
+  constructor(cause: unknown) {
+    super(`the sink's filter threw: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = "FilterFailed";
+  }
+}
 
 /** What the loop reads and reports to: the sink's context, and the series and signals of `consume`. */
 export interface DeliveryContext {
@@ -83,6 +91,7 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
   // Read again every 10 s at most for as long as the store is away, and a batch sent again for as long as the sink's
   // receiver is (a plugin's own, down for an hour): each outage's first failure, and each new cause, said at once.
   const readOutage = outageLog(logger, "sink failed to read the log; retrying", "sink reading the log works again");
+  const filterOutage = outageLog(logger, "sink's filter failed; retrying", "sink's filter works again");
   const deliverOutage = outageLog(logger, "sink failed to deliver a batch; retrying it", "sink delivery works again");
   /** A delivery failed or stalled since the last one that worked: a drain would only wait for it in vain. */
   let failing = false;
@@ -194,6 +203,7 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
         })) {
           readRetries.reset();
           readOutage.succeeded();
+          filterOutage.succeeded();
           if (batch.lost > 0) {
             lost.inc(labels, batch.lost);
             logger.error("sink fell behind retention; the versions in between are lost to it", {
@@ -213,8 +223,13 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
         }
       } catch (error) {
         const delay = readRetries.next();
-        count("read");
-        readOutage.failed({ error, after: delivered, retryInMs: delay }, causeOf(error));
+        const filtering = error instanceof FilterFailed;
+        count(filtering ? "filter" : "read");
+        const cause = filtering ? error.cause : error;
+        (filtering ? filterOutage : readOutage).failed(
+          { error: cause, after: delivered, retryInMs: delay },
+          causeOf(cause),
+        );
         await sleep(delay, term);
       }
     }

@@ -34,7 +34,8 @@ export interface ConsumeOptions {
   fanOut?: boolean;
   /**
    * Keeps only the updates whose envelope on `stream` it returns true for (with `fanOut`,
-   * both envelopes go or neither); the cursor moves past the others all the same.
+   * both envelopes go or neither); the cursor moves past the others all the same. One that
+   * throws is retried as a failed read is (`step="filter"`): nothing is skipped past it.
    */
   filter?(envelope: Envelope): boolean;
   /** Batch size and linger (default 500 updates, 0 ms): the `batch` config key. */

@@ -254,6 +254,36 @@ test("filter and stream select what deliver gets; the cursor and the lag move pa
   expect(ctx.saved()).toBe(5);
 });
 
+test("a filter that throws is said and counted as the sink's own fault, retried; nothing skipped past it", async () => {
+  host = await startTestHost();
+  const logged: Logged[] = [];
+  const delivered: string[] = [];
+  let throwsLeft = 2;
+  await sinks.start(
+    host!,
+    "picky",
+    {
+      filter: (envelope) => {
+        if (envelope.name === "web-1" && throwsLeft-- > 0) throw new Error("no such label");
+        return true;
+      },
+      deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.name)),
+    },
+    logged,
+  );
+  addPods(host, 3);
+  await waitFor(() => delivered.length === 3, 10_000, "every pod delivered");
+  expect(delivered).toEqual(["web-0", "web-1", "web-2"]);
+  expect(sinkMetric(host!, "counter", "kubemeta_sink_delivery_failures_total", "picky", { step: "filter" })).toBe(2);
+  expect(sinkMetric(host!, "counter", "kubemeta_sink_delivery_failures_total", "picky", { step: "read" })).toBe(0);
+  const said = (msg: string) => logged.filter((line) => line.msg === msg);
+  expect(said("sink failed to read the log; retrying")).toEqual([]);
+  expect(said("sink's filter failed; retrying").map((line) => [line.level, (line.error as Error).message])).toEqual([
+    ["error", "no such label"],
+  ]);
+  expect(said("sink's filter works again").map((line) => line.failedAttempts)).toEqual([2]);
+});
+
 test(
   "deliver gets the envelopes of the followed stream; " +
     "with fanOut, each update on `all` and then on its own stream",
