@@ -45,7 +45,19 @@ async function storeIssues(parts: SoundParts, logger: Logger): Promise<ConfigIss
   }
 }
 
-const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+/**
+ * What a check threw, as a config error says it: an Error's message, or its name when it has none (an empty line
+ * otherwise); anything else a plugin throws as JSON (`[object Object]` otherwise).
+ */
+function messageOf(error: unknown): string {
+  if (error instanceof Error) return error.message || `${error.name}, with no message`;
+  if (typeof error !== "object" || error === null) return String(error);
+  try {
+    return JSON.stringify(error);
+  } catch {
+    return String(error);
+  }
+}
 
 /**
  * With `ha`, why the Lease's kubeconfig cannot be loaded, at the key to change (`ha` when none is). Only one

@@ -99,13 +99,20 @@ describe("main.ts --check", () => {
     await Bun.write(join(dir, "picky.ts"), sink("picky", "throw new Error('the picky sink refuses');"));
     // A check that never settles is given up on, as a start that hangs is: --check ends, and says which.
     await Bun.write(join(dir, "stuck.ts"), sink("stuck", "return new Promise(() => {});"));
+    // What a plugin in JavaScript may throw: said as it is, not `[object Object]` or an empty line.
+    await Bun.write(join(dir, "plain.ts"), sink("plain", "throw { reason: 'quota', left: 0 };"));
+    await Bun.write(join(dir, "mute.ts"), sink("mute", "throw new RangeError('');"));
     // A file where the store's directory belongs: the store's failure is said beside the others, at `store`.
     await Bun.write(join(dir, "data"), "a file");
-    await Bun.write(join(dir, "kubemeta.yaml"), "sinks:\n  - type: sse\n  - type: ./picky.ts\n  - type: ./stuck.ts\n");
+    await Bun.write(
+      join(dir, "kubemeta.yaml"),
+      "sinks:\n  - type: sse\n  - type: ./picky.ts\n  - type: ./stuck.ts\n  - type: ./plain.ts\n  - type: ./mute.ts\n",
+    );
     const result = await runMain(["--check", "--config", "kubemeta.yaml"], { cwd: dir });
     expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 1, stdout: "" });
     expect(result.stderr).toBe(
       "invalid config:\n  sinks[1]: the picky sink refuses\n  sinks[2]: its check did not finish within 10s\n" +
+        '  sinks[3]: {"reason":"quota","left":0}\n  sinks[4]: RangeError, with no message\n' +
         "  store: cannot create the directory of ./data/kubemeta.db: a file is in the way\n",
     );
   }, 30_000);
