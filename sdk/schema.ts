@@ -111,6 +111,9 @@ export interface BatchSchemaOptions {
  */
 export function batchSchema(options: BatchSchemaOptions = {}) {
   const { size = 500, linger = "0ms", maxSize = MAX_BATCH_SIZE } = options;
+  // The plugin author's mistake, said as the plugin loads: else every config that leaves batch.size out is refused.
+  if (!Number.isSafeInteger(size) || size < 1 || size > maxSize)
+    throw new RangeError(`batchSchema: the default size ${size} is not a whole number from 1 to maxSize (${maxSize})`);
   return v.optional(
     v.pipe(
       v.strictObject({

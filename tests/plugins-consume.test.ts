@@ -340,6 +340,11 @@ test("batch and retry come from the standard config keys, with the SDK's default
   });
   expect(v.parse(own, {})).toEqual({ batch: { size: 100, lingerMs: 500 }, retry: { initialMs: 100, maxMs: 5_000 } });
   expect(v.safeParse(own, { batch: { size: 1_001 } }).success).toBe(false);
+  // A default past its own bound would refuse every config that leaves batch.size out: the author is told at once.
+  expect(() => batchSchema({ size: 2_000, maxSize: 1_000 })).toThrow(
+    "batchSchema: the default size 2000 is not a whole number from 1 to maxSize (1000)",
+  );
+  expect(() => batchSchema({ size: 0 })).toThrow(RangeError);
   expect(v.safeParse(schema, { batch: { sise: 10 } }).success).toBe(false);
   expect(v.safeParse(schema, { stream: "node/Not_A_Node" }).issues?.[0]?.message).toMatch(
     /^must be "all", "shared" or "node\/<node name>"/,
