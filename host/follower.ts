@@ -47,35 +47,32 @@ export interface Follower {
    * store.timeout, holding up a term's start and a shutdown), whose answer is then ignored; safe twice.
    */
   stop(): Promise<void>;
-  /** Why the last poll failed, until one succeeds, or that a read has gone unanswered too long (for /readyz). */
+  /** Why the last poll failed, or was given up unanswered, until one succeeds (for /readyz). */
   failure(): Error | undefined;
 }
 
 /** Thrown in place of a read's answer once following has stopped: nothing the read brings is to reach the log. */
 class Stopped extends Error {}
 
-/** What `read` resolves to, or Stopped once `stopped` aborts first (the read may go on; its answer is dropped). */
-async function answer<T>(read: Promise<T>, stopped?: AbortSignal): Promise<T> {
-  const result = await until(read, Infinity, stopped);
-  if (result === TIMED_OUT) throw new Stopped();
+/**
+ * What `read` resolves to; Stopped once `stopped` aborts first, or an error once `unansweredMs` has passed: the read
+ * may go on, its answer is dropped.
+ */
+async function answer<T>(read: Promise<T>, stopped: AbortSignal, unansweredMs: number): Promise<T> {
+  const result = await until(read, Date.now() + unansweredMs, stopped);
+  if (stopped.aborted) throw new Stopped();
+  if (result === TIMED_OUT)
+    throw new Error(`no answer from the store in ${unansweredMs} ms (ha.leaseDuration); reading it again`);
   return result;
 }
 
-/**
- * Appends to `log` what the store committed after its head, through `head`; `answered` is told of each page. Once
- * `stopped` aborts, throws Stopped instead of waiting for the page being read.
- */
-export async function catchUp(
-  store: Store,
-  log: HostLog,
-  head: number,
-  answered = () => {},
-  stopped?: AbortSignal,
-): Promise<void> {
+/** Waits for a read of the store's answer (a follower's bounds it). */
+type Ask = <T>(read: Promise<T>) => Promise<T>;
+
+/** Appends to `log` what the store committed after its head, through `head`, each page's read awaited by `ask`. */
+export async function catchUp(store: Store, log: HostLog, head: number, ask: Ask = (read) => read): Promise<void> {
   while (log.head() < head) {
-    const page = store.readUpdates({ stream: ALL, after: log.head(), to: head, limit: PAGE });
-    const updates = await answer(page, stopped);
-    answered();
+    const updates = await ask(store.readUpdates({ stream: ALL, after: log.head(), to: head, limit: PAGE }));
     // Nothing left to read below `head` means retention pruned it meanwhile: the next poll starts past it.
     if (updates.length === 0) return;
     log.append(updates);
@@ -95,9 +92,11 @@ export interface FollowOptions {
    */
   failing?: Error;
   /**
-   * How long a read may go unanswered before the replica counts as unable to read the store (the Lease's duration),
-   * as one that failed does: over a path that drops packets a read fails only after store.timeout, and meanwhile the
-   * replica would contend, win the Lease from a standby that reaches the store and hold it while it cannot write.
+   * How long a read may go unanswered (the Lease's duration) before it is given up, as one that failed, and made
+   * again: over a path that drops packets a read fails only after store.timeout, and meanwhile the replica would
+   * contend, win the Lease from a standby that reaches the store and hold it while it cannot write; nor would it
+   * contend again until then, though a new connection (a load balancer's failover hangs the old one only) would be
+   * answered at once. Given-up reads that still hang number store.timeout / unansweredMs at most.
    */
   unansweredMs?: number;
 }
@@ -106,11 +105,7 @@ export function followStore(options: FollowOptions): Follower {
   const { store, log, logger, intervalMs, onReplaced, failing, unansweredMs = Infinity } = options;
   const stopped = new AbortController();
   let failure: Error | undefined = failing;
-  /** Since when the read in progress has waited for the store's answer (undefined between polls). */
-  let waitingSince: number | undefined;
-  const answered = () => {
-    waitingSince = performance.now();
-  };
+  const ask: Ask = (read) => answer(read, stopped.signal, unansweredMs);
   // The log's head tells a reader that its position is ahead of the store (a RESET) only if the store was read after
   // the reader came: it waits AHEAD_WAIT_MS for the log to get there, so once no read begun in that long has
   // succeeded, the log counts as behind the store. A read that hangs (a path that drops packets) fails only after
@@ -125,15 +120,12 @@ export function followStore(options: FollowOptions): Follower {
   const running = (async () => {
     while (!stopped.signal.aborted) {
       const began = performance.now();
-      waitingSince = began;
       try {
-        const position = await answer(store.position(), stopped.signal);
-        answered();
+        const position = await ask(store.position());
         const { head, oldest, whole } = position;
         checkSameStore(log, position);
-        if (oldest > log.oldest())
-          log.setOldest(oldest, await answer(Promise.resolve(store.horizons?.()), stopped.signal));
-        await catchUp(store, log, head, answered, stopped.signal);
+        if (oldest > log.oldest()) log.setOldest(oldest, await ask(Promise.resolve(store.horizons?.())));
+        await catchUp(store, log, head, ask);
         // The leader's first sync is over (its mark committed with, or after, its last update through `head`).
         if (whole) log.markWhole();
         if (failure) logger.info("following the store again", { head });
@@ -151,7 +143,6 @@ export function followStore(options: FollowOptions): Follower {
         failure = error instanceof Error ? error : new Error(String(error));
         log.setBehindStore(true);
       }
-      waitingSince = undefined;
       await sleep(intervalMs, stopped.signal);
     }
   })();
@@ -162,9 +153,6 @@ export function followStore(options: FollowOptions): Follower {
       clearTimeout(stale);
       log.setBehindStore(false);
     },
-    failure() {
-      if (failure || waitingSince === undefined || performance.now() - waitingSince <= unansweredMs) return failure;
-      return new Error(`no answer from the store in ${unansweredMs} ms (ha.leaseDuration); its read goes on`);
-    },
+    failure: () => failure,
   };
 }

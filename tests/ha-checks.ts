@@ -10,6 +10,7 @@ import type { Update } from "../sdk/model.ts";
 import { expectGapFreeWithWholeChains, waitFor } from "../testing/index.ts";
 import { cleanups, expectFollowedWholly, recorder } from "./faults-cluster.ts";
 import type { Replica, setupHa } from "./ha-cluster.ts";
+import type { TcpProxy } from "./tcp-proxy.ts";
 
 type HaEnv = Awaited<ReturnType<typeof setupHa>>;
 
@@ -17,6 +18,14 @@ type HaEnv = Awaited<ReturnType<typeof setupHa>>;
 export async function readiness(replica: Replica): Promise<{ status: number; waiting: string[] }> {
   const response = await fetch(`${replica.url}/readyz`);
   return { status: response.status, waiting: ((await response.json()) as { waiting: string[] }).waiting };
+}
+
+/** Replica `i`'s path to the store cut (every byte dropped both ways) once a read of its hangs on it. */
+export async function hungStorePath(env: HaEnv, i: number): Promise<TcpProxy> {
+  const path = env.storePaths[i]!;
+  path.partition();
+  await waitFor(() => path.hung > 0, 5_000, `a read of replica-${i}'s to hang`);
+  return path;
 }
 
 /** A client-library subscription and what it applied. */

@@ -1,7 +1,8 @@
 /**
  * A follower whose read of the store hangs (a path that drops packets: it fails only after `store.timeout`, 60 s by
  * default) is not waited for by its stop: a SIGTERM ends the replica within the Lifecycle's bounds, and a term it wins
- * begins without waiting for that read, whose late answer is ignored.
+ * begins without waiting for that read, whose late answer is ignored. Nor does it wait for the read to follow the
+ * store again: unanswered for a Lease's duration, the read is given up and made again, over a new connection.
  */
 import { afterEach, expect, test } from "bun:test";
 import { createLog } from "../core/committed-log.ts";
@@ -12,8 +13,8 @@ import { TIMED_OUT, until } from "../protocol/retry.ts";
 import type { Update } from "../sdk/model.ts";
 import { waitFor } from "../testing/index.ts";
 import { cleanups, runCleanups } from "./faults-cluster.ts";
-import { setupHa } from "./ha-cluster.ts";
-import { readiness } from "./ha-checks.ts";
+import { LEASE_MS, setupHa, TAKEOVER_MS } from "./ha-cluster.ts";
+import { hungStorePath, readiness } from "./ha-checks.ts";
 import { exitWithin } from "./reliability-process.ts";
 import { batch, run, storeSandbox } from "./store-libsql-setup.ts";
 
@@ -47,9 +48,7 @@ test("a follower whose read of the store hangs wins the Lease: its term begins, 
   const { leader, follower } = await env.leaderAndFollower();
 
   // The follower's connection to the store hangs with its read on it (60 s, store.timeout); new ones go through.
-  const path = env.storePaths[1]!;
-  path.partition();
-  await waitFor(() => path.hung > 0, 5_000, "a read of the follower's to hang");
+  const path = await hungStorePath(env, 1);
   path.reopen();
   // The leader gives the Lease back as it stops: the follower takes it at its next try, its read not yet counted
   // unanswered (a Lease's duration), and begins its term over a new connection.
@@ -66,6 +65,39 @@ test("a follower whose read of the store hangs wins the Lease: its term begins, 
   await waitFor(() => env.matchesTruth(follower.url), 10_000, "the new leader to equal the API server");
   expect(follower.out.lines("cannot read the store to follow it; retrying")).toEqual([]);
   expect(follower.out.lines("no longer leading; following the store")).toEqual([]);
+}, 60_000);
+
+test("a follower's read that hangs while new connections pass is given up: it follows and contends again", async () => {
+  const env = await setupHa({ replicas: 2, storePaths: true });
+  cleanups.push(env.destroy);
+  const { leader, follower } = await env.leaderAndFollower();
+
+  // A load balancer's failover: the follower's connection to the store hangs with its read on it (until
+  // store.timeout, 60 s, or here the test server closing the connection it sees idle, 10 s); new ones go through.
+  const path = await hungStorePath(env, 1);
+  const hungAt = performance.now();
+  path.reopen();
+  // Given up once unanswered for a Lease's duration, the read is made again over a new connection.
+  const again = await waitFor(
+    () => follower.out.lines("following the store again")[0],
+    LEASE_MS + 2_000,
+    "the follower to read the store again",
+  );
+  console.log(`the follower followed again ${(performance.now() - hungAt).toFixed(0)} ms after its read hung`);
+  expect(again.head).toBeNumber();
+  const [gaveUp] = follower.out.lines("cannot read the store to follow it; retrying");
+  expect(gaveUp?.error).toMatchObject({
+    message: `no answer from the store in ${LEASE_MS} ms (ha.leaseDuration); reading it again`,
+  });
+  await env.ready(follower, 1_000);
+  expect(path.hung).toBe(1);
+
+  // Ready, it contends: the leader dies, and it leads as a standby does, its old read still hanging.
+  leader.proc.kill("SIGKILL");
+  await env.leading(follower, TAKEOVER_MS);
+  await env.ready(follower, 10_000);
+  env.server.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: "after-the-failover" } });
+  await waitFor(() => env.matchesTruth(follower.url), 10_000, "the new leader to equal the API server");
 }, 60_000);
 
 test("stopped while its read of the store goes unanswered, a follower takes nothing from the late answer", async () => {
