@@ -51,23 +51,24 @@ export interface Follower {
   failure(): Error | undefined;
 }
 
-/** Thrown in place of a read's answer once following has stopped: nothing the read brings is to reach the log. */
+/** Thrown in place of an answer of the store once its asker has stopped: nothing the answer brings is to be used. */
 class Stopped extends Error {}
 
-/**
- * What `read` resolves to; Stopped once `stopped` aborts first, or an error once `unansweredMs` has passed: the read
- * may go on, its answer is dropped.
- */
-async function answer<T>(read: Promise<T>, stopped: AbortSignal, unansweredMs: number): Promise<T> {
-  const result = await until(read, Date.now() + unansweredMs, stopped);
-  if (stopped.aborted) throw new Stopped();
-  if (result === TIMED_OUT)
-    throw new Error(`no answer from the store in ${unansweredMs} ms (ha.leaseDuration); reading it again`);
-  return result;
-}
+/** Waits for the answer to a request to the store (a follower's, a term's start: bounded). */
+export type Ask = <T>(request: Promise<T>) => Promise<T>;
 
-/** Waits for a read of the store's answer (a follower's bounds it). */
-type Ask = <T>(read: Promise<T>) => Promise<T>;
+/**
+ * Waits for the store's answers until `stopped` aborts (then throws Stopped), each for `ms` at most (then throws
+ * `unanswered`): the request may go on, its answer is dropped.
+ */
+export function answering(stopped: AbortSignal, ms = Infinity, unanswered = ""): Ask {
+  return async (request) => {
+    const result = await until(request, Date.now() + ms, stopped);
+    if (stopped.aborted) throw new Stopped();
+    if (result === TIMED_OUT) throw new Error(unanswered);
+    return result;
+  };
+}
 
 /** Appends to `log` what the store committed after its head, through `head`, each page's read awaited by `ask`. */
 export async function catchUp(store: Store, log: HostLog, head: number, ask: Ask = (read) => read): Promise<void> {
@@ -105,7 +106,11 @@ export function followStore(options: FollowOptions): Follower {
   const { store, log, logger, intervalMs, onReplaced, failing, unansweredMs = Infinity } = options;
   const stopped = new AbortController();
   let failure: Error | undefined = failing;
-  const ask: Ask = (read) => answer(read, stopped.signal, unansweredMs);
+  const ask = answering(
+    stopped.signal,
+    unansweredMs,
+    `no answer from the store in ${unansweredMs} ms (ha.leaseDuration); reading it again`,
+  );
   // The log's head tells a reader that its position is ahead of the store (a RESET) only if the store was read after
   // the reader came: it waits AHEAD_WAIT_MS for the log to get there, so once no read begun in that long has
   // succeeded, the log counts as behind the store. A read that hangs (a path that drops packets) fails only after

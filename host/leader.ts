@@ -17,7 +17,7 @@ import type { Logger, Metrics } from "../sdk/telemetry.ts";
 import type { HostLog } from "../core/committed-log.ts";
 import type { Uncommitted } from "../core/commit-queue.ts";
 import { createPipeline } from "../core/pipeline.ts";
-import { catchUp, checkSameStore } from "./follower.ts";
+import { answering, catchUp, checkSameStore } from "./follower.ts";
 import { supervise } from "./supervise.ts";
 
 export interface LeaderOptions {
@@ -34,6 +34,13 @@ export interface LeaderOptions {
    * for long ends, so that a replica that reaches the store leads.
    */
   onCommitFailing?(error: Error, failingMs: number): void;
+  /**
+   * With `ha`: the term's start is given up (it throws, nothing started) once `stopped` aborts, or once the store has
+   * left one of its requests before the sources start (taking the writer's term, each page of the catch-up)
+   * unanswered for `unansweredMs` (ha.renewDeadline): over a path that drops packets one fails only after
+   * store.timeout, and meanwhile this replica would hold the Lease without committing, a shutdown waiting on it.
+   */
+  starting?: { stopped: AbortSignal; unansweredMs: number };
 }
 
 export interface LeaderTerm {
@@ -49,10 +56,16 @@ export interface LeaderTerm {
 
 export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTerm> {
   const { config, store, log, logger, metrics, context } = options;
-  const state = await store.lead();
+  const { stopped = new AbortController().signal, unansweredMs = Infinity } = options.starting ?? {};
+  const ask = answering(
+    stopped,
+    unansweredMs,
+    `no answer from the store in ${unansweredMs} ms (ha.renewDeadline); giving the Lease up`,
+  );
+  const state = await ask(store.lead());
   // Where this replica last followed it, the store may have been replaced since (its term raised by the new one's).
   checkSameStore(log, state);
-  await catchUp(store, log, state.head);
+  await catchUp(store, log, state.head, ask);
   /**
    * Why another writer's term shut this one out, by a refused commit or a refused retention. The term ends itself
    * then (its sources would load the API server for nothing, its retention prune another's log), and tells its owner
@@ -70,7 +83,8 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
   const pipeline = createPipeline({
     store,
     state,
-    digests: await store.digests(),
+    // Not bounded by unansweredMs: a large store's digests take as long as they take, through many pages.
+    digests: await answering(stopped)(store.digests()),
     logger,
     metrics,
     onCommit: (updates) => log.append(updates),

@@ -154,8 +154,13 @@ export function startReplication(options: ReplicationOptions): Replication {
         ...leaderOptions,
         onFenced: () => ending.resolve({ reason: "fenced", hint: FENCED_HINT }),
         onCommitFailing,
+        // Within a renewal's deadline, as a leader that cannot renew the Lease gives it up: a standby may reach the
+        // store that this replica cannot.
+        starting: { stopped: stopped.signal, unansweredMs: ha.renewDeadlineMs },
       });
     } catch (error) {
+      // Stopped while the store did not answer: the stop releases the Lease.
+      if (stopped.signal.aborted) return false;
       if (isStoreReplaced(error)) {
         await elector.release();
         replaced(error as StoreReplacedError);

@@ -80,7 +80,9 @@ export interface Store {
   /**
    * Makes this process the store's one writer: raises the store's term, so that from now on every commit of an
    * earlier writer (a deposed leader) is refused, and returns the state as it is after that. The host calls it
-   * before its first commit, and again each time this replica becomes the leader.
+   * before its first commit, and again each time this replica becomes the leader. With `ha` the host gives up a
+   * call left unanswered for `ha.renewDeadline` (or when it stops), and stops the store without waiting for it: stop()
+   * should not wait for it either (it saves nothing).
    */
   lead(): Promise<StoreState>;
   /**

@@ -36,6 +36,8 @@ export class FencedWrites {
   private streamIds = new StreamIds([]);
   /** Writes run one at a time: the gap check reads the head, and the file writer has one connection. */
   private writes: Promise<unknown> = Promise.resolve();
+  /** The writes that save something (all but lead()), up to the last one queued: what a close waits for. */
+  private saves: Promise<unknown> = Promise.resolve();
   /** Set once a refused write found the store's head moved in this writer's own term: the store is another now. */
   private replacedBy: StoreReplacedError | undefined;
 
@@ -55,13 +57,17 @@ export class FencedWrites {
     return this.committedHead;
   }
 
-  /** Resolves once the writes queued so far are done. */
+  /**
+   * Resolves once the writes queued so far that save something are done. Not a lead() still waiting (with `ha`, a
+   * term's start given up: a path that drops packets holds it until store.timeout): it saves nothing a close could
+   * lose, and a shutdown would wait for it past shutdownTimeout.
+   */
   settled(): Promise<unknown> {
-    return this.writes;
+    return this.saves;
   }
 
-  /** Runs `work` once the writes queued before it are done. */
-  async serially<T>(work: (c: Connections) => Promise<T>): Promise<T> {
+  /** Runs `work` once the writes queued before it are done; `saves`: unless it is lead(). */
+  async serially<T>(work: (c: Connections) => Promise<T>, saves = true): Promise<T> {
     const c = this.connections();
     const run = this.writes.then(async () => {
       this.guard();
@@ -70,6 +76,7 @@ export class FencedWrites {
       return work(c);
     });
     this.writes = run.catch(() => {});
+    if (saves) this.saves = this.writes;
     return run;
   }
 
@@ -87,7 +94,7 @@ export class FencedWrites {
       const state = await this.load(c);
       this.logger.info("writing to the store", { term: this.term, head: this.committedHead });
       return state;
-    });
+    }, false);
   }
 
   commit(batch: CommitBatch): Promise<void> {
