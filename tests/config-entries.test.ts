@@ -142,7 +142,7 @@ test("a plugin's claims() that returns no list of strings is an error at its ent
   ]);
 });
 
-test("a plugin's rbac() that returns no list of PolicyRules is an error at its entry, not main.ts rbac's crash", async () => {
+test("a plugin's rbac() that returns no list of PolicyRules is an error at its entry, not a crash", async () => {
   const declaring = (type: string, rbac: () => unknown) =>
     defineSource({
       type,
