@@ -106,6 +106,9 @@ export function followStore(options: FollowOptions): Follower {
   const { store, log, logger, intervalMs, onReplaced, failing, unansweredMs = Infinity } = options;
   const stopped = new AbortController();
   let failure: Error | undefined = failing;
+  // Following again after a failure (a term whose start the store did not answer): the log is behind the store from
+  // the start, not from the stale timer's end, a reply short of a `to` past its head meanwhile a reset's first step.
+  if (failing) log.setBehindStore(true);
   const ask = answering(
     stopped.signal,
     unansweredMs,
@@ -155,8 +158,9 @@ export function followStore(options: FollowOptions): Follower {
     async stop() {
       stopped.abort();
       await running;
+      // Not told the log is up to date: a term starting (leader.ts) says so once it has caught up, and one whose
+      // start fails follows again from a log still behind.
       clearTimeout(stale);
-      log.setBehindStore(false);
     },
     failure: () => failure,
   };

@@ -66,6 +66,8 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
   // Where this replica last followed it, the store may have been replaced since (its term raised by the new one's).
   checkSameStore(log, state);
   await catchUp(store, log, state.head, ask);
+  // The writer's log is the store's from here: no reader is told to come back for want of a read.
+  log.setBehindStore(false);
   /**
    * Why another writer's term shut this one out, by a refused commit or a refused retention. The term ends itself
    * then (its sources would load the API server for nothing, its retention prune another's log), and tells its owner

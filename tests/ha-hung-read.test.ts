@@ -138,3 +138,36 @@ test("stopped while its read of the store goes unanswered, a follower takes noth
   await new Promise((resolve) => setImmediate(resolve));
   expect(log.head()).toBe(0);
 });
+
+test("following again after a term whose start the store did not answer, the log is behind the store at once", async () => {
+  const { newDir, makeStore } = storeSandbox("file");
+  const store = makeStore(newDir());
+  cleanups.push(() => store.stop());
+  await store.start();
+  const { epoch } = await store.lead();
+  const log = createLog({
+    store,
+    epoch,
+    head: 0,
+    oldest: 1,
+    whole: true,
+    logger: silentLogger,
+    metrics: createMetrics(),
+  });
+  // The store does not answer, as over the path that hung the term's start.
+  const answer = Promise.withResolvers<void>();
+  const position = store.position.bind(store);
+  store.position = async () => {
+    await answer.promise;
+    return position();
+  };
+  const failing = new Error("no answer from the store in 3000 ms (ha.renewDeadline); giving the Lease up");
+  const follower = followStore({ store, log, logger: silentLogger, intervalMs: 10, onReplaced: () => {}, failing });
+  cleanups.push(() => follower.stop());
+  // Not only once the stale timer (2 s) says so: a replay `to` past its head meanwhile got a short reply, asked again
+  // and answered short again, a step toward the requester's reset (the suite's failure under load).
+  expect(log.behindStore?.()).toBe(true);
+  expect(follower.failure()).toBe(failing);
+  answer.resolve();
+  await waitFor(() => log.behindStore?.() === false, 5_000, "the follower to read the store");
+});
