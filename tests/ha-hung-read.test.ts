@@ -20,10 +20,34 @@ import { batch, run, storeSandbox } from "./store-libsql-setup.ts";
 
 afterEach(runCleanups);
 
-test("SIGTERM of a follower whose read of the store hangs: it exits at once, not after the read", async () => {
+/** Two replicas on the test libSQL server, each through a proxy of its own (`env.storePaths`); gone after the test. */
+async function twoReplicas() {
   const env = await setupHa({ replicas: 2, storePaths: true });
   cleanups.push(env.destroy);
-  const { leader, follower } = await env.leaderAndFollower();
+  return { env, ...(await env.leaderAndFollower()) };
+}
+
+/** A store in a file, led (its writer's term taken), and a log of it at version 0; the store stopped after the test. */
+async function ledStore() {
+  const { newDir, makeStore } = storeSandbox("file");
+  const store = makeStore(newDir());
+  cleanups.push(() => store.stop());
+  await store.start();
+  const { epoch } = await store.lead();
+  const log = createLog({
+    store,
+    epoch,
+    head: 0,
+    oldest: 1,
+    whole: true,
+    logger: silentLogger,
+    metrics: createMetrics(),
+  });
+  return { store, log };
+}
+
+test("SIGTERM of a follower whose read of the store hangs: it exits at once, not after the read", async () => {
+  const { env, leader, follower } = await twoReplicas();
 
   env.storePaths[1]!.partition();
   await waitFor(
@@ -43,9 +67,7 @@ test("SIGTERM of a follower whose read of the store hangs: it exits at once, not
 }, 60_000);
 
 test("a follower whose read of the store hangs wins the Lease: its term begins, not waiting for the read", async () => {
-  const env = await setupHa({ replicas: 2, storePaths: true });
-  cleanups.push(env.destroy);
-  const { leader, follower } = await env.leaderAndFollower();
+  const { env, leader, follower } = await twoReplicas();
 
   // The follower's connection to the store hangs with its read on it (60 s, store.timeout); new ones go through.
   const path = await hungStorePath(env, 1);
@@ -68,9 +90,7 @@ test("a follower whose read of the store hangs wins the Lease: its term begins, 
 }, 60_000);
 
 test("a follower's read that hangs while new connections pass is given up: it follows and contends again", async () => {
-  const env = await setupHa({ replicas: 2, storePaths: true });
-  cleanups.push(env.destroy);
-  const { leader, follower } = await env.leaderAndFollower();
+  const { env, leader, follower } = await twoReplicas();
 
   // A load balancer's failover: the follower's connection to the store hangs with its read on it (until
   // store.timeout, 60 s, or here the test server closing the connection it sees idle, 10 s); new ones go through.
@@ -101,21 +121,8 @@ test("a follower's read that hangs while new connections pass is given up: it fo
 }, 60_000);
 
 test("stopped while its read of the store goes unanswered, a follower takes nothing from the late answer", async () => {
-  const { newDir, makeStore } = storeSandbox("file");
-  const store = makeStore(newDir());
-  cleanups.push(() => store.stop());
-  await store.start();
-  const { epoch } = await store.lead();
+  const { store, log } = await ledStore();
   await store.commit(batch(run(1, 5, (version) => ({ uid: `uid-${version}`, stream: "shared" }))));
-  const log = createLog({
-    store,
-    epoch,
-    head: 0,
-    oldest: 1,
-    whole: true,
-    logger: silentLogger,
-    metrics: createMetrics(),
-  });
   // Its catch-up's read is answered only once the test lets it, as a read over a path that drops packets hangs.
   const asked = Promise.withResolvers<void>();
   const answer = Promise.withResolvers<void>();
@@ -140,20 +147,7 @@ test("stopped while its read of the store goes unanswered, a follower takes noth
 });
 
 test("following again after a term whose start the store did not answer, the log is behind the store at once", async () => {
-  const { newDir, makeStore } = storeSandbox("file");
-  const store = makeStore(newDir());
-  cleanups.push(() => store.stop());
-  await store.start();
-  const { epoch } = await store.lead();
-  const log = createLog({
-    store,
-    epoch,
-    head: 0,
-    oldest: 1,
-    whole: true,
-    logger: silentLogger,
-    metrics: createMetrics(),
-  });
+  const { store, log } = await ledStore();
   // The store does not answer, as over the path that hung the term's start.
   const answer = Promise.withResolvers<void>();
   const position = store.position.bind(store);
