@@ -5,7 +5,7 @@
  */
 import type { Counter } from "../sdk/telemetry.ts";
 import { ApiError, responseError } from "./status.ts";
-import { CredentialsError, type KubeTransport } from "./transport.ts";
+import { type KubeTransport, unansweredCode } from "./transport.ts";
 
 /** coordination/v1 LeaseSpec, the fields leader election uses. */
 export interface LeaseSpec {
@@ -73,7 +73,7 @@ export function createLeaseClient(
       requests.inc({ verb, code: String(response.status) });
       return response;
     } catch (error) {
-      if (!stopped(signal)) requests.inc({ verb, code: error instanceof CredentialsError ? "credentials" : "error" });
+      if (!stopped(signal)) requests.inc({ verb, code: unansweredCode(error) });
       throw error;
     }
   }

@@ -50,6 +50,13 @@ export class CredentialsError extends Error {
   }
 }
 
+/**
+ * A request that got no answer, as the request metrics' `code` says it (the source's and the Lease's alike):
+ * `credentials` when it never left for want of them, an alert on failed requests seeing it all the same; else `error`.
+ */
+export const unansweredCode = (err: unknown): "credentials" | "error" =>
+  err instanceof CredentialsError ? "credentials" : "error";
+
 /** `reload` loads the kubeconfig again, the way `initial` was loaded. */
 export function createTransport(initial: KubeConfig, reload: () => KubeConfig): KubeTransport {
   /** The exec plugin's runs in flight: one at most, as client-go's lock has it (see reloadCredentials). */

@@ -10,7 +10,7 @@ import type { RequestBudget } from "./budget.ts";
 import type { SourceMetrics } from "./telemetry.ts";
 import { parseSkimmed } from "./skim.ts";
 import { retryLog } from "./readiness.ts";
-import { CredentialsError, type KubeTransport } from "../../../kube/transport.ts";
+import { CredentialsError, type KubeTransport, unansweredCode } from "../../../kube/transport.ts";
 
 /** No byte arrived for the inactivity timeout. */
 export class InactivityError extends Error {
@@ -119,13 +119,9 @@ export function createRequester(options: RequesterOptions): Requester {
     let complete = false;
     try {
       const response = await transport.get(path, request.signal).catch((err: unknown) => {
-        // A request that never left (no credentials) is not the API server's silence, but a failure all the same: an
-        // alert on the failed requests must see a cluster whose credentials cannot be obtained.
-        if (err instanceof CredentialsError) {
-          metrics.requests.inc({ verb, resource, code: "credentials" });
-          throw err;
-        }
-        metrics.requests.inc({ verb, resource, code: "error" });
+        metrics.requests.inc({ verb, resource, code: unansweredCode(err) });
+        // A request that never left (no credentials) is not the API server's silence: no watchdog's to say so.
+        if (err instanceof CredentialsError) throw err;
         return rethrow(err);
       });
       metrics.requests.inc({ verb, resource, code: String(response.status) });
