@@ -113,8 +113,9 @@ const slimSchema = v.strictObject({
       v.metadata({ key: "<Kind>" }),
       v.description(
         "Rules by API kind: a built-in kind keeps its own fields plus the rule's, any other kind (custom resources) " +
-          "its metadata plus the rule's. Secrets and ConfigMaps are published only when named here (`Secret: {}`), " +
-          "never their data. A built-in kind in another case (`HttpRoute`, `pod`) is a config error naming its own.",
+          "its metadata plus the rule's; a rule watches nothing (a source's `resources` does). Secrets and " +
+          "ConfigMaps are published only when named here (`Secret: {}`) and watched (`v1/secrets`), never their " +
+          "data. A built-in kind in another case (`HttpRoute`, `pod`) is a config error naming its own.",
       ),
     ),
     {},
