@@ -20,9 +20,15 @@ import type { SlimObject } from "../protocol/envelope.ts";
 import { BUILT_IN_API_VERSIONS, groupOf } from "../protocol/kinds.ts";
 import { put, record, scalarList, scalars, stringMap, text, type Json } from "./slim/read.ts";
 import { compileRules, keepPaths, type SlimOptions } from "./slim/rules.ts";
-import { slimPod } from "./slim/pod.ts";
-import { slimEndpointSlice, slimNamespace, slimNode, slimService } from "./slim/cluster.ts";
-import { slimGateway, slimHTTPRoute, slimIngress } from "./slim/networking.ts";
+import { POD_PARTIAL_LISTS, slimPod } from "./slim/pod.ts";
+import { NODE_PARTIAL_LISTS, slimEndpointSlice, slimNamespace, slimNode, slimService } from "./slim/cluster.ts";
+import {
+  HTTP_ROUTE_PARTIAL_LISTS,
+  INGRESS_PARTIAL_LISTS,
+  slimGateway,
+  slimHTTPRoute,
+  slimIngress,
+} from "./slim/networking.ts";
 import { slimHorizontalPodAutoscaler } from "./slim/autoscaling.ts";
 import { slimPersistentVolumeClaim } from "./slim/storage.ts";
 import {
@@ -54,6 +60,14 @@ const KIND_SLIMMERS = new Map<string, KindSlimmer>([
   ["HTTPRoute", slimHTTPRoute],
   ["HorizontalPodAutoscaler", slimHorizontalPodAutoscaler],
   ["PersistentVolumeClaim", slimPersistentVolumeClaim],
+]);
+
+/** The lists each kind's slimmer keeps only some items of, by kind (keepPaths). */
+const PARTIAL_LISTS = new Map<string, ReadonlySet<string>>([
+  ["Pod", POD_PARTIAL_LISTS],
+  ["Node", NODE_PARTIAL_LISTS],
+  ["Ingress", INGRESS_PARTIAL_LISTS],
+  ["HTTPRoute", HTTP_ROUTE_PARTIAL_LISTS],
 ]);
 
 /**
@@ -89,7 +103,8 @@ export function slim(kind: string, raw: KubeObject, options?: SlimOptions): Slim
   const keepAnnotation = kind === "Secret" ? undefined : rule === undefined ? rules.annotations : rule.annotations;
   put(object, "metadata", slimMetadata(from.metadata, keepAnnotation));
   if (builtIn !== undefined) KIND_SLIMMERS.get(kind)?.(from, object);
-  if (rule !== undefined) keepPaths(from, object, rule.keep);
+  if (rule !== undefined)
+    keepPaths(from, object, rule.keep, builtIn === undefined ? undefined : PARTIAL_LISTS.get(kind));
   return object;
 }
 

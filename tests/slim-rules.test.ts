@@ -181,6 +181,38 @@ describe("slim rules: paths through lists", () => {
     // Of five conditions a Pod keeps Ready alone: which raw one each kept item is cannot be told, nothing is added.
     expect(ruled.status).toEqual(plain.status);
   });
+
+  test("a built-in list that keeps none of the raw items gets nothing either, as when it keeps some", () => {
+    const transitionTimes = { kinds: { Pod: { keep: ["status.conditions.lastTransitionTime"] } } };
+    const scheduled = { type: "PodScheduled", status: "True", lastTransitionTime: "2026-06-15T04:14:53Z" };
+    const ready = { type: "Ready", status: "False", lastTransitionTime: "2026-06-15T04:14:58Z" };
+    const pending = (...conditions: object[]): KubeObject => ({
+      kind: "Pod",
+      metadata: { name: "web", namespace: "shop", uid: "uid-web" },
+      spec: { nodeName: NODE, containers: [{ name: "web", image: "web:1" }] },
+      status: { phase: "Pending", conditions },
+    });
+    // Scheduled, its kubelet yet to write Ready: no condition without a type (PodScheduled's time) is published.
+    expect(slim("Pod", pending(scheduled), transitionTimes).status).toEqual({ phase: "Pending" });
+    expect(slim("Pod", pending(scheduled, ready), transitionTimes).status).toEqual({
+      phase: "Pending",
+      conditions: [{ type: "Ready", status: "False" }],
+    });
+    // Ready alone is every raw item: it gets the path's field.
+    expect(slim("Pod", pending(ready), transitionTimes).status).toEqual({ phase: "Pending", conditions: [ready] });
+    // An Ingress's TLS entry without hosts likewise; a custom resource of the kind in its own group is no built-in.
+    const ingress = (group: string): KubeObject => ({
+      kind: "Ingress",
+      apiVersion: `${group}/v1`,
+      metadata: { name: "shop", namespace: "shop", uid: "uid-shop" },
+      spec: { tls: [{ secretName: "default-cert" }] },
+    });
+    const secretName = { kinds: { Ingress: { keep: ["spec.tls.secretName"] } } };
+    expect(slim("Ingress", ingress("networking.k8s.io"), secretName).spec).toBeUndefined();
+    expect(slim("Ingress", ingress("example.com"), secretName).spec).toEqual({
+      tls: [{ secretName: "default-cert" }],
+    });
+  });
 });
 
 describe("slim rules: annotations", () => {

@@ -25,6 +25,9 @@ const NODE_INFO_FIELDS = [
 ] as const;
 const READY = ["Ready"] as const;
 
+/** The lists slimNode keeps only some items of (Ready alone): a rule's path through one adds nothing to them. */
+export const NODE_PARTIAL_LISTS: ReadonlySet<string> = new Set(["status.conditions"]);
+
 /**
  * Every kubelet rewrites its Node status every ~10 s (lastHeartbeatTime) and reports
  * images, capacity and volumes: none of it is kept, so a heartbeat is not an update.

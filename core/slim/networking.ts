@@ -8,6 +8,11 @@
 import { objectList, put, record, scalarList, scalars, stringList, type Json } from "./read.ts";
 
 const LOAD_BALANCER_INGRESS_FIELDS = ["ip", "hostname"] as const;
+
+/** TLS entries without hosts are left out: a rule's path through the list adds nothing to it. */
+export const INGRESS_PARTIAL_LISTS: ReadonlySet<string> = new Set(["spec.tls"]);
+/** Rules without matches or backends are left out: a rule's path through the list adds nothing to it. */
+export const HTTP_ROUTE_PARTIAL_LISTS: ReadonlySet<string> = new Set(["spec.rules"]);
 const SERVICE_BACKEND_FIELDS = ["name"] as const;
 const SERVICE_PORT_FIELDS = ["name", "number"] as const;
 const RESOURCE_BACKEND_FIELDS = ["apiGroup", "kind", "name"] as const;

@@ -22,6 +22,9 @@ const CONTAINER_STATES = ["running", "waiting", "terminated"] as const;
 const IP_FIELDS = ["ip"] as const;
 const READY = ["Ready"] as const;
 
+/** The lists slimPod keeps only some items of (Ready alone): a rule's path through one adds nothing to them. */
+export const POD_PARTIAL_LISTS: ReadonlySet<string> = new Set(["status.conditions"]);
+
 export function slimPod(raw: Json, into: Json): void {
   const rawSpec = record(raw.spec);
   const spec = scalars(rawSpec, POD_SPEC_FIELDS);

@@ -215,14 +215,23 @@ export function valueAt(object: Json, path: readonly string[]): unknown {
  * value an item has is copied even when empty (`pause: {}`); nothing is kept when no item has it. Where the slim copy
  * already holds that list, the fields are added to its items if it holds every item (a built-in slimmer's lists are
  * the raw ones, in order, at most with items left out); a list left with fewer items (a Pod's conditions: Ready) gets
- * nothing, since which raw item each one is cannot be told.
+ * nothing, since which raw item each one is cannot be told. `partialLists` are the dot paths of the lists the built-in
+ * slimmer may leave items out of: one it left every item out of gets nothing either, rather than a list of items
+ * that are none of those it keeps (a pending Pod's PodScheduled condition as a condition without a type).
  */
-export function keepPaths(raw: Json, into: Json, paths: readonly string[][]): void {
+export function keepPaths(
+  raw: Json,
+  into: Json,
+  paths: readonly string[][],
+  partialLists: ReadonlySet<string> = NO_LISTS,
+): void {
   for (const path of paths) {
     const part = project(raw, path, 0, false);
-    if (part !== undefined) merge(into, part, path, 0);
+    if (part !== undefined) merge(into, part, path, 0, partialLists);
   }
 }
+
+const NO_LISTS: ReadonlySet<string> = new Set();
 
 /**
  * `value` cut down to path[i..]: the copy of what is at its end, through maps and every item of lists; undefined when
@@ -244,21 +253,32 @@ function project(value: unknown, path: readonly string[], i: number, inList: boo
   return part === undefined ? undefined : { [key]: part };
 }
 
-/** `target` (what the slim copy holds at a place) with `part`, the projection of path[i..] at that place, merged in. */
-function merge(target: unknown, part: unknown, path: readonly string[], i: number): unknown {
+/**
+ * `target` (what the slim copy holds at a place) with `part`, the projection of path[i..] at that place, merged in;
+ * `target` itself when nothing is added.
+ */
+function merge(
+  target: unknown,
+  part: unknown,
+  path: readonly string[],
+  i: number,
+  partialLists: ReadonlySet<string>,
+): unknown {
   if (i === path.length) return part;
   if (Array.isArray(part)) {
-    if (!Array.isArray(target)) return part;
+    if (!Array.isArray(target)) return partialLists.has(path.slice(0, i).join(".")) ? target : part;
     if (target.length === part.length)
-      for (const [j, item] of part.entries()) target[j] = merge(target[j], item, path, i);
+      for (const [j, item] of part.entries()) target[j] = merge(target[j], item, path, i, partialLists);
     return target;
   }
   const from = record(part)!;
   const key = path[i]!;
   if (!Object.hasOwn(from, key)) return target; // an item without the field: nothing to add
   const map = record(target);
-  if (map === undefined) return part;
-  map[key] = merge(map[key], from[key], path, i + 1);
+  const merged = merge(map?.[key], from[key], path, i + 1, partialLists);
+  if (merged === undefined) return target;
+  if (map === undefined) return { [key]: merged };
+  map[key] = merged;
   return map;
 }
 
