@@ -7,6 +7,7 @@
  * epoch, behind retention), with RESET, the stream's state as ADDED events and SYNCED,
  * which the cache turns into the adds, updates and deletes that reach that state.
  */
+import { errorText } from "../protocol/error-text.ts";
 import { leadingText } from "../protocol/leading-text.ts";
 import { Backoff, MAX_RETRY_AFTER_MS, parseRetryAfter, sleep } from "../protocol/retry.ts";
 import { parseOptions } from "./options.ts";
@@ -41,14 +42,15 @@ const QUOTED_CHARS = 200;
 
 /**
  * An error's message with its causes': Node's fetch says only "fetch failed" (or "terminated"), the socket's own error
- * in its cause, an AggregateError of one per address when it tried several.
+ * in its cause, an AggregateError of one per address when it tried several. Each as errorText says it: Bun's hint to
+ * pass `verbose: true` to fetch is for the client library, not for whoever reads the error.
  */
 function inWords(error: unknown, depth = 0): string {
   if (!(error instanceof Error)) return String(error);
   const own =
     error instanceof AggregateError && error.message === ""
       ? error.errors.map((each) => inWords(each, depth + 1)).join("; ")
-      : error.message;
+      : errorText(error);
   const cause = depth < 3 && error.cause !== undefined ? inWords(error.cause, depth + 1) : "";
   return cause === "" || own.includes(cause) ? own : `${own}: ${cause}`;
 }

@@ -16,7 +16,7 @@ import { sleep } from "../protocol/retry.ts";
 import { type Counter, type Logger, outageLog } from "../sdk/telemetry.ts";
 import { createLeaseClient, isConflict, type Lease, type LeaseSpec, microTime } from "./lease.ts";
 import { causeOfRequest, loggedError } from "./status.ts";
-import { errorText } from "../sdk/error-text.ts";
+import { errorText } from "../protocol/error-text.ts";
 import type { KubeTransport } from "./transport.ts";
 
 export interface ElectorOptions {

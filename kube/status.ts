@@ -1,11 +1,11 @@
 /**
  * Kubernetes `Status` failures as errors, one type for every client of the API server: the source's
  * requests and watch ERROR events, and the Lease client. The code, reason and message are the server's. And a failed
- * request to it as a log line's `error` field (loggedError), its message worded as sdk/error-text.ts words it.
+ * request to it as a log line's `error` field (loggedError), its message worded as protocol/error-text.ts words it.
  */
 import { parseRetryAfter } from "../protocol/retry.ts";
 import { causeOf } from "../sdk/telemetry.ts";
-import { errorText } from "../sdk/error-text.ts";
+import { errorText } from "../protocol/error-text.ts";
 
 /** A Kubernetes `Status` failure, from an HTTP response or a watch ERROR event. */
 export class ApiError extends Error {

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { createLogger } from "../host/logger.ts";
-import { errorText } from "../sdk/error-text.ts";
+import { errorText } from "../protocol/error-text.ts";
 import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
 import { populate } from "../simulator/population.ts";
 import { runMain } from "./reliability-process.ts";

@@ -7,7 +7,7 @@
  * follows `on4xx` (retry, or skip and count). Retries go on forever unless `maxRetries`
  * says otherwise.
  */
-import { errorText } from "../../../sdk/error-text.ts";
+import { errorText } from "../../../protocol/error-text.ts";
 import { Backoff, parseRetryAfter, sleep } from "../../../protocol/retry.ts";
 import type { Envelope, Logger, Metrics, RetrySettings } from "../../../sdk/index.ts";
 import { outageLog, rateLimited, rateLimitedWarn } from "../../../sdk/telemetry.ts";

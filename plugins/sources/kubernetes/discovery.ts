@@ -10,7 +10,7 @@
 import { Backoff, sleep } from "../../../protocol/retry.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
 import { ApiError } from "../../../kube/status.ts";
-import { errorText } from "../../../sdk/error-text.ts";
+import { errorText } from "../../../protocol/error-text.ts";
 import { retryLog } from "./readiness.ts";
 import { retryDelay, unlessStopped, type Requester } from "./request.ts";
 import { groupVersionPath, gvrText, type ResourceRef, type ResourceType } from "./resources.ts";

@@ -8,7 +8,7 @@ import type { Logger } from "../../../sdk/telemetry.ts";
 import type { KubeObject } from "../../../sdk/model.ts";
 import { Backoff, sleep } from "../../../protocol/retry.ts";
 import { ApiError } from "../../../kube/status.ts";
-import { errorText } from "../../../sdk/error-text.ts";
+import { errorText } from "../../../protocol/error-text.ts";
 import { retryDelay, unlessStopped, type Requester } from "./request.ts";
 import { apiVersionOf, collectionPath, selectorParams, type ResourceType, type Scope } from "./resources.ts";
 import type { SourceMetrics } from "./telemetry.ts";

@@ -1,6 +1,7 @@
 /**
  * How a failed request is said in the log, /readyz and a sink's failure detail, by the kubernetes source, the Lease
- * election and the webhook alike: what Bun's fetch says, without what is for its caller alone.
+ * election and the webhook alike, and to the client library's onError (so `tail`): what Bun's fetch says, without
+ * what is for its caller alone.
  */
 
 /**
