@@ -7,7 +7,7 @@
  * from the log in replay-content.ts.
  */
 import type { Msg, NatsConnection } from "@nats-io/transport-node";
-import type { CommittedLog } from "../../../sdk/contract.ts";
+import { type CommittedLog, isBehindRetention } from "../../../sdk/contract.ts";
 import { type Counter, type Gauge, type Logger, rateLimitedWarn } from "../../../sdk/telemetry.ts";
 import {
   comesBackLater,
@@ -226,6 +226,9 @@ export function serveReplay(options: ResponderOptions): Responder {
     }
     // A reset waiting for its turn when the sink stops: told to ask again, nothing went wrong.
     if (stopping) return STOPPING;
+    // Retention passed what the reply had still to read: its requester fell behind as any reader can (the log has
+    // counted and logged it), and asked again it gets the stream's state.
+    if (isBehindRetention(error)) return `retention overtook this reply: ${error.message}; ask again`;
     if (error instanceof ConnectionDropped) {
       warn("the NATS connection dropped during a replay; its requester asks again", { error: error.cause });
       return CUT_OFF;
