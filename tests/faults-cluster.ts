@@ -35,6 +35,8 @@ export interface SetupOptions {
   sse?: string;
   /** YAML lines under `sources:`, given the kubeconfig's path; default one source watching every resource. */
   sources?: (kubeconfig: string) => string[];
+  /** The store's `retention`, as a YAML flow mapping (default: none, the defaults'). */
+  retention?: string;
 }
 
 /** One `kubernetes` source entry, as YAML lines under `sources:`. */
@@ -64,7 +66,7 @@ export async function setup(options: SetupOptions = {}) {
       "cluster: { name: faults }",
       "log: { level: info }",
       `http: { address: 127.0.0.1, port: ${port} }`,
-      `store: { type: libsql, url: "${dbUrl}" }`,
+      `store: { type: libsql, url: "${dbUrl}"${options.retention ? `, retention: ${options.retention}` : ""} }`,
       "sources:",
       ...(options.sources ?? ((path) => kubernetesSource(path, RESOURCES)))(kubeconfig),
       "sinks:",
