@@ -156,7 +156,10 @@ export default defineSink({
       "Subscribers closed because they could not keep up (their buffer was full, or stayed full for two heartbeats " +
         "during a snapshot).",
     );
-    const resets = ctx.metrics.counter("kubemeta_sse_resets_total", "Streams that began with RESET and a snapshot.");
+    const resets = ctx.metrics.counter(
+      "kubemeta_sse_resets_total",
+      "RESETs sent, each followed by the stream's state: a stream's first event, or one after retention overtook it.",
+    );
     // From 0, not from the first event: rate() needs a sample before it.
     resets.inc(undefined, 0);
     overflows.inc(undefined, 0);
