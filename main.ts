@@ -1,13 +1,22 @@
 /**
- * kubemeta: `bun run main.ts [--config kubemeta.yaml] [--check]`, `--demo`, `rbac`, or `tail …` (cli/main.ts).
- * Signals are listened for before anything else loads: a SIGTERM while kubemeta starts stops it once started.
+ * kubemeta: `bun run main.ts [--config kubemeta.yaml] [--check]`, `--demo`, `rbac`, `new-epoch` (cli/main.ts), or
+ * `tail …` (cli/tail.ts). Signals are listened for before anything else loads: a SIGTERM while kubemeta starts stops
+ * it once started.
  */
 import { listenEarly } from "./cli/signals.ts";
 
 const signals = listenEarly();
-const { main } = await import("./cli/main.ts");
+const args = process.argv.slice(2);
+
+async function run(): Promise<number> {
+  // `tail` needs the client library alone: loaded without the host, its plugins and the Kubernetes client, it starts
+  // in a fraction of the time, as a terminal's (and a script's) command should.
+  if (args[0] === "tail") return (await import("./cli/tail.ts")).runTail(args.slice(1), signals.stop);
+  return (await import("./cli/main.ts")).main(args, signals);
+}
+
 try {
-  process.exit(await main(process.argv.slice(2), signals));
+  process.exit(await run());
 } catch (error) {
   process.stderr.write(`kubemeta: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   process.exit(1);

@@ -1,6 +1,7 @@
 /**
- * The CLI behind main.ts: serve (the default), --check, --demo, rbac, new-epoch and tail. Validates the whole config
- * before anything starts, then serves until SIGTERM/SIGINT (`signals`, listened for since the process began).
+ * The CLI behind main.ts: serve (the default), --check, --demo, rbac and new-epoch (main.ts runs tail from cli/tail.ts).
+ * Validates the whole config before anything starts, then serves until SIGTERM/SIGINT (`signals`, listened for since
+ * the process began).
  */
 import { lstat } from "node:fs/promises";
 import { ConfigError, loadConfig, resolveConfig, type Config } from "../host/config.ts";
@@ -12,7 +13,6 @@ import { guardProcess } from "../host/supervise.ts";
 import { type Demo, startDemo } from "./demo.ts";
 import { newEpoch } from "./new-epoch.ts";
 import { rbacWarnings, rbacYaml } from "./rbac.ts";
-import { runTail } from "./tail.ts";
 import { builtins } from "../plugins/index.ts";
 import type { EarlySignals } from "./signals.ts";
 import { argumentProblem, parseOptions } from "./args.ts";
@@ -61,7 +61,6 @@ const CONFIG_COMMANDS = {
 /** Runs the command `args` name; resolves with the exit code. */
 export async function main(args: string[], signals: EarlySignals): Promise<number> {
   const [command, ...rest] = args;
-  if (command === "tail") return runTail(rest, signals.stop);
   const configCommand =
     command !== undefined && Object.hasOwn(CONFIG_COMMANDS, command)
       ? (command as keyof typeof CONFIG_COMMANDS)

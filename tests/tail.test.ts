@@ -248,7 +248,7 @@ test(
     ];
     const results = await Promise.all(cases.map(([args, , env]) => tail(args, env).exit()));
     results.forEach(({ code, stderr }, i) => {
-      expect(code).toBe(2);
+      expect({ args: cases[i]![0], code, stderr }).toMatchObject({ code: 2 });
       expect(stderr).toMatch(cases[i]![1]);
       expect(stderr.trimEnd().split("\n")).toHaveLength(1);
       expect(stderr).not.toContain("secret");
