@@ -125,7 +125,7 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     if (!values.check || !error.sound) return invalidConfig(error);
     // What the schema's errors leave sound is checked as a valid config is: one check says all that is wrong.
     const found = await checkConfig(error.sound, checkLogger());
-    return invalidConfig(new ConfigError([...error.issues, ...found], error.warnings));
+    return invalidConfig(new ConfigError([...error.issues, ...found.issues], [...error.warnings, ...found.warnings]));
   }
   if (port !== undefined) config.http.port = port;
   if (configCommand === "rbac") {
@@ -141,9 +141,9 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
       // Said whatever else the check finds, as a start would log them: they do not make the config invalid.
       printWarnings(config.warnings);
       const found = await checkConfig(config, logger);
-      if (found.length > 0) return invalidConfig(new ConfigError(found));
+      if (found.issues.length > 0) return invalidConfig(new ConfigError(found.issues, found.warnings));
       // Only of a config that could run: one with errors has more to fix than what it leaves out.
-      printWarnings(startWarnings(config));
+      printWarnings([...found.warnings, ...startWarnings(config)]);
       process.stdout.write("config is valid\n");
       return 0;
     }

@@ -12,10 +12,20 @@ import { certificateWarnings } from "./http-config.ts";
  * For `--check`: what the config names that its schema cannot prove, said as its schema's errors are (each at its
  * path): with `ha`, the Lease's kubeconfig loads if a key names it; each plugin's own check (Declaration.check) passes;
  * the store can be opened (created if new, then closed), whatever those found, so that one check says all. Of a config
- * with schema errors, the parts they leave sound: an entry's check needs its keys right.
+ * with schema errors, the parts they leave sound: an entry's check needs its keys right. Its warnings: what the store's
+ * check says a start would change.
  */
-export async function checkConfig(parts: SoundParts, logger: Logger): Promise<ConfigIssue[]> {
-  return [...leaseIssues(parts, logger), ...(await pluginIssues(parts)), ...(await storeIssues(parts, logger))];
+export async function checkConfig(
+  parts: SoundParts,
+  logger: Logger,
+): Promise<{ issues: ConfigIssue[]; warnings: string[] }> {
+  const warnings: string[] = [];
+  const issues = [
+    ...leaseIssues(parts, logger),
+    ...(await pluginIssues(parts)),
+    ...(await storeIssues(parts, logger, warnings)),
+  ];
+  return { issues, warnings };
 }
 
 /**
@@ -32,13 +42,22 @@ export function startWarnings(config: Config): string[] {
   ];
 }
 
-/** Why the store cannot be opened, at `store`: its plugin's message names it (its file, its server) and the cause. */
-async function storeIssues(parts: SoundParts, logger: Logger): Promise<ConfigIssue[]> {
+/**
+ * Why the store cannot be opened, at `store`: its plugin's message names it (its file, its server) and the cause. A
+ * store's own check (Store.check) leaves an existing store as it is, and adds what a start would change to `warnings`.
+ */
+async function storeIssues(parts: SoundParts, logger: Logger, warnings: string[]): Promise<ConfigIssue[]> {
   const { store: entry } = parts;
   if (!entry) return [];
+  const context = pluginContext(parts, logger, createMetrics());
   try {
-    const { store } = await startStore(entry, pluginContext(parts, logger, createMetrics()), logger);
-    await store.stop();
+    const store = entry.declaration.create(entry.config, context(entry.name, "store"));
+    if (store.check) {
+      for (const note of await store.check()) warnings.push(`store: ${note}`);
+      return [];
+    }
+    const { store: started } = await startStore(entry, context, logger);
+    await started.stop();
     return [];
   } catch (error) {
     return [{ path: "store", message: messageOf(error) }];

@@ -78,6 +78,13 @@ export interface Store {
   start(): Promise<StoreState>;
   stop(): Promise<void>;
   /**
+   * `--check`, instead of start() and stop(): proves the store usable, making it if new, and leaves one that exists as
+   * it is (its migrations are a start's: a kubemeta of its earlier schema, still serving it or rolled back to, could
+   * not open it after them), then closes it. Returns what a start would change, said as the check's warnings. A store
+   * without it is started and stopped.
+   */
+  check?(): Promise<string[]>;
+  /**
    * Makes this process the store's one writer: raises the store's term, so that from now on every commit of an
    * earlier writer (a deposed leader) is refused, and returns the state as it is after that. The host calls it
    * before its first commit, and again each time this replica becomes the leader. With `ha` the host gives up a

@@ -8,17 +8,19 @@ import { Database } from "bun:sqlite";
 import { existsSync, readdirSync } from "node:fs";
 import { chmod, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { createClient } from "@libsql/client";
+import { migrate, SCHEMA_VERSION } from "../plugins/stores/libsql/schema.ts";
 import { tempDir } from "../testing/index.ts";
 import { exitWithin, FILE_MODES_IGNORED, MAIN, OBEYING_FILE_MODES, Output } from "./reliability-process.ts";
 
 const dirs: string[] = [];
 afterAll(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
 
-async function run(url: string, args: string[], port = 0, prepare?: (dir: string) => void) {
+async function run(url: string, args: string[], port = 0, prepare?: (dir: string) => unknown) {
   const dir = await tempDir("kubemeta-store-open-");
   dirs.push(dir);
   await Bun.write(join(dir, "a-file"), "");
-  prepare?.(dir);
+  await prepare?.(dir);
   await Bun.write(
     join(dir, "kubemeta.yaml"),
     `cluster: { name: prod-eu }\nstore: { type: libsql, url: "${url.replace("<dir>", dir)}" }\n` +
@@ -129,6 +131,68 @@ test("--check creates a new store, proving it usable", async () => {
   expect(code).toBe(0);
   expect(stdout).toBe("config is valid\n");
   expect(await Bun.file(join(dir, "data", "kubemeta.db")).exists()).toBe(true);
+});
+
+/** The versions in a store's schema_version: the migrations it ran. */
+function schemaVersions(path: string): number[] {
+  const db = new Database(path, { readonly: true });
+  try {
+    return db
+      .query<{ version: number }, []>("SELECT version FROM schema_version ORDER BY version")
+      .all()
+      .map((row) => row.version);
+  } finally {
+    db.close();
+  }
+}
+
+/** A store an earlier kubemeta made (its schema `version` behind this one's), holding an update's worth. */
+async function earlierStore(path: string, version: number): Promise<void> {
+  const client = createClient({ url: `file:${path}` });
+  try {
+    await migrate(client, version);
+    await client.execute("INSERT INTO meta (id, epoch, head) VALUES (1, '00112233aabbccdd', 1)");
+  } finally {
+    client.close();
+  }
+}
+
+test("--check leaves an earlier kubemeta's store unmigrated and says that a start migrates it", async () => {
+  const previous = SCHEMA_VERSION - 1;
+  const { code, stdout, stderr, dir } = await run("file:./k.db", ["--check"], 0, (at) =>
+    earlierStore(join(at, "k.db"), previous),
+  );
+  expect({ code, stdout }).toEqual({ code: 0, stdout: "config is valid\n" });
+  expect(schemaVersions(join(dir, "k.db"))).toEqual(Array.from({ length: previous }, (_, i) => i + 1));
+  expect(stderr.split("\n")[0]).toBe(
+    `kubemeta: warning: store: the store has schema version ${previous}, an earlier kubemeta's: the next start of ` +
+      `this kubemeta migrates it to ${SCHEMA_VERSION}, after which the earlier kubemeta cannot open it (no rollback ` +
+      "on this store)",
+  );
+});
+
+test("a store a newer kubemeta migrated (a rollback): refused at --check and start, naming both schemas", async () => {
+  const newer = SCHEMA_VERSION + 1;
+  const refusal =
+    `cannot use ./k.db: the store has schema version ${newer}, newer than this kubemeta supports ` +
+    `(${SCHEMA_VERSION}); upgrade kubemeta or use another store`;
+  const { code, stdout, stderr, dir } = await run("file:./k.db", ["--check"], 0, async (at) => {
+    await earlierStore(join(at, "k.db"), SCHEMA_VERSION);
+    const db = new Database(join(at, "k.db"));
+    db.run("INSERT INTO schema_version (version, applied_at) VALUES (?, '2027-01-01T00:00:00.000Z')", [newer]);
+    db.close();
+  });
+  expect({ code, stdout, stderr }).toEqual({ code: 1, stdout: "", stderr: `invalid config:\n  store: ${refusal}\n` });
+  const started = spawnIn(dir, []);
+  expect(await exitWithin(started.child, 20_000)).toBe(1);
+  const lines = (await started.stdout.all()).trimEnd().split("\n");
+  expect(lines).toHaveLength(1);
+  expect(JSON.parse(lines[0]!)).toMatchObject({
+    level: "error",
+    msg: "store cannot be opened",
+    error: { message: refusal },
+  });
+  expect(schemaVersions(join(dir, "k.db"))).toEqual(Array.from({ length: newer }, (_, i) => i + 1));
 });
 
 test("a port that is taken: one error line naming address, port and cause, exit 1, not a stack trace", async () => {

@@ -19,7 +19,7 @@ import { FencedWrites } from "./libsql/fenced-writes.ts";
 import { newEpochAt, randomEpoch } from "./libsql/new-epoch.ts";
 import { prune } from "./libsql/prune.ts";
 import { digests, loadHorizons, readUpdates, snapshot, snapshotPages, streamHorizon } from "./libsql/read.ts";
-import { migrate } from "./libsql/schema.ts";
+import { checkSchema, migrate } from "./libsql/schema.ts";
 import { positiveDuration } from "../../sdk/schema.ts";
 
 /** `file:<path>`, or a remote scheme with a host. */
@@ -152,7 +152,8 @@ export default defineStore({
       }
     }
 
-    async function connect(): Promise<Connections> {
+    /** The store opened, and made if new; `checking` (`--check`): an existing store's schema left as it is. */
+    async function connect(checking = false): Promise<{ c: Connections; notes: string[] }> {
       const c = await openConnections(config.url, ctx.logger, {
         authToken: config.authToken,
         timeoutMs: config.timeout,
@@ -163,17 +164,19 @@ export default defineStore({
             journalMode: c.journalMode,
           });
         }
-        await migrate(c.writer);
+        let notes: string[] = [];
+        if (checking) notes = await checkSchema(c.writer);
+        else await migrate(c.writer);
         await c.writer.execute({
           sql: "INSERT INTO meta (id, epoch, head) VALUES (1, ?, 0) ON CONFLICT (id) DO NOTHING",
           args: [randomEpoch()],
         });
-        if (isFileUrl(config.url)) {
+        if (!checking && isFileUrl(config.url)) {
           const path = filePathOf(config.url);
           const paths = c.journalMode === "wal" ? [path, `${path}-wal`, `${path}-shm`] : [path];
           file = watchFiles(paths, (error) => ctx.replaced?.(error), ctx.logger);
         }
-        return c;
+        return { c, notes };
       } catch (error) {
         await c.close();
         // The connection is open, so the error is about what the database holds: say which one.
@@ -183,10 +186,13 @@ export default defineStore({
 
     return {
       async start() {
-        opening ??= connect().catch((error) => {
-          opening = undefined;
-          throw error;
-        });
+        opening ??= connect().then(
+          ({ c }) => c,
+          (error) => {
+            opening = undefined;
+            throw error;
+          },
+        );
         connections = await opening;
         const state = await writes.start(connections);
         ctx.logger.info("libsql store open", {
@@ -195,6 +201,12 @@ export default defineStore({
           head: writes.head,
         });
         return state;
+      },
+
+      async check() {
+        const { c, notes } = await connect(true);
+        await c.close();
+        return notes;
       },
 
       async stop() {

@@ -144,6 +144,28 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
  * kubemeta.
  */
 export async function migrate(client: Writer, target = SCHEMA_VERSION): Promise<void> {
+  for (let version = (await schemaOf(client)) + 1; version <= target; version++) {
+    await migrateTo(client, version);
+  }
+}
+
+/**
+ * For `--check`: a new store is made as a start makes it; one that exists is refused as a start would refuse it and
+ * otherwise left as it is, since its migrations are a start's: once migrated, a kubemeta of an earlier schema (one
+ * still serving it, or rolled back to) cannot open it. Says what the next start will migrate, if anything.
+ */
+export async function checkSchema(client: Writer): Promise<string[]> {
+  const found = await schemaOf(client);
+  if (found === 0) await migrate(client);
+  if (found === 0 || found === SCHEMA_VERSION) return [];
+  return [
+    `the store has schema version ${found}, an earlier kubemeta's: the next start of this kubemeta migrates it to ` +
+      `${SCHEMA_VERSION}, after which the earlier kubemeta cannot open it (no rollback on this store)`,
+  ];
+}
+
+/** The schema version a store holds, 0 for a new one; refuses another application's database and a newer kubemeta's. */
+async function schemaOf(client: Writer): Promise<number> {
   await refuseForeign(client);
   await client.execute(
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
@@ -157,9 +179,7 @@ export async function migrate(client: Writer, target = SCHEMA_VERSION): Promise<
         "upgrade kubemeta or use another store",
     );
   }
-  for (let version = found + 1; version <= target; version++) {
-    await migrateTo(client, version);
-  }
+  return found;
 }
 
 /**
