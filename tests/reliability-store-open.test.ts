@@ -171,6 +171,23 @@ test("--check leaves an earlier kubemeta's store unmigrated and says that a star
   );
 });
 
+test("a start migrates an earlier kubemeta's store and says so, once: from then on it cannot open it", async () => {
+  const previous = SCHEMA_VERSION - 1;
+  const { dir } = await run("file:./k.db", ["--check"], 0, (at) => earlierStore(join(at, "k.db"), previous));
+  const migrated = "store migrated from an earlier kubemeta's schema; that kubemeta cannot open it any more";
+  for (const expected of [[{ from: previous, to: SCHEMA_VERSION }], []]) {
+    const served = spawnIn(dir, []);
+    try {
+      await served.stdout.waitFor(/"msg":"http listening"/, 20_000);
+    } finally {
+      served.child.kill("SIGTERM");
+    }
+    expect(await exitWithin(served.child, 20_000)).toBe(0);
+    expect(served.stdout.lines(migrated)).toEqual(expected.map((fields) => expect.objectContaining(fields)));
+  }
+  expect(schemaVersions(join(dir, "k.db"))).toEqual(Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1));
+});
+
 test("a store a newer kubemeta migrated (a rollback): refused at --check and start, naming both schemas", async () => {
   const newer = SCHEMA_VERSION + 1;
   const refusal =

@@ -19,7 +19,7 @@ import { FencedWrites } from "./libsql/fenced-writes.ts";
 import { newEpochAt, randomEpoch } from "./libsql/new-epoch.ts";
 import { prune } from "./libsql/prune.ts";
 import { digests, loadHorizons, readUpdates, snapshot, snapshotPages, streamHorizon } from "./libsql/read.ts";
-import { checkSchema, migrate } from "./libsql/schema.ts";
+import { checkSchema, migrate, SCHEMA_VERSION } from "./libsql/schema.ts";
 import { positiveDuration } from "../../sdk/schema.ts";
 
 /** `file:<path>`, or a remote scheme with a host. */
@@ -152,6 +152,16 @@ export default defineStore({
       }
     }
 
+    /** Migrates an earlier kubemeta's store, and says so: from then on that kubemeta cannot open it (a rollback). */
+    async function migrateSaid(writer: Connections["writer"]): Promise<void> {
+      const found = await migrate(writer);
+      if (found === 0 || found === SCHEMA_VERSION) return;
+      ctx.logger.info("store migrated from an earlier kubemeta's schema; that kubemeta cannot open it any more", {
+        from: found,
+        to: SCHEMA_VERSION,
+      });
+    }
+
     /** The store opened, and made if new; `checking` (`--check`): an existing store's schema left as it is. */
     async function connect(checking = false): Promise<{ c: Connections; notes: string[] }> {
       const c = await openConnections(config.url, ctx.logger, {
@@ -166,7 +176,7 @@ export default defineStore({
         }
         let notes: string[] = [];
         if (checking) notes = await checkSchema(c.writer);
-        else await migrate(c.writer);
+        else await migrateSaid(c.writer);
         await c.writer.execute({
           sql: "INSERT INTO meta (id, epoch, head) VALUES (1, ?, 0) ON CONFLICT (id) DO NOTHING",
           args: [randomEpoch()],

@@ -141,12 +141,14 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 
 /**
  * Brings the store's schema to `target` (tests build older stores with it); refuses a store written by a newer
- * kubemeta.
+ * kubemeta. Returns the version the store had, 0 for a new one.
  */
-export async function migrate(client: Writer, target = SCHEMA_VERSION): Promise<void> {
-  for (let version = (await schemaOf(client)) + 1; version <= target; version++) {
+export async function migrate(client: Writer, target = SCHEMA_VERSION): Promise<number> {
+  const found = await schemaOf(client);
+  for (let version = found + 1; version <= target; version++) {
     await migrateTo(client, version);
   }
+  return found;
 }
 
 /**
