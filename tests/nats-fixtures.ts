@@ -3,16 +3,18 @@
  * raw cluster objects, churn, and the comparison of a follower with the store.
  */
 import { afterAll, beforeAll, expect } from "bun:test";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, createInbox, type NatsConnection } from "@nats-io/transport-node";
 import type { ChangeSink } from "../sdk/contract.ts";
 import { ALL } from "../protocol/streams.ts";
 import type { KubeObject } from "../sdk/model.ts";
-import { rawPod, startTestHost, type TestHost } from "../testing/index.ts";
+import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import { createMetrics } from "../host/metrics.ts";
-import { silentLogger } from "../host/logger.ts";
+import { createLogger, silentLogger } from "../host/logger.ts";
 import type { ConnectionTelemetry } from "../plugins/sinks/nats/connection.ts";
 import type { Follower } from "./nats-consumer.ts";
+import type { Logged } from "./plugins-fixtures.ts";
+import { startTcpProxy, type TcpProxy } from "./tcp-proxy.ts";
 import { startNatsServer, type NatsServerOptions, type TestNatsServer } from "./nats-server.ts";
 
 /**
@@ -100,6 +102,57 @@ export async function startNatsHost(
     logger: options.logger,
     sinks: [natsSink(server, options.sink)],
   });
+}
+
+/**
+ * A server, and a host whose sink reaches it through a TCP proxy (to hold or cut the sink's link alone), its log lines
+ * kept in `logged`; each stopped by `cleanups`.
+ */
+export async function startProxiedNatsHost(
+  cleanups: (() => Promise<unknown>)[],
+  retention?: Record<string, unknown>,
+): Promise<{ server: TestNatsServer; proxy: TcpProxy; th: TestHost; logged: Logged[] }> {
+  const server = await startNatsServer();
+  cleanups.push(() => server.destroy());
+  const proxy = startTcpProxy({ hostname: "127.0.0.1", port: server.port });
+  cleanups.push(async () => proxy.stop());
+  const logged: Logged[] = [];
+  const logger = createLogger({ write: (line) => void logged.push(JSON.parse(line) as Logged) });
+  const th = await startNatsHost(server, {
+    logger,
+    retention,
+    sink: { prefix: PREFIX, servers: [`nats://127.0.0.1:${proxy.port}`] },
+  });
+  cleanups.push(() => th.destroy());
+  return { server, proxy, th, logged };
+}
+
+/**
+ * Sends a replay `request` whose reply holds the sink's link (`proxy`) from its first chunk on, and returns once a MiB
+ * more of it has come: the sink then waits on a flush the server never confirms. The reply's error chunks are pushed
+ * to the list returned as they come.
+ */
+export async function replayHeldAfterFirstChunk(
+  nc: NatsConnection,
+  proxy: TcpProxy,
+  request: Record<string, unknown>,
+): Promise<string[]> {
+  let afterHold = -1;
+  const errors: string[] = [];
+  const inbox = createInbox();
+  nc.subscribe(inbox, {
+    callback: (_, msg) => {
+      const { error } = msg.json<{ error?: string }>();
+      if (error !== undefined) errors.push(error);
+      if (afterHold < 0) {
+        proxy.hold();
+        afterHold = 0;
+      } else afterHold += msg.data.length;
+    },
+  });
+  nc.publish(`${PREFIX}.replay`, JSON.stringify(request), { reply: inbox });
+  await waitFor(() => afterHold > (1 << 20) + (64 << 10), 10_000, "a MiB of the reply sent after the hold");
+  return errors;
 }
 
 export interface NatsSuite {

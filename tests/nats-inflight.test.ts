@@ -5,14 +5,20 @@
  * replay's reply cut off the same way: its requester, cut off too, asks again.
  */
 import { afterEach, expect, test } from "bun:test";
-import { createInbox } from "@nats-io/transport-node";
 import { createLogger } from "../host/logger.ts";
 import { ALL } from "../protocol/streams.ts";
 import { rawPod, sinkCaughtUp, waitFor } from "../testing/index.ts";
 import { Follower } from "./nats-consumer.ts";
-import { client, converged, PREFIX, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
+import {
+  client,
+  converged,
+  PREFIX,
+  SLOW_MS,
+  startNatsHost,
+  replayHeldAfterFirstChunk,
+  startProxiedNatsHost,
+} from "./nats-fixtures.ts";
 import { startNatsServer } from "./nats-server.ts";
-import { startTcpProxy } from "./tcp-proxy.ts";
 import type { Logged } from "./plugins-fixtures.ts";
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -61,17 +67,7 @@ test(
   "the connection dropped while a replay waits for the server's confirmation: a warning, no error; its error " +
     "chunk says to ask again",
   async () => {
-    const server = await startNatsServer();
-    cleanups.push(() => server.destroy());
-    const proxy = startTcpProxy({ hostname: "127.0.0.1", port: server.port });
-    cleanups.push(async () => proxy.stop());
-    const logged: Logged[] = [];
-    const logger = createLogger({ write: (line) => void logged.push(JSON.parse(line) as Logged) });
-    const th = await startNatsHost(server, {
-      logger,
-      sink: { prefix: PREFIX, servers: [`nats://127.0.0.1:${proxy.port}`] },
-    });
-    cleanups.push(() => th.destroy());
+    const { server, proxy, th, logged } = await startProxiedNatsHost(cleanups);
     // A state of several MiB: its reply flushes (a PING, confirmed by the server's PONG) at each MiB on its way.
     for (let i = 0; i < 4_000; i++) await th.changes.apply("pods", "ADDED", rawPod(`pod-${i}`, { node: "n1" }));
     await th.changes.flush();
@@ -80,22 +76,8 @@ test(
     cleanups.push(() => nc.close());
 
     // Once the reply flows, the server's bytes to the sink are held: a flush started from then on is never confirmed.
-    let afterHold = -1;
-    const errors: string[] = [];
-    const inbox = createInbox();
-    nc.subscribe(inbox, {
-      callback: (_, msg) => {
-        const { error } = msg.json<{ error?: string }>();
-        if (error !== undefined) errors.push(error);
-        if (afterHold < 0) {
-          proxy.hold();
-          afterHold = 0;
-        } else afterHold += msg.data.length;
-      },
-    });
-    nc.publish(`${PREFIX}.replay`, JSON.stringify({ stream: ALL }), { reply: inbox });
     // Past a MiB more, the sink has started such a flush, and waits for it before it sends the next MiB.
-    await waitFor(() => afterHold > (1 << 20) + (64 << 10), 10_000, "a MiB of the reply sent after the hold");
+    const errors = await replayHeldAfterFirstChunk(nc, proxy, { stream: ALL });
     proxy.partition();
     proxy.release();
     proxy.heal();

@@ -5,15 +5,10 @@
  * chunk that says so and to ask again, which then gets the stream's state; nothing an operator is paged for.
  */
 import { afterEach, expect, test } from "bun:test";
-import { createInbox } from "@nats-io/transport-node";
-import { createLogger } from "../host/logger.ts";
 import { ALL } from "../protocol/streams.ts";
 import { rawPod, sinkCaughtUp, waitFor } from "../testing/index.ts";
 import { replay } from "./nats-consumer.ts";
-import { client, PREFIX, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
-import { startNatsServer } from "./nats-server.ts";
-import { startTcpProxy } from "./tcp-proxy.ts";
-import type { Logged } from "./plugins-fixtures.ts";
+import { client, PREFIX, SLOW_MS, replayHeldAfterFirstChunk, startProxiedNatsHost } from "./nats-fixtures.ts";
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -28,18 +23,7 @@ test(
   "a replay retention overtakes while it is sent ends with an error chunk to ask again, no error logged; asked " +
     "again, a reset",
   async () => {
-    const server = await startNatsServer();
-    cleanups.push(() => server.destroy());
-    const proxy = startTcpProxy({ hostname: "127.0.0.1", port: server.port });
-    cleanups.push(async () => proxy.stop());
-    const logged: Logged[] = [];
-    const logger = createLogger({ write: (line) => void logged.push(JSON.parse(line) as Logged) });
-    const th = await startNatsHost(server, {
-      logger,
-      retention: { maxUpdates: KEPT, interval: "20ms" },
-      sink: { prefix: PREFIX, servers: [`nats://127.0.0.1:${proxy.port}`] },
-    });
-    cleanups.push(() => th.destroy());
+    const { server, proxy, th, logged } = await startProxiedNatsHost(cleanups, { maxUpdates: KEPT, interval: "20ms" });
     for (let i = 0; i < KEPT; i++)
       await th.changes.apply("pods", "ADDED", rawPod(`pod-${i}`, { node: "n1", labels: LABELS }));
     await th.changes.flush();
@@ -50,22 +34,7 @@ test(
 
     // Once the reply flows, the server's bytes to the sink are held: the flush at its second MiB is never confirmed,
     // and the sink waits there, inside the log's first page, with the rest of the stream not read yet.
-    let held = false;
-    let afterHold = 0;
-    const errors: string[] = [];
-    const inbox = createInbox();
-    nc.subscribe(inbox, {
-      callback: (_, msg) => {
-        const { error } = msg.json<{ error?: string }>();
-        if (error !== undefined) errors.push(error);
-        if (!held) {
-          proxy.hold();
-          held = true;
-        } else afterHold += msg.data.length;
-      },
-    });
-    nc.publish(`${PREFIX}.replay`, JSON.stringify({ stream: ALL, from: `${epoch}:0` }), { reply: inbox });
-    await waitFor(() => afterHold > (1 << 20) + (64 << 10), 10_000, "a MiB of the reply sent after the hold");
+    const errors = await replayHeldAfterFirstChunk(nc, proxy, { stream: ALL, from: `${epoch}:0` });
 
     // Meanwhile each pod changes: retention keeps the last KEPT updates, past the reply's first page.
     for (let i = 0; i < KEPT; i++)

@@ -9,7 +9,7 @@ import { slim } from "../core/slim.ts";
 import type { KubeObject } from "../sdk/model.ts";
 import { CANONICAL_FILES, fixture, realPods } from "./fixtures/k8s/load.ts";
 import { REAL_NODE } from "./slim-fixtures.ts";
-import { gateway, hpa, httpRoute, ingress, pvc } from "./slim-kinds-objects.ts";
+import { cronJob, gateway, hpa, httpRoute, ingress, pvc } from "./slim-kinds-objects.ts";
 
 const EVERY_KIND = "every kind";
 const EVERY_ANNOTATION = { annotationAllowList: ["*"] };
@@ -66,23 +66,11 @@ async function objects(): Promise<KubeObject[]> {
   const rule = routeSpec.rules[0]!;
   rule.matches.push({ queryParams: [{ type: "Exact", name: "v", value: "2" }] });
   rule.backendRefs.push({ kind: "Service", namespace: "legacy", name: "api", port: 80 });
-  const cronJob: KubeObject = {
-    kind: "CronJob",
-    apiVersion: "batch/v1",
-    metadata: { name: "backup", namespace: "ops", uid: "c-1" },
-    spec: {
-      schedule: "0 3 * * *",
-      timeZone: "Etc/UTC",
-      suspend: false,
-      jobTemplate: { spec: { template: { metadata: { labels: { app: "backup" } } } } },
-    },
-    status: { lastScheduleTime: "2026-06-15T03:00:00Z" },
-  };
   return [
     ...(await Promise.all(CANONICAL_FILES.map((file) => fixture(file)))),
     ...(await realPods()).map((pod) => ({ ...pod, kind: "Pod" })),
     await fixture(REAL_NODE),
-    ...[ingress(), hpa(), autoscalingV1, pvc(), gateway(), route, cronJob],
+    ...[ingress(), hpa(), autoscalingV1, pvc(), gateway(), route, cronJob()],
   ];
 }
 

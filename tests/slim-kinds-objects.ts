@@ -265,3 +265,28 @@ export function httpRoute(): KubeObject {
     },
   };
 }
+
+/** A CronJob with its fields filled (no fixture of the kind was recorded). */
+export function cronJob(): KubeObject {
+  return {
+    kind: "CronJob",
+    apiVersion: "batch/v1",
+    metadata: { name: "backup", namespace: "ops", uid: "c-1", resourceVersion: "9" },
+    spec: {
+      schedule: "0 3 * * *",
+      timeZone: "Etc/UTC",
+      suspend: false,
+      concurrencyPolicy: "Forbid",
+      jobTemplate: {
+        spec: {
+          template: { metadata: { labels: { app: "backup" } }, spec: { containers: [{ name: "b", image: "b" }] } },
+        },
+      },
+    },
+    status: {
+      lastScheduleTime: "2026-06-15T03:00:00Z",
+      lastSuccessfulTime: "2026-06-15T03:01:00Z",
+      active: [{ kind: "Job", name: "backup-1" }],
+    },
+  };
+}

@@ -1,9 +1,9 @@
 /** slim keeps, per kind, what telemetry needs: identity, placement, addresses, readiness, replica counts. */
 import { describe, expect, test } from "bun:test";
 import { slim } from "../core/slim.ts";
-import type { KubeObject } from "../sdk/model.ts";
 import { fixture, listItems, watchEvents } from "./fixtures/k8s/load.ts";
 import { REAL_NODE, REAL_POD } from "./slim-fixtures.ts";
+import { cronJob } from "./slim-kinds-objects.ts";
 
 describe("slim", () => {
   test("the real pod keeps what telemetry needs and nothing else", async () => {
@@ -182,28 +182,7 @@ describe("slim", () => {
       readyReplicas: 4,
       availableReplicas: 5,
     });
-    const cronJob: KubeObject = {
-      kind: "CronJob",
-      apiVersion: "batch/v1",
-      metadata: { name: "backup", namespace: "ops", uid: "c-1", resourceVersion: "9" },
-      spec: {
-        schedule: "0 3 * * *",
-        timeZone: "Etc/UTC",
-        suspend: false,
-        concurrencyPolicy: "Forbid",
-        jobTemplate: {
-          spec: {
-            template: { metadata: { labels: { app: "backup" } }, spec: { containers: [{ name: "b", image: "b" }] } },
-          },
-        },
-      },
-      status: {
-        lastScheduleTime: "2026-06-15T03:00:00Z",
-        lastSuccessfulTime: "2026-06-15T03:01:00Z",
-        active: [{ kind: "Job", name: "backup-1" }],
-      },
-    };
-    expect(slim("CronJob", cronJob)).toEqual({
+    expect(slim("CronJob", cronJob())).toEqual({
       kind: "CronJob",
       apiVersion: "batch/v1",
       metadata: { name: "backup", namespace: "ops", uid: "c-1" },
