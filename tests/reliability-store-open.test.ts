@@ -75,18 +75,22 @@ test("a file: url with a query (?mode=ro): an invalid config at --check and star
   }
 });
 
-/** The tables of a SQLite file, as another application left them or kubemeta changed them. */
-function tablesOf(path: string): string[] {
-  const db = new Database(path);
+/** The first column of `sql`'s rows in a SQLite file, read without changing it. */
+function column<T>(path: string, sql: string): T[] {
+  const db = new Database(path, { readonly: true });
   try {
     return db
-      .query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-      .all()
-      .map((row) => row.name);
+      .query<Record<string, T>, []>(sql)
+      .values()
+      .map((row) => row[0] as T);
   } finally {
     db.close();
   }
 }
+
+/** The tables of a SQLite file, as another application left them or kubemeta changed them. */
+const tablesOf = (path: string) =>
+  column<string>(path, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
 
 test("another application's database is refused, named, and left as it was: --check and start", async () => {
   const refusal = (tables: readonly string[]) =>
@@ -134,17 +138,7 @@ test("--check creates a new store, proving it usable", async () => {
 });
 
 /** The versions in a store's schema_version: the migrations it ran. */
-function schemaVersions(path: string): number[] {
-  const db = new Database(path, { readonly: true });
-  try {
-    return db
-      .query<{ version: number }, []>("SELECT version FROM schema_version ORDER BY version")
-      .all()
-      .map((row) => row.version);
-  } finally {
-    db.close();
-  }
-}
+const schemaVersions = (path: string) => column<number>(path, "SELECT version FROM schema_version ORDER BY version");
 
 /** A store an earlier kubemeta made (its schema `version` behind this one's), holding an update's worth. */
 async function earlierStore(path: string, version: number): Promise<void> {
