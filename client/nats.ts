@@ -55,6 +55,25 @@ const subjectPrefix = v.pipe(
   v.regex(PREFIX_PATTERN, ({ input }) => `${input} is not a subject prefix (${PREFIX_RULE})`),
 );
 
+/** One signal per connection, aborted once it has closed (see connectionClosed). */
+const closedSignals = new WeakMap<NatsConnection, AbortSignal>();
+
+/**
+ * Aborted once `nc` has closed. A subscription listens to it until it ends rather than chain on `nc.closed()`: a
+ * promise keeps its reactions until it settles, so each subscription stopped on a connection that stays open would
+ * stay reachable (its caches, every object of its streams) for as long as the connection lives.
+ */
+function connectionClosed(nc: NatsConnection): AbortSignal {
+  let signal = closedSignals.get(nc);
+  if (signal === undefined) {
+    const closed = new AbortController();
+    void nc.closed().then(() => closed.abort());
+    signal = closed.signal;
+    closedSignals.set(nc, signal);
+  }
+  return signal;
+}
+
 /** subscribeNats's options as it takes them; its output has the prefix to use, `cluster`'s when that is given. */
 const optionsSchema = v.pipe(
   strictOptions("subscribeNats", {
@@ -93,12 +112,15 @@ const optionsSchema = v.pipe(
 export function subscribeNats(options: NatsSubscribeOptions): Subscription {
   const { nc, prefix, inboxPrefix, recheckMs, replayTimeoutMs, retry } = parseOptions(optionsSchema, options);
   const caches = new StreamCaches(options.streams, options);
-  const stopped = new AbortController();
+  let stopped = false;
   // A connection closed without stop() ends everything too: no replay or timer may keep its process alive.
-  const closed = new AbortController();
-  void nc.closed().then(() => closed.abort());
-  const ended = AbortSignal.any([stopped.signal, closed.signal]);
+  const ending = new AbortController();
+  const ended = ending.signal;
   ended.addEventListener("abort", () => caches.end(), { once: true });
+  const closed = connectionClosed(nc);
+  const endOnClose = () => ending.abort();
+  if (closed.aborted) endOnClose();
+  else closed.addEventListener("abort", endOnClose, { once: true });
 
   const subjects = subjectsFor(prefix);
   const context: FollowerContext = {
@@ -141,8 +163,10 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
     synced: caches.synced,
     objects: (stream) => caches.objects(stream),
     async stop() {
-      if (stopped.signal.aborted) return;
-      stopped.abort();
+      if (stopped) return;
+      stopped = true;
+      closed.removeEventListener("abort", endOnClose);
+      ending.abort();
       for (const follower of followers) follower.notify();
       (statuses as { stop?(): void }).stop?.();
       await Promise.all([...runs, watching, rechecking]);

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { subscribeNats, subscribeSse, type InformerHandlers, type Subscription } from "../client/index.ts";
-import { rawPod, startTestHost, type TestHost } from "../testing/index.ts";
+import { rawPod, startTestHost, type TestHost, waitFor } from "../testing/index.ts";
 import { client, CLUSTER, natsSink, PREFIX, SLOW_MS } from "./nats-fixtures.ts";
 import { startNatsServer, type TestNatsServer } from "./nats-server.ts";
 
@@ -73,6 +73,36 @@ test(
     await subscription.synced;
     await subscription.stop();
     expect(calls).toEqual(["onAdd web-0"]);
+  },
+  SLOW_MS,
+);
+
+test(
+  "over NATS and SSE: a stopped subscription, its cache with it, is not kept while the connection stays open",
+  async () => {
+    const ROUNDS = 30;
+    // The options hold the handlers the cache calls: alive as long as the subscription's cache is.
+    const kept = { nats: [] as WeakRef<object>[], sse: [] as WeakRef<object>[] };
+    for (let i = 0; i < ROUNDS; i++) {
+      const natsOptions = { nc, prefix: PREFIX, streams: ["all"], onSynced() {} };
+      const sseOptions = { url: th.url, streams: ["all"], onSynced() {} };
+      const subscriptions = [subscribeNats(natsOptions), subscribeSse(sseOptions)];
+      kept.nats.push(new WeakRef(natsOptions));
+      kept.sse.push(new WeakRef(sseOptions));
+      await Promise.all(subscriptions.map((s) => s.synced));
+      await Promise.all(subscriptions.map((s) => s.stop()));
+    }
+    // A collection scans the stack conservatively, so a few may be kept by chance; leaked, every one is.
+    const alive = (refs: WeakRef<object>[]) => refs.filter((ref) => ref.deref() !== undefined).length;
+    await waitFor(
+      async () => {
+        Bun.gc(true);
+        await Bun.sleep(10);
+        return alive(kept.nats) <= 3 && alive(kept.sse) <= 3;
+      },
+      5_000,
+      "all but a few stopped subscriptions to be collected",
+    );
   },
   SLOW_MS,
 );
