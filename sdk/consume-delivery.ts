@@ -108,7 +108,29 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
     moved = Promise.withResolvers<void>();
   }
 
-  async function save(): Promise<void> {
+  /** The saves, one after another: the loop's and a deferred one never overlap, and each saves the latest position. */
+  let saving = Promise.resolve();
+  let deferred: { timer: ReturnType<typeof setTimeout>; due: number } | undefined;
+
+  function save(): Promise<void> {
+    clearTimeout(deferred?.timer);
+    deferred = undefined;
+    saving = saving.then(saveNow);
+    return saving;
+  }
+
+  /**
+   * A position left unsaved by the interval is saved once the interval is over, though no batch comes after it: a quiet
+   * log must not leave it unsaved for hours, all of it delivered again after a crash.
+   */
+  function saveLater(intervalMs: number): void {
+    const due = savedAt + intervalMs;
+    if (deferred && deferred.due <= due) return;
+    clearTimeout(deferred?.timer);
+    deferred = { due, timer: setTimeout(() => void save(), timerDelay(Math.max(0, due - Date.now()))) };
+  }
+
+  async function saveNow(): Promise<void> {
     const version = delivered;
     try {
       await ctx.cursor.save(version);
@@ -214,10 +236,10 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
           if (batch.envelopes.length > 0) {
             if (!(await deliverBatch(batch.envelopes, term))) break;
             advance(batch.through);
-            if (Date.now() - savedAt >= saveIntervalMs) await save();
+            await saveWithin(saveIntervalMs);
           } else {
             advance(batch.through);
-            if (Date.now() - savedAt >= Math.max(REFRESH_MS, saveIntervalMs)) await save();
+            await saveWithin(Math.max(REFRESH_MS, saveIntervalMs));
           }
           showLag();
         }
@@ -233,7 +255,15 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
         await sleep(delay, term);
       }
     }
+    clearTimeout(deferred?.timer);
+    deferred = undefined;
     if (delivered > saved) await save();
+  }
+
+  /** Saves now if the last save is `intervalMs` old, else once it is. */
+  async function saveWithin(intervalMs: number): Promise<void> {
+    if (Date.now() - savedAt >= intervalMs) await save();
+    else saveLater(intervalMs);
   }
 
   async function deliveredAll(deadline: number, unlessFailing: boolean): Promise<boolean> {

@@ -60,8 +60,9 @@ export interface ConsumeOptions {
   stallAfterMs?: number;
   /**
    * Least time between two saves of the cursor after deliveries (default 0: after every
-   * batch). A longer one spares the store a write per batch of a busy sink, at the price
-   * of delivering again up to that much after a crash; stop saves the cursor all the same.
+   * batch), and longest a delivered position goes unsaved, though nothing follows it. A longer one spares the store a
+   * write per batch of a busy sink, at the price of delivering again up to that much after a crash; stop saves the
+   * cursor all the same.
    */
   saveIntervalMs?: number;
   /**

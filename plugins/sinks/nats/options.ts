@@ -173,7 +173,13 @@ export const natsSinkSchema = v.pipe(
     // A batch fails when the connection drops before its flush: it is published again once NATS is back.
     retry: retrySchema({ initial: "100ms", max: "5s" }),
     cursorSaveInterval: v.optional(
-      v.pipe(duration, v.description("Longest time between two saves of the cursor while publishing.")),
+      v.pipe(
+        duration,
+        v.description(
+          "Longest a published position goes unsaved, and least time between two saves of the cursor: what a crash " +
+            "(kill -9) publishes again at the next start.",
+        ),
+      ),
       "1s",
     ),
     replay: v.optional(
