@@ -87,8 +87,10 @@ export const httpSchema = v.strictObject({
     v.pipe(
       address,
       v.description(
-        "Interface to listen on: an IP address (`0.0.0.0` every IPv4 one, `::` every one) or a host name of this " +
-          "machine; anything else, an empty value included, is a config error.",
+        "Interface to listen on: an IP address (`0.0.0.0` every IPv4 one, `::` every one) or a host name, of this " +
+          "machine: one it does not have (a name that does not resolve, another machine's address) fails the start " +
+          "(`http cannot listen`, exit 1), not `--check`, which binds nothing. Anything else, an empty value " +
+          "included, is a config error.",
       ),
     ),
     "0.0.0.0",
