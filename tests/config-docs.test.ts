@@ -6,6 +6,7 @@ import { expect, test } from "bun:test";
 import * as v from "valibot";
 import { join } from "node:path";
 import { renderTable, updateReadme } from "../scripts/config-docs.ts";
+import { issuesOf } from "./config-issues.ts";
 
 const ROOT = join(import.meta.dir, "..");
 
@@ -95,4 +96,19 @@ test("the README update rewrites marked tables, and names tables that differ, la
       "| `url` | required | The receiver. |\n<!-- /config-table -->",
   );
   expect(updateReadme(result.readme, [{ id: "sink/one", schema: small }]).differing).toEqual([]);
+});
+
+test("a bound a key's schema enforces is said in its README row: the value past it refused, the row naming it", async () => {
+  const readme = await Bun.file(join(ROOT, "README.md")).text();
+  const rowOf = (key: string) => readme.split("\n").find((line) => line.startsWith(`| \`${key}\` |`)) ?? "";
+  const kubernetes = (keys: object) => ({ sources: [{ type: "kubernetes", ...keys }] });
+  const bounds: [key: string, config: object, said: string][] = [
+    ["parseThreads", kubernetes({ parseThreads: 17 }), "at most 16"],
+    ["watchTimeout", kubernetes({ watchTimeout: "999ms" }), "at least 1s"],
+    ["heartbeat", { sinks: [{ type: "sse", heartbeat: "9ms" }] }, "at least 10ms"],
+  ];
+  for (const [key, config, said] of bounds) {
+    expect(await issuesOf(config)).toHaveLength(1);
+    expect({ key, row: rowOf(key).includes(said) }).toEqual({ key, row: true });
+  }
 });

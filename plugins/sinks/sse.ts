@@ -119,7 +119,7 @@ export default defineSink({
         duration,
         v.minValue(10, "at least 10ms"),
         v.description(
-          "A comment line this often keeps idle streams (and the proxies on their way) open; a filtered stream is " +
+          "A comment line this often (at least 10ms) keeps idle streams (and the proxies on their way) open; a filtered stream is " +
             "also told this often how far it read past updates it does not take (an id alone).",
         ),
       ),

@@ -130,7 +130,7 @@ const schema = v.strictObject({
       v.maxValue(16, "parseThreads must be at most 16"),
       v.description(
         "Threads that parse and slim watch events, so that the main thread only applies them (the initial sync " +
-          "of a large cluster is mostly JSON.parse). `0` parses on the main thread.",
+          "of a large cluster is mostly JSON.parse), at most 16. `0` parses on the main thread.",
       ),
     ),
     1,
@@ -150,7 +150,7 @@ const schema = v.strictObject({
       duration,
       v.minValue(1000, "watchTimeout must be at least 1s"),
       v.description(
-        "Server-side watch timeout (`timeoutSeconds`, ±10 %); a watch that ends is re-opened where it was. One the " +
+        "Server-side watch timeout (`timeoutSeconds`, ±10 %; at least 1s); a watch that ends is re-opened where it was. One the " +
           "server keeps open a quarter past its timeout (+2 s) from its request, headers or not, is ended here and " +
           're-opened the same way (a warning, `kubemeta_source_watch_restarts_total{reason="overdue"}`): a proxy ' +
           "that drops the parameter, or drips bytes that keep `inactivityTimeout` from firing, cannot hold a " +
