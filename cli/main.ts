@@ -1,7 +1,7 @@
 /**
- * The CLI behind main.ts: serve (the default), --check, --demo, rbac and new-epoch (main.ts runs tail from cli/tail.ts).
- * Validates the whole config before anything starts, then serves until SIGTERM/SIGINT (`signals`, listened for since
- * the process began).
+ * The CLI behind main.ts: serve (the default), --check, --demo, rbac and new-epoch (main.ts runs tail from
+ * cli/tail.ts). Validates the whole config before anything starts, then serves until SIGTERM/SIGINT (`signals`,
+ * listened for since the process began).
  */
 import { lstat } from "node:fs/promises";
 import { ConfigError, loadConfig, resolveConfig, type Config } from "../host/config.ts";

@@ -98,7 +98,7 @@ test("the README update rewrites marked tables, and names tables that differ, la
   expect(updateReadme(result.readme, [{ id: "sink/one", schema: small }]).differing).toEqual([]);
 });
 
-test("a bound a key's schema enforces is said in its README row: the value past it refused, the row naming it", async () => {
+test("a bound a key's schema enforces is said in its README row: the value past it refused, the row says", async () => {
   const readme = await Bun.file(join(ROOT, "README.md")).text();
   const rowOf = (key: string) => readme.split("\n").find((line) => line.startsWith(`| \`${key}\` |`)) ?? "";
   const kubernetes = (keys: object) => ({ sources: [{ type: "kubernetes", ...keys }] });

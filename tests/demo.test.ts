@@ -106,7 +106,8 @@ test("a second signal while the demo starts is logged, as after it; once started
   await stdout.all();
   const [repeated, ...more] = stdout.lines("already shutting down; another signal does not cut it short");
   expect(more).toEqual([]);
-  // Both pending at once, the kernel delivers the lower-numbered first (SIGINT, 2, before SIGTERM, 15): either is second.
+  // Both pending at once, the kernel delivers the lower-numbered first (SIGINT, 2, before SIGTERM, 15): either is
+  // second.
   expect(repeated).toMatchObject({ level: "warn", shutdownTimeoutMs: 15_000 });
   expect(String(repeated?.signal)).toMatch(/^SIG(TERM|INT)$/);
   // Said while it started: before the banner that ends its start-up.

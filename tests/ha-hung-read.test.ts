@@ -146,7 +146,7 @@ test("stopped while its read of the store goes unanswered, a follower takes noth
   expect(log.head()).toBe(0);
 });
 
-test("following again after a term whose start the store did not answer, the log is behind the store at once", async () => {
+test("following again after a term whose start the store never answered: the log behind the store", async () => {
   const { store, log } = await ledStore();
   // The store does not answer, as over the path that hung the term's start.
   const answer = Promise.withResolvers<void>();

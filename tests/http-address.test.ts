@@ -30,7 +30,7 @@ test("a host name that does not resolve fails the listen naming it and why, not 
   expect(String(error)).toMatch(/cannot resolve http\.address kubemeta-no-such-host\.invalid: .*ENOTFOUND/);
 });
 
-test("an address of another machine is no config error: its listen fails, as README's http.address row says", async () => {
+test("an address of another machine is no config error: its listen fails, as README's http.address says", async () => {
   // TEST-NET-1 (RFC 5737): no machine has it. The config takes it; only the listen can tell.
   const config = { address: "192.0.2.1", port: 0 };
   expect(await issuesOf({ http: config })).toEqual([]);

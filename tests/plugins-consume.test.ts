@@ -366,7 +366,7 @@ test("saveIntervalMs spares cursor saves between deliveries, and stop saves wher
   expect(ctx.saved()).toBe(5);
 });
 
-test("a position saveIntervalMs left unsaved is saved once the interval is over, though nothing is committed after", async () => {
+test("a position saveIntervalMs left unsaved is saved once the interval is over, nothing committed after", async () => {
   host = await startTestHost();
   const delivered: number[] = [];
   const { ctx } = await sinks.start(host!, "quiet-after", {

@@ -39,7 +39,7 @@ const ANNOTATIONS = {
   "example.com/other": "dropped",
 };
 
-test("its sources and rules publish each kind they name: ConfigMap without data, Rollout, VMI on its node", async () => {
+test("its sources and rules publish each kind they name: ConfigMap sans data, Rollout, VMI on its node", async () => {
   const example = await readmeExample();
   const resources = example.sources?.find((source) => source.type === "kubernetes")?.resources;
   expect(resources).toContain("v1/configmaps");

@@ -119,8 +119,8 @@ export default defineSink({
         duration,
         v.minValue(10, "at least 10ms"),
         v.description(
-          "A comment line this often (at least 10ms) keeps idle streams (and the proxies on their way) open; a filtered stream is " +
-            "also told this often how far it read past updates it does not take (an id alone).",
+          "A comment line this often (at least 10ms) keeps idle streams (and the proxies on their way) open; a " +
+            "filtered stream is also told this often how far it read past updates it does not take (an id alone).",
         ),
       ),
       "15s",

@@ -150,11 +150,11 @@ const schema = v.strictObject({
       duration,
       v.minValue(1000, "watchTimeout must be at least 1s"),
       v.description(
-        "Server-side watch timeout (`timeoutSeconds`, ±10 %; at least 1s); a watch that ends is re-opened where it was. One the " +
-          "server keeps open a quarter past its timeout (+2 s) from its request, headers or not, is ended here and " +
-          're-opened the same way (a warning, `kubemeta_source_watch_restarts_total{reason="overdue"}`): a proxy ' +
-          "that drops the parameter, or drips bytes that keep `inactivityTimeout` from firing, cannot hold a " +
-          "resource on one connection for good.",
+        "Server-side watch timeout (`timeoutSeconds`, ±10 %; at least 1s); a watch that ends is re-opened where it " +
+          "was. One the server keeps open a quarter past its timeout (+2 s) from its request, headers or not, is " +
+          "ended here and re-opened the same way (a warning, " +
+          '`kubemeta_source_watch_restarts_total{reason="overdue"}`): a proxy that drops the parameter, or drips ' +
+          "bytes that keep `inactivityTimeout` from firing, cannot hold a resource on one connection for good.",
       ),
     ),
     "5m",
