@@ -85,7 +85,8 @@ export default defineSink({
     replaySubscriptionFailures.inc(labels, 0);
     const replaySubscribed = ctx.metrics.gauge(
       "kubemeta_nats_replay_subscribed",
-      "1 while the replay subscription stands; 0 while the NATS server refuses it or the connection is down.",
+      "1 while the replay subscription stands; 0 while the NATS server refuses it or the connection is down " +
+        "(absent with replay.enabled: false).",
     );
     // 0 from the start, as kubemeta_nats_connected: an alert on it must fire when replay never came on.
     if (config.replay.enabled) replaySubscribed.set(0, labels);
