@@ -18,6 +18,7 @@ import { isStoreReplaced, type StoreReplacedError } from "../sdk/contract.ts";
 import { startLeaderTerm, type LeaderOptions, type LeaderTerm } from "./leader.ts";
 import type { Terms } from "./leadership.ts";
 import { wholeYet } from "../sdk/resume.ts";
+import { haAgreement } from "./ha-agreement.ts";
 
 /** The Lease's elector; throws when the kubeconfig cannot be loaded, before anything has started. */
 export function electorFor(ha: HaConfig, logger: Logger, metrics: Metrics): Elector {
@@ -94,6 +95,8 @@ export function startReplication(options: ReplicationOptions): Replication {
   const { ha, elector, leaderOptions, terms, logger } = options;
   const { store, log, metrics } = leaderOptions;
   const whole = wholeYet(log);
+  const { identity } = ha;
+  elector.annotate(haAgreement({ identity, cluster: leaderOptions.config.cluster, epoch: log.epoch, logger, metrics }));
   const stopped = new AbortController();
   const leading = metrics.gauge("kubemeta_ha_leader", "1 while this replica leads (holds the Lease and writes).");
   const termsBegun = metrics.counter("kubemeta_ha_terms_total", "Terms this replica began as the leader.");

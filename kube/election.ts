@@ -33,6 +33,14 @@ export interface ElectorOptions {
   requests: Counter;
 }
 
+/** What replicas that must agree put on the Lease they hold, for the others to compare (host/ha-agreement.ts). */
+export interface LeaseAnnotations {
+  /** Set on the Lease with each write as its holder, beside the annotations it has. */
+  readonly own: Record<string, string>;
+  /** Each Lease seen: read from the API server, or as this replica wrote it. */
+  seen(lease: Lease): void;
+}
+
 export interface Elector {
   /**
    * Resolves once this replica holds the Lease, with a signal that aborts when it stops holding it (lost, or
@@ -52,6 +60,8 @@ export interface Elector {
    * way; safe twice and without acquire. acquire() may be called again afterwards.
    */
   release(): Promise<void>;
+  /** Annotations to write as the holder and the Leases seen to tell of, from now on. */
+  annotate(annotations: LeaseAnnotations): void;
 }
 
 /** client-go's JitterFactor: a contender waits retryPeriod × [1, 2.2) between tries. */
@@ -96,6 +106,7 @@ export function createElector(options: ElectorOptions): Elector {
   let releasing: Promise<void> | undefined;
   /** When the last write that succeeded was sent (performance.now()): the Lease was ours from then on. */
   let wroteAt = Number.NEGATIVE_INFINITY;
+  let annotations: LeaseAnnotations | undefined;
 
   const heldBySelf = () => observed?.lease.spec.holderIdentity === identity;
   const holderOf = (lease: Lease) => lease.spec.holderIdentity ?? "";
@@ -106,6 +117,7 @@ export function createElector(options: ElectorOptions): Elector {
   function observe(lease: Lease, wrote: boolean): void {
     const spec = JSON.stringify(lease.spec);
     observed = wrote || spec !== observed?.spec ? { lease, spec, at: performance.now() } : { ...observed, lease };
+    annotations?.seen(lease);
   }
 
   /**
@@ -134,7 +146,8 @@ export function createElector(options: ElectorOptions): Elector {
     if (renewing && observed && heldBySelf() && unexpired()) {
       const { acquireTime, leaseTransitions } = observed.lease.spec;
       try {
-        observe(await client.update(observed.lease, { ...ours, acquireTime, leaseTransitions }, signal), true);
+        const spec = { ...ours, acquireTime, leaseTransitions };
+        observe(await client.update(observed.lease, spec, signal, annotations?.own), true);
         return written();
       } catch (error) {
         if (signal.aborted) return { ok: false, error };
@@ -144,7 +157,7 @@ export function createElector(options: ElectorOptions): Elector {
     try {
       const current = await client.get(signal);
       if (!current) {
-        observe(await client.create({ ...ours, leaseTransitions: 0 }, signal), true);
+        observe(await client.create({ ...ours, leaseTransitions: 0 }, signal, annotations?.own), true);
         return written();
       }
       observe(current, false);
@@ -157,7 +170,7 @@ export function createElector(options: ElectorOptions): Elector {
         holder === identity
           ? { ...ours, acquireTime: current.spec.acquireTime, leaseTransitions: transitions }
           : { ...ours, leaseTransitions: transitions + 1 };
-      observe(await client.update(current, spec, signal), true);
+      observe(await client.update(current, spec, signal, annotations?.own), true);
       return written();
     } catch (error) {
       return { ok: false, error };
@@ -285,6 +298,9 @@ export function createElector(options: ElectorOptions): Elector {
       } finally {
         acquiring = false;
       }
+    },
+    annotate(given) {
+      annotations = given;
     },
     release() {
       releasing ??= (async () => {

@@ -24,7 +24,14 @@ export interface LeaseSpec {
 export interface Lease {
   apiVersion: "coordination.k8s.io/v1";
   kind: "Lease";
-  metadata: { name: string; namespace: string; resourceVersion: string; uid?: string; [field: string]: unknown };
+  metadata: {
+    name: string;
+    namespace: string;
+    resourceVersion: string;
+    uid?: string;
+    annotations?: Record<string, string>;
+    [field: string]: unknown;
+  };
   spec: LeaseSpec;
 }
 
@@ -43,13 +50,16 @@ export interface LeaseClient {
   readonly describe: string;
   /** The Lease, or undefined when it does not exist. Other failures throw an ApiError or a network error. */
   get(signal: AbortSignal): Promise<Lease | undefined>;
-  /** Creates the Lease; throws an ApiError with code 409 (`isConflict`) when it exists. */
-  create(spec: LeaseSpec, signal: AbortSignal): Promise<Lease>;
+  /**
+   * Creates the Lease with `annotations`; throws an ApiError with code 409 (`isConflict`) when it exists.
+   */
+  create(spec: LeaseSpec, signal: AbortSignal, annotations?: Record<string, string>): Promise<Lease>;
   /**
    * Replaces the spec of `read`, the Lease as last read or written, on condition that its resourceVersion is still
-   * the current one; throws an ApiError with code 409 (`isConflict`) when someone wrote it since.
+   * the current one; throws an ApiError with code 409 (`isConflict`) when someone wrote it since. `annotations` are
+   * set beside those the Lease has: other tools' stay.
    */
-  update(read: Lease, spec: LeaseSpec, signal: AbortSignal): Promise<Lease>;
+  update(read: Lease, spec: LeaseSpec, signal: AbortSignal, annotations?: Record<string, string>): Promise<Lease>;
 }
 
 /**
@@ -101,12 +111,16 @@ export function createLeaseClient(
       }
       return lease(response);
     },
-    async create(spec, signal) {
-      const body = { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name, namespace }, spec };
+    async create(spec, signal, annotations) {
+      const metadata = { name, namespace, ...(annotations ? { annotations } : {}) };
+      const body = { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata, spec };
       return lease(await send("create", signal, () => transport.request("POST", collection, { body, signal })));
     },
-    async update(read, spec, signal) {
-      const body: Lease = { ...read, spec };
+    async update(read, spec, signal, annotations) {
+      const metadata = annotations
+        ? { ...read.metadata, annotations: { ...read.metadata.annotations, ...annotations } }
+        : read.metadata;
+      const body: Lease = { ...read, metadata, spec };
       return lease(await send("update", signal, () => transport.request("PUT", path, { body, signal })));
     },
   };

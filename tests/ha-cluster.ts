@@ -43,6 +43,10 @@ export interface HaOptions {
   storeTimeout?: string;
   /** Replicas run with `ha.enabled: false`: a kubemeta of one replica that writes the store as well. */
   withoutHa?: number[];
+  /** Replica i's `cluster.name` (default `faults`). */
+  cluster?: (i: number) => string;
+  /** Replica i's store URL, when not the shared store's (a store of its own, with the same token). */
+  storeUrl?: (i: number) => string | undefined;
 }
 
 /**
@@ -81,7 +85,8 @@ export async function setupHa(options: HaOptions) {
   const storePaths: TcpProxy[] = options.storePaths
     ? ports.map(() => startTcpProxy({ hostname: "127.0.0.1", port: store.port }))
     : [];
-  const storeUrl = (i: number) => (storePaths[i] ? `http://127.0.0.1:${storePaths[i].port}` : store.url);
+  const storeUrl = (i: number) =>
+    options.storeUrl?.(i) ?? (storePaths[i] ? `http://127.0.0.1:${storePaths[i].port}` : store.url);
   const storeTimeout = options.storeTimeout ? `, timeout: ${options.storeTimeout}` : "";
   const configs = await Promise.all(
     ports.map(async (port, i) => {
@@ -89,7 +94,7 @@ export async function setupHa(options: HaOptions) {
       await Bun.write(
         file,
         [
-          "cluster: { name: faults }",
+          `cluster: { name: ${options.cluster?.(i) ?? "faults"} }`,
           `http: { address: 127.0.0.1, port: ${port} }`,
           `store: { type: libsql, url: "${storeUrl(i)}", authToken: ${STORE_TOKEN}${storeTimeout} }`,
           "ha:",
