@@ -152,6 +152,16 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     if (type !== null) c.res.headers.set("content-type", type);
     headAnswers.set(c.req.raw, c.res);
   });
+  // The cluster's metadata is not for a cache to keep: a token sent as `access_token` leaves no Authorization header,
+  // which is all that stops a shared cache from storing an answer (RFC 9111 §3.5), and a browser's own cache keeps
+  // either. A route that says its own (the SSE stream's no-cache) is left as it is. A JSON body that echoes a path
+  // or a value is never to be sniffed into HTML.
+  app.use("*", async (c, next) => {
+    await next();
+    const { headers } = c.res;
+    if (!headers.has("cache-control")) headers.set("cache-control", "no-store");
+    headers.set("x-content-type-options", "nosniff");
+  });
   if (config.corsOrigins.length > 0) {
     const origin = config.corsOrigins.includes("*") ? "*" : config.corsOrigins;
     // Last-Event-ID is what a reconnecting EventSource sends; Authorization is for fetch-based clients.

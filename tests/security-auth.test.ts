@@ -9,7 +9,7 @@ import { ConfigError, resolveConfig } from "../host/config.ts";
 import { createLogger } from "../host/logger.ts";
 import { builtins } from "../plugins/index.ts";
 import { startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
-import { rawRequest } from "./security-raw.ts";
+import { rawRequest, responseHeaders } from "./security-raw.ts";
 
 const TOKEN = "security-token-0123456789abcdef";
 
@@ -105,6 +105,24 @@ test("a token sent both ways, or an empty access_token, is 400 invalid_request (
   );
   // Another scheme (a proxy's Basic) is no bearer token: the query's is the one.
   expect((await answer(`?access_token=${TOKEN}`, "Basic dXNlcjpwYXNz"))[0]).toBe(200);
+});
+
+test("no answer is for a cache to store (no-store, the stream's no-cache), nor for sniffing: nosniff", async () => {
+  const th = await startTestHost({ sinks: [{ type: "sse" }], http: { tokens: [TOKEN], corsOrigins: ["*"] } });
+  hosts.push(th);
+  const cacheHeaders = async (request: string) => {
+    const headers = await responseHeaders(th.url, request);
+    return [request, headers["cache-control"], headers["x-content-type-options"]];
+  };
+  // The token in the query leaves no Authorization header, which alone keeps a shared cache from storing the answer.
+  for (const path of ["/v1/objects", "/v1/updates", "/metrics", "/elsewhere"]) {
+    for (const request of [`GET ${path}?access_token=${TOKEN} HTTP/1.1`, `HEAD ${path}?access_token=${TOKEN} HTTP/1.1`])
+      expect(await cacheHeaders(request)).toEqual([request, "no-store", "nosniff"]);
+  }
+  for (const request of ["GET /v1/objects HTTP/1.1", "OPTIONS /v1/objects HTTP/1.1\r\nOrigin: https://a.example"])
+    expect(await cacheHeaders(request)).toEqual([request, "no-store", "nosniff"]);
+  const watch = `GET /v1/watch?access_token=${TOKEN} HTTP/1.1`;
+  expect(await cacheHeaders(watch)).toEqual([watch, "no-cache", "nosniff"]);
 });
 
 async function startWarnings(http: Record<string, unknown>): Promise<string[]> {
