@@ -14,6 +14,7 @@ import { rawPod, waitFor } from "../testing/index.ts";
 import { type TestPki, testPki } from "../simulator/certs.ts";
 import { PREFIX, startNatsHost, SLOW_MS } from "./nats-fixtures.ts";
 import { startNatsServer, type NatsServerOptions } from "./nats-server.ts";
+import { replay } from "./nats-consumer.ts";
 import { createLogger } from "../host/logger.ts";
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -232,3 +233,42 @@ test(
   },
   SLOW_MS,
 );
+
+test("a node agent allowed its node's subjects alone still replays any stream: `all` brings every node's pods", async () => {
+  const kubemeta = { user: "kubemeta", password: "kubemeta-password" };
+  const agent = { user: "agent-n1", password: "agent-password" };
+  const server = await startNatsServer({
+    auth: {
+      users: [
+        { ...kubemeta, publishAllow: [`${PREFIX}.>`, "_INBOX.>"], subscribeAllow: [`${PREFIX}.replay`] },
+        {
+          ...agent,
+          publishAllow: [`${PREFIX}.replay`],
+          subscribeAllow: [`${PREFIX}.node.n1`, `${PREFIX}.shared`, "_INBOX.>"],
+        },
+      ],
+    },
+  });
+  cleanups.push(() => server.destroy());
+  const th = await startNatsHost(server, { sink: kubemeta });
+  cleanups.push(() => th.destroy());
+  await th.changes.apply("pods", "ADDED", rawPod("web-1", { node: "n1" }));
+  await th.changes.apply("pods", "ADDED", rawPod("db-1", { node: "n2" }));
+  await th.changes.flush();
+  const errors: Error[] = [];
+  const nc = await connect({ servers: server.url, user: agent.user, pass: agent.password });
+  cleanups.push(() => nc.close());
+  (async () => {
+    for await (const status of nc.status()) if (status.type === "error") errors.push(status.error);
+  })();
+  // The server keeps it from n2's subject...
+  nc.subscribe(`${PREFIX}.node.n2`);
+  await waitFor(() => errors.some((e) => /Permissions Violation for Subscription/.test(e.message)), 5_000, "refusal");
+  // ...but the replay request names its stream, and nothing tells kubemeta who asks: README's Permissions says so.
+  const chunks = await replay(nc, `${PREFIX}.replay`, { stream: "all" });
+  const pods = chunks.flatMap((chunk) => chunk.updates).filter((update) => update.kind === "Pod");
+  expect(pods.map((pod) => [pod.name, pod.node]).sort()).toEqual([
+    ["db-1", "n2"],
+    ["web-1", "n1"],
+  ]);
+});

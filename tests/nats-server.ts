@@ -14,13 +14,25 @@ export interface NatsDenials {
   subscribeDeny?: string[];
 }
 
+/** A user allowed to publish and to subscribe to these subjects alone, as README's Permissions writes them. */
+export interface NatsAllowedUser {
+  user: string;
+  password: string;
+  publishAllow: string[];
+  subscribeAllow: string[];
+}
+
 export interface NatsServerOptions {
   /** Largest message the server accepts, in bytes (the server's default is 1 MiB). */
   maxPayload?: number;
   /** Enables JetStream with a store in the server's temp dir. */
   jetstream?: boolean;
-  /** One user, and what it is denied (NatsDenials). */
-  auth?: ({ user: string; password: string } & NatsDenials) | { token: string } | ({ nkey: string } & NatsDenials);
+  /** One user, and what it is denied (NatsDenials); or several users, each allowed only the subjects it names. */
+  auth?:
+    | ({ user: string; password: string } & NatsDenials)
+    | { token: string }
+    | ({ nkey: string } & NatsDenials)
+    | { users: NatsAllowedUser[] };
   /** Serve TLS with this certificate; `verify` requires client certificates signed by `caFile`. */
   tls?: { certFile: string; keyFile: string; caFile?: string; verify?: boolean };
 }
@@ -70,6 +82,14 @@ function renderConfig(options: NatsServerOptions, dir: string, port: number): st
   if (auth && "user" in auth) {
     const user = `user: ${JSON.stringify(auth.user)}, password: ${JSON.stringify(auth.password)}${denials(auth)}`;
     lines.push(`authorization { users: [ { ${user} } ] }`);
+  }
+  if (auth && "users" in auth) {
+    const users = auth.users.map(
+      ({ user, password, publishAllow, subscribeAllow }) =>
+        `{ user: ${JSON.stringify(user)}, password: ${JSON.stringify(password)}, permissions: { ` +
+        `publish: { allow: ${JSON.stringify(publishAllow)} }, subscribe: { allow: ${JSON.stringify(subscribeAllow)} } } }`,
+    );
+    lines.push(`authorization { users: [ ${users.join(", ")} ] }`);
   }
   if (auth && "nkey" in auth)
     lines.push(`authorization { users: [ { nkey: ${JSON.stringify(auth.nkey)}${denials(auth)} } ] }`);
