@@ -16,6 +16,7 @@ import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { refuseRepeated } from "../sdk/http.ts";
 import { BEARER_TOKEN_PATTERN } from "../protocol/token.ts";
 import { readCredentialFileSync } from "../sdk/credential-file.ts";
+import { refuseForeignHosts } from "./http-rebinding.ts";
 
 export interface Readiness {
   ready: boolean;
@@ -114,6 +115,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   let server: ReturnType<typeof Bun.serve> | undefined;
   const routed = Promise.withResolvers<void>();
   let routing = false;
+  let loopbackOnly = false;
   /** The GET's own response to each HEAD, which Bun answers a HEAD with (see the first middleware). */
   const headAnswers = new WeakMap<Request, Response>();
 
@@ -187,6 +189,10 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   if (config.tokens.length > 0) {
     const guard = bearerAuth(config.tokens);
     app.use("*", (c, next) => (OPEN_PATHS.has(c.req.path) ? next() : guard(c, next)));
+  } else {
+    // Known once `listen` has resolved http.address; a listener others reach without tokens is warned of instead.
+    const guard = refuseForeignHosts(config.address);
+    app.use("*", (c, next) => (loopbackOnly ? guard(c, next) : next()));
   }
 
   // Its type said, not left to the Response: Bun answers a HEAD without the type a Response gives itself.
@@ -229,7 +235,8 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
         fetch: route,
       });
       logger.info("http listening", { url: server.url.href, tls: Boolean(config.tls), auth: config.tokens.length > 0 });
-      if (config.tokens.length === 0 && !addresses.every(isLoopback))
+      loopbackOnly = addresses.every(isLoopback);
+      if (config.tokens.length === 0 && !loopbackOnly)
         logger.warn("http has no tokens on a non-loopback address: anyone who reaches the port reads the cluster", {
           address: config.address,
           hint: "set http.tokens, or http.address: 127.0.0.1",

@@ -125,6 +125,35 @@ test("no answer is for a cache to store (no-store, the stream's no-cache), nor f
   expect(await cacheHeaders(watch)).toEqual([watch, "no-cache", "nosniff"]);
 });
 
+test("a loopback listener without tokens answers no Host but its own: a rebound DNS name is 403", async () => {
+  const statusFor = async (th: TestHost, host: string, path = "/v1/objects") => {
+    const exchange = await rawRequest(th.url, `GET ${path} HTTP/1.1\r\nHost: ${host}`, { withoutHost: true });
+    try {
+      return [host, await exchange.status()];
+    } finally {
+      exchange.close();
+    }
+  };
+  const port = (th: TestHost) => new URL(th.url).port;
+  const open = await startTestHost({ http: { address: "localhost" } });
+  hosts.push(open);
+  for (const host of ["rebind.attacker.example", "127.0.0.1.attacker.example", "localhost.attacker.example"])
+    for (const path of ["/v1/objects", "/healthz"])
+      expect(await statusFor(open, `${host}:${port(open)}`, path)).toEqual([`${host}:${port(open)}`, 403]);
+  for (const host of ["127.0.0.1", "[::1]", "localhost", "LOCALHOST.", "ui.localhost", "127.0.0.1:9"])
+    expect(await statusFor(open, host)).toEqual([host, 200]);
+
+  // With tokens the page has none to send; on an address others reach, anyone reads it anyway (a warning at start).
+  const guarded = await startTestHost({ http: { tokens: [TOKEN] } });
+  const everywhere = await startTestHost({ http: { address: "0.0.0.0" } });
+  hosts.push(guarded, everywhere);
+  expect(await statusFor(guarded, "rebind.attacker.example", `/v1/objects?access_token=${TOKEN}`)).toEqual([
+    "rebind.attacker.example",
+    200,
+  ]);
+  expect(await statusFor(everywhere, "kubemeta.monitoring.svc")).toEqual(["kubemeta.monitoring.svc", 200]);
+});
+
 async function startWarnings(http: Record<string, unknown>): Promise<string[]> {
   const logged: { level: string; msg: string }[] = [];
   const th = await startTestHost({
