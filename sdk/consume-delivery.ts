@@ -120,14 +120,14 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
   }
 
   /**
-   * A position left unsaved by the interval is saved once the interval is over, though no batch comes after it: a quiet
-   * log must not leave it unsaved for hours, all of it delivered again after a crash.
+   * A position left unsaved by the interval (or by a save that failed) is saved at `due`, though no batch comes after
+   * it: a quiet log must not leave it unsaved for hours, all of it delivered again after a crash.
    */
-  function saveLater(intervalMs: number): void {
-    const due = savedAt + intervalMs;
+  function saveLater(due: number, intervalMs: number, term: AbortSignal): void {
     if (deferred && deferred.due <= due) return;
     clearTimeout(deferred?.timer);
-    deferred = { due, timer: setTimeout(() => void save(), timerDelay(Math.max(0, due - Date.now()))) };
+    const timer = setTimeout(() => void saveWithin(intervalMs, term), timerDelay(Math.max(0, due - Date.now())));
+    deferred = { due, timer };
   }
 
   async function saveNow(): Promise<void> {
@@ -236,10 +236,10 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
           if (batch.envelopes.length > 0) {
             if (!(await deliverBatch(batch.envelopes, term))) break;
             advance(batch.through);
-            await saveWithin(saveIntervalMs);
+            await saveWithin(saveIntervalMs, term);
           } else {
             advance(batch.through);
-            await saveWithin(Math.max(REFRESH_MS, saveIntervalMs));
+            await saveWithin(Math.max(REFRESH_MS, saveIntervalMs), term);
           }
           showLag();
         }
@@ -260,10 +260,13 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
     if (delivered > saved) await save();
   }
 
-  /** Saves now if the last save is `intervalMs` old, else once it is. */
-  async function saveWithin(intervalMs: number): Promise<void> {
-    if (Date.now() - savedAt >= intervalMs) await save();
-    else saveLater(intervalMs);
+  /** Saves now if the last save is `intervalMs` old, else once it is; one that fails is tried again. */
+  async function saveWithin(intervalMs: number, term: AbortSignal): Promise<void> {
+    if (Date.now() - savedAt < intervalMs) return saveLater(savedAt + intervalMs, intervalMs, term);
+    await save();
+    // The store away: the position is saved a while on, not by the next batch's save, which may be hours away.
+    if (delivered > saved && deferred === undefined && !term.aborted)
+      saveLater(Date.now() + Math.max(intervalMs, REFRESH_MS), intervalMs, term);
   }
 
   async function deliveredAll(deadline: number, unlessFailing: boolean): Promise<boolean> {

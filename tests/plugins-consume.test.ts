@@ -379,3 +379,25 @@ test("a position saveIntervalMs left unsaved is saved once the interval is over,
   // Was: the last batches stayed unsaved until the next commit, for hours on a quiet cluster, sent again after a crash.
   await waitFor(() => ctx.saved() === 3, 5_000, "the cursor saved at the last delivery");
 });
+
+test("a deferred cursor save that fails is tried again, nothing committed after", async () => {
+  host = await startTestHost();
+  const delivered: number[] = [];
+  const { ctx } = await sinks.start(host!, "quiet-after-failure", {
+    saveIntervalMs: 300,
+    batch: { size: 1, lingerMs: 0 },
+    deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)),
+  });
+  await waitFor(() => ctx.saved() === 0, 5_000, "the starting point saved");
+  const save = ctx.cursor.save;
+  let failedSaves = 0;
+  ctx.cursor.save = async () => {
+    failedSaves++;
+    throw new Error("store unreachable");
+  };
+  addPods(host, 3);
+  await waitFor(() => delivered.length === 3 && failedSaves > 0, 5_000, "the deferred save failing");
+  ctx.cursor.save = save;
+  // Was: left unsaved until the next commit, though the store was back a moment later.
+  await waitFor(() => ctx.saved() === 3, 5_000, "the cursor saved once the store is back");
+});
