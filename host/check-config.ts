@@ -19,13 +19,9 @@ export async function checkConfig(
   parts: SoundParts,
   logger: Logger,
 ): Promise<{ issues: ConfigIssue[]; warnings: string[] }> {
-  const warnings: string[] = [];
-  const issues = [
-    ...leaseIssues(parts, logger),
-    ...(await pluginIssues(parts)),
-    ...(await storeIssues(parts, logger, warnings)),
-  ];
-  return { issues, warnings };
+  const issues = [...leaseIssues(parts, logger), ...(await pluginIssues(parts))];
+  const store = await storeCheck(parts, logger);
+  return { issues: [...issues, ...store.issues], warnings: store.warnings };
 }
 
 /**
@@ -44,23 +40,20 @@ export function startWarnings(config: Config): string[] {
 
 /**
  * Why the store cannot be opened, at `store`: its plugin's message names it (its file, its server) and the cause. A
- * store's own check (Store.check) leaves an existing store as it is, and adds what a start would change to `warnings`.
+ * store's own check (Store.check) leaves an existing store as it is; its warnings say what a start would change.
  */
-async function storeIssues(parts: SoundParts, logger: Logger, warnings: string[]): Promise<ConfigIssue[]> {
+async function storeCheck(parts: SoundParts, logger: Logger): Promise<{ issues: ConfigIssue[]; warnings: string[] }> {
   const { store: entry } = parts;
-  if (!entry) return [];
+  if (!entry) return { issues: [], warnings: [] };
   const context = pluginContext(parts, logger, createMetrics());
   try {
     const store = entry.declaration.create(entry.config, context(entry.name, "store"));
-    if (store.check) {
-      for (const note of await store.check()) warnings.push(`store: ${note}`);
-      return [];
-    }
+    if (store.check) return { issues: [], warnings: (await store.check()).map((note) => `store: ${note}`) };
     const { store: started } = await startStore(entry, context, logger);
     await started.stop();
-    return [];
+    return { issues: [], warnings: [] };
   } catch (error) {
-    return [{ path: "store", message: messageOf(error) }];
+    return { issues: [{ path: "store", message: messageOf(error) }], warnings: [] };
   }
 }
 

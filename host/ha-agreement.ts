@@ -73,11 +73,11 @@ export function haAgreement(options: AgreementOptions): LeaseAnnotations {
       if (!leader) return;
       const annotations = lease.metadata.annotations ?? {};
       // This replica's own, or a leader that did not write them (a release before this check): nothing to compare.
-      const written = leader !== identity && annotations[WRITER_ANNOTATION] === leader;
+      const leaderWroteThem = leader !== identity && annotations[WRITER_ANNOTATION] === leader;
       for (const { key, annotation, own, consequence } of agreed) {
-        const theirs = written ? annotations[annotation] : own;
+        const theirs = leaderWroteThem ? annotations[annotation] : own;
         if (theirs === undefined || theirs === own) {
-          if (differing.delete(key) && written)
+          if (differing.delete(key) && leaderWroteThem)
             logger.info(`${key} agrees with the leader's again`, { key, leader, value: own });
           mismatch.set(0, { key });
         } else if (differing.get(key) !== theirs) {
