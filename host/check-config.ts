@@ -2,7 +2,7 @@
 import type { Config, ConfigIssue, SoundParts } from "./config.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import { createMetrics } from "./metrics.ts";
-import { pluginContext, startStore } from "./open-store.ts";
+import { pluginContext } from "./open-store.ts";
 import { electorFor, leaseKubeconfigIssue } from "./replication.ts";
 import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { PLUGIN_DEADLINE_MS } from "./supervise.ts";
@@ -49,8 +49,14 @@ async function storeCheck(parts: SoundParts, logger: Logger): Promise<{ issues: 
   try {
     const store = entry.declaration.create(entry.config, context(entry.name, "store"));
     if (store.check) return { issues: [], warnings: (await store.check()).map((note) => `store: ${note}`) };
-    const { store: started } = await startStore(entry, context, logger);
-    await started.stop();
+    // Started and stopped, the one store made here: a plugin's create() may open what only its stop() closes.
+    try {
+      await store.start();
+    } catch (error) {
+      await store.stop().catch(() => {});
+      throw error;
+    }
+    await store.stop();
     return { issues: [], warnings: [] };
   } catch (error) {
     return { issues: [{ path: "store", message: messageOf(error) }], warnings: [] };

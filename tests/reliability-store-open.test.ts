@@ -165,6 +165,17 @@ test("--check leaves an earlier kubemeta's store unmigrated and says that a star
   );
 });
 
+test("--check reads a store of this schema as a start does: one it cannot read is a config error", async () => {
+  const { code, stdout, stderr } = await run("file:./k.db", ["--check"], 0, async (at) => {
+    await earlierStore(join(at, "k.db"), SCHEMA_VERSION);
+    const db = new Database(join(at, "k.db"));
+    db.run("DROP TABLE resume_points");
+    db.close();
+  });
+  expect({ code, stdout }).toEqual({ code: 1, stdout: "" });
+  expect(stderr).toMatch(/^invalid config:\n {2}store: .*resume_points/);
+});
+
 test("a start migrates an earlier kubemeta's store and says so, once: from then on it cannot open it", async () => {
   const previous = SCHEMA_VERSION - 1;
   const { dir } = await run("file:./k.db", ["--check"], 0, (at) => earlierStore(join(at, "k.db"), previous));

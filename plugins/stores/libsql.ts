@@ -215,7 +215,12 @@ export default defineStore({
 
       async check() {
         const { c, notes } = await connect(true);
-        await c.close();
+        try {
+          // A store at this schema is read as a start reads it (its state, nothing written): a damaged one is said now.
+          if (notes.length === 0) await writes.start(c);
+        } finally {
+          await c.close();
+        }
         return notes;
       },
 
