@@ -234,7 +234,7 @@ test(
   SLOW_MS,
 );
 
-test("a node agent allowed its node's subjects alone still replays any stream: `all` brings every node's pods", async () => {
+test("a node agent allowed its node's subjects alone still replays any stream: `all` brings all pods", async () => {
   const kubemeta = { user: "kubemeta", password: "kubemeta-password" };
   const agent = { user: "agent-n1", password: "agent-password" };
   const server = await startNatsServer({

@@ -87,7 +87,8 @@ function renderConfig(options: NatsServerOptions, dir: string, port: number): st
     const users = auth.users.map(
       ({ user, password, publishAllow, subscribeAllow }) =>
         `{ user: ${JSON.stringify(user)}, password: ${JSON.stringify(password)}, permissions: { ` +
-        `publish: { allow: ${JSON.stringify(publishAllow)} }, subscribe: { allow: ${JSON.stringify(subscribeAllow)} } } }`,
+        `publish: { allow: ${JSON.stringify(publishAllow)} }, ` +
+        `subscribe: { allow: ${JSON.stringify(subscribeAllow)} } } }`,
     );
     lines.push(`authorization { users: [ ${users.join(", ")} ] }`);
   }

@@ -351,15 +351,22 @@ test("batch and retry come from the standard config keys, with the SDK's default
   );
 });
 
-test("saveIntervalMs spares cursor saves between deliveries, and stop saves where the sink got to", async () => {
-  host = await startTestHost();
+/** A host, and a sink of it delivering an update a batch, its cursor saved at most every `saveIntervalMs`. */
+async function savingSink(name: string, saveIntervalMs: number) {
+  const th = await startTestHost();
+  host = th;
   const delivered: number[] = [];
-  const { ctx } = await sinks.start(host!, "sparing", {
-    saveIntervalMs: 60_000,
+  const { ctx } = await sinks.start(th, name, {
+    saveIntervalMs,
     batch: { size: 1, lingerMs: 0 },
     deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)),
   });
-  addPods(host, 5);
+  return { th, ctx, delivered };
+}
+
+test("saveIntervalMs spares cursor saves between deliveries, and stop saves where the sink got to", async () => {
+  const { th, ctx, delivered } = await savingSink("sparing", 60_000);
+  addPods(th, 5);
   await waitFor(() => delivered.length === 5, 5_000, "five batches");
   expect(ctx.saved()).toBe(0); // the starting point, saved at the first start
   await sinks.running.pop()!.stop();
@@ -367,27 +374,15 @@ test("saveIntervalMs spares cursor saves between deliveries, and stop saves wher
 });
 
 test("a position saveIntervalMs left unsaved is saved once the interval is over, nothing committed after", async () => {
-  host = await startTestHost();
-  const delivered: number[] = [];
-  const { ctx } = await sinks.start(host!, "quiet-after", {
-    saveIntervalMs: 300,
-    batch: { size: 1, lingerMs: 0 },
-    deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)),
-  });
-  addPods(host, 3);
+  const { th, ctx, delivered } = await savingSink("quiet-after", 300);
+  addPods(th, 3);
   await waitFor(() => delivered.length === 3, 5_000, "three batches");
   // Was: the last batches stayed unsaved until the next commit, for hours on a quiet cluster, sent again after a crash.
   await waitFor(() => ctx.saved() === 3, 5_000, "the cursor saved at the last delivery");
 });
 
 test("a deferred cursor save that fails is tried again, nothing committed after", async () => {
-  host = await startTestHost();
-  const delivered: number[] = [];
-  const { ctx } = await sinks.start(host!, "quiet-after-failure", {
-    saveIntervalMs: 300,
-    batch: { size: 1, lingerMs: 0 },
-    deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)),
-  });
+  const { th, ctx, delivered } = await savingSink("quiet-after-failure", 300);
   await waitFor(() => ctx.saved() === 0, 5_000, "the starting point saved");
   const save = ctx.cursor.save;
   let failedSaves = 0;
@@ -395,7 +390,7 @@ test("a deferred cursor save that fails is tried again, nothing committed after"
     failedSaves++;
     throw new Error("store unreachable");
   };
-  addPods(host, 3);
+  addPods(th, 3);
   await waitFor(() => delivered.length === 3 && failedSaves > 0, 5_000, "the deferred save failing");
   ctx.cursor.save = save;
   // Was: left unsaved until the next commit, though the store was back a moment later.
