@@ -1,5 +1,6 @@
 /** `--check`: what can be proved of a config without starting anything (README, "Quick start"). */
 import type { Config, ConfigIssue, SoundParts } from "./config.ts";
+import { thrownText } from "./config-issues.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import { createMetrics } from "./metrics.ts";
 import { pluginContext } from "./open-store.ts";
@@ -59,21 +60,7 @@ async function storeCheck(parts: SoundParts, logger: Logger): Promise<{ issues: 
     await store.stop();
     return { issues: [], warnings: [] };
   } catch (error) {
-    return { issues: [{ path: "store", message: messageOf(error) }], warnings: [] };
-  }
-}
-
-/**
- * What a check threw, as a config error says it: an Error's message, or its name when it has none (an empty line
- * otherwise); anything else a plugin throws as JSON (`[object Object]` otherwise).
- */
-function messageOf(error: unknown): string {
-  if (error instanceof Error) return error.message || `${error.name}, with no message`;
-  if (typeof error !== "object" || error === null) return String(error);
-  try {
-    return JSON.stringify(error);
-  } catch {
-    return String(error);
+    return { issues: [{ path: "store", message: thrownText(error) }], warnings: [] };
   }
 }
 
@@ -106,7 +93,7 @@ async function pluginIssues({ sources, sinks }: SoundParts): Promise<ConfigIssue
         if ((await until(checked, Date.now() + PLUGIN_DEADLINE_MS)) !== TIMED_OUT) return [];
         return [{ path, message: `its check did not finish within ${PLUGIN_DEADLINE_MS / 1000}s` }];
       } catch (error) {
-        return [{ path, message: messageOf(error) }];
+        return [{ path, message: thrownText(error) }];
       }
     }),
   );

@@ -15,7 +15,7 @@ import type {
 import type { HaConfig } from "./ha-config.ts";
 import { type hostSchema, pluginEntry, type PluginEntry } from "./config-schema.ts";
 import { deprecatedKeysOf, deprecation, type DeprecatedKey } from "../sdk/schema.ts";
-import { parseAll, type ConfigIssue } from "./config-issues.ts";
+import { parseAll, thrownText, type ConfigIssue } from "./config-issues.ts";
 import { findDeclaration } from "./plugin-module.ts";
 
 export interface Resolved<D extends AnyDeclaration> {
@@ -278,7 +278,7 @@ function listReturned<T>(
   try {
     returned = call();
   } catch (error) {
-    issues.push({ path, message: `its plugin's ${name} failed: ${(error as Error).message}` });
+    issues.push({ path, message: `its plugin's ${name} failed: ${thrownText(error)}` });
     return undefined;
   }
   const said = (what: string, hint = "") => {

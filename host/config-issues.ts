@@ -144,3 +144,17 @@ function withoutSecrets(issue: v.BaseIssue<unknown>): string {
     return message.replace(`but received ${received}`, "but received a number");
   return message;
 }
+
+/**
+ * What a plugin's code threw (its check(), claims(), rbac(), its store's open), as a config error says it: an Error's
+ * message, or its name when it has none (an empty line otherwise); anything else as JSON (`[object Object]` otherwise).
+ */
+export function thrownText(error: unknown): string {
+  if (error instanceof Error) return error.message || `${error.name}, with no message`;
+  if (typeof error !== "object" || error === null) return String(error);
+  try {
+    return JSON.stringify(error);
+  } catch {
+    return String(error);
+  }
+}

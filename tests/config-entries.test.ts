@@ -126,6 +126,9 @@ test("a plugin's claims() that returns no list of strings is an error at its ent
     claiming("string", (path) => `the file ${path}`),
     claiming("object", (path) => ({ file: path })),
     claiming("numbers", () => [1, 2]),
+    claiming("throws", () => {
+      throw { reason: "no such file" };
+    }),
   ];
   const registry = { ...builtins, sink: [...builtins.sink, ...sinks] };
   const config = { sinks: sinks.map(({ type }) => ({ type, path: "x.log" })) };
@@ -139,6 +142,8 @@ test("a plugin's claims() that returns no list of strings is an error at its ent
     said(1, 'the string "the file x.log"'),
     said(2, "an object"),
     said(3, "a list holding 1"),
+    // What a plugin throws that is no Error, said as JSON as a check() that throws one is (tests/config-check).
+    'sinks[4]: its plugin\'s claims() failed: {"reason":"no such file"}',
   ]);
 });
 
