@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { freePort } from "../tests/cluster-checks.ts";
 import { IMAGE_ENV, MAIN } from "../tests/reliability-process.ts";
+import { manifestsOf, memoryLimitMib, shippedSseSink } from "../tests/deploy-manifests.ts";
 import { waitFor } from "../testing/index.ts";
 import { fmt, machine, mib, seconds, Simulator } from "./processes.ts";
 
@@ -35,22 +36,10 @@ const { values } = parseArgs({
   },
 });
 
-interface Manifest {
-  kind: string;
-  data?: Record<string, string>;
-  spec?: { template?: { spec: { containers: { resources: { limits: { memory: string } } }[] } } };
-}
-const manifests = Bun.YAML.parse(await Bun.file(join(import.meta.dir, "../deploy/kubemeta.yaml")).text()) as Manifest[];
-const deployed = Bun.YAML.parse(manifests.find((m) => m.kind === "ConfigMap")!.data!["kubemeta.yaml"]!) as {
-  sinks: { type: string; maxStreams?: number }[];
-};
-const sseSink = {
-  ...deployed.sinks.find((sink) => sink.type === "sse")!,
-  ...(Bun.YAML.parse(`{${values.sse}}`) as object),
-};
-const maxStreams = sseSink.maxStreams ?? 1000;
-const deployedLimit = manifests.find((m) => m.kind === "Deployment")!.spec!.template!.spec.containers[0]!.resources;
-const limitMib = values["limit-mib"] ?? /^(\d+)Mi$/.exec(deployedLimit.limits.memory)![1]!;
+const manifests = await manifestsOf("kubemeta.yaml");
+const sseSink = { ...shippedSseSink(manifests), ...(Bun.YAML.parse(`{${values.sse}}`) as object) };
+const maxStreams = Number(sseSink.maxStreams ?? 1000);
+const limitMib = values["limit-mib"] ?? memoryLimitMib(manifests);
 const limit = Number(limitMib) * 2 ** 20;
 const cgroup = `/sys/fs/cgroup/memory/kubemeta-bench-${process.pid}`;
 const readCgroup = async (file: string) => (await readFile(join(cgroup, file), "utf8")).trim();

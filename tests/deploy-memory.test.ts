@@ -4,9 +4,9 @@
  * OOM-killed (README, GET /v1/watch: "The limits bound memory too").
  */
 import { expect, test } from "bun:test";
-import { join } from "node:path";
 import * as v from "valibot";
 import sse from "../plugins/sinks/sse.ts";
+import { manifestsOf, memoryLimitMib, shippedSseSink } from "./deploy-manifests.ts";
 
 const MIB = 1 << 20;
 /**
@@ -18,24 +18,12 @@ const streamBytes = (bufferBytes: number) => 2 * bufferBytes + MIB;
 /** kubemeta's peak RSS in a sync of 150,000 real-size pods, 626–719 MiB over the machines of bench/RESULTS.md. */
 const STATE_BYTES = 720 * MIB;
 
-interface Manifest {
-  kind: string;
-  data?: Record<string, string>;
-  spec?: { template?: { spec: { containers: { name: string; resources: { limits: { memory: string } } }[] } } };
-}
-
-const bytesOf = (quantity: string) => Number(/^(\d+)Mi$/.exec(quantity)![1]) * MIB;
-
 for (const file of ["kubemeta.yaml", "kubemeta-ha.yaml"]) {
   test(`deploy/${file}: every SSE stream full and the state of 150,000 pods fit limits.memory`, async () => {
-    const manifests = Bun.YAML.parse(await Bun.file(join(import.meta.dir, "..", "deploy", file)).text()) as Manifest[];
-    const config = Bun.YAML.parse(manifests.find((m) => m.kind === "ConfigMap")!.data!["kubemeta.yaml"]!) as {
-      sinks: { type: string }[];
-    };
-    const { type: _, ...entry } = config.sinks.find((sink) => sink.type === "sse")!;
+    const manifests = await manifestsOf(file);
+    const { type: _, ...entry } = shippedSseSink(manifests);
     const { maxStreams, bufferBytes } = v.parse(sse.schema, entry) as { maxStreams: number; bufferBytes: number };
-    const container = manifests.find((m) => m.kind === "Deployment")!.spec!.template!.spec.containers[0]!;
     const streams = maxStreams * streamBytes(bufferBytes);
-    expect(streams + STATE_BYTES).toBeLessThanOrEqual(bytesOf(container.resources.limits.memory));
+    expect(streams + STATE_BYTES).toBeLessThanOrEqual(memoryLimitMib(manifests) * MIB);
   });
 }

@@ -7,6 +7,7 @@ import { resolveConfig } from "../host/config.ts";
 import { builtins } from "../plugins/index.ts";
 import { tempDir } from "../testing/index.ts";
 import { startHranaServer } from "./hrana-server.ts";
+import { manifestsOf, shippedConfig } from "./deploy-manifests.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const MAIN = join(ROOT, "main.ts");
@@ -48,10 +49,6 @@ const HA_ENV = {
   POD_NAME: "kubemeta-ha-5d8c7b9f4-x2x7q",
   POD_NAMESPACE: "kubemeta",
 };
-
-const manifestsOf = async (file: string) =>
-  Bun.YAML.parse(await Bun.file(join(ROOT, "deploy", file)).text()) as Manifest[];
-const shippedConfig = (manifests: Manifest[]) => manifests.find((m) => m.kind === "ConfigMap")?.data?.["kubemeta.yaml"];
 
 async function run(
   args: string[],
@@ -106,7 +103,7 @@ function podEnvironment(deployment: Manifest, secrets: Record<string, string>): 
 test.each(["kubemeta.yaml", "kubemeta-ha.yaml"])(
   "deploy/%s: its shipped config passes --check in the pod's environment, and rbac prints its roles, names included",
   async (file) => {
-    const manifests = await manifestsOf(file);
+    const manifests = await manifestsOf<Manifest>(file);
     const deployment = manifests.find((m) => m.kind === "Deployment")!;
     const pod = deployment.spec!.template.spec;
     const dir = await tempDir("kubemeta-rbac-pod-");
@@ -217,7 +214,7 @@ test("rbac with a config that does not validate prints the errors and exits 1", 
 });
 
 test("deploy/kubemeta-ha.yaml: its shipped config resolves to ha, and it grants what that config needs", async () => {
-  const manifests = await manifestsOf("kubemeta-ha.yaml");
+  const manifests = await manifestsOf<Manifest>("kubemeta-ha.yaml");
   const shipped = shippedConfig(manifests);
   expect(shipped).toBeString();
   const deployment = manifests.find((m) => m.kind === "Deployment")!;
@@ -245,13 +242,13 @@ test("deploy/kubemeta-ha.yaml: its shipped config resolves to ha, and it grants 
 
 test("deploy/kubemeta-ha.yaml overwrites nothing of deploy/kubemeta.yaml but the Namespace they share", async () => {
   const key = (m: Manifest) => `${m.kind} ${m.metadata.namespace ?? ""}/${m.metadata.name}`;
-  const single = new Set((await manifestsOf("kubemeta.yaml")).map(key));
-  const shared = (await manifestsOf("kubemeta-ha.yaml")).map(key).filter((k) => single.has(k));
+  const single = new Set((await manifestsOf<Manifest>("kubemeta.yaml")).map(key));
+  const shared = (await manifestsOf<Manifest>("kubemeta-ha.yaml")).map(key).filter((k) => single.has(k));
   expect(shared).toEqual(["Namespace /kubemeta"]);
 });
 
 test("rbac with ha prints the Lease's Role after the ClusterRole: deploy/kubemeta-ha.yaml's two", async () => {
-  const manifests = await manifestsOf("kubemeta-ha.yaml");
+  const manifests = await manifestsOf<Manifest>("kubemeta-ha.yaml");
   const file = await configFile(shippedConfig(manifests)!);
   const { exitCode, stdout, stderr } = await run(["rbac", "--config", file], HA_ENV);
   expect({ exitCode, stderr }).toEqual({ exitCode: 0, stderr: "" });
@@ -271,7 +268,7 @@ test("rbac with ha prints the Lease's Role after the ClusterRole: deploy/kubemet
 });
 
 test("the Lease's Role and RoleBinding are named after the Lease: two of other Leases share none", async () => {
-  const manifests = await manifestsOf("kubemeta-ha.yaml");
+  const manifests = await manifestsOf<Manifest>("kubemeta-ha.yaml");
   const role = manifests.find((m) => m.kind === "Role")!;
   const binding = manifests.find((m) => m.kind === "RoleBinding")!;
   expect([role.metadata.name, binding.metadata.name, binding.roleRef?.name]).toEqual(Array(3).fill("kubemeta-lease"));
@@ -287,7 +284,7 @@ test("the Lease's Role and RoleBinding are named after the Lease: two of other L
 });
 
 test("rbac with ha and no namespace for the Lease: its Role in default, a warning naming POD_NAMESPACE", async () => {
-  const manifests = await manifestsOf("kubemeta-ha.yaml");
+  const manifests = await manifestsOf<Manifest>("kubemeta-ha.yaml");
   const file = await configFile(shippedConfig(manifests)!);
   const outside = { ...HA_ENV, POD_NAMESPACE: "" };
   const { exitCode, stdout, stderr } = await run(["rbac", "--config", file], outside);
