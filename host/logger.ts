@@ -1,4 +1,5 @@
 /** JSON lines on stdout: one object per event, `level`, `time`, `msg`, then fields. */
+import { withoutUrl } from "../protocol/error-text.ts";
 import type { LogFields, Logger } from "../sdk/telemetry.ts";
 
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
@@ -105,7 +106,9 @@ function errorFields(error: Error, depth = 0): Record<string, unknown> {
   const message = read(() => error.message);
   const fields: Record<string, unknown> = {
     name: read(() => error.name),
-    message: typeof message === "string" ? bounded(message) : message,
+    // Bun's fetch's request URL (its query may hold a token) and its hint to fetch's caller are left out, whoever
+    // logs the error: a sink's store read, a plugin's, as the kubernetes source and the webhook say their own.
+    message: typeof message === "string" ? bounded(withoutUrl(message)) : message,
   };
   const code = read(() => (error as { code?: unknown }).code);
   if (typeof code === "string" || typeof code === "number") fields.code = code;

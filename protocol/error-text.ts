@@ -10,7 +10,7 @@
  * so resources failing alike would each get a part of their own in /readyz. The server's origin is what tells an
  * operator something; the hint, with a URL or without one, is for whoever calls fetch.
  */
-function withoutUrl(message: string): string {
+export function withoutUrl(message: string): string {
   return message
     .replace(
       / fetching "([^"]*)"\.?(?: For more information, pass `verbose: true` in the second argument to fetch\(\))?/,

@@ -112,3 +112,25 @@ test("an error field that holds no Error says what was thrown, bounded; an Error
   expect(said[10]).toBe(`${"x".repeat(MAX_ERROR_CHARS)}… (10 more characters)`);
   expect(said[11]).toEqual({ name: "Error", message: `${"y".repeat(MAX_ERROR_CHARS)}… (5 more characters)` });
 });
+
+test("an error from Bun's fetch is logged without its request URL's path and query, and without Bun's hint", () => {
+  const { logger, parsed } = recorded();
+  const hint = "For more information, pass `verbose: true` in the second argument to fetch()";
+  const reset = Object.assign(new Error(`The socket connection was closed unexpectedly. ${hint}`), {
+    code: "ECONNRESET",
+  });
+  const named = new Error(
+    `unable to verify the first certificate fetching "https://db:8080/v2/pipeline?token=s3cr3t". ${hint}`,
+  );
+  logger.error("a cursor load failed", { error: reset });
+  logger.error("a read failed", { error: new Error("wrapped", { cause: named }) });
+  const [first, second] = parsed() as {
+    error: { name: string; message: string; code?: string; cause?: { message: string } };
+  }[];
+  expect(first!.error).toEqual({
+    name: "Error",
+    message: "The socket connection was closed unexpectedly.",
+    code: "ECONNRESET",
+  });
+  expect(second!.error.cause!.message).toBe("unable to verify the first certificate fetching https://db:8080");
+});
