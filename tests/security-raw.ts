@@ -15,12 +15,13 @@ export interface RawExchange {
 
 /**
  * Sends `head` (the request line and headers, without the blank line), a Host header unless `withoutHost`, and
- * `body` on a new connection.
+ * `body` on a new connection. `unread`: the answer is not read (a client on another machine that stops reading), so
+ * what the server writes fills the socket's buffers and then the server's; `text()` stays empty.
  */
 export async function rawRequest(
   base: string,
   head: string,
-  options: { body?: string; localAddress?: string; withoutHost?: boolean } = {},
+  options: { body?: string; localAddress?: string; withoutHost?: boolean; unread?: boolean } = {},
 ): Promise<RawExchange> {
   const url = new URL(base);
   const socket = connect({ host: url.hostname, port: Number(url.port), localAddress: options.localAddress });
@@ -30,6 +31,7 @@ export async function rawRequest(
     text += chunk.toString();
   });
   socket.on("error", () => {});
+  if (options.unread) socket.pause();
   const host = options.withoutHost ? "" : `\r\nHost: ${url.host}`;
   socket.write(`${head}${host}\r\n\r\n${options.body ?? ""}`);
   return {

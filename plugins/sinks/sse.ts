@@ -6,7 +6,7 @@
  * `kubemeta_sink_lag_versions` is not exported for this sink: every subscriber has its
  * own position, and the bounded buffer caps how far one can lag before it is closed
  * (counted in `kubemeta_sse_overflows_total`, as are subscribers closed for taking nothing
- * of their snapshot).
+ * of their catch-up or snapshot).
  */
 import * as v from "valibot";
 import type { Context, Hono } from "hono";
@@ -63,11 +63,12 @@ function watchRoute(app: Hono): { serve?: Handler } {
 }
 
 /**
- * A subscriber that takes nothing for this many heartbeat intervals while its snapshot is read is closed: the read
- * holds one of the store's few read transactions (see sse/session.ts). The heartbeat is the interval within which
- * an open stream shows life, so two of them without taking a byte is a stuck subscriber, not a slow one.
+ * A subscriber that takes nothing for this many heartbeat intervals while its catch-up or snapshot is read is closed:
+ * it holds its stream (and a snapshot one of the store's few read transactions, see sse/session.ts). The heartbeat is
+ * the interval within which an open stream shows life, so two of them in which Bun took not one of its writes (a
+ * batch, a page) from the stream is a stuck subscriber, or one too slow to keep up once live.
  */
-const SNAPSHOT_STALL_HEARTBEATS = 2;
+const STALL_HEARTBEATS = 2;
 
 const HEADERS = {
   "content-type": "text/event-stream; charset=utf-8",
@@ -154,7 +155,7 @@ export default defineSink({
     const overflows = ctx.metrics.counter(
       "kubemeta_sse_overflows_total",
       "Subscribers closed because they could not keep up (their buffer was full, or stayed full for two heartbeats " +
-        "during a snapshot).",
+        "during a catch-up or snapshot).",
     );
     const resets = ctx.metrics.counter(
       "kubemeta_sse_resets_total",
@@ -165,7 +166,8 @@ export default defineSink({
     overflows.inc(undefined, 0);
     for (const reason of ["max_streams", "max_streams_per_client"]) rejected.inc({ reason }, 0);
     const events = new UpdateEvents(ctx.log.epoch);
-    // Counted each (kubemeta_sse_overflows_total); logged once a minute: hundreds of streams can overflow at once.
+    // Counted each (kubemeta_sse_overflows_total); logged once a minute: hundreds of streams can overflow at once, or
+    // stall at once in the catch-ups of clients that all came back after an outage.
     const tooSlow = rateLimitedWarn(ctx.logger);
     // A store down fails the reads of every client that catches up meanwhile: one line a minute, as /v1/updates.
     const readFailed = rateLimitedWarn(ctx.logger);
@@ -244,11 +246,11 @@ export default defineSink({
           overflows.inc();
           tooSlow("subscriber too slow; closed with OVERFLOW", { stream });
         },
-        stallMs: SNAPSHOT_STALL_HEARTBEATS * config.heartbeat,
+        stallMs: STALL_HEARTBEATS * config.heartbeat,
         progressMs: config.heartbeat,
         onStall: () => {
           overflows.inc();
-          ctx.logger.warn("subscriber took nothing of its snapshot; closed, to free the store's read", { stream });
+          tooSlow("subscriber took nothing for two heartbeats; closed", { stream });
         },
         onStoreReadFailed: (error) =>
           readFailed("a read of the store failed; the stream ends, its client to come back", { stream, error }),

@@ -48,12 +48,12 @@ export class SseChannel {
 
   /**
    * Resolves true when the buffer is under its bound again, or the channel is closed; false if `stallMs` pass
-   * first with the subscriber taking nothing (never, without it).
+   * first with the subscriber taking nothing.
    */
-  async waitForRoom(stallMs?: number): Promise<boolean> {
+  async waitForRoom(stallMs: number): Promise<boolean> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const stalled = new Promise<false>((resolve) => {
-      if (stallMs !== undefined) timer = setTimeout(() => resolve(false), timerDelay(stallMs));
+      timer = setTimeout(() => resolve(false), timerDelay(stallMs));
     });
     try {
       while (!this.closed && !this.hasRoom()) {

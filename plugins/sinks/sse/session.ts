@@ -11,7 +11,8 @@
  * one, and objects moved or deleted meanwhile skipped. The price is a read transaction held
  * at the subscriber's pace; what bounds it: at most two HTTP snapshot reads at once
  * (sdk/http.ts), leaving the store's other read slots to NATS resets and the core; a
- * subscriber that goes away leaves the loop; one that takes nothing is closed (`stallMs`).
+ * subscriber that goes away leaves the loop; one that takes nothing is closed (`stallMs`), as is one that takes nothing
+ * of its catch-up, which would hold its stream (its place under maxStreams) for as long as its connection stayed open.
  */
 import { isBehindRetention, type CommittedLog } from "../../../sdk/contract.ts";
 import { checkResumePoint, isStoreUnreadable, STORE_UNREADABLE_RETRY_MS } from "../../../sdk/resume.ts";
@@ -48,7 +49,7 @@ export interface Session {
   finish: AbortSignal;
   /** The stream went live (past SYNCED): the sink's stop lets it take what is committed before it ends. */
   onLive(): void;
-  /** How long a subscriber may take nothing while its snapshot is read before it is closed. */
+  /** How long a subscriber may take nothing of what is read for it (catch-up, snapshot, a stop's drain) till closed. */
   stallMs: number;
   /** How often a filtered live stream is told the version its reading has passed (wire.ts, progressLine). */
   progressMs: number;
@@ -124,8 +125,15 @@ function isOpen(session: Session): boolean {
   return !session.signal.aborted && !session.channel.isClosed;
 }
 
+/** Waits for room in the buffer; a subscriber that takes nothing for `stallMs` is closed (and counted) meanwhile. */
+async function room(session: Session): Promise<void> {
+  if (await session.channel.waitForRoom(session.stallMs)) return;
+  session.channel.close();
+  session.onStall();
+}
+
 async function paced(session: Session, chunk: string | Uint8Array): Promise<void> {
-  await session.channel.waitForRoom();
+  await room(session);
   session.channel.write(chunk);
 }
 
@@ -147,7 +155,7 @@ async function readThrough(session: Session, after: number, target: number): Pro
   while (position < target && isOpen(session)) {
     // Room first, then the read: a subscriber that takes nothing waits holding its buffer alone, not a batch read and
     // encoded besides (with 400 such streams at 150,000 pods, ~3 MiB more each got kubemeta OOM-killed at 1.5 GiB).
-    await session.channel.waitForRoom();
+    await room(session);
     if (!isOpen(session)) break;
     const updates = await log.read({ stream, after: position, to: target, limit: batchSize }).catch(fromStore);
     if (updates.length === 0) break;
@@ -174,10 +182,7 @@ async function reset(session: Session, cause: ResetCause): Promise<number> {
   const query = { stream, namespace: filter.namespace };
   for await (const page of readingStore(readObjectPages(log, query, filter.kinds, signal))) {
     version = page.version;
-    if (!(await channel.waitForRoom(session.stallMs))) {
-      channel.close();
-      session.onStall();
-    }
+    await room(session);
     if (!isOpen(session)) break;
     channel.write(snapshotEvents(log.epoch, stream, page.objects, time));
   }
