@@ -6,7 +6,7 @@
  * a rolling update that renames the cluster must still complete, a round of differing configs per handover.
  */
 import type { LeaseAnnotations } from "../kube/election.ts";
-import type { Lease } from "../kube/lease.ts";
+import type { Lease, LeaseSpec } from "../kube/lease.ts";
 import type { Logger, Metrics } from "../sdk/telemetry.ts";
 
 interface Agreed {
@@ -26,6 +26,12 @@ export const STORE_EPOCH_ANNOTATION = "kubemeta.io/store-epoch";
  * takes over (a replace keeps the metadata read), which are not its own.
  */
 export const WRITER_ANNOTATION = "kubemeta.io/annotated-by";
+/**
+ * The renewTime of the spec they were written with: a leader of a release before this check under the name that wrote
+ * them (a StatefulSet's pod rolled back, a replica killed and restarted of an earlier release, which renews the Lease
+ * as still its own) keeps them, and its own renewals make them stale.
+ */
+export const WRITTEN_AT_ANNOTATION = "kubemeta.io/annotated-at";
 
 export interface AgreementOptions {
   identity: string;
@@ -66,14 +72,23 @@ export function haAgreement(options: AgreementOptions): LeaseAnnotations {
   for (const { key } of agreed) mismatch.set(0, { key });
 
   return {
-    own: Object.fromEntries([[WRITER_ANNOTATION, identity], ...agreed.map(({ annotation, own }) => [annotation, own])]),
+    own: (spec: LeaseSpec) =>
+      Object.fromEntries([
+        [WRITER_ANNOTATION, identity],
+        [WRITTEN_AT_ANNOTATION, spec.renewTime ?? ""],
+        ...agreed.map(({ annotation, own }) => [annotation, own]),
+      ]),
     seen(lease: Lease) {
       const leader = lease.spec.holderIdentity;
       // Released: what it carries is a former leader's, whose successor writes its own.
       if (!leader) return;
       const annotations = lease.metadata.annotations ?? {};
-      // This replica's own, or a leader that did not write them (a release before this check): nothing to compare.
-      const leaderWroteThem = leader !== identity && annotations[WRITER_ANNOTATION] === leader;
+      // This replica's own, or a leader that did not write them with this spec (a release before this check, under
+      // its own name or another's): nothing to compare.
+      const leaderWroteThem =
+        leader !== identity &&
+        annotations[WRITER_ANNOTATION] === leader &&
+        sameTime(annotations[WRITTEN_AT_ANNOTATION], lease.spec.renewTime);
       for (const { key, annotation, own, consequence } of agreed) {
         const theirs = leaderWroteThem ? annotations[annotation] : own;
         if (theirs === undefined || theirs === own) {
@@ -89,4 +104,9 @@ export function haAgreement(options: AgreementOptions): LeaseAnnotations {
       }
     },
   };
+}
+
+/** Two MicroTimes at one instant, however many fraction digits the API server writes back. */
+function sameTime(a: string | undefined, b: string | undefined): boolean {
+  return a !== undefined && b !== undefined && Date.parse(a) === Date.parse(b);
 }

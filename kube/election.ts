@@ -35,8 +35,8 @@ export interface ElectorOptions {
 
 /** What replicas that must agree put on the Lease they hold, for the others to compare (host/ha-agreement.ts). */
 export interface LeaseAnnotations {
-  /** Set on the Lease with each write as its holder, beside the annotations it has. */
-  readonly own: Record<string, string>;
+  /** Set on the Lease with each write as its holder (of `spec`), beside the annotations it has. */
+  own(spec: LeaseSpec): Record<string, string>;
   /** Each Lease seen: read from the API server, or as this replica wrote it. */
   seen(lease: Lease): void;
 }
@@ -147,7 +147,7 @@ export function createElector(options: ElectorOptions): Elector {
       const { acquireTime, leaseTransitions } = observed.lease.spec;
       try {
         const spec = { ...ours, acquireTime, leaseTransitions };
-        observe(await client.update(observed.lease, spec, signal, annotations?.own), true);
+        observe(await client.update(observed.lease, spec, signal, annotations?.own(spec)), true);
         return written();
       } catch (error) {
         if (signal.aborted) return { ok: false, error };
@@ -157,7 +157,8 @@ export function createElector(options: ElectorOptions): Elector {
     try {
       const current = await client.get(signal);
       if (!current) {
-        observe(await client.create({ ...ours, leaseTransitions: 0 }, signal, annotations?.own), true);
+        const spec = { ...ours, leaseTransitions: 0 };
+        observe(await client.create(spec, signal, annotations?.own(spec)), true);
         return written();
       }
       observe(current, false);
@@ -170,7 +171,7 @@ export function createElector(options: ElectorOptions): Elector {
         holder === identity
           ? { ...ours, acquireTime: current.spec.acquireTime, leaseTransitions: transitions }
           : { ...ours, leaseTransitions: transitions + 1 };
-      observe(await client.update(current, spec, signal, annotations?.own), true);
+      observe(await client.update(current, spec, signal, annotations?.own(spec)), true);
       return written();
     } catch (error) {
       return { ok: false, error };

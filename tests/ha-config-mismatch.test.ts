@@ -7,7 +7,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { Lease } from "../kube/lease.ts";
+import { type Lease, microTime } from "../kube/lease.ts";
 import { tempDir, waitFor } from "../testing/index.ts";
 import { metric } from "./cluster-checks.ts";
 import { cleanups, runCleanups } from "./faults-cluster.ts";
@@ -90,7 +90,7 @@ test("a standby compares no values its leader did not write (left by a predecess
   const env = await setupHa({ replicas: 1, resources: ["pods"] });
   cleanups.push(env.destroy);
   // A leader of a release before the check: it holds the Lease (for long) under the annotations it found on it.
-  const now = new Date().toISOString();
+  const now = microTime();
   const spec = { holderIdentity: "old-release", leaseDurationSeconds: 3600, acquireTime: now, renewTime: now };
   const annotations = { "kubemeta.io/cluster": "renamed", "kubemeta.io/annotated-by": "replica-9" };
   const metadata = { name: "kubemeta", namespace: "default", annotations };
@@ -101,10 +101,33 @@ test("a standby compares no values its leader did not write (left by a predecess
   expect(standby.out.lines(CLUSTER_DIFFERS)).toEqual([]);
   expect(await mismatch(standby, "cluster.name")).toBe(0);
 
-  // Written by the holder itself, the same values are its config: compared.
+  // Written by the holder itself with the spec it holds, the same values are its config: compared.
   env.server.patch("Lease", "default", "kubemeta", (lease) => {
-    lease.metadata = { ...lease.metadata, annotations: { ...annotations, "kubemeta.io/annotated-by": "old-release" } };
+    const written = { "kubemeta.io/annotated-by": "old-release", "kubemeta.io/annotated-at": now };
+    lease.metadata = { ...lease.metadata, annotations: { ...annotations, ...written } };
   });
   await standby.out.waitFor(new RegExp(`"msg":"${CLUSTER_DIFFERS}"`), 10_000);
   expect(await mismatch(standby, "cluster.name")).toBe(1);
+});
+
+test("a leader of an earlier release under the name that annotated the Lease: not compared", async () => {
+  const env = await setupHa({ replicas: 2, resources: ["pods"], cluster: (i) => (i === 0 ? "faults" : "renamed") });
+  cleanups.push(env.destroy);
+  const later = await env.start(0);
+  await env.leading(later);
+  expect(leaseCluster(env)).toBe("faults");
+  // A rollback in a StatefulSet: replica-0 dies and comes back of an earlier release (cluster renamed with it), which
+  // renews the Lease as its own (same name) and keeps the annotations of the later replica-0 it read.
+  later.proc.kill("SIGKILL");
+  await later.proc.exited;
+  env.server.patch("Lease", "default", "kubemeta", (lease) => {
+    const { spec } = lease as unknown as Lease;
+    (lease as unknown as Lease).spec = { ...spec, renewTime: microTime(), leaseDurationSeconds: 3600 };
+  });
+  const standby = await env.start(1);
+  await standby.out.waitFor(/"msg":"the Lease is held by another replica"/, 10_000);
+  await moreReads(standby, 2);
+  // Was: `cluster.name differs`, leaderValue "faults": a value no replica running has.
+  expect(standby.out.lines(CLUSTER_DIFFERS)).toEqual([]);
+  expect(await mismatch(standby, "cluster.name")).toBe(0);
 });
