@@ -131,3 +131,28 @@ test("a leader of an earlier release under the name that annotated the Lease: no
   expect(standby.out.lines(CLUSTER_DIFFERS)).toEqual([]);
   expect(await mismatch(standby, "cluster.name")).toBe(0);
 });
+
+test("the leader gone (SIGTERM), each standby's gauge is its value against the next holder's", async () => {
+  const names = ["faults", "renamed", "faults"];
+  const env = await setupHa({ replicas: 3, resources: ["pods"], cluster: (i) => names[i]! });
+  cleanups.push(env.destroy);
+  const leader = await env.start(0);
+  await env.leading(leader);
+  const standbys = [await env.start(1), await env.start(2)];
+  await waitFor(async () => (await mismatch(standbys[0]!, "cluster.name")) === 1, 10_000, "replica-1's gauge at 1");
+
+  leader.proc.kill("SIGTERM");
+  await leader.proc.exited;
+  const holder = () => (env.server.get("Lease", "default", "kubemeta") as Lease | undefined)?.spec.holderIdentity;
+  await waitFor(() => standbys.some((s) => s.identity === holder()), 10_000, "a standby holding the Lease");
+  const next = names[Number(holder()?.slice("replica-".length))];
+  // Whichever took it, each replica compares its value with that holder's (both outcomes are the same check).
+  for (const [i, standby] of standbys.entries()) {
+    const expected = names[i + 1] === next ? 0 : 1;
+    await waitFor(async () => (await mismatch(standby, "cluster.name")) === expected, 10_000, `gauge ${expected}`);
+  }
+  // And stays so: the replica still a standby reads the Lease on.
+  await moreReads(standbys.find((standby) => standby.identity !== holder())!, 2);
+  for (const [i, standby] of standbys.entries())
+    expect(await mismatch(standby, "cluster.name")).toBe(names[i + 1] === next ? 0 : 1);
+}, 30_000);
