@@ -158,12 +158,19 @@ export function startReplication(options: ReplicationOptions): Replication {
         onFenced: () => ending.resolve({ reason: "fenced", hint: FENCED_HINT }),
         onCommitFailing,
         // Within a renewal's deadline, as a leader that cannot renew the Lease gives it up: a standby may reach the
-        // store that this replica cannot.
-        starting: { stopped: stopped.signal, unansweredMs: ha.renewDeadlineMs },
+        // store that this replica cannot. Given up too once the Lease is lost meanwhile: the term would begin over
+        // (its sources listing the cluster) only to end at once.
+        starting: { stopped: AbortSignal.any([stopped.signal, lost]), unansweredMs: ha.renewDeadlineMs },
       });
     } catch (error) {
       // Stopped while the store did not answer: the stop releases the Lease.
       if (stopped.signal.aborted) return false;
+      // The elector has said why and given the Lease back if it still held it; the store is not at fault.
+      if (lost.aborted) {
+        logger.warn("lost the Lease while becoming the store's writer; following again");
+        follower = follow();
+        return true;
+      }
       if (isStoreReplaced(error)) {
         await elector.release();
         replaced(error as StoreReplacedError);

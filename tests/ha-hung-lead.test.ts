@@ -2,9 +2,11 @@
  * A replica that wins the Lease over a path to the store that drops packets: its term's start (the store's lead(),
  * which takes the writer's term, then the catch-up) hangs until `store.timeout`, 60 s by default. It gives that start
  * up once a request has waited `ha.renewDeadline` and gives the Lease back, so a standby that reaches the store leads;
- * stopped meanwhile, it exits at once, 0, not cut by `shutdownTimeout`.
+ * stopped meanwhile, it exits at once, 0, not cut by `shutdownTimeout`; one that loses the Lease meanwhile gives the
+ * start up at once, and follows.
  */
 import { afterEach, expect, test } from "bun:test";
+import { microTime, type Lease } from "../kube/lease.ts";
 import { waitFor } from "../testing/index.ts";
 import { cleanups, runCleanups } from "./faults-cluster.ts";
 import { setupHa, TAKEOVER_MS, type Replica } from "./ha-cluster.ts";
@@ -68,4 +70,31 @@ test("SIGTERM of a replica whose term's start hangs: it exits 0 at once and give
   expect(cutOff.out.lines("stopped")).toHaveLength(1);
   const lease = env.server.get("Lease", "default", "kubemeta") as { spec: { holderIdentity?: string } };
   expect(lease.spec.holderIdentity ?? "").toBe("");
+}, 60_000);
+
+test("a replica that loses the Lease while its term starts gives the start up: no sources, no 'leading'", async () => {
+  const env = await setupHa({ replicas: 2, storePaths: true });
+  cleanups.push(env.destroy);
+  const { leader, follower: winner } = await env.leaderAndFollower();
+  // The store's answers to the winner held: its term's start waits on the store's lead().
+  const path = env.storePaths[1]!;
+  path.hold();
+  leader.proc.kill("SIGTERM");
+  expect(await exitWithin(leader.proc, 10_000)).toBe(0);
+  await winner.out.waitFor(/"msg":"acquired the Lease; leading"/, 5_000);
+  // Another holder meanwhile (the API server's view of the winner lost: its renewal finds it), for long.
+  env.server.patch("Lease", "default", "kubemeta", (lease) => {
+    const { spec } = lease as unknown as Lease;
+    (lease as unknown as Lease).spec = { ...spec, holderIdentity: "intruder", renewTime: microTime() };
+    (lease as unknown as Lease).spec.leaseDurationSeconds = 3600;
+  });
+  await winner.out.waitFor(/"msg":"lost the Lease; no longer leading"/, RENEW_DEADLINE_MS);
+  path.release();
+  await env.ready(winner, 10_000);
+  // Was: the term began all the same ("leading", its sources listing the cluster), to end at once.
+  expect(winner.out.lines("leading: this replica writes the store and runs the sources")).toEqual([]);
+  expect(winner.out.lines("source synced")).toEqual([]);
+  const [gaveUp] = winner.out.lines("lost the Lease while becoming the store's writer; following again");
+  expect(gaveUp).toMatchObject({ level: "warn" });
+  expect(winner.out.lines("cannot become the store's writer; following again")).toEqual([]);
 }, 60_000);
