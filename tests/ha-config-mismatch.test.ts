@@ -60,7 +60,7 @@ test("a standby of another cluster.name says so once, both names, still ready; l
   await env.leading(follower, 10_000);
   await waitFor(async () => (await mismatch(follower, "cluster.name")) === 0, 10_000, "the gauge back at 0");
   expect(leaseCluster(env)).toBe("renamed");
-});
+}, 30_000);
 
 test("a standby on another store than its leader's says so, with both stores' epochs", async () => {
   const dir = await tempDir("kubemeta-other-store-");
@@ -84,7 +84,7 @@ test("a standby on another store than its leader's says so, with both stores' ep
   expect(leaderOpen?.epoch).not.toBe(standbyOpen?.epoch);
   expect(await mismatch(standby, "store.url")).toBe(1);
   expect(await mismatch(standby, "cluster.name")).toBe(0);
-});
+}, 30_000);
 
 test("a standby compares no values its leader did not write (left by a predecessor), only its own", async () => {
   const env = await setupHa({ replicas: 1, resources: ["pods"] });
@@ -108,7 +108,7 @@ test("a standby compares no values its leader did not write (left by a predecess
   });
   await standby.out.waitFor(new RegExp(`"msg":"${CLUSTER_DIFFERS}"`), 10_000);
   expect(await mismatch(standby, "cluster.name")).toBe(1);
-});
+}, 30_000);
 
 test("a leader of an earlier release under the name that annotated the Lease: not compared", async () => {
   const env = await setupHa({ replicas: 2, resources: ["pods"], cluster: (i) => (i === 0 ? "faults" : "renamed") });
@@ -130,7 +130,7 @@ test("a leader of an earlier release under the name that annotated the Lease: no
   // Was: `cluster.name differs`, leaderValue "faults": a value no replica running has.
   expect(standby.out.lines(CLUSTER_DIFFERS)).toEqual([]);
   expect(await mismatch(standby, "cluster.name")).toBe(0);
-});
+}, 30_000);
 
 test("the leader gone (SIGTERM), each standby's gauge is its value against the next holder's", async () => {
   const names = ["faults", "renamed", "faults"];
