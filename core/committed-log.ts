@@ -7,9 +7,9 @@ import {
   BehindRetentionError,
   type CommittedLog,
   type FollowOptions,
+  type LogQuery,
   type ObjectQuery,
   type Store,
-  type UpdateQuery,
 } from "../sdk/contract.ts";
 import { type Logger, type Metrics, rateLimitedWarn, streamLabel } from "../sdk/telemetry.ts";
 import { ALL } from "../protocol/streams.ts";
@@ -76,12 +76,15 @@ export function createLog(options: LogOptions): HostLog {
     return horizons.get(stream) ?? 0;
   }
 
-  function checkRetained(stream: string, after: number): void {
+  /** `positioned`: false for a read that is no reader's position (LogQuery.noPosition): nobody fell behind. */
+  function checkRetained(stream: string, after: number, positioned = true): void {
     const below = horizon(stream);
     if (after >= below) return;
-    resets.inc({ stream: streamLabel(stream) });
-    // A subscriber then gets a reset, a `/v1/updates` client a 410 saying to start over.
-    warn("a reader's position is behind retention", { stream, after, oldest: below + 1 });
+    if (positioned) {
+      resets.inc({ stream: streamLabel(stream) });
+      // A subscriber then gets a reset, a `/v1/updates` client a 410 saying to start over.
+      warn("a reader's position is behind retention", { stream, after, oldest: below + 1 });
+    }
     throw new BehindRetentionError(after, below + 1);
   }
 
@@ -90,9 +93,10 @@ export function createLog(options: LogOptions): HostLog {
     return first ? version - first.version : -1;
   }
 
-  async function scan(query: UpdateQuery): Promise<Scan> {
+  async function scan(query: LogQuery): Promise<Scan> {
     const { stream, after, limit } = query;
-    checkRetained(stream, after);
+    const positioned = !query.noPosition;
+    checkRetained(stream, after, positioned);
     const upTo = Math.min(query.to ?? head, head);
     if (after >= upTo) return { updates: [], through: Math.max(after, upTo) };
     const start = tailIndex(after + 1);
@@ -108,8 +112,8 @@ export function createLog(options: LogOptions): HostLog {
     }
     const updates = await store.readUpdates({ stream, after, to: upTo, limit });
     const through = updates.length < limit ? upTo : updates[updates.length - 1]!.version;
-    checkRetained(stream, after);
-    await checkStoreHeld(stream, after, updates);
+    checkRetained(stream, after, positioned);
+    await checkStoreHeld(stream, after, updates, positioned);
     return { updates, through };
   }
 
@@ -119,18 +123,18 @@ export function createLog(options: LogOptions): HostLog {
    * log is gap-free, so version `after + 1` is missing only if it was pruned. A stream
    * with a horizon of its own is asked for it, as the store has it now.
    */
-  async function checkStoreHeld(stream: string, after: number, read: Update[]): Promise<void> {
+  async function checkStoreHeld(stream: string, after: number, read: Update[], positioned: boolean): Promise<void> {
     if (stream !== ALL && horizons) {
       const stored = await store.horizon!(stream);
       if (stored > (horizons.get(stream) ?? 0)) horizons.set(stream, stored);
-      return checkRetained(stream, after);
+      return checkRetained(stream, after, positioned);
     }
     const next =
       stream === ALL ? read[0] : (await store.readUpdates({ stream: ALL, after, to: after + 1, limit: 1 }))[0];
     if (next?.version === after + 1) return;
     const [first] = await store.readUpdates({ stream: ALL, after, limit: 1 });
     moveOldest(Math.max(oldest, first?.version ?? head + 1));
-    checkRetained(stream, after);
+    checkRetained(stream, after, positioned);
   }
 
   let behindStore = false;

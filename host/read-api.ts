@@ -32,7 +32,7 @@ import {
   streamParam,
   textParam,
 } from "../sdk/http.ts";
-import { envelopeJson, jsonText, stringifyWithRaw, type CurrentObject } from "../sdk/model.ts";
+import { envelopeJson, jsonText, stringifyWithRaw, type CurrentObject, type Update } from "../sdk/model.ts";
 import { formatPosition } from "../protocol/position.ts";
 import type { ResetReason } from "../protocol/replay.ts";
 import {
@@ -249,13 +249,21 @@ export function mountApi(
     const after = since?.version ?? oldestKept();
     // Only without `since`: a follower behind retention knows the store's horizons before its log reaches them.
     if (after > head) return aheadOfLog(after, head);
-    const read = (from: number) => log.read({ stream, after: from, to: head, limit });
+    const read = async (): Promise<Update[]> => {
+      if (since) return log.read({ stream, after, to: head, limit });
+      // Without `since` the page starts at the horizon, no reader's position: a prune that overtakes it (one still
+      // running, which the log hears of only as it reads, chunk after chunk) moves the start on and resets no one.
+      for (let from = after; ; from = oldestKept()) {
+        try {
+          return await log.read({ stream, after: from, to: head, limit, noPosition: true });
+        } catch (error) {
+          // The read moved the horizon past `from`: each turn starts further on.
+          if (!isBehindRetention(error)) throw error;
+        }
+      }
+    };
     try {
-      // A prune the log hears of only as it reads (one still running) moves where a page without `since` starts.
-      const updates = await read(after).catch((error: unknown) => {
-        if (since || !isBehindRetention(error)) throw error;
-        return read(oldestKept());
-      });
+      const updates = await read();
       // A full page that ends at the head leaves nothing more: `more` says so, rather than cost a page that is empty.
       const more = updates.length === limit && updates[updates.length - 1]!.version < head;
       const last = more ? updates[updates.length - 1]!.version : head;

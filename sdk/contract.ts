@@ -226,7 +226,7 @@ export interface CommittedLog {
    */
   horizon(stream: string): number;
   /** Updates of `stream` after `after` (up to `to`), at most `limit`. Throws BehindRetentionError. */
-  read(query: UpdateQuery): Promise<Update[]>;
+  read(query: LogQuery): Promise<Update[]>;
   /**
    * Batches of `stream` after `after`, in version order, waiting for commits when
    * caught up; ends when the signal aborts. Throws BehindRetentionError when the
@@ -265,6 +265,16 @@ export interface CommittedLog {
    * come back later (sdk/resume.ts, retiredReason), to reach a replica that serves it. Absent: never.
    */
   retired?: AbortSignal;
+}
+
+/** A read of the committed log (CommittedLog.read). */
+export interface LogQuery extends UpdateQuery {
+  /**
+   * The read is no reader's position: a `/v1/updates` page without `since`, which starts at the stream's horizon, or
+   * a look at one update for a metric. A prune that overtakes it still throws BehindRetentionError (start again at
+   * the new horizon), but no reader fell behind: it is not counted in `kubemeta_reader_resets_total` nor logged.
+   */
+  noPosition?: boolean;
 }
 
 export interface SinkContext extends PluginContext {

@@ -31,6 +31,7 @@ export {
   type FollowOptions,
   type Leadership,
   type Lifecycle,
+  type LogQuery,
   type ObjectDigest,
   type ObjectQuery,
   type PluginContext,

@@ -52,7 +52,7 @@ async function storeWithHistory(dir: string): Promise<{ store: Store; epoch: str
 }
 
 /** A committed log over `store` keeping 5 updates in memory: a reader further back reads the store. */
-const logOf = async (store: Store, epoch: string, head: number, oldest: number) =>
+const logOf = async (store: Store, epoch: string, head: number, oldest: number, metrics = createMetrics()) =>
   createLog({
     store,
     epoch,
@@ -61,7 +61,7 @@ const logOf = async (store: Store, epoch: string, head: number, oldest: number) 
     horizons: await store.horizons!(),
     whole: true,
     logger: silentLogger,
-    metrics: createMetrics(),
+    metrics,
     tailSize: 5,
   });
 
@@ -137,6 +137,29 @@ test("/v1/updates without `since` starts at the stream's oldest kept update, whi
   const page = await app.request("/v1/updates?stream=node/a");
   expect(page.status).toBe(200);
   expect(((await page.json()) as { items: { version: number }[] }).items.map((u) => u.version)).toEqual([70]);
+});
+
+test("/v1/updates without `since` overtaken by a prune: no reader fell behind, none counted", async () => {
+  const dir = newDir();
+  const { store, epoch } = await storeWithHistory(dir);
+  const metrics = createMetrics();
+  const log = await logOf(store, epoch, 100, 1, metrics);
+  await behindTheLog(dir, ["DELETE FROM updates WHERE version <= 40"]);
+  const app = new Hono();
+  mountApi(app, log, silentLogger, 0);
+  for (const [stream, first] of [
+    ["node/a", 70],
+    ["all", 41],
+  ] as const) {
+    const page = await app.request(`/v1/updates?stream=${stream}&limit=1`);
+    expect(page.status).toBe(200);
+    expect(((await page.json()) as { items: { version: number }[] }).items.map((u) => u.version)).toEqual([first]);
+  }
+  expect(metrics.render()).toContain('kubemeta_reader_resets_total{stream="node"} 0');
+  expect(metrics.render()).toContain('kubemeta_reader_resets_total{stream="all"} 0');
+  // A `since` the prune passed is a reader behind retention, as before.
+  expect((await app.request(`/v1/updates?stream=all&since=${epoch}:5`)).status).toBe(410);
+  expect(metrics.render()).toContain('kubemeta_reader_resets_total{stream="all"} 1');
 });
 
 test("a prune told to stop ends after the chunk it is in, the log whole from there; the next run goes on", async () => {
