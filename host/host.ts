@@ -17,6 +17,7 @@ import { createLogger } from "./logger.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import { createMetrics } from "./metrics.ts";
 import { watchEventLoop } from "./loop-lag.ts";
+import { watchLogAge } from "./log-age.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
 import { supervise } from "./supervise.ts";
 import { TIMED_OUT, until } from "../protocol/retry.ts";
@@ -119,6 +120,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   // have synced).
   const whole = state.whole ?? (head > 0 || !!config.ha);
   const log = createLog({ store, epoch, head, oldest, horizons, logger, metrics, whole });
+  const logAge = watchLogAge(store, log, metrics);
   // Logs of several clusters are often read in one place: this line says whose these are.
   logger.info("store open", { epoch: state.epoch, head: state.head, oldest: state.oldest, cluster: config.cluster });
 
@@ -144,6 +146,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
     // A port in use, an address not on this host: one error line, and nothing left running.
     const { address, port } = config.http;
     logger.error("http cannot listen", { address, port, error });
+    logAge.stop();
     await store.stop();
     loop.stop();
     throw new StartFailed(`http cannot listen on ${address}:${port}`);
@@ -234,6 +237,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
           // Requests in flight finish, leaving the store's close its share of the time.
           await http.stop(deadline - Math.min(STORE_CLOSE_RESERVE_MS, config.shutdownTimeoutMs / 5));
           waits.at("the store's close");
+          logAge.stop();
           await store.stop();
           loop.stop();
         })();

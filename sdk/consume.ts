@@ -22,7 +22,7 @@
  * `batch: batchSchema()` and `retry: retrySchema()` (sdk/schema.ts), whose output is what
  * these options take.
  *
- * Metrics, labelled `{ sink: ctx.name }`: `kubemeta_sink_lag_versions`,
+ * Metrics, labelled `{ sink: ctx.name }`: `kubemeta_sink_lag_versions`, `kubemeta_sink_lag_seconds`,
  * `kubemeta_sink_delivery_failures_total{step="deliver"|"read"|"save"|"filter"}`,
  * `kubemeta_sink_stalled` (1 while a batch is stalled) and `kubemeta_sink_lost_versions_total`.
  *
@@ -54,6 +54,7 @@ import { inStream, toEnvelope, type Update } from "./model.ts";
 import { deliveryLoop, FilterFailed, REFRESH_MS, type FailedStep } from "./consume-delivery.ts";
 import { DRAIN_MS, type ConsumeOptions, type Consumer } from "./consume-options.ts";
 import { causeOf, outageLog, sinkLag } from "./telemetry.ts";
+import { lagClock } from "./consume-lag.ts";
 
 export type { BatchSettings, ConsumeOptions, Consumer, RetrySettings } from "./consume-options.ts";
 
@@ -99,9 +100,12 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
   /** False while a replica that does not lead waits for its turn: it has nothing to deliver, so no lag. */
   let delivering = !ctx.leadership;
   let shownLag = 0;
-  const showLag = () => {
+  const clock = lagClock(metrics, log, labels);
+  /** `look`: the refresh's (a timer), which may read the log for the time of the first version not delivered. */
+  const showLag = (look = false) => {
     shownLag = delivering ? Math.max(0, log.head() - delivery.delivered) : 0;
     lag.set(shownLag, labels);
+    clock.show(delivery.delivered, shownLag, look);
   };
   const delivery = deliveryLoop(options, {
     ctx,
@@ -116,6 +120,7 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
   });
 
   function collect(update: Update, into: Envelope[]): void {
+    clock.read(update, delivery.delivered);
     // A sink shown caught up is behind from the moment it reads a commit, not from the next refresh: the batch may
     // linger or take long to deliver meanwhile, and a lag of 0 then would be a sinkCaughtUp (testing) that lies.
     if (shownLag === 0) showLag();
@@ -190,7 +195,7 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
     async start() {
       if (running || signal.aborted) return;
       stalled.set(0, labels);
-      lagTimer ??= setInterval(showLag, REFRESH_MS);
+      lagTimer ??= setInterval(() => showLag(true), REFRESH_MS);
       lagTimer.unref();
       if (ctx.leadership) {
         // The series is the sink's from its start (the host kept it until then), not from the timer's first tick.

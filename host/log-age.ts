@@ -1,0 +1,54 @@
+/**
+ * `kubemeta_store_oldest_update_age_seconds`: how old the oldest update the log keeps is, so that an operator sees
+ * retention's reach in time (it nears `store.retention.maxAge` once retention prunes by age, and stays below it) and
+ * sets it beside each sink's `kubemeta_sink_lag_seconds`: a sink whose lag reaches it is losing updates.
+ *
+ * Refreshed on a timer, not by commits: the oldest update is read from the store only when the log's oldest version
+ * moved (a prune, a follower's poll), about once per retention run.
+ */
+import { REFRESH_MS } from "../sdk/consume-delivery.ts";
+import type { CommittedLog, Store } from "../sdk/contract.ts";
+import { ALL } from "../protocol/streams.ts";
+import type { Metrics } from "../sdk/telemetry.ts";
+
+export function watchLogAge(store: Store, log: CommittedLog, metrics: Metrics): { stop(): void } {
+  const age = metrics.gauge(
+    "kubemeta_store_oldest_update_age_seconds",
+    "Seconds since the oldest update the log keeps was committed (0 with none).",
+  );
+  let known: { version: number; committedAt: number } | undefined;
+  let reading = false;
+
+  const show = () => {
+    if (known) age.set(Math.max(0, (Date.now() - known.committedAt) / 1000));
+  };
+
+  /** One read at a time; one that fails (the store away) or finds nothing is asked again by the next refresh. */
+  const lookUp = (oldest: number) => {
+    reading = true;
+    store
+      .readUpdates({ stream: ALL, after: oldest - 1, limit: 1 })
+      .then(([update]) => {
+        const committedAt = Date.parse(update?.time ?? "");
+        if (update && !Number.isNaN(committedAt)) known = { version: update.version, committedAt };
+        show();
+      })
+      .catch(() => {})
+      .finally(() => {
+        reading = false;
+      });
+  };
+
+  const refresh = () => {
+    const oldest = log.oldest();
+    if (oldest > log.head()) return age.set(0);
+    // The store, read after the log's oldest, may have pruned further than the log has heard: its oldest it is.
+    if (known && known.version >= oldest) return show();
+    if (!reading) lookUp(oldest);
+  };
+  age.set(0);
+  refresh();
+  const timer = setInterval(refresh, REFRESH_MS);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}

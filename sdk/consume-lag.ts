@@ -1,0 +1,69 @@
+/**
+ * `kubemeta_sink_lag_seconds{sink}` of a sink built on `consume` (sdk/consume.ts): how long ago the first version it
+ * has not passed was committed, beside `kubemeta_sink_lag_versions`. Retention by age (`store.retention.maxAge`)
+ * removes updates by that clock: a sink whose lag nears maxAge is about to lose what it has not delivered.
+ *
+ * Off the delivery's path: the update is remembered as the sink reads it (`read`), and only a position that was not
+ * read yet (a sink just started, its reads failing) is looked up, by the lag's refresh, once per position.
+ */
+import { ALL } from "../protocol/streams.ts";
+import type { CommittedLog } from "./contract.ts";
+import type { Update } from "./model.ts";
+import type { Labels, Metrics } from "./telemetry.ts";
+
+export interface LagClock {
+  /** An update the sink read: the first after its position is the oldest it has not passed. */
+  read(update: Update, position: number): void;
+  /**
+   * Shows the lag of a sink at `position` that is `behind` versions behind (0: caught up); `look`: if that version's
+   * time is not known, read it (the lag's refresh, never a delivery).
+   */
+  show(position: number, behind: number, look: boolean): void;
+}
+
+export function lagClock(metrics: Metrics, log: CommittedLog, labels: Labels): LagClock {
+  const gauge = metrics.gauge(
+    "kubemeta_sink_lag_seconds",
+    "Seconds since the oldest update a sink has not delivered was committed (0 when it has delivered all).",
+  );
+  /** When the first version past a position was committed (or, pruned, no later than when the oldest kept was). */
+  let known: { version: number; committedAt: number } | undefined;
+  let looking = false;
+
+  function remember(version: number, time: string): void {
+    const committedAt = Date.parse(time);
+    if (!Number.isNaN(committedAt)) known = { version, committedAt };
+  }
+
+  /**
+   * One read at a time, of one update: the first past `position`, or, retention past it, the oldest kept, which is
+   * younger (the sink's own read says it fell behind). A failure (the store away) leaves the gauge as it was.
+   */
+  function lookUp(position: number): void {
+    if (looking) return;
+    looking = true;
+    const after = Math.max(position, log.oldest() - 1);
+    // No reader's position: a prune that overtakes it is the sink's own read's to count.
+    log
+      .read({ stream: ALL, after, to: after + 1, limit: 1, noPosition: true })
+      .then(([update]) => {
+        if (update) remember(position + 1, update.time);
+      })
+      .catch(() => {})
+      .finally(() => {
+        looking = false;
+      });
+  }
+
+  gauge.set(0, labels);
+  return {
+    read(update, position) {
+      if (update.version === position + 1) remember(update.version, update.time);
+    },
+    show(position, behind, look) {
+      if (behind === 0) return gauge.set(0, labels);
+      if (known?.version === position + 1) gauge.set(Math.max(0, (Date.now() - known.committedAt) / 1000), labels);
+      else if (look) lookUp(position);
+    },
+  };
+}
