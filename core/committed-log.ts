@@ -154,10 +154,10 @@ export function createLog(options: LogOptions): HostLog {
     async read(query) {
       return (await scan(query)).updates;
     },
-    async *follow({ stream, after, batchSize = 500, signal }: FollowOptions) {
+    async *follow({ stream, after, batchSize = 500, signal, noPosition }: FollowOptions) {
       let position = after;
       while (!signal.aborted) {
-        const { updates, through } = await scan({ stream, after: position, limit: batchSize });
+        const { updates, through } = await scan({ stream, after: position, limit: batchSize, noPosition });
         position = through;
         if (updates.length > 0) yield updates;
         else if (position >= head) await until(wake.promise, Infinity, signal);

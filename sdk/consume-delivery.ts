@@ -216,6 +216,7 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
       try {
         for await (const batch of batches(log, {
           after: delivered,
+          stream: options.stream,
           size,
           lingerMs,
           collect,

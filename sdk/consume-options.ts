@@ -53,7 +53,8 @@ export interface ConsumeOptions {
   /**
    * Where a sink goes on when the store pruned updates it had not delivered: the oldest
    * retained update (the default: it delivers all that is left), or the head, for a sink
-   * whose consumers resynchronise from a snapshot anyway once they see the gap.
+   * whose consumers resynchronise from a snapshot anyway once they see the gap. A sink of one `stream` is behind
+   * only once the store pruned updates of that stream, and goes on from the last of them (its horizon), or the head.
    */
   behindRetention?: "oldest" | "head";
   /** A batch not delivered after this long is reported as stalled (default 60 s; Infinity: never). */

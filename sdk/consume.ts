@@ -12,7 +12,7 @@
  *   `deliver`, of reading the log or the cursor) is logged as an outage (outageLog): its
  *   first failure, each new cause, a warning a minute, and a line once it works again;
  * - goes on from the oldest retained update (or the head) when the store pruned what the
- *   sink had not delivered yet, and logs and counts the versions lost;
+ *   sink had not delivered yet (of its stream: sdk/batches-behind.ts), and logs and counts the versions lost;
  * - reports a batch held longer than `stallAfterMs`; each sink reads the log on its own,
  *   so a stalled sink delays neither the source nor the other sinks;
  * - on stop, drains: delivers what is committed first (for up to `drainMs`, nothing

@@ -194,6 +194,8 @@ export interface FollowOptions {
   after: number;
   /** Maximum updates per batch (default 500). */
   batchSize?: number;
+  /** As LogQuery.noPosition: a reader whose position is another stream's (`consume` of one stream reads `all`). */
+  noPosition?: boolean;
   /**
    * Aborting it ends the reader: the loop over `follow()` finishes at its next wait.
    * That is how a sink stops reading. A sink that runs its own loop (not `consume`)

@@ -1,0 +1,97 @@
+/**
+ * A `consume` sink of one stream (the `jsonl` sink with `stream: node/n1`) down past retention while other streams
+ * churn, on a real host's libSQL file restarted around the outage: it reads `all` to move its position, but what it
+ * lost is what retention removed of its own stream. Nothing of it: its kept updates delivered, none counted lost.
+ * Some of it: the versions up to its stream's horizon counted, what is kept after delivered.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { join } from "node:path";
+import type { Envelope } from "../protocol/envelope.ts";
+import { rawPod, sinkCaughtUp, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
+import { completeLines } from "./file-lines.ts";
+import { sinkMetric } from "./plugins-fixtures.ts";
+
+let host: TestHost | undefined;
+afterEach(async () => {
+  await host?.destroy();
+  host = undefined;
+});
+
+const RETENTION = { maxUpdates: 5, interval: "20ms" };
+
+/** A host on `dir` keeping 5 updates, with the `jsonl` sink of node/n1 writing to `file`, or without it (down). */
+async function hostIn(dir: string, file?: string): Promise<TestHost> {
+  const sinks = file ? [{ type: "jsonl", name: "n1", path: file, stream: "node/n1" }] : [];
+  host = await startTestHost({ dir, sinks, retention: RETENTION });
+  return host;
+}
+
+/** `count` changes of pod `name` on `node`, each a new label value: an update each. */
+async function churn(th: TestHost, name: string, node: string, count: number): Promise<void> {
+  for (let i = 0; i < count; i++)
+    th.changes.apply("pods", "MODIFIED", rawPod(name, { node, labels: { round: `${i}` } }));
+  await th.changes.flush();
+}
+
+async function lines(file: string): Promise<[string, number][]> {
+  return (await completeLines(file)).map((line) => JSON.parse(line) as Envelope).map((e) => [e.name, e.version]);
+}
+
+/**
+ * The sink delivers `a` (version 1) and stops with the host; while it is down, `down` runs and 20 changes of a pod on
+ * node/n2 are committed and pruned; it then starts again.
+ */
+async function downPastRetention(down: (th: TestHost) => Promise<void>) {
+  const dir = await tempDir();
+  const file = join(dir, "n1.jsonl");
+  let th = await hostIn(dir, file);
+  th.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  await th.changes.flush();
+  await sinkCaughtUp(th, "n1");
+  await th.stop();
+
+  th = await hostIn(dir);
+  await down(th);
+  await churn(th, "busy", "n2", 20);
+  const head = th.host.log.head();
+  await waitFor(() => th.host.log.oldest() === head - 4, 5_000, "retention keeping the last 5");
+  await th.stop();
+
+  th = await hostIn(dir, file);
+  await sinkCaughtUp(th, "n1");
+  return { th, file, head, lost: sinkMetric(th, "counter", "kubemeta_sink_lost_versions_total", "n1") };
+}
+
+test("its stream's updates all kept: those behind the log's horizon delivered, nothing counted lost", async () => {
+  const { th, file, head, lost } = await downPastRetention(async (th) => {
+    th.changes.apply("pods", "ADDED", rawPod("b", { node: "n1" }));
+    await th.changes.flush();
+  });
+  // b (version 2) is its object's state, kept though retention passed it; the 20 of node/n2 were never the sink's.
+  expect(await lines(file)).toEqual([
+    ["a", 1],
+    ["b", 2],
+  ]);
+  expect(lost).toBe(0);
+  expect(th.host.metrics.render()).toContain('kubemeta_reader_resets_total{stream="all"} 0');
+  expect(head).toBe(22);
+});
+
+test("its own updates pruned too: lost through its stream's horizon, the kept ones after it delivered", async () => {
+  const { th, file, lost } = await downPastRetention(async (th) => {
+    th.changes.apply("pods", "ADDED", rawPod("c", { node: "n1" }));
+    await churn(th, "c", "n1", 3);
+    th.changes.apply("pods", "ADDED", rawPod("d", { node: "n1" }));
+    await th.changes.flush();
+  });
+  // c: added at 2, changed at 3, 4, 5: 2 to 4 pruned, 5 its state; d at 6. node/n1's horizon: 4.
+  expect(th.host.log.horizon("node/n1")).toBe(4);
+  expect(await lines(file)).toEqual([
+    ["a", 1],
+    ["c", 5],
+    ["d", 6],
+  ]);
+  // From its position (1) through its stream's horizon: 2, 3 and 4, all node/n1's here.
+  expect(lost).toBe(3);
+  expect(th.host.metrics.render()).toContain('kubemeta_reader_resets_total{stream="node"} 1');
+});
