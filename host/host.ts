@@ -17,7 +17,7 @@ import { createLogger } from "./logger.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import { createMetrics } from "./metrics.ts";
 import { watchEventLoop } from "./loop-lag.ts";
-import { watchLogAge } from "./log-age.ts";
+import { committedAfter, watchLogAge } from "./log-age.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
 import { supervise } from "./supervise.ts";
 import { TIMED_OUT, until } from "../protocol/retry.ts";
@@ -161,6 +161,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
       head: () => log.head(),
       cursor: () => store.cursor(`sink/${name}`),
       delivers: () => !config.ha || terms.holds(),
+      committedAfter: (version) => committedAfter(store, version),
     });
     lags.push(lag);
     const base = { ...context(name, "sink"), metrics: lag.metrics };

@@ -11,11 +11,19 @@ import type { CommittedLog, Store } from "../sdk/contract.ts";
 import { ALL } from "../protocol/streams.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
 
+/** When the first update the store keeps after `version` was committed (ms since the epoch); undefined with none. */
+export async function committedAfter(store: Store, version: number): Promise<number | undefined> {
+  const [update] = await store.readUpdates({ stream: ALL, after: version, limit: 1 });
+  const at = Date.parse(update?.time ?? "");
+  return Number.isNaN(at) ? undefined : at;
+}
+
 export function watchLogAge(store: Store, log: CommittedLog, metrics: Metrics): { stop(): void } {
   const age = metrics.gauge(
     "kubemeta_store_oldest_update_age_seconds",
     "Seconds since the oldest update the log keeps was committed (0 with none).",
   );
+  /** When the update at `version`, the log's oldest when it was read, was committed. */
   let known: { version: number; committedAt: number } | undefined;
   let reading = false;
 
@@ -23,14 +31,15 @@ export function watchLogAge(store: Store, log: CommittedLog, metrics: Metrics): 
     if (known) age.set(Math.max(0, (Date.now() - known.committedAt) / 1000));
   };
 
-  /** One read at a time; one that fails (the store away) or finds nothing is asked again by the next refresh. */
+  /**
+   * One read at a time; one that fails (the store away) or finds nothing is asked again by the next refresh. The
+   * store may have pruned further than the log has heard: its oldest is younger, and read again once the log hears.
+   */
   const lookUp = (oldest: number) => {
     reading = true;
-    store
-      .readUpdates({ stream: ALL, after: oldest - 1, limit: 1 })
-      .then(([update]) => {
-        const committedAt = Date.parse(update?.time ?? "");
-        if (update && !Number.isNaN(committedAt)) known = { version: update.version, committedAt };
+    committedAfter(store, oldest - 1)
+      .then((committedAt) => {
+        if (committedAt !== undefined) known = { version: oldest, committedAt };
         show();
       })
       .catch(() => {})
@@ -42,8 +51,7 @@ export function watchLogAge(store: Store, log: CommittedLog, metrics: Metrics): 
   const refresh = () => {
     const oldest = log.oldest();
     if (oldest > log.head()) return age.set(0);
-    // The store, read after the log's oldest, may have pruned further than the log has heard: its oldest it is.
-    if (known && known.version >= oldest) return show();
+    if (known?.version === oldest) return show();
     if (!reading) lookUp(oldest);
   };
   age.set(0);

@@ -1,11 +1,12 @@
 /**
- * `kubemeta_sink_lag_versions` of a sink from the host's start, until the sink keeps it itself: a sink that cannot
- * start (a create that refuses its config, a start that fails or hangs) falls behind by all that is committed past
- * its cursor, and an alert on its lag must see that. A sink built on `consume` takes the series over as it starts;
- * one that keeps none (the sse sink: each subscriber has its own position) has none once it has started.
+ * `kubemeta_sink_lag_versions` and `kubemeta_sink_lag_seconds` of a sink from the host's start, until the sink keeps
+ * them itself: a sink that cannot start (a create that refuses its config, a start that fails or hangs) falls behind
+ * by all that is committed past its cursor, and an alert on its lag must see that. A sink built on `consume` takes the
+ * series over as it starts; one that keeps none (the sse sink: each subscriber has its own position) has none once it
+ * has started.
  */
 import { REFRESH_MS } from "../sdk/consume-delivery.ts";
-import { sinkLag, type Gauge, type Labels, type Metrics } from "../sdk/telemetry.ts";
+import { sinkLag, sinkLagSeconds, type Gauge, type Labels, type Metrics } from "../sdk/telemetry.ts";
 
 export interface LagOptions {
   sink: string;
@@ -15,6 +16,11 @@ export interface LagOptions {
   cursor: () => Promise<number | undefined>;
   /** Whether this replica delivers (with `ha`, while it leads): one that does not has no lag. */
   delivers: () => boolean;
+  /**
+   * When the first update the log keeps after `version` was committed (ms; undefined with none): the first the sink
+   * has not delivered, or, retention past it, the oldest kept, younger than it.
+   */
+  committedAfter: (version: number) => Promise<number | undefined>;
 }
 
 export interface LagUntilStarted {
@@ -30,14 +36,35 @@ export function lagUntilStarted(options: LagOptions): LagUntilStarted {
   const { sink, metrics } = options;
   const labels = { sink };
   const lag = sinkLag(metrics);
+  const seconds = sinkLagSeconds(metrics);
   let cursor: number | undefined;
   let read: "no" | "reading" | "done" = "no";
-  let owned = false;
+  /** The series the sink has set of its own. */
+  const owned = new Set<Gauge>();
   let timer: Timer | undefined;
+  /** When the first version past the cursor was committed: read once, the cursor of a sink not started stays. */
+  let committedAt: number | undefined;
+  let looking = false;
 
+  const lookUp = (after: number) => {
+    looking = true;
+    options
+      .committedAfter(after)
+      .then((at) => {
+        committedAt = at;
+      })
+      .catch(() => {})
+      .finally(() => {
+        looking = false;
+      });
+  };
   const show = () => {
     if (timer === undefined) return;
-    lag.set(options.delivers() ? Math.max(0, options.head() - (cursor ?? 0)) : 0, labels);
+    const behind = options.delivers() ? Math.max(0, options.head() - (cursor ?? 0)) : 0;
+    lag.set(behind, labels);
+    if (behind === 0) seconds.set(0, labels);
+    else if (committedAt !== undefined) seconds.set(Math.max(0, (Date.now() - committedAt) / 1000), labels);
+    else if (read === "done" && !looking) lookUp(cursor ?? 0);
   };
   const refresh = () => {
     // Read once (the cursor of a sink that has not started does not move); a failed read is tried at the next refresh.
@@ -60,9 +87,9 @@ export function lagUntilStarted(options: LagOptions): LagUntilStarted {
     clearInterval(timer);
     timer = undefined;
   };
-  const claim = (labelled?: Labels) => {
+  const claim = (gauge: Gauge, labelled?: Labels) => {
     if (labelled?.sink !== sink) return;
-    owned = true;
+    owned.add(gauge);
     stop();
   };
   timer = setInterval(refresh, REFRESH_MS);
@@ -72,19 +99,19 @@ export function lagUntilStarted(options: LagOptions): LagUntilStarted {
   const own = (gauge: Gauge): Gauge => ({
     ...gauge,
     set: (value, labelled) => {
-      claim(labelled);
+      claim(gauge, labelled);
       gauge.set(value, labelled);
     },
     inc: (labelled, by) => {
-      claim(labelled);
+      claim(gauge, labelled);
       gauge.inc(labelled, by);
     },
     dec: (labelled, by) => {
-      claim(labelled);
+      claim(gauge, labelled);
       gauge.dec(labelled, by);
     },
     remove: (labelled) => {
-      claim(labelled);
+      claim(gauge, labelled);
       gauge.remove(labelled);
     },
   });
@@ -93,12 +120,12 @@ export function lagUntilStarted(options: LagOptions): LagUntilStarted {
       ...metrics,
       gauge: (name, help) => {
         const gauge = metrics.gauge(name, help);
-        return gauge === lag ? own(gauge) : gauge;
+        return gauge === lag || gauge === seconds ? own(gauge) : gauge;
       },
     },
     started() {
       stop();
-      if (!owned) lag.remove(labels);
+      for (const gauge of [lag, seconds]) if (!owned.has(gauge)) gauge.remove(labels);
     },
     stop,
   };

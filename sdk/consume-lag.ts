@@ -9,7 +9,7 @@
 import { ALL } from "../protocol/streams.ts";
 import type { CommittedLog } from "./contract.ts";
 import type { Update } from "./model.ts";
-import type { Labels, Metrics } from "./telemetry.ts";
+import { type Labels, type Metrics, sinkLagSeconds } from "./telemetry.ts";
 
 export interface LagClock {
   /** An update the sink read: the first after its position is the oldest it has not passed. */
@@ -22,10 +22,7 @@ export interface LagClock {
 }
 
 export function lagClock(metrics: Metrics, log: CommittedLog, labels: Labels): LagClock {
-  const gauge = metrics.gauge(
-    "kubemeta_sink_lag_seconds",
-    "Seconds since the oldest update a sink has not delivered was committed (0 when it has delivered all).",
-  );
+  const gauge = sinkLagSeconds(metrics);
   /** When the first version past a position was committed (or, pruned, no later than when the oldest kept was). */
   let known: { version: number; committedAt: number } | undefined;
   let looking = false;
@@ -55,7 +52,7 @@ export function lagClock(metrics: Metrics, log: CommittedLog, labels: Labels): L
       });
   }
 
-  gauge.set(0, labels);
+  // No series until the sink shows its lag as it starts: until then the host keeps it (host/sink-lag.ts).
   return {
     read(update, position) {
       if (update.version === position + 1) remember(update.version, update.time);

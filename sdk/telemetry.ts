@@ -75,6 +75,17 @@ export function sinkLag(metrics: Metrics): Gauge {
   );
 }
 
+/**
+ * `kubemeta_sink_lag_seconds{sink}`: beside the lag in versions, kept the same way (sdk/consume-lag.ts, then
+ * host/sink-lag.ts until the sink runs).
+ */
+export function sinkLagSeconds(metrics: Metrics): Gauge {
+  return metrics.gauge(
+    "kubemeta_sink_lag_seconds",
+    "Seconds since the oldest update a sink has not delivered was committed (0 when it has delivered all).",
+  );
+}
+
 /** Interval between two log lines of one kind, from a flood (bad requests, readers behind retention). */
 const LOG_EVERY_MS = 60_000;
 

@@ -1,5 +1,5 @@
 /** Contexts and readings for the sink tests (tests/plugins-consume*.test.ts, tests/plugins.test.ts). */
-import { afterEach } from "bun:test";
+import { afterEach, expect } from "bun:test";
 import type { Sink, SinkContext } from "../sdk/contract.ts";
 import { consume, type ConsumeOptions } from "../sdk/consume.ts";
 import { createLogger } from "../host/logger.ts";
@@ -48,6 +48,13 @@ export function sinkMetric(
 
 export function addPods(th: TestHost, count: number, from = 0): void {
   for (let i = from; i < from + count; i++) th.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: "n1" }));
+}
+
+/** An age in seconds a gauge refreshed each second shows (a lag, the oldest update's): at most that far behind now. */
+export function expectAge(shown: number, since: number): void {
+  const now = (Date.now() - since) / 1000;
+  expect(shown).toBeLessThanOrEqual(now);
+  expect(shown).toBeGreaterThan(now - 1.5);
 }
 
 /** Versions 1..n. */

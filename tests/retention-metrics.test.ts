@@ -6,7 +6,7 @@
  */
 import { expect, test } from "bun:test";
 import { sinkCaughtUp, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
-import { addPods, consumeSinks, sinkMetric } from "./plugins-fixtures.ts";
+import { addPods, consumeSinks, expectAge, sinkMetric } from "./plugins-fixtures.ts";
 
 let host: TestHost | undefined;
 const sinks = consumeSinks(async () => {
@@ -21,13 +21,6 @@ const lagSeconds = (th: TestHost, sink: string) => sinkMetric(th, "gauge", "kube
 async function committedAt(th: TestHost, version: number): Promise<number> {
   const [update] = await th.host.log.read({ stream: "all", after: version - 1, to: version, limit: 1 });
   return Date.parse(update!.time);
-}
-
-/** A gauge refreshed each second shows an age at most that far behind the age now. */
-function expectAge(shown: number, since: number): void {
-  const now = (Date.now() - since) / 1000;
-  expect(shown).toBeLessThanOrEqual(now);
-  expect(shown).toBeGreaterThan(now - 1.5);
 }
 
 test("the oldest kept update's age, and a held sink's lag in seconds past it once retention prunes", async () => {

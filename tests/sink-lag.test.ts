@@ -8,6 +8,7 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { rawPod, sinkCaughtUp, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
 import { SDK } from "./reliability-process.ts";
+import { expectAge } from "./plugins-fixtures.ts";
 
 let host: TestHost | undefined;
 let dir: string | undefined;
@@ -24,11 +25,11 @@ export default defineSink({
   create: () => ({ async start() { throw new Error("cannot reach its backend"); }, async stop() {} }),
 });`;
 
-const lagOf = (th: TestHost, sink: string) =>
+const lagOf = (th: TestHost, sink: string, unit = "versions") =>
   th.host.metrics
     .render()
     .split("\n")
-    .find((line) => line.startsWith(`kubemeta_sink_lag_versions{sink="${sink}"} `))
+    .find((line) => line.startsWith(`kubemeta_sink_lag_${unit}{sink="${sink}"} `))
     ?.split(" ")[1];
 
 function addPods(th: TestHost, from: number, count: number): void {
@@ -53,6 +54,17 @@ test("a sink that never starts has a lag: the head past its stored cursor, or th
   await waitFor(() => host!.host.log.head() >= 5, 5_000, "five commits");
   await waitFor(() => lagOf(host!, "audit") === "2" && lagOf(host!, "fresh") === "5", 5_000, "the lag of each");
   expect(lagOf(host, "sse")).toBeUndefined();
+  // In seconds: since the first update each has not delivered was committed, 4 for audit, 1 for fresh.
+  const [fourth, first] = await Promise.all(
+    [3, 0].map(async (after) => {
+      const [update] = await host!.host.log.read({ stream: "all", after, limit: 1 });
+      return Date.parse(update!.time);
+    }),
+  );
+  await waitFor(() => Number(lagOf(host!, "fresh", "seconds")) >= 1, 5_000, "fresh's lag past a second");
+  expectAge(Number(lagOf(host, "audit", "seconds")), fourth!);
+  expectAge(Number(lagOf(host, "fresh", "seconds")), first!);
+  expect(lagOf(host, "sse", "seconds")).toBeUndefined();
   const failures = host.host.metrics.counter("kubemeta_plugin_failures_total", "");
   expect(failures.get({ plugin: "audit", kind: "sink", phase: "start" })).toBeGreaterThanOrEqual(1);
 });
