@@ -6,6 +6,7 @@
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
+import { TrieRouter } from "hono/router/trie-router";
 import { createHash, timingSafeEqual, X509Certificate } from "node:crypto";
 import { lookup } from "node:dns/promises";
 import { BlockList, isIP } from "node:net";
@@ -34,11 +35,12 @@ export interface HttpServerOptions {
 export interface HttpServer {
   app: Hono;
   /**
-   * Binds the listener, so that a port that is taken fails the start before anything else runs. Requests wait until
-   * `serve`: Hono takes no route once it has routed a request, and plugins mount theirs as they start.
+   * Binds the listener, so that a port that is taken fails the start before anything else runs. Until `serve`, a
+   * request is answered if a route for it is mounted (the host's, a plugin's mounted by its start), else it waits
+   * for `serve`: plugins mount their routes as they start, and a route not mounted yet is no 404.
    */
   listen(): Promise<void>;
-  /** Routes requests, those that waited included; from here the app takes no more routes. */
+  /** Routes every request, those that waited included. */
   serve(): void;
   /**
    * Refuses new connections and closes idle ones; the requests in flight finish until `drainUntil` (epoch ms), and
@@ -109,9 +111,19 @@ function certificateExpiry(metrics: Metrics, pem: string): void {
     .set(end);
 }
 
+/** Whether `app` has a route for `request` (a handler, not a middleware of every path) yet. */
+function routeMounted(app: Hono, request: Request): boolean {
+  // Hono answers a HEAD with its GET route.
+  const method = request.method === "HEAD" ? "GET" : request.method;
+  const path = new URL(request.url).pathname;
+  return app.router.match(method, path)[0].some(([[, route]]) => route.method === method);
+}
+
 export function createHttpServer(options: HttpServerOptions): HttpServer {
   const { config, logger, metrics } = options;
-  const app = new Hono();
+  // A router that takes routes after it has routed requests (Hono's default builds itself at the first and refuses
+  // more): probes, /metrics and the store's reads are answered while plugins still start and mount theirs.
+  const app = new Hono({ router: new TrieRouter() });
   let server: ReturnType<typeof Bun.serve> | undefined;
   const routed = Promise.withResolvers<void>();
   let routing = false;
@@ -206,13 +218,14 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   );
 
   const route = async (request: Request, bunServer: BunServer): Promise<Response> => {
-    if (!routing) {
-      // Waiting for the plugins to start, it sends nothing through no fault of its client.
+    const [whole, env] = withWholeUrl(request, bunServer);
+    // Waiting for the plugins to start (each start at most its deadline), it sends nothing through no fault of its
+    // client. A route mounted already need not wait: a probe, a plugin's whose start is over, while another hangs.
+    if (!routing && !routeMounted(app, whole)) {
       bunServer.timeout(request, 0);
       await routed.promise;
       bunServer.timeout(request, config.idleTimeout);
     }
-    const [whole, env] = withWholeUrl(request, bunServer);
     const response = await app.fetch(whole, env);
     return headAnswers.get(whole) ?? response;
   };

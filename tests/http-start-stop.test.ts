@@ -42,24 +42,25 @@ test("a port that is taken fails the start before any sink delivers: the webhook
   }
 });
 
-/** A sink that mounts GET /held, then holds its start until globalThis.releaseHeldStart() is called. */
+/** A sink that mounts GET /held, holds its start until globalThis.releaseHeldStart() is called, then mounts /later. */
 const HELD_START_SINK = `
 import { defineSink, v } from ${JSON.stringify(join(import.meta.dir, "../sdk/index.ts"))};
 export default defineSink({
   type: "held",
-  description: "Mounts GET /held, then holds its start until globalThis.releaseHeldStart() is called.",
+  description: "Mounts GET /held, holds its start until globalThis.releaseHeldStart() is called, then mounts /later.",
   schema: v.strictObject({}),
   create: (_config, ctx) => ({
     async start() {
       ctx.http.get("/held", (c) => c.text("mounted"));
       await new Promise((resolve) => Object.assign(globalThis, { releaseHeldStart: resolve }));
+      ctx.http.get("/later", (c) => c.text("mounted later"));
     },
     async stop() {},
   }),
 });
 `;
 
-test("requests that come while the sinks start wait for every route, then are answered", async () => {
+test("while a sink starts, what is mounted is answered at once; a route not mounted yet waits for it", async () => {
   const dir = await tempDir();
   dirs.push(dir);
   await Bun.write(join(dir, "held.ts"), HELD_START_SINK);
@@ -68,14 +69,38 @@ test("requests that come while the sinks start wait for every route, then are an
   const starting = startTestHost({ dir, sinks: [{ type: "./held.ts" }], logger });
   const global = globalThis as { releaseHeldStart?: () => void };
   await waitFor(() => global.releaseHeldStart, 5_000, "the sink's start under way");
-  const listening = lines.map((line) => JSON.parse(line)).find((line) => line.msg === "http listening");
+  const { url } = lines.map((line) => JSON.parse(line)).find((line) => line.msg === "http listening");
   // Connected while the sink still starts: the listener is bound (it was not, before the sinks had started).
-  const early = await rawRequest(listening.url, "GET /held HTTP/1.1");
-  global.releaseHeldStart!();
+  const early = await rawRequest(url, "GET /later HTTP/1.1");
+  try {
+    // Probes and the host's routes (and a plugin's, once mounted) are answered while the start is held: a probe's
+    // timeout (a second) would fail them all the while a sink's start may take (its deadline, 10 s).
+    const answers = await Promise.all(
+      ["/healthz", "/readyz", "/metrics", "/v1/objects", "/v1/updates", "/held"].map(async (path) => {
+        const response = await fetch(new URL(path, url), { signal: AbortSignal.timeout(2_000) });
+        return [path, response.status, await response.text()] as const;
+      }),
+    );
+    expect(answers.map(([path, status]) => [path, status])).toEqual([
+      ["/healthz", 200],
+      ["/readyz", 503],
+      ["/metrics", 200],
+      // A new store whose first sync is under way, as documented.
+      ["/v1/objects", 503],
+      ["/v1/updates", 200],
+      ["/held", 200],
+    ]);
+    const bodies = new Map(answers.map(([path, , body]) => [path, body]));
+    expect(JSON.parse(bodies.get("/readyz")!)).toEqual({ ready: false, waiting: ["starting"] });
+    expect(bodies.get("/held")).toBe("mounted");
+    expect(early.text()).toBe("");
+  } finally {
+    global.releaseHeldStart!();
+  }
   const th = await starting;
   try {
     expect(await early.status()).toBe(200);
-    await waitFor(() => early.text().endsWith("mounted"), 5_000, "the plugin's answer");
+    await waitFor(() => early.text().endsWith("mounted later"), 5_000, "the plugin's answer");
   } finally {
     early.close();
     await th.stop();
