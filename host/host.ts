@@ -192,8 +192,18 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
     const onReplaced = (error: Error) => fail("stopping: the store was replaced under this replica", error);
     replication = startReplication({ ha: config.ha, elector, leaderOptions, terms, logger, onReplaced });
   } else {
-    // The term has ended itself (sources and retention stopped); nothing else can write here until a restart.
-    leader = await startLeaderTerm({ ...leaderOptions, onFenced: () => void fencedWithoutHa() });
+    try {
+      leader = await startLeaderTerm({
+        ...leaderOptions,
+        // The term has ended itself (sources and retention stopped); nothing else can write here until a restart.
+        onFenced: () => void fencedWithoutHa(),
+        // A stop asked for while it starts gives it up, or ends its wait for its sources' starts.
+        ...(options.signal && { starting: { stopped: options.signal, unansweredMs: Infinity } }),
+      });
+    } catch (error) {
+      if (!options.signal?.aborted) throw error;
+      logger.info("stop asked for while starting; the sources are not started");
+    }
   }
 
   /**

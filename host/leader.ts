@@ -19,6 +19,7 @@ import type { Uncommitted } from "../core/commit-queue.ts";
 import { createPipeline } from "../core/pipeline.ts";
 import { answering, catchUp, checkSameStore } from "./follower.ts";
 import { supervise } from "./supervise.ts";
+import { until } from "../protocol/retry.ts";
 
 export interface LeaderOptions {
   config: Config;
@@ -35,10 +36,11 @@ export interface LeaderOptions {
    */
   onCommitFailing?(error: Error, failingMs: number): void;
   /**
-   * With `ha`: the term's start is given up (it throws, nothing started) once `stopped` aborts, or once the store has
-   * left one of its requests before the sources start (taking the writer's term, each page of the catch-up)
-   * unanswered for `unansweredMs` (ha.renewDeadline): over a path that drops packets one fails only after
-   * store.timeout, and meanwhile this replica would hold the Lease without committing, a shutdown waiting on it.
+   * The term's start is given up (it throws, nothing started) once `stopped` aborts before the sources start, or,
+   * with `ha`, once the store has left one of its requests before then (taking the writer's term, each page of the
+   * catch-up) unanswered for `unansweredMs` (ha.renewDeadline): over a path that drops packets one fails only after
+   * store.timeout, and meanwhile this replica would hold the Lease without committing, a shutdown waiting on it. Once
+   * the sources start, `stopped` ends the wait for their starts: the term is returned, for its stop to stop them.
    */
   starting?: { stopped: AbortSignal; unansweredMs: number };
 }
@@ -132,7 +134,9 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
       });
     return supervise(create, { name, kind: "source", logger: base.logger, metrics });
   });
-  await Promise.all(sources.map((source) => source.start()));
+  // A stop asked for meanwhile waits for none (a source's start that hangs would hold it up to its deadline, the
+  // others listing the cluster for nothing): the term's stop stops each source, a start still under way included.
+  await until(Promise.all(sources.map((source) => source.start())), Infinity, stopped);
   if (unsynced.size === 0) void markWhole(); // no sources at all
 
   // Each run is scheduled when the previous one is over: a slow prune never overlaps the next.

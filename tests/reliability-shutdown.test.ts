@@ -222,14 +222,16 @@ test("SIGTERM while a remote store never answers its open: the open is given up,
   }
 });
 
-test("SIGTERM while a sink's start hangs: stopped at once, no source started, not after the deadline", async () => {
-  dir ??= await tempDir("kubemeta-shutdown-");
-  const plugin = (kind: "Sink" | "Source", start: string) => `
+/** A sink or source plugin whose start runs `start` and whose stop logs `<kind> stopped`. */
+const plugin = (kind: "Sink" | "Source", start: string) => `
 import { define${kind}, v } from ${JSON.stringify(SDK)};
 export default define${kind}({
   type: "${kind.toLowerCase()}", description: "", schema: v.strictObject({}),
   create: (_config, ctx) => ({ async start() { ${start} }, async stop() { ctx.logger.info("${kind} stopped"); } }),
 });`;
+
+test("SIGTERM while a sink's start hangs: stopped at once, no source started, not after the deadline", async () => {
+  dir ??= await tempDir("kubemeta-shutdown-");
   await Bun.write(
     join(dir, "hanging-sink.ts"),
     plugin("Sink", 'ctx.logger.info("starting"); await new Promise(() => {});'),
@@ -253,3 +255,71 @@ export default define${kind}({
   expect(kubemeta.stdout.lines("Sink stopped")).toHaveLength(1);
   expect(kubemeta.stdout.lines("source started")).toHaveLength(0);
 });
+
+test("SIGTERM while a source's start hangs: stopped at once, its stop called, not after the deadline", async () => {
+  dir ??= await tempDir("kubemeta-shutdown-");
+  await Bun.write(
+    join(dir, "hanging-source.ts"),
+    plugin("Source", 'ctx.logger.info("starting"); await new Promise(() => {});'),
+  );
+  await Bun.write(
+    join(dir, "hanging-source.yaml"),
+    [
+      "store: { type: libsql, url: file:./hanging-source/kubemeta.db }",
+      "sources: [{ type: ./hanging-source.ts }]",
+      "http: { address: 127.0.0.1, port: 0 }",
+    ].join("\n"),
+  );
+  const kubemeta = spawn([process.execPath, "run", MAIN, "--config", "hanging-source.yaml"]);
+  await kubemeta.stdout.waitFor(/"msg":"starting"/, 10_000);
+  const signalled = Date.now();
+  kubemeta.child.kill("SIGTERM");
+  expect(await exitWithin(kubemeta.child, 15_000)).toBe(0);
+  // Was: the source's 10 s start deadline waited out first.
+  expect(Date.now() - signalled).toBeLessThan(3_000);
+  expect(kubemeta.stdout.lines("Source stopped")).toHaveLength(1);
+  expect(kubemeta.stdout.lines("stopped")).toHaveLength(1);
+}, 20_000);
+
+test("SIGTERM while a remote store does not answer the writer's first request: exit 0 at once, no source", async () => {
+  dir ??= await tempDir("kubemeta-shutdown-");
+  const go = join(dir, "lead.go");
+  // Its start ends once the test has cut the store off: the host's next request is the writer's term (store.lead()).
+  await Bun.write(
+    join(dir, "gate-sink.ts"),
+    plugin(
+      "Sink",
+      `ctx.logger.info("waiting"); while (!(await Bun.file(${JSON.stringify(go)}).exists())) await Bun.sleep(20);` +
+        ' ctx.logger.info("go");',
+    ),
+  );
+  await Bun.write(join(dir, "source.ts"), plugin("Source", 'ctx.logger.info("source started");'));
+  const store = startHranaServer({ path: join(dir, "lead", "kubemeta.db") });
+  const path = startTcpProxy({ hostname: "127.0.0.1", port: store.port });
+  cleanups.push(
+    () => path.stop(),
+    () => store.stop(),
+  );
+  await Bun.write(
+    join(dir, "lead.yaml"),
+    [
+      `store: { type: libsql, url: "http://127.0.0.1:${path.port}", timeout: 30s }`,
+      "sources: [{ type: ./source.ts }]",
+      "sinks: [{ type: ./gate-sink.ts }]",
+      "http: { address: 127.0.0.1, port: 0 }",
+    ].join("\n"),
+  );
+  const kubemeta = spawn([process.execPath, "run", MAIN, "--config", "lead.yaml"]);
+  await kubemeta.stdout.waitFor(/"msg":"waiting"/, 10_000);
+  path.partition();
+  await Bun.write(go, "");
+  // Logged as the sink's start returns: the host asks for the writer's term in the same turn of its event loop.
+  await kubemeta.stdout.waitFor(/"msg":"go"/, 10_000);
+  const signalled = Date.now();
+  kubemeta.child.kill("SIGTERM");
+  expect(await exitWithin(kubemeta.child, 40_000)).toBe(0);
+  // Was: the request hung until it failed (12 s here), then the start with it: exit 1, a stack trace on stderr.
+  expect(Date.now() - signalled).toBeLessThan(3_000);
+  expect(kubemeta.stdout.lines("stop asked for while starting; the sources are not started")).toHaveLength(1);
+  expect(kubemeta.stdout.lines("source started")).toHaveLength(0);
+}, 60_000);
