@@ -27,6 +27,7 @@ import { checkSameStore } from "./follower.ts";
 import { Terms } from "./leadership.ts";
 import { electorFor, leaseKubeconfigIssue, startReplication, type Replication } from "./replication.ts";
 import { ShutdownWaits } from "./shutdown-waits.ts";
+import { isStoreReplaced } from "../sdk/store-contract.ts";
 import { lagUntilStarted, type LagUntilStarted } from "./sink-lag.ts";
 
 export interface Host {
@@ -38,7 +39,8 @@ export interface Host {
   /**
    * Rejects when the host cannot go on and must be stopped, the cause already logged: the store found itself replaced
    * (StoreContext.replaced: its file deleted or replaced), or the host found the store's epoch or head not its
-   * log's (checkSameStore): a StoreReplacedError either way. Never settles otherwise.
+   * log's (checkSameStore): a StoreReplacedError either way; or, without `ha`, the store failed the writer's term's
+   * start (a remote store that stopped answering once open). Never settles otherwise.
    */
   readonly failed: Promise<never>;
   /** What `failed` rejected with, once it has: during a stop too, up to the store's close. */
@@ -201,8 +203,16 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
         ...(options.signal && { starting: { stopped: options.signal, unansweredMs: Infinity } }),
       });
     } catch (error) {
-      if (!options.signal?.aborted) throw error;
-      logger.info("stop asked for while starting; the sources are not started");
+      if (options.signal?.aborted) logger.info("stop asked for while starting; the sources are not started");
+      // One error line and the stop, exit 1, as for a store that cannot be opened: neither a stack trace nor a
+      // process that serves without writing.
+      else
+        fail(
+          isStoreReplaced(error)
+            ? "stopping: the store was replaced under this process"
+            : "stopping: the store failed as this process became its writer",
+          error as Error,
+        );
     }
   }
 

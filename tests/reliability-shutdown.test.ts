@@ -281,12 +281,16 @@ test("SIGTERM while a source's start hangs: stopped at once, its stop called, no
   expect(kubemeta.stdout.lines("stopped")).toHaveLength(1);
 }, 20_000);
 
-test("SIGTERM while a remote store does not answer the writer's first request: exit 0 at once, no source", async () => {
+/**
+ * A real main.ts on a remote store cut off once it is open, right as the host asks for the writer's term
+ * (store.lead()), the store's `timeout` given: the process, once that request is under way.
+ */
+async function cutOffAtTheWritersTerm(name: string, timeout: string) {
   dir ??= await tempDir("kubemeta-shutdown-");
-  const go = join(dir, "lead.go");
-  // Its start ends once the test has cut the store off: the host's next request is the writer's term (store.lead()).
+  const go = join(dir, `${name}.go`);
+  // Its start ends once the test has cut the store off: the host's next request is the writer's term.
   await Bun.write(
-    join(dir, "gate-sink.ts"),
+    join(dir, `${name}-sink.ts`),
     plugin(
       "Sink",
       `ctx.logger.info("waiting"); while (!(await Bun.file(${JSON.stringify(go)}).exists())) await Bun.sleep(20);` +
@@ -294,32 +298,50 @@ test("SIGTERM while a remote store does not answer the writer's first request: e
     ),
   );
   await Bun.write(join(dir, "source.ts"), plugin("Source", 'ctx.logger.info("source started");'));
-  const store = startHranaServer({ path: join(dir, "lead", "kubemeta.db") });
+  const store = startHranaServer({ path: join(dir, name, "kubemeta.db") });
   const path = startTcpProxy({ hostname: "127.0.0.1", port: store.port });
   cleanups.push(
     () => path.stop(),
     () => store.stop(),
   );
   await Bun.write(
-    join(dir, "lead.yaml"),
+    join(dir, `${name}.yaml`),
     [
-      `store: { type: libsql, url: "http://127.0.0.1:${path.port}", timeout: 30s }`,
+      `store: { type: libsql, url: "http://127.0.0.1:${path.port}", timeout: ${timeout} }`,
       "sources: [{ type: ./source.ts }]",
-      "sinks: [{ type: ./gate-sink.ts }]",
+      `sinks: [{ type: ./${name}-sink.ts }]`,
       "http: { address: 127.0.0.1, port: 0 }",
     ].join("\n"),
   );
-  const kubemeta = spawn([process.execPath, "run", MAIN, "--config", "lead.yaml"]);
+  const kubemeta = spawn([process.execPath, "run", MAIN, "--config", `${name}.yaml`]);
   await kubemeta.stdout.waitFor(/"msg":"waiting"/, 10_000);
   path.partition();
   await Bun.write(go, "");
   // Logged as the sink's start returns: the host asks for the writer's term in the same turn of its event loop.
   await kubemeta.stdout.waitFor(/"msg":"go"/, 10_000);
+  return kubemeta;
+}
+
+test("SIGTERM while a remote store does not answer the writer's first request: exit 0 at once, no source", async () => {
+  const kubemeta = await cutOffAtTheWritersTerm("lead", "30s");
   const signalled = Date.now();
   kubemeta.child.kill("SIGTERM");
   expect(await exitWithin(kubemeta.child, 40_000)).toBe(0);
   // Was: the request hung until it failed (12 s here), then the start with it: exit 1, a stack trace on stderr.
   expect(Date.now() - signalled).toBeLessThan(3_000);
   expect(kubemeta.stdout.lines("stop asked for while starting; the sources are not started")).toHaveLength(1);
+  expect(kubemeta.stdout.lines("source started")).toHaveLength(0);
+}, 60_000);
+
+test("a remote store that fails the writer's first request: one error line, the stop, exit 1, no source", async () => {
+  const kubemeta = await cutOffAtTheWritersTerm("failed-lead", "2s");
+  expect(await exitWithin(kubemeta.child, 20_000)).toBe(1);
+  // Was: the start's error thrown out of main.ts, a stack trace on stderr, nothing stopped in order.
+  expect(await kubemeta.stderr.all()).toBe("");
+  const [line, ...more] = kubemeta.stdout.lines("stopping: the store failed as this process became its writer");
+  expect(more).toEqual([]);
+  expect(line).toMatchObject({ level: "error", error: { name: expect.any(String), message: expect.any(String) } });
+  expect(kubemeta.stdout.lines("Sink stopped")).toHaveLength(1);
+  expect(kubemeta.stdout.lines("stopped")).toHaveLength(1);
   expect(kubemeta.stdout.lines("source started")).toHaveLength(0);
 }, 60_000);
