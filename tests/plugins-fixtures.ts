@@ -54,7 +54,8 @@ export function addPods(th: TestHost, count: number, from = 0): void {
 export function expectAge(shown: number, since: number): void {
   const now = (Date.now() - since) / 1000;
   expect(shown).toBeLessThanOrEqual(now);
-  expect(shown).toBeGreaterThan(now - 1.5);
+  // Refreshed each second; a loaded machine runs the refresh late by as much again.
+  expect(shown).toBeGreaterThan(now - 2.5);
 }
 
 /** Versions 1..n. */
