@@ -40,7 +40,9 @@ export function trackExecRuns(kc: KubeConfig, runs: Set<ChildProcess>): void {
   const execAuth = authenticators.find((each) => "execFn" in each) as ExecAuthenticator | undefined;
   if (!execAuth) throw new Error("@kubernetes/client-node has no exec authenticator with an execFn to run plugins");
   execAuth.execFn = (command, args, options) => {
-    const run = spawn(command, args ?? [], { ...options, detached: true });
+    // Its stdin at its end (/dev/null), as client-go gives a plugin that may not prompt none: client-node's would be
+    // a pipe nobody writes nor closes, so a plugin asking for a password (no login cached) waited on it for good.
+    const run = spawn(command, args ?? [], { ...options, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     if (!exitListened) {
       exitListened = true;
       process.on("exit", () => everyRun.forEach(kill));

@@ -3,7 +3,7 @@
  * kubeconfig's YAML from its parts, and a request made with a loaded kubeconfig.
  */
 import { afterAll, beforeAll } from "bun:test";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type KubeconfigOptions, loadKubeConfig } from "../kube/load.ts";
 import { createTransport } from "../kube/transport.ts";
@@ -70,6 +70,42 @@ export async function withCluster(
     kubeconfig({
       clusters: { c: { server: suite.server.url, ...cluster } },
       users: { u: user },
+      contexts: { main: { cluster: "c", user: "u" } },
+      current: "main",
+    }),
+  );
+}
+
+/**
+ * A kubeconfig in `folder` whose user runs an exec plugin: a script at `script` (under `folder`) that runs `before`,
+ * then prints an ExecCredential with the test API server's token (expiring at `expires`); the kubeconfig names it
+ * `command`, with `exec`'s keys besides (an `interactiveMode` other than `Never`, an `installHint`).
+ */
+export async function execUserKubeconfig(
+  suite: KubeconfigSuite,
+  folder: string,
+  script: string,
+  command: (path: string) => string,
+  options: { before?: string; expires?: Date; exec?: Fields } = {},
+): Promise<string> {
+  const status = { token: suite.server.token, expirationTimestamp: options.expires?.toISOString() };
+  const credential = { apiVersion: "client.authentication.k8s.io/v1", kind: "ExecCredential", status };
+  const path = await write(
+    join(folder, script),
+    `#!/bin/sh\n${options.before ?? ""}\necho '${JSON.stringify(credential)}'\n`,
+  );
+  await chmod(path, 0o755);
+  const exec = {
+    apiVersion: "client.authentication.k8s.io/v1",
+    command: command(path),
+    interactiveMode: "Never",
+    ...options.exec,
+  };
+  return write(
+    join(folder, "config"),
+    kubeconfig({
+      clusters: { c: clusterOf(suite.server) },
+      users: { u: { exec } },
       contexts: { main: { cluster: "c", user: "u" } },
       current: "main",
     }),

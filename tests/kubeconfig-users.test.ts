@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { loadKubeConfig } from "../kube/load.ts";
 import { createTransport } from "../kube/transport.ts";
-import { clusterOf, kubeconfig, kubeconfigSuite, status, write } from "./kubeconfig-fixtures.ts";
+import { clusterOf, execUserKubeconfig, kubeconfig, kubeconfigSuite, status, write } from "./kubeconfig-fixtures.ts";
 
 const suite = kubeconfigSuite();
 
@@ -51,44 +51,14 @@ test("token and tokenFile: the file's token is sent, as by client-go; the inline
   expect(await status({ kubeconfig: await withBoth("gone") })).toBe(401);
 });
 
-/**
- * A kubeconfig in `folder` whose user runs an exec plugin: a script at `script` (under `folder`) that runs `before`,
- * then prints an ExecCredential with the test API server's token (expiring at `expires`); the kubeconfig names it
- * `command`.
- */
-async function execUserKubeconfig(
-  folder: string,
-  script: string,
-  command: (path: string) => string,
-  options: { before?: string; expires?: Date } = {},
-): Promise<string> {
-  const status = { token: suite.server.token, expirationTimestamp: options.expires?.toISOString() };
-  const credential = { apiVersion: "client.authentication.k8s.io/v1", kind: "ExecCredential", status };
-  const path = await write(
-    join(folder, script),
-    `#!/bin/sh\n${options.before ?? ""}\necho '${JSON.stringify(credential)}'\n`,
-  );
-  await chmod(path, 0o755);
-  const exec = { apiVersion: "client.authentication.k8s.io/v1", command: command(path), interactiveMode: "Never" };
-  return write(
-    join(folder, "config"),
-    kubeconfig({
-      clusters: { c: clusterOf(suite.server) },
-      users: { u: { exec } },
-      contexts: { main: { cluster: "c", user: "u" } },
-      current: "main",
-    }),
-  );
-}
-
 test("an exec plugin named by a relative path runs from the kubeconfig's directory", async () => {
-  const file = await execUserKubeconfig(join(suite.dir, "exec"), "bin/credential", () => "./bin/credential");
+  const file = await execUserKubeconfig(suite, join(suite.dir, "exec"), "bin/credential", () => "./bin/credential");
   expect(await status({ kubeconfig: file })).toBe(200);
 });
 
 test("an exec plugin runs once for the requests that ask for credentials at once (resources at start)", async () => {
   const calls = join(suite.dir, "once", "calls.log");
-  const file = await execUserKubeconfig(join(suite.dir, "once"), "credential", (path) => path, {
+  const file = await execUserKubeconfig(suite, join(suite.dir, "once"), "credential", (path) => path, {
     before: `echo run >> '${calls}'`,
     expires: new Date(Date.now() + 3_600_000),
   });
@@ -108,7 +78,7 @@ test("an exec plugin runs once for the requests that ask for credentials at once
 test("an exec plugin that does not exit: each request waits until given up, saying so; one run", async () => {
   const folder = join(suite.dir, "hung");
   const [calls, release] = [join(folder, "calls.log"), join(folder, "release")];
-  const file = await execUserKubeconfig(folder, "credential", (path) => path, {
+  const file = await execUserKubeconfig(suite, folder, "credential", (path) => path, {
     before: `echo run >> '${calls}'\nwhile [ ! -e '${release}' ]; do sleep 0.05; done`,
   });
   const { kc } = loadKubeConfig({ kubeconfig: file });
@@ -139,7 +109,7 @@ test("an exec plugin that fails is named, with its stderr; its output never quot
   ];
   for (const [name, before, said] of cases) {
     const folder = join(suite.dir, "failing", name!);
-    const file = await execUserKubeconfig(folder, "credential", (path) => path, { before });
+    const file = await execUserKubeconfig(suite, folder, "credential", (path) => path, { before });
     const { kc } = loadKubeConfig({ kubeconfig: file });
     const failed = createTransport(kc, () => kc).get("/api/v1/namespaces", AbortSignal.timeout(5000));
     const message = await failed.then(
@@ -154,7 +124,7 @@ test("an exec plugin that once prints an ExecCredential without a status: said, 
   const folder = join(suite.dir, "no-status");
   const calls = join(folder, "calls.log");
   // Its first run prints `{}` (a CLI half set up, say) and exits 0; the runs after it print the credential.
-  const file = await execUserKubeconfig(folder, "credential", (path) => path, {
+  const file = await execUserKubeconfig(suite, folder, "credential", (path) => path, {
     before: `echo run >> '${calls}'\nif [ "$(wc -l < '${calls}')" -le 1 ]; then echo '{}'; exit 0; fi`,
   });
   const { kc } = loadKubeConfig({ kubeconfig: file });
@@ -176,7 +146,7 @@ test("an exec plugin whose ExecCredential has no token nor certificate: said so,
   const folder = join(suite.dir, "empty-status");
   const calls = join(folder, "calls.log");
   const empty = JSON.stringify({ apiVersion: "client.authentication.k8s.io/v1", kind: "ExecCredential", status: {} });
-  const file = await execUserKubeconfig(folder, "credential", (path) => path, {
+  const file = await execUserKubeconfig(suite, folder, "credential", (path) => path, {
     before: `echo run >> '${calls}'\nif [ "$(wc -l < '${calls}')" -le 1 ]; then echo '${empty}'; exit 0; fi`,
   });
   const { kc } = loadKubeConfig({ kubeconfig: file });

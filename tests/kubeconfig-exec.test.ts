@@ -1,0 +1,39 @@
+/**
+ * A kubeconfig's exec credential plugin run as client-go runs it, each shown with requests over TLS on loopback to the
+ * test API server: what the plugin finds on its standard input.
+ */
+import { expect, test } from "bun:test";
+import { join } from "node:path";
+import { loadKubeConfig } from "../kube/load.ts";
+import { createTransport } from "../kube/transport.ts";
+import { execUserKubeconfig, kubeconfigSuite } from "./kubeconfig-fixtures.ts";
+
+const suite = kubeconfigSuite();
+
+/** One request with the kubeconfig at `file`: its status, or what it failed with. */
+async function answer(file: string, timeoutMs = 5000): Promise<string> {
+  const { kc } = loadKubeConfig({ kubeconfig: file });
+  const transport = createTransport(kc, () => kc);
+  try {
+    const response = await transport.get("/api/v1/namespaces", AbortSignal.timeout(timeoutMs));
+    await response.body?.cancel();
+    return String(response.status);
+  } catch (error) {
+    return (error as Error).message;
+  } finally {
+    transport.close();
+  }
+}
+
+test("a plugin that would prompt reads the end of its input at once, as with client-go: its failure is said", async () => {
+  const folder = join(suite.dir, "prompt");
+  // A CLI that asks for a password when it has none cached (client-go gives it no stdin unless interactive).
+  const file = await execUserKubeconfig(suite, folder, "credential", (path) => path, {
+    before: "printf 'Password: ' >&2\nread -r password || { echo 'no terminal to ask for a password' >&2; exit 1; }",
+    exec: { interactiveMode: "IfAvailable" },
+  });
+  // Was: its stdin a pipe nobody wrote nor closed, the plugin waited on it for good, and so did every retry.
+  expect(await answer(file, 3000)).toBe(
+    `the kubeconfig's exec plugin ${join(folder, "credential")} failed: Password: no terminal to ask for a password`,
+  );
+});
