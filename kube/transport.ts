@@ -179,6 +179,21 @@ function execCommand(kc: KubeConfig): string | undefined {
   return command ? String(command) : undefined;
 }
 
+/**
+ * Why the plugin could not be started, if it could not: as kubectl says a plugin is not installed, with the hint the
+ * kubeconfig gives for it (its `installHint`, on one line, as a log line and /readyz hold it), where client-node
+ * would say Bun's `Executable not found in $PATH` or `ENOENT: no such file or directory, posix_spawn`, no hint.
+ */
+function spawnFailure(err: unknown, command: string, kc: KubeConfig): string | undefined {
+  const { code, syscall } = err as NodeJS.ErrnoException;
+  if (!syscall?.startsWith("spawn")) return undefined;
+  if (code === "EACCES") return "cannot be run: it is not an executable file (EACCES)";
+  if (code !== "ENOENT") return undefined;
+  const hint = (kc.getCurrentUser()?.exec as { installHint?: unknown } | undefined)?.installHint;
+  const notFound = `is not installed (${command.includes("/") ? "no such file" : "not found in PATH"})`;
+  return typeof hint === "string" && hint.trim() ? `${notFound}: ${hint.trim().replace(/\s+/g, " ")}` : notFound;
+}
+
 /** An exec plugin's output that is JSON but no usable ExecCredential: client-node has cached it (forgetCredential). */
 class UnusableCredentialError extends Error {}
 
@@ -190,8 +205,10 @@ const MAX_PLUGIN_STDERR = 500;
  * all, for a plugin that exits non-zero and says nothing), and the JSON parser's error on its output, which quotes the
  * output: a plugin that prints its token bare would put the token in the log and /readyz.
  */
-function execFailure(command: string, err: unknown): Error {
+function execFailure(command: string, err: unknown, kc: KubeConfig): Error {
   const plugin = `the kubeconfig's exec plugin ${command}`;
+  const notRun = spawnFailure(err, command, kc);
+  if (notRun) return new Error(`${plugin} ${notRun}`);
   if (err instanceof SyntaxError) return new Error(`${plugin} printed no ExecCredential: its output is not JSON`);
   // client-node reads `status` of the output without looking whether it has one (client-go: "exec plugin didn't
   // return a status field").
@@ -220,7 +237,7 @@ export async function fetchOptions(kc: KubeConfig): Promise<{ headers: Headers; 
     if (!(kc.getCurrentCluster()?.server.startsWith("http:") && /HTTP protocol is not allowed/.test(String(err)))) {
       // With the files read, what fails in between is the authenticator, for a user with exec: the plugin's run.
       const command = execCommand(kc);
-      throw command ? execFailure(command, err) : err;
+      throw command ? execFailure(command, err, kc) : err;
     }
   }
   // Bun's fetch asks for gzip, deflate, br and zstd unless told otherwise, and kube-apiserver gzips a LIST page past

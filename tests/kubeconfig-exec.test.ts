@@ -3,6 +3,7 @@
  * test API server: what the plugin finds on its standard input.
  */
 import { expect, test } from "bun:test";
+import { chmod } from "node:fs/promises";
 import { join } from "node:path";
 import { loadKubeConfig } from "../kube/load.ts";
 import { createTransport } from "../kube/transport.ts";
@@ -25,7 +26,7 @@ async function answer(file: string, timeoutMs = 5000): Promise<string> {
   }
 }
 
-test("a plugin that would prompt reads the end of its input at once, as with client-go: its failure is said", async () => {
+test("a plugin that would prompt reads the end of its input at once, as with client-go: its failure said", async () => {
   const folder = join(suite.dir, "prompt");
   // A CLI that asks for a password when it has none cached (client-go gives it no stdin unless interactive).
   const file = await execUserKubeconfig(suite, folder, "credential", (path) => path, {
@@ -35,5 +36,30 @@ test("a plugin that would prompt reads the end of its input at once, as with cli
   // Was: its stdin a pipe nobody wrote nor closed, the plugin waited on it for good, and so did every retry.
   expect(await answer(file, 3000)).toBe(
     `the kubeconfig's exec plugin ${join(folder, "credential")} failed: Password: no terminal to ask for a password`,
+  );
+});
+
+test("a plugin not installed is said so, its installHint with it, as kubectl says it; one not executable", async () => {
+  const folder = join(suite.dir, "missing");
+  const hint =
+    "kubemeta-test-login is needed to use this cluster:\n  install it with `brew install kubemeta-test-login`";
+  const inPath = await execUserKubeconfig(suite, join(folder, "in-path"), "credential", () => "kubemeta-test-login", {
+    exec: { installHint: hint },
+  });
+  // Was: `… failed: Executable not found in $PATH: "kubemeta-test-login"`, the hint the kubeconfig gives not said.
+  expect(await answer(inPath)).toBe(
+    "the kubeconfig's exec plugin kubemeta-test-login is not installed (not found in PATH): " +
+      "kubemeta-test-login is needed to use this cluster: install it with `brew install kubemeta-test-login`",
+  );
+  const gone = join(folder, "by-path", "bin", "login");
+  const byPath = await execUserKubeconfig(suite, join(folder, "by-path"), "credential", () => gone);
+  // Was: `… failed: ENOENT: no such file or directory, posix_spawn '<its path>'`.
+  expect(await answer(byPath)).toBe(`the kubeconfig's exec plugin ${gone} is not installed (no such file)`);
+  const plain = join(folder, "not-executable", "credential");
+  const notExecutable = await execUserKubeconfig(suite, join(folder, "not-executable"), "credential", (path) => path);
+  await chmod(plain, 0o644);
+  // Was: `… failed: EACCES: permission denied, posix_spawn '<its path>'`.
+  expect(await answer(notExecutable)).toBe(
+    `the kubeconfig's exec plugin ${plain} cannot be run: it is not an executable file (EACCES)`,
   );
 });
