@@ -8,9 +8,37 @@
 import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process";
 import type { KubeConfig } from "@kubernetes/client-node";
 
-/** client-node's exec authenticator, as much of it as is replaced: its private `execFn`, `child_process.spawn`. */
+/**
+ * client-node's exec authenticator, as much of it as is replaced: its private `execFn`, `child_process.spawn`, and
+ * `tokenCache`, the credentials its runs printed by user name.
+ */
 interface ExecAuthenticator {
   execFn: (command: string, args: readonly string[] | undefined, options: SpawnOptions) => ChildProcess;
+  tokenCache: Record<string, unknown>;
+}
+
+/**
+ * The credentials of each exec plugin configuration in this process (its command, args, env, and the cluster it is
+ * told of: client-go's key), by user name: client-go's authenticators are one per configuration in a process, so the
+ * transports of one plugin (the ha Lease's, a source's, a source started again) share what one run printed until it
+ * expires or a 401 refuses it. client-node's are one per KubeConfig: a run for each.
+ */
+const credentials = new Map<string, Record<string, unknown>>();
+
+/** The credentials `kc`'s current user's plugin shares, if it has one. */
+function sharedCredentials(kc: KubeConfig): Record<string, unknown> | undefined {
+  const exec = kc.getCurrentUser()?.exec;
+  if (!exec) return undefined;
+  const key = JSON.stringify(exec);
+  const shared = credentials.get(key) ?? {};
+  credentials.set(key, shared);
+  return shared;
+}
+
+/** Forgets the credential `kc`'s plugin printed (a 401 refused it): the next request, of any transport, runs it. */
+export function forgetExecCredential(kc: KubeConfig): void {
+  const shared = sharedCredentials(kc);
+  if (shared) delete shared[kc.getCurrentUser()!.name];
 }
 
 /** Every run in flight, whichever transport started it: killed at exit. */
@@ -32,13 +60,16 @@ function kill(run: ChildProcess): void {
 
 /**
  * Has `kc`'s exec plugin run so that each run is in `runs` until it is over (its output closed), and is killed at
- * kubemeta's exit if still running. Throws when client-node no longer has the authenticator replaced here: an upgrade
- * would otherwise bring back, silently, the plugins left behind.
+ * kubemeta's exit if still running, and what it prints shared by the transports of its configuration. Throws when
+ * client-node no longer has the authenticator replaced here: an upgrade would otherwise bring back, silently, the
+ * plugins left behind.
  */
 export function trackExecRuns(kc: KubeConfig, runs: Set<ChildProcess>): void {
   const authenticators = (kc as unknown as { authenticators?: object[] }).authenticators ?? [];
   const execAuth = authenticators.find((each) => "execFn" in each) as ExecAuthenticator | undefined;
-  if (!execAuth) throw new Error("@kubernetes/client-node has no exec authenticator with an execFn to run plugins");
+  if (!execAuth || !("tokenCache" in execAuth))
+    throw new Error("@kubernetes/client-node has no exec authenticator with an execFn and a tokenCache");
+  execAuth.tokenCache = sharedCredentials(kc) ?? execAuth.tokenCache;
   execAuth.execFn = (command, args, options) => {
     // Its stdin at its end (/dev/null), as client-go gives a plugin that may not prompt none: client-node's would be
     // a pipe nobody writes nor closes, so a plugin asking for a password (no login cached) waited on it for good.

@@ -10,7 +10,7 @@ import type { ChildProcess } from "node:child_process";
 import type { RequestOptions } from "node:https";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { redactServer } from "../protocol/subjects.ts";
-import { endExecRuns, trackExecRuns } from "./exec-runs.ts";
+import { endExecRuns, forgetExecCredential, trackExecRuns } from "./exec-runs.ts";
 import { withFilesRead } from "./tls-files.ts";
 
 /** What a write sends: a JSON body (serialized here) for POST, PUT and PATCH. */
@@ -102,7 +102,9 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
     });
   }
   function reloadCredentials() {
+    forgetExecCredential(kc);
     const reloaded = reload();
+    forgetExecCredential(reloaded);
     trackExecRuns(reloaded, runs);
     kc = reloaded;
     server = kc.getCurrentCluster()!.server;

@@ -1,12 +1,14 @@
 /**
  * A kubeconfig's exec credential plugin run as client-go runs it, each shown with requests over TLS on loopback to the
- * test API server: what the plugin finds on its standard input.
+ * test API server: what the plugin finds on its standard input, how one that cannot be started is said, and whose its
+ * credential is (every transport of its configuration's, until it expires or a 401).
  */
 import { expect, test } from "bun:test";
 import { chmod } from "node:fs/promises";
 import { join } from "node:path";
 import { loadKubeConfig } from "../kube/load.ts";
-import { createTransport } from "../kube/transport.ts";
+import { createTransport, type KubeTransport } from "../kube/transport.ts";
+import { waitFor } from "../testing/index.ts";
 import { execUserKubeconfig, kubeconfigSuite } from "./kubeconfig-fixtures.ts";
 
 const suite = kubeconfigSuite();
@@ -62,4 +64,40 @@ test("a plugin not installed is said so, its installHint with it, as kubectl say
   expect(await answer(notExecutable)).toBe(
     `the kubeconfig's exec plugin ${plain} cannot be run: it is not an executable file (EACCES)`,
   );
+});
+
+test("one credential for the transports of a plugin (Lease, source), till it expires or a 401", async () => {
+  const folder = join(suite.dir, "shared");
+  const calls = join(folder, "calls.log");
+  const runs = async () => (await Bun.file(calls).text()).trim().split("\n").length;
+  const expires = new Date(Date.now() + 1500);
+  // The first run's credential expires in 1.5 s, the next ones' in an hour.
+  const later = { token: suite.server.token, expirationTimestamp: new Date(Date.now() + 3_600_000).toISOString() };
+  const renewed = JSON.stringify({
+    apiVersion: "client.authentication.k8s.io/v1",
+    kind: "ExecCredential",
+    status: later,
+  });
+  const file = await execUserKubeconfig(suite, folder, "credential", (path) => path, {
+    before: `echo run >> '${calls}'\nif [ "$(wc -l < '${calls}')" -gt 1 ]; then echo '${renewed}'; exit 0; fi`,
+    expires,
+  });
+  const load = () => loadKubeConfig({ kubeconfig: file }).kc;
+  const [lease, source] = [createTransport(load(), load), createTransport(load(), load)];
+  const get = async (transport: KubeTransport) => {
+    const response = await transport.get("/api/v1/namespaces", AbortSignal.timeout(5000));
+    await response.body?.cancel();
+    return response.status;
+  };
+  expect([await get(lease), await get(source), await get(lease)]).toEqual([200, 200, 200]);
+  // Was: 2, a run for each transport, as at each start of an ha replica (client-go's authenticators are one per
+  // plugin configuration in a process).
+  expect(await runs()).toBe(1);
+  await waitFor(() => Date.now() > expires.getTime(), 5000, "the credential to expire");
+  expect([await get(source), await get(lease)]).toEqual([200, 200]);
+  expect(await runs()).toBe(2);
+  // A 401 on either forgets it for both: it was refused.
+  lease.reloadCredentials();
+  expect([await get(source), await get(lease)]).toEqual([200, 200]);
+  expect(await runs()).toBe(3);
 });
