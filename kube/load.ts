@@ -146,7 +146,8 @@ function checkFileOrData(kc: KubeConfig): void {
 
 /**
  * As client-go's validateAuthInfo: a client certificate goes with its key (either alone fails every TLS handshake, far
- * from the cause), and a token excludes a username and password (which one a server would see is no user's choice).
+ * from the cause), and a token excludes a username and password (which one a server would see is no user's choice);
+ * and an exec plugin that must prompt, as client-go's authenticator refuses one without a terminal.
  */
 function checkUserMethods(user: User): void {
   const owner = `user "${user.name}"`;
@@ -158,6 +159,13 @@ function checkUserMethods(user: User): void {
     throw new Error(`${owner} has a client-key without its client-certificate (kubectl refuses it too): add it`);
   if (user.token && (user.username || user.password))
     throw new Error(`${owner} has both a token and a username or password (kubectl refuses both too): keep one`);
+  // client-go runs no such plugin without a terminal ("exec plugin cannot support interactive mode: standard input is
+  // not a terminal"), and kubemeta never has one: refused here, where --check sees it, not at each request.
+  if ((user.exec as { interactiveMode?: unknown } | undefined)?.interactiveMode === "Always")
+    throw new Error(
+      `${owner} has an exec plugin whose interactiveMode is Always: it needs a terminal, which kubemeta has none of ` +
+        "(kubectl refuses it too without one): IfAvailable or Never if it can do without",
+    );
 }
 
 /**

@@ -101,3 +101,25 @@ test("one credential for the transports of a plugin (Lease, source), till it exp
   expect([await get(source), await get(lease)]).toEqual([200, 200]);
   expect(await runs()).toBe(3);
 });
+
+test("interactiveMode: Always is refused at load, as kubectl refuses it without a terminal", async () => {
+  const folder = join(suite.dir, "always");
+  const calls = join(folder, "calls.log");
+  const file = await execUserKubeconfig(suite, folder, "credential", (path) => path, {
+    before: `echo run >> '${calls}'`,
+    exec: { interactiveMode: "Always" },
+  });
+  // Was: loaded (`--check` said the config is valid), and the plugin run, told it may not prompt.
+  expect(() => loadKubeConfig({ kubeconfig: file })).toThrow(
+    `cannot load kubeconfig ${file}: user "u" has an exec plugin whose interactiveMode is Always: it needs a ` +
+      "terminal, which kubemeta has none of (kubectl refuses it too without one): IfAvailable or Never if it can do " +
+      "without",
+  );
+  for (const mode of ["IfAvailable", "Never"]) {
+    const other = await execUserKubeconfig(suite, join(folder, mode), "credential", (path) => path, {
+      exec: { interactiveMode: mode },
+    });
+    expect(await answer(other)).toBe("200");
+  }
+  expect(await Bun.file(calls).exists()).toBe(false);
+});
