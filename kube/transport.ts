@@ -63,7 +63,7 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
   const runs = new Set<ChildProcess>();
   trackExecRuns(initial, runs);
   let kc = initial;
-  let server = kc.getCurrentCluster()!.server;
+  let server = baseUrl(kc.getCurrentCluster()!.server);
   /**
    * The credentials being worked out, shared by the requests that ask meanwhile: at start every resource asks at
    * once, and client-node, whose cache is empty then, would run an exec plugin (a cloud CLI, an IAM call) for each.
@@ -107,7 +107,7 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
     forgetExecCredential(reloaded);
     trackExecRuns(reloaded, runs);
     kc = reloaded;
-    server = kc.getCurrentCluster()!.server;
+    server = baseUrl(kc.getCurrentCluster()!.server);
     // A plugin still running is waited for, not run again beside it: each request refused meanwhile (every resource's
     // at once, a token revoked) reloads, and each reload would start one more run of a plugin that hangs. The next
     // run, from the kubeconfig reloaded, starts once it is over.
@@ -138,6 +138,18 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
       working = undefined;
     },
   };
+}
+
+/**
+ * The server's URL as the base of each request's path, joined to it as client-go joins them (as paths, `path.Join`):
+ * a `server` with a trailing slash (`https://host:6443/`, Rancher's `…/k8s/clusters/c-1/`) would otherwise send
+ * `//api/v1/…`, which kube-apiserver answers 404 to.
+ */
+function baseUrl(server: string): string {
+  if (!URL.canParse(server)) return server;
+  const url = new URL(server);
+  url.pathname = url.pathname.replace(/\/{2,}/g, "/");
+  return url.href.replace(/\/$/, "");
 }
 
 /**
