@@ -44,6 +44,7 @@ export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): 
   if (cluster.proxyUrl?.startsWith("socks"))
     throw new Error(`kubeconfig ${origin}: SOCKS proxy-url is not supported (Bun's fetch speaks HTTP proxies only)`);
   try {
+    withScheme(kc);
     checkFileOrData(kc);
     checkTlsMaterial(kc);
     readTokenFile(kc, tokenFiles);
@@ -114,6 +115,24 @@ function checkContext(kc: KubeConfig, origin: string, contexts: string): void {
   } else if (!kc.getUser(context.user)) {
     throw missing("user", context.user);
   }
+}
+
+/**
+ * The current cluster's `server` with a scheme, as client-go gives one that has none (`10.0.0.1:6443`): `https://`
+ * if the cluster or its user has TLS settings (a CA, insecure-skip-tls-verify, a client certificate), else `http://`.
+ * Bun's fetch would refuse each request (`fetch() URL is invalid`), and one of another scheme too.
+ */
+function withScheme(kc: KubeConfig): void {
+  const cluster = kc.getCurrentCluster()!;
+  const user = kc.getCurrentUser();
+  let server = cluster.server;
+  if (!URL.canParse(server) || !new URL(server).host) {
+    const tls = cluster.caFile || cluster.caData || cluster.skipTLSVerify || user?.certFile || user?.certData;
+    server = `${tls ? "https" : "http"}://${server}`;
+  }
+  if (!URL.canParse(server) || !["http:", "https:"].includes(new URL(server).protocol))
+    throw new Error(`cluster "${cluster.name}" has a server URL that is no http:// nor https:// one`);
+  kc.clusters[kc.clusters.indexOf(cluster)] = { ...cluster, server };
 }
 
 /**

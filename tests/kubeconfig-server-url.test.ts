@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
+import { loadKubeConfig } from "../kube/load.ts";
 import { testPki } from "../simulator/certs.ts";
 import { b64, kubeconfigSuite, status, withCluster } from "./kubeconfig-fixtures.ts";
 
@@ -42,4 +43,19 @@ test("a server URL with a path prefix, as Rancher gives, with or without a trail
     const slashed = await withCluster(suite, join("slashed", "config"), { ...cluster, server }, user);
     expect(await status({ kubeconfig: slashed })).toBe(200);
   }
+});
+
+test("a server URL without a scheme is https:// with TLS settings, as for kubectl; no http(s) one loads", async () => {
+  const cluster = { "certificate-authority-data": b64(suite.server.caPem) };
+  const user = { token: suite.server.token };
+  const { port } = new URL(suite.server.url);
+  for (const server of [`127.0.0.1:${port}`, `localhost:${port}`]) {
+    const file = await withCluster(suite, join("no-scheme", "config"), { ...cluster, server }, user);
+    // Was: `fetch() URL is invalid` at each request (`--check` said the config is valid).
+    expect(await status({ kubeconfig: file })).toBe(200);
+  }
+  const ftp = await withCluster(suite, join("ftp", "config"), { ...cluster, server: `ftp://127.0.0.1:${port}` }, user);
+  expect(() => loadKubeConfig({ kubeconfig: ftp })).toThrow(
+    `cannot load kubeconfig ${ftp}: cluster "c" has a server URL that is no http:// nor https:// one`,
+  );
 });
