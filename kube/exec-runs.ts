@@ -59,12 +59,13 @@ function kill(run: ChildProcess): void {
 }
 
 /**
- * Has `kc`'s exec plugin run so that each run is in `runs` until it is over (its output closed), and is killed at
- * kubemeta's exit if still running, and what it prints shared by the transports of its configuration. Throws when
+ * Has `kc`'s exec plugin run so that each run is in `runs` until it is over (its output closed), then said to `onExit`
+ * (`exited with code 3`, `was killed by SIGKILL`), and is killed at kubemeta's exit if still running, and what it
+ * prints shared by the transports of its configuration. Throws when
  * client-node no longer has the authenticator replaced here: an upgrade would otherwise bring back, silently, the
  * plugins left behind.
  */
-export function trackExecRuns(kc: KubeConfig, runs: Set<ChildProcess>): void {
+export function trackExecRuns(kc: KubeConfig, runs: Set<ChildProcess>, onExit: (how: string) => void): void {
   const authenticators = (kc as unknown as { authenticators?: object[] }).authenticators ?? [];
   const execAuth = authenticators.find((each) => "execFn" in each) as ExecAuthenticator | undefined;
   if (!execAuth || !("tokenCache" in execAuth))
@@ -80,9 +81,11 @@ export function trackExecRuns(kc: KubeConfig, runs: Set<ChildProcess>): void {
     }
     runs.add(run);
     everyRun.add(run);
-    run.once("close", () => {
+    // Before client-node's own listener, which rejects with its stderr alone: how it ended is known when that is said.
+    run.once("close", (code: number | null, signal: NodeJS.Signals | null) => {
       runs.delete(run);
       everyRun.delete(run);
+      onExit(signal ? `was killed by ${signal}` : `exited with code ${code}`);
     });
     return run;
   };

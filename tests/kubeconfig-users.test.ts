@@ -104,7 +104,9 @@ test("an exec plugin that fails is named, with its stderr; its output never quot
   const cases = [
     ["bare", `echo '${token}'; exit 0`, "printed no ExecCredential: its output is not JSON"],
     ["cut", `echo '{"status":{"token":"${token}"'; exit 0`, "printed no ExecCredential: its output is not JSON"],
-    ["silent", "exit 3", "failed, and wrote nothing on stderr"],
+    // Was: `failed, and wrote nothing on stderr` for both, how it ended said nowhere.
+    ["silent", "exit 3", "exited with code 3, and wrote nothing on stderr"],
+    ["killed", "kill -9 $$", "was killed by SIGKILL, and wrote nothing on stderr"],
     ["said", "echo 'error: not logged in' >&2; exit 1", "failed: error: not logged in"],
   ];
   for (const [name, before, said] of cases) {
