@@ -6,39 +6,55 @@
  * its own, so that what the plugin started (a wrapper script's CLI, a shell's `sleep`) ends with it.
  */
 import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process";
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig, User } from "@kubernetes/client-node";
 
 /**
- * client-node's exec authenticator, as much of it as is replaced: its private `execFn`, `child_process.spawn`, and
- * `tokenCache`, the credentials its runs printed by user name.
+ * client-node's exec authenticator, as much of it as is replaced: its private `execFn`, `child_process.spawn`,
+ * `tokenCache`, the credentials its runs printed by user name, and `getCredential`, which runs the plugin unless the
+ * cache has a credential that has not expired.
  */
 interface ExecAuthenticator {
   execFn: (command: string, args: readonly string[] | undefined, options: SpawnOptions) => ChildProcess;
   tokenCache: Record<string, unknown>;
+  getCredential(user: User): Promise<unknown>;
 }
 
 /**
- * The credentials of each exec plugin configuration in this process (its command, args, env, and the cluster it is
- * told of: client-go's key), by user name: client-go's authenticators are one per configuration in a process, so the
- * transports of one plugin (the ha Lease's, a source's, a source started again) share what one run printed until it
- * expires or a 401 refuses it. client-node's are one per KubeConfig: a run for each.
+ * What the transports of one exec plugin configuration share (its command, args, env, and the cluster it is told of:
+ * client-go's key): client-go's authenticators are one per configuration in a process, so the transports of one
+ * plugin (the ha Lease's, the sources', a source started again) share what one run printed until it expires or a 401
+ * refuses it, and wait for the run under way rather than start another. client-node's are one per KubeConfig: a run
+ * for each.
  */
-const credentials = new Map<string, Record<string, unknown>>();
+interface Plugin {
+  /** client-node's tokenCache. */
+  credentials: Record<string, unknown>;
+  /** The credential being worked out (the cache read, or a run). */
+  working?: Promise<unknown>;
+  /** How its last run ended (`exited with code 3`, `was killed by SIGKILL`). */
+  lastExit: string;
+}
+const plugins = new Map<string, Plugin>();
 
-/** The credentials `kc`'s current user's plugin shares, if it has one. */
-function sharedCredentials(kc: KubeConfig): Record<string, unknown> | undefined {
+/** What `kc`'s current user's plugin shares, if it has one. */
+function pluginOf(kc: KubeConfig): Plugin | undefined {
   const exec = kc.getCurrentUser()?.exec;
   if (!exec) return undefined;
   const key = JSON.stringify(exec);
-  const shared = credentials.get(key) ?? {};
-  credentials.set(key, shared);
-  return shared;
+  const plugin = plugins.get(key) ?? { credentials: {}, lastExit: "" };
+  plugins.set(key, plugin);
+  return plugin;
 }
 
 /** Forgets the credential `kc`'s plugin printed (a 401 refused it): the next request, of any transport, runs it. */
 export function forgetExecCredential(kc: KubeConfig): void {
-  const shared = sharedCredentials(kc);
-  if (shared) delete shared[kc.getCurrentUser()!.name];
+  const plugin = pluginOf(kc);
+  if (plugin) delete plugin.credentials[kc.getCurrentUser()!.name];
+}
+
+/** How the last run of `kc`'s plugin ended, for a failure client-node says with its stderr alone; "" if unknown. */
+export function lastExecExit(kc: KubeConfig): string {
+  return pluginOf(kc)?.lastExit ?? "";
 }
 
 /** Every run in flight, whichever transport started it: killed at exit. */
@@ -59,18 +75,28 @@ function kill(run: ChildProcess): void {
 }
 
 /**
- * Has `kc`'s exec plugin run so that each run is in `runs` until it is over (its output closed), then said to `onExit`
- * (`exited with code 3`, `was killed by SIGKILL`), and is killed at kubemeta's exit if still running, and what it
- * prints shared by the transports of its configuration. Throws when
+ * Has `kc`'s exec plugin run so that each run is in `runs` until it is over (its output closed), and is killed at
+ * kubemeta's exit if still running; its runs and what they print shared by the transports of its configuration.
+ * Throws when
  * client-node no longer has the authenticator replaced here: an upgrade would otherwise bring back, silently, the
  * plugins left behind.
  */
-export function trackExecRuns(kc: KubeConfig, runs: Set<ChildProcess>, onExit: (how: string) => void): void {
+export function trackExecRuns(kc: KubeConfig, runs: Set<ChildProcess>): void {
   const authenticators = (kc as unknown as { authenticators?: object[] }).authenticators ?? [];
   const execAuth = authenticators.find((each) => "execFn" in each) as ExecAuthenticator | undefined;
-  if (!execAuth || !("tokenCache" in execAuth))
-    throw new Error("@kubernetes/client-node has no exec authenticator with an execFn and a tokenCache");
-  execAuth.tokenCache = sharedCredentials(kc) ?? execAuth.tokenCache;
+  if (!execAuth || !("tokenCache" in execAuth) || typeof execAuth.getCredential !== "function")
+    throw new Error("@kubernetes/client-node has no exec authenticator with an execFn, a tokenCache, getCredential");
+  const plugin = pluginOf(kc);
+  if (plugin) {
+    execAuth.tokenCache = plugin.credentials;
+    const getCredential = execAuth.getCredential.bind(execAuth);
+    execAuth.getCredential = (user) => {
+      plugin.working ??= getCredential(user).finally(() => {
+        plugin.working = undefined;
+      });
+      return plugin.working;
+    };
+  }
   execAuth.execFn = (command, args, options) => {
     // Its stdin at its end (/dev/null), as client-go gives a plugin that may not prompt none: client-node's would be
     // a pipe nobody writes nor closes, so a plugin asking for a password (no login cached) waited on it for good.
@@ -85,7 +111,7 @@ export function trackExecRuns(kc: KubeConfig, runs: Set<ChildProcess>, onExit: (
     run.once("close", (code: number | null, signal: NodeJS.Signals | null) => {
       runs.delete(run);
       everyRun.delete(run);
-      onExit(signal ? `was killed by ${signal}` : `exited with code ${code}`);
+      if (plugin) plugin.lastExit = signal ? `was killed by ${signal}` : `exited with code ${code}`;
     });
     return run;
   };

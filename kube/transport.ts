@@ -10,7 +10,7 @@ import type { ChildProcess } from "node:child_process";
 import type { RequestOptions } from "node:https";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { redactServer } from "../protocol/subjects.ts";
-import { endExecRuns, forgetExecCredential, trackExecRuns } from "./exec-runs.ts";
+import { endExecRuns, forgetExecCredential, lastExecExit, trackExecRuns } from "./exec-runs.ts";
 import { withFilesRead } from "./tls-files.ts";
 
 /** What a write sends: a JSON body (serialized here) for POST, PUT and PATCH. */
@@ -61,12 +61,7 @@ export const unansweredCode = (err: unknown): "credentials" | "error" =>
 export function createTransport(initial: KubeConfig, reload: () => KubeConfig): KubeTransport {
   /** The exec plugin's runs in flight: one at most, as client-go's lock has it (see reloadCredentials). */
   const runs = new Set<ChildProcess>();
-  /** How the last run ended, for a failure client-node says with its stderr alone. */
-  let lastExit = "";
-  const exited = (how: string) => {
-    lastExit = how;
-  };
-  trackExecRuns(initial, runs, exited);
+  trackExecRuns(initial, runs);
   let kc = initial;
   let server = baseUrl(kc.getCurrentCluster()!.server);
   /**
@@ -77,7 +72,7 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
   async function request(method: KubeMethod, pathAndQuery: string, init: KubeRequestInit): Promise<Response> {
     const cluster = kc.getCurrentCluster()!;
     if (!working) {
-      const run = fetchOptions(kc, () => lastExit)
+      const run = fetchOptions(kc)
         .catch((error: unknown) => {
           if (error instanceof UnusableCredentialError) forgetCredential();
           throw error;
@@ -110,7 +105,7 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
     forgetExecCredential(kc);
     const reloaded = reload();
     forgetExecCredential(reloaded);
-    trackExecRuns(reloaded, runs, exited);
+    trackExecRuns(reloaded, runs);
     kc = reloaded;
     server = baseUrl(kc.getCurrentCluster()!.server);
     // A plugin still running is waited for, not run again beside it: each request refused meanwhile (every resource's
@@ -224,7 +219,7 @@ const MAX_PLUGIN_STDERR = 500;
  * all, for a plugin that exits non-zero and says nothing), and the JSON parser's error on its output, which quotes the
  * output: a plugin that prints its token bare would put the token in the log and /readyz.
  */
-function execFailure(command: string, err: unknown, kc: KubeConfig, exit: string): Error {
+function execFailure(command: string, err: unknown, kc: KubeConfig): Error {
   const plugin = `the kubeconfig's exec plugin ${command}`;
   const notRun = spawnFailure(err, command, kc);
   if (notRun) return new Error(`${plugin} ${notRun}`);
@@ -234,7 +229,7 @@ function execFailure(command: string, err: unknown, kc: KubeConfig, exit: string
   if (err instanceof TypeError)
     return new UnusableCredentialError(`${plugin} printed no ExecCredential: its output has no status`);
   const said = err instanceof Error ? err.message.trim() : String(err);
-  if (!said) return new Error(`${plugin} ${exit || "failed"}, and wrote nothing on stderr`);
+  if (!said) return new Error(`${plugin} ${lastExecExit(kc) || "failed"}, and wrote nothing on stderr`);
   return new Error(`${plugin} failed: ${said.slice(0, MAX_PLUGIN_STDERR)}`);
 }
 
@@ -242,12 +237,9 @@ function execFailure(command: string, err: unknown, kc: KubeConfig, exit: string
  * Headers and TLS settings for one request. `applyToHTTPSOptions` is client-node's
  * public way to get everything a request needs; it runs the authenticators on every
  * call, so exec credentials are renewed when they expire and the in-cluster token
- * file is re-read (client-node re-reads it every 60 s). `lastExit` says how the exec plugin's last run ended.
+ * file is re-read (client-node re-reads it every 60 s).
  */
-export async function fetchOptions(
-  kc: KubeConfig,
-  lastExit: () => string = () => "",
-): Promise<{ headers: Headers; tls: BunFetchRequestInitTLS }> {
+export async function fetchOptions(kc: KubeConfig): Promise<{ headers: Headers; tls: BunFetchRequestInitTLS }> {
   const options: RequestOptions = {};
   const withFiles = withFilesRead(kc);
   try {
@@ -259,7 +251,7 @@ export async function fetchOptions(
     if (!(kc.getCurrentCluster()?.server.startsWith("http:") && /HTTP protocol is not allowed/.test(String(err)))) {
       // With the files read, what fails in between is the authenticator, for a user with exec: the plugin's run.
       const command = execCommand(kc);
-      throw command ? execFailure(command, err, kc, lastExit()) : err;
+      throw command ? execFailure(command, err, kc) : err;
     }
   }
   // Bun's fetch asks for gzip, deflate, br and zstd unless told otherwise, and kube-apiserver gzips a LIST page past

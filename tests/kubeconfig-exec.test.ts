@@ -102,6 +102,26 @@ test("one credential for the transports of a plugin (Lease, source), till it exp
   expect(await runs()).toBe(3);
 });
 
+test("transports of a plugin asking at once (two sources starting) wait for one run, as with client-go", async () => {
+  const folder = join(suite.dir, "at-once");
+  const calls = join(folder, "calls.log");
+  const file = await execUserKubeconfig(suite, folder, "credential", (path) => path, {
+    before: `echo run >> '${calls}'\nsleep 0.3`,
+  });
+  const load = () => loadKubeConfig({ kubeconfig: file }).kc;
+  const transports = [createTransport(load(), load), createTransport(load(), load)];
+  const statuses = await Promise.all(
+    transports.map(async (transport) => {
+      const response = await transport.get("/api/v1/namespaces", AbortSignal.timeout(5000));
+      await response.body?.cancel();
+      return response.status;
+    }),
+  );
+  expect(statuses).toEqual([200, 200]);
+  // Was: a run for each.
+  expect((await Bun.file(calls).text()).trim().split("\n")).toEqual(["run"]);
+});
+
 test("interactiveMode: Always is refused at load, as kubectl refuses it without a terminal", async () => {
   const folder = join(suite.dir, "always");
   const calls = join(folder, "calls.log");
