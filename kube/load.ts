@@ -45,6 +45,7 @@ export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): 
     throw new Error(`kubeconfig ${origin}: SOCKS proxy-url is not supported (Bun's fetch speaks HTTP proxies only)`);
   try {
     withScheme(kc);
+    withoutUnusedExec(kc, tokenFiles);
     checkFileOrData(kc);
     checkTlsMaterial(kc);
     readTokenFile(kc, tokenFiles);
@@ -209,6 +210,20 @@ function readTokenFile(kc: KubeConfig, tokenFiles: Map<string, string>): void {
   // client-go's file token source refuses an empty file, and its request then keeps the inline token.
   if (!token && current.token) return;
   kc.users[kc.users.indexOf(current)] = { ...current, token };
+}
+
+/**
+ * The current user's exec plugin left out when the user has credentials of its own (a token or token file, a username,
+ * a client certificate and key), as client-go leaves it (its authenticator is not installed for such a
+ * user: "kubectl config set-credentials u --token=…" on a user with a plugin keeps both): client-node would run it
+ * first, and its failure would fail every request that the token would have carried.
+ */
+function withoutUnusedExec(kc: KubeConfig, tokenFiles: Map<string, string>): void {
+  const user = kc.getCurrentUser();
+  if (!user?.exec) return;
+  const hasCert = (user.certFile || user.certData) && (user.keyFile || user.keyData);
+  if (user.token || tokenFiles.has(user.name) || user.username || hasCert)
+    kc.users[kc.users.indexOf(user)] = { ...user, exec: undefined };
 }
 
 /**

@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { loadKubeConfig } from "../kube/load.ts";
 import { createTransport, type KubeTransport } from "../kube/transport.ts";
 import { waitFor } from "../testing/index.ts";
-import { execUserKubeconfig, kubeconfigSuite } from "./kubeconfig-fixtures.ts";
+import { testPki } from "../simulator/certs.ts";
+import { clusterOf, execUserKubeconfig, kubeconfig, kubeconfigSuite, write } from "./kubeconfig-fixtures.ts";
 
 const suite = kubeconfigSuite();
 
@@ -140,6 +141,34 @@ test("interactiveMode: Always is refused at load, as kubectl refuses it without 
       exec: { interactiveMode: mode },
     });
     expect(await answer(other)).toBe("200");
+  }
+  expect(await Bun.file(calls).exists()).toBe(false);
+});
+
+test("a token, token file or client certificate beside the user's exec plugin: not run, as by kubectl", async () => {
+  const folder = join(suite.dir, "beside");
+  const calls = join(folder, "calls.log");
+  await execUserKubeconfig(suite, folder, "credential", (path) => path, { before: `echo run >> '${calls}'\nexit 1` });
+  const exec = { apiVersion: "client.authentication.k8s.io/v1", command: join(folder, "credential") };
+  const tokenFile = await write(join(folder, "token.txt"), suite.server.token);
+  const pki = await testPki();
+  // As `kubectl config set-credentials u --token=…` leaves a user that had an exec plugin: both.
+  for (const [name, credential] of Object.entries({
+    token: { token: suite.server.token },
+    "token-file": { tokenFile },
+    cert: { "client-certificate": pki.clientCertFile, "client-key": pki.clientKeyFile },
+  })) {
+    const both = await write(
+      join(folder, name, "config"),
+      kubeconfig({
+        clusters: { c: clusterOf(suite.server) },
+        users: { u: { ...credential, exec } },
+        contexts: { main: { cluster: "c", user: "u" } },
+        current: "main",
+      }),
+    );
+    // Was: the plugin run first, its failure failing every request (client-go never runs it then).
+    expect(`${name}: ${await answer(both)}`).toBe(`${name}: 200`);
   }
   expect(await Bun.file(calls).exists()).toBe(false);
 });
