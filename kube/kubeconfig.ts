@@ -8,6 +8,7 @@
 import { dirname, sep, resolve as resolvePath } from "node:path";
 import { KubeConfig, loadYaml } from "@kubernetes/client-node";
 import { type CredentialFileError, readCredentialFileSync } from "../sdk/credential-file.ts";
+import { type Impersonation, impersonationOf } from "./impersonation.ts";
 import { yamlErrorPlace } from "./yaml.ts";
 
 export interface LoadedKubeconfig {
@@ -17,6 +18,8 @@ export interface LoadedKubeconfig {
    * merge kept, relative to the file that defines it. Read by the caller for the one user it uses, and only for it.
    */
   tokenFiles: Map<string, string>;
+  /** What each user impersonates beyond `as`, which client-node drops: from the definition the merge kept. */
+  impersonations: Map<string, Impersonation>;
 }
 
 /**
@@ -29,6 +32,7 @@ export interface LoadedKubeconfig {
 export function readKubeconfigs(files: string[], list?: string): LoadedKubeconfig {
   const merged = new KubeConfig();
   const tokenFiles = new Map<string, string>();
+  const impersonations = new Map<string, Impersonation>();
   let found = 0;
   for (const file of files) {
     let text: string;
@@ -49,6 +53,8 @@ export function readKubeconfigs(files: string[], list?: string): LoadedKubeconfi
       merged.users.push(user);
       const tokenFile = one.tokenFiles.get(user.name);
       if (tokenFile) tokenFiles.set(user.name, tokenFile);
+      const impersonation = one.impersonations.get(user.name);
+      if (impersonation) impersonations.set(user.name, impersonation);
     }
     for (const context of one.kc.contexts) {
       if (!merged.contexts.some(({ name }) => name === context.name)) merged.contexts.push(context);
@@ -58,7 +64,7 @@ export function readKubeconfigs(files: string[], list?: string): LoadedKubeconfi
   if (found === 0 && list !== undefined) {
     throw new Error(`cannot load kubeconfig ${list}: none of its files exists (${files.join(", ")})`);
   }
-  return { kc: merged, tokenFiles };
+  return { kc: merged, tokenFiles, impersonations };
 }
 
 type Entry = Record<string, unknown>;
@@ -77,6 +83,7 @@ function readOne(file: string, text: string): LoadedKubeconfig {
   if (!isEntry(raw)) throw new Error(`cannot load kubeconfig ${file}: not a kubeconfig (its top level is no mapping)`);
   const dir = resolvePath(dirname(file));
   const tokenFiles = new Map<string, string>();
+  const impersonations = new Map<string, Impersonation>();
   const seen = new Set<unknown>();
   const users = !Array.isArray(raw.users)
     ? raw.users
@@ -86,8 +93,10 @@ function readOne(file: string, text: string): LoadedKubeconfig {
         const { tokenFile, "token-file": dashed, ...user } = entry.user;
         const path = typeof tokenFile === "string" && tokenFile ? tokenFile : dashed;
         // The first definition of a name is the one client-node uses (as the merge does across files).
-        if (typeof entry.name === "string" && !seen.has(entry.name) && typeof path === "string" && path) {
-          tokenFiles.set(entry.name, resolvePath(dir, path));
+        if (typeof entry.name === "string" && !seen.has(entry.name)) {
+          if (typeof path === "string" && path) tokenFiles.set(entry.name, resolvePath(dir, path));
+          const impersonation = impersonationOf(user);
+          if (impersonation) impersonations.set(entry.name, impersonation);
         }
         seen.add(entry.name);
         // kubectl runs an exec plugin named by a path (not looked up in PATH) relative to the kubeconfig.
@@ -106,5 +115,5 @@ function readOne(file: string, text: string): LoadedKubeconfig {
     throw new Error(`cannot load kubeconfig ${file}: ${(err as Error).message}`);
   }
   kc.makePathsAbsolute(dir); // certificate-authority, client-certificate, client-key
-  return { kc, tokenFiles };
+  return { kc, tokenFiles, impersonations };
 }

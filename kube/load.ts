@@ -8,7 +8,8 @@ import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
 import { KubeConfig, type User } from "@kubernetes/client-node";
-import { readKubeconfigs } from "./kubeconfig.ts";
+import { impersonate, type Impersonation } from "./impersonation.ts";
+import { type LoadedKubeconfig, readKubeconfigs } from "./kubeconfig.ts";
 import { checkTlsMaterial } from "./tls-files.ts";
 import { readCredentialFileSync } from "../sdk/credential-file.ts";
 
@@ -31,7 +32,7 @@ export class ContextNotFound extends Error {}
  * directory (client-node's `loadFromCluster(pathPrefix)`), for tests.
  */
 export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): { kc: KubeConfig; origin: string } {
-  const { kc, origin, tokenFiles } = resolve(options, inClusterRoot);
+  const { kc, origin, tokenFiles, impersonations } = resolve(options, inClusterRoot);
   const names = kc.getContexts().map((c) => c.name);
   const contexts = `(contexts: ${names.join(", ") || "none"})`;
   if (options.context) {
@@ -49,6 +50,7 @@ export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): 
     checkFileOrData(kc);
     checkTlsMaterial(kc);
     readTokenFile(kc, tokenFiles);
+    impersonateAs(kc, impersonations);
     tellExecPlugin(kc);
   } catch (err) {
     throw new Error(`cannot load kubeconfig ${origin}: ${(err as Error).message}`);
@@ -60,7 +62,7 @@ export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): 
 function resolve(
   options: KubeconfigOptions,
   inClusterRoot: string,
-): { kc: KubeConfig; origin: string; tokenFiles: Map<string, string> } {
+): { kc: KubeConfig; origin: string } & Omit<LoadedKubeconfig, "kc"> {
   const env = process.env;
   // $HOME first, as kubectl and client-node do (Bun's homedir() ignores a changed $HOME).
   const home = env.HOME || homedir();
@@ -75,7 +77,7 @@ function resolve(
   ) {
     const kc = new KubeConfig();
     kc.loadFromCluster(inClusterRoot);
-    return { kc, origin: "in-cluster service account", tokenFiles: new Map() };
+    return { kc, origin: "in-cluster service account", tokenFiles: new Map(), impersonations: new Map() };
   }
   // Each file once, as client-go reads the list.
   const listed = [...new Set(env.KUBECONFIG?.split(delimiter).filter(Boolean))];
@@ -210,6 +212,22 @@ function readTokenFile(kc: KubeConfig, tokenFiles: Map<string, string>): void {
   // client-go's file token source refuses an empty file, and its request then keeps the inline token.
   if (!token && current.token) return;
   kc.users[kc.users.indexOf(current)] = { ...current, token };
+}
+
+/**
+ * What the current user impersonates beyond `as`, sent by the transport (client-node drops it): only with a user to
+ * impersonate, as client-go's validation has it (the API server would refuse such a request).
+ */
+function impersonateAs(kc: KubeConfig, impersonations: Map<string, Impersonation>): void {
+  const user = kc.getCurrentUser();
+  const impersonation = user && impersonations.get(user.name);
+  if (!user || !impersonation) return;
+  if (!user.impersonateUser)
+    throw new Error(
+      `user "${user.name}" impersonates groups, a uid or extra without a user to impersonate (as; kubectl refuses ` +
+        "it too)",
+    );
+  impersonate(kc, impersonation);
 }
 
 /**

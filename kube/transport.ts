@@ -10,6 +10,7 @@ import type { ChildProcess } from "node:child_process";
 import type { RequestOptions } from "node:https";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { redactServer } from "../protocol/subjects.ts";
+import { addImpersonation } from "./impersonation.ts";
 import { endExecRuns, forgetExecCredential, lastExecExit, trackExecRuns } from "./exec-runs.ts";
 import { withFilesRead } from "./tls-files.ts";
 
@@ -263,6 +264,7 @@ export async function fetchOptions(kc: KubeConfig): Promise<{ headers: Headers; 
     if (value !== undefined) headers.set(name, String(value).trim());
   }
   if (options.auth) headers.set("Authorization", `Basic ${Buffer.from(options.auth).toString("base64")}`);
+  addImpersonation(kc, headers);
   const plugin = execCommand(kc);
   // client-node sends such a request without credentials, and the API server's 401 would be all that is said
   // (client-go: "exec plugin didn't return a token or cert/key pair").

@@ -7,6 +7,7 @@ import { chmod, mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type KubeconfigOptions, loadKubeConfig } from "../kube/load.ts";
 import { createTransport } from "../kube/transport.ts";
+import { testPki } from "../simulator/certs.ts";
 import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
 import { tempDir } from "../testing/index.ts";
 
@@ -14,6 +15,33 @@ export interface KubeconfigSuite {
   server: TestApiServer;
   /** A scratch directory for the kubeconfigs, removed after the file's tests. */
   dir: string;
+}
+
+/**
+ * A TLS front on loopback (the test PKI's server certificate, so the suite's CA verifies it) for the suite's API
+ * server, started for the calling test file: `path` says where each request's path and query go upstream, or
+ * undefined for a 404 of its own; `seen` holds each request the front was sent, as it came.
+ */
+export function tlsFront(suite: KubeconfigSuite, path: (url: URL) => string | undefined) {
+  const front = { url: "", seen: [] as Request[] };
+  let server: Bun.Server<undefined> | undefined;
+  beforeAll(async () => {
+    const pki = await testPki();
+    server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: { cert: pki.serverCertPem, key: pki.serverKeyPem },
+      fetch(request) {
+        front.seen.push(request);
+        const upstream = path(new URL(request.url));
+        if (upstream === undefined) return new Response("404 page not found\n", { status: 404 });
+        return fetch(new URL(upstream, suite.server.url), { headers: request.headers, tls: { ca: pki.caPem } });
+      },
+    });
+    front.url = `https://127.0.0.1:${server.port}`;
+  });
+  afterAll(() => server?.stop(true));
+  return front;
 }
 
 /** Starts the test API server and a scratch directory for the calling test file (its beforeAll and afterAll). */
@@ -63,7 +91,7 @@ export async function withCluster(
   suite: KubeconfigSuite,
   name: string,
   cluster: Record<string, string | boolean>,
-  user: Record<string, string>,
+  user: Fields,
 ): Promise<string> {
   return write(
     join(suite.dir, name),
