@@ -20,7 +20,15 @@ export interface LoadedKubeconfig {
   tokenFiles: Map<string, string>;
   /** What each user impersonates beyond `as`, which client-node drops: from the definition the merge kept. */
   impersonations: Map<string, Impersonation>;
+  /**
+   * Each cluster's `client.authentication.k8s.io/exec` extension, which client-go tells an exec plugin that asks for
+   * its cluster (`spec.cluster.config`) and client-node drops: from the definition the merge kept.
+   */
+  execExtensions: Map<string, unknown>;
 }
+
+/** The name of the cluster extension client-go hands to exec plugins. */
+const EXEC_EXTENSION = "client.authentication.k8s.io/exec";
 
 /**
  * Reads kubeconfig files and merges them as kubectl merges `KUBECONFIG=a:b:c`: of clusters, users and contexts
@@ -33,6 +41,7 @@ export function readKubeconfigs(files: string[], list?: string): LoadedKubeconfi
   const merged = new KubeConfig();
   const tokenFiles = new Map<string, string>();
   const impersonations = new Map<string, Impersonation>();
+  const execExtensions = new Map<string, unknown>();
   let found = 0;
   for (const file of files) {
     let text: string;
@@ -46,7 +55,9 @@ export function readKubeconfigs(files: string[], list?: string): LoadedKubeconfi
     found++;
     const one = readOne(file, text);
     for (const cluster of one.kc.clusters) {
-      if (!merged.clusters.some(({ name }) => name === cluster.name)) merged.clusters.push(cluster);
+      if (merged.clusters.some(({ name }) => name === cluster.name)) continue;
+      merged.clusters.push(cluster);
+      if (one.execExtensions.has(cluster.name)) execExtensions.set(cluster.name, one.execExtensions.get(cluster.name));
     }
     for (const user of one.kc.users) {
       if (merged.users.some(({ name }) => name === user.name)) continue;
@@ -64,7 +75,7 @@ export function readKubeconfigs(files: string[], list?: string): LoadedKubeconfi
   if (found === 0 && list !== undefined) {
     throw new Error(`cannot load kubeconfig ${list}: none of its files exists (${files.join(", ")})`);
   }
-  return { kc: merged, tokenFiles, impersonations };
+  return { kc: merged, tokenFiles, impersonations, execExtensions };
 }
 
 type Entry = Record<string, unknown>;
@@ -106,6 +117,13 @@ function readOne(file: string, text: string): LoadedKubeconfig {
         }
         return { ...entry, user };
       });
+  const execExtensions = new Map<string, unknown>();
+  for (const entry of Array.isArray(raw.clusters) ? raw.clusters : []) {
+    if (!isEntry(entry) || !isEntry(entry.cluster) || typeof entry.name !== "string") continue;
+    const extensions: unknown[] = Array.isArray(entry.cluster.extensions) ? entry.cluster.extensions : [];
+    const exec = extensions.find((each) => isEntry(each) && each.name === EXEC_EXTENSION) as Entry | undefined;
+    if (exec && !execExtensions.has(entry.name)) execExtensions.set(entry.name, exec.extension);
+  }
   const kc = new KubeConfig();
   try {
     // JSON is YAML: client-node parses it as it would the file, and turns its entries into its types.
@@ -115,5 +133,5 @@ function readOne(file: string, text: string): LoadedKubeconfig {
     throw new Error(`cannot load kubeconfig ${file}: ${(err as Error).message}`);
   }
   kc.makePathsAbsolute(dir); // certificate-authority, client-certificate, client-key
-  return { kc, tokenFiles, impersonations };
+  return { kc, tokenFiles, impersonations, execExtensions };
 }

@@ -32,7 +32,7 @@ export class ContextNotFound extends Error {}
  * directory (client-node's `loadFromCluster(pathPrefix)`), for tests.
  */
 export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): { kc: KubeConfig; origin: string } {
-  const { kc, origin, tokenFiles, impersonations } = resolve(options, inClusterRoot);
+  const { kc, origin, tokenFiles, impersonations, execExtensions } = resolve(options, inClusterRoot);
   const names = kc.getContexts().map((c) => c.name);
   const contexts = `(contexts: ${names.join(", ") || "none"})`;
   if (options.context) {
@@ -51,7 +51,7 @@ export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): 
     checkTlsMaterial(kc);
     readTokenFile(kc, tokenFiles);
     impersonateAs(kc, impersonations);
-    tellExecPlugin(kc);
+    tellExecPlugin(kc, execExtensions);
   } catch (err) {
     throw new Error(`cannot load kubeconfig ${origin}: ${(err as Error).message}`);
   }
@@ -77,7 +77,8 @@ function resolve(
   ) {
     const kc = new KubeConfig();
     kc.loadFromCluster(inClusterRoot);
-    return { kc, origin: "in-cluster service account", tokenFiles: new Map(), impersonations: new Map() };
+    const none = { tokenFiles: new Map(), impersonations: new Map(), execExtensions: new Map() };
+    return { kc, origin: "in-cluster service account", ...none };
   }
   // Each file once, as client-go reads the list.
   const listed = [...new Set(env.KUBECONFIG?.split(delimiter).filter(Boolean))];
@@ -247,10 +248,11 @@ function withoutUnusedExec(kc: KubeConfig, tokenFiles: Map<string, string>): voi
 /**
  * The current user's exec plugin is told what client-go tells one, in `KUBERNETES_EXEC_INFO` (after the user's own
  * `env`, so it wins as there): an ExecCredential whose spec says it may not prompt (kubemeta has no terminal), and,
- * if it sets `provideClusterInfo`, the cluster it makes credentials for, CA read from its file. client-node runs it
+ * if it sets `provideClusterInfo`, the cluster it makes credentials for, CA read from its file, and the cluster's
+ * `client.authentication.k8s.io/exec` extension as its `config` (the plugin's own settings). client-node runs it
  * without: a plugin that reads it to learn its mode or its cluster (a v1 plugin may count on it) went without.
  */
-function tellExecPlugin(kc: KubeConfig): void {
+function tellExecPlugin(kc: KubeConfig, execExtensions: Map<string, unknown>): void {
   const user = kc.getCurrentUser();
   const exec = user?.exec as { apiVersion?: unknown; env?: unknown; provideClusterInfo?: unknown } | undefined;
   if (!user || !exec) return;
@@ -268,6 +270,7 @@ function tellExecPlugin(kc: KubeConfig): void {
               "insecure-skip-tls-verify": cluster.skipTLSVerify || undefined,
               "certificate-authority-data": ca?.toString("base64") ?? cluster.caData,
               "proxy-url": cluster.proxyUrl,
+              config: execExtensions.get(cluster.name),
             },
           }
         : {}),

@@ -175,7 +175,13 @@ test("an exec plugin is told KUBERNETES_EXEC_INFO as by client-go: not interacti
       `echo '${JSON.stringify({ ...credential, status: { token: suite.server.token } })}'\n`,
   );
   await chmod(plugin, 0o755);
-  const cluster = { ...clusterOf(suite.server), "tls-server-name": "localhost" };
+  // client-go tells a plugin its cluster's `client.authentication.k8s.io/exec` extension as `spec.cluster.config`.
+  const config = { audience: "kubemeta", scopes: ["read"] };
+  const extensions = [
+    { name: "client.authentication.k8s.io/exec", extension: config },
+    { name: "other", extension: 1 },
+  ];
+  const cluster = { ...clusterOf(suite.server), "tls-server-name": "localhost", extensions };
   const exec = (name: string, more: Record<string, unknown>) => ({
     apiVersion: "client.authentication.k8s.io/v1",
     command: plugin,
@@ -205,6 +211,8 @@ test("an exec plugin is told KUBERNETES_EXEC_INFO as by client-go: not interacti
         server: suite.server.url,
         "tls-server-name": "localhost",
         "certificate-authority-data": cluster["certificate-authority-data"],
+        // Was: absent.
+        config,
       },
       interactive: false,
     },
