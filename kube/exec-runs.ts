@@ -77,9 +77,8 @@ function kill(run: ChildProcess): void {
 /**
  * Has `kc`'s exec plugin run so that each run is in `runs` until it is over (its output closed), and is killed at
  * kubemeta's exit if still running; its runs and what they print shared by the transports of its configuration.
- * Throws when
- * client-node no longer has the authenticator replaced here: an upgrade would otherwise bring back, silently, the
- * plugins left behind.
+ * Throws when client-node no longer has the authenticator replaced here: an upgrade would otherwise bring back,
+ * silently, the plugins left behind, and the runs for each transport.
  */
 export function trackExecRuns(kc: KubeConfig, runs: Set<ChildProcess>): void {
   const authenticators = (kc as unknown as { authenticators?: object[] }).authenticators ?? [];

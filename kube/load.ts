@@ -233,9 +233,9 @@ function impersonateAs(kc: KubeConfig, impersonations: Map<string, Impersonation
 
 /**
  * The current user's exec plugin left out when the user has credentials of its own (a token or token file, a username,
- * a client certificate and key), as client-go leaves it (its authenticator is not installed for such a
- * user: "kubectl config set-credentials u --token=…" on a user with a plugin keeps both): client-node would run it
- * first, and its failure would fail every request that the token would have carried.
+ * a client certificate and key), as client-go installs no exec authenticator for such a user (`kubectl config
+ * set-credentials u --token=…` on a user with a plugin keeps both): client-node would run it first, and its failure
+ * would fail every request that the user's own credentials would have carried.
  */
 function withoutUnusedExec(kc: KubeConfig, tokenFiles: Map<string, string>): void {
   const user = kc.getCurrentUser();
