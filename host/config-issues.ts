@@ -133,7 +133,8 @@ function booleanHint(issue: v.BaseIssue<unknown>): string {
 /**
  * A string where another type belongs (`tokens: ${KUBEMETA_TOKEN}` for a list, `tls: ${KEY}` for an object) is often a
  * secret: the message says "received a string" instead of quoting it. Picklists and literals still quote what they
- * got; a key missing or unknown is said without its value (config-keys.ts).
+ * got, a variable's value said as the variable (config-interpolate.ts); a key missing or unknown is said without its
+ * value (config-keys.ts).
  */
 function withoutSecrets(issue: v.BaseIssue<unknown>): string {
   const { input, message, received } = issue;

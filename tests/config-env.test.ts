@@ -117,3 +117,36 @@ test("a ${ that no } closes is an error (the name would be the secret); $${ is a
   const literal = await load('cluster: {name: "pa$${ss-${WEBHOOK_SECRET}"}\n', env);
   expect(literal.cluster).toBe("pa${ss-a-secret-from-the-environment");
 });
+
+test("an error never quotes what a ${VAR} gave (a word from a list, a selector, a server): said as it", async () => {
+  // A Secret in the wrong variable, or put where a word belongs by one who may edit the config but not read Secrets:
+  // `--check` and the log must not print it.
+  const env = { TOKEN: "tok:Rq83/Xz1Lm5", SHORT: "deb", SELECTOR: "app = Ns7Yh2 Bk4", PORT: "80" };
+  const yaml = [
+    "log: {level: ${SHORT}}",
+    "http: {port: ${PORT}}",
+    "sources:",
+    "  - type: kubernetes",
+    "    kubeconfig: ./none",
+    "    streamingList: ${TOKEN}",
+    '    resources: ["${TOKEN}"]',
+    "    labelSelector: ${SELECTOR}",
+    "    fieldSelector: x-${TOKEN}",
+    "sinks:",
+    '  - {type: nats, servers: ["${TOKEN}"]}',
+  ].join("\n");
+  const issues = await issuesOf(load(yaml, env));
+  expect(issues).toEqual([
+    'log.level: Invalid type: Expected ("debug" | "info" | "warn" | "error") but received "${SHORT}"',
+    expect.stringMatching(/^sources\[0\]\.resources\[0\]: "\$\{TOKEN\}" is not group\/version\/resource /),
+    'sources[0].labelSelector: a part of ${SELECTOR} at character 14 where "," or the end belongs',
+    'sources[0].fieldSelector: "x-${TOKEN}" is not field=value, field==value or field!=value',
+    'sources[0].streamingList: Invalid type: Expected ("auto" | "always" | "never") but received "${TOKEN}"',
+    expect.stringMatching(/^sinks\[0\]\.servers\[0\]: "\$\{TOKEN\}" is not a NATS server: expected nats:\/\//),
+  ]);
+  for (const value of [env.TOKEN, "Ns7Yh2", "Bk4", '"deb"']) expect(issues.join("\n")).not.toContain(value);
+  // A value quoted whole leaves the schema's words quoted beside it as they are, though they are parts of it.
+  expect(await issuesOf(load("log: {level: ${LEVEL}}\n", { LEVEL: "information" }))).toEqual([
+    'log.level: Invalid type: Expected ("debug" | "info" | "warn" | "error") but received "${LEVEL}"',
+  ]);
+});

@@ -269,6 +269,7 @@ test("--check of an invalid config echoes none of its secrets, even where one st
   const work = await dir();
   const config = [
     'http: { tokens: "${KM_HTTP_TOKEN}" }', // a string where a list belongs
+    'log: { level: "${KM_HTTP_TOKEN_NEXT}" }', // where a word from a list belongs: quoted by its error
     'store: { type: libsql, url: "file:./data/k.db", authToken: ["${KM_LIBSQL_TOKEN}"] }',
     "sinks:",
     "  - type: webhook",
@@ -297,6 +298,7 @@ test("--check of an invalid config echoes none of its secrets, even where one st
   const output = `${await run.stdout.all()}\n${await run.stderr.all()}`;
   const paths = ["http.tokens", "sinks[0].headers", "sinks[0].secret", "sinks[2].token", "sinks[2].tls"];
   for (const path of [...paths, "sources[0].kubeconfig"]) expect(output).toContain(`${path}:`);
+  expect(output).toContain('log.level: Invalid type: Expected ("debug" | "info" | "warn" | "error") but received "${');
   expect(output).toContain('sinks[3].servers[0]: "nats://kubemeta:***@127.0.0.1:4222/subject" is not a NATS server');
   expect(output).not.toContain("4242424242424242");
   expect(leaks(output)).toEqual([]);
