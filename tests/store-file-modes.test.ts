@@ -1,14 +1,22 @@
 /**
  * A `file:` store kubemeta creates is its user's alone, whatever the umask: it holds the cluster's metadata that
- * `http.tokens` guard. What exists already (a volume's directory, a store copied in place) keeps its mode.
+ * `http.tokens` guard. What exists already (a volume's directory, a store copied in place) keeps its mode. A symbolic
+ * link at the store's path is followed as SQLite follows it: the file it names made privately, its WAL and index
+ * (beside that file) watched as the store's.
  */
 import { afterAll, expect, test } from "bun:test";
 import { existsSync, statSync } from "node:fs";
-import { chmod, mkdir, rm } from "node:fs/promises";
+import { chmod, mkdir, rm, symlink } from "node:fs/promises";
 import { join } from "node:path";
+import * as v from "valibot";
+import { createMetrics } from "../host/metrics.ts";
+import { silentLogger } from "../host/logger.ts";
+import libsql from "../plugins/stores/libsql.ts";
+import { isStoreReplaced, type StoreReplacedError } from "../sdk/contract.ts";
 import { startTestApiServer } from "../simulator/index.ts";
 import { tempDir, waitFor } from "../testing/index.ts";
 import { exitWithin, MAIN, Output } from "./reliability-process.ts";
+import { batch, run } from "./store-libsql-setup.ts";
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 afterAll(async () => {
@@ -17,8 +25,11 @@ afterAll(async () => {
 
 const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
 
-/** main.ts under umask 000 on a store at `<dir>/<store>`, running until its store is open, its WAL and index made. */
-async function runUnderUmask0(prepare: (dir: string) => Promise<unknown>, store: string) {
+/**
+ * main.ts under umask 000 on a store at `<dir>/<store>`, running until its store is open, its WAL and index made
+ * (beside `<dir>/<opened>`, the file SQLite opened); the modes of that file, its WAL and index.
+ */
+async function runUnderUmask0(prepare: (dir: string) => Promise<unknown>, store: string, opened = store) {
   const dir = await tempDir("kubemeta-modes-");
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   const api = await startTestApiServer();
@@ -43,7 +54,7 @@ async function runUnderUmask0(prepare: (dir: string) => Promise<unknown>, store:
   cleanups.push(() => child.kill("SIGKILL"));
   const stdout = new Output(child.stdout);
   await stdout.waitFor(/"msg":"kubernetes source synced"/, 20_000);
-  const path = join(dir, store);
+  const path = join(dir, opened);
   await waitFor(() => existsSync(`${path}-wal`) && existsSync(`${path}-shm`), 5_000, "the WAL and its index");
   const modes = [path, `${path}-wal`, `${path}-shm`].map(mode);
   child.kill("SIGTERM");
@@ -67,3 +78,37 @@ test("a directory that exists keeps its mode; a database that exists keeps its o
   expect(mode(join(dir, "data"))).toBe("750");
   expect(modes).toEqual(["640", "640", "640"]);
 }, 40_000);
+
+test("a link to nothing at the store's path: the file it names, its WAL and index 0600, under umask 000", async () => {
+  const { modes } = await runUnderUmask0(
+    async (dir) => {
+      await mkdir(join(dir, "data"));
+      await mkdir(join(dir, "volume"));
+      await symlink("../volume/kubemeta.db", join(dir, "data/kubemeta.db"));
+    },
+    "data/kubemeta.db",
+    "volume/kubemeta.db",
+  );
+  expect(modes).toEqual(["600", "600", "600"]);
+}, 40_000);
+
+test("the WAL beside the file a link at the store's path names is watched: deleted, a commit refused", async () => {
+  const dir = await tempDir();
+  await mkdir(join(dir, "volume"));
+  await symlink("volume/kubemeta.db", join(dir, "kubemeta.db"));
+  const told: StoreReplacedError[] = [];
+  const store = libsql.create(v.parse(libsql.schema, { url: `file:${join(dir, "kubemeta.db")}` }), {
+    name: "libsql",
+    cluster: "test",
+    logger: silentLogger,
+    metrics: createMetrics(),
+    replaced: (error) => told.push(error),
+  });
+  cleanups.push(() => store.stop());
+  await store.start();
+  await store.lead();
+  await store.commit(batch(run(1, 3)));
+  await rm(join(dir, "volume/kubemeta.db-wal"));
+  expect(isStoreReplaced(await store.commit(batch(run(4, 6))).catch((error: unknown) => error))).toBe(true);
+  expect(told.map((error) => error.message)).toEqual([expect.stringContaining("volume/kubemeta.db-wal was deleted")]);
+});

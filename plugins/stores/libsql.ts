@@ -6,14 +6,7 @@
  */
 import * as v from "valibot";
 import { defineStore, type Store } from "../../sdk/contract.ts";
-import {
-  filePathOf,
-  fileUrlProblem,
-  isFileUrl,
-  openConnections,
-  storeName,
-  type Connections,
-} from "./libsql/connection.ts";
+import { fileUrlProblem, isFileUrl, openConnections, storeName, type Connections } from "./libsql/connection.ts";
 import { watchFiles, type FileWatch } from "./libsql/file-identity.ts";
 import { FencedWrites } from "./libsql/fenced-writes.ts";
 import { newEpochAt, randomEpoch } from "./libsql/new-epoch.ts";
@@ -181,11 +174,7 @@ export default defineStore({
           sql: "INSERT INTO meta (id, epoch, head) VALUES (1, ?, 0) ON CONFLICT (id) DO NOTHING",
           args: [randomEpoch()],
         });
-        if (!checking && isFileUrl(config.url)) {
-          const path = filePathOf(config.url);
-          const paths = c.journalMode === "wal" ? [path, `${path}-wal`, `${path}-shm`] : [path];
-          file = watchFiles(paths, (error) => ctx.replaced?.(error), ctx.logger);
-        }
+        if (!checking && c.files) file = watchFiles(c.files, (error) => ctx.replaced?.(error), ctx.logger);
         return { c, notes };
       } catch (error) {
         await c.close();

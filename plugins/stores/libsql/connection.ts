@@ -23,7 +23,7 @@ import { releaseClosedConnections } from "./release.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
 import { startCheckpointer, WAL_RESTART_BYTES } from "./checkpointer.ts";
 import { startWriterThread, type Writer, type WriterSetup } from "./writer.ts";
-import { unwritableProblem } from "./writable.ts";
+import { linkedPath, unwritableProblem } from "./writable.ts";
 import { TIMED_OUT, until } from "../../../protocol/retry.ts";
 
 /** How long a statement waits for another process's lock before failing with SQLITE_BUSY. */
@@ -48,6 +48,8 @@ export interface Connections {
   reader: Client;
   /** The journal mode in force (`wal` unless the file system refused it); undefined when remote. */
   journalMode?: string;
+  /** On `file:`: the database at its path and, in WAL mode, the WAL and its index beside the file SQLite opened. */
+  files?: string[];
   /** Call before a write transaction: may wait for the WAL to be restarted. */
   beforeWrite(): Promise<void>;
   close(): Promise<void>;
@@ -200,9 +202,11 @@ export async function openConnections(url: string, logger: Logger, remote: Remot
     );
   }
   // Before SQLite opens anything: what it would open read-only and leave files beside (writable.ts).
-  const unwritable = unwritableProblem(path);
+  const opened = linkedPath(path);
+  const unwritable = unwritableProblem(opened);
   if (unwritable) throw new Error(`cannot open ${path}: ${unwritable}`);
-  createPrivately(path);
+  // A link to nothing at the path (planted, or made ahead of the store): the file it names is made privately too.
+  createPrivately(opened);
   let journalMode = "";
   const setup: WriterSetup = async (execute, restarted) => {
     if (restarted) logger.warn("the store's writer thread failed; a new one took over the connection", { path });
@@ -226,11 +230,12 @@ export async function openConnections(url: string, logger: Logger, remote: Remot
     );
   }
   const reader = createClient({ url, timeout: BUSY_TIMEOUT_MS });
-  const checkpointer = startCheckpointer({ url, walPath: `${path}-wal`, busyTimeoutMs: RESTART_WAIT_MS, logger });
+  const checkpointer = startCheckpointer({ url, walPath: `${opened}-wal`, busyTimeoutMs: RESTART_WAIT_MS, logger });
   return {
     writer,
     reader,
     journalMode,
+    files: journalMode === "wal" ? [path, `${opened}-wal`, `${opened}-shm`] : [path],
     beforeWrite: () => checkpointer.bound(),
     async close() {
       await checkpointer.stop();

@@ -14,7 +14,7 @@ import { filePathOf, fileUrlProblem, isFileUrl, openConnections, storeName, type
 import { releaseClosedConnections } from "./release.ts";
 import { runStatement } from "./run-statement.ts";
 import { migrate } from "./schema.ts";
-import { unwritableProblem } from "./writable.ts";
+import { linkedPath, unwritableProblem } from "./writable.ts";
 import type { Writer } from "./writer.ts";
 
 /**
@@ -45,7 +45,7 @@ async function newFileEpoch(url: string): Promise<EpochChange> {
   const path = filePathOf(url);
   // libSQL would create an empty database there: a path mistyped would be said to hold no store only after that.
   if (!isFile(path)) throw new Error(`no store at ${path}: new-epoch gives an existing store a new epoch`);
-  const unwritable = unwritableProblem(path);
+  const unwritable = unwritableProblem(linkedPath(path));
   if (unwritable) throw new Error(`cannot open ${path}: ${unwritable}`);
   const db = new Database(path, { timeout: LOCK_WAIT_MS });
   try {

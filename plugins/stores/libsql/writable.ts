@@ -6,8 +6,29 @@
  * fixed. Asked first, nothing is opened, so nothing is left; a `-shm` or `-wal` that such a start left (an earlier
  * kubemeta's, a tool's) is named with what to do about it.
  */
-import { accessSync, constants } from "node:fs";
-import { basename, dirname } from "node:path";
+import { accessSync, constants, readlinkSync, realpathSync } from "node:fs";
+import { basename, dirname, resolve } from "node:path";
+
+/** The kernel's own limit on the symbolic links one lookup follows. */
+const MAX_LINKS = 40;
+
+/**
+ * The file SQLite opens for the store at `path`: a symbolic link there (a link to a link too) followed, as SQLite does,
+ * which creates the file it points to if it is missing and puts the WAL and its index (`-wal`, `-shm`) beside that
+ * file, not beside the link. The path itself when it is no link, or one whose directory cannot be looked at.
+ */
+export function linkedPath(path: string): string {
+  let at = path;
+  for (let links = 0; links < MAX_LINKS; links++) {
+    try {
+      // Against the directory's real path: `..` in a link leads from where the link is, not from a lexical parent.
+      at = resolve(realpathSync(dirname(at)), readlinkSync(at));
+    } catch {
+      return at;
+    }
+  }
+  return at;
+}
 
 /** The code of the refusal to access `path` in `mode` (EACCES, EROFS…); "missing" when nothing is there. */
 function refusal(path: string, mode: number): string | undefined {
