@@ -1,7 +1,7 @@
 /** The `ha` section: replicas on a shared store, one leader elected with a Kubernetes Lease. */
 import * as v from "valibot";
 import { hostname } from "node:os";
-import { namespaceName, positiveDuration } from "../sdk/schema.ts";
+import { credentialPath, namespaceName, positiveDuration } from "../sdk/schema.ts";
 import { AHEAD_WAIT_MS } from "../sdk/resume.ts";
 import { NAMESPACE_PATTERN, NAMESPACE_RULE } from "../protocol/envelope.ts";
 import { isDnsSubdomain } from "../protocol/node-token.ts";
@@ -108,8 +108,7 @@ export const haSchema = v.pipe(
     ),
     kubeconfig: v.optional(
       v.pipe(
-        v.string(),
-        v.minLength(1),
+        credentialPath,
         v.description("kubeconfig for the Lease; default as the kubernetes source: in-cluster, `KUBECONFIG`, ~/.kube."),
       ),
     ),

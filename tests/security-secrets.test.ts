@@ -323,3 +323,36 @@ test("`tail` given a NATS URL with a password says which server it cannot reach,
   expect(second).toContain('--nats: "nats://***@127.0.0.1:1/subject" is not a NATS server');
   expect(leaks(`${first}\n${second}`)).toEqual([]);
 }, 20_000);
+
+test("a Secret's content where its file's path belongs (kubeconfig, .creds, seed): refused, not quoted", async () => {
+  // Read as a path, it was quoted by the failed read: `--check`, the log, and the open /readyz printed the kubeconfig.
+  const work = await dir();
+  const seed = `SU${"A".repeat(56)}`;
+  const env = {
+    KM_KUBECONFIG: `apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user: {token: ${SECRETS.KM_KUBE_TOKEN}}\n`,
+    KM_CREDS: [
+      "-----BEGIN NATS USER JWT-----",
+      `eyJ0eXAiOiJKV1QifQ.${SECRETS.KM_NATS_TOKEN}.x`,
+      "------END NATS USER JWT------",
+    ].join("\n"),
+    KM_SEED: seed,
+  };
+  const config = [
+    "sources: [{ type: kubernetes, kubeconfig: ${KM_KUBECONFIG} }]",
+    "sinks:",
+    "  - { type: nats, servers: [nats://127.0.0.1:1], credsFile: ${KM_CREDS} }",
+    "  - { type: nats, name: b, servers: [nats://127.0.0.1:1], nkeySeedFile: ${KM_SEED} }",
+    'store: { type: libsql, url: "file:./data/k.db" }',
+    "http: { address: 127.0.0.1, port: 0 }",
+  ].join("\n");
+  await writeFile(join(work, "kubemeta.yaml"), config);
+  for (const args of [["--check"], []]) {
+    const run = spawnKubemeta([...args, "--config", "kubemeta.yaml"], work, env);
+    expect(await exitWithin(run.child, 15_000)).toBe(1);
+    const output = `${await run.stdout.all()}\n${await run.stderr.all()}`;
+    for (const path of ["sources[0].kubeconfig", "sinks[0].credsFile", "sinks[1].nkeySeedFile"])
+      expect(output).toContain(`${path}: holds what a file holds`);
+    expect(output).not.toContain(seed);
+    expect(leaks(output)).toEqual([]);
+  }
+}, 20_000);

@@ -8,7 +8,14 @@
  */
 import * as v from "valibot";
 import { defineSource } from "../../sdk/contract.ts";
-import { duration, initialWithinMax, namespaceName, positiveDuration, positiveInt } from "../../sdk/schema.ts";
+import {
+  credentialPath,
+  duration,
+  initialWithinMax,
+  namespaceName,
+  positiveDuration,
+  positiveInt,
+} from "../../sdk/schema.ts";
 import { createRequestBudget } from "./kubernetes/budget.ts";
 import { follow, type FollowConfig } from "./kubernetes/follow.ts";
 import { SourceReadiness } from "./kubernetes/readiness.ts";
@@ -48,8 +55,7 @@ function oneVersionEach(names: string[]): string | undefined {
 const schema = v.strictObject({
   kubeconfig: v.optional(
     v.pipe(
-      v.string(),
-      v.minLength(1),
+      credentialPath,
       v.description(
         "A kubeconfig file; without it, the in-cluster service account, else `KUBECONFIG`, else `~/.kube/config`.",
       ),

@@ -16,6 +16,7 @@ import {
   v,
 } from "../../../sdk/index.ts";
 import { readCredentialFile } from "../../../sdk/credential-file.ts";
+import { credentialPath } from "../../../sdk/schema.ts";
 import type { ConnectionOptions } from "./connection.ts";
 import { natsUser } from "./permissions.ts";
 import {
@@ -110,9 +111,9 @@ export const natsSinkSchema = v.pipe(
     password: described(v.string(), "User and password (together)."),
     token: described(nonEmpty, "Token authentication."),
     nkeySeed: described(nkeySeed, "An nkey seed (`SU…`), e.g. `${NATS_NKEY_SEED}`."),
-    nkeySeedFile: described(nonEmpty, "A file holding an nkey seed."),
+    nkeySeedFile: described(credentialPath, "A file holding an nkey seed."),
     credsFile: described(
-      nonEmpty,
+      credentialPath,
       "A `.creds` file (JWT + seed, decentralized auth). These files (and `nkeySeedFile`, `tls.*File`) are read " +
         "at each connection attempt and by `--check`, only if regular files of at most 1 MiB (see Configuration): " +
         "one missing, not a regular file, or holding something else than its key says, is a config error there.",
@@ -120,9 +121,9 @@ export const natsSinkSchema = v.pipe(
     tls: v.optional(
       v.pipe(
         v.strictObject({
-          caFile: described(nonEmpty, "CA that signed the server's certificate (system roots otherwise)."),
-          certFile: described(nonEmpty, "Client certificate and key, for servers that verify clients."),
-          keyFile: described(nonEmpty, "Client certificate and key, for servers that verify clients."),
+          caFile: described(credentialPath, "CA that signed the server's certificate (system roots otherwise)."),
+          certFile: described(credentialPath, "Client certificate and key, for servers that verify clients."),
+          keyFile: described(credentialPath, "Client certificate and key, for servers that verify clients."),
           handshakeFirst: v.optional(
             v.pipe(v.boolean(), v.description("TLS before the server's INFO (servers with `handshake_first`).")),
             false,
