@@ -11,7 +11,7 @@ import { KubeConfig, type User } from "@kubernetes/client-node";
 import { impersonate, type Impersonation } from "./impersonation.ts";
 import { type LoadedKubeconfig, readKubeconfigs } from "./kubeconfig.ts";
 import { checkTlsMaterial } from "./tls-files.ts";
-import { readCredentialFileSync } from "../sdk/credential-file.ts";
+import { holdsFileContent, readCredentialFileSync } from "../sdk/credential-file.ts";
 
 const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
@@ -80,6 +80,11 @@ function resolve(
     const none = { tokenFiles: new Map(), impersonations: new Map(), execExtensions: new Map() };
     return { kc, origin: "in-cluster service account", ...none };
   }
+  if (env.KUBECONFIG && holdsFileContent(env.KUBECONFIG))
+    throw new Error(
+      "KUBECONFIG holds what a kubeconfig holds (a line break, a mapping, a PEM block or a JWT), not a list of " +
+        "files: write the kubeconfig to a file and set KUBECONFIG to its path",
+    );
   // Each file once, as client-go reads the list.
   const listed = [...new Set(env.KUBECONFIG?.split(delimiter).filter(Boolean))];
   if (listed.length > 0) {

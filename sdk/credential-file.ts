@@ -16,6 +16,20 @@ import { MOUNTED_FILE_MAX, MOUNTED_FILE_MAX_BYTES, readBounded, readBoundedSync 
 /** O_NONBLOCK: opening a FIFO does not wait for a writer. O_NOCTTY: a terminal is never made the controlling one. */
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
 
+/**
+ * What a credential file holds rather than its path: a line break or another control character (a kubeconfig, a
+ * `.creds` file), a mapping (a kubeconfig as JSON on one line), a PEM block, an nkey seed (`SU…`), a JWT. A Secret's
+ * value given to the variable meant for its file's path (`KUBECONFIG` holding the kubeconfig, as a CI system's
+ * variable of the wrong type does) was read as a path, and the failed read quoted it: in the log, in `--check`'s
+ * output and, for a kubeconfig, on the open /readyz.
+ */
+const FILE_CONTENT = /\p{Cc}|^\s*\{|-----BEGIN |^S[A-Z][A-Z2-7]{50,}$|^eyJ[\w-]*\.[\w-]+\./u;
+
+/** True when `path` holds what a credential file holds rather than a path (FILE_CONTENT): never to be quoted. */
+export function holdsFileContent(path: string): boolean {
+  return FILE_CONTENT.test(path);
+}
+
 /** A credential file that cannot be used: the message names the key that names it and its path, never its content. */
 export class CredentialFileError extends Error {
   constructor(

@@ -9,6 +9,7 @@ import { isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
 import { KIND_PATTERN, KIND_RULE, NAMESPACE_PATTERN, NAMESPACE_RULE } from "../protocol/envelope.ts";
 import { builtInKindCase, caseRule } from "../protocol/kinds.ts";
 import type { Logger } from "./telemetry.ts";
+import { holdsFileContent } from "./credential-file.ts";
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -81,24 +82,16 @@ export const kindName = v.pipe(
 export const namespaceName = v.pipe(v.string(), v.regex(NAMESPACE_PATTERN, NAMESPACE_RULE));
 
 /**
- * What a file holds rather than its path: a line break or another control character (a kubeconfig, a `.creds` file), a
- * PEM block, an nkey seed (`SU…`), a JWT. A Secret's value given to the variable meant for its file's path was read
- * as a path, and the failed read quoted it: in the log, in `--check`'s output and, for a kubeconfig, on the open
- * /readyz.
- */
-const FILE_CONTENT = /\p{Cc}|-----BEGIN |^S[A-Z][A-Z2-7]{50,}$|^eyJ[\w-]*\.[\w-]+\./u;
-
-/**
  * The path of a file kubemeta reads a credential or a kubeconfig from; a value that holds what such a file holds is
- * refused (FILE_CONTENT) and, as every config error, not quoted.
+ * refused (holdsFileContent) and, as every config error, not quoted.
  */
 export const credentialPath = v.pipe(
   v.string(),
   v.minLength(1),
   v.check(
-    (path) => !FILE_CONTENT.test(path),
-    "holds what a file holds (a line break, a PEM block, an nkey seed or a JWT), not a file's path: give the path " +
-      "of the file (a Secret mounted as one)",
+    (path) => !holdsFileContent(path),
+    "holds what a file holds (a line break, a mapping, a PEM block, an nkey seed or a JWT), not a file's path: give " +
+      "the path of the file (a Secret mounted as one)",
   ),
 );
 
