@@ -143,7 +143,7 @@ test("reloads while the plugin runs start no other run; close() ends it; the nex
   await waitFor(() => !alive(plugin) && !alive(child), 5_000, `pids ${plugin} and ${child} to be gone`);
   // A request in the moment before the killed run's end is heard joins that run and is told of the kill, once.
   const killed = `the kubeconfig's exec plugin ${join(dir, "reloads", "credential")} was killed by SIGKILL, and wrote `;
-  expect([hung, `${killed}nothing on stderr`]).toContain(await given());
+  expect([hung, `${killed}nothing on stderr`]).toContain(String(await given()));
   expect(await given()).toBe(hung);
   await waitFor(() => pidsIn(pids).length === 4, 5_000, "the plugin's next run");
   transport.close();
