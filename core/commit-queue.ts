@@ -8,6 +8,16 @@ import { type Logger, type Metrics, outageLog } from "../sdk/telemetry.ts";
 import type { Update } from "../sdk/model.ts";
 import { Backoff, sleep } from "../protocol/retry.ts";
 
+/**
+ * How long a commit may wait for the store's answer before /readyz says the store is not answering. A store that
+ * accepts the connection and never answers (a server stopped, a path that drops packets, a disk that hangs) fails a
+ * commit only after store.timeout (60 s; over ws(s):// and on a file, never), and until then the last commit that
+ * finished is all readiness would see. The largest commit is one full queue (highWater, 5,000 updates): 0.1–0.5 s
+ * here during a 10,000-pod initial sync, to a file and to the test libSQL server, and the sync's 1,700–3,000-update
+ * commits 0.15 s on average in bench/RESULTS.md; 10 s is well above a slow disk's or a distant server's.
+ */
+export const UNANSWERED_COMMIT_MS = 10_000;
+
 export interface CommitQueueOptions {
   store: Store;
   logger: Logger;
@@ -48,6 +58,8 @@ export interface CommitQueue {
   abandon(): Uncommitted;
   /** Why the last commit failed, while it is being retried; undefined once a commit succeeds. */
   failure(): Error | undefined;
+  /** How long the commit in flight has waited for the store's answer (ms); 0 with none in flight. */
+  unansweredMs(): number;
 }
 
 export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
@@ -64,6 +76,8 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
   /** The batch drain() is committing, taken off `pending`: still uncommitted until the store says so. */
   let committing: { updates: Update[]; resume: Map<string, string> } | undefined;
   let lastFailure: Error | undefined;
+  /** When the store was asked for the commit in flight (performance.now()); undefined between tries. */
+  let askedAt: number | undefined;
   /** Set by abandon(): wakes the retry's backoff, and drain() commits nothing more. */
   const abandoned = new AbortController();
 
@@ -107,12 +121,15 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
     const backoff = new Backoff({ initialMs: 100, maxMs: 2_000 });
     const firstTryAt = performance.now();
     for (;;) {
+      askedAt = performance.now();
       try {
         await store.commit({ updates, digests, resumePoints: resume, ...(whole ? { whole } : {}) });
+        askedAt = undefined;
         lastFailure = undefined;
         outage.succeeded();
         return true;
       } catch (error) {
+        askedAt = undefined;
         lastFailure = error instanceof Error ? error : new Error(String(error));
         // The store told the host, which stops (StoreContext.replaced): no retry would land anywhere.
         if (isStoreReplaced(lastFailure)) {
@@ -203,5 +220,6 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
       return { updates, resumePoints: [...keys].sort() };
     },
     failure: () => lastFailure,
+    unansweredMs: () => (askedAt === undefined ? 0 : performance.now() - askedAt),
   };
 }

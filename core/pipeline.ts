@@ -55,6 +55,8 @@ export interface Pipeline extends ChangeSink {
   abandon(): Uncommitted;
   /** Why the last commit failed, while it is being retried; undefined once a commit succeeds (for /readyz). */
   commitFailure(): Error | undefined;
+  /** How long the commit in flight has waited for the store's answer (ms); 0 with none in flight (for /readyz). */
+  commitUnansweredMs(): number;
   /**
    * Once every source has synced: retracts (as ChangeSink.retract) each resource that kinds were last relisted under
    * but no source asked about in this run: a resource taken out of the config, a source removed. Its objects would
@@ -274,6 +276,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     flush: queue.flush,
     stop: queue.stop,
     commitFailure: queue.failure,
+    commitUnansweredMs: queue.unansweredMs,
     abandon() {
       // A replica that writes no more tracks nothing: its last count would be summed with the next leader's.
       abandoned = true;

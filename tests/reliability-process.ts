@@ -113,3 +113,30 @@ export async function runMain(
   ]);
   return { code, stdout, stderr };
 }
+
+/** A test libSQL server (./hrana-server-cli.ts) as a process of its own: one that can be killed, stopped, restarted. */
+export async function spawnHranaServer(
+  db: string,
+  options: { port?: number; token?: string; crashOnCommit?: "before" | "after" } = {},
+) {
+  const args = [process.execPath, join(import.meta.dir, "hrana-server-cli.ts"), "--db", db];
+  args.push("--port", String(options.port ?? 0));
+  if (options.token) args.push("--token", options.token);
+  if (options.crashOnCommit) args.push("--crash-on-commit", options.crashOnCommit);
+  const child = Bun.spawn(args, { stdout: "pipe", stderr: "pipe" });
+  const stderr = new Output(child.stderr);
+  const line = await new Output(child.stdout).waitFor(/^\{.*\}$/m, 10_000).catch((error) => {
+    child.kill("SIGKILL");
+    throw new Error(`${(error as Error).message}\nstderr: ${stderr.text}`);
+  });
+  const { url, port } = JSON.parse(line[0]) as { url: string; port: number };
+  return {
+    url,
+    port,
+    child,
+    async stop() {
+      child.kill("SIGTERM");
+      await exitWithin(child, 5_000);
+    },
+  };
+}

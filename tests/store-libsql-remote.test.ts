@@ -14,11 +14,10 @@ import { createMetrics } from "../host/metrics.ts";
 import { silentLogger } from "../host/logger.ts";
 import type { Store } from "../sdk/contract.ts";
 import { startHranaServer } from "./hrana-server.ts";
-import { exitWithin, Output } from "./reliability-process.ts";
+import { exitWithin, spawnHranaServer } from "./reliability-process.ts";
 import { batch, run, storeSandbox } from "./store-libsql-setup.ts";
 
 const { newDir, open } = storeSandbox("remote");
-const CLI = join(import.meta.dir, "hrana-server-cli.ts");
 const TOKEN = "test-token-5f1e";
 
 function remoteStore(url: string, authToken?: string, timeout?: string): Store {
@@ -33,27 +32,9 @@ function remoteStore(url: string, authToken?: string, timeout?: string): Store {
   return store;
 }
 
-/** The server as its own process, killed at the end of the test if still running. */
-async function spawnServer(db: string, port = 0, crashOnCommit?: "before" | "after") {
-  const args = [process.execPath, CLI, "--db", db, "--port", String(port), "--token", TOKEN];
-  if (crashOnCommit) args.push("--crash-on-commit", crashOnCommit);
-  const child = Bun.spawn(args, { stdout: "pipe", stderr: "pipe" });
-  const stderr = new Output(child.stderr);
-  const line = await new Output(child.stdout).waitFor(/^\{.*\}$/m, 10_000).catch((error) => {
-    child.kill("SIGKILL");
-    throw new Error(`${(error as Error).message}\nstderr: ${stderr.text}`);
-  });
-  const { url, port: listening } = JSON.parse(line[0]) as { url: string; port: number };
-  return {
-    url,
-    port: listening,
-    child,
-    async stop() {
-      child.kill("SIGTERM");
-      await exitWithin(child, 5_000);
-    },
-  };
-}
+/** The server as its own process (spawnHranaServer), with the token. */
+const spawnServer = (db: string, port = 0, crashOnCommit?: "before" | "after") =>
+  spawnHranaServer(db, { port, token: TOKEN, crashOnCommit });
 
 describe("bearer token", () => {
   test("a wrong or missing token fails start with a clear error; the right one opens the store", async () => {

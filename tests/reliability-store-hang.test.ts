@@ -1,0 +1,85 @@
+/**
+ * A remote store that hangs instead of refusing (its server stopped: connections accepted, nothing answered) fails a
+ * commit only after store.timeout, 60 s. /readyz does not wait for that: once the commit in flight has waited
+ * UNANSWERED_COMMIT_MS for its answer it says the store is not answering, and it is ready again once the store answers.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { UNANSWERED_COMMIT_MS } from "../core/commit-queue.ts";
+import { startTestApiServer } from "../simulator/index.ts";
+import { populate, startChurn } from "../simulator/population.ts";
+import { tempDir, waitFor } from "../testing/index.ts";
+import { kubernetesSource } from "./faults-cluster.ts";
+import { MAIN, Output, spawnHranaServer } from "./reliability-process.ts";
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** /readyz's status and body. */
+async function readiness(url: string): Promise<{ status: number; body: { ready: boolean; waiting: string[] } }> {
+  const response = await fetch(`${url}readyz`);
+  return { status: response.status, body: (await response.json()) as { ready: boolean; waiting: string[] } };
+}
+
+test("a remote store that stops answering: /readyz 503 once a commit waited the bound, not store.timeout", async () => {
+  const dir = await tempDir("kubemeta-store-hang-");
+  const api = await startTestApiServer({ bookmarkIntervalMs: 200 });
+  cleanups.push(async () => {
+    await api.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  populate(api, { nodes: 10, podsPerNode: 20 });
+  const kubeconfig = join(dir, "kubeconfig");
+  await api.writeKubeconfig(kubeconfig, "token");
+  const server = await spawnHranaServer(join(dir, "store", "kubemeta.db"));
+  cleanups.push(() => server.child.kill("SIGKILL"));
+  await Bun.write(
+    join(dir, "kubemeta.yaml"),
+    [
+      "http: { address: 127.0.0.1, port: 0 }",
+      `store: { type: libsql, url: "${server.url}" }`,
+      "sources:",
+      ...kubernetesSource(kubeconfig, ["pods", "nodes"]),
+    ].join("\n"),
+  );
+  const proc = Bun.spawn([process.execPath, "run", MAIN, "--config", "kubemeta.yaml"], {
+    cwd: dir,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  cleanups.push(() => proc.kill("SIGKILL"));
+  const out = new Output(proc.stdout);
+  const url = (await out.waitFor(/"msg":"http listening","url":"([^"]+)"/, 30_000))[1]!;
+  await waitFor(async () => (await readiness(url)).status === 200, 30_000, "kubemeta to be ready");
+  // Commits are due: the churn's, and the bookmarks' resume points.
+  const churn = startChurn(api, { perSecond: 50 });
+  cleanups.push(() => churn.stop());
+  await waitFor(() => churn.changes() > 20, 5_000, "the churn under way");
+
+  server.child.kill("SIGSTOP");
+  const stoppedAt = performance.now();
+  const unready = await waitFor(
+    async () => {
+      const { status, body } = await readiness(url);
+      return status === 503 && body;
+    },
+    UNANSWERED_COMMIT_MS + 5_000,
+    "/readyz to answer 503",
+  );
+  const unreadyAfterMs = performance.now() - stoppedAt;
+  console.log(`/readyz answered 503 ${unreadyAfterMs.toFixed(0)} ms after the store stopped answering`);
+  expect(unready).toEqual({
+    ready: false,
+    waiting: [expect.stringMatching(/^store not answering: a commit has waited \d+ s for its answer$/)],
+  });
+  // The commit in flight was asked for at most a commit's time before the store stopped.
+  expect(unreadyAfterMs).toBeGreaterThan(UNANSWERED_COMMIT_MS - 1_000);
+
+  // Answering again, the store takes the commit that waited: ready again, long before store.timeout.
+  server.child.kill("SIGCONT");
+  await waitFor(async () => (await readiness(url)).status === 200, 5_000, "/readyz to answer 200 again");
+  expect(out.lines("store commit failed; retrying")).toEqual([]);
+}, 60_000);
