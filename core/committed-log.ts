@@ -13,7 +13,7 @@ import {
 } from "../sdk/contract.ts";
 import { type Logger, type Metrics, rateLimitedWarn, streamLabel } from "../sdk/telemetry.ts";
 import { ALL } from "../protocol/streams.ts";
-import { aborted, until } from "../protocol/retry.ts";
+import { aborted, TIMED_OUT, until } from "../protocol/retry.ts";
 import { inStream, type Update } from "../sdk/model.ts";
 
 export interface LogOptions {
@@ -29,6 +29,12 @@ export interface LogOptions {
   horizons?: Map<string, number>;
   /** Whether the store's objects are the whole state already (CommittedLog.whole); else markWhole() says when. */
   whole: boolean;
+  /**
+   * How long a read waits for the store's answer before it is given up, as one that failed, its late answer ignored
+   * (default: as long as the store takes). A store that accepts connections and answers nothing fails a read only
+   * after store.timeout: meanwhile every reader would wait on it, not told to come back.
+   */
+  unansweredMs?: number;
 }
 
 export interface HostLog extends CommittedLog {
@@ -51,7 +57,7 @@ interface Scan {
 }
 
 export function createLog(options: LogOptions): HostLog {
-  const { store, epoch } = options;
+  const { store, epoch, unansweredMs = Infinity } = options;
   const tailSize = options.tailSize ?? 10_000;
   let tail: Update[] = [];
   let head = options.head;
@@ -88,6 +94,40 @@ export function createLog(options: LogOptions): HostLog {
     throw new BehindRetentionError(after, below + 1);
   }
 
+  const noAnswer = () => new Error(`no answer from the store in ${unansweredMs} ms`);
+
+  /** The store's answer to `request`; throws once it has waited unansweredMs for it. */
+  async function ask<T>(request: Promise<T>): Promise<T> {
+    const answer = await until(request, Date.now() + unansweredMs);
+    if (answer === TIMED_OUT) throw noAnswer();
+    return answer;
+  }
+
+  /**
+   * `pages`, each page's read given up as ask() gives a read up. The store's read stays open until that page's late
+   * answer, and is closed then, not waited for: its close would wait as long.
+   */
+  async function* answeredPages<T>(pages: AsyncIterable<T>): AsyncIterable<T> {
+    const iterator = pages[Symbol.asyncIterator]();
+    let givenUp: Promise<unknown> | undefined;
+    try {
+      for (;;) {
+        const next = iterator.next();
+        const step = await until(next, Date.now() + unansweredMs);
+        if (step === TIMED_OUT) {
+          givenUp = next;
+          throw noAnswer();
+        }
+        if (step.done) return;
+        yield step.value;
+      }
+    } finally {
+      const close = () => iterator.return?.();
+      if (givenUp) givenUp.then(close, close).catch(() => {});
+      else await close();
+    }
+  }
+
   function tailIndex(version: number): number {
     const first = tail[0];
     return first ? version - first.version : -1;
@@ -110,7 +150,7 @@ export function createLog(options: LogOptions): HostLog {
       }
       return { updates, through: tail[i - 1]?.version ?? after };
     }
-    const updates = await store.readUpdates({ stream, after, to: upTo, limit });
+    const updates = await ask(store.readUpdates({ stream, after, to: upTo, limit }));
     const through = updates.length < limit ? upTo : updates[updates.length - 1]!.version;
     checkRetained(stream, after, positioned);
     await checkStoreHeld(stream, after, updates, positioned);
@@ -125,14 +165,14 @@ export function createLog(options: LogOptions): HostLog {
    */
   async function checkStoreHeld(stream: string, after: number, read: Update[], positioned: boolean): Promise<void> {
     if (stream !== ALL && horizons) {
-      const stored = await store.horizon!(stream);
+      const stored = await ask(store.horizon!(stream));
       if (stored > (horizons.get(stream) ?? 0)) horizons.set(stream, stored);
       return checkRetained(stream, after, positioned);
     }
     const next =
-      stream === ALL ? read[0] : (await store.readUpdates({ stream: ALL, after, to: after + 1, limit: 1 }))[0];
+      stream === ALL ? read[0] : (await ask(store.readUpdates({ stream: ALL, after, to: after + 1, limit: 1 })))[0];
     if (next?.version === after + 1) return;
-    const [first] = await store.readUpdates({ stream: ALL, after, limit: 1 });
+    const [first] = await ask(store.readUpdates({ stream: ALL, after, limit: 1 }));
     moveOldest(Math.max(oldest, first?.version ?? head + 1));
     checkRetained(stream, after, positioned);
   }
@@ -163,8 +203,9 @@ export function createLog(options: LogOptions): HostLog {
         else if (position >= head) await until(wake.promise, Infinity, signal);
       }
     },
+    // Not bounded: the whole state in one read takes as long as it is large (snapshotPages' pages are bounded).
     snapshot: (query: ObjectQuery) => store.snapshot(query),
-    snapshotPages: (query: ObjectQuery, pageSize: number) => store.snapshotPages(query, pageSize),
+    snapshotPages: (query: ObjectQuery, pageSize: number) => answeredPages(store.snapshotPages(query, pageSize)),
     whole: (signal) => (signal ? Promise.race([whole.promise, aborted(signal)]) : whole.promise),
     markWhole: () => whole.resolve(),
     behindStore: () => behindStore,

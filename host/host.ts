@@ -13,6 +13,7 @@ import type { Lifecycle, Sink } from "../sdk/contract.ts";
 import { createHttpServer, type HttpServer, type Readiness } from "./http.ts";
 import { mountApi } from "./read-api.ts";
 import { createLog, type HostLog } from "../core/committed-log.ts";
+import { STORE_UNANSWERED_MS } from "../core/commit-queue.ts";
 import { createLogger } from "./logger.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import { createMetrics } from "./metrics.ts";
@@ -121,7 +122,8 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   // store that records nothing: whole if it held updates, and with `ha` at once (no replica can tell when the leader's
   // have synced).
   const whole = state.whole ?? (head > 0 || !!config.ha);
-  const log = createLog({ store, epoch, head, oldest, horizons, logger, metrics, whole });
+  const unansweredMs = STORE_UNANSWERED_MS;
+  const log = createLog({ store, epoch, head, oldest, horizons, logger, metrics, whole, unansweredMs });
   const logAge = watchLogAge(store, log, metrics);
   // Logs of several clusters are often read in one place: this line says whose these are.
   logger.info("store open", { epoch: state.epoch, head: state.head, oldest: state.oldest, cluster: config.cluster });

@@ -15,7 +15,7 @@ import {
 } from "../sdk/contract.ts";
 import type { Logger, Metrics } from "../sdk/telemetry.ts";
 import type { HostLog } from "../core/committed-log.ts";
-import { type Uncommitted, UNANSWERED_COMMIT_MS } from "../core/commit-queue.ts";
+import { type Uncommitted, STORE_UNANSWERED_MS } from "../core/commit-queue.ts";
 import { createPipeline } from "../core/pipeline.ts";
 import { answering, catchUp, checkSameStore } from "./follower.ts";
 import { supervise } from "./supervise.ts";
@@ -190,7 +190,7 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
       if (failure) waiting.push(`store not writable: ${failure.message}`);
       // Before the commit fails (store.timeout, or never): a load balancer sends no new reader to wait on the store.
       const unansweredMs = pipeline.commitUnansweredMs();
-      if (unansweredMs >= UNANSWERED_COMMIT_MS)
+      if (unansweredMs >= STORE_UNANSWERED_MS)
         waiting.push(`store not answering: a commit has waited ${Math.floor(unansweredMs / 1000)} s for its answer`);
       return waiting;
     },

@@ -1,12 +1,13 @@
 /**
  * A remote store that hangs instead of refusing (its server stopped: connections accepted, nothing answered) fails a
- * commit only after store.timeout, 60 s. /readyz does not wait for that: once the commit in flight has waited
- * UNANSWERED_COMMIT_MS for its answer it says the store is not answering, and it is ready again once the store answers.
+ * request only after store.timeout, 60 s. Neither /readyz nor a reader waits for that: once the commit in flight has
+ * waited STORE_UNANSWERED_MS for its answer /readyz says the store is not answering, and is ready again once the store
+ * answers; a read that waited as long is answered 503, to come back, as one that failed.
  */
 import { afterEach, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { UNANSWERED_COMMIT_MS } from "../core/commit-queue.ts";
+import { STORE_UNANSWERED_MS } from "../core/commit-queue.ts";
 import { startTestApiServer } from "../simulator/index.ts";
 import { populate, startChurn } from "../simulator/population.ts";
 import { tempDir, waitFor } from "../testing/index.ts";
@@ -24,7 +25,7 @@ async function readiness(url: string): Promise<{ status: number; body: { ready: 
   return { status: response.status, body: (await response.json()) as { ready: boolean; waiting: string[] } };
 }
 
-test("a remote store that stops answering: /readyz 503 once a commit waited the bound, not store.timeout", async () => {
+test("a remote store that stops answering: /readyz and a read 503 after the bound, not store.timeout", async () => {
   const dir = await tempDir("kubemeta-store-hang-");
   const api = await startTestApiServer({ bookmarkIntervalMs: 200 });
   cleanups.push(async () => {
@@ -61,12 +62,21 @@ test("a remote store that stops answering: /readyz 503 once a commit waited the 
 
   server.child.kill("SIGSTOP");
   const stoppedAt = performance.now();
+  // A reader meanwhile: /v1/objects reads the store (the newest updates are served from memory, not the objects).
+  const objects = fetch(`${url}v1/objects`, { signal: AbortSignal.timeout(STORE_UNANSWERED_MS + 5_000) }).then(
+    async (response) => ({
+      status: response.status,
+      retryAfter: response.headers.get("retry-after"),
+      body: await response.json(),
+      afterMs: performance.now() - stoppedAt,
+    }),
+  );
   const unready = await waitFor(
     async () => {
       const { status, body } = await readiness(url);
       return status === 503 && body;
     },
-    UNANSWERED_COMMIT_MS + 5_000,
+    STORE_UNANSWERED_MS + 5_000,
     "/readyz to answer 503",
   );
   const unreadyAfterMs = performance.now() - stoppedAt;
@@ -76,7 +86,17 @@ test("a remote store that stops answering: /readyz 503 once a commit waited the 
     waiting: [expect.stringMatching(/^store not answering: a commit has waited \d+ s for its answer$/)],
   });
   // The commit in flight was asked for at most a commit's time before the store stopped.
-  expect(unreadyAfterMs).toBeGreaterThan(UNANSWERED_COMMIT_MS - 1_000);
+  expect(unreadyAfterMs).toBeGreaterThan(STORE_UNANSWERED_MS - 1_000);
+
+  // Told to come back once its read waited as long, not at store.timeout (60 s).
+  const answered = await objects;
+  console.log(`/v1/objects answered ${answered.status} ${answered.afterMs.toFixed(0)} ms after the store stopped`);
+  expect(answered).toMatchObject({
+    status: 503,
+    retryAfter: "5",
+    body: { error: "the store cannot be read now; retry later" },
+  });
+  expect(answered.afterMs).toBeGreaterThan(STORE_UNANSWERED_MS - 1_000);
 
   // Answering again, the store takes the commit that waited: ready again, long before store.timeout.
   server.child.kill("SIGCONT");
