@@ -3,7 +3,7 @@
  * takes all that is pending. A failed commit is retried with backoff, the same batch
  * again, until it lands, the store fences this writer out, or abandon() gives it up.
  */
-import { isStoreReplaced, isWriterFenced, type Store } from "../sdk/contract.ts";
+import { type CommitBatch, isStoreReplaced, isWriterFenced, type Store } from "../sdk/contract.ts";
 import { type Logger, type Metrics, outageLog } from "../sdk/telemetry.ts";
 import type { Update } from "../sdk/model.ts";
 import { Backoff, sleep } from "../protocol/retry.ts";
@@ -111,6 +111,30 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
     roomFreed = undefined;
   }
 
+  /**
+   * The store's commit of `batch`. One unanswered for STORE_UNANSWERED_MS is said then, as /readyz says it, and its
+   * answer once it comes: a store that hangs fails it only after store.timeout (or never), unlogged until then.
+   */
+  async function ask(batch: CommitBatch): Promise<void> {
+    const at = performance.now();
+    askedAt = at;
+    let said = false;
+    const late = setTimeout(() => {
+      said = true;
+      logger.warn("store not answering a commit; waiting for it", {
+        waitedMs: STORE_UNANSWERED_MS,
+        updates: batch.updates.length,
+      });
+    }, STORE_UNANSWERED_MS);
+    try {
+      await store.commit(batch);
+    } finally {
+      clearTimeout(late);
+      askedAt = undefined;
+      if (said) logger.info("store answers again", { waitedMs: Math.round(performance.now() - at) });
+    }
+  }
+
   /** Commits `updates` until it lands; false if the store fenced this writer out or the queue was abandoned. */
   async function commitOne(
     updates: Update[],
@@ -122,15 +146,12 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
     const backoff = new Backoff({ initialMs: 100, maxMs: 2_000 });
     const firstTryAt = performance.now();
     for (;;) {
-      askedAt = performance.now();
       try {
-        await store.commit({ updates, digests, resumePoints: resume, ...(whole ? { whole } : {}) });
-        askedAt = undefined;
+        await ask({ updates, digests, resumePoints: resume, ...(whole ? { whole } : {}) });
         lastFailure = undefined;
         outage.succeeded();
         return true;
       } catch (error) {
-        askedAt = undefined;
         lastFailure = error instanceof Error ? error : new Error(String(error));
         // The store told the host, which stops (StoreContext.replaced): no retry would land anywhere.
         if (isStoreReplaced(lastFailure)) {

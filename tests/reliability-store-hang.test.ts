@@ -88,6 +88,11 @@ test("a remote store that stops answering: /readyz and a read 503 after the boun
   // The commit in flight was asked for at most a commit's time before the store stopped.
   expect(unreadyAfterMs).toBeGreaterThan(STORE_UNANSWERED_MS - 1_000);
 
+  // Said in the log as well, once: a commit that hangs fails (and is logged failing) only at store.timeout.
+  expect(out.lines("store not answering a commit; waiting for it")).toEqual([
+    expect.objectContaining({ level: "warn", waitedMs: STORE_UNANSWERED_MS, updates: expect.any(Number) }),
+  ]);
+
   // Told to come back once its read waited as long, not at store.timeout (60 s).
   const answered = await objects;
   console.log(`/v1/objects answered ${answered.status} ${answered.afterMs.toFixed(0)} ms after the store stopped`);
@@ -101,5 +106,9 @@ test("a remote store that stops answering: /readyz and a read 503 after the boun
   // Answering again, the store takes the commit that waited: ready again, long before store.timeout.
   server.child.kill("SIGCONT");
   await waitFor(async () => (await readiness(url)).status === 200, 5_000, "/readyz to answer 200 again");
+  const answers = await waitFor(() => out.lines("store answers again")[0], 5_000, "the answer's log line");
+  expect(answers.level).toBe("info");
+  expect(answers.waitedMs).toBeGreaterThan(STORE_UNANSWERED_MS);
+  expect(out.lines("store not answering a commit; waiting for it")).toHaveLength(1);
   expect(out.lines("store commit failed; retrying")).toEqual([]);
 }, 60_000);
