@@ -29,7 +29,10 @@ export interface CommitQueueOptions {
   onCommitted(updates: Update[], resumePoints: Map<string, string>): void;
   /** The store refused a commit because another process now writes to it: nothing more is committed. */
   onFenced?(error: Error): void;
-  /** Called after each failed commit that is retried, with how long its batch has failed (from its first try on). */
+  /**
+   * Called after each failed commit that is retried, with how long its batch has failed (from its first try on); and
+   * every second while a commit has waited STORE_UNANSWERED_MS and more for its answer, as one failing that long.
+   */
   onFailing?(error: Error, failingMs: number): void;
 }
 
@@ -112,24 +115,35 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
   }
 
   /**
-   * The store's commit of `batch`. One unanswered for STORE_UNANSWERED_MS is said then, as /readyz says it, and its
-   * answer once it comes: a store that hangs fails it only after store.timeout (or never), unlogged until then.
+   * The store's commit of `batch`. One unanswered for STORE_UNANSWERED_MS is said then, as /readyz says it, told to
+   * onFailing each second from then on, and its answer said once it comes: a store that hangs fails it only after
+   * store.timeout (or never), unlogged and unseen by the term until then.
    */
-  async function ask(batch: CommitBatch): Promise<void> {
+  async function ask(batch: CommitBatch, firstTryAt: number): Promise<void> {
     const at = performance.now();
     askedAt = at;
     let said = false;
+    // With `ha`, a term that cannot write for a Lease's duration ends, whether its commits fail or hang.
+    const failing = () => {
+      if (abandoned.signal.aborted) return;
+      const waitedMs = Math.round(performance.now() - at);
+      options.onFailing?.(new Error(`no answer from the store in ${waitedMs} ms`), performance.now() - firstTryAt);
+    };
+    let stillFailing: Timer | undefined;
     const late = setTimeout(() => {
       said = true;
       logger.warn("store not answering a commit; waiting for it", {
         waitedMs: STORE_UNANSWERED_MS,
         updates: batch.updates.length,
       });
+      failing();
+      stillFailing = setInterval(failing, 1_000);
     }, STORE_UNANSWERED_MS);
     try {
       await store.commit(batch);
     } finally {
       clearTimeout(late);
+      clearInterval(stillFailing);
       askedAt = undefined;
       if (said) logger.info("store answers again", { waitedMs: Math.round(performance.now() - at) });
     }
@@ -147,7 +161,7 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
     const firstTryAt = performance.now();
     for (;;) {
       try {
-        await ask({ updates, digests, resumePoints: resume, ...(whole ? { whole } : {}) });
+        await ask({ updates, digests, resumePoints: resume, ...(whole ? { whole } : {}) }, firstTryAt);
         lastFailure = undefined;
         outage.succeeded();
         return true;

@@ -40,7 +40,10 @@ export interface PipelineOptions {
    * pipeline commits nothing more, as after abandon(); its owner stops the sources.
    */
   onFenced?(error: Error): void;
-  /** Called after each failed commit that is retried, with how long its batch has failed (from its first try on). */
+  /**
+   * Called after each failed commit that is retried, with how long its batch has failed (from its first try on), and
+   * each second while a commit goes unanswered past STORE_UNANSWERED_MS (CommitQueueOptions.onFailing).
+   */
   onCommitFailing?(error: Error, failingMs: number): void;
 }
 

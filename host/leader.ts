@@ -31,8 +31,9 @@ export interface LeaderOptions {
   /** Another process became the store's writer: this term commits nothing more. */
   onFenced(error: Error): void;
   /**
-   * After each failed commit that is retried, how long its batch has failed: with `ha`, a term that cannot write
-   * for long ends, so that a replica that reaches the store leads.
+   * After each failed commit that is retried, and each second a commit goes unanswered past STORE_UNANSWERED_MS, how
+   * long its batch has failed: with `ha`, a term that cannot write for long ends, so that a replica that reaches the
+   * store leads.
    */
   onCommitFailing?(error: Error, failingMs: number): void;
   /**

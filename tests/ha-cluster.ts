@@ -41,6 +41,8 @@ export interface HaOptions {
   storePaths?: boolean;
   /** The store's `timeout` (default the store's). */
   storeTimeout?: string;
+  /** The test libSQL server's idle connection timeout (HranaServerOptions.idleTimeoutS). */
+  storeIdleTimeoutS?: number;
   /** Replicas run with `ha.enabled: false`: a kubemeta of one replica that writes the store as well. */
   withoutHa?: number[];
   /** Replica i's `cluster.name` (default `faults`). */
@@ -67,7 +69,11 @@ export function service(endpoints: () => Replica[]) {
 export async function setupHa(options: HaOptions) {
   const dir = await tempDir("kubemeta-ha-");
   const server = await startTestApiServer({ bookmarkIntervalMs: 200 });
-  const store = startHranaServer({ path: join(dir, "store", "kubemeta.db"), token: STORE_TOKEN });
+  const store = startHranaServer({
+    path: join(dir, "store", "kubemeta.db"),
+    token: STORE_TOKEN,
+    idleTimeoutS: options.storeIdleTimeoutS,
+  });
   const running = new Set<Replica>();
   /** Kills every replica still running and stops the servers. */
   async function destroy(): Promise<void> {

@@ -51,6 +51,11 @@ export interface HranaServerOptions {
   busyTimeoutMs?: number;
   /** A statement's rows beyond this fail with RESPONSE_TOO_LARGE (sqld's --max-response-size: 10 MB). */
   maxResponseBytes?: number;
+  /**
+   * Seconds a connection may stay idle before the server closes it (Bun's default: 10; at most 255). A request hung
+   * on a cut path (./tcp-proxy.ts) fails when the server closes its connection: a longer one leaves it to the client.
+   */
+  idleTimeoutS?: number;
   crashOnCommit?: CrashOnCommit;
   /** What a crash does; default: stop serving at once and close every connection, answering nothing. */
   onCrash?: () => void;
@@ -237,6 +242,7 @@ export function startHranaServer(options: HranaServerOptions): HranaServer {
 
   const server = Bun.serve({
     port: options.port ?? 0,
+    ...(options.idleTimeoutS !== undefined && { idleTimeout: options.idleTimeoutS }),
     hostname: options.hostname ?? "127.0.0.1",
     async fetch(request) {
       try {
