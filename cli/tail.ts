@@ -9,6 +9,7 @@ import { connect } from "../plugins/sinks/nats/connect.ts";
 import { natsServerOptions, redactServer } from "../protocol/subjects.ts";
 import { parseTailArgs, readCa, TAIL_USAGE, UsageError, type TailOptions } from "./tail-args.ts";
 import { printable, printer } from "./tail-lines.ts";
+import { watchReaders } from "./reader-gone.ts";
 
 /**
  * Runs `tail` with the arguments after it; resolves to the exit code. `stop` resolves at Ctrl-C or SIGTERM (listened
@@ -45,6 +46,12 @@ export async function runTail(args: string[], stop: Promise<void>): Promise<numb
     gone.stderr = true;
     done.resolve(error.code === "EPIPE" ? 0 : 1);
   });
+  // At once, without waiting for a write that fails: on a quiet stream the next one may be hours away.
+  const unwatch = watchReaders([1, 2], (fd) => {
+    gone[fd === 1 ? "stdout" : "stderr"] = true;
+    done.resolve(0);
+  });
+  void done.promise.then(unwatch);
   const err = (line: string) => gone.stderr || process.stderr.write(`${printable(line)}\n`);
   const handlers = printer(options, (line) => gone.stdout || process.stdout.write(`${printable(line)}\n`), err);
 

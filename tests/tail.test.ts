@@ -330,6 +330,28 @@ test(
 );
 
 test(
+  "a reader that goes away (| head) ends it at once on a quiet stream, as tail -f, not at the next update",
+  async () => {
+    const th = await host();
+    await commit(th, ["ADDED", rawPod("web-0", { node: "n1" })]);
+    // RESET, the pod and SYNCED, then nothing: the stream stays quiet, so no write fails.
+    const script =
+      '"$BUN" run "$MAIN" tail --url "$URL" --stream node/n1 | head -n 1; echo "tail exited ${PIPESTATUS[0]}" >&2';
+    const pipeline = Bun.spawn(["bash", "-c", script], {
+      env: { ...process.env, BUN: process.execPath, MAIN, URL: th.url },
+      stdout: "pipe",
+      stderr: "pipe",
+      detached: true,
+    });
+    cleanups.push(() => endGroup(pipeline));
+    await waitFor(() => pipeline.exitCode !== null, 10_000, "the pipeline to end");
+    expect(await new Response(pipeline.stdout).text()).toMatch(/^ +- RESET +node\/n1/);
+    expect(await new Response(pipeline.stderr).text()).toBe("tail exited 0\n");
+  },
+  SLOW_MS,
+);
+
+test(
   "a reader of its errors that goes away (2>&1 | head) ends it quietly too, while nothing else comes",
   async () => {
     // Port 9 refuses: tail only reports the failure and tries again, on stderr.
@@ -342,7 +364,7 @@ test(
       detached: true,
     });
     cleanups.push(() => endGroup(pipeline));
-    // Its next report after head has gone fails: the retries are at most 5 s apart.
+    // Its pipe says head has gone, before its next report (the retries are at most 5 s apart) would.
     await waitFor(() => pipeline.exitCode !== null, 15_000, "the pipeline to end");
     const lines = (await new Response(pipeline.stdout).text()).trimEnd().split("\n");
     expect(lines).toEqual([expect.stringMatching(/^kubemeta tail: all: /), "tail exited 0"]);
