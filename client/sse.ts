@@ -15,6 +15,7 @@ import { parsePosition } from "../protocol/position.ts";
 import type { Envelope } from "../protocol/envelope.ts";
 import { StreamCaches, type StreamCache, type Subscription } from "./cache.ts";
 import { SseParser, type SseEvent } from "./sse-parser.ts";
+import { idleTimer } from "./idle-timer.ts";
 import { type SseSubscribeOptions, sseOptionsSchema } from "./sse-options.ts";
 
 export type { SseSubscribeOptions };
@@ -122,13 +123,11 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
     const cut = (reason: unknown) => connection.abort(reason);
     const onStop = () => cut(new Error("stopped"));
     stopped.signal.addEventListener("abort", onStop, { once: true });
-    let idle: ReturnType<typeof setTimeout> | undefined;
-    const touch = () => {
-      clearTimeout(idle);
-      idle = setTimeout(() => cut(new Error(`nothing received for ${idleTimeoutMs} ms; reconnecting`)), idleTimeoutMs);
-    };
+    const idle = idleTimer(idleTimeoutMs, () =>
+      cut(new Error(`nothing received for ${idleTimeoutMs} ms; reconnecting`)),
+    );
     try {
-      touch();
+      idle.touch();
       const response = await fetch(watchUrl(cache.stream), {
         ...options.fetchInit,
         headers: headersFor(cache),
@@ -161,7 +160,7 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
           if (done) return comeBackAfter(cache, parser.retryMs);
           parser.push(decoder.decode(value, { stream: true }));
           // From here: callbacks that took long (a large reset applied) kept the heartbeats unread, not unsent.
-          touch();
+          idle.touch();
         }
       } catch (error) {
         throw connection.signal.aborted ? connection.signal.reason : failed(error);
@@ -169,7 +168,7 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
         body.releaseLock();
       }
     } finally {
-      clearTimeout(idle);
+      idle.clear();
       stopped.signal.removeEventListener("abort", onStop);
       connection.abort();
     }

@@ -50,6 +50,19 @@ test("callbacks that take longer than idleTimeoutMs: no silence of the server's,
   expect(server.lastEventIds).toEqual([null]);
 });
 
+test("a process that did not run for over idleTimeoutMs (stopped, a tab frozen): no silence, no cut", async () => {
+  const server = watch([[encode(`${reset}${sse("ADDED", pod(7, 0))}${synced(9)}`)]], { heartbeatMs: 50 });
+  const r = recorder();
+  const subscription = subscribe({ url: server.url, streams: ["all"], idleTimeoutMs: 300, ...r.handlers });
+  await subscription.synced;
+  // The whole process held (as a SIGSTOP holds it): the idle timer comes due meanwhile and fires first once it runs.
+  Bun.sleepSync(700);
+  const after = server.heartbeats;
+  await waitFor(() => server.heartbeats >= after + 12, 5_000, "heartbeats for twice idleTimeoutMs after the hold");
+  expect(r.errors.map((e) => e.message)).toEqual([]);
+  expect(server.lastEventIds).toEqual([null]);
+});
+
 test("a stream kubemeta ends with retry: (its store unreadable): reported, and asked again when it said", async () => {
   const server = watch([[encode(`${reset}${synced(9)}retry: 600\n\n`)]], "end");
   const r = recorder();
