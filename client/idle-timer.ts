@@ -1,8 +1,9 @@
 /**
- * The SSE client's watch for a silent connection (`idleTimeoutMs`). A timer that fires well after it was due says the
- * process did not run meanwhile (stopped, a browser tab frozen, its event loop held by other work): what the server
- * sent then is waiting to be read, and a cut at once would report a silence that was the client's own and drop a
- * stream that was alive. Such a timer waits a moment more, for that to be read, before it says the connection silent.
+ * The client's watch for silence: an SSE connection's (`idleTimeoutMs`), a NATS replay's (`replayTimeoutMs`). A timer
+ * that fires well after it was due says the process did not run meanwhile (stopped, a browser tab frozen, its event
+ * loop held by other work): what the server sent then is waiting to be read, and giving up at once would report a
+ * silence that was the client's own and drop a stream (or a reply) that was alive. Such a timer waits a moment more,
+ * for that to be read, before it says the silence.
  */
 
 /** Later than this, a timer was held up rather than merely busy. */

@@ -7,6 +7,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { ReplayChunk } from "../protocol/replay.ts";
 import { envelopeProblem } from "../protocol/envelope.ts";
 import { isPermissionViolation, type PublishRefusals } from "./nats-permissions.ts";
+import { idleTimer } from "./idle-timer.ts";
 
 /**
  * The server refused the request itself (`error` in its reply, other than one that says to ask again): asking the
@@ -85,10 +86,12 @@ export function requestReplay(options: ReplayRequestOptions): Promise<void> {
   const inbox = `${options.inboxPrefix}.${crypto.randomUUID().replaceAll("-", "")}`;
   return new Promise<void>((resolve, reject) => {
     let expected = 0;
-    let timer: ReturnType<typeof setTimeout> | undefined;
     let unlisten = () => {};
+    const silence = idleTimer(silenceMs, () =>
+      finish(new Error(`no replay chunk on ${options.subject} for ${silenceMs} ms; asking again`)),
+    );
     const finish = (error?: Error) => {
-      clearTimeout(timer);
+      silence.clear();
       unlisten();
       signal.removeEventListener("abort", onStop);
       sub.unsubscribe();
@@ -96,13 +99,6 @@ export function requestReplay(options: ReplayRequestOptions): Promise<void> {
       else resolve();
     };
     const onStop = () => finish(new Error("stopped"));
-    const arm = () => {
-      clearTimeout(timer);
-      timer = setTimeout(
-        () => finish(new Error(`no replay chunk on ${options.subject} for ${silenceMs} ms; asking again`)),
-        silenceMs,
-      );
-    };
     const sub = nc.subscribe(inbox, {
       callback(error, msg) {
         if (error) return finish(inboxError(error, options.inboxPrefix));
@@ -130,7 +126,7 @@ export function requestReplay(options: ReplayRequestOptions): Promise<void> {
         if (problem) return finish(new Error(`unreadable replay chunk: ${problem}; asking again`));
         if (chunk.seq !== expected) return finish(new Error(`replay chunk ${expected} was lost; asking again`));
         expected++;
-        arm();
+        silence.touch();
         try {
           take(chunk);
         } catch (failure) {
@@ -140,7 +136,7 @@ export function requestReplay(options: ReplayRequestOptions): Promise<void> {
       },
     });
     signal.addEventListener("abort", onStop, { once: true });
-    arm();
+    silence.touch();
     nc.publish(options.subject, options.payload, { reply: inbox });
     unlisten = watchRefusals(options, finish);
   });

@@ -89,3 +89,27 @@ test("an unreadable replay chunk or stream message says why, not only in its cau
     `unreadable message on ${PREFIX}.${SHARED}: SyntaxError: `,
   );
 });
+
+test("a process that did not run for over replayTimeoutMs mid-reply (stopped): its reply is taken", async () => {
+  const responder = await connection();
+  responder.subscribe(REPLAY, {
+    callback(_error, msg) {
+      const chunk = (seq: number, last: boolean) =>
+        JSON.stringify({
+          epoch: "e1",
+          seq,
+          updates: [],
+          reset: seq === 0 ? "no-resume-point" : undefined,
+          ...(last ? { last: true, through: 5 } : {}),
+        });
+      msg.respond(chunk(0, false));
+      // The whole process held (as a SIGSTOP holds it) between two chunks: the silence timer comes due meanwhile.
+      Bun.sleepSync(700);
+      msg.respond(chunk(1, true));
+    },
+  });
+  await responder.flush();
+  const r = await subscriber();
+  await waitFor(() => r.synced.length > 0, 5_000, "the stream synced");
+  expect(messages(r)).toEqual([]);
+});
