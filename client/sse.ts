@@ -146,9 +146,14 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
         cache.report(new Error(`GET ${endpoint.pathname} ${answer}`));
         return retryAfter || undefined;
       }
+      let inSync = false;
+      const syncedHere = () => {
+        inSync = true;
+        onSynced();
+      };
       // Events already read after a cut (a gap) must not move the position past the gap.
       const parser = new SseParser(
-        (event) => connection.signal.aborted || handle(cache, event, onSynced, cut),
+        (event) => connection.signal.aborted || handle(cache, event, syncedHere, cut),
         undefined,
         (id) => connection.signal.aborted || progress(cache, id),
       );
@@ -157,7 +162,7 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
       try {
         for (;;) {
           const { done, value } = await body.read();
-          if (done) return comeBackAfter(cache, parser.retryMs);
+          if (done) return comeBackAfter(cache, parser.retryMs, inSync);
           parser.push(decoder.decode(value, { stream: true }));
           // From here: callbacks that took long (a large reset applied) kept the heartbeats unread, not unsent.
           idle.touch();
@@ -176,10 +181,21 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
 
   /**
    * kubemeta ends a stream with `retry:` when it cannot serve it now (its store unreadable): said, and asked again
-   * when it asked, as an EventSource does, rather than at once and unseen. Any other end is a proxy's or a restart's.
+   * when it asked, as an EventSource does, rather than at once and unseen. Any other end is a proxy's or a restart's,
+   * or, before the stream's SYNCED, kubemeta's closing a catch-up or snapshot this client took nothing of: callbacks
+   * too slow, as an OVERFLOW says of a live stream, and as worth a word.
    */
-  function comeBackAfter(cache: StreamCache, retryMs: number | undefined): number | undefined {
-    if (retryMs === undefined) return undefined;
+  function comeBackAfter(cache: StreamCache, retryMs: number | undefined, inSync: boolean): number | undefined {
+    if (retryMs === undefined) {
+      if (!inSync)
+        cache.report(
+          new Error(
+            `GET ${endpoint.pathname}: kubemeta ended the stream before it was in sync (it is stopping, or this ` +
+              "client took nothing of its catch-up or snapshot for two heartbeats); resuming",
+          ),
+        );
+      return undefined;
+    }
     cache.report(
       new Error(`GET ${endpoint.pathname}: kubemeta ended the stream, asking to come back in ${retryMs} ms`),
     );

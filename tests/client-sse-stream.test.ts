@@ -63,6 +63,23 @@ test("a process that did not run for over idleTimeoutMs (stopped, a tab frozen):
   expect(server.lastEventIds).toEqual([null]);
 });
 
+test("a stream kubemeta ends before its SYNCED (a stalled snapshot closed): reported, and asked again", async () => {
+  // What the sse sink's stall close leaves: the RESET and part of the snapshot, then the stream's end.
+  const server = watch(
+    [[encode(`${reset}${sse("ADDED", pod(7, 0))}`)], [encode(`${reset}${sse("ADDED", pod(7, 0))}${synced(9)}`)]],
+    "end",
+  );
+  const r = recorder();
+  const subscription = subscribe({ url: server.url, streams: ["all"], ...r.handlers });
+  await subscription.synced;
+  await waitFor(() => server.asked.length >= 3, 5_000, "a stream that synced, ended and was asked again");
+  expect(r.errors.map((e) => e.message)).toEqual([
+    "GET /v1/watch: kubemeta ended the stream before it was in sync (it is stopping, or this client took nothing " +
+      "of its catch-up or snapshot for two heartbeats); resuming",
+  ]);
+  expect(r.calls).toEqual(["ADDED p7"]);
+});
+
 test("a stream kubemeta ends with retry: (its store unreadable): reported, and asked again when it said", async () => {
   const server = watch([[encode(`${reset}${synced(9)}retry: 600\n\n`)]], "end");
   const r = recorder();
