@@ -178,6 +178,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     if (relist) {
       if (kind === relist.kind) relist.seen.add(uid);
     } else if (rv) queue.resume(resource, rv);
+    if (change.tooDeep && type !== "DELETED") return refuseTooDeep(resource, type, change);
 
     const before = known.get(kind, uid);
     if (!change.published) noteUnpublishedKind(kind, resource);
@@ -194,6 +195,21 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     }
     known.set(kind, uid, { digest: change.digest, stream: change.stream });
     enqueue(before ? "MODIFIED" : "ADDED", change, rv, change.stream, change.digest);
+    return queue.schedule();
+  }
+
+  /** Its last state stays (a relist saw it): a copy without what the rules keep would be no copy of it. */
+  function refuseTooDeep(resource: string, type: ChangeType, change: Prepared): void | Promise<void> {
+    rejected.inc({ reason: "too_deep" });
+    const { kind, namespace, name, uid } = change;
+    logger.warn("skipped an object nested too deeply to copy what slim keeps", {
+      resource,
+      type,
+      kind,
+      namespace,
+      name,
+      uid,
+    });
     return queue.schedule();
   }
 

@@ -5,6 +5,7 @@
  */
 import type { PreparedChange, PreparerModule } from "../sdk/prepared.ts";
 import type { KubeObject } from "../sdk/model.ts";
+import type { SlimObject } from "../protocol/envelope.ts";
 import { digestOfJson, slim } from "./slim.ts";
 import { isPublished, type SlimOptions } from "./slim/rules.ts";
 import { streamOf } from "./route.ts";
@@ -19,9 +20,21 @@ export function prepareChange(raw: KubeObject, options?: SlimOptions): PreparedC
   const name = raw.metadata!.name;
   if (typeof name !== "string" || name === "") return { rejected: "no_name" };
   const resourceVersion = raw.metadata!.resourceVersion;
-  const object = slim(kind, raw, options);
+  let object: SlimObject;
+  let json: string;
+  let tooDeep: { tooDeep: true } | undefined;
+  try {
+    object = slim(kind, raw, options);
+    json = JSON.stringify(object);
+  } catch (error) {
+    // A stack overflow copying or writing a subtree a rule keeps: thrown again at each delivery of the object, it
+    // would stop its resource's watch for good. Without the rules nothing nests.
+    if (!(error instanceof RangeError)) throw error;
+    object = slim(kind, raw);
+    json = JSON.stringify(object);
+    tooDeep = { tooDeep: true };
+  }
   const metadata = (object.metadata ?? {}) as { namespace?: string; name?: string };
-  const json = JSON.stringify(object);
   return {
     kind,
     uid,
@@ -33,6 +46,7 @@ export function prepareChange(raw: KubeObject, options?: SlimOptions): PreparedC
     digest: digestOfJson(json),
     stream: streamOf(kind, object, options),
     object,
+    ...tooDeep,
   };
 }
 

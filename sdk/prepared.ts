@@ -44,5 +44,11 @@ export type PreparedChange =
       stream: string | null;
       /** The slim copy itself when prepared on the core's own thread (saves parsing `json` again). */
       object?: SlimObject;
+      /**
+       * What the slim rules keep of it nests deeper than the thread's stack can copy (only a hostile API server sends
+       * that: kube-apiserver decodes no JSON past 10,000 levels): `json` is its slim copy without them, a DELETED's
+       * tombstone, and the core refuses an ADDED or MODIFIED of it.
+       */
+      tooDeep?: true;
     }
   | { rejected: "no_kind" | "no_uid" | "no_name" };

@@ -2,6 +2,7 @@
  * A plain-HTTP front (a reverse proxy, an ingress) for a test server, whose answer to each request a test decides:
  * forwarded as it came, rewritten, held back or answered by the front itself.
  */
+import { join } from "node:path";
 
 export type Answer = (request: Request, upstream: URL) => Response | Promise<Response>;
 
@@ -21,3 +22,20 @@ export function front(server: { url: string }, answer: Answer) {
 }
 
 export const forward = (request: Request, upstream: URL) => fetch(upstream, { headers: request.headers });
+
+/** A kubeconfig in `dir` for a test API server reached at `url` (plain HTTP, a front of it), with its token. */
+export async function kubeconfigFor(dir: string, url: string, token: string): Promise<string> {
+  const file = join(dir, `front-${Date.now()}.kubeconfig`);
+  await Bun.write(
+    file,
+    Bun.YAML.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "c", cluster: { server: url } }],
+      users: [{ name: "u", user: { token } }],
+      contexts: [{ name: "main", context: { cluster: "c", user: "u" } }],
+      "current-context": "main",
+    }),
+  );
+  return file;
+}

@@ -17,24 +17,7 @@ import {
 } from "./source-kubernetes-recorder.ts";
 import { makePod } from "../simulator/population.ts";
 import { waitFor } from "../testing/index.ts";
-import { type Answer, forward, front } from "./http-front.ts";
-
-/** A kubeconfig of the test API server's, pointed at `url` (plain HTTP, its token). */
-async function kubeconfigFor(dir: string, url: string, token: string): Promise<string> {
-  const file = join(dir, `front-${Date.now()}.kubeconfig`);
-  await Bun.write(
-    file,
-    Bun.YAML.stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [{ name: "c", cluster: { server: url } }],
-      users: [{ name: "u", user: { token } }],
-      contexts: [{ name: "main", context: { cluster: "c", user: "u" } }],
-      "current-context": "main",
-    }),
-  );
-  return file;
-}
+import { type Answer, forward, front, kubeconfigFor } from "./http-front.ts";
 
 test("a LIST answered with a redirect to another host is a failed request: nothing listed there is taken", () =>
   withCluster(
