@@ -46,6 +46,36 @@ export interface KubeStatus {
   details?: { retryAfterSeconds?: number; causes?: Array<{ reason?: string }> };
 }
 
+/**
+ * The fields of `value` a Status has, those of the right type alone: a proxy's or a hostile server's Status may hold
+ * anything (`causes` no list, a `details` nested deeper than a structured clone goes), which must neither throw
+ * nor cross threads.
+ */
+export function statusOf(value: unknown): KubeStatus {
+  const from = fieldsOf(value);
+  const status: KubeStatus = {};
+  if (typeof from.code === "number") status.code = from.code;
+  if (typeof from.reason === "string") status.reason = from.reason;
+  if (typeof from.message === "string") status.message = from.message;
+  const details = fieldsOf(from.details);
+  const causes = Array.isArray(details.causes)
+    ? details.causes.flatMap((cause) => {
+        const { reason } = fieldsOf(cause);
+        return typeof reason === "string" ? [{ reason }] : [];
+      })
+    : [];
+  if (typeof details.retryAfterSeconds === "number" || causes.length > 0)
+    status.details = {
+      ...(typeof details.retryAfterSeconds === "number" ? { retryAfterSeconds: details.retryAfterSeconds } : {}),
+      ...(causes.length > 0 ? { causes } : {}),
+    };
+  return status;
+}
+
+function fieldsOf(value: unknown): Record<string, unknown> {
+  return typeof value === "object" && value !== null ? (value as Record<string, unknown>) : {};
+}
+
 export function statusError(status: KubeStatus, httpStatus: number, retryAfterHeader?: string | null): ApiError {
   const code = typeof status.code === "number" && status.code > 0 ? status.code : httpStatus;
   const fromStatus = status.details?.retryAfterSeconds;
@@ -63,7 +93,7 @@ export async function responseError(response: Response): Promise<ApiError> {
   const body = await response.text();
   let status: KubeStatus = { message: body.slice(0, 500) };
   try {
-    status = JSON.parse(body) as KubeStatus;
+    status = statusOf(JSON.parse(body));
   } catch {
     // Not a Status (a proxy's error page): keep the text as the message.
   }

@@ -1,7 +1,8 @@
 /**
- * Custom resources nested deeper than a thread's stack, through a hostile front of the test API server (whose own
- * serializer recurses, so the front puts the depth in on the wire) into a real host whose slim rule keeps `spec`.
- * Copying such a subtree overflows the stack: the object is refused and said, never a resource wedged on it.
+ * Custom resources and BOOKMARKs nested deeper than a thread's stack, through a hostile front of the test API server
+ * (whose own serializer recurses, so the front puts the depth in on the wire) into a real host whose slim rule keeps
+ * `spec`, its watch lines parsed on a parse thread. Copying such a subtree overflows the stack: the object is refused
+ * and said, never a resource wedged on it; a BOOKMARK is read for its resourceVersion alone.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
@@ -9,7 +10,7 @@ import { createLogger } from "../host/logger.ts";
 import type { Envelope } from "../protocol/envelope.ts";
 import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
 import { startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
-import { forward, front, kubeconfigFor } from "./http-front.ts";
+import { forward, front, kubeconfigFor, prepended } from "./http-front.ts";
 import { FAST_DISCOVERY, FOOBARS, GVR, fooBar, ready } from "./source-kubernetes-crd-fixtures.ts";
 
 /** Deeper than any thread's stack copies (a Worker's gives out near 20,000 levels, the main thread's near 30,000). */
@@ -50,7 +51,13 @@ beforeAll(async () => {
   server = await startTestApiServer({ bookmarkIntervalMs: 100, tls: false });
   server.installResource(FOOBARS);
   server.create(fooBar("kept", "first"));
-  ({ proxy } = front(server, async (request, upstream) => deepened(await forward(request, upstream))));
+  ({ proxy } = front(server, async (request, upstream) => {
+    const answer = await forward(request, upstream);
+    const from = upstream.searchParams.get("resourceVersion");
+    // Every resumed watch begins with a BOOKMARK as deep, at the resourceVersion it resumes from.
+    const bookmark = `{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"${from}"},"spec":${MARK}}}\n`;
+    return deepened(from === null ? answer : prepended(answer, bookmark));
+  }));
   dir = await tempDir();
   const kubeconfig = await kubeconfigFor(dir, proxy.url.href.replace(/\/$/, ""), server.token);
   const source = { type: "kubernetes", kubeconfig, resources: [GVR], backoff: { initial: "20ms", max: "200ms" } };
@@ -94,4 +101,14 @@ test("an object nested deeper than the stack is refused and said; its resource g
   // Its deletion is one all the same: the tombstone needs no copy of the spec.
   server.delete("FooBar", "default", "kept");
   await waitFor(async () => !(await objects()).some((o) => o.name === "kept"), 10_000, "the DELETED of kept");
+});
+
+test("a BOOKMARK nested deeper than a structured clone goes, at each resumed watch: its parse thread lives on", async () => {
+  server.dropWatches();
+  server.create(fooBar("after-bookmark"));
+  await waitFor(async () => (await objects()).some((o) => o.name === "after-bookmark"), 10_000, "the object after it");
+  const failed = lines.filter((line) => line.msg === "list/watch failed; retrying");
+  expect(failed.map((line) => (line.error as { message: string }).message)).not.toContainEqual(
+    expect.stringContaining("parse thread"),
+  );
 });

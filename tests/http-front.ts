@@ -39,3 +39,15 @@ export async function kubeconfigFor(dir: string, url: string, token: string): Pr
   );
   return file;
 }
+
+/** `response` with `text` sent before its body: what a hostile front slips into a watch. */
+export function prepended(response: Response, text: string): Response {
+  const body = new ReadableStream<Uint8Array>({
+    async start(out) {
+      out.enqueue(new TextEncoder().encode(text));
+      if (response.body) for await (const chunk of response.body) out.enqueue(chunk);
+      out.close();
+    },
+  });
+  return new Response(body, { status: response.status, headers: response.headers });
+}

@@ -1,8 +1,8 @@
 /**
  * An API server that answers as no kube-apiserver does, in front of the test API server: a redirect to another host,
- * a list whose continue token comes back, a watch kept open past its timeout. The source neither takes another
- * host's answer for the cluster's nor pages in a circle (each is a failed request, retried after a backoff), nor
- * stays on one watch for good.
+ * a list whose continue token comes back, a watch kept open past its timeout, a Status of odd shape. The source
+ * neither takes another host's answer for the cluster's nor pages in a circle (each is a failed request, retried after
+ * a backoff), nor stays on one watch for good, and reads a Status for what it can.
  */
 import { expect, test } from "bun:test";
 import { join } from "node:path";
@@ -17,7 +17,7 @@ import {
 } from "./source-kubernetes-recorder.ts";
 import { makePod } from "../simulator/population.ts";
 import { waitFor } from "../testing/index.ts";
-import { type Answer, forward, front, kubeconfigFor } from "./http-front.ts";
+import { type Answer, forward, front, kubeconfigFor, prepended } from "./http-front.ts";
 
 test("a LIST answered with a redirect to another host is a failed request: nothing listed there is taken", () =>
   withCluster(
@@ -134,5 +134,40 @@ test("a watch kept open past its timeoutSeconds is ended and opened again where 
         "the new pod",
       );
       expect(sink.relists.length).toBe(relists);
+    },
+  ));
+
+/** `line` first, then the server's own watch: a line every resumed watch of pods begins with. */
+const leading =
+  (line: string): Answer =>
+  async (request, upstream) => {
+    const answer = await forward(request, upstream);
+    const resumed = upstream.pathname === "/api/v1/pods" && upstream.searchParams.has("resourceVersion");
+    return resumed ? prepended(answer, `${line}\n`) : answer;
+  };
+
+test("a 410 ERROR whose Status has causes that are no list is read as a 410: the resource is listed again", () =>
+  behindFront(
+    leading(
+      JSON.stringify({
+        type: "ERROR",
+        object: { kind: "Status", code: 410, reason: "Expired", message: "too old", details: { causes: "none" } },
+      }),
+    ),
+    async ({ server, start }, _front, kubeconfig) => {
+      const sink = new RecordingSink();
+      const running = await start(sink, { kubeconfig });
+      await within(running.synced, 5000, "the first sync");
+      // Every resumed watch is told its resourceVersion expired: only a relist gets what changed since.
+      server.dropWatches();
+      server.create(makePod({ name: "after-expired", namespace: "default", node: "n-1" }));
+      await within(
+        waitFor(() => inSync(sink, server, "Pod"), 5_000),
+        5_000,
+        "the pod through a relist",
+      );
+      expect(
+        count(running.metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason: "expired" }),
+      ).toBeGreaterThan(0);
     },
   ));

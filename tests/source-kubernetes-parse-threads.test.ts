@@ -28,7 +28,11 @@ const SLIM: SlimOptions = {
 /** What the core makes of a line on its own thread: plain JSON.parse, then prepareChange, minus the parsed copy. */
 function expectedEvent(line: string, lineKind: LineKind): unknown {
   const event = JSON.parse(line) as { type: string; object: KubeObject };
-  if (!["ADDED", "MODIFIED", "DELETED"].includes(event.type)) return { type: event.type, object: event.object };
+  if (event.type === "BOOKMARK") {
+    // Its resourceVersion and initial-events-end annotation alone: all the watch reads of it.
+    const { resourceVersion, annotations } = event.object.metadata ?? {};
+    return { type: event.type, object: { metadata: { resourceVersion, ...(annotations ? { annotations } : {}) } } };
+  }
   event.object.kind ??= lineKind.kind;
   event.object.apiVersion ??= lineKind.apiVersion;
   const { object: _, ...change } = prepareChange(event.object, SLIM) as PreparedChange & { object?: unknown };

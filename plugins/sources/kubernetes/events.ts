@@ -9,11 +9,14 @@ import type { ChangeType } from "../../../protocol/envelope.ts";
 import type { KubeObject } from "../../../sdk/model.ts";
 import { linesOf } from "./lines.ts";
 import { parseSkimmed } from "./skim.ts";
+import { statusOf, type KubeStatus } from "../../../kube/status.ts";
 
 export type ParsedEvent =
   | { type: ChangeType; object: KubeObject; change?: undefined }
   | { type: ChangeType; change: PreparedChange; object?: undefined }
-  | { type: "BOOKMARK" | "ERROR"; object: KubeObject }
+  /** Only what the watch reads of them (bookmarkOf, statusOf): the rest would cross from a parse thread for nothing. */
+  | { type: "BOOKMARK"; object: KubeObject }
+  | { type: "ERROR"; status: KubeStatus }
   /** `otherKind`: the line's object is of another kind than the watch's (see KindChanged, watch.ts). */
   | { type: "invalid"; message: string; otherKind?: string };
 
@@ -26,6 +29,8 @@ export interface LineKind {
 /** The types of watch event, each counted in `kubemeta_source_events_total` (telemetry.ts). */
 export const EVENT_TYPES = ["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"] as const;
 const CHANGE_TYPES = new Set<string>(["ADDED", "MODIFIED", "DELETED"]);
+/** The annotation of the BOOKMARK that ends a streaming list's initial state. */
+export const INITIAL_EVENTS_END = "k8s.io/initial-events-end";
 
 /**
  * The event of a non-blank line. A change's object gets `kind` and `apiVersion` if it lacks them, then goes through
@@ -50,8 +55,26 @@ function parseWatchLine(line: string, lineKind: LineKind, prepare?: (raw: KubeOb
     const changeType = type as ChangeType;
     return prepare ? { type: changeType, change: prepare(object) } : { type: changeType, object };
   }
-  if (type === "BOOKMARK" || type === "ERROR") return { type, object };
+  if (type === "BOOKMARK") return { type, object: bookmarkOf(object) };
+  if (type === "ERROR") return { type, status: statusOf(object) };
   return { type: "invalid", message: `unexpected watch event type ${JSON.stringify(type)}` };
+}
+
+/**
+ * A BOOKMARK's resourceVersion and initial-events-end annotation, all the watch reads of it. Its whole object, of any
+ * size and depth from a hostile server, would be cloned from a parse thread: one nested deeper than the clone goes
+ * killed the thread, again at each re-watch that got the same line.
+ */
+function bookmarkOf(object: KubeObject): KubeObject {
+  const metadata = object.metadata;
+  const resourceVersion = metadata?.resourceVersion;
+  const end = (metadata?.annotations as Record<string, unknown> | undefined)?.[INITIAL_EVENTS_END];
+  return {
+    metadata: {
+      ...(typeof resourceVersion === "string" ? { resourceVersion } : {}),
+      ...(typeof end === "string" ? { annotations: { [INITIAL_EVENTS_END]: end } } : {}),
+    },
+  };
 }
 
 /** Blank lines and lone spaces are keep-alives (Bun.serve needs a body byte to send headers). */

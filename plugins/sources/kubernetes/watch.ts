@@ -8,9 +8,9 @@ import type { ChangeSink, Relist } from "../../../sdk/contract.ts";
 import type { ChangeType } from "../../../protocol/envelope.ts";
 import type { KubeObject } from "../../../sdk/model.ts";
 import { LineSplitter } from "./lines.ts";
-import { parseLines, type ParsedEvent } from "./events.ts";
+import { INITIAL_EVENTS_END, parseLines, type ParsedEvent } from "./events.ts";
 import { owned, ParsedInOrder, type ParseThreads } from "./parse-threads.ts";
-import { statusError, type KubeStatus } from "../../../kube/status.ts";
+import { statusError } from "../../../kube/status.ts";
 import { BookmarkCadence, unlessStopped, type Requester } from "./request.ts";
 import { apiVersionOf, type ResourceType } from "./resources.ts";
 import type { SourceMetrics } from "./telemetry.ts";
@@ -37,7 +37,6 @@ export class KindChanged extends Error {
   }
 }
 
-const INITIAL_EVENTS_END = "k8s.io/initial-events-end";
 /**
  * How long applying a run of events holds the event loop before /healthz, readers and the commits' replies get a turn:
  * a parse thread hands over up to 4 MB of lines at once, thousands of small objects.
@@ -144,7 +143,7 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
       case "BOOKMARK":
         return bookmark(event.object);
       case "ERROR":
-        throw statusError(event.object as KubeStatus, 500);
+        throw statusError(event.status, 500);
       default:
         return change(event);
     }
