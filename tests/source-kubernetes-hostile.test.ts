@@ -1,8 +1,9 @@
 /**
  * An API server that answers as no kube-apiserver does, in front of the test API server: a redirect to another host,
- * a list whose continue token comes back, a watch kept open past its timeout, a Status of odd shape. The source
- * neither takes another host's answer for the cluster's nor pages in a circle (each is a failed request, retried after
- * a backoff), nor stays on one watch for good, and reads a Status for what it can.
+ * a list whose continue token comes back, a watch kept open past its timeout, a Status of odd shape, a body that is
+ * no JSON. The source neither takes another host's answer for the cluster's nor pages in a circle (each is a failed
+ * request, retried after a backoff), nor stays on one watch for good, reads a Status for what it can, and says what
+ * came instead of JSON.
  */
 import { expect, test } from "bun:test";
 import { join } from "node:path";
@@ -12,6 +13,7 @@ import {
   RecordingSink,
   type RunningSource,
   type TestCluster,
+  until,
   withCluster,
   within,
 } from "./source-kubernetes-recorder.ts";
@@ -171,3 +173,24 @@ test("a 410 ERROR whose Status has causes that are no list is read as a 410: the
       ).toBeGreaterThan(0);
     },
   ));
+
+test.each([
+  ["text/html; charset=utf-8", "<!DOCTYPE html>\n<html><body>Sign in to continue</body></html>\n"],
+  ["application/vnd.kubernetes.protobuf;stream=watch", "k8s\u0000\n\u000f\n\u0002v1"],
+])("a 200 answered with Content-Type %s is said as such, not as JSON that does not parse", (type, body) =>
+  behindFront(
+    // A proxy's login page, or a server that ignores Accept: application/json, for every request of pods.
+    (request, upstream) =>
+      upstream.pathname === "/api/v1/pods"
+        ? new Response(body, { headers: { "Content-Type": type } })
+        : forward(request, upstream),
+    async ({ start }, _front, kubeconfig) => {
+      const running = await start(new RecordingSink(), { kubeconfig });
+      await until(() => running.waiting()?.includes("failing") ?? false, "the reason of pods");
+      expect(running.waiting()).toBe(
+        `pods: list/watch failing, retrying: the API server answered 200 with Content-Type ${type}, not JSON ` +
+          "(a proxy's page, or a server that ignores Accept: application/json)",
+      );
+    },
+  ),
+);

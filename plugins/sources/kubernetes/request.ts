@@ -20,6 +20,25 @@ export class InactivityError extends Error {
   }
 }
 
+/**
+ * A 2xx whose body is not JSON: a proxy's login or error page (text/html), or a server that ignores `Accept` (protobuf,
+ * CBOR). Said as such, rather than as the JSON.parse error of its first byte.
+ */
+export class NotJsonError extends Error {
+  constructor(status: number, type: string) {
+    // The type as sent, cut short: it is the server's, and the message goes to /readyz and the log.
+    const said = type.replace(/[^\x20-\x7e]/g, "?").slice(0, 100);
+    super(
+      `the API server answered ${status} with Content-Type ${said}, not JSON ` +
+        "(a proxy's page, or a server that ignores Accept: application/json)",
+    );
+    this.name = "NotJsonError";
+  }
+}
+
+/** application/json (what kube-apiserver writes, a watch too), with parameters or not, and any +json type. */
+const JSON_TYPE = /^\s*application\/([\w.-]+\+)?json\s*(;|$)/i;
+
 /** The inactivity timeout never adapts below this: a few seconds of jitter or of a busy event loop are no stall. */
 const MIN_ADAPTIVE_TIMEOUT_MS = 5_000;
 /** A watchdog check this late means the event loop, not the connection, stood still. */
@@ -126,6 +145,8 @@ export function createRequester(options: RequesterOptions): Requester {
       });
       metrics.requests.inc({ verb, resource, code: String(response.status) });
       if (!response.ok) throw await failure(response).catch(rethrow);
+      const type = response.headers.get("content-type");
+      if (type !== null && !JSON_TYPE.test(type)) throw new NotJsonError(response.status, type);
       handlers.onOpen?.();
       const reader = response.body!.getReader();
       for (;;) {
