@@ -67,6 +67,8 @@ function behindFront(
   );
 }
 
+const errorRestarts = (running: RunningSource) =>
+  count(running.metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason: "error" });
 const overdueRestarts = (running: RunningSource) =>
   count(running.metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason: "overdue" });
 
@@ -194,3 +196,39 @@ test.each([
     },
   ),
 );
+
+test("a watch line that never ends is given up past 128 MiB, and the watch opened again where it was", () => {
+  let endless = true;
+  const mebibyte = new Uint8Array(1 << 20).fill(0x61);
+  return behindFront(
+    // Each resumed watch of pods, while `endless`: a line without its end, a mebibyte at a time up to 200 (bounded
+    // for a run without the limit), then silence.
+    async (request, upstream) => {
+      if (!(endless && upstream.pathname === "/api/v1/pods" && upstream.searchParams.has("resourceVersion")))
+        return forward(request, upstream);
+      let sent = 0;
+      const body = new ReadableStream<Uint8Array>({
+        pull: (out) => (sent++ < 200 ? out.enqueue(mebibyte) : new Promise<void>(() => {})),
+      });
+      return new Response(body, { headers: { "Content-Type": "application/json" } });
+    },
+    async ({ server, start }, _front, kubeconfig) => {
+      const sink = new RecordingSink();
+      const running = await start(sink, { kubeconfig });
+      await within(running.synced, 5000, "the first sync");
+      server.dropWatches();
+      await within(
+        waitFor(() => errorRestarts(running) >= 2, 10_000),
+        10_000,
+        "the endless line given up",
+      );
+      endless = false;
+      server.create(makePod({ name: "after-endless", namespace: "default", node: "n-1" }));
+      await within(
+        waitFor(() => inSync(sink, server, "Pod"), 10_000),
+        10_000,
+        "the pod after it",
+      );
+    },
+  );
+});

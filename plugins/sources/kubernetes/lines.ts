@@ -6,23 +6,34 @@
 
 const NEWLINE = 0x0a;
 
+/**
+ * The longest watch line taken: one object, which kube-apiserver keeps under etcd's 1.5 MiB request limit, so a real
+ * one is a few MiB at most; past this, a line that never ends (a hostile or broken server) would be held until the
+ * process runs out of memory.
+ */
+export const MAX_LINE_BYTES = 128 << 20;
+
 export class LineSplitter {
   /** Bytes after the last newline seen, in arrival order. */
   private carry: Uint8Array[] = [];
+  private carried = 0;
 
   /**
    * The bytes of the complete lines in `chunk` with what was carried over, newline-separated and without the last
-   * newline, as parts to be read one after the other; none while no newline came.
+   * newline, as parts to be read one after the other; none while no newline came. Throws once a line runs past
+   * MAX_LINE_BYTES without its end.
    */
   push(chunk: Uint8Array): Uint8Array[] {
     const last = chunk.lastIndexOf(NEWLINE);
     if (last < 0) {
-      if (chunk.length > 0) this.carry.push(chunk.slice());
+      if (chunk.length > 0) this.keep(chunk.slice());
       return [];
     }
     const parts = [...this.carry, chunk.subarray(0, last)];
+    this.carry = [];
+    this.carried = 0;
     // A copy (less than a line): the chunk may be transferred to a parse thread, its buffer with it.
-    this.carry = last + 1 < chunk.length ? [chunk.slice(last + 1)] : [];
+    if (last + 1 < chunk.length) this.keep(chunk.slice(last + 1));
     return parts;
   }
 
@@ -30,7 +41,15 @@ export class LineSplitter {
   rest(): Uint8Array[] {
     const parts = this.carry;
     this.carry = [];
+    this.carried = 0;
     return parts;
+  }
+
+  private keep(part: Uint8Array): void {
+    this.carried += part.length;
+    if (this.carried > MAX_LINE_BYTES)
+      throw new Error(`a watch line ran past ${MAX_LINE_BYTES >> 20} MiB without its end: given up`);
+    this.carry.push(part);
   }
 }
 
