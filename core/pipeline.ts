@@ -81,6 +81,8 @@ interface OpenRelist {
 
 type Prepared = Exclude<PreparedChange, { rejected: unknown }>;
 
+const ILL_FORMED = "whose identity is no well-formed Unicode";
+
 export function createPipeline(options: PipelineOptions): Pipeline {
   const { store, state, logger, metrics } = options;
   const known = new KnownObjects();
@@ -170,7 +172,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   function applyPrepared(resource: string, type: ChangeType, change: PreparedChange): void | Promise<void> {
     if ("rejected" in change) {
       rejected.inc({ reason: change.rejected });
-      logger.warn("skipped a change without kind, uid or name", { resource, type, reason: change.rejected });
+      const said = change.rejected === "ill_formed" ? ILL_FORMED : "without kind, uid or name";
+      logger.warn(`skipped a change ${said}`, { resource, type, reason: change.rejected });
       return;
     }
     const { kind, uid, resourceVersion: rv } = change;
@@ -241,7 +244,9 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       abort() {
         if (relists.get(resource) === open) relists.delete(resource);
       },
-      async end(resourceVersion) {
+      async end(listed) {
+        // One the store cannot hold (prepare.ts, ill_formed) is none: the next start lists again.
+        const resourceVersion = listed.isWellFormed() ? listed : "";
         await queue.flush();
         if (relists.get(resource) !== open) return;
         const vanished = known.uidsOf(kind, open.seen);
@@ -280,7 +285,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       apply: applyPrepared,
     },
     bookmark(resource, resourceVersion) {
-      if (relists.has(resource)) return;
+      if (relists.has(resource) || !resourceVersion.isWellFormed()) return;
       queue.resume(resource, resourceVersion);
       return queue.schedule();
     },

@@ -35,19 +35,18 @@ export function prepareChange(raw: KubeObject, options?: SlimOptions): PreparedC
     tooDeep = { tooDeep: true };
   }
   const metadata = (object.metadata ?? {}) as { namespace?: string; name?: string };
-  return {
+  const identity = {
     kind,
     uid,
     namespace: metadata.namespace ?? null,
     name: metadata.name ?? "",
     resourceVersion: typeof resourceVersion === "string" ? resourceVersion : "",
-    published: isPublished(kind, options),
-    json,
-    digest: digestOfJson(json),
     stream: streamOf(kind, object, options),
-    object,
-    ...tooDeep,
   };
+  // Stored as UTF-8 text, a lone surrogate (a `\ud800` escape: no Go encoder writes one) is no string libSQL reads
+  // back: it panicked the process. The slim copy's JSON escapes it, and keeps it.
+  for (const value of Object.values(identity)) if (value?.isWellFormed() === false) return { rejected: "ill_formed" };
+  return { ...identity, published: isPublished(kind, options), json, digest: digestOfJson(json), object, ...tooDeep };
 }
 
 /** This module as a PreparerModule: what a Worker calls once with the spec's options. */

@@ -51,4 +51,5 @@ export type PreparedChange =
        */
       tooDeep?: true;
     }
-  | { rejected: "no_kind" | "no_uid" | "no_name" };
+  /** `ill_formed`: its kind, uid, namespace, name, resourceVersion or node holds a lone surrogate. */
+  | { rejected: "no_kind" | "no_uid" | "no_name" | "ill_formed" };
