@@ -103,7 +103,7 @@ test("an object nested deeper than the stack is refused and said; its resource g
   await waitFor(async () => !(await objects()).some((o) => o.name === "kept"), 10_000, "the DELETED of kept");
 });
 
-test("a BOOKMARK nested deeper than a structured clone goes, at each resumed watch: its parse thread lives on", async () => {
+test("a BOOKMARK nested deeper than a clone goes, on each resumed watch: its parse thread lives on", async () => {
   server.dropWatches();
   server.create(fooBar("after-bookmark"));
   await waitFor(async () => (await objects()).some((o) => o.name === "after-bookmark"), 10_000, "the object after it");
