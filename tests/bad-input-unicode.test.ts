@@ -9,8 +9,8 @@ import { createLogger } from "../host/logger.ts";
 import type { Envelope } from "../protocol/envelope.ts";
 import { makePod } from "../simulator/population.ts";
 import type { TestApiServer } from "../simulator/index.ts";
-import { rawPod, startTestHost, tempDir, type TestHost } from "../testing/index.ts";
-import { ready, withServer } from "./source-kubernetes-crd-fixtures.ts";
+import { rawPod, startTestHost, tempDir, type TestHost, waitFor } from "../testing/index.ts";
+import { readiness, ready, withServer } from "./source-kubernetes-crd-fixtures.ts";
 
 let host: TestHost;
 const lines: Array<Record<string, unknown>> = [];
@@ -67,3 +67,23 @@ test("a list's or bookmark's ill-formed resourceVersion is not kept: kubemeta st
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("a resource whose kind discovery gives as no well-formed Unicode is not watched: kubemeta starts again", () =>
+  withServer(async (server, source) => {
+    const widgets = { group: "example.com", version: "v1", resource: "widgets", namespaced: true };
+    server.installResource({ ...widgets, kind: "Wid\ud800get" });
+    const dir = await tempDir();
+    const entry = { sources: [source(["pods", "example.com/v1/widgets"])] };
+    try {
+      let th = await startTestHost({ dir, extra: entry });
+      const reason = "example.com/v1/widgets (served with a kind that is no well-formed Unicode)";
+      await waitFor(async () => (await readiness(th)).waiting.some((waiting) => waiting.includes(reason)), 5000);
+      await th.stop();
+      // Kinds are stored (the resource each was last listed under): read back, such a one panicked libSQL.
+      th = await startTestHost({ dir, extra: entry });
+      await waitFor(async () => (await readiness(th)).waiting.some((waiting) => waiting.includes(reason)), 5000);
+      await th.stop();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }));

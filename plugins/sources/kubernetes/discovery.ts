@@ -33,6 +33,9 @@ async function discover(ref: ResourceRef, requester: Requester, signal: AbortSig
   }
   const found = list.resources?.find((entry) => entry.name === resource);
   if (!found || typeof found.kind !== "string") return NOT_SERVED;
+  // Kinds are stored (the resource each was last listed under), as UTF-8 text: a lone surrogate is none, and libSQL
+  // panicked reading one back. No Go encoder writes one.
+  if (found.kind === "" || !found.kind.isWellFormed()) return "served with a kind that is no well-formed Unicode";
   const { verbs } = found;
   if (Array.isArray(verbs) && !(verbs.includes("list") && verbs.includes("watch"))) {
     return "served without list and watch";
