@@ -27,7 +27,7 @@ interface ExecAuthenticator {
  * for each.
  */
 interface Plugin {
-  /** client-node's tokenCache. */
+  /** client-node's tokenCache, which it keys by user name: its one entry is under CREDENTIAL, whoever asked. */
   credentials: Record<string, unknown>;
   /** The credential being worked out (the cache read, or a run). */
   working?: Promise<unknown>;
@@ -35,6 +35,11 @@ interface Plugin {
   lastExit: string;
 }
 const plugins = new Map<string, Plugin>();
+/**
+ * The user name client-node is told for the configuration's credential: the kubeconfigs of the Lease and of a source
+ * may name their users apart, and client-go's cache has no user in its key.
+ */
+const CREDENTIAL = "credential";
 
 /** What `kc`'s current user's plugin shares, if it has one. */
 function pluginOf(kc: KubeConfig): Plugin | undefined {
@@ -49,7 +54,7 @@ function pluginOf(kc: KubeConfig): Plugin | undefined {
 /** Forgets the credential `kc`'s plugin printed (a 401 refused it): the next request, of any transport, runs it. */
 export function forgetExecCredential(kc: KubeConfig): void {
   const plugin = pluginOf(kc);
-  if (plugin) delete plugin.credentials[kc.getCurrentUser()!.name];
+  if (plugin) delete plugin.credentials[CREDENTIAL];
 }
 
 /** How the last run of `kc`'s plugin ended, for a failure client-node says with its stderr alone; "" if unknown. */
@@ -90,7 +95,7 @@ export function trackExecRuns(kc: KubeConfig, runs: Set<ChildProcess>): void {
     execAuth.tokenCache = plugin.credentials;
     const getCredential = execAuth.getCredential.bind(execAuth);
     execAuth.getCredential = (user) => {
-      plugin.working ??= getCredential(user).finally(() => {
+      plugin.working ??= getCredential({ ...user, name: CREDENTIAL }).finally(() => {
         plugin.working = undefined;
       });
       return plugin.working;

@@ -172,3 +172,35 @@ test("a token, token file or client certificate beside the user's exec plugin: n
   }
   expect(await Bun.file(calls).exists()).toBe(false);
 });
+
+test("one credential for a plugin whatever each kubeconfig names its user (the Lease's, the source's)", async () => {
+  const folder = join(suite.dir, "renamed");
+  const calls = join(folder, "calls.log");
+  const file = await execUserKubeconfig(suite, folder, "credential", (path) => path, {
+    before: `echo run >> '${calls}'`,
+  });
+  // The very same `exec`, in the same order: it is the configuration's key.
+  const written = Bun.YAML.parse(await Bun.file(file).text()) as { users: { user: { exec: object } }[] };
+  const { exec } = written.users[0]!.user;
+  const renamed = await write(
+    join(folder, "lease", "config"),
+    kubeconfig({
+      clusters: { c: clusterOf(suite.server) },
+      users: { "lease-writer": { exec } },
+      contexts: { main: { cluster: "c", user: "lease-writer" } },
+      current: "main",
+    }),
+  );
+  const transports = [file, renamed].map((each) => {
+    const load = () => loadKubeConfig({ kubeconfig: each }).kc;
+    return createTransport(load(), load);
+  });
+  for (const transport of [...transports, ...transports]) {
+    const response = await transport.get("/api/v1/namespaces", AbortSignal.timeout(5000));
+    await response.body?.cancel();
+    expect(response.status).toBe(200);
+  }
+  // client-go's cache is the plugin configuration's, the user's name no part of it (was: a run for each name).
+  expect((await Bun.file(calls).text()).trim().split("\n")).toEqual(["run"]);
+  for (const transport of transports) transport.close();
+});
