@@ -8,15 +8,11 @@ import { afterAll, expect, test } from "bun:test";
 import { existsSync, statSync } from "node:fs";
 import { chmod, mkdir, rm, symlink } from "node:fs/promises";
 import { join } from "node:path";
-import * as v from "valibot";
-import { createMetrics } from "../host/metrics.ts";
-import { silentLogger } from "../host/logger.ts";
-import libsql from "../plugins/stores/libsql.ts";
 import { isStoreReplaced, type StoreReplacedError } from "../sdk/contract.ts";
 import { startTestApiServer } from "../simulator/index.ts";
 import { tempDir, waitFor } from "../testing/index.ts";
 import { exitWithin, MAIN, Output } from "./reliability-process.ts";
-import { batch, run } from "./store-libsql-setup.ts";
+import { batch, libsqlOnFile, run } from "./store-libsql-setup.ts";
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 afterAll(async () => {
@@ -97,13 +93,7 @@ test("the WAL beside the file a link at the store's path names is watched: delet
   await mkdir(join(dir, "volume"));
   await symlink("volume/kubemeta.db", join(dir, "kubemeta.db"));
   const told: StoreReplacedError[] = [];
-  const store = libsql.create(v.parse(libsql.schema, { url: `file:${join(dir, "kubemeta.db")}` }), {
-    name: "libsql",
-    cluster: "test",
-    logger: silentLogger,
-    metrics: createMetrics(),
-    replaced: (error) => told.push(error),
-  });
+  const store = libsqlOnFile(join(dir, "kubemeta.db"), told);
   cleanups.push(() => store.stop());
   await store.start();
   await store.lead();

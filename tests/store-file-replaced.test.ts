@@ -10,10 +10,6 @@
 import { afterEach, expect, test } from "bun:test";
 import { chmod, copyFile, link, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import * as v from "valibot";
-import libsql from "../plugins/stores/libsql.ts";
-import { createMetrics } from "../host/metrics.ts";
-import { silentLogger } from "../host/logger.ts";
 import { isStoreReplaced, type Store, type StoreReplacedError } from "../sdk/contract.ts";
 import { startChurn } from "../simulator/population.ts";
 import { tempDir, waitFor } from "../testing/index.ts";
@@ -21,7 +17,7 @@ import { clusterChecks } from "./cluster-checks.ts";
 import { cleanups, runCleanups, setup, type Kubemeta } from "./faults-cluster.ts";
 import { startNatsServer } from "./nats-server.ts";
 import { exitWithin, FILE_MODES_IGNORED, OBEYING_FILE_MODES } from "./reliability-process.ts";
-import { batch, run } from "./store-libsql-setup.ts";
+import { batch, libsqlOnFile, run } from "./store-libsql-setup.ts";
 import { json, SseConnection } from "./sse-client.ts";
 
 afterEach(runCleanups);
@@ -250,16 +246,9 @@ test.skipIf(FILE_MODES_IGNORED)(
   60_000,
 );
 
-/** The libsql store on `path`, what it tells the host (StoreContext.replaced) kept in `told`. */
+/** The libsql store on `path`, stopped after the test; what it tells the host (StoreContext.replaced) in `told`. */
 function fileStore(path: string, told: StoreReplacedError[] = []): Store {
-  const config = v.parse(libsql.schema, { url: `file:${path}` });
-  const store = libsql.create(config, {
-    name: "libsql",
-    cluster: "test",
-    logger: silentLogger,
-    metrics: createMetrics(),
-    replaced: (error) => told.push(error),
-  });
+  const store = libsqlOnFile(path, told);
   cleanups.push(() => store.stop());
   return store;
 }

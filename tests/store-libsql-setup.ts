@@ -12,7 +12,7 @@ import libsql from "../plugins/stores/libsql.ts";
 import { createMetrics } from "../host/metrics.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
 import { silentLogger } from "../host/logger.ts";
-import type { CommitBatch, Store, StoreContext } from "../sdk/contract.ts";
+import type { CommitBatch, Store, StoreContext, StoreReplacedError } from "../sdk/contract.ts";
 import type { ChangeType } from "../protocol/envelope.ts";
 import type { Update } from "../sdk/model.ts";
 import { startHranaServer, type HranaServer } from "./hrana-server.ts";
@@ -70,6 +70,17 @@ export function storeSandbox(backend: Backend = "file") {
   }
 
   return { newDir, makeStore, open, wipe, urlOf };
+}
+
+/** A store on the file at `path`, outside a sandbox (the caller stops it); what it tells the host kept in `told`. */
+export function libsqlOnFile(path: string, told: StoreReplacedError[] = []): Store {
+  return libsql.create(v.parse(libsql.schema, { url: `file:${path}` }), {
+    name: "libsql",
+    cluster: "test",
+    logger: silentLogger,
+    metrics: createMetrics(),
+    replaced: (error) => told.push(error),
+  });
 }
 
 interface Spec {
