@@ -23,7 +23,6 @@ export async function* ownStreamBehind(
 ): AsyncGenerator<Batch, number> {
   const { stream, size, collect } = options;
   let from = after;
-  let lost = 0;
   while (from < through) {
     let updates: Update[];
     try {
@@ -31,19 +30,18 @@ export async function* ownStreamBehind(
     } catch (error) {
       if (!isBehindRetention(error)) throw error;
       // Retention removed updates of the stream after `from`: lost up to the last of them (past `through`, when a
-      // prune under way took the stream further than the log had heard of when it said where its horizon was).
+      // prune under way took the stream further than the log had heard of when it said where its horizon was). A
+      // batch of its own, passed at once: counted once, though the delivery of what follows fails and is read again.
       const skipTo = options.behindRetention === "head" ? log.head() : error.oldest - 1;
-      lost += skipTo - from;
+      yield { envelopes: [], through: skipTo, lost: skipTo - from };
       from = skipTo;
       continue;
     }
     const envelopes: Envelope[] = [];
     for (const update of updates) collect(update, envelopes);
     const last = updates.length < size ? through : updates[updates.length - 1]!.version;
-    yield { envelopes, through: last, lost };
-    lost = 0;
+    yield { envelopes, through: last, lost: 0 };
     from = last;
   }
-  if (lost > 0) yield { envelopes: [], through: from, lost };
   return from;
 }

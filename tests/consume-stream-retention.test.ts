@@ -8,11 +8,15 @@ import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { Envelope } from "../protocol/envelope.ts";
 import { rawPod, sinkCaughtUp, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
+import { consume } from "../sdk/consume.ts";
+import type { Leadership } from "../sdk/contract.ts";
 import { completeLines } from "./file-lines.ts";
-import { sinkMetric } from "./plugins-fixtures.ts";
+import { contextOn, sinkMetric } from "./plugins-fixtures.ts";
 
 let host: TestHost | undefined;
+const stops: (() => Promise<void>)[] = [];
 afterEach(async () => {
+  for (const stop of stops.splice(0)) await stop();
   await host?.destroy();
   host = undefined;
 });
@@ -94,4 +98,55 @@ test("its own updates pruned too: lost through its stream's horizon, the kept on
   // From its position (1) through its stream's horizon: 2, 3 and 4, all node/n1's here.
   expect(lost).toBe(3);
   expect(th.host.metrics.render()).toContain('kubemeta_reader_resets_total{stream="node"} 1');
+});
+
+test("a term cut before what follows its stream's loss is delivered: the loss is counted once", async () => {
+  const th = await startTestHost({ retention: RETENTION });
+  host = th;
+  // node/n1: c at 1, changed at 2, 3, 4 (1 to 3 pruned, 4 its state), d at 5; then 20 of node/n2, the log keeping 5.
+  th.changes.apply("pods", "ADDED", rawPod("c", { node: "n1" }));
+  await churn(th, "c", "n1", 3);
+  th.changes.apply("pods", "ADDED", rawPod("d", { node: "n1" }));
+  await churn(th, "busy", "n2", 20);
+  await waitFor(() => th.host.log.oldest() === 21, 5_000, "retention keeping the last 5");
+  expect(th.host.log.horizon("node/n1")).toBe(3);
+
+  // An ha replica's sink whose receiver is down through its first term: its position 0, all of node/n1 behind it.
+  const first = new AbortController();
+  let down = true;
+  let terms = 0;
+  const leadership: Leadership = {
+    acquire: async () => {
+      if (++terms === 1) return first.signal;
+      // Asked once the first term's delivery is over: the receiver is back for the next.
+      down = false;
+      return new AbortController().signal;
+    },
+  };
+  const ctx = { ...contextOn(th, "n1"), leadership };
+  await ctx.cursor.save(0);
+  let attempts = 0;
+  const delivered: [string, number][] = [];
+  const sink = consume(ctx, {
+    stream: "node/n1",
+    retry: { initialMs: 5, maxMs: 20 },
+    deliver: async (envelopes) => {
+      attempts++;
+      if (down) throw new Error("the receiver is down");
+      delivered.push(...envelopes.map((e): [string, number] => [e.name, e.version]));
+    },
+  });
+  stops.push(() => sink.stop());
+  await sink.start();
+  const lost = () => sinkMetric(th, "counter", "kubemeta_sink_lost_versions_total", "n1");
+  await waitFor(() => attempts >= 2, 5_000, "the first term's deliveries failing");
+  expect(lost()).toBe(3);
+  first.abort();
+  await waitFor(() => delivered.length === 2, 5_000, "c and d delivered in the next term");
+  expect(delivered).toEqual([
+    ["c", 4],
+    ["d", 5],
+  ]);
+  // Was: 6, the loss counted (and logged) again by the next term, which read it again from the cursor left before it.
+  expect(lost()).toBe(3);
 });
