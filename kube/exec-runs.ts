@@ -31,6 +31,8 @@ interface Plugin {
   credentials: Record<string, unknown>;
   /** The credential being worked out (the cache read, or a run). */
   working?: Promise<unknown>;
+  /** The run `working` waits for, while it runs. */
+  run?: ChildProcess;
   /** How its last run ended (`exited with code 3`, `was killed by SIGKILL`). */
   lastExit: string;
 }
@@ -95,9 +97,13 @@ export function trackExecRuns(kc: KubeConfig, runs: Set<ChildProcess>): void {
     execAuth.tokenCache = plugin.credentials;
     const getCredential = execAuth.getCredential.bind(execAuth);
     execAuth.getCredential = (user) => {
-      plugin.working ??= getCredential({ ...user, name: CREDENTIAL }).finally(() => {
-        plugin.working = undefined;
-      });
+      if (!plugin.working) {
+        const working = getCredential({ ...user, name: CREDENTIAL }).finally(() => {
+          // Forgotten already if its run was killed: a later request's is under way.
+          if (plugin.working === working) plugin.working = undefined;
+        });
+        plugin.working = working;
+      }
       return plugin.working;
     };
   }
@@ -111,17 +117,27 @@ export function trackExecRuns(kc: KubeConfig, runs: Set<ChildProcess>): void {
     }
     runs.add(run);
     everyRun.add(run);
+    if (plugin) plugin.run = run;
     // Before client-node's own listener, which rejects with its stderr alone: how it ended is known when that is said.
     run.once("close", (code: number | null, signal: NodeJS.Signals | null) => {
       runs.delete(run);
       everyRun.delete(run);
+      if (plugin?.run === run) plugin.run = undefined;
       if (plugin) plugin.lastExit = signal ? `was killed by ${signal}` : `exited with code ${code}`;
     });
     return run;
   };
 }
 
-/** Kills the runs still in flight of `runs`: nothing waits for them any more. */
+/**
+ * Kills the runs still in flight of `runs`. Those waiting for one already are told of the kill; a request from now on
+ * runs the plugin anew rather than join a run killed, whose end is heard only a moment later.
+ */
 export function endExecRuns(runs: Set<ChildProcess>): void {
+  for (const plugin of plugins.values()) {
+    if (!plugin.run || !runs.has(plugin.run)) continue;
+    plugin.working = undefined;
+    plugin.run = undefined;
+  }
   runs.forEach(kill);
 }
