@@ -31,6 +31,24 @@ export function impersonationOf(user: Record<string, unknown>): Impersonation | 
   return given.groups.length > 0 || given.uid || Object.keys(given.extra).length > 0 ? given : undefined;
 }
 
+/** Why one of them cannot be sent (unsendable). */
+const ONE_EACH =
+  "kubemeta sends one (Bun's fetch sends a header given twice as one line, which kube-apiserver would take for one " +
+  "value, `a, b`)";
+
+/**
+ * What of `impersonation` cannot be sent as kubectl sends it, if any: a line per group and per extra value, each line
+ * one group, one value to kube-apiserver. Bun's fetch joins a header's values in one line: two groups would
+ * impersonate one group named `a, b`, neither of the user's.
+ */
+export function unsendable(impersonation: Impersonation): string | undefined {
+  const { groups, extra } = impersonation;
+  if (groups.length > 1) return `${groups.length} groups (as-groups): ${ONE_EACH}`;
+  const [key, values] = Object.entries(extra).find(([, each]) => each.length > 1) ?? [];
+  if (!key || !values) return undefined;
+  return `${values.length} values of the as-user-extra key ${JSON.stringify(key)}: ${ONE_EACH}`;
+}
+
 /** What each loaded KubeConfig's current user impersonates (set by load.ts, a reload's too). */
 const impersonating = new WeakMap<KubeConfig, Impersonation>();
 

@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
 import { KubeConfig, type User } from "@kubernetes/client-node";
-import { impersonate, type Impersonation } from "./impersonation.ts";
+import { impersonate, type Impersonation, unsendable } from "./impersonation.ts";
 import { type LoadedKubeconfig, readKubeconfigs } from "./kubeconfig.ts";
 import { checkTlsMaterial } from "./tls-files.ts";
 import { holdsFileContent, readCredentialFileSync } from "../sdk/credential-file.ts";
@@ -233,6 +233,8 @@ function impersonateAs(kc: KubeConfig, impersonations: Map<string, Impersonation
       `user "${user.name}" impersonates groups, a uid or extra without a user to impersonate (as; kubectl refuses ` +
         "it too)",
     );
+  const unsent = unsendable(impersonation);
+  if (unsent) throw new Error(`user "${user.name}" impersonates ${unsent}`);
   impersonate(kc, impersonation);
 }
 
