@@ -300,19 +300,25 @@ async function endGroup(pipeline: Bun.Subprocess): Promise<void> {
   await pipeline.exited;
 }
 
+/** `script` run by bash in a process group of its own, ended after the test; tail's BUN, MAIN (and URL) in its env. */
+function spawnPipeline(script: string, url: string | undefined, stderr: "pipe" | "inherit" = "pipe") {
+  const pipeline = Bun.spawn(["bash", "-c", script], {
+    env: { ...process.env, BUN: process.execPath, MAIN, ...(url ? { URL: url } : {}) },
+    stdout: "pipe",
+    stderr,
+    detached: true,
+  });
+  cleanups.push(() => endGroup(pipeline));
+  return pipeline;
+}
+
 test(
   "a reader that goes away (| head) ends it quietly",
   async () => {
     const th = await host();
     await commit(th, ["ADDED", rawPod("web-0", { node: "n1" })]);
     const script = '"$BUN" run "$MAIN" tail --url "$URL" | head -n 1; echo "tail exited ${PIPESTATUS[0]}" >&2';
-    const pipeline = Bun.spawn(["bash", "-c", script], {
-      env: { ...process.env, BUN: process.execPath, MAIN, URL: th.url },
-      stdout: "pipe",
-      stderr: "pipe",
-      detached: true,
-    });
-    cleanups.push(() => endGroup(pipeline));
+    const pipeline = spawnPipeline(script, th.url);
     let round = 0;
     // It notices on its next write: keep the stream moving until it has ended.
     await waitFor(
@@ -337,13 +343,7 @@ test(
     // RESET, the pod and SYNCED, then nothing: the stream stays quiet, so no write fails.
     const script =
       '"$BUN" run "$MAIN" tail --url "$URL" --stream node/n1 | head -n 1; echo "tail exited ${PIPESTATUS[0]}" >&2';
-    const pipeline = Bun.spawn(["bash", "-c", script], {
-      env: { ...process.env, BUN: process.execPath, MAIN, URL: th.url },
-      stdout: "pipe",
-      stderr: "pipe",
-      detached: true,
-    });
-    cleanups.push(() => endGroup(pipeline));
+    const pipeline = spawnPipeline(script, th.url);
     await waitFor(() => pipeline.exitCode !== null, 10_000, "the pipeline to end");
     expect(await new Response(pipeline.stdout).text()).toMatch(/^ +- RESET +node\/n1/);
     expect(await new Response(pipeline.stderr).text()).toBe("tail exited 0\n");
@@ -357,13 +357,7 @@ test(
     // Port 9 refuses: tail only reports the failure and tries again, on stderr.
     const script =
       '"$BUN" run "$MAIN" tail --url http://127.0.0.1:9 2>&1 | head -n 1; echo "tail exited ${PIPESTATUS[0]}"';
-    const pipeline = Bun.spawn(["bash", "-c", script], {
-      env: { ...process.env, BUN: process.execPath, MAIN },
-      stdout: "pipe",
-      stderr: "inherit",
-      detached: true,
-    });
-    cleanups.push(() => endGroup(pipeline));
+    const pipeline = spawnPipeline(script, undefined, "inherit");
     // Its pipe says head has gone, before its next report (the retries are at most 5 s apart) would.
     await waitFor(() => pipeline.exitCode !== null, 15_000, "the pipeline to end");
     const lines = (await new Response(pipeline.stdout).text()).trimEnd().split("\n");
