@@ -15,82 +15,15 @@ import { newEpoch } from "./new-epoch.ts";
 import { rbacWarnings, rbacYaml } from "./rbac.ts";
 import { builtins } from "../plugins/index.ts";
 import type { EarlySignals } from "./signals.ts";
-import { argumentProblem, parseOptions } from "./args.ts";
+import type { Command } from "./command.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 
-const USAGE = `Usage: bun run main.ts [options]
-       bun run main.ts tail (--url <url> | --nats <servers> --cluster <name>) [--stream <name>] [--json]
-       bun run main.ts rbac [--config <file>]
-       bun run main.ts new-epoch [--config <file>]
-
-  tail              follow streams from the terminal, as readable lines or JSON (tail --help: every option)
-  rbac              print the ClusterRole the config needs (list, watch on what it watches) and,
-                    with ha, the Role of its Lease (in ha.lease.namespace, else POD_NAMESPACE, else
-                    default, with a warning on stderr)
-  new-epoch         give the config's store a new epoch, its log and versions kept, so that every consumer
-                    resets when it resumes: after restoring an older copy of the store, kubemeta stopped
-                    (refused while another process has a file: store open)
-
-  --config <file>   YAML or JSON config (default: ./kubemeta.yaml if present, else built-in defaults:
-                    the kubernetes source with your kubeconfig, a libSQL file in ./data, SSE on :8080)
-  --check           validate the config, load the kubeconfig a source names, open (or create) the store,
-                    then exit (0 valid, 1 with every error: each at its path under "invalid config:")
-  --port <n>        HTTP port, overriding the config's http.port (0 picks a free one)
-  --demo            run against a built-in simulated cluster (no cluster or config needed; store in ./data/demo)
-  --help            this text
-
-Exit codes: 0 done (a check passed, a new epoch given, a shutdown completed), 1 an invalid config, a failed start
-or shutdown, a new epoch refused, or a store replaced under kubemeta (one line says why), 2 bad arguments.
-`;
-
-/** The options of a serve, --check, --demo, rbac and new-epoch (USAGE says each). */
-const OPTIONS = {
-  config: { type: "string" },
-  check: { type: "boolean", default: false },
-  help: { type: "boolean", default: false },
-  port: { type: "string" },
-  demo: { type: "boolean", default: false },
-} as const;
-
-/** The commands that read a config and take --config alone, each with what it does (its usage error says it). */
-const CONFIG_COMMANDS = {
-  rbac: "rbac prints the roles of a config",
-  "new-epoch": "new-epoch gives the config's store a new epoch",
-} as const;
-
-/** Runs the command `args` name; resolves with the exit code. */
-export async function main(args: string[], signals: EarlySignals): Promise<number> {
-  const [command, ...rest] = args;
-  const configCommand =
-    command !== undefined && Object.hasOwn(CONFIG_COMMANDS, command)
-      ? (command as keyof typeof CONFIG_COMMANDS)
-      : undefined;
-  let values: ReturnType<typeof parseOptions<typeof OPTIONS>>;
-  try {
-    values = parseOptions(configCommand ? rest : args, OPTIONS);
-  } catch (error) {
-    await signals.release();
-    return usageError(argumentProblem(error));
-  }
-  // `--config "$CONFIG"` with the variable unset: not the default config, which would serve something else.
-  if (values.config === "") {
-    await signals.release();
-    return usageError("--config: expected a file, got an empty value");
-  }
+/** Runs `command` (cli/command.ts read it from the command line); resolves with the exit code. */
+export async function main(command: Command, signals: EarlySignals): Promise<number> {
+  const { configCommand, port } = command;
   // Only serving (and the demo) stops on a signal: anything else ends as a signal ends it.
-  if (configCommand || values.help || values.check) await signals.release();
-  if (values.demo && (values.config !== undefined || values.check))
-    return usageError("--demo runs its own cluster and config: it takes --port, not --config or --check");
-  if (configCommand && (values.demo || values.check || values.port !== undefined))
-    return usageError(`${CONFIG_COMMANDS[configCommand]}: it takes --config alone`);
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  const port = values.port === undefined ? undefined : /^\d{1,5}$/.test(values.port) ? Number(values.port) : NaN;
-  if (port !== undefined && !(port >= 0 && port <= 65535))
-    return usageError(`--port: expected a port number (0-65535), got "${values.port}"`);
-  if (values.demo) {
+  if (configCommand || command.check) await signals.release();
+  if (command.demo) {
     let demo: Demo;
     try {
       // A second signal while it starts is logged then, as after it (a first one stops it once started).
@@ -112,8 +45,8 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
   try {
     // A config on a pipe nobody writes (`--config <(…)` whose writer failed) holds its read for good: a signal then
     // stops a serve that did nothing yet. Other commands were released to the signals' default above.
-    const reading = readConfig(values.config);
-    const serving = !configCommand && !values.check;
+    const reading = readConfig(command.config);
+    const serving = !configCommand && !command.check;
     const read = await (serving ? Promise.race([reading, signals.stop.then(() => undefined)]) : reading);
     if (read === undefined) {
       process.stderr.write("kubemeta: stopped before the config was read\n");
@@ -122,7 +55,7 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     config = read;
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    if (!values.check || !error.sound) return invalidConfig(error);
+    if (!command.check || !error.sound) return invalidConfig(error);
     // What the schema's errors leave sound is checked as a valid config is: one check says all that is wrong.
     const found = await checkConfig(error.sound, checkLogger());
     return invalidConfig(new ConfigError([...error.issues, ...found.issues], [...error.warnings, ...found.warnings]));
@@ -134,10 +67,10 @@ export async function main(args: string[], signals: EarlySignals): Promise<numbe
     return 0;
   }
   if (configCommand === "new-epoch") return newEpoch(config);
-  const logger = values.check ? checkLogger() : createLogger({ level: config.logLevel });
+  const logger = command.check ? checkLogger() : createLogger({ level: config.logLevel });
   let host: Host;
   try {
-    if (values.check) {
+    if (command.check) {
       // Said whatever else the check finds, as a start would log them: they do not make the config invalid.
       printWarnings(config.warnings);
       const found = await checkConfig(config, logger);
@@ -201,12 +134,6 @@ const checkLogger = () => createLogger({ level: "error" });
 /** What a command that logs nothing (`--check`, `rbac`) warns of: a line each on stderr. */
 function printWarnings(warnings: string[]): void {
   for (const warning of warnings) process.stderr.write(`kubemeta: warning: ${warning}\n`);
-}
-
-/** Bad arguments: one line, as `tail` says it, and exit 2. */
-function usageError(message: string): number {
-  process.stderr.write(`kubemeta: ${message} (see --help)\n`);
-  return 2;
 }
 
 /** A config that cannot be used: its warnings (as a valid one's), every issue at its path, on stderr, and exit 1. */
