@@ -1,9 +1,10 @@
 /**
- * The runs of a kubeconfig's exec plugin, ended when nothing will wait for them any more: at a transport's close (a
- * source's stop, an ha term's end) and at kubemeta's exit. client-node spawns the plugin and waits for it without a
- * deadline, and kills it never: one that does not exit (a cloud CLI waiting on a network that does not answer) would
- * outlive kubemeta, orphaned, with one more left behind at each start of a source. Each run gets a process group of
- * its own, so that what the plugin started (a wrapper script's CLI, a shell's `sleep`) ends with it.
+ * The runs of a kubeconfig's exec plugin, ended when nothing will wait for them any more: at the close of the last
+ * transport waiting for one (a source's stop, an ha term's end) and at kubemeta's exit. client-node spawns the plugin
+ * and waits for it without a deadline, and kills it never: one that does not exit (a cloud CLI waiting on a network
+ * that does not answer) would outlive kubemeta, orphaned, with one more left behind at each start of a source. Each
+ * run gets a process group of its own, so that what the plugin started (a wrapper script's CLI, a shell's `sleep`)
+ * ends with it.
  */
 import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process";
 import type { KubeConfig, User } from "@kubernetes/client-node";
@@ -64,8 +65,17 @@ export function lastExecExit(kc: KubeConfig): string {
   return pluginOf(kc)?.lastExit ?? "";
 }
 
-/** Every run in flight, whichever transport started it: killed at exit. */
-const everyRun = new Set<ChildProcess>();
+/**
+ * Every run in flight, whichever transport started it, with the transports waiting for it (each by its set of runs):
+ * the one that started it and those that joined it. Killed when the last of them closes, and at exit.
+ */
+const waiters = new Map<ChildProcess, Set<Set<ChildProcess>>>();
+
+/** The transport of `runs` waits for `run` until it ends or the transport closes. */
+function waitFor(run: ChildProcess, runs: Set<ChildProcess>): void {
+  runs.add(run);
+  waiters.get(run)?.add(runs);
+}
 let exitListened = false;
 
 /**
@@ -82,8 +92,9 @@ function kill(run: ChildProcess): void {
 }
 
 /**
- * Has `kc`'s exec plugin run so that each run is in `runs` until it is over (its output closed), and is killed at
- * kubemeta's exit if still running; its runs and what they print shared by the transports of its configuration.
+ * Has `kc`'s exec plugin run so that each run the transport of `runs` starts or joins is in `runs` until it is over
+ * (its output closed), and is killed at kubemeta's exit if still running; its runs and what they print shared by the
+ * transports of its configuration.
  * Throws when client-node no longer has the authenticator replaced here: an upgrade would otherwise bring back,
  * silently, the plugins left behind, and the runs for each transport.
  */
@@ -104,6 +115,8 @@ export function trackExecRuns(kc: KubeConfig, runs: Set<ChildProcess>): void {
         });
         plugin.working = working;
       }
+      // Joined by this transport too: another's close leaves it running for this one (client-go never kills it).
+      if (plugin.run) waitFor(plugin.run, runs);
       return plugin.working;
     };
   }
@@ -113,15 +126,15 @@ export function trackExecRuns(kc: KubeConfig, runs: Set<ChildProcess>): void {
     const run = spawn(command, args ?? [], { ...options, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     if (!exitListened) {
       exitListened = true;
-      process.on("exit", () => everyRun.forEach(kill));
+      process.on("exit", () => [...waiters.keys()].forEach(kill));
     }
-    runs.add(run);
-    everyRun.add(run);
+    waiters.set(run, new Set());
+    waitFor(run, runs);
     if (plugin) plugin.run = run;
     // Before client-node's own listener, which rejects with its stderr alone: how it ended is known when that is said.
     run.once("close", (code: number | null, signal: NodeJS.Signals | null) => {
-      runs.delete(run);
-      everyRun.delete(run);
+      for (const each of waiters.get(run) ?? []) each.delete(run);
+      waiters.delete(run);
       if (plugin?.run === run) plugin.run = undefined;
       if (plugin) plugin.lastExit = signal ? `was killed by ${signal}` : `exited with code ${code}`;
     });
@@ -130,14 +143,20 @@ export function trackExecRuns(kc: KubeConfig, runs: Set<ChildProcess>): void {
 }
 
 /**
- * Kills the runs still in flight of `runs`. Those waiting for one already are told of the kill; a request from now on
- * runs the plugin anew rather than join a run killed, whose end is heard only a moment later.
+ * The transport of `runs` closes: it waits for none of them any more, and a run no other transport waits for is
+ * killed. A request from now on runs the plugin anew rather than join a run killed, whose end is heard a moment later.
  */
 export function endExecRuns(runs: Set<ChildProcess>): void {
-  for (const plugin of plugins.values()) {
-    if (!plugin.run || !runs.has(plugin.run)) continue;
-    plugin.working = undefined;
-    plugin.run = undefined;
+  for (const run of runs) {
+    const others = waiters.get(run);
+    others?.delete(runs);
+    if (others?.size) continue;
+    for (const plugin of plugins.values()) {
+      if (plugin.run !== run) continue;
+      plugin.working = undefined;
+      plugin.run = undefined;
+    }
+    kill(run);
   }
-  runs.forEach(kill);
+  runs.clear();
 }

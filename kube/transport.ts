@@ -37,8 +37,8 @@ export interface KubeTransport {
    */
   reloadCredentials(): void;
   /**
-   * Kills the exec plugin's run in flight, if any: its user stops, and nothing will wait for it (a request after this
-   * runs the plugin anew).
+   * Kills the exec plugin's run in flight, if any and unless another transport waits for it too (the Lease's, another
+   * source's): its user stops (a request after this runs the plugin anew, or joins the run left to the others).
    */
   close(): void;
 }
@@ -60,7 +60,10 @@ export const unansweredCode = (err: unknown): "credentials" | "error" =>
 
 /** `reload` loads the kubeconfig again, the way `initial` was loaded. */
 export function createTransport(initial: KubeConfig, reload: () => KubeConfig): KubeTransport {
-  /** The exec plugin's runs in flight: one at most, as client-go's lock has it (see reloadCredentials). */
+  /**
+   * The exec plugin's runs in flight this transport waits for, its own or another's it joined: one at most, as
+   * client-go's lock has it (see reloadCredentials).
+   */
   const runs = new Set<ChildProcess>();
   trackExecRuns(initial, runs);
   let kc = initial;

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { chmod, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { loadKubeConfig } from "../kube/load.ts";
-import { createTransport } from "../kube/transport.ts";
+import { createTransport, type KubeTransport } from "../kube/transport.ts";
 import { tempDir, waitFor } from "../testing/index.ts";
 import { startHranaServer } from "./hrana-server.ts";
 import { exitWithin, MAIN, Output } from "./reliability-process.ts";
@@ -145,4 +145,23 @@ test("reloads while the plugin runs start no other run; close() ends it; the nex
   await waitFor(() => !alive(plugin) && !alive(child), 5_000, `pids ${plugin} and ${child} to be gone`);
   await waitFor(() => pidsIn(pids).length === 4, 5_000, "the plugin's next run");
   transport.close();
+});
+
+test("a run two transports wait for (a source's, the Lease's) outlives the close of one, not of both", async () => {
+  const { kubeconfig, pids } = await hungPluginKubeconfig(join(dir, "shared"));
+  const load = () => loadKubeConfig({ kubeconfig }).kc;
+  const [source, lease] = [createTransport(load(), load), createTransport(load(), load)];
+  const given = (transport: KubeTransport, ms: number) =>
+    transport.get("/api/v1/pods", AbortSignal.timeout(ms)).catch((error: Error) => error.message);
+  const hung = `no credentials: the kubeconfig's exec plugin ${join(dir, "shared", "credential")} has not exited`;
+  expect(await given(source, 100)).toBe(hung);
+  const [plugin, child] = await firstRun(pids);
+  const leaseWaits = given(lease, 1000);
+  source.close();
+  // Was: `… was killed by SIGKILL, and wrote nothing on stderr`, the Lease's request failed by the source's stop.
+  expect(await leaseWaits).toBe(hung);
+  expect([plugin, child].map(alive)).toEqual([true, true]);
+  expect(pidsIn(pids)).toEqual([plugin, child]);
+  lease.close();
+  await waitFor(() => !alive(plugin) && !alive(child), 5_000, `pids ${plugin} and ${child} to be gone`);
 });
