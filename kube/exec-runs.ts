@@ -54,10 +54,29 @@ function pluginOf(kc: KubeConfig): Plugin | undefined {
   return plugin;
 }
 
-/** Forgets the credential `kc`'s plugin printed (a 401 refused it): the next request, of any transport, runs it. */
-export function forgetExecCredential(kc: KubeConfig): void {
+/** What a refused request carried: its `Authorization` header and client certificate. */
+export interface Refused {
+  authorization: string | null;
+  cert: unknown;
+}
+
+/**
+ * Forgets the credential `kc`'s plugin printed (a 401 refused it, or it is unusable): the next request, of any
+ * transport, runs it. Not when `refused` carried another, as client-go compares them: a late 401, to a request sent
+ * before a run printed the credential kept now, would cost one more run.
+ */
+export function forgetExecCredential(kc: KubeConfig, refused?: Refused): void {
   const plugin = pluginOf(kc);
-  if (plugin) delete plugin.credentials[CREDENTIAL];
+  if (!plugin) return;
+  const kept = plugin.credentials[CREDENTIAL] as { status?: { token?: string; clientCertificateData?: string } };
+  if (refused && kept?.status && !carried(refused, kept.status)) return;
+  delete plugin.credentials[CREDENTIAL];
+}
+
+/** Whether `refused` carried `status`'s token and certificate, as transport.ts's fetchOptions puts them. */
+function carried(refused: Refused, status: { token?: string; clientCertificateData?: string }): boolean {
+  const authorization = status.token ? `Bearer ${status.token}`.trim() : null;
+  return refused.authorization === authorization && refused.cert === status.clientCertificateData;
 }
 
 /** How the last run of `kc`'s plugin ended, for a failure client-node says with its stderr alone; "" if unknown. */

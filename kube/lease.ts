@@ -93,7 +93,7 @@ export function createLeaseClient(
     if (response.status === 401) {
       // A rotated token or renewed certificate: the next request goes out with the new one.
       try {
-        transport.reloadCredentials();
+        transport.reloadCredentials(response);
       } catch {
         // The kubeconfig cannot be read right now; the 401 below says what the server said.
       }

@@ -32,10 +32,10 @@ export interface KubeTransport {
   /** Sends any request with the current credentials; the response is the caller's, whatever its status. */
   request(method: KubeMethod, pathAndQuery: string, init: KubeRequestInit): Promise<Response>;
   /**
-   * Reloads the kubeconfig and forgets cached credentials: after a 401, when a token
-   * file was rotated, a client certificate renewed or an exec credential revoked.
+   * Reloads the kubeconfig and forgets cached credentials: after a 401 (`refused`), when a token file was rotated, a
+   * client certificate renewed or an exec credential revoked. An exec credential only if `refused` carried it.
    */
-  reloadCredentials(): void;
+  reloadCredentials(refused?: Response): void;
   /**
    * Kills the exec plugin's run in flight, if any and unless another transport waits for it too (the Lease's, another
    * source's): its user stops (a request after this runs the plugin anew, or joins the run left to the others).
@@ -73,6 +73,8 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
    * once, and client-node, whose cache is empty then, would run an exec plugin (a cloud CLI, an IAM call) for each.
    */
   let working: ReturnType<typeof fetchOptions> | undefined;
+  /** What each answer's request carried, told of with a 401 (reloadCredentials). */
+  const sent = new WeakMap<Response, Awaited<ReturnType<typeof fetchOptions>>>();
   async function request(method: KubeMethod, pathAndQuery: string, init: KubeRequestInit): Promise<Response> {
     const cluster = kc.getCurrentCluster()!;
     if (!working) {
@@ -93,7 +95,7 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
     const [headers, tls] = [new Headers(options.headers), options.tls];
     const hasBody = init.body !== undefined;
     if (hasBody) headers.set("Content-Type", init.contentType ?? "application/json");
-    return fetch(`${server}${pathAndQuery}`, {
+    const response = await fetch(`${server}${pathAndQuery}`, {
       method,
       headers,
       tls,
@@ -104,11 +106,15 @@ export function createTransport(initial: KubeConfig, reload: () => KubeConfig): 
       ...(hasBody ? { body: JSON.stringify(init.body) } : {}),
       proxy: proxyFor(server, cluster.proxyUrl),
     });
+    sent.set(response, options);
+    return response;
   }
-  function reloadCredentials() {
-    forgetExecCredential(kc);
+  function reloadCredentials(refused?: Response) {
+    const carried = refused && sent.get(refused);
+    const what = carried && { authorization: carried.headers.get("Authorization"), cert: carried.tls.cert };
+    forgetExecCredential(kc, what);
     const reloaded = reload();
-    forgetExecCredential(reloaded);
+    forgetExecCredential(reloaded, what);
     trackExecRuns(reloaded, runs);
     kc = reloaded;
     server = baseUrl(kc.getCurrentCluster()!.server);

@@ -10,7 +10,7 @@ import { loadKubeConfig } from "../kube/load.ts";
 import { createTransport, type KubeTransport } from "../kube/transport.ts";
 import { waitFor } from "../testing/index.ts";
 import { testPki } from "../simulator/certs.ts";
-import { clusterOf, execUserKubeconfig, kubeconfig, kubeconfigSuite, write } from "./kubeconfig-fixtures.ts";
+import { clusterOf, execUserKubeconfig, kubeconfig, kubeconfigSuite, tlsFront, write } from "./kubeconfig-fixtures.ts";
 
 const suite = kubeconfigSuite();
 
@@ -203,4 +203,45 @@ test("one credential for a plugin whatever each kubeconfig names its user (the L
   // client-go's cache is the plugin configuration's, the user's name no part of it (was: a run for each name).
   expect((await Bun.file(calls).text()).trim().split("\n")).toEqual(["run"]);
   for (const transport of transports) transport.close();
+});
+
+/** The front holds a request whose query has `held` until `release()`: a 401 that comes late. */
+const release = Promise.withResolvers<void>();
+const front = tlsFront(suite, async ({ pathname, searchParams }) => {
+  if (searchParams.has("held")) await release.promise;
+  return pathname;
+});
+
+test("a late 401, to a request sent with the credential before, forgets not the one a run printed since", async () => {
+  const folder = join(suite.dir, "late-401");
+  const calls = join(folder, "calls.log");
+  const stale = JSON.stringify({
+    apiVersion: "client.authentication.k8s.io/v1",
+    kind: "ExecCredential",
+    status: { token: "revoked" },
+  });
+  // The first run prints a token the API server refuses, the next ones its own.
+  const written = await execUserKubeconfig(suite, folder, "credential", (path) => path, {
+    before: `echo run >> '${calls}'\nif [ "$(wc -l < '${calls}')" -eq 1 ]; then echo '${stale}'; exit 0; fi`,
+  });
+  const config = Bun.YAML.parse(await Bun.file(written).text()) as { clusters: { cluster: { server: string } }[] };
+  config.clusters[0]!.cluster.server = front.url;
+  const file = await write(join(folder, "front", "config"), Bun.YAML.stringify(config));
+  const load = () => loadKubeConfig({ kubeconfig: file }).kc;
+  const transport = createTransport(load(), load);
+  // As the source's request.ts and the Lease's lease.ts take an answer: a 401 reloads, told what it refused.
+  const get = async (query = "") => {
+    const response = await transport.get(`/api/v1/namespaces${query}`, AbortSignal.timeout(5000));
+    await response.body?.cancel();
+    if (response.status === 401) transport.reloadCredentials(response);
+    return response.status;
+  };
+  const late = get("?held");
+  await waitFor(() => front.seen.some(({ url }) => url.endsWith("?held")), 5000, "the held request to be sent");
+  expect([await get(), await get()]).toEqual([401, 200]);
+  release.resolve();
+  expect([await late, await get()]).toEqual([401, 200]);
+  // Was: 3, the late 401 forgetting the credential of the second run too.
+  expect((await Bun.file(calls).text()).trim().split("\n")).toEqual(["run", "run"]);
+  transport.close();
 });

@@ -20,9 +20,10 @@ export interface KubeconfigSuite {
 /**
  * A TLS front on loopback (the test PKI's server certificate, so the suite's CA verifies it) for the suite's API
  * server, started for the calling test file: `path` says where each request's path and query go upstream, or
- * undefined for a 404 of its own; `seen` holds each request the front was sent, as it came.
+ * undefined for a 404 of its own, once it resolves (an answer held back); `seen` holds each request the front was
+ * sent, as it came.
  */
-export function tlsFront(suite: KubeconfigSuite, path: (url: URL) => string | undefined) {
+export function tlsFront(suite: KubeconfigSuite, path: (url: URL) => string | undefined | Promise<string | undefined>) {
   const front = { url: "", seen: [] as Request[] };
   let server: Bun.Server<undefined> | undefined;
   beforeAll(async () => {
@@ -31,9 +32,9 @@ export function tlsFront(suite: KubeconfigSuite, path: (url: URL) => string | un
       hostname: "127.0.0.1",
       port: 0,
       tls: { cert: pki.serverCertPem, key: pki.serverKeyPem },
-      fetch(request) {
+      async fetch(request) {
         front.seen.push(request);
-        const upstream = path(new URL(request.url));
+        const upstream = await path(new URL(request.url));
         if (upstream === undefined) return new Response("404 page not found\n", { status: 404 });
         return fetch(new URL(upstream, suite.server.url), { headers: request.headers, tls: { ca: pki.caPem } });
       },

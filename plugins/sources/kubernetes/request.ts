@@ -168,16 +168,16 @@ export function createRequester(options: RequesterOptions): Requester {
   }
 
   async function failure(response: Response): Promise<ApiError> {
-    if (response.status === 401) reloadCredentials();
+    if (response.status === 401) reloadCredentials(response);
     return responseError(response);
   }
 
   // Each 401 reloads, so while a file the kubeconfig names stays unreadable every refused request of every resource
   // fails its reload: logged as the retries are, lest a warning per request flood the log for as long.
   const reloads = retryLog(logger, "cannot reload the kubeconfig after a 401", "the kubeconfig reloads again");
-  function reloadCredentials() {
+  function reloadCredentials(refused: Response) {
     try {
-      transport.reloadCredentials();
+      transport.reloadCredentials(refused);
       reloads.succeeded();
     } catch (err) {
       reloads.failed(err, {});
