@@ -150,6 +150,12 @@ export function startReplication(options: ReplicationOptions): Replication {
       unwritable ??= error;
       ending.resolve({ reason: "store not writable", commitsFailingMs: Math.round(failingMs), error: error.message });
     };
+    // The elector has said why and given the Lease back if it still held it; the store is not at fault.
+    const lostWhileStarting = () => {
+      logger.warn("lost the Lease while becoming the store's writer; following again");
+      follower = follow();
+      return true;
+    };
     await follower?.stop();
     follower = undefined;
     try {
@@ -165,12 +171,7 @@ export function startReplication(options: ReplicationOptions): Replication {
     } catch (error) {
       // Stopped while the store did not answer: the stop releases the Lease.
       if (stopped.signal.aborted) return false;
-      // The elector has said why and given the Lease back if it still held it; the store is not at fault.
-      if (lost.aborted) {
-        logger.warn("lost the Lease while becoming the store's writer; following again");
-        follower = follow();
-        return true;
-      }
+      if (lost.aborted) return lostWhileStarting();
       if (isStoreReplaced(error)) {
         await elector.release();
         replaced(error as StoreReplacedError);
@@ -183,6 +184,13 @@ export function startReplication(options: ReplicationOptions): Replication {
       follower = follow(error instanceof Error ? error : new Error(String(error)));
       await sleep(retryInMs, stopped.signal);
       return true;
+    }
+    // Lost while the sources started (their starts cut, the term returned): given up before it begins, as a loss
+    // before then is. What its sources sent and it did not commit, the next leader delivers again.
+    if (lost.aborted && !stopped.signal.aborted) {
+      await leader.abandon();
+      leader = undefined;
+      return lostWhileStarting();
     }
     writerBackoff.reset();
     terms.begin(() => elector.holds());

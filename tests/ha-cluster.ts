@@ -30,6 +30,8 @@ export interface Replica {
 
 export interface HaOptions {
   replicas: number;
+  /** YAML lines appended under `sources:` after the kubernetes source (a plugin by path: `- { type: ./x.ts }`). */
+  sources?: string[];
   /** YAML lines appended under `sinks:` after the SSE sink. */
   sinks?: string[];
   /** Top-level YAML lines appended to each replica's config (`shutdownTimeout: 3s`). */
@@ -117,6 +119,7 @@ export async function setupHa(options: HaOptions) {
           `    kubeconfig: ${kubeconfig}`,
           `    resources: [${(options.resources ?? RESOURCES).join(", ")}]`,
           ...(options.source ?? []).map((line) => `    ${line}`),
+          ...(options.sources ?? []),
           "sinks:",
           "  - { type: sse }",
           ...(options.sinks ?? []),

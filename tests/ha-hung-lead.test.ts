@@ -6,12 +6,13 @@
  * start up at once, and follows.
  */
 import { afterEach, expect, test } from "bun:test";
+import { join } from "node:path";
 import { microTime, type Lease } from "../kube/lease.ts";
 import { waitFor } from "../testing/index.ts";
 import { cleanups, runCleanups } from "./faults-cluster.ts";
 import { setupHa, TAKEOVER_MS, type Replica } from "./ha-cluster.ts";
 import { hungStorePath, readiness } from "./ha-checks.ts";
-import { exitWithin } from "./reliability-process.ts";
+import { exitWithin, plugin } from "./reliability-process.ts";
 
 afterEach(runCleanups);
 
@@ -30,6 +31,19 @@ async function cutOffWinner(env: Awaited<ReturnType<typeof setupHa>>): Promise<R
   expect(await exitWithin(leader.proc, 10_000)).toBe(0);
   await cutOff.out.waitFor(/"msg":"acquired the Lease; leading"/, 5_000);
   return cutOff;
+}
+
+/**
+ * Another holder of the Lease, for an hour (the API server's view of `winner` lost: its renewal finds it); resolves
+ * once `winner` has said it lost the Lease.
+ */
+async function loseTheLease(env: Awaited<ReturnType<typeof setupHa>>, winner: Replica): Promise<void> {
+  env.server.patch("Lease", "default", "kubemeta", (lease) => {
+    const { spec } = lease as unknown as Lease;
+    (lease as unknown as Lease).spec = { ...spec, holderIdentity: "intruder", renewTime: microTime() };
+    (lease as unknown as Lease).spec.leaseDurationSeconds = 3600;
+  });
+  await winner.out.waitFor(/"msg":"lost the Lease; no longer leading"/, RENEW_DEADLINE_MS);
 }
 
 test("a replica whose term's start hangs gives the Lease up after renewDeadline: a standby leads", async () => {
@@ -82,13 +96,7 @@ test("a replica that loses the Lease while its term starts gives the start up: n
   leader.proc.kill("SIGTERM");
   expect(await exitWithin(leader.proc, 10_000)).toBe(0);
   await winner.out.waitFor(/"msg":"acquired the Lease; leading"/, 5_000);
-  // Another holder meanwhile (the API server's view of the winner lost: its renewal finds it), for long.
-  env.server.patch("Lease", "default", "kubemeta", (lease) => {
-    const { spec } = lease as unknown as Lease;
-    (lease as unknown as Lease).spec = { ...spec, holderIdentity: "intruder", renewTime: microTime() };
-    (lease as unknown as Lease).spec.leaseDurationSeconds = 3600;
-  });
-  await winner.out.waitFor(/"msg":"lost the Lease; no longer leading"/, RENEW_DEADLINE_MS);
+  await loseTheLease(env, winner);
   path.release();
   await env.ready(winner, 10_000);
   // Was: the term began all the same ("leading", its sources listing the cluster), to end at once.
@@ -97,4 +105,26 @@ test("a replica that loses the Lease while its term starts gives the start up: n
   const [gaveUp] = winner.out.lines("lost the Lease while becoming the store's writer; following again");
   expect(gaveUp).toMatchObject({ level: "warn" });
   expect(winner.out.lines("cannot become the store's writer; following again")).toEqual([]);
+}, 60_000);
+
+test("a replica that loses the Lease while its term's sources start abandons the term: no 'leading', no term", async () => {
+  const env = await setupHa({ replicas: 1, sources: ["  - { type: ./hanging-source.ts }"] });
+  cleanups.push(env.destroy);
+  // Its start hangs (up to the plugin deadline, 10 s): the term's start waits on it, the store's lead() answered.
+  await Bun.write(
+    join(env.dir, "hanging-source.ts"),
+    plugin("Source", 'ctx.logger.info("hanging source starting"); await new Promise(() => {});'),
+  );
+  const winner = await env.start(0);
+  await winner.out.waitFor(/"msg":"hanging source starting"/, 10_000);
+  await loseTheLease(env, winner);
+  await winner.out.waitFor(/"msg":"lost the Lease while becoming the store's writer; following again"/, 5_000);
+  // Was: the cut start returned the term, which began ('leading', a term counted) only to end at once.
+  expect(winner.out.lines("leading: this replica writes the store and runs the sources")).toEqual([]);
+  expect(winner.out.lines("no longer leading; following the store")).toEqual([]);
+  expect(await env.metric(winner.url, "kubemeta_ha_terms_total")).toBe(0);
+  expect(await env.metric(winner.url, "kubemeta_ha_leader")).toBe(0);
+  // The term's sources stopped, the hanging one's start under way included; the replica follows the new store.
+  expect(winner.out.lines("Source stopped")).toHaveLength(1);
+  expect((await readiness(winner)).waiting).toEqual(["the store's first sync is under way on the leader"]);
 }, 60_000);

@@ -76,6 +76,14 @@ export class Output {
   }
 }
 
+/** A sink or source plugin's module, loaded by path: its start runs `start`, its stop logs `<kind> stopped`. */
+export const plugin = (kind: "Sink" | "Source", start: string) => `
+import { define${kind}, v } from ${JSON.stringify(SDK)};
+export default define${kind}({
+  type: "${kind.toLowerCase()}", description: "", schema: v.strictObject({}),
+  create: (_config, ctx) => ({ async start() { ${start} }, async stop() { ctx.logger.info("${kind} stopped"); } }),
+});`;
+
 /** Resolves with the exit code, or fails after the deadline. */
 export async function exitWithin(child: { exited: Promise<number> }, timeoutMs: number): Promise<number> {
   let timer: Timer | undefined;

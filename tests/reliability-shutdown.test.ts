@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { tempDir, waitFor } from "../testing/index.ts";
-import { exitWithin, MAIN, Output, SDK } from "./reliability-process.ts";
+import { exitWithin, MAIN, Output, plugin, SDK } from "./reliability-process.ts";
 import { startHranaServer } from "./hrana-server.ts";
 import { startNatsServer } from "./nats-server.ts";
 import { startTcpProxy } from "./tcp-proxy.ts";
@@ -221,14 +221,6 @@ test("SIGTERM while a remote store never answers its open: the open is given up,
     silent.stop(true);
   }
 });
-
-/** A sink or source plugin whose start runs `start` and whose stop logs `<kind> stopped`. */
-const plugin = (kind: "Sink" | "Source", start: string) => `
-import { define${kind}, v } from ${JSON.stringify(SDK)};
-export default define${kind}({
-  type: "${kind.toLowerCase()}", description: "", schema: v.strictObject({}),
-  create: (_config, ctx) => ({ async start() { ${start} }, async stop() { ctx.logger.info("${kind} stopped"); } }),
-});`;
 
 /**
  * A real main.ts on `<name>.yaml` (`lines`, and an HTTP listener) SIGTERMed once a plugin logged `starting` and hangs
