@@ -37,7 +37,8 @@ export interface LeaderOptions {
    */
   onCommitFailing?(error: Error, failingMs: number): void;
   /**
-   * The term's start is given up (it throws, nothing started) once `stopped` aborts before the sources start, or,
+   * The term's start is given up (it throws, nothing started; aborted already, nothing asked of the store either)
+   * once `stopped` aborts before the sources start, or,
    * with `ha`, once the store has left one of its requests before then (taking the writer's term, each page of the
    * catch-up) unanswered for `unansweredMs` (ha.renewDeadline): over a path that drops packets one fails only after
    * store.timeout, and meanwhile this replica would hold the Lease without committing, a shutdown waiting on it. Once
@@ -65,6 +66,9 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
     unansweredMs,
     `no answer from the store in ${unansweredMs} ms (ha.renewDeadline); giving the Lease up`,
   );
+  // Not sent once given up (the Lease lost while the follower stopped): it would raise the store's term past the next
+  // leader's, which would be fenced once.
+  stopped.throwIfAborted();
   const state = await ask(store.lead());
   // Where this replica last followed it, the store may have been replaced since (its term raised by the new one's).
   checkSameStore(log, state);
