@@ -185,9 +185,11 @@ export function startReplication(options: ReplicationOptions): Replication {
       await sleep(retryInMs, stopped.signal);
       return true;
     }
-    // Lost while the sources started (their starts cut, the term returned): given up before it begins, as a loss
-    // before then is. What its sources sent and it did not commit, the next leader delivers again.
-    if (lost.aborted && !stopped.signal.aborted) {
+    // Stopped or lost while the sources started (their starts cut, the term returned): the term does not begin. The
+    // stop's leader.stop() stops its sources and commits what they sent.
+    if (stopped.signal.aborted) return false;
+    // Lost: given up as a loss before then is. What its sources sent and it did not commit, the next leader delivers.
+    if (lost.aborted) {
       await leader.abandon();
       leader = undefined;
       return lostWhileStarting();

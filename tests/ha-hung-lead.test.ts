@@ -107,7 +107,8 @@ test("a replica that loses the Lease while its term starts gives the start up: n
   expect(winner.out.lines("cannot become the store's writer; following again")).toEqual([]);
 }, 60_000);
 
-test("a replica that loses the Lease while its term's sources start abandons the term: no 'leading', no term", async () => {
+/** A lone replica (its env cleaned up after the test) whose term's start hangs on a source's, once it is under way. */
+async function hangingSourceStarted(): Promise<{ env: Awaited<ReturnType<typeof setupHa>>; winner: Replica }> {
   const env = await setupHa({ replicas: 1, sources: ["  - { type: ./hanging-source.ts }"] });
   cleanups.push(env.destroy);
   // Its start hangs (up to the plugin deadline, 10 s): the term's start waits on it, the store's lead() answered.
@@ -117,6 +118,11 @@ test("a replica that loses the Lease while its term's sources start abandons the
   );
   const winner = await env.start(0);
   await winner.out.waitFor(/"msg":"hanging source starting"/, 10_000);
+  return { env, winner };
+}
+
+test("a replica that loses the Lease while its term's sources start abandons the term: no 'leading', no term", async () => {
+  const { env, winner } = await hangingSourceStarted();
   await loseTheLease(env, winner);
   await winner.out.waitFor(/"msg":"lost the Lease while becoming the store's writer; following again"/, 5_000);
   // Was: the cut start returned the term, which began ('leading', a term counted) only to end at once.
@@ -127,4 +133,17 @@ test("a replica that loses the Lease while its term's sources start abandons the
   // The term's sources stopped, the hanging one's start under way included; the replica follows the new store.
   expect(winner.out.lines("Source stopped")).toHaveLength(1);
   expect((await readiness(winner)).waiting).toEqual(["the store's first sync is under way on the leader"]);
+}, 60_000);
+
+test("SIGTERM of a replica while its term's sources start: exit 0 at once, its sources stopped, no 'leading'", async () => {
+  const { env, winner } = await hangingSourceStarted();
+  winner.proc.kill("SIGTERM");
+  expect(await exitWithin(winner.proc, 3_000)).toBe(0);
+  await winner.out.all();
+  // Was: `leading: …` after `shutting down`, a term begun (its sinks let deliver) by a replica on its way out.
+  expect(winner.out.lines("leading: this replica writes the store and runs the sources")).toEqual([]);
+  expect(winner.out.lines("Source stopped")).toHaveLength(1);
+  expect(winner.out.lines("stopped")).toHaveLength(1);
+  const lease = env.server.get("Lease", "default", "kubemeta") as { spec: { holderIdentity?: string } };
+  expect(lease.spec.holderIdentity ?? "").toBe("");
 }, 60_000);
