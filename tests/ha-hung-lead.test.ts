@@ -121,7 +121,7 @@ async function hangingSourceStarted(): Promise<{ env: Awaited<ReturnType<typeof 
   return { env, winner };
 }
 
-test("a replica that loses the Lease while its term's sources start abandons the term: no 'leading', no term", async () => {
+test("a replica that loses the Lease while its term's sources start: the term given up, no 'leading'", async () => {
   const { env, winner } = await hangingSourceStarted();
   await loseTheLease(env, winner);
   await winner.out.waitFor(/"msg":"lost the Lease while becoming the store's writer; following again"/, 5_000);
@@ -135,7 +135,7 @@ test("a replica that loses the Lease while its term's sources start abandons the
   expect((await readiness(winner)).waiting).toEqual(["the store's first sync is under way on the leader"]);
 }, 60_000);
 
-test("SIGTERM of a replica while its term's sources start: exit 0 at once, its sources stopped, no 'leading'", async () => {
+test("SIGTERM of a replica while its term's sources start: exit 0 at once, no 'leading'", async () => {
   const { env, winner } = await hangingSourceStarted();
   winner.proc.kill("SIGTERM");
   expect(await exitWithin(winner.proc, 3_000)).toBe(0);
