@@ -1,9 +1,10 @@
 /**
  * `kubemeta_sink_lag_versions` and `kubemeta_sink_lag_seconds` of a sink from the host's start, until the sink keeps
  * them itself: a sink that cannot start (a create that refuses its config, a start that fails or hangs) falls behind
- * by all that is committed past its cursor, and an alert on its lag must see that. A sink built on `consume` takes the
- * series over as it starts; one that keeps none (the sse sink: each subscriber has its own position) has none once it
- * has started.
+ * by all that is committed past its cursor, and an alert on its lag must see that. A sink built on `consume` takes each
+ * series over as it first sets it, the host's kept until then (its lag in seconds is known a refresh or two after its
+ * start: an alert on an absent series must not fire meanwhile); one that keeps none (the sse sink: each subscriber has
+ * its own position) has none once it has started.
  */
 import { REFRESH_MS } from "../sdk/consume-delivery.ts";
 import { sinkLag, sinkLagSeconds, type Gauge, type Labels, type Metrics } from "../sdk/telemetry.ts";
@@ -26,7 +27,10 @@ export interface LagOptions {
 export interface LagUntilStarted {
   /** The registry for the sink's context: what the sink sets of its own lag series makes the series the sink's. */
   metrics: Metrics;
-  /** The sink has started: its series is its own, or, if it set none, it has none. */
+  /**
+   * The sink has started: a series it never asked for is gone; one it asked for is its own once it sets it, the host's
+   * until then.
+   */
   started(): void;
   /** The host stops: the series is left as it is. */
   stop(): void;
@@ -39,8 +43,10 @@ export function lagUntilStarted(options: LagOptions): LagUntilStarted {
   const seconds = sinkLagSeconds(metrics);
   let cursor: number | undefined;
   let read: "no" | "reading" | "done" = "no";
-  /** The series the sink has set of its own. */
-  const owned = new Set<Gauge>();
+  /** The series the host still sets: each until the sink sets it, or, once started, one the sink never asked for. */
+  const kept = new Set<Gauge>([lag, seconds]);
+  /** The series the sink asked its registry for: it sets them (a sink on `consume`), if not yet. */
+  const asked = new Set<Gauge>();
   let timer: Timer | undefined;
   /** When the first version past the cursor was committed: read once, the cursor of a sink not started stays. */
   let committedAt: number | undefined;
@@ -61,7 +67,8 @@ export function lagUntilStarted(options: LagOptions): LagUntilStarted {
   const show = () => {
     if (timer === undefined) return;
     const behind = options.delivers() ? Math.max(0, options.head() - (cursor ?? 0)) : 0;
-    lag.set(behind, labels);
+    if (kept.has(lag)) lag.set(behind, labels);
+    if (!kept.has(seconds)) return;
     if (behind === 0) seconds.set(0, labels);
     else if (committedAt !== undefined) seconds.set(Math.max(0, (Date.now() - committedAt) / 1000), labels);
     else if (read === "done" && !looking) lookUp(cursor ?? 0);
@@ -87,10 +94,12 @@ export function lagUntilStarted(options: LagOptions): LagUntilStarted {
     clearInterval(timer);
     timer = undefined;
   };
+  const leave = (gauge: Gauge) => {
+    kept.delete(gauge);
+    if (kept.size === 0) stop();
+  };
   const claim = (gauge: Gauge, labelled?: Labels) => {
-    if (labelled?.sink !== sink) return;
-    owned.add(gauge);
-    stop();
+    if (labelled?.sink === sink && kept.has(gauge)) leave(gauge);
   };
   timer = setInterval(refresh, REFRESH_MS);
   timer.unref();
@@ -120,12 +129,17 @@ export function lagUntilStarted(options: LagOptions): LagUntilStarted {
       ...metrics,
       gauge: (name, help) => {
         const gauge = metrics.gauge(name, help);
-        return gauge === lag || gauge === seconds ? own(gauge) : gauge;
+        if (gauge !== lag && gauge !== seconds) return gauge;
+        asked.add(gauge);
+        return own(gauge);
       },
     },
     started() {
-      stop();
-      for (const gauge of [lag, seconds]) if (!owned.has(gauge)) gauge.remove(labels);
+      for (const gauge of [...kept])
+        if (!asked.has(gauge)) {
+          leave(gauge);
+          gauge.remove(labels);
+        }
     },
     stop,
   };

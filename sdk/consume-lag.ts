@@ -52,7 +52,7 @@ export function lagClock(metrics: Metrics, log: CommittedLog, labels: Labels): L
       });
   }
 
-  // No series until the sink shows its lag as it starts: until then the host keeps it (host/sink-lag.ts).
+  // No series until the sink first shows its lag: until then the host keeps it (host/sink-lag.ts), through the start.
   return {
     read(update, position) {
       if (update.version === position + 1) remember(update.version, update.time);

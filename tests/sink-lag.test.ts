@@ -13,6 +13,8 @@ import { expectAge } from "./plugins-fixtures.ts";
 let host: TestHost | undefined;
 let dir: string | undefined;
 afterEach(async () => {
+  // A sink's delivery held at the gate would hold up its stop.
+  globalThis.sinkLagGate?.resolve();
   await host?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
   host = dir = undefined;
@@ -106,3 +108,50 @@ test("a caught-up sink's lag rises as it reads a commit, so sinkCaughtUp waits f
   await sinkCaughtUp(host, "gated");
   expect(globalThis.sinkLagDelivered).toBe(4);
 });
+
+// Refuses to start until the test lets it, and delivers once the gate opens: a sink behind as it starts.
+const late = `
+import { consume, defineSink, v } from ${JSON.stringify(SDK)};
+export default defineSink({
+  type: "late", description: "Starts once the test lets it.", schema: v.strictObject({}),
+  create: (_config, ctx) => {
+    const consumer = consume(ctx, { deliver: () => globalThis.sinkLagGate.promise });
+    return {
+      async start() {
+        if (!globalThis.sinkLagStartable) throw new Error("not yet");
+        await consumer.start();
+        globalThis.sinkLagStartedAt = Date.now();
+      },
+      stop: () => consumer.stop(),
+    };
+  },
+});`;
+
+declare global {
+  var sinkLagStartable: boolean;
+  var sinkLagStartedAt: number | undefined;
+}
+
+test("a sink behind as it starts keeps its lag in seconds through the start: the series never vanishes", async () => {
+  dir = await tempDir("kubemeta-sink-lag-");
+  await Bun.write(join(dir, "late.ts"), late);
+  globalThis.sinkLagStartable = false;
+  globalThis.sinkLagStartedAt = undefined;
+  globalThis.sinkLagGate = Promise.withResolvers();
+  host = await startTestHost({ dir, sinks: [{ type: "./late.ts", name: "late" }] });
+  addPods(host, 0, 3);
+  await waitFor(() => Number(lagOf(host!, "late", "seconds")) > 0, 5_000, "the host's lag in seconds");
+  globalThis.sinkLagStartable = true;
+  // Scraped as an alert would, through the start and two of the sink's refreshes after it (it looks up the time of
+  // the first version it has not delivered at one and shows it at the next).
+  const scrapes: (string | undefined)[] = [];
+  const scrape = async () => {
+    const text = await (await fetch(`${host!.url}/metrics`)).text();
+    scrapes.push(text.split("\n").find((line) => line.startsWith('kubemeta_sink_lag_seconds{sink="late"} ')));
+    const started = globalThis.sinkLagStartedAt;
+    return started !== undefined && Date.now() - started > 2_500;
+  };
+  await waitFor(scrape, 15_000, "the sink's start and two refreshes after it");
+  expect(scrapes.filter((line) => line === undefined)).toHaveLength(0);
+  expect(Number(lagOf(host, "late", "seconds"))).toBeGreaterThan(0);
+}, 20_000);
