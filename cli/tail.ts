@@ -53,7 +53,19 @@ export async function runTail(args: string[], stop: Promise<void>): Promise<numb
   });
   void done.promise.then(unwatch);
   const err = (line: string) => gone.stderr || process.stderr.write(`${printable(line)}\n`);
-  const handlers = printer(options, (line) => gone.stdout || process.stdout.write(`${printable(line)}\n`), err);
+  // Lines stdout could not take (a reader slower than the stream, or none) are held in memory until it drains: over
+  // SSE nothing more is read meanwhile, so the server's bound applies (OVERFLOW, then a resume), not this process's.
+  let backlog: Promise<void> | undefined;
+  const out = (line: string) => {
+    if (gone.stdout || process.stdout.write(`${printable(line)}\n`) || backlog) return;
+    const drained = Promise.withResolvers<void>();
+    backlog = drained.promise;
+    process.stdout.once("drain", () => {
+      backlog = undefined;
+      drained.resolve();
+    });
+  };
+  const handlers = printer(options, out, err);
 
   // Before a first NATS connection too: one that hangs is given up on at Ctrl-C, and that is a normal end as well.
   void stop.then(() => done.resolve(0));
@@ -74,6 +86,7 @@ export async function runTail(args: string[], stop: Promise<void>): Promise<numb
       ...(transport.basic !== undefined && token === undefined ? { headers: { Authorization: transport.basic } } : {}),
       fetchInit,
       idleTimeoutMs,
+      paused: () => backlog,
       ...handlers,
     });
   } else {

@@ -101,7 +101,8 @@ export const streamsSchema = v.pipe(
   eachOnce(),
 );
 
-const handler = v.optional(v.function((issue) => `${issue.received} is not a function`));
+/** An optional callback's schema. */
+export const handler = v.optional(v.function((issue) => `${issue.received} is not a function`));
 
 /** The informer callbacks both subscriptions take. */
 export const handlerEntries = {

@@ -3,7 +3,15 @@
  * pieces shared with subscribeNats).
  */
 import * as v from "valibot";
-import { backoff, type EntriesOf, handlerEntries, milliseconds, strictOptions, streamsSchema } from "./options.ts";
+import {
+  backoff,
+  type EntriesOf,
+  handler,
+  handlerEntries,
+  milliseconds,
+  strictOptions,
+  streamsSchema,
+} from "./options.ts";
 import { eachOnce } from "../protocol/each-once.ts";
 import { KIND_PATTERN, NAMESPACE_PATTERN } from "../protocol/envelope.ts";
 import { builtInKindInItsCase } from "../protocol/kinds.ts";
@@ -35,6 +43,13 @@ export interface SseSubscribeOptions extends InformerHandlers {
   reconnect?: { initialMs?: number; maxMs?: number };
   /** Nothing received for this long (heartbeats come every 15 s by default): the connection is dead. Default 45 s. */
   idleTimeoutMs?: number;
+  /**
+   * Asked before each read of a stream: a promise while what the callbacks hand on cannot go further (a pipe nobody
+   * reads), resolved once it can. Nothing is read meanwhile, so the server's bound applies (it closes the stream with
+   * `OVERFLOW`, and the client resumes after the last update it took) rather than this process's memory; the wait is
+   * no silence (`idleTimeoutMs`).
+   */
+  paused?: () => Promise<void> | undefined;
 }
 const RECONNECT_MS = { initialMs: 250, maxMs: 10_000 };
 const IDLE_TIMEOUT_MS = 45_000;
@@ -126,6 +141,7 @@ export const sseOptionsSchema = v.pipe(
     ),
     reconnect: backoff(RECONNECT_MS),
     idleTimeoutMs: v.optional(milliseconds(), IDLE_TIMEOUT_MS),
+    paused: handler,
     ...handlerEntries,
   } satisfies EntriesOf<SseSubscribeOptions>),
   // A token is sent as the authorization header: beside one given, fetch would send both joined, which no server takes.

@@ -9,7 +9,7 @@
  */
 import { errorText } from "../protocol/error-text.ts";
 import { leadingText } from "../protocol/leading-text.ts";
-import { Backoff, MAX_RETRY_AFTER_MS, parseRetryAfter, sleep } from "../protocol/retry.ts";
+import { Backoff, MAX_RETRY_AFTER_MS, parseRetryAfter, sleep, until } from "../protocol/retry.ts";
 import { parseOptions } from "./options.ts";
 import { parsePosition } from "../protocol/position.ts";
 import type { Envelope } from "../protocol/envelope.ts";
@@ -161,6 +161,12 @@ export function subscribeSse(options: SseSubscribeOptions): Subscription {
       const body = response.body.getReader();
       try {
         for (;;) {
+          const backlog = options.paused?.();
+          if (backlog) {
+            idle.clear();
+            await until(backlog, Infinity, connection.signal);
+            idle.touch();
+          }
           const { done, value } = await body.read();
           if (done) return comeBackAfter(cache, parser.retryMs, inSync);
           parser.push(decoder.decode(value, { stream: true }));
