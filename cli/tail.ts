@@ -53,8 +53,8 @@ export async function runTail(args: string[], stop: Promise<void>): Promise<numb
   });
   void done.promise.then(unwatch);
   const err = (line: string) => gone.stderr || process.stderr.write(`${printable(line)}\n`);
-  // Lines stdout could not take (a reader slower than the stream, or none) are held in memory until it drains: over
-  // SSE nothing more is read meanwhile, so the server's bound applies (OVERFLOW, then a resume), not this process's.
+  // Lines stdout could not take (a reader slower than the stream, or none) are held in memory until it drains: nothing
+  // more is taken meanwhile (over SSE the server's bound applies, OVERFLOW then a resume; over NATS a replay after).
   let backlog: Promise<void> | undefined;
   const out = (line: string) => {
     if (gone.stdout || process.stdout.write(`${printable(line)}\n`) || backlog) return;
@@ -119,7 +119,8 @@ export async function runTail(args: string[], stop: Promise<void>): Promise<numb
     void nc
       .closed()
       .then((error) => stopping || done.resolve(fail(`NATS connection closed${error ? `: ${error.message}` : ""}`, 1)));
-    subscription = subscribeNats({ nc, prefix: transport.prefix, cluster: transport.cluster, streams, ...handlers });
+    const { prefix, cluster } = transport;
+    subscription = subscribeNats({ nc, prefix, cluster, streams, paused: () => backlog, ...handlers });
   }
 
   const code = await done.promise;

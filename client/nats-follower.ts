@@ -3,7 +3,7 @@
  * it, fill a gap, follow a reconnect or a recheck, and cross a change of epoch, one at a time.
  */
 import type { Msg, NatsConnection } from "@nats-io/transport-node";
-import { Backoff, sleep } from "../protocol/retry.ts";
+import { Backoff, sleep, until } from "../protocol/retry.ts";
 import type { ReplayChunk, ReplayRequestMessage } from "../protocol/replay.ts";
 import type { Subjects } from "../protocol/subjects.ts";
 import { formatPosition } from "../protocol/position.ts";
@@ -27,7 +27,12 @@ export interface FollowerContext {
   /** Aborted by the subscription's stop(), or once the connection is closed. */
   ended: AbortSignal;
   caches: StreamCaches;
+  /** A promise while the callbacks' output cannot go further (subscribeNats's `paused`): nothing is taken meanwhile. */
+  paused: () => Promise<void> | undefined;
 }
+
+/** A replay cut as the callbacks' output backlogged: asked again, from the position reached, once it drained. */
+class Paused extends Error {}
 
 /** Messages held while a replay runs; past this the oldest half is dropped (a replay brings them back). */
 const MAX_PENDING = 100_000;
@@ -60,6 +65,8 @@ export class Follower {
    * the objects too large to send, as every consumer's does.
    */
   private leftOut = false;
+  /** Messages were dropped while paused: a replay brings them back. */
+  private dropped = false;
   /** The last reply began with a reset (its chunk 0 said so): the stream's state, whatever `from` was. */
   private replyWasReset = false;
   /** The stream's subscription, kept until the end: resolves then. */
@@ -102,6 +109,16 @@ export class Follower {
   async run(): Promise<void> {
     const { nc, ended } = this.context;
     while (!ended.aborted && !nc.isClosed()) {
+      const backlog = this.context.paused();
+      if (backlog) {
+        await until(backlog, Infinity, ended);
+        continue;
+      }
+      // Dropped while paused (a reset's replay under way went on meanwhile): brought back from the position held.
+      if (this.dropped) {
+        this.dropped = false;
+        this.want({});
+      }
       const wanted = this.wanted;
       if (wanted) {
         this.wanted = undefined;
@@ -124,6 +141,10 @@ export class Follower {
   }
 
   private receive(msg: Msg): void {
+    if (this.context.paused()) {
+      this.dropped = true;
+      return;
+    }
     let envelope: Envelope;
     try {
       envelope = msg.json<Envelope>();
@@ -154,6 +175,7 @@ export class Follower {
     let taken = 0;
     try {
       for (; taken < pending.length; taken++) {
+        if (taken > 0 && this.context.paused()) return;
         const envelope = pending[taken]!;
         if (cache.isDuplicate(envelope)) continue;
         if (envelope.epoch !== cache.epoch) {
@@ -216,6 +238,10 @@ export class Follower {
       } catch (error) {
         cache.abandonReset();
         if (ended.aborted) return;
+        if (error instanceof Paused) {
+          await until(this.context.paused() ?? Promise.resolve(), Infinity, ended);
+          continue;
+        }
         cache.report(error);
         // Asked again as it was, it would be refused again, for ever: the stream's state needs no position.
         if (error instanceof ReplayRefusedError) fresh = true;
@@ -251,6 +277,8 @@ export class Follower {
 
   private take(chunk: ReplayChunk): void {
     const { cache } = this;
+    // A reset's chunks are staged, printed at its end: only a replay's are handed on as they come.
+    if (!cache.resetting && this.context.paused()) throw new Paused();
     if (chunk.seq === 0) this.replyWasReset = chunk.reset !== undefined;
     if (chunk.seq === 0 && chunk.reset) cache.beginReset(chunk.reset);
     if (chunk.oversized?.length) {

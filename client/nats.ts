@@ -11,6 +11,7 @@ import * as v from "valibot";
 import {
   backoff,
   type EntriesOf,
+  handler,
   handlerEntries,
   milliseconds,
   parseOptions,
@@ -42,6 +43,12 @@ export interface NatsSubscribeOptions extends InformerHandlers {
    * retention: it goes on from the head) shows no gap on a stream that stays quiet; a recheck finds it.
    */
   recheckMs?: number;
+  /**
+   * Asked as messages and replay chunks come: a promise while what the callbacks hand on cannot go further (a pipe
+   * nobody reads), resolved once it can. Meanwhile the stream's messages are dropped and a replay under way is cut
+   * (bounded: nothing piles up in this process); once it resolves, a replay from the position held brings them back.
+   */
+  paused?: () => Promise<void> | undefined;
 }
 
 const RECHECK_MS = 300_000;
@@ -89,6 +96,7 @@ const optionsSchema = v.pipe(
     retry: backoff(RETRY_MS),
     inboxPrefix: v.optional(subjectPrefix, DEFAULT_INBOX_PREFIX),
     recheckMs: v.optional(milliseconds("for never"), RECHECK_MS),
+    paused: handler,
     ...handlerEntries,
   } satisfies EntriesOf<NatsSubscribeOptions>),
   v.check(
@@ -132,6 +140,7 @@ export function subscribeNats(options: NatsSubscribeOptions): Subscription {
     retry,
     ended,
     caches,
+    paused: () => options.paused?.(),
   };
   const followers = caches.caches.map((cache) => new Follower(context, cache));
   const statuses = nc.status();

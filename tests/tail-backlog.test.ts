@@ -1,14 +1,15 @@
 /**
- * `kubemeta tail` whose stdout nobody reads (a pipe whose reader is stuck): what it could not write is not held in
- * memory without bound, and nothing is lost once the reader reads.
+ * `kubemeta tail` whose stdout nobody reads (a pipe whose reader is stuck), over SSE and NATS: what it could not write
+ * is not held in memory without bound, and nothing is lost once the reader reads.
  */
 import { afterEach, expect, test } from "bun:test";
 import { closeSync, constants, openSync, readSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Envelope } from "../protocol/envelope.ts";
-import { rawPod, startTestHost, tempDir, waitFor } from "../testing/index.ts";
-import { SLOW_MS } from "./nats-fixtures.ts";
+import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
+import { CLUSTER, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
+import { startNatsServer } from "./nats-server.ts";
 import { MAIN } from "./reliability-process.ts";
 
 const cleanups: (() => unknown)[] = [];
@@ -43,73 +44,94 @@ const PODS = 3_000;
 const labels = (i: number) =>
   Object.fromEntries(Array.from({ length: 64 }, (_, k) => [`label-${k}`, `${i}-${k}-`.padEnd(100, "x")]));
 
+/**
+ * `tail <args> --json` (stream all) whose stdout is a FIFO nobody reads while PODS large pods are committed: its
+ * memory stays within 16 MB of where it was; `overflowed` waits for what bounds it at the server, if anything. Then
+ * read to the end: every version once, in order, from the snapshot to the head. Returns what tail said on stderr.
+ */
+async function unreadWhileFlooded(th: TestHost, args: string[], overflowed?: () => unknown): Promise<string> {
+  const dir = await tempDir("kubemeta-tail-backlog-");
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  await th.changes.apply("pods", "ADDED", rawPod("web-0", { node: "n1" }));
+  await th.changes.flush();
+
+  const fifo = join(dir, "stdout");
+  expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+  // The reader's end held open, and not read until the flood is over.
+  const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  cleanups.push(() => closeSync(reader));
+  const writer = openSync(fifo, constants.O_WRONLY);
+  const tail = Bun.spawn([process.execPath, "run", MAIN, "tail", ...args, "--json"], {
+    stdin: "ignore",
+    stdout: writer,
+    stderr: "pipe",
+  });
+  closeSync(writer);
+  cleanups.push(async () => {
+    tail.kill("SIGKILL");
+    await tail.exited;
+  });
+  let stderr = "";
+  void (async () => {
+    for await (const chunk of tail.stderr.pipeThrough(new TextDecoderStream())) stderr += chunk;
+  })();
+  await waitFor(() => stderr.includes("SYNCED"), 20_000, "tail in sync");
+  const before = await rss(tail.pid);
+
+  let peak = before;
+  for (let i = 1; i <= PODS; i++) {
+    await th.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: "n1", labels: labels(i) }));
+    if (i % 100 === 0) {
+      await th.changes.flush();
+      peak = Math.max(peak, await rss(tail.pid));
+    }
+  }
+  await th.changes.flush();
+  const head = th.host.log.head();
+  // Some 90 MB more without the bound: every line held in memory.
+  expect(peak - before).toBeLessThan(16 << 20);
+  if (overflowed) await waitFor(overflowed, 20_000, "the server's bound reached");
+  expect((await rss(tail.pid)) - before).toBeLessThan(16 << 20);
+
+  let text = "";
+  const versions: number[] = [];
+  await waitFor(
+    () => {
+      text += readNow(reader);
+      const lines = text.split("\n");
+      text = lines.pop()!;
+      for (const line of lines) versions.push((JSON.parse(line) as Envelope).version);
+      return versions.at(-1) === head;
+    },
+    30_000,
+    "every update read",
+  );
+  expect(versions).toEqual(Array.from({ length: head }, (_, i) => i + 1));
+  return stderr;
+}
+
 test(
-  "a pipe nobody reads: tail's memory stays bounded (the server's OVERFLOW and a resume), and nothing is lost",
+  "over SSE, a pipe nobody reads: tail's memory stays bounded (the server's OVERFLOW, a resume), nothing is lost",
   async () => {
-    const dir = await tempDir("kubemeta-tail-backlog-");
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
     const th = await startTestHost({ sinks: [{ type: "sse" }] });
     cleanups.push(() => th.destroy());
-    await th.changes.apply("pods", "ADDED", rawPod("web-0", { node: "n1" }));
-    await th.changes.flush();
-
-    const fifo = join(dir, "stdout");
-    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
-    // The reader's end held open, and not read until the end of the test.
-    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-    cleanups.push(() => closeSync(reader));
-    const writer = openSync(fifo, constants.O_WRONLY);
-    const tail = Bun.spawn([process.execPath, "run", MAIN, "tail", "--url", th.url, "--json"], {
-      stdin: "ignore",
-      stdout: writer,
-      stderr: "pipe",
-    });
-    closeSync(writer);
-    cleanups.push(async () => {
-      tail.kill("SIGKILL");
-      await tail.exited;
-    });
-    let stderr = "";
-    void (async () => {
-      for await (const chunk of tail.stderr.pipeThrough(new TextDecoderStream())) stderr += chunk;
-    })();
-    await waitFor(() => stderr.includes("SYNCED"), 10_000, "tail in sync");
-    const before = await rss(tail.pid);
-
-    let peak = before;
-    for (let i = 1; i <= PODS; i++) {
-      await th.changes.apply("pods", "ADDED", rawPod(`web-${i}`, { node: "n1", labels: labels(i) }));
-      if (i % 100 === 0) {
-        await th.changes.flush();
-        peak = Math.max(peak, await rss(tail.pid));
-      }
-    }
-    await th.changes.flush();
-    const head = th.host.log.head();
-    // Some 90 MB more without the bound: every line held in memory.
-    expect(peak - before).toBeLessThan(16 << 20);
-    // Past what the pipe, the sockets and the sse sink's buffer hold: the server closed the stream (OVERFLOW), which
+    // Past what the pipe, the sockets and the sse sink's buffer hold: the server closes the stream (OVERFLOW), which
     // tail reads once its stdout drains.
-    const overflows = () => th.host.metrics.render().match(/^kubemeta_sse_overflows_total (\d+)$/m)?.[1];
-    await waitFor(() => overflows() === "1", 20_000, "the server's OVERFLOW");
-    expect((await rss(tail.pid)) - before).toBeLessThan(16 << 20);
-
-    // Read now: every version once, in order, from the snapshot to the head.
-    let text = "";
-    const versions: number[] = [];
-    await waitFor(
-      () => {
-        text += readNow(reader);
-        const lines = text.split("\n");
-        text = lines.pop()!;
-        for (const line of lines) versions.push((JSON.parse(line) as Envelope).version);
-        return versions.at(-1) === head;
-      },
-      30_000,
-      "every update read",
-    );
-    expect(versions).toEqual(Array.from({ length: head }, (_, i) => i + 1));
+    const overflows = () => th.host.metrics.render().match(/^kubemeta_sse_overflows_total (\d+)$/m)?.[1] === "1";
+    const stderr = await unreadWhileFlooded(th, ["--url", th.url], overflows);
     expect(stderr).toContain("kubemeta closed the stream: this client fell too far behind it (OVERFLOW");
+  },
+  SLOW_MS * 2,
+);
+
+test(
+  "over NATS, a pipe nobody reads: tail's memory stays bounded (messages dropped, then a replay), nothing is lost",
+  async () => {
+    const server = await startNatsServer();
+    cleanups.push(() => server.destroy());
+    const th = await startNatsHost(server);
+    cleanups.push(() => th.destroy());
+    await unreadWhileFlooded(th, ["--nats", server.url, "--cluster", CLUSTER]);
   },
   SLOW_MS * 2,
 );
