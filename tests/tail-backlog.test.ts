@@ -40,6 +40,8 @@ function readNow(fd: number): string {
 }
 
 const PODS = 3_000;
+/** What tail may grow by while nobody reads it (bytes). */
+const BOUND = 40 << 20;
 /** About 8 KB of labels a pod: 3,000 pods are some 25 MB of JSON lines, far past what a pipe and a socket hold. */
 const labels = (i: number) =>
   Object.fromEntries(Array.from({ length: 64 }, (_, k) => [`label-${k}`, `${i}-${k}-`.padEnd(100, "x")]));
@@ -88,10 +90,11 @@ async function unreadWhileFlooded(th: TestHost, args: string[], overflowed?: () 
   }
   await th.changes.flush();
   const head = th.host.log.head();
-  // Some 90 MB more without the bound: every line held in memory.
-  expect(peak - before).toBeLessThan(16 << 20);
+  // Some 90 MB more without the bound: every line held in memory. With it, what one read or replay chunk holds and
+  // the heap's own growth (12 to 17 MiB seen): a bound well under the unbounded growth, not at its edge.
+  expect(peak - before).toBeLessThan(BOUND);
   if (overflowed) await waitFor(overflowed, 20_000, "the server's bound reached");
-  expect((await rss(tail.pid)) - before).toBeLessThan(16 << 20);
+  expect((await rss(tail.pid)) - before).toBeLessThan(BOUND);
 
   let text = "";
   const versions: number[] = [];
