@@ -135,11 +135,12 @@ function withScheme(kc: KubeConfig): void {
   const cluster = kc.getCurrentCluster()!;
   const user = kc.getCurrentUser();
   let server = cluster.server;
-  if (!URL.canParse(server) || !new URL(server).host) {
+  // One that names its scheme keeps it: `https://exa mple:6443`, no URL, prefixed again would parse (host `https`).
+  if (!server.includes("://") && (!URL.canParse(server) || !new URL(server).host)) {
     const tls = cluster.caFile || cluster.caData || cluster.skipTLSVerify || user?.certFile || user?.certData;
     server = `${tls ? "https" : "http"}://${server}`;
   }
-  if (!URL.canParse(server) || !["http:", "https:"].includes(new URL(server).protocol))
+  if (!URL.canParse(server) || !["http:", "https:"].includes(new URL(server).protocol) || !new URL(server).host)
     throw new Error(`cluster "${cluster.name}" has a server URL that is no http:// nor https:// one`);
   kc.clusters[kc.clusters.indexOf(cluster)] = { ...cluster, server };
 }

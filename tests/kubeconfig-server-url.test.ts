@@ -40,8 +40,11 @@ test("a server URL without a scheme is https:// with TLS settings, as for kubect
     // Was: `fetch() URL is invalid` at each request (`--check` said the config is valid).
     expect(await status({ kubeconfig: file })).toBe(200);
   }
-  const ftp = await withCluster(suite, join("ftp", "config"), { ...cluster, server: `ftp://127.0.0.1:${port}` }, user);
-  expect(() => loadKubeConfig({ kubeconfig: ftp })).toThrow(
-    `cannot load kubeconfig ${ftp}: cluster "c" has a server URL that is no http:// nor https:// one`,
-  );
+  // Another scheme, or one named before what is no URL (was: prefixed again, `https://https://exa mple`: host `https`).
+  for (const server of [`ftp://127.0.0.1:${port}`, "https://exa mple:6443"]) {
+    const bad = await withCluster(suite, join("bad", "config"), { ...cluster, server }, user);
+    expect(() => loadKubeConfig({ kubeconfig: bad })).toThrow(
+      `cannot load kubeconfig ${bad}: cluster "c" has a server URL that is no http:// nor https:// one`,
+    );
+  }
 });
