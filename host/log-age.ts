@@ -7,6 +7,7 @@
  * moved (a prune, a follower's poll), about once per retention run.
  */
 import { REFRESH_MS } from "../sdk/consume-delivery.ts";
+import { oneAtATime, secondsSince } from "../sdk/consume-lag.ts";
 import type { CommittedLog, Store } from "../sdk/contract.ts";
 import { ALL } from "../protocol/streams.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
@@ -25,34 +26,26 @@ export function watchLogAge(store: Store, log: CommittedLog, metrics: Metrics): 
   );
   /** When the update at `version`, the log's oldest when it was read, was committed. */
   let known: { version: number; committedAt: number } | undefined;
-  let reading = false;
 
   const show = () => {
-    if (known) age.set(Math.max(0, (Date.now() - known.committedAt) / 1000));
+    if (known) age.set(secondsSince(known.committedAt));
   };
 
   /**
-   * One read at a time; one that fails (the store away) or finds nothing is asked again by the next refresh. The
-   * store may have pruned further than the log has heard: its oldest is younger, and read again once the log hears.
+   * The store may have pruned further than the log has heard: its oldest is younger, and read again once the log
+   * hears. One that finds nothing is asked again by the next refresh.
    */
-  const lookUp = (oldest: number) => {
-    reading = true;
-    committedAfter(store, oldest - 1)
-      .then((committedAt) => {
-        if (committedAt !== undefined) known = { version: oldest, committedAt };
-        show();
-      })
-      .catch(() => {})
-      .finally(() => {
-        reading = false;
-      });
-  };
+  const lookUp = oneAtATime(async (oldest: number) => {
+    const committedAt = await committedAfter(store, oldest - 1);
+    if (committedAt !== undefined) known = { version: oldest, committedAt };
+    show();
+  });
 
   const refresh = () => {
     const oldest = log.oldest();
     if (oldest > log.head()) return age.set(0);
     if (known?.version === oldest) return show();
-    if (!reading) lookUp(oldest);
+    lookUp(oldest);
   };
   age.set(0);
   refresh();

@@ -7,6 +7,7 @@
  * its own position) has none once it has started.
  */
 import { REFRESH_MS } from "../sdk/consume-delivery.ts";
+import { oneAtATime, secondsSince } from "../sdk/consume-lag.ts";
 import { sinkLag, sinkLagSeconds, type Gauge, type Labels, type Metrics } from "../sdk/telemetry.ts";
 
 export interface LagOptions {
@@ -50,28 +51,18 @@ export function lagUntilStarted(options: LagOptions): LagUntilStarted {
   let timer: Timer | undefined;
   /** When the first version past the cursor was committed: read once, the cursor of a sink not started stays. */
   let committedAt: number | undefined;
-  let looking = false;
 
-  const lookUp = (after: number) => {
-    looking = true;
-    options
-      .committedAfter(after)
-      .then((at) => {
-        committedAt = at;
-      })
-      .catch(() => {})
-      .finally(() => {
-        looking = false;
-      });
-  };
+  const lookUp = oneAtATime(async (after: number) => {
+    committedAt = await options.committedAfter(after);
+  });
   const show = () => {
     if (timer === undefined) return;
     const behind = options.delivers() ? Math.max(0, options.head() - (cursor ?? 0)) : 0;
     if (kept.has(lag)) lag.set(behind, labels);
     if (!kept.has(seconds)) return;
     if (behind === 0) seconds.set(0, labels);
-    else if (committedAt !== undefined) seconds.set(Math.max(0, (Date.now() - committedAt) / 1000), labels);
-    else if (read === "done" && !looking) lookUp(cursor ?? 0);
+    else if (committedAt !== undefined) seconds.set(secondsSince(committedAt), labels);
+    else if (read === "done") lookUp(cursor ?? 0);
   };
   const refresh = () => {
     // Read once (the cursor of a sink that has not started does not move); a failed read is tried at the next refresh.

@@ -11,6 +11,26 @@ import type { CommittedLog } from "./contract.ts";
 import type { Update } from "./model.ts";
 import { type Labels, type Metrics, sinkLagSeconds } from "./telemetry.ts";
 
+/** Seconds since `committedAt` (ms since the epoch), never below 0 (a clock stepped back). */
+export const secondsSince = (committedAt: number): number => Math.max(0, (Date.now() - committedAt) / 1000);
+
+/**
+ * `look` run one at a time: a call while one is under way is dropped, and a failure (the store away) ignored, for
+ * the caller's next refresh to ask again. The lag gauges look up one update's time so, off any delivery's path.
+ */
+export function oneAtATime<A>(look: (arg: A) => Promise<void>): (arg: A) => void {
+  let busy = false;
+  return (arg) => {
+    if (busy) return;
+    busy = true;
+    look(arg)
+      .catch(() => {})
+      .finally(() => {
+        busy = false;
+      });
+  };
+}
+
 export interface LagClock {
   /** An update the sink read: the first after its position is the oldest it has not passed. */
   read(update: Update, position: number): void;
@@ -25,7 +45,6 @@ export function lagClock(metrics: Metrics, log: CommittedLog, labels: Labels): L
   const gauge = sinkLagSeconds(metrics);
   /** When the first version past a position was committed (or, pruned, no later than when the oldest kept was). */
   let known: { version: number; committedAt: number } | undefined;
-  let looking = false;
 
   function remember(version: number, time: string): void {
     const committedAt = Date.parse(time);
@@ -33,24 +52,15 @@ export function lagClock(metrics: Metrics, log: CommittedLog, labels: Labels): L
   }
 
   /**
-   * One read at a time, of one update: the first past `position`, or, retention past it, the oldest kept, which is
-   * younger (the sink's own read says it fell behind). A failure (the store away) leaves the gauge as it was.
+   * The first update past `position`, or, retention past it, the oldest kept, which is younger (the sink's own read
+   * says it fell behind). A failure leaves the gauge as it was.
    */
-  function lookUp(position: number): void {
-    if (looking) return;
-    looking = true;
+  const lookUp = oneAtATime(async (position: number) => {
     const after = Math.max(position, log.oldest() - 1);
     // No reader's position: a prune that overtakes it is the sink's own read's to count.
-    log
-      .read({ stream: ALL, after, to: after + 1, limit: 1, noPosition: true })
-      .then(([update]) => {
-        if (update) remember(position + 1, update.time);
-      })
-      .catch(() => {})
-      .finally(() => {
-        looking = false;
-      });
-  }
+    const [update] = await log.read({ stream: ALL, after, to: after + 1, limit: 1, noPosition: true });
+    if (update) remember(position + 1, update.time);
+  });
 
   // No series until the sink first shows its lag: until then the host keeps it (host/sink-lag.ts), through the start.
   return {
@@ -59,7 +69,7 @@ export function lagClock(metrics: Metrics, log: CommittedLog, labels: Labels): L
     },
     show(position, behind, look) {
       if (behind === 0) return gauge.set(0, labels);
-      if (known?.version === position + 1) gauge.set(Math.max(0, (Date.now() - known.committedAt) / 1000), labels);
+      if (known?.version === position + 1) gauge.set(secondsSince(known.committedAt), labels);
       else if (look) lookUp(position);
     },
   };
