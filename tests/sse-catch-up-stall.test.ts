@@ -43,6 +43,8 @@ test.each(resumes)(
       reads++;
       return read(query);
     };
+    // The place under maxStreams (1) free: the last test's subscriber, closed by its client, may still hold it.
+    await waitFor(() => open() === 0, 5000, "no stream open");
     const before = overflows();
     const { path, header } = at(log.epoch);
     const stuck = await rawRequest(th.url, `GET ${path} HTTP/1.1${header}`, { unread: true });
