@@ -49,11 +49,16 @@ export function lagUntilStarted(options: LagOptions): LagUntilStarted {
   /** The series the sink asked its registry for: it sets them (a sink on `consume`), if not yet. */
   const asked = new Set<Gauge>();
   let timer: Timer | undefined;
-  /** When the first version past the cursor was committed: read once, the cursor of a sink not started stays. */
+  /** When the first version past the cursor was committed: read with the cursor. */
   let committedAt: number | undefined;
+  /** Whether this replica delivered at the last refresh, and which of its terms of delivering a cursor read is for. */
+  let delivering = false;
+  let term = 0;
 
   const lookUp = oneAtATime(async (after: number) => {
-    committedAt = await options.committedAfter(after);
+    const readFor = term;
+    const at = await options.committedAfter(after);
+    if (readFor === term) committedAt = at;
   });
   const show = () => {
     if (timer === undefined) return;
@@ -65,17 +70,27 @@ export function lagUntilStarted(options: LagOptions): LagUntilStarted {
     else if (read === "done") lookUp(cursor ?? 0);
   };
   const refresh = () => {
-    // Read once (the cursor of a sink that has not started does not move); a failed read is tried at the next refresh.
+    // The cursor of a sink that has not started here does not move while this replica delivers, so it is read once a
+    // term; with `ha`, the leader before this one moved it meanwhile. A failed read is tried at the next refresh.
+    const delivers = options.delivers();
+    if (delivers && !delivering) {
+      term++;
+      read = "no";
+      committedAt = undefined;
+    }
+    delivering = delivers;
     if (read === "no") {
       read = "reading";
+      const readFor = term;
       options.cursor().then(
         (held) => {
+          if (readFor !== term) return;
           cursor = held;
           read = "done";
           show();
         },
         () => {
-          read = "no";
+          if (readFor === term) read = "no";
         },
       );
     }
