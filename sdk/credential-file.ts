@@ -25,9 +25,21 @@ const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTT
  */
 const FILE_CONTENT = /\p{Cc}|^\s*\{|-----BEGIN |^S[A-Z][A-Z2-7]{50,}$|^eyJ[\w-]*\.[\w-]+\./u;
 
-/** True when `path` holds what a credential file holds rather than a path (FILE_CONTENT): never to be quoted. */
+/** Base64 on one line (`base64 -w0`, standard or URL-safe), as long as the shortest credential file or longer. */
+const BASE64 = /^[\w+/-]{16,}={0,2}$/;
+/** Text: no control character but a tab or a line break, and no byte that is not UTF-8 (decoded as U+FFFD). */
+const TEXT = /^[^\p{Cc}\uFFFD]*$/u;
+
+/**
+ * True when `path` holds what a credential file holds rather than a path (FILE_CONTENT), or the base64 of it (a CI
+ * system's variable of a Secret encoded once more, `base64 -w0 config`): never to be quoted. A path read as base64
+ * decodes to bytes that are not text, a kubeconfig's base64 to text with line breaks.
+ */
 export function holdsFileContent(path: string): boolean {
-  return FILE_CONTENT.test(path);
+  if (FILE_CONTENT.test(path)) return true;
+  if (!BASE64.test(path)) return false;
+  const decoded = Buffer.from(path, "base64").toString("utf8");
+  return TEXT.test(decoded.replace(/[\t\n\r]/g, "")) && FILE_CONTENT.test(decoded);
 }
 
 /** A credential file that cannot be used: the message names the key that names it and its path, never its content. */

@@ -90,8 +90,8 @@ export const credentialPath = v.pipe(
   v.minLength(1),
   v.check(
     (path) => !holdsFileContent(path),
-    "holds what a file holds (a line break, a mapping, a PEM block, an nkey seed or a JWT), not a file's path: give " +
-      "the path of the file (a Secret mounted as one)",
+    "holds what a file holds (a line break, a mapping, a PEM block, an nkey seed or a JWT, or their base64), not a " +
+      "file's path: give the path of the file (a Secret mounted as one)",
   ),
 );
 

@@ -6,7 +6,11 @@
 import { afterAll, expect, test } from "bun:test";
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import * as v from "valibot";
+import { loadKubeConfig } from "../kube/load.ts";
+import { credentialPath } from "../sdk/schema.ts";
 import { tempDir, waitFor } from "../testing/index.ts";
+import { withEnv } from "./kubeconfig-fixtures.ts";
 import { exitWithin, MAIN, Output } from "./reliability-process.ts";
 
 const TOKEN = "kubetoken-in-env-Hq4Zr8Mx1Vd";
@@ -59,3 +63,25 @@ test("KUBECONFIG holding a kubeconfig: the source says so, and neither /readyz n
   const output = `${await stdout.all()}\n${await stderr.all()}`;
   expect(output).not.toContain(TOKEN);
 }, 40_000);
+
+test("KUBECONFIG or a kubeconfig key holding a kubeconfig in base64 (base64 -w0): refused, not quoted", () => {
+  const content = `apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user: {token: ${TOKEN}}\n`;
+  for (const encoded of [Buffer.from(content).toString("base64"), Buffer.from(content).toString("base64url")]) {
+    const env = { KUBECONFIG: encoded, KUBERNETES_SERVICE_HOST: undefined };
+    const error = withEnv(env, () => {
+      try {
+        loadKubeConfig({});
+      } catch (err) {
+        return (err as Error).message;
+      }
+    });
+    expect(error).toContain("KUBECONFIG holds what a kubeconfig holds");
+    expect(error).not.toContain(encoded.slice(0, 16));
+    const issues = v.safeParse(credentialPath, encoded).issues?.map((issue) => issue.message) ?? [];
+    expect(issues.join()).toContain("holds what a file holds");
+    expect(issues.join()).not.toContain(encoded.slice(0, 16));
+  }
+  // A path is never taken for one: read as base64 it is no text.
+  for (const path of ["/home/runner/work/repo/kubeconfig", "/etc/kubernetes/admin.conf", "kubeconfig-production-eu"])
+    expect(v.safeParse(credentialPath, path).success).toBe(true);
+});
