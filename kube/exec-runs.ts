@@ -4,7 +4,7 @@
  * and waits for it without a deadline, and kills it never: one that does not exit (a cloud CLI waiting on a network
  * that does not answer) would outlive kubemeta, orphaned, with one more left behind at each start of a source. Each
  * run gets a process group of its own, so that what the plugin started (a wrapper script's CLI, a shell's `sleep`)
- * ends with it.
+ * ends with it. What a run prints is taken only if of the apiVersion the kubeconfig names, as client-go takes it.
  */
 import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process";
 import type { KubeConfig, User } from "@kubernetes/client-node";
@@ -52,6 +52,27 @@ function pluginOf(kc: KubeConfig): Plugin | undefined {
   const plugin = plugins.get(key) ?? { credentials: {}, lastExit: "" };
   plugins.set(key, plugin);
   return plugin;
+}
+
+/** A plugin's output that client-go refuses: the message says what it printed, never quoting a credential. */
+export class ExecCredentialError extends Error {}
+
+/** A group and version as an apiVersion names them, which a message may quote. */
+const GROUP_VERSION = /^[a-z0-9.-]{1,80}\/v[a-z0-9]{1,20}$/;
+
+/**
+ * Why `credential` is not of the `apiVersion` the kubeconfig names, if it is not: client-go takes no other ("exec
+ * plugin is configured to use API version …, plugin returned version …"), where client-node takes any JSON. Output
+ * that is no JSON object, or one without a status (`{}`: no ExecCredential at all), is transport.ts's to say.
+ */
+function wrongVersion(credential: unknown, apiVersion: unknown): string | undefined {
+  if (typeof credential !== "object" || credential === null || !("status" in credential)) return undefined;
+  if (typeof apiVersion !== "string") return undefined;
+  const printed = (credential as { apiVersion?: unknown }).apiVersion;
+  if (printed === apiVersion) return undefined;
+  const of =
+    typeof printed === "string" && GROUP_VERSION.test(printed) ? `of ${printed}` : "without an apiVersion it knows";
+  return `printed an ExecCredential ${of}, where the kubeconfig names ${apiVersion} (kubectl refuses it too)`;
 }
 
 /** What a refused request carried: its `Authorization` header and client certificate. */
@@ -128,7 +149,13 @@ export function trackExecRuns(kc: KubeConfig, runs: Set<ChildProcess>): void {
     const getCredential = execAuth.getCredential.bind(execAuth);
     execAuth.getCredential = (user) => {
       if (!plugin.working) {
-        const working = getCredential({ ...user, name: CREDENTIAL }).finally(() => {
+        const printed = getCredential({ ...user, name: CREDENTIAL }).then((credential) => {
+          const wrong = wrongVersion(credential, (kc.getCurrentUser()?.exec as { apiVersion?: unknown })?.apiVersion);
+          if (!wrong) return credential;
+          delete plugin.credentials[CREDENTIAL]; // client-go keeps no such credential: the next request runs it again
+          throw new ExecCredentialError(wrong);
+        });
+        const working = printed.finally(() => {
           // Forgotten already if its run was killed: a later request's is under way.
           if (plugin.working === working) plugin.working = undefined;
         });

@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
 import { KubeConfig, type User } from "@kubernetes/client-node";
+import { checkExecConfig, refuseInteractive, tellExecPlugin } from "./exec-config.ts";
 import { impersonate, type Impersonation, unsendable } from "./impersonation.ts";
 import { type LoadedKubeconfig, readKubeconfigs } from "./kubeconfig.ts";
 import { checkTlsMaterial } from "./tls-files.ts";
@@ -46,6 +47,7 @@ export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): 
     throw new Error(`kubeconfig ${origin}: SOCKS proxy-url is not supported (Bun's fetch speaks HTTP proxies only)`);
   try {
     withScheme(kc);
+    checkExecConfig(kc.getCurrentUser());
     withoutUnusedExec(kc, tokenFiles);
     checkFileOrData(kc);
     checkTlsMaterial(kc);
@@ -176,7 +178,7 @@ function checkFileOrData(kc: KubeConfig): void {
 /**
  * As client-go's validateAuthInfo: a client certificate goes with its key (either alone fails every TLS handshake, far
  * from the cause), and a token excludes a username and password (which one a server would see is no user's choice);
- * and an exec plugin that must prompt, as client-go's authenticator refuses one without a terminal.
+ * and an exec plugin that must prompt, as client-go's authenticator refuses one without a terminal (exec-config.ts).
  */
 function checkUserMethods(user: User): void {
   const owner = `user "${user.name}"`;
@@ -188,13 +190,7 @@ function checkUserMethods(user: User): void {
     throw new Error(`${owner} has a client-key without its client-certificate (kubectl refuses it too): add it`);
   if (user.token && (user.username || user.password))
     throw new Error(`${owner} has both a token and a username or password (kubectl refuses both too): keep one`);
-  // client-go runs no such plugin without a terminal ("exec plugin cannot support interactive mode: standard input is
-  // not a terminal"), and kubemeta never has one: refused here, where --check sees it, not at each request.
-  if ((user.exec as { interactiveMode?: unknown } | undefined)?.interactiveMode === "Always")
-    throw new Error(
-      `${owner} has an exec plugin whose interactiveMode is Always: it needs a terminal, which kubemeta has none of ` +
-        "(kubectl refuses it too without one): IfAvailable or Never if it can do without",
-    );
+  if (user.exec) refuseInteractive(user);
 }
 
 /**
@@ -252,41 +248,3 @@ function withoutUnusedExec(kc: KubeConfig, tokenFiles: Map<string, string>): voi
   if (user.token || tokenFiles.has(user.name) || user.username || hasCert)
     kc.users[kc.users.indexOf(user)] = { ...user, exec: undefined };
 }
-
-/**
- * The current user's exec plugin is told what client-go tells one, in `KUBERNETES_EXEC_INFO` (after the user's own
- * `env`, so it wins as there): an ExecCredential whose spec says it may not prompt (kubemeta has no terminal), and,
- * if it sets `provideClusterInfo`, the cluster it makes credentials for, CA read from its file, and the cluster's
- * `client.authentication.k8s.io/exec` extension as its `config` (the plugin's own settings). client-node runs it
- * without: a plugin that reads it to learn its mode or its cluster (a v1 plugin may count on it) went without.
- */
-function tellExecPlugin(kc: KubeConfig, execExtensions: Map<string, unknown>): void {
-  const user = kc.getCurrentUser();
-  const exec = user?.exec as { apiVersion?: unknown; env?: unknown; provideClusterInfo?: unknown } | undefined;
-  if (!user || !exec) return;
-  const cluster = kc.getCurrentCluster()!;
-  const ca = cluster.caFile ? readCredentialFileSync("its certificate-authority", cluster.caFile) : undefined;
-  const info = {
-    kind: "ExecCredential",
-    apiVersion: exec.apiVersion,
-    spec: {
-      ...(exec.provideClusterInfo === true
-        ? {
-            cluster: {
-              server: cluster.server,
-              "tls-server-name": cluster.tlsServerName,
-              "insecure-skip-tls-verify": cluster.skipTLSVerify || undefined,
-              "certificate-authority-data": ca?.toString("base64") ?? cluster.caData,
-              "proxy-url": cluster.proxyUrl,
-              config: execExtensions.get(cluster.name),
-            },
-          }
-        : {}),
-      interactive: false,
-    },
-  };
-  const env = [...(Array.isArray(exec.env) ? exec.env : []), { name: EXEC_INFO, value: JSON.stringify(info) }];
-  kc.users[kc.users.indexOf(user)] = { ...user, exec: { ...exec, env } };
-}
-
-const EXEC_INFO = "KUBERNETES_EXEC_INFO";

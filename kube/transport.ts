@@ -11,7 +11,7 @@ import type { RequestOptions } from "node:https";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { redactServer } from "../protocol/subjects.ts";
 import { addImpersonation } from "./impersonation.ts";
-import { endExecRuns, forgetExecCredential, lastExecExit, trackExecRuns } from "./exec-runs.ts";
+import { endExecRuns, ExecCredentialError, forgetExecCredential, lastExecExit, trackExecRuns } from "./exec-runs.ts";
 import { withFilesRead } from "./tls-files.ts";
 
 /** What a write sends: a JSON body (serialized here) for POST, PUT and PATCH. */
@@ -234,6 +234,7 @@ function execFailure(command: string, err: unknown, kc: KubeConfig): Error {
   const notRun = spawnFailure(err, command, kc);
   if (notRun) return new Error(`${plugin} ${notRun}`);
   if (err instanceof SyntaxError) return new Error(`${plugin} printed no ExecCredential: its output is not JSON`);
+  if (err instanceof ExecCredentialError) return new Error(`${plugin} ${err.message}`);
   // client-node reads `status` of the output without looking whether it has one (client-go: "exec plugin didn't
   // return a status field").
   if (err instanceof TypeError)

@@ -149,7 +149,11 @@ test("a token, token file or client certificate beside the user's exec plugin: n
   const folder = join(suite.dir, "beside");
   const calls = join(folder, "calls.log");
   await execUserKubeconfig(suite, folder, "credential", (path) => path, { before: `echo run >> '${calls}'\nexit 1` });
-  const exec = { apiVersion: "client.authentication.k8s.io/v1", command: join(folder, "credential") };
+  const exec = {
+    apiVersion: "client.authentication.k8s.io/v1",
+    command: join(folder, "credential"),
+    interactiveMode: "Never",
+  };
   const tokenFile = await write(join(folder, "token.txt"), suite.server.token);
   const pki = await testPki();
   // As `kubectl config set-credentials u --token=…` leaves a user that had an exec plugin: both.

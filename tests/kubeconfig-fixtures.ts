@@ -108,7 +108,8 @@ export async function withCluster(
 /**
  * A kubeconfig in `folder` whose user runs an exec plugin: a script at `script` (under `folder`) that runs `before`,
  * then prints an ExecCredential with the test API server's token (expiring at `expires`); the kubeconfig names it
- * `command`, with `exec`'s keys besides (an `interactiveMode` other than `Never`, an `installHint`).
+ * `command`, with `exec`'s keys besides (an `interactiveMode` other than `Never`, an `installHint`, an `apiVersion`,
+ * the one the ExecCredential is of too; undefined: left out).
  */
 export async function execUserKubeconfig(
   suite: KubeconfigSuite,
@@ -118,7 +119,9 @@ export async function execUserKubeconfig(
   options: { before?: string; expires?: Date; exec?: Fields } = {},
 ): Promise<string> {
   const status = { token: suite.server.token, expirationTimestamp: options.expires?.toISOString() };
-  const credential = { apiVersion: "client.authentication.k8s.io/v1", kind: "ExecCredential", status };
+  // Of the apiVersion the kubeconfig names, as client-go requires.
+  const apiVersion = options.exec?.apiVersion ?? "client.authentication.k8s.io/v1";
+  const credential = { apiVersion, kind: "ExecCredential", status };
   const path = await write(
     join(folder, script),
     `#!/bin/sh\n${options.before ?? ""}\necho '${JSON.stringify(credential)}'\n`,

@@ -155,7 +155,7 @@ describe("authentication and TLS under Bun", () => {
       "exec:",
       "      apiVersion: client.authentication.k8s.io/v1",
       "      command: /nonexistent/credential-helper",
-      "      interactionMode: Never",
+      "      interactiveMode: Never",
     ].join("\n");
     await writeFile(kubeconfig, server.kubeconfig("token").replace(/token: .*/, exec));
     const running = await runSource(new RecordingSink(), { kubeconfig, resources: ["pods"] });
@@ -179,7 +179,12 @@ describe("authentication and TLS under Bun", () => {
     const kubeconfig = join(scratch.dir, "exec-hung.yaml");
     const plugin = join(scratch.dir, "hung-credential-helper");
     await writeFile(plugin, "#!/bin/sh\nsleep 5\n", { mode: 0o755 });
-    const exec = ["exec:", "      apiVersion: client.authentication.k8s.io/v1", `      command: ${plugin}`].join("\n");
+    const exec = [
+      "exec:",
+      "      apiVersion: client.authentication.k8s.io/v1",
+      `      command: ${plugin}`,
+      "      interactiveMode: Never",
+    ].join("\n");
     await writeFile(kubeconfig, server.kubeconfig("token").replace(/token: .*/, exec));
     const running = await runSource(new RecordingSink(), {
       kubeconfig,
