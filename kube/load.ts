@@ -12,7 +12,8 @@ import { checkExecConfig, refuseInteractive, tellExecPlugin } from "./exec-confi
 import { impersonate, type Impersonation, unsendable } from "./impersonation.ts";
 import { type LoadedKubeconfig, readKubeconfigs } from "./kubeconfig.ts";
 import { checkTlsMaterial } from "./tls-files.ts";
-import { holdsFileContent, readCredentialFileSync } from "../sdk/credential-file.ts";
+import { readTokenFile } from "./token-file.ts";
+import { holdsFileContent } from "../sdk/credential-file.ts";
 
 const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
@@ -60,7 +61,7 @@ export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): 
   return { kc, origin };
 }
 
-/** Loads the kubeconfig: where from, and the token files of its users (none in a cluster). */
+/** Loads the kubeconfig: where from, and the token files of its users (in a cluster, the service account's). */
 function resolve(
   options: KubeconfigOptions,
   inClusterRoot: string,
@@ -79,8 +80,13 @@ function resolve(
   ) {
     const kc = new KubeConfig();
     kc.loadFromCluster(inClusterRoot);
-    const none = { tokenFiles: new Map(), impersonations: new Map(), execExtensions: new Map() };
-    return { kc, origin: "in-cluster service account", ...none };
+    // Its token file read as a kubeconfig's (token-file.ts), not by client-node's authenticator: with readFileSync,
+    // untrimmed, and once a minute at most, a token rotated meanwhile sent only after the old one is refused.
+    const { name } = kc.getCurrentUser()!;
+    kc.users = [{ name }];
+    const tokenFiles = new Map([[name, `${inClusterRoot}${SERVICE_ACCOUNT_DIR}/token`]]);
+    const none = { impersonations: new Map(), execExtensions: new Map() };
+    return { kc, origin: "in-cluster service account", tokenFiles, ...none };
   }
   if (env.KUBECONFIG && holdsFileContent(env.KUBECONFIG))
     throw new Error(
@@ -191,30 +197,6 @@ function checkUserMethods(user: User): void {
   if (user.token && (user.username || user.password))
     throw new Error(`${owner} has both a token and a username or password (kubectl refuses both too): keep one`);
   if (user.exec) refuseInteractive(user);
-}
-
-/**
- * The current user's token file (`tokenFile`, kubectl's key, or `token-file`), read here rather than by client-node
- * (which knows only `token-file`, reads it for every user and relative to the working directory): only the user the
- * context names, as client-go reads it (other users may name files long gone), the one the merge kept, relative to
- * the file that defines it, and trimmed; read again with the rest on every reload, so a rotated token is picked up.
- * A user with a `token` too sends the file's as client-go does (the file's last read wins over the inline token,
- * which is only the fallback while the file cannot be read): the inline one is often a snapshot the file replaced.
- */
-function readTokenFile(kc: KubeConfig, tokenFiles: Map<string, string>): void {
-  const current = kc.getCurrentUser();
-  const file = current && tokenFiles.get(current.name);
-  if (!current || !file) return;
-  let token: string;
-  try {
-    token = readCredentialFileSync("its token file", file).toString("utf8").trim();
-  } catch (error) {
-    if (current.token) return;
-    throw error;
-  }
-  // client-go's file token source refuses an empty file, and its request then keeps the inline token.
-  if (!token && current.token) return;
-  kc.users[kc.users.indexOf(current)] = { ...current, token };
 }
 
 /**

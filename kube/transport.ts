@@ -13,6 +13,7 @@ import { redactServer } from "../protocol/subjects.ts";
 import { addImpersonation } from "./impersonation.ts";
 import { endExecRuns, ExecCredentialError, forgetExecCredential, lastExecExit, trackExecRuns } from "./exec-runs.ts";
 import { withFilesRead } from "./tls-files.ts";
+import { withTokenRead } from "./token-file.ts";
 
 /** What a write sends: a JSON body (serialized here) for POST, PUT and PATCH. */
 export interface KubeRequestInit {
@@ -247,12 +248,13 @@ function execFailure(command: string, err: unknown, kc: KubeConfig): Error {
 /**
  * Headers and TLS settings for one request. `applyToHTTPSOptions` is client-node's
  * public way to get everything a request needs; it runs the authenticators on every
- * call, so exec credentials are renewed when they expire and the in-cluster token
- * file is re-read (client-node re-reads it every 60 s).
+ * call, so exec credentials are renewed when they expire; a token file changed since
+ * it was read is read again first (token-file.ts).
  */
 export async function fetchOptions(kc: KubeConfig): Promise<{ headers: Headers; tls: BunFetchRequestInitTLS }> {
   const options: RequestOptions = {};
-  const withFiles = withFilesRead(kc);
+  const read = withTokenRead(kc);
+  const withFiles = withFilesRead(read instanceof Promise ? await read : read);
   try {
     await withFiles.applyToHTTPSOptions(options);
   } catch (err) {

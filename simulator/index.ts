@@ -60,6 +60,8 @@ export interface TestApiServer {
    */
   kubeconfig(auth: "token" | "cert"): string;
   writeKubeconfig(path: string, auth: "token" | "cert"): Promise<void>;
+  /** The bearer tokens accepted from now on, in place of those before (a token expired, the next one issued). */
+  acceptTokens(tokens: string[]): void;
   /**
    * Serves a custom resource from now on, as installing its CRD does: discovery lists it (its group and version
    * answer 404 before), LIST, WATCH and GET serve it, and create, update, patch and delete take its objects. A watch
@@ -128,9 +130,10 @@ export async function startTestApiServer(options: TestApiServerOptions = {}): Pr
   const tls = options.tls ?? true;
   const pki = tls ? await testPki() : undefined;
   const tokens = options.tokens ?? [Buffer.from(crypto.getRandomValues(new Uint8Array(24))).toString("base64url")];
+  const accepted = new Set(tokens);
   const core = new ApiServerCore({
     pki,
-    tokens: new Set(tokens),
+    tokens: accepted,
     clientCertAuth: tls && (options.clientCertAuth ?? true),
     anonymous: options.anonymous ?? false,
     streamingList: options.streamingList ?? true,
@@ -160,6 +163,10 @@ export async function startTestApiServer(options: TestApiServerOptions = {}): Pr
     clientKeyPem: pki?.clientKeyPem ?? "",
     kubeconfig,
     writeKubeconfig: (path, auth) => writeFile(path, kubeconfig(auth), { mode: 0o600 }),
+    acceptTokens(next) {
+      accepted.clear();
+      for (const token of next) accepted.add(token);
+    },
     installResource: (spec) => core.installResource(spec),
     uninstallResource: (group, version, resource) => core.uninstallResource(group, version, resource),
     create: (obj) => store.create(obj),
