@@ -50,7 +50,7 @@ export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): 
     withScheme(kc);
     checkExecConfig(kc.getCurrentUser());
     withoutUnusedExec(kc, tokenFiles);
-    checkFileOrData(kc);
+    checkFileOrData(kc, tokenFiles);
     checkTlsMaterial(kc);
     readTokenFile(kc, tokenFiles);
     impersonateAs(kc, impersonations);
@@ -159,7 +159,7 @@ function withScheme(kc: KubeConfig): void {
  * certificate-authority-data will override.", an error all the same), where client-node would take the file and drop
  * the data. And a CA only for a server whose certificate is verified: client-node would skip the check silently.
  */
-function checkFileOrData(kc: KubeConfig): void {
+function checkFileOrData(kc: KubeConfig, tokenFiles: Map<string, string>): void {
   const cluster = kc.getCurrentCluster();
   const user = kc.getCurrentUser();
   const pairs = [
@@ -178,15 +178,16 @@ function checkFileOrData(kc: KubeConfig): void {
         "a root certificates file with the insecure flag is not allowed): keep one",
     );
   if (both.length > 0) throw new Error(both.join("; "));
-  if (user) checkUserMethods(user);
+  if (user) checkUserMethods(user, tokenFiles.has(user.name));
 }
 
 /**
  * As client-go's validateAuthInfo: a client certificate goes with its key (either alone fails every TLS handshake, far
- * from the cause), and a token excludes a username and password (which one a server would see is no user's choice);
+ * from the cause), and a token or token file excludes a username and password (which one a server would see is no
+ * user's choice: Basic, the transport setting it last);
  * and an exec plugin that must prompt, as client-go's authenticator refuses one without a terminal (exec-config.ts).
  */
-function checkUserMethods(user: User): void {
+function checkUserMethods(user: User, hasTokenFile: boolean): void {
   const owner = `user "${user.name}"`;
   const hasCert = Boolean(user.certFile || user.certData);
   const hasKey = Boolean(user.keyFile || user.keyData);
@@ -194,8 +195,10 @@ function checkUserMethods(user: User): void {
     throw new Error(`${owner} has a client-certificate without its client-key (kubectl refuses it too): add the key`);
   if (hasKey && !hasCert)
     throw new Error(`${owner} has a client-key without its client-certificate (kubectl refuses it too): add it`);
-  if (user.token && (user.username || user.password))
-    throw new Error(`${owner} has both a token and a username or password (kubectl refuses both too): keep one`);
+  if ((user.token || hasTokenFile) && (user.username || user.password)) {
+    const token = user.token ? "a token" : "a token file";
+    throw new Error(`${owner} has both ${token} and a username or password (kubectl refuses both too): keep one`);
+  }
   if (user.exec) refuseInteractive(user);
 }
 

@@ -49,14 +49,17 @@ test("a client certificate or key both as a file and as data is refused at load;
   );
 });
 
-test("a client certificate without its key, or a key without it, or a token and a password: refused", async () => {
+test("a client certificate without its key, or a key without it, or a token (file) and a password: refused", async () => {
   const ca = { "certificate-authority-data": b64(suite.server.caPem) };
   const cert = { "client-certificate-data": b64(suite.server.clientCertPem) };
   const key = { "client-key-data": b64(suite.server.clientKeyPem) };
+  const tokenFile = await write(join(suite.dir, "basic-token"), suite.server.token);
   const refusals: [string, Record<string, string>, string][] = [
     ["cert-alone", cert, 'user "u" has a client-certificate without its client-key'],
     ["key-alone", key, 'user "u" has a client-key without its client-certificate'],
     ["token-and-basic", { token: suite.server.token, username: "admin", password: "pw" }, 'user "u" has both a token'],
+    // Was: loaded, and Basic sent, the token file's token dropped.
+    ["token-file-and-basic", { tokenFile, username: "admin" }, 'user "u" has both a token file and a username'],
   ];
   for (const [name, user, words] of refusals) {
     const file = await withCluster(suite, name, ca, user);
