@@ -43,8 +43,17 @@ export interface LeaderOptions {
    * catch-up) unanswered for `unansweredMs` (ha.renewDeadline): over a path that drops packets one fails only after
    * store.timeout, and meanwhile this replica would hold the Lease without committing, a shutdown waiting on it. Once
    * the sources start, `stopped` ends the wait for their starts: the term is returned, for its stop to stop them.
+   * `held` (Elector.holds), asked just before the store is: false throws LeaseNotHeldError, nothing asked of it.
    */
-  starting?: { stopped: AbortSignal; unansweredMs: number };
+  starting?: { stopped: AbortSignal; unansweredMs: number; held?: () => boolean };
+}
+
+/** The Lease was not surely held any more when the term was about to take the store's writer's term. */
+export class LeaseNotHeldError extends Error {
+  constructor() {
+    super("the Lease was not renewed within ha.renewDeadline before the store's writer's term was taken");
+    this.name = "LeaseNotHeldError";
+  }
 }
 
 export interface LeaderTerm {
@@ -60,7 +69,7 @@ export interface LeaderTerm {
 
 export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTerm> {
   const { config, store, log, logger, metrics, context } = options;
-  const { stopped = new AbortController().signal, unansweredMs = Infinity } = options.starting ?? {};
+  const { stopped = new AbortController().signal, unansweredMs = Infinity, held } = options.starting ?? {};
   const ask = answering(
     stopped,
     unansweredMs,
@@ -69,6 +78,9 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
   // Not sent once given up (the Lease lost while the follower stopped): it would raise the store's term past the next
   // leader's, which would be fenced once.
   stopped.throwIfAborted();
+  // Nor once a pause since the Lease was won (SIGSTOP, a long GC, a frozen VM: the renewals' timers have not run) may
+  // have outlasted it: another replica may lead now, its term raised, and this one's would fence it once.
+  if (held && !held()) throw new LeaseNotHeldError();
   const state = await ask(store.lead());
   // Where this replica last followed it, the store may have been replaced since (its term raised by the new one's).
   checkSameStore(log, state);

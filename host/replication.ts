@@ -15,7 +15,7 @@ import { createElector, type Elector } from "../kube/election.ts";
 import { aborted, Backoff, sleep, TIMED_OUT, until } from "../protocol/retry.ts";
 import { followStore, type Follower } from "./follower.ts";
 import { isStoreReplaced, type StoreReplacedError } from "../sdk/contract.ts";
-import { startLeaderTerm, type LeaderOptions, type LeaderTerm } from "./leader.ts";
+import { LeaseNotHeldError, startLeaderTerm, type LeaderOptions, type LeaderTerm } from "./leader.ts";
 import type { Terms } from "./leadership.ts";
 import { wholeYet } from "../sdk/resume.ts";
 import { haAgreement } from "./ha-agreement.ts";
@@ -151,8 +151,8 @@ export function startReplication(options: ReplicationOptions): Replication {
       ending.resolve({ reason: "store not writable", commitsFailingMs: Math.round(failingMs), error: error.message });
     };
     // The elector has said why and given the Lease back if it still held it; the store is not at fault.
-    const lostWhileStarting = () => {
-      logger.warn("lost the Lease while becoming the store's writer; following again");
+    const lostWhileStarting = (reason?: string) => {
+      logger.warn("lost the Lease while becoming the store's writer; following again", reason ? { reason } : {});
       follower = follow();
       return true;
     };
@@ -166,12 +166,21 @@ export function startReplication(options: ReplicationOptions): Replication {
         // Within a renewal's deadline, as a leader that cannot renew the Lease gives it up: a standby may reach the
         // store that this replica cannot. Given up too once the Lease is lost meanwhile: the term would begin over
         // (its sources listing the cluster) only to end at once.
-        starting: { stopped: AbortSignal.any([stopped.signal, lost]), unansweredMs: ha.renewDeadlineMs },
+        starting: {
+          stopped: AbortSignal.any([stopped.signal, lost]),
+          unansweredMs: ha.renewDeadlineMs,
+          held: () => elector.holds(),
+        },
       });
     } catch (error) {
       // Stopped while the store did not answer: the stop releases the Lease.
       if (stopped.signal.aborted) return false;
       if (lost.aborted) return lostWhileStarting();
+      if (error instanceof LeaseNotHeldError) {
+        // Still leading by the elector's count, its renewals' timers not yet run: given back if it is still ours.
+        await elector.release();
+        return lostWhileStarting(error.message);
+      }
       if (isStoreReplaced(error)) {
         await elector.release();
         replaced(error as StoreReplacedError);

@@ -1,36 +1,59 @@
 /**
  * A term's start given up before it reaches the store (its replica stopped, or its Lease lost, while its follower
- * stopped) sends the store nothing: a late `lead()` raises the store's term past the writer's in place, a next
- * leader's, which is fenced once (its term ended, the Lease handed back, a Lease's duration without a leader).
+ * stopped; or paused past its Lease since it won it) sends the store nothing: a late `lead()` raises the store's term
+ * past the writer's in place, a next leader's, which is fenced once (its term ended, the Lease handed back, a Lease's
+ * duration without a leader).
  */
-import { expect, test } from "bun:test";
+import { afterAll, expect, test } from "bun:test";
+import { join } from "node:path";
 import { createLog } from "../core/committed-log.ts";
 import { resolveConfig } from "../host/config.ts";
-import { startLeaderTerm } from "../host/leader.ts";
-import { silentLogger } from "../host/logger.ts";
+import { LeaseNotHeldError, startLeaderTerm } from "../host/leader.ts";
+import { Terms } from "../host/leadership.ts";
+import { createLogger, silentLogger } from "../host/logger.ts";
 import { createMetrics } from "../host/metrics.ts";
 import { pluginContext } from "../host/open-store.ts";
+import { electorFor, startReplication } from "../host/replication.ts";
+import { type Lease, microTime } from "../kube/lease.ts";
 import { builtins } from "../plugins/index.ts";
+import { startTestApiServer } from "../simulator/index.ts";
+import { waitFor } from "../testing/index.ts";
 import { batch, run, storeSandbox } from "./store-libsql-setup.ts";
 
 const { newDir, makeStore, urlOf } = storeSandbox("file");
+const server = await startTestApiServer();
+afterAll(() => server.stop());
 
-test("a term's start whose signal has aborted sends no lead(): the writer in place is not fenced", async () => {
+/**
+ * A writer in place (it took the store's term) and a late replica of the same store, with what its term needs; the
+ * writer's commit says whether the late one's start fenced it.
+ */
+async function writerAndLate() {
   const dir = newDir();
-  const [writer, late] = [makeStore(dir), makeStore(dir)];
+  const [writer, store] = [makeStore(dir), makeStore(dir)];
   await writer.start();
-  const { epoch, head, oldest } = await late.start();
+  const { epoch, head, oldest } = await store.start();
   await writer.lead();
   const config = await resolveConfig(
     { store: { type: "libsql", url: urlOf(dir) } },
     { baseDir: dir, registry: builtins },
   );
   const metrics = createMetrics();
+  const log = createLog({ store, epoch, head, oldest, logger: silentLogger, metrics, whole: false });
+  const writerCommits = async () => {
+    await writer.commit(batch(run(1, 2), { pods: "100" }));
+    return (await writer.position()).head;
+  };
+  return { context: { dir, store, log, config, metrics }, writerCommits };
+}
+
+test("a term's start whose signal has aborted sends no lead(): the writer in place is not fenced", async () => {
+  const { context, writerCommits } = await writerAndLate();
+  const { store, log, config, metrics } = context;
   const logger = silentLogger;
-  const log = createLog({ store: late, epoch, head, oldest, logger, metrics, whole: false });
   const start = startLeaderTerm({
     config,
-    store: late,
+    store,
     log,
     logger,
     metrics,
@@ -45,6 +68,47 @@ test("a term's start whose signal has aborted sends no lead(): the writer in pla
   );
   expect(givenUp).toBeInstanceOf(Error);
   // Was: the start sent lead() before it looked at its signal, and the writer's next commit was refused.
-  await writer.commit(batch(run(1, 2), { pods: "100" }));
-  expect((await writer.position()).head).toBe(2);
+  expect(await writerCommits()).toBe(2);
 });
+
+test("a replica paused past its renew deadline as it wins the Lease sends no lead(); it follows", async () => {
+  const { context, writerCommits } = await writerAndLate();
+  const { dir, store, log, config, metrics } = context;
+  const kubeconfig = join(dir, "kubeconfig");
+  await server.writeKubeconfig(kubeconfig, "token");
+  const lease = { name: "paused-winner", namespace: "default", namespaceFrom: "config" } as const;
+  const ha = { lease, identity: "late", kubeconfig, followIntervalMs: 50 };
+  const durations = { leaseDurationMs: 1_000, renewDeadlineMs: 700, retryPeriodMs: 100 };
+  const lines: Array<{ msg: string; reason?: string }> = [];
+  const logger = createLogger({
+    write(text) {
+      const line = JSON.parse(text) as { msg: string };
+      lines.push(line);
+      if (line.msg !== "acquired the Lease; leading" || lines.filter((l) => l.msg === line.msg).length > 1) return;
+      // A pause (a long GC, SIGSTOP) as the event loop sees it, from the Lease's answer on: the Lease expired for the
+      // others meanwhile, one of them took it, and the writer in place leads.
+      const pausedUntil = performance.now() + durations.renewDeadlineMs + 100;
+      while (performance.now() < pausedUntil);
+      server.patch("Lease", lease.namespace, lease.name, (object) => {
+        const taken = object as unknown as Lease;
+        taken.spec = { ...taken.spec, holderIdentity: "other", leaseDurationSeconds: 3600, renewTime: microTime() };
+      });
+    },
+  });
+  const replication = startReplication({
+    ha: { ...ha, ...durations },
+    elector: electorFor({ ...ha, ...durations }, logger, metrics),
+    leaderOptions: { config, store, log, logger, metrics, context: pluginContext(config, logger, metrics) },
+    terms: new Terms(),
+    logger,
+    onReplaced: () => {},
+  });
+  const gaveUp = "lost the Lease while becoming the store's writer; following again";
+  const leading = "leading: this replica writes the store and runs the sources";
+  const ended = (line: { msg: string }) => line.msg === gaveUp || line.msg === leading;
+  await waitFor(() => lines.some(ended), 10_000, "the start given up, or the term begun");
+  // Was: the start sent lead(), its Lease expired, and the writer's next commit was refused.
+  expect(await writerCommits()).toBe(2);
+  expect(lines.find(ended)).toMatchObject({ msg: gaveUp, reason: new LeaseNotHeldError().message });
+  await replication.stop();
+}, 20_000);
