@@ -14,7 +14,7 @@ import type { ConfigIssue } from "./config-issues.ts";
 import { createElector, type Elector } from "../kube/election.ts";
 import { aborted, Backoff, sleep, TIMED_OUT, until } from "../protocol/retry.ts";
 import { followStore, type Follower } from "./follower.ts";
-import { isStoreReplaced, type StoreReplacedError } from "../sdk/contract.ts";
+import { isStoreReplaced, isWriterFenced, type StoreReplacedError } from "../sdk/contract.ts";
 import { LeaseNotHeldError, startLeaderTerm, type LeaderOptions, type LeaderTerm } from "./leader.ts";
 import type { Terms } from "./leadership.ts";
 import { wholeYet } from "../sdk/resume.ts";
@@ -133,6 +133,8 @@ export function startReplication(options: ReplicationOptions): Replication {
     });
   let follower: Follower | undefined = follow();
   let leader: LeaderTerm | undefined;
+  /** The Lease (its term's signal) in which a fenced term was followed by a new one at once. */
+  let retakenIn: AbortSignal | undefined;
 
   /**
    * One term: from winning the Lease to losing it (or being fenced, or unable to write); false when the replica stops
@@ -143,6 +145,8 @@ export function startReplication(options: ReplicationOptions): Replication {
     const ending = Promise.withResolvers<TermEnd>();
     /** The failure of the commits that ended the term, if they did. */
     let unwritable: Error | undefined;
+    /** The refusal that ended the term, if the store's fencing did. */
+    let fencedBy: Error | undefined;
     // A Lease's duration is how long a leader may be gone before a standby takes over: one that cannot write for as
     // long is gone as far as the store is concerned, and a standby may reach it.
     const onCommitFailing = (error: Error, failingMs: number) => {
@@ -161,7 +165,10 @@ export function startReplication(options: ReplicationOptions): Replication {
     try {
       leader = await startLeaderTerm({
         ...leaderOptions,
-        onFenced: () => ending.resolve({ reason: "fenced", hint: FENCED_HINT }),
+        onFenced: (error) => {
+          fencedBy ??= error;
+          ending.resolve({ reason: "fenced", hint: FENCED_HINT });
+        },
         onCommitFailing,
         // Within a renewal's deadline, as a leader that cannot renew the Lease gives it up: a standby may reach the
         // store that this replica cannot. Given up too once the Lease is lost meanwhile: the term would begin over
@@ -225,6 +232,19 @@ export function startReplication(options: ReplicationOptions): Replication {
     const { updates } = await leader.abandon();
     leader = undefined;
     const { reason, ...why } = ended;
+    // Fenced while the Lease is surely still this replica's: a writer without it raised the store's term, a deposed
+    // replica's ask for it that landed late (held up on its way past this term's start). A new term raises it again
+    // at once, not a handover that leaves the store unwritten meanwhile; once per Lease won: fenced again, another
+    // writer keeps taking the store (FENCED_HINT), and the Lease is handed over as below. (A store emptied under it
+    // refuses too, its term not raised: following it, the replica finds it replaced.)
+    const raised = isWriterFenced(fencedBy) && fencedBy.storedTerm > fencedBy.term;
+    if (raised && retakenIn !== lost && elector.holds()) {
+      retakenIn = lost;
+      logger.warn("fenced while holding the Lease; taking the store's writer's term again", {
+        uncommittedUpdates: updates,
+      });
+      return true;
+    }
     logger.warn("no longer leading; following the store", { reason, uncommittedUpdates: updates, ...why });
     follower = follow(reason === "store not writable" ? unwritable : undefined);
     // Fenced, or unable to write, while still holding the Lease: let someone else have it, and contend again only

@@ -27,9 +27,10 @@ test("keeps winning the Lease but cannot become the writer: one error; 'leading'
   );
   const churn = startChurn(env.server, { perSecond: 20, seed: 3 });
   cleanups.push(() => churn.stop());
-  await replica.out.waitFor(/"msg":"no longer leading; following the store"/, 10_000);
+  // Fenced with the Lease held: it asks for the writer's term again at once, refused.
+  await replica.out.waitFor(/"msg":"fenced while holding the Lease; taking the store's writer's term again"/, 10_000);
   churn.stop();
-  // The Lease given back and won again after a Lease's duration, then at each step of the writer's backoff.
+  // The Lease given back and won again after a writer's backoff, then at each of its steps.
   await waitFor(() => replica.out.lines(REFUSED).length >= 3, 20_000, "three tries to become the writer");
   expect(replica.out.lines(REFUSED).map(({ level }) => level)).toEqual([
     "error",

@@ -22,6 +22,8 @@ import { startNatsServer } from "./nats-server.ts";
 
 afterEach(runCleanups);
 
+const LEADING = "leading: this replica writes the store and runs the sources";
+
 /** Two replicas, the first leading, and an SSE consumer of `all` synced on the standby. */
 async function leaderAndStandby(sinks?: string[]) {
   const env = await setupHa({ replicas: 2, sinks });
@@ -162,12 +164,20 @@ test("SIGTERM of the leader while the store is down: out of time, it still relea
   expect(first.out.lines("released the Lease")).toHaveLength(1);
 }, 60_000);
 
-test("a leader fenced out by the store (another writer raised the term) steps down; the standby leads", async () => {
+test("a leader fenced by a writer without the Lease leads again at once; fenced again, steps down", async () => {
   const cluster = await leaderAndStandby();
   const { env, first, standby } = cluster;
   const churn = startChurn(env.server, { perSecond: 80, seed: 14 });
   await Bun.sleep(500);
-  // What a deposed leader sees after a pause: someone else has become the store's writer.
+  // A deposed replica's ask for the writer's term that landed late, after this leader's: it holds no Lease.
+  await env.withStore((store) => store.lead());
+  await first.out.waitFor(/"msg":"fenced while holding the Lease; taking the store's writer's term again"/, 10_000);
+  await waitFor(() => first.out.lines(LEADING).length === 2, 10_000, "the leader's second term");
+  expect(first.out.lines("no longer leading; following the store")).toEqual([]);
+  expect(await env.metric(first.url, "kubemeta_ha_terms_ended_total", { reason: "fenced" })).toBe(1);
+  // Was: it handed the Lease over, and the store went unwritten until the standby's next try and term's start.
+  expect(standby.out.lines(LEADING)).toEqual([]);
+  // Fenced again in the same Lease: a writer that keeps taking the store; the Lease is handed over.
   await env.withStore((store) => store.lead());
   const stepDown = await first.out.waitFor(/"msg":"no longer leading; following the store".*/, 10_000);
   expect(stepDown[0]).toContain('"reason":"fenced"');
@@ -267,6 +277,9 @@ test("a store emptied under the replicas: the leader's commits are refused, and 
     expect(JSON.stringify(line?.error)).toContain("its epoch is gone (the store is empty)");
   }
   expect(first.out.lines("store commit failed; retrying")).toEqual([]);
+  // No writer raised the store's term: the leader does not ask for it again (the ask fails on a store without tables).
+  expect(first.out.lines("fenced while holding the Lease; taking the store's writer's term again")).toEqual([]);
+  expect(first.out.lines("cannot become the store's writer; following again")).toEqual([]);
 }, 60_000);
 
 test("a store gone back under the replicas (a copy restored in place, its epoch kept): each stops", async () => {
