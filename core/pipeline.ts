@@ -12,7 +12,7 @@
  */
 import type { ChangeSink, Relist, Store, StoreState, ObjectDigest } from "../sdk/contract.ts";
 import type { PreparedChange } from "../sdk/prepared.ts";
-import type { Logger, Metrics } from "../sdk/telemetry.ts";
+import { changesRejected, type Logger, type Metrics } from "../sdk/telemetry.ts";
 import type { ChangeType } from "../protocol/envelope.ts";
 import { objectJsonOf, withObjectJson, type KubeObject, type Update } from "../sdk/model.ts";
 import { nodeOfStream } from "../protocol/streams.ts";
@@ -130,10 +130,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     "kubemeta_updates_suppressed_total",
     "Changes that left the slim copy unchanged, by kind.",
   );
-  const rejected = metrics.counter(
-    "kubemeta_changes_rejected_total",
-    "Changes skipped because they were malformed or of a kind no slim rule publishes, by reason.",
-  );
+  const rejected = changesRejected(metrics);
   /** Kinds already logged as dropped: once per kind, not once per change. */
   const droppedKinds = new Set<string>();
   const trackedObjects = metrics.gauge("kubemeta_tracked_objects", "Objects in the current state.");

@@ -86,6 +86,18 @@ export function sinkLagSeconds(metrics: Metrics): Gauge {
   );
 }
 
+/**
+ * `kubemeta_changes_rejected_total{reason}`: the core's reasons (sdk/prepared.ts's, `too_deep`, `kind_not_allowed`)
+ * and a source's for what never became a change (the kubernetes source's `unknown_event_type`).
+ */
+export function changesRejected(metrics: Metrics): Counter {
+  return metrics.counter(
+    "kubemeta_changes_rejected_total",
+    "Changes skipped because they were malformed, of a kind no slim rule publishes, or of a watch event type " +
+      "not known, by reason.",
+  );
+}
+
 /** Interval between two log lines of one kind, from a flood (bad requests, readers behind retention). */
 const LOG_EVERY_MS = 60_000;
 

@@ -56,6 +56,7 @@ const WATCHES: string[][] = [
   ["[1,2,3]\n"],
   ['"a string"\n'],
   [line("ADDED", "an object that is a string")],
+  // A type not known: skipped, nothing stored; this watch then ends at once without events, a failure too.
   [line("WHATEVER", pod("w", "8"))],
   [`${line("ADDED", pod("cut", "9")).slice(0, 40)}\n`],
   // An object of another resource on this one's watch (a broken proxy): not this resource's to store.

@@ -12,14 +12,14 @@ import {
   inSync,
   RecordingSink,
   type RunningSource,
-  type TestCluster,
   until,
   withCluster,
   within,
 } from "./source-kubernetes-recorder.ts";
 import { makePod } from "../simulator/population.ts";
 import { waitFor } from "../testing/index.ts";
-import { type Answer, forward, front, kubeconfigFor, prepended } from "./http-front.ts";
+import { forward, front, kubeconfigFor } from "./http-front.ts";
+import { behindFront, leading } from "./source-kubernetes-front.ts";
 
 test("a LIST answered with a redirect to another host is a failed request: nothing listed there is taken", () =>
   withCluster(
@@ -47,25 +47,6 @@ test("a LIST answered with a redirect to another host is a failed request: nothi
     },
     { tls: false },
   ));
-
-/** A cluster behind one front whose answers `answer` decides; `body` gets the front and a kubeconfig of it. */
-function behindFront(
-  answer: Answer,
-  body: (cluster: TestCluster, through: ReturnType<typeof front>, kubeconfig: string) => Promise<void>,
-): Promise<void> {
-  return withCluster(
-    async (cluster) => {
-      const through = front(cluster.server, answer);
-      try {
-        const url = through.proxy.url.href.replace(/\/$/, "");
-        await body(cluster, through, await kubeconfigFor(join(cluster.kubeconfig, ".."), url, cluster.server.token));
-      } finally {
-        through.proxy.stop(true);
-      }
-    },
-    { tls: false },
-  );
-}
 
 const errorRestarts = (running: RunningSource) =>
   count(running.metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason: "error" });
@@ -140,15 +121,6 @@ test("a watch kept open past its timeoutSeconds is ended and opened again where 
       expect(sink.relists.length).toBe(relists);
     },
   ));
-
-/** `line` first, then the server's own watch: a line every resumed watch of pods begins with. */
-const leading =
-  (line: string): Answer =>
-  async (request, upstream) => {
-    const answer = await forward(request, upstream);
-    const resumed = upstream.pathname === "/api/v1/pods" && upstream.searchParams.has("resourceVersion");
-    return resumed ? prepended(answer, `${line}\n`) : answer;
-  };
 
 test("a 410 ERROR whose Status has causes that are no list is read as a 410: the resource is listed again", () =>
   behindFront(

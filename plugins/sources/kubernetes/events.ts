@@ -1,8 +1,8 @@
 /**
  * One watch line as the watch loop (watch.ts) takes it, parsed on the main thread or on a
  * parse thread (parse-threads.ts) alike: a change with its object (or, prepared off the
- * main thread, what the core makes of it), a BOOKMARK or ERROR with its small object, or a
- * line that is not a watch event, which ends the watch as an error.
+ * main thread, what the core makes of it), a BOOKMARK or ERROR with its small object, an event of a type no
+ * API server writes today (skipped), or a line that is not a watch event, which ends the watch as an error.
  */
 import type { PreparedChange } from "../../../sdk/prepared.ts";
 import type { ChangeType } from "../../../protocol/envelope.ts";
@@ -17,6 +17,8 @@ export type ParsedEvent =
   /** Only what the watch reads of them (bookmarkOf, statusOf): the rest would cross from a parse thread for nothing. */
   | { type: "BOOKMARK"; object: KubeObject }
   | { type: "ERROR"; status: KubeStatus }
+  /** An event whose `type` is a string but none of EVENT_TYPES (`eventType`, cut short: it is the server's). */
+  | { type: "unknown"; eventType: string }
   /** `otherKind`: the line's object is of another kind than the watch's (see KindChanged, watch.ts). */
   | { type: "invalid"; message: string; otherKind?: string };
 
@@ -57,6 +59,9 @@ function parseWatchLine(line: string, lineKind: LineKind, prepare?: (raw: KubeOb
   }
   if (type === "BOOKMARK") return { type, object: bookmarkOf(object) };
   if (type === "ERROR") return { type, status: statusOf(object) };
+  // A type of a later API version, or a proxy's: skipped. Ending the watch would get the same event again from the
+  // same resume point, at each watch, for good.
+  if (typeof type === "string") return { type: "unknown", eventType: type.slice(0, 100) };
   return { type: "invalid", message: `unexpected watch event type ${JSON.stringify(type)}` };
 }
 

@@ -4,7 +4,7 @@
  * resourceVersion to resume from.
  */
 import type { ChangeSink } from "../../../sdk/contract.ts";
-import type { Logger } from "../../../sdk/telemetry.ts";
+import { type Logger, rateLimitedWarn } from "../../../sdk/telemetry.ts";
 import type { KubeObject } from "../../../sdk/model.ts";
 import { Backoff, sleep } from "../../../protocol/retry.ts";
 import { ApiError } from "../../../kube/status.ts";
@@ -73,6 +73,8 @@ export class Reflector {
   /** The log of failed lists and watches, and of list pages retried on their own. */
   private readonly retries: RetryLog;
   private readonly pageRetries: RetryLog;
+  /** A server that sends an event of an unknown type may send one with every change. */
+  private readonly warnSkipped: ReturnType<typeof rateLimitedWarn>;
 
   constructor(
     private readonly config: ReflectorConfig,
@@ -85,6 +87,7 @@ export class Reflector {
     this.logger = deps.logger.child({ resource: config.type.resource });
     this.retries = retryLog(this.logger, "list/watch failed; retrying", "list/watch works again");
     this.pageRetries = retryLog(this.logger, "list page failed; retrying it", "list pages work again");
+    this.warnSkipped = rateLimitedWarn(this.logger);
   }
 
   /**
@@ -186,6 +189,10 @@ export class Reflector {
         // Where a resumed watch is known to work: on a quiet resource, behind a server that sends no bookmarks, no
         // event may come for as long as the watch is open.
         this.retries.succeeded();
+      },
+      onUnknownEvent: (eventType) => {
+        this.deps.metrics.rejected.inc({ reason: "unknown_event_type" });
+        this.warnSkipped("skipped a watch event of a type not known", { type: eventType });
       },
     });
   }

@@ -1,5 +1,5 @@
 /** The source's Prometheus series. */
-import type { Counter, Metrics } from "../../../sdk/telemetry.ts";
+import { changesRejected, type Counter, type Metrics } from "../../../sdk/telemetry.ts";
 import { EVENT_TYPES } from "./events.ts";
 
 export interface SourceMetrics {
@@ -17,6 +17,8 @@ export interface SourceMetrics {
   events: Counter;
   /** `{resource}`: relists started (initial state, 410 Gone, expired continue token). */
   relists: Counter;
+  /** `{reason}`: the core's skipped changes, and here `unknown_event_type` (watch events of no type known). */
+  rejected: Counter;
 }
 
 export function sourceMetrics(metrics: Metrics): SourceMetrics {
@@ -35,6 +37,7 @@ export function sourceMetrics(metrics: Metrics): SourceMetrics {
       "Events received from the Kubernetes API server, by resource and type.",
     ),
     relists: metrics.counter("kubemeta_source_relists_total", "Relists started, by resource."),
+    rejected: changesRejected(metrics),
   };
 }
 

@@ -79,6 +79,8 @@ export interface WatchOptions {
    * ERROR), or a streaming list delivered its initial state.
    */
   onSynced(): void;
+  /** An event of a type no API server writes today was skipped (`eventType` as events.ts cut it). */
+  onUnknownEvent(eventType: string): void;
 }
 
 export interface WatchResult {
@@ -138,6 +140,7 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
   function handle(event: ParsedEvent): void | Promise<void> {
     if (event.type === "invalid")
       throw event.otherKind === undefined ? new Error(event.message) : new KindChanged(event.message);
+    if (event.type === "unknown") return options.onUnknownEvent(event.eventType);
     counts.set(event.type, (counts.get(event.type) ?? 0) + 1);
     switch (event.type) {
       case "BOOKMARK":
