@@ -48,8 +48,8 @@ test("a LIST answered with a redirect to another host is a failed request: nothi
     { tls: false },
   ));
 
-const errorRestarts = (running: RunningSource) =>
-  count(running.metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason: "error" });
+const oversizedRestarts = (running: RunningSource) =>
+  count(running.metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason: "oversized" });
 const overdueRestarts = (running: RunningSource) =>
   count(running.metrics, "kubemeta_source_watch_restarts_total", { resource: "pods", reason: "overdue" });
 
@@ -190,7 +190,7 @@ test("a watch line that never ends is given up past 128 MiB, and the watch opene
       await within(running.synced, 5000, "the first sync");
       server.dropWatches();
       await within(
-        waitFor(() => errorRestarts(running) >= 2, 10_000),
+        waitFor(() => oversizedRestarts(running) >= 2, 10_000),
         10_000,
         "the endless line given up",
       );

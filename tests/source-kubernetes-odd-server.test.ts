@@ -1,10 +1,12 @@
 /**
  * An API server (or a proxy in front of it) that sends what kube-apiserver never does, through a front of the test
- * API server: a watch event of a type not known. Nothing of it wedges a resource: such an event is skipped and
- * counted, and the watch goes on.
+ * API server: a watch event of a type not known, a LIST page that never ends. Nothing of it wedges a resource or
+ * grows memory without bound: such an event is skipped and counted, and the watch goes on; such a page is given up,
+ * counted, and the list begun again after a backoff.
  */
 import { expect, test } from "bun:test";
-import { count, inSync, RecordingSink, within } from "./source-kubernetes-recorder.ts";
+import { count, inSync, RecordingSink, until, within } from "./source-kubernetes-recorder.ts";
+import { forward } from "./http-front.ts";
 import { behindFront, leading } from "./source-kubernetes-front.ts";
 import { makePod } from "../simulator/population.ts";
 import { waitFor } from "../testing/index.ts";
@@ -31,3 +33,43 @@ test("a watch event of a type not known is skipped and counted, and the watch go
       expect(resumed).toHaveLength(1);
     },
   ));
+
+test("a LIST page that never ends is given up past 256 MiB, counted, and the list begun again", () => {
+  let endless = true;
+  // Whole items, 4 MiB at a time: a page that is JSON as far as it goes.
+  const item = `${JSON.stringify(makePod({ name: "same", namespace: "default", node: "n-1" }))},`;
+  const part = new TextEncoder().encode(item.repeat(Math.ceil((4 << 20) / item.length)));
+  const head = new TextEncoder().encode(
+    '{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"1"},"items":[',
+  );
+  return behindFront(
+    // Each LIST of pods, while `endless`: its items without end, up to 300 MiB (bounded for a run without the limit),
+    // then silence.
+    (request, upstream) => {
+      if (!(endless && upstream.pathname === "/api/v1/pods" && !upstream.searchParams.has("watch")))
+        return forward(request, upstream);
+      let sent = -1;
+      const body = new ReadableStream<Uint8Array>({
+        pull: (out) => (sent++ < 75 ? out.enqueue(sent === 0 ? head : part) : new Promise<void>(() => {})),
+      });
+      return new Response(body, { headers: { "Content-Type": "application/json" } });
+    },
+    async ({ server, start }, _front, kubeconfig) => {
+      const sink = new RecordingSink();
+      const running = await start(sink, { kubeconfig, streamingList: "never", backoff: { initial: "1s" } });
+      const oversized = { resource: "pods", reason: "oversized" };
+      await until(
+        () => count(running.metrics, "kubemeta_source_watch_restarts_total", oversized) >= 1,
+        "the page given up",
+        20_000,
+      );
+      expect(running.waiting()).toBe(
+        "pods: list/watch failing, retrying: a LIST page of pods ran past 256 MiB: given up " +
+          "(if its objects are that large, lower pageSize)",
+      );
+      endless = false;
+      await within(running.synced, 20_000, "the list after it");
+      await until(() => inSync(sink, server, "Pod"), "the pods", 5_000);
+    },
+  );
+}, 45_000);

@@ -13,6 +13,17 @@ const NEWLINE = 0x0a;
  */
 export const MAX_LINE_BYTES = 128 << 20;
 
+/**
+ * More of one answer than is taken (a watch line, a LIST page): a hostile or broken server's, held it would grow
+ * memory until the process is killed. Its own class, so that its retries are counted as `oversized`.
+ */
+export class OversizedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "OversizedError";
+  }
+}
+
 export class LineSplitter {
   /** Bytes after the last newline seen, in arrival order. */
   private carry: Uint8Array[] = [];
@@ -48,7 +59,7 @@ export class LineSplitter {
   private keep(part: Uint8Array): void {
     this.carried += part.length;
     if (this.carried > MAX_LINE_BYTES)
-      throw new Error(`a watch line ran past ${MAX_LINE_BYTES >> 20} MiB without its end: given up`);
+      throw new OversizedError(`a watch line ran past ${MAX_LINE_BYTES >> 20} MiB without its end: given up`);
     this.carry.push(part);
   }
 }

@@ -14,6 +14,7 @@ import { apiVersionOf, collectionPath, selectorParams, type ResourceType, type S
 import type { SourceMetrics } from "./telemetry.ts";
 import { consumeWatch, KindChanged, StreamingListIgnored, type WatchResult } from "./watch.ts";
 import type { ParseThreads } from "./parse-threads.ts";
+import { OversizedError } from "./lines.ts";
 import { explained, type RetryLog, retryLog } from "./readiness.ts";
 
 export type StreamingListMode = "auto" | "always" | "never";
@@ -328,7 +329,11 @@ export class Reflector {
   }
 }
 
-/** Worth retrying as it is: throttling, server errors, network failures, silence. */
+/**
+ * Worth retrying as it is: throttling, server errors, network failures, silence. Not a page past MAX_ANSWER_BYTES: the
+ * list is given up, counted as a restart (`oversized`), and begun again after the backoff.
+ */
 function transient(err: unknown): boolean {
-  return !(err instanceof ApiError) || err.code === 429 || err.code >= 500;
+  if (err instanceof ApiError) return err.code === 429 || err.code >= 500;
+  return !(err instanceof OversizedError);
 }

@@ -9,6 +9,7 @@ import type { Logger } from "../../../sdk/telemetry.ts";
 import type { RequestBudget } from "./budget.ts";
 import type { SourceMetrics } from "./telemetry.ts";
 import { parseSkimmed } from "./skim.ts";
+import { OversizedError } from "./lines.ts";
 import { retryLog } from "./readiness.ts";
 import { CredentialsError, type KubeTransport, unansweredCode } from "../../../kube/transport.ts";
 
@@ -38,6 +39,13 @@ export class NotJsonError extends Error {
 
 /** application/json (what kube-apiserver writes, a watch too), with parameters or not, and any +json type. */
 const JSON_TYPE = /^\s*application\/([\w.-]+\+)?json\s*(;|$)/i;
+
+/**
+ * The longest answer read whole (a LIST page, a discovery document), twice the longest watch line: a page of the
+ * default 500 items is tens of MiB at most on a real cluster (a pod is tens of KiB), and it is held two or three
+ * times over while decoded and parsed, in a container whose memory limit is 1.5 GiB (deploy/).
+ */
+export const MAX_ANSWER_BYTES = 256 << 20;
 
 /** The inactivity timeout never adapts below this: a few seconds of jitter or of a busy event loop are no stall. */
 const MIN_ADAPTIVE_TIMEOUT_MS = 5_000;
@@ -188,12 +196,25 @@ export function createRequester(options: RequesterOptions): Requester {
     stream,
     async json<T>(request: RequestSpec, signal: AbortSignal): Promise<T> {
       const chunks: Uint8Array[] = [];
-      await stream(request, signal, { onChunk: (chunk) => void chunks.push(chunk) });
+      let received = 0;
+      await stream(request, signal, {
+        onChunk(chunk) {
+          received += chunk.length;
+          if (received > MAX_ANSWER_BYTES) throw oversized(request);
+          chunks.push(chunk);
+        },
+      });
       const text = new TextDecoder().decode(Buffer.concat(chunks));
       // A LIST page's items go to the core, which drops their metadata.managedFields (skim.ts says why).
       return (request.verb === "list" ? parseSkimmed(text) : JSON.parse(text)) as T;
     },
   };
+}
+
+function oversized({ verb, resource }: RequestSpec): OversizedError {
+  const what = verb === "list" ? `a LIST page of ${resource}` : `the ${verb} answer for ${resource}`;
+  const hint = verb === "list" ? " (if its objects are that large, lower pageSize)" : "";
+  return new OversizedError(`${what} ran past ${MAX_ANSWER_BYTES >> 20} MiB: given up${hint}`);
 }
 
 /**
@@ -249,7 +270,13 @@ export function retryDelay(err: unknown, backoff: Backoff): { delayMs: number; r
   if (err instanceof ApiError && err.retryAfterMs !== undefined && (throttled || err.code >= 500)) {
     return { delayMs: err.retryAfterMs, reason: throttled ? "throttled" : "error" };
   }
-  const reason = throttled ? "throttled" : err instanceof InactivityError ? "inactivity" : "error";
+  const reason = throttled
+    ? "throttled"
+    : err instanceof InactivityError
+      ? "inactivity"
+      : err instanceof OversizedError
+        ? "oversized"
+        : "error";
   return { delayMs: backoff.next(), reason };
 }
 

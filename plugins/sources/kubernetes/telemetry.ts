@@ -10,7 +10,8 @@ export interface SourceMetrics {
   requests: Counter;
   /**
    * `{resource, reason}`: why a watch was re-opened (`end`, `overdue`: kept open past its timeout and ended here,
-   * `expired`, `too-large`, `throttled`, `inactivity`, `error`, `gone`: answered 404).
+   * `expired`, `too-large`, `throttled`, `inactivity`, `oversized`: a watch line or LIST page past its bound, `error`,
+   * `gone`: answered 404).
    */
   watchRestarts: Counter;
   /** `{resource, type}`: watch and list events received. */
