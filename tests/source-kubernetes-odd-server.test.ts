@@ -1,8 +1,9 @@
 /**
  * An API server (or a proxy in front of it) that sends what kube-apiserver never does, through a front of the test
- * API server: a watch event of a type not known, a LIST page that never ends. Nothing of it wedges a resource or
- * grows memory without bound: such an event is skipped and counted, and the watch goes on; such a page is given up,
- * counted, and the list begun again after a backoff.
+ * API server: a watch event of a type not known, a LIST page that never ends, a resourceVersion no API server writes.
+ * Nothing of it wedges a resource or grows memory without bound: such an event is skipped and counted, and the watch
+ * goes on; such a page is given up, counted, and the list begun again after a backoff; such a resourceVersion is not
+ * resumed from.
  */
 import { expect, test } from "bun:test";
 import { count, inSync, RecordingSink, until, within } from "./source-kubernetes-recorder.ts";
@@ -73,3 +74,72 @@ test("a LIST page that never ends is given up past 256 MiB, counted, and the lis
     },
   );
 }, 45_000);
+
+/** What no API server writes: a lone surrogate (sent as U+FFFD), a control character, a URL's worth of digits. */
+const UNUSABLE = [
+  ["a lone surrogate", "12\ud800"],
+  ["a control character", "12\u0007"],
+  ["100,000 digits", "9".repeat(1e5)],
+];
+const resumedFrom = (requests: string[]) =>
+  requests.flatMap((r) =>
+    r.startsWith("/api/v1/pods?") ? [new URLSearchParams(r.split("?")[1]).get("resourceVersion")] : [],
+  );
+
+test.each(UNUSABLE)("a bookmark with %s is not resumed from: the next watch is from the last good one", (_, rv) => {
+  let first = true;
+  return behindFront(
+    // The first resumed watch of pods: that bookmark alone, then its end.
+    async (request, upstream) => {
+      const resumed = upstream.pathname === "/api/v1/pods" && upstream.searchParams.has("resourceVersion");
+      if (!(resumed && first)) return forward(request, upstream);
+      first = false;
+      const line = JSON.stringify({ type: "BOOKMARK", object: { kind: "Pod", metadata: { resourceVersion: rv } } });
+      return new Response(`${line}\n`, { headers: { "Content-Type": "application/json" } });
+    },
+    async ({ server, start }, through, kubeconfig) => {
+      const sink = new RecordingSink();
+      const running = await start(sink, { kubeconfig });
+      await within(running.synced, 5000, "the first sync");
+      server.dropWatches();
+      await until(() => !first, "the bookmark");
+      server.create(makePod({ name: "after-bookmark", namespace: "default", node: "n-1" }));
+      await until(() => inSync(sink, server, "Pod"), "the pod on the watch after it");
+      for (const from of resumedFrom(through.requests)) expect(from ?? "").toMatch(/^\d*$/);
+    },
+  );
+});
+
+test("a list whose resourceVersion no API server writes is given up, and listed again after the backoff", () => {
+  let first = true;
+  return behindFront(
+    // The first LIST of pods, its resourceVersion a lone surrogate.
+    async (request, upstream) => {
+      const answer = await forward(request, upstream);
+      if (!(first && upstream.pathname === "/api/v1/pods" && !upstream.searchParams.has("watch"))) return answer;
+      first = false;
+      const list = (await answer.json()) as { metadata: { resourceVersion: string } };
+      list.metadata.resourceVersion = "12\ud800";
+      return Response.json(list);
+    },
+    async ({ server, start }, through, kubeconfig) => {
+      const sink = new RecordingSink();
+      const running = await start(sink, { kubeconfig, streamingList: "never" });
+      await within(running.synced, 5000, "the sync by the second list");
+      expect(sink.relists.map((relist) => relist.state)).toEqual(["aborted", "ended"]);
+      server.create(makePod({ name: "after-list", namespace: "default", node: "n-1" }));
+      await until(() => inSync(sink, server, "Pod"), "the pod on the watch after it");
+      for (const from of resumedFrom(through.requests)) expect(from ?? "").toMatch(/^\d*$/);
+    },
+  );
+});
+
+test("a stored resume point no API server writes (a change's, as the core keeps it) is listed from, not watched", () =>
+  behindFront(forward, async ({ start }, through, kubeconfig) => {
+    const sink = new RecordingSink();
+    sink.resumePoints.set("kubernetes/core/v1/pods", "12\u0007");
+    const running = await start(sink, { kubeconfig });
+    await within(running.synced, 5000, "the sync by a list");
+    expect(sink.relists.map((relist) => relist.state)).toEqual(["ended"]);
+    for (const from of resumedFrom(through.requests)) expect(from ?? "").toMatch(/^\d*$/);
+  }));

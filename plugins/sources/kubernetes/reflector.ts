@@ -15,6 +15,7 @@ import type { SourceMetrics } from "./telemetry.ts";
 import { consumeWatch, KindChanged, StreamingListIgnored, type WatchResult } from "./watch.ts";
 import type { ParseThreads } from "./parse-threads.ts";
 import { OversizedError } from "./lines.ts";
+import { resumable, shownResourceVersion } from "./resource-version.ts";
 import { explained, type RetryLog, retryLog } from "./readiness.ts";
 
 export type StreamingListMode = "auto" | "always" | "never";
@@ -74,14 +75,16 @@ export class Reflector {
   /** The log of failed lists and watches, and of list pages retried on their own. */
   private readonly retries: RetryLog;
   private readonly pageRetries: RetryLog;
-  /** A server that sends an event of an unknown type may send one with every change. */
+  /** What a server may send with every change: an event of an unknown type, a resourceVersion not resumed from. */
   private readonly warnSkipped: ReturnType<typeof rateLimitedWarn>;
 
   constructor(
     private readonly config: ReflectorConfig,
     private readonly deps: ReflectorDeps,
   ) {
-    this.resourceVersion = deps.changes.resumePoint(config.key, config.type.kind);
+    const stored = deps.changes.resumePoint(config.key, config.type.kind);
+    // One an earlier kubemeta stored as an event's came: listed again instead (resource-version.ts).
+    this.resourceVersion = resumable(stored) ? stored : undefined;
     this.streaming = config.streamingList !== "never";
     this.backoff = new Backoff(config.backoff);
     this.relistBackoff = new Backoff(config.backoff);
@@ -191,6 +194,11 @@ export class Reflector {
         // event may come for as long as the watch is open.
         this.retries.succeeded();
       },
+      onUnusableResourceVersion: (rv) => {
+        this.warnSkipped("not resuming from a resourceVersion no API server writes", {
+          resourceVersion: shownResourceVersion(rv),
+        });
+      },
       onUnknownEvent: (eventType) => {
         this.deps.metrics.rejected.inc({ reason: "unknown_event_type" });
         this.warnSkipped("skipped a watch event of a type not known", { type: eventType });
@@ -234,6 +242,12 @@ export class Reflector {
             );
           if (token !== undefined) tokensSeen.add(token);
         } while (token);
+        // Nothing to watch from: the list is given up, and tried again after the backoff.
+        if (resourceVersion !== "" && !resumable(resourceVersion))
+          throw new Error(
+            `the list of ${type.resource} gave a resourceVersion no API server writes: ` +
+              shownResourceVersion(resourceVersion),
+          );
         await unlessStopped(relist.end(resourceVersion), signal);
         this.markSynced();
         this.worked();

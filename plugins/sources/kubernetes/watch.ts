@@ -13,6 +13,7 @@ import { owned, ParsedInOrder, type ParseThreads } from "./parse-threads.ts";
 import { statusError } from "../../../kube/status.ts";
 import { BookmarkCadence, unlessStopped, type Requester } from "./request.ts";
 import { apiVersionOf, type ResourceType } from "./resources.ts";
+import { resumable, shownResourceVersion } from "./resource-version.ts";
 import type { SourceMetrics } from "./telemetry.ts";
 import { yieldToEventLoop } from "../../../sdk/priority.ts";
 import { timerDelay } from "../../../protocol/retry.ts";
@@ -79,6 +80,8 @@ export interface WatchOptions {
    * ERROR), or a streaming list delivered its initial state.
    */
   onSynced(): void;
+  /** An event or bookmark came with a resourceVersion no API server writes (resource-version.ts): not resumed from. */
+  onUnusableResourceVersion(resourceVersion: unknown): void;
   /** An event of a type no API server writes today was skipped (`eventType` as events.ts cut it). */
   onUnknownEvent(eventType: string): void;
 }
@@ -167,7 +170,8 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
       resourceVersion = event.object.metadata?.resourceVersion;
     }
     if (!initialPending) {
-      if (resourceVersion) options.onResourceVersion(resourceVersion);
+      if (resumable(resourceVersion)) options.onResourceVersion(resourceVersion);
+      else if (resourceVersion !== undefined) options.onUnusableResourceVersion(resourceVersion);
       confirmResumed();
     }
     return pending;
@@ -185,12 +189,19 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
       return endInitialState(resourceVersion);
     }
     cadence.beat();
-    options.onResourceVersion(resourceVersion);
     confirmResumed();
+    if (!resumable(resourceVersion)) return options.onUnusableResourceVersion(resourceVersion);
+    options.onResourceVersion(resourceVersion);
     return changes.bookmark(key, resourceVersion);
   }
 
   async function endInitialState(resourceVersion: string) {
+    // Nothing to watch from: the list is given up, and tried again after the backoff.
+    if (!resumable(resourceVersion))
+      throw new Error(
+        `the streaming list of ${type.resource} ended with a resourceVersion no API server writes: ` +
+          shownResourceVersion(resourceVersion),
+      );
     const open = relist!;
     relist = undefined;
     initialPending = false;
