@@ -88,9 +88,16 @@ export function statusError(status: KubeStatus, httpStatus: number, retryAfterHe
   return new ApiError(code, status.reason ?? "Unknown", status.message ?? "", retryAfterMs, causes);
 }
 
+/**
+ * The most of a failed request's body read: a Status is a few hundred bytes, a proxy's error page some KiB. Past it, a
+ * body that never ends (a hostile or broken server's) would be held until the process runs out of memory: what was
+ * read is no Status, and its first characters are the message.
+ */
+export const MAX_ERROR_BODY_BYTES = 1 << 20;
+
 /** The error of a response that is not 2xx: its Status, or its text when something else answered (a proxy). */
 export async function responseError(response: Response): Promise<ApiError> {
-  const body = await response.text();
+  const body = await boundedText(response);
   let status: KubeStatus = { message: body.slice(0, 500) };
   try {
     status = statusOf(JSON.parse(body));
@@ -98,6 +105,22 @@ export async function responseError(response: Response): Promise<ApiError> {
     // Not a Status (a proxy's error page): keep the text as the message.
   }
   return statusError(status, response.status, response.headers.get("retry-after"));
+}
+
+/** The body's text up to MAX_ERROR_BODY_BYTES; the rest is not read (the caller closes the connection). */
+async function boundedText(response: Response): Promise<string> {
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  while (size <= MAX_ERROR_BODY_BYTES) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    size += value.length;
+  }
+  if (size > MAX_ERROR_BODY_BYTES) void reader.cancel().catch(() => {});
+  return new TextDecoder().decode(Buffer.concat(parts).subarray(0, MAX_ERROR_BODY_BYTES));
 }
 
 /** What kind of failure an error is, to tell a new cause from a repeat: its HTTP status, its code, or its name. */

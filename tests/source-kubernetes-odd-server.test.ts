@@ -1,9 +1,9 @@
 /**
  * An API server (or a proxy in front of it) that sends what kube-apiserver never does, through a front of the test
- * API server: a watch event of a type not known, a LIST page that never ends, a resourceVersion no API server writes.
- * Nothing of it wedges a resource or grows memory without bound: such an event is skipped and counted, and the watch
- * goes on; such a page is given up, counted, and the list begun again after a backoff; such a resourceVersion is not
- * resumed from.
+ * API server: a watch event of a type not known, a LIST page or error body that never ends, a resourceVersion no API
+ * server writes. Nothing of it wedges a resource or grows memory without bound: such an event is skipped and counted,
+ * and the watch goes on; such a page is given up, counted, and the list begun again after a backoff; of such an error
+ * body its first MiB is read; such a resourceVersion is not resumed from.
  */
 import { expect, test } from "bun:test";
 import { count, inSync, RecordingSink, until, within } from "./source-kubernetes-recorder.ts";
@@ -143,3 +143,24 @@ test("a stored resume point no API server writes (a change's, as the core keeps 
     expect(sink.relists.map((relist) => relist.state)).toEqual(["ended"]);
     for (const from of resumedFrom(through.requests)) expect(from ?? "").toMatch(/^\d*$/);
   }));
+
+test("an error whose body never ends is read to its first MiB, said, and retried after the backoff", () => {
+  const part = new Uint8Array(4 << 20).fill(0x78);
+  return behindFront(
+    // Every request of pods: a 500 whose body is 300 MiB of `x` (bounded for a run without the limit), then silence.
+    (request, upstream) => {
+      if (upstream.pathname !== "/api/v1/pods") return forward(request, upstream);
+      let sent = 0;
+      const body = new ReadableStream<Uint8Array>({
+        pull: (out) => (sent++ < 75 ? out.enqueue(part) : new Promise<void>(() => {})),
+      });
+      return new Response(body, { status: 500, headers: { "Content-Type": "text/plain" } });
+    },
+    async ({ start }, through, kubeconfig) => {
+      const running = await start(new RecordingSink(), { kubeconfig, backoff: { initial: "100ms" } });
+      const pods = () => through.requests.filter((r) => r.startsWith("/api/v1/pods?")).length;
+      await until(() => pods() >= 3, "three requests, each failed", 10_000);
+      expect(running.waiting()).toBe(`pods: list/watch failing, retrying: 500 Unknown: ${"x".repeat(500)}`);
+    },
+  );
+}, 30_000);
