@@ -110,21 +110,42 @@ test.each(UNUSABLE)("a bookmark with %s is not resumed from: the next watch is f
   );
 });
 
-test("a list whose resourceVersion no API server writes is given up, and listed again after the backoff", () => {
-  let first = true;
-  return behindFront(
-    // The first LIST of pods, its resourceVersion a lone surrogate.
-    async (request, upstream) => {
-      const answer = await forward(request, upstream);
-      if (!(first && upstream.pathname === "/api/v1/pods" && !upstream.searchParams.has("watch"))) return answer;
-      first = false;
+/** The first list of pods, paginated or streaming, answered with a lone surrogate for its resourceVersion. */
+const LISTS: Array<[string, "never" | "always", (answer: Response) => Promise<Response>]> = [
+  [
+    "a paginated list",
+    "never",
+    async (answer) => {
       const list = (await answer.json()) as { metadata: { resourceVersion: string } };
       list.metadata.resourceVersion = "12\ud800";
       return Response.json(list);
     },
+  ],
+  [
+    "a streaming list",
+    "always",
+    async (answer) => {
+      await answer.body?.cancel();
+      const metadata = { resourceVersion: "12\ud800", annotations: { "k8s.io/initial-events-end": "true" } };
+      const line = JSON.stringify({ type: "BOOKMARK", object: { kind: "Pod", metadata } });
+      return new Response(`${line}\n`, { headers: { "Content-Type": "application/json" } });
+    },
+  ],
+];
+
+test.each(LISTS)("%s whose resourceVersion no API server writes is given up, and listed again", (_, mode, odd) => {
+  let first = true;
+  return behindFront(
+    async (request, upstream) => {
+      const answer = await forward(request, upstream);
+      const list = upstream.pathname === "/api/v1/pods" && !upstream.searchParams.has("resourceVersion");
+      if (!(first && list)) return answer;
+      first = false;
+      return odd(answer);
+    },
     async ({ server, start }, through, kubeconfig) => {
       const sink = new RecordingSink();
-      const running = await start(sink, { kubeconfig, streamingList: "never" });
+      const running = await start(sink, { kubeconfig, streamingList: mode });
       await within(running.synced, 5000, "the sync by the second list");
       expect(sink.relists.map((relist) => relist.state)).toEqual(["aborted", "ended"]);
       server.create(makePod({ name: "after-list", namespace: "default", node: "n-1" }));
