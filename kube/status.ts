@@ -56,7 +56,7 @@ export function statusOf(value: unknown): KubeStatus {
   const status: KubeStatus = {};
   if (typeof from.code === "number") status.code = from.code;
   if (typeof from.reason === "string") status.reason = from.reason;
-  if (typeof from.message === "string") status.message = from.message;
+  if (typeof from.message === "string") status.message = cut(from.message);
   const details = fieldsOf(from.details);
   const causes = Array.isArray(details.causes)
     ? details.causes.flatMap((cause) => {
@@ -70,6 +70,18 @@ export function statusOf(value: unknown): KubeStatus {
       ...(causes.length > 0 ? { causes } : {}),
     };
   return status;
+}
+
+/**
+ * The longest Status message kept: kube-apiserver's for a list or watch are a line; a hostile server's, in a watch line
+ * of up to 128 MiB, would go whole into each log line and /readyz answer of every retry.
+ */
+const MAX_MESSAGE_CHARS = 1_000;
+
+function cut(message: string): string {
+  return message.length > MAX_MESSAGE_CHARS
+    ? `${message.slice(0, MAX_MESSAGE_CHARS)}… (${message.length} characters)`
+    : message;
 }
 
 function fieldsOf(value: unknown): Record<string, unknown> {

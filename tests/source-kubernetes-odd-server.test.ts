@@ -185,3 +185,19 @@ test("an error whose body never ends is read to its first MiB, said, and retried
     },
   );
 }, 30_000);
+
+test("a Status whose message is 900 KiB is said cut to its first 1,000 characters", () =>
+  behindFront(
+    // Every request of pods: a 500 whose Status message is 900 KiB of `m` (under the bound on an error's body).
+    (request, upstream) =>
+      upstream.pathname === "/api/v1/pods"
+        ? Response.json({ kind: "Status", code: 500, reason: "InternalError", message: "m".repeat(900 << 10) }, 500)
+        : forward(request, upstream),
+    async ({ start }, _front, kubeconfig) => {
+      const running = await start(new RecordingSink(), { kubeconfig });
+      await until(() => running.waiting()?.includes("failing") ?? false, "the reason of pods");
+      expect(running.waiting()).toBe(
+        `pods: list/watch failing, retrying: 500 InternalError: ${"m".repeat(1000)}… (${900 << 10} characters)`,
+      );
+    },
+  ));
