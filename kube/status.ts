@@ -105,7 +105,7 @@ export function statusError(status: KubeStatus, httpStatus: number, retryAfterHe
  * body that never ends (a hostile or broken server's) would be held until the process runs out of memory: what was
  * read is no Status, and its first characters are the message.
  */
-export const MAX_ERROR_BODY_BYTES = 1 << 20;
+const MAX_ERROR_BODY_BYTES = 1 << 20;
 
 /** The error of a response that is not 2xx: its Status, or its text when something else answered (a proxy). */
 export async function responseError(response: Response): Promise<ApiError> {

@@ -83,7 +83,7 @@ export class Reflector {
     private readonly deps: ReflectorDeps,
   ) {
     const stored = deps.changes.resumePoint(config.key, config.type.kind);
-    // One an earlier kubemeta stored as an event's came: listed again instead (resource-version.ts).
+    // One kept all the same (the core keeps a change's resourceVersion as the resume point): listed from instead.
     this.resourceVersion = resumable(stored) ? stored : undefined;
     this.streaming = config.streamingList !== "never";
     this.backoff = new Backoff(config.backoff);

@@ -45,7 +45,7 @@ const JSON_TYPE = /^\s*application\/([\w.-]+\+)?json\s*(;|$)/i;
  * default 500 items is tens of MiB at most on a real cluster (a pod is tens of KiB), and it is held two or three
  * times over while decoded and parsed, in a container whose memory limit is 1.5 GiB (deploy/).
  */
-export const MAX_ANSWER_BYTES = 256 << 20;
+const MAX_ANSWER_BYTES = 256 << 20;
 
 /** The inactivity timeout never adapts below this: a few seconds of jitter or of a busy event loop are no stall. */
 const MIN_ADAPTIVE_TIMEOUT_MS = 5_000;

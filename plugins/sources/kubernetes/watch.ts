@@ -171,7 +171,7 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
     }
     if (!initialPending) {
       if (resumable(resourceVersion)) options.onResourceVersion(resourceVersion);
-      else if (resourceVersion !== undefined) options.onUnusableResourceVersion(resourceVersion);
+      else if (resourceVersion) options.onUnusableResourceVersion(resourceVersion);
       confirmResumed();
     }
     return pending;
