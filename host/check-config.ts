@@ -3,8 +3,8 @@ import type { Config, ConfigIssue, SoundParts } from "./config.ts";
 import { thrownText } from "./config-issues.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import { createMetrics } from "./metrics.ts";
-import { pluginContext } from "./open-store.ts";
-import { electorFor, leaseKubeconfigIssue } from "./replication.ts";
+import { pluginContext, pluginWarnings } from "./open-store.ts";
+import { electorFor, leaseKubeconfigIssue, leaseWarnings } from "./replication.ts";
 import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { PLUGIN_DEADLINE_MS } from "./supervise.ts";
 import { certificateWarnings } from "./http-config.ts";
@@ -14,7 +14,7 @@ import { certificateWarnings } from "./http-config.ts";
  * path): with `ha`, the Lease's kubeconfig loads if a key names it; each plugin's own check (Declaration.check) passes;
  * the store can be opened (created if new, then closed), whatever those found, so that one check says all. Of a config
  * with schema errors, the parts they leave sound: an entry's check needs its keys right. Its warnings: what the store's
- * check says a start would change.
+ * check says a start would change, and the plugins' own (a credential sent in clear text).
  */
 export async function checkConfig(
   parts: SoundParts,
@@ -22,7 +22,20 @@ export async function checkConfig(
 ): Promise<{ issues: ConfigIssue[]; warnings: string[] }> {
   const issues = [...leaseIssues(parts, logger), ...(await pluginIssues(parts))];
   const store = await storeCheck(parts, logger);
-  return { issues: [...issues, ...store.issues], warnings: store.warnings };
+  return {
+    issues: [...issues, ...store.issues],
+    warnings: [...store.warnings, ...ownWarnings(parts), ...(parts.ha ? leaseWarnings(parts.ha) : [])],
+  };
+}
+
+/** Each plugin's own warnings (Declaration.warnings), at its entry (`sinks[0]: …`), as a start logs them. */
+function ownWarnings({ store, sources, sinks }: SoundParts): string[] {
+  const entries = [
+    ...(store ? [{ path: "store", entry: store }] : []),
+    ...sources.map((entry, i) => ({ path: `sources[${i}]`, entry })),
+    ...sinks.map((entry, i) => ({ path: `sinks[${i}]`, entry })),
+  ];
+  return entries.flatMap(({ path, entry }) => (entry ? pluginWarnings(entry).map((line) => `${path}: ${line}`) : []));
 }
 
 /**

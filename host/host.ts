@@ -22,11 +22,11 @@ import { committedAfter, watchLogAge } from "./log-age.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
 import { supervise } from "./supervise.ts";
 import { TIMED_OUT, until } from "../protocol/retry.ts";
-import { openStore, pluginContext, StartFailed, warnOfDeprecatedKeys } from "./open-store.ts";
+import { openStore, pluginContext, StartFailed, warnOfConfig } from "./open-store.ts";
 import { startLeaderTerm, type LeaderTerm } from "./leader.ts";
 import { checkSameStore } from "./follower.ts";
 import { Terms } from "./leadership.ts";
-import { electorFor, leaseKubeconfigIssue, startReplication, type Replication } from "./replication.ts";
+import { electorFor, leaseKubeconfigIssue, leaseWarnings, startReplication, type Replication } from "./replication.ts";
 import { ShutdownWaits } from "./shutdown-waits.ts";
 import { isStoreReplaced } from "../sdk/store-contract.ts";
 import { lagUntilStarted, type LagUntilStarted } from "./sink-lag.ts";
@@ -84,7 +84,9 @@ export interface HostOptions {
 function haElector(config: Config, logger: Logger, metrics: Metrics) {
   if (!config.ha) return undefined;
   try {
-    return electorFor(config.ha, logger, metrics);
+    const elector = electorFor(config.ha, logger, metrics);
+    for (const warning of leaseWarnings(config.ha)) logger.warn(warning);
+    return elector;
   } catch (error) {
     const { path } = leaseKubeconfigIssue(config.ha, error);
     logger.error(`${path}: the kubeconfig of the Lease cannot be loaded`, { error });
@@ -97,7 +99,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   const metrics = createMetrics();
   const context = pluginContext(config, logger, metrics);
   const loop = watchEventLoop(metrics);
-  warnOfDeprecatedKeys(config, context);
+  warnOfConfig(config, context);
 
   // The kubeconfig of the Lease is loaded before anything starts: a bad one stops nothing half-started.
   const elector = haElector(config, logger, metrics);

@@ -1,11 +1,12 @@
 /**
  * The host's first step: the config's store opened (created or migrated), given up when a stop comes first; the
- * context every plugin is created with; the warnings of the deprecated keys its entry wrote. `--check` opens the store
- * the same way (check-config.ts).
+ * context every plugin is created with; the config's warnings (deprecated keys, the plugins' own). `--check` opens
+ * the store the same way (check-config.ts).
  */
 import type { Config, Resolved } from "./config.ts";
 import type { Logger, Metrics } from "../sdk/telemetry.ts";
 import type { PluginContext, Store, StoreContext, StoreDeclaration } from "../sdk/contract.ts";
+import type { AnyDeclaration } from "../sdk/declaration.ts";
 import { aborted } from "../protocol/retry.ts";
 import { warnDeprecated } from "../sdk/schema.ts";
 
@@ -36,12 +37,25 @@ export function pluginContext(config: Pick<Config, "cluster">, logger: Logger, m
 
 /**
  * Once at start, whatever a plugin's create does (retried, or once a term), through its logger: the old keys an entry
- * wrote, which `--check` warns of (config-entries.ts finds them).
+ * wrote (config-entries.ts finds them) and the plugin's own warnings, which `--check` warns of too.
  */
-export function warnOfDeprecatedKeys(config: Config, context: ReturnType<typeof pluginContext>): void {
+export function warnOfConfig(config: Config, context: ReturnType<typeof pluginContext>): void {
   const sections = { store: [config.store], source: config.sources, sink: config.sinks };
   for (const [kind, entries] of Object.entries(sections))
-    for (const { name, deprecated } of entries) warnDeprecated(context(name, kind).logger, deprecated);
+    for (const entry of entries) {
+      const { logger } = context(entry.name, kind);
+      warnDeprecated(logger, entry.deprecated);
+      for (const warning of pluginWarnings(entry)) logger.warn(warning);
+    }
+}
+
+/** A plugin's own warnings (Declaration.warnings); one that throws has none: its check or its start says why. */
+export function pluginWarnings({ declaration, config }: Resolved<AnyDeclaration>): string[] {
+  try {
+    return declaration.warnings?.(config as never) ?? [];
+  } catch {
+    return [];
+  }
 }
 
 export interface StoreStartOptions {

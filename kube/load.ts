@@ -12,8 +12,13 @@ import { checkExecConfig, refuseInteractive, tellExecPlugin } from "./exec-confi
 import { impersonate, type Impersonation, unsendable } from "./impersonation.ts";
 import { type LoadedKubeconfig, readKubeconfigs } from "./kubeconfig.ts";
 import { checkTlsMaterial } from "./tls-files.ts";
+<<<<<<< HEAD
 import { readTokenFile } from "./token-file.ts";
 import { holdsFileContent } from "../sdk/credential-file.ts";
+=======
+import { holdsFileContent, readCredentialFileSync } from "../sdk/credential-file.ts";
+import { clearTextHost } from "../protocol/clear-text.ts";
+>>>>>>> ef33320 (host/plugins: a credential sent unencrypted to a host not on this machine is warned of, one line each at start (the plugin's logger) and in --check at its entry, naming the keys and the host, never a value: a webhook's credential-named headers and its url's user, password or ?token= over http://, a remote store's authToken over http://, ws:// or libsql://?tls=0, the kubeconfig user's token, password or exec plugin to an http:// API server, the kubernetes source's and ha's Lease's (was: not a word, as for a listener without tokens there is); a plugin's new Declaration.warnings(config) says them, protocol/clear-text.ts the loopback rule kube/transport's proxy choice had; tests/security-clear-text, seen failing without; README (HTTP, Write a sink plugin), RELIABILITY)
 
 const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
@@ -22,6 +27,23 @@ export interface KubeconfigOptions {
   kubeconfig?: string;
   /** A context of the kubeconfig other than its current one. */
   context?: string;
+}
+
+/**
+ * What the loaded kubeconfig's user would send to an `http://` server not on this machine, unencrypted (a token, a
+ * token file's, an exec or auth-provider plugin's, a username and password), said naming the kubeconfig, its cluster
+ * and user, never the credential; undefined when nothing is so sent. A client certificate is not: without TLS none is.
+ */
+export function clearTextCredentials(kc: KubeConfig, origin: string): string | undefined {
+  const cluster = kc.getCurrentCluster();
+  const user = kc.getCurrentUser();
+  const host = cluster && clearTextHost(cluster.server);
+  const sends = user && (user.token || user.username || user.password || user.exec || user.authProvider);
+  if (!host || !sends) return undefined;
+  return (
+    `kubeconfig ${origin}: user "${user.name}" sends its credentials to cluster "${cluster.name}" at ${host} over ` +
+    "http://, unencrypted: anyone on the network path reads them; give the cluster an https:// server"
+  );
 }
 
 /** The kubeconfig lacks the context the config names: what a config's `context` key says is wrong, not its file. */

@@ -10,6 +10,7 @@ import type { ChildProcess } from "node:child_process";
 import type { RequestOptions } from "node:https";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { redactServer } from "../protocol/subjects.ts";
+import { isLoopback } from "../protocol/clear-text.ts";
 import { addImpersonation } from "./impersonation.ts";
 import { endExecRuns, ExecCredentialError, forgetExecCredential, lastExecExit, trackExecRuns } from "./exec-runs.ts";
 import { withFilesRead } from "./tls-files.ts";
@@ -172,12 +173,6 @@ function baseUrl(server: string): string {
 function proxyFor(server: string, proxyUrl: string | undefined): Bun.FetchProxyOption | undefined {
   if (proxyUrl) return { url: proxyUrl, respectNoProxy: false };
   return URL.canParse(server) && isLoopback(new URL(server).hostname) ? false : undefined;
-}
-
-/** Go's httpproxy's exceptions: `localhost`, and an IP address in 127.0.0.0/8 or `::1` (IPv4-mapped too). */
-function isLoopback(hostname: string): boolean {
-  const host = hostname.replace(/^\[(.*)\]$/, "$1");
-  return host === "localhost" || /^127(\.\d+){3}$/.test(host) || host === "::1" || /^::ffff:7f[0-9a-f]{2}:/.test(host);
 }
 
 /**

@@ -43,6 +43,12 @@ export interface Declaration<K extends string, S extends v.GenericSchema, C, I> 
    */
   check?(config: v.InferOutput<S>): void | Promise<void>;
   /**
+   * What of a config that works is unsafe (a credential sent in clear text), each one line naming the keys, never a
+   * value: `--check` prints them and a start logs them (the plugin's logger). May read what `check` reads; a problem
+   * reading it is check's to say, and a start's: no warning then.
+   */
+  warnings?(config: v.InferOutput<S>): string[];
+  /**
    * What only one entry of a config may hold, said as a noun (`the route GET /v1/watch`): a config with two entries
    * that claim the same is refused, the second one naming the first.
    */

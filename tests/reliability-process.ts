@@ -122,6 +122,17 @@ export async function runMain(
   return { code, stdout, stderr };
 }
 
+/** `main.ts <args>` running, its output read as it comes. */
+export function spawnMain(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
+  const child = Bun.spawn([process.execPath, "run", MAIN, ...args], {
+    cwd: options.cwd,
+    env: { ...process.env, ...options.env },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  return { child, stdout: new Output(child.stdout), stderr: new Output(child.stderr) };
+}
+
 /** A test libSQL server (./hrana-server-cli.ts) as a process of its own: one that can be killed, stopped, restarted. */
 export async function spawnHranaServer(
   db: string,

@@ -36,6 +36,7 @@ import { createDelivery, type Request } from "./webhook/delivery.ts";
 import { HEADER_NAME, HEADER_VALUE, headerNamedTwice } from "../../protocol/http-header.ts";
 import { NAMESPACE_PATTERN, NAMESPACE_RULE } from "../../protocol/envelope.ts";
 import { kindProblem } from "../../sdk/schema.ts";
+import { CREDENTIAL_NAME, clearTextHost, urlCredentialPlaces } from "../../protocol/clear-text.ts";
 
 /** What the request must carry as kubemeta writes it: its body's type and framing, and its signature. */
 const OWN_HEADERS = /^(content-.*|host|connection|transfer-encoding|te|trailer|upgrade|expect|x-kubemeta-.*)$/i;
@@ -178,6 +179,21 @@ export default defineSink({
     batch: { size: 100, linger: "500ms" },
     headers: { Authorization: "Bearer gateway-token" },
     on4xx: "skip",
+  },
+  warnings: ({ url, headers }) => {
+    const host = clearTextHost(url);
+    const sent = [
+      ...Object.keys(headers)
+        .filter((name) => CREDENTIAL_NAME.test(name))
+        .map((name) => `headers.${name}`),
+      ...urlCredentialPlaces(url),
+    ];
+    if (host === undefined || sent.length === 0) return [];
+    // The secret itself is never sent, only a signature of each body with it: no warning for it alone.
+    return [
+      `${sent.join(", ")} sent to ${host} over http://, unencrypted: anyone on the network path reads them; ` +
+        "use an https:// url",
+    ];
   },
   create(config, ctx) {
     const kinds = new Set(config.kinds);

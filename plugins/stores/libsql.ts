@@ -14,6 +14,7 @@ import { prune } from "./libsql/prune.ts";
 import { digests, loadHorizons, readUpdates, snapshot, snapshotPages, streamHorizon } from "./libsql/read.ts";
 import { checkSchema, migrate, SCHEMA_VERSION } from "./libsql/schema.ts";
 import { positiveDuration } from "../../sdk/schema.ts";
+import { clearTextHost, urlCredentialPlaces } from "../../protocol/clear-text.ts";
 
 /** `file:<path>`, or a remote scheme with a host. */
 const URL_PATTERN = /^(?:file:.+|(?:libsql|https?|wss?):\/\/[^/?#]+)/i;
@@ -85,6 +86,17 @@ export default defineStore({
     isFileUrl(config.url)
       ? `${config.url} is a file on one pod's volume; use a remote libSQL server (libsql://, https://)`
       : undefined,
+  warnings: ({ url, authToken }) => {
+    // A libsql:// url speaks HTTPS unless `?tls=0`; @libsql/client takes a token from the url's query too.
+    const plain = new URL(url).searchParams.get("tls") === "0" ? ["libsql:"] : [];
+    const host = isFileUrl(url) ? undefined : clearTextHost(url, plain);
+    const sent = [...(authToken ? ["authToken"] : []), ...urlCredentialPlaces(url)];
+    if (host === undefined || sent.length === 0) return [];
+    return [
+      `${sent.join(", ")} sent to ${host} unencrypted (no TLS): anyone on the network path reads the token; ` +
+        "use a libsql://, https:// or wss:// url",
+    ];
+  },
   create(config, ctx): Store {
     const commitSeconds = ctx.metrics.histogram(
       "kubemeta_store_commit_seconds",

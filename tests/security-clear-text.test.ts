@@ -1,0 +1,128 @@
+/**
+ * A credential the config sends over a network unencrypted is warned of, as a listener anyone can read is: a webhook
+ * `Authorization` header (or the url's user and password, a `?token=`), a remote store's `authToken`, a kubeconfig's
+ * token, the Lease's too, each over `http://` to a host not on this machine. One line each, at start and in `--check`,
+ * naming the key and never the credential; none for loopback, `https://` or a `libsql://` url (TLS).
+ */
+import { afterAll, expect, test } from "bun:test";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { tempDir } from "../testing/index.ts";
+import { kubeconfig as kubeconfigYaml } from "./kubeconfig-fixtures.ts";
+import { exitWithin, runMain, spawnMain } from "./reliability-process.ts";
+
+/** TEST-NET-2 (RFC 5737): no host has it, so nothing is sent; the warnings come of the config alone. */
+const REMOTE = "198.51.100.7";
+const SECRETS = {
+  KM_HOOK_AUTH: "hookauth-Rb4Wn8Kq2Xs6",
+  KM_HOOK_PASSWORD: "hookpw-Lc9Tz3Vf7Ym1",
+  KM_LIBSQL_TOKEN: "libsqltoken-Gh5Pd1Ne8Ju3",
+  KM_KUBE_TOKEN: "kubetoken-Ak6Mw2Cs9Qo4",
+};
+
+const dirs: string[] = [];
+afterAll(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
+
+/** A config with each credential sent to `host` (`scheme` for the kubeconfig's server and the webhook). */
+async function configAt(host: string, scheme = "http"): Promise<{ dir: string; config: string }> {
+  const dir = await tempDir("kubemeta-clear-text-");
+  dirs.push(dir);
+  const kubeconfig = join(dir, "kubeconfig");
+  await Bun.write(
+    kubeconfig,
+    kubeconfigYaml({
+      clusters: { prod: { server: `${scheme}://${host}:6443` } },
+      users: { admin: { token: SECRETS.KM_KUBE_TOKEN } },
+      contexts: { c: { cluster: "prod", user: "admin" } },
+      current: "c",
+    }),
+  );
+  const config = join(dir, "kubemeta.yaml");
+  await Bun.write(
+    config,
+    [
+      `store: { type: libsql, url: "http://${host}:1", authToken: "\${KM_LIBSQL_TOKEN}", timeout: 1s }`,
+      `ha: { enabled: true, kubeconfig: ${kubeconfig} }`,
+      `sources: [{ type: kubernetes, kubeconfig: ${kubeconfig}, resources: [pods] }]`,
+      "sinks:",
+      "  - type: webhook",
+      `    url: "${scheme}://hook:\${KM_HOOK_PASSWORD}@${host}:9/in"`,
+      "    secret: a-signing-secret",
+      '    headers: { Authorization: "Bearer ${KM_HOOK_AUTH}", X-Tenant: blue }',
+      "http: { port: 0 }",
+    ].join("\n"),
+  );
+  return { dir, config };
+}
+
+function expectNoSecret(output: string): void {
+  for (const secret of Object.values(SECRETS)) expect(output).not.toContain(secret);
+}
+
+const KUBE = (host: string) =>
+  `kubeconfig {dir}/kubeconfig: user "admin" sends its credentials to cluster "prod" at ${host}:6443 over http://, ` +
+  "unencrypted: anyone on the network path reads them; give the cluster an https:// server";
+const STORE = (host: string) =>
+  `authToken sent to ${host}:1 unencrypted (no TLS): anyone on the network path reads the token; use a ` +
+  "libsql://, https:// or wss:// url";
+const HOOK = (host: string) =>
+  `headers.Authorization, the url's user and password sent to ${host}:9 over http://, unencrypted: anyone on the ` +
+  "network path reads them; use an https:// url";
+
+test("--check warns of each credential sent unencrypted to another host, naming its key, never its value", async () => {
+  const { dir, config } = await configAt(REMOTE);
+  const result = await runMain(["--check", "--config", config], { cwd: dir, env: SECRETS });
+  expectNoSecret(result.stdout + result.stderr);
+  const warnings = result.stderr
+    .split("\n")
+    .filter((line) => line.startsWith("kubemeta: warning: "))
+    .map((line) => line.slice("kubemeta: warning: ".length).replaceAll(dir, "{dir}"));
+  expect(warnings.sort()).toEqual(
+    [
+      `store: ${STORE(REMOTE)}`,
+      `sources[0]: ${KUBE(REMOTE)}`,
+      `sinks[0]: ${HOOK(REMOTE)}`,
+      `ha.kubeconfig: ${KUBE(REMOTE)}`,
+    ].sort(),
+  );
+  // The store at that address cannot be reached: its check fails, the warnings said all the same.
+  expect(result.code).toBe(1);
+  expect(result.stderr).toContain("  store: cannot reach the libSQL server at");
+});
+
+test("a start logs the same warnings, each through its plugin's logger, before the store is opened", async () => {
+  const { dir, config } = await configAt(REMOTE);
+  const { child, stdout, stderr } = spawnMain(["--config", config], { cwd: dir, env: SECRETS });
+  // The store cannot be reached: the start fails once its `timeout` (1 s) is out.
+  expect(await exitWithin(child, 20_000)).toBe(1);
+  const output = (await stdout.all()) + (await stderr.all());
+  expectNoSecret(output);
+  const warned = output
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .filter((line) => line.level === "warn" && String(line.msg).includes("unencrypted"))
+    .map(({ level: _, time: __, msg, ...fields }) => ({ msg: String(msg).replaceAll(dir, "{dir}"), fields }));
+  expect(warned).toEqual([
+    { msg: STORE(REMOTE), fields: { store: "libsql" } },
+    { msg: KUBE(REMOTE), fields: { source: "kubernetes" } },
+    { msg: HOOK(REMOTE), fields: { sink: "webhook" } },
+    { msg: `ha.kubeconfig: ${KUBE(REMOTE)}`, fields: {} },
+  ]);
+  expect(stdout.lines("store cannot be opened")).toHaveLength(1);
+});
+
+test.each([
+  ["127.0.0.1", "http"],
+  ["localhost", "http"],
+  ["[::1]", "http"],
+  [REMOTE, "https"],
+])("no warning for credentials sent to %s over %s", async (host, scheme) => {
+  const { dir, config } = await configAt(host, scheme);
+  // The store's url stays http://: over https:// or libsql:// (TLS) its token is not warned of either.
+  const store = scheme === "https" ? `libsql://${host}:1` : `http://${host}:1`;
+  await Bun.write(config, (await Bun.file(config).text()).replace(`http://${host}:1`, store));
+  const result = await runMain(["--check", "--config", config], { cwd: dir, env: SECRETS });
+  expectNoSecret(result.stdout + result.stderr);
+  expect(result.stderr).not.toContain("kubemeta: warning:");
+});
