@@ -88,14 +88,26 @@ function userinfoOf(server: string): { scheme: string; userinfo: string; host: s
 }
 
 /**
- * A server URL as kubemeta writes it (logs, errors, messages), a NATS server's or the API server's: credentials in it
- * hidden, `nats://user:***@host` (`nats://***@host` for a token), whatever the rest is.
+ * A server URL as kubemeta writes it (logs, errors, messages), a NATS server's, the API server's or a store's:
+ * credentials in it hidden, `nats://user:***@host` (`nats://***@host` for a token), and so is each value of its query
+ * (`?authToken=***`) and its fragment (`#***`), where a token may be too, whatever the rest is.
  */
 export function redactServer(server: string): string {
   const parts = userinfoOf(server);
-  if (!parts) return server;
+  if (!parts) return withoutQueryValues(server);
   const colon = parts.userinfo.indexOf(":");
-  return `${parts.scheme}${colon >= 0 ? `${parts.userinfo.slice(0, colon)}:***` : "***"}@${parts.host}`;
+  const userinfo = colon >= 0 ? `${parts.userinfo.slice(0, colon)}:***` : "***";
+  return `${parts.scheme}${userinfo}@${withoutQueryValues(parts.host)}`;
+}
+
+/** `text` with each value of its query (what follows a `?`) and its fragment (after a `#`) as `***`. */
+function withoutQueryValues(text: string): string {
+  const [beforeFragment = "", ...fragment] = text.split("#");
+  const [path = "", ...query] = beforeFragment.split("?");
+  const pairs = query.join("?").split("&");
+  // A key without a value may be a token itself (`?<token>`): hidden whole.
+  const hidden = pairs.map((pair) => (pair.includes("=") ? `${pair.slice(0, pair.indexOf("="))}=***` : "***"));
+  return `${path}${query.length > 0 ? `?${hidden.join("&")}` : ""}${fragment.length > 0 ? "#***" : ""}`;
 }
 
 /** True when a server URL carries credentials (`user:password@`, `token@`). */

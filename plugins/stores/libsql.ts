@@ -15,6 +15,7 @@ import { digests, loadHorizons, readUpdates, snapshot, snapshotPages, streamHori
 import { checkSchema, migrate, SCHEMA_VERSION } from "./libsql/schema.ts";
 import { positiveDuration } from "../../sdk/schema.ts";
 import { clearTextHost, urlCredentialPlaces } from "../../protocol/clear-text.ts";
+import { redactServer } from "../../protocol/subjects.ts";
 
 /** `file:<path>`, or a remote scheme with a host. */
 const URL_PATTERN = /^(?:file:.+|(?:libsql|https?|wss?):\/\/[^/?#]+)/i;
@@ -47,7 +48,7 @@ const schema = v.strictObject({
       v.check(
         (url) => URL_PATTERN.test(url),
         (issue) =>
-          `unsupported store url ${JSON.stringify(issue.input)}: ` +
+          `unsupported store url ${JSON.stringify(redactServer(String(issue.input)))}: ` +
           "use file:<path>, libsql://<host>, http(s)://<host> or ws(s)://<host>",
       ),
       v.rawCheck(({ dataset, addIssue }) => {
