@@ -8,7 +8,7 @@
 import type { HaConfig } from "./ha-config.ts";
 import { causeOf, outageLog, type Logger, type Metrics } from "../sdk/telemetry.ts";
 import type { Uncommitted } from "../core/commit-queue.ts";
-import { clearTextCredentials, ContextNotFound, loadKubeConfig } from "../kube/load.ts";
+import { exposedCredentials, ContextNotFound, loadKubeConfig } from "../kube/load.ts";
 import { createTransport } from "../kube/transport.ts";
 import type { ConfigIssue } from "./config-issues.ts";
 import { createElector, type Elector } from "../kube/election.ts";
@@ -41,11 +41,11 @@ export function electorFor(ha: HaConfig, logger: Logger, metrics: Metrics): Elec
   });
 }
 
-/** The Lease's credentials sent in clear text (clearTextCredentials), at its key; none of a kubeconfig that fails. */
+/** The Lease's credentials sent in clear text (exposedCredentials), at its key; none of a kubeconfig that fails. */
 export function leaseWarnings(ha: HaConfig): string[] {
   try {
     const { kc, origin } = loadKubeConfig({ kubeconfig: ha.kubeconfig, context: ha.context });
-    const warning = clearTextCredentials(kc, origin);
+    const warning = exposedCredentials(kc, origin);
     return warning ? [`${ha.kubeconfig ? "ha.kubeconfig" : "ha"}: ${warning}`] : [];
   } catch {
     return [];

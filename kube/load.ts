@@ -17,8 +17,12 @@ import { readTokenFile } from "./token-file.ts";
 import { holdsFileContent } from "../sdk/credential-file.ts";
 =======
 import { holdsFileContent, readCredentialFileSync } from "../sdk/credential-file.ts";
+<<<<<<< HEAD
 import { clearTextHost } from "../protocol/clear-text.ts";
 >>>>>>> ef33320 (host/plugins: a credential sent unencrypted to a host not on this machine is warned of, one line each at start (the plugin's logger) and in --check at its entry, naming the keys and the host, never a value: a webhook's credential-named headers and its url's user, password or ?token= over http://, a remote store's authToken over http://, ws:// or libsql://?tls=0, the kubeconfig user's token, password or exec plugin to an http:// API server, the kubernetes source's and ha's Lease's (was: not a word, as for a listener without tokens there is); a plugin's new Declaration.warnings(config) says them, protocol/clear-text.ts the loopback rule kube/transport's proxy choice had; tests/security-clear-text, seen failing without; README (HTTP, Write a sink plugin), RELIABILITY)
+=======
+import { clearTextHost, isLoopback } from "../protocol/clear-text.ts";
+>>>>>>> 030a58f (kube/load: a kubeconfig token (a token file's, an exec plugin's, a password) sent to an https:// API server not on this machine whose certificate is not checked (insecure-skip-tls-verify) is warned of as one sent over http:// is, for the kubernetes source and ha's Lease, at start and in --check: whoever answers for the address gets it (was: not a word); none on loopback, none for a client certificate alone; tests/security-clear-text, seen failing without; README (HTTP), RELIABILITY)
 
 const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
@@ -30,20 +34,24 @@ export interface KubeconfigOptions {
 }
 
 /**
- * What the loaded kubeconfig's user would send to an `http://` server not on this machine, unencrypted (a token, a
- * token file's, an exec or auth-provider plugin's, a username and password), said naming the kubeconfig, its cluster
- * and user, never the credential; undefined when nothing is so sent. A client certificate is not: without TLS none is.
+ * What the loaded kubeconfig's user would send (a token, a token file's, an exec or auth-provider plugin's, a username
+ * and password) where anyone on the network path reads it: unencrypted to an `http://` server not on this machine, or
+ * to whoever answers for a server whose certificate is not checked (insecure-skip-tls-verify); said naming the
+ * kubeconfig, its cluster and user, never the credential. A client certificate is not: its key is never sent.
  */
-export function clearTextCredentials(kc: KubeConfig, origin: string): string | undefined {
+export function exposedCredentials(kc: KubeConfig, origin: string): string | undefined {
   const cluster = kc.getCurrentCluster();
   const user = kc.getCurrentUser();
-  const host = cluster && clearTextHost(cluster.server);
   const sends = user && (user.token || user.username || user.password || user.exec || user.authProvider);
-  if (!host || !sends) return undefined;
-  return (
-    `kubeconfig ${origin}: user "${user.name}" sends its credentials to cluster "${cluster.name}" at ${host} over ` +
-    "http://, unencrypted: anyone on the network path reads them; give the cluster an https:// server"
-  );
+  if (!cluster || !sends || !URL.canParse(cluster.server)) return undefined;
+  const owner = `kubeconfig ${origin}: user "${user.name}" sends its credentials to cluster "${cluster.name}" at`;
+  const clear = clearTextHost(cluster.server);
+  const readers = "anyone on the network path reads them; give the cluster";
+  if (clear) return `${owner} ${clear} over http://, unencrypted: ${readers} an https:// server`;
+  const { hostname, host } = new URL(cluster.server);
+  if (!cluster.skipTLSVerify || isLoopback(hostname)) return undefined;
+  const unchecked = "with insecure-skip-tls-verify, so to whoever answers there";
+  return `${owner} ${host} ${unchecked}: ${readers} its certificate-authority`;
 }
 
 /** The kubeconfig lacks the context the config names: what a config's `context` key says is wrong, not its file. */

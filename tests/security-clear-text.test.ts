@@ -23,15 +23,20 @@ const SECRETS = {
 const dirs: string[] = [];
 afterAll(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
 
-/** A config with each credential sent to `host` (`scheme` for the kubeconfig's server and the webhook). */
-async function configAt(host: string, scheme = "http"): Promise<{ dir: string; config: string }> {
+/**
+ * A config with each credential sent to `host`: over `scheme` to the kubeconfig's server and the webhook, to the store
+ * over `http://` (`libsql://`, TLS, with `https`); `insecure-skip-tls-verify` for the cluster if `unchecked`.
+ */
+async function configAt(host: string, scheme = "http", unchecked = false): Promise<{ dir: string; config: string }> {
   const dir = await tempDir("kubemeta-clear-text-");
   dirs.push(dir);
   const kubeconfig = join(dir, "kubeconfig");
   await Bun.write(
     kubeconfig,
     kubeconfigYaml({
-      clusters: { prod: { server: `${scheme}://${host}:6443` } },
+      clusters: {
+        prod: { server: `${scheme}://${host}:6443`, ...(unchecked ? { "insecure-skip-tls-verify": true } : {}) },
+      },
       users: { admin: { token: SECRETS.KM_KUBE_TOKEN } },
       contexts: { c: { cluster: "prod", user: "admin" } },
       current: "c",
@@ -41,7 +46,7 @@ async function configAt(host: string, scheme = "http"): Promise<{ dir: string; c
   await Bun.write(
     config,
     [
-      `store: { type: libsql, url: "http://${host}:1", authToken: "\${KM_LIBSQL_TOKEN}", timeout: 1s }`,
+      `store: { type: libsql, url: "${scheme === "https" ? "libsql" : "http"}://${host}:1", authToken: "\${KM_LIBSQL_TOKEN}", timeout: 1s }`,
       `ha: { enabled: true, kubeconfig: ${kubeconfig} }`,
       `sources: [{ type: kubernetes, kubeconfig: ${kubeconfig}, resources: [pods] }]`,
       "sinks:",
@@ -59,6 +64,10 @@ function expectNoSecret(output: string): void {
   for (const secret of Object.values(SECRETS)) expect(output).not.toContain(secret);
 }
 
+const UNCHECKED =
+  `kubeconfig {dir}/kubeconfig: user "admin" sends its credentials to cluster "prod" at ${REMOTE}:6443 with ` +
+  "insecure-skip-tls-verify, so to whoever answers there: anyone on the network path reads them; give the cluster " +
+  "its certificate-authority";
 const KUBE = (host: string) =>
   `kubeconfig {dir}/kubeconfig: user "admin" sends its credentials to cluster "prod" at ${host}:6443 over http://, ` +
   "unencrypted: anyone on the network path reads them; give the cluster an https:// server";
@@ -115,14 +124,23 @@ test("a start logs the same warnings, each through its plugin's logger, before t
 test.each([
   ["127.0.0.1", "http"],
   ["localhost", "http"],
-  ["[::1]", "http"],
+  ["[::1]", "https"],
   [REMOTE, "https"],
 ])("no warning for credentials sent to %s over %s", async (host, scheme) => {
-  const { dir, config } = await configAt(host, scheme);
-  // The store's url stays http://: over https:// or libsql:// (TLS) its token is not warned of either.
-  const store = scheme === "https" ? `libsql://${host}:1` : `http://${host}:1`;
-  await Bun.write(config, (await Bun.file(config).text()).replace(`http://${host}:1`, store));
+  // On loopback, a certificate not checked (insecure-skip-tls-verify) is not warned of either.
+  const { dir, config } = await configAt(host, scheme, host !== REMOTE);
   const result = await runMain(["--check", "--config", config], { cwd: dir, env: SECRETS });
   expectNoSecret(result.stdout + result.stderr);
   expect(result.stderr).not.toContain("kubemeta: warning:");
+});
+
+test("a token sent to a server whose certificate is not checked (insecure-skip-tls-verify) is warned of", async () => {
+  const { dir, config } = await configAt(REMOTE, "https", true);
+  const result = await runMain(["--check", "--config", config], { cwd: dir, env: SECRETS });
+  expectNoSecret(result.stdout + result.stderr);
+  const warnings = result.stderr.split("\n").filter((line) => line.startsWith("kubemeta: warning: "));
+  expect(warnings.map((line) => line.replaceAll(dir, "{dir}"))).toEqual([
+    `kubemeta: warning: sources[0]: ${UNCHECKED}`,
+    `kubemeta: warning: ha.kubeconfig: ${UNCHECKED}`,
+  ]);
 });

@@ -24,7 +24,7 @@ import { createRequester } from "./kubernetes/request.ts";
 import { DEFAULT_RESOURCES, groupResources, parseResource, type ResourceRef } from "./kubernetes/resources.ts";
 import { fieldSelectorProblem, labelSelectorProblem, selectorCheck } from "./kubernetes/selectors.ts";
 import { sourceMetrics } from "./kubernetes/telemetry.ts";
-import { clearTextCredentials, loadKubeConfig } from "../../kube/load.ts";
+import { exposedCredentials, loadKubeConfig } from "../../kube/load.ts";
 import { createTransport, type KubeTransport } from "../../kube/transport.ts";
 
 /** One entry of `resources`: a named resource or group/version/resource, with the parser's message when neither. */
@@ -267,7 +267,7 @@ export default defineSource({
   // The kubeconfig a start loads (the cluster's own, KUBECONFIG, ~/.kube), whether or not the config names one.
   warnings(config) {
     const { kc, origin } = loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context });
-    const warning = clearTextCredentials(kc, origin);
+    const warning = exposedCredentials(kc, origin);
     return warning ? [warning] : [];
   },
   create(config, ctx) {
