@@ -20,6 +20,8 @@ const SECRETS = {
   KM_KUBE_TOKEN: "kubetoken-Ak6Mw2Cs9Qo4",
 };
 
+/** Each test runs kubemeta (or tail) a few times, each a second or two on a loaded machine. */
+const TIMEOUT_MS = 30_000;
 const dirs: string[] = [];
 afterAll(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
 
@@ -97,7 +99,7 @@ test("--check warns of each credential sent unencrypted to another host, naming 
   // The store at that address cannot be reached: its check fails, the warnings said all the same.
   expect(result.code).toBe(1);
   expect(result.stderr).toContain("  store: cannot reach the libSQL server at");
-});
+}, TIMEOUT_MS);
 
 test("a start logs the same warnings, each through its plugin's logger, before the store is opened", async () => {
   const { dir, config } = await configAt(REMOTE);
@@ -119,7 +121,7 @@ test("a start logs the same warnings, each through its plugin's logger, before t
     { msg: `ha.kubeconfig: ${KUBE(REMOTE)}`, fields: {} },
   ]);
   expect(stdout.lines("store cannot be opened")).toHaveLength(1);
-});
+}, TIMEOUT_MS);
 
 test.each([
   ["127.0.0.1", "http"],
@@ -132,7 +134,7 @@ test.each([
   const result = await runMain(["--check", "--config", config], { cwd: dir, env: SECRETS });
   expectNoSecret(result.stdout + result.stderr);
   expect(result.stderr).not.toContain("kubemeta: warning:");
-});
+}, TIMEOUT_MS);
 
 test("a token sent to a server whose certificate is not checked (insecure-skip-tls-verify) is warned of", async () => {
   const { dir, config } = await configAt(REMOTE, "https", true);
@@ -143,4 +145,4 @@ test("a token sent to a server whose certificate is not checked (insecure-skip-t
     `kubemeta: warning: sources[0]: ${UNCHECKED}`,
     `kubemeta: warning: ha.kubeconfig: ${UNCHECKED}`,
   ]);
-});
+}, TIMEOUT_MS);
