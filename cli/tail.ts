@@ -7,6 +7,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { subscribeNats, subscribeSse, type Subscription } from "../client/index.ts";
 import { connect } from "../plugins/sinks/nats/connect.ts";
 import { natsServerOptions, redactServer } from "../protocol/subjects.ts";
+import { clearTextHost } from "../protocol/clear-text.ts";
 import { parseTailArgs, readCa, TAIL_USAGE, UsageError, type TailOptions } from "./tail-args.ts";
 import { printable, printer } from "./tail-lines.ts";
 import { watchReaders } from "./reader-gone.ts";
@@ -74,6 +75,11 @@ export async function runTail(args: string[], stop: Promise<void>): Promise<numb
   let stopping = false;
   let subscription: Subscription;
   if ("url" in transport) {
+    const host = clearTextHost(transport.url);
+    const sent = token !== undefined ? "the token" : transport.basic !== undefined ? "the url's user and password" : "";
+    // A warning, not a refusal, as kubemeta's own (README, "HTTP"): a tunnel on the way may encrypt it.
+    if (host !== undefined && sent)
+      err(`kubemeta tail: warning: ${sent} sent to ${host} over http://, unencrypted: anyone on the path reads it`);
     // Typed as Bun's own: the client library takes any RequestInit, which knows no `tls`.
     const fetchInit: BunFetchRequestInit | undefined = ca === undefined ? undefined : { tls: { ca } };
     subscription = subscribeSse({

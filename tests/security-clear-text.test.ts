@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { tempDir } from "../testing/index.ts";
 import { kubeconfig as kubeconfigYaml } from "./kubeconfig-fixtures.ts";
 import { exitWithin, runMain, spawnMain } from "./reliability-process.ts";
+import { spawnTail } from "./tail-process.ts";
 
 /** TEST-NET-2 (RFC 5737): no host has it, so nothing is sent; the warnings come of the config alone. */
 const REMOTE = "198.51.100.7";
@@ -145,4 +146,26 @@ test("a token sent to a server whose certificate is not checked (insecure-skip-t
     `kubemeta: warning: sources[0]: ${UNCHECKED}`,
     `kubemeta: warning: ha.kubeconfig: ${UNCHECKED}`,
   ]);
+}, TIMEOUT_MS);
+
+test("tail --url to another host over http:// with a token or the url's password warns; to loopback, https not", async () => {
+  const token = { KUBEMETA_TOKEN: SECRETS.KM_KUBE_TOKEN };
+  const warned = async (url: string, env: Record<string, string>) => {
+    const tail = spawnTail(["--url", url, "--stream", "all"], env);
+    try {
+      // The warning comes before the first request, whose failure is said next.
+      await tail.until(() => /GET .*v1\/watch/.test(tail.stderr), "the first request's failure on stderr", 15_000);
+    } finally {
+      await tail.stop("SIGTERM");
+    }
+    expectNoSecret(tail.stderr);
+    return tail.stderr.split("\n").filter((line) => line.includes("warning"));
+  };
+  const warning = (sent: string) =>
+    `kubemeta tail: warning: ${sent} sent to ${REMOTE}:1 over http://, unencrypted: anyone on the path reads it`;
+  expect(await warned(`http://${REMOTE}:1`, token)).toEqual([warning("the token")]);
+  const password = `http://tail:${SECRETS.KM_HOOK_PASSWORD}@${REMOTE}:1`;
+  expect(await warned(password, {})).toEqual([warning("the url's user and password")]);
+  expect(await warned("http://127.0.0.1:1", token)).toEqual([]);
+  expect(await warned(`https://${REMOTE}:1`, token)).toEqual([]);
 }, TIMEOUT_MS);
