@@ -45,8 +45,7 @@ export function electorFor(ha: HaConfig, logger: Logger, metrics: Metrics): Elec
 export function leaseWarnings(ha: HaConfig): string[] {
   try {
     const { kc, origin } = loadKubeConfig({ kubeconfig: ha.kubeconfig, context: ha.context });
-    const warning = exposedCredentials(kc, origin);
-    return warning ? [`${ha.kubeconfig ? "ha.kubeconfig" : "ha"}: ${warning}`] : [];
+    return exposedCredentials(kc, origin).map((warning) => `${ha.kubeconfig ? "ha.kubeconfig" : "ha"}: ${warning}`);
   } catch {
     return [];
   }

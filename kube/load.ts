@@ -34,12 +34,29 @@ export interface KubeconfigOptions {
 }
 
 /**
- * What the loaded kubeconfig's user would send (a token, a token file's, an exec or auth-provider plugin's, a username
- * and password) where anyone on the network path reads it: unencrypted to an `http://` server not on this machine, or
- * to whoever answers for a server whose certificate is not checked (insecure-skip-tls-verify); said naming the
- * kubeconfig, its cluster and user, never the credential. A client certificate is not: its key is never sent.
+ * What the loaded kubeconfig sends where anyone on the network path reads it, said naming the kubeconfig, its cluster
+ * and user, never the credential: its user's (a token, a token file's, an exec or auth-provider plugin's, a username
+ * and password) unencrypted to an `http://` server not on this machine, or to whoever answers for a server whose
+ * certificate is not checked (insecure-skip-tls-verify); its `proxy-url`'s user and password to an `http://` proxy
+ * not on this machine (`Proxy-Authorization`, in clear whatever the server's scheme). A client certificate is not: its
+ * key is never sent.
  */
-export function exposedCredentials(kc: KubeConfig, origin: string): string | undefined {
+export function exposedCredentials(kc: KubeConfig, origin: string): string[] {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) return [];
+  const proxy = cluster.proxyUrl && URL.canParse(cluster.proxyUrl) ? new URL(cluster.proxyUrl) : undefined;
+  const proxyHost = proxy && (proxy.username || proxy.password) ? clearTextHost(proxy.href) : undefined;
+  return [
+    userCredentials(kc, origin),
+    proxyHost === undefined
+      ? undefined
+      : `kubeconfig ${origin}: cluster "${cluster.name}"'s proxy-url sends its user and password to ${proxyHost} ` +
+        "over http://, unencrypted: anyone on the network path reads them",
+  ].filter((warning) => warning !== undefined);
+}
+
+/** exposedCredentials' of the user's credentials. */
+function userCredentials(kc: KubeConfig, origin: string): string | undefined {
   const cluster = kc.getCurrentCluster();
   const user = kc.getCurrentUser();
   const sends = user && (user.token || user.username || user.password || user.exec || user.authProvider);

@@ -28,18 +28,16 @@ afterAll(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: t
 
 /**
  * A config with each credential sent to `host`: over `scheme` to the kubeconfig's server and the webhook, to the store
- * over `http://` (`libsql://`, TLS, with `https`); `insecure-skip-tls-verify` for the cluster if `unchecked`.
+ * over `http://` (`libsql://`, TLS, with `https`); `cluster`, more of the kubeconfig's cluster.
  */
-async function configAt(host: string, scheme = "http", unchecked = false): Promise<{ dir: string; config: string }> {
+async function configAt(host: string, scheme = "http", cluster = {}): Promise<{ dir: string; config: string }> {
   const dir = await tempDir("kubemeta-clear-text-");
   dirs.push(dir);
   const kubeconfig = join(dir, "kubeconfig");
   await Bun.write(
     kubeconfig,
     kubeconfigYaml({
-      clusters: {
-        prod: { server: `${scheme}://${host}:6443`, ...(unchecked ? { "insecure-skip-tls-verify": true } : {}) },
-      },
+      clusters: { prod: { server: `${scheme}://${host}:6443`, ...cluster } },
       users: { admin: { token: SECRETS.KM_KUBE_TOKEN } },
       contexts: { c: { cluster: "prod", user: "admin" } },
       current: "c",
@@ -71,6 +69,9 @@ const UNCHECKED =
   `kubeconfig {dir}/kubeconfig: user "admin" sends its credentials to cluster "prod" at ${REMOTE}:6443 with ` +
   "insecure-skip-tls-verify, so to whoever answers there: anyone on the network path reads them; give the cluster " +
   "its certificate-authority";
+const PROXY =
+  `kubeconfig {dir}/kubeconfig: cluster "prod"'s proxy-url sends its user and password to ${REMOTE}:3128 over ` +
+  "http://, unencrypted: anyone on the network path reads them";
 const KUBE = (host: string) =>
   `kubeconfig {dir}/kubeconfig: user "admin" sends its credentials to cluster "prod" at ${host}:6443 over http://, ` +
   "unencrypted: anyone on the network path reads them; give the cluster an https:// server";
@@ -81,91 +82,118 @@ const HOOK = (host: string) =>
   `headers.Authorization, the url's user and password sent to ${host}:9 over http://, unencrypted: anyone on the ` +
   "network path reads them; use an https:// url";
 
-test("--check warns of each credential sent unencrypted to another host, naming its key, never its value", async () => {
-  const { dir, config } = await configAt(REMOTE);
-  const result = await runMain(["--check", "--config", config], { cwd: dir, env: SECRETS });
-  expectNoSecret(result.stdout + result.stderr);
-  const warnings = result.stderr
-    .split("\n")
-    .filter((line) => line.startsWith("kubemeta: warning: "))
-    .map((line) => line.slice("kubemeta: warning: ".length).replaceAll(dir, "{dir}"));
-  expect(warnings.sort()).toEqual(
-    [
-      `store: ${STORE(REMOTE)}`,
-      `sources[0]: ${KUBE(REMOTE)}`,
-      `sinks[0]: ${HOOK(REMOTE)}`,
-      `ha.kubeconfig: ${KUBE(REMOTE)}`,
-    ].sort(),
-  );
-  // The store at that address cannot be reached: its check fails, the warnings said all the same.
-  expect(result.code).toBe(1);
-  expect(result.stderr).toContain("  store: cannot reach the libSQL server at");
-}, TIMEOUT_MS);
+test(
+  "--check warns of each credential sent unencrypted to another host, naming its key, never its value",
+  async () => {
+    const { dir, config } = await configAt(REMOTE);
+    const result = await runMain(["--check", "--config", config], { cwd: dir, env: SECRETS });
+    expectNoSecret(result.stdout + result.stderr);
+    const warnings = result.stderr
+      .split("\n")
+      .filter((line) => line.startsWith("kubemeta: warning: "))
+      .map((line) => line.slice("kubemeta: warning: ".length).replaceAll(dir, "{dir}"));
+    expect(warnings.sort()).toEqual(
+      [
+        `store: ${STORE(REMOTE)}`,
+        `sources[0]: ${KUBE(REMOTE)}`,
+        `sinks[0]: ${HOOK(REMOTE)}`,
+        `ha.kubeconfig: ${KUBE(REMOTE)}`,
+      ].sort(),
+    );
+    // The store at that address cannot be reached: its check fails, the warnings said all the same.
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("  store: cannot reach the libSQL server at");
+  },
+  TIMEOUT_MS,
+);
 
-test("a start logs the same warnings, each through its plugin's logger, before the store is opened", async () => {
-  const { dir, config } = await configAt(REMOTE);
-  const { child, stdout, stderr } = spawnMain(["--config", config], { cwd: dir, env: SECRETS });
-  // The store cannot be reached: the start fails once its `timeout` (1 s) is out.
-  expect(await exitWithin(child, 20_000)).toBe(1);
-  const output = (await stdout.all()) + (await stderr.all());
-  expectNoSecret(output);
-  const warned = output
-    .split("\n")
-    .filter((line) => line.startsWith("{"))
-    .map((line) => JSON.parse(line) as Record<string, unknown>)
-    .filter((line) => line.level === "warn" && String(line.msg).includes("unencrypted"))
-    .map(({ level: _, time: __, msg, ...fields }) => ({ msg: String(msg).replaceAll(dir, "{dir}"), fields }));
-  expect(warned).toEqual([
-    { msg: STORE(REMOTE), fields: { store: "libsql" } },
-    { msg: KUBE(REMOTE), fields: { source: "kubernetes" } },
-    { msg: HOOK(REMOTE), fields: { sink: "webhook" } },
-    { msg: `ha.kubeconfig: ${KUBE(REMOTE)}`, fields: {} },
-  ]);
-  expect(stdout.lines("store cannot be opened")).toHaveLength(1);
-}, TIMEOUT_MS);
+test(
+  "a start logs the same warnings, each through its plugin's logger, before the store is opened",
+  async () => {
+    const { dir, config } = await configAt(REMOTE);
+    const { child, stdout, stderr } = spawnMain(["--config", config], { cwd: dir, env: SECRETS });
+    // The store cannot be reached: the start fails once its `timeout` (1 s) is out.
+    expect(await exitWithin(child, 20_000)).toBe(1);
+    const output = (await stdout.all()) + (await stderr.all());
+    expectNoSecret(output);
+    const warned = output
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((line) => line.level === "warn" && String(line.msg).includes("unencrypted"))
+      .map(({ level: _, time: __, msg, ...fields }) => ({ msg: String(msg).replaceAll(dir, "{dir}"), fields }));
+    expect(warned).toEqual([
+      { msg: STORE(REMOTE), fields: { store: "libsql" } },
+      { msg: KUBE(REMOTE), fields: { source: "kubernetes" } },
+      { msg: HOOK(REMOTE), fields: { sink: "webhook" } },
+      { msg: `ha.kubeconfig: ${KUBE(REMOTE)}`, fields: {} },
+    ]);
+    expect(stdout.lines("store cannot be opened")).toHaveLength(1);
+  },
+  TIMEOUT_MS,
+);
 
 test.each([
   ["127.0.0.1", "http"],
   ["localhost", "http"],
   ["[::1]", "https"],
   [REMOTE, "https"],
-])("no warning for credentials sent to %s over %s", async (host, scheme) => {
-  // On loopback, a certificate not checked (insecure-skip-tls-verify) is not warned of either.
-  const { dir, config } = await configAt(host, scheme, host !== REMOTE);
-  const result = await runMain(["--check", "--config", config], { cwd: dir, env: SECRETS });
-  expectNoSecret(result.stdout + result.stderr);
-  expect(result.stderr).not.toContain("kubemeta: warning:");
-}, TIMEOUT_MS);
+])(
+  "no warning for credentials sent to %s over %s",
+  async (host, scheme) => {
+    // On loopback, a certificate not checked (insecure-skip-tls-verify) is not warned of either, nor an http:// proxy.
+    const local = {
+      "insecure-skip-tls-verify": true,
+      "proxy-url": `http://proxy:${SECRETS.KM_HOOK_PASSWORD}@${host}:3128`,
+    };
+    const { dir, config } = await configAt(host, scheme, host === REMOTE ? {} : local);
+    const result = await runMain(["--check", "--config", config], { cwd: dir, env: SECRETS });
+    expectNoSecret(result.stdout + result.stderr);
+    expect(result.stderr).not.toContain("kubemeta: warning:");
+  },
+  TIMEOUT_MS,
+);
 
-test("a token sent to a server whose certificate is not checked (insecure-skip-tls-verify) is warned of", async () => {
-  const { dir, config } = await configAt(REMOTE, "https", true);
-  const result = await runMain(["--check", "--config", config], { cwd: dir, env: SECRETS });
-  expectNoSecret(result.stdout + result.stderr);
-  const warnings = result.stderr.split("\n").filter((line) => line.startsWith("kubemeta: warning: "));
-  expect(warnings.map((line) => line.replaceAll(dir, "{dir}"))).toEqual([
-    `kubemeta: warning: sources[0]: ${UNCHECKED}`,
-    `kubemeta: warning: ha.kubeconfig: ${UNCHECKED}`,
-  ]);
-}, TIMEOUT_MS);
+test(
+  "a token sent to a server whose certificate is not checked, a proxy-url's password over http://: warned of",
+  async () => {
+    const proxy = `http://proxy:${SECRETS.KM_HOOK_PASSWORD}@${REMOTE}:3128`;
+    const { dir, config } = await configAt(REMOTE, "https", { "insecure-skip-tls-verify": true, "proxy-url": proxy });
+    const result = await runMain(["--check", "--config", config], { cwd: dir, env: SECRETS });
+    expectNoSecret(result.stdout + result.stderr);
+    const warnings = result.stderr.split("\n").filter((line) => line.startsWith("kubemeta: warning: "));
+    expect(warnings.map((line) => line.replaceAll(dir, "{dir}"))).toEqual([
+      `kubemeta: warning: sources[0]: ${UNCHECKED}`,
+      `kubemeta: warning: sources[0]: ${PROXY}`,
+      `kubemeta: warning: ha.kubeconfig: ${UNCHECKED}`,
+      `kubemeta: warning: ha.kubeconfig: ${PROXY}`,
+    ]);
+  },
+  TIMEOUT_MS,
+);
 
-test("tail --url to another host over http:// with a token or the url's password warns; to loopback, https not", async () => {
-  const token = { KUBEMETA_TOKEN: SECRETS.KM_KUBE_TOKEN };
-  const warned = async (url: string, env: Record<string, string>) => {
-    const tail = spawnTail(["--url", url, "--stream", "all"], env);
-    try {
-      // The warning comes before the first request, whose failure is said next.
-      await tail.until(() => /GET .*v1\/watch/.test(tail.stderr), "the first request's failure on stderr", 15_000);
-    } finally {
-      await tail.stop("SIGTERM");
-    }
-    expectNoSecret(tail.stderr);
-    return tail.stderr.split("\n").filter((line) => line.includes("warning"));
-  };
-  const warning = (sent: string) =>
-    `kubemeta tail: warning: ${sent} sent to ${REMOTE}:1 over http://, unencrypted: anyone on the path reads it`;
-  expect(await warned(`http://${REMOTE}:1`, token)).toEqual([warning("the token")]);
-  const password = `http://tail:${SECRETS.KM_HOOK_PASSWORD}@${REMOTE}:1`;
-  expect(await warned(password, {})).toEqual([warning("the url's user and password")]);
-  expect(await warned("http://127.0.0.1:1", token)).toEqual([]);
-  expect(await warned(`https://${REMOTE}:1`, token)).toEqual([]);
-}, TIMEOUT_MS);
+test(
+  "tail --url to another host over http:// with a token or the url's password warns; to loopback, https not",
+  async () => {
+    const token = { KUBEMETA_TOKEN: SECRETS.KM_KUBE_TOKEN };
+    const warned = async (url: string, env: Record<string, string>) => {
+      const tail = spawnTail(["--url", url, "--stream", "all"], env);
+      try {
+        // The warning comes before the first request, whose failure is said next.
+        await tail.until(() => /GET .*v1\/watch/.test(tail.stderr), "the first request's failure on stderr", 15_000);
+      } finally {
+        await tail.stop("SIGTERM");
+      }
+      expectNoSecret(tail.stderr);
+      return tail.stderr.split("\n").filter((line) => line.includes("warning"));
+    };
+    const warning = (sent: string) =>
+      `kubemeta tail: warning: ${sent} sent to ${REMOTE}:1 over http://, unencrypted: anyone on the path reads it`;
+    expect(await warned(`http://${REMOTE}:1`, token)).toEqual([warning("the token")]);
+    const password = `http://tail:${SECRETS.KM_HOOK_PASSWORD}@${REMOTE}:1`;
+    expect(await warned(password, {})).toEqual([warning("the url's user and password")]);
+    expect(await warned("http://127.0.0.1:1", token)).toEqual([]);
+    expect(await warned(`https://${REMOTE}:1`, token)).toEqual([]);
+  },
+  TIMEOUT_MS,
+);

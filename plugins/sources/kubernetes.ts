@@ -267,8 +267,7 @@ export default defineSource({
   // The kubeconfig a start loads (the cluster's own, KUBECONFIG, ~/.kube), whether or not the config names one.
   warnings(config) {
     const { kc, origin } = loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context });
-    const warning = exposedCredentials(kc, origin);
-    return warning ? [warning] : [];
+    return exposedCredentials(kc, origin);
   },
   create(config, ctx) {
     let controller: AbortController | undefined;
