@@ -4,7 +4,7 @@
  * token, the Lease's too, each over `http://` to a host not on this machine. One line each, at start and in `--check`,
  * naming the key and never the credential; none for loopback, `https://` or a `libsql://` url (TLS).
  */
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { tempDir } from "../testing/index.ts";
@@ -22,7 +22,7 @@ const SECRETS = {
 };
 
 /** Each test runs kubemeta (or tail) a few times, each a second or two on a loaded machine. */
-const TIMEOUT_MS = 30_000;
+setDefaultTimeout(30_000);
 const dirs: string[] = [];
 afterAll(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
 
@@ -47,7 +47,8 @@ async function configAt(host: string, scheme = "http", cluster = {}): Promise<{ 
   await Bun.write(
     config,
     [
-      `store: { type: libsql, url: "${scheme === "https" ? "libsql" : "http"}://${host}:1", authToken: "\${KM_LIBSQL_TOKEN}", timeout: 1s }`,
+      `store: { type: libsql, url: "${scheme === "https" ? "libsql" : "http"}://${host}:1", timeout: 1s,`,
+      '  authToken: "${KM_LIBSQL_TOKEN}" }',
       `ha: { enabled: true, kubeconfig: ${kubeconfig} }`,
       `sources: [{ type: kubernetes, kubeconfig: ${kubeconfig}, resources: [pods] }]`,
       "sinks:",
@@ -82,118 +83,98 @@ const HOOK = (host: string) =>
   `headers.Authorization, the url's user and password sent to ${host}:9 over http://, unencrypted: anyone on the ` +
   "network path reads them; use an https:// url";
 
-test(
-  "--check warns of each credential sent unencrypted to another host, naming its key, never its value",
-  async () => {
-    const { dir, config } = await configAt(REMOTE);
-    const result = await runMain(["--check", "--config", config], { cwd: dir, env: SECRETS });
-    expectNoSecret(result.stdout + result.stderr);
-    const warnings = result.stderr
-      .split("\n")
-      .filter((line) => line.startsWith("kubemeta: warning: "))
-      .map((line) => line.slice("kubemeta: warning: ".length).replaceAll(dir, "{dir}"));
-    expect(warnings.sort()).toEqual(
-      [
-        `store: ${STORE(REMOTE)}`,
-        `sources[0]: ${KUBE(REMOTE)}`,
-        `sinks[0]: ${HOOK(REMOTE)}`,
-        `ha.kubeconfig: ${KUBE(REMOTE)}`,
-      ].sort(),
-    );
-    // The store at that address cannot be reached: its check fails, the warnings said all the same.
-    expect(result.code).toBe(1);
-    expect(result.stderr).toContain("  store: cannot reach the libSQL server at");
-  },
-  TIMEOUT_MS,
-);
+test("--check warns of each credential sent unencrypted to another host, naming its key, never its value", async () => {
+  const { dir, config } = await configAt(REMOTE);
+  const result = await runMain(["--check", "--config", config], { cwd: dir, env: SECRETS });
+  expectNoSecret(result.stdout + result.stderr);
+  const warnings = result.stderr
+    .split("\n")
+    .filter((line) => line.startsWith("kubemeta: warning: "))
+    .map((line) => line.slice("kubemeta: warning: ".length).replaceAll(dir, "{dir}"));
+  expect(warnings.sort()).toEqual(
+    [
+      `store: ${STORE(REMOTE)}`,
+      `sources[0]: ${KUBE(REMOTE)}`,
+      `sinks[0]: ${HOOK(REMOTE)}`,
+      `ha.kubeconfig: ${KUBE(REMOTE)}`,
+    ].sort(),
+  );
+  // The store at that address cannot be reached: its check fails, the warnings said all the same.
+  expect(result.code).toBe(1);
+  expect(result.stderr).toContain("  store: cannot reach the libSQL server at");
+});
 
-test(
-  "a start logs the same warnings, each through its plugin's logger, before the store is opened",
-  async () => {
-    const { dir, config } = await configAt(REMOTE);
-    const { child, stdout, stderr } = spawnMain(["--config", config], { cwd: dir, env: SECRETS });
-    // The store cannot be reached: the start fails once its `timeout` (1 s) is out.
-    expect(await exitWithin(child, 20_000)).toBe(1);
-    const output = (await stdout.all()) + (await stderr.all());
-    expectNoSecret(output);
-    const warned = output
-      .split("\n")
-      .filter((line) => line.startsWith("{"))
-      .map((line) => JSON.parse(line) as Record<string, unknown>)
-      .filter((line) => line.level === "warn" && String(line.msg).includes("unencrypted"))
-      .map(({ level: _, time: __, msg, ...fields }) => ({ msg: String(msg).replaceAll(dir, "{dir}"), fields }));
-    expect(warned).toEqual([
-      { msg: STORE(REMOTE), fields: { store: "libsql" } },
-      { msg: KUBE(REMOTE), fields: { source: "kubernetes" } },
-      { msg: HOOK(REMOTE), fields: { sink: "webhook" } },
-      { msg: `ha.kubeconfig: ${KUBE(REMOTE)}`, fields: {} },
-    ]);
-    expect(stdout.lines("store cannot be opened")).toHaveLength(1);
-  },
-  TIMEOUT_MS,
-);
+test("a start logs the same warnings, each through its plugin's logger, before the store is opened", async () => {
+  const { dir, config } = await configAt(REMOTE);
+  const { child, stdout, stderr } = spawnMain(["--config", config], { cwd: dir, env: SECRETS });
+  // The store cannot be reached: the start fails once its `timeout` (1 s) is out.
+  expect(await exitWithin(child, 20_000)).toBe(1);
+  const output = (await stdout.all()) + (await stderr.all());
+  expectNoSecret(output);
+  const warned = output
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .filter((line) => line.level === "warn" && String(line.msg).includes("unencrypted"))
+    .map(({ level: _, time: __, msg, ...fields }) => ({ msg: String(msg).replaceAll(dir, "{dir}"), fields }));
+  expect(warned).toEqual([
+    { msg: STORE(REMOTE), fields: { store: "libsql" } },
+    { msg: KUBE(REMOTE), fields: { source: "kubernetes" } },
+    { msg: HOOK(REMOTE), fields: { sink: "webhook" } },
+    { msg: `ha.kubeconfig: ${KUBE(REMOTE)}`, fields: {} },
+  ]);
+  expect(stdout.lines("store cannot be opened")).toHaveLength(1);
+});
 
 test.each([
   ["127.0.0.1", "http"],
   ["localhost", "http"],
   ["[::1]", "https"],
   [REMOTE, "https"],
-])(
-  "no warning for credentials sent to %s over %s",
-  async (host, scheme) => {
-    // On loopback, a certificate not checked (insecure-skip-tls-verify) is not warned of either, nor an http:// proxy.
-    const local = {
-      "insecure-skip-tls-verify": true,
-      "proxy-url": `http://proxy:${SECRETS.KM_HOOK_PASSWORD}@${host}:3128`,
-    };
-    const { dir, config } = await configAt(host, scheme, host === REMOTE ? {} : local);
-    const result = await runMain(["--check", "--config", config], { cwd: dir, env: SECRETS });
-    expectNoSecret(result.stdout + result.stderr);
-    expect(result.stderr).not.toContain("kubemeta: warning:");
-  },
-  TIMEOUT_MS,
-);
+])("no warning for credentials sent to %s over %s", async (host, scheme) => {
+  // On loopback, a certificate not checked (insecure-skip-tls-verify) is not warned of either, nor an http:// proxy.
+  const local = {
+    "insecure-skip-tls-verify": true,
+    "proxy-url": `http://proxy:${SECRETS.KM_HOOK_PASSWORD}@${host}:3128`,
+  };
+  const { dir, config } = await configAt(host, scheme, host === REMOTE ? {} : local);
+  const result = await runMain(["--check", "--config", config], { cwd: dir, env: SECRETS });
+  expectNoSecret(result.stdout + result.stderr);
+  expect(result.stderr).not.toContain("kubemeta: warning:");
+});
 
-test(
-  "a token sent to a server whose certificate is not checked, a proxy-url's password over http://: warned of",
-  async () => {
-    const proxy = `http://proxy:${SECRETS.KM_HOOK_PASSWORD}@${REMOTE}:3128`;
-    const { dir, config } = await configAt(REMOTE, "https", { "insecure-skip-tls-verify": true, "proxy-url": proxy });
-    const result = await runMain(["--check", "--config", config], { cwd: dir, env: SECRETS });
-    expectNoSecret(result.stdout + result.stderr);
-    const warnings = result.stderr.split("\n").filter((line) => line.startsWith("kubemeta: warning: "));
-    expect(warnings.map((line) => line.replaceAll(dir, "{dir}"))).toEqual([
-      `kubemeta: warning: sources[0]: ${UNCHECKED}`,
-      `kubemeta: warning: sources[0]: ${PROXY}`,
-      `kubemeta: warning: ha.kubeconfig: ${UNCHECKED}`,
-      `kubemeta: warning: ha.kubeconfig: ${PROXY}`,
-    ]);
-  },
-  TIMEOUT_MS,
-);
+test("a token to a server whose certificate is unchecked, a proxy-url's password over http://: warned", async () => {
+  const proxy = `http://proxy:${SECRETS.KM_HOOK_PASSWORD}@${REMOTE}:3128`;
+  const { dir, config } = await configAt(REMOTE, "https", { "insecure-skip-tls-verify": true, "proxy-url": proxy });
+  const result = await runMain(["--check", "--config", config], { cwd: dir, env: SECRETS });
+  expectNoSecret(result.stdout + result.stderr);
+  const warnings = result.stderr.split("\n").filter((line) => line.startsWith("kubemeta: warning: "));
+  expect(warnings.map((line) => line.replaceAll(dir, "{dir}"))).toEqual([
+    `kubemeta: warning: sources[0]: ${UNCHECKED}`,
+    `kubemeta: warning: sources[0]: ${PROXY}`,
+    `kubemeta: warning: ha.kubeconfig: ${UNCHECKED}`,
+    `kubemeta: warning: ha.kubeconfig: ${PROXY}`,
+  ]);
+});
 
-test(
-  "tail --url to another host over http:// with a token or the url's password warns; to loopback, https not",
-  async () => {
-    const token = { KUBEMETA_TOKEN: SECRETS.KM_KUBE_TOKEN };
-    const warned = async (url: string, env: Record<string, string>) => {
-      const tail = spawnTail(["--url", url, "--stream", "all"], env);
-      try {
-        // The warning comes before the first request, whose failure is said next.
-        await tail.until(() => /GET .*v1\/watch/.test(tail.stderr), "the first request's failure on stderr", 15_000);
-      } finally {
-        await tail.stop("SIGTERM");
-      }
-      expectNoSecret(tail.stderr);
-      return tail.stderr.split("\n").filter((line) => line.includes("warning"));
-    };
-    const warning = (sent: string) =>
-      `kubemeta tail: warning: ${sent} sent to ${REMOTE}:1 over http://, unencrypted: anyone on the path reads it`;
-    expect(await warned(`http://${REMOTE}:1`, token)).toEqual([warning("the token")]);
-    const password = `http://tail:${SECRETS.KM_HOOK_PASSWORD}@${REMOTE}:1`;
-    expect(await warned(password, {})).toEqual([warning("the url's user and password")]);
-    expect(await warned("http://127.0.0.1:1", token)).toEqual([]);
-    expect(await warned(`https://${REMOTE}:1`, token)).toEqual([]);
-  },
-  TIMEOUT_MS,
-);
+test("tail --url over http:// to another host with a token or a password warns; to loopback or https not", async () => {
+  const token = { KUBEMETA_TOKEN: SECRETS.KM_KUBE_TOKEN };
+  const warned = async (url: string, env: Record<string, string>) => {
+    const tail = spawnTail(["--url", url, "--stream", "all"], env);
+    try {
+      // The warning comes before the first request, whose failure is said next.
+      await tail.until(() => /GET .*v1\/watch/.test(tail.stderr), "the first request's failure on stderr", 15_000);
+    } finally {
+      await tail.stop("SIGTERM");
+    }
+    expectNoSecret(tail.stderr);
+    return tail.stderr.split("\n").filter((line) => line.includes("warning"));
+  };
+  const warning = (sent: string) =>
+    `kubemeta tail: warning: ${sent} sent to ${REMOTE}:1 over http://, unencrypted: anyone on the path reads it`;
+  expect(await warned(`http://${REMOTE}:1`, token)).toEqual([warning("the token")]);
+  const password = `http://tail:${SECRETS.KM_HOOK_PASSWORD}@${REMOTE}:1`;
+  expect(await warned(password, {})).toEqual([warning("the url's user and password")]);
+  expect(await warned("http://127.0.0.1:1", token)).toEqual([]);
+  expect(await warned(`https://${REMOTE}:1`, token)).toEqual([]);
+});

@@ -3,7 +3,7 @@
  * userinfo: wherever kubemeta shows such a URL (a config error, a start's log lines, `/readyz`), the query's values
  * and the password are hidden, as `nats://user:***@host` already was.
  */
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { tempDir } from "../testing/index.ts";
@@ -18,7 +18,7 @@ const SECRETS = {
 const KUBE_QUERY_TOKEN = "kubequery-Ui2Ko6Qn9Wc3";
 
 /** Each test runs kubemeta, a second or two on a loaded machine, and waits for it up to 15 s. */
-const TIMEOUT_MS = 30_000;
+setDefaultTimeout(30_000);
 const dirs: string[] = [];
 afterAll(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
 
@@ -45,7 +45,7 @@ test("--check of a store url kubemeta does not support quotes it with its passwo
   expect(result.stderr).toContain(
     'store.url: unsupported store url "postgres://kubemeta:***@db.example/k?sslmode=***&authToken=***": use file:',
   );
-}, TIMEOUT_MS);
+});
 
 test("a start's lines naming the API server and the NATS servers hide their query's values", async () => {
   const dir = await workDir();
@@ -86,4 +86,4 @@ test("a start's lines naming the API server and the NATS servers hide their quer
   }
   expect(await exitWithin(child, 15_000)).toBe(0);
   expectNoSecret((await stdout.all()) + (await stderr.all()));
-}, TIMEOUT_MS);
+});
