@@ -47,6 +47,22 @@ test("--check of a store url kubemeta does not support quotes it with its passwo
   );
 });
 
+test("--check of a remote store url that is no URL, or has a fragment, refuses it quoting none of it", async () => {
+  const dir = await workDir();
+  const config = join(dir, "kubemeta.yaml");
+  const { KM_STORE_PASSWORD: password, KM_STORE_TOKEN: token } = SECRETS;
+  for (const [url, said] of [
+    [`https://kubemeta:${password}@db example:8080/?authToken=${token}`, "must be a URL (a space in it, or a port"],
+    [`libsql://db.example:8080/?authToken=${token}#${password}`, "a remote store url takes no fragment (#…)"],
+  ]) {
+    await Bun.write(config, `store: { type: libsql, url: "${url}" }\n`);
+    const result = await runMain(["--check", "--config", config], { cwd: dir });
+    expect(result.code).toBe(1);
+    expectNoSecret(result.stdout + result.stderr);
+    expect(result.stderr).toContain(`  store.url: ${said}`);
+  }
+});
+
 test("a start's lines naming the API server and the NATS servers hide their query's values", async () => {
   const dir = await workDir();
   const kubeconfig = join(dir, "kubeconfig");

@@ -6,7 +6,14 @@
  */
 import * as v from "valibot";
 import { defineStore, type Store } from "../../sdk/contract.ts";
-import { fileUrlProblem, isFileUrl, openConnections, storeName, type Connections } from "./libsql/connection.ts";
+import {
+  fileUrlProblem,
+  isFileUrl,
+  openConnections,
+  remoteUrlProblem,
+  storeName,
+  type Connections,
+} from "./libsql/connection.ts";
 import { watchFiles, type FileWatch } from "./libsql/file-identity.ts";
 import { FencedWrites } from "./libsql/fenced-writes.ts";
 import { newEpochAt, randomEpoch } from "./libsql/new-epoch.ts";
@@ -52,7 +59,8 @@ const schema = v.strictObject({
           "use file:<path>, libsql://<host>, http(s)://<host> or ws(s)://<host>",
       ),
       v.rawCheck(({ dataset, addIssue }) => {
-        const problem = dataset.typed && isFileUrl(dataset.value) ? fileUrlProblem(dataset.value) : undefined;
+        const url = dataset.typed ? dataset.value : undefined;
+        const problem = url === undefined ? undefined : isFileUrl(url) ? fileUrlProblem(url) : remoteUrlProblem(url);
         if (problem) addIssue({ message: problem });
       }),
       v.description(

@@ -106,6 +106,16 @@ export function fileUrlProblem(url: string): string | undefined {
   }
 }
 
+/**
+ * Why a remote server's URL cannot be used, said before its client quotes it (@libsql/client names a fragment as
+ * written) or an error says only `Invalid URL`; quoting none of it: its query or fragment may hold a token.
+ */
+export function remoteUrlProblem(url: string): string | undefined {
+  if (!URL.canParse(url)) return "must be a URL (a space in it, or a port out of range?)";
+  if (url.includes("#")) return "a remote store url takes no fragment (#…): libSQL refuses one";
+  return undefined;
+}
+
 /** How errors name a store: its file, or its server (never the URL's credentials). */
 export function storeName(url: string): string {
   return isFileUrl(url) ? filePathOf(url) : `the libSQL server at ${new URL(url).host}`;
