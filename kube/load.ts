@@ -55,7 +55,7 @@ export function exposedCredentials(kc: KubeConfig, origin: string): string[] {
   ].filter((warning) => warning !== undefined);
 }
 
-/** exposedCredentials' of the user's credentials. */
+/** What exposedCredentials says of the user's own credentials. */
 function userCredentials(kc: KubeConfig, origin: string): string | undefined {
   const cluster = kc.getCurrentCluster();
   const user = kc.getCurrentUser();

@@ -77,8 +77,8 @@ const KUBE = (host: string) =>
   `kubeconfig {dir}/kubeconfig: user "admin" sends its credentials to cluster "prod" at ${host}:6443 over http://, ` +
   "unencrypted: anyone on the network path reads them; give the cluster an https:// server";
 const STORE = (host: string) =>
-  `authToken sent to ${host}:1 unencrypted (no TLS): anyone on the network path reads the token; use a ` +
-  "libsql://, https:// or wss:// url";
+  `authToken sent to ${host}:1 unencrypted (no TLS): anyone on the network path reads them; use an https://, ` +
+  "wss:// or libsql:// url (without ?tls=0)";
 const HOOK = (host: string) =>
   `headers.Authorization, the url's user and password sent to ${host}:9 over http://, unencrypted: anyone on the ` +
   "network path reads them; use an https:// url";
@@ -177,4 +177,17 @@ test("tail --url over http:// to another host with a token or a password warns; 
   expect(await warned(password, {})).toEqual([warning("the url's user and password")]);
   expect(await warned("http://127.0.0.1:1", token)).toEqual([]);
   expect(await warned(`https://${REMOTE}:1`, token)).toEqual([]);
+});
+
+test("a libsql:// url with ?tls=0 is plain HTTP: a token in its query is warned of", async () => {
+  const dir = await tempDir("kubemeta-clear-text-");
+  dirs.push(dir);
+  const config = join(dir, "kubemeta.yaml");
+  const url = `libsql://${REMOTE}:1?tls=0&authToken=\${KM_LIBSQL_TOKEN}`;
+  await Bun.write(config, `store: { type: libsql, url: "${url}", timeout: 1s }\n`);
+  const result = await runMain(["--check", "--config", config], { cwd: dir, env: SECRETS });
+  expectNoSecret(result.stdout + result.stderr);
+  expect(result.stderr.split("\n").filter((line) => line.includes("warning"))).toEqual([
+    `kubemeta: warning: store: ${STORE(REMOTE).replace("authToken", "the url's ?authToken=")}`,
+  ]);
 });

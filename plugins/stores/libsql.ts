@@ -102,8 +102,8 @@ export default defineStore({
     const sent = [...(authToken ? ["authToken"] : []), ...urlCredentialPlaces(url)];
     if (host === undefined || sent.length === 0) return [];
     return [
-      `${sent.join(", ")} sent to ${host} unencrypted (no TLS): anyone on the network path reads the token; ` +
-        "use a libsql://, https:// or wss:// url",
+      `${sent.join(", ")} sent to ${host} unencrypted (no TLS): anyone on the network path reads them; ` +
+        "use an https://, wss:// or libsql:// url (without ?tls=0)",
     ];
   },
   create(config, ctx): Store {
