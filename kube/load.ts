@@ -12,17 +12,9 @@ import { checkExecConfig, refuseInteractive, tellExecPlugin } from "./exec-confi
 import { impersonate, type Impersonation, unsendable } from "./impersonation.ts";
 import { type LoadedKubeconfig, readKubeconfigs } from "./kubeconfig.ts";
 import { checkTlsMaterial } from "./tls-files.ts";
-<<<<<<< HEAD
 import { readTokenFile } from "./token-file.ts";
 import { holdsFileContent } from "../sdk/credential-file.ts";
-=======
-import { holdsFileContent, readCredentialFileSync } from "../sdk/credential-file.ts";
-<<<<<<< HEAD
-import { clearTextHost } from "../protocol/clear-text.ts";
->>>>>>> ef33320 (host/plugins: a credential sent unencrypted to a host not on this machine is warned of, one line each at start (the plugin's logger) and in --check at its entry, naming the keys and the host, never a value: a webhook's credential-named headers and its url's user, password or ?token= over http://, a remote store's authToken over http://, ws:// or libsql://?tls=0, the kubeconfig user's token, password or exec plugin to an http:// API server, the kubernetes source's and ha's Lease's (was: not a word, as for a listener without tokens there is); a plugin's new Declaration.warnings(config) says them, protocol/clear-text.ts the loopback rule kube/transport's proxy choice had; tests/security-clear-text, seen failing without; README (HTTP, Write a sink plugin), RELIABILITY)
-=======
 import { clearTextHost, isLoopback } from "../protocol/clear-text.ts";
->>>>>>> 030a58f (kube/load: a kubeconfig token (a token file's, an exec plugin's, a password) sent to an https:// API server not on this machine whose certificate is not checked (insecure-skip-tls-verify) is warned of as one sent over http:// is, for the kubernetes source and ha's Lease, at start and in --check: whoever answers for the address gets it (was: not a word); none on loopback, none for a client certificate alone; tests/security-clear-text, seen failing without; README (HTTP), RELIABILITY)
 
 const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
