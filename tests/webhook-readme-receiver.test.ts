@@ -1,6 +1,7 @@
 /**
  * README's receiver ("Verifying a request"), its code as written (its port a free one), against a real `main.ts`: it
- * takes what kubemeta signs, and refuses what another secret, a changed body or an old timestamp signs.
+ * takes what kubemeta signs, and refuses what another secret, a changed body or an old timestamp signs, and a
+ * signature of as many characters that are more bytes.
  */
 import { afterAll, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
@@ -86,4 +87,7 @@ test("README's receiver accepts every batch kubemeta sends, and refuses a reques
   expect(await post(signed(SECRET, now), body.replace('"e"', '"f"'))).toBe(401);
   expect(await post(signed(SECRET, now - 600))).toBe(401);
   expect(await post({ "X-Kubemeta-Signature": sign(SECRET, now, body) })).toBe(401);
+  // As long as a true one in characters, longer in bytes: refused, not a 500 from timingSafeEqual's length check.
+  const wide = { ...signed(SECRET, now), "X-Kubemeta-Signature": "é".repeat(sign(SECRET, now, body).length) };
+  expect(await post(wide)).toBe(401);
 }, 60_000);
