@@ -184,7 +184,14 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
           const delivering = (async () => options.deliver(envelopes, term))();
           // A deliver that ignores the signal is left behind when stop gives up on it.
           delivering.catch(() => {});
-          if ((await until(delivering, Infinity, context.givenUp)) === TIMED_OUT) return false;
+          if ((await until(delivering, Infinity, context.givenUp)) === TIMED_OUT) {
+            // Else the stop's stopWaitMs is a silence in the log, and the batch's fate unsaid.
+            logger.warn(
+              "sink gave up on its batch in delivery to stop; the batch is delivered again at the next start",
+              { first, last },
+            );
+            return false;
+          }
           deliverOutage.succeeded();
           failing = false;
           return true;

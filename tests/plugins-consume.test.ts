@@ -170,6 +170,14 @@ test("a deliver that hangs is reported as stalled, delays no other sink, and sto
   expect(performance.now() - began).toBeLessThan(1_000);
   expect(ctx.saved()).toBe(0);
   expect(sinkMetric(host, "gauge", "kubemeta_sink_stalled", "stuck")).toBe(0);
+  // Said, so that a stop that took stopWaitMs longer is not a silence in the log.
+  expect(logged.filter((line) => line.msg.startsWith("sink gave up on"))).toEqual([
+    expect.objectContaining({
+      level: "warn",
+      msg: "sink gave up on its batch in delivery to stop; the batch is delivered again at the next start",
+      first: 1,
+    }),
+  ]);
 });
 
 /**
