@@ -1,8 +1,8 @@
 /**
- * A host whose `jsonl` sink writes to stdout while a webhook that cannot connect fills the same stdout with
- * warnings (tests/plugins-jsonl.test.ts). Applies COUNT pods (named PREFIX-<i>, `web` by default), says
- * "applied <its URL> <its pid>" on stderr, and runs, as main.ts does, until SIGTERM. With DIR, its store is kept
- * there, for a restart on it.
+ * A host whose `jsonl` sink writes to stdout (or to SINK_PATH: `/dev/stderr`) while a webhook that cannot connect
+ * fills stdout with warnings (tests/plugins-jsonl.test.ts). Applies COUNT pods (named PREFIX-<i>, `web` by default),
+ * says "applied <its URL> <its pid>" on stderr (on stdout when the sink writes to stderr), and runs, as main.ts does,
+ * until SIGTERM. With DIR, its store is kept there, for a restart on it.
  */
 import { createLogger } from "../host/logger.ts";
 import { guardProcess } from "../host/supervise.ts";
@@ -15,7 +15,7 @@ const host = await startTestHost({
   dir,
   logger,
   sinks: [
-    { type: "jsonl", path: "-", retry: { initial: "10ms", max: "50ms" } },
+    { type: "jsonl", path: process.env.SINK_PATH ?? "-", retry: { initial: "10ms", max: "50ms" } },
     // Port 9 refuses: every attempt is a warning line, a few each millisecond.
     { type: "webhook", url: "http://127.0.0.1:9/", secret: "s", retry: { initial: "1ms", max: "2ms" } },
   ],
@@ -28,5 +28,6 @@ const prefix = process.env.PREFIX ?? "web";
 const before = host.host.log.head();
 for (let i = 0; i < count; i++) host.changes.apply("pods", "ADDED", rawPod(`${prefix}-${i}`, { node: "n1", labels }));
 await waitFor(() => host.host.log.head() >= before + count, 20_000, "every pod committed");
-process.stderr.write(`applied ${host.url} ${process.pid}\n`);
+const said = process.env.SINK_PATH === "/dev/stderr" ? process.stdout : process.stderr;
+said.write(`applied ${host.url} ${process.pid}\n`);
 process.once("SIGTERM", () => void (dir ? host.stop() : host.destroy()).then(() => process.exit(0)));

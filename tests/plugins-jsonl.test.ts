@@ -55,13 +55,16 @@ test(
 
 /**
  * tests/jsonl-stdout-host.ts as a process, once it has committed its pods: its stdout not read yet (or piped into
- * the shell command `into`), its URL and its pid.
+ * the shell command `into`; with SINK_PATH `/dev/stderr`, its stderr is), its URL and its pid.
  */
 async function startStdoutHost(env: Record<string, string>, into?: string) {
   const host = [process.execPath, join(import.meta.dir, "jsonl-stdout-host.ts")];
-  const command = into ? ["bash", "-c", `set -o pipefail; "$0" "$1" | ${into}`, ...host] : host;
+  const toStderr = env.SINK_PATH === "/dev/stderr";
+  // The host's stderr into the command, its stdout (its log and what it says) the shell's.
+  const pipe = toStderr ? `exec 3>&1; "$0" "$1" 2>&1 >&3 3>&- | ${into}` : `"$0" "$1" | ${into}`;
+  const command = into ? ["bash", "-c", `set -o pipefail; ${pipe}`, ...host] : host;
   const child = Bun.spawn(command, { env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
-  const stderr = child.stderr.getReader();
+  const stderr = (toStderr ? child.stdout : child.stderr).getReader();
   let said = "";
   for (;;) {
     const applied = /applied (\S+) (\d+)\n/.exec(said);
@@ -156,6 +159,31 @@ test("stdout whose reader is gone mid-write: each write after is refused and ret
       second.child.kill("SIGTERM");
       await second.child.exited;
     }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}, 60_000);
+
+test("/dev/stderr, a pipe the process holds, whose reader is gone: each write is refused and retried, none held for " +
+  "good, and stop is prompt", async () => {
+  const dir = await tempDir();
+  try {
+    const env = { COUNT: "200", DIR: dir, SINK_PATH: "/dev/stderr" };
+    const first = await startStdoutHost(env, "head -c 100000 > /dev/null");
+    try {
+      // Opened to read as well, the pipe had the process as a reader: a write blocked once it was full, for good.
+      await waitFor(
+        async () =>
+          ((await metric(first.url, "kubemeta_sink_delivery_failures_total", { sink: "jsonl", step: "deliver" })) ??
+            0) >= 2,
+        10_000,
+        "the writes refused",
+      );
+    } finally {
+      if (first.child.exitCode === null) process.kill(first.pid, "SIGTERM");
+    }
+    // Nothing in delivery to give up on (was: the 3 s drain, then stopWaitMs, 5 s).
+    expect(await exitWithin(first.child, 3_000)).toBe(0);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -20,23 +20,26 @@
 import { mkdir, open, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import { batchSchema, consume, defineSink, jsonText, retrySchema, streamName, v } from "../../sdk/index.ts";
-import { checkAppendable, fifoProblem, realFile } from "./jsonl/file.ts";
+import { checkAppendable, fifoProblem, heldPipeAt, realFile } from "./jsonl/file.ts";
 
 /**
- * Through process.stdout, as kubemeta's log lines are written: two writers of one pipe (Bun.write(Bun.stdout) was
- * the other) splice each other's lines when its reader is slow. Settles once the text is handed to the pipe.
- * Once a write failed (its reader gone: EPIPE), stdout is no longer writable, for good; Bun then calls back without
- * an error for a write whose text it dropped, so each is refused here: the cursor stays where the reader stopped.
+ * Through process.stdout (or process.stderr), as kubemeta's log lines are written: two writers of one pipe
+ * (Bun.write(Bun.stdout) was the other) splice each other's lines when its reader is slow. Settles once the text is
+ * handed to the pipe. Once a write failed (its reader gone: EPIPE), the stream is no longer writable, for good; Bun
+ * then calls back without an error for a write whose text it dropped, so each is refused here: the cursor stays
+ * where the reader stopped.
  */
-function writeStdout(text: string): Promise<void> {
+function writeHeld(fd: 1 | 2, text: string): Promise<void> {
+  const [stream, name] = fd === 1 ? [process.stdout, "stdout"] : [process.stderr, "stderr"];
+  if (!stream.listeners("error").includes(ignoreStreamError)) stream.on("error", ignoreStreamError);
   return new Promise((resolve, reject) => {
-    if (!process.stdout.writable) reject(new Error("stdout is closed: its reader is gone"));
-    else process.stdout.write(text, (error) => (error ? reject(error) : resolve()));
+    if (!stream.writable) reject(new Error(`${name} is closed: its reader is gone`));
+    else stream.write(text, (error) => (error ? reject(error) : resolve()));
   });
 }
 
 /** The failed write's callback reports it: Bun raises a stream error nobody listens for as an unhandled rejection. */
-const ignoreStdoutError = () => {};
+const ignoreStreamError = () => {};
 
 const NEWLINE = 0x0a;
 
@@ -113,9 +116,10 @@ export default defineSink({
   check: (config) => (config.path === "-" ? undefined : checkAppendable(config.path)),
 
   create(config, ctx) {
-    const write = config.path === "-" ? writeStdout : (text: string) => appendToFile(config.path, text);
-    if (config.path === "-" && !process.stdout.listeners("error").includes(ignoreStdoutError))
-      process.stdout.on("error", ignoreStdoutError);
+    // The process's own pipe, named by its path (/dev/stderr), is written as stdout is: opened anew (to read its
+    // last byte as well), the process was a reader of it, so once the real one was gone a write blocked for good.
+    const held = config.path === "-" ? 1 : heldPipeAt(config.path);
+    const write = (text: string) => (held ? writeHeld(held, text) : appendToFile(config.path, text));
     return consume(ctx, {
       stream: config.stream,
       batch: config.batch,

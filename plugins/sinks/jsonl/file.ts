@@ -1,5 +1,5 @@
 /** The file a `jsonl` sink's path names, as the config is checked (plugins/sinks/jsonl.ts). */
-import { fstatSync, readlinkSync, realpathSync, type Stats } from "node:fs";
+import { fstatSync, readlinkSync, realpathSync, statSync, type Stats } from "node:fs";
 import { stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 
@@ -40,11 +40,25 @@ function linkTarget(path: string): string | undefined {
  * its own stdout or stderr (`/dev/stderr` in a container), keeps its reader.
  */
 export function fifoProblem(path: string, found: Stats): string | undefined {
-  if (!found.isFIFO() || [1, 2].some((fd) => sameFile(fd, found))) return undefined;
+  if (!found.isFIFO() || heldPipe(found) !== undefined) return undefined;
   return (
     `${path} is a FIFO (a named pipe), not a file to append to: its reader would see the end after each batch, ` +
     `and the next ones would be lost; write path: - and pipe kubemeta's stdout to it`
   );
+}
+
+/** The process's own stdout (1) or stderr (2) when `found` is that pipe, else undefined. */
+export function heldPipe(found: Stats): 1 | 2 | undefined {
+  return found.isFIFO() ? ([1, 2] as const).find((fd) => sameFile(fd, found)) : undefined;
+}
+
+/** What `path` names, when that is the pipe of the process's own stdout or stderr (`/dev/stderr` in a container). */
+export function heldPipeAt(path: string): 1 | 2 | undefined {
+  try {
+    return heldPipe(statSync(path));
+  } catch {
+    return undefined;
+  }
 }
 
 function sameFile(fd: number, found: Stats): boolean {
