@@ -54,17 +54,15 @@ test(
 );
 
 /**
- * tests/jsonl-stdout-host.ts as a process, once it has committed its pods: its stdout not read yet (or piped into
- * the shell command `into`; with SINK_PATH `/dev/stderr`, its stderr is), its URL and its pid.
+ * tests/jsonl-stdout-host.ts as a process, once it has committed its pods: its stdout not read yet (or sent where
+ * the shell redirections `into` say, fd 3 the shell's stdout), its URL and its pid.
  */
 async function startStdoutHost(env: Record<string, string>, into?: string) {
   const host = [process.execPath, join(import.meta.dir, "jsonl-stdout-host.ts")];
-  const toStderr = env.SINK_PATH === "/dev/stderr";
-  // The host's stderr into the command, its stdout (its log and what it says) the shell's.
-  const pipe = toStderr ? `exec 3>&1; "$0" "$1" 2>&1 >&3 3>&- | ${into}` : `"$0" "$1" | ${into}`;
-  const command = into ? ["bash", "-c", `set -o pipefail; ${pipe}`, ...host] : host;
+  const command = into ? ["bash", "-c", `set -o pipefail; exec 3>&1; "$0" "$1" ${into}`, ...host] : host;
   const child = Bun.spawn(command, { env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
-  const stderr = (toStderr ? child.stdout : child.stderr).getReader();
+  // Said on stdout by a host whose sink writes to stderr.
+  const stderr = (env.SINK_PATH === "/dev/stderr" ? child.stdout : child.stderr).getReader();
   let said = "";
   for (;;) {
     const applied = /applied (\S+) (\d+)\n/.exec(said);
@@ -126,7 +124,7 @@ test("stdout whose reader is gone mid-write: each write after is refused and ret
   const got = join(dir, "got.jsonl");
   try {
     // Lines of about 5 KB: the reader leaves within the first batch, 200 of them written at once, part taken.
-    const first = await startStdoutHost({ COUNT: "200", DIR: dir, GOT: got }, `head -c 100000 > "$GOT"`);
+    const first = await startStdoutHost({ COUNT: "200", DIR: dir, GOT: got }, `| head -c 100000 > "$GOT"`);
     try {
       // The write cut short is tried again: refused (Bun, unless told, reported it and every later one as written).
       const jsonl = { sink: "jsonl" };
@@ -169,7 +167,8 @@ test("/dev/stderr, a pipe the process holds, whose reader is gone: each write is
   const dir = await tempDir();
   try {
     const env = { COUNT: "200", DIR: dir, SINK_PATH: "/dev/stderr" };
-    const first = await startStdoutHost(env, "head -c 100000 > /dev/null");
+    // Its stderr into head, its stdout (its log and what it says) the shell's.
+    const first = await startStdoutHost(env, "2>&1 >&3 3>&- | head -c 100000 > /dev/null");
     try {
       // Opened to read as well, the pipe had the process as a reader: a write blocked once it was full, for good.
       await waitFor(
@@ -184,6 +183,37 @@ test("/dev/stderr, a pipe the process holds, whose reader is gone: each write is
     }
     // Nothing in delivery to give up on (was: the 3 s drain, then stopWaitMs, 5 s).
     expect(await exitWithin(first.child, 3_000)).toBe(0);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}, 60_000);
+
+test("/dev/stdout that is a file (kubemeta > file): every line whole, the log's beside the sink's, none written " +
+  "over", async () => {
+  const dir = await tempDir();
+  const got = join(dir, "stdout.jsonl");
+  try {
+    const host = await startStdoutHost({ COUNT: "200", SINK_PATH: "/dev/stdout", GOT: got }, '> "$GOT"');
+    try {
+      const jsonl = { sink: "jsonl" };
+      await waitFor(async () => (await metric(host.url, "kubemeta_sink_lag_versions", jsonl)) === 0, 10_000, "all");
+    } finally {
+      process.kill(host.pid, "SIGTERM");
+    }
+    expect(await exitWithin(host.child, 5_000)).toBe(0);
+    const versions = new Set<number>();
+    const broken: string[] = [];
+    for (const line of (await Bun.file(got).text()).split("\n").filter(Boolean)) {
+      try {
+        const { version } = JSON.parse(line) as { version?: number };
+        if (version !== undefined) versions.add(version);
+      } catch {
+        broken.push(line.slice(0, 100));
+      }
+    }
+    // Opened anew, the file was written at its end, while the log's lines went at stdout's own offset, over them.
+    expect(broken).toEqual([]);
+    expect(versions.size).toBe(200);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

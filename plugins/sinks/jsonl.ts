@@ -20,7 +20,7 @@
 import { mkdir, open, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import { batchSchema, consume, defineSink, jsonText, retrySchema, streamName, v } from "../../sdk/index.ts";
-import { checkAppendable, fifoProblem, heldPipeAt, realFile } from "./jsonl/file.ts";
+import { checkAppendable, fifoProblem, heldStreamAt, realFile } from "./jsonl/file.ts";
 
 /**
  * Through process.stdout (or process.stderr), as kubemeta's log lines are written: two writers of one pipe
@@ -116,9 +116,10 @@ export default defineSink({
   check: (config) => (config.path === "-" ? undefined : checkAppendable(config.path)),
 
   create(config, ctx) {
-    // The process's own pipe, named by its path (/dev/stderr), is written as stdout is: opened anew (to read its
-    // last byte as well), the process was a reader of it, so once the real one was gone a write blocked for good.
-    const held = config.path === "-" ? 1 : heldPipeAt(config.path);
+    // The process's own stdout or stderr, named by its path (/dev/stderr), is written through it, as `-` is. Opened
+    // anew: a pipe (to read its last byte as well) had the process as a reader, so once the real one was gone a write
+    // blocked for good; a file (`> file`) was appended to while the log wrote at stdout's own offset, over the lines.
+    const held = config.path === "-" ? 1 : heldStreamAt(config.path);
     const write = (text: string) => (held ? writeHeld(held, text) : appendToFile(config.path, text));
     return consume(ctx, {
       stream: config.stream,

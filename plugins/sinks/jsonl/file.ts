@@ -40,22 +40,25 @@ function linkTarget(path: string): string | undefined {
  * its own stdout or stderr (`/dev/stderr` in a container), keeps its reader.
  */
 export function fifoProblem(path: string, found: Stats): string | undefined {
-  if (!found.isFIFO() || heldPipe(found) !== undefined) return undefined;
+  if (!found.isFIFO() || heldStream(found) !== undefined) return undefined;
   return (
     `${path} is a FIFO (a named pipe), not a file to append to: its reader would see the end after each batch, ` +
     `and the next ones would be lost; write path: - and pipe kubemeta's stdout to it`
   );
 }
 
-/** The process's own stdout (1) or stderr (2) when `found` is that pipe, else undefined. */
-export function heldPipe(found: Stats): 1 | 2 | undefined {
-  return found.isFIFO() ? ([1, 2] as const).find((fd) => sameFile(fd, found)) : undefined;
+/** The process's own stdout (1) or stderr (2) when `found` is what it writes to, else undefined. */
+function heldStream(found: Stats): 1 | 2 | undefined {
+  return ([1, 2] as const).find((fd) => sameFile(fd, found));
 }
 
-/** What `path` names, when that is the pipe of the process's own stdout or stderr (`/dev/stderr` in a container). */
-export function heldPipeAt(path: string): 1 | 2 | undefined {
+/**
+ * Which of the process's own stdout (1) and stderr (2) `path` names (`/dev/stderr`, or the file `>` sent it to),
+ * whatever that is: a pipe, a file, the journal's socket.
+ */
+export function heldStreamAt(path: string): 1 | 2 | undefined {
   try {
-    return heldPipe(statSync(path));
+    return heldStream(statSync(path));
   } catch {
     return undefined;
   }
