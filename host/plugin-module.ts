@@ -9,6 +9,8 @@ import { pathToFileURL } from "node:url";
 import type { AnyDeclaration } from "../sdk/contract.ts";
 import type { ConfigIssue } from "./config-issues.ts";
 import type { ResolveOptions } from "./config-entries.ts";
+import { TIMED_OUT, until } from "../protocol/retry.ts";
+import { PLUGIN_DEADLINE_MS } from "./supervise.ts";
 
 /** A `type` with a slash or a file extension is a module path; anything else a built-in. */
 export async function findDeclaration(
@@ -33,7 +35,20 @@ export async function findDeclaration(
   const file = isAbsolute(type) ? type : resolve(baseDir, type);
   let declaration: unknown;
   try {
-    declaration = (await import(pathToFileURL(file).href)).default;
+    // A top-level await that never settles (a connection at load) would hold --check and the start for good.
+    const loading: Promise<{ default?: unknown }> = import(pathToFileURL(file).href);
+    const loaded = await until(loading, Date.now() + PLUGIN_DEADLINE_MS);
+    if (loaded === TIMED_OUT) {
+      loading.catch(() => {});
+      issues.push({
+        path: `${path}.type`,
+        message:
+          `cannot load plugin module ${file}: it did not finish loading within ${PLUGIN_DEADLINE_MS / 1000}s ` +
+          "(a top-level await that does not settle: connect in the plugin's start instead)",
+      });
+      return undefined;
+    }
+    declaration = loaded.default;
   } catch (error) {
     issues.push({ path: `${path}.type`, message: `cannot load plugin module ${file}: ${loadError(error, file)}` });
     return undefined;

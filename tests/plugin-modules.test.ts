@@ -146,3 +146,19 @@ test("a type naming a folder loads it as Bun does: its package.json's main, else
       "whose main names a module, no index.ts (or .js)",
   ]);
 });
+
+test("a module whose top-level await never settles is a config error at its entry after 10 s, not a hang", async () => {
+  const declaring = `import { defineSink, v } from "${sdk}";\n`;
+  const issues = await issuesOfModules(
+    {
+      "waits.ts": `${declaring}await new Promise(() => {});\nexport default 1;\n`,
+      "imports-waits.ts": `import "./waits.ts";\nexport default 1;\n`,
+    },
+    ["./waits.ts", "./imports-waits.ts"],
+  );
+  const late = (entry: number, module: string) =>
+    `sinks[${entry}].type: cannot load plugin module ${folder}/${module}: it did not finish loading within 10s ` +
+    "(a top-level await that does not settle: connect in the plugin's start instead)";
+  // Was: resolveConfig never settled, and --check and the start hung with nothing said.
+  expect(issues).toEqual([late(0, "waits.ts"), late(1, "imports-waits.ts")]);
+}, 30_000);
