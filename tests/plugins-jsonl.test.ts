@@ -164,28 +164,19 @@ test("stdout whose reader is gone mid-write: each write after is refused and ret
 
 test("/dev/stderr, a pipe the process holds, whose reader is gone: each write is refused and retried, none held for " +
   "good, and stop is prompt", async () => {
-  const dir = await tempDir();
+  // Its stderr into head, its stdout (its log and what it says) the shell's.
+  const into = "2>&1 >&3 3>&- | head -c 100000 > /dev/null";
+  const host = await startStdoutHost({ COUNT: "200", SINK_PATH: "/dev/stderr" }, into);
   try {
-    const env = { COUNT: "200", DIR: dir, SINK_PATH: "/dev/stderr" };
-    // Its stderr into head, its stdout (its log and what it says) the shell's.
-    const first = await startStdoutHost(env, "2>&1 >&3 3>&- | head -c 100000 > /dev/null");
-    try {
-      // Opened to read as well, the pipe had the process as a reader: a write blocked once it was full, for good.
-      await waitFor(
-        async () =>
-          ((await metric(first.url, "kubemeta_sink_delivery_failures_total", { sink: "jsonl", step: "deliver" })) ??
-            0) >= 2,
-        10_000,
-        "the writes refused",
-      );
-    } finally {
-      if (first.child.exitCode === null) process.kill(first.pid, "SIGTERM");
-    }
-    // Nothing in delivery to give up on (was: the 3 s drain, then stopWaitMs, 5 s).
-    expect(await exitWithin(first.child, 3_000)).toBe(0);
+    // Opened to read as well, the pipe had the process as a reader: a write blocked once it was full, for good.
+    const deliver = { sink: "jsonl", step: "deliver" };
+    const refused = async () => (await metric(host.url, "kubemeta_sink_delivery_failures_total", deliver)) ?? 0;
+    await waitFor(async () => (await refused()) >= 2, 10_000, "the writes refused");
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    if (host.child.exitCode === null) process.kill(host.pid, "SIGTERM");
   }
+  // Nothing in delivery to give up on (was: the 3 s drain, then stopWaitMs, 5 s).
+  expect(await exitWithin(host.child, 3_000)).toBe(0);
 }, 60_000);
 
 test("/dev/stdout that is a file (kubemeta > file): every line whole, the log's beside the sink's, none written " +
