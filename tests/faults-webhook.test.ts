@@ -1,6 +1,6 @@
 /**
- * Fault test (issue 10): a webhook receiver down for 90 s while the cluster churns, and kubemeta (a real
- * process) stopped with SIGTERM and started again in the middle of it. The sink's cursor is in the store, so the
+ * Fault test (issue 10): a webhook receiver down past the sink's stall threshold while the cluster churns, and
+ * kubemeta (a real process) stopped with SIGTERM and started again in the middle of it. The sink's cursor is in the store, so the
  * restart resumes right after the last delivery; once the receiver is back, it gets every update, in order.
  *
  * Seeded: KUBEMETA_FAULT_SEED=<n> replays a run (the seed is printed).
@@ -17,9 +17,11 @@ console.log(`faults-webhook.test.ts seed: ${SEED} (KUBEMETA_FAULT_SEED=${SEED} r
 
 afterEach(runCleanups);
 
-/** Past the sink's 60 s stall threshold, with 20 s or more of it left after the restart. */
-const OUTAGE_MS = 90_000;
-const SAMPLE_EVERY_MS = 5_000;
+/** The sink's stall threshold (`stallAfter`), short so that the outage past it takes seconds, not minutes. */
+const STALL_AFTER_MS = 10_000;
+/** Past the stall threshold, with 17 s or more of it left after the restart. */
+const OUTAGE_MS = 35_000;
+const SAMPLE_EVERY_MS = 3_000;
 const SINK = { sink: "webhook" };
 
 interface Sample {
@@ -30,11 +32,11 @@ interface Sample {
   retries: number;
 }
 
-test("a webhook receiver down 90 s during churn, kubemeta restarted amid it: all delivered in order", async () => {
+test("a webhook receiver down 35 s during churn, kubemeta restarted amid it: all delivered in order", async () => {
   const random = seededRandom(SEED + 5);
   const receiver = await startReceiver();
   cleanups.push(() => receiver.stop());
-  // retry.max 2 s: it keeps knocking through the outage, each attempt a refused connection, cheap on both sides.
+  // retry.max 1 s: it keeps knocking through the outage, each attempt a refused connection, cheap on both sides.
   const env = await setup({
     sinks: [
       "  - type: webhook",
@@ -42,12 +44,13 @@ test("a webhook receiver down 90 s during churn, kubemeta restarted amid it: all
       `    secret: ${SECRET}`,
       "    timeout: 2s",
       "    batch: { linger: 20ms }",
-      "    retry: { initial: 200ms, max: 2s }",
+      "    retry: { initial: 200ms, max: 1s }",
+      `    stallAfter: ${STALL_AFTER_MS}ms`,
     ],
   });
   const first = await env.start();
   await env.ready();
-  // Light churn (the outage is long, not heavy): about 1,000 updates while the receiver is down.
+  // Light churn (the outage is long, not heavy): about 500 updates while the receiver is down.
   const churn = startChurn(env.server, { perSecond: 15, seed: SEED + 5 });
   cleanups.push(() => churn.stop());
   await waitFor(() => receiver.accepted().length > 0, 10_000, "a first delivery");
@@ -76,8 +79,8 @@ test("a webhook receiver down 90 s during churn, kubemeta restarted amid it: all
     }
   };
 
-  // Past the 60 s stall threshold, so the sink reports the batch it has held that long, then a clean stop.
-  const restartAt = 62_000 + Math.floor(random() * 8_000);
+  // Past the stall threshold, so the sink reports the batch it has held that long, then a clean stop.
+  const restartAt = STALL_AFTER_MS + 3_000 + Math.floor(random() * 5_000);
   await sampleUntil(restartAt);
   expect(await env.metric("kubemeta_sink_stalled", SINK)).toBe(1);
   first.proc.kill("SIGTERM");

@@ -90,6 +90,16 @@ const schema = v.pipe(
       v.pipe(positiveDuration, v.description("Per request; a request that takes longer is retried.")),
       "10s",
     ),
+    stallAfter: v.optional(
+      v.pipe(
+        positiveDuration,
+        v.description(
+          "How long one batch may stay undelivered before `kubemeta_sink_stalled` says so and a warning is " +
+            "logged: longer than the receiver's usual restarts, so an alert on the gauge means an outage.",
+        ),
+      ),
+      "60s",
+    ),
     headers: v.optional(
       v.pipe(
         v.record(
@@ -242,6 +252,7 @@ export default defineSink({
       batch: config.batch,
       retry: config.retry,
       from: config.from,
+      stallAfterMs: config.stallAfter,
       // Its own retry policy (Retry-After, on4xx, maxRetries, a 413's split) runs inside delivery.deliver: it returns
       // once the batch is delivered or given up, and says meanwhile whether the receiver is failing (no drain at stop).
       failing: delivery.failing,
