@@ -43,6 +43,21 @@ export interface BatchResult {
   step_errors: ({ message: string; code?: string } | null)[];
 }
 
+/** What a stream runs, alike over HTTP (a pipeline's requests) and WebSocket (which adds a `stream_id`). */
+export type SessionRequest =
+  | { type: "execute"; stmt: HranaStmt }
+  | { type: "batch"; batch: { steps: BatchStep[] } }
+  | { type: "sequence" | "describe"; sql?: string | null; sql_id?: number | null }
+  | { type: "get_autocommit" };
+
+/** A Hrana version: 1 and 2 lack what later ones added, and a request of a later one is a protocol error. */
+export type Version = 1 | 2 | 3;
+
+export function requireVersion(version: Version, least: 2 | 3, what: string): void {
+  if (version < least)
+    throw new ProtocolError(`${what} is only supported in protocol version hrana${least} and higher`);
+}
+
 /** An error the client sees as `{message, code}`. */
 export class HranaError extends Error {
   constructor(
@@ -111,7 +126,7 @@ export function asHranaError(error: unknown): HranaError {
 }
 
 /** sqld checks a batch before running it: conditions name earlier steps, is_autocommit needs Hrana 3. */
-export function checkCondition(cond: BatchCond, step: number, version: 2 | 3): void {
+export function checkCondition(cond: BatchCond, step: number, version: Version): void {
   switch (cond.type) {
     case "ok":
     case "error":
@@ -126,14 +141,27 @@ export function checkCondition(cond: BatchCond, step: number, version: 2 | 3): v
       for (const c of cond.conds) checkCondition(c, step, version);
       return;
     case "is_autocommit":
-      if (version < 3)
-        throw new ProtocolError(
-          "The `is_autocommit` condition is only supported in protocol version hrana3 and higher",
-        );
+      requireVersion(version, 3, "The `is_autocommit` condition");
       return;
     default:
       throw new ProtocolError("BatchCond type not recognized");
   }
+}
+
+/**
+ * store_sql, under sqld's limits: over HTTP a stream stores 50 texts of up to 5,000 bytes; over WebSocket a connection
+ * stores 150, of any size.
+ */
+export function storeSql(sqls: Map<number, string>, id: number, sql: string, most: { count: number; bytes?: number }) {
+  if (sqls.has(id)) throw new ProtocolError(`SQL text ${id} already exists`);
+  if (sqls.size >= most.count)
+    throw new HranaError(
+      `The server already stores ${sqls.size} SQL texts, it cannot store more`,
+      "SQL_STORE_TOO_MANY",
+    );
+  if (most.bytes !== undefined && Buffer.byteLength(sql) > most.bytes)
+    throw new HranaError("The statement is too large to be stored", "SQL_STORE_TOO_LARGE");
+  sqls.set(id, sql);
 }
 
 export function sqlOf(stmt: { sql?: string | null; sql_id?: number | null }, sqls: ReadonlyMap<number, string>) {
@@ -157,4 +185,22 @@ export function sizeOf(rows: unknown[][]): number {
     }
   }
   return size;
+}
+
+/** Hrana 3's cursor entries of a batch's result, as its cursors (over HTTP and WebSocket) hand them out. */
+export function cursorEntries(result: BatchResult): Record<string, unknown>[] {
+  const entries: Record<string, unknown>[] = [];
+  result.step_results.forEach((step, i) => {
+    const error = result.step_errors[i];
+    if (error) entries.push({ type: "step_error", step: i, error });
+    if (!step) return;
+    entries.push({ type: "step_begin", step: i, cols: step.cols });
+    for (const row of step.rows) entries.push({ type: "row", row });
+    entries.push({
+      type: "step_end",
+      affected_row_count: step.affected_row_count,
+      last_insert_rowid: step.last_insert_rowid,
+    });
+  });
+  return entries;
 }

@@ -1,15 +1,19 @@
 /**
  * A libSQL server for tests, backed by a local SQLite file: Hrana over HTTP with the JSON
  * encoding (HTTP_V2_SPEC.md, HRANA_3_SPEC.md of tursodatabase/libsql), answering as sqld does
- * (libsql-server/src/hrana/http/). A stream is one bun:sqlite connection kept between requests
- * (./hrana-streams.ts); several streams (clients) share the file through WAL. Protobuf
- * endpoints answer 404, so clients fall back to JSON.
+ * (libsql-server/src/hrana/http/), and over WebSocket on the same port (`wsUrl`; ./hrana-ws.ts).
+ * A stream is one bun:sqlite connection kept between requests (./hrana-streams.ts); several
+ * streams (clients) share the file through WAL. Protobuf endpoints answer 404, so clients
+ * fall back to JSON.
  *
  * Fault injection: `crashOnCommit` crashes the server at a COMMIT, either before running it
  * (the transaction is lost) or after (it landed; the answer is lost). ./hrana-server-cli.ts
  * runs it as a process that kills itself there; in this process it stops at once instead.
  *
- * Not here: protobuf, Hrana over WebSocket, the v1 HTTP API, JWT validation (the token is
+ * `silenceWebSockets()` leaves the WebSocket connections open then hanging for good (./hrana-ws.ts); a process of
+ * its own (./hrana-server-cli.ts) stopped with SIGSTOP hangs both ways until SIGCONT.
+ *
+ * Not here: protobuf, the v1 HTTP API, JWT validation (the token is
  * compared as is), base_url, replication_index, the 32 MB total response limit, refusing
  * several statements in one `execute` (bun:sqlite runs the first and ignores the rest).
  * bun:sqlite binds an integral JS number as INTEGER, so a Hrana float such as 5.0 is stored
@@ -23,13 +27,15 @@ import {
   asHranaError,
   type BatchStep,
   Crashed,
-  HranaError,
-  type HranaStmt,
+  cursorEntries,
   ProtocolError,
-  sqlOf,
+  type SessionRequest,
+  storeSql,
+  type Version,
 } from "./hrana-proto.ts";
 import { SqlSession } from "./hrana-sqlite.ts";
 import { type Stream, StreamExpired, Streams } from "./hrana-streams.ts";
+import { hranaWebSocket } from "./hrana-ws.ts";
 
 export interface CrashOnCommit {
   when: "before" | "after";
@@ -63,26 +69,26 @@ export interface HranaServerOptions {
 
 export interface HranaServer {
   url: string;
+  /** The same server, Hrana over WebSocket. */
+  wsUrl: string;
   port: number;
   /** Streams open now, each holding a connection. */
   streamCount(): number;
+  /** The WebSocket connections open now answer nothing more, for good (new ones are answered); how many. */
+  silenceWebSockets(): number;
   /** Resolves when the server has crashed on a commit. */
   crashed: Promise<void>;
   stop(): Promise<void>;
 }
 
 type StreamRequest =
+  | SessionRequest
   | { type: "close" }
-  | { type: "execute"; stmt: HranaStmt }
-  | { type: "batch"; batch: { steps: BatchStep[] } }
-  | { type: "sequence" | "describe"; sql?: string | null; sql_id?: number | null }
   | { type: "store_sql"; sql_id: number; sql: string }
-  | { type: "close_sql"; sql_id: number }
-  | { type: "get_autocommit" };
+  | { type: "close_sql"; sql_id: number };
 
-/** sqld's limits on the SQL texts a stream stores. */
-const MAX_SQL_COUNT = 50;
-const MAX_STORED_SQL_BYTES = 5_000;
+/** sqld's limits on the SQL texts a stream stores (over HTTP). */
+const MOST_STORED_SQL = { count: 50, bytes: 5_000 };
 
 const json = (body: unknown, status = 200) =>
   new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
@@ -120,49 +126,27 @@ export function startHranaServer(options: HranaServerOptions): HranaServer {
     commitHook,
   };
   const streams = new Streams(() => new SqlSession(sessionOptions), options.streamIdleMs ?? 10_000);
+  const ws = hranaWebSocket({ token, connect: () => new SqlSession(sessionOptions), crashed: () => crashed });
 
-  async function handle(stream: Stream, request: StreamRequest, version: 2 | 3): Promise<Record<string, unknown>> {
+  async function handle(stream: Stream, request: StreamRequest, version: Version): Promise<Record<string, unknown>> {
     const { session, sqls } = stream;
     if (stream.closed) throw new ProtocolError("Stream for this baton was closed");
     switch (request.type) {
       case "close":
         stream.closed = true;
         return { type: "close" };
-      case "execute":
-        return { type: "execute", result: await session.execute(request.stmt, sqls) };
-      case "batch":
-        return { type: "batch", result: await session.batch(request.batch.steps, sqls, version) };
-      case "sequence":
-        session.sequence(sqlOf(request, sqls));
-        return { type: "sequence" };
-      case "describe":
-        return { type: "describe", result: session.describe(sqlOf(request, sqls)) };
       case "store_sql":
-        if (sqls.has(request.sql_id)) throw new ProtocolError(`SQL text ${request.sql_id} already exists`);
-        if (sqls.size >= MAX_SQL_COUNT)
-          throw new HranaError(
-            `The server already stores ${sqls.size} SQL texts, it cannot store more`,
-            "SQL_STORE_TOO_MANY",
-          );
-        if (Buffer.byteLength(request.sql) > MAX_STORED_SQL_BYTES)
-          throw new HranaError("The statement is too large to be stored", "SQL_STORE_TOO_LARGE");
-        sqls.set(request.sql_id, request.sql);
+        storeSql(sqls, request.sql_id, request.sql, MOST_STORED_SQL);
         return { type: "store_sql" };
       case "close_sql":
         sqls.delete(request.sql_id);
         return { type: "close_sql" };
-      case "get_autocommit":
-        if (version < 3)
-          throw new ProtocolError(
-            "The `get_autocommit` request is only supported in protocol version hrana3 and higher",
-          );
-        return { type: "get_autocommit", is_autocommit: session.autocommit };
       default:
-        throw new ProtocolError("StreamRequest type not recognized");
+        return session.request(request, sqls, version, "StreamRequest type not recognized");
     }
   }
 
-  async function pipeline(body: { baton?: unknown; requests?: unknown }, version: 2 | 3): Promise<Response> {
+  async function pipeline(body: { baton?: unknown; requests?: unknown }, version: Version): Promise<Response> {
     if (!Array.isArray(body.requests)) throw new ProtocolError("Cannot deserialize client message from JSON");
     const stream = streams.acquire(body.baton);
     const results: unknown[] = [];
@@ -195,19 +179,7 @@ export function startHranaServer(options: HranaServerOptions): HranaServer {
       if (!crashed) streams.release(stream, false);
       throw error;
     }
-    const lines: unknown[] = [{ baton: streams.release(stream, true), base_url: null }];
-    result.step_results.forEach((step, i) => {
-      const error = result.step_errors[i];
-      if (error) lines.push({ type: "step_error", step: i, error });
-      if (!step) return;
-      lines.push({ type: "step_begin", step: i, cols: step.cols });
-      for (const row of step.rows) lines.push({ type: "row", row });
-      lines.push({
-        type: "step_end",
-        affected_row_count: step.affected_row_count,
-        last_insert_rowid: step.last_insert_rowid,
-      });
-    });
+    const lines = [{ baton: streams.release(stream, true), base_url: null }, ...cursorEntries(result)];
     return text(lines.map((line) => `${JSON.stringify(line)}\n`).join(""), 200);
   }
 
@@ -244,7 +216,10 @@ export function startHranaServer(options: HranaServerOptions): HranaServer {
     port: options.port ?? 0,
     ...(options.idleTimeoutS !== undefined && { idleTimeout: options.idleTimeoutS }),
     hostname: options.hostname ?? "127.0.0.1",
-    async fetch(request) {
+    websocket: ws.handler,
+    async fetch(request, server) {
+      const upgrade = request.method === "GET" && request.headers.get("upgrade")?.toLowerCase() === "websocket";
+      if (upgrade && new URL(request.url).pathname === "/") return ws.upgrade(request, server);
       try {
         return await route(request);
       } catch (error) {
@@ -263,8 +238,10 @@ export function startHranaServer(options: HranaServerOptions): HranaServer {
   const port = server.port as number;
   return {
     url: `http://${server.hostname}:${port}`,
+    wsUrl: `ws://${server.hostname}:${port}`,
     port,
     streamCount: () => streams.count,
+    silenceWebSockets: () => ws.silence(),
     crashed: crashedPromise,
     async stop() {
       closeEverything();

@@ -16,9 +16,12 @@ import {
   HranaError,
   type HranaStmt,
   ProtocolError,
+  requireVersion,
+  type SessionRequest,
   sizeOf,
   sqlOf,
   type StmtResult,
+  type Version,
 } from "./hrana-proto.ts";
 
 /** libSQL's own syntax, which SQLite does not parse: a deferred transaction that refuses writes. */
@@ -121,7 +124,7 @@ export class SqlSession {
   }
 
   /** A batch: each step runs if its condition holds; a failed step is an error of that step, not of the batch. */
-  async batch(steps: BatchStep[], sqls: ReadonlyMap<number, string>, version: 2 | 3): Promise<BatchResult> {
+  async batch(steps: BatchStep[], sqls: ReadonlyMap<number, string>, version: Version): Promise<BatchResult> {
     steps.forEach((step, i) => {
       if (step.condition) checkCondition(step.condition, i, version);
     });
@@ -142,6 +145,33 @@ export class SqlSession {
       result.step_errors.push(stepError);
     }
     return result;
+  }
+
+  /** A request on this stream, answered as sqld does; `unrecognized`: an unknown type, in its transport's words. */
+  async request(
+    request: SessionRequest,
+    sqls: ReadonlyMap<number, string>,
+    version: Version,
+    unrecognized: string,
+  ): Promise<Record<string, unknown>> {
+    switch (request.type) {
+      case "execute":
+        return { type: "execute", result: await this.execute(request.stmt, sqls) };
+      case "batch":
+        return { type: "batch", result: await this.batch(request.batch.steps, sqls, version) };
+      case "sequence":
+        requireVersion(version, 2, "The `sequence` request");
+        this.sequence(sqlOf(request, sqls));
+        return { type: "sequence" };
+      case "describe":
+        requireVersion(version, 2, "The `describe` request");
+        return { type: "describe", result: this.describe(sqlOf(request, sqls)) };
+      case "get_autocommit":
+        requireVersion(version, 3, "The `get_autocommit` request");
+        return { type: "get_autocommit", is_autocommit: this.autocommit };
+      default:
+        throw new ProtocolError(unrecognized);
+    }
   }
 
   private holds(cond: BatchCond, done: BatchResult): boolean {

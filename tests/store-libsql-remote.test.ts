@@ -1,8 +1,8 @@
 /**
  * The libsql store against a libSQL server (./hrana-server.ts) in what only a remote store
  * meets: a bearer token, a server restarted under it, a restart in the middle of a commit
- * (landed or not), a read transaction outliving the server's idle limit for streams, and
- * the server's limit on the size of a statement's result.
+ * (landed or not; over HTTP and over WebSocket), a read transaction outliving the server's
+ * idle limit for streams, and the server's limit on the size of a statement's result.
  */
 import { describe, expect, test } from "bun:test";
 import * as v from "valibot";
@@ -118,7 +118,10 @@ describe("a server that accepts connections and never answers", () => {
   });
 });
 
-describe("a server restarted in the middle of a commit", () => {
+/** The test server's URL as spoken over `scheme`: Hrana over HTTP, or over WebSocket on the same port. */
+const over = (scheme: "http" | "ws", url: string) => url.replace(/^http/, scheme);
+
+describe.each(["http", "ws"] as const)("a server restarted in the middle of a commit (%s)", (scheme) => {
   test.each([
     ["after", "landed, its answer lost", 6],
     ["before", "not landed", 3],
@@ -129,7 +132,7 @@ describe("a server restarted in the middle of a commit", () => {
       let server = await spawnServer(db);
       const { port } = server;
       try {
-        const store = remoteStore(server.url, TOKEN);
+        const store = remoteStore(over(scheme, server.url), TOKEN);
         await store.start();
         await store.commit(batch(run(1, 3), { pods: "103" }));
 
@@ -152,7 +155,7 @@ describe("a server restarted in the middle of a commit", () => {
           run(1, 7).map((u) => u.uid),
         );
         await store.stop();
-        const state = await remoteStore(server.url, TOKEN).start();
+        const state = await remoteStore(over(scheme, server.url), TOKEN).start();
         expect(state).toMatchObject({ head: 7, oldest: 1 });
         expect(state.resumePoints.get("pods")).toBe("106");
       } finally {

@@ -1,6 +1,7 @@
 /**
  * What the libsql store tests share: a temp dir per file, stores that stop after each test, and updates to commit.
- * A store runs on a `file:` or, `remote`, through a test libSQL server (./hrana-server.ts) over that file.
+ * A store runs on a `file:` or through a test libSQL server (./hrana-server.ts) over that file: `remote` speaks Hrana
+ * over HTTP to it, `ws` over WebSocket.
  */
 import { afterAll, afterEach } from "bun:test";
 import * as v from "valibot";
@@ -17,9 +18,9 @@ import type { ChangeType } from "../protocol/envelope.ts";
 import type { Update } from "../sdk/model.ts";
 import { startHranaServer, type HranaServer } from "./hrana-server.ts";
 
-export type Backend = "file" | "remote";
-/** For `describe.each`: the store suites run on both. */
-export const BACKENDS: Backend[] = ["file", "remote"];
+export type Backend = "file" | "remote" | "ws";
+/** For `describe.each`: the store suites run on each. */
+export const BACKENDS: Backend[] = ["file", "remote", "ws"];
 
 /**
  * Call at the top of each test file. A function, not module-level hooks: Bun evaluates this
@@ -50,7 +51,7 @@ export function storeSandbox(backend: Backend = "file") {
       server = startHranaServer({ path });
       servers.set(dir, server);
     }
-    return server.url;
+    return backend === "ws" ? server.wsUrl : server.url;
   }
 
   /** The store's database is gone (its server too, when remote: the next store gets a new one). */
