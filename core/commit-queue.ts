@@ -11,8 +11,8 @@ import { Backoff, sleep } from "../protocol/retry.ts";
 /**
  * How long a commit may wait for the store's answer before /readyz says the store is not answering, and a reader's
  * read before it is given up (committed-log.ts). A store that accepts the connection and never answers (a server
- * stopped, a path that drops packets, a disk that hangs) fails a request only after store.timeout (60 s; over
- * ws(s)://, and a commit to a file, never): until then readiness would see only the last commit that finished, and
+ * stopped, a path that drops packets, a disk that hangs) fails a request only after store.timeout (60 s; a commit to
+ * a file, never): until then readiness would see only the last commit that finished, and
  * every reader would wait. The largest commit is one full queue (highWater, 5,000 updates): 0.1–0.5 s here during a
  * 10,000-pod initial sync, to a file and to the test libSQL server, the sync's 1,700–3,000-update commits 0.15 s on
  * average in bench/RESULTS.md; a read is a page, smaller. 10 s is well above a slow disk's or a distant server's.

@@ -72,7 +72,7 @@ export interface HostOptions {
   /**
    * Aborted when a stop is asked for while the host starts. Most of a start is short, and the stop comes once it is
    * over; but a remote store that accepts the connection and never answers holds its open up to the store's
-   * `timeout` (a minute by default, unbounded over `ws://`), so that open is given up on: StartAbandoned.
+   * `timeout` (a minute by default), so that open is given up on: StartAbandoned.
    */
   signal?: AbortSignal;
 }

@@ -5,7 +5,8 @@
  *   bun tests/hrana-server-cli.ts --db <path> [--port <n>] [--token <t>]
  *     [--crash-on-commit before|after] [--crash-skip <n>] [--idle-ms <ms>]
  *
- * Prints one JSON line `{"url":…,"port":…,"pid":…}` once listening. With --crash-on-commit
+ * Prints one JSON line `{"url":…,"port":…,"pid":…}` once listening (Hrana over HTTP at `url`, over WebSocket at
+ * the same with `ws://`). With --crash-on-commit
  * it SIGKILLs itself at the first COMMIT after --crash-skip others: `before` running it
  * (the transaction is lost), or `after` (it landed, its answer is lost). SIGTERM stops it.
  */

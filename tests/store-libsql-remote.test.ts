@@ -15,6 +15,7 @@ import { silentLogger } from "../host/logger.ts";
 import type { Store } from "../sdk/contract.ts";
 import { startHranaServer } from "./hrana-server.ts";
 import { exitWithin, spawnHranaServer } from "./reliability-process.ts";
+import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { batch, run, storeSandbox } from "./store-libsql-setup.ts";
 
 const { newDir, open } = storeSandbox("remote");
@@ -35,6 +36,9 @@ function remoteStore(url: string, authToken?: string, timeout?: string): Store {
 /** The server as its own process (spawnHranaServer), with the token. */
 const spawnServer = (db: string, port = 0, crashOnCommit?: "before" | "after") =>
   spawnHranaServer(db, { port, token: TOKEN, crashOnCommit });
+
+/** The test server's URL as spoken over `scheme`: Hrana over HTTP, or over WebSocket on the same port. */
+const over = (scheme: "http" | "ws", url: string) => url.replace(/^http/, scheme);
 
 describe("bearer token", () => {
   test("a wrong or missing token fails start with a clear error; the right one opens the store", async () => {
@@ -93,33 +97,65 @@ describe("a server that accepts connections and never answers", () => {
     }
   });
 
-  test("a commit to a server that stops answering fails after store.timeout; then its retry lands", async () => {
-    const db = join(newDir(), "k.db");
-    const server = await spawnServer(db);
+  test.each(["http", "ws"] as const)(
+    "a commit to a server that stops answering fails after store.timeout; then its retry lands (%s)",
+    async (scheme) => {
+      const db = join(newDir(), "k.db");
+      const server = await spawnServer(db);
+      try {
+        const store = remoteStore(over(scheme, server.url), TOKEN, "500ms");
+        await store.start();
+        await store.commit(batch(run(1, 2)));
+        server.child.kill("SIGSTOP");
+        const interrupted = batch(run(3, 4));
+        const refused = await store.commit(interrupted).then(
+          () => undefined,
+          (e: Error) => e,
+        );
+        expect(refused?.message).toMatch(/no answer within 500 ms/);
+        server.child.kill("SIGCONT");
+        await store.commit(interrupted);
+        expect((await store.readUpdates({ stream: "all", after: 0, limit: 10 })).map((u) => u.version)).toEqual([
+          1, 2, 3, 4,
+        ]);
+      } finally {
+        server.child.kill("SIGKILL");
+      }
+    },
+  );
+
+  test("over ws://, a commit on a connection left hanging fails after store.timeout; its retry lands", async () => {
+    const server = startHranaServer({ path: join(newDir(), "k.db"), token: TOKEN });
     try {
-      const store = remoteStore(server.url, TOKEN, "500ms");
+      const store = remoteStore(server.wsUrl, TOKEN, "500ms");
       await store.start();
       await store.commit(batch(run(1, 2)));
-      server.child.kill("SIGSTOP");
+      // As a failover leaves it: the connection open hangs for good, a new one is answered.
+      expect(server.silenceWebSockets()).toBe(1);
       const interrupted = batch(run(3, 4));
-      const refused = await store.commit(interrupted).then(
-        () => undefined,
-        (e: Error) => e,
+      const refused = await until(
+        store.commit(interrupted).then(
+          () => undefined,
+          (e: Error) => e,
+        ),
+        Date.now() + 5_000,
       );
-      expect(refused?.message).toMatch(/no answer within 500 ms/);
-      server.child.kill("SIGCONT");
+      expect(refused === TIMED_OUT ? "no answer in 5 s" : refused?.message).toBe(
+        "no answer within 500 ms (store.timeout)",
+      );
       await store.commit(interrupted);
-      expect((await store.readUpdates({ stream: "all", after: 0, limit: 10 })).map((u) => u.version)).toEqual([
-        1, 2, 3, 4,
-      ]);
+      const log = async () => (await store.readUpdates({ stream: "all", after: 0, limit: 10 })).map((u) => u.version);
+      expect(await log()).toEqual([1, 2, 3, 4]);
+      // A read likewise: given up after store.timeout, the next one goes over a new connection.
+      expect(server.silenceWebSockets()).toBe(1);
+      await expect(log()).rejects.toThrow("no answer within 500 ms (store.timeout)");
+      expect(await log()).toEqual([1, 2, 3, 4]);
     } finally {
-      server.child.kill("SIGKILL");
+      // Closes the hung connection too: a commit still waiting on it fails, so the store can stop.
+      await server.stop();
     }
-  });
+  }, 15_000);
 });
-
-/** The test server's URL as spoken over `scheme`: Hrana over HTTP, or over WebSocket on the same port. */
-const over = (scheme: "http" | "ws", url: string) => url.replace(/^http/, scheme);
 
 describe.each(["http", "ws"] as const)("a server restarted in the middle of a commit (%s)", (scheme) => {
   test.each([

@@ -24,7 +24,7 @@ import type { Logger } from "../../../sdk/telemetry.ts";
 import { startCheckpointer, WAL_RESTART_BYTES } from "./checkpointer.ts";
 import { startWriterThread, type Writer, type WriterSetup } from "./writer.ts";
 import { linkedPath, unwritableProblem } from "./writable.ts";
-import { TIMED_OUT, until } from "../../../protocol/retry.ts";
+import { BoundedWsClient } from "./ws-client.ts";
 
 /** How long a statement waits for another process's lock before failing with SQLITE_BUSY. */
 export const BUSY_TIMEOUT_MS = 5_000;
@@ -171,20 +171,22 @@ export interface RemoteOptions {
   timeoutMs?: number;
 }
 
+/**
+ * A remote server's client, its requests bounded by `timeoutMs`: over `http(s)://` (and `libsql://`, which
+ * @libsql/client speaks as HTTPS) through its fetch, over `ws(s)://` around each request (ws-client.ts).
+ */
+function remoteClient(url: string, remote: RemoteOptions): Client {
+  const config = { url, authToken: remote.authToken || undefined };
+  if (remote.timeoutMs === undefined) return createClient(config);
+  if (/^wss?:/i.test(url)) return new BoundedWsClient(config, remote.timeoutMs);
+  return createClient({ ...config, fetch: answeredWithin(remote.timeoutMs) });
+}
+
 export async function openConnections(url: string, logger: Logger, remote: RemoteOptions = {}): Promise<Connections> {
   if (!isFileUrl(url)) {
-    const client = createClient({
-      url,
-      authToken: remote.authToken || undefined,
-      fetch: remote.timeoutMs === undefined ? undefined : answeredWithin(remote.timeoutMs),
-    });
+    const client = remoteClient(url, remote);
     try {
-      // Over ws(s):// no fetch carries the bound (answeredWithin): the open is bounded here, whatever the transport.
-      const opened = client.execute("SELECT 1");
-      opened.catch(() => {});
-      if (remote.timeoutMs !== undefined && (await until(opened, Date.now() + remote.timeoutMs)) === TIMED_OUT)
-        throw new Error(`no answer within ${remote.timeoutMs} ms (store.timeout)`);
-      await opened;
+      await client.execute("SELECT 1");
     } catch (error) {
       client.close();
       throw remoteOpenError(url, error);
