@@ -41,28 +41,36 @@ const spawnServer = (db: string, port = 0, crashOnCommit?: "before" | "after") =
 const over = (scheme: "http" | "ws", url: string) => url.replace(/^http/, scheme);
 
 describe("bearer token", () => {
-  test("a wrong or missing token fails start with a clear error; the right one opens the store", async () => {
-    const server = startHranaServer({ path: join(newDir(), "k.db"), token: TOKEN });
-    try {
-      for (const token of ["wrong", undefined]) {
-        const error = await remoteStore(server.url, token)
-          .start()
-          .then(
-            () => undefined,
-            (e: Error) => e,
+  // Over HTTP the status says it, over WebSocket the code of the hello_error.
+  test.each([
+    ["http", "HTTP 401", "HTTP 401"],
+    ["ws", "AUTH_JWT_INVALID", "AUTH_JWT_MISSING"],
+  ] as const)(
+    "a wrong or missing token fails start with a clear error; the right one opens the store (%s)",
+    async (scheme, ...said) => {
+      const server = startHranaServer({ path: join(newDir(), "k.db"), token: TOKEN });
+      const url = over(scheme, server.url);
+      try {
+        for (const [i, token] of ["wrong", undefined].entries()) {
+          const error = await remoteStore(url, token)
+            .start()
+            .then(
+              () => undefined,
+              (e: Error) => e,
+            );
+          expect(error?.message).toBe(
+            `the libSQL server at 127.0.0.1:${server.port} refused the auth token (${said[i]}): check store.authToken`,
           );
-        expect(error?.message).toBe(
-          `the libSQL server at 127.0.0.1:${server.port} refused the auth token (HTTP 401): check store.authToken`,
-        );
+        }
+        const store = remoteStore(url, TOKEN);
+        expect(await store.start()).toMatchObject({ head: 0 });
+        await store.commit(batch(run(1, 2)));
+        expect((await store.readUpdates({ stream: "all", after: 0, limit: 10 })).map((u) => u.version)).toEqual([1, 2]);
+      } finally {
+        await server.stop();
       }
-      const store = remoteStore(server.url, TOKEN);
-      expect(await store.start()).toMatchObject({ head: 0 });
-      await store.commit(batch(run(1, 2)));
-      expect((await store.readUpdates({ stream: "all", after: 0, limit: 10 })).map((u) => u.version)).toEqual([1, 2]);
-    } finally {
-      await server.stop();
-    }
-  });
+    },
+  );
 
   test("a server that is not there: start names it and fails", async () => {
     const server = startHranaServer({ path: join(newDir(), "k.db") });

@@ -123,14 +123,20 @@ export function storeName(url: string): string {
 
 /**
  * The first request to a server says more than the client would: @libsql/client reports a
- * refused token as "SERVER_ERROR: Server returned HTTP status 401" (the token itself is never echoed).
+ * refused token as "SERVER_ERROR: Server returned HTTP status 401" over HTTP, and over WebSocket
+ * as the code of the server's `hello_error` (`AUTH_JWT_INVALID: …`). The token itself is never echoed.
  */
 function remoteOpenError(url: string, error: unknown): Error {
   const host = new URL(url).host;
-  const status = (error as { cause?: { status?: number } }).cause?.status;
-  if (status === 401 || status === 403) {
-    return new Error(`the libSQL server at ${host} refused the auth token (HTTP ${status}): check store.authToken`);
-  }
+  const { cause, code } = error as { cause?: { status?: number }; code?: unknown };
+  const refusal =
+    cause?.status === 401 || cause?.status === 403
+      ? `HTTP ${cause.status}`
+      : typeof code === "string" && code.startsWith("AUTH_")
+        ? code
+        : undefined;
+  if (refusal)
+    return new Error(`the libSQL server at ${host} refused the auth token (${refusal}): check store.authToken`);
   return new Error(`cannot reach the libSQL server at ${host}: ${(error as Error).message}`);
 }
 
