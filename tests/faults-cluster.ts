@@ -1,7 +1,8 @@
 /**
- * What the fault tests (issue 10) share: kubemeta as a real process (main.ts) on its own libSQL file, fed by the
- * simulated API server with churn-able pods, and the checks every run ends with: the store equal to the API server's
- * truth, and a consumer that followed throughout equal to the store, having applied every version once.
+ * What the fault tests (issue 10) share: kubemeta as a real process (main.ts) on its own libSQL file (or the test
+ * libSQL server over it), fed by the simulated API server with churn-able pods, and the checks every run ends with:
+ * the store equal to the API server's truth, and a consumer that followed throughout equal to the store, having
+ * applied every version once.
  */
 import { expect } from "bun:test";
 import { rm } from "node:fs/promises";
@@ -15,6 +16,7 @@ import { startTestApiServer } from "../simulator/index.ts";
 import { populate } from "../simulator/population.ts";
 import { tempDir, waitFor } from "../testing/index.ts";
 import { MAIN, Output } from "./reliability-process.ts";
+import { startHranaServer } from "./hrana-server.ts";
 import { clusterChecks, freePort, RESOURCES } from "./cluster-checks.ts";
 
 /** Undone after each test, last first: each test file runs them in its afterEach. */
@@ -37,6 +39,8 @@ export interface SetupOptions {
   sources?: (kubeconfig: string) => string[];
   /** The store's `retention`, as a YAML flow mapping (default: none, the defaults'). */
   retention?: string;
+  /** `ws`: the store is the test libSQL server's (./hrana-server.ts), over WebSocket; default, a `file:`. */
+  store?: "file" | "ws";
 }
 
 /** One `kubernetes` source entry, as YAML lines under `sources:`. */
@@ -59,7 +63,13 @@ export async function setup(options: SetupOptions = {}) {
   await server.writeKubeconfig(kubeconfig, "token");
   const port = await freePort();
   const config = join(dir, "kubemeta.yaml");
-  const dbUrl = `file:${join(dir, "data", "kubemeta.db")}`;
+  const dbPath = join(dir, "data", "kubemeta.db");
+  let dbUrl = `file:${dbPath}`;
+  if (options.store === "ws") {
+    const libsql = startHranaServer({ path: dbPath });
+    cleanups.push(() => libsql.stop());
+    dbUrl = libsql.wsUrl;
+  }
   await Bun.write(
     config,
     [

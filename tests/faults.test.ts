@@ -23,38 +23,45 @@ console.log(`faults.test.ts seed: ${SEED} (KUBEMETA_FAULT_SEED=${SEED} replays i
 
 afterEach(runCleanups);
 
-test("kill -9 of kubemeta at 20 seeded moments during churn: store equals truth, SSE consumer whole", async () => {
-  const random = seededRandom(SEED);
-  const env = await setup();
-  let kubemeta = await env.start();
-  await env.ready();
-  const rec = recorder();
-  const sub = subscribeSse({
-    url: env.url,
-    streams: ["all"],
-    reconnect: { initialMs: 50, maxMs: 300 },
-    ...rec.handlers,
-  });
-  cleanups.push(() => sub.stop());
-  await sub.synced;
-  const churn = startChurn(env.server, { perSecond: 80, seed: SEED });
-  const kills: number[] = [];
-  for (let i = 0; i < 20; i++) {
-    const delay = 300 + Math.floor(random() * 1_500);
-    kills.push(delay);
-    await Bun.sleep(delay);
-    kubemeta.proc.kill("SIGKILL");
-    await kubemeta.proc.exited;
-    kubemeta = await env.start();
-  }
-  console.log(`kill -9 after ms: ${kills.join(", ")}; churn changes: ${churn.changes()}`);
-  churn.stop();
-  await waitFor(env.matchesTruth, 30_000, "the store to equal the API server");
-  const updates = await env.allUpdates();
-  expectGapFreeWithWholeChains(updates);
-  await expectFollowedWholly(rec, sub, updates, await env.storeState());
-  expect(kubemeta.out.text).not.toContain('"level":"error"');
-}, 90_000);
+test.each([
+  ["file:", "file", 20],
+  ["ws://", "ws", 5],
+] as const)(
+  "kill -9 of kubemeta on a %s store at seeded moments during churn: store equals truth, SSE consumer whole",
+  async (_, store, times) => {
+    const random = seededRandom(SEED);
+    const env = await setup({ store });
+    let kubemeta = await env.start();
+    await env.ready();
+    const rec = recorder();
+    const sub = subscribeSse({
+      url: env.url,
+      streams: ["all"],
+      reconnect: { initialMs: 50, maxMs: 300 },
+      ...rec.handlers,
+    });
+    cleanups.push(() => sub.stop());
+    await sub.synced;
+    const churn = startChurn(env.server, { perSecond: 80, seed: SEED });
+    const kills: number[] = [];
+    for (let i = 0; i < times; i++) {
+      const delay = 300 + Math.floor(random() * 1_500);
+      kills.push(delay);
+      await Bun.sleep(delay);
+      kubemeta.proc.kill("SIGKILL");
+      await kubemeta.proc.exited;
+      kubemeta = await env.start();
+    }
+    console.log(`kill -9 after ms: ${kills.join(", ")}; churn changes: ${churn.changes()}`);
+    churn.stop();
+    await waitFor(env.matchesTruth, 30_000, "the store to equal the API server");
+    const updates = await env.allUpdates();
+    expectGapFreeWithWholeChains(updates);
+    await expectFollowedWholly(rec, sub, updates, await env.storeState());
+    expect(kubemeta.out.text).not.toContain('"level":"error"');
+  },
+  90_000,
+);
 
 test("watch drops, 410s, 429 + Retry-After, 500s, a continue token expiring mid-list: store equals truth", async () => {
   const random = seededRandom(SEED + 1);
