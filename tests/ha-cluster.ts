@@ -51,6 +51,8 @@ export interface HaOptions {
   cluster?: (i: number) => string;
   /** Replica i's store URL, when not the shared store's (a store of its own, with the same token). */
   storeUrl?: (i: number) => string | undefined;
+  /** How the replicas speak to the shared store: Hrana over HTTP (default) or over WebSocket. */
+  storeScheme?: "http" | "ws";
 }
 
 /**
@@ -93,8 +95,9 @@ export async function setupHa(options: HaOptions) {
   const storePaths: TcpProxy[] = options.storePaths
     ? ports.map(() => startTcpProxy({ hostname: "127.0.0.1", port: store.port }))
     : [];
+  const scheme = options.storeScheme ?? "http";
   const storeUrl = (i: number) =>
-    options.storeUrl?.(i) ?? (storePaths[i] ? `http://127.0.0.1:${storePaths[i].port}` : store.url);
+    options.storeUrl?.(i) ?? `${scheme}://127.0.0.1:${storePaths[i] ? storePaths[i].port : store.port}`;
   const storeTimeout = options.storeTimeout ? `, timeout: ${options.storeTimeout}` : "";
   const configs = await Promise.all(
     ports.map(async (port, i) => {

@@ -21,8 +21,8 @@ import { batch, run, storeSandbox } from "./store-libsql-setup.ts";
 afterEach(runCleanups);
 
 /** Two replicas on the test libSQL server, each through a proxy of its own (`env.storePaths`); gone after the test. */
-async function twoReplicas() {
-  const env = await setupHa({ replicas: 2, storePaths: true });
+async function twoReplicas(storeScheme: "http" | "ws" = "http") {
+  const env = await setupHa({ replicas: 2, storePaths: true, storeScheme });
   cleanups.push(env.destroy);
   return { env, ...(await env.leaderAndFollower()) };
 }
@@ -89,36 +89,42 @@ test("a follower whose read of the store hangs wins the Lease: its term begins, 
   expect(follower.out.lines("no longer leading; following the store")).toEqual([]);
 }, 60_000);
 
-test("a follower's read that hangs while new connections pass is given up: it follows and contends again", async () => {
-  const { env, leader, follower } = await twoReplicas();
+// Over WebSocket, where requests share a connection, the next read takes a new one as the old has answered nothing
+// for STALLED_MS (2 s) with the read waiting: before the Lease's duration (3 s), when the read is given up.
+test.each(["http", "ws"] as const)(
+  "a follower's read that hangs while new connections pass is given up: it follows and contends again (%s)",
+  async (scheme) => {
+    const { env, leader, follower } = await twoReplicas(scheme);
 
-  // A load balancer's failover: the follower's connection to the store hangs with its read on it (until
-  // store.timeout, 60 s, or here the test server closing the connection it sees idle, 10 s); new ones go through.
-  const path = await hungStorePath(env, 1);
-  const hungAt = performance.now();
-  path.reopen();
-  // Given up once unanswered for a Lease's duration, the read is made again over a new connection.
-  const again = await waitFor(
-    () => follower.out.lines("following the store again")[0],
-    LEASE_MS + 2_000,
-    "the follower to read the store again",
-  );
-  console.log(`the follower followed again ${(performance.now() - hungAt).toFixed(0)} ms after its read hung`);
-  expect(again.head).toBeNumber();
-  const [gaveUp] = follower.out.lines("cannot read the store to follow it; retrying");
-  expect(gaveUp?.error).toMatchObject({
-    message: `no answer from the store in ${LEASE_MS} ms (ha.leaseDuration); reading it again`,
-  });
-  await env.ready(follower, 1_000);
-  expect(path.hung).toBe(1);
+    // A load balancer's failover: the follower's connection to the store hangs with its read on it (until
+    // store.timeout, 60 s, or here the test server closing the connection it sees idle, 10 s); new ones go through.
+    const path = await hungStorePath(env, 1);
+    const hungAt = performance.now();
+    path.reopen();
+    // Given up once unanswered for a Lease's duration, the read is made again over a new connection.
+    const again = await waitFor(
+      () => follower.out.lines("following the store again")[0],
+      LEASE_MS + 2_000,
+      "the follower to read the store again",
+    );
+    console.log(`the follower followed again ${(performance.now() - hungAt).toFixed(0)} ms after its read hung`);
+    expect(again.head).toBeNumber();
+    const [gaveUp] = follower.out.lines("cannot read the store to follow it; retrying");
+    expect(gaveUp?.error).toMatchObject({
+      message: `no answer from the store in ${LEASE_MS} ms (ha.leaseDuration); reading it again`,
+    });
+    await env.ready(follower, 1_000);
+    expect(path.hung).toBe(1);
 
-  // Ready, it contends: the leader dies, and it leads as a standby does, its old read still hanging.
-  leader.proc.kill("SIGKILL");
-  await env.leading(follower, TAKEOVER_MS);
-  await env.ready(follower, 10_000);
-  env.server.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: "after-the-failover" } });
-  await waitFor(() => env.matchesTruth(follower.url), 10_000, "the new leader to equal the API server");
-}, 60_000);
+    // Ready, it contends: the leader dies, and it leads as a standby does, its old read still hanging.
+    leader.proc.kill("SIGKILL");
+    await env.leading(follower, TAKEOVER_MS);
+    await env.ready(follower, 10_000);
+    env.server.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: "after-the-failover" } });
+    await waitFor(() => env.matchesTruth(follower.url), 10_000, "the new leader to equal the API server");
+  },
+  60_000,
+);
 
 test("stopped while its read of the store goes unanswered, a follower takes nothing from the late answer", async () => {
   const { store, log } = await ledStore();
