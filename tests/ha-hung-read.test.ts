@@ -66,31 +66,35 @@ test("SIGTERM of a follower whose read of the store hangs: it exits at once, not
   expect((await fetch(`${leader.url}/readyz`)).status).toBe(200);
 }, 60_000);
 
-test("a follower whose read of the store hangs wins the Lease: its term begins, not waiting for the read", async () => {
-  const { env, leader, follower } = await twoReplicas();
+test.each(["http", "ws"] as const)(
+  "a follower whose read of the store hangs wins the Lease: its term begins, not waiting for the read (%s)",
+  async (scheme) => {
+    const { env, leader, follower } = await twoReplicas(scheme);
 
-  // The follower's connection to the store hangs with its read on it (60 s, store.timeout); new ones go through.
-  const path = await hungStorePath(env, 1);
-  path.reopen();
-  // The leader gives the Lease back as it stops: the follower takes it at its next try, its read not yet counted
-  // unanswered (a Lease's duration), and begins its term over a new connection.
-  const releasedAt = performance.now();
-  leader.proc.kill("SIGTERM");
-  expect(await exitWithin(leader.proc, 10_000)).toBe(0);
-  await env.leading(follower, 5_000);
-  console.log(`the follower led ${(performance.now() - releasedAt).toFixed(0)} ms after the leader's SIGTERM`);
-  await env.ready(follower, 10_000);
+    // The follower's connection to the store hangs with its read on it (60 s, store.timeout); new ones go through.
+    const path = await hungStorePath(env, 1);
+    path.reopen();
+    // The leader gives the Lease back as it stops: the follower takes it at its next try, its read not yet counted
+    // unanswered (a Lease's duration), and begins its term over a new connection.
+    const releasedAt = performance.now();
+    leader.proc.kill("SIGTERM");
+    expect(await exitWithin(leader.proc, 10_000)).toBe(0);
+    await env.leading(follower, 5_000);
+    console.log(`the follower led ${(performance.now() - releasedAt).toFixed(0)} ms after the leader's SIGTERM`);
+    await env.ready(follower, 10_000);
 
-  // The hung read fails now, late: nothing of it reaches the term's log, nor its logs.
-  path.heal();
-  env.server.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: "after-the-takeover" } });
-  await waitFor(() => env.matchesTruth(follower.url), 10_000, "the new leader to equal the API server");
-  expect(follower.out.lines("cannot read the store to follow it; retrying")).toEqual([]);
-  expect(follower.out.lines("no longer leading; following the store")).toEqual([]);
-}, 60_000);
+    // The hung read fails now, late: nothing of it reaches the term's log, nor its logs.
+    path.heal();
+    env.server.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: "after-the-takeover" } });
+    await waitFor(() => env.matchesTruth(follower.url), 10_000, "the new leader to equal the API server");
+    expect(follower.out.lines("cannot read the store to follow it; retrying")).toEqual([]);
+    expect(follower.out.lines("no longer leading; following the store")).toEqual([]);
+  },
+  60_000,
+);
 
-// Over WebSocket, where requests share a connection, the next read takes a new one as the old has answered nothing
-// for STALLED_MS (2 s) with the read waiting: before the Lease's duration (3 s), when the read is given up.
+// Over WebSocket, where one connection could carry every request, the next read takes another all the same: the
+// store's client sends a request over a connection that nothing waits on (plugins/stores/libsql/ws-client.ts).
 test.each(["http", "ws"] as const)(
   "a follower's read that hangs while new connections pass is given up: it follows and contends again (%s)",
   async (scheme) => {
@@ -114,7 +118,10 @@ test.each(["http", "ws"] as const)(
       message: `no answer from the store in ${LEASE_MS} ms (ha.leaseDuration); reading it again`,
     });
     await env.ready(follower, 1_000);
-    expect(path.hung).toBe(1);
+    // The hung connection still hangs. Over WebSocket another may too: one kept free when the path was cut, which a
+    // request made during the partition took.
+    if (scheme === "http") expect(path.hung).toBe(1);
+    else expect(path.hung).toBeGreaterThanOrEqual(1);
 
     // Ready, it contends: the leader dies, and it leads as a standby does, its old read still hanging.
     leader.proc.kill("SIGKILL");

@@ -76,6 +76,8 @@ export interface HranaServer {
   streamCount(): number;
   /** The WebSocket connections open now answer nothing more, for good (new ones are answered); how many. */
   silenceWebSockets(): number;
+  /** Messages the silenced connections read and dropped so far. */
+  droppedWebSocketMessages(): number;
   /** Resolves when the server has crashed on a commit. */
   crashed: Promise<void>;
   stop(): Promise<void>;
@@ -242,6 +244,7 @@ export function startHranaServer(options: HranaServerOptions): HranaServer {
     port,
     streamCount: () => streams.count,
     silenceWebSockets: () => ws.silence(),
+    droppedWebSocketMessages: () => ws.dropped,
     crashed: crashedPromise,
     async stop() {
       closeEverything();

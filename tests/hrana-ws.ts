@@ -11,8 +11,9 @@
  * (sqld drops some without a close frame, e.g. an unknown stream's). A request of a later Hrana than the connection's
  * is one (Hrana 1's statements and batches are taken as Hrana 2's: a `sql_id`, a batch condition).
  *
- * `silence()`: the connections open now stop answering, for good (what they are sent is read and dropped), as one
- * that a failover or a NAT that lost its entry leaves hanging; new connections are answered.
+ * `silence()`: the connections open now stop answering, for good (what they are sent is read and dropped, and
+ * counted: `dropped`), as one that a failover or a NAT that lost its entry leaves hanging; new connections are
+ * answered.
  */
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import {
@@ -97,6 +98,7 @@ function onStream<T>(stream: WsStream, job: () => T | Promise<T>): Promise<T> {
 
 export function hranaWebSocket(options: WsOptions) {
   const open = new Set<ServerWebSocket<Conn>>();
+  let dropped = 0;
 
   function send(ws: ServerWebSocket<Conn>, message: Record<string, unknown>): void {
     if (!ws.data.silent && !options.crashed()) ws.send(JSON.stringify(message));
@@ -244,6 +246,7 @@ export function hranaWebSocket(options: WsOptions) {
       open.add(ws);
     },
     message(ws, raw) {
+      if (ws.data.silent) dropped++;
       if (ws.data.silent || options.crashed()) return;
       try {
         receive(ws, raw);
@@ -288,9 +291,9 @@ export function hranaWebSocket(options: WsOptions) {
       for (const ws of open) ws.data.silent = true;
       return open.size;
     },
-    /** Connections open now. */
-    get count(): number {
-      return open.size;
+    /** Messages read and dropped so far by connections that answer nothing. */
+    get dropped(): number {
+      return dropped;
     },
   };
 }

@@ -79,8 +79,7 @@ const schema = v.strictObject({
       v.description(
         "How long a remote server may take to answer a request, its work included: one that accepts the " +
           "connection and never answers fails the open, a commit (retried) or a read after this; ignored for " +
-          "`file:`. Over `ws(s)://`, where every request shares one connection, a request given up closes it, " +
-          "failing the others on it, and the next one opens another.",
+          "`file:`. Over `ws(s)://` a request given up closes its connection, failing the others waiting on it.",
       ),
     ),
     "60s",
