@@ -220,11 +220,16 @@ function checkClaims(entries: (readonly [string, Resolved<AnyDeclaration> | unde
   for (const [path, entry] of entries) {
     const call = entry && (() => entry.declaration.claims?.(entry.config) ?? []);
     const claims = call && listReturned(path, "claims()", call, CLAIMS, issues);
+    /** This entry's claims each earlier entry holds: one issue per holder (a source's every watch may be one's). */
+    const taken = new Map<string, string[]>();
     for (const claim of claims ?? []) {
       const holder = holders.get(claim);
-      if (holder)
-        issues.push({ path, message: `${claim} is claimed by ${holder} already: a config holds one such entry` });
+      if (holder) taken.set(holder, [...(taken.get(holder) ?? []), claim]);
       else holders.set(claim, path);
+    }
+    for (const [holder, [first, ...more]] of taken) {
+      const what = more.length === 0 ? `${first} is` : `${first} and ${more.length} more of its claims are`;
+      issues.push({ path, message: `${what} claimed by ${holder} already: a config holds one such entry` });
     }
   }
 }

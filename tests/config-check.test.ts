@@ -61,12 +61,13 @@ describe("main.ts --check", () => {
       join(dir, "kubemeta.yaml"),
       [
         "sources:",
-        "  - { type: kubernetes, name: a, kubeconfig: ./missing.yaml }",
-        "  - { type: kubernetes, name: b, kubeconfig: ./good.yaml, context: nope }",
-        "  - { type: kubernetes, name: c, kubeconfig: ./good.yaml }",
-        "  - { type: kubernetes, name: d }",
+        // Each its own resource: one watch in two sources is refused whatever their kubeconfigs (config-entries).
+        "  - { type: kubernetes, name: a, kubeconfig: ./missing.yaml, resources: [pods] }",
+        "  - { type: kubernetes, name: b, kubeconfig: ./good.yaml, context: nope, resources: [nodes] }",
+        "  - { type: kubernetes, name: c, kubeconfig: ./good.yaml, resources: [namespaces] }",
+        "  - { type: kubernetes, name: d, resources: [services] }",
         // A context names no in-cluster config: it is looked for in the kubeconfig a start would read (KUBECONFIG).
-        "  - { type: kubernetes, name: e, context: nope }",
+        "  - { type: kubernetes, name: e, context: nope, resources: [jobs] }",
       ].join("\n"),
     );
     // Relative to the working directory, as every path but a plugin module's.

@@ -227,3 +227,49 @@ test("a typo near a deprecated key is pointed at the key that replaced it, never
     { path: "sinks[0].sizs", message: 'unknown key; did you mean "size"?' },
   ]);
 });
+
+test("one watch in two kubernetes sources is refused to the second; another scope is another watch", async () => {
+  // The same resource and scope, however written: watched twice, every change applied twice.
+  expect(
+    await issuesOf({
+      sources: [
+        { type: "kubernetes", name: "a", resources: ["pods", "nodes"], namespace: "web" },
+        { type: "kubernetes", name: "b", resources: ["v1/pods"], namespace: "web" },
+        // nodes are cluster-scoped: watched cluster-wide whatever the namespace.
+        { type: "kubernetes", name: "c", resources: ["nodes"], namespace: "other" },
+        { type: "kubernetes", name: "d", resources: ["example.com/v1/widgets"], labelSelector: "tier=web" },
+        { type: "kubernetes", name: "e", resources: ["example.com/v1/widgets"], labelSelector: "tier=web" },
+      ],
+    }),
+  ).toEqual([
+    "sources[1]: the watch kubernetes/core/v1/pods?namespace=web is claimed by sources[0] already: " +
+      "a config holds one such entry",
+    "sources[2]: the watch kubernetes/core/v1/nodes is claimed by sources[0] already: a config holds one such entry",
+    "sources[4]: the watch kubernetes/example.com/v1/widgets?labelSelector=tier%3Dweb is claimed by sources[3] " +
+      "already: a config holds one such entry",
+  ]);
+  // Other namespaces or selectors: other watches (one kind in both is the kind's claim at run time: Known limits).
+  expect(
+    await issuesOf({
+      sources: [
+        { type: "kubernetes", name: "a", resources: ["pods"], namespace: "web" },
+        { type: "kubernetes", name: "b", resources: ["pods"], namespace: "api" },
+        { type: "kubernetes", name: "c", resources: ["pods"], labelSelector: "tier=web" },
+      ],
+    }),
+  ).toEqual([]);
+});
+
+test("an entry whose many claims one earlier entry holds is one issue: two sources of the defaults", async () => {
+  expect(
+    await issuesOf({
+      sources: [
+        { type: "kubernetes", name: "a" },
+        { type: "kubernetes", name: "b" },
+      ],
+    }),
+  ).toEqual([
+    "sources[1]: the watch kubernetes/core/v1/pods and 10 more of its claims are claimed by sources[0] already: " +
+      "a config holds one such entry",
+  ]);
+});

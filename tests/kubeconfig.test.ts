@@ -77,8 +77,8 @@ describe("a kubeconfig that is not YAML", () => {
       [
         "store: { type: libsql, url: 'file:./data/kubemeta.db' }",
         "sources:",
-        `  - { type: kubernetes, name: broken, kubeconfig: ${file} }`,
-        `  - { type: kubernetes, name: ghost, kubeconfig: ${ghost} }`,
+        `  - { type: kubernetes, name: broken, kubeconfig: ${file}, resources: [pods] }`,
+        `  - { type: kubernetes, name: ghost, kubeconfig: ${ghost}, resources: [nodes] }`,
       ].join("\n"),
     );
     const result = await runMain(["--check", "--config", config], { cwd: join(suite.dir, "check") });

@@ -128,8 +128,15 @@ describe("a full run with every secret set", () => {
       log: { level: "debug" },
       store: { type: "libsql", url: `file:${join(work, "data", "kubemeta.db")}` },
       sources: [
+        // Each its own resources: one watch in two sources is refused (tests/config-entries).
         { type: "kubernetes", name: "right-token", kubeconfig: join(work, "right.kubeconfig"), backoff: fast },
-        { type: "kubernetes", name: "wrong-token", kubeconfig: join(work, "wrong.kubeconfig"), backoff: fast },
+        {
+          type: "kubernetes",
+          name: "wrong-token",
+          kubeconfig: join(work, "wrong.kubeconfig"),
+          resources: ["ingresses"],
+          backoff: fast,
+        },
       ],
       sinks: [
         { type: "sse" },

@@ -21,7 +21,13 @@ import { follow, type FollowConfig } from "./kubernetes/follow.ts";
 import { SourceReadiness } from "./kubernetes/readiness.ts";
 import { ParseThreads } from "./kubernetes/parse-threads.ts";
 import { createRequester } from "./kubernetes/request.ts";
-import { DEFAULT_RESOURCES, groupResources, parseResource, type ResourceRef } from "./kubernetes/resources.ts";
+import {
+  DEFAULT_RESOURCES,
+  groupResources,
+  parseResource,
+  type ResourceRef,
+  watchesOf,
+} from "./kubernetes/resources.ts";
 import { fieldSelectorProblem, labelSelectorProblem, selectorCheck } from "./kubernetes/selectors.ts";
 import { sourceMetrics } from "./kubernetes/telemetry.ts";
 import { exposedCredentials, loadKubeConfig } from "../../kube/load.ts";
@@ -256,6 +262,7 @@ export default defineSource({
       // Watched in that namespace alone: a Role there. A custom resource's scope only discovery tells: cluster-wide.
       ...(config.namespace && namespaced ? { namespace: config.namespace } : {}),
     })),
+  claims: (config) => watchesOf(config.resources, config).map((key) => `the watch ${key}`),
   check(config) {
     // Only a kubeconfig the config names: without one it may be the cluster's own, found only inside the cluster.
     // A context is one of a kubeconfig file's (the in-cluster config's only one is named by nobody): the file a

@@ -193,6 +193,19 @@ export function resumeKey(type: Omit<ResourceType, "kind">, scope: Scope): strin
 }
 
 /**
+ * The watch each of `resources` is under `scope`, as its resume key names it (`kubernetes.ts`' claims): two sources
+ * that name one are one watch run twice, every change applied twice and their relists deleting each other's objects.
+ * A custom resource's scope only discovery tells: named with a namespace it is taken as namespaced (a cluster-scoped
+ * one then escapes this check, left to the kind's claim at run time).
+ */
+export function watchesOf(resources: readonly string[], scope: Scope): string[] {
+  return resources.map((name) => {
+    const ref = parseResource(name);
+    return resumeKey(ref.type ?? { ...ref, namespaced: scope.namespace !== undefined }, scope);
+  });
+}
+
+/**
  * The keys a resource the API server does not serve may have had its resume point under: its scope decides whether the
  * namespace is part of the key, and only discovery tells the scope.
  */
