@@ -1,4 +1,4 @@
-/** `--check`: what can be proved of a config without starting anything (README, "Quick start"). */
+/** `--check`: what can be proved of a config without starting anything (README, "Commands"). */
 import type { Config, ConfigIssue, SoundParts } from "./config.ts";
 import { thrownText } from "./config-issues.ts";
 import type { Logger } from "../sdk/telemetry.ts";

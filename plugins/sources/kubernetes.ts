@@ -271,8 +271,9 @@ export default defineSource({
       loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context });
     }
   },
-  // The kubeconfig a start loads (the cluster's own, KUBECONFIG, ~/.kube), whether or not the config names one.
+  // As check, only a kubeconfig the config names: one found on the machine that runs --check is not the pod's.
   warnings(config) {
+    if (!config.kubeconfig && !config.context) return [];
     const { kc, origin } = loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context });
     return exposedCredentials(kc, origin);
   },
