@@ -96,7 +96,9 @@ export function redactServer(server: string): string {
   const parts = userinfoOf(server);
   if (!parts) return withoutQueryValues(server);
   const colon = parts.userinfo.indexOf(":");
-  const userinfo = colon >= 0 ? `${parts.userinfo.slice(0, colon)}:***` : "***";
+  const user = parts.userinfo.slice(0, Math.max(colon, 0));
+  // A user name past an `@` is no user's: several URLs in one (`nats://<token>@a:4222,nats://<token>@b:4222`).
+  const userinfo = colon >= 0 && !/[@,\s]/.test(user) ? `${user}:***` : "***";
   return `${parts.scheme}${userinfo}@${withoutQueryValues(parts.host)}`;
 }
 

@@ -14,6 +14,7 @@ const SECRETS = {
   KM_STORE_PASSWORD: "storepw-Nf3Hx8Rk1Lq6",
   KM_STORE_TOKEN: "storetoken-Pw5Gy2Tc9Bd4",
   KM_NATS_TOKEN: "natstoken-Ey7Vm4Zj1Sa8",
+  KM_NATS_LIST_TOKEN: "natslist-Hq4Dn7Xb2Rf5",
 };
 const KUBE_QUERY_TOKEN = "kubequery-Ui2Ko6Qn9Wc3";
 
@@ -102,4 +103,18 @@ test("a start's lines naming the API server and the NATS servers hide their quer
   }
   expect(await exitWithin(child, 15_000)).toBe(0);
   expectNoSecret((await stdout.all()) + (await stderr.all()));
+});
+
+test("several NATS URLs given as one server (a comma or space list) are refused quoting none of their tokens", async () => {
+  const dir = await workDir();
+  const config = join(dir, "kubemeta.yaml");
+  await Bun.write(config, 'sinks: [{ type: nats, servers: ["${NATS_URL}"] }]\n');
+  const token = SECRETS.KM_NATS_LIST_TOKEN;
+  const env = { NATS_URL: `nats://${token}@a:4222,nats://${token}@b:4222` };
+  const check = await runMain(["--check", "--config", config], { cwd: dir, env });
+  const tail = await runMain(["tail", "--nats", `nats://${token}@a:4222 nats://${token}@b:4222`, "--cluster", "c"]);
+  // Was: `"nats://<token>@a:***@b:4222" is not a NATS server`, the first URL's token taken for a user name.
+  expect(check.stderr).toContain('sinks[0].servers[0]: "nats://***@b:4222" is not a NATS server');
+  expect(tail.stderr).toContain('--nats: "nats://***@b:4222" is not a NATS server');
+  expectNoSecret(check.stdout + check.stderr + tail.stdout + tail.stderr);
 });
