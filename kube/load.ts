@@ -223,8 +223,7 @@ function checkFileOrData(kc: KubeConfig, tokenFiles: Map<string, string>): void 
 /**
  * As client-go's validateAuthInfo: a client certificate goes with its key (either alone fails every TLS handshake, far
  * from the cause), and a token or token file excludes a username and password (which one a server would see is no
- * user's choice: Basic, the transport setting it last);
- * and an exec plugin that must prompt, as client-go's authenticator refuses one without a terminal (exec-config.ts).
+ * user's choice: Basic, the transport setting it last). An exec plugin's own rules are exec-config.ts's.
  */
 function checkUserMethods(user: User, hasTokenFile: boolean): void {
   const owner = `user "${user.name}"`;

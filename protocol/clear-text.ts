@@ -31,5 +31,6 @@ export function urlCredentialPlaces(url: string): string[] {
   return [...(username || password ? ["the url's user and password"] : []), ...keys.map((key) => `the url's ?${key}=`)];
 }
 
-/** A header's or a query key's name that says it carries a credential. */
-export const CREDENTIAL_NAME = /auth|token|key|secret|passw|cookie|session|credential|signature/i;
+/** A header's or a query key's name that says it carries a credential ("key" as a word of it: not X-Monkey's). */
+export const CREDENTIAL_NAME =
+  /auth|token|secret|passw|cookie|session|credential|signature|apikey|(?:^|[-_.])key(?:$|[-_.])/i;

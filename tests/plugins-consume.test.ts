@@ -159,11 +159,7 @@ test("a deliver that hangs is reported as stalled, delays no other sink, and sto
     ),
   ).toBe(true);
   expect(sinkMetric(host, "gauge", "kubemeta_sink_stalled", "healthy")).toBe(0);
-  await waitFor(
-    () => sinkMetric(host!, "gauge", "kubemeta_sink_lag_versions", "stuck") === 10,
-    5_000,
-    "the stuck sink's lag",
-  );
+  await waitFor(() => sinkMetric(host!, "gauge", "kubemeta_sink_lag_versions", "stuck") === 10, 5_000, "stuck's lag");
 
   const began = performance.now();
   await stuck.stop();
@@ -171,13 +167,8 @@ test("a deliver that hangs is reported as stalled, delays no other sink, and sto
   expect(ctx.saved()).toBe(0);
   expect(sinkMetric(host, "gauge", "kubemeta_sink_stalled", "stuck")).toBe(0);
   // Said, so that a stop that took stopWaitMs longer is not a silence in the log.
-  expect(logged.filter((line) => line.msg.startsWith("sink gave up on"))).toEqual([
-    expect.objectContaining({
-      level: "warn",
-      msg: "sink gave up on its batch in delivery to stop; the batch is delivered again at the next start",
-      first: 1,
-    }),
-  ]);
+  const gaveUp = "sink gave up on its batch in delivery to stop; the batch is delivered again at the next start";
+  expect(logged.filter((line) => line.msg === gaveUp)).toEqual([expect.objectContaining({ level: "warn", first: 1 })]);
 });
 
 /**
