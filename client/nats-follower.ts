@@ -10,6 +10,7 @@ import { formatPosition } from "../protocol/position.ts";
 import { envelopeProblem, type Envelope } from "../protocol/envelope.ts";
 import type { StreamCache, StreamCaches } from "./cache.ts";
 import { ReplayRefusedError, requestReplay } from "./nats-replay.ts";
+import { ReplayWindow } from "./nats-replay-window.ts";
 import { keepStreamSubscription } from "./nats-stream-subscription.ts";
 import type { PublishRefusals } from "./nats-permissions.ts";
 
@@ -67,6 +68,7 @@ export class Follower {
   private leftOut = false;
   /** Messages were dropped while paused: a replay brings them back. */
   private dropped = false;
+  private readonly window = new ReplayWindow();
   /** The last reply began with a reset (its chunk 0 said so): the stream's state, whatever `from` was. */
   private replyWasReset = false;
   /** The stream's subscription, kept until the end: resolves then. */
@@ -143,6 +145,7 @@ export class Follower {
   private receive(msg: Msg): void {
     if (this.context.paused()) {
       this.dropped = true;
+      this.window.backedUp();
       return;
     }
     let envelope: Envelope;
@@ -223,7 +226,8 @@ export class Follower {
       const to = wanted.epoch === cache.epoch ? wanted.to : undefined;
       if (to !== undefined && to <= cache.position && !fresh) return;
       const from = cache.hasPosition && !fresh ? formatPosition(cache.epoch!, cache.position) : null;
-      const request: ReplayRequestMessage = { stream: cache.stream, from, to: from === null ? undefined : to };
+      const asked = this.window.begin(cache.position, to, from === null);
+      const request: ReplayRequestMessage = { stream: cache.stream, from, to: from === null ? undefined : asked };
       try {
         await requestReplay({
           nc,
@@ -233,13 +237,14 @@ export class Follower {
           payload: JSON.stringify(request),
           silenceMs: replayTimeoutMs,
           signal: ended,
-          take: (chunk) => this.take(chunk),
+          take: (chunk, bytes) => this.take(chunk, bytes),
         });
       } catch (error) {
         cache.abandonReset();
         if (ended.aborted) return;
         if (error instanceof Paused) {
-          await until(this.context.paused() ?? Promise.resolve(), Infinity, ended);
+          this.window.cut(cache.position);
+          await this.unpaused();
           continue;
         }
         cache.report(error);
@@ -258,6 +263,11 @@ export class Follower {
         continue;
       }
       this.leftOut = false;
+      // The next window once the output drained: asked before, it would be cut at its first chunk.
+      if (asked !== to && !this.replyWasReset && this.window.next(cache.position, asked!)) {
+        await this.unpaused();
+        continue;
+      }
       const short = to !== undefined && wanted.epoch === cache.epoch && cache.position < to;
       if (!short || (fresh && shortReplies >= MAX_SHORT_REPLIES)) {
         caches.markSynced(cache);
@@ -275,10 +285,14 @@ export class Follower {
     }
   }
 
-  private take(chunk: ReplayChunk): void {
+  private async unpaused(): Promise<void> {
+    await until(this.context.paused() ?? Promise.resolve(), Infinity, this.context.ended);
+  }
+
+  private take(chunk: ReplayChunk, bytes: number): void {
     const { cache } = this;
     // A reset's chunks are staged, printed at its end: only a replay's are handed on as they come.
-    if (!cache.resetting && this.context.paused()) throw new Paused();
+    if (!cache.resetting && this.window.cuts(this.context.paused() !== undefined, bytes)) throw new Paused();
     if (chunk.seq === 0) this.replyWasReset = chunk.reset !== undefined;
     if (chunk.seq === 0 && chunk.reset) cache.beginReset(chunk.reset);
     if (chunk.oversized?.length) {

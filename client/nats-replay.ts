@@ -31,8 +31,8 @@ export interface ReplayRequestOptions {
   /** A reply that sends nothing this long is given up on. */
   silenceMs: number;
   signal: AbortSignal;
-  /** Takes each chunk, in order; what it throws ends the request with that error. */
-  take(chunk: ReplayChunk): void;
+  /** Takes each chunk (and its size in bytes), in order; what it throws ends the request with that error. */
+  take(chunk: ReplayChunk, bytes: number): void;
 }
 
 /** What is wrong with a chunk as the protocol defines it; undefined when nothing is. */
@@ -128,7 +128,7 @@ export function requestReplay(options: ReplayRequestOptions): Promise<void> {
         expected++;
         silence.touch();
         try {
-          take(chunk);
+          take(chunk, msg.data.length);
         } catch (failure) {
           return finish(failure instanceof Error ? failure : new Error(String(failure)));
         }

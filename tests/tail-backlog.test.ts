@@ -6,6 +6,7 @@ import { afterEach, expect, test } from "bun:test";
 import { closeSync, constants, openSync, readSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
+import { connect } from "@nats-io/transport-node";
 import type { Envelope } from "../protocol/envelope.ts";
 import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
 import { CLUSTER, SLOW_MS, startNatsHost } from "./nats-fixtures.ts";
@@ -49,9 +50,14 @@ const labels = (i: number) =>
 /**
  * `tail <args> --json` (stream all) whose stdout is a FIFO nobody reads while PODS large pods are committed: its
  * memory stays within 16 MB of where it was; `overflowed` waits for what bounds it at the server, if anything. Then
- * read to the end: every version once, in order, from the snapshot to the head. Returns what tail said on stderr.
+ * read to the end: every version once, in order, from the snapshot to the head. Returns what tail said on stderr, and
+ * the bytes of the lines it printed.
  */
-async function unreadWhileFlooded(th: TestHost, args: string[], overflowed?: () => unknown): Promise<string> {
+async function unreadWhileFlooded(
+  th: TestHost,
+  args: string[],
+  overflowed?: () => unknown,
+): Promise<{ stderr: string; printed: number }> {
   const dir = await tempDir("kubemeta-tail-backlog-");
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   await th.changes.apply("pods", "ADDED", rawPod("web-0", { node: "n1" }));
@@ -97,10 +103,13 @@ async function unreadWhileFlooded(th: TestHost, args: string[], overflowed?: () 
   expect((await rss(tail.pid)) - before).toBeLessThan(BOUND);
 
   let text = "";
+  let printed = 0;
   const versions: number[] = [];
   await waitFor(
     () => {
-      text += readNow(reader);
+      const read = readNow(reader);
+      printed += Buffer.byteLength(read);
+      text += read;
       const lines = text.split("\n");
       text = lines.pop()!;
       for (const line of lines) versions.push((JSON.parse(line) as Envelope).version);
@@ -110,7 +119,7 @@ async function unreadWhileFlooded(th: TestHost, args: string[], overflowed?: () 
     "every update read",
   );
   expect(versions).toEqual(Array.from({ length: head }, (_, i) => i + 1));
-  return stderr;
+  return { stderr, printed };
 }
 
 test(
@@ -121,7 +130,7 @@ test(
     // Past what the pipe, the sockets and the sse sink's buffer hold: the server closes the stream (OVERFLOW), which
     // tail reads once its stdout drains.
     const overflows = () => th.host.metrics.render().match(/^kubemeta_sse_overflows_total (\d+)$/m)?.[1] === "1";
-    const stderr = await unreadWhileFlooded(th, ["--url", th.url], overflows);
+    const { stderr } = await unreadWhileFlooded(th, ["--url", th.url], overflows);
     expect(stderr).toContain("kubemeta closed the stream: this client fell too far behind it (OVERFLOW");
   },
   SLOW_MS * 2,
@@ -134,7 +143,23 @@ test(
     cleanups.push(() => server.destroy());
     const th = await startNatsHost(server);
     cleanups.push(() => th.destroy());
-    await unreadWhileFlooded(th, ["--nats", server.url, "--cluster", CLUSTER]);
+    // Every replay chunk kubemeta sends tail, whether tail still listens or cut that replay as its stdout backed up.
+    const spy = await connect({ servers: server.url });
+    cleanups.push(() => spy.close());
+    let replayed = 0;
+    // Past four times the backlog no more is counted: what is wrong shows as well without receiving gigabytes here.
+    const spied = spy.subscribe("_INBOX.>", {
+      callback: (_, msg) => {
+        replayed += msg.data.length;
+        if (replayed > 100 << 20) spied.unsubscribe();
+      },
+    });
+    await spy.flush();
+    const { printed } = await unreadWhileFlooded(th, ["--nats", server.url, "--cluster", CLUSTER]);
+    await spy.flush();
+    // Each replay a drained stdout asked went up to the head, cut a pipe's worth later: the backlog was sent some
+    // 100 times over (2.3 GB for 23 MB). Asked in windows that go on through a pause, it is sent about once.
+    expect(replayed).toBeLessThan(1.5 * printed);
   },
   SLOW_MS * 2,
 );
