@@ -4,7 +4,7 @@ import { thrownText } from "./config-issues.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import { createMetrics } from "./metrics.ts";
 import { pluginContext, pluginWarnings } from "./open-store.ts";
-import { electorFor, leaseKubeconfigIssue, leaseWarnings } from "./replication.ts";
+import { electorFor, leaseKubeconfigIssue, leaseWarnings } from "./ha-lease.ts";
 import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { PLUGIN_DEADLINE_MS } from "./supervise.ts";
 import { certificateWarnings } from "./http-config.ts";

@@ -26,7 +26,8 @@ import { openStore, pluginContext, StartFailed, warnOfConfig } from "./open-stor
 import { startLeaderTerm, type LeaderTerm } from "./leader.ts";
 import { checkSameStore } from "./follower.ts";
 import { Terms } from "./leadership.ts";
-import { electorFor, leaseKubeconfigIssue, leaseWarnings, startReplication, type Replication } from "./replication.ts";
+import { startReplication, type Replication } from "./replication.ts";
+import { electorFor, leaseKubeconfigIssue, leaseWarnings } from "./ha-lease.ts";
 import { ShutdownWaits } from "./shutdown-waits.ts";
 import { isStoreReplaced } from "../sdk/store-contract.ts";
 import { lagUntilStarted, type LagUntilStarted } from "./sink-lag.ts";
