@@ -1,20 +1,18 @@
 /**
- * The list/watch loop of one resource. It keeps no objects: each watch line or list
- * item is parsed, handed to the core and dropped. Its only state is the
- * resourceVersion to resume from.
+ * The list/watch loop of one resource (its paginated LIST: list.ts). It keeps no objects: each watch line or list
+ * item is parsed, handed to the core and dropped. Its only state is the resourceVersion to resume from.
  */
 import type { ChangeSink } from "../../../sdk/contract.ts";
 import { type Logger, rateLimitedWarn } from "../../../sdk/telemetry.ts";
-import type { KubeObject } from "../../../sdk/model.ts";
 import { Backoff, sleep } from "../../../protocol/retry.ts";
 import { ApiError } from "../../../kube/status.ts";
 import { errorText } from "../../../protocol/error-text.ts";
-import { retryDelay, unlessStopped, type Requester } from "./request.ts";
-import { apiVersionOf, collectionPath, selectorParams, type ResourceType, type Scope } from "./resources.ts";
+import { retryDelay, type Requester } from "./request.ts";
+import { collectionPath, selectorParams, type ResourceType, type Scope } from "./resources.ts";
 import type { SourceMetrics } from "./telemetry.ts";
 import { consumeWatch, KindChanged, StreamingListIgnored, type WatchResult } from "./watch.ts";
 import type { ParseThreads } from "./parse-threads.ts";
-import { OversizedError } from "./lines.ts";
+import { listResource } from "./list.ts";
 import { resumable, shownResourceVersion } from "./resource-version.ts";
 import { explained, type RetryLog, retryLog } from "./readiness.ts";
 
@@ -51,11 +49,6 @@ export interface ReflectorDeps {
    * a reflector run on its own (tests) reports to nobody.
    */
   failing?(reason: string | undefined): void;
-}
-
-interface ListPage {
-  metadata?: { resourceVersion?: string; continue?: string };
-  items?: KubeObject[];
 }
 
 /** A watch that ends this fast with nothing in it is a failure (a proxy cutting it), not a timeout. */
@@ -207,92 +200,21 @@ export class Reflector {
   }
 
   /** Paginated LIST inside a relist; returns the list's resourceVersion. */
-  private async list(signal: AbortSignal): Promise<string> {
-    const { type, key } = this.config;
-    const { changes, metrics } = this.deps;
-    const apiVersion = apiVersionOf(type);
-    for (;;) {
-      metrics.relists.inc({ resource: type.resource });
-      const relist = changes.relist(key, type.kind);
-      let token: string | undefined;
-      // Continuation pages are free of the request budget: a token that comes back would page in a circle for ever.
-      const tokensSeen = new Set<string>();
-      try {
-        let resourceVersion = "";
-        do {
-          const page = await this.listPage(token, signal);
-          const items = page.items ?? [];
-          metrics.events.inc({ resource: type.resource, type: "ADDED" }, items.length);
-          for (const item of items) {
-            // A custom resource's items carry their kind, which is not the resource's any more after its CRD was
-            // re-created with another: stamped with the old one, they would be published as objects of that kind.
-            if (typeof item.kind === "string" && item.kind !== "" && item.kind !== type.kind)
-              throw new KindChanged(`an object of kind ${item.kind} in a list of ${type.kind}`);
-            // A built-in's list items carry no kind or apiVersion; the core needs them.
-            item.kind = type.kind;
-            item.apiVersion = apiVersion;
-            const pending = changes.apply(key, "ADDED", item);
-            if (pending) await unlessStopped(pending, signal);
-          }
-          token = page.metadata?.continue || undefined;
-          resourceVersion = page.metadata?.resourceVersion ?? "";
-          if (token !== undefined && tokensSeen.has(token))
-            throw new Error(
-              `a continue token of this list came back: the API server pages ${type.resource} in a circle`,
-            );
-          if (token !== undefined) tokensSeen.add(token);
-        } while (token);
-        // Nothing to watch from: the list is given up, and tried again after the backoff.
-        if (resourceVersion !== "" && !resumable(resourceVersion))
-          throw new Error(
-            `the list of ${type.resource} gave a resourceVersion no API server writes: ` +
-              shownResourceVersion(resourceVersion),
-          );
-        await unlessStopped(relist.end(resourceVersion), signal);
+  private list(signal: AbortSignal): Promise<string> {
+    return listResource({
+      ...this.config,
+      deps: this.deps,
+      logger: this.logger,
+      signal,
+      backoff: this.backoff,
+      relistBackoff: this.relistBackoff,
+      pageRetries: this.pageRetries,
+      onPageFailed: (err) => this.failed(err),
+      onListed: () => {
         this.markSynced();
         this.worked();
-        return resourceVersion;
-      } catch (err) {
-        relist.abort();
-        // The continue token outlived etcd's compaction window: list again from the start, after a backoff (a list
-        // slower than the window each time would otherwise be sent again and again, back to back).
-        if (err instanceof ApiError && err.code === 410 && token !== undefined && !signal.aborted) {
-          const delayMs = this.relistBackoff.next();
-          this.logger.info("continue token expired; listing again", { detail: err.message, delayMs });
-          await sleep(delayMs, signal);
-          continue;
-        }
-        throw err;
-      }
-    }
-  }
-
-  /** One page; throttling and transient failures retry the same page (its token stays valid). */
-  private async listPage(token: string | undefined, signal: AbortSignal): Promise<ListPage> {
-    const { type, scope, pageSize } = this.config;
-    const params = selectorParams(scope);
-    params.set("limit", String(pageSize));
-    if (token) params.set("continue", token);
-    const request = {
-      verb: "list" as const,
-      resource: type.resource,
-      path: `${collectionPath(type, scope)}?${params}`,
-      continuation: token !== undefined,
-    };
-    for (;;) {
-      try {
-        const page = await this.deps.requester.json<ListPage>(request, signal);
-        this.pageRetries.succeeded();
-        return page;
-      } catch (err) {
-        request.continuation = false;
-        if (signal.aborted || !transient(err)) throw err;
-        const { delayMs } = retryDelay(err, this.backoff);
-        this.pageRetries.failed(err, { delayMs });
-        this.failed(err);
-        await sleep(delayMs, signal);
-      }
-    }
+      },
+    });
   }
 
   private async recover(err: unknown, signal: AbortSignal): Promise<void> {
@@ -341,13 +263,4 @@ export class Reflector {
     this.deps.failing?.(undefined);
     this.deps.onSynced();
   }
-}
-
-/**
- * Worth retrying as it is: throttling, server errors, network failures, silence. Not a page past MAX_ANSWER_BYTES: the
- * list is given up, counted as a restart (`oversized`), and begun again after the backoff.
- */
-function transient(err: unknown): boolean {
-  if (err instanceof ApiError) return err.code === 429 || err.code >= 500;
-  return !(err instanceof OversizedError);
 }
