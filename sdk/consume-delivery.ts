@@ -1,9 +1,9 @@
 /**
  * The delivery loop behind `consume` (sdk/consume.ts): reads the log from the sink's position in batches
- * (batches.ts), hands each to the sink's `deliver` until it resolves (the same batch retried with backoff, a batch
- * held past `stallAfterMs` reported), saves the cursor behind it, and tells a drain when everything committed is
- * delivered. consume.ts decides when it runs (start, stop, leadership) and shows the sink (lag, metrics); this is
- * what runs, one term of delivery at a time.
+ * (batches.ts), hands each to the sink's `deliver` until it resolves (batch-delivery.ts: the same batch retried with
+ * backoff, a batch held past `stallAfterMs` reported), saves the cursor behind it, and tells a drain when everything
+ * committed is delivered. consume.ts decides when it runs (start, stop, leadership) and shows the sink (lag,
+ * metrics); this is what runs, one term of delivery at a time.
  */
 import * as v from "valibot";
 import { isStoreReplaced, type SinkContext } from "./contract.ts";
@@ -11,13 +11,13 @@ import type { Envelope } from "../protocol/envelope.ts";
 import { Backoff, sleep, TIMED_OUT, timerDelay, until } from "../protocol/retry.ts";
 import { batches } from "./batches.ts";
 import type { Update } from "./model.ts";
-import { batchSchema, retrySchema } from "./schema.ts";
-import type { BatchSettings, ConsumeOptions, RetrySettings } from "./consume-options.ts";
+import { batchSchema } from "./schema.ts";
+import type { BatchSettings, ConsumeOptions } from "./consume-options.ts";
+import { batchDelivery } from "./batch-delivery.ts";
 import { causeOf, type Counter, type Gauge, type Labels, outageLog } from "./telemetry.ts";
 
 /** The defaults of a sink whose schema leaves the keys out: one source of truth, the schemas. */
 const DEFAULT_BATCH: BatchSettings = v.parse(batchSchema(), undefined);
-const DEFAULT_RETRY: RetrySettings = v.parse(retrySchema(), undefined);
 
 /**
  * How often the lag is refreshed while a batch is in delivery, and how often a cursor moved only past non-matching
@@ -71,15 +71,10 @@ export interface DeliveryLoop {
 
 /** How often a drain asks a sink that retries inside its `deliver` whether it is failing (ConsumeOptions.failing). */
 const FAILING_POLL_MS = 50;
-/** How often a delivery held back while leadership is unsure (Leadership.holds) looks again. */
-const HOLDS_POLL_MS = 50;
 
 export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext): DeliveryLoop {
-  const { ctx, labels, stalled, lost, count, collect, showLag } = context;
+  const { ctx, labels, lost, count, collect, showLag } = context;
   const { logger, log } = ctx;
-  const stallAfterMs = options.stallAfterMs ?? 60_000;
-  // A plugin's "never" (Infinity, or days) past a timer's range would fire at once: every batch a stall.
-  const stallTimerMs = timerDelay(stallAfterMs);
   const saveIntervalMs = options.saveIntervalMs ?? 0;
   /** Every version up to here is delivered or did not match; `saved` is what the store holds. */
   let delivered = 0;
@@ -88,19 +83,23 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
   let moved = Promise.withResolvers<void>();
   // Saved at every batch (or second) while the store is away, for minutes maybe: its first failure is the error.
   const saveOutage = outageLog(logger, "saving the sink's cursor failed", "saving the sink's cursor works again");
-  // Read again every 10 s at most for as long as the store is away, and a batch sent again for as long as the sink's
-  // receiver is (a plugin's own, down for an hour): each outage's first failure, and each new cause, said at once.
+  // Read again every 10 s at most for as long as the store is away: each outage's first failure, and each new cause,
+  // said at once.
   const readOutage = outageLog(logger, "sink failed to read the log; retrying", "sink reading the log works again");
   const filterOutage = outageLog(logger, "sink's filter failed; retrying", "sink's filter works again");
-  const deliverOutage = outageLog(logger, "sink failed to deliver a batch; retrying it", "sink delivery works again");
   /** A delivery failed or stalled since the last one that worked: a drain would only wait for it in vain. */
   let failing = false;
   let failed = Promise.withResolvers<void>();
-  const struggle = () => {
-    failing = true;
-    failed.resolve();
-    failed = Promise.withResolvers<void>();
-  };
+  const deliverBatch = batchDelivery(options, context, {
+    struggle() {
+      failing = true;
+      failed.resolve();
+      failed = Promise.withResolvers<void>();
+    },
+    worked() {
+      failing = false;
+    },
+  });
 
   function advance(through: number): void {
     delivered = through;
@@ -143,72 +142,6 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
       // The next save carries a later position; until then a restart delivers a little again.
       count("save");
       saveOutage.failed({ error, version });
-    }
-  }
-
-  /**
-   * Waits while this replica cannot be sure it still leads (a pause past its Lease: its term's signal aborts only once
-   * the Lease's timers have run); true once it is sure again, false once the term is over.
-   */
-  async function stillLeading(term: AbortSignal): Promise<boolean> {
-    const holds = () => ctx.leadership?.holds?.() ?? true;
-    while (!term.aborted && !holds()) await sleep(HOLDS_POLL_MS, term);
-    return !term.aborted;
-  }
-
-  /** A plugin's transient() that throws must not end the delivery loop: such a failure is an error. */
-  const levelOf = (error: unknown) => {
-    try {
-      return options.transient?.(error) ? "warn" : "error";
-    } catch {
-      return "error";
-    }
-  };
-
-  /** Delivers one batch, retrying until it works; false when the sink stopped (or lost leadership) first. */
-  async function deliverBatch(envelopes: Envelope[], term: AbortSignal): Promise<boolean> {
-    const first = envelopes[0]!.version;
-    const last = envelopes[envelopes.length - 1]!.version;
-    const backoff = new Backoff(options.retry ?? DEFAULT_RETRY);
-    const stallTimer = setTimeout(() => {
-      stalled.set(1, labels);
-      struggle();
-      logger.warn("sink has held one batch too long; it delays only itself", { first, last, heldMs: stallAfterMs });
-    }, stallTimerMs);
-    try {
-      for (let attempt = 1; !term.aborted; attempt++) {
-        // Another replica may be delivering later versions already: a batch of this one's would come out of order.
-        if (!(await stillLeading(term))) return false;
-        try {
-          // Called in a promise, so that a synchronous throw is a failure like any other.
-          const delivering = (async () => options.deliver(envelopes, term))();
-          // A deliver that ignores the signal is left behind when stop gives up on it.
-          delivering.catch(() => {});
-          if ((await until(delivering, Infinity, context.givenUp)) === TIMED_OUT) {
-            // Else the stop's stopWaitMs is a silence in the log, and the batch's fate unsaid.
-            logger.warn(
-              "sink gave up on its batch in delivery to stop; the batch is delivered again at the next start",
-              { first, last },
-            );
-            return false;
-          }
-          deliverOutage.succeeded();
-          failing = false;
-          return true;
-        } catch (error) {
-          if (term.aborted) return false;
-          struggle();
-          const delay = backoff.next();
-          count("deliver");
-          deliverOutage.failed({ error, first, last, attempt, retryInMs: delay }, causeOf(error), levelOf(error));
-          await sleep(delay, term);
-        }
-      }
-      return false;
-    } finally {
-      clearTimeout(stallTimer);
-      if (stalled.get(labels) === 1) logger.info("sink no longer holds the batch it was stalled on", { first, last });
-      stalled.set(0, labels);
     }
   }
 
