@@ -78,6 +78,8 @@ export interface HranaServer {
   silenceWebSockets(): number;
   /** Messages the silenced connections read and dropped so far. */
   droppedWebSocketMessages(): number;
+  /** WebSocket connections accepted so far. */
+  webSocketsOpened(): number;
   /** Resolves when the server has crashed on a commit. */
   crashed: Promise<void>;
   stop(): Promise<void>;
@@ -245,6 +247,7 @@ export function startHranaServer(options: HranaServerOptions): HranaServer {
     streamCount: () => streams.count,
     silenceWebSockets: () => ws.silence(),
     droppedWebSocketMessages: () => ws.dropped,
+    webSocketsOpened: () => ws.opened,
     crashed: crashedPromise,
     async stop() {
       closeEverything();

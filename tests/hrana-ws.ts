@@ -99,6 +99,7 @@ function onStream<T>(stream: WsStream, job: () => T | Promise<T>): Promise<T> {
 export function hranaWebSocket(options: WsOptions) {
   const open = new Set<ServerWebSocket<Conn>>();
   let dropped = 0;
+  let opened = 0;
 
   function send(ws: ServerWebSocket<Conn>, message: Record<string, unknown>): void {
     if (!ws.data.silent && !options.crashed()) ws.send(JSON.stringify(message));
@@ -243,6 +244,7 @@ export function hranaWebSocket(options: WsOptions) {
 
   const handler: WebSocketHandler<Conn> = {
     open(ws) {
+      opened++;
       open.add(ws);
     },
     message(ws, raw) {
@@ -294,6 +296,10 @@ export function hranaWebSocket(options: WsOptions) {
     /** Messages read and dropped so far by connections that answer nothing. */
     get dropped(): number {
       return dropped;
+    },
+    /** Connections accepted so far. */
+    get opened(): number {
+      return opened;
     },
   };
 }

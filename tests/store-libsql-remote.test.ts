@@ -187,6 +187,22 @@ describe("a server that accepts connections and never answers", () => {
       await server.stop();
     }
   }, 15_000);
+  test("over ws://, requests made together again and again share connections: no new one for each", async () => {
+    const server = startHranaServer({ path: join(newDir(), "k.db") });
+    try {
+      const store = remoteStore(server.wsUrl, undefined, "5s");
+      await store.start();
+      const before = server.webSocketsOpened();
+      for (let version = 1; version <= 30; version++) {
+        // A commit with the sinks' read and a readiness check beside it, as under churn.
+        const read = store.readUpdates({ stream: "all", after: 0, limit: 10 });
+        await Promise.all([store.commit(batch(run(version, version))), read, store.position()]);
+      }
+      expect(server.webSocketsOpened() - before).toBeLessThanOrEqual(3);
+    } finally {
+      await server.stop();
+    }
+  });
 });
 
 describe.each(["http", "ws"] as const)("a server restarted in the middle of a commit (%s)", (scheme) => {

@@ -6,9 +6,11 @@
  * commit on it for good, and every later request, sent over the same connection, with it. Over `http(s)://` a request
  * unanswered in time fails (connection.ts), and a request goes over a connection no other request waits on (fetch's
  * pool), a new one if none is free: one made while a connection hangs takes another. Here the same, over a client
- * per connection: a request goes over a connection nothing waits on, else a new one, and one connection left free is
- * kept for the next (a transaction keeps its own until it ends); a request unanswered within the bound fails, and its
- * connection is closed, which fails the others waiting on it at once (they would wait as long).
+ * per connection: a request goes over a connection nothing waits on, else a new one (a transaction keeps its own until
+ * it ends); one left with nothing to do is closed once idle for IDLE_MS unless no other is free, as a keep-alive pool
+ * does: requests that come together again and again (a commit beside the sinks' reads) reuse the connections of the
+ * last time instead of each opening one (a TLS handshake over wss://). A request unanswered within the bound fails,
+ * and its connection is closed, which fails the others waiting on it at once (they would wait as long).
  */
 import {
   createClient,
@@ -23,6 +25,9 @@ import {
 } from "@libsql/client";
 import { TIMED_OUT, until } from "../../../protocol/retry.ts";
 
+/** How long a free connection beyond the last one free is kept for the next requests. */
+const IDLE_MS = 5_000;
+
 interface Connection {
   client: Client;
   /** Requests waiting for their answer: it takes no other meanwhile. */
@@ -31,6 +36,8 @@ interface Connection {
   transactions: number;
   /** Set when a request on it went unanswered past the bound: what every request failed by its close is told. */
   gaveUp?: Error;
+  /** Set while it has nothing to do: closes it then, unless it is the last one free. */
+  idle?: Timer;
 }
 
 export class BoundedWsClient implements Client {
@@ -62,12 +69,14 @@ export class BoundedWsClient implements Client {
   private drop(c: Connection): void {
     const at = this.connections.indexOf(c);
     if (at >= 0) this.connections.splice(at, 1);
+    clearTimeout(c.idle);
     c.client.close();
   }
 
   /** `request` over `c`; unanswered within the bound, it fails and `c` is closed. */
   private async bounded<T>(c: Connection, request: (client: Client) => Promise<T>): Promise<T> {
     c.waiting++;
+    clearTimeout(c.idle);
     const answer = request(c.client);
     answer.catch(() => {});
     let timedOut = false;
@@ -86,10 +95,14 @@ export class BoundedWsClient implements Client {
     return answer;
   }
 
-  /** One connection with nothing to do is kept for the next request: `c` is closed if another is free. */
+  /** `c`, once it has nothing to do, is closed after IDLE_MS of it if another is free then. */
   private release(c: Connection): void {
     if (c.waiting > 0 || c.transactions > 0) return;
-    if (this.connections.some((other) => other !== c && other.waiting === 0)) this.drop(c);
+    clearTimeout(c.idle);
+    c.idle = setTimeout(() => {
+      if (this.connections.some((other) => other !== c && other.waiting === 0)) this.drop(c);
+    }, IDLE_MS);
+    c.idle.unref();
   }
 
   execute(statement: InStatement): Promise<ResultSet>;
@@ -158,6 +171,6 @@ export class BoundedWsClient implements Client {
 
   close(): void {
     this.closed = true;
-    for (const c of this.connections.splice(0)) c.client.close();
+    for (const c of this.connections.splice(0)) this.drop(c);
   }
 }
