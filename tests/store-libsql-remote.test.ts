@@ -203,6 +203,21 @@ describe("a server that accepts connections and never answers", () => {
       await server.stop();
     }
   });
+  test("over ws://, a burst of reads opens a few connections, not one each: every read answered", async () => {
+    const server = startHranaServer({ path: join(newDir(), "k.db") });
+    try {
+      const store = remoteStore(server.wsUrl, undefined, "5s");
+      await store.start();
+      await store.commit(batch(run(1, 2)));
+      const before = server.webSocketsOpened();
+      // Readers resuming behind the log's tail at once (SSE clients back after a restart): a store read each.
+      const reads = Array.from({ length: 100 }, () => store.readUpdates({ stream: "all", after: 0, limit: 10 }));
+      for (const read of await Promise.all(reads)) expect(read.map((u) => u.version)).toEqual([1, 2]);
+      expect(server.webSocketsOpened() - before).toBeLessThanOrEqual(8);
+    } finally {
+      await server.stop();
+    }
+  });
 });
 
 describe.each(["http", "ws"] as const)("a server restarted in the middle of a commit (%s)", (scheme) => {

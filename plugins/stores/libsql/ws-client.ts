@@ -6,11 +6,12 @@
  * commit on it for good, and every later request, sent over the same connection, with it. Over `http(s)://` a request
  * unanswered in time fails (connection.ts), and a request goes over a connection no other request waits on (fetch's
  * pool), a new one if none is free: one made while a connection hangs takes another. Here the same, over a client
- * per connection: a request goes over a connection nothing waits on, else a new one (a transaction keeps its own until
- * it ends); one left with nothing to do is closed once idle for IDLE_MS unless no other is free, as a keep-alive pool
- * does: requests that come together again and again (a commit beside the sinks' reads) reuse the connections of the
- * last time instead of each opening one (a TLS handshake over wss://). A request unanswered within the bound fails,
- * and its connection is closed, which fails the others waiting on it at once (they would wait as long).
+ * per connection: a request goes over a connection nothing waits on, else a new one up to MOST_CONNECTIONS (a
+ * transaction keeps its own until it ends); one left with nothing to do is closed once idle for IDLE_MS unless no
+ * other is free, as a keep-alive pool does: requests that come together again and again (a commit beside the sinks'
+ * reads) reuse the connections of the last time instead of each opening one (a TLS handshake over wss://). A request
+ * unanswered within the bound fails, and its connection is closed, which fails the others waiting on it at once (they
+ * would wait as long).
  */
 import {
   createClient,
@@ -27,6 +28,12 @@ import { TIMED_OUT, until } from "../../../protocol/retry.ts";
 
 /** How long a free connection beyond the last one free is kept for the next requests. */
 const IDLE_MS = 5_000;
+/**
+ * Connections open at once: the commit, the read transactions (pages.ts READ_TRANSACTIONS) and a few reads beside
+ * them. Beyond, requests share the least busy, as a WebSocket carries many at once: a burst of reads (SSE clients
+ * resuming behind the log's tail after a restart) opens no connection, and no handshake to the server, per read.
+ */
+const MOST_CONNECTIONS = 8;
 
 interface Connection {
   client: Client;
@@ -59,10 +66,13 @@ export class BoundedWsClient implements Client {
     return connection;
   }
 
-  /** The connection a new request goes over: one that nothing waits on, else a new one. */
+  /** The connection a new request goes over: one that nothing waits on, else a new one, else the least busy. */
   private free(): Connection {
     if (this.closed) throw new LibsqlError("The client is closed", "CLIENT_CLOSED");
-    return this.connections.find((c) => c.waiting === 0) ?? this.connect();
+    const free = this.connections.find((c) => c.waiting === 0);
+    if (free) return free;
+    if (this.connections.length < MOST_CONNECTIONS) return this.connect();
+    return this.connections.reduce((least, c) => (c.waiting < least.waiting ? c : least));
   }
 
   /** Closed, failing what waits on it. */
