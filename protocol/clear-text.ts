@@ -27,10 +27,17 @@ export function clearTextHost(url: string, clearSchemes: readonly string[] = [])
 export function urlCredentialPlaces(url: string): string[] {
   if (!URL.canParse(url)) return [];
   const { username, password, searchParams } = new URL(url);
-  const keys = [...new Set(searchParams.keys())].filter((key) => CREDENTIAL_NAME.test(key));
+  const keys = [...new Set(searchParams.keys())].filter(namesCredential);
   return [...(username || password ? ["the url's user and password"] : []), ...keys.map((key) => `the url's ?${key}=`)];
 }
 
-/** A header's or a query key's name that says it carries a credential ("key" as a word of it: not X-Monkey's). */
-export const CREDENTIAL_NAME =
+const CREDENTIAL_WORDS =
   /auth|token|secret|passw|cookie|session|credential|signature|apikey|(?:^|[-_.])key(?:$|[-_.])/i;
+/** "Key" begun by a capital in a camelCase name: case tells the word, not separators. */
+const CAMEL_KEY = /[a-z\d]Key(?![a-z])/;
+
+/**
+ * Whether a header's or a query key's name says it carries a credential: "key" as a word of it (X-Api-Key, access_key,
+ * AccessKey, accessKey), not inside another (X-Monkey).
+ */
+export const namesCredential = (name: string): boolean => CREDENTIAL_WORDS.test(name) || CAMEL_KEY.test(name);

@@ -195,15 +195,16 @@ test("a libsql:// url with ?tls=0 is plain HTTP: a token in its query is warned 
 test("--check loads no kubeconfig the config does not name for its warnings: KUBECONFIG is not the pod's", async () => {
   const { dir } = await configAt(REMOTE);
   const config = join(dir, "unnamed.yaml");
-  // "key" as a word of a header's name says a credential (X-Api-Key), not inside another word (X-Monkey).
-  const headers = '{ Authorization: "${KM_HOOK_AUTH}", X-Api-Key: k, X-Monkey: banana }';
+  // "key" as a word of a header's name says a credential (X-Api-Key; camelCase: AccessKey, as Bunny's API has it),
+  // not inside another word (X-Monkey).
+  const headers = '{ Authorization: "${KM_HOOK_AUTH}", X-Api-Key: k, AccessKey: k, X-Monkey: banana }';
   await Bun.write(
     config,
     [
       'store: { type: libsql, url: "http://127.0.0.1:1", timeout: 1s }',
       "ha: { enabled: true }",
       "sources: [{ type: kubernetes, resources: [pods] }]",
-      `sinks: [{ type: webhook, url: "http://${REMOTE}:9/in", secret: s, headers: ${headers} }]`,
+      `sinks: [{ type: webhook, url: "http://${REMOTE}:9/in?accessKey=k&monkey=m", secret: s, headers: ${headers} }]`,
       "http: { port: 0 }",
     ].join("\n"),
   );
@@ -212,7 +213,8 @@ test("--check loads no kubeconfig the config does not name for its warnings: KUB
   expectNoSecret(result.stdout + result.stderr);
   // Was: this machine's KUBECONFIG warned of at sources[0] and ha, which the pod never reads (README, "Commands").
   expect(result.stderr.split("\n").filter((line) => line.startsWith("kubemeta: warning: "))).toEqual([
-    "kubemeta: warning: sinks[0]: headers.Authorization, headers.X-Api-Key sent to 198.51.100.7:9 over http://, " +
-      "unencrypted: anyone on the network path reads them; use an https:// url",
+    "kubemeta: warning: sinks[0]: headers.Authorization, headers.X-Api-Key, headers.AccessKey, the url's " +
+      "?accessKey= sent to 198.51.100.7:9 over http://, unencrypted: anyone on the network path reads them; use an " +
+      "https:// url",
   ]);
 });

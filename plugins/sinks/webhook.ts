@@ -36,7 +36,7 @@ import { createDelivery, type Request } from "./webhook/delivery.ts";
 import { HEADER_NAME, HEADER_VALUE, headerNamedTwice } from "../../protocol/http-header.ts";
 import { NAMESPACE_PATTERN, NAMESPACE_RULE } from "../../protocol/envelope.ts";
 import { kindProblem } from "../../sdk/schema.ts";
-import { CREDENTIAL_NAME, clearTextHost, urlCredentialPlaces } from "../../protocol/clear-text.ts";
+import { clearTextHost, namesCredential, urlCredentialPlaces } from "../../protocol/clear-text.ts";
 
 /** What the request must carry as kubemeta writes it: its body's type and framing, and its signature. */
 const OWN_HEADERS = /^(content-.*|host|connection|transfer-encoding|te|trailer|upgrade|expect|x-kubemeta-.*)$/i;
@@ -194,7 +194,7 @@ export default defineSink({
     const host = clearTextHost(url);
     const sent = [
       ...Object.keys(headers)
-        .filter((name) => CREDENTIAL_NAME.test(name))
+        .filter(namesCredential)
         .map((name) => `headers.${name}`),
       ...urlCredentialPlaces(url),
     ];
