@@ -1,7 +1,8 @@
 /**
  * Fault test (issue 10): a webhook receiver down past the sink's stall threshold while the cluster churns, and
- * kubemeta (a real process) stopped with SIGTERM and started again in the middle of it. The sink's cursor is in the store, so the
- * restart resumes right after the last delivery; once the receiver is back, it gets every update, in order.
+ * kubemeta (a real process) stopped with SIGTERM and started again in the middle of it. The sink's cursor is in the
+ * store, so the restart resumes right after the last delivery; once the receiver is back, it gets every update, in
+ * order.
  *
  * Seeded: KUBEMETA_FAULT_SEED=<n> replays a run (the seed is printed).
  */
