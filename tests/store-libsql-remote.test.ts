@@ -2,7 +2,8 @@
  * The libsql store against a libSQL server (./hrana-server.ts) in what only a remote store
  * meets: a bearer token, a server restarted under it, a restart in the middle of a commit
  * (landed or not; over HTTP and over WebSocket), a read transaction outliving the server's
- * idle limit for streams, and the server's limit on the size of a statement's result.
+ * idle limit for streams, and the server's limit on the size of a statement's result; over WebSocket, how many
+ * connections its requests open.
  */
 import { describe, expect, test } from "bun:test";
 import * as v from "valibot";
@@ -187,6 +188,9 @@ describe("a server that accepts connections and never answers", () => {
       await server.stop();
     }
   }, 15_000);
+});
+
+describe("the ws:// connections", () => {
   test("over ws://, requests made together again and again share connections: no new one for each", async () => {
     const server = startHranaServer({ path: join(newDir(), "k.db") });
     try {
