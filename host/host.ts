@@ -86,7 +86,7 @@ function haElector(config: Config, logger: Logger, metrics: Metrics) {
   if (!config.ha) return undefined;
   try {
     const elector = electorFor(config.ha, logger, metrics);
-    for (const warning of leaseWarnings(config.ha)) logger.warn(warning);
+    for (const warning of leaseWarnings(config.ha, true)) logger.warn(warning);
     return elector;
   } catch (error) {
     const { path } = leaseKubeconfigIssue(config.ha, error);

@@ -218,3 +218,32 @@ test("--check loads no kubeconfig the config does not name for its warnings: KUB
       "https:// url",
   ]);
 });
+
+// The source's start, after the store opens (a file); the Lease's before (a store it cannot reach: then it stops).
+test.each([
+  ["the source", "", { source: "kubernetes" }, ""],
+  ["the Lease", 'ha: { enabled: true }\nstore: { type: libsql, url: "http://127.0.0.1:1", timeout: 1s }', {}, "ha: "],
+])("a start warns of %s's credentials sent in clear from the KUBECONFIG it loads, named by no key", async (...row) => {
+  const [, ha, fields, prefix] = row;
+  const { dir } = await configAt(REMOTE);
+  const config = join(dir, "unnamed.yaml");
+  const store = ha ? "" : `store: { type: libsql, url: "file:${join(dir, "store.db")}" }`;
+  const lines = [store, ha, "sources: [{ type: kubernetes, resources: [pods] }]", "http: { port: 0 }"];
+  await Bun.write(config, lines.join("\n"));
+  const kubeconfig = join(dir, "kubeconfig");
+  const { child, stdout } = spawnMain(["--config", config], { cwd: dir, env: { ...SECRETS, KUBECONFIG: kubeconfig } });
+  try {
+    // Unlike --check's, a start's kubeconfig is the one it sends the credentials with: this machine's, out of a pod.
+    const warning = `${prefix}${KUBE(REMOTE)}`.replace(
+      "kubeconfig {dir}/kubeconfig",
+      `kubeconfig KUBECONFIG=${kubeconfig}`,
+    );
+    await stdout.waitFor(/"level":"warn".*unencrypted/, 15_000);
+    const warned = () => stdout.lines(warning).map(({ level: _, time: __, msg: ___, ...rest }) => rest);
+    expect(warned()).toEqual([fields]);
+  } finally {
+    child.kill("SIGTERM");
+    await exitWithin(child, 10_000);
+  }
+  expectNoSecret(stdout.text);
+});

@@ -271,7 +271,8 @@ export default defineSource({
       loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context });
     }
   },
-  // As check, only a kubeconfig the config names: one found on the machine that runs --check is not the pod's.
+  // As check, only a kubeconfig the config names: one found on the machine that runs --check is not the pod's (a start
+  // warns of the one it loads).
   warnings(config) {
     if (!config.kubeconfig && !config.context) return [];
     const { kc, origin } = loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context });
@@ -282,6 +283,8 @@ export default defineSource({
     let loops: Promise<void>[] = [];
     let parseThreads: ParseThreads | undefined;
     let transport: KubeTransport | undefined;
+    /** Its credentials sent in clear said once, not at each start the host retries. */
+    let warned = false;
     return {
       async start() {
         if (controller) return;
@@ -295,6 +298,10 @@ export default defineSource({
           throw error;
         }
         const { kc, origin } = loaded;
+        // What `warnings` leaves to the start: a kubeconfig no key names is the pod's, or this machine's out of one.
+        if (!config.kubeconfig && !config.context && !warned)
+          for (const warning of exposedCredentials(kc, origin)) ctx.logger.warn(warning);
+        warned = true;
         transport = createTransport(kc, () => loadKubeConfig(options).kc);
         const metrics = sourceMetrics(ctx.metrics);
         const requester = createRequester({
