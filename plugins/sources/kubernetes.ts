@@ -95,7 +95,8 @@ const schema = v.strictObject({
     v.pipe(
       namespaceName,
       v.description(
-        "Watch only this namespace (cluster-scoped resources, such as nodes and namespaces, stay cluster-wide). " +
+        "Watch only this namespace (cluster-scoped resources, such as nodes and namespaces, stay cluster-wide: " +
+          "a source per namespace lists them in one only, as a second would watch them again and is refused). " +
           "Without it, every namespace: the kubeconfig context's `namespace` is not read.",
       ),
     ),
