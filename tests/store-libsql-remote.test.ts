@@ -222,6 +222,27 @@ describe("the ws:// connections", () => {
       await server.stop();
     }
   });
+  test("over ws://, every connection left hanging with a read on it: the next read goes over a new one", async () => {
+    const server = startHranaServer({ path: join(newDir(), "k.db") });
+    try {
+      const store = remoteStore(server.wsUrl, undefined, "5s");
+      await store.start();
+      await store.commit(batch(run(1, 2)));
+      const read = () => store.readUpdates({ stream: "all", after: 0, limit: 10 }).then((u) => u.map((x) => x.version));
+      // A burst leaves the most connections open (kept for the next requests); then a failover hangs them all.
+      await Promise.all(Array.from({ length: 100 }, read));
+      const hung = server.silenceWebSockets();
+      expect(hung).toBe(8);
+      const waiting = Array.from({ length: hung }, () => read().catch((e: Error) => e.message));
+      await waitFor(() => server.droppedWebSocketMessages() >= hung, 5_000, "a read sent over each hung connection");
+      // Not over a hung one, whatever the bound: once they have answered nothing for a while, past it.
+      await Bun.sleep(2_100);
+      expect(await until(read(), Date.now() + 1_500)).toEqual([1, 2]);
+      expect(await Promise.all(waiting)).toEqual(Array(hung).fill("no answer within 5000 ms (store.timeout)"));
+    } finally {
+      await server.stop();
+    }
+  }, 15_000);
 });
 
 describe.each(["http", "ws"] as const)("a server restarted in the middle of a commit (%s)", (scheme) => {

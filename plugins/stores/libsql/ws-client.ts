@@ -34,6 +34,11 @@ const IDLE_MS = 5_000;
  * resuming behind the log's tail after a restart) opens no connection, and no handshake to the server, per read.
  */
 const MOST_CONNECTIONS = 8;
+/**
+ * How long a connection's requests may wait with no answer on it before it no longer counts toward MOST_CONNECTIONS:
+ * left hanging (a failover), it must not hold requests to a server that answers new connections until store.timeout.
+ */
+const SILENT_MS = 2_000;
 
 interface Connection {
   client: Client;
@@ -45,6 +50,8 @@ interface Connection {
   gaveUp?: Error;
   /** Set while it has nothing to do: closes it then, unless it is the last one free. */
   idle?: Timer;
+  /** When it last answered, or was given a request with none waiting: what it has been silent since. */
+  heardAt: number;
 }
 
 export class BoundedWsClient implements Client {
@@ -61,18 +68,23 @@ export class BoundedWsClient implements Client {
   }
 
   private connect(): Connection {
-    const connection: Connection = { client: createClient(this.config), waiting: 0, transactions: 0 };
+    const connection: Connection = { client: createClient(this.config), waiting: 0, transactions: 0, heardAt: 0 };
     this.connections.push(connection);
     return connection;
   }
 
-  /** The connection a new request goes over: one that nothing waits on, else a new one, else the least busy. */
+  /**
+   * The connection a new request goes over: one that nothing waits on, else a new one, else the least busy of those
+   * that answer; connections silent for SILENT_MS with requests waiting take none and leave room for new ones.
+   */
   private free(): Connection {
     if (this.closed) throw new LibsqlError("The client is closed", "CLIENT_CLOSED");
     const free = this.connections.find((c) => c.waiting === 0);
     if (free) return free;
-    if (this.connections.length < MOST_CONNECTIONS) return this.connect();
-    return this.connections.reduce((least, c) => (c.waiting < least.waiting ? c : least));
+    const now = Date.now();
+    const answering = this.connections.filter((c) => now - c.heardAt < SILENT_MS);
+    if (answering.length < MOST_CONNECTIONS) return this.connect();
+    return answering.reduce((least, c) => (c.waiting < least.waiting ? c : least));
   }
 
   /** Closed, failing what waits on it. */
@@ -85,6 +97,7 @@ export class BoundedWsClient implements Client {
 
   /** `request` over `c`; unanswered within the bound, it fails and `c` is closed. */
   private async bounded<T>(c: Connection, request: (client: Client) => Promise<T>): Promise<T> {
+    if (c.waiting === 0) c.heardAt = Date.now();
     c.waiting++;
     clearTimeout(c.idle);
     const answer = request(c.client);
@@ -95,6 +108,7 @@ export class BoundedWsClient implements Client {
     } catch {
       // Its answer, a failure: returned below.
     }
+    if (!timedOut) c.heardAt = Date.now();
     c.waiting--;
     if (timedOut && !c.gaveUp) {
       c.gaveUp = new Error(`no answer within ${this.ms} ms (store.timeout)`);
