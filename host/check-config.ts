@@ -4,7 +4,6 @@ import { thrownText } from "./config-issues.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import { createMetrics } from "./metrics.ts";
 import { pluginContext, pluginWarnings } from "./open-store.ts";
-import { electorFor, leaseKubeconfigIssue, leaseWarnings } from "./ha-lease.ts";
 import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { PLUGIN_DEADLINE_MS } from "./supervise.ts";
 import { certificateWarnings } from "./http-config.ts";
@@ -20,22 +19,29 @@ export async function checkConfig(
   parts: SoundParts,
   logger: Logger,
 ): Promise<{ issues: ConfigIssue[]; warnings: string[] }> {
-  const issues = [...leaseIssues(parts, logger), ...(await pluginIssues(parts))];
+  const issues = [...(await leaseIssues(parts, logger)), ...(await pluginIssues(parts))];
   const store = await storeCheck(parts, logger);
+  // ha-lease.ts loads the Kubernetes client: only with `ha`, which a config without it does not need.
+  const leaseWarnings = parts.ha ? (await import("./ha-lease.ts")).leaseWarnings(parts.ha) : [];
   return {
     issues: [...issues, ...store.issues],
-    warnings: [...store.warnings, ...ownWarnings(parts), ...(parts.ha ? leaseWarnings(parts.ha) : [])],
+    warnings: [...store.warnings, ...(await ownWarnings(parts)), ...leaseWarnings],
   };
 }
 
 /** Each plugin's own warnings (Declaration.warnings), at its entry (`sinks[0]: …`), as a start logs them. */
-function ownWarnings({ store, sources, sinks }: SoundParts): string[] {
+async function ownWarnings({ store, sources, sinks }: SoundParts): Promise<string[]> {
   const entries = [
     ...(store ? [{ path: "store", entry: store }] : []),
     ...sources.map((entry, i) => ({ path: `sources[${i}]`, entry })),
     ...sinks.map((entry, i) => ({ path: `sinks[${i}]`, entry })),
   ];
-  return entries.flatMap(({ path, entry }) => (entry ? pluginWarnings(entry).map((line) => `${path}: ${line}`) : []));
+  const said = await Promise.all(
+    entries.map(async ({ path, entry }) =>
+      entry ? (await pluginWarnings(entry)).map((line) => `${path}: ${line}`) : [],
+    ),
+  );
+  return said.flat();
 }
 
 /**
@@ -82,8 +88,9 @@ async function storeCheck(parts: SoundParts, logger: Logger): Promise<{ issues: 
  * `ha.kubeconfig` or `ha.context` names, as the kubernetes source checks its own: without either it may be the pod's
  * service account, found only inside the cluster, and a check run elsewhere would fail for what it cannot see.
  */
-function leaseIssues({ ha }: SoundParts, logger: Logger): ConfigIssue[] {
+async function leaseIssues({ ha }: SoundParts, logger: Logger): Promise<ConfigIssue[]> {
   if (!ha?.kubeconfig && !ha?.context) return [];
+  const { electorFor, leaseKubeconfigIssue } = await import("./ha-lease.ts");
   try {
     electorFor(ha, logger, createMetrics());
     return [];

@@ -101,7 +101,7 @@ export async function loadConfig(path: string, options: Omit<ResolveOptions, "ba
     // names the word it stopped at (`Unexpected identifier "…"`), a token written without its quotes maybe: left out.
     const what = (error as Error).message.replace(/\s*"(?:[^"\\]|\\.)*"/g, "");
     // JSON is YAML: where YAML's parser stops is JSON's place too, but its reason would name YAML's rules.
-    const place = yamlProblemOf(parsed) ?? "";
+    const place = (await yamlProblemOf(parsed)) ?? "";
     const where = format === "json" ? place.replace(/ \(.*\)$/, "") : place;
     throw new ConfigError([{ path: "", message: `cannot parse ${path}: ${what}${where}` }]);
   }

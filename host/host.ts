@@ -26,8 +26,7 @@ import { openStore, pluginContext, StartFailed, warnOfConfig } from "./open-stor
 import { startLeaderTerm, type LeaderTerm } from "./leader.ts";
 import { checkSameStore } from "./follower.ts";
 import { Terms } from "./leadership.ts";
-import { startReplication, type Replication } from "./replication.ts";
-import { electorFor, leaseKubeconfigIssue, leaseWarnings } from "./ha-lease.ts";
+import type { Replication } from "./replication.ts";
 import { ShutdownWaits } from "./shutdown-waits.ts";
 import { isStoreReplaced } from "../sdk/store-contract.ts";
 import { lagUntilStarted, type LagUntilStarted } from "./sink-lag.ts";
@@ -79,15 +78,19 @@ export interface HostOptions {
 }
 
 /**
- * With `ha`, the Lease's elector; a kubeconfig that cannot be loaded is one error line, then thrown. The line names
- * the key to change as `--check` does (`ha.context: …`), its cause in `error`.
+ * With `ha`, the Lease's elector and what starts the replica under it; a kubeconfig that cannot be loaded is one error
+ * line, then thrown. The line names the key to change as `--check` does (`ha.context: …`), its cause in `error`.
+ * ha-lease.ts and replication.ts are loaded only then: they load the Kubernetes client, which a start without `ha`
+ * may not need.
  */
-function haElector(config: Config, logger: Logger, metrics: Metrics) {
+async function haElector(config: Config, logger: Logger, metrics: Metrics) {
   if (!config.ha) return undefined;
+  const { electorFor, leaseKubeconfigIssue, leaseWarnings } = await import("./ha-lease.ts");
+  const { startReplication } = await import("./replication.ts");
   try {
     const elector = electorFor(config.ha, logger, metrics);
     for (const warning of leaseWarnings(config.ha, true)) logger.warn(warning);
-    return elector;
+    return { elector, startReplication };
   } catch (error) {
     const { path } = leaseKubeconfigIssue(config.ha, error);
     logger.error(`${path}: the kubeconfig of the Lease cannot be loaded`, { error });
@@ -100,10 +103,10 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   const metrics = createMetrics();
   const context = pluginContext(config, logger, metrics);
   const loop = watchEventLoop(metrics);
-  warnOfConfig(config, context);
+  await warnOfConfig(config, context);
 
   // The kubeconfig of the Lease is loaded before anything starts: a bad one stops nothing half-started.
-  const elector = haElector(config, logger, metrics);
+  const ha = await haElector(config, logger, metrics);
   const failed = Promise.withResolvers<never>();
   failed.promise.catch(() => {});
   let failure: Error | undefined;
@@ -195,8 +198,9 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   const leaderOptions = { config, store, log, logger, metrics, context };
   // Started only to be stopped, the sources would list the whole cluster for nothing.
   if (options.signal?.aborted) logger.info("stop asked for while starting; the sources are not started");
-  else if (config.ha && elector) {
+  else if (config.ha && ha) {
     const onReplaced = (error: Error) => fail("stopping: the store was replaced under this replica", error);
+    const { elector, startReplication } = ha;
     replication = startReplication({ ha: config.ha, elector, leaderOptions, terms, logger, onReplaced });
   } else {
     try {

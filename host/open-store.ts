@@ -39,20 +39,20 @@ export function pluginContext(config: Pick<Config, "cluster">, logger: Logger, m
  * Once at start, whatever a plugin's create does (retried, or once a term), through its logger: the old keys an entry
  * wrote (config-entries.ts finds them) and the plugin's own warnings, which `--check` warns of too.
  */
-export function warnOfConfig(config: Config, context: ReturnType<typeof pluginContext>): void {
+export async function warnOfConfig(config: Config, context: ReturnType<typeof pluginContext>): Promise<void> {
   const sections = { store: [config.store], source: config.sources, sink: config.sinks };
   for (const [kind, entries] of Object.entries(sections))
     for (const entry of entries) {
       const { logger } = context(entry.name, kind);
       warnDeprecated(logger, entry.deprecated);
-      for (const warning of pluginWarnings(entry)) logger.warn(warning);
+      for (const warning of await pluginWarnings(entry)) logger.warn(warning);
     }
 }
 
 /** A plugin's own warnings (Declaration.warnings); one that throws has none: its check or its start says why. */
-export function pluginWarnings({ declaration, config }: Resolved<AnyDeclaration>): string[] {
+export async function pluginWarnings({ declaration, config }: Resolved<AnyDeclaration>): Promise<string[]> {
   try {
-    return declaration.warnings?.(config as never) ?? [];
+    return (await declaration.warnings?.(config as never)) ?? [];
   } catch {
     return [];
   }

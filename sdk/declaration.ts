@@ -45,9 +45,10 @@ export interface Declaration<K extends string, S extends v.GenericSchema, C, I> 
   /**
    * What of a config that works is unsafe (a credential sent in clear text), each one line naming the keys, never a
    * value: `--check` prints them and a start logs them (the plugin's logger). May read what `check` reads; a problem
-   * reading it is check's to say, and a start's: no warning then.
+   * reading it is check's to say, and a start's: no warning then. Async as `check` may be: what it reads may be loaded
+   * only when read (the kubernetes source loads the Kubernetes client only for a kubeconfig the config names).
    */
-  warnings?(config: v.InferOutput<S>): string[];
+  warnings?(config: v.InferOutput<S>): string[] | Promise<string[]>;
   /**
    * What only one entry of a config may hold, said as a noun (`the route GET /v1/watch`): a config with two entries
    * that claim the same is refused, the second one naming the first.

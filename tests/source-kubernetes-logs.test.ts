@@ -10,7 +10,7 @@ import { errorText } from "../protocol/error-text.ts";
 import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
 import { populate } from "../simulator/population.ts";
 import { runMain } from "./reliability-process.ts";
-import { RecordingSink, runSource, scratchDir, until } from "./source-kubernetes-recorder.ts";
+import { createSource, RecordingSink, runSource, scratchDir, until } from "./source-kubernetes-recorder.ts";
 
 let server: TestApiServer;
 let scratch: Awaited<ReturnType<typeof scratchDir>>;
@@ -194,4 +194,18 @@ test("a failed request whose message names no URL is said without the verbose hi
   } finally {
     closer.stop(true);
   }
+});
+
+test("a stop while the source loads the Kubernetes client leaves it stopped: it does not go on to start", async () => {
+  const { lines, logger } = recordingLogger();
+  const kubeconfig = join(scratch.dir, "stopped-at-once.yaml");
+  await Bun.write(kubeconfig, server.kubeconfig("token"));
+  const running = createSource(new RecordingSink(), { kubeconfig }, logger);
+  const starting = running.source.start();
+  await running.stop();
+  await starting;
+  const started = lines.some((line) => line.includes("kubernetes source starting"));
+  // Without the check, what started after the stop is stopped here, so that nothing outlives the test.
+  await running.stop();
+  expect(started).toBe(false);
 });

@@ -206,6 +206,17 @@ export async function runSource(
   config: Record<string, unknown>,
   logger: Logger = silentLogger,
 ): Promise<RunningSource> {
+  const running = createSource(sink, config, logger);
+  await running.source.start();
+  return running;
+}
+
+/** Creates the kubernetes source as runSource does, not started. */
+export function createSource(
+  sink: ChangeSink,
+  config: Record<string, unknown>,
+  logger: Logger = silentLogger,
+): RunningSource {
   const metrics = createMetrics();
   let markSynced = () => {};
   let synced = false;
@@ -230,7 +241,6 @@ export async function runSource(
       reason = given;
     },
   });
-  await source.start();
   return {
     source,
     metrics,

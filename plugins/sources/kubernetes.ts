@@ -30,8 +30,14 @@ import {
 } from "./kubernetes/resources.ts";
 import { fieldSelectorProblem, labelSelectorProblem, selectorCheck } from "./kubernetes/selectors.ts";
 import { sourceMetrics } from "./kubernetes/telemetry.ts";
-import { exposedCredentials, loadKubeConfig } from "../../kube/load.ts";
+import type { loadKubeConfig } from "../../kube/load.ts";
 import { createTransport, type KubeTransport } from "../../kube/transport.ts";
+
+/**
+ * kube/load.ts, loaded once a kubeconfig is: it loads the Kubernetes client (half of a start's CPU), which rbac,
+ * new-epoch and the --check of a source naming no kubeconfig need none of.
+ */
+const kubeLoad = () => import("../../kube/load.ts");
 
 /** One entry of `resources`: a named resource or group/version/resource, with the parser's message when neither. */
 const resourceEntry = v.pipe(
@@ -264,18 +270,20 @@ export default defineSource({
       ...(config.namespace && namespaced ? { namespace: config.namespace } : {}),
     })),
   claims: (config) => watchesOf(config.resources, config).map((key) => `the watch ${key}`),
-  check(config) {
+  async check(config) {
     // Only a kubeconfig the config names: without one it may be the cluster's own, found only inside the cluster.
     // A context is one of a kubeconfig file's (the in-cluster config's only one is named by nobody): the file a
     // start finds (KUBECONFIG, ~/.kube) must have it.
     if (config.kubeconfig || config.context) {
+      const { loadKubeConfig } = await kubeLoad();
       loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context });
     }
   },
   // As check, only a kubeconfig the config names: one found on the machine that runs --check is not the pod's (a start
   // warns of the one it loads).
-  warnings(config) {
+  async warnings(config) {
     if (!config.kubeconfig && !config.context) return [];
+    const { exposedCredentials, loadKubeConfig } = await kubeLoad();
     const { kc, origin } = loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context });
     return exposedCredentials(kc, origin);
   },
@@ -286,13 +294,19 @@ export default defineSource({
     let transport: KubeTransport | undefined;
     /** Its credentials sent in clear said once, not at each start the host retries. */
     let warned = false;
+    /** Stops so far: one while start loads the Kubernetes client leaves the source stopped. */
+    let stops = 0;
     return {
       async start() {
         if (controller) return;
+        const stopsBefore = stops;
+        const kube = await kubeLoad();
+        // Stopped meanwhile (a term ended at once): what started now would watch with nobody to stop it.
+        if (stops !== stopsBefore) return;
         const options = { kubeconfig: config.kubeconfig, context: config.context };
         let loaded: ReturnType<typeof loadKubeConfig>;
         try {
-          loaded = loadKubeConfig(options);
+          loaded = kube.loadKubeConfig(options);
         } catch (error) {
           // The host retries the start; meanwhile /readyz says why.
           ctx.waiting(`cannot load the kubeconfig: ${(error as Error).message}`);
@@ -301,9 +315,9 @@ export default defineSource({
         const { kc, origin } = loaded;
         // What `warnings` leaves to the start: a kubeconfig no key names is the pod's, or this machine's out of one.
         if (!config.kubeconfig && !config.context && !warned)
-          for (const warning of exposedCredentials(kc, origin)) ctx.logger.warn(warning);
+          for (const warning of kube.exposedCredentials(kc, origin)) ctx.logger.warn(warning);
         warned = true;
-        transport = createTransport(kc, () => loadKubeConfig(options).kc);
+        transport = createTransport(kc, () => kube.loadKubeConfig(options).kc);
         const metrics = sourceMetrics(ctx.metrics);
         const requester = createRequester({
           transport,
@@ -339,6 +353,7 @@ export default defineSource({
         loops = config.resources.map((name) => follow(parseResource(name), followConfig, deps, signal));
       },
       async stop() {
+        stops++;
         controller?.abort();
         await Promise.all(loops);
         // An exec plugin that has not exited: the next start runs its own, and this one would be left running.
