@@ -78,6 +78,7 @@ export {
   positiveDuration,
   positiveInt,
   retrySchema,
+  stallAfterSchema,
   streamName,
   warnDeprecated,
   type BatchSchemaOptions,

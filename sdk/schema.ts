@@ -187,6 +187,23 @@ export function retrySchema(options: RetrySchemaOptions = {}) {
   );
 }
 
+/**
+ * The standard `stallAfter` key of a sink built on `consume`; its output is `consume`'s `stallAfterMs` option.
+ * `stallAfterSchema("2m")` sets the sink's own default (60s otherwise, consume's).
+ */
+export function stallAfterSchema(stallAfter: DurationInput = "60s") {
+  return v.optional(
+    v.pipe(
+      positiveDuration,
+      v.description(
+        "How long one batch may stay undelivered before `kubemeta_sink_stalled` says so and a warning is logged: " +
+          "longer than its destination's usual restarts, so an alert on the gauge means an outage.",
+      ),
+    ),
+    stallAfter,
+  );
+}
+
 /** A config key still accepted under its old name: the old name, and the key that replaced it. */
 export interface DeprecatedKey {
   key: string;

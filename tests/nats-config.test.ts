@@ -35,6 +35,7 @@ test("a server is all it needs; the rest has defaults", async () => {
     pingInterval: 20_000,
     batch: { size: 500, lingerMs: 0 },
     retry: { initialMs: 100, maxMs: 5_000 },
+    stallAfter: 60_000,
     cursorSaveInterval: 1_000,
     replay: { enabled: true, queue: "kubemeta", concurrency: 4 },
   });

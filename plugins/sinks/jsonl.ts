@@ -19,7 +19,16 @@
  */
 import { mkdir, open, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
-import { batchSchema, consume, defineSink, jsonText, retrySchema, streamName, v } from "../../sdk/index.ts";
+import {
+  batchSchema,
+  consume,
+  defineSink,
+  jsonText,
+  retrySchema,
+  stallAfterSchema,
+  streamName,
+  v,
+} from "../../sdk/index.ts";
 import { checkAppendable, fifoProblem, heldStreamAt, realFile } from "./jsonl/file.ts";
 
 /**
@@ -107,6 +116,7 @@ export default defineSink({
     stream: v.optional(v.pipe(streamName, v.description("`all`, `shared` or `node/<name>`.")), "all"),
     batch: batchSchema(),
     retry: retrySchema(),
+    stallAfter: stallAfterSchema(),
   }),
   example: { path: "/var/lib/kubemeta/updates.jsonl", stream: "all" },
   // Two entries on one file would interleave their lines, and one's cut-back after a failed write cut the other's:
@@ -126,6 +136,7 @@ export default defineSink({
       batch: config.batch,
       // A write that throws (a full disk) is retried with backoff: a line may be written twice, never skipped.
       retry: config.retry,
+      stallAfterMs: config.stallAfter,
       async deliver(envelopes) {
         await write(envelopes.map((envelope) => `${jsonText(envelope)}\n`).join(""));
       },

@@ -119,6 +119,7 @@ export default defineSink({
       behindRetention: "head",
       batch: config.batch,
       retry: config.retry,
+      stallAfterMs: config.stallAfter,
       saveIntervalMs: config.cursorSaveInterval,
       // Its stop drains while connected only (a publish waits for a connection to come back): see stop below.
       drainMs: 0,

@@ -27,6 +27,7 @@ import {
   jsonText,
   positiveDuration,
   retrySchema,
+  stallAfterSchema,
   streamName,
   stringifyWithRaw,
   v,
@@ -90,16 +91,7 @@ const schema = v.pipe(
       v.pipe(positiveDuration, v.description("Per request; a request that takes longer is retried.")),
       "10s",
     ),
-    stallAfter: v.optional(
-      v.pipe(
-        positiveDuration,
-        v.description(
-          "How long one batch may stay undelivered before `kubemeta_sink_stalled` says so and a warning is " +
-            "logged: longer than the receiver's usual restarts, so an alert on the gauge means an outage.",
-        ),
-      ),
-      "60s",
-    ),
+    stallAfter: stallAfterSchema(),
     headers: v.optional(
       v.pipe(
         v.record(

@@ -13,6 +13,7 @@ import {
   positiveDuration,
   positiveInt,
   retrySchema,
+  stallAfterSchema,
   v,
 } from "../../../sdk/index.ts";
 import { readCredentialFile } from "../../../sdk/credential-file.ts";
@@ -173,6 +174,7 @@ export const natsSinkSchema = v.pipe(
     batch: batchSchema({ size: 500 }),
     // A batch fails when the connection drops before its flush: it is published again once NATS is back.
     retry: retrySchema({ initial: "100ms", max: "5s" }),
+    stallAfter: stallAfterSchema(),
     cursorSaveInterval: v.optional(
       v.pipe(
         duration,
