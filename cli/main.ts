@@ -10,7 +10,7 @@ import { StartAbandoned, StartFailed } from "../host/open-store.ts";
 import { checkConfig, startWarnings } from "../host/check-config.ts";
 import { createLogger } from "../host/logger.ts";
 import { guardProcess } from "../host/supervise.ts";
-import { type Demo, startDemo } from "./demo.ts";
+import type { Demo } from "./demo.ts";
 import { newEpoch } from "./new-epoch.ts";
 import { rbacWarnings, rbacYaml } from "./rbac.ts";
 import { builtins } from "../plugins/index.ts";
@@ -28,6 +28,8 @@ export async function main(command: Command, signals: EarlySignals): Promise<num
     try {
       // A second signal while it starts is logged then, as after it (a first one stops it once started).
       const starting = (logger: Logger, timeoutMs: number) => logRepeatedSignals(signals, logger, timeoutMs);
+      // The simulated cluster, loaded only for the demo: a serve, a check, rbac and new-epoch have no use for it.
+      const { startDemo } = await import("./demo.ts");
       demo = await startDemo({ port: port ?? 8080, dataDir: "data/demo", starting });
     } catch (error) {
       // A failed start of kubemeta itself is logged already; the demo's own (its data dir) says why in one line.

@@ -82,3 +82,13 @@ current-context: x
   const { code, loaded } = await loadedBy(["--check", "--config", named]);
   expect({ code, client: client(loaded) }).toEqual({ code: 0, client: true });
 });
+
+test("only --demo loads the simulated cluster, not --check (all a serve loads before it starts)", async () => {
+  const config = join(dir, "no-demo.yaml");
+  await writeFile(config, `store: { type: libsql, url: "file:${join(dir, "no-demo")}.db" }\n`);
+  const { code, loaded } = await loadedBy(["--check", "--config", config]);
+  expect({ code, simulator: loaded.filter((path) => path.includes("/simulator/")) }).toEqual({
+    code: 0,
+    simulator: [],
+  });
+});
