@@ -19,13 +19,15 @@ export async function checkConfig(
   parts: SoundParts,
   logger: Logger,
 ): Promise<{ issues: ConfigIssue[]; warnings: string[] }> {
+  // Beside the checks: a plugin's warnings that never settle are given up on once, as its check is, not after it.
+  const warnings = ownWarnings(parts);
   const issues = [...(await leaseIssues(parts, logger)), ...(await pluginIssues(parts))];
   const store = await storeCheck(parts, logger);
   // ha-lease.ts loads the Kubernetes client: only with `ha`, which a config without it does not need.
   const leaseWarnings = parts.ha ? (await import("./ha-lease.ts")).leaseWarnings(parts.ha) : [];
   return {
     issues: [...issues, ...store.issues],
-    warnings: [...store.warnings, ...(await ownWarnings(parts)), ...leaseWarnings],
+    warnings: [...store.warnings, ...(await warnings), ...leaseWarnings],
   };
 }
 

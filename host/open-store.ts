@@ -7,7 +7,8 @@ import type { Config, Resolved } from "./config.ts";
 import type { Logger, Metrics } from "../sdk/telemetry.ts";
 import type { PluginContext, Store, StoreContext, StoreDeclaration } from "../sdk/contract.ts";
 import type { AnyDeclaration } from "../sdk/declaration.ts";
-import { aborted } from "../protocol/retry.ts";
+import { aborted, TIMED_OUT, until } from "../protocol/retry.ts";
+import { PLUGIN_DEADLINE_MS } from "./supervise.ts";
 import { warnDeprecated } from "../sdk/schema.ts";
 
 /** A stop was asked for before the store was open: nothing started, nothing to stop. */
@@ -49,10 +50,14 @@ export async function warnOfConfig(config: Config, context: ReturnType<typeof pl
     }
 }
 
-/** A plugin's own warnings (Declaration.warnings); one that throws has none: its check or its start says why. */
+/**
+ * A plugin's own warnings (Declaration.warnings); one that throws has none: its check or its start says why. So has
+ * one that does not settle within the plugins' deadline, as a check is given up on: a start or --check goes on.
+ */
 export async function pluginWarnings({ declaration, config }: Resolved<AnyDeclaration>): Promise<string[]> {
   try {
-    return (await declaration.warnings?.(config as never)) ?? [];
+    const said = await until(Promise.resolve(declaration.warnings?.(config as never)), Date.now() + PLUGIN_DEADLINE_MS);
+    return said === TIMED_OUT ? [] : (said ?? []);
   } catch {
     return [];
   }
