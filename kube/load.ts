@@ -129,8 +129,8 @@ function resolve(
   }
   if (env.KUBECONFIG && holdsFileContent(env.KUBECONFIG))
     throw new Error(
-      "KUBECONFIG holds what a kubeconfig holds (a line break, a mapping, a PEM block or a JWT, or their base64), not " +
-        "a list of files: write the kubeconfig to a file and set KUBECONFIG to its path",
+      "KUBECONFIG holds what a kubeconfig holds (a line break, a mapping, a PEM block or a JWT, or their base64), " +
+        "not a list of files: write the kubeconfig to a file and set KUBECONFIG to its path",
     );
   // Each file once, as client-go reads the list.
   const listed = [...new Set(env.KUBECONFIG?.split(delimiter).filter(Boolean))];

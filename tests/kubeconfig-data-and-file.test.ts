@@ -49,7 +49,7 @@ test("a client certificate or key both as a file and as data is refused at load;
   );
 });
 
-test("a client certificate without its key, or a key without it, or a token (file) and a password: refused", async () => {
+test("a client certificate without its key, or a key without it, a token (file) and a password: refused", async () => {
   const ca = { "certificate-authority-data": b64(suite.server.caPem) };
   const cert = { "client-certificate-data": b64(suite.server.clientCertPem) };
   const key = { "client-key-data": b64(suite.server.clientKeyPem) };

@@ -42,7 +42,7 @@ async function answers(file: string): Promise<string[]> {
   }
 }
 
-test("a v1 plugin without interactiveMode, or with no mode, apiVersion or command kubectl knows: refused at load", async () => {
+test("a v1 plugin without interactiveMode, or a mode, apiVersion or command kubectl knows not: refused", async () => {
   const folder = join(suite.dir, "refused");
   const config = (name: string, exec: Record<string, unknown>) =>
     execUserKubeconfig(suite, join(folder, name), "credential", (path) => path, { exec });
@@ -70,7 +70,7 @@ test("a v1 plugin without interactiveMode, or with no mode, apiVersion or comman
   expect(await answers(beta)).toEqual(["200", "200"]);
 });
 
-test("an ExecCredential of another apiVersion than the kubeconfig's: refused, as client-go does; run again", async () => {
+test("an ExecCredential of another apiVersion than the kubeconfig's: refused as by client-go; run again", async () => {
   const folder = join(suite.dir, "version");
   const calls = join(folder, "calls.log");
   const other = JSON.stringify({ apiVersion: V1BETA1, kind: "ExecCredential", status: { token: suite.server.token } });

@@ -105,7 +105,7 @@ test("a start's lines naming the API server and the NATS servers hide their quer
   expectNoSecret((await stdout.all()) + (await stderr.all()));
 });
 
-test("several NATS URLs given as one server (a comma or space list) are refused quoting none of their tokens", async () => {
+test("several NATS URLs as one server (a comma or space list): refused, quoting none of their tokens", async () => {
   const dir = await workDir();
   const config = join(dir, "kubemeta.yaml");
   await Bun.write(config, 'sinks: [{ type: nats, servers: ["${NATS_URL}"] }]\n');
