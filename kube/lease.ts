@@ -4,6 +4,7 @@
  * that exists, with 409: that refusal is what lets only one contender win.
  */
 import type { Counter } from "../sdk/telemetry.ts";
+import { leadingText } from "../protocol/leading-text.ts";
 import { ApiError, responseError } from "./status.ts";
 import { type KubeTransport, unansweredCode } from "./transport.ts";
 
@@ -67,6 +68,9 @@ export interface LeaseClient {
  * deadline included), `credentials` when none could be obtained and it never left. One given up because its caller
  * stops is not counted: no failure of the API server's, and a rollout would count one on every replica.
  */
+/** A Lease is well under a KiB with kubemeta's annotations. */
+const MAX_LEASE_BYTES = 1024 * 1024;
+
 export function createLeaseClient(
   transport: KubeTransport,
   namespace: string,
@@ -89,7 +93,13 @@ export function createLeaseClient(
   }
 
   async function lease(response: Response): Promise<Lease> {
-    if (response.ok) return (await response.json()) as Lease;
+    if (response.ok) {
+      // Read to a bound: an answer no API server gives (a proxy's download, a body that never ends) would otherwise
+      // fill memory, each renewal, until the process is killed.
+      const text = await leadingText(response.body, MAX_LEASE_BYTES + 1);
+      if (Buffer.byteLength(text) > MAX_LEASE_BYTES) throw new Error("the Lease's answer ran past 1 MiB: given up");
+      return JSON.parse(text) as Lease;
+    }
     if (response.status === 401) {
       // A rotated token or renewed certificate: the next request goes out with the new one.
       try {

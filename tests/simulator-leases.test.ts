@@ -277,3 +277,32 @@ describe("the Lease client (kube/lease.ts)", () => {
     ).toBe(0);
   });
 });
+
+test("a Lease answer that never ends is given up past 1 MiB, not read until memory runs out", async () => {
+  // A 200 whose body goes on for good, as a proxy's download or a misrouted stream would.
+  const chunk = new TextEncoder().encode(`{"metadata":{"name":"x"},"pad":"${"x".repeat(64 * 1024)}`);
+  const endless = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch: () => new Response(new ReadableStream({ pull: (controller) => controller.enqueue(chunk) })),
+  });
+  try {
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: "c", server: endless.url.href.replace(/\/$/, "") }],
+      users: [{ name: "u", token: "t" }],
+      contexts: [{ name: "x", cluster: "c", user: "u" }],
+      currentContext: "x",
+    });
+    const requests = createMetrics().counter("kubemeta_ha_lease_requests_total", "The Lease's requests.");
+    const client = createLeaseClient(
+      createTransport(kc, () => kc),
+      "default",
+      "endless",
+      requests,
+    );
+    await expect(client.get(AbortSignal.timeout(10_000))).rejects.toThrow("the Lease's answer ran past 1 MiB");
+  } finally {
+    endless.stop(true);
+  }
+});
