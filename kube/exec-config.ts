@@ -35,6 +35,10 @@ export function checkExecConfig(user: User | null): void {
     throw new Error(
       `${owner} of apiVersion "${exec.apiVersion}", which kubectl runs none of: ${API_VERSIONS.join(" or ")}`,
     );
+  if (user.authProvider) throw new Error(`${owner} and an auth-provider: keep one (kubectl refuses both too)`);
+  // The variable's value is not quoted: it may be a secret the plugin is given.
+  if (Array.isArray(exec.env) && exec.env.some((entry) => typeof entry?.name !== "string" || !entry.name))
+    throw new Error(`${owner} whose env has an entry without a name (kubectl refuses it too)`);
   if (exec.interactiveMode === undefined || exec.interactiveMode === "") {
     if (exec.apiVersion !== API_VERSIONS[0]) return;
     throw new Error(

@@ -65,6 +65,15 @@ test("a v1 plugin without interactiveMode, or a mode, apiVersion or command kube
   expect(loading(await config("command", { command: "" }))).toBe(
     'user "u" has an exec plugin without a command (kubectl refuses it too)',
   );
+  expect(loading(await config("env", { env: [{ name: "A", value: "1" }, { value: "secret-value" }] }))).toBe(
+    'user "u" has an exec plugin whose env has an entry without a name (kubectl refuses it too)',
+  );
+  const provider = await execUserKubeconfig(suite, join(folder, "provider"), "credential", (path) => path, {
+    user: { "auth-provider": { name: "oidc", config: {} } },
+  });
+  expect(loading(provider)).toBe(
+    'user "u" has an exec plugin and an auth-provider: keep one (kubectl refuses both too)',
+  );
   // v1beta1's defaults to IfAvailable, as client-go's defaulting has it.
   const beta = await config("beta", { apiVersion: V1BETA1, interactiveMode: undefined });
   expect(await answers(beta)).toEqual(["200", "200"]);

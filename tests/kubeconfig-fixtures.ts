@@ -116,7 +116,7 @@ export async function execUserKubeconfig(
   folder: string,
   script: string,
   command: (path: string) => string,
-  options: { before?: string; expires?: Date; exec?: Fields } = {},
+  options: { before?: string; expires?: Date; exec?: Fields; user?: Fields } = {},
 ): Promise<string> {
   const status = { token: suite.server.token, expirationTimestamp: options.expires?.toISOString() };
   // Of the apiVersion the kubeconfig names, as client-go requires.
@@ -137,7 +137,7 @@ export async function execUserKubeconfig(
     join(folder, "config"),
     kubeconfig({
       clusters: { c: clusterOf(suite.server) },
-      users: { u: { exec } },
+      users: { u: { exec, ...options.user } },
       contexts: { main: { cluster: "c", user: "u" } },
       current: "main",
     }),
