@@ -6,6 +6,7 @@
 import { parseRetryAfter } from "../protocol/retry.ts";
 import { causeOf } from "../sdk/telemetry.ts";
 import { errorText } from "../protocol/error-text.ts";
+import { leadingText } from "../protocol/leading-text.ts";
 
 /** A Kubernetes `Status` failure, from an HTTP response or a watch ERROR event. */
 export class ApiError extends Error {
@@ -109,7 +110,8 @@ const MAX_ERROR_BODY_BYTES = 1 << 20;
 
 /** The error of a response that is not 2xx: its Status, or its text when something else answered (a proxy). */
 export async function responseError(response: Response): Promise<ApiError> {
-  const body = await boundedText(response);
+  // The rest is not read (the caller closes the connection).
+  const body = await leadingText(response.body, MAX_ERROR_BODY_BYTES);
   let status: KubeStatus = { message: body.slice(0, 500) };
   try {
     status = statusOf(JSON.parse(body));
@@ -117,22 +119,6 @@ export async function responseError(response: Response): Promise<ApiError> {
     // Not a Status (a proxy's error page): keep the text as the message.
   }
   return statusError(status, response.status, response.headers.get("retry-after"));
-}
-
-/** The body's text up to MAX_ERROR_BODY_BYTES; the rest is not read (the caller closes the connection). */
-async function boundedText(response: Response): Promise<string> {
-  if (!response.body) return "";
-  const reader = response.body.getReader();
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  while (size <= MAX_ERROR_BODY_BYTES) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    parts.push(value);
-    size += value.length;
-  }
-  if (size > MAX_ERROR_BODY_BYTES) void reader.cancel().catch(() => {});
-  return new TextDecoder().decode(Buffer.concat(parts).subarray(0, MAX_ERROR_BODY_BYTES));
 }
 
 /** What kind of failure an error is, to tell a new cause from a repeat: its HTTP status, its code, or its name. */

@@ -1,7 +1,8 @@
 /**
  * The start of an HTTP body, as far as a message quotes it, the rest cancelled: an answer whose body never ends (a URL
  * that streams, a download, a JSON watch) neither fills memory nor holds the reader until a timeout. Used where an
- * error answer is quoted: the client library's refused connections, the webhook sink's refusals.
+ * error answer is quoted (the client library's refused connections, the webhook sink's refusals, the API server's
+ * failed requests) and where an answer is read to a bound (the ha Lease).
  */
 
 /** The text of the first `maxBytes` of `body` (a body cut short: what came of it); the rest is never read. */
