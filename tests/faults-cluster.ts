@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import type { Update } from "../sdk/model.ts";
 import type { Envelope } from "../protocol/envelope.ts";
-import type { Subscription } from "../client/index.ts";
+import { subscribeSse, type Subscription } from "../client/index.ts";
 import { ALL } from "../protocol/streams.ts";
 import { startTestApiServer } from "../simulator/index.ts";
 import { populate } from "../simulator/population.ts";
@@ -119,6 +119,21 @@ export async function setup(options: SetupOptions = {}) {
     matchesTruth: () => checks.matchesTruth(url),
     metric: (name: string, labels?: Record<string, string>) => checks.metric(url, name, labels),
   };
+}
+
+/** A client-library subscription and what it applied. */
+export interface Consumer {
+  rec: ReturnType<typeof recorder>;
+  sub: Subscription;
+}
+
+/** An SSE consumer of `all` at `url` (a replica's, or a Service's), synced; stopped after the test. */
+export async function consumeSse(url: string): Promise<Consumer> {
+  const rec = recorder();
+  const sub = subscribeSse({ url, streams: ["all"], reconnect: { initialMs: 50, maxMs: 300 }, ...rec.handlers });
+  cleanups.push(() => sub.stop());
+  await sub.synced;
+  return { rec, sub };
 }
 
 /** Records what a client-library subscription applies to its cache, per stream (a subscription may follow several). */

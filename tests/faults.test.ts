@@ -10,10 +10,18 @@ import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import type { Envelope } from "../protocol/envelope.ts";
-import { subscribeNats, subscribeSse } from "../client/index.ts";
+import { subscribeNats } from "../client/index.ts";
 import { seededRandom, startChurn } from "../simulator/population.ts";
 import { expectGapFreeWithWholeChains, waitFor } from "../testing/index.ts";
-import { cleanups, expectFollowedWholly, kubernetesSource, recorder, runCleanups, setup } from "./faults-cluster.ts";
+import {
+  cleanups,
+  consumeSse,
+  expectFollowedWholly,
+  kubernetesSource,
+  recorder,
+  runCleanups,
+  setup,
+} from "./faults-cluster.ts";
 import { startNatsServer } from "./nats-server.ts";
 import { RESOURCES } from "./cluster-checks.ts";
 import { json, SseParser, versionsOf, type SseEvent } from "./sse-client.ts";
@@ -33,15 +41,7 @@ test.each([
     const env = await setup({ store });
     let kubemeta = await env.start();
     await env.ready();
-    const rec = recorder();
-    const sub = subscribeSse({
-      url: env.url,
-      streams: ["all"],
-      reconnect: { initialMs: 50, maxMs: 300 },
-      ...rec.handlers,
-    });
-    cleanups.push(() => sub.stop());
-    await sub.synced;
+    const { rec, sub } = await consumeSse(env.url);
     const churn = startChurn(env.server, { perSecond: 80, seed: SEED });
     const kills: number[] = [];
     for (let i = 0; i < times; i++) {
@@ -78,15 +78,7 @@ test("watch drops, 410s, 429 + Retry-After, 500s, a continue token expiring mid-
   });
   const km = await env.start();
   await env.ready();
-  const rec = recorder();
-  const sub = subscribeSse({
-    url: env.url,
-    streams: ["all"],
-    reconnect: { initialMs: 50, maxMs: 300 },
-    ...rec.handlers,
-  });
-  cleanups.push(() => sub.stop());
-  await sub.synced;
+  const { rec, sub } = await consumeSse(env.url);
   const churn = startChurn(env.server, { perSecond: 80, seed: SEED + 1 });
   const resources = ["pods", "nodes", "services", "endpointslices", "replicasets"];
   const pick = <T>(items: T[]) => items[Math.floor(random() * items.length)]!;
@@ -250,15 +242,7 @@ test("store unwritable (file size limit) during churn: not ready, no crash, noth
     Number(/^kubemeta_commit_failures_total (\d+)$/m.exec(await (await fetch(`${env.url}/metrics`)).text())?.[1]);
   // A series from the start, so that an alert on its rate has one before the first failure.
   expect(await commitFailures()).toBe(0);
-  const rec = recorder();
-  const sub = subscribeSse({
-    url: env.url,
-    streams: ["all"],
-    reconnect: { initialMs: 50, maxMs: 300 },
-    ...rec.handlers,
-  });
-  cleanups.push(() => sub.stop());
-  await sub.synced;
+  const { rec, sub } = await consumeSse(env.url);
   const churn = startChurn(env.server, { perSecond: 150, seed: SEED + 4 });
   const readiness = await waitFor(
     async () => {

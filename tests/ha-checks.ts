@@ -1,14 +1,13 @@
 /**
- * What the HA tests share besides the cluster (./ha-cluster.ts): SSE consumers, and the checks of
- * tests/faults-cluster.ts on replicas once churn stops.
+ * What the HA tests share besides the cluster (./ha-cluster.ts): the checks of tests/faults-cluster.ts on replicas
+ * once churn stops.
  */
 import { expect } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { subscribeSse, type Subscription } from "../client/index.ts";
 import type { Update } from "../sdk/model.ts";
 import { expectGapFreeWithWholeChains, waitFor } from "../testing/index.ts";
-import { cleanups, expectFollowedWholly, recorder } from "./faults-cluster.ts";
+import { type Consumer, expectFollowedWholly } from "./faults-cluster.ts";
 import type { Replica, setupHa } from "./ha-cluster.ts";
 import type { TcpProxy } from "./tcp-proxy.ts";
 
@@ -26,21 +25,6 @@ export async function hungStorePath(env: HaEnv, i: number): Promise<TcpProxy> {
   path.partition();
   await waitFor(() => path.hung > 0, 5_000, `a read of replica-${i}'s to hang`);
   return path;
-}
-
-/** A client-library subscription and what it applied. */
-export interface Consumer {
-  rec: ReturnType<typeof recorder>;
-  sub: Subscription;
-}
-
-/** An SSE consumer of `all` at `url` (a replica's, or a Service's), synced; stopped after the test. */
-export async function consumeSse(url: string): Promise<Consumer> {
-  const rec = recorder();
-  const sub = subscribeSse({ url, streams: ["all"], reconnect: { initialMs: 50, maxMs: 300 }, ...rec.handlers });
-  cleanups.push(() => sub.stop());
-  await sub.synced;
-  return { rec, sub };
 }
 
 /**

@@ -7,9 +7,8 @@
 import { afterEach, expect, test } from "bun:test";
 import { connect } from "@nats-io/transport-node";
 import { waitFor } from "../testing/index.ts";
-import { cleanups, runCleanups } from "./faults-cluster.ts";
+import { cleanups, runCleanups, consumeSse } from "./faults-cluster.ts";
 import { service, setupHa, type Replica } from "./ha-cluster.ts";
-import { consumeSse } from "./ha-checks.ts";
 import { openSse, type SseConnection } from "./sse-client.ts";
 import { replay } from "./nats-consumer.ts";
 import { startNatsServer } from "./nats-server.ts";

@@ -8,9 +8,9 @@ import { afterEach, expect, test } from "bun:test";
 import type { Update } from "../sdk/model.ts";
 import { startChurn } from "../simulator/population.ts";
 import { waitFor } from "../testing/index.ts";
-import { cleanups, runCleanups } from "./faults-cluster.ts";
+import { cleanups, runCleanups, type Consumer, consumeSse } from "./faults-cluster.ts";
 import { type Replica, service, setupHa, TAKEOVER_MS } from "./ha-cluster.ts";
-import { type Consumer, consumeSse, expectConverged } from "./ha-checks.ts";
+import { expectConverged } from "./ha-checks.ts";
 
 afterEach(runCleanups);
 

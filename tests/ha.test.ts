@@ -10,14 +10,9 @@ import { createClient } from "@libsql/client";
 import { subscribeNats } from "../client/index.ts";
 import { startChurn } from "../simulator/population.ts";
 import { waitFor } from "../testing/index.ts";
-import { cleanups, expectFollowedWholly, recorder, runCleanups } from "./faults-cluster.ts";
+import { cleanups, expectFollowedWholly, recorder, runCleanups, consumeSse } from "./faults-cluster.ts";
 import { LEASE_MS, STORE_TOKEN, setupHa, type Replica } from "./ha-cluster.ts";
-import {
-  consumeSse,
-  expectConverged as convergedWith,
-  expectNobodyContends,
-  fieldsReadmeLeavesOut,
-} from "./ha-checks.ts";
+import { expectConverged as convergedWith, expectNobodyContends, fieldsReadmeLeavesOut } from "./ha-checks.ts";
 import { startNatsServer } from "./nats-server.ts";
 
 afterEach(runCleanups);
