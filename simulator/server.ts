@@ -1,6 +1,6 @@
 /**
  * The HTTP(S) front of the test API server: authentication, routing, request
- * accounting, fault injection, and the GET/LIST/WATCH handlers (Lease writes: writes.ts).
+ * accounting, fault injection, and the GET/LIST handlers (watches: watches.ts; Lease writes: writes.ts).
  *
  * Built on node:https rather than Bun.serve, measured under Bun 1.4.4:
  * - Bun.serve sends no status line or headers until the first body byte, so a watch
@@ -17,25 +17,16 @@ import { createServer as createHttpsServer } from "node:https";
 import type { TLSSocket } from "node:tls";
 import type { TestPki } from "./certs.ts";
 import { DISCOVERY_REQUEST, Faults, type Verb } from "./faults.ts";
-import { acceptsGzip, kubeHeaders, sendJson, sendStatus } from "./http.ts";
+import { acceptsGzip, sendJson, sendStatus } from "./http.ts";
 import { ListSnapshots, serveList } from "./list.ts";
-import { parseListOptions, parseResourceVersion, validateListOptions, type ListOptions } from "./options.ts";
-import type { ResourceType } from "./resource-types.ts";
+import { parseListOptions, validateListOptions } from "./options.ts";
 import { ServedResources, type CustomResourceSpec } from "./resources.ts";
 import { route } from "./routes.ts";
 import { parseFieldSelector, parseLabelSelector, SelectorError } from "./selectors.ts";
-import {
-  badRequest,
-  methodNotAllowed,
-  objectNotFound,
-  pathNotFound,
-  tooLargeResourceVersion,
-  unauthorized,
-  watchTooOld,
-  type Status,
-} from "./status.ts";
-import { ObjectStore, type StoredEvent } from "./store.ts";
-import { errorEventLine, WatchConnection, type InitialEvents, type WatchFilter } from "./watch.ts";
+import { badRequest, methodNotAllowed, objectNotFound, pathNotFound, unauthorized } from "./status.ts";
+import { ObjectStore } from "./store.ts";
+import type { WatchFilter } from "./watch.ts";
+import { sendErrorEvent, Watches } from "./watches.ts";
 import { writeVerb, Writes } from "./writes.ts";
 
 export interface ServerConfig {
@@ -52,11 +43,6 @@ export interface ServerConfig {
   compression: boolean;
 }
 
-/** kube-apiserver's default watch timeout: --min-request-timeout (1800 s) times a random factor in [1, 2). */
-function defaultWatchTimeoutMs(): number {
-  return 1_800_000 * (1 + Math.random());
-}
-
 export class ApiServerCore {
   readonly resources = new ServedResources();
   readonly store: ObjectStore;
@@ -66,8 +52,7 @@ export class ApiServerCore {
   gzippedLists = 0;
   private readonly writes: Writes;
   private readonly snapshots: ListSnapshots;
-  private readonly watches = new Map<WatchConnection, () => void>();
-  private stalled = false;
+  private readonly watches: Watches;
   private readonly server: Server;
   private address = "";
 
@@ -75,6 +60,7 @@ export class ApiServerCore {
     this.store = new ObjectStore(config.watchHistory, this.resources);
     this.writes = new Writes(this.store);
     this.snapshots = new ListSnapshots(config.continueTtlMs);
+    this.watches = new Watches(this.store, config.bookmarkIntervalMs);
     const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
     const { pki } = config;
     this.server = pki
@@ -111,16 +97,15 @@ export class ApiServerCore {
   }
 
   openWatches(): number {
-    return this.watches.size;
+    return this.watches.count();
   }
 
   dropWatches(): void {
-    for (const watch of [...this.watches.keys()]) watch.drop();
+    this.watches.dropAll();
   }
 
   stallWatches(stalled: boolean): void {
-    this.stalled = stalled;
-    if (!stalled) for (const watch of this.watches.keys()) watch.resume();
+    this.watches.stall(stalled);
   }
 
   /** Serves a custom resource from now on, like installing its CRD: watches from before now get 410 (store.ts). */
@@ -132,7 +117,7 @@ export class ApiServerCore {
   uninstallResource(group: string, version: string, resource: string): void {
     const type = this.resources.uninstall(group, version, resource);
     this.store.drop(type);
-    for (const watch of [...this.watches.keys()]) if (watch.type === type) watch.end();
+    this.watches.endAll(type);
   }
 
   expireContinueTokens(): void {
@@ -225,7 +210,7 @@ export class ApiServerCore {
       watchFrom: () => ({ requested: Number(options.resourceVersion) || 0, oldest: this.store.oldestServed() }),
     });
     if (failure?.asEvent) {
-      this.sendErrorEvent(res, failure.status);
+      sendErrorEvent(res, failure.status);
       return;
     }
     if (failure) {
@@ -252,7 +237,7 @@ export class ApiServerCore {
       throw error;
     }
     if (options.watch) {
-      this.startWatch(res, target.type, filter, options);
+      this.watches.start(res, target.type, filter, options);
       return;
     }
     const limit =
@@ -269,65 +254,5 @@ export class ApiServerCore {
       },
       () => res.destroy(),
     );
-  }
-
-  /** HTTP 200, one ERROR event, end of stream: how kube-apiserver fails a watch it has accepted. */
-  private sendErrorEvent(res: ServerResponse, status: Status): void {
-    res.writeHead(200, kubeHeaders());
-    res.end(errorEventLine(status));
-  }
-
-  private startWatch(res: ServerResponse, type: ResourceType, filter: WatchFilter, options: ListOptions): void {
-    const requested = parseResourceVersion(options.resourceVersion);
-    if (typeof requested === "object") {
-      sendStatus(res, requested);
-      return;
-    }
-    const current = this.store.resourceVersion();
-    if (requested !== undefined && requested > current) {
-      this.sendErrorEvent(res, tooLargeResourceVersion(requested, current));
-      return;
-    }
-    let initial: InitialEvents | undefined;
-    let replay: StoredEvent[] = [];
-    const legacyInitialState = options.sendInitialEvents === undefined && (requested === undefined || requested === 0);
-    if (options.sendInitialEvents === true || legacyInitialState) {
-      // Streaming list (KEP-3157) or a watch without a resourceVersion: the current
-      // state as ADDED events; only the streaming list ends it with a marked BOOKMARK.
-      const snapshot = this.store.snapshot(type);
-      const marked = options.sendInitialEvents === true && options.allowWatchBookmarks;
-      initial = { entries: snapshot.entries, endBookmarkRv: marked ? snapshot.rv : undefined };
-    } else if (requested !== undefined) {
-      const events = this.store.eventsAfter(type, requested);
-      if (events === "too-old") {
-        this.sendErrorEvent(res, watchTooOld(requested, this.store.oldestServed(type)));
-        return;
-      }
-      if (events === "too-large") {
-        this.sendErrorEvent(res, tooLargeResourceVersion(requested, current));
-        return;
-      }
-      replay = events;
-    }
-    const watch = new WatchConnection(
-      res,
-      {
-        type,
-        filter,
-        allowBookmarks: options.allowWatchBookmarks,
-        bookmarkIntervalMs: this.config.bookmarkIntervalMs,
-        timeoutMs: options.timeoutSeconds ? options.timeoutSeconds * 1000 : defaultWatchTimeoutMs(),
-      },
-      {
-        stalled: () => this.stalled,
-        resourceVersion: () => this.store.resourceVersion(),
-        closed: (closed) => {
-          this.watches.get(closed)?.();
-          this.watches.delete(closed);
-        },
-      },
-    );
-    this.watches.set(watch, this.store.subscribe(type, watch));
-    watch.start(initial, replay);
   }
 }
