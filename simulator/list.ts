@@ -12,7 +12,8 @@ import type { ListOptions } from "./options.ts";
 import { apiVersionOf, type ResourceType } from "./resource-types.ts";
 import { badRequest, continueExpired, listTooOld, tooLargeResourceVersion, type Status } from "./status.ts";
 import { itemJson, sortedJson } from "./serialize.ts";
-import type { Entry, ObjectStore } from "./store.ts";
+import type { ObjectStore } from "./store.ts";
+import type { Entry } from "./table.ts";
 import { matches, type WatchFilter } from "./watch.ts";
 
 interface ContinueKey {

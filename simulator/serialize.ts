@@ -4,7 +4,7 @@
  */
 import type { KubeObject } from "../sdk/model.ts";
 import { apiVersionOf, type ResourceType } from "./resource-types.ts";
-import type { Entry } from "./store.ts";
+import type { Entry } from "./table.ts";
 
 const METADATA_ORDER = [
   "name",

@@ -11,7 +11,7 @@ import type { Matcher } from "./selectors.ts";
 import type { Status } from "./status.ts";
 import { eventLine } from "./serialize.ts";
 import { timerDelay } from "../protocol/retry.ts";
-import type { Entry, StoredEvent, Subscriber } from "./store.ts";
+import type { Entry, StoredEvent, Subscriber } from "./table.ts";
 
 export interface WatchFilter {
   namespace: string | null;

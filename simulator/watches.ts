@@ -7,7 +7,8 @@ import { kubeHeaders, sendStatus } from "./http.ts";
 import { parseResourceVersion, type ListOptions } from "./options.ts";
 import type { ResourceType } from "./resource-types.ts";
 import { tooLargeResourceVersion, watchTooOld, type Status } from "./status.ts";
-import type { ObjectStore, StoredEvent } from "./store.ts";
+import type { ObjectStore } from "./store.ts";
+import type { StoredEvent } from "./table.ts";
 import { errorEventLine, WatchConnection, type InitialEvents, type WatchFilter } from "./watch.ts";
 
 /** kube-apiserver's default watch timeout: --min-request-timeout (1800 s) times a random factor in [1, 2). */
