@@ -4,7 +4,7 @@
  * error reply and is counted, a failure while answering ends that reply with an error, a
  * reply subject kubemeta will not publish to (replies.ts) gets nothing and is counted.
  * Here: who is answered when, and with which reply subjects; what a reply carries is read
- * from the log in replay-content.ts.
+ * from the log in replay-content.ts, and published to its requesters by reply-writer.ts.
  */
 import type { Msg, NatsConnection } from "@nats-io/transport-node";
 import { type CommittedLog, isBehindRetention } from "../../../sdk/contract.ts";
@@ -19,9 +19,9 @@ import {
 } from "../../../sdk/resume.ts";
 import { snapshotTurn } from "../../../sdk/snapshot-turns.ts";
 import { fromStore, StoreReadFailed } from "../../../sdk/store-reads.ts";
-import { ChunkWriter } from "./chunks.ts";
-import { confirmed, ConnectionDropped } from "./publisher.ts";
+import { ConnectionDropped } from "./publisher.ts";
 import { refusedReply } from "./replies.ts";
+import { replyWriter } from "./reply-writer.ts";
 import { type Pending, pendingOf, sound } from "./requests.ts";
 import { keepReplaySubscription, type ReplaySubscriptionOptions } from "./replay-subscription.ts";
 import { ReplayContent } from "./replay-content.ts";
@@ -74,16 +74,6 @@ export const STOPPING = "the NATS sink is stopping; ask again later";
 
 /** Requests waiting for a free slot; beyond this, a requester is told to come back. */
 const MAX_WAITING = 10_000;
-/**
- * A flush (a round trip to the server) after this many bytes, and at the end of each reply,
- * keeps the client's outbound buffer bounded: the client buffers what the socket has not
- * taken yet, and a reply is done only once the server has it, whoever reads it. One flush is
- * awaited only when the next one starts, so the next bytes are read and packed meanwhile
- * rather than after the round trip (a fifth of a replay's time when it waited): at most about
- * twice this many bytes are buffered.
- */
-const FLUSH_EVERY_BYTES = 1 << 20;
-const DEFAULT_MAX_PAYLOAD = 1 << 20;
 /** Requests waiting for this replica's log to reach their `from` (sdk/resume.ts), past which they are answered now. */
 const MAX_PARKED = 1_000;
 /**
@@ -125,33 +115,7 @@ export function serveReplay(options: ResponderOptions): Responder {
   const shortOfStore = (request: ReplayRequest) =>
     request.to !== undefined && request.to > log.head() && log.behindStore?.() === true;
 
-  /** Sends each chunk to every reply subject: requesters answered together get the same chunks. */
-  function writerFor(replies: string[]): ChunkWriter {
-    let unflushed = 0;
-    let flushing: Promise<void> = Promise.resolve();
-    const encoder = new TextEncoder();
-    return new ChunkWriter(log.epoch, nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD, async (chunk, last) => {
-      const payload = encoder.encode(chunk);
-      for (const reply of replies) {
-        nc.publish(reply, payload);
-        unflushed += payload.length;
-        if (unflushed >= FLUSH_EVERY_BYTES) {
-          unflushed = 0;
-          await flushing;
-          flushing = confirmed(nc);
-          // Its failure is thrown where it is awaited, with the next flush or at the end.
-          flushing.catch(() => {});
-        }
-      }
-      if (last) {
-        await flushing;
-        if (unflushed > 0) {
-          unflushed = 0;
-          await confirmed(nc);
-        }
-      }
-    });
-  }
+  const writerFor = (replies: string[]) => replyWriter(nc, log.epoch, replies);
 
   /**
    * Takes the waiting requests that the same reply answers: resets of `stream` for the same
