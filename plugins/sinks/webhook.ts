@@ -33,7 +33,8 @@ import {
   v,
   type Envelope,
 } from "../../sdk/index.ts";
-import { createDelivery, type Request } from "./webhook/delivery.ts";
+import type { Request } from "./webhook/attempt.ts";
+import { createDelivery } from "./webhook/delivery.ts";
 import { HEADER_NAME, HEADER_VALUE, headerNamedTwice } from "../../protocol/http-header.ts";
 import { NAMESPACE_PATTERN, NAMESPACE_RULE } from "../../protocol/envelope.ts";
 import { kindProblem } from "../../sdk/schema.ts";
