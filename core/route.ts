@@ -7,7 +7,8 @@ import { NODE_PREFIX, SHARED } from "../protocol/streams.ts";
 import { isNodeName } from "../protocol/node-token.ts";
 import type { SlimObject } from "../protocol/envelope.ts";
 import { record } from "./slim/read.ts";
-import { compileRules, valueAt, type SlimOptions } from "./slim/rules.ts";
+import { valueAt } from "./slim/keep-paths.ts";
+import { compileRules, type SlimOptions } from "./slim/rules.ts";
 
 /**
  * The stream of an object besides `all`: "node/<name>" for a scheduled Pod, a Node and an object whose rule names a

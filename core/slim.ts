@@ -19,7 +19,8 @@ import type { KubeObject } from "../sdk/model.ts";
 import type { SlimObject } from "../protocol/envelope.ts";
 import { BUILT_IN_API_VERSIONS, groupOf } from "../protocol/kinds.ts";
 import { put, record, scalarList, scalars, stringMap, text, type Json } from "./slim/read.ts";
-import { compileRules, keepPaths, type SlimOptions } from "./slim/rules.ts";
+import { keepPaths } from "./slim/keep-paths.ts";
+import { compileRules, type SlimOptions } from "./slim/rules.ts";
 import { POD_PARTIAL_LISTS, slimPod } from "./slim/pod.ts";
 import { NODE_PARTIAL_LISTS, slimEndpointSlice, slimNamespace, slimNode, slimService } from "./slim/cluster.ts";
 import {
