@@ -1,15 +1,17 @@
 /**
  * One stream followed over NATS (nats.ts): its subscription, the gap rule on each message, and the replays that start
- * it, fill a gap, follow a reconnect or a recheck, and cross a change of epoch, one at a time.
+ * it, fill a gap, follow a reconnect or a recheck, and cross a change of epoch, one at a time (a reply's chunks
+ * applied: nats-replay-chunks.ts).
  */
 import type { Msg, NatsConnection } from "@nats-io/transport-node";
 import { Backoff, sleep, until } from "../protocol/retry.ts";
-import type { ReplayChunk, ReplayRequestMessage } from "../protocol/replay.ts";
+import type { ReplayRequestMessage } from "../protocol/replay.ts";
 import type { Subjects } from "../protocol/subjects.ts";
 import { formatPosition } from "../protocol/position.ts";
 import { envelopeProblem, type Envelope } from "../protocol/envelope.ts";
 import type { StreamCache, StreamCaches } from "./cache.ts";
 import { ReplayRefusedError, requestReplay } from "./nats-replay.ts";
+import { Paused, ReplayChunks } from "./nats-replay-chunks.ts";
 import { ReplayWindow } from "./nats-replay-window.ts";
 import { keepStreamSubscription } from "./nats-stream-subscription.ts";
 import type { PublishRefusals } from "./nats-permissions.ts";
@@ -31,9 +33,6 @@ export interface FollowerContext {
   /** A promise while the callbacks' output cannot go further (subscribeNats's `paused`): nothing is taken meanwhile. */
   paused: () => Promise<void> | undefined;
 }
-
-/** A replay cut as the callbacks' output backlogged: asked again, from the position reached, once it drained. */
-class Paused extends Error {}
 
 /** Messages held while a replay runs; past this the oldest half is dropped (a replay brings them back). */
 const MAX_PENDING = 100_000;
@@ -60,17 +59,10 @@ export class Follower {
    * applies rather than asking the same for ever. With its epoch: after a wipe, versions count from 1 again.
    */
   private askedUpTo: string | undefined;
-  /**
-   * A replay left versions out (too large for any message: not published live either). What they did is unknown
-   * here (an oversized DELETED leaves its object behind), so the stream's state is asked for next: it leaves out
-   * the objects too large to send, as every consumer's does.
-   */
-  private leftOut = false;
   /** Messages were dropped while paused: a replay brings them back. */
   private dropped = false;
   private readonly window = new ReplayWindow();
-  /** The last reply began with a reset (its chunk 0 said so): the stream's state, whatever `from` was. */
-  private replyWasReset = false;
+  private readonly chunks: ReplayChunks;
   /** The stream's subscription, kept until the end: resolves then. */
   private readonly subscribed: Promise<void>;
   private readonly context: FollowerContext;
@@ -79,6 +71,7 @@ export class Follower {
   constructor(context: FollowerContext, cache: StreamCache) {
     this.context = context;
     this.cache = cache;
+    this.chunks = new ReplayChunks(cache, this.window, () => context.paused());
     const subject = context.subjects.of(cache.stream)!;
     this.subscribed = keepStreamSubscription({
       nc: context.nc,
@@ -237,7 +230,7 @@ export class Follower {
           payload: JSON.stringify(request),
           silenceMs: replayTimeoutMs,
           signal: ended,
-          take: (chunk, bytes) => this.take(chunk, bytes),
+          take: (chunk, bytes) => this.chunks.take(chunk, bytes),
         });
       } catch (error) {
         cache.abandonReset();
@@ -256,15 +249,15 @@ export class Follower {
       // Messages of another epoch still waiting were sent before the state the replay brought.
       this.pending.splice(0, this.pending.length, ...this.pending.filter((e) => e.epoch === cache.epoch));
       // A reset leaves out what no message can hold, as every consumer's does: only a replay's gaps need the state.
-      if (this.leftOut && !this.replyWasReset) {
-        this.leftOut = false;
+      if (this.chunks.leftOut && !this.chunks.wasReset) {
+        this.chunks.leftOut = false;
         fresh = true;
         cache.report(new Error(`a replay of ${cache.stream} left versions out; asking for the stream's state`));
         continue;
       }
-      this.leftOut = false;
+      this.chunks.leftOut = false;
       // The next window once the output drained: asked before, it would be cut at its first chunk.
-      if (asked !== to && !this.replyWasReset && this.window.next(cache.position, asked!)) {
+      if (asked !== to && !this.chunks.wasReset && this.window.next(cache.position, asked!)) {
         await this.unpaused();
         continue;
       }
@@ -287,26 +280,5 @@ export class Follower {
 
   private async unpaused(): Promise<void> {
     await until(this.context.paused() ?? Promise.resolve(), Infinity, this.context.ended);
-  }
-
-  private take(chunk: ReplayChunk, bytes: number): void {
-    const { cache } = this;
-    // A reset's chunks are staged, printed at its end: only a replay's are handed on as they come.
-    if (!cache.resetting && this.window.cuts(this.context.paused() !== undefined, bytes)) throw new Paused();
-    if (chunk.seq === 0) this.replyWasReset = chunk.reset !== undefined;
-    if (chunk.seq === 0 && chunk.reset) cache.beginReset(chunk.reset);
-    if (chunk.oversized?.length) {
-      this.leftOut = true;
-      cache.report(
-        new Error(`versions ${chunk.oversized.join(", ")} exceed the server's max_payload and were left out`),
-      );
-    }
-    for (const envelope of chunk.updates) {
-      if (cache.resetting) cache.stage(envelope);
-      else if (!cache.isDuplicate(envelope)) cache.apply(envelope);
-    }
-    if (!chunk.last) return;
-    if (cache.resetting) cache.completeReset(chunk.epoch, chunk.through!);
-    else cache.advance(chunk.epoch, chunk.through!);
   }
 }
