@@ -68,6 +68,20 @@ async function openToAppend(path: string): Promise<FileHandle> {
 }
 
 /**
+ * Whether the file is empty or ends a line. A rotation (logrotate's `copytruncate`) may truncate it between its size
+ * and the read of its last byte: that read then finds nothing, and is made again at the new size, rather than taking
+ * "no byte" for a line left unfinished and starting the rotated file with an empty line.
+ */
+async function endsLine(file: FileHandle): Promise<boolean> {
+  for (;;) {
+    const { size } = await file.stat();
+    if (size === 0) return true;
+    const { bytesRead, buffer } = await file.read(Buffer.alloc(1), 0, 1, size - 1);
+    if (bytesRead === 1) return buffer[0] === NEWLINE;
+  }
+}
+
+/**
  * Appends whole lines or nothing: a write that fails part way (a full disk) is cut back to where it began, so that
  * its retry starts a line of its own rather than finishing a torn one. A file that does not end a line (a crash in the
  * middle of a write) gets its newline first: what follows stays whole.
@@ -80,10 +94,8 @@ async function appendToFile(path: string, text: string): Promise<void> {
     const fifo = fifoProblem(path, found);
     if (fifo) throw new Error(fifo);
     const { size } = found;
-    const last = Buffer.alloc(1);
-    if (size > 0) await file.read(last, 0, 1, size - 1);
     try {
-      await file.appendFile(size > 0 && last[0] !== NEWLINE ? `\n${text}` : text);
+      await file.appendFile((await endsLine(file)) ? text : `\n${text}`);
     } catch (error) {
       await file.truncate(size).catch(() => {});
       throw error;
