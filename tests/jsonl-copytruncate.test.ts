@@ -72,3 +72,15 @@ test("copytruncate between the size read and the last byte read: no empty first 
   expect(rotated.copies).toBeGreaterThan(100);
   expect(rotated.emptyLines).toBe(0);
 }, 60_000);
+
+test("copytruncate between a write cut short (a full disk) and its cut-back: no NUL bytes", async () => {
+  // Three lines fill the 8 KiB limit: the third is cut short, and the file is rotated the moment it is full.
+  const rotated = await rotateUnder({
+    count: 500,
+    batchSize: 1,
+    limitKiB: 8,
+    rotator: { ROTATE_AT: "8192", ROTATIONS: "30", DEADLINE_MS: "15000" },
+  });
+  expect(rotated.copies).toBe(30);
+  expect(rotated.nuls).toBe(0);
+}, 60_000);

@@ -82,6 +82,34 @@ async function endsLine(file: FileHandle): Promise<boolean> {
 }
 
 /**
+ * Writes `bytes` at the file's end, or throws with none of them left in it: a write cut short (a full disk) is cut back
+ * to where it began, the file's size less what was written, since a rotation may have truncated the file before it.
+ */
+async function appendWhole(file: FileHandle, bytes: Buffer): Promise<void> {
+  let written = 0;
+  try {
+    while (written < bytes.length) written += (await file.write(bytes, written)).bytesWritten;
+  } catch (error) {
+    if (written > 0) await cutBack(file, written).catch(() => {});
+    throw error;
+  }
+}
+
+/**
+ * Cuts off the last `written` bytes. A rotation that truncated the file after them took them already; one that
+ * truncates it between its size and the cut makes the cut lengthen it, with NUL bytes, which no line holds: those are
+ * cut off too, so that the rotated file is left empty rather than starting with them.
+ */
+async function cutBack(file: FileHandle, written: number): Promise<void> {
+  const began = (await file.stat()).size - written;
+  if (began < 0) return;
+  await file.truncate(began);
+  if (began === 0) return;
+  const { bytesRead, buffer } = await file.read(Buffer.alloc(1), 0, 1, began - 1);
+  if (bytesRead === 1 && buffer[0] === 0) await file.truncate(0);
+}
+
+/**
  * Appends whole lines or nothing: a write that fails part way (a full disk) is cut back to where it began, so that
  * its retry starts a line of its own rather than finishing a torn one. A file that does not end a line (a crash in the
  * middle of a write) gets its newline first: what follows stays whole.
@@ -93,13 +121,7 @@ async function appendToFile(path: string, text: string): Promise<void> {
     // Made one since the check, or never checked: refused before a line goes where no reader gets it.
     const fifo = fifoProblem(path, found);
     if (fifo) throw new Error(fifo);
-    const { size } = found;
-    try {
-      await file.appendFile((await endsLine(file)) ? text : `\n${text}`);
-    } catch (error) {
-      await file.truncate(size).catch(() => {});
-      throw error;
-    }
+    await appendWhole(file, Buffer.from((await endsLine(file)) ? text : `\n${text}`));
   } finally {
     await file.close();
   }
