@@ -87,10 +87,13 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
   // said at once.
   const readOutage = outageLog(logger, "sink failed to read the log; retrying", "sink reading the log works again");
   const filterOutage = outageLog(logger, "sink's filter failed; retrying", "sink's filter works again");
-  /** A delivery failed or stalled since the last one that worked: a drain would only wait for it in vain. */
+  /**
+   * A delivery, a read of the log or the sink's filter failed (or a delivery stalled) since the last that worked: a
+   * drain would only wait for it in vain.
+   */
   let failing = false;
   let failed = Promise.withResolvers<void>();
-  const deliverBatch = batchDelivery(options, context, {
+  const health = {
     struggle() {
       failing = true;
       failed.resolve();
@@ -99,7 +102,8 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
     worked() {
       failing = false;
     },
-  });
+  };
+  const deliverBatch = batchDelivery(options, context, health);
 
   function advance(through: number): void {
     delivered = through;
@@ -165,6 +169,7 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
           hurry: context.hurry,
         })) {
           readRetries.reset();
+          health.worked();
           readOutage.succeeded();
           filterOutage.succeeded();
           if (batch.lost > 0) {
@@ -186,6 +191,7 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
         }
       } catch (error) {
         const delay = readRetries.next();
+        health.struggle();
         const filtering = error instanceof FilterFailed;
         count(filtering ? "filter" : "read");
         const cause = filtering ? error.cause : error;

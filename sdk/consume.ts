@@ -16,7 +16,7 @@
  * - reports a batch held longer than `stallAfterMs`; each sink reads the log on its own,
  *   so a stalled sink delays neither the source nor the other sinks;
  * - on stop, drains: delivers what is committed first (for up to `drainMs`, nothing
- *   lingering), unless its deliveries are failing.
+ *   lingering), unless its deliveries, its reads of the log or its filter are failing.
  *
  * `batch` and `retry` come from the sink's config: its schema has the standard keys
  * `batch: batchSchema()` and `retry: retrySchema()` (sdk/schema.ts), whose output is what

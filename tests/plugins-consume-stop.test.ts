@@ -3,10 +3,12 @@
  * does not lead or is unsure of its Lease (ha), and stop, which drains what is committed unless deliveries fail.
  */
 import { expect, test } from "bun:test";
+import { join } from "node:path";
 import { consume } from "../sdk/consume.ts";
 import { Terms } from "../host/leadership.ts";
 import { until, TIMED_OUT } from "../protocol/retry.ts";
-import { startTestHost, waitFor, type TestHost } from "../testing/index.ts";
+import { startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
+import { startHranaServer } from "./hrana-server.ts";
 import { addPods, consumeSinks, contextOn, sinkMetric, upTo, type Logged } from "./plugins-fixtures.ts";
 
 let host: TestHost | undefined;
@@ -143,4 +145,47 @@ test("stallAfterMs and stopWaitMs of Infinity (never: past a timer's range) repo
   await stopped;
   expect(delivered).toEqual(upTo(3));
   expect(ctx.saved()).toBe(3);
+});
+
+test("stop does not drain a sink whose filter throws: its reads make no progress to wait for", async () => {
+  host = await startTestHost();
+  const { sink } = await sinks.start(host!, "picky", {
+    filter: () => {
+      throw new Error("the filter's own bug");
+    },
+    deliver: async () => {},
+  });
+  addPods(host, 3);
+  await host.changes.flush();
+  await waitFor(() =>
+    sinkMetric(host!, "counter", "kubemeta_sink_delivery_failures_total", "picky", { step: "filter" }),
+  );
+  const began = performance.now();
+  await sink.stop();
+  // Before the fix stop waited out drainMs, 3 s, for updates the filter would never pass.
+  expect(performance.now() - began).toBeLessThan(1_000);
+});
+
+test("stop does not drain a sink whose reads of the log fail (its store away)", async () => {
+  const dir = await tempDir();
+  const store = startHranaServer({ path: join(dir, "store.db") });
+  try {
+    const extra = { store: { type: "libsql", url: store.url } };
+    host = await startTestHost({ dir, extra });
+    addPods(host, 3);
+    await host.changes.flush();
+    await host.stop();
+    // Started again, its log's in-memory tail is empty: the sink reads the store, which goes away.
+    host = await startTestHost({ dir, extra });
+    await store.stop();
+    const { sink } = await sinks.start(host!, "unread", { deliver: async () => {} });
+    await waitFor(() =>
+      sinkMetric(host!, "counter", "kubemeta_sink_delivery_failures_total", "unread", { step: "read" }),
+    );
+    const began = performance.now();
+    await sink.stop();
+    expect(performance.now() - began).toBeLessThan(1_000);
+  } finally {
+    await store.stop();
+  }
 });
