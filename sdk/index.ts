@@ -85,6 +85,7 @@ export {
   type DeprecatedKey,
   type RetrySchemaOptions,
 } from "./schema.ts";
+export { appendLines, type AppendLinesOptions } from "./append-lines.ts";
 export { CredentialFileError, readCredentialFile, readCredentialFileSync } from "./credential-file.ts";
 export type { ChangeType, Envelope, SlimObject } from "../protocol/envelope.ts";
 export { ALL, isStreamName, NODE_PREFIX, nodeOfStream, SHARED, STREAM_NAME_RULE } from "../protocol/streams.ts";

@@ -46,7 +46,7 @@ async function pluginFolder(): Promise<string> {
 /** The example plugin, copied unchanged: it imports nothing of kubemeta's but `kubemeta/sdk`. */
 async function copyExample(to: string): Promise<void> {
   const source = await Bun.file(join(repo, "examples/sink-plugin/deletions.ts")).text();
-  expect([...source.matchAll(/from "([^"]+)"/g)].map((m) => m[1])).toEqual(["node:fs/promises", "kubemeta/sdk"]);
+  expect([...source.matchAll(/from "([^"]+)"/g)].map((m) => m[1])).toEqual(["kubemeta/sdk"]);
   await Bun.write(to, source);
 }
 

@@ -14,10 +14,10 @@
  * It imports one module, `kubemeta/sdk`, which resolves to the kubemeta that loads it:
  * inside the repository, from a folder where kubemeta is installed, or in the container
  * image (README, "Write a sink plugin"). `consume` runs the delivery loop: cursor,
- * retries, lag; `v` is kubemeta's own valibot, for the config schema.
+ * retries, lag; `v` is kubemeta's own valibot, for the config schema; `appendLines` appends
+ * whole lines or none to a file its user alone reads.
  */
-import { appendFile } from "node:fs/promises";
-import { batchSchema, consume, defineSink, kindName, retrySchema, v } from "kubemeta/sdk";
+import { appendLines, batchSchema, consume, defineSink, kindName, retrySchema, v } from "kubemeta/sdk";
 
 export default defineSink({
   type: "deletions",
@@ -43,7 +43,8 @@ export default defineSink({
         const lines = envelopes.map(
           (e) => `${e.time} DELETED ${e.kind} ${e.namespace ? `${e.namespace}/` : ""}${e.name} uid=${e.uid}\n`,
         );
-        await appendFile(config.file, lines.join(""));
+        // Whole lines or none (a full disk, a rotation), made 0600: each line names an object of the cluster.
+        await appendLines(config.file, lines.join(""));
       },
     });
   },

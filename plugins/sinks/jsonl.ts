@@ -17,9 +17,8 @@
  *     stream: shared
  * ```
  */
-import { mkdir, open, type FileHandle } from "node:fs/promises";
-import { dirname } from "node:path";
 import {
+  appendLines,
   batchSchema,
   consume,
   defineSink,
@@ -49,83 +48,6 @@ function writeHeld(fd: 1 | 2, text: string): Promise<void> {
 
 /** The failed write's callback reports it: Bun raises a stream error nobody listens for as an unhandled rejection. */
 const ignoreStreamError = () => {};
-
-const NEWLINE = 0x0a;
-
-/**
- * Opens the file to append to (and to read its last byte), making its directory first if it is missing. The lines
- * hold what `http.tokens` guard, as the store does: what is made here (the file, again after each rotation, and its
- * directories) is kubemeta's user's alone, whatever the umask; a file or directory that exists keeps its mode.
- */
-async function openToAppend(path: string): Promise<FileHandle> {
-  try {
-    return await open(path, "a+", 0o600);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-    return open(path, "a+", 0o600);
-  }
-}
-
-/**
- * Whether the file is empty or ends a line. A rotation (logrotate's `copytruncate`) may truncate it between its size
- * and the read of its last byte: that read then finds nothing, and is made again at the new size, rather than taking
- * "no byte" for a line left unfinished and starting the rotated file with an empty line.
- */
-async function endsLine(file: FileHandle): Promise<boolean> {
-  for (;;) {
-    const { size } = await file.stat();
-    if (size === 0) return true;
-    const { bytesRead, buffer } = await file.read(Buffer.alloc(1), 0, 1, size - 1);
-    if (bytesRead === 1) return buffer[0] === NEWLINE;
-  }
-}
-
-/**
- * Writes `bytes` at the file's end, or throws with none of them left in it: a write cut short (a full disk) is cut back
- * to where it began, the file's size less what was written, since a rotation may have truncated the file before it.
- */
-async function appendWhole(file: FileHandle, bytes: Buffer): Promise<void> {
-  let written = 0;
-  try {
-    while (written < bytes.length) written += (await file.write(bytes, written)).bytesWritten;
-  } catch (error) {
-    if (written > 0) await cutBack(file, written).catch(() => {});
-    throw error;
-  }
-}
-
-/**
- * Cuts off the last `written` bytes. A rotation that truncated the file after them took them already; one that
- * truncates it between its size and the cut makes the cut lengthen it, with NUL bytes, which no line holds: those are
- * cut off too, so that the rotated file is left empty rather than starting with them.
- */
-async function cutBack(file: FileHandle, written: number): Promise<void> {
-  const began = (await file.stat()).size - written;
-  if (began < 0) return;
-  await file.truncate(began);
-  if (began === 0) return;
-  const { bytesRead, buffer } = await file.read(Buffer.alloc(1), 0, 1, began - 1);
-  if (bytesRead === 1 && buffer[0] === 0) await file.truncate(0);
-}
-
-/**
- * Appends whole lines or nothing: a write that fails part way (a full disk) is cut back to where it began, so that
- * its retry starts a line of its own rather than finishing a torn one. A file that does not end a line (a crash in the
- * middle of a write) gets its newline first: what follows stays whole.
- */
-async function appendToFile(path: string, text: string): Promise<void> {
-  const file = await openToAppend(path);
-  try {
-    const found = await file.stat();
-    // Made one since the check, or never checked: refused before a line goes where no reader gets it.
-    const fifo = fifoProblem(path, found);
-    if (fifo) throw new Error(fifo);
-    await appendWhole(file, Buffer.from((await endsLine(file)) ? text : `\n${text}`));
-  } finally {
-    await file.close();
-  }
-}
 
 export default defineSink({
   type: "jsonl",
@@ -164,7 +86,11 @@ export default defineSink({
     // anew: a pipe (to read its last byte as well) had the process as a reader, so once the real one was gone a write
     // blocked for good; a file (`> file`) was appended to while the log wrote at stdout's own offset, over the lines.
     const held = config.path === "-" ? 1 : heldStreamAt(config.path);
-    const write = (text: string) => (held ? writeHeld(held, text) : appendToFile(config.path, text));
+    const write = (text: string) =>
+      held
+        ? writeHeld(held, text)
+        : // Made one since the check, or never checked: refused before a line goes where no reader gets it.
+          appendLines(config.path, text, { refuse: (found) => fifoProblem(config.path, found) });
     return consume(ctx, {
       stream: config.stream,
       batch: config.batch,
