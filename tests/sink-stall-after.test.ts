@@ -1,7 +1,8 @@
 /**
  * `stallAfter`, the standard key of every sink built on `consume` (sdk stallAfterSchema): how long one batch may stay
  * undelivered before `kubemeta_sink_stalled` is 1 and "held one batch too long" is logged. The jsonl and nats sinks had
- * a fixed minute; the webhook's own is tested through an outage in tests/faults-webhook.test.ts.
+ * a fixed minute, and the example plugin users copy (examples/sink-plugin) no such key; the webhook's own is tested
+ * through an outage in tests/faults-webhook.test.ts.
  */
 import { afterEach, expect, test } from "bun:test";
 import { rm, writeFile } from "node:fs/promises";
@@ -77,6 +78,26 @@ test(
     await expectStalled(th, logged, "nats", 1);
     await server.restart();
     await expectStalled(th, logged, "nats", 0);
+  },
+  TEST_MS,
+);
+
+test(
+  "the example sink plugin (examples/sink-plugin), whose writes fail for longer than stallAfter, reports the stall",
+  async () => {
+    const dir = await tempDir();
+    const inTheWay = join(dir, "out");
+    await writeFile(inTheWay, "");
+    const { th, logged } = await hostWith(dir, {
+      type: join(import.meta.dir, "../examples/sink-plugin/deletions.ts"),
+      file: join(inTheWay, "deletions.log"),
+      retry: { initial: "5ms", max: "50ms" },
+    });
+    await addPod(th);
+    th.changes.apply("pods", "DELETED", rawPod("web-0", { node: "n1" }));
+    await expectStalled(th, logged, "deletions", 1);
+    await rm(inTheWay);
+    await expectStalled(th, logged, "deletions", 0);
   },
   TEST_MS,
 );

@@ -17,7 +17,16 @@
  * retries, lag; `v` is kubemeta's own valibot, for the config schema; `appendLines` appends
  * whole lines or none to a file its user alone reads.
  */
-import { appendLines, batchSchema, consume, defineSink, kindName, retrySchema, v } from "kubemeta/sdk";
+import {
+  appendLines,
+  batchSchema,
+  consume,
+  defineSink,
+  kindName,
+  retrySchema,
+  stallAfterSchema,
+  v,
+} from "kubemeta/sdk";
 
 export default defineSink({
   type: "deletions",
@@ -26,9 +35,11 @@ export default defineSink({
     file: v.pipe(v.string(), v.minLength(1), v.description("The audit file, appended to.")),
     // `kindName`: `kinds: [pods]` (a resource's name, no kind) is a config error rather than an audit left empty.
     kinds: v.optional(v.pipe(v.array(kindName), v.description("Kinds to record; empty records every kind.")), []),
-    // The standard keys `batch: { size, linger }` and `retry: { initial, max }`, with kubemeta's defaults.
+    // The standard keys of every sink built on `consume`, with kubemeta's defaults: `batch: { size, linger }`,
+    // `retry: { initial, max }`, and `stallAfter`, how long a batch may be held before kubemeta_sink_stalled says so.
     batch: batchSchema(),
     retry: retrySchema(),
+    stallAfter: stallAfterSchema(),
   }),
   example: { file: "deletions.log", kinds: ["Pod"] },
   create(config, ctx) {
@@ -39,6 +50,7 @@ export default defineSink({
       filter: (e) => e.type === "DELETED" && (kinds.size === 0 || kinds.has(e.kind)),
       batch: config.batch,
       retry: config.retry,
+      stallAfterMs: config.stallAfter,
       async deliver(envelopes) {
         const lines = envelopes.map(
           (e) => `${e.time} DELETED ${e.kind} ${e.namespace ? `${e.namespace}/` : ""}${e.name} uid=${e.uid}\n`,
