@@ -16,6 +16,8 @@ import type { Logger } from "../sdk/telemetry.ts";
 import type { KubeObject, Update } from "../sdk/model.ts";
 import { builtins } from "../plugins/index.ts";
 
+export { checkPluginContract, type PluginContractOptions } from "./contract.ts";
+
 export interface TestHostOptions {
   /**
    * Keep the store in this directory (to restart on the same data); a new temp dir otherwise. A relative plugin

@@ -1,5 +1,6 @@
 /**
- * The plugin contract, checked on every built-in plugin registered in plugins/index.ts:
+ * The plugin contract (kubemeta/testing's checkPluginContract, testing/contract.ts), checked on every built-in plugin
+ * registered in plugins/index.ts, and the helper's sentences for a plugin that breaks it:
  * its example config validates; stop without start is safe; start settles (it works, or
  * fails with an Error when its service is missing: no plugin may hang there); start twice,
  * then stop twice, is safe.
@@ -13,11 +14,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
 import * as v from "valibot";
-import type { AnyDeclaration, PluginContext } from "../sdk/contract.ts";
-import { silentLogger } from "../host/logger.ts";
-import { createMetrics } from "../host/metrics.ts";
+import { defineSink, type AnyDeclaration } from "../sdk/contract.ts";
 import { builtins } from "../plugins/index.ts";
-import { startTestHost, tempDir, type TestHost } from "../testing/index.ts";
+import { checkPluginContract, startTestHost, tempDir, type TestHost } from "../testing/index.ts";
 
 const SETTLE_MS = 5_000;
 const ISOLATED_ENV = ["HOME", "KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"] as const;
@@ -47,53 +46,6 @@ afterAll(async () => {
   await rm(sandbox, { recursive: true, force: true });
 });
 
-type Settled = { state: "resolved" } | { state: "rejected"; error: unknown } | { state: "pending" };
-
-async function settle(work: () => Promise<unknown>, ms = SETTLE_MS): Promise<Settled> {
-  let timer: Timer | undefined;
-  const pending = new Promise<Settled>((resolve) => (timer = setTimeout(resolve, ms, { state: "pending" })));
-  const outcome = Promise.resolve()
-    .then(work)
-    .then(
-      (): Settled => ({ state: "resolved" }),
-      (error: unknown): Settled => ({ state: "rejected", error }),
-    );
-  return Promise.race([outcome, pending]).finally(() => clearTimeout(timer));
-}
-
-/** The config the lifecycle runs with: the defaults when `{}` validates, else the example. */
-function lifecycleConfig(declaration: AnyDeclaration): unknown {
-  const defaults = v.safeParse(declaration.schema, {});
-  return defaults.success ? defaults.output : v.parse(declaration.schema, declaration.example);
-}
-
-/** A real context for the plugin's kind: the test host's pipeline, log and HTTP app. */
-function instantiate(declaration: AnyDeclaration) {
-  const base: PluginContext = {
-    name: `contract-${declaration.type}`,
-    cluster: "contract",
-    logger: silentLogger,
-    metrics: createMetrics(),
-  };
-  const config = lifecycleConfig(declaration);
-  switch (declaration.kind) {
-    case "store":
-      return declaration.create(config, base);
-    case "source":
-      return declaration.create(config, { ...base, changes: host.changes, synced() {}, waiting() {} });
-    case "sink": {
-      let cursor: number | undefined;
-      const cursorStore = {
-        load: async () => cursor,
-        save: async (version: number) => {
-          cursor = version;
-        },
-      };
-      return declaration.create(config, { ...base, log: host.host.log, http: host.host.http.app, cursor: cursorStore });
-    }
-  }
-}
-
 const declarations: AnyDeclaration[] = [...builtins.store, ...builtins.source, ...builtins.sink];
 
 test("every built-in has a type unique within its kind and a description", () => {
@@ -105,28 +57,38 @@ test("every built-in has a type unique within its kind and a description", () =>
 });
 
 describe.each(declarations.map((d) => [`${d.kind} ${d.type}`, d] as const))("%s", (_name, declaration) => {
-  test("its example config (or {}) validates", () => {
-    const result = v.safeParse(declaration.schema, declaration.example ?? {});
-    expect(result.issues ?? []).toEqual([]);
-  });
-
-  test("stop without start is safe, twice", async () => {
-    const plugin = instantiate(declaration);
-    expect(await settle(() => plugin.stop())).toEqual({ state: "resolved" });
-    expect(await settle(() => plugin.stop())).toEqual({ state: "resolved" });
-  });
-
   test(
-    "start settles (works, or fails with an Error); start twice, then stop twice, is safe",
-    async () => {
-      const plugin = instantiate(declaration);
-      const first = await settle(() => plugin.start());
-      expect(first.state).not.toBe("pending");
-      if (first.state === "rejected") expect(first.error).toBeInstanceOf(Error);
-      else expect((await settle(() => plugin.start())).state).toBe("resolved");
-      expect(await settle(() => plugin.stop())).toEqual({ state: "resolved" });
-      expect(await settle(() => plugin.stop())).toEqual({ state: "resolved" });
-    },
-    4 * SETTLE_MS,
+    "keeps the contract: kubemeta/testing's checkPluginContract finds nothing broken",
+    async () => expect(await checkPluginContract(declaration, { host, settleMs: SETTLE_MS })).toEqual([]),
+    6 * SETTLE_MS,
   );
+});
+
+/** A sink whose lifecycle is `lifecycle`'s: each step a plugin author might get wrong. */
+function sinkWith(lifecycle: { start(): Promise<void>; stop(): Promise<void> }): AnyDeclaration {
+  return defineSink({
+    type: "broken",
+    description: "Breaks the plugin contract on purpose.",
+    schema: v.strictObject({ file: v.pipe(v.string(), v.minLength(2, "too short")) }),
+    example: { file: "x" },
+    create: () => lifecycle,
+  });
+}
+
+test("checkPluginContract says each step a plugin breaks, in a sentence", async () => {
+  const hangs = new Promise<void>(() => {});
+  const broken = sinkWith({ start: () => hangs, stop: () => Promise.reject("no Error") });
+  expect(await checkPluginContract(broken, { host, config: { file: "xx" }, settleMs: 100 })).toEqual([
+    "its example config does not validate: × too short\n  → at file",
+    "stop without start, the first time, rejected: no Error",
+    "stop without start, the second time, rejected: no Error",
+    "start did not settle within 100 ms",
+    "stop after start, the first time, rejected: no Error",
+    "stop after start, the second time, rejected: no Error",
+  ]);
+  const refusing = sinkWith({ start: () => Promise.reject("down"), stop: async () => {} });
+  expect(await checkPluginContract(refusing, { host, config: { file: "xx" } })).toEqual([
+    "its example config does not validate: × too short\n  → at file",
+    "start rejected with something other than an Error: down",
+  ]);
 });

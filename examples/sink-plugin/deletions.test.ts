@@ -7,7 +7,8 @@
 import { afterEach, expect, test } from "bun:test";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
-import { rawPod, startTestHost, tempDir, waitFor, type TestHost } from "kubemeta/testing";
+import { checkPluginContract, rawPod, startTestHost, tempDir, waitFor, type TestHost } from "kubemeta/testing";
+import deletions from "./deletions.ts";
 
 const plugin = join(import.meta.dir, "deletions.ts");
 let host: TestHost | undefined;
@@ -63,4 +64,10 @@ test("the audit file it makes is its user's alone (0600), whatever the umask", a
   }
   // Each line names an object of the cluster: what kubemeta's tokens guard.
   expect(((await stat(file)).mode & 0o777).toString(8)).toBe("600");
+});
+
+test("keeps the plugin contract: example valid, stop without start, start settling, twice each", async () => {
+  const dir = await tempDir();
+  host = await startTestHost({ dir });
+  expect(await checkPluginContract(deletions, { host, config: { file: join(dir, "deletions.log") } })).toEqual([]);
 });

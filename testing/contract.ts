@@ -1,0 +1,130 @@
+/**
+ * `checkPluginContract`: a plugin run through the steps every built-in passes (tests/contract.test.ts), as README's
+ * "Test it" asks of a plugin's author. It asserts nothing itself: it says what broke, for any test runner to check.
+ */
+import * as v from "valibot";
+import type { AnyDeclaration, PluginContext } from "../sdk/contract.ts";
+import { silentLogger } from "../host/logger.ts";
+import { createMetrics } from "../host/metrics.ts";
+import type { TestHost } from "./index.ts";
+
+export interface PluginContractOptions {
+  /** The host whose pipeline (a source's), log and HTTP app (a sink's) the plugin is given: startTestHost's. */
+  host: TestHost;
+  /**
+   * The config each instance is created with, as a config file's entry says it (validated, its defaults filled in).
+   * Default: `{}` when the schema takes it, else the `example`.
+   */
+  config?: unknown;
+  /** How long a start or a stop may take before it counts as hanging. Default: 5 s. */
+  settleMs?: number;
+}
+
+type Settled = { state: "resolved" } | { state: "rejected"; error: unknown } | { state: "pending" };
+
+/** How `work` ended within `ms`: a plugin's start or stop that never settles is a broken contract, not a hung test. */
+export async function settle(work: () => Promise<unknown>, ms: number): Promise<Settled> {
+  let timer: Timer | undefined;
+  const pending = new Promise<Settled>((resolve) => (timer = setTimeout(resolve, ms, { state: "pending" })));
+  const outcome = Promise.resolve()
+    .then(work)
+    .then(
+      (): Settled => ({ state: "resolved" }),
+      (error: unknown): Settled => ({ state: "rejected", error }),
+    );
+  return Promise.race([outcome, pending]).finally(() => clearTimeout(timer));
+}
+
+/** A new instance of the plugin, with a real context for its kind: the host's pipeline, log and HTTP app. */
+function instantiate(declaration: AnyDeclaration, config: unknown, host: TestHost) {
+  const base: PluginContext = {
+    name: `contract-${declaration.type}`,
+    cluster: "contract",
+    logger: silentLogger,
+    metrics: createMetrics(),
+  };
+  switch (declaration.kind) {
+    case "store":
+      return declaration.create(config, base);
+    case "source":
+      return declaration.create(config, { ...base, changes: host.changes, synced() {}, waiting() {} });
+    case "sink": {
+      let cursor: number | undefined;
+      const cursorStore = {
+        load: async () => cursor,
+        save: async (version: number) => {
+          cursor = version;
+        },
+      };
+      return declaration.create(config, { ...base, log: host.host.log, http: host.host.http.app, cursor: cursorStore });
+    }
+  }
+}
+
+const said = (settled: Settled) =>
+  settled.state === "rejected" ? `rejected: ${String(settled.error)}` : `did not settle (${settled.state})`;
+
+/**
+ * Runs `declaration` (a plugin module's default export) through the contract's steps and returns what broke, one
+ * sentence each; none when it keeps the contract. The steps: its example config validates; stop without start, twice,
+ * resolves; start settles (resolves, or rejects with an Error: a plugin whose service is missing fails, never hangs);
+ * after a start that worked, start again resolves, then stop twice resolves. A plugin whose start needs a service (a
+ * server, a cluster) meets none unless the test provides it, and must fail cleanly and still stop.
+ *
+ * @example
+ * ```ts
+ * import { checkPluginContract, startTestHost } from "kubemeta/testing";
+ * import deletions from "./deletions.ts";
+ *
+ * const host = await startTestHost();
+ * const broken = await checkPluginContract(deletions, { host, config: { file: `${host.dir}/audit.log` } });
+ * await host.destroy();
+ * if (broken.length > 0) throw new Error(broken.join("\n"));   // in bun:test, expect(broken).toEqual([])
+ * ```
+ */
+export async function checkPluginContract(
+  declaration: AnyDeclaration,
+  options: PluginContractOptions,
+): Promise<string[]> {
+  const { host, settleMs = 5_000 } = options;
+  const broken: string[] = [];
+  const example = v.safeParse(declaration.schema, declaration.example ?? {});
+  if (!example.success) broken.push(`its example config does not validate: ${v.summarize(example.issues)}`);
+  const given = options.config ?? (v.is(declaration.schema, {}) ? {} : declaration.example);
+  const parsed = v.safeParse(declaration.schema, given);
+  if (!parsed.success) return [...broken, `the config it runs with does not validate: ${v.summarize(parsed.issues)}`];
+  const config = parsed.output;
+
+  const create = () => {
+    try {
+      const made = instantiate(declaration, config, host);
+      return typeof made?.start === "function" && typeof made.stop === "function"
+        ? made
+        : "returned no { start, stop }";
+    } catch (error) {
+      return `threw: ${String(error)}`;
+    }
+  };
+  const unstarted = create();
+  if (typeof unstarted === "string") return [...broken, `its create ${unstarted}`];
+  for (const time of ["first", "second"]) {
+    const stopped = await settle(() => unstarted.stop(), settleMs);
+    if (stopped.state !== "resolved") broken.push(`stop without start, the ${time} time, ${said(stopped)}`);
+  }
+
+  const plugin = create();
+  if (typeof plugin === "string") return [...broken, `its create, the second time, ${plugin}`];
+  const first = await settle(() => plugin.start(), settleMs);
+  if (first.state === "pending") broken.push(`start did not settle within ${settleMs} ms`);
+  else if (first.state === "rejected" && !(first.error instanceof Error))
+    broken.push(`start rejected with something other than an Error: ${String(first.error)}`);
+  else if (first.state === "resolved") {
+    const again = await settle(() => plugin.start(), settleMs);
+    if (again.state !== "resolved") broken.push(`start after a start that worked ${said(again)}`);
+  }
+  for (const time of ["first", "second"]) {
+    const stopped = await settle(() => plugin.stop(), settleMs);
+    if (stopped.state !== "resolved") broken.push(`stop after start, the ${time} time, ${said(stopped)}`);
+  }
+  return broken;
+}
