@@ -95,6 +95,14 @@ export class BoundedWsClient implements Client {
     c.client.close();
   }
 
+  /**
+   * `request` over a free connection. Async, so that a closed client's refusal is a rejected Promise, as
+   * @libsql/client's own clients answer: callers await what they get, and may not expect a throw.
+   */
+  private async sent<T>(request: (client: Client) => Promise<T>): Promise<T> {
+    return this.bounded(this.free(), request);
+  }
+
   /** `request` over `c`; unanswered within the bound, it fails and `c` is closed. */
   private async bounded<T>(c: Connection, request: (client: Client) => Promise<T>): Promise<T> {
     if (c.waiting === 0) c.heardAt = Date.now();
@@ -132,21 +140,19 @@ export class BoundedWsClient implements Client {
   execute(statement: InStatement): Promise<ResultSet>;
   execute(sql: string, args?: InArgs): Promise<ResultSet>;
   execute(statement: InStatement | string, args?: InArgs): Promise<ResultSet> {
-    return this.bounded(this.free(), (c) =>
-      typeof statement === "string" ? c.execute(statement, args) : c.execute(statement),
-    );
+    return this.sent((c) => (typeof statement === "string" ? c.execute(statement, args) : c.execute(statement)));
   }
 
   batch(statements: Parameters<Client["batch"]>[0], mode?: TransactionMode): Promise<ResultSet[]> {
-    return this.bounded(this.free(), (c) => c.batch(statements, mode));
+    return this.sent((c) => c.batch(statements, mode));
   }
 
   migrate(statements: InStatement[]): Promise<ResultSet[]> {
-    return this.bounded(this.free(), (c) => c.migrate(statements));
+    return this.sent((c) => c.migrate(statements));
   }
 
   executeMultiple(sql: string): Promise<void> {
-    return this.bounded(this.free(), (c) => c.executeMultiple(sql));
+    return this.sent((c) => c.executeMultiple(sql));
   }
 
   /** Each request of the transaction is bounded too, over the connection that holds its stream. */

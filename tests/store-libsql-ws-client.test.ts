@@ -1,0 +1,63 @@
+/**
+ * The remote store's client over `ws(s)://` (plugins/stores/libsql/ws-client.ts) as its callers meet it, against the
+ * test libSQL server (./hrana-server.ts): what it answers once closed.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BoundedWsClient } from "../plugins/stores/libsql/ws-client.ts";
+import { startHranaServer, type HranaServer } from "./hrana-server.ts";
+
+const TIMEOUT_MS = 2_000;
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function serve(): HranaServer {
+  const root = mkdtempSync(join(tmpdir(), "kubemeta-ws-client-"));
+  const server = startHranaServer({ path: join(root, "db.sqlite") });
+  cleanups.push(
+    () => rm(root, { recursive: true, force: true }),
+    () => server.stop(),
+  );
+  return server;
+}
+
+function clientOf(server: HranaServer): BoundedWsClient {
+  const client = new BoundedWsClient({ url: server.wsUrl }, TIMEOUT_MS);
+  cleanups.push(() => client.close());
+  return client;
+}
+
+/** What `call` returns, or what it threw synchronously: callers are async, and await what they get. */
+function returned(call: () => unknown): unknown {
+  try {
+    return call();
+  } catch (error) {
+    return `thrown synchronously: ${(error as Error).message}`;
+  }
+}
+
+test("closed, every request is a rejected Promise (CLIENT_CLOSED), as @libsql/client's clients answer", async () => {
+  const client = clientOf(serve());
+  await client.execute("SELECT 1");
+  client.close();
+  const requests: [string, () => unknown][] = [
+    ["execute", () => client.execute("SELECT 1")],
+    ["batch", () => client.batch(["SELECT 1"])],
+    ["migrate", () => client.migrate(["SELECT 1"])],
+    ["executeMultiple", () => client.executeMultiple("SELECT 1")],
+    ["transaction", () => client.transaction("read")],
+  ];
+  for (const [name, request] of requests) {
+    const answer = returned(request);
+    expect([name, answer]).toEqual([name, expect.any(Promise)]);
+    await expect(answer as Promise<unknown>).rejects.toMatchObject({
+      code: "CLIENT_CLOSED",
+      message: "CLIENT_CLOSED: The client is closed",
+    });
+  }
+});
