@@ -1,6 +1,6 @@
 /**
  * The remote store's client over `ws(s)://` (plugins/stores/libsql/ws-client.ts) as its callers meet it, against the
- * test libSQL server (./hrana-server.ts): what it answers once closed.
+ * test libSQL server (./hrana-server.ts): what it answers once closed, and to what kubemeta never asks of it.
  */
 import { afterEach, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
@@ -60,4 +60,18 @@ test("closed, every request is a rejected Promise (CLIENT_CLOSED), as @libsql/cl
       message: "CLIENT_CLOSED: The client is closed",
     });
   }
+});
+
+test("sync() and reconnect(), which kubemeta never calls, reject at once: nothing waits on them", async () => {
+  const client = clientOf(serve());
+  for (const [name, request, code] of [
+    ["sync", () => client.sync(), "SYNC_NOT_SUPPORTED"],
+    ["reconnect", () => client.reconnect(), "RECONNECT_NOT_SUPPORTED"],
+  ] as const) {
+    const answer = returned(request);
+    expect([name, answer]).toEqual([name, expect.any(Promise)]);
+    await expect(answer as Promise<unknown>).rejects.toMatchObject({ code });
+  }
+  // Still usable: nothing of it was closed or replaced.
+  expect((await client.execute("SELECT 1 AS one")).rows[0]?.one).toBe(1);
 });

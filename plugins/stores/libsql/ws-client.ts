@@ -191,12 +191,20 @@ export class BoundedWsClient implements Client {
     };
   }
 
+  /** An embedded replica's: none over WebSocket (@libsql/client throws it at the call; here it is a rejection). */
   sync(): ReturnType<Client["sync"]> {
-    return this.free().client.sync();
+    return Promise.reject(new LibsqlError("sync not supported in ws mode", "SYNC_NOT_SUPPORTED"));
   }
 
-  reconnect(): void {
-    this.free().client.reconnect();
+  /**
+   * Not supported: kubemeta never asks for it (a connection that fails is closed, and the next request opens
+   * another), and @libsql/client's would wait unbounded for the new connection's hello, its promise dropped by the
+   * `void` its Client type declares.
+   */
+  reconnect(): Promise<void> {
+    return Promise.reject(
+      new LibsqlError("reconnect is not supported: close the client and create another", "RECONNECT_NOT_SUPPORTED"),
+    );
   }
 
   close(): void {
