@@ -203,6 +203,24 @@ describe("streams", () => {
     expect(await p.closed()).toEqual({ code: 1008, reason: "Cursor 3 not found" });
   });
 
+  test("a cursor is done only once a fetch finds its end, not with the fetch taking its last entries", async () => {
+    const p = await greeted(serve());
+    await p.request({ type: "open_stream", stream_id: 1 });
+    await p.request({
+      type: "open_cursor",
+      stream_id: 1,
+      cursor_id: 1,
+      batch: { steps: [{ stmt: stmt("SELECT 1") }] },
+    });
+    // step_begin, row, step_end: as sqld, done is said by the fetch that asked past them.
+    const all = await p.request({ type: "fetch_cursor", cursor_id: 1, max_count: 3 });
+    expect(all).toMatchObject({ response: { done: false, entries: [{}, {}, {}] } });
+    const end = await p.request({ type: "fetch_cursor", cursor_id: 1, max_count: 3 });
+    expect(end).toMatchObject({ response: { done: true, entries: [] } });
+    const after = await p.request({ type: "fetch_cursor", cursor_id: 1, max_count: 3 });
+    expect(after).toMatchObject({ response: { done: true, entries: [] } });
+  });
+
   test("a connection that closes rolls back its streams' transactions, releasing their locks", async () => {
     const server = serve();
     const first = await greeted(server);

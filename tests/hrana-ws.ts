@@ -193,7 +193,8 @@ export function hranaWebSocket(options: WsOptions) {
         const cursor = cursorOf(conn, request.cursor_id);
         await cursor.ran;
         const entries = cursor.entries.splice(0, request.max_count);
-        return { type: "fetch_cursor", entries, done: cursor.entries.length === 0 };
+        // As sqld: done once a fetch looks past the last entry, not by the fetch that takes it.
+        return { type: "fetch_cursor", entries, done: entries.length < request.max_count };
       }
       case "close_cursor":
         requireVersion(conn.version, 3, "The `close_cursor` request");
