@@ -221,6 +221,39 @@ describe("streams", () => {
     expect(after).toMatchObject({ response: { done: true, entries: [] } });
   });
 
+  test("a request on a stream whose cursor is open is a protocol error; free once it is closed", async () => {
+    const server = serve();
+    const steps = [{ stmt: stmt("SELECT 1") }];
+    for (const request of [
+      { type: "execute", stream_id: 1, stmt: stmt("SELECT 2") },
+      { type: "batch", stream_id: 1, batch: { steps } },
+      { type: "sequence", stream_id: 1, sql: "SELECT 2" },
+      { type: "describe", stream_id: 1, sql: "SELECT 2" },
+      { type: "get_autocommit", stream_id: 1 },
+    ]) {
+      const p = await greeted(server);
+      await p.request({ type: "open_stream", stream_id: 1 });
+      await p.request({ type: "open_cursor", stream_id: 1, cursor_id: 1, batch: { steps } });
+      p.send({ type: "request", request_id: 99, request });
+      expect([request.type, await p.closed()]).toEqual([
+        request.type,
+        { code: 1008, reason: "Stream 1 has an open cursor: no request may run on it until the cursor is closed" },
+      ]);
+    }
+    const p = await greeted(server);
+    for (const stream_id of [1, 2]) {
+      await p.request({ type: "open_stream", stream_id });
+      await p.request({ type: "open_cursor", stream_id, cursor_id: stream_id, batch: { steps } });
+    }
+    await p.request({ type: "close_cursor", cursor_id: 1 });
+    await p.request({ type: "close_stream", stream_id: 2 });
+    await p.request({ type: "open_stream", stream_id: 2 });
+    for (const stream_id of [1, 2])
+      expect(await p.request({ type: "execute", stream_id, stmt: stmt("SELECT 2") })).toMatchObject({
+        type: "response_ok",
+      });
+  });
+
   test("a connection that closes rolls back its streams' transactions, releasing their locks", async () => {
     const server = serve();
     const first = await greeted(server);

@@ -5,8 +5,8 @@
  * messages are JSON text frames. `hello` authenticates (its `jwt` compared with the token as is; refused, a
  * `hello_error` and the connection closes) and, from Hrana 2, may come again. Each `request` is answered with its
  * `request_id` by a `response_ok` or a `response_error`, as each finishes. A connection holds its streams (each one
- * SQLite connection running its requests in order), its stored SQL texts and its cursors (Hrana 3; a cursor's batch
- * runs whole when it opens, its entries then fetched); closed, it rolls back what its streams left open. A protocol
+ * SQLite connection running its requests in order), its stored SQL texts and its cursors (Hrana 3;
+ * ./hrana-ws-cursors.ts); closed, it rolls back what its streams left open. A protocol
  * error closes it with the error as the reason: 1008, or 1007 for JSON that does not parse, 1003 for a binary frame
  * (sqld drops some without a close frame, e.g. an unknown stream's). A request of a later Hrana than the connection's
  * is one (Hrana 1's statements and batches are taken as Hrana 2's: a `sql_id`, a batch condition).
@@ -18,9 +18,7 @@
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import {
   asHranaError,
-  type BatchStep,
   Crashed,
-  cursorEntries,
   ProtocolError,
   requireVersion,
   type SessionRequest,
@@ -28,6 +26,18 @@ import {
   type Version,
 } from "./hrana-proto.ts";
 import type { SqlSession } from "./hrana-sqlite.ts";
+import {
+  closeCursor,
+  closeCursorsOf,
+  type Cursor,
+  type CursorRequest,
+  fetchCursor,
+  onStream,
+  openCursor,
+  streamOf,
+  unlockedStreamOf,
+  type WsStream,
+} from "./hrana-ws-cursors.ts";
 
 /** Preferred first, as sqld prefers them. */
 const SUBPROTOCOLS: [string, Version][] = [
@@ -38,19 +48,6 @@ const SUBPROTOCOLS: [string, Version][] = [
 const SESSION_REQUESTS = new Set(["execute", "batch", "sequence", "describe", "get_autocommit"]);
 /** sqld's limit on the SQL texts a connection stores (over WebSocket). */
 const MOST_STORED_SQL = { count: 150 };
-
-interface WsStream {
-  session: SqlSession;
-  /** Its requests, run one after the other. */
-  queue: Promise<unknown>;
-}
-
-interface Cursor {
-  stream: number;
-  /** Settles once the batch has run on its stream; what it rejects with is a protocol error. */
-  ran: Promise<void>;
-  entries: Record<string, unknown>[];
-}
 
 export interface Conn {
   version: Version;
@@ -69,9 +66,7 @@ type WsRequest =
   | { type: "open_stream" | "close_stream"; stream_id: number }
   | { type: "store_sql"; sql_id: number; sql: string }
   | { type: "close_sql"; sql_id: number }
-  | { type: "open_cursor"; stream_id: number; cursor_id: number; batch: { steps: BatchStep[] } }
-  | { type: "close_cursor"; cursor_id: number }
-  | { type: "fetch_cursor"; cursor_id: number; max_count: number };
+  | CursorRequest;
 
 /** A protocol error closing with a code other than 1008 (Policy). */
 class Closing extends ProtocolError {
@@ -88,12 +83,6 @@ export interface WsOptions {
   connect(): SqlSession;
   /** True once the server crashed on purpose: nothing answers. */
   crashed(): boolean;
-}
-
-function onStream<T>(stream: WsStream, job: () => T | Promise<T>): Promise<T> {
-  const run = stream.queue.then(job);
-  stream.queue = run.catch(() => {});
-  return run;
 }
 
 export function hranaWebSocket(options: WsOptions) {
@@ -130,40 +119,6 @@ export function hranaWebSocket(options: WsOptions) {
     send(ws, { type: "hello_ok" });
   }
 
-  function streamOf(conn: Conn, id: number): WsStream {
-    const stream = conn.streams.get(id);
-    if (!stream) throw new ProtocolError(`Stream ${id} not found`);
-    return stream;
-  }
-
-  function cursorOf(conn: Conn, id: number): Cursor {
-    const cursor = conn.cursors.get(id);
-    if (!cursor) throw new ProtocolError(`Cursor ${id} not found`);
-    return cursor;
-  }
-
-  function openCursor(conn: Conn, request: Extract<WsRequest, { type: "open_cursor" }>): void {
-    requireVersion(conn.version, 3, "The `open_cursor` request");
-    const stream = streamOf(conn, request.stream_id);
-    if ([...conn.cursors.values()].some((c) => c.stream === request.stream_id))
-      throw new ProtocolError(`Stream ${request.stream_id} already has an open cursor`);
-    if (conn.cursors.has(request.cursor_id)) throw new ProtocolError(`Cursor ${request.cursor_id} already exists`);
-    const cursor: Cursor = { stream: request.stream_id, ran: Promise.resolve(), entries: [] };
-    // As sqld does, the stored SQL a request names is what it is when the request comes, not when it runs.
-    const sqls = new Map(conn.sqls);
-    cursor.ran = onStream(stream, async () => {
-      try {
-        cursor.entries = cursorEntries(await stream.session.batch(request.batch.steps, sqls, conn.version));
-      } catch (error) {
-        if (error instanceof Crashed || error instanceof ProtocolError) throw error;
-        const { message, code } = asHranaError(error);
-        cursor.entries = [{ type: "error", error: { message, code } }];
-      }
-    });
-    cursor.ran.catch(() => {});
-    conn.cursors.set(request.cursor_id, cursor);
-  }
-
   async function run(conn: Conn, request: WsRequest): Promise<Record<string, unknown>> {
     switch (request.type) {
       case "open_stream":
@@ -173,7 +128,7 @@ export function hranaWebSocket(options: WsOptions) {
       case "close_stream": {
         const stream = streamOf(conn, request.stream_id);
         conn.streams.delete(request.stream_id);
-        for (const [id, cursor] of conn.cursors) if (cursor.stream === request.stream_id) conn.cursors.delete(id);
+        closeCursorsOf(conn, request.stream_id);
         await onStream(stream, () => stream.session.close());
         return { type: "close_stream" };
       }
@@ -188,23 +143,15 @@ export function hranaWebSocket(options: WsOptions) {
       case "open_cursor":
         openCursor(conn, request);
         return { type: "open_cursor" };
-      case "fetch_cursor": {
-        requireVersion(conn.version, 3, "The `fetch_cursor` request");
-        const cursor = cursorOf(conn, request.cursor_id);
-        await cursor.ran;
-        const entries = cursor.entries.splice(0, request.max_count);
-        // As sqld: done once a fetch looks past the last entry, not by the fetch that takes it.
-        return { type: "fetch_cursor", entries, done: entries.length < request.max_count };
-      }
+      case "fetch_cursor":
+        return fetchCursor(conn, request);
       case "close_cursor":
-        requireVersion(conn.version, 3, "The `close_cursor` request");
-        cursorOf(conn, request.cursor_id);
-        conn.cursors.delete(request.cursor_id);
+        closeCursor(conn, request);
         return { type: "close_cursor" };
       default: {
         if (!SESSION_REQUESTS.has((request as { type?: unknown }).type as string))
           throw new ProtocolError("Request type not recognized");
-        const stream = streamOf(conn, request.stream_id);
+        const stream = unlockedStreamOf(conn, request.stream_id);
         const sqls = new Map(conn.sqls);
         return onStream(stream, () =>
           stream.session.request(request, sqls, conn.version, "Request type not recognized"),
