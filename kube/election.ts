@@ -14,7 +14,8 @@
  */
 import { sleep } from "../protocol/retry.ts";
 import { type Counter, type Logger, outageLog } from "../sdk/telemetry.ts";
-import { createLeaseClient, isConflict, type Lease, type LeaseSpec, microTime } from "./lease.ts";
+import { createLeaseClient, isConflict, type Lease, type LeaseSpec } from "./lease.ts";
+import { type Attempt, createLeaseTries, linked } from "./lease-tries.ts";
 import { causeOfRequest, loggedError } from "./status.ts";
 import { errorText } from "../protocol/error-text.ts";
 import type { KubeTransport } from "./transport.ts";
@@ -67,16 +68,6 @@ export interface Elector {
 /** client-go's JitterFactor: a contender waits retryPeriod × [1, 2.2) between tries. */
 const JITTER_FACTOR = 1.2;
 
-/** The Lease as this replica last saw it, and when (performance.now()) its spec last changed. */
-interface Observed {
-  lease: Lease;
-  spec: string;
-  at: number;
-}
-
-/** One try: done; or the Lease is another's (holder, "" for nobody, when renewing); or a request failed. */
-type Attempt = { ok: true } | { ok: false; holder: string } | { ok: false; error: unknown };
-
 function abortError(signal: AbortSignal): DOMException {
   const reason: unknown = signal.reason;
   return reason instanceof DOMException && reason.name === "AbortError"
@@ -94,8 +85,13 @@ export function createElector(options: ElectorOptions): Elector {
     );
   }
   const client = createLeaseClient(options.transport, options.namespace, options.name, options.requests);
-  const leaseDurationSeconds = Math.ceil(leaseDurationMs / 1000);
-  let observed: Observed | undefined;
+  const lease = createLeaseTries({
+    client,
+    identity,
+    leaseDurationSeconds: Math.ceil(leaseDurationMs / 1000),
+    renewDeadlineMs,
+    logger,
+  });
   let leading = false;
   /** Aborts when this replica stops leading. */
   let term: AbortController | undefined;
@@ -104,21 +100,6 @@ export function createElector(options: ElectorOptions): Elector {
   let stop: AbortController | undefined;
   let running: Promise<unknown> = Promise.resolve();
   let releasing: Promise<void> | undefined;
-  /** When the last write that succeeded was sent (performance.now()): the Lease was ours from then on. */
-  let wroteAt = Number.NEGATIVE_INFINITY;
-  let annotations: LeaseAnnotations | undefined;
-
-  const heldBySelf = () => observed?.lease.spec.holderIdentity === identity;
-  const holderOf = (lease: Lease) => lease.spec.holderIdentity ?? "";
-  const unexpired = () =>
-    observed !== undefined && performance.now() < observed.at + (observed.lease.spec.leaseDurationSeconds ?? 0) * 1000;
-
-  /** Our own writes always count as a change (client-go's setObservedRecord); a read only when the spec differs. */
-  function observe(lease: Lease, wrote: boolean): void {
-    const spec = JSON.stringify(lease.spec);
-    observed = wrote || spec !== observed?.spec ? { lease, spec, at: performance.now() } : { ...observed, lease };
-    annotations?.seen(lease);
-  }
 
   /**
    * The log of one run of failures, a term's renewals or a contention's tries, each its own: what fails once a term
@@ -133,79 +114,6 @@ export function createElector(options: ElectorOptions): Elector {
     };
   }
 
-  /** client-go's tryAcquireOrRenew, except that a leader that finds another holder stops without writing. */
-  async function tryAcquireOrRenew(signal: AbortSignal, renewing: boolean): Promise<Attempt> {
-    const sentAt = performance.now();
-    const written = (): Attempt => {
-      wroteAt = sentAt;
-      return { ok: true };
-    };
-    const now = microTime();
-    const ours: LeaseSpec = { holderIdentity: identity, leaseDurationSeconds, acquireTime: now, renewTime: now };
-    // The leader's fast path: renew from the version it wrote last, without reading first.
-    if (renewing && observed && heldBySelf() && unexpired()) {
-      const { acquireTime, leaseTransitions } = observed.lease.spec;
-      try {
-        const spec = { ...ours, acquireTime, leaseTransitions };
-        observe(await client.update(observed.lease, spec, signal, annotations?.own(spec)), true);
-        return written();
-      } catch (error) {
-        if (signal.aborted) return { ok: false, error };
-        logger.debug("cannot renew the Lease from the version last written; reading it", { error: loggedError(error) });
-      }
-    }
-    try {
-      const current = await client.get(signal);
-      if (!current) {
-        const spec = { ...ours, leaseTransitions: 0 };
-        observe(await client.create(spec, signal, annotations?.own(spec)), true);
-        return written();
-      }
-      observe(current, false);
-      const holder = holderOf(current);
-      // A leader that sees another name (even none) was not the holder all along: its term is over.
-      if (renewing && holder !== identity) return { ok: false, holder };
-      if (holder !== "" && holder !== identity && unexpired()) return { ok: false, holder };
-      const transitions = current.spec.leaseTransitions ?? 0;
-      const spec =
-        holder === identity
-          ? { ...ours, acquireTime: current.spec.acquireTime, leaseTransitions: transitions }
-          : { ...ours, leaseTransitions: transitions + 1 };
-      observe(await client.update(current, spec, signal, annotations?.own(spec)), true);
-      return written();
-    } catch (error) {
-      return { ok: false, error };
-    }
-  }
-
-  /**
-   * client-go's release(): holder emptied, duration 1 s, transitions kept. A 409 is read again and retried once
-   * if the Lease still names us: a renewal aborted on its way may have landed after all.
-   */
-  async function releaseLease(): Promise<void> {
-    const signal = AbortSignal.timeout(renewDeadlineMs);
-    for (let tries = 0; observed && heldBySelf() && tries < 2; tries++) {
-      const now = microTime();
-      const { leaseTransitions } = observed.lease.spec;
-      const spec = { holderIdentity: "", leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions };
-      try {
-        observe(await client.update(observed.lease, spec, signal), true);
-        logger.info("released the Lease", { lease: client.describe });
-        return;
-      } catch (error) {
-        if (!isConflict(error) || tries > 0) {
-          logger.warn("cannot release the Lease; a standby takes it over once it expires", {
-            error: loggedError(error),
-          });
-          return;
-        }
-        const current = await client.get(signal).catch(() => undefined);
-        if (!current) return;
-        observe(current, false);
-      }
-    }
-  }
-
   async function renew(halt: AbortSignal, leadership: AbortController): Promise<void> {
     const renewals = failures("cannot renew the Lease", "renewed the Lease after retrying");
     let lost: string | undefined;
@@ -216,7 +124,7 @@ export function createElector(options: ElectorOptions): Elector {
       const deadline = linked([halt], renewDeadlineMs);
       let attempt: Attempt;
       for (;;) {
-        attempt = await tryAcquireOrRenew(deadline.signal, true);
+        attempt = await lease.tryAcquireOrRenew(deadline.signal, true);
         if (attempt.ok || "holder" in attempt || deadline.signal.aborted) break;
         renewals.failed(attempt.error);
         await sleep(retryPeriodMs, deadline.signal);
@@ -232,7 +140,7 @@ export function createElector(options: ElectorOptions): Elector {
     logger.warn("lost the Lease; no longer leading", { lease: client.describe, reason: lost });
     leadership.abort(new Error(`lost the Lease: ${lost}`));
     // As client-go after a failed renewal: if the Lease still names us, hand it over rather than let it expire.
-    await releaseLease();
+    await lease.release();
   }
 
   async function contend(signal: AbortSignal, halt: AbortSignal): Promise<AbortSignal> {
@@ -247,7 +155,7 @@ export function createElector(options: ElectorOptions): Elector {
         // failover) would otherwise hold this contender for Bun's fetch timeout, minutes in which a dead leader's
         // Lease expires and nobody takes it.
         const attemptSignal = linked([abandon.signal], renewDeadlineMs);
-        const attempt = await tryAcquireOrRenew(attemptSignal.signal, false).finally(attemptSignal.dispose);
+        const attempt = await lease.tryAcquireOrRenew(attemptSignal.signal, false).finally(attemptSignal.dispose);
         // A try the API server answered (a 409 included) ends a run of failures; one given up as we stop does not.
         if (attempt.ok || "holder" in attempt || isConflict(attempt.error)) tries.succeeded();
         if (attempt.ok) break;
@@ -264,7 +172,7 @@ export function createElector(options: ElectorOptions): Elector {
       }
       if (abandon.signal.aborted) {
         // Won just as we were told to stop: hand it straight back.
-        await releaseLease();
+        await lease.release();
         throw abortError(abandon.signal);
       }
     } finally {
@@ -272,7 +180,7 @@ export function createElector(options: ElectorOptions): Elector {
     }
     leading = true;
     const leadership = new AbortController();
-    const { leaseTransitions, acquireTime } = observed!.lease.spec;
+    const { leaseTransitions, acquireTime } = lease.lease!.spec;
     logger.info("acquired the Lease; leading", { lease: client.describe, leaseTransitions, acquireTime });
     term = leadership;
     running = renew(halt, leadership);
@@ -283,7 +191,7 @@ export function createElector(options: ElectorOptions): Elector {
     get leading() {
       return leading;
     },
-    holds: () => leading && performance.now() - wroteAt < renewDeadlineMs,
+    holds: () => leading && performance.now() - lease.wroteAt < renewDeadlineMs,
     async acquire(signal) {
       if (leading && term) return term.signal;
       if (acquiring) throw new Error("acquire() is already under way");
@@ -301,7 +209,7 @@ export function createElector(options: ElectorOptions): Elector {
       }
     },
     annotate(given) {
-      annotations = given;
+      lease.annotate(given);
     },
     release() {
       releasing ??= (async () => {
@@ -311,33 +219,11 @@ export function createElector(options: ElectorOptions): Elector {
           leading = false;
           term?.abort(new Error("released the Lease"));
         }
-        await releaseLease();
+        await lease.release();
       })().finally(() => {
         releasing = undefined;
       });
       return releasing;
-    },
-  };
-}
-
-/** A signal that aborts with any of `parents` or after `timeoutMs`; dispose() lets go of them and of the timer. */
-function linked(parents: AbortSignal[], timeoutMs?: number): { signal: AbortSignal; dispose(): void } {
-  const controller = new AbortController();
-  const listeners = parents.map((parent) => {
-    const onAbort = () => controller.abort(parent.reason);
-    if (parent.aborted) onAbort();
-    else parent.addEventListener("abort", onAbort, { once: true });
-    return () => parent.removeEventListener("abort", onAbort);
-  });
-  const timer =
-    timeoutMs === undefined
-      ? undefined
-      : setTimeout(() => controller.abort(new DOMException(`no answer in ${timeoutMs} ms`, "TimeoutError")), timeoutMs);
-  return {
-    signal: controller.signal,
-    dispose() {
-      clearTimeout(timer);
-      for (const remove of listeners) remove();
     },
   };
 }
