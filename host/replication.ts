@@ -16,10 +16,11 @@ import { LeaseNotHeldError, startLeaderTerm, type LeaderOptions, type LeaderTerm
 import type { Terms } from "./leadership.ts";
 import { wholeYet } from "../sdk/resume.ts";
 import { haAgreement } from "./ha-agreement.ts";
+import { haTermMetrics, type TermEndReason } from "./ha-term-metrics.ts";
 
 /** Why a term ended, and what its log line says besides. */
 interface TermEnd {
-  reason: "lease lost" | "fenced" | "store not writable";
+  reason: TermEndReason;
   [detail: string]: unknown;
 }
 
@@ -28,6 +29,12 @@ interface TermEnd {
 const FENCED_HINT =
   "if this repeats, another kubemeta writes this store without this Lease (another ha.lease, or no ha), " +
   "or another replica has this one's ha.identity";
+
+/** Fenced twice in one Lease: no late ask, but a writer outside the election, or one inside it under this name. */
+const TAKEN_AGAIN = "another writer keeps taking the store while this replica holds the Lease";
+const TAKEN_AGAIN_HINT =
+  "give each replica its own ha.identity (POD_NAME), every kubemeta on this store the same ha.lease, " +
+  "and run none on it without ha; until then the writers fence each other out and sources list again";
 
 /** A term's first line; after failed tries to become the writer, their outage's end too, with how long it took. */
 const LEADING = "leading: this replica writes the store and runs the sources";
@@ -61,18 +68,7 @@ export function startReplication(options: ReplicationOptions): Replication {
   const { identity } = ha;
   elector.annotate(haAgreement({ identity, cluster: leaderOptions.config.cluster, epoch: log.epoch, logger, metrics }));
   const stopped = new AbortController();
-  const leading = metrics.gauge("kubemeta_ha_leader", "1 while this replica leads (holds the Lease and writes).");
-  const termsBegun = metrics.counter("kubemeta_ha_terms_total", "Terms this replica began as the leader.");
-  const termsEnded = metrics.counter(
-    "kubemeta_ha_terms_ended_total",
-    "Terms this replica ended as the leader without being stopped, by reason: lease_lost, fenced, store_not_writable.",
-  );
-  /** The log's reason as a label's value, in the words of the other labels' values. */
-  const countEnd = (reason: TermEnd["reason"], by?: number) =>
-    termsEnded.inc({ reason: reason.replaceAll(" ", "_") }, by);
-  leading.set(0);
-  termsBegun.inc(undefined, 0);
-  for (const reason of ["lease lost", "fenced", "store not writable"] as const) countEnd(reason, 0);
+  const { leading, begun: termsBegun, countEnd, fencedHoldingLease } = haTermMetrics(metrics);
   // A store this replica reads but cannot become the writer of is tried again later and later, up to a Lease's
   // duration: each try takes the Lease and gives it back, a write to the API server. (One it cannot read at all, it
   // does not contend for: untilReadable.)
@@ -198,15 +194,19 @@ export function startReplication(options: ReplicationOptions): Replication {
     // Fenced while the Lease is surely still this replica's: a writer without it raised the store's term, a deposed
     // replica's ask for it that landed late (held up on its way past this term's start). A new term raises it again
     // at once, not a handover that leaves the store unwritten meanwhile; once per Lease won: fenced again, another
-    // writer keeps taking the store (FENCED_HINT), and the Lease is handed over as below. (A store emptied under it
+    // writer keeps taking the store (TAKEN_AGAIN, an error), and the Lease is handed over as below. (A store emptied under it
     // refuses too, its term not raised: following it, the replica finds it replaced.)
-    const raised = isWriterFenced(fencedBy) && fencedBy.storedTerm > fencedBy.term;
-    if (raised && retakenIn !== lost && elector.holds()) {
-      retakenIn = lost;
-      logger.warn("fenced while holding the Lease; taking the store's writer's term again", {
-        uncommittedUpdates: updates,
-      });
-      return true;
+    const refusal = isWriterFenced(fencedBy) ? fencedBy : undefined;
+    if (refusal && refusal.storedTerm > refusal.term && elector.holds()) {
+      fencedHoldingLease.inc();
+      if (retakenIn !== lost) {
+        retakenIn = lost;
+        logger.warn("fenced while holding the Lease; taking the store's writer's term again", {
+          uncommittedUpdates: updates,
+        });
+        return true;
+      }
+      logger.error(TAKEN_AGAIN, { term: refusal.term, storedTerm: refusal.storedTerm, hint: TAKEN_AGAIN_HINT });
     }
     logger.warn("no longer leading; following the store", { reason, uncommittedUpdates: updates, ...why });
     follower = follow(reason === "store not writable" ? unwritable : undefined);

@@ -51,6 +51,9 @@ export interface HaOptions {
   cluster?: (i: number) => string;
   /** Replica i's store URL, when not the shared store's (a store of its own, with the same token). */
   storeUrl?: (i: number) => string | undefined;
+  /** Replica i's `ha.identity` and `ha.lease.name` (default `replica-<i>`, `kubemeta`). */
+  identity?: (i: number) => string;
+  lease?: (i: number) => string;
   /** How the replicas speak to the shared store: Hrana over HTTP (default) or over WebSocket. */
   storeScheme?: "http" | "ws";
 }
@@ -98,6 +101,7 @@ export async function setupHa(options: HaOptions) {
   const scheme = options.storeScheme ?? "http";
   const storeUrl = (i: number) =>
     options.storeUrl?.(i) ?? `${scheme}://127.0.0.1:${storePaths[i] ? storePaths[i].port : store.port}`;
+  const identity = (i: number) => options.identity?.(i) ?? `replica-${i}`;
   const storeTimeout = options.storeTimeout ? `, timeout: ${options.storeTimeout}` : "";
   const configs = await Promise.all(
     ports.map(async (port, i) => {
@@ -110,8 +114,8 @@ export async function setupHa(options: HaOptions) {
           `store: { type: libsql, url: "${storeUrl(i)}", authToken: ${STORE_TOKEN}${storeTimeout} }`,
           "ha:",
           `  enabled: ${!options.withoutHa?.includes(i)}`,
-          "  lease: { name: kubemeta, namespace: default }",
-          `  identity: replica-${i}`,
+          `  lease: { name: ${options.lease?.(i) ?? "kubemeta"}, namespace: default }`,
+          `  identity: ${identity(i)}`,
           `  kubeconfig: ${kubeconfig}`,
           `  leaseDuration: ${LEASE_MS}ms`,
           "  renewDeadline: 2s",
@@ -141,7 +145,7 @@ export async function setupHa(options: HaOptions) {
       stderr: "pipe",
     });
     const replica = {
-      identity: `replica-${i}`,
+      identity: identity(i),
       url: `http://127.0.0.1:${ports[i]}`,
       proc,
       out: new Output(proc.stdout),
