@@ -16,8 +16,8 @@ export function haTermMetrics(metrics: Metrics) {
   const fencedHoldingLease = metrics.counter(
     "kubemeta_ha_fenced_holding_lease_total",
     "Terms of this replica fenced out of the store while it held the Lease: by a writer without this Lease " +
-      "(another ha.lease, a kubemeta without ha), a replica with this one's ha.identity, or now and again a deposed " +
-      "leader's late ask for the writer's term.",
+      "(another ha.lease, a kubemeta without ha), a replica with this one's ha.identity, or (a store plugin that " +
+      "ignores lead()'s check) a deposed leader's late ask for the writer's term.",
   );
   /** The log's reason as a label's value, in the words of the other labels' values. */
   const countEnd = (reason: TermEndReason, by?: number) => ended.inc({ reason: reason.replaceAll(" ", "_") }, by);

@@ -43,7 +43,8 @@ export interface LeaderOptions {
    * catch-up) unanswered for `unansweredMs` (ha.renewDeadline): over a path that drops packets one fails only after
    * store.timeout, and meanwhile this replica would hold the Lease without committing, a shutdown waiting on it. Once
    * the sources start, `stopped` ends the wait for their starts: the term is returned, for its stop to stop them.
-   * `held` (Elector.holds), asked just before the store is: false throws LeaseNotHeldError, nothing asked of it.
+   * `held` (Elector.holds), asked just before the store is, and again in its lead() (Store.lead's check): false
+   * throws LeaseNotHeldError, the store's term not raised.
    */
   starting?: { stopped: AbortSignal; unansweredMs: number; held?: () => boolean };
 }
@@ -80,8 +81,15 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
   stopped.throwIfAborted();
   // Nor once a pause since the Lease was won (SIGSTOP, a long GC, a frozen VM: the renewals' timers have not run) may
   // have outlasted it: another replica may lead now, its term raised, and this one's would fence it once.
-  if (held && !held()) throw new LeaseNotHeldError();
-  const state = await ask(store.lead());
+  const leaseCheck =
+    held &&
+    (() => {
+      if (!held()) throw new LeaseNotHeldError();
+    });
+  leaseCheck?.();
+  // And again in lead(), between the store's read of its term and its raise from that term only: a pause after this
+  // check raises nothing once a next leader has raised it (a store that ignores the check leaves that window).
+  const state = await ask(store.lead(leaseCheck));
   // Where this replica last followed it, the store may have been replaced since (its term raised by the new one's).
   checkSameStore(log, state);
   await catchUp(store, log, state.head, ask);

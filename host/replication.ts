@@ -30,7 +30,7 @@ const FENCED_HINT =
   "if this repeats, another kubemeta writes this store without this Lease (another ha.lease, or no ha), " +
   "or another replica has this one's ha.identity";
 
-/** Fenced twice in one Lease: no late ask, but a writer outside the election, or one inside it under this name. */
+/** Fenced twice in one Lease: a writer outside the election, or one inside it under this replica's name. */
 const TAKEN_AGAIN = "another writer keeps taking the store while this replica holds the Lease";
 const TAKEN_AGAIN_HINT =
   "give each replica its own ha.identity (POD_NAME), every kubemeta on this store the same ha.lease, " +
@@ -191,11 +191,11 @@ export function startReplication(options: ReplicationOptions): Replication {
     const { updates } = await leader.abandon();
     leader = undefined;
     const { reason, ...why } = ended;
-    // Fenced while the Lease is surely still this replica's: a writer without it raised the store's term, a deposed
-    // replica's ask for it that landed late (held up on its way past this term's start). A new term raises it again
+    // Fenced while the Lease is surely still this replica's: a writer without it raised the store's term (or, on a
+    // store that ignores lead()'s check, a deposed replica's ask for it that landed late). A new term raises it again
     // at once, not a handover that leaves the store unwritten meanwhile; once per Lease won: fenced again, another
-    // writer keeps taking the store (TAKEN_AGAIN, an error), and the Lease is handed over as below. (A store emptied under it
-    // refuses too, its term not raised: following it, the replica finds it replaced.)
+    // writer keeps taking the store (TAKEN_AGAIN, an error), and the Lease is handed over as below. (A store emptied
+    // under it refuses too, its term not raised: following it, the replica finds it replaced.)
     const refusal = isWriterFenced(fencedBy) ? fencedBy : undefined;
     if (refusal && refusal.storedTerm > refusal.term && elector.holds()) {
       fencedHoldingLease.inc();

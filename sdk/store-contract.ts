@@ -89,9 +89,13 @@ export interface Store {
    * earlier writer (a deposed leader) is refused, and returns the state as it is after that. The host calls it
    * before its first commit, and again each time this replica becomes the leader. With `ha` the host gives up a
    * call left unanswered for `ha.renewDeadline` (or when it stops), and stops the store without waiting for it: stop()
-   * should not wait for it either (it saves nothing).
+   * should not wait for it either (it saves nothing). With `check` (the host's, with `ha`: it throws once this
+   * replica's Lease is not surely held) the store reads its term, then awaits `check`, then raises the term only if
+   * it is still the one read, in one statement, else throws WriterFencedError and raises nothing: a call held up
+   * after the check (a pause, a request slow on its way) cannot raise the term past a next leader's, which would
+   * fence it once. A store that ignores `check` leaves that window open.
    */
-  lead(): Promise<StoreState>;
+  lead(check?: () => void | Promise<void>): Promise<StoreState>;
   /**
    * Head and oldest version as stored now: how a replica that does not write follows the log. With `epoch` (the
    * store's now; "" for a store emptied of kubemeta's schema) a replica learns that the store under it was replaced

@@ -2,7 +2,8 @@
  * A term's start given up before it reaches the store (its replica stopped, or its Lease lost, while its follower
  * stopped; or paused past its Lease since it won it) sends the store nothing: a late `lead()` raises the store's term
  * past the writer's in place, a next leader's, which is fenced once (its term ended, the Lease handed back, a Lease's
- * duration without a leader).
+ * duration without a leader). Paused after its check, the store's lead() checks again between its read of the
+ * term and its raise.
  */
 import { afterAll, expect, test } from "bun:test";
 import { join } from "node:path";
@@ -69,6 +70,31 @@ test("a term's start whose signal has aborted sends no lead(): the writer in pla
   );
   expect(givenUp).toBeInstanceOf(Error);
   // Was: the start sent lead() before it looked at its signal, and the writer's next commit was refused.
+  expect(await writerCommits()).toBe(2);
+});
+
+test("a term's start paused after its Lease check: the store's lead() checks again, and raises no term", async () => {
+  const { context, writerCommits } = await writerAndLate();
+  const { store, log, config, metrics } = context;
+  const logger = silentLogger;
+  // Held when the start looks, then a pause (SIGSTOP, a long GC) before its lead() reaches the store: no more.
+  let checks = 0;
+  const start = startLeaderTerm({
+    config,
+    store,
+    log,
+    logger,
+    metrics,
+    context: pluginContext(config, logger, metrics),
+    onFenced: () => {},
+    starting: { stopped: new AbortController().signal, unansweredMs: Infinity, held: () => checks++ === 0 },
+  });
+  const givenUp = await start.then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  expect(givenUp).toBeInstanceOf(LeaseNotHeldError);
+  // Was: lead() raised the store's term after the pause, and the writer's next commit was refused.
   expect(await writerCommits()).toBe(2);
 });
 

@@ -48,6 +48,22 @@ describe.each(BACKENDS)("libsql store (%s): fencing by term", (backend) => {
     expect((await next.lead()).resumePoints.get("pods")).toBe("150");
   });
 
+  test("a lead() whose check another writer's lead() follows (a pause after it) raises no term: refused", async () => {
+    const { old: late, next } = await twoWriters();
+    // The late one read the store's term (1) and its Lease was still held; a next leader took the store meanwhile.
+    const refused = await failure(late.lead(() => next.lead().then(() => {})));
+    expect(refused).toBeInstanceOf(WriterFencedError);
+    expect((refused as Error).message).toBe("the store's term went from 1 to 2 as this writer took it; another leads");
+    // Was: the late lead() raised the term past the next leader's, whose commit was refused.
+    await next.commit(batch(run(3, 3), { pods: "150" }));
+    // A check that throws (the Lease not surely held) raises nothing either; one that passes raises as before.
+    const notHeld = await failure(late.lead(() => Promise.reject(new Error("not held"))));
+    expect(notHeld).toMatchObject({ message: "not held" });
+    await next.commit(batch(run(4, 4), { pods: "160" }));
+    expect((await late.lead(() => {})).head).toBe(4);
+    expect(await failure(next.commit(batch(run(5, 5), { pods: "170" })))).toBeInstanceOf(WriterFencedError);
+  });
+
   test("the first sync's end (a commit with `whole`) is recorded for all; a deposed writer's is refused", async () => {
     const { old, next } = await twoWriters();
     await next.lead();

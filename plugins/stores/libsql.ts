@@ -248,7 +248,7 @@ export default defineStore({
         await c?.close();
       },
 
-      lead: () => writes.lead(),
+      lead: (check) => writes.lead(check),
 
       newEpoch: () => newEpochAt(config.url, ctx.logger, { authToken: config.authToken, timeoutMs: config.timeout }),
 

@@ -28,6 +28,14 @@ class StoreEmptiedError extends WriterFencedError {
   }
 }
 
+/** Another writer raised the store's term between this one's read of it and its own raise (Store.lead's check). */
+class TermTakenError extends WriterFencedError {
+  constructor(read: number, stored: number) {
+    super(read, stored);
+    this.message = `the store's term went from ${read} to ${stored} as this writer took it; another leads`;
+  }
+}
+
 export class FencedWrites {
   /** Highest committed version, as this (only) writer left it. */
   private committedHead = 0;
@@ -87,10 +95,22 @@ export class FencedWrites {
     return state;
   }
 
-  lead(): Promise<StoreState> {
+  /** Store.lead: the term raised; with `check`, from the term read before it only. */
+  lead(check?: () => void | Promise<void>): Promise<StoreState> {
     return this.serially(async (c) => {
-      const { rows } = await c.writer.execute("UPDATE meta SET term = term + 1 WHERE id = 1 RETURNING term");
-      this.term = Number(rows[0]?.term);
+      if (check) {
+        const read = await this.storedTerm(c);
+        await check();
+        const { rows } = await c.writer.execute({
+          sql: "UPDATE meta SET term = term + 1 WHERE id = 1 AND term = ? RETURNING term",
+          args: [read],
+        });
+        if (rows.length === 0) throw new TermTakenError(read, await this.storedTerm(c));
+        this.term = Number(rows[0]?.term);
+      } else {
+        const { rows } = await c.writer.execute("UPDATE meta SET term = term + 1 WHERE id = 1 RETURNING term");
+        this.term = Number(rows[0]?.term);
+      }
       const state = await this.load(c);
       this.logger.info("writing to the store", { term: this.term, head: this.committedHead });
       return state;
@@ -168,6 +188,11 @@ export class FencedWrites {
     );
     this.replaced(this.replacedBy);
     return this.replacedBy;
+  }
+
+  /** The store's term as it is now, read through the writer's connection: what a conditional raise compares. */
+  private async storedTerm(c: Connections): Promise<number> {
+    return Number((await c.writer.execute("SELECT term FROM meta WHERE id = 1")).rows[0]?.term ?? 0);
   }
 
   /** The state as stored, and the writer's view of it brought in line. */
