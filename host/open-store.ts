@@ -5,7 +5,13 @@
  */
 import type { Config, Resolved } from "./config.ts";
 import type { Logger, Metrics } from "../sdk/telemetry.ts";
-import type { PluginContext, Store, StoreContext, StoreDeclaration } from "../sdk/contract.ts";
+import {
+  isStoreTooNew,
+  type PluginContext,
+  type Store,
+  type StoreContext,
+  type StoreDeclaration,
+} from "../sdk/contract.ts";
 import type { AnyDeclaration } from "../sdk/declaration.ts";
 import { aborted, TIMED_OUT, until } from "../protocol/retry.ts";
 import { PLUGIN_DEADLINE_MS } from "./supervise.ts";
@@ -108,6 +114,14 @@ export async function startStore(
   }
 }
 
+/**
+ * With `ha`, a store too new for this replica was migrated by a replica of a later release on it: another store would
+ * split the deployment (this replica following a store nobody else writes), so the way out is the later release.
+ */
+const NEWER_THAN_THIS_REPLICA =
+  "a replica of a later kubemeta migrated this shared store: run this replica on that release (a rolling update " +
+  "replaces it; until then it exits at each start while the others serve), not on another store";
+
 /** startStore, at start: a store that cannot be opened is one error line, then StartFailed. */
 export async function openStore(
   config: Config,
@@ -120,7 +134,8 @@ export async function openStore(
   } catch (error) {
     if (error instanceof StartAbandoned) throw error;
     const { declaration, name } = config.store;
-    logger.error("store cannot be opened", { store: name, type: declaration.type, error });
+    const hint = config.ha && isStoreTooNew(error) ? { hint: NEWER_THAN_THIS_REPLICA } : {};
+    logger.error("store cannot be opened", { store: name, type: declaration.type, error, ...hint });
     throw new StartFailed(`store ${name} cannot be opened`);
   }
 }

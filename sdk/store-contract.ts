@@ -203,3 +203,21 @@ export class StoreReplacedError extends Error {
 export function isStoreReplaced(error: unknown): boolean {
   return (error as Error | undefined)?.name === "StoreReplacedError";
 }
+
+/**
+ * Thrown by `Store.start` for a store a later kubemeta has migrated past the schema this one knows: only that release
+ * or a later one can open it. Recognise it with isStoreTooNew (by name, as isWriterFenced).
+ */
+export class StoreTooNewError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StoreTooNewError";
+  }
+}
+
+/** The error, or one it was caused by (a store's start says which store in a message of its own). */
+export function isStoreTooNew(error: unknown): boolean {
+  for (let cause = error, depth = 0; cause instanceof Error && depth < 8; cause = cause.cause, depth++)
+    if (cause.name === "StoreTooNewError") return true;
+  return false;
+}

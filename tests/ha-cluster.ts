@@ -137,8 +137,8 @@ export async function setupHa(options: HaOptions) {
     }),
   );
 
-  /** Starts replica `i` (again, after a kill) and waits until it listens. */
-  async function start(i: number): Promise<Replica> {
+  /** Starts replica `i` (again, after a kill) and waits until it listens, unless told not to (a start that fails). */
+  async function start(i: number, untilListening = true): Promise<Replica> {
     const proc = Bun.spawn([process.execPath, "run", MAIN, "--config", configs[i]!], {
       cwd: dir,
       stdout: "pipe",
@@ -153,7 +153,7 @@ export async function setupHa(options: HaOptions) {
     new Output(proc.stderr);
     running.add(replica);
     void proc.exited.then(() => running.delete(replica));
-    await replica.out.waitFor(/"msg":"http listening"/, 30_000);
+    if (untilListening) await replica.out.waitFor(/"msg":"http listening"/, 30_000);
     return replica;
   }
 

@@ -4,6 +4,7 @@
  * later kubemeta can reshape an existing store. Never edit a released migration: append.
  */
 import type { Writer } from "./writer.ts";
+import { StoreTooNewError } from "../../../sdk/contract.ts";
 
 const MIGRATIONS: readonly (readonly string[])[] = [
   [
@@ -176,7 +177,7 @@ async function schemaOf(client: Writer): Promise<number> {
     (await client.execute("SELECT coalesce(max(version), 0) AS version FROM schema_version")).rows[0]?.version ?? 0,
   );
   if (found > SCHEMA_VERSION) {
-    throw new Error(
+    throw new StoreTooNewError(
       `the store has schema version ${found}, newer than this kubemeta supports (${SCHEMA_VERSION}); ` +
         "upgrade kubemeta or use another store",
     );
