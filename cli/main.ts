@@ -8,6 +8,7 @@ import { ConfigError, loadConfig, resolveConfig, type Config } from "../host/con
 import { type Host, ShutdownTimedOut, startHost } from "../host/host.ts";
 import { StartAbandoned, StartFailed } from "../host/open-store.ts";
 import { checkConfig, startWarnings } from "../host/check-config.ts";
+import { checkListenerWarnings } from "../host/http-address.ts";
 import { createLogger } from "../host/logger.ts";
 import { guardProcess } from "../host/supervise.ts";
 import type { Demo } from "./demo.ts";
@@ -78,7 +79,7 @@ export async function main(command: Command, signals: EarlySignals): Promise<num
       const found = await checkConfig(config, logger);
       if (found.issues.length > 0) return invalidConfig(new ConfigError(found.issues, found.warnings));
       // Only of a config that could run: one with errors has more to fix than what it leaves out.
-      printWarnings([...found.warnings, ...startWarnings(config)]);
+      printWarnings([...found.warnings, ...startWarnings(config), ...(await checkListenerWarnings(config.http))]);
       process.stdout.write("config is valid\n");
       return 0;
     }

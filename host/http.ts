@@ -8,8 +8,6 @@ import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { TrieRouter } from "hono/router/trie-router";
 import { X509Certificate } from "node:crypto";
-import { lookup } from "node:dns/promises";
-import { BlockList, isIP } from "node:net";
 import type { HttpConfig } from "./http-config.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
@@ -17,6 +15,7 @@ import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { readCredentialFileSync } from "../sdk/credential-file.ts";
 import { bearerAuth } from "./http-bearer.ts";
 import { refuseForeignHosts } from "./http-rebinding.ts";
+import { isLoopback, listenerWarnings, resolveAddress } from "./http-address.ts";
 
 export interface Readiness {
   ready: boolean;
@@ -70,30 +69,6 @@ function withWholeUrl(request: Request, server: BunServer): [Request, Pick<BunSe
       requestIP: () => server.requestIP(request),
     },
   ];
-}
-
-/** Addresses only this machine can reach: 127.0.0.0/8 and ::1, in any spelling, IPv4-mapped ones included. */
-const LOOPBACK = new BlockList();
-LOOPBACK.addSubnet("127.0.0.0", 8, "ipv4");
-LOOPBACK.addAddress("::1", "ipv6");
-
-/** A listener on any other address without tokens serves whoever reaches the port. */
-function isLoopback(ip: string): boolean {
-  return LOOPBACK.check(ip, isIP(ip) === 6 ? "ipv6" : "ipv4");
-}
-
-/**
- * The addresses `http.address` stands for: itself, an IP's brackets dropped, or every one a host name resolves to.
- * Throws why a host name does not resolve: Bun.serve fails on such a name with an unrelated ENOTTY.
- */
-async function resolve(address: string): Promise<string[]> {
-  const ip = address.replace(/^\[(.*)\]$/, "$1");
-  if (isIP(ip) !== 0) return [ip];
-  try {
-    return (await lookup(address, { all: true })).map((resolved) => resolved.address);
-  } catch (error) {
-    throw new Error(`cannot resolve http.address ${address}: ${error instanceof Error ? error.message : error}`);
-  }
 }
 
 /**
@@ -233,7 +208,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     app,
     async listen() {
       if (server) return;
-      const addresses = await resolve(config.address);
+      const addresses = await resolveAddress(config.address);
       const tls = config.tls && {
         cert: readCredentialFileSync("http.tls.cert", config.tls.cert).toString("utf8"),
         key: readCredentialFileSync("http.tls.key", config.tls.key).toString("utf8"),
@@ -253,6 +228,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
           address: config.address,
           hint: "set http.tokens, or http.address: 127.0.0.1",
         });
+      for (const warning of listenerWarnings(config, addresses)) logger.warn(warning);
     },
     serve() {
       routing = true;

@@ -1,6 +1,6 @@
 /**
- * Where a credential would cross a network unencrypted: kubemeta warns of a config that sends one so (README,
- * "Security"), as it warns of a listener anyone can read.
+ * Where a credential would cross a network unencrypted: kubemeta warns of a config that sends one so (README, "The
+ * `http` section"), as it warns of a listener anyone can read.
  */
 
 /** Go's httpproxy's exceptions: `localhost`, and an IP address in 127.0.0.0/8 or `::1` (IPv4-mapped too). */

@@ -1,6 +1,6 @@
 /**
  * Issue 10: tokens guard every path but the probes, routes that plugins mount outside /v1
- * included; a listener that anyone on the network reaches, without tokens, says so at start.
+ * included; a listener that anyone on the network reaches, without tokens or with tokens but no TLS, says so.
  */
 import { afterEach, expect, test } from "bun:test";
 import { writeFile } from "node:fs/promises";
@@ -10,6 +10,8 @@ import { createLogger } from "../host/logger.ts";
 import { builtins } from "../plugins/index.ts";
 import { startTestHost, tempDir, waitFor, type TestHost } from "../testing/index.ts";
 import { rawRequest, responseHeaders } from "./security-raw.ts";
+import { runMain } from "./reliability-process.ts";
+import { testPki } from "../simulator/certs.ts";
 
 const TOKEN = "security-token-0123456789abcdef";
 
@@ -161,14 +163,35 @@ async function startWarnings(http: Record<string, unknown>): Promise<string[]> {
     logger: createLogger({ write: (line) => void logged.push(JSON.parse(line)) }),
   });
   hosts.push(th);
-  return logged.filter((line) => line.level === "warn" && line.msg.startsWith("http ")).map((line) => line.msg);
+  return logged.filter((line) => line.level === "warn" && /^http[ .]/.test(line.msg)).map((line) => line.msg);
 }
 
-test("a non-loopback listener without tokens warns at start; with tokens, or on loopback, it does not", async () => {
+const CLEAR_TOKENS =
+  "http.tokens: clients send their token to 0.0.0.0 over http://, unencrypted: anyone on the network path reads it; " +
+  "set http.tls, or put a TLS-terminating proxy or mesh in front";
+
+test("tokens on a non-loopback listener without tls warn at start and in --check; with tls not", async () => {
+  expect(await startWarnings({ address: "127.0.0.1", tokens: [TOKEN] })).toEqual([]);
+  const pki = await testPki();
+  const tls = { cert: join(pki.dir, "server.crt"), key: join(pki.dir, "server.key") };
+  expect(await startWarnings({ address: "0.0.0.0", tokens: [TOKEN], tls })).toEqual([]);
+
+  const dir = await tempDir();
+  const config = join(dir, "kubemeta.yaml");
+  await writeFile(config, `http: { address: 0.0.0.0, tokens: ["${TOKEN}"] }\n`);
+  const checked = await runMain(["--check", "--config", config], { cwd: dir });
+  expect(checked.code).toBe(0);
+  expect(checked.stderr).toContain(`kubemeta: warning: ${CLEAR_TOKENS}\n`);
+  expect(checked.stderr).not.toContain(TOKEN);
+  await writeFile(config, `http: { address: 0.0.0.0, tokens: ["${TOKEN}"], tls: ${JSON.stringify(tls)} }\n`);
+  expect((await runMain(["--check", "--config", config], { cwd: dir })).stderr).not.toContain("http.tokens");
+});
+
+test("a non-loopback listener without tokens warns at start; with tokens, of them in clear", async () => {
   expect(await startWarnings({ address: "0.0.0.0" })).toEqual([
     "http has no tokens on a non-loopback address: anyone who reaches the port reads the cluster",
   ]);
-  expect(await startWarnings({ address: "0.0.0.0", tokens: [TOKEN] })).toEqual([]);
+  expect(await startWarnings({ address: "0.0.0.0", tokens: [TOKEN] })).toEqual([CLEAR_TOKENS]);
   expect(await startWarnings({ address: "127.0.0.1" })).toEqual([]);
 });
 
