@@ -21,6 +21,7 @@ import { prepareChange } from "./prepare.ts";
 import { createCommitQueue, type Uncommitted } from "./commit-queue.ts";
 import { KnownObjects } from "./known-objects.ts";
 import { createRetractions, relistedKey } from "./retractions.ts";
+import { createRelists } from "./relists.ts";
 
 export interface PipelineOptions {
   store: Store;
@@ -73,12 +74,6 @@ export interface Pipeline extends ChangeSink {
   markWhole(): Promise<void>;
 }
 
-interface OpenRelist {
-  kind: string;
-  /** The uids of the objects of `kind` listed so far. */
-  seen: Set<string>;
-}
-
 type Prepared = Exclude<PreparedChange, { rejected: unknown }>;
 
 const ILL_FORMED = "whose identity is no well-formed Unicode";
@@ -89,7 +84,6 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   for (const d of options.digests) known.set(d.kind, d.uid, { digest: d.digest, stream: d.stream });
   const resumePoints = new Map(state.resumePoints);
   const streamHeads = new Map(state.streamHeads);
-  const relists = new Map<string, OpenRelist>();
   /** The resources a source asked for the resume point of, or relisted, in this run: what the sources watch now. */
   const claimed = new Set<string>();
   /** The resource that watches each kind in this run (ChangeSink.claimKind). */
@@ -121,10 +115,12 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       "Objects deleted without a DELETED from a source, by kind and reason " +
         "(relist, kind-changed, not-served, unwatched).",
     ),
-    relisting: (kind, except) => [...relists].some(([resource, open]) => resource !== except && open.kind === kind),
+    relisting: (kind, except) => relists.relisting(kind, except),
     enqueueDeleted: (current, rv) =>
       enqueue("DELETED", { ...current, json: objectJsonOf(current) }, rv, current.stream, 0),
   });
+
+  const relists = createRelists({ queue, known, retractions, logger });
 
   const suppressed = metrics.counter(
     "kubemeta_updates_suppressed_total",
@@ -174,10 +170,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       return;
     }
     const { kind, uid, resourceVersion: rv } = change;
-    const relist = relists.get(resource);
-    if (relist) {
-      if (kind === relist.kind) relist.seen.add(uid);
-    } else if (rv) queue.resume(resource, rv);
+    if (!relists.noteListed(resource, kind, uid) && rv) queue.resume(resource, rv);
     if (change.tooDeep && type !== "DELETED") return refuseTooDeep(resource, type, change);
 
     const before = known.get(kind, uid);
@@ -235,34 +228,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
 
   function relist(resource: string, kind: string): Relist {
     claimed.add(resource);
-    const open: OpenRelist = { kind, seen: new Set() };
-    relists.set(resource, open);
-    return {
-      abort() {
-        if (relists.get(resource) === open) relists.delete(resource);
-      },
-      async end(listed) {
-        // One the store cannot hold (prepare.ts, ill_formed) is none: the next start lists again.
-        const resourceVersion = listed.isWellFormed() ? listed : "";
-        await queue.flush();
-        if (relists.get(resource) !== open) return;
-        const vanished = known.uidsOf(kind, open.seen);
-        await retractions.emitTombstones(kind, vanished, "relist", resourceVersion);
-        // A kind listed under this resource before is gone with the resource's old definition (a CRD re-created
-        // with another kind): nothing lists it any more.
-        for (const before of retractions.kindsRelistedUnder(resource)) {
-          if (before !== kind) await retractions.dropKind(before, "kind-changed");
-        }
-        queue.resume(resource, resourceVersion);
-        // In the same commit: the stored state of `kind` is now this resource's, whatever scope listed it before.
-        queue.resume(relistedKey(kind), resource);
-        queue.schedule();
-        await queue.flush();
-        // Open until its markers are committed: a retraction meanwhile leaves the kind to it (retractions.ts).
-        if (relists.get(resource) === open) relists.delete(resource);
-        logger.info("relist done", { resource, kind, seen: open.seen.size, deleted: vanished.length });
-      },
-    };
+    return relists.start(resource, kind);
   }
 
   return {
@@ -282,7 +248,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       apply: applyPrepared,
     },
     bookmark(resource, resourceVersion) {
-      if (relists.has(resource) || !resourceVersion.isWellFormed()) return;
+      if (relists.isOpen(resource) || !resourceVersion.isWellFormed()) return;
       queue.resume(resource, resourceVersion);
       return queue.schedule();
     },
