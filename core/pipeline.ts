@@ -22,6 +22,7 @@ import { createCommitQueue, type Uncommitted } from "./commit-queue.ts";
 import { KnownObjects } from "./known-objects.ts";
 import { createRetractions, relistedKey } from "./retractions.ts";
 import { createRelists } from "./relists.ts";
+import { resumable } from "../sdk/resource-version.ts";
 
 export interface PipelineOptions {
   store: Store;
@@ -170,7 +171,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       return;
     }
     const { kind, uid, resourceVersion: rv } = change;
-    if (!relists.noteListed(resource, kind, uid) && rv) queue.resume(resource, rv);
+    if (!relists.noteListed(resource, kind, uid) && resumable(rv)) queue.resume(resource, rv);
     if (change.tooDeep && type !== "DELETED") return refuseTooDeep(resource, type, change);
 
     const before = known.get(kind, uid);
@@ -248,7 +249,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       apply: applyPrepared,
     },
     bookmark(resource, resourceVersion) {
-      if (relists.isOpen(resource) || !resourceVersion.isWellFormed()) return;
+      if (relists.isOpen(resource) || !resumable(resourceVersion)) return;
       queue.resume(resource, resourceVersion);
       return queue.schedule();
     },

@@ -7,7 +7,8 @@ import type { Relist } from "../sdk/contract.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import type { CommitQueue } from "./commit-queue.ts";
 import type { KnownObjects } from "./known-objects.ts";
-import { relistedKey, type Retractions } from "./retractions.ts";
+import { FORGOTTEN, relistedKey, type Retractions } from "./retractions.ts";
+import { resumable } from "../sdk/resource-version.ts";
 
 interface OpenRelist {
   kind: string;
@@ -34,8 +35,8 @@ export function createRelists(options: RelistOptions) {
         if (relists.get(resource) === open) relists.delete(resource);
       },
       async end(listed) {
-        // One the store cannot hold (prepare.ts, ill_formed) is none: the next start lists again.
-        const resourceVersion = listed.isWellFormed() ? listed : "";
+        // One no API server writes is none: the next start lists again.
+        const resourceVersion = resumable(listed) ? listed : FORGOTTEN;
         await queue.flush();
         if (relists.get(resource) !== open) return;
         const vanished = known.uidsOf(kind, open.seen);

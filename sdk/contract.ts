@@ -5,7 +5,7 @@
  * `{ start, stop }`. Built-ins (plugins/) use `defineSource`, `defineStore` or
  * `defineSink` and import from sdk/, protocol/ and kube/ (the Kubernetes API client) only,
  * never from another plugin (README, Architecture). Some of the sdk/ files they use
- * (http.ts, thread.ts, priority.ts, resume.ts) are not part of `kubemeta/sdk`.
+ * (http.ts, thread.ts, priority.ts, resume.ts, resource-version.ts) are not part of `kubemeta/sdk`.
  *
  * A custom plugin lives anywhere and is named by path in the config
  * (`type: ./plugins/my-sink.ts`, relative to the config file). It imports
@@ -101,7 +101,8 @@ export interface ChangeSink {
   resumePoint(resource: string, kind?: string): string | undefined;
   /**
    * Applies one watch or list event. Outside a relist, the object's resourceVersion
-   * becomes `resource`'s resume point, committed in the same transaction as the update.
+   * becomes `resource`'s resume point, committed in the same transaction as the update, if it is
+   * one to resume from (sdk/resource-version.ts, as a bookmark's and a relist's end must be).
    * Returns a promise only when the core's queue is full: await it (backpressure).
    */
   apply(resource: string, type: ChangeType, object: KubeObject): void | Promise<void>;

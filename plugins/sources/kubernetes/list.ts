@@ -12,7 +12,7 @@ import { apiVersionOf, collectionPath, selectorParams, type ResourceType, type S
 import type { SourceMetrics } from "./telemetry.ts";
 import { KindChanged } from "./watch.ts";
 import { OversizedError } from "./lines.ts";
-import { resumable, shownResourceVersion } from "./resource-version.ts";
+import { resumable, shownResourceVersion } from "../../../sdk/resource-version.ts";
 import type { RetryLog } from "./readiness.ts";
 
 export interface ListOptions {

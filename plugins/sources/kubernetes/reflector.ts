@@ -13,7 +13,7 @@ import type { SourceMetrics } from "./telemetry.ts";
 import { consumeWatch, KindChanged, StreamingListIgnored, type WatchResult } from "./watch.ts";
 import type { ParseThreads } from "./parse-threads.ts";
 import { listResource } from "./list.ts";
-import { resumable, shownResourceVersion } from "./resource-version.ts";
+import { resumable, shownResourceVersion } from "../../../sdk/resource-version.ts";
 import { explained, type RetryLog, retryLog } from "./readiness.ts";
 
 export type StreamingListMode = "auto" | "always" | "never";
@@ -76,7 +76,7 @@ export class Reflector {
     private readonly deps: ReflectorDeps,
   ) {
     const stored = deps.changes.resumePoint(config.key, config.type.kind);
-    // One kept all the same (the core keeps a change's resourceVersion as the resume point): listed from instead.
+    // One an earlier kubemeta stored (it kept a change's resourceVersion unchecked): listed from instead.
     this.resourceVersion = resumable(stored) ? stored : undefined;
     this.streaming = config.streamingList !== "never";
     this.backoff = new Backoff(config.backoff);

@@ -14,7 +14,7 @@ import { statusError } from "../../../kube/status.ts";
 import { unlessStopped, type Requester } from "./request.ts";
 import { BookmarkCadence } from "./inactivity.ts";
 import { apiVersionOf, type ResourceType } from "./resources.ts";
-import { resumable, shownResourceVersion } from "./resource-version.ts";
+import { resumable, shownResourceVersion } from "../../../sdk/resource-version.ts";
 import type { SourceMetrics } from "./telemetry.ts";
 import { yieldToEventLoop } from "../../../sdk/priority.ts";
 import { timerDelay } from "../../../protocol/retry.ts";

@@ -1,5 +1,7 @@
 /**
- * Which resourceVersions the source keeps as its point to resume from and sends back in a watch's query. The API
+ * Which resourceVersions are a point to resume from: the core stores no other as a resume point, and the Kubernetes
+ * source sends no other back in a watch's query. One rule for both, so that no resume point is stored that the source
+ * would not resume from. The API
  * server's are opaque strings, but kube-apiserver's are etcd revisions (20 digits at most), and an aggregated API
  * server's are no longer than an object's name. One with a control character, a lone surrogate (which URLSearchParams
  * sends as U+FFFD: another resourceVersion than the server gave) or thousands of characters (a URL past the server's
