@@ -5,6 +5,7 @@
  */
 import {
   BehindRetentionError,
+  SNAPSHOT_PAGE,
   type CommittedLog,
   type FollowOptions,
   type LogQuery,
@@ -14,7 +15,7 @@ import {
 import { type Logger, type Metrics, rateLimitedWarn, streamLabel } from "../sdk/telemetry.ts";
 import { ALL } from "../protocol/streams.ts";
 import { aborted, TIMED_OUT, until } from "../protocol/retry.ts";
-import { inStream, type Update } from "../sdk/model.ts";
+import { type CurrentObject, inStream, type Update } from "../sdk/model.ts";
 
 export interface LogOptions {
   store: Store;
@@ -203,8 +204,17 @@ export function createLog(options: LogOptions): HostLog {
         else if (position >= head) await until(wake.promise, Infinity, signal);
       }
     },
-    // Not bounded: the whole state in one read takes as long as it is large (snapshotPages' pages are bounded).
-    snapshot: (query: ObjectQuery) => store.snapshot(query),
+    // Page by page: the whole state in one read takes as long as it is large, so no bound could give it up; a page
+    // is given up as a read is (ask()). The pages are one consistent read, each with its version.
+    async snapshot(query: ObjectQuery) {
+      let version = 0;
+      const objects: CurrentObject[] = [];
+      for await (const page of answeredPages(store.snapshotPages(query, SNAPSHOT_PAGE))) {
+        version = page.version;
+        for (const object of page.objects) objects.push(object);
+      }
+      return { version, objects };
+    },
     snapshotPages: (query: ObjectQuery, pageSize: number) => answeredPages(store.snapshotPages(query, pageSize)),
     whole: (signal) => (signal ? Promise.race([whole.promise, aborted(signal)]) : whole.promise),
     markWhole: () => whole.resolve(),

@@ -239,7 +239,10 @@ export interface CommittedLog {
    * with `inStream` (kubemeta/sdk), as `consume` does.
    */
   follow(options: FollowOptions): AsyncIterable<Update[]>;
-  /** The current objects of a stream and the version they are consistent with. */
+  /**
+   * The current objects of a stream and the version they are consistent with, all in memory at once: read as
+   * snapshotPages reads them, each page given up (a rejection) once the store has not answered it in the host's bound.
+   */
   snapshot(query: ObjectQuery): Promise<{ version: number; objects: CurrentObject[] }>;
   /**
    * The same objects, at most `pageSize` at a time, so that a reader holds one page rather

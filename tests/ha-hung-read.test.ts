@@ -27,8 +27,11 @@ async function twoReplicas(storeScheme: "http" | "ws" = "http") {
   return { env, ...(await env.leaderAndFollower()) };
 }
 
-/** A store in a file, led (its writer's term taken), and a log of it at version 0; the store stopped after the test. */
-async function ledStore() {
+/**
+ * A store in a file, led (its writer's term taken), and a log of it at version 0 that gives a read up after
+ * `unansweredMs`; the store stopped after the test.
+ */
+async function ledStore(unansweredMs = Infinity) {
   const { newDir, makeStore } = storeSandbox("file");
   const store = makeStore(newDir());
   cleanups.push(() => store.stop());
@@ -42,6 +45,7 @@ async function ledStore() {
     whole: true,
     logger: silentLogger,
     metrics: createMetrics(),
+    unansweredMs,
   });
   return { store, log };
 }
@@ -177,4 +181,27 @@ test("following again after a term whose start the store never answered: the log
   expect(follower.failure()).toBe(failing);
   answer.resolve();
   await waitFor(() => log.behindStore?.() === false, 5_000, "the follower to read the store");
+});
+
+test("the log's whole snapshot of a store that answers no read is given up, as each of its pages would be", async () => {
+  const { store, log } = await ledStore(500);
+  await store.commit(batch(run(1, 5, (version) => ({ uid: `uid-${version}`, stream: "shared" }))));
+  // Every read of the objects hangs until the test ends, as over a path that drops packets.
+  const answer = Promise.withResolvers<void>();
+  cleanups.push(async () => answer.resolve());
+  const [snapshot, snapshotPages] = [store.snapshot.bind(store), store.snapshotPages.bind(store)];
+  store.snapshot = async (query) => {
+    await answer.promise;
+    return snapshot(query);
+  };
+  store.snapshotPages = async function* (query, pageSize) {
+    await answer.promise;
+    yield* snapshotPages(query, pageSize);
+  };
+
+  const given = log.snapshot({}).then(
+    () => "answered",
+    (error: Error) => error.message,
+  );
+  expect(await until(given, Date.now() + 3_000)).toBe("no answer from the store in 500 ms");
 });
