@@ -16,53 +16,22 @@ import {
   positiveDuration,
   positiveInt,
 } from "../../sdk/schema.ts";
-import { createRequestBudget } from "./kubernetes/budget.ts";
-import { follow, type FollowConfig } from "./kubernetes/follow.ts";
-import { SourceReadiness } from "./kubernetes/readiness.ts";
-import { ParseThreads } from "./kubernetes/parse-threads.ts";
-import { createRequester } from "./kubernetes/request.ts";
 import {
   DEFAULT_RESOURCES,
   groupResources,
+  oneVersionEach,
   parseResource,
-  type ResourceRef,
+  resourceEntry,
   watchesOf,
 } from "./kubernetes/resources.ts";
 import { fieldSelectorProblem, labelSelectorProblem, selectorCheck } from "./kubernetes/selectors.ts";
-import { sourceMetrics } from "./kubernetes/telemetry.ts";
-import type { loadKubeConfig } from "../../kube/load.ts";
-import { createTransport, type KubeTransport } from "../../kube/transport.ts";
+import { type Session, startSession } from "./kubernetes/session.ts";
 
 /**
  * kube/load.ts, loaded once a kubeconfig is: it loads the Kubernetes client (half of a start's CPU), which rbac,
  * new-epoch and the --check of a source naming no kubeconfig need none of.
  */
 const kubeLoad = () => import("../../kube/load.ts");
-
-/** One entry of `resources`: a named resource or group/version/resource, with the parser's message when neither. */
-const resourceEntry = v.pipe(
-  v.string(),
-  v.rawCheck(({ dataset, addIssue }) => {
-    if (!dataset.typed) return;
-    try {
-      parseResource(dataset.value);
-    } catch (error) {
-      addIssue({ message: (error as Error).message });
-    }
-  }),
-);
-
-/** One watch per group and resource: two versions of one would feed the core every object twice. */
-function oneVersionEach(names: string[]): string | undefined {
-  const seen = new Map<string, ResourceRef>();
-  for (const ref of names.map(parseResource)) {
-    const other = seen.get(`${ref.group}/${ref.resource}`);
-    if (other && other.version !== ref.version)
-      return `${other.name} and ${ref.name} are one resource: list one version`;
-    seen.set(`${ref.group}/${ref.resource}`, ref);
-  }
-  return undefined;
-}
 
 const schema = v.strictObject({
   kubeconfig: v.optional(
@@ -252,6 +221,8 @@ const schema = v.strictObject({
   ),
 });
 
+export type KubernetesConfig = v.InferOutput<typeof schema>;
+
 export default defineSource({
   type: "kubernetes",
   description:
@@ -288,81 +259,24 @@ export default defineSource({
     return exposedCredentials(kc, origin);
   },
   create(config, ctx) {
-    let controller: AbortController | undefined;
-    let loops: Promise<void>[] = [];
-    let parseThreads: ParseThreads | undefined;
-    let transport: KubeTransport | undefined;
+    let session: Session | undefined;
     /** Its credentials sent in clear said once, not at each start the host retries. */
-    let warned = false;
+    const exposed = { warned: false };
     /** Stops so far: one while start loads the Kubernetes client leaves the source stopped. */
     let stops = 0;
     return {
       async start() {
-        if (controller) return;
+        if (session) return;
         const stopsBefore = stops;
         const kube = await kubeLoad();
         // Stopped meanwhile (a term ended at once): what started now would watch with nobody to stop it.
         if (stops !== stopsBefore) return;
-        const options = { kubeconfig: config.kubeconfig, context: config.context };
-        let loaded: ReturnType<typeof loadKubeConfig>;
-        try {
-          loaded = kube.loadKubeConfig(options);
-        } catch (error) {
-          // The host retries the start; meanwhile /readyz says why.
-          ctx.waiting(`cannot load the kubeconfig: ${(error as Error).message}`);
-          throw error;
-        }
-        const { kc, origin } = loaded;
-        // What `warnings` leaves to the start: a kubeconfig no key names is the pod's, or this machine's out of one.
-        if (!config.kubeconfig && !config.context && !warned)
-          for (const warning of kube.exposedCredentials(kc, origin)) ctx.logger.warn(warning);
-        warned = true;
-        transport = createTransport(kc, () => kube.loadKubeConfig(options).kc);
-        const metrics = sourceMetrics(ctx.metrics);
-        const requester = createRequester({
-          transport,
-          budget: createRequestBudget(config.requestBudget.qps, config.requestBudget.burst),
-          metrics,
-          logger: ctx.logger,
-          inactivityTimeoutMs: config.inactivityTimeout,
-        });
-        const readiness = new SourceReadiness(config.resources, ctx);
-        const followConfig: FollowConfig = {
-          scope: {
-            namespace: config.namespace,
-            labelSelector: config.labelSelector,
-            fieldSelector: config.fieldSelector,
-          },
-          pageSize: config.pageSize,
-          streamingList: config.streamingList,
-          watchTimeoutMs: config.watchTimeout,
-          backoff: { initialMs: config.backoff.initial, maxMs: config.backoff.max },
-          discovery: { initialMs: config.discovery.initial, maxMs: config.discovery.max },
-        };
-        if (config.parseThreads > 0 && ctx.changes.prepared)
-          parseThreads = new ParseThreads(config.parseThreads, ctx.changes.prepared.preparer);
-        controller = new AbortController();
-        const signal = controller.signal;
-        ctx.logger.info("kubernetes source starting", {
-          server: transport.server,
-          kubeconfig: origin,
-          resources: config.resources,
-        });
-        readiness.report();
-        const deps = { changes: ctx.changes, requester, metrics, logger: ctx.logger, readiness, parseThreads };
-        loops = config.resources.map((name) => follow(parseResource(name), followConfig, deps, signal));
+        session = startSession(config, ctx, kube, exposed);
       },
       async stop() {
         stops++;
-        controller?.abort();
-        await Promise.all(loops);
-        // An exec plugin that has not exited: the next start runs its own, and this one would be left running.
-        transport?.close();
-        transport = undefined;
-        parseThreads?.close();
-        parseThreads = undefined;
-        controller = undefined;
-        loops = [];
+        await session?.stop();
+        session = undefined;
       },
     };
   },

@@ -3,6 +3,7 @@
  * group/version/resource (`argoproj.io/v1alpha1/rollouts`; the core group as `v1/<resource>`), whose kind and scope
  * API discovery tells.
  */
+import * as v from "valibot";
 import { BUILT_IN_API_VERSIONS, groupOf, versionOf } from "../../../protocol/kinds.ts";
 
 export interface ResourceType {
@@ -212,4 +213,29 @@ export function watchesOf(resources: readonly string[], scope: Scope): string[] 
 export function possibleResumeKeys(ref: ResourceRef, scope: Scope): string[] {
   const keys = [true, false].map((namespaced) => resumeKey({ ...ref, namespaced }, scope));
   return [...new Set(keys)];
+}
+
+/** One entry of `resources`: a named resource or group/version/resource, with the parser's message when neither. */
+export const resourceEntry = v.pipe(
+  v.string(),
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    try {
+      parseResource(dataset.value);
+    } catch (error) {
+      addIssue({ message: (error as Error).message });
+    }
+  }),
+);
+
+/** One watch per group and resource: two versions of one would feed the core every object twice. */
+export function oneVersionEach(names: string[]): string | undefined {
+  const seen = new Map<string, ResourceRef>();
+  for (const ref of names.map(parseResource)) {
+    const other = seen.get(`${ref.group}/${ref.resource}`);
+    if (other && other.version !== ref.version)
+      return `${other.name} and ${ref.name} are one resource: list one version`;
+    seen.set(`${ref.group}/${ref.resource}`, ref);
+  }
+  return undefined;
 }
