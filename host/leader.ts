@@ -19,6 +19,7 @@ import { type Uncommitted, STORE_UNANSWERED_MS } from "../core/commit-queue.ts";
 import { createPipeline } from "../core/pipeline.ts";
 import { answering, catchUp, checkSameStore } from "./follower.ts";
 import { supervise } from "./supervise.ts";
+import { ageRetention } from "./log-age.ts";
 import { until } from "../protocol/retry.ts";
 
 export interface LeaderOptions {
@@ -168,9 +169,10 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
   let pruneTimer: Timer | undefined;
   let pruning: Promise<void> = Promise.resolve();
   const stopPruning = new AbortController();
+  const retention = ageRetention(store, log, config.store.retention);
   const prune = async () => {
     try {
-      const { removed, oldest } = await store.prune(config.store.retention, stopPruning.signal);
+      const { removed, oldest } = await store.prune(await retention(), stopPruning.signal);
       log.setOldest(oldest, await store.horizons?.());
       if (removed > 0) logger.info("retention pruned updates", { removed, oldest });
     } catch (error) {

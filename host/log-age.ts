@@ -5,10 +5,12 @@
  *
  * Refreshed on a timer, not by commits: the oldest update is read from the store only when the log's oldest version
  * moved (a prune, a follower's poll), about once per retention run.
+ *
+ * Also here: the age each prune of a leader's term is given (ageRetention), which that age's reach depends on.
  */
 import { REFRESH_MS } from "../sdk/consume-delivery.ts";
 import { oneAtATime, secondsSince } from "../sdk/consume-lag.ts";
-import type { CommittedLog, Store } from "../sdk/contract.ts";
+import type { CommittedLog, RetentionPolicy, Store } from "../sdk/contract.ts";
 import { ALL } from "../protocol/streams.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
 
@@ -52,4 +54,28 @@ export function watchLogAge(store: Store, log: CommittedLog, metrics: Metrics): 
   const timer = setInterval(refresh, REFRESH_MS);
   timer.unref();
   return { stop: () => clearInterval(timer) };
+}
+
+/**
+ * The policy for each prune of a term, its age counted so that a wall clock that jumps ahead (a step of NTP's, a VM
+ * resumed, a clock set by hand) prunes nothing more: counted from Date.now() alone, one jump past maxAge would prune
+ * at once every update a reader still needs. The age's cutoff starts at the newest stored update's time less maxAge
+ * (the clock's, if earlier) and moves no faster than this process's monotonic clock, a jump while kubemeta runs or
+ * while it was down counted for nothing. The price: after a quiet spell before the term, or a downtime, updates are
+ * kept that much past maxAge (maxUpdates still bounds them).
+ */
+export function ageRetention(store: Store, log: CommittedLog, policy: RetentionPolicy): () => Promise<RetentionPolicy> {
+  let start: { cutoff: number; at: number } | undefined;
+  return async () => {
+    if (policy.maxAgeMs <= 0) return policy;
+    if (!start) {
+      const newest = log.head() > 0 ? await committedAfter(store, log.head() - 1) : undefined;
+      // Nothing stored to count from: nothing to prune by age either, until there is.
+      if (newest === undefined) return { ...policy, maxAgeMs: 0 };
+      start = { cutoff: Math.min(newest, Date.now()) - policy.maxAgeMs, at: performance.now() };
+    }
+    const now = Date.now();
+    const cutoff = Math.min(now - policy.maxAgeMs, start.cutoff + (performance.now() - start.at));
+    return { ...policy, maxAgeMs: now - cutoff };
+  };
 }
