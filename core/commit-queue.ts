@@ -19,6 +19,13 @@ import { Backoff, sleep } from "../protocol/retry.ts";
  */
 export const STORE_UNANSWERED_MS = 10_000;
 
+/**
+ * How often the owner calls check(), which commits an empty batch unless a commit was asked for in the last half of
+ * it: a store that hangs or fences this writer out is then found on a quiet cluster too, within this and
+ * STORE_UNANSWERED_MS. (Half: the check's own commit was asked for just after the previous call.)
+ */
+export const STORE_CHECK_MS = STORE_UNANSWERED_MS / 4;
+
 export interface CommitQueueOptions {
   store: Store;
   logger: Logger;
@@ -52,6 +59,8 @@ export interface CommitQueue {
    * pushed before; resolves once that commit landed, never if it is abandoned or fenced out.
    */
   markWhole(): Promise<void>;
+  /** Commits an empty batch unless the store was asked for a commit in the last half of STORE_CHECK_MS. */
+  check(): void;
   /** Starts a commit unless one runs; resolves when there is room again if the queue is full. */
   schedule(): void | Promise<void>;
   /** Resolves once everything pending is committed. */
@@ -73,6 +82,10 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
   let pendingResume = new Map<string, string>();
   /** Resolved once a commit carried the whole mark; set while the mark waits for its commit. */
   let pendingWhole: PromiseWithResolvers<void> | undefined;
+  /** Set by check(): the next commit goes ahead with nothing in it. */
+  let pendingCheck = false;
+  /** When the store was last asked for a commit (performance.now()). */
+  let lastAskedAt = performance.now();
   let flushing: Promise<void> | undefined;
   /** Resolved when there is room again in the queue (freeRoom). */
   let roomFreed: PromiseWithResolvers<void> | undefined;
@@ -122,6 +135,7 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
   async function ask(batch: CommitBatch, firstTryAt: number): Promise<void> {
     const at = performance.now();
     askedAt = at;
+    lastAskedAt = at;
     let said = false;
     // With `ha`, a term that cannot write for a Lease's duration ends, whether its commits fail or hang.
     const failing = () => {
@@ -193,7 +207,11 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
 
   async function drain(): Promise<void> {
     try {
-      while ((pending.length > 0 || pendingResume.size > 0 || pendingWhole) && !abandoned.signal.aborted) {
+      while (
+        (pending.length > 0 || pendingResume.size > 0 || pendingWhole || pendingCheck) &&
+        !abandoned.signal.aborted
+      ) {
+        pendingCheck = false;
         const updates = pending;
         const digests = pendingDigests;
         const resume = pendingResume;
@@ -242,6 +260,11 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
       const { promise } = pendingWhole;
       schedule();
       return promise;
+    },
+    check() {
+      if (flushing || performance.now() - lastAskedAt < STORE_CHECK_MS / 2) return;
+      pendingCheck = true;
+      schedule();
     },
     schedule,
     flush,

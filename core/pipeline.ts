@@ -58,6 +58,8 @@ export interface Pipeline extends ChangeSink {
    * good: a resume point is committed with its updates only, so the sources deliver it all again on the next start.
    */
   abandon(): Uncommitted;
+  /** Checks that the store still takes a commit, if it was asked for none lately (CommitQueue.check). */
+  checkStore(): void;
   /** Why the last commit failed, while it is being retried; undefined once a commit succeeds (for /readyz). */
   commitFailure(): Error | undefined;
   /** How long the commit in flight has waited for the store's answer (ms); 0 with none in flight (for /readyz). */
@@ -263,6 +265,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     markWhole: queue.markWhole,
     flush: queue.flush,
     stop: queue.stop,
+    checkStore: queue.check,
     commitFailure: queue.failure,
     commitUnansweredMs: queue.unansweredMs,
     abandon() {

@@ -105,7 +105,8 @@ export interface Store {
   position(): Promise<{ head: number; oldest: number; epoch?: string; whole?: boolean }>;
   /**
    * Commits the batch if this process is still the writer (its term is the store's, checked in the same
-   * transaction); otherwise throws WriterFencedError and writes nothing.
+   * transaction); otherwise throws WriterFencedError and writes nothing. A batch with nothing in it is a commit all
+   * the same, the term checked: it is how a writer with nothing to commit finds a store that hangs, or another writer.
    */
   commit(batch: CommitBatch): Promise<void>;
   readUpdates(query: UpdateQuery): Promise<Update[]>;

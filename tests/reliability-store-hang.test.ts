@@ -7,7 +7,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { STORE_UNANSWERED_MS } from "../core/commit-queue.ts";
+import { STORE_CHECK_MS, STORE_UNANSWERED_MS } from "../core/commit-queue.ts";
 import { startTestApiServer } from "../simulator/index.ts";
 import { populate, startChurn } from "../simulator/population.ts";
 import { tempDir, waitFor } from "../testing/index.ts";
@@ -25,26 +25,13 @@ async function readiness(url: string): Promise<{ status: number; body: { ready: 
   return { status: response.status, body: (await response.json()) as { ready: boolean; waiting: string[] } };
 }
 
-test("a remote store that stops answering: /readyz and a read 503 after the bound, not store.timeout", async () => {
-  const dir = await tempDir("kubemeta-store-hang-");
-  const api = await startTestApiServer({ bookmarkIntervalMs: 200 });
-  cleanups.push(async () => {
-    await api.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
-  populate(api, { nodes: 10, podsPerNode: 20 });
-  const kubeconfig = join(dir, "kubeconfig");
-  await api.writeKubeconfig(kubeconfig, "token");
+/** kubemeta in a process of its own on the test libSQL server in one too, with `sources` (YAML lines); ready. */
+async function readyOnStoreServer(dir: string, sources: string[]) {
   const server = await spawnHranaServer(join(dir, "store", "kubemeta.db"));
   cleanups.push(() => server.child.kill("SIGKILL"));
   await Bun.write(
     join(dir, "kubemeta.yaml"),
-    [
-      "http: { address: 127.0.0.1, port: 0 }",
-      `store: { type: libsql, url: "${server.url}" }`,
-      "sources:",
-      ...kubernetesSource(kubeconfig, ["pods", "nodes"]),
-    ].join("\n"),
+    ["http: { address: 127.0.0.1, port: 0 }", `store: { type: libsql, url: "${server.url}" }`, ...sources].join("\n"),
   );
   const proc = Bun.spawn([process.execPath, "run", MAIN, "--config", "kubemeta.yaml"], {
     cwd: dir,
@@ -55,6 +42,23 @@ test("a remote store that stops answering: /readyz and a read 503 after the boun
   const out = new Output(proc.stdout);
   const url = (await out.waitFor(/"msg":"http listening","url":"([^"]+)"/, 30_000))[1]!;
   await waitFor(async () => (await readiness(url)).status === 200, 30_000, "kubemeta to be ready");
+  return { server, out, url };
+}
+
+test("a remote store that stops answering: /readyz and a read 503 after the bound, not store.timeout", async () => {
+  const dir = await tempDir("kubemeta-store-hang-");
+  const api = await startTestApiServer({ bookmarkIntervalMs: 200 });
+  cleanups.push(async () => {
+    await api.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  populate(api, { nodes: 10, podsPerNode: 20 });
+  const kubeconfig = join(dir, "kubeconfig");
+  await api.writeKubeconfig(kubeconfig, "token");
+  const { server, out, url } = await readyOnStoreServer(dir, [
+    "sources:",
+    ...kubernetesSource(kubeconfig, ["pods", "nodes"]),
+  ]);
   // Commits are due: the churn's, and the bookmarks' resume points.
   const churn = startChurn(api, { perSecond: 50 });
   cleanups.push(() => churn.stop());
@@ -111,4 +115,33 @@ test("a remote store that stops answering: /readyz and a read 503 after the boun
   expect(answers.waitedMs).toBeGreaterThan(STORE_UNANSWERED_MS);
   expect(out.lines("store not answering a commit; waiting for it")).toHaveLength(1);
   expect(out.lines("store commit failed; retrying")).toEqual([]);
+}, 60_000);
+
+test("a store that stops answering with nothing to commit: /readyz 503 within the check and the bound", async () => {
+  const dir = await tempDir("kubemeta-store-hang-quiet-");
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  // No source: nothing to commit, as a cluster where nothing changes. Found by the leader's check of the store, an
+  // empty commit each STORE_CHECK_MS: up to that after the store hangs, then the bound.
+  const { server, url } = await readyOnStoreServer(dir, ["sources: []"]);
+
+  server.child.kill("SIGSTOP");
+  cleanups.push(() => server.child.kill("SIGCONT"));
+  const stoppedAt = performance.now();
+  const unready = await waitFor(
+    async () => {
+      const { status, body } = await readiness(url);
+      return status === 503 && body;
+    },
+    STORE_CHECK_MS + STORE_UNANSWERED_MS + 5_000,
+    "/readyz to answer 503",
+  );
+  console.log(
+    `/readyz answered 503 ${(performance.now() - stoppedAt).toFixed(0)} ms after the store stopped answering`,
+  );
+  expect(unready).toEqual({
+    ready: false,
+    waiting: [expect.stringMatching(/^store not answering: a commit has waited \d+ s for its answer$/)],
+  });
+  server.child.kill("SIGCONT");
+  await waitFor(async () => (await readiness(url)).status === 200, 5_000, "/readyz to answer 200 again");
 }, 60_000);

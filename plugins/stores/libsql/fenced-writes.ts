@@ -120,7 +120,6 @@ export class FencedWrites {
   commit(batch: CommitBatch): Promise<void> {
     return this.serially(async (c) => {
       checkContiguous(batch, this.committedHead);
-      if (batch.updates.length === 0 && batch.resumePoints.size === 0 && !batch.whole) return;
       const groups = commitStatements(batch, this.committedHead, this.term, this.streamIds);
       const started = performance.now();
       try {
