@@ -19,11 +19,15 @@ export class ReplayChunks {
   /** The last reply began with a reset (its chunk 0 said so): the stream's state, whatever `from` was. */
   wasReset = false;
 
-  constructor(
-    private readonly cache: StreamCache,
-    private readonly window: ReplayWindow,
-    private readonly paused: () => Promise<void> | undefined,
-  ) {}
+  private readonly cache: StreamCache;
+  private readonly window: ReplayWindow;
+  private readonly paused: () => Promise<void> | undefined;
+
+  constructor(cache: StreamCache, window: ReplayWindow, paused: () => Promise<void> | undefined) {
+    this.cache = cache;
+    this.window = window;
+    this.paused = paused;
+  }
 
   take(chunk: ReplayChunk, bytes: number): void {
     const { cache } = this;
