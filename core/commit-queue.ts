@@ -20,11 +20,18 @@ import { Backoff, sleep } from "../protocol/retry.ts";
 export const STORE_UNANSWERED_MS = 10_000;
 
 /**
- * How often the owner calls check(), which commits an empty batch unless a commit was asked for in the last half of
- * it: a store that hangs or fences this writer out is then found on a quiet cluster too, within this and
- * STORE_UNANSWERED_MS. (Half: the check's own commit was asked for just after the previous call.)
+ * The longest the store goes unasked for a commit while this process writes: check() commits an empty batch once it
+ * has been asked for none in as long, less a tick, so that a store that hangs or fences this writer out is found on a
+ * quiet cluster too, within this and STORE_UNANSWERED_MS.
  */
 export const STORE_CHECK_MS = STORE_UNANSWERED_MS / 4;
+/**
+ * How often the owner calls check(). A tick, not STORE_CHECK_MS: checked once a period, a store asked a little while
+ * before is either skipped, and left unasked for more than a period (up to one and a half with half a period's
+ * leeway), or asked again, an empty batch each period under churn too. Each tick: never more than STORE_CHECK_MS
+ * unasked, an empty batch only on a store asked for nothing in STORE_CHECK_MS less a tick (each 2–2.5 s when quiet).
+ */
+export const STORE_CHECK_TICK_MS = STORE_CHECK_MS / 5;
 
 export interface CommitQueueOptions {
   store: Store;
@@ -59,7 +66,7 @@ export interface CommitQueue {
    * pushed before; resolves once that commit landed, never if it is abandoned or fenced out.
    */
   markWhole(): Promise<void>;
-  /** Commits an empty batch unless the store was asked for a commit in the last half of STORE_CHECK_MS. */
+  /** Commits an empty batch unless the store was asked for a commit in the last STORE_CHECK_MS less a tick. */
   check(): void;
   /** Starts a commit unless one runs; resolves when there is room again if the queue is full. */
   schedule(): void | Promise<void>;
@@ -262,7 +269,7 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
       return promise;
     },
     check() {
-      if (flushing || performance.now() - lastAskedAt < STORE_CHECK_MS / 2) return;
+      if (flushing || performance.now() - lastAskedAt < STORE_CHECK_MS - STORE_CHECK_TICK_MS) return;
       pendingCheck = true;
       schedule();
     },

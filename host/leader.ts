@@ -15,7 +15,7 @@ import {
 } from "../sdk/contract.ts";
 import type { Logger, Metrics } from "../sdk/telemetry.ts";
 import type { HostLog } from "../core/committed-log.ts";
-import { type Uncommitted, STORE_CHECK_MS, STORE_UNANSWERED_MS } from "../core/commit-queue.ts";
+import { type Uncommitted, STORE_CHECK_TICK_MS, STORE_UNANSWERED_MS } from "../core/commit-queue.ts";
 import { createPipeline } from "../core/pipeline.ts";
 import { answering, catchUp, checkSameStore } from "./follower.ts";
 import { supervise } from "./supervise.ts";
@@ -191,7 +191,7 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
   };
   schedulePrune();
   // A quiet cluster commits nothing: without a check, a store that hangs would be found only at the next change.
-  const storeCheck = setInterval(() => pipeline.checkStore(), STORE_CHECK_MS);
+  const storeCheck = setInterval(() => pipeline.checkStore(), STORE_CHECK_TICK_MS);
 
   const stopSources = async () => {
     clearInterval(storeCheck);
