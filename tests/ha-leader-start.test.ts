@@ -9,7 +9,7 @@ import { afterAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { createLog } from "../core/committed-log.ts";
 import { resolveConfig } from "../host/config.ts";
-import { LeaseNotHeldError, startLeaderTerm } from "../host/leader.ts";
+import { type LeaderOptions, LeaseNotHeldError, startLeaderTerm } from "../host/leader.ts";
 import { Terms } from "../host/leadership.ts";
 import { createLogger, silentLogger } from "../host/logger.ts";
 import { createMetrics } from "../host/metrics.ts";
@@ -46,53 +46,41 @@ async function writerAndLate() {
     await writer.commit(batch(run(1, 2), { pods: "100" }));
     return (await writer.position()).head;
   };
-  return { context: { dir, store, log, config, metrics }, writerCommits };
+  /**
+   * The late replica's term started with `starting`: what it threw, or undefined. (Not `expect(start).rejects`: it
+   * blocks the loop the libsql store's replies come through, store-libsql-fencing.)
+   */
+  const lateStart = (starting: LeaderOptions["starting"]) =>
+    startLeaderTerm({
+      config,
+      store,
+      log,
+      logger: silentLogger,
+      metrics,
+      context: pluginContext(config, silentLogger, metrics),
+      onFenced: () => {},
+      starting,
+    }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+  return { context: { dir, store, log, config, metrics }, writerCommits, lateStart };
 }
 
 test("a term's start whose signal has aborted sends no lead(): the writer in place is not fenced", async () => {
-  const { context, writerCommits } = await writerAndLate();
-  const { store, log, config, metrics } = context;
-  const logger = silentLogger;
-  const start = startLeaderTerm({
-    config,
-    store,
-    log,
-    logger,
-    metrics,
-    context: pluginContext(config, logger, metrics),
-    onFenced: () => {},
-    starting: { stopped: AbortSignal.abort(new Error("lost the Lease")), unansweredMs: Infinity },
-  });
-  // Not `expect(start).rejects`: it blocks the loop the libsql store's replies come through (store-libsql-fencing).
-  const givenUp = await start.then(
-    () => undefined,
-    (error: unknown) => error,
-  );
+  const { writerCommits, lateStart } = await writerAndLate();
+  const givenUp = await lateStart({ stopped: AbortSignal.abort(new Error("lost the Lease")), unansweredMs: Infinity });
   expect(givenUp).toBeInstanceOf(Error);
   // Was: the start sent lead() before it looked at its signal, and the writer's next commit was refused.
   expect(await writerCommits()).toBe(2);
 });
 
 test("a term's start paused after its Lease check: the store's lead() checks again, and raises no term", async () => {
-  const { context, writerCommits } = await writerAndLate();
-  const { store, log, config, metrics } = context;
-  const logger = silentLogger;
+  const { writerCommits, lateStart } = await writerAndLate();
   // Held when the start looks, then a pause (SIGSTOP, a long GC) before its lead() reaches the store: no more.
   let checks = 0;
-  const start = startLeaderTerm({
-    config,
-    store,
-    log,
-    logger,
-    metrics,
-    context: pluginContext(config, logger, metrics),
-    onFenced: () => {},
-    starting: { stopped: new AbortController().signal, unansweredMs: Infinity, held: () => checks++ === 0 },
-  });
-  const givenUp = await start.then(
-    () => undefined,
-    (error: unknown) => error,
-  );
+  const held = () => checks++ === 0;
+  const givenUp = await lateStart({ stopped: new AbortController().signal, unansweredMs: Infinity, held });
   expect(givenUp).toBeInstanceOf(LeaseNotHeldError);
   // Was: lead() raised the store's term after the pause, and the writer's next commit was refused.
   expect(await writerCommits()).toBe(2);
