@@ -39,9 +39,9 @@ const retentionSchema = v.strictObject({
     v.pipe(
       age,
       v.description(
-        "Updates older than this are pruned (`0`: no age limit), but for the last of each current object (its state). " +
-          "Counted from the newest update's time at a leader's start, then by the time passing in the process: a " +
-          "clock that jumps ahead prunes no more.",
+        "Updates older than this are pruned (`0`: no age limit), but for the last of each current object " +
+          "(its state). Counted from the newest update's time at a leader's first run of retention, then by the " +
+          "time passing in the process: a clock that jumps ahead prunes no more.",
       ),
     ),
     "24h",
