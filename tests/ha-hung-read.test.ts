@@ -183,7 +183,7 @@ test("following again after a term whose start the store never answered: the log
   await waitFor(() => log.behindStore?.() === false, 5_000, "the follower to read the store");
 });
 
-test("the log's whole snapshot of a store that answers no read is given up, as each of its pages would be", async () => {
+test("the log's whole snapshot of a store that answers no read is given up, as each of its pages is", async () => {
   const { store, log } = await ledStore(500);
   await store.commit(batch(run(1, 5, (version) => ({ uid: `uid-${version}`, stream: "shared" }))));
   // Every read of the objects hangs until the test ends, as over a path that drops packets.

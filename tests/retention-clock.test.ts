@@ -17,7 +17,7 @@ afterEach(async () => {
 
 const MINUTE = 60_000;
 
-test("a clock ahead of the newest update by more than maxAge prunes by age only what precedes it by maxAge", async () => {
+test("a clock ahead of the newest update by over maxAge prunes by age only what precedes it by maxAge", async () => {
   const dir = await tempDir();
   const context = { name: "libsql", cluster: "test", logger: silentLogger, metrics: createMetrics() };
   const store = libsql.create({ url: `file:${join(dir, "kubemeta.db")}` } as never, context);

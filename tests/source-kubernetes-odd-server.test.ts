@@ -155,7 +155,7 @@ test.each(LISTS)("%s whose resourceVersion no API server writes is given up, and
   );
 });
 
-test("a stored resume point no API server writes (as an earlier kubemeta stored them) is listed from, not watched", () =>
+test("a stored resume point no API server writes (an earlier kubemeta stored them) is listed from, not watched", () =>
   behindFront(forward, async ({ start }, through, kubeconfig) => {
     const sink = new RecordingSink();
     sink.resumePoints.set("kubernetes/core/v1/pods", "12\u0007");
