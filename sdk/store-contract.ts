@@ -106,7 +106,8 @@ export interface Store {
   /**
    * Commits the batch if this process is still the writer (its term is the store's, checked in the same
    * transaction); otherwise throws WriterFencedError and writes nothing. A batch with nothing in it is a commit all
-   * the same, the term checked: it is how a writer with nothing to commit finds a store that hangs, or another writer.
+   * the same, the term checked (libSQL's by a read: it writes nothing): it is how a writer with nothing to commit finds
+   * a store that hangs, or another writer.
    */
   commit(batch: CommitBatch): Promise<void>;
   readUpdates(query: UpdateQuery): Promise<Update[]>;

@@ -48,6 +48,32 @@ describe.each(BACKENDS)("libsql store (%s): fencing by term", (backend) => {
     expect((await next.lead()).resumePoints.get("pods")).toBe("150");
   });
 
+  test("an empty batch (a quiet leader's check) writes no row, and a deposed writer's is refused", async () => {
+    const { old, next, dir } = await twoWriters();
+    // Every row an UPDATE of meta writes, counted (SQLite skips writing a row set to what it holds; a remote store
+    // bills it all the same): the count is what the store wrote.
+    const watcher = createClient({ url: urlOf(dir) });
+    try {
+      await watcher.batch(
+        [
+          "CREATE TABLE meta_writes (n INTEGER NOT NULL)",
+          "INSERT INTO meta_writes VALUES (0)",
+          "CREATE TRIGGER count_meta_writes AFTER UPDATE ON meta BEGIN UPDATE meta_writes SET n = n + 1; END",
+        ],
+        "write",
+      );
+      for (let check = 0; check < 3; check++) await old.commit(batch([]));
+      // Was: the guard's UPDATE of meta at each check.
+      expect((await watcher.execute("SELECT n FROM meta_writes")).rows[0]?.n).toBe(0);
+      await next.lead();
+      const refused = await failure(old.commit(batch([])));
+      expect(refused).toBeInstanceOf(WriterFencedError);
+      expect((refused as Error).message).toMatch(/term 1 is no longer the store's \(term 2\)/);
+    } finally {
+      watcher.close();
+    }
+  });
+
   test("a lead() whose check another writer's lead() follows (a pause after it) raises no term: refused", async () => {
     const { old: late, next } = await twoWriters();
     // The late one read the store's term (1) and its Lease was still held; a next leader took the store meanwhile.

@@ -36,6 +36,10 @@ class TermTakenError extends WriterFencedError {
   }
 }
 
+function isEmpty(batch: CommitBatch): boolean {
+  return batch.updates.length === 0 && batch.resumePoints.size === 0 && !batch.whole;
+}
+
 export class FencedWrites {
   /** Highest committed version, as this (only) writer left it. */
   private committedHead = 0;
@@ -123,7 +127,7 @@ export class FencedWrites {
       const groups = commitStatements(batch, this.committedHead, this.term, this.streamIds);
       const started = performance.now();
       try {
-        await this.write(c, groups);
+        await (isEmpty(batch) ? this.checkOwn(c) : this.write(c, groups));
         this.streamIds.settle(true);
       } catch (error) {
         const refused = (error as Error).message?.includes(GUARD_FAILURE);
@@ -187,6 +191,17 @@ export class FencedWrites {
     );
     this.replaced(this.replacedBy);
     return this.replacedBy;
+  }
+
+  /**
+   * An empty batch's commit (a quiet leader's check, core/commit-queue.ts): the store's head and term read through the
+   * writer's connection, refused as a guarded write would be unless they are this writer's. A read, not the guard's
+   * write: a store that hangs or another writer is found as soon, and a quiet cluster writes nothing (a remote store
+   * bills the rows written; a file's WAL would take a frame each check).
+   */
+  private async checkOwn(c: Connections): Promise<void> {
+    const row = (await c.writer.execute("SELECT head, term FROM meta WHERE id = 1")).rows[0];
+    if (Number(row?.head) !== this.committedHead || Number(row?.term) !== this.term) throw await this.refusal(c);
   }
 
   /** The store's term as it is now, read through the writer's connection: what a conditional raise compares. */
