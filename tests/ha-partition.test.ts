@@ -5,7 +5,8 @@
  * commits during the partition; the cut-off replica follows, unready while it cannot read the store, and catches up
  * once the path is back. Nothing committed is lost or written twice, and no consumer sees a RESET. A follower cut off
  * the same way, its read of the store hanging, tells a consumer that comes with a position ahead of it to come back.
- * Each over `http://` and over `ws://`: a WebSocket's requests are bounded by store.timeout as an HTTP request is.
+ * Over `http://`, and the first and third also over `ws://` (a commit hung, a read hung): a WebSocket's requests are
+ * bounded by store.timeout as an HTTP request is, which the other three would check again at 10-15 s each.
  */
 import { afterEach, expect, test } from "bun:test";
 import { connect } from "@nats-io/transport-node";
@@ -20,8 +21,9 @@ import { startNatsServer } from "./nats-server.ts";
 
 afterEach(runCleanups);
 
-/** Each test over either of the remote store's protocols: Hrana over HTTP, and over WebSocket. */
+/** The tests over both of the remote store's protocols, Hrana over HTTP and over WebSocket, and over HTTP alone. */
 const STORE_SCHEMES = ["http", "ws"] as const;
+const HTTP_ONLY = ["http"] as const;
 
 test.each(STORE_SCHEMES)(
   "the leader cut off from the store only ends its term past the Lease's duration; the standby leads (%s)",
@@ -100,7 +102,7 @@ test.each(STORE_SCHEMES)(
   60_000,
 );
 
-test.each(STORE_SCHEMES)(
+test.each(HTTP_ONLY)(
   "a lone replica cut off from the store ends its term once, takes no Lease until it reads the store (%s)",
   async (storeScheme) => {
     const env = await setupHa({
@@ -195,7 +197,7 @@ test.each(STORE_SCHEMES)(
   120_000,
 );
 
-test.each(STORE_SCHEMES)(
+test.each(HTTP_ONLY)(
   "a follower whose reads of the store hang stops contending: a standby that reaches the store leads (%s)",
   async (storeScheme) => {
     // The store's timeout (60 s) keeps the cut-off follower's read waiting: it has failed nothing when the leader dies.
@@ -235,7 +237,7 @@ test.each(STORE_SCHEMES)(
   60_000,
 );
 
-test.each(STORE_SCHEMES)(
+test.each(HTTP_ONLY)(
   "NATS replay: a follower whose reads of the store hang tells a `to` past its head to ask again (%s)",
   async (storeScheme) => {
     const nats = await startNatsServer();
