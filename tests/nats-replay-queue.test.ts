@@ -1,7 +1,8 @@
 /**
  * Replay requests waiting for their turn: what each holds meanwhile (its reply subject and what it asks, not its
- * payload), and what each gets when the NATS sink stops (kubemeta shutting down, a SIGTERM of a rolling update): an
- * answer, the connection still open, that says to ask again, rather than the requester's timeout.
+ * payload), what each gets when the NATS sink stops (kubemeta shutting down, a SIGTERM of a rolling update): an
+ * answer, the connection still open, that says to ask again, rather than the requester's timeout; and what those
+ * answered together get when they share a reply subject.
  */
 import { expect, test } from "bun:test";
 import { createInbox, RequestError } from "@nats-io/transport-node";
@@ -137,6 +138,33 @@ test("a waiting request holds its reply subject and what it asks, not its payloa
     console.log(`${requests} waiting requests of 15 KB: +${(kept / 2 ** 20).toFixed(1)} MiB of buffers`);
     // Their payloads are 29 MiB.
     expect(kept).toBeLessThan(3 << 20);
+  } finally {
+    held.release();
+    await th.destroy();
+  }
+}, 30_000);
+
+test("resets answered together that share a reply subject get each chunk once, and count once each", async () => {
+  const { th, held, reading } = await busyHost();
+  try {
+    const { nc } = suite;
+    const resets = () =>
+      th.host.metrics.counter("kubemeta_nats_replay_requests_total", "").get({ sink: "nats", result: "reset" });
+    const before = resets();
+    const heard: ReplayChunk[] = [];
+    const inbox = createInbox();
+    nc.subscribe(inbox, { callback: (_, msg) => void heard.push(msg.json<ReplayChunk>()) });
+    // A consumer reusing one inbox: both wait behind the held reset, and the first answered takes the other along.
+    for (let i = 0; i < 2; i++) nc.publish(REPLAY, JSON.stringify({ stream: ALL }), { reply: inbox });
+    await allTakenUp();
+    held.release();
+    await reading;
+    await waitFor(() => resets() === before + 3, 10_000, "the held reset and both requests answered");
+    // The reply's chunks reached the server before the count; a round trip brings every one of them here.
+    await nc.flush();
+    expect(heard.map((chunk) => chunk.seq)).toEqual(heard.map((_, i) => i));
+    expect(heard.filter((chunk) => chunk.last)).toHaveLength(1);
+    expect(heard[0]!.reset).toBe("no-resume-point");
   } finally {
     held.release();
     await th.destroy();

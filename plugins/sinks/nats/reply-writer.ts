@@ -18,12 +18,14 @@ const FLUSH_EVERY_BYTES = 1 << 20;
 const DEFAULT_MAX_PAYLOAD = 1 << 20;
 
 export function replyWriter(nc: NatsConnection, epoch: string, replies: string[]): ChunkWriter {
+  // Requesters answered together may share one inbox (a consumer reusing it): it gets each chunk once.
+  const subjects = new Set(replies);
   let unflushed = 0;
   let flushing: Promise<void> = Promise.resolve();
   const encoder = new TextEncoder();
   return new ChunkWriter(epoch, nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD, async (chunk, last) => {
     const payload = encoder.encode(chunk);
-    for (const reply of replies) {
+    for (const reply of subjects) {
       nc.publish(reply, payload);
       unflushed += payload.length;
       if (unflushed >= FLUSH_EVERY_BYTES) {
