@@ -2,6 +2,7 @@
  * How every party retries, server and client alike: exponential backoff with full jitter
  * (AWS architecture blog's "full jitter"), and a server's `Retry-After` honoured.
  */
+import { parseHttpDate } from "./http-date.ts";
 
 export interface BackoffOptions {
   initialMs?: number;
@@ -108,13 +109,13 @@ export function until<T>(work: Promise<T>, deadline: number, cut?: AbortSignal):
 export const MAX_RETRY_AFTER_MS = 3_600_000;
 
 /**
- * Retry-After as delay-seconds or an HTTP date (RFC 9110 §10.2.3), in ms, at most
+ * Retry-After as delay-seconds or an HTTP date in any of its three forms (RFC 9110 §10.2.3), in ms, at most
  * MAX_RETRY_AFTER_MS; undefined when absent or unreadable. A date in the past is 0.
  */
 export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
   const text = value?.trim();
   if (!text) return undefined;
-  const ms = /^\d+$/.test(text) ? Number(text) * 1000 : Date.parse(text) - now;
+  const ms = /^\d+$/.test(text) ? Number(text) * 1000 : (parseHttpDate(text, now) ?? Number.NaN) - now;
   if (!Number.isFinite(ms)) return undefined;
   return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
 }

@@ -180,3 +180,20 @@ test("Retry-After is read as seconds or as an HTTP date", () => {
   expect(parseRetryAfter("soon", now)).toBeUndefined();
   expect(parseRetryAfter(null, now)).toBeUndefined();
 });
+
+test("Retry-After's three HTTP-date forms are read as GMT, whatever the local time zone", () => {
+  const zone = process.env.TZ;
+  // RFC 9110 §5.6.7: a recipient accepts the obsolete RFC 850 and asctime forms too; asctime names no zone.
+  process.env.TZ = "America/New_York";
+  try {
+    const now = Date.parse("1994-11-06T08:49:07Z");
+    for (const date of ["Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994"])
+      expect([date, parseRetryAfter(date, now)]).toEqual([date, 30_000]);
+    expect(parseRetryAfter("Sun Nov 31 08:49:37 1994", now)).toBeUndefined();
+    // A two-digit year is the century's whose date is at most 50 years ahead.
+    expect(parseRetryAfter("Saturday, 28-Nov-26 04:00:30 GMT", Date.parse("2026-11-28T04:00:00Z"))).toBe(30_000);
+  } finally {
+    if (zone === undefined) delete process.env.TZ;
+    else process.env.TZ = zone;
+  }
+});

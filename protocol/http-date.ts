@@ -1,0 +1,38 @@
+/**
+ * HTTP dates (RFC 9110 §5.6.7): the IMF-fixdate senders write, and the obsolete RFC 850 and asctime forms a recipient
+ * must read too. All three are GMT: Date.parse reads asctime, which names no zone, as the local time.
+ */
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const DAY_NAME = "(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)";
+const LONG_DAY_NAME = "(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)";
+const MONTH = `(?<month>${MONTHS.join("|")})`;
+const TIME = "(?<hour>\\d{2}):(?<minute>\\d{2}):(?<second>\\d{2})";
+const FORMS = [
+  new RegExp(`^${DAY_NAME}, (?<day>\\d{2}) ${MONTH} (?<year>\\d{4}) ${TIME} GMT$`),
+  new RegExp(`^${LONG_DAY_NAME}, (?<day>\\d{2})-${MONTH}-(?<shortYear>\\d{2}) ${TIME} GMT$`),
+  new RegExp(`^${DAY_NAME} ${MONTH} (?<day>[ \\d]\\d) ${TIME} (?<year>\\d{4})$`),
+];
+
+/**
+ * An RFC 850 date's two-digit year: the most recent past year ending in them, unless the next century's is at most
+ * 50 years ahead (RFC 9110: one more than 50 years in the future is read as the past).
+ */
+function fullYear(twoDigits: number, now: number): number {
+  const thisYear = new Date(now).getUTCFullYear();
+  const past = thisYear - ((((thisYear - twoDigits) % 100) + 100) % 100);
+  return past + 100 <= thisYear + 50 ? past + 100 : past;
+}
+
+/** The instant (ms since the epoch) an HTTP date names; undefined for anything else, or a day no month has. */
+export function parseHttpDate(text: string, now = Date.now()): number | undefined {
+  const fields = FORMS.map((form) => form.exec(text)?.groups).find((groups) => groups !== undefined);
+  if (!fields) return undefined;
+  const year = fields.year !== undefined ? Number(fields.year) : fullYear(Number(fields.shortYear), now);
+  const month = MONTHS.indexOf(fields.month!);
+  const [day, hour, minute, second] = [fields.day, fields.hour, fields.minute, fields.second].map(Number);
+  const instant = new Date(Date.UTC(year, month, day!, hour, minute, second));
+  // Date.UTC carries overflow over (31 Nov is 1 Dec); a leap second (:60) is the next second, as RFC 9110 allows.
+  const named = instant.getUTCFullYear() === year && instant.getUTCMonth() === month && instant.getUTCDate() === day;
+  return named && hour! < 24 && minute! < 60 && second! <= 60 ? instant.getTime() : undefined;
+}
