@@ -142,8 +142,9 @@ export function startReplication(options: ReplicationOptions): Replication {
       // Stopped while the store did not answer: the stop releases the Lease.
       if (stopped.signal.aborted) return false;
       if (lost.aborted) return lostWhileStarting();
-      if (error instanceof LeaseNotHeldError) {
-        // Still leading by the elector's count, its renewals' timers not yet run: given back if it is still ours.
+      // Not surely held any more, or another replica raised the store's term between this one's read of it and its
+      // raise (Store.lead's check: a pause after it): another leads, as expected. Given back if it is still ours.
+      if (error instanceof LeaseNotHeldError || isWriterFenced(error)) {
         await elector.release();
         return lostWhileStarting(error.message);
       }

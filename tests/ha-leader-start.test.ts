@@ -3,7 +3,7 @@
  * stopped; or paused past its Lease since it won it) sends the store nothing: a late `lead()` raises the store's term
  * past the writer's in place, a next leader's, which is fenced once (its term ended, the Lease handed back, a Lease's
  * duration without a leader). Paused after its check, the store's lead() checks again between its read of the
- * term and its raise.
+ * term and its raise; a replica whose lead() finds it raised meanwhile follows the replica that leads, with a warning.
  */
 import { afterAll, expect, test } from "bun:test";
 import { join } from "node:path";
@@ -64,7 +64,7 @@ async function writerAndLate() {
       () => undefined,
       (error: unknown) => error,
     );
-  return { context: { dir, store, log, config, metrics }, writerCommits, lateStart };
+  return { context: { dir, writer, store, log, config, metrics }, writerCommits, lateStart };
 }
 
 test("a term's start whose signal has aborted sends no lead(): the writer in place is not fenced", async () => {
@@ -86,44 +86,82 @@ test("a term's start paused after its Lease check: the store's lead() checks aga
   expect(await writerCommits()).toBe(2);
 });
 
-test("a replica paused past its renew deadline as it wins the Lease sends no lead(); it follows", async () => {
-  const { context, writerCommits } = await writerAndLate();
+type LoggedLine = { msg: string; level: string; reason?: string };
+
+/** The late replica's Lease: a second, as a pause past it takes no longer than a test should. */
+const DURATIONS = { leaseDurationMs: 1_000, renewDeadlineMs: 700, retryPeriodMs: 100 };
+const GAVE_UP = "lost the Lease while becoming the store's writer; following again";
+const LEADING = "leading: this replica writes the store and runs the sources";
+
+/** The late replica contending for the Lease `leaseName`, its lines in `lines`; `onLine` sees each as it comes. */
+async function lateReplica(
+  context: Awaited<ReturnType<typeof writerAndLate>>["context"],
+  leaseName: string,
+  onLine: (line: LoggedLine, lines: LoggedLine[]) => void = () => {},
+) {
   const { dir, store, log, config, metrics } = context;
   const kubeconfig = join(dir, "kubeconfig");
   await server.writeKubeconfig(kubeconfig, "token");
-  const lease = { name: "paused-winner", namespace: "default", namespaceFrom: "config" } as const;
-  const ha = { lease, identity: "late", kubeconfig, followIntervalMs: 50 };
-  const durations = { leaseDurationMs: 1_000, renewDeadlineMs: 700, retryPeriodMs: 100 };
-  const lines: Array<{ msg: string; reason?: string }> = [];
+  const lease = { name: leaseName, namespace: "default", namespaceFrom: "config" } as const;
+  const ha = { lease, identity: "late", kubeconfig, followIntervalMs: 50, ...DURATIONS };
+  const lines: LoggedLine[] = [];
   const logger = createLogger({
     write(text) {
-      const line = JSON.parse(text) as { msg: string };
+      const line = JSON.parse(text) as LoggedLine;
       lines.push(line);
-      if (line.msg !== "acquired the Lease; leading" || lines.filter((l) => l.msg === line.msg).length > 1) return;
-      // A pause (a long GC, SIGSTOP) as the event loop sees it, from the Lease's answer on: the Lease expired for the
-      // others meanwhile, one of them took it, and the writer in place leads.
-      const pausedUntil = performance.now() + durations.renewDeadlineMs + 100;
-      while (performance.now() < pausedUntil);
-      server.patch("Lease", lease.namespace, lease.name, (object) => {
-        const taken = object as unknown as Lease;
-        taken.spec = { ...taken.spec, holderIdentity: "other", leaseDurationSeconds: 3600, renewTime: microTime() };
-      });
+      onLine(line, lines);
     },
   });
   const replication = startReplication({
-    ha: { ...ha, ...durations },
-    elector: electorFor({ ...ha, ...durations }, logger, metrics),
+    ha,
+    elector: electorFor(ha, logger, metrics),
     leaderOptions: { config, store, log, logger, metrics, context: pluginContext(config, logger, metrics) },
     terms: new Terms(),
     logger,
     onReplaced: () => {},
   });
-  const gaveUp = "lost the Lease while becoming the store's writer; following again";
-  const leading = "leading: this replica writes the store and runs the sources";
-  const ended = (line: { msg: string }) => line.msg === gaveUp || line.msg === leading;
+  return { replication, lines };
+}
+
+test("a replica paused past its renew deadline as it wins the Lease sends no lead(); it follows", async () => {
+  const { context, writerCommits } = await writerAndLate();
+  const { replication, lines } = await lateReplica(context, "paused-winner", (line, lines) => {
+    if (line.msg !== "acquired the Lease; leading" || lines.filter((l) => l.msg === line.msg).length > 1) return;
+    // A pause (a long GC, SIGSTOP) as the event loop sees it, from the Lease's answer on: the Lease expired for the
+    // others meanwhile, one of them took it, and the writer in place leads.
+    const pausedUntil = performance.now() + DURATIONS.renewDeadlineMs + 100;
+    while (performance.now() < pausedUntil);
+    server.patch("Lease", "default", "paused-winner", (object) => {
+      const taken = object as unknown as Lease;
+      taken.spec = { ...taken.spec, holderIdentity: "other", leaseDurationSeconds: 3600, renewTime: microTime() };
+    });
+  });
+  const ended = (line: { msg: string }) => line.msg === GAVE_UP || line.msg === LEADING;
   await waitFor(() => lines.some(ended), 10_000, "the start given up, or the term begun");
   // Was: the start sent lead(), its Lease expired, and the writer's next commit was refused.
   expect(await writerCommits()).toBe(2);
-  expect(lines.find(ended)).toMatchObject({ msg: gaveUp, reason: new LeaseNotHeldError().message });
+  expect(lines.find(ended)).toMatchObject({ msg: GAVE_UP, reason: new LeaseNotHeldError().message });
   await replication.stop();
+}, 20_000);
+
+test("a replica whose lead() finds the term raised since its read follows with a warning: another leads", async () => {
+  const { context } = await writerAndLate();
+  const { store, writer } = context;
+  const lead = store.lead.bind(store);
+  // Another replica raises the store's term between this one's read of it and its raise (a pause after its check).
+  store.lead = (check) =>
+    lead(async () => {
+      await check?.();
+      store.lead = lead;
+      await writer.lead();
+    });
+  const { replication, lines } = await lateReplica(context, "term-taken");
+  await waitFor(() => lines.some((line) => line.msg === LEADING), 10_000, "the term begun at the next try");
+  await replication.stop();
+  // Was: the error of an outage (`cannot become the store's writer; following again`), and a backoff before the next.
+  expect(lines.find((line) => line.msg === GAVE_UP)).toMatchObject({
+    level: "warn",
+    reason: "the store's term went from 1 to 2 as this writer took it; another leads",
+  });
+  expect(lines.filter((line) => line.level === "error")).toEqual([]);
 }, 20_000);
