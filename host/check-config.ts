@@ -3,7 +3,7 @@ import type { Config, ConfigIssue, SoundParts } from "./config.ts";
 import { thrownText } from "./config-issues.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import { createMetrics } from "./metrics.ts";
-import { pluginContext, pluginWarnings } from "./open-store.ts";
+import { pluginContext, pluginWarnings, storeOpenHint } from "./open-store.ts";
 import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { PLUGIN_DEADLINE_MS } from "./supervise.ts";
 import { certificateWarnings } from "./http-config.ts";
@@ -81,7 +81,11 @@ async function storeCheck(parts: SoundParts, logger: Logger): Promise<{ issues: 
     await store.stop();
     return { issues: [], warnings: [] };
   } catch (error) {
-    return { issues: [{ path: "store", message: thrownText(error) }], warnings: [] };
+    const hint = storeOpenHint(parts, error);
+    return {
+      issues: [{ path: "store", message: hint ? `${thrownText(error)}; ${hint}` : thrownText(error) }],
+      warnings: [],
+    };
   }
 }
 

@@ -122,6 +122,14 @@ const NEWER_THAN_THIS_REPLICA =
   "a replica of a later kubemeta migrated this shared store: run this replica on that release (a rolling update " +
   "replaces it; until then it exits at each start while the others serve), not on another store";
 
+/**
+ * What to do about a store that cannot be opened, beyond what its error says, if anything: a start logs it as `hint`,
+ * `--check` says it after the error.
+ */
+export function storeOpenHint(config: Pick<Config, "ha">, error: unknown): string | undefined {
+  return config.ha && isStoreTooNew(error) ? NEWER_THAN_THIS_REPLICA : undefined;
+}
+
 /** startStore, at start: a store that cannot be opened is one error line, then StartFailed. */
 export async function openStore(
   config: Config,
@@ -134,8 +142,8 @@ export async function openStore(
   } catch (error) {
     if (error instanceof StartAbandoned) throw error;
     const { declaration, name } = config.store;
-    const hint = config.ha && isStoreTooNew(error) ? { hint: NEWER_THAN_THIS_REPLICA } : {};
-    logger.error("store cannot be opened", { store: name, type: declaration.type, error, ...hint });
+    const hint = storeOpenHint(config, error);
+    logger.error("store cannot be opened", { store: name, type: declaration.type, error, ...(hint ? { hint } : {}) });
     throw new StartFailed(`store ${name} cannot be opened`);
   }
 }

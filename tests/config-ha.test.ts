@@ -1,10 +1,12 @@
 /** The `ha` section: what `--check` refuses and accepts, the durations' order, and the defaults a pod gives it. */
 import { afterAll, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { mkdtemp, rm } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, resolveConfig } from "../host/config.ts";
 import { builtins } from "../plugins/index.ts";
+import { SCHEMA_VERSION } from "../plugins/stores/libsql/schema.ts";
 import { startHranaServer } from "./hrana-server.ts";
 import { runMain } from "./reliability-process.ts";
 import { startTestApiServer } from "../simulator/index.ts";
@@ -145,6 +147,30 @@ describe("main.ts --check with ha", () => {
           error: { name: "Error", message: expect.stringMatching(noContext) },
         }),
       ]);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test("a shared store a later kubemeta migrated: --check gives the start's hint, to run that release", async () => {
+    const dir = await newDir();
+    const server = startHranaServer({ path: join(dir, "store.db") });
+    try {
+      const yaml = `store: { type: libsql, url: "${server.url}" }\nha: { enabled: true }\n`;
+      expect((await check(yaml, {}, dir)).code).toBe(0);
+      // What a later release's start leaves: a migration this release does not know.
+      const db = new Database(join(dir, "store.db"));
+      db.run("INSERT INTO schema_version (version, applied_at) VALUES (?, '2027-01-01T00:00:00.000Z')", [
+        SCHEMA_VERSION + 1,
+      ]);
+      db.close();
+      const result = await check(yaml, {}, dir);
+      expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 1, stdout: "" });
+      const [heading, issue, ...more] = result.stderr.trimEnd().split("\n");
+      expect({ heading, more }).toEqual({ heading: "invalid config:", more: [] });
+      // Was: "upgrade kubemeta or use another store" alone, where another store would split the deployment.
+      expect(issue).toContain("newer than this kubemeta supports");
+      expect(issue).toContain("a replica of a later kubemeta migrated this shared store: run this replica on that");
     } finally {
       await server.stop();
     }
