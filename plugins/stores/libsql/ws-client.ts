@@ -198,13 +198,11 @@ export class BoundedWsClient implements Client {
 
   /**
    * Not supported: kubemeta never asks for it (a connection that fails is closed, and the next request opens
-   * another), and @libsql/client's would wait unbounded for the new connection's hello, its promise dropped by the
-   * `void` its Client type declares.
+   * another), and @libsql/client's would wait unbounded for the new connection's hello. Thrown at the call: the Client
+   * type declares `void`, so a caller has no promise whose rejection it would catch.
    */
-  reconnect(): Promise<void> {
-    return Promise.reject(
-      new LibsqlError("reconnect is not supported: close the client and create another", "RECONNECT_NOT_SUPPORTED"),
-    );
+  reconnect(): void {
+    throw new LibsqlError("reconnect is not supported: close the client and create another", "RECONNECT_NOT_SUPPORTED");
   }
 
   close(): void {
