@@ -61,3 +61,29 @@ test("the forms kubemeta's tests use on an object read again leave it as it was"
   expect(line).toMatchObject({ level: "info", downMs: 12, error: { code: "ECONNREFUSED" } });
   expect(JSON.stringify(line)).toBe(JSON.stringify(logLine()));
 });
+
+/**
+ * Bun quirk (1.4.4): `expect(fn).toThrow(…)` passes when `fn` throws nothing but returns a rejected Promise (Jest
+ * fails it: "Received function did not throw"), so it cannot tell a call that throws from one that rejects, nor a
+ * synchronous check from an async one that fails later. kubemeta's tests use `toThrow` on synchronous functions only
+ * (every one checked: loadKubeConfig, subscribeSse, subscribeNats, parseTailArgs, the schemas…); a call that may
+ * return a Promise is checked by what it returns (tests/store-libsql-ws-client.test.ts).
+ */
+test("Bun quirk: toThrow passes on a function that returns a rejected Promise without throwing", async () => {
+  const rejects = (): Promise<void> => Promise.reject(new Error("boom"));
+  let returned: Promise<void> | undefined;
+  expect(() => {
+    returned = rejects();
+    return returned;
+  }).toThrow("boom");
+  // It threw nothing: what it returned is the rejection, which the matcher took for a throw.
+  expect(returned).toBeInstanceOf(Promise);
+  expect(
+    await returned!.then(
+      () => "resolved",
+      (error: Error) => error.message,
+    ),
+  ).toBe("boom");
+  // A function that returns a Promise which resolves is no throw.
+  expect(() => expect(() => Promise.resolve()).toThrow()).toThrow();
+});
