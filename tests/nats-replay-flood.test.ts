@@ -160,8 +160,8 @@ test("500 resets behind retention, all at once, are answered from a few reads of
     await waitFor(() => resets() === requests, 30_000, "every request answered");
     await waitFor(() => heard.at(-1)?.last === true, 5_000, "the listened reply");
     expect(heard[0]!.reset).toBe("behind-retention");
-    // The first `concurrency` (4) requests start before the others wait, two of them reading (RESET_READS); each
-    // answer takes all that wait alike when its turn comes.
+    // Resets wait in line for a turn (RESET_READS), holding no slot: each answer takes all that wait alike when its
+    // turn comes.
     console.log(`${requests} resets behind retention: ${reads} reads of the state`);
     expect(reads).toBeLessThanOrEqual(10);
   } finally {

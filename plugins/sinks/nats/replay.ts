@@ -24,6 +24,7 @@ import { refusedReply } from "./replies.ts";
 import { replyWriter } from "./reply-writer.ts";
 import { type Pending, pendingOf, sound } from "./requests.ts";
 import { keepReplaySubscription, type ReplaySubscriptionOptions } from "./replay-subscription.ts";
+import { ReplayLine } from "./replay-line.ts";
 import { ReplayContent } from "./replay-content.ts";
 import {
   MalformedRequestError,
@@ -72,15 +73,14 @@ export const STORE_UNREADABLE = "the store cannot be read now; ask again later";
  */
 export const STOPPING = "the NATS sink is stopping; ask again later";
 
-/** Requests waiting for a free slot; beyond this, a requester is told to come back. */
-const MAX_WAITING = 10_000;
 /** Requests waiting for this replica's log to reach their `from` (sdk/resume.ts), past which they are answered now. */
 const MAX_PARKED = 1_000;
 /**
  * Resets that read the state at once, per log, whatever `concurrency` allows: the store's other read transactions
  * stay with HTTP snapshots and the core (sdk/snapshot-turns.ts), and ten resets of `all` at 150,000 pods added
- * +206 MiB at their peak with four at once, +129–176 MiB with two (bench/snapshots.ts, chunks of 64 KiB). Resets of
- * one stream waiting for a turn are answered together when one comes (takeAlike).
+ * +206 MiB at their peak with four at once, +129–176 MiB with two (bench/snapshots.ts, chunks of 64 KiB). A reset
+ * waits for its turn holding no slot (replay-line.ts); resets of one stream waiting for a turn are answered together
+ * when one comes (takeAlike).
  */
 export const RESET_READS = 2;
 
@@ -93,7 +93,6 @@ const CUT_OFF = "the NATS connection dropped before the server confirmed the rep
 
 export function serveReplay(options: ResponderOptions): Responder {
   const { nc, log, logger, requests, labels } = options;
-  let waiting: Pending[] = [];
   const answering = new Set<Promise<void>>();
   /** Error replies sent outside the slots (refuseAtOnce): a stop waits for them to reach the server. */
   const refusing = new Set<Promise<void>>();
@@ -123,17 +122,18 @@ export function serveReplay(options: ResponderOptions): Responder {
    * read of the state, not one per request. One scan of the queue per reset answered.
    */
   function takeAlike(stream: string, reason: ResetReason): Pending[] {
-    const taken: Pending[] = [];
-    waiting = waiting.filter((entry) => {
-      const { request } = entry;
-      if (!sound(request) || request.stream !== stream || reasonFor(request) !== reason) return true;
-      taken.push(entry);
-      return false;
-    });
-    return taken;
+    return line.take(({ request }) => sound(request) && request.stream === stream && reasonFor(request) === reason);
   }
 
-  async function answer(pending: Pending): Promise<void> {
+  /** Why an answer started now reads the stream's state: the reset branch of answer(), which needs a turn. */
+  function resetOf({ request }: Pending): ResetReason | undefined {
+    if (!sound(request) || retiredReason(log)) return undefined;
+    const reason = reasonFor(request);
+    return reason && whole() && !comesBackLater(log, reason) ? reason : undefined;
+  }
+
+  /** Answers `pending`: with the stream's state for resetOf's `reset`, in a turn the line holds for it. */
+  async function answer(pending: Pending, reset: ResetReason | undefined): Promise<void> {
     let replies = [pending.reply];
     let writer = writerFor(replies);
     try {
@@ -141,7 +141,15 @@ export function serveReplay(options: ResponderOptions): Responder {
       if (!sound(request)) throw request;
       const reason = reasonFor(request);
       const retired = retiredReason(log);
-      if (retired) {
+      if (reset) {
+        const alike = takeAlike(request.stream, reset);
+        replies = [pending.reply, ...alike.map((entry) => entry.reply)];
+        if (reset === "behind-retention")
+          for (const behind of [request, ...alike.map((entry) => entry.request as ReplayRequest)])
+            await noteBehindRetention(log, behind.stream, behind.from!.version).catch(fromStore);
+        writer = writerFor(replies);
+        await content.sendState(request, reset, writer, replies.length);
+      } else if (retired) {
         // A reply through this log's head would be short of the store's, its reset's version one the log never gets to.
         count("failed");
         await writer.fail(retired);
@@ -152,20 +160,8 @@ export function serveReplay(options: ResponderOptions): Responder {
         // Its `from` may well be the store's (sdk/resume.ts, StoreUnreadableError): not a reason to start over.
         count("failed");
         await writer.fail("this replica cannot read the store yet; ask again later");
-      } else if (reason) {
-        const endTurn = await snapshotTurn(log, "nats-reset", RESET_READS, stopped.signal);
-        try {
-          const alike = takeAlike(request.stream, reason);
-          replies = [pending.reply, ...alike.map((entry) => entry.reply)];
-          if (reason === "behind-retention")
-            for (const behind of [request, ...alike.map((entry) => entry.request as ReplayRequest)])
-              await noteBehindRetention(log, behind.stream, behind.from!.version).catch(fromStore);
-          writer = writerFor(replies);
-          await content.sendState(request, reason, writer, replies.length);
-        } finally {
-          endTurn();
-        }
       } else {
+        // No reason to start over (resetOf found none): the updates after its `from`.
         const from = request.from!.version;
         if (request.to !== undefined && request.to < from) throw new MalformedRequestError("to is before from");
         await content.sendUpdates(request, from, writer);
@@ -188,7 +184,7 @@ export function serveReplay(options: ResponderOptions): Responder {
         warn("a read of the store failed; the requester is told to ask again later", { error: error.error });
       return STORE_UNREADABLE;
     }
-    // A reset waiting for its turn when the sink stops: told to ask again, nothing went wrong.
+    // An answer the sink's stop cut short (its connection closing): told to ask again, nothing went wrong.
     if (stopping) return STOPPING;
     // Retention passed what the reply had still to read: its requester fell behind as any reader can (the log has
     // counted and logged it), and asked again it gets the stream's state.
@@ -201,14 +197,17 @@ export function serveReplay(options: ResponderOptions): Responder {
     return `replay failed: ${(error as Error).message}; ask again`;
   }
 
-  function begin(pending: Pending): void {
-    const done: Promise<void> = answer(pending).finally(() => {
-      answering.delete(done);
-      const next = waiting.shift();
-      if (next) begin(next);
-    });
-    answering.add(done);
-  }
+  const line = new ReplayLine({
+    concurrency: options.concurrency,
+    resetOf,
+    turn: () => snapshotTurn(log, "nats-reset", RESET_READS, stopped.signal),
+    answer: (pending, reset) => {
+      // A stop waits for each answer under way.
+      const done: Promise<void> = answer(pending, reset).finally(() => answering.delete(done));
+      answering.add(done);
+      return done;
+    },
+  });
 
   function onRequest(msg: Msg) {
     const refused = refusedReply(msg.reply, options.prefix);
@@ -258,14 +257,9 @@ export function serveReplay(options: ResponderOptions): Responder {
   });
 
   function admit(pending: Pending): void {
-    if (answering.size < options.concurrency) begin(pending);
-    else if (waiting.length < MAX_WAITING) waiting.push(pending);
-    else busy(pending.reply);
-  }
-
-  function busy(reply: string): void {
+    if (line.admit(pending)) return;
     count("busy");
-    refuseAtOnce(reply, "busy; ask again later");
+    refuseAtOnce(pending.reply, "busy; ask again later");
   }
 
   /** One error chunk, not waiting for a turn. */
@@ -282,9 +276,9 @@ export function serveReplay(options: ResponderOptions): Responder {
       if (stopping) return;
       stopping = true;
       stopped.abort(new Error("the NATS sink is stopping"));
-      // Those that never got a slot are told at once, while the connection is open, not left to their timeouts.
-      for (const entry of waiting) refuseAtOnce(entry.reply, STOPPING);
-      waiting = [];
+      // Those that never got a slot (or a turn) are told at once, while the connection is open, not left to their
+      // timeouts.
+      for (const entry of line.close()) refuseAtOnce(entry.reply, STOPPING);
       await subscription.stop();
       await Promise.allSettled([...answering, ...parked]);
       await Promise.allSettled([...refusing]);
