@@ -24,7 +24,7 @@ async function nextCommit(th: TestHost, after: number): Promise<number> {
   return performance.now();
 }
 
-test("a change committed between two checks of the store: the next commit at most STORE_CHECK_MS after it", async () => {
+test("a change committed between two checks of the store: the next commit within STORE_CHECK_MS", async () => {
   const th = await startTestHost();
   hosts.push(th);
   // A check's empty commit (nothing else is committed on this quiet host): the checks' phase.
