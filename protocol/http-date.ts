@@ -31,8 +31,10 @@ export function parseHttpDate(text: string, now = Date.now()): number | undefine
   const year = fields.year !== undefined ? Number(fields.year) : fullYear(Number(fields.shortYear), now);
   const month = MONTHS.indexOf(fields.month!);
   const [day, hour, minute, second] = [fields.day, fields.hour, fields.minute, fields.second].map(Number);
-  const instant = new Date(Date.UTC(year, month, day!, hour, minute, second));
-  // Date.UTC carries overflow over (31 Nov is 1 Dec); a leap second (:60) is the next second, as RFC 9110 allows.
-  const named = instant.getUTCFullYear() === year && instant.getUTCMonth() === month && instant.getUTCDate() === day;
-  return named && hour! < 24 && minute! < 60 && second! <= 60 ? instant.getTime() : undefined;
+  // Date.UTC carries overflow over (31 Nov is 1 Dec): the day is checked alone, before the time that a leap second
+  // (23:59:60, as RFC 9110 allows) carries into the next day.
+  const date = new Date(Date.UTC(year, month, day!));
+  const named = date.getUTCFullYear() === year && date.getUTCMonth() === month && date.getUTCDate() === day;
+  if (!named || hour! >= 24 || minute! >= 60 || second! > 60) return undefined;
+  return date.getTime() + ((hour! * 60 + minute!) * 60 + second!) * 1000;
 }

@@ -190,6 +190,14 @@ test("Retry-After's three HTTP-date forms are read as GMT, whatever the local ti
     for (const date of ["Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994"])
       expect([date, parseRetryAfter(date, now)]).toEqual([date, 30_000]);
     expect(parseRetryAfter("Sun Nov 31 08:49:37 1994", now)).toBeUndefined();
+    // A leap second is the last of its day: 23:59:60 is the next day's first second.
+    const leap = Date.parse("2016-12-31T23:59:30Z");
+    for (const date of [
+      "Sat, 31 Dec 2016 23:59:60 GMT",
+      "Saturday, 31-Dec-16 23:59:60 GMT",
+      "Sat Dec 31 23:59:60 2016",
+    ])
+      expect([date, parseRetryAfter(date, leap)]).toEqual([date, 30_000]);
     // A two-digit year is the century's whose date is at most 50 years ahead.
     expect(parseRetryAfter("Saturday, 28-Nov-26 04:00:30 GMT", Date.parse("2026-11-28T04:00:00Z"))).toBe(30_000);
   } finally {
