@@ -205,3 +205,22 @@ test("Retry-After's three HTTP-date forms are read as GMT, whatever the local ti
     else process.env.TZ = zone;
   }
 });
+
+test("Retry-After dates of the Internet Message Format that real senders write are read in the zone they name", () => {
+  const now = Date.parse("2026-12-07T20:00:00Z");
+  // RFC 9110 §5.6.7 asks a recipient to read them too; a receiver that wrote one was retried before its time.
+  for (const date of [
+    "Mon, 7 Dec 2026 20:00:30 GMT", // Java's DateTimeFormatter.RFC_1123_DATE_TIME
+    "Mon, 07 Dec 2026 20:00:30 -0000", // Python's email.utils.formatdate()
+    "Mon, 07 Dec 2026 20:00:30 UTC", // Go's time.RFC1123 of a UTC time
+    "Mon, 07 Dec 2026 21:30:30 +0130",
+    "07 Dec 2026 15:00:30 -0500",
+  ])
+    expect([date, parseRetryAfter(date, now)]).toEqual([date, 30_000]);
+  for (const unread of [
+    "Mon, 07 Dec 2026 20:00:30 +0060",
+    "Mon, 07 Dec 2026 20:00:30",
+    "Mon, 07 Dec 2026 20:00:30 EST",
+  ])
+    expect([unread, parseRetryAfter(unread, now)]).toEqual([unread, undefined]);
+});
