@@ -40,6 +40,8 @@ async function busyHost(
   const held = holdStateReads(th.host.log);
   const reading = replay(suite.nc, REPLAY, { stream: ALL }, 30_000, 1);
   reading.catch(() => {});
+  // In the slot once its turn to read the state came (a reset waiting for a turn holds no slot: replay-line.ts).
+  await waitFor(() => held.reading === 1, 5_000, "the reset's read of the state");
   return { th, held, position, reading };
 }
 
