@@ -14,7 +14,7 @@ import { createLogger } from "../host/logger.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import { RESET_READS, STOPPING } from "../plugins/sinks/nats/replay.ts";
 import { replay } from "./nats-consumer.ts";
-import { holdStateReads } from "./held-state-reads.ts";
+import { holdStateReads, type HeldReads } from "./held-state-reads.ts";
 import { churn, nodeNames, natsSuite, PREFIX, rawNode, startNatsHost } from "./nats-fixtures.ts";
 
 const REPLAY = `${PREFIX}.replay`;
@@ -186,12 +186,14 @@ async function startTurnsHost(logger?: Logger): Promise<TestHost> {
 
 /**
  * Resets that no answer can share (one stream each), then a replay that reads no state: once its reply is in, the
- * resets have been taken up (one subscription, in order), and each read that could start has started.
+ * resets have been taken up (one subscription, in order); then RESET_READS of them reading the state, once their turns
+ * came (a reset waiting for its turn holds no slot, so the replay may be answered first: replay-line.ts).
  */
-async function sendResets(th: TestHost, count: number): Promise<Promise<ReplayChunk[]>[]> {
+async function sendResets(th: TestHost, held: HeldReads, count: number): Promise<Promise<ReplayChunk[]>[]> {
   const streams = [...NODES.slice(0, 5).map((node) => `node/${node}`), "shared"].slice(0, count);
   const answers = streams.map((stream) => replay(suite.nc, TURNS_REPLAY, { stream }, 10_000, 1));
   await replay(suite.nc, TURNS_REPLAY, { stream: ALL, from: `${th.host.epoch}:${th.host.log.head()}` });
+  await waitFor(() => held.reading >= RESET_READS, 5_000, "RESET_READS resets reading the state");
   return answers;
 }
 
@@ -199,7 +201,7 @@ test("resets of different streams read the state RESET_READS at a time, whatever
   const th = await startTurnsHost();
   try {
     const held = holdStateReads(th.host.log);
-    const answers = await sendResets(th, 6);
+    const answers = await sendResets(th, held, 6);
     expect(held.reading).toBe(RESET_READS);
     held.release();
     for (const chunks of await Promise.all(answers)) {
@@ -217,7 +219,7 @@ test("a sink that stops while resets wait for their turn tells them to ask again
   const th = await startTurnsHost(createLogger({ level: "warn", write: (line) => void logged.push(line) }));
   try {
     const held = holdStateReads(th.host.log);
-    const answers = await sendResets(th, RESET_READS + 2);
+    const answers = await sendResets(th, held, RESET_READS + 2);
     expect(held.reading).toBe(RESET_READS);
     let answered = 0;
     for (const answer of answers) void answer.then(() => answered++);

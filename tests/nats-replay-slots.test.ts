@@ -38,6 +38,8 @@ test("a replay of a few updates is answered while more resets than slots wait fo
     const resets = streams.map((stream) => replay(nc, REPLAY, { stream }, 30_000, 1));
     // Left unanswered when the test fails before it takes them.
     for (const reset of resets) reset.catch(() => {});
+    // Two read (their turns taken, each in a slot); the others wait for a turn.
+    await waitFor(() => held.reading === RESET_READS, 5_000, "RESET_READS resets reading the state");
     const gapFill = await replay(nc, REPLAY, { stream: ALL, from: position }, ANSWER_MS, 1);
     expect(gapFill.flatMap((chunk) => chunk.updates)).toHaveLength(3);
     expect(gapFill.at(-1)).toMatchObject({ last: true, through: th.host.log.head() });
