@@ -1,5 +1,5 @@
 /**
- * Changes prepared off the core's thread (sdk/contract.ts, ChangeSink.prepared): a source that parses on a Worker
+ * Changes prepared off the core's thread (sdk/source-contract.ts, ChangeSink.prepared): a source that parses on a Worker
  * loads the core's preparer there by the module URL the core hands out, and hands the core what it made. Plain data
  * throughout, so it crosses threads as it is.
  */

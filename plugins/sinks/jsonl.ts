@@ -7,7 +7,7 @@
  * the standard `batch` and `retry` keys) and, in `create`, hands `consume` one function:
  * `deliver`, which writes a batch of envelopes. `consume` reads the log, saves the cursor
  * after each batch, retries a batch that failed, and keeps the lag metric; see
- * sdk/contract.ts for everything else `ctx` offers.
+ * SinkContext (sdk/sink-contract.ts) for everything else `ctx` offers.
  *
  * @example
  * ```yaml

@@ -42,7 +42,7 @@ export interface Selection<T> {
 
 /**
  * Rows per page of readAll (the digests read at start): a few milliseconds of blocking each. Snapshots are read in
- * pages of their own size (sdk/contract.ts SNAPSHOT_PAGE).
+ * pages of their own size (sdk/sink-contract.ts SNAPSHOT_PAGE).
  */
 const READ_ALL_PAGE = 2_000;
 /**
