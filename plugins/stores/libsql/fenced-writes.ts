@@ -1,5 +1,5 @@
 /**
- * The libSQL store's writes (libsql.ts), apart from its reads: the one writer's view of the log (head, term, stream
+ * The libSQL store's writes (store.ts), apart from its reads: the one writer's view of the log (head, term, stream
  * ids) and the queue its writes go through. A commit hands out versions and stream ids from that view, so writes run
  * one at a time, and a commit or a prune is refused in its own transaction once another writer moved the head or
  * raised the term (a replica that leads now, `ha`): the log never forks.
