@@ -1,7 +1,7 @@
 /**
  * The core's work on one raw object that needs no state: check it, slim it, serialize and digest the slim copy, route
  * it. Pure and without I/O, so it runs on any thread: the pipeline runs it for apply(), and a source that parses in a
- * Worker loads this module there (sdk/contract.ts, PreparedChanges) so that the main thread does neither.
+ * Worker loads this module there (sdk/prepared.ts, PreparedChanges) so that the main thread does neither.
  */
 import type { PreparedChange, PreparerModule } from "../sdk/prepared.ts";
 import type { KubeObject } from "../sdk/model.ts";

@@ -1,6 +1,6 @@
 /**
  * Parse threads: watch lines are decoded, parsed and prepared (slimmed, serialized, digested, routed: the core's
- * per-object work, sdk/contract.ts PreparedChanges) on Bun Workers, so that the main thread only applies what they
+ * per-object work, sdk/prepared.ts PreparedChanges) on Bun Workers, so that the main thread only applies what they
  * hand back. JSON.parse of the initial state alone is seconds of one core at 150,000 pods (bench/RESULTS.md).
  *
  * Each watch keeps its order: its runs of lines go to the threads in turn, at most `threads + 3` of them parsed or
