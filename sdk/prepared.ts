@@ -1,7 +1,7 @@
 /**
- * Changes prepared off the core's thread (sdk/source-contract.ts, ChangeSink.prepared): a source that parses on a Worker
- * loads the core's preparer there by the module URL the core hands out, and hands the core what it made. Plain data
- * throughout, so it crosses threads as it is.
+ * Changes prepared off the core's thread (sdk/source-contract.ts, ChangeSink.prepared): a source that parses on a
+ * Worker loads the core's preparer there by the module URL the core hands out, and hands the core what it made. Plain
+ * data throughout, so it crosses threads as it is.
  */
 import type { ChangeType, SlimObject } from "../protocol/envelope.ts";
 import type { KubeObject } from "./model.ts";
