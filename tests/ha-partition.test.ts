@@ -13,7 +13,7 @@ import { connect } from "@nats-io/transport-node";
 import { startChurn } from "../simulator/population.ts";
 import { waitFor } from "../testing/index.ts";
 import { cleanups, runCleanups, consumeSse } from "./faults-cluster.ts";
-import { LEASE_MS, TAKEOVER_MS, setupHa, type Replica } from "./ha-cluster.ts";
+import { LEASE_MS, TAKEOVER_MS, setupHa, type HaOptions, type Replica } from "./ha-cluster.ts";
 import { expectConverged, expectNobodyContends, readiness } from "./ha-checks.ts";
 import { openSse } from "./sse-client.ts";
 import { replay } from "./nats-consumer.ts";
@@ -25,17 +25,22 @@ afterEach(runCleanups);
 const STORE_SCHEMES = ["http", "ws"] as const;
 const HTTP_ONLY = ["http"] as const;
 
+/** `replicas` behind store paths a test cuts, speaking `storeScheme` to the store; destroyed after the test. */
+async function partitionable(
+  replicas: number,
+  storeScheme: HaOptions["storeScheme"],
+  options: Partial<HaOptions> = {},
+) {
+  const env = await setupHa({ replicas, storePaths: true, storeScheme, ...options });
+  cleanups.push(env.destroy);
+  return env;
+}
+
 test.each(STORE_SCHEMES)(
   "the leader cut off from the store only ends its term past the Lease's duration; the standby leads (%s)",
   async (storeScheme) => {
     // A path that drops packets fails a request after the store's timeout: 2 s, so that the partition shows soon.
-    const env = await setupHa({
-      replicas: 2,
-      storePaths: true,
-      storeScheme,
-      storeTimeout: "2s",
-    });
-    cleanups.push(env.destroy);
+    const env = await partitionable(2, storeScheme, { storeTimeout: "2s" });
     const cutOff = await env.start(0);
     await env.leading(cutOff);
     const standby = await env.start(1);
@@ -105,13 +110,7 @@ test.each(STORE_SCHEMES)(
 test.each(HTTP_ONLY)(
   "a lone replica cut off from the store ends its term once, takes no Lease until it reads the store (%s)",
   async (storeScheme) => {
-    const env = await setupHa({
-      replicas: 1,
-      storePaths: true,
-      storeScheme,
-      storeTimeout: "2s",
-    });
-    cleanups.push(env.destroy);
+    const env = await partitionable(1, storeScheme, { storeTimeout: "2s" });
     const only = await env.start(0);
     await env.leading(only);
     const churn = startChurn(env.server, { perSecond: 40, seed: 22 });
@@ -149,12 +148,7 @@ test.each(STORE_SCHEMES)(
   "a follower whose reads of the store hang answers a position ahead of it with 'retry', not a RESET (%s)",
   async (storeScheme) => {
     // The store's timeout (60 s) keeps the follower's read of the store waiting for the whole test.
-    const env = await setupHa({
-      replicas: 2,
-      storePaths: true,
-      storeScheme,
-    });
-    cleanups.push(env.destroy);
+    const env = await partitionable(2, storeScheme);
     const { leader, follower } = await env.leaderAndFollower();
     const served = async (replica: Replica) =>
       (await (await fetch(`${replica.url}/v1/objects?kind=Namespace`)).json()) as { epoch: string; version: number };
@@ -201,12 +195,7 @@ test.each(HTTP_ONLY)(
   "a follower whose reads of the store hang stops contending: a standby that reaches the store leads (%s)",
   async (storeScheme) => {
     // The store's timeout (60 s) keeps the cut-off follower's read waiting: it has failed nothing when the leader dies.
-    const env = await setupHa({
-      replicas: 3,
-      storePaths: true,
-      storeScheme,
-    });
-    cleanups.push(env.destroy);
+    const env = await partitionable(3, storeScheme);
     const leader = await env.start(0);
     await env.leading(leader);
     const [cutOff, standby] = [await env.start(1), await env.start(2)];
@@ -242,13 +231,7 @@ test.each(HTTP_ONLY)(
   async (storeScheme) => {
     const nats = await startNatsServer();
     cleanups.push(() => nats.destroy());
-    const env = await setupHa({
-      replicas: 2,
-      storePaths: true,
-      storeScheme,
-      sinks: ["  - type: nats", `    servers: ["${nats.url}"]`],
-    });
-    cleanups.push(env.destroy);
+    const env = await partitionable(2, storeScheme, { sinks: ["  - type: nats", `    servers: ["${nats.url}"]`] });
     const { leader, follower } = await env.leaderAndFollower();
     const headOf = async (replica: Replica) =>
       (await (await fetch(`${replica.url}/v1/objects?kind=Namespace`)).json()) as { epoch: string; version: number };
