@@ -42,6 +42,14 @@ async function expectStalled(th: TestHost, logged: Logged[], name: string, value
   expect(logged.filter((line) => line.msg === (value ? STALLED : RECOVERED))).toHaveLength(1);
 }
 
+/** A file where a sink's directory should be: every write under it fails (ENOTDIR) until it is removed. */
+async function fileInTheWay(): Promise<{ dir: string; inTheWay: string }> {
+  const dir = await tempDir();
+  const inTheWay = join(dir, "out");
+  await writeFile(inTheWay, "");
+  return { dir, inTheWay };
+}
+
 async function addPod(th: TestHost): Promise<void> {
   th.changes.apply("pods", "ADDED", rawPod("web-0", { node: "n1" }));
   await th.changes.flush();
@@ -50,10 +58,7 @@ async function addPod(th: TestHost): Promise<void> {
 test(
   "a jsonl sink whose writes fail for longer than stallAfter reports the stall, and its end",
   async () => {
-    const dir = await tempDir();
-    // A file where the sink's directory should be: every write fails (ENOTDIR) until it is gone.
-    const inTheWay = join(dir, "out");
-    await writeFile(inTheWay, "");
+    const { dir, inTheWay } = await fileInTheWay();
     const { th, logged } = await hostWith(dir, {
       type: "jsonl",
       path: join(inTheWay, "updates.jsonl"),
@@ -85,9 +90,7 @@ test(
 test(
   "the example sink plugin (examples/sink-plugin), whose writes fail for longer than stallAfter, reports the stall",
   async () => {
-    const dir = await tempDir();
-    const inTheWay = join(dir, "out");
-    await writeFile(inTheWay, "");
+    const { dir, inTheWay } = await fileInTheWay();
     const { th, logged } = await hostWith(dir, {
       type: join(import.meta.dir, "../examples/sink-plugin/deletions.ts"),
       file: join(inTheWay, "deletions.log"),
