@@ -20,6 +20,7 @@ import type { SlimOptions } from "./slim/rules.ts";
 import { prepareChange } from "./prepare.ts";
 import { createCommitQueue, type Uncommitted } from "./commit-queue.ts";
 import { KnownObjects } from "./known-objects.ts";
+import { updateTimes } from "./update-time.ts";
 import { createRetractions, relistedKey } from "./retractions.ts";
 import { createRelists } from "./relists.ts";
 import { resumable } from "../sdk/resource-version.ts";
@@ -35,6 +36,10 @@ export interface PipelineOptions {
   onCommit(updates: Update[]): void;
   /** The config's slim rules: what each kind's slim copy keeps, its route, and whether Secrets and ConfigMaps pass. */
   slim?: SlimOptions;
+  /** The wall clock updates are stamped by (core/update-time.ts): Date.now by default. */
+  clock?: () => number;
+  /** The newest stored update's time (ms since the epoch), if any: no update is stamped earlier. */
+  newestTime?: number;
   /** apply() asks its caller to wait once this many updates are pending. */
   highWater?: number;
   /**
@@ -136,14 +141,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   let abandoned = false;
   trackedObjects.set(known.size);
 
-  /** Times are ISO strings to the millisecond: one string per millisecond, not one per update. */
-  let timeText = "";
-  let timeMs = 0;
-  function now(): string {
-    const ms = Date.now();
-    if (ms !== timeMs) [timeMs, timeText] = [ms, new Date(ms).toISOString()];
-    return timeText;
-  }
+  const now = updateTimes({ clock: options.clock, after: options.newestTime, logger });
 
   function enqueue(
     type: ChangeType,

@@ -75,6 +75,8 @@ export interface HostOptions {
    * `timeout` (a minute by default), so that open is given up on: StartAbandoned.
    */
   signal?: AbortSignal;
+  /** The wall clock updates are stamped by (their `time`), ms since the epoch: Date.now by default. */
+  clock?: () => number;
 }
 
 /**
@@ -195,7 +197,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   await until(Promise.all(sinks.map((sink) => sink.start())), Infinity, options.signal);
   // Every route is mounted now: the requests that came while the sinks started are answered.
   http.serve();
-  const leaderOptions = { config, store, log, logger, metrics, context };
+  const leaderOptions = { config, store, log, logger, metrics, context, clock: options.clock };
   // Started only to be stopped, the sources would list the whole cluster for nothing.
   if (options.signal?.aborted) logger.info("stop asked for while starting; the sources are not started");
   else if (config.ha && ha) {

@@ -19,7 +19,7 @@ import { type Uncommitted, STORE_CHECK_TICK_MS, STORE_UNANSWERED_MS } from "../c
 import { createPipeline } from "../core/pipeline.ts";
 import { answering, catchUp, checkSameStore } from "./follower.ts";
 import { supervise } from "./supervise.ts";
-import { ageRetention } from "./log-age.ts";
+import { ageRetention, committedAfter } from "./log-age.ts";
 import { until } from "../protocol/retry.ts";
 
 export interface LeaderOptions {
@@ -29,6 +29,8 @@ export interface LeaderOptions {
   logger: Logger;
   metrics: Metrics;
   context(name: string, kind: string): PluginContext;
+  /** The wall clock updates are stamped by (HostOptions.clock). */
+  clock?: () => number;
   /** Another process became the store's writer: this term commits nothing more. */
   onFenced(error: Error): void;
   /**
@@ -96,6 +98,8 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
   await catchUp(store, log, state.head, ask);
   // The writer's log is the store's from here: no reader is told to come back for want of a read.
   log.setBehindStore(false);
+  // Stamped by another clock (the last leader's, or this one's before a step back): no update is stamped earlier.
+  const newestTime = state.head > 0 ? await ask(committedAfter(store, state.head - 1)) : undefined;
   /**
    * Why another writer's term shut this one out, by a refused commit or a refused retention. The term ends itself
    * then (its sources would load the API server for nothing, its retention prune another's log), and tells its owner
@@ -118,6 +122,8 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
     logger,
     metrics,
     onCommit: (updates) => log.append(updates),
+    clock: options.clock,
+    newestTime,
     slim: config.slim,
     onFenced: (error) => fence(error),
     onCommitFailing: options.onCommitFailing,

@@ -37,6 +37,8 @@ export interface TestHostOptions {
    * the test source is the only one.
    */
   holdSync?: boolean;
+  /** The wall clock the host stamps updates by (HostOptions.clock): a test's that steps back. Date.now by default. */
+  clock?: () => number;
 }
 
 export interface TestHost {
@@ -98,6 +100,7 @@ async function startIn(dir: string, options: TestHostOptions): Promise<TestHost>
   config.sources.push({ declaration: testSource, name: "test", config: {}, deprecated: [] });
   const host = await startHost(config, {
     logger: options.logger ?? (process.env.KUBEMETA_TEST_LOG ? createLogger({ level: "debug" }) : silentLogger),
+    clock: options.clock,
   });
   if (!changes) throw new Error("test source did not start");
   // Synced at once: the host is handed over once the store has recorded it, so that /readyz says 200 from the start

@@ -1,13 +1,15 @@
 /**
- * Retention by age on a clock that jumped ahead, on a real host's libSQL file: updates committed ten days before the
- * clock says now are what a clock gone ten days ahead (while kubemeta was down) finds at the next start.
+ * Retention by age and update times on a clock that jumps, on a real host's libSQL file: updates committed with
+ * chosen times straight into the store are what a clock that jumped while kubemeta was down finds at the next start;
+ * a clock handed to the host (HostOptions.clock) steps back while it runs.
  */
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
-import { silentLogger } from "../host/logger.ts";
+import { createLogger, silentLogger } from "../host/logger.ts";
 import { createMetrics } from "../host/metrics.ts";
 import libsql from "../plugins/stores/libsql.ts";
-import { startTestHost, tempDir, type TestHost, waitFor } from "../testing/index.ts";
+import type { Update } from "../sdk/model.ts";
+import { rawPod, startTestHost, tempDir, type TestHost, waitFor } from "../testing/index.ts";
 import { batch, run } from "./store-libsql-setup.ts";
 
 const hosts: TestHost[] = [];
@@ -17,18 +19,24 @@ afterEach(async () => {
 
 const MINUTE = 60_000;
 
-test("a clock ahead of the newest update by over maxAge prunes by age only what precedes it by maxAge", async () => {
+/** A store directory holding one object changed 20 times, 10 minutes apart, the last of them at `last`. */
+async function storeWith(last: number): Promise<string> {
   const dir = await tempDir();
   const context = { name: "libsql", cluster: "test", logger: silentLogger, metrics: createMetrics() };
   const store = libsql.create({ url: `file:${join(dir, "kubemeta.db")}` } as never, context);
   await store.start();
   await store.lead();
-  // One object changed 20 times, 10 minutes apart, the last of them ten days ago.
-  const last = Date.now() - 10 * 24 * 60 * MINUTE;
   const time = (version: number) => new Date(last - (20 - version) * 10 * MINUTE).toISOString();
   await store.commit(batch(run(1, 20, (version) => ({ uid: "one", stream: "shared", time: time(version) }))));
   await store.stop();
+  return dir;
+}
 
+const timesRise = (updates: Update[]) => updates.every((u, i) => i === 0 || u.time >= (updates[i - 1]?.time ?? ""));
+
+test("a clock ahead of the newest update by over maxAge prunes by age only what precedes it by maxAge", async () => {
+  // The last update ten days ago.
+  const dir = await storeWith(Date.now() - 10 * 24 * 60 * MINUTE);
   const th = await startTestHost({ dir, retention: { maxAge: "65m", interval: "20ms" } });
   hosts.push(th);
   await waitFor(() => th.host.log.oldest() > 1, 5_000, "retention pruning by age");
@@ -36,4 +44,40 @@ test("a clock ahead of the newest update by over maxAge prunes by age only what 
   expect(th.host.log.oldest()).toBe(14);
   const kept = await th.host.log.read({ stream: "all", after: 13, limit: 100 });
   expect(kept.map((update) => update.version)).toEqual([14, 15, 16, 17, 18, 19, 20]);
+});
+
+test("a clock stepped back while kubemeta was down stamps no update earlier than the newest stored, and says so", async () => {
+  // The last update two hours ahead of the clock: the clock was set back two hours meanwhile.
+  const dir = await storeWith(Date.now() + 120 * MINUTE);
+  const warned: Record<string, unknown>[] = [];
+  const logger = createLogger({ level: "warn", write: (line) => void warned.push(JSON.parse(line)) });
+  const th = await startTestHost({ dir, logger });
+  hosts.push(th);
+  void th.changes.apply("pods", "ADDED", rawPod("web"));
+  await waitFor(() => th.host.log.head() === 21, 5_000, "the change committed");
+  const [last, added] = await th.host.log.read({ stream: "all", after: 19, limit: 2 });
+  expect(added?.version).toBe(21);
+  expect(added?.time).toBe(last?.time ?? "");
+  const said = warned.find((line) => String(line.msg).startsWith("the clock is behind the last update's time"));
+  expect(said?.updateTime).toBe(last?.time ?? "");
+  expect(Number(said?.behindMs)).toBeGreaterThan(119 * MINUTE);
+});
+
+test("a clock stepped back while kubemeta runs stamps no update earlier than the last, and retention keeps them", async () => {
+  let behindMs = 0;
+  const clock = () => Date.now() - behindMs;
+  const th = await startTestHost({ retention: { maxAge: "65m", maxUpdates: 14, interval: "20ms" }, clock });
+  hosts.push(th);
+  // One Pod changed 15 times at once: 1-5 by the clock, 6-10 with it two hours back (a VM restored from a snapshot),
+  // 11-15 with it right again (NTP stepped it): all within a second of each other.
+  for (let version = 1; version <= 15; version++) {
+    behindMs = version >= 6 && version <= 10 ? 120 * MINUTE : 0;
+    void th.changes.apply("pods", "MODIFIED", rawPod("web", { phase: `phase-${version}` }));
+  }
+  // maxUpdates prunes version 1 once all 15 are committed: retention ran over them.
+  await waitFor(() => th.host.log.oldest() > 1, 5_000, "retention to run");
+  expect(th.host.log.oldest()).toBe(2);
+  const kept = await th.host.log.read({ stream: "all", after: 1, limit: 100 });
+  expect(kept.map((update) => update.version)).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+  expect(timesRise(kept)).toBe(true);
 });
