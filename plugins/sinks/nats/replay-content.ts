@@ -41,7 +41,11 @@ export class ReplayContent {
     this.count("reset", requesters);
   }
 
-  async sendUpdates(request: ReplayRequest, from: number, writer: ChunkWriter): Promise<void> {
+  /**
+   * Sends the updates after `from`; false, sending nothing, when its first read finds retention past `from` since
+   * the request was let in: it is answered with the stream's state then, which needs a turn to read (replay-line.ts).
+   */
+  async sendUpdates(request: ReplayRequest, from: number, writer: ChunkWriter): Promise<boolean> {
     const { log } = this;
     const { stream } = request;
     const through = Math.min(request.to ?? log.head(), log.head());
@@ -51,7 +55,7 @@ export class ReplayContent {
       try {
         page = await log.read({ stream, after, to: through, limit: PAGE }).catch(fromStore);
       } catch (error) {
-        if (isBehindRetention(error) && after === from) return this.sendState(request, "behind-retention", writer);
+        if (isBehindRetention(error) && after === from) return false;
         throw error;
       }
       for (const update of page) {
@@ -63,5 +67,6 @@ export class ReplayContent {
     }
     await writer.finish(through);
     this.count("replay");
+    return true;
   }
 }

@@ -4,7 +4,8 @@
  * (sdk/snapshot-turns.ts). A reset waits for its turn here, in line, holding no slot: the requests behind it that
  * read no state (gap-fills, a few updates from a known position) are answered meanwhile, and do not wait behind
  * resets that are only waiting themselves. A free slot goes to the request that has waited longest among those that
- * can start: any request that reads no state, or the first reset once a turn is held for it.
+ * can start: any request that reads no state, or the first reset once a turn is held for it. A request let in as
+ * one that reads no state that finds, at its first read, retention past its position comes back in line as a reset.
  */
 import type { ResetReason } from "../../../protocol/replay.ts";
 import type { Pending } from "./requests.ts";
@@ -26,9 +27,12 @@ export interface ReplayLineOptions {
   turn(): Promise<() => void>;
   /**
    * Answers `pending`, with the stream's state for resetOf's `reset`: the slot, and a reset's turn, are held until the
-   * promise settles.
+   * promise settles. Resolves false when it sent nothing, its first read having found retention past its position
+   * since resetOf looked: it comes back in line, in its place among the resets, to read the state in a turn.
    */
-  answer(pending: Pending, reset: ResetReason | undefined): Promise<void>;
+  answer(pending: Pending, reset: ResetReason | undefined): Promise<boolean>;
+  /** A request that came back in line after close(): to be told as those close() returned are. */
+  closedOut(pending: Pending): void;
 }
 
 export class ReplayLine {
@@ -87,17 +91,32 @@ export class ReplayLine {
       const next = this.next();
       if (!next) break;
       this.answering++;
-      void this.options.answer(next.pending, next.reset).finally(() => {
-        next.endTurn?.();
-        this.answering--;
-        this.pump();
-      });
+      void this.options
+        .answer(next.pending, next.reset)
+        .then((answered) => {
+          if (!answered) this.backAmongResets(next);
+        })
+        .finally(() => {
+          next.endTurn?.();
+          this.answering--;
+          this.pump();
+        });
     }
     this.mindTurn();
   }
 
+  /** Puts `entry` among the resets in its place of arrival: it has waited since then. */
+  private backAmongResets(entry: Waiting): void {
+    if (this.closed) {
+      this.options.closedOut(entry.pending);
+      return;
+    }
+    const behind = this.resets.findIndex((other) => other.arrival > entry.arrival);
+    this.resets.splice(behind < 0 ? this.resets.length : behind, 0, entry);
+  }
+
   /** The request to answer next, with the turn of a reset, or none that can start now. */
-  private next(): { pending: Pending; reset?: ResetReason; endTurn?: () => void } | undefined {
+  private next(): (Waiting & { reset?: ResetReason; endTurn?: () => void }) | undefined {
     for (;;) {
       const plain = this.plain[0];
       const spare = this.spareTurn;
@@ -106,16 +125,15 @@ export class ReplayLine {
         this.resets.shift();
         const reason = this.options.resetOf(reset.pending);
         // No reset now (the log reached its position, say): the turn stays for the next in line.
-        if (!reason) return { pending: reset.pending };
+        if (!reason) return reset;
         this.spareTurn = undefined;
-        return { pending: reset.pending, reset: reason, endTurn: spare };
+        return { ...reset, reset: reason, endTurn: spare };
       }
       if (!plain) return undefined;
       this.plain.shift();
-      if (!this.options.resetOf(plain.pending)) return { pending: plain.pending };
-      // Retention passed its position while it waited: it reads the state now, in its place among the resets.
-      const behind = this.resets.findIndex((entry) => entry.arrival > plain.arrival);
-      this.resets.splice(behind < 0 ? this.resets.length : behind, 0, plain);
+      if (!this.options.resetOf(plain.pending)) return plain;
+      // Retention passed its position while it waited: it reads the state now.
+      this.backAmongResets(plain);
     }
   }
 

@@ -93,7 +93,7 @@ const CUT_OFF = "the NATS connection dropped before the server confirmed the rep
 
 export function serveReplay(options: ResponderOptions): Responder {
   const { nc, log, logger, requests, labels } = options;
-  const answering = new Set<Promise<void>>();
+  const answering = new Set<Promise<unknown>>();
   /** Error replies sent outside the slots (refuseAtOnce): a stop waits for them to reach the server. */
   const refusing = new Set<Promise<void>>();
   let stopping = false;
@@ -132,8 +132,14 @@ export function serveReplay(options: ResponderOptions): Responder {
     return reason && whole() && !comesBackLater(log, reason) ? reason : undefined;
   }
 
-  /** Answers `pending`: with the stream's state for resetOf's `reset`, in a turn the line holds for it. */
-  async function answer(pending: Pending, reset: ResetReason | undefined): Promise<void> {
+  /** Counted behind retention by their first read (answer's false): their reset does not count them again. */
+  const readBehind = new WeakSet<Pending>();
+
+  /**
+   * Answers `pending`: with the stream's state for resetOf's `reset`, in a turn the line holds for it. False, sending
+   * nothing, when its first read finds retention past its `from`: the line has it read the state in a turn.
+   */
+  async function answer(pending: Pending, reset: ResetReason | undefined): Promise<boolean> {
     let replies = [pending.reply];
     let writer = writerFor(replies);
     try {
@@ -145,8 +151,10 @@ export function serveReplay(options: ResponderOptions): Responder {
         const alike = takeAlike(request.stream, reset);
         replies = [pending.reply, ...alike.map((entry) => entry.reply)];
         if (reset === "behind-retention")
-          for (const behind of [request, ...alike.map((entry) => entry.request as ReplayRequest)])
+          for (const entry of [pending, ...alike].filter((one) => !readBehind.has(one))) {
+            const behind = entry.request as ReplayRequest;
             await noteBehindRetention(log, behind.stream, behind.from!.version).catch(fromStore);
+          }
         writer = writerFor(replies);
         await content.sendState(request, reset, writer, replies.length);
       } else if (retired) {
@@ -164,12 +172,16 @@ export function serveReplay(options: ResponderOptions): Responder {
         // No reason to start over (resetOf found none): the updates after its `from`.
         const from = request.from!.version;
         if (request.to !== undefined && request.to < from) throw new MalformedRequestError("to is before from");
-        await content.sendUpdates(request, from, writer);
+        if (!(await content.sendUpdates(request, from, writer))) {
+          readBehind.add(pending);
+          return false;
+        }
       }
     } catch (error) {
       count(error instanceof MalformedRequestError ? "malformed" : "failed", replies.length);
       await writer.fail(failure(error, pending)).catch(() => {});
     }
+    return true;
   }
 
   /** Logs why a reply ends with an error, as often as that deserves, and returns what its error chunk says. */
@@ -203,10 +215,11 @@ export function serveReplay(options: ResponderOptions): Responder {
     turn: () => snapshotTurn(log, "nats-reset", RESET_READS, stopped.signal),
     answer: (pending, reset) => {
       // A stop waits for each answer under way.
-      const done: Promise<void> = answer(pending, reset).finally(() => answering.delete(done));
+      const done: Promise<boolean> = answer(pending, reset).finally(() => answering.delete(done));
       answering.add(done);
       return done;
     },
+    closedOut: (pending) => refuseAtOnce(pending.reply, STOPPING),
   });
 
   function onRequest(msg: Msg) {
