@@ -7,7 +7,7 @@
  * it set for one command alone. A block this file does not check is in SKIPPED, with the test that does or why none.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { cp, mkdir, rm, symlink } from "node:fs/promises";
+import { cp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { checkConfig } from "../host/check-config.ts";
 import { ConfigError, loadConfig } from "../host/config.ts";
@@ -16,42 +16,12 @@ import { builtins } from "../plugins/index.ts";
 import { testPki } from "../simulator/certs.ts";
 import { rawPod, startTestHost, tempDir, waitFor } from "../testing/index.ts";
 import { type HranaServer, startHranaServer } from "./hrana-server.ts";
+import { type Block, installCheckout, README_BLOCKS as BLOCKS, ROOT, readmeBlock as block } from "./readme-setup.ts";
 
-const ROOT = join(import.meta.dir, "..");
 const EXAMPLE_PLUGIN = join(ROOT, "examples/sink-plugin/deletions.ts");
 
-interface Block {
-  /** Its section's heading and its place among the section's blocks: what SKIPPED names. */
-  key: string;
-  lang: string;
-  line: number;
-  code: string;
-}
-
-/** The fenced blocks of a Markdown text (a `#` line inside one is no heading). */
-function fencedBlocks(text: string): Block[] {
-  const blocks: Block[] = [];
-  let heading = "";
-  let place = 0;
-  let open: { lang: string; line: number; lines: string[] } | undefined;
-  for (const [index, line] of text.split("\n").entries()) {
-    const fence = /^\s*```(\w*)/.exec(line);
-    if (open && !fence) open.lines.push(line);
-    else if (open) {
-      place += 1;
-      const { lang, line: at, lines } = open;
-      blocks.push({ key: `${heading}, block ${place} (${lang})`, lang, line: at, code: `${lines.join("\n")}\n` });
-      open = undefined;
-    } else if (fence) open = { lang: fence[1] || "text", line: index + 1, lines: [] };
-    else if (/^#+ /.test(line)) [heading, place] = [line.replace(/^#+ /, ""), 0];
-  }
-  return blocks;
-}
-
-const BLOCKS = fencedBlocks(await Bun.file(join(ROOT, "README.md")).text());
 const blocksIn = (...langs: string[]) =>
   BLOCKS.filter((block) => langs.includes(block.lang) && !(block.key in SKIPPED));
-const block = (key: string) => BLOCKS.find((candidate) => candidate.key === key)?.code ?? `no block ${key}`;
 
 const BY_HAND = "run by hand against `--demo` (2026-12-07): output as shown";
 /** The blocks this file does not check: another test does, or they need what no test here has. */
@@ -118,12 +88,7 @@ beforeAll(async () => {
   dir = await tempDir("kubemeta-readme-blocks-");
   libsql = startHranaServer({ path: join(dir, "remote.db"), token: "the-remote-store-token" });
   // A folder of one's own with the checkout installed in it (README, "Load it by path"), the plugin beside.
-  await mkdir(join(dir, "node_modules/@types"), { recursive: true });
-  await mkdir(join(dir, "node_modules/@nats-io"));
-  await symlink(ROOT, join(dir, "node_modules/kubemeta"));
-  await symlink(join(ROOT, "node_modules/@types/bun"), join(dir, "node_modules/@types/bun"));
-  const nats = "node_modules/@nats-io/transport-node";
-  await symlink(join(ROOT, nats), join(dir, nats));
+  await installCheckout(dir);
   await cp(EXAMPLE_PLUGIN, join(dir, "plugins/deletions.ts"));
 });
 afterAll(async () => {
@@ -185,7 +150,6 @@ test("its TypeScript type-checks as README installs the package, the browser's w
     const tsc = Bun.spawn([process.execPath, "x", "tsc", "-p", join(dir, name)], { cwd: ROOT, stdout: "pipe" });
     return `${await tsc.stdout.text()}${(await tsc.exited) === 0 ? "" : "(failed)"}`;
   };
-  await Bun.write(join(dir, "package.json"), '{ "type": "module" }\n');
   const code = blocksIn("ts", "js");
   const inBrowser = ({ key }: Block) => key in PAGE;
   expect(code.filter(inBrowser).length).toBe(Object.keys(PAGE).length);
