@@ -24,7 +24,7 @@ export async function committedAfter(store: Store, version: number): Promise<num
 export function watchLogAge(store: Store, log: CommittedLog, metrics: Metrics): { stop(): void } {
   const age = metrics.gauge(
     "kubemeta_store_oldest_update_age_seconds",
-    "Seconds since the oldest update the log keeps was committed (0 with none).",
+    "Seconds since the `time` of the oldest update the log keeps (0 with none).",
   );
   /** When the update at `version`, the log's oldest when it was read, was committed. */
   let known: { version: number; committedAt: number } | undefined;

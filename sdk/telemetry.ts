@@ -82,7 +82,7 @@ export function sinkLag(metrics: Metrics): Gauge {
 export function sinkLagSeconds(metrics: Metrics): Gauge {
   return metrics.gauge(
     "kubemeta_sink_lag_seconds",
-    "Seconds since the oldest update a sink has not delivered was committed (0 when it has delivered all).",
+    "Seconds since the `time` of the oldest update a sink has not delivered (0 when it has delivered all).",
   );
 }
 
