@@ -74,12 +74,17 @@ export interface HranaServer {
   port: number;
   /** Streams open now, each holding a connection. */
   streamCount(): number;
-  /** The WebSocket connections open now answer nothing more, for good (new ones are answered); how many. */
-  silenceWebSockets(): number;
+  /**
+   * The WebSocket connections open now answer nothing more, for good; new ones are answered (a failover), or with
+   * `andNew` answer nothing either (a server or a path that hangs); how many.
+   */
+  silenceWebSockets(andNew?: boolean): number;
   /** Messages the silenced connections read and dropped so far. */
   droppedWebSocketMessages(): number;
   /** WebSocket connections accepted so far. */
   webSocketsOpened(): number;
+  /** The most WebSocket connections open at once so far. */
+  mostWebSocketsOpen(): number;
   /** Resolves when the server has crashed on a commit. */
   crashed: Promise<void>;
   stop(): Promise<void>;
@@ -245,9 +250,10 @@ export function startHranaServer(options: HranaServerOptions): HranaServer {
     wsUrl: `ws://${server.hostname}:${port}`,
     port,
     streamCount: () => streams.count,
-    silenceWebSockets: () => ws.silence(),
+    silenceWebSockets: (andNew) => ws.silence(andNew),
     droppedWebSocketMessages: () => ws.dropped,
     webSocketsOpened: () => ws.opened,
+    mostWebSocketsOpen: () => ws.mostOpen,
     crashed: crashedPromise,
     async stop() {
       closeEverything();

@@ -284,3 +284,15 @@ test("silenceWebSockets: the connections open then answer nothing more; a new on
   expect(await until(unanswered, Date.now() + 300)).toBe(TIMED_OUT);
   expect(hung.inbox).toEqual([]);
 });
+
+test("silenceWebSockets(true): new connections answer nothing either, until a call without it", async () => {
+  const server = serve();
+  await greeted(server);
+  expect(server.silenceWebSockets(true)).toBe(1);
+  const unanswered = await peer(server);
+  unanswered.send({ type: "hello", jwt: null });
+  expect(await until(unanswered.next(), Date.now() + 300)).toBe(TIMED_OUT);
+  expect(server.silenceWebSockets()).toBe(2);
+  await greeted(server);
+  expect([server.webSocketsOpened(), server.mostWebSocketsOpen()]).toEqual([3, 3]);
+});

@@ -89,6 +89,9 @@ export function hranaWebSocket(options: WsOptions) {
   const open = new Set<ServerWebSocket<Conn>>();
   let dropped = 0;
   let opened = 0;
+  let mostOpen = 0;
+  /** Set by `silence(true)`: new connections answer nothing either. */
+  let blackHole = false;
 
   function send(ws: ServerWebSocket<Conn>, message: Record<string, unknown>): void {
     if (!ws.data.silent && !options.crashed()) ws.send(JSON.stringify(message));
@@ -194,6 +197,8 @@ export function hranaWebSocket(options: WsOptions) {
     open(ws) {
       opened++;
       open.add(ws);
+      mostOpen = Math.max(mostOpen, open.size);
+      if (blackHole) ws.data.silent = true;
     },
     message(ws, raw) {
       if (ws.data.silent) dropped++;
@@ -236,8 +241,12 @@ export function hranaWebSocket(options: WsOptions) {
       if (server.upgrade(request, { data, headers })) return undefined;
       return new Response("Protocol error in HTTP upgrade", { status: 400 });
     },
-    /** Every connection open now answers nothing more; how many. */
-    silence(): number {
+    /**
+     * Every connection open now answers nothing more; with `andNew` so does every one opened until the next call, its
+     * hello included; how many.
+     */
+    silence(andNew = false): number {
+      blackHole = andNew;
       for (const ws of open) ws.data.silent = true;
       return open.size;
     },
@@ -248,6 +257,10 @@ export function hranaWebSocket(options: WsOptions) {
     /** Connections accepted so far. */
     get opened(): number {
       return opened;
+    },
+    /** The most connections open at once so far. */
+    get mostOpen(): number {
+      return mostOpen;
     },
   };
 }

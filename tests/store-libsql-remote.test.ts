@@ -243,6 +243,44 @@ describe("the ws:// connections", () => {
       await server.stop();
     }
   }, 15_000);
+  test("over ws://, a server answering no connection, new ones neither: 16 open at most; then answered", async () => {
+    const server = startHranaServer({ path: join(newDir(), "k.db") });
+    let reading: Timer | undefined;
+    try {
+      // Longer than the test: no hung connection is given up, and closed, meanwhile.
+      const store = remoteStore(server.wsUrl, undefined, "20s");
+      await store.start();
+      await store.commit(batch(run(1, 2)));
+      const read = () => store.readUpdates({ stream: "all", after: 0, limit: 10 });
+      // A burst leaves the most connections open (kept for the next requests); then nothing answers, new ones neither.
+      await Promise.all(Array.from({ length: 100 }, read));
+      server.silenceWebSockets(true);
+      store.commit(batch(run(3, 4))).catch(() => {});
+      // Reads beside the commit (the sinks', SSE clients', readiness checks'), past a connection's silence (2 s) twice:
+      // connections that answered nothing for that long made room for new ones, which hung too.
+      let answeredAt: number | undefined;
+      const answered = () => {
+        answeredAt ??= Date.now();
+      };
+      reading = setInterval(() => {
+        for (let i = 0; i < 4; i++) read().then(answered, () => {});
+      }, 200);
+      await Bun.sleep(4_300);
+      expect(answeredAt).toBeUndefined();
+      expect(server.mostWebSocketsOpen()).toBeLessThanOrEqual(16);
+      // The server answers new connections again: reads are, not only once a hung connection is given up.
+      server.silenceWebSockets();
+      const healed = Date.now();
+      await waitFor(() => answeredAt, 10_000, "a read answered");
+      console.log(`a read answered ${answeredAt! - healed} ms after the server answered new connections again`);
+      expect(answeredAt! - healed).toBeLessThan(4_000);
+      expect(server.mostWebSocketsOpen()).toBeLessThanOrEqual(16);
+    } finally {
+      clearInterval(reading);
+      // Closes the hung connections too: what waits on them fails, so the store can stop.
+      await server.stop();
+    }
+  }, 20_000);
 });
 
 describe.each(["http", "ws"] as const)("a server restarted in the middle of a commit (%s)", (scheme) => {

@@ -6,12 +6,12 @@
  * commit on it for good, and every later request, sent over the same connection, with it. Over `http(s)://` a request
  * unanswered in time fails (connection.ts), and a request goes over a connection no other request waits on (fetch's
  * pool), a new one if none is free: one made while a connection hangs takes another. Here the same, over a client
- * per connection: a request goes over a connection nothing waits on, else a new one up to MOST_CONNECTIONS (a
- * transaction keeps its own until it ends); one left with nothing to do is closed once idle for IDLE_MS unless no
- * other is free, as a keep-alive pool does: requests that come together again and again (a commit beside the sinks'
- * reads) reuse the connections of the last time instead of each opening one (a TLS handshake over wss://). A request
- * unanswered within the bound fails, and its connection is closed, which fails the others waiting on it at once (they
- * would wait as long).
+ * per connection: a request goes over a connection nothing waits on, else a new one up to MOST_CONNECTIONS, hung
+ * ones counted up to MOST_OPEN, one more tried while all hang (a transaction keeps its own until it ends); one left
+ * with nothing to do is closed once idle for IDLE_MS unless no other is free, as a keep-alive pool does: requests that
+ * come together again and again (a commit beside the sinks' reads) reuse the connections of the last time instead of
+ * each opening one (a TLS handshake over wss://). A request unanswered within the bound fails, and its connection is
+ * closed, which fails the others waiting on it at once (they would wait as long).
  */
 import {
   createClient,
@@ -39,6 +39,14 @@ const MOST_CONNECTIONS = 8;
  * left hanging (a failover), it must not hold requests to a server that answers new connections until store.timeout.
  */
 const SILENT_MS = 2_000;
+/**
+ * Connections open or opening at once, hung ones counted until closed (when their requests are given up, at
+ * store.timeout), the one tried while all hang (tryAnother) included: room for MOST_CONNECTIONS answering beside as
+ * many a failover left hanging. A server or a path that answers nothing (new connections hang too) gets no more:
+ * unbounded, MOST_CONNECTIONS new ones each SILENT_MS, each held until store.timeout, were 240 open at once at 60 s,
+ * file descriptors and conntrack entries on both sides.
+ */
+const MOST_OPEN = 2 * MOST_CONNECTIONS;
 
 interface Connection {
   client: Client;
@@ -57,6 +65,9 @@ interface Connection {
 export class BoundedWsClient implements Client {
   /** Open connections, oldest first. */
   private readonly connections: Connection[] = [];
+  /** The connection tried while every one hangs (tryAnother), and when the last one was. */
+  private tried?: Connection;
+  private triedAt = -Infinity;
   closed = false;
   readonly protocol = "ws";
 
@@ -68,14 +79,48 @@ export class BoundedWsClient implements Client {
   }
 
   private connect(): Connection {
-    const connection: Connection = { client: createClient(this.config), waiting: 0, transactions: 0, heardAt: 0 };
+    const connection = this.made();
     this.connections.push(connection);
     return connection;
   }
 
+  private made(): Connection {
+    return { client: createClient(this.config), waiting: 0, transactions: 0, heardAt: 0 };
+  }
+
+  /**
+   * With every connection hanging and no room for another, one more is tried each SILENT_MS, carrying no request of a
+   * caller: answered, it joins the others, else it is closed. Once the server answers again, requests are answered
+   * within SILENT_MS or so, not only once a hung connection is given up at store.timeout, making room for a new one.
+   */
+  private tryAnother(): void {
+    const now = Date.now();
+    if (this.tried || now - this.triedAt < SILENT_MS || this.connections.length >= MOST_OPEN) return;
+    const tried = this.made();
+    this.tried = tried;
+    this.triedAt = now;
+    const answer = tried.client.execute("SELECT 1");
+    answer.catch(() => {});
+    void until(answer, now + SILENT_MS)
+      .then(
+        (answered) => {
+          if (answered === TIMED_OUT || this.closed) return tried.client.close();
+          tried.heardAt = Date.now();
+          this.connections.push(tried);
+          this.release(tried);
+        },
+        () => tried.client.close(),
+      )
+      .finally(() => {
+        this.tried = undefined;
+      });
+  }
+
   /**
    * The connection a new request goes over: one that nothing waits on, else a new one, else the least busy of those
-   * that answer; connections silent for SILENT_MS with requests waiting take none and leave room for new ones.
+   * that answer; connections silent for SILENT_MS with requests waiting take none and leave room for new ones, up to
+   * MOST_OPEN less the one tried; past it, with none answering, the least busy of all (its requests given up at
+   * store.timeout) while another is tried.
    */
   private free(): Connection {
     if (this.closed) throw new LibsqlError("The client is closed", "CLIENT_CLOSED");
@@ -83,8 +128,10 @@ export class BoundedWsClient implements Client {
     if (free) return free;
     const now = Date.now();
     const answering = this.connections.filter((c) => now - c.heardAt < SILENT_MS);
-    if (answering.length < MOST_CONNECTIONS) return this.connect();
-    return answering.reduce((least, c) => (c.waiting < least.waiting ? c : least));
+    if (answering.length < MOST_CONNECTIONS && this.connections.length < MOST_OPEN - 1) return this.connect();
+    if (answering.length === 0) this.tryAnother();
+    const among = answering.length > 0 ? answering : this.connections;
+    return among.reduce((least, c) => (c.waiting < least.waiting ? c : least));
   }
 
   /** Closed, failing what waits on it. */
@@ -207,6 +254,7 @@ export class BoundedWsClient implements Client {
 
   close(): void {
     this.closed = true;
+    this.tried?.client.close();
     for (const c of this.connections.splice(0)) this.drop(c);
   }
 }
