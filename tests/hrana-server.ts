@@ -83,6 +83,8 @@ export interface HranaServer {
   droppedWebSocketMessages(): number;
   /** WebSocket connections accepted so far. */
   webSocketsOpened(): number;
+  /** WebSocket connections open now. */
+  webSocketsOpen(): number;
   /** The most WebSocket connections open at once so far. */
   mostWebSocketsOpen(): number;
   /** Resolves when the server has crashed on a commit. */
@@ -253,6 +255,7 @@ export function startHranaServer(options: HranaServerOptions): HranaServer {
     silenceWebSockets: (andNew) => ws.silence(andNew),
     droppedWebSocketMessages: () => ws.dropped,
     webSocketsOpened: () => ws.opened,
+    webSocketsOpen: () => ws.openNow,
     mostWebSocketsOpen: () => ws.mostOpen,
     crashed: crashedPromise,
     async stop() {

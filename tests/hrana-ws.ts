@@ -258,6 +258,10 @@ export function hranaWebSocket(options: WsOptions) {
     get opened(): number {
       return opened;
     },
+    /** Connections open now. */
+    get openNow(): number {
+      return open.size;
+    },
     /** The most connections open at once so far. */
     get mostOpen(): number {
       return mostOpen;

@@ -1,13 +1,15 @@
 /**
  * The remote store's client over `ws(s)://` (plugins/stores/libsql/ws-client.ts) as its callers meet it, against the
- * test libSQL server (./hrana-server.ts): what it answers once closed, and to what kubemeta never asks of it.
+ * test libSQL server (./hrana-server.ts): what it answers once closed, to what kubemeta never asks of it, and the
+ * WebSockets it leaves open.
  */
-import { afterEach, expect, test } from "bun:test";
+import { afterEach, expect, setSystemTime, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BoundedWsClient } from "../plugins/stores/libsql/ws-client.ts";
+import { waitFor } from "../testing/index.ts";
 import { startHranaServer, type HranaServer } from "./hrana-server.ts";
 
 const TIMEOUT_MS = 2_000;
@@ -74,4 +76,29 @@ test("sync() and reconnect(), which kubemeta never calls, refuse at once, each a
   );
   // Still usable: nothing of it was closed or replaced.
   expect((await client.execute("SELECT 1 AS one")).rows[0]?.one).toBe(1);
+});
+
+test("a failover under a connection a minute old leaves no WebSocket open once the client is closed", async () => {
+  const server = serve();
+  const client = clientOf(server);
+  await client.execute("SELECT 1");
+  // The connection open hangs for good; new ones are answered.
+  expect(server.silenceWebSockets()).toBe(1);
+  // A minute on, when @libsql/client opens a WebSocket anew under a request: the clock moved as the request starts,
+  // not waited for.
+  setSystemTime(Date.now() + 61_000);
+  const answer = client.execute("SELECT 1 AS one").then(
+    (result) => result.rows[0]?.one,
+    (error: Error) => error.message,
+  );
+  await Bun.sleep(0);
+  setSystemTime();
+  const answered = await answer;
+  client.close();
+  const left = await waitFor(() => server.webSocketsOpen() === 0, 2_000, "the client's WebSockets to close").then(
+    () => 0,
+    () => server.webSocketsOpen(),
+  );
+  // Over a new connection at once: the hung one, a minute old, takes no request and is closed.
+  expect({ answered, left }).toEqual({ answered: 1, left: 0 });
 });

@@ -47,6 +47,14 @@ const SILENT_MS = 2_000;
  * file descriptors and conntrack entries on both sides.
  */
 const MOST_OPEN = 2 * MOST_CONNECTIONS;
+/**
+ * How long a connection takes new requests. @libsql/client opens its WebSocket anew as a request comes once the old
+ * one is a minute old, and leaves the old one to close when its requests end: a request hung on it (a failover) never
+ * does, and the client's close() closes the new one only, so the old stayed open for good, uncounted. Retired before,
+ * a connection is closed once nothing waits on it, the next requests going over another: as often as the client would
+ * have opened a WebSocket anew.
+ */
+const RETIRE_MS = 50_000;
 
 interface Connection {
   client: Client;
@@ -60,6 +68,8 @@ interface Connection {
   idle?: Timer;
   /** When it last answered, or was given a request with none waiting: what it has been silent since. */
   heardAt: number;
+  /** When it was made: RETIRE_MS later it takes no new request. */
+  madeAt: number;
 }
 
 export class BoundedWsClient implements Client {
@@ -85,7 +95,7 @@ export class BoundedWsClient implements Client {
   }
 
   private made(): Connection {
-    return { client: createClient(this.config), waiting: 0, transactions: 0, heardAt: 0 };
+    return { client: createClient(this.config), waiting: 0, transactions: 0, heardAt: 0, madeAt: Date.now() };
   }
 
   /**
@@ -120,17 +130,21 @@ export class BoundedWsClient implements Client {
    * The connection a new request goes over: one that nothing waits on, else a new one, else the least busy of those
    * that answer; connections silent for SILENT_MS with requests waiting take none and leave room for new ones, up to
    * MOST_OPEN less the one tried; past it, with none answering, the least busy of all (its requests given up at
-   * store.timeout) while another is tried.
+   * store.timeout) while another is tried. Retired connections take none (unless all open are) and are closed once
+   * nothing waits on them.
    */
   private free(): Connection {
     if (this.closed) throw new LibsqlError("The client is closed", "CLIENT_CLOSED");
-    const free = this.connections.find((c) => c.waiting === 0);
-    if (free) return free;
     const now = Date.now();
-    const answering = this.connections.filter((c) => now - c.heardAt < SILENT_MS);
+    const retired = (c: Connection) => now - c.madeAt >= RETIRE_MS;
+    for (const c of this.connections.filter((c) => retired(c) && c.waiting === 0 && c.transactions === 0)) this.drop(c);
+    const usable = this.connections.filter((c) => !retired(c));
+    const free = usable.find((c) => c.waiting === 0);
+    if (free) return free;
+    const answering = usable.filter((c) => now - c.heardAt < SILENT_MS);
     if (answering.length < MOST_CONNECTIONS && this.connections.length < MOST_OPEN - 1) return this.connect();
     if (answering.length === 0) this.tryAnother();
-    const among = answering.length > 0 ? answering : this.connections;
+    const among = [answering, usable].find((list) => list.length > 0) ?? this.connections;
     return among.reduce((least, c) => (c.waiting < least.waiting ? c : least));
   }
 
