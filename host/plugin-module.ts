@@ -85,6 +85,11 @@ export async function findDeclaration(
   return d as AnyDeclaration;
 }
 
+/** This kubemeta's folder: what a plugin outside it installs to import `kubemeta/sdk`. */
+const KUBEMETA_ROOT = resolve(import.meta.dir, "..");
+/** package.json's `exports`, as a plugin imports them. */
+const PACKAGE_EXPORTS = ["kubemeta/sdk", "kubemeta/testing", "kubemeta/client"];
+
 /**
  * Whether a schema, or a schema or pipe action anywhere within it, is async. The host parses synchronously, and valibot
  * hands it an async part's Promise as if parsed: a whole entry would be dropped without a word, a key read as
@@ -121,6 +126,16 @@ function loadError(error: unknown, file: string): string {
     if (statSync(file, { throwIfNoEntry: false })?.isDirectory())
       return "a folder with nothing to load: no package.json whose main names a module, no index.ts (or .js)";
     return "no such file (a relative type is relative to the config file's folder)";
+  }
+  if (code === "ERR_MODULE_NOT_FOUND" && typeof specifier === "string" && /^kubemeta(\/|$)/.test(specifier)) {
+    // Bun says "Cannot find package 'kubemeta'" both for a package not installed and for a path it does not export.
+    if (!PACKAGE_EXPORTS.includes(specifier))
+      return `${String(message)}: kubemeta's package exports ${PACKAGE_EXPORTS.join(", ")} alone`;
+    // It resolves as a package from the plugin's folder up: a plugin outside this checkout needs it installed.
+    return (
+      `${String(message)}: install the kubemeta that runs it in the plugin's folder or one above it ` +
+      `(npm install ${KUBEMETA_ROOT}; README, "Load it by path")`
+    );
   }
   if (typeof position?.file !== "string" || typeof position.line !== "number") return String(message ?? error);
   return `${position.file}:${position.line}:${position.column}: ${String(message)}`;

@@ -98,6 +98,29 @@ test("a module not found is said as the file that is not there, relative to the 
   ]);
 });
 
+test("a plugin outside a kubemeta install says how to install it; a path not exported, what is", async () => {
+  const imports = (specifier: string) => `import "${specifier}";\nexport default 1;\n`;
+  const issues = await issuesOfModules(
+    { "sdk.ts": imports("kubemeta/sdk"), "deep.ts": imports("kubemeta/host/logger.ts") },
+    ["./sdk.ts", "./deep.ts"],
+  );
+  const notFound = (entry: number, module: string) =>
+    `sinks[${entry}].type: cannot load plugin module ${folder}/${module}: ` +
+    `Cannot find package 'kubemeta' imported from ${folder}/${module}: `;
+  // Was: Bun's message alone, the same for both, and nothing said what to do.
+  expect(issues).toEqual([
+    `${notFound(0, "sdk.ts")}install the kubemeta that runs it in the plugin's folder or one above it ` +
+      `(npm install ${join(import.meta.dir, "..")}; README, "Load it by path")`,
+    `${notFound(1, "deep.ts")}kubemeta's package exports kubemeta/sdk, kubemeta/testing, kubemeta/client alone`,
+  ]);
+  const { exports } = await Bun.file(join(import.meta.dir, "../package.json")).json();
+  expect(Object.keys(exports).map((path) => path.replace(".", "kubemeta"))).toEqual([
+    "kubemeta/client",
+    "kubemeta/sdk",
+    "kubemeta/testing",
+  ]);
+});
+
 test("a sink by path that declares a built-in's type needs a name: by default it takes that one's cursor", async () => {
   folder = await tempDir("kubemeta-modules-");
   const declaring = (type: string) =>
