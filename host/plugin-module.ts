@@ -33,10 +33,10 @@ export async function findDeclaration(
     return found;
   }
   const file = isAbsolute(type) ? type : resolve(baseDir, type);
-  let declaration: unknown;
+  let exports: Record<string, unknown>;
   try {
     // A top-level await that never settles (a connection at load) would hold --check and the start for good.
-    const loading: Promise<{ default?: unknown }> = import(pathToFileURL(file).href);
+    const loading: Promise<Record<string, unknown>> = import(pathToFileURL(file).href);
     const loaded = await until(loading, Date.now() + PLUGIN_DEADLINE_MS);
     if (loaded === TIMED_OUT) {
       loading.catch(() => {});
@@ -48,19 +48,14 @@ export async function findDeclaration(
       });
       return undefined;
     }
-    declaration = loaded.default;
+    exports = loaded;
   } catch (error) {
     issues.push({ path: `${path}.type`, message: `cannot load plugin module ${file}: ${loadError(error, file)}` });
     return undefined;
   }
-  const d = declaration as Partial<AnyDeclaration> | undefined;
+  const d = exports.default as Partial<AnyDeclaration> | undefined;
   if (!d || d.kind !== kind || typeof d.type !== "string" || typeof d.create !== "function" || !d.schema) {
-    issues.push({
-      path: `${path}.type`,
-      message:
-        `${file} must default-export a ${kind} declaration ` +
-        `(define${kind[0]!.toUpperCase()}${kind.slice(1)}({ type, schema, create }))`,
-    });
+    issues.push({ path: `${path}.type`, message: notTheDeclaration(kind, file, exports) });
     return undefined;
   }
   if (!isSchema(d.schema)) {
@@ -89,6 +84,29 @@ export async function findDeclaration(
 const KUBEMETA_ROOT = resolve(import.meta.dir, "..");
 /** package.json's `exports`, as a plugin imports them. */
 const PACKAGE_EXPORTS = ["kubemeta/sdk", "kubemeta/testing", "kubemeta/client"];
+const DEFINE = { source: "defineSource", store: "defineStore", sink: "defineSink" } as const;
+const PLACE = { source: "`sources`", store: "`store`", sink: "`sinks`" } as const;
+
+/**
+ * What to write when a module's default export is not the declaration its entry needs. The two mistakes an author
+ * cannot see from "must default-export" alone are said: a declaration of another kind (a source listed under `sinks`),
+ * and the right one exported under a name rather than as the default.
+ */
+function notTheDeclaration(kind: AnyDeclaration["kind"], file: string, exports: Record<string, unknown>): string {
+  const wanted = `${file} must default-export a ${kind} declaration (${DEFINE[kind]}({ type, schema, create }))`;
+  const other = declarationKind(exports.default);
+  if (other !== undefined && other !== kind)
+    return `${wanted}; its default export is a ${other} declaration (${DEFINE[other]}): list it under ${PLACE[other]}`;
+  const named = Object.keys(exports).find((name) => name !== "default" && declarationKind(exports[name]) === kind);
+  if (named !== undefined) return `${wanted}; it exports one as \`${named}\`, not as its default: write export default`;
+  return wanted;
+}
+
+function declarationKind(value: unknown): AnyDeclaration["kind"] | undefined {
+  const { kind, create } = (value ?? {}) as { kind?: unknown; create?: unknown };
+  if (typeof create !== "function") return undefined;
+  return kind === "source" || kind === "store" || kind === "sink" ? kind : undefined;
+}
 
 /**
  * Whether a schema, or a schema or pipe action anywhere within it, is async. The host parses synchronously, and valibot

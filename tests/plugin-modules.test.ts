@@ -121,6 +121,30 @@ test("a plugin outside a kubemeta install says how to install it; a path not exp
   ]);
 });
 
+test("a declaration of another kind says where it belongs; one exported by name, to make it the default", async () => {
+  const declaring = (define: string, exported: string) =>
+    `import { ${define}, v } from "${sdk}";\n` +
+    `export ${exported} ${define}({ type: "x", description: "", schema: v.strictObject({}), ` +
+    "create: () => ({ async start() {}, async stop() {} }) });\n";
+  const issues = await issuesOfModules(
+    {
+      "source.ts": declaring("defineSource", "default"),
+      "named.ts": declaring("defineSink", "const sink ="),
+      "other.ts": "export default { kind: 'sink' };\n",
+    },
+    ["./source.ts", "./named.ts", "./other.ts"],
+  );
+  const wanted = (entry: number, module: string) =>
+    `sinks[${entry}].type: ${folder}/${module} must default-export a sink declaration ` +
+    "(defineSink({ type, schema, create }))";
+  // Was: the first sentence alone, for a declaration listed in the wrong section and for one not the default alike.
+  expect(issues).toEqual([
+    `${wanted(0, "source.ts")}; its default export is a source declaration (defineSource): list it under \`sources\``,
+    `${wanted(1, "named.ts")}; it exports one as \`sink\`, not as its default: write export default`,
+    wanted(2, "other.ts"),
+  ]);
+});
+
 test("a sink by path that declares a built-in's type needs a name: by default it takes that one's cursor", async () => {
   folder = await tempDir("kubemeta-modules-");
   const declaring = (type: string) =>
