@@ -106,7 +106,7 @@ async function startIn(dir: string, options: TestHostOptions): Promise<TestHost>
   // Synced at once: the host is handed over once the store has recorded it, so that /readyz says 200 from the start
   // (unless `extra` brought sources of its own, which sync when they do).
   if (!options.holdSync && config.sources.length === 1) await host.log.whole();
-  return {
+  const testHost: TestHost = {
     host,
     changes,
     synced: () => synced?.(),
@@ -118,7 +118,13 @@ async function startIn(dir: string, options: TestHostOptions): Promise<TestHost>
       await rm(dir, { recursive: true, force: true });
     },
   };
+  const names = config.sinks.map((sink) => sink.name);
+  sinkNames.set(testHost, names);
+  return testHost;
 }
+
+/** The names of each host's sinks, for sinkCaughtUp to refuse one that is none of them at once. */
+const sinkNames = new WeakMap<TestHost, string[]>();
 
 /** Waits until `check` returns a truthy value, or fails after `timeoutMs`. */
 export async function waitFor<T>(
@@ -137,6 +143,13 @@ export async function waitFor<T>(
 
 /** Waits until the host's sink `sink` has delivered all that is committed: its `kubemeta_sink_lag_versions` is 0. */
 export async function sinkCaughtUp(th: TestHost, sink: string, timeoutMs = 10_000): Promise<void> {
+  // A name no sink has (a plugin by path goes by its declared type, not its file's name) would wait out the timeout.
+  const names = sinkNames.get(th);
+  if (names !== undefined && !names.includes(sink))
+    throw new Error(
+      `no sink is named ${sink} in this host (its sinks: ${names.join(", ") || "none"}): a sink goes by its name, ` +
+        "else by the type its plugin declares",
+    );
   const caughtUp = `kubemeta_sink_lag_versions{sink="${sink}"} 0`;
   await waitFor(() => th.host.metrics.render().includes(caughtUp), timeoutMs, `sink ${sink} to catch up`);
 }

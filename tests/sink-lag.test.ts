@@ -109,6 +109,24 @@ test("a caught-up sink's lag rises as it reads a commit, so sinkCaughtUp waits f
   expect(globalThis.sinkLagDelivered).toBe(4);
 });
 
+test("sinkCaughtUp refuses a name no sink has at once, naming the host's sinks, not after its timeout", async () => {
+  dir = await tempDir("kubemeta-sink-lag-");
+  await Bun.write(join(dir, "gated.ts"), gated);
+  globalThis.sinkLagGate = Promise.withResolvers();
+  globalThis.sinkLagGate.resolve();
+  host = await startTestHost({ dir, sinks: [{ type: "./gated.ts" }, { type: "jsonl", name: "audit", path: "-" }] });
+  const asked = Date.now();
+  // The module's file name, where the sink goes by the type its plugin declares. Was: a wait of the whole timeout,
+  // then `timed out after 3000 ms waiting for sink gated.ts to catch up`, as if the sink were slow.
+  const refused = await sinkCaughtUp(host, "gated.ts", 3_000).catch((error: unknown) => error);
+  expect(String(refused)).toBe(
+    "Error: no sink is named gated.ts in this host (its sinks: gated, audit): a sink goes by its name, else by the " +
+      "type its plugin declares",
+  );
+  expect(Date.now() - asked).toBeLessThan(1_000);
+  await sinkCaughtUp(host, "gated", 3_000);
+});
+
 // Refuses to start until the test lets it, and delivers once the gate opens: a sink behind as it starts.
 const late = `
 import { consume, defineSink, v } from ${JSON.stringify(SDK)};
