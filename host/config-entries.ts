@@ -29,6 +29,8 @@ export interface Resolved<D extends AnyDeclaration> {
 export interface ResolveOptions {
   /** Plugin module paths are relative to it. */
   baseDir: string;
+  /** What `baseDir` is, as an error says it: the config file's folder unless said. */
+  baseDirSaid?: string;
   /** The built-in plugins a `type` may name (main.ts hands in plugins/index.ts). */
   registry: PluginRegistry;
   env?: Record<string, string | undefined>;

@@ -67,7 +67,10 @@ export interface SoundParts {
 }
 
 /** Reads, interpolates and validates a config file. Throws ConfigError. */
-export async function loadConfig(path: string, options: Omit<ResolveOptions, "baseDir">): Promise<Config> {
+export async function loadConfig(
+  path: string,
+  options: Omit<ResolveOptions, "baseDir" | "baseDirSaid">,
+): Promise<Config> {
   const found = await stat(path).catch(() => undefined);
   if (!found) {
     // A link to nothing there (a config mount gone wrong) is no missing file to the one who lists the directory.
@@ -109,7 +112,7 @@ export async function loadConfig(path: string, options: Omit<ResolveOptions, "ba
   if (Array.isArray(raw) && format === "yaml" && /^[^#\s][\s\S]*^---(?:\s|$)/m.test(text))
     throw new ConfigError([{ path: "", message: `${path} holds several YAML documents (---): a config is one` }]);
   const duplicates = duplicateKeys(parsed, format).map((issue) => ({ ...issue, path: showBraces(issue.path) }));
-  const config = await resolveConfig(raw ?? {}, { ...options, baseDir: dirname(resolve(path)) }).catch((error) => {
+  const config = await resolveConfig(raw ?? {}, { ...options, ...pluginBase(path) }).catch((error) => {
     if (!(error instanceof ConfigError)) throw error;
     // A key written twice leaves unsure which value was meant: nothing is checked further then.
     const sound = duplicates.length > 0 ? undefined : error.sound;
@@ -117,6 +120,17 @@ export async function loadConfig(path: string, options: Omit<ResolveOptions, "ba
   });
   if (duplicates.length > 0) throw new ConfigError(duplicates, config.warnings);
   return config;
+}
+
+/**
+ * What a relative plugin `type` is relative to: the config file's folder, but for a config read through a descriptor
+ * (`--config <(envsubst < kubemeta.yaml)`, `/dev/stdin`), whose folder, /dev/fd or /dev, holds no plugin: the working
+ * directory then, as every other relative path of the config is.
+ */
+function pluginBase(path: string): Pick<ResolveOptions, "baseDir" | "baseDirSaid"> {
+  const absolute = resolve(path);
+  if (!/^\/(?:dev|proc)\//.test(absolute)) return { baseDir: dirname(absolute) };
+  return { baseDir: process.cwd(), baseDirSaid: `the working directory, as the config is read from ${path}` };
 }
 
 /** Validates an already parsed config. */

@@ -16,7 +16,7 @@ import { PLUGIN_DEADLINE_MS } from "./supervise.ts";
 export async function findDeclaration(
   kind: AnyDeclaration["kind"],
   type: string,
-  { baseDir, registry }: ResolveOptions,
+  { baseDir, baseDirSaid, registry }: ResolveOptions,
   path: string,
   issues: ConfigIssue[],
 ) {
@@ -50,7 +50,11 @@ export async function findDeclaration(
     }
     exports = loaded;
   } catch (error) {
-    issues.push({ path: `${path}.type`, message: `cannot load plugin module ${file}: ${loadError(error, file)}` });
+    const base = baseDirSaid ?? "the config file's folder";
+    issues.push({
+      path: `${path}.type`,
+      message: `cannot load plugin module ${file}: ${loadError(error, file, base)}`,
+    });
     return undefined;
   }
   const d = exports.default as Partial<AnyDeclaration> | undefined;
@@ -132,7 +136,7 @@ function isSchema(schema: unknown): boolean {
  * alone): its file (the plugin's, or a module it imports), line and column are said first. The plugin's own file not
  * found is said as such, where Bun names the host's module that imported it, and a folder with nothing to load too.
  */
-function loadError(error: unknown, file: string): string {
+function loadError(error: unknown, file: string, base: string): string {
   const { message, position, code, specifier } = error as {
     message?: unknown;
     position?: { file?: unknown; line?: unknown; column?: unknown } | null;
@@ -143,7 +147,7 @@ function loadError(error: unknown, file: string): string {
     // A folder loads as Bun resolves one (README, Load it by path): its package.json's main, else its index.
     if (statSync(file, { throwIfNoEntry: false })?.isDirectory())
       return "a folder with nothing to load: no package.json whose main names a module, no index.ts (or .js)";
-    return "no such file (a relative type is relative to the config file's folder)";
+    return `no such file (a relative type is relative to ${base})`;
   }
   if (code === "ERR_MODULE_NOT_FOUND" && typeof specifier === "string" && /^kubemeta(\/|$)/.test(specifier)) {
     // Bun says "Cannot find package 'kubemeta'" both for a package not installed and for a path it does not export.

@@ -3,7 +3,7 @@ import { afterAll, expect, test } from "bun:test";
 import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { tempDir, waitFor } from "../testing/index.ts";
-import { exitWithin, MAIN, Output } from "./reliability-process.ts";
+import { exitWithin, MAIN, Output, SDK } from "./reliability-process.ts";
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -48,6 +48,29 @@ test("a config read from a pipe (/dev/stdin, a shell's <(…)) is read as a file
   expect(await run(["--check", "--config", "/dev/stdin"], dir, config)).toEqual({
     code: 0,
     stderr: "kubemeta: warning: no sources: nothing is watched\n",
+  });
+}, 30_000);
+
+test("a config read from a pipe names plugin modules relative to the working directory, not to /dev", async () => {
+  const dir = await scratch();
+  await Bun.write(
+    join(dir, "plugins/audit.ts"),
+    `import { defineSink, v } from ${JSON.stringify(SDK)};\n` +
+      'export default defineSink({ type: "audit", description: "", schema: v.strictObject({}), ' +
+      "create: () => ({ async start() {}, async stop() {} }) });\n",
+  );
+  const config = (type: string) =>
+    new Blob([`store: { type: libsql, url: 'file:./k.db' }\nsinks: [{ type: ${type} }]\n`]);
+  // Was: `cannot load plugin module /dev/plugins/audit.ts: no such file (… relative to the config file's folder)`.
+  expect(await run(["--check", "--config", "/dev/stdin"], dir, config("./plugins/audit.ts"))).toEqual({
+    code: 0,
+    stderr: "kubemeta: warning: no sources: nothing is watched\n",
+  });
+  expect(await run(["--check", "--config", "/dev/stdin"], dir, config("./plugins/audits.ts"))).toEqual({
+    code: 1,
+    stderr:
+      `invalid config:\n  sinks[0].type: cannot load plugin module ${dir}/plugins/audits.ts: no such file (a ` +
+      "relative type is relative to the working directory, as the config is read from /dev/stdin)\n",
   });
 }, 30_000);
 
