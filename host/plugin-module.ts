@@ -159,6 +159,25 @@ function loadError(error: unknown, file: string, base: string): string {
       `(npm install ${KUBEMETA_ROOT}; README, "Load it by path")`
     );
   }
-  if (typeof position?.file !== "string" || typeof position.line !== "number") return String(message ?? error);
-  return `${position.file}:${position.line}:${position.column}: ${String(message)}`;
+  if (typeof position?.file === "string" && typeof position.line === "number")
+    return `${position.file}:${position.line}:${position.column}: ${String(message)}`;
+  const at = thrownAt(error);
+  return at === undefined ? String(message ?? error) : `${String(message)} (thrown at ${at})`;
+}
+
+/** kubemeta's folders a plugin calls into: a throw inside them is said at the plugin's line that called. */
+const CALLED = ["sdk", "protocol", "kube"].map((folder) => `${KUBEMETA_ROOT}/${folder}/`);
+
+/**
+ * Where a module threw as it loaded (a file it reads missing, an SDK call it got wrong): the first frame of the stack
+ * in neither kubemeta's SDK nor a package, the plugin's own line. A message alone does not say which of a plugin's
+ * files, nor where.
+ */
+function thrownAt(error: unknown): string | undefined {
+  if (!(error instanceof Error) || typeof error.stack !== "string") return undefined;
+  for (const frame of error.stack.split("\n").slice(1)) {
+    const where = /\(?(\/[^()\s]+:\d+:\d+)\)?\s*$/.exec(frame)?.[1];
+    if (where && !CALLED.some((folder) => where.startsWith(folder)) && !where.includes("/node_modules/")) return where;
+  }
+  return undefined;
 }

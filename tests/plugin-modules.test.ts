@@ -42,6 +42,25 @@ test("a syntax error names its file, line and column, in the plugin or in a modu
   ]);
 });
 
+test("a module that throws as it loads says where: its own line, or the line of its that called the SDK", async () => {
+  const issues = await issuesOfModules(
+    {
+      "settings.ts": 'import { readFileSync } from "node:fs";\n\nexport const settings = readFileSync("/no/such");\n',
+      "uses-settings.ts": `import { settings } from "./settings.ts";\nexport default settings;\n`,
+      "big-batch.ts": `import { batchSchema } from "${sdk}";\n\nexport default batchSchema({ size: 20_000 });\n`,
+    },
+    ["./uses-settings.ts", "./big-batch.ts"],
+  );
+  const at = (entry: number, module: string) => `sinks[${entry}].type: cannot load plugin module ${folder}/${module}: `;
+  // Was: the message alone, which named neither the file nor the line.
+  expect(issues).toEqual([
+    `${at(0, "uses-settings.ts")}ENOENT: no such file or directory, open '/no/such' ` +
+      `(thrown at ${folder}/settings.ts:3:25)`,
+    `${at(1, "big-batch.ts")}batchSchema: the default size 20000 is not a whole number from 1 to maxSize (10000) ` +
+      `(thrown at ${folder}/big-batch.ts:3:16)`,
+  ]);
+});
+
 test("a declaration whose schema is no valibot schema is a config error at its entry, not a TypeError", async () => {
   const declaring = (schema: string) =>
     `import { defineSink, v } from "${sdk}";\n` +
