@@ -100,9 +100,15 @@ function listReturned<T>(
     returned.catch(() => {});
     return said("a Promise", `: ${name} says them at once (make it synchronous)`);
   }
-  if (typeof returned === "string") return said(`the string ${JSON.stringify(returned)}`);
-  if (!Array.isArray(returned)) return said(typeof returned === "object" ? "an object" : String(returned));
-  const at = returned.findIndex((item) => !list.is(item));
-  if (at >= 0) return said(`a list holding ${JSON.stringify(returned[at]) ?? String(returned[at])}`);
-  return returned as T[];
+  const other = notAList(returned, list.is);
+  return other === undefined ? (returned as T[]) : said(other);
+}
+
+/** What a plugin's call returned, as a refusal says it, unless it is a list of what `is` accepts: then undefined. */
+export function notAList(returned: unknown, is: (item: unknown) => boolean): string | undefined {
+  if (typeof returned === "string") return `the string ${JSON.stringify(returned)}`;
+  if (!Array.isArray(returned)) return typeof returned === "object" ? "an object" : String(returned);
+  const at = returned.findIndex((item) => !is(item));
+  if (at >= 0) return `a list holding ${JSON.stringify(returned[at]) ?? String(returned[at])}`;
+  return undefined;
 }

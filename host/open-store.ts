@@ -16,6 +16,7 @@ import type { AnyDeclaration } from "../sdk/declaration.ts";
 import { aborted, TIMED_OUT, until } from "../protocol/retry.ts";
 import { PLUGIN_DEADLINE_MS } from "./supervise.ts";
 import { warnDeprecated } from "../sdk/schema.ts";
+import { notAList } from "./config-entry-checks.ts";
 
 /** A stop was asked for before the store was open: nothing started, nothing to stop. */
 export class StartAbandoned extends Error {
@@ -63,7 +64,10 @@ export async function warnOfConfig(config: Config, context: ReturnType<typeof pl
 export async function pluginWarnings({ declaration, config }: Resolved<AnyDeclaration>): Promise<string[]> {
   try {
     const said = await until(Promise.resolve(declaration.warnings?.(config as never)), Date.now() + PLUGIN_DEADLINE_MS);
-    return said === TIMED_OUT ? [] : (said ?? []);
+    if (said === TIMED_OUT || said === undefined) return [];
+    // A plugin in JavaScript, or run unchecked, meets no type: a string would be said letter by letter.
+    const other = notAList(said, (line) => typeof line === "string");
+    return other === undefined ? said : [`its plugin's warnings() returned ${other}, not a list of strings`];
   } catch {
     return [];
   }

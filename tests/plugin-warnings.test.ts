@@ -45,3 +45,20 @@ test("--check says a plugin's async warnings, and goes on past ones that never s
   // Given up on once, beside the checks: not a deadline for each plugin, nor one after them.
   expect(Date.now() - started).toBeLessThan(20_000);
 }, 30_000);
+
+test("--check says a plugin's warnings() that returns no list of strings as such, rather than fail", async () => {
+  folder = await tempDir("kubemeta-warnings-");
+  await Bun.write(join(folder, "string.ts"), sinkWarning("string", `"its key is sent in clear"`));
+  await Bun.write(join(folder, "numbers.ts"), sinkWarning("numbers", "Promise.resolve([1])"));
+  await Bun.write(join(folder, "kubemeta.yaml"), "sinks:\n  - type: ./string.ts\n  - type: ./numbers.ts\n");
+  // Was: `kubemeta: TypeError: (await pluginWarnings(entry)).map is not a function`, exit 1; a start logged the
+  // string letter by letter, one warning each.
+  expect(await runMain(["--check", "--config", "kubemeta.yaml"], { cwd: folder })).toEqual({
+    code: 0,
+    stdout: "config is valid\n",
+    stderr:
+      'kubemeta: warning: sinks[0]: its plugin\'s warnings() returned the string "its key is sent in clear", not a ' +
+      "list of strings\nkubemeta: warning: sinks[1]: its plugin's warnings() returned a list holding 1, not a list " +
+      "of strings\nkubemeta: warning: no sources: nothing is watched\n",
+  });
+}, 30_000);
