@@ -103,7 +103,15 @@ function notTheDeclaration(kind: AnyDeclaration["kind"], file: string, exports: 
     return `${wanted}; its default export is a ${other} declaration (${DEFINE[other]}): list it under ${PLACE[other]}`;
   const named = Object.keys(exports).find((name) => name !== "default" && declarationKind(exports[name]) === kind);
   if (named !== undefined) return `${wanted}; it exports one as \`${named}\`, not as its default: write export default`;
-  return wanted;
+  const made = (exports.default ?? {}) as Record<string, unknown>;
+  if (made.kind !== kind) return wanted;
+  // Made by define…(), which TypeScript would have held to its shape: a plugin in JavaScript, or run unchecked.
+  const lacks = [
+    typeof made.type !== "string" && "type (a string)",
+    !made.schema && "schema",
+    typeof made.create !== "function" && "create (a function)",
+  ].filter((part) => part !== false);
+  return `${wanted}; its declaration has no ${lacks.join(", no ")}`;
 }
 
 function declarationKind(value: unknown): AnyDeclaration["kind"] | undefined {

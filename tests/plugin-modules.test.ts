@@ -140,7 +140,7 @@ test("a plugin outside a kubemeta install says how to install it; a path not exp
   ]);
 });
 
-test("a declaration of another kind says where it belongs; one exported by name, to make it the default", async () => {
+test("a declaration of another kind says where it goes, one by name to default-export it, what one lacks", async () => {
   const declaring = (define: string, exported: string) =>
     `import { ${define}, v } from "${sdk}";\n` +
     `export ${exported} ${define}({ type: "x", description: "", schema: v.strictObject({}), ` +
@@ -150,8 +150,9 @@ test("a declaration of another kind says where it belongs; one exported by name,
       "source.ts": declaring("defineSource", "default"),
       "named.ts": declaring("defineSink", "const sink ="),
       "other.ts": "export default { kind: 'sink' };\n",
+      "parts.ts": `import { defineSink, v } from "${sdk}";\nexport default defineSink({ name: "x" } as never);\n`,
     },
-    ["./source.ts", "./named.ts", "./other.ts"],
+    ["./source.ts", "./named.ts", "./other.ts", "./parts.ts"],
   );
   const wanted = (entry: number, module: string) =>
     `sinks[${entry}].type: ${folder}/${module} must default-export a sink declaration ` +
@@ -160,7 +161,8 @@ test("a declaration of another kind says where it belongs; one exported by name,
   expect(issues).toEqual([
     `${wanted(0, "source.ts")}; its default export is a source declaration (defineSource): list it under \`sources\``,
     `${wanted(1, "named.ts")}; it exports one as \`sink\`, not as its default: write export default`,
-    wanted(2, "other.ts"),
+    `${wanted(2, "other.ts")}; its declaration has no type (a string), no schema, no create (a function)`,
+    `${wanted(3, "parts.ts")}; its declaration has no type (a string), no schema, no create (a function)`,
   ]);
 });
 
