@@ -49,7 +49,7 @@
 import type { Leadership, SinkContext } from "./contract.ts";
 import type { Envelope } from "../protocol/envelope.ts";
 import { Backoff, sleep, timerDelay } from "../protocol/retry.ts";
-import { ALL } from "../protocol/streams.ts";
+import { ALL, isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
 import { inStream, toEnvelope, type Update } from "./model.ts";
 import { deliveryLoop, FilterFailed, REFRESH_MS, type FailedStep } from "./consume-delivery.ts";
 import { DRAIN_MS, type ConsumeOptions, type Consumer } from "./consume-options.ts";
@@ -66,6 +66,11 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
   const { name, logger, metrics, log } = ctx;
   const labels = { sink: name };
   const stream = options.stream ?? ALL;
+  // No update is in a stream of another name: the sink would deliver nothing, caught up to its lag, for good.
+  if (!isStreamName(stream))
+    throw new Error(
+      `consume: stream "${stream}" is no stream: ${STREAM_NAME_RULE} (the SDK's streamName validates a config's key)`,
+    );
   if (options.fanOut && stream !== ALL)
     throw new Error(`consume: fanOut delivers every stream, so it follows "all", not "${stream}"`);
   const { filter, fanOut } = options;
