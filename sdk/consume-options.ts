@@ -107,3 +107,20 @@ export interface Consumer extends Sink {
    */
   caughtUp(timeoutMs: number): Promise<boolean>;
 }
+
+/**
+ * Throws what of `batch` and `retry` no schema of the SDK would give (a plugin that passes its own numbers): a retry of
+ * 0 ms would call a receiver that is down without a pause, hundreds of times a second.
+ */
+export function checkSettings({ batch, retry }: Pick<ConsumeOptions, "batch" | "retry">): void {
+  if (retry && !(retry.initialMs >= 1 && retry.maxMs >= retry.initialMs))
+    throw new Error(
+      `consume: retry { initialMs: ${retry.initialMs}, maxMs: ${retry.maxMs} }: initialMs is at least 1 ms and maxMs ` +
+        "at least initialMs (the SDK's retrySchema gives such settings)",
+    );
+  if (batch && !(Number.isInteger(batch.size) && batch.size >= 1 && batch.lingerMs >= 0))
+    throw new Error(
+      `consume: batch { size: ${batch.size}, lingerMs: ${batch.lingerMs} }: size is a whole number from 1 and ` +
+        "lingerMs at least 0 (the SDK's batchSchema gives such settings)",
+    );
+}

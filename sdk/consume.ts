@@ -52,7 +52,7 @@ import { Backoff, sleep, timerDelay } from "../protocol/retry.ts";
 import { ALL, isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
 import { inStream, toEnvelope, type Update } from "./model.ts";
 import { deliveryLoop, FilterFailed, REFRESH_MS, type FailedStep } from "./consume-delivery.ts";
-import { DRAIN_MS, type ConsumeOptions, type Consumer } from "./consume-options.ts";
+import { checkSettings, DRAIN_MS, type ConsumeOptions, type Consumer } from "./consume-options.ts";
 import { causeOf, outageLog, sinkLag } from "./telemetry.ts";
 import { lagClock } from "./consume-lag.ts";
 
@@ -71,6 +71,7 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
     throw new Error(
       `consume: stream "${stream}" is no stream: ${STREAM_NAME_RULE} (the SDK's streamName validates a config's key)`,
     );
+  checkSettings(options);
   if (options.fanOut && stream !== ALL)
     throw new Error(`consume: fanOut delivers every stream, so it follows "all", not "${stream}"`);
   const { filter, fanOut } = options;
