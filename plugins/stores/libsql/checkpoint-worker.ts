@@ -34,7 +34,7 @@ self.onmessage = async (event: MessageEvent<CheckpointerRequest>) => {
     client = createClient({ url: request.url, concurrency: 1, timeout: request.busyTimeoutMs });
     timer = setInterval(async () => self.postMessage(await checkpoint("PASSIVE")), request.intervalMs);
   } else if (request.type === "restart") {
-    self.postMessage(await checkpoint("RESTART"));
+    self.postMessage({ ...(await checkpoint("RESTART")), id: request.id });
   } else {
     clearInterval(timer);
     client?.close();

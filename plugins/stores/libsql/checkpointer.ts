@@ -29,12 +29,13 @@ const CHECKPOINT_INTERVAL_MS = 500;
  * commit's frames (138 MiB at most in an initial sync of 198,000 objects).
  */
 export const WAL_RESTART_BYTES = 64 * 1024 * 1024;
-/** How long a commit waits for the worker to answer before giving up on it. */
+/** How long a commit waits for the worker to answer before going on without it (see `bound`). */
 const REPLY_TIMEOUT_MS = 10_000;
 
 export type CheckpointerRequest =
   | { type: "start"; url: string; intervalMs: number; busyTimeoutMs: number }
-  | { type: "restart" }
+  /** `id` comes back with its answer, so that a late answer to an earlier request is not taken for this one's. */
+  | { type: "restart"; id: number }
   | { type: "stop" };
 
 export type CheckpointerReply =
@@ -43,8 +44,10 @@ export type CheckpointerReply =
       busy: boolean;
       /** The frames in the WAL when the checkpoint ended, in bytes (0 when not in WAL mode). */
       walBytes: number;
+      /** The restart request's. */
+      id?: number;
     }
-  | { error: string }
+  | { error: string; id?: number }
   | { stopped: true };
 
 export interface CheckpointerOptions {
@@ -52,6 +55,8 @@ export interface CheckpointerOptions {
   walPath: string;
   busyTimeoutMs: number;
   restartBytes?: number;
+  /** For tests: how long a commit waits for the worker's answer. */
+  replyTimeoutMs?: number;
   logger: Logger;
 }
 
@@ -64,22 +69,37 @@ export interface Checkpointer {
 export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
   const { url, walPath, busyTimeoutMs, logger } = options;
   const restartBytes = options.restartBytes ?? WAL_RESTART_BYTES;
+  const replyTimeoutMs = options.replyTimeoutMs ?? REPLY_TIMEOUT_MS;
   let walBytes = 0;
   const worker = new Worker(new URL("./checkpoint-worker.ts", import.meta.url).href, { name: "checkpointer" });
   worker.unref();
-  let listeners: ((reply: CheckpointerReply) => void)[] = [];
+  /** Who waits for which answer: a restart's under its id, the stop's under STOPPED (no restart's id). */
+  const waiting = new Map<number, (reply: CheckpointerReply) => void>();
+  const STOPPED = 0;
+  let requests = STOPPED;
   let lastError = "";
+  /**
+   * The worker left a commit unanswered: commits go on without it, bounded by the writer's own checkpoints, until it
+   * answers anything again. It is late, not gone (a machine stalled on memory pressure stalls every thread), and it
+   * cannot be ended while it may be inside a libSQL call (terminate() aborts the process, tests/bun-worker.test.ts).
+   */
+  let silent = false;
   worker.addEventListener("message", (event: MessageEvent<CheckpointerReply>) => {
     const reply = event.data;
+    if (silent) {
+      silent = false;
+      logger.info("WAL checkpoint worker answers again");
+    }
     if ("error" in reply && reply.error !== lastError) logger.warn("WAL checkpoint failed", { error: reply.error });
     lastError = "error" in reply ? reply.error : "";
     // A restart that was not kept from its work leaves the WAL to be written from its start: nothing in use.
     if ("checkpointed" in reply) walBytes = reply.checkpointed === "RESTART" && !reply.busy ? 0 : reply.walBytes;
-    const waiting = listeners;
-    listeners = [];
-    for (const listener of waiting) listener(reply);
+    const key = "stopped" in reply ? STOPPED : reply.id;
+    if (key === undefined) return;
+    waiting.get(key)?.(reply);
+    waiting.delete(key);
   });
-  /** A worker that died or hung is not waited for again: the writer's backstop checkpoints take over. */
+  /** A worker that died is not waited for again: the writer's own checkpoints take over. */
   let failed = false;
   worker.addEventListener("error", (event) => {
     failed = true;
@@ -89,15 +109,17 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
   });
   const send = (request: CheckpointerRequest) => worker.postMessage(request);
 
-  function until(accept: (reply: CheckpointerReply) => boolean): Promise<CheckpointerReply | undefined> {
+  /** The answer to the request under `key`, or undefined once the commit stops waiting for it. */
+  function answer(key: number): Promise<CheckpointerReply | undefined> {
     return new Promise((resolve) => {
-      const deadline = setTimeout(() => resolve(undefined), REPLY_TIMEOUT_MS);
-      const listen = (reply: CheckpointerReply) => {
-        if (!accept(reply)) return void listeners.push(listen);
+      const deadline = setTimeout(() => {
+        waiting.delete(key);
+        resolve(undefined);
+      }, replyTimeoutMs);
+      waiting.set(key, (reply) => {
         clearTimeout(deadline);
         resolve(reply);
-      };
-      listeners.push(listen);
+      });
     });
   }
 
@@ -107,13 +129,15 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
   let stopping: Promise<void> | undefined;
   return {
     async bound() {
-      if (stopping || failed || (walBytes <= restartBytes && walFileBytes() <= 2 * restartBytes)) return;
-      const done = until((reply) => !("checkpointed" in reply) || reply.checkpointed === "RESTART");
-      send({ type: "restart" });
-      const reply = await done;
+      if (stopping || silent || failed) return;
+      if (walBytes <= restartBytes && walFileBytes() <= 2 * restartBytes) return;
+      const id = ++requests;
+      const answered = answer(id);
+      send({ type: "restart", id });
+      const reply = await answered;
       if (!reply) {
-        failed = true;
-        logger.error("WAL checkpoint worker does not answer; the writer checkpoints by itself from now on", {
+        silent = true;
+        logger.warn("WAL checkpoint worker does not answer; the writer checkpoints by itself until it answers again", {
           walBytes,
         });
       } else if ("busy" in reply)
@@ -123,7 +147,7 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
     },
     stop() {
       stopping ??= (async () => {
-        const stopped = failed ? undefined : until((reply) => "stopped" in reply);
+        const stopped = failed || silent ? undefined : answer(STOPPED);
         send({ type: "stop" });
         // terminate() while the worker is inside a libSQL call aborts the whole process
         // (tests/bun-worker.test.ts): a worker that did not say it stopped is left to finish

@@ -33,7 +33,10 @@ const WRITER_CACHE_KIB = 65_536;
 
 /** How long a WAL restart waits for open read transactions; commits wait for it, so keep it short. */
 const RESTART_WAIT_MS = 1_000;
-/** The writer checkpoints by itself only if the checkpoint worker fails (see checkpointer.ts). */
+/**
+ * SQLite's own checkpoint, run inside a commit on the writer's thread once the WAL holds this many frames: the WAL's
+ * bound only while the checkpoint worker does not answer or after it died (see checkpointer.ts).
+ */
 const BACKSTOP_CHECKPOINT_PAGES = 50_000;
 /**
  * A WAL that grew in a burst is truncated back to this once it restarts. Above what the checkpointer lets it reach, so
