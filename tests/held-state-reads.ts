@@ -29,3 +29,41 @@ export function holdStateReads(log: CommittedLog): HeldReads {
     })();
   return held;
 }
+
+export interface HeldPages {
+  /** Pages of the state handed to the reads so far. */
+  read: number;
+  /** Lets one more page go. */
+  next(): void;
+  release(): void;
+}
+
+/** Lets the log's reads of the state go a page at a time: the first at once, each next one at next(). */
+export function holdStatePages(log: CommittedLog): HeldPages {
+  const snapshotPages = log.snapshotPages;
+  let allowed = 1;
+  let wake = Promise.withResolvers<void>();
+  const held: HeldPages = {
+    read: 0,
+    next: () => {
+      allowed++;
+      wake.resolve();
+    },
+    release: () => {
+      allowed = Infinity;
+      wake.resolve();
+    },
+  };
+  log.snapshotPages = (query, pageSize) =>
+    (async function* () {
+      for await (const page of snapshotPages(query, pageSize)) {
+        while (held.read >= allowed) {
+          wake = Promise.withResolvers<void>();
+          await wake.promise;
+        }
+        held.read++;
+        yield page;
+      }
+    })();
+  return held;
+}

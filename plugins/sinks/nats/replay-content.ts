@@ -2,7 +2,10 @@
  * What a replay reply carries, read from the committed log: the updates after the requester's position, or the
  * stream's state with the reason it starts over (sdk/resume.ts). The responder (replay.ts) decides who is answered
  * when; this reads the log a page at a time into the reply's chunks (chunks.ts), whoever the reply goes to. A read
- * that fails throws StoreReadFailed (sdk/store-reads.ts): the store's failure, which the requester outlasts.
+ * that fails throws StoreReadFailed (sdk/store-reads.ts): the store's failure, which the requester outlasts. A reply
+ * under way when the sink stops throws at its next chunk, whatever is left of it: the responder ends it with an error
+ * chunk while the connection is still open (a reset of `shared` to many requesters is each chunk once per requester,
+ * which the host's deadline for a stop does not wait out), and the requester asks again.
  */
 import { isBehindRetention, SNAPSHOT_PAGE, type CommittedLog } from "../../../sdk/contract.ts";
 import { ALL } from "../../../protocol/streams.ts";
@@ -19,7 +22,15 @@ export class ReplayContent {
     private readonly log: CommittedLog,
     /** Counts a reply sent in full, by what it carried, once per requester it answered. */
     private readonly count: (result: "replay" | "reset", requesters?: number) => void,
+    /** Aborted as the sink stops. */
+    private readonly stopping: AbortSignal,
   ) {}
+
+  /** Sends what `add` filled, then throws if the sink is stopping: no more chunks go out for that reply. */
+  private async sent(sending: Promise<void>): Promise<void> {
+    await sending;
+    this.stopping.throwIfAborted();
+  }
 
   async sendState(request: ReplayRequest, reason: ResetReason, writer: ChunkWriter, requesters = 1): Promise<void> {
     const { log } = this;
@@ -34,7 +45,7 @@ export class ReplayContent {
       version = page.version;
       for (const object of page.objects) {
         const sending = writer.add(snapshotEnvelopeJson(log.epoch, request.stream, object, time), object.version);
-        if (sending) await sending;
+        if (sending) await this.sent(sending);
       }
     }
     await writer.finish(version);
@@ -60,7 +71,7 @@ export class ReplayContent {
       }
       for (const update of page) {
         const sending = writer.add(envelopeJson(log.epoch, update, stream), update.version);
-        if (sending) await sending;
+        if (sending) await this.sent(sending);
       }
       if (page.length < PAGE) break;
       after = page[page.length - 1]!.version;

@@ -61,7 +61,7 @@ export interface ResponderOptions {
 }
 
 export interface Responder {
-  /** Stops taking requests and waits for those being answered. */
+  /** Stops taking requests and waits for those being answered, each cut at its next chunk (replay-content.ts). */
   stop(): Promise<void>;
 }
 
@@ -107,7 +107,7 @@ export function serveReplay(options: ResponderOptions): Responder {
     requests.inc({ ...labels, result }, requesters);
   }
 
-  const content = new ReplayContent(log, count);
+  const content = new ReplayContent(log, count, stopped.signal);
   const reasonFor = (request: ReplayRequest) => resetReason(log, request.stream, request.from);
   // A `to` past the head of a replica behind a store it cannot read: a reply short of it would be asked again, and
   // answered short again by this replica, until the requester gives up and takes the stream's state (a reset).
@@ -290,7 +290,7 @@ export function serveReplay(options: ResponderOptions): Responder {
       stopping = true;
       stopped.abort(new Error("the NATS sink is stopping"));
       // Those that never got a slot (or a turn) are told at once, while the connection is open, not left to their
-      // timeouts.
+      // timeouts; those being answered are told at their next chunk (the abort), whatever is left of their replies.
       for (const entry of line.close()) refuseAtOnce(entry.reply, STOPPING);
       await subscription.stop();
       await Promise.allSettled([...answering, ...parked]);
