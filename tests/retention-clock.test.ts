@@ -46,7 +46,7 @@ test("a clock ahead of the newest update by over maxAge prunes by age only what 
   expect(kept.map((update) => update.version)).toEqual([14, 15, 16, 17, 18, 19, 20]);
 });
 
-test("a clock stepped back while kubemeta was down stamps no update earlier than the newest stored, and says so", async () => {
+test("a clock stepped back while kubemeta was down stamps nothing before the newest stored, and says so", async () => {
   // The last update two hours ahead of the clock: the clock was set back two hours meanwhile.
   const dir = await storeWith(Date.now() + 120 * MINUTE);
   const warned: Record<string, unknown>[] = [];
@@ -63,7 +63,7 @@ test("a clock stepped back while kubemeta was down stamps no update earlier than
   expect(Number(said?.behindMs)).toBeGreaterThan(119 * MINUTE);
 });
 
-test("a clock stepped back while kubemeta runs stamps no update earlier than the last, and retention keeps them", async () => {
+test("a clock stepped back while kubemeta runs stamps nothing before the last, and retention keeps them", async () => {
   let behindMs = 0;
   const clock = () => Date.now() - behindMs;
   const th = await startTestHost({ retention: { maxAge: "65m", maxUpdates: 14, interval: "20ms" }, clock });
