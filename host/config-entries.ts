@@ -12,7 +12,7 @@ import type {
   StoreDeclaration,
 } from "../sdk/contract.ts";
 import type { HaConfig } from "./ha-config.ts";
-import { type hostSchema, pluginEntry, type PluginEntry } from "./config-schema.ts";
+import { ENTRY_NAME, ENTRY_NAME_RULE, type hostSchema, pluginEntry, type PluginEntry } from "./config-schema.ts";
 import { deprecatedKeysOf, deprecation, type DeprecatedKey } from "../sdk/schema.ts";
 import { parseAll, type ConfigIssue } from "./config-issues.ts";
 import { checkClaims, checkRbac, checkUniqueNames } from "./config-entry-checks.ts";
@@ -154,11 +154,23 @@ async function resolveEntry<D extends AnyDeclaration>(
   // Of an entry with errors too: they are said beside its errors.
   const deprecated = deprecatedWritten(declaration.schema, rest, clashes);
   warnings.push(...deprecated.map((key) => `${path}: ${deprecation(key)}`));
-  const borrowed = name === undefined && borrowsCursor(declaration, options.registry);
-  if (borrowed) issues.push({ path: `${path}.name`, message: borrowed });
+  const unnamed = name === undefined && (noName(declaration.type) ?? borrowsCursor(declaration, options.registry));
+  if (unnamed) issues.push({ path: `${path}.name`, message: unnamed });
   const config = parseAll(declaration.schema, rest, path, issues, hostKeys);
-  if (config === undefined || clashes.length > 0 || borrowed) return undefined;
+  if (config === undefined || clashes.length > 0 || unnamed) return undefined;
   return { declaration: declaration as D, name: name ?? declaration.type, config, deprecated };
+}
+
+/**
+ * A declared type that cannot be the entry's default name: a name a user writes is held to the rule, and the default
+ * goes where a written one does (a sink's cursor key, metric labels, log lines).
+ */
+function noName(type: string): string | undefined {
+  if (ENTRY_NAME.test(type)) return undefined;
+  return (
+    `required: its plugin declares type ${JSON.stringify(type)}, no name (${ENTRY_NAME_RULE}), so the entry has ` +
+    "none by default; give it one"
+  );
 }
 
 /** A sink loaded by path that declares a built-in's type (`webhook`) would take its default name, and its cursor. */

@@ -9,6 +9,10 @@ import { haSchema } from "./ha-config.ts";
 import { httpSchema } from "./http-config.ts";
 import { LOG_LEVELS } from "./logger.ts";
 
+/** What a plugin entry's name may hold: it keys a sink's cursor and labels metrics and log lines. */
+export const ENTRY_NAME = /^[a-zA-Z0-9_.-]+$/;
+export const ENTRY_NAME_RULE = "letters, digits, '_', '.', '-' only";
+
 /** Keys the host reads from every plugin entry; the rest goes to the plugin's schema. */
 export const pluginEntry = v.looseObject({
   type: v.pipe(
@@ -22,11 +26,12 @@ export const pluginEntry = v.looseObject({
   name: v.optional(
     v.pipe(
       v.string(),
-      v.regex(/^[a-zA-Z0-9_.-]+$/, "letters, digits, '_', '.', '-' only"),
+      v.regex(ENTRY_NAME, ENTRY_NAME_RULE),
       v.metadata({ default: "<type>" }),
       v.description(
         "The entry's name, unique in its section (letters, digits, `_`, `.`, `-`); a sink's cursor is kept under it. " +
-          "Required of a sink loaded by path whose plugin declares a built-in's type.",
+          "Required of a sink loaded by path whose plugin declares a built-in's type, and of an entry whose plugin " +
+          "declares a type that breaks this rule (`My Sink!`).",
       ),
     ),
   ),
