@@ -51,7 +51,10 @@ function keyItem(issue: v.BaseIssue<unknown>): v.ObjectPathItem | undefined {
 
 function unknownKeyMessage(key: string, known: readonly Known[]): string {
   const near = nearest(key, known);
-  return near === undefined ? "unknown key" : `unknown key; did you mean "${near.meant}"?`;
+  if (near !== undefined) return `unknown key; did you mean "${near.meant}"?`;
+  const guessed = known.find(({ guesses }) => guesses?.keys.includes(key.toLowerCase()));
+  if (guessed === undefined) return "unknown key";
+  return `unknown key; did you mean "${guessed.meant}"? ${guessed.guesses!.hint}`;
 }
 
 /** The parts of a schema that say what is inside it; which of them a schema has depends on its type. */
@@ -69,6 +72,8 @@ interface Inside {
 interface Known {
   name: string;
   meant: string;
+  /** Other keys users write for it, not near it (`guessedKeys` in sdk/schema.ts), and what to tell them. */
+  guesses?: { keys: readonly string[]; hint: string };
 }
 
 /**
@@ -80,18 +85,29 @@ function keysAt(schema: v.GenericSchema, path: readonly v.IssuePathItem[]): Know
   for (const { key } of path) schemas = schemas.flatMap((outer) => unwrap(child(outer, key)));
   const known = new Map<string, Known>();
   for (const [name, entry] of schemas.flatMap((object) => Object.entries(object.entries ?? {})))
-    if (!known.has(name)) known.set(name, { name, meant: replacementOf(entry) ?? name });
+    if (!known.has(name)) known.set(name, { name, meant: replacementOf(entry) ?? name, guesses: guessesOf(entry) });
   const all = [...known.values()];
   return [...all.filter(({ name, meant }) => name === meant), ...all.filter(({ name, meant }) => name !== meant)];
 }
 
 /** The key that replaced a deprecated one (`deprecatedKey` in sdk/schema.ts says it in the key's metadata). */
 function replacementOf(schema: v.GenericSchema): string | undefined {
+  const { deprecated } = metadataOf(schema);
+  return typeof deprecated === "string" ? deprecated : undefined;
+}
+
+/** The keys users guess for this one, lower-cased, and the hint they get (`guessedKeys` in sdk/schema.ts). */
+function guessesOf(schema: v.GenericSchema): Known["guesses"] {
+  const { guessedKeys, hint } = metadataOf(schema);
+  if (!Array.isArray(guessedKeys) || typeof hint !== "string") return undefined;
+  return { keys: guessedKeys.map((key) => String(key).toLowerCase()), hint };
+}
+
+function metadataOf(schema: v.GenericSchema): Record<string, unknown> {
   let inside = schema as v.GenericSchema & Inside;
   // Only through `v.optional` and its kin: a union's options hold no key's metadata (a duration is a piped union).
   while (inside.wrapped !== undefined) inside = inside.wrapped as v.GenericSchema & Inside;
-  const { deprecated } = v.getMetadata(inside as v.SchemaWithPipe<[v.GenericSchema]>) as { deprecated?: unknown };
-  return typeof deprecated === "string" ? deprecated : undefined;
+  return v.getMetadata(inside as v.SchemaWithPipe<[v.GenericSchema]>);
 }
 
 /**

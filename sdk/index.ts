@@ -73,6 +73,7 @@ export {
   batchSizeSchema,
   deprecatedKey,
   duration,
+  guessedKeys,
   initialWithinMax,
   parseDuration,
   port,

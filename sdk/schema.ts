@@ -216,6 +216,14 @@ export function deprecatedKey<S extends v.GenericSchema>(schema: S, use: string)
 }
 
 /**
+ * Keys users guess for this one (`file`, `path` for libSQL's `url`), in its pipe: writing one is an unknown key told
+ * which to write, and how (`hint`: `a file store is url: file:<path>`), where a typo's did-you-mean finds no key near.
+ */
+export function guessedKeys<T>(keys: readonly string[], hint: string) {
+  return v.metadata<T, { guessedKeys: readonly string[]; hint: string }>({ guessedKeys: keys, hint });
+}
+
+/**
  * The deprecated keys of an object schema (`deprecatedKey`), nested ones as `backoff.initial`,
  * each with the key that replaced it.
  */

@@ -9,7 +9,7 @@ import * as v from "valibot";
 import { defineStore } from "../../sdk/contract.ts";
 import { createLibsqlStore } from "./libsql/store.ts";
 import { fileUrlProblem, isFileUrl, remoteUrlProblem } from "./libsql/connection.ts";
-import { positiveDuration } from "../../sdk/schema.ts";
+import { guessedKeys, positiveDuration } from "../../sdk/schema.ts";
 import { clearTextHost, urlCredentialPlaces } from "../../protocol/clear-text.ts";
 import { redactServer } from "../../protocol/subjects.ts";
 
@@ -52,6 +52,7 @@ const schema = v.strictObject({
         const problem = url === undefined ? undefined : isFileUrl(url) ? fileUrlProblem(url) : remoteUrlProblem(url);
         if (problem) addIssue({ message: problem });
       }),
+      guessedKeys(["file", "path"], "a file store is url: file:<path>"),
       v.description(
         "`file:<path>` (embedded; its directory is created; no `?query`) on a persistent volume, " +
           "or a remote libSQL server: `libsql://…`, `https://…`, `wss://…`.",
