@@ -2,8 +2,9 @@
  * `checkPluginContract`: a plugin run through the steps every built-in passes (tests/contract.test.ts), as README's
  * "Test it" asks of a plugin's author. It asserts nothing itself: it says what broke, for any test runner to check.
  */
-import * as v from "valibot";
 import type { AnyDeclaration, PluginContext } from "../sdk/contract.ts";
+import { interpolateConfig } from "../host/config-interpolate.ts";
+import { parseAll, type ConfigIssue } from "../host/config-issues.ts";
 import { silentLogger } from "../host/logger.ts";
 import { createMetrics } from "../host/metrics.ts";
 import type { TestHost } from "./index.ts";
@@ -12,8 +13,9 @@ export interface PluginContractOptions {
   /** The host whose pipeline (a source's), log and HTTP app (a sink's) the plugin is given: startTestHost's. */
   host: TestHost;
   /**
-   * The config each instance is created with, as a config file's entry says it (validated, its defaults filled in).
-   * Default: `{}` when the schema takes it, else the `example`.
+   * The config each instance is created with, as a config file's entry says it: validated as the host validates an
+   * entry (`${VAR}` from the environment, a number or boolean written as a string read as one, the host's words for
+   * what is wrong), its defaults filled in. Default: `{}` when the schema takes it, else the `example`.
    */
   config?: unknown;
   /** How long a start or a stop may take before it counts as hanging. Default: 5 s. */
@@ -61,6 +63,27 @@ function instantiate(declaration: AnyDeclaration, config: unknown, host: TestHos
   }
 }
 
+/**
+ * `input` validated by `schema` as the host validates a config file's entry (config.ts): its variables replaced, when
+ * `withVariables` (an example keeps its `${WEBHOOK_SECRET}` as written: it shows what a user writes), then parsed as
+ * parseAll does. Either the config the plugin would be given, or what `--check` would say of it.
+ */
+function validate(
+  schema: AnyDeclaration["schema"],
+  input: unknown,
+  withVariables: boolean,
+): { config: unknown } | { problems: string } {
+  const issues: ConfigIssue[] = [];
+  const { interpolated, asWritten } = withVariables
+    ? interpolateConfig(input, process.env, issues)
+    : { interpolated: input, asWritten: (issue: ConfigIssue) => issue };
+  const own = issues.length;
+  const config = own === 0 ? parseAll(schema, interpolated, "", issues) : undefined;
+  if (issues.length === 0) return { config };
+  const said = issues.map((issue, i) => (i < own ? issue : asWritten(issue)));
+  return { problems: said.map(({ path, message }) => (path ? `${path}: ${message}` : message)).join("; ") };
+}
+
 const said = (settled: Settled) =>
   settled.state === "rejected" ? `rejected: ${String(settled.error)}` : `did not settle (${settled.state})`;
 
@@ -88,12 +111,13 @@ export async function checkPluginContract(
 ): Promise<string[]> {
   const { host, settleMs = 5_000 } = options;
   const broken: string[] = [];
-  const example = v.safeParse(declaration.schema, declaration.example ?? {});
-  if (!example.success) broken.push(`its example config does not validate: ${v.summarize(example.issues)}`);
-  const given = options.config ?? (v.is(declaration.schema, {}) ? {} : declaration.example);
-  const parsed = v.safeParse(declaration.schema, given);
-  if (!parsed.success) return [...broken, `the config it runs with does not validate: ${v.summarize(parsed.issues)}`];
-  const config = parsed.output;
+  const example = validate(declaration.schema, declaration.example ?? {}, false);
+  if ("problems" in example) broken.push(`its example config does not validate: ${example.problems}`);
+  const given = options.config === undefined ? undefined : validate(declaration.schema, options.config, true);
+  const empty = validate(declaration.schema, {}, false);
+  const ran = given ?? ("config" in empty ? empty : example);
+  if ("problems" in ran) return [...broken, `the config it runs with does not validate: ${ran.problems}`];
+  const { config } = ran;
 
   const create = () => {
     try {

@@ -15,6 +15,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
 import * as v from "valibot";
 import { defineSink, type AnyDeclaration } from "../sdk/contract.ts";
+import { duration } from "../sdk/schema.ts";
+import { ConfigError, resolveConfig } from "../host/config.ts";
 import { builtins } from "../plugins/index.ts";
 import { checkPluginContract, startTestHost, tempDir, type TestHost } from "../testing/index.ts";
 
@@ -79,7 +81,7 @@ test("checkPluginContract says each step a plugin breaks, in a sentence", async 
   const hangs = new Promise<void>(() => {});
   const broken = sinkWith({ start: () => hangs, stop: () => Promise.reject("no Error") });
   expect(await checkPluginContract(broken, { host, config: { file: "xx" }, settleMs: 100 })).toEqual([
-    "its example config does not validate: × too short\n  → at file",
+    "its example config does not validate: file: too short",
     "stop without start, the first time, rejected: no Error",
     "stop without start, the second time, rejected: no Error",
     "start did not settle within 100 ms",
@@ -88,7 +90,50 @@ test("checkPluginContract says each step a plugin breaks, in a sentence", async 
   ]);
   const refusing = sinkWith({ start: () => Promise.reject("down"), stop: async () => {} });
   expect(await checkPluginContract(refusing, { host, config: { file: "xx" } })).toEqual([
-    "its example config does not validate: × too short\n  → at file",
+    "its example config does not validate: file: too short",
     "start rejected with something other than an Error: down",
+  ]);
+});
+
+test("checkPluginContract takes and refuses a config as the host does, and says why in the host's words", async () => {
+  const created: unknown[] = [];
+  const sink = defineSink({
+    type: "counting",
+    description: "Keeps the config it is created with.",
+    schema: v.strictObject({
+      size: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 10),
+      every: v.optional(duration, "1s"),
+      url: v.optional(v.string()),
+    }),
+    create: (config) => {
+      created.push(config);
+      return { async start() {}, async stop() {} };
+    },
+  });
+  const registry = { ...builtins, sink: [...builtins.sink, sink] };
+  process.env.CONTRACT_TEST_URL = "http://127.0.0.1:9/x";
+  try {
+    // A number in a string, as YAML or a variable gives it; a duration; a variable.
+    const taken = { size: "100", every: "30s", url: "${CONTRACT_TEST_URL}" };
+    expect(await checkPluginContract(sink, { host, config: taken })).toEqual([]);
+    const config = { size: 100, every: 30_000, url: "http://127.0.0.1:9/x" };
+    expect(created.at(-1)).toEqual(config);
+    const resolved = await resolveConfig({ sinks: [{ type: "counting", ...taken }] }, { baseDir: sandbox, registry });
+    expect(resolved.sinks[0]?.config).toEqual(config);
+  } finally {
+    delete process.env.CONTRACT_TEST_URL;
+  }
+  const refused = { size: 0, every: "soon", colour: "red" };
+  const error = await resolveConfig(
+    { sinks: [{ type: "counting", ...refused }] },
+    { baseDir: sandbox, registry },
+  ).catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(ConfigError);
+  const hostSays = (error as ConfigError).issues.map(
+    ({ path, message }) => `${path.slice("sinks[0].".length)}: ${message}`,
+  );
+  expect(hostSays.length).toBe(3);
+  expect(await checkPluginContract(sink, { host, config: refused })).toEqual([
+    `the config it runs with does not validate: ${hostSays.join("; ")}`,
   ]);
 });
