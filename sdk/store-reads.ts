@@ -25,3 +25,38 @@ export async function* readingStore<T>(reads: AsyncIterable<T>): AsyncIterable<T
     fromStore(error);
   }
 }
+
+/**
+ * `read`, or `signal`'s reason thrown once it aborts, whichever comes first: a read the store holds (a remote store
+ * that stopped answering, given up only at its own timeout) keeps no stop waiting. The read goes on; its result, or
+ * its failure, is dropped.
+ */
+export function untilAborted<T>(read: Promise<T>, signal: AbortSignal): Promise<T> {
+  const aborted = Promise.withResolvers<never>();
+  const abort = () => aborted.reject(signal.reason);
+  if (signal.aborted) abort();
+  else signal.addEventListener("abort", abort, { once: true });
+  return Promise.race([read, aborted.promise]).finally(() => signal.removeEventListener("abort", abort));
+}
+
+/**
+ * `pages`, each read given up as `signal` aborts (untilAborted). A generator given up so ends once its read does,
+ * letting its read transaction go then, with nobody waiting for it.
+ */
+export async function* pagesUntilAborted<T>(pages: AsyncIterable<T>, signal: AbortSignal): AsyncIterable<T> {
+  const iterator = pages[Symbol.asyncIterator]();
+  let reading = false;
+  try {
+    for (;;) {
+      reading = true;
+      const page = await untilAborted(iterator.next(), signal);
+      reading = false;
+      if (page.done) return;
+      yield page.value;
+    }
+  } finally {
+    const ending = iterator.return?.();
+    if (reading) ending?.catch(() => {});
+    else await ending;
+  }
+}

@@ -1,6 +1,7 @@
 /**
  * Holds a log's reads of the state (resets, snapshots) until the test lets them go, counting those under way: a reset
- * then keeps its replay slot and its turn for as long as a test needs it to.
+ * then keeps its replay slot and its turn for as long as a test needs it to; and its reads of updates, as a remote
+ * store that stopped answering holds them.
  */
 import type { CommittedLog } from "../sdk/contract.ts";
 
@@ -65,5 +66,23 @@ export function holdStatePages(log: CommittedLog): HeldPages {
         yield page;
       }
     })();
+  return held;
+}
+
+/** Holds the log's reads of updates after `after` (a replay's first page) until release(); other reads go on. */
+export function holdUpdateReads(log: CommittedLog, after: number): HeldReads {
+  const read = log.read.bind(log);
+  const released = Promise.withResolvers<void>();
+  const held = { reading: 0, most: 0, release: () => released.resolve() };
+  log.read = async (query) => {
+    if (query.after !== after) return read(query);
+    held.most = Math.max(held.most, ++held.reading);
+    try {
+      await released.promise;
+      return await read(query);
+    } finally {
+      held.reading--;
+    }
+  };
   return held;
 }

@@ -5,11 +5,12 @@
  * that fails throws StoreReadFailed (sdk/store-reads.ts): the store's failure, which the requester outlasts. A reply
  * under way when the sink stops throws at its next chunk, whatever is left of it: the responder ends it with an error
  * chunk while the connection is still open (a reset of `shared` to many requesters is each chunk once per requester,
- * which the host's deadline for a stop does not wait out), and the requester asks again.
+ * which the host's deadline for a stop does not wait out), and the requester asks again. One waiting on a read of the
+ * store ends at once so: the read goes on, a remote store that stopped answering given up only at its timeout.
  */
 import { isBehindRetention, SNAPSHOT_PAGE, type CommittedLog } from "../../../sdk/contract.ts";
 import { ALL } from "../../../protocol/streams.ts";
-import { fromStore, readingStore } from "../../../sdk/store-reads.ts";
+import { fromStore, pagesUntilAborted, readingStore, untilAborted } from "../../../sdk/store-reads.ts";
 import { envelopeJson, snapshotEnvelopeJson, type Update } from "../../../sdk/model.ts";
 import type { ReplayRequest, ResetReason } from "../../../protocol/replay.ts";
 import type { ChunkWriter } from "./chunks.ts";
@@ -39,9 +40,10 @@ export class ReplayContent {
     let version = 0;
     // An answer holds one page, never the stream's whole state: the responder's `concurrency` bounds what a flood of
     // resets holds.
-    for await (const page of readingStore(
+    const pages = readingStore(
       log.snapshotPages(request.stream === ALL ? {} : { stream: request.stream }, SNAPSHOT_PAGE),
-    )) {
+    );
+    for await (const page of pagesUntilAborted(pages, this.stopping)) {
       version = page.version;
       for (const object of page.objects) {
         const sending = writer.add(snapshotEnvelopeJson(log.epoch, request.stream, object, time), object.version);
@@ -64,7 +66,10 @@ export class ReplayContent {
     for (;;) {
       let page: Update[];
       try {
-        page = await log.read({ stream, after, to: through, limit: PAGE }).catch(fromStore);
+        page = await untilAborted(
+          log.read({ stream, after, to: through, limit: PAGE }).catch(fromStore),
+          this.stopping,
+        );
       } catch (error) {
         if (isBehindRetention(error) && after === from) return false;
         throw error;

@@ -18,7 +18,7 @@ import {
   wholeYet,
 } from "../../../sdk/resume.ts";
 import { snapshotTurn } from "../../../sdk/snapshot-turns.ts";
-import { fromStore, StoreReadFailed } from "../../../sdk/store-reads.ts";
+import { fromStore, StoreReadFailed, untilAborted } from "../../../sdk/store-reads.ts";
 import { ConnectionDropped } from "./publisher.ts";
 import { refusedReply } from "./replies.ts";
 import { replyWriter } from "./reply-writer.ts";
@@ -61,7 +61,7 @@ export interface ResponderOptions {
 }
 
 export interface Responder {
-  /** Stops taking requests and waits for those being answered, each cut at its next chunk (replay-content.ts). */
+  /** Stops taking requests and waits for those being answered, each cut at its next chunk or read (replay-content). */
   stop(): Promise<void>;
 }
 
@@ -153,7 +153,8 @@ export function serveReplay(options: ResponderOptions): Responder {
         if (reset === "behind-retention")
           for (const entry of [pending, ...alike].filter((one) => !readBehind.has(one))) {
             const behind = entry.request as ReplayRequest;
-            await noteBehindRetention(log, behind.stream, behind.from!.version).catch(fromStore);
+            const noted = noteBehindRetention(log, behind.stream, behind.from!.version).catch(fromStore);
+            await untilAborted(noted, stopped.signal);
           }
         writer = writerFor(replies);
         await content.sendState(request, reset, writer, replies.length);
