@@ -13,6 +13,7 @@ import { isBehindRetention, type CommittedLog } from "./contract.ts";
 import { ALL } from "../protocol/streams.ts";
 import type { Position } from "../protocol/position.ts";
 import type { ResetReason } from "../protocol/replay.ts";
+import { untilAborted } from "./store-reads.ts";
 
 /**
  * Thrown by checkResumePoint for a position ahead of this replica's log while the replica cannot read the store it
@@ -84,7 +85,8 @@ export function resetReason(log: CommittedLog, stream: string, from: Position | 
 
 /**
  * resetReason once the log has had AHEAD_WAIT_MS to reach a `from` of its epoch that is ahead of it (less if
- * `signal` aborts). A reader behind retention is told to the log, which logs and counts it (noteBehindRetention).
+ * `signal` aborts, which gives up its read too). A reader behind retention is told to the log, which logs and counts it
+ * (noteBehindRetention).
  * Throws StoreUnreadableError instead of "ahead-of-log" while the log is behind a store it cannot read, and instead of
  * any answer once it serves the store no more.
  */
@@ -102,7 +104,10 @@ export async function checkResumePoint(
     const ahead = `position ${from!.version} is ahead of its log (head ${log.head()})`;
     throw new StoreUnreadableError(`this replica cannot read the store: ${ahead}; retry`);
   }
-  if (reason === "behind-retention") await noteBehindRetention(log, stream, from!.version);
+  if (reason === "behind-retention") {
+    const noted = noteBehindRetention(log, stream, from!.version);
+    await (signal ? untilAborted(noted, signal) : noted);
+  }
   return reason;
 }
 

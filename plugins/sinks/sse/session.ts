@@ -13,11 +13,14 @@
  * (sdk/http.ts), leaving the store's other read slots to NATS resets and the core; a
  * subscriber that goes away leaves the loop; one that takes nothing is closed (`stallMs`), as is one that takes nothing
  * of its catch-up, which would hold its stream (its place under maxStreams) for as long as its connection stayed open.
+ * A stream closed while it waits on a read of the store (its client gone, or the sink's stop) ends at once, the read
+ * going on and its result dropped: a remote store that stopped answering gives up only at its 10 s, the host's
+ * deadline for a plugin's stop.
  */
 import { isBehindRetention, type CommittedLog } from "../../../sdk/contract.ts";
 import { checkResumePoint, isStoreUnreadable, STORE_UNREADABLE_RETRY_MS } from "../../../sdk/resume.ts";
 import { readObjectPages } from "../../../sdk/http.ts";
-import { fromStore, readingStore, StoreReadFailed } from "../../../sdk/store-reads.ts";
+import { fromStore, pagesUntilAborted, readingStore, StoreReadFailed, untilAborted } from "../../../sdk/store-reads.ts";
 import type { Position } from "../../../protocol/position.ts";
 import type { ResetReason } from "../../../protocol/replay.ts";
 import type { SseChannel } from "./channel.ts";
@@ -157,7 +160,8 @@ async function readThrough(session: Session, after: number, target: number): Pro
     // encoded besides (with 400 such streams at 150,000 pods, ~3 MiB more each got kubemeta OOM-killed at 1.5 GiB).
     await room(session);
     if (!isOpen(session)) break;
-    const updates = await log.read({ stream, after: position, to: target, limit: batchSize }).catch(fromStore);
+    const read = log.read({ stream, after: position, to: target, limit: batchSize }).catch(fromStore);
+    const updates = await untilAborted(read, session.signal);
     if (updates.length === 0) break;
     session.channel.write(session.events.encode(stream, updates, filter));
     position = updates[updates.length - 1]!.version;
@@ -180,7 +184,8 @@ async function reset(session: Session, cause: ResetCause): Promise<number> {
   const time = new Date().toISOString();
   let version = 0;
   const query = { stream, namespace: filter.namespace };
-  for await (const page of readingStore(readObjectPages(log, query, filter.kinds, signal))) {
+  const pages = readingStore(readObjectPages(log, query, filter.kinds, signal));
+  for await (const page of pagesUntilAborted(pages, signal)) {
     version = page.version;
     await room(session);
     if (!isOpen(session)) break;
@@ -206,7 +211,10 @@ async function live(session: Session, after: number): Promise<void> {
   // A log that serves the store no more (CommittedLog.retired) moves no further: its client is to go elsewhere.
   const following = AbortSignal.any([signal, finish, ...(log.retired ? [log.retired] : [])]);
   try {
-    for await (const batch of readingStore(log.follow({ stream, after, batchSize, signal: following }))) {
+    const batches = readingStore(log.follow({ stream, after, batchSize, signal: following }));
+    // A stop's `finish` ends it at its next wait, having read what it reads; a read under way as its stream is closed
+    // (the stop's drain over, or its client gone) is given up.
+    for await (const batch of pagesUntilAborted(batches, signal)) {
       if (!channel.hasRoom()) {
         channel.write(overflowEvent(log.epoch, stream, position));
         channel.close();

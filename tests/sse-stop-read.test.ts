@@ -1,0 +1,73 @@
+/**
+ * A stream waiting on a read of the store when the sse sink stops (a remote store that stopped answering, given up
+ * only at its own timeout, 10 s, the host's deadline for a plugin's stop): its reset's read of the state, its
+ * catch-up's read of updates, or the read that tells the log of a reader behind retention. The stop closes it at once,
+ * its client to come back, and waits no more for the read, whose result is dropped. The stop waited for the read:
+ * every SIGTERM `sink did not stop in time; abandoning it`.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { rawPod, startTestHost, type TestHost, waitFor } from "../testing/index.ts";
+import { holdStateReads, holdUpdateReads, type HeldReads } from "./held-state-reads.ts";
+import { openSse, type SseConnection } from "./sse-client.ts";
+
+/** Far below the read's hold: it is never let go before the stop is over. */
+const STOP_MS = 2_000;
+
+const hosts: TestHost[] = [];
+afterEach(async () => {
+  for (const th of hosts.splice(0)) await th.destroy();
+});
+
+/** A host of a few pods; the version after its first. */
+async function hostOfPods(retention?: Record<string, unknown>): Promise<{ th: TestHost; first: number }> {
+  const th = await startTestHost({ sinks: [{ type: "sse" }], retention });
+  hosts.push(th);
+  await th.changes.apply("pods", "ADDED", rawPod("p-0", { node: "n1" }));
+  await th.changes.flush();
+  const first = th.host.log.head();
+  for (let i = 1; i < 5; i++) await th.changes.apply("pods", "ADDED", rawPod(`p-${i}`, { node: "n1" }));
+  await th.changes.flush();
+  return { th, first };
+}
+
+/**
+ * Stops the host once the stream's read is held, and lets the read go after the stop; the read's late end is waited
+ * for, so that anything it leaves unhandled fails the test. The types of the events the stream sent.
+ */
+async function stopUnderRead(th: TestHost, held: HeldReads, opening: Promise<SseConnection>): Promise<string[]> {
+  const connection = await opening;
+  try {
+    await waitFor(() => held.reading === 1, 5_000, "the stream's read of the store, held");
+    let stopped = false;
+    const stopping = th.host.stop().then(() => (stopped = true));
+    await waitFor(() => stopped, STOP_MS, "the sink's stop, its stream's read held");
+    await stopping;
+    await connection.ended;
+    return connection.events.map((event) => event.type);
+  } finally {
+    held.release();
+    await waitFor(() => held.reading === 0, 5_000, "the held read's end");
+    connection.close();
+  }
+}
+
+test("a stream waiting on its reset's read of the state at a stop ends at once, the stop not waiting", async () => {
+  const { th } = await hostOfPods();
+  const held = holdStateReads(th.host.log);
+  expect(await stopUnderRead(th, held, openSse(th.url, { stream: "all" }))).toEqual(["RESET"]);
+}, 30_000);
+
+test("a stream waiting on its catch-up's read of updates at a stop ends at once, the stop not waiting", async () => {
+  const { th, first } = await hostOfPods();
+  const held = holdUpdateReads(th.host.log, first);
+  const opening = openSse(th.url, { stream: "all" }, { lastEventId: `${th.host.epoch}:${first}` });
+  expect(await stopUnderRead(th, held, opening)).toEqual([]);
+}, 30_000);
+
+test("a stream waiting on the note of its reader behind retention at a stop ends at once, not waited for", async () => {
+  const { th, first } = await hostOfPods({ maxUpdates: 2, interval: 50 });
+  await waitFor(() => th.host.log.oldest() > first + 1, 5_000, "retention to prune past the first pod");
+  const held = holdUpdateReads(th.host.log, first);
+  const opening = openSse(th.url, { stream: "all" }, { lastEventId: `${th.host.epoch}:${first}` });
+  expect(await stopUnderRead(th, held, opening)).toEqual([]);
+}, 30_000);
