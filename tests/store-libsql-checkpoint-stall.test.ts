@@ -1,13 +1,14 @@
 /**
  * The WAL checkpoint worker late, not dead (a machine stalled on memory pressure, every thread waiting on page
  * reclaim): once it answers again, commits are bounded by it again rather than by the writer's own checkpoints.
+ * Dead (an uncaught exception): a new worker takes over, unless too many died in a row.
  */
 import { expect, test } from "bun:test";
 import { createClient } from "@libsql/client";
 import { statSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { startCheckpointer } from "../plugins/stores/libsql/checkpointer.ts";
+import { startCheckpointer, type CheckpointerOptions } from "../plugins/stores/libsql/checkpointer.ts";
 import { createLogger } from "../host/logger.ts";
 import { storeSandbox } from "./store-libsql-setup.ts";
 import { waitFor } from "../testing/index.ts";
@@ -15,10 +16,12 @@ import { waitFor } from "../testing/index.ts";
 const { newDir } = storeSandbox();
 const RESTART_BYTES = 1_000_000;
 
-test("a checkpoint worker that answers after the commit stopped waiting for it is used again", async () => {
+/** A WAL-mode file, its writer, and a checkpointer bounding it at RESTART_BYTES; what it logs is kept. */
+async function checkpointed(options: Partial<CheckpointerOptions>) {
   const dir = newDir();
   await mkdir(dir, { recursive: true });
   const url = `file:${join(dir, "k.db")}`;
+  const walPath = `${join(dir, "k.db")}-wal`;
   // Its commits wait for the worker's RESTART, which holds the write lock, as the store's writer's do.
   const writer = createClient({ url, timeout: 5_000 });
   await writer.execute("PRAGMA journal_mode = WAL");
@@ -34,13 +37,18 @@ test("a checkpoint worker that answers after the commit stopped waiting for it i
   const said = (msg: string) => logged.filter((line) => line.msg === msg);
   const checkpointer = startCheckpointer({
     url,
-    walPath: `${join(dir, "k.db")}-wal`,
-    // The worker's RESTART waits this long for readers: longer than the commit waits for its answer.
+    walPath,
     busyTimeoutMs: 3_000,
     restartBytes: RESTART_BYTES,
-    replyTimeoutMs: 300,
     logger: createLogger({ level: "debug", write: (line) => void logged.push(JSON.parse(line)) }),
+    ...options,
   });
+  return { url, walPath, writer, fillWal, said, checkpointer };
+}
+
+test("a checkpoint worker that answers after the commit stopped waiting for it is used again", async () => {
+  // The worker's RESTART waits 3 s for readers: longer than the commit waits for its answer.
+  const { url, walPath, writer, fillWal, said, checkpointer } = await checkpointed({ replyTimeoutMs: 300 });
   // A reader whose snapshot holds the WAL: the worker's RESTART waits inside libSQL, as a stalled thread would.
   const reader = createClient({ url });
   try {
@@ -62,13 +70,55 @@ test("a checkpoint worker that answers after the commit stopped waiting for it i
     const silent = "WAL checkpoint worker does not answer; the writer checkpoints by itself until it answers again";
     expect(said(silent).map((line) => line.level)).toEqual(["warn"]);
     expect(said("WAL checkpoint worker answers again").map((line) => line.level)).toEqual(["info"]);
-    const walBytes = statSync(`${join(dir, "k.db")}-wal`).size;
+    const walBytes = statSync(walPath).size;
     await writer.execute("INSERT INTO t VALUES (1)");
     // Restarted: the next commit writes the WAL from its start.
-    expect(statSync(`${join(dir, "k.db")}-wal`).size).toBe(walBytes);
+    expect(statSync(walPath).size).toBe(walBytes);
   } finally {
     await checkpointer.stop();
     reader.close();
+    writer.close();
+  }
+});
+
+test("a checkpoint worker that died is replaced: commits are bounded by the new one", async () => {
+  const { writer, fillWal, said, checkpointer } = await checkpointed({ workersThatDie: 1 });
+  try {
+    const replaced = "WAL checkpoint worker failed; a new one takes over";
+    const givenUp = "WAL checkpoint worker failed; the writer checkpoints by itself from now on";
+    await waitFor(() => said(replaced).length + said(givenUp).length > 0, 3_000, "the worker to die");
+    await waitFor(
+      async () => {
+        await fillWal();
+        await checkpointer.bound();
+        return said("WAL restarted").length > 0;
+      },
+      3_000,
+      "a commit to restart the WAL through a new worker",
+    );
+    expect(said(givenUp)).toEqual([]);
+  } finally {
+    await checkpointer.stop();
+    writer.close();
+  }
+});
+
+test("checkpoint workers that die in a row are replaced three times, then given up", async () => {
+  const { writer, fillWal, said, checkpointer } = await checkpointed({ workersThatDie: 5 });
+  try {
+    const givenUp = "WAL checkpoint worker failed; the writer checkpoints by itself from now on";
+    await waitFor(() => said(givenUp).length > 0, 5_000, "the checkpointer to give up");
+    expect(said("WAL checkpoint worker failed; a new one takes over")).toMatchObject([
+      { level: "error", inMs: 250 },
+      { level: "error", inMs: 500 },
+      { level: "error", inMs: 1_000 },
+    ]);
+    // Not waited for: the commit goes on past the bound at once.
+    await fillWal();
+    await checkpointer.bound();
+    expect(said("WAL restarted")).toEqual([]);
+  } finally {
+    await checkpointer.stop();
     writer.close();
   }
 });

@@ -33,6 +33,10 @@ self.onmessage = async (event: MessageEvent<CheckpointerRequest>) => {
   if (request.type === "start") {
     client = createClient({ url: request.url, concurrency: 1, timeout: request.busyTimeoutMs });
     timer = setInterval(async () => self.postMessage(await checkpoint("PASSIVE")), request.intervalMs);
+    if (request.dies)
+      setTimeout(() => {
+        throw new Error("the checkpoint worker dies, as a test asked");
+      });
   } else if (request.type === "restart") {
     self.postMessage({ ...(await checkpoint("RESTART")), id: request.id });
   } else {

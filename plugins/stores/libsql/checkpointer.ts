@@ -31,9 +31,14 @@ const CHECKPOINT_INTERVAL_MS = 500;
 export const WAL_RESTART_BYTES = 64 * 1024 * 1024;
 /** How long a commit waits for the worker to answer before going on without it (see `bound`). */
 const REPLY_TIMEOUT_MS = 10_000;
+/** A worker that died is replaced after this, doubled for each one that died before it without a checkpoint done. */
+const REPLACE_BACKOFF_MS = 250;
+/** Workers replaced in a row (none checkpointing in between) before the writer's own checkpoints take over for good. */
+const REPLACEMENTS_IN_A_ROW = 3;
 
 export type CheckpointerRequest =
-  | { type: "start"; url: string; intervalMs: number; busyTimeoutMs: number }
+  /** `dies`: for tests, the worker throws (uncaught) once started. */
+  | { type: "start"; url: string; intervalMs: number; busyTimeoutMs: number; dies?: boolean }
   /** `id` comes back with its answer, so that a late answer to an earlier request is not taken for this one's. */
   | { type: "restart"; id: number }
   | { type: "stop" };
@@ -57,6 +62,8 @@ export interface CheckpointerOptions {
   restartBytes?: number;
   /** For tests: how long a commit waits for the worker's answer. */
   replyTimeoutMs?: number;
+  /** For tests: how many workers, the first ones, die (an uncaught exception) once started. */
+  workersThatDie?: number;
   logger: Logger;
 }
 
@@ -71,8 +78,6 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
   const restartBytes = options.restartBytes ?? WAL_RESTART_BYTES;
   const replyTimeoutMs = options.replyTimeoutMs ?? REPLY_TIMEOUT_MS;
   let walBytes = 0;
-  const worker = new Worker(new URL("./checkpoint-worker.ts", import.meta.url).href, { name: "checkpointer" });
-  worker.unref();
   /** Who waits for which answer: a restart's under its id, the stop's under STOPPED (no restart's id). */
   const waiting = new Map<number, (reply: CheckpointerReply) => void>();
   const STOPPED = 0;
@@ -84,7 +89,51 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
    * cannot be ended while it may be inside a libSQL call (terminate() aborts the process, tests/bun-worker.test.ts).
    */
   let silent = false;
-  worker.addEventListener("message", (event: MessageEvent<CheckpointerReply>) => {
+  /** The worker died: not waited for until a new one replaces it, or ever again once too many died in a row. */
+  let failed = false;
+  let diedInARow = 0;
+  let replacing: Timer | undefined;
+  let stopping: Promise<void> | undefined;
+  let workersThatDie = options.workersThatDie ?? 0;
+  let worker = spawn();
+
+  function spawn(): Worker {
+    const started = new Worker(new URL("./checkpoint-worker.ts", import.meta.url).href, { name: "checkpointer" });
+    started.unref();
+    started.addEventListener("message", onReply);
+    // Dead, it is inside no libSQL call (each returns before JS runs again): a new one can take over without a risk.
+    started.addEventListener("error", (event) => {
+      failed = true;
+      for (const [id, waiter] of waiting) waiter({ error: "the WAL checkpoint worker died", id });
+      waiting.clear();
+      if (stopping) return;
+      if (diedInARow === REPLACEMENTS_IN_A_ROW) {
+        logger.error("WAL checkpoint worker failed; the writer checkpoints by itself from now on", {
+          error: event.message,
+        });
+        return;
+      }
+      const inMs = REPLACE_BACKOFF_MS * 2 ** diedInARow++;
+      logger.error("WAL checkpoint worker failed; a new one takes over", { error: event.message, inMs });
+      replacing = setTimeout(() => {
+        silent = failed = false;
+        worker = spawn();
+      }, inMs);
+      replacing.unref();
+    });
+    const dies = workersThatDie > 0;
+    workersThatDie--;
+    started.postMessage({
+      type: "start",
+      url,
+      intervalMs: CHECKPOINT_INTERVAL_MS,
+      busyTimeoutMs,
+      dies,
+    } satisfies CheckpointerRequest);
+    return started;
+  }
+
+  function onReply(event: MessageEvent<CheckpointerReply>) {
     const reply = event.data;
     if (silent) {
       silent = false;
@@ -92,21 +141,16 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
     }
     if ("error" in reply && reply.error !== lastError) logger.warn("WAL checkpoint failed", { error: reply.error });
     lastError = "error" in reply ? reply.error : "";
-    // A restart that was not kept from its work leaves the WAL to be written from its start: nothing in use.
-    if ("checkpointed" in reply) walBytes = reply.checkpointed === "RESTART" && !reply.busy ? 0 : reply.walBytes;
+    if ("checkpointed" in reply) {
+      diedInARow = 0;
+      // A restart that was not kept from its work leaves the WAL to be written from its start: nothing in use.
+      walBytes = reply.checkpointed === "RESTART" && !reply.busy ? 0 : reply.walBytes;
+    }
     const key = "stopped" in reply ? STOPPED : reply.id;
     if (key === undefined) return;
     waiting.get(key)?.(reply);
     waiting.delete(key);
-  });
-  /** A worker that died is not waited for again: the writer's own checkpoints take over. */
-  let failed = false;
-  worker.addEventListener("error", (event) => {
-    failed = true;
-    logger.error("WAL checkpoint worker failed; the writer checkpoints by itself from now on", {
-      error: event.message,
-    });
-  });
+  }
   const send = (request: CheckpointerRequest) => worker.postMessage(request);
 
   /** The answer to the request under `key`, or undefined once the commit stops waiting for it. */
@@ -125,8 +169,6 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
 
   const walFileBytes = () => statSync(walPath, { throwIfNoEntry: false })?.size ?? 0;
 
-  send({ type: "start", url, intervalMs: CHECKPOINT_INTERVAL_MS, busyTimeoutMs });
-  let stopping: Promise<void> | undefined;
   return {
     async bound() {
       if (stopping || silent || failed) return;
@@ -147,7 +189,9 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
     },
     stop() {
       stopping ??= (async () => {
-        const stopped = failed || silent ? undefined : answer(STOPPED);
+        clearTimeout(replacing);
+        if (failed) return;
+        const stopped = silent ? undefined : answer(STOPPED);
         send({ type: "stop" });
         // terminate() while the worker is inside a libSQL call aborts the whole process
         // (tests/bun-worker.test.ts): a worker that did not say it stopped is left to finish

@@ -35,7 +35,8 @@ const WRITER_CACHE_KIB = 65_536;
 const RESTART_WAIT_MS = 1_000;
 /**
  * SQLite's own checkpoint, run inside a commit on the writer's thread once the WAL holds this many frames: the WAL's
- * bound only while the checkpoint worker does not answer or after it died (see checkpointer.ts).
+ * bound only while the checkpoint worker does not answer, is being replaced, or died too often in a row (see
+ * checkpointer.ts).
  */
 const BACKSTOP_CHECKPOINT_PAGES = 50_000;
 /**
