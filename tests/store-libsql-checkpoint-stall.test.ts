@@ -5,10 +5,11 @@
  */
 import { expect, test } from "bun:test";
 import { createClient } from "@libsql/client";
-import { statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { startCheckpointer, type CheckpointerOptions } from "../plugins/stores/libsql/checkpointer.ts";
+import { releaseClosedConnections } from "../plugins/stores/libsql/release.ts";
 import { createLogger } from "../host/logger.ts";
 import { storeSandbox } from "./store-libsql-setup.ts";
 import { waitFor } from "../testing/index.ts";
@@ -101,6 +102,16 @@ test("a checkpoint worker that died is replaced: commits are bounded by the new 
     await checkpointer.stop();
     writer.close();
   }
+});
+
+test("a checkpoint worker that died leaves no connection open: the writer's close folds the WAL in, removes it", async () => {
+  const { walPath, writer, fillWal, said, checkpointer } = await checkpointed({ workersThatDie: 1 });
+  await fillWal();
+  await waitFor(() => said("WAL checkpoint worker failed; a new one takes over").length > 0, 3_000, "the death");
+  await checkpointer.stop();
+  writer.close();
+  await releaseClosedConnections();
+  expect(existsSync(walPath)).toBe(false);
 });
 
 test("checkpoint workers that die in a row are replaced three times, then given up", async () => {

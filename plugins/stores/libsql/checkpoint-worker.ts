@@ -28,15 +28,26 @@ async function checkpoint(mode: "PASSIVE" | "RESTART"): Promise<CheckpointerRepl
   }
 }
 
+// Dead, a thread keeps what it references (tests/bun-worker.test.ts): its connection, held open for the process's life,
+// would keep the writer from being the file's last one at a stop, which folds the WAL in and removes it.
+self.addEventListener("error", () => {
+  clearInterval(timer);
+  client?.close();
+  Bun.gc(true);
+});
+
 self.onmessage = async (event: MessageEvent<CheckpointerRequest>) => {
   const request = event.data;
   if (request.type === "start") {
     client = createClient({ url: request.url, concurrency: 1, timeout: request.busyTimeoutMs });
     timer = setInterval(async () => self.postMessage(await checkpoint("PASSIVE")), request.intervalMs);
+    // Its connection opened by a checkpoint, as that of a worker dying in its life is.
     if (request.dies)
-      setTimeout(() => {
-        throw new Error("the checkpoint worker dies, as a test asked");
-      });
+      void checkpoint("PASSIVE").then(() =>
+        setTimeout(() => {
+          throw new Error("the checkpoint worker dies, as a test asked");
+        }),
+      );
   } else if (request.type === "restart") {
     self.postMessage({ ...(await checkpoint("RESTART")), id: request.id });
   } else {

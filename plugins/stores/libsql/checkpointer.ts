@@ -37,7 +37,7 @@ const REPLACE_BACKOFF_MS = 250;
 const REPLACEMENTS_IN_A_ROW = 3;
 
 export type CheckpointerRequest =
-  /** `dies`: for tests, the worker throws (uncaught) once started. */
+  /** `dies`: for tests, the worker throws (uncaught) after a checkpoint, its reply not sent. */
   | { type: "start"; url: string; intervalMs: number; busyTimeoutMs: number; dies?: boolean }
   /** `id` comes back with its answer, so that a late answer to an earlier request is not taken for this one's. */
   | { type: "restart"; id: number }
@@ -62,7 +62,7 @@ export interface CheckpointerOptions {
   restartBytes?: number;
   /** For tests: how long a commit waits for the worker's answer. */
   replyTimeoutMs?: number;
-  /** For tests: how many workers, the first ones, die (an uncaught exception) once started. */
+  /** For tests: how many workers, the first ones, die (an uncaught exception) after their first checkpoint. */
   workersThatDie?: number;
   logger: Logger;
 }
