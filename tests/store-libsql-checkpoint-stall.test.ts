@@ -16,6 +16,7 @@ import { waitFor } from "../testing/index.ts";
 
 const { newDir } = storeSandbox();
 const RESTART_BYTES = 1_000_000;
+const SILENT = "WAL checkpoint worker does not answer; the writer checkpoints by itself until it answers again";
 
 /** A WAL-mode file, its writer, and a checkpointer bounding it at RESTART_BYTES; what it logs is kept. */
 async function checkpointed(options: Partial<CheckpointerOptions>) {
@@ -68,8 +69,7 @@ test("a checkpoint worker that answers after the commit stopped waiting for it i
       3_000,
       "a commit to restart the WAL through the worker",
     );
-    const silent = "WAL checkpoint worker does not answer; the writer checkpoints by itself until it answers again";
-    expect(said(silent).map((line) => line.level)).toEqual(["warn"]);
+    expect(said(SILENT).map((line) => line.level)).toEqual(["warn"]);
     expect(said("WAL checkpoint worker answers again").map((line) => line.level)).toEqual(["info"]);
     const walBytes = statSync(walPath).size;
     await writer.execute("INSERT INTO t VALUES (1)");
@@ -77,6 +77,48 @@ test("a checkpoint worker that answers after the commit stopped waiting for it i
     expect(statSync(walPath).size).toBe(walBytes);
   } finally {
     await checkpointer.stop();
+    reader.close();
+    writer.close();
+  }
+});
+
+test("a stop waits for a silent checkpoint worker: the writer's close folds the WAL in and removes it", async () => {
+  const { url, walPath, writer, fillWal, said, checkpointer } = await checkpointed({ replyTimeoutMs: 300 });
+  const reader = createClient({ url });
+  await fillWal();
+  const held = await reader.transaction("read");
+  await held.execute("SELECT count(*) FROM t");
+  await checkpointer.bound();
+  expect(said(SILENT)).toHaveLength(1);
+  // Stopped as the store's close does it: reads over, the checkpointer, then the writer, the file's last connection.
+  held.close();
+  reader.close();
+  await checkpointer.stop();
+  writer.close();
+  await releaseClosedConnections();
+  expect(existsSync(walPath)).toBe(false);
+  const reopened = createClient({ url });
+  try {
+    expect((await reopened.execute("SELECT count(*) FROM t")).rows[0]?.[0]).toBe(2200);
+  } finally {
+    reopened.close();
+  }
+});
+
+test("a checkpoint worker silent past the stop's wait is left to stop by itself, and that is said", async () => {
+  const { url, writer, fillWal, said, checkpointer } = await checkpointed({ replyTimeoutMs: 300 });
+  const reader = createClient({ url });
+  try {
+    await fillWal();
+    const held = await reader.transaction("read");
+    await held.execute("SELECT count(*) FROM t");
+    await checkpointer.bound();
+    // The reader holds the worker's RESTART (up to 3 s) past the stop's wait.
+    await checkpointer.stop();
+    held.close();
+    const notStopped = "WAL checkpoint worker did not stop; the WAL may stay beside the file until the next start";
+    expect(said(notStopped)).toMatchObject([{ level: "warn", waitedMs: 300 }]);
+  } finally {
     reader.close();
     writer.close();
   }
@@ -104,7 +146,7 @@ test("a checkpoint worker that died is replaced: commits are bounded by the new 
   }
 });
 
-test("a checkpoint worker that died leaves no connection open: the writer's close folds the WAL in, removes it", async () => {
+test("a dead checkpoint worker keeps no connection open: the writer's close folds the WAL in, removes it", async () => {
   const { walPath, writer, fillWal, said, checkpointer } = await checkpointed({ workersThatDie: 1 });
   await fillWal();
   await waitFor(() => said("WAL checkpoint worker failed; a new one takes over").length > 0, 3_000, "the death");

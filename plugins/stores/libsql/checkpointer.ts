@@ -191,12 +191,18 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
       stopping ??= (async () => {
         clearTimeout(replacing);
         if (failed) return;
-        const stopped = silent ? undefined : answer(STOPPED);
+        // A silent one too: until its connection closes, the writer's close is not the file's last, which folds the
+        // WAL in and removes it, and the WAL with what it holds would stay beside a file said to be the whole store.
+        const stopped = answer(STOPPED);
         send({ type: "stop" });
         // terminate() while the worker is inside a libSQL call aborts the whole process
         // (tests/bun-worker.test.ts): a worker that did not say it stopped is left to finish
         // its call and stop itself; it is unreferenced, so it does not hold the process.
-        if (stopped && (await stopped)) worker.terminate();
+        if (await stopped) worker.terminate();
+        else
+          logger.warn("WAL checkpoint worker did not stop; the WAL may stay beside the file until the next start", {
+            waitedMs: replyTimeoutMs,
+          });
       })();
       return stopping;
     },
