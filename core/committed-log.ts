@@ -198,7 +198,11 @@ export function createLog(options: LogOptions): HostLog {
     async *follow({ stream, after, batchSize = 500, signal, noPosition }: FollowOptions) {
       let position = after;
       while (!signal.aborted) {
-        const { updates, through } = await scan({ stream, after: position, limit: batchSize, noPosition });
+        // A read the store holds (one that stopped answering, given up only at its own timeout) keeps no stop
+        // waiting: the reader ends, the read goes on, its result or failure dropped.
+        const read = await until(scan({ stream, after: position, limit: batchSize, noPosition }), Infinity, signal);
+        if (read === TIMED_OUT) return;
+        const { updates, through } = read;
         position = through;
         if (updates.length > 0) yield updates;
         else if (position >= head) await until(wake.promise, Infinity, signal);

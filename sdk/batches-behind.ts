@@ -8,6 +8,7 @@ import { isBehindRetention, type CommittedLog } from "./contract.ts";
 import type { Envelope } from "../protocol/envelope.ts";
 import type { Batch, BatchOptions } from "./batches.ts";
 import type { Update } from "./model.ts";
+import { TIMED_OUT, until } from "../protocol/retry.ts";
 
 /**
  * Batches of `options.stream`'s updates after `after` through `through` (the log's horizon), as the stream keeps
@@ -26,7 +27,10 @@ export async function* ownStreamBehind(
   while (from < through) {
     let updates: Update[];
     try {
-      updates = await log.read({ stream, after: from, to: through, limit: size });
+      // A read the store holds keeps no stop waiting, as the log's follow() has it.
+      const read = await until(log.read({ stream, after: from, to: through, limit: size }), Infinity, options.signal);
+      if (read === TIMED_OUT) return from;
+      updates = read;
     } catch (error) {
       if (!isBehindRetention(error)) throw error;
       // Retention removed updates of the stream after `from`: lost up to the last of them (past `through`, when a

@@ -48,7 +48,7 @@
  */
 import type { Leadership, SinkContext } from "./contract.ts";
 import type { Envelope } from "../protocol/envelope.ts";
-import { Backoff, sleep, timerDelay } from "../protocol/retry.ts";
+import { Backoff, sleep, TIMED_OUT, timerDelay, until } from "../protocol/retry.ts";
 import { ALL, isStreamName, STREAM_NAME_RULE } from "../protocol/streams.ts";
 import { inStream, toEnvelope, type Update } from "./model.ts";
 import { deliveryLoop, FilterFailed, REFRESH_MS, type FailedStep } from "./consume-delivery.ts";
@@ -180,7 +180,9 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
       if (!leadershipLost) return;
       const term = AbortSignal.any([signal, leadershipLost]);
       try {
-        const cursor = await ctx.cursor.load();
+        // A load the store holds keeps no stop (nor a lost term) waiting; its late cursor is dropped.
+        const cursor = await until(ctx.cursor.load(), Infinity, term);
+        if (cursor === TIMED_OUT) continue;
         loadOutage.succeeded();
         retries.reset();
         delivering = true;

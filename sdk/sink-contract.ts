@@ -40,9 +40,9 @@ export interface FollowOptions {
   /** As LogQuery.noPosition: a reader whose position is another stream's (`consume` of one stream reads `all`). */
   noPosition?: boolean;
   /**
-   * Aborting it ends the reader: the loop over `follow()` finishes at its next wait.
-   * That is how a sink stops reading. A sink that runs its own loop (not `consume`)
-   * handles its own errors: nothing restarts a loop that died.
+   * Aborting it ends the reader: the loop over `follow()` finishes at its next wait, or at once while it waits for
+   * the store (a read the store holds goes on, its result dropped). That is how a sink stops reading. A sink that
+   * runs its own loop (not `consume`) handles its own errors: nothing restarts a loop that died.
    */
   signal: AbortSignal;
 }

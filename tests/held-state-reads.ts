@@ -69,20 +69,32 @@ export function holdStatePages(log: CommittedLog): HeldPages {
   return held;
 }
 
+/** `read`, each call held until release() as a store that stopped answering holds it, counted while under way. */
+export function holdCalls<A extends unknown[], T>(
+  read: (...args: A) => Promise<T>,
+): HeldReads & { read: (...args: A) => Promise<T> } {
+  const released = Promise.withResolvers<void>();
+  const held: HeldReads & { read: (...args: A) => Promise<T> } = {
+    reading: 0,
+    most: 0,
+    release: () => released.resolve(),
+    async read(...args) {
+      held.most = Math.max(held.most, ++held.reading);
+      try {
+        await released.promise;
+        return await read(...args);
+      } finally {
+        held.reading--;
+      }
+    },
+  };
+  return held;
+}
+
 /** Holds the log's reads of updates after `after` (a replay's first page) until release(); other reads go on. */
 export function holdUpdateReads(log: CommittedLog, after: number): HeldReads {
   const read = log.read.bind(log);
-  const released = Promise.withResolvers<void>();
-  const held = { reading: 0, most: 0, release: () => released.resolve() };
-  log.read = async (query) => {
-    if (query.after !== after) return read(query);
-    held.most = Math.max(held.most, ++held.reading);
-    try {
-      await released.promise;
-      return await read(query);
-    } finally {
-      held.reading--;
-    }
-  };
+  const held = holdCalls(read);
+  log.read = (query) => (query.after === after ? held.read(query) : read(query));
   return held;
 }

@@ -1,0 +1,133 @@
+/**
+ * A `consume` sink (webhook, jsonl, a user's plugin) waiting on a read of the store when it stops: a sink behind the
+ * log's in-memory tail reads the store in follow()'s scan, a sink of one stream behind retention reads its own stream
+ * up to the log's horizon, and a leader (ha) loads its cursor at each term. A store that stopped answering (a remote
+ * store, given up only at its own 10 s, the host's deadline for a plugin's stop) held the stop as long: every SIGTERM
+ * `sink did not stop in time; abandoning it`. The stop now ends at once; the read goes on, its result dropped: nothing
+ * delivered, the cursor not moved.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { join } from "node:path";
+import { createLog } from "../core/committed-log.ts";
+import { Terms } from "../host/leadership.ts";
+import { silentLogger } from "../host/logger.ts";
+import { createMetrics } from "../host/metrics.ts";
+import libsql from "../plugins/stores/libsql.ts";
+import type { Sink, Store } from "../sdk/contract.ts";
+import { consume } from "../sdk/consume.ts";
+import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
+import { holdCalls, holdUpdateReads, type HeldReads } from "./held-state-reads.ts";
+import { addPods, contextOn } from "./plugins-fixtures.ts";
+
+/** Far below the read's hold: it is never let go before the stop is over. */
+const STOP_MS = 2_000;
+
+let host: TestHost | undefined;
+let reader: Store | undefined;
+afterEach(async () => {
+  await reader?.stop();
+  reader = undefined;
+  await host?.destroy();
+  host = undefined;
+});
+
+/** A host of five pods, and a second store on its file to read them from. */
+async function podsInAStore(): Promise<{ th: TestHost; store: Store }> {
+  host = await startTestHost();
+  addPods(host, 5);
+  await host.changes.flush();
+  const context = { name: "reader", cluster: "test", logger: silentLogger, metrics: createMetrics() };
+  reader = libsql.create({ url: `file:${join(host.dir, "kubemeta.db")}` } as never, context);
+  await reader.start();
+  return { th: host, store: reader };
+}
+
+/** Stops the sink once its read is held; lets the read go after the stop, and waits for its late end. */
+async function stopUnderRead(sink: Sink, reads: HeldReads): Promise<void> {
+  try {
+    await waitFor(() => reads.reading === 1, 5_000, "the sink's read of the store, held");
+    let stopped = false;
+    const stopping = sink.stop().then(() => (stopped = true));
+    await waitFor(() => stopped, STOP_MS, "the sink's stop, its read held");
+    await stopping;
+  } finally {
+    reads.release();
+    await waitFor(() => reads.reading === 0, 5_000, "the held read's end");
+  }
+  // What the late answer would set off (a batch, a save) runs within a turn of the event loop.
+  await new Promise((resolve) => setImmediate(resolve));
+}
+
+test("a sink behind the in-memory tail, its read of the store held at a stop, stops at once", async () => {
+  const { th, store } = await podsInAStore();
+  const reads = holdCalls(store.readUpdates);
+  store.readUpdates = reads.read;
+  const state = { head: th.host.log.head(), oldest: th.host.log.oldest() };
+  // An empty tail: every read of the log goes to the store, as for a sink 10,000 updates behind.
+  const log = createLog({
+    store,
+    epoch: th.host.epoch,
+    ...state,
+    logger: silentLogger,
+    metrics: createMetrics(),
+    whole: true,
+  });
+  const ctx = { ...contextOn(th, "behind"), log };
+  const delivered: number[] = [];
+  const sink = consume(ctx, {
+    // The drain waits for what is committed as long as it may, a held read or not: short here, the stop's rest shown.
+    drainMs: 300,
+    batch: { size: 100, lingerMs: 0 },
+    deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)),
+  });
+  await sink.start();
+  await stopUnderRead(sink, reads);
+  expect(delivered).toEqual([]);
+  expect(ctx.saved()).toBe(0);
+}, 30_000);
+
+test("a leader (ha) whose cursor's load is held at a stop stops at once, delivering nothing", async () => {
+  const { th, store } = await podsInAStore();
+  const reads = holdCalls((name: string) => store.cursor(name));
+  const terms = new Terms();
+  terms.begin();
+  const delivered: number[] = [];
+  const sink = consume(
+    {
+      ...contextOn(th, "leader"),
+      cursor: { load: () => reads.read("sink/leader"), save: (version) => store.saveCursor("sink/leader", version) },
+      leadership: terms,
+    },
+    { deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)) },
+  );
+  await sink.start();
+  await stopUnderRead(sink, reads);
+  expect(delivered).toEqual([]);
+  expect(await store.cursor("sink/leader")).toBeUndefined();
+}, 30_000);
+
+test("a sink of one stream behind retention, its read of its own stream held at a stop, stops at once", async () => {
+  host = await startTestHost({ retention: { maxUpdates: 5, interval: "20ms" } });
+  const th = host;
+  th.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  addPods(th, 20);
+  await th.changes.flush();
+  const head = th.host.log.head();
+  await waitFor(() => th.host.log.oldest() === head - 4, 5_000, "retention keeping the last 5");
+  // From version 0, its own stream's updates read up to the log's horizon (sdk/batches-behind.ts).
+  const reads = holdUpdateReads(th.host.log, 0);
+  const saves: number[] = [];
+  const delivered: number[] = [];
+  const sink = consume(
+    { ...contextOn(th, "n1"), cursor: { load: async () => 0, save: async (version) => void saves.push(version) } },
+    {
+      stream: "node/n1",
+      drainMs: 300,
+      deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)),
+    },
+  );
+  await sink.start();
+  await stopUnderRead(sink, reads);
+  expect(delivered).toEqual([]);
+  expect(saves).toEqual([]);
+}, 30_000);
