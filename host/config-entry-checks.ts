@@ -107,6 +107,8 @@ function listReturned<T>(
 /** What a plugin's call returned, as a refusal says it, unless it is a list of what `is` accepts: then undefined. */
 export function notAList(returned: unknown, is: (item: unknown) => boolean): string | undefined {
   if (typeof returned === "string") return `the string ${JSON.stringify(returned)}`;
+  // typeof says "object" of null, which a plugin in JavaScript returns for nothing to say.
+  if (returned === null) return "null";
   if (!Array.isArray(returned)) return typeof returned === "object" ? "an object" : String(returned);
   const at = returned.findIndex((item) => !is(item));
   if (at >= 0) return `a list holding ${JSON.stringify(returned[at]) ?? String(returned[at])}`;

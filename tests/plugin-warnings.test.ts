@@ -62,3 +62,17 @@ test("--check says a plugin's warnings() that returns no list of strings as such
       "of strings\nkubemeta: warning: no sources: nothing is watched\n",
   });
 }, 30_000);
+
+test("--check says a plugin's warnings() that returns null as null, not as an object", async () => {
+  folder = await tempDir("kubemeta-warnings-");
+  await Bun.write(join(folder, "none.ts"), sinkWarning("none", "null"));
+  await Bun.write(join(folder, "kubemeta.yaml"), "sinks:\n  - type: ./none.ts\n");
+  // Was: `returned an object`, though a plugin in JavaScript that has nothing to say returned null.
+  expect(await runMain(["--check", "--config", "kubemeta.yaml"], { cwd: folder })).toEqual({
+    code: 0,
+    stdout: "config is valid\n",
+    stderr:
+      "kubemeta: warning: sinks[0]: its plugin's warnings() returned null, not a list of strings\n" +
+      "kubemeta: warning: no sources: nothing is watched\n",
+  });
+}, 30_000);
