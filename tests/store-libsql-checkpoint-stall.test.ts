@@ -45,12 +45,25 @@ async function checkpointed(options: Partial<CheckpointerOptions>) {
     logger: createLogger({ level: "debug", write: (line) => void logged.push(JSON.parse(line)) }),
     ...options,
   });
-  return { url, walPath, writer, fillWal, said, checkpointer };
+  /** Waits until a commit past the bound restarts the WAL through a worker (its `WAL restarted` line). */
+  const restartedByWorker = (what: string) =>
+    waitFor(
+      async () => {
+        await fillWal();
+        await checkpointer.bound();
+        return said("WAL restarted").length > 0;
+      },
+      3_000,
+      what,
+    );
+  return { url, walPath, writer, fillWal, said, checkpointer, restartedByWorker };
 }
 
 test("a checkpoint worker that answers after the commit stopped waiting for it is used again", async () => {
   // The worker's RESTART waits 3 s for readers: longer than the commit waits for its answer.
-  const { url, walPath, writer, fillWal, said, checkpointer } = await checkpointed({ replyTimeoutMs: 300 });
+  const { url, walPath, writer, fillWal, said, checkpointer, restartedByWorker } = await checkpointed({
+    replyTimeoutMs: 300,
+  });
   // A reader whose snapshot holds the WAL: the worker's RESTART waits inside libSQL, as a stalled thread would.
   const reader = createClient({ url });
   try {
@@ -60,15 +73,7 @@ test("a checkpoint worker that answers after the commit stopped waiting for it i
     await checkpointer.bound();
     held.close();
     // The worker's RESTART ends once the reader is gone: every commit after its late answer is bounded by it again.
-    await waitFor(
-      async () => {
-        await fillWal();
-        await checkpointer.bound();
-        return said("WAL restarted").length > 0;
-      },
-      3_000,
-      "a commit to restart the WAL through the worker",
-    );
+    await restartedByWorker("a commit to restart the WAL through the worker");
     expect(said(SILENT).map((line) => line.level)).toEqual(["warn"]);
     expect(said("WAL checkpoint worker answers again").map((line) => line.level)).toEqual(["info"]);
     const walBytes = statSync(walPath).size;
@@ -125,20 +130,12 @@ test("a checkpoint worker silent past the stop's wait is left to stop by itself,
 });
 
 test("a checkpoint worker that died is replaced: commits are bounded by the new one", async () => {
-  const { writer, fillWal, said, checkpointer } = await checkpointed({ workersThatDie: 1 });
+  const { writer, said, checkpointer, restartedByWorker } = await checkpointed({ workersThatDie: 1 });
   try {
     const replaced = "WAL checkpoint worker failed; a new one takes over";
     const givenUp = "WAL checkpoint worker failed; the writer checkpoints by itself from now on";
     await waitFor(() => said(replaced).length + said(givenUp).length > 0, 3_000, "the worker to die");
-    await waitFor(
-      async () => {
-        await fillWal();
-        await checkpointer.bound();
-        return said("WAL restarted").length > 0;
-      },
-      3_000,
-      "a commit to restart the WAL through a new worker",
-    );
+    await restartedByWorker("a commit to restart the WAL through a new worker");
     expect(said(givenUp)).toEqual([]);
   } finally {
     await checkpointer.stop();
