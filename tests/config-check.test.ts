@@ -46,18 +46,6 @@ describe("main.ts --check", () => {
     expect(await exitWithin(child, 20_000)).toBe(0);
   }, 60_000);
 
-  test("a key users guess for the store's file (`file`, `path`) says the url to write; a typo, its key", async () => {
-    const hint = 'unknown key; did you mean "url"? a file store is url: file:<path>';
-    for (const [key, message] of [
-      ["file", hint],
-      ["Path", hint],
-      ["ur", 'unknown key; did you mean "url"?'],
-    ]) {
-      const result = await check(`store: { type: libsql, ${key}: ./x.db }\n`);
-      expect(result).toMatchObject({ code: 1, stdout: "", stderr: `invalid config:\n  store.${key}: ${message}\n` });
-    }
-  }, 20_000);
-
   test("a kubeconfig a source names must load: each that does not is a config error; the store checked", async () => {
     const dir = await tempDir();
     const kubeconfig = [

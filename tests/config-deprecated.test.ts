@@ -1,6 +1,6 @@
 /**
  * Deprecated config keys: `--check` warns of each the config writes, valid or not, with the words a start logs; a start
- * logs the same ones, once each.
+ * logs the same ones, once each. And keys users guess (guessedKeys): refused with the key to write instead.
  */
 import { expect, test } from "bun:test";
 import { join } from "node:path";
@@ -111,3 +111,15 @@ export default defineSink({
   const warnings = logged.filter((line) => line.level === "warn" && String(line.msg).includes("deprecated"));
   expect(warnings).toEqual([expect.objectContaining({ sink: "old-style", key: "count", use: "size" })]);
 });
+
+test("a key users guess for the store's file (`file`, `path`) says the url to write; a typo, its key", async () => {
+  const hint = 'unknown key; did you mean "url"? a file store is url: file:<path>';
+  for (const [key, message] of [
+    ["file", hint],
+    ["Path", hint],
+    ["ur", 'unknown key; did you mean "url"?'],
+  ]) {
+    const result = await check(`store: { type: libsql, ${key}: ./x.db }\n`);
+    expect(result).toMatchObject({ code: 1, stdout: "", stderr: `invalid config:\n  store.${key}: ${message}\n` });
+  }
+}, 20_000);
