@@ -272,7 +272,6 @@ describe("the ws:// connections", () => {
       server.silenceWebSockets();
       const healed = Date.now();
       await waitFor(() => answeredAt, 10_000, "a read answered");
-      console.log(`a read answered ${answeredAt! - healed} ms after the server answered new connections again`);
       expect(answeredAt! - healed).toBeLessThan(4_000);
       expect(server.mostWebSocketsOpen()).toBeLessThanOrEqual(16);
     } finally {
