@@ -4,6 +4,7 @@
  * /v1/updates answers 503. Its reads are wrapped so that such a failure is told apart from a fault of the sink's own.
  */
 import { isBehindRetention } from "./contract.ts";
+import { TIMED_OUT, until } from "../protocol/retry.ts";
 
 /** A read of the store that failed; `error` is what the store threw. */
 export class StoreReadFailed extends Error {
@@ -31,12 +32,10 @@ export async function* readingStore<T>(reads: AsyncIterable<T>): AsyncIterable<T
  * that stopped answering, given up only at its own timeout) keeps no stop waiting. The read goes on; its result, or
  * its failure, is dropped.
  */
-export function untilAborted<T>(read: Promise<T>, signal: AbortSignal): Promise<T> {
-  const aborted = Promise.withResolvers<never>();
-  const abort = () => aborted.reject(signal.reason);
-  if (signal.aborted) abort();
-  else signal.addEventListener("abort", abort, { once: true });
-  return Promise.race([read, aborted.promise]).finally(() => signal.removeEventListener("abort", abort));
+export async function untilAborted<T>(read: Promise<T>, signal: AbortSignal): Promise<T> {
+  const result = await until(read, Infinity, signal);
+  if (result === TIMED_OUT) throw signal.reason;
+  return result;
 }
 
 /**
