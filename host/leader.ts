@@ -180,7 +180,7 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
   let pruneTimer: Timer | undefined;
   let pruning: Promise<void> = Promise.resolve();
   const stopPruning = new AbortController();
-  const retention = ageRetention(store, log, config.store.retention);
+  const retention = ageRetention(store, log, config.store.retention, newestTime);
   const prune = async () => {
     try {
       const { removed, oldest } = await store.prune(await retention(), stopPruning.signal);

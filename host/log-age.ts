@@ -64,12 +64,18 @@ export function watchLogAge(store: Store, log: CommittedLog, metrics: Metrics): 
  * while it was down counted for nothing. The price: after a quiet spell before the term, or a downtime, updates are
  * kept that much past maxAge (maxUpdates still bounds them).
  */
-export function ageRetention(store: Store, log: CommittedLog, policy: RetentionPolicy): () => Promise<RetentionPolicy> {
+export function ageRetention(
+  store: Store,
+  log: CommittedLog,
+  policy: RetentionPolicy,
+  /** The newest stored update's time as the term started (read then for its update times), not read again. */
+  newestAtStart?: number,
+): () => Promise<RetentionPolicy> {
   let start: { cutoff: number; at: number } | undefined;
   return async () => {
     if (policy.maxAgeMs <= 0) return policy;
     if (!start) {
-      const newest = log.head() > 0 ? await committedAfter(store, log.head() - 1) : undefined;
+      const newest = newestAtStart ?? (log.head() > 0 ? await committedAfter(store, log.head() - 1) : undefined);
       // Nothing stored to count from: nothing to prune by age either, until there is.
       if (newest === undefined) return { ...policy, maxAgeMs: 0 };
       start = { cutoff: Math.min(newest, Date.now()) - policy.maxAgeMs, at: performance.now() };
