@@ -211,10 +211,8 @@ async function live(session: Session, after: number): Promise<void> {
   // A log that serves the store no more (CommittedLog.retired) moves no further: its client is to go elsewhere.
   const following = AbortSignal.any([signal, finish, ...(log.retired ? [log.retired] : [])]);
   try {
-    const batches = readingStore(log.follow({ stream, after, batchSize, signal: following }));
-    // A stop's `finish` ends it at its next wait, having read what it reads; a read under way as its stream is closed
-    // (the stop's drain over, or its client gone) is given up.
-    for await (const batch of pagesUntilAborted(batches, signal)) {
+    // follow() gives up a read of the store under way as `following` aborts (its stream closed, the stop's finish).
+    for await (const batch of readingStore(log.follow({ stream, after, batchSize, signal: following }))) {
       if (!channel.hasRoom()) {
         channel.write(overflowEvent(log.epoch, stream, position));
         channel.close();
