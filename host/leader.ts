@@ -19,7 +19,7 @@ import { type Uncommitted, STORE_CHECK_TICK_MS, STORE_UNANSWERED_MS } from "../c
 import { createPipeline } from "../core/pipeline.ts";
 import { answering, catchUp, checkSameStore } from "./follower.ts";
 import { supervise } from "./supervise.ts";
-import { type SourceGate, sourceGate } from "./source-gate.ts";
+import { sourceGate } from "./source-gate.ts";
 import { ageRetention, committedAfter } from "./log-age.ts";
 import { until } from "../protocol/retry.ts";
 
@@ -146,16 +146,13 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
 
   // The sources not synced yet, with the reason each gave, if any.
   const unsynced = new Map(config.sources.map((s) => [s.name, undefined as string | undefined]));
-  /** Each source's view of the pipeline, closed once the sources are stopped. */
-  const gates: SourceGate[] = [];
   const sources: Lifecycle[] = config.sources.map(({ declaration, name, config: sourceConfig }) => {
     const base = context(name, "source");
-    const gate = sourceGate(pipeline, base.logger);
-    gates.push(gate);
-    const create = (): Source =>
+    // Each instance's own view of the pipeline: one retired is shut out, the one created in its place is not.
+    const create = (retired: AbortSignal): Source =>
       declaration.create(sourceConfig, {
         ...base,
-        changes: gate.changes,
+        changes: sourceGate(pipeline, base.logger, retired),
         synced: () => {
           if (!unsynced.delete(name)) return;
           base.logger.info("source synced");
@@ -211,7 +208,6 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
     stopPruning.abort();
     await pruning;
     await Promise.all(sources.map((source) => source.stop()));
-    for (const gate of gates) gate.close();
   };
   let stopping: Promise<void> | undefined;
   const abandon = async () => {

@@ -1,26 +1,21 @@
 /**
- * The core's ChangeSink as the sources of one term see it, closed once they are stopped (the host's stop, or with `ha`
- * the term's end). What a source hands over after that (a timer or a loop its stop left running) is ignored, said
- * once, rather than numbered and committed behind the stop into a store about to close, which refused each one at
- * length (`store commit failed; retrying`, then an unhandled rejection per change: `the libsql store is not started`).
- * A relist's end after the close aborts the relist: its applies were ignored, so ending it would delete what it
- * listed.
+ * The core's ChangeSink as one instance of a source sees it, closed once that instance is retired (host/supervise.ts:
+ * its stop over, at the host's stop, with `ha` the term's end, or once a start that hung is given up and the source
+ * created again; or its create failed). What a source hands over after that (a timer or a loop its stop left running,
+ * beside the instance created in its place) is ignored, said once, rather than numbered and committed behind the stop
+ * (into a store about to close, which refused each one at length: `store commit failed; retrying`, then an unhandled
+ * rejection per change: `the libsql store is not started`). A relist's end after the close aborts the relist: its
+ * applies were ignored, so ending it would delete what it listed.
  */
 import type { ChangeSink, Relist } from "../sdk/contract.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 
-export interface SourceGate {
-  changes: ChangeSink;
-  /** The sources are stopped: nothing more passes. */
-  close(): void;
-}
-
-export function sourceGate(pipeline: ChangeSink, logger: Logger): SourceGate {
-  let closed = false;
+/** `closed`: the instance is retired, nothing more passes. */
+export function sourceGate(pipeline: ChangeSink, logger: Logger, closed: AbortSignal): ChangeSink {
   let said = false;
   /** True once closed, after saying so the first time: the source's fault, named by its resource. */
   const late = (resource: string, call: string) => {
-    if (closed && !said) {
+    if (closed.aborted && !said) {
       said = true;
       logger.warn(
         "a source handed a change over after its stop; ignored: a source's stop must end what hands changes over " +
@@ -28,7 +23,7 @@ export function sourceGate(pipeline: ChangeSink, logger: Logger): SourceGate {
         { resource, call },
       );
     }
-    return closed;
+    return closed.aborted;
   };
   const gatedRelist = (resource: string, relist: Relist): Relist => ({
     end(resourceVersion) {
@@ -57,10 +52,5 @@ export function sourceGate(pipeline: ChangeSink, logger: Logger): SourceGate {
       preparer: prepared.preparer,
       apply: (resource, type, change) => (late(resource, "apply") ? undefined : prepared.apply(resource, type, change)),
     };
-  return {
-    changes,
-    close() {
-      closed = true;
-    },
-  };
+  return changes;
 }

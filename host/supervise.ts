@@ -29,20 +29,21 @@ export interface SuperviseOptions {
 
 /**
  * Supervises a plugin's lifecycle, from its creation (`create`, the declaration's factory with its config and
- * context). `start` creates and starts the plugin, retrying with backoff until it works, in the background, and
- * returns once the first attempt is over, which the deadline bounds: a plugin that cannot be created or started, or
- * whose start hangs, holds up neither the host nor the other plugins. `stop` is bounded by the deadline too. Failures
- * and hangs are logged and counted (`kubemeta_plugin_failures_total{plugin, kind, phase="start"|"stop"}`), never
- * thrown.
+ * context; `retired` is that instance's own, aborted once the host is done with it: its create failed, or its stop is
+ * over or given up on). `start` creates and starts the plugin, retrying with backoff until it works, in the
+ * background, and returns once the first attempt is over, which the deadline bounds: a plugin that cannot be created
+ * or started, or whose start hangs, holds up neither the host nor the other plugins. `stop` is bounded by the deadline
+ * too. Failures and hangs are logged and counted (`kubemeta_plugin_failures_total{plugin, kind,
+ * phase="start"|"stop"}`), never thrown.
  */
-export function supervise(create: () => Lifecycle, options: SuperviseOptions): Lifecycle {
+export function supervise(create: (retired: AbortSignal) => Lifecycle, options: SuperviseOptions): Lifecycle {
   const { name, kind, logger } = options;
   const deadlineMs = options.deadlineMs ?? PLUGIN_DEADLINE_MS;
   const failures = pluginFailures(options.metrics);
   const stopped = new AbortController();
   let starting: Promise<void> | undefined;
   /** Once created: a plugin whose factory threw (a config it refuses) is created again at the next attempt. */
-  let inner: Lifecycle | undefined;
+  let inner: Instance | undefined;
   /** The stop of an instance whose start did not finish in time: the host's stop waits for it too. */
   let retiring: Promise<void> = Promise.resolve();
   // A start that hangs whose stop hangs too does so at every attempt: one error, then one a minute at most. The
@@ -57,12 +58,12 @@ export function supervise(create: () => Lifecycle, options: SuperviseOptions): L
     void (async () => {
       const backoff = new Backoff({ initialMs: 500, maxMs: 60_000 });
       while (!stopped.signal.aborted) {
-        let stuck: Lifecycle | undefined;
+        let stuck: Instance | undefined;
         try {
-          inner ??= created(create(), kind);
+          inner ??= instance();
           const plugin = inner;
           // A start that never settles would leave the plugin down for good: it is a failed start, retried afresh.
-          const started = await until((async () => plugin.start())(), Date.now() + deadlineMs, stopped.signal);
+          const started = await until((async () => plugin.plugin.start())(), Date.now() + deadlineMs, stopped.signal);
           if (stopped.signal.aborted) break;
           if (started !== TIMED_OUT) {
             outage.succeeded();
@@ -90,9 +91,23 @@ export function supervise(create: () => Lifecycle, options: SuperviseOptions): L
     return firstAttempt.promise;
   }
 
-  /** Stops one instance within the deadline; a failure or a hang is said (`say`: an error), counted, not thrown. */
+  function instance(): Instance {
+    const retired = new AbortController();
+    try {
+      return { plugin: created(create(retired.signal), kind), retired };
+    } catch (error) {
+      // What its factory left running (a timer handed its context) must not act beside the next instance.
+      retired.abort();
+      throw error;
+    }
+  }
+
+  /**
+   * Stops one instance within the deadline, then retires it; a failure or a hang is said (`say`: an error), counted,
+   * not thrown.
+   */
   async function stopWithin(
-    plugin: Lifecycle,
+    { plugin, retired }: Instance,
     say = (msg: string, fields: LogFields) => logger.error(msg, fields),
   ): Promise<void> {
     try {
@@ -104,6 +119,8 @@ export function supervise(create: () => Lifecycle, options: SuperviseOptions): L
     } catch (error) {
       failures.inc({ plugin: name, kind, phase: "stop" });
       say(`${kind} failed to stop`, { error });
+    } finally {
+      retired.abort();
     }
   }
 
@@ -119,6 +136,12 @@ export function supervise(create: () => Lifecycle, options: SuperviseOptions): L
       await Promise.all([retiring, plugin && stopWithin(plugin)]);
     },
   };
+}
+
+/** A plugin as created, with the signal its create was handed. */
+interface Instance {
+  plugin: Lifecycle;
+  retired: AbortController;
 }
 
 /**
