@@ -47,7 +47,7 @@ export interface ConsumeOptions {
   retry?: RetrySettings;
   /**
    * Where a sink with no cursor yet starts: the oldest update the store retains (the default), or the next one
-   * committed.
+   * committed after its first start (a start that failed, retried, included).
    */
   from?: "oldest" | "head";
   /**

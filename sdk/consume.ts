@@ -3,7 +3,7 @@
  * function that sends one batch of envelopes somewhere; `consume` does the rest:
  *
  * - reads its stream from the sink's durable cursor (or, the first time, from the oldest
- *   retained update or the head), filtered, in batches of at most `batch.size` updates,
+ *   retained update or the head as of its first start), filtered, in batches of at most `batch.size` updates,
  *   each as the envelope consumers see on that stream (protocol/envelope.ts);
  * - calls `deliver` with one batch at a time and saves the cursor once it resolves: at
  *   least once, in order;
@@ -103,6 +103,11 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
   signal.addEventListener("abort", () => setTimeout(() => givenUp.abort(), stopWaitMs).unref(), { once: true });
   let running: Promise<void> | undefined;
   let lagTimer: Timer | undefined;
+  /**
+   * The head as the sink first asked for its cursor: where one with none starts with `from: "head"`, though that load
+   * failed and the start was retried, so that what was committed meanwhile is delivered.
+   */
+  let firstHead: number | undefined;
   /** False while a replica that does not lead waits for its turn: it has nothing to deliver, so no lag. */
   let delivering = !ctx.leadership;
   let shownLag = 0;
@@ -150,15 +155,19 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
     failures.inc({ ...labels, step });
   }
 
+  function loadCursor(): Promise<number | undefined> {
+    firstHead ??= log.head();
+    return ctx.cursor.load();
+  }
+
   /** Starts delivering from the stored cursor; returns whether to save that starting point first. */
   function resumeFrom(cursor: number | undefined): boolean {
     const head = log.head();
     // Only a store restored or edited behind kubemeta's back holds a cursor past its log.
     if (cursor !== undefined && cursor > head)
       logger.warn("the sink's cursor is ahead of the log; starting at its head", { cursor, head });
-    delivery.startAt(
-      cursor === undefined ? (options.from === "head" ? head : log.oldest() - 1) : Math.min(cursor, head),
-    );
+    const fresh = options.from === "head" ? (firstHead ?? head) : log.oldest() - 1;
+    delivery.startAt(cursor === undefined ? fresh : Math.min(cursor, head));
     showLag();
     return cursor === undefined || cursor > head;
   }
@@ -181,7 +190,7 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
       const term = AbortSignal.any([signal, leadershipLost]);
       try {
         // A load the store holds keeps no stop (nor a lost term) waiting; its late cursor is dropped.
-        const cursor = await until(ctx.cursor.load(), Infinity, term);
+        const cursor = await until(loadCursor(), Infinity, term);
         if (cursor === TIMED_OUT) continue;
         loadOutage.succeeded();
         retries.reset();
@@ -212,7 +221,7 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
         return;
       }
       // A throw here (the store failing) makes the host retry start with backoff.
-      const cursor = await ctx.cursor.load();
+      const cursor = await loadCursor();
       if (running || signal.aborted) return;
       running = delivery.run(resumeFrom(cursor), signal);
     },

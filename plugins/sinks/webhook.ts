@@ -138,7 +138,8 @@ const schema = v.pipe(
         v.picklist(["oldest", "head"]),
         v.description(
           "Where a webhook with no cursor yet starts: the log's oldest update (once retention has pruned, an object " +
-            "unchanged since is not sent: take the state from /v1/objects first), or `head` (only what comes next).",
+            "unchanged since is not sent: take the state from /v1/objects first), or `head` (what comes after its " +
+            "first start, one that failed and was retried included).",
         ),
       ),
       "oldest",
