@@ -45,8 +45,9 @@ const retentionSchema = v.strictObject({
       age,
       v.description(
         "Updates older than this are pruned (`0`: no age limit), but for the last of each current object " +
-          "(its state). Counted from the newest update's time at a leader's first run of retention, then by the " +
-          "time passing in the process: a clock that jumps ahead prunes no more.",
+          "(its state) and the newest update (the next one's time is never before its). Counted from the newest " +
+          "update's time at a leader's first run of retention, then by the time passing in the process: a clock " +
+          "that jumps ahead prunes no more.",
       ),
     ),
     "24h",

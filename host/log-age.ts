@@ -1,6 +1,7 @@
 /**
  * `kubemeta_store_oldest_update_age_seconds`: how old the oldest update the log keeps is, so that an operator sees
- * retention's reach in time (it nears `store.retention.maxAge` once retention prunes by age, and stays below it) and
+ * retention's reach in time (it nears `store.retention.maxAge` once retention prunes by age, and stays below it but on
+ * a cluster quiet for longer, its oldest kept then the newest update, which retention keeps however old) and
  * sets it beside each sink's `kubemeta_sink_lag_seconds`: a sink whose lag reaches it is losing updates.
  *
  * Refreshed on a timer, not by commits: the oldest update is read from the store only when the log's oldest version

@@ -120,8 +120,12 @@ export interface Store {
   cursor(name: string): Promise<number | undefined>;
   saveCursor(name: string, version: number): Promise<void>;
   /**
-   * Prunes the log; returns the new oldest version. Fenced like a commit: once another writer leads (a later term),
-   * throws WriterFencedError and deletes nothing, so that a deposed replica's retention cannot prune the new one's log.
+   * Prunes the log; returns the new oldest version. Never the newest update (the head), whatever the policy's age:
+   * after a quiet spell longer than it, a leader's start reads that update's time (the floor of the next update's,
+   * core/update-time.ts), and a clock stepped back meanwhile would otherwise stamp the next update before the last
+   * one consumers saw. (`maxUpdates`, when not 0, keeps at least the head too.) Fenced like a commit: once another
+   * writer leads (a later term), throws WriterFencedError and deletes nothing, so that a deposed replica's retention
+   * cannot prune the new one's log.
    * Once `signal` aborts (kubemeta stops) it may end early, leaving the log whole from the oldest it returns: the next
    * run goes on (a long prune, after retention was lowered, must not hold a shutdown).
    */

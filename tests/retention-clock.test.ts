@@ -81,3 +81,29 @@ test("a clock stepped back while kubemeta runs stamps nothing before the last, a
   expect(kept.map((update) => update.version)).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
   expect(timesRise(kept)).toBe(true);
 });
+
+test("a quiet spell past maxAge, then a clock set back while down: the next update is stamped no earlier", async () => {
+  // Every update of the first run stamped at one time: one run of retention prunes all of them it may by age at once.
+  const at = Date.now();
+  const retention = { maxAge: "50ms", interval: "20ms" };
+  const first = await startTestHost({ retention, clock: () => at });
+  hosts.push(first);
+  void first.changes.apply("pods", "ADDED", rawPod("web"));
+  void first.changes.apply("pods", "ADDED", rawPod("api"));
+  await waitFor(() => first.host.log.head() === 2, 5_000, "the changes committed");
+  const [seen] = await first.host.log.read({ stream: "all", after: 1, limit: 1 });
+  expect(seen?.time).toBe(new Date(at).toISOString());
+  // Quiet for longer than maxAge: retention prunes by age, but not the newest update, whose time consumers saw last.
+  await waitFor(() => first.host.log.oldest() > 1, 5_000, "retention pruning by age");
+  const oldest = first.host.log.oldest();
+  await first.stop();
+  hosts.pop();
+  // The clock set back two hours while kubemeta was down.
+  const th = await startTestHost({ dir: first.dir, retention, clock: () => Date.now() - 120 * MINUTE });
+  hosts.push(th);
+  void th.changes.apply("pods", "ADDED", rawPod("db"));
+  await waitFor(() => th.host.log.head() === 3, 5_000, "the change committed");
+  const [added] = await th.host.log.read({ stream: "all", after: 2, limit: 1 });
+  expect(added?.time).toBe(seen?.time ?? "");
+  expect(oldest).toBe(2);
+});

@@ -5,7 +5,8 @@
  * snapshot reads it), below the horizon, where readers of the log do not see it; once
  * its object changes, a later prune deletes it. Each stream has a horizon of its own too
  * (the last of its updates deleted): a reader of that stream may go on from below the
- * log's horizon down to its stream's, reading the updates kept there.
+ * log's horizon down to its stream's, reading the updates kept there. The newest update (the head) is never pruned,
+ * however old (Store.prune).
  */
 import { yieldToEventLoop } from "../../../sdk/priority.ts";
 import type { Client } from "@libsql/client";
@@ -69,7 +70,8 @@ export async function prune(
   // An age from before 1970 is older than every update, and its cutoff no Date holds (`maxAge: 1e20` has no bound).
   if (policy.maxAgeMs > 0 && policy.maxAgeMs < Date.now()) {
     const cutoff = new Date(Date.now() - policy.maxAgeMs).toISOString();
-    keepFrom = Math.max(keepFrom, await firstAtOrAfter(target.reader, oldest, head, cutoff));
+    // The newest update stays however old: its time is the floor of the next one's, read at a leader's start.
+    keepFrom = Math.max(keepFrom, Math.min(head, await firstAtOrAfter(target.reader, oldest, head, cutoff)));
   }
   // From the start: below the old horizon lie updates kept for objects that have changed since.
   const through = keepFrom - 1;
