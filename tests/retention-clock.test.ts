@@ -4,13 +4,10 @@
  * a clock handed to the host (HostOptions.clock) steps back while it runs.
  */
 import { afterEach, expect, test } from "bun:test";
-import { join } from "node:path";
-import { createLogger, silentLogger } from "../host/logger.ts";
-import { createMetrics } from "../host/metrics.ts";
-import libsql from "../plugins/stores/libsql.ts";
+import { createLogger } from "../host/logger.ts";
 import type { Update } from "../sdk/model.ts";
-import { rawPod, startTestHost, tempDir, type TestHost, waitFor } from "../testing/index.ts";
-import { batch, run } from "./store-libsql-setup.ts";
+import { rawPod, startTestHost, type TestHost, waitFor } from "../testing/index.ts";
+import { storeChangedUntil } from "./store-libsql-setup.ts";
 
 const hosts: TestHost[] = [];
 afterEach(async () => {
@@ -19,24 +16,11 @@ afterEach(async () => {
 
 const MINUTE = 60_000;
 
-/** A store directory holding one object changed 20 times, 10 minutes apart, the last of them at `last`. */
-async function storeWith(last: number): Promise<string> {
-  const dir = await tempDir();
-  const context = { name: "libsql", cluster: "test", logger: silentLogger, metrics: createMetrics() };
-  const store = libsql.create({ url: `file:${join(dir, "kubemeta.db")}` } as never, context);
-  await store.start();
-  await store.lead();
-  const time = (version: number) => new Date(last - (20 - version) * 10 * MINUTE).toISOString();
-  await store.commit(batch(run(1, 20, (version) => ({ uid: "one", stream: "shared", time: time(version) }))));
-  await store.stop();
-  return dir;
-}
-
 const timesRise = (updates: Update[]) => updates.every((u, i) => i === 0 || u.time >= (updates[i - 1]?.time ?? ""));
 
 test("a clock ahead of the newest update by over maxAge prunes by age only what precedes it by maxAge", async () => {
   // The last update ten days ago.
-  const dir = await storeWith(Date.now() - 10 * 24 * 60 * MINUTE);
+  const dir = await storeChangedUntil(Date.now() - 10 * 24 * 60 * MINUTE);
   const th = await startTestHost({ dir, retention: { maxAge: "65m", interval: "20ms" } });
   hosts.push(th);
   await waitFor(() => th.host.log.oldest() > 1, 5_000, "retention pruning by age");
@@ -48,7 +32,7 @@ test("a clock ahead of the newest update by over maxAge prunes by age only what 
 
 test("a clock stepped back while kubemeta was down stamps nothing before the newest stored, and says so", async () => {
   // The last update two hours ahead of the clock: the clock was set back two hours meanwhile.
-  const dir = await storeWith(Date.now() + 120 * MINUTE);
+  const dir = await storeChangedUntil(Date.now() + 120 * MINUTE);
   const warned: Record<string, unknown>[] = [];
   const logger = createLogger({ level: "warn", write: (line) => void warned.push(JSON.parse(line)) });
   const th = await startTestHost({ dir, logger });

@@ -6,7 +6,7 @@
 import { afterAll, afterEach } from "bun:test";
 import * as v from "valibot";
 import { mkdtempSync } from "node:fs";
-import { rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import libsql from "../plugins/stores/libsql.ts";
@@ -71,6 +71,21 @@ export function storeSandbox(backend: Backend = "file") {
   }
 
   return { newDir, makeStore, open, wipe, urlOf };
+}
+
+/**
+ * A host's store directory (startTestHost's `dir`) holding one object changed 20 times, 10 minutes apart, the last of
+ * them at `last` (ms): a clock that jumped while kubemeta was down, for one with times ahead of it.
+ */
+export async function storeChangedUntil(last: number): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "kubemeta-test-"));
+  const store = libsqlOnFile(join(dir, "kubemeta.db"));
+  await store.start();
+  await store.lead();
+  const time = (version: number) => new Date(last - (20 - version) * 600_000).toISOString();
+  await store.commit(batch(run(1, 20, (version) => ({ uid: "one", stream: "shared", time: time(version) }))));
+  await store.stop();
+  return dir;
 }
 
 /** A store on the file at `path`, outside a sandbox (the caller stops it); what it tells the host kept in `told`. */

@@ -11,6 +11,7 @@
 import { isBehindRetention, SNAPSHOT_PAGE, type CommittedLog } from "../../../sdk/contract.ts";
 import { ALL } from "../../../protocol/streams.ts";
 import { fromStore, pagesUntilAborted, readingStore, untilAborted } from "../../../sdk/store-reads.ts";
+import { snapshotTime } from "../../../sdk/snapshot-time.ts";
 import { envelopeJson, snapshotEnvelopeJson, type Update } from "../../../sdk/model.ts";
 import type { ReplayRequest, ResetReason } from "../../../protocol/replay.ts";
 import type { ChunkWriter } from "./chunks.ts";
@@ -36,8 +37,8 @@ export class ReplayContent {
   async sendState(request: ReplayRequest, reason: ResetReason, writer: ChunkWriter, requesters = 1): Promise<void> {
     const { log } = this;
     writer.markReset(reason);
-    const time = new Date().toISOString();
     let version = 0;
+    let time: string | undefined;
     // An answer holds one page, never the stream's whole state: the responder's `concurrency` bounds what a flood of
     // resets holds.
     const pages = readingStore(
@@ -45,6 +46,7 @@ export class ReplayContent {
     );
     for await (const page of pagesUntilAborted(pages, this.stopping)) {
       version = page.version;
+      time ??= await snapshotTime(log, version, this.stopping);
       for (const object of page.objects) {
         const sending = writer.add(snapshotEnvelopeJson(log.epoch, request.stream, object, time), object.version);
         if (sending) await this.sent(sending);

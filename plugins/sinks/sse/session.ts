@@ -21,6 +21,7 @@ import { isBehindRetention, type CommittedLog } from "../../../sdk/contract.ts";
 import { checkResumePoint, isStoreUnreadable, STORE_UNREADABLE_RETRY_MS } from "../../../sdk/resume.ts";
 import { readObjectPages } from "../../../sdk/http.ts";
 import { fromStore, pagesUntilAborted, readingStore, StoreReadFailed, untilAborted } from "../../../sdk/store-reads.ts";
+import { snapshotTime } from "../../../sdk/snapshot-time.ts";
 import type { Position } from "../../../protocol/position.ts";
 import type { ResetReason } from "../../../protocol/replay.ts";
 import type { SseChannel } from "./channel.ts";
@@ -181,12 +182,13 @@ async function reset(session: Session, cause: ResetCause): Promise<number> {
   await paced(session, resetEvent(log.epoch, stream, cause));
   // A new store's first lists are not the state yet: reconciled with them, a client would drop what is still coming.
   await log.whole(signal);
-  const time = new Date().toISOString();
   let version = 0;
+  let time: string | undefined;
   const query = { stream, namespace: filter.namespace };
   const pages = readingStore(readObjectPages(log, query, filter.kinds, signal));
   for await (const page of pagesUntilAborted(pages, signal)) {
     version = page.version;
+    time ??= await snapshotTime(log, version, signal);
     await room(session);
     if (!isOpen(session)) break;
     channel.write(snapshotEvents(log.epoch, stream, page.objects, time));
