@@ -74,6 +74,10 @@ test("requests waiting for a slot, or for the log to reach their `from`, are tol
     // The reset in the slot, its read of the state held, is cut short too (tests/nats-replay-stop-read.test.ts).
     expect((await reading).at(-1)).toMatchObject({ last: true, error: "the NATS sink is stopping; ask again later" });
     expect(logged.filter((line) => line.includes('"level":"error"'))).toEqual([]);
+    // What /metrics says: each told `stopping`, none a failure (a rolling update is no outage).
+    const metrics = th.host.metrics.render();
+    expect(metrics).toContain(`kubemeta_nats_replay_requests_total{result="stopped",sink="nats"} 6\n`);
+    expect(metrics).toContain(`kubemeta_nats_replay_requests_total{result="failed",sink="nats"} 0\n`);
   } finally {
     held.release();
     await th.destroy();

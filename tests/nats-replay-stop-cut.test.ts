@@ -86,6 +86,10 @@ test("a reset under way when the sink stops ends with `stopping` after its data,
     expect(data.every((chunk) => chunk.updates.length > 0 && !chunk.last && chunk.error === undefined)).toBe(true);
     // Short of the state: the requester has it all once asked again, not from this reply.
     expect(data.flatMap((chunk) => chunk.updates).length).toBeLessThan(NODES);
+    // What /metrics says of it: cut by the stop, no failure (a rolling update would look like an outage).
+    const metrics = th.host.metrics.render();
+    expect(metrics).toContain(`kubemeta_nats_replay_requests_total{result="stopped",sink="nats"} 1\n`);
+    expect(metrics).toContain(`kubemeta_nats_replay_requests_total{result="failed",sink="nats"} 0\n`);
   } finally {
     held.release();
     await th.destroy();

@@ -124,7 +124,7 @@ test("the counters of rare events are there at 0 from the start: rate() has a se
       'kubemeta_sink_delivery_failures_total{sink="nats",step="deliver"} 0',
       'kubemeta_sink_delivery_failures_total{sink="nats",step="read"} 0',
       'kubemeta_sink_delivery_failures_total{sink="webhook",step="save"} 0',
-      ...["replay", "reset", "malformed", "refused", "failed", "busy", "unsynced"].map(
+      ...["replay", "reset", "malformed", "refused", "failed", "busy", "unsynced", "stopped"].map(
         (result) => `kubemeta_nats_replay_requests_total{result="${result}",sink="nats"} 0`,
       ),
       'kubemeta_nats_replay_subscription_failures_total{sink="nats"} 0',

@@ -15,7 +15,8 @@ import { openConnection, type Connection } from "./nats/connection.ts";
 import { Backoff, sleep, until } from "../../protocol/retry.ts";
 import { causeOf, outageLog, pluginFailures } from "../../sdk/telemetry.ts";
 import { ConnectionDropped, createPublisher } from "./nats/publisher.ts";
-import { REPLAY_RESULTS, serveReplay, type Responder } from "./nats/replay.ts";
+import { serveReplay, type Responder } from "./nats/replay.ts";
+import { REPLAY_RESULTS } from "./nats/requests.ts";
 import { defaultPrefix, hasCredentials, redactServer, subjectsFor } from "../../protocol/subjects.ts";
 
 /** How long stop() waits for what is committed to be published, then for the client to drain. */

@@ -22,7 +22,7 @@ import { fromStore, StoreReadFailed, untilAborted } from "../../../sdk/store-rea
 import { ConnectionDropped } from "./publisher.ts";
 import { refusedReply } from "./replies.ts";
 import { replyWriter } from "./reply-writer.ts";
-import { type Pending, pendingOf, sound } from "./requests.ts";
+import { type Pending, pendingOf, type ReplayResult, sound } from "./requests.ts";
 import { keepReplaySubscription, type ReplaySubscriptionOptions } from "./replay-subscription.ts";
 import { ReplayLine } from "./replay-line.ts";
 import { ReplayContent } from "./replay-content.ts";
@@ -32,10 +32,6 @@ import {
   type ReplayRequest,
   type ResetReason,
 } from "../../../protocol/replay.ts";
-
-/** The results `kubemeta_nats_replay_requests_total` counts requests by. */
-export const REPLAY_RESULTS = ["replay", "reset", "malformed", "refused", "failed", "busy", "unsynced"] as const;
-type ReplayResult = (typeof REPLAY_RESULTS)[number];
 
 export interface ResponderOptions {
   nc: NatsConnection;
@@ -179,8 +175,11 @@ export function serveReplay(options: ResponderOptions): Responder {
         }
       }
     } catch (error) {
-      count(error instanceof MalformedRequestError ? "malformed" : "failed", replies.length);
-      await writer.fail(failure(error, pending)).catch(() => {});
+      const said = failure(error, pending);
+      // A reply the stop cut is no failure: a rolling update would look like one on every dashboard.
+      const result = error instanceof MalformedRequestError ? "malformed" : said === STOPPING ? "stopped" : "failed";
+      count(result, replies.length);
+      await writer.fail(said).catch(() => {});
     }
     return true;
   }
@@ -220,7 +219,7 @@ export function serveReplay(options: ResponderOptions): Responder {
       answering.add(done);
       return done;
     },
-    closedOut: (pending) => refuseAtOnce(pending.reply, STOPPING),
+    closedOut: (pending) => refuseStopping(pending.reply),
   });
 
   function onRequest(msg: Msg) {
@@ -231,7 +230,7 @@ export function serveReplay(options: ResponderOptions): Responder {
     }
     const reply = msg.reply!;
     // On its way when the subscription was drained at a stop: told at once, as those the sink holds are.
-    if (stopping) return refuseAtOnce(reply, STOPPING);
+    if (stopping) return refuseStopping(reply);
     if (msg.data.length > MAX_REQUEST_BYTES) {
       count("malformed");
       warn("malformed replay request", { bytes: msg.data.length });
@@ -247,7 +246,7 @@ export function serveReplay(options: ResponderOptions): Responder {
         .catch(() => {})
         .then(() => {
           parked.delete(waited);
-          if (stopping) refuseAtOnce(reply, STOPPING);
+          if (stopping) refuseStopping(reply);
           else admit(pending);
         });
       parked.add(waited);
@@ -276,6 +275,12 @@ export function serveReplay(options: ResponderOptions): Responder {
     refuseAtOnce(pending.reply, "busy; ask again later");
   }
 
+  /** A request the stop leaves unanswered: told to ask again, counted as a cut reply is. */
+  function refuseStopping(reply: string): void {
+    count("stopped");
+    refuseAtOnce(reply, STOPPING);
+  }
+
   /** One error chunk, not waiting for a turn. */
   function refuseAtOnce(reply: string, error: string): void {
     const sent: Promise<void> = writerFor([reply])
@@ -292,7 +297,7 @@ export function serveReplay(options: ResponderOptions): Responder {
       stopped.abort(new Error("the NATS sink is stopping"));
       // Those that never got a slot (or a turn) are told at once, while the connection is open, not left to their
       // timeouts; those being answered are told at their next chunk (the abort), whatever is left of their replies.
-      for (const entry of line.close()) refuseAtOnce(entry.reply, STOPPING);
+      for (const entry of line.close()) refuseStopping(entry.reply);
       await subscription.stop();
       await Promise.allSettled([...answering, ...parked]);
       await Promise.allSettled([...refusing]);

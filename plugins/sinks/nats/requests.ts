@@ -1,8 +1,25 @@
 /**
- * A replay request as the responder reads it once, at its arrival, and keeps it while it waits (replay.ts).
+ * A replay request as the responder reads it once, at its arrival, and keeps it while it waits (replay.ts), and the
+ * results it is counted by.
  */
 import type { Msg } from "@nats-io/transport-node";
 import { MalformedRequestError, parseReplayRequest, type ReplayRequest } from "../../../protocol/replay.ts";
+
+/**
+ * The results `kubemeta_nats_replay_requests_total` counts requests by: `stopped` for those the sink's stop told to
+ * ask again (a rolling update), whether they waited or were being answered, apart from `failed`.
+ */
+export const REPLAY_RESULTS = [
+  "replay",
+  "reset",
+  "malformed",
+  "refused",
+  "failed",
+  "busy",
+  "unsynced",
+  "stopped",
+] as const;
+export type ReplayResult = (typeof REPLAY_RESULTS)[number];
 
 /**
  * A request as it waits for its turn: its reply subject and what it asks, not its message, whose payload (up to
