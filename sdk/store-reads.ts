@@ -39,14 +39,16 @@ export async function untilAborted<T>(read: Promise<T>, signal: AbortSignal): Pr
 }
 
 /**
- * `pages`, each read given up as `signal` aborts (untilAborted). A generator given up so ends once its read does,
- * letting its read transaction go then, with nobody waiting for it.
+ * `pages`, each read given up as `signal` aborts (untilAborted), and none started once it has. A generator given up so
+ * ends once its read does, letting its read transaction go then, with nobody waiting for it.
  */
 export async function* pagesUntilAborted<T>(pages: AsyncIterable<T>, signal: AbortSignal): AsyncIterable<T> {
   const iterator = pages[Symbol.asyncIterator]();
   let reading = false;
   try {
     for (;;) {
+      // Aborted while its caller took the last page: a read started now would be read for nobody.
+      signal.throwIfAborted();
       reading = true;
       const page = await untilAborted(iterator.next(), signal);
       reading = false;
