@@ -150,7 +150,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
     return { ready: waiting.length === 0, waiting };
   };
   const http = createHttpServer({ config: config.http, logger, metrics, readiness });
-  mountApi(http.app, log, logger, config.http.idleTimeout, readsRefused.signal);
+  mountApi(http.app, log, logger, config.http.idleTimeout, { refused: readsRefused.signal, drainOver: http.drainOver });
   try {
     // Before any sink starts: a start that cannot listen must not have delivered anything (a webhook's batch).
     await http.listen();

@@ -45,9 +45,18 @@ export interface HttpServer {
    * what is still open then is closed. Without `drainUntil`, everything is closed at once.
    */
   stop(drainUntil?: number): Promise<void>;
+  /**
+   * Aborted as a stop closes what is still open (its drain's time run out): a handler still to answer answers now (a
+   * 503 with Retry-After), which is written before the close, where its client would get the connection closed with
+   * nothing (ECONNRESET, curl's `Empty reply from server`).
+   */
+  drainOver: AbortSignal;
   /** The listening URL (after start), e.g. http://127.0.0.1:8080. */
   url(): string;
 }
+
+/** How long a stop's close waits for the handlers drainOver told to answer: they do at once; one that does not, cut. */
+const ANSWER_AT_CLOSE_MS = 200;
 
 /** Probes carry no credentials; everything else, whoever mounted it, needs a token when tokens are configured. */
 const OPEN_PATHS = new Set(["/healthz", "/readyz"]);
@@ -104,6 +113,9 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   let loopbackOnly = false;
   /** The GET's own response to each HEAD, which Bun answers a HEAD with (see the first middleware). */
   const headAnswers = new WeakMap<Request, Response>();
+  const drainOver = new AbortController();
+  /** Requests whose handler has yet to return its response. */
+  const unanswered = new Set<Promise<Response>>();
 
   app.onError((error, c) => {
     logger.error("http handler failed", { path: c.req.path, error });
@@ -203,9 +215,17 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     const response = await app.fetch(whole, env);
     return headAnswers.get(whole) ?? response;
   };
+  const answer = (request: Request, bunServer: BunServer): Promise<Response> => {
+    const answering = route(request, bunServer);
+    const answered = () => void unanswered.delete(answering);
+    unanswered.add(answering);
+    answering.then(answered, answered);
+    return answering;
+  };
 
   return {
     app,
+    drainOver: drainOver.signal,
     async listen() {
       if (server) return;
       const addresses = await resolveAddress(config.address);
@@ -219,7 +239,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
         port: config.port,
         idleTimeout: config.idleTimeout,
         tls,
-        fetch: route,
+        fetch: answer,
       });
       logger.info("http listening", { url: server.url.href, tls: Boolean(config.tls), auth: config.tokens.length > 0 });
       loopbackOnly = addresses.every(isLoopback);
@@ -240,10 +260,16 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       if (!running) return;
       if (drainUntil !== undefined) {
         if ((await until(running.stop(false), drainUntil)) !== TIMED_OUT) return;
-        logger.warn("http: requests still in flight when the shutdown's time ran out are cut", {
-          requests: running.pendingRequests,
-        });
+        drainOver.abort();
+        await until(Promise.allSettled([...unanswered]), Date.now() + ANSWER_AT_CLOSE_MS);
+        // Bun writes an answer once its handler's promise settles, after the reactions above: a turn of the loop.
+        await new Promise((resolve) => setImmediate(resolve));
+        if (running.pendingRequests > 0)
+          logger.warn("http: requests still in flight when the shutdown's time ran out are cut", {
+            requests: running.pendingRequests,
+          });
       }
+      drainOver.abort();
       await running.stop(true);
     },
     url() {

@@ -13,7 +13,8 @@
  * no fault of its client, is it exempt.
  * A failure before the first byte gets the status it always had; after it, the response is
  * aborted, so the client sees a failed read, never a shorter body that still parses. A new store
- * answers 503 until its sources have synced, as its SSE and NATS resets wait for them.
+ * answers 503 until its sources have synced, as its SSE and NATS resets wait for them. One a stop's drain finds still
+ * unanswered as its time runs out gets a 503 too: its connection is closed next.
  */
 import * as v from "valibot";
 import type { Context, Hono } from "hono";
@@ -32,7 +33,8 @@ import {
   streamParam,
   textParam,
 } from "../sdk/http.ts";
-import { envelopeJson, jsonText, stringifyWithRaw, type CurrentObject, type Update } from "../sdk/model.ts";
+import { envelopeJson, stringifyWithRaw, type Update } from "../sdk/model.ts";
+import { objectsBody } from "./objects-body.ts";
 import { formatPosition } from "../protocol/position.ts";
 import type { ResetReason } from "../protocol/replay.ts";
 import {
@@ -54,6 +56,9 @@ function storeUnreadable(c: Context, warn: ReturnType<typeof rateLimitedWarn>, e
   warn("a read of the store failed; answered 503", { path: c.req.path, error });
   return retryLater(c, "the store cannot be read now; retry later");
 }
+
+/** A snapshot the drain's end found unanswered: another replica (or this one, restarted) answers it. */
+const SHUTTING_DOWN = "kubemeta is shutting down; ask again later";
 
 const UPDATES_MAX_LIMIT = 5000;
 
@@ -102,84 +107,22 @@ const updatesQuery = v.object({
   node: noFilter,
 });
 
-const encoder = new TextEncoder();
-
-type Page = { version: number; objects: CurrentObject[] };
-
-/**
- * `{"epoch":…,"version":…,"items":[…]}`, byte for byte as JSON.stringify writes it, once the first two pages are read:
- * the whole of it when the first page was the last (sent with its length), else a stream of what was read and then
- * the rest, pulled a page at a time (sent chunked). Bun frames a stream by whether it ended before Bun first wrote
- * (a length if so), which the answer to a HEAD cannot know: it says chunked. A client gone (`signal`) or a cancelled
- * body ends the read.
- */
-async function objectsBody(
-  epoch: string,
-  pages: AsyncGenerator<Page>,
-  signal: AbortSignal,
-  logger: Logger,
-): Promise<string | ReadableStream<Uint8Array>> {
-  let written = 0;
-  let left = false;
-  const leave = () => {
-    left = true;
-    void pages.return(undefined);
-  };
-  signal.addEventListener("abort", leave, { once: true });
-  const items = (objects: CurrentObject[]) => {
-    let text = "";
-    for (const object of objects) text += (written++ === 0 ? "" : ",") + jsonText(object);
-    return text;
-  };
-  const first = await pages.next();
-  if (first.done) throw new Error("the snapshot had no first page");
-  const version = JSON.stringify(first.value.version);
-  const opening = `{"epoch":${JSON.stringify(epoch)},"version":${version},"items":[${items(first.value.objects)}`;
-  const second = await pages.next();
-  if (second.done) return `${opening}]}`;
-  let unsent = opening + items(second.value.objects);
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        try {
-          let text = unsent;
-          unsent = "";
-          while (text === "") {
-            const next = await pages.next();
-            // Never the closing "]}" after a cut: what was sent must not parse as the whole state.
-            if (left) throw new Error("the client went away");
-            if (next.done) {
-              controller.enqueue(encoder.encode("]}"));
-              return controller.close();
-            }
-            text = items(next.value.objects);
-          }
-          controller.enqueue(encoder.encode(text));
-        } catch (error) {
-          if (!left) logger.warn("/v1/objects failed after its first bytes; the response is cut short", { error });
-          controller.error(error);
-        }
-      },
-      cancel: leave,
-    },
-    // Pulled only when the client has taken what was enqueued: one page held at a time.
-    { highWaterMark: 0 },
-  );
-}
-
 /**
  * Mounts /v1/objects and /v1/updates on the shared app; `idleTimeout` is the listener's (seconds, 0 for none).
  * `refused` aborts once the store serves no read any more (replaced: Host.failed): the snapshots waiting for their
  * turn are answered 503 then, as the reads it refuses are, where they waited on for turns held by slow clients and the
- * stop that follows cut them, unanswered.
+ * stop that follows cut them, unanswered. `drainOver` (HttpServer's) aborts as a stop's drain runs out of time: a
+ * snapshot not answered yet (waiting for its turn, or for its first pages) is answered 503 then, where its connection
+ * was closed with nothing (ECONNRESET); one whose body streams is left to be cut.
  */
 export function mountApi(
   app: Hono,
   log: CommittedLog,
   logger: Logger,
   idleTimeout: number,
-  refused?: AbortSignal,
+  ends: { refused?: AbortSignal; drainOver?: AbortSignal } = {},
 ): void {
+  const { refused, drainOver } = ends;
   const whole = wholeYet(log);
   // Once a minute: clients polling a store that is down would otherwise write a line per request.
   const readFailed = rateLimitedWarn(logger);
@@ -194,18 +137,27 @@ export function mountApi(
     if (!whole()) return retryLater(c, "the store's first sync is under way; ask again later");
     const { kind, namespace, node, stream } = query.value;
     const { signal } = c.req.raw;
-    const ended = refused ? AbortSignal.any([signal, refused]) : signal;
+    const unanswered = new AbortController();
+    const answerNow = () => unanswered.abort(new Error(SHUTTING_DOWN));
+    if (drainOver?.aborted) answerNow();
+    drainOver?.addEventListener("abort", answerNow, { once: true });
+    const ended = AbortSignal.any([signal, unanswered.signal, ...(refused ? [refused] : [])]);
     const pages = readObjectPages(log, { stream, namespace, node }, kind, ended);
     // Waiting for its turn among the snapshots read at once, it sends nothing through no fault of its client.
     setIdleTimeout(c, 0);
     let body: string | ReadableStream<Uint8Array>;
     try {
       // Read before answering: a store that fails now fails the request with its usual status.
-      body = await objectsBody(log.epoch, pages, signal, logger).finally(() => setIdleTimeout(c, idleTimeout));
+      body = await objectsBody(log.epoch, pages, signal, unanswered.signal, logger).finally(() =>
+        setIdleTimeout(c, idleTimeout),
+      );
     } catch (error) {
       // Gone while it waited for its turn: nobody to answer.
       if (signal.aborted) return new Response(null, { status: 499 });
+      if (unanswered.signal.aborted) return retryLater(c, SHUTTING_DOWN);
       return storeUnreadable(c, readFailed, error);
+    } finally {
+      drainOver?.removeEventListener("abort", answerNow);
     }
     return new Response(body, { headers: { "content-type": "application/json" } });
   });

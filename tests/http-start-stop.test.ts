@@ -10,7 +10,7 @@ import { StartFailed } from "../host/open-store.ts";
 import { createLogger } from "../host/logger.ts";
 import { rawPod, startTestHost, tempDir, waitFor } from "../testing/index.ts";
 import { exitWithin, MAIN, Output, SDK } from "./reliability-process.ts";
-import { rawRequest } from "./security-raw.ts";
+import { chunkedBody, rawRequest } from "./security-raw.ts";
 import { startReceiver, webhookSink } from "./webhook-receiver.ts";
 
 const dirs: string[] = [];
@@ -152,21 +152,6 @@ function slowReader(url: URL, path: string) {
   socket.write(`GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`);
   const text = () => Buffer.concat(chunks).toString();
   return { socket, text, ended: () => ended };
-}
-
-/** The body of a chunked HTTP/1.1 response (the connection's first), undefined when it did not come whole. */
-function chunkedBody(response: string): string | undefined {
-  let at = response.indexOf("\r\n\r\n") + 4;
-  let body = "";
-  for (;;) {
-    const line = response.indexOf("\r\n", at);
-    if (line < 0) return undefined;
-    const size = Number.parseInt(response.slice(at, line), 16);
-    if (Number.isNaN(size) || line + 2 + size > response.length) return undefined;
-    if (size === 0) return body;
-    body += response.slice(line + 2, line + 2 + size);
-    at = line + 2 + size + 2;
-  }
 }
 
 type Body = { version: number; items: unknown[] };

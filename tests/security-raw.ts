@@ -10,6 +10,8 @@ export interface RawExchange {
   text(): string;
   /** The response's status, once its first line came. */
   status(): Promise<number>;
+  /** Whether the connection has closed. */
+  ended(): boolean;
   close(): void;
 }
 
@@ -30,6 +32,8 @@ export async function rawRequest(
   socket.on("data", (chunk) => {
     text += chunk.toString();
   });
+  let ended = false;
+  socket.on("close", () => (ended = true));
   socket.on("error", () => {});
   if (options.unread) socket.pause();
   const host = options.withoutHost ? "" : `\r\nHost: ${url.host}`;
@@ -40,8 +44,24 @@ export async function rawRequest(
       const line = await waitFor(() => /^HTTP\/1\.1 (\d{3})/.exec(text), 10_000, `the response to ${head}`);
       return Number(line[1]);
     },
+    ended: () => ended,
     close: () => void socket.destroy(),
   };
+}
+
+/** The body of a chunked HTTP/1.1 response (the connection's first), undefined when it did not come whole. */
+export function chunkedBody(response: string): string | undefined {
+  let at = response.indexOf("\r\n\r\n") + 4;
+  let body = "";
+  for (;;) {
+    const line = response.indexOf("\r\n", at);
+    if (line < 0) return undefined;
+    const size = Number.parseInt(response.slice(at, line), 16);
+    if (Number.isNaN(size) || line + 2 + size > response.length) return undefined;
+    if (size === 0) return body;
+    body += response.slice(line + 2, line + 2 + size);
+    at = line + 2 + size + 2;
+  }
 }
 
 /**
