@@ -270,7 +270,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
           await http.stop(deadline - Math.min(STORE_CLOSE_RESERVE_MS, config.shutdownTimeoutMs / 5));
           waits.at("the store's close");
           logAge.stop();
-          await store.stop();
+          await store.stop(deadline);
           loop.stop();
         })();
         // A store that keeps failing holds the pending commit, and every step after it, for as long as it fails.

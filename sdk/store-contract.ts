@@ -76,7 +76,13 @@ export interface RetentionPolicy {
 export interface Store {
   /** Opens (creating or migrating as needed) and returns what the store holds. */
   start(): Promise<StoreState>;
-  stop(): Promise<void>;
+  /**
+   * Closes the store. `deadline` (ms since the epoch): by when the host's shutdown needs it closed (shutdownTimeout's
+   * end); past it the host exits 1, naming the store's close. A store that waits there for what may not answer (a
+   * thread of its own on a stalled machine) stops waiting in time, leaves what it must (saying so), and closes the
+   * rest by then. Undefined when the host sets no bound (a start that failed, `--check`): the store's own waits hold.
+   */
+  stop(deadline?: number): Promise<void>;
   /**
    * `--check`, instead of start() and stop(): proves the store usable, making it if new, and leaves one that exists as
    * it is (its migrations are a start's: a kubemeta of its earlier schema, still serving it or rolled back to, could

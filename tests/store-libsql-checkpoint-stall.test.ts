@@ -4,7 +4,7 @@
  * Dead (an uncaught exception): a new worker takes over, unless too many died in a row.
  */
 import { expect, test } from "bun:test";
-import { createClient } from "@libsql/client";
+import { createClient, type Client } from "@libsql/client";
 import { existsSync, statSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
@@ -17,6 +17,7 @@ import { waitFor } from "../testing/index.ts";
 const { newDir } = storeSandbox();
 const RESTART_BYTES = 1_000_000;
 const SILENT = "WAL checkpoint worker does not answer; the writer checkpoints by itself until it answers again";
+const NOT_STOPPED = "WAL checkpoint worker did not stop; the WAL may stay beside the file until the next start";
 
 /** A WAL-mode file, its writer, and a checkpointer bounding it at RESTART_BYTES; what it logs is kept. */
 async function checkpointed(options: Partial<CheckpointerOptions>) {
@@ -56,20 +57,25 @@ async function checkpointed(options: Partial<CheckpointerOptions>) {
       3_000,
       what,
     );
-  return { url, walPath, writer, fillWal, said, checkpointer, restartedByWorker };
+  /** Past the bound, the WAL in a reader's snapshot: the worker's RESTART waits for it inside libSQL. */
+  async function holdWal(reader: Client) {
+    await fillWal();
+    const held = await reader.transaction("read");
+    await held.execute("SELECT count(*) FROM t");
+    return held;
+  }
+  return { url, walPath, writer, fillWal, holdWal, said, checkpointer, restartedByWorker };
 }
 
 test("a checkpoint worker that answers after the commit stopped waiting for it is used again", async () => {
   // The worker's RESTART waits 3 s for readers: longer than the commit waits for its answer.
-  const { url, walPath, writer, fillWal, said, checkpointer, restartedByWorker } = await checkpointed({
+  const { url, walPath, writer, holdWal, said, checkpointer, restartedByWorker } = await checkpointed({
     replyTimeoutMs: 300,
   });
   // A reader whose snapshot holds the WAL: the worker's RESTART waits inside libSQL, as a stalled thread would.
   const reader = createClient({ url });
   try {
-    await fillWal();
-    const held = await reader.transaction("read");
-    await held.execute("SELECT count(*) FROM t");
+    const held = await holdWal(reader);
     await checkpointer.bound();
     held.close();
     // The worker's RESTART ends once the reader is gone: every commit after its late answer is bounded by it again.
@@ -88,11 +94,9 @@ test("a checkpoint worker that answers after the commit stopped waiting for it i
 });
 
 test("a stop waits for a silent checkpoint worker: the writer's close folds the WAL in and removes it", async () => {
-  const { url, walPath, writer, fillWal, said, checkpointer } = await checkpointed({ replyTimeoutMs: 300 });
+  const { url, walPath, writer, holdWal, said, checkpointer } = await checkpointed({ replyTimeoutMs: 300 });
   const reader = createClient({ url });
-  await fillWal();
-  const held = await reader.transaction("read");
-  await held.execute("SELECT count(*) FROM t");
+  const held = await holdWal(reader);
   await checkpointer.bound();
   expect(said(SILENT)).toHaveLength(1);
   // Stopped as the store's close does it: reads over, the checkpointer, then the writer, the file's last connection.
@@ -111,18 +115,36 @@ test("a stop waits for a silent checkpoint worker: the writer's close folds the 
 });
 
 test("a checkpoint worker silent past the stop's wait is left to stop by itself, and that is said", async () => {
-  const { url, writer, fillWal, said, checkpointer } = await checkpointed({ replyTimeoutMs: 300 });
+  const { url, writer, holdWal, said, checkpointer } = await checkpointed({ replyTimeoutMs: 300 });
   const reader = createClient({ url });
   try {
-    await fillWal();
-    const held = await reader.transaction("read");
-    await held.execute("SELECT count(*) FROM t");
+    const held = await holdWal(reader);
     await checkpointer.bound();
     // The reader holds the worker's RESTART (up to 3 s) past the stop's wait.
     await checkpointer.stop();
     held.close();
-    const notStopped = "WAL checkpoint worker did not stop; the WAL may stay beside the file until the next start";
-    expect(said(notStopped)).toMatchObject([{ level: "warn", waitedMs: 300 }]);
+    expect(said(NOT_STOPPED)).toMatchObject([{ level: "warn", waitedMs: 300 }]);
+  } finally {
+    reader.close();
+    writer.close();
+  }
+});
+
+test("a stop given a deadline gives a checkpoint worker that does not answer up by it, and says so", async () => {
+  const { url, writer, holdWal, said, checkpointer } = await checkpointed({ busyTimeoutMs: 8_000 });
+  const reader = createClient({ url });
+  try {
+    const held = await holdWal(reader);
+    // The reader holds the worker's RESTART for 8 s, as a stalled machine would hold the thread.
+    const restarting = checkpointer.bound();
+    // What the host leaves the store's close: 200 ms.
+    const started = Date.now();
+    await checkpointer.stop(started + 200);
+    const tookMs = Date.now() - started;
+    held.close();
+    await restarting;
+    expect(tookMs).toBeLessThan(2_000);
+    expect(said(NOT_STOPPED)).toMatchObject([{ level: "warn" }]);
   } finally {
     reader.close();
     writer.close();

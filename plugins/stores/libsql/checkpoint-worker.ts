@@ -48,6 +48,9 @@ self.onmessage = async (event: MessageEvent<CheckpointerRequest>) => {
           throw new Error("the checkpoint worker dies, as a test asked");
         }),
       );
+    const { stallsMs } = request;
+    if (stallsMs)
+      void checkpoint("PASSIVE").then(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, stallsMs));
   } else if (request.type === "restart") {
     self.postMessage({ ...(await checkpoint("RESTART")), id: request.id });
   } else {

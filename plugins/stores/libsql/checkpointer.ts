@@ -37,8 +37,11 @@ const REPLACE_BACKOFF_MS = 250;
 const REPLACEMENTS_IN_A_ROW = 3;
 
 export type CheckpointerRequest =
-  /** `dies`: for tests, the worker throws (uncaught) after a checkpoint, its reply not sent. */
-  | { type: "start"; url: string; intervalMs: number; busyTimeoutMs: number; dies?: boolean }
+  /**
+   * For tests: `dies`, the worker throws (uncaught) after a checkpoint, its reply not sent; `stallsMs`, its thread
+   * stalls that long after its first checkpoint, answering nothing and holding no lock meanwhile.
+   */
+  | { type: "start"; url: string; intervalMs: number; busyTimeoutMs: number; dies?: boolean; stallsMs?: number }
   /** `id` comes back with its answer, so that a late answer to an earlier request is not taken for this one's. */
   | { type: "restart"; id: number }
   | { type: "stop" };
@@ -55,6 +58,9 @@ export type CheckpointerReply =
   | { error: string; id?: number }
   | { stopped: true };
 
+/** For tests: what a store's checkpointer is given besides its own options. */
+export type CheckpointerTestOptions = Pick<CheckpointerOptions, "workerStallsMs">;
+
 export interface CheckpointerOptions {
   url: string;
   walPath: string;
@@ -64,13 +70,19 @@ export interface CheckpointerOptions {
   replyTimeoutMs?: number;
   /** For tests: how many workers, the first ones, die (an uncaught exception) after their first checkpoint. */
   workersThatDie?: number;
+  /** For tests: how long the first worker's thread stalls after its first checkpoint, as on a stalled machine. */
+  workerStallsMs?: number;
   logger: Logger;
 }
 
 export interface Checkpointer {
   /** Keeps the WAL bounded; call with no write transaction open. */
   bound(): Promise<void>;
-  stop(): Promise<void>;
+  /**
+   * Ends the worker, waiting as long as a commit would for it to say it stopped, but not past `deadline` (ms since the
+   * epoch): the writer's close is then the file's last and folds the WAL in.
+   */
+  stop(deadline?: number): Promise<void>;
 }
 
 export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
@@ -95,6 +107,7 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
   let replacing: Timer | undefined;
   let stopping: Promise<void> | undefined;
   let workersThatDie = options.workersThatDie ?? 0;
+  let stallsMs = options.workerStallsMs;
   let worker = spawn();
 
   function spawn(): Worker {
@@ -129,7 +142,9 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
       intervalMs: CHECKPOINT_INTERVAL_MS,
       busyTimeoutMs,
       dies,
+      stallsMs,
     } satisfies CheckpointerRequest);
+    stallsMs = undefined;
     return started;
   }
 
@@ -154,12 +169,12 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
   const send = (request: CheckpointerRequest) => worker.postMessage(request);
 
   /** The answer to the request under `key`, or undefined once the commit stops waiting for it. */
-  function answer(key: number): Promise<CheckpointerReply | undefined> {
+  function answer(key: number, waitMs = replyTimeoutMs): Promise<CheckpointerReply | undefined> {
     return new Promise((resolve) => {
       const deadline = setTimeout(() => {
         waiting.delete(key);
         resolve(undefined);
-      }, replyTimeoutMs);
+      }, waitMs);
       waiting.set(key, (reply) => {
         clearTimeout(deadline);
         resolve(reply);
@@ -187,13 +202,14 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
           walBytes: reply.walBytes,
         });
     },
-    stop() {
+    stop(deadline = Number.POSITIVE_INFINITY) {
       stopping ??= (async () => {
         clearTimeout(replacing);
         if (failed) return;
         // A silent one too: until its connection closes, the writer's close is not the file's last, which folds the
         // WAL in and removes it, and the WAL with what it holds would stay beside a file said to be the whole store.
-        const stopped = answer(STOPPED);
+        const waitedMs = Math.max(0, Math.min(replyTimeoutMs, deadline - Date.now()));
+        const stopped = answer(STOPPED, waitedMs);
         send({ type: "stop" });
         // terminate() while the worker is inside a libSQL call aborts the whole process
         // (tests/bun-worker.test.ts): a worker that did not say it stopped is left to finish
@@ -201,7 +217,7 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
         if (await stopped) worker.terminate();
         else
           logger.warn("WAL checkpoint worker did not stop; the WAL may stay beside the file until the next start", {
-            waitedMs: replyTimeoutMs,
+            waitedMs,
           });
       })();
       return stopping;

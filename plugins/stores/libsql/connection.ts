@@ -21,7 +21,7 @@ import { dirname } from "node:path";
 import { keepSqliteAllocations } from "./malloc.ts";
 import { releaseClosedConnections } from "./release.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
-import { startCheckpointer, WAL_RESTART_BYTES } from "./checkpointer.ts";
+import { startCheckpointer, WAL_RESTART_BYTES, type CheckpointerTestOptions } from "./checkpointer.ts";
 import { startWriterThread, type Writer, type WriterSetup } from "./writer.ts";
 import { linkedPath, unwritableProblem } from "./writable.ts";
 import { BoundedWsClient } from "./ws-client.ts";
@@ -56,7 +56,8 @@ export interface Connections {
   files?: string[];
   /** Call before a write transaction: may wait for the WAL to be restarted. */
   beforeWrite(): Promise<void>;
-  close(): Promise<void>;
+  /** `deadline`: Store.stop's. */
+  close(deadline?: number): Promise<void>;
 }
 
 export function isFileUrl(url: string): boolean {
@@ -192,7 +193,12 @@ function remoteClient(url: string, remote: RemoteOptions): Client {
   return createClient({ ...config, fetch: answeredWithin(remote.timeoutMs) });
 }
 
-export async function openConnections(url: string, logger: Logger, remote: RemoteOptions = {}): Promise<Connections> {
+export async function openConnections(
+  url: string,
+  logger: Logger,
+  remote: RemoteOptions = {},
+  checkpoints: CheckpointerTestOptions = {},
+): Promise<Connections> {
   if (!isFileUrl(url)) {
     const client = remoteClient(url, remote);
     try {
@@ -252,15 +258,18 @@ export async function openConnections(url: string, logger: Logger, remote: Remot
     );
   }
   const reader = createClient({ url, timeout: BUSY_TIMEOUT_MS });
-  const checkpointer = startCheckpointer({ url, walPath: `${opened}-wal`, busyTimeoutMs: RESTART_WAIT_MS, logger });
+  const walPath = `${opened}-wal`;
+  const checkpointer = startCheckpointer({ url, walPath, busyTimeoutMs: RESTART_WAIT_MS, logger, ...checkpoints });
   return {
     writer,
     reader,
     journalMode,
-    files: journalMode === "wal" ? [path, `${opened}-wal`, `${opened}-shm`] : [path],
+    files: journalMode === "wal" ? [path, walPath, `${opened}-shm`] : [path],
     beforeWrite: () => checkpointer.bound(),
-    async close() {
-      await checkpointer.stop();
+    async close(deadline) {
+      // Half of what is left at most: the other half is for the close after it, whose three collections and writer's
+      // close (folding the WAL in, once the worker stopped) must end by the deadline too.
+      await checkpointer.stop(deadline === undefined ? undefined : (Date.now() + deadline) / 2);
       reader.close();
       // Closed, the reader stays open until its statements are collected (release.ts): collected now, the writer is
       // the file's last connection, and its close folds the WAL in and removes it and the shared memory.

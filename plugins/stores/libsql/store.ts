@@ -4,6 +4,7 @@
  */
 import type { Store, StoreContext } from "../../../sdk/contract.ts";
 import { isFileUrl, openConnections, storeName, type Connections } from "./connection.ts";
+import type { CheckpointerTestOptions } from "./checkpointer.ts";
 import { watchFiles, type FileWatch } from "./file-identity.ts";
 import { FencedWrites } from "./fenced-writes.ts";
 import { newEpochAt, randomEpoch } from "./new-epoch.ts";
@@ -18,7 +19,12 @@ export interface LibsqlConfig {
   timeout: number;
 }
 
-export function createLibsqlStore(config: LibsqlConfig, ctx: StoreContext): Store {
+/** `checkpoints`: for tests (a store plugin of their own), what the `file:` store's WAL checkpointer is given. */
+export function createLibsqlStore(
+  config: LibsqlConfig,
+  ctx: StoreContext,
+  checkpoints?: CheckpointerTestOptions,
+): Store {
   const commitSeconds = ctx.metrics.histogram(
     "kubemeta_store_commit_seconds",
     "Time to commit one batch of updates to the store.",
@@ -90,10 +96,12 @@ export function createLibsqlStore(config: LibsqlConfig, ctx: StoreContext): Stor
 
   /** The store opened, and made if new; `checking` (`--check`): an existing store's schema left as it is. */
   async function connect(checking = false): Promise<{ c: Connections; notes: string[] }> {
-    const c = await openConnections(config.url, ctx.logger, {
-      authToken: config.authToken,
-      timeoutMs: config.timeout,
-    });
+    const c = await openConnections(
+      config.url,
+      ctx.logger,
+      { authToken: config.authToken, timeoutMs: config.timeout },
+      checkpoints,
+    );
     try {
       if (c.journalMode !== undefined && c.journalMode !== "wal") {
         ctx.logger.warn("the file system refused WAL mode: readers will block commits", {
@@ -146,7 +154,7 @@ export function createLibsqlStore(config: LibsqlConfig, ctx: StoreContext): Stor
       return notes;
     },
 
-    async stop() {
+    async stop(deadline) {
       const pending = opening;
       opening = undefined;
       if (!pending) {
@@ -157,7 +165,7 @@ export function createLibsqlStore(config: LibsqlConfig, ctx: StoreContext): Stor
       await writes.settled();
       lastLook();
       connections = undefined;
-      await c?.close();
+      await c?.close(deadline);
     },
 
     lead: (check) => writes.lead(check),
