@@ -64,13 +64,20 @@ export interface DeliveryLoop {
   run(saveFirst: boolean, term: AbortSignal): Promise<void>;
   /**
    * True once every version committed now is delivered (or filtered out); false at `deadline`, or, with
-   * `unlessFailing`, as soon as a delivery fails (or the sink's own `failing()` says so).
+   * `unlessFailing`, as soon as a delivery fails (or the sink's own `failing()` says so) or a read of the log has
+   * waited DRAIN_READ_WAIT_MS.
    */
   deliveredAll(deadline: number, unlessFailing: boolean): Promise<boolean>;
 }
 
 /** How often a drain asks a sink that retries inside its `deliver` whether it is failing (ConsumeOptions.failing). */
 const FAILING_POLL_MS = 50;
+/**
+ * How long a drain waits on one read of the log. The log's memory answers at once, a store within tens of milliseconds
+ * (bench/RESULTS.md); one that has not answered by then is taken for a store that stopped answering, whose read is
+ * given up only after 10 s (STORE_UNANSWERED_MS): a drain would wait on it in vain.
+ */
+const DRAIN_READ_WAIT_MS = 500;
 
 export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext): DeliveryLoop {
   const { ctx, labels, lost, count, collect, showLag } = context;
@@ -81,6 +88,8 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
   let saved = 0;
   let savedAt = 0;
   let moved = Promise.withResolvers<void>();
+  /** Since when the loop waits on the log for its next batch; undefined while it delivers or saves one. */
+  let readingSince: number | undefined;
   // Saved at every batch (or second) while the store is away, for minutes maybe: its first failure is the error.
   const saveOutage = outageLog(logger, "saving the sink's cursor failed", "saving the sink's cursor works again");
   // Read again every 10 s at most for as long as the store is away: each outage's first failure, and each new cause,
@@ -158,6 +167,7 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
     const behindRetention = options.behindRetention ?? "oldest";
     while (!term.aborted) {
       try {
+        readingSince = Date.now();
         for await (const batch of batches(log, {
           after: delivered,
           stream: options.stream,
@@ -168,6 +178,7 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
           signal: term,
           hurry: context.hurry,
         })) {
+          readingSince = undefined;
           readRetries.reset();
           health.worked();
           readOutage.succeeded();
@@ -188,8 +199,10 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
             await saveWithin(Math.max(REFRESH_MS, saveIntervalMs), term);
           }
           showLag();
+          readingSince = Date.now();
         }
       } catch (error) {
+        readingSince = undefined;
         const delay = readRetries.next();
         health.struggle();
         const filtering = error instanceof FilterFailed;
@@ -219,11 +232,16 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
   async function deliveredAll(deadline: number, unlessFailing: boolean): Promise<boolean> {
     const target = log.head();
     const isFailing = () => failing || options.failing?.() === true;
+    const readHeld = () => readingSince !== undefined && Date.now() - readingSince >= DRAIN_READ_WAIT_MS;
     while (delivered < target) {
-      if (unlessFailing && isFailing()) return false;
+      if (unlessFailing && (isFailing() || readHeld())) return false;
       const next = unlessFailing ? Promise.race([moved.promise, failed.promise]) : moved.promise;
-      // A sink's own failing() tells no one when it turns (a refusal that arrives once the drain began): asked again.
-      const wake = unlessFailing && options.failing ? Math.min(deadline, Date.now() + FAILING_POLL_MS) : deadline;
+      // Looked at again: a sink's own failing() tells no one when it turns (a refusal that arrives once the drain
+      // began), nor does the loop when a read it began is held.
+      const poll = Date.now() + (options.failing ? FAILING_POLL_MS : DRAIN_READ_WAIT_MS);
+      const wake = unlessFailing
+        ? Math.min(deadline, poll, (readingSince ?? Number.POSITIVE_INFINITY) + DRAIN_READ_WAIT_MS)
+        : deadline;
       if ((await until(next, wake)) === TIMED_OUT && Date.now() >= deadline) return false;
     }
     return true;

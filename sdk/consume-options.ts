@@ -69,8 +69,9 @@ export interface ConsumeOptions {
   /**
    * On stop, how long the sink may go on delivering what is committed (a batch's linger cut short) before it stops
    * (default DRAIN_MS, 3 s; 0: it stops at once). Only a sink whose deliveries work: one retrying a failed batch, or
-   * stalled on one, or retrying a failed read of the log or its filter that threw, stops at once, and its cursor keeps
-   * the rest for the next start either way.
+   * stalled on one, or retrying a failed read of the log or its filter that threw, stops at once, one whose read of the
+   * log has not answered in 0.5 s (a store that stopped answering) then, and its cursor keeps the rest for the next
+   * start either way.
    */
   drainMs?: number;
   /**

@@ -3,8 +3,9 @@
  * log's in-memory tail reads the store in follow()'s scan, a sink of one stream behind retention reads its own stream
  * up to the log's horizon, and a leader (ha) loads its cursor at each term. A store that stopped answering (a remote
  * store, given up only at its own 10 s, the host's deadline for a plugin's stop) held the stop as long: every SIGTERM
- * `sink did not stop in time; abandoning it`. The stop now ends at once; the read goes on, its result dropped: nothing
- * delivered, the cursor not moved.
+ * `sink did not stop in time; abandoning it`. The stop now ends at once, or, for a sink that drains, once its drain has
+ * waited 0.5 s on the read (it waited its whole 3 s); the read goes on, its result dropped: nothing delivered, the
+ * cursor not moved.
  */
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
@@ -19,7 +20,7 @@ import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.
 import { holdCalls, holdUpdateReads, type HeldReads } from "./held-state-reads.ts";
 import { addPods, contextOn } from "./plugins-fixtures.ts";
 
-/** Far below the read's hold: it is never let go before the stop is over. */
+/** Far below the read's hold (it is never let go before the stop is over), and below a drain's 3 s. */
 const STOP_MS = 2_000;
 
 let host: TestHost | undefined;
@@ -75,8 +76,6 @@ test("a sink behind the in-memory tail, its read of the store held at a stop, st
   const ctx = { ...contextOn(th, "behind"), log };
   const delivered: number[] = [];
   const sink = consume(ctx, {
-    // The drain waits for what is committed as long as it may, a held read or not: short here, the stop's rest shown.
-    drainMs: 300,
     batch: { size: 100, lingerMs: 0 },
     deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)),
   });
@@ -122,7 +121,6 @@ test("a sink of one stream behind retention, its read of its own stream held at 
     { ...contextOn(th, "n1"), cursor: { load: async () => 0, save: async (version) => void saves.push(version) } },
     {
       stream: "node/n1",
-      drainMs: 300,
       deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)),
     },
   );
