@@ -6,7 +6,8 @@
  */
 import { beforeAll, expect, test } from "bun:test";
 import { ALL } from "../protocol/streams.ts";
-import { RESET_READS, STOPPING } from "../plugins/sinks/nats/replay.ts";
+import { RESET_READS } from "../plugins/sinks/nats/replay.ts";
+import { STOPPING } from "../plugins/sinks/nats/reply-failure.ts";
 import type { LogQuery } from "../sdk/contract.ts";
 import { waitFor } from "../testing/index.ts";
 import { holdStateReads } from "./held-state-reads.ts";

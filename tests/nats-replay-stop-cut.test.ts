@@ -10,7 +10,7 @@ import { createInbox } from "@nats-io/transport-node";
 import { subscribeNats } from "../client/index.ts";
 import { ALL } from "../protocol/streams.ts";
 import type { ReplayChunk } from "../protocol/replay.ts";
-import { STOPPING } from "../plugins/sinks/nats/replay.ts";
+import { STOPPING } from "../plugins/sinks/nats/reply-failure.ts";
 import { type TestHost, waitFor } from "../testing/index.ts";
 import { recorder } from "./client-recorder.ts";
 import { holdStatePages, type HeldPages } from "./held-state-reads.ts";

@@ -10,7 +10,7 @@ import { expect, test } from "bun:test";
 import { createInbox } from "@nats-io/transport-node";
 import { ALL } from "../protocol/streams.ts";
 import type { ReplayChunk } from "../protocol/replay.ts";
-import { STOPPING } from "../plugins/sinks/nats/replay.ts";
+import { STOPPING } from "../plugins/sinks/nats/reply-failure.ts";
 import { type TestHost, waitFor } from "../testing/index.ts";
 import { holdStateReads, holdUpdateReads, type HeldReads } from "./held-state-reads.ts";
 import { replay } from "./nats-consumer.ts";

@@ -7,7 +7,7 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { connect } from "@nats-io/transport-node";
-import { STORE_UNREADABLE } from "../plugins/sinks/nats/replay.ts";
+import { STORE_UNREADABLE } from "../plugins/sinks/nats/reply-failure.ts";
 import { waitFor } from "../testing/index.ts";
 import { cleanups, runCleanups } from "./faults-cluster.ts";
 import { restartableStore } from "./ha-chaos-parts.ts";

@@ -7,7 +7,7 @@
  * from the log in replay-content.ts, and published to its requesters by reply-writer.ts.
  */
 import type { Msg, NatsConnection } from "@nats-io/transport-node";
-import { type CommittedLog, isBehindRetention } from "../../../sdk/contract.ts";
+import type { CommittedLog } from "../../../sdk/contract.ts";
 import { type Counter, type Gauge, type Logger, rateLimitedWarn } from "../../../sdk/telemetry.ts";
 import {
   comesBackLater,
@@ -18,10 +18,10 @@ import {
   wholeYet,
 } from "../../../sdk/resume.ts";
 import { snapshotTurn } from "../../../sdk/snapshot-turns.ts";
-import { fromStore, StoreReadFailed, untilAborted } from "../../../sdk/store-reads.ts";
-import { ConnectionDropped } from "./publisher.ts";
+import { fromStore, untilAborted } from "../../../sdk/store-reads.ts";
 import { refusedReply } from "./replies.ts";
 import { replyWriter } from "./reply-writer.ts";
+import { replyFailure, STOPPING } from "./reply-failure.ts";
 import { type Pending, pendingOf, type ReplayResult, sound } from "./requests.ts";
 import { keepReplaySubscription, type ReplaySubscriptionOptions } from "./replay-subscription.ts";
 import { ReplayLine } from "./replay-line.ts";
@@ -61,14 +61,6 @@ export interface Responder {
   stop(): Promise<void>;
 }
 
-/** The error of a reply whose read of the store failed: one that ends in `ask again later` (the client asks again). */
-export const STORE_UNREADABLE = "the store cannot be read now; ask again later";
-/**
- * The error of a request the sink holds when it stops (waiting for a slot, a turn, or the log to reach its `from`):
- * the requester asks again (another replica, or this one once it is back) rather than waiting out its timeout.
- */
-export const STOPPING = "the NATS sink is stopping; ask again later";
-
 /** Requests waiting for this replica's log to reach their `from` (sdk/resume.ts), past which they are answered now. */
 const MAX_PARKED = 1_000;
 /**
@@ -79,13 +71,6 @@ const MAX_PARKED = 1_000;
  * when one comes (takeAlike).
  */
 export const RESET_READS = 2;
-
-/**
- * The error of a reply whose flush the connection's drop cut off (a NATS restart, a network cut): nothing an operator
- * should be paged for. It goes out once the connection is back, and a requester that was not cut off reads it: it
- * ends in `ask again`, or the client library would take the request as refused and reset.
- */
-const CUT_OFF = "the NATS connection dropped before the server confirmed the reply; ask again";
 
 export function serveReplay(options: ResponderOptions): Responder {
   const { nc, log, logger, requests, labels } = options;
@@ -103,6 +88,7 @@ export function serveReplay(options: ResponderOptions): Responder {
     requests.inc({ ...labels, result }, requesters);
   }
 
+  const failure = replyFailure({ logger, warn, stopping: () => stopping });
   const content = new ReplayContent(log, count, stopped.signal);
   const reasonFor = (request: ReplayRequest) => resetReason(log, request.stream, request.from);
   // A `to` past the head of a replica behind a store it cannot read: a reply short of it would be asked again, and
@@ -182,31 +168,6 @@ export function serveReplay(options: ResponderOptions): Responder {
       await writer.fail(said).catch(() => {});
     }
     return true;
-  }
-
-  /** Logs why a reply ends with an error, as often as that deserves, and returns what its error chunk says. */
-  function failure(error: unknown, pending: Pending): string {
-    if (error instanceof MalformedRequestError) {
-      warn("malformed replay request", { error, payload: pending.excerpt ?? "" });
-      return error.message;
-    }
-    if (error instanceof StoreReadFailed) {
-      // A store down fails every request answered meanwhile: one line a minute, as /v1/updates and SSE streams.
-      if (!stopping)
-        warn("a read of the store failed; the requester is told to ask again later", { error: error.error });
-      return STORE_UNREADABLE;
-    }
-    // An answer the sink's stop cut short (its connection closing): told to ask again, nothing went wrong.
-    if (stopping) return STOPPING;
-    // Retention passed what the reply had still to read: its requester fell behind as any reader can (the log has
-    // counted and logged it), and asked again it gets the stream's state.
-    if (isBehindRetention(error)) return `retention overtook this reply: ${error.message}; ask again`;
-    if (error instanceof ConnectionDropped) {
-      warn("the NATS connection dropped during a replay; its requester asks again", { error: error.cause });
-      return CUT_OFF;
-    }
-    logger.error("replay failed", { error });
-    return `replay failed: ${(error as Error).message}; ask again`;
   }
 
   const line = new ReplayLine({
