@@ -5,7 +5,8 @@
  */
 import { lstat } from "node:fs/promises";
 import { ConfigError, loadConfig, resolveConfig, type Config } from "../host/config.ts";
-import { type Host, ShutdownTimedOut, startHost } from "../host/host.ts";
+import { type Host, startHost } from "../host/host.ts";
+import { ShutdownTimedOut } from "../host/shutdown.ts";
 import { StartAbandoned, StartFailed } from "../host/open-store.ts";
 import { checkConfig, startWarnings } from "../host/check-config.ts";
 import { checkListenerWarnings } from "../host/http-address.ts";

@@ -21,13 +21,14 @@ import { watchEventLoop } from "./loop-lag.ts";
 import { committedAfter, watchLogAge } from "./log-age.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
 import { supervise } from "./supervise.ts";
-import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { openStore, pluginContext, StartFailed, warnOfConfig } from "./open-store.ts";
 import { startLeaderTerm, type LeaderTerm } from "./leader.ts";
 import { checkSameStore } from "./follower.ts";
 import { Terms } from "./leadership.ts";
 import type { Replication } from "./replication.ts";
+import { until } from "../protocol/retry.ts";
 import { ShutdownWaits } from "./shutdown-waits.ts";
+import { shutDownWithin } from "./shutdown.ts";
 import { isStoreReplaced } from "../sdk/store-contract.ts";
 import { lagUntilStarted, type LagUntilStarted } from "./sink-lag.ts";
 
@@ -53,19 +54,8 @@ export interface Host {
   stop(): Promise<void>;
 }
 
-/** The shutdown did not finish within shutdownTimeout: what was not committed is logged, the process exits 1. */
-export class ShutdownTimedOut extends Error {
-  constructor(timeoutMs: number) {
-    super(`shutdown did not finish within ${timeoutMs} ms`);
-    this.name = "ShutdownTimedOut";
-  }
-}
-
 /** What of shutdownTimeout (at most a fifth) the HTTP drain leaves for the store's close after it. */
 const STORE_CLOSE_RESERVE_MS = 1_000;
-
-/** How long a shutdown out of time still gives the Lease's release (one API call, retried once on a conflict). */
-const RELEASE_ON_TIMEOUT_MS = 2_000;
 
 export interface HostOptions {
   logger?: Logger;
@@ -273,31 +263,14 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
           await store.stop(deadline);
           loop.stop();
         })();
-        // A store that keeps failing holds the pending commit, and every step after it, for as long as it fails.
-        if ((await until(steps, deadline)) === TIMED_OUT) {
-          const { updates, resumePoints } = replication?.uncommitted() ??
-            leader?.uncommitted() ?? {
-              updates: 0,
-              resumePoints: [],
-            };
-          const pending = updates > 0 || resumePoints.length > 0;
-          const waitingFor = waits.describe();
-          // Exit 1 all the same: what did not finish (a sink's cursor save) has its cost too, said here.
-          const left = pending
-            ? "exiting without committing what is pending"
-            : `nothing was left uncommitted, but it still waited for ${waitingFor.join("; ")}`;
-          // A standby takes over now rather than once the Lease expires; what this term still commits is fenced then.
-          if (replication) await until(replication.release(), Date.now() + RELEASE_ON_TIMEOUT_MS);
-          logger.error(`shutdown timed out; ${left}`, {
-            timeoutMs: config.shutdownTimeoutMs,
-            uncommittedUpdates: updates,
-            uncommittedResumePoints: resumePoints,
-            waitingFor,
-          });
-          // The steps go on in the background (main.ts exits at once); they log how they end, nothing more.
-          steps.catch((error) => logger.debug("shutdown steps failed after the timeout", { error }));
-          throw new ShutdownTimedOut(config.shutdownTimeoutMs);
-        }
+        await shutDownWithin(steps, {
+          timeoutMs: config.shutdownTimeoutMs,
+          deadline,
+          waits,
+          uncommitted: () => replication?.uncommitted() ?? leader?.uncommitted(),
+          release: replication && (() => replication.release()),
+          logger,
+        });
         logger.info("stopped");
       })();
       return stopping;
