@@ -232,7 +232,11 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
   async function deliveredAll(deadline: number, unlessFailing: boolean): Promise<boolean> {
     const target = log.head();
     const isFailing = () => failing || options.failing?.() === true;
-    const readHeld = () => readingSince !== undefined && Date.now() - readingSince >= DRAIN_READ_WAIT_MS;
+    // Counted from the drain's start at the earliest: before it, a caught-up loop waited for the log's next update,
+    // which holds no read of the store however long it waits.
+    const began = Date.now();
+    const readSince = () => (readingSince === undefined ? undefined : Math.max(readingSince, began));
+    const readHeld = () => Date.now() - (readSince() ?? Number.POSITIVE_INFINITY) >= DRAIN_READ_WAIT_MS;
     while (delivered < target) {
       if (unlessFailing && (isFailing() || readHeld())) return false;
       const next = unlessFailing ? Promise.race([moved.promise, failed.promise]) : moved.promise;
@@ -240,7 +244,7 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
       // began), nor does the loop when a read it began is held.
       const poll = Date.now() + (options.failing ? FAILING_POLL_MS : DRAIN_READ_WAIT_MS);
       const wake = unlessFailing
-        ? Math.min(deadline, poll, (readingSince ?? Number.POSITIVE_INFINITY) + DRAIN_READ_WAIT_MS)
+        ? Math.min(deadline, poll, (readSince() ?? Number.POSITIVE_INFINITY) + DRAIN_READ_WAIT_MS)
         : deadline;
       if ((await until(next, wake)) === TIMED_OUT && Date.now() >= deadline) return false;
     }

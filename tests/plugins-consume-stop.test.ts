@@ -87,6 +87,25 @@ test("stop drains: what is committed is delivered first, nothing lingering, and 
   expect(ctx.saved()).toBe(3);
 });
 
+test("stop drains what was committed just before it, though the sink had waited idle for the log a while", async () => {
+  host = await startTestHost();
+  const delivered: number[] = [];
+  const { sink, ctx } = await sinks.start(host!, "idle", {
+    batch: { size: 100, lingerMs: 0 },
+    deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)),
+  });
+  addPods(host, 1);
+  await host.changes.flush();
+  await waitFor(() => delivered.length === 1, 5_000, "the first update delivered");
+  // Caught up, its loop waits for the log's next update: no read of the store is held, however long it waits.
+  await Bun.sleep(700);
+  addPods(host, 2, 1);
+  await host.changes.flush();
+  await sink.stop();
+  expect(delivered).toEqual(upTo(3));
+  expect(ctx.saved()).toBe(3);
+});
+
 test("stop does not drain a sink whose deliveries fail, nor one given drainMs 0", async () => {
   host = await startTestHost();
   const { sink: failing } = await sinks.start(host!, "failing", {
