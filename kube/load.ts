@@ -123,6 +123,10 @@ function resolve(
     // untrimmed, and once a minute at most, a token rotated meanwhile sent only after the old one is refused.
     const { name } = kc.getCurrentUser()!;
     kc.users = [{ name }];
+    // client-go's in-cluster server is https:// on any port; client-node's is http:// on 80, 8080 and 8001, which
+    // would send the token in clear to a server that speaks TLS alone.
+    const [cluster] = kc.clusters;
+    kc.clusters = [{ ...cluster!, server: cluster!.server.replace(/^http:/, "https:") }];
     const tokenFiles = new Map([[name, `${inClusterRoot}${SERVICE_ACCOUNT_DIR}/token`]]);
     const none = { impersonations: new Map(), execExtensions: new Map() };
     return { kc, origin: "in-cluster service account", tokenFiles, ...none };

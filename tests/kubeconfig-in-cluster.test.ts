@@ -1,0 +1,125 @@
+/**
+ * In a pod, from outside: `bun run main.ts` with no config and no kubeconfig, as the manifests run it, finds the
+ * cluster by `KUBERNETES_SERVICE_HOST`/`_PORT` and the service account's files, here mounted on /run in a mount
+ * namespace of its own (root alone may make one: the tests skip otherwise), against the TLS test API server.
+ */
+import { expect, test } from "bun:test";
+import { mkdir, rename, rm, symlink } from "node:fs/promises";
+import { join } from "node:path";
+import { rawPod, waitFor } from "../testing/index.ts";
+import { kubeconfigSuite, write } from "./kubeconfig-fixtures.ts";
+import { MAIN, Output } from "./reliability-process.ts";
+
+const suite = kubeconfigSuite();
+const [FIRST, NEXT] = ["first-token-0123456789abcdef", "next-token-0123456789abcdefgh"];
+const IN_NAMESPACE = ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /run && exec "$@"'];
+const canMount = process.getuid?.() === 0 && Bun.which("unshare") !== null;
+
+/**
+ * The service account's folder under `<root>/secrets` as the kubelet lays out a projected volume: each key a link
+ * through `..data` to the folder of its current version, swapped whole at a rotation. Returns the rotation.
+ */
+async function serviceAccount(root: string, token: string) {
+  const account = join(root, "secrets", "kubernetes.io", "serviceaccount");
+  const version = async (name: string, value: string) => {
+    await write(join(account, name, "token"), value);
+    await write(join(account, name, "ca.crt"), suite.server.caPem);
+    await write(join(account, name, "namespace"), "kubemeta");
+  };
+  await version("..2026_12_07_10_00_00.1", token);
+  await symlink("..2026_12_07_10_00_00.1", join(account, "..data"));
+  for (const key of ["token", "ca.crt", "namespace"]) await symlink(`..data/${key}`, join(account, key));
+  return async (next: string) => {
+    await version("..2026_12_07_10_48_00.2", next);
+    await symlink("..2026_12_07_10_48_00.2", join(account, "..data_tmp"));
+    await rename(join(account, "..data_tmp"), join(account, "..data"));
+    await rm(join(account, "..2026_12_07_10_00_00.1"), { recursive: true });
+  };
+}
+
+/** kubemeta started in a pod's environment (`env` besides), its store in a scratch folder: its URL, output, stop. */
+async function kubemetaInPod(name: string, root: string, env: Record<string, string>) {
+  const cwd = join(suite.dir, "runs", name);
+  await mkdir(cwd, { recursive: true });
+  const environment = { ...process.env, HOME: cwd, ...env } as Record<string, string>;
+  for (const key of ["KUBECONFIG", "HTTPS_PROXY", "https_proxy"]) delete environment[key];
+  const child = Bun.spawn([...IN_NAMESPACE, root, process.execPath, "run", MAIN, "--port", "0"], {
+    cwd,
+    env: environment,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const stdout = new Output(child.stdout);
+  const stop = async () => {
+    child.kill();
+    await child.exited;
+  };
+  try {
+    const [, port] = await stdout.waitFor(/"msg":"http listening","url":"http:\/\/0\.0\.0\.0:(\d+)/, 15_000);
+    return { url: `http://127.0.0.1:${port}`, stdout, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** A pod created now reaches an SSE client within the deadline. */
+async function seesNewPod(url: string, name: string, namespace: string): Promise<boolean> {
+  suite.server.create(rawPod(name, { namespace }));
+  const response = await fetch(`${url}/v1/watch?stream=all&kinds=Pod`, { signal: AbortSignal.timeout(10_000) });
+  let text = "";
+  try {
+    for await (const chunk of response.body!) {
+      text += Buffer.from(chunk).toString();
+      if (text.includes(`"name":"${name}"`)) return true;
+    }
+  } catch {}
+  return false;
+}
+
+test.skipIf(!canMount)("the token the kubelet rotates is sent at once, without a 401; every namespace", async () => {
+  suite.server.acceptTokens([FIRST]);
+  const root = join(suite.dir, "rotated");
+  const rotate = await serviceAccount(root, FIRST);
+  const { hostname, port } = new URL(suite.server.url);
+  const pod = await kubemetaInPod("rotated", root, {
+    KUBERNETES_SERVICE_HOST: hostname,
+    KUBERNETES_SERVICE_PORT: port,
+  });
+  try {
+    await waitFor(async () => (await fetch(`${pod.url}/readyz`)).ok, 15_000, "kubemeta to be ready");
+    expect(pod.stdout.lines("kubernetes source starting")[0]).toMatchObject({
+      kubeconfig: "in-cluster service account",
+      server: suite.server.url,
+    });
+    await rotate(NEXT);
+    suite.server.acceptTokens([NEXT]);
+    suite.server.dropWatches();
+    // Not the service account's namespace alone: kubemeta watches the cluster.
+    expect(await seesNewPod(pod.url, "after-rotation", "elsewhere")).toBe(true);
+    expect(pod.stdout.text.split("\n").filter((line) => /401|Unauthorized/.test(line))).toEqual([]);
+  } finally {
+    await pod.stop();
+    suite.server.acceptTokens([suite.server.token]);
+  }
+});
+
+test.skipIf(!canMount)(
+  "on port 8080 (or 80, 8001) too, the API server is reached over https://, as by kubectl",
+  async () => {
+    const root = join(suite.dir, "http-port");
+    await serviceAccount(root, FIRST);
+    const pod = await kubemetaInPod("http-port", root, {
+      KUBERNETES_SERVICE_HOST: "10.96.0.1",
+      KUBERNETES_SERVICE_PORT: "8080",
+    });
+    try {
+      const starting = await pod.stdout.waitFor(/^\{.*"msg":"kubernetes source starting".*$/m, 15_000);
+      // Was http://10.96.0.1:8080: the token sent in clear (and warned of), to a server that speaks TLS alone.
+      expect(JSON.parse(starting[0]).server).toBe("https://10.96.0.1:8080");
+      expect(pod.stdout.text).not.toContain("unencrypted");
+    } finally {
+      await pod.stop();
+    }
+  },
+);
