@@ -5,7 +5,7 @@
  */
 import type { HaConfig } from "./ha-config.ts";
 import type { Logger, Metrics } from "../sdk/telemetry.ts";
-import { exposedCredentials, ContextNotFound, loadKubeConfig } from "../kube/load.ts";
+import { exposedCredentials, ContextNotFound, loadKubeConfig, reloadIn } from "../kube/load.ts";
 import { createTransport } from "../kube/transport.ts";
 import type { ConfigIssue } from "./config-issues.ts";
 import { createElector, type Elector } from "../kube/election.ts";
@@ -13,7 +13,8 @@ import { createElector, type Elector } from "../kube/election.ts";
 /** The Lease's elector; throws when the kubeconfig cannot be loaded, before anything has started. */
 export function electorFor(ha: HaConfig, logger: Logger, metrics: Metrics): Elector {
   const kubeconfig = { kubeconfig: ha.kubeconfig, context: ha.context };
-  const transport = createTransport(loadKubeConfig(kubeconfig).kc, () => loadKubeConfig(kubeconfig).kc);
+  const { kc } = loadKubeConfig(kubeconfig);
+  const transport = createTransport(kc, reloadIn(kubeconfig, kc));
   return createElector({
     transport,
     namespace: ha.lease.namespace,

@@ -100,6 +100,17 @@ export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): 
   return { kc, origin };
 }
 
+/**
+ * How a transport reloads the kubeconfig `loaded` came from (after a 401): in the context it was loaded in, as a
+ * running `kubectl get -w` keeps its cluster. The current context switched meanwhile (`kubectl config use-context`)
+ * would move kubemeta to another cluster mid-run, its store told that each object of the first is gone and the other's
+ * are new.
+ */
+export function reloadIn(options: KubeconfigOptions, loaded: KubeConfig): () => KubeConfig {
+  const pinned = { ...options, context: options.context ?? loaded.getCurrentContext() };
+  return () => loadKubeConfig(pinned).kc;
+}
+
 /** Loads the kubeconfig: where from, and the token files of its users (in a cluster, the service account's). */
 function resolve(
   options: KubeconfigOptions,

@@ -4,11 +4,11 @@
  * namespace of its own (root alone may make one: the tests skip otherwise), against the TLS test API server.
  */
 import { expect, test } from "bun:test";
-import { mkdir, rename, rm, symlink } from "node:fs/promises";
+import { rename, rm, symlink } from "node:fs/promises";
 import { join } from "node:path";
-import { rawPod, waitFor } from "../testing/index.ts";
+import { waitFor } from "../testing/index.ts";
 import { kubeconfigSuite, write } from "./kubeconfig-fixtures.ts";
-import { MAIN, Output } from "./reliability-process.ts";
+import { seesNewPod, startKubemeta, unauthorizedLines } from "./kubeconfig-process.ts";
 
 const suite = kubeconfigSuite();
 const [FIRST, NEXT] = ["first-token-0123456789abcdef", "next-token-0123456789abcdefgh"];
@@ -37,45 +37,9 @@ async function serviceAccount(root: string, token: string) {
   };
 }
 
-/** kubemeta started in a pod's environment (`env` besides), its store in a scratch folder: its URL, output, stop. */
-async function kubemetaInPod(name: string, root: string, env: Record<string, string>) {
-  const cwd = join(suite.dir, "runs", name);
-  await mkdir(cwd, { recursive: true });
-  const environment = { ...process.env, HOME: cwd, ...env } as Record<string, string>;
-  for (const key of ["KUBECONFIG", "HTTPS_PROXY", "https_proxy"]) delete environment[key];
-  const child = Bun.spawn([...IN_NAMESPACE, root, process.execPath, "run", MAIN, "--port", "0"], {
-    cwd,
-    env: environment,
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const stdout = new Output(child.stdout);
-  const stop = async () => {
-    child.kill();
-    await child.exited;
-  };
-  try {
-    const [, port] = await stdout.waitFor(/"msg":"http listening","url":"http:\/\/0\.0\.0\.0:(\d+)/, 15_000);
-    return { url: `http://127.0.0.1:${port}`, stdout, stop };
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-}
-
-/** A pod created now reaches an SSE client within the deadline. */
-async function seesNewPod(url: string, name: string, namespace: string): Promise<boolean> {
-  suite.server.create(rawPod(name, { namespace }));
-  const response = await fetch(`${url}/v1/watch?stream=all&kinds=Pod`, { signal: AbortSignal.timeout(10_000) });
-  let text = "";
-  try {
-    for await (const chunk of response.body!) {
-      text += Buffer.from(chunk).toString();
-      if (text.includes(`"name":"${name}"`)) return true;
-    }
-  } catch {}
-  return false;
-}
+/** kubemeta started in a pod's environment (`env` besides) whose service account's folder is under `root`. */
+const kubemetaInPod = (name: string, root: string, env: Record<string, string>) =>
+  startKubemeta(join(suite.dir, "runs", name), env, [...IN_NAMESPACE, root]);
 
 test.skipIf(!canMount)("the token the kubelet rotates is sent at once, without a 401; every namespace", async () => {
   suite.server.acceptTokens([FIRST]);
@@ -96,8 +60,8 @@ test.skipIf(!canMount)("the token the kubelet rotates is sent at once, without a
     suite.server.acceptTokens([NEXT]);
     suite.server.dropWatches();
     // Not the service account's namespace alone: kubemeta watches the cluster.
-    expect(await seesNewPod(pod.url, "after-rotation", "elsewhere")).toBe(true);
-    expect(pod.stdout.text.split("\n").filter((line) => /401|Unauthorized/.test(line))).toEqual([]);
+    expect(await seesNewPod(suite.server, pod.url, "after-rotation", "elsewhere")).toBe(true);
+    expect(unauthorizedLines(pod.stdout)).toEqual([]);
   } finally {
     await pod.stop();
     suite.server.acceptTokens([suite.server.token]);

@@ -43,7 +43,7 @@ export function startSession(
   if (!config.kubeconfig && !config.context && !exposed.warned)
     for (const warning of kube.exposedCredentials(kc, origin)) ctx.logger.warn(warning);
   exposed.warned = true;
-  const transport = createTransport(kc, () => kube.loadKubeConfig(options).kc);
+  const transport = createTransport(kc, kube.reloadIn(options, kc));
   const metrics = sourceMetrics(ctx.metrics);
   const requester = createRequester({
     transport,
