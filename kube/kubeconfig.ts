@@ -92,10 +92,10 @@ function readOne(file: string, text: string): LoadedKubeconfig {
   }
   raw ??= {}; // an empty file, as kubectl reads it: no entries
   if (!isEntry(raw)) throw new Error(`cannot load kubeconfig ${file}: not a kubeconfig (its top level is no mapping)`);
+  refuseTwice(file, raw);
   const dir = resolvePath(dirname(file));
   const tokenFiles = new Map<string, string>();
   const impersonations = new Map<string, Impersonation>();
-  const seen = new Set<unknown>();
   const users = !Array.isArray(raw.users)
     ? raw.users
     : raw.users.map((entry: unknown) => {
@@ -103,13 +103,11 @@ function readOne(file: string, text: string): LoadedKubeconfig {
         // client-node would read `token-file` now, for every user, relative to the working directory.
         const { tokenFile, "token-file": dashed, ...user } = entry.user;
         const path = typeof tokenFile === "string" && tokenFile ? tokenFile : dashed;
-        // The first definition of a name is the one client-node uses (as the merge does across files).
-        if (typeof entry.name === "string" && !seen.has(entry.name)) {
+        if (typeof entry.name === "string") {
           if (typeof path === "string" && path) tokenFiles.set(entry.name, resolvePath(dir, path));
           const impersonation = impersonationOf(user);
           if (impersonation) impersonations.set(entry.name, impersonation);
         }
-        seen.add(entry.name);
         // kubectl runs an exec plugin named by a path (not looked up in PATH) relative to the kubeconfig.
         const exec = user.exec;
         if (isEntry(exec) && typeof exec.command === "string" && exec.command.includes(sep)) {
@@ -122,7 +120,7 @@ function readOne(file: string, text: string): LoadedKubeconfig {
     if (!isEntry(entry) || !isEntry(entry.cluster) || typeof entry.name !== "string") continue;
     const extensions: unknown[] = Array.isArray(entry.cluster.extensions) ? entry.cluster.extensions : [];
     const exec = extensions.find((each) => isEntry(each) && each.name === EXEC_EXTENSION) as Entry | undefined;
-    if (exec && !execExtensions.has(entry.name)) execExtensions.set(entry.name, exec.extension);
+    if (exec) execExtensions.set(entry.name, exec.extension);
   }
   const kc = new KubeConfig();
   try {
@@ -134,4 +132,21 @@ function readOne(file: string, text: string): LoadedKubeconfig {
   }
   kc.makePathsAbsolute(dir); // certificate-authority, client-certificate, client-key
   return { kc, tokenFiles, impersonations, execExtensions };
+}
+
+/**
+ * A file names each cluster, user and context once, as client-go requires (`duplicate name "u" in list`, quoting the
+ * whole list, tokens and all): client-node would take the first of two silently, which may be the one replaced.
+ */
+function refuseTwice(file: string, raw: Entry): void {
+  for (const [key, what] of [
+    ["clusters", "cluster"],
+    ["users", "user"],
+    ["contexts", "context"],
+  ] as const) {
+    const names: unknown[] = Array.isArray(raw[key]) ? raw[key].map((entry) => isEntry(entry) && entry.name) : [];
+    const twice = names.find((name, at) => typeof name === "string" && names.indexOf(name) !== at);
+    if (typeof twice === "string")
+      throw new Error(`cannot load kubeconfig ${file}: it defines ${what} "${twice}" twice (kubectl refuses it too)`);
+  }
 }

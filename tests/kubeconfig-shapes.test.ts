@@ -124,3 +124,28 @@ test("a server URL under a path prefix (Rancher's): lists and watches go under i
   const watches = rancher.seen.filter((request) => new URL(request.url).searchParams.get("watch") === "1");
   expect(watches.map((request) => new URL(request.url).pathname)).toContain(`${PREFIX}/api/v1/pods`);
 });
+
+test("a file that defines a user twice: not loaded, as kubectl refuses it, saying so in /readyz", async () => {
+  // As a hand-edited file ends up: the user's old token left above the new one.
+  const file = await write(
+    join(suite.dir, "twice", "config"),
+    Bun.YAML.stringify({
+      clusters: [{ name: "c", cluster: clusterOf(suite.server) }],
+      users: [
+        { name: "u", user: { token: "revoked-token-0123456789abcdef" } },
+        { name: "u", user: { token: suite.server.token } },
+      ],
+      contexts: [{ name: "main", context: { cluster: "c", user: "u" } }],
+      "current-context": "main",
+    }),
+  );
+  const run = await startKubemeta(join(suite.dir, "runs", "twice"), { KUBECONFIG: file });
+  try {
+    const said = `cannot load kubeconfig ${file}: it defines user "u" twice (kubectl refuses it too)`;
+    // Was: the first definition sent, every request refused with a 401, nothing said of the second.
+    const waiting = async () => ((await (await fetch(`${run.url}/readyz`)).json()) as { waiting: string[] }).waiting;
+    await waitFor(async () => (await waiting()).some((reason) => reason.includes(said)), 15_000, said);
+  } finally {
+    await run.stop();
+  }
+});
