@@ -50,11 +50,26 @@ function keyItem(issue: v.BaseIssue<unknown>): v.ObjectPathItem | undefined {
 }
 
 function unknownKeyMessage(key: string, known: readonly Known[]): string {
+  const found = meantOf(key, known);
+  if (found === undefined) return "unknown key";
+  const said = `unknown key; did you mean "${found.near.meant}"?`;
+  return found.guessed ? `${said} ${found.near.guesses!.hint}` : said;
+}
+
+/** The known key `key` is (or is a typo of: nearest), else the one users write it for (`guessedKeys`). */
+function meantOf(key: string, known: readonly Known[]): { near: Known; guessed: boolean } | undefined {
   const near = nearest(key, known);
-  if (near !== undefined) return `unknown key; did you mean "${near.meant}"?`;
+  if (near !== undefined) return { near, guessed: false };
   const guessed = known.find(({ guesses }) => guesses?.keys.includes(key.toLowerCase()));
-  if (guessed === undefined) return "unknown key";
-  return `unknown key; did you mean "${guessed.meant}"? ${guessed.guesses!.hint}`;
+  return guessed && { near: guessed, guessed: true };
+}
+
+/**
+ * The top-level key of `schema`'s object that `key` is, or is likely meant for (a typo of it, or a key users guess
+ * for it), as an unknown key's did-you-mean names it; undefined for a key it would call merely unknown.
+ */
+export function meantKey(schema: v.GenericSchema, key: string): string | undefined {
+  return meantOf(key, keysAt(schema, []))?.near.meant;
 }
 
 /** The parts of a schema that say what is inside it; which of them a schema has depends on its type. */

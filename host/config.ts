@@ -11,6 +11,7 @@ import type { LOG_LEVELS } from "./logger.ts";
 import type { HttpConfig } from "./http-config.ts";
 import { haConfig, haProblems, type HaConfig } from "./ha-config.ts";
 import { hostSchema, pluginEntry } from "./config-schema.ts";
+import { explainUntyped } from "./config-untyped.ts";
 import { resolveEntries, type Resolved, type ResolveOptions } from "./config-entries.ts";
 import { allowListProblems, ruleProblems, type SlimOptions } from "../core/slim/rules.ts";
 import { parseAll, type ConfigIssue } from "./config-issues.ts";
@@ -164,6 +165,7 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
   if (!host) {
     // Errors elsewhere hide none of the plugins' own: each plugin section that is sound on its own is checked too.
     const sections = (interpolated ?? {}) as Record<string, unknown>;
+    explainUntyped(sections, options.registry, issues);
     // A failed parse's output is the raw input (a string, an entry without `type`): only a sound entry is used, and
     // each entry of a list on its own (a bad name in one hides nothing of the next).
     const sound = <S extends v.GenericSchema>(schema: S, entry: unknown) => {
