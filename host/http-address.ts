@@ -32,6 +32,15 @@ export async function resolveAddress(address: string): Promise<string[]> {
 
 const tokensWithoutTls = (http: HttpConfig): boolean => http.tokens.length > 0 && !http.tls;
 
+/** A listener without tokens on an address others reach: what a start logs (with NO_TOKENS_HINT and the address). */
+export const NO_TOKENS = "http has no tokens on a non-loopback address: anyone who reaches the port reads the cluster";
+export const NO_TOKENS_HINT = "set http.tokens, or http.address: 127.0.0.1";
+
+/** Whether anyone who reaches the listener on `addresses` reads the cluster: no tokens, and not on loopback alone. */
+export function openToOthers(http: HttpConfig, addresses: string[]): boolean {
+  return http.tokens.length === 0 && !addresses.every(isLoopback);
+}
+
 /**
  * The bearer tokens clients send to a listener others reach without `http.tls`: over the network in clear, as a
  * credential kubemeta sends itself would be (protocol/clear-text.ts). Warned of, not refused: TLS may be a proxy's or
@@ -46,11 +55,14 @@ export function listenerWarnings(http: HttpConfig, addresses: string[]): string[
 }
 
 /**
- * `--check`'s: the listener's warnings for the addresses a start would resolve; none for one that does not. A name is
- * looked up only when a warning could follow: no other check waits on this machine's resolver.
+ * `--check`'s: what a start warns of the listener, for the addresses it would resolve (none for one that does not):
+ * no tokens where others reach it (as one line: the start's, its address and hint), tokens sent there in clear. A name
+ * is looked up only when a warning could follow: no other check waits on this machine's resolver.
  */
 export async function checkListenerWarnings(http: HttpConfig): Promise<string[]> {
-  if (!tokensWithoutTls(http)) return [];
+  if (http.tokens.length > 0 && http.tls) return [];
   const addresses = await resolveAddress(http.address).catch(() => undefined);
-  return addresses ? listenerWarnings(http, addresses) : [];
+  if (!addresses) return [];
+  const open = openToOthers(http, addresses) ? [`${NO_TOKENS} (${http.address}); ${NO_TOKENS_HINT}`] : [];
+  return [...open, ...listenerWarnings(http, addresses)];
 }

@@ -15,7 +15,14 @@ import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { readCredentialFileSync } from "../sdk/credential-file.ts";
 import { bearerAuth } from "./http-bearer.ts";
 import { refuseForeignHosts } from "./http-rebinding.ts";
-import { isLoopback, listenerWarnings, resolveAddress } from "./http-address.ts";
+import {
+  isLoopback,
+  listenerWarnings,
+  NO_TOKENS,
+  NO_TOKENS_HINT,
+  openToOthers,
+  resolveAddress,
+} from "./http-address.ts";
 
 export interface Readiness {
   ready: boolean;
@@ -243,11 +250,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       });
       logger.info("http listening", { url: server.url.href, tls: Boolean(config.tls), auth: config.tokens.length > 0 });
       loopbackOnly = addresses.every(isLoopback);
-      if (config.tokens.length === 0 && !loopbackOnly)
-        logger.warn("http has no tokens on a non-loopback address: anyone who reaches the port reads the cluster", {
-          address: config.address,
-          hint: "set http.tokens, or http.address: 127.0.0.1",
-        });
+      if (openToOthers(config, addresses)) logger.warn(NO_TOKENS, { address: config.address, hint: NO_TOKENS_HINT });
       for (const warning of listenerWarnings(config, addresses)) logger.warn(warning);
     },
     serve() {

@@ -21,17 +21,23 @@ describe("main.ts --check", () => {
 
   test("an empty config (no sources, no sinks) is valid, a warning for each from --check and at start", async () => {
     const warnings = ["no sources: nothing is watched", "no sinks: nothing is delivered (no SSE, NATS, webhook)"];
+    // And of its listener, as a start warns: the defaults are 0.0.0.0 and no tokens.
+    const open =
+      "http has no tokens on a non-loopback address: anyone who reaches the port reads the cluster (0.0.0.0); " +
+      "set http.tokens, or http.address: 127.0.0.1";
     for (const yaml of ["", "{}\n", "sources: []\nsinks: []\n"]) {
       const result = await check(yaml);
       expect({ yaml, ...result }).toEqual({
         yaml,
         code: 0,
         stdout: "config is valid\n",
-        stderr: warnings.map((warning) => `kubemeta: warning: ${warning}\n`).join(""),
+        stderr: [...warnings, open].map((warning) => `kubemeta: warning: ${warning}\n`).join(""),
       });
     }
     // One missing is said alone.
-    expect((await check("sinks: [{ type: sse }]\n")).stderr).toBe(`kubemeta: warning: ${warnings[0]}\n`);
+    expect((await check("sinks: [{ type: sse }]\nhttp: { address: 127.0.0.1 }\n")).stderr).toBe(
+      `kubemeta: warning: ${warnings[0]}\n`,
+    );
     const cwd = await tempDir();
     await Bun.write(join(cwd, "kubemeta.yaml"), "");
     const child = Bun.spawn([process.execPath, "run", MAIN, "--port", "0"], { cwd, stdout: "pipe", stderr: "pipe" });

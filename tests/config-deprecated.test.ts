@@ -27,6 +27,7 @@ test("deprecated keys are warned of as a start warns, on stderr, and the config 
       `  - { ${WEBHOOK}, linger: 1s,`,
       "      backoff: { initial: 1s, max: 2m } }",
       "  - { type: nats, servers: ['nats://127.0.0.1:4222'], batchSize: 10 }",
+      "http: { address: 127.0.0.1 }",
     ].join("\n"),
   );
   expect(result).toMatchObject({ code: 0, stdout: "config is valid\n" });
@@ -61,7 +62,9 @@ test("a config invalid for other reasons is warned of its deprecated keys too, b
 
 test("a start logs what --check warns of, `backoff: {}` alone included (its defaults are the new key's)", async () => {
   const webhook = { type: "webhook", url: "http://127.0.0.1:9/", secret: "s3cr3t-of-32-bytes-at-least-0123456789" };
-  const checked = await check(`sinks:\n  - { ${WEBHOOK}, backoff: {} }\nsources: [{ type: kubernetes }]\n`);
+  const checked = await check(
+    `sinks:\n  - { ${WEBHOOK}, backoff: {} }\nsources: [{ type: kubernetes }]\nhttp: { address: 127.0.0.1 }\n`,
+  );
   expect(checked).toMatchObject({ code: 0, stderr: `${warning("sinks[0]", "backoff", "retry")}\n` });
 
   const logged: Record<string, unknown>[] = [];

@@ -44,7 +44,9 @@ test("a path that reads without end (/dev/zero), or a file past 1 MiB, is refuse
 
 test("a config read from a pipe (/dev/stdin, a shell's <(…)) is read as a file is", async () => {
   const dir = await scratch();
-  const config = new Blob(["store: { type: libsql, url: 'file:./k.db' }\nsinks: [ { type: sse } ]\n"]);
+  const config = new Blob([
+    "store: { type: libsql, url: 'file:./k.db' }\nsinks: [ { type: sse } ]\nhttp: { address: 127.0.0.1 }\n",
+  ]);
   expect(await run(["--check", "--config", "/dev/stdin"], dir, config)).toEqual({
     code: 0,
     stderr: "kubemeta: warning: no sources: nothing is watched\n",
@@ -60,7 +62,9 @@ test("a config read from a pipe names plugin modules relative to the working dir
       "create: () => ({ async start() {}, async stop() {} }) });\n",
   );
   const config = (type: string) =>
-    new Blob([`store: { type: libsql, url: 'file:./k.db' }\nsinks: [{ type: ${type} }]\n`]);
+    new Blob([
+      `store: { type: libsql, url: 'file:./k.db' }\nsinks: [{ type: ${type} }]\nhttp: { address: 127.0.0.1 }\n`,
+    ]);
   // Was: `cannot load plugin module /dev/plugins/audit.ts: no such file (… relative to the config file's folder)`.
   expect(await run(["--check", "--config", "/dev/stdin"], dir, config("./plugins/audit.ts"))).toEqual({
     code: 0,

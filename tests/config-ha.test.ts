@@ -68,7 +68,7 @@ describe("main.ts --check with ha", () => {
       await api.writeKubeconfig(join(dir, "kubeconfig"), "token");
       const yaml =
         'store: { type: libsql, url: "${LIBSQL_URL}", authToken: "${LIBSQL_AUTH_TOKEN}" }\n' +
-        `ha: { enabled: true, kubeconfig: ${join(dir, "kubeconfig")} }\n`;
+        `ha: { enabled: true, kubeconfig: ${join(dir, "kubeconfig")} }\nhttp: { address: 127.0.0.1 }\n`;
       const result = await check(yaml, { LIBSQL_URL: server.url, LIBSQL_AUTH_TOKEN: token });
       // The config names no sources or sinks: valid, and said to do nothing.
       const stderr = ["no sources: nothing is watched", "no sinks: nothing is delivered (no SSE, NATS, webhook)"]
@@ -111,7 +111,8 @@ describe("main.ts --check with ha", () => {
     const nowhere = { KUBECONFIG: "", HOME: dir, KUBERNETES_SERVICE_HOST: "", KUBERNETES_SERVICE_PORT: "" };
     try {
       const store = `store: { type: libsql, url: "${server.url}" }`;
-      const result = await check(`${store}\nsources: [{ type: kubernetes }]\nha: { enabled: true }\n`, nowhere, dir);
+      const yaml = `${store}\nsources: [{ type: kubernetes }]\nha: { enabled: true }\nhttp: { address: 127.0.0.1 }\n`;
+      const result = await check(yaml, nowhere, dir);
       const stderr = "kubemeta: warning: no sinks: nothing is delivered (no SSE, NATS, webhook)\n";
       expect(result).toEqual({ code: 0, stdout: "config is valid\n", stderr });
     } finally {

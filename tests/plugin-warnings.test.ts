@@ -15,6 +15,9 @@ afterEach(async () => {
   folder = undefined;
 });
 
+/** Its listener on loopback: --check says no warning of one without tokens that others reach. */
+const LOOPBACK = "http: { address: 127.0.0.1 }\n";
+
 /** A sink plugin of type `type` whose warnings return `warnings` (an expression). */
 const sinkWarning = (type: string, warnings: string) =>
   [
@@ -33,7 +36,7 @@ test("--check says a plugin's async warnings, and goes on past ones that never s
     sinkWarning("later", `Bun.sleep(10).then(() => ["its key is sent in clear"])`),
   );
   await Bun.write(join(folder, "never.ts"), sinkWarning("never", "new Promise(() => {})"));
-  await Bun.write(join(folder, "kubemeta.yaml"), "sinks:\n  - type: ./later.ts\n  - type: ./never.ts\n");
+  await Bun.write(join(folder, "kubemeta.yaml"), `sinks:\n  - type: ./later.ts\n  - type: ./never.ts\n${LOOPBACK}`);
   const started = Date.now();
   const result = await runMain(["--check", "--config", "kubemeta.yaml"], { cwd: folder });
   expect(result).toEqual({
@@ -50,7 +53,7 @@ test("--check says a plugin's warnings() that returns no list of strings as such
   folder = await tempDir("kubemeta-warnings-");
   await Bun.write(join(folder, "string.ts"), sinkWarning("string", `"its key is sent in clear"`));
   await Bun.write(join(folder, "numbers.ts"), sinkWarning("numbers", "Promise.resolve([1])"));
-  await Bun.write(join(folder, "kubemeta.yaml"), "sinks:\n  - type: ./string.ts\n  - type: ./numbers.ts\n");
+  await Bun.write(join(folder, "kubemeta.yaml"), `sinks:\n  - type: ./string.ts\n  - type: ./numbers.ts\n${LOOPBACK}`);
   // Was: `kubemeta: TypeError: (await pluginWarnings(entry)).map is not a function`, exit 1; a start logged the
   // string letter by letter, one warning each.
   expect(await runMain(["--check", "--config", "kubemeta.yaml"], { cwd: folder })).toEqual({
@@ -66,7 +69,7 @@ test("--check says a plugin's warnings() that returns no list of strings as such
 test("--check says a plugin's warnings() that returns null as null, not as an object", async () => {
   folder = await tempDir("kubemeta-warnings-");
   await Bun.write(join(folder, "none.ts"), sinkWarning("none", "null"));
-  await Bun.write(join(folder, "kubemeta.yaml"), "sinks:\n  - type: ./none.ts\n");
+  await Bun.write(join(folder, "kubemeta.yaml"), `sinks:\n  - type: ./none.ts\n${LOOPBACK}`);
   // Was: `returned an object`, though a plugin in JavaScript that has nothing to say returned null.
   expect(await runMain(["--check", "--config", "kubemeta.yaml"], { cwd: folder })).toEqual({
     code: 0,

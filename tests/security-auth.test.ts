@@ -195,6 +195,29 @@ test("a non-loopback listener without tokens warns at start; with tokens, of the
   expect(await startWarnings({ address: "127.0.0.1" })).toEqual([]);
 });
 
+test("--check warns of a listener others reach without tokens as a start does, exit 0; not on loopback", async () => {
+  const dir = await tempDir();
+  const config = join(dir, "kubemeta.yaml");
+  const check = async (http: string) => {
+    await writeFile(config, `sources: []\nsinks: [{ type: sse }]\n${http}`);
+    // The check creates the default store, ./data/kubemeta.db: in the temp dir.
+    const { code, stdout, stderr } = await runMain(["--check", "--config", config], { cwd: dir });
+    return { code, stdout, stderr: stderr.replace("kubemeta: warning: no sources: nothing is watched\n", "") };
+  };
+  const open = (address: string) =>
+    `kubemeta: warning: http has no tokens on a non-loopback address: anyone who reaches the port reads the cluster ` +
+    `(${address}); set http.tokens, or http.address: 127.0.0.1\n`;
+  const valid = { code: 0, stdout: "config is valid\n" };
+  expect(await check("")).toEqual({ ...valid, stderr: open("0.0.0.0") });
+  expect(await check("http: { address: '::' }\n")).toEqual({ ...valid, stderr: open("::") });
+  for (const address of ["127.0.0.1", "localhost", "'[::1]'"])
+    expect(await check(`http: { address: ${address} }\n`)).toEqual({ ...valid, stderr: "" });
+  expect(await check(`http: { tokens: [${TOKEN}] }\n`)).toEqual({
+    ...valid,
+    stderr: `kubemeta: warning: ${CLEAR_TOKENS}\n`,
+  });
+}, 20_000);
+
 test("every spelling of a loopback address is loopback: no warning; of every interface, a warning", async () => {
   const loopback = ["127.0.0.2", "::1", "[::1]", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1", "[::ffff:7f00:1]", "LOCALHOST"];
   for (const address of loopback) expect([address, await startWarnings({ address })]).toEqual([address, []]);
