@@ -43,6 +43,8 @@ import { clearTextHost, namesCredential, urlCredentialPlaces } from "../../proto
 /** What the request must carry as kubemeta writes it: its body's type and framing, and its signature. */
 const OWN_HEADERS = /^(content-.*|host|connection|transfer-encoding|te|trailer|upgrade|expect|x-kubemeta-.*)$/i;
 
+const HTTP_URL = /^https?:\/\//i;
+
 /**
  * A filter's list of names, each one an object can have: one no object can (`pods`, `HttpRoute`, `Payments`) would
  * send nothing, and is refused with its `problem`. An empty one is said to be empty, as at every other key, and only
@@ -64,8 +66,14 @@ const schema = v.pipe(
   v.strictObject({
     url: v.pipe(
       v.string(),
-      v.url("must be a URL"),
-      v.regex(/^https?:\/\//i, "must be an http:// or https:// URL"),
+      // One line for a url without its scheme (`example.com/hook`), which is no URL either.
+      v.check(
+        (url) => HTTP_URL.test(url) && URL.canParse(url),
+        ({ input }) =>
+          HTTP_URL.test(input as string)
+            ? "must be a URL (a space in it, or a port out of range?)"
+            : "must be an http:// or https:// URL",
+      ),
       v.description("The receiver, `http://` or `https://`."),
     ),
     secret: v.pipe(

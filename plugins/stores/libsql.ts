@@ -48,7 +48,8 @@ const schema = v.strictObject({
           "use file:<path>, libsql://<host>, http(s)://<host> or ws(s)://<host>",
       ),
       v.rawCheck(({ dataset, addIssue }) => {
-        const url = dataset.typed ? dataset.value : undefined;
+        // A url of no scheme the store takes (`kubemeta.db`) is told the schemes alone: "must be a URL" adds nothing.
+        const url = dataset.typed && !dataset.issues ? dataset.value : undefined;
         const problem = url === undefined ? undefined : isFileUrl(url) ? fileUrlProblem(url) : remoteUrlProblem(url);
         if (problem) addIssue({ message: problem });
       }),
