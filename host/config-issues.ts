@@ -3,7 +3,7 @@
  */
 import * as v from "valibot";
 import { issuePath } from "../protocol/issue-path.ts";
-import { keyMessage, misspeltKeys } from "./config-keys.ts";
+import { keysTaken, keyMessage, misspeltKeys } from "./config-keys.ts";
 
 export interface ConfigIssue {
   path: string;
@@ -29,7 +29,8 @@ export function parseAll<S extends v.GenericSchema>(
   const copy = structuredClone(input);
   const toIssue = (issue: v.BaseIssue<unknown>): ConfigIssue => ({
     path: pathOf(prefix, issue.path ?? []),
-    message: keyMessage(schema, issue, hostKeys) ?? withoutSecrets(issue) + booleanHint(issue),
+    message:
+      keyMessage(schema, issue, hostKeys) ?? withoutSecrets(issue) + booleanHint(issue) + shapeHint(schema, issue),
   });
   // A key missing is followed by the keys that may be it misspelt.
   const toIssues = (issue: v.BaseIssue<unknown>): ConfigIssue[] => [
@@ -128,6 +129,19 @@ function booleanHint(issue: v.BaseIssue<unknown>): string {
   if (!word) return ": write true or false";
   const meant = word[1] !== undefined;
   return `: write ${meant} ("${word[0]}" meant ${meant} in YAML 1.1, not in YAML 1.2, which kubemeta reads)`;
+}
+
+/**
+ * Where a list or a mapping belongs, how to write one: a single value there (`resources: pods`, `tokens: ${TOKEN}`,
+ * `cluster: prod`) is what users write, and "Expected Array" alone does not say that one item is a list too, nor
+ * "Expected Object" which keys go under it.
+ */
+function shapeHint(schema: v.GenericSchema, issue: v.BaseIssue<unknown>): string {
+  if (issue.kind !== "schema") return "";
+  if (issue.expected === "Array") return ': write a list, even of one: [a, b], or a "- a" line each';
+  if (issue.expected !== "Object") return "";
+  const keys = keysTaken(schema, issue.path ?? []);
+  return keys.length > 0 ? `: write a mapping of its keys (${keys.join(", ")})` : ": write a mapping (key: value)";
 }
 
 /**

@@ -42,6 +42,13 @@ export function misspeltKeys(schema: v.GenericSchema, issue: v.BaseIssue<unknown
     .map((key) => ({ key, message: `unknown key; did you mean "${last.key}"?` }));
 }
 
+/** The keys the object at `path` takes, as a config writes them today (no deprecated one). */
+export function keysTaken(schema: v.GenericSchema, path: readonly v.IssuePathItem[]): string[] {
+  return keysAt(schema, path)
+    .filter(({ name, meant }) => name === meant)
+    .map(({ name }) => name);
+}
+
 /** The key of an issue of a key missing or unknown, raised by the object that holds it; undefined for any other. */
 function keyItem(issue: v.BaseIssue<unknown>): v.ObjectPathItem | undefined {
   const last = issue.path?.at(-1);

@@ -60,11 +60,11 @@ test("a value from a variable in an untyped entry is said as the variable, as in
   ]);
 });
 
-test("a list with holes (a config made in code) is said entry by entry, the holes as the schema says them", async () => {
+test("a list with holes (a config made in code) is said entry by entry, a hole as the schema says it", async () => {
   // biome-ignore lint/suspicious/noSparseArray: the hole is the input under test.
   const sinks = [, { url: "http://127.0.0.1:9/hook", secret: "s3cr3t-of-32-bytes-at-least-0123456789" }];
   expect(await issuesOf({ sinks })).toEqual([
-    "sinks[0]: Invalid type: Expected Object but received undefined",
+    "sinks[0]: Invalid type: Expected Object but received undefined: write a mapping of its keys (type, name)",
     `sinks[1].type: ${MISSING}; write type: webhook (the built-in sink that takes these keys)`,
   ]);
 });

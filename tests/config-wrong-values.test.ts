@@ -23,3 +23,28 @@ test("a url written without its scheme is one line, naming the schemes to write"
     "sinks[1].url: must be a URL (a space in it, or a port out of range?)",
   ]);
 });
+
+test("one value where a list or a mapping belongs is told to write one, a mapping with its keys", async () => {
+  const list =
+    'Invalid type: Expected Array but received a string: write a list, even of one: [a, b], or a "- a" line each';
+  expect(
+    await issuesOf(
+      {
+        cluster: "prod",
+        log: null,
+        http: { tokens: "${TOKEN}" },
+        sources: [{ type: "kubernetes", resources: "pods" }],
+        sinks: { type: "sse" },
+        slim: { kinds: "Pod" },
+      },
+      { TOKEN: "a-token-of-the-listener-0123456789" },
+    ),
+  ).toEqual([
+    "cluster: Invalid type: Expected Object but received a string: write a mapping of its keys (name)",
+    "log: Invalid type: Expected Object but received null: write a mapping of its keys (level)",
+    'sinks: Invalid type: Expected Array but received Object: write a list, even of one: [a, b], or a "- a" line each',
+    `http.tokens: ${list}`,
+    "slim.kinds: Invalid type: Expected Object but received a string: write a mapping (key: value)",
+    `sources[0].resources: ${list}`,
+  ]);
+});
