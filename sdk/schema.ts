@@ -21,12 +21,20 @@ export function parseDuration(input: string | number): number | undefined {
   return Math.round(Number(match[1]) * UNITS[match[2]!]!);
 }
 
-/** A span of time in config: "10s", "5m", "24h", "7d", or milliseconds as a number. Outputs milliseconds. */
+const DURATION_EXAMPLES = 'a duration such as "500ms", "10s", "5m", "24h" or "7d"';
+
+/**
+ * A span of time in config: "10s", "5m", "24h", "7d", or milliseconds as a number. Outputs milliseconds. A negative
+ * one (`-5s`, `-1`) is said to be one: the list of forms alone reads as if its unit were wrong.
+ */
 const timeSpan = v.pipe(
   v.union([v.string(), v.number()]),
   v.check(
     (input) => parseDuration(input) !== undefined,
-    'expected a duration such as "500ms", "10s", "5m", "24h" or "7d"',
+    ({ input }) =>
+      /^\s*-/.test(String(input))
+        ? `must not be negative: write ${DURATION_EXAMPLES}`
+        : `expected ${DURATION_EXAMPLES}`,
   ),
   v.transform((input) => parseDuration(input)!),
 );

@@ -48,3 +48,21 @@ test("one value where a list or a mapping belongs is told to write one, a mappin
     `sources[0].resources: ${list}`,
   ]);
 });
+
+test("a negative duration, as a string or milliseconds, is said to be negative, not of the wrong form", async () => {
+  const negative = 'must not be negative: write a duration such as "500ms", "10s", "5m", "24h" or "7d"';
+  expect(
+    await issuesOf(
+      {
+        shutdownTimeout: "-5s",
+        store: { type: "libsql", retention: { maxAge: -1 } },
+        sinks: [{ type: "sse", heartbeat: "${HEARTBEAT}" }],
+      },
+      { HEARTBEAT: " -15s" },
+    ),
+  ).toEqual([`store.retention.maxAge: ${negative}`, `shutdownTimeout: ${negative}`, `sinks[0].heartbeat: ${negative}`]);
+  // A form it does not take is told the forms.
+  expect(await issuesOf({ shutdownTimeout: "5 min" })).toEqual([
+    'shutdownTimeout: expected a duration such as "500ms", "10s", "5m", "24h" or "7d"',
+  ]);
+});
