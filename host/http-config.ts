@@ -78,9 +78,22 @@ const address = v.pipe(
   v.string(),
   v.check(
     (text) => isIP(text) !== 0 || isIPv6(text.replace(/^\[(.*)\]$/, "$1")) || HOST_NAME.test(text),
-    "expected an IP address (0.0.0.0, 127.0.0.1, ::) or a host name of this machine",
+    ({ input }) => `expected an IP address (0.0.0.0, 127.0.0.1, ::) or a host name of this machine${asListener(input)}`,
   ),
 );
+
+/** An address with its port (`0.0.0.0:8080`, `[::]:8080`), or a URL's start (`http://`). */
+const WITH_PORT = /^(?:\[[^\]]*\]|[^:]*):\d*$/;
+const WITH_SCHEME = /^[a-z][a-z\d+.-]*:\/\//i;
+
+/** What users write for the listener as clients reach it, a URL or `host:port`: the part that is the port's. */
+function asListener(input: unknown): string {
+  const text = String(input);
+  if (WITH_SCHEME.test(text)) return ", not a URL: the port is http.port, TLS http.tls";
+  return WITH_PORT.test(text)
+    ? ", without its port: write the port as http.port (0.0.0.0:8080 is address: 0.0.0.0, port: 8080)"
+    : "";
+}
 
 export const httpSchema = v.strictObject({
   address: v.optional(
@@ -90,7 +103,7 @@ export const httpSchema = v.strictObject({
         "Interface to listen on: an IP address (`0.0.0.0` every IPv4 one, `::` every one) or a host name, of this " +
           "machine: one it does not have (a name that does not resolve, another machine's address) fails the start " +
           "(`http cannot listen`, exit 1), not `--check`, which binds nothing. Anything else, an empty value " +
-          "included, is a config error.",
+          "included, is a config error; one with its port (`0.0.0.0:8080`) or a URL is told the port is `port`.",
       ),
     ),
     "0.0.0.0",

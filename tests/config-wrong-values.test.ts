@@ -66,3 +66,17 @@ test("a negative duration, as a string or milliseconds, is said to be negative, 
     'shutdownTimeout: expected a duration such as "500ms", "10s", "5m", "24h" or "7d"',
   ]);
 });
+
+test("http.address written as clients reach it, with its port or as a URL, is told where the port goes", async () => {
+  const expected = "http.address: expected an IP address (0.0.0.0, 127.0.0.1, ::) or a host name of this machine";
+  const said = async (address: string) => issuesOf({ http: { address } });
+  const withPort = ", without its port: write the port as http.port (0.0.0.0:8080 is address: 0.0.0.0, port: 8080)";
+  for (const address of ["0.0.0.0:8080", "[::]:8080", "localhost:8080"])
+    expect([address, await said(address)]).toEqual([address, [`${expected}${withPort}`]]);
+  expect(await said("https://kubemeta.example:8443")).toEqual([
+    `${expected}, not a URL: the port is http.port, TLS http.tls`,
+  ]);
+  // Neither for what is no address at all, nor for IPv6's colons.
+  expect(await said("my host")).toEqual([expected]);
+  expect(await said("::1")).toEqual([]);
+});
