@@ -90,6 +90,19 @@ export const kindName = v.pipe(
 export const namespaceName = v.pipe(v.string(), v.regex(NAMESPACE_PATTERN, NAMESPACE_RULE));
 
 /**
+ * Why a path a config names starts with a `~` that nothing expands (only a shell does): a file kubemeta creates there
+ * would be under a folder named `~` in the working directory, not in the home folder meant. Undefined for any other.
+ * `scheme`: what the value writes before the path (`file:`), in the fix said.
+ */
+export function tildeProblem(path: string, scheme = ""): string | undefined {
+  if (!/^~[^/]*(?:\/|$)/.test(path)) return undefined;
+  return (
+    "starts with ~, which only a shell expands: here it would be a folder named ~ in the working directory; write " +
+    `the whole path, or ${scheme}\${HOME}/…`
+  );
+}
+
+/**
  * The path of a file kubemeta reads a credential or a kubeconfig from; a value that holds what such a file holds is
  * refused (holdsFileContent) and, as every config error, not quoted.
  */

@@ -80,3 +80,28 @@ test("http.address written as clients reach it, with its port or as a URL, is to
   expect(await said("my host")).toEqual([expected]);
   expect(await said("::1")).toEqual([]);
 });
+
+test("a file kubemeta creates named from ~ is refused, not made under a folder named ~", async () => {
+  const tilde = "starts with ~, which only a shell expands: here it would be a folder named ~ in the working directory";
+  expect(
+    await issuesOf({
+      store: { type: "libsql", url: "file:~/kubemeta.db" },
+      sinks: [
+        { type: "jsonl", path: "~/updates.jsonl" },
+        { type: "jsonl", name: "elsewhere", path: "~kubemeta/updates.jsonl" },
+        { type: "jsonl", name: "tilde-within", path: "./~x/updates.jsonl" },
+      ],
+    }),
+  ).toEqual([
+    `store.url: a file: url's path ${tilde}; write the whole path, or file:\${HOME}/…`,
+    `sinks[0].path: ${tilde}; write the whole path, or \${HOME}/…`,
+    `sinks[1].path: ${tilde}; write the whole path, or \${HOME}/…`,
+  ]);
+  // What it says to write is taken: ${HOME} is the environment's.
+  const home = { HOME: "/home/kubemeta" };
+  const written = {
+    store: { type: "libsql", url: "file:${HOME}/k.db" },
+    sinks: [{ type: "jsonl", path: "${HOME}/u" }],
+  };
+  expect(await issuesOf(written, home)).toEqual([]);
+});

@@ -29,6 +29,7 @@ import {
   v,
 } from "../../sdk/index.ts";
 import { checkAppendable, fifoProblem, heldStreamAt, realFile } from "./jsonl/file.ts";
+import { tildeProblem } from "../../sdk/schema.ts";
 
 /**
  * Through process.stdout (or process.stderr), as kubemeta's log lines are written: two writers of one pipe
@@ -65,6 +66,10 @@ export default defineSink({
         ),
         // The system takes no file name with one: every write would fail, and be retried for ever.
         v.check((path) => !path.includes("\0"), "holds a NUL character, which no file name can"),
+        v.check(
+          (path) => tildeProblem(path) === undefined,
+          ({ input }) => tildeProblem(input as string)!,
+        ),
         v.description("File to append to; `-` is stdout."),
       ),
       "-",
