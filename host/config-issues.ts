@@ -3,7 +3,7 @@
  */
 import * as v from "valibot";
 import { issuePath } from "../protocol/issue-path.ts";
-import { keysTaken, keyMessage, misspeltKeys } from "./config-keys.ts";
+import { keysTaken, keyMessage, misspeltKeys, nearestName } from "./config-keys.ts";
 
 export interface ConfigIssue {
   path: string;
@@ -30,7 +30,8 @@ export function parseAll<S extends v.GenericSchema>(
   const toIssue = (issue: v.BaseIssue<unknown>): ConfigIssue => ({
     path: pathOf(prefix, issue.path ?? []),
     message:
-      keyMessage(schema, issue, hostKeys) ?? withoutSecrets(issue) + booleanHint(issue) + shapeHint(schema, issue),
+      keyMessage(schema, issue, hostKeys) ??
+      withoutSecrets(issue) + booleanHint(issue) + shapeHint(schema, issue) + choiceHint(issue),
   });
   // A key missing is followed by the keys that may be it misspelt.
   const toIssues = (issue: v.BaseIssue<unknown>): ConfigIssue[] => [
@@ -129,6 +130,17 @@ function booleanHint(issue: v.BaseIssue<unknown>): string {
   if (!word) return ": write true or false";
   const meant = word[1] !== undefined;
   return `: write ${meant} ("${word[0]}" meant ${meant} in YAML 1.1, not in YAML 1.2, which kubemeta reads)`;
+}
+
+/**
+ * Of a word from a list (`level: INFO`, `streamingList: Auto`), the one it is likely a typo of: quoted, as the list is
+ * (the word written is not: a variable's value is said as the variable).
+ */
+function choiceHint(issue: v.BaseIssue<unknown>): string {
+  if (issue.type !== "picklist" || typeof issue.input !== "string") return "";
+  const options = [...issue.expected!.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((match) => JSON.parse(match[0]) as string);
+  const near = nearestName(issue.input, options);
+  return near === undefined ? "" : `; did you mean "${near}"?`;
 }
 
 /**

@@ -155,6 +155,14 @@ function child(outer: Inside, key: unknown): v.GenericSchema | undefined {
   return undefined;
 }
 
+/** The one of `names` that `word` is likely a typo of (a case difference, or up to two edits), as for a key. */
+export function nearestName(word: string, names: readonly string[]): string | undefined {
+  return nearest(
+    word,
+    names.map((name) => ({ name, meant: name })),
+  )?.name;
+}
+
 /**
  * The known key `key` is likely a typo of: equal but for case, or within two edits (a transposition is one) and no
  * more than half of it changed, so that `ur` suggests `url` and `id` no `ha`. The closest wins, the first on a tie.

@@ -105,3 +105,24 @@ test("a file kubemeta creates named from ~ is refused, not made under a folder n
   };
   expect(await issuesOf(written, home)).toEqual([]);
 });
+
+test("a word from a list in another case or misspelt is told the one it likely is, a variable unquoted", async () => {
+  const levels = 'Invalid type: Expected ("debug" | "info" | "warn" | "error") but received';
+  expect(
+    await issuesOf(
+      {
+        log: { level: "INFO" },
+        sources: [{ type: "kubernetes", streamingList: "alwyas" }],
+        sinks: [{ type: "webhook", url: "http://127.0.0.1:9/", secret: SECRET, on4xx: "${ON_4XX}" }],
+      },
+      { ON_4XX: "Skip" },
+    ),
+  ).toEqual([
+    `log.level: ${levels} "INFO"; did you mean "info"?`,
+    'sources[0].streamingList: Invalid type: Expected ("auto" | "always" | "never") but received "alwyas"; did you ' +
+      'mean "always"?',
+    'sinks[0].on4xx: Invalid type: Expected ("retry" | "skip") but received "${ON_4XX}"; did you mean "skip"?',
+  ]);
+  // A word near none is told the list alone.
+  expect(await issuesOf({ log: { level: "verbose" } })).toEqual([`log.level: ${levels} "verbose"`]);
+});
