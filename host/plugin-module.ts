@@ -8,6 +8,7 @@ import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { AnyDeclaration } from "../sdk/contract.ts";
 import type { ConfigIssue } from "./config-issues.ts";
+import { nearestName } from "./config-keys.ts";
 import type { ResolveOptions } from "./config-entries.ts";
 import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { PLUGIN_DEADLINE_MS } from "./supervise.ts";
@@ -24,10 +25,13 @@ export async function findDeclaration(
   if (!isPath) {
     const found = registry[kind].find((d) => d.type === type);
     if (!found) {
-      const known = registry[kind].map((d) => d.type).join(", ");
+      const types = registry[kind].map((d) => d.type);
+      // `SSE`, `webhok`: the built-in it likely is, as for a key.
+      const near = nearestName(type, types);
+      const meant = near === undefined ? "" : `; did you mean "${near}"?`;
       issues.push({
         path: `${path}.type`,
-        message: `unknown ${kind} type "${type}" (built-in: ${known}; or a path to a plugin module)`,
+        message: `unknown ${kind} type "${type}"${meant} (built-in: ${types.join(", ")}; or a path to a plugin module)`,
       });
     }
     return found;

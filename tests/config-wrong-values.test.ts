@@ -126,3 +126,18 @@ test("a word from a list in another case or misspelt is told the one it likely i
   // A word near none is told the list alone.
   expect(await issuesOf({ log: { level: "verbose" } })).toEqual([`log.level: ${levels} "verbose"`]);
 });
+
+test("a built-in type in another case or misspelt is told the one it likely is", async () => {
+  const list = "(built-in: sse, nats, webhook, jsonl; or a path to a plugin module)";
+  expect(
+    await issuesOf({
+      store: { type: "LibSQL" },
+      sinks: [{ type: "SSE" }, { type: "webhok" }, { type: "kafka" }],
+    }),
+  ).toEqual([
+    'store.type: unknown store type "LibSQL"; did you mean "libsql"? (built-in: libsql; or a path to a plugin module)',
+    `sinks[0].type: unknown sink type "SSE"; did you mean "sse"? ${list}`,
+    `sinks[1].type: unknown sink type "webhok"; did you mean "webhook"? ${list}`,
+    `sinks[2].type: unknown sink type "kafka" ${list}`,
+  ]);
+});
