@@ -116,16 +116,35 @@ export const haSchema = v.pipe(
       v.pipe(v.string(), v.minLength(1), v.description("A kubeconfig context other than its current one.")),
     ),
   }),
+  // Both values said: the one at fault may be the other, left at its default (`leaseDuration: 15`, 15 ms, not 15 s).
   v.forward(
-    v.check((ha) => ha.renewDeadline < ha.leaseDuration, "must be less than leaseDuration"),
+    v.check(
+      (ha) => ha.renewDeadline < ha.leaseDuration,
+      ({ input }) => {
+        const { renewDeadline, leaseDuration } = input as { renewDeadline: number; leaseDuration: number };
+        return `must be less than leaseDuration (${shown(renewDeadline)}; leaseDuration is ${shown(leaseDuration)})`;
+      },
+    ),
     ["renewDeadline"],
   ),
   // client-go's rule: a retry, jittered by up to 1.2 × retryPeriod, must still come before the renew deadline.
   v.forward(
-    v.check((ha) => ha.retryPeriod * 1.2 < ha.renewDeadline, "must be less than renewDeadline / 1.2"),
+    v.check(
+      (ha) => ha.retryPeriod * 1.2 < ha.renewDeadline,
+      ({ input }) => {
+        const { retryPeriod, renewDeadline } = input as { retryPeriod: number; renewDeadline: number };
+        const deadline = `renewDeadline is ${shown(renewDeadline)}`;
+        return `must be less than renewDeadline / 1.2 (${shown(retryPeriod)}; ${deadline})`;
+      },
+    ),
     ["retryPeriod"],
   ),
 );
+
+/** A duration as a config writes it: whole seconds as `10s`, anything else in milliseconds, a bare number's unit. */
+function shown(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
 
 export interface HaConfig {
   /** `namespaceFrom`: what named the namespace; `default` when neither the config nor the environment did. */

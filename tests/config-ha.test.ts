@@ -181,10 +181,14 @@ describe("main.ts --check with ha", () => {
 describe("ha config", () => {
   test("renewDeadline must be less than leaseDuration, retryPeriod less than renewDeadline / 1.2", async () => {
     expect(await issuesOf({ store: REMOTE, ha: { enabled: true, leaseDuration: "10s" } })).toEqual([
-      "ha.renewDeadline: must be less than leaseDuration",
+      "ha.renewDeadline: must be less than leaseDuration (10s; leaseDuration is 10s)",
+    ]);
+    // A bare number is milliseconds: the value said shows it, at the key left to its default too.
+    expect(await issuesOf({ store: REMOTE, ha: { enabled: true, leaseDuration: 15 } })).toEqual([
+      "ha.renewDeadline: must be less than leaseDuration (10s; leaseDuration is 15ms)",
     ]);
     expect(await issuesOf({ store: REMOTE, ha: { enabled: true, renewDeadline: "3s", retryPeriod: "3s" } })).toEqual([
-      "ha.retryPeriod: must be less than renewDeadline / 1.2",
+      "ha.retryPeriod: must be less than renewDeadline / 1.2 (3s; renewDeadline is 3s)",
     ]);
     // A POD_NAMESPACE set by hand is held to the same rule (the downward API's always passes it).
     expect(await issuesOf({ store: REMOTE, ha: { enabled: true } }, { POD_NAMESPACE: "kube.system" })).toEqual([
