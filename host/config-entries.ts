@@ -15,6 +15,7 @@ import type { HaConfig } from "./ha-config.ts";
 import { ENTRY_NAME, ENTRY_NAME_RULE, type hostSchema, pluginEntry, type PluginEntry } from "./config-schema.ts";
 import { deprecatedKeysOf, deprecation, type DeprecatedKey } from "../sdk/schema.ts";
 import { parseAll, type ConfigIssue } from "./config-issues.ts";
+import { bareMilliseconds } from "./config-keys.ts";
 import { checkClaims, checkRbac, checkUniqueNames } from "./config-entry-checks.ts";
 import { findDeclaration } from "./plugin-module.ts";
 
@@ -45,7 +46,8 @@ const STORE_KEYS = [...ENTRY_KEYS, "retention"];
 /**
  * Loads each plugin entry (undefined: one not sound on its own, whose issues are said already; the store too when the
  * replicas cannot share it) and checks what spans entries: unique names, what only one entry may claim, and a store
- * the replicas can share. `warnings`: a line for each deprecated key an entry wrote (`sinks[0]: config key "linger" is
+ * the replicas can share. `warnings`: a line for each duration written as a bare number under a second, and for each
+ * deprecated key an entry wrote (`sinks[0]: config key "linger" is
  * deprecated …`), whether the entry is sound or not.
  */
 export async function resolveEntries(
@@ -153,7 +155,10 @@ async function resolveEntry<D extends AnyDeclaration>(
     issues.push({ path: `${path}.${key}`, message: `"${key}" is the old name of "${use}": write only "${use}"` });
   // Of an entry with errors too: they are said beside its errors.
   const deprecated = deprecatedWritten(declaration.schema, rest, clashes);
-  warnings.push(...deprecated.map((key) => `${path}: ${deprecation(key)}`));
+  warnings.push(
+    ...deprecated.map((key) => `${path}: ${deprecation(key)}`),
+    ...bareMilliseconds(declaration.schema, rest, path),
+  );
   const unnamed = name === undefined && (noName(declaration.type) ?? borrowsCursor(declaration, options.registry));
   if (unnamed) issues.push({ path: `${path}.name`, message: unnamed });
   const config = parseAll(declaration.schema, rest, path, issues, hostKeys);

@@ -3,8 +3,11 @@
  * received "namespce"`): `missing: this key is required`, `unknown key; did you mean "namespace"?`. The keys an object
  * takes are read from the schema the config was parsed with, along the issue's path, so a plugin's own schema (built
  * with the SDK's valibot or its own) gets the same words. Only keys are quoted, never a value: a value may be a secret.
+ * The same reading of a schema finds the words a value is likely a typo of (nearestName) and the durations written as
+ * bare numbers (bareMilliseconds).
  */
 import * as v from "valibot";
+import { issuePath } from "../protocol/issue-path.ts";
 
 /** The object schemas whose key issues these are: valibot names an issue by the schema that raised it. */
 const OBJECT_TYPES = new Set(["object", "loose_object", "strict_object", "object_with_rest"]);
@@ -40,6 +43,35 @@ export function misspeltKeys(schema: v.GenericSchema, issue: v.BaseIssue<unknown
   return Object.keys(last.input)
     .filter((key) => !known.some(({ name }) => name === key) && nearest(key, known)?.name === last.key)
     .map((key) => ({ key, message: `unknown key; did you mean "${last.key}"?` }));
+}
+
+/**
+ * Each duration `input` writes as a bare number under a second (`shutdownTimeout: 30`, `leaseDuration: 15`), with its
+ * path under `prefix`, as a warning: a bare number is milliseconds, and such a one was likely meant as seconds. 0 is
+ * none in every unit; a duration written with its unit, or a key the schema does not take, is not looked at.
+ */
+export function bareMilliseconds(schema: v.GenericSchema, input: unknown, prefix: string): string[] {
+  const found = new Set<string>();
+  const visit = (at: v.GenericSchema, value: unknown, keys: readonly (string | number)[]) => {
+    if (typeof value === "number") {
+      if (metadataOf(at).duration === true && value > 0 && value < 1000)
+        found.add(
+          `${issuePath(keys, prefix)}: ${value} is ${value} ms, as a bare number is; write "${value}ms" to say so, ` +
+            `or "${value}s" if seconds were meant`,
+        );
+      return;
+    }
+    if (typeof value !== "object" || value === null) return;
+    for (const [key, inner] of Object.entries(value)) {
+      const index = Array.isArray(value) ? Number(key) : key;
+      for (const outer of unwrap(at)) {
+        const next = child(outer, index);
+        if (next !== undefined) visit(next, inner, [...keys, index]);
+      }
+    }
+  };
+  visit(schema, input, []);
+  return [...found];
 }
 
 /** The keys the object at `path` takes, as a config writes them today (no deprecated one). */

@@ -12,6 +12,7 @@ import type { HttpConfig } from "./http-config.ts";
 import { haConfig, haProblems, type HaConfig } from "./ha-config.ts";
 import { hostSchema, pluginEntry } from "./config-schema.ts";
 import { explainUntyped } from "./config-untyped.ts";
+import { bareMilliseconds } from "./config-keys.ts";
 import { resolveEntries, type Resolved, type ResolveOptions } from "./config-entries.ts";
 import { allowListProblems, ruleProblems, type SlimOptions } from "../core/slim/rules.ts";
 import { parseAll, type ConfigIssue } from "./config-issues.ts";
@@ -50,7 +51,10 @@ export interface Config {
   slim: SlimOptions;
   /** Undefined: one replica, always the writer. */
   ha?: HaConfig;
-  /** A line for each deprecated key an entry wrote, at its entry: `--check` says them, a start logs them. */
+  /**
+   * A line for each deprecated key an entry wrote, at its entry: `--check` says them, a start logs them (its plugin's
+   * logger). And one for each duration written as a bare number under a second (bareMilliseconds), `--check`'s alone.
+   */
   warnings: string[];
 }
 
@@ -162,6 +166,7 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
       },
     );
   const host = parseAll(hostSchema, interpolated, "", issues);
+  warnings.push(...bareMilliseconds(hostSchema, interpolated, ""));
   if (!host) {
     // Errors elsewhere hide none of the plugins' own: each plugin section that is sound on its own is checked too.
     const sections = (interpolated ?? {}) as Record<string, unknown>;

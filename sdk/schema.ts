@@ -29,6 +29,8 @@ const DURATION_EXAMPLES = 'a duration such as "500ms", "10s", "5m", "24h" or "7d
  */
 const timeSpan = v.pipe(
   v.union([v.string(), v.number()]),
+  // Read by the host: a bare number under a second is warned of (host/config-keys.ts, bareMilliseconds).
+  v.metadata({ duration: true }),
   v.check(
     (input) => parseDuration(input) !== undefined,
     ({ input }) =>

@@ -3,7 +3,10 @@
  * not two lines of one mistake, nor valibot's words for a type where a config's would say what to write.
  */
 import { expect, test } from "bun:test";
+import { join } from "node:path";
+import { tempDir } from "../testing/index.ts";
 import { issuesOf } from "./config-issues.ts";
+import { runMain } from "./reliability-process.ts";
 
 const SECRET = "s3cr3t-of-32-bytes-at-least-0123456789";
 
@@ -140,4 +143,31 @@ test("a built-in type in another case or misspelt is told the one it likely is",
     `sinks[1].type: unknown sink type "webhok"; did you mean "webhook"? ${list}`,
     `sinks[2].type: unknown sink type "kafka" ${list}`,
   ]);
+});
+
+test("--check warns of a duration written as a bare number under a second, likely meant as seconds", async () => {
+  const dir = await tempDir();
+  const config = join(dir, "kubemeta.yaml");
+  await Bun.write(
+    config,
+    [
+      "shutdownTimeout: 30",
+      "http: { address: 127.0.0.1 }",
+      "store: { type: libsql, retention: { maxAge: 0, interval: 1000 } }",
+      "sources: [{ type: kubernetes, inactivityTimeout: 90, kubeconfig: ./missing }]",
+      "sinks: [{ type: sse, heartbeat: 15 }, { type: jsonl, batch: { linger: 5ms } }]",
+    ].join("\n"),
+  );
+  const warning = (path: string, n: number) =>
+    `kubemeta: warning: ${path}: ${n} is ${n} ms, as a bare number is; write "${n}ms" to say so, or "${n}s" if ` +
+    "seconds were meant\n";
+  // Said beside the errors, as a deprecated key is; 0 (none in every unit), 1000 and a unit written are not.
+  const checked = await runMain(["--check", "--config", config], { cwd: dir });
+  expect(checked.code).toBe(1);
+  expect(checked.stderr).toStartWith(
+    warning("shutdownTimeout", 30) +
+      warning("sources[0].inactivityTimeout", 90) +
+      warning("sinks[0].heartbeat", 15) +
+      "invalid config:\n  sources[0]: cannot load kubeconfig",
+  );
 });
