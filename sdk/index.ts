@@ -83,6 +83,7 @@ export {
   retrySchema,
   stallAfterSchema,
   streamName,
+  tildeProblem,
   warnDeprecated,
   type BatchSchemaOptions,
   type DeprecatedKey,

@@ -26,10 +26,10 @@ import {
   retrySchema,
   stallAfterSchema,
   streamName,
+  tildeProblem,
   v,
 } from "../../sdk/index.ts";
 import { checkAppendable, fifoProblem, heldStreamAt, realFile } from "./jsonl/file.ts";
-import { tildeProblem } from "../../sdk/schema.ts";
 
 /**
  * Through process.stdout (or process.stderr), as kubemeta's log lines are written: two writers of one pipe
