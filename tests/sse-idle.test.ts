@@ -11,13 +11,13 @@ let th: TestHost | undefined;
 afterAll(() => th?.destroy());
 
 /**
- * Two heartbeats 9 s apart: longer than the 4 to 8 s after which the listener closes a quiet request (its idle timeout
- * 2 s, checked every 4 s).
+ * Past the first heartbeat, 9 s after the stream went quiet: longer than the 4 to 8 s after which the listener closes a
+ * quiet request (its idle timeout 2 s, checked every 4 s), so a stream not exempt would be closed before it.
  */
-const HOLD_MS = 20_000;
+const HOLD_MS = 10_500;
 
 test(
-  "an idle stream survives 20 s with heartbeats, then still gets live updates",
+  "an idle stream survives 9 s of silence to its heartbeat, then still gets live updates",
   async () => {
     // The heartbeat is longer than the listener's idle timeout: only the exemption keeps the stream open between beats.
     th = await startTestHost({ sinks: [{ type: "sse", heartbeat: "9s" }], http: { idleTimeout: "2s" } });
@@ -32,7 +32,7 @@ test(
         () => "open",
       );
     expect(outcome).toBe("open");
-    expect(c.comments - opening).toBeGreaterThanOrEqual(2);
+    expect(c.comments - opening).toBeGreaterThanOrEqual(1);
 
     await th.changes.apply("services", "ADDED", {
       kind: "Service",
