@@ -247,6 +247,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
     stop() {
       stopping ??= (async () => {
         const deadline = Date.now() + config.shutdownTimeoutMs;
+        http.endKeepAlive();
         for (const lag of lags) lag.stop();
         const steps = (async () => {
           waits.at("the sources' stop and the commit of what they sent");

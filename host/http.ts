@@ -53,6 +53,11 @@ export interface HttpServer {
    */
   stop(drainUntil?: number): Promise<void>;
   /**
+   * From now on (a shutdown has begun) every response says `Connection: close`: a kept-alive client would send its
+   * next request on a connection the stop closes, and get ECONNRESET for it; told, it opens a new one.
+   */
+  endKeepAlive(): void;
+  /**
    * Aborted as a stop closes what is still open (its drain's time run out): a handler still to answer answers now (a
    * 503 with Retry-After), which is written before the close, where its client would get the connection closed with
    * nothing (ECONNRESET, curl's `Empty reply from server`).
@@ -121,6 +126,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   /** The GET's own response to each HEAD, which Bun answers a HEAD with (see the first middleware). */
   const headAnswers = new WeakMap<Request, Response>();
   const drainOver = new AbortController();
+  let keepAlive = true;
   /** Requests whose handler has yet to return its response. */
   const unanswered = new Set<Promise<Response>>();
 
@@ -162,12 +168,14 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   // The cluster's metadata is not for a cache to keep: a token sent as `access_token` leaves no Authorization header,
   // which is all that stops a shared cache from storing an answer (RFC 9111 §3.5), and a browser's own cache keeps
   // either. A route that says its own (the SSE stream's no-cache) is left as it is. A JSON body that echoes a path
-  // or a value is never to be sniffed into HTML.
+  // or a value is never to be sniffed into HTML. Once a shutdown has begun, the client is told the connection ends
+  // with this answer (endKeepAlive).
   app.use("*", async (c, next) => {
     await next();
     const { headers } = c.res;
     if (!headers.has("cache-control")) headers.set("cache-control", "no-store");
     headers.set("x-content-type-options", "nosniff");
+    if (!keepAlive) headers.set("connection", "close");
   });
   if (config.corsOrigins.length > 0) {
     const origin = config.corsOrigins.includes("*") ? "*" : config.corsOrigins;
@@ -257,7 +265,11 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       routing = true;
       routed.resolve();
     },
+    endKeepAlive() {
+      keepAlive = false;
+    },
     async stop(drainUntil) {
+      keepAlive = false;
       const running = server;
       server = undefined;
       if (!running) return;
