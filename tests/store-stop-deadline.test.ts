@@ -1,12 +1,15 @@
 /**
  * A stop's store close within what shutdownTimeout leaves it: the `file:` store's WAL checkpoint worker silent at the
  * stop (its thread stalled, as on a machine short of memory) is given up in time, the WAL left beside the file, and
- * the stop ends clean (exit 0) rather than timing out (exit 1).
+ * the stop ends clean (exit 0) rather than timing out (exit 1). A write waiting for that worker's WAL restart as the
+ * store stops goes on without it: it held the close up to the 10 s a commit waits for the worker.
  */
 import { afterEach, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { createLogger } from "../host/logger.ts";
+import { createLogger, silentLogger } from "../host/logger.ts";
+import { createMetrics } from "../host/metrics.ts";
+import { createLibsqlStore } from "../plugins/stores/libsql/store.ts";
 import { rawPod, startTestHost, tempDir, type TestHost } from "../testing/index.ts";
 import { SDK } from "./reliability-process.ts";
 
@@ -57,3 +60,25 @@ test("a stop with the WAL checkpoint worker stalled: the store closes in time, t
   const objects = (await (await fetch(`${host.url}/v1/objects`)).json()) as { items: { name: string }[] };
   expect(objects.items.map((item) => item.name)).toEqual(["a"]);
 });
+
+test("a write waiting at the stop for the stalled worker's WAL restart goes on at once, in time", async () => {
+  const dir = await tempDir();
+  const url = `file:${join(dir, "kubemeta.db")}`;
+  const context = { name: "store", cluster: "test", logger: silentLogger, metrics: createMetrics() };
+  // Every write asks the worker, stalled from its start, to restart the WAL first: each waits for its answer.
+  const store = createLibsqlStore({ url, timeout: 10_000 }, context, { workerStallsMs: 8_000, restartBytes: 0 });
+  await store.start();
+  const saving = store.saveCursor("sink", 7);
+  const started = Date.now();
+  await store.stop(started + 1_000);
+  expect(Date.now() - started).toBeLessThan(1_500);
+  await saving;
+
+  const reopened = createLibsqlStore({ url, timeout: 10_000 }, context);
+  await reopened.start();
+  try {
+    expect(await reopened.cursor("sink")).toBe(7);
+  } finally {
+    await reopened.stop();
+  }
+}, 30_000);

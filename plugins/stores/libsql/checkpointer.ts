@@ -59,7 +59,7 @@ export type CheckpointerReply =
   | { stopped: true };
 
 /** For tests: what a store's checkpointer is given besides its own options. */
-export type CheckpointerTestOptions = Pick<CheckpointerOptions, "workerStallsMs">;
+export type CheckpointerTestOptions = Pick<CheckpointerOptions, "workerStallsMs" | "restartBytes">;
 
 export interface CheckpointerOptions {
   url: string;
@@ -78,6 +78,12 @@ export interface CheckpointerOptions {
 export interface Checkpointer {
   /** Keeps the WAL bounded; call with no write transaction open. */
   bound(): Promise<void>;
+  /**
+   * The store stops: a commit waiting for its restart goes on now, and none waits after it. A silent worker held the
+   * stop's last writes, and the store's close after them, up to REPLY_TIMEOUT_MS past shutdownTimeout; the WAL those
+   * few writes add is folded in by the close.
+   */
+  endWaits(): void;
   /**
    * Ends the worker, waiting as long as a commit would for it to say it stopped, but not past `deadline` (ms since the
    * epoch): the writer's close is then the file's last and folds the WAL in.
@@ -106,6 +112,7 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
   let diedInARow = 0;
   let replacing: Timer | undefined;
   let stopping: Promise<void> | undefined;
+  let waitsEnded = false;
   let workersThatDie = options.workersThatDie ?? 0;
   let stallsMs = options.workerStallsMs;
   let worker = spawn();
@@ -186,12 +193,13 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
 
   return {
     async bound() {
-      if (stopping || silent || failed) return;
+      if (stopping || waitsEnded || silent || failed) return;
       if (walBytes <= restartBytes && walFileBytes() <= 2 * restartBytes) return;
       const id = ++requests;
       const answered = answer(id);
       send({ type: "restart", id });
       const reply = await answered;
+      if (waitsEnded) return;
       if (!reply) {
         silent = true;
         logger.warn("WAL checkpoint worker does not answer; the writer checkpoints by itself until it answers again", {
@@ -201,6 +209,14 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
         logger.debug(reply.busy ? "WAL not restarted: a read transaction outlasted the wait" : "WAL restarted", {
           walBytes: reply.walBytes,
         });
+    },
+    endWaits() {
+      waitsEnded = true;
+      for (const [id, waiter] of waiting) {
+        if (id === STOPPED) continue;
+        waiting.delete(id);
+        waiter({ error: "the store stops", id });
+      }
     },
     stop(deadline = Number.POSITIVE_INFINITY) {
       stopping ??= (async () => {

@@ -57,6 +57,8 @@ export interface Connections {
   files?: string[];
   /** Call before a write transaction: may wait for the WAL to be restarted. */
   beforeWrite(): Promise<void>;
+  /** The store stops: the writes waiting in beforeWrite, and those after them, wait no more. */
+  endWrites(): void;
   /** `deadline`: Store.stop's. */
   close(deadline?: number): Promise<void>;
 }
@@ -213,6 +215,7 @@ export async function openConnections(
       writer: client,
       reader: client,
       beforeWrite: async () => {},
+      endWrites: () => {},
       close: async () => client.close(),
     };
   }
@@ -268,6 +271,7 @@ export async function openConnections(
     journalMode,
     files: journalMode === "wal" ? [path, walPath, `${opened}-shm`] : [path],
     beforeWrite: () => checkpointer.bound(),
+    endWrites: () => checkpointer.endWaits(),
     async close(deadline) {
       // Half of what is left at most: the other half is for the close after it, whose three collections and writer's
       // close (folding the WAL in, once the worker stopped) must end by the deadline too.

@@ -162,6 +162,7 @@ export function createLibsqlStore(
         return;
       }
       const c = await pending.catch(() => undefined);
+      c?.endWrites();
       await writes.settled();
       lastLook();
       connections = undefined;
