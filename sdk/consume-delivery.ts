@@ -63,9 +63,9 @@ export interface DeliveryLoop {
   /** Delivers from `delivered` until `term` aborts: the sink stops, or this replica stops leading. */
   run(saveFirst: boolean, term: AbortSignal): Promise<void>;
   /**
-   * True once every version committed now is delivered (or filtered out); false at `deadline`, or, with
-   * `unlessFailing`, as soon as a delivery fails (or the sink's own `failing()` says so) or a read of the log has
-   * waited DRAIN_READ_WAIT_MS.
+   * True once every version committed now is delivered (or filtered out); false at `deadline`, once a read of the log
+   * has waited DRAIN_READ_WAIT_MS, or, with `unlessFailing`, as soon as a delivery fails (or the sink's own
+   * `failing()` says so).
    */
   deliveredAll(deadline: number, unlessFailing: boolean): Promise<boolean>;
 }
@@ -238,14 +238,12 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
     const readSince = () => (readingSince === undefined ? undefined : Math.max(readingSince, began));
     const readHeld = () => Date.now() - (readSince() ?? Number.POSITIVE_INFINITY) >= DRAIN_READ_WAIT_MS;
     while (delivered < target) {
-      if (unlessFailing && (isFailing() || readHeld())) return false;
+      if (readHeld() || (unlessFailing && isFailing())) return false;
       const next = unlessFailing ? Promise.race([moved.promise, failed.promise]) : moved.promise;
       // Looked at again: a sink's own failing() tells no one when it turns (a refusal that arrives once the drain
       // began), nor does the loop when a read it began is held.
-      const poll = Date.now() + (options.failing ? FAILING_POLL_MS : DRAIN_READ_WAIT_MS);
-      const wake = unlessFailing
-        ? Math.min(deadline, poll, (readSince() ?? Number.POSITIVE_INFINITY) + DRAIN_READ_WAIT_MS)
-        : deadline;
+      const poll = Date.now() + (unlessFailing && options.failing ? FAILING_POLL_MS : DRAIN_READ_WAIT_MS);
+      const wake = Math.min(deadline, poll, (readSince() ?? Number.POSITIVE_INFINITY) + DRAIN_READ_WAIT_MS);
       if ((await until(next, wake)) === TIMED_OUT && Date.now() >= deadline) return false;
     }
     return true;

@@ -104,7 +104,8 @@ export interface Consumer extends Sink {
   /**
    * Resolves true once every version committed when it was called is delivered (or
    * filtered out), false if that takes longer than `timeoutMs`: for a stop that lets what
-   * is committed out first. True at once on a replica that does not lead (`ha`): the leader delivers.
+   * is committed out first. False too once it has waited 0.5 s on one read of the store (a store that stopped
+   * answering holds it up to 10 s). True at once on a replica that does not lead (`ha`): the leader delivers.
    */
   caughtUp(timeoutMs: number): Promise<boolean>;
 }

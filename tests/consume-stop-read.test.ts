@@ -4,8 +4,8 @@
  * up to the log's horizon, and a leader (ha) loads its cursor at each term. A store that stopped answering (a remote
  * store, given up only at its own 10 s, the host's deadline for a plugin's stop) held the stop as long: every SIGTERM
  * `sink did not stop in time; abandoning it`. The stop now ends at once, or, for a sink that drains, once its drain has
- * waited 0.5 s on the read (it waited its whole 3 s); the read goes on, its result dropped: nothing delivered, the
- * cursor not moved.
+ * waited 0.5 s on the read (it waited its whole 3 s), and so does `caughtUp`, the NATS sink's drain (it waited its
+ * whole 2 s); the read goes on, its result dropped: nothing delivered, the cursor not moved.
  */
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
@@ -59,7 +59,8 @@ async function stopUnderRead(sink: Sink, reads: HeldReads): Promise<void> {
   await new Promise((resolve) => setImmediate(resolve));
 }
 
-test("a sink behind the in-memory tail, its read of the store held at a stop, stops at once", async () => {
+/** A sink behind the in-memory tail of a log over the pods' store, its reads of the store held; what it delivers. */
+async function sinkBehindTheTail() {
   const { th, store } = await podsInAStore();
   const reads = holdCalls(store.readUpdates);
   store.readUpdates = reads.read;
@@ -80,9 +81,29 @@ test("a sink behind the in-memory tail, its read of the store held at a stop, st
     deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)),
   });
   await sink.start();
+  return { sink, reads, delivered, saved: () => ctx.saved() };
+}
+
+test("a sink behind the in-memory tail, its read of the store held at a stop, stops at once", async () => {
+  const { sink, reads, delivered, saved } = await sinkBehindTheTail();
   await stopUnderRead(sink, reads);
   expect(delivered).toEqual([]);
-  expect(ctx.saved()).toBe(0);
+  expect(saved()).toBe(0);
+}, 30_000);
+
+test("caughtUp (the NATS sink's 2 s drain) gives up once it has waited 0.5 s on a held read", async () => {
+  const { sink, reads, delivered } = await sinkBehindTheTail();
+  try {
+    await waitFor(() => reads.reading === 1, 5_000, "the sink's read of the store, held");
+    const started = Date.now();
+    expect(await sink.caughtUp(2_000)).toBe(false);
+    expect(Date.now() - started).toBeLessThan(1_200);
+    await sink.stop();
+  } finally {
+    reads.release();
+    await waitFor(() => reads.reading === 0, 5_000, "the held read's end");
+  }
+  expect(delivered).toEqual([]);
 }, 30_000);
 
 test("a leader (ha) whose cursor's load is held at a stop stops at once, delivering nothing", async () => {
