@@ -12,7 +12,7 @@ import { Backoff, sleep, TIMED_OUT, timerDelay, until } from "../protocol/retry.
 import { batches } from "./batches.ts";
 import type { Update } from "./model.ts";
 import { batchSchema } from "./schema.ts";
-import type { BatchSettings, ConsumeOptions } from "./consume-options.ts";
+import { DRAIN_READ_WAIT_MS, type BatchSettings, type ConsumeOptions } from "./consume-options.ts";
 import { batchDelivery } from "./batch-delivery.ts";
 import { causeOf, type Counter, type Gauge, type Labels, outageLog } from "./telemetry.ts";
 
@@ -72,12 +72,6 @@ export interface DeliveryLoop {
 
 /** How often a drain asks a sink that retries inside its `deliver` whether it is failing (ConsumeOptions.failing). */
 const FAILING_POLL_MS = 50;
-/**
- * How long a drain waits on one read of the log. The log's memory answers at once, a store within tens of milliseconds
- * (bench/RESULTS.md); one that has not answered by then is taken for a store that stopped answering, whose read is
- * given up only after 10 s (STORE_UNANSWERED_MS): a drain would wait on it in vain.
- */
-const DRAIN_READ_WAIT_MS = 500;
 
 export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext): DeliveryLoop {
   const { ctx, labels, lost, count, collect, showLag } = context;

@@ -6,6 +6,12 @@ import type { Sink } from "./contract.ts";
 
 /** How long a sink's stop goes on delivering what is committed, by default (README, Lifecycle). */
 export const DRAIN_MS = 3_000;
+/**
+ * How long a drain waits on one read of the log. The log's memory answers at once, a store within tens of milliseconds
+ * (bench/RESULTS.md); one that has not answered by then is taken for a store that stopped answering, whose read is
+ * given up only after 10 s (STORE_UNANSWERED_MS): a drain would wait on it in vain.
+ */
+export const DRAIN_READ_WAIT_MS = 500;
 
 /** `consume`'s `batch` option: the output of the `batch` config key (`batchSchema`). */
 export interface BatchSettings {

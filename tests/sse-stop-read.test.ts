@@ -3,7 +3,8 @@
  * only at its own timeout, 10 s, the host's deadline for a plugin's stop): its reset's read of the state, its
  * catch-up's read of updates, or the read that tells the log of a reader behind retention. The stop closes it at once,
  * its client to come back, and waits no more for the read, whose result is dropped. The stop waited for the read:
- * every SIGTERM `sink did not stop in time; abandoning it`.
+ * every SIGTERM `sink did not stop in time; abandoning it`. A live stream's drain of what is committed gives such a
+ * read up after 0.5 s, as a `consume` sink's drain: it waited the drain's whole 3 s.
  */
 import { afterEach, expect, test } from "bun:test";
 import { rawPod, startTestHost, type TestHost, waitFor } from "../testing/index.ts";
@@ -70,4 +71,37 @@ test("a stream waiting on the note of its reader behind retention at a stop ends
   const held = holdUpdateReads(th.host.log, first);
   const opening = openSse(th.url, { stream: "all" }, { lastEventId: `${th.host.epoch}:${first}` });
   expect(await stopUnderRead(th, held, opening)).toEqual([]);
+}, 30_000);
+
+test("a live stream whose read of what the stop committed is held ends once its drain waited 0.5 s on it", async () => {
+  const { th } = await hostOfPods();
+  const log = th.host.log;
+  const synced = log.head();
+  // Behind the log's in-memory tail once live, as a slow stream is: follow() waits on the store, which holds every
+  // read of what comes after; follow() gives its read up as the stop's finish aborts it, and the drain reads again.
+  const held = holdUpdateReads(log, synced);
+  const follow = log.follow.bind(log);
+  log.follow = (options) =>
+    options.after === synced
+      ? (async function* () {
+          await new Promise((resolve) => options.signal?.addEventListener("abort", resolve, { once: true }));
+        })()
+      : follow(options);
+  const connection = await openSse(th.url, { stream: "all" });
+  try {
+    await connection.takeUntil("SYNCED");
+    await th.changes.apply("pods", "ADDED", rawPod("p-5", { node: "n1" }));
+    await th.changes.flush();
+    const started = Date.now();
+    await th.host.stop();
+    expect(Date.now() - started).toBeLessThan(1_500);
+    await connection.ended;
+    // Nothing past SYNCED: its reconnect resumes from there.
+    expect(connection.events.at(-1)?.type).toBe("SYNCED");
+    expect(held.most).toBe(1);
+  } finally {
+    held.release();
+    await waitFor(() => held.reading === 0, 5_000, "the held read's end");
+    connection.close();
+  }
 }, 30_000);

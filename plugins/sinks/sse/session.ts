@@ -20,8 +20,10 @@
 import { isBehindRetention, type CommittedLog } from "../../../sdk/contract.ts";
 import { checkResumePoint, isStoreUnreadable, STORE_UNREADABLE_RETRY_MS } from "../../../sdk/resume.ts";
 import { readObjectPages } from "../../../sdk/http.ts";
-import { fromStore, pagesUntilAborted, readingStore, StoreReadFailed, untilAborted } from "../../../sdk/store-reads.ts";
+import { fromStore, pagesUntilAborted, readingStore, StoreReadFailed } from "../../../sdk/store-reads.ts";
 import { snapshotTime } from "../../../sdk/snapshot-time.ts";
+import { DRAIN_READ_WAIT_MS } from "../../../sdk/consume-options.ts";
+import { TIMED_OUT, until } from "../../../protocol/retry.ts";
 import type { Position } from "../../../protocol/position.ts";
 import type { ResetReason } from "../../../protocol/replay.ts";
 import type { SseChannel } from "./channel.ts";
@@ -151,9 +153,10 @@ async function catchUp(session: Session, after: number): Promise<number> {
 
 /**
  * The stream's updates after `after` through `target`, read from the log at the subscriber's pace; resolves to the
- * version read through.
+ * version read through. `readWaitMs` (a stop's drain): a read not answered by then ends it there, the read going on,
+ * its result dropped.
  */
-async function readThrough(session: Session, after: number, target: number): Promise<number> {
+async function readThrough(session: Session, after: number, target: number, readWaitMs?: number): Promise<number> {
   const { log, stream, batchSize, filter } = session;
   let position = after;
   while (position < target && isOpen(session)) {
@@ -162,7 +165,11 @@ async function readThrough(session: Session, after: number, target: number): Pro
     await room(session);
     if (!isOpen(session)) break;
     const read = log.read({ stream, after: position, to: target, limit: batchSize }).catch(fromStore);
-    const updates = await untilAborted(read, session.signal);
+    const updates = await until(read, Date.now() + (readWaitMs ?? Number.POSITIVE_INFINITY), session.signal);
+    if (updates === TIMED_OUT) {
+      if (session.signal.aborted) throw session.signal.reason;
+      break;
+    }
     if (updates.length === 0) break;
     session.channel.write(session.events.encode(stream, updates, filter));
     position = updates[updates.length - 1]!.version;
@@ -230,7 +237,8 @@ async function live(session: Session, after: number): Promise<void> {
     // stream's id goes as far, for the reconnect that follows; as far as it read, when the log serves no more.
     const retired = log.retired?.aborted === true;
     if (!finish.aborted && !retired) return;
-    if (!retired) position = await readThrough(session, position, log.head());
+    // A read the store holds is given up as a consume sink's drain gives it up: the stream ends where it is.
+    if (!retired) position = await readThrough(session, position, log.head(), DRAIN_READ_WAIT_MS);
     if (progress && position > told) channel.write(progressLine(log.epoch, position));
     if (retired) channel.write(COME_BACK);
   } finally {
