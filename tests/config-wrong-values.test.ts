@@ -85,7 +85,10 @@ test("http.address written as clients reach it, with its port or as a URL, is to
 });
 
 test("a file kubemeta creates named from ~ is refused, not made under a folder named ~", async () => {
-  const tilde = "starts with ~, which only a shell expands: here it would be a folder named ~ in the working directory";
+  // An operator upgrading from a kubemeta that took it is told where its file is, and how to keep it.
+  const tilde = (here: string, home: string) =>
+    `starts with ~, which only a shell expands: here it is ${here} in the working directory, where an earlier ` +
+    `kubemeta made it; write the whole path, or ${home}/… (to keep what it made: move it there, or write ${here})`;
   expect(
     await issuesOf({
       store: { type: "libsql", url: "file:~/kubemeta.db" },
@@ -96,9 +99,9 @@ test("a file kubemeta creates named from ~ is refused, not made under a folder n
       ],
     }),
   ).toEqual([
-    `store.url: a file: url's path ${tilde}; write the whole path, or file:\${HOME}/…`,
-    `sinks[0].path: ${tilde}; write the whole path, or \${HOME}/…`,
-    `sinks[1].path: ${tilde}; write the whole path, or \${HOME}/…`,
+    `store.url: a file: url's path ${tilde("file:./~/kubemeta.db", "file:${HOME}")}`,
+    `sinks[0].path: ${tilde("./~/updates.jsonl", "${HOME}")}`,
+    `sinks[1].path: ${tilde("./~kubemeta/updates.jsonl", "${HOME}")}`,
   ]);
   // What it says to write is taken: ${HOME} is the environment's.
   const home = { HOME: "/home/kubemeta" };
@@ -107,6 +110,8 @@ test("a file kubemeta creates named from ~ is refused, not made under a folder n
     sinks: [{ type: "jsonl", path: "${HOME}/u" }],
   };
   expect(await issuesOf(written, home)).toEqual([]);
+  const kept = { store: { type: "libsql", url: "file:./~/kubemeta.db" }, sinks: [{ type: "jsonl", path: "./~/u" }] };
+  expect(await issuesOf(kept)).toEqual([]);
 });
 
 test("a word from a list in another case or misspelt is told the one it likely is, a variable unquoted", async () => {
