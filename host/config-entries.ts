@@ -46,9 +46,9 @@ const STORE_KEYS = [...ENTRY_KEYS, "retention"];
 /**
  * Loads each plugin entry (undefined: one not sound on its own, whose issues are said already; the store too when the
  * replicas cannot share it) and checks what spans entries: unique names, what only one entry may claim, and a store
- * the replicas can share. `warnings`: a line for each duration written as a bare number under a second, and for each
- * deprecated key an entry wrote (`sinks[0]: config key "linger" is
- * deprecated …`), whether the entry is sound or not.
+ * the replicas can share. `warnings`: a line for each deprecated key an entry wrote (`sinks[0]: config key "linger" is
+ * deprecated …`), `durations` for each duration written as a bare number under a second, whether the entry is sound
+ * or not.
  */
 export async function resolveEntries(
   entries: {
@@ -58,10 +58,9 @@ export async function resolveEntries(
     ha: HaConfig | undefined;
   },
   options: ResolveOptions,
-  issues: ConfigIssue[],
-  warnings: string[],
+  found: Found,
 ) {
-  const found = { issues, warnings };
+  const { issues } = found;
   const store =
     entries.store &&
     (await resolveEntry<StoreDeclaration>(
@@ -108,10 +107,11 @@ function withoutRetention({ retention: _, ...entry }: HostConfig["store"]): Plug
   return entry;
 }
 
-/** What resolving entries finds: errors, and warnings that leave the config valid. */
-interface Found {
+/** What resolving entries finds: errors, and warnings that leave the config valid (`durations`: bareMilliseconds). */
+export interface Found {
   issues: ConfigIssue[];
   warnings: string[];
+  durations: string[];
 }
 
 /**
@@ -126,12 +126,13 @@ async function resolveInOrder<D extends AnyDeclaration>(
   options: ResolveOptions,
   found: Found,
 ): Promise<(Resolved<D> | undefined)[]> {
-  const own = entries.map((): Found => ({ issues: [], warnings: [] }));
+  const own = entries.map((): Found => ({ issues: [], warnings: [], durations: [] }));
   const resolved = await Promise.all(
     entries.map((e, i) => e && resolveEntry<D>(kind, `${section}[${i}]`, e, options, own[i]!, ENTRY_KEYS)),
   );
   found.issues.push(...own.flatMap(({ issues }) => issues));
   found.warnings.push(...own.flatMap(({ warnings }) => warnings));
+  found.durations.push(...own.flatMap(({ durations }) => durations));
   return resolved;
 }
 
@@ -144,7 +145,7 @@ async function resolveEntry<D extends AnyDeclaration>(
   path: string,
   entry: PluginEntry,
   options: ResolveOptions,
-  { issues, warnings }: Found,
+  { issues, warnings, durations }: Found,
   hostKeys: readonly string[],
 ): Promise<Resolved<D> | undefined> {
   const { type, name, ...rest } = entry;
@@ -155,10 +156,8 @@ async function resolveEntry<D extends AnyDeclaration>(
     issues.push({ path: `${path}.${key}`, message: `"${key}" is the old name of "${use}": write only "${use}"` });
   // Of an entry with errors too: they are said beside its errors.
   const deprecated = deprecatedWritten(declaration.schema, rest, clashes);
-  warnings.push(
-    ...deprecated.map((key) => `${path}: ${deprecation(key)}`),
-    ...bareMilliseconds(declaration.schema, rest, path),
-  );
+  warnings.push(...deprecated.map((key) => `${path}: ${deprecation(key)}`));
+  durations.push(...bareMilliseconds(declaration.schema, rest, path));
   const unnamed = name === undefined && (noName(declaration.type) ?? borrowsCursor(declaration, options.registry));
   if (unnamed) issues.push({ path: `${path}.name`, message: unnamed });
   const config = parseAll(declaration.schema, rest, path, issues, hostKeys);

@@ -52,10 +52,12 @@ export interface Config {
   /** Undefined: one replica, always the writer. */
   ha?: HaConfig;
   /**
-   * A line for each deprecated key an entry wrote, at its entry: `--check` says them, a start logs them (its plugin's
-   * logger). And one for each duration written as a bare number under a second (bareMilliseconds), `--check`'s alone.
+   * What `--check` says of a valid config: the lines of `durations`, then one for each deprecated key an entry wrote,
+   * at its entry, which a start logs through its plugin's logger.
    */
   warnings: string[];
+  /** A line for each duration written as a bare number under a second (bareMilliseconds): a start logs them once. */
+  durations: string[];
 }
 
 /**
@@ -142,6 +144,7 @@ function pluginBase(path: string): Pick<ResolveOptions, "baseDir" | "baseDirSaid
 export async function resolveConfig(raw: unknown, options: ResolveOptions): Promise<Config> {
   const issues: ConfigIssue[] = [];
   const warnings: string[] = [];
+  const durations: string[] = [];
   // A list passes valibot's object schemas (its keys are its indexes): an empty one would be a valid config.
   if (Array.isArray(raw))
     throw new ConfigError([{ path: "", message: "Invalid type: Expected Object but received Array" }]);
@@ -156,7 +159,7 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
       issues
         .map((issue, i) => (i < ownIssues ? issue : asWritten(issue)))
         .filter((issue, i) => i < ownIssues || !unset.has(issue.path)),
-      warnings,
+      [...durations, ...warnings],
       {
         cluster,
         store: settled(store, "store"),
@@ -166,7 +169,7 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
       },
     );
   const host = parseAll(hostSchema, interpolated, "", issues);
-  warnings.push(...bareMilliseconds(hostSchema, interpolated, ""));
+  durations.push(...bareMilliseconds(hostSchema, interpolated, ""));
   if (!host) {
     // Errors elsewhere hide none of the plugins' own: each plugin section that is sound on its own is checked too.
     const sections = (interpolated ?? {}) as Record<string, unknown>;
@@ -191,8 +194,7 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
         ha,
       },
       options,
-      issues,
-      warnings,
+      { issues, warnings, durations },
     );
     const cluster = sound(hostSchema.entries.cluster, sections.cluster);
     throw invalid({ ...resolved, cluster: cluster?.name ?? "", store: cluster && resolved.store, ha });
@@ -202,7 +204,7 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
   const ha = haConfig(host.ha, env);
   issues.push(...slimProblems(slim), ...haProblems(ha));
 
-  const resolved = await resolveEntries({ store, sources, sinks, ha }, options, issues, warnings);
+  const resolved = await resolveEntries({ store, sources, sinks, ha }, options, { issues, warnings, durations });
   const { store: storeResolved, sources: sourcesResolved, sinks: sinksResolved } = resolved;
   if (issues.length > 0 || !storeResolved) throw invalid({ ...resolved, cluster: cluster.name, ha });
 
@@ -220,7 +222,8 @@ export async function resolveConfig(raw: unknown, options: ResolveOptions): Prom
     shutdownTimeoutMs: shutdownTimeout,
     slim: { annotationAllowList: slim.annotations, kinds: slim.kinds },
     ...(ha ? { ha } : {}),
-    warnings,
+    warnings: [...durations, ...warnings],
+    durations,
   };
 }
 

@@ -95,7 +95,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   const metrics = createMetrics();
   const context = pluginContext(config, logger, metrics);
   const loop = watchEventLoop(metrics);
-  await warnOfConfig(config, context);
+  await warnOfConfig(config, context, logger);
 
   // The kubeconfig of the Lease is loaded before anything starts: a bad one stops nothing half-started.
   const ha = await haElector(config, logger, metrics);

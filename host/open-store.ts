@@ -44,10 +44,16 @@ export function pluginContext(config: Pick<Config, "cluster">, logger: Logger, m
 }
 
 /**
- * Once at start, whatever a plugin's create does (retried, or once a term), through its logger: the old keys an entry
- * wrote (config-entries.ts finds them) and the plugin's own warnings, which `--check` warns of too.
+ * Once at start, whatever a plugin's create does (retried, or once a term), as `--check` warns of them: the durations
+ * written as bare numbers under a second; through its plugin's logger, the old keys an entry wrote (config-entries.ts
+ * finds them) and the plugin's own warnings.
  */
-export async function warnOfConfig(config: Config, context: ReturnType<typeof pluginContext>): Promise<void> {
+export async function warnOfConfig(
+  config: Config,
+  context: ReturnType<typeof pluginContext>,
+  logger: Logger,
+): Promise<void> {
+  for (const line of config.durations) logger.warn(line);
   const sections = { store: [config.store], source: config.sources, sink: config.sinks };
   for (const [kind, entries] of Object.entries(sections))
     for (const entry of entries) {

@@ -4,7 +4,8 @@
  */
 import { expect, test } from "bun:test";
 import { join } from "node:path";
-import { tempDir } from "../testing/index.ts";
+import { createLogger } from "../host/logger.ts";
+import { startTestHost, tempDir } from "../testing/index.ts";
 import { issuesOf } from "./config-issues.ts";
 import { runMain } from "./reliability-process.ts";
 
@@ -175,4 +176,17 @@ test("--check warns of a duration written as a bare number under a second, likel
       warning("sinks[0].heartbeat", 15) +
       "invalid config:\n  sources[0]: cannot load kubeconfig",
   );
+});
+
+test("a start logs each duration written as a bare number under a second, once, as --check warns of it", async () => {
+  const logged: Record<string, unknown>[] = [];
+  const logger = createLogger({ write: (line) => void logged.push(JSON.parse(line) as Record<string, unknown>) });
+  const host = await startTestHost({ logger, sinks: [{ type: "sse", heartbeat: 15 }], retention: { interval: 500 } });
+  await host.destroy();
+  const said = (path: string, n: number) =>
+    `${path}: ${n} is ${n} ms, as a bare number is; write "${n}ms" to say so, or "${n}s" if seconds were meant`;
+  expect(logged.filter((line) => line.level === "warn" && String(line.msg).includes("bare number"))).toEqual([
+    expect.objectContaining({ msg: said("store.retention.interval", 500) }),
+    expect.objectContaining({ msg: said("sinks[0].heartbeat", 15) }),
+  ]);
 });
