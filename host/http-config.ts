@@ -5,6 +5,7 @@ import { isIP, isIPv6 } from "node:net";
 import { X509Certificate } from "node:crypto";
 import { duration, port } from "../sdk/schema.ts";
 import { readCredentialFileSync } from "../sdk/credential-file.ts";
+import { tildeProblem } from "../sdk/tilde.ts";
 import { BEARER_TOKEN_PATTERN } from "../protocol/token.ts";
 import { ENCRYPTED_KEY, PEM_CERTIFICATE, PEM_PRIVATE_KEY, usableByTls } from "../protocol/pem.ts";
 
@@ -12,7 +13,15 @@ const readableFile = v.pipe(
   v.string(),
   v.minLength(1),
   // An empty path is said once, as empty.
-  v.check((path) => path === "" || existsSync(path), "file not found (paths are relative to the working directory)"),
+  v.check(
+    (path) => path === "" || existsSync(path),
+    ({ input }) => {
+      const tilde = tildeProblem(input as string, { reads: true });
+      return tilde
+        ? `file not found: the path ${tilde}`
+        : "file not found (paths are relative to the working directory)";
+    },
+  ),
 );
 
 /** The file's text, read as a credential file (a FIFO never is: sdk/credential-file.ts), or why it cannot be. */

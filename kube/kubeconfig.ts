@@ -50,7 +50,7 @@ export function readKubeconfigs(files: string[], list?: string): LoadedKubeconfi
     } catch (err) {
       const { code, problem } = err as CredentialFileError;
       if (list !== undefined && code === "ENOENT") continue;
-      throw new Error(`cannot load kubeconfig ${file}: ${code ?? `it is ${problem}`}`);
+      throw new Error(`cannot load kubeconfig ${file}: ${code === undefined ? `it is ${problem}` : problem}`);
     }
     found++;
     const one = readOne(file, text);

@@ -12,6 +12,7 @@
 import { closeSync, constants, fstatSync, openSync, statSync, type Stats } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import { MOUNTED_FILE_MAX, MOUNTED_FILE_MAX_BYTES, readBounded, readBoundedSync } from "./bounded-read.ts";
+import { tildeProblem } from "./tilde.ts";
 
 /** O_NONBLOCK: opening a FIFO does not wait for a writer. O_NOCTTY: a terminal is never made the controlling one. */
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
@@ -110,5 +111,7 @@ function kindOf(info: Stats): string {
 function credentialFileError(key: string, path: string, error: unknown): CredentialFileError {
   if (error instanceof CredentialFileError) return error;
   const code = (error as NodeJS.ErrnoException).code ?? String(error);
-  return new CredentialFileError(key, path, code, code);
+  // A path written from `~` (`credsFile: ~/nats.creds`) is not found because nothing expanded it: ENOENT alone hid why.
+  const tilde = code === "ENOENT" ? tildeProblem(path, { reads: true }) : undefined;
+  return new CredentialFileError(key, path, tilde ? `${code}; the path ${tilde}` : code, code);
 }

@@ -83,13 +83,13 @@ export {
   retrySchema,
   stallAfterSchema,
   streamName,
-  tildeProblem,
   warnDeprecated,
   type BatchSchemaOptions,
   type DeprecatedKey,
   type RetrySchemaOptions,
 } from "./schema.ts";
 export { appendLines, type AppendLinesOptions } from "./append-lines.ts";
+export { tildeProblem } from "./tilde.ts";
 export { CredentialFileError, readCredentialFile, readCredentialFileSync } from "./credential-file.ts";
 export type { ChangeType, Envelope, SlimObject } from "../protocol/envelope.ts";
 export { ALL, isStreamName, NODE_PREFIX, nodeOfStream, SHARED, STREAM_NAME_RULE } from "../protocol/streams.ts";

@@ -92,23 +92,6 @@ export const kindName = v.pipe(
 export const namespaceName = v.pipe(v.string(), v.regex(NAMESPACE_PATTERN, NAMESPACE_RULE));
 
 /**
- * Why a path a config names starts with a `~` that nothing expands (only a shell does): a file kubemeta creates there
- * is in the working directory (under a folder named `~`), not in the home folder meant. Undefined for any other.
- * `scheme`: what the value writes before the path (`file:`), in the fixes said. An earlier kubemeta took such a path
- * and made its file there: an operator upgrading who writes `${HOME}/…` as told starts on a new file (a store anew,
- * every consumer reset), so the path that keeps the one made is said too.
- */
-export function tildeProblem(path: string, scheme = ""): string | undefined {
-  if (!/^~[^/]*(?:\/|$)/.test(path)) return undefined;
-  const here = `${scheme}./${path}`;
-  return (
-    `starts with ~, which only a shell expands: here it is ${here} in the working directory, where an earlier ` +
-    `kubemeta made it; write the whole path, or ${scheme}\${HOME}/… (to keep what it made: move it there, or write ` +
-    `${here})`
-  );
-}
-
-/**
  * The path of a file kubemeta reads a credential or a kubeconfig from; a value that holds what such a file holds is
  * refused (holdsFileContent) and, as every config error, not quoted.
  */

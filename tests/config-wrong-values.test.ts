@@ -11,6 +11,14 @@ import { runMain } from "./reliability-process.ts";
 
 const SECRET = "s3cr3t-of-32-bytes-at-least-0123456789";
 
+/** `--check` of real main.ts on a config of `lines`, run in a temp dir: the default store is made there. */
+async function check(lines: string[]) {
+  const dir = await tempDir();
+  const config = join(dir, "kubemeta.yaml");
+  await Bun.write(config, lines.join("\n"));
+  return runMain(["--check", "--config", config], { cwd: dir });
+}
+
 test("a url written without its scheme is one line, naming the schemes to write", async () => {
   expect(
     await issuesOf({
@@ -89,7 +97,7 @@ test("a file kubemeta creates named from ~ is refused, not made under a folder n
   // An operator upgrading from a kubemeta that took it is told where its file is, and how to keep it.
   const tilde = (here: string, home: string) =>
     `starts with ~, which only a shell expands: here it is ${here} in the working directory, where an earlier ` +
-    `kubemeta made it; write the whole path, or ${home}/… (to keep what it made: move it there, or write ${here})`;
+    `start may have made it; write the whole path, or ${home}/… (to keep what it made: move it there, or write ${here})`;
   expect(
     await issuesOf({
       store: { type: "libsql", url: "file:~/kubemeta.db" },
@@ -113,6 +121,28 @@ test("a file kubemeta creates named from ~ is refused, not made under a folder n
   expect(await issuesOf(written, home)).toEqual([]);
   const kept = { store: { type: "libsql", url: "file:./~/kubemeta.db" }, sinks: [{ type: "jsonl", path: "./~/u" }] };
   expect(await issuesOf(kept)).toEqual([]);
+});
+
+test("a file kubemeta reads named from ~ is said to be from ~, not only not found", async () => {
+  const checked = await check([
+    "http: { address: 127.0.0.1, tls: { cert: ~/tls.crt, key: ./missing.key } }",
+    "sources: [{ type: kubernetes, kubeconfig: ~kubemeta/config }]",
+    "sinks:",
+    "  - { type: nats, servers: ['nats://127.0.0.1:4222'], credsFile: ~/nats.creds, tls: { caFile: ~/ca.crt } }",
+  ]);
+  const tilde = (path: string) =>
+    `the path starts with ~, which only a shell expands: here it is ./${path} in the working directory; ` +
+    "write the whole path, or ${HOME}/…";
+  expect(checked.code).toBe(1);
+  // A path not from ~ is only not found, as before.
+  expect(checked.stderr.trimEnd().split("\n")).toEqual([
+    "invalid config:",
+    `  http.tls.cert: file not found: ${tilde("~/tls.crt")}`,
+    "  http.tls.key: file not found (paths are relative to the working directory)",
+    `  sources[0]: cannot load kubeconfig ~kubemeta/config: ENOENT; ${tilde("~kubemeta/config")}`,
+    `  sinks[0]: cannot read tls.caFile ~/ca.crt: ENOENT; ${tilde("~/ca.crt")}; cannot read credsFile ~/nats.creds: ` +
+      `ENOENT; ${tilde("~/nats.creds")}`,
+  ]);
 });
 
 test("a word from a list in another case or misspelt is told the one it likely is, a variable unquoted", async () => {
@@ -152,23 +182,17 @@ test("a built-in type in another case or misspelt is told the one it likely is",
 });
 
 test("--check warns of a duration written as a bare number under a second, likely meant as seconds", async () => {
-  const dir = await tempDir();
-  const config = join(dir, "kubemeta.yaml");
-  await Bun.write(
-    config,
-    [
-      "shutdownTimeout: 30",
-      "http: { address: 127.0.0.1 }",
-      "store: { type: libsql, retention: { maxAge: 0, interval: 1000 } }",
-      "sources: [{ type: kubernetes, inactivityTimeout: 90, kubeconfig: ./missing }]",
-      "sinks: [{ type: sse, heartbeat: 15 }, { type: jsonl, batch: { linger: 5ms } }]",
-    ].join("\n"),
-  );
+  const checked = await check([
+    "shutdownTimeout: 30",
+    "http: { address: 127.0.0.1 }",
+    "store: { type: libsql, retention: { maxAge: 0, interval: 1000 } }",
+    "sources: [{ type: kubernetes, inactivityTimeout: 90, kubeconfig: ./missing }]",
+    "sinks: [{ type: sse, heartbeat: 15 }, { type: jsonl, batch: { linger: 5ms } }]",
+  ]);
   const warning = (path: string, n: number) =>
     `kubemeta: warning: ${path}: ${n} is ${n} ms, as a bare number is; write "${n}ms" to say so, or "${n}s" if ` +
     "seconds were meant\n";
   // Said beside the errors, as a deprecated key is; 0 (none in every unit), 1000 and a unit written are not.
-  const checked = await runMain(["--check", "--config", config], { cwd: dir });
   expect(checked.code).toBe(1);
   expect(checked.stderr).toStartWith(
     warning("shutdownTimeout", 30) +

@@ -25,7 +25,7 @@ import { startCheckpointer, WAL_RESTART_BYTES, type CheckpointerTestOptions } fr
 import { startWriterThread, type Writer, type WriterSetup } from "./writer.ts";
 import { linkedPath, unwritableProblem } from "./writable.ts";
 import { BoundedWsClient } from "./ws-client.ts";
-import { tildeProblem } from "../../../sdk/schema.ts";
+import { tildeProblem } from "../../../sdk/tilde.ts";
 
 /** How long a statement waits for another process's lock before failing with SQLITE_BUSY. */
 export const BUSY_TIMEOUT_MS = 5_000;
@@ -108,7 +108,7 @@ export function fileUrlProblem(url: string): string | undefined {
     // The system takes no file name with one: its open failed, said as the file's mode or owner.
     if (decodeURIComponent(path).includes("\0"))
       return "a file: url's path holds a NUL character (written, or as %00), which no file name can";
-    const tilde = tildeProblem(decodeURIComponent(path), "file:");
+    const tilde = tildeProblem(decodeURIComponent(path), { scheme: "file:" });
     return tilde && `a file: url's path ${tilde}`;
   } catch {
     return `a file: url's path is percent-encoded (${path}): write a % in a file's name as %25`;
