@@ -21,6 +21,7 @@ import { ConfigTooLarge, readConfigText } from "./config-file.ts";
 import { interpolateConfig, within } from "./config-interpolate.ts";
 import { yamlProblemOf } from "../kube/yaml.ts";
 import { parseYamlConfig, showBraces } from "./config-yaml.ts";
+import { jsonErrorPlace } from "./config-json.ts";
 
 export type { ConfigIssue } from "./config-issues.ts";
 export type { Resolved, ResolveOptions } from "./config-entries.ts";
@@ -107,12 +108,11 @@ export async function loadConfig(
       raw = yaml.value;
     }
   } catch (error) {
-    // Neither of Bun's parsers says where: client-node's does, without quoting the file (it may hold secrets). JSON's
-    // names the word it stopped at (`Unexpected identifier "…"`), a token written without its quotes maybe: left out.
+    // Neither of Bun's parsers says where: client-node's does for YAML, config-json.ts for JSON, without quoting the
+    // file (it may hold secrets). JSON's names the word it stopped at (`Unexpected identifier "…"`), a token written
+    // without its quotes maybe: left out.
     const what = (error as Error).message.replace(/\s*"(?:[^"\\]|\\.)*"/g, "");
-    // JSON is YAML: where YAML's parser stops is JSON's place too, but its reason would name YAML's rules.
-    const place = (await yamlProblemOf(parsed)) ?? "";
-    const where = format === "json" ? place.replace(/ \(.*\)$/, "") : place;
+    const where = format === "json" ? jsonErrorPlace(parsed) : ((await yamlProblemOf(parsed)) ?? "");
     throw new ConfigError([{ path: "", message: `cannot parse ${path}: ${what}${where}` }]);
   }
   // Bun's YAML parser reads several documents as a list of them; its "Expected Object" would not say why.

@@ -105,3 +105,32 @@ test("SIGTERM while the config is read from a pipe nobody writes stops kubemeta,
     proc.kill("SIGKILL");
   }
 }, 30_000);
+
+test("a JSON config that is not JSON is told the line and column where it stops, as YAML is", async () => {
+  const dir = await scratch();
+  // None is JSON; most are YAML, whose parser, which JSON's place was asked of, could not say where.
+  const broken: [text: string, line: number, column: number][] = [
+    ['{\n  "sinks": [{"type": "sse"}, ],\n  "http": {}\n}\n', 2, 30],
+    ['{\n  "cluster": {"name": "a"},\n}\n', 3, 1],
+    ['{\n  // the cluster\n  "cluster": {"name": "a"}\n}\n', 2, 3],
+    ["{\n  'cluster': {'name': 'a'}\n}\n", 2, 3],
+    ['{\n  "http": {port: 8080}\n}\n', 2, 12],
+    ['{\n  "http": {"port": 08080}\n}\n', 2, 21],
+    ['{\n  "http": {"tokens": ["tab\there-0123456789abcdef"]}\n}\n', 2, 27],
+    ['{"cluster": {"name": "ü😀"}} x\n', 1, 29],
+    ['{\n  "sinks": [\n', 3, 1],
+  ];
+  const SAID = "invalid config:\n  (root): cannot parse kubemeta.json: JSON Parse error: ";
+  for (const [text, line, column] of broken) {
+    await Bun.write(join(dir, "kubemeta.json"), text);
+    const { code, stderr } = await run(["--check", "--config", "kubemeta.json"], dir);
+    const place = stderr.slice(stderr.lastIndexOf(" at line "));
+    expect({ text, code, said: stderr.startsWith(SAID), place }).toEqual({
+      text,
+      code: 1,
+      said: true,
+      place: ` at line ${line}, column ${column}\n`,
+    });
+    expect(stderr).not.toContain("0123456789abcdef");
+  }
+});
