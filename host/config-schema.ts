@@ -180,8 +180,15 @@ export const hostSchema = v.strictObject({
     ),
     { type: "libsql" },
   ),
-  sources: v.optional(v.pipe(v.array(pluginEntry), v.description("The sources, each a plugin entry.")), []),
-  sinks: v.optional(v.pipe(v.array(pluginEntry), v.description("The sinks, each a plugin entry.")), []),
+  // Nullish: a list written empty (`sinks:`, its entries commented out, a template's nil) is none, as `[]` is.
+  sources: v.nullish(
+    v.pipe(v.array(pluginEntry), v.description("The sources, each a plugin entry; written empty (`sources:`), none.")),
+    [],
+  ),
+  sinks: v.nullish(
+    v.pipe(v.array(pluginEntry), v.description("The sinks, each a plugin entry; written empty (`sinks:`), none.")),
+    [],
+  ),
   http: v.optional(v.pipe(httpSchema, v.description("The HTTP listener, shared by the host and every plugin.")), {}),
   shutdownTimeout: v.optional(
     v.pipe(

@@ -55,6 +55,9 @@ export function renderTable(id: string, schema: v.GenericSchema): string {
   ].join("\n");
 }
 
+/** A key that may be left out (`v.optional`), or written empty too (`v.nullish`): its default is shown. */
+type Optional = v.OptionalSchema<v.GenericSchema, unknown> | v.NullishSchema<v.GenericSchema, unknown>;
+
 interface Row {
   key: string;
   shownDefault: string;
@@ -64,8 +67,9 @@ interface Row {
 function describeKeys(entries: unknown, prefix: string, undocumented: string[]): Row[] {
   return Object.entries(entries as Record<string, v.GenericSchema>).flatMap(([name, field]) => {
     const key = prefix + name;
-    // `v.optional` goes around the pipe that documents the key, so the description and metadata are inside it.
-    const optional = field.type === "optional" ? (field as v.OptionalSchema<v.GenericSchema, unknown>) : undefined;
+    // `v.optional` (or `v.nullish`) goes around the pipe that documents the key, so the description and metadata are
+    // inside it.
+    const optional = field.type === "optional" || field.type === "nullish" ? (field as Optional) : undefined;
     const inner = optional?.wrapped ?? field;
     const meaning = v.getDescription(inner);
     if (meaning === undefined) undocumented.push(key);
@@ -86,10 +90,7 @@ function describeKeys(entries: unknown, prefix: string, undocumented: string[]):
 }
 
 /** `v.metadata({ default })` wins: for a default computed at run time, or one better shown than its raw value. */
-function shownDefault(
-  optional: v.OptionalSchema<v.GenericSchema, unknown> | undefined,
-  metadata: Record<string, unknown>,
-): string {
+function shownDefault(optional: Optional | undefined, metadata: Record<string, unknown>): string {
   if ("default" in metadata) return code(metadata.default);
   if (!optional) return "required";
   const value = v.getDefault(optional);

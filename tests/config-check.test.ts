@@ -20,12 +20,14 @@ describe("main.ts --check", () => {
   });
 
   test("an empty config (no sources, no sinks) is valid, a warning for each from --check and at start", async () => {
+    // Lists written empty (their entries commented out, a template's nil) are none, as `[]` is.
+    const written = ["sources: []\nsinks: []\n", "sources:\nsinks:\n  # - type: sse\n", "sources: ~\nsinks: null\n"];
     const warnings = ["no sources: nothing is watched", "no sinks: nothing is delivered (no SSE, NATS, webhook)"];
     // And of its listener, as a start warns: the defaults are 0.0.0.0 and no tokens.
     const open =
       "http has no tokens on a non-loopback address: anyone who reaches the port reads the cluster (0.0.0.0); " +
       "set http.tokens, or http.address: 127.0.0.1";
-    for (const yaml of ["", "{}\n", "sources: []\nsinks: []\n"]) {
+    for (const yaml of ["", "{}\n", ...written]) {
       const result = await check(yaml);
       expect({ yaml, ...result }).toEqual({
         yaml,
