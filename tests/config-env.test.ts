@@ -65,7 +65,7 @@ test("a flow mapping with ${VAR} is checked as any other: an unset variable, a k
 
 test("${VAR} in a key is replaced as in a value; one unset, or two keys made one, an error at that key", async () => {
   const webhook = (headers: string) =>
-    `sinks:\n  - type: webhook\n    url: https://h/\n    secret: s\n    headers: ${headers}\n`;
+    `sinks:\n  - type: webhook\n    url: https://h/\n    secret: 0123456789abcdef\n    headers: ${headers}\n`;
   const env = { HEADER: "X-Gateway-Token", VALUE: TRICKY };
   const sinks = async (headers: string) => (await load(webhook(headers), env)).sinks[0]!.config;
   expect(await sinks("{${HEADER}: ${VALUE}}")).toMatchObject({ headers: { "X-Gateway-Token": env.VALUE } });
@@ -89,7 +89,7 @@ test("an error under a key ${VAR} replaced is named by the key as written, not b
   // A header's name may be the secret a gateway checks; a section's name is no secret but is named as written too.
   const env = { HEADER: "Secret-Name-1", BAD: "secret name 2", SECTION: "cluster", OTHER: "secret_3", KEY: "secret_4" };
   const yaml =
-    "sinks:\n  - type: webhook\n    url: https://h/\n    secret: s\n" +
+    "sinks:\n  - type: webhook\n    url: https://h/\n    secret: 0123456789abcdef\n" +
     "    headers:\n      ${HEADER}: ${UNSET}\n      ${BAD}: 5\n      nested${HEADER}: [1]\n" +
     "${SECTION}:\n  name: 5\n${OTHER}:\n  x: 1\nhttp:\n  ${KEY}: 1\n  tokens: [5]\n";
   const issues = await issuesOf(load(yaml, env));

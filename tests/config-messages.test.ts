@@ -16,7 +16,7 @@ test("an empty string where a value belongs says `must not be empty`, at every s
       { ...nats, nkeySeedFile: "" },
       { ...nats, credsFile: "" },
       { type: "jsonl", path: "" },
-      { type: "webhook", url: "https://h/", secret: "s", kinds: [""] },
+      { type: "webhook", url: "https://h/", secret: "0123456789abcdef", kinds: [""] },
     ],
   });
   const empty = [
@@ -49,7 +49,7 @@ test("a number out of its range or not whole says the bound, not valibot's `Inva
       http: { port: 99999 },
       store: { type: "libsql", retention: { maxUpdates: 1.5 } },
       sinks: [
-        { type: "webhook", url: "https://h/", secret: "s", maxRetries: -1 },
+        { type: "webhook", url: "https://h/", secret: "0123456789abcdef", maxRetries: -1 },
         { ...nats, batch: { size: 0 } },
       ],
     }),

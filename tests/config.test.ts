@@ -124,8 +124,14 @@ describe("config", () => {
         { type: "nats", servers: "nats://n", reconnect: { initial: "20s", max: "1s" }, retry: { max: "50ms" } },
         { type: "jsonl", retry: { initial: "2m" } },
         // The webhook's old keys for `retry`, as they stand for the new ones (its max by default 5m).
-        { type: "webhook", name: "a", url: "http://r/", secret: "s", backoff: { initial: "10m" } },
-        { type: "webhook", name: "b", url: "http://r/", secret: "s", backoff: { initial: "10s", max: "1s" } },
+        { type: "webhook", name: "a", url: "http://r/", secret: "0123456789abcdef", backoff: { initial: "10m" } },
+        {
+          type: "webhook",
+          name: "b",
+          url: "http://r/",
+          secret: "0123456789abcdef",
+          backoff: { initial: "10s", max: "1s" },
+        },
       ],
     });
     const paths = ["sinks[0].reconnect", "sinks[0].retry", "sinks[1].retry", "sinks[2].backoff", "sinks[3].backoff"];
@@ -144,7 +150,7 @@ describe("config", () => {
       { type: "nats", name: "c", servers: "nats://n", batch: { size: 10_001 } },
       { type: "nats", name: "d", servers: "nats://n", batchSize: 1e12 },
       { type: "nats", name: "e", servers: "nats://n", batch: most },
-      { type: "webhook", name: "f", url: "http://r/", secret: "s", batch: { size: 10_001 } },
+      { type: "webhook", name: "f", url: "http://r/", secret: "0123456789abcdef", batch: { size: 10_001 } },
     ];
     expect(await issuesOf({ sinks })).toEqual(
       ["sinks[0].batch.size", "sinks[2].batch.size", "sinks[3].batchSize", "sinks[5].batch.size"].map(
@@ -158,8 +164,8 @@ describe("config", () => {
       sources: [{ type: "kubernetes", backoff: { initial: 0 }, discovery: { initial: "0s" }, inactivityTimeout: 0 }],
       sinks: [
         { type: "nats", servers: "nats://n", reconnect: { initial: 0 }, connectTimeout: 0, pingInterval: "0ms" },
-        { type: "webhook", url: "http://r/", secret: "s", timeout: 0, retry: { initial: 0 } },
-        { type: "webhook", name: "old", url: "http://r/", secret: "s", backoff: { initial: 0 } },
+        { type: "webhook", url: "http://r/", secret: "0123456789abcdef", timeout: 0, retry: { initial: 0 } },
+        { type: "webhook", name: "old", url: "http://r/", secret: "0123456789abcdef", backoff: { initial: 0 } },
         { type: "jsonl", retry: { initial: "0s", max: "0s" } },
       ],
     });
@@ -248,7 +254,7 @@ describe("config", () => {
     expect(config.store.retention.maxUpdates).toBe(5000);
     expect(config.sinks[0]!.config).toMatchObject({ replay: { enabled: false } });
     // Where a number is one of the values allowed (`forever` or a count) too.
-    const webhook = { type: "webhook", url: "https://h/", secret: "s", maxRetries: "${RETRIES}" };
+    const webhook = { type: "webhook", url: "https://h/", secret: "0123456789abcdef", maxRetries: "${RETRIES}" };
     const retries = (RETRIES: string) =>
       resolveConfig({ sinks: [webhook] }, { baseDir: "/", env: { RETRIES }, registry: builtins });
     expect((await retries("3")).sinks[0]!.config).toMatchObject({ maxRetries: 3 });

@@ -17,7 +17,7 @@ const host = await startTestHost({
   sinks: [
     { type: "jsonl", path: process.env.SINK_PATH ?? "-", retry: { initial: "10ms", max: "50ms" } },
     // Port 9 refuses: every attempt is a warning line, a few each millisecond.
-    { type: "webhook", url: "http://127.0.0.1:9/", secret: "s", retry: { initial: "1ms", max: "2ms" } },
+    { type: "webhook", url: "http://127.0.0.1:9/", secret: "0123456789abcdef", retry: { initial: "1ms", max: "2ms" } },
   ],
 });
 // As main.ts: what no handler caught is counted, and the process goes on.

@@ -204,7 +204,8 @@ test("--check loads no kubeconfig the config does not name for its warnings: KUB
       'store: { type: libsql, url: "http://127.0.0.1:1", timeout: 1s }',
       "ha: { enabled: true }",
       "sources: [{ type: kubernetes, resources: [pods] }]",
-      `sinks: [{ type: webhook, url: "http://${REMOTE}:9/in?accessKey=k&monkey=m", secret: s, headers: ${headers} }]`,
+      `sinks: [{ type: webhook, url: "http://${REMOTE}:9/in?accessKey=k&monkey=m", secret: 0123456789abcdef,` +
+        ` headers: ${headers} }]`,
       "http: { port: 0 }",
     ].join("\n"),
   );

@@ -3,17 +3,19 @@
  * HTTP can carry, and the old keys of earlier configs (each warned about once, refused beside its new one).
  */
 import { expect, test } from "bun:test";
+import { join } from "node:path";
 import { type ConfigError, resolveConfig } from "../host/config.ts";
 import { createLogger } from "../host/logger.ts";
 import { builtins } from "../plugins/index.ts";
-import { rawPod, startTestHost, waitFor } from "../testing/index.ts";
+import { rawPod, startTestHost, tempDir, waitFor } from "../testing/index.ts";
 import { deduplicated, SECRET, startReceiver, hostAndReceiverPerTest } from "./webhook-receiver.ts";
+import { runMain } from "./reliability-process.ts";
 
 const run = hostAndReceiverPerTest();
 
 async function webhookConfig(entry: Record<string, unknown>): Promise<Record<string, unknown>> {
   const config = await resolveConfig(
-    { sinks: [{ type: "webhook", url: "https://receiver.example.com/", secret: "s", ...entry }] },
+    { sinks: [{ type: "webhook", url: "https://receiver.example.com/", secret: "0123456789abcdef", ...entry }] },
     { baseDir: "/", registry: builtins },
   );
   return config.sinks[0]!.config as Record<string, unknown>;
@@ -111,3 +113,32 @@ test(
     );
   },
 );
+
+test("a secret under 16 characters is refused by --check and a start, from a variable too, unquoted", async () => {
+  const dir = await tempDir();
+  const config = join(dir, "kubemeta.yaml");
+  const short = "hook-s3cr3t-15c";
+  await Bun.write(
+    config,
+    [
+      "http: { address: 127.0.0.1, port: 0 }",
+      "sinks:",
+      `  - { type: webhook, name: written, url: "http://127.0.0.1:9/", secret: ${short} }`,
+      '  - { type: webhook, name: variable, url: "http://127.0.0.1:9/", secret: "${WEBHOOK_SECRET}" }',
+      '  - { type: webhook, name: long-enough, url: "http://127.0.0.1:9/", secret: "0123456789abcdef" }',
+    ].join("\n"),
+  );
+  const refused =
+    "must be at least 16 characters, as an http token: a short key is guessed from one signed request; use a long " +
+    "random value (openssl rand -hex 32)";
+  const env = { WEBHOOK_SECRET: short };
+  for (const args of [["--check"], []]) {
+    const result = await runMain([...args, "--config", config], { cwd: dir, env });
+    expect({ args, ...result }).toEqual({
+      args,
+      code: 1,
+      stdout: "",
+      stderr: `invalid config:\n  sinks[0].secret: ${refused}\n  sinks[1].secret: ${refused}\n`,
+    });
+  }
+});

@@ -46,6 +46,12 @@ const OWN_HEADERS = /^(content-.*|host|connection|transfer-encoding|te|trailer|u
 const HTTP_URL = /^https?:\/\//i;
 
 /**
+ * The shortest `secret`: anyone who sees one signed request can try every short key against its signature, offline.
+ * The bar `http.tokens` sets for a credential.
+ */
+const SECRET_MIN_LENGTH = 16;
+
+/**
  * A filter's list of names, each one an object can have: one no object can (`pods`, `HttpRoute`, `Payments`) would
  * send nothing, and is refused with its `problem`. An empty one is said to be empty, as at every other key, and only
  * so.
@@ -79,7 +85,13 @@ const schema = v.pipe(
     secret: v.pipe(
       v.string(),
       v.minLength(1, "must not be empty: every request is signed"),
-      v.description("Key of the HMAC-SHA256 signature. Use `${ENV_VAR}`."),
+      // Said once of an empty one, above.
+      v.check(
+        (secret) => secret === "" || secret.length >= SECRET_MIN_LENGTH,
+        `must be at least ${SECRET_MIN_LENGTH} characters, as an http token: a short key is guessed from one signed ` +
+          "request; use a long random value (openssl rand -hex 32)",
+      ),
+      v.description(`Key of the HMAC-SHA256 signature, at least ${SECRET_MIN_LENGTH} characters. Use \`\${ENV_VAR}\`.`),
     ),
     stream: v.optional(
       v.pipe(streamName, v.description("The stream to send: `all`, `shared` or `node/<name>`.")),
