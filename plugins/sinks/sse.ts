@@ -22,11 +22,12 @@ import {
   refusedParam,
   streamParam,
 } from "../../sdk/http.ts";
-import { acceptWeight } from "../../protocol/accept.ts";
 import { parsePosition } from "../../protocol/position.ts";
 import { duration, positiveInt } from "../../sdk/schema.ts";
 import { rateLimitedWarn, streamLabel } from "../../sdk/telemetry.ts";
 import { SseChannel } from "./sse/channel.ts";
+import { comeBackLater, HEADERS } from "./sse/refusal.ts";
+import { streamCap } from "./sse/open-files.ts";
 import { runSession } from "./sse/session.ts";
 import { HEARTBEAT, OPENING, UpdateEvents } from "./sse/wire.ts";
 
@@ -70,31 +71,6 @@ function watchRoute(app: Hono): { serve?: Handler } {
  */
 const STALL_HEARTBEATS = 2;
 
-const HEADERS = {
-  "content-type": "text/event-stream; charset=utf-8",
-  "cache-control": "no-cache",
-  // Proxies such as nginx would otherwise hold events back in their buffers.
-  "x-accel-buffering": "no",
-};
-
-/** When to come back after a refusal that passes (the sink not running, a limit reached). */
-const COME_BACK_S = 5;
-
-/**
- * A refusal that passes: the sink not running (it starts, or kubemeta drains its sinks on the way out), or a limit
- * of streams reached. An EventSource (it asks for text/event-stream alone) gives up for good on any status but 200,
- * so it gets a stream that says why in a comment, when to reconnect, and ends: it comes back, with its Last-Event-ID,
- * in COME_BACK_S. That is a client that wants an event stream more than JSON, in any spelling of its Accept; anyone
- * else (the client library asks for both, a plain fetch for anything) gets the status the HTTP API documents.
- */
-function comeBackLater(c: Context, status: 429 | 503, error: string): Response {
-  const accept = c.req.header("accept");
-  if (acceptWeight(accept, "text/event-stream") > acceptWeight(accept, "application/json"))
-    return new Response(`: ${error}\nretry: ${COME_BACK_S * 1000}\n\n`, { headers: HEADERS });
-  c.header("retry-after", String(COME_BACK_S));
-  return c.json({ error }, status);
-}
-
 export default defineSink({
   type: "sse",
   description: "Serves GET /v1/watch: a stream's updates over Server-Sent Events, with resume by Last-Event-ID.",
@@ -102,7 +78,13 @@ export default defineSink({
   claims: () => ["the route GET /v1/watch"],
   schema: v.strictObject({
     maxStreams: v.optional(
-      v.pipe(positiveInt, v.description("Concurrent streams; past it, a subscribe gets `503`.")),
+      v.pipe(
+        positiveInt,
+        v.description(
+          "Concurrent streams; past it, a subscribe gets `503`. Fewer where the open-file limit, less 128, is " +
+            "lower (a warning at start says so).",
+        ),
+      ),
       1000,
     ),
     maxStreamsPerClient: v.optional(
@@ -166,6 +148,7 @@ export default defineSink({
     overflows.inc(undefined, 0);
     for (const reason of ["max_streams", "max_streams_per_client"]) rejected.inc({ reason }, 0);
     const events = new UpdateEvents(ctx.log.epoch);
+    const streams = streamCap(config.maxStreams, ctx.logger);
     // Counted each (kubemeta_sse_overflows_total); logged once a minute: hundreds of streams can overflow at once, or
     // stall at once in the catch-ups of clients that all came back after an outage.
     const tooSlow = rateLimitedWarn(ctx.logger);
@@ -200,9 +183,9 @@ export default defineSink({
       const lastEventId = c.req.header("last-event-id");
       const since = lastEventId ? undefined : parseQuery(c, sinceQuery);
       if (since && !since.ok) return since.response;
-      if (sessions.size >= config.maxStreams) {
+      if (sessions.size >= streams.cap) {
         rejected.inc({ reason: "max_streams" });
-        return comeBackLater(c, 503, `too many streams (maxStreams is ${config.maxStreams}); retry later`);
+        return comeBackLater(c, 503, `too many streams (${streams.refusal}); retry later`);
       }
       const client = clientAddress(c);
       if ((perClient.get(client) ?? 0) >= config.maxStreamsPerClient) {
