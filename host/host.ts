@@ -18,6 +18,7 @@ import { createLogger } from "./logger.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import { createMetrics } from "./metrics.ts";
 import { watchEventLoop } from "./loop-lag.ts";
+import { watchOpenFiles } from "./open-files.ts";
 import { committedAfter, watchLogAge } from "./log-age.ts";
 import type { Metrics } from "../sdk/telemetry.ts";
 import { supervise } from "./supervise.ts";
@@ -95,6 +96,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
   const metrics = createMetrics();
   const context = pluginContext(config, logger, metrics);
   const loop = watchEventLoop(metrics);
+  const files = watchOpenFiles(metrics, logger);
   await warnOfConfig(config, context, logger);
 
   // The kubeconfig of the Lease is loaded before anything starts: a bad one stops nothing half-started.
@@ -151,6 +153,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
     logAge.stop();
     await store.stop();
     loop.stop();
+    files.stop();
     throw new StartFailed(`http cannot listen on ${address}:${port}`);
   }
 
@@ -263,6 +266,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
           logAge.stop();
           await store.stop(deadline);
           loop.stop();
+          files.stop();
         })();
         await shutDownWithin(steps, {
           timeoutMs: config.shutdownTimeoutMs,

@@ -8,6 +8,7 @@ import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { startTestApiServer, type TestApiServer } from "../simulator/index.ts";
 import { makePod } from "../simulator/population.ts";
+import { INTERVAL_MS } from "../host/open-files.ts";
 import { OTHER_FILES } from "../plugins/sinks/sse/open-files.ts";
 import { tempDir, waitFor } from "../testing/index.ts";
 import { exitWithin, MAIN, Output } from "./reliability-process.ts";
@@ -102,4 +103,31 @@ test("more streams than the open-file limit has room for: a 503, its connection 
   child.kill("SIGTERM");
   expect(await exitWithin(child, 10_000)).toBe(0);
   expect(stdout.text).not.toContain('"level":"error"');
+});
+
+test("out of open files by plain connections: said once while it lasts, once when over; then all answers", async () => {
+  const api = await startTestApiServer({ tls: false });
+  cleanups.push(() => api.stop());
+  const limit = 192;
+  const { stdout, url } = await kubemeta(api, limit);
+  // Idle keep-alive clients, each answered once: not streams, so nothing caps them.
+  const clients: RawExchange[] = [];
+  cleanups.push(async () => {
+    for (const c of clients) c.close();
+  });
+  for (let i = 0; i < 200; i++) clients.push(await rawRequest(url, "GET /healthz HTTP/1.1"));
+  await stdout.waitFor(/"msg":"out of open files \(EMFILE\): no new connection is answered.*"limit":192/, 10_000);
+  // The Bun quirk it says: the listener answers nobody, a probe on a new connection included.
+  const probe = await rawRequest(url, "GET /healthz HTTP/1.1");
+  clients.push(probe);
+  expect(await waitFor(() => probe.text(), 1000, "an answer").catch(() => "none")).toBe("none");
+  // Two more looks while it lasts: not one more line.
+  await Bun.sleep(2 * INTERVAL_MS);
+  for (const c of clients) c.close();
+  await stdout.waitFor(/"msg":"open files below the limit again"/, 10_000);
+  expect(stdout.lines("open files below the limit again")).toHaveLength(1);
+  expect(stdout.text.match(/out of open files/g)).toHaveLength(1);
+  const metrics = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(3000) })).text();
+  expect(metrics).toContain(`kubemeta_open_files_limit ${limit}`);
+  expect(Number(/^kubemeta_open_files (\d+)$/m.exec(metrics)?.[1])).toBeLessThan(limit - 16);
 });

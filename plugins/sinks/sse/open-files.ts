@@ -4,7 +4,7 @@
  * connection is answered at all: not `/healthz`, not `/readyz`, not a stream past the limit, and the NATS sink cannot
  * reconnect. Refusing a stream with a 503 while descriptors remain keeps all of them working.
  */
-import { readFileSync } from "node:fs";
+import { openFileLimit } from "../../../sdk/open-files.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
 
 /**
@@ -13,19 +13,6 @@ import type { Logger } from "../../../sdk/telemetry.ts";
  * a webhook's connections and the NATS sink's reconnects come and go on top.
  */
 export const OTHER_FILES = 128;
-
-/**
- * The open-file limit in force, or undefined where `/proc` does not say (not Linux). Bun raises its soft limit to the
- * hard one as it starts, so this is the hard limit it was started with.
- */
-export function openFileLimit(): number | undefined {
-  try {
-    const limit = /^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
-    return limit ? Number(limit[1]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * The streams to serve at most: `maxStreams`, or fewer where the open-file limit leaves room for fewer, which is then
