@@ -16,8 +16,19 @@ export function withoutUrl(message: string): string {
       / fetching "([^"]*)"\.?(?: For more information, pass `verbose: true` in the second argument to fetch\(\))?/,
       (_all, url: string) => ` fetching ${URL.canParse(url) ? new URL(url).origin : url}`,
     )
-    .replace(VERBOSE_HINT, "");
+    .replace(VERBOSE_HINT, "")
+    .replace(NO_DESCRIPTOR, (_all, code: string) => `${code}: ${NO_DESCRIPTOR_SAID[code]}`);
 }
+
+/**
+ * Bun's fetch that cannot open a socket for want of a descriptor blames the URL: the cause is the process's open-file
+ * limit (EMFILE) or the system's (ENFILE), and the same URL works once descriptors are free.
+ */
+const NO_DESCRIPTOR = /^(EMFILE|ENFILE): Was there a typo in the url or port\?$/;
+const NO_DESCRIPTOR_SAID: Record<string, string> = {
+  EMFILE: "too many open files: the process's open-file limit is reached",
+  ENFILE: "too many open files in the system",
+};
 
 /** The hint alone, where Bun names no URL (ECONNRESET: The socket connection was closed unexpectedly. For more…). */
 const VERBOSE_HINT = / For more information, pass `verbose: true` in the second argument to fetch\(\)\.?$/;

@@ -131,3 +131,28 @@ test("out of open files by plain connections: said once while it lasts, once whe
   expect(metrics).toContain(`kubemeta_open_files_limit ${limit}`);
   expect(Number(/^kubemeta_open_files (\d+)$/m.exec(metrics)?.[1])).toBeLessThan(limit - 16);
 });
+
+test("Bun quirk: a fetch with no descriptor for its socket blames the URL; errorText says the file limit", async () => {
+  // The first fetch starts Bun's HTTP thread, which a process with no descriptor left cannot (Bun exits); its
+  // connection stays pooled, so none is freed before the second. By name (localhost), Bun says ECONNREFUSED instead.
+  const script = `
+    import { closeSync, openSync } from "node:fs";
+    import { errorText } from ${JSON.stringify(join(import.meta.dir, "..", "protocol", "error-text.ts"))};
+    const [warm, other] = [0, 1].map(() => Bun.serve({ port: 0, fetch: () => new Response("ok") }));
+    const url = (server) => \`http://127.0.0.1:\${server.port}/\`;
+    await (await fetch(url(warm))).text();
+    const held = [];
+    try { for (;;) held.push(openSync("/dev/null", "r")); } catch {}
+    const error = await fetch(url(other)).then(() => ({}), (e) => e);
+    for (const fd of held) closeSync(fd);
+    process.stdout.write(JSON.stringify({ message: error.message, said: errorText(error) }));
+    process.exit(0);`;
+  const dir = await tempDir();
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, "fetch.ts"), script);
+  const { stdout } = limited("64:64", [process.execPath, join(dir, "fetch.ts")]);
+  expect(JSON.parse(await stdout.all())).toEqual({
+    message: "EMFILE: Was there a typo in the url or port?",
+    said: "EMFILE: too many open files: the process's open-file limit is reached",
+  });
+});
