@@ -5,16 +5,15 @@
  */
 import type { HaConfig } from "./ha-config.ts";
 import type { Logger, Metrics } from "../sdk/telemetry.ts";
-import { exposedCredentials, ContextNotFound, loadKubeConfig, reloadIn } from "../kube/load.ts";
+import { exposedCredentials, ContextNotFound, loadForProcess, loadKubeConfig } from "../kube/load.ts";
 import { createTransport } from "../kube/transport.ts";
 import type { ConfigIssue } from "./config-issues.ts";
 import { createElector, type Elector } from "../kube/election.ts";
 
 /** The Lease's elector; throws when the kubeconfig cannot be loaded, before anything has started. */
 export function electorFor(ha: HaConfig, logger: Logger, metrics: Metrics): Elector {
-  const kubeconfig = { kubeconfig: ha.kubeconfig, context: ha.context };
-  const { kc } = loadKubeConfig(kubeconfig);
-  const transport = createTransport(kc, reloadIn(kubeconfig, kc));
+  const { kc, reload } = loadForProcess({ kubeconfig: ha.kubeconfig, context: ha.context });
+  const transport = createTransport(kc, reload);
   return createElector({
     transport,
     namespace: ha.lease.namespace,

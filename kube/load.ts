@@ -6,17 +6,16 @@
  */
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
-import { delimiter, join } from "node:path";
-import { KubeConfig, type User } from "@kubernetes/client-node";
+import { delimiter, join, resolve as resolvePath } from "node:path";
+import type { KubeConfig, User } from "@kubernetes/client-node";
 import { checkExecConfig, refuseInteractive, tellExecPlugin } from "./exec-config.ts";
 import { impersonate, type Impersonation, unsendable } from "./impersonation.ts";
+import { inClusterConfig, inPod } from "./in-cluster.ts";
 import { type LoadedKubeconfig, readKubeconfigs } from "./kubeconfig.ts";
 import { checkTlsMaterial } from "./tls-files.ts";
 import { readTokenFile } from "./token-file.ts";
 import { holdsFileContent } from "../sdk/credential-file.ts";
 import { clearTextHost, isLoopback } from "../protocol/clear-text.ts";
-
-const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 export interface KubeconfigOptions {
   /** A kubeconfig file; without it, Kubernetes' own resolution. */
@@ -69,18 +68,27 @@ export class ContextNotFound extends Error {}
 /**
  * Loads the kubeconfig: the given file; else the in-cluster service account; else
  * `KUBECONFIG` (a list of files, merged as kubectl merges them); else `~/.kube/config`. Errors say which
- * file and what is wrong, and quote none of a file's content. `inClusterRoot` prefixes the service-account
- * directory (client-node's `loadFromCluster(pathPrefix)`), for tests.
+ * file and what is wrong, and quote none of a file's content.
+ * `inClusterRoot` prefixes the service-account directory (client-node's `loadFromCluster(pathPrefix)`), for tests.
+ * `startContexts`: without a `context`, the one recorded for these files, else their current one, then recorded.
  */
-export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): { kc: KubeConfig; origin: string } {
-  const { kc, origin, tokenFiles, impersonations, execExtensions } = resolve(options, inClusterRoot);
+export function loadKubeConfig(
+  options: KubeconfigOptions,
+  inClusterRoot = "",
+  startContexts?: Map<string, string>,
+): { kc: KubeConfig; origin: string } {
+  const { kc, origin, files, tokenFiles, impersonations, execExtensions } = resolve(options, inClusterRoot);
   const names = kc.getContexts().map((c) => c.name);
   const contexts = `(contexts: ${names.join(", ") || "none"})`;
-  if (options.context) {
-    if (!kc.getContextObject(options.context))
-      throw new ContextNotFound(`kubeconfig ${origin} has no context "${options.context}" ${contexts}`);
-    kc.setCurrentContext(options.context);
+  const started = options.context ? undefined : startContexts?.get(files);
+  if (started && !kc.getContextObject(started)) {
+    const gone = `has no context "${started}", its current one when kubemeta started`;
+    throw new Error(`kubeconfig ${origin} ${gone} ${contexts}`);
   }
+  if (options.context && !kc.getContextObject(options.context))
+    throw new ContextNotFound(`kubeconfig ${origin} has no context "${options.context}" ${contexts}`);
+  const context = options.context ?? started;
+  if (context) kc.setCurrentContext(context);
   checkContext(kc, origin, contexts);
   const cluster = kc.getCurrentCluster()!;
   if (cluster.proxyUrl?.startsWith("socks"))
@@ -97,51 +105,38 @@ export function loadKubeConfig(options: KubeconfigOptions, inClusterRoot = ""): 
   } catch (err) {
     throw new Error(`cannot load kubeconfig ${origin}: ${(err as Error).message}`);
   }
+  if (startContexts && !options.context && !startContexts.has(files)) startContexts.set(files, kc.getCurrentContext());
   return { kc, origin };
 }
 
+/** The context each kubeconfig no `context` names was first loaded in by this process, by the files it is read from. */
+const contextsAtStart = new Map<string, string>();
+
 /**
- * How a transport reloads the kubeconfig `loaded` came from (after a 401): in the context it was loaded in, as a
- * running `kubectl get -w` keeps its cluster. The current context switched meanwhile (`kubectl config use-context`)
- * would move kubemeta to another cluster mid-run, its store told that each object of the first is gone and the other's
- * are new.
+ * The kubeconfig as the sources and the `ha` Lease load it, and how their transport reloads it after a 401: without a
+ * `context`, in its current context when this process first loaded it (at the start: the Lease's, a source's), for
+ * the process's life, as a running `kubectl get -w` keeps its cluster. Each `ha` term starts the sources anew: a
+ * current context switched meanwhile (`kubectl config use-context`) would move them, after a Lease lost and won
+ * again, to another cluster, into the same store, each object of the first told gone and the other's new.
  */
-export function reloadIn(options: KubeconfigOptions, loaded: KubeConfig): () => KubeConfig {
-  const pinned = { ...options, context: options.context ?? loaded.getCurrentContext() };
-  return () => loadKubeConfig(pinned).kc;
+export function loadForProcess(options: KubeconfigOptions) {
+  const load = () => loadKubeConfig(options, "", contextsAtStart);
+  return { ...load(), reload: () => load().kc };
 }
 
 /** Loads the kubeconfig: where from, and the token files of its users (in a cluster, the service account's). */
 function resolve(
   options: KubeconfigOptions,
   inClusterRoot: string,
-): { kc: KubeConfig; origin: string } & Omit<LoadedKubeconfig, "kc"> {
+): { kc: KubeConfig; origin: string; files: string } & Omit<LoadedKubeconfig, "kc"> {
   const env = process.env;
   // $HOME first, as kubectl and client-node do (Bun's homedir() ignores a changed $HOME).
   const home = env.HOME || homedir();
   if (options.kubeconfig) {
     const file = options.kubeconfig.startsWith("~/") ? join(home, options.kubeconfig.slice(2)) : options.kubeconfig;
-    return withContexts(file, readKubeconfigs([file]));
+    return withContexts(file, [file], readKubeconfigs([file]));
   }
-  if (
-    env.KUBERNETES_SERVICE_HOST &&
-    env.KUBERNETES_SERVICE_PORT &&
-    existsSync(`${inClusterRoot}${SERVICE_ACCOUNT_DIR}/token`)
-  ) {
-    const kc = new KubeConfig();
-    kc.loadFromCluster(inClusterRoot);
-    // Its token file read as a kubeconfig's (token-file.ts), not by client-node's authenticator: with readFileSync,
-    // untrimmed, and once a minute at most, a token rotated meanwhile sent only after the old one is refused.
-    const { name } = kc.getCurrentUser()!;
-    kc.users = [{ name }];
-    // client-go's in-cluster server is https:// on any port; client-node's is http:// on 80, 8080 and 8001, which
-    // would send the token in clear to a server that speaks TLS alone.
-    const [cluster] = kc.clusters;
-    kc.clusters = [{ ...cluster!, server: cluster!.server.replace(/^http:/, "https:") }];
-    const tokenFiles = new Map([[name, `${inClusterRoot}${SERVICE_ACCOUNT_DIR}/token`]]);
-    const none = { impersonations: new Map(), execExtensions: new Map() };
-    return { kc, origin: "in-cluster service account", tokenFiles, ...none };
-  }
+  if (inPod(inClusterRoot)) return inClusterConfig(inClusterRoot);
   if (env.KUBECONFIG && holdsFileContent(env.KUBECONFIG))
     throw new Error(
       "KUBECONFIG holds what a kubeconfig holds (a line break, a mapping, a PEM block or a JWT, or their base64), " +
@@ -151,18 +146,19 @@ function resolve(
   const listed = [...new Set(env.KUBECONFIG?.split(delimiter).filter(Boolean))];
   if (listed.length > 0) {
     const origin = `KUBECONFIG=${env.KUBECONFIG}`;
-    return withContexts(origin, readKubeconfigs(listed, origin));
+    return withContexts(origin, listed, readKubeconfigs(listed, origin));
   }
   const file = join(home, ".kube", "config");
   if (!existsSync(file)) {
     throw new Error(`no kubeconfig found: not running in a cluster, KUBECONFIG is not set and ${file} does not exist`);
   }
-  return withContexts(file, readKubeconfigs([file]));
+  return withContexts(file, [file], readKubeconfigs([file]));
 }
 
-function withContexts(origin: string, loaded: ReturnType<typeof readKubeconfigs>) {
+/** `files`: the same files however named (`KUBECONFIG`, a `kubeconfig` key), one key of loadKubeConfig's contexts. */
+function withContexts(origin: string, files: string[], loaded: ReturnType<typeof readKubeconfigs>) {
   if (loaded.kc.getContexts().length === 0) throw new Error(`kubeconfig ${origin} defines no context`);
-  return { ...loaded, origin };
+  return { ...loaded, origin, files: files.map((file) => resolvePath(file)).join(delimiter) };
 }
 
 /** A context with no user is kubectl's anonymous user: an empty one, so that client-node still applies the CA. */

@@ -30,20 +30,20 @@ export function startSession(
   exposed: { warned: boolean },
 ): Session {
   const options = { kubeconfig: config.kubeconfig, context: config.context };
-  let loaded: ReturnType<typeof kube.loadKubeConfig>;
+  let loaded: ReturnType<typeof kube.loadForProcess>;
   try {
-    loaded = kube.loadKubeConfig(options);
+    loaded = kube.loadForProcess(options);
   } catch (error) {
     // The host retries the start; meanwhile /readyz says why.
     ctx.waiting(`cannot load the kubeconfig: ${(error as Error).message}`);
     throw error;
   }
-  const { kc, origin } = loaded;
+  const { kc, origin, reload } = loaded;
   // What `warnings` leaves to the start: a kubeconfig no key names is the pod's, or this machine's out of one.
   if (!config.kubeconfig && !config.context && !exposed.warned)
     for (const warning of kube.exposedCredentials(kc, origin)) ctx.logger.warn(warning);
   exposed.warned = true;
-  const transport = createTransport(kc, kube.reloadIn(options, kc));
+  const transport = createTransport(kc, reload);
   const metrics = sourceMetrics(ctx.metrics);
   const requester = createRequester({
     transport,
