@@ -32,15 +32,17 @@ export function electorFor(ha: HaConfig, logger: Logger, metrics: Metrics): Elec
 }
 
 /**
- * The Lease's credentials sent in clear text (exposedCredentials), at its key, none of a kubeconfig that fails. For
- * --check, of a kubeconfig a key names only (else the pod's service account, not this machine's KUBECONFIG); for a
- * start (`started`), of the one it loads, which it sends them with: this machine's KUBECONFIG out of a pod.
+ * The Lease's credentials sent in clear text (exposedCredentials) and what its load warns of (a pod's `ca.crt` that
+ * cannot be used), at its key, none of a kubeconfig that fails. For --check, of a kubeconfig a key names only (else
+ * the pod's service account, not this machine's KUBECONFIG); for a start (`started`), of the one it loads, which it
+ * sends them with: this machine's KUBECONFIG out of a pod.
  */
 export function leaseWarnings(ha: HaConfig, started = false): string[] {
   if (!started && !ha.kubeconfig && !ha.context) return [];
   try {
-    const { kc, origin } = loadKubeConfig({ kubeconfig: ha.kubeconfig, context: ha.context });
-    return exposedCredentials(kc, origin).map((warning) => `${ha.kubeconfig ? "ha.kubeconfig" : "ha"}: ${warning}`);
+    const { kc, origin, warnings } = loadKubeConfig({ kubeconfig: ha.kubeconfig, context: ha.context });
+    const key = ha.kubeconfig ? "ha.kubeconfig" : "ha";
+    return [...warnings, ...exposedCredentials(kc, origin)].map((warning) => `${key}: ${warning}`);
   } catch {
     return [];
   }

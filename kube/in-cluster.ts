@@ -5,6 +5,7 @@
 import { existsSync } from "node:fs";
 import { KubeConfig } from "@kubernetes/client-node";
 import type { Impersonation } from "./impersonation.ts";
+import { checkTlsMaterial } from "./tls-files.ts";
 
 const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 export const IN_CLUSTER = "in-cluster service account";
@@ -19,7 +20,9 @@ const tokenFile = (root: string) => `${root}${SERVICE_ACCOUNT_DIR}/token`;
 
 /**
  * The service account's kubeconfig (`root` prefixes its folder, client-node's `loadFromCluster(pathPrefix)`, for
- * tests).
+ * tests), and what the start warns of: a `ca.crt` that cannot be used (missing, unreadable, no PEM certificate) is
+ * left out, so that the API server's certificate is checked against the system's CAs, as client-go does (it logs
+ * the error and goes on), rather than no request ever leaving.
  */
 export function inClusterConfig(root: string) {
   const kc = new KubeConfig();
@@ -32,7 +35,17 @@ export function inClusterConfig(root: string) {
   // would send the token in clear to a server that speaks TLS alone.
   const [cluster] = kc.clusters;
   kc.clusters = [{ ...cluster!, server: cluster!.server.replace(/^http:/, "https:") }];
+  const warnings: string[] = [];
+  try {
+    checkTlsMaterial(kc);
+  } catch (error) {
+    kc.clusters = [{ ...kc.clusters[0]!, caFile: undefined }];
+    warnings.push(
+      `${IN_CLUSTER}: ${(error as Error).message}; the API server's certificate is checked against the system's ` +
+        "CAs instead, as kubectl does",
+    );
+  }
   const tokenFiles = new Map([[name, tokenFile(root)]]);
   const none = { impersonations: new Map<string, Impersonation>(), execExtensions: new Map<string, unknown>() };
-  return { kc, origin: IN_CLUSTER, files: IN_CLUSTER, tokenFiles, ...none };
+  return { kc, origin: IN_CLUSTER, files: IN_CLUSTER, tokenFiles, warnings, ...none };
 }

@@ -68,7 +68,7 @@ export class ContextNotFound extends Error {}
 /**
  * Loads the kubeconfig: the given file; else the in-cluster service account; else
  * `KUBECONFIG` (a list of files, merged as kubectl merges them); else `~/.kube/config`. Errors say which
- * file and what is wrong, and quote none of a file's content.
+ * file and what is wrong, and quote none of a file's content; `warnings`, what a start says of it and goes on.
  * `inClusterRoot` prefixes the service-account directory (client-node's `loadFromCluster(pathPrefix)`), for tests.
  * `startContexts`: without a `context`, the one recorded for these files, else their current one, then recorded.
  */
@@ -76,8 +76,8 @@ export function loadKubeConfig(
   options: KubeconfigOptions,
   inClusterRoot = "",
   startContexts?: Map<string, string>,
-): { kc: KubeConfig; origin: string } {
-  const { kc, origin, files, tokenFiles, impersonations, execExtensions } = resolve(options, inClusterRoot);
+): { kc: KubeConfig; origin: string; warnings: string[] } {
+  const { kc, origin, files, warnings, tokenFiles, impersonations, execExtensions } = resolve(options, inClusterRoot);
   const names = kc.getContexts().map((c) => c.name);
   const contexts = `(contexts: ${names.join(", ") || "none"})`;
   const started = options.context ? undefined : startContexts?.get(files);
@@ -106,7 +106,7 @@ export function loadKubeConfig(
     throw new Error(`cannot load kubeconfig ${origin}: ${(err as Error).message}`);
   }
   if (startContexts && !options.context && !startContexts.has(files)) startContexts.set(files, kc.getCurrentContext());
-  return { kc, origin };
+  return { kc, origin, warnings };
 }
 
 /** The context each kubeconfig no `context` names was first loaded in by this process, by the files it is read from. */
@@ -128,7 +128,7 @@ export function loadForProcess(options: KubeconfigOptions) {
 function resolve(
   options: KubeconfigOptions,
   inClusterRoot: string,
-): { kc: KubeConfig; origin: string; files: string } & Omit<LoadedKubeconfig, "kc"> {
+): { kc: KubeConfig; origin: string; files: string; warnings: string[] } & Omit<LoadedKubeconfig, "kc"> {
   const env = process.env;
   // $HOME first, as kubectl and client-node do (Bun's homedir() ignores a changed $HOME).
   const home = env.HOME || homedir();
@@ -158,7 +158,7 @@ function resolve(
 /** `files`: the same files however named (`KUBECONFIG`, a `kubeconfig` key), one key of loadKubeConfig's contexts. */
 function withContexts(origin: string, files: string[], loaded: ReturnType<typeof readKubeconfigs>) {
   if (loaded.kc.getContexts().length === 0) throw new Error(`kubeconfig ${origin} defines no context`);
-  return { ...loaded, origin, files: files.map((file) => resolvePath(file)).join(delimiter) };
+  return { ...loaded, origin, files: files.map((file) => resolvePath(file)).join(delimiter), warnings: [] };
 }
 
 /** A context with no user is kubectl's anonymous user: an empty one, so that client-node still applies the CA. */

@@ -17,18 +17,20 @@ const canMount = process.getuid?.() === 0 && Bun.which("unshare") !== null;
 
 /**
  * The service account's folder under `<root>/secrets` as the kubelet lays out a projected volume: each key a link
- * through `..data` to the folder of its current version, swapped whole at a rotation. Returns the rotation.
+ * through `..data` to the folder of its current version, swapped whole at a rotation; `ca.crt` among them unless
+ * `withCa` is false. Returns the rotation.
  */
-async function serviceAccount(root: string, token: string) {
+async function serviceAccount(root: string, token: string, withCa = true) {
   const account = join(root, "secrets", "kubernetes.io", "serviceaccount");
+  const keys = withCa ? ["token", "ca.crt", "namespace"] : ["token", "namespace"];
   const version = async (name: string, value: string) => {
     await write(join(account, name, "token"), value);
-    await write(join(account, name, "ca.crt"), suite.server.caPem);
+    if (withCa) await write(join(account, name, "ca.crt"), suite.server.caPem);
     await write(join(account, name, "namespace"), "kubemeta");
   };
   await version("..2026_12_07_10_00_00.1", token);
   await symlink("..2026_12_07_10_00_00.1", join(account, "..data"));
-  for (const key of ["token", "ca.crt", "namespace"]) await symlink(`..data/${key}`, join(account, key));
+  for (const key of keys) await symlink(`..data/${key}`, join(account, key));
   return async (next: string) => {
     await version("..2026_12_07_10_48_00.2", next);
     await symlink("..2026_12_07_10_48_00.2", join(account, "..data_tmp"));
@@ -87,3 +89,34 @@ test.skipIf(!canMount)(
     }
   },
 );
+
+const NO_CA =
+  "in-cluster service account: cannot read its certificate-authority " +
+  "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt: ENOENT; the API server's certificate is checked against " +
+  "the system's CAs instead, as kubectl does";
+
+test.skipIf(!canMount)("without ca.crt, a warning, and the server checked against the system's CAs", async () => {
+  const root = join(suite.dir, "no-ca");
+  await serviceAccount(root, suite.server.token, false);
+  const { hostname, port } = new URL(suite.server.url);
+  const env = { KUBERNETES_SERVICE_HOST: hostname, KUBERNETES_SERVICE_PORT: port };
+  // The test CA among the system's, as a public CA's would be (Bun reads NODE_EXTRA_CA_CERTS as Node does).
+  const systemCa = await write(join(suite.dir, "system-ca.pem"), suite.server.caPem);
+  const pod = await kubemetaInPod("no-ca", root, { ...env, NODE_EXTRA_CA_CERTS: systemCa });
+  try {
+    // Was: never ready, every start refused: `cannot read its certificate-authority …/ca.crt: ENOENT`.
+    await waitFor(async () => (await fetch(`${pod.url}/readyz`)).ok, 15_000, "kubemeta to be ready");
+    expect(pod.stdout.lines(NO_CA)).toHaveLength(1);
+    expect(await seesNewPod(suite.server, pod.url, "without-ca", "default")).toBe(true);
+  } finally {
+    await pod.stop();
+  }
+  // Not among the system's: still checked, and refused.
+  const unknown = await kubemetaInPod("no-ca-unknown", root, env);
+  try {
+    await unknown.stdout.waitFor(/"msg":"list\/watch failed; retrying".*certificate/, 15_000);
+    expect((await fetch(`${unknown.url}/readyz`)).status).toBe(503);
+  } finally {
+    await unknown.stop();
+  }
+});

@@ -38,10 +38,10 @@ export function startSession(
     ctx.waiting(`cannot load the kubeconfig: ${(error as Error).message}`);
     throw error;
   }
-  const { kc, origin, reload } = loaded;
+  const { kc, origin, warnings, reload } = loaded;
   // What `warnings` leaves to the start: a kubeconfig no key names is the pod's, or this machine's out of one.
   if (!config.kubeconfig && !config.context && !exposed.warned)
-    for (const warning of kube.exposedCredentials(kc, origin)) ctx.logger.warn(warning);
+    for (const warning of [...warnings, ...kube.exposedCredentials(kc, origin)]) ctx.logger.warn(warning);
   exposed.warned = true;
   const transport = createTransport(kc, reload);
   const metrics = sourceMetrics(ctx.metrics);
