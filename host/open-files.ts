@@ -40,6 +40,8 @@ export function watchOpenFiles(metrics: Metrics, logger: Logger, limit = openFil
       logger.info("open files below the limit again", { open: count, limit });
     }
   };
+  // Shown from the start: a series that appears only at the first interval is one /metrics grows by.
+  look();
   const timer = setInterval(look, INTERVAL_MS);
   // It watches the process; it must not keep it alive.
   timer.unref();
