@@ -253,6 +253,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
         http.endKeepAlive();
         for (const lag of lags) lag.stop();
         const steps = (async () => {
+          store.stopping?.(deadline);
           waits.at("the sources' stop and the commit of what they sent");
           await replication?.stopLeading();
           await leader?.stop();

@@ -84,6 +84,13 @@ export interface Store {
    */
   stop(deadline?: number): Promise<void>;
   /**
+   * Called once as the host's shutdown begins, before the sources stop and what they sent last is committed, with
+   * stop's `deadline`. A store whose commits wait for what may not answer (a thread of its own on a stalled machine)
+   * bounds those waits from now on, one under way too, so that that commit and the steps after it (the sinks' drain,
+   * stop) end by the deadline; stop() alone comes too late for them. What answers in time is still waited for.
+   */
+  stopping?(deadline: number): void;
+  /**
    * `--check`, instead of start() and stop(): proves the store usable, making it if new, and leaves one that exists as
    * it is (its migrations are a start's: a kubemeta of its earlier schema, still serving it or rolled back to, could
    * not open it after them), then closes it. Returns what a start would change, said as the check's warnings. A store

@@ -85,6 +85,12 @@ export interface Checkpointer {
    */
   endWaits(): void;
   /**
+   * The host's shutdown begins, to end by `deadline` (ms since the epoch): the commits' waits, one under way too, end
+   * halfway there (as endWaits ends them), the other half left for the commit of what the sources sent last and the
+   * steps after it (the sinks' drain, the store's close). A restart answered before then is waited for.
+   */
+  endWaitsBy(deadline: number): void;
+  /**
    * Ends the worker, waiting as long as a commit would for it to say it stopped, but not past `deadline` (ms since the
    * epoch): the writer's close is then the file's last and folds the WAL in.
    */
@@ -113,6 +119,7 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
   let replacing: Timer | undefined;
   let stopping: Promise<void> | undefined;
   let waitsEnded = false;
+  let endingWaits: Timer | undefined;
   let workersThatDie = options.workersThatDie ?? 0;
   let stallsMs = options.workerStallsMs;
   let worker = spawn();
@@ -189,6 +196,15 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
     });
   }
 
+  function endWaits() {
+    waitsEnded = true;
+    for (const [id, waiter] of waiting) {
+      if (id === STOPPED) continue;
+      waiting.delete(id);
+      waiter({ error: "the store stops", id });
+    }
+  }
+
   const walFileBytes = () => statSync(walPath, { throwIfNoEntry: false })?.size ?? 0;
 
   return {
@@ -210,17 +226,16 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
           walBytes: reply.walBytes,
         });
     },
-    endWaits() {
-      waitsEnded = true;
-      for (const [id, waiter] of waiting) {
-        if (id === STOPPED) continue;
-        waiting.delete(id);
-        waiter({ error: "the store stops", id });
-      }
+    endWaits,
+    endWaitsBy(deadline) {
+      clearTimeout(endingWaits);
+      endingWaits = setTimeout(endWaits, Math.max(0, (deadline - Date.now()) / 2));
+      endingWaits.unref();
     },
     stop(deadline = Number.POSITIVE_INFINITY) {
       stopping ??= (async () => {
         clearTimeout(replacing);
+        clearTimeout(endingWaits);
         if (failed) return;
         // A silent one too: until its connection closes, the writer's close is not the file's last, which folds the
         // WAL in and removes it, and the WAL with what it holds would stay beside a file said to be the whole store.

@@ -59,6 +59,8 @@ export interface Connections {
   beforeWrite(): Promise<void>;
   /** The store stops: the writes waiting in beforeWrite, and those after them, wait no more. */
   endWrites(): void;
+  /** Store.stopping: from halfway to `deadline`, the writes wait in beforeWrite no more. */
+  stopping(deadline: number): void;
   /** `deadline`: Store.stop's. */
   close(deadline?: number): Promise<void>;
 }
@@ -216,6 +218,7 @@ export async function openConnections(
       reader: client,
       beforeWrite: async () => {},
       endWrites: () => {},
+      stopping: () => {},
       close: async () => client.close(),
     };
   }
@@ -272,6 +275,7 @@ export async function openConnections(
     files: journalMode === "wal" ? [path, walPath, `${opened}-shm`] : [path],
     beforeWrite: () => checkpointer.bound(),
     endWrites: () => checkpointer.endWaits(),
+    stopping: (deadline) => checkpointer.endWaitsBy(deadline),
     async close(deadline) {
       // Half of what is left at most: the other half is for the close after it, whose three collections and writer's
       // close (folding the WAL in, once the worker stopped) must end by the deadline too.

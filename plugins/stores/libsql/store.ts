@@ -154,6 +154,8 @@ export function createLibsqlStore(
       return notes;
     },
 
+    stopping: (deadline) => connections?.stopping(deadline),
+
     async stop(deadline) {
       const pending = opening;
       opening = undefined;
