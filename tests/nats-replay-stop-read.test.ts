@@ -73,21 +73,17 @@ test("a reset waiting on its read of the state at a stop ends with `stopping`, t
   }
 }, 30_000);
 
-test("a replay waiting on its read of updates at a stop ends with `stopping`, the stop not waiting", async () => {
-  const { th, first } = await hostOfNodes();
+test.each([
+  ["a replay waiting on its read of updates at a stop ends with `stopping`, the stop not waiting", undefined],
+  [
+    "a reset waiting on the note of a reader behind retention at a stop ends with `stopping` at once",
+    { maxUpdates: 2, interval: 50 },
+  ],
+] as const)("%s", async (_, retention) => {
+  const { th, first } = await hostOfNodes(retention);
   try {
-    const from = `${th.host.epoch}:${first}`;
-    const chunks = await stopUnderRead(th, holdUpdateReads(th.host.log, first), { stream: ALL, from });
-    expect(chunks).toEqual([cut(th)]);
-  } finally {
-    await th.destroy();
-  }
-}, 30_000);
-
-test("a reset waiting on the note of a reader behind retention at a stop ends with `stopping` at once", async () => {
-  const { th, first } = await hostOfNodes({ maxUpdates: 2, interval: 50 });
-  try {
-    await waitFor(() => th.host.log.oldest() > first + 1, 5_000, "retention to prune past the first node");
+    if (retention)
+      await waitFor(() => th.host.log.oldest() > first + 1, 5_000, "retention to prune past the first node");
     const from = `${th.host.epoch}:${first}`;
     const chunks = await stopUnderRead(th, holdUpdateReads(th.host.log, first), { stream: ALL, from });
     expect(chunks).toEqual([cut(th)]);
