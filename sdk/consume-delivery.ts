@@ -229,15 +229,16 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
     // Counted from the drain's start at the earliest: before it, a caught-up loop waited for the log's next update,
     // which holds no read of the store however long it waits.
     const began = Date.now();
-    const readSince = () => (readingSince === undefined ? undefined : Math.max(readingSince, began));
-    const readHeld = () => Date.now() - (readSince() ?? Number.POSITIVE_INFINITY) >= DRAIN_READ_WAIT_MS;
+    /** When the read under way, if any, counts as held. */
+    const heldAt = () =>
+      readingSince === undefined ? Number.POSITIVE_INFINITY : Math.max(readingSince, began) + DRAIN_READ_WAIT_MS;
     while (delivered < target) {
-      if (readHeld() || (unlessFailing && isFailing())) return false;
+      if (Date.now() >= heldAt() || (unlessFailing && isFailing())) return false;
       const next = unlessFailing ? Promise.race([moved.promise, failed.promise]) : moved.promise;
       // Looked at again: a sink's own failing() tells no one when it turns (a refusal that arrives once the drain
       // began), nor does the loop when a read it began is held.
       const poll = Date.now() + (unlessFailing && options.failing ? FAILING_POLL_MS : DRAIN_READ_WAIT_MS);
-      const wake = Math.min(deadline, poll, (readSince() ?? Number.POSITIVE_INFINITY) + DRAIN_READ_WAIT_MS);
+      const wake = Math.min(deadline, poll, heldAt());
       if ((await until(next, wake)) === TIMED_OUT && Date.now() >= deadline) return false;
     }
     return true;
