@@ -79,15 +79,19 @@ test.each([
     "a reset waiting on the note of a reader behind retention at a stop ends with `stopping` at once",
     { maxUpdates: 2, interval: 50 },
   ],
-] as const)("%s", async (_, retention) => {
-  const { th, first } = await hostOfNodes(retention);
-  try {
-    if (retention)
-      await waitFor(() => th.host.log.oldest() > first + 1, 5_000, "retention to prune past the first node");
-    const from = `${th.host.epoch}:${first}`;
-    const chunks = await stopUnderRead(th, holdUpdateReads(th.host.log, first), { stream: ALL, from });
-    expect(chunks).toEqual([cut(th)]);
-  } finally {
-    await th.destroy();
-  }
-}, 30_000);
+] as const)(
+  "%s",
+  async (_, retention) => {
+    const { th, first } = await hostOfNodes(retention);
+    try {
+      if (retention)
+        await waitFor(() => th.host.log.oldest() > first + 1, 5_000, "retention to prune past the first node");
+      const from = `${th.host.epoch}:${first}`;
+      const chunks = await stopUnderRead(th, holdUpdateReads(th.host.log, first), { stream: ALL, from });
+      expect(chunks).toEqual([cut(th)]);
+    } finally {
+      await th.destroy();
+    }
+  },
+  30_000,
+);
