@@ -5,7 +5,7 @@
  */
 import type { HaConfig } from "./ha-config.ts";
 import type { Logger, Metrics } from "../sdk/telemetry.ts";
-import { exposedCredentials, ContextNotFound, loadForProcess, loadKubeConfig } from "../kube/load.ts";
+import { exposedCredentials, ContextNotFound, loadForProcess, loadKubeConfig, unsaid } from "../kube/load.ts";
 import { createTransport } from "../kube/transport.ts";
 import type { ConfigIssue } from "./config-issues.ts";
 import { createElector, type Elector } from "../kube/election.ts";
@@ -35,14 +35,16 @@ export function electorFor(ha: HaConfig, logger: Logger, metrics: Metrics): Elec
  * The Lease's credentials sent in clear text (exposedCredentials) and what its load warns of (a pod's `ca.crt` that
  * cannot be used), at its key, none of a kubeconfig that fails. For --check, of a kubeconfig a key names only (else
  * the pod's service account, not this machine's KUBECONFIG); for a start (`started`), of the one it loads, which it
- * sends them with: this machine's KUBECONFIG out of a pod.
+ * sends them with: this machine's KUBECONFIG out of a pod, its load's warnings then the process's first (`unsaid`).
  */
 export function leaseWarnings(ha: HaConfig, started = false): string[] {
   if (!started && !ha.kubeconfig && !ha.context) return [];
   try {
     const { kc, origin, warnings } = loadKubeConfig({ kubeconfig: ha.kubeconfig, context: ha.context });
     const key = ha.kubeconfig ? "ha.kubeconfig" : "ha";
-    return [...warnings, ...exposedCredentials(kc, origin)].map((warning) => `${key}: ${warning}`);
+    return [...(started ? unsaid(origin, warnings) : warnings), ...exposedCredentials(kc, origin)].map(
+      (warning) => `${key}: ${warning}`,
+    );
   } catch {
     return [];
   }

@@ -109,6 +109,20 @@ export function loadKubeConfig(
   return { kc, origin, warnings };
 }
 
+/** What each kubeconfig's loads warned of last, by its origin: said once by the process, not at each load. */
+const warnedOf = new Map<string, string>();
+
+/**
+ * Of a load's `warnings`, those this process is to say: none when its last load of the same kubeconfig warned of the
+ * same (a source started again, supervised or at each `ha` term, the `ha` Lease's own load), all once they change.
+ */
+export function unsaid(origin: string, warnings: string[]): string[] {
+  const said = warnings.join("\n");
+  if (warnedOf.get(origin) === said) return [];
+  warnedOf.set(origin, said);
+  return warnings;
+}
+
 /** The context each kubeconfig no `context` names was first loaded in by this process, by the files it is read from. */
 const contextsAtStart = new Map<string, string>();
 

@@ -120,3 +120,38 @@ test.skipIf(!canMount)("without ca.crt, a warning, and the server checked agains
     await unknown.stop();
   }
 });
+
+/** The kubernetes source created and started `times` over in one process, as each `ha` term does: its log lines. */
+const SOURCE_TERMS = (times: number) => `
+import { createLogger } from ${JSON.stringify(join(import.meta.dir, "..", "host", "logger.ts"))};
+import { RecordingSink, runSource } from ${JSON.stringify(join(import.meta.dir, "source-kubernetes-recorder.ts"))};
+const logger = createLogger({ level: "warn" });
+for (let term = 0; term < ${times}; term++) {
+  const running = await runSource(new RecordingSink(), { resources: ["pods"] }, logger);
+  await running.synced;
+  await running.stop();
+}
+console.log("terms done");
+`;
+
+test.skipIf(!canMount)(
+  "without ca.crt, its warning said once by a process whose source starts twice",
+  async () => {
+    const root = join(suite.dir, "no-ca-twice");
+    await serviceAccount(root, suite.server.token, false);
+    const { hostname, port } = new URL(suite.server.url);
+    const script = await write(join(suite.dir, "source-terms.ts"), SOURCE_TERMS(2));
+    const systemCa = await write(join(suite.dir, "system-ca-twice.pem"), suite.server.caPem);
+    const env = { KUBERNETES_SERVICE_HOST: hostname, KUBERNETES_SERVICE_PORT: port, NODE_EXTRA_CA_CERTS: systemCa };
+    const child = Bun.spawn([...IN_NAMESPACE, root, process.execPath, script], {
+      env: { ...process.env, ...env },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [out, exit] = await Promise.all([new Response(child.stdout).text(), child.exited]);
+    expect({ exit, done: out.includes("terms done") }).toEqual({ exit: 0, done: true });
+    // Was one line at each start: each supervised restart of the source, each ha term.
+    expect(out.split("\n").filter((line) => line.includes(NO_CA))).toHaveLength(1);
+  },
+  30_000,
+);

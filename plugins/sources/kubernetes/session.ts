@@ -40,8 +40,10 @@ export function startSession(
   }
   const { kc, origin, warnings, reload } = loaded;
   // What `warnings` leaves to the start: a kubeconfig no key names is the pod's, or this machine's out of one.
-  if (!config.kubeconfig && !config.context && !exposed.warned)
-    for (const warning of [...warnings, ...kube.exposedCredentials(kc, origin)]) ctx.logger.warn(warning);
+  if (!config.kubeconfig && !config.context) {
+    for (const warning of kube.unsaid(origin, warnings)) ctx.logger.warn(warning);
+    if (!exposed.warned) for (const warning of kube.exposedCredentials(kc, origin)) ctx.logger.warn(warning);
+  }
   exposed.warned = true;
   const transport = createTransport(kc, reload);
   const metrics = sourceMetrics(ctx.metrics);
