@@ -2,7 +2,7 @@
  * `checkPluginContract`: a plugin run through the steps every built-in passes (tests/contract.test.ts), as README's
  * "Test it" asks of a plugin's author. It asserts nothing itself: it says what broke, for any test runner to check.
  */
-import type { AnyDeclaration, PluginContext } from "../sdk/contract.ts";
+import type { AnyDeclaration, PluginContext, Store } from "../sdk/contract.ts";
 import { interpolateConfig } from "../host/config-interpolate.ts";
 import { parseAll, type ConfigIssue } from "../host/config-issues.ts";
 import { silentLogger } from "../host/logger.ts";
@@ -88,10 +88,31 @@ const said = (settled: Settled) =>
   settled.state === "rejected" ? `rejected: ${String(settled.error)}` : `did not settle (${settled.state})`;
 
 /**
+ * A started store's stop as the host's shutdown makes it (host/host.ts): its optional `stopping(deadline)` as the
+ * shutdown begins, then `stop(deadline)`, each to settle by that deadline, `settleMs` away. A `stopping` that throws
+ * fails the host's shutdown; one that hangs it, or leaves `stop` unable to end, holds it past shutdownTimeout (exit 1).
+ */
+async function stopAsShutdown(store: Store, settleMs: number): Promise<string[]> {
+  const deadline = Date.now() + settleMs;
+  const left = () => Math.max(0, deadline - Date.now());
+  const { stopping } = store;
+  if (stopping) {
+    const began = await settle(async () => stopping.call(store, deadline), left());
+    if (began.state === "rejected") return [`stopping(deadline), as a shutdown begins, threw: ${String(began.error)}`];
+    if (began.state === "pending") return [`stopping(deadline) did not settle by its deadline (${settleMs} ms)`];
+  }
+  const stopped = await settle(() => store.stop(deadline), left());
+  const after = stopping ? "stopping(deadline) then stop(deadline)" : "stop(deadline)";
+  if (stopped.state === "pending") return [`${after}, as a shutdown, did not settle by its deadline (${settleMs} ms)`];
+  return stopped.state === "rejected" ? [`${after}, as a shutdown, ${said(stopped)}`] : [];
+}
+
+/**
  * Runs `declaration` (a plugin module's default export) through the contract's steps and returns what broke, one
  * sentence each; none when it keeps the contract. The steps: its example config validates; stop without start, twice,
  * resolves; start settles (resolves, or rejects with an Error: a plugin whose service is missing fails, never hangs);
- * after a start that worked, start again resolves, then stop twice resolves. A plugin whose start needs a service (a
+ * after a start that worked, start again resolves, then stop twice resolves: a store's first as the host's shutdown
+ * stops it (`stopping(deadline)` when it has one, then `stop(deadline)`, both settled by the deadline). A plugin whose start needs a service (a
  * server, a cluster) meets none unless the test provides it, and must fail cleanly and still stop.
  *
  * @example
@@ -146,7 +167,11 @@ export async function checkPluginContract(
     const again = await settle(() => plugin.start(), settleMs);
     if (again.state !== "resolved") broken.push(`start after a start that worked ${said(again)}`);
   }
-  for (const time of ["first", "second"]) {
+  // The host stops a store as a shutdown only once it started: one whose start failed is stopped alone.
+  const started = declaration.kind === "store" && first.state === "resolved";
+  const asShutdown = started ? await stopAsShutdown(plugin as Store, settleMs) : undefined;
+  broken.push(...(asShutdown ?? []));
+  for (const time of asShutdown ? ["second"] : ["first", "second"]) {
     const stopped = await settle(() => plugin.stop(), settleMs);
     if (stopped.state !== "resolved") broken.push(`stop after start, the ${time} time, ${said(stopped)}`);
   }

@@ -3,7 +3,7 @@
  * registered in plugins/index.ts, and the helper's sentences for a plugin that breaks it:
  * its example config validates; stop without start is safe; start settles (it works, or
  * fails with an Error when its service is missing: no plugin may hang there); start twice,
- * then stop twice, is safe.
+ * then stop twice, is safe, a store's first stop as a shutdown makes it (stopping(deadline), then stop(deadline)).
  *
  * Plugins run with the config a user gets by default (`{}`) when that validates, else
  * with their example. They run away from this machine's state: working directory and
@@ -14,10 +14,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
 import * as v from "valibot";
-import { defineSink, type AnyDeclaration } from "../sdk/contract.ts";
+import { defineSink, defineStore, type AnyDeclaration, type Store } from "../sdk/contract.ts";
 import { duration } from "../sdk/schema.ts";
 import { ConfigError, resolveConfig } from "../host/config.ts";
 import { builtins } from "../plugins/index.ts";
+import libsql from "../plugins/stores/libsql.ts";
 import { checkPluginContract, startTestHost, tempDir, type TestHost } from "../testing/index.ts";
 
 const SETTLE_MS = 5_000;
@@ -93,6 +94,42 @@ test("checkPluginContract says each step a plugin breaks, in a sentence", async 
     "its example config does not validate: file: too short",
     "start rejected with something other than an Error: down",
   ]);
+});
+
+/** The libSQL store with a `stopping` hook of `broken`'s making, given the store it would be part of. */
+const storeStopping = (broken: (store: Store) => Store["stopping"]) =>
+  defineStore({
+    ...libsql,
+    type: "broken-stopping",
+    create: (config, ctx) => {
+      const store = libsql.create(config, ctx);
+      return Object.assign(store, { stopping: broken(store) });
+    },
+  });
+
+test("checkPluginContract stops a store as a shutdown does, and says a stopping() that breaks it", async () => {
+  const config = { url: `file:${sandbox}/broken-stopping.db` };
+  const throws = storeStopping(() => () => {
+    throw new Error("no deadline here");
+  });
+  const hangs = storeStopping(() => () => new Promise<never>(() => {}) as never);
+  let stop: Store["stop"] = async () => {};
+  const stopHangs = storeStopping((store) => {
+    stop = store.stop.bind(store);
+    let stalled = false;
+    store.stop = (deadline) => (stalled ? new Promise(() => {}) : stop(deadline));
+    return () => {
+      stalled = true;
+    };
+  });
+  const check = (declaration: AnyDeclaration) => checkPluginContract(declaration, { host, config, settleMs: 300 });
+  expect(await check(throws)).toEqual(["stopping(deadline), as a shutdown begins, threw: Error: no deadline here"]);
+  expect(await check(hangs)).toEqual(["stopping(deadline) did not settle by its deadline (300 ms)"]);
+  expect(await check(stopHangs)).toEqual([
+    "stopping(deadline) then stop(deadline), as a shutdown, did not settle by its deadline (300 ms)",
+    "stop after start, the second time, did not settle (pending)",
+  ]);
+  await stop();
 });
 
 test("checkPluginContract takes and refuses a config as the host does, and says why in the host's words", async () => {
