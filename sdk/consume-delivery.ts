@@ -233,7 +233,16 @@ export function deliveryLoop(options: ConsumeOptions, context: DeliveryContext):
     const heldAt = () =>
       readingSince === undefined ? Number.POSITIVE_INFINITY : Math.max(readingSince, began) + DRAIN_READ_WAIT_MS;
     while (delivered < target) {
-      if (Date.now() >= heldAt() || (unlessFailing && isFailing())) return false;
+      if (Date.now() >= heldAt()) {
+        // Said once per drain: the stop, or the NATS sink's wait for it, ends before what is committed is out.
+        logger.warn(
+          "sink's drain gave up a read of the store left unanswered; what it did not deliver goes out after the " +
+            "next start, from the saved cursor: nothing is lost",
+          { waitedMs: Date.now() - Math.max(readingSince ?? began, began), delivered, head: target },
+        );
+        return false;
+      }
+      if (unlessFailing && isFailing()) return false;
       const next = unlessFailing ? Promise.race([moved.promise, failed.promise]) : moved.promise;
       // Looked at again: a sink's own failing() tells no one when it turns (a refusal that arrives once the drain
       // began), nor does the loop when a read it began is held.

@@ -18,7 +18,11 @@ import type { Sink, Store } from "../sdk/contract.ts";
 import { consume } from "../sdk/consume.ts";
 import { rawPod, startTestHost, waitFor, type TestHost } from "../testing/index.ts";
 import { holdCalls, holdUpdateReads, type HeldReads } from "./held-state-reads.ts";
-import { addPods, contextOn } from "./plugins-fixtures.ts";
+import { addPods, contextOn, type Logged } from "./plugins-fixtures.ts";
+
+const DRAIN_GAVE_UP =
+  "sink's drain gave up a read of the store left unanswered; what it did not deliver goes out after the next start, " +
+  "from the saved cursor: nothing is lost";
 
 /** Far below the read's hold (it is never let go before the stop is over), and below a drain's 3 s. */
 const STOP_MS = 2_000;
@@ -74,30 +78,36 @@ async function sinkBehindTheTail() {
     metrics: createMetrics(),
     whole: true,
   });
-  const ctx = { ...contextOn(th, "behind"), log };
+  const logged: Logged[] = [];
+  const ctx = { ...contextOn(th, "behind", logged), log };
   const delivered: number[] = [];
   const sink = consume(ctx, {
     batch: { size: 100, lingerMs: 0 },
     deliver: async (envelopes) => void delivered.push(...envelopes.map((e) => e.version)),
   });
   await sink.start();
-  return { sink, reads, delivered, saved: () => ctx.saved() };
+  const gaveUp = () => logged.filter((line) => line.msg === DRAIN_GAVE_UP);
+  return { sink, reads, delivered, saved: () => ctx.saved(), gaveUp };
 }
 
 test("a sink behind the in-memory tail, its read of the store held at a stop, stops at once", async () => {
-  const { sink, reads, delivered, saved } = await sinkBehindTheTail();
+  const { sink, reads, delivered, saved, gaveUp } = await sinkBehindTheTail();
   await stopUnderRead(sink, reads);
   expect(delivered).toEqual([]);
   expect(saved()).toBe(0);
+  // Said once, at warn: the drain's one read given up, after its 0.5 s.
+  expect(gaveUp()).toMatchObject([{ level: "warn", delivered: 0, head: 5 }]);
+  expect(gaveUp()[0]!.waitedMs).toBeGreaterThanOrEqual(500);
 }, 30_000);
 
 test("caughtUp (the NATS sink's 2 s drain) gives up once it has waited 0.5 s on a held read", async () => {
-  const { sink, reads, delivered } = await sinkBehindTheTail();
+  const { sink, reads, delivered, gaveUp } = await sinkBehindTheTail();
   try {
     await waitFor(() => reads.reading === 1, 5_000, "the sink's read of the store, held");
     const started = Date.now();
     expect(await sink.caughtUp(2_000)).toBe(false);
     expect(Date.now() - started).toBeLessThan(1_200);
+    expect(gaveUp()).toMatchObject([{ level: "warn" }]);
     await sink.stop();
   } finally {
     reads.release();

@@ -1,5 +1,6 @@
 /** A stop of the sse sink (kubemeta's SIGTERM) delivers what is committed to every open stream before ending it. */
 import { afterEach, expect, test } from "bun:test";
+import { createLogger } from "../host/logger.ts";
 import { rawPod, startTestHost, type TestHost } from "../testing/index.ts";
 import { openSse, versionsOf, type SseConnection } from "./sse-client.ts";
 
@@ -12,7 +13,9 @@ afterEach(async () => {
 
 test("a stop ends each live stream after what is committed before it, the stop's last commit included", async () => {
   for (let round = 0; round < 3; round++) {
-    const th = await startTestHost({ sinks: [{ type: "sse" }] });
+    const logged: { msg: string }[] = [];
+    const logger = createLogger({ level: "info", write: (line) => void logged.push(JSON.parse(line)) });
+    const th = await startTestHost({ sinks: [{ type: "sse" }], logger });
     hosts.push(th);
     const streams = await Promise.all(["all", "node/n1", "node/n2"].map((stream) => openSse(th.url, { stream })));
     connections.push(...streams);
@@ -28,5 +31,8 @@ test("a stop ends each live stream after what is committed before it, the stop's
     expect(all).toEqual(Array.from({ length: head }, (_, i) => i + 1));
     expect(n1!.at(-1)).toBe(head - 1);
     expect(n2!.at(-1)).toBe(head);
+    // A quick stop gives nothing up (a drain's read, a commit's wait for the WAL's restart), and says none.
+    expect(logged.filter((line) => / gave up | given up/.test(line.msg))).toEqual([]);
+    expect(logged.at(-1)?.msg).toBe("stopped");
   }
 });

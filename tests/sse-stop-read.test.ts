@@ -7,9 +7,15 @@
  * read up after 0.5 s, as a `consume` sink's drain: it waited the drain's whole 3 s.
  */
 import { afterEach, expect, test } from "bun:test";
+import { createLogger } from "../host/logger.ts";
 import { rawPod, startTestHost, type TestHost, waitFor } from "../testing/index.ts";
+import type { Logged } from "./plugins-fixtures.ts";
 import { holdStateReads, holdUpdateReads, type HeldReads } from "./held-state-reads.ts";
 import { openSse, type SseConnection } from "./sse-client.ts";
+
+const DRAIN_GAVE_UP =
+  "sse sink's drain gave up a read of the store left unanswered; its streams end where they are, their clients " +
+  "resuming from their last event id: nothing is lost";
 
 /** Far below the read's hold: it is never let go before the stop is over. */
 const STOP_MS = 2_000;
@@ -20,8 +26,12 @@ afterEach(async () => {
 });
 
 /** A host of a few pods; the version after its first. */
-async function hostOfPods(retention?: Record<string, unknown>): Promise<{ th: TestHost; first: number }> {
-  const th = await startTestHost({ sinks: [{ type: "sse" }], retention });
+async function hostOfPods(
+  retention?: Record<string, unknown>,
+  logged: Logged[] = [],
+): Promise<{ th: TestHost; first: number }> {
+  const logger = createLogger({ level: "info", write: (line) => void logged.push(JSON.parse(line)) });
+  const th = await startTestHost({ sinks: [{ type: "sse" }], retention, logger });
   hosts.push(th);
   await th.changes.apply("pods", "ADDED", rawPod("p-0", { node: "n1" }));
   await th.changes.flush();
@@ -74,7 +84,8 @@ test("a stream waiting on the note of its reader behind retention at a stop ends
 }, 30_000);
 
 test("a live stream whose read of what the stop committed is held ends once its drain waited 0.5 s on it", async () => {
-  const { th } = await hostOfPods();
+  const logged: Logged[] = [];
+  const { th } = await hostOfPods(undefined, logged);
   const log = th.host.log;
   const synced = log.head();
   // Behind the log's in-memory tail once live, as a slow stream is: follow() waits on the store, which holds every
@@ -99,6 +110,7 @@ test("a live stream whose read of what the stop committed is held ends once its 
     // Nothing past SYNCED: its reconnect resumes from there.
     expect(connection.events.at(-1)?.type).toBe("SYNCED");
     expect(held.most).toBe(1);
+    expect(logged.filter((line) => line.msg === DRAIN_GAVE_UP)).toMatchObject([{ level: "warn", streams: 1 }]);
   } finally {
     held.release();
     await waitFor(() => held.reading === 0, 5_000, "the held read's end");

@@ -35,6 +35,10 @@ export default defineStore({
 });
 `;
 
+const RESTART_GIVEN_UP =
+  "shutdown: a commit's wait for the WAL checkpoint worker's restart given up; the commit goes on without it, " +
+  "the WAL folded in by the store's close or the next start: nothing is lost";
+
 test("a stop with the WAL checkpoint worker stalled: the store closes in time, the WAL left, said", async () => {
   const dir = await tempDir();
   await Bun.write(join(dir, "stalled-checkpoints.ts"), stalledCheckpointsStore("stalled-checkpoints"));
@@ -56,6 +60,8 @@ test("a stop with the WAL checkpoint worker stalled: the store closes in time, t
   expect(Date.now() - started).toBeLessThan(1_500);
   const notStopped = "WAL checkpoint worker did not stop; the WAL may stay beside the file until the next start";
   expect(said(notStopped)).toMatchObject([{ level: "warn" }]);
+  // No commit waited for a restart: nothing of one is said.
+  expect(said(RESTART_GIVEN_UP)).toEqual([]);
   expect(existsSync(`${file}-wal`)).toBe(true);
 
   // Nothing lost: the next start applies the WAL left beside the file.
@@ -91,9 +97,11 @@ test("a stop whose last commit waits for the stalled worker's WAL restart: clean
   // A commit asks for a restart once the WAL file outgrows 256 KiB: one just made holds ~180 KiB.
   await Bun.write(join(dir, "stalled-restarts.ts"), stalledCheckpointsStore("stalled-restarts", 128 * 1024));
   const file = join(dir, "kubemeta.db");
+  const logged: { msg: string; level: string; waitedMs?: number }[] = [];
   host = await startTestHost({
     dir,
     extra: { store: { type: "./stalled-restarts.ts", url: `file:${file}` }, shutdownTimeout: "4s" },
+    logger: createLogger({ level: "info", write: (line) => void logged.push(JSON.parse(line)) }),
   });
   // One commit that takes the WAL past the restart's bound: each commit after it asks the stalled worker first.
   await host.changes.apply("pods", "ADDED", rawPod("big", { labels: { big: randomBytes(200_000).toString("hex") } }));
@@ -105,6 +113,10 @@ test("a stop whose last commit waits for the stalled worker's WAL restart: clean
   // Not ShutdownTimedOut (exit 1): that commit's wait, 10 s long, ended halfway to shutdownTimeout's end.
   await host.stop();
   expect(Date.now() - started).toBeLessThan(4_000);
+  // Said once, at warn, with how long the commit waited: halfway to the deadline's 4 s.
+  const givenUp = logged.filter((line) => line.msg === RESTART_GIVEN_UP);
+  expect(givenUp).toMatchObject([{ level: "warn" }]);
+  expect(givenUp[0]!.waitedMs).toBeGreaterThanOrEqual(1_500);
 
   host = await startTestHost({ dir, extra: { store: { type: "libsql", url: `file:${file}` } } });
   const objects = (await (await fetch(`${host.url}/v1/objects`)).json()) as { items: { name: string }[] };
@@ -125,4 +137,5 @@ test("a shutdown's start still lets a write wait for a WAL restart the worker an
   await store.saveCursor("sink", 7);
   await store.stop(deadline);
   expect(logged.filter((line) => line.msg === "WAL restarted")).toMatchObject([{ level: "debug" }]);
+  expect(logged.filter((line) => line.msg === RESTART_GIVEN_UP)).toEqual([]);
 }, 30_000);

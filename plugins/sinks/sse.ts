@@ -11,7 +11,7 @@
 import * as v from "valibot";
 import type { Context, Hono } from "hono";
 import { defineSink } from "../../sdk/contract.ts";
-import { DRAIN_MS } from "../../sdk/consume-options.ts";
+import { DRAIN_MS, DRAIN_READ_WAIT_MS } from "../../sdk/consume-options.ts";
 import { clientAddress, setIdleTimeout } from "../../sdk/http.ts";
 import {
   kindsParam,
@@ -156,6 +156,8 @@ export default defineSink({
     const readFailed = rateLimitedWarn(ctx.logger);
     const sessions = new Map<AbortController, { channel: SseChannel; done: Promise<void>; live(): boolean }>();
     let finishing = new AbortController();
+    /** Streams whose stop's drain gave up a read of the store: said once, after the stop, not once for each. */
+    let drainsGivenUp = 0;
     const perStream = new Map<string, number>();
     const perLabel = new Map<string, number>();
     const perClient = new Map<string, number>();
@@ -235,6 +237,7 @@ export default defineSink({
           overflows.inc();
           tooSlow("subscriber took nothing for two heartbeats; closed", { stream });
         },
+        onDrainReadGivenUp: () => drainsGivenUp++,
         onStoreReadFailed: (error) =>
           readFailed("a read of the store failed; the stream ends, its client to come back", { stream, error }),
       })
@@ -277,6 +280,13 @@ export default defineSink({
         }, DRAIN_MS);
         await Promise.all(open.map((s) => s.done));
         clearTimeout(cut);
+        if (drainsGivenUp > 0)
+          ctx.logger.warn(
+            "sse sink's drain gave up a read of the store left unanswered; its streams end where they are, their " +
+              "clients resuming from their last event id: nothing is lost",
+            { streams: drainsGivenUp, waitedMs: DRAIN_READ_WAIT_MS },
+          );
+        drainsGivenUp = 0;
       },
     };
   },

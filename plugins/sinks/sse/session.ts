@@ -64,6 +64,8 @@ export interface Session {
   onStall(): void;
   /** A read of the store failed (down, or this replica cut off from it): the stream ends with `retry`. */
   onStoreReadFailed(error: unknown): void;
+  /** The stop's drain gave up a read of the store left unanswered for DRAIN_READ_WAIT_MS: the stream ends there. */
+  onDrainReadGivenUp(): void;
 }
 
 /** Why a stream starts over: `code` as the NATS replay names it (protocol/replay.ts), `reason` in words. */
@@ -168,6 +170,7 @@ async function readThrough(session: Session, after: number, target: number, read
     const updates = await until(read, Date.now() + (readWaitMs ?? Number.POSITIVE_INFINITY), session.signal);
     if (updates === TIMED_OUT) {
       if (session.signal.aborted) throw session.signal.reason;
+      session.onDrainReadGivenUp();
       break;
     }
     if (updates.length === 0) break;

@@ -106,6 +106,8 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
   const waiting = new Map<number, (reply: CheckpointerReply) => void>();
   const STOPPED = 0;
   let requests = STOPPED;
+  /** When each restart waited for was asked, by its id: how long a shutdown let its commit wait, said as it ends. */
+  const askedAt = new Map<number, number>();
   let lastError = "";
   /**
    * The worker left a commit unanswered: commits go on without it, bounded by the writer's own checkpoints, until it
@@ -198,11 +200,20 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
 
   function endWaits() {
     waitsEnded = true;
+    const since = Math.min(...askedAt.values());
     for (const [id, waiter] of waiting) {
       if (id === STOPPED) continue;
       waiting.delete(id);
       waiter({ error: "the store stops", id });
     }
+    // One line for the shutdown, not one per commit: the WAL a restart would have emptied is still whole.
+    if (askedAt.size > 0)
+      logger.warn(
+        "shutdown: a commit's wait for the WAL checkpoint worker's restart given up; the commit goes on without it, " +
+          "the WAL folded in by the store's close or the next start: nothing is lost",
+        { waitedMs: Date.now() - since },
+      );
+    askedAt.clear();
   }
 
   const walFileBytes = () => statSync(walPath, { throwIfNoEntry: false })?.size ?? 0;
@@ -213,8 +224,10 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
       if (walBytes <= restartBytes && walFileBytes() <= 2 * restartBytes) return;
       const id = ++requests;
       const answered = answer(id);
+      askedAt.set(id, Date.now());
       send({ type: "restart", id });
       const reply = await answered;
+      askedAt.delete(id);
       if (waitsEnded) return;
       if (!reply) {
         silent = true;
