@@ -112,8 +112,9 @@ async function stopAsShutdown(store: Store, settleMs: number): Promise<string[]>
  * sentence each; none when it keeps the contract. The steps: its example config validates; stop without start, twice,
  * resolves; start settles (resolves, or rejects with an Error: a plugin whose service is missing fails, never hangs);
  * after a start that worked, start again resolves, then stop twice resolves: a store's first as the host's shutdown
- * stops it (`stopping(deadline)` when it has one, then `stop(deadline)`, both settled by the deadline). A plugin whose start needs a service (a
- * server, a cluster) meets none unless the test provides it, and must fail cleanly and still stop.
+ * stops it (`stopping(deadline)` when it has one, then `stop(deadline)`, both settled by the deadline). A plugin whose
+ * start needs a service (a server, a cluster) meets none unless the test provides it, and must fail cleanly and still
+ * stop.
  *
  * @example
  * ```ts
