@@ -15,6 +15,7 @@ import { TIMED_OUT, until } from "../protocol/retry.ts";
 import { readCredentialFileSync } from "../sdk/credential-file.ts";
 import { bearerAuth } from "./http-bearer.ts";
 import { refuseForeignHosts } from "./http-rebinding.ts";
+import { malformedHost, withWholeUrl } from "./http-request-url.ts";
 import {
   isLoopback,
   listenerWarnings,
@@ -74,23 +75,6 @@ const ANSWER_AT_CLOSE_MS = 200;
 const OPEN_PATHS = new Set(["/healthz", "/readyz"]);
 
 type BunServer = ReturnType<typeof Bun.serve>;
-
-/**
- * Bun gives a request without a `Host` header (HTTP/1.0 health checkers send none) a URL of its path alone, where
- * Hono reads the path after a scheme and a host: `GET /healthz` was routed as `z`. Such a request is handed on with
- * its URL made whole; the server `c.env` names still answers for the request Bun knows (its connection's timeout,
- * its peer's address), which a copy is not.
- */
-function withWholeUrl(request: Request, server: BunServer): [Request, Pick<BunServer, "timeout" | "requestIP">] {
-  if (!request.url.startsWith("/")) return [request, server];
-  return [
-    new Request(new URL(request.url, server.url).href, request),
-    {
-      timeout: (_, seconds) => server.timeout(request, seconds),
-      requestIP: () => server.requestIP(request),
-    },
-  ];
-}
 
 /**
  * `kubemeta_tls_certificate_expiry_timestamp_seconds`: when the certificate served (a chain's first) ends. It is read
@@ -192,6 +176,11 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       }),
     );
   }
+  app.use("*", async (c, next) => {
+    const host = malformedHost(c.req.raw);
+    if (host === undefined) return next();
+    return c.json({ error: `malformed Host header: ${JSON.stringify(host)} is no host and port (RFC 9112 §3.2)` }, 400);
+  });
   // Nothing here reads a GET's body: one that comes with a body is refused before anything reads it.
   app.use("*", async (c, next) => {
     const { method, raw } = c.req;
