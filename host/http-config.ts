@@ -70,6 +70,14 @@ function pairs(tls: { cert: string; key: string }): boolean {
 }
 
 /** Bun.serve takes whole seconds; 0 disables the timeout, and 255 s is its maximum. */
+/**
+ * An origin as a browser sends it in `Origin` (RFC 6454 §6.2: lower case, punycode, no default port, no user, path,
+ * query or fragment), which CORS compares with an allowed one as written; undefined for no URL.
+ */
+function serializedOrigin(origin: string): string | undefined {
+  return URL.canParse(origin) ? new URL(origin).origin : undefined;
+}
+
 const idleTimeout = v.pipe(
   duration,
   v.check((ms) => ms <= 255_000, "at most 255s (Bun.serve's limit)"),
@@ -160,11 +168,24 @@ export const httpSchema = v.strictObject({
   corsOrigins: v.optional(
     v.pipe(
       v.array(
-        v.pipe(v.string(), v.regex(/^(\*|https?:\/\/[^/\s]+)$/, 'an origin such as "https://ui.example.com", or "*"')),
+        v.pipe(
+          v.string(),
+          v.regex(/^(\*|https?:\/\/[^/\s]+)$/, 'an origin such as "https://ui.example.com", or "*"'),
+          v.check(
+            (origin) => origin === "*" || serializedOrigin(origin) === origin,
+            ({ input }) => {
+              const sent = serializedOrigin(input);
+              return sent === undefined
+                ? 'an origin such as "https://ui.example.com", or "*"'
+                : `${JSON.stringify(input)} is never a browser's Origin: write ${sent}`;
+            },
+          ),
+        ),
       ),
       v.description(
         "Origins allowed to call the API from a browser (e.g. an `EventSource` on a dashboard), " +
-          'such as `https://ui.example.com`; `"*"` for any.',
+          "such as `https://ui.example.com`, written as a browser sends its `Origin` (lower case, no default port: " +
+          'not `https://ui.example.com:443`, a config error naming the one to write); `"*"` for any.',
       ),
     ),
     [],

@@ -3,7 +3,10 @@
  * socket on loopback.
  */
 import { afterEach, expect, test } from "bun:test";
-import { startTestHost, type TestHost } from "../testing/index.ts";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { startTestHost, tempDir, type TestHost } from "../testing/index.ts";
+import { runMain } from "./reliability-process.ts";
 import { rawRequest } from "./security-raw.ts";
 
 const TOKEN = "outside-token-0123456789abcdef";
@@ -46,4 +49,31 @@ test("a malformed Host header is a 400 saying so, with tokens or without, on eve
   expect((await answer(open, "", "/healthz")).status).toBe(200);
   expect((await answer(open, "localhost:1", "/healthz")).status).toBe(200);
   expect((await answer(guarded, "kubemeta.example", "/healthz")).status).toBe(200);
+});
+
+// A browser's Origin header is the origin serialized (RFC 6454 §6.2): scheme and host in lower case, punycode, no
+// default port, no user, path, query or fragment. A corsOrigins entry written otherwise is compared with it as written.
+const ORIGINS_NO_BROWSER_SENDS: [written: string, sent: string][] = [
+  ["https://ui.example.com:443", "https://ui.example.com"],
+  ["http://ui.example.com:80", "http://ui.example.com"],
+  ["https://UI.example.com", "https://ui.example.com"],
+  ["https://user@ui.example.com", "https://ui.example.com"],
+  ["https://ui.example.com?x=1", "https://ui.example.com"],
+  ["https://ui.example.com#x", "https://ui.example.com"],
+  ["https://bücher.example", "https://xn--bcher-kva.example"],
+];
+
+test("a corsOrigins entry no browser sends as its Origin is a config error naming the one it sends", async () => {
+  const dir = await tempDir();
+  const origins = ORIGINS_NO_BROWSER_SENDS.map(([written]) => written);
+  const config = { http: { address: "127.0.0.1", corsOrigins: [...origins, "https://ok.example.com:8443", "*"] } };
+  await writeFile(join(dir, "kubemeta.json"), JSON.stringify(config));
+  const { code, stderr } = await runMain(["--check", "--config", join(dir, "kubemeta.json")], { cwd: dir });
+  expect(code).toBe(1);
+  for (const [i, [written, sent]] of ORIGINS_NO_BROWSER_SENDS.entries())
+    expect(stderr).toContain(
+      `corsOrigins[${i}]: ${JSON.stringify(written)} is never a browser's Origin: write ${sent}`,
+    );
+  expect(stderr).not.toContain(`corsOrigins[${origins.length}]`);
+  expect(stderr).not.toContain(`corsOrigins[${origins.length + 1}]`);
 });
