@@ -69,15 +69,18 @@ function pairs(tls: { cert: string; key: string }): boolean {
   return usableByTls({ cert, key });
 }
 
-/** Bun.serve takes whole seconds; 0 disables the timeout, and 255 s is its maximum. */
 /**
- * An origin as a browser sends it in `Origin` (RFC 6454 §6.2: lower case, punycode, no default port, no user, path,
- * query or fragment), which CORS compares with an allowed one as written; undefined for no URL.
+ * An origin as a browser sends it in `Origin` (RFC 6454 §6.2: lower case, punycode, no default port), which CORS
+ * compares with an allowed one as written: undefined for an entry that is no origin (a user, a query, a fragment).
  */
 function serializedOrigin(origin: string): string | undefined {
-  return URL.canParse(origin) ? new URL(origin).origin : undefined;
+  const url = URL.parse(origin);
+  return url && !url.username && !url.password && !url.search && !url.hash && url.href === `${url.origin}/`
+    ? url.origin
+    : undefined;
 }
 
+/** Bun.serve takes whole seconds; 0 disables the timeout, and 255 s is its maximum. */
 const idleTimeout = v.pipe(
   duration,
   v.check((ms) => ms <= 255_000, "at most 255s (Bun.serve's limit)"),
@@ -172,20 +175,17 @@ export const httpSchema = v.strictObject({
           v.string(),
           v.regex(/^(\*|https?:\/\/[^/\s]+)$/, 'an origin such as "https://ui.example.com", or "*"'),
           v.check(
-            (origin) => origin === "*" || serializedOrigin(origin) === origin,
-            ({ input }) => {
-              const sent = serializedOrigin(input);
-              return sent === undefined
-                ? 'an origin such as "https://ui.example.com", or "*"'
-                : `${JSON.stringify(input)} is never a browser's Origin: write ${sent}`;
-            },
+            (origin) => origin === "*" || serializedOrigin(origin) !== undefined,
+            ({ input }) => `${JSON.stringify(input)} is no origin: write its scheme, host and port alone`,
           ),
+          // Written in another case, with its default port or in Unicode, it is what the browser sends for it.
+          v.transform((origin) => (origin === "*" ? origin : serializedOrigin(origin)!)),
         ),
       ),
       v.description(
         "Origins allowed to call the API from a browser (e.g. an `EventSource` on a dashboard), " +
-          "such as `https://ui.example.com`, written as a browser sends its `Origin` (lower case, no default port: " +
-          'not `https://ui.example.com:443`, a config error naming the one to write); `"*"` for any.',
+          "such as `https://ui.example.com` (compared as a browser sends its `Origin`: `https://UI.example.com:443` " +
+          'allows `https://ui.example.com`); `"*"` for any.',
       ),
     ),
     [],
