@@ -18,7 +18,13 @@ import {
   strictOptions,
   streamsSchema,
 } from "./options.ts";
-import { DEFAULT_INBOX_PREFIX, defaultPrefix, PREFIX_PATTERN, subjectsFor } from "../protocol/subjects.ts";
+import {
+  DEFAULT_INBOX_PREFIX,
+  defaultPrefix,
+  inboxPrefixProblem,
+  PREFIX_PATTERN,
+  subjectsFor,
+} from "../protocol/subjects.ts";
 import { StreamCaches, type InformerHandlers, type Subscription } from "./cache.ts";
 import { Follower, type FollowerContext } from "./nats-follower.ts";
 import { PublishRefusals } from "./nats-permissions.ts";
@@ -62,6 +68,15 @@ const subjectPrefix = v.pipe(
   v.regex(PREFIX_PATTERN, ({ input }) => `${input} is not a subject prefix (${PREFIX_RULE})`),
 );
 
+/** The sink's prefix: one its config refuses (`_INBOX`) is no kubemeta's, and its replays would go unanswered for ever. */
+const sinkPrefix = v.pipe(
+  subjectPrefix,
+  v.check(
+    (prefix) => inboxPrefixProblem(prefix) === undefined,
+    ({ input }) => inboxPrefixProblem(input)!,
+  ),
+);
+
 /** One signal per connection, aborted once it has closed (see connectionClosed). */
 const closedSignals = new WeakMap<NatsConnection, AbortSignal>();
 
@@ -89,7 +104,7 @@ const optionsSchema = v.pipe(
       (nc) => typeof (nc as Partial<NatsConnection> | undefined)?.subscribe === "function",
       "give a connection from the NATS client's connect()",
     ),
-    prefix: v.optional(subjectPrefix),
+    prefix: v.optional(sinkPrefix),
     cluster: v.optional(v.pipe(v.string("the cluster's name"), v.minLength(1, "the cluster's name, not empty"))),
     streams: streamsSchema,
     replayTimeoutMs: v.optional(milliseconds(), REPLAY_TIMEOUT_MS),

@@ -171,6 +171,11 @@ test(
     // A prefix no subject can start with, or no streams at all, are said as plainly.
     for (const prefix of ["kubemeta.*", "", "a b"])
       expect(() => subscribeNats({ nc, prefix, streams: [SHARED] })).toThrow(/^prefix: /);
+    // No sink publishes under `_INBOX` (its config refuses it): the mistake is the prefix, whatever the inboxes.
+    for (const inboxPrefix of [undefined, "_INBOX.agent-1", "agents"])
+      expect(() => subscribeNats({ nc, prefix: "_INBOX", inboxPrefix, streams: [SHARED] })).toThrow(
+        /^prefix: _INBOX is where NATS clients take their replies/,
+      );
     // An inbox prefix with a space would reach the server in a SUB line, which closes the connection.
     for (const inboxPrefix of ["my inbox", "_INBOX.>", "", PREFIX, `${PREFIX}.inbox`])
       expect(() => subscribeNats({ nc, cluster: CLUSTER, inboxPrefix, streams: [SHARED] })).toThrow(/^inboxPrefix: /);
