@@ -13,7 +13,7 @@ import type { ReplayChunk } from "../protocol/replay.ts";
  * status 503): asked again, as the README tells a consumer to, for up to `noRespondersMs`
  * (a sink reconnecting after a NATS restart on a loaded machine takes a while). A request
  * can also be lost on a connection that is going down, which silence for `silenceMs`
- * reveals: asked again, `attempts` times in all.
+ * reveals: asked again, `attempts` times in all, as is a reply with a hole in its `seq`.
  */
 export async function replay(
   nc: NatsConnection,
@@ -42,6 +42,8 @@ export async function replay(
           break;
         }
         const chunk = next.value.json<ReplayChunk>();
+        // A hole in `seq` is a chunk lost (a slow consumer's server drops it): the reply is not whole, ask again.
+        if (chunk.seq !== chunks.length) break;
         chunks.push(chunk);
         if (chunk.last) return chunks;
       }
