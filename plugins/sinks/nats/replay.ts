@@ -61,7 +61,7 @@ export interface Responder {
   stop(): Promise<void>;
 }
 
-/** Requests waiting for this replica's log to reach their `from` (sdk/resume.ts), past which they are answered now. */
+/** Requests waiting at once for this replica's log to reach their `from` (sdk/resume.ts); past them, told busy. */
 const MAX_PARKED = 1_000;
 /**
  * Resets that read the state at once, per log, whatever `concurrency` allows: the store's other read transactions
@@ -213,6 +213,9 @@ export function serveReplay(options: ResponderOptions): Responder {
       parked.add(waited);
       return;
     }
+    // Past those that wait, told to ask again: answered now, it would be a reset, the stream's whole state, where a
+    // replay may do once the log gets there. Any other answer (this replica fenced out, a store not synced yet) as ever.
+    if (resetOf(pending) === "ahead-of-log") return busy(reply);
     admit(pending);
   }
   const subscription = keepReplaySubscription({
@@ -231,9 +234,12 @@ export function serveReplay(options: ResponderOptions): Responder {
   });
 
   function admit(pending: Pending): void {
-    if (line.admit(pending)) return;
+    if (!line.admit(pending)) busy(pending.reply);
+  }
+
+  function busy(reply: string): void {
     count("busy");
-    refuseAtOnce(pending.reply, "busy; ask again later");
+    refuseAtOnce(reply, "busy; ask again later");
   }
 
   /** A request the stop leaves unanswered: told to ask again, counted as a cut reply is. */
