@@ -100,7 +100,7 @@ export async function runTail(args: string[], stop: Promise<void>): Promise<numb
       token,
       // The URLs' credentials, unless a token is given.
       ...natsServerOptions(transport.servers, token !== undefined),
-      tls: ca === undefined ? undefined : { ca },
+      ...(ca === undefined ? {} : { tls: { ca } }),
       name: "kubemeta-tail",
       maxReconnectAttempts: -1,
     });

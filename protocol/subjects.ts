@@ -125,13 +125,17 @@ function withoutCredentials(server: string): string {
 
 /**
  * The NATS client's `servers` and credentials for servers as a user writes them: the URLs without their credentials
- * (the client reads none from a URL), and those credentials unless the caller has its own (`ownCredentials`).
+ * (the client reads none from a URL), and those credentials unless the caller has its own (`ownCredentials`); TLS
+ * when one is written `tls://`.
  */
 export function natsServerOptions(
   servers: readonly string[],
   ownCredentials: boolean,
-): { servers: string[]; user?: string; pass?: string; token?: string } {
-  return { servers: servers.map(withoutCredentials), ...(ownCredentials ? {} : urlAuth(servers)) };
+): { servers: string[]; user?: string; pass?: string; token?: string; tls?: Record<string, never> } {
+  // The client reads no scheme: without `tls`, it logs in over plain TCP to a `tls://` server that offers no TLS.
+  // One `tls://` makes the whole connection TLS, as in nats.go: the client fails over between the servers.
+  const tls = servers.some((server) => /^tls:\/\//i.test(server)) ? { tls: {} } : {};
+  return { servers: servers.map(withoutCredentials), ...(ownCredentials ? {} : urlAuth(servers)), ...tls };
 }
 
 /** What a URL's credentials stand for, as other NATS clients read them: `user:password@`, or a lone `token@`. */

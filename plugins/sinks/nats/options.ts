@@ -131,7 +131,10 @@ export const natsSinkSchema = v.pipe(
           ),
         }),
         v.check((t) => !t.certFile === !t.keyFile, "tls.certFile and tls.keyFile go together"),
-        v.description("TLS to the servers (implied by `tls://` URLs)."),
+        v.description(
+          "TLS to the servers (implied by a `tls://` URL: a server that then offers none is refused, never logged " +
+            "in to in the clear).",
+        ),
       ),
     ),
     reconnect: v.optional(
