@@ -56,7 +56,9 @@ const SKIPPED: Record<string, string> = {
   "Profiling, block 1 (sh)": "needs perf and a benchmark's minutes",
 };
 /** nats-server configuration, parsed by nats-server itself. */
-const NATS_PERMISSIONS = ["Permissions, block 1 (text)", "Permissions, block 2 (text)"];
+const NATS_PERMISSIONS = ["Permissions, block 1 (text)", "Permissions, block 3 (text)"];
+/** A NATS account's exports for consumers in other accounts, parsed by nats-server in an account beside one that imports. */
+const NATS_EXPORTS = "Permissions, block 2 (text)";
 const ENVELOPE = "The update envelope, block 1 (json)";
 const PLUGIN = "A complete example, block 1 (ts)";
 const HARNESS = "Test it, block 1 (ts)";
@@ -75,7 +77,7 @@ test("every block is checked here or skipped with a reason, and every skip names
   const keys = new Set(BLOCKS.map((block) => block.key));
   expect(Object.keys(SKIPPED).filter((key) => !keys.has(key))).toEqual([]);
   const checked = new Set(["yaml", "ts", "js"]);
-  const checkedBlocks = [...NATS_PERMISSIONS, ENVELOPE];
+  const checkedBlocks = [...NATS_PERMISSIONS, NATS_EXPORTS, ENVELOPE];
   const unchecked = BLOCKS.filter(
     ({ key, lang }) => !(key in SKIPPED || checked.has(lang) || checkedBlocks.includes(key)),
   );
@@ -180,13 +182,30 @@ test("its harness example runs as written, the plugin's path filled in", async (
   expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
 }, 30_000);
 
-test("its nats-server permissions are nats-server configuration", async () => {
-  const users = NATS_PERMISSIONS.map((key, i) => `{ user: u${i}, password: p${i}, ${block(key)} }`);
+/** Expects nats-server to take `config` as a valid configuration file. */
+async function expectNatsConfig(config: string): Promise<void> {
   const file = join(dir, "nats.conf");
-  await Bun.write(file, `authorization { users = [\n${users.join(",\n")}\n] }\n`);
+  await Bun.write(file, config);
   const server = Bun.spawn(["nats-server", "-t", "-c", file], { stdout: "pipe", stderr: "pipe" });
   const [code, stderr] = await Promise.all([server.exited, server.stderr.text()]);
   expect({ code, stderr }).toEqual({ code: 0, stderr: `nats-server: configuration file ${file} is valid\n` });
+}
+
+test("its nats-server permissions are nats-server configuration", async () => {
+  const users = NATS_PERMISSIONS.map((key, i) => `{ user: u${i}, password: p${i}, ${block(key)} }`);
+  await expectNatsConfig(`authorization { users = [\n${users.join(",\n")}\n] }\n`);
+});
+
+test("its exports for consumers in another account are nats-server configuration", async () => {
+  const prefix = "kubemeta.prod-eu";
+  const imports = [
+    `{ service: { account: KM, subject: "${prefix}.replay" } }`,
+    `{ stream: { account: KM, subject: "${prefix}.all" } }`,
+  ];
+  await expectNatsConfig(
+    `accounts {\n  KM { users: [{ user: k, password: k }]\n${block(NATS_EXPORTS)}\n  }\n` +
+      `  AG { users: [{ user: a, password: a }], imports: [${imports.join(", ")}] }\n}\n`,
+  );
 });
 
 test("its envelope has the fields an update has, in the order kubemeta writes them", async () => {
