@@ -159,4 +159,11 @@ test("new-epoch: --help names it; no other option; no store, or none of kubemeta
     1,
     `kubemeta: new-epoch: ${path} holds no kubemeta store: a new one gets its epoch when created\n`,
   ]);
+  // A backup copied wrong (an archive, not the database): the line names the file, as --check and a start do.
+  await writeFile(path, "not a database, a text file long enough for SQLite to read its header\n");
+  const garbage = await newEpoch(config);
+  expect([garbage.code, garbage.stderr]).toEqual([
+    1,
+    `kubemeta: new-epoch: cannot open ${path}: file is not a database\n`,
+  ]);
 });

@@ -55,7 +55,9 @@ async function newFileEpoch(url: string): Promise<EpochChange> {
       db.exec("BEGIN EXCLUSIVE");
       db.exec("COMMIT");
     } catch (error) {
-      if ((error as { code?: string }).code !== "SQLITE_BUSY") throw error;
+      // SQLite's own words (`file is not a database`) name no file: the operator ran this on one path among others.
+      if ((error as { code?: string }).code !== "SQLITE_BUSY")
+        throw new Error(`cannot open ${path}: ${(error as Error).message}`, { cause: error });
       throw new Error(
         `${path} is open in another process (a kubemeta serving it, or a tool reading it): stop it, then run ` +
           "new-epoch again",
