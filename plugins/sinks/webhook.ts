@@ -115,6 +115,9 @@ const schema = v.pipe(
     stallAfter: stallAfterSchema(),
     headers: v.optional(
       v.pipe(
+        // A record takes a list as the mapping of "0", "1", …: `["Authorization: Bearer …"]`, written as curl's -H
+        // is, would send a header named 0, and no Authorization.
+        v.custom<unknown>((input) => !Array.isArray(input), "write a mapping (Name: value), not a list"),
         v.record(
           v.pipe(
             v.string(),
