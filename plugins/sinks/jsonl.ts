@@ -81,8 +81,10 @@ export default defineSink({
   }),
   example: { path: "/var/lib/kubemeta/updates.jsonl", stream: "all" },
   // Two entries on one file would interleave their lines, and one's cut-back after a failed write cut the other's:
-  // the file named through any link, so that two paths to it are seen as one.
-  claims: (config) => (config.path === "-" ? [] : [`the file ${realFile(config.path)}`]),
+  // the file named through any link, so that two paths to it are seen as one. Kubemeta's own stdout or stderr, by its
+  // path (/dev/stderr), is written through the process's stream as `-` is: whole lines, no cut-back, so several may.
+  claims: (config) =>
+    config.path === "-" || heldStreamAt(config.path) !== undefined ? [] : [`the file ${realFile(config.path)}`],
   // A path that can never be appended to, said at --check rather than as each delivery failing.
   check: (config) => (config.path === "-" ? undefined : checkAppendable(config.path)),
 
