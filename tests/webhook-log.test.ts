@@ -73,3 +73,18 @@ test.each([
   expect(errors).toHaveLength(1);
   expect(errors[0]).toMatchObject({ msg, status });
 });
+
+test("a receiver that does not answer in time: the warning's detail says so, with the timeout", async () => {
+  run.receiver = await startReceiver(async () => {
+    await Bun.sleep(1_000);
+    return new Response("too late");
+  });
+  const lines = await hostLogging(run, webhookSink(run.receiver.url, { timeout: "150ms" }));
+  run.host!.changes.apply("pods", "ADDED", rawPod("a", { node: "n1" }));
+  const failed = await waitFor(() => lines.find((line) => line.msg === FAILED), 5_000, "the warning");
+  expect(structuredClone(failed)).toMatchObject({
+    level: "warn",
+    reason: "timeout",
+    detail: "no answer within the sink's timeout, 150 ms",
+  });
+});

@@ -117,7 +117,9 @@ export function createAttempt(options: AttemptOptions): (request: Request, signa
     } catch (error) {
       duration.observe((performance.now() - started) / 1000, { sink, outcome: "error" });
       if (signal.aborted) return { ok: false, reason: "stopped" };
-      if (timeout.aborted) return { ok: false, reason: "timeout" };
+      // No error of the receiver's to say: the wait is the cause, and the operator's to lengthen.
+      if (timeout.aborted)
+        return { ok: false, reason: "timeout", detail: `no answer within the sink's timeout, ${options.timeoutMs} ms` };
       const { code } = error as { code?: unknown };
       // As the kubernetes source says its own: Bun's hint to whoever calls fetch (pass `verbose: true`) left out.
       return {
