@@ -107,7 +107,17 @@ export function createLeaseTries(options: LeaseTriesOptions): LeaseTries {
    * if the Lease still names us: a renewal aborted on its way may have landed after all.
    */
   async function releaseLease(): Promise<void> {
-    const signal = AbortSignal.timeout(renewDeadlineMs);
+    // Its own timer, not AbortSignal.timeout: the error then says `no answer in … ms`, as a renewal's does.
+    const deadline = linked([], renewDeadlineMs);
+    const { signal } = deadline;
+    try {
+      await releaseWithin(signal);
+    } finally {
+      deadline.dispose();
+    }
+  }
+
+  async function releaseWithin(signal: AbortSignal): Promise<void> {
     for (let tries = 0; observed && heldBySelf() && tries < 2; tries++) {
       const now = microTime();
       const { leaseTransitions } = observed.lease.spec;

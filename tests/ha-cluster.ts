@@ -41,6 +41,8 @@ export interface HaOptions {
   source?: string[];
   /** Each replica reaches the store through a TCP proxy of its own (`storePaths[i]`), that a test can partition. */
   storePaths?: boolean;
+  /** Each replica reaches the API server (its Lease and its sources) through a TCP proxy of its own (`apiPaths[i]`). */
+  apiPaths?: boolean;
   /** The store's `timeout` (default the store's). */
   storeTimeout?: string;
   /** The test libSQL server's idle connection timeout (HranaServerOptions.idleTimeoutS). */
@@ -85,7 +87,7 @@ export async function setupHa(options: HaOptions) {
   /** Kills every replica still running and stops the servers. */
   async function destroy(): Promise<void> {
     for (const replica of running) replica.proc.kill("SIGKILL");
-    for (const path of storePaths) path.stop();
+    for (const path of [...storePaths, ...apiPaths]) path.stop();
     await store.stop();
     await server.stop();
     await rm(dir, { recursive: true, force: true });
@@ -98,6 +100,18 @@ export async function setupHa(options: HaOptions) {
   const storePaths: TcpProxy[] = options.storePaths
     ? ports.map(() => startTcpProxy({ hostname: "127.0.0.1", port: store.port }))
     : [];
+  const apiPort = new URL(server.url).port;
+  const apiPaths: TcpProxy[] = options.apiPaths
+    ? ports.map(() => startTcpProxy({ hostname: "127.0.0.1", port: Number(apiPort) }))
+    : [];
+  const kubeconfigs = await Promise.all(
+    ports.map(async (_, i) => {
+      if (!apiPaths[i]) return kubeconfig;
+      const file = join(dir, `kubeconfig-${i}`);
+      await Bun.write(file, (await Bun.file(kubeconfig).text()).replace(`:${apiPort}`, `:${apiPaths[i].port}`));
+      return file;
+    }),
+  );
   const scheme = options.storeScheme ?? "http";
   const storeUrl = (i: number) =>
     options.storeUrl?.(i) ?? `${scheme}://127.0.0.1:${storePaths[i] ? storePaths[i].port : store.port}`;
@@ -116,14 +130,14 @@ export async function setupHa(options: HaOptions) {
           `  enabled: ${!options.withoutHa?.includes(i)}`,
           `  lease: { name: ${options.lease?.(i) ?? "kubemeta"}, namespace: default }`,
           `  identity: ${identity(i)}`,
-          `  kubeconfig: ${kubeconfig}`,
+          `  kubeconfig: ${kubeconfigs[i]}`,
           `  leaseDuration: ${LEASE_MS}ms`,
           "  renewDeadline: 2s",
           "  retryPeriod: 500ms",
           "  followInterval: 100ms",
           "sources:",
           "  - type: kubernetes",
-          `    kubeconfig: ${kubeconfig}`,
+          `    kubeconfig: ${kubeconfigs[i]}`,
           `    resources: [${(options.resources ?? RESOURCES).join(", ")}]`,
           ...(options.source ?? []).map((line) => `    ${line}`),
           ...(options.sources ?? []),
@@ -173,5 +187,5 @@ export async function setupHa(options: HaOptions) {
   }
 
   const checks = clusterChecks(server, { url: store.url, authToken: STORE_TOKEN });
-  return { dir, server, store, storePaths, start, leading, ready, leaderAndFollower, destroy, ...checks };
+  return { dir, server, store, storePaths, apiPaths, start, leading, ready, leaderAndFollower, destroy, ...checks };
 }
