@@ -137,6 +137,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const rejected = changesRejected(metrics);
   /** Kinds already logged as dropped: once per kind, not once per change. */
   const droppedKinds = new Set<string>();
+  /** Resources and the kinds of another than their relist's they handed over, logged once each. */
+  const otherKindsSaid = new Set<string>();
   const trackedObjects = metrics.gauge("kubemeta_tracked_objects", "Objects in the current state.");
   let abandoned = false;
   trackedObjects.set(known.size);
@@ -171,6 +173,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       return;
     }
     const { kind, uid, resourceVersion: rv } = change;
+    const relisted = relists.otherKind(resource, kind);
+    if (relisted !== undefined) return refuseOtherKind(resource, kind, relisted);
     if (!relists.noteListed(resource, kind, uid) && resumable(rv)) queue.resume(resource, rv);
     if (change.tooDeep && type !== "DELETED") return refuseTooDeep(resource, type, change);
 
@@ -205,6 +209,19 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       uid,
     });
     return queue.schedule();
+  }
+
+  /**
+   * A relist is the whole state of its kind: an object of another kind in it would be deleted by no relist's end nor
+   * by the resource's retraction, and outlive its source. Said once per resource and kind, as a kind dropped is.
+   */
+  function refuseOtherKind(resource: string, kind: string, relisted: string): void {
+    rejected.inc({ reason: "other_kind" });
+    const said = `${resource}\n${kind}`;
+    if (!otherKindsSaid.has(said)) {
+      otherKindsSaid.add(said);
+      logger.warn("skipped a change of another kind than its relist's", { resource, kind, relisted });
+    }
   }
 
   /** Secrets and ConfigMaps hold configuration and credentials: they pass only when a slim rule names their kind. */

@@ -66,6 +66,11 @@ export function createRelists(options: RelistOptions) {
       if (open && kind === open.kind) open.seen.add(uid);
       return open !== undefined;
     },
+    /** The kind `resource` is relisting, when it is relisting another than `kind`. */
+    otherKind(resource: string, kind: string): string | undefined {
+      const open = relists.get(resource);
+      return open !== undefined && open.kind !== kind ? open.kind : undefined;
+    },
     isOpen: (resource: string) => relists.has(resource),
     /** RetractionOptions.relisting. */
     relisting: (kind: string, except: string) =>

@@ -34,7 +34,8 @@ export interface ChangeSink {
   bookmark(resource: string, resourceVersion: string): void | Promise<void>;
   /**
    * Starts a relist of `kind` for `resource`. Until `end`, apply() calls carry the
-   * listed state and do not move the resume point. `end` emits DELETED for every
+   * listed state and do not move the resume point; one of another kind than `kind` is skipped (counted as
+   * `other_kind`): no relist of its kind would delete it. `end` emits DELETED for every
    * stored object of `kind` the relist did not contain (and every stored object of another
    * kind last relisted under `resource`), records `resourceVersion` as the resume point, and
    * resolves when all of it is committed.

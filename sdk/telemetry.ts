@@ -87,14 +87,14 @@ export function sinkLagSeconds(metrics: Metrics): Gauge {
 }
 
 /**
- * `kubemeta_changes_rejected_total{reason}`: the core's reasons (sdk/prepared.ts's, `too_deep`, `kind_not_allowed`)
- * and a source's for what never became a change (the kubernetes source's `unknown_event_type`).
+ * `kubemeta_changes_rejected_total{reason}`: the core's reasons (sdk/prepared.ts's, `too_deep`, `kind_not_allowed`,
+ * `other_kind`) and a source's for what never became a change (the kubernetes source's `unknown_event_type`).
  */
 export function changesRejected(metrics: Metrics): Counter {
   return metrics.counter(
     "kubemeta_changes_rejected_total",
-    "Changes skipped because they were malformed, of a kind no slim rule publishes, or of a watch event type " +
-      "not known, by reason.",
+    "Changes skipped because they were malformed, of a kind no slim rule publishes, of another kind than their " +
+      "relist's, or of a watch event type not known, by reason.",
   );
 }
 

@@ -2,7 +2,8 @@
  * README's source plugin ("Write a source plugin"), run as written from a folder of its own: what the host does with
  * what it hands over (versions, a MODIFIED for an object held, no update for one unchanged, a DELETED for one the file
  * no longer holds, after a restart too), a second entry of its kind refused by claimKind, and the objects of a source
- * taken out of the config deleted.
+ * taken out of the config deleted; an object of another kind than its relist's, which no relist nor retraction
+ * would delete, skipped.
  */
 import { afterEach, expect, test } from "bun:test";
 import { rm } from "node:fs/promises";
@@ -69,4 +70,41 @@ test("README's source publishes a file's objects, their changes and deletions, o
 
   const plugin = (await import(join(dir, "static-objects.ts"))).default;
   expect(await checkPluginContract(plugin, { host: th, config: { file, kind: "Team" } })).toEqual([]);
+});
+
+/** The current state as `kind name`; none before the store's first sync (a 503). */
+async function objects(host: TestHost): Promise<string[] | undefined> {
+  const response = await fetch(`${host.url}/v1/objects`);
+  if (!response.ok) return undefined;
+  const page = (await response.json()) as { items: Record<string, string>[] };
+  return page.items.map((o) => `${o.kind} ${o.name}`).sort();
+}
+
+test("an object of another kind than its relist's is skipped, counted and said, never left behind", async () => {
+  dir = await tempDir("kubemeta-readme-source-");
+  await installCheckout(dir);
+  await Bun.write(join(dir, "static-objects.ts"), readmeBlock(SOURCE));
+  const file = join(dir, "teams.json");
+  await Bun.write(file, JSON.stringify([team("a"), { ...team("w"), kind: "Widget" }]));
+  const lines: string[] = [];
+  const say = (msg: string, fields?: Record<string, unknown>) => lines.push(`${msg} ${JSON.stringify(fields ?? {})}`);
+  const logger = { debug() {}, info() {}, warn: say, error: say, child: () => logger };
+  const entry = { type: "./static-objects.ts", file, kind: "Team", interval: "1h" };
+
+  th = await startTestHost({ dir, logger, extra: { sources: [entry] } });
+  await waitFor(async () => (await objects(th!))?.includes("Team a") === true, 5_000);
+  expect(await objects(th)).toEqual(["Team a"]);
+  expect(th.host.metrics.render()).toContain('kubemeta_changes_rejected_total{reason="other_kind"} 1');
+  expect(lines.filter((l) => l.includes("Widget"))).toEqual([
+    `skipped a change of another kind than its relist's ${JSON.stringify({
+      resource: `file:${file}`,
+      kind: "Widget",
+      relisted: "Team",
+    })}`,
+  ]);
+  await th.stop();
+
+  // Taken out of the config, nothing of it stays.
+  th = await startTestHost({ dir, logger });
+  await waitFor(async () => (await objects(th!))?.length === 0, 5_000, "every object of the source deleted");
 });
