@@ -1,8 +1,8 @@
 /**
  * A minimal Prometheus registry (text exposition format 0.0.4). Registering the same
  * name twice returns the same metric, so plugins can register on every start; as
- * another type, or under a name or label name the format does not allow, it throws:
- * one plugin's mistake must not make every scrape of /metrics fail.
+ * another type, or under a name or label name the format does not allow (or Prometheus: `__x`, a histogram's `le`),
+ * it throws: one plugin's mistake must not make every scrape of /metrics fail.
  *
  * Label values can come from outside (kinds from the API server, custom resources
  * included): each label of a family keeps its first MAX_LABEL_VALUES values, and counts
@@ -26,12 +26,12 @@ export const OTHER_LABEL_VALUE = "other";
  * The series keys of one family. `admit` takes a label value while the label has room; a lookup (`admit: false`)
  * of a value never admitted finds the `other` series, where that value was counted.
  */
-function labelKeys() {
+function labelKeys(family: "value" | "histogram" = "value") {
   const admitted = new Map<string, Set<string>>();
   const bounded = (name: string, value: string, admit: boolean): string => {
     let values = admitted.get(name);
     if (!values) {
-      if (!LABEL_NAME.test(name)) throw new RangeError(`metric label name ${JSON.stringify(name)} is not one`);
+      checkLabelName(name, family);
       values = new Set<string>();
       admitted.set(name, values);
     }
@@ -61,6 +61,15 @@ function labelKeys() {
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+/** Prometheus refuses a sample with a label twice, and keeps names starting with `__` for itself. */
+function checkLabelName(name: string, family: "value" | "histogram"): void {
+  const quoted = `metric label name ${JSON.stringify(name)}`;
+  if (!LABEL_NAME.test(name)) throw new RangeError(`${quoted} is not one`);
+  if (name.startsWith("__")) throw new RangeError(`${quoted} is not one: names starting with __ are Prometheus's own`);
+  if (name === "le" && family === "histogram")
+    throw new RangeError(`${quoted} is not one of a histogram: its buckets' label`);
+}
 
 /** Counters are incremented per event on hot paths: most values need no escaping; a test costs less than 3 replaces. */
 const NEEDS_ESCAPE = /[\\\n"]/;
@@ -115,7 +124,7 @@ function histogramFamily(help: string, given: number[]) {
   // The format wants them ascending, each once; +Inf is always added.
   const buckets = [...new Set(given)].sort((a, b) => a - b);
   const states = new Map<string, { counts: number[]; sum: number; count: number }>();
-  const keys = labelKeys();
+  const keys = labelKeys("histogram");
   const family: Family & Histogram = {
     type: "histogram",
     help,
