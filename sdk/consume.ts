@@ -72,6 +72,12 @@ export function consume(ctx: SinkContext, options: ConsumeOptions): Consumer {
       `consume: stream "${stream}" is no stream: ${STREAM_NAME_RULE} (the SDK's streamName validates a config's key)`,
     );
   checkSettings(options);
+  // A plugin in JavaScript meets no type: any other word would be taken for oldest, the whole log delivered again.
+  for (const key of ["from", "behindRetention"] as const) {
+    const where = options[key];
+    if (where !== undefined && where !== "oldest" && where !== "head")
+      throw new Error(`consume: ${key} ${JSON.stringify(where)} is neither "oldest" nor "head"`);
+  }
   if (options.fanOut && stream !== ALL)
     throw new Error(`consume: fanOut delivers every stream, so it follows "all", not "${stream}"`);
   const { filter, fanOut } = options;
