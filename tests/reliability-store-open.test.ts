@@ -75,6 +75,17 @@ test("a file: url with a query (?mode=ro): an invalid config at --check and star
   }
 });
 
+test("a file: url that names a directory (a trailing /): an invalid config at --check and start, nothing created", async () => {
+  // SQLite opened the path without its slash: a database made 0644 at --check, then a start that failed on `d/-wal`.
+  for (const url of ["file:<dir>/data/", "file:<dir>/data%2F", "file:<dir>/data/."])
+    for (const args of [["--check"], []]) {
+      const { code, stdout, stderr, dir } = await run(url, args);
+      expect({ code, stdout }).toEqual({ code: 1, stdout: "" });
+      expect(stderr).toMatch(/^invalid config:\n {2}store\.url: a file: url names a file, and .*data.* a directory/);
+      expect(existsSync(join(dir, "data"))).toBe(false);
+    }
+});
+
 /** The first column of `sql`'s rows in a SQLite file, read without changing it. */
 function column<T>(path: string, sql: string): T[] {
   const db = new Database(path, { readonly: true });

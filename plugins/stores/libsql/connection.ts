@@ -111,7 +111,14 @@ export function fileUrlProblem(url: string): string | undefined {
     if (decodeURIComponent(path).includes("\0"))
       return "a file: url's path holds a NUL character (written, or as %00), which no file name can";
     const tilde = tildeProblem(decodeURIComponent(path), { scheme: "file:" });
-    return tilde && `a file: url's path ${tilde}`;
+    if (tilde) return `a file: url's path ${tilde}`;
+    // SQLite opens `d/` as `d`, made before the mode kubemeta gives the file; the start then failed on `d/-wal`.
+    if (/(^|\/)(\.\.?)?$/.test(decodeURIComponent(path)))
+      return (
+        `a file: url names a file, and ${decodeURIComponent(path)} names a directory: ` +
+        `add the database's name, e.g. file:${path}${path.endsWith("/") ? "" : "/"}kubemeta.db`
+      );
+    return undefined;
   } catch {
     return `a file: url's path is percent-encoded (${path}): write a % in a file's name as %25`;
   }
