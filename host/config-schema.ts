@@ -46,7 +46,7 @@ const retentionSchema = v.strictObject({
       v.description(
         "Updates older than this are pruned (`0`: no age limit), but for the last of each current object " +
           "(its state) and the newest update (the next one's time is never before its). Counted from the newest " +
-          "update's time at a leader's first run of retention, then by the time passing in the process: a clock " +
+          "update's time at a leader's start, then by the time passing in the process: a clock " +
           "that jumps ahead prunes no more.",
       ),
     ),

@@ -73,13 +73,15 @@ export function ageRetention(
   newestAtStart?: number,
 ): () => Promise<RetentionPolicy> {
   let start: { cutoff: number; at: number } | undefined;
+  // Counted from the term's start, not its first run an interval later: the cutoff lagged that far for the whole term.
+  const begun = { wall: Date.now(), at: performance.now() };
   return async () => {
     if (policy.maxAgeMs <= 0) return policy;
     if (!start) {
       const newest = newestAtStart ?? (log.head() > 0 ? await committedAfter(store, log.head() - 1) : undefined);
       // Nothing stored to count from: nothing to prune by age either, until there is.
       if (newest === undefined) return { ...policy, maxAgeMs: 0 };
-      start = { cutoff: Math.min(newest, Date.now()) - policy.maxAgeMs, at: performance.now() };
+      start = { cutoff: Math.min(newest, begun.wall) - policy.maxAgeMs, at: begun.at };
     }
     const now = Date.now();
     const cutoff = Math.min(now - policy.maxAgeMs, start.cutoff + (performance.now() - start.at));

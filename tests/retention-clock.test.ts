@@ -91,3 +91,20 @@ test("a quiet spell past maxAge, then a clock set back while down: the next upda
   expect(added?.time).toBe(seen?.time ?? "");
   expect(oldest).toBe(2);
 });
+
+test("after a restart, retention's first run prunes what passed maxAge: the cutoff moves from the term's start", async () => {
+  const first = await startTestHost({});
+  // Versions 1-3 of objects deleted by 4-6, all prunable by age; 7 the head, which retention keeps.
+  for (const type of ["ADDED", "DELETED"] as const)
+    for (let i = 0; i < 3; i++) first.changes.apply("pods", type, rawPod(`web-${i}`, { node: "n1" }));
+  first.changes.apply("pods", "ADDED", rawPod("web-3", { node: "n1" }));
+  await first.changes.flush();
+  await first.stop();
+  const started = performance.now();
+  const th = await startTestHost({ dir: first.dir, retention: { maxAge: "1s", interval: "3s" } });
+  hosts.push(th);
+  await waitFor(() => th.host.log.oldest() === 7, 10_000, "retention pruning what passed maxAge");
+  // Its first run, 3 s after the start (its cutoff moved from the first run instead: a whole interval later, for the
+  // term, updates kept up to maxAge plus two intervals).
+  expect(performance.now() - started).toBeLessThan(4_500);
+}, 15_000);
