@@ -6,7 +6,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { existsSync, readdirSync } from "node:fs";
-import { chmod, rm } from "node:fs/promises";
+import { chmod, rm, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { createClient } from "@libsql/client";
 import { migrate, SCHEMA_VERSION } from "../plugins/stores/libsql/schema.ts";
@@ -84,6 +84,21 @@ test("a file: url that names a directory (a trailing /): an invalid config at --
       expect(stderr).toMatch(/^invalid config:\n {2}store\.url: a file: url names a file, and .*data.* a directory/);
       expect(existsSync(join(dir, "data"))).toBe(false);
     }
+});
+
+test("a symbolic link to a file in a directory that does not exist: --check and start name the link and the directory", async () => {
+  // Said as `its directory … cannot be written (missing: its mode or owner; …)`, a directory of the link's target.
+  for (const args of [["--check"], []]) {
+    const { code, stderr, stdout, dir } = await run("file:<dir>/kubemeta.db", args, 0, (dir) =>
+      symlink(join(dir, "gone", "k.db"), join(dir, "kubemeta.db")),
+    );
+    expect(code).toBe(1);
+    const said = args.length > 0 ? stderr : JSON.parse(stdout.trimEnd().split("\n").at(-1)!).error.message;
+    expect(said).toContain(
+      `${dir}/kubemeta.db: it is a symbolic link to ${dir}/gone/k.db, whose directory ${dir}/gone does not exist`,
+    );
+    expect(existsSync(join(dir, "gone"))).toBe(false);
+  }
 });
 
 /** The first column of `sql`'s rows in a SQLite file, read without changing it. */

@@ -30,6 +30,18 @@ export function linkedPath(path: string): string {
   return at;
 }
 
+/**
+ * Why the file a symbolic link at `path` names cannot be made: its directory does not exist. kubemeta creates the
+ * directory of the path it is given, not of where a link there leads (a link planted or made ahead of the store).
+ */
+export function linkProblem(path: string, opened: string): string | undefined {
+  if (opened === path || refusal(dirname(opened), constants.F_OK) !== "missing") return undefined;
+  return (
+    `it is a symbolic link to ${opened}, whose directory ${dirname(opened)} does not exist: create that directory, ` +
+    "or give store.url the file's own path"
+  );
+}
+
 /** The code of the refusal to access `path` in `mode` (EACCES, EROFS…); "missing" when nothing is there. */
 function refusal(path: string, mode: number): string | undefined {
   try {
