@@ -8,6 +8,14 @@ import { type Logger, type Metrics, outageLog } from "../sdk/telemetry.ts";
 import type { Update } from "../sdk/model.ts";
 import { Backoff, sleep } from "../protocol/retry.ts";
 
+/** A commit refused by another writer's term, with the updates this writer gives up. */
+export function sayFenced(logger: Logger, error: Error, uncommittedUpdates: number): void {
+  logger.warn("another kubemeta now writes to the store; this one commits nothing more", {
+    error: error.message,
+    uncommittedUpdates,
+  });
+}
+
 /**
  * How long a commit may wait for the store's answer before /readyz says the store is not answering, and a reader's
  * read before it is given up (committed-log.ts). A store that accepts the connection and never answers (a server
@@ -41,8 +49,11 @@ export interface CommitQueueOptions {
   highWater: number;
   /** Called with each batch the store took, in version order, with the resume points committed with it. */
   onCommitted(updates: Update[], resumePoints: Map<string, string>): void;
-  /** The store refused a commit because another process now writes to it: nothing more is committed. */
-  onFenced?(error: Error): void;
+  /**
+   * The store refused a commit because another process now writes to it: nothing more is committed. Said by the
+   * owner (sayFenced), which first tells another writer from a store given a new epoch (`new-epoch`).
+   */
+  onFenced?(error: Error, uncommittedUpdates: number): void;
   /**
    * Called after each failed commit that is retried, with how long its batch has failed (from its first try on); and
    * every second while a commit has waited STORE_UNANSWERED_MS and more for its answer, as one failing that long.
@@ -194,12 +205,8 @@ export function createCommitQueue(options: CommitQueueOptions): CommitQueue {
           return false;
         }
         if (isWriterFenced(lastFailure)) {
-          logger.warn("another kubemeta now writes to the store; this one commits nothing more", {
-            error: lastFailure.message,
-            uncommittedUpdates: updates.length + pending.length,
-          });
           abandoned.abort();
-          options.onFenced?.(lastFailure);
+          options.onFenced?.(lastFailure, updates.length + pending.length);
           return false;
         }
         commitFailures.inc();

@@ -46,7 +46,7 @@ export interface PipelineOptions {
    * Called when the store refuses a commit because another process now writes to it (WriterFencedError): the
    * pipeline commits nothing more, as after abandon(); its owner stops the sources.
    */
-  onFenced?(error: Error): void;
+  onFenced?(error: Error, uncommittedUpdates: number): void;
   /**
    * Called after each failed commit that is retried, with how long its batch has failed (from its first try on), and
    * each second while a commit goes unanswered past STORE_UNANSWERED_MS (CommitQueueOptions.onFailing).

@@ -13,7 +13,7 @@ import type { Lifecycle, Sink } from "../sdk/contract.ts";
 import { createHttpServer, type HttpServer, type Readiness } from "./http.ts";
 import { mountApi } from "./read-api.ts";
 import { createLog, type HostLog } from "../core/committed-log.ts";
-import { STORE_UNANSWERED_MS } from "../core/commit-queue.ts";
+import { sayFenced, STORE_UNANSWERED_MS } from "../core/commit-queue.ts";
 import { createLogger } from "./logger.ts";
 import type { Logger } from "../sdk/telemetry.ts";
 import { createMetrics } from "./metrics.ts";
@@ -202,7 +202,7 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
       leader = await startLeaderTerm({
         ...leaderOptions,
         // The term has ended itself (sources and retention stopped); nothing else can write here until a restart.
-        onFenced: () => void fencedWithoutHa(),
+        onFenced: (error, uncommittedUpdates) => void fencedWithoutHa(error, uncommittedUpdates),
         // A stop asked for while it starts gives it up, or ends its wait for its sources' starts.
         ...(options.signal && { starting: { stopped: options.signal, unansweredMs: Infinity } }),
       });
@@ -225,13 +225,14 @@ export async function startHost(config: Config, options: HostOptions = {}): Prom
    * epoch by `new-epoch`): a restart serves that store, as a replica with `ha` finds when it follows; waiting for
    * one would leave this process unready for good, its epoch's versions still served.
    */
-  async function fencedWithoutHa(): Promise<void> {
+  async function fencedWithoutHa(error: Error, uncommittedUpdates?: number): Promise<void> {
     const position = await store.position().catch(() => undefined);
     try {
       checkSameStore(log, position);
-    } catch (error) {
-      return fail("stopping: the store was replaced under this process", error as Error);
+    } catch (replaced) {
+      return fail("stopping: the store was replaced under this process", replaced as Error);
     }
+    if (uncommittedUpdates !== undefined) sayFenced(logger, error, uncommittedUpdates);
     logger.error("another kubemeta writes to this store; this one stopped its sources, not ready until restarted");
     // Its log moves no further: a stream open here would never move again, a reader answered from it fall behind.
     log.retire(new Error("another kubemeta writes this store"));

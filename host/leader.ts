@@ -32,8 +32,11 @@ export interface LeaderOptions {
   context(name: string, kind: string): PluginContext;
   /** The wall clock updates are stamped by (HostOptions.clock). */
   clock?: () => number;
-  /** Another process became the store's writer: this term commits nothing more. */
-  onFenced(error: Error): void;
+  /**
+   * Another process became the store's writer: this term commits nothing more. `uncommittedUpdates` when a commit was
+   * refused (not retention), what it gives up: the owner says it (sayFenced) once it knows the store is not replaced.
+   */
+  onFenced(error: Error, uncommittedUpdates?: number): void;
   /**
    * After each failed commit that is retried, and each second a commit goes unanswered past STORE_UNANSWERED_MS, how
    * long its batch has failed: with `ha`, a term that cannot write for long ends, so that a replica that reaches the
@@ -109,11 +112,11 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
   let fencedBy: Error | undefined;
   /** Set once the term is built: a fence during its start (a source's first commit) ends it right after. */
   let end: (() => void) | undefined;
-  const fence = (error: Error) => {
+  const fence = (error: Error, uncommittedUpdates?: number) => {
     if (fencedBy) return;
     fencedBy = error;
     end?.();
-    options.onFenced(error);
+    options.onFenced(error, uncommittedUpdates);
   };
   const pipeline = createPipeline({
     store,
@@ -126,7 +129,7 @@ export async function startLeaderTerm(options: LeaderOptions): Promise<LeaderTer
     clock: options.clock,
     newestTime,
     slim: config.slim,
-    onFenced: (error) => fence(error),
+    onFenced: (error, uncommittedUpdates) => fence(error, uncommittedUpdates),
     onCommitFailing: options.onCommitFailing,
   });
 

@@ -7,7 +7,7 @@
  */
 import type { HaConfig } from "./ha-config.ts";
 import { causeOf, outageLog, type Logger } from "../sdk/telemetry.ts";
-import type { Uncommitted } from "../core/commit-queue.ts";
+import { sayFenced, type Uncommitted } from "../core/commit-queue.ts";
 import type { Elector } from "../kube/election.ts";
 import { aborted, Backoff, sleep, TIMED_OUT, until } from "../protocol/retry.ts";
 import { followStore, type Follower } from "./follower.ts";
@@ -124,7 +124,8 @@ export function startReplication(options: ReplicationOptions): Replication {
     try {
       leader = await startLeaderTerm({
         ...leaderOptions,
-        onFenced: (error) => {
+        onFenced: (error, uncommittedUpdates) => {
+          if (uncommittedUpdates !== undefined) sayFenced(logger, error, uncommittedUpdates);
           fencedBy ??= error;
           ending.resolve({ reason: "fenced", hint: FENCED_HINT });
         },

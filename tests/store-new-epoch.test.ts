@@ -167,3 +167,21 @@ test("new-epoch: --help names it; no other option; no store, or none of kubemeta
     `kubemeta: new-epoch: cannot open ${path}: file is not a database\n`,
   ]);
 });
+
+test("new-epoch under a kubemeta serving a remote store: it stops as for a store replaced, no other writer said", async () => {
+  const env = await setup({ store: "ws" });
+  const kubemeta = await env.start();
+  await env.ready();
+  const { code } = await newEpoch(join(env.dir, "kubemeta.yaml"));
+  expect(code).toBe(0);
+  const churn = startChurn(env.server, { perSecond: 40 });
+  cleanups.push(() => churn.stop());
+  expect(await exitWithin(kubemeta.proc, 20_000)).toBe(1);
+  const said = kubemeta.out.text
+    .trimEnd()
+    .split("\n")
+    .map((line) => JSON.parse(line).msg as string);
+  expect(said).toContain("stopping: the store was replaced under this process");
+  // No other kubemeta writes this store: new-epoch raised its term, once.
+  expect(said.filter((msg) => msg.startsWith("another kubemeta"))).toEqual([]);
+}, 40_000);
