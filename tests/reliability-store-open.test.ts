@@ -101,6 +101,18 @@ test("a symbolic link to a file in a directory that does not exist: --check and 
   }
 });
 
+test("a store's directory that is a symbolic link to nothing (a volume not mounted): --check names the link", async () => {
+  // Said as `a file is in the way`, or mkdir's ENOENT, naming neither the link nor where it leads.
+  for (const url of ["file:<dir>/data/kubemeta.db", "file:<dir>/data/sub/kubemeta.db"]) {
+    const { code, stderr, dir } = await run(url, ["--check"], 0, (dir) =>
+      symlink(join(dir, "gone"), join(dir, "data")),
+    );
+    expect(code).toBe(1);
+    expect(stderr).toContain(`${dir}/data is a symbolic link to ${dir}/gone, which does not exist`);
+    expect(existsSync(join(dir, "gone"))).toBe(false);
+  }
+});
+
 /** The first column of `sql`'s rows in a SQLite file, read without changing it. */
 function column<T>(path: string, sql: string): T[] {
   const db = new Database(path, { readonly: true });

@@ -23,7 +23,7 @@ import { releaseClosedConnections } from "./release.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
 import { startCheckpointer, WAL_RESTART_BYTES, type CheckpointerTestOptions } from "./checkpointer.ts";
 import { startWriterThread, type Writer, type WriterSetup } from "./writer.ts";
-import { linkedPath, linkProblem, unwritableProblem } from "./writable.ts";
+import { danglingLinkAbove, linkedPath, linkProblem, unwritableProblem } from "./writable.ts";
 import { BoundedWsClient } from "./ws-client.ts";
 import { tildeProblem } from "../../../sdk/tilde.ts";
 
@@ -238,11 +238,9 @@ export async function openConnections(
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   } catch (error) {
     const { code, message } = error as NodeJS.ErrnoException;
-    throw new Error(
-      code === "EEXIST" || code === "ENOTDIR"
-        ? `cannot create the directory of ${path}: a file is in the way`
-        : `cannot create the directory of ${path}: ${message}`,
-    );
+    const why =
+      danglingLinkAbove(dirname(path)) ?? (code === "EEXIST" || code === "ENOTDIR" ? "a file is in the way" : message);
+    throw new Error(`cannot create the directory of ${path}: ${why}`);
   }
   // Before SQLite opens anything: what it would open read-only and leave files beside (writable.ts).
   const opened = linkedPath(path);

@@ -6,7 +6,7 @@
  * fixed. Asked first, nothing is opened, so nothing is left; a `-shm` or `-wal` that such a start left (an earlier
  * kubemeta's, a tool's) is named with what to do about it.
  */
-import { accessSync, constants, readlinkSync, realpathSync } from "node:fs";
+import { accessSync, constants, existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 
 /** The kernel's own limit on the symbolic links one lookup follows. */
@@ -40,6 +40,20 @@ export function linkProblem(path: string, opened: string): string | undefined {
     `it is a symbolic link to ${opened}, whose directory ${dirname(opened)} does not exist: create that directory, ` +
     "or give store.url the file's own path"
   );
+}
+
+/**
+ * A symbolic link to nothing at `dir` or above it (a volume not mounted where the link leads), which `mkdir -p` fails
+ * on as a file in the way (EEXIST) or a directory missing (ENOENT); undefined when there is none.
+ */
+export function danglingLinkAbove(dir: string): string | undefined {
+  for (let at = dir; at !== dirname(at); at = dirname(at)) {
+    const link = lstatSync(at, { throwIfNoEntry: false });
+    if (!link) continue;
+    if (!link.isSymbolicLink() || existsSync(at)) return undefined;
+    return `${at} is a symbolic link to ${readlinkSync(at)}, which does not exist`;
+  }
+  return undefined;
 }
 
 /** The code of the refusal to access `path` in `mode` (EACCES, EROFS…); "missing" when nothing is there. */
