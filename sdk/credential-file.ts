@@ -99,7 +99,7 @@ function refuseUnusable(key: string, path: string, info: Stats): number {
 const tooLarge = (key: string, path: string) =>
   new CredentialFileError(key, path, `larger than ${MOUNTED_FILE_MAX}, the most a credential file may hold`);
 
-function kindOf(info: Stats): string {
+export function kindOf(info: Stats): string {
   if (info.isFIFO()) return "a FIFO";
   if (info.isDirectory()) return "a directory";
   if (info.isCharacterDevice()) return "a character device";

@@ -6,7 +6,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { existsSync, readdirSync } from "node:fs";
-import { chmod, rm, symlink } from "node:fs/promises";
+import { chmod, mkdir, rm, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { createClient } from "@libsql/client";
 import { migrate, SCHEMA_VERSION } from "../plugins/stores/libsql/schema.ts";
@@ -111,6 +111,23 @@ test("a store's directory that is a symbolic link to nothing (a volume not mount
     expect(stderr).toContain(`${dir}/data is a symbolic link to ${dir}/gone, which does not exist`);
     expect(existsSync(join(dir, "gone"))).toBe(false);
   }
+});
+
+test("a store path that is no regular file (a FIFO, a directory): --check and start say what it is, nothing beside", async () => {
+  // SQLite said `disk I/O error` of a FIFO (or `/dev/null`) and left its `-journal` beside it.
+  for (const [what, make] of [
+    ["a FIFO", (path: string) => Bun.spawnSync(["mkfifo", path])],
+    ["a directory", (path: string) => mkdir(path)],
+  ] as const)
+    for (const args of [["--check"], []]) {
+      const { code, stderr, stdout, dir } = await run("file:<dir>/kubemeta.db", args, 0, (dir) =>
+        make(join(dir, "kubemeta.db")),
+      );
+      expect(code).toBe(1);
+      const said = args.length > 0 ? stderr : JSON.parse(stdout.trimEnd().split("\n").at(-1)!).error.message;
+      expect(said).toContain(`cannot open ${dir}/kubemeta.db: it is ${what}, not a regular file`);
+      expect(readdirSync(dir).sort()).toEqual(["a-file", "kubemeta.db", "kubemeta.yaml"]);
+    }
 });
 
 /** The first column of `sql`'s rows in a SQLite file, read without changing it. */

@@ -23,7 +23,7 @@ import { releaseClosedConnections } from "./release.ts";
 import type { Logger } from "../../../sdk/telemetry.ts";
 import { startCheckpointer, WAL_RESTART_BYTES, type CheckpointerTestOptions } from "./checkpointer.ts";
 import { startWriterThread, type Writer, type WriterSetup } from "./writer.ts";
-import { danglingLinkAbove, linkedPath, linkProblem, unwritableProblem } from "./writable.ts";
+import { danglingLinkAbove, linkedPath, linkProblem, notAFileProblem, unwritableProblem } from "./writable.ts";
 import { BoundedWsClient } from "./ws-client.ts";
 import { tildeProblem } from "../../../sdk/tilde.ts";
 
@@ -244,7 +244,7 @@ export async function openConnections(
   }
   // Before SQLite opens anything: what it would open read-only and leave files beside (writable.ts).
   const opened = linkedPath(path);
-  const unwritable = linkProblem(path, opened) ?? unwritableProblem(opened);
+  const unwritable = linkProblem(path, opened) ?? notAFileProblem(opened) ?? unwritableProblem(opened);
   if (unwritable) throw new Error(`cannot open ${path}: ${unwritable}`);
   // A link to nothing at the path (planted, or made ahead of the store): the file it names is made privately too.
   createPrivately(opened);

@@ -6,8 +6,9 @@
  * fixed. Asked first, nothing is opened, so nothing is left; a `-shm` or `-wal` that such a start left (an earlier
  * kubemeta's, a tool's) is named with what to do about it.
  */
-import { accessSync, constants, existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
+import { accessSync, constants, existsSync, lstatSync, readlinkSync, realpathSync, statSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
+import { kindOf } from "../../../sdk/credential-file.ts";
 
 /** The kernel's own limit on the symbolic links one lookup follows. */
 const MAX_LINKS = 40;
@@ -54,6 +55,19 @@ export function danglingLinkAbove(dir: string): string | undefined {
     return `${at} is a symbolic link to ${readlinkSync(at)}, which does not exist`;
   }
   return undefined;
+}
+
+/** What the file SQLite would open at `opened` is instead of one (SQLite said `disk I/O error` of a FIFO). */
+export function notAFileProblem(opened: string): string | undefined {
+  let info: ReturnType<typeof statSync>;
+  try {
+    info = statSync(opened, { throwIfNoEntry: false });
+  } catch {
+    // A directory denied (EACCES): said by unwritableProblem.
+    return undefined;
+  }
+  if (!info || info.isFile()) return undefined;
+  return `it is ${kindOf(info)}, not a regular file: give store.url the path of the database's file`;
 }
 
 /** The code of the refusal to access `path` in `mode` (EACCES, EROFS…); "missing" when nothing is there. */
