@@ -112,7 +112,7 @@ const slimRuleSchema = v.strictObject({
 const slimSchema = v.strictObject({
   annotations: annotationList(
     "Annotations every kind keeps (a Secret none): exact keys, or prefixes ending in `/` or `*` (`*` alone: all). " +
-      "An entry no key can match (`*/scrape`, `a*b`, an upper-case prefix) is a config error. " +
+      "An entry no key can match (`*/scrape`, `a*b`, `example.com/x-`) is a config error. " +
       "Never `kubectl.kubernetes.io/last-applied-configuration`.",
   ),
   kinds: v.optional(

@@ -14,6 +14,7 @@
  *
  * A path through a list keeps the rest of the path in each of its items (keep-paths.ts).
  */
+import { isDnsSubdomain } from "../../protocol/node-token.ts";
 
 /** The config's `slim:` section: the annotations every kind keeps, and the rules by kind. */
 export interface SlimOptions {
@@ -90,18 +91,35 @@ export function ruleProblems(kind: string, rule: SlimRule): RuleProblem[] {
   return problems;
 }
 
+/** The name of an annotation key: up to 63 letters, digits, "-", "_" and ".", starting and ending alphanumeric. */
+const KEY_NAME = /^[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+/** The start of such a name: what an entry ending in "*" may hold of it. */
+const KEY_NAME_START = /^(?:[A-Za-z0-9][-A-Za-z0-9_.]{0,62})?$/;
+/** The start of a name or of a DNS prefix (up to 253 characters): an entry ending in "*" before any "/". */
+const KEY_START = /^(?:[A-Za-z0-9][-A-Za-z0-9_.]{0,252})?$/;
+
 /**
- * An annotation key, or the start of one: a lowercase DNS prefix and "/", then a name of letters, digits, "-", "_" and
- * "."; the API server refuses any other key, so an entry of other characters (a "*" not at its end, a space) would
- * keep nothing, unseen.
+ * True when some annotation key is `entry` (`start`: begins with it). A key is the API server's: a name, or a DNS
+ * prefix, "/" and a name, checked lowercased (apimachinery's ValidateAnnotations), so `Example.com/x` is one.
  */
-const ANNOTATION_KEY_START = /^([a-z0-9.-]+\/)?[A-Za-z0-9._-]*$/;
+function someKeyMatches(entry: string, start: boolean): boolean {
+  const slash = entry.indexOf("/");
+  if (slash < 0) return (start ? KEY_START : KEY_NAME).test(entry);
+  const name = entry.slice(slash + 1);
+  return isDnsSubdomain(entry.slice(0, slash).toLowerCase()) && (start ? KEY_NAME_START : KEY_NAME).test(name);
+}
+
+/** True when some annotation key is the entry, or begins with it for a prefix ("…/", "…*"). */
+function someKeyMatchesEntry(entry: string): boolean {
+  return entry.endsWith("*") ? someKeyMatches(entry.slice(0, -1), true) : someKeyMatches(entry, entry.endsWith("/"));
+}
 
 /**
  * Why entries of an annotation allow-list (the global one, or a rule's) cannot be applied: one that names the
  * last-applied key, alone or as a prefix ending in "*", and one that no annotation key can match (a glob "*" not at
- * the end, a space). A prefix that merely covers the last-applied key ("kubectl.kubernetes.io/", "*") is fine: the
- * key is never kept whatever the list says. Paths are `[i]`.
+ * the end, a space, a name ending in "-"), which would keep nothing, unseen. A prefix that merely covers the
+ * last-applied key ("kubectl.kubernetes.io/", "*") is fine: the key is never kept whatever the list says. Paths are
+ * `[i]`.
  */
 export function allowListProblems(allowList: readonly string[] | undefined): RuleProblem[] {
   const problems: RuleProblem[] = [];
@@ -111,12 +129,13 @@ export function allowListProblems(allowList: readonly string[] | undefined): Rul
         path: `[${i}]`,
         message: `"${entry}" is never published: it holds the whole applied manifest, Secret data and env values too`,
       });
-    else if (!ANNOTATION_KEY_START.test(entry.endsWith("*") ? entry.slice(0, -1) : entry))
+    else if (!someKeyMatchesEntry(entry))
       problems.push({
         path: `[${i}]`,
         message:
-          `"${entry}" matches no annotation key: a key is [prefix/]name, the prefix a lowercase DNS name, the name ` +
-          'letters, digits, "-", "_" and "."; an entry is a key, or the start of one ending in "/" or "*"',
+          `"${entry}" matches no annotation key: a key is [prefix/]name, the prefix a DNS name (any case), the name ` +
+          'up to 63 letters, digits, "-", "_" and ".", starting and ending with a letter or digit; an entry is a key, ' +
+          'or the start of one ending in "/" or "*"',
       });
   });
   return problems;
