@@ -31,9 +31,10 @@ const bookmark = (rv: string, initialEventsEnd = false) =>
   });
 
 /**
- * What the scripted server answers to one watch request: an error, or chunks then (optionally) silence until aborted.
+ * What the scripted server answers to one watch request: an error, or chunks then (optionally) silence until aborted,
+ * or for `endAfterMs` before the watch ends cleanly (as at its timeoutSeconds).
  */
-type WatchAnswer = { error: Error } | { chunks: string[]; thenHang?: boolean };
+type WatchAnswer = { error: Error } | { chunks: string[]; thenHang?: boolean; endAfterMs?: number };
 
 class ScriptedApi implements Requester {
   readonly watches: string[] = [];
@@ -54,6 +55,7 @@ class ScriptedApi implements Requester {
       if (pending) await pending;
     }
     if (answer.thenHang) await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+    if (answer.endAfterMs) await Bun.sleep(answer.endAfterMs);
     signal.throwIfAborted();
   }
 
@@ -65,7 +67,12 @@ class ScriptedApi implements Requester {
   }
 }
 
-function reflect(api: ScriptedApi, streamingList: StreamingListMode, sink = new RecordingSink()) {
+function reflect(
+  api: ScriptedApi,
+  streamingList: StreamingListMode,
+  sink = new RecordingSink(),
+  watchTimeoutMs = 60_000,
+) {
   const type = resourceType("pods");
   let synced = 0;
   sink.claimKind("pods", type.kind); // as follow() does before it starts a reflector
@@ -77,7 +84,7 @@ function reflect(api: ScriptedApi, streamingList: StreamingListMode, sink = new 
       key: "pods",
       pageSize: 500,
       streamingList,
-      watchTimeoutMs: 60_000,
+      watchTimeoutMs,
       backoff: { initialMs: 10, maxMs: 20 },
     },
     {
@@ -133,6 +140,23 @@ describe("a server that ignores sendInitialEvents", () => {
       }
     });
   }
+
+  test("is detected by a plain watch, answered at once, that stays empty until its timeout ends it", async () => {
+    // watchTimeout 1s asks for timeoutSeconds=1; the watch is open 950 ms, past 90 % of it.
+    const api = new ScriptedApi(
+      (path) => (isStreamingList(path) ? { chunks: [], endAfterMs: 950 } : { chunks: [], thenHang: true }),
+      [pod("a", "3")],
+    );
+    const run = reflect(api, "auto", new RecordingSink(), 1000);
+    try {
+      await until(() => api.watches.some(resumesFrom("100")), "the watch from the list's resourceVersion");
+      expect(api.watches.filter(isStreamingList)).toHaveLength(1);
+      expect(api.lists).toHaveLength(1);
+      expect(run.synced()).toBe(1);
+    } finally {
+      await run.stop();
+    }
+  });
 
   test("streamingList: always keeps asking for a streaming list after a 422", async () => {
     const refused = new ApiError(422, "Invalid", "sendInitialEvents is forbidden");

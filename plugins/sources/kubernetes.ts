@@ -128,7 +128,8 @@ const schema = v.strictObject({
       v.picklist(["auto", "always", "never"]),
       v.description(
         "`auto`: streaming lists (Kubernetes 1.32+), falling back to paginated LIST where the server refuses them " +
-          "(422); `always`; `never`.",
+          "(422) or answers a plain watch (older servers, some proxies); one the server left unanswered, not even " +
+          "its headers, until it ended is tried again as a streaming list; `always`; `never`.",
       ),
     ),
     "auto",

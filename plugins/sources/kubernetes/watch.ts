@@ -119,6 +119,8 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
   let unconfirmed: Timer | undefined;
   let overdue = false;
   let lifetime: Timer | undefined;
+  /** When the headers came: a server that held them back until the watch ended said nothing of streaming lists. */
+  let openedAt: number | undefined;
 
   /** Past its initial state (the list's own time), a watch ends OVERDUE_FACTOR past its timeout from its start. */
   function capLifetime(): void {
@@ -244,6 +246,7 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
       await deps.requester.stream({ verb: "watch", resource: type.resource, path: options.path }, request.signal, {
         cadence,
         onOpen() {
+          openedAt = performance.now();
           if (!options.initial) {
             unconfirmed = setTimeout(confirmResumed, RESUME_SETTLE_MS);
             return;
@@ -267,8 +270,9 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
     const elapsedMs = performance.now() - started;
     if (initialPending) {
       // A server that honours sendInitialEvents sends the bookmark before anything else
-      // can end the watch; one that ignores it keeps a plain watch open until timeoutSeconds.
-      if (elapsedMs >= options.timeoutSeconds * 900)
+      // can end the watch; one that ignores it answers at once and keeps a plain watch open until timeoutSeconds.
+      // One that answered only as the timeout ended the watch (stalled, or the way to it) is retried as it was.
+      if (openedAt !== undefined && performance.now() - openedAt >= options.timeoutSeconds * 900)
         throw new StreamingListIgnored("the watch timed out without an initial-events-end bookmark");
       throw new Error("the streaming list ended before its initial-events-end bookmark");
     }
