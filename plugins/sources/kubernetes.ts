@@ -72,7 +72,10 @@ const schema = v.strictObject({
       v.description(
         "Watch only this namespace (cluster-scoped resources, such as nodes and namespaces, stay cluster-wide: " +
           "a source per namespace lists them in one only, as a second would watch them again and is refused). " +
-          "Without it, every namespace: the kubeconfig context's `namespace` is not read.",
+          "A source per namespace cannot share a namespaced resource either: a kind is one resource's, so a second " +
+          "source's `pods` is not watched and keeps that source unready (`/readyz`: `pods (its kind Pod is watched " +
+          "as …: watch one of them)`), which `--check` does not say. Without it, every namespace: the kubeconfig " +
+          "context's `namespace` is not read.",
       ),
     ),
   ),
