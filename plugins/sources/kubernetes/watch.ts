@@ -239,8 +239,8 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
     counts.clear();
   }
 
-  // From the request on: a server that holds back the headers holds the watch too.
-  if (!options.initial) capLifetime();
+  // From the request on: a server that holds back the headers holds the watch too (a streaming list's, until they come).
+  capLifetime();
   try {
     try {
       await deps.requester.stream({ verb: "watch", resource: type.resource, path: options.path }, request.signal, {
@@ -251,6 +251,8 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
             unconfirmed = setTimeout(confirmResumed, RESUME_SETTLE_MS);
             return;
           }
+          // The initial state takes the list's own time: capped again once it ends.
+          clearTimeout(lifetime);
           metrics.relists.inc({ resource: type.resource });
           relist = changes.relist(key, type.kind);
         },
@@ -268,6 +270,8 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
       });
     }
     const elapsedMs = performance.now() - started;
+    // A streaming list unanswered past its bound: asked again as any watch is.
+    if (initialPending && overdue && openedAt === undefined) return { progressed, elapsedMs, overdue };
     if (initialPending) {
       // A server that honours sendInitialEvents sends the bookmark before anything else
       // can end the watch; one that ignores it answers at once and keeps a plain watch open until timeoutSeconds.
