@@ -68,7 +68,10 @@ const subjectPrefix = v.pipe(
   v.regex(PREFIX_PATTERN, ({ input }) => `${input} is not a subject prefix (${PREFIX_RULE})`),
 );
 
-/** The sink's prefix: one its config refuses (`_INBOX`) is no kubemeta's, and its replays would go unanswered for ever. */
+/**
+ * The sink's prefix: one its config refuses (`_INBOX`) is no kubemeta's, and its replays would go unanswered for
+ * ever.
+ */
 const sinkPrefix = v.pipe(
   subjectPrefix,
   v.check(

@@ -64,7 +64,8 @@ const schema = v.strictObject({
   authToken: v.optional(
     v.pipe(
       v.string(),
-      // A Secret's file often ends with a line break: fetch drops it from the header, Hrana's WebSocket `hello` sent it.
+      // A Secret's file often ends with a line break: fetch drops it from the header, Hrana's WebSocket `hello` sent
+      // it.
       v.transform((token) => token.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, "")),
       v.description(
         "Token of a remote server, e.g. `${LIBSQL_AUTH_TOKEN}`, the spaces and line breaks around it dropped; " +

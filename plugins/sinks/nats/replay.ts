@@ -214,7 +214,8 @@ export function serveReplay(options: ResponderOptions): Responder {
       return;
     }
     // Past those that wait, told to ask again: answered now, it would be a reset, the stream's whole state, where a
-    // replay may do once the log gets there. Any other answer (this replica fenced out, a store not synced yet) as ever.
+    // replay may do once the log gets there. Any other answer (this replica fenced out, a store not synced yet) as
+    // ever.
     if (resetOf(pending) === "ahead-of-log") return busy(reply);
     admit(pending);
   }

@@ -239,7 +239,8 @@ export async function consumeWatch(options: WatchOptions): Promise<WatchResult> 
     counts.clear();
   }
 
-  // From the request on: a server that holds back the headers holds the watch too (a streaming list's, until they come).
+  // From the request on: a server that holds back the headers holds the watch too (a streaming list's, until they
+  // come).
   capLifetime();
   try {
     try {
