@@ -101,6 +101,9 @@ export const sseOptionsSchema = v.pipe(
     ),
     headers: v.optional(
       v.pipe(
+        // A record takes a list as the mapping of "0", "1", …: `["Authorization: Bearer …"]` would send a header
+        // named 0, and no Authorization.
+        v.custom<unknown>((input) => !Array.isArray(input), "an object of header values (name: value), not a list"),
         // What fetch throws on at every request; a value is not quoted (it may be a key).
         v.record(
           v.pipe(v.string(), v.regex(HEADER_NAME, "a header's name is letters, digits and !#$%&'*+-.^_`|~")),

@@ -87,6 +87,12 @@ test("subscribeSse: an option that is none, of another type, a fraction of a ms,
     [{ idleTimeoutMs: "500" }, TypeError, /^idleTimeoutMs: "500" is not a whole number/],
     [{ reconnect: { initialMs: 10.5 } }, RangeError, /^reconnect\.initialMs: 10\.5 is not a whole number/],
     [{ headers: { "x-tenant": 7 } }, TypeError, /^headers\.x-tenant: a header's value is a string/],
+    // A record takes a list as the mapping of "0", "1", …: this would send a header named 0, and no Authorization.
+    [
+      { headers: ["Authorization: Bearer x"] },
+      TypeError,
+      /^headers: an object of header values \(name: value\), not a list/,
+    ],
     // The client sets the request's headers and signal itself: these would be replaced unseen.
     [
       { fetchInit: { headers: { "x-tenant": "a" } } },
