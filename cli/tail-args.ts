@@ -106,7 +106,7 @@ export function parseTailArgs(args: string[], env: Record<string, string | undef
     json: values.json,
     token: tokenOf(values.token, env.KUBEMETA_TOKEN, "url" in transport),
     caFile: values.ca,
-    idleTimeoutMs: idleTimeout === undefined ? undefined : valid("--idle-timeout", positiveDuration, idleTimeout),
+    idleTimeoutMs: idleTimeout === undefined ? undefined : idleTimeoutOf(idleTimeout),
   };
 }
 
@@ -154,6 +154,19 @@ function transportOf(values: { url?: string; nats?: string; cluster?: string; pr
     throw new UsageError(`--nats: "${redactServer(bad)}" is not a NATS server: expected ${NATS_SERVER_RULE}`);
   if (!credentialsAgree(servers)) throw new UsageError("--nats: the servers' URLs carry different credentials");
   return { servers, cluster, prefix };
+}
+
+/**
+ * `--idle-timeout`'s milliseconds. A bare 0, as one writes it to turn the check off, is no duration's form either:
+ * it is told the rule it breaks, which the list of forms alone does not say.
+ */
+function idleTimeoutOf(input: string): number {
+  if (/^\s*(0+(\.0*)?|\.0+)\s*$/.test(input))
+    throw new UsageError(
+      '--idle-timeout: must be more than 0 (there is no turning it off), a duration such as "500ms", "10s", "5m", ' +
+        '"24h" or "7d"',
+    );
+  return valid("--idle-timeout", positiveDuration, input);
 }
 
 function valid<T extends v.GenericSchema>(flag: string, schema: T, input: unknown): v.InferOutput<T> {

@@ -34,6 +34,10 @@ test("a stream given twice is refused as the client library refuses it, in a com
   });
 });
 
+const ZERO_REFUSED =
+  '--idle-timeout: must be more than 0 (there is no turning it off), a duration such as "500ms", "10s", "5m", "24h" ' +
+  'or "7d"';
+
 test("--idle-timeout: a duration as the config writes one, over 0, within a timer's range, with --url alone", () => {
   const url = ["--url", "http://127.0.0.1:9"];
   expect(parseTailArgs([...url, "--idle-timeout", "90s"], {})).toMatchObject({ idleTimeoutMs: 90_000 });
@@ -45,6 +49,9 @@ test("--idle-timeout: a duration as the config writes one, over 0, within a time
       '--idle-timeout: expected a duration such as "500ms", "10s", "5m", "24h" or "7d"',
     ],
     [[...url, "--idle-timeout", "0s"], "--idle-timeout: must be more than 0"],
+    // A 0 without its unit, as a user turning the check off writes it: the rule it breaks, not only the forms.
+    [[...url, "--idle-timeout", "0"], ZERO_REFUSED],
+    [[...url, "--idle-timeout", "0.0"], ZERO_REFUSED],
     [[...url, "--idle-timeout", "0.2ms"], "--idle-timeout: must be more than 0"],
     [[...url, "--idle-timeout", "30d"], "--idle-timeout: must be at most 596h (2^31-1 ms: no timer waits longer)"],
     [["--nats", "nats://127.0.0.1:9", "--cluster", "c", "--idle-timeout", "90s"], "--idle-timeout goes with --url"],

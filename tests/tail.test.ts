@@ -230,6 +230,7 @@ test(
       [["--url", "http://127.0.0.1:9", "--kinds", "Configmap"], /--kinds: Configmap must be written ConfigMap/],
       // The other values it refuses: tests/tail-args.test.ts.
       [["--url", "http://127.0.0.1:9", "--idle-timeout", "45"], /--idle-timeout: expected a duration such as "500ms"/],
+      [["--url", "http://127.0.0.1:9", "--idle-timeout", "0"], /--idle-timeout: must be more than 0 \(there is no/],
       [["--url", "http://127.0.0.1:9/kubemeta?token=secret-q"], /--url: .* has a query or fragment/],
       [["--url", "http://u:secret-u@127.0.0.1:9/kubemeta?token=secret-q"], /--url: .* has a query or fragment/],
       [["--url", "http://u:secret%ZZ@127.0.0.1:9"], /--url: its credentials before @ are not percent-encoded/],
