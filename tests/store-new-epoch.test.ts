@@ -6,7 +6,7 @@
  * raised term fences a writer still running.
  */
 import { afterEach, expect, test } from "bun:test";
-import { copyFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import * as v from "valibot";
@@ -135,7 +135,7 @@ test("new-epoch on a remote store: a new epoch, the head kept; a writer still ru
   expect([state.epoch, state.head]).toEqual([epoch!, 3]);
 });
 
-test("new-epoch: --help names it; no other option; no store, or none of kubemeta's, at the path: exit 1", async () => {
+test("new-epoch: --help names it; no other option; no store, or none of kubemeta's (or no file), at the path: exit 1", async () => {
   expect((await runMain(["--help"])).stdout).toContain("bun run main.ts new-epoch [--config <file>]");
   const dir = await tempDir();
   const config = join(dir, "kubemeta.yaml");
@@ -153,6 +153,21 @@ test("new-epoch: --help names it; no other option; no store, or none of kubemeta
     `kubemeta: new-epoch: no store at ${path}: new-epoch gives an existing store a new epoch\n`,
   ]);
   expect(existsSync(path)).toBe(false);
+  // The store's folder given, or a FIFO: said as what it is, as --check and a start say it, not as no store.
+  const notAFile: [string, () => unknown][] = [
+    ["a directory", () => mkdir(path)],
+    ["a FIFO", () => rm(path, { recursive: true }).then(() => Bun.spawnSync(["mkfifo", path]))],
+  ];
+  for (const [kind, make] of notAFile) {
+    await make();
+    const refused = await newEpoch(config);
+    expect([refused.code, refused.stderr]).toEqual([
+      1,
+      `kubemeta: new-epoch: cannot open ${path}: it is ${kind}, not a regular file: give store.url the path of the ` +
+        "database's file\n",
+    ]);
+  }
+  await rm(path);
   await writeFile(path, "");
   const empty = await newEpoch(config);
   expect([empty.code, empty.stderr]).toEqual([

@@ -14,7 +14,7 @@ import { filePathOf, fileUrlProblem, isFileUrl, openConnections, storeName, type
 import { releaseClosedConnections } from "./release.ts";
 import { runStatement } from "./run-statement.ts";
 import { migrate } from "./schema.ts";
-import { linkedPath, unwritableProblem } from "./writable.ts";
+import { linkedPath, notAFileProblem, unwritableProblem } from "./writable.ts";
 import type { Writer } from "./writer.ts";
 
 /**
@@ -43,6 +43,10 @@ async function newFileEpoch(url: string): Promise<EpochChange> {
   const problem = fileUrlProblem(url);
   if (problem) throw new Error(`unusable store url: ${problem}`);
   const path = filePathOf(url);
+  // The store's folder, or a FIFO, is said as what it is, as --check and a start say it: "no store" sent the operator
+  // looking for a file that was never meant to be there.
+  const notAFile = notAFileProblem(linkedPath(path));
+  if (notAFile) throw new Error(`cannot open ${path}: ${notAFile}`);
   // libSQL would create an empty database there: a path mistyped would be said to hold no store only after that.
   if (!isFile(path)) throw new Error(`no store at ${path}: new-epoch gives an existing store a new epoch`);
   const unwritable = unwritableProblem(linkedPath(path));
