@@ -4,6 +4,7 @@
  * a clock handed to the host (HostOptions.clock) steps back while it runs.
  */
 import { afterEach, expect, test } from "bun:test";
+import { join } from "node:path";
 import { createLogger } from "../host/logger.ts";
 import type { Update } from "../sdk/model.ts";
 import { rawPod, startTestHost, type TestHost, waitFor } from "../testing/index.ts";
@@ -28,6 +29,24 @@ test("a clock ahead of the newest update by over maxAge prunes by age only what 
   expect(th.host.log.oldest()).toBe(14);
   const kept = await th.host.log.read({ stream: "all", after: 13, limit: 100 });
   expect(kept.map((update) => update.version)).toEqual([14, 15, 16, 17, 18, 19, 20]);
+});
+
+test("a run of retention that removed updates is one info line, which README names with its fields", async () => {
+  const dir = await storeChangedUntil(Date.now() - 10 * 24 * 60 * MINUTE);
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger({ level: "info", write: (line) => void lines.push(JSON.parse(line)) });
+  const th = await startTestHost({ dir, logger, retention: { maxAge: "65m", interval: "20ms" } });
+  hosts.push(th);
+  const pruned = () => lines.find((line) => line.msg === "retention pruned updates");
+  await waitFor(() => pruned() !== undefined, 5_000, "the line of retention's run");
+  expect(pruned()).toMatchObject({ level: "info", removed: 13, oldest: 14 });
+  // README names the line and, right after it, each of its fields, so that an operator reads them without guessing.
+  const readme = await Bun.file(join(import.meta.dir, "..", "README.md")).text();
+  const at = readme.indexOf("`retention pruned updates`");
+  expect(at).toBeGreaterThan(-1);
+  const said = readme.slice(at, at + 300);
+  const fields = Object.keys(pruned()!).filter((key) => !["level", "time", "msg"].includes(key));
+  expect(fields.filter((field) => !said.includes(`\`${field}\``))).toEqual([]);
 });
 
 test("a clock stepped back while kubemeta was down stamps nothing before the newest stored, and says so", async () => {
