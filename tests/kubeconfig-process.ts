@@ -52,6 +52,9 @@ export async function seesNewPod(server: TestApiServer, url: string, name: strin
   return false;
 }
 
-/** kubemeta's log lines that say a request was refused with a 401. */
+/**
+ * kubemeta's log lines that say a request was refused with a 401: in their words, not in a number field (a retry's
+ * `"delayMs":401` is no refusal).
+ */
 export const unauthorizedLines = (stdout: Output): string[] =>
-  stdout.text.split("\n").filter((line) => /401|Unauthorized/.test(line));
+  stdout.text.split("\n").filter((line) => /\b401\b|Unauthorized/.test(line.replace(/"\w+":\d+/g, "")));
