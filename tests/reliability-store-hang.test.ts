@@ -92,7 +92,9 @@ test("a remote store that stops answering: /readyz and a read 503 after the boun
   // The commit in flight was asked for at most a commit's time before the store stopped.
   expect(unreadyAfterMs).toBeGreaterThan(STORE_UNANSWERED_MS - 1_000);
 
-  // Said in the log as well, once: a commit that hangs fails (and is logged failing) only at store.timeout.
+  // Said in the log as well, once: a commit that hangs fails (and is logged failing) only at store.timeout. Written as
+  // /readyz turns, the line may still be in the pipe when /readyz answers.
+  await out.waitFor(/"msg":"store not answering a commit; waiting for it"/, 5_000);
   expect(out.lines("store not answering a commit; waiting for it")).toEqual([
     expect.objectContaining({ level: "warn", waitedMs: STORE_UNANSWERED_MS, updates: expect.any(Number) }),
   ]);
