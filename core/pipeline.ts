@@ -173,9 +173,9 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       return;
     }
     const { kind, uid, resourceVersion: rv } = change;
-    const relisted = relists.otherKind(resource, kind);
-    if (relisted !== undefined) return refuseOtherKind(resource, kind, relisted);
-    if (!relists.noteListed(resource, kind, uid) && resumable(rv)) queue.resume(resource, rv);
+    const relisted = relists.noteListed(resource, kind, uid);
+    if (relisted !== undefined && relisted !== kind) return refuseOtherKind(resource, kind, relisted);
+    if (relisted === undefined && resumable(rv)) queue.resume(resource, rv);
     if (change.tooDeep && type !== "DELETED") return refuseTooDeep(resource, type, change);
 
     const before = known.get(kind, uid);

@@ -60,16 +60,11 @@ export function createRelists(options: RelistOptions) {
 
   return {
     start,
-    /** Whether `resource` is relisting now; a listed object of its kind is noted as seen. */
-    noteListed(resource: string, kind: string, uid: string): boolean {
+    /** The kind `resource` is relisting now, if it is; a listed object of that kind is noted as seen. */
+    noteListed(resource: string, kind: string, uid: string): string | undefined {
       const open = relists.get(resource);
       if (open && kind === open.kind) open.seen.add(uid);
-      return open !== undefined;
-    },
-    /** The kind `resource` is relisting, when it is relisting another than `kind`. */
-    otherKind(resource: string, kind: string): string | undefined {
-      const open = relists.get(resource);
-      return open !== undefined && open.kind !== kind ? open.kind : undefined;
+      return open?.kind;
     },
     isOpen: (resource: string) => relists.has(resource),
     /** RetractionOptions.relisting. */
